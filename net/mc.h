@@ -1,0 +1,88 @@
+/* mc.h: the memcached text protocol.
+ * Parsing is pure: bytes in; a status, bytes consumed and a decoded request
+ * out. No I/O, no allocation, no logging, so unit tests and fuzzers drive it.
+ * Threads: any; nothing here is shared.
+ * Ownership: keys and data in struct mc_request point into the caller's input
+ *   and live as long as those bytes do. */
+#ifndef RINGKV_NET_MC_H
+#define RINGKV_NET_MC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define MC_MAX_KEY_LEN 250 /* memcached's KEY_MAX_LENGTH */
+
+/* X-macro: one list gives the enum and the name table. */
+#define MC_COMMANDS(X)                                                                             \
+    X(GET, "get") X(GETS, "gets") X(GAT, "gat") X(GATS, "gats") X(SET, "set") X(ADD, "add")      \
+    X(REPLACE, "replace") X(APPEND, "append") X(PREPEND, "prepend") X(CAS, "cas")                 \
+    X(DELETE, "delete") X(TOUCH, "touch") X(INCR, "incr") X(DECR, "decr")                        \
+    X(FLUSH_ALL, "flush_all") X(STATS, "stats") X(VERSION, "version")                             \
+    X(VERBOSITY, "verbosity") X(QUIT, "quit")
+
+enum mc_cmd {
+#define MC_ENUM(id, name) MC_##id,
+    MC_COMMANDS(MC_ENUM)
+#undef MC_ENUM
+    MC_CMD_COUNT
+};
+
+/* Name of a command, as the protocol spells it. */
+const char *mc_cmd_name(enum mc_cmd cmd);
+
+enum mc_status {
+    MC_OK,        /* one whole request parsed */
+    MC_MORE,      /* need more bytes; *need is the total length needed when known */
+    MC_NEED_KEYS, /* keys array too small: req->nkeys holds the count needed */
+    MC_ERROR,     /* a request the client got wrong: reply *err (a whole line
+                     with CRLF, "ERROR\r\n" or "CLIENT_ERROR ...\r\n"), skip
+                     *consumed bytes (which may exceed len: the caller then
+                     discards the rest as it arrives, as memcached's swallow),
+                     and go on */
+    MC_BAD,       /* framing lost (a line longer than the limit): reply *err, close */
+};
+
+struct mc_key {
+    const char *ptr;
+    uint32_t len;
+};
+
+struct mc_request {
+    enum mc_cmd cmd;
+    struct mc_key *keys; /* caller's array; get/gets/gat/gats may carry many */
+    uint32_t nkeys;
+    uint32_t flags;      /* client flags of storage commands */
+    int64_t exptime;     /* as sent: 0 none, <= 30 days relative seconds, else unix time;
+                            negative means already expired */
+    uint64_t cas;        /* cas unique of "cas" */
+    uint64_t delta;      /* incr/decr amount */
+    int64_t number;      /* flush_all delay, verbosity level */
+    const char *data;    /* storage commands: the data block, without its CRLF */
+    uint32_t data_len;
+    const char *stats_arg; /* "stats <arg>", NULL when absent */
+    uint32_t stats_arg_len;
+    bool noreply;
+};
+
+struct mc_limits {
+    uint32_t max_line;   /* longest command line, CRLF included (memcached: 2048,
+                            longer for get with many keys: see max_keys) */
+    uint64_t max_value;  /* largest data block; larger gets "SERVER_ERROR object
+                            too large for cache" and its data is swallowed */
+};
+
+/* Parses one request from data[0..len); keys has room for keys_cap keys. */
+enum mc_status mc_parse(const struct mc_limits *lim, const char *data, size_t len,
+                        struct mc_request *req, struct mc_key *keys, uint32_t keys_cap,
+                        size_t *consumed, size_t *need, const char **err);
+
+/* Reply writers. */
+void mc_write_value(struct buf *b, const void *key, size_t klen, uint32_t flags, const void *val,
+                    size_t vlen, const uint64_t *cas); /* "VALUE k f n [cas]\r\ndata\r\n";
+                                                          cas NULL for get/gat */
+void mc_write_line(struct buf *b, const char *line); /* appends line and CRLF */
+
+#endif

@@ -1,0 +1,121 @@
+/* table.h: a shard's hash table of keys.
+ * Open addressing with linear probing over 8-byte slots; each slot holds a
+ * pointer to an immutable struct table_entry with a 16-bit hash tag packed
+ * into the pointer's unused top bits, so most misses never touch the entry.
+ * The home slot of a key is the high bits of its hash (so a scan cursor is a
+ * position in hash space, see table_scan). Growth is incremental, as Redis's
+ * dict: a bigger array is allocated, and each write (and table_step()) moves a
+ * bounded number of slots from the old array to the new one, so the loop never
+ * stalls on a resize.
+ *
+ * Threads (SPMC): one owner thread (the shard) inserts, replaces, removes and
+ *   migrates. Any number of reader threads may look up and iterate at the same
+ *   time without locks, inside table_read_begin()/table_read_end(): slots are
+ *   published with release stores and read with acquire loads; entries and old
+ *   arrays that readers might still see are freed only after an epoch
+ *   (ck_epoch) in which no reader was active. The owner itself reads without
+ *   begin/end.
+ * Ownership: an entry handed to table_put() belongs to the table. Entries that
+ *   leave the table (replaced, removed) are returned to the owner, who passes
+ *   them to table_retire() once it no longer needs them; the table frees them
+ *   when no reader can hold them. Entries come from table_entry_alloc().
+ * Errors: -ENOMEM from calls that allocate; the table is unchanged then. */
+#ifndef RINGKV_SHARDS_TABLE_H
+#define RINGKV_SHARDS_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A stored key and value. Immutable once published, except:
+ *  - lru_s: the owner writes it on access (relaxed; readers may see either);
+ *  - appending in place: the owner may write bytes past val_len inside the
+ *    allocation's usable size and then store-release the larger val_len, so
+ *    a reader sees the old value or the new one, never a torn one. */
+struct table_entry {
+    int64_t expire_ms; /* absolute unix ms; 0 = no expiry */
+    uint64_t cas;      /* memcached cas unique; changes on every write */
+    uint32_t key_len;
+    uint32_t val_len;  /* read with table_entry_val_len() from non-owner threads */
+    uint32_t mc_flags; /* memcached client flags */
+    uint32_t lru_s;    /* coarse clock (seconds) of the last access, for eviction */
+    char data[];       /* key bytes, then value bytes */
+};
+
+static inline const char *table_entry_key(const struct table_entry *e) { return e->data; }
+static inline char *table_entry_val(struct table_entry *e) { return e->data + e->key_len; }
+static inline uint32_t table_entry_val_len(const struct table_entry *e)
+{
+    return __atomic_load_n(&e->val_len, __ATOMIC_ACQUIRE);
+}
+
+/* Allocates an entry for key_len + val_cap bytes of data, fields zeroed
+ * except key_len (set) and val_len (0). NULL on out of memory. Owner only. */
+struct table_entry *table_entry_alloc(uint32_t key_len, size_t val_cap);
+/* Bytes the entry may hold for its value without moving (usable size). */
+size_t table_entry_val_cap(const struct table_entry *e);
+/* Bytes of memory the entry occupies (mimalloc's usable size). */
+size_t table_entry_mem(const struct table_entry *e);
+/* Frees an entry that was never published. Owner only. */
+void table_entry_free(struct table_entry *e);
+
+struct table;
+struct table_reader;
+
+/* Creates a table sized for `hint` keys. NULL on out of memory. The calling
+ * thread becomes the owner. */
+struct table *table_create(size_t hint);
+/* Frees the table and every entry in it. No reader may be active. Owner only. */
+void table_destroy(struct table *t);
+
+/* Finds a key. hash is keyhash(key, key_len). Returns NULL when absent.
+ * Owner: the entry stays valid until the owner changes the table.
+ * Reader: valid until table_read_end(). */
+struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
+                               uint64_t hash);
+
+/* Inserts e (for key hash `hash`), replacing the entry with the same key.
+ * *old receives the replaced entry or NULL; the caller retires it.
+ * 0 or -ENOMEM. Owner only. */
+int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct table_entry **old);
+
+/* Removes a key. Returns the removed entry (caller retires it) or NULL. Owner only. */
+struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_len,
+                                 uint64_t hash);
+
+/* Hands an entry that left the table to deferred reclamation. Owner only. */
+void table_retire(struct table *t, struct table_entry *e);
+
+/* Once per loop turn: frees what no reader can still see and moves up to
+ * `budget` slots of an incremental resize. Owner only. Returns true while
+ * work remains (a resize in progress or entries waiting for reclamation). */
+bool table_step(struct table *t, unsigned budget);
+
+/* Number of keys. Any thread (a relaxed atomic load). */
+size_t table_count(const struct table *t);
+/* Bytes used by the slot arrays (entries not counted). Any thread. */
+size_t table_overhead_bytes(const struct table *t);
+
+/* Calls fn for every entry whose hash lies in [cursor, end), in hash order
+ * chunks, until at least `want` entries were visited or the table ends.
+ * Returns the next cursor, 0 when the whole hash space is done.
+ * Guarantee (SCAN's): an entry present from the first call to the last is
+ * visited at least once, across resizes. Owner only. */
+uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
+                    void (*fn)(struct table_entry *e, void *arg), void *arg);
+
+/* Up to n entries picked at random (eviction sampling, RANDOMKEY, expiry
+ * sweep). rng is the caller's xorshift state. Returns how many were found
+ * (0 only when the table is empty). Owner only. */
+size_t table_sample(const struct table *t, uint64_t *rng, struct table_entry **out, size_t n);
+
+/* Removes and retires every entry. Owner only. */
+void table_clear(struct table *t);
+
+/* Readers: register once per thread per table, then bracket each read. */
+struct table_reader *table_reader_register(struct table *t);
+void table_reader_unregister(struct table *t, struct table_reader *r);
+void table_read_begin(struct table_reader *r);
+void table_read_end(struct table_reader *r);
+
+#endif
