@@ -3,7 +3,9 @@
  * out. No I/O, no allocation, no logging, so unit tests and fuzzers drive it.
  * Threads: any; nothing here is shared.
  * Ownership: keys and data in struct mc_request point into the caller's input
- *   and live as long as those bytes do. */
+ *   and live as long as those bytes do.
+ * Errors: parse outcomes are enum mc_status with memcached's own reply lines
+ *   in *err; writers never fail loudly (see buf.h). */
 #ifndef RINGKV_NET_MC_H
 #define RINGKV_NET_MC_H
 
@@ -41,7 +43,9 @@ enum mc_status {
                      with CRLF, "ERROR\r\n" or "CLIENT_ERROR ...\r\n"), skip
                      *consumed bytes (which may exceed len: the caller then
                      discards the rest as it arrives, as memcached's swallow),
-                     and go on */
+                     and go on. When req->noreply is set, send nothing: the
+                     client asked for silence and memcached keeps it for
+                     errors too (the other fields of req are unspecified) */
     MC_BAD,       /* framing lost (a line longer than the limit): reply *err, close */
 };
 
@@ -59,22 +63,29 @@ struct mc_request {
                             negative means already expired */
     uint64_t cas;        /* cas unique of "cas" */
     uint64_t delta;      /* incr/decr amount */
-    int64_t number;      /* flush_all delay, verbosity level */
+    int64_t number;      /* flush_all delay (0 when absent), verbosity level */
     const char *data;    /* storage commands: the data block, without its CRLF */
     uint32_t data_len;
-    const char *stats_arg; /* "stats <arg>", NULL when absent */
+    const char *stats_arg; /* "stats <args>": the rest of the line, trimmed
+                              ("items", "cachedump 1 0"); NULL when absent */
     uint32_t stats_arg_len;
     bool noreply;
 };
 
 struct mc_limits {
-    uint32_t max_line;   /* longest command line, CRLF included (memcached: 2048,
-                            longer for get with many keys: see max_keys) */
+    uint32_t max_line;   /* longest command line, CRLF included; a get with
+                            many keys must fit in it too (memcached: 2048, but
+                            unbounded for get) */
     uint64_t max_value;  /* largest data block; larger gets "SERVER_ERROR object
                             too large for cache" and its data is swallowed */
 };
 
-/* Parses one request from data[0..len); keys has room for keys_cap keys. */
+/* Parses one request from data[0..len); keys has room for keys_cap keys.
+ * Never reads past len. On MC_OK, req is filled and *consumed bytes (line
+ * plus data block) are done with; keyed commands carry their key in keys[0],
+ * get-family commands all their keys (gat/gats may carry none: reply "END").
+ * *need is set only with MC_MORE, for a storage command whose line is in:
+ * the request's total length. */
 enum mc_status mc_parse(const struct mc_limits *lim, const char *data, size_t len,
                         struct mc_request *req, struct mc_key *keys, uint32_t keys_cap,
                         size_t *consumed, size_t *need, const char **err);

@@ -5,7 +5,9 @@
  * Threads: any; nothing here is shared.
  * Ownership: argument slices point into the caller's input (or, for inline
  *   commands with quotes, into the caller's scratch area) and live as long
- *   as those bytes do. */
+ *   as those bytes do.
+ * Errors: parse outcomes are enum resp_status; writers never fail loudly (an
+ *   out-of-memory append sets the buf's `failed` flag, see buf.h). */
 #ifndef RINGKV_NET_RESP_H
 #define RINGKV_NET_RESP_H
 
@@ -16,9 +18,11 @@
 
 enum resp_status {
     RESP_OK,        /* one whole request parsed: argv/argc/consumed set */
-    RESP_MORE,      /* need more bytes; *need is the total length the request
-                       needs when known (a big bulk), else 0 */
-    RESP_NEED_ARGS, /* argv is too small: *argc is the count needed; grow and call again */
+    RESP_MORE,      /* need more bytes; *need, when not 0, is a length the
+                       request is known to reach (the end of the bulk being
+                       read): calling again with fewer bytes returns RESP_MORE */
+    RESP_NEED_ARGS, /* argv is too small: *argc is the count needed; grow and
+                       call again (only reported once the whole request is in) */
     RESP_BAD,       /* framing lost: *err is the Redis error text (without '-'
                        and CRLF); reply with it, then close the connection */
 };
@@ -29,16 +33,22 @@ struct resp_arg {
 };
 
 struct resp_limits {
-    uint32_t max_args;        /* most arguments in one request */
-    uint64_t max_bulk;        /* longest single argument ("proto-max-bulk-len") */
-    uint64_t max_inline;      /* longest inline command line */
+    uint32_t max_args;        /* most arguments in one request (a larger "*N" is
+                                 "invalid multibulk length") */
+    uint64_t max_bulk;        /* longest single argument ("proto-max-bulk-len");
+                                 capped at UINT32_MAX */
+    uint64_t max_inline;      /* an inline line's "\n" must come within this many
+                                 bytes; capped at UINT32_MAX */
 };
 
-/* Parses one request from data[0..len).
+/* Parses one request from data[0..len); never reads past len.
  * argv has room for argv_cap slices. scratch (scratch_cap bytes, at least
  * max_inline) receives unescaped inline arguments that contain quotes.
- * An empty inline line (just CRLF) is consumed and reported as RESP_OK with
- * argc 0; callers skip it, as Redis does. */
+ * On RESP_OK: *argc slices in argv, *consumed bytes to drop. An empty inline
+ * line (just CRLF) and "*0" / "*-1" are consumed and reported as RESP_OK with
+ * argc 0; callers skip them, as Redis does.
+ * On RESP_BAD: *err is static text.
+ * *consumed is 0 unless RESP_OK, *need 0 unless RESP_MORE. */
 enum resp_status resp_parse(const struct resp_limits *lim, const char *data, size_t len,
                             struct resp_arg *argv, uint32_t argv_cap, uint32_t *argc,
                             char *scratch, size_t scratch_cap, size_t *consumed, size_t *need,
@@ -57,8 +67,8 @@ void resp_write_null_array(struct buf *b, int proto);          /* *-1 | _ */
 void resp_write_array_len(struct buf *b, size_t n);            /* *n */
 void resp_write_map_len(struct buf *b, int proto, size_t n);   /* %n | *2n */
 void resp_write_set_len(struct buf *b, int proto, size_t n);   /* ~n | *n */
-void resp_write_double(struct buf *b, int proto, double v);    /* ,v | $ bulk, Redis's
-                                                                  %.17g form */
+void resp_write_double(struct buf *b, int proto, double v);    /* ,v | $ bulk: "%.17g",
+                                                                  "inf", "-inf", "nan" */
 void resp_write_verbatim(struct buf *b, int proto, const char *s, size_t n); /* =n txt:.. | $ */
 void resp_write_ok(struct buf *b);                              /* +OK */
 

@@ -13,8 +13,14 @@
  *   time without locks, inside table_read_begin()/table_read_end(): slots are
  *   published with release stores and read with acquire loads; entries and old
  *   arrays that readers might still see are freed only after an epoch
- *   (ck_epoch) in which no reader was active. The owner itself reads without
- *   begin/end.
+ *   (ck_epoch) in which no reader was active; the owner never waits for
+ *   readers. The owner itself reads without begin/end.
+ *   Reader guarantee: a lookup finds every key whose insertion happened
+ *   before its table_read_begin() and that is not removed before the lookup
+ *   returns, through any number of resizes; it returns either the entry before
+ *   or the entry after a concurrent replace, never a freed one. Entries are
+ *   published by a release store after they are written, so a reader sees
+ *   them whole.
  * Ownership: an entry handed to table_put() belongs to the table. Entries that
  *   leave the table (replaced, removed) are returned to the owner, who passes
  *   them to table_retire() once it no longer needs them; the table frees them
@@ -68,7 +74,9 @@ struct table *table_create(size_t hint);
 /* Frees the table and every entry in it. No reader may be active. Owner only. */
 void table_destroy(struct table *t);
 
-/* Finds a key. hash is keyhash(key, key_len). Returns NULL when absent.
+/* Finds a key. hash is keyhash(key, key_len) here and in every call below
+ * (the table recomputes it with keyhash() when it moves or scans entries).
+ * Returns NULL when absent.
  * Owner: the entry stays valid until the owner changes the table.
  * Reader: valid until table_read_end(). */
 struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
@@ -83,7 +91,8 @@ int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct tabl
 struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_len,
                                  uint64_t hash);
 
-/* Hands an entry that left the table to deferred reclamation. Owner only. */
+/* Hands an entry that left the table to deferred reclamation (NULL is
+ * ignored). The entry is freed by a later table_step(). Owner only. */
 void table_retire(struct table *t, struct table_entry *e);
 
 /* Once per loop turn: frees what no reader can still see and moves up to
@@ -98,9 +107,10 @@ size_t table_overhead_bytes(const struct table *t);
 
 /* Calls fn for every entry whose hash lies in [cursor, end), in hash order
  * chunks, until at least `want` entries were visited or the table ends.
- * Returns the next cursor, 0 when the whole hash space is done.
+ * Returns the next cursor, 0 when the whole hash space is done. Start at 0.
  * Guarantee (SCAN's): an entry present from the first call to the last is
- * visited at least once, across resizes. Owner only. */
+ * visited at least once, across resizes (and, the cursor being a position in
+ * hash space, at most once). fn must not change the table. Owner only. */
 uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
                     void (*fn)(struct table_entry *e, void *arg), void *arg);
 
@@ -112,7 +122,10 @@ size_t table_sample(const struct table *t, uint64_t *rng, struct table_entry **o
 /* Removes and retires every entry. Owner only. */
 void table_clear(struct table *t);
 
-/* Readers: register once per thread per table, then bracket each read. */
+/* Readers: register once per thread per table (NULL on out of memory), then
+ * bracket each read; sections should be short, since nothing retired while
+ * one is open can be freed. Unregister before the thread exits; the record is
+ * reused by a later registration and freed by table_destroy(). */
 struct table_reader *table_reader_register(struct table *t);
 void table_reader_unregister(struct table *t, struct table_reader *r);
 void table_read_begin(struct table_reader *r);

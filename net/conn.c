@@ -1,0 +1,382 @@
+/* conn.c: client connections (see conn.h).
+ * Input: a receive lands in `in`; conn_process_input() parses and dispatches
+ * every whole request, keeps a partial one at the front of `in`, and stops
+ * early (input_paused) while too many replies wait or too much output is
+ * queued; conn_flush() resumes it once that drains. A receive is re-armed only
+ * when nothing is paused, so `in` is never resized under the kernel.
+ * Output: replies are appended to `out`; at the end of the loop turn
+ * conn_flush() swaps `out` and `sending` and submits one send of everything
+ * gathered, so a pipeline of N requests costs one send.
+ * Order: see conn.h (the pending FIFO). A local reply behind a waiting one is
+ * written into its own complete pending item, so order never depends on
+ * which shard answers first.
+ * Closing: shutdown() wakes a receive still in the kernel; the slot is freed
+ * by the shard when no receive, send or cross-shard message is in flight.
+ * Runs on the owning shard thread only. */
+#include "conn.h"
+
+#include <errno.h>
+#include <mimalloc.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "cmd.h"
+#include "net.h"
+#include "node.h"
+#include "shard.h"
+
+#define CONN_RECV_CHUNK (16 * 1024)
+#define CONN_INLINE_MAX (64 * 1024)   /* Redis's PROTO_INLINE_MAX_SIZE */
+#define CONN_MC_LINE_MAX 8192
+#define CONN_MAX_PENDING 4096         /* waiting replies before input pauses */
+#define CONN_MAX_OUT (16u << 20)      /* queued output before input pauses */
+#define CONN_INITIAL_ARGS 16
+
+static _Thread_local struct buf conn_discard; /* replies that cannot be queued (OOM) */
+
+struct conn *conn_create(struct shard *sh, int fd, enum conn_kind kind, uint32_t slot,
+                         uint32_t gen)
+{
+    struct conn *c = mi_zalloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->shard = sh;
+    c->fd = fd;
+    c->slot = slot;
+    c->gen = gen;
+    c->kind = kind;
+    c->id = sh->next_client_seq++ * sh->node->nshards + sh->id + 1;
+    c->resp_version = 2;
+    c->authenticated = sh->node->cfg->requirepass[0] == '\0';
+    buf_init(&c->in);
+    buf_init(&c->out);
+    buf_init(&c->sending);
+    c->argv = mi_malloc(CONN_INITIAL_ARGS * sizeof *c->argv);
+    c->argv_cap = CONN_INITIAL_ARGS;
+    if (!c->argv) {
+        mi_free(c);
+        return NULL;
+    }
+    net_peer_name(fd, c->addr, sizeof c->addr);
+    return c;
+}
+
+static void conn_pending_free(struct conn_pending *p)
+{
+    for (uint32_t i = 0; i < p->nsub; i++)
+        buf_fini(&p->subs[i]);
+    if (p->subs != &p->one)
+        buf_fini(&p->one); /* a combiner's saved data (MSETNX) */
+    mi_free(p);
+}
+
+void conn_destroy(struct conn *c)
+{
+    while (c->head) {
+        struct conn_pending *p = c->head;
+        c->head = p->next;
+        conn_pending_free(p);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    buf_fini(&c->in);
+    buf_fini(&c->out);
+    buf_fini(&c->sending);
+    mi_free(c->argv);
+    mi_free(c->scratch);
+    mi_free(c->mc_keys);
+    mi_free(c->name);
+    mi_free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    shutdown(c->fd, SHUT_RDWR); /* completes a receive still waiting in the kernel */
+}
+
+bool conn_is_done(const struct conn *c)
+{
+    return c->closing && !c->recv_armed && !c->send_inflight && c->inflight == 0;
+}
+
+struct buf *conn_reply_buf(struct conn *c)
+{
+    if (!c->head) {
+        shard_mark_dirty(c->shard, c);
+        return &c->out;
+    }
+    struct conn_pending *p = conn_pending_add(c, 1, CMD_COMBINE_ONE);
+    if (!p) {
+        buf_clear(&conn_discard);
+        c->close_after_flush = true;
+        return &conn_discard;
+    }
+    p->ndone = 1;
+    return &p->one;
+}
+
+struct conn_pending *conn_pending_add(struct conn *c, uint32_t nsub, uint32_t combine)
+{
+    size_t extra = nsub > 1 ? nsub * sizeof(struct buf) : 0;
+    struct conn_pending *p = mi_malloc(sizeof *p + extra);
+    if (!p)
+        return NULL;
+    p->next = NULL;
+    p->nsub = nsub;
+    p->ndone = 0;
+    p->combine = combine;
+    p->aux = 0;
+    p->subs = nsub > 1 ? (struct buf *)(p + 1) : &p->one;
+    buf_init(&p->one);
+    for (uint32_t i = 0; i < nsub; i++)
+        buf_init(&p->subs[i]);
+    if (c->tail)
+        c->tail->next = p;
+    else
+        c->head = p;
+    c->tail = p;
+    c->npending++;
+    return p;
+}
+
+void conn_pending_advance(struct conn *c)
+{
+    while (c->head && c->head->ndone == c->head->nsub) {
+        struct conn_pending *p = c->head;
+        uint32_t phase = p->combine;
+        cmd_combine(c, p, &c->out);
+        if (p->combine != phase)
+            continue; /* the combiner started another phase (MSETNX) */
+        c->head = p->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->npending--;
+        conn_pending_free(p);
+    }
+    shard_mark_dirty(c->shard, c);
+}
+
+static bool conn_should_pause(const struct conn *c)
+{
+    return c->npending >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+}
+
+static void conn_protocol_error(struct conn *c, const char *err)
+{
+    struct buf *out = conn_reply_buf(c);
+    if (c->kind == CONN_RESP)
+        resp_write_error(out, err);
+    else
+        buf_append_str(out, err);
+    c->close_after_flush = true;
+}
+
+/* Parses and dispatches one RESP request at data[0..len). Returns bytes
+ * consumed, 0 when the request is not whole yet. */
+static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
+{
+    const struct cfg *cfg = c->shard->node->cfg;
+    const struct resp_limits lim = {(uint32_t)cfg->max_request_args,
+                                    (uint64_t)cfg->proto_max_bulk_len, CONN_INLINE_MAX};
+    if (data[0] != '*' && !c->scratch && !(c->scratch = mi_malloc(CONN_INLINE_MAX))) {
+        conn_protocol_error(c, "OOM out of memory");
+        return len;
+    }
+    for (;;) {
+        uint32_t argc = 0;
+        size_t consumed = 0, need = 0;
+        const char *err = NULL;
+        enum resp_status st = resp_parse(&lim, data, len, c->argv, c->argv_cap, &argc, c->scratch,
+                                         c->scratch ? CONN_INLINE_MAX : 0, &consumed, &need, &err);
+        switch (st) {
+        case RESP_OK:
+            if (argc > 0)
+                cmd_dispatch_resp(c->shard, c, c->argv, argc);
+            return consumed;
+        case RESP_MORE:
+            return 0;
+        case RESP_NEED_ARGS: {
+            struct resp_arg *grown = mi_realloc(c->argv, (size_t)argc * sizeof *grown);
+            if (!grown) {
+                conn_protocol_error(c, "OOM out of memory");
+                return len;
+            }
+            c->argv = grown;
+            c->argv_cap = argc;
+            continue;
+        }
+        case RESP_BAD:
+            conn_protocol_error(c, err);
+            return len;
+        }
+    }
+}
+
+static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
+{
+    const struct cfg *cfg = c->shard->node->cfg;
+    const struct mc_limits lim = {CONN_MC_LINE_MAX, (uint64_t)cfg->proto_max_bulk_len};
+    if (!c->mc_keys) {
+        c->mc_keys = mi_malloc(CONN_INITIAL_ARGS * sizeof *c->mc_keys);
+        if (!c->mc_keys) {
+            conn_protocol_error(c, "SERVER_ERROR out of memory\r\n");
+            return len;
+        }
+        c->mc_keys_cap = CONN_INITIAL_ARGS;
+    }
+    for (;;) {
+        struct mc_request req = {.noreply = false};
+        size_t consumed = 0, need = 0;
+        const char *err = NULL;
+        enum mc_status st = mc_parse(&lim, data, len, &req, c->mc_keys, c->mc_keys_cap,
+                                     &consumed, &need, &err);
+        switch (st) {
+        case MC_OK:
+            cmd_dispatch_mc(c->shard, c, &req);
+            return consumed;
+        case MC_MORE:
+            return 0;
+        case MC_NEED_KEYS: {
+            struct mc_key *grown = mi_realloc(c->mc_keys, (size_t)req.nkeys * sizeof *grown);
+            if (!grown) {
+                conn_protocol_error(c, "SERVER_ERROR out of memory\r\n");
+                return len;
+            }
+            c->mc_keys = grown;
+            c->mc_keys_cap = req.nkeys;
+            continue;
+        }
+        case MC_ERROR:
+            if (!req.noreply) /* memcached stays silent about a noreply request's error */
+                buf_append_str(conn_reply_buf(c), err);
+            if (consumed > len) {
+                c->swallow = consumed - len;
+                return len;
+            }
+            return consumed;
+        case MC_BAD:
+            conn_protocol_error(c, err);
+            return len;
+        }
+    }
+}
+
+/* Serves every whole request in `in`, as far as the limits allow. */
+static void conn_process_input(struct conn *c)
+{
+    size_t off = 0;
+    while (off < c->in.len && !c->closing && !c->close_after_flush) {
+        if (conn_should_pause(c)) {
+            c->input_paused = true;
+            break;
+        }
+        if (c->swallow) {
+            size_t n = c->in.len - off < c->swallow ? c->in.len - off : c->swallow;
+            c->swallow -= n;
+            off += n;
+            continue;
+        }
+        size_t used = c->kind == CONN_RESP ? conn_next_resp(c, c->in.data + off, c->in.len - off)
+                                           : conn_next_mc(c, c->in.data + off, c->in.len - off);
+        if (used == 0)
+            break;
+        off += used;
+    }
+    buf_consume(&c->in, off);
+}
+
+static void conn_arm_recv(struct conn *c)
+{
+    const struct cfg *cfg = c->shard->node->cfg;
+    if (c->recv_armed || c->closing || c->input_paused || c->close_after_flush)
+        return;
+    if (c->in.len >= (uint64_t)cfg->client_query_buffer_limit) {
+        conn_protocol_error(c, c->kind == CONN_RESP ? "ERR client query buffer limit reached"
+                                                    : "SERVER_ERROR query too large\r\n");
+        return;
+    }
+    if (buf_reserve(&c->in, CONN_RECV_CHUNK) != 0) {
+        conn_close(c);
+        return;
+    }
+    struct io_uring_sqe *sqe = shard_sqe(c->shard);
+    io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_RECV, c->slot, c->gen));
+    c->recv_armed = true;
+}
+
+void conn_start(struct conn *c) { conn_arm_recv(c); }
+
+void conn_on_recv(struct conn *c, int res)
+{
+    c->recv_armed = false;
+    if (res <= 0 || c->closing) {
+        conn_close(c);
+        return;
+    }
+    c->in.len += (size_t)res;
+    SHARD_STAT_ADD(c->shard, net_input_bytes, (uint64_t)res);
+    conn_process_input(c);
+    conn_arm_recv(c);
+}
+
+static void conn_submit_send(struct conn *c)
+{
+    struct io_uring_sqe *sqe = shard_sqe(c->shard);
+    io_uring_prep_send(sqe, c->fd, c->sending.data + c->sent, c->sending.len - c->sent,
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEND, c->slot, c->gen));
+    c->send_inflight = true;
+}
+
+void conn_on_send(struct conn *c, int res)
+{
+    c->send_inflight = false;
+    if (res < 0) {
+        conn_close(c);
+        return;
+    }
+    SHARD_STAT_ADD(c->shard, net_output_bytes, (uint64_t)res);
+    c->sent += (size_t)res;
+    if (c->sent < c->sending.len && !c->closing) {
+        conn_submit_send(c);
+        return;
+    }
+    c->sent = 0;
+    if (c->sending.cap > CONN_MAX_OUT)
+        buf_fini(&c->sending);
+    else
+        buf_clear(&c->sending);
+    shard_mark_dirty(c->shard, c);
+}
+
+void conn_flush(struct conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->input_paused && !conn_should_pause(c)) {
+        c->input_paused = false;
+        conn_process_input(c);
+        conn_arm_recv(c);
+    }
+    if (c->send_inflight)
+        return;
+    if (c->out.len > 0) {
+        if (c->out.failed) { /* a reply ran out of memory half-way: framing is lost */
+            conn_close(c);
+            return;
+        }
+        struct buf t = c->sending;
+        c->sending = c->out;
+        c->out = t;
+        c->sent = 0;
+        conn_submit_send(c);
+        return;
+    }
+    if (c->close_after_flush && c->npending == 0)
+        conn_close(c);
+}

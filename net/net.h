@@ -1,0 +1,40 @@
+/* net.h: socket plumbing for the shard loops.
+ * Listening sockets (one per shard and port, SO_REUSEPORT, so the kernel
+ * spreads connections over shards) and the packing of io_uring user_data:
+ * an operation kind, a connection slot and its generation, never a pointer
+ * that may die before its completion arrives.
+ * Threads: any; nothing here keeps state.
+ * Errors: negative errno. */
+#ifndef RINGKV_NET_NET_H
+#define RINGKV_NET_NET_H
+
+#include <stdint.h>
+
+enum net_op {
+    NET_OP_ACCEPT_RESP = 1,
+    NET_OP_ACCEPT_MC,
+    NET_OP_RECV,
+    NET_OP_SEND,
+    NET_OP_WAKE, /* a MSG_RING from another shard: its queue has messages */
+    NET_OP_TICK, /* the loop's periodic timer */
+    NET_OP_IGNORE,
+};
+
+/* A non-blocking TCP listener on addr:port with SO_REUSEPORT. fd or -errno. */
+int net_listen(const char *addr, int port, int backlog);
+
+/* Sets TCP_NODELAY and the like on an accepted socket. */
+void net_tune_client(int fd);
+
+/* The peer's "ip:port" into out (at least 64 bytes). */
+void net_peer_name(int fd, char *out, unsigned len);
+
+static inline uint64_t net_ud(enum net_op op, uint32_t slot, uint32_t gen)
+{
+    return ((uint64_t)op << 56) | ((uint64_t)(slot & 0xffffff) << 32) | gen;
+}
+static inline enum net_op net_ud_op(uint64_t ud) { return (enum net_op)(ud >> 56); }
+static inline uint32_t net_ud_slot(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xffffff; }
+static inline uint32_t net_ud_gen(uint64_t ud) { return (uint32_t)ud; }
+
+#endif

@@ -1,0 +1,527 @@
+/* resp.c: the Redis protocol parser and reply writers (see resp.h).
+ * Pure and stateless: every call parses one request from the start of the
+ * caller's bytes, so a partial request is simply parsed again once more bytes
+ * arrive. *need (the end of the bulk being read) tells the caller when that is
+ * worth doing, which keeps large values from being rescanned on every read.
+ * Multibulk: "*N\r\n" then N times "$len\r\n<len bytes>\r\n". Count lines are
+ * found with memchr and must end within COUNT_LINE_MAX bytes; numbers follow
+ * Redis's string2ll (optional '-', no '+', no leading zeros, no spaces). Checks
+ * run in stream order and each looks only at bytes before the point it
+ * decides, so the outcome never depends on how the bytes were split into
+ * reads: a prefix of a request yields RESP_MORE or the same RESP_BAD as the
+ * whole. RESP_NEED_ARGS is only reported once the whole request is present,
+ * so a hostile "*1000000" header cannot make the caller grow argv before the
+ * arguments exist.
+ * Inline: any request not starting with '*' is one line ending in "\n",
+ * split the way Redis's sdssplitargs splits it (so a "\r" before the "\n" is
+ * just another blank). Unquoted arguments point into the input; an argument
+ * with quotes is unescaped into scratch. NUL is an ordinary byte here (Redis's
+ * C-string scan stalls on it; we do not copy that).
+ * Writers append to a struct buf; integers and lengths are formatted by hand
+ * because they sit on every reply. Doubles use "%.17g", which round-trips but
+ * prints e.g. 0.1 as 0.10000000000000001 (Redis trims that; we keep it simple). */
+#include "resp.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Longest "*N" or "$N" line, as Redis's PROTO_INLINE_MAX_SIZE. */
+#define COUNT_LINE_MAX (64 * 1024)
+
+#define PROTO_ERR "ERR Protocol error: "
+static const char err_mbulk_len[] = PROTO_ERR "invalid multibulk length";
+static const char err_bulk_len[] = PROTO_ERR "invalid bulk length";
+static const char err_bulk_crlf[] = PROTO_ERR "bulk data not followed by CRLF";
+static const char err_big_mbulk[] = PROTO_ERR "too big mbulk count string";
+static const char err_big_bulk[] = PROTO_ERR "too big bulk count string";
+static const char err_big_inline[] = PROTO_ERR "too big inline request";
+static const char err_quotes[] = PROTO_ERR "unbalanced quotes in request";
+
+/* "expected '$', got 'X'" for every byte X, built at compile time so *err is
+ * always static text. CR, LF and NUL show as a space, as Redis's error
+ * sanitising prints them. */
+#define DOLLAR_SHOWN(b) ((b) == 0 || (b) == '\r' || (b) == '\n' ? ' ' : (char)(b))
+#define DOLLAR_MSG(b)                                                                              \
+    {                                                                                              \
+        'E', 'R', 'R', ' ', 'P', 'r', 'o', 't', 'o', 'c', 'o', 'l', ' ', 'e', 'r', 'r', 'o', 'r',  \
+            ':', ' ', 'e', 'x', 'p', 'e', 'c', 't', 'e', 'd', ' ', '\'', '$', '\'', ',', ' ', 'g', \
+            'o', 't', ' ', '\'', DOLLAR_SHOWN(b), '\'', '\0'                                       \
+    }
+#define DOLLAR_4(b) DOLLAR_MSG(b), DOLLAR_MSG((b) + 1), DOLLAR_MSG((b) + 2), DOLLAR_MSG((b) + 3)
+#define DOLLAR_16(b) DOLLAR_4(b), DOLLAR_4((b) + 4), DOLLAR_4((b) + 8), DOLLAR_4((b) + 12)
+#define DOLLAR_64(b) DOLLAR_16(b), DOLLAR_16((b) + 16), DOLLAR_16((b) + 32), DOLLAR_16((b) + 48)
+static const char err_dollar[256][42] = {DOLLAR_64(0), DOLLAR_64(64), DOLLAR_64(128),
+                                         DOLLAR_64(192)};
+
+/* One call's inputs and results, so the phases below stay small. */
+struct resp_parser {
+    const struct resp_limits *lim;
+    const char *data;
+    size_t len;
+    struct resp_arg *argv;
+    uint32_t argv_cap;
+    char *scratch;
+    size_t scratch_cap;
+    uint32_t argc;
+    size_t consumed;
+    size_t need;
+    const char *err;
+};
+
+static enum resp_status parse_bad(struct resp_parser *ps, const char *err)
+{
+    ps->err = err;
+    return RESP_BAD;
+}
+
+/* Parses a whole decimal int64 the way Redis's string2ll does. */
+static bool parse_i64(const char *p, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (n > 0 && p[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    /* 19 digits cannot overflow a uint64; 20 are past any int64 anyway. */
+    if (n == i || n - i > 19)
+        return false;
+    if (p[i] == '0') {
+        if (neg || n != 1)
+            return false;
+        *out = 0;
+        return true;
+    }
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        unsigned d = (unsigned char)p[i] - (unsigned)'0';
+        if (d > 9)
+            return false;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+/* Finds the "\r\n" ending the count line that starts at pos.
+ * 1: found, *cr is the index of '\r'; 0: need more bytes; -1: too long. */
+static int find_count_line(const struct resp_parser *ps, size_t pos, size_t *cr)
+{
+    size_t avail = ps->len - pos;
+    size_t window = avail < COUNT_LINE_MAX ? avail : COUNT_LINE_MAX;
+    const char *r = memchr(ps->data + pos, '\r', window);
+    if (!r)
+        return avail >= COUNT_LINE_MAX ? -1 : 0;
+    *cr = (size_t)(r - ps->data);
+    return *cr + 1 < ps->len ? 1 : 0;
+}
+
+/* Reads "<type>N\r\n" at pos: the number between type byte and CRLF.
+ * RESP_OK with *v and *next set; RESP_MORE; or RESP_BAD with ps->err set. */
+static enum resp_status parse_count_line(struct resp_parser *ps, size_t pos, int64_t *v,
+                                         size_t *next, const char *err_big, const char *err_invalid)
+{
+    size_t cr;
+    int found = find_count_line(ps, pos, &cr);
+    if (found == 0)
+        return RESP_MORE;
+    if (found < 0)
+        return parse_bad(ps, err_big);
+    if (ps->data[cr + 1] != '\n' || !parse_i64(ps->data + pos + 1, cr - pos - 1, v))
+        return parse_bad(ps, err_invalid);
+    *next = cr + 2;
+    return RESP_OK;
+}
+
+static enum resp_status parse_multibulk(struct resp_parser *ps)
+{
+    const struct resp_limits *lim = ps->lim;
+    uint64_t max_bulk = lim->max_bulk < UINT32_MAX ? lim->max_bulk : UINT32_MAX;
+    int64_t count;
+    size_t pos;
+    enum resp_status st = parse_count_line(ps, 0, &count, &pos, err_big_mbulk, err_mbulk_len);
+    if (st != RESP_OK)
+        return st;
+    if (count > (int64_t)lim->max_args)
+        return parse_bad(ps, err_mbulk_len);
+    if (count <= 0) { /* "*0" and "*-1": an empty request, as Redis */
+        ps->consumed = pos;
+        return RESP_OK;
+    }
+    for (uint32_t i = 0; i < (uint32_t)count; i++) {
+        int64_t blen;
+        if (pos >= ps->len)
+            return RESP_MORE;
+        if (ps->data[pos] != '$')
+            return parse_bad(ps, err_dollar[(unsigned char)ps->data[pos]]);
+        st = parse_count_line(ps, pos, &blen, &pos, err_big_bulk, err_bulk_len);
+        if (st != RESP_OK)
+            return st;
+        if (blen < 0 || (uint64_t)blen > max_bulk)
+            return parse_bad(ps, err_bulk_len);
+        if (ps->len - pos < (size_t)blen + 2) {
+            ps->need = pos + (size_t)blen + 2;
+            return RESP_MORE;
+        }
+        if (ps->data[pos + blen] != '\r' || ps->data[pos + blen + 1] != '\n')
+            return parse_bad(ps, err_bulk_crlf);
+        if (i < ps->argv_cap) {
+            ps->argv[i].ptr = ps->data + pos;
+            ps->argv[i].len = (uint32_t)blen;
+        }
+        pos += (size_t)blen + 2;
+    }
+    ps->argc = (uint32_t)count;
+    if (ps->argc > ps->argv_cap)
+        return RESP_NEED_ARGS;
+    ps->consumed = pos;
+    return RESP_OK;
+}
+
+/* isspace() in the C locale: what sdssplitargs skips between arguments. */
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* What ends an unquoted argument (a narrower set than is_blank, as Redis). */
+static bool ends_word(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static char unescape_char(char c)
+{
+    switch (c) {
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'b':
+        return '\b';
+    case 'a':
+        return '\a';
+    default:
+        return c;
+    }
+}
+
+/* Copies the quoted section opening at line[*pos] (a '"' or '\'') to *out,
+ * unescaping it; *pos ends past the closing quote. False: unbalanced quotes
+ * or a closing quote followed by something other than a blank. */
+static bool unquote(const char *line, size_t end, size_t *pos, char **out)
+{
+    char quote = line[*pos];
+    size_t i = *pos + 1;
+    char *o = *out;
+    for (;;) {
+        if (i >= end)
+            return false;
+        char c = line[i];
+        if (c == quote) {
+            if (i + 1 < end && !is_blank(line[i + 1]))
+                return false;
+            *pos = i + 1;
+            *out = o;
+            return true;
+        }
+        if (c != '\\' || i + 1 >= end) {
+            *o++ = c;
+            i++;
+        } else if (quote == '\'') {
+            *o++ = line[i + 1] == '\'' ? '\'' : '\\';
+            i += line[i + 1] == '\'' ? 2 : 1;
+        } else if (line[i + 1] == 'x' && i + 3 < end && hex_val(line[i + 2]) >= 0 &&
+                   hex_val(line[i + 3]) >= 0) {
+            *o++ = (char)(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+            i += 4;
+        } else {
+            *o++ = unescape_char(line[i + 1]);
+            i += 2;
+        }
+    }
+}
+
+/* Reads the inline argument starting at line[*pos] (not a blank).
+ * An argument is unquoted bytes, optionally ending in one quoted section. */
+static enum resp_status inline_arg(struct resp_parser *ps, size_t end, size_t *pos,
+                                   size_t *scratch_used, struct resp_arg *arg)
+{
+    const char *line = ps->data;
+    size_t start = *pos;
+    size_t i = start;
+    while (i < end && !ends_word(line[i]) && line[i] != '"' && line[i] != '\'')
+        i++;
+    if (i >= end || ends_word(line[i])) {
+        arg->ptr = line + start;
+        arg->len = (uint32_t)(i - start);
+        *pos = i;
+        return RESP_OK;
+    }
+    /* Unescaped text never outgrows the rest of the line, so this one check
+     * covers every byte written below. */
+    if (ps->scratch_cap - *scratch_used < end - start)
+        return parse_bad(ps, err_big_inline);
+    char *o = ps->scratch + *scratch_used;
+    memcpy(o, line + start, i - start);
+    arg->ptr = o;
+    o += i - start;
+    if (!unquote(line, end, &i, &o))
+        return parse_bad(ps, err_quotes);
+    arg->len = (uint32_t)(o - arg->ptr);
+    *scratch_used += arg->len;
+    *pos = i;
+    return RESP_OK;
+}
+
+static enum resp_status parse_inline(struct resp_parser *ps)
+{
+    uint64_t max_inline = ps->lim->max_inline < UINT32_MAX ? ps->lim->max_inline : UINT32_MAX;
+    size_t window = ps->len < max_inline ? ps->len : (size_t)max_inline;
+    const char *nl = memchr(ps->data, '\n', window);
+    if (!nl)
+        return ps->len >= max_inline ? parse_bad(ps, err_big_inline) : RESP_MORE;
+    size_t end = (size_t)(nl - ps->data); /* a "\r" before it is a blank like any other */
+    size_t line_len = end + 1;
+
+    uint32_t count = 0;
+    size_t pos = 0;
+    size_t scratch_used = 0;
+    for (;;) {
+        while (pos < end && is_blank(ps->data[pos]))
+            pos++;
+        if (pos >= end)
+            break;
+        struct resp_arg arg;
+        enum resp_status st = inline_arg(ps, end, &pos, &scratch_used, &arg);
+        if (st != RESP_OK)
+            return st;
+        if (count < ps->argv_cap)
+            ps->argv[count] = arg;
+        count++;
+    }
+    ps->argc = count;
+    if (count > ps->argv_cap)
+        return RESP_NEED_ARGS;
+    ps->consumed = line_len;
+    return RESP_OK;
+}
+
+enum resp_status resp_parse(const struct resp_limits *lim, const char *data, size_t len,
+                            struct resp_arg *argv, uint32_t argv_cap, uint32_t *argc, char *scratch,
+                            size_t scratch_cap, size_t *consumed, size_t *need, const char **err)
+{
+    struct resp_parser ps = {
+        .lim = lim,
+        .data = data,
+        .len = len,
+        .argv = argv,
+        .argv_cap = argv_cap,
+        .scratch = scratch,
+        .scratch_cap = scratch_cap,
+    };
+    enum resp_status st = RESP_MORE;
+    if (len > 0)
+        st = data[0] == '*' ? parse_multibulk(&ps) : parse_inline(&ps);
+    *argc = st == RESP_OK || st == RESP_NEED_ARGS ? ps.argc : 0;
+    *consumed = st == RESP_OK ? ps.consumed : 0;
+    *need = st == RESP_MORE ? ps.need : 0;
+    *err = st == RESP_BAD ? ps.err : NULL;
+    return st;
+}
+
+/* ---- writers ---- */
+
+/* Writes the decimal digits of v ending just before end; returns the start. */
+static char *fmt_u64(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+static char *fmt_i64(char *end, int64_t v)
+{
+    char *p = fmt_u64(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
+/* Longest "<type>-<20 digits>\r\n". */
+#define HEADER_MAX 32
+
+/* Formats "<type><v>\r\n" at the end of tmp; returns its start. */
+static char *fmt_header(char tmp[HEADER_MAX], char type, int64_t v, bool is_unsigned)
+{
+    char *end = tmp + HEADER_MAX - 2;
+    end[0] = '\r';
+    end[1] = '\n';
+    char *p = is_unsigned ? fmt_u64(end, (uint64_t)v) : fmt_i64(end, v);
+    *--p = type;
+    return p;
+}
+
+static void write_header(struct buf *b, char type, uint64_t n)
+{
+    char tmp[HEADER_MAX];
+    char *p = fmt_header(tmp, type, (int64_t)n, true);
+    buf_append(b, p, (size_t)(tmp + HEADER_MAX - p));
+}
+
+/* Appends "<type><s>\r\n" with any CR or LF inside s turned into a space,
+ * so a message can never break the framing. */
+static void write_line(struct buf *b, char type, const char *s)
+{
+    size_t n = strlen(s);
+    if (buf_reserve(b, n + 3) != 0)
+        return;
+    char *o = b->data + b->len;
+    o[0] = type;
+    for (size_t i = 0; i < n; i++)
+        o[1 + i] = (s[i] == '\r' || s[i] == '\n') ? ' ' : s[i];
+    o[n + 1] = '\r';
+    o[n + 2] = '\n';
+    b->len += n + 3;
+}
+
+void resp_write_simple(struct buf *b, const char *s)
+{
+    write_line(b, '+', s);
+}
+
+void resp_write_error(struct buf *b, const char *msg)
+{
+    write_line(b, '-', msg);
+}
+
+void resp_write_ok(struct buf *b)
+{
+    buf_append(b, "+OK\r\n", 5);
+}
+
+void resp_write_int(struct buf *b, int64_t v)
+{
+    char tmp[HEADER_MAX];
+    char *p = fmt_header(tmp, ':', v, false);
+    buf_append(b, p, (size_t)(tmp + HEADER_MAX - p));
+}
+
+void resp_write_bulk(struct buf *b, const void *p, size_t n)
+{
+    char tmp[HEADER_MAX];
+    char *h = fmt_header(tmp, '$', (int64_t)n, true);
+    size_t hlen = (size_t)(tmp + HEADER_MAX - h);
+    if (buf_reserve(b, hlen + n + 2) != 0)
+        return;
+    char *o = b->data + b->len;
+    memcpy(o, h, hlen);
+    if (n)
+        memcpy(o + hlen, p, n);
+    o[hlen + n] = '\r';
+    o[hlen + n + 1] = '\n';
+    b->len += hlen + n + 2;
+}
+
+void resp_write_bulk_str(struct buf *b, const char *s)
+{
+    resp_write_bulk(b, s, strlen(s));
+}
+
+void resp_write_bulk_i64(struct buf *b, int64_t v)
+{
+    char digits[24];
+    char *end = digits + sizeof digits;
+    char *p = fmt_i64(end, v);
+    resp_write_bulk(b, p, (size_t)(end - p));
+}
+
+void resp_write_null(struct buf *b, int proto)
+{
+    if (proto >= 3)
+        buf_append(b, "_\r\n", 3);
+    else
+        buf_append(b, "$-1\r\n", 5);
+}
+
+void resp_write_null_array(struct buf *b, int proto)
+{
+    if (proto >= 3)
+        buf_append(b, "_\r\n", 3);
+    else
+        buf_append(b, "*-1\r\n", 5);
+}
+
+void resp_write_array_len(struct buf *b, size_t n)
+{
+    write_header(b, '*', n);
+}
+
+void resp_write_map_len(struct buf *b, int proto, size_t n)
+{
+    if (proto >= 3)
+        write_header(b, '%', n);
+    else
+        write_header(b, '*', 2 * (uint64_t)n);
+}
+
+void resp_write_set_len(struct buf *b, int proto, size_t n)
+{
+    write_header(b, proto >= 3 ? '~' : '*', n);
+}
+
+void resp_write_double(struct buf *b, int proto, double v)
+{
+    char tmp[40];
+    int n;
+    if (isnan(v))
+        n = snprintf(tmp, sizeof tmp, "nan");
+    else if (isinf(v))
+        n = snprintf(tmp, sizeof tmp, "%s", v > 0 ? "inf" : "-inf");
+    else
+        n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    if (proto < 3) {
+        resp_write_bulk(b, tmp, (size_t)n);
+        return;
+    }
+    buf_append(b, ",", 1);
+    buf_append(b, tmp, (size_t)n);
+    buf_append(b, "\r\n", 2);
+}
+
+void resp_write_verbatim(struct buf *b, int proto, const char *s, size_t n)
+{
+    if (proto < 3) {
+        resp_write_bulk(b, s, n);
+        return;
+    }
+    write_header(b, '=', (uint64_t)n + 4);
+    buf_append(b, "txt:", 4);
+    buf_append(b, s, n);
+    buf_append(b, "\r\n", 2);
+}

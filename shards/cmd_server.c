@@ -1,0 +1,629 @@
+/* cmd_server.c: connection and server commands (see cmd_server.h).
+ * These run on the shard of the connection that sent them and change only
+ * that connection (protocol version, name, authentication) or read
+ * process-wide figures: other shards' counters are read with relaxed atomic
+ * loads (shard.h, store.h), never by touching their structures. INFO builds
+ * its text with buf_printf (a cold path). Error texts are Redis 7's. */
+#include "cmd_server.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <mimalloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "conn.h"
+#include "glob.h"
+#include "node.h"
+#include "shard.h"
+#include "store.h"
+
+#define CMD_SERVER_REDIS_VERSION "7.0.0" /* the Redis command set ringkv follows */
+
+static bool arg_is(const struct resp_arg *a, const char *s)
+{
+    return a->len == strlen(s) && strncasecmp(a->ptr, s, a->len) == 0;
+}
+
+static int64_t server_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cmd_ping(struct cmd_ctx *c)
+{
+    if (c->argc > 2) {
+        resp_write_error(c->out, "ERR wrong number of arguments for 'ping' command");
+        return;
+    }
+    if (c->argc == 2)
+        resp_write_bulk(c->out, c->argv[1].ptr, c->argv[1].len);
+    else
+        resp_write_simple(c->out, "PONG");
+}
+
+void cmd_echo(struct cmd_ctx *c) { resp_write_bulk(c->out, c->argv[1].ptr, c->argv[1].len); }
+
+void cmd_quit(struct cmd_ctx *c)
+{
+    resp_write_ok(c->out);
+    c->conn->close_after_flush = true;
+}
+
+void cmd_select(struct cmd_ctx *c)
+{
+    char *end;
+    char text[24];
+    if (c->argv[1].len == 0 || c->argv[1].len >= sizeof text) {
+        resp_write_error(c->out, "ERR value is not an integer or out of range");
+        return;
+    }
+    memcpy(text, c->argv[1].ptr, c->argv[1].len);
+    text[c->argv[1].len] = '\0';
+    long long db = strtoll(text, &end, 10);
+    if (*end) {
+        resp_write_error(c->out, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (db != 0) {
+        resp_write_error(c->out, "ERR DB index is out of range");
+        return;
+    }
+    resp_write_ok(c->out);
+}
+
+/* Checks a password against requirepass; writes the error reply if wrong. */
+static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user,
+                                  const struct resp_arg *pass)
+{
+    const char *want = c->node->cfg->requirepass;
+    if (!want[0] && !user) {
+        resp_write_error(c->out, "ERR AUTH <password> called without any password configured "
+                                 "for the default user. Are you sure your configuration is "
+                                 "correct?");
+        return false;
+    }
+    bool user_ok = !user || arg_is(user, "default");
+    bool pass_ok = want[0] ? pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0
+                           : true;
+    if (!user_ok || !pass_ok) {
+        resp_write_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+        return false;
+    }
+    c->conn->authenticated = true;
+    return true;
+}
+
+void cmd_auth(struct cmd_ctx *c)
+{
+    if (c->argc > 3) {
+        resp_write_error(c->out, "ERR syntax error");
+        return;
+    }
+    const struct resp_arg *user = c->argc == 3 ? &c->argv[1] : NULL;
+    if (server_check_password(c, user, &c->argv[c->argc - 1]))
+        resp_write_ok(c->out);
+}
+
+static bool server_name_valid(const struct resp_arg *a)
+{
+    for (uint32_t i = 0; i < a->len; i++)
+        if (a->ptr[i] < '!' || a->ptr[i] > '~')
+            return false;
+    return true;
+}
+
+static void server_set_name(struct conn *conn, const struct resp_arg *a)
+{
+    mi_free(conn->name);
+    conn->name = NULL;
+    if (a->len == 0)
+        return;
+    conn->name = mi_malloc(a->len + 1);
+    if (conn->name) {
+        memcpy(conn->name, a->ptr, a->len);
+        conn->name[a->len] = '\0';
+    }
+}
+
+void cmd_hello(struct cmd_ctx *c)
+{
+    struct conn *conn = c->conn;
+    int proto = conn->resp_version;
+    uint32_t i = 1;
+    if (c->argc >= 2) {
+        char *end;
+        char text[16] = {0};
+        memcpy(text, c->argv[1].ptr, c->argv[1].len < 15 ? c->argv[1].len : 15);
+        long v = strtol(text, &end, 10);
+        if (*end || c->argv[1].len == 0) {
+            resp_write_error(c->out, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (v != 2 && v != 3) {
+            resp_write_error(c->out, "NOPROTO unsupported protocol version");
+            return;
+        }
+        proto = (int)v;
+        i = 2;
+    }
+    const struct resp_arg *name = NULL;
+    for (; i < c->argc; i++) {
+        if (arg_is(&c->argv[i], "AUTH") && i + 2 < c->argc) {
+            if (!server_check_password(c, &c->argv[i + 1], &c->argv[i + 2]))
+                return;
+            i += 2;
+        } else if (arg_is(&c->argv[i], "SETNAME") && i + 1 < c->argc) {
+            name = &c->argv[++i];
+            if (!server_name_valid(name)) {
+                resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
+                                         "special characters.");
+                return;
+            }
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof msg, "ERR Syntax error in HELLO option '%.*s'",
+                     c->argv[i].len > 64 ? 64 : (int)c->argv[i].len, c->argv[i].ptr);
+            resp_write_error(c->out, msg);
+            return;
+        }
+    }
+    if (!conn->authenticated) {
+        resp_write_error(c->out, "NOAUTH HELLO must be called with the client already "
+                                 "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+                                 "option can be used to authenticate the client and select the "
+                                 "RESP protocol version at the same time");
+        return;
+    }
+    if (name)
+        server_set_name(conn, name);
+    conn->resp_version = proto;
+    struct buf *o = c->out;
+    resp_write_map_len(o, proto, 7);
+    resp_write_bulk_str(o, "server");
+    resp_write_bulk_str(o, "redis");
+    resp_write_bulk_str(o, "version");
+    resp_write_bulk_str(o, CMD_SERVER_REDIS_VERSION);
+    resp_write_bulk_str(o, "proto");
+    resp_write_int(o, proto);
+    resp_write_bulk_str(o, "id");
+    resp_write_int(o, (int64_t)conn->id);
+    resp_write_bulk_str(o, "mode");
+    resp_write_bulk_str(o, "standalone");
+    resp_write_bulk_str(o, "role");
+    resp_write_bulk_str(o, "master");
+    resp_write_bulk_str(o, "modules");
+    resp_write_array_len(o, 0);
+}
+
+/* One CLIENT LIST line for a connection. */
+static void server_client_line(struct buf *b, const struct conn *k, int64_t now_ms)
+{
+    buf_printf(b,
+               "id=%" PRIu64 " addr=%s laddr=? fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
+               "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 "
+               "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 "
+               "resp=%d lib-name= lib-ver= proto=%s\n",
+               k->id, k->addr, k->fd, k->name ? k->name : "",
+               (long long)((now_ms - k->created_ms) / 1000),
+               (long long)((now_ms - k->last_ms) / 1000), k->in.len, k->in.cap - k->in.len,
+               k->out.len, k->in.cap + k->out.cap + k->sending.cap,
+               k->last_cmd ? k->last_cmd : "NULL", k->resp_version,
+               k->kind == CONN_RESP ? "resp" : "memcache");
+}
+
+void cmd_client_list_shard(struct cmd_ctx *c)
+{
+    const struct shard *sh = c->node->shards[c->shard_id];
+    struct buf lines;
+    buf_init(&lines);
+    int64_t now = server_now_ms();
+    for (uint32_t s = 0; s < sh->conn_cap; s++)
+        if (sh->conns[s] && !sh->conns[s]->closing)
+            server_client_line(&lines, sh->conns[s], now);
+    resp_write_bulk(c->out, lines.data, lines.len);
+    buf_fini(&lines);
+}
+
+void cmd_client(struct cmd_ctx *c)
+{
+    struct conn *conn = c->conn;
+    const struct resp_arg *sub = &c->argv[1];
+    if (arg_is(sub, "ID") && c->argc == 2) {
+        resp_write_int(c->out, (int64_t)conn->id);
+    } else if (arg_is(sub, "GETNAME") && c->argc == 2) {
+        if (conn->name)
+            resp_write_bulk_str(c->out, conn->name);
+        else
+            resp_write_null(c->out, c->proto);
+    } else if (arg_is(sub, "SETNAME") && c->argc == 3) {
+        if (!server_name_valid(&c->argv[2])) {
+            resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
+                                     "special characters.");
+            return;
+        }
+        server_set_name(conn, &c->argv[2]);
+        resp_write_ok(c->out);
+    } else if (arg_is(sub, "SETINFO") && c->argc == 4) {
+        resp_write_ok(c->out);
+    } else if (arg_is(sub, "INFO") && c->argc == 2) {
+        struct buf line;
+        buf_init(&line);
+        server_client_line(&line, conn, server_now_ms());
+        resp_write_bulk(c->out, line.data, line.len);
+        buf_fini(&line);
+    } else if (arg_is(sub, "LIST") && c->argc == 2) {
+        cmd_broadcast(c, cmd_client_list_shard, CMD_COMBINE_BULK);
+    } else if (arg_is(sub, "ID") || arg_is(sub, "GETNAME") || arg_is(sub, "SETNAME") ||
+               arg_is(sub, "LIST") || arg_is(sub, "INFO") || arg_is(sub, "SETINFO")) {
+        char msg[96];
+        char lower[16] = {0};
+        for (uint32_t i = 0; i < sub->len && i < 15; i++)
+            lower[i] = (char)tolower((unsigned char)sub->ptr[i]);
+        snprintf(msg, sizeof msg, "ERR wrong number of arguments for 'client|%s' command", lower);
+        resp_write_error(c->out, msg);
+    } else {
+        char msg[200];
+        snprintf(msg, sizeof msg, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
+                 sub->len > 64 ? 64 : (int)sub->len, sub->ptr);
+        resp_write_error(c->out, msg);
+    }
+}
+
+static void server_command_flags(struct buf *o, int proto, uint32_t flags)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {{CMD_WRITE, "write"},
+                 {CMD_READONLY, "readonly"},
+                 {CMD_DENYOOM, "denyoom"},
+                 {CMD_FAST, "fast"},
+                 {CMD_NOAUTH, "no_auth"}};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        n += (flags & names[i].bit) != 0;
+    resp_write_set_len(o, proto, n);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (flags & names[i].bit)
+            resp_write_simple(o, names[i].name);
+}
+
+static void server_command_info(struct buf *o, int proto, const struct cmd_def *d)
+{
+    resp_write_array_len(o, 10);
+    resp_write_bulk_str(o, d->name);
+    resp_write_int(o, d->arity);
+    server_command_flags(o, proto, d->flags);
+    resp_write_int(o, d->first_key);
+    resp_write_int(o, d->last_key);
+    resp_write_int(o, d->key_step);
+    resp_write_set_len(o, proto, 0);
+    resp_write_array_len(o, 0);
+    resp_write_array_len(o, 0);
+    resp_write_array_len(o, 0);
+}
+
+static void server_command_docs(struct buf *o, int proto, const struct cmd_def *d)
+{
+    resp_write_bulk_str(o, d->name);
+    resp_write_map_len(o, proto, 3);
+    resp_write_bulk_str(o, "summary");
+    resp_write_bulk_str(o, d->summary);
+    resp_write_bulk_str(o, "since");
+    resp_write_bulk_str(o, "1.0.0");
+    resp_write_bulk_str(o, "group");
+    resp_write_bulk_str(o, d->group);
+}
+
+void cmd_command(struct cmd_ctx *c)
+{
+    size_t n;
+    const struct cmd_def *defs = cmd_table(&n);
+    struct buf *o = c->out;
+    if (c->argc == 1) {
+        resp_write_array_len(o, n);
+        for (size_t i = 0; i < n; i++)
+            server_command_info(o, c->proto, &defs[i]);
+        return;
+    }
+    const struct resp_arg *sub = &c->argv[1];
+    if (arg_is(sub, "COUNT") && c->argc == 2) {
+        resp_write_int(o, (int64_t)n);
+    } else if (arg_is(sub, "LIST") && c->argc == 2) {
+        resp_write_array_len(o, n);
+        for (size_t i = 0; i < n; i++)
+            resp_write_bulk_str(o, defs[i].name);
+    } else if (arg_is(sub, "INFO")) {
+        if (c->argc == 2) {
+            resp_write_array_len(o, n);
+            for (size_t i = 0; i < n; i++)
+                server_command_info(o, c->proto, &defs[i]);
+            return;
+        }
+        resp_write_array_len(o, c->argc - 2);
+        for (uint32_t i = 2; i < c->argc; i++) {
+            const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
+            if (d)
+                server_command_info(o, c->proto, d);
+            else
+                resp_write_null_array(o, c->proto);
+        }
+    } else if (arg_is(sub, "DOCS")) {
+        if (c->argc == 2) {
+            resp_write_map_len(o, c->proto, n);
+            for (size_t i = 0; i < n; i++)
+                server_command_docs(o, c->proto, &defs[i]);
+            return;
+        }
+        size_t found = 0;
+        for (uint32_t i = 2; i < c->argc; i++)
+            found += cmd_lookup(c->argv[i].ptr, c->argv[i].len) != NULL;
+        resp_write_map_len(o, c->proto, found);
+        for (uint32_t i = 2; i < c->argc; i++) {
+            const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
+            if (d)
+                server_command_docs(o, c->proto, d);
+        }
+    } else {
+        char msg[200];
+        snprintf(msg, sizeof msg, "ERR unknown subcommand or wrong number of arguments for "
+                                  "'%.*s'. Try COMMAND HELP.",
+                 sub->len > 64 ? 64 : (int)sub->len, sub->ptr);
+        resp_write_error(o, msg);
+    }
+}
+
+struct server_config_reply {
+    struct buf pairs;
+    size_t count;
+};
+
+static void server_config_emit(const char *name, const char *value, void *arg)
+{
+    struct server_config_reply *r = arg;
+    resp_write_bulk_str(&r->pairs, name);
+    resp_write_bulk_str(&r->pairs, value);
+    r->count++;
+}
+
+void cmd_config(struct cmd_ctx *c)
+{
+    const struct resp_arg *sub = &c->argv[1];
+    if (arg_is(sub, "GET") && c->argc >= 3) {
+        struct server_config_reply r = {.count = 0};
+        buf_init(&r.pairs);
+        for (uint32_t i = 2; i < c->argc; i++) {
+            char pattern[128];
+            snprintf(pattern, sizeof pattern, "%.*s",
+                     c->argv[i].len > 127 ? 127 : (int)c->argv[i].len, c->argv[i].ptr);
+            for (char *ch = pattern; *ch; ch++) /* setting names are lower case */
+                *ch = (char)tolower((unsigned char)*ch);
+            cfg_get(c->node->cfg, pattern, server_config_emit, &r);
+            /* Settings Redis tools ask for that have fixed values here. */
+            if (glob_match(pattern, strlen(pattern), "save", 4))
+                server_config_emit("save", "", &r);
+            if (glob_match(pattern, strlen(pattern), "appendonly", 10))
+                server_config_emit("appendonly", "no", &r);
+        }
+        resp_write_map_len(c->out, c->proto, r.count);
+        buf_append(c->out, r.pairs.data, r.pairs.len);
+        buf_fini(&r.pairs);
+    } else if (arg_is(sub, "SET")) {
+        resp_write_error(c->out, "ERR CONFIG SET is not supported: settings are fixed at "
+                                 "start-up (restart with --name value)");
+    } else if (arg_is(sub, "RESETSTAT") && c->argc == 2) {
+        resp_write_ok(c->out);
+    } else {
+        char msg[200];
+        snprintf(msg, sizeof msg, "ERR unknown subcommand or wrong number of arguments for "
+                                  "'%.*s'. Try CONFIG HELP.",
+                 sub->len > 64 ? 64 : (int)sub->len, sub->ptr);
+        resp_write_error(c->out, msg);
+    }
+}
+
+/* Node-wide sums of the shards' counters (relaxed atomic loads). */
+struct server_totals {
+    uint64_t clients, connections, rejected, commands, net_in, net_out, cross_shard;
+    uint64_t keys, expires, hits, misses, expired, evicted, used;
+};
+
+static void server_totals(const struct node *n, struct server_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        const struct shard *sh = n->shards[i];
+        t->clients += SHARD_STAT_GET(sh, connected_clients);
+        t->connections += SHARD_STAT_GET(sh, total_connections_received);
+        t->rejected += SHARD_STAT_GET(sh, rejected_connections);
+        t->commands += SHARD_STAT_GET(sh, total_commands_processed);
+        t->net_in += SHARD_STAT_GET(sh, net_input_bytes);
+        t->net_out += SHARD_STAT_GET(sh, net_output_bytes);
+        t->cross_shard += SHARD_STAT_GET(sh, cross_shard_requests);
+        struct store_stats s;
+        store_read_stats(sh->store, &s);
+        t->keys += s.keys;
+        t->expires += s.expires;
+        t->hits += s.keyspace_hits;
+        t->misses += s.keyspace_misses;
+        t->expired += s.expired_keys;
+        t->evicted += s.evicted_keys;
+        t->used += s.used_bytes;
+    }
+}
+
+static size_t server_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void server_human(char *out, size_t n, double bytes)
+{
+    const char *units = "BKMGTP";
+    int u = 0;
+    while (bytes >= 1024 && u < 5) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(out, n, u ? "%.2f%c" : "%.0f%c", bytes, units[u]);
+}
+
+static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)
+{
+    if (c->argc == 1)
+        return in_default;
+    for (uint32_t i = 1; i < c->argc; i++) {
+        if (arg_is(&c->argv[i], name) || arg_is(&c->argv[i], "all") ||
+            arg_is(&c->argv[i], "everything"))
+            return true;
+        if (arg_is(&c->argv[i], "default") && in_default)
+            return true;
+    }
+    return false;
+}
+
+void cmd_info(struct cmd_ctx *c)
+{
+    const struct node *n = c->node;
+    const struct cfg *cfg = n->cfg;
+    struct server_totals t;
+    server_totals(n, &t);
+    struct buf b;
+    buf_init(&b);
+    int64_t uptime_s = (server_now_ms() - n->start_ms) / 1000;
+    if (server_section_wanted(c, "server", true)) {
+        struct utsname u;
+        uname(&u);
+        buf_printf(&b,
+                   "# Server\r\nredis_version:%s\r\nringkv_version:%s\r\nredis_mode:standalone\r\n"
+                   "os:%s %s %s\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\n"
+                   "process_id:%d\r\nrun_id:%s\r\ntcp_port:%lld\r\nmemcache_port:%lld\r\n"
+                   "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nhz:10\r\nshards:%u\r\n"
+                   "partitions:%u\r\n\r\n",
+                   CMD_SERVER_REDIS_VERSION, RINGKV_VERSION, u.sysname, u.release, u.machine,
+                   (int)getpid(), n->run_id, (long long)cfg->port, (long long)cfg->memcache_port,
+                   (long long)uptime_s, (long long)uptime_s / 86400, n->nshards, n->npartitions);
+    }
+    if (server_section_wanted(c, "clients", true))
+        buf_printf(&b, "# Clients\r\nconnected_clients:%" PRIu64 "\r\nmaxclients:%lld\r\n"
+                       "blocked_clients:0\r\n\r\n",
+                   t.clients, (long long)cfg->maxclients);
+    if (server_section_wanted(c, "memory", true)) {
+        size_t elapsed, user, sys, rss, peak_rss, commit, peak_commit, faults;
+        mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
+        size_t rss_now = server_rss_bytes();
+        char h_used[32], h_rss[32], h_max[32], h_peak[32];
+        server_human(h_used, sizeof h_used, (double)commit);
+        server_human(h_rss, sizeof h_rss, (double)rss_now);
+        server_human(h_max, sizeof h_max, (double)cfg->maxmemory);
+        server_human(h_peak, sizeof h_peak, (double)peak_commit);
+        static const char *const policies[] = {"noeviction",     "allkeys-lru",
+                                               "volatile-lru",   "allkeys-random",
+                                               "volatile-random", "volatile-ttl"};
+        buf_printf(&b,
+                   "# Memory\r\nused_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\n"
+                   "used_memory_rss_human:%s\r\nused_memory_peak:%zu\r\nused_memory_peak_human:%s\r\n"
+                   "used_memory_dataset:%" PRIu64 "\r\nmaxmemory:%lld\r\nmaxmemory_human:%s\r\n"
+                   "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
+                   "mem_allocator:mimalloc-%d\r\n\r\n",
+                   commit, h_used, rss_now, h_rss, peak_commit, h_peak, t.used,
+                   (long long)cfg->maxmemory, h_max, policies[cfg->maxmemory_policy],
+                   commit ? (double)rss_now / (double)commit : 0.0, mi_version());
+    }
+    if (server_section_wanted(c, "persistence", true))
+        buf_printf(&b, "# Persistence\r\nloading:0\r\nstorage:memory\r\naof_enabled:0\r\n"
+                       "rdb_changes_since_last_save:0\r\n\r\n");
+    if (server_section_wanted(c, "stats", true))
+        buf_printf(&b,
+                   "# Stats\r\ntotal_connections_received:%" PRIu64
+                   "\r\ntotal_commands_processed:%" PRIu64 "\r\ntotal_net_input_bytes:%" PRIu64
+                   "\r\ntotal_net_output_bytes:%" PRIu64 "\r\nrejected_connections:%" PRIu64
+                   "\r\nexpired_keys:%" PRIu64 "\r\nevicted_keys:%" PRIu64
+                   "\r\nkeyspace_hits:%" PRIu64 "\r\nkeyspace_misses:%" PRIu64
+                   "\r\ncross_shard_requests:%" PRIu64 "\r\n\r\n",
+                   t.connections, t.commands, t.net_in, t.net_out, t.rejected, t.expired,
+                   t.evicted, t.hits, t.misses, t.cross_shard);
+    if (server_section_wanted(c, "replication", true))
+        buf_printf(&b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    if (server_section_wanted(c, "cpu", true)) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        buf_printf(&b, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n\r\n",
+                   (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
+                   (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    }
+    if (server_section_wanted(c, "keyspace", true)) {
+        buf_printf(&b, "# Keyspace\r\n");
+        if (t.keys)
+            buf_printf(&b, "db0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", t.keys,
+                       t.expires);
+    }
+    if (b.len >= 2 && b.data[b.len - 1] == '\n' && b.data[b.len - 3] == '\n')
+        b.len -= 2; /* no blank line after the last section */
+    resp_write_verbatim(c->out, c->proto, b.data ? b.data : "", b.len);
+    buf_fini(&b);
+}
+
+static void server_mc_stats(struct cmd_ctx *c)
+{
+    struct server_totals t;
+    server_totals(c->node, &t);
+    int64_t now = server_now_ms();
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    buf_printf(c->out,
+               "STAT pid %d\r\nSTAT uptime %lld\r\nSTAT time %lld\r\nSTAT version %s\r\n"
+               "STAT pointer_size 64\r\nSTAT rusage_user %ld.%06ld\r\nSTAT rusage_system "
+               "%ld.%06ld\r\nSTAT max_connections %lld\r\nSTAT curr_connections %" PRIu64
+               "\r\nSTAT total_connections %" PRIu64 "\r\nSTAT rejected_connections %" PRIu64
+               "\r\nSTAT get_hits %" PRIu64 "\r\nSTAT get_misses %" PRIu64
+               "\r\nSTAT get_expired %" PRIu64 "\r\nSTAT bytes_read %" PRIu64
+               "\r\nSTAT bytes_written %" PRIu64 "\r\nSTAT limit_maxbytes %lld\r\nSTAT threads "
+               "%u\r\nSTAT bytes %" PRIu64 "\r\nSTAT curr_items %" PRIu64
+               "\r\nSTAT evictions %" PRIu64 "\r\nEND\r\n",
+               (int)getpid(), (long long)(now - c->node->start_ms) / 1000, (long long)now / 1000,
+               RINGKV_VERSION, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
+               (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
+               (long long)c->node->cfg->maxclients, t.clients, t.connections, t.rejected, t.hits,
+               t.misses, t.expired, t.net_in, t.net_out, (long long)c->node->cfg->maxmemory,
+               c->node->nshards, t.used, t.keys, t.evicted);
+}
+
+void cmd_mc_conn(struct cmd_ctx *c)
+{
+    switch (c->mc->cmd) {
+    case MC_STATS:
+        if (c->mc->stats_arg)
+            buf_append_str(c->out, "END\r\n"); /* no item, slab or setting detail here */
+        else
+            server_mc_stats(c);
+        return;
+    case MC_VERSION:
+        buf_append_str(c->out, "VERSION " RINGKV_VERSION "\r\n");
+        return;
+    case MC_VERBOSITY:
+        if (!c->mc->noreply)
+            buf_append_str(c->out, "OK\r\n");
+        return;
+    default: /* quit */
+        c->conn->close_after_flush = true;
+        return;
+    }
+}

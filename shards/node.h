@@ -1,0 +1,50 @@
+/* node.h: the process: its settings, its shards and where partitions live.
+ * A node runs S shard threads. Keys hash to Q partitions (keyhash.h); the
+ * partition map says which shard owns each partition, so the partition ring
+ * of the cluster layer can reassign partitions without touching the request
+ * path. Today the map is fixed at start-up (partition p on shard p mod S).
+ *
+ * Threads: node_create() and node_run() on the main thread. After start-up
+ *   struct node is immutable and every thread reads it freely; the fields that
+ *   change (stop flag, client count) are atomics, named as such.
+ * Errors: node_create() returns NULL with a one-line reason logged; the
+ *   caller exits non-zero. */
+#ifndef RINGKV_SHARDS_NODE_H
+#define RINGKV_SHARDS_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "keyhash.h"
+
+struct shard;
+
+struct node {
+    const struct cfg *cfg;
+    uint32_t nshards;
+    struct shard **shards;
+    uint32_t npartitions;        /* Q, a power of two */
+    uint16_t *partition_shard;   /* partition -> owning shard */
+    int64_t start_ms;            /* unix ms at start-up */
+    char run_id[41];
+    pthread_barrier_t ready;     /* shards and main: every ring and store exists */
+    pthread_barrier_t stopped;   /* shards: every loop has ended */
+    int stop_flag;               /* atomic: set by the signal watcher, read by shards */
+    int64_t clients;             /* atomic: connected clients, all shards (maxclients) */
+};
+
+/* Builds the node and its shards (rings, listeners). NULL on failure. */
+struct node *node_create(const struct cfg *cfg);
+/* Runs the shards until SIGTERM or SIGINT, then stops them and returns 0. */
+int node_run(struct node *n);
+void node_destroy(struct node *n);
+
+/* The shard that owns a key's hash. Any thread. */
+static inline uint32_t node_shard_of(const struct node *n, uint64_t hash)
+{
+    return n->partition_shard[keyhash_partition(hash, n->npartitions)];
+}
+
+#endif

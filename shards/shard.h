@@ -1,0 +1,96 @@
+/* shard.h: one shard thread and its loop.
+ * A shard owns, and alone touches: its io_uring, its listeners, its client
+ * connections, its keyspace (struct store) and its end of every queue.
+ * Every loop turn has one shape: reap completions (accepts, receives, sends,
+ * wake-ups, the tick), drain the inbound queues (requests from other shards
+ * to run here, replies to requests this shard sent), flush replies and
+ * wake the shards it sent to, submit, and wait.
+ *
+ * Threads: shard_* functions run on the shard's own thread, except
+ *   shard_create()/shard_destroy() (main thread, before start / after join)
+ *   and the stats, which other threads read with relaxed atomic loads.
+ * Ownership: messages a shard sends stay the sender's; the receiver answers
+ *   by sending the same message back (see cmd.h, struct cmd_msg). */
+#ifndef RINGKV_SHARDS_SHARD_H
+#define RINGKV_SHARDS_SHARD_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mq.h"
+
+struct node;
+struct store;
+struct conn;
+struct cmd_msg;
+
+/* Counters other threads read (INFO): written by the owner only with relaxed
+ * atomic stores, read with relaxed atomic loads; on their own cache line. */
+struct shard_stats {
+    uint64_t connected_clients;
+    uint64_t total_connections_received;
+    uint64_t rejected_connections;
+    uint64_t total_commands_processed;
+    uint64_t net_input_bytes;
+    uint64_t net_output_bytes;
+    uint64_t cross_shard_requests;
+} __attribute__((aligned(64)));
+
+/* Messages waiting for room in a full queue, in order. */
+struct shard_backlog {
+    struct cmd_msg **msgs;
+    uint32_t head, len, cap;
+};
+
+struct shard {
+    uint32_t id;
+    struct node *node;
+    pthread_t thread;
+    struct io_uring uring;
+    int listen_resp_fd;
+    int listen_mc_fd; /* -1 when memcache-port is 0 */
+    struct store *store;
+    int start_rc;                 /* 0, or why the ring or store could not start */
+    bool ring_ready;
+
+    struct mq *inbox;             /* inbox[from]: the queue from shard `from` (SPSC) */
+    bool *wake;                   /* wake[to]: sent to `to` this turn; wake it */
+    struct shard_backlog *backlog; /* backlog[to]: messages for a full queue */
+
+    struct conn **conns;          /* slot -> connection, NULL when free */
+    uint32_t *conn_gen;           /* slot -> generation, bumped on reuse */
+    uint32_t conn_cap;
+    uint32_t *free_slots;
+    uint32_t nfree;
+    struct conn *dirty;           /* connections with replies to flush this turn */
+    uint64_t next_client_seq;
+    bool accept_paused;
+
+    struct shard_stats stats;
+};
+
+/* Builds shard `id` of node n: its ring, listeners, store. NULL on failure
+ * (logged). */
+struct shard *shard_create(struct node *n, uint32_t id);
+void shard_destroy(struct shard *sh);
+/* The thread body. */
+void *shard_main(void *arg);
+
+/* Sends a message to shard `to` (queued in order if its queue is full) and
+ * arranges its wake-up at the end of this turn. Owner thread only. */
+void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m);
+
+/* A submission entry of the shard's ring (submits to make room if full). */
+struct io_uring_sqe *shard_sqe(struct shard *sh);
+
+/* Marks a connection as having replies to flush at the end of this turn. */
+void shard_mark_dirty(struct shard *sh, struct conn *c);
+
+/* Relaxed-atomic counter helpers for struct shard_stats. */
+#define SHARD_STAT_ADD(sh, field, n)                                                               \
+    __atomic_store_n(&(sh)->stats.field, (sh)->stats.field + (n), __ATOMIC_RELAXED)
+#define SHARD_STAT_GET(sh, field) __atomic_load_n(&(sh)->stats.field, __ATOMIC_RELAXED)
+
+#endif

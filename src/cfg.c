@@ -1,0 +1,334 @@
+/* cfg.c: settings (see cfg.h).
+ * cfg_settings[] is the single list of settings: name, type, where it lives
+ * in struct cfg, its default (as text, parsed like any other value), bounds
+ * and help. Every source (defaults, INI file through inih, --flags) goes
+ * through cfg_set_text(), so all values are validated the same way. Sizes
+ * accept Redis's units (1k, 1kb, 1m, 1mb, 1g, 1gb; k = 1000, kb = 1024).
+ * Runs on the main thread at start-up only. */
+#include "cfg.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "glob.h"
+
+enum cfg_type { CFG_INT, CFG_SIZE, CFG_BOOL, CFG_STRING, CFG_ENUM };
+
+struct cfg_setting {
+    const char *name;
+    enum cfg_type type;
+    size_t offset;
+    size_t size; /* strings: buffer size */
+    const char *def;
+    int64_t min, max;
+    const char *const *choices; /* CFG_ENUM: NULL-terminated, index = value */
+    const char *help;
+};
+
+static const char *const policy_names[] = {"noeviction",     "allkeys-lru",     "volatile-lru",
+                                           "allkeys-random", "volatile-random", "volatile-ttl",
+                                           NULL};
+static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
+static const char *const storage_names[] = {"memory", NULL};
+static const char *const loglevel_names[] = {"warning", "notice", "verbose", "debug", NULL};
+
+#define F(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
+static const struct cfg_setting cfg_settings[] = {
+    {"bind", CFG_STRING, F(bind), "127.0.0.1", 0, 0, NULL,
+     "Address to listen on (one IPv4 or IPv6 address)."},
+    {"port", CFG_INT, F(port), "6379", 1, 65535, NULL, "RESP (Redis protocol) port."},
+    {"memcache-port", CFG_INT, F(memcache_port), "11211", 0, 65535, NULL,
+     "memcached text protocol port; 0 turns it off."},
+    {"threads", CFG_INT, F(threads), "0", 0, 1024, NULL,
+     "Shard threads; 0 means one per CPU."},
+    {"cpu-affinity", CFG_BOOL, F(cpu_affinity), "yes", 0, 1, NULL,
+     "Pin shard thread i to CPU i (modulo the CPUs this process may use)."},
+    {"requirepass", CFG_STRING, F(requirepass), "", 0, 0, NULL,
+     "Password clients must give with AUTH; empty means none."},
+    {"maxmemory", CFG_SIZE, F(maxmemory), "0", 0, INT64_MAX, NULL,
+     "Memory limit for data (bytes, or 100mb, 2gb...); 0 means no limit. Split evenly "
+     "between shards."},
+    {"maxmemory-policy", CFG_ENUM, F(maxmemory_policy), "noeviction", 0, 0, policy_names,
+     "What to do at maxmemory: noeviction (writes get -OOM), allkeys-lru, volatile-lru, "
+     "allkeys-random, volatile-random, volatile-ttl."},
+    {"maxmemory-samples", CFG_INT, F(maxmemory_samples), "5", 1, 64, NULL,
+     "Keys sampled per eviction (approximate LRU/TTL, as Redis)."},
+    {"maxclients", CFG_INT, F(maxclients), "10000", 1, 1000000, NULL,
+     "Most client connections at once (all shards together)."},
+    {"dir", CFG_STRING, F(dir), ".", 0, 0, NULL,
+     "Data directory (used by durable storage)."},
+    {"appendfsync", CFG_ENUM, F(appendfsync), "everysec", 0, 0, fsync_names,
+     "fsync policy of durable storage: always, everysec, no."},
+    {"storage", CFG_ENUM, F(storage), "memory", 0, 0, storage_names,
+     "Storage engine: memory (a pure in-memory store)."},
+    {"partitions", CFG_INT, F(partitions), "1024", 1, 1 << 20, NULL,
+     "Partitions (vnodes) the key space is cut into; a power of two."},
+    {"proto-max-bulk-len", CFG_SIZE, F(proto_max_bulk_len), "512mb", 1024, INT64_MAX, NULL,
+     "Largest argument or value, in bytes."},
+    {"max-key-size", CFG_SIZE, F(max_key_size), "64kb", 1, 512LL << 20, NULL,
+     "Largest key, in bytes."},
+    {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
+     "Most arguments in one request."},
+    {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,
+     INT64_MAX, NULL, "Most unparsed bytes buffered for one client."},
+    {"tcp-backlog", CFG_INT, F(tcp_backlog), "511", 1, 65535, NULL, "listen() backlog."},
+    {"uring-entries", CFG_INT, F(uring_entries), "4096", 64, 32768, NULL,
+     "Submission queue entries of each shard's io_uring."},
+    {"loglevel", CFG_ENUM, F(loglevel), "notice", 0, 0, loglevel_names,
+     "warning, notice, verbose or debug."},
+    {"logfile", CFG_STRING, F(logfile), "", 0, 0, NULL,
+     "Log file; empty means standard error."},
+};
+#undef F
+#define CFG_COUNT (sizeof cfg_settings / sizeof cfg_settings[0])
+
+static const struct cfg_setting *cfg_find(const char *name)
+{
+    for (size_t i = 0; i < CFG_COUNT; i++)
+        if (strcasecmp(cfg_settings[i].name, name) == 0)
+            return &cfg_settings[i];
+    return NULL;
+}
+
+/* Parses "100", "100k", "2mb", "1gb" as Redis's memtoll() does. */
+static int cfg_parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    static const struct {
+        const char *unit;
+        int64_t mul;
+    } units[] = {{"", 1},          {"b", 1},          {"k", 1000},       {"kb", 1024},
+                 {"m", 1000000},   {"mb", 1 << 20},   {"g", 1000000000}, {"gb", 1 << 30}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(end, units[i].unit) == 0) {
+            if (v > INT64_MAX / units[i].mul)
+                return -EINVAL;
+            *out = v * units[i].mul;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int cfg_set_text(struct cfg *c, const struct cfg_setting *s, const char *text, char *err,
+                        size_t err_len)
+{
+    void *field = (char *)c + s->offset;
+    int64_t v = 0;
+    char *end;
+    switch (s->type) {
+    case CFG_STRING:
+        if (strlen(text) >= s->size) {
+            snprintf(err, err_len, "%s: value too long", s->name);
+            return -EINVAL;
+        }
+        strcpy(field, text);
+        return 0;
+    case CFG_BOOL:
+        if (!strcasecmp(text, "yes") || !strcasecmp(text, "true") || !strcmp(text, "1"))
+            *(bool *)field = true;
+        else if (!strcasecmp(text, "no") || !strcasecmp(text, "false") || !strcmp(text, "0"))
+            *(bool *)field = false;
+        else {
+            snprintf(err, err_len, "%s: expected yes or no, got '%s'", s->name, text);
+            return -EINVAL;
+        }
+        return 0;
+    case CFG_ENUM:
+        for (int i = 0; s->choices[i]; i++) {
+            if (strcasecmp(text, s->choices[i]) == 0) {
+                *(int64_t *)field = i;
+                return 0;
+            }
+        }
+        snprintf(err, err_len, "%s: '%s' is not one of the choices (see --help)", s->name, text);
+        return -EINVAL;
+    case CFG_INT:
+        errno = 0;
+        v = strtoll(text, &end, 10);
+        if (errno || end == text || *end) {
+            snprintf(err, err_len, "%s: '%s' is not an integer", s->name, text);
+            return -EINVAL;
+        }
+        break;
+    case CFG_SIZE:
+        if (cfg_parse_size(text, &v) != 0) {
+            snprintf(err, err_len, "%s: '%s' is not a size (e.g. 1024, 64kb, 2gb)", s->name,
+                     text);
+            return -EINVAL;
+        }
+        break;
+    }
+    if (v < s->min || v > s->max) {
+        snprintf(err, err_len, "%s: %lld is out of range [%lld, %lld]", s->name, (long long)v,
+                 (long long)s->min, (long long)s->max);
+        return -EINVAL;
+    }
+    *(int64_t *)field = v;
+    return 0;
+}
+
+static void cfg_format(const struct cfg *c, const struct cfg_setting *s, char *out, size_t n)
+{
+    const void *field = (const char *)c + s->offset;
+    switch (s->type) {
+    case CFG_STRING:
+        snprintf(out, n, "%s", (const char *)field);
+        break;
+    case CFG_BOOL:
+        snprintf(out, n, "%s", *(const bool *)field ? "yes" : "no");
+        break;
+    case CFG_ENUM:
+        snprintf(out, n, "%s", s->choices[*(const int64_t *)field]);
+        break;
+    default:
+        snprintf(out, n, "%lld", (long long)*(const int64_t *)field);
+    }
+}
+
+struct cfg_ini_state {
+    struct cfg *c;
+    char *err;
+    size_t err_len;
+    int failed;
+};
+
+static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct cfg_ini_state *st = user;
+    const struct cfg_setting *s = cfg_find(name);
+    if (!s) {
+        snprintf(st->err, st->err_len, "unknown setting '%s' in config file", name);
+        st->failed = 1;
+        return 0;
+    }
+    if (cfg_set_text(st->c, s, value, st->err, st->err_len) != 0) {
+        st->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static void cfg_print_help(FILE *f)
+{
+    fprintf(f, "Usage: ringkv [config.ini] [--config FILE] [--name value ...]\n"
+               "       ringkv --help | --version | --settings-markdown\n\n"
+               "ringkv: a sharded, Redis- and memcached-compatible key-value node.\n"
+               "Settings (defaults in brackets), as INI keys or --flags:\n");
+    for (size_t i = 0; i < CFG_COUNT; i++)
+        fprintf(f, "  --%-28s %s [%s]\n", cfg_settings[i].name, cfg_settings[i].help,
+                cfg_settings[i].def);
+}
+
+void cfg_write_markdown(FILE *f)
+{
+    fprintf(f, "| setting | default | meaning |\n|---|---|---|\n");
+    for (size_t i = 0; i < CFG_COUNT; i++)
+        fprintf(f, "| `%s` | `%s` | %s |\n", cfg_settings[i].name,
+                cfg_settings[i].def[0] ? cfg_settings[i].def : "\"\"", cfg_settings[i].help);
+}
+
+static int cfg_validate(const struct cfg *c, char *err, size_t err_len)
+{
+    if (c->partitions & (c->partitions - 1)) {
+        snprintf(err, err_len, "partitions: %lld is not a power of two",
+                 (long long)c->partitions);
+        return -EINVAL;
+    }
+    if (c->memcache_port == c->port) {
+        snprintf(err, err_len, "memcache-port and port must differ");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int cfg_load_file(struct cfg *c, const char *path, char *err, size_t err_len)
+{
+    struct cfg_ini_state st = {c, err, err_len, 0};
+    int rc = ini_parse(path, cfg_ini_handler, &st);
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot open config file %s", path);
+        return -EINVAL;
+    }
+    if (st.failed)
+        return -EINVAL;
+    if (rc > 0) {
+        snprintf(err, err_len, "%s:%d: syntax error", path, rc);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int cfg_load(struct cfg *c, int argc, char **argv, bool *exit_now, char *err, size_t err_len)
+{
+    memset(c, 0, sizeof *c);
+    *exit_now = false;
+    for (size_t i = 0; i < CFG_COUNT; i++)
+        if (cfg_set_text(c, &cfg_settings[i], cfg_settings[i].def, err, err_len) != 0)
+            return -EINVAL;
+    int i = 1;
+    if (argc > 1 && strncmp(argv[1], "--", 2) != 0) {
+        if (cfg_load_file(c, argv[1], err, err_len) != 0)
+            return -EINVAL;
+        i = 2;
+    }
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            cfg_print_help(stdout);
+            *exit_now = true;
+            return 0;
+        }
+        if (!strcmp(a, "--settings-markdown")) { /* the README's table */
+            cfg_write_markdown(stdout);
+            *exit_now = true;
+            return 0;
+        }
+        if (!strcmp(a, "--version") || !strcmp(a, "-v")) {
+            printf("ringkv %s\n", RINGKV_VERSION);
+            *exit_now = true;
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+            snprintf(err, err_len, "expected --name value, got '%s' (see --help)", a);
+            return -EINVAL;
+        }
+        const char *value = argv[++i];
+        if (!strcmp(a + 2, "config")) {
+            if (cfg_load_file(c, value, err, err_len) != 0)
+                return -EINVAL;
+            continue;
+        }
+        const struct cfg_setting *s = cfg_find(a + 2);
+        if (!s) {
+            snprintf(err, err_len, "unknown setting '%s' (see --help)", a);
+            return -EINVAL;
+        }
+        if (cfg_set_text(c, s, value, err, err_len) != 0)
+            return -EINVAL;
+    }
+    return cfg_validate(c, err, err_len);
+}
+
+size_t cfg_get(const struct cfg *c, const char *pattern,
+               void (*emit)(const char *name, const char *value, void *arg), void *arg)
+{
+    size_t n = 0;
+    char value[1100];
+    for (size_t i = 0; i < CFG_COUNT; i++) {
+        const char *name = cfg_settings[i].name;
+        if (!glob_match(pattern, strlen(pattern), name, strlen(name)))
+            continue;
+        cfg_format(c, &cfg_settings[i], value, sizeof value);
+        emit(name, value, arg);
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,70 @@
+/* cfg.h: the node's settings.
+ * One table (name, type, default, bounds, help) drives the INI file (inih),
+ * the `--name value` flags, `--help`, the README's settings list and
+ * CONFIG GET, as Redis's static_configs[] does. Order: defaults, then the
+ * file, then flags; validated once; immutable afterwards.
+ * Threads: cfg_load() on the main thread before any other starts; afterwards
+ *   struct cfg is read-only and any thread may read it.
+ * Errors: cfg_load() returns 0 or -EINVAL with a one-line reason in err. */
+#ifndef RINGKV_SRC_CFG_H
+#define RINGKV_SRC_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "buf.h"
+
+enum cfg_policy {
+    CFG_POLICY_NOEVICTION,
+    CFG_POLICY_ALLKEYS_LRU,
+    CFG_POLICY_VOLATILE_LRU,
+    CFG_POLICY_ALLKEYS_RANDOM,
+    CFG_POLICY_VOLATILE_RANDOM,
+    CFG_POLICY_VOLATILE_TTL,
+};
+
+enum cfg_fsync { CFG_FSYNC_ALWAYS, CFG_FSYNC_EVERYSEC, CFG_FSYNC_NO };
+enum cfg_storage { CFG_STORAGE_MEMORY };
+enum cfg_loglevel { CFG_LOG_WARNING, CFG_LOG_NOTICE, CFG_LOG_VERBOSE, CFG_LOG_DEBUG };
+
+struct cfg {
+    char bind[256];
+    int64_t port;
+    int64_t memcache_port;
+    int64_t threads;            /* 0 = one per CPU */
+    bool cpu_affinity;          /* pin shard i to CPU i */
+    char requirepass[256];
+    int64_t maxmemory;          /* bytes; 0 = no limit */
+    int64_t maxmemory_policy;   /* enum cfg_policy */
+    int64_t maxmemory_samples;
+    int64_t maxclients;
+    char dir[1024];
+    int64_t appendfsync;        /* enum cfg_fsync */
+    int64_t storage;            /* enum cfg_storage */
+    int64_t partitions;         /* Q, a power of two */
+    int64_t proto_max_bulk_len; /* largest argument / value */
+    int64_t max_key_size;
+    int64_t max_request_args;
+    int64_t client_query_buffer_limit;
+    int64_t tcp_backlog;
+    int64_t uring_entries;
+    int64_t loglevel;           /* enum cfg_loglevel */
+    char logfile[1024];
+};
+
+/* Fills c from defaults, then an INI file (argv[1] if it does not start with
+ * "--", or --config FILE), then --name value flags. Sets *exit_now and
+ * returns 0 after printing --help or --version. */
+int cfg_load(struct cfg *c, int argc, char **argv, bool *exit_now, char *err, size_t err_len);
+
+/* Calls emit(name, value) for every setting whose name matches the glob
+ * pattern, lower case (CONFIG GET). Returns how many matched. */
+size_t cfg_get(const struct cfg *c, const char *pattern,
+               void (*emit)(const char *name, const char *value, void *arg), void *arg);
+
+/* Writes the settings documentation (markdown table) to f: the README's list. */
+void cfg_write_markdown(FILE *f);
+
+#endif

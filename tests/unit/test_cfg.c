@@ -1,0 +1,99 @@
+/* Unit tests for cfg: defaults, INI file, flags, validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cfg.h"
+
+static int load(struct cfg *c, int argc, char **argv, char *err)
+{
+    bool exit_now;
+    return cfg_load(c, argc, argv, &exit_now, err, 256);
+}
+
+static void test_cfg_defaults_match_redis(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *argv[] = {"ringkv"};
+    assert_int_equal(load(&c, 1, argv, err), 0);
+    assert_int_equal(c.port, 6379);
+    assert_int_equal(c.memcache_port, 11211);
+    assert_string_equal(c.bind, "127.0.0.1");
+    assert_int_equal(c.maxmemory, 0);
+    assert_int_equal(c.maxmemory_policy, CFG_POLICY_NOEVICTION);
+    assert_int_equal(c.partitions, 1024);
+    assert_int_equal(c.proto_max_bulk_len, 512LL << 20);
+}
+
+static void test_cfg_flags_override_file(void **state)
+{
+    char path[] = "/tmp/ringkv-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *ini = "; comment\nport = 7000\nmaxmemory = 2mb\nmaxmemory-policy = allkeys-lru\n"
+                      "threads = 3\n";
+    assert_int_equal(write(fd, ini, strlen(ini)), (ssize_t)strlen(ini));
+    close(fd);
+    struct cfg c;
+    char err[256];
+    char *argv[] = {"ringkv", path, "--port", "7001", "--maxmemory", "1kb"};
+    assert_int_equal(load(&c, 6, argv, err), 0);
+    unlink(path);
+    assert_int_equal(c.port, 7001);
+    assert_int_equal(c.maxmemory, 1024);
+    assert_int_equal(c.maxmemory_policy, CFG_POLICY_ALLKEYS_LRU);
+    assert_int_equal(c.threads, 3);
+}
+
+static void test_cfg_rejects_bad_values(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *bad_port[] = {"ringkv", "--port", "70000"};
+    assert_int_not_equal(load(&c, 3, bad_port, err), 0);
+    assert_non_null(strstr(err, "port"));
+    char *bad_policy[] = {"ringkv", "--maxmemory-policy", "sometimes"};
+    assert_int_not_equal(load(&c, 3, bad_policy, err), 0);
+    char *bad_size[] = {"ringkv", "--maxmemory", "12parsecs"};
+    assert_int_not_equal(load(&c, 3, bad_size, err), 0);
+    char *unknown[] = {"ringkv", "--no-such-setting", "1"};
+    assert_int_not_equal(load(&c, 3, unknown, err), 0);
+    char *odd[] = {"ringkv", "--port"};
+    assert_int_not_equal(load(&c, 2, odd, err), 0);
+    char *not_pow2[] = {"ringkv", "--partitions", "1000"};
+    assert_int_not_equal(load(&c, 3, not_pow2, err), 0);
+}
+
+static void count_pairs(const char *name, const char *value, void *arg) { (*(int *)arg)++; }
+
+static void test_cfg_get_matches_globs(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *argv[] = {"ringkv"};
+    assert_int_equal(load(&c, 1, argv, err), 0);
+    int n = 0;
+    assert_int_equal(cfg_get(&c, "maxmemory*", count_pairs, &n), 3);
+    assert_int_equal(n, 3);
+    n = 0;
+    assert_int_equal(cfg_get(&c, "port", count_pairs, &n), 1);
+    assert_int_equal(cfg_get(&c, "nothing", count_pairs, &n), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cfg_defaults_match_redis),
+        cmocka_unit_test(test_cfg_flags_override_file),
+        cmocka_unit_test(test_cfg_rejects_bad_values),
+        cmocka_unit_test(test_cfg_get_matches_globs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
