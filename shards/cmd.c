@@ -218,8 +218,9 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
     size_t bytes = argc * sizeof(struct resp_arg);
     for (uint32_t i = 0; i < argc; i++)
         bytes += argv[i].len;
+    uint32_t mc_key_len = mc && mc->nkeys ? mc->keys[0].len : 0;
     if (mc)
-        bytes += mc->keys[0].len + mc->data_len;
+        bytes += mc_key_len + mc->data_len;
     struct cmd_msg *m = mi_malloc(sizeof *m + bytes);
     if (!m)
         return NULL;
@@ -242,12 +243,13 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
     m->is_mc = mc != NULL;
     if (mc) {
         m->mc = *mc;
-        memcpy(data, mc->keys[0].ptr, mc->keys[0].len);
+        if (mc_key_len)
+            memcpy(data, mc->keys[0].ptr, mc_key_len);
         m->mc_key.ptr = data;
-        m->mc_key.len = mc->keys[0].len;
-        data += mc->keys[0].len;
+        m->mc_key.len = mc_key_len;
+        data += mc_key_len;
         m->mc.keys = &m->mc_key;
-        m->mc.nkeys = 1;
+        m->mc.nkeys = mc->nkeys ? 1 : 0;
         if (mc->data_len)
             memcpy(data, mc->data, mc->data_len);
         m->mc.data = data;
@@ -323,6 +325,17 @@ void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine
     conn_pending_advance(c);
 }
 
+/* The first shard from `from` on that holds keys (nshards if none). A shard
+ * that is empty now holds no key that is present throughout a SCAN, so
+ * skipping it keeps SCAN's guarantee. Reads other shards' counts (relaxed
+ * atomic loads, store.h). */
+static uint32_t cmd_scan_next_shard(const struct node *n, uint32_t from)
+{
+    while (from < n->nshards && store_count(n->shards[from]->store) == 0)
+        from++;
+    return from;
+}
+
 /* SCAN: the cursor's top byte names the shard, the rest is that shard's
  * table cursor shifted right by 8 (table cursors are multiples of 256). */
 static void cmd_route_scan(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc)
@@ -348,6 +361,10 @@ static void cmd_route_scan(struct shard *sh, struct conn *c, struct resp_arg *ar
         shard = 0;
         pos = 0;
     }
+    if (pos == 0)
+        shard = cmd_scan_next_shard(sh->node, shard);
+    if (shard >= sh->node->nshards)
+        shard = 0; /* every shard is empty: shard 0 still checks the options */
     char pos_text[24];
     int n = snprintf(pos_text, sizeof pos_text, "%" PRIu64, pos);
     struct resp_arg saved = argv[1];
@@ -434,6 +451,21 @@ static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
     resp_write_error(out, msg);
 }
 
+/* Redis refuses commands that may grow memory once used_memory is past
+ * maxmemory under noeviction, even small ones (APPEND of a byte). Other
+ * policies make room in the store itself. Reads every shard's figure with a
+ * relaxed atomic load (store.h). */
+static bool cmd_over_maxmemory(const struct node *n)
+{
+    const struct cfg *cfg = n->cfg;
+    if (cfg->maxmemory == 0 || cfg->maxmemory_policy != CFG_POLICY_NOEVICTION)
+        return false;
+    uint64_t used = 0;
+    for (uint32_t i = 0; i < n->nshards; i++)
+        used += store_used_bytes(n->shards[i]->store);
+    return used > (uint64_t)cfg->maxmemory;
+}
+
 void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
@@ -456,6 +488,11 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
     c->last_cmd = d->name;
     if (cmd_key_too_large(sh, c, d, argv, argc))
         return;
+    if ((d->flags & CMD_DENYOOM) && cmd_over_maxmemory(sh->node)) {
+        resp_write_error(conn_reply_buf(c), "OOM command not allowed when used memory > "
+                                            "'maxmemory'.");
+        return;
+    }
     struct conn_pending *p;
     switch (d->route) {
     case CMD_ROUTE_CONN:
@@ -652,7 +689,8 @@ static uint64_t cmd_random(void)
     return cmd_rng;
 }
 
-static void cmd_combine_scan(struct conn_pending *p, struct buf *out, uint32_t nshards)
+static void cmd_combine_scan(struct conn *c, struct conn_pending *p, struct buf *out,
+                             uint32_t nshards)
 {
     const struct buf *b = &p->subs[0];
     /* "*2\r\n$n\r\n<cursor>\r\n*k\r\n..." */
@@ -666,10 +704,12 @@ static void cmd_combine_scan(struct conn_pending *p, struct buf *out, uint32_t n
     }
     uint64_t next = strtoull(l2 + 1, NULL, 10);
     uint64_t shard = (uint64_t)p->aux, cursor;
-    if (next != 0)
+    if (next != 0) {
         cursor = (shard << 56) | (next >> 8);
-    else
-        cursor = shard + 1 < nshards ? (shard + 1) << 56 : 0;
+    } else {
+        uint64_t following = cmd_scan_next_shard(c->shard->node, (uint32_t)shard + 1);
+        cursor = following < nshards ? following << 56 : 0;
+    }
     char text[24];
     int n = snprintf(text, sizeof text, "%" PRIu64, cursor);
     resp_write_array_len(out, 2);
@@ -761,7 +801,7 @@ void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out)
         return;
     }
     case CMD_COMBINE_SCAN:
-        cmd_combine_scan(p, out, c->shard->node->nshards);
+        cmd_combine_scan(c, p, out, c->shard->node->nshards);
         return;
     case CMD_COMBINE_MSETNX:
         if (err) {

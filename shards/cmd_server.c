@@ -435,7 +435,7 @@ void cmd_config(struct cmd_ctx *c)
 /* Node-wide sums of the shards' counters (relaxed atomic loads). */
 struct server_totals {
     uint64_t clients, connections, rejected, commands, net_in, net_out, cross_shard;
-    uint64_t keys, expires, hits, misses, expired, evicted, used;
+    uint64_t keys, expires, hits, misses, expired, evicted, used, writes;
 };
 
 static void server_totals(const struct node *n, struct server_totals *t)
@@ -459,6 +459,7 @@ static void server_totals(const struct node *n, struct server_totals *t)
         t->expired += s.expired_keys;
         t->evicted += s.evicted_keys;
         t->used += s.used_bytes;
+        t->writes += s.writes;
     }
 }
 
@@ -530,22 +531,27 @@ void cmd_info(struct cmd_ctx *c)
         mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
         size_t rss_now = server_rss_bytes();
         char h_used[32], h_rss[32], h_max[32], h_peak[32];
-        server_human(h_used, sizeof h_used, (double)commit);
         server_human(h_rss, sizeof h_rss, (double)rss_now);
         server_human(h_max, sizeof h_max, (double)cfg->maxmemory);
         server_human(h_peak, sizeof h_peak, (double)peak_commit);
         static const char *const policies[] = {"noeviction",     "allkeys-lru",
                                                "volatile-lru",   "allkeys-random",
                                                "volatile-random", "volatile-ttl"};
+        /* used_memory is what maxmemory is compared with (keys, values and
+         * tables of every shard), as in Redis; the allocator's own figures
+         * (mimalloc committed and resident) and the process RSS stand beside. */
+        server_human(h_used, sizeof h_used, (double)t.used);
         buf_printf(&b,
-                   "# Memory\r\nused_memory:%zu\r\nused_memory_human:%s\r\nused_memory_rss:%zu\r\n"
-                   "used_memory_rss_human:%s\r\nused_memory_peak:%zu\r\nused_memory_peak_human:%s\r\n"
-                   "used_memory_dataset:%" PRIu64 "\r\nmaxmemory:%lld\r\nmaxmemory_human:%s\r\n"
+                   "# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_human:%s\r\n"
+                   "used_memory_rss:%zu\r\nused_memory_rss_human:%s\r\n"
+                   "used_memory_peak:%zu\r\nused_memory_peak_human:%s\r\n"
+                   "used_memory_dataset:%" PRIu64 "\r\nallocator_active:%zu\r\n"
+                   "allocator_resident:%zu\r\nmaxmemory:%lld\r\nmaxmemory_human:%s\r\n"
                    "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
                    "mem_allocator:mimalloc-%d\r\n\r\n",
-                   commit, h_used, rss_now, h_rss, peak_commit, h_peak, t.used,
+                   t.used, h_used, rss_now, h_rss, peak_commit, h_peak, t.used, commit, rss,
                    (long long)cfg->maxmemory, h_max, policies[cfg->maxmemory_policy],
-                   commit ? (double)rss_now / (double)commit : 0.0, mi_version());
+                   t.used ? (double)rss_now / (double)t.used : 0.0, mi_version());
     }
     if (server_section_wanted(c, "persistence", true))
         buf_printf(&b, "# Persistence\r\nloading:0\r\nstorage:memory\r\naof_enabled:0\r\n"
@@ -593,6 +599,7 @@ static void server_mc_stats(struct cmd_ctx *c)
                "STAT pointer_size 64\r\nSTAT rusage_user %ld.%06ld\r\nSTAT rusage_system "
                "%ld.%06ld\r\nSTAT max_connections %lld\r\nSTAT curr_connections %" PRIu64
                "\r\nSTAT total_connections %" PRIu64 "\r\nSTAT rejected_connections %" PRIu64
+               "\r\nSTAT cmd_get %" PRIu64 "\r\nSTAT cmd_set %" PRIu64
                "\r\nSTAT get_hits %" PRIu64 "\r\nSTAT get_misses %" PRIu64
                "\r\nSTAT get_expired %" PRIu64 "\r\nSTAT bytes_read %" PRIu64
                "\r\nSTAT bytes_written %" PRIu64 "\r\nSTAT limit_maxbytes %lld\r\nSTAT threads "
@@ -601,7 +608,8 @@ static void server_mc_stats(struct cmd_ctx *c)
                (int)getpid(), (long long)(now - c->node->start_ms) / 1000, (long long)now / 1000,
                RINGKV_VERSION, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
                (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
-               (long long)c->node->cfg->maxclients, t.clients, t.connections, t.rejected, t.hits,
+               (long long)c->node->cfg->maxclients, t.clients, t.connections, t.rejected,
+               t.hits + t.misses, t.writes, t.hits,
                t.misses, t.expired, t.net_in, t.net_out, (long long)c->node->cfg->maxmemory,
                c->node->nshards, t.used, t.keys, t.evicted);
 }

@@ -37,7 +37,7 @@ static inline int buf_reserve(struct buf *b, size_t extra)
 
 static inline void buf_append(struct buf *b, const void *p, size_t n)
 {
-    if (buf_reserve(b, n) != 0)
+    if (n == 0 || buf_reserve(b, n) != 0)
         return;
     memcpy(b->data + b->len, p, n);
     b->len += n;
