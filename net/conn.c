@@ -1,9 +1,11 @@
 /* conn.c: client connections (see conn.h).
- * Input: a receive lands in `in`; conn_process_input() parses and dispatches
- * every whole request, keeps a partial one at the front of `in`, and stops
- * early (input_paused) while too many replies wait or too much output is
- * queued; conn_flush() resumes it once that drains. A receive is re-armed only
- * when nothing is paused, so `in` is never resized under the kernel.
+ * Input: one multishot receive per connection stays armed in the kernel and
+ * fills buffers from the shard's shared pool (a provided-buffer ring), so an
+ * idle connection holds no receive buffer and a busy one costs no re-arming.
+ * Every whole request in a buffer is parsed and dispatched in place; only a
+ * partial request is copied into `in`. Input stops (input_paused, and the
+ * receive is cancelled) while too many replies wait or too much output is
+ * queued; conn_flush() resumes it once that drains.
  * Output: replies are appended to `out`; at the end of the loop turn
  * conn_flush() swaps `out` and `sending` and submits one send of everything
  * gathered, so a pipeline of N requests costs one send.
@@ -26,7 +28,6 @@
 #include "node.h"
 #include "shard.h"
 
-#define CONN_RECV_CHUNK (16 * 1024)
 #define CONN_INLINE_MAX (64 * 1024)   /* Redis's PROTO_INLINE_MAX_SIZE */
 #define CONN_MC_LINE_MAX 8192
 #define CONN_MAX_PENDING 4096         /* waiting replies before input pauses */
@@ -265,63 +266,107 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
     }
 }
 
-/* Serves every whole request in `in`, as far as the limits allow. */
-static void conn_process_input(struct conn *c)
+/* Stops taking input: too many replies wait or too much output is queued.
+ * The multishot receive is cancelled so that the kernel holds further bytes
+ * (TCP flow control reaches the client); conn_flush() resumes. */
+static void conn_pause(struct conn *c)
+{
+    c->input_paused = true;
+    if (!c->recv_armed || c->recv_cancelling)
+        return;
+    struct io_uring_sqe *sqe = shard_sqe(c->shard);
+    io_uring_prep_cancel64(sqe, net_ud(NET_OP_RECV, c->slot, c->gen), 0);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    c->recv_cancelling = true;
+}
+
+/* Serves every whole request in data[0..len), as far as the limits allow.
+ * Returns the bytes consumed. */
+static size_t conn_serve(struct conn *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < c->in.len && !c->closing && !c->close_after_flush) {
+    while (off < len && !c->closing && !c->close_after_flush) {
         if (conn_should_pause(c)) {
-            c->input_paused = true;
+            conn_pause(c);
             break;
         }
         if (c->swallow) {
-            size_t n = c->in.len - off < c->swallow ? c->in.len - off : c->swallow;
+            size_t n = len - off < c->swallow ? len - off : c->swallow;
             c->swallow -= n;
             off += n;
             continue;
         }
-        size_t used = c->kind == CONN_RESP ? conn_next_resp(c, c->in.data + off, c->in.len - off)
-                                           : conn_next_mc(c, c->in.data + off, c->in.len - off);
+        size_t used = c->kind == CONN_RESP ? conn_next_resp(c, data + off, len - off)
+                                           : conn_next_mc(c, data + off, len - off);
         if (used == 0)
             break;
         off += used;
     }
-    buf_consume(&c->in, off);
+    return off;
+}
+
+static void conn_process_input(struct conn *c)
+{
+    buf_consume(&c->in, conn_serve(c, c->in.data, c->in.len));
 }
 
 static void conn_arm_recv(struct conn *c)
 {
-    const struct cfg *cfg = c->shard->node->cfg;
     if (c->recv_armed || c->closing || c->input_paused || c->close_after_flush)
         return;
-    if (c->in.len >= (uint64_t)cfg->client_query_buffer_limit) {
-        conn_protocol_error(c, c->kind == CONN_RESP ? "ERR client query buffer limit reached"
-                                                    : "SERVER_ERROR query too large\r\n");
-        return;
-    }
-    if (buf_reserve(&c->in, CONN_RECV_CHUNK) != 0) {
-        conn_close(c);
-        return;
-    }
     struct io_uring_sqe *sqe = shard_sqe(c->shard);
-    io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = SHARD_RECV_GROUP;
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_RECV, c->slot, c->gen));
     c->recv_armed = true;
 }
 
 void conn_start(struct conn *c) { conn_arm_recv(c); }
 
-void conn_on_recv(struct conn *c, int res)
+/* Bytes arrived in a shared receive buffer. They are served straight from it
+ * when nothing is left over from before; only a partial request is copied
+ * into `in`. The buffer goes back to the kernel before this returns. */
+static void conn_take_bytes(struct conn *c, const char *data, size_t len)
 {
-    c->recv_armed = false;
-    if (res <= 0 || c->closing) {
+    SHARD_STAT_ADD(c->shard, net_input_bytes, len);
+    if (c->in.len == 0 && !c->input_paused) {
+        size_t used = conn_serve(c, data, len);
+        buf_append(&c->in, data + used, len - used);
+    } else {
+        buf_append(&c->in, data, len);
+        if (!c->input_paused)
+            conn_process_input(c);
+    }
+    const struct cfg *cfg = c->shard->node->cfg;
+    if (c->in.failed) {
         conn_close(c);
+    } else if (c->in.len > (uint64_t)cfg->client_query_buffer_limit) {
+        buf_clear(&c->in);
+        conn_protocol_error(c, c->kind == CONN_RESP ? "ERR client query buffer limit reached"
+                                                    : "SERVER_ERROR query too large\r\n");
+    }
+}
+
+void conn_on_recv(struct conn *c, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE)) {
+        c->recv_armed = false;
+        c->recv_cancelling = false;
+        shard_mark_dirty(c->shard, c); /* conn_flush() re-arms it if input goes on */
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0 && !c->closing)
+            conn_take_bytes(c, shard_recv_buf(c->shard, bid), (size_t)res);
+        shard_recv_buf_return(c->shard, bid);
         return;
     }
-    c->in.len += (size_t)res;
-    SHARD_STAT_ADD(c->shard, net_input_bytes, (uint64_t)res);
-    conn_process_input(c);
-    conn_arm_recv(c);
+    if (res == -ENOBUFS || res == -ECANCELED)
+        return; /* out of shared buffers this turn, or paused: re-armed later */
+    if (res <= 0)
+        conn_close(c);
 }
 
 static void conn_submit_send(struct conn *c)
@@ -361,8 +406,8 @@ void conn_flush(struct conn *c)
     if (c->input_paused && !conn_should_pause(c)) {
         c->input_paused = false;
         conn_process_input(c);
-        conn_arm_recv(c);
     }
+    conn_arm_recv(c);
     if (c->send_inflight)
         return;
     if (c->out.len > 0) {

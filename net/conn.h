@@ -47,7 +47,8 @@ struct conn {
     uint64_t id;
     int resp_version;        /* 2 or 3 */
     bool authenticated;
-    bool recv_armed;
+    bool recv_armed;         /* a multishot receive is in the kernel */
+    bool recv_cancelling;    /* asked the kernel to stop it (input paused) */
     bool send_inflight;
     bool closing;            /* no more requests; close once nothing is in flight */
     bool close_after_flush;  /* QUIT, protocol error: close once `out` is sent */
@@ -85,8 +86,9 @@ void conn_destroy(struct conn *c);
 
 /* Starts reading from a new connection. */
 void conn_start(struct conn *c);
-/* A receive completed with res (bytes, 0 for EOF, or -errno). */
-void conn_on_recv(struct conn *c, int res);
+/* A receive completed with res (bytes, 0 for EOF, or -errno) and the
+ * completion's flags (which receive buffer; whether the receive stays armed). */
+void conn_on_recv(struct conn *c, int res, unsigned flags);
 /* A send completed with res. */
 void conn_on_send(struct conn *c, int res);
 /* End of turn: hand `out` to the kernel if nothing is being sent. */

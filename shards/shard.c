@@ -148,6 +148,8 @@ void shard_destroy(struct shard *sh)
         store_destroy_for_shard(sh);
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
+    mi_free(sh->recv_ring);
+    mi_free(sh->recv_bufs);
     mi_free(sh->inbox);
     mi_free(sh->wake);
     mi_free(sh->backlog);
@@ -351,8 +353,10 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
         break;
     case NET_OP_RECV:
         if ((c = shard_conn(sh, ud))) {
-            conn_on_recv(c, cqe->res);
+            conn_on_recv(c, cqe->res, cqe->flags);
             shard_release_if_done(sh, c);
+        } else if (cqe->flags & IORING_CQE_F_BUFFER) {
+            shard_recv_buf_return(sh, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         }
         break;
     case NET_OP_SEND:
@@ -451,6 +455,36 @@ static int shard_ring_init(struct shard *sh)
     return rc;
 }
 
+/* Registers the receive buffers with the ring. 0 or -errno. */
+static int shard_recv_ring_init(struct shard *sh)
+{
+    size_t ring_bytes = SHARD_RECV_BUFS * sizeof(struct io_uring_buf);
+    sh->recv_ring = mi_malloc_aligned(ring_bytes, 4096);
+    sh->recv_bufs = mi_malloc_aligned((size_t)SHARD_RECV_BUFS * SHARD_RECV_BUF_SIZE, 4096);
+    if (!sh->recv_ring || !sh->recv_bufs)
+        return -ENOMEM;
+    struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)sh->recv_ring,
+                                   .ring_entries = SHARD_RECV_BUFS,
+                                   .bgid = SHARD_RECV_GROUP};
+    int rc = io_uring_register_buf_ring(&sh->uring, &reg, 0);
+    if (rc < 0)
+        return rc;
+    sh->recv_ring_registered = true;
+    io_uring_buf_ring_init(sh->recv_ring);
+    for (unsigned bid = 0; bid < SHARD_RECV_BUFS; bid++)
+        io_uring_buf_ring_add(sh->recv_ring, shard_recv_buf(sh, bid), SHARD_RECV_BUF_SIZE, bid,
+                              io_uring_buf_ring_mask(SHARD_RECV_BUFS), (int)bid);
+    io_uring_buf_ring_advance(sh->recv_ring, SHARD_RECV_BUFS);
+    return 0;
+}
+
+void shard_recv_buf_return(struct shard *sh, unsigned bid)
+{
+    io_uring_buf_ring_add(sh->recv_ring, shard_recv_buf(sh, bid), SHARD_RECV_BUF_SIZE, bid,
+                          io_uring_buf_ring_mask(SHARD_RECV_BUFS), 0);
+    io_uring_buf_ring_advance(sh->recv_ring, 1);
+}
+
 /* What must exist on the shard's own thread: its ring and its store (their
  * memory comes from this thread's heap). 0 or -errno, logged. */
 static int shard_start(struct shard *sh)
@@ -461,6 +495,11 @@ static int shard_start(struct shard *sh)
         return rc;
     }
     sh->ring_ready = true;
+    rc = shard_recv_ring_init(sh);
+    if (rc < 0) {
+        log_error("cannot register receive buffers with io_uring: %s", strerror(-rc));
+        return rc;
+    }
     rc = store_create_for_shard(sh);
     if (rc < 0)
         log_error("cannot create the store: %s", strerror(-rc));

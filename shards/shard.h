@@ -55,6 +55,12 @@ struct shard {
     int start_rc;                 /* 0, or why the ring or store could not start */
     bool ring_ready;
 
+    /* Receive buffers the kernel picks from (a provided-buffer ring), shared
+     * by every connection of the shard: an idle connection holds none. */
+    struct io_uring_buf_ring *recv_ring;
+    char *recv_bufs;
+    bool recv_ring_registered;
+
     struct mq *inbox;             /* inbox[from]: the queue from shard `from` (SPSC) */
     bool *wake;                   /* wake[to]: sent to `to` this turn; wake it */
     struct shard_backlog *backlog; /* backlog[to]: messages for a full queue */
@@ -81,6 +87,17 @@ void *shard_main(void *arg);
 /* Sends a message to shard `to` (queued in order if its queue is full) and
  * arranges its wake-up at the end of this turn. Owner thread only. */
 void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m);
+
+#define SHARD_RECV_GROUP 0        /* buffer group id of the receive buffers */
+#define SHARD_RECV_BUFS 512        /* a power of two */
+#define SHARD_RECV_BUF_SIZE 16384
+
+/* The receive buffer with id bid, and its return to the kernel once read. */
+static inline char *shard_recv_buf(struct shard *sh, unsigned bid)
+{
+    return sh->recv_bufs + (size_t)bid * SHARD_RECV_BUF_SIZE;
+}
+void shard_recv_buf_return(struct shard *sh, unsigned bid);
 
 /* A submission entry of the shard's ring (submits to make room if full). */
 struct io_uring_sqe *shard_sqe(struct shard *sh);
