@@ -1,0 +1,502 @@
+/* test_server.c: connection and server commands of one node: PING ECHO QUIT
+ * SELECT, inline commands, HELLO 2/3 with RESP3 replies, AUTH with
+ * requirepass, CLIENT ID/SETNAME/GETNAME/LIST, COMMAND COUNT/INFO/DOCS, and
+ * INFO with Redis's section and field names, and the maxclients limit.
+ * The plain node serves most cases (fresh connection and FLUSHALL per case);
+ * the AUTH cases start their own node with --requirepass, and the maxclients
+ * case one with --maxclients 3. hiredis
+ * 0.14 cannot read RESP3, so RESP3 and QUIT are checked on raw sockets with
+ * the harness's own reply parser. Counters (hits, misses, clients) are checked
+ * as deltas, clients as a condition with a deadline because the server
+ * accepts a connection after the client's connect() returns. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PASSWORD "s3cret-pass"
+
+static struct harness_server server;
+
+static int group_setup(void **state)
+{
+    return harness_start(&server, NULL) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    return harness_stop(&server) == 0 ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    redisContext *c = harness_connect(server.port);
+    harness_expect(c, HARNESS_OK, "FLUSHALL");
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    redisFree(*state);
+    return 0;
+}
+
+/* A node of its own for the cases that need other settings. */
+static struct harness_server own_server;
+
+static int setup_auth(void **state)
+{
+    static const char *const args[] = {"--requirepass", PASSWORD, NULL};
+    struct harness_opts o = {.args = args};
+    return harness_start(&own_server, &o) == 0 ? 0 : -1;
+}
+
+static int setup_maxclients(void **state)
+{
+    static const char *const args[] = {"--maxclients", "3", NULL};
+    struct harness_opts o = {.args = args};
+    return harness_start(&own_server, &o) == 0 ? 0 : -1;
+}
+
+static int teardown_own(void **state)
+{
+    return harness_stop(&own_server) == 0 ? 0 : -1;
+}
+
+/* The value of "name:" in section (NULL: all) of INFO, or NULL; caller frees. */
+static char *info_field(redisContext *c, const char *section, const char *name)
+{
+    redisReply *r = section != NULL ? harness_cmd(c, "INFO %s", section) : harness_cmd(c, "INFO");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    size_t nl = strlen(name);
+    char *val = NULL;
+    for (const char *p = r->str; p != NULL && *p != '\0';) {
+        const char *eol = strstr(p, "\r\n");
+        size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p);
+        if (len > nl && memcmp(p, name, nl) == 0 && p[nl] == ':') {
+            val = strndup(p + nl + 1, len - nl - 1);
+            break;
+        }
+        p = eol != NULL ? eol + 2 : NULL;
+    }
+    freeReplyObject(r);
+    return val;
+}
+
+static long long info_int(redisContext *c, const char *section, const char *name)
+{
+    char *v = info_field(c, section, name);
+    if (v == NULL) {
+        print_error("INFO %s has no field %s\n", section ? section : "", name);
+        fail();
+    }
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || *end != '\0') {
+        print_error("INFO field %s is not an integer: \"%s\"\n", name, v);
+        fail();
+    }
+    free(v);
+    return n;
+}
+
+static void test_server_ping_echo(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_STATUS("PONG"), "PING");
+    harness_expect(c, HARNESS_BULK("hello"), "PING hello");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'ping' command"), "PING a b");
+    harness_expect(c, HARNESS_BULK("hi there"), "ECHO %s", "hi there");
+    harness_expect(c, HARNESS_BULK_LEN("a\0b", 3), "ECHO %b", "a\0b", (size_t)3);
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'echo' command"), "ECHO");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'echo' command"), "ECHO a b");
+}
+
+static void test_server_select(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SELECT 0");
+    harness_expect(c, HARNESS_ERR("ERR DB index is out of range"), "SELECT 1");
+    harness_expect(c, HARNESS_ERR("ERR DB index is out of range"), "SELECT -1");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "SELECT x");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'select' command"), "SELECT");
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+}
+
+static void test_server_quit_closes_after_reply(void **state)
+{
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send_str(r, "SET quitkey v\r\nQUIT\r\nSET quitkey other\r\n");
+    harness_raw_expect(r, "+OK\r\n+OK\r\n");
+    harness_raw_expect_closed(r);
+    harness_raw_close(r);
+    harness_expect(*state, HARNESS_BULK("v"), "GET quitkey");
+}
+
+static void test_server_inline_commands(void **state)
+{
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send_str(r, "PING\r\n\r\nSET ik \"a b\"\r\nGET ik\r\nECHO 'x y'\r\n"
+                            "SET ik \"q\\x41\\n\"\r\nGET ik\r\nPING\n");
+    harness_raw_expect(r, "+PONG\r\n+OK\r\n$3\r\na b\r\n$3\r\nx y\r\n+OK\r\n$3\r\nqA\n\r\n"
+                          "+PONG\r\n");
+    harness_raw_close(r);
+}
+
+static void test_server_hello_resp3(void **state)
+{
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send_str(r, "HELLO 3\r\n");
+    struct harness_resp *v = harness_raw_reply(r);
+    assert_int_equal(v->type, '%');
+    const struct harness_resp *proto = harness_resp_map_get(v, "proto");
+    assert_non_null(proto);
+    assert_int_equal(proto->type, ':');
+    assert_int_equal(proto->num, 3);
+    assert_non_null(harness_resp_map_get(v, "server"));
+    assert_non_null(harness_resp_map_get(v, "version"));
+    const struct harness_resp *id = harness_resp_map_get(v, "id");
+    assert_non_null(id);
+    assert_int_equal(id->type, ':');
+    harness_resp_free(v);
+    /* A missing key is RESP3's null; other replies keep their types. */
+    harness_raw_send_str(r, "GET nosuchkey\r\nSET k3 v\r\nGET k3\r\nINCR n3\r\nPING\r\n");
+    harness_raw_expect(r, "_\r\n+OK\r\n$1\r\nv\r\n:1\r\n+PONG\r\n");
+    harness_raw_send_str(r, "HELLO\r\n");
+    v = harness_raw_reply(r);
+    assert_int_equal(v->type, '%');
+    assert_int_equal(harness_resp_map_get(v, "proto")->num, 3);
+    harness_resp_free(v);
+    harness_raw_send_str(r, "HELLO 4\r\n");
+    harness_raw_expect(r, "-NOPROTO unsupported protocol version\r\n");
+    /* Back to RESP2: the hello reply is a flat array and nulls are $-1. */
+    harness_raw_send_str(r, "HELLO 2\r\n");
+    v = harness_raw_reply(r);
+    assert_int_equal(v->type, '*');
+    proto = harness_resp_map_get(v, "proto");
+    assert_non_null(proto);
+    assert_int_equal(proto->num, 2);
+    harness_resp_free(v);
+    harness_raw_send_str(r, "GET nosuchkey\r\n");
+    harness_raw_expect(r, "$-1\r\n");
+    harness_raw_close(r);
+}
+
+static void test_server_auth_required(void **state)
+{
+    redisContext *c = harness_connect(own_server.port);
+    harness_expect(c, HARNESS_ERR("NOAUTH Authentication required."), "GET k");
+    harness_expect(c, HARNESS_ERR("NOAUTH Authentication required."), "SET k v");
+    harness_expect(c, HARNESS_ERR("NOAUTH Authentication required."), "PING");
+    harness_expect(c, HARNESS_ERR("WRONGPASS invalid username-password pair or user is disabled."),
+                   "AUTH wrong");
+    harness_expect(c, HARNESS_ERR("NOAUTH Authentication required."), "GET k");
+    harness_expect(c, HARNESS_OK, "AUTH %s", PASSWORD);
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+    redisFree(c);
+
+    c = harness_connect(own_server.port);
+    harness_expect(c, HARNESS_ERR("WRONGPASS invalid username-password pair or user is disabled."),
+                   "AUTH default wrong");
+    harness_expect(c, HARNESS_OK, "AUTH default %s", PASSWORD);
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "AUTH a b c");
+    redisFree(c);
+}
+
+static void test_server_auth_with_hello(void **state)
+{
+    struct harness_raw *r = harness_raw_open(own_server.port);
+    harness_raw_send_str(r, "HELLO 3\r\n");
+    struct harness_resp *v = harness_raw_reply(r);
+    assert_int_equal(v->type, '-');
+    assert_true(strncmp(v->str, "NOAUTH ", 7) == 0);
+    harness_resp_free(v);
+    harness_raw_send_str(r, "HELLO 3 AUTH default wrong\r\n");
+    harness_raw_expect(r, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    harness_raw_send_str(r, "HELLO 3 AUTH default " PASSWORD "\r\n");
+    v = harness_raw_reply(r);
+    assert_int_equal(v->type, '%');
+    assert_int_equal(harness_resp_map_get(v, "proto")->num, 3);
+    harness_resp_free(v);
+    harness_raw_send_str(r, "GET nosuchkey\r\n");
+    harness_raw_expect(r, "_\r\n");
+    harness_raw_close(r);
+}
+
+static void test_server_auth_without_password_configured(void **state)
+{
+    harness_expect(*state,
+                   HARNESS_ERR("ERR AUTH <password> called without any password configured for "
+                               "the default user. Are you sure your configuration is correct?"),
+                   "AUTH foo");
+    harness_expect(*state, HARNESS_STATUS("PONG"), "PING");
+}
+
+static void test_server_client_id_names(void **state)
+{
+    redisContext *c = *state;
+    redisContext *other = harness_connect(server.port);
+    redisReply *r = harness_cmd(c, "CLIENT ID");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long id = r->integer;
+    freeReplyObject(r);
+    r = harness_cmd(other, "CLIENT ID");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer != id);
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_NIL, "CLIENT GETNAME");
+    harness_expect(c, HARNESS_OK, "CLIENT SETNAME tester-1");
+    harness_expect(c, HARNESS_BULK("tester-1"), "CLIENT GETNAME");
+    harness_expect(other, HARNESS_NIL, "CLIENT GETNAME");
+    harness_expect(c,
+                   HARNESS_ERR("ERR Client names cannot contain spaces, newlines or special "
+                               "characters."),
+                   "CLIENT SETNAME %s", "a b");
+    harness_expect(c, HARNESS_BULK("tester-1"), "CLIENT GETNAME");
+    harness_expect(c, HARNESS_ERR("ERR unknown subcommand 'foo'. Try CLIENT HELP."), "CLIENT foo");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'client' command"), "CLIENT");
+
+    r = harness_cmd(c, "CLIENT LIST");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char prefix[48];
+    snprintf(prefix, sizeof(prefix), "id=%lld ", id);
+    const char *line = NULL;
+    int lines = 0;
+    for (const char *p = r->str; p != NULL && *p != '\0'; lines++) {
+        if (strncmp(p, prefix, strlen(prefix)) == 0)
+            line = p;
+        p = strchr(p, '\n');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    assert_true(lines >= 2);
+    assert_non_null(line);
+    const char *eol = strchr(line, '\n');
+    char *mine = strndup(line, eol != NULL ? (size_t)(eol - line) : strlen(line));
+    assert_non_null(strstr(mine, " name=tester-1 "));
+    assert_non_null(strstr(mine, " addr=127.0.0.1:"));
+    free(mine);
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_OK, "CLIENT SETNAME %b", "", (size_t)0);
+    harness_expect(c, HARNESS_NIL, "CLIENT GETNAME");
+    redisFree(other);
+}
+
+static void test_server_command_count_info(void **state)
+{
+    redisContext *c = *state;
+    redisReply *r = harness_cmd(c, "COMMAND COUNT");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long count = r->integer;
+    assert_true(count >= 30);
+    freeReplyObject(r);
+    r = harness_cmd(c, "COMMAND");
+    harness_check(r, HARNESS_ARRAY(count), "COMMAND");
+    freeReplyObject(r);
+
+    r = harness_cmd(c, "COMMAND INFO get set mget nosuchcommand");
+    harness_check(r, HARNESS_ARRAY(4), "COMMAND INFO");
+    const struct {
+        const char *name;
+        long long arity, first, last, step;
+    } want[] = {{"get", 2, 1, 1, 1}, {"set", -3, 1, 1, 1}, {"mget", -2, 1, -1, 1}};
+    for (int i = 0; i < 3; i++) {
+        const redisReply *e = r->element[i];
+        assert_int_equal(e->type, REDIS_REPLY_ARRAY);
+        assert_true(e->elements >= 6);
+        harness_check(e->element[0], HARNESS_BULK(want[i].name), "command name");
+        harness_check(e->element[1], HARNESS_INT(want[i].arity), "arity");
+        assert_int_equal(e->element[2]->type, REDIS_REPLY_ARRAY);
+        harness_check(e->element[3], HARNESS_INT(want[i].first), "first key");
+        harness_check(e->element[4], HARNESS_INT(want[i].last), "last key");
+        harness_check(e->element[5], HARNESS_INT(want[i].step), "key step");
+    }
+    harness_check(r->element[3], HARNESS_NIL, "COMMAND INFO of an unknown command");
+    freeReplyObject(r);
+}
+
+static void test_server_command_docs(void **state)
+{
+    redisContext *c = *state;
+    redisReply *r = harness_cmd(c, "COMMAND DOCS get");
+    harness_check(r, HARNESS_ARRAY(2), "COMMAND DOCS get");
+    harness_check(r->element[0], HARNESS_BULK("get"), "name");
+    const redisReply *doc = r->element[1];
+    assert_int_equal(doc->type, REDIS_REPLY_ARRAY);
+    assert_true(doc->elements % 2 == 0);
+    bool has_summary = false;
+    for (size_t i = 0; i + 1 < doc->elements; i += 2) {
+        if (doc->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(doc->element[i]->str, "summary") == 0) {
+            has_summary =
+                doc->element[i + 1]->type == REDIS_REPLY_STRING && doc->element[i + 1]->len > 0;
+        }
+    }
+    assert_true(has_summary);
+    freeReplyObject(r);
+    /* Every command's docs nest deeper than hiredis 0.14 reads: raw socket. */
+    struct harness_raw *raw = harness_raw_open(server.port);
+    harness_raw_send_str(raw, "COMMAND DOCS\r\n");
+    struct harness_resp *all = harness_raw_reply(raw);
+    assert_int_equal(all->type, '*');
+    assert_true(all->n >= 2 * 30 && all->n % 2 == 0);
+    assert_non_null(harness_resp_map_get(all, "set"));
+    assert_non_null(harness_resp_map_get(all, "mget"));
+    harness_resp_free(all);
+    harness_raw_close(raw);
+}
+
+static void test_server_info_sections(void **state)
+{
+    redisContext *c = *state;
+    redisReply *r = harness_cmd(c, "INFO");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *headers[] = {"# Server\r\n", "# Clients\r\n", "# Memory\r\n", "# Stats\r\n",
+                             "# Keyspace\r\n"};
+    for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++)
+        assert_non_null(strstr(r->str, headers[i]));
+    assert_true(r->len >= 2 && memcmp(r->str + r->len - 2, "\r\n", 2) == 0);
+    freeReplyObject(r);
+
+    char *version = info_field(c, "server", "redis_version");
+    assert_non_null(version);
+    assert_true(strlen(version) > 0);
+    free(version);
+    assert_true(info_int(c, "clients", "connected_clients") >= 1);
+    assert_true(info_int(c, "memory", "used_memory") > 0);
+    assert_true(info_int(c, "memory", "used_memory_rss") > 0);
+    assert_true(info_int(c, "stats", "total_commands_processed") > 0);
+    assert_true(info_int(c, "stats", "keyspace_hits") >= 0);
+    assert_true(info_int(c, "stats", "keyspace_misses") >= 0);
+
+    /* One section asked, one section given. */
+    r = harness_cmd(c, "INFO memory");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, "# Memory\r\n"));
+    assert_null(strstr(r->str, "# Server"));
+    assert_null(strstr(r->str, "connected_clients:"));
+    freeReplyObject(r);
+    r = harness_cmd(c, "info CLIENTS");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, "connected_clients:"));
+    assert_null(strstr(r->str, "used_memory:"));
+    freeReplyObject(r);
+}
+
+static void test_server_info_keyspace(void **state)
+{
+    redisContext *c = *state;
+    char *db0 = info_field(c, "keyspace", "db0");
+    assert_null(db0);
+    harness_expect(c, HARNESS_OK, "MSET a 1 b 2 c 3");
+    harness_expect(c, HARNESS_OK, "SET d 4 EX 1000");
+    db0 = info_field(c, "keyspace", "db0");
+    assert_non_null(db0);
+    assert_true(strncmp(db0, "keys=4,expires=1,", 17) == 0);
+    free(db0);
+}
+
+static void test_server_info_hits_misses_commands(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET hit v");
+    long long hits = info_int(c, "stats", "keyspace_hits");
+    long long misses = info_int(c, "stats", "keyspace_misses");
+    long long cmds = info_int(c, "stats", "total_commands_processed");
+    for (int i = 0; i < 3; i++)
+        harness_expect(c, HARNESS_BULK("v"), "GET hit");
+    for (int i = 0; i < 2; i++)
+        harness_expect(c, HARNESS_NIL, "GET miss");
+    assert_int_equal(info_int(c, "stats", "keyspace_hits"), hits + 3);
+    assert_int_equal(info_int(c, "stats", "keyspace_misses"), misses + 2);
+    /* The three INFO calls since and the five GETs. */
+    assert_true(info_int(c, "stats", "total_commands_processed") >= cmds + 5);
+}
+
+struct clients_cond {
+    redisContext *c;
+    long long want;
+};
+
+static bool clients_are(void *arg)
+{
+    struct clients_cond *cc = arg;
+    return info_int(cc->c, "clients", "connected_clients") == cc->want;
+}
+
+static void test_server_info_connected_clients(void **state)
+{
+    redisContext *c = *state;
+    /* Earlier cases' connections may still be closing on the server side. */
+    struct clients_cond alone = {c, 1};
+    assert_true(harness_wait_until(clients_are, &alone, HARNESS_TIMEOUT_MS, 10));
+    redisContext *extra[3];
+    for (int i = 0; i < 3; i++) {
+        extra[i] = harness_connect(server.port);
+        harness_expect(extra[i], HARNESS_STATUS("PONG"), "PING");
+    }
+    struct clients_cond four = {c, 4};
+    assert_true(harness_wait_until(clients_are, &four, HARNESS_TIMEOUT_MS, 10));
+    for (int i = 0; i < 3; i++)
+        redisFree(extra[i]);
+    assert_true(harness_wait_until(clients_are, &alone, HARNESS_TIMEOUT_MS, 10));
+}
+
+/* A new connection is served (the node has seen an earlier one close). */
+static bool new_client_served(void *arg)
+{
+    struct harness_raw *r = harness_raw_open(own_server.port);
+    harness_raw_send_str(r, "PING\r\n");
+    harness_raw_fill(r, 7, HARNESS_TIMEOUT_MS);
+    bool ok = r->len >= 7 && memcmp(r->buf, "+PONG\r\n", 7) == 0;
+    harness_raw_close(r);
+    return ok;
+}
+
+static void test_server_maxclients(void **state)
+{
+    struct harness_raw *conns[3];
+    for (int i = 0; i < 3; i++) {
+        conns[i] = harness_raw_open(own_server.port);
+        harness_raw_send_str(conns[i], "PING\r\n");
+        harness_raw_expect(conns[i], "+PONG\r\n");
+    }
+    struct harness_raw *extra = harness_raw_open(own_server.port);
+    harness_raw_expect(extra, "-ERR max number of clients reached\r\n");
+    harness_raw_expect_closed(extra);
+    harness_raw_close(extra);
+    harness_raw_send_str(conns[1], "PING\r\n");
+    harness_raw_expect(conns[1], "+PONG\r\n");
+    harness_raw_close(conns[0]);
+    assert_true(harness_wait_until(new_client_served, NULL, HARNESS_TIMEOUT_MS, 10));
+    harness_raw_close(conns[1]);
+    harness_raw_close(conns[2]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_server_ping_echo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_select, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_quit_closes_after_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_inline_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_hello_resp3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_auth_required, setup_auth, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_auth_with_hello, setup_auth, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_maxclients, setup_maxclients, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_auth_without_password_configured, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_server_client_id_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_command_count_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_command_docs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_info_sections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_info_keyspace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_info_hits_misses_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_info_connected_clients, setup, teardown),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+}

@@ -1,0 +1,473 @@
+/* test_strings.c: the string commands of one node, as Redis 7.0 answers them.
+ * One node serves the whole file; every case starts from an empty keyspace
+ * (FLUSHALL) on a fresh hiredis connection. Expectations, including the exact
+ * error texts, were taken from redis-server 7.0 (RINGKV_TEST_TARGET=redis runs
+ * this file against it). TTLs are checked as ranges, never as exact values,
+ * so a slow machine or a sanitizer build does not make a case flaky. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct harness_server server;
+
+static int group_setup(void **state)
+{
+    return harness_start(&server, NULL) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    return harness_stop(&server) == 0 ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    redisContext *c = harness_connect(server.port);
+    harness_expect(c, HARNESS_OK, "FLUSHALL");
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    redisFree(*state);
+    return 0;
+}
+
+/* Integer reply of a command, failing the test on any other reply. */
+static long long int_reply(redisContext *c, const char *cmd, const char *key)
+{
+    redisReply *r = harness_cmd(c, "%s %s", cmd, key);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static void assert_ttl_in(redisContext *c, const char *key, long long lo, long long hi)
+{
+    long long ttl = int_reply(c, "TTL", key);
+    assert_in_range(ttl, lo, hi);
+}
+
+static void test_strings_set_get(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_NIL, "GET missing");
+    harness_expect(c, HARNESS_OK, "SET k hello");
+    harness_expect(c, HARNESS_BULK("hello"), "GET k");
+    harness_expect(c, HARNESS_OK, "SET k world");
+    harness_expect(c, HARNESS_BULK("world"), "GET k");
+    harness_expect(c, HARNESS_OK, "SET empty %b", "", (size_t)0);
+    harness_expect(c, HARNESS_BULK(""), "GET empty");
+    harness_expect(c, HARNESS_INT(-1), "TTL k");
+}
+
+static void test_strings_binary_safe(void **state)
+{
+    redisContext *c = *state;
+    const char key[] = "bin\0key\r\n";
+    const char val[] = "a\0b\r\n$3\r\n*1\r\n\xff";
+    harness_expect(c, HARNESS_OK, "SET %b %b", key, sizeof(key) - 1, val, sizeof(val) - 1);
+    harness_expect(c, HARNESS_BULK_LEN(val, sizeof(val) - 1), "GET %b", key, sizeof(key) - 1);
+    harness_expect(c, HARNESS_NIL, "GET bin");
+    harness_expect(c, HARNESS_INT((long long)sizeof(val) - 1), "STRLEN %b", key, sizeof(key) - 1);
+}
+
+static void test_strings_big_value(void **state)
+{
+    redisContext *c = *state;
+    size_t n = 1 << 20;
+    char *v = malloc(n);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (char)('a' + (i * 7) % 26);
+    harness_expect(c, HARNESS_OK, "SET big %b", v, n);
+    harness_expect(c, HARNESS_BULK_LEN(v, n), "GET big");
+    harness_expect(c, HARNESS_INT((long long)n), "STRLEN big");
+    free(v);
+}
+
+static void test_strings_set_ex_px(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET k v EX 100");
+    assert_ttl_in(c, "k", 90, 100);
+    harness_expect(c, HARNESS_OK, "SET k v px 100000");
+    long long pttl = int_reply(c, "PTTL", "k");
+    assert_in_range(pttl, 90000, 100000);
+    long long now = (long long)time(NULL);
+    harness_expect(c, HARNESS_OK, "SET k v EXAT %lld", now + 100);
+    assert_ttl_in(c, "k", 90, 101);
+    harness_expect(c, HARNESS_OK, "SET k v PXAT %lld", (now + 200) * 1000);
+    assert_ttl_in(c, "k", 190, 201);
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_INT(-1), "TTL k");
+}
+
+static void test_strings_set_rejects_bad_expire(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_ERR("ERR invalid expire time in 'set' command"), "SET k v EX 0");
+    harness_expect(c, HARNESS_ERR("ERR invalid expire time in 'set' command"), "SET k v EX -1");
+    harness_expect(c, HARNESS_ERR("ERR invalid expire time in 'set' command"), "SET k v PX 0");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "SET k v EX abc");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "SET k v EX 10 PX 100");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "SET k v EX");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "SET k v KEEPTTL EX 10");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "SET k v NX XX");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "SET k v FOO");
+    harness_expect(c, HARNESS_NIL, "GET k");
+}
+
+static void test_strings_set_nx_xx(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_NIL, "SET k v XX");
+    harness_expect(c, HARNESS_NIL, "GET k");
+    harness_expect(c, HARNESS_OK, "SET k v1 NX");
+    harness_expect(c, HARNESS_NIL, "SET k v2 nx");
+    harness_expect(c, HARNESS_BULK("v1"), "GET k");
+    harness_expect(c, HARNESS_OK, "SET k v3 xx");
+    harness_expect(c, HARNESS_BULK("v3"), "GET k");
+}
+
+static void test_strings_set_keepttl(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET k v EX 100");
+    harness_expect(c, HARNESS_OK, "SET k v2 KEEPTTL");
+    assert_ttl_in(c, "k", 90, 100);
+    harness_expect(c, HARNESS_BULK("v2"), "GET k");
+    harness_expect(c, HARNESS_OK, "SET k v3");
+    harness_expect(c, HARNESS_INT(-1), "TTL k");
+}
+
+static void test_strings_set_get_option(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_NIL, "SET k v1 GET");
+    harness_expect(c, HARNESS_BULK("v1"), "SET k v2 GET");
+    harness_expect(c, HARNESS_BULK("v2"), "GET k");
+    harness_expect(c, HARNESS_BULK("v2"), "SET k v3 NX GET");
+    harness_expect(c, HARNESS_BULK("v2"), "GET k");
+    harness_expect(c, HARNESS_NIL, "SET other v XX GET");
+    harness_expect(c, HARNESS_INT(0), "EXISTS other");
+    harness_expect(c, HARNESS_BULK("v2"), "SET k v4 XX GET EX 100");
+    assert_ttl_in(c, "k", 90, 100);
+}
+
+static void test_strings_setex_psetex(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SETEX k 100 v");
+    assert_ttl_in(c, "k", 90, 100);
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+    harness_expect(c, HARNESS_OK, "PSETEX p 100000 w");
+    assert_ttl_in(c, "p", 90, 100);
+    harness_expect(c, HARNESS_ERR("ERR invalid expire time in 'setex' command"), "SETEX k 0 v");
+    harness_expect(c, HARNESS_ERR("ERR invalid expire time in 'psetex' command"), "PSETEX k -1 v");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "SETEX k x v");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'setex' command"),
+                   "SETEX k 10");
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+}
+
+static void test_strings_setnx(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_INT(1), "SETNX k a");
+    harness_expect(c, HARNESS_INT(0), "SETNX k b");
+    harness_expect(c, HARNESS_BULK("a"), "GET k");
+}
+
+static void test_strings_getset(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_NIL, "GETSET k a");
+    harness_expect(c, HARNESS_BULK("a"), "GET k");
+    harness_expect(c, HARNESS_OK, "SET k b EX 100");
+    harness_expect(c, HARNESS_BULK("b"), "GETSET k c");
+    harness_expect(c, HARNESS_BULK("c"), "GET k");
+    harness_expect(c, HARNESS_INT(-1), "TTL k");
+}
+
+static void test_strings_getdel(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_BULK("v"), "GETDEL k");
+    harness_expect(c, HARNESS_NIL, "GET k");
+    harness_expect(c, HARNESS_NIL, "GETDEL k");
+    harness_expect(c, HARNESS_INT(0), "EXISTS k");
+}
+
+static void test_strings_getex(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_NIL, "GETEX missing EX 10");
+    harness_expect(c, HARNESS_INT(0), "EXISTS missing");
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_BULK("v"), "GETEX k");
+    harness_expect(c, HARNESS_INT(-1), "TTL k");
+    harness_expect(c, HARNESS_BULK("v"), "GETEX k EX 100");
+    assert_ttl_in(c, "k", 90, 100);
+    harness_expect(c, HARNESS_BULK("v"), "GETEX k PERSIST");
+    harness_expect(c, HARNESS_INT(-1), "TTL k");
+    harness_expect(c, HARNESS_BULK("v"), "GETEX k PX 200000");
+    assert_ttl_in(c, "k", 190, 200);
+    long long now = (long long)time(NULL);
+    harness_expect(c, HARNESS_BULK("v"), "GETEX k EXAT %lld", now + 300);
+    assert_ttl_in(c, "k", 290, 301);
+    harness_expect(c, HARNESS_BULK("v"), "GETEX k PXAT %lld", (now + 400) * 1000);
+    assert_ttl_in(c, "k", 390, 401);
+    harness_expect(c, HARNESS_ERR("ERR invalid expire time in 'getex' command"), "GETEX k EX 0");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "GETEX k PERSIST EX 10");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "GETEX k FOO");
+    assert_ttl_in(c, "k", 390, 401);
+}
+
+static void test_strings_mset_mget(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "MSET a 1 b 2 c 3");
+    redisReply *r = harness_cmd(c, "MGET a b missing c a");
+    const char *want[] = {"1", "2", NULL, "3", "1"};
+    harness_check_bulks(r, want, 5, "MGET a b missing c a");
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_OK, "MSET a x a y");
+    harness_expect(c, HARNESS_BULK("y"), "GET a");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'mset' command"), "MSET a");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'mset' command"),
+                   "MSET a 1 b");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'mget' command"), "MGET");
+    harness_expect(c, HARNESS_BULK("2"), "GET b");
+}
+
+static void test_strings_mset_many_keys(void **state)
+{
+    redisContext *c = *state;
+    enum { N = 500 };
+    const char *argv[1 + 2 * N];
+    size_t lens[1 + 2 * N];
+    char bufs[2 * N][24];
+    argv[0] = "MSET";
+    lens[0] = 4;
+    for (int i = 0; i < N; i++) {
+        snprintf(bufs[2 * i], sizeof(bufs[0]), "key:%d", i);
+        snprintf(bufs[2 * i + 1], sizeof(bufs[0]), "val:%d", i * 3);
+        argv[1 + 2 * i] = bufs[2 * i];
+        argv[2 + 2 * i] = bufs[2 * i + 1];
+    }
+    for (int i = 0; i < 1 + 2 * N; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(c, 1 + 2 * N, argv, lens);
+    harness_check(r, HARNESS_OK, "MSET of 500 keys");
+    freeReplyObject(r);
+    argv[0] = "MGET";
+    for (int i = 0; i < N; i++) {
+        argv[1 + i] = bufs[2 * i];
+        lens[1 + i] = strlen(bufs[2 * i]);
+    }
+    r = redisCommandArgv(c, 1 + N, argv, lens);
+    harness_check(r, HARNESS_ARRAY(N), "MGET of 500 keys");
+    for (int i = 0; i < N; i++)
+        harness_check(r->element[i], HARNESS_BULK(bufs[2 * i + 1]), "MGET element");
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_INT(N), "DBSIZE");
+}
+
+static void test_strings_msetnx(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_INT(1), "MSETNX a 1 b 2");
+    harness_expect(c, HARNESS_INT(0), "MSETNX c 3 b 4");
+    harness_expect(c, HARNESS_INT(0), "EXISTS c");
+    harness_expect(c, HARNESS_BULK("2"), "GET b");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'msetnx' command"),
+                   "MSETNX a");
+}
+
+static void test_strings_append_strlen(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_INT(0), "STRLEN k");
+    harness_expect(c, HARNESS_INT(5), "APPEND k hello");
+    harness_expect(c, HARNESS_INT(11), "APPEND k %s", " world");
+    harness_expect(c, HARNESS_BULK("hello world"), "GET k");
+    harness_expect(c, HARNESS_INT(11), "STRLEN k");
+    harness_expect(c, HARNESS_OK, "SET t x EX 100");
+    harness_expect(c, HARNESS_INT(2), "APPEND t y");
+    assert_ttl_in(c, "t", 90, 100);
+}
+
+static void test_strings_getrange(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET h %s", "Hello World");
+    harness_expect(c, HARNESS_BULK("Hello"), "GETRANGE h 0 4");
+    harness_expect(c, HARNESS_BULK("World"), "GETRANGE h -5 -1");
+    harness_expect(c, HARNESS_BULK("Hello World"), "GETRANGE h 0 -1");
+    harness_expect(c, HARNESS_BULK("Hello World"), "GETRANGE h 0 100");
+    harness_expect(c, HARNESS_BULK(""), "GETRANGE h 5 3");
+    harness_expect(c, HARNESS_BULK(""), "GETRANGE h -1 -5");
+    harness_expect(c, HARNESS_BULK("d"), "GETRANGE h 10 10");
+    harness_expect(c, HARNESS_BULK(""), "GETRANGE missing 0 -1");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "GETRANGE h a 1");
+}
+
+static void test_strings_setrange(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET h %s", "Hello World");
+    harness_expect(c, HARNESS_INT(11), "SETRANGE h 6 Redis");
+    harness_expect(c, HARNESS_BULK("Hello Redis"), "GET h");
+    harness_expect(c, HARNESS_INT(13), "SETRANGE h 11 !!");
+    harness_expect(c, HARNESS_BULK("Hello Redis!!"), "GET h");
+    harness_expect(c, HARNESS_INT(4), "SETRANGE pad 3 x");
+    harness_expect(c, HARNESS_BULK_LEN("\0\0\0x", 4), "GET pad");
+    harness_expect(c, HARNESS_INT(0), "SETRANGE none 0 %b", "", (size_t)0);
+    harness_expect(c, HARNESS_INT(0), "EXISTS none");
+    harness_expect(c, HARNESS_INT(13), "SETRANGE h 2 %b", "", (size_t)0);
+    harness_expect(c, HARNESS_ERR("ERR offset is out of range"), "SETRANGE h -1 x");
+    harness_expect(c, HARNESS_BULK("Hello Redis!!"), "GET h");
+}
+
+static void test_strings_incr_decr(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_INT(1), "INCR n");
+    harness_expect(c, HARNESS_INT(11), "INCRBY n 10");
+    harness_expect(c, HARNESS_INT(10), "DECR n");
+    harness_expect(c, HARNESS_INT(-5), "DECRBY n 15");
+    harness_expect(c, HARNESS_INT(-3), "INCRBY n 2");
+    harness_expect(c, HARNESS_BULK("-3"), "GET n");
+    harness_expect(c, HARNESS_INT(-1), "DECR fresh");
+    harness_expect(c, HARNESS_OK, "SET t 10 EX 100");
+    harness_expect(c, HARNESS_INT(11), "INCR t");
+    assert_ttl_in(c, "t", 90, 100);
+}
+
+static void test_strings_incr_rejects_non_integers(void **state)
+{
+    redisContext *c = *state;
+    const char *bad[] = {"abc", " 1", "1 ", "1.5", "+5", "007", "", "0x10", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        harness_expect(c, HARNESS_OK, "SET k %s", bad[i]);
+        harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "INCR k");
+        harness_expect(c, HARNESS_BULK(bad[i]), "GET k");
+    }
+    harness_expect(c, HARNESS_OK, "SET k 5");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "INCRBY k abc");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "DECRBY k 1.0");
+    harness_expect(c, HARNESS_BULK("5"), "GET k");
+}
+
+static void test_strings_incr_overflow(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET n 9223372036854775807");
+    harness_expect(c, HARNESS_ERR("ERR increment or decrement would overflow"), "INCR n");
+    harness_expect(c, HARNESS_BULK("9223372036854775807"), "GET n");
+    harness_expect(c, HARNESS_OK, "SET n -9223372036854775808");
+    harness_expect(c, HARNESS_ERR("ERR increment or decrement would overflow"), "DECR n");
+    harness_expect(c, HARNESS_INT(-9223372036854775807LL), "INCR n");
+    harness_expect(c, HARNESS_OK, "SET n 1");
+    harness_expect(c, HARNESS_ERR("ERR decrement would overflow"), "DECRBY n -9223372036854775808");
+    harness_expect(c, HARNESS_ERR("ERR increment or decrement would overflow"),
+                   "INCRBY n 9223372036854775807");
+    harness_expect(c, HARNESS_BULK("1"), "GET n");
+}
+
+static void test_strings_incrbyfloat(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET f 10.50");
+    harness_expect(c, HARNESS_BULK("10.6"), "INCRBYFLOAT f 0.1");
+    harness_expect(c, HARNESS_BULK("5.6"), "INCRBYFLOAT f -5");
+    harness_expect(c, HARNESS_BULK("5.6"), "GET f");
+    harness_expect(c, HARNESS_OK, "SET g 5.0e3");
+    harness_expect(c, HARNESS_BULK("5200"), "INCRBYFLOAT g 2.0e2");
+    harness_expect(c, HARNESS_BULK("3.5"), "INCRBYFLOAT fresh 3.5");
+    harness_expect(c, HARNESS_OK, "SET i 7");
+    harness_expect(c, HARNESS_BULK("10"), "INCRBYFLOAT i 3");
+    harness_expect(c, HARNESS_ERR("ERR value is not a valid float"), "INCRBYFLOAT g abc");
+    harness_expect(c, HARNESS_ERR("ERR increment would produce NaN or Infinity"),
+                   "INCRBYFLOAT g inf");
+    harness_expect(c, HARNESS_OK, "SET s notanumber");
+    harness_expect(c, HARNESS_ERR("ERR value is not a valid float"), "INCRBYFLOAT s 1");
+    harness_expect(c, HARNESS_BULK("5200"), "GET g");
+}
+
+static void test_strings_arity_errors(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'get' command"), "GET");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'get' command"), "GET a b");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'set' command"), "SET k");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'incr' command"), "incr");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'getrange' command"),
+                   "GETRANGE k 0");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'append' command"),
+                   "APPEND k");
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+}
+
+static void test_strings_unknown_command(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_ERR("ERR unknown command 'foo', with args beginning with: 'a' 'b' "),
+                   "foo a b");
+    harness_expect(c, HARNESS_ERR("ERR unknown command 'FOO', with args beginning with: "), "FOO");
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+}
+
+static void test_strings_commands_are_case_insensitive(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "set k v");
+    harness_expect(c, HARNESS_BULK("v"), "gEt k");
+    harness_expect(c, HARNESS_NIL, "GET K");
+    harness_expect(c, HARNESS_BULK("v"), "Set k v2 eX 100 Get");
+    assert_ttl_in(c, "k", 90, 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_strings_set_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_binary_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_big_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_set_ex_px, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_set_rejects_bad_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_set_nx_xx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_set_keepttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_set_get_option, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_setex_psetex, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_setnx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_getset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_getdel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_getex, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_mset_mget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_mset_many_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_msetnx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_append_strlen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_getrange, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_setrange, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_incr_decr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_incr_rejects_non_integers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_incr_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_incrbyfloat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_arity_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_unknown_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_commands_are_case_insensitive, setup,
+                                        teardown),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+}
