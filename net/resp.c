@@ -22,6 +22,8 @@
  * prints e.g. 0.1 as 0.10000000000000001 (Redis trims that; we keep it simple). */
 #include "resp.h"
 
+#include "num.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,42 +78,6 @@ static enum resp_status parse_bad(struct resp_parser *ps, const char *err)
     return RESP_BAD;
 }
 
-/* Parses a whole decimal int64 the way Redis's string2ll does. */
-static bool parse_i64(const char *p, size_t n, int64_t *out)
-{
-    size_t i = 0;
-    bool neg = false;
-    if (n > 0 && p[0] == '-') {
-        neg = true;
-        i = 1;
-    }
-    /* 19 digits cannot overflow a uint64; 20 are past any int64 anyway. */
-    if (n == i || n - i > 19)
-        return false;
-    if (p[i] == '0') {
-        if (neg || n != 1)
-            return false;
-        *out = 0;
-        return true;
-    }
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        unsigned d = (unsigned char)p[i] - (unsigned)'0';
-        if (d > 9)
-            return false;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return false;
-        *out = (int64_t)v;
-    }
-    return true;
-}
 
 /* Finds the "\r\n" ending the count line that starts at pos.
  * 1: found, *cr is the index of '\r'; 0: need more bytes; -1: too long. */
@@ -137,7 +103,7 @@ static enum resp_status parse_count_line(struct resp_parser *ps, size_t pos, int
         return RESP_MORE;
     if (found < 0)
         return parse_bad(ps, err_big);
-    if (ps->data[cr + 1] != '\n' || !parse_i64(ps->data + pos + 1, cr - pos - 1, v))
+    if (ps->data[cr + 1] != '\n' || !num_parse_i64(ps->data + pos + 1, cr - pos - 1, v))
         return parse_bad(ps, err_invalid);
     *next = cr + 2;
     return RESP_OK;

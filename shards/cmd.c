@@ -451,21 +451,6 @@ static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
     resp_write_error(out, msg);
 }
 
-/* Redis refuses commands that may grow memory once used_memory is past
- * maxmemory under noeviction, even small ones (APPEND of a byte). Other
- * policies make room in the store itself. Reads every shard's figure with a
- * relaxed atomic load (store.h). */
-static bool cmd_over_maxmemory(const struct node *n)
-{
-    const struct cfg *cfg = n->cfg;
-    if (cfg->maxmemory == 0 || cfg->maxmemory_policy != CFG_POLICY_NOEVICTION)
-        return false;
-    uint64_t used = 0;
-    for (uint32_t i = 0; i < n->nshards; i++)
-        used += store_used_bytes(n->shards[i]->store);
-    return used > (uint64_t)cfg->maxmemory;
-}
-
 void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
@@ -488,11 +473,6 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
     c->last_cmd = d->name;
     if (cmd_key_too_large(sh, c, d, argv, argc))
         return;
-    if ((d->flags & CMD_DENYOOM) && cmd_over_maxmemory(sh->node)) {
-        resp_write_error(conn_reply_buf(c), "OOM command not allowed when used memory > "
-                                            "'maxmemory'.");
-        return;
-    }
     struct conn_pending *p;
     switch (d->route) {
     case CMD_ROUTE_CONN:

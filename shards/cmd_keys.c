@@ -1,0 +1,371 @@
+/* cmd_keys.c: Redis keyspace commands and per-shard halves of all-shard
+ * commands, over the shard's store.
+ * Runs on the shard thread that owns the key (or, for the *_shard handlers,
+ * on every shard in turn). Semantics and the order of checks follow Redis
+ * 7.0 (checked against redis-server 7.0.15): EXPIRE and friends parse their
+ * options, then the time (with overflow checks on the unit and the base),
+ * then look the key up; NX XX GT LT compare with the current expiry, where
+ * "no expiry" counts as infinite; a resulting time not in the future
+ * deletes the key and still answers :1.
+ * KEYS walks this shard's whole table with table_scan; SCAN makes one
+ * table_scan call from the position the dispatcher extracted from the
+ * node-wide cursor, so the SCAN guarantee (a key present throughout is
+ * returned at least once) is the table's. Both skip expired keys without
+ * removing them (the table must not change under table_scan); active
+ * expiry reclaims them. Keys are written straight into a scratch buffer,
+ * then counted into the array header. */
+#include "cmd_keys.h"
+
+#include "num.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_string.h"
+#include "glob.h"
+#include "store.h"
+
+#define KEYS_SCAN_CHUNK 1024 /* entries per table_scan call of KEYS */
+#define SCAN_DEFAULT_COUNT 10
+
+static struct table_entry *lookup(struct cmd_ctx *c)
+{
+    return store_lookup(c->store, c->argv[1].ptr, c->argv[1].len, c->hash);
+}
+
+static struct table_entry *lookup_read(struct cmd_ctx *c)
+{
+    return store_lookup_read(c->store, c->argv[1].ptr, c->argv[1].len, c->hash);
+}
+
+void cmd_del(struct cmd_ctx *c)
+{
+    resp_write_int(c->out, store_delete(c->store, c->argv[1].ptr, c->argv[1].len, c->hash));
+}
+
+void cmd_exists(struct cmd_ctx *c)
+{
+    resp_write_int(c->out, lookup_read(c) != NULL);
+}
+
+void cmd_type(struct cmd_ctx *c)
+{
+    resp_write_simple(c->out, lookup_read(c) ? "string" : "none");
+}
+
+/* "ERR Unsupported option <opt>", with CR and LF turned to spaces as Redis
+ * does so that the error stays one line. */
+static void reply_unsupported(struct cmd_ctx *c, const struct resp_arg *opt)
+{
+    struct buf msg;
+    buf_init(&msg);
+    buf_append_str(&msg, "ERR Unsupported option ");
+    size_t at = msg.len;
+    buf_append(&msg, opt->ptr, opt->len);
+    buf_append(&msg, "", 1);
+    if (msg.failed) {
+        resp_write_error(c->out, CMD_ERR_OOM);
+    } else {
+        for (size_t i = at; i + 1 < msg.len; i++)
+            if (msg.data[i] == '\r' || msg.data[i] == '\n')
+                msg.data[i] = ' ';
+        resp_write_error(c->out, msg.data);
+    }
+    buf_fini(&msg);
+}
+
+enum { EXP_NX = 1, EXP_XX = 2, EXP_GT = 4, EXP_LT = 8 };
+
+/* Options of EXPIRE and friends (argv[3..]). Replies and returns false on a
+ * bad or incompatible option. */
+static bool parse_expire_flags(struct cmd_ctx *c, unsigned *flags)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } opts[] = {{"nx", EXP_NX}, {"xx", EXP_XX}, {"gt", EXP_GT}, {"lt", EXP_LT}};
+    *flags = 0;
+    for (uint32_t j = 3; j < c->argc; j++) {
+        size_t k = 0;
+        while (k < sizeof opts / sizeof opts[0] && !cmd_arg_is(&c->argv[j], opts[k].name))
+            k++;
+        if (k == sizeof opts / sizeof opts[0]) {
+            reply_unsupported(c, &c->argv[j]);
+            return false;
+        }
+        *flags |= opts[k].flag;
+    }
+    if ((*flags & EXP_NX) && (*flags & (EXP_XX | EXP_GT | EXP_LT))) {
+        resp_write_error(c->out,
+                         "ERR NX and XX, GT or LT options at the same time are not compatible");
+        return false;
+    }
+    if ((*flags & EXP_GT) && (*flags & EXP_LT)) {
+        resp_write_error(c->out, "ERR GT and LT options at the same time are not compatible");
+        return false;
+    }
+    return true;
+}
+
+/* Whether NX XX GT LT let the new expiry `when` replace `cur` (0 = none). */
+static bool expire_allowed(unsigned flags, int64_t cur, int64_t when)
+{
+    if ((flags & EXP_NX) && cur != 0)
+        return false;
+    if ((flags & EXP_XX) && cur == 0)
+        return false;
+    if ((flags & EXP_GT) && (cur == 0 || when <= cur))
+        return false;
+    if ((flags & EXP_LT) && cur != 0 && when >= cur)
+        return false;
+    return true;
+}
+
+/* EXPIRE (unit 1000, base now), PEXPIRE (1, now), EXPIREAT (1000, 0),
+ * PEXPIREAT (1, 0). */
+static void expire_generic(struct cmd_ctx *c, int64_t unit_ms, int64_t base_ms, const char *cmd)
+{
+    unsigned flags;
+    int64_t when;
+    if (!parse_expire_flags(c, &flags))
+        return;
+    if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &when)) {
+        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        return;
+    }
+    if (when > INT64_MAX / unit_ms || when < INT64_MIN / unit_ms ||
+        when * unit_ms > INT64_MAX - base_ms) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "ERR invalid expire time in '%s' command", cmd);
+        resp_write_error(c->out, msg);
+        return;
+    }
+    when = when * unit_ms + base_ms;
+    struct table_entry *e = lookup(c);
+    if (!e || !expire_allowed(flags, e->expire_ms, when)) {
+        resp_write_int(c->out, 0);
+        return;
+    }
+    if (when <= c->store->now_ms) {
+        store_delete(c->store, c->argv[1].ptr, c->argv[1].len, c->hash);
+        resp_write_int(c->out, 1);
+        return;
+    }
+    int rc = store_set_expire(c->store, e, c->hash, when, NULL);
+    if (rc != 0)
+        cmd_reply_store_error(c, rc);
+    else
+        resp_write_int(c->out, 1);
+}
+
+void cmd_expire(struct cmd_ctx *c)
+{
+    expire_generic(c, 1000, c->store->now_ms, "expire");
+}
+
+void cmd_pexpire(struct cmd_ctx *c)
+{
+    expire_generic(c, 1, c->store->now_ms, "pexpire");
+}
+
+void cmd_expireat(struct cmd_ctx *c)
+{
+    expire_generic(c, 1000, 0, "expireat");
+}
+
+void cmd_pexpireat(struct cmd_ctx *c)
+{
+    expire_generic(c, 1, 0, "pexpireat");
+}
+
+/* Milliseconds to live: -2 without the key, -1 without an expiry. */
+static int64_t ttl_ms(struct cmd_ctx *c)
+{
+    struct table_entry *e = lookup_read(c);
+    if (!e)
+        return -2;
+    if (e->expire_ms == 0)
+        return -1;
+    int64_t ttl = e->expire_ms - c->store->now_ms;
+    return ttl < 0 ? 0 : ttl;
+}
+
+void cmd_ttl(struct cmd_ctx *c)
+{
+    int64_t ttl = ttl_ms(c);
+    resp_write_int(c->out, ttl < 0 ? ttl : (ttl + 500) / 1000);
+}
+
+void cmd_pttl(struct cmd_ctx *c)
+{
+    resp_write_int(c->out, ttl_ms(c));
+}
+
+void cmd_persist(struct cmd_ctx *c)
+{
+    struct table_entry *e = lookup(c);
+    if (!e || e->expire_ms == 0) {
+        resp_write_int(c->out, 0);
+        return;
+    }
+    int rc = store_set_expire(c->store, e, c->hash, 0, NULL);
+    if (rc != 0)
+        cmd_reply_store_error(c, rc);
+    else
+        resp_write_int(c->out, 1);
+}
+
+void cmd_dbsize_shard(struct cmd_ctx *c)
+{
+    resp_write_int(c->out, (int64_t)store_count(c->store));
+}
+
+void cmd_flushall_shard(struct cmd_ctx *c)
+{
+    if (c->argc > 2 ||
+        (c->argc == 2 && !cmd_arg_is(&c->argv[1], "async") && !cmd_arg_is(&c->argv[1], "sync"))) {
+        resp_write_error(c->out, CMD_ERR_SYNTAX);
+        return;
+    }
+    store_flush(c->store);
+    resp_write_ok(c->out);
+}
+
+/* Keys gathered by a table walk into `keys` (bulk strings), counted in n. */
+struct key_walk {
+    const struct store *store;
+    const struct resp_arg *pattern; /* NULL: every key */
+    struct buf keys;
+    size_t n;
+};
+
+static void key_walk_fn(struct table_entry *e, void *arg)
+{
+    struct key_walk *w = arg;
+    if (store_is_expired(w->store, e))
+        return;
+    if (w->pattern && !glob_match(w->pattern->ptr, w->pattern->len, table_entry_key(e), e->key_len))
+        return;
+    resp_write_bulk(&w->keys, table_entry_key(e), e->key_len);
+    w->n++;
+}
+
+/* A MATCH pattern that matches every key needs no matching. */
+static const struct resp_arg *pattern_or_null(const struct resp_arg *p)
+{
+    return p->len == 1 && p->ptr[0] == '*' ? NULL : p;
+}
+
+/* Writes the walk's keys as one array, or -OOM if gathering them failed. */
+static void reply_keys(struct cmd_ctx *c, struct key_walk *w)
+{
+    if (w->keys.failed) {
+        resp_write_error(c->out, CMD_ERR_OOM);
+        return;
+    }
+    resp_write_array_len(c->out, w->n);
+    buf_append(c->out, w->keys.data, w->keys.len);
+}
+
+void cmd_keys_shard(struct cmd_ctx *c)
+{
+    struct key_walk w = {.store = c->store, .pattern = pattern_or_null(&c->argv[1])};
+    buf_init(&w.keys);
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan(c->store->table, cursor, KEYS_SCAN_CHUNK, key_walk_fn, &w);
+    } while (cursor != 0);
+    reply_keys(c, &w);
+    buf_fini(&w.keys);
+}
+
+void cmd_randomkey_shard(struct cmd_ctx *c)
+{
+    struct table_entry *e = store_random(c->store);
+    if (e)
+        resp_write_bulk(c->out, table_entry_key(e), e->key_len);
+    else
+        resp_write_null(c->out, c->proto);
+}
+
+/* An unsigned decimal cursor: digits only, within 64 bits. */
+static bool parse_cursor(const struct resp_arg *a, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (a->len == 0)
+        return false;
+    for (uint32_t i = 0; i < a->len; i++) {
+        if (a->ptr[i] < '0' || a->ptr[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(a->ptr[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+struct scan_opts {
+    int64_t count;
+    const struct resp_arg *pattern; /* NULL: every key */
+    bool is_type_string;            /* no TYPE, or TYPE string */
+};
+
+/* SCAN's options (argv[2..]). Replies and returns false when invalid. */
+static bool parse_scan_options(struct cmd_ctx *c, struct scan_opts *o)
+{
+    o->count = SCAN_DEFAULT_COUNT;
+    o->pattern = NULL;
+    o->is_type_string = true;
+    for (uint32_t i = 2; i < c->argc; i += 2) {
+        const struct resp_arg *opt = &c->argv[i];
+        const struct resp_arg *val = i + 1 < c->argc ? &c->argv[i + 1] : NULL;
+        if (val && cmd_arg_is(opt, "count")) {
+            if (!num_parse_i64(val->ptr, val->len, &o->count)) {
+                resp_write_error(c->out, CMD_ERR_NOT_INT);
+                return false;
+            }
+            if (o->count < 1) {
+                resp_write_error(c->out, CMD_ERR_SYNTAX);
+                return false;
+            }
+        } else if (val && cmd_arg_is(opt, "match")) {
+            o->pattern = pattern_or_null(val);
+        } else if (val && cmd_arg_is(opt, "type")) {
+            o->is_type_string = cmd_arg_is(val, "string");
+        } else {
+            resp_write_error(c->out, CMD_ERR_SYNTAX);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void scan_skip_fn(struct table_entry *e, void *arg) {}
+
+void cmd_scan_shard(struct cmd_ctx *c)
+{
+    uint64_t cursor;
+    struct scan_opts o;
+    if (!parse_cursor(&c->argv[1], &cursor)) {
+        resp_write_error(c->out, "ERR invalid cursor");
+        return;
+    }
+    if (!parse_scan_options(c, &o))
+        return;
+    struct key_walk w = {.store = c->store, .pattern = o.pattern};
+    buf_init(&w.keys);
+    cursor = table_scan(c->store->table, cursor, (size_t)o.count,
+                        o.is_type_string ? key_walk_fn : scan_skip_fn, &w);
+    if (w.keys.failed) {
+        resp_write_error(c->out, CMD_ERR_OOM);
+    } else {
+        char text[24];
+        int n = snprintf(text, sizeof text, "%llu", (unsigned long long)cursor);
+        resp_write_array_len(c->out, 2);
+        resp_write_bulk(c->out, text, (size_t)n);
+        reply_keys(c, &w);
+    }
+    buf_fini(&w.keys);
+}

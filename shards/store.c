@@ -1,0 +1,490 @@
+/* store.c: one shard's keyspace over its table (see store.h).
+ * Runs on the owning shard thread only (the read-only accessors store_count,
+ * store_used_bytes and store_read_stats excepted). Every change to the
+ * table goes through publish() or drop(), which keep two running totals
+ * exact: entry_bytes (usable size of every live entry) and expires (entries
+ * with an expiry). Entries that leave the table are handed to
+ * table_retire(), which frees them once no reader thread can still see them.
+ * Expiry is lazy plus active, as Redis: a lookup that meets an expired key
+ * removes it; store_tick() samples keys and removes expired ones while the
+ * sampled expired share stays above a quarter, within about 1 ms. The table
+ * has no separate index of keys with a TTL, so the ratio is taken over the
+ * sampled keys that have one.
+ * Eviction is Redis's approximation: sample `samples` keys, drop the best
+ * victim by policy (oldest lru_s, nearest expiry, or any), repeat until the
+ * new data fits. As in Redis, a write is refused only when the store stays
+ * over maxmemory after eviction; one under it may overshoot. volatile-*
+ * policies only take keys with a TTL; when samples keep missing them, a scan
+ * from a remembered cursor finds some, so a few volatile keys among many are
+ * still found (at worst one pass over the table).
+ * Entries are immutable once published except for what table.h allows: the
+ * owner bumps lru_s on access, and APPEND writes past val_len inside the
+ * allocation then store-releases the longer val_len (and a new cas, relaxed).
+ * Anything else (an expiry change, SETRANGE, INCR) publishes a new entry. */
+#include "store.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "keyhash.h"
+
+#define STORE_MAX_SAMPLES 64     /* as Redis's maxmemory-samples bound */
+#define STORE_STEP_BUDGET 1024   /* table slots migrated per loop turn */
+#define EXPIRE_SAMPLE 20         /* keys sampled per active expiry round */
+#define EXPIRE_BUDGET_NS 1000000 /* active expiry work per loop turn */
+#define EVICT_SAMPLE_TRIES 4     /* sample rounds before the volatile scan */
+#define EVICT_SCAN_CHUNK 64      /* entries per step of the volatile scan */
+#define RANDOM_TRIES 100         /* expired keys RANDOMKEY may step over */
+#define APPEND_DOUBLE_LIMIT (1024 * 1024)
+
+/* Counters: the owner is the only writer, so read-modify-store is exact;
+ * the relaxed store keeps concurrent readers free of torn values. */
+static inline void stat_add(uint64_t *field, uint64_t n)
+{
+    __atomic_store_n(field, *field + n, __ATOMIC_RELAXED);
+}
+
+static inline void stat_sub(uint64_t *field, uint64_t n)
+{
+    __atomic_store_n(field, *field - n, __ATOMIC_RELAXED);
+}
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void set_clock(struct store *s, int64_t now_ms)
+{
+    s->now_ms = now_ms;
+    s->lru_s = (uint32_t)(now_ms / 1000);
+}
+
+int store_init(struct store *s, const struct store_config *cfg)
+{
+    memset(s, 0, sizeof *s);
+    s->table = table_create(cfg->size_hint);
+    if (!s->table)
+        return -ENOMEM;
+    set_clock(s, realtime_ms());
+    s->maxmemory = cfg->maxmemory;
+    s->policy = cfg->policy;
+    s->samples = cfg->samples ? cfg->samples : STORE_DEFAULT_SAMPLES;
+    if (s->samples > STORE_MAX_SAMPLES)
+        s->samples = STORE_MAX_SAMPLES;
+    s->max_key_len = cfg->max_key_len;
+    s->max_val_len = cfg->max_val_len ? cfg->max_val_len : STORE_DEFAULT_MAX_VAL_LEN;
+    if (s->max_val_len > UINT32_MAX) /* val_len is 32 bits */
+        s->max_val_len = UINT32_MAX;
+    s->rng = cfg->seed ? cfg->seed : (uint64_t)monotonic_ns() | 1;
+    s->next_cas = 1;
+    return 0;
+}
+
+void store_fini(struct store *s)
+{
+    table_destroy(s->table);
+    s->table = NULL;
+}
+
+/* Takes e out of the accounting and hands it to reclamation. */
+static void drop(struct store *s, struct table_entry *e)
+{
+    stat_sub(&s->stats.entry_bytes, table_entry_mem(e));
+    if (e->expire_ms != 0)
+        stat_sub(&s->stats.expires, 1);
+    table_retire(s->table, e);
+}
+
+/* Removes the table's entry for e's key (e itself, for an entry found in
+ * the table). hash may be unknown for sampled entries: it is recomputed. */
+static void remove_entry(struct store *s, struct table_entry *e)
+{
+    uint64_t hash = keyhash(table_entry_key(e), e->key_len);
+    struct table_entry *old = table_remove(s->table, table_entry_key(e), e->key_len, hash);
+    if (old)
+        drop(s, old);
+}
+
+static void remove_key(struct store *s, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct table_entry *old = table_remove(s->table, key, klen, hash);
+    if (old)
+        drop(s, old);
+}
+
+/* Puts e (cas already set) in the table, replacing the key's entry. An
+ * expiry already past removes the key instead and frees e. */
+static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct table_entry **out)
+{
+    e->lru_s = s->lru_s;
+    if (store_is_expired(s, e)) {
+        remove_key(s, table_entry_key(e), e->key_len, hash);
+        table_entry_free(e);
+        stat_add(&s->stats.expired_keys, 1);
+        stat_add(&s->stats.writes, 1);
+        if (out)
+            *out = NULL;
+        return 0;
+    }
+    struct table_entry *old;
+    if (table_put(s->table, e, hash, &old) != 0) {
+        table_entry_free(e);
+        return -ENOMEM;
+    }
+    stat_add(&s->stats.entry_bytes, table_entry_mem(e));
+    if (e->expire_ms != 0)
+        stat_add(&s->stats.expires, 1);
+    if (old)
+        drop(s, old);
+    stat_add(&s->stats.writes, 1);
+    if (out)
+        *out = e;
+    return 0;
+}
+
+/* Removes e's key because its time came. */
+static void expire_entry(struct store *s, struct table_entry *e)
+{
+    remove_entry(s, e);
+    stat_add(&s->stats.expired_keys, 1);
+}
+
+/* Drops repeated pointers from a sample (n is small). Returns the new count. */
+static size_t dedupe(struct table_entry **v, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < out && v[j] != v[i])
+            j++;
+        if (j == out)
+            v[out++] = v[i];
+    }
+    return out;
+}
+
+/* One round of active expiry. Returns true when another round should run. */
+static bool expire_round(struct store *s)
+{
+    struct table_entry *cand[EXPIRE_SAMPLE];
+    size_t n = dedupe(cand, table_sample(s->table, &s->rng, cand, EXPIRE_SAMPLE));
+    size_t with_ttl = 0, expired = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cand[i]->expire_ms == 0)
+            continue;
+        with_ttl++;
+        if (store_is_expired(s, cand[i])) {
+            expire_entry(s, cand[i]);
+            expired++;
+        }
+    }
+    return with_ttl != 0 && expired * 4 > with_ttl;
+}
+
+void store_tick(struct store *s, int64_t now_ms)
+{
+    set_clock(s, now_ms);
+    table_step(s->table, STORE_STEP_BUDGET);
+    if (s->stats.expires == 0)
+        return;
+    int64_t start = monotonic_ns();
+    while (s->stats.expires != 0 && expire_round(s)) {
+        if (monotonic_ns() - start > EXPIRE_BUDGET_NS)
+            break;
+    }
+}
+
+static inline void touch(struct store *s, struct table_entry *e)
+{
+    if (e->lru_s != s->lru_s)
+        __atomic_store_n(&e->lru_s, s->lru_s, __ATOMIC_RELAXED);
+}
+
+struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct table_entry *e = table_find(s->table, key, klen, hash);
+    if (!e)
+        return NULL;
+    if (store_is_expired(s, e)) {
+        remove_key(s, key, klen, hash);
+        stat_add(&s->stats.expired_keys, 1);
+        return NULL;
+    }
+    touch(s, e);
+    return e;
+}
+
+struct table_entry *store_lookup_read(struct store *s, const void *key, uint32_t klen,
+                                      uint64_t hash)
+{
+    struct table_entry *e = store_lookup(s, key, klen, hash);
+    stat_add(e ? &s->stats.keyspace_hits : &s->stats.keyspace_misses, 1);
+    return e;
+}
+
+static bool is_volatile_policy(enum store_policy p)
+{
+    return p == STORE_VOLATILE_LRU || p == STORE_VOLATILE_RANDOM || p == STORE_VOLATILE_TTL;
+}
+
+/* True when a is a better eviction victim than b (both eligible). */
+static bool better_victim(const struct store *s, const struct table_entry *a,
+                          const struct table_entry *b)
+{
+    switch (s->policy) {
+    case STORE_ALLKEYS_LRU:
+    case STORE_VOLATILE_LRU:
+        return a->lru_s < b->lru_s;
+    case STORE_VOLATILE_TTL:
+        return a->expire_ms < b->expire_ms;
+    default:
+        return false; /* random policies: the sample was random, take the first */
+    }
+}
+
+/* Folds e into the best victim so far: an expired key beats everything. */
+static void consider(const struct store *s, struct table_entry *e, struct table_entry **best)
+{
+    if (is_volatile_policy(s->policy) && e->expire_ms == 0)
+        return;
+    if (*best && store_is_expired(s, *best))
+        return;
+    if (!*best || store_is_expired(s, e) || better_victim(s, e, *best))
+        *best = e;
+}
+
+struct volatile_scan {
+    const struct store *s;
+    struct table_entry *best;
+    unsigned seen;
+};
+
+static void volatile_scan_fn(struct table_entry *e, void *arg)
+{
+    struct volatile_scan *v = arg;
+    if (e->expire_ms == 0)
+        return;
+    v->seen++;
+    consider(v->s, e, &v->best);
+}
+
+/* Finds a victim with a TTL by scanning on from evict_cursor until
+ * `samples` of them were seen or the whole table was passed. */
+static struct table_entry *scan_for_volatile(struct store *s)
+{
+    struct volatile_scan v = {.s = s};
+    unsigned wraps = 0;
+    while (v.seen < s->samples) {
+        s->evict_cursor =
+            table_scan(s->table, s->evict_cursor, EVICT_SCAN_CHUNK, volatile_scan_fn, &v);
+        if (s->evict_cursor == 0 && ++wraps == 2)
+            break;
+    }
+    return v.best;
+}
+
+static struct table_entry *pick_victim(struct store *s)
+{
+    struct table_entry *cand[STORE_MAX_SAMPLES];
+    for (int attempt = 0; attempt < EVICT_SAMPLE_TRIES; attempt++) {
+        size_t n = table_sample(s->table, &s->rng, cand, s->samples);
+        if (n == 0)
+            return NULL;
+        struct table_entry *best = NULL;
+        for (size_t i = 0; i < n; i++)
+            consider(s, cand[i], &best);
+        if (best)
+            return best;
+    }
+    if (s->stats.expires == 0)
+        return NULL;
+    return scan_for_volatile(s);
+}
+
+/* Evicts until need more bytes fit, or no candidate is left. */
+static void evict(struct store *s, size_t need)
+{
+    if (s->policy == STORE_NOEVICTION)
+        return;
+    while (store_used_bytes(s) + need > s->maxmemory) {
+        if (is_volatile_policy(s->policy) && s->stats.expires == 0)
+            return;
+        struct table_entry *e = pick_victim(s);
+        if (!e)
+            return;
+        if (store_is_expired(s, e)) {
+            expire_entry(s, e);
+        } else {
+            remove_entry(s, e);
+            stat_add(&s->stats.evicted_keys, 1);
+        }
+    }
+}
+
+int store_make_room(struct store *s, size_t need)
+{
+    if (store_used_bytes(s) + need <= s->maxmemory)
+        return 0;
+    evict(s, need);
+    return store_used_bytes(s) <= s->maxmemory ? 0 : -ENOMEM;
+}
+
+struct table_entry *store_entry_new(struct store *s, const void *key, uint32_t klen, size_t val_cap)
+{
+    struct table_entry *e = table_entry_alloc(klen, val_cap);
+    if (e)
+        memcpy(e->data, key, klen);
+    return e;
+}
+
+int store_commit(struct store *s, struct table_entry *e, uint64_t hash)
+{
+    e->cas = s->next_cas++;
+    return publish(s, e, hash, NULL);
+}
+
+int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *val,
+              size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
+{
+    int rc = store_check_len(s, klen, vlen);
+    if (rc != 0)
+        return rc;
+    rc = store_ensure_memory(s, store_need(klen, vlen));
+    if (rc != 0)
+        return rc;
+    struct table_entry *e = store_entry_new(s, key, klen, vlen);
+    if (!e)
+        return -ENOMEM;
+    memcpy(table_entry_val(e), val, vlen);
+    e->val_len = (uint32_t)vlen;
+    e->expire_ms = expire_ms;
+    e->mc_flags = mc_flags;
+    e->cas = s->next_cas++;
+    return publish(s, e, hash, out);
+}
+
+int store_append(struct store *s, struct table_entry *e, uint64_t hash, const void *data, size_t n,
+                 struct table_entry **out)
+{
+    size_t len = e->val_len;
+    size_t total = len + n;
+    if (total > s->max_val_len)
+        return -E2BIG;
+    if (table_entry_val_cap(e) - len >= n) {
+        memcpy(table_entry_val(e) + len, data, n);
+        __atomic_store_n(&e->val_len, (uint32_t)total, __ATOMIC_RELEASE);
+        __atomic_store_n(&e->cas, s->next_cas++, __ATOMIC_RELAXED);
+        touch(s, e);
+        stat_add(&s->stats.writes, 1);
+        if (out)
+            *out = e;
+        return 0;
+    }
+    size_t cap = total < APPEND_DOUBLE_LIMIT ? total * 2 : total + APPEND_DOUBLE_LIMIT;
+    if (cap > s->max_val_len)
+        cap = s->max_val_len;
+    struct table_entry *ne = store_entry_new(s, table_entry_key(e), e->key_len, cap);
+    if (!ne)
+        return -ENOMEM;
+    memcpy(table_entry_val(ne), table_entry_val(e), len);
+    memcpy(table_entry_val(ne) + len, data, n);
+    ne->val_len = (uint32_t)total;
+    ne->expire_ms = e->expire_ms;
+    ne->mc_flags = e->mc_flags;
+    ne->cas = s->next_cas++;
+    return publish(s, ne, hash, out);
+}
+
+int store_set_expire(struct store *s, struct table_entry *e, uint64_t hash, int64_t expire_ms,
+                     struct table_entry **out)
+{
+    if (expire_ms == e->expire_ms) {
+        if (out)
+            *out = e;
+        return 0;
+    }
+    if (expire_ms != 0 && expire_ms <= s->now_ms) {
+        remove_key(s, table_entry_key(e), e->key_len, hash);
+        stat_add(&s->stats.writes, 1);
+        if (out)
+            *out = NULL;
+        return 0;
+    }
+    struct table_entry *ne = store_entry_new(s, table_entry_key(e), e->key_len, e->val_len);
+    if (!ne)
+        return -ENOMEM;
+    memcpy(table_entry_val(ne), table_entry_val(e), e->val_len);
+    ne->val_len = e->val_len;
+    ne->mc_flags = e->mc_flags;
+    ne->cas = e->cas;
+    ne->expire_ms = expire_ms;
+    return publish(s, ne, hash, out);
+}
+
+bool store_delete(struct store *s, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct table_entry *e = table_remove(s->table, key, klen, hash);
+    if (!e)
+        return false;
+    bool live = !store_is_expired(s, e);
+    drop(s, e);
+    stat_add(live ? &s->stats.writes : &s->stats.expired_keys, 1);
+    return live;
+}
+
+struct table_entry *store_random(struct store *s)
+{
+    for (int i = 0; i < RANDOM_TRIES; i++) {
+        struct table_entry *e;
+        if (table_sample(s->table, &s->rng, &e, 1) == 0)
+            return NULL;
+        if (!store_is_expired(s, e))
+            return e;
+        expire_entry(s, e);
+    }
+    return NULL;
+}
+
+void store_flush(struct store *s)
+{
+    table_clear(s->table);
+    __atomic_store_n(&s->stats.entry_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->stats.expires, 0, __ATOMIC_RELAXED);
+}
+
+size_t store_count(const struct store *s)
+{
+    return table_count(s->table);
+}
+
+size_t store_used_bytes(const struct store *s)
+{
+    return __atomic_load_n(&s->stats.entry_bytes, __ATOMIC_RELAXED) +
+           table_overhead_bytes(s->table);
+}
+
+void store_read_stats(const struct store *s, struct store_stats *out)
+{
+    const struct store_stats *st = &s->stats;
+    memset(out, 0, sizeof *out);
+    out->keyspace_hits = __atomic_load_n(&st->keyspace_hits, __ATOMIC_RELAXED);
+    out->keyspace_misses = __atomic_load_n(&st->keyspace_misses, __ATOMIC_RELAXED);
+    out->expired_keys = __atomic_load_n(&st->expired_keys, __ATOMIC_RELAXED);
+    out->evicted_keys = __atomic_load_n(&st->evicted_keys, __ATOMIC_RELAXED);
+    out->writes = __atomic_load_n(&st->writes, __ATOMIC_RELAXED);
+    out->expires = __atomic_load_n(&st->expires, __ATOMIC_RELAXED);
+    out->entry_bytes = __atomic_load_n(&st->entry_bytes, __ATOMIC_RELAXED);
+    out->keys = store_count(s);
+    out->used_bytes = store_used_bytes(s);
+}

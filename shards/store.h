@@ -1,0 +1,205 @@
+/* store.h: one shard's keyspace: keys and values with expiry, memory
+ * accounting and eviction, on top of the shard's table (table.h).
+ * Time: the store keeps a cached clock, now_ms (absolute unix milliseconds),
+ *   set once per loop turn by store_tick(); every expiry decision uses it, so
+ *   a whole loop turn sees one instant. An expire_ms of 0 means "no expiry";
+ *   an entry with 0 < expire_ms <= now_ms is expired and never returned:
+ *   lookups remove it on the spot, store_tick() sweeps them in the background.
+ * Memory: used bytes are the mimalloc usable size of every entry plus the
+ *   table's slot arrays. With maxmemory set, calls that grow the keyspace
+ *   first evict keys by the configured policy (Redis's sampled approximation)
+ *   and fail with -ENOMEM when the store stays over the limit.
+ * Threads: struct store is owned by one shard thread, which alone calls every
+ *   function here, except store_read_stats(), store_used_bytes() and
+ *   store_count(), which any thread may call (the counters are written by
+ *   the owner with relaxed atomic stores and read with relaxed atomic loads).
+ * Entries: a struct table_entry returned by a lookup is borrowed: valid until
+ *   the next call that changes the store (a put, delete, expiry change,
+ *   eviction, store_tick). Callers read it, never write it; every change goes
+ *   through this API so that accounting stays exact.
+ * Errors: 0 or a negative errno: -ENOMEM (over maxmemory with nothing left to
+ *   evict, or an allocation failed; the key is unchanged), -E2BIG (value
+ *   longer than max_val_len), -ENAMETOOLONG (key longer than max_key_len). */
+#ifndef RINGKV_SHARDS_STORE_H
+#define RINGKV_SHARDS_STORE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "table.h"
+
+/* maxmemory-policy, in the order of Redis's names (and of cfg's enum). */
+enum store_policy {
+    STORE_NOEVICTION,
+    STORE_ALLKEYS_LRU,
+    STORE_VOLATILE_LRU,
+    STORE_ALLKEYS_RANDOM,
+    STORE_VOLATILE_RANDOM,
+    STORE_VOLATILE_TTL,
+};
+
+#define STORE_DEFAULT_SAMPLES 5
+#define STORE_DEFAULT_MAX_VAL_LEN (512ull * 1024 * 1024) /* Redis's proto-max-bulk-len */
+
+struct store_config {
+    size_t maxmemory; /* bytes for this shard; 0 = no limit */
+    enum store_policy policy;
+    unsigned samples;     /* keys sampled per eviction; 0 = STORE_DEFAULT_SAMPLES */
+    uint32_t max_key_len; /* 0 = no limit */
+    uint64_t max_val_len; /* 0 = STORE_DEFAULT_MAX_VAL_LEN */
+    size_t size_hint;     /* keys expected, for the table's first size */
+    uint64_t seed;        /* rng seed for sampling; 0 = derived from the clock */
+};
+
+/* Counters of one store. The owner writes them with relaxed atomic stores
+ * (it is their only writer, so a plain read plus a store is an increment);
+ * other threads read them through store_read_stats(). They sit on their own
+ * cache line so that readers do not slow the owner's other fields. */
+struct store_stats {
+    uint64_t keyspace_hits;   /* read lookups that found a live key */
+    uint64_t keyspace_misses; /* read lookups that did not */
+    uint64_t expired_keys;    /* keys removed because their time had come */
+    uint64_t evicted_keys;    /* keys removed to stay under maxmemory */
+    uint64_t writes;          /* changes made by commands (puts, deletes, expiry changes) */
+    uint64_t expires;         /* keys that have an expiry, now */
+    uint64_t entry_bytes;     /* usable bytes of every entry, now */
+    /* Filled by store_read_stats() only (derived, not kept up to date): */
+    uint64_t keys;       /* store_count() */
+    uint64_t used_bytes; /* store_used_bytes() */
+} __attribute__((aligned(64)));
+
+/* One shard's keyspace. Owner: the shard thread. Place it 64-byte aligned
+ * (as a member of an aligned struct, or with mi_malloc_aligned), so that
+ * stats has its cache line to itself. */
+struct store {
+    struct table *table;
+    int64_t now_ms; /* cached clock, unix ms (store_tick) */
+    uint32_t lru_s; /* coarse clock for entries' lru_s: now_ms / 1000 */
+    uint64_t rng;   /* xorshift64 state for sampling */
+    size_t maxmemory;
+    enum store_policy policy;
+    unsigned samples;
+    uint32_t max_key_len;
+    uint64_t max_val_len;
+    uint64_t next_cas;     /* the next cas unique to hand out */
+    uint64_t evict_cursor; /* where the volatile-* fallback scan resumes */
+    struct store_stats stats;
+};
+
+/* Sets up an empty store and reads the real clock. 0, or -ENOMEM. */
+int store_init(struct store *s, const struct store_config *cfg);
+/* Frees the table and every entry. */
+void store_fini(struct store *s);
+
+/* Once per loop turn: sets the clock, advances the table's incremental work,
+ * and runs active expiry: while keys with a TTL exist, samples up to 20 keys,
+ * removes the expired ones, and repeats while more than a quarter of the
+ * sampled keys with a TTL had expired, for at most about 1 ms. */
+void store_tick(struct store *s, int64_t now_ms);
+
+/* True when e has an expiry that has come (by the cached clock). */
+static inline bool store_is_expired(const struct store *s, const struct table_entry *e)
+{
+    return e->expire_ms != 0 && e->expire_ms <= s->now_ms;
+}
+
+/* Finds a live key for a write or an existence check: NULL when absent or
+ * expired (an expired key is removed on the spot). Updates the entry's LRU
+ * clock; counts no hit or miss. hash is keyhash(key, klen). */
+struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen, uint64_t hash);
+/* The same for reads: also counts a keyspace hit or miss. */
+struct table_entry *store_lookup_read(struct store *s, const void *key, uint32_t klen,
+                                      uint64_t hash);
+
+/* Makes room for a write of about `need` bytes: evicts keys, as the policy
+ * allows, until need more bytes fit under maxmemory. As Redis, the write is
+ * refused (-ENOMEM) only when the store is still over maxmemory once nothing
+ * more can go; a store under the limit accepts it, even if it then
+ * overshoots (and the next write evicts or is refused). 0 at once without
+ * maxmemory. Entries looked up before this call may be gone after it: call
+ * it first, then look up. store_make_room() is its slow path. */
+int store_make_room(struct store *s, size_t need);
+static inline int store_ensure_memory(struct store *s, size_t need)
+{
+    return s->maxmemory == 0 ? 0 : store_make_room(s, need);
+}
+
+/* Bytes a put of this key and value will roughly need, for store_ensure_memory(). */
+static inline size_t store_need(size_t klen, size_t vlen)
+{
+    return sizeof(struct table_entry) + klen + vlen;
+}
+
+/* 0 when a key of klen bytes and a value of vlen bytes are within the
+ * limits, else -ENAMETOOLONG (the key) or -E2BIG (the value). */
+static inline int store_check_len(const struct store *s, size_t klen, uint64_t vlen)
+{
+    if (s->max_key_len != 0 && klen > s->max_key_len)
+        return -ENAMETOOLONG;
+    return vlen > s->max_val_len ? -E2BIG : 0;
+}
+
+/* Writes key = val with an absolute expiry (0 none) and memcached flags,
+ * replacing any previous value (and its expiry). Makes room first (as
+ * store_ensure_memory(), so earlier lookups are void). Gives the entry a
+ * new cas. An expiry already past leaves the key absent.
+ * *out (may be NULL) receives the new entry, or NULL if it expired at once.
+ * 0, -ENOMEM, -E2BIG, -ENAMETOOLONG. */
+int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *val,
+              size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out);
+
+/* Two-step write, for values built in place (SETRANGE, INCR, PREPEND...):
+ * store_entry_new() allocates an unpublished entry holding the key, with
+ * room for val_cap value bytes; the caller writes the value, sets val_len,
+ * expire_ms and mc_flags, then store_commit() publishes it with a new cas,
+ * replacing the key's previous entry. Neither evicts (call
+ * store_ensure_memory() first) nor checks the limits (call store_check_len()
+ * first). store_entry_new() returns NULL on out of memory. store_commit()
+ * returns 0 or -ENOMEM (e is freed then); an expiry already past removes the
+ * key instead. */
+struct table_entry *store_entry_new(struct store *s, const void *key, uint32_t klen,
+                                    size_t val_cap);
+int store_commit(struct store *s, struct table_entry *e, uint64_t hash);
+
+/* Appends n bytes to the live entry e (from a lookup) of key hash `hash`,
+ * keeping its expiry and flags, with a new cas. In place when the entry's
+ * allocation has room; else the value moves to a new entry with spare room
+ * for further appends (doubling up to 1 MiB, then 1 MiB more). Does not
+ * evict. *out (may be NULL) receives the entry now holding the key.
+ * 0, -ENOMEM, -E2BIG (the result would exceed max_val_len). */
+int store_append(struct store *s, struct table_entry *e, uint64_t hash, const void *data, size_t n,
+                 struct table_entry **out);
+
+/* Sets the absolute expiry (0 = none) of the live entry e, keeping value,
+ * flags and cas (as memcached's touch). Entries are immutable once
+ * published, so this republishes a copy. A time already past deletes the
+ * key. *out (may be NULL) receives the new entry, or NULL if deleted.
+ * 0 or -ENOMEM (the key is unchanged then). */
+int store_set_expire(struct store *s, struct table_entry *e, uint64_t hash, int64_t expire_ms,
+                     struct table_entry **out);
+
+/* Deletes a key. True when a live key was deleted; false when it was absent
+ * or had expired (then it is removed and counted as expired). */
+bool store_delete(struct store *s, const void *key, uint32_t klen, uint64_t hash);
+
+/* A random live key, or NULL when the store has none (expired keys met on
+ * the way are removed). */
+struct table_entry *store_random(struct store *s);
+
+/* Removes every key. */
+void store_flush(struct store *s);
+
+/* Number of keys, including expired ones not yet removed (as Redis's
+ * DBSIZE). Any thread. */
+size_t store_count(const struct store *s);
+
+/* Bytes used: entries plus the table's slot arrays. Any thread. */
+size_t store_used_bytes(const struct store *s);
+
+/* A copy of the counters, each read atomically (not one snapshot of all),
+ * plus keys and used_bytes. Any thread. */
+void store_read_stats(const struct store *s, struct store_stats *out);
+
+#endif
