@@ -17,6 +17,8 @@ enum net_op {
     NET_OP_SEND,
     NET_OP_WAKE, /* a MSG_RING from another shard: its queue has messages */
     NET_OP_TICK, /* the loop's periodic timer */
+    NET_OP_SEG_WRITE, /* an append to the shard's segment file */
+    NET_OP_SEG_FSYNC, /* an fdatasync of the shard's segment file */
     NET_OP_IGNORE,
 };
 

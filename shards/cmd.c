@@ -606,7 +606,7 @@ void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
 {
     cmd_run_here(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash,
                  m->is_mc ? &m->mc : NULL, &m->reply);
-    shard_send(sh, m->origin, m);
+    shard_reply(sh, m);
 }
 
 void cmd_msg_complete(struct shard *sh, struct cmd_msg *m)

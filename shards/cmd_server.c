@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "glob.h"
 #include "node.h"
+#include "persist.h"
 #include "shard.h"
 #include "store.h"
 
@@ -486,6 +487,41 @@ static void server_human(char *out, size_t n, double bytes)
     snprintf(out, n, u ? "%.2f%c" : "%.0f%c", bytes, units[u]);
 }
 
+static void server_info_persistence(struct buf *b, const struct node *n)
+{
+    static const char *const fsync_names[] = {"always", "everysec", "no"};
+    struct persist_stats t = {0};
+    int64_t last_fsync_ms = 0;
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        struct persist_stats s;
+        persist_read_stats(n->shards[i]->persist, &s);
+        t.segments += s.segments;
+        t.disk_bytes += s.disk_bytes;
+        t.fsyncs += s.fsyncs;
+        t.write_errors += s.write_errors;
+        t.recovered_keys += s.recovered_keys;
+        t.recovered_records += s.recovered_records;
+        t.damaged_files += s.damaged_files;
+        if (s.recovery_ms > t.recovery_ms)
+            t.recovery_ms = s.recovery_ms; /* shards recover in parallel */
+        if (s.last_fsync_ms > last_fsync_ms)
+            last_fsync_ms = s.last_fsync_ms;
+    }
+    bool durable = n->cfg->storage == CFG_STORAGE_LOG;
+    buf_printf(b,
+               "# Persistence\r\nloading:0\r\nstorage:%s\r\naof_enabled:%d\r\n"
+               "appendfsync:%s\r\nsegments:%" PRIu64 "\r\ndisk_bytes_written:%" PRIu64
+               "\r\nfsyncs:%" PRIu64 "\r\nlast_fsync_time:%lld\r\nwrite_errors:%" PRIu64
+               "\r\nrecovery_time_ms:%" PRIu64 "\r\nrecovered_keys:%" PRIu64
+               "\r\nrecovered_records:%" PRIu64 "\r\nrecovery_keys_per_sec:%.0f\r\n"
+               "damaged_segments:%" PRIu64 "\r\n\r\n",
+               durable ? "log" : "memory", durable, fsync_names[n->cfg->appendfsync],
+               t.segments, t.disk_bytes, t.fsyncs, (long long)(last_fsync_ms / 1000),
+               t.write_errors, t.recovery_ms, t.recovered_keys, t.recovered_records,
+               t.recovery_ms ? (double)t.recovered_keys * 1000.0 / (double)t.recovery_ms : 0.0,
+               t.damaged_files);
+}
+
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)
 {
     if (c->argc == 1)
@@ -554,8 +590,7 @@ void cmd_info(struct cmd_ctx *c)
                    t.used ? (double)rss_now / (double)t.used : 0.0, mi_version());
     }
     if (server_section_wanted(c, "persistence", true))
-        buf_printf(&b, "# Persistence\r\nloading:0\r\nstorage:memory\r\naof_enabled:0\r\n"
-                       "rdb_changes_since_last_save:0\r\n\r\n");
+        server_info_persistence(&b, n);
     if (server_section_wanted(c, "stats", true))
         buf_printf(&b,
                    "# Stats\r\ntotal_connections_received:%" PRIu64

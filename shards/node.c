@@ -100,6 +100,8 @@ struct node *node_create(const struct cfg *cfg)
     for (int i = 0; i < 20; i++)
         snprintf(n->run_id + 2 * i, 3, "%02x", rnd[i]);
     cmd_init();
+    if (persist_prepare_dir(n, &n->layout) != 0)
+        goto fail;
     for (uint32_t i = 0; i < n->nshards; i++)
         if (!(n->shards[i] = shard_create(n, i)))
             goto fail;
@@ -144,6 +146,8 @@ int node_run(struct node *n)
     for (uint32_t i = 0; i < n->nshards; i++)
         if (n->shards[i]->start_rc != 0)
             result = n->shards[i]->start_rc;
+    if (result == 0 && (result = persist_finish_start(n, &n->layout)) != 0)
+        __atomic_store_n(&n->stop_flag, 1, __ATOMIC_RELEASE);
     if (result == 0) {
         const struct cfg *cfg = n->cfg;
         log_info("ringkv %s ready: %u shards, %u partitions, RESP on %s:%lld%s%.0lld", RINGKV_VERSION,

@@ -18,6 +18,7 @@
 
 #include "cfg.h"
 #include "keyhash.h"
+#include "persist.h"
 
 struct shard;
 
@@ -28,6 +29,7 @@ struct node {
     uint32_t npartitions;        /* Q, a power of two */
     uint16_t *partition_shard;   /* partition -> owning shard */
     int64_t start_ms;            /* unix ms at start-up */
+    struct persist_layout layout; /* what the data directory held at start-up */
     char run_id[41];
     pthread_barrier_t ready;     /* shards and main: every ring and store exists */
     pthread_barrier_t stopped;   /* shards: every loop has ended */

@@ -12,7 +12,9 @@
  *      turn with an IORING_OP_MSG_RING on its ring (no syscall of its own:
  *      it rides in the next submit);
  *   5. on the tick: the store's housekeeping (expiry, reclamation, resize
- *      steps) and the stop flag.
+ *      steps), the segment log's fdatasync (everysec) and the stop flag.
+ * With storage = log, the records a turn wrote go to the kernel as one write
+ * at the end of that turn, in the same submit as its replies (persist.h).
  * A shard blocks only in io_uring_submit_and_wait. Its ring is created on
  * its own thread (single issuer, deferred task work when the kernel has it);
  * a barrier makes every ring exist before any shard sends a wake-up, and
@@ -33,6 +35,7 @@
 #include "log.h"
 #include "net.h"
 #include "node.h"
+#include "persist.h"
 #include "store.h"
 
 #define SHARD_QUEUE_CAPACITY 8192
@@ -148,8 +151,15 @@ void shard_destroy(struct shard *sh)
         store_destroy_for_shard(sh);
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
+    persist_stop(sh->persist); /* after the ring: writes what it had not */
     mi_free(sh->recv_ring);
     mi_free(sh->recv_bufs);
+    for (uint32_t k = 0; k < sh->held.len; k++) {
+        struct cmd_msg *m = sh->held.msgs[(sh->held.head + k) % sh->held.cap];
+        buf_fini(&m->reply);
+        mi_free(m);
+    }
+    mi_free(sh->held.msgs);
     mi_free(sh->inbox);
     mi_free(sh->wake);
     mi_free(sh->backlog);
@@ -209,6 +219,21 @@ void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m)
         while (mq_send(q, m) != 0)
             sched_yield();
     }
+}
+
+void shard_reply(struct shard *sh, struct cmd_msg *m)
+{
+    if (!persist_holds_replies(sh->persist) || shard_backlog_push(&sh->held, m) != 0)
+        shard_send(sh, m->origin, m);
+}
+
+/* Sends the replies held for durability. */
+static void shard_release_held(struct shard *sh)
+{
+    struct shard_backlog *b = &sh->held;
+    for (; b->len; b->len--, b->head = (b->head + 1) % b->cap)
+        shard_send(sh, b->msgs[b->head]->origin, b->msgs[b->head]);
+    b->head = 0;
 }
 
 /* Moves held-back messages into queues that have room. True if any remain. */
@@ -368,6 +393,10 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
     case NET_OP_TICK:
         *tick = true;
         break;
+    case NET_OP_SEG_WRITE:
+    case NET_OP_SEG_FSYNC:
+        persist_on_cqe(sh->persist, op, cqe->res);
+        break;
     default: /* wake-ups need no action: the queues are drained every turn */
         break;
     }
@@ -501,9 +530,11 @@ static int shard_start(struct shard *sh)
         return rc;
     }
     rc = store_create_for_shard(sh);
-    if (rc < 0)
+    if (rc < 0) {
         log_error("cannot create the store: %s", strerror(-rc));
-    return rc;
+        return rc;
+    }
+    return persist_start(sh, &sh->node->layout, &sh->persist);
 }
 
 void *shard_main(void *arg)
@@ -539,11 +570,16 @@ void *shard_main(void *arg)
             count++;
         }
         io_uring_cq_advance(&sh->uring, count);
+        store_turn(sh->store, shard_now_ms());
         shard_drain_inboxes(sh);
         backlog = shard_retry_backlogs(sh);
+        persist_flush(sh->persist);
+        shard_release_held(sh);
         shard_flush(sh);
         if (tick) {
-            store_tick(sh->store, shard_now_ms());
+            int64_t now = shard_now_ms();
+            store_tick(sh->store, now);
+            persist_tick(sh->persist, now);
             shard_arm_tick(sh, &tick_ts);
         }
     }

@@ -52,6 +52,7 @@ struct shard {
     int listen_resp_fd;
     int listen_mc_fd; /* -1 when memcache-port is 0 */
     struct store *store;
+    struct persist *persist;      /* the segment log; NULL with storage = memory */
     int start_rc;                 /* 0, or why the ring or store could not start */
     bool ring_ready;
 
@@ -64,6 +65,8 @@ struct shard {
     struct mq *inbox;             /* inbox[from]: the queue from shard `from` (SPSC) */
     bool *wake;                   /* wake[to]: sent to `to` this turn; wake it */
     struct shard_backlog *backlog; /* backlog[to]: messages for a full queue */
+    struct shard_backlog held;    /* replies to other shards waiting for this
+                                     turn's records to be durable (always) */
 
     struct conn **conns;          /* slot -> connection, NULL when free */
     uint32_t *conn_gen;           /* slot -> generation, bumped on reuse */
@@ -101,6 +104,10 @@ void shard_recv_buf_return(struct shard *sh, unsigned bid);
 
 /* A submission entry of the shard's ring (submits to make room if full). */
 struct io_uring_sqe *shard_sqe(struct shard *sh);
+
+/* Sends a reply message back to its origin: at once, or with appendfsync
+ * always once this turn's records are durable. */
+void shard_reply(struct shard *sh, struct cmd_msg *m);
 
 /* Marks a connection as having replies to flush at the end of this turn. */
 void shard_mark_dirty(struct shard *sh, struct conn *c);

@@ -20,7 +20,10 @@
  * Entries are immutable once published except for what table.h allows: the
  * owner bumps lru_s on access, and APPEND writes past val_len inside the
  * allocation then store-releases the longer val_len (and a new cas, relaxed).
- * Anything else (an expiry change, SETRANGE, INCR) publishes a new entry. */
+ * Anything else (an expiry change, SETRANGE, INCR) publishes a new entry.
+ * With a journal attached (durable storage), every put, delete, eviction
+ * and flush is also reported to it as it happens; expiry is not (records
+ * carry their expiry time). */
 #include "store.h"
 
 #include <errno.h>
@@ -30,7 +33,8 @@
 #include "keyhash.h"
 
 #define STORE_MAX_SAMPLES 64     /* as Redis's maxmemory-samples bound */
-#define STORE_STEP_BUDGET 1024   /* table slots migrated per loop turn */
+#define STORE_STEP_BUDGET 1024   /* table slots migrated per tick */
+#define STORE_TURN_STEP_BUDGET 64 /* table slots migrated per loop turn */
 #define EXPIRE_SAMPLE 20         /* keys sampled per active expiry round */
 #define EXPIRE_BUDGET_NS 1000000 /* active expiry work per loop turn */
 #define EVICT_SAMPLE_TRIES 4     /* sample rounds before the volatile scan */
@@ -64,7 +68,7 @@ static int64_t monotonic_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void set_clock(struct store *s, int64_t now_ms)
+static void store_set_clock(struct store *s, int64_t now_ms)
 {
     s->now_ms = now_ms;
     s->lru_s = (uint32_t)(now_ms / 1000);
@@ -76,7 +80,7 @@ int store_init(struct store *s, const struct store_config *cfg)
     s->table = table_create(cfg->size_hint);
     if (!s->table)
         return -ENOMEM;
-    set_clock(s, realtime_ms());
+    store_set_clock(s, realtime_ms());
     s->maxmemory = cfg->maxmemory;
     s->policy = cfg->policy;
     s->samples = cfg->samples ? cfg->samples : STORE_DEFAULT_SAMPLES;
@@ -89,6 +93,20 @@ int store_init(struct store *s, const struct store_config *cfg)
     s->rng = cfg->seed ? cfg->seed : (uint64_t)monotonic_ns() | 1;
     s->next_cas = 1;
     return 0;
+}
+
+void store_attach_journal(struct store *s, const struct store_journal *j) { s->journal = j; }
+
+static void journal_put(struct store *s, const struct table_entry *e)
+{
+    if (s->journal)
+        s->journal->put(s->journal->arg, e);
+}
+
+static void journal_del(struct store *s, const void *key, uint32_t klen)
+{
+    if (s->journal)
+        s->journal->del(s->journal->arg, key, klen);
 }
 
 void store_fini(struct store *s)
@@ -130,6 +148,7 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
     e->lru_s = s->lru_s;
     if (store_is_expired(s, e)) {
         remove_key(s, table_entry_key(e), e->key_len, hash);
+        journal_del(s, table_entry_key(e), e->key_len);
         table_entry_free(e);
         stat_add(&s->stats.expired_keys, 1);
         stat_add(&s->stats.writes, 1);
@@ -147,6 +166,7 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
         stat_add(&s->stats.expires, 1);
     if (old)
         drop(s, old);
+    journal_put(s, e);
     stat_add(&s->stats.writes, 1);
     if (out)
         *out = e;
@@ -192,9 +212,15 @@ static bool expire_round(struct store *s)
     return with_ttl != 0 && expired * 4 > with_ttl;
 }
 
+void store_turn(struct store *s, int64_t now_ms)
+{
+    store_set_clock(s, now_ms);
+    table_step(s->table, STORE_TURN_STEP_BUDGET);
+}
+
 void store_tick(struct store *s, int64_t now_ms)
 {
-    set_clock(s, now_ms);
+    store_set_clock(s, now_ms);
     table_step(s->table, STORE_STEP_BUDGET);
     if (s->stats.expires == 0)
         return;
@@ -326,6 +352,7 @@ static void evict(struct store *s, size_t need)
         if (store_is_expired(s, e)) {
             expire_entry(s, e);
         } else {
+            journal_del(s, table_entry_key(e), e->key_len);
             remove_entry(s, e);
             stat_add(&s->stats.evicted_keys, 1);
         }
@@ -386,6 +413,7 @@ int store_append(struct store *s, struct table_entry *e, uint64_t hash, const vo
         __atomic_store_n(&e->val_len, (uint32_t)total, __ATOMIC_RELEASE);
         __atomic_store_n(&e->cas, s->next_cas++, __ATOMIC_RELAXED);
         touch(s, e);
+        journal_put(s, e);
         stat_add(&s->stats.writes, 1);
         if (out)
             *out = e;
@@ -415,6 +443,7 @@ int store_set_expire(struct store *s, struct table_entry *e, uint64_t hash, int6
         return 0;
     }
     if (expire_ms != 0 && expire_ms <= s->now_ms) {
+        journal_del(s, table_entry_key(e), e->key_len);
         remove_key(s, table_entry_key(e), e->key_len, hash);
         stat_add(&s->stats.writes, 1);
         if (out)
@@ -438,6 +467,8 @@ bool store_delete(struct store *s, const void *key, uint32_t klen, uint64_t hash
     if (!e)
         return false;
     bool live = !store_is_expired(s, e);
+    if (live)
+        journal_del(s, key, klen);
     drop(s, e);
     stat_add(live ? &s->stats.writes : &s->stats.expired_keys, 1);
     return live;
@@ -458,6 +489,8 @@ struct table_entry *store_random(struct store *s)
 
 void store_flush(struct store *s)
 {
+    if (s->journal)
+        s->journal->flush(s->journal->arg);
     table_clear(s->table);
     __atomic_store_n(&s->stats.entry_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->stats.expires, 0, __ATOMIC_RELAXED);

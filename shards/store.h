@@ -70,6 +70,17 @@ struct store_stats {
     uint64_t used_bytes; /* store_used_bytes() */
 } __attribute__((aligned(64)));
 
+/* Where changes that must outlive the process go (the shard's segment log,
+ * persist.h): every put, delete and flush, in the order they happen.
+ * Expiry needs no record (records carry the expiry time). Called on the
+ * owner thread, inside the change. */
+struct store_journal {
+    void (*put)(void *arg, const struct table_entry *e);
+    void (*del)(void *arg, const void *key, uint32_t klen);
+    void (*flush)(void *arg);
+    void *arg;
+};
+
 /* One shard's keyspace. Owner: the shard thread. Place it 64-byte aligned
  * (as a member of an aligned struct, or with mi_malloc_aligned), so that
  * stats has its cache line to itself. */
@@ -85,15 +96,22 @@ struct store {
     uint64_t max_val_len;
     uint64_t next_cas;     /* the next cas unique to hand out */
     uint64_t evict_cursor; /* where the volatile-* fallback scan resumes */
+    const struct store_journal *journal; /* NULL: a pure in-memory store */
     struct store_stats stats;
 };
 
 /* Sets up an empty store and reads the real clock. 0, or -ENOMEM. */
 int store_init(struct store *s, const struct store_config *cfg);
+/* From now on, every change is also sent to j (NULL: none). */
+void store_attach_journal(struct store *s, const struct store_journal *j);
 /* Frees the table and every entry. */
 void store_fini(struct store *s);
 
-/* Once per loop turn: sets the clock, advances the table's incremental work,
+/* Sets the cached clock (and lets the table reclaim and migrate a little).
+ * Once per loop turn, before serving requests. */
+void store_turn(struct store *s, int64_t now_ms);
+
+/* On the loop's tick (10 times a second): sets the clock, advances the table's incremental work,
  * and runs active expiry: while keys with a TTL exist, samples up to 20 keys,
  * removes the expired ones, and repeats while more than a quarter of the
  * sampled keys with a TTL had expired, for at most about 1 ms. */

@@ -455,7 +455,7 @@ int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct tabl
     *old = NULL;
     if (t->old)
         migrate_for_write(t, hash);
-    size_t free_slot;
+    size_t free_slot = 0;
     size_t i = array_probe(t->cur, e->data, e->key_len, hash, &free_slot);
     if (i != TABLE_NOT_FOUND) {
         *old = slot_entry(t->cur->slots[i]);
@@ -494,7 +494,7 @@ struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_
 {
     if (t->old)
         migrate_for_write(t, hash);
-    size_t free_slot;
+    size_t free_slot = 0;
     size_t i = array_probe(t->cur, key, key_len, hash, &free_slot);
     if (i == TABLE_NOT_FOUND)
         return NULL;

@@ -32,7 +32,8 @@ static const char *const policy_names[] = {"noeviction",     "allkeys-lru",     
                                            "allkeys-random", "volatile-random", "volatile-ttl",
                                            NULL};
 static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
-static const char *const storage_names[] = {"memory", NULL};
+static const char *const storage_names[] = {"memory", "log", NULL};
+static const char *const compression_names[] = {"none", "lz4", "zstd", NULL};
 static const char *const loglevel_names[] = {"warning", "notice", "verbose", "debug", NULL};
 
 #define F(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
@@ -63,7 +64,14 @@ static const struct cfg_setting cfg_settings[] = {
     {"appendfsync", CFG_ENUM, F(appendfsync), "everysec", 0, 0, fsync_names,
      "fsync policy of durable storage: always, everysec, no."},
     {"storage", CFG_ENUM, F(storage), "memory", 0, 0, storage_names,
-     "Storage engine: memory (a pure in-memory store)."},
+     "memory (a pure in-memory store, for caches) or log (every change appended to per-shard "
+     "segment files under dir, recovered at start-up)."},
+    {"segment-size", CFG_SIZE, F(segment_size), "64mb", 1 << 20, 1LL << 40, NULL,
+     "Size after which a segment file is closed and a new one begun."},
+    {"compression", CFG_ENUM, F(compression), "lz4", 0, 0, compression_names,
+     "Codec for stored values: none, lz4 or zstd."},
+    {"compress-min-size", CFG_SIZE, F(compress_min_size), "1kb", 1, INT64_MAX, NULL,
+     "Values at least this long are stored compressed (when that makes them smaller)."},
     {"partitions", CFG_INT, F(partitions), "1024", 1, 1 << 20, NULL,
      "Partitions (vnodes) the key space is cut into; a power of two."},
     {"proto-max-bulk-len", CFG_SIZE, F(proto_max_bulk_len), "512mb", 1024, INT64_MAX, NULL,

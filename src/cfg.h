@@ -26,7 +26,8 @@ enum cfg_policy {
 };
 
 enum cfg_fsync { CFG_FSYNC_ALWAYS, CFG_FSYNC_EVERYSEC, CFG_FSYNC_NO };
-enum cfg_storage { CFG_STORAGE_MEMORY };
+enum cfg_storage { CFG_STORAGE_MEMORY, CFG_STORAGE_LOG };
+enum cfg_compression { CFG_COMPRESSION_NONE, CFG_COMPRESSION_LZ4, CFG_COMPRESSION_ZSTD };
 enum cfg_loglevel { CFG_LOG_WARNING, CFG_LOG_NOTICE, CFG_LOG_VERBOSE, CFG_LOG_DEBUG };
 
 struct cfg {
@@ -43,6 +44,9 @@ struct cfg {
     char dir[1024];
     int64_t appendfsync;        /* enum cfg_fsync */
     int64_t storage;            /* enum cfg_storage */
+    int64_t segment_size;       /* bytes after which a segment file is closed */
+    int64_t compression;        /* enum cfg_compression, for stored values */
+    int64_t compress_min_size;  /* values at least this long are compressed */
     int64_t partitions;         /* Q, a power of two */
     int64_t proto_max_bulk_len; /* largest argument / value */
     int64_t max_key_size;

@@ -495,6 +495,37 @@ int harness_stop(struct harness_server *s)
     return rc != 0 ? rc : rc_mc;
 }
 
+int harness_crash(struct harness_server *s)
+{
+    if (s->slot < 0 || s->slot >= HARNESS_MAX_SERVERS || !registry[s->slot].used)
+        return 0;
+    struct harness_proc *p = &registry[s->slot].main;
+    if (p->pid <= 0)
+        return 0;
+    if (harness_reap(p)) {
+        fprintf(stderr, "harness: %s (pid %d) had died before it was crashed\n", p->name,
+                (int)p->pid);
+        harness_print_log(p);
+        p->pid = 0;
+        s->pid = 0;
+        node_failures++;
+        return -ECHILD;
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &p->status, 0);
+    p->exited = true;
+    p->pid = 0;
+    s->pid = 0;
+    return 0;
+}
+
+bool harness_output_mentions(const struct harness_server *s, const char *needle)
+{
+    if (s->slot < 0 || s->slot >= HARNESS_MAX_SERVERS || !registry[s->slot].used)
+        return false;
+    return harness_log_mentions(&registry[s->slot].main, needle);
+}
+
 int harness_finish(int failures)
 {
     failures += node_failures;

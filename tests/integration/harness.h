@@ -74,6 +74,13 @@ int harness_start(struct harness_server *s, const struct harness_opts *opts);
  * needed SIGKILL (printed, with its output). Safe to call twice. */
 int harness_stop(struct harness_server *s);
 
+/* Crashes the node on purpose: SIGKILL, then reaps it. 0, or -ECHILD (a
+ * failure, printed) when it had died before. */
+int harness_crash(struct harness_server *s);
+
+/* True when the node's captured output (its log) contains needle. */
+bool harness_output_mentions(const struct harness_server *s, const char *needle);
+
 /* Ends a test program: with failures (cmocka's count plus failed starts and
  * stops, which cmocka does not count for group fixtures) prints the output of
  * every server started; removes the scratch files. Returns that total, main's

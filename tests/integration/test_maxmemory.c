@@ -149,8 +149,13 @@ static void test_maxmemory_noeviction_refuses_writes(void **state)
     /* Keys are not evicted: everything accepted is still there. */
     assert_int_equal(dbsize(c), w.ok);
     harness_expect(c, HARNESS_BULK(value), "GET k:0");
-    harness_expect(c, HARNESS_ERR("OOM command not allowed when used memory > 'maxmemory'."),
-                   "SET another %s", value);
+    /* The refusal lasts. A table resize that finishes in the background
+     * frees its old array, which may let a few more writes in (as in
+     * Redis), but never more than a handful. */
+    struct write_result more = write_keys(c, "another:", 0, 100, 0, 1);
+    print_message("  %d more writes accepted before the next OOM\n", more.first_oom);
+    assert_true(more.oom >= 1);
+    assert_true(more.first_oom >= 0 && more.first_oom <= w.ok / 20);
     harness_expect(c, HARNESS_ERR("OOM command not allowed when used memory > 'maxmemory'."),
                    "APPEND k:0 more");
     harness_expect(c, HARNESS_INT(1), "EXISTS k:1");

@@ -1,0 +1,684 @@
+/* persist.c: a shard's segment log writer and its start-up recovery (see
+ * persist.h).
+ * Writer state: `pending` gathers the records of the current loop turn;
+ * `inflight` is the batch the kernel is writing at `write_offset` of the
+ * current segment (one write at a time, so records land in order). A short
+ * write is resubmitted for the rest; a failed one is counted, logged
+ * (rate-limited) and retried at the next turn, so records are never dropped.
+ * Rotation happens between batches: the full segment gets a linked
+ * fdatasync + close through the ring, and a new file is created (a small
+ * synchronous open and header write; rare).
+ * Recovery reads with plain blocking I/O on the shard thread before it serves
+ * (seg_scan_file), applying puts, deletes and flushes to the store with no
+ * journal attached, so nothing is written back. Expired records are skipped.
+ * The manifest <dir>/ringkv.meta records the shard and partition counts of
+ * the data, so a restart with another shard count can redistribute keys. */
+#include "persist.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mimalloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "keyhash.h"
+#include "log.h"
+#include "node.h"
+#include "seg.h"
+#include "shard.h"
+#include "store.h"
+
+#define PERSIST_MANIFEST "ringkv.meta"
+#define PERSIST_FSYNC_INTERVAL_MS 1000
+
+struct persist {
+    struct shard *sh;
+    struct store *store;
+    const struct cfg *cfg;
+    uint32_t shard_id;
+    int fd;
+    uint64_t segment;        /* number of the current segment */
+    uint64_t write_offset;   /* where the next batch goes in the current segment */
+    struct buf pending;      /* records of this turn */
+    struct buf inflight;     /* the batch being written */
+    size_t inflight_done;
+    bool write_inflight;
+    bool fsync_inflight;
+    bool unsynced;           /* bytes written since the last fdatasync */
+    int64_t last_error_log_ms;
+    uint64_t seq;
+    enum seg_codec codec;
+    struct store_journal journal;
+    struct persist_stats stats;
+};
+
+static int64_t persist_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define STAT_SET(p, field, v) __atomic_store_n(&(p)->stats.field, (v), __ATOMIC_RELAXED)
+#define STAT_ADD(p, field, n) STAT_SET(p, field, (p)->stats.field + (n))
+
+/* ---- journal: the store reports changes here ---- */
+
+static void persist_encode(struct persist *p, struct seg_record *r)
+{
+    r->seq = ++p->seq;
+    seg_encode(&p->pending, r, p->codec, (size_t)p->cfg->compress_min_size);
+}
+
+static void persist_journal_put(void *arg, const struct table_entry *e)
+{
+    struct seg_record r = {.type = SEG_PUT,
+                           .key = table_entry_key(e),
+                           .key_len = e->key_len,
+                           .val = table_entry_key(e) + e->key_len,
+                           .raw_len = e->val_len,
+                           .mc_flags = e->mc_flags,
+                           .expire_ms = e->expire_ms};
+    persist_encode(arg, &r);
+}
+
+static void persist_journal_del(void *arg, const void *key, uint32_t klen)
+{
+    struct seg_record r = {.type = SEG_DEL, .key = key, .key_len = klen};
+    persist_encode(arg, &r);
+}
+
+static void persist_journal_flush(void *arg)
+{
+    struct seg_record r = {.type = SEG_FLUSH};
+    persist_encode(arg, &r);
+}
+
+/* ---- files ---- */
+
+static int persist_mkdir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+/* Creates segment `number` of the shard with its header; returns the fd. */
+static int persist_create_segment(const struct node *n, uint32_t shard_id, uint64_t number)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/shard-%03u", n->cfg->dir, shard_id);
+    int rc = persist_mkdir(path);
+    if (rc < 0)
+        return rc;
+    seg_path(path, sizeof path, n->cfg->dir, shard_id, number);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    struct buf header;
+    buf_init(&header);
+    struct seg_file_header h = {SEG_FILE_VERSION, shard_id, n->nshards, n->npartitions};
+    seg_encode_file_header(&header, &h);
+    ssize_t w = pwrite(fd, header.data, header.len, 0);
+    rc = w == (ssize_t)header.len ? 0 : -EIO;
+    buf_fini(&header);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* ---- writing ---- */
+
+static void persist_submit_write(struct persist *p)
+{
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_write(sqe, p->fd, p->inflight.data + p->inflight_done,
+                        (unsigned)(p->inflight.len - p->inflight_done),
+                        p->write_offset);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_WRITE, 0, 0));
+    p->write_inflight = true;
+}
+
+/* Starts the next segment, then closes the full one (fdatasync, then close,
+ * linked, through the ring). If the new file cannot be made, writing goes on
+ * in the current one. */
+static void persist_rotate(struct persist *p)
+{
+    int fd = persist_create_segment(p->sh->node, p->shard_id, p->segment + 1);
+    if (fd < 0) {
+        log_error("cannot create segment %llu: %s; writing on in segment %llu",
+                  (unsigned long long)p->segment + 1, strerror(-fd),
+                  (unsigned long long)p->segment);
+        return;
+    }
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
+    sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    sqe = shard_sqe(p->sh);
+    io_uring_prep_close(sqe, p->fd);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    p->fd = fd;
+    p->segment++;
+    p->write_offset = SEG_FILE_HEADER;
+    p->unsynced = false;
+    STAT_ADD(p, segments, 1);
+}
+
+/* appendfsync always: the turn's records are written and made durable
+ * before any reply of the turn leaves the shard (group commit: one
+ * fdatasync for every write of the turn, from every client). This waits for
+ * the disk on the shard thread, as Redis's always does. */
+static void persist_flush_durably(struct persist *p)
+{
+    size_t done = 0;
+    while (done < p->pending.len) {
+        ssize_t w = pwrite(p->fd, p->pending.data + done, p->pending.len - done,
+                           (off_t)p->write_offset);
+        if (w <= 0) {
+            STAT_ADD(p, write_errors, 1);
+            log_error("write to segment %llu failed: %s; retrying",
+                      (unsigned long long)p->segment, strerror(w < 0 ? errno : EIO));
+            continue;
+        }
+        done += (size_t)w;
+        p->write_offset += (uint64_t)w;
+    }
+    STAT_ADD(p, disk_bytes, p->pending.len);
+    buf_clear(&p->pending);
+    while (fdatasync(p->fd) != 0) {
+        STAT_ADD(p, write_errors, 1);
+        log_error("fdatasync of segment %llu failed: %s; retrying",
+                  (unsigned long long)p->segment, strerror(errno));
+    }
+    STAT_ADD(p, fsyncs, 1);
+    STAT_SET(p, last_fsync_ms, persist_now_ms());
+    if (p->write_offset >= (uint64_t)p->cfg->segment_size)
+        persist_rotate(p);
+}
+
+bool persist_holds_replies(const struct persist *p)
+{
+    return p && p->cfg->appendfsync == CFG_FSYNC_ALWAYS;
+}
+
+void persist_flush(struct persist *p)
+{
+    if (!p || p->pending.len == 0)
+        return;
+    if (p->cfg->appendfsync == CFG_FSYNC_ALWAYS) {
+        persist_flush_durably(p);
+        return;
+    }
+    if (p->write_inflight)
+        return;
+    struct buf t = p->inflight;
+    p->inflight = p->pending;
+    p->pending = t;
+    buf_clear(&p->pending);
+    p->inflight_done = 0;
+    persist_submit_write(p);
+}
+
+void persist_tick(struct persist *p, int64_t now_ms)
+{
+    if (!p || !p->unsynced || p->fsync_inflight ||
+        p->cfg->appendfsync != CFG_FSYNC_EVERYSEC ||
+        now_ms - p->stats.last_fsync_ms < PERSIST_FSYNC_INTERVAL_MS)
+        return;
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, 0));
+    p->fsync_inflight = true;
+    p->unsynced = false;
+}
+
+void persist_on_cqe(struct persist *p, enum net_op op, int res)
+{
+    int64_t now = persist_now_ms();
+    if (op == NET_OP_SEG_FSYNC) {
+        p->fsync_inflight = false;
+        if (res < 0) {
+            STAT_ADD(p, write_errors, 1);
+            p->unsynced = true;
+            log_error("fdatasync of segment %llu failed: %s; retrying",
+                      (unsigned long long)p->segment, strerror(-res));
+            return;
+        }
+        STAT_ADD(p, fsyncs, 1);
+        STAT_SET(p, last_fsync_ms, now);
+        return;
+    }
+    p->write_inflight = false;
+    if (res <= 0) {
+        STAT_ADD(p, write_errors, 1);
+        if (now - p->last_error_log_ms > 1000) {
+            log_error("write to segment %llu failed: %s; retrying",
+                      (unsigned long long)p->segment, strerror(res ? -res : EIO));
+            p->last_error_log_ms = now;
+        }
+        persist_submit_write(p);
+        return;
+    }
+    p->inflight_done += (size_t)res;
+    p->write_offset += (uint64_t)res;
+    p->unsynced = true;
+    STAT_ADD(p, disk_bytes, (uint64_t)res);
+    if (p->inflight_done < p->inflight.len) {
+        persist_submit_write(p);
+        return;
+    }
+    buf_clear(&p->inflight);
+    if (p->write_offset >= (uint64_t)p->cfg->segment_size)
+        persist_rotate(p);
+    persist_flush(p);
+}
+
+void persist_read_stats(const struct persist *p, struct persist_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p)
+        return;
+    out->segments = __atomic_load_n(&p->stats.segments, __ATOMIC_RELAXED);
+    out->disk_bytes = __atomic_load_n(&p->stats.disk_bytes, __ATOMIC_RELAXED);
+    out->fsyncs = __atomic_load_n(&p->stats.fsyncs, __ATOMIC_RELAXED);
+    out->last_fsync_ms = __atomic_load_n(&p->stats.last_fsync_ms, __ATOMIC_RELAXED);
+    out->write_errors = __atomic_load_n(&p->stats.write_errors, __ATOMIC_RELAXED);
+    out->recovered_keys = __atomic_load_n(&p->stats.recovered_keys, __ATOMIC_RELAXED);
+    out->recovered_records = __atomic_load_n(&p->stats.recovered_records, __ATOMIC_RELAXED);
+    out->recovery_ms = __atomic_load_n(&p->stats.recovery_ms, __ATOMIC_RELAXED);
+    out->damaged_files = __atomic_load_n(&p->stats.damaged_files, __ATOMIC_RELAXED);
+}
+
+/* ---- recovery ---- */
+
+struct persist_recovery {
+    struct persist *p;
+    const struct node *node;
+    bool filter;             /* keep only keys this shard owns (shard count changed) */
+    uint32_t from_shard;     /* the old shard whose files are being read */
+    uint32_t old_nshards;
+    struct buf value;
+    uint64_t records;
+};
+
+struct persist_doomed {
+    struct table_entry **keys;
+    size_t len, cap;
+    uint32_t old_shard, old_nshards, npartitions;
+};
+
+static void persist_collect_old_shard(struct table_entry *e, void *arg)
+{
+    struct persist_doomed *d = arg;
+    uint64_t hash = keyhash(table_entry_key(e), e->key_len);
+    if (keyhash_partition(hash, d->npartitions) % d->old_nshards != d->old_shard)
+        return;
+    if (d->len == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 256;
+        struct table_entry **keys = mi_realloc(d->keys, cap * sizeof *keys);
+        if (!keys)
+            return;
+        d->keys = keys;
+        d->cap = cap;
+    }
+    d->keys[d->len++] = e;
+}
+
+/* A FLUSH record of old shard X while redistributing: deletes the keys that
+ * lived on X (partitions p with p mod old_nshards == X). */
+static void persist_flush_old_shard(struct persist_recovery *rc)
+{
+    struct persist_doomed d = {.old_shard = rc->from_shard, .old_nshards = rc->old_nshards,
+                               .npartitions = rc->node->npartitions};
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan(rc->p->store->table, cursor, 1024, persist_collect_old_shard, &d);
+    } while (cursor != 0);
+    for (size_t i = 0; i < d.len; i++) {
+        const struct table_entry *e = d.keys[i];
+        store_delete(rc->p->store, table_entry_key(e), e->key_len,
+                     keyhash(table_entry_key(e), e->key_len));
+    }
+    mi_free(d.keys);
+}
+
+static int persist_apply(const struct seg_record *r, void *arg)
+{
+    struct persist_recovery *rc = arg;
+    struct store *s = rc->p->store;
+    rc->records++;
+    if (rc->p->seq < r->seq)
+        rc->p->seq = r->seq;
+    if (r->type == SEG_FLUSH) {
+        if (rc->filter)
+            persist_flush_old_shard(rc);
+        else
+            store_flush(s);
+        return 0;
+    }
+    uint64_t hash = keyhash(r->key, r->key_len);
+    if (rc->filter && node_shard_of(rc->node, hash) != rc->p->shard_id)
+        return 0;
+    if (r->type == SEG_DEL || (r->expire_ms != 0 && r->expire_ms <= s->now_ms)) {
+        store_delete(s, r->key, r->key_len, hash);
+        return 0;
+    }
+    buf_clear(&rc->value);
+    if (seg_value(r, &rc->value) != 0) {
+        log_warn("a record of key '%.*s' has a value that does not decompress; skipping it",
+                 (int)(r->key_len > 64 ? 64 : r->key_len), r->key);
+        return 0;
+    }
+    int err = store_put(s, r->key, r->key_len, hash, rc->value.data ? rc->value.data : "",
+                        rc->value.len, r->expire_ms, r->mc_flags, NULL);
+    if (err < 0)
+        log_warn("cannot load key '%.*s': %s", (int)(r->key_len > 64 ? 64 : r->key_len), r->key,
+                 strerror(-err));
+    return 0;
+}
+
+/* Reads every segment of old shard `from` into the store. */
+static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
+{
+    char **paths;
+    size_t count;
+    int err = seg_list(rc->p->cfg->dir, from, &paths, &count);
+    if (err < 0)
+        return err;
+    rc->from_shard = from;
+    for (size_t i = 0; i < count && err == 0; i++) {
+        struct seg_file_header h;
+        struct seg_scan_report rep;
+        err = seg_scan_file(paths[i], true, &h, persist_apply, rc, &rep);
+        if (err == -EINVAL) {
+            log_warn("segment %s has no valid header; skipping it", paths[i]);
+            STAT_ADD(rc->p, damaged_files, 1);
+            err = 0;
+            continue;
+        }
+        if (err < 0) {
+            log_error("cannot read segment %s: %s", paths[i], strerror(-err));
+            break;
+        }
+        if (rep.torn_tail || rep.corrupt) {
+            STAT_ADD(rc->p, damaged_files, 1);
+            log_warn("segment %s: %s at byte %llu of %llu; truncated there, %llu records "
+                     "before it kept",
+                     paths[i], rep.corrupt ? "corrupt record" : "torn record",
+                     (unsigned long long)rep.bytes_good, (unsigned long long)rep.file_size,
+                     (unsigned long long)rep.records);
+        }
+    }
+    seg_free_paths(paths, count);
+    return err;
+}
+
+struct persist_snapshot {
+    struct persist *p;
+    struct buf out;
+    int fd;
+    uint64_t offset;
+    int err;
+};
+
+static void persist_snapshot_entry(struct table_entry *e, void *arg)
+{
+    struct persist_snapshot *sn = arg;
+    struct seg_record r = {.type = SEG_PUT, .key = table_entry_key(e), .key_len = e->key_len,
+                           .val = table_entry_key(e) + e->key_len, .raw_len = e->val_len,
+                           .mc_flags = e->mc_flags, .expire_ms = e->expire_ms,
+                           .seq = ++sn->p->seq};
+    seg_encode(&sn->out, &r, sn->p->codec, (size_t)sn->p->cfg->compress_min_size);
+    if (sn->out.len < (1u << 20) || sn->err)
+        return;
+    if (pwrite(sn->fd, sn->out.data, sn->out.len, (off_t)sn->offset) != (ssize_t)sn->out.len)
+        sn->err = -EIO;
+    sn->offset += sn->out.len;
+    buf_clear(&sn->out);
+}
+
+/* After a change of shard count: writes the shard's whole keyspace into its
+ * first new segment (start-up only, blocking), durable before old files go. */
+static int persist_write_snapshot(struct persist *p)
+{
+    struct persist_snapshot sn = {.p = p, .fd = p->fd, .offset = SEG_FILE_HEADER};
+    buf_init(&sn.out);
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan(p->store->table, cursor, 4096, persist_snapshot_entry, &sn);
+    } while (cursor != 0 && sn.err == 0);
+    if (sn.out.len && sn.err == 0 &&
+        pwrite(sn.fd, sn.out.data, sn.out.len, (off_t)sn.offset) != (ssize_t)sn.out.len)
+        sn.err = -EIO;
+    sn.offset += sn.out.len;
+    buf_fini(&sn.out);
+    if (sn.err == 0 && fdatasync(sn.fd) != 0)
+        sn.err = -errno;
+    p->write_offset = sn.offset;
+    STAT_ADD(p, disk_bytes, sn.offset);
+    return sn.err;
+}
+
+int persist_start(struct shard *sh, const struct persist_layout *layout, struct persist **out)
+{
+    const struct node *n = sh->node;
+    *out = NULL;
+    if (n->cfg->storage != CFG_STORAGE_LOG)
+        return 0;
+    struct persist *p = mi_zalloc_aligned(sizeof *p, 64);
+    if (!p)
+        return -ENOMEM;
+    p->sh = sh;
+    p->store = sh->store;
+    p->cfg = n->cfg;
+    p->shard_id = sh->id;
+    p->fd = -1;
+    p->codec = n->cfg->compression == CFG_COMPRESSION_ZSTD  ? SEG_CODEC_ZSTD
+               : n->cfg->compression == CFG_COMPRESSION_LZ4 ? SEG_CODEC_LZ4
+                                                            : SEG_CODEC_NONE;
+    buf_init(&p->pending);
+    buf_init(&p->inflight);
+    int64_t t0 = persist_now_ms();
+    struct persist_recovery rc = {.p = p, .node = n, .old_nshards = layout->old_nshards,
+                                  .filter = layout->old_nshards != n->nshards};
+    buf_init(&rc.value);
+    int err = 0;
+    if (layout->old_nshards == n->nshards) {
+        err = persist_recover_shard_dir(&rc, sh->id);
+    } else {
+        for (uint32_t from = 0; from < layout->old_nshards && err == 0; from++)
+            err = persist_recover_shard_dir(&rc, from);
+    }
+    buf_fini(&rc.value);
+    if (err < 0)
+        goto fail;
+    p->segment = layout->old_max_segment + 1;
+    p->fd = persist_create_segment(n, sh->id, p->segment);
+    if (p->fd < 0) {
+        err = p->fd;
+        log_error("cannot create segment %llu in %s: %s", (unsigned long long)p->segment,
+                  n->cfg->dir, strerror(-err));
+        goto fail;
+    }
+    p->write_offset = SEG_FILE_HEADER;
+    if (layout->old_nshards && layout->old_nshards != n->nshards &&
+        (err = persist_write_snapshot(p)) < 0) {
+        log_error("cannot write the redistributed keys: %s", strerror(-err));
+        goto fail;
+    }
+    int64_t ms = persist_now_ms() - t0;
+    size_t keys = store_count(p->store);
+    STAT_SET(p, segments, 1);
+    STAT_SET(p, recovered_keys, keys);
+    STAT_SET(p, recovered_records, rc.records);
+    STAT_SET(p, recovery_ms, (uint64_t)ms);
+    STAT_SET(p, last_fsync_ms, persist_now_ms());
+    if (rc.records)
+        log_info("recovered %zu keys from %llu records in %lld ms (%.0f keys/s)", keys,
+                 (unsigned long long)rc.records, (long long)ms,
+                 ms ? (double)keys * 1000.0 / (double)ms : (double)keys * 1000.0);
+    p->journal = (struct store_journal){persist_journal_put, persist_journal_del,
+                                        persist_journal_flush, p};
+    store_attach_journal(p->store, &p->journal);
+    *out = p;
+    return 0;
+fail:
+    persist_stop(p);
+    return err;
+}
+
+void persist_stop(struct persist *p)
+{
+    if (!p)
+        return;
+    if (p->store)
+        store_attach_journal(p->store, NULL);
+    if (p->fd >= 0) {
+        /* Whatever the ring did not write yet is written now: stopping is not
+         * serving, so a blocking write is fine here. */
+        if (p->write_inflight)
+            p->inflight_done = 0; /* the ring is gone: rewrite the whole batch */
+        if (p->inflight.len > p->inflight_done &&
+            pwrite(p->fd, p->inflight.data + p->inflight_done,
+                   p->inflight.len - p->inflight_done, (off_t)p->write_offset) > 0)
+            p->write_offset += p->inflight.len - p->inflight_done;
+        if (p->pending.len)
+            if (pwrite(p->fd, p->pending.data, p->pending.len, (off_t)p->write_offset) < 0)
+                log_error("cannot write the last records: %s", strerror(errno));
+        fdatasync(p->fd);
+        close(p->fd);
+    }
+    buf_fini(&p->pending);
+    buf_fini(&p->inflight);
+    mi_free(p);
+}
+
+/* ---- the data directory ---- */
+
+static int persist_read_manifest(const char *dir, uint32_t *nshards, uint32_t *npartitions)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, PERSIST_MANIFEST);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    unsigned s = 0, q = 0;
+    int ok = fscanf(f, "ringkv-data 1\nshards %u\npartitions %u\n", &s, &q) == 2;
+    fclose(f);
+    if (!ok)
+        return -EINVAL;
+    *nshards = s;
+    *npartitions = q;
+    return 1;
+}
+
+static int persist_write_manifest(const struct node *n)
+{
+    char path[1200], tmp[1210];
+    snprintf(path, sizeof path, "%s/%s", n->cfg->dir, PERSIST_MANIFEST);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "ringkv-data 1\nshards %u\npartitions %u\n", n->nshards, n->npartitions);
+    int rc = fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -EIO;
+    fclose(f);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    return rc;
+}
+
+/* The highest segment number in shard directories 0 .. limit-1. */
+static uint64_t persist_max_segment(const char *dir, uint32_t limit)
+{
+    uint64_t max = 0;
+    for (uint32_t s = 0; s < limit; s++) {
+        char **paths;
+        size_t count;
+        if (seg_list(dir, s, &paths, &count) < 0)
+            continue;
+        for (size_t i = 0; i < count; i++) {
+            const char *base = strrchr(paths[i], '/');
+            uint64_t number = strtoull(base ? base + 1 : paths[i], NULL, 16);
+            if (number > max)
+                max = number;
+        }
+        seg_free_paths(paths, count);
+    }
+    return max;
+}
+
+int persist_prepare_dir(const struct node *n, struct persist_layout *layout)
+{
+    memset(layout, 0, sizeof *layout);
+    if (n->cfg->storage != CFG_STORAGE_LOG)
+        return 0;
+    int rc = persist_mkdir(n->cfg->dir);
+    if (rc < 0) {
+        log_error("cannot create data directory %s: %s; exiting", n->cfg->dir, strerror(-rc));
+        return rc;
+    }
+    uint32_t nshards = 0, npartitions = 0;
+    rc = persist_read_manifest(n->cfg->dir, &nshards, &npartitions);
+    if (rc < 0) {
+        log_error("%s/%s is unreadable or damaged: %s; exiting", n->cfg->dir, PERSIST_MANIFEST,
+                  strerror(-rc));
+        return rc;
+    }
+    if (rc == 0)
+        return 0; /* a new data directory */
+    if (npartitions != n->npartitions) {
+        log_error("the data in %s was written with %u partitions: start with --partitions %u; "
+                  "exiting",
+                  n->cfg->dir, npartitions, npartitions);
+        return -EINVAL;
+    }
+    layout->old_nshards = nshards;
+    uint32_t limit = nshards > n->nshards ? nshards : n->nshards;
+    layout->old_max_segment = persist_max_segment(n->cfg->dir, limit);
+    if (nshards != n->nshards)
+        log_info("data in %s was written by %u shards; redistributing it over %u", n->cfg->dir,
+                 nshards, n->nshards);
+    return 0;
+}
+
+int persist_finish_start(const struct node *n, const struct persist_layout *layout)
+{
+    if (n->cfg->storage != CFG_STORAGE_LOG)
+        return 0;
+    if (layout->old_nshards && layout->old_nshards != n->nshards) {
+        uint32_t limit = layout->old_nshards > n->nshards ? layout->old_nshards : n->nshards;
+        for (uint32_t s = 0; s < limit; s++) {
+            char **paths;
+            size_t count;
+            if (seg_list(n->cfg->dir, s, &paths, &count) < 0)
+                continue;
+            for (size_t i = 0; i < count; i++) {
+                const char *base = strrchr(paths[i], '/');
+                if (strtoull(base ? base + 1 : paths[i], NULL, 16) <= layout->old_max_segment)
+                    unlink(paths[i]);
+            }
+            seg_free_paths(paths, count);
+            if (s >= n->nshards) {
+                char path[1200];
+                snprintf(path, sizeof path, "%s/shard-%03u", n->cfg->dir, s);
+                rmdir(path);
+            }
+        }
+    }
+    int rc = persist_write_manifest(n);
+    if (rc < 0)
+        log_error("cannot write %s/%s: %s; exiting", n->cfg->dir, PERSIST_MANIFEST,
+                  strerror(-rc));
+    return rc;
+}

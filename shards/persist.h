@@ -1,0 +1,84 @@
+/* persist.h: a shard's durable storage: the writer of its segment log and
+ * the recovery that rebuilds its keyspace at start-up (storage = log).
+ * Writing: the store reports every change (store.h, struct store_journal);
+ * each is encoded as a segment record (seg.h) into a buffer, and at the end
+ * of every loop turn the buffer goes to the kernel as one io_uring write at
+ * the end of the current segment file, so the loop never waits for the disk.
+ * appendfsync: always writes and fdatasyncs the turn's records before the
+ * turn's replies leave (blocking the shard for the disk, as Redis does);
+ * everysec submits an fdatasync at most once a second; no leaves it to the
+ * kernel. A segment past its size limit is closed (after
+ * an fdatasync) and a new one begun.
+ * Recovery: before the shard serves, its segments are read in order and
+ * applied to the store; a torn or corrupt tail is truncated and logged. When
+ * the node restarts with another number of shards, each shard reads every old
+ * shard's segments, keeps the keys of its own partitions, and writes them as
+ * a fresh segment; node start-up then removes the old files.
+ * Threads: everything on the owning shard thread, except persist_prepare_dir()
+ * and persist_finish_start(), which run on the main thread before the shards
+ * start / after they have all recovered.
+ * Errors: negative errno, logged with what the node does next. */
+#ifndef RINGKV_SHARDS_PERSIST_H
+#define RINGKV_SHARDS_PERSIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "net.h"
+
+struct shard;
+struct store;
+struct node;
+
+/* Start-up facts shared by every shard, found on the main thread. */
+struct persist_layout {
+    uint32_t old_nshards;     /* shards that wrote the existing data; 0 = none */
+    uint64_t old_max_segment; /* highest segment number on disk */
+};
+
+/* Main thread, before shards start: creates dir, reads its manifest, checks
+ * that the partition count matches. 0 or -errno (logged). */
+int persist_prepare_dir(const struct node *n, struct persist_layout *layout);
+/* Main thread, after every shard recovered: removes segments made obsolete
+ * by a change of shard count and writes the manifest. 0 or -errno. */
+int persist_finish_start(const struct node *n, const struct persist_layout *layout);
+
+/* What INFO persistence shows; written by the owner, read by any thread with
+ * relaxed atomic loads. */
+struct persist_stats {
+    uint64_t segments;
+    uint64_t disk_bytes;
+    uint64_t fsyncs;
+    int64_t last_fsync_ms;
+    uint64_t write_errors;
+    uint64_t recovered_keys;
+    uint64_t recovered_records;
+    uint64_t recovery_ms;
+    uint64_t damaged_files;
+} __attribute__((aligned(64)));
+
+struct persist;
+
+/* Recovers the shard's keyspace into s, then opens a new segment for
+ * writing and attaches the journal to s. Shard thread, before serving.
+ * *out is NULL when storage is memory. 0 or -errno (logged). */
+int persist_start(struct shard *sh, const struct persist_layout *layout, struct persist **out);
+void persist_stop(struct persist *p);
+
+/* End of a loop turn, before replies leave: hands the records of this turn
+ * to the kernel; with appendfsync always, writes them and waits for their
+ * fdatasync (group commit). */
+void persist_flush(struct persist *p);
+/* True when replies computed on this shard must wait for persist_flush()
+ * (appendfsync always), including replies to other shards' requests. */
+bool persist_holds_replies(const struct persist *p);
+/* The tick: fdatasync for everysec. */
+void persist_tick(struct persist *p, int64_t now_ms);
+/* A completion of one of the persist's operations. */
+void persist_on_cqe(struct persist *p, enum net_op op, int res);
+
+/* A copy of the counters (relaxed loads). Any thread; p may be NULL. */
+void persist_read_stats(const struct persist *p, struct persist_stats *out);
+
+#endif

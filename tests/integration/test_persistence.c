@@ -1,0 +1,380 @@
+/* test_persistence.c: storage = log. Every acknowledged change survives a
+ * restart (values, TTLs, deletes, overwrites, FLUSHALL), a crash (kill -9
+ * under concurrent writes with appendfsync always), a change of shard count,
+ * and damage to the segment files (a torn tail, a flipped byte), which the
+ * node reports and truncates, keeping everything before it.
+ * `ringkv --check-data DIR` finds the same damage offline. ringkv-only. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char data_dir[64];
+
+static int setup(void **state)
+{
+    snprintf(data_dir, sizeof data_dir, "/tmp/ringkv-data-XXXXXX");
+    return mkdtemp(data_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void start(struct harness_server *s, int threads, const char *fsync)
+{
+    const char *args[] = {"--storage", "log", "--dir", data_dir, "--appendfsync", fsync, NULL};
+    struct harness_opts o = {.threads = threads, .args = args};
+    assert_int_equal(harness_start(s, &o), 0);
+}
+
+static long long integer(redisContext *c, const char *cmd)
+{
+    redisReply *r = harness_cmd(c, cmd);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static void test_persistence_restart_keeps_every_change(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, 2, "everysec");
+    redisContext *c = harness_connect(s.port);
+    for (int i = 0; i < 500; i++)
+        harness_expect(c, HARNESS_OK, "SET k:%d v:%d", i, i);
+    for (int i = 0; i < 100; i++)
+        harness_expect(c, HARNESS_OK, "SET k:%d new:%d", i, i);
+    for (int i = 100; i < 150; i++)
+        harness_expect(c, HARNESS_INT(1), "DEL k:%d", i);
+    harness_expect(c, HARNESS_OK, "SET ttl v EX 1000");
+    harness_expect(c, HARNESS_OK, "SET short v PX 30");
+    harness_expect(c, HARNESS_OK, "SET persisted v EX 1000");
+    harness_expect(c, HARNESS_INT(1), "PERSIST persisted");
+    harness_expect(c, HARNESS_INT(1), "EXPIRE k:300 1000");
+    for (int i = 1; i <= 5; i++)
+        harness_expect(c, HARNESS_INT(i), "INCR counter");
+    harness_expect(c, HARNESS_INT(10), "APPEND k:200 +more");
+    static char big[100000];
+    memset(big, 'z', sizeof big); /* compresses */
+    harness_expect(c, HARNESS_OK, "SET big %b", big, sizeof big);
+    static char noise[5000];
+    for (size_t i = 0; i < sizeof noise; i++)
+        noise[i] = (char)(rand() & 0xff); /* does not */
+    harness_expect(c, HARNESS_OK, "SET noise %b", noise, sizeof noise);
+    long long keys = integer(c, "DBSIZE");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    start(&s, 2, "everysec");
+    c = harness_connect(s.port);
+    for (int i = 0; i < 100; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "new:%d", i);
+        harness_expect(c, HARNESS_BULK(want), "GET k:%d", i);
+    }
+    for (int i = 100; i < 150; i++)
+        harness_expect(c, HARNESS_NIL, "GET k:%d", i);
+    harness_expect(c, HARNESS_BULK("v:499"), "GET k:499");
+    harness_expect(c, HARNESS_BULK("v:200+more"), "GET k:200");
+    harness_expect(c, HARNESS_BULK("5"), "GET counter");
+    harness_expect(c, HARNESS_BULK_LEN(big, sizeof big), "GET big");
+    harness_expect(c, HARNESS_BULK_LEN(noise, sizeof noise), "GET noise");
+    harness_expect(c, HARNESS_NIL, "GET short");
+    harness_expect(c, HARNESS_INT(-1), "TTL persisted");
+    long long ttl = integer(c, "TTL ttl");
+    assert_true(ttl > 990 && ttl <= 1000);
+    ttl = integer(c, "TTL k:300");
+    assert_true(ttl > 990 && ttl <= 1000);
+    assert_int_equal(integer(c, "DBSIZE"), keys - 1 /* short expired */);
+    redisReply *r = harness_cmd(c, "INFO persistence");
+    assert_non_null(strstr(r->str, "storage:log"));
+    assert_non_null(strstr(r->str, "recovered_keys:"));
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+static void test_persistence_flushall_survives_restart(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, 2, "no");
+    redisContext *c = harness_connect(s.port);
+    for (int i = 0; i < 200; i++)
+        harness_expect(c, HARNESS_OK, "SET old:%d x", i);
+    harness_expect(c, HARNESS_OK, "FLUSHALL");
+    for (int i = 0; i < 20; i++)
+        harness_expect(c, HARNESS_OK, "SET new:%d y", i);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    start(&s, 2, "no");
+    c = harness_connect(s.port);
+    assert_int_equal(integer(c, "DBSIZE"), 20);
+    harness_expect(c, HARNESS_BULK("y"), "GET new:7");
+    harness_expect(c, HARNESS_NIL, "GET old:7");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+static void check_keys(int port, int n)
+{
+    redisContext *c = harness_connect(port);
+    assert_int_equal(integer(c, "DBSIZE"), n);
+    for (int i = 0; i < n; i++)
+        redisAppendCommand(c, "GET key:%d", i);
+    for (int i = 0; i < n; i++) {
+        redisReply *r = harness_next_reply(c);
+        char want[32];
+        snprintf(want, sizeof want, "value:%d", i);
+        harness_check(r, HARNESS_BULK(want), "GET after a change of shard count");
+        freeReplyObject(r);
+    }
+    redisFree(c);
+}
+
+static bool dir_exists(const char *name)
+{
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
+    return stat(path, &st) == 0;
+}
+
+static void test_persistence_shard_count_can_change(void **state)
+{
+    harness_skip_unless_ringkv();
+    enum { N = 3000 };
+    struct harness_server s;
+    start(&s, 2, "everysec");
+    redisContext *c = harness_connect(s.port);
+    for (int i = 0; i < N; i++)
+        redisAppendCommand(c, "SET key:%d value:%d", i, i);
+    for (int i = 0; i < N; i++)
+        freeReplyObject(harness_next_reply(c));
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    start(&s, 3, "everysec");
+    check_keys(s.port, N);
+    assert_int_equal(harness_stop(&s), 0);
+    start(&s, 1, "everysec");
+    check_keys(s.port, N);
+    assert_int_equal(harness_stop(&s), 0);
+    assert_true(dir_exists("shard-000"));
+    assert_false(dir_exists("shard-002")); /* old shards' files are gone */
+    start(&s, 2, "everysec");
+    check_keys(s.port, N);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+/* A writer that counts the SETs the server acknowledged. */
+struct writer {
+    int port, id;
+    int acked;         /* key:<id>:0 .. key:<id>:acked-1 were acknowledged */
+    volatile int *stop;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", w->port, tv);
+    if (!c || c->err)
+        return NULL;
+    redisSetTimeout(c, tv);
+    for (int next = 0; !*w->stop; next += 16) {
+        for (int i = next; i < next + 16; i++)
+            redisAppendCommand(c, "SET key:%d:%d value:%d", w->id, i, i);
+        for (int i = next; i < next + 16; i++) {
+            redisReply *r;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+                redisFree(c);
+                return NULL;
+            }
+            bool ok = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
+            freeReplyObject(r);
+            if (!ok) {
+                redisFree(c);
+                return NULL;
+            }
+            w->acked = i + 1;
+        }
+    }
+    redisFree(c);
+    return NULL;
+}
+
+static int total_acked(struct writer *w, int n)
+{
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        total += __atomic_load_n(&w[i].acked, __ATOMIC_RELAXED);
+    return total;
+}
+
+static void test_persistence_crash_keeps_acknowledged_writes(void **state)
+{
+    harness_skip_unless_ringkv();
+    enum { WRITERS = 4, BEFORE_CRASH = 4000 };
+    struct harness_server s;
+    start(&s, 2, "always");
+    volatile int stop = 0;
+    struct writer w[WRITERS];
+    pthread_t t[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (struct writer){.port = s.port, .id = i, .stop = &stop};
+        assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+    }
+    int64_t deadline = harness_now_ms() + 60000;
+    while (total_acked(w, WRITERS) < BEFORE_CRASH && harness_now_ms() < deadline)
+        usleep(1000);
+    assert_true(total_acked(w, WRITERS) >= BEFORE_CRASH);
+    assert_int_equal(harness_crash(&s), 0); /* writes are in flight right now */
+    stop = 1;
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(t[i], NULL);
+
+    start(&s, 2, "always");
+    redisContext *c = harness_connect(s.port);
+    for (int i = 0; i < WRITERS; i++) {
+        print_message("  writer %d: %d writes acknowledged before the crash\n", i, w[i].acked);
+        for (int k = 0; k < w[i].acked; k++)
+            redisAppendCommand(c, "GET key:%d:%d", i, k);
+        for (int k = 0; k < w[i].acked; k++) {
+            redisReply *r = harness_next_reply(c);
+            char want[32];
+            snprintf(want, sizeof want, "value:%d", k);
+            harness_check(r, HARNESS_BULK(want), "an acknowledged write after kill -9");
+            freeReplyObject(r);
+        }
+    }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+/* The newest segment of shard 0, and its size. */
+static void newest_segment(char *path, size_t len, off_t *size)
+{
+    char shard_dir[512];
+    snprintf(shard_dir, sizeof shard_dir, "%s/shard-000", data_dir);
+    DIR *d = opendir(shard_dir);
+    assert_non_null(d);
+    char best[256] = "";
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strstr(de->d_name, ".seg") && strcmp(de->d_name, best) > 0)
+            snprintf(best, sizeof best, "%.200s", de->d_name);
+    closedir(d);
+    assert_true(best[0]);
+    snprintf(path, len, "%.300s/%.200s", shard_dir, best);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    *size = st.st_size;
+}
+
+static int check_data(const char *extra)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' --check-data '%s' %s > /dev/null", getenv("RINGKV_BIN"),
+             data_dir, extra);
+    int status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void fill_one_shard(int n)
+{
+    struct harness_server s;
+    start(&s, 1, "everysec");
+    redisContext *c = harness_connect(s.port);
+    for (int i = 0; i < n; i++)
+        harness_expect(c, HARNESS_OK, "SET key:%d value:%d", i, i);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+static void test_persistence_torn_tail_is_cut_and_reported(void **state)
+{
+    harness_skip_unless_ringkv();
+    fill_one_shard(100);
+    assert_int_equal(check_data(""), 0);
+    char path[600];
+    off_t size;
+    newest_segment(path, sizeof path, &size);
+    assert_int_equal(truncate(path, size - 5), 0); /* the last record loses its end */
+    assert_int_equal(check_data(""), 1);
+
+    struct harness_server s;
+    start(&s, 1, "everysec");
+    assert_true(harness_output_mentions(&s, "torn record"));
+    redisContext *c = harness_connect(s.port);
+    assert_int_equal(integer(c, "DBSIZE"), 99);
+    harness_expect(c, HARNESS_BULK("value:98"), "GET key:98");
+    harness_expect(c, HARNESS_NIL, "GET key:99");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    assert_int_equal(check_data(""), 0); /* the node truncated it */
+}
+
+static void test_persistence_flipped_byte_keeps_what_came_before(void **state)
+{
+    harness_skip_unless_ringkv();
+    fill_one_shard(100);
+    char path[600];
+    off_t size;
+    newest_segment(path, sizeof path, &size);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t at = size / 2;
+    unsigned char byte;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x40;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+    assert_int_equal(check_data(""), 1);
+    assert_int_equal(check_data("--repair"), 1);
+    assert_int_equal(check_data(""), 0);
+
+    struct harness_server s;
+    start(&s, 1, "everysec");
+    redisContext *c = harness_connect(s.port);
+    long long n = integer(c, "DBSIZE");
+    print_message("  %lld of 100 keys kept before the damaged record\n", n);
+    assert_true(n > 20 && n < 100);
+    for (int i = 0; i < n; i++) { /* records are in write order: a prefix survives */
+        char want[32];
+        snprintf(want, sizeof want, "value:%d", i);
+        harness_expect(c, HARNESS_BULK(want), "GET key:%d", i);
+    }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_persistence_restart_keeps_every_change, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_flushall_survives_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_shard_count_can_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_crash_keeps_acknowledged_writes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_torn_tail_is_cut_and_reported, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_flipped_byte_keeps_what_came_before,
+                                        setup, teardown),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
