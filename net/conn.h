@@ -54,6 +54,7 @@ struct conn {
     bool close_after_flush;  /* QUIT, protocol error: close once `out` is sent */
     bool input_paused;       /* too much waiting; parse again when it drains */
     bool is_dirty;
+    bool is_parked;          /* replies wait for durability (appendfsync always) */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
     char addr[64];
     int64_t created_ms;
@@ -76,6 +77,8 @@ struct conn {
     struct mc_key *mc_keys;
     uint32_t mc_keys_cap;
     struct conn *next_dirty;
+    struct conn *next_parked;
+    uint64_t durable_wait;   /* parked until the log is durable up to here */
 };
 
 /* Creates a connection for an accepted socket. NULL on out of memory. */

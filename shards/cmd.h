@@ -84,6 +84,8 @@ struct cmd_msg {
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */
     struct mc_key mc_key;
     struct buf reply;      /* written by the target */
+    uint64_t durable_wait; /* appendfsync always: the target's record sequence
+                              that must be durable before the reply leaves */
     char payload[];
 };
 

@@ -502,6 +502,8 @@ static void server_info_persistence(struct buf *b, const struct node *n)
         t.recovered_keys += s.recovered_keys;
         t.recovered_records += s.recovered_records;
         t.damaged_files += s.damaged_files;
+        t.value_raw_bytes += s.value_raw_bytes;
+        t.value_stored_bytes += s.value_stored_bytes;
         if (s.recovery_ms > t.recovery_ms)
             t.recovery_ms = s.recovery_ms; /* shards recover in parallel */
         if (s.last_fsync_ms > last_fsync_ms)
@@ -514,12 +516,15 @@ static void server_info_persistence(struct buf *b, const struct node *n)
                "\r\nfsyncs:%" PRIu64 "\r\nlast_fsync_time:%lld\r\nwrite_errors:%" PRIu64
                "\r\nrecovery_time_ms:%" PRIu64 "\r\nrecovered_keys:%" PRIu64
                "\r\nrecovered_records:%" PRIu64 "\r\nrecovery_keys_per_sec:%.0f\r\n"
-               "damaged_segments:%" PRIu64 "\r\n\r\n",
+               "damaged_segments:%" PRIu64 "\r\nvalue_bytes_raw:%" PRIu64
+               "\r\nvalue_bytes_stored:%" PRIu64 "\r\ncompression_ratio:%.2f\r\n\r\n",
                durable ? "log" : "memory", durable, fsync_names[n->cfg->appendfsync],
                t.segments, t.disk_bytes, t.fsyncs, (long long)(last_fsync_ms / 1000),
                t.write_errors, t.recovery_ms, t.recovered_keys, t.recovered_records,
                t.recovery_ms ? (double)t.recovered_keys * 1000.0 / (double)t.recovery_ms : 0.0,
-               t.damaged_files);
+               t.damaged_files, t.value_raw_bytes, t.value_stored_bytes,
+               t.value_stored_bytes ? (double)t.value_raw_bytes / (double)t.value_stored_bytes
+                                    : 1.0);
 }
 
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)

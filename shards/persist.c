@@ -4,7 +4,13 @@
  * `inflight` is the batch the kernel is writing at `write_offset` of the
  * current segment (one write at a time, so records land in order). A short
  * write is resubmitted for the rest; a failed one is counted, logged
- * (rate-limited) and retried at the next turn, so records are never dropped.
+ * (rate-limited) and retried, so records are never dropped.
+ * appendfsync always: a batch is a write linked to an fdatasync (two
+ * operations in flight, `batch_ops`); when both have completed and the
+ * write was whole and the fdatasync succeeded, every record up to
+ * `batch_seq` is durable (`durable_seq`), and the shard releases the
+ * replies waiting for it. A short or failed write cancels the linked
+ * fdatasync; the rest is then submitted again with a new one.
  * Rotation happens between batches: the full segment gets a linked
  * fdatasync + close through the ring, and a new file is created (a small
  * synchronous open and header write; rare).
@@ -51,6 +57,11 @@ struct persist {
     bool write_inflight;
     bool fsync_inflight;
     bool unsynced;           /* bytes written since the last fdatasync */
+    bool always;             /* appendfsync always */
+    int batch_ops;           /* always: write and fdatasync of the batch in flight */
+    bool batch_synced;       /* always: the batch's fdatasync succeeded */
+    uint64_t batch_seq;      /* always: last record of the batch in flight */
+    uint64_t durable_seq;    /* always: every record up to this one is durable */
     int64_t last_error_log_ms;
     uint64_t seq;
     enum seg_codec codec;
@@ -73,7 +84,13 @@ static int64_t persist_now_ms(void)
 static void persist_encode(struct persist *p, struct seg_record *r)
 {
     r->seq = ++p->seq;
+    size_t before = p->pending.len;
     seg_encode(&p->pending, r, p->codec, (size_t)p->cfg->compress_min_size);
+    if (r->type == SEG_PUT && p->pending.len > before) {
+        STAT_ADD(p, value_raw_bytes, r->raw_len);
+        STAT_ADD(p, value_stored_bytes,
+                 p->pending.len - before - SEG_RECORD_HEADER - r->meta_len - r->key_len);
+    }
 }
 
 static void persist_journal_put(void *arg, const struct table_entry *e)
@@ -109,6 +126,19 @@ static int persist_mkdir(const char *path)
     return -errno;
 }
 
+/* fsyncs a shard's directory, so that a file just created there stays. */
+static int persist_sync_dir(const char *dir, uint32_t shard_id)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/shard-%03u", dir, shard_id);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 /* Creates segment `number` of the shard with its header; returns the fd. */
 static int persist_create_segment(const struct node *n, uint32_t shard_id, uint64_t number)
 {
@@ -128,6 +158,8 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
     ssize_t w = pwrite(fd, header.data, header.len, 0);
     rc = w == (ssize_t)header.len ? 0 : -EIO;
     buf_fini(&header);
+    if (rc == 0) /* the new name must survive a power cut too */
+        rc = persist_sync_dir(n->cfg->dir, shard_id);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -137,7 +169,7 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
 
 /* ---- writing ---- */
 
-static void persist_submit_write(struct persist *p)
+static struct io_uring_sqe *persist_submit_write(struct persist *p)
 {
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_write(sqe, p->fd, p->inflight.data + p->inflight_done,
@@ -145,6 +177,7 @@ static void persist_submit_write(struct persist *p)
                         p->write_offset);
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_WRITE, 0, 0));
     p->write_inflight = true;
+    return sqe;
 }
 
 /* Starts the next segment, then closes the full one (fdatasync, then close,
@@ -174,60 +207,44 @@ static void persist_rotate(struct persist *p)
     STAT_ADD(p, segments, 1);
 }
 
-/* appendfsync always: the turn's records are written and made durable
- * before any reply of the turn leaves the shard (group commit: one
- * fdatasync for every write of the turn, from every client). This waits for
- * the disk on the shard thread, as Redis's always does. */
-static void persist_flush_durably(struct persist *p)
+/* appendfsync always: submits what is left of the batch as a write linked
+ * to an fdatasync (or the fdatasync alone once the write is whole). */
+static void persist_submit_batch(struct persist *p)
 {
-    size_t done = 0;
-    while (done < p->pending.len) {
-        ssize_t w = pwrite(p->fd, p->pending.data + done, p->pending.len - done,
-                           (off_t)p->write_offset);
-        if (w <= 0) {
-            STAT_ADD(p, write_errors, 1);
-            log_error("write to segment %llu failed: %s; retrying",
-                      (unsigned long long)p->segment, strerror(w < 0 ? errno : EIO));
-            continue;
-        }
-        done += (size_t)w;
-        p->write_offset += (uint64_t)w;
+    p->batch_ops = 0;
+    p->batch_synced = false;
+    if (p->inflight_done < p->inflight.len) {
+        persist_submit_write(p)->flags |= IOSQE_IO_LINK;
+        p->batch_ops++;
     }
-    STAT_ADD(p, disk_bytes, p->pending.len);
-    buf_clear(&p->pending);
-    while (fdatasync(p->fd) != 0) {
-        STAT_ADD(p, write_errors, 1);
-        log_error("fdatasync of segment %llu failed: %s; retrying",
-                  (unsigned long long)p->segment, strerror(errno));
-    }
-    STAT_ADD(p, fsyncs, 1);
-    STAT_SET(p, last_fsync_ms, persist_now_ms());
-    if (p->write_offset >= (uint64_t)p->cfg->segment_size)
-        persist_rotate(p);
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, 0));
+    p->batch_ops++;
 }
 
-bool persist_holds_replies(const struct persist *p)
-{
-    return p && p->cfg->appendfsync == CFG_FSYNC_ALWAYS;
-}
+bool persist_holds_replies(const struct persist *p) { return p && p->always; }
 
 void persist_flush(struct persist *p)
 {
-    if (!p || p->pending.len == 0)
-        return;
-    if (p->cfg->appendfsync == CFG_FSYNC_ALWAYS) {
-        persist_flush_durably(p);
-        return;
-    }
-    if (p->write_inflight)
+    if (!p || p->pending.len == 0 || p->write_inflight || p->batch_ops > 0)
         return;
     struct buf t = p->inflight;
     p->inflight = p->pending;
     p->pending = t;
     buf_clear(&p->pending);
     p->inflight_done = 0;
-    persist_submit_write(p);
+    if (p->always) {
+        p->batch_seq = p->seq;
+        persist_submit_batch(p);
+    } else {
+        persist_submit_write(p);
+    }
 }
+
+uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
+
+uint64_t persist_durable_seq(const struct persist *p) { return p ? p->durable_seq : 0; }
 
 void persist_tick(struct persist *p, int64_t now_ms)
 {
@@ -242,9 +259,50 @@ void persist_tick(struct persist *p, int64_t now_ms)
     p->unsynced = false;
 }
 
+/* appendfsync always: one operation of the batch completed. */
+static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int64_t now)
+{
+    if (op == NET_OP_SEG_WRITE) {
+        p->write_inflight = false;
+        if (res > 0) {
+            p->inflight_done += (size_t)res;
+            p->write_offset += (uint64_t)res;
+            STAT_ADD(p, disk_bytes, (uint64_t)res);
+        }
+    } else {
+        p->batch_synced = res >= 0;
+    }
+    if (res < 0 && res != -ECANCELED) {
+        STAT_ADD(p, write_errors, 1);
+        if (now - p->last_error_log_ms > 1000) {
+            log_error("%s of segment %llu failed: %s; retrying",
+                      op == NET_OP_SEG_WRITE ? "write" : "fdatasync",
+                      (unsigned long long)p->segment, strerror(-res));
+            p->last_error_log_ms = now;
+        }
+    }
+    if (--p->batch_ops > 0)
+        return;
+    if (p->inflight_done < p->inflight.len || !p->batch_synced) {
+        persist_submit_batch(p); /* the rest, with a new fdatasync */
+        return;
+    }
+    p->durable_seq = p->batch_seq;
+    buf_clear(&p->inflight);
+    STAT_ADD(p, fsyncs, 1);
+    STAT_SET(p, last_fsync_ms, now);
+    if (p->write_offset >= (uint64_t)p->cfg->segment_size)
+        persist_rotate(p);
+    persist_flush(p);
+}
+
 void persist_on_cqe(struct persist *p, enum net_op op, int res)
 {
     int64_t now = persist_now_ms();
+    if (p->always) {
+        persist_on_batch_cqe(p, op, res, now);
+        return;
+    }
     if (op == NET_OP_SEG_FSYNC) {
         p->fsync_inflight = false;
         if (res < 0) {
@@ -297,6 +355,8 @@ void persist_read_stats(const struct persist *p, struct persist_stats *out)
     out->recovered_records = __atomic_load_n(&p->stats.recovered_records, __ATOMIC_RELAXED);
     out->recovery_ms = __atomic_load_n(&p->stats.recovery_ms, __ATOMIC_RELAXED);
     out->damaged_files = __atomic_load_n(&p->stats.damaged_files, __ATOMIC_RELAXED);
+    out->value_raw_bytes = __atomic_load_n(&p->stats.value_raw_bytes, __ATOMIC_RELAXED);
+    out->value_stored_bytes = __atomic_load_n(&p->stats.value_stored_bytes, __ATOMIC_RELAXED);
 }
 
 /* ---- recovery ---- */
@@ -307,6 +367,7 @@ struct persist_recovery {
     bool filter;             /* keep only keys this shard owns (shard count changed) */
     uint32_t from_shard;     /* the old shard whose files are being read */
     uint32_t old_nshards;
+    uint64_t max_segment;    /* segments above this are new ones: not read */
     struct buf value;
     uint64_t records;
 };
@@ -399,7 +460,12 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
     for (size_t i = 0; i < count && err == 0; i++) {
         struct seg_file_header h;
         struct seg_scan_report rep;
-        err = seg_scan_file(paths[i], true, &h, persist_apply, rc, &rep);
+        const char *base = strrchr(paths[i], '/');
+        if (strtoull(base ? base + 1 : paths[i], NULL, 16) > rc->max_segment)
+            continue; /* another shard's new segment, being written now */
+        /* While redistributing, every shard reads the old files at once:
+         * none cuts them (they are removed once all have read them). */
+        err = seg_scan_file(paths[i], !rc->filter, &h, persist_apply, rc, &rep);
         if (err == -EINVAL) {
             log_warn("segment %s has no valid header; skipping it", paths[i]);
             STAT_ADD(rc->p, damaged_files, 1);
@@ -412,10 +478,10 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
         }
         if (rep.torn_tail || rep.corrupt) {
             STAT_ADD(rc->p, damaged_files, 1);
-            log_warn("segment %s: %s at byte %llu of %llu; truncated there, %llu records "
-                     "before it kept",
+            log_warn("segment %s: %s at byte %llu of %llu; %s, %llu records before it kept",
                      paths[i], rep.corrupt ? "corrupt record" : "torn record",
                      (unsigned long long)rep.bytes_good, (unsigned long long)rep.file_size,
+                     rc->filter ? "the rest ignored" : "truncated there",
                      (unsigned long long)rep.records);
         }
     }
@@ -483,6 +549,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     p->cfg = n->cfg;
     p->shard_id = sh->id;
     p->fd = -1;
+    p->always = n->cfg->appendfsync == CFG_FSYNC_ALWAYS;
     p->codec = n->cfg->compression == CFG_COMPRESSION_ZSTD  ? SEG_CODEC_ZSTD
                : n->cfg->compression == CFG_COMPRESSION_LZ4 ? SEG_CODEC_LZ4
                                                             : SEG_CODEC_NONE;
@@ -490,6 +557,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     buf_init(&p->inflight);
     int64_t t0 = persist_now_ms();
     struct persist_recovery rc = {.p = p, .node = n, .old_nshards = layout->old_nshards,
+                                  .max_segment = layout->old_max_segment,
                                   .filter = layout->old_nshards != n->nshards};
     buf_init(&rc.value);
     int err = 0;
@@ -520,6 +588,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     size_t keys = store_count(p->store);
     STAT_SET(p, segments, 1);
     STAT_SET(p, recovered_keys, keys);
+    p->durable_seq = p->seq; /* what was read back is on disk */
     STAT_SET(p, recovered_records, rc.records);
     STAT_SET(p, recovery_ms, (uint64_t)ms);
     STAT_SET(p, last_fsync_ms, persist_now_ms());
@@ -546,8 +615,8 @@ void persist_stop(struct persist *p)
     if (p->fd >= 0) {
         /* Whatever the ring did not write yet is written now: stopping is not
          * serving, so a blocking write is fine here. */
-        if (p->write_inflight)
-            p->inflight_done = 0; /* the ring is gone: rewrite the whole batch */
+        /* A write the ring had in flight may or may not have happened:
+         * writing the same bytes at the same offset again is harmless. */
         if (p->inflight.len > p->inflight_done &&
             pwrite(p->fd, p->inflight.data + p->inflight_done,
                    p->inflight.len - p->inflight_done, (off_t)p->write_offset) > 0)

@@ -4,10 +4,12 @@
  * each is encoded as a segment record (seg.h) into a buffer, and at the end
  * of every loop turn the buffer goes to the kernel as one io_uring write at
  * the end of the current segment file, so the loop never waits for the disk.
- * appendfsync: always writes and fdatasyncs the turn's records before the
- * turn's replies leave (blocking the shard for the disk, as Redis does);
- * everysec submits an fdatasync at most once a second; no leaves it to the
- * kernel. A segment past its size limit is closed (after
+ * appendfsync: always submits the turn's records as one write linked to an
+ * fdatasync (group commit: one fdatasync for every client's writes of the
+ * turn) and holds every reply computed meanwhile until that fdatasync has
+ * completed (persist_durable_seq); the loop goes on serving while the disk
+ * works, and the records of later turns form the next batch. everysec
+ * submits an fdatasync at most once a second; no leaves it to the kernel. A segment past its size limit is closed (after
  * an fdatasync) and a new one begun.
  * Recovery: before the shard serves, its segments are read in order and
  * applied to the store; a torn or corrupt tail is truncated and logged. When
@@ -56,6 +58,8 @@ struct persist_stats {
     uint64_t recovered_records;
     uint64_t recovery_ms;
     uint64_t damaged_files;
+    uint64_t value_raw_bytes;    /* values written, before compression */
+    uint64_t value_stored_bytes; /* the same values as stored */
 } __attribute__((aligned(64)));
 
 struct persist;
@@ -66,13 +70,19 @@ struct persist;
 int persist_start(struct shard *sh, const struct persist_layout *layout, struct persist **out);
 void persist_stop(struct persist *p);
 
-/* End of a loop turn, before replies leave: hands the records of this turn
- * to the kernel; with appendfsync always, writes them and waits for their
- * fdatasync (group commit). */
+/* End of a loop turn, before replies leave: hands the records gathered so
+ * far to the kernel (with appendfsync always, linked to an fdatasync, unless
+ * a batch is still in flight: then they wait for the next). */
 void persist_flush(struct persist *p);
-/* True when replies computed on this shard must wait for persist_flush()
- * (appendfsync always), including replies to other shards' requests. */
+/* True when replies computed on this shard must wait until the records
+ * before them are durable (appendfsync always), including replies to other
+ * shards' requests. p may be NULL. */
 bool persist_holds_replies(const struct persist *p);
+/* Sequence number of the last record produced, and of the last one known
+ * durable (appendfsync always). A reply computed when the former was X may
+ * leave once the latter reaches X. */
+uint64_t persist_last_seq(const struct persist *p);
+uint64_t persist_durable_seq(const struct persist *p);
 /* The tick: fdatasync for everysec. */
 void persist_tick(struct persist *p, int64_t now_ms);
 /* A completion of one of the persist's operations. */

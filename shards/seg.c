@@ -388,10 +388,13 @@ static int max_shard_dir(const char *dir, uint32_t *max_plus_one)
     uint32_t top = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        unsigned id;
-        char tail;
-        if (sscanf(de->d_name, "shard-%3u%c", &id, &tail) == 1 && id + 1 > top)
-            top = id + 1;
+        const char *name = de->d_name;
+        if (strncmp(name, "shard-", 6) != 0 || strlen(name) < 9 ||
+            strspn(name + 6, "0123456789") != strlen(name + 6))
+            continue;
+        unsigned long id = strtoul(name + 6, NULL, 10);
+        if (id < UINT32_MAX && id + 1 > top)
+            top = (uint32_t)id + 1;
     }
     closedir(d);
     *max_plus_one = top;

@@ -20,6 +20,8 @@
  *   i64 expire_ms  absolute unix ms, 0 = none
  *   u64 seq        the shard's write sequence number
  *   then meta, key, value.
+ * Limits: keys up to 512 MiB and values up to 1 GiB (a longer length field
+ * decodes as corrupt); the node's own limits are far below.
  * A segment file starts with a header: SEG_FILE_MAGIC, version, shard id,
  * shard count and partition count at creation.
  *

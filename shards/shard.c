@@ -15,6 +15,9 @@
  *      steps), the segment log's fdatasync (everysec) and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
+ * With appendfsync always, replies computed while records are not yet
+ * durable wait, parked, for the fdatasync that covers them (connections
+ * here, replies to other shards in `held`); the loop serves on meanwhile.
  * A shard blocks only in io_uring_submit_and_wait. Its ring is created on
  * its own thread (single issuer, deferred task work when the kernel has it);
  * a barrier makes every ring exist before any shard sends a wake-up, and
@@ -223,17 +226,25 @@ void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m)
 
 void shard_reply(struct shard *sh, struct cmd_msg *m)
 {
-    if (!persist_holds_replies(sh->persist) || shard_backlog_push(&sh->held, m) != 0)
+    if (!persist_holds_replies(sh->persist)) {
+        shard_send(sh, m->origin, m);
+        return;
+    }
+    m->durable_wait = persist_last_seq(sh->persist);
+    if (m->durable_wait <= persist_durable_seq(sh->persist) ||
+        shard_backlog_push(&sh->held, m) != 0)
         shard_send(sh, m->origin, m);
 }
 
-/* Sends the replies held for durability. */
+/* Sends the replies held for durability whose records are now durable (the
+ * queue is in record order). */
 static void shard_release_held(struct shard *sh)
 {
     struct shard_backlog *b = &sh->held;
-    for (; b->len; b->len--, b->head = (b->head + 1) % b->cap)
+    uint64_t durable = persist_durable_seq(sh->persist);
+    for (; b->len && b->msgs[b->head]->durable_wait <= durable;
+         b->len--, b->head = (b->head + 1) % b->cap)
         shard_send(sh, b->msgs[b->head]->origin, b->msgs[b->head]);
-    b->head = 0;
 }
 
 /* Moves held-back messages into queues that have room. True if any remain. */
@@ -353,6 +364,12 @@ static void shard_release_if_done(struct shard *sh, struct conn *c)
             pp = &(*pp)->next_dirty;
         *pp = c->next_dirty;
     }
+    if (c->is_parked) {
+        struct conn **pp = &sh->parked;
+        while (*pp != c)
+            pp = &(*pp)->next_parked;
+        *pp = c->next_parked;
+    }
     conn_destroy(c);
     __atomic_sub_fetch(&sh->node->clients, 1, __ATOMIC_RELAXED);
     SHARD_STAT_ADD(sh, connected_clients, (uint64_t)-1);
@@ -421,15 +438,56 @@ static void shard_drain_inboxes(struct shard *sh)
     }
 }
 
+/* appendfsync always: a connection whose replies were computed after
+ * records that are not durable yet waits (parked) until they are; every
+ * later reply queues behind in its output, so order holds. */
+static bool shard_park(struct shard *sh, struct conn *c)
+{
+    if (!persist_holds_replies(sh->persist))
+        return false;
+    uint64_t last = persist_last_seq(sh->persist);
+    if (last <= persist_durable_seq(sh->persist))
+        return false;
+    c->durable_wait = last;
+    if (!c->is_parked) {
+        c->is_parked = true;
+        c->next_parked = sh->parked;
+        sh->parked = c;
+    }
+    return true;
+}
+
+/* Flushes the parked connections whose wait is over. */
+static void shard_unpark(struct shard *sh)
+{
+    uint64_t durable = persist_durable_seq(sh->persist);
+    struct conn **pp = &sh->parked;
+    while (*pp) {
+        struct conn *c = *pp;
+        if (c->durable_wait > durable) {
+            pp = &c->next_parked;
+            continue;
+        }
+        *pp = c->next_parked;
+        c->is_parked = false;
+        conn_flush(c);
+        shard_release_if_done(sh, c);
+    }
+}
+
 static void shard_flush(struct shard *sh)
 {
     struct conn *c;
     while ((c = sh->dirty)) {
         sh->dirty = c->next_dirty;
         c->is_dirty = false;
+        if (shard_park(sh, c))
+            continue;
         conn_flush(c);
         shard_release_if_done(sh, c);
     }
+    if (sh->parked)
+        shard_unpark(sh);
     for (uint32_t to = 0; to < sh->node->nshards; to++) {
         if (!sh->wake[to])
             continue;

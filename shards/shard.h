@@ -74,6 +74,8 @@ struct shard {
     uint32_t *free_slots;
     uint32_t nfree;
     struct conn *dirty;           /* connections with replies to flush this turn */
+    struct conn *parked;          /* connections whose replies wait for the log's
+                                     fdatasync (appendfsync always) */
     uint64_t next_client_seq;
     bool accept_paused;
 
