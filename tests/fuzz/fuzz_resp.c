@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "resp.h"
+#include "fuzz_util.h"
 
 #define FUZZ_ARGV 4
 #define FUZZ_SCRATCH 512
@@ -26,27 +27,6 @@ static const struct resp_limits fuzz_limits = {
     .max_bulk = 512,
     .max_inline = FUZZ_SCRATCH,
 };
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static uint64_t hash_u64(uint64_t h, uint64_t v)
-{
-    return hash_bytes(h, &v, sizeof v);
-}
 
 struct outcome {
     enum resp_status st;

@@ -34,27 +34,7 @@
 
 #include "buf.h"
 #include "seg.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static uint64_t hash_u64(uint64_t h, uint64_t v)
-{
-    return hash_bytes(h, &v, sizeof v);
-}
+#include "fuzz_util.h"
 
 /* Everything a decoded record says, as one number. */
 static uint64_t hash_record(uint64_t h, const struct seg_record *r)
