@@ -504,6 +504,10 @@ static void server_info_persistence(struct buf *b, const struct node *n)
         t.damaged_files += s.damaged_files;
         t.value_raw_bytes += s.value_raw_bytes;
         t.value_stored_bytes += s.value_stored_bytes;
+        t.live_bytes += s.live_bytes;
+        t.segment_bytes += s.segment_bytes;
+        t.compactions += s.compactions;
+        t.compaction_reclaimed_bytes += s.compaction_reclaimed_bytes;
         if (s.recovery_ms > t.recovery_ms)
             t.recovery_ms = s.recovery_ms; /* shards recover in parallel */
         if (s.last_fsync_ms > last_fsync_ms)
@@ -517,14 +521,19 @@ static void server_info_persistence(struct buf *b, const struct node *n)
                "\r\nrecovery_time_ms:%" PRIu64 "\r\nrecovered_keys:%" PRIu64
                "\r\nrecovered_records:%" PRIu64 "\r\nrecovery_keys_per_sec:%.0f\r\n"
                "damaged_segments:%" PRIu64 "\r\nvalue_bytes_raw:%" PRIu64
-               "\r\nvalue_bytes_stored:%" PRIu64 "\r\ncompression_ratio:%.2f\r\n\r\n",
+               "\r\nvalue_bytes_stored:%" PRIu64 "\r\ncompression_ratio:%.2f\r\n"
+               "segment_bytes:%" PRIu64 "\r\nlive_bytes:%" PRIu64 "\r\nlive_ratio:%.2f\r\n"
+               "compactions:%" PRIu64 "\r\ncompaction_reclaimed_bytes:%" PRIu64 "\r\n\r\n",
                durable ? "log" : "memory", durable, fsync_names[n->cfg->appendfsync],
                t.segments, t.disk_bytes, t.fsyncs, (long long)(last_fsync_ms / 1000),
                t.write_errors, t.recovery_ms, t.recovered_keys, t.recovered_records,
                t.recovery_ms ? (double)t.recovered_keys * 1000.0 / (double)t.recovery_ms : 0.0,
                t.damaged_files, t.value_raw_bytes, t.value_stored_bytes,
                t.value_stored_bytes ? (double)t.value_raw_bytes / (double)t.value_stored_bytes
-                                    : 1.0);
+                                    : 1.0,
+               t.segment_bytes, t.live_bytes,
+               t.segment_bytes ? (double)t.live_bytes / (double)t.segment_bytes : 1.0,
+               t.compactions, t.compaction_reclaimed_bytes);
 }
 
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)

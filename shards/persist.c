@@ -42,6 +42,13 @@
 
 #define PERSIST_MANIFEST "ringkv.meta"
 #define PERSIST_FSYNC_INTERVAL_MS 1000
+#define PERSIST_COMPACT_READ (1u << 20) /* bytes of an old segment read per step */
+#define PERSIST_UD_ROTATION 1           /* slot of the fdatasync of a closed segment */
+
+struct persist_segment {
+    uint64_t number;
+    uint64_t bytes;
+};
 
 struct persist {
     struct shard *sh;
@@ -61,7 +68,23 @@ struct persist {
     int batch_ops;           /* always: write and fdatasync of the batch in flight */
     bool batch_synced;       /* always: the batch's fdatasync succeeded */
     uint64_t batch_seq;      /* always: last record of the batch in flight */
-    uint64_t durable_seq;    /* always: every record up to this one is durable */
+    uint64_t durable_seq;    /* every record up to this one is durable */
+    uint64_t written_seq;    /* every record up to this one is written */
+    uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
+    uint32_t rotation_syncs; /* fdatasyncs of closed segments still running */
+    /* Compaction: closed segments (oldest first; the current one is not
+     * among them) and the one being rewritten. */
+    struct persist_segment *segs;
+    size_t nsegs, segs_cap;
+    uint64_t closed_bytes;   /* sum of segs[].bytes */
+    enum { COMPACT_IDLE, COMPACT_READING, COMPACT_WAITING } compact_state;
+    int compact_fd;
+    uint64_t compact_read_at;   /* file offset of the next read */
+    size_t compact_pos;         /* decoding position in compact_buf */
+    struct buf compact_buf;
+    struct buf compact_value;
+    uint64_t compact_wait_seq;  /* rewritten records up to here must be durable */
+    uint64_t compact_kept_bytes;
     int64_t last_error_log_ms;
     uint64_t seq;
     enum seg_codec codec;
@@ -180,6 +203,21 @@ static struct io_uring_sqe *persist_submit_write(struct persist *p)
     return sqe;
 }
 
+/* Adds a closed segment to the list compaction works from. */
+static void persist_remember_segment(struct persist *p, uint64_t number, uint64_t bytes)
+{
+    if (p->nsegs == p->segs_cap) {
+        size_t cap = p->segs_cap ? p->segs_cap * 2 : 16;
+        struct persist_segment *segs = mi_realloc(p->segs, cap * sizeof *segs);
+        if (!segs)
+            return; /* not compacted, never lost */
+        p->segs = segs;
+        p->segs_cap = cap;
+    }
+    p->segs[p->nsegs++] = (struct persist_segment){number, bytes};
+    p->closed_bytes += bytes;
+}
+
 /* Starts the next segment, then closes the full one (fdatasync, then close,
  * linked, through the ring). If the new file cannot be made, writing goes on
  * in the current one. */
@@ -192,10 +230,12 @@ static void persist_rotate(struct persist *p)
                   (unsigned long long)p->segment);
         return;
     }
+    persist_remember_segment(p, p->segment, p->write_offset);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
-    sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, PERSIST_UD_ROTATION, 0));
+    sqe->flags |= IOSQE_IO_LINK;
+    p->rotation_syncs++;
     sqe = shard_sqe(p->sh);
     io_uring_prep_close(sqe, p->fd);
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
@@ -234,8 +274,8 @@ void persist_flush(struct persist *p)
     p->pending = t;
     buf_clear(&p->pending);
     p->inflight_done = 0;
+    p->batch_seq = p->seq;
     if (p->always) {
-        p->batch_seq = p->seq;
         persist_submit_batch(p);
     } else {
         persist_submit_write(p);
@@ -246,17 +286,27 @@ uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
 
 uint64_t persist_durable_seq(const struct persist *p) { return p ? p->durable_seq : 0; }
 
-void persist_tick(struct persist *p, int64_t now_ms)
+static void persist_submit_fsync(struct persist *p)
 {
-    if (!p || !p->unsynced || p->fsync_inflight ||
-        p->cfg->appendfsync != CFG_FSYNC_EVERYSEC ||
-        now_ms - p->stats.last_fsync_ms < PERSIST_FSYNC_INTERVAL_MS)
-        return;
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, 0));
     p->fsync_inflight = true;
     p->unsynced = false;
+    p->fsync_covers = p->written_seq;
+}
+
+static void persist_compact_step(struct persist *p);
+
+void persist_tick(struct persist *p, int64_t now_ms)
+{
+    if (!p)
+        return;
+    persist_compact_step(p);
+    if (!p->unsynced || p->fsync_inflight || p->cfg->appendfsync != CFG_FSYNC_EVERYSEC ||
+        now_ms - p->stats.last_fsync_ms < PERSIST_FSYNC_INTERVAL_MS)
+        return;
+    persist_submit_fsync(p);
 }
 
 /* appendfsync always: one operation of the batch completed. */
@@ -287,7 +337,7 @@ static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int
         persist_submit_batch(p); /* the rest, with a new fdatasync */
         return;
     }
-    p->durable_seq = p->batch_seq;
+    p->written_seq = p->durable_seq = p->batch_seq;
     buf_clear(&p->inflight);
     STAT_ADD(p, fsyncs, 1);
     STAT_SET(p, last_fsync_ms, now);
@@ -296,9 +346,177 @@ static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int
     persist_flush(p);
 }
 
-void persist_on_cqe(struct persist *p, enum net_op op, int res)
+/* ---- compaction ----
+ * A shard's segments form a FIFO log: while the estimated live share of its
+ * disk use is under compaction-threshold, the oldest closed segment is read
+ * (1 MiB io_uring reads, one per loop turn at most, so serving never
+ * stalls), every record in it that still holds a key's current value is
+ * appended again at the tail (through the journal, as a write would be), and
+ * once those copies are durable the old file is unlinked through the ring.
+ * Because the oldest segment goes first, nothing older can exist: deletes,
+ * flushes, overwritten and expired values in it are simply dropped.
+ * Live bytes are estimated from the store (entry bytes plus the record
+ * header per key, scaled by the compression seen so far). */
+
+/* Live bytes on disk, estimated. */
+static uint64_t persist_live_estimate(const struct persist *p)
 {
+    struct store_stats st;
+    store_read_stats(p->store, &st);
+    double bytes = (double)st.entry_bytes + (double)st.keys * (SEG_RECORD_HEADER - 32);
+    uint64_t raw = p->stats.value_raw_bytes, stored = p->stats.value_stored_bytes;
+    if (raw > 0 && stored < raw)
+        bytes *= (double)stored / (double)raw;
+    return (uint64_t)bytes;
+}
+
+static void persist_compact_read(struct persist *p)
+{
+    if (buf_reserve(&p->compact_buf, PERSIST_COMPACT_READ) != 0) {
+        log_warn("compaction of segment %llu paused: out of memory",
+                 (unsigned long long)p->segs[0].number);
+        return; /* tried again next tick */
+    }
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_read(sqe, p->compact_fd, p->compact_buf.data + p->compact_buf.len,
+                       PERSIST_COMPACT_READ, p->compact_read_at);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_READ, 0, 0));
+}
+
+/* True when r still holds its key's current value, expiry and flags. */
+static bool persist_record_is_live(struct persist *p, const struct seg_record *r,
+                                   const struct table_entry **live)
+{
+    if (r->type != SEG_PUT)
+        return false;
+    uint64_t hash = keyhash(r->key, r->key_len);
+    const struct table_entry *e = table_find(p->store->table, r->key, r->key_len, hash);
+    if (!e || store_is_expired(p->store, e) || e->val_len != r->raw_len ||
+        e->expire_ms != r->expire_ms || e->mc_flags != r->mc_flags)
+        return false;
+    buf_clear(&p->compact_value);
+    if (seg_value(r, &p->compact_value) != 0 ||
+        (r->raw_len && memcmp(p->compact_value.data, table_entry_key(e) + e->key_len,
+                              r->raw_len) != 0))
+        return false;
+    *live = e;
+    return true;
+}
+
+static void persist_compact_finish_reading(struct persist *p)
+{
+    close(p->compact_fd);
+    p->compact_fd = -1;
+    buf_clear(&p->compact_buf);
+    p->compact_state = COMPACT_WAITING;
+    p->compact_wait_seq = p->seq; /* the copies made; durable before the unlink */
+}
+
+static void persist_compact_on_read(struct persist *p, int res)
+{
+    if (res < 0) {
+        log_error("compaction cannot read segment %llu: %s; leaving it",
+                  (unsigned long long)p->segs[0].number, strerror(-res));
+        close(p->compact_fd);
+        p->compact_fd = -1;
+        buf_clear(&p->compact_buf);
+        p->compact_state = COMPACT_IDLE;
+        return;
+    }
+    p->compact_buf.len += (size_t)res;
+    p->compact_read_at += (uint64_t)res;
+    for (;;) {
+        struct seg_record r;
+        size_t used;
+        enum seg_status st = seg_decode(p->compact_buf.data + p->compact_pos,
+                                        p->compact_buf.len - p->compact_pos, &r, &used);
+        if (st != SEG_OK)
+            break;
+        const struct table_entry *e;
+        if (persist_record_is_live(p, &r, &e)) {
+            persist_journal_put(p, e);
+            p->compact_kept_bytes += used;
+        }
+        p->compact_pos += used;
+    }
+    buf_consume(&p->compact_buf, p->compact_pos);
+    p->compact_pos = 0;
+    if (res == 0 || p->compact_read_at >= p->segs[0].bytes) {
+        persist_compact_finish_reading(p); /* a damaged rest was cut at recovery */
+        return;
+    }
+    persist_compact_read(p);
+}
+
+/* The tick's share of compaction: start on the oldest segment, or finish
+ * one whose copies have become durable. */
+static void persist_compact_step(struct persist *p)
+{
+    if (p->compact_state == COMPACT_READING || p->cfg->compaction_threshold == 0)
+        return;
+    if (p->compact_state == COMPACT_WAITING) {
+        if (p->durable_seq < p->compact_wait_seq) {
+            if (!p->always && !p->fsync_inflight && p->written_seq >= p->compact_wait_seq)
+                persist_submit_fsync(p);
+            return;
+        }
+        char path[1200];
+        struct persist_segment gone = p->segs[0];
+        seg_path(path, sizeof path, p->cfg->dir, p->shard_id, gone.number);
+        struct io_uring_sqe *sqe = shard_sqe(p->sh);
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
+        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
+        io_uring_submit(&p->sh->uring); /* the path lives on this stack */
+        memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
+        p->nsegs--;
+        p->closed_bytes -= gone.bytes;
+        STAT_ADD(p, compactions, 1);
+        STAT_ADD(p, compaction_reclaimed_bytes, gone.bytes - p->compact_kept_bytes);
+        STAT_SET(p, segments, p->nsegs + 1);
+        p->compact_state = COMPACT_IDLE;
+        return;
+    }
+    uint64_t disk = p->closed_bytes + p->write_offset;
+    uint64_t live = persist_live_estimate(p);
+    STAT_SET(p, live_bytes, live < disk ? live : disk);
+    STAT_SET(p, segment_bytes, disk);
+    if (p->nsegs == 0 ||
+        p->stats.live_bytes * 100 >= disk * (uint64_t)p->cfg->compaction_threshold)
+        return;
+    char path[1200];
+    seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
+    p->compact_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (p->compact_fd < 0) {
+        log_error("compaction cannot open %s: %s; forgetting it", path, strerror(errno));
+        p->closed_bytes -= p->segs[0].bytes;
+        memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
+        p->nsegs--;
+        return;
+    }
+    p->compact_state = COMPACT_READING;
+    p->compact_read_at = SEG_FILE_HEADER;
+    p->compact_pos = 0;
+    p->compact_kept_bytes = 0;
+    buf_clear(&p->compact_buf);
+    persist_compact_read(p);
+}
+
+void persist_on_cqe(struct persist *p, uint64_t ud, int res)
+{
+    enum net_op op = net_ud_op(ud);
     int64_t now = persist_now_ms();
+    if (op == NET_OP_SEG_READ) {
+        persist_compact_on_read(p, res);
+        return;
+    }
+    if (op == NET_OP_SEG_FSYNC && net_ud_slot(ud) == PERSIST_UD_ROTATION) {
+        p->rotation_syncs--;
+        if (res < 0 && res != -ECANCELED) {
+            STAT_ADD(p, write_errors, 1);
+            log_error("fdatasync of closed segment failed: %s", strerror(-res));
+        }
+        return;
+    }
     if (p->always) {
         persist_on_batch_cqe(p, op, res, now);
         return;
@@ -312,6 +530,8 @@ void persist_on_cqe(struct persist *p, enum net_op op, int res)
                       (unsigned long long)p->segment, strerror(-res));
             return;
         }
+        if (p->rotation_syncs == 0) /* closed segments are synced too */
+            p->durable_seq = p->fsync_covers;
         STAT_ADD(p, fsyncs, 1);
         STAT_SET(p, last_fsync_ms, now);
         return;
@@ -336,6 +556,7 @@ void persist_on_cqe(struct persist *p, enum net_op op, int res)
         return;
     }
     buf_clear(&p->inflight);
+    p->written_seq = p->batch_seq;
     if (p->write_offset >= (uint64_t)p->cfg->segment_size)
         persist_rotate(p);
     persist_flush(p);
@@ -357,6 +578,11 @@ void persist_read_stats(const struct persist *p, struct persist_stats *out)
     out->damaged_files = __atomic_load_n(&p->stats.damaged_files, __ATOMIC_RELAXED);
     out->value_raw_bytes = __atomic_load_n(&p->stats.value_raw_bytes, __ATOMIC_RELAXED);
     out->value_stored_bytes = __atomic_load_n(&p->stats.value_stored_bytes, __ATOMIC_RELAXED);
+    out->live_bytes = __atomic_load_n(&p->stats.live_bytes, __ATOMIC_RELAXED);
+    out->segment_bytes = __atomic_load_n(&p->stats.segment_bytes, __ATOMIC_RELAXED);
+    out->compactions = __atomic_load_n(&p->stats.compactions, __ATOMIC_RELAXED);
+    out->compaction_reclaimed_bytes =
+        __atomic_load_n(&p->stats.compaction_reclaimed_bytes, __ATOMIC_RELAXED);
 }
 
 /* ---- recovery ---- */
@@ -535,6 +761,23 @@ static int persist_write_snapshot(struct persist *p)
     return sn.err;
 }
 
+/* The shard's segments from before this start, for compaction. */
+static void persist_remember_old_segments(struct persist *p, uint64_t max_segment)
+{
+    char **paths;
+    size_t count;
+    if (seg_list(p->cfg->dir, p->shard_id, &paths, &count) < 0)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        const char *base = strrchr(paths[i], '/');
+        uint64_t number = strtoull(base ? base + 1 : paths[i], NULL, 16);
+        struct stat st;
+        if (number <= max_segment && stat(paths[i], &st) == 0)
+            persist_remember_segment(p, number, (uint64_t)st.st_size);
+    }
+    seg_free_paths(paths, count);
+}
+
 int persist_start(struct shard *sh, const struct persist_layout *layout, struct persist **out)
 {
     const struct node *n = sh->node;
@@ -549,6 +792,9 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     p->cfg = n->cfg;
     p->shard_id = sh->id;
     p->fd = -1;
+    p->compact_fd = -1;
+    buf_init(&p->compact_buf);
+    buf_init(&p->compact_value);
     p->always = n->cfg->appendfsync == CFG_FSYNC_ALWAYS;
     p->codec = n->cfg->compression == CFG_COMPRESSION_ZSTD  ? SEG_CODEC_ZSTD
                : n->cfg->compression == CFG_COMPRESSION_LZ4 ? SEG_CODEC_LZ4
@@ -586,9 +832,11 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     }
     int64_t ms = persist_now_ms() - t0;
     size_t keys = store_count(p->store);
-    STAT_SET(p, segments, 1);
+    if (layout->old_nshards == n->nshards)
+        persist_remember_old_segments(p, layout->old_max_segment);
+    STAT_SET(p, segments, p->nsegs + 1);
     STAT_SET(p, recovered_keys, keys);
-    p->durable_seq = p->seq; /* what was read back is on disk */
+    p->written_seq = p->durable_seq = p->seq; /* what was read back is on disk */
     STAT_SET(p, recovered_records, rc.records);
     STAT_SET(p, recovery_ms, (uint64_t)ms);
     STAT_SET(p, last_fsync_ms, persist_now_ms());
@@ -627,6 +875,11 @@ void persist_stop(struct persist *p)
         fdatasync(p->fd);
         close(p->fd);
     }
+    if (p->compact_fd >= 0)
+        close(p->compact_fd);
+    buf_fini(&p->compact_buf);
+    buf_fini(&p->compact_value);
+    mi_free(p->segs);
     buf_fini(&p->pending);
     buf_fini(&p->inflight);
     mi_free(p);

@@ -11,6 +11,11 @@
  * works, and the records of later turns form the next batch. everysec
  * submits an fdatasync at most once a second; no leaves it to the kernel. A segment past its size limit is closed (after
  * an fdatasync) and a new one begun.
+ * Compaction: while the estimated live share of the shard's segment files is
+ * under compaction-threshold, the oldest closed segment is read through the
+ * ring a megabyte per step, its still-current records are appended again,
+ * and once those are durable the file is unlinked (persist.c explains why
+ * dropping its deletes is safe).
  * Recovery: before the shard serves, its segments are read in order and
  * applied to the store; a torn or corrupt tail is truncated and logged. When
  * the node restarts with another number of shards, each shard reads every old
@@ -60,6 +65,10 @@ struct persist_stats {
     uint64_t damaged_files;
     uint64_t value_raw_bytes;    /* values written, before compression */
     uint64_t value_stored_bytes; /* the same values as stored */
+    uint64_t live_bytes;         /* estimated live record bytes (compaction) */
+    uint64_t segment_bytes;      /* bytes in the shard's segment files */
+    uint64_t compactions;        /* segments rewritten and removed */
+    uint64_t compaction_reclaimed_bytes;
 } __attribute__((aligned(64)));
 
 struct persist;
@@ -86,7 +95,7 @@ uint64_t persist_durable_seq(const struct persist *p);
 /* The tick: fdatasync for everysec. */
 void persist_tick(struct persist *p, int64_t now_ms);
 /* A completion of one of the persist's operations. */
-void persist_on_cqe(struct persist *p, enum net_op op, int res);
+void persist_on_cqe(struct persist *p, uint64_t ud, int res);
 
 /* A copy of the counters (relaxed loads). Any thread; p may be NULL. */
 void persist_read_stats(const struct persist *p, struct persist_stats *out);

@@ -412,7 +412,8 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
         break;
     case NET_OP_SEG_WRITE:
     case NET_OP_SEG_FSYNC:
-        persist_on_cqe(sh->persist, op, cqe->res);
+    case NET_OP_SEG_READ:
+        persist_on_cqe(sh->persist, ud, cqe->res);
         break;
     default: /* wake-ups need no action: the queues are drained every turn */
         break;

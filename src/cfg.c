@@ -72,6 +72,9 @@ static const struct cfg_setting cfg_settings[] = {
      "Codec for stored values: none, lz4 or zstd."},
     {"compress-min-size", CFG_SIZE, F(compress_min_size), "1kb", 1, INT64_MAX, NULL,
      "Values at least this long are stored compressed (when that makes them smaller)."},
+    {"compaction-threshold", CFG_INT, F(compaction_threshold), "50", 0, 99, NULL,
+     "Rewrite a shard's oldest segments while live data is under this percent of its disk "
+     "use; 0 turns compaction off."},
     {"partitions", CFG_INT, F(partitions), "1024", 1, 1 << 20, NULL,
      "Partitions (vnodes) the key space is cut into; a power of two."},
     {"proto-max-bulk-len", CFG_SIZE, F(proto_max_bulk_len), "512mb", 1024, INT64_MAX, NULL,

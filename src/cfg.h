@@ -47,6 +47,7 @@ struct cfg {
     int64_t segment_size;       /* bytes after which a segment file is closed */
     int64_t compression;        /* enum cfg_compression, for stored values */
     int64_t compress_min_size;  /* values at least this long are compressed */
+    int64_t compaction_threshold; /* % live under which old segments are rewritten */
     int64_t partitions;         /* Q, a power of two */
     int64_t proto_max_bulk_len; /* largest argument / value */
     int64_t max_key_size;

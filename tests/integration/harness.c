@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HARNESS_MAX_SERVERS 16
+#define HARNESS_MAX_SERVERS 32
 #define HARNESS_MAX_ARGV 64
 #define HARNESS_START_ATTEMPTS 3
 #define HARNESS_POLL_MS 10

@@ -353,6 +353,94 @@ static void fill_one_shard(int n)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* The total size of the segment files under the data directory. */
+static long long disk_use(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "du -sb --apparent-size '%s' | cut -f1", data_dir);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    long long bytes = -1;
+    assert_int_equal(fscanf(f, "%lld", &bytes), 1);
+    pclose(f);
+    return bytes;
+}
+
+struct compaction_wait {
+    redisContext *c;
+    double compactions;
+};
+
+static bool compaction_caught_up(void *arg)
+{
+    struct compaction_wait *w = arg;
+    double live = info_number(w->c, "live_ratio");
+    return info_number(w->c, "compactions") > w->compactions && live >= 0.5;
+}
+
+/* Overwrites, deletes and expiries under load: compaction rewrites old
+ * segments so that disk use stays near the live data, and every live key
+ * keeps its newest value, before and after a restart. */
+static void test_persistence_compaction_bounds_disk_use(void **state)
+{
+    harness_skip_unless_ringkv();
+    enum { KEYS = 1000, ROUNDS = 24, VALUE = 1000 };
+    const char *args[] = {"--storage", "log", "--dir", data_dir, "--appendfsync", "everysec",
+                          "--segment-size", "1mb", "--compression", "none",
+                          "--compaction-threshold", "50", NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    struct harness_server s;
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    static char value[VALUE + 1];
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < KEYS; i++) {
+            snprintf(value, sizeof value, "%d:%d:", round, i);
+            memset(value + strlen(value), 'v', VALUE - strlen(value));
+            redisAppendCommand(c, "SET key:%d %s", i, value);
+        }
+        for (int i = 0; i < KEYS; i++) {
+            redisReply *r = harness_next_reply(c);
+            harness_check(r, HARNESS_OK, "SET while compacting");
+            freeReplyObject(r);
+        }
+    }
+    for (int i = 0; i < KEYS; i += 10)
+        harness_expect(c, HARNESS_INT(1), "DEL key:%d", i);
+    for (int i = 5; i < KEYS; i += 10)
+        harness_expect(c, HARNESS_INT(1), "PEXPIRE key:%d 1", i);
+    long long written = (long long)info_number(c, "disk_bytes_written");
+    struct compaction_wait w = {c, 0};
+    assert_true(harness_wait_until(compaction_caught_up, &w, 30000, 50));
+    long long used = disk_use();
+    print_message("  %lld bytes written, %lld on disk after %.0f compactions\n", written, used,
+                  info_number(c, "compactions"));
+    assert_true(used < written / 4);
+    for (int i = 0; i < KEYS; i++) {
+        bool gone = i % 10 == 0 || i % 10 == 5;
+        snprintf(value, sizeof value, "%d:%d:", ROUNDS - 1, i);
+        memset(value + strlen(value), 'v', VALUE - strlen(value));
+        if (gone)
+            harness_expect(c, HARNESS_NIL, "GET key:%d", i);
+        else
+            harness_expect(c, HARNESS_BULK(value), "GET key:%d", i);
+    }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    assert_int_equal(harness_start(&s, &o), 0);
+    c = harness_connect(s.port);
+    assert_int_equal(integer(c, "DBSIZE"), KEYS - KEYS / 5);
+    for (int i = 1; i < KEYS; i += 10) {
+        snprintf(value, sizeof value, "%d:%d:", ROUNDS - 1, i);
+        memset(value + strlen(value), 'v', VALUE - strlen(value));
+        harness_expect(c, HARNESS_BULK(value), "GET key:%d", i);
+    }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    assert_int_equal(check_data(""), 0);
+}
+
 static void test_persistence_torn_tail_is_cut_and_reported(void **state)
 {
     harness_skip_unless_ringkv();
@@ -426,6 +514,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persistence_always_replies_after_fdatasync, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_persistence_crash_keeps_acknowledged_writes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_compaction_bounds_disk_use, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_persistence_torn_tail_is_cut_and_reported, setup,
                                         teardown),
