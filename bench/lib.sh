@@ -1,0 +1,223 @@
+# shellcheck shell=bash
+# bench/lib.sh: shell helpers for bench/compare, bench/trust, bench/redis_compare.sh
+# and tests/integration/bench_e2e.sh. Source it; it only defines functions.
+#
+# Servers are started on 127.0.0.1 only, pinned with taskset, and remembered in
+# BENCH_PIDS; bench_stop_all (installed as an EXIT trap by bench_trap) stops
+# each by PID: SIGTERM, a deadline, then SIGKILL. Waits poll a condition with a
+# deadline; none sleeps and hopes.
+
+BENCH_PIDS=()
+BENCH_CLK_TCK=$(getconf CLK_TCK)
+
+bench_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+bench_die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+
+# bench_need CMD...: dies naming the first command that is not installed.
+bench_need() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || bench_die "needs '$c' (not found in PATH)"
+    done
+}
+
+# The repository root (the folder above bench/).
+bench_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+# bench_find_bench_bin: prints the ringkv-bench binary, building it when absent.
+# $RINGKV_BENCH_BIN wins; else build/ringkv-bench under the root.
+bench_find_bench_bin() {
+    local root bin
+    root=$(bench_root)
+    bin=${RINGKV_BENCH_BIN:-$root/build/ringkv-bench}
+    if [[ ! -x $bin && -z ${RINGKV_BENCH_BIN:-} ]]; then
+        bench_log "building ringkv-bench in $root/build"
+        { cmake -S "$root" -B "$root/build" &&
+          cmake --build "$root/build" --target ringkv-bench -j "$(nproc)"; } >&2 ||
+            bench_die "could not build ringkv-bench"
+    fi
+    [[ -x $bin ]] || bench_die "ringkv-bench not found at $bin (set RINGKV_BENCH_BIN)"
+    printf '%s\n' "$bin"
+}
+
+# bench_port_busy PORT: true when something holds the port on this machine.
+bench_port_busy() {
+    local hex
+    hex=$(printf ':%04X ' "$1")
+    grep -qi "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# bench_free_port [AVOID...]: prints a free port below the ephemeral range.
+bench_free_port() {
+    local p a tries=0 taken
+    while ((tries++ < 500)); do
+        p=$((20000 + RANDOM % 12000))
+        taken=0
+        for a in "$@"; do [[ $a == "$p" ]] && taken=1; done
+        ((taken)) && continue
+        bench_port_busy "$p" || { printf '%s\n' "$p"; return 0; }
+    done
+    bench_die "no free port found"
+}
+
+# bench_alive PID
+bench_alive() { kill -0 "$1" 2>/dev/null; }
+
+# bench_wait_resp PORT PID SECONDS: waits until PING on PORT answers PONG.
+bench_wait_resp() {
+    local port=$1 pid=$2 deadline=$((SECONDS + $3)) reply
+    while ((SECONDS < deadline)); do
+        bench_alive "$pid" || return 1
+        reply=$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)
+        [[ $reply == PONG ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# bench_wait_memcache PORT PID SECONDS: waits until "version" on PORT answers.
+bench_wait_memcache() {
+    local port=$1 pid=$2 deadline=$((SECONDS + $3)) line
+    while ((SECONDS < deadline)); do
+        bench_alive "$pid" || return 1
+        line=$( { exec 3<>"/dev/tcp/127.0.0.1/$port" &&
+                  printf 'version\r\n' >&3 && timeout 2 head -n1 <&3; } 2>/dev/null)
+        [[ $line == VERSION* ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# bench_start CPU LOG CMD...: starts CMD pinned to CPU with output to LOG;
+# sets BENCH_PID and remembers it for bench_stop_all.
+bench_start() {
+    local cpu=$1 log=$2
+    shift 2
+    taskset -c "$cpu" "$@" >"$log" 2>&1 &
+    BENCH_PID=$!
+    BENCH_PIDS+=("$BENCH_PID")
+}
+
+# bench_stop PID: SIGTERM, up to 10 s to exit, then SIGKILL.
+bench_stop() {
+    local pid=$1 deadline=$((SECONDS + 10))
+    bench_alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
+    kill -TERM "$pid" 2>/dev/null
+    while bench_alive "$pid" && ((SECONDS < deadline)); do
+        # a child that has exited but is not yet reaped still answers kill -0
+        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+        sleep 0.05
+    done
+    bench_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+bench_stop_all() {
+    local pid
+    for pid in "${BENCH_PIDS[@]}"; do bench_stop "$pid"; done
+    BENCH_PIDS=()
+}
+
+bench_trap() { trap 'bench_stop_all' EXIT; trap 'exit 130' INT TERM; }
+
+# Server command lines. ringkv: bench_ringkv_cmd BIN PORT MCPORT THREADS.
+bench_ringkv_cmd() {
+    printf '%s\n' "$1" --port "$2" --memcache-port "$3" --threads "$4" --bind 127.0.0.1
+}
+bench_redis_cmd() {
+    printf '%s\n' redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no \
+        --protected-mode no --daemonize no
+}
+# bench_memcached_cmd PORT THREADS MEGABYTES
+bench_memcached_cmd() {
+    printf '%s\n' memcached -l 127.0.0.1 -p "$1" -U 0 -t "$2" -m "$3"
+    [[ $(id -u) == 0 ]] && printf '%s\n' -u root
+    return 0
+}
+
+# bench_cpu_ticks PID: user+sys clock ticks of all the process's threads so far.
+bench_cpu_ticks() {
+    local stat rest
+    stat=$(<"/proc/$1/stat") || return 1
+    rest=${stat##*) } # fields from 3 on; comm may hold spaces
+    # shellcheck disable=SC2086 # split into fields on purpose
+    set -- $rest
+    printf "%s\n" $((${12} + ${13})) # utime (14) + stime (15)
+}
+
+# bench_cpu_us_per_req TICKS REQUESTS: microseconds of CPU per request.
+bench_cpu_us_per_req() {
+    awk -v t="$1" -v n="$2" -v hz="$BENCH_CLK_TCK" \
+        'BEGIN { if (n > 0) printf "%.3f\n", t / hz * 1e6 / n; else print "nan" }'
+}
+
+# bench_rss_kb PID: resident set size in KiB.
+bench_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# bench_timed FILE CMD...: runs CMD; writes "user_s sys_s" of CMD and its children
+# to FILE (from the shell's times builtin); returns CMD's status.
+bench_timed() {
+    local file=$1
+    shift
+    (
+        "$@"
+        rc=$?
+        times >"$file.raw" # not in a pipeline: a forked times would see no children
+        awk 'NR == 2 {
+            for (i = 1; i <= 2; i++) {
+                split($i, p, "m"); sub("s", "", p[2]); t[i] = p[1] * 60 + p[2]
+            }
+            printf "%.3f %.3f\n", t[1], t[2] }' "$file.raw" >"$file"
+        rm -f "$file.raw"
+        exit $rc
+    )
+}
+
+# bench_keep_json SRC DST: keeps a ringkv-bench JSON report for the record; unless
+# KEEP_HISTOGRAMS=1 its per-slot histograms (hundreds of KiB a run) are left out.
+bench_keep_json() {
+    if [[ ${KEEP_HISTOGRAMS:-0} == 1 ]]; then
+        cp "$1" "$2"
+    else
+        jq 'walk(if type == "object" then del(.Histogram) else . end)' "$1" >"$2"
+    fi
+}
+
+# bench_median: median of the numbers on stdin, one per line ("nan" if none).
+bench_median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# bench_ratio A B: A / B to 2 decimals, "n/a" when either is missing.
+bench_ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "" || b == "" || a == "nan" || b == "nan" || b + 0 == 0) print "n/a";
+        else printf "%.2f\n", a / b }'
+}
+
+# bench_cpus: "SERVER_CPU CLIENT_CPU", defaulting to 0 and 1 (0 and 0 on one CPU).
+bench_cpus() {
+    local n
+    n=$(nproc)
+    local s=${SERVER_CPU:-0} c=${CLIENT_CPU:-1}
+    if ((n < 2)) && [[ -z ${CLIENT_CPU:-} ]]; then
+        bench_log "only one CPU: server and generator share it"
+        c=0
+    fi
+    printf '%s %s\n' "$s" "$c"
+}
+
+# redis_version: redis-server's version number.
+redis_version() { redis-server --version | awk '{ print $3 }' | tr -d 'v='; }
+
+# bench_machine: one line naming the machine, for reports.
+bench_machine() {
+    local model
+    model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    printf '%s, %s CPUs, %s, kernel %s\n' "${model:-unknown CPU}" "$(nproc)" \
+        "$(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$(uname -r)"
+}

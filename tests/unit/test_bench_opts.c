@@ -1,0 +1,120 @@
+/* test_bench_opts.c: ringkv-bench's command line: memtier's flag names,
+ * strict values, and the checks that span several flags. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bench_opts.h"
+
+#define PARSE(cfg, ...)                                                                            \
+    parse(cfg, (char *[]){"ringkv-bench", __VA_ARGS__, NULL},                                      \
+          (int)(sizeof((char *[]){"ringkv-bench", __VA_ARGS__}) / sizeof(char *)))
+
+static char err[256];
+
+static int parse(struct bench_config *cfg, char **argv, int argc)
+{
+    bench_opts_defaults(cfg);
+    err[0] = '\0';
+    return bench_opts_parse(cfg, argc, argv, err, sizeof err);
+}
+
+static void test_bench_opts_defaults_follow_memtier(void **state)
+{
+    struct bench_config cfg;
+    assert_int_equal(parse(&cfg, (char *[]){"ringkv-bench", NULL}, 1), 0);
+    assert_int_equal(cfg.threads, 4);
+    assert_int_equal(cfg.clients, 50);
+    assert_int_equal(cfg.pipeline, 1);
+    assert_int_equal(cfg.ratio_set, 1);
+    assert_int_equal(cfg.ratio_get, 10);
+    assert_int_equal(cfg.data_size_min, 32);
+    assert_int_equal(cfg.requests, 10000);
+    assert_int_equal(cfg.set_pattern, BENCH_KEYS_UNIFORM);
+    assert_string_equal(cfg.key_prefix, "memtier-");
+    assert_true(cfg.keys.median == 5000000.0);
+}
+
+static void test_bench_opts_parses_memtier_flags(void **state)
+{
+    struct bench_config cfg;
+    assert_int_equal(PARSE(&cfg, "-s", "localhost", "-p", "7000", "-t", "2", "-c", "8",
+                           "--pipeline=16", "--ratio", "1:1", "--data-size-range=20-100",
+                           "--key-pattern", "G:Z", "--key-minimum=5", "--key-maximum", "1005",
+                           "--key-prefix=k:", "--test-time=3", "-P", "memcache_text",
+                           "--json-out-file", "/tmp/x.json", "--rate-limiting", "100",
+                           "--distinct-client-seed", "--hide-histogram", "--data-verify"),
+                     0);
+    assert_string_equal(cfg.host, "localhost");
+    assert_string_equal(cfg.port, "7000");
+    assert_int_equal(cfg.threads, 2);
+    assert_int_equal(cfg.clients, 8);
+    assert_int_equal(cfg.pipeline, 16);
+    assert_int_equal(cfg.ratio_set, 1);
+    assert_int_equal(cfg.ratio_get, 1);
+    assert_int_equal(cfg.data_size_min, 20);
+    assert_int_equal(cfg.data_size_max, 100);
+    assert_int_equal(cfg.set_pattern, BENCH_KEYS_GAUSSIAN);
+    assert_int_equal(cfg.get_pattern, BENCH_KEYS_ZIPFIAN);
+    assert_int_equal(cfg.keys.min, 5);
+    assert_int_equal(cfg.keys.max, 1005);
+    assert_true(cfg.keys.median == 505.0);
+    assert_true(cfg.keys.stddev > 166.0 && cfg.keys.stddev < 167.0);
+    assert_int_equal(cfg.test_time_s, 3);
+    assert_int_equal(cfg.requests, 0); /* bounded by time alone */
+    assert_int_equal(cfg.protocol, BENCH_PROTO_MEMCACHE_TEXT);
+    assert_int_equal(cfg.rate_limit, 100);
+    assert_true(cfg.distinct_client_seed && cfg.hide_histogram && cfg.verify);
+    assert_int_equal(PARSE(&cfg, "-n", "allkeys", "--key-pattern", "P:P", "--key-maximum", "999"),
+                     0);
+    assert_true(cfg.requests_allkeys);
+}
+
+static void test_bench_opts_rejects_bad_values(void **state)
+{
+    struct bench_config cfg;
+    assert_int_equal(PARSE(&cfg, "-t", "0"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "-c", "x"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "-p", "70000"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--ratio", "1-10"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--ratio", "0:0"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--data-size-range", "100-10"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--key-pattern", "Q:R"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--key-minimum", "10", "--key-maximum", "5"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "-P", "memcache_binary"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--requests", "-5"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--no-such-flag"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "stray"), -EINVAL);
+    assert_true(strlen(err) > 0);
+}
+
+static void test_bench_opts_checks_settings_together(void **state)
+{
+    struct bench_config cfg;
+    /* a checked value must hold the key and the checksum */
+    assert_int_equal(PARSE(&cfg, "--verify", "-d", "20"), -EINVAL);
+    assert_non_null(strstr(err, "--verify"));
+    assert_int_equal(PARSE(&cfg, "--verify", "-d", "32", "--key-prefix", "k"), 0);
+    /* memcached keys have no spaces */
+    assert_int_equal(PARSE(&cfg, "-P", "memcache_text", "--key-prefix", "a b"), -EINVAL);
+    /* P slices need at least one key per connection */
+    assert_int_equal(
+        PARSE(&cfg, "--key-pattern", "P:P", "--key-maximum", "9", "-t", "2", "-c", "8"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--prepopulate", "--key-maximum", "9", "-t", "1", "-c", "10"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bench_opts_defaults_follow_memtier),
+        cmocka_unit_test(test_bench_opts_parses_memtier_flags),
+        cmocka_unit_test(test_bench_opts_rejects_bad_values),
+        cmocka_unit_test(test_bench_opts_checks_settings_together),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

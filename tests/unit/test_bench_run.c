@@ -1,0 +1,476 @@
+/* test_bench_run.c: the client threads against a small in-process RESP server.
+ * The server (one thread, poll, 127.0.0.1, an ephemeral port) keeps values
+ * for keys "k:<n>" and can misbehave on request: corrupt every value it
+ * returns, or stall once for a while at a given request. So the tests check
+ * the generator alone: counts that add up, verification that catches bad
+ * values, latency measured from the schedule under a rate limit, and runs
+ * bounded by time. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bench_opts.h"
+#include "bench_report.h"
+#include "bench_run.h"
+
+#define FAKE_KEYS 4096
+#define FAKE_CLIENTS 32
+#define FAKE_BUF 65536
+
+struct fake_client {
+    int fd;
+    char buf[FAKE_BUF];
+    size_t len;
+};
+
+struct fake_server {
+    int listen_fd;
+    int stop_pipe[2];
+    char port[8];
+    pthread_t tid;
+    /* Set by the test between runs, read by the server thread: atomics. */
+    _Atomic bool corrupt;      /* flip a byte in every value returned */
+    _Atomic uint64_t stall_at; /* request number (1-based) before which to pause; 0: never */
+    _Atomic unsigned stall_ms;
+    _Atomic uint64_t requests; /* requests served so far */
+    char *values[FAKE_KEYS];
+    size_t lens[FAKE_KEYS];
+    struct fake_client clients[FAKE_CLIENTS];
+};
+
+/* Parses one RESP array of bulk strings; returns its length, 0 if incomplete. */
+static size_t fake_parse(const char *p, size_t len, const char **argv, size_t *argl, int *argc)
+{
+    const char *end = p + len, *q = p;
+    if (q >= end || *q != '*')
+        return 0;
+    char *e;
+    long n = strtol(q + 1, &e, 10);
+    if (e + 2 > end)
+        return 0;
+    q = e + 2;
+    for (long i = 0; i < n; i++) {
+        if (q >= end)
+            return 0;
+        long l = strtol(q + 1, &e, 10);
+        if (e + 2 + l + 2 > end)
+            return 0;
+        argv[i] = e + 2;
+        argl[i] = (size_t)l;
+        q = e + 2 + l + 2;
+    }
+    *argc = (int)n;
+    return (size_t)(q - p);
+}
+
+static int fake_slot(const char *key, size_t len)
+{
+    if (len < 3 || memcmp(key, "k:", 2) != 0)
+        return -1;
+    int n = atoi(key + 2);
+    return n >= 0 && n < FAKE_KEYS ? n : -1;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void fake_serve(struct fake_server *s, struct fake_client *c)
+{
+    static char out[FAKE_BUF * 2];
+    size_t olen = 0, pos = 0;
+    const char *argv[3];
+    size_t argl[3];
+    int argc;
+    size_t used;
+    while ((used = fake_parse(c->buf + pos, c->len - pos, argv, argl, &argc)) > 0) {
+        pos += used;
+        if (++s->requests == s->stall_at) {
+            unsigned ms = s->stall_ms;
+            struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+            nanosleep(&ts, NULL); /* the server misbehaving on purpose */
+        }
+        int slot = argc >= 2 ? fake_slot(argv[1], argl[1]) : -1;
+        if (argc == 3 && slot >= 0) {
+            free(s->values[slot]);
+            s->values[slot] = malloc(argl[2]);
+            memcpy(s->values[slot], argv[2], argl[2]);
+            s->lens[slot] = argl[2];
+            olen += (size_t)sprintf(out + olen, "+OK\r\n");
+        } else if (argc == 2 && slot >= 0 && s->values[slot]) {
+            olen += (size_t)sprintf(out + olen, "$%zu\r\n", s->lens[slot]);
+            memcpy(out + olen, s->values[slot], s->lens[slot]);
+            if (s->corrupt)
+                out[olen + s->lens[slot] - 1] ^= 1;
+            olen += s->lens[slot];
+            olen += (size_t)sprintf(out + olen, "\r\n");
+        } else if (argc == 2) {
+            olen += (size_t)sprintf(out + olen, "$-1\r\n");
+        } else {
+            olen += (size_t)sprintf(out + olen, "-ERR unknown\r\n");
+        }
+    }
+    memmove(c->buf, c->buf + pos, c->len - pos);
+    c->len -= pos;
+    send_all(c->fd, out, olen);
+}
+
+static void *fake_main(void *arg)
+{
+    struct fake_server *s = arg;
+    for (;;) {
+        struct pollfd pfd[FAKE_CLIENTS + 2];
+        pfd[0] = (struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+        for (int i = 0; i < FAKE_CLIENTS; i++)
+            pfd[i + 2] = (struct pollfd){.fd = s->clients[i].fd, .events = POLLIN};
+        if (poll(pfd, FAKE_CLIENTS + 2, -1) < 0)
+            continue;
+        if (pfd[0].revents)
+            return NULL;
+        if (pfd[1].revents) {
+            int fd = accept(s->listen_fd, NULL, NULL);
+            for (int i = 0; fd >= 0 && i < FAKE_CLIENTS; i++) {
+                if (s->clients[i].fd < 0) {
+                    s->clients[i].fd = fd;
+                    s->clients[i].len = 0;
+                    fd = -1;
+                }
+            }
+            if (fd >= 0)
+                close(fd);
+        }
+        for (int i = 0; i < FAKE_CLIENTS; i++) {
+            struct fake_client *c = &s->clients[i];
+            if (c->fd < 0 || !pfd[i + 2].revents)
+                continue;
+            ssize_t n = recv(c->fd, c->buf + c->len, FAKE_BUF - c->len, 0);
+            if (n <= 0) {
+                close(c->fd);
+                c->fd = -1;
+                continue;
+            }
+            c->len += (size_t)n;
+            fake_serve(s, c);
+        }
+    }
+}
+
+static struct fake_server *fake_start(void)
+{
+    struct fake_server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    for (int i = 0; i < FAKE_CLIENTS; i++)
+        s->clients[i].fd = -1;
+    s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->listen_fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->listen_fd, 64), 0);
+    socklen_t alen = sizeof a;
+    assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(s->port, sizeof s->port, "%u", ntohs(a.sin_port));
+    assert_int_equal(pipe(s->stop_pipe), 0);
+    assert_int_equal(pthread_create(&s->tid, NULL, fake_main, s), 0);
+    return s;
+}
+
+static void fake_stop(struct fake_server *s)
+{
+    assert_int_equal(write(s->stop_pipe[1], "x", 1), 1);
+    pthread_join(s->tid, NULL);
+    for (int i = 0; i < FAKE_CLIENTS; i++)
+        if (s->clients[i].fd >= 0)
+            close(s->clients[i].fd);
+    for (int i = 0; i < FAKE_KEYS; i++)
+        free(s->values[i]);
+    close(s->listen_fd);
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
+    free(s);
+}
+
+static void config_for(struct bench_config *cfg, const struct fake_server *s)
+{
+    bench_opts_defaults(cfg);
+    cfg->port = s->port;
+    cfg->key_prefix = "k:";
+    cfg->keys.min = 0;
+    cfg->keys.max = FAKE_KEYS - 1;
+    cfg->keys.median = FAKE_KEYS / 2.0;
+    cfg->keys.stddev = FAKE_KEYS / 6.0;
+    cfg->threads = 2;
+    cfg->clients = 3;
+    cfg->hide_histogram = true;
+}
+
+/* Runs cfg into a fresh result, which the caller finishes. */
+static void run_into(const struct bench_config *cfg, struct bench_result *res)
+{
+    assert_int_equal(bench_result_init(res), 0);
+    assert_int_equal(bench_run(cfg, "test", NULL, res), 0);
+}
+
+/* Gets only, each connection `requests` of them, every hit checked. */
+static void verifying_reads(struct bench_config *cfg, const struct fake_server *s,
+                            uint64_t requests)
+{
+    config_for(cfg, s);
+    cfg->ratio_set = 0;
+    cfg->ratio_get = 1;
+    cfg->requests = requests;
+    cfg->verify = true;
+}
+
+static void test_bench_run_counts_add_up(void **state)
+{
+    struct fake_server *s = fake_start();
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.pipeline = 4;
+    cfg.ratio_set = 1;
+    cfg.ratio_get = 3;
+    cfg.requests = 500;
+    cfg.verify = true;
+    cfg.distinct_client_seed = true;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    const struct bench_op_stats *sets = &res.stats.op[BENCH_OP_SET];
+    const struct bench_op_stats *gets = &res.stats.op[BENCH_OP_GET];
+    assert_int_equal(res.stats.sent, 3000);
+    assert_int_equal(res.stats.replies, 3000);
+    assert_int_equal(sets->count, 750); /* 125 sets in each connection's 500 */
+    assert_int_equal(gets->count, 2250);
+    assert_int_equal(gets->hits + gets->misses, gets->count);
+    assert_true(gets->hits > 0);
+    assert_int_equal(sets->errors + gets->errors + gets->verify_errors, 0);
+    assert_int_equal(sets->hist.total, 750);
+    assert_int_equal(gets->hist.total, 2250);
+    assert_true(res.duration_ns > 0);
+    assert_true(bench_report_ok(&res));
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* Every key set once (as --prepopulate does), then read back. */
+static void fill_all_keys(struct fake_server *s, bool verify)
+{
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.ratio_set = 1;
+    cfg.ratio_get = 0;
+    cfg.set_pattern = BENCH_KEYS_PARALLEL;
+    cfg.requests = 0;
+    cfg.requests_allkeys = true;
+    cfg.pipeline = 32;
+    cfg.verify = verify;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    assert_int_equal(res.stats.replies, FAKE_KEYS);
+    assert_true(bench_report_ok(&res));
+    bench_result_fini(&res);
+}
+
+static void test_bench_run_verifies_values(void **state)
+{
+    struct fake_server *s = fake_start();
+    fill_all_keys(s, true);
+    struct bench_config cfg;
+    verifying_reads(&cfg, s, 300);
+    struct bench_result res;
+    run_into(&cfg, &res);
+    assert_int_equal(res.stats.op[BENCH_OP_GET].hits, 1800);
+    assert_int_equal(res.stats.op[BENCH_OP_GET].verify_errors, 0);
+    assert_true(bench_report_ok(&res));
+    bench_result_fini(&res);
+
+    s->corrupt = true;
+    run_into(&cfg, &res);
+    assert_int_equal(res.stats.op[BENCH_OP_GET].hits, 1800);
+    assert_int_equal(res.stats.op[BENCH_OP_GET].verify_errors, 1800);
+    assert_false(bench_report_ok(&res));
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* Values written without --verify are not checked values: a verifying run
+ * must flag them rather than trust them. */
+static void test_bench_run_flags_unchecked_values(void **state)
+{
+    struct fake_server *s = fake_start();
+    fill_all_keys(s, false);
+    struct bench_config cfg;
+    verifying_reads(&cfg, s, 50);
+    struct bench_result res;
+    run_into(&cfg, &res);
+    assert_int_equal(res.stats.op[BENCH_OP_GET].verify_errors, 300);
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* One connection at 2000 requests/s; the server stalls 300 ms before the
+ * 100th request. Requests due during the stall wait for it, and their
+ * latency counts from when they were due: some 400 of the 1000 exceed
+ * 100 ms. Measured from the actual send, only one would. */
+static void test_bench_run_rate_limit_has_no_coordinated_omission(void **state)
+{
+    struct fake_server *s = fake_start();
+    s->stall_at = 100;
+    s->stall_ms = 300;
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.threads = 1;
+    cfg.clients = 1;
+    cfg.ratio_set = 0;
+    cfg.ratio_get = 1;
+    cfg.requests = 1000;
+    cfg.rate_limit = 2000;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    const struct bench_hist *h = &res.stats.op[BENCH_OP_GET].hist;
+    assert_int_equal(h->total, 1000);
+    assert_true(res.duration_ns >= 490000000ull); /* 1000 at 2000/s: half a second */
+    assert_true(bench_hist_percentile(h, 70.0) >= 100000000ull);
+    assert_true(h->max_ns >= 290000000ull);
+    bench_result_fini(&res);
+
+    /* Without the schedule the stall hides in one request. */
+    s->stall_at = s->requests + 100;
+    cfg.rate_limit = 0;
+    run_into(&cfg, &res);
+    h = &res.stats.op[BENCH_OP_GET].hist;
+    assert_true(h->max_ns >= 290000000ull);
+    assert_true(bench_hist_percentile(h, 90.0) < 100000000ull);
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* Rate-limited and bounded by time, with the server stalling 400 ms at the
+ * 800th of 1000 scheduled requests (due at 0.8 s of 1 s): the requests due
+ * during the stall are still sent after the deadline and timed from their due
+ * times, so the whole schedule is answered and the last fifth of it is slow. */
+static void test_bench_run_rate_limit_drains_backlog_at_deadline(void **state)
+{
+    struct fake_server *s = fake_start();
+    s->stall_at = 800;
+    s->stall_ms = 400;
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.threads = 1;
+    cfg.clients = 1;
+    cfg.ratio_set = 0;
+    cfg.ratio_get = 1;
+    cfg.requests = 0;
+    cfg.test_time_s = 1;
+    cfg.rate_limit = 1000;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    const struct bench_hist *h = &res.stats.op[BENCH_OP_GET].hist;
+    assert_int_equal(res.stats.sent, 1000);
+    assert_int_equal(res.stats.replies, 1000);
+    assert_int_equal(res.stats.unsent, 0);
+    assert_true(res.duration_ns >= 1100000000ull);
+    assert_true(bench_hist_percentile(h, 85.0) >= 150000000ull);
+    assert_true(bench_report_ok(&res));
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* The backlog is drained for at most another --test-time: a server that
+ * stalls 2.5 s at the 500th request of a 1 s run leaves the rest of the
+ * schedule unsent, and the run says how much instead of dropping it quietly. */
+static void test_bench_run_rate_limit_counts_unsent_backlog(void **state)
+{
+    struct fake_server *s = fake_start();
+    s->stall_at = 500;
+    s->stall_ms = 2500;
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.threads = 1;
+    cfg.clients = 1;
+    cfg.ratio_set = 0;
+    cfg.ratio_get = 1;
+    cfg.requests = 0;
+    cfg.test_time_s = 1;
+    cfg.rate_limit = 1000;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    assert_int_equal(res.stats.sent, res.stats.replies);
+    assert_int_equal(res.stats.sent + res.stats.unsent, 1000);
+    assert_true(res.stats.unsent >= 400);
+    assert_true(res.duration_ns < 4000000000ull);
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+static void test_bench_run_stops_at_test_time(void **state)
+{
+    struct fake_server *s = fake_start();
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.requests = 0;
+    cfg.test_time_s = 1;
+    cfg.pipeline = 2;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    assert_true(res.duration_ns >= 1000000000ull);
+    assert_true(res.duration_ns < 5000000000ull);
+    assert_true(res.stats.replies > 0);
+    assert_int_equal(res.stats.sent, res.stats.replies);
+    assert_true(bench_report_ok(&res));
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+static void test_bench_run_reports_refused_connection(void **state)
+{
+    struct fake_server *s = fake_start();
+    char port[sizeof s->port];
+    memcpy(port, s->port, sizeof port);
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.port = port;
+    fake_stop(s); /* nothing listens on that port any more */
+    struct bench_result res;
+    assert_int_equal(bench_result_init(&res), 0);
+    assert_true(bench_run(&cfg, "refused", NULL, &res) < 0);
+    assert_non_null(strstr(res.error, "connect"));
+    bench_result_fini(&res);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bench_run_counts_add_up),
+        cmocka_unit_test(test_bench_run_verifies_values),
+        cmocka_unit_test(test_bench_run_flags_unchecked_values),
+        cmocka_unit_test(test_bench_run_rate_limit_has_no_coordinated_omission),
+        cmocka_unit_test(test_bench_run_rate_limit_drains_backlog_at_deadline),
+        cmocka_unit_test(test_bench_run_rate_limit_counts_unsent_backlog),
+        cmocka_unit_test(test_bench_run_stops_at_test_time),
+        cmocka_unit_test(test_bench_run_reports_refused_connection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
