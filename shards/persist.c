@@ -42,7 +42,7 @@
 
 #define PERSIST_MANIFEST "ringkv.meta"
 #define PERSIST_FSYNC_INTERVAL_MS 1000
-#define PERSIST_COMPACT_READ (1u << 20) /* bytes of an old segment read per step */
+#define PERSIST_COMPACT_READ (128u << 10) /* bytes of an old segment read per step */
 #define PERSIST_UD_ROTATION 1           /* slot of the fdatasync of a closed segment */
 
 struct persist_segment {
@@ -349,7 +349,7 @@ static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int
 /* ---- compaction ----
  * A shard's segments form a FIFO log: while the estimated live share of its
  * disk use is under compaction-threshold, the oldest closed segment is read
- * (1 MiB io_uring reads, one per loop turn at most, so serving never
+ * (128 KiB io_uring reads, one per loop turn at most, so serving never
  * stalls), every record in it that still holds a key's current value is
  * appended again at the tail (through the journal, as a write would be), and
  * once those copies are durable the old file is unlinked through the ring.

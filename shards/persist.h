@@ -13,7 +13,7 @@
  * an fdatasync) and a new one begun.
  * Compaction: while the estimated live share of the shard's segment files is
  * under compaction-threshold, the oldest closed segment is read through the
- * ring a megabyte per step, its still-current records are appended again,
+ * ring 128 KiB per step, its still-current records are appended again,
  * and once those are durable the file is unlinked (persist.c explains why
  * dropping its deletes is safe).
  * Recovery: before the shard serves, its segments are read in order and
