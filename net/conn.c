@@ -406,6 +406,12 @@ void conn_flush(struct conn *c)
     if (c->input_paused && !conn_should_pause(c)) {
         c->input_paused = false;
         conn_process_input(c);
+        /* What that ran may have written records: with appendfsync always
+         * its replies wait for them like any others. */
+        if (shard_park(c->shard, c)) {
+            conn_arm_recv(c);
+            return;
+        }
     }
     conn_arm_recv(c);
     if (c->send_inflight)

@@ -132,6 +132,7 @@ int node_run(struct node *n)
     signal(SIGPIPE, SIG_IGN);
 
     pthread_barrier_init(&n->ready, NULL, n->nshards + 1);
+    pthread_barrier_init(&n->serving, NULL, n->nshards + 1);
     pthread_barrier_init(&n->stopped, NULL, n->nshards);
     uint32_t started = 0;
     for (; started < n->nshards; started++) {
@@ -148,6 +149,7 @@ int node_run(struct node *n)
             result = n->shards[i]->start_rc;
     if (result == 0 && (result = persist_finish_start(n, &n->layout)) != 0)
         __atomic_store_n(&n->stop_flag, 1, __ATOMIC_RELEASE);
+    pthread_barrier_wait(&n->serving); /* shards serve only after the manifest */
     if (result == 0) {
         const struct cfg *cfg = n->cfg;
         log_info("ringkv %s ready: %u shards, %u partitions, RESP on %s:%lld%s%.0lld", RINGKV_VERSION,
@@ -162,6 +164,7 @@ int node_run(struct node *n)
     for (uint32_t i = 0; i < n->nshards; i++)
         pthread_join(n->shards[i]->thread, NULL);
     pthread_barrier_destroy(&n->ready);
+    pthread_barrier_destroy(&n->serving);
     pthread_barrier_destroy(&n->stopped);
     if (result == 0)
         log_info("stopped cleanly");

@@ -32,6 +32,8 @@ struct node {
     struct persist_layout layout; /* what the data directory held at start-up */
     char run_id[41];
     pthread_barrier_t ready;     /* shards and main: every ring and store exists */
+    pthread_barrier_t serving;   /* shards and main: the data directory's manifest
+                                    is durable; shards may serve */
     pthread_barrier_t stopped;   /* shards: every loop has ended */
     int stop_flag;               /* atomic: set by the signal watcher, read by shards */
     int64_t clients;             /* atomic: connected clients, all shards (maxclients) */

@@ -44,6 +44,7 @@
 #define PERSIST_FSYNC_INTERVAL_MS 1000
 #define PERSIST_COMPACT_READ (128u << 10) /* bytes of an old segment read per step */
 #define PERSIST_UD_ROTATION 1           /* slot of the fdatasync of a closed segment */
+#define PERSIST_UD_UNLINK 2             /* slot of compaction's unlink (NET_OP_SEG_READ) */
 
 struct persist_segment {
     uint64_t number;
@@ -77,7 +78,11 @@ struct persist {
     struct persist_segment *segs;
     size_t nsegs, segs_cap;
     uint64_t closed_bytes;   /* sum of segs[].bytes */
-    enum { COMPACT_IDLE, COMPACT_READING, COMPACT_WAITING } compact_state;
+    enum { COMPACT_IDLE, COMPACT_READING, COMPACT_WAITING, COMPACT_UNLINKING } compact_state;
+    bool compact_broken;        /* a segment could not be read or removed: off */
+    bool compact_read_inflight;
+    bool unlink_inflight;
+    uint64_t compact_backoff_disk; /* no pass until disk use reaches this */
     int compact_fd;
     uint64_t compact_read_at;   /* file offset of the next read */
     size_t compact_pos;         /* decoding position in compact_buf */
@@ -109,6 +114,13 @@ static void persist_encode(struct persist *p, struct seg_record *r)
     r->seq = ++p->seq;
     size_t before = p->pending.len;
     seg_encode(&p->pending, r, p->codec, (size_t)p->cfg->compress_min_size);
+    if (p->pending.failed) {
+        /* A change that cannot be logged must not be acknowledged, and later
+         * records must not land after a hole: stop, as Redis does when its
+         * AOF cannot be written. The log holds every acknowledged write. */
+        log_error("out of memory while logging a change; stopping the node");
+        abort();
+    }
     if (r->type == SEG_PUT && p->pending.len > before) {
         STAT_ADD(p, value_raw_bytes, r->raw_len);
         STAT_ADD(p, value_stored_bytes,
@@ -149,6 +161,8 @@ static int persist_mkdir(const char *path)
     return -errno;
 }
 
+static int persist_sync_path(const char *path);
+
 /* fsyncs a shard's directory, so that a file just created there stays. */
 static int persist_sync_dir(const char *dir, uint32_t shard_id)
 {
@@ -167,7 +181,11 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/shard-%03u", n->cfg->dir, shard_id);
-    int rc = persist_mkdir(path);
+    int rc = 0;
+    if (mkdir(path, 0755) == 0)
+        rc = persist_sync_path(n->cfg->dir); /* the new directory's name too */
+    else if (errno != EEXIST)
+        rc = -errno;
     if (rc < 0)
         return rc;
     seg_path(path, sizeof path, n->cfg->dir, shard_id, number);
@@ -192,6 +210,14 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
 
 /* ---- writing ---- */
 
+/* Makes room for n linked entries in the submission queue, so that no
+ * submit can happen between them (that would cut the chain). */
+static void persist_reserve_sqes(struct persist *p, unsigned n)
+{
+    if (io_uring_sq_space_left(&p->sh->uring) < n)
+        io_uring_submit(&p->sh->uring);
+}
+
 static struct io_uring_sqe *persist_submit_write(struct persist *p)
 {
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
@@ -209,8 +235,10 @@ static void persist_remember_segment(struct persist *p, uint64_t number, uint64_
     if (p->nsegs == p->segs_cap) {
         size_t cap = p->segs_cap ? p->segs_cap * 2 : 16;
         struct persist_segment *segs = mi_realloc(p->segs, cap * sizeof *segs);
-        if (!segs)
-            return; /* not compacted, never lost */
+        if (!segs) {
+            p->compact_broken = true; /* a gap in the list would break the order */
+            return;
+        }
         p->segs = segs;
         p->segs_cap = cap;
     }
@@ -231,10 +259,11 @@ static void persist_rotate(struct persist *p)
         return;
     }
     persist_remember_segment(p, p->segment, p->write_offset);
+    persist_reserve_sqes(p, 2);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, PERSIST_UD_ROTATION, 0));
-    sqe->flags |= IOSQE_IO_LINK;
+    sqe->flags |= IOSQE_IO_HARDLINK; /* the close runs even if the fdatasync fails */
     p->rotation_syncs++;
     sqe = shard_sqe(p->sh);
     io_uring_prep_close(sqe, p->fd);
@@ -253,6 +282,7 @@ static void persist_submit_batch(struct persist *p)
 {
     p->batch_ops = 0;
     p->batch_synced = false;
+    persist_reserve_sqes(p, 2);
     if (p->inflight_done < p->inflight.len) {
         persist_submit_write(p)->flags |= IOSQE_IO_LINK;
         p->batch_ops++;
@@ -283,6 +313,12 @@ void persist_flush(struct persist *p)
 }
 
 uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
+
+bool persist_busy(const struct persist *p)
+{
+    return p && (p->write_inflight || p->batch_ops > 0 || p->fsync_inflight ||
+                 p->rotation_syncs > 0 || p->compact_read_inflight || p->unlink_inflight);
+}
 
 uint64_t persist_durable_seq(const struct persist *p) { return p ? p->durable_seq : 0; }
 
@@ -333,6 +369,12 @@ static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int
     }
     if (--p->batch_ops > 0)
         return;
+    if (!p->batch_synced && p->inflight_done == p->inflight.len) {
+        /* After a failed fdatasync the kernel may have dropped the dirty
+         * pages: write the whole batch again before syncing again. */
+        p->write_offset -= p->inflight_done;
+        p->inflight_done = 0;
+    }
     if (p->inflight_done < p->inflight.len || !p->batch_synced) {
         persist_submit_batch(p); /* the rest, with a new fdatasync */
         return;
@@ -370,17 +412,35 @@ static uint64_t persist_live_estimate(const struct persist *p)
     return (uint64_t)bytes;
 }
 
+/* Ends the pass over segs[0] without removing it. With `broken`, compaction
+ * stays off until restart: a segment it cannot read, or whose removal
+ * failed, must not be skipped (dropping deletes relies on order). */
+static void persist_compact_abandon(struct persist *p, bool broken)
+{
+    if (p->compact_fd >= 0)
+        close(p->compact_fd);
+    p->compact_fd = -1;
+    buf_clear(&p->compact_buf);
+    p->compact_state = COMPACT_IDLE;
+    if (broken) {
+        p->compact_broken = true;
+        log_error("compaction is off until restart; the segment files are kept as they are");
+    }
+}
+
 static void persist_compact_read(struct persist *p)
 {
     if (buf_reserve(&p->compact_buf, PERSIST_COMPACT_READ) != 0) {
-        log_warn("compaction of segment %llu paused: out of memory",
+        log_warn("compaction of segment %llu put off: out of memory",
                  (unsigned long long)p->segs[0].number);
-        return; /* tried again next tick */
+        persist_compact_abandon(p, false); /* tried again from the start */
+        return;
     }
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_read(sqe, p->compact_fd, p->compact_buf.data + p->compact_buf.len,
                        PERSIST_COMPACT_READ, p->compact_read_at);
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_READ, 0, 0));
+    p->compact_read_inflight = true;
 }
 
 /* True when r still holds its key's current value, expiry and flags. */
@@ -403,33 +463,34 @@ static bool persist_record_is_live(struct persist *p, const struct seg_record *r
     return true;
 }
 
-static void persist_compact_finish_reading(struct persist *p)
-{
-    close(p->compact_fd);
-    p->compact_fd = -1;
-    buf_clear(&p->compact_buf);
-    p->compact_state = COMPACT_WAITING;
-    p->compact_wait_seq = p->seq; /* the copies made; durable before the unlink */
-}
-
 static void persist_compact_on_read(struct persist *p, int res)
 {
+    p->compact_read_inflight = false;
+    if (p->compact_state != COMPACT_READING)
+        return;
     if (res < 0) {
-        log_error("compaction cannot read segment %llu: %s; leaving it",
+        log_error("compaction cannot read segment %llu: %s",
                   (unsigned long long)p->segs[0].number, strerror(-res));
-        close(p->compact_fd);
-        p->compact_fd = -1;
-        buf_clear(&p->compact_buf);
-        p->compact_state = COMPACT_IDLE;
+        persist_compact_abandon(p, true);
         return;
     }
     p->compact_buf.len += (size_t)res;
     p->compact_read_at += (uint64_t)res;
+    bool at_end = res == 0 || p->compact_read_at >= p->segs[0].bytes;
     for (;;) {
         struct seg_record r;
         size_t used;
         enum seg_status st = seg_decode(p->compact_buf.data + p->compact_pos,
                                         p->compact_buf.len - p->compact_pos, &r, &used);
+        if (st == SEG_CORRUPT || (st == SEG_MORE && at_end &&
+                                  p->compact_pos < p->compact_buf.len)) {
+            log_error("compaction found a damaged record in segment %llu at byte %llu",
+                      (unsigned long long)p->segs[0].number,
+                      (unsigned long long)(p->compact_read_at - p->compact_buf.len +
+                                           p->compact_pos));
+            persist_compact_abandon(p, true);
+            return;
+        }
         if (st != SEG_OK)
             break;
         const struct table_entry *e;
@@ -441,18 +502,46 @@ static void persist_compact_on_read(struct persist *p, int res)
     }
     buf_consume(&p->compact_buf, p->compact_pos);
     p->compact_pos = 0;
-    if (res == 0 || p->compact_read_at >= p->segs[0].bytes) {
-        persist_compact_finish_reading(p); /* a damaged rest was cut at recovery */
+    if (!at_end) {
+        persist_compact_read(p);
         return;
     }
-    persist_compact_read(p);
+    close(p->compact_fd);
+    p->compact_fd = -1;
+    buf_clear(&p->compact_buf);
+    p->compact_state = COMPACT_WAITING;
+    p->compact_wait_seq = p->seq; /* the copies made; durable before the unlink */
 }
 
-/* The tick's share of compaction: start on the oldest segment, or finish
+static void persist_compact_on_unlink(struct persist *p, int res)
+{
+    p->unlink_inflight = false;
+    struct persist_segment gone = p->segs[0];
+    if (res < 0 && res != -ENOENT) {
+        log_error("compaction cannot remove segment %llu: %s",
+                  (unsigned long long)gone.number, strerror(-res));
+        persist_compact_abandon(p, true);
+        return;
+    }
+    memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
+    p->nsegs--;
+    p->closed_bytes -= gone.bytes;
+    STAT_ADD(p, compactions, 1);
+    STAT_ADD(p, compaction_reclaimed_bytes, gone.bytes - p->compact_kept_bytes);
+    STAT_SET(p, segments, p->nsegs + 1);
+    /* A segment nearly all live was rewritten for little: wait until the
+     * log has grown by a segment before the next pass. */
+    if (p->compact_kept_bytes * 10 > gone.bytes * 9)
+        p->compact_backoff_disk = p->closed_bytes + p->write_offset + (uint64_t)p->cfg->segment_size;
+    p->compact_state = COMPACT_IDLE;
+}
+
+/* The tick's share of compaction: start on the oldest segment, or remove
  * one whose copies have become durable. */
 static void persist_compact_step(struct persist *p)
 {
-    if (p->compact_state == COMPACT_READING || p->cfg->compaction_threshold == 0)
+    if (p->compact_state == COMPACT_READING || p->compact_state == COMPACT_UNLINKING ||
+        p->cfg->compaction_threshold == 0 || p->compact_broken)
         return;
     if (p->compact_state == COMPACT_WAITING) {
         if (p->durable_seq < p->compact_wait_seq) {
@@ -461,36 +550,28 @@ static void persist_compact_step(struct persist *p)
             return;
         }
         char path[1200];
-        struct persist_segment gone = p->segs[0];
-        seg_path(path, sizeof path, p->cfg->dir, p->shard_id, gone.number);
+        seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
         struct io_uring_sqe *sqe = shard_sqe(p->sh);
         io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
-        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
-        io_uring_submit(&p->sh->uring); /* the path lives on this stack */
-        memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
-        p->nsegs--;
-        p->closed_bytes -= gone.bytes;
-        STAT_ADD(p, compactions, 1);
-        STAT_ADD(p, compaction_reclaimed_bytes, gone.bytes - p->compact_kept_bytes);
-        STAT_SET(p, segments, p->nsegs + 1);
-        p->compact_state = COMPACT_IDLE;
+        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
+        io_uring_submit(&p->sh->uring); /* the kernel copies the path now */
+        p->unlink_inflight = true;
+        p->compact_state = COMPACT_UNLINKING;
         return;
     }
     uint64_t disk = p->closed_bytes + p->write_offset;
     uint64_t live = persist_live_estimate(p);
     STAT_SET(p, live_bytes, live < disk ? live : disk);
     STAT_SET(p, segment_bytes, disk);
-    if (p->nsegs == 0 ||
+    if (p->nsegs == 0 || disk < p->compact_backoff_disk ||
         p->stats.live_bytes * 100 >= disk * (uint64_t)p->cfg->compaction_threshold)
         return;
     char path[1200];
     seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
     p->compact_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (p->compact_fd < 0) {
-        log_error("compaction cannot open %s: %s; forgetting it", path, strerror(errno));
-        p->closed_bytes -= p->segs[0].bytes;
-        memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
-        p->nsegs--;
+        log_error("compaction cannot open %s: %s", path, strerror(errno));
+        persist_compact_abandon(p, errno != EMFILE && errno != ENFILE && errno != ENOMEM);
         return;
     }
     p->compact_state = COMPACT_READING;
@@ -506,7 +587,10 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
     enum net_op op = net_ud_op(ud);
     int64_t now = persist_now_ms();
     if (op == NET_OP_SEG_READ) {
-        persist_compact_on_read(p, res);
+        if (net_ud_slot(ud) == PERSIST_UD_UNLINK)
+            persist_compact_on_unlink(p, res);
+        else
+            persist_compact_on_read(p, res);
         return;
     }
     if (op == NET_OP_SEG_FSYNC && net_ud_slot(ud) == PERSIST_UD_ROTATION) {
@@ -674,6 +758,13 @@ static int persist_apply(const struct seg_record *r, void *arg)
     return 0;
 }
 
+/* The number in a segment file's name. */
+static uint64_t persist_segment_number(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    return strtoull(base ? base + 1 : path, NULL, 16);
+}
+
 /* Reads every segment of old shard `from` into the store. */
 static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
 {
@@ -683,15 +774,21 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
     if (err < 0)
         return err;
     rc->from_shard = from;
+    size_t newest = count; /* the last segment written before this start */
+    for (size_t i = 0; i < count; i++)
+        if (persist_segment_number(paths[i]) <= rc->max_segment)
+            newest = i;
     for (size_t i = 0; i < count && err == 0; i++) {
         struct seg_file_header h;
         struct seg_scan_report rep;
-        const char *base = strrchr(paths[i], '/');
-        if (strtoull(base ? base + 1 : paths[i], NULL, 16) > rc->max_segment)
+        if (persist_segment_number(paths[i]) > rc->max_segment)
             continue; /* another shard's new segment, being written now */
-        /* While redistributing, every shard reads the old files at once:
-         * none cuts them (they are removed once all have read them). */
-        err = seg_scan_file(paths[i], !rc->filter, &h, persist_apply, rc, &rep);
+        /* Only the newest segment can end in a torn write; it is cut there.
+         * Damage anywhere else is skipped but kept for inspection. While
+         * redistributing, every shard reads the old files at once: none
+         * cuts them (they are removed once all have read them). */
+        bool cut = !rc->filter && i == newest;
+        err = seg_scan_file(paths[i], cut, &h, persist_apply, rc, &rep);
         if (err == -EINVAL) {
             log_warn("segment %s has no valid header; skipping it", paths[i]);
             STAT_ADD(rc->p, damaged_files, 1);
@@ -707,7 +804,7 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
             log_warn("segment %s: %s at byte %llu of %llu; %s, %llu records before it kept",
                      paths[i], rep.corrupt ? "corrupt record" : "torn record",
                      (unsigned long long)rep.bytes_good, (unsigned long long)rep.file_size,
-                     rc->filter ? "the rest ignored" : "truncated there",
+                     cut ? "truncated there" : "the rest skipped, the file kept",
                      (unsigned long long)rep.records);
         }
     }
@@ -772,8 +869,12 @@ static void persist_remember_old_segments(struct persist *p, uint64_t max_segmen
         const char *base = strrchr(paths[i], '/');
         uint64_t number = strtoull(base ? base + 1 : paths[i], NULL, 16);
         struct stat st;
-        if (number <= max_segment && stat(paths[i], &st) == 0)
+        if (number > max_segment)
+            continue;
+        if (stat(paths[i], &st) == 0)
             persist_remember_segment(p, number, (uint64_t)st.st_size);
+        else
+            p->compact_broken = true;
     }
     seg_free_paths(paths, count);
 }
@@ -854,6 +955,25 @@ fail:
     return err;
 }
 
+/* pwrite of all n bytes (looping on short writes); 0 or -1 with errno. */
+static int persist_pwrite_all(int fd, const char *data, size_t n, uint64_t offset)
+{
+    while (n > 0) {
+        ssize_t w = pwrite(fd, data, n, (off_t)offset);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        data += w;
+        n -= (size_t)w;
+        offset += (uint64_t)w;
+    }
+    return 0;
+}
+
 void persist_stop(struct persist *p)
 {
     if (!p)
@@ -861,17 +981,17 @@ void persist_stop(struct persist *p)
     if (p->store)
         store_attach_journal(p->store, NULL);
     if (p->fd >= 0) {
-        /* Whatever the ring did not write yet is written now: stopping is not
-         * serving, so a blocking write is fine here. */
-        /* A write the ring had in flight may or may not have happened:
-         * writing the same bytes at the same offset again is harmless. */
-        if (p->inflight.len > p->inflight_done &&
-            pwrite(p->fd, p->inflight.data + p->inflight_done,
-                   p->inflight.len - p->inflight_done, (off_t)p->write_offset) > 0)
+        /* Whatever the ring did not write (the shard drained it first, for
+         * at most 10 s) is written now: stopping is not serving, so blocking
+         * writes are fine here. Rewriting bytes a write still in the kernel
+         * may also have written, at the same offset, is harmless. */
+        if (persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done,
+                               p->inflight.len - p->inflight_done, p->write_offset) == 0)
             p->write_offset += p->inflight.len - p->inflight_done;
-        if (p->pending.len)
-            if (pwrite(p->fd, p->pending.data, p->pending.len, (off_t)p->write_offset) < 0)
-                log_error("cannot write the last records: %s", strerror(errno));
+        else
+            log_error("cannot write the last records: %s", strerror(errno));
+        if (persist_pwrite_all(p->fd, p->pending.data, p->pending.len, p->write_offset) != 0)
+            log_error("cannot write the last records: %s", strerror(errno));
         fdatasync(p->fd);
         close(p->fd);
     }
@@ -887,7 +1007,15 @@ void persist_stop(struct persist *p)
 
 /* ---- the data directory ---- */
 
-static int persist_read_manifest(const char *dir, uint32_t *nshards, uint32_t *npartitions)
+/* The manifest <dir>/ringkv.meta: the shard and partition counts the data
+ * was written with, and the first segment number of that layout (segments
+ * below it are leftovers of an earlier one). */
+struct persist_manifest {
+    uint32_t nshards, npartitions;
+    uint64_t first_segment;
+};
+
+static int persist_read_manifest(const char *dir, struct persist_manifest *m)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, PERSIST_MANIFEST);
@@ -895,16 +1023,28 @@ static int persist_read_manifest(const char *dir, uint32_t *nshards, uint32_t *n
     if (!f)
         return errno == ENOENT ? 0 : -errno;
     unsigned s = 0, q = 0;
-    int ok = fscanf(f, "ringkv-data 1\nshards %u\npartitions %u\n", &s, &q) == 2;
+    unsigned long long first = 0;
+    int got = fscanf(f, "ringkv-data 1\nshards %u\npartitions %u\nfirst_segment %llu\n", &s, &q,
+                     &first);
     fclose(f);
-    if (!ok)
+    if (got < 2)
         return -EINVAL;
-    *nshards = s;
-    *npartitions = q;
+    *m = (struct persist_manifest){s, q, first};
     return 1;
 }
 
-static int persist_write_manifest(const struct node *n)
+/* fsyncs a directory, so that names created or removed in it stay so. */
+static int persist_sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+static int persist_write_manifest(const struct node *n, uint64_t first_segment)
 {
     char path[1200], tmp[1210];
     snprintf(path, sizeof path, "%s/%s", n->cfg->dir, PERSIST_MANIFEST);
@@ -912,31 +1052,81 @@ static int persist_write_manifest(const struct node *n)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -errno;
-    fprintf(f, "ringkv-data 1\nshards %u\npartitions %u\n", n->nshards, n->npartitions);
+    fprintf(f, "ringkv-data 1\nshards %u\npartitions %u\nfirst_segment %llu\n", n->nshards,
+            n->npartitions, (unsigned long long)first_segment);
     int rc = fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -EIO;
     fclose(f);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
+    if (rc == 0)
+        rc = persist_sync_path(n->cfg->dir);
     return rc;
 }
 
-/* The highest segment number in shard directories 0 .. limit-1. */
-static uint64_t persist_max_segment(const char *dir, uint32_t limit)
+/* One past the highest shard-NNN directory under dir. */
+static uint32_t persist_shard_dirs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    uint32_t top = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        unsigned id;
+        int end = 0;
+        if (sscanf(de->d_name, "shard-%u%n", &id, &end) == 1 && de->d_name[end] == '\0' &&
+            id + 1 > top)
+            top = id + 1;
+    }
+    closedir(d);
+    return top;
+}
+
+/* Removes what no layout owns: segments below the manifest's first segment
+ * (left by a finished reshard that stopped before removing them), segments
+ * written for another shard count (a reshard that stopped before its
+ * manifest: nothing in them was acknowledged, as shards serve only after
+ * the manifest), and shard directories left empty past the shard count.
+ * Returns the highest segment number that stays. */
+static uint64_t persist_tidy_dir(const char *dir, const struct persist_manifest *m)
 {
     uint64_t max = 0;
-    for (uint32_t s = 0; s < limit; s++) {
+    uint32_t ndirs = persist_shard_dirs(dir);
+    for (uint32_t s = 0; s < ndirs; s++) {
         char **paths;
         size_t count;
         if (seg_list(dir, s, &paths, &count) < 0)
             continue;
         for (size_t i = 0; i < count; i++) {
-            const char *base = strrchr(paths[i], '/');
-            uint64_t number = strtoull(base ? base + 1 : paths[i], NULL, 16);
+            uint64_t number = persist_segment_number(paths[i]);
+            char head[SEG_FILE_HEADER];
+            struct seg_file_header h;
+            int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+            bool foreign = false;
+            if (fd >= 0) {
+                foreign = pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+                          seg_decode_file_header(head, sizeof head, &h) == SEG_OK &&
+                          h.nshards != m->nshards;
+                close(fd);
+            }
+            if (number < m->first_segment || foreign) {
+                log_info("removing %s (%s)", paths[i],
+                         foreign ? "written for another shard count by a reshard that did not finish"
+                                 : "left by an earlier reshard");
+                unlink(paths[i]);
+                continue;
+            }
             if (number > max)
                 max = number;
         }
         seg_free_paths(paths, count);
+        if (s >= m->nshards) {
+            char path[1200];
+            snprintf(path, sizeof path, "%s/shard-%03u", dir, s);
+            rmdir(path); /* fails, harmlessly, unless empty */
+        }
     }
+    persist_sync_path(dir);
     return max;
 }
 
@@ -950,8 +1140,8 @@ int persist_prepare_dir(const struct node *n, struct persist_layout *layout)
         log_error("cannot create data directory %s: %s; exiting", n->cfg->dir, strerror(-rc));
         return rc;
     }
-    uint32_t nshards = 0, npartitions = 0;
-    rc = persist_read_manifest(n->cfg->dir, &nshards, &npartitions);
+    struct persist_manifest m = {0};
+    rc = persist_read_manifest(n->cfg->dir, &m);
     if (rc < 0) {
         log_error("%s/%s is unreadable or damaged: %s; exiting", n->cfg->dir, PERSIST_MANIFEST,
                   strerror(-rc));
@@ -959,18 +1149,18 @@ int persist_prepare_dir(const struct node *n, struct persist_layout *layout)
     }
     if (rc == 0)
         return 0; /* a new data directory */
-    if (npartitions != n->npartitions) {
+    if (m.npartitions != n->npartitions) {
         log_error("the data in %s was written with %u partitions: start with --partitions %u; "
                   "exiting",
-                  n->cfg->dir, npartitions, npartitions);
+                  n->cfg->dir, m.npartitions, m.npartitions);
         return -EINVAL;
     }
-    layout->old_nshards = nshards;
-    uint32_t limit = nshards > n->nshards ? nshards : n->nshards;
-    layout->old_max_segment = persist_max_segment(n->cfg->dir, limit);
-    if (nshards != n->nshards)
+    layout->old_nshards = m.nshards;
+    layout->first_segment = m.first_segment;
+    layout->old_max_segment = persist_tidy_dir(n->cfg->dir, &m);
+    if (m.nshards != n->nshards)
         log_info("data in %s was written by %u shards; redistributing it over %u", n->cfg->dir,
-                 nshards, n->nshards);
+                 m.nshards, n->nshards);
     return 0;
 }
 
@@ -978,29 +1168,19 @@ int persist_finish_start(const struct node *n, const struct persist_layout *layo
 {
     if (n->cfg->storage != CFG_STORAGE_LOG)
         return 0;
-    if (layout->old_nshards && layout->old_nshards != n->nshards) {
-        uint32_t limit = layout->old_nshards > n->nshards ? layout->old_nshards : n->nshards;
-        for (uint32_t s = 0; s < limit; s++) {
-            char **paths;
-            size_t count;
-            if (seg_list(n->cfg->dir, s, &paths, &count) < 0)
-                continue;
-            for (size_t i = 0; i < count; i++) {
-                const char *base = strrchr(paths[i], '/');
-                if (strtoull(base ? base + 1 : paths[i], NULL, 16) <= layout->old_max_segment)
-                    unlink(paths[i]);
-            }
-            seg_free_paths(paths, count);
-            if (s >= n->nshards) {
-                char path[1200];
-                snprintf(path, sizeof path, "%s/shard-%03u", n->cfg->dir, s);
-                rmdir(path);
-            }
-        }
-    }
-    int rc = persist_write_manifest(n);
-    if (rc < 0)
+    bool reshard = layout->old_nshards && layout->old_nshards != n->nshards;
+    /* The new layout is durable before the old files go: a crash in between
+     * leaves files that the next start removes (persist_tidy_dir). */
+    uint64_t first = reshard ? layout->old_max_segment + 1 : layout->first_segment;
+    int rc = persist_write_manifest(n, first);
+    if (rc < 0) {
         log_error("cannot write %s/%s: %s; exiting", n->cfg->dir, PERSIST_MANIFEST,
                   strerror(-rc));
-    return rc;
+        return rc;
+    }
+    if (reshard) {
+        struct persist_manifest m = {n->nshards, n->npartitions, first};
+        persist_tidy_dir(n->cfg->dir, &m);
+    }
+    return 0;
 }

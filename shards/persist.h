@@ -42,6 +42,7 @@ struct node;
 struct persist_layout {
     uint32_t old_nshards;     /* shards that wrote the existing data; 0 = none */
     uint64_t old_max_segment; /* highest segment number on disk */
+    uint64_t first_segment;   /* segments below it belong to no layout */
 };
 
 /* Main thread, before shards start: creates dir, reads its manifest, checks
@@ -92,6 +93,8 @@ bool persist_holds_replies(const struct persist *p);
  * leave once the latter reaches X. */
 uint64_t persist_last_seq(const struct persist *p);
 uint64_t persist_durable_seq(const struct persist *p);
+/* True while the log has operations in the kernel (stopping waits). */
+bool persist_busy(const struct persist *p);
 /* The tick: fdatasync for everysec. */
 void persist_tick(struct persist *p, int64_t now_ms);
 /* A completion of one of the persist's operations. */

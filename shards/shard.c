@@ -150,11 +150,11 @@ void shard_destroy(struct shard *sh)
         }
         mi_free(b->msgs);
     }
-    if (sh->store)
-        store_destroy_for_shard(sh);
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
-    persist_stop(sh->persist); /* after the ring: writes what it had not */
+    persist_stop(sh->persist); /* after the ring, before the store it journals */
+    if (sh->store)
+        store_destroy_for_shard(sh);
     mi_free(sh->recv_ring);
     mi_free(sh->recv_bufs);
     for (uint32_t k = 0; k < sh->held.len; k++) {
@@ -442,7 +442,7 @@ static void shard_drain_inboxes(struct shard *sh)
 /* appendfsync always: a connection whose replies were computed after
  * records that are not durable yet waits (parked) until they are; every
  * later reply queues behind in its output, so order holds. */
-static bool shard_park(struct shard *sh, struct conn *c)
+bool shard_park(struct shard *sh, struct conn *c)
 {
     if (!persist_holds_replies(sh->persist))
         return false;
@@ -596,6 +596,31 @@ static int shard_start(struct shard *sh)
     return persist_start(sh, &sh->node->layout, &sh->persist);
 }
 
+/* Stopping: lets the log's writes and fdatasyncs in the kernel finish (the
+ * ring cannot wait for them once it is torn down, and their buffers are
+ * freed after), handing it the rest of what it gathered; at most 10 s. */
+static void shard_drain_log(struct shard *sh)
+{
+    int64_t deadline = shard_now_ms() + 10000;
+    persist_flush(sh->persist);
+    while (persist_busy(sh->persist) && shard_now_ms() < deadline) {
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&sh->uring, &cqe, 1, &ts, NULL);
+        unsigned head, count = 0;
+        io_uring_for_each_cqe(&sh->uring, head, cqe)
+        {
+            uint64_t ud = io_uring_cqe_get_data64(cqe);
+            enum net_op op = net_ud_op(ud);
+            if (op == NET_OP_SEG_WRITE || op == NET_OP_SEG_FSYNC || op == NET_OP_SEG_READ)
+                persist_on_cqe(sh->persist, ud, cqe->res);
+            count++;
+        }
+        io_uring_cq_advance(&sh->uring, count);
+        persist_flush(sh->persist);
+    }
+}
+
 void *shard_main(void *arg)
 {
     struct shard *sh = arg;
@@ -606,6 +631,7 @@ void *shard_main(void *arg)
     shard_pin(sh);
     sh->start_rc = shard_start(sh);
     pthread_barrier_wait(&n->ready); /* every ring exists */
+    pthread_barrier_wait(&n->serving); /* the data directory is consistent */
     for (uint32_t i = 0; i < n->nshards; i++)
         if (n->shards[i]->start_rc != 0)
             __atomic_store_n(&n->stop_flag, 1, __ATOMIC_RELEASE);
@@ -635,6 +661,9 @@ void *shard_main(void *arg)
         persist_flush(sh->persist);
         shard_release_held(sh);
         shard_flush(sh);
+        /* Input resumed while flushing may have made records: hand them to
+         * the kernel now, not at the next wake-up (their replies are parked). */
+        persist_flush(sh->persist);
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
@@ -643,6 +672,7 @@ void *shard_main(void *arg)
         }
     }
     io_uring_submit(&sh->uring);
+    shard_drain_log(sh);
     pthread_barrier_wait(&n->stopped); /* no shard wakes a ring that is gone */
     return NULL;
 }

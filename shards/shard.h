@@ -89,6 +89,11 @@ void shard_destroy(struct shard *sh);
 /* The thread body. */
 void *shard_main(void *arg);
 
+/* appendfsync always: true (and the connection is parked until the log is
+ * durable) when its output may depend on records not yet durable; its
+ * replies must not be sent now. Owner thread only. */
+bool shard_park(struct shard *sh, struct conn *c);
+
 /* Sends a message to shard `to` (queued in order if its queue is full) and
  * arranges its wake-up at the end of this turn. Owner thread only. */
 void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m);

@@ -197,6 +197,44 @@ static void test_persistence_shard_count_can_change(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* A reshard whose manifest cannot be written must not serve (nothing is
+ * acknowledged in the new layout) and must not cost a key: the next start
+ * removes the unfinished reshard's files and reshards again. */
+static void test_persistence_unfinished_reshard_loses_nothing(void **state)
+{
+    harness_skip_unless_ringkv();
+    enum { N = 1000 };
+    struct harness_server s;
+    start(&s, 2, "everysec");
+    redisContext *c = harness_connect(s.port);
+    for (int i = 0; i < N; i++)
+        redisAppendCommand(c, "SET key:%d value:%d", i, i);
+    for (int i = 0; i < N; i++)
+        freeReplyObject(harness_next_reply(c));
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    char blocker[128], cmd[512];
+    snprintf(blocker, sizeof blocker, "%s/ringkv.meta.tmp", data_dir);
+    assert_int_equal(mkdir(blocker, 0755), 0); /* the manifest cannot be replaced */
+    snprintf(cmd, sizeof cmd,
+             "timeout 30 '%s' --port %d --memcache-port 0 --threads 4 --storage log --dir '%s' "
+             "> '%s/reshard.log' 2>&1",
+             getenv("RINGKV_BIN"), s.port, data_dir, data_dir);
+    int status = system(cmd);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    snprintf(cmd, sizeof cmd, "grep -q 'cannot write' '%s/reshard.log'", data_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(rmdir(blocker), 0);
+
+    start(&s, 4, "everysec");
+    check_keys(s.port, N);
+    assert_int_equal(harness_stop(&s), 0);
+    start(&s, 2, "everysec");
+    check_keys(s.port, N);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 /* A writer that counts the SETs the server acknowledged. */
 struct writer {
     int port, id;
@@ -511,6 +549,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persistence_flushall_survives_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_persistence_shard_count_can_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_unfinished_reshard_loses_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_persistence_always_replies_after_fdatasync, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_persistence_crash_keeps_acknowledged_writes, setup,
