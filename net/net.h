@@ -20,6 +20,7 @@ enum net_op {
     NET_OP_SEG_WRITE, /* an append to the shard's segment file */
     NET_OP_SEG_FSYNC, /* an fdatasync of the shard's segment file */
     NET_OP_SEG_READ,  /* compaction reading an old segment */
+    NET_OP_SEG_PREPARE, /* creating the next segment ahead of rotation */
     NET_OP_IGNORE,
 };
 

@@ -73,6 +73,16 @@ struct persist {
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
     uint32_t rotation_syncs; /* fdatasyncs of closed segments still running */
+    /* The next segment, made ahead through the ring once the current one is
+     * three quarters full: created, its header written and synced, and the
+     * shard directory synced, so that rotation itself does no disk I/O. */
+    enum { NEXT_NONE, NEXT_OPENING, NEXT_SYNCING, NEXT_READY, NEXT_FAILED } next_state;
+    int next_fd;
+    int next_ops;
+    bool next_ok;
+    int dir_fd;              /* the shard's directory, for its fsync */
+    char next_path[1200];
+    struct buf next_header;
     /* Compaction: closed segments (oldest first; the current one is not
      * among them) and the one being rewritten. */
     struct persist_segment *segs;
@@ -246,12 +256,85 @@ static void persist_remember_segment(struct persist *p, uint64_t number, uint64_
     p->closed_bytes += bytes;
 }
 
+/* Starts making segment+1 through the ring: openat, then a write of its
+ * header linked to its fdatasync and the directory's fsync. */
+static void persist_prepare_next(struct persist *p)
+{
+    if (p->next_state != NEXT_NONE || p->dir_fd < 0 ||
+        p->write_offset < (uint64_t)p->cfg->segment_size / 4 * 3)
+        return;
+    seg_path(p->next_path, sizeof p->next_path, p->cfg->dir, p->shard_id, p->segment + 1);
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_openat(sqe, AT_FDCWD, p->next_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                         0644);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 0, 0));
+    p->next_state = NEXT_OPENING;
+    p->next_ops = 1;
+}
+
+static void persist_on_prepare_cqe(struct persist *p, uint32_t step, int res)
+{
+    p->next_ops--;
+    if (step == 0) { /* openat */
+        if (res < 0) {
+            log_warn("cannot make segment %llu ahead: %s; it will be made at rotation",
+                     (unsigned long long)p->segment + 1, strerror(-res));
+            p->next_state = NEXT_FAILED;
+            return;
+        }
+        p->next_fd = res;
+        buf_clear(&p->next_header);
+        struct seg_file_header h = {SEG_FILE_VERSION, p->shard_id, p->sh->node->nshards,
+                                    p->sh->node->npartitions};
+        seg_encode_file_header(&p->next_header, &h);
+        persist_reserve_sqes(p, 3);
+        struct io_uring_sqe *sqe = shard_sqe(p->sh);
+        io_uring_prep_write(sqe, p->next_fd, p->next_header.data, (unsigned)p->next_header.len, 0);
+        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 1, 0));
+        sqe->flags |= IOSQE_IO_LINK;
+        sqe = shard_sqe(p->sh);
+        io_uring_prep_fsync(sqe, p->next_fd, IORING_FSYNC_DATASYNC);
+        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 2, 0));
+        sqe->flags |= IOSQE_IO_LINK;
+        sqe = shard_sqe(p->sh);
+        io_uring_prep_fsync(sqe, p->dir_fd, 0);
+        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 3, 0));
+        p->next_ops = 3;
+        p->next_ok = true;
+        p->next_state = NEXT_SYNCING;
+        return;
+    }
+    if (res < 0 || (step == 1 && (size_t)res != p->next_header.len))
+        p->next_ok = false;
+    if (p->next_ops > 0)
+        return;
+    if (p->next_ok) {
+        p->next_state = NEXT_READY;
+        return;
+    }
+    log_warn("cannot make segment %llu ahead; it will be made at rotation",
+             (unsigned long long)p->segment + 1);
+    close(p->next_fd);
+    unlink(p->next_path); /* rare; the file is empty */
+    p->next_fd = -1;
+    p->next_state = NEXT_FAILED;
+}
+
 /* Starts the next segment, then closes the full one (fdatasync, then close,
  * linked, through the ring). If the new file cannot be made, writing goes on
  * in the current one. */
 static void persist_rotate(struct persist *p)
 {
-    int fd = persist_create_segment(p->sh->node, p->shard_id, p->segment + 1);
+    if (p->next_state == NEXT_OPENING || p->next_state == NEXT_SYNCING)
+        return; /* rotate once it is ready; the segment runs a little long */
+    int fd;
+    if (p->next_state == NEXT_READY) {
+        fd = p->next_fd;
+        p->next_fd = -1;
+    } else { /* making it ahead failed: make it here (rare) */
+        fd = persist_create_segment(p->sh->node, p->shard_id, p->segment + 1);
+    }
+    p->next_state = NEXT_NONE;
     if (fd < 0) {
         log_error("cannot create segment %llu: %s; writing on in segment %llu",
                   (unsigned long long)p->segment + 1, strerror(-fd),
@@ -297,7 +380,10 @@ bool persist_holds_replies(const struct persist *p) { return p && p->always; }
 
 void persist_flush(struct persist *p)
 {
-    if (!p || p->pending.len == 0 || p->write_inflight || p->batch_ops > 0)
+    if (!p || p->pending.len == 0)
+        return;
+    persist_prepare_next(p);
+    if (p->write_inflight || p->batch_ops > 0)
         return;
     struct buf t = p->inflight;
     p->inflight = p->pending;
@@ -317,7 +403,8 @@ uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
 bool persist_busy(const struct persist *p)
 {
     return p && (p->write_inflight || p->batch_ops > 0 || p->fsync_inflight ||
-                 p->rotation_syncs > 0 || p->compact_read_inflight || p->unlink_inflight);
+                 p->rotation_syncs > 0 || p->compact_read_inflight || p->unlink_inflight ||
+                 p->next_ops > 0);
 }
 
 uint64_t persist_durable_seq(const struct persist *p) { return p ? p->durable_seq : 0; }
@@ -338,6 +425,7 @@ void persist_tick(struct persist *p, int64_t now_ms)
 {
     if (!p)
         return;
+    persist_prepare_next(p);
     persist_compact_step(p);
     if (!p->unsynced || p->fsync_inflight || p->cfg->appendfsync != CFG_FSYNC_EVERYSEC ||
         now_ms - p->stats.last_fsync_ms < PERSIST_FSYNC_INTERVAL_MS)
@@ -586,6 +674,10 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
 {
     enum net_op op = net_ud_op(ud);
     int64_t now = persist_now_ms();
+    if (op == NET_OP_SEG_PREPARE) {
+        persist_on_prepare_cqe(p, net_ud_slot(ud), res);
+        return;
+    }
     if (op == NET_OP_SEG_READ) {
         if (net_ud_slot(ud) == PERSIST_UD_UNLINK)
             persist_compact_on_unlink(p, res);
@@ -774,21 +866,19 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
     if (err < 0)
         return err;
     rc->from_shard = from;
-    size_t newest = count; /* the last segment written before this start */
-    for (size_t i = 0; i < count; i++)
-        if (persist_segment_number(paths[i]) <= rc->max_segment)
+    size_t newest = count; /* the last segment with records from before this start */
+    for (size_t i = 0; i < count; i++) {
+        struct stat st;
+        if (persist_segment_number(paths[i]) <= rc->max_segment && stat(paths[i], &st) == 0 &&
+            st.st_size > SEG_FILE_HEADER)
             newest = i;
+    }
     for (size_t i = 0; i < count && err == 0; i++) {
         struct seg_file_header h;
         struct seg_scan_report rep;
         if (persist_segment_number(paths[i]) > rc->max_segment)
             continue; /* another shard's new segment, being written now */
-        /* Only the newest segment can end in a torn write; it is cut there.
-         * Damage anywhere else is skipped but kept for inspection. While
-         * redistributing, every shard reads the old files at once: none
-         * cuts them (they are removed once all have read them). */
-        bool cut = !rc->filter && i == newest;
-        err = seg_scan_file(paths[i], cut, &h, persist_apply, rc, &rep);
+        err = seg_scan_file(paths[i], false, &h, persist_apply, rc, &rep);
         if (err == -EINVAL) {
             log_warn("segment %s has no valid header; skipping it", paths[i]);
             STAT_ADD(rc->p, damaged_files, 1);
@@ -799,14 +889,25 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
             log_error("cannot read segment %s: %s", paths[i], strerror(-err));
             break;
         }
-        if (rep.torn_tail || rep.corrupt) {
-            STAT_ADD(rc->p, damaged_files, 1);
-            log_warn("segment %s: %s at byte %llu of %llu; %s, %llu records before it kept",
-                     paths[i], rep.corrupt ? "corrupt record" : "torn record",
-                     (unsigned long long)rep.bytes_good, (unsigned long long)rep.file_size,
-                     cut ? "truncated there" : "the rest skipped, the file kept",
-                     (unsigned long long)rep.records);
+        if (!rep.torn_tail && !rep.corrupt)
+            continue;
+        /* A torn tail is a write that never finished: it is cut. A bad
+         * record is cut only at the end of the newest segment (a torn write
+         * of garbage); elsewhere the rest is skipped and the file kept for
+         * inspection (--check-data). While redistributing, every shard reads
+         * the old files at once: none cuts them (they go once all have read
+         * them). */
+        bool cut = !rc->filter && (rep.torn_tail || i == newest);
+        if (cut && truncate(paths[i], (off_t)rep.bytes_good) != 0) {
+            log_warn("cannot truncate %s: %s", paths[i], strerror(errno));
+            cut = false;
         }
+        STAT_ADD(rc->p, damaged_files, 1);
+        log_warn("segment %s: %s at byte %llu of %llu; %s, %llu records before it kept",
+                 paths[i], rep.corrupt ? "corrupt record" : "torn record",
+                 (unsigned long long)rep.bytes_good, (unsigned long long)rep.file_size,
+                 cut ? "truncated there" : "the rest skipped, the file kept",
+                 (unsigned long long)rep.records);
     }
     seg_free_paths(paths, count);
     return err;
@@ -894,6 +995,9 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     p->shard_id = sh->id;
     p->fd = -1;
     p->compact_fd = -1;
+    p->next_fd = -1;
+    p->dir_fd = -1;
+    buf_init(&p->next_header);
     buf_init(&p->compact_buf);
     buf_init(&p->compact_value);
     p->always = n->cfg->appendfsync == CFG_FSYNC_ALWAYS;
@@ -926,6 +1030,9 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
         goto fail;
     }
     p->write_offset = SEG_FILE_HEADER;
+    char sdir[1200];
+    snprintf(sdir, sizeof sdir, "%s/shard-%03u", n->cfg->dir, sh->id);
+    p->dir_fd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* -1: rotation makes files */
     if (layout->old_nshards && layout->old_nshards != n->nshards &&
         (err = persist_write_snapshot(p)) < 0) {
         log_error("cannot write the redistributed keys: %s", strerror(-err));
@@ -985,18 +1092,24 @@ void persist_stop(struct persist *p)
          * at most 10 s) is written now: stopping is not serving, so blocking
          * writes are fine here. Rewriting bytes a write still in the kernel
          * may also have written, at the same offset, is harmless. */
-        if (persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done,
-                               p->inflight.len - p->inflight_done, p->write_offset) == 0)
-            p->write_offset += p->inflight.len - p->inflight_done;
-        else
+        size_t left = p->inflight.len > p->inflight_done ? p->inflight.len - p->inflight_done : 0;
+        if (left && persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done, left,
+                                       p->write_offset) != 0)
             log_error("cannot write the last records: %s", strerror(errno));
-        if (persist_pwrite_all(p->fd, p->pending.data, p->pending.len, p->write_offset) != 0)
+        p->write_offset += left;
+        if (p->pending.len &&
+            persist_pwrite_all(p->fd, p->pending.data, p->pending.len, p->write_offset) != 0)
             log_error("cannot write the last records: %s", strerror(errno));
         fdatasync(p->fd);
         close(p->fd);
     }
     if (p->compact_fd >= 0)
         close(p->compact_fd);
+    if (p->next_fd >= 0)
+        close(p->next_fd); /* an empty segment stays: it reads as no records */
+    if (p->dir_fd >= 0)
+        close(p->dir_fd);
+    buf_fini(&p->next_header);
     buf_fini(&p->compact_buf);
     buf_fini(&p->compact_value);
     mi_free(p->segs);

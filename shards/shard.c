@@ -413,6 +413,7 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
     case NET_OP_SEG_WRITE:
     case NET_OP_SEG_FSYNC:
     case NET_OP_SEG_READ:
+    case NET_OP_SEG_PREPARE:
         persist_on_cqe(sh->persist, ud, cqe->res);
         break;
     default: /* wake-ups need no action: the queues are drained every turn */
@@ -612,7 +613,8 @@ static void shard_drain_log(struct shard *sh)
         {
             uint64_t ud = io_uring_cqe_get_data64(cqe);
             enum net_op op = net_ud_op(ud);
-            if (op == NET_OP_SEG_WRITE || op == NET_OP_SEG_FSYNC || op == NET_OP_SEG_READ)
+            if (op == NET_OP_SEG_WRITE || op == NET_OP_SEG_FSYNC || op == NET_OP_SEG_READ ||
+                op == NET_OP_SEG_PREPARE)
                 persist_on_cqe(sh->persist, ud, cqe->res);
             count++;
         }

@@ -118,6 +118,7 @@ static void test_persistence_restart_keeps_every_change(void **state)
     assert_non_null(strstr(r->str, "storage:log"));
     freeReplyObject(r);
     assert_true(info_number(c, "recovered_keys") == (double)keys);
+    assert_true(info_number(c, "damaged_segments") == 0); /* a clean stop leaves no damage */
     /* Nothing written since the restart: write the big value again. */
     harness_expect(c, HARNESS_OK, "SET big %b", big, sizeof big);
     assert_true(info_number(c, "compression_ratio") > 10.0);
