@@ -97,7 +97,6 @@ struct persist {
     uint64_t compact_read_at;   /* file offset of the next read */
     size_t compact_pos;         /* decoding position in compact_buf */
     struct buf compact_buf;
-    struct buf compact_value;
     uint64_t compact_wait_seq;  /* rewritten records up to here must be durable */
     uint64_t compact_kept_bytes;
     int64_t last_error_log_ms;
@@ -121,7 +120,7 @@ static int64_t persist_now_ms(void)
 
 static void persist_encode(struct persist *p, struct seg_record *r)
 {
-    r->seq = ++p->seq;
+    ++p->seq; /* this record's place in the durability order (not on disk) */
     size_t before = p->pending.len;
     seg_encode(&p->pending, r, p->codec, (size_t)p->cfg->compress_min_size);
     if (p->pending.failed) {
@@ -146,7 +145,8 @@ static void persist_journal_put(void *arg, const struct table_entry *e)
                            .val = table_entry_key(e) + e->key_len,
                            .raw_len = e->val_len,
                            .mc_flags = e->mc_flags,
-                           .expire_ms = e->expire_ms};
+                           .expire_ms = e->expire_ms,
+                           .seq = e->cas};
     persist_encode(arg, &r);
 }
 
@@ -480,7 +480,7 @@ static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int
  * A shard's segments form a FIFO log: while the estimated live share of its
  * disk use is under compaction-threshold, the oldest closed segment is read
  * (128 KiB io_uring reads, one per loop turn at most, so serving never
- * stalls), every record in it that still holds a key's current value is
+ * stalls), every record in it that is still its key's current version is
  * appended again at the tail (through the journal, as a write would be), and
  * once those copies are durable the old file is unlinked through the ring.
  * Because the oldest segment goes first, nothing older can exist: deletes,
@@ -531,7 +531,9 @@ static void persist_compact_read(struct persist *p)
     p->compact_read_inflight = true;
 }
 
-/* True when r still holds its key's current value, expiry and flags. */
+/* True when r is the key's current version: the entry's cas (which changes
+ * with every change of the value, and which recovery restores), expiry and
+ * flags (an expiry change keeps the cas) are the record's. */
 static bool persist_record_is_live(struct persist *p, const struct seg_record *r,
                                    const struct table_entry **live)
 {
@@ -539,13 +541,8 @@ static bool persist_record_is_live(struct persist *p, const struct seg_record *r
         return false;
     uint64_t hash = keyhash(r->key, r->key_len);
     const struct table_entry *e = table_find(p->store->table, r->key, r->key_len, hash);
-    if (!e || store_is_expired(p->store, e) || e->val_len != r->raw_len ||
+    if (!e || store_is_expired(p->store, e) || e->cas != r->seq || e->val_len != r->raw_len ||
         e->expire_ms != r->expire_ms || e->mc_flags != r->mc_flags)
-        return false;
-    buf_clear(&p->compact_value);
-    if (seg_value(r, &p->compact_value) != 0 ||
-        (r->raw_len && memcmp(p->compact_value.data, table_entry_key(e) + e->key_len,
-                              r->raw_len) != 0))
         return false;
     *live = e;
     return true;
@@ -770,6 +767,7 @@ struct persist_recovery {
     uint32_t from_shard;     /* the old shard whose files are being read */
     uint32_t old_nshards;
     uint64_t max_segment;    /* segments above this are new ones: not read */
+    uint64_t max_cas;        /* highest version read */
     struct buf value;
     uint64_t records;
 };
@@ -820,8 +818,8 @@ static int persist_apply(const struct seg_record *r, void *arg)
     struct persist_recovery *rc = arg;
     struct store *s = rc->p->store;
     rc->records++;
-    if (rc->p->seq < r->seq)
-        rc->p->seq = r->seq;
+    if (r->type == SEG_PUT && rc->max_cas < r->seq)
+        rc->max_cas = r->seq;
     if (r->type == SEG_FLUSH) {
         if (rc->filter)
             persist_flush_old_shard(rc);
@@ -842,8 +840,11 @@ static int persist_apply(const struct seg_record *r, void *arg)
                  (int)(r->key_len > 64 ? 64 : r->key_len), r->key);
         return 0;
     }
+    struct table_entry *e = NULL;
     int err = store_put(s, r->key, r->key_len, hash, rc->value.data ? rc->value.data : "",
-                        rc->value.len, r->expire_ms, r->mc_flags, NULL);
+                        rc->value.len, r->expire_ms, r->mc_flags, &e);
+    if (err == 0 && e)
+        e->cas = r->seq; /* the version stays what the log says (compaction relies on it) */
     if (err < 0)
         log_warn("cannot load key '%.*s': %s", (int)(r->key_len > 64 ? 64 : r->key_len), r->key,
                  strerror(-err));
@@ -927,7 +928,7 @@ static void persist_snapshot_entry(struct table_entry *e, void *arg)
     struct seg_record r = {.type = SEG_PUT, .key = table_entry_key(e), .key_len = e->key_len,
                            .val = table_entry_key(e) + e->key_len, .raw_len = e->val_len,
                            .mc_flags = e->mc_flags, .expire_ms = e->expire_ms,
-                           .seq = ++sn->p->seq};
+                           .seq = e->cas};
     seg_encode(&sn->out, &r, sn->p->codec, (size_t)sn->p->cfg->compress_min_size);
     if (sn->out.len < (1u << 20) || sn->err)
         return;
@@ -999,7 +1000,6 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     p->dir_fd = -1;
     buf_init(&p->next_header);
     buf_init(&p->compact_buf);
-    buf_init(&p->compact_value);
     p->always = n->cfg->appendfsync == CFG_FSYNC_ALWAYS;
     p->codec = n->cfg->compression == CFG_COMPRESSION_ZSTD  ? SEG_CODEC_ZSTD
                : n->cfg->compression == CFG_COMPRESSION_LZ4 ? SEG_CODEC_LZ4
@@ -1019,6 +1019,8 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
             err = persist_recover_shard_dir(&rc, from);
     }
     buf_fini(&rc.value);
+    if (p->store->next_cas <= rc.max_cas)
+        p->store->next_cas = rc.max_cas + 1; /* new versions stay unique */
     if (err < 0)
         goto fail;
     p->segment = layout->old_max_segment + 1;
@@ -1111,7 +1113,6 @@ void persist_stop(struct persist *p)
         close(p->dir_fd);
     buf_fini(&p->next_header);
     buf_fini(&p->compact_buf);
-    buf_fini(&p->compact_value);
     mi_free(p->segs);
     buf_fini(&p->pending);
     buf_fini(&p->inflight);

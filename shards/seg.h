@@ -18,7 +18,8 @@
  *   u32 raw_len    value bytes once decompressed
  *   u32 mc_flags
  *   i64 expire_ms  absolute unix ms, 0 = none
- *   u64 seq        the shard's write sequence number
+ *   u64 seq        the key's version (its cas: new with every change of the
+ *                  value; an expiry change keeps it), 0 for deletes/flushes
  *   then meta, key, value.
  * Limits: keys up to 512 MiB and values up to 1 GiB (a longer length field
  * decodes as corrupt); the node's own limits are far below.
