@@ -21,6 +21,7 @@ enum net_op {
     NET_OP_SEG_FSYNC, /* an fdatasync of the shard's segment file */
     NET_OP_SEG_READ,  /* compaction reading an old segment */
     NET_OP_SEG_PREPARE, /* creating the next segment ahead of rotation */
+    NET_OP_TIER_READ,   /* reading a cold value back (values beyond RAM) */
     NET_OP_IGNORE,
 };
 

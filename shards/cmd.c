@@ -40,6 +40,7 @@
 #include "node.h"
 #include "shard.h"
 #include "store.h"
+#include "tier.h"
 
 #define CMD_INDEX_SIZE 256 /* power of two, > 2x the commands */
 #define CMD_NAME_MAX 32
@@ -213,7 +214,8 @@ static void cmd_run_here(struct shard *sh, struct conn *c, cmd_handler *h, int p
 /* Copies a request into a message for another shard. NULL on out of memory. */
 static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn_pending *p,
                                    uint32_t sub, cmd_handler *h, struct resp_arg *argv,
-                                   uint32_t argc, uint64_t hash, const struct mc_request *mc)
+                                   uint32_t argc, uint64_t hash, const struct mc_request *mc,
+                                   bool keyless)
 {
     size_t bytes = argc * sizeof(struct resp_arg);
     for (uint32_t i = 0; i < argc; i++)
@@ -241,6 +243,7 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
         data += argv[i].len;
     }
     m->is_mc = mc != NULL;
+    m->keyless = keyless;
     if (mc) {
         m->mc = *mc;
         if (mc_key_len)
@@ -259,24 +262,58 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
     return m;
 }
 
+/* Values beyond RAM: whether a request on this shard may run now, or must
+ * wait for a value read back from disk (tier.h). Pins its key meanwhile. */
+static bool cmd_may_run_here(struct shard *sh, cmd_handler *h, struct resp_arg *argv,
+                             uint32_t argc, uint64_t hash, const struct mc_request *mc,
+                             bool keyless)
+{
+    if (!sh->tier)
+        return true;
+    const char *key = "";
+    uint32_t klen = 0;
+    if (mc && mc->nkeys) {
+        key = mc->keys[0].ptr;
+        klen = mc->keys[0].len;
+    } else if (!mc && argc > 1) {
+        key = argv[1].ptr;
+        klen = argv[1].len;
+    }
+    return tier_may_run(sh, h, hash, key, klen, keyless, argv, argc);
+}
+
+static void cmd_unpin(struct shard *sh)
+{
+    if (sh->tier)
+        store_pin(sh->store, NULL);
+}
+
 /* Runs sub-request `sub` of p on the shard owning `hash` (or on shard
- * `target` for all-shard commands): inline when that is this shard. */
+ * `target` for all-shard commands, `keyless`): inline when that is this
+ * shard, unless it must wait for a value on disk. */
 static void cmd_route_sub(struct shard *sh, struct conn *c, struct conn_pending *p, uint32_t sub,
                           uint32_t target, cmd_handler *h, struct resp_arg *argv, uint32_t argc,
-                          uint64_t hash, const struct mc_request *mc)
+                          uint64_t hash, const struct mc_request *mc, bool keyless)
 {
-    if (target == sh->id) {
+    bool here = target == sh->id;
+    if (here && cmd_may_run_here(sh, h, argv, argc, hash, mc, keyless)) {
         cmd_run_here(sh, NULL, h, c->resp_version, argv, argc, hash, mc, &p->subs[sub]);
+        cmd_unpin(sh);
         p->ndone++;
         return;
     }
-    struct cmd_msg *m = cmd_msg_new(sh, c, p, sub, h, argv, argc, hash, mc);
+    struct cmd_msg *m = cmd_msg_new(sh, c, p, sub, h, argv, argc, hash, mc, keyless);
     if (!m) {
         resp_write_error(&p->subs[sub], "OOM out of memory");
         p->ndone++;
         return;
     }
     c->inflight++;
+    if (here) { /* comes back through shard_reply(), to this shard */
+        m->target = sh->id;
+        tier_wait(sh, m);
+        return;
+    }
     SHARD_STAT_ADD(sh, cross_shard_requests, 1);
     shard_send(sh, target, m);
 }
@@ -286,8 +323,9 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, stru
                           uint32_t argc, uint64_t hash, const struct mc_request *mc)
 {
     uint32_t owner = node_shard_of(sh->node, hash);
-    if (owner == sh->id) {
+    if (owner == sh->id && cmd_may_run_here(sh, h, argv, argc, hash, mc, false)) {
         cmd_run_here(sh, NULL, h, c->resp_version, argv, argc, hash, mc, conn_reply_buf(c));
+        cmd_unpin(sh);
         return;
     }
     struct conn_pending *p = conn_pending_add(c, 1, CMD_COMBINE_ONE);
@@ -295,7 +333,7 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, stru
         resp_write_error(conn_reply_buf(c), "OOM out of memory");
         return;
     }
-    cmd_route_sub(sh, c, p, 0, owner, h, argv, argc, hash, mc);
+    cmd_route_sub(sh, c, p, 0, owner, h, argv, argc, hash, mc, false);
 }
 
 /* Splits argv[1..] into groups of `step` arguments, one sub-request each. */
@@ -307,7 +345,8 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     for (uint32_t i = 1, sub = 0; i + step - 1 < argc; i += step, sub++) {
         struct resp_arg one[3] = {argv[0], argv[i], step == 2 ? argv[i + 1] : argv[0]};
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), h, one, 1 + step, hash, NULL);
+        cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), h, one, 1 + step, hash, NULL,
+                      false);
     }
 }
 
@@ -321,7 +360,7 @@ void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine
         return;
     }
     for (uint32_t s = 0; s < sh->node->nshards; s++)
-        cmd_route_sub(sh, c, p, s, s, h, ctx->argv, ctx->argc, 0, NULL);
+        cmd_route_sub(sh, c, p, s, s, h, ctx->argv, ctx->argc, 0, NULL, true);
     conn_pending_advance(c);
 }
 
@@ -377,7 +416,7 @@ static void cmd_route_scan(struct shard *sh, struct conn *c, struct resp_arg *ar
         return;
     }
     p->aux = shard;
-    cmd_route_sub(sh, c, p, 0, shard, cmd_scan_shard, argv, argc, 0, NULL);
+    cmd_route_sub(sh, c, p, 0, shard, cmd_scan_shard, argv, argc, 0, NULL, true);
     argv[1] = saved;
     conn_pending_advance(c);
 }
@@ -415,7 +454,7 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, struct resp_arg *
         struct resp_arg one[2] = {argv[0], argv[i]};
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
         cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), cmd_exists, one, 2, hash,
-                      NULL);
+                      NULL, false);
     }
     conn_pending_advance(c);
 }
@@ -571,7 +610,7 @@ void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
             one.nkeys = 1;
             uint64_t hash = keyhash(one.keys[0].ptr, one.keys[0].len);
             cmd_route_sub(sh, c, p, i, node_shard_of(sh->node, hash), cmd_mc_handlers[req->cmd],
-                          NULL, 0, hash, &one);
+                          NULL, 0, hash, &one, false);
         }
         conn_pending_advance(c);
         return;
@@ -583,7 +622,7 @@ void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
         }
         p->aux = req->noreply;
         for (uint32_t s = 0; s < sh->node->nshards; s++)
-            cmd_route_sub(sh, c, p, s, s, cmd_mc_flush_all_shard, NULL, 0, 0, req);
+            cmd_route_sub(sh, c, p, s, s, cmd_mc_flush_all_shard, NULL, 0, 0, req, true);
         conn_pending_advance(c);
         return;
     }
@@ -602,11 +641,22 @@ void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
 
 /* ---- messages ---- */
 
-void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
+void cmd_msg_run(struct shard *sh, struct cmd_msg *m)
 {
     cmd_run_here(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash,
                  m->is_mc ? &m->mc : NULL, &m->reply);
     shard_reply(sh, m);
+}
+
+void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
+{
+    if (cmd_may_run_here(sh, m->handler, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL,
+                         m->keyless)) {
+        cmd_msg_run(sh, m);
+        cmd_unpin(sh);
+        return;
+    }
+    tier_wait(sh, m);
 }
 
 void cmd_msg_complete(struct shard *sh, struct cmd_msg *m)
@@ -719,7 +769,8 @@ static void cmd_msetnx_phase2(struct conn *c, struct conn_pending *p)
         argv[0] = name;
         buf_clear(&p->subs[sub]);
         uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-        cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), cmd_set, argv, 3, hash, NULL);
+        cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), cmd_set, argv, 3, hash, NULL,
+                      false);
     }
 }
 

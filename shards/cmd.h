@@ -81,6 +81,7 @@ struct cmd_msg {
     uint32_t argc;
     struct resp_arg *argv; /* into payload */
     bool is_mc;
+    bool keyless;          /* a shard-wide request (FLUSHALL, DBSIZE, SCAN...) */
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */
     struct mc_key mc_key;
     struct buf reply;      /* written by the target */
@@ -136,8 +137,11 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
 /* Runs one parsed memcached request. */
 void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req);
 
-/* Target side: run a message's handler here and send it back. */
+/* Target side: run a message's handler here and send it back (or, when it
+ * needs a value that is on disk only, once that is read: tier.h). */
 void cmd_msg_execute(struct shard *sh, struct cmd_msg *m);
+/* Target side: run it now and send it back. */
+void cmd_msg_run(struct shard *sh, struct cmd_msg *m);
 /* Origin side: a message came back with its reply. */
 void cmd_msg_complete(struct shard *sh, struct cmd_msg *m);
 

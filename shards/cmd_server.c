@@ -513,6 +513,16 @@ static void server_info_persistence(struct buf *b, const struct node *n)
         if (s.last_fsync_ms > last_fsync_ms)
             last_fsync_ms = s.last_fsync_ms;
     }
+    /* Values beyond RAM: keys whose value is on disk only, and the traffic. */
+    struct store_stats cold = {0};
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        struct store_stats st;
+        store_read_stats(n->shards[i]->store, &st);
+        cold.cold_keys += st.cold_keys;
+        cold.cold_bytes += st.cold_bytes;
+        cold.values_cooled += st.values_cooled;
+        cold.values_loaded += st.values_loaded;
+    }
     bool durable = n->cfg->storage == CFG_STORAGE_LOG;
     buf_printf(b,
                "# Persistence\r\nloading:0\r\nstorage:%s\r\naof_enabled:%d\r\n"
@@ -523,7 +533,9 @@ static void server_info_persistence(struct buf *b, const struct node *n)
                "damaged_segments:%" PRIu64 "\r\nvalue_bytes_raw:%" PRIu64
                "\r\nvalue_bytes_stored:%" PRIu64 "\r\ncompression_ratio:%.2f\r\n"
                "segment_bytes:%" PRIu64 "\r\nlive_bytes:%" PRIu64 "\r\nlive_ratio:%.2f\r\n"
-               "compactions:%" PRIu64 "\r\ncompaction_reclaimed_bytes:%" PRIu64 "\r\n\r\n",
+               "compactions:%" PRIu64 "\r\ncompaction_reclaimed_bytes:%" PRIu64 "\r\n"
+               "cold_keys:%" PRIu64 "\r\ncold_value_bytes:%" PRIu64 "\r\nvalues_cooled:%" PRIu64
+               "\r\nvalues_loaded:%" PRIu64 "\r\n\r\n",
                durable ? "log" : "memory", durable, fsync_names[n->cfg->appendfsync],
                t.segments, t.disk_bytes, t.fsyncs, (long long)(last_fsync_ms / 1000),
                t.write_errors, t.recovery_ms, t.recovered_keys, t.recovered_records,
@@ -533,7 +545,8 @@ static void server_info_persistence(struct buf *b, const struct node *n)
                                     : 1.0,
                t.segment_bytes, t.live_bytes,
                t.segment_bytes ? (double)t.live_bytes / (double)t.segment_bytes : 1.0,
-               t.compactions, t.compaction_reclaimed_bytes);
+               t.compactions, t.compaction_reclaimed_bytes, cold.cold_keys, cold.cold_bytes,
+               cold.values_cooled, cold.values_loaded);
 }
 
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)

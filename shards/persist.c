@@ -49,6 +49,8 @@
 struct persist_segment {
     uint64_t number;
     uint64_t bytes;
+    uint64_t base_lsn; /* log position of its first record byte */
+    int rfd;           /* opened for reading cold values, or -1 */
 };
 
 struct persist {
@@ -100,6 +102,17 @@ struct persist {
     uint64_t compact_wait_seq;  /* rewritten records up to here must be durable */
     uint64_t compact_kept_bytes;
     int64_t last_error_log_ms;
+    /* Log positions (lsn): a shard's records form one byte stream across
+     * its segments (file headers not counted); a record's lsn is where it
+     * starts in it. Entries remember theirs so that a value that left
+     * memory can be read back (values beyond RAM). Renumbered at each
+     * start, since only memory holds them. */
+    uint64_t append_lsn;     /* lsn of the next byte appended to pending */
+    uint64_t batch_end_lsn;  /* end of the batch in flight */
+    uint64_t readable_lsn;   /* records starting below it are written */
+    uint64_t seg_base_lsn;   /* lsn of the current segment's first record byte */
+    int rfd;                 /* the current segment opened for reading, or -1 */
+    struct store_tier tier;
     uint64_t seq;
     enum seg_codec codec;
     struct store_journal journal;
@@ -118,10 +131,12 @@ static int64_t persist_now_ms(void)
 
 /* ---- journal: the store reports changes here ---- */
 
-static void persist_encode(struct persist *p, struct seg_record *r)
+/* Appends a record to this turn's batch. Returns its lsn. */
+static uint64_t persist_encode(struct persist *p, struct seg_record *r)
 {
     ++p->seq; /* this record's place in the durability order (not on disk) */
     size_t before = p->pending.len;
+    uint64_t lsn = p->append_lsn;
     seg_encode(&p->pending, r, p->codec, (size_t)p->cfg->compress_min_size);
     if (p->pending.failed) {
         /* A change that cannot be logged must not be acknowledged, and later
@@ -135,9 +150,11 @@ static void persist_encode(struct persist *p, struct seg_record *r)
         STAT_ADD(p, value_stored_bytes,
                  p->pending.len - before - SEG_RECORD_HEADER - r->meta_len - r->key_len);
     }
+    p->append_lsn += p->pending.len - before;
+    return lsn;
 }
 
-static void persist_journal_put(void *arg, const struct table_entry *e)
+static uint64_t persist_journal_put(void *arg, const struct table_entry *e)
 {
     struct seg_record r = {.type = SEG_PUT,
                            .key = table_entry_key(e),
@@ -147,7 +164,7 @@ static void persist_journal_put(void *arg, const struct table_entry *e)
                            .mc_flags = e->mc_flags,
                            .expire_ms = e->expire_ms,
                            .seq = e->cas};
-    persist_encode(arg, &r);
+    return persist_encode(arg, &r);
 }
 
 static void persist_journal_del(void *arg, const void *key, uint32_t klen)
@@ -240,19 +257,22 @@ static struct io_uring_sqe *persist_submit_write(struct persist *p)
 }
 
 /* Adds a closed segment to the list compaction works from. */
-static void persist_remember_segment(struct persist *p, uint64_t number, uint64_t bytes)
+static void persist_remember_segment(struct persist *p, uint64_t number, uint64_t bytes,
+                                     uint64_t base_lsn, int rfd)
 {
     if (p->nsegs == p->segs_cap) {
         size_t cap = p->segs_cap ? p->segs_cap * 2 : 16;
         struct persist_segment *segs = mi_realloc(p->segs, cap * sizeof *segs);
         if (!segs) {
             p->compact_broken = true; /* a gap in the list would break the order */
+            if (rfd >= 0)
+                close(rfd);
             return;
         }
         p->segs = segs;
         p->segs_cap = cap;
     }
-    p->segs[p->nsegs++] = (struct persist_segment){number, bytes};
+    p->segs[p->nsegs++] = (struct persist_segment){number, bytes, base_lsn, rfd};
     p->closed_bytes += bytes;
 }
 
@@ -341,7 +361,9 @@ static void persist_rotate(struct persist *p)
                   (unsigned long long)p->segment);
         return;
     }
-    persist_remember_segment(p, p->segment, p->write_offset);
+    persist_remember_segment(p, p->segment, p->write_offset, p->seg_base_lsn, p->rfd);
+    p->rfd = -1;
+    p->seg_base_lsn = p->readable_lsn; /* rotation comes between batches */
     persist_reserve_sqes(p, 2);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
@@ -391,6 +413,7 @@ void persist_flush(struct persist *p)
     buf_clear(&p->pending);
     p->inflight_done = 0;
     p->batch_seq = p->seq;
+    p->batch_end_lsn = p->append_lsn;
     if (p->always) {
         persist_submit_batch(p);
     } else {
@@ -468,6 +491,7 @@ static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int
         return;
     }
     p->written_seq = p->durable_seq = p->batch_seq;
+    p->readable_lsn = p->batch_end_lsn;
     buf_clear(&p->inflight);
     STAT_ADD(p, fsyncs, 1);
     STAT_SET(p, last_fsync_ms, now);
@@ -493,7 +517,8 @@ static uint64_t persist_live_estimate(const struct persist *p)
 {
     struct store_stats st;
     store_read_stats(p->store, &st);
-    double bytes = (double)st.entry_bytes + (double)st.keys * (SEG_RECORD_HEADER - 32);
+    double bytes = (double)st.entry_bytes + (double)st.cold_bytes +
+                   (double)st.keys * (SEG_RECORD_HEADER - 32);
     uint64_t raw = p->stats.value_raw_bytes, stored = p->stats.value_stored_bytes;
     if (raw > 0 && stored < raw)
         bytes *= (double)stored / (double)raw;
@@ -535,12 +560,12 @@ static void persist_compact_read(struct persist *p)
  * with every change of the value, and which recovery restores), expiry and
  * flags (an expiry change keeps the cas) are the record's. */
 static bool persist_record_is_live(struct persist *p, const struct seg_record *r,
-                                   const struct table_entry **live)
+                                   struct table_entry **live)
 {
     if (r->type != SEG_PUT)
         return false;
     uint64_t hash = keyhash(r->key, r->key_len);
-    const struct table_entry *e = table_find(p->store->table, r->key, r->key_len, hash);
+    struct table_entry *e = table_find(p->store->table, r->key, r->key_len, hash);
     if (!e || store_is_expired(p->store, e) || e->cas != r->seq || e->val_len != r->raw_len ||
         e->expire_ms != r->expire_ms || e->mc_flags != r->mc_flags)
         return false;
@@ -578,9 +603,21 @@ static void persist_compact_on_read(struct persist *p, int res)
         }
         if (st != SEG_OK)
             break;
-        const struct table_entry *e;
+        struct table_entry *e;
         if (persist_record_is_live(p, &r, &e)) {
-            persist_journal_put(p, e);
+            /* The record's bytes are valid anywhere (the checksum covers no
+             * position): appended as they are, nothing is recompressed, and
+             * a cold value needs no reading back. */
+            uint64_t lsn = p->append_lsn;
+            buf_append(&p->pending, p->compact_buf.data + p->compact_pos, used);
+            if (p->pending.failed) {
+                log_error("out of memory while compacting; stopping the node");
+                abort(); /* as persist_encode: the log must not have a hole */
+            }
+            ++p->seq;
+            p->append_lsn += used;
+            if (e->meta & TABLE_ENTRY_LSN)
+                table_entry_set_lsn(e, lsn);
             p->compact_kept_bytes += used;
         }
         p->compact_pos += used;
@@ -608,6 +645,8 @@ static void persist_compact_on_unlink(struct persist *p, int res)
         persist_compact_abandon(p, true);
         return;
     }
+    if (gone.rfd >= 0)
+        close(gone.rfd); /* no entry points into it any more */
     memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
     p->nsegs--;
     p->closed_bytes -= gone.bytes;
@@ -730,6 +769,7 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
     }
     buf_clear(&p->inflight);
     p->written_seq = p->batch_seq;
+    p->readable_lsn = p->batch_end_lsn;
     if (p->write_offset >= (uint64_t)p->cfg->segment_size)
         persist_rotate(p);
     persist_flush(p);
@@ -768,6 +808,7 @@ struct persist_recovery {
     uint32_t old_nshards;
     uint64_t max_segment;    /* segments above this are new ones: not read */
     uint64_t max_cas;        /* highest version read */
+    uint64_t file_base;      /* lsn of the first record byte of the file being read */
     struct buf value;
     uint64_t records;
 };
@@ -834,17 +875,21 @@ static int persist_apply(const struct seg_record *r, void *arg)
         store_delete(s, r->key, r->key_len, hash);
         return 0;
     }
+    /* Records before this one are on disk: their values may leave memory. */
+    uint64_t lsn = rc->file_base + (r->file_offset - SEG_FILE_HEADER);
+    if (!rc->filter)
+        rc->p->readable_lsn = lsn;
     buf_clear(&rc->value);
     if (seg_value(r, &rc->value) != 0) {
         log_warn("a record of key '%.*s' has a value that does not decompress; skipping it",
                  (int)(r->key_len > 64 ? 64 : r->key_len), r->key);
         return 0;
     }
-    struct table_entry *e = NULL;
-    int err = store_put(s, r->key, r->key_len, hash, rc->value.data ? rc->value.data : "",
-                        rc->value.len, r->expire_ms, r->mc_flags, &e);
-    if (err == 0 && e)
-        e->cas = r->seq; /* the version stays what the log says (compaction relies on it) */
+    /* The version stays what the log says (compaction relies on it). */
+    int err = store_put_recovered(s, r->key, r->key_len, hash,
+                                  rc->value.data ? rc->value.data : "", rc->value.len,
+                                  r->expire_ms, r->mc_flags, r->seq,
+                                  rc->filter ? UINT64_MAX : lsn);
     if (err < 0)
         log_warn("cannot load key '%.*s': %s", (int)(r->key_len > 64 ? 64 : r->key_len), r->key,
                  strerror(-err));
@@ -856,6 +901,25 @@ static uint64_t persist_segment_number(const char *path)
 {
     const char *base = strrchr(path, '/');
     return strtoull(base ? base + 1 : path, NULL, 16);
+}
+
+/* A file of the shard was read: the log positions of the next one follow
+ * its records, and compaction will work from it (same shard count only;
+ * after a reshard the old files go). */
+static void persist_recovered_file(struct persist_recovery *rc, uint64_t number,
+                                   const char *path)
+{
+    struct stat st;
+    if (rc->filter)
+        return;
+    if (stat(path, &st) != 0) {
+        rc->p->compact_broken = true; /* as a gap in the list would be */
+        return;
+    }
+    uint64_t bytes = (uint64_t)st.st_size;
+    persist_remember_segment(rc->p, number, bytes, rc->file_base, -1);
+    if (bytes > SEG_FILE_HEADER)
+        rc->file_base += bytes - SEG_FILE_HEADER;
 }
 
 /* Reads every segment of old shard `from` into the store. */
@@ -877,21 +941,25 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
     for (size_t i = 0; i < count && err == 0; i++) {
         struct seg_file_header h;
         struct seg_scan_report rep;
-        if (persist_segment_number(paths[i]) > rc->max_segment)
+        uint64_t number = persist_segment_number(paths[i]);
+        if (number > rc->max_segment)
             continue; /* another shard's new segment, being written now */
         err = seg_scan_file(paths[i], false, &h, persist_apply, rc, &rep);
         if (err == -EINVAL) {
             log_warn("segment %s has no valid header; skipping it", paths[i]);
             STAT_ADD(rc->p, damaged_files, 1);
             err = 0;
+            persist_recovered_file(rc, number, paths[i]);
             continue;
         }
         if (err < 0) {
             log_error("cannot read segment %s: %s", paths[i], strerror(-err));
             break;
         }
-        if (!rep.torn_tail && !rep.corrupt)
+        if (!rep.torn_tail && !rep.corrupt) {
+            persist_recovered_file(rc, number, paths[i]);
             continue;
+        }
         /* A torn tail is a write that never finished: it is cut. A bad
          * record is cut only at the end of the newest segment (a torn write
          * of garbage); elsewhere the rest is skipped and the file kept for
@@ -909,6 +977,7 @@ static int persist_recover_shard_dir(struct persist_recovery *rc, uint32_t from)
                  (unsigned long long)rep.bytes_good, (unsigned long long)rep.file_size,
                  cut ? "truncated there" : "the rest skipped, the file kept",
                  (unsigned long long)rep.records);
+        persist_recovered_file(rc, number, paths[i]);
     }
     seg_free_paths(paths, count);
     return err;
@@ -925,6 +994,8 @@ struct persist_snapshot {
 static void persist_snapshot_entry(struct table_entry *e, void *arg)
 {
     struct persist_snapshot *sn = arg;
+    if (e->meta & TABLE_ENTRY_LSN)
+        table_entry_set_lsn(e, sn->p->seg_base_lsn + sn->offset + sn->out.len - SEG_FILE_HEADER);
     struct seg_record r = {.type = SEG_PUT, .key = table_entry_key(e), .key_len = e->key_len,
                            .val = table_entry_key(e) + e->key_len, .raw_len = e->val_len,
                            .mc_flags = e->mc_flags, .expire_ms = e->expire_ms,
@@ -960,26 +1031,58 @@ static int persist_write_snapshot(struct persist *p)
     return sn.err;
 }
 
-/* The shard's segments from before this start, for compaction. */
-static void persist_remember_old_segments(struct persist *p, uint64_t max_segment)
+/* Values beyond RAM: the store may drop a value from memory once its
+ * record is written. */
+static bool persist_lsn_readable(void *arg, uint64_t lsn)
 {
-    char **paths;
-    size_t count;
-    if (seg_list(p->cfg->dir, p->shard_id, &paths, &count) < 0)
-        return;
-    for (size_t i = 0; i < count; i++) {
-        const char *base = strrchr(paths[i], '/');
-        uint64_t number = strtoull(base ? base + 1 : paths[i], NULL, 16);
-        struct stat st;
-        if (number > max_segment)
-            continue;
-        if (stat(paths[i], &st) == 0)
-            persist_remember_segment(p, number, (uint64_t)st.st_size);
-        else
-            p->compact_broken = true;
-    }
-    seg_free_paths(paths, count);
+    const struct persist *p = arg;
+    return lsn < p->readable_lsn;
 }
+
+static bool persist_log_writing(void *arg)
+{
+    const struct persist *p = arg;
+    return p->append_lsn > p->readable_lsn;
+}
+
+int persist_locate(struct persist *p, uint64_t lsn, int *fd, uint64_t *offset)
+{
+    uint64_t number, base;
+    int *rfd;
+    if (lsn >= p->seg_base_lsn) {
+        number = p->segment;
+        base = p->seg_base_lsn;
+        rfd = &p->rfd;
+    } else {
+        size_t lo = 0, hi = p->nsegs; /* the last segment whose base is <= lsn */
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (p->segs[mid].base_lsn <= lsn)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        if (p->nsegs == 0 || p->segs[lo].base_lsn > lsn)
+            return -ENOENT;
+        number = p->segs[lo].number;
+        base = p->segs[lo].base_lsn;
+        rfd = &p->segs[lo].rfd;
+    }
+    if (*rfd < 0) {
+        /* Opened once per segment and kept: a metadata lookup of a file
+         * this shard made, not a read of data. */
+        char path[1200];
+        seg_path(path, sizeof path, p->cfg->dir, p->shard_id, number);
+        *rfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (*rfd < 0)
+            return -errno;
+    }
+    *fd = *rfd;
+    *offset = SEG_FILE_HEADER + (lsn - base);
+    return 0;
+}
+
+uint64_t persist_readable_lsn(const struct persist *p) { return p ? p->readable_lsn : 0; }
 
 int persist_start(struct shard *sh, const struct persist_layout *layout, struct persist **out)
 {
@@ -998,6 +1101,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     p->compact_fd = -1;
     p->next_fd = -1;
     p->dir_fd = -1;
+    p->rfd = -1;
     buf_init(&p->next_header);
     buf_init(&p->compact_buf);
     p->always = n->cfg->appendfsync == CFG_FSYNC_ALWAYS;
@@ -1012,6 +1116,16 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
                                   .filter = layout->old_nshards != n->nshards};
     buf_init(&rc.value);
     int err = 0;
+    size_t maxmemory = p->store->maxmemory;
+    if (maxmemory > 0) { /* values beyond RAM */
+        p->tier = (struct store_tier){persist_lsn_readable, persist_log_writing, p};
+        store_attach_tier(p->store, &p->tier);
+        /* While redistributing, records come from other shards' files, which
+         * go once all have read them: values stay in memory until they are
+         * written again here (persist_write_snapshot), then leave as needed. */
+        if (rc.filter)
+            p->store->maxmemory = 0;
+    }
     if (layout->old_nshards == n->nshards) {
         err = persist_recover_shard_dir(&rc, sh->id);
     } else {
@@ -1032,6 +1146,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
         goto fail;
     }
     p->write_offset = SEG_FILE_HEADER;
+    p->seg_base_lsn = rc.file_base;
     char sdir[1200];
     snprintf(sdir, sizeof sdir, "%s/shard-%03u", n->cfg->dir, sh->id);
     p->dir_fd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* -1: rotation makes files */
@@ -1040,10 +1155,14 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
         log_error("cannot write the redistributed keys: %s", strerror(-err));
         goto fail;
     }
+    p->append_lsn = p->batch_end_lsn = p->readable_lsn =
+        p->seg_base_lsn + (p->write_offset - SEG_FILE_HEADER);
+    if (rc.filter && maxmemory > 0) {
+        p->store->maxmemory = maxmemory;
+        store_make_room(p->store, 0); /* what does not fit now leaves memory */
+    }
     int64_t ms = persist_now_ms() - t0;
     size_t keys = store_count(p->store);
-    if (layout->old_nshards == n->nshards)
-        persist_remember_old_segments(p, layout->old_max_segment);
     STAT_SET(p, segments, p->nsegs + 1);
     STAT_SET(p, recovered_keys, keys);
     p->written_seq = p->durable_seq = p->seq; /* what was read back is on disk */
@@ -1107,6 +1226,11 @@ void persist_stop(struct persist *p)
     }
     if (p->compact_fd >= 0)
         close(p->compact_fd);
+    if (p->rfd >= 0)
+        close(p->rfd);
+    for (size_t i = 0; i < p->nsegs; i++)
+        if (p->segs[i].rfd >= 0)
+            close(p->segs[i].rfd);
     if (p->next_fd >= 0)
         close(p->next_fd); /* an empty segment stays: it reads as no records */
     if (p->dir_fd >= 0)

@@ -100,6 +100,13 @@ void persist_tick(struct persist *p, int64_t now_ms);
 /* A completion of one of the persist's operations. */
 void persist_on_cqe(struct persist *p, uint64_t ud, int res);
 
+/* Values beyond RAM: where the record at log position lsn is, as a file
+ * descriptor opened for reading (the persist's; do not close it) and an
+ * offset. 0, -ENOENT (no such position), or -errno of opening the file. */
+int persist_locate(struct persist *p, uint64_t lsn, int *fd, uint64_t *offset);
+/* Records starting below this log position are written and can be read. */
+uint64_t persist_readable_lsn(const struct persist *p);
+
 /* A copy of the counters (relaxed loads). Any thread; p may be NULL. */
 void persist_read_stats(const struct persist *p, struct persist_stats *out);
 

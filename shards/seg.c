@@ -284,6 +284,7 @@ int seg_scan_file(const char *path, bool truncate, struct seg_file_header *heade
             report->corrupt = true;
             break;
         }
+        r.file_offset = file_pos;
         int stop = fn ? fn(&r, arg) : 0;
         if (stop != 0) {
             err = stop;

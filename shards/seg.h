@@ -68,6 +68,7 @@ struct seg_record {
     uint32_t mc_flags;
     int64_t expire_ms;
     uint64_t seq;
+    uint64_t file_offset;    /* seg_scan_file: where the record starts in its file */
 };
 
 struct seg_file_header {
@@ -96,6 +97,13 @@ enum seg_status {
 enum seg_status seg_decode(const char *data, size_t len, struct seg_record *r, size_t *consumed);
 /* Decodes a file header. SEG_OK, SEG_MORE or SEG_CORRUPT. */
 enum seg_status seg_decode_file_header(const char *data, size_t len, struct seg_file_header *h);
+
+/* The most bytes a put record of this key and raw value length takes
+ * (values are stored compressed only when that is smaller). */
+static inline size_t seg_put_record_max(uint32_t key_len, uint32_t raw_len, uint16_t meta_len)
+{
+    return (size_t)SEG_RECORD_HEADER + meta_len + key_len + raw_len;
+}
 
 /* Decompresses r's value into out (raw_len bytes). 0, -EINVAL (corrupt),
  * -ENOMEM. Values stored uncompressed are copied. */

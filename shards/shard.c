@@ -40,6 +40,7 @@
 #include "node.h"
 #include "persist.h"
 #include "store.h"
+#include "tier.h"
 
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_TICK_MS 100
@@ -152,6 +153,7 @@ void shard_destroy(struct shard *sh)
     }
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
+    tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
         store_destroy_for_shard(sh);
@@ -163,6 +165,12 @@ void shard_destroy(struct shard *sh)
         mi_free(m);
     }
     mi_free(sh->held.msgs);
+    for (uint32_t k = 0; k < sh->local.len; k++) {
+        struct cmd_msg *m = sh->local.msgs[(sh->local.head + k) % sh->local.cap];
+        buf_fini(&m->reply);
+        mi_free(m);
+    }
+    mi_free(sh->local.msgs);
     mi_free(sh->inbox);
     mi_free(sh->wake);
     mi_free(sh->backlog);
@@ -210,8 +218,16 @@ static int shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m)
     return 0;
 }
 
+static void shard_complete_local(struct shard *sh, struct cmd_msg *m);
+static void shard_release_if_done(struct shard *sh, struct conn *c);
+
 void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m)
 {
+    if (to == sh->id) { /* a reply to one of this shard's connections */
+        if (shard_backlog_push(&sh->local, m) != 0)
+            shard_complete_local(sh, m);
+        return;
+    }
     struct mq *q = &sh->node->shards[to]->inbox[sh->id];
     struct shard_backlog *b = &sh->backlog[to];
     sh->wake[to] = true;
@@ -416,13 +432,38 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
     case NET_OP_SEG_PREPARE:
         persist_on_cqe(sh->persist, ud, cqe->res);
         break;
+    case NET_OP_TIER_READ:
+        if (sh->tier)
+            tier_on_cqe(sh, ud, cqe->res);
+        break;
     default: /* wake-ups need no action: the queues are drained every turn */
         break;
     }
 }
 
+static void shard_complete_local(struct shard *sh, struct cmd_msg *m)
+{
+    struct conn *c = m->conn;
+    cmd_msg_complete(sh, m);
+    if (c->closing)
+        shard_release_if_done(sh, c);
+}
+
+/* Replies to this shard's own requests that waited for a value on disk. */
+static void shard_drain_local(struct shard *sh)
+{
+    struct shard_backlog *b = &sh->local;
+    while (b->len) {
+        struct cmd_msg *m = b->msgs[b->head];
+        b->head = (b->head + 1) % b->cap;
+        b->len--;
+        shard_complete_local(sh, m);
+    }
+}
+
 static void shard_drain_inboxes(struct shard *sh)
 {
+    shard_drain_local(sh);
     for (uint32_t from = 0; from < sh->node->nshards; from++) {
         if (from == sh->id)
             continue;
@@ -594,7 +635,12 @@ static int shard_start(struct shard *sh)
         log_error("cannot create the store: %s", strerror(-rc));
         return rc;
     }
-    return persist_start(sh, &sh->node->layout, &sh->persist);
+    rc = persist_start(sh, &sh->node->layout, &sh->persist);
+    if (rc == 0 && sh->store->tier && !(sh->tier = tier_create(sh))) {
+        log_error("cannot create the cold value reader: out of memory");
+        return -ENOMEM;
+    }
+    return rc;
 }
 
 /* Stopping: lets the log's writes and fdatasyncs in the kernel finish (the
@@ -658,10 +704,12 @@ void *shard_main(void *arg)
         }
         io_uring_cq_advance(&sh->uring, count);
         store_turn(sh->store, shard_now_ms());
+        tier_turn(sh);
         shard_drain_inboxes(sh);
         backlog = shard_retry_backlogs(sh);
         persist_flush(sh->persist);
         shard_release_held(sh);
+        shard_drain_local(sh);
         shard_flush(sh);
         /* Input resumed while flushing may have made records: hand them to
          * the kernel now, not at the next wake-up (their replies are parked). */

@@ -25,6 +25,7 @@ struct node;
 struct store;
 struct conn;
 struct cmd_msg;
+struct tier;
 
 /* Counters other threads read (INFO): written by the owner only with relaxed
  * atomic stores, read with relaxed atomic loads; on their own cache line. */
@@ -53,6 +54,8 @@ struct shard {
     int listen_mc_fd; /* -1 when memcache-port is 0 */
     struct store *store;
     struct persist *persist;      /* the segment log; NULL with storage = memory */
+    struct tier *tier;            /* cold value reads; NULL unless values may
+                                     leave memory (storage = log, maxmemory) */
     int start_rc;                 /* 0, or why the ring or store could not start */
     bool ring_ready;
 
@@ -67,6 +70,8 @@ struct shard {
     struct shard_backlog *backlog; /* backlog[to]: messages for a full queue */
     struct shard_backlog held;    /* replies to other shards waiting for this
                                      turn's records to be durable (always) */
+    struct shard_backlog local;   /* replies to requests of this shard's own
+                                     connections that waited (tier.h) */
 
     struct conn **conns;          /* slot -> connection, NULL when free */
     uint32_t *conn_gen;           /* slot -> generation, bumped on reuse */

@@ -11,22 +11,30 @@
  * has no separate index of keys with a TTL, so the ratio is taken over the
  * sampled keys that have one.
  * Eviction is Redis's approximation: sample `samples` keys, drop the best
- * victim by policy (oldest lru_s, nearest expiry, or any), repeat until the
+ * victim by policy (longest idle, nearest expiry, or any), repeat until the
  * new data fits. As in Redis, a write is refused only when the store stays
  * over maxmemory after eviction; one under it may overshoot. volatile-*
  * policies only take keys with a TTL; when samples keep missing them, a scan
  * from a remembered cursor finds some, so a few volatile keys among many are
  * still found (at worst one pass over the table).
  * Entries are immutable once published except for what table.h allows: the
- * owner bumps lru_s on access, and APPEND writes past val_len inside the
+ * owner bumps the access clock, and APPEND writes past val_len inside the
  * allocation then store-releases the longer val_len (and a new cas, relaxed).
  * Anything else (an expiry change, SETRANGE, INCR) publishes a new entry.
  * With a journal attached (durable storage), every put, delete, eviction
  * and flush is also reported to it as it happens; expiry is not (records
- * carry their expiry time). */
+ * carry their expiry time).
+ * Values beyond RAM (a tier attached): entries are made with room for their
+ * log position, set from what the journal returns. Making room first cools:
+ * it samples keys and replaces the longest idle hot entry whose record is
+ * readable (and that is not pinned, and whose cold form is smaller) by a
+ * cold entry (key and metadata only), repeating while over the limit; only
+ * when nothing can be cooled does the policy evict. Cold entries count in
+ * cold_keys/cold_bytes; drop() keeps those exact too. */
 #include "store.h"
 
 #include <errno.h>
+#include <mimalloc.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,6 +49,8 @@
 #define EVICT_SCAN_CHUNK 64      /* entries per step of the volatile scan */
 #define RANDOM_TRIES 100         /* expired keys RANDOMKEY may step over */
 #define APPEND_DOUBLE_LIMIT (1024 * 1024)
+#define COOL_SAMPLE 16           /* keys sampled per cooling round */
+#define COOL_TRIES 16            /* rounds in a row without a candidate before giving up */
 
 /* Counters: the owner is the only writer, so read-modify-store is exact;
  * the relaxed store keeps concurrent readers free of torn values. */
@@ -97,10 +107,15 @@ int store_init(struct store *s, const struct store_config *cfg)
 
 void store_attach_journal(struct store *s, const struct store_journal *j) { s->journal = j; }
 
-static void journal_put(struct store *s, const struct table_entry *e)
+void store_attach_tier(struct store *s, const struct store_tier *t) { s->tier = t; }
+
+static void journal_put(struct store *s, struct table_entry *e)
 {
-    if (s->journal)
-        s->journal->put(s->journal->arg, e);
+    if (!s->journal)
+        return;
+    uint64_t lsn = s->journal->put(s->journal->arg, e);
+    if (e->meta & TABLE_ENTRY_LSN)
+        table_entry_set_lsn(e, lsn);
 }
 
 static void journal_del(struct store *s, const void *key, uint32_t klen)
@@ -119,6 +134,10 @@ void store_fini(struct store *s)
 static void drop(struct store *s, struct table_entry *e)
 {
     stat_sub(&s->stats.entry_bytes, table_entry_mem(e));
+    if (table_entry_is_cold(e)) {
+        stat_sub(&s->stats.cold_keys, 1);
+        stat_sub(&s->stats.cold_bytes, e->val_len);
+    }
     if (e->expire_ms != 0)
         stat_sub(&s->stats.expires, 1);
     table_retire(s->table, e);
@@ -145,7 +164,7 @@ static void remove_key(struct store *s, const void *key, uint32_t klen, uint64_t
  * expiry already past removes the key instead and frees e. */
 static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct table_entry **out)
 {
-    e->lru_s = s->lru_s;
+    table_entry_set_lru(e, s->lru_s);
     if (store_is_expired(s, e)) {
         remove_key(s, table_entry_key(e), e->key_len, hash);
         journal_del(s, table_entry_key(e), e->key_len);
@@ -218,10 +237,14 @@ void store_turn(struct store *s, int64_t now_ms)
     table_step(s->table, STORE_TURN_STEP_BUDGET);
 }
 
+static void cool(struct store *s, size_t need);
+
 void store_tick(struct store *s, int64_t now_ms)
 {
     store_set_clock(s, now_ms);
     table_step(s->table, STORE_STEP_BUDGET);
+    if (s->tier && s->maxmemory && store_used_bytes(s) > s->maxmemory)
+        cool(s, 0); /* what was let in while the log was writing */
     if (s->stats.expires == 0)
         return;
     int64_t start = monotonic_ns();
@@ -233,8 +256,8 @@ void store_tick(struct store *s, int64_t now_ms)
 
 static inline void touch(struct store *s, struct table_entry *e)
 {
-    if (e->lru_s != s->lru_s)
-        __atomic_store_n(&e->lru_s, s->lru_s, __ATOMIC_RELAXED);
+    if (table_entry_lru(e) != (s->lru_s & TABLE_ENTRY_LRU_MASK))
+        table_entry_set_lru(e, s->lru_s);
 }
 
 struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen, uint64_t hash)
@@ -264,6 +287,12 @@ static bool is_volatile_policy(enum store_policy p)
     return p == STORE_VOLATILE_LRU || p == STORE_VOLATILE_RANDOM || p == STORE_VOLATILE_TTL;
 }
 
+/* Seconds since e was last used (the clock wraps at 24 bits, as Redis's). */
+static inline uint32_t idle_of(const struct store *s, const struct table_entry *e)
+{
+    return (s->lru_s - table_entry_lru(e)) & TABLE_ENTRY_LRU_MASK;
+}
+
 /* True when a is a better eviction victim than b (both eligible). */
 static bool better_victim(const struct store *s, const struct table_entry *a,
                           const struct table_entry *b)
@@ -271,7 +300,7 @@ static bool better_victim(const struct store *s, const struct table_entry *a,
     switch (s->policy) {
     case STORE_ALLKEYS_LRU:
     case STORE_VOLATILE_LRU:
-        return a->lru_s < b->lru_s;
+        return idle_of(s, a) > idle_of(s, b);
     case STORE_VOLATILE_TTL:
         return a->expire_ms < b->expire_ms;
     default:
@@ -359,17 +388,84 @@ static void evict(struct store *s, size_t need)
     }
 }
 
+/* A hot entry whose value may leave memory, and saves memory by it. */
+static bool coolable(const struct store *s, const struct table_entry *e)
+{
+    return !table_entry_is_cold(e) && (e->meta & TABLE_ENTRY_LSN) && e != s->pinned &&
+           !store_is_expired(s, e) &&
+           mi_good_size(sizeof *e + e->key_len + sizeof(uint64_t)) < table_entry_mem(e) &&
+           s->tier->readable(s->tier->arg, table_entry_lsn(e));
+}
+
+/* Replaces hot entry e by its cold form. False on out of memory. */
+static bool cool_entry(struct store *s, struct table_entry *e)
+{
+    struct table_entry *c =
+        table_entry_alloc_flags(e->key_len, 0, TABLE_ENTRY_LSN | TABLE_ENTRY_COLD);
+    if (!c)
+        return false;
+    memcpy(c->data, table_entry_key(e), e->key_len);
+    c->expire_ms = e->expire_ms;
+    c->cas = e->cas;
+    c->val_len = e->val_len;
+    c->mc_flags = e->mc_flags;
+    c->meta |= table_entry_lru(e);
+    table_entry_set_lsn(c, table_entry_lsn(e));
+    uint64_t hash = keyhash(table_entry_key(e), e->key_len);
+    struct table_entry *old;
+    if (table_put(s->table, c, hash, &old) != 0) {
+        table_entry_free(c);
+        return false;
+    }
+    stat_add(&s->stats.entry_bytes, table_entry_mem(c));
+    if (c->expire_ms != 0)
+        stat_add(&s->stats.expires, 1);
+    stat_add(&s->stats.cold_keys, 1);
+    stat_add(&s->stats.cold_bytes, c->val_len);
+    stat_add(&s->stats.values_cooled, 1);
+    if (old)
+        drop(s, old);
+    return true;
+}
+
+/* Moves values out of memory, least recently used first (sampled), until
+ * need more bytes fit or nothing more can go. */
+static void cool(struct store *s, size_t need)
+{
+    struct table_entry *cand[COOL_SAMPLE];
+    int misses = 0;
+    while (store_used_bytes(s) + need > s->maxmemory && misses < COOL_TRIES) {
+        size_t n = table_sample(s->table, &s->rng, cand, COOL_SAMPLE);
+        struct table_entry *best = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (coolable(s, cand[i]) && (!best || idle_of(s, cand[i]) > idle_of(s, best)))
+                best = cand[i];
+        if (!best) {
+            misses++;
+            continue;
+        }
+        if (!cool_entry(s, best))
+            return;
+        misses = 0;
+    }
+}
+
 int store_make_room(struct store *s, size_t need)
 {
     if (store_used_bytes(s) + need <= s->maxmemory)
         return 0;
+    if (s->tier) {
+        cool(s, need);
+        if (store_used_bytes(s) + need <= s->maxmemory || s->tier->writing(s->tier->arg))
+            return 0; /* in flight values become coolable once written */
+    }
     evict(s, need);
     return store_used_bytes(s) <= s->maxmemory ? 0 : -ENOMEM;
 }
 
 struct table_entry *store_entry_new(struct store *s, const void *key, uint32_t klen, size_t val_cap)
 {
-    struct table_entry *e = table_entry_alloc(klen, val_cap);
+    struct table_entry *e = table_entry_alloc_flags(klen, val_cap, s->tier ? TABLE_ENTRY_LSN : 0);
     if (e)
         memcpy(e->data, key, klen);
     return e;
@@ -401,9 +497,68 @@ int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, co
     return publish(s, e, hash, out);
 }
 
+int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                        const void *val, size_t vlen, int64_t expire_ms, uint32_t mc_flags,
+                        uint64_t cas, uint64_t lsn)
+{
+    int rc = store_check_len(s, klen, vlen);
+    if (rc != 0)
+        return rc;
+    rc = store_ensure_memory(s, store_need(klen, vlen));
+    if (rc != 0)
+        return rc;
+    struct table_entry *e = store_entry_new(s, key, klen, vlen);
+    if (!e)
+        return -ENOMEM;
+    memcpy(table_entry_val(e), val, vlen);
+    e->val_len = (uint32_t)vlen;
+    e->expire_ms = expire_ms;
+    e->mc_flags = mc_flags;
+    e->cas = cas;
+    if (e->meta & TABLE_ENTRY_LSN)
+        table_entry_set_lsn(e, lsn);
+    const struct store_journal *j = s->journal;
+    s->journal = NULL; /* it is on disk already */
+    rc = publish(s, e, hash, NULL);
+    s->journal = j;
+    return rc;
+}
+
+int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
+                     size_t vlen, struct table_entry **out)
+{
+    if (!table_entry_is_cold(cold) || vlen != cold->val_len)
+        return -EINVAL;
+    int rc = store_ensure_memory(s, store_need(cold->key_len, vlen));
+    if (rc != 0)
+        return rc;
+    if (table_find(s->table, table_entry_key(cold), cold->key_len, hash) != cold)
+        return -EINVAL; /* eviction took the key meanwhile */
+    struct table_entry *e = store_entry_new(s, table_entry_key(cold), cold->key_len, vlen);
+    if (!e)
+        return -ENOMEM;
+    memcpy(table_entry_val(e), val, vlen);
+    e->val_len = (uint32_t)vlen;
+    e->expire_ms = cold->expire_ms;
+    e->mc_flags = cold->mc_flags;
+    e->cas = cold->cas;
+    table_entry_set_lsn(e, table_entry_lsn(cold));
+    const struct store_journal *j = s->journal;
+    s->journal = NULL; /* the value is on disk already */
+    rc = publish(s, e, hash, out);
+    s->journal = j;
+    if (rc == 0) {
+        stat_sub(&s->stats.writes, 1); /* not a change */
+        stat_add(&s->stats.values_loaded, 1);
+    }
+    return rc;
+}
+
 int store_append(struct store *s, struct table_entry *e, uint64_t hash, const void *data, size_t n,
                  struct table_entry **out)
 {
+    if (table_entry_is_cold(e))
+        return -EIO; /* tier.h loads the value before a handler needs it */
     size_t len = e->val_len;
     size_t total = len + n;
     if (total > s->max_val_len)
@@ -437,6 +592,8 @@ int store_append(struct store *s, struct table_entry *e, uint64_t hash, const vo
 int store_set_expire(struct store *s, struct table_entry *e, uint64_t hash, int64_t expire_ms,
                      struct table_entry **out)
 {
+    if (table_entry_is_cold(e))
+        return -EIO; /* tier.h loads the value before a handler needs it */
     if (expire_ms == e->expire_ms) {
         if (out)
             *out = e;
@@ -494,6 +651,8 @@ void store_flush(struct store *s)
     table_clear(s->table);
     __atomic_store_n(&s->stats.entry_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->stats.expires, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->stats.cold_keys, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->stats.cold_bytes, 0, __ATOMIC_RELAXED);
 }
 
 size_t store_count(const struct store *s)
@@ -518,6 +677,10 @@ void store_read_stats(const struct store *s, struct store_stats *out)
     out->writes = __atomic_load_n(&st->writes, __ATOMIC_RELAXED);
     out->expires = __atomic_load_n(&st->expires, __ATOMIC_RELAXED);
     out->entry_bytes = __atomic_load_n(&st->entry_bytes, __ATOMIC_RELAXED);
+    out->cold_keys = __atomic_load_n(&st->cold_keys, __ATOMIC_RELAXED);
+    out->cold_bytes = __atomic_load_n(&st->cold_bytes, __ATOMIC_RELAXED);
+    out->values_cooled = __atomic_load_n(&st->values_cooled, __ATOMIC_RELAXED);
+    out->values_loaded = __atomic_load_n(&st->values_loaded, __ATOMIC_RELAXED);
     out->keys = store_count(s);
     out->used_bytes = store_used_bytes(s);
 }

@@ -17,6 +17,19 @@
  *   the next call that changes the store (a put, delete, expiry change,
  *   eviction, store_tick). Callers read it, never write it; every change goes
  *   through this API so that accounting stays exact.
+ * Values beyond RAM (storage = log with maxmemory, store_attach_tier()):
+ *   every entry also records where its current record is in the shard's
+ *   segment log (table.h, TABLE_ENTRY_LSN). Past maxmemory, making room
+ *   first turns the least recently used values that are already written
+ *   to the log into cold entries (the key, its metadata and the log
+ *   position stay in memory; the value is dropped), and only then applies
+ *   maxmemory-policy. While records are still being written, a write
+ *   the limit cannot make room for is accepted (the overshoot is bounded by
+ *   what one batch of the log holds), and the tick cools it back under.
+ *   A cold value is read back by the shard (tier.h) and
+ *   put back with store_load_value(). Handlers never see a cold entry
+ *   where they need its value: tier.h loads it first. store_pin() keeps the
+ *   key a handler is running for from being turned cold under it.
  * Errors: 0 or a negative errno: -ENOMEM (over maxmemory with nothing left to
  *   evict, or an allocation failed; the key is unchanged), -E2BIG (value
  *   longer than max_val_len), -ENAMETOOLONG (key longer than max_key_len). */
@@ -65,6 +78,10 @@ struct store_stats {
     uint64_t writes;          /* changes made by commands (puts, deletes, expiry changes) */
     uint64_t expires;         /* keys that have an expiry, now */
     uint64_t entry_bytes;     /* usable bytes of every entry, now */
+    uint64_t cold_keys;       /* entries whose value is on disk only, now */
+    uint64_t cold_bytes;      /* value bytes on disk only, now */
+    uint64_t values_cooled;   /* values moved out of memory to make room */
+    uint64_t values_loaded;   /* cold values read back into memory */
     /* Filled by store_read_stats() only (derived, not kept up to date): */
     uint64_t keys;       /* store_count() */
     uint64_t used_bytes; /* store_used_bytes() */
@@ -75,9 +92,21 @@ struct store_stats {
  * Expiry needs no record (records carry the expiry time). Called on the
  * owner thread, inside the change. */
 struct store_journal {
-    void (*put)(void *arg, const struct table_entry *e);
+    /* Returns the record's position in the log (its lsn). */
+    uint64_t (*put)(void *arg, const struct table_entry *e);
     void (*del)(void *arg, const void *key, uint32_t klen);
     void (*flush)(void *arg);
+    void *arg;
+};
+
+/* Values beyond RAM: what the store asks of the log. */
+struct store_tier {
+    /* True when the record at log position lsn is written and can be read
+     * back (only such values may leave memory). */
+    bool (*readable)(void *arg, uint64_t lsn);
+    /* True while records are on their way to the file: values that cannot
+     * leave memory yet, but will once written. */
+    bool (*writing)(void *arg);
     void *arg;
 };
 
@@ -97,6 +126,8 @@ struct store {
     uint64_t next_cas;     /* the next cas unique to hand out */
     uint64_t evict_cursor; /* where the volatile-* fallback scan resumes */
     const struct store_journal *journal; /* NULL: a pure in-memory store */
+    const struct store_tier *tier;       /* NULL: every value stays in memory */
+    const struct table_entry *pinned;    /* never turned cold (store_pin) */
     struct store_stats stats;
 };
 
@@ -104,6 +135,11 @@ struct store {
 int store_init(struct store *s, const struct store_config *cfg);
 /* From now on, every change is also sent to j (NULL: none). */
 void store_attach_journal(struct store *s, const struct store_journal *j);
+/* From now on, entries carry their log position and values may leave
+ * memory past maxmemory (see above). Before any entry is made. */
+void store_attach_tier(struct store *s, const struct store_tier *t);
+/* Keeps e's value in memory until the next store_pin() (NULL: none). */
+static inline void store_pin(struct store *s, const struct table_entry *e) { s->pinned = e; }
 /* Frees the table and every entry. */
 void store_fini(struct store *s);
 
@@ -167,6 +203,19 @@ static inline int store_check_len(const struct store *s, size_t klen, uint64_t v
  * 0, -ENOMEM, -E2BIG, -ENAMETOOLONG. */
 int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *val,
               size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out);
+
+/* Recovery: as store_put, with the version (cas) and log position the
+ * record has on disk; nothing is journaled. */
+int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                        const void *val, size_t vlen, int64_t expire_ms, uint32_t mc_flags,
+                        uint64_t cas, uint64_t lsn);
+
+/* Puts back the value of the cold entry `cold` (still the key's entry),
+ * read from the log: a hot entry with the same metadata replaces it.
+ * Makes room first. *out (may be NULL) receives the new entry.
+ * 0, -ENOMEM (the entry stays cold), -EINVAL (vlen is not the value's). */
+int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
+                     size_t vlen, struct table_entry **out);
 
 /* Two-step write, for values built in place (SETRANGE, INCR, PREPEND...):
  * store_entry_new() allocates an unpublished entry holding the key, with

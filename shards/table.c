@@ -131,11 +131,12 @@ static inline uint64_t entry_hash(const struct table_entry *e)
     return keyhash(e->data, e->key_len);
 }
 
-struct table_entry *table_entry_alloc(uint32_t key_len, size_t val_cap)
+struct table_entry *table_entry_alloc_flags(uint32_t key_len, size_t val_cap, uint32_t flags)
 {
-    if (val_cap > SIZE_MAX - sizeof(struct table_entry) - key_len)
+    size_t extra = (flags & TABLE_ENTRY_LSN) ? sizeof(uint64_t) : 0;
+    if (val_cap > SIZE_MAX - sizeof(struct table_entry) - key_len - extra)
         return NULL;
-    struct table_entry *e = mi_malloc(sizeof *e + key_len + val_cap);
+    struct table_entry *e = mi_malloc(sizeof *e + key_len + val_cap + extra);
     if (!e)
         return NULL;
     /* Slots keep the tag in the top 16 bits: x86-64 user addresses fit in 48
@@ -146,12 +147,38 @@ struct table_entry *table_entry_alloc(uint32_t key_len, size_t val_cap)
     }
     memset(e, 0, sizeof *e);
     e->key_len = key_len;
+    e->meta = flags & ~TABLE_ENTRY_LRU_MASK;
     return e;
+}
+
+struct table_entry *table_entry_alloc(uint32_t key_len, size_t val_cap)
+{
+    return table_entry_alloc_flags(key_len, val_cap, 0);
+}
+
+/* The log position lives in the allocation's last 8 bytes (usable sizes are
+ * multiples of 8), past any room an in-place append may use. */
+static char *entry_lsn_slot(const struct table_entry *e)
+{
+    return (char *)e + mi_usable_size(e) - sizeof(uint64_t);
+}
+
+uint64_t table_entry_lsn(const struct table_entry *e)
+{
+    uint64_t lsn;
+    memcpy(&lsn, entry_lsn_slot(e), sizeof lsn);
+    return lsn;
+}
+
+void table_entry_set_lsn(struct table_entry *e, uint64_t lsn)
+{
+    memcpy(entry_lsn_slot(e), &lsn, sizeof lsn);
 }
 
 size_t table_entry_val_cap(const struct table_entry *e)
 {
-    return mi_usable_size(e) - sizeof *e - e->key_len;
+    size_t extra = (e->meta & TABLE_ENTRY_LSN) ? sizeof(uint64_t) : 0;
+    return mi_usable_size(e) - sizeof *e - e->key_len - extra;
 }
 
 size_t table_entry_mem(const struct table_entry *e)

@@ -34,19 +34,32 @@
 #include <stdint.h>
 
 /* A stored key and value. Immutable once published, except:
- *  - lru_s: the owner writes it on access (relaxed; readers may see either);
+ *  - the access clock in `meta`: the owner writes it on access (relaxed;
+ *    readers may see either);
  *  - appending in place: the owner may write bytes past val_len inside the
  *    allocation's usable size and then store-release the larger val_len, so
- *    a reader sees the old value or the new one, never a torn one. */
+ *    a reader sees the old value or the new one, never a torn one;
+ *  - the log position (TABLE_ENTRY_LSN): owner only, read by no other thread.
+ * Flags (meta's top 8 bits) are fixed when the entry is made:
+ *  - TABLE_ENTRY_LSN: the last 8 bytes of the allocation hold the position of
+ *    the key's current record in the shard's segment log (durable storage);
+ *  - TABLE_ENTRY_COLD: the value is on disk only (values beyond RAM): data
+ *    holds the key alone, val_len is the value's real length, and the value
+ *    is read back through the log position (shards/tier.h). */
 struct table_entry {
     int64_t expire_ms; /* absolute unix ms; 0 = no expiry */
     uint64_t cas;      /* memcached cas unique; changes on every write */
     uint32_t key_len;
     uint32_t val_len;  /* read with table_entry_val_len() from non-owner threads */
     uint32_t mc_flags; /* memcached client flags */
-    uint32_t lru_s;    /* coarse clock (seconds) of the last access, for eviction */
+    uint32_t meta;     /* bits 0-23: coarse clock (seconds, wrapping) of the last
+                          access, for eviction; bits 24-31: TABLE_ENTRY_* flags */
     char data[];       /* key bytes, then value bytes */
 };
+
+#define TABLE_ENTRY_LSN (1u << 24)
+#define TABLE_ENTRY_COLD (1u << 25)
+#define TABLE_ENTRY_LRU_MASK 0xffffffu
 
 static inline const char *table_entry_key(const struct table_entry *e) { return e->data; }
 static inline char *table_entry_val(struct table_entry *e) { return e->data + e->key_len; }
@@ -54,14 +67,34 @@ static inline uint32_t table_entry_val_len(const struct table_entry *e)
 {
     return __atomic_load_n(&e->val_len, __ATOMIC_ACQUIRE);
 }
+static inline bool table_entry_is_cold(const struct table_entry *e)
+{
+    return (e->meta & TABLE_ENTRY_COLD) != 0;
+}
+static inline uint32_t table_entry_lru(const struct table_entry *e)
+{
+    return __atomic_load_n(&e->meta, __ATOMIC_RELAXED) & TABLE_ENTRY_LRU_MASK;
+}
+/* Sets the access clock (owner only; flags are kept). */
+static inline void table_entry_set_lru(struct table_entry *e, uint32_t lru_s)
+{
+    __atomic_store_n(&e->meta, (e->meta & ~TABLE_ENTRY_LRU_MASK) | (lru_s & TABLE_ENTRY_LRU_MASK),
+                     __ATOMIC_RELAXED);
+}
 
 /* Allocates an entry for key_len + val_cap bytes of data, fields zeroed
  * except key_len (set) and val_len (0). NULL on out of memory. Owner only. */
 struct table_entry *table_entry_alloc(uint32_t key_len, size_t val_cap);
+/* The same with TABLE_ENTRY_* flags (TABLE_ENTRY_LSN adds room for the log
+ * position after the value). */
+struct table_entry *table_entry_alloc_flags(uint32_t key_len, size_t val_cap, uint32_t flags);
 /* Bytes the entry may hold for its value without moving (usable size). */
 size_t table_entry_val_cap(const struct table_entry *e);
 /* Bytes of memory the entry occupies (mimalloc's usable size). */
 size_t table_entry_mem(const struct table_entry *e);
+/* The log position of an entry with TABLE_ENTRY_LSN, and setting it (owner only). */
+uint64_t table_entry_lsn(const struct table_entry *e);
+void table_entry_set_lsn(struct table_entry *e, uint64_t lsn);
 /* Frees an entry that was never published. Owner only. */
 void table_entry_free(struct table_entry *e);
 

@@ -1,0 +1,288 @@
+/* test_beyond_ram.c: values beyond RAM (storage = log with maxmemory).
+ * A dataset of more than twice maxmemory stays fully readable and writable:
+ * cold values leave memory (INFO persistence cold_keys) and are read back
+ * from disk on access, memory settles under maxmemory, every value reads
+ * back right (through RESP and memcached), requests on cold keys keep their
+ * order in a pipeline, compaction moves cold values without losing one, and
+ * a restart (also with another shard count) brings every key back.
+ * ringkv-only. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NKEYS 6000
+#define VALUE_LEN 1500 /* 6000 x 1500 = 9 MB against 4 MB of maxmemory */
+#define MAXMEMORY (4ll << 20)
+
+static char data_dir[64];
+
+static int setup(void **state)
+{
+    snprintf(data_dir, sizeof data_dir, "/tmp/ringkv-tier-XXXXXX");
+    return mkdtemp(data_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void start(struct harness_server *s, int threads)
+{
+    const char *args[] = {"--storage", "log", "--dir", data_dir, "--maxmemory", "4mb",
+                          "--segment-size", "1mb", "--compaction-threshold", "50", NULL};
+    struct harness_opts o = {.threads = threads, .memcache = true, .args = args};
+    assert_int_equal(harness_start(s, &o), 0);
+}
+
+/* The value of key i in generation gen: incompressible bytes, so that the
+ * disk holds what memory would. */
+static void value_of(int i, int gen, char *out)
+{
+    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ULL + (uint64_t)gen * 0xbf58476d1ce4e5b9ULL + 1;
+    for (int k = 0; k < VALUE_LEN; k++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out[k] = (char)(x >> 24);
+    }
+}
+
+/* A number from INFO (any section). */
+static long long info_number(redisContext *c, const char *section, const char *name)
+{
+    redisReply *r = harness_cmd(c, "INFO %s", section);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char needle[64];
+    snprintf(needle, sizeof needle, "\r\n%s:", name);
+    const char *at = strstr(r->str, needle);
+    assert_non_null(at);
+    long long v = strtoll(at + strlen(needle), NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+static long long dbsize(redisContext *c)
+{
+    redisReply *r = harness_cmd(c, "DBSIZE");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Writes keys [from, to) in generation gen, pipelined. */
+static void write_keys(redisContext *c, int from, int to, int gen)
+{
+    char v[VALUE_LEN];
+    for (int i = from; i < to; i++) {
+        value_of(i, gen, v);
+        redisAppendCommand(c, "SET key:%d %b", i, v, (size_t)VALUE_LEN);
+    }
+    for (int i = from; i < to; i++) {
+        redisReply *r = harness_next_reply(c);
+        if (r->type != REDIS_REPLY_STATUS) /* never -OOM: values go to disk */
+            fail_msg("SET key:%d: %s", i, r->type == REDIS_REPLY_ERROR ? r->str : "not +OK");
+        freeReplyObject(r);
+    }
+}
+
+/* Reads every key back, pipelined, and checks it holds generation gen(i). */
+static void check_keys(redisContext *c, int (*gen)(int i))
+{
+    char v[VALUE_LEN];
+    for (int i = 0; i < NKEYS; i++)
+        redisAppendCommand(c, "GET key:%d", i);
+    for (int i = 0; i < NKEYS; i++) {
+        redisReply *r = harness_next_reply(c);
+        value_of(i, gen(i), v);
+        if (r->type != REDIS_REPLY_STRING || r->len != VALUE_LEN || memcmp(r->str, v, VALUE_LEN))
+            fail_msg("key:%d: wrong reply (type %d, %zu bytes: %.60s)", i, r->type, r->len,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "");
+        freeReplyObject(r);
+    }
+}
+
+static int gen_zero(int i) { return 0 * i; }
+static int gen_later(int i) { return i % 3 == 0 ? 2 : 1; }
+
+/* Reads the next pipelined reply and checks it. */
+#define next_is(c, want, what)                                                                     \
+    do {                                                                                           \
+        redisReply *reply_ = harness_next_reply(c);                                                \
+        harness_check(reply_, want, what);                                                         \
+        freeReplyObject(reply_);                                                                   \
+    } while (0)
+
+static redisContext *wait_ctx;
+
+static bool memory_settled(void *arg)
+{
+    (void)arg;
+    return info_number(wait_ctx, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10;
+}
+
+static bool compacted(void *arg)
+{
+    (void)arg;
+    return info_number(wait_ctx, "persistence", "compactions") > 0;
+}
+
+static void test_beyond_ram_twice_maxmemory_stays_readable(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, 2);
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, NKEYS, 0);
+    assert_int_equal(dbsize(c), NKEYS);
+    wait_ctx = c;
+    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
+    long long cold = info_number(c, "persistence", "cold_keys");
+    assert_true(cold > NKEYS / 3); /* most of the data is on disk only */
+    assert_true(info_number(c, "persistence", "cold_value_bytes") >= cold * VALUE_LEN);
+
+    check_keys(c, gen_zero);
+    assert_true(info_number(c, "persistence", "values_loaded") > 0);
+    assert_true(info_number(c, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10);
+
+    /* Overwrite everything twice over (a third of the keys twice): the old
+     * records die, compaction rewrites segments holding cold values. */
+    write_keys(c, 0, NKEYS, 1);
+    for (int i = 0; i < NKEYS; i += 3)
+        write_keys(c, i, i + 1, 2);
+    assert_true(harness_wait_until(compacted, NULL, 3 * HARNESS_TIMEOUT_MS, 50));
+    check_keys(c, gen_later);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    /* A restart loads the index and what fits; the rest stays on disk. */
+    start(&s, 2);
+    c = harness_connect(s.port);
+    assert_int_equal(info_number(c, "persistence", "recovered_keys"), NKEYS);
+    assert_true(info_number(c, "persistence", "cold_keys") > NKEYS / 3);
+    assert_true(info_number(c, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10);
+    check_keys(c, gen_later);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    /* And with another shard count. */
+    start(&s, 3);
+    c = harness_connect(s.port);
+    assert_int_equal(dbsize(c), NKEYS);
+    wait_ctx = c;
+    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
+    check_keys(c, gen_later);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+/* Requests on a cold key run in the order sent, whatever they need. */
+static void test_beyond_ram_cold_keys_keep_pipeline_order(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, 2);
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, NKEYS, 0);
+    wait_ctx = c;
+    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
+    char v0[VALUE_LEN], v1[VALUE_LEN], tail[VALUE_LEN + 2];
+    int checked = 0;
+    for (int i = 0; i < NKEYS && checked < 200; i += 5) {
+        value_of(i, 0, v0);
+        value_of(i, 1, v1);
+        redisAppendCommand(c, "GET key:%d", i);
+        redisAppendCommand(c, "STRLEN key:%d", i);
+        redisAppendCommand(c, "GETRANGE key:%d 0 9", i);
+        redisAppendCommand(c, "SET key:%d %b", i, v1, (size_t)VALUE_LEN);
+        redisAppendCommand(c, "GET key:%d", i);
+        redisAppendCommand(c, "APPEND key:%d zz", i);
+        redisAppendCommand(c, "GETDEL key:%d", i);
+        redisAppendCommand(c, "EXISTS key:%d", i);
+        next_is(c, HARNESS_BULK_LEN(v0, VALUE_LEN), "HARNESS_BULK_LEN");
+        next_is(c, HARNESS_INT(VALUE_LEN), "HARNESS_INT");
+        next_is(c, HARNESS_BULK_LEN(v0, 10), "HARNESS_BULK_LEN");
+        next_is(c, HARNESS_OK, "HARNESS_OK");
+        next_is(c, HARNESS_BULK_LEN(v1, VALUE_LEN), "HARNESS_BULK_LEN");
+        next_is(c, HARNESS_INT(VALUE_LEN + 2), "HARNESS_INT");
+        memcpy(tail, v1, VALUE_LEN);
+        memcpy(tail + VALUE_LEN, "zz", 2);
+        next_is(c, HARNESS_BULK_LEN(tail, VALUE_LEN + 2), "HARNESS_BULK_LEN");
+        next_is(c, HARNESS_INT(0), "HARNESS_INT");
+        checked++;
+    }
+    /* MGET across shards, and a shard-wide command behind cold reads:
+     * FLUSHALL neither overtakes the GET before it nor is overtaken. */
+    value_of(1, 0, v0);
+    value_of(2, 0, v1);
+    redisAppendCommand(c, "MGET key:1 key:2 nosuch");
+    redisAppendCommand(c, "GET key:3");
+    redisAppendCommand(c, "FLUSHALL");
+    redisAppendCommand(c, "GET key:4");
+    redisAppendCommand(c, "DBSIZE");
+    redisReply *r = harness_next_reply(c);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 3);
+    harness_check(r->element[0], HARNESS_BULK_LEN(v0, VALUE_LEN), "MGET");
+    harness_check(r->element[1], HARNESS_BULK_LEN(v1, VALUE_LEN), "MGET");
+    harness_check(r->element[2], HARNESS_NIL, "MGET");
+    freeReplyObject(r);
+    value_of(3, 0, v0);
+    next_is(c, HARNESS_BULK_LEN(v0, VALUE_LEN), "HARNESS_BULK_LEN");
+    next_is(c, HARNESS_OK, "HARNESS_OK");
+    next_is(c, HARNESS_NIL, "HARNESS_NIL");
+    next_is(c, HARNESS_INT(0), "HARNESS_INT");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+/* memcached clients read cold values too. */
+static void test_beyond_ram_memcached_reads_cold_values(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, 2);
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, NKEYS, 0);
+    wait_ctx = c;
+    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
+    assert_true(info_number(c, "persistence", "cold_keys") > 0);
+    struct harness_raw *m = harness_raw_open(s.mc_port);
+    char v[VALUE_LEN], want[VALUE_LEN + 64];
+    for (int i = 0; i < 300; i++) {
+        char req[64];
+        snprintf(req, sizeof req, "get key:%d key:%d\r\n", i, i + 3000);
+        harness_raw_send_str(m, req);
+        for (int k = 0; k < 2; k++) {
+            int key = k ? i + 3000 : i;
+            value_of(key, 0, v);
+            int n = snprintf(want, sizeof want, "VALUE key:%d 0 %d\r\n", key, VALUE_LEN);
+            memcpy(want + n, v, VALUE_LEN);
+            memcpy(want + n + VALUE_LEN, "\r\n", 2);
+            harness_raw_expect_at(__FILE__, __LINE__, m, want, (size_t)n + VALUE_LEN + 2);
+        }
+        harness_raw_expect(m, "END\r\n");
+    }
+    harness_raw_close(m);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_beyond_ram_twice_maxmemory_stays_readable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_beyond_ram_cold_keys_keep_pipeline_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_beyond_ram_memcached_reads_cold_values, setup,
+                                        teardown),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
