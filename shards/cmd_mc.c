@@ -355,7 +355,13 @@ void cmd_mc_decr(struct cmd_ctx *c)
     arith(c, false);
 }
 
+/* flush_all [delay]: at once, or once the delay (memcached's exptime
+ * rules: seconds, or a unix time past 30 days) has passed. */
 void cmd_mc_flush_all_shard(struct cmd_ctx *c)
 {
-    store_flush(c->store);
+    int64_t at = c->mc->number > 0 ? cmd_mc_expire_ms(c->mc->number, c->store->now_ms) : 0;
+    if (at > c->store->now_ms)
+        store_flush_at(c->store, at);
+    else
+        store_flush(c->store);
 }

@@ -234,6 +234,8 @@ static bool expire_round(struct store *s)
 void store_turn(struct store *s, int64_t now_ms)
 {
     store_set_clock(s, now_ms);
+    if (s->flush_at_ms != 0 && now_ms >= s->flush_at_ms)
+        store_flush(s);
     table_step(s->table, STORE_TURN_STEP_BUDGET);
 }
 
@@ -644,8 +646,11 @@ struct table_entry *store_random(struct store *s)
     return NULL;
 }
 
+void store_flush_at(struct store *s, int64_t at_ms) { s->flush_at_ms = at_ms; }
+
 void store_flush(struct store *s)
 {
+    s->flush_at_ms = 0;
     if (s->journal)
         s->journal->flush(s->journal->arg);
     table_clear(s->table);

@@ -51,7 +51,7 @@ static const struct cfg_setting cfg_settings[] = {
      "Password clients must give with AUTH; empty means none."},
     {"maxmemory", CFG_SIZE, F(maxmemory), "0", 0, INT64_MAX, NULL,
      "Memory limit for data (bytes, or 100mb, 2gb...); 0 means no limit. Split evenly "
-     "between shards."},
+     "between shards. With storage = log, values past it stay on disk only."},
     {"maxmemory-policy", CFG_ENUM, F(maxmemory_policy), "noeviction", 0, 0, policy_names,
      "What to do at maxmemory: noeviction (writes get -OOM), allkeys-lru, volatile-lru, "
      "allkeys-random, volatile-random, volatile-ttl."},

@@ -346,6 +346,37 @@ static void test_memcached_flush_all(void **state)
     harness_raw_expect(r, "CLIENT_ERROR invalid exptime argument\r\n");
 }
 
+static struct harness_raw *flush_conn;
+
+static bool flushed(void *arg)
+{
+    (void)arg;
+    harness_raw_send_str(flush_conn, "get later\r\n");
+    char *line = harness_raw_line(flush_conn, HARNESS_TIMEOUT_MS);
+    bool gone = line && strcmp(line, "END") == 0;
+    while (line && strcmp(line, "END") != 0) {
+        free(line);
+        line = harness_raw_line(flush_conn, HARNESS_TIMEOUT_MS);
+    }
+    free(line);
+    return gone;
+}
+
+/* flush_all with a delay: items stay readable until it has passed. */
+static void test_memcached_flush_all_delay(void **state)
+{
+    struct harness_raw *r = *state;
+    mc_store(r, "set", "later", 0, 0, "v", 1, false);
+    harness_raw_expect(r, "STORED\r\n");
+    int64_t t0 = harness_now_ms();
+    harness_raw_send_str(r, "flush_all 2\r\nget later\r\n");
+    harness_raw_expect(r, "OK\r\nVALUE later 0 1\r\nv\r\nEND\r\n");
+    flush_conn = r;
+    assert_true(harness_wait_until(flushed, NULL, 4000, 50));
+    /* Not before its time (memcached counts whole seconds, so 1 s at least). */
+    assert_true(harness_now_ms() - t0 >= 900);
+}
+
 /* Reads a stats reply up to END; returns the value of name (caller frees) or NULL. */
 static char *mc_stat(struct harness_raw *r, const char *name)
 {
@@ -506,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memcached_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_noreply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_flush_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memcached_flush_all_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_stats_version_verbosity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_errors_keep_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_bad_data_chunk, setup, teardown),
