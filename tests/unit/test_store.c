@@ -1,6 +1,7 @@
 /* test_store.c: the shard keyspace (store.h) on the real table: accounting,
  * lazy and active expiry, cas, in-place append, and eviction under a tiny
- * maxmemory for every policy. The clock is set by hand through store_tick. */
+ * maxmemory for every policy, and values beyond RAM (cold entries) with a
+ * fake log. The clock is set by hand through store_tick. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -568,6 +569,169 @@ static void test_store_eviction_prefers_expired_keys(void **state)
     assert_true(s.evicted_keys < s.expired_keys);
 }
 
+/* ---- values beyond RAM: a fake log whose records are written below
+ * fake_readable, and that is "writing" while fake_writing is set ---- */
+
+#define TIER_MAXMEMORY (64 * 1024)
+#define TIER_VAL 1000
+
+static uint64_t fake_next_lsn, fake_readable;
+static bool fake_writing;
+static struct table_entry *fake_last_put;
+
+static uint64_t fake_put(void *arg, const struct table_entry *e)
+{
+    (void)arg;
+    fake_last_put = (struct table_entry *)e;
+    uint64_t lsn = fake_next_lsn;
+    fake_next_lsn += 64 + e->key_len + e->val_len;
+    return lsn;
+}
+static void fake_del(void *arg, const void *key, uint32_t klen) { (void)arg, (void)key, (void)klen; }
+static void fake_flush(void *arg) { (void)arg; }
+static bool fake_is_readable(void *arg, uint64_t lsn) { return (void)arg, lsn < fake_readable; }
+static bool fake_is_writing(void *arg) { return (void)arg, fake_writing; }
+
+static const struct store_journal fake_journal = {fake_put, fake_del, fake_flush, NULL};
+static const struct store_tier fake_tier = {fake_is_readable, fake_is_writing, NULL};
+
+static void restart_tiered(void)
+{
+    store_fini(&st);
+    struct store_config cfg = {.maxmemory = TIER_MAXMEMORY, .policy = STORE_NOEVICTION,
+                               .seed = 7};
+    assert_int_equal(setup_with(&cfg), 0);
+    store_attach_journal(&st, &fake_journal);
+    store_attach_tier(&st, &fake_tier);
+    fake_next_lsn = 0;
+    fake_readable = UINT64_MAX; /* everything written */
+    fake_writing = false;
+}
+
+static const char *tier_value(int i)
+{
+    static char v[TIER_VAL + 1];
+    memset(v, 'a' + i % 26, TIER_VAL);
+    v[TIER_VAL] = '\0';
+    return v;
+}
+
+static void test_store_tier_cools_instead_of_refusing(void **state)
+{
+    restart_tiered();
+    char key[32];
+    int n = 4 * TIER_MAXMEMORY / TIER_VAL; /* four times the limit */
+    for (int i = 0; i < n; i++) {
+        key_name(key, sizeof key, "t", i);
+        assert_int_equal(put(key, tier_value(i)), 0);
+    }
+    assert_true(store_used_bytes(&st) <= TIER_MAXMEMORY);
+    assert_int_equal(store_count(&st), n);
+    assert_true(st.stats.cold_keys > (uint64_t)n / 2);
+    assert_int_equal(st.stats.cold_bytes, st.stats.cold_keys * TIER_VAL);
+    assert_int_equal(st.stats.evicted_keys, 0);
+    /* A cold entry keeps everything but the value, and its log position. */
+    int cold_seen = 0;
+    for (int i = 0; i < n; i++) {
+        key_name(key, sizeof key, "t", i);
+        struct table_entry *e = get(key);
+        assert_non_null(e);
+        assert_int_equal(e->val_len, TIER_VAL);
+        assert_true(e->meta & TABLE_ENTRY_LSN);
+        if (!table_entry_is_cold(e))
+            assert_memory_equal(table_entry_val(e), tier_value(i), TIER_VAL);
+        else
+            cold_seen++;
+    }
+    assert_int_equal(cold_seen, st.stats.cold_keys);
+}
+
+static void test_store_tier_load_value_brings_it_back(void **state)
+{
+    restart_tiered();
+    char key[32];
+    int n = 3 * TIER_MAXMEMORY / TIER_VAL;
+    for (int i = 0; i < n; i++) {
+        key_name(key, sizeof key, "t", i);
+        assert_int_equal(put_ttl(key, tier_value(i), T0 + 100000), 0);
+    }
+    struct table_entry *cold = NULL;
+    int which = -1;
+    for (int i = 0; i < n && !cold; i++) {
+        key_name(key, sizeof key, "t", i);
+        struct table_entry *e = get(key);
+        if (table_entry_is_cold(e)) {
+            cold = e;
+            which = i;
+        }
+    }
+    assert_non_null(cold);
+    uint64_t cas = cold->cas, lsn = table_entry_lsn(cold), cooled = st.stats.cold_keys;
+    uint64_t hash = keyhash(key, strlen(key));
+    assert_int_equal(store_load_value(&st, cold, hash, "short", 5, NULL), -EINVAL);
+    struct table_entry *hot = NULL;
+    assert_int_equal(store_load_value(&st, cold, hash, tier_value(which), TIER_VAL, &hot), 0);
+    assert_non_null(hot);
+    assert_false(table_entry_is_cold(hot));
+    assert_int_equal(hot->cas, cas); /* the same version, not a write */
+    assert_int_equal(hot->expire_ms, T0 + 100000);
+    assert_int_equal(table_entry_lsn(hot), lsn);
+    assert_memory_equal(table_entry_val(hot), tier_value(which), TIER_VAL);
+    assert_int_equal(st.stats.values_loaded, 1);
+    /* Room was made by cooling another value: the count stays. */
+    assert_int_equal(st.stats.cold_keys, cooled);
+    assert_true(store_used_bytes(&st) <= TIER_MAXMEMORY);
+}
+
+static void test_store_tier_never_cools_unwritten_or_pinned(void **state)
+{
+    restart_tiered();
+    fake_readable = 0; /* nothing is written yet */
+    char key[32];
+    int n = 2 * TIER_MAXMEMORY / TIER_VAL;
+    fake_writing = true; /* the writes are on their way: let in */
+    for (int i = 0; i < n; i++) {
+        key_name(key, sizeof key, "t", i);
+        assert_int_equal(put(key, tier_value(i)), 0);
+    }
+    assert_int_equal(st.stats.cold_keys, 0);
+    assert_true(store_used_bytes(&st) > TIER_MAXMEMORY);
+    fake_writing = false; /* ... but if they never get written, writes are refused */
+    assert_int_equal(put("more", tier_value(0)), -ENOMEM);
+    /* Once written, the tick brings memory back under the limit, sparing
+     * the pinned key. */
+    key_name(key, sizeof key, "t", 0);
+    struct table_entry *pinned = get(key);
+    store_pin(&st, pinned);
+    fake_readable = UINT64_MAX;
+    for (int i = 0; i < 50 && store_used_bytes(&st) > TIER_MAXMEMORY; i++)
+        store_tick(&st, T0 + i);
+    assert_true(store_used_bytes(&st) <= TIER_MAXMEMORY);
+    assert_true(st.stats.cold_keys > 0);
+    assert_ptr_equal(get(key), pinned);
+    assert_false(table_entry_is_cold(pinned));
+    store_pin(&st, NULL);
+}
+
+static void test_store_tier_append_keeps_lsn_room(void **state)
+{
+    restart_tiered();
+    assert_int_equal(put("a", "x"), 0);
+    struct table_entry *e = get("a");
+    size_t cap = table_entry_val_cap(e);
+    /* An append in place up to the capacity leaves the log position whole. */
+    static char more[4096];
+    memset(more, 'y', sizeof more);
+    assert_true(cap >= 1);
+    assert_int_equal(store_append(&st, e, keyhash("a", 1), more, cap - 1, NULL), 0);
+    struct table_entry *now = get("a");
+    assert_int_equal(table_entry_lsn(now), fake_next_lsn - (64 + 1 + cap));
+    assert_ptr_equal(fake_last_put, now);
+    assert_ptr_equal(now, e); /* in place */
+    assert_int_equal(now->val_len, cap);
+    assert_memory_equal(table_entry_val(now) + 1, more, cap - 1); /* the position spared it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +762,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_volatile_scan_finds_rare_ttl_keys, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_eviction_prefers_expired_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_tier_cools_instead_of_refusing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_tier_load_value_brings_it_back, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_tier_never_cools_unwritten_or_pinned, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_tier_append_keeps_lsn_room, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
