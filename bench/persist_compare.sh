@@ -23,10 +23,23 @@
 # seconds, once with compaction running (compaction-threshold 50) and once
 # with it off (0); GET p99 and p99.9 of the two are compared.
 #
+# Values beyond RAM: ringkv (one shard, no compression) holds TIER_KEYS keys of
+# 1 KiB (--verify values: each carries its key and a checksum), once with
+# maxmemory at half the data (so about half the values live on disk only) and
+# once without maxmemory (all in memory); redis-server (no persistence) holds
+# the same keys in memory as the reference. A GET load over uniformly random
+# keys (50 connections with distinct seeds, pipeline 1, --verify) runs
+# TEST_TIME seconds against
+# each; throughput, p99, p99.9 and server CPU per request are reported, with
+# the share of GETs that read from disk (INFO values_loaded). The segment
+# files sit in the page cache here, so a cold read is an io_uring read served
+# from memory by the kernel, not by the device.
+#
 # Output: markdown on stdout and in RESULTS_DIR/persist_compare.md, every run
 # in persist_compare-runs.tsv. Exit status 1 when a server could not be
 # measured. Settings (environment): QUICK=1, REPEATS (3), TEST_TIME (5),
-# KEYS (1000000), SERVER_CPU, CLIENT_CPU, DATA_ROOT, RESULTS_DIR, RINGKV_BIN,
+# KEYS (1000000), TIER_KEYS (100000), ONLY (the parts to run, default
+# "tier compaction write recovery"; the report shows what ran), SERVER_CPU, CLIENT_CPU, DATA_ROOT, RESULTS_DIR, RINGKV_BIN,
 # RINGKV_BENCH_BIN. Default run: about 3 minutes.
 set -uo pipefail
 
@@ -45,6 +58,7 @@ REPEATS=${REPEATS:-3}
 TEST_TIME=${TEST_TIME:-5}
 KEYS=${KEYS:-1000000}
 GARBAGE_ROUNDS=${GARBAGE_ROUNDS:-8}
+TIER_KEYS=${TIER_KEYS:-100000}
 GET_RATE=${GET_RATE:-20000}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 DATA_ROOT=${DATA_ROOT:-/tmp}
@@ -179,20 +193,83 @@ compaction_latency() {
     bench_log "compaction-threshold $threshold: $ops GET/s, p99 $p99 ms, p99.9 $p999 ms, $((c1 - c0)) segments compacted meanwhile"
 }
 
-for ((round = 1; round <= REPEATS; round++)); do
-    compaction_latency 50 "$round"
-    compaction_latency 0 "$round"
-done
+# beyond_ram NAME ROUND: GET load on TIER_KEYS 1 KiB keys; NAME is tiered
+# (maxmemory half the data), inmemory (no maxmemory) or redis.
+beyond_ram() {
+    local name=$1 round=$2 dir=$WORK/tier-$1-$2 out=$WORK/out pid t0 t1 l0 l1
+    PORT=$(bench_free_port "")
+    mkdir -p "$dir"
+    local half=$((TIER_KEYS * 1024 / 2))
+    if [[ $name == redis ]]; then
+        bench_start "$SCPU" "$dir.log" redis-server --port "$PORT" --bind 127.0.0.1 --save '' \
+            --appendonly no --dir "$dir" --protected-mode no
+    else
+        bench_start "$SCPU" "$dir.log" "$RINGKV" --port "$PORT" --memcache-port 0 --threads 1 \
+            --bind 127.0.0.1 --storage log --dir "$dir" --appendfsync everysec --compression none \
+            --maxmemory "$([[ $name == tiered ]] && echo "$half" || echo 0)"
+    fi
+    pid=$BENCH_PID
+    bench_wait_resp "$PORT" "$pid" 20 || bench_die "$name did not start: $(tail -n3 "$dir.log")"
+    taskset -c "$CCPU" "$BENCH" -s 127.0.0.1 -p "$PORT" -t 1 -c 50 --pipeline 16 --ratio 1:0 \
+        --key-pattern P:P -n allkeys --key-minimum 0 --key-maximum $((TIER_KEYS - 1)) -d 1024 \
+        --verify --hide-histogram --hide-progress >"$out" 2>&1 ||
+        bench_die "filling $name failed: $(tail -n2 "$out")"
+    dbsize_is "$PORT" "$TIER_KEYS" || bench_die "$name does not hold $TIER_KEYS keys"
+    sleep 1 # the tick brings memory under maxmemory after the burst
+    l0=$(info_field "$PORT" values_loaded)
+    t0=$(bench_cpu_ticks "$pid")
+    taskset -c "$CCPU" "$BENCH" -s 127.0.0.1 -p "$PORT" -t 1 -c 50 --pipeline 1 --ratio 0:1 \
+        --key-pattern R:R --key-minimum 0 --key-maximum $((TIER_KEYS - 1)) -d 1024 --verify \
+        --distinct-client-seed \
+        --test-time "$TEST_TIME" -n 100000000 --hide-histogram --hide-progress \
+        --json-out-file "$out.json" >"$out" 2>&1 || bench_die "GET load on $name failed: $(tail -n2 "$out")"
+    t1=$(bench_cpu_ticks "$pid")
+    l1=$(info_field "$PORT" values_loaded)
+    bench_stop "$pid"
+    rm -rf "$dir" "$dir.log"
+    local ops p99 p999 n cpu disk
+    ops=$(jq '."ALL STATS".Gets."Ops/sec"' "$out.json")
+    p99=$(jq '."ALL STATS".Gets."Percentile Latencies"."p99.00"' "$out.json")
+    p999=$(jq '."ALL STATS".Gets."Percentile Latencies"."p99.90"' "$out.json")
+    n=$(jq '."ALL STATS".Gets.Count' "$out.json")
+    cpu=$(bench_cpu_us_per_req $((t1 - t0)) "$n")
+    disk=$(awk -v a="${l0:-0}" -v b="${l1:-0}" -v n="$n" 'BEGIN { printf "%.2f", (n > 0 ? (b - a) / n : 0) }')
+    printf 'tier\t%s\teverysec\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$ops" "$p99" "$cpu" \
+        "$p999" "$disk" >>"$TSV"
+    bench_log "$name: $ops GET/s, p99 $p99 ms, p99.9 $p999 ms, $cpu us CPU/req, $disk of GETs from disk"
+}
 
-for fsync in everysec always; do
+ONLY=${ONLY:-tier compaction write recovery}
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
+
+if wants tier; then
     for ((round = 1; round <= REPEATS; round++)); do
-        write_load ringkv "$fsync" "$round"
-        write_load redis "$fsync" "$round"
+        beyond_ram tiered "$round"
+        beyond_ram inmemory "$round"
+        beyond_ram redis "$round"
     done
-done
-recovery ringkv 1
-recovery ringkv-2shards 2
-recovery redis 1
+fi
+
+if wants compaction; then
+    for ((round = 1; round <= REPEATS; round++)); do
+        compaction_latency 50 "$round"
+        compaction_latency 0 "$round"
+    done
+fi
+
+if wants write; then
+    for fsync in everysec always; do
+        for ((round = 1; round <= REPEATS; round++)); do
+            write_load ringkv "$fsync" "$round"
+            write_load redis "$fsync" "$round"
+        done
+    done
+fi
+if wants recovery; then
+    recovery ringkv 1
+    recovery ringkv-2shards 2
+    recovery redis 1
+fi
 
 # med KIND SERVER FSYNC COLUMN: the median of a column over the rounds.
 med() {
@@ -204,6 +281,7 @@ med() {
     printf '# ringkv durable storage vs redis-server AOF (issue 3)\n\n'
     # shellcheck disable=SC2016 # backquotes are markdown
     printf 'Generated %s by `bench/persist_compare.sh` on %s.\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(bench_machine)"
+    if wants write; then
     printf 'ringkv --threads 1 --storage log against redis-server %s --appendonly yes, each alone on CPU %s, data in %s; ' "$(redis_version)" "$SCPU" "$DATA_ROOT"
     printf 'ringkv-bench on CPU %s: SET only, 50 connections, pipeline 1, 32-byte values, random keys over 1,000,000, %s s per run, median of %s runs.\n\n' "$CCPU" "$TEST_TIME" "$REPEATS"
     printf '| appendfsync | ringkv SET/s | redis SET/s | **SET/s ringkv/redis** | ringkv p99 ms | redis p99 ms | ringkv CPU us/req | redis CPU us/req | CPU/req ringkv/redis |\n'
@@ -215,6 +293,8 @@ med() {
         printf '| %s | %.0f | %.0f | **%s** | %s | %s | %s | %s | %s |\n' "$fsync" "$ro" "$xo" \
             "$(bench_ratio "$ro" "$xo")" "$rp" "$xp" "$rc" "$xc" "$(bench_ratio "$rc" "$xc")"
     done
+    fi
+    if wants recovery; then
     printf '\nRecovery of %s keys (32-byte values, written once with appendfsync everysec): seconds from exec until DBSIZE answers %s, median of %s restarts.\n\n' "$KEYS" "$KEYS" "$REPEATS"
     printf '| server | seconds | keys/s | **time vs redis** |\n|---|---:|---:|---:|\n'
     xr=$(med recovery redis everysec 8)
@@ -222,6 +302,8 @@ med() {
         t=$(med recovery "$s" everysec 8)
         printf '| %s | %s | %.0f | **%s** |\n' "$s" "$t" "$(awk -v n="$KEYS" -v t="$t" 'BEGIN { print (t > 0 ? n / t : 0) }')" "$(bench_ratio "$t" "$xr")"
     done
+    fi
+    if wants compaction; then
     printf '\nGET latency while compaction runs: one shard holding 50,000 keys of 1 KiB written %s times over (8 MiB segments, no compression); GETs at %s/s from 50 connections, pipeline 1, for %s s, latency from each request'"'"'s intended send time; median of %s runs.\n\n' "$GARBAGE_ROUNDS" "$GET_RATE" $((TEST_TIME * 2)) "$REPEATS"
     printf '| compaction | GET/s | p99 ms | p99.9 ms | segments compacted during the load |\n|---|---:|---:|---:|---:|\n'
     for t in 50 0; do
@@ -229,5 +311,18 @@ med() {
             "$(med compaction "threshold-$t" everysec 5)" "$(med compaction "threshold-$t" everysec 6)" \
             "$(med compaction "threshold-$t" everysec 7)" "$(med compaction "threshold-$t" everysec 8)"
     done
+    fi
+    if wants tier; then
+    printf '\nValues beyond RAM: %s keys of 1 KiB on one shard, GETs of uniformly random keys from 50 connections, pipeline 1, values verified, %s s per run, median of %s runs. "tiered" has maxmemory at half the data; "in memory" has no maxmemory; redis-server (no persistence) holds all in memory. The segment files are in the page cache.\n\n' "$TIER_KEYS" "$TEST_TIME" "$REPEATS"
+    printf '| server | GET/s | p99 ms | p99.9 ms | CPU us/req | GETs read from disk | **GET/s vs redis** | **CPU/req vs redis** |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
+    xo=$(med tier redis everysec 5) xc=$(med tier redis everysec 7)
+    for s in tiered inmemory redis; do
+        o=$(med tier "$s" everysec 5) c=$(med tier "$s" everysec 7)
+        printf '| %s | %.0f | %s | %s | %s | %s | **%s** | **%s** |\n' \
+            "$([[ $s == tiered ]] && echo "ringkv, maxmemory = data/2" || { [[ $s == inmemory ]] && echo "ringkv, in memory" || echo redis; })" \
+            "$o" "$(med tier "$s" everysec 6)" "$(med tier "$s" everysec 8)" "$c" \
+            "$(med tier "$s" everysec 9)" "$(bench_ratio "$o" "$xo")" "$(bench_ratio "$c" "$xc")"
+    done
+    fi
     printf '\nEvery run: [persist_compare-runs.tsv](persist_compare-runs.tsv).\n'
 } | tee "$RESULTS_DIR/persist_compare.md"
