@@ -352,12 +352,25 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
 
 void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine)
 {
+    cmd_broadcast_with(ctx, h, combine, NULL, 0);
+}
+
+void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine,
+                        const void *extra, size_t n)
+{
     struct conn *c = ctx->conn;
     struct shard *sh = c->shard;
-    struct conn_pending *p = conn_pending_add(c, sh->node->nshards, combine);
+    /* The extra bytes ride as one more sub-reply, ready from the start. */
+    uint32_t nshards = sh->node->nshards;
+    struct conn_pending *p = conn_pending_add(c, nshards + (n ? 1 : 0), combine);
     if (!p) {
-        resp_write_error(ctx->out, "OOM out of memory");
+        resp_write_error(conn_reply_buf(c), "OOM out of memory");
         return;
+    }
+    if (n) {
+        buf_append(&p->subs[nshards], extra, n);
+        p->ndone = 1;
+        p->aux = 1;
     }
     for (uint32_t s = 0; s < sh->node->nshards; s++)
         cmd_route_sub(sh, c, p, s, s, h, ctx->argv, ctx->argc, 0, NULL, true);
@@ -747,6 +760,47 @@ static void cmd_combine_scan(struct conn *c, struct conn_pending *p, struct buf 
     buf_append(out, l3 + 1, (size_t)(end - l3 - 1));
 }
 
+/* CLIENT LIST: every shard's lines ("id=N ...\n") as one string, or with
+ * ids (the extra sub-reply, p->aux set) the lines of those ids in that
+ * order, as Redis gives them. */
+static void cmd_combine_lines(struct conn *c, struct conn_pending *p, struct buf *out)
+{
+    uint32_t nparts = p->aux ? p->nsub - 1 : p->nsub;
+    struct buf all;
+    buf_init(&all);
+    int64_t count;
+    if (!p->aux) {
+        for (uint32_t i = 0; i < nparts; i++) {
+            size_t at = cmd_header_of(&p->subs[i], &count); /* "$n\r\n" header */
+            buf_append(&all, p->subs[i].data + at, p->subs[i].len - at - 2);
+        }
+    } else {
+        const struct buf *ids = &p->subs[nparts];
+        for (size_t k = 0; k + sizeof(int64_t) <= ids->len; k += sizeof(int64_t)) {
+            int64_t id;
+            memcpy(&id, ids->data + k, sizeof id);
+            char want[32];
+            int wn = snprintf(want, sizeof want, "id=%" PRId64 " ", id);
+            for (uint32_t i = 0; i < nparts; i++) {
+                size_t at = cmd_header_of(&p->subs[i], &count);
+                const char *s = p->subs[i].data + at, *end = p->subs[i].data + p->subs[i].len - 2;
+                while (s < end) {
+                    const char *nl = memchr(s, '\n', (size_t)(end - s));
+                    const char *stop = nl ? nl + 1 : end;
+                    if (stop - s > wn && memcmp(s, want, (size_t)wn) == 0) {
+                        buf_append(&all, s, (size_t)(stop - s));
+                        i = nparts; /* one line per id asked */
+                        break;
+                    }
+                    s = stop;
+                }
+            }
+        }
+    }
+    resp_write_verbatim(out, c->resp_version, all.data ? all.data : "", all.len);
+    buf_fini(&all);
+}
+
 /* Second phase of a cross-shard MSETNX: set every key. */
 static void cmd_msetnx_phase2(struct conn *c, struct conn_pending *p)
 {
@@ -855,22 +909,9 @@ void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out)
         else
             resp_write_int(out, 1);
         return;
-    case CMD_COMBINE_BULK: {
-        size_t len = 0;
-        for (uint32_t i = 0; i < p->nsub; i++) {
-            size_t at = cmd_header_of(&p->subs[i], &count); /* "$n\r\n" header */
-            len += p->subs[i].len - at - 2;
-        }
-        buf_append_str(out, "$");
-        buf_append_u64(out, len);
-        buf_append_str(out, "\r\n");
-        for (uint32_t i = 0; i < p->nsub; i++) {
-            size_t at = cmd_header_of(&p->subs[i], &count);
-            buf_append(out, p->subs[i].data + at, p->subs[i].len - at - 2);
-        }
-        buf_append_str(out, "\r\n");
+    case CMD_COMBINE_BULK:
+        cmd_combine_lines(c, p, out);
         return;
-    }
     case CMD_COMBINE_MC_END:
         for (uint32_t i = 0; i < p->nsub; i++)
             buf_append(out, p->subs[i].data, p->subs[i].len);

@@ -58,7 +58,9 @@ enum cmd_combine {
     CMD_COMBINE_SCAN,      /* a shard's SCAN reply with the cursor made node-wide */
     CMD_COMBINE_MSETNX,    /* first phase of MSETNX: if no key exists, set them */
     CMD_COMBINE_MSETNX_DONE, /* second phase of MSETNX: :1 unless a SET failed */
-    CMD_COMBINE_BULK,      /* one bulk string of the bulk sub-replies (CLIENT LIST) */
+    CMD_COMBINE_BULK,      /* one string of the bulk sub-replies' lines (CLIENT LIST):
+                              verbatim under RESP3; with client ids given to
+                              cmd_broadcast_with(), their lines in that order */
     CMD_COMBINE_MC_END,    /* memcached get: every sub-reply, then END */
     CMD_COMBINE_MC_OK,     /* memcached flush_all: OK (unless noreply) */
 };
@@ -128,6 +130,10 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len);
 /* From a connection command: runs h on every shard with ctx's arguments and
  * queues the combined reply after whatever the connection is waiting for. */
 void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine);
+/* The same, keeping n bytes of `extra` for the combiner (CMD_COMBINE_BULK:
+ * an array of int64_t client ids). */
+void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine,
+                        const void *extra, size_t n);
 
 /* Builds the command table. Main thread, once, before shards start. */
 void cmd_init(void);

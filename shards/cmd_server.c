@@ -6,14 +6,18 @@
  * its text with buf_printf (a cold path). Error texts are Redis 7's. */
 #include "cmd_server.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <mimalloc.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +26,7 @@
 #include "conn.h"
 #include "glob.h"
 #include "node.h"
+#include "num.h"
 #include "persist.h"
 #include "shard.h"
 #include "store.h"
@@ -206,15 +211,118 @@ void cmd_hello(struct cmd_ctx *c)
     resp_write_array_len(o, 0);
 }
 
+/* Redis's reply to a subcommand its container does not have. */
+static void server_unknown_subcommand(struct cmd_ctx *c, const char *container)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+             c->argv[1].len > 128 ? 128 : (int)c->argv[1].len, c->argv[1].ptr, container);
+    resp_write_error(c->out, msg);
+}
+
+/* One subcommand of a container command (CLIENT, COMMAND): its name, Redis's
+ * arity counted from the container's name (2 for "CLIENT ID"), and its lines
+ * of HELP (usage first, then indented description). */
+struct server_subcommand {
+    const char *name; /* lower case, as Redis names it in 'client|id' */
+    int arity;
+    void (*run)(struct cmd_ctx *c);
+    const char *help[6];
+};
+
+/* Finds argv[1] among subs and runs it, or writes Redis's unknown-subcommand
+ * or wrong-number-of-arguments error. */
+static void server_run_subcommand(struct cmd_ctx *c, const char *container,
+                                  const struct server_subcommand *subs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!arg_is(&c->argv[1], subs[i].name))
+            continue;
+        int arity = subs[i].arity;
+        if ((arity > 0 && c->argc != (uint32_t)arity) ||
+            (arity < 0 && c->argc < (uint32_t)-arity)) {
+            char msg[96];
+            char lower[16];
+            snprintf(lower, sizeof lower, "%s", container);
+            for (char *ch = lower; *ch; ch++)
+                *ch = (char)tolower((unsigned char)*ch);
+            snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s|%s' command", lower,
+                     subs[i].name);
+            resp_write_error(c->out, msg);
+            return;
+        }
+        subs[i].run(c);
+        return;
+    }
+    server_unknown_subcommand(c, container);
+}
+
+/* HELP as Redis writes it: a title, each subcommand's lines (after `first`,
+ * the lines of a pseudo-entry such as COMMAND's "(no subcommand)"), then
+ * HELP's own. */
+static void server_help(struct cmd_ctx *c, const char *container, const char *const *first,
+                        const struct server_subcommand *subs, size_t n)
+{
+    size_t lines = 1 + 2; /* title, and HELP's two */
+    for (const char *const *l = first; l && *l; l++)
+        lines++;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < sizeof subs[i].help / sizeof subs[i].help[0] && subs[i].help[j]; j++)
+            lines++;
+    char title[96];
+    snprintf(title, sizeof title,
+             "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", container);
+    resp_write_array_len(c->out, lines);
+    resp_write_simple(c->out, title);
+    for (const char *const *l = first; l && *l; l++)
+        resp_write_simple(c->out, *l);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < sizeof subs[i].help / sizeof subs[i].help[0] && subs[i].help[j]; j++)
+            resp_write_simple(c->out, subs[i].help[j]);
+    resp_write_simple(c->out, "HELP");
+    resp_write_simple(c->out, "    Prints this help.");
+}
+
+/* The local end of a socket as Redis writes it: "ip:port", "[ip6]:port",
+ * "path:0" for a Unix socket, "?:0" when the kernel cannot say. */
+static void server_local_addr(int fd, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host)) {
+                snprintf(out, n, "%s:%d", host, ntohs(in->sin_port));
+                return;
+            }
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host)) {
+                snprintf(out, n, "[%s]:%d", host, ntohs(in6->sin6_port));
+                return;
+            }
+        } else if (ss.ss_family == AF_UNIX) {
+            const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+            snprintf(out, n, "%.*s:0", (int)sizeof un->sun_path, un->sun_path);
+            return;
+        }
+    }
+    snprintf(out, n, "?:0");
+}
+
 /* One CLIENT LIST line for a connection. */
 static void server_client_line(struct buf *b, const struct conn *k, int64_t now_ms)
 {
+    char laddr[128]; /* an address, or a Unix socket path (108 bytes at most) */
+    server_local_addr(k->fd, laddr, sizeof laddr);
     buf_printf(b,
-               "id=%" PRIu64 " addr=%s laddr=? fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
+               "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
                "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 "
                "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 "
                "resp=%d lib-name= lib-ver= proto=%s\n",
-               k->id, k->addr, k->fd, k->name ? k->name : "",
+               k->id, k->addr, laddr, k->fd, k->name ? k->name : "",
                (long long)((now_ms - k->created_ms) / 1000),
                (long long)((now_ms - k->last_ms) / 1000), k->in.len, k->in.cap - k->in.len,
                k->out.len, k->in.cap + k->out.cap + k->sending.cap,
@@ -222,62 +330,152 @@ static void server_client_line(struct buf *b, const struct conn *k, int64_t now_
                k->kind == CONN_RESP ? "resp" : "memcache");
 }
 
-void cmd_client_list_shard(struct cmd_ctx *c)
+/* CLIENT LIST on every shard: the lines of the connections it owns, as a
+ * bulk string, filtered as the request asks (TYPE other than normal: none;
+ * ID: those ids). cmd.c's CMD_COMBINE_BULK joins them, in the order of the
+ * ids asked, and writes RESP3's verbatim string where it applies. The
+ * arguments were checked by server_client_list() on the origin. */
+static void server_client_list_shard(struct cmd_ctx *c)
 {
     const struct shard *sh = c->node->shards[c->shard_id];
     struct buf lines;
     buf_init(&lines);
     int64_t now = server_now_ms();
-    for (uint32_t s = 0; s < sh->conn_cap; s++)
-        if (sh->conns[s] && !sh->conns[s]->closing)
-            server_client_line(&lines, sh->conns[s], now);
-    resp_write_bulk(c->out, lines.data, lines.len);
+    bool by_id = c->argc > 3 && arg_is(&c->argv[2], "ID");
+    bool none = c->argc == 4 && arg_is(&c->argv[2], "TYPE") && !arg_is(&c->argv[3], "normal");
+    for (uint32_t s = 0; s < sh->conn_cap && !none; s++) {
+        const struct conn *k = sh->conns[s];
+        if (!k || k->closing)
+            continue;
+        bool wanted = !by_id;
+        for (uint32_t i = 3; by_id && i < c->argc && !wanted; i++) {
+            int64_t id;
+            wanted = num_parse_i64(c->argv[i].ptr, c->argv[i].len, &id) && id == (int64_t)k->id;
+        }
+        if (wanted)
+            server_client_line(&lines, k, now);
+    }
+    resp_write_bulk(c->out, lines.data ? lines.data : "", lines.len);
     buf_fini(&lines);
+}
+
+/* CLIENT LIST [TYPE normal|master|replica|slave|pubsub] | [ID id [id ...]]:
+ * the options as Redis 7.0 parses them. */
+static void server_client_list(struct cmd_ctx *c)
+{
+    bool none = false;
+    uint32_t nids = 0;
+    if (c->argc == 4 && arg_is(&c->argv[2], "TYPE")) {
+        const struct resp_arg *t = &c->argv[3];
+        if (arg_is(t, "master") || arg_is(t, "replica") || arg_is(t, "slave") ||
+            arg_is(t, "pubsub")) {
+            none = true;
+        } else if (!arg_is(t, "normal")) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "ERR Unknown client type '%.*s'",
+                     t->len > 128 ? 128 : (int)t->len, t->ptr);
+            resp_write_error(c->out, msg);
+            return;
+        }
+    } else if (c->argc > 3 && arg_is(&c->argv[2], "ID")) {
+        nids = c->argc - 3;
+        for (uint32_t i = 3; i < c->argc; i++) {
+            int64_t id;
+            if (!num_parse_i64(c->argv[i].ptr, c->argv[i].len, &id)) {
+                resp_write_error(c->out, "ERR Invalid client ID");
+                return;
+            }
+        }
+    } else if (c->argc != 2) {
+        resp_write_error(c->out, "ERR syntax error");
+        return;
+    }
+    (void)none; /* each shard applies TYPE itself */
+    if (nids == 0) {
+        cmd_broadcast(c, server_client_list_shard, CMD_COMBINE_BULK);
+        return;
+    }
+    int64_t *ids = mi_malloc(nids * sizeof *ids);
+    if (!ids) {
+        resp_write_error(c->out, "OOM out of memory");
+        return;
+    }
+    for (uint32_t i = 0; i < nids; i++)
+        num_parse_i64(c->argv[3 + i].ptr, c->argv[3 + i].len, &ids[i]);
+    cmd_broadcast_with(c, server_client_list_shard, CMD_COMBINE_BULK, ids, nids * sizeof *ids);
+    mi_free(ids);
+}
+
+static void server_client_id(struct cmd_ctx *c)
+{
+    resp_write_int(c->out, (int64_t)c->conn->id);
+}
+
+static void server_client_getname(struct cmd_ctx *c)
+{
+    if (c->conn->name)
+        resp_write_bulk_str(c->out, c->conn->name);
+    else
+        resp_write_null(c->out, c->proto);
+}
+
+static void server_client_setname(struct cmd_ctx *c)
+{
+    if (!server_name_valid(&c->argv[2])) {
+        resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
+                                 "special characters.");
+        return;
+    }
+    server_set_name(c->conn, &c->argv[2]);
+    resp_write_ok(c->out);
+}
+
+static void server_client_setinfo(struct cmd_ctx *c)
+{
+    resp_write_ok(c->out);
+}
+
+static void server_client_info(struct cmd_ctx *c)
+{
+    struct buf line;
+    buf_init(&line);
+    server_client_line(&line, c->conn, server_now_ms());
+    if (line.failed)
+        resp_write_error(c->out, "OOM out of memory");
+    else
+        resp_write_verbatim(c->out, c->proto, line.data ? line.data : "", line.len);
+    buf_fini(&line);
+}
+
+static void server_client_help(struct cmd_ctx *c);
+
+/* In Redis's HELP order; arities as Redis 7 has them (SETINFO is 7.2's). */
+static const struct server_subcommand server_client_subs[] = {
+    {"getname", 2, server_client_getname,
+     {"GETNAME", "    Return the name of the current connection."}},
+    {"id", 2, server_client_id, {"ID", "    Return the ID of the current connection."}},
+    {"info", 2, server_client_info,
+     {"INFO", "    Return information about the current client connection."}},
+    {"list", -2, server_client_list,
+     {"LIST [options ...]", "    Return information about client connections. Options:",
+      "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type."}},
+    {"setname", 3, server_client_setname,
+     {"SETNAME <name>", "    Assign the name <name> to the current connection."}},
+    {"setinfo", 4, server_client_setinfo,
+     {"SETINFO <option> <value>", "    Set client meta attr. Options are:",
+      "    * LIB-NAME: the client lib name.", "    * LIB-VER: the client lib version."}},
+    {"help", 2, server_client_help, {NULL}},
+};
+#define SERVER_CLIENT_SUBS (sizeof server_client_subs / sizeof server_client_subs[0])
+
+static void server_client_help(struct cmd_ctx *c)
+{
+    server_help(c, "CLIENT", NULL, server_client_subs, SERVER_CLIENT_SUBS - 1);
 }
 
 void cmd_client(struct cmd_ctx *c)
 {
-    struct conn *conn = c->conn;
-    const struct resp_arg *sub = &c->argv[1];
-    if (arg_is(sub, "ID") && c->argc == 2) {
-        resp_write_int(c->out, (int64_t)conn->id);
-    } else if (arg_is(sub, "GETNAME") && c->argc == 2) {
-        if (conn->name)
-            resp_write_bulk_str(c->out, conn->name);
-        else
-            resp_write_null(c->out, c->proto);
-    } else if (arg_is(sub, "SETNAME") && c->argc == 3) {
-        if (!server_name_valid(&c->argv[2])) {
-            resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
-                                     "special characters.");
-            return;
-        }
-        server_set_name(conn, &c->argv[2]);
-        resp_write_ok(c->out);
-    } else if (arg_is(sub, "SETINFO") && c->argc == 4) {
-        resp_write_ok(c->out);
-    } else if (arg_is(sub, "INFO") && c->argc == 2) {
-        struct buf line;
-        buf_init(&line);
-        server_client_line(&line, conn, server_now_ms());
-        resp_write_bulk(c->out, line.data, line.len);
-        buf_fini(&line);
-    } else if (arg_is(sub, "LIST") && c->argc == 2) {
-        cmd_broadcast(c, cmd_client_list_shard, CMD_COMBINE_BULK);
-    } else if (arg_is(sub, "ID") || arg_is(sub, "GETNAME") || arg_is(sub, "SETNAME") ||
-               arg_is(sub, "LIST") || arg_is(sub, "INFO") || arg_is(sub, "SETINFO")) {
-        char msg[96];
-        char lower[16] = {0};
-        for (uint32_t i = 0; i < sub->len && i < 15; i++)
-            lower[i] = (char)tolower((unsigned char)sub->ptr[i]);
-        snprintf(msg, sizeof msg, "ERR wrong number of arguments for 'client|%s' command", lower);
-        resp_write_error(c->out, msg);
-    } else {
-        char msg[200];
-        snprintf(msg, sizeof msg, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
-                 sub->len > 64 ? 64 : (int)sub->len, sub->ptr);
-        resp_write_error(c->out, msg);
-    }
+    server_run_subcommand(c, "CLIENT", server_client_subs, SERVER_CLIENT_SUBS);
 }
 
 static void server_command_flags(struct buf *o, int proto, uint32_t flags)
@@ -314,7 +512,7 @@ static void server_command_info(struct buf *o, int proto, const struct cmd_def *
     resp_write_array_len(o, 0);
 }
 
-static void server_command_docs(struct buf *o, int proto, const struct cmd_def *d)
+static void server_command_doc(struct buf *o, int proto, const struct cmd_def *d)
 {
     resp_write_bulk_str(o, d->name);
     resp_write_map_len(o, proto, 3);
@@ -326,62 +524,143 @@ static void server_command_docs(struct buf *o, int proto, const struct cmd_def *
     resp_write_bulk_str(o, d->group);
 }
 
-void cmd_command(struct cmd_ctx *c)
+static void server_command_all(struct cmd_ctx *c)
+{
+    size_t n;
+    const struct cmd_def *defs = cmd_table(&n);
+    resp_write_array_len(c->out, n);
+    for (size_t i = 0; i < n; i++)
+        server_command_info(c->out, c->proto, &defs[i]);
+}
+
+static void server_command_count(struct cmd_ctx *c)
+{
+    size_t n;
+    cmd_table(&n);
+    resp_write_int(c->out, (int64_t)n);
+}
+
+/* COMMAND LIST: FILTERBY is not supported, so any option is a syntax error. */
+static void server_command_list(struct cmd_ctx *c)
+{
+    if (c->argc > 2) {
+        resp_write_error(c->out, "ERR syntax error");
+        return;
+    }
+    size_t n;
+    const struct cmd_def *defs = cmd_table(&n);
+    resp_write_array_len(c->out, n);
+    for (size_t i = 0; i < n; i++)
+        resp_write_bulk_str(c->out, defs[i].name);
+}
+
+/* COMMAND INFO [name ...]: a null element for a name that is no command. */
+static void server_command_infos(struct cmd_ctx *c)
+{
+    if (c->argc == 2) {
+        server_command_all(c);
+        return;
+    }
+    resp_write_array_len(c->out, c->argc - 2);
+    for (uint32_t i = 2; i < c->argc; i++) {
+        const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
+        if (d)
+            server_command_info(c->out, c->proto, d);
+        else
+            resp_write_null(c->out, c->proto);
+    }
+}
+
+static void server_command_docs(struct cmd_ctx *c)
 {
     size_t n;
     const struct cmd_def *defs = cmd_table(&n);
     struct buf *o = c->out;
-    if (c->argc == 1) {
-        resp_write_array_len(o, n);
+    if (c->argc == 2) {
+        resp_write_map_len(o, c->proto, n);
         for (size_t i = 0; i < n; i++)
-            server_command_info(o, c->proto, &defs[i]);
+            server_command_doc(o, c->proto, &defs[i]);
         return;
     }
-    const struct resp_arg *sub = &c->argv[1];
-    if (arg_is(sub, "COUNT") && c->argc == 2) {
-        resp_write_int(o, (int64_t)n);
-    } else if (arg_is(sub, "LIST") && c->argc == 2) {
-        resp_write_array_len(o, n);
-        for (size_t i = 0; i < n; i++)
-            resp_write_bulk_str(o, defs[i].name);
-    } else if (arg_is(sub, "INFO")) {
-        if (c->argc == 2) {
-            resp_write_array_len(o, n);
-            for (size_t i = 0; i < n; i++)
-                server_command_info(o, c->proto, &defs[i]);
-            return;
-        }
-        resp_write_array_len(o, c->argc - 2);
-        for (uint32_t i = 2; i < c->argc; i++) {
-            const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
-            if (d)
-                server_command_info(o, c->proto, d);
-            else
-                resp_write_null_array(o, c->proto);
-        }
-    } else if (arg_is(sub, "DOCS")) {
-        if (c->argc == 2) {
-            resp_write_map_len(o, c->proto, n);
-            for (size_t i = 0; i < n; i++)
-                server_command_docs(o, c->proto, &defs[i]);
-            return;
-        }
-        size_t found = 0;
-        for (uint32_t i = 2; i < c->argc; i++)
-            found += cmd_lookup(c->argv[i].ptr, c->argv[i].len) != NULL;
-        resp_write_map_len(o, c->proto, found);
-        for (uint32_t i = 2; i < c->argc; i++) {
-            const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
-            if (d)
-                server_command_docs(o, c->proto, d);
-        }
-    } else {
-        char msg[200];
-        snprintf(msg, sizeof msg, "ERR unknown subcommand or wrong number of arguments for "
-                                  "'%.*s'. Try COMMAND HELP.",
-                 sub->len > 64 ? 64 : (int)sub->len, sub->ptr);
-        resp_write_error(o, msg);
+    size_t found = 0;
+    for (uint32_t i = 2; i < c->argc; i++)
+        found += cmd_lookup(c->argv[i].ptr, c->argv[i].len) != NULL;
+    resp_write_map_len(o, c->proto, found);
+    for (uint32_t i = 2; i < c->argc; i++) {
+        const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
+        if (d)
+            server_command_doc(o, c->proto, d);
     }
+}
+
+/* COMMAND GETKEYS cmd arg...: the arguments at the table's key positions
+ * (first, last, step; a negative last counts from the end), with Redis's
+ * errors for an unknown command, a keyless one and a wrong arity. As in
+ * Redis, positions past the end of a variadic command's arguments are
+ * skipped ("MSET a 1 b" gives a and b). */
+static void server_command_getkeys(struct cmd_ctx *c)
+{
+    const struct cmd_def *d = cmd_lookup(c->argv[2].ptr, c->argv[2].len);
+    int argc = (int)c->argc - 2;
+    if (!d) {
+        resp_write_error(c->out, "ERR Invalid command specified");
+        return;
+    }
+    if (d->first_key == 0) {
+        resp_write_error(c->out, "ERR The command has no key arguments");
+        return;
+    }
+    if ((d->arity > 0 && d->arity != argc) || argc < -d->arity) {
+        resp_write_error(c->out, "ERR Invalid number of arguments specified for command");
+        return;
+    }
+    int last = d->last_key < 0 ? argc + d->last_key : d->last_key;
+    int step = d->key_step > 0 ? d->key_step : 1;
+    size_t nkeys = 0;
+    for (int i = d->first_key; i <= last; i += step)
+        nkeys += i < argc;
+    resp_write_array_len(c->out, nkeys);
+    for (int i = d->first_key; i <= last; i += step)
+        if (i < argc)
+            resp_write_bulk(c->out, c->argv[2 + i].ptr, c->argv[2 + i].len);
+}
+
+static void server_command_help(struct cmd_ctx *c);
+
+/* In Redis's HELP order, with Redis 7's arities. */
+static const struct server_subcommand server_command_subs[] = {
+    {"count", 2, server_command_count,
+     {"COUNT", "    Return the total number of commands in this Redis server."}},
+    {"list", -2, server_command_list,
+     {"LIST", "    Return a list of all commands in this Redis server."}},
+    {"info", -2, server_command_infos,
+     {"INFO [<command-name> ...]", "    Return details about multiple Redis commands.",
+      "    If no command names are given, documentation details for all",
+      "    commands are returned."}},
+    {"docs", -2, server_command_docs,
+     {"DOCS [<command-name> ...]",
+      "    Return documentation details about multiple Redis commands.",
+      "    If no command names are given, documentation details for all",
+      "    commands are returned."}},
+    {"getkeys", -4, server_command_getkeys,
+     {"GETKEYS <full-command>", "    Return the keys from a full Redis command."}},
+    {"help", 2, server_command_help, {NULL}},
+};
+#define SERVER_COMMAND_SUBS (sizeof server_command_subs / sizeof server_command_subs[0])
+
+static void server_command_help(struct cmd_ctx *c)
+{
+    static const char *const bare[] = {"(no subcommand)",
+                                       "    Return details about all Redis commands.", NULL};
+    server_help(c, "COMMAND", bare, server_command_subs, SERVER_COMMAND_SUBS - 1);
+}
+
+void cmd_command(struct cmd_ctx *c)
+{
+    if (c->argc == 1)
+        server_command_all(c);
+    else
+        server_run_subcommand(c, "COMMAND", server_command_subs, SERVER_COMMAND_SUBS);
 }
 
 struct server_config_reply {
@@ -549,6 +828,61 @@ static void server_info_persistence(struct buf *b, const struct node *n)
                cold.values_cooled, cold.values_loaded);
 }
 
+/* used_memory_peak: the largest used_memory any INFO has computed. Redis
+ * also samples it in its cron; here nothing runs between INFO calls, so a
+ * peak that came and went between two of them is missed. Atomic: INFO runs on
+ * every shard. */
+static uint64_t server_used_peak;
+
+/* Records used and returns the peak so far. */
+static uint64_t server_note_used(uint64_t used)
+{
+    uint64_t peak = __atomic_load_n(&server_used_peak, __ATOMIC_RELAXED);
+    while (used > peak && !__atomic_compare_exchange_n(&server_used_peak, &peak, used, true,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    return used > peak ? used : peak;
+}
+
+/* instantaneous_ops_per_sec. Redis averages 16 samples taken every 100 ms by
+ * its cron; ringkv has no such tick here, so the sample is taken by INFO:
+ * the rate is total_commands_processed's growth over the interval since the
+ * last sample, when that interval is at least 100 ms; a call sooner than that
+ * reports the last rate again. A client polling INFO every second thus sees
+ * the last second's rate; after a long quiet spell the first figure is the
+ * average over the whole spell.
+ * Threads: INFO on any shard. The one that wins `claim` (an atomic exchange,
+ * never waited on) reads and replaces the sample; the rate is read and
+ * written atomically, so a call that loses the claim reports the last one. */
+static struct {
+    uint32_t claim;    /* 1 while a caller updates the sample */
+    int64_t at_ms;     /* monotonic time of the sample, 0 before the first */
+    uint64_t commands; /* total_commands_processed then */
+    uint64_t rate;     /* ops per second over the last interval (atomic) */
+} server_ops;
+
+#define SERVER_OPS_MIN_INTERVAL_MS 100
+
+static uint64_t server_ops_per_sec(uint64_t commands)
+{
+    if (__atomic_exchange_n(&server_ops.claim, 1, __ATOMIC_ACQUIRE) == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        int64_t span = now - server_ops.at_ms;
+        if (server_ops.at_ms == 0 || span >= SERVER_OPS_MIN_INTERVAL_MS) {
+            if (server_ops.at_ms != 0) {
+                uint64_t done = commands > server_ops.commands ? commands - server_ops.commands : 0;
+                __atomic_store_n(&server_ops.rate, done * 1000 / (uint64_t)span, __ATOMIC_RELAXED);
+            }
+            server_ops.at_ms = now;
+            server_ops.commands = commands;
+        }
+        __atomic_store_n(&server_ops.claim, 0, __ATOMIC_RELEASE);
+    }
+    return __atomic_load_n(&server_ops.rate, __ATOMIC_RELAXED);
+}
+
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)
 {
     if (c->argc == 1)
@@ -594,26 +928,31 @@ void cmd_info(struct cmd_ctx *c)
         mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
         size_t rss_now = server_rss_bytes();
         char h_used[32], h_rss[32], h_max[32], h_peak[32];
+        uint64_t peak = server_note_used(t.used);
         server_human(h_rss, sizeof h_rss, (double)rss_now);
         server_human(h_max, sizeof h_max, (double)cfg->maxmemory);
-        server_human(h_peak, sizeof h_peak, (double)peak_commit);
+        server_human(h_peak, sizeof h_peak, (double)peak);
         static const char *const policies[] = {"noeviction",     "allkeys-lru",
                                                "volatile-lru",   "allkeys-random",
                                                "volatile-random", "volatile-ttl"};
         /* used_memory is what maxmemory is compared with (keys, values and
-         * tables of every shard), as in Redis; the allocator's own figures
-         * (mimalloc committed and resident) and the process RSS stand beside. */
+         * tables of every shard), as in Redis, and used_memory_peak its
+         * largest value; the allocator's own figures (mimalloc committed,
+         * its peak, and resident) and the process RSS stand beside. */
         server_human(h_used, sizeof h_used, (double)t.used);
         buf_printf(&b,
                    "# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_human:%s\r\n"
                    "used_memory_rss:%zu\r\nused_memory_rss_human:%s\r\n"
-                   "used_memory_peak:%zu\r\nused_memory_peak_human:%s\r\n"
+                   "used_memory_peak:%" PRIu64 "\r\nused_memory_peak_human:%s\r\n"
+                   "used_memory_peak_perc:%.2f%%\r\n"
                    "used_memory_dataset:%" PRIu64 "\r\nallocator_active:%zu\r\n"
-                   "allocator_resident:%zu\r\nmaxmemory:%lld\r\nmaxmemory_human:%s\r\n"
-                   "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
+                   "allocator_peak:%zu\r\nallocator_resident:%zu\r\nmaxmemory:%lld\r\n"
+                   "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
                    "mem_allocator:mimalloc-%d\r\n\r\n",
-                   t.used, h_used, rss_now, h_rss, peak_commit, h_peak, t.used, commit, rss,
-                   (long long)cfg->maxmemory, h_max, policies[cfg->maxmemory_policy],
+                   t.used, h_used, rss_now, h_rss, peak, h_peak,
+                   peak ? (double)t.used * 100.0 / (double)peak : 100.0, t.used, commit,
+                   peak_commit, rss, (long long)cfg->maxmemory, h_max,
+                   policies[cfg->maxmemory_policy],
                    t.used ? (double)rss_now / (double)t.used : 0.0, mi_version());
     }
     if (server_section_wanted(c, "persistence", true))
@@ -621,13 +960,13 @@ void cmd_info(struct cmd_ctx *c)
     if (server_section_wanted(c, "stats", true))
         buf_printf(&b,
                    "# Stats\r\ntotal_connections_received:%" PRIu64
-                   "\r\ntotal_commands_processed:%" PRIu64 "\r\ntotal_net_input_bytes:%" PRIu64
-                   "\r\ntotal_net_output_bytes:%" PRIu64 "\r\nrejected_connections:%" PRIu64
-                   "\r\nexpired_keys:%" PRIu64 "\r\nevicted_keys:%" PRIu64
-                   "\r\nkeyspace_hits:%" PRIu64 "\r\nkeyspace_misses:%" PRIu64
-                   "\r\ncross_shard_requests:%" PRIu64 "\r\n\r\n",
-                   t.connections, t.commands, t.net_in, t.net_out, t.rejected, t.expired,
-                   t.evicted, t.hits, t.misses, t.cross_shard);
+                   "\r\ntotal_commands_processed:%" PRIu64 "\r\ninstantaneous_ops_per_sec:%" PRIu64
+                   "\r\ntotal_net_input_bytes:%" PRIu64 "\r\ntotal_net_output_bytes:%" PRIu64
+                   "\r\nrejected_connections:%" PRIu64 "\r\nexpired_keys:%" PRIu64
+                   "\r\nevicted_keys:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64
+                   "\r\nkeyspace_misses:%" PRIu64 "\r\ncross_shard_requests:%" PRIu64 "\r\n\r\n",
+                   t.connections, t.commands, server_ops_per_sec(t.commands), t.net_in, t.net_out,
+                   t.rejected, t.expired, t.evicted, t.hits, t.misses, t.cross_shard);
     if (server_section_wanted(c, "replication", true))
         buf_printf(&b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     if (server_section_wanted(c, "cpu", true)) {

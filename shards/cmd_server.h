@@ -3,7 +3,8 @@
  * memcached connection commands (stats, version, verbosity, quit).
  * Threads: run on the connection's shard, with ctx->conn set; INFO reads
  *   other shards' counters with relaxed atomic loads; CLIENT LIST asks every
- *   shard for its part (cmd_client_list_shard runs on each). */
+ *   shard for the lines of the connections it owns (cmd_server.c says how
+ *   they are joined). */
 #ifndef RINGKV_SHARDS_CMD_SERVER_H
 #define RINGKV_SHARDS_CMD_SERVER_H
 
@@ -19,8 +20,6 @@ void cmd_client(struct cmd_ctx *c);
 void cmd_command(struct cmd_ctx *c);
 void cmd_info(struct cmd_ctx *c);
 void cmd_config(struct cmd_ctx *c);
-/* Runs on every shard for CLIENT LIST: a bulk string of its clients' lines. */
-void cmd_client_list_shard(struct cmd_ctx *c);
 /* memcached stats, version, verbosity and quit (ctx->mc->cmd says which). */
 void cmd_mc_conn(struct cmd_ctx *c);
 /* MSETNX on the shard that owns every one of its keys (atomic). */

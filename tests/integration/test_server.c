@@ -1,7 +1,9 @@
 /* test_server.c: connection and server commands of one node: PING ECHO QUIT
  * SELECT, inline commands, HELLO 2/3 with RESP3 replies, AUTH with
- * requirepass, CLIENT ID/SETNAME/GETNAME/LIST, COMMAND COUNT/INFO/DOCS, and
- * INFO with Redis's section and field names, and the maxclients limit.
+ * requirepass, CLIENT ID/SETNAME/GETNAME/INFO/LIST (TYPE and ID filters,
+ * laddr, RESP3 verbatim replies), COMMAND COUNT/INFO/DOCS/GETKEYS, HELP and
+ * subcommand errors, INFO with Redis's section and field names (the memory
+ * peak, the ops rate), and the maxclients limit.
  * The plain node serves most cases (fresh connection and FLUSHALL per case);
  * the AUTH cases start their own node with --requirepass, and the maxclients
  * case one with --maxclients 3. hiredis
@@ -417,6 +419,271 @@ static void test_server_info_hits_misses_commands(void **state)
     assert_true(info_int(c, "stats", "total_commands_processed") >= cmds + 5);
 }
 
+static void test_server_subcommand_errors(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_ERR("ERR unknown subcommand 'foo'. Try COMMAND HELP."),
+                   "COMMAND foo");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'command|count' command"),
+                   "COMMAND COUNT x");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'command|help' command"),
+                   "COMMAND HELP x");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'command|getkeys' command"),
+                   "COMMAND GETKEYS get");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "COMMAND LIST x");
+    harness_expect(c, HARNESS_ERR("ERR unknown subcommand 'foo'. Try CLIENT HELP."), "client foo");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'client|id' command"),
+                   "CLIENT ID x");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'client|info' command"),
+                   "CLIENT info x");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'client|setname' command"),
+                   "CLIENT SETNAME");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'client|help' command"),
+                   "CLIENT HELP x");
+}
+
+/* An unknown name is a null element of the array, not a null array. */
+static void test_server_command_info_unknown_is_null_element(void **state)
+{
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send_str(r, "COMMAND INFO nonexist\r\n");
+    harness_raw_expect(r, "*1\r\n$-1\r\n");
+    harness_raw_send_str(r, "HELLO 3\r\n");
+    harness_resp_free(harness_raw_reply(r));
+    harness_raw_send_str(r, "COMMAND INFO nonexist\r\n");
+    harness_raw_expect(r, "*1\r\n_\r\n");
+    harness_raw_close(r);
+}
+
+/* Whether an array reply holds a status line equal to line. */
+static bool help_has_line(const redisReply *r, const char *line)
+{
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STATUS && strcmp(r->element[i]->str, line) == 0)
+            return true;
+    return false;
+}
+
+/* HELP: status lines, a title first and HELP's own last; the rest lists the
+ * subcommands (only those both servers have are checked). */
+static void check_help(redisContext *c, const char *container, const char *const *lines, size_t n)
+{
+    redisReply *r = harness_cmd(c, "%s HELP", container);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_true(r->elements >= 3 + n);
+    for (size_t i = 0; i < r->elements; i++)
+        assert_int_equal(r->element[i]->type, REDIS_REPLY_STATUS);
+    char title[96];
+    snprintf(title, sizeof(title),
+             "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", container);
+    assert_string_equal(r->element[0]->str, title);
+    assert_string_equal(r->element[r->elements - 2]->str, "HELP");
+    assert_string_equal(r->element[r->elements - 1]->str, "    Prints this help.");
+    for (size_t i = 0; i < n; i++) {
+        if (!help_has_line(r, lines[i])) {
+            print_error("%s HELP has no line \"%s\"\n", container, lines[i]);
+            fail();
+        }
+    }
+    freeReplyObject(r);
+}
+
+static void test_server_command_and_client_help(void **state)
+{
+    static const char *const command_lines[] = {
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "INFO [<command-name> ...]",
+        "DOCS [<command-name> ...]",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full Redis command.",
+    };
+    check_help(*state, "COMMAND", command_lines, sizeof(command_lines) / sizeof(command_lines[0]));
+    static const char *const client_lines[] = {
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "INFO",
+        "LIST [options ...]",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+    };
+    check_help(*state, "CLIENT", client_lines, sizeof(client_lines) / sizeof(client_lines[0]));
+}
+
+static void test_server_command_getkeys(void **state)
+{
+    redisContext *c = *state;
+    static const char *const a[] = {"a"}, *const k[] = {"k"}, *const abc[] = {"a", "b", "c"};
+    redisReply *r = harness_cmd(c, "COMMAND GETKEYS get a");
+    harness_check_bulks(r, a, 1, "GETKEYS get");
+    freeReplyObject(r);
+    r = harness_cmd(c, "COMMAND GETKEYS SET k v EX 10");
+    harness_check_bulks(r, k, 1, "GETKEYS set");
+    freeReplyObject(r);
+    r = harness_cmd(c, "COMMAND GETKEYS mget a b c");
+    harness_check_bulks(r, abc, 3, "GETKEYS mget");
+    freeReplyObject(r);
+    r = harness_cmd(c, "COMMAND GETKEYS mset a 1 b 2");
+    harness_check_bulks(r, abc, 2, "GETKEYS mset");
+    freeReplyObject(r);
+    /* A variadic command's positions past its last argument are skipped. */
+    r = harness_cmd(c, "COMMAND GETKEYS mset a 1 b");
+    harness_check_bulks(r, abc, 2, "GETKEYS mset, odd");
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_ERR("ERR Invalid command specified"), "COMMAND GETKEYS nosuch a");
+    harness_expect(c, HARNESS_ERR("ERR The command has no key arguments"),
+                   "COMMAND GETKEYS keys *");
+    harness_expect(c, HARNESS_ERR("ERR The command has no key arguments"),
+                   "COMMAND GETKEYS client list");
+    harness_expect(c, HARNESS_ERR("ERR Invalid number of arguments specified for command"),
+                   "COMMAND GETKEYS get a b");
+    harness_expect(c, HARNESS_ERR("ERR Invalid number of arguments specified for command"),
+                   "COMMAND GETKEYS mset a");
+}
+
+static long long client_id(redisContext *c)
+{
+    redisReply *r = harness_cmd(c, "CLIENT ID");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long id = r->integer;
+    freeReplyObject(r);
+    return id;
+}
+
+/* The ids of a CLIENT LIST reply's lines, in order; how many. */
+static size_t list_ids(const redisReply *r, long long *ids, size_t cap)
+{
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    size_t n = 0;
+    for (const char *p = r->str; *p != '\0';) {
+        assert_true(strncmp(p, "id=", 3) == 0);
+        assert_true(n < cap);
+        ids[n++] = strtoll(p + 3, NULL, 10);
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        p = nl + 1;
+    }
+    return n;
+}
+
+static void test_server_client_list_type_and_id(void **state)
+{
+    redisContext *c = *state;
+    /* Enough connections that some live on other shards of the node. */
+    enum { N = 6 };
+    redisContext *others[N];
+    long long ids[N + 1];
+    for (int i = 0; i < N; i++) {
+        others[i] = harness_connect(server.port);
+        ids[i] = client_id(others[i]);
+    }
+    ids[N] = client_id(c);
+
+    long long got[2 * N];
+    redisReply *r = harness_cmd(c, "CLIENT LIST TYPE normal");
+    size_t n = list_ids(r, got, 2 * N);
+    assert_true(n >= N + 1);
+    freeReplyObject(r);
+    static const char *const none[] = {"master", "replica", "slave", "pubsub", "PUBSUB"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+        harness_expect(c, HARNESS_BULK(""), "CLIENT LIST TYPE %s", none[i]);
+
+    /* In the order asked, a repeated id twice, an unknown one left out. */
+    r = harness_cmd(c, "CLIENT LIST ID %lld %lld %lld 999999999 %lld %lld %lld %lld", ids[5],
+                    ids[N], ids[2], ids[0], ids[3], ids[1], ids[5]);
+    long long want[] = {ids[5], ids[N], ids[2], ids[0], ids[3], ids[1], ids[5]};
+    n = list_ids(r, got, 2 * N);
+    assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(got[i], want[i]);
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_BULK(""), "CLIENT LIST ID 999999999 -1 0");
+
+    harness_expect(c, HARNESS_ERR("ERR Unknown client type 'foo'"), "CLIENT LIST TYPE foo");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "CLIENT LIST TYPE");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "CLIENT LIST TYPE normal x");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "CLIENT LIST ID");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "CLIENT LIST foo");
+    harness_expect(c, HARNESS_ERR("ERR Invalid client ID"), "CLIENT LIST ID %lld x", ids[0]);
+    harness_expect(c, HARNESS_ERR("ERR Invalid client ID"), "CLIENT LIST ID 99999999999999999999");
+    for (int i = 0; i < N; i++)
+        redisFree(others[i]);
+}
+
+/* laddr is the server's end of the connection. */
+static void test_server_client_laddr(void **state)
+{
+    redisContext *c = *state;
+    char want[48];
+    snprintf(want, sizeof(want), " laddr=127.0.0.1:%d ", server.port);
+    redisReply *r = harness_cmd(c, "CLIENT INFO");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, want));
+    assert_true(r->len > 0 && r->str[r->len - 1] == '\n');
+    freeReplyObject(r);
+    r = harness_cmd(c, "CLIENT LIST ID %lld", client_id(c));
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(r->str, want));
+    freeReplyObject(r);
+}
+
+/* Under RESP3 CLIENT INFO and CLIENT LIST are verbatim strings (txt). */
+static void test_server_client_info_list_resp3(void **state)
+{
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send_str(r, "HELLO 3\r\n");
+    harness_resp_free(harness_raw_reply(r));
+    harness_raw_send_str(r, "CLIENT INFO\r\n");
+    struct harness_resp *v = harness_raw_reply(r);
+    assert_int_equal(v->type, '=');
+    assert_true(v->len > 4 && strncmp(v->str, "txt:id=", 7) == 0);
+    assert_non_null(strstr(v->str, " resp=3"));
+    assert_true(v->str[v->len - 1] == '\n');
+    harness_resp_free(v);
+    harness_raw_send_str(r, "CLIENT LIST\r\n");
+    v = harness_raw_reply(r);
+    assert_int_equal(v->type, '=');
+    assert_true(v->len > 4 && strncmp(v->str, "txt:id=", 7) == 0);
+    harness_resp_free(v);
+    harness_raw_send_str(r, "CLIENT LIST TYPE pubsub\r\nCLIENT LIST ID 999999999\r\n");
+    harness_raw_expect(r, "=4\r\ntxt:\r\n=4\r\ntxt:\r\n");
+    harness_raw_close(r);
+}
+
+/* used_memory_peak is the largest used_memory, and stays after a drop. */
+static void test_server_info_memory_peak(void **state)
+{
+    redisContext *c = *state;
+    assert_true(info_int(c, "memory", "used_memory_peak") >= info_int(c, "memory", "used_memory"));
+    enum { BIG = 1 << 20 };
+    char *big = malloc(BIG);
+    assert_non_null(big);
+    memset(big, 'x', BIG);
+    harness_expect(c, HARNESS_OK, "SET big %b", big, (size_t)BIG);
+    free(big);
+    long long used = info_int(c, "memory", "used_memory");
+    assert_true(info_int(c, "memory", "used_memory_peak") >= used);
+    harness_expect(c, HARNESS_INT(1), "DEL big");
+    assert_true(info_int(c, "memory", "used_memory") < used);
+    assert_true(info_int(c, "memory", "used_memory_peak") >= used);
+}
+
+/* instantaneous_ops_per_sec: a rate, not zero after a few hundred ms busy. */
+static void test_server_info_ops_per_sec(void **state)
+{
+    redisContext *c = *state;
+    assert_true(info_int(c, "stats", "instantaneous_ops_per_sec") >= 0);
+    int64_t start = harness_now_ms();
+    while (harness_now_ms() - start < 400)
+        harness_expect(c, HARNESS_STATUS("PONG"), "PING");
+    assert_true(info_int(c, "stats", "instantaneous_ops_per_sec") > 0);
+}
+
 struct clients_cond {
     redisContext *c;
     long long want;
@@ -497,6 +764,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_info_keyspace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_info_hits_misses_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_info_connected_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_subcommand_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_command_info_unknown_is_null_element, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_server_command_and_client_help, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_command_getkeys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_client_list_type_and_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_client_laddr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_client_info_list_resp3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_info_memory_peak, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_info_ops_per_sec, setup, teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }
