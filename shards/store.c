@@ -479,8 +479,10 @@ int store_commit(struct store *s, struct table_entry *e, uint64_t hash)
     return publish(s, e, hash, NULL);
 }
 
-int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *val,
-              size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
+/* A new unpublished entry holding key = val after the checks and eviction
+ * of a put; *out receives it. 0, -E2BIG, -ENAMETOOLONG, -ENOMEM. */
+static int put_prepare(struct store *s, const void *key, uint32_t klen, const void *val,
+                       size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
 {
     int rc = store_check_len(s, klen, vlen);
     if (rc != 0)
@@ -495,6 +497,28 @@ int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, co
     e->val_len = (uint32_t)vlen;
     e->expire_ms = expire_ms;
     e->mc_flags = mc_flags;
+    *out = e;
+    return 0;
+}
+
+/* publish() without a journal record: the change is on disk already. */
+static int publish_unlogged(struct store *s, struct table_entry *e, uint64_t hash,
+                            struct table_entry **out)
+{
+    const struct store_journal *j = s->journal;
+    s->journal = NULL;
+    int rc = publish(s, e, hash, out);
+    s->journal = j;
+    return rc;
+}
+
+int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *val,
+              size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
+{
+    struct table_entry *e;
+    int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, &e);
+    if (rc != 0)
+        return rc;
     e->cas = s->next_cas++;
     return publish(s, e, hash, out);
 }
@@ -503,27 +527,14 @@ int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_
                         const void *val, size_t vlen, int64_t expire_ms, uint32_t mc_flags,
                         uint64_t cas, uint64_t lsn)
 {
-    int rc = store_check_len(s, klen, vlen);
+    struct table_entry *e;
+    int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, &e);
     if (rc != 0)
         return rc;
-    rc = store_ensure_memory(s, store_need(klen, vlen));
-    if (rc != 0)
-        return rc;
-    struct table_entry *e = store_entry_new(s, key, klen, vlen);
-    if (!e)
-        return -ENOMEM;
-    memcpy(table_entry_val(e), val, vlen);
-    e->val_len = (uint32_t)vlen;
-    e->expire_ms = expire_ms;
-    e->mc_flags = mc_flags;
     e->cas = cas;
     if (e->meta & TABLE_ENTRY_LSN)
         table_entry_set_lsn(e, lsn);
-    const struct store_journal *j = s->journal;
-    s->journal = NULL; /* it is on disk already */
-    rc = publish(s, e, hash, NULL);
-    s->journal = j;
-    return rc;
+    return publish_unlogged(s, e, hash, NULL);
 }
 
 int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
@@ -545,10 +556,7 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
     e->mc_flags = cold->mc_flags;
     e->cas = cold->cas;
     table_entry_set_lsn(e, table_entry_lsn(cold));
-    const struct store_journal *j = s->journal;
-    s->journal = NULL; /* the value is on disk already */
-    rc = publish(s, e, hash, out);
-    s->journal = j;
+    rc = publish_unlogged(s, e, hash, out); /* the value is on disk already */
     if (rc == 0) {
         stat_sub(&s->stats.writes, 1); /* not a change */
         stat_add(&s->stats.values_loaded, 1);
