@@ -5,12 +5,15 @@
  * current segment (one write at a time, so records land in order). A short
  * write is resubmitted for the rest; a failed one is counted, logged
  * (rate-limited) and retried, so records are never dropped.
- * appendfsync always: a batch is a write linked to an fdatasync (two
- * operations in flight, `batch_ops`); when both have completed and the
- * write was whole and the fdatasync succeeded, every record up to
- * `batch_seq` is durable (`durable_seq`), and the shard releases the
- * replies waiting for it. A short or failed write cancels the linked
- * fdatasync; the rest is then submitted again with a new one.
+ * appendfsync always: a batch is a write linked to an fdatasync, and up to
+ * PERSIST_BATCHES batches are in flight at once, each at its own offset
+ * (`batches`, oldest at `batch_head`): while one batch's fdatasync runs,
+ * the next turn's records go out as the next batch. When a batch's write
+ * was whole and its fdatasync succeeded it is complete; complete batches at
+ * the head make their records durable in order (`durable_seq`), and the
+ * shard releases the replies waiting for them. A short or failed write
+ * cancels the linked fdatasync; the rest is then submitted again with a new
+ * one (after a failed fdatasync, the whole batch).
  * Rotation happens between batches: the full segment gets a linked
  * fdatasync + close through the ring, and a new file is created (a small
  * synchronous open and header write; rare).
@@ -45,6 +48,26 @@
 #define PERSIST_COMPACT_READ (128u << 10) /* bytes of an old segment read per step */
 #define PERSIST_UD_ROTATION 1           /* slot of the fdatasync of a closed segment */
 #define PERSIST_UD_UNLINK 2             /* slot of compaction's unlink (NET_OP_SEG_READ) */
+/* appendfsync always: batches in flight at once. While one batch's
+ * fdatasync runs, the records of the next turns go out as the next batch
+ * instead of waiting, so the disk always has a flush queued; durability is
+ * still declared in order. */
+#ifndef PERSIST_BATCHES
+#define PERSIST_BATCHES 2
+#endif
+
+/* appendfsync always: one batch of records, written at `offset` by a write
+ * linked to an fdatasync. */
+struct persist_batch {
+    struct buf data;
+    size_t done;       /* bytes of data written */
+    uint64_t offset;   /* file offset of data[0] */
+    uint64_t seq;      /* its last record */
+    uint64_t end_lsn;  /* log position just past it */
+    int ops;           /* its operations in the kernel */
+    bool synced;       /* its latest fdatasync succeeded */
+    bool complete;     /* written whole and synced: durable once those before are */
+};
 
 struct persist_segment {
     uint64_t number;
@@ -68,9 +91,11 @@ struct persist {
     bool fsync_inflight;
     bool unsynced;           /* bytes written since the last fdatasync */
     bool always;             /* appendfsync always */
-    int batch_ops;           /* always: write and fdatasync of the batch in flight */
-    bool batch_synced;       /* always: the batch's fdatasync succeeded */
-    uint64_t batch_seq;      /* always: last record of the batch in flight */
+    uint64_t batch_seq;      /* last record of the batch in flight (everysec, no) */
+    /* appendfsync always: up to PERSIST_BATCHES batches in flight at once,
+     * oldest at batch_head (see persist_flush_always). */
+    struct persist_batch batches[PERSIST_BATCHES];
+    uint32_t batch_head, nbatches;
     uint64_t durable_seq;    /* every record up to this one is durable */
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
@@ -381,21 +406,46 @@ static void persist_rotate(struct persist *p)
     STAT_ADD(p, segments, 1);
 }
 
-/* appendfsync always: submits what is left of the batch as a write linked
- * to an fdatasync (or the fdatasync alone once the write is whole). */
-static void persist_submit_batch(struct persist *p)
+/* appendfsync always: submits what is left of batch i as a write linked
+ * to an fdatasync. The batch index rides in user_data's generation field. */
+static void persist_submit_batch(struct persist *p, uint32_t i)
 {
-    p->batch_ops = 0;
-    p->batch_synced = false;
+    struct persist_batch *b = &p->batches[i];
+    b->ops = 2;
+    b->synced = false;
     persist_reserve_sqes(p, 2);
-    if (p->inflight_done < p->inflight.len) {
-        persist_submit_write(p)->flags |= IOSQE_IO_LINK;
-        p->batch_ops++;
-    }
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_write(sqe, p->fd, b->data.data + b->done, (unsigned)(b->data.len - b->done),
+                        b->offset + b->done);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_WRITE, 0, i));
+    sqe->flags |= IOSQE_IO_LINK;
+    sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, 0));
-    p->batch_ops++;
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, i));
+}
+
+/* appendfsync always: this turn's records become the next batch, at the
+ * end of what earlier batches write, unless PERSIST_BATCHES are in flight
+ * or the segment is full (rotation waits until every batch is done). */
+static void persist_flush_always(struct persist *p)
+{
+    if (p->nbatches == PERSIST_BATCHES ||
+        (p->nbatches > 0 && p->write_offset >= (uint64_t)p->cfg->segment_size))
+        return;
+    uint32_t i = (p->batch_head + p->nbatches) % PERSIST_BATCHES;
+    struct persist_batch *b = &p->batches[i];
+    struct buf t = b->data;
+    b->data = p->pending;
+    p->pending = t;
+    buf_clear(&p->pending);
+    b->done = 0;
+    b->offset = p->write_offset;
+    b->seq = p->seq;
+    b->end_lsn = p->append_lsn;
+    b->complete = false;
+    p->write_offset += b->data.len;
+    p->nbatches++;
+    persist_submit_batch(p, i);
 }
 
 bool persist_holds_replies(const struct persist *p) { return p && p->always; }
@@ -405,7 +455,11 @@ void persist_flush(struct persist *p)
     if (!p || p->pending.len == 0)
         return;
     persist_prepare_next(p);
-    if (p->write_inflight || p->batch_ops > 0)
+    if (p->always) {
+        persist_flush_always(p);
+        return;
+    }
+    if (p->write_inflight)
         return;
     struct buf t = p->inflight;
     p->inflight = p->pending;
@@ -414,18 +468,14 @@ void persist_flush(struct persist *p)
     p->inflight_done = 0;
     p->batch_seq = p->seq;
     p->batch_end_lsn = p->append_lsn;
-    if (p->always) {
-        persist_submit_batch(p);
-    } else {
-        persist_submit_write(p);
-    }
+    persist_submit_write(p);
 }
 
 uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
 
 bool persist_busy(const struct persist *p)
 {
-    return p && (p->write_inflight || p->batch_ops > 0 || p->fsync_inflight ||
+    return p && (p->write_inflight || p->nbatches > 0 || p->fsync_inflight ||
                  p->rotation_syncs > 0 || p->compact_read_inflight || p->unlink_inflight ||
                  p->next_ops > 0);
 }
@@ -456,18 +506,20 @@ void persist_tick(struct persist *p, int64_t now_ms)
     persist_submit_fsync(p);
 }
 
-/* appendfsync always: one operation of the batch completed. */
-static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int64_t now)
+/* appendfsync always: one operation of batch i completed. A batch is
+ * complete once its write was whole and its fdatasync succeeded; complete
+ * batches at the head become durable, in order. */
+static void persist_on_batch_cqe(struct persist *p, uint32_t i, enum net_op op, int res,
+                                 int64_t now)
 {
+    struct persist_batch *b = &p->batches[i % PERSIST_BATCHES];
     if (op == NET_OP_SEG_WRITE) {
-        p->write_inflight = false;
         if (res > 0) {
-            p->inflight_done += (size_t)res;
-            p->write_offset += (uint64_t)res;
+            b->done += (size_t)res;
             STAT_ADD(p, disk_bytes, (uint64_t)res);
         }
     } else {
-        p->batch_synced = res >= 0;
+        b->synced = res >= 0;
     }
     if (res < 0 && res != -ECANCELED) {
         STAT_ADD(p, write_errors, 1);
@@ -478,24 +530,30 @@ static void persist_on_batch_cqe(struct persist *p, enum net_op op, int res, int
             p->last_error_log_ms = now;
         }
     }
-    if (--p->batch_ops > 0)
+    if (--b->ops > 0)
         return;
-    if (!p->batch_synced && p->inflight_done == p->inflight.len) {
+    if (!b->synced && b->done == b->data.len) {
         /* After a failed fdatasync the kernel may have dropped the dirty
          * pages: write the whole batch again before syncing again. */
-        p->write_offset -= p->inflight_done;
-        p->inflight_done = 0;
+        b->done = 0;
     }
-    if (p->inflight_done < p->inflight.len || !p->batch_synced) {
-        persist_submit_batch(p); /* the rest, with a new fdatasync */
+    if (b->done < b->data.len || !b->synced) {
+        persist_submit_batch(p, i % PERSIST_BATCHES); /* the rest, with a new fdatasync */
         return;
     }
-    p->written_seq = p->durable_seq = p->batch_seq;
-    p->readable_lsn = p->batch_end_lsn;
-    buf_clear(&p->inflight);
-    STAT_ADD(p, fsyncs, 1);
-    STAT_SET(p, last_fsync_ms, now);
-    if (p->write_offset >= (uint64_t)p->cfg->segment_size)
+    b->complete = true;
+    while (p->nbatches > 0 && p->batches[p->batch_head].complete) {
+        struct persist_batch *h = &p->batches[p->batch_head];
+        p->written_seq = p->durable_seq = h->seq;
+        p->readable_lsn = h->end_lsn;
+        h->complete = false;
+        buf_clear(&h->data);
+        p->batch_head = (p->batch_head + 1) % PERSIST_BATCHES;
+        p->nbatches--;
+        STAT_ADD(p, fsyncs, 1);
+        STAT_SET(p, last_fsync_ms, now);
+    }
+    if (p->nbatches == 0 && p->write_offset >= (uint64_t)p->cfg->segment_size)
         persist_rotate(p);
     persist_flush(p);
 }
@@ -730,7 +788,7 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
         return;
     }
     if (p->always) {
-        persist_on_batch_cqe(p, op, res, now);
+        persist_on_batch_cqe(p, net_ud_gen(ud), op, res, now);
         return;
     }
     if (op == NET_OP_SEG_FSYNC) {
@@ -1213,6 +1271,13 @@ void persist_stop(struct persist *p)
          * at most 10 s) is written now: stopping is not serving, so blocking
          * writes are fine here. Rewriting bytes a write still in the kernel
          * may also have written, at the same offset, is harmless. */
+        for (uint32_t k = 0; k < p->nbatches; k++) { /* appendfsync always */
+            struct persist_batch *b = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
+            if (b->done < b->data.len &&
+                persist_pwrite_all(p->fd, b->data.data + b->done, b->data.len - b->done,
+                                   b->offset + b->done) != 0)
+                log_error("cannot write the last records: %s", strerror(errno));
+        }
         size_t left = p->inflight.len > p->inflight_done ? p->inflight.len - p->inflight_done : 0;
         if (left && persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done, left,
                                        p->write_offset) != 0)
@@ -1240,6 +1305,8 @@ void persist_stop(struct persist *p)
     mi_free(p->segs);
     buf_fini(&p->pending);
     buf_fini(&p->inflight);
+    for (uint32_t k = 0; k < PERSIST_BATCHES; k++)
+        buf_fini(&p->batches[k].data);
     mi_free(p);
 }
 
