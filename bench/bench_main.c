@@ -1,12 +1,19 @@
 /* bench_main.c: ringkv-bench, a memtier_benchmark-style load generator.
  * Parses the command line, optionally prepopulates the key range (every key
  * set once, P pattern over all connections, not measured), runs the measured
- * load, prints the summary to stdout (progress to stderr) and writes the
- * JSON file. It is a plain client: it links nothing of ringkv's own code.
- * Exit status: 0 when every request got a proper reply; 1 when the run could
- * not start, lost connections or replies, got error replies or found a value
- * that failed verification; 2 on bad usage. */
+ * load --run-count times, prints each run's summary to stdout or --out-file
+ * (progress and problems to stderr), then with several runs the best, the
+ * worst (by Totals ops/sec) and their average, and writes the JSON file.
+ * Only the best and worst results are kept besides the running average, so
+ * memory does not grow with the run count. It is a plain client: it links
+ * nothing of ringkv's own code.
+ * Exit status: 0 when every request of every run got a proper reply; 1 when a
+ * run could not start (connect, AUTH, SELECT), lost connections or replies,
+ * got error replies, found a value that failed verification or left requests
+ * due under --rate-limiting unsent; 2 on bad usage. */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +56,12 @@ static void print_header(FILE *out, const struct bench_config *cfg)
             cfg->pipeline, cfg->ratio_set, cfg->ratio_get, cfg->data_size_min, cfg->data_size_max,
             (char)cfg->set_pattern, (char)cfg->get_pattern, cfg->keys.min, cfg->keys.max,
             cfg->rate_limit ? ", rate limited" : "", cfg->verify ? ", verifying" : "");
+    if (cfg->run_count > 1)
+        fprintf(out, "%-10u Runs\n", cfg->run_count);
+    if (cfg->auth)
+        fprintf(out, "each connection first sends AUTH\n");
+    if (cfg->select_db)
+        fprintf(out, "each connection first sends SELECT %u\n", cfg->select_db);
 }
 
 /* Sets every key of the range once; 0 on success. */
@@ -81,6 +94,138 @@ static int prepopulate(const struct bench_config *cfg)
     return ok ? 0 : -1;
 }
 
+static double ops_per_s(const struct bench_result *res)
+{
+    return res->duration_ns ? (double)res->stats.replies * 1e9 / (double)res->duration_ns : 0.0;
+}
+
+/* Frees a result unless it is still the best or the worst. */
+static void release(struct bench_result *res, const struct bench_result *best,
+                    const struct bench_result *worst)
+{
+    if (!res || res == best || res == worst)
+        return;
+    bench_result_fini(res);
+    free(res);
+}
+
+/* The best and worst runs so far, and the running average. */
+struct runs {
+    struct bench_result *best, *worst;
+    struct bench_average avg;
+};
+
+/* Keeps res as best and/or worst, or frees it; the average has it already. */
+static void keep_extremes(struct runs *r, struct bench_result *res)
+{
+    bool is_best = !r->best || ops_per_s(res) > ops_per_s(r->best);
+    bool is_worst = !r->worst || ops_per_s(res) < ops_per_s(r->worst);
+    if (is_best) {
+        struct bench_result *old = r->best;
+        r->best = res;
+        release(old, r->best, r->worst);
+    }
+    if (is_worst) {
+        struct bench_result *old = r->worst;
+        r->worst = res;
+        release(old, r->best, r->worst);
+    }
+    if (!is_best && !is_worst)
+        release(res, r->best, r->worst);
+}
+
+/* Runs the measured load once and prints it; 0, or -1 after saying why. */
+static int run_once(const struct bench_config *cfg, uint32_t i, FILE *out, struct runs *r)
+{
+    struct bench_result *res = malloc(sizeof *res);
+    if (!res || bench_result_init(res) != 0) {
+        free(res);
+        fprintf(stderr, "ringkv-bench: out of memory\n");
+        return -1;
+    }
+    char label[32], title[48];
+    snprintf(label, sizeof label, "RUN #%u", i);
+    if (bench_run(cfg, label, cfg->hide_progress ? NULL : stderr, res) != 0) {
+        fprintf(stderr, "ringkv-bench: %s\n", res->error);
+        release(res, NULL, NULL);
+        return -1;
+    }
+    if (cfg->run_count == 1)
+        snprintf(title, sizeof title, "ALL STATS");
+    else
+        snprintf(title, sizeof title, "RUN #%u RESULTS", i);
+    bench_report_text(out, cfg, title, res);
+    fflush(out);
+    if (bench_average_add(&r->avg, cfg, res) != 0) {
+        fprintf(stderr, "ringkv-bench: out of memory\n");
+        release(res, NULL, NULL);
+        return -1;
+    }
+    keep_extremes(r, res);
+    return 0;
+}
+
+/* After the last run: the summary of several, the JSON file, the verdict. */
+static int report_runs(const struct bench_config *cfg, FILE *out, struct runs *r)
+{
+    int status = 0;
+    if (cfg->run_count > 1) {
+        bench_report_text(out, cfg, "BEST RUN RESULTS", r->best);
+        bench_report_text(out, cfg, "WORST RUN RESULTS", r->worst);
+        bench_report_average_text(out, cfg, &r->avg);
+    }
+    if (cfg->json_out) {
+        int jrc = cfg->run_count == 1
+                      ? bench_report_json(cfg->json_out, cfg, r->best)
+                      : bench_report_json_runs(cfg->json_out, cfg, r->best, r->worst, &r->avg);
+        if (jrc != 0) {
+            fprintf(stderr, "ringkv-bench: cannot write %s: %s\n", cfg->json_out, strerror(-jrc));
+            status = 1;
+        }
+    }
+    if (!bench_report_ok(&r->avg.sum)) {
+        char why[512];
+        bench_report_why(&r->avg.sum, why, sizeof why);
+        fprintf(stderr, "ringkv-bench: run not clean: %s\n", why);
+        status = 1;
+    }
+    return status;
+}
+
+/* All --run-count runs; the exit status. */
+static int run_all(const struct bench_config *cfg, FILE *out)
+{
+    struct runs r = {0};
+    if (bench_average_init(&r.avg) != 0) {
+        fprintf(stderr, "ringkv-bench: out of memory\n");
+        return 1;
+    }
+    int status = 0;
+    for (uint32_t i = 1; i <= cfg->run_count && status == 0; i++)
+        status = run_once(cfg, i, out, &r) == 0 ? 0 : 1;
+    if (status == 0)
+        status = report_runs(cfg, out, &r);
+    struct bench_result *best = r.best;
+    release(r.worst, best, NULL);
+    release(best, NULL, NULL);
+    bench_average_fini(&r.avg);
+    return status;
+}
+
+/* Where the text results go: stdout, or --out-file (NULL if it cannot be opened). */
+static FILE *open_out(const struct bench_config *cfg)
+{
+    if (!cfg->out_file)
+        return stdout;
+    FILE *out = fopen(cfg->out_file, "w");
+    if (!out)
+        fprintf(stderr, "ringkv-bench: cannot open --out-file %s: %s\n", cfg->out_file,
+                strerror(errno));
+    else
+        fprintf(stderr, "Writing results to %s...\n", cfg->out_file);
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     struct bench_config cfg;
@@ -104,36 +249,16 @@ int main(int argc, char **argv)
         cfg.seed = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
                    ((uint64_t)getpid() << 32);
     }
+    FILE *out = open_out(&cfg);
+    if (!out)
+        return 1;
     raise_fd_limit();
-    print_header(stdout, &cfg);
-    fflush(stdout);
-    if (cfg.prepopulate && prepopulate(&cfg) != 0)
-        return 1;
-    struct bench_result res;
-    if (bench_result_init(&res) != 0) {
-        fprintf(stderr, "ringkv-bench: out of memory\n");
-        return 1;
-    }
-    int rc = bench_run(&cfg, "RUN #1", cfg.hide_progress ? NULL : stderr, &res);
-    if (rc != 0) {
-        fprintf(stderr, "ringkv-bench: %s\n", res.error);
-        bench_result_fini(&res);
-        return 1;
-    }
-    bench_report_text(stdout, &cfg, &res);
-    int status = 0;
-    if (cfg.json_out) {
-        int jrc = bench_report_json(cfg.json_out, &cfg, &res);
-        if (jrc != 0) {
-            fprintf(stderr, "ringkv-bench: cannot write %s: %s\n", cfg.json_out, strerror(-jrc));
-            status = 1;
-        }
-    }
-    if (!bench_report_ok(&res)) {
-        fprintf(stderr, "ringkv-bench: run not clean: %s\n",
-                res.error[0] ? res.error : "error replies, lost replies or verify mismatches");
+    print_header(out, &cfg);
+    fflush(out);
+    int status = cfg.prepopulate && prepopulate(&cfg) != 0 ? 1 : run_all(&cfg, out);
+    if (out != stdout && fclose(out) != 0) {
+        fprintf(stderr, "ringkv-bench: cannot write %s: %s\n", cfg.out_file, strerror(errno));
         status = 1;
     }
-    bench_result_fini(&res);
     return status;
 }

@@ -4,7 +4,10 @@
  * whatever depends on several options (gaussian defaults, key lengths
  * against the protocol's limit, room for checked values, slices for the P
  * pattern) is settled once in check_config() after all flags are read.
- * Errors never exit here: the caller prints the message and the usage. */
+ * Errors never exit here: the caller prints the message and the usage.
+ * Percentiles are kept as the user gave them (order and all); --run-count,
+ * --out-file, --authenticate and --select-db are only stored: bench_main.c
+ * repeats the runs and opens the file, bench_run.c sends AUTH and SELECT. */
 #include "bench_opts.h"
 
 #include <errno.h>
@@ -18,6 +21,8 @@
 #define MAX_THREADS 1024
 #define MAX_CONNECTIONS 100000
 #define MAX_PIPELINE 65536
+#define MAX_RUN_COUNT 10000
+#define MAX_SELECT_DB 2147483647u
 
 enum {
     OPT_TEST_TIME = 256,
@@ -40,6 +45,8 @@ enum {
     OPT_HIDE_HISTOGRAM,
     OPT_HIDE_PROGRESS,
     OPT_JSON_OUT_FILE,
+    OPT_PRINT_PERCENTILES,
+    OPT_SELECT_DB,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +78,11 @@ static const struct option long_options[] = {
     {"hide-histogram", no_argument, NULL, OPT_HIDE_HISTOGRAM},
     {"hide-progress", no_argument, NULL, OPT_HIDE_PROGRESS},
     {"json-out-file", required_argument, NULL, OPT_JSON_OUT_FILE},
+    {"print-percentiles", required_argument, NULL, OPT_PRINT_PERCENTILES},
+    {"run-count", required_argument, NULL, 'x'},
+    {"out-file", required_argument, NULL, 'o'},
+    {"authenticate", required_argument, NULL, 'a'},
+    {"select-db", required_argument, NULL, OPT_SELECT_DB},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -96,6 +108,11 @@ void bench_opts_defaults(struct bench_config *cfg)
     cfg->keys.zipf_exp = 1.0;
     cfg->key_prefix = "memtier-";
     cfg->seed = 0x72696e676b76ull; /* "ringkv" */
+    cfg->run_count = 1;
+    cfg->npercentiles = 3;
+    cfg->percentiles[0] = 50.0;
+    cfg->percentiles[1] = 99.0;
+    cfg->percentiles[2] = 99.9;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -153,6 +170,30 @@ static int parse_pair(const char *s, char sep, uint64_t hi, uint64_t *a, uint64_
     first[mid - s] = '\0';
     if (parse_u64_arg(first, 0, hi, a) != 0 || parse_u64_arg(mid + 1, 0, hi, b) != 0)
         return -EINVAL;
+    return 0;
+}
+
+/* "50,99,99.9": one to BENCH_MAX_PERCENTILES numbers in [0, 100]. */
+static int parse_percentiles(const char *s, double *out, uint32_t *n)
+{
+    uint32_t count = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        if (count == BENCH_MAX_PERCENTILES || len == 0 || len >= sizeof item)
+            return -EINVAL;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (parse_double_arg(item, 0.0, 100.0, &out[count]) != 0)
+            return -EINVAL;
+        count++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *n = count;
     return 0;
 }
 
@@ -229,6 +270,12 @@ static int check_config(struct bench_config *cfg, bool stddev_set, bool median_s
                     "key range of %" PRIu64 " keys is smaller than the %" PRIu64
                     " connections sharing it",
                     ks->max - ks->min + 1, conns);
+    if (cfg->protocol == BENCH_PROTO_MEMCACHE_TEXT && cfg->auth)
+        return fail(err, errlen,
+                    "--authenticate needs -P redis: memcached's text protocol has no "
+                    "authentication");
+    if (cfg->protocol == BENCH_PROTO_MEMCACHE_TEXT && cfg->select_db)
+        return fail(err, errlen, "--select-db needs -P redis: memcached has no databases");
     if (cfg->test_time_s == 0 && cfg->requests == 0 && !cfg->requests_allkeys)
         cfg->requests = 10000;
     return 0;
@@ -351,6 +398,32 @@ static int parse_one(struct bench_config *cfg, int opt, const char *arg, bool *s
     case OPT_JSON_OUT_FILE:
         cfg->json_out = arg;
         return 0;
+    case OPT_PRINT_PERCENTILES:
+        if (parse_percentiles(arg, cfg->percentiles, &cfg->npercentiles) != 0)
+            return fail(err, errlen,
+                        "--print-percentiles wants 1..%d numbers in [0, 100] separated by "
+                        "commas, not '%s'",
+                        BENCH_MAX_PERCENTILES, arg);
+        return 0;
+    case 'x':
+        if (parse_u32_arg(arg, 1, MAX_RUN_COUNT, &cfg->run_count) != 0)
+            return fail(err, errlen, "--run-count wants 1..%d, not '%s'", MAX_RUN_COUNT, arg);
+        return 0;
+    case 'o':
+        if (!*arg)
+            return fail(err, errlen, "--out-file wants a file name");
+        cfg->out_file = arg;
+        return 0;
+    case 'a':
+        if (!*arg || strlen(arg) > BENCH_MAX_AUTH)
+            return fail(err, errlen, "--authenticate wants 1..%d bytes of credentials",
+                        BENCH_MAX_AUTH);
+        cfg->auth = arg;
+        return 0;
+    case OPT_SELECT_DB:
+        if (parse_u32_arg(arg, 0, MAX_SELECT_DB, &cfg->select_db) != 0)
+            return fail(err, errlen, "--select-db wants a database number, not '%s'", arg);
+        return 0;
     case 'h':
         cfg->show_help = true;
         return 0;
@@ -367,7 +440,7 @@ int bench_opts_parse(struct bench_config *cfg, int argc, char **argv, char *err,
     optind = 0; /* glibc: start over, so tests may parse many command lines */
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "s:p:P:t:c:n:d:hv", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:p:P:t:c:n:d:x:o:a:hv", long_options, NULL)) != -1) {
         if (opt == '?' || opt == ':')
             return fail(err, errlen, "bad option or missing value: '%s' (see --help)",
                         argv[optind - 1]);
@@ -391,6 +464,11 @@ void bench_opts_usage(FILE *out)
           "  -s, --server=HOST          server address (default 127.0.0.1)\n"
           "  -p, --port=PORT            server port (default 6379)\n"
           "  -P, --protocol=PROTO       redis (RESP2) or memcache_text (default redis)\n"
+          "  -a, --authenticate=CREDS   redis: AUTH on each connection before the load;\n"
+          "                             PASSWORD, or USER:PASSWORD (AUTH USER PASSWORD);\n"
+          "                             a leading ':' keeps the rest whole (:pass:word)\n"
+          "      --select-db=N          redis: SELECT N on each connection before the load\n"
+          "                             (default 0: none sent)\n"
           "Load:\n"
           "  -t, --threads=N            client threads (default 4)\n"
           "  -c, --clients=N            connections per thread (default 50)\n"
@@ -414,6 +492,9 @@ void bench_opts_usage(FILE *out)
           "  -n, --requests=N|allkeys   requests per connection (default 10000); allkeys:\n"
           "                             the connection's share of the key range\n"
           "      --test-time=SECS       run for SECS seconds (with -n: whichever ends first)\n"
+          "  -x, --run-count=N          run the whole test N times; print each run, then the\n"
+          "                             best and worst (by Totals ops/sec) and the average\n"
+          "                             (default 1)\n"
           "      --prepopulate          first set every key of the range once (P pattern,\n"
           "                             not measured)\n"
           "Randomness:\n"
@@ -421,6 +502,10 @@ void bench_opts_usage(FILE *out)
           "      --distinct-client-seed each connection gets its own seed (seed + index)\n"
           "      --randomize            base seed from the clock\n"
           "Checking and output:\n"
+          "  -o, --out-file=FILE        text results to FILE instead of stdout\n"
+          "      --print-percentiles=P,...\n"
+          "                             latency percentiles in the table and JSON\n"
+          "                             (default 50,99,99.9; at most 16, each in [0, 100])\n"
           "      --verify               values carry key and checksum; every hit is checked;\n"
           "                             mismatches make the exit status 1 (alias --data-verify)\n"
           "      --json-out-file=FILE   write results, counts and histograms as JSON\n"
@@ -429,7 +514,8 @@ void bench_opts_usage(FILE *out)
           "  -h, --help                 this text\n"
           "  -v, --version              version\n"
           "\n"
-          "Exit status: 0 on success; 1 on connection failure, error replies, lost replies\n"
-          "or verify mismatches; 2 on bad usage.\n",
+          "Exit status: 0 on success; 1 on connection failure, a rejected AUTH or SELECT,\n"
+          "error replies, lost replies, verify mismatches or requests a rate limit left\n"
+          "unsent; 2 on bad usage.\n",
           out);
 }

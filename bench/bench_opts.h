@@ -2,6 +2,8 @@
  * Flag names follow memtier_benchmark's (-s -p -t -c --pipeline --ratio ...);
  * bench_opts_usage() lists them all. The defaults are memtier's, except that
  * --key-pattern also takes Z (zipfian), and --verify and --prepopulate are ours.
+ * --authenticate and --select-db are redis only: memcached's text protocol has
+ * neither, so the parser refuses them with -P memcache_text.
  * Threads: parsed once on the main thread; read-only afterwards.
  * Ownership: string settings point into argv, which must outlive the config.
  * Errors: bench_opts_parse() returns -EINVAL and a message in err. */
@@ -17,6 +19,10 @@
 #include "bench_proto.h"
 
 #define BENCH_MAX_PREFIX 200
+/* Most percentiles --print-percentiles may name. */
+#define BENCH_MAX_PERCENTILES 16
+/* Longest --authenticate credentials, in bytes. */
+#define BENCH_MAX_AUTH 1024
 
 struct bench_config {
     const char *host;
@@ -42,6 +48,12 @@ struct bench_config {
     bool hide_histogram;
     bool hide_progress;
     const char *json_out; /* NULL: no JSON */
+    const char *out_file; /* text results; NULL: stdout */
+    const char *auth;     /* --authenticate credentials, PASSWORD or USER:PASSWORD; NULL: none */
+    uint32_t select_db;   /* SELECT this database on each connection; 0: send nothing */
+    uint32_t run_count;   /* whole runs, each reported, then best, worst and average */
+    uint32_t npercentiles;
+    double percentiles[BENCH_MAX_PERCENTILES]; /* in the table and JSON, in order given */
     bool show_help, show_version;
 };
 

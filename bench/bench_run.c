@@ -19,6 +19,11 @@
  * answered, so a stall at the end of a run shows too. The backlog is drained
  * for at most another --test-time; what is still unsent then is counted as
  * `unsent` and reported, never silently dropped.
+ * With --authenticate or --select-db, each connection sends AUTH and SELECT
+ * right after connecting and waits for their +OK (blocking, with the connect
+ * timeout) while its worker sets up, before the gate opens: neither is timed
+ * or counted, and a refusal stops the run before it starts, as a failed
+ * connect does.
  * Once a second (and at the deadline) a worker scans its connections; one
  * with requests in flight and no traffic for STALL_NS is given up on. The
  * main thread starts the workers together (a gate: all connected, then go),
@@ -102,6 +107,7 @@ struct worker {
     char *value;  /* scratch for a checked value */
     char *key;    /* scratch for a key */
     size_t prefix_len;
+    int setup_rc;    /* worker_setup(): 0 or a negative errno */
     char error[160]; /* first problem met */
 };
 
@@ -627,6 +633,155 @@ static uint64_t conn_limit(const struct bench_config *cfg, uint32_t index, uint3
     return cfg->requests ? cfg->requests : UINT64_MAX;
 }
 
+/* Appends a RESP array of argc bulk strings at dst; returns its end. */
+static char *resp_command(char *dst, int argc, const char *const *argv, const size_t *lens)
+{
+    dst += sprintf(dst, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        dst += sprintf(dst, "$%zu\r\n", lens[i]);
+        memcpy(dst, argv[i], lens[i]);
+        dst += lens[i];
+        *dst++ = '\r';
+        *dst++ = '\n';
+    }
+    return dst;
+}
+
+/* AUTH as memtier sends it: "USER:PASSWORD" is AUTH USER PASSWORD, "PASSWORD"
+ * (no colon) AUTH PASSWORD, and ":PASSWORD" AUTH PASSWORD with any colons in it. */
+static char *auth_command(char *dst, const char *creds)
+{
+    const char *colon = creds[0] == ':' ? NULL : strchr(creds, ':');
+    if (creds[0] == ':')
+        creds++;
+    if (!colon) {
+        const char *argv[] = {"AUTH", creds};
+        const size_t lens[] = {4, strlen(creds)};
+        return resp_command(dst, 2, argv, lens);
+    }
+    const char *argv[] = {"AUTH", creds, colon + 1};
+    const size_t lens[] = {4, (size_t)(colon - creds), strlen(colon + 1)};
+    return resp_command(dst, 3, argv, lens);
+}
+
+/* Waits until fd is ready for events or the deadline passes; 0 or a negative errno. */
+static int wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+    for (;;) {
+        uint64_t now = now_ns();
+        if (now >= deadline_ns)
+            return -ETIMEDOUT;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int n = poll(&pfd, 1, (int)((deadline_ns - now + 999999) / 1000000));
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+static int send_blocking(int fd, const char *p, size_t len, uint64_t deadline_ns)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = wait_fd(fd, POLLOUT, deadline_ns);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads one reply into c->in; 0 with *reply set (valid until c->in changes), or
+ * a negative errno. The caller has sent nothing else, so nothing may follow it. */
+static int recv_reply(struct conn *c, struct bench_reply *reply, uint64_t deadline_ns)
+{
+    for (;;) {
+        size_t consumed = 0, need = 0;
+        enum bench_reply_status st =
+            bench_proto_parse(BENCH_PROTO_REDIS, c->in, c->in_len, reply, &consumed, &need);
+        if (st == BENCH_REPLY_BAD)
+            return -EPROTO;
+        if (st == BENCH_REPLY_DONE)
+            return consumed == c->in_len ? 0 : -EPROTO;
+        if (c->in_len == c->in_cap)
+            return -EMSGSIZE;
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = wait_fd(c->fd, POLLIN, deadline_ns);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/* Sends one set-up command and checks that the server answers +OK. */
+static int setup_command(struct worker *w, struct conn *c, const char *req, size_t len,
+                         const char *what)
+{
+    uint64_t deadline = now_ns() + CONNECT_TIMEOUT_MS * 1000000ull;
+    struct bench_reply r;
+    int rc = send_blocking(c->fd, req, len, deadline);
+    if (rc == 0)
+        rc = recv_reply(c, &r, deadline);
+    if (rc != 0) {
+        note_error(w, what, -rc);
+        return rc;
+    }
+    bool ok = r.kind == BENCH_REPLY_STATUS && r.len == 2 && memcmp(r.text, "OK", 2) == 0;
+    c->in_len = 0;
+    if (ok)
+        return 0;
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: the server answered '%.*s'", what,
+             (int)(r.len < 80 ? r.len : 80), r.text);
+    note_error(w, msg, 0);
+    return r.kind == BENCH_REPLY_ERROR ? -EACCES : -EPROTO;
+}
+
+/* --authenticate and --select-db: AUTH, then SELECT, before any load. */
+static int conn_handshake(struct worker *w, struct conn *c)
+{
+    const struct bench_config *cfg = w->run->cfg;
+    if (cfg->auth) {
+        char *req = malloc(2 * strlen(cfg->auth) + 64);
+        if (!req) {
+            note_error(w, "AUTH request", ENOMEM);
+            return -ENOMEM;
+        }
+        int rc = setup_command(w, c, req, (size_t)(auth_command(req, cfg->auth) - req),
+                               "AUTH (--authenticate)");
+        free(req);
+        if (rc != 0)
+            return rc;
+    }
+    if (cfg->select_db) {
+        char db[16], req[64], what[48];
+        int dlen = snprintf(db, sizeof db, "%u", cfg->select_db);
+        const char *argv[] = {"SELECT", db};
+        const size_t lens[] = {6, (size_t)dlen};
+        snprintf(what, sizeof what, "SELECT %u (--select-db)", cfg->select_db);
+        return setup_command(w, c, req, (size_t)(resp_command(req, 2, argv, lens) - req), what);
+    }
+    return 0;
+}
+
 static int conn_setup(struct worker *w, struct conn *c, uint32_t index)
 {
     const struct bench_config *cfg = w->run->cfg;
@@ -657,6 +812,9 @@ static int conn_setup(struct worker *w, struct conn *c, uint32_t index)
         note_error(w, what, -rc);
         return rc;
     }
+    rc = conn_handshake(w, c);
+    if (rc != 0)
+        return rc;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
         note_error(w, "epoll_ctl", errno);
@@ -715,7 +873,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct run *run = w->run;
-    worker_setup(w);
+    w->setup_rc = worker_setup(w);
     pthread_mutex_lock(&run->lock);
     run->ready++;
     pthread_cond_signal(&run->cond);
@@ -900,9 +1058,9 @@ int bench_run(const struct bench_config *cfg, const char *label, FILE *progress,
     while (run.ready < run.nworkers)
         pthread_cond_wait(&run.cond, &run.lock);
     for (uint32_t i = 0; rc == 0 && i < run.nworkers; i++) {
-        if (run.workers[i].error[0]) {
+        if (run.workers[i].setup_rc != 0 || run.workers[i].error[0]) {
             snprintf(res->error, sizeof res->error, "%s", run.workers[i].error);
-            rc = -ECONNREFUSED;
+            rc = run.workers[i].setup_rc ? run.workers[i].setup_rc : -ECONNREFUSED;
         }
     }
     run.abort = rc != 0;

@@ -153,6 +153,18 @@ bench_cpu_us_per_req() {
         'BEGIN { if (n > 0) printf "%.3f\n", t / hz * 1e6 / n; else print "nan" }'
 }
 
+# bench_cpu_stat: "STEAL TOTAL" clock ticks of all CPUs so far (from /proc/stat), so
+# that two readings give the share of the machine the hypervisor took in between.
+bench_cpu_stat() {
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t; exit }' /proc/stat
+}
+
+# bench_steal_pct BEFORE_STEAL BEFORE_TOTAL AFTER_STEAL AFTER_TOTAL: steal in percent.
+bench_steal_pct() {
+    awk -v s0="$1" -v t0="$2" -v s1="$3" -v t1="$4" \
+        'BEGIN { if (t1 > t0) printf "%.1f\n", (s1 - s0) * 100 / (t1 - t0); else print "nan" }'
+}
+
 # bench_rss_kb PID: resident set size in KiB.
 bench_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 

@@ -1,5 +1,6 @@
-/* test_bench_opts.c: ringkv-bench's command line: memtier's flag names,
- * strict values, and the checks that span several flags. */
+/* test_bench_opts.c: ringkv-bench's command line: memtier's flag names
+ * (including --print-percentiles, --run-count, --out-file, --authenticate and
+ * --select-db), strict values, and the checks that span several flags. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +39,13 @@ static void test_bench_opts_defaults_follow_memtier(void **state)
     assert_int_equal(cfg.set_pattern, BENCH_KEYS_UNIFORM);
     assert_string_equal(cfg.key_prefix, "memtier-");
     assert_true(cfg.keys.median == 5000000.0);
+    assert_int_equal(cfg.run_count, 1);
+    assert_int_equal(cfg.npercentiles, 3);
+    assert_true(cfg.percentiles[0] == 50.0 && cfg.percentiles[1] == 99.0 &&
+                cfg.percentiles[2] == 99.9);
+    assert_null(cfg.out_file);
+    assert_null(cfg.auth);
+    assert_int_equal(cfg.select_db, 0);
 }
 
 static void test_bench_opts_parses_memtier_flags(void **state)
@@ -73,6 +81,58 @@ static void test_bench_opts_parses_memtier_flags(void **state)
     assert_int_equal(PARSE(&cfg, "-n", "allkeys", "--key-pattern", "P:P", "--key-maximum", "999"),
                      0);
     assert_true(cfg.requests_allkeys);
+}
+
+static void test_bench_opts_parses_percentiles(void **state)
+{
+    struct bench_config cfg;
+    assert_int_equal(PARSE(&cfg, "--print-percentiles=90,99.99,0,100"), 0);
+    assert_int_equal(cfg.npercentiles, 4);
+    assert_true(cfg.percentiles[0] == 90.0 && cfg.percentiles[1] == 99.99 &&
+                cfg.percentiles[2] == 0.0 && cfg.percentiles[3] == 100.0);
+    assert_int_equal(PARSE(&cfg, "--print-percentiles", "99.9"), 0);
+    assert_int_equal(cfg.npercentiles, 1);
+    assert_true(cfg.percentiles[0] == 99.9);
+    assert_int_equal(PARSE(&cfg, "--print-percentiles", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"),
+                     0);
+    assert_int_equal(cfg.npercentiles, BENCH_MAX_PERCENTILES);
+    static const char *const bad[] = {
+        "",    "101", "-1",    "50,,99", "50,",
+        ",50", "p99", "99.9x", "nan",    "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(PARSE(&cfg, "--print-percentiles", (char *)bad[i]), -EINVAL);
+        assert_non_null(strstr(err, "--print-percentiles"));
+    }
+}
+
+static void test_bench_opts_parses_runs_output_and_setup(void **state)
+{
+    struct bench_config cfg;
+    assert_int_equal(
+        PARSE(&cfg, "-x", "3", "-o", "/tmp/out.txt", "-a", "secret", "--select-db", "7"), 0);
+    assert_int_equal(cfg.run_count, 3);
+    assert_string_equal(cfg.out_file, "/tmp/out.txt");
+    assert_string_equal(cfg.auth, "secret");
+    assert_int_equal(cfg.select_db, 7);
+    assert_int_equal(
+        PARSE(&cfg, "--run-count=5", "--out-file=r.txt", "--authenticate=user:pw", "--select-db=0"),
+        0);
+    assert_int_equal(cfg.run_count, 5);
+    assert_string_equal(cfg.out_file, "r.txt");
+    assert_string_equal(cfg.auth, "user:pw");
+    assert_int_equal(cfg.select_db, 0);
+    assert_int_equal(PARSE(&cfg, "-x", "0"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--run-count", "many"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--out-file="), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--authenticate="), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--select-db", "-1"), -EINVAL);
+    assert_int_equal(PARSE(&cfg, "--select-db", "x"), -EINVAL);
+    /* memcached's text protocol has neither AUTH nor databases */
+    assert_int_equal(PARSE(&cfg, "-P", "memcache_text", "-a", "secret"), -EINVAL);
+    assert_non_null(strstr(err, "--authenticate"));
+    assert_int_equal(PARSE(&cfg, "-P", "memcache_text", "--select-db", "2"), -EINVAL);
+    assert_non_null(strstr(err, "--select-db"));
+    assert_int_equal(PARSE(&cfg, "-P", "memcache_text", "--select-db", "0", "-x", "2"), 0);
 }
 
 static void test_bench_opts_rejects_bad_values(void **state)
@@ -113,6 +173,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bench_opts_defaults_follow_memtier),
         cmocka_unit_test(test_bench_opts_parses_memtier_flags),
+        cmocka_unit_test(test_bench_opts_parses_percentiles),
+        cmocka_unit_test(test_bench_opts_parses_runs_output_and_setup),
         cmocka_unit_test(test_bench_opts_rejects_bad_values),
         cmocka_unit_test(test_bench_opts_checks_settings_together),
     };

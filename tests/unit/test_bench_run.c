@@ -1,10 +1,13 @@
 /* test_bench_run.c: the client threads against a small in-process RESP server.
  * The server (one thread, poll, 127.0.0.1, an ephemeral port) keeps values
- * for keys "k:<n>" and can misbehave on request: corrupt every value it
- * returns, or stall once for a while at a given request. So the tests check
- * the generator alone: counts that add up, verification that catches bad
- * values, latency measured from the schedule under a rate limit, and runs
- * bounded by time. */
+ * for keys "k:<n>", answers AUTH (checking a password when given one) and
+ * SELECT, records the first two commands of every connection, and can
+ * misbehave on request: corrupt every value it returns, or stall once for a
+ * while at a given request. So the tests check the generator alone: counts
+ * that add up, verification that catches bad values, latency measured from
+ * the schedule under a rate limit, a backlog left unsent failing the run,
+ * runs bounded by time, AUTH and SELECT sent before the load, and the reports
+ * built from runs: chosen percentiles, the average of several runs. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -31,9 +34,13 @@
 #define FAKE_KEYS 4096
 #define FAKE_CLIENTS 32
 #define FAKE_BUF 65536
+#define FAKE_LOG 64   /* connections whose opening commands are recorded */
+#define FAKE_WORDS 64 /* bytes kept of each recorded command */
 
 struct fake_client {
     int fd;
+    unsigned commands; /* received on this connection */
+    unsigned log;      /* its index in fake_server.opening */
     char buf[FAKE_BUF];
     size_t len;
 };
@@ -48,6 +55,11 @@ struct fake_server {
     _Atomic uint64_t stall_at; /* request number (1-based) before which to pause; 0: never */
     _Atomic unsigned stall_ms;
     _Atomic uint64_t requests; /* requests served so far */
+    const char *password;      /* set before a run: AUTH must end with it; NULL: any AUTH is fine */
+    /* The first two commands of each connection, words joined by spaces;
+     * written by the server thread, read by the test once bench_run() is back. */
+    char opening[FAKE_LOG][2][FAKE_WORDS];
+    _Atomic unsigned connections; /* that sent a command: entries of opening in use */
     char *values[FAKE_KEYS];
     size_t lens[FAKE_KEYS];
     struct fake_client clients[FAKE_CLIENTS];
@@ -97,6 +109,45 @@ static void send_all(int fd, const char *p, size_t n)
     }
 }
 
+static bool word_is(const char *w, size_t len, const char *name)
+{
+    return len == strlen(name) && memcmp(w, name, len) == 0;
+}
+
+/* Notes the connection's first two commands in s->opening. */
+static void fake_record(struct fake_server *s, struct fake_client *c, const char **argv,
+                        const size_t *argl, int argc)
+{
+    if (c->commands == 0)
+        c->log = atomic_fetch_add(&s->connections, 1);
+    if (c->commands < 2 && c->log < FAKE_LOG) {
+        char *dst = s->opening[c->log][c->commands];
+        size_t n = 0;
+        for (int i = 0; i < argc && n + argl[i] + 2 < FAKE_WORDS; i++) {
+            n += (size_t)sprintf(dst + n, "%s%.*s", i ? " " : "", (int)argl[i], argv[i]);
+        }
+        dst[n] = '\0';
+    }
+    c->commands++;
+}
+
+/* AUTH and SELECT; false for anything else. */
+static bool fake_setup_command(struct fake_server *s, const char **argv, const size_t *argl,
+                               int argc, char *out, size_t *olen)
+{
+    if (argc >= 2 && word_is(argv[0], argl[0], "AUTH")) {
+        bool ok = !s->password || word_is(argv[argc - 1], argl[argc - 1], s->password);
+        *olen += (size_t)sprintf(out + *olen, "%s\r\n",
+                                 ok ? "+OK" : "-WRONGPASS invalid username-password pair");
+        return true;
+    }
+    if (argc == 2 && word_is(argv[0], argl[0], "SELECT")) {
+        *olen += (size_t)sprintf(out + *olen, "+OK\r\n");
+        return true;
+    }
+    return false;
+}
+
 static void fake_serve(struct fake_server *s, struct fake_client *c)
 {
     static char out[FAKE_BUF * 2];
@@ -112,6 +163,9 @@ static void fake_serve(struct fake_server *s, struct fake_client *c)
             struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
             nanosleep(&ts, NULL); /* the server misbehaving on purpose */
         }
+        fake_record(s, c, argv, argl, argc);
+        if (fake_setup_command(s, argv, argl, argc, out, &olen))
+            continue;
         int slot = argc >= 2 ? fake_slot(argv[1], argl[1]) : -1;
         if (argc == 3 && slot >= 0) {
             free(s->values[slot]);
@@ -156,6 +210,7 @@ static void *fake_main(void *arg)
                 if (s->clients[i].fd < 0) {
                     s->clients[i].fd = fd;
                     s->clients[i].len = 0;
+                    s->clients[i].commands = 0;
                     fd = -1;
                 }
             }
@@ -398,9 +453,43 @@ static void test_bench_run_rate_limit_drains_backlog_at_deadline(void **state)
     fake_stop(s);
 }
 
+/* Text of a report printed to memory; the caller frees it. */
+static char *report_text(const struct bench_config *cfg, const char *title,
+                         const struct bench_result *res)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    bench_report_text(f, cfg, title, res);
+    assert_int_equal(fclose(f), 0);
+    return text;
+}
+
+/* Creates an empty file from a mkstemp() template, which it fills in. */
+static void make_temp(char *path)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* Whole contents of a file; the caller frees it. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *text = NULL;
+    size_t cap = 0;
+    assert_true(getdelim(&text, &cap, '\0', f) > 0);
+    fclose(f);
+    return text;
+}
+
 /* The backlog is drained for at most another --test-time: a server that
  * stalls 2.5 s at the 500th request of a 1 s run leaves the rest of the
- * schedule unsent, and the run says how much instead of dropping it quietly. */
+ * schedule unsent, and the run says how much instead of dropping it quietly:
+ * a warning under the table, and a run that does not count as a success. */
 static void test_bench_run_rate_limit_counts_unsent_backlog(void **state)
 {
     struct fake_server *s = fake_start();
@@ -421,6 +510,14 @@ static void test_bench_run_rate_limit_counts_unsent_backlog(void **state)
     assert_int_equal(res.stats.sent + res.stats.unsent, 1000);
     assert_true(res.stats.unsent >= 400);
     assert_true(res.duration_ns < 4000000000ull);
+    assert_false(bench_report_ok(&res));
+    char why[512];
+    bench_report_why(&res, why, sizeof why);
+    assert_non_null(strstr(why, "never sent"));
+    char *text = report_text(&cfg, "ALL STATS", &res);
+    assert_non_null(strstr(text, "WARNING"));
+    assert_non_null(strstr(text, "never sent"));
+    free(text);
     bench_result_fini(&res);
     fake_stop(s);
 }
@@ -460,6 +557,172 @@ static void test_bench_run_reports_refused_connection(void **state)
     bench_result_fini(&res);
 }
 
+/* --authenticate and --select-db: every connection opens with AUTH, then
+ * SELECT, before any load; neither is counted as a request of the run. */
+static void test_bench_run_sends_auth_and_select_first(void **state)
+{
+    struct fake_server *s = fake_start();
+    s->password = "secret";
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.requests = 100;
+    cfg.auth = "secret";
+    cfg.select_db = 3;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    assert_true(bench_report_ok(&res));
+    assert_int_equal(res.stats.sent, 600);
+    assert_int_equal(s->requests, 600 + 2 * 6);
+    assert_int_equal(s->connections, 6);
+    for (unsigned i = 0; i < 6; i++) {
+        assert_string_equal(s->opening[i][0], "AUTH secret");
+        assert_string_equal(s->opening[i][1], "SELECT 3");
+    }
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* memtier's credentials: USER:PASSWORD is AUTH with two arguments, and a
+ * leading ':' keeps a password with colons whole. No SELECT unless asked. */
+static void test_bench_run_auth_takes_user_and_password(void **state)
+{
+    static const char *const creds[][2] = {
+        {"admin:pw", "AUTH admin pw"}, {":pass:word", "AUTH pass:word"}, {"plain", "AUTH plain"}};
+    for (size_t k = 0; k < sizeof creds / sizeof creds[0]; k++) {
+        struct fake_server *s = fake_start();
+        struct bench_config cfg;
+        config_for(&cfg, s);
+        cfg.threads = 1;
+        cfg.clients = 2;
+        cfg.requests = 10;
+        cfg.ratio_set = 0;
+        cfg.ratio_get = 1;
+        cfg.auth = creds[k][0];
+        struct bench_result res;
+        run_into(&cfg, &res);
+        assert_true(bench_report_ok(&res));
+        assert_int_equal(s->connections, 2);
+        for (unsigned i = 0; i < 2; i++) {
+            assert_string_equal(s->opening[i][0], creds[k][1]);
+            assert_non_null(strstr(s->opening[i][1], "GET k:"));
+        }
+        bench_result_fini(&res);
+        fake_stop(s);
+    }
+}
+
+/* A refused AUTH stops the run before it starts, saying what the server said. */
+static void test_bench_run_rejected_auth_stops_run(void **state)
+{
+    struct fake_server *s = fake_start();
+    s->password = "secret";
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.auth = "guess";
+    struct bench_result res;
+    assert_int_equal(bench_result_init(&res), 0);
+    assert_true(bench_run(&cfg, "auth", NULL, &res) < 0);
+    assert_non_null(strstr(res.error, "AUTH"));
+    assert_non_null(strstr(res.error, "WRONGPASS"));
+    assert_int_equal(res.stats.sent, 0);
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* --print-percentiles: the table has a column and the JSON a key for each
+ * percentile asked for, and none for the defaults left out. */
+static void test_bench_run_reports_chosen_percentiles(void **state)
+{
+    struct fake_server *s = fake_start();
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.requests = 200;
+    cfg.npercentiles = 3;
+    cfg.percentiles[0] = 90.0;
+    cfg.percentiles[1] = 99.999;
+    cfg.percentiles[2] = 25.0;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    char *text = report_text(&cfg, "ALL STATS", &res);
+    const char *p90 = strstr(text, "p90 Latency");
+    const char *p99999 = strstr(text, "p99.999 Latency");
+    const char *p25 = strstr(text, "p25 Latency");
+    assert_true(p90 && p99999 && p25 && p90 < p99999 && p99999 < p25);
+    assert_null(strstr(text, "p50 Latency"));
+    free(text);
+    char path[] = "/tmp/test_bench_run_XXXXXX";
+    make_temp(path);
+    assert_int_equal(bench_report_json(path, &cfg, &res), 0);
+    char *json = slurp(path);
+    assert_non_null(strstr(json, "\"p90.00\": "));
+    assert_non_null(strstr(json, "\"p99.999\": "));
+    assert_non_null(strstr(json, "\"p25.00\": "));
+    assert_null(strstr(json, "\"p50.00\""));
+    free(json);
+    unlink(path);
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
+/* --run-count: the average's rates are the mean of the runs' rates, its
+ * counts and histograms those of all runs together; the JSON of several runs
+ * has memtier's best, worst and aggregated sections and no "ALL STATS". */
+static void test_bench_run_averages_runs(void **state)
+{
+    struct fake_server *s = fake_start();
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.requests = 300;
+    cfg.run_count = 2;
+    struct bench_average avg;
+    assert_int_equal(bench_average_init(&avg), 0);
+    struct bench_result res[2];
+    struct bench_row rows[2][BENCH_ROW_COUNT];
+    for (int i = 0; i < 2; i++) {
+        run_into(&cfg, &res[i]);
+        assert_int_equal(bench_report_rows(&cfg, &res[i], rows[i]), 0);
+        assert_int_equal(bench_average_add(&avg, &cfg, &res[i]), 0);
+    }
+    struct bench_row mean[BENCH_ROW_COUNT];
+    assert_int_equal(bench_average_rows(&cfg, &avg, mean), 0);
+    for (int r = 0; r < BENCH_ROW_COUNT; r++) {
+        double want = (rows[0][r].ops_per_s + rows[1][r].ops_per_s) / 2;
+        assert_true(mean[r].ops_per_s > want * 0.999999 && mean[r].ops_per_s < want * 1.000001);
+        assert_int_equal(mean[r].count, rows[0][r].count + rows[1][r].count);
+    }
+    assert_int_equal(avg.sum.stats.replies, 3600);
+    assert_int_equal(avg.sum.stats.op[BENCH_OP_GET].hist.total +
+                         avg.sum.stats.op[BENCH_OP_SET].hist.total,
+                     3600);
+    assert_true(bench_report_ok(&avg.sum));
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    bench_report_average_text(f, &cfg, &avg);
+    assert_int_equal(fclose(f), 0);
+    assert_non_null(strstr(text, "AGGREGATED AVERAGE RESULTS (2 runs)"));
+    assert_non_null(strstr(text, "requests 3600, replies 3600"));
+    free(text);
+
+    char path[] = "/tmp/test_bench_run_XXXXXX";
+    make_temp(path);
+    assert_int_equal(bench_report_json_runs(path, &cfg, &res[0], &res[1], &avg), 0);
+    char *json = slurp(path);
+    assert_non_null(strstr(json, "\"BEST RUN RESULTS\""));
+    assert_non_null(strstr(json, "\"WORST RUN RESULTS\""));
+    assert_non_null(strstr(json, "\"AGGREGATED AVERAGE RESULTS (2 runs)\""));
+    assert_null(strstr(json, "\"ALL STATS\""));
+    assert_non_null(strstr(json, "\"requests_sent\": 3600"));
+    free(json);
+    unlink(path);
+    for (int i = 0; i < 2; i++)
+        bench_result_fini(&res[i]);
+    bench_average_fini(&avg);
+    fake_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +734,11 @@ int main(void)
         cmocka_unit_test(test_bench_run_rate_limit_counts_unsent_backlog),
         cmocka_unit_test(test_bench_run_stops_at_test_time),
         cmocka_unit_test(test_bench_run_reports_refused_connection),
+        cmocka_unit_test(test_bench_run_sends_auth_and_select_first),
+        cmocka_unit_test(test_bench_run_auth_takes_user_and_password),
+        cmocka_unit_test(test_bench_run_rejected_auth_stops_run),
+        cmocka_unit_test(test_bench_run_reports_chosen_percentiles),
+        cmocka_unit_test(test_bench_run_averages_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
