@@ -55,6 +55,7 @@
 #ifndef PERSIST_BATCHES
 #define PERSIST_BATCHES 2
 #endif
+#define PERSIST_MAX_READ_FDS 64 /* segments kept open for cold value reads */
 
 /* appendfsync always: one batch of records, written at `offset` by a write
  * linked to an fdatasync. */
@@ -66,6 +67,9 @@ struct persist_batch {
     uint64_t end_lsn;  /* log position just past it */
     int ops;           /* its operations in the kernel */
     bool synced;       /* its latest fdatasync succeeded */
+    bool poisoned;     /* another batch's fdatasync failed meanwhile: its own
+                          success may hide lost pages (the kernel reports a
+                          writeback error once), so it is written again */
     bool complete;     /* written whole and synced: durable once those before are */
 };
 
@@ -137,6 +141,7 @@ struct persist {
     uint64_t readable_lsn;   /* records starting below it are written */
     uint64_t seg_base_lsn;   /* lsn of the current segment's first record byte */
     int rfd;                 /* the current segment opened for reading, or -1 */
+    uint32_t read_fds;       /* segments open for reading (rfd and segs[].rfd) */
     struct store_tier tier;
     uint64_t seq;
     enum seg_codec codec;
@@ -413,6 +418,7 @@ static void persist_submit_batch(struct persist *p, uint32_t i)
     struct persist_batch *b = &p->batches[i];
     b->ops = 2;
     b->synced = false;
+    b->poisoned = false;
     persist_reserve_sqes(p, 2);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_write(sqe, p->fd, b->data.data + b->done, (unsigned)(b->data.len - b->done),
@@ -520,6 +526,12 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, enum net_op op, 
         }
     } else {
         b->synced = res >= 0;
+        if (res < 0 && res != -ECANCELED) /* the others' pages may be lost too */
+            for (uint32_t k = 0; k < p->nbatches; k++) {
+                struct persist_batch *o = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
+                if (o != b)
+                    o->poisoned = true;
+            }
     }
     if (res < 0 && res != -ECANCELED) {
         STAT_ADD(p, write_errors, 1);
@@ -532,6 +544,8 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, enum net_op op, 
     }
     if (--b->ops > 0)
         return;
+    if (b->poisoned)
+        b->synced = false;
     if (!b->synced && b->done == b->data.len) {
         /* After a failed fdatasync the kernel may have dropped the dirty
          * pages: write the whole batch again before syncing again. */
@@ -542,6 +556,16 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, enum net_op op, 
         return;
     }
     b->complete = true;
+    for (uint32_t k = 0; k < p->nbatches; k++) {
+        /* A batch that completed before another's fdatasync failed. */
+        uint32_t j = (p->batch_head + k) % PERSIST_BATCHES;
+        struct persist_batch *o = &p->batches[j];
+        if (o->complete && o->poisoned && o->ops == 0) {
+            o->complete = false;
+            o->done = 0;
+            persist_submit_batch(p, j);
+        }
+    }
     while (p->nbatches > 0 && p->batches[p->batch_head].complete) {
         struct persist_batch *h = &p->batches[p->batch_head];
         p->written_seq = p->durable_seq = h->seq;
@@ -703,8 +727,10 @@ static void persist_compact_on_unlink(struct persist *p, int res)
         persist_compact_abandon(p, true);
         return;
     }
-    if (gone.rfd >= 0)
+    if (gone.rfd >= 0) {
         close(gone.rfd); /* no entry points into it any more */
+        p->read_fds--;
+    }
     memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
     p->nsegs--;
     p->closed_bytes -= gone.bytes;
@@ -1097,10 +1123,10 @@ static bool persist_lsn_readable(void *arg, uint64_t lsn)
     return lsn < p->readable_lsn;
 }
 
-static bool persist_log_writing(void *arg)
+static uint64_t persist_unwritten_bytes(void *arg)
 {
     const struct persist *p = arg;
-    return p->append_lsn > p->readable_lsn;
+    return p->append_lsn - p->readable_lsn;
 }
 
 int persist_locate(struct persist *p, uint64_t lsn, int *fd, uint64_t *offset)
@@ -1128,12 +1154,23 @@ int persist_locate(struct persist *p, uint64_t lsn, int *fd, uint64_t *offset)
     }
     if (*rfd < 0) {
         /* Opened once per segment and kept: a metadata lookup of a file
-         * this shard made, not a read of data. */
+         * this shard made, not a read of data. Past PERSIST_MAX_READ_FDS
+         * the closed segments' descriptors are let go (reads in flight
+         * keep their file: the kernel took it at submission). */
+        if (p->read_fds >= PERSIST_MAX_READ_FDS) {
+            for (size_t i = 0; i < p->nsegs; i++)
+                if (p->segs[i].rfd >= 0 && &p->segs[i].rfd != rfd) {
+                    close(p->segs[i].rfd);
+                    p->segs[i].rfd = -1;
+                }
+            p->read_fds = p->rfd >= 0 ? 1 : 0;
+        }
         char path[1200];
         seg_path(path, sizeof path, p->cfg->dir, p->shard_id, number);
         *rfd = open(path, O_RDONLY | O_CLOEXEC);
         if (*rfd < 0)
             return -errno;
+        p->read_fds++;
     }
     *fd = *rfd;
     *offset = SEG_FILE_HEADER + (lsn - base);
@@ -1176,7 +1213,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     int err = 0;
     size_t maxmemory = p->store->maxmemory;
     if (maxmemory > 0) { /* values beyond RAM */
-        p->tier = (struct store_tier){persist_lsn_readable, persist_log_writing, p};
+        p->tier = (struct store_tier){persist_lsn_readable, persist_unwritten_bytes, p};
         store_attach_tier(p->store, &p->tier);
         /* While redistributing, records come from other shards' files, which
          * go once all have read them: values stay in memory until they are
@@ -1219,6 +1256,10 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
         p->store->maxmemory = maxmemory;
         store_make_room(p->store, 0); /* what does not fit now leaves memory */
     }
+    if (maxmemory > 0 && store_used_bytes(p->store) > maxmemory)
+        log_warn("the recovered keyspace takes %zu bytes, over this shard's maxmemory of %zu "
+                 "even with values on disk; writes meet maxmemory-policy",
+                 store_used_bytes(p->store), maxmemory);
     int64_t ms = persist_now_ms() - t0;
     size_t keys = store_count(p->store);
     STAT_SET(p, segments, p->nsegs + 1);

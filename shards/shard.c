@@ -643,14 +643,15 @@ static int shard_start(struct shard *sh)
     return rc;
 }
 
-/* Stopping: lets the log's writes and fdatasyncs in the kernel finish (the
- * ring cannot wait for them once it is torn down, and their buffers are
- * freed after), handing it the rest of what it gathered; at most 10 s. */
+/* Stopping: lets the log's writes and fdatasyncs and the cold value reads
+ * in the kernel finish (the ring cannot wait for them once it is torn down,
+ * and their buffers are freed after), handing it the rest of what it
+ * gathered; at most 10 s. */
 static void shard_drain_log(struct shard *sh)
 {
     int64_t deadline = shard_now_ms() + 10000;
     persist_flush(sh->persist);
-    while (persist_busy(sh->persist) && shard_now_ms() < deadline) {
+    while ((persist_busy(sh->persist) || tier_busy(sh->tier)) && shard_now_ms() < deadline) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(&sh->uring, &cqe, 1, &ts, NULL);
@@ -662,6 +663,8 @@ static void shard_drain_log(struct shard *sh)
             if (op == NET_OP_SEG_WRITE || op == NET_OP_SEG_FSYNC || op == NET_OP_SEG_READ ||
                 op == NET_OP_SEG_PREPARE)
                 persist_on_cqe(sh->persist, ud, cqe->res);
+            else if (op == NET_OP_TIER_READ)
+                tier_forget_cqe(sh->tier); /* its buffer may go now */
             count++;
         }
         io_uring_cq_advance(&sh->uring, count);

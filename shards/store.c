@@ -458,7 +458,7 @@ int store_make_room(struct store *s, size_t need)
         return 0;
     if (s->tier) {
         cool(s, need);
-        if (store_used_bytes(s) + need <= s->maxmemory || s->tier->writing(s->tier->arg))
+        if (store_used_bytes(s) + need <= s->maxmemory + s->tier->unwritten_bytes(s->tier->arg))
             return 0; /* in flight values become coolable once written */
     }
     evict(s, need);
@@ -480,14 +480,20 @@ int store_commit(struct store *s, struct table_entry *e, uint64_t hash)
 }
 
 /* A new unpublished entry holding key = val after the checks and eviction
- * of a put; *out receives it. 0, -E2BIG, -ENAMETOOLONG, -ENOMEM. */
+ * of a put (with `recovering`: cooling only, never a refusal); *out
+ * receives it. 0, -E2BIG, -ENAMETOOLONG, -ENOMEM. */
 static int put_prepare(struct store *s, const void *key, uint32_t klen, const void *val,
-                       size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
+                       size_t vlen, int64_t expire_ms, uint32_t mc_flags, bool recovering,
+                       struct table_entry **out)
 {
     int rc = store_check_len(s, klen, vlen);
     if (rc != 0)
         return rc;
-    rc = store_ensure_memory(s, store_need(klen, vlen));
+    size_t need = store_need(klen, vlen);
+    if (!recovering)
+        rc = store_ensure_memory(s, need);
+    else if (s->tier && s->maxmemory && store_used_bytes(s) + need > s->maxmemory)
+        cool(s, need);
     if (rc != 0)
         return rc;
     struct table_entry *e = store_entry_new(s, key, klen, vlen);
@@ -516,7 +522,7 @@ int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, co
               size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
 {
     struct table_entry *e;
-    int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, &e);
+    int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, false, &e);
     if (rc != 0)
         return rc;
     e->cas = s->next_cas++;
@@ -528,7 +534,7 @@ int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_
                         uint64_t cas, uint64_t lsn)
 {
     struct table_entry *e;
-    int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, &e);
+    int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, true, &e);
     if (rc != 0)
         return rc;
     e->cas = cas;

@@ -24,8 +24,12 @@
  *   to the log into cold entries (the key, its metadata and the log
  *   position stay in memory; the value is dropped), and only then applies
  *   maxmemory-policy. While records are still being written, a write
- *   the limit cannot make room for is accepted (the overshoot is bounded by
- *   what one batch of the log holds), and the tick cools it back under.
+ *   the limit cannot make room for is accepted as long as the overshoot is
+ *   no more than the bytes still unwritten (values that will become
+ *   coolable), and the tick cools it back under. Recovery (store_put_
+ *   recovered) never refuses and never evicts: it cools what it can, and a
+ *   keyspace whose index alone exceeds maxmemory is loaded whole; writes then
+ *   meet maxmemory-policy, as after Redis loads an AOF.
  *   A cold value is read back by the shard (tier.h) and
  *   put back with store_load_value(). Handlers never see a cold entry
  *   where they need its value: tier.h loads it first. store_pin() keeps the
@@ -104,9 +108,9 @@ struct store_tier {
     /* True when the record at log position lsn is written and can be read
      * back (only such values may leave memory). */
     bool (*readable)(void *arg, uint64_t lsn);
-    /* True while records are on their way to the file: values that cannot
-     * leave memory yet, but will once written. */
-    bool (*writing)(void *arg);
+    /* Bytes of records on their way to the file: values that cannot leave
+     * memory yet, but will once written. */
+    uint64_t (*unwritten_bytes)(void *arg);
     void *arg;
 };
 
@@ -206,7 +210,8 @@ int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, co
               size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out);
 
 /* Recovery: as store_put, with the version (cas) and log position the
- * record has on disk; nothing is journaled. */
+ * record has on disk; nothing is journaled, and nothing is refused or
+ * evicted for maxmemory (values are cooled where a tier allows). */
 int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                         const void *val, size_t vlen, int64_t expire_ms, uint32_t mc_flags,
                         uint64_t cas, uint64_t lsn);

@@ -34,6 +34,7 @@
 #include "store.h"
 
 #define TIER_READ_TRIES 3
+#define TIER_KEEP_BUFFER (64u << 10) /* a slot keeps a read buffer up to this size */
 
 struct tier_load {
     bool in_use;
@@ -172,6 +173,14 @@ static struct tier_load *find_load(struct tier *t, uint64_t hash, const char *ke
     return NULL;
 }
 
+/* Requests that must not overtake any read in flight: shard-wide ones, and
+ * MSETNX on one shard, whose keys beyond the first are not the request's
+ * key (it waits for every read, as a shard-wide request does). */
+static bool is_barrier(cmd_handler *h, bool keyless)
+{
+    return keyless || h == cmd_msetnx_shard;
+}
+
 /* tier_may_run() for a request that is not behind a shard-wide one. */
 static bool may_run(struct shard *sh, cmd_handler *h, uint64_t hash, const char *key,
                     uint32_t klen, bool keyless, const struct resp_arg *argv, uint32_t argc)
@@ -179,7 +188,7 @@ static bool may_run(struct shard *sh, cmd_handler *h, uint64_t hash, const char 
     struct tier *t = sh->tier;
     struct store *s = sh->store;
     store_pin(s, NULL);
-    if (keyless)
+    if (is_barrier(h, keyless))
         return t->active == 0;
     if (find_load(t, hash, key, klen))
         return false;
@@ -258,6 +267,13 @@ static void finish_load(struct tier *t, struct tier_load *l, const char *why)
         t->parked--;
     l->parked = false;
     l->in_use = false;
+    mi_free(l->key);
+    l->key = NULL;
+    if (l->data_cap > TIER_KEEP_BUFFER) { /* a big value's buffer goes with it */
+        mi_free(l->data);
+        l->data = NULL;
+        l->data_cap = 0;
+    }
     l->gen++;
     t->active--;
     for (uint32_t i = 0; i < n; i++) {
@@ -269,7 +285,7 @@ static void finish_load(struct tier *t, struct tier_load *l, const char *why)
     mi_free(waiting);
     while (t->blocked.len > 0) {
         struct cmd_msg *m = t->blocked.msgs[t->blocked.head];
-        if (m->keyless && t->active > 0)
+        if (is_barrier(m->handler, m->keyless) && t->active > 0)
             break;
         fifo_pop(&t->blocked);
         const char *key;
@@ -347,7 +363,7 @@ void tier_wait(struct shard *sh, struct cmd_msg *m)
 {
     struct tier *t = sh->tier;
     store_pin(sh->store, NULL);
-    if (t->blocked.len > 0 || (m->keyless && t->active > 0)) {
+    if (t->blocked.len > 0 || (is_barrier(m->handler, m->keyless) && t->active > 0)) {
         if (fifo_push(&t->blocked, m) != 0)
             fail_msg(sh, m, "out of memory");
         return;
@@ -407,6 +423,12 @@ static void wait_on_load(struct shard *sh, struct cmd_msg *m)
         l->waiting_cap = cap;
     }
     l->waiting[l->nwaiting++] = m;
+}
+
+void tier_forget_cqe(struct tier *t)
+{
+    if (t)
+        t->inflight--;
 }
 
 void tier_on_cqe(struct shard *sh, uint64_t ud, int res)

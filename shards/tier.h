@@ -9,7 +9,8 @@
  *
  * Order: a request for a key with a read in flight waits behind it, so each
  * key sees its requests in arrival order. A shard-wide request (FLUSHALL,
- * DBSIZE, KEYS, SCAN, RANDOMKEY, flush_all) that comes while reads are in
+ * DBSIZE, KEYS, SCAN, RANDOMKEY, flush_all), or an MSETNX whose keys all
+ * live here, that comes while reads are in
  * flight waits until they have ended, and every request after it waits
  * behind it; so nothing overtakes it and it overtakes nothing.
  * Requests that never read the value (SET without GET, DEL, EXISTS, TTL,
@@ -55,7 +56,10 @@ void tier_on_cqe(struct shard *sh, uint64_t ud, int res);
 /* Once per loop turn: submits reads whose records have since been written. */
 void tier_turn(struct shard *sh);
 
-/* Reads in flight now (stopping waits for them). */
+/* Reads in flight now (stopping waits for them: their buffers must outlive
+ * them). t may be NULL. */
 uint32_t tier_busy(const struct tier *t);
+/* Stopping: a read completed; nothing more is done with it. */
+void tier_forget_cqe(struct tier *t);
 
 #endif
