@@ -430,6 +430,16 @@ static void persist_submit_batch(struct persist *p, uint32_t i)
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, i));
 }
 
+/* Moves the records gathered so far into batch (an empty buffer, whose
+ * memory pending reuses). */
+static void persist_take_pending(struct persist *p, struct buf *batch)
+{
+    struct buf t = *batch;
+    *batch = p->pending;
+    p->pending = t;
+    buf_clear(&p->pending);
+}
+
 /* appendfsync always: this turn's records become the next batch, at the
  * end of what earlier batches write, unless PERSIST_BATCHES are in flight
  * or the segment is full (rotation waits until every batch is done). */
@@ -440,10 +450,7 @@ static void persist_flush_always(struct persist *p)
         return;
     uint32_t i = (p->batch_head + p->nbatches) % PERSIST_BATCHES;
     struct persist_batch *b = &p->batches[i];
-    struct buf t = b->data;
-    b->data = p->pending;
-    p->pending = t;
-    buf_clear(&p->pending);
+    persist_take_pending(p, &b->data);
     b->done = 0;
     b->offset = p->write_offset;
     b->seq = p->seq;
@@ -467,10 +474,7 @@ void persist_flush(struct persist *p)
     }
     if (p->write_inflight)
         return;
-    struct buf t = p->inflight;
-    p->inflight = p->pending;
-    p->pending = t;
-    buf_clear(&p->pending);
+    persist_take_pending(p, &p->inflight);
     p->inflight_done = 0;
     p->batch_seq = p->seq;
     p->batch_end_lsn = p->append_lsn;

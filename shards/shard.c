@@ -142,15 +142,8 @@ void shard_destroy(struct shard *sh)
         }
         mq_fini(&sh->inbox[i]);
     }
-    for (uint32_t i = 0; sh->backlog && i < sh->node->nshards; i++) {
-        struct shard_backlog *b = &sh->backlog[i];
-        for (uint32_t k = 0; k < b->len; k++) {
-            struct cmd_msg *m = b->msgs[(b->head + k) % b->cap];
-            buf_fini(&m->reply);
-            mi_free(m);
-        }
-        mi_free(b->msgs);
-    }
+    for (uint32_t i = 0; sh->backlog && i < sh->node->nshards; i++)
+        shard_backlog_free(&sh->backlog[i]);
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
@@ -159,18 +152,8 @@ void shard_destroy(struct shard *sh)
         store_destroy_for_shard(sh);
     mi_free(sh->recv_ring);
     mi_free(sh->recv_bufs);
-    for (uint32_t k = 0; k < sh->held.len; k++) {
-        struct cmd_msg *m = sh->held.msgs[(sh->held.head + k) % sh->held.cap];
-        buf_fini(&m->reply);
-        mi_free(m);
-    }
-    mi_free(sh->held.msgs);
-    for (uint32_t k = 0; k < sh->local.len; k++) {
-        struct cmd_msg *m = sh->local.msgs[(sh->local.head + k) % sh->local.cap];
-        buf_fini(&m->reply);
-        mi_free(m);
-    }
-    mi_free(sh->local.msgs);
+    shard_backlog_free(&sh->held);
+    shard_backlog_free(&sh->local);
     mi_free(sh->inbox);
     mi_free(sh->wake);
     mi_free(sh->backlog);
@@ -199,7 +182,7 @@ void shard_mark_dirty(struct shard *sh, struct conn *c)
     sh->dirty = c;
 }
 
-static int shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m)
+int shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m)
 {
     if (b->len == b->cap) {
         uint32_t cap = b->cap ? b->cap * 2 : 64;
@@ -216,6 +199,26 @@ static int shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m)
     b->msgs[(b->head + b->len) % b->cap] = m;
     b->len++;
     return 0;
+}
+
+struct cmd_msg *shard_backlog_pop(struct shard_backlog *b)
+{
+    struct cmd_msg *m = b->msgs[b->head];
+    b->head = (b->head + 1) % b->cap;
+    b->len--;
+    return m;
+}
+
+void shard_backlog_free(struct shard_backlog *b)
+{
+    while (b->len) {
+        struct cmd_msg *m = shard_backlog_pop(b);
+        buf_fini(&m->reply);
+        mi_free(m);
+    }
+    mi_free(b->msgs);
+    b->msgs = NULL;
+    b->cap = 0;
 }
 
 static void shard_complete_local(struct shard *sh, struct cmd_msg *m);
@@ -452,13 +455,8 @@ static void shard_complete_local(struct shard *sh, struct cmd_msg *m)
 /* Replies to this shard's own requests that waited for a value on disk. */
 static void shard_drain_local(struct shard *sh)
 {
-    struct shard_backlog *b = &sh->local;
-    while (b->len) {
-        struct cmd_msg *m = b->msgs[b->head];
-        b->head = (b->head + 1) % b->cap;
-        b->len--;
-        shard_complete_local(sh, m);
-    }
+    while (sh->local.len)
+        shard_complete_local(sh, shard_backlog_pop(&sh->local));
 }
 
 static void shard_drain_inboxes(struct shard *sh)

@@ -39,11 +39,21 @@ struct shard_stats {
     uint64_t cross_shard_requests;
 } __attribute__((aligned(64)));
 
-/* Messages waiting for room in a full queue, in order. */
+/* Messages in order: a growable ring (messages waiting for room in a full
+ * queue, replies held for durability, requests waiting behind a read).
+ * Owner thread only. */
 struct shard_backlog {
     struct cmd_msg **msgs;
     uint32_t head, len, cap;
 };
+
+/* Appends m. 0, or -ENOMEM (b is unchanged). */
+int shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m);
+/* Takes the oldest message out; b must not be empty. */
+struct cmd_msg *shard_backlog_pop(struct shard_backlog *b);
+/* Stopping: frees every message in b (nothing answers them any more) and
+ * the ring. */
+void shard_backlog_free(struct shard_backlog *b);
 
 struct shard {
     uint32_t id;

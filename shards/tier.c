@@ -52,11 +52,6 @@ struct tier_load {
     uint32_t nwaiting, waiting_cap;
 };
 
-struct msg_fifo {
-    struct cmd_msg **msgs;
-    uint32_t head, len, cap;
-};
-
 struct tier {
     struct shard *sh;
     struct tier_load *loads;
@@ -64,7 +59,7 @@ struct tier {
     uint32_t active;      /* loads in use */
     uint32_t parked;      /* loads waiting for their record to be written */
     uint32_t inflight;    /* reads in the kernel */
-    struct msg_fifo blocked;
+    struct shard_backlog blocked;
     int64_t last_error_log_ms;
 };
 
@@ -75,8 +70,6 @@ struct tier *tier_create(struct shard *sh)
         t->sh = sh;
     return t;
 }
-
-static struct cmd_msg *fifo_pop(struct msg_fifo *f);
 
 static void free_msg(struct cmd_msg *m)
 {
@@ -97,40 +90,12 @@ void tier_destroy(struct tier *t)
         mi_free(l->data);
         mi_free(l->waiting);
     }
-    while (t->blocked.len > 0)
-        free_msg(fifo_pop(&t->blocked));
+    shard_backlog_free(&t->blocked);
     mi_free(t->loads);
-    mi_free(t->blocked.msgs);
     mi_free(t);
 }
 
 uint32_t tier_busy(const struct tier *t) { return t ? t->inflight : 0; }
-
-static int fifo_push(struct msg_fifo *f, struct cmd_msg *m)
-{
-    if (f->len == f->cap) {
-        uint32_t cap = f->cap ? f->cap * 2 : 64;
-        struct cmd_msg **msgs = mi_malloc(cap * sizeof *msgs);
-        if (!msgs)
-            return -ENOMEM;
-        for (uint32_t i = 0; i < f->len; i++)
-            msgs[i] = f->msgs[(f->head + i) % f->cap];
-        mi_free(f->msgs);
-        f->msgs = msgs;
-        f->head = 0;
-        f->cap = cap;
-    }
-    f->msgs[(f->head + f->len++) % f->cap] = m;
-    return 0;
-}
-
-static struct cmd_msg *fifo_pop(struct msg_fifo *f)
-{
-    struct cmd_msg *m = f->msgs[f->head];
-    f->head = (f->head + 1) % f->cap;
-    f->len--;
-    return m;
-}
 
 /* The request's key: argv[1], or the memcached key. */
 static void msg_key(const struct cmd_msg *m, const char **key, uint32_t *klen)
@@ -287,7 +252,7 @@ static void finish_load(struct tier *t, struct tier_load *l, const char *why)
         struct cmd_msg *m = t->blocked.msgs[t->blocked.head];
         if (is_barrier(m->handler, m->keyless) && t->active > 0)
             break;
-        fifo_pop(&t->blocked);
+        shard_backlog_pop(&t->blocked);
         const char *key;
         uint32_t klen;
         msg_key(m, &key, &klen);
@@ -364,7 +329,7 @@ void tier_wait(struct shard *sh, struct cmd_msg *m)
     struct tier *t = sh->tier;
     store_pin(sh->store, NULL);
     if (t->blocked.len > 0 || (is_barrier(m->handler, m->keyless) && t->active > 0)) {
-        if (fifo_push(&t->blocked, m) != 0)
+        if (shard_backlog_push(&t->blocked, m) != 0)
             fail_msg(sh, m, "out of memory");
         return;
     }
