@@ -709,6 +709,42 @@ redisReply *harness_cmd_at(const char *file, int line, redisContext *c, const ch
     return r;
 }
 
+long long harness_integer_at(const char *file, int line, redisContext *c, const char *fmt, ...)
+{
+    char rendered[HARNESS_DESCRIBE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = harness_vcmd(file, line, c, rendered, sizeof(rendered), fmt, ap);
+    va_end(ap);
+    if (r->type != REDIS_REPLY_INTEGER) {
+        print_error("%s: wanted an integer, got reply type %d\n", rendered, r->type);
+        freeReplyObject(r);
+        _fail(file, line);
+        return 0;
+    }
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+double harness_info_number_at(const char *file, int line, redisContext *c, const char *section,
+                              const char *name)
+{
+    redisReply *r = harness_cmd_at(file, line, c, "INFO %s", section);
+    char needle[128];
+    snprintf(needle, sizeof needle, "\r\n%s:", name);
+    const char *at = r->type == REDIS_REPLY_STRING ? strstr(r->str, needle) : NULL;
+    if (!at) {
+        print_error("INFO %s has no field %s\n", section, name);
+        freeReplyObject(r);
+        _fail(file, line);
+        return 0;
+    }
+    double v = strtod(at + strlen(needle), NULL);
+    freeReplyObject(r);
+    return v;
+}
+
 redisReply *harness_next_reply_at(const char *file, int line, redisContext *c)
 {
     void *reply = NULL;

@@ -106,6 +106,17 @@ redisContext *harness_connect_at(const char *file, int line, int port);
 redisReply *harness_cmd_at(const char *file, int line, redisContext *c, const char *fmt, ...);
 #define harness_cmd(c, ...) harness_cmd_at(__FILE__, __LINE__, (c), __VA_ARGS__)
 
+/* Runs a command whose reply must be an integer, and returns it; fails the
+ * test otherwise. */
+long long harness_integer_at(const char *file, int line, redisContext *c, const char *fmt, ...);
+#define harness_integer(c, ...) harness_integer_at(__FILE__, __LINE__, (c), __VA_ARGS__)
+
+/* The number after "name:" in INFO section; fails the test when it is absent. */
+double harness_info_number_at(const char *file, int line, redisContext *c, const char *section,
+                              const char *name);
+#define harness_info_number(c, section, name)                                                     \
+    harness_info_number_at(__FILE__, __LINE__, (c), (section), (name))
+
 /* Reads the next pipelined reply; fails the test when none came. */
 redisReply *harness_next_reply_at(const char *file, int line, redisContext *c);
 #define harness_next_reply(c) harness_next_reply_at(__FILE__, __LINE__, (c))

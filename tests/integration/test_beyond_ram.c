@@ -55,29 +55,6 @@ static void value_of(int i, int gen, char *out)
     }
 }
 
-/* A number from INFO (any section). */
-static long long info_number(redisContext *c, const char *section, const char *name)
-{
-    redisReply *r = harness_cmd(c, "INFO %s", section);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    char needle[64];
-    snprintf(needle, sizeof needle, "\r\n%s:", name);
-    const char *at = strstr(r->str, needle);
-    assert_non_null(at);
-    long long v = strtoll(at + strlen(needle), NULL, 10);
-    freeReplyObject(r);
-    return v;
-}
-
-static long long dbsize(redisContext *c)
-{
-    redisReply *r = harness_cmd(c, "DBSIZE");
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long n = r->integer;
-    freeReplyObject(r);
-    return n;
-}
-
 /* Writes keys [from, to) in generation gen, pipelined. */
 static void write_keys(redisContext *c, int from, int to, int gen)
 {
@@ -126,13 +103,25 @@ static redisContext *wait_ctx;
 static bool memory_settled(void *arg)
 {
     (void)arg;
-    return info_number(wait_ctx, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10;
+    return harness_info_number(wait_ctx, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10;
 }
 
 static bool compacted(void *arg)
 {
     (void)arg;
-    return info_number(wait_ctx, "persistence", "compactions") > 0;
+    return harness_info_number(wait_ctx, "persistence", "compactions") > 0;
+}
+
+/* A node with every key:i of generation 0 written and memory settled
+ * under maxmemory (most values on disk only). */
+static redisContext *start_filled(struct harness_server *s, int threads)
+{
+    start(s, threads);
+    redisContext *c = harness_connect(s->port);
+    write_keys(c, 0, NKEYS, 0);
+    wait_ctx = c;
+    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
+    return c;
 }
 
 static void test_beyond_ram_twice_maxmemory_stays_readable(void **state)
@@ -142,16 +131,16 @@ static void test_beyond_ram_twice_maxmemory_stays_readable(void **state)
     start(&s, 2);
     redisContext *c = harness_connect(s.port);
     write_keys(c, 0, NKEYS, 0);
-    assert_int_equal(dbsize(c), NKEYS);
+    assert_int_equal(harness_integer(c, "DBSIZE"), NKEYS);
     wait_ctx = c;
     assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
-    long long cold = info_number(c, "persistence", "cold_keys");
+    long long cold = harness_info_number(c, "persistence", "cold_keys");
     assert_true(cold > NKEYS / 3); /* most of the data is on disk only */
-    assert_true(info_number(c, "persistence", "cold_value_bytes") >= cold * VALUE_LEN);
+    assert_true(harness_info_number(c, "persistence", "cold_value_bytes") >= cold * VALUE_LEN);
 
     check_keys(c, gen_zero);
-    assert_true(info_number(c, "persistence", "values_loaded") > 0);
-    assert_true(info_number(c, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10);
+    assert_true(harness_info_number(c, "persistence", "values_loaded") > 0);
+    assert_true(harness_info_number(c, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10);
 
     /* Overwrite everything twice over (a third of the keys twice): the old
      * records die, compaction rewrites segments holding cold values. */
@@ -166,9 +155,9 @@ static void test_beyond_ram_twice_maxmemory_stays_readable(void **state)
     /* A restart loads the index and what fits; the rest stays on disk. */
     start(&s, 2);
     c = harness_connect(s.port);
-    assert_int_equal(info_number(c, "persistence", "recovered_keys"), NKEYS);
-    assert_true(info_number(c, "persistence", "cold_keys") > NKEYS / 3);
-    assert_true(info_number(c, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10);
+    assert_int_equal(harness_info_number(c, "persistence", "recovered_keys"), NKEYS);
+    assert_true(harness_info_number(c, "persistence", "cold_keys") > NKEYS / 3);
+    assert_true(harness_info_number(c, "memory", "used_memory") <= MAXMEMORY + MAXMEMORY / 10);
     check_keys(c, gen_later);
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
@@ -176,7 +165,7 @@ static void test_beyond_ram_twice_maxmemory_stays_readable(void **state)
     /* And with another shard count. */
     start(&s, 3);
     c = harness_connect(s.port);
-    assert_int_equal(dbsize(c), NKEYS);
+    assert_int_equal(harness_integer(c, "DBSIZE"), NKEYS);
     wait_ctx = c;
     assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
     check_keys(c, gen_later);
@@ -189,11 +178,7 @@ static void test_beyond_ram_cold_keys_keep_pipeline_order(void **state)
 {
     harness_skip_unless_ringkv();
     struct harness_server s;
-    start(&s, 2);
-    redisContext *c = harness_connect(s.port);
-    write_keys(c, 0, NKEYS, 0);
-    wait_ctx = c;
-    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
+    redisContext *c = start_filled(&s, 2);
     char v0[VALUE_LEN], v1[VALUE_LEN], tail[VALUE_LEN + 2];
     int checked = 0;
     for (int i = 0; i < NKEYS && checked < 200; i += 5) {
@@ -207,16 +192,16 @@ static void test_beyond_ram_cold_keys_keep_pipeline_order(void **state)
         redisAppendCommand(c, "APPEND key:%d zz", i);
         redisAppendCommand(c, "GETDEL key:%d", i);
         redisAppendCommand(c, "EXISTS key:%d", i);
-        next_is(c, HARNESS_BULK_LEN(v0, VALUE_LEN), "HARNESS_BULK_LEN");
-        next_is(c, HARNESS_INT(VALUE_LEN), "HARNESS_INT");
-        next_is(c, HARNESS_BULK_LEN(v0, 10), "HARNESS_BULK_LEN");
-        next_is(c, HARNESS_OK, "HARNESS_OK");
-        next_is(c, HARNESS_BULK_LEN(v1, VALUE_LEN), "HARNESS_BULK_LEN");
-        next_is(c, HARNESS_INT(VALUE_LEN + 2), "HARNESS_INT");
+        next_is(c, HARNESS_BULK_LEN(v0, VALUE_LEN), "GET");
+        next_is(c, HARNESS_INT(VALUE_LEN), "STRLEN");
+        next_is(c, HARNESS_BULK_LEN(v0, 10), "GETRANGE");
+        next_is(c, HARNESS_OK, "SET");
+        next_is(c, HARNESS_BULK_LEN(v1, VALUE_LEN), "GET after SET");
+        next_is(c, HARNESS_INT(VALUE_LEN + 2), "APPEND");
         memcpy(tail, v1, VALUE_LEN);
         memcpy(tail + VALUE_LEN, "zz", 2);
-        next_is(c, HARNESS_BULK_LEN(tail, VALUE_LEN + 2), "HARNESS_BULK_LEN");
-        next_is(c, HARNESS_INT(0), "HARNESS_INT");
+        next_is(c, HARNESS_BULK_LEN(tail, VALUE_LEN + 2), "GETDEL");
+        next_is(c, HARNESS_INT(0), "EXISTS after GETDEL");
         checked++;
     }
     /* MGET across shards, and a shard-wide command behind cold reads:
@@ -236,10 +221,10 @@ static void test_beyond_ram_cold_keys_keep_pipeline_order(void **state)
     harness_check(r->element[2], HARNESS_NIL, "MGET");
     freeReplyObject(r);
     value_of(3, 0, v0);
-    next_is(c, HARNESS_BULK_LEN(v0, VALUE_LEN), "HARNESS_BULK_LEN");
-    next_is(c, HARNESS_OK, "HARNESS_OK");
-    next_is(c, HARNESS_NIL, "HARNESS_NIL");
-    next_is(c, HARNESS_INT(0), "HARNESS_INT");
+    next_is(c, HARNESS_BULK_LEN(v0, VALUE_LEN), "GET before FLUSHALL");
+    next_is(c, HARNESS_OK, "FLUSHALL");
+    next_is(c, HARNESS_NIL, "GET after FLUSHALL");
+    next_is(c, HARNESS_INT(0), "DBSIZE after FLUSHALL");
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 }
@@ -250,11 +235,7 @@ static void test_beyond_ram_msetnx_waits_for_cold_reads(void **state)
 {
     harness_skip_unless_ringkv();
     struct harness_server s;
-    start(&s, 1);
-    redisContext *c = harness_connect(s.port);
-    write_keys(c, 0, NKEYS, 0);
-    wait_ctx = c;
-    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
+    redisContext *c = start_filled(&s, 1);
     char v[VALUE_LEN];
     int tried = 0;
     for (int i = 0; i < NKEYS && tried < 50; i += 7, tried++) {
@@ -318,13 +299,13 @@ static void test_beyond_ram_index_over_maxmemory_loses_nothing(void **state)
     }
     stored += burst_ok;
     assert_true(burst_ok < 2000);
-    assert_true(info_number(c, "memory", "used_memory") < (1ll << 20) * 3 / 2);
-    assert_int_equal(dbsize(c), stored);
+    assert_true(harness_info_number(c, "memory", "used_memory") < (1ll << 20) * 3 / 2);
+    assert_int_equal(harness_integer(c, "DBSIZE"), stored);
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
     start_with(&s, 1, "1mb");
     c = harness_connect(s.port);
-    assert_int_equal(dbsize(c), stored);
+    assert_int_equal(harness_integer(c, "DBSIZE"), stored);
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 }
@@ -334,12 +315,8 @@ static void test_beyond_ram_memcached_reads_cold_values(void **state)
 {
     harness_skip_unless_ringkv();
     struct harness_server s;
-    start(&s, 2);
-    redisContext *c = harness_connect(s.port);
-    write_keys(c, 0, NKEYS, 0);
-    wait_ctx = c;
-    assert_true(harness_wait_until(memory_settled, NULL, HARNESS_TIMEOUT_MS, 20));
-    assert_true(info_number(c, "persistence", "cold_keys") > 0);
+    redisContext *c = start_filled(&s, 2);
+    assert_true(harness_info_number(c, "persistence", "cold_keys") > 0);
     struct harness_raw *m = harness_raw_open(s.mc_port);
     char v[VALUE_LEN], want[VALUE_LEN + 64];
     for (int i = 0; i < 300; i++) {

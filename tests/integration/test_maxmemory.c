@@ -130,15 +130,6 @@ static struct write_result write_keys(redisContext *c, const char *prefix, int f
     return res;
 }
 
-static long long dbsize(redisContext *c)
-{
-    redisReply *r = harness_cmd(c, "DBSIZE");
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long n = r->integer;
-    freeReplyObject(r);
-    return n;
-}
-
 static void test_maxmemory_noeviction_refuses_writes(void **state)
 {
     redisContext *c = *state;
@@ -147,7 +138,7 @@ static void test_maxmemory_noeviction_refuses_writes(void **state)
     assert_true(w.ok > 0);
     assert_true(w.oom > 0);
     /* Keys are not evicted: everything accepted is still there. */
-    assert_int_equal(dbsize(c), w.ok);
+    assert_int_equal(harness_integer(c, "DBSIZE"), w.ok);
     harness_expect(c, HARNESS_BULK(value), "GET k:0");
     /* The refusal lasts. A table resize that finishes in the background
      * frees its old array, which may let a few more writes in (as in
@@ -172,7 +163,7 @@ static void test_maxmemory_allkeys_lru_keeps_accepting(void **state)
     struct write_result w = write_keys(c, "k:", 0, MAX_WRITES, 0, 0);
     assert_int_equal(w.oom, 0);
     assert_int_equal(w.ok, MAX_WRITES);
-    long long n = dbsize(c);
+    long long n = harness_integer(c, "DBSIZE");
     print_message("  DBSIZE %lld after %d writes\n", n, MAX_WRITES);
     assert_true(n > 0);
     assert_true(n < MAX_WRITES / 2);
@@ -196,7 +187,7 @@ static void test_maxmemory_volatile_ttl_evicts_only_volatile(void **state)
         harness_check(r, HARNESS_INT(1), "EXISTS of a key without TTL");
         freeReplyObject(r);
     }
-    long long n = dbsize(c);
+    long long n = harness_integer(c, "DBSIZE");
     print_message("  DBSIZE %lld after %d volatile and %d persistent writes\n", n, VOLATILE,
                   PERSISTENT);
     assert_true(n >= PERSISTENT);

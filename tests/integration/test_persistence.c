@@ -38,29 +38,6 @@ static void start(struct harness_server *s, int threads, const char *fsync)
     assert_int_equal(harness_start(s, &o), 0);
 }
 
-static long long integer(redisContext *c, const char *cmd)
-{
-    redisReply *r = harness_cmd(c, cmd);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-/* A number from INFO persistence. */
-static double info_number(redisContext *c, const char *name)
-{
-    redisReply *r = harness_cmd(c, "INFO persistence");
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    char needle[64];
-    snprintf(needle, sizeof needle, "\r\n%s:", name);
-    const char *at = strstr(r->str, needle);
-    assert_non_null(at);
-    double v = strtod(at + strlen(needle), NULL);
-    freeReplyObject(r);
-    return v;
-}
-
 static void test_persistence_restart_keeps_every_change(void **state)
 {
     harness_skip_unless_ringkv();
@@ -87,7 +64,7 @@ static void test_persistence_restart_keeps_every_change(void **state)
     for (size_t i = 0; i < sizeof noise; i++)
         noise[i] = (char)(rand() & 0xff); /* does not */
     harness_expect(c, HARNESS_OK, "SET noise %b", noise, sizeof noise);
-    long long keys = integer(c, "DBSIZE");
+    long long keys = harness_integer(c, "DBSIZE");
     harness_expect(c, HARNESS_OK, "SET short v PX 30"); /* gone by the restart */
     usleep(40 * 1000);
     redisFree(c);
@@ -109,19 +86,19 @@ static void test_persistence_restart_keeps_every_change(void **state)
     harness_expect(c, HARNESS_BULK_LEN(noise, sizeof noise), "GET noise");
     harness_expect(c, HARNESS_NIL, "GET short");
     harness_expect(c, HARNESS_INT(-1), "TTL persisted");
-    long long ttl = integer(c, "TTL ttl");
+    long long ttl = harness_integer(c, "TTL ttl");
     assert_true(ttl > 990 && ttl <= 1000);
-    ttl = integer(c, "TTL k:300");
+    ttl = harness_integer(c, "TTL k:300");
     assert_true(ttl > 990 && ttl <= 1000);
-    assert_int_equal(integer(c, "DBSIZE"), keys);
+    assert_int_equal(harness_integer(c, "DBSIZE"), keys);
     redisReply *r = harness_cmd(c, "INFO persistence");
     assert_non_null(strstr(r->str, "storage:log"));
     freeReplyObject(r);
-    assert_true(info_number(c, "recovered_keys") == (double)keys);
-    assert_true(info_number(c, "damaged_segments") == 0); /* a clean stop leaves no damage */
+    assert_true(harness_info_number(c, "persistence", "recovered_keys") == (double)keys);
+    assert_true(harness_info_number(c, "persistence", "damaged_segments") == 0); /* a clean stop leaves no damage */
     /* Nothing written since the restart: write the big value again. */
     harness_expect(c, HARNESS_OK, "SET big %b", big, sizeof big);
-    assert_true(info_number(c, "compression_ratio") > 10.0);
+    assert_true(harness_info_number(c, "persistence", "compression_ratio") > 10.0);
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 }
@@ -141,7 +118,7 @@ static void test_persistence_flushall_survives_restart(void **state)
     assert_int_equal(harness_stop(&s), 0);
     start(&s, 2, "no");
     c = harness_connect(s.port);
-    assert_int_equal(integer(c, "DBSIZE"), 20);
+    assert_int_equal(harness_integer(c, "DBSIZE"), 20);
     harness_expect(c, HARNESS_BULK("y"), "GET new:7");
     harness_expect(c, HARNESS_NIL, "GET old:7");
     redisFree(c);
@@ -151,7 +128,7 @@ static void test_persistence_flushall_survives_restart(void **state)
 static void check_keys(int port, int n)
 {
     redisContext *c = harness_connect(port);
-    assert_int_equal(integer(c, "DBSIZE"), n);
+    assert_int_equal(harness_integer(c, "DBSIZE"), n);
     for (int i = 0; i < n; i++)
         redisAppendCommand(c, "GET key:%d", i);
     for (int i = 0; i < n; i++) {
@@ -291,10 +268,10 @@ static void test_persistence_always_replies_after_fdatasync(void **state)
     struct harness_server s;
     start(&s, 1, "always");
     redisContext *c = harness_connect(s.port);
-    double before = info_number(c, "fsyncs");
+    double before = harness_info_number(c, "persistence", "fsyncs");
     for (int i = 0; i < SEQUENTIAL; i++)
         harness_expect(c, HARNESS_OK, "SET seq:%d v", i);
-    double after = info_number(c, "fsyncs");
+    double after = harness_info_number(c, "persistence", "fsyncs");
     print_message("  %d sequential writes: %.0f fdatasyncs\n", SEQUENTIAL, after - before);
     assert_true(after - before >= SEQUENTIAL);
     for (int i = 0; i < PIPELINED; i++)
@@ -304,10 +281,10 @@ static void test_persistence_always_replies_after_fdatasync(void **state)
         harness_check(r, HARNESS_OK, "a pipelined SET with appendfsync always");
         freeReplyObject(r);
     }
-    double grouped = info_number(c, "fsyncs") - after;
+    double grouped = harness_info_number(c, "persistence", "fsyncs") - after;
     print_message("  %d pipelined writes: %.0f fdatasyncs\n", PIPELINED, grouped);
     assert_true(grouped >= 1 && grouped < PIPELINED / 4);
-    assert_true(info_number(c, "write_errors") == 0);
+    assert_true(harness_info_number(c, "persistence", "write_errors") == 0);
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 }
@@ -413,8 +390,8 @@ struct compaction_wait {
 static bool compaction_caught_up(void *arg)
 {
     struct compaction_wait *w = arg;
-    double live = info_number(w->c, "live_ratio");
-    return info_number(w->c, "compactions") > w->compactions && live >= 0.5;
+    double live = harness_info_number(w->c, "persistence", "live_ratio");
+    return harness_info_number(w->c, "persistence", "compactions") > w->compactions && live >= 0.5;
 }
 
 /* Overwrites (with new and with equal values), deletes and expiries under
@@ -451,12 +428,12 @@ static void test_persistence_compaction_bounds_disk_use(void **state)
         harness_expect(c, HARNESS_INT(1), "DEL key:%d", i);
     for (int i = 5; i < KEYS; i += 10)
         harness_expect(c, HARNESS_INT(1), "PEXPIRE key:%d 1", i);
-    long long written = (long long)info_number(c, "disk_bytes_written");
+    long long written = (long long)harness_info_number(c, "persistence", "disk_bytes_written");
     struct compaction_wait w = {c, 0};
     assert_true(harness_wait_until(compaction_caught_up, &w, 30000, 50));
     long long used = disk_use();
     print_message("  %lld bytes written, %lld on disk after %.0f compactions\n", written, used,
-                  info_number(c, "compactions"));
+                  harness_info_number(c, "persistence", "compactions"));
     assert_true(used < written / 4);
     for (int i = 0; i < KEYS; i++) {
         bool gone = i % 10 == 0 || i % 10 == 5;
@@ -472,7 +449,7 @@ static void test_persistence_compaction_bounds_disk_use(void **state)
 
     assert_int_equal(harness_start(&s, &o), 0);
     c = harness_connect(s.port);
-    assert_int_equal(integer(c, "DBSIZE"), KEYS - KEYS / 5);
+    assert_int_equal(harness_integer(c, "DBSIZE"), KEYS - KEYS / 5);
     for (int i = 1; i < KEYS; i += 10) {
         snprintf(value, sizeof value, "%d:%d:", ROUNDS - 1, i);
         memset(value + strlen(value), 'v', VALUE - strlen(value));
@@ -501,7 +478,7 @@ static void test_persistence_torn_tail_is_cut_and_reported(void **state)
     struct harness_server s;
     start(&s, 1, "everysec");
     redisContext *c = harness_connect(s.port);
-    assert_int_equal(integer(c, "DBSIZE"), 98); /* served: recovery is over */
+    assert_int_equal(harness_integer(c, "DBSIZE"), 98); /* served: recovery is over */
     assert_true(harness_output_mentions(&s, "torn record"));
     harness_expect(c, HARNESS_BULK("value:97"), "GET key:97");
     harness_expect(c, HARNESS_NIL, "GET key:98");
@@ -530,9 +507,9 @@ static void test_persistence_flipped_byte_keeps_what_came_before(void **state)
     struct harness_server s;
     start(&s, 1, "everysec");
     redisContext *c = harness_connect(s.port);
-    long long n = integer(c, "DBSIZE"); /* served: recovery is over */
+    long long n = harness_integer(c, "DBSIZE"); /* served: recovery is over */
     assert_true(harness_output_mentions(&s, "corrupt record"));
-    assert_true(info_number(c, "damaged_segments") == 1);
+    assert_true(harness_info_number(c, "persistence", "damaged_segments") == 1);
     print_message("  %lld of 100 keys kept before the damaged record\n", n);
     assert_true(n > 20 && n < 100);
     for (int i = 0; i < n; i++) { /* records are in write order: a prefix survives */
