@@ -716,6 +716,7 @@ void cmd_config(struct cmd_ctx *c)
 struct server_totals {
     uint64_t clients, connections, rejected, commands, net_in, net_out, cross_shard;
     uint64_t keys, expires, hits, misses, expired, evicted, used, writes;
+    uint64_t cold_keys, cold_bytes, values_cooled, values_loaded; /* values beyond RAM */
 };
 
 static void server_totals(const struct node *n, struct server_totals *t)
@@ -740,6 +741,10 @@ static void server_totals(const struct node *n, struct server_totals *t)
         t->evicted += s.evicted_keys;
         t->used += s.used_bytes;
         t->writes += s.writes;
+        t->cold_keys += s.cold_keys;
+        t->cold_bytes += s.cold_bytes;
+        t->values_cooled += s.values_cooled;
+        t->values_loaded += s.values_loaded;
     }
 }
 
@@ -766,7 +771,8 @@ static void server_human(char *out, size_t n, double bytes)
     snprintf(out, n, u ? "%.2f%c" : "%.0f%c", bytes, units[u]);
 }
 
-static void server_info_persistence(struct buf *b, const struct node *n)
+static void server_info_persistence(struct buf *b, const struct node *n,
+                                    const struct server_totals *totals)
 {
     static const char *const fsync_names[] = {"always", "everysec", "no"};
     struct persist_stats t = {0};
@@ -792,16 +798,6 @@ static void server_info_persistence(struct buf *b, const struct node *n)
         if (s.last_fsync_ms > last_fsync_ms)
             last_fsync_ms = s.last_fsync_ms;
     }
-    /* Values beyond RAM: keys whose value is on disk only, and the traffic. */
-    struct store_stats cold = {0};
-    for (uint32_t i = 0; i < n->nshards; i++) {
-        struct store_stats st;
-        store_read_stats(n->shards[i]->store, &st);
-        cold.cold_keys += st.cold_keys;
-        cold.cold_bytes += st.cold_bytes;
-        cold.values_cooled += st.values_cooled;
-        cold.values_loaded += st.values_loaded;
-    }
     bool durable = n->cfg->storage == CFG_STORAGE_LOG;
     buf_printf(b,
                "# Persistence\r\nloading:0\r\nstorage:%s\r\naof_enabled:%d\r\n"
@@ -824,8 +820,8 @@ static void server_info_persistence(struct buf *b, const struct node *n)
                                     : 1.0,
                t.segment_bytes, t.live_bytes,
                t.segment_bytes ? (double)t.live_bytes / (double)t.segment_bytes : 1.0,
-               t.compactions, t.compaction_reclaimed_bytes, cold.cold_keys, cold.cold_bytes,
-               cold.values_cooled, cold.values_loaded);
+               t.compactions, t.compaction_reclaimed_bytes, totals->cold_keys,
+               totals->cold_bytes, totals->values_cooled, totals->values_loaded);
 }
 
 /* used_memory_peak: the largest used_memory any INFO has computed. Redis
@@ -956,7 +952,7 @@ void cmd_info(struct cmd_ctx *c)
                    t.used ? (double)rss_now / (double)t.used : 0.0, mi_version());
     }
     if (server_section_wanted(c, "persistence", true))
-        server_info_persistence(&b, n);
+        server_info_persistence(&b, n, &t);
     if (server_section_wanted(c, "stats", true))
         buf_printf(&b,
                    "# Stats\r\ntotal_connections_received:%" PRIu64
