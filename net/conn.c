@@ -1,20 +1,22 @@
 /* conn.c: client connections (see conn.h).
  * Input: one multishot receive per connection stays armed in the kernel and
- * fills buffers from the shard's shared pool (a provided-buffer ring), so an
+ * fills buffers from the owner's shared pool (a provided-buffer ring), so an
  * idle connection holds no receive buffer and a busy one costs no re-arming.
- * Every whole request in a buffer is parsed and dispatched in place; only a
- * partial request is copied into `in`. Input stops (input_paused, and the
- * receive is cancelled) while too many replies wait or too much output is
- * queued; conn_flush() resumes it once that drains.
+ * Every whole request in a buffer is parsed and handed to env->on_resp /
+ * env->on_mc in place (one direct call per request); only a partial request
+ * is copied into `in`. Input stops (input_paused, and the receive is
+ * cancelled) while too many replies wait or too much output is queued;
+ * conn_flush() resumes it once that drains.
  * Output: replies are appended to `out`; at the end of the loop turn
  * conn_flush() swaps `out` and `sending` and submits one send of everything
  * gathered, so a pipeline of N requests costs one send.
- * Order: see conn.h (the pending FIFO). A local reply behind a waiting one is
- * written into its own complete pending item, so order never depends on
- * which shard answers first.
- * Closing: shutdown() wakes a receive still in the kernel; the slot is freed
- * by the shard when no receive, send or cross-shard message is in flight.
- * Runs on the owning shard thread only. */
+ * Order: see conn.h (reply slots). A reply known at once behind an
+ * outstanding one is written into a ready slot of its own, so order never
+ * depends on which reply is filled first.
+ * Closing: shutdown() wakes a receive still in the kernel; the owner frees
+ * the connection when no receive or send is in flight; slots still
+ * outstanding are abandoned (env->abandon) so that nothing fills them later.
+ * Runs on the owning thread only. */
 #include "conn.h"
 
 #include <errno.h>
@@ -22,34 +24,41 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cfg.h"
-#include "cmd.h"
 #include "net.h"
-#include "node.h"
-#include "shard.h"
 
-#define CONN_INLINE_MAX (64 * 1024)   /* Redis's PROTO_INLINE_MAX_SIZE */
-#define CONN_MC_LINE_MAX 8192
 #define CONN_MAX_PENDING 4096         /* waiting replies before input pauses */
 #define CONN_MAX_OUT (16u << 20)      /* queued output before input pauses */
 #define CONN_INITIAL_ARGS 16
 
 static _Thread_local struct buf conn_discard; /* replies that cannot be queued (OOM) */
 
-struct conn *conn_create(struct shard *sh, int fd, enum conn_kind kind, uint32_t slot,
-                         uint32_t gen)
+/* A counter other threads read: relaxed atomic store by its one writer. */
+static inline void conn_count(uint64_t *counter, uint64_t n)
+{
+    __atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED);
+}
+
+void conn_recv_buf_return(struct conn_env *env, unsigned bid)
+{
+    io_uring_buf_ring_add(env->recv_ring, env->recv_bufs + (size_t)bid * env->recv_buf_size,
+                          env->recv_buf_size, (unsigned short)bid,
+                          io_uring_buf_ring_mask(env->recv_nbufs), 0);
+    io_uring_buf_ring_advance(env->recv_ring, 1);
+}
+
+struct conn *conn_create(struct conn_env *env, int fd, enum conn_kind kind, uint32_t slot,
+                         uint32_t gen, uint64_t id)
 {
     struct conn *c = mi_zalloc(sizeof *c);
     if (!c)
         return NULL;
-    c->shard = sh;
+    c->env = env;
     c->fd = fd;
     c->slot = slot;
     c->gen = gen;
     c->kind = kind;
-    c->id = sh->next_client_seq++ * sh->node->nshards + sh->id + 1;
+    c->id = id;
     c->resp_version = 2;
-    c->authenticated = sh->node->cfg->requirepass[0] == '\0';
     buf_init(&c->in);
     buf_init(&c->out);
     buf_init(&c->sending);
@@ -63,21 +72,20 @@ struct conn *conn_create(struct shard *sh, int fd, enum conn_kind kind, uint32_t
     return c;
 }
 
-static void conn_pending_free(struct conn_pending *p)
+static void conn_slot_free(struct conn_slot *s)
 {
-    for (uint32_t i = 0; i < p->nsub; i++)
-        buf_fini(&p->subs[i]);
-    if (p->subs != &p->one)
-        buf_fini(&p->one); /* a combiner's saved data (MSETNX) */
-    mi_free(p);
+    buf_fini(&s->body);
+    mi_free(s);
 }
 
 void conn_destroy(struct conn *c)
 {
     while (c->head) {
-        struct conn_pending *p = c->head;
-        c->head = p->next;
-        conn_pending_free(p);
+        struct conn_slot *s = c->head;
+        c->head = s->next;
+        if (!s->is_ready)
+            c->env->abandon(c->env->owner, s->ticket);
+        conn_slot_free(s);
     }
     if (c->fd >= 0)
         close(c->fd);
@@ -101,69 +109,68 @@ void conn_close(struct conn *c)
 
 bool conn_is_done(const struct conn *c)
 {
-    return c->closing && !c->recv_armed && !c->send_inflight && c->inflight == 0;
+    return c->closing && !c->recv_armed && !c->send_inflight;
+}
+
+struct conn_slot *conn_slot_reserve(struct conn *c, uint64_t ticket)
+{
+    struct conn_slot *s = mi_malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    s->next = NULL;
+    s->is_ready = false;
+    s->ticket = ticket;
+    buf_init(&s->body);
+    if (c->tail)
+        c->tail->next = s;
+    else
+        c->head = s;
+    c->tail = s;
+    c->nslots++;
+    return s;
 }
 
 struct buf *conn_reply_buf(struct conn *c)
 {
     if (!c->head) {
-        shard_mark_dirty(c->shard, c);
+        conn_mark_dirty(c);
         return &c->out;
     }
-    struct conn_pending *p = conn_pending_add(c, 1, CMD_COMBINE_ONE);
-    if (!p) {
+    struct conn_slot *s = conn_slot_reserve(c, 0);
+    if (!s) {
         buf_clear(&conn_discard);
         c->close_after_flush = true;
         return &conn_discard;
     }
-    p->ndone = 1;
-    return &p->one;
+    s->is_ready = true;
+    return &s->body;
 }
 
-struct conn_pending *conn_pending_add(struct conn *c, uint32_t nsub, uint32_t combine)
+void conn_slot_ready(struct conn *c, struct conn_slot *s)
 {
-    size_t extra = nsub > 1 ? nsub * sizeof(struct buf) : 0;
-    struct conn_pending *p = mi_malloc(sizeof *p + extra);
-    if (!p)
-        return NULL;
-    p->next = NULL;
-    p->nsub = nsub;
-    p->ndone = 0;
-    p->combine = combine;
-    p->aux = 0;
-    p->subs = nsub > 1 ? (struct buf *)(p + 1) : &p->one;
-    buf_init(&p->one);
-    for (uint32_t i = 0; i < nsub; i++)
-        buf_init(&p->subs[i]);
-    if (c->tail)
-        c->tail->next = p;
-    else
-        c->head = p;
-    c->tail = p;
-    c->npending++;
-    return p;
-}
-
-void conn_pending_advance(struct conn *c)
-{
-    while (c->head && c->head->ndone == c->head->nsub) {
-        struct conn_pending *p = c->head;
-        uint32_t phase = p->combine;
-        cmd_combine(c, p, &c->out);
-        if (p->combine != phase)
-            continue; /* the combiner started another phase (MSETNX) */
-        c->head = p->next;
+    s->is_ready = true;
+    while (c->head && c->head->is_ready) {
+        struct conn_slot *h = c->head;
+        if (c->out.len == 0 && !c->out.failed && h->body.cap > c->out.cap) {
+            struct buf t = c->out; /* take the bytes rather than copy them */
+            c->out = h->body;
+            h->body = t;
+        } else {
+            buf_append(&c->out, h->body.data, h->body.len);
+            c->out.failed |= h->body.failed;
+        }
+        c->head = h->next;
         if (!c->head)
             c->tail = NULL;
-        c->npending--;
-        conn_pending_free(p);
+        c->nslots--;
+        conn_slot_free(h);
     }
-    shard_mark_dirty(c->shard, c);
+    conn_mark_dirty(c);
 }
 
 static bool conn_should_pause(const struct conn *c)
 {
-    return c->npending >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+    return c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
 }
 
 static void conn_protocol_error(struct conn *c, const char *err)
@@ -180,9 +187,7 @@ static void conn_protocol_error(struct conn *c, const char *err)
  * consumed, 0 when the request is not whole yet. */
 static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
 {
-    const struct cfg *cfg = c->shard->node->cfg;
-    const struct resp_limits lim = {(uint32_t)cfg->max_request_args,
-                                    (uint64_t)cfg->proto_max_bulk_len, CONN_INLINE_MAX};
+    const struct resp_limits *lim = &c->env->resp_limits;
     if (data[0] != '*' && !c->scratch && !(c->scratch = mi_malloc(CONN_INLINE_MAX))) {
         conn_protocol_error(c, "OOM out of memory");
         return len;
@@ -191,12 +196,12 @@ static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
         uint32_t argc = 0;
         size_t consumed = 0, need = 0;
         const char *err = NULL;
-        enum resp_status st = resp_parse(&lim, data, len, c->argv, c->argv_cap, &argc, c->scratch,
+        enum resp_status st = resp_parse(lim, data, len, c->argv, c->argv_cap, &argc, c->scratch,
                                          c->scratch ? CONN_INLINE_MAX : 0, &consumed, &need, &err);
         switch (st) {
         case RESP_OK:
             if (argc > 0)
-                cmd_dispatch_resp(c->shard, c, c->argv, argc);
+                c->env->on_resp(c, c->argv, argc);
             return consumed;
         case RESP_MORE:
             return 0;
@@ -219,8 +224,7 @@ static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
 
 static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
 {
-    const struct cfg *cfg = c->shard->node->cfg;
-    const struct mc_limits lim = {CONN_MC_LINE_MAX, (uint64_t)cfg->proto_max_bulk_len};
+    const struct mc_limits *lim = &c->env->mc_limits;
     if (!c->mc_keys) {
         c->mc_keys = mi_malloc(CONN_INITIAL_ARGS * sizeof *c->mc_keys);
         if (!c->mc_keys) {
@@ -233,11 +237,11 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
         struct mc_request req = {.noreply = false};
         size_t consumed = 0, need = 0;
         const char *err = NULL;
-        enum mc_status st = mc_parse(&lim, data, len, &req, c->mc_keys, c->mc_keys_cap,
+        enum mc_status st = mc_parse(lim, data, len, &req, c->mc_keys, c->mc_keys_cap,
                                      &consumed, &need, &err);
         switch (st) {
         case MC_OK:
-            cmd_dispatch_mc(c->shard, c, &req);
+            c->env->on_mc(c, &req);
             return consumed;
         case MC_MORE:
             return 0;
@@ -274,7 +278,7 @@ static void conn_pause(struct conn *c)
     c->input_paused = true;
     if (!c->recv_armed || c->recv_cancelling)
         return;
-    struct io_uring_sqe *sqe = shard_sqe(c->shard);
+    struct io_uring_sqe *sqe = c->env->get_sqe(c->env->owner);
     io_uring_prep_cancel64(sqe, net_ud(NET_OP_RECV, c->slot, c->gen), 0);
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
@@ -315,10 +319,10 @@ static void conn_arm_recv(struct conn *c)
 {
     if (c->recv_armed || c->closing || c->input_paused || c->close_after_flush)
         return;
-    struct io_uring_sqe *sqe = shard_sqe(c->shard);
+    struct io_uring_sqe *sqe = c->env->get_sqe(c->env->owner);
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = SHARD_RECV_GROUP;
+    sqe->buf_group = c->env->recv_group;
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_RECV, c->slot, c->gen));
     c->recv_armed = true;
 }
@@ -330,7 +334,7 @@ void conn_start(struct conn *c) { conn_arm_recv(c); }
  * into `in`. The buffer goes back to the kernel before this returns. */
 static void conn_take_bytes(struct conn *c, const char *data, size_t len)
 {
-    SHARD_STAT_ADD(c->shard, net_input_bytes, len);
+    conn_count(c->env->input_bytes, len);
     if (c->in.len == 0 && !c->input_paused) {
         size_t used = conn_serve(c, data, len);
         buf_append(&c->in, data + used, len - used);
@@ -339,10 +343,9 @@ static void conn_take_bytes(struct conn *c, const char *data, size_t len)
         if (!c->input_paused)
             conn_process_input(c);
     }
-    const struct cfg *cfg = c->shard->node->cfg;
     if (c->in.failed) {
         conn_close(c);
-    } else if (c->in.len > (uint64_t)cfg->client_query_buffer_limit) {
+    } else if (c->in.len > c->env->query_buffer_limit) {
         buf_clear(&c->in);
         conn_protocol_error(c, c->kind == CONN_RESP ? "ERR client query buffer limit reached"
                                                     : "SERVER_ERROR query too large\r\n");
@@ -354,13 +357,14 @@ void conn_on_recv(struct conn *c, int res, unsigned flags)
     if (!(flags & IORING_CQE_F_MORE)) {
         c->recv_armed = false;
         c->recv_cancelling = false;
-        shard_mark_dirty(c->shard, c); /* conn_flush() re-arms it if input goes on */
+        conn_mark_dirty(c); /* conn_flush() re-arms it if input goes on */
     }
     if (flags & IORING_CQE_F_BUFFER) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
         if (res > 0 && !c->closing)
-            conn_take_bytes(c, shard_recv_buf(c->shard, bid), (size_t)res);
-        shard_recv_buf_return(c->shard, bid);
+            conn_take_bytes(c, c->env->recv_bufs + (size_t)bid * c->env->recv_buf_size,
+                            (size_t)res);
+        conn_recv_buf_return(c->env, bid);
         return;
     }
     if (res == -ENOBUFS || res == -ECANCELED)
@@ -371,7 +375,7 @@ void conn_on_recv(struct conn *c, int res, unsigned flags)
 
 static void conn_submit_send(struct conn *c)
 {
-    struct io_uring_sqe *sqe = shard_sqe(c->shard);
+    struct io_uring_sqe *sqe = c->env->get_sqe(c->env->owner);
     io_uring_prep_send(sqe, c->fd, c->sending.data + c->sent, c->sending.len - c->sent,
                        MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEND, c->slot, c->gen));
@@ -385,7 +389,7 @@ void conn_on_send(struct conn *c, int res)
         conn_close(c);
         return;
     }
-    SHARD_STAT_ADD(c->shard, net_output_bytes, (uint64_t)res);
+    conn_count(c->env->output_bytes, (uint64_t)res);
     c->sent += (size_t)res;
     if (c->sent < c->sending.len && !c->closing) {
         conn_submit_send(c);
@@ -396,7 +400,7 @@ void conn_on_send(struct conn *c, int res)
         buf_fini(&c->sending);
     else
         buf_clear(&c->sending);
-    shard_mark_dirty(c->shard, c);
+    conn_mark_dirty(c);
 }
 
 void conn_flush(struct conn *c)
@@ -406,12 +410,6 @@ void conn_flush(struct conn *c)
     if (c->input_paused && !conn_should_pause(c)) {
         c->input_paused = false;
         conn_process_input(c);
-        /* What that ran may have written records: with appendfsync always
-         * its replies wait for them like any others. */
-        if (shard_park(c->shard, c)) {
-            conn_arm_recv(c);
-            return;
-        }
     }
     conn_arm_recv(c);
     if (c->send_inflight)
@@ -428,6 +426,6 @@ void conn_flush(struct conn *c)
         conn_submit_send(c);
         return;
     }
-    if (c->close_after_flush && c->npending == 0)
+    if (c->close_after_flush && c->nslots == 0)
         conn_close(c);
 }

@@ -1,21 +1,27 @@
-/* conn.h: a client connection on a shard.
+/* conn.h: a client connection: its socket, its parser and its ordered replies.
  * A connection is accepted by one shard and stays there. Its bytes come in
- * through io_uring receives into `in`; every whole request in the buffer is
- * parsed (RESP or memcached text) and dispatched (cmd.h); replies go out in
- * request order through one send per loop turn.
+ * through io_uring receives; every whole request in the buffer is parsed
+ * (RESP or memcached text) and handed to the environment's request callback
+ * (struct conn_env, given by whoever owns the connection); replies go out in
+ * request order through one send per loop turn. net/ knows nothing of
+ * commands or shards: the environment is all it sees of its owner.
  *
- * Reply order: a request answered on this shard writes straight into `out`
- * while nothing is waiting before it. A request that needs other shards (or
- * a local reply behind such a one) gets a struct conn_pending in a FIFO; as
- * sub-replies arrive the FIFO's ready prefix is combined into `out`. So a
- * pipeline that touches every shard is answered in order.
+ * Reply order: a reply known at once is written straight into `out` while
+ * no reply before it is outstanding (conn_reply_buf). A reply that comes
+ * later takes a reply slot (conn_slot_reserve), filled later
+ * (conn_slot_ready); replies known at once behind an outstanding one get a
+ * ready slot of their own. The ready prefix of the slot FIFO moves into
+ * `out` in order, so a pipeline whose replies arrive in any order is
+ * answered in request order.
  *
- * Threads: the owning shard only.
- * Ownership: the shard owns its connections; a connection with requests
- *   still out on other shards is kept (closing) until they come back. */
+ * Threads: the owning thread only.
+ * Ownership: the owner frees a connection (conn_destroy) once conn_is_done;
+ *   a slot still outstanding then is given back through env->abandon (the
+ *   owner cancels what would have filled it) before its memory goes. */
 #ifndef RINGKV_NET_CONN_H
 #define RINGKV_NET_CONN_H
 
+#include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,25 +29,53 @@
 #include "mc.h"
 #include "resp.h"
 
-struct shard;
+struct conn;
+
+/* What the owner of a set of connections gives them: its ring, its receive
+ * buffers, its limits and counters, and where parsed requests go. One per
+ * owner; connections keep a pointer to it. */
+struct conn_env {
+    void *owner;
+    /* A submission entry of the owner's ring (never NULL: makes room). */
+    struct io_uring_sqe *(*get_sqe)(void *owner);
+    /* Receive buffers the kernel picks from (a provided-buffer ring). */
+    struct io_uring_buf_ring *recv_ring;
+    char *recv_bufs;
+    uint32_t recv_buf_size;
+    uint32_t recv_nbufs;       /* a power of two */
+    uint16_t recv_group;
+    /* A parsed RESP request (argv valid during the call) or memcached one. */
+    void (*on_resp)(struct conn *c, struct resp_arg *argv, uint32_t argc);
+    void (*on_mc)(struct conn *c, struct mc_request *req);
+    /* A slot of a connection being freed was still outstanding: `ticket`
+     * is what conn_slot_reserve() was given; nothing may fill it any more. */
+    void (*abandon)(void *owner, uint64_t ticket);
+    struct resp_limits resp_limits;
+    struct mc_limits mc_limits;
+    uint64_t query_buffer_limit;  /* most unparsed bytes per client */
+    uint64_t *input_bytes;        /* counters (relaxed atomic stores) */
+    uint64_t *output_bytes;
+    struct conn *dirty;           /* connections with replies to flush this turn */
+};
+
+#define CONN_INLINE_MAX (64 * 1024) /* an inline command's line (Redis's PROTO_INLINE_MAX_SIZE):
+                                       resp_limits.max_inline must be this */
+#define CONN_MC_LINE_MAX 8192        /* a memcached command line (mc_limits.max_line) */
 
 enum conn_kind { CONN_RESP, CONN_MC };
 
-/* A reply not ready yet: nsub sub-replies to combine (cmd.c says how). */
-struct conn_pending {
-    struct conn_pending *next;
-    uint32_t nsub;
-    uint32_t ndone;
-    uint32_t combine;   /* enum cmd_combine */
-    int64_t aux;        /* combiner's datum (e.g. the shard of a SCAN) */
-    struct buf *subs;   /* nsub replies; == &one when nsub is 1 */
-    struct buf one;
+/* A place in the reply order, filled later. */
+struct conn_slot {
+    struct conn_slot *next;
+    bool is_ready;
+    uint64_t ticket;  /* the owner's name for what fills it (conn_env.abandon) */
+    struct buf body;
 };
 
 struct conn {
-    struct shard *shard;
+    struct conn_env *env;
     int fd;
-    uint32_t slot;
+    uint32_t slot;           /* the owner's handle: slot and generation */
     uint32_t gen;
     enum conn_kind kind;
     uint64_t id;
@@ -54,7 +88,6 @@ struct conn {
     bool close_after_flush;  /* QUIT, protocol error: close once `out` is sent */
     bool input_paused;       /* too much waiting; parse again when it drains */
     bool is_dirty;
-    bool is_parked;          /* replies wait for durability (appendfsync always) */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
     char addr[64];
     int64_t created_ms;
@@ -67,9 +100,8 @@ struct conn {
     struct buf sending;      /* replies handed to the kernel */
     size_t sent;
 
-    struct conn_pending *head, *tail;
-    uint32_t npending;
-    uint32_t inflight;       /* messages out on other shards */
+    struct conn_slot *head, *tail; /* replies not yet in `out`, in order */
+    uint32_t nslots;
 
     struct resp_arg *argv;
     uint32_t argv_cap;
@@ -77,14 +109,13 @@ struct conn {
     struct mc_key *mc_keys;
     uint32_t mc_keys_cap;
     struct conn *next_dirty;
-    struct conn *next_parked;
-    uint64_t durable_wait;   /* parked until the log is durable up to here */
 };
 
-/* Creates a connection for an accepted socket. NULL on out of memory. */
-struct conn *conn_create(struct shard *sh, int fd, enum conn_kind kind, uint32_t slot,
-                         uint32_t gen);
-/* Frees a connection with nothing in flight. */
+/* Creates a connection for an accepted socket, known to its owner as
+ * (slot, gen) and to clients as `id`. NULL on out of memory. */
+struct conn *conn_create(struct conn_env *env, int fd, enum conn_kind kind, uint32_t slot,
+                         uint32_t gen, uint64_t id);
+/* Frees a connection (outstanding slots are abandoned first). */
 void conn_destroy(struct conn *c);
 
 /* Starts reading from a new connection. */
@@ -100,14 +131,28 @@ void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 /* True when a closing connection may be freed. */
 bool conn_is_done(const struct conn *c);
+/* Gives a receive buffer (from a completion's flags) back to the kernel. */
+void conn_recv_buf_return(struct conn_env *env, unsigned bid);
 
-/* Where the reply to the request being dispatched goes, keeping order. */
+/* Marks the connection as having replies to flush at the end of the turn
+ * (env->dirty). */
+static inline void conn_mark_dirty(struct conn *c)
+{
+    if (c->is_dirty)
+        return;
+    c->is_dirty = true;
+    c->next_dirty = c->env->dirty;
+    c->env->dirty = c;
+}
+
+/* Where the reply to the request being handled goes, keeping order.
+ * Never NULL (out of memory: the reply is dropped and the connection closes
+ * after what it has). */
 struct buf *conn_reply_buf(struct conn *c);
-/* Queues a reply made of nsub sub-replies, combined by `combine` when all
- * have arrived. NULL on out of memory. */
-struct conn_pending *conn_pending_add(struct conn *c, uint32_t nsub, uint32_t combine);
-/* A sub-reply of p is ready (p->ndone was incremented): combine and queue
- * every reply that is now ready at the head. */
-void conn_pending_advance(struct conn *c);
+/* A slot for a reply that comes later, after every reply before it.
+ * NULL on out of memory. */
+struct conn_slot *conn_slot_reserve(struct conn *c, uint64_t ticket);
+/* s->body holds its reply now: moves the ready prefix into `out`. */
+void conn_slot_ready(struct conn *c, struct conn_slot *s);
 
 #endif

@@ -10,19 +10,15 @@
 
 #include <stdint.h>
 
+/* Operations net/ submits itself. An owner of a ring (the shard) numbers its
+ * own from NET_OP_OWNER up; the kind has 8 bits. */
 enum net_op {
     NET_OP_ACCEPT_RESP = 1,
     NET_OP_ACCEPT_MC,
     NET_OP_RECV,
     NET_OP_SEND,
-    NET_OP_WAKE, /* a MSG_RING from another shard: its queue has messages */
-    NET_OP_TICK, /* the loop's periodic timer */
-    NET_OP_SEG_WRITE, /* an append to the shard's segment file */
-    NET_OP_SEG_FSYNC, /* an fdatasync of the shard's segment file */
-    NET_OP_SEG_READ,  /* compaction reading an old segment */
-    NET_OP_SEG_PREPARE, /* creating the next segment ahead of rotation */
-    NET_OP_TIER_READ,   /* reading a cold value back (values beyond RAM) */
-    NET_OP_IGNORE,
+    NET_OP_IGNORE, /* nothing to do when it completes */
+    NET_OP_OWNER = 32,
 };
 
 /* A non-blocking TCP listener on addr:port with SO_REUSEPORT. fd or -errno. */
@@ -34,11 +30,11 @@ void net_tune_client(int fd);
 /* The peer's "ip:port" into out (at least 64 bytes). */
 void net_peer_name(int fd, char *out, unsigned len);
 
-static inline uint64_t net_ud(enum net_op op, uint32_t slot, uint32_t gen)
+static inline uint64_t net_ud(unsigned op, uint32_t slot, uint32_t gen)
 {
     return ((uint64_t)op << 56) | ((uint64_t)(slot & 0xffffff) << 32) | gen;
 }
-static inline enum net_op net_ud_op(uint64_t ud) { return (enum net_op)(ud >> 56); }
+static inline unsigned net_ud_op(uint64_t ud) { return (unsigned)(ud >> 56); }
 static inline uint32_t net_ud_slot(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xffffff; }
 static inline uint32_t net_ud_gen(uint64_t ud) { return (uint32_t)ud; }
 

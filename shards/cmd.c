@@ -5,10 +5,17 @@
  * into a small buffer and probe that index, so dispatch is one hash probe,
  * never a strcmp chain.
  *
+ * Flags are columns: besides Redis's (write, readonly...), CMD_READS_VALUE
+ * (a cold value must be read back first; SET's row decides per request),
+ * CMD_BARRIER (shard-wide: waits for reads in flight) and CMD_NOKEY; the
+ * memcached commands have a small table of the same columns.
+ *
  * Routes:
  *   CONN     runs here, with the connection (PING, HELLO, INFO, CLIENT...);
- *   KEY      one key at argv[1]: runs inline when this shard owns it, else
- *            crosses one queue to the owner and back (struct cmd_msg);
+ *   KEY      one key at argv[1]: runs inline when this shard owns it and
+ *            nothing makes it wait (no allocation), else it becomes a
+ *            request (req.h) whose one sub-result is run on the owner
+ *            (crossing one queue there and back as a struct cmd_msg);
  *   EACH     several keys (MGET, MSET, DEL, EXISTS): one sub-request per key
  *            (step 1 or 2 arguments), run on each key's owner, joined by a
  *            combiner in request order;
@@ -16,9 +23,16 @@
  *   SCAN     the shard named by the cursor's top byte;
  *   MSETNX   atomic on one shard when all keys live there; otherwise two
  *            phases (EXISTS everywhere, then SET everywhere).
- * Sub-replies are RESP bytes; the combiners below read only what their
- * handlers are known to write. memcached requests route the same way
- * (cmd_dispatch_mc).
+ * A request answered later owns its connection's next reply slot; its
+ * sub-results are structured (req.h: status, number, payload offset, as
+ * the handlers report them through cmd_reply_*), and the combiners below
+ * merge those fields without parsing protocol text. It ends at its
+ * deadline with a -TIMEOUT reply (memcached: SERVER_ERROR), and is
+ * cancelled when its client goes; late results are dropped by id.
+ * With appendfsync always every reply computed after records that are not
+ * durable yet waits for them: a local one in its request (req_hold), one
+ * for another shard as a request of this shard holding the message.
+ * memcached requests route the same way (cmd_dispatch_mc).
  *
  * Threads: cmd_init() on the main thread before shards start; the table is
  * immutable afterwards. Everything else runs on shard threads. */
@@ -30,6 +44,7 @@
 #include <mimalloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cmd_keys.h"
 #include "cmd_mc.h"
@@ -38,6 +53,7 @@
 #include "conn.h"
 #include "keyhash.h"
 #include "node.h"
+#include "persist.h"
 #include "shard.h"
 #include "store.h"
 #include "tier.h"
@@ -47,9 +63,9 @@
 
 static const struct cmd_def cmd_defs[] = {
     /* name, arity, flags, first, last, step, route, step-args, handler, combine, group, summary */
-    {"get", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_get, 0, "string",
+    {"get", 2, CMD_READONLY | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_get, 0, "string",
      "Returns the string value of a key."},
-    {"set", -3, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_set, 0, "string",
+    {"set", -3, CMD_WRITE | CMD_DENYOOM | CMD_GET_OPTION, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_set, 0, "string",
      "Sets the string value of a key, ignoring its type."},
     {"setex", 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_setex, 0, "string",
      "Sets the value and expiration time of a key."},
@@ -57,37 +73,37 @@ static const struct cmd_def cmd_defs[] = {
      "Sets both string value and expiration time in milliseconds of a key."},
     {"setnx", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_setnx, 0,
      "string", "Set the string value of a key only when the key doesn't exist."},
-    {"getset", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getset, 0,
+    {"getset", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getset, 0,
      "string", "Returns the previous string value of a key after setting it to a new value."},
-    {"getdel", 2, CMD_WRITE | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getdel, 0, "string",
+    {"getdel", 2, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getdel, 0, "string",
      "Returns the string value of a key after deleting the key."},
-    {"getex", -2, CMD_WRITE | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getex, 0, "string",
+    {"getex", -2, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getex, 0, "string",
      "Returns the string value of a key after setting its expiration time."},
-    {"mget", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, CMD_ROUTE_EACH, 1, cmd_get,
+    {"mget", -2, CMD_READONLY | CMD_FAST | CMD_READS_VALUE, 1, -1, 1, CMD_ROUTE_EACH, 1, cmd_get,
      CMD_COMBINE_ARRAY, "string", "Atomically returns the string values of one or more keys."},
     {"mset", -3, CMD_WRITE | CMD_DENYOOM, 1, -1, 2, CMD_ROUTE_EACH, 2, cmd_set, CMD_COMBINE_OK,
      "string", "Atomically creates or modifies the string values of one or more keys."},
-    {"msetnx", -3, CMD_WRITE | CMD_DENYOOM, 1, -1, 2, CMD_ROUTE_MSETNX, 2, cmd_exists,
+    {"msetnx", -3, CMD_WRITE | CMD_DENYOOM | CMD_BARRIER, 1, -1, 2, CMD_ROUTE_MSETNX, 2, cmd_exists,
      CMD_COMBINE_MSETNX, "string",
      "Atomically modifies the string values of one or more keys only when all keys don't "
      "exist."},
-    {"append", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_append, 0,
+    {"append", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_append, 0,
      "string", "Appends a string to the value of a key. Creates the key if it doesn't exist."},
     {"strlen", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_strlen, 0, "string",
      "Returns the length of a string value."},
-    {"getrange", 4, CMD_READONLY, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getrange, 0, "string",
+    {"getrange", 4, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getrange, 0, "string",
      "Returns a substring of the string stored at a key."},
-    {"setrange", 4, CMD_WRITE | CMD_DENYOOM, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_setrange, 0, "string",
+    {"setrange", 4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_setrange, 0, "string",
      "Overwrites a part of a string value with another by an offset."},
-    {"incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_incr, 0,
+    {"incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_incr, 0,
      "string", "Increments the integer value of a key by one."},
-    {"decr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_decr, 0,
+    {"decr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_decr, 0,
      "string", "Decrements the integer value of a key by one."},
-    {"incrby", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_incrby, 0,
+    {"incrby", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_incrby, 0,
      "string", "Increments the integer value of a key by a number."},
-    {"decrby", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_decrby, 0,
+    {"decrby", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_decrby, 0,
      "string", "Decrements a number from the integer value of a key."},
-    {"incrbyfloat", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0,
+    {"incrbyfloat", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
      cmd_incrbyfloat, 0, "string", "Increment the floating point value of a key by a number."},
     {"del", -2, CMD_WRITE, 1, -1, 1, CMD_ROUTE_EACH, 1, cmd_del, CMD_COMBINE_SUM, "generic",
      "Deletes one or more keys."},
@@ -97,51 +113,51 @@ static const struct cmd_def cmd_defs[] = {
      CMD_COMBINE_SUM, "generic", "Determines whether one or more keys exist."},
     {"type", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_type, 0, "generic",
      "Determines the type of value stored at a key."},
-    {"expire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_expire, 0, "generic",
+    {"expire", -3, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_expire, 0, "generic",
      "Sets the expiration time of a key in seconds."},
-    {"pexpire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_pexpire, 0, "generic",
+    {"pexpire", -3, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_pexpire, 0, "generic",
      "Sets the expiration time of a key in milliseconds."},
-    {"expireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_expireat, 0, "generic",
+    {"expireat", -3, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_expireat, 0, "generic",
      "Sets the expiration time of a key to a Unix timestamp."},
-    {"pexpireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_pexpireat, 0,
+    {"pexpireat", -3, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_pexpireat, 0,
      "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp."},
     {"ttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_ttl, 0, "generic",
      "Returns the expiration time in seconds of a key."},
     {"pttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_pttl, 0, "generic",
      "Returns the expiration time in milliseconds of a key."},
-    {"persist", 2, CMD_WRITE | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_persist, 0, "generic",
+    {"persist", 2, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_persist, 0, "generic",
      "Removes the expiration time of a key."},
-    {"scan", -2, CMD_READONLY, 0, 0, 0, CMD_ROUTE_SCAN, 0, cmd_scan_shard, CMD_COMBINE_SCAN,
+    {"scan", -2, CMD_READONLY | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_SCAN, 0, cmd_scan_shard, CMD_COMBINE_SCAN,
      "generic", "Iterates over the key names in the database."},
-    {"keys", 2, CMD_READONLY, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_keys_shard, CMD_COMBINE_CONCAT,
+    {"keys", 2, CMD_READONLY | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_keys_shard, CMD_COMBINE_CONCAT,
      "generic", "Returns all key names that match a pattern."},
-    {"randomkey", 1, CMD_READONLY, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_randomkey_shard,
+    {"randomkey", 1, CMD_READONLY | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_randomkey_shard,
      CMD_COMBINE_RANDOM, "generic", "Returns a random key name from the database."},
-    {"dbsize", 1, CMD_READONLY | CMD_FAST, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_dbsize_shard,
+    {"dbsize", 1, CMD_READONLY | CMD_FAST | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_dbsize_shard,
      CMD_COMBINE_SUM, "server", "Returns the number of keys in the database."},
-    {"flushall", -1, CMD_WRITE, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_flushall_shard, CMD_COMBINE_OK,
+    {"flushall", -1, CMD_WRITE | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_flushall_shard, CMD_COMBINE_OK,
      "server", "Removes all keys from all databases."},
-    {"flushdb", -1, CMD_WRITE, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_flushall_shard, CMD_COMBINE_OK,
+    {"flushdb", -1, CMD_WRITE | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0, cmd_flushall_shard, CMD_COMBINE_OK,
      "server", "Remove all keys from the current database."},
-    {"ping", -1, CMD_FAST, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_ping, 0, "connection",
+    {"ping", -1, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_ping, 0, "connection",
      "Returns the server's liveliness response."},
-    {"echo", 2, CMD_FAST, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_echo, 0, "connection",
+    {"echo", 2, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_echo, 0, "connection",
      "Returns the given string."},
-    {"quit", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_quit, 0, "connection",
+    {"quit", -1, CMD_NOAUTH | CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_quit, 0, "connection",
      "Closes the connection."},
-    {"select", 2, CMD_FAST, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_select, 0, "connection",
+    {"select", 2, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_select, 0, "connection",
      "Changes the selected database."},
-    {"hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_hello, 0, "connection",
+    {"hello", -1, CMD_NOAUTH | CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_hello, 0, "connection",
      "Handshakes with the Redis server."},
-    {"auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_auth, 0, "connection",
+    {"auth", -2, CMD_NOAUTH | CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_auth, 0, "connection",
      "Authenticates the connection."},
-    {"client", -2, 0, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_client, 0, "connection",
+    {"client", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_client, 0, "connection",
      "A container for client connection commands."},
-    {"command", -1, 0, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_command, 0, "server",
+    {"command", -1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_command, 0, "server",
      "Returns detailed information about all commands."},
-    {"info", -1, 0, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_info, 0, "server",
+    {"info", -1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_info, 0, "server",
      "Returns information and statistics about the server."},
-    {"config", -2, 0, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_config, 0, "server",
+    {"config", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_config, 0, "server",
      "A container for server configuration commands."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
@@ -185,37 +201,100 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len)
     }
 }
 
-static bool cmd_is_error(const struct buf *b);
-static int64_t cmd_int_of(const struct buf *b);
+/* The row's columns as they apply to this request: with CMD_GET_OPTION,
+ * CMD_READS_VALUE when a GET option follows the value (SET). */
+static uint32_t cmd_flags_of(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
+{
+    uint32_t flags = d->flags;
+    for (uint32_t i = 3; (flags & CMD_GET_OPTION) && i < argc; i++)
+        if (argv[i].len == 3 && strncasecmp(argv[i].ptr, "get", 3) == 0)
+            flags |= CMD_READS_VALUE;
+    return flags;
+}
+
+/* Runs a handler on this shard: its reply goes into out, what it is into
+ * res. The one place every handler's reply status is known. */
+static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
+                    struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                    const struct mc_request *mc, struct buf *out, struct req_result *res)
+{
+    struct cmd_ctx ctx = {.store = sh->store, .node = sh->node, .out = out, .conn = c,
+                          .shard_id = sh->id, .proto = proto, .argc = argc, .argv = argv,
+                          .hash = hash, .mc = mc, .res = res};
+    h(&ctx);
+}
 
 /* Runs another handler for one key inside a handler, on the same shard. */
-static void cmd_run_here_ctx(const struct cmd_ctx *c, cmd_handler *h, struct resp_arg *argv,
-                             uint32_t argc, struct buf *out)
+static void cmd_run_inside(const struct cmd_ctx *c, cmd_handler *h, struct resp_arg *argv,
+                           uint32_t argc, struct buf *out, struct req_result *res)
 {
     struct cmd_ctx sub = *c;
     sub.argv = argv;
     sub.argc = argc;
     sub.hash = keyhash(argv[1].ptr, argv[1].len);
     sub.out = out;
+    sub.res = res;
     h(&sub);
 }
 
-/* Runs a handler on this shard, replying into out. */
-static void cmd_run_here(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
-                         struct resp_arg *argv, uint32_t argc, uint64_t hash,
-                         const struct mc_request *mc, struct buf *out)
+/* An error reply in the connection's protocol: RESP "-<err>", memcached
+ * "SERVER_ERROR <why>". */
+static void cmd_write_error(struct buf *out, bool is_mc, const char *err, const char *why)
 {
-    struct cmd_ctx ctx = {.store = sh->store, .node = sh->node, .out = out, .conn = c,
-                          .shard_id = sh->id, .proto = proto, .argc = argc, .argv = argv,
-                          .hash = hash, .mc = mc};
-    h(&ctx);
+    if (!is_mc) {
+        resp_write_error(out, err);
+        return;
+    }
+    buf_append_str(out, "SERVER_ERROR ");
+    buf_append_str(out, why);
+    buf_append_str(out, "\r\n");
+}
+
+static void cmd_write_oom(struct buf *out, bool is_mc)
+{
+    cmd_write_error(out, is_mc, "OOM out of memory", "out of memory");
+}
+
+/* What a client gets when its request is not answered by request-timeout
+ * (a write among it may or may not have been applied; it was not
+ * acknowledged). */
+static void cmd_write_timeout(struct buf *out, bool is_mc, int64_t timeout_ms)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "TIMEOUT no reply within request-timeout (%lld ms)",
+             (long long)timeout_ms);
+    cmd_write_error(out, is_mc, msg, "request timed out (request-timeout)");
+}
+
+/* ---- requests of this shard's connections (req.h) ---- */
+
+static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how);
+
+/* A request of connection c with nsub sub-results, combined by `combine`
+ * into the connection's next reply slot. NULL on out of memory (an error
+ * reply has been written). */
+static struct req *cmd_req_new(struct shard *sh, struct conn *c, uint32_t nsub,
+                               enum cmd_combine combine)
+{
+    struct req *r = req_new(&sh->reqs, nsub, nsub, cmd_conn_done, shard_deadline(sh));
+    struct conn_slot *slot = r ? conn_slot_reserve(c, r->id) : NULL;
+    if (!slot) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        cmd_write_oom(conn_reply_buf(c), c->kind == CONN_MC);
+        return NULL;
+    }
+    r->kind = combine;
+    r->owner = shard_conn_handle(c);
+    r->owner_ptr = slot;
+    return r;
 }
 
 /* Copies a request into a message for another shard. NULL on out of memory. */
-static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn_pending *p,
-                                   uint32_t sub, cmd_handler *h, struct resp_arg *argv,
-                                   uint32_t argc, uint64_t hash, const struct mc_request *mc,
-                                   bool keyless)
+static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struct req *r,
+                                   uint32_t sub, uint32_t target, cmd_handler *h, uint32_t flags,
+                                   struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                                   const struct mc_request *mc)
 {
     size_t bytes = argc * sizeof(struct resp_arg);
     for (uint32_t i = 0; i < argc; i++)
@@ -226,11 +305,13 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
     struct cmd_msg *m = mi_malloc(sizeof *m + bytes);
     if (!m)
         return NULL;
+    m->next = NULL;
     m->handler = h;
-    m->conn = c;
-    m->pending = p;
+    m->req = r->id;
     m->sub = sub;
     m->origin = sh->id;
+    m->target = target;
+    m->flags = flags;
     m->proto = c->resp_version;
     m->hash = hash;
     m->argc = argc;
@@ -243,7 +324,7 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
         data += argv[i].len;
     }
     m->is_mc = mc != NULL;
-    m->keyless = keyless;
+    m->keyless = (flags & CMD_NOKEY) != 0;
     if (mc) {
         m->mc = *mc;
         if (mc_key_len)
@@ -258,15 +339,20 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
         m->mc.data = data;
         m->mc.stats_arg = NULL;
     }
-    buf_init(&m->reply);
+    memset(&m->res, 0, sizeof m->res);
     return m;
+}
+
+void cmd_msg_free(struct cmd_msg *m)
+{
+    buf_fini(&m->res.body);
+    mi_free(m);
 }
 
 /* Values beyond RAM: whether a request on this shard may run now, or must
  * wait for a value read back from disk (tier.h). Pins its key meanwhile. */
-static bool cmd_may_run_here(struct shard *sh, cmd_handler *h, struct resp_arg *argv,
-                             uint32_t argc, uint64_t hash, const struct mc_request *mc,
-                             bool keyless)
+static bool cmd_may_run_here(struct shard *sh, uint32_t flags, struct resp_arg *argv,
+                             uint32_t argc, uint64_t hash, const struct mc_request *mc)
 {
     if (!sh->tier)
         return true;
@@ -279,7 +365,7 @@ static bool cmd_may_run_here(struct shard *sh, cmd_handler *h, struct resp_arg *
         key = argv[1].ptr;
         klen = argv[1].len;
     }
-    return tier_may_run(sh, h, hash, key, klen, keyless, argv, argc);
+    return tier_may_run(sh, flags, hash, key, klen);
 }
 
 static void cmd_unpin(struct shard *sh)
@@ -288,29 +374,30 @@ static void cmd_unpin(struct shard *sh)
         store_pin(sh->store, NULL);
 }
 
-/* Runs sub-request `sub` of p on the shard owning `hash` (or on shard
- * `target` for all-shard commands, `keyless`): inline when that is this
- * shard, unless it must wait for a value on disk. */
-static void cmd_route_sub(struct shard *sh, struct conn *c, struct conn_pending *p, uint32_t sub,
-                          uint32_t target, cmd_handler *h, struct resp_arg *argv, uint32_t argc,
-                          uint64_t hash, const struct mc_request *mc, bool keyless)
+/* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
+ * `target` for shard-wide handlers): inline when that is this shard,
+ * unless it must wait for a value on disk; else one message there. */
+static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
+                          uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
+                          uint32_t argc, uint64_t hash, const struct mc_request *mc)
 {
     bool here = target == sh->id;
-    if (here && cmd_may_run_here(sh, h, argv, argc, hash, mc, keyless)) {
-        cmd_run_here(sh, NULL, h, c->resp_version, argv, argc, hash, mc, &p->subs[sub]);
+    struct req_result *res = &r->subs[sub];
+    if (here && cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
+        cmd_run(sh, NULL, h, c->resp_version, argv, argc, hash, mc, &res->body, res);
         cmd_unpin(sh);
-        p->ndone++;
+        req_hold(r, shard_hold_seq(sh));
+        req_sub_done(&sh->reqs, r);
         return;
     }
-    struct cmd_msg *m = cmd_msg_new(sh, c, p, sub, h, argv, argc, hash, mc, keyless);
+    struct cmd_msg *m = cmd_msg_new(sh, c, r, sub, target, h, flags, argv, argc, hash, mc);
     if (!m) {
-        resp_write_error(&p->subs[sub], "OOM out of memory");
-        p->ndone++;
+        res->status = REQ_ERR;
+        cmd_write_oom(&res->body, mc != NULL);
+        req_sub_done(&sh->reqs, r);
         return;
     }
-    c->inflight++;
-    if (here) { /* comes back through shard_reply(), to this shard */
-        m->target = sh->id;
+    if (here) { /* comes back through cmd_msg_reply() once its value is read */
         tier_wait(sh, m);
         return;
     }
@@ -318,36 +405,43 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct conn_pending 
     shard_send(sh, target, m);
 }
 
-/* A single-key request: inline on the owner, or one message to it. */
-static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, struct resp_arg *argv,
-                          uint32_t argc, uint64_t hash, const struct mc_request *mc)
+/* A single-key request: inline on the owner when nothing makes it wait
+ * (the fast path: no allocation), else a request of one sub-result. */
+static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint32_t flags,
+                          struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                          const struct mc_request *mc)
 {
     uint32_t owner = node_shard_of(sh->node, hash);
-    if (owner == sh->id && cmd_may_run_here(sh, h, argv, argc, hash, mc, false)) {
-        cmd_run_here(sh, NULL, h, c->resp_version, argv, argc, hash, mc, conn_reply_buf(c));
+    if (owner == sh->id && !persist_holds_replies(sh->persist) &&
+        cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
+        struct req_result res;
+        res.status = REQ_NONE;
+        cmd_run(sh, NULL, h, c->resp_version, argv, argc, hash, mc, conn_reply_buf(c), &res);
         cmd_unpin(sh);
         return;
     }
-    struct conn_pending *p = conn_pending_add(c, 1, CMD_COMBINE_ONE);
-    if (!p) {
-        resp_write_error(conn_reply_buf(c), "OOM out of memory");
+    struct req *r = cmd_req_new(sh, c, 1, CMD_COMBINE_ONE);
+    if (!r)
         return;
-    }
-    cmd_route_sub(sh, c, p, 0, owner, h, argv, argc, hash, mc, false);
+    cmd_route_sub(sh, c, r, 0, owner, h, flags, argv, argc, hash, mc);
+    req_arm(&sh->reqs, r);
 }
 
 /* Splits argv[1..] into groups of `step` arguments, one sub-request each. */
 static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_def *d,
-                           struct conn_pending *p, cmd_handler *h, struct resp_arg *argv,
-                           uint32_t argc)
+                           struct resp_arg *argv, uint32_t argc)
 {
     uint32_t step = d->split_step;
+    struct req *r = cmd_req_new(sh, c, (argc - 1) / step, d->combine);
+    if (!r)
+        return;
     for (uint32_t i = 1, sub = 0; i + step - 1 < argc; i += step, sub++) {
         struct resp_arg one[3] = {argv[0], argv[i], step == 2 ? argv[i + 1] : argv[0]};
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), h, one, 1 + step, hash, NULL,
-                      false);
+        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), d->handler,
+                      cmd_flags_of(d, one, 1 + step), one, 1 + step, hash, NULL);
     }
+    req_arm(&sh->reqs, r);
 }
 
 void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine)
@@ -359,22 +453,15 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
                         const void *extra, size_t n)
 {
     struct conn *c = ctx->conn;
-    struct shard *sh = c->shard;
-    /* The extra bytes ride as one more sub-reply, ready from the start. */
+    struct shard *sh = c->env->owner;
     uint32_t nshards = sh->node->nshards;
-    struct conn_pending *p = conn_pending_add(c, nshards + (n ? 1 : 0), combine);
-    if (!p) {
-        resp_write_error(conn_reply_buf(c), "OOM out of memory");
+    struct req *r = cmd_req_new(sh, c, nshards, combine);
+    if (!r)
         return;
-    }
-    if (n) {
-        buf_append(&p->subs[nshards], extra, n);
-        p->ndone = 1;
-        p->aux = 1;
-    }
-    for (uint32_t s = 0; s < sh->node->nshards; s++)
-        cmd_route_sub(sh, c, p, s, s, h, ctx->argv, ctx->argc, 0, NULL, true);
-    conn_pending_advance(c);
+    buf_append(&r->extra, extra, n);
+    for (uint32_t s = 0; s < nshards; s++)
+        cmd_route_sub(sh, c, r, s, s, h, CMD_BARRIER | CMD_NOKEY, ctx->argv, ctx->argc, 0, NULL);
+    req_arm(&sh->reqs, r);
 }
 
 /* The first shard from `from` on that holds keys (nshards if none). A shard
@@ -390,7 +477,8 @@ static uint32_t cmd_scan_next_shard(const struct node *n, uint32_t from)
 
 /* SCAN: the cursor's top byte names the shard, the rest is that shard's
  * table cursor shifted right by 8 (table cursors are multiples of 256). */
-static void cmd_route_scan(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc)
+static void cmd_route_scan(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                           struct resp_arg *argv, uint32_t argc)
 {
     char text[24];
     uint64_t cursor = 0;
@@ -419,24 +507,22 @@ static void cmd_route_scan(struct shard *sh, struct conn *c, struct resp_arg *ar
         shard = 0; /* every shard is empty: shard 0 still checks the options */
     char pos_text[24];
     int n = snprintf(pos_text, sizeof pos_text, "%" PRIu64, pos);
+    struct req *r = cmd_req_new(sh, c, 1, CMD_COMBINE_SCAN);
+    if (!r)
+        return;
+    r->aux = shard;
     struct resp_arg saved = argv[1];
     argv[1].ptr = pos_text;
     argv[1].len = (uint32_t)n;
-    struct conn_pending *p = conn_pending_add(c, 1, CMD_COMBINE_SCAN);
-    if (!p) {
-        argv[1] = saved;
-        resp_write_error(conn_reply_buf(c), "OOM out of memory");
-        return;
-    }
-    p->aux = shard;
-    cmd_route_sub(sh, c, p, 0, shard, cmd_scan_shard, argv, argc, 0, NULL, true);
+    cmd_route_sub(sh, c, r, 0, shard, d->handler, d->flags, argv, argc, 0, NULL);
     argv[1] = saved;
-    conn_pending_advance(c);
+    req_arm(&sh->reqs, r);
 }
 
-/* MSETNX: atomic where every key lives on one shard; else two phases. */
-static void cmd_route_msetnx(struct shard *sh, struct conn *c, struct resp_arg *argv,
-                             uint32_t argc)
+/* MSETNX: atomic where every key lives on one shard; else two phases:
+ * EXISTS on every key, then (none existing) SET on every key. */
+static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                             struct resp_arg *argv, uint32_t argc)
 {
     if (argc % 2 == 0) {
         resp_write_error(conn_reply_buf(c), "ERR wrong number of arguments for 'msetnx' command");
@@ -448,28 +534,31 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, struct resp_arg *
         one_shard = node_shard_of(sh->node, keyhash(argv[i].ptr, argv[i].len)) == first;
     if (one_shard) {
         uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-        cmd_route_key(sh, c, cmd_msetnx_shard, argv, argc, hash, NULL);
+        cmd_route_key(sh, c, cmd_msetnx_shard, d->flags, argv, argc, hash, NULL);
         return;
     }
-    uint32_t nkeys = (argc - 1) / 2;
-    struct conn_pending *p = conn_pending_add(c, nkeys, CMD_COMBINE_MSETNX);
-    if (!p) {
-        resp_write_error(conn_reply_buf(c), "OOM out of memory");
+    struct req *r = cmd_req_new(sh, c, (argc - 1) / 2, CMD_COMBINE_MSETNX);
+    if (!r)
         return;
-    }
-    /* Keep the arguments for the second phase in p->one (unused when nsub > 1). */
+    /* Keep the arguments for the second phase. */
     for (uint32_t i = 0; i < argc; i++) {
         uint32_t len = argv[i].len;
-        buf_append(&p->one, &len, sizeof len);
-        buf_append(&p->one, argv[i].ptr, len);
+        buf_append(&r->extra, &len, sizeof len);
+        buf_append(&r->extra, argv[i].ptr, len);
     }
     for (uint32_t i = 1, sub = 0; i < argc; i += 2, sub++) {
         struct resp_arg one[2] = {argv[0], argv[i]};
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), cmd_exists, one, 2, hash,
-                      NULL, false);
+        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), cmd_exists, 0, one, 2, hash,
+                      NULL);
     }
-    conn_pending_advance(c);
+    if (r->extra.failed) { /* the second phase could not run: answer -OOM instead */
+        struct req_result *res = &r->subs[0];
+        buf_clear(&res->body);
+        res->status = REQ_ERR;
+        cmd_write_oom(&res->body, false);
+    }
+    req_arm(&sh->reqs, r);
 }
 
 static bool cmd_key_too_large(struct shard *sh, struct conn *c, const struct cmd_def *d,
@@ -503,8 +592,9 @@ static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
     resp_write_error(out, msg);
 }
 
-void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc)
+void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
+    struct shard *sh = c->env->owner;
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
     if (!d) {
@@ -516,7 +606,8 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
         return;
     }
     if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
-        (d->arity < 0 && argc < (uint32_t)-d->arity)) {
+        (d->arity < 0 && argc < (uint32_t)-d->arity) ||
+        (d->route == CMD_ROUTE_EACH && (argc - 1) % d->split_step != 0)) {
         char msg[96];
         snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", d->name);
         resp_write_error(conn_reply_buf(c), msg);
@@ -525,28 +616,18 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
     c->last_cmd = d->name;
     if (cmd_key_too_large(sh, c, d, argv, argc))
         return;
-    struct conn_pending *p;
     switch (d->route) {
-    case CMD_ROUTE_CONN:
-        cmd_run_here(sh, c, d->handler, c->resp_version, argv, argc, 0, NULL, conn_reply_buf(c));
+    case CMD_ROUTE_CONN: {
+        struct req_result res = {.status = REQ_NONE};
+        cmd_run(sh, c, d->handler, c->resp_version, argv, argc, 0, NULL, conn_reply_buf(c), &res);
         return;
+    }
     case CMD_ROUTE_KEY:
-        cmd_route_key(sh, c, d->handler, argv, argc, keyhash(argv[1].ptr, argv[1].len), NULL);
+        cmd_route_key(sh, c, d->handler, cmd_flags_of(d, argv, argc), argv, argc,
+                      keyhash(argv[1].ptr, argv[1].len), NULL);
         return;
     case CMD_ROUTE_EACH:
-        if ((argc - 1) % d->split_step != 0) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", d->name);
-            resp_write_error(conn_reply_buf(c), msg);
-            return;
-        }
-        p = conn_pending_add(c, (argc - 1) / d->split_step, d->combine);
-        if (!p) {
-            resp_write_error(conn_reply_buf(c), "OOM out of memory");
-            return;
-        }
-        cmd_route_each(sh, c, d, p, d->handler, argv, argc);
-        conn_pending_advance(c);
+        cmd_route_each(sh, c, d, argv, argc);
         return;
     case CMD_ROUTE_ALL: {
         struct cmd_ctx ctx = {.conn = c, .argv = argv, .argc = argc, .out = NULL};
@@ -554,10 +635,10 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
         return;
     }
     case CMD_ROUTE_SCAN:
-        cmd_route_scan(sh, c, argv, argc);
+        cmd_route_scan(sh, c, d, argv, argc);
         return;
     case CMD_ROUTE_MSETNX:
-        cmd_route_msetnx(sh, c, argv, argc);
+        cmd_route_msetnx(sh, c, d, argv, argc);
         return;
     }
 }
@@ -567,86 +648,106 @@ void cmd_msetnx_shard(struct cmd_ctx *c)
 {
     struct buf scratch;
     buf_init(&scratch);
+    struct req_result res;
     struct resp_arg exists[2] = {{"EXISTS", 6}, {0}};
     for (uint32_t i = 1; i < c->argc; i += 2) {
         exists[1] = c->argv[i];
         buf_clear(&scratch);
-        cmd_run_here_ctx(c, cmd_exists, exists, 2, &scratch);
-        if (cmd_int_of(&scratch) > 0) {
+        res.status = REQ_NONE;
+        cmd_run_inside(c, cmd_exists, exists, 2, &scratch, &res);
+        if (res.status == REQ_INT && res.num > 0) {
             buf_fini(&scratch);
-            resp_write_int(c->out, 0);
+            cmd_reply_int(c, 0);
             return;
         }
     }
     for (uint32_t i = 1; i < c->argc; i += 2) {
         struct resp_arg set[3] = {{"SET", 3}, c->argv[i], c->argv[i + 1]};
         buf_clear(&scratch);
-        cmd_run_here_ctx(c, cmd_set, set, 3, &scratch);
-        if (cmd_is_error(&scratch)) {
+        res.status = REQ_NONE;
+        cmd_run_inside(c, cmd_set, set, 3, &scratch, &res);
+        if (res.status == REQ_ERR) {
             buf_append(c->out, scratch.data, scratch.len);
+            c->res->status = REQ_ERR;
             buf_fini(&scratch);
             return;
         }
     }
     buf_fini(&scratch);
-    resp_write_int(c->out, 1);
+    cmd_reply_int(c, 1);
 }
 
 /* ---- memcached ---- */
 
-static cmd_handler *const cmd_mc_handlers[MC_CMD_COUNT] = {
-    [MC_GET] = cmd_mc_get,         [MC_GETS] = cmd_mc_gets,     [MC_GAT] = cmd_mc_gat,
-    [MC_GATS] = cmd_mc_gats,       [MC_SET] = cmd_mc_set,       [MC_ADD] = cmd_mc_add,
-    [MC_REPLACE] = cmd_mc_replace, [MC_APPEND] = cmd_mc_append, [MC_PREPEND] = cmd_mc_prepend,
-    [MC_CAS] = cmd_mc_cas,         [MC_DELETE] = cmd_mc_delete, [MC_TOUCH] = cmd_mc_touch,
-    [MC_INCR] = cmd_mc_incr,       [MC_DECR] = cmd_mc_decr,
+static const struct cmd_mc_def cmd_mc_defs[MC_CMD_COUNT] = {
+    [MC_GET] = {cmd_mc_get, CMD_READONLY | CMD_READS_VALUE},
+    [MC_GETS] = {cmd_mc_gets, CMD_READONLY | CMD_READS_VALUE},
+    [MC_GAT] = {cmd_mc_gat, CMD_WRITE | CMD_READS_VALUE},
+    [MC_GATS] = {cmd_mc_gats, CMD_WRITE | CMD_READS_VALUE},
+    [MC_SET] = {cmd_mc_set, CMD_WRITE},
+    [MC_ADD] = {cmd_mc_add, CMD_WRITE},
+    [MC_REPLACE] = {cmd_mc_replace, CMD_WRITE},
+    [MC_APPEND] = {cmd_mc_append, CMD_WRITE | CMD_READS_VALUE},
+    [MC_PREPEND] = {cmd_mc_prepend, CMD_WRITE | CMD_READS_VALUE},
+    [MC_CAS] = {cmd_mc_cas, CMD_WRITE},
+    [MC_DELETE] = {cmd_mc_delete, CMD_WRITE},
+    [MC_TOUCH] = {cmd_mc_touch, CMD_WRITE | CMD_READS_VALUE},
+    [MC_INCR] = {cmd_mc_incr, CMD_WRITE | CMD_READS_VALUE},
+    [MC_DECR] = {cmd_mc_decr, CMD_WRITE | CMD_READS_VALUE},
+    [MC_FLUSH_ALL] = {cmd_mc_flush_all_shard, CMD_WRITE | CMD_BARRIER | CMD_NOKEY},
+    [MC_STATS] = {cmd_mc_conn, CMD_NOKEY},
+    [MC_VERSION] = {cmd_mc_conn, CMD_NOKEY},
+    [MC_VERBOSITY] = {cmd_mc_conn, CMD_NOKEY},
+    [MC_QUIT] = {cmd_mc_conn, CMD_NOKEY},
 };
 
-void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
+const struct cmd_mc_def *cmd_mc_def(int cmd)
 {
+    return cmd >= 0 && cmd < MC_CMD_COUNT ? &cmd_mc_defs[cmd] : NULL;
+}
+
+void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
+{
+    struct shard *sh = c->env->owner;
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     c->last_cmd = mc_cmd_name(req->cmd);
-    struct conn_pending *p;
+    const struct cmd_mc_def *d = &cmd_mc_defs[req->cmd];
+    struct req *r;
     switch (req->cmd) {
     case MC_GET:
     case MC_GETS:
     case MC_GAT:
     case MC_GATS:
-        p = conn_pending_add(c, req->nkeys, CMD_COMBINE_MC_END);
-        if (!p) {
-            buf_append_str(conn_reply_buf(c), "SERVER_ERROR out of memory\r\n");
+        if (!(r = cmd_req_new(sh, c, req->nkeys, CMD_COMBINE_MC_END)))
             return;
-        }
         for (uint32_t i = 0; i < req->nkeys; i++) {
             struct mc_request one = *req;
             one.keys = &req->keys[i];
             one.nkeys = 1;
             uint64_t hash = keyhash(one.keys[0].ptr, one.keys[0].len);
-            cmd_route_sub(sh, c, p, i, node_shard_of(sh->node, hash), cmd_mc_handlers[req->cmd],
-                          NULL, 0, hash, &one, false);
+            cmd_route_sub(sh, c, r, i, node_shard_of(sh->node, hash), d->handler, d->flags, NULL,
+                          0, hash, &one);
         }
-        conn_pending_advance(c);
+        req_arm(&sh->reqs, r);
         return;
-    case MC_FLUSH_ALL: {
-        p = conn_pending_add(c, sh->node->nshards, CMD_COMBINE_MC_OK);
-        if (!p) {
-            buf_append_str(conn_reply_buf(c), "SERVER_ERROR out of memory\r\n");
+    case MC_FLUSH_ALL:
+        if (!(r = cmd_req_new(sh, c, sh->node->nshards, CMD_COMBINE_MC_OK)))
             return;
-        }
-        p->aux = req->noreply;
+        r->aux = req->noreply;
         for (uint32_t s = 0; s < sh->node->nshards; s++)
-            cmd_route_sub(sh, c, p, s, s, cmd_mc_flush_all_shard, NULL, 0, 0, req, true);
-        conn_pending_advance(c);
+            cmd_route_sub(sh, c, r, s, s, d->handler, d->flags, NULL, 0, 0, req);
+        req_arm(&sh->reqs, r);
         return;
-    }
     case MC_STATS:
     case MC_VERSION:
     case MC_VERBOSITY:
-    case MC_QUIT:
-        cmd_run_here(sh, c, cmd_mc_conn, 2, NULL, 0, 0, req, conn_reply_buf(c));
+    case MC_QUIT: {
+        struct req_result res = {.status = REQ_NONE};
+        cmd_run(sh, c, d->handler, 2, NULL, 0, 0, req, conn_reply_buf(c), &res);
         return;
+    }
     default:
-        cmd_route_key(sh, c, cmd_mc_handlers[req->cmd], NULL, 0,
+        cmd_route_key(sh, c, d->handler, d->flags, NULL, 0,
                       keyhash(req->keys[0].ptr, req->keys[0].len), req);
         return;
     }
@@ -656,67 +757,112 @@ void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
 
 void cmd_msg_run(struct shard *sh, struct cmd_msg *m)
 {
-    cmd_run_here(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash,
-                 m->is_mc ? &m->mc : NULL, &m->reply);
-    shard_reply(sh, m);
+    buf_clear(&m->res.body);
+    m->res.status = REQ_NONE;
+    cmd_run(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL,
+            &m->res.body, &m->res);
+}
+
+void cmd_msg_fail(struct cmd_msg *m, const char *why)
+{
+    char err[160];
+    snprintf(err, sizeof err, "ERR %s", why);
+    buf_clear(&m->res.body);
+    m->res.status = REQ_ERR;
+    cmd_write_error(&m->res.body, m->is_mc, err, why);
 }
 
 void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
 {
-    if (cmd_may_run_here(sh, m->handler, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL,
-                         m->keyless)) {
+    if (cmd_may_run_here(sh, m->flags, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL)) {
         cmd_msg_run(sh, m);
         cmd_unpin(sh);
+        cmd_msg_reply(sh, m);
         return;
     }
     tier_wait(sh, m);
 }
 
+/* A reply held on this shard until the records it may depend on are
+ * durable: sent back then, or as a timeout error at its deadline. */
+static bool cmd_msg_hold_done(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct cmd_msg *m = r->owner_ptr;
+    if (how == REQ_END_DROP) {
+        cmd_msg_free(m);
+        return true;
+    }
+    if (how == REQ_END_TIMEOUT) {
+        buf_clear(&m->res.body);
+        m->res.status = REQ_ERR;
+        cmd_write_timeout(&m->res.body, m->is_mc, sh->request_timeout_ms);
+    }
+    shard_send(sh, m->origin, m);
+    return true;
+}
+
+void cmd_msg_reply(struct shard *sh, struct cmd_msg *m)
+{
+    if (m->origin == sh->id) { /* its request is here: it holds for durability itself */
+        cmd_msg_complete(sh, m);
+        return;
+    }
+    uint64_t seq = shard_hold_seq(sh);
+    struct req *r = seq ? req_new(&sh->reqs, 0, 0, cmd_msg_hold_done, shard_deadline(sh)) : NULL;
+    if (!r) {
+        if (seq) /* cannot wait for durability: do not acknowledge it */
+            cmd_msg_fail(m, "out of memory");
+        shard_send(sh, m->origin, m);
+        return;
+    }
+    r->owner_ptr = m;
+    req_hold(r, seq);
+    req_arm(&sh->reqs, r);
+}
+
 void cmd_msg_complete(struct shard *sh, struct cmd_msg *m)
 {
-    struct conn *c = m->conn;
-    struct conn_pending *p = m->pending;
-    p->subs[m->sub] = m->reply; /* the reply's memory moves to the pending item */
-    p->ndone++;
-    c->inflight--;
+    struct req *r = req_find(&sh->reqs, m->req);
+    if (!r || m->sub >= r->nsub) { /* its request has ended (deadline, client gone) */
+        cmd_msg_free(m);
+        return;
+    }
+    struct req_result *sub = &r->subs[m->sub];
+    buf_fini(&sub->body);
+    *sub = m->res; /* the body's memory moves to the request */
+    bool ran_here = m->target == sh->id;
     mi_free(m);
-    conn_pending_advance(c);
+    if (ran_here)
+        req_hold(r, shard_hold_seq(sh));
+    req_sub_done(&sh->reqs, r);
 }
 
 /* ---- combiners ---- */
 
-static bool cmd_is_error(const struct buf *b) { return b->len > 0 && b->data[0] == '-'; }
-
-static bool cmd_is_null(const struct buf *b)
+static const struct req_result *cmd_first_error(const struct req *r)
 {
-    return b->len == 0 || (b->len >= 3 && (b->data[0] == '_' || memcmp(b->data, "$-1", 3) == 0));
-}
-
-/* The integer of a ":n\r\n" reply. */
-static int64_t cmd_int_of(const struct buf *b)
-{
-    return b->len > 1 && b->data[0] == ':' ? strtoll(b->data + 1, NULL, 10) : 0;
-}
-
-/* Where the body after a header line ("*n\r\n", "$n\r\n") starts, and the
- * header's number. */
-static size_t cmd_header_of(const struct buf *b, int64_t *count)
-{
-    const char *nl = b->len ? memchr(b->data, '\n', b->len) : NULL;
-    if (!nl) {
-        *count = 0;
-        return b->len;
-    }
-    *count = strtoll(b->data + 1, NULL, 10);
-    return (size_t)(nl - b->data) + 1;
-}
-
-static const struct buf *cmd_first_error(const struct conn_pending *p)
-{
-    for (uint32_t i = 0; i < p->nsub; i++)
-        if (cmd_is_error(&p->subs[i]))
-            return &p->subs[i];
+    for (uint32_t i = 0; i < r->nsub; i++)
+        if (r->subs[i].status == REQ_ERR)
+            return &r->subs[i];
     return NULL;
+}
+
+static void cmd_append_body(struct buf *out, const struct req_result *res)
+{
+    buf_append(out, res->body.data, res->body.len);
+    out->failed |= res->body.failed;
+}
+
+/* The payload of a sub-result: after its header; a bulk string's also
+ * before its closing CRLF. */
+static void cmd_payload(const struct req_result *res, const char **p, size_t *n)
+{
+    size_t end = res->body.len;
+    if (res->status == REQ_BULK && end >= res->skip + 2)
+        end -= 2;
+    *p = res->body.data ? res->body.data + res->skip : "";
+    *n = end > res->skip ? end - res->skip : 0;
 }
 
 static uint64_t cmd_rng_state = 0x9e3779b97f4a7c15ULL;
@@ -732,194 +878,211 @@ static uint64_t cmd_random(void)
     return cmd_rng;
 }
 
-static void cmd_combine_scan(struct conn *c, struct conn_pending *p, struct buf *out,
-                             uint32_t nshards)
+/* SCAN: the shard's reply carries its next table cursor (num) and the key
+ * array as payload; the cursor is made node-wide. */
+static void cmd_combine_scan(struct shard *sh, const struct req *r, struct buf *out)
 {
-    const struct buf *b = &p->subs[0];
-    /* "*2\r\n$n\r\n<cursor>\r\n*k\r\n..." */
-    const char *s = b->data, *end = b->data + b->len;
-    const char *l1 = memchr(s, '\n', b->len);
-    const char *l2 = l1 ? memchr(l1 + 1, '\n', (size_t)(end - l1 - 1)) : NULL;
-    const char *l3 = l2 ? memchr(l2 + 1, '\n', (size_t)(end - l2 - 1)) : NULL;
-    if (!l3) {
-        buf_append(out, b->data, b->len);
+    const struct req_result *res = &r->subs[0];
+    if (res->status != REQ_ARRAY) {
+        cmd_append_body(out, res);
         return;
     }
-    uint64_t next = strtoull(l2 + 1, NULL, 10);
-    uint64_t shard = (uint64_t)p->aux, cursor;
+    uint64_t next = (uint64_t)res->num;
+    uint64_t shard = (uint64_t)r->aux, cursor;
     if (next != 0) {
         cursor = (shard << 56) | (next >> 8);
     } else {
-        uint64_t following = cmd_scan_next_shard(c->shard->node, (uint32_t)shard + 1);
-        cursor = following < nshards ? following << 56 : 0;
+        uint64_t following = cmd_scan_next_shard(sh->node, (uint32_t)shard + 1);
+        cursor = following < sh->node->nshards ? following << 56 : 0;
     }
     char text[24];
     int n = snprintf(text, sizeof text, "%" PRIu64, cursor);
+    const char *p;
+    size_t len;
+    cmd_payload(res, &p, &len);
     resp_write_array_len(out, 2);
     resp_write_bulk(out, text, (size_t)n);
-    buf_append(out, l3 + 1, (size_t)(end - l3 - 1));
+    buf_append(out, p, len);
 }
 
 /* CLIENT LIST: every shard's lines ("id=N ...\n") as one string, or with
- * ids (the extra sub-reply, p->aux set) the lines of those ids in that
- * order, as Redis gives them. */
-static void cmd_combine_lines(struct conn *c, struct conn_pending *p, struct buf *out)
+ * ids (r->extra) the lines of those ids in that order, as Redis gives them. */
+static void cmd_combine_lines(const struct conn *c, const struct req *r, struct buf *out)
 {
-    uint32_t nparts = p->aux ? p->nsub - 1 : p->nsub;
     struct buf all;
     buf_init(&all);
-    int64_t count;
-    if (!p->aux) {
-        for (uint32_t i = 0; i < nparts; i++) {
-            size_t at = cmd_header_of(&p->subs[i], &count); /* "$n\r\n" header */
-            buf_append(&all, p->subs[i].data + at, p->subs[i].len - at - 2);
+    const char *s, *end;
+    size_t n;
+    if (r->extra.len == 0) {
+        for (uint32_t i = 0; i < r->nsub; i++) {
+            cmd_payload(&r->subs[i], &s, &n);
+            buf_append(&all, s, n);
         }
-    } else {
-        const struct buf *ids = &p->subs[nparts];
-        for (size_t k = 0; k + sizeof(int64_t) <= ids->len; k += sizeof(int64_t)) {
-            int64_t id;
-            memcpy(&id, ids->data + k, sizeof id);
-            char want[32];
-            int wn = snprintf(want, sizeof want, "id=%" PRId64 " ", id);
-            for (uint32_t i = 0; i < nparts; i++) {
-                size_t at = cmd_header_of(&p->subs[i], &count);
-                const char *s = p->subs[i].data + at, *end = p->subs[i].data + p->subs[i].len - 2;
-                while (s < end) {
-                    const char *nl = memchr(s, '\n', (size_t)(end - s));
-                    const char *stop = nl ? nl + 1 : end;
-                    if (stop - s > wn && memcmp(s, want, (size_t)wn) == 0) {
-                        buf_append(&all, s, (size_t)(stop - s));
-                        i = nparts; /* one line per id asked */
-                        break;
-                    }
-                    s = stop;
+    }
+    for (size_t k = 0; k + sizeof(int64_t) <= r->extra.len; k += sizeof(int64_t)) {
+        int64_t id;
+        memcpy(&id, r->extra.data + k, sizeof id);
+        char want[32];
+        int wn = snprintf(want, sizeof want, "id=%" PRId64 " ", id);
+        for (uint32_t i = 0; i < r->nsub; i++) {
+            cmd_payload(&r->subs[i], &s, &n);
+            for (end = s + n; s < end;) {
+                const char *nl = memchr(s, '\n', (size_t)(end - s));
+                const char *stop = nl ? nl + 1 : end;
+                if (stop - s > wn && memcmp(s, want, (size_t)wn) == 0) {
+                    buf_append(&all, s, (size_t)(stop - s));
+                    i = r->nsub; /* one line per id asked */
+                    break;
                 }
+                s = stop;
             }
         }
     }
     resp_write_verbatim(out, c->resp_version, all.data ? all.data : "", all.len);
+    out->failed |= all.failed;
     buf_fini(&all);
 }
 
-/* Second phase of a cross-shard MSETNX: set every key. */
-static void cmd_msetnx_phase2(struct conn *c, struct conn_pending *p)
+/* Second phase of a cross-shard MSETNX: set every key (r re-armed). */
+static void cmd_msetnx_phase2(struct shard *sh, struct conn *c, struct req *r)
 {
-    struct shard *sh = c->shard;
-    uint32_t argc = 0;
-    struct resp_arg argv[3];
-    struct resp_arg name = {"SET", 3};
-    const char *s = p->one.data, *end = p->one.data + p->one.len;
+    struct resp_arg argv[3] = {{"SET", 3}};
+    const char *s = r->extra.data, *end = r->extra.data + r->extra.len;
     /* skip the command name, then walk key/value pairs */
     uint32_t len;
     memcpy(&len, s, sizeof len);
     s += sizeof len + len;
+    req_rearm(r, r->nsub);
     for (uint32_t sub = 0; s < end; sub++) {
-        for (argc = 1; argc < 3; argc++) {
+        for (uint32_t i = 1; i < 3; i++) {
             memcpy(&len, s, sizeof len);
-            argv[argc].ptr = s + sizeof len;
-            argv[argc].len = len;
+            argv[i].ptr = s + sizeof len;
+            argv[i].len = len;
             s += sizeof len + len;
         }
-        argv[0] = name;
-        buf_clear(&p->subs[sub]);
         uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-        cmd_route_sub(sh, c, p, sub, node_shard_of(sh->node, hash), cmd_set, argv, 3, hash, NULL,
-                      false);
+        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), cmd_set, CMD_WRITE, argv, 3,
+                      hash, NULL);
     }
 }
 
-void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out)
+/* Writes the combined reply of a complete request into out. False when it
+ * started another phase instead (MSETNX). */
+static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct buf *out)
 {
-    const struct buf *err = cmd_first_error(p);
-    int64_t count = 0, total = 0;
-    switch (p->combine) {
+    const struct req_result *err = cmd_first_error(r);
+    int64_t total = 0;
+    switch ((enum cmd_combine)r->kind) {
     case CMD_COMBINE_ONE:
-        buf_append(out, p->subs[0].data, p->subs[0].len);
-        return;
+        if (out->len == 0) { /* take the bytes rather than copy them */
+            struct buf t = *out;
+            *out = r->subs[0].body;
+            r->subs[0].body = t;
+        } else {
+            cmd_append_body(out, &r->subs[0]);
+        }
+        return true;
     case CMD_COMBINE_ARRAY:
-        resp_write_array_len(out, p->nsub);
-        for (uint32_t i = 0; i < p->nsub; i++)
-            buf_append(out, p->subs[i].data, p->subs[i].len);
-        return;
+        resp_write_array_len(out, r->nsub);
+        for (uint32_t i = 0; i < r->nsub; i++)
+            cmd_append_body(out, &r->subs[i]);
+        return true;
     case CMD_COMBINE_SUM:
         if (err) {
-            buf_append(out, err->data, err->len);
-            return;
+            cmd_append_body(out, err);
+            return true;
         }
-        for (uint32_t i = 0; i < p->nsub; i++)
-            total += cmd_int_of(&p->subs[i]);
+        for (uint32_t i = 0; i < r->nsub; i++)
+            total += r->subs[i].num;
         resp_write_int(out, total);
-        return;
+        return true;
     case CMD_COMBINE_OK:
         if (err)
-            buf_append(out, err->data, err->len);
+            cmd_append_body(out, err);
         else
             resp_write_ok(out);
-        return;
+        return true;
     case CMD_COMBINE_CONCAT:
         if (err) {
-            buf_append(out, err->data, err->len);
-            return;
+            cmd_append_body(out, err);
+            return true;
         }
-        for (uint32_t i = 0; i < p->nsub; i++) {
-            cmd_header_of(&p->subs[i], &count);
-            total += count;
-        }
+        for (uint32_t i = 0; i < r->nsub; i++)
+            total += r->subs[i].num;
         resp_write_array_len(out, (size_t)total);
-        for (uint32_t i = 0; i < p->nsub; i++) {
-            size_t at = cmd_header_of(&p->subs[i], &count);
-            buf_append(out, p->subs[i].data + at, p->subs[i].len - at);
+        for (uint32_t i = 0; i < r->nsub; i++) {
+            const char *p;
+            size_t n;
+            cmd_payload(&r->subs[i], &p, &n);
+            buf_append(out, p, n);
         }
-        return;
+        return true;
     case CMD_COMBINE_RANDOM: {
         uint32_t live = 0, pick;
-        for (uint32_t i = 0; i < p->nsub; i++)
-            live += !cmd_is_null(&p->subs[i]);
+        for (uint32_t i = 0; i < r->nsub; i++)
+            live += r->subs[i].status == REQ_BULK;
         if (live == 0) {
             resp_write_null(out, c->resp_version);
-            return;
+            return true;
         }
         pick = (uint32_t)(cmd_random() % live);
-        for (uint32_t i = 0; i < p->nsub; i++)
-            if (!cmd_is_null(&p->subs[i]) && pick-- == 0)
-                buf_append(out, p->subs[i].data, p->subs[i].len);
-        return;
+        for (uint32_t i = 0; i < r->nsub; i++)
+            if (r->subs[i].status == REQ_BULK && pick-- == 0)
+                cmd_append_body(out, &r->subs[i]);
+        return true;
     }
     case CMD_COMBINE_SCAN:
-        cmd_combine_scan(c, p, out, c->shard->node->nshards);
-        return;
+        cmd_combine_scan(sh, r, out);
+        return true;
     case CMD_COMBINE_MSETNX:
         if (err) {
-            buf_append(out, err->data, err->len);
-            return;
+            cmd_append_body(out, err);
+            return true;
         }
-        for (uint32_t i = 0; i < p->nsub; i++)
-            total += cmd_int_of(&p->subs[i]);
+        for (uint32_t i = 0; i < r->nsub; i++)
+            total += r->subs[i].num;
         if (total > 0) {
             resp_write_int(out, 0);
-            return;
+            return true;
         }
-        p->combine = CMD_COMBINE_MSETNX_DONE;
-        p->ndone = 0;
-        cmd_msetnx_phase2(c, p);
-        return;
+        r->kind = CMD_COMBINE_MSETNX_DONE;
+        cmd_msetnx_phase2(sh, c, r);
+        return false;
     case CMD_COMBINE_MSETNX_DONE:
         if (err)
-            buf_append(out, err->data, err->len);
+            cmd_append_body(out, err);
         else
             resp_write_int(out, 1);
-        return;
+        return true;
     case CMD_COMBINE_BULK:
-        cmd_combine_lines(c, p, out);
-        return;
+        cmd_combine_lines(c, r, out);
+        return true;
     case CMD_COMBINE_MC_END:
-        for (uint32_t i = 0; i < p->nsub; i++)
-            buf_append(out, p->subs[i].data, p->subs[i].len);
+        for (uint32_t i = 0; i < r->nsub; i++)
+            cmd_append_body(out, &r->subs[i]);
         buf_append_str(out, "END\r\n");
-        return;
+        return true;
     case CMD_COMBINE_MC_OK:
-        if (!p->aux)
+        if (!r->aux)
             buf_append_str(out, "OK\r\n");
-        return;
+        return true;
     }
+    return true;
+}
+
+/* The done callback of a connection's request: combine its sub-results (or
+ * say it timed out) into its reply slot, which then goes out in order. */
+static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct conn *c = how == REQ_END_DROP ? NULL : shard_conn_of(sh, r->owner);
+    if (!c) /* cancelled: the connection and its slot are going */
+        return true;
+    struct conn_slot *slot = r->owner_ptr;
+    if (how == REQ_END_TIMEOUT)
+        cmd_write_timeout(&slot->body, c->kind == CONN_MC, sh->request_timeout_ms);
+    else if (!cmd_combine(sh, c, r, &slot->body))
+        return false;
+    conn_slot_ready(c, slot);
+    return true;
 }

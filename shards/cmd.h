@@ -10,6 +10,11 @@
  * the owning shard; a combiner joins the sub-replies in request order.
  * So a handler sees: for single-key commands the whole request; for
  * split commands one key (MGET -> "GET k", MSET -> "SET k v", DEL -> "DEL k").
+ * A request that is not answered at once is a struct req (req.h) owning a
+ * reply slot of its connection; handlers report what they answered through
+ * the cmd_reply_* helpers below (status, number, where the payload starts),
+ * so combiners read fields, never protocol text, and every reply's status
+ * is known where the handler returns (cmd_run()).
  *
  * Threads: handlers run on the owning shard thread only. */
 #ifndef RINGKV_SHARDS_CMD_H
@@ -21,6 +26,7 @@
 
 #include "buf.h"
 #include "mc.h"
+#include "req.h"
 #include "resp.h"
 
 struct store;
@@ -40,12 +46,52 @@ struct cmd_ctx {
     uint64_t hash;            /* keyhash of argv[1] when the command has a key */
     const struct mc_request *mc; /* memcached requests: the decoded request,
                                     keys[0] the one key this handler serves */
+    struct req_result *res;   /* what the reply is (status, number, payload); its
+                                 body is not used: the bytes go to `out` */
 };
+
+/* Reply helpers: write the RESP reply into c->out and say what it is. */
+static inline void cmd_reply_error(struct cmd_ctx *c, const char *err)
+{
+    c->res->status = REQ_ERR;
+    resp_write_error(c->out, err);
+}
+static inline void cmd_reply_int(struct cmd_ctx *c, int64_t n)
+{
+    c->res->status = REQ_INT;
+    c->res->num = n;
+    resp_write_int(c->out, n);
+}
+static inline void cmd_reply_ok(struct cmd_ctx *c)
+{
+    c->res->status = REQ_OK;
+    resp_write_ok(c->out);
+}
+static inline void cmd_reply_null(struct cmd_ctx *c)
+{
+    c->res->status = REQ_NULL;
+    resp_write_null(c->out, c->proto);
+}
+static inline void cmd_reply_bulk(struct cmd_ctx *c, const void *p, size_t n)
+{
+    size_t at = c->out->len;
+    resp_write_bulk(c->out, p, n);
+    c->res->status = REQ_BULK;
+    c->res->skip = (uint32_t)(c->out->len - at - n - 2);
+}
+/* The header of an array of n elements; the elements follow. */
+static inline void cmd_reply_array_len(struct cmd_ctx *c, size_t n)
+{
+    size_t at = c->out->len;
+    resp_write_array_len(c->out, n);
+    c->res->status = REQ_ARRAY;
+    c->res->num = (int64_t)n;
+    c->res->skip = (uint32_t)(c->out->len - at);
+}
 
 typedef void cmd_handler(struct cmd_ctx *c);
 
 struct shard;
-struct conn_pending;
 
 /* How the sub-replies of a split command become one reply. */
 enum cmd_combine {
@@ -65,19 +111,24 @@ enum cmd_combine {
     CMD_COMBINE_MC_OK,     /* memcached flush_all: OK (unless noreply) */
 };
 
-/* A request crossing from the shard of a connection (the origin) to the
- * shard that owns a key (the target), and back with the reply.
+/* A sub-request crossing from the shard of a connection (the origin) to
+ * the shard that owns a key (the target), and back with its result; also
+ * the unit of work a target parks (tier.h) when it has to wait.
  * Ownership: allocated and freed by the origin. The target reads the request
- * fields and writes `reply` (memory from the target's heap, released by the
+ * fields and writes `res` (memory from the target's heap, released by the
  * origin with mi_free: mimalloc frees across threads by design), then sends
- * the message back. The target never touches `conn` or `pending`. */
+ * the message back. It names the origin's request by id only: when that
+ * request has ended meanwhile (deadline, client gone), the origin drops the
+ * message. */
 struct cmd_msg {
+    struct cmd_msg *next;  /* the sender's backlog (shard.h) */
     cmd_handler *handler;
-    struct conn *conn;
-    struct conn_pending *pending;
-    uint32_t sub;          /* which sub-reply of pending this is */
+    uint64_t req;          /* the origin's request (req.h id) */
+    uint32_t sub;          /* which of its sub-results this is */
     uint32_t origin;       /* origin shard id */
     uint32_t target;
+    uint32_t flags;        /* the handler's CMD_READS_VALUE / CMD_BARRIER, as
+                              they apply to this request */
     int proto;
     uint64_t hash;
     uint32_t argc;
@@ -86,18 +137,24 @@ struct cmd_msg {
     bool keyless;          /* a shard-wide request (FLUSHALL, DBSIZE, SCAN...) */
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */
     struct mc_key mc_key;
-    struct buf reply;      /* written by the target */
-    uint64_t durable_wait; /* appendfsync always: the target's record sequence
-                              that must be durable before the reply leaves */
+    struct req_result res; /* written by the target */
     char payload[];
 };
 
-/* Command flags (COMMAND shows them; dispatch uses NOAUTH). */
+/* Command flags: columns of the command tables. COMMAND shows the first
+ * five; dispatch uses NOAUTH; the rest say how a request meets values that
+ * are on disk only (tier.h). */
 #define CMD_WRITE (1u << 0)
 #define CMD_READONLY (1u << 1)
 #define CMD_DENYOOM (1u << 2)
 #define CMD_FAST (1u << 3)
 #define CMD_NOAUTH (1u << 4)
+#define CMD_READS_VALUE (1u << 5) /* needs the value of an existing key (a cold
+                                     one is read back first) */
+#define CMD_BARRIER (1u << 6)     /* shard-wide: waits for every read in flight,
+                                     and nothing overtakes it */
+#define CMD_NOKEY (1u << 7)       /* takes no key */
+#define CMD_GET_OPTION (1u << 8)  /* CMD_READS_VALUE only with a GET option (SET) */
 
 enum cmd_route {
     CMD_ROUTE_CONN,   /* runs on the connection's shard, with the connection */
@@ -122,13 +179,22 @@ struct cmd_def {
     const char *summary;
 };
 
+/* A memcached command's columns (cmd_mc_def()). */
+struct cmd_mc_def {
+    cmd_handler *handler; /* per key, or per shard for CMD_BARRIER ones */
+    uint32_t flags;
+};
+/* The row of memcached command `cmd` (enum mc_cmd). */
+const struct cmd_mc_def *cmd_mc_def(int cmd);
+
 /* The whole table (COMMAND). */
 const struct cmd_def *cmd_table(size_t *count);
 /* The row for a command name in any case, or NULL. */
 const struct cmd_def *cmd_lookup(const char *name, size_t len);
 
-/* From a connection command: runs h on every shard with ctx's arguments and
- * queues the combined reply after whatever the connection is waiting for. */
+/* From a connection command: runs h on every shard with ctx's arguments
+ * (h is shard-wide: CMD_BARRIER) and queues the combined reply after
+ * whatever the connection is waiting for. */
 void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine);
 /* The same, keeping n bytes of `extra` for the combiner (CMD_COMBINE_BULK:
  * an array of int64_t client ids). */
@@ -138,20 +204,28 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
 /* Builds the command table. Main thread, once, before shards start. */
 void cmd_init(void);
 
-/* Runs one parsed RESP request from connection c on shard sh. */
-void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc);
-/* Runs one parsed memcached request. */
-void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req);
+/* Runs one parsed RESP request from connection c (its env's on_resp). */
+void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc);
+/* Runs one parsed memcached request (its env's on_mc). */
+void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
 
 /* Target side: run a message's handler here and send it back (or, when it
  * needs a value that is on disk only, once that is read: tier.h). */
 void cmd_msg_execute(struct shard *sh, struct cmd_msg *m);
-/* Target side: run it now and send it back. */
+/* Target side: run it now (its key pinned by the caller), without replying. */
 void cmd_msg_run(struct shard *sh, struct cmd_msg *m);
-/* Origin side: a message came back with its reply. */
+/* Target side: m's result is in: send it back to its origin; with
+ * appendfsync always, once the records it may depend on are durable (the
+ * message parks as a request of this shard until then). */
+void cmd_msg_reply(struct shard *sh, struct cmd_msg *m);
+/* Target side: m's result is an error `why` (e.g. a read that failed), in
+ * its protocol's form. */
+void cmd_msg_fail(struct cmd_msg *m, const char *why);
+/* Origin side: a message came back with its result (or, from this shard,
+ * is done): it completes its request's sub-result, or is dropped when the
+ * request has ended. Frees m. */
 void cmd_msg_complete(struct shard *sh, struct cmd_msg *m);
-
-/* Writes the combined reply of a complete pending item into out. */
-void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out);
+/* Frees a message that will never be answered (stopping). */
+void cmd_msg_free(struct cmd_msg *m);
 
 #endif

@@ -40,12 +40,12 @@ static struct table_entry *lookup_read(struct cmd_ctx *c)
 
 void cmd_del(struct cmd_ctx *c)
 {
-    resp_write_int(c->out, store_delete(c->store, c->argv[1].ptr, c->argv[1].len, c->hash));
+    cmd_reply_int(c, store_delete(c->store, c->argv[1].ptr, c->argv[1].len, c->hash));
 }
 
 void cmd_exists(struct cmd_ctx *c)
 {
-    resp_write_int(c->out, lookup_read(c) != NULL);
+    cmd_reply_int(c, lookup_read(c) != NULL);
 }
 
 void cmd_type(struct cmd_ctx *c)
@@ -64,12 +64,12 @@ static void reply_unsupported(struct cmd_ctx *c, const struct resp_arg *opt)
     buf_append(&msg, opt->ptr, opt->len);
     buf_append(&msg, "", 1);
     if (msg.failed) {
-        resp_write_error(c->out, CMD_ERR_OOM);
+        cmd_reply_error(c, CMD_ERR_OOM);
     } else {
         for (size_t i = at; i + 1 < msg.len; i++)
             if (msg.data[i] == '\r' || msg.data[i] == '\n')
                 msg.data[i] = ' ';
-        resp_write_error(c->out, msg.data);
+        cmd_reply_error(c, msg.data);
     }
     buf_fini(&msg);
 }
@@ -96,12 +96,12 @@ static bool parse_expire_flags(struct cmd_ctx *c, unsigned *flags)
         *flags |= opts[k].flag;
     }
     if ((*flags & EXP_NX) && (*flags & (EXP_XX | EXP_GT | EXP_LT))) {
-        resp_write_error(c->out,
-                         "ERR NX and XX, GT or LT options at the same time are not compatible");
+        cmd_reply_error(c,
+                        "ERR NX and XX, GT or LT options at the same time are not compatible");
         return false;
     }
     if ((*flags & EXP_GT) && (*flags & EXP_LT)) {
-        resp_write_error(c->out, "ERR GT and LT options at the same time are not compatible");
+        cmd_reply_error(c, "ERR GT and LT options at the same time are not compatible");
         return false;
     }
     return true;
@@ -130,32 +130,32 @@ static void expire_generic(struct cmd_ctx *c, int64_t unit_ms, int64_t base_ms, 
     if (!parse_expire_flags(c, &flags))
         return;
     if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &when)) {
-        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        cmd_reply_error(c, CMD_ERR_NOT_INT);
         return;
     }
     if (when > INT64_MAX / unit_ms || when < INT64_MIN / unit_ms ||
         when * unit_ms > INT64_MAX - base_ms) {
         char msg[64];
         snprintf(msg, sizeof msg, "ERR invalid expire time in '%s' command", cmd);
-        resp_write_error(c->out, msg);
+        cmd_reply_error(c, msg);
         return;
     }
     when = when * unit_ms + base_ms;
     struct table_entry *e = lookup(c);
     if (!e || !expire_allowed(flags, e->expire_ms, when)) {
-        resp_write_int(c->out, 0);
+        cmd_reply_int(c, 0);
         return;
     }
     if (when <= c->store->now_ms) {
         store_delete(c->store, c->argv[1].ptr, c->argv[1].len, c->hash);
-        resp_write_int(c->out, 1);
+        cmd_reply_int(c, 1);
         return;
     }
     int rc = store_set_expire(c->store, e, c->hash, when, NULL);
     if (rc != 0)
         cmd_reply_store_error(c, rc);
     else
-        resp_write_int(c->out, 1);
+        cmd_reply_int(c, 1);
 }
 
 void cmd_expire(struct cmd_ctx *c)
@@ -193,42 +193,42 @@ static int64_t ttl_ms(struct cmd_ctx *c)
 void cmd_ttl(struct cmd_ctx *c)
 {
     int64_t ttl = ttl_ms(c);
-    resp_write_int(c->out, ttl < 0 ? ttl : (ttl + 500) / 1000);
+    cmd_reply_int(c, ttl < 0 ? ttl : (ttl + 500) / 1000);
 }
 
 void cmd_pttl(struct cmd_ctx *c)
 {
-    resp_write_int(c->out, ttl_ms(c));
+    cmd_reply_int(c, ttl_ms(c));
 }
 
 void cmd_persist(struct cmd_ctx *c)
 {
     struct table_entry *e = lookup(c);
     if (!e || e->expire_ms == 0) {
-        resp_write_int(c->out, 0);
+        cmd_reply_int(c, 0);
         return;
     }
     int rc = store_set_expire(c->store, e, c->hash, 0, NULL);
     if (rc != 0)
         cmd_reply_store_error(c, rc);
     else
-        resp_write_int(c->out, 1);
+        cmd_reply_int(c, 1);
 }
 
 void cmd_dbsize_shard(struct cmd_ctx *c)
 {
-    resp_write_int(c->out, (int64_t)store_count(c->store));
+    cmd_reply_int(c, (int64_t)store_count(c->store));
 }
 
 void cmd_flushall_shard(struct cmd_ctx *c)
 {
     if (c->argc > 2 ||
         (c->argc == 2 && !cmd_arg_is(&c->argv[1], "async") && !cmd_arg_is(&c->argv[1], "sync"))) {
-        resp_write_error(c->out, CMD_ERR_SYNTAX);
+        cmd_reply_error(c, CMD_ERR_SYNTAX);
         return;
     }
     store_flush(c->store);
-    resp_write_ok(c->out);
+    cmd_reply_ok(c);
 }
 
 /* Keys gathered by a table walk into `keys` (bulk strings), counted in n. */
@@ -260,10 +260,10 @@ static const struct resp_arg *pattern_or_null(const struct resp_arg *p)
 static void reply_keys(struct cmd_ctx *c, struct key_walk *w)
 {
     if (w->keys.failed) {
-        resp_write_error(c->out, CMD_ERR_OOM);
+        cmd_reply_error(c, CMD_ERR_OOM);
         return;
     }
-    resp_write_array_len(c->out, w->n);
+    cmd_reply_array_len(c, w->n);
     buf_append(c->out, w->keys.data, w->keys.len);
 }
 
@@ -283,9 +283,9 @@ void cmd_randomkey_shard(struct cmd_ctx *c)
 {
     struct table_entry *e = store_random(c->store);
     if (e)
-        resp_write_bulk(c->out, table_entry_key(e), e->key_len);
+        cmd_reply_bulk(c, table_entry_key(e), e->key_len);
     else
-        resp_write_null(c->out, c->proto);
+        cmd_reply_null(c);
 }
 
 /* An unsigned decimal cursor: digits only, within 64 bits. */
@@ -323,11 +323,11 @@ static bool parse_scan_options(struct cmd_ctx *c, struct scan_opts *o)
         const struct resp_arg *val = i + 1 < c->argc ? &c->argv[i + 1] : NULL;
         if (val && cmd_arg_is(opt, "count")) {
             if (!num_parse_i64(val->ptr, val->len, &o->count)) {
-                resp_write_error(c->out, CMD_ERR_NOT_INT);
+                cmd_reply_error(c, CMD_ERR_NOT_INT);
                 return false;
             }
             if (o->count < 1) {
-                resp_write_error(c->out, CMD_ERR_SYNTAX);
+                cmd_reply_error(c, CMD_ERR_SYNTAX);
                 return false;
             }
         } else if (val && cmd_arg_is(opt, "match")) {
@@ -335,7 +335,7 @@ static bool parse_scan_options(struct cmd_ctx *c, struct scan_opts *o)
         } else if (val && cmd_arg_is(opt, "type")) {
             o->is_type_string = cmd_arg_is(val, "string");
         } else {
-            resp_write_error(c->out, CMD_ERR_SYNTAX);
+            cmd_reply_error(c, CMD_ERR_SYNTAX);
             return false;
         }
     }
@@ -349,7 +349,7 @@ void cmd_scan_shard(struct cmd_ctx *c)
     uint64_t cursor;
     struct scan_opts o;
     if (!parse_cursor(&c->argv[1], &cursor)) {
-        resp_write_error(c->out, "ERR invalid cursor");
+        cmd_reply_error(c, "ERR invalid cursor");
         return;
     }
     if (!parse_scan_options(c, &o))
@@ -359,13 +359,18 @@ void cmd_scan_shard(struct cmd_ctx *c)
     cursor = table_scan(c->store->table, cursor, (size_t)o.count,
                         o.is_type_string ? key_walk_fn : scan_skip_fn, &w);
     if (w.keys.failed) {
-        resp_write_error(c->out, CMD_ERR_OOM);
+        cmd_reply_error(c, CMD_ERR_OOM);
     } else {
         char text[24];
         int n = snprintf(text, sizeof text, "%llu", (unsigned long long)cursor);
+        size_t at = c->out->len;
         resp_write_array_len(c->out, 2);
         resp_write_bulk(c->out, text, (size_t)n);
+        uint32_t head = (uint32_t)(c->out->len - at);
         reply_keys(c, &w);
+        /* For the dispatcher: the next cursor, and where the key array starts. */
+        c->res->num = (int64_t)cursor;
+        c->res->skip = head;
     }
     buf_fini(&w.keys);
 }

@@ -48,20 +48,20 @@ static int64_t server_now_ms(void)
 void cmd_ping(struct cmd_ctx *c)
 {
     if (c->argc > 2) {
-        resp_write_error(c->out, "ERR wrong number of arguments for 'ping' command");
+        cmd_reply_error(c, "ERR wrong number of arguments for 'ping' command");
         return;
     }
     if (c->argc == 2)
-        resp_write_bulk(c->out, c->argv[1].ptr, c->argv[1].len);
+        cmd_reply_bulk(c, c->argv[1].ptr, c->argv[1].len);
     else
         resp_write_simple(c->out, "PONG");
 }
 
-void cmd_echo(struct cmd_ctx *c) { resp_write_bulk(c->out, c->argv[1].ptr, c->argv[1].len); }
+void cmd_echo(struct cmd_ctx *c) { cmd_reply_bulk(c, c->argv[1].ptr, c->argv[1].len); }
 
 void cmd_quit(struct cmd_ctx *c)
 {
-    resp_write_ok(c->out);
+    cmd_reply_ok(c);
     c->conn->close_after_flush = true;
 }
 
@@ -70,21 +70,21 @@ void cmd_select(struct cmd_ctx *c)
     char *end;
     char text[24];
     if (c->argv[1].len == 0 || c->argv[1].len >= sizeof text) {
-        resp_write_error(c->out, "ERR value is not an integer or out of range");
+        cmd_reply_error(c, "ERR value is not an integer or out of range");
         return;
     }
     memcpy(text, c->argv[1].ptr, c->argv[1].len);
     text[c->argv[1].len] = '\0';
     long long db = strtoll(text, &end, 10);
     if (*end) {
-        resp_write_error(c->out, "ERR value is not an integer or out of range");
+        cmd_reply_error(c, "ERR value is not an integer or out of range");
         return;
     }
     if (db != 0) {
-        resp_write_error(c->out, "ERR DB index is out of range");
+        cmd_reply_error(c, "ERR DB index is out of range");
         return;
     }
-    resp_write_ok(c->out);
+    cmd_reply_ok(c);
 }
 
 /* Checks a password against requirepass; writes the error reply if wrong. */
@@ -93,7 +93,7 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
 {
     const char *want = c->node->cfg->requirepass;
     if (!want[0] && !user) {
-        resp_write_error(c->out, "ERR AUTH <password> called without any password configured "
+        cmd_reply_error(c, "ERR AUTH <password> called without any password configured "
                                  "for the default user. Are you sure your configuration is "
                                  "correct?");
         return false;
@@ -102,7 +102,7 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
     bool pass_ok = want[0] ? pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0
                            : true;
     if (!user_ok || !pass_ok) {
-        resp_write_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
+        cmd_reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
         return false;
     }
     c->conn->authenticated = true;
@@ -112,12 +112,12 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
 void cmd_auth(struct cmd_ctx *c)
 {
     if (c->argc > 3) {
-        resp_write_error(c->out, "ERR syntax error");
+        cmd_reply_error(c, "ERR syntax error");
         return;
     }
     const struct resp_arg *user = c->argc == 3 ? &c->argv[1] : NULL;
     if (server_check_password(c, user, &c->argv[c->argc - 1]))
-        resp_write_ok(c->out);
+        cmd_reply_ok(c);
 }
 
 static bool server_name_valid(const struct resp_arg *a)
@@ -152,11 +152,11 @@ void cmd_hello(struct cmd_ctx *c)
         memcpy(text, c->argv[1].ptr, c->argv[1].len < 15 ? c->argv[1].len : 15);
         long v = strtol(text, &end, 10);
         if (*end || c->argv[1].len == 0) {
-            resp_write_error(c->out, "ERR Protocol version is not an integer or out of range");
+            cmd_reply_error(c, "ERR Protocol version is not an integer or out of range");
             return;
         }
         if (v != 2 && v != 3) {
-            resp_write_error(c->out, "NOPROTO unsupported protocol version");
+            cmd_reply_error(c, "NOPROTO unsupported protocol version");
             return;
         }
         proto = (int)v;
@@ -171,7 +171,7 @@ void cmd_hello(struct cmd_ctx *c)
         } else if (arg_is(&c->argv[i], "SETNAME") && i + 1 < c->argc) {
             name = &c->argv[++i];
             if (!server_name_valid(name)) {
-                resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
+                cmd_reply_error(c, "ERR Client names cannot contain spaces, newlines or "
                                          "special characters.");
                 return;
             }
@@ -179,12 +179,12 @@ void cmd_hello(struct cmd_ctx *c)
             char msg[160];
             snprintf(msg, sizeof msg, "ERR Syntax error in HELLO option '%.*s'",
                      c->argv[i].len > 64 ? 64 : (int)c->argv[i].len, c->argv[i].ptr);
-            resp_write_error(c->out, msg);
+            cmd_reply_error(c, msg);
             return;
         }
     }
     if (!conn->authenticated) {
-        resp_write_error(c->out, "NOAUTH HELLO must be called with the client already "
+        cmd_reply_error(c, "NOAUTH HELLO must be called with the client already "
                                  "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
                                  "option can be used to authenticate the client and select the "
                                  "RESP protocol version at the same time");
@@ -217,7 +217,7 @@ static void server_unknown_subcommand(struct cmd_ctx *c, const char *container)
     char msg[200];
     snprintf(msg, sizeof msg, "ERR unknown subcommand '%.*s'. Try %s HELP.",
              c->argv[1].len > 128 ? 128 : (int)c->argv[1].len, c->argv[1].ptr, container);
-    resp_write_error(c->out, msg);
+    cmd_reply_error(c, msg);
 }
 
 /* One subcommand of a container command (CLIENT, COMMAND): its name, Redis's
@@ -248,7 +248,7 @@ static void server_run_subcommand(struct cmd_ctx *c, const char *container,
                 *ch = (char)tolower((unsigned char)*ch);
             snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s|%s' command", lower,
                      subs[i].name);
-            resp_write_error(c->out, msg);
+            cmd_reply_error(c, msg);
             return;
         }
         subs[i].run(c);
@@ -355,7 +355,7 @@ static void server_client_list_shard(struct cmd_ctx *c)
         if (wanted)
             server_client_line(&lines, k, now);
     }
-    resp_write_bulk(c->out, lines.data ? lines.data : "", lines.len);
+    cmd_reply_bulk(c, lines.data ? lines.data : "", lines.len);
     buf_fini(&lines);
 }
 
@@ -374,7 +374,7 @@ static void server_client_list(struct cmd_ctx *c)
             char msg[200];
             snprintf(msg, sizeof msg, "ERR Unknown client type '%.*s'",
                      t->len > 128 ? 128 : (int)t->len, t->ptr);
-            resp_write_error(c->out, msg);
+            cmd_reply_error(c, msg);
             return;
         }
     } else if (c->argc > 3 && arg_is(&c->argv[2], "ID")) {
@@ -382,12 +382,12 @@ static void server_client_list(struct cmd_ctx *c)
         for (uint32_t i = 3; i < c->argc; i++) {
             int64_t id;
             if (!num_parse_i64(c->argv[i].ptr, c->argv[i].len, &id)) {
-                resp_write_error(c->out, "ERR Invalid client ID");
+                cmd_reply_error(c, "ERR Invalid client ID");
                 return;
             }
         }
     } else if (c->argc != 2) {
-        resp_write_error(c->out, "ERR syntax error");
+        cmd_reply_error(c, "ERR syntax error");
         return;
     }
     (void)none; /* each shard applies TYPE itself */
@@ -397,7 +397,7 @@ static void server_client_list(struct cmd_ctx *c)
     }
     int64_t *ids = mi_malloc(nids * sizeof *ids);
     if (!ids) {
-        resp_write_error(c->out, "OOM out of memory");
+        cmd_reply_error(c, "OOM out of memory");
         return;
     }
     for (uint32_t i = 0; i < nids; i++)
@@ -408,7 +408,7 @@ static void server_client_list(struct cmd_ctx *c)
 
 static void server_client_id(struct cmd_ctx *c)
 {
-    resp_write_int(c->out, (int64_t)c->conn->id);
+    cmd_reply_int(c, (int64_t)c->conn->id);
 }
 
 static void server_client_getname(struct cmd_ctx *c)
@@ -416,23 +416,23 @@ static void server_client_getname(struct cmd_ctx *c)
     if (c->conn->name)
         resp_write_bulk_str(c->out, c->conn->name);
     else
-        resp_write_null(c->out, c->proto);
+        cmd_reply_null(c);
 }
 
 static void server_client_setname(struct cmd_ctx *c)
 {
     if (!server_name_valid(&c->argv[2])) {
-        resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
+        cmd_reply_error(c, "ERR Client names cannot contain spaces, newlines or "
                                  "special characters.");
         return;
     }
     server_set_name(c->conn, &c->argv[2]);
-    resp_write_ok(c->out);
+    cmd_reply_ok(c);
 }
 
 static void server_client_setinfo(struct cmd_ctx *c)
 {
-    resp_write_ok(c->out);
+    cmd_reply_ok(c);
 }
 
 static void server_client_info(struct cmd_ctx *c)
@@ -441,7 +441,7 @@ static void server_client_info(struct cmd_ctx *c)
     buf_init(&line);
     server_client_line(&line, c->conn, server_now_ms());
     if (line.failed)
-        resp_write_error(c->out, "OOM out of memory");
+        cmd_reply_error(c, "OOM out of memory");
     else
         resp_write_verbatim(c->out, c->proto, line.data ? line.data : "", line.len);
     buf_fini(&line);
@@ -537,14 +537,14 @@ static void server_command_count(struct cmd_ctx *c)
 {
     size_t n;
     cmd_table(&n);
-    resp_write_int(c->out, (int64_t)n);
+    cmd_reply_int(c, (int64_t)n);
 }
 
 /* COMMAND LIST: FILTERBY is not supported, so any option is a syntax error. */
 static void server_command_list(struct cmd_ctx *c)
 {
     if (c->argc > 2) {
-        resp_write_error(c->out, "ERR syntax error");
+        cmd_reply_error(c, "ERR syntax error");
         return;
     }
     size_t n;
@@ -567,7 +567,7 @@ static void server_command_infos(struct cmd_ctx *c)
         if (d)
             server_command_info(c->out, c->proto, d);
         else
-            resp_write_null(c->out, c->proto);
+            cmd_reply_null(c);
     }
 }
 
@@ -603,15 +603,15 @@ static void server_command_getkeys(struct cmd_ctx *c)
     const struct cmd_def *d = cmd_lookup(c->argv[2].ptr, c->argv[2].len);
     int argc = (int)c->argc - 2;
     if (!d) {
-        resp_write_error(c->out, "ERR Invalid command specified");
+        cmd_reply_error(c, "ERR Invalid command specified");
         return;
     }
     if (d->first_key == 0) {
-        resp_write_error(c->out, "ERR The command has no key arguments");
+        cmd_reply_error(c, "ERR The command has no key arguments");
         return;
     }
     if ((d->arity > 0 && d->arity != argc) || argc < -d->arity) {
-        resp_write_error(c->out, "ERR Invalid number of arguments specified for command");
+        cmd_reply_error(c, "ERR Invalid number of arguments specified for command");
         return;
     }
     int last = d->last_key < 0 ? argc + d->last_key : d->last_key;
@@ -622,7 +622,7 @@ static void server_command_getkeys(struct cmd_ctx *c)
     resp_write_array_len(c->out, nkeys);
     for (int i = d->first_key; i <= last; i += step)
         if (i < argc)
-            resp_write_bulk(c->out, c->argv[2 + i].ptr, c->argv[2 + i].len);
+            cmd_reply_bulk(c, c->argv[2 + i].ptr, c->argv[2 + i].len);
 }
 
 static void server_command_help(struct cmd_ctx *c);
@@ -699,16 +699,16 @@ void cmd_config(struct cmd_ctx *c)
         buf_append(c->out, r.pairs.data, r.pairs.len);
         buf_fini(&r.pairs);
     } else if (arg_is(sub, "SET")) {
-        resp_write_error(c->out, "ERR CONFIG SET is not supported: settings are fixed at "
+        cmd_reply_error(c, "ERR CONFIG SET is not supported: settings are fixed at "
                                  "start-up (restart with --name value)");
     } else if (arg_is(sub, "RESETSTAT") && c->argc == 2) {
-        resp_write_ok(c->out);
+        cmd_reply_ok(c);
     } else {
         char msg[200];
         snprintf(msg, sizeof msg, "ERR unknown subcommand or wrong number of arguments for "
                                   "'%.*s'. Try CONFIG HELP.",
                  sub->len > 64 ? 64 : (int)sub->len, sub->ptr);
-        resp_write_error(c->out, msg);
+        cmd_reply_error(c, msg);
     }
 }
 

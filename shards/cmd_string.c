@@ -46,13 +46,13 @@ void cmd_reply_store_error(struct cmd_ctx *c, int rc)
 {
     switch (rc) {
     case -E2BIG:
-        resp_write_error(c->out, ERR_TOO_BIG);
+        cmd_reply_error(c, ERR_TOO_BIG);
         return;
     case -ENAMETOOLONG:
-        resp_write_error(c->out, ERR_KEY_TOO_LONG);
+        cmd_reply_error(c, ERR_KEY_TOO_LONG);
         return;
     default:
-        resp_write_error(c->out, CMD_ERR_OOM);
+        cmd_reply_error(c, CMD_ERR_OOM);
         return;
     }
 }
@@ -61,7 +61,7 @@ bool cmd_reserve(struct cmd_ctx *c, size_t need)
 {
     if (store_ensure_memory(c->store, need) == 0)
         return true;
-    resp_write_error(c->out, CMD_ERR_OOM);
+    cmd_reply_error(c, CMD_ERR_OOM);
     return false;
 }
 
@@ -107,9 +107,9 @@ static bool put(struct cmd_ctx *c, const void *val, size_t vlen, int64_t expire_
 static void reply_value(struct cmd_ctx *c, const struct table_entry *e)
 {
     if (e)
-        resp_write_bulk(c->out, table_entry_val((struct table_entry *)e), e->val_len);
+        cmd_reply_bulk(c, table_entry_val((struct table_entry *)e), e->val_len);
     else
-        resp_write_null(c->out, c->proto);
+        cmd_reply_null(c);
 }
 
 /* "ERR invalid expire time in '<cmd>' command". */
@@ -117,7 +117,7 @@ static void reply_bad_expire(struct cmd_ctx *c, const char *cmd)
 {
     char msg[64];
     snprintf(msg, sizeof msg, "ERR invalid expire time in '%s' command", cmd);
-    resp_write_error(c->out, msg);
+    cmd_reply_error(c, msg);
 }
 
 /* An expire argument of SET, SETEX, PSETEX or GETEX: a positive count of
@@ -128,7 +128,7 @@ static bool set_expire_arg(struct cmd_ctx *c, const struct resp_arg *a, int64_t 
 {
     int64_t v;
     if (!num_parse_i64(a->ptr, a->len, &v)) {
-        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        cmd_reply_error(c, CMD_ERR_NOT_INT);
         return false;
     }
     if (v <= 0 || v > INT64_MAX / unit_ms || v * unit_ms > INT64_MAX - base_ms) {
@@ -198,7 +198,7 @@ static bool parse_set_options(struct cmd_ctx *c, uint32_t first, unsigned allowe
         bool takes_arg = opt && (opt->flag & OPT_EXPIRY);
         if (!opt || !(opt->flag & allowed) || (o->flags & opt->excludes) ||
             (takes_arg && j + 1 >= c->argc)) {
-            resp_write_error(c->out, CMD_ERR_SYNTAX);
+            cmd_reply_error(c, CMD_ERR_SYNTAX);
             return false;
         }
         o->flags |= opt->flag;
@@ -228,7 +228,7 @@ static void set_generic(struct cmd_ctx *c, const struct resp_arg *val, unsigned 
             reply_value(c, old);
         if (((flags & OPT_NX) && old) || ((flags & OPT_XX) && !old)) {
             if (!(flags & OPT_GET))
-                resp_write_null(c->out, c->proto);
+                cmd_reply_null(c);
             return;
         }
         if ((flags & OPT_KEEPTTL) && old)
@@ -242,7 +242,7 @@ static void set_generic(struct cmd_ctx *c, const struct resp_arg *val, unsigned 
         return;
     }
     if (!(flags & OPT_GET))
-        resp_write_ok(c->out);
+        cmd_reply_ok(c);
 }
 
 void cmd_get(struct cmd_ctx *c)
@@ -257,7 +257,7 @@ void cmd_set(struct cmd_ctx *c)
         return;
     if (c->argc == 3) {
         if (put(c, val->ptr, val->len, 0, 0))
-            resp_write_ok(c->out);
+            cmd_reply_ok(c);
         return;
     }
     struct set_opts o;
@@ -277,7 +277,7 @@ static void setex_generic(struct cmd_ctx *c, int64_t unit_ms, const char *cmd)
     if (!set_expire_arg(c, &c->argv[2], unit_ms, c->store->now_ms, cmd, &expire_ms))
         return;
     if (put(c, c->argv[3].ptr, c->argv[3].len, expire_ms, 0))
-        resp_write_ok(c->out);
+        cmd_reply_ok(c);
 }
 
 void cmd_setex(struct cmd_ctx *c)
@@ -295,11 +295,11 @@ void cmd_setnx(struct cmd_ctx *c)
     if (!cmd_reserve(c, store_need(c->argv[1].len, c->argv[2].len)))
         return;
     if (lookup(c)) {
-        resp_write_int(c->out, 0);
+        cmd_reply_int(c, 0);
         return;
     }
     if (put(c, c->argv[2].ptr, c->argv[2].len, 0, 0))
-        resp_write_int(c->out, 1);
+        cmd_reply_int(c, 1);
 }
 
 void cmd_getset(struct cmd_ctx *c)
@@ -324,7 +324,7 @@ void cmd_getex(struct cmd_ctx *c)
         return;
     struct table_entry *e = lookup_read(c);
     if (!e) {
-        resp_write_null(c->out, c->proto);
+        cmd_reply_null(c);
         return;
     }
     int64_t expire_ms = 0;
@@ -349,7 +349,7 @@ void cmd_append(struct cmd_ctx *c)
     struct table_entry *e = lookup(c);
     if (!e) {
         if (put(c, v->ptr, v->len, 0, 0))
-            resp_write_int(c->out, v->len);
+            cmd_reply_int(c, v->len);
         return;
     }
     uint64_t total = (uint64_t)e->val_len + v->len;
@@ -357,13 +357,13 @@ void cmd_append(struct cmd_ctx *c)
     if (rc != 0)
         cmd_reply_store_error(c, rc);
     else
-        resp_write_int(c->out, (int64_t)total);
+        cmd_reply_int(c, (int64_t)total);
 }
 
 void cmd_strlen(struct cmd_ctx *c)
 {
     struct table_entry *e = lookup_read(c);
-    resp_write_int(c->out, e ? e->val_len : 0);
+    cmd_reply_int(c, e ? e->val_len : 0);
 }
 
 void cmd_getrange(struct cmd_ctx *c)
@@ -371,13 +371,13 @@ void cmd_getrange(struct cmd_ctx *c)
     int64_t start, end;
     if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &start) ||
         !num_parse_i64(c->argv[3].ptr, c->argv[3].len, &end)) {
-        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        cmd_reply_error(c, CMD_ERR_NOT_INT);
         return;
     }
     struct table_entry *e = lookup_read(c);
     int64_t len = e ? e->val_len : 0;
     if (start < 0 && end < 0 && start > end) {
-        resp_write_bulk(c->out, "", 0);
+        cmd_reply_bulk(c, "", 0);
         return;
     }
     if (start < 0)
@@ -391,10 +391,10 @@ void cmd_getrange(struct cmd_ctx *c)
     if (end >= len)
         end = len - 1;
     if (len == 0 || start > end) {
-        resp_write_bulk(c->out, "", 0);
+        cmd_reply_bulk(c, "", 0);
         return;
     }
-    resp_write_bulk(c->out, table_entry_val(e) + start, (size_t)(end - start + 1));
+    cmd_reply_bulk(c, table_entry_val(e) + start, (size_t)(end - start + 1));
 }
 
 void cmd_setrange(struct cmd_ctx *c)
@@ -404,17 +404,17 @@ void cmd_setrange(struct cmd_ctx *c)
         return;
     int64_t offset;
     if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &offset)) {
-        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        cmd_reply_error(c, CMD_ERR_NOT_INT);
         return;
     }
     if (offset < 0) {
-        resp_write_error(c->out, "ERR offset is out of range");
+        cmd_reply_error(c, "ERR offset is out of range");
         return;
     }
     struct table_entry *e = lookup(c);
     size_t olen = e ? e->val_len : 0;
     if (v->len == 0) {
-        resp_write_int(c->out, (int64_t)olen);
+        cmd_reply_int(c, (int64_t)olen);
         return;
     }
     uint64_t end = (uint64_t)offset + v->len; /* no overflow: offset < 2^63 */
@@ -426,7 +426,7 @@ void cmd_setrange(struct cmd_ctx *c)
     size_t total = end > olen ? end : olen;
     struct table_entry *ne = store_entry_new(c->store, c->argv[1].ptr, c->argv[1].len, total);
     if (!ne) {
-        resp_write_error(c->out, CMD_ERR_OOM);
+        cmd_reply_error(c, CMD_ERR_OOM);
         return;
     }
     char *val = table_entry_val(ne);
@@ -443,7 +443,7 @@ void cmd_setrange(struct cmd_ctx *c)
     if (rc != 0)
         cmd_reply_store_error(c, rc);
     else
-        resp_write_int(c->out, (int64_t)total);
+        cmd_reply_int(c, (int64_t)total);
 }
 
 static void incr_generic(struct cmd_ctx *c, int64_t delta)
@@ -453,7 +453,7 @@ static void incr_generic(struct cmd_ctx *c, int64_t delta)
     uint32_t flags = 0;
     if (e) {
         if (!num_parse_i64(table_entry_val(e), e->val_len, &old)) {
-            resp_write_error(c->out, CMD_ERR_NOT_INT);
+            cmd_reply_error(c, CMD_ERR_NOT_INT);
             return;
         }
         expire_ms = e->expire_ms;
@@ -461,13 +461,13 @@ static void incr_generic(struct cmd_ctx *c, int64_t delta)
     }
     if ((delta < 0 && old < 0 && delta < INT64_MIN - old) ||
         (delta > 0 && old > 0 && delta > INT64_MAX - old)) {
-        resp_write_error(c->out, "ERR increment or decrement would overflow");
+        cmd_reply_error(c, "ERR increment or decrement would overflow");
         return;
     }
     int64_t v = old + delta;
     char digits[20];
     if (put(c, digits, fmt_i64(digits, v), expire_ms, flags))
-        resp_write_int(c->out, v);
+        cmd_reply_int(c, v);
 }
 
 /* The denyoom reserve for INCR and friends: the key plus 20 digits. */
@@ -494,7 +494,7 @@ void cmd_incrby(struct cmd_ctx *c)
     if (!incr_reserve(c))
         return;
     if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &delta)) {
-        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        cmd_reply_error(c, CMD_ERR_NOT_INT);
         return;
     }
     incr_generic(c, delta);
@@ -506,11 +506,11 @@ void cmd_decrby(struct cmd_ctx *c)
     if (!incr_reserve(c))
         return;
     if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &delta)) {
-        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        cmd_reply_error(c, CMD_ERR_NOT_INT);
         return;
     }
     if (delta == INT64_MIN) {
-        resp_write_error(c->out, "ERR decrement would overflow");
+        cmd_reply_error(c, "ERR decrement would overflow");
         return;
     }
     incr_generic(c, -delta);
@@ -567,7 +567,7 @@ void cmd_incrbyfloat(struct cmd_ctx *c)
     uint32_t flags = 0;
     if ((e && !parse_long_double(table_entry_val(e), e->val_len, &cur)) ||
         !parse_long_double(c->argv[2].ptr, c->argv[2].len, &incr)) {
-        resp_write_error(c->out, ERR_NOT_FLOAT);
+        cmd_reply_error(c, ERR_NOT_FLOAT);
         return;
     }
     if (e) {
@@ -576,11 +576,11 @@ void cmd_incrbyfloat(struct cmd_ctx *c)
     }
     long double v = cur + incr;
     if (isnan(v) || isinf(v)) {
-        resp_write_error(c->out, "ERR increment would produce NaN or Infinity");
+        cmd_reply_error(c, "ERR increment would produce NaN or Infinity");
         return;
     }
     char text[MAX_LONG_DOUBLE_CHARS];
     size_t n = fmt_long_double(text, sizeof text, v);
     if (put(c, text, n, expire_ms, flags))
-        resp_write_bulk(c->out, text, n);
+        cmd_reply_bulk(c, text, n);
 }

@@ -47,7 +47,7 @@
 #define PERSIST_FSYNC_INTERVAL_MS 1000
 #define PERSIST_COMPACT_READ (128u << 10) /* bytes of an old segment read per step */
 #define PERSIST_UD_ROTATION 1           /* slot of the fdatasync of a closed segment */
-#define PERSIST_UD_UNLINK 2             /* slot of compaction's unlink (NET_OP_SEG_READ) */
+#define PERSIST_UD_UNLINK 2             /* slot of compaction's unlink (SHARD_OP_SEG_READ) */
 /* appendfsync always: batches in flight at once. While one batch's
  * fdatasync runs, the records of the next turns go out as the next batch
  * instead of waiting, so the disk always has a flush queued; durability is
@@ -281,7 +281,7 @@ static struct io_uring_sqe *persist_submit_write(struct persist *p)
     io_uring_prep_write(sqe, p->fd, p->inflight.data + p->inflight_done,
                         (unsigned)(p->inflight.len - p->inflight_done),
                         p->write_offset);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_WRITE, 0, 0));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, 0, 0));
     p->write_inflight = true;
     return sqe;
 }
@@ -317,7 +317,7 @@ static void persist_prepare_next(struct persist *p)
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_openat(sqe, AT_FDCWD, p->next_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                          0644);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 0, 0));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_PREPARE, 0, 0));
     p->next_state = NEXT_OPENING;
     p->next_ops = 1;
 }
@@ -340,15 +340,15 @@ static void persist_on_prepare_cqe(struct persist *p, uint32_t step, int res)
         persist_reserve_sqes(p, 3);
         struct io_uring_sqe *sqe = shard_sqe(p->sh);
         io_uring_prep_write(sqe, p->next_fd, p->next_header.data, (unsigned)p->next_header.len, 0);
-        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 1, 0));
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_PREPARE, 1, 0));
         sqe->flags |= IOSQE_IO_LINK;
         sqe = shard_sqe(p->sh);
         io_uring_prep_fsync(sqe, p->next_fd, IORING_FSYNC_DATASYNC);
-        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 2, 0));
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_PREPARE, 2, 0));
         sqe->flags |= IOSQE_IO_LINK;
         sqe = shard_sqe(p->sh);
         io_uring_prep_fsync(sqe, p->dir_fd, 0);
-        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_PREPARE, 3, 0));
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_PREPARE, 3, 0));
         p->next_ops = 3;
         p->next_ok = true;
         p->next_state = NEXT_SYNCING;
@@ -397,7 +397,7 @@ static void persist_rotate(struct persist *p)
     persist_reserve_sqes(p, 2);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, PERSIST_UD_ROTATION, 0));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_FSYNC, PERSIST_UD_ROTATION, 0));
     sqe->flags |= IOSQE_IO_HARDLINK; /* the close runs even if the fdatasync fails */
     p->rotation_syncs++;
     sqe = shard_sqe(p->sh);
@@ -423,11 +423,11 @@ static void persist_submit_batch(struct persist *p, uint32_t i)
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_write(sqe, p->fd, b->data.data + b->done, (unsigned)(b->data.len - b->done),
                         b->offset + b->done);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_WRITE, 0, i));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, 0, i));
     sqe->flags |= IOSQE_IO_LINK;
     sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, i));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_FSYNC, 0, i));
 }
 
 /* Moves the records gathered so far into batch (an empty buffer, whose
@@ -496,7 +496,7 @@ static void persist_submit_fsync(struct persist *p)
 {
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_FSYNC, 0, 0));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_FSYNC, 0, 0));
     p->fsync_inflight = true;
     p->unsynced = false;
     p->fsync_covers = p->written_seq;
@@ -519,11 +519,11 @@ void persist_tick(struct persist *p, int64_t now_ms)
 /* appendfsync always: one operation of batch i completed. A batch is
  * complete once its write was whole and its fdatasync succeeded; complete
  * batches at the head become durable, in order. */
-static void persist_on_batch_cqe(struct persist *p, uint32_t i, enum net_op op, int res,
+static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int res,
                                  int64_t now)
 {
     struct persist_batch *b = &p->batches[i % PERSIST_BATCHES];
-    if (op == NET_OP_SEG_WRITE) {
+    if (op == SHARD_OP_SEG_WRITE) {
         if (res > 0) {
             b->done += (size_t)res;
             STAT_ADD(p, disk_bytes, (uint64_t)res);
@@ -541,7 +541,7 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, enum net_op op, 
         STAT_ADD(p, write_errors, 1);
         if (now - p->last_error_log_ms > 1000) {
             log_error("%s of segment %llu failed: %s; retrying",
-                      op == NET_OP_SEG_WRITE ? "write" : "fdatasync",
+                      op == SHARD_OP_SEG_WRITE ? "write" : "fdatasync",
                       (unsigned long long)p->segment, strerror(-res));
             p->last_error_log_ms = now;
         }
@@ -638,7 +638,7 @@ static void persist_compact_read(struct persist *p)
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_read(sqe, p->compact_fd, p->compact_buf.data + p->compact_buf.len,
                        PERSIST_COMPACT_READ, p->compact_read_at);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_READ, 0, 0));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, 0, 0));
     p->compact_read_inflight = true;
 }
 
@@ -765,7 +765,7 @@ static void persist_compact_step(struct persist *p)
         seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
         struct io_uring_sqe *sqe = shard_sqe(p->sh);
         io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
-        io_uring_sqe_set_data64(sqe, net_ud(NET_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
         io_uring_submit(&p->sh->uring); /* the kernel copies the path now */
         p->unlink_inflight = true;
         p->compact_state = COMPACT_UNLINKING;
@@ -796,20 +796,20 @@ static void persist_compact_step(struct persist *p)
 
 void persist_on_cqe(struct persist *p, uint64_t ud, int res)
 {
-    enum net_op op = net_ud_op(ud);
+    unsigned op = net_ud_op(ud);
     int64_t now = persist_now_ms();
-    if (op == NET_OP_SEG_PREPARE) {
+    if (op == SHARD_OP_SEG_PREPARE) {
         persist_on_prepare_cqe(p, net_ud_slot(ud), res);
         return;
     }
-    if (op == NET_OP_SEG_READ) {
+    if (op == SHARD_OP_SEG_READ) {
         if (net_ud_slot(ud) == PERSIST_UD_UNLINK)
             persist_compact_on_unlink(p, res);
         else
             persist_compact_on_read(p, res);
         return;
     }
-    if (op == NET_OP_SEG_FSYNC && net_ud_slot(ud) == PERSIST_UD_ROTATION) {
+    if (op == SHARD_OP_SEG_FSYNC && net_ud_slot(ud) == PERSIST_UD_ROTATION) {
         p->rotation_syncs--;
         if (res < 0 && res != -ECANCELED) {
             STAT_ADD(p, write_errors, 1);
@@ -821,7 +821,7 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
         persist_on_batch_cqe(p, net_ud_gen(ud), op, res, now);
         return;
     }
-    if (op == NET_OP_SEG_FSYNC) {
+    if (op == SHARD_OP_SEG_FSYNC) {
         p->fsync_inflight = false;
         if (res < 0) {
             STAT_ADD(p, write_errors, 1);

@@ -2,22 +2,30 @@
  * The loop:
  *   1. submit what the last turn queued and wait for at least one completion
  *      (or none, if messages wait for room in a full queue);
- *   2. reap every completion and dispatch on its user_data (net.h): accepts,
- *      receives, sends, wake-ups from other shards, the 100 ms tick;
+ *   2. reap every completion into the stash and dispatch on its user_data
+ *      (net.h, enum shard_op): accepts, receives, sends, wake-ups from other
+ *      shards, the 100 ms tick, the log's and the cold reads' I/O;
  *   3. drain the inbound queue of every other shard: a message whose origin
  *      is another shard is a request to run here (cmd_msg_execute); one whose
  *      origin is this shard is a reply coming home (cmd_msg_complete);
- *   4. retry messages held back by full queues, flush connections that
+ *   4. release the requests whose records are now durable and end those
+ *      past their deadline (req.h);
+ *   5. retry messages held back by full queues, flush connections that
  *      gathered replies (one send each), and wake every shard sent to this
  *      turn with an IORING_OP_MSG_RING on its ring (no syscall of its own:
  *      it rides in the next submit);
- *   5. on the tick: the store's housekeeping (expiry, reclamation, resize
+ *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
  *      steps), the segment log's fdatasync (everysec) and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
  * With appendfsync always, replies computed while records are not yet
- * durable wait, parked, for the fdatasync that covers them (connections
- * here, replies to other shards in `held`); the loop serves on meanwhile.
+ * durable are requests held (req_hold) until the fdatasync that covers
+ * them; the loop serves on meanwhile.
+ * Progress: shard_sqe() never waits for anyone. When the submission ring is
+ * full it submits; when the kernel takes nothing because the completion
+ * ring is full, it moves completions to the stash, which the loop
+ * dispatches in order. shard_send() never waits for another shard: a full
+ * queue keeps the message on a list through the messages themselves.
  * A shard blocks only in io_uring_submit_and_wait. Its ring is created on
  * its own thread (single issuer, deferred task work when the kernel has it);
  * a barrier makes every ring exist before any shard sends a wake-up, and
@@ -34,7 +42,6 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "conn.h"
 #include "log.h"
 #include "net.h"
 #include "node.h"
@@ -93,6 +100,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->node = n;
     sh->listen_resp_fd = -1;
     sh->listen_mc_fd = -1;
+    req_table_init(&sh->reqs, sh);
+    sh->request_timeout_ms = cfg->request_timeout_ms;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
     sh->backlog = mi_calloc(n->nshards, sizeof *sh->backlog);
@@ -127,7 +136,7 @@ void shard_destroy(struct shard *sh)
         return;
     for (uint32_t s = 0; s < sh->conn_cap; s++)
         if (sh->conns[s])
-            conn_destroy(sh->conns[s]);
+            conn_destroy(sh->conns[s]); /* cancels their requests */
     if (sh->listen_resp_fd >= 0)
         close(sh->listen_resp_fd);
     if (sh->listen_mc_fd >= 0)
@@ -136,24 +145,27 @@ void shard_destroy(struct shard *sh)
         if (i == sh->id)
             continue;
         struct cmd_msg *m;
-        while (sh->inbox[i].slots && (m = mq_recv(&sh->inbox[i]))) {
-            buf_fini(&m->reply);
-            mi_free(m);
-        }
+        while (sh->inbox[i].slots && (m = mq_recv(&sh->inbox[i])))
+            cmd_msg_free(m);
         mq_fini(&sh->inbox[i]);
     }
-    for (uint32_t i = 0; sh->backlog && i < sh->node->nshards; i++)
-        shard_backlog_free(&sh->backlog[i]);
+    for (uint32_t i = 0; sh->backlog && i < sh->node->nshards; i++) {
+        struct cmd_msg *m;
+        while ((m = sh->backlog[i].head)) {
+            sh->backlog[i].head = m->next;
+            cmd_msg_free(m);
+        }
+    }
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
+    req_table_fini(&sh->reqs); /* messages parked here go with their requests */
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
         store_destroy_for_shard(sh);
     mi_free(sh->recv_ring);
     mi_free(sh->recv_bufs);
-    shard_backlog_free(&sh->held);
-    shard_backlog_free(&sh->local);
+    mi_free(sh->stash);
     mi_free(sh->inbox);
     mi_free(sh->wake);
     mi_free(sh->backlog);
@@ -163,107 +175,71 @@ void shard_destroy(struct shard *sh)
     mi_free(sh);
 }
 
+/* Moves every completion on the ring to the stash. 0, or -ENOMEM when the
+ * stash cannot grow (what is on the ring stays there). */
+static int shard_reap(struct shard *sh)
+{
+    unsigned ready = io_uring_cq_ready(&sh->uring);
+    if (sh->nstash + ready > sh->stash_cap) {
+        uint32_t cap = sh->stash_cap ? sh->stash_cap : 256;
+        while (cap < sh->nstash + ready)
+            cap *= 2;
+        struct shard_cqe *stash = mi_realloc(sh->stash, cap * sizeof *stash);
+        if (!stash)
+            return -ENOMEM;
+        sh->stash = stash;
+        sh->stash_cap = cap;
+    }
+    struct io_uring_cqe *cqe;
+    unsigned head, count = 0;
+    io_uring_for_each_cqe(&sh->uring, head, cqe)
+    {
+        sh->stash[sh->nstash++] = (struct shard_cqe){io_uring_cqe_get_data64(cqe), cqe->res,
+                                                     cqe->flags};
+        count++;
+    }
+    io_uring_cq_advance(&sh->uring, count);
+    return 0;
+}
+
 struct io_uring_sqe *shard_sqe(struct shard *sh)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->uring);
-    while (!sqe) {
-        io_uring_submit(&sh->uring);
-        sqe = io_uring_get_sqe(&sh->uring);
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&sh->uring))) {
+        int rc = io_uring_submit(&sh->uring);
+        if (rc > 0)
+            continue;
+        /* The kernel took nothing: its completion ring is full (-EBUSY), or
+         * it wants us to reap first. Make room there, and let it post what
+         * it holds back (a zero-wait enter flushes overflowed completions). */
+        if (shard_reap(sh) != 0)
+            log_warn("out of memory for completions; waiting for the kernel");
+        io_uring_get_events(&sh->uring);
+        shard_reap(sh);
     }
     return sqe;
 }
 
-void shard_mark_dirty(struct shard *sh, struct conn *c)
+/* Appends m to a backlog (the list runs through the messages). */
+static void shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m)
 {
-    if (c->is_dirty)
-        return;
-    c->is_dirty = true;
-    c->next_dirty = sh->dirty;
-    sh->dirty = c;
-}
-
-int shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m)
-{
-    if (b->len == b->cap) {
-        uint32_t cap = b->cap ? b->cap * 2 : 64;
-        struct cmd_msg **msgs = mi_malloc(cap * sizeof *msgs);
-        if (!msgs)
-            return -ENOMEM;
-        for (uint32_t k = 0; k < b->len; k++)
-            msgs[k] = b->msgs[(b->head + k) % b->cap];
-        mi_free(b->msgs);
-        b->msgs = msgs;
-        b->head = 0;
-        b->cap = cap;
-    }
-    b->msgs[(b->head + b->len) % b->cap] = m;
+    m->next = NULL;
+    if (b->tail)
+        b->tail->next = m;
+    else
+        b->head = m;
+    b->tail = m;
     b->len++;
-    return 0;
 }
-
-struct cmd_msg *shard_backlog_pop(struct shard_backlog *b)
-{
-    struct cmd_msg *m = b->msgs[b->head];
-    b->head = (b->head + 1) % b->cap;
-    b->len--;
-    return m;
-}
-
-void shard_backlog_free(struct shard_backlog *b)
-{
-    while (b->len) {
-        struct cmd_msg *m = shard_backlog_pop(b);
-        buf_fini(&m->reply);
-        mi_free(m);
-    }
-    mi_free(b->msgs);
-    b->msgs = NULL;
-    b->cap = 0;
-}
-
-static void shard_complete_local(struct shard *sh, struct cmd_msg *m);
-static void shard_release_if_done(struct shard *sh, struct conn *c);
 
 void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m)
 {
-    if (to == sh->id) { /* a reply to one of this shard's connections */
-        if (shard_backlog_push(&sh->local, m) != 0)
-            shard_complete_local(sh, m);
-        return;
-    }
     struct mq *q = &sh->node->shards[to]->inbox[sh->id];
     struct shard_backlog *b = &sh->backlog[to];
     sh->wake[to] = true;
     if (b->len == 0 && mq_send(q, m) == 0)
         return;
-    if (shard_backlog_push(b, m) != 0) {
-        /* Out of memory with the queue full: wait for room rather than lose it. */
-        while (mq_send(q, m) != 0)
-            sched_yield();
-    }
-}
-
-void shard_reply(struct shard *sh, struct cmd_msg *m)
-{
-    if (!persist_holds_replies(sh->persist)) {
-        shard_send(sh, m->origin, m);
-        return;
-    }
-    m->durable_wait = persist_last_seq(sh->persist);
-    if (m->durable_wait <= persist_durable_seq(sh->persist) ||
-        shard_backlog_push(&sh->held, m) != 0)
-        shard_send(sh, m->origin, m);
-}
-
-/* Sends the replies held for durability whose records are now durable (the
- * queue is in record order). */
-static void shard_release_held(struct shard *sh)
-{
-    struct shard_backlog *b = &sh->held;
-    uint64_t durable = persist_durable_seq(sh->persist);
-    for (; b->len && b->msgs[b->head]->durable_wait <= durable;
-         b->len--, b->head = (b->head + 1) % b->cap)
-        shard_send(sh, b->msgs[b->head]->origin, b->msgs[b->head]);
+    shard_backlog_push(b, m);
 }
 
 /* Moves held-back messages into queues that have room. True if any remain. */
@@ -273,8 +249,10 @@ static bool shard_retry_backlogs(struct shard *sh)
     for (uint32_t to = 0; to < sh->node->nshards; to++) {
         struct shard_backlog *b = &sh->backlog[to];
         struct mq *q = b->len ? &sh->node->shards[to]->inbox[sh->id] : NULL;
-        while (b->len && mq_send(q, b->msgs[b->head]) == 0) {
-            b->head = (b->head + 1) % b->cap;
+        while (b->len && mq_send(q, b->head) == 0) {
+            b->head = b->head->next;
+            if (!b->head)
+                b->tail = NULL;
             b->len--;
             sh->wake[to] = true;
         }
@@ -283,7 +261,23 @@ static bool shard_retry_backlogs(struct shard *sh)
     return left;
 }
 
-static void shard_arm_accept(struct shard *sh, int fd, enum net_op op)
+uint64_t shard_hold_seq(const struct shard *sh)
+{
+    if (!persist_holds_replies(sh->persist))
+        return 0;
+    uint64_t last = persist_last_seq(sh->persist);
+    return last > persist_durable_seq(sh->persist) ? last : 0;
+}
+
+struct conn *shard_conn_of(struct shard *sh, uint64_t handle)
+{
+    uint32_t slot = (uint32_t)(handle >> 32);
+    if (slot >= sh->conn_cap || !sh->conns[slot] || sh->conn_gen[slot] != (uint32_t)handle)
+        return NULL;
+    return sh->conns[slot];
+}
+
+static void shard_arm_accept(struct shard *sh, int fd, unsigned op)
 {
     struct io_uring_sqe *sqe = shard_sqe(sh);
     io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
@@ -294,7 +288,7 @@ static void shard_arm_tick(struct shard *sh, struct __kernel_timespec *ts)
 {
     struct io_uring_sqe *sqe = shard_sqe(sh);
     io_uring_prep_timeout(sqe, ts, 0, 0);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_TICK, 0, 0));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_TICK, 0, 0));
 }
 
 static int shard_grow_slots(struct shard *sh)
@@ -321,7 +315,7 @@ static int shard_grow_slots(struct shard *sh)
     return 0;
 }
 
-static void shard_reject(int fd, enum net_op op, const char *why)
+static void shard_reject(int fd, unsigned op, const char *why)
 {
     char line[128];
     int n = snprintf(line, sizeof line, op == NET_OP_ACCEPT_RESP ? "-ERR %s\r\n"
@@ -331,7 +325,7 @@ static void shard_reject(int fd, enum net_op op, const char *why)
     close(fd);
 }
 
-static void shard_on_accept(struct shard *sh, enum net_op op, int res, unsigned flags)
+static void shard_on_accept(struct shard *sh, unsigned op, int res, unsigned flags)
 {
     if (!(flags & IORING_CQE_F_MORE) && !sh->accept_paused)
         shard_arm_accept(sh, op == NET_OP_ACCEPT_RESP ? sh->listen_resp_fd : sh->listen_mc_fd, op);
@@ -355,14 +349,16 @@ static void shard_on_accept(struct shard *sh, enum net_op op, int res, unsigned 
     }
     uint32_t slot = sh->free_slots[--sh->nfree];
     net_tune_client(res);
-    struct conn *c = conn_create(sh, res, op == NET_OP_ACCEPT_RESP ? CONN_RESP : CONN_MC, slot,
-                                 sh->conn_gen[slot]);
+    uint64_t id = sh->next_client_seq++ * sh->node->nshards + sh->id + 1;
+    struct conn *c = conn_create(&sh->env, res, op == NET_OP_ACCEPT_RESP ? CONN_RESP : CONN_MC,
+                                 slot, sh->conn_gen[slot], id);
     if (!c) {
         sh->free_slots[sh->nfree++] = slot;
         __atomic_sub_fetch(&sh->node->clients, 1, __ATOMIC_RELAXED);
         shard_reject(res, op, "out of memory");
         return;
     }
+    c->authenticated = cfg->requirepass[0] == '\0';
     c->created_ms = c->last_ms = shard_now_ms();
     sh->conns[slot] = c;
     SHARD_STAT_ADD(sh, connected_clients, 1);
@@ -378,34 +374,25 @@ static void shard_release_if_done(struct shard *sh, struct conn *c)
     sh->conn_gen[c->slot]++;
     sh->free_slots[sh->nfree++] = c->slot;
     if (c->is_dirty) { /* unlink from this turn's flush list */
-        struct conn **pp = &sh->dirty;
+        struct conn **pp = &sh->env.dirty;
         while (*pp != c)
             pp = &(*pp)->next_dirty;
         *pp = c->next_dirty;
     }
-    if (c->is_parked) {
-        struct conn **pp = &sh->parked;
-        while (*pp != c)
-            pp = &(*pp)->next_parked;
-        *pp = c->next_parked;
-    }
-    conn_destroy(c);
+    conn_destroy(c); /* cancels its requests still parked (shard_abandon) */
     __atomic_sub_fetch(&sh->node->clients, 1, __ATOMIC_RELAXED);
     SHARD_STAT_ADD(sh, connected_clients, (uint64_t)-1);
 }
 
 static struct conn *shard_conn(struct shard *sh, uint64_t ud)
 {
-    uint32_t slot = net_ud_slot(ud);
-    if (slot >= sh->conn_cap || !sh->conns[slot] || sh->conn_gen[slot] != net_ud_gen(ud))
-        return NULL;
-    return sh->conns[slot];
+    return shard_conn_of(sh, (uint64_t)net_ud_slot(ud) << 32 | net_ud_gen(ud));
 }
 
-static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
+static void shard_on_cqe(struct shard *sh, const struct shard_cqe *cqe, bool *tick)
 {
-    uint64_t ud = io_uring_cqe_get_data64(cqe);
-    enum net_op op = net_ud_op(ud);
+    uint64_t ud = cqe->ud;
+    unsigned op = net_ud_op(ud);
     struct conn *c;
     switch (op) {
     case NET_OP_ACCEPT_RESP:
@@ -417,7 +404,7 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
             conn_on_recv(c, cqe->res, cqe->flags);
             shard_release_if_done(sh, c);
         } else if (cqe->flags & IORING_CQE_F_BUFFER) {
-            shard_recv_buf_return(sh, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            conn_recv_buf_return(&sh->env, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         }
         break;
     case NET_OP_SEND:
@@ -426,16 +413,16 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
             shard_release_if_done(sh, c);
         }
         break;
-    case NET_OP_TICK:
+    case SHARD_OP_TICK:
         *tick = true;
         break;
-    case NET_OP_SEG_WRITE:
-    case NET_OP_SEG_FSYNC:
-    case NET_OP_SEG_READ:
-    case NET_OP_SEG_PREPARE:
+    case SHARD_OP_SEG_WRITE:
+    case SHARD_OP_SEG_FSYNC:
+    case SHARD_OP_SEG_READ:
+    case SHARD_OP_SEG_PREPARE:
         persist_on_cqe(sh->persist, ud, cqe->res);
         break;
-    case NET_OP_TIER_READ:
+    case SHARD_OP_TIER_READ:
         if (sh->tier)
             tier_on_cqe(sh, ud, cqe->res);
         break;
@@ -444,98 +431,37 @@ static void shard_on_cqe(struct shard *sh, struct io_uring_cqe *cqe, bool *tick)
     }
 }
 
-static void shard_complete_local(struct shard *sh, struct cmd_msg *m)
-{
-    struct conn *c = m->conn;
-    cmd_msg_complete(sh, m);
-    if (c->closing)
-        shard_release_if_done(sh, c);
-}
-
-/* Replies to this shard's own requests that waited for a value on disk. */
-static void shard_drain_local(struct shard *sh)
-{
-    while (sh->local.len)
-        shard_complete_local(sh, shard_backlog_pop(&sh->local));
-}
-
 static void shard_drain_inboxes(struct shard *sh)
 {
-    shard_drain_local(sh);
     for (uint32_t from = 0; from < sh->node->nshards; from++) {
         if (from == sh->id)
             continue;
         struct cmd_msg *m;
         while ((m = mq_recv(&sh->inbox[from]))) {
-            if (m->origin == sh->id) {
-                struct conn *c = m->conn;
+            if (m->origin == sh->id)
                 cmd_msg_complete(sh, m);
-                if (c->closing)
-                    shard_release_if_done(sh, c);
-            } else {
+            else
                 cmd_msg_execute(sh, m);
-            }
         }
-    }
-}
-
-/* appendfsync always: a connection whose replies were computed after
- * records that are not durable yet waits (parked) until they are; every
- * later reply queues behind in its output, so order holds. */
-bool shard_park(struct shard *sh, struct conn *c)
-{
-    if (!persist_holds_replies(sh->persist))
-        return false;
-    uint64_t last = persist_last_seq(sh->persist);
-    if (last <= persist_durable_seq(sh->persist))
-        return false;
-    c->durable_wait = last;
-    if (!c->is_parked) {
-        c->is_parked = true;
-        c->next_parked = sh->parked;
-        sh->parked = c;
-    }
-    return true;
-}
-
-/* Flushes the parked connections whose wait is over. */
-static void shard_unpark(struct shard *sh)
-{
-    uint64_t durable = persist_durable_seq(sh->persist);
-    struct conn **pp = &sh->parked;
-    while (*pp) {
-        struct conn *c = *pp;
-        if (c->durable_wait > durable) {
-            pp = &c->next_parked;
-            continue;
-        }
-        *pp = c->next_parked;
-        c->is_parked = false;
-        conn_flush(c);
-        shard_release_if_done(sh, c);
     }
 }
 
 static void shard_flush(struct shard *sh)
 {
     struct conn *c;
-    while ((c = sh->dirty)) {
-        sh->dirty = c->next_dirty;
+    while ((c = sh->env.dirty)) {
+        sh->env.dirty = c->next_dirty;
         c->is_dirty = false;
-        if (shard_park(sh, c))
-            continue;
         conn_flush(c);
         shard_release_if_done(sh, c);
     }
-    if (sh->parked)
-        shard_unpark(sh);
     for (uint32_t to = 0; to < sh->node->nshards; to++) {
         if (!sh->wake[to])
             continue;
         sh->wake[to] = false;
         struct io_uring_sqe *sqe = shard_sqe(sh);
         io_uring_prep_msg_ring(sqe, sh->node->shards[to]->uring.ring_fd, 0,
-                               net_ud(NET_OP_WAKE, 0, 0), 0);
+                               net_ud(SHARD_OP_WAKE, 0, 0), 0);
         io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     }
@@ -606,11 +532,37 @@ static int shard_recv_ring_init(struct shard *sh)
     return 0;
 }
 
-void shard_recv_buf_return(struct shard *sh, unsigned bid)
+static struct io_uring_sqe *shard_env_sqe(void *owner) { return shard_sqe(owner); }
+
+/* A connection going away had requests parked: they end without a reply. */
+static void shard_abandon(void *owner, uint64_t req)
 {
-    io_uring_buf_ring_add(sh->recv_ring, shard_recv_buf(sh, bid), SHARD_RECV_BUF_SIZE, bid,
-                          io_uring_buf_ring_mask(SHARD_RECV_BUFS), 0);
-    io_uring_buf_ring_advance(sh->recv_ring, 1);
+    struct shard *sh = owner;
+    req_cancel(&sh->reqs, req);
+}
+
+/* What the shard's connections see of it (conn.h). */
+static void shard_env_init(struct shard *sh)
+{
+    const struct cfg *cfg = sh->node->cfg;
+    sh->env = (struct conn_env){
+        .owner = sh,
+        .get_sqe = shard_env_sqe,
+        .recv_ring = sh->recv_ring,
+        .recv_bufs = sh->recv_bufs,
+        .recv_buf_size = SHARD_RECV_BUF_SIZE,
+        .recv_nbufs = SHARD_RECV_BUFS,
+        .recv_group = SHARD_RECV_GROUP,
+        .on_resp = cmd_dispatch_resp,
+        .on_mc = cmd_dispatch_mc,
+        .abandon = shard_abandon,
+        .resp_limits = {(uint32_t)cfg->max_request_args, (uint64_t)cfg->proto_max_bulk_len,
+                        CONN_INLINE_MAX},
+        .mc_limits = {CONN_MC_LINE_MAX, (uint64_t)cfg->proto_max_bulk_len},
+        .query_buffer_limit = (uint64_t)cfg->client_query_buffer_limit,
+        .input_bytes = &sh->stats.net_input_bytes,
+        .output_bytes = &sh->stats.net_output_bytes,
+    };
 }
 
 /* What must exist on the shard's own thread: its ring and its store (their
@@ -628,6 +580,7 @@ static int shard_start(struct shard *sh)
         log_error("cannot register receive buffers with io_uring: %s", strerror(-rc));
         return rc;
     }
+    shard_env_init(sh);
     rc = store_create_for_shard(sh);
     if (rc < 0) {
         log_error("cannot create the store: %s", strerror(-rc));
@@ -657,11 +610,11 @@ static void shard_drain_log(struct shard *sh)
         io_uring_for_each_cqe(&sh->uring, head, cqe)
         {
             uint64_t ud = io_uring_cqe_get_data64(cqe);
-            enum net_op op = net_ud_op(ud);
-            if (op == NET_OP_SEG_WRITE || op == NET_OP_SEG_FSYNC || op == NET_OP_SEG_READ ||
-                op == NET_OP_SEG_PREPARE)
+            unsigned op = net_ud_op(ud);
+            if (op == SHARD_OP_SEG_WRITE || op == SHARD_OP_SEG_FSYNC || op == SHARD_OP_SEG_READ ||
+                op == SHARD_OP_SEG_PREPARE)
                 persist_on_cqe(sh->persist, ud, cqe->res);
-            else if (op == NET_OP_TIER_READ)
+            else if (op == SHARD_OP_TIER_READ)
                 tier_forget_cqe(sh->tier); /* its buffer may go now */
             count++;
         }
@@ -692,28 +645,29 @@ void *shard_main(void *arg)
     store_tick(sh->store, shard_now_ms());
     bool backlog = false;
     while (!__atomic_load_n(&n->stop_flag, __ATOMIC_ACQUIRE)) {
-        int rc = io_uring_submit_and_wait(&sh->uring, backlog ? 0 : 1);
+        int rc = io_uring_submit_and_wait(&sh->uring, backlog || sh->nstash ? 0 : 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
             log_warn("io_uring_submit_and_wait: %s; retrying", strerror(-rc));
-        struct io_uring_cqe *cqe;
-        unsigned head, count = 0;
         bool tick = false;
-        io_uring_for_each_cqe(&sh->uring, head, cqe)
-        {
-            shard_on_cqe(sh, cqe, &tick);
-            count++;
+        shard_reap(sh);
+        /* Dispatch from the stash; what shard_sqe() stashes meanwhile joins
+         * the end (the array may move: index it afresh each time). */
+        for (uint32_t i = 0; i < sh->nstash; i++) {
+            struct shard_cqe cqe = sh->stash[i];
+            shard_on_cqe(sh, &cqe, &tick);
         }
-        io_uring_cq_advance(&sh->uring, count);
+        sh->nstash = 0;
         store_turn(sh->store, shard_now_ms());
         tier_turn(sh);
         shard_drain_inboxes(sh);
-        backlog = shard_retry_backlogs(sh);
         persist_flush(sh->persist);
-        shard_release_held(sh);
-        shard_drain_local(sh);
+        if (persist_holds_replies(sh->persist))
+            req_durable(&sh->reqs, persist_durable_seq(sh->persist));
+        req_expire(&sh->reqs, req_now_ms());
+        backlog = shard_retry_backlogs(sh);
         shard_flush(sh);
         /* Input resumed while flushing may have made records: hand them to
-         * the kernel now, not at the next wake-up (their replies are parked). */
+         * the kernel now, not at the next wake-up (their replies are held). */
         persist_flush(sh->persist);
         if (tick) {
             int64_t now = shard_now_ms();

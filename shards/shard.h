@@ -3,8 +3,11 @@
  * connections, its keyspace (struct store) and its end of every queue.
  * Every loop turn has one shape: reap completions (accepts, receives, sends,
  * wake-ups, the tick), drain the inbound queues (requests from other shards
- * to run here, replies to requests this shard sent), flush replies and
- * wake the shards it sent to, submit, and wait.
+ * to run here, replies to requests this shard sent), end requests past
+ * their deadline, flush replies and wake the shards it sent to, submit, and
+ * wait. Requests answered later are parked in the shard's request table
+ * (req.h); its connections see the shard only through their environment
+ * (conn.h, struct conn_env).
  *
  * Threads: shard_* functions run on the shard's own thread, except
  *   shard_create()/shard_destroy() (main thread, before start / after join)
@@ -19,13 +22,26 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conn.h"
 #include "mq.h"
+#include "net.h"
+#include "req.h"
 
 struct node;
 struct store;
-struct conn;
 struct cmd_msg;
 struct tier;
+
+/* The shard's own io_uring operations (user_data kinds, after net/'s). */
+enum shard_op {
+    SHARD_OP_WAKE = NET_OP_OWNER, /* a MSG_RING from another shard: its queue has messages */
+    SHARD_OP_TICK,        /* the loop's periodic timer */
+    SHARD_OP_SEG_WRITE,   /* an append to the shard's segment file */
+    SHARD_OP_SEG_FSYNC,   /* an fdatasync of the shard's segment file */
+    SHARD_OP_SEG_READ,    /* compaction reading an old segment */
+    SHARD_OP_SEG_PREPARE, /* creating the next segment ahead of rotation */
+    SHARD_OP_TIER_READ,   /* reading a cold value back (values beyond RAM) */
+};
 
 /* Counters other threads read (INFO): written by the owner only with relaxed
  * atomic stores, read with relaxed atomic loads; on their own cache line. */
@@ -39,21 +55,20 @@ struct shard_stats {
     uint64_t cross_shard_requests;
 } __attribute__((aligned(64)));
 
-/* Messages in order: a growable ring (messages waiting for room in a full
- * queue, replies held for durability, requests waiting behind a read).
- * Owner thread only. */
+/* Messages waiting for room in a full queue, in order: a list through the
+ * messages themselves (cmd_msg.next), so holding one back never allocates
+ * and never fails. Owner thread only. */
 struct shard_backlog {
-    struct cmd_msg **msgs;
-    uint32_t head, len, cap;
+    struct cmd_msg *head, *tail;
+    uint32_t len;
 };
 
-/* Appends m. 0, or -ENOMEM (b is unchanged). */
-int shard_backlog_push(struct shard_backlog *b, struct cmd_msg *m);
-/* Takes the oldest message out; b must not be empty. */
-struct cmd_msg *shard_backlog_pop(struct shard_backlog *b);
-/* Stopping: frees every message in b (nothing answers them any more) and
- * the ring. */
-void shard_backlog_free(struct shard_backlog *b);
+/* A completion taken off the ring, dispatched from the shard's stash. */
+struct shard_cqe {
+    uint64_t ud;
+    int32_t res;
+    uint32_t flags;
+};
 
 struct shard {
     uint32_t id;
@@ -75,22 +90,25 @@ struct shard {
     char *recv_bufs;
     bool recv_ring_registered;
 
+    /* Completions taken off the ring and not yet dispatched: the loop reaps
+     * into it, and shard_sqe() does when the rings are full (so the kernel
+     * can always post more); dispatched in order. */
+    struct shard_cqe *stash;
+    uint32_t nstash, stash_cap;
+
     struct mq *inbox;             /* inbox[from]: the queue from shard `from` (SPSC) */
     bool *wake;                   /* wake[to]: sent to `to` this turn; wake it */
     struct shard_backlog *backlog; /* backlog[to]: messages for a full queue */
-    struct shard_backlog held;    /* replies to other shards waiting for this
-                                     turn's records to be durable (always) */
-    struct shard_backlog local;   /* replies to requests of this shard's own
-                                     connections that waited (tier.h) */
+
+    struct req_table reqs;        /* requests answered later (req.h) */
+    int64_t request_timeout_ms;   /* request-timeout */
+    struct conn_env env;          /* what the shard's connections see of it */
 
     struct conn **conns;          /* slot -> connection, NULL when free */
     uint32_t *conn_gen;           /* slot -> generation, bumped on reuse */
     uint32_t conn_cap;
     uint32_t *free_slots;
     uint32_t nfree;
-    struct conn *dirty;           /* connections with replies to flush this turn */
-    struct conn *parked;          /* connections whose replies wait for the log's
-                                     fdatasync (appendfsync always) */
     uint64_t next_client_seq;
     bool accept_paused;
 
@@ -104,35 +122,44 @@ void shard_destroy(struct shard *sh);
 /* The thread body. */
 void *shard_main(void *arg);
 
-/* appendfsync always: true (and the connection is parked until the log is
- * durable) when its output may depend on records not yet durable; its
- * replies must not be sent now. Owner thread only. */
-bool shard_park(struct shard *sh, struct conn *c);
-
-/* Sends a message to shard `to` (queued in order if its queue is full) and
- * arranges its wake-up at the end of this turn. Owner thread only. */
+/* Sends a message to shard `to` (queued in order, without allocating, if its
+ * queue is full) and arranges its wake-up at the end of this turn. Never
+ * waits for the other shard. Owner thread only. */
 void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m);
+
+/* The connection with this handle (slot << 32 | generation), or NULL when
+ * it has gone. */
+struct conn *shard_conn_of(struct shard *sh, uint64_t handle);
+static inline uint64_t shard_conn_handle(const struct conn *c)
+{
+    return (uint64_t)c->slot << 32 | c->gen;
+}
 
 #define SHARD_RECV_GROUP 0        /* buffer group id of the receive buffers */
 #define SHARD_RECV_BUFS 512        /* a power of two */
 #define SHARD_RECV_BUF_SIZE 16384
 
-/* The receive buffer with id bid, and its return to the kernel once read. */
+/* The receive buffer with id bid. */
 static inline char *shard_recv_buf(struct shard *sh, unsigned bid)
 {
     return sh->recv_bufs + (size_t)bid * SHARD_RECV_BUF_SIZE;
 }
-void shard_recv_buf_return(struct shard *sh, unsigned bid);
 
-/* A submission entry of the shard's ring (submits to make room if full). */
+/* A submission entry of the shard's ring. When the ring is full it submits;
+ * when the kernel cannot take more because the completion ring is full, it
+ * moves completions to the stash (dispatched later this turn), so it always
+ * makes progress. */
 struct io_uring_sqe *shard_sqe(struct shard *sh);
 
-/* Sends a reply message back to its origin: at once, or with appendfsync
- * always once this turn's records are durable. */
-void shard_reply(struct shard *sh, struct cmd_msg *m);
+/* The deadline of a request parked now (request-timeout from now). */
+static inline int64_t shard_deadline(const struct shard *sh)
+{
+    return req_now_ms() + sh->request_timeout_ms;
+}
 
-/* Marks a connection as having replies to flush at the end of this turn. */
-void shard_mark_dirty(struct shard *sh, struct conn *c);
+/* appendfsync always: the log sequence a reply computed now must wait for
+ * (0: none, everything it may depend on is durable). */
+uint64_t shard_hold_seq(const struct shard *sh);
 
 /* Relaxed-atomic counter helpers for struct shard_stats. */
 #define SHARD_STAT_ADD(sh, field, n)                                                               \

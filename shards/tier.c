@@ -3,8 +3,12 @@
  * of the key, the cold entry it read for (pointer and cas: the entry is
  * only ever replaced through requests that wait behind the load, or removed
  * by expiry, eviction or flush), the log position, the read buffer and the
- * FIFO of messages waiting for it. `blocked` is the FIFO of messages that
- * wait behind a shard-wide request (tier.h, Order).
+ * FIFO of requests waiting for it. `blocked` is the FIFO of requests that
+ * wait behind a shard-wide one (tier.h, Order).
+ * A waiting message is parked as a request of the shard (req.h: one
+ * sub-result, the shard's deadline, the message as its owner datum); the
+ * FIFOs hold request ids, so one that ended meanwhile (its deadline passed
+ * and its origin was told) is skipped when its turn comes.
  * A load's life: made by tier_wait(); its read is submitted at once when
  * the record is written (readable), else by a later tier_turn() (a record
  * that compaction has just copied is in the next batch); the completion
@@ -22,13 +26,10 @@
 #include <string.h>
 
 #include "buf.h"
-#include "cmd_keys.h"
-#include "cmd_mc.h"
-#include "cmd_server.h"
-#include "cmd_string.h"
 #include "log.h"
 #include "net.h"
 #include "persist.h"
+#include "req.h"
 #include "seg.h"
 #include "shard.h"
 #include "store.h"
@@ -48,8 +49,14 @@ struct tier_load {
     uint64_t cas;
     char *data; /* the read buffer */
     size_t data_cap;
-    struct cmd_msg **waiting;
+    uint64_t *waiting; /* request ids */
     uint32_t nwaiting, waiting_cap;
+};
+
+/* Request ids in order: a growable ring. */
+struct tier_fifo {
+    uint64_t *ids;
+    uint32_t head, len, cap;
 };
 
 struct tier {
@@ -59,7 +66,7 @@ struct tier {
     uint32_t active;      /* loads in use */
     uint32_t parked;      /* loads waiting for their record to be written */
     uint32_t inflight;    /* reads in the kernel */
-    struct shard_backlog blocked;
+    struct tier_fifo blocked;
     int64_t last_error_log_ms;
 };
 
@@ -71,26 +78,46 @@ struct tier *tier_create(struct shard *sh)
     return t;
 }
 
-static void free_msg(struct cmd_msg *m)
+static int fifo_push(struct tier_fifo *f, uint64_t id)
 {
-    buf_fini(&m->reply);
-    mi_free(m);
+    if (f->len == f->cap) {
+        uint32_t cap = f->cap ? f->cap * 2 : 64;
+        uint64_t *ids = mi_malloc(cap * sizeof *ids);
+        if (!ids)
+            return -ENOMEM;
+        for (uint32_t k = 0; k < f->len; k++)
+            ids[k] = f->ids[(f->head + k) % f->cap];
+        mi_free(f->ids);
+        f->ids = ids;
+        f->head = 0;
+        f->cap = cap;
+    }
+    f->ids[(f->head + f->len) % f->cap] = id;
+    f->len++;
+    return 0;
+}
+
+static uint64_t fifo_pop(struct tier_fifo *f)
+{
+    uint64_t id = f->ids[f->head];
+    f->head = (f->head + 1) % f->cap;
+    f->len--;
+    return id;
 }
 
 void tier_destroy(struct tier *t)
 {
     if (!t)
         return;
-    /* Stopping: no reply can go any more; the messages are only memory. */
+    /* Stopping: the waiting messages are the shard's requests, which
+     * req_table_fini() drops. */
     for (uint32_t i = 0; i < t->nslots; i++) {
         struct tier_load *l = &t->loads[i];
-        for (uint32_t j = 0; l->in_use && j < l->nwaiting; j++)
-            free_msg(l->waiting[j]);
         mi_free(l->key);
         mi_free(l->data);
         mi_free(l->waiting);
     }
-    shard_backlog_free(&t->blocked);
+    mi_free(t->blocked.ids);
     mi_free(t->loads);
     mi_free(t);
 }
@@ -109,23 +136,6 @@ static void msg_key(const struct cmd_msg *m, const char **key, uint32_t *klen)
     }
 }
 
-/* True for handlers that may read the value of an existing key. The rest
- * read only metadata (existence, expiry, length, flags, cas) or replace the
- * value whole. SET reads it only with its GET option. */
-static bool reads_value(cmd_handler *h, const struct resp_arg *argv, uint32_t argc)
-{
-    if (h == cmd_set) {
-        for (uint32_t i = 3; i < argc; i++)
-            if (argv[i].len == 3 && strncasecmp(argv[i].ptr, "get", 3) == 0)
-                return true;
-        return false;
-    }
-    return !(h == cmd_del || h == cmd_exists || h == cmd_type || h == cmd_ttl ||
-             h == cmd_pttl || h == cmd_strlen || h == cmd_setex || h == cmd_psetex ||
-             h == cmd_setnx || h == cmd_msetnx_shard || h == cmd_mc_set || h == cmd_mc_add ||
-             h == cmd_mc_replace || h == cmd_mc_cas || h == cmd_mc_delete);
-}
-
 static struct tier_load *find_load(struct tier *t, uint64_t hash, const char *key, uint32_t klen)
 {
     if (t->active == 0)
@@ -138,63 +148,73 @@ static struct tier_load *find_load(struct tier *t, uint64_t hash, const char *ke
     return NULL;
 }
 
-/* Requests that must not overtake any read in flight: shard-wide ones, and
- * MSETNX on one shard, whose keys beyond the first are not the request's
- * key (it waits for every read, as a shard-wide request does). */
-static bool is_barrier(cmd_handler *h, bool keyless)
-{
-    return keyless || h == cmd_msetnx_shard;
-}
-
 /* tier_may_run() for a request that is not behind a shard-wide one. */
-static bool may_run(struct shard *sh, cmd_handler *h, uint64_t hash, const char *key,
-                    uint32_t klen, bool keyless, const struct resp_arg *argv, uint32_t argc)
+static bool may_run(struct shard *sh, uint32_t flags, uint64_t hash, const char *key,
+                    uint32_t klen)
 {
     struct tier *t = sh->tier;
     struct store *s = sh->store;
     store_pin(s, NULL);
-    if (is_barrier(h, keyless))
+    if (flags & CMD_BARRIER)
         return t->active == 0;
     if (find_load(t, hash, key, klen))
         return false;
     struct table_entry *e = table_find(s->table, key, klen, hash);
-    if (e && table_entry_is_cold(e) && !store_is_expired(s, e) && reads_value(h, argv, argc))
+    if (e && table_entry_is_cold(e) && !store_is_expired(s, e) && (flags & CMD_READS_VALUE))
         return false;
     store_pin(s, e);
     return true;
 }
 
-bool tier_may_run(struct shard *sh, cmd_handler *h, uint64_t hash, const char *key,
-                  uint32_t klen, bool keyless, const struct resp_arg *argv, uint32_t argc)
+bool tier_may_run(struct shard *sh, uint32_t flags, uint64_t hash, const char *key,
+                  uint32_t klen)
 {
     store_pin(sh->store, NULL);
-    return sh->tier->blocked.len == 0 && may_run(sh, h, hash, key, klen, keyless, argv, argc);
+    return sh->tier->blocked.len == 0 && may_run(sh, flags, hash, key, klen);
 }
 
-/* Runs a message now, its key's entry pinned. */
-static void run_msg(struct shard *sh, struct cmd_msg *m)
+/* The message a waiting request runs (NULL when the request has ended). */
+static struct cmd_msg *req_msg(struct shard *sh, uint64_t id, struct req **r)
 {
+    *r = req_find(&sh->reqs, id);
+    return *r ? (*r)->owner_ptr : NULL;
+}
+
+/* Runs a waiting request's message now, its key's entry pinned, and ends
+ * the request (its result goes back). */
+static void run_req(struct shard *sh, struct req *r)
+{
+    struct cmd_msg *m = r->owner_ptr;
     const char *key;
     uint32_t klen;
     msg_key(m, &key, &klen);
     store_pin(sh->store, m->keyless ? NULL : table_find(sh->store->table, key, klen, m->hash));
     cmd_msg_run(sh, m);
     store_pin(sh->store, NULL);
+    req_sub_done(&sh->reqs, r);
 }
 
-static void fail_msg(struct shard *sh, struct cmd_msg *m, const char *why)
+static void fail_req(struct shard *sh, struct req *r, const char *why)
 {
-    buf_clear(&m->reply);
-    if (m->is_mc) {
-        buf_append_str(&m->reply, "SERVER_ERROR ");
-        buf_append_str(&m->reply, why);
-        buf_append_str(&m->reply, "\r\n");
-    } else {
-        char msg[160];
-        snprintf(msg, sizeof msg, "ERR %s", why);
-        resp_write_error(&m->reply, msg);
+    cmd_msg_fail(r->owner_ptr, why);
+    req_sub_done(&sh->reqs, r);
+}
+
+/* A waiting request ends: its message's result goes back to its origin
+ * (done), or a timeout error does (its deadline passed first), or it is
+ * freed (stopping). */
+static bool tier_req_done(struct req_table *rt, struct req *r, enum req_end how)
+{
+    struct shard *sh = rt->ctx;
+    struct cmd_msg *m = r->owner_ptr;
+    if (how == REQ_END_DROP) {
+        cmd_msg_free(m);
+        return true;
     }
-    shard_reply(sh, m);
+    if (how == REQ_END_TIMEOUT)
+        cmd_msg_fail(m, "timed out waiting for a value read from disk (request-timeout)");
+    cmd_msg_reply(sh, m);
+    return true;
 }
 
 static struct tier_load *new_load(struct tier *t)
@@ -216,7 +236,7 @@ static struct tier_load *new_load(struct tier *t)
 }
 
 static void submit_read(struct tier *t, struct tier_load *l);
-static void wait_on_load(struct shard *sh, struct cmd_msg *m);
+static void wait_on_load(struct shard *sh, struct req *r);
 
 /* Ends a load: the value is back (or failed with `why`); the waiting
  * messages run or fail, in order; then what the end of reads unblocks. */
@@ -224,7 +244,7 @@ static void finish_load(struct tier *t, struct tier_load *l, const char *why)
 {
     struct shard *sh = t->sh;
     /* The slot is free before the messages run: they may start loads. */
-    struct cmd_msg **waiting = l->waiting;
+    uint64_t *waiting = l->waiting;
     uint32_t n = l->nwaiting;
     l->waiting = NULL;
     l->nwaiting = l->waiting_cap = 0;
@@ -242,25 +262,31 @@ static void finish_load(struct tier *t, struct tier_load *l, const char *why)
     l->gen++;
     t->active--;
     for (uint32_t i = 0; i < n; i++) {
+        struct req *r;
+        if (!req_msg(sh, waiting[i], &r))
+            continue; /* ended by its deadline meanwhile */
         if (why)
-            fail_msg(sh, waiting[i], why);
+            fail_req(sh, r, why);
         else
-            run_msg(sh, waiting[i]);
+            run_req(sh, r);
     }
     mi_free(waiting);
     while (t->blocked.len > 0) {
-        struct cmd_msg *m = t->blocked.msgs[t->blocked.head];
-        if (is_barrier(m->handler, m->keyless) && t->active > 0)
+        struct req *r;
+        struct cmd_msg *m = req_msg(sh, t->blocked.ids[t->blocked.head], &r);
+        if (m && (m->flags & CMD_BARRIER) && t->active > 0)
             break;
-        shard_backlog_pop(&t->blocked);
+        fifo_pop(&t->blocked);
+        if (!m)
+            continue;
         const char *key;
         uint32_t klen;
         msg_key(m, &key, &klen);
-        if (may_run(sh, m->handler, m->hash, key, klen, m->keyless, m->argv, m->argc)) {
-            cmd_msg_run(sh, m);
+        if (may_run(sh, m->flags, m->hash, key, klen)) {
             store_pin(sh->store, NULL);
+            run_req(sh, r);
         } else {
-            wait_on_load(sh, m); /* joins or starts a load */
+            wait_on_load(sh, r); /* joins or starts a load */
         }
     }
 }
@@ -320,7 +346,7 @@ static void submit_read(struct tier *t, struct tier_load *l)
     l->tries++;
     struct io_uring_sqe *sqe = shard_sqe(sh);
     io_uring_prep_read(sqe, fd, l->data, (unsigned)want, offset);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_TIER_READ, (uint32_t)(l - t->loads), l->gen));
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_TIER_READ, (uint32_t)(l - t->loads), l->gen));
     t->inflight++;
 }
 
@@ -328,18 +354,27 @@ void tier_wait(struct shard *sh, struct cmd_msg *m)
 {
     struct tier *t = sh->tier;
     store_pin(sh->store, NULL);
-    if (t->blocked.len > 0 || (is_barrier(m->handler, m->keyless) && t->active > 0)) {
-        if (shard_backlog_push(&t->blocked, m) != 0)
-            fail_msg(sh, m, "out of memory");
+    struct req *r = req_new(&sh->reqs, 1, 1, tier_req_done, shard_deadline(sh));
+    if (!r) {
+        cmd_msg_fail(m, "out of memory");
+        cmd_msg_reply(sh, m);
         return;
     }
-    wait_on_load(sh, m);
+    r->owner_ptr = m;
+    req_arm(&sh->reqs, r);
+    if (t->blocked.len > 0 || ((m->flags & CMD_BARRIER) && t->active > 0)) {
+        if (fifo_push(&t->blocked, r->id) != 0)
+            fail_req(sh, r, "out of memory");
+        return;
+    }
+    wait_on_load(sh, r);
 }
 
-/* Joins the load of m's key, or starts one. */
-static void wait_on_load(struct shard *sh, struct cmd_msg *m)
+/* Joins the load of r's key, or starts one. */
+static void wait_on_load(struct shard *sh, struct req *r)
 {
     struct tier *t = sh->tier;
+    struct cmd_msg *m = r->owner_ptr;
     const char *key;
     uint32_t klen;
     msg_key(m, &key, &klen);
@@ -347,13 +382,13 @@ static void wait_on_load(struct shard *sh, struct cmd_msg *m)
     if (!l) {
         struct table_entry *e = table_find(sh->store->table, key, klen, m->hash);
         if (!e || !table_entry_is_cold(e)) { /* nothing to wait for after all */
-            run_msg(sh, m);
+            run_req(sh, r);
             return;
         }
         l = new_load(t);
         char *copy = l ? mi_malloc(klen ? klen : 1) : NULL;
         if (!copy) {
-            fail_msg(sh, m, "out of memory");
+            fail_req(sh, r, "out of memory");
             return;
         }
         memcpy(copy, key, klen);
@@ -370,24 +405,24 @@ static void wait_on_load(struct shard *sh, struct cmd_msg *m)
         }
         if (!l->waiting) {
             finish_load(t, l, "out of memory");
-            fail_msg(sh, m, "out of memory");
+            fail_req(sh, r, "out of memory");
             return;
         }
-        l->waiting[l->nwaiting++] = m;
+        l->waiting[l->nwaiting++] = r->id;
         submit_read(t, l);
         return;
     }
     if (l->nwaiting == l->waiting_cap) {
         uint32_t cap = l->waiting_cap * 2;
-        struct cmd_msg **w = mi_realloc(l->waiting, cap * sizeof *w);
+        uint64_t *w = mi_realloc(l->waiting, cap * sizeof *w);
         if (!w) {
-            fail_msg(sh, m, "out of memory");
+            fail_req(sh, r, "out of memory");
             return;
         }
         l->waiting = w;
         l->waiting_cap = cap;
     }
-    l->waiting[l->nwaiting++] = m;
+    l->waiting[l->nwaiting++] = r->id;
 }
 
 void tier_forget_cqe(struct tier *t)

@@ -8,17 +8,19 @@
  * order they came. The loop never blocks: other keys are served meanwhile.
  *
  * Order: a request for a key with a read in flight waits behind it, so each
- * key sees its requests in arrival order. A shard-wide request (FLUSHALL,
- * DBSIZE, KEYS, SCAN, RANDOMKEY, flush_all), or an MSETNX whose keys all
- * live here, that comes while reads are in
- * flight waits until they have ended, and every request after it waits
- * behind it; so nothing overtakes it and it overtakes nothing.
- * Requests that never read the value (SET without GET, DEL, EXISTS, TTL,
- * STRLEN...) run at once on a cold key.
+ * key sees its requests in arrival order. A request with CMD_BARRIER (cmd.h:
+ * FLUSHALL, DBSIZE, KEYS, SCAN, RANDOMKEY, flush_all, an MSETNX whose keys
+ * all live here) that comes while reads are in flight waits until they
+ * have ended, and every request after it waits behind it; so nothing
+ * overtakes it and it overtakes nothing. Requests without CMD_READS_VALUE
+ * (SET without GET, DEL, EXISTS, TTL, STRLEN...) run at once on a cold key.
+ * A waiting message is a request of the shard (req.h) with its deadline:
+ * if that passes first, its origin gets a timeout error and the message
+ * runs no more.
  *
  * Threads: everything on the owning shard thread.
  * Ownership: a waiting message (cmd.h, struct cmd_msg) stays its origin's;
- *   once run, it goes back through shard_reply(), to this very shard when
+ *   once run, it goes back through cmd_msg_reply(), to this very shard when
  *   the request came from one of its own connections.
  * Errors: a value that cannot be read back (I/O error, damaged record) fails
  *   the requests waiting for it with an error reply (-ERR / SERVER_ERROR),
@@ -37,14 +39,16 @@ struct tier;
 /* Creates the shard's tier. NULL on out of memory. */
 struct tier *tier_create(struct shard *sh);
 /* Frees it, and answers nothing: call once the ring is gone (no read can
- * complete any more); waiting messages are freed with their connections. */
+ * complete any more); waiting messages are the shard's requests, freed
+ * with its request table. */
 void tier_destroy(struct tier *t);
 
-/* Whether a request may run now. When it may, the key's entry is pinned in
- * the store (its value cannot leave memory while the handler runs). key and
- * klen: the request's key (ignored when keyless). */
-bool tier_may_run(struct shard *sh, cmd_handler *h, uint64_t hash, const char *key,
-                  uint32_t klen, bool keyless, const struct resp_arg *argv, uint32_t argc);
+/* Whether a request with these flags (cmd.h: CMD_READS_VALUE, CMD_BARRIER)
+ * may run now. When it may, the key's entry is pinned in the store (its
+ * value cannot leave memory while the handler runs). key and klen: the
+ * request's key (ignored for a barrier). */
+bool tier_may_run(struct shard *sh, uint32_t flags, uint64_t hash, const char *key,
+                  uint32_t klen);
 
 /* Takes a request that may not run now (tier_may_run() said so just
  * before): it runs, and its reply goes back, once what it waits for is done. */

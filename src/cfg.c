@@ -85,6 +85,10 @@ static const struct cfg_setting cfg_settings[] = {
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,
      INT64_MAX, NULL, "Most unparsed bytes buffered for one client."},
+    {"request-timeout", CFG_INT, F(request_timeout_ms), "5000", 1, 86400000, NULL,
+     "Milliseconds a request may wait (for other shards, a value read from disk, the "
+     "log's fsync) before its client gets an error instead (-TIMEOUT; memcached "
+     "SERVER_ERROR)."},
     {"tcp-backlog", CFG_INT, F(tcp_backlog), "511", 1, 65535, NULL, "listen() backlog."},
     {"uring-entries", CFG_INT, F(uring_entries), "4096", 64, 32768, NULL,
      "Submission queue entries of each shard's io_uring."},

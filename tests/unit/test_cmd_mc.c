@@ -55,7 +55,8 @@ static struct mc_request req(enum mc_cmd cmd, const char *key)
 /* Runs h on r and returns the reply (NUL-terminated). */
 static const char *run(cmd_handler *h, const struct mc_request *r)
 {
-    struct cmd_ctx c = {.store = &st, .out = &out, .proto = 2, .mc = r};
+    struct req_result res = {0};
+    struct cmd_ctx c = {.res = &res, .store = &st, .out = &out, .proto = 2, .mc = r};
     c.hash = keyhash(r->keys[0].ptr, r->keys[0].len);
     buf_clear(&out);
     h(&c);
@@ -141,8 +142,9 @@ static void test_cmd_mc_set_get_gets(void **state)
 static void test_cmd_mc_shares_keys_with_redis(void **state)
 {
     struct resp_arg argv[] = {{"SET", 3}, {"r", 1}, {"redis", 5}};
+    struct req_result res = {0};
     struct cmd_ctx c = {
-        .store = &st, .out = &out, .proto = 2, .argc = 3, .argv = argv, .hash = keyhash("r", 1)};
+        .res = &res, .store = &st, .out = &out, .proto = 2, .argc = 3, .argv = argv, .hash = keyhash("r", 1)};
     cmd_set(&c);
     assert_string_equal(get("r"), "VALUE r 0 5\r\nredis\r\n");
 }
