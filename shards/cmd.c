@@ -772,6 +772,13 @@ void cmd_msg_fail(struct cmd_msg *m, const char *why)
     cmd_write_error(&m->res.body, m->is_mc, err, why);
 }
 
+void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms)
+{
+    buf_clear(&m->res.body);
+    m->res.status = REQ_ERR;
+    cmd_write_timeout(&m->res.body, m->is_mc, timeout_ms);
+}
+
 void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
 {
     if (cmd_may_run_here(sh, m->flags, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL)) {
@@ -793,11 +800,8 @@ static bool cmd_msg_hold_done(struct req_table *t, struct req *r, enum req_end h
         cmd_msg_free(m);
         return true;
     }
-    if (how == REQ_END_TIMEOUT) {
-        buf_clear(&m->res.body);
-        m->res.status = REQ_ERR;
-        cmd_write_timeout(&m->res.body, m->is_mc, sh->request_timeout_ms);
-    }
+    if (how == REQ_END_TIMEOUT)
+        cmd_msg_timeout(m, sh->request_timeout_ms);
     shard_send(sh, m->origin, m);
     return true;
 }

@@ -221,6 +221,8 @@ void cmd_msg_reply(struct shard *sh, struct cmd_msg *m);
 /* Target side: m's result is an error `why` (e.g. a read that failed), in
  * its protocol's form. */
 void cmd_msg_fail(struct cmd_msg *m, const char *why);
+/* Target side: m waited past its deadline: its result is the timeout error. */
+void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms);
 /* Origin side: a message came back with its result (or, from this shard,
  * is done): it completes its request's sub-result, or is dropped when the
  * request has ended. Frees m. */

@@ -202,11 +202,13 @@ static int shard_reap(struct shard *sh)
     return 0;
 }
 
+__attribute__((weak)) int shard_submit(struct io_uring *uring) { return io_uring_submit(uring); }
+
 struct io_uring_sqe *shard_sqe(struct shard *sh)
 {
     struct io_uring_sqe *sqe;
     while (!(sqe = io_uring_get_sqe(&sh->uring))) {
-        int rc = io_uring_submit(&sh->uring);
+        int rc = shard_submit(&sh->uring);
         if (rc > 0)
             continue;
         /* The kernel took nothing: its completion ring is full (-EBUSY), or

@@ -212,7 +212,7 @@ static bool tier_req_done(struct req_table *rt, struct req *r, enum req_end how)
         return true;
     }
     if (how == REQ_END_TIMEOUT)
-        cmd_msg_fail(m, "timed out waiting for a value read from disk (request-timeout)");
+        cmd_msg_timeout(m, sh->request_timeout_ms);
     cmd_msg_reply(sh, m);
     return true;
 }
