@@ -134,7 +134,6 @@ struct cmd_msg {
     uint32_t argc;
     struct resp_arg *argv; /* into payload */
     bool is_mc;
-    bool keyless;          /* a shard-wide request (FLUSHALL, DBSIZE, SCAN...) */
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */
     struct mc_key mc_key;
     struct req_result res; /* written by the target */

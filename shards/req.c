@@ -304,4 +304,7 @@ void req_cancel(struct req_table *t, uint64_t id)
     req_free(t, r);
 }
 
-uint32_t req_count(const struct req_table *t) { return t->nheap; }
+uint32_t req_count(const struct req_table *t)
+{
+    return t->nheap;
+}

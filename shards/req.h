@@ -63,17 +63,17 @@ typedef bool req_done_fn(struct req_table *t, struct req *r, enum req_end how);
 struct req {
     uint64_t id;
     req_done_fn *done;
-    uint32_t nsub;     /* sub-results */
-    uint32_t ndone;    /* sub-results in */
-    uint32_t quorum;   /* sub-results that complete it */
-    uint32_t heap_at;  /* position in the deadline heap */
-    bool is_armed;     /* routing is over: completing it may happen */
-    bool is_held;      /* on the table's held list */
-    uint32_t kind;     /* the owner's: which combiner (cmd.h, enum cmd_combine) */
-    uint64_t owner;    /* the owner's handle (a connection's slot and generation) */
-    void *owner_ptr;   /* the owner's datum, valid while the request lives (a
-                          connection's reply slot, a message being run) */
-    int64_t aux;       /* the combiner's datum (SCAN: the shard) */
+    uint32_t nsub;    /* sub-results */
+    uint32_t ndone;   /* sub-results in */
+    uint32_t quorum;  /* sub-results that complete it */
+    uint32_t heap_at; /* position in the deadline heap */
+    bool is_armed;    /* routing is over: completing it may happen */
+    bool is_held;     /* on the table's held list */
+    uint32_t kind;    /* the owner's: which combiner (cmd.h, enum cmd_combine) */
+    uint64_t owner;   /* the owner's handle (a connection's slot and generation) */
+    void *owner_ptr;  /* the owner's datum, valid while the request lives (a
+                         connection's reply slot, a message being run) */
+    int64_t aux;      /* the combiner's datum (SCAN: the shard) */
     int64_t deadline_ms;
     uint64_t hold_seq; /* log sequence that must be durable before done; 0: none */
     struct buf extra;  /* the owner's saved bytes (MSETNX arguments, CLIENT LIST ids) */
@@ -82,17 +82,17 @@ struct req {
 };
 
 struct req_table {
-    void *ctx;               /* the owner's (the shard), for callbacks */
-    struct req **slots;      /* slot -> request, NULL when free */
-    uint32_t *gen;           /* slot -> generation, bumped when freed */
+    void *ctx;          /* the owner's (the shard), for callbacks */
+    struct req **slots; /* slot -> request, NULL when free */
+    uint32_t *gen;      /* slot -> generation, bumped when freed */
     uint32_t *free_slots;
     uint32_t cap, nfree;
-    struct req **heap;       /* by deadline, soonest first */
+    struct req **heap; /* by deadline, soonest first */
     uint32_t nheap;
-    struct req **held;       /* complete but for their hold, oldest first */
+    struct req **held; /* complete but for their hold, oldest first */
     uint32_t nheld, held_cap;
-    uint64_t durable_seq;    /* the log is durable up to here */
-    uint64_t expired;        /* requests ended by their deadline (INFO) */
+    uint64_t durable_seq; /* the log is durable up to here */
+    uint64_t expired;     /* requests ended by their deadline (INFO) */
 };
 
 /* An empty table; ctx is handed back through t->ctx. */

@@ -188,7 +188,8 @@ static void run_req(struct shard *sh, struct req *r)
     const char *key;
     uint32_t klen;
     msg_key(m, &key, &klen);
-    store_pin(sh->store, m->keyless ? NULL : table_find(sh->store->table, key, klen, m->hash));
+    bool keyless = (m->flags & CMD_NOKEY) != 0;
+    store_pin(sh->store, keyless ? NULL : table_find(sh->store->table, key, klen, m->hash));
     cmd_msg_run(sh, m);
     store_pin(sh->store, NULL);
     req_sub_done(&sh->reqs, r);

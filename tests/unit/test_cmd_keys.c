@@ -52,7 +52,8 @@ static const char *run_v(cmd_handler *h, uint32_t argc, const char *const *argv)
         args[i].len = (uint32_t)strlen(argv[i]);
     }
     struct req_result res = {0};
-    struct cmd_ctx c = {.res = &res, .store = &st, .out = &out, .proto = proto, .argc = argc, .argv = args};
+    struct cmd_ctx c = {
+        .res = &res, .store = &st, .out = &out, .proto = proto, .argc = argc, .argv = args};
     if (argc > 1)
         c.hash = keyhash(args[1].ptr, args[1].len);
     buf_clear(&out);

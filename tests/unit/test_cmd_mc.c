@@ -143,8 +143,13 @@ static void test_cmd_mc_shares_keys_with_redis(void **state)
 {
     struct resp_arg argv[] = {{"SET", 3}, {"r", 1}, {"redis", 5}};
     struct req_result res = {0};
-    struct cmd_ctx c = {
-        .res = &res, .store = &st, .out = &out, .proto = 2, .argc = 3, .argv = argv, .hash = keyhash("r", 1)};
+    struct cmd_ctx c = {.res = &res,
+                        .store = &st,
+                        .out = &out,
+                        .proto = 2,
+                        .argc = 3,
+                        .argv = argv,
+                        .hash = keyhash("r", 1)};
     cmd_set(&c);
     assert_string_equal(get("r"), "VALUE r 0 5\r\nredis\r\n");
 }

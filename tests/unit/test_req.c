@@ -20,15 +20,14 @@
 static struct req_table table;
 static struct io_uring uring;
 static struct conn_env env;
-static int ends[3];     /* REQ_END_* seen */
-static uint64_t owner;  /* the connection handle a request answers */
+static int ends[3];    /* REQ_END_* seen */
+static uint64_t owner; /* the connection handle a request answers */
 static struct conn *the_conn;
 
 /* The owner's side, as cmd.c's: the connection is looked up by handle. */
 static struct conn *conn_of(uint64_t handle)
 {
-    return the_conn && handle == ((uint64_t)the_conn->slot << 32 | the_conn->gen) ? the_conn
-                                                                                  : NULL;
+    return the_conn && handle == ((uint64_t)the_conn->slot << 32 | the_conn->gen) ? the_conn : NULL;
 }
 
 static bool done_into_slot(struct req_table *t, struct req *r, enum req_end how)
@@ -60,7 +59,10 @@ static struct io_uring_sqe *get_sqe(void *o)
     return sqe;
 }
 
-static void abandon(void *o, uint64_t ticket) { req_cancel(&table, ticket); }
+static void abandon(void *o, uint64_t ticket)
+{
+    req_cancel(&table, ticket);
+}
 
 static int setup(void **state)
 {
