@@ -106,10 +106,12 @@ static bool put(struct cmd_ctx *c, const void *val, size_t vlen, int64_t expire_
 
 static void reply_value(struct cmd_ctx *c, const struct table_entry *e)
 {
-    if (e)
+    if (e) {
         cmd_reply_bulk(c, table_entry_val((struct table_entry *)e), e->val_len);
-    else
+        c->res->version = e->cas;
+    } else {
         cmd_reply_null(c);
+    }
 }
 
 /* "ERR invalid expire time in '<cmd>' command". */
