@@ -608,19 +608,18 @@ static void shard_drain_log(struct shard *sh)
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(&sh->uring, &cqe, 1, &ts, NULL);
-        unsigned head, count = 0;
-        io_uring_for_each_cqe(&sh->uring, head, cqe)
-        {
-            uint64_t ud = io_uring_cqe_get_data64(cqe);
-            unsigned op = net_ud_op(ud);
+        shard_reap(sh);
+        /* persist_on_cqe() may stash more (shard_sqe): index afresh. */
+        for (uint32_t i = 0; i < sh->nstash; i++) {
+            struct shard_cqe c = sh->stash[i];
+            unsigned op = net_ud_op(c.ud);
             if (op == SHARD_OP_SEG_WRITE || op == SHARD_OP_SEG_FSYNC || op == SHARD_OP_SEG_READ ||
                 op == SHARD_OP_SEG_PREPARE)
-                persist_on_cqe(sh->persist, ud, cqe->res);
+                persist_on_cqe(sh->persist, c.ud, c.res);
             else if (op == SHARD_OP_TIER_READ)
                 tier_forget_cqe(sh->tier); /* its buffer may go now */
-            count++;
         }
-        io_uring_cq_advance(&sh->uring, count);
+        sh->nstash = 0;
         persist_flush(sh->persist);
     }
 }
