@@ -426,6 +426,7 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
     struct req *r = cmd_req_new(sh, c, 1, CMD_COMBINE_ONE);
     if (!r)
         return;
+    r->aux = mc && mc->noreply; /* a timeout stays silent too */
     cmd_route_sub(sh, c, r, 0, owner, h, flags, argv, argc, hash, mc);
     req_arm(&sh->reqs, r);
 }
@@ -1086,10 +1087,14 @@ static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how)
     if (!c) /* cancelled: the connection and its slot are going */
         return true;
     struct conn_slot *slot = r->owner_ptr;
-    if (how == REQ_END_TIMEOUT)
-        cmd_write_timeout(&slot->body, c->kind == CONN_MC, sh->request_timeout_ms);
-    else if (!cmd_combine(sh, c, r, &slot->body))
+    bool is_noreply = c->kind == CONN_MC && r->aux &&
+                      (r->kind == CMD_COMBINE_ONE || r->kind == CMD_COMBINE_MC_OK);
+    if (how == REQ_END_TIMEOUT) {
+        if (!is_noreply) /* memcached's noreply: not even an error */
+            cmd_write_timeout(&slot->body, c->kind == CONN_MC, sh->request_timeout_ms);
+    } else if (!cmd_combine(sh, c, r, &slot->body)) {
         return false;
+    }
     conn_slot_ready(c, slot);
     return true;
 }
