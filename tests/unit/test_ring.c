@@ -199,6 +199,7 @@ static void test_ring_join_4_to_5_on_64_moves_only_to_the_new_node(void **state)
     print_message("4 -> 5 nodes, Q=64, N=3: moved %u (ideal 12.8), owned 12..13, lists per "
                   "owned partition %.2f..%.2f of N, crowded %u\n",
                   n, bal.replica_ratio_min, bal.replica_ratio_max, bal.crowded);
+    assert_int_equal(bal.crowded, 0); /* so each node is in 3 lists per partition it owns */
     ring_destroy(four);
     ring_destroy(five);
 }
@@ -393,8 +394,10 @@ static uint64_t sim_total(const struct sim *s)
     return w;
 }
 
+/* replica_spread: the bound on replica load (lists / (N * owned)) to assert,
+ * as 1 +- replica_spread; 0 for none. */
 static void simulate(const char *what, uint32_t start, uint32_t max_nodes, uint32_t n_zones,
-                     uint32_t n_rep)
+                     uint32_t n_rep, double replica_spread)
 {
     struct sim s = {.worst_replica_min = 1e300};
     s.m = calloc(max_nodes, sizeof *s.m);
@@ -435,18 +438,21 @@ static void simulate(const char *what, uint32_t start, uint32_t max_nodes, uint3
                   s.seconds_max * 1e3);
     assert_int_equal(s.stray_moves, 0);
     assert_true(s.seconds_max < 1);
+    if (replica_spread > 0)
+        assert_true(s.worst_replica <= 1 + replica_spread &&
+                    s.worst_replica_min >= 1 - replica_spread);
     ring_destroy(s.ring);
     free(s.m);
 }
 
 static void test_ring_simulation_without_zones(void **state)
 {
-    simulate("no zones", 100, 1000, 0, 3);
+    simulate("no zones", 100, 1000, 0, 3, 0.01);
 }
 
 static void test_ring_simulation_with_zones(void **state)
 {
-    simulate("4 zones", 100, 400, 4, 3);
+    simulate("4 zones", 100, 400, 4, 3, 0);
 }
 
 static double seconds_since(const struct timespec *t0)
