@@ -11,7 +11,8 @@
  * weight within max(1, 10%) and within two (floor or ceil but where rounding
  * would move a partition more); a change moves partitions only to members that
  * gain and only from members that lose (a join moves only to the new member,
- * a leave only the leaving member's partitions); every preference list names
+ * a leave only the leaving member's partitions; where shares are a few
+ * partitions, rounding can force one partition more); every preference list names
  * min(N, owners) distinct nodes, and distinct zones when they span that many.
  * Threads: pure functions, any thread; a built ring is immutable, so it can be
  *   published as a snapshot and read by many threads at once.
