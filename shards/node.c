@@ -83,6 +83,11 @@ struct node *node_create(const struct cfg *cfg)
         return NULL;
     n->cfg = cfg;
     n->nshards = cfg->threads ? (uint32_t)cfg->threads : node_cpu_count();
+    if (n->nshards > CFG_MAX_THREADS) {
+        log_info("%u CPUs: starting %u shards, the most SCAN's cursor can name", n->nshards,
+                 CFG_MAX_THREADS);
+        n->nshards = CFG_MAX_THREADS;
+    }
     n->npartitions = (uint32_t)cfg->partitions;
     if (n->nshards > n->npartitions) {
         log_error("threads (%u) exceeds partitions (%u); exiting", n->nshards, n->npartitions);
