@@ -171,7 +171,8 @@ static int node_start_threads(struct node *n)
         if ((rc = node_create_thread(n, started)) != 0)
             break;
     if (rc != 0) {
-        log_error("cannot start shard thread %u of %u: %s; stopping the %u started, exiting",
+        log_error("cannot start shard thread %u of %u: %s; stopping the %u already running; "
+                  "exiting",
                   started, n->nshards, strerror(rc), started);
         n->launch_failed = true;
     }
