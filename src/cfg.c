@@ -43,8 +43,9 @@ static const struct cfg_setting cfg_settings[] = {
     {"port", CFG_INT, F(port), "6379", 1, 65535, NULL, "RESP (Redis protocol) port."},
     {"memcache-port", CFG_INT, F(memcache_port), "11211", 0, 65535, NULL,
      "memcached text protocol port; 0 turns it off."},
-    {"threads", CFG_INT, F(threads), "0", 0, 1024, NULL,
-     "Shard threads; 0 means one per CPU."},
+    {"threads", CFG_INT, F(threads), "0", 0, CFG_MAX_THREADS, NULL,
+     "Shard threads; 0 means one per CPU. At most 256 (SCAN's cursor names the shard in 8 "
+     "bits)."},
     {"cpu-affinity", CFG_BOOL, F(cpu_affinity), "yes", 0, 1, NULL,
      "Pin shard thread i to CPU i (modulo the CPUs this process may use)."},
     {"requirepass", CFG_STRING, F(requirepass), "", 0, 0, NULL,

@@ -16,6 +16,10 @@
 
 #include "buf.h"
 
+/* Most shard threads: SCAN's cursor holds the shard in its top 8 bits
+ * (shards/cmd.c), so a shard past 255 could never be scanned. */
+#define CFG_MAX_THREADS 256
+
 enum cfg_policy {
     CFG_POLICY_NOEVICTION,
     CFG_POLICY_ALLKEYS_LRU,

@@ -228,7 +228,7 @@ static int harness_spawn(struct harness_entry *e, struct harness_proc *p, const 
     return 0;
 }
 
-static int harness_free_ports(int *a, int *b)
+int harness_free_ports(int *a, int *b)
 {
     int fds[2] = {-1, -1};
     int ports[2] = {0, 0};

@@ -87,6 +87,10 @@ bool harness_output_mentions(const struct harness_server *s, const char *needle)
  * exit status. */
 int harness_finish(int failures);
 
+/* Two loopback ports that were free a moment ago (bound, then released), for
+ * a test that runs a node without harness_start(). 0, or a negative errno. */
+int harness_free_ports(int *a, int *b);
+
 /* Monotonic milliseconds. */
 int64_t harness_now_ms(void);
 

@@ -71,6 +71,22 @@ static void test_cfg_rejects_bad_values(void **state)
     assert_int_not_equal(load(&c, 3, not_pow2, err), 0);
 }
 
+/* SCAN's cursor holds the shard in 8 bits (cmd.c): more than 256 shard
+ * threads would make SCAN stop before the shards past 255, so 257 is refused
+ * with a reason naming the setting, and 256 is accepted. */
+static void test_cfg_threads_fit_the_scan_cursor(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *too_many[] = {"ringkv", "--threads", "257"};
+    assert_int_not_equal(load(&c, 3, too_many, err), 0);
+    assert_non_null(strstr(err, "threads"));
+    assert_non_null(strstr(err, "256"));
+    char *most[] = {"ringkv", "--threads", "256"};
+    assert_int_equal(load(&c, 3, most, err), 0);
+    assert_int_equal(c.threads, 256);
+}
+
 static void count_pairs(const char *name, const char *value, void *arg) { (*(int *)arg)++; }
 
 static void test_cfg_get_matches_globs(void **state)
@@ -93,6 +109,7 @@ int main(void)
         cmocka_unit_test(test_cfg_defaults_match_redis),
         cmocka_unit_test(test_cfg_flags_override_file),
         cmocka_unit_test(test_cfg_rejects_bad_values),
+        cmocka_unit_test(test_cfg_threads_fit_the_scan_cursor),
         cmocka_unit_test(test_cfg_get_matches_globs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
