@@ -19,7 +19,7 @@ check "the README lists every setting as the binary documents it" \
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'port = 1\nmaxmemory-policy = allkeys-lru\nmaxmemory = 1mb\n' > "$dir/ringkv.ini"
-"$bin" "$dir/ringkv.ini" --port "$port" --memcache-port 0 --threads 1 > "$dir/log" 2>&1 &
+"$bin" "$dir/ringkv.ini" --port "$port" --memcache-port 0 --threads 1 --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 500); do
