@@ -114,6 +114,15 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
+void harness_noise(uint32_t seed, char *out, size_t len)
+{
+    uint32_t x = seed * 2654435761u + 7;
+    for (size_t k = 0; k < len; k++) {
+        x = x * 1103515245u + 12345u;
+        out[k] = (char)('!' + (x >> 16) % 90);
+    }
+}
+
 int harness_temp_dir(char *dir, size_t cap, const char *prefix)
 {
     if (snprintf(dir, cap, "/tmp/%s-XXXXXX", prefix) >= (int)cap)
@@ -822,6 +831,20 @@ void harness_check_at(const char *file, int line, const redisReply *r, struct ha
         print_error("%s: %s\n", what, why);
         _fail(file, line);
     }
+}
+
+void harness_check_noise_keys_at(const char *file, int line, redisContext *c, int n, size_t len)
+{
+    char *want = malloc(len ? len : 1);
+    for (int i = 0; i < n; i++)
+        redisAppendCommand(c, "GET key:%d", i);
+    for (int i = 0; i < n; i++) {
+        redisReply *r = harness_next_reply_at(file, line, c);
+        harness_noise((uint32_t)i, want, len);
+        harness_check_at(file, line, r, HARNESS_BULK_LEN(want, len), "GET of an acknowledged key");
+        freeReplyObject(r);
+    }
+    free(want);
 }
 
 void harness_expect_at(const char *file, int line, redisContext *c, struct harness_want want,

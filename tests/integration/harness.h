@@ -97,6 +97,15 @@ int harness_temp_dir(char *dir, size_t cap, const char *prefix);
 /* Removes a directory tree (harness_temp_dir's). 0, or -1 if some of it stays. */
 int harness_remove_dir(const char *dir);
 
+/* Fills out[0..len) with printable bytes that do not compress, the same
+ * for the same seed (a value a test can check after a restart). */
+void harness_noise(uint32_t seed, char *out, size_t len);
+
+/* Checks, pipelined, that key:0 .. key:n-1 hold harness_noise(i, len). */
+void harness_check_noise_keys_at(const char *file, int line, redisContext *c, int n, size_t len);
+#define harness_check_noise_keys(c, n, len)                                                       \
+    harness_check_noise_keys_at(__FILE__, __LINE__, (c), (n), (len))
+
 /* Monotonic milliseconds. */
 int64_t harness_now_ms(void);
 
