@@ -12,6 +12,8 @@ check "--help lists every setting" '[ "$("$bin" --help | grep -c "^  --")" -ge 2
 check "an unknown flag exits 2 with a reason" \
     '"$bin" --no-such 1 2>&1 | grep -q "unknown setting" && { "$bin" --no-such 1 2>/dev/null; [ $? -eq 2 ]; }'
 check "a bad value names the setting" '"$bin" --port 99999 2>&1 | grep -q "port"'
+check "a value size past what a data log record holds is refused at start-up" \
+    'timeout 10 "$bin" --proto-max-bulk-len 2gb 2>&1 | grep -q "proto-max-bulk-len.*data log record"'
 check "the README lists every setting as the binary documents it" \
     '"$bin" --settings-markdown | while IFS= read -r line; do grep -qF -- "$line" "$here/../../README.md" || exit 1; done'
 
