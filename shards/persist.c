@@ -3,23 +3,43 @@
  * Writer state: `pending` gathers the records of the current loop turn;
  * `inflight` is the batch the kernel is writing at `write_offset` of the
  * current segment (one write at a time, so records land in order). A short
- * write is resubmitted for the rest; a failed one is counted, logged
- * (rate-limited) and retried, so records are never dropped.
+ * write is resubmitted for the rest.
+ * everysec, no: what is written stays in `unsynced_data` (the file's bytes
+ * [synced_to, write_offset)) until an fdatasync begun after it succeeds.
+ * A failed write or fdatasync bumps `sync_gen` (an fdatasync begun before
+ * proves nothing), and on the next tick everything since `synced_to` plus
+ * the unwritten rest of the batch goes out again as one write, followed at
+ * once by an fdatasync (persist_rewrite): the kernel reports a writeback
+ * error once and may have dropped those pages.
  * appendfsync always: a batch is a write linked to an fdatasync, and up to
  * PERSIST_BATCHES batches are in flight at once, each at its own offset
  * (`batches`, oldest at `batch_head`): while one batch's fdatasync runs,
  * the next turn's records go out as the next batch. When a batch's write
  * was whole and its fdatasync succeeded it is complete; complete batches at
  * the head make their records durable in order (`durable_seq`), and the
- * shard releases the replies waiting for them. A short or failed write
- * cancels the linked fdatasync; the rest is then submitted again with a new
- * one (after a failed fdatasync, the whole batch).
- * Rotation happens between batches: the full segment gets a linked
- * fdatasync + close through the ring, and a new file is created (a small
- * synchronous open and header write; rare).
+ * shard releases the replies waiting for them. A short write cancels the
+ * linked fdatasync and the rest goes out at once with a new one; a failed
+ * write or fdatasync sends the batch again on the tick (after a failed
+ * fdatasync, the whole batch, and every other batch in flight).
+ * Failures: from the first failed write or fdatasync until everything
+ * written since is written and synced again (persist_check_recovered), the
+ * shard's log is failing (stats.failing, counted in node->log_failing) and
+ * the node refuses write commands (persist_refuse_resp/_mc, MISCONF); the
+ * retries run on the tick, so a full disk costs no busy loop, and nothing
+ * new reaches `pending` but the records of requests already running.
+ * Rotation happens between writes and syncs: the full segment stays open
+ * (`closing_fd`, with its unsynced bytes) until its fdatasync succeeds,
+ * then closes through the ring; a failure writes those bytes again. The next
+ * segment is made ahead; rotation waits while one is still closing.
+ * Read descriptors for cold values are closed only while no cold read is
+ * prepared or in flight (tier_busy), since a read names its descriptor
+ * until the kernel issues it.
+ * Test builds (ringkv-faults, RINGKV_FAULTS) inject write and fdatasync
+ * failures where completions are handled; see persist_fault().
  * Recovery reads with plain blocking I/O on the shard thread before it serves
  * (seg_scan_file), applying puts, deletes and flushes to the store with no
- * journal attached, so nothing is written back. Expired records are skipped.
+ * journal attached, so nothing is written back. Expired records are skipped;
+ * the request limits do not apply (the newest record of a key always wins).
  * The manifest <dir>/ringkv.meta records the shard and partition counts of
  * the data, so a restart with another shard count can redistribute keys. */
 #include "persist.h"
@@ -916,7 +936,7 @@ static void persist_on_write_cqe(struct persist *p, int res, int64_t now)
     p->inflight_done = 0;
     p->written_seq = p->batch_seq;
     p->readable_lsn = p->batch_end_lsn;
-    if (!p->fsync_inflight &&
+    if (!p->fsync_inflight && !p->rewrite_needed && /* after an error: the rewrite first */
         (p->sync_after_write || p->unsynced_data.len >= PERSIST_MAX_UNSYNCED))
         persist_submit_fsync(p);
     persist_maybe_rotate(p);
