@@ -833,6 +833,7 @@ void persist_tick(struct persist *p, int64_t now_ms)
         return;
     }
     persist_prepare_next(p);
+    persist_maybe_rotate(p); /* the next file became ready after the last write */
     persist_compact_step(p);
     if (!p->unsynced || p->fsync_inflight || p->cfg->appendfsync != CFG_FSYNC_EVERYSEC ||
         now_ms - p->stats.last_fsync_ms < PERSIST_FSYNC_INTERVAL_MS)
