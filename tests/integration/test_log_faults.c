@@ -38,13 +38,19 @@ static int teardown(void **state)
     return harness_remove_dir(work);
 }
 
-static void start(struct harness_server *s, const char *fsync, const char *segment_size)
+static void start_compacting(struct harness_server *s, const char *fsync,
+                             const char *segment_size, const char *compaction_threshold)
 {
-    const char *args[] = {"--dir",          data_dir, "--appendfsync", fsync,
-                          "--segment-size", segment_size, "--compaction-threshold", "0",
-                          NULL};
+    const char *args[] = {"--dir",          data_dir,     "--appendfsync",
+                          fsync,            "--segment-size", segment_size,
+                          "--compaction-threshold", compaction_threshold, NULL};
     struct harness_opts o = {.threads = 1, .args = args};
     assert_int_equal(harness_start(s, &o), 0);
+}
+
+static void start(struct harness_server *s, const char *fsync, const char *segment_size)
+{
+    start_compacting(s, fsync, segment_size, "0");
 }
 
 static bool control_consumed(void *arg)
@@ -172,6 +178,54 @@ static void test_log_faults_failed_rotation_sync_writes_again(void **state)
     crash_and_check(&s, c, n, "everysec", "1mb");
 }
 
+static bool compacted(void *arg)
+{
+    return harness_info_number(arg, "persistence", "compactions") >= 1;
+}
+
+/* Compaction copies the live records of the oldest segment to the tail,
+ * and the fdatasync that should make the copies durable fails (dropping
+ * them): the old segment must not go before the copies are written again
+ * and synced. */
+static void test_log_faults_compaction_keeps_its_source_until_copies_sync(void **state)
+{
+    struct harness_server s;
+    start(&s, "everysec", "1mb");
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 1500); /* about 1.5 MB: the oldest segment holds key:0 onwards */
+    assert_true(harness_wait_until(rotated, c, HARNESS_TIMEOUT_MS, 50));
+    static char val[VALUE_LEN];
+    for (int round = 0; round < 3; round++) /* even keys get new versions; odd ones stay */
+        for (int i = 0; i < 1000; i += 2) {
+            harness_noise((uint32_t)(i + 100000), val, VALUE_LEN);
+            harness_expect(c, HARNESS_OK, "SET key:%d %b", i, val, (size_t)VALUE_LEN);
+        }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    /* Armed before the node starts: its first tick reads the faults, then
+     * begins compacting (the live share is now well under 95%). */
+    FILE *f = fopen(control, "w");
+    assert_non_null(f);
+    fprintf(f, "fsync 1\n");
+    assert_int_equal(fclose(f), 0);
+    start_compacting(&s, "everysec", "1mb", "95");
+    c = harness_connect(s.port);
+    assert_true(harness_wait_until(compacted, c, HARNESS_TIMEOUT_MS, 50));
+    assert_true(harness_wait_until(recovered_and_synced, c, HARNESS_TIMEOUT_MS, 50));
+    redisFree(c);
+    assert_int_equal(harness_crash(&s), 0);
+
+    start(&s, "everysec", "1mb");
+    c = harness_connect(s.port);
+    for (int i = 0; i < 1500; i++) {
+        harness_noise((uint32_t)(i < 1000 && i % 2 == 0 ? i + 100000 : i), val, VALUE_LEN);
+        harness_expect(c, HARNESS_BULK_LEN(val, VALUE_LEN), "GET key:%d", i);
+    }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 /* always: a failed fdatasync holds the replies until the batch is written
  * and synced again. */
 static void test_log_faults_always_holds_replies_through_a_failure(void **state)
@@ -204,6 +258,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_faults_always_holds_replies_through_a_failure,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_log_faults_compaction_keeps_its_source_until_copies_sync, setup, teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
