@@ -59,8 +59,8 @@
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
-#include "seg.h"
 #include "resp.h"
+#include "seg.h"
 #include "shard.h"
 #include "store.h"
 #include "tier.h"
@@ -185,7 +185,7 @@ struct persist {
     uint64_t compact_kept_bytes;
     char unlink_path[1200];     /* the unlink in flight names it: lives until its completion */
     /* Read descriptors let go while cold reads were prepared or in flight
-     * (they may name them): closed once the shard has none (item 5). */
+     * (they may name them): closed once the shard has none. */
     int *doomed_fds;
     size_t ndoomed, doomed_cap;
     int64_t last_error_log_ms;
@@ -527,37 +527,41 @@ static void persist_fault_poll(struct persist *p)
              p->faults->left[1], p->faults->left[2]);
 }
 
-static off_t *persist_fault_synced(struct persist *p, int fd)
+/* The slot of fd in faults->files (taking the slot of a file gone), or -1. */
+static int persist_fault_file(struct persist *p, int fd)
 {
     struct persist_faults *f = p->faults;
     for (int i = 0; i < 4; i++)
         if (f->files[i].fd == fd)
-            return &f->files[i].synced;
-    for (int i = 0; i < 4; i++) /* a new file: take the slot of one gone */
+            return i;
+    for (int i = 0; i < 4; i++)
         if (f->files[i].fd < 0 || (f->files[i].fd != p->fd && f->files[i].fd != p->closing_fd)) {
             f->files[i].fd = fd;
             f->files[i].synced = SEG_FILE_HEADER;
-            return &f->files[i].synced;
+            return i;
         }
-    return NULL;
+    return -1;
 }
 
 static int persist_fault(struct persist *p, enum persist_fault_point point, int fd, int res)
 {
     if (!p->faults || res < 0)
         return res;
-    off_t *synced = point == PERSIST_FAULT_WRITE ? NULL : persist_fault_synced(p, fd);
+    int i = point == PERSIST_FAULT_WRITE ? -1 : persist_fault_file(p, fd);
     struct stat st;
     if (p->faults->left[point] == 0) {
-        if (synced && fstat(fd, &st) == 0)
-            *synced = st.st_size;
+        if (i >= 0 && fstat(fd, &st) == 0)
+            p->faults->files[i].synced = st.st_size;
+        if (i >= 0 && point == PERSIST_FAULT_ROTATION)
+            p->faults->files[i].fd = -1; /* it closes now: its number may come back */
         return res;
     }
     p->faults->left[point]--;
-    if (synced && fstat(fd, &st) == 0 && st.st_size > *synced) {
-        size_t n = (size_t)(st.st_size - *synced);
+    if (i >= 0 && fstat(fd, &st) == 0 && st.st_size > p->faults->files[i].synced) {
+        off_t from = p->faults->files[i].synced;
+        size_t n = (size_t)(st.st_size - from);
         char *zeros = calloc(1, n);
-        if (zeros && pwrite(fd, zeros, n, *synced) != (ssize_t)n)
+        if (zeros && pwrite(fd, zeros, n, from) != (ssize_t)n)
             log_warn("storage fault: cannot zero the unsynced bytes");
         free(zeros);
     }
@@ -1194,7 +1198,7 @@ static void persist_compact_step(struct persist *p)
             return;
         }
         /* The path lives in p until the completion: the kernel may read it
-         * at any point until then (item 4 of issue 9). */
+         * whenever it takes the request, up to then. */
         seg_path(p->unlink_path, sizeof p->unlink_path, p->cfg->dir, p->shard_id,
                  p->segs[0].number);
         struct io_uring_sqe *sqe = shard_sqe(p->sh);
