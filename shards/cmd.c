@@ -525,6 +525,8 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
     c->last_cmd = d->name;
     if (cmd_key_too_large(sh, c, d, argv, argc))
         return;
+    if ((d->flags & CMD_WRITE) && persist_refuse_resp(sh->node, conn_reply_buf(c)))
+        return; /* MISCONF: the data log cannot persist */
     struct conn_pending *p;
     switch (d->route) {
     case CMD_ROUTE_CONN:
@@ -606,6 +608,8 @@ void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
 {
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     c->last_cmd = mc_cmd_name(req->cmd);
+    if (persist_refuse_mc(sh->node, req, conn_reply_buf(c)))
+        return; /* the data log cannot persist */
     struct conn_pending *p;
     switch (req->cmd) {
     case MC_GET:

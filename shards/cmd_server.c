@@ -810,7 +810,7 @@ static void server_info_persistence(struct buf *b, const struct node *n,
                "segment_bytes:%" PRIu64 "\r\nlive_bytes:%" PRIu64 "\r\nlive_ratio:%.2f\r\n"
                "compactions:%" PRIu64 "\r\ncompaction_reclaimed_bytes:%" PRIu64 "\r\n"
                "cold_keys:%" PRIu64 "\r\ncold_value_bytes:%" PRIu64 "\r\nvalues_cooled:%" PRIu64
-               "\r\nvalues_loaded:%" PRIu64 "\r\n\r\n",
+               "\r\nvalues_loaded:%" PRIu64 "\r\n",
                durable ? "log" : "memory", durable, fsync_names[n->cfg->appendfsync],
                t.segments, t.disk_bytes, t.fsyncs, (long long)(last_fsync_ms / 1000),
                t.write_errors, t.recovery_ms, t.recovered_keys, t.recovered_records,
@@ -822,6 +822,8 @@ static void server_info_persistence(struct buf *b, const struct node *n,
                t.segment_bytes ? (double)t.live_bytes / (double)t.segment_bytes : 1.0,
                t.compactions, t.compaction_reclaimed_bytes, totals->cold_keys,
                totals->cold_bytes, totals->values_cooled, totals->values_loaded);
+    persist_write_info(b, n);
+    buf_append_str(b, "\r\n");
 }
 
 /* used_memory_peak: the largest used_memory any INFO has computed. Redis

@@ -41,6 +41,8 @@ struct node {
     pthread_barrier_t stopped;   /* shards: every loop has ended */
     int stop_flag;               /* atomic: set by the signal watcher, read by shards */
     int64_t clients;             /* atomic: connected clients, all shards (maxclients) */
+    int log_failing;             /* atomic: shards whose data log cannot persist now;
+                                    writes are refused while > 0 (persist.h) */
 };
 
 /* Builds the node and its shards (rings, listeners). NULL on failure. */

@@ -14,6 +14,8 @@ check "--help lists every setting" '[ "$("$bin" --help | grep -c "^  --")" -ge 2
 check "an unknown flag exits 2 with a reason" \
     '"$bin" --no-such 1 2>&1 | grep -q "unknown setting" && { "$bin" --no-such 1 2>/dev/null; [ $? -eq 2 ]; }'
 check "a bad value names the setting" '"$bin" --port 99999 2>&1 | grep -q "port"'
+check "a value size past what a data log record holds is refused at start-up" \
+    'timeout 10 "$bin" --proto-max-bulk-len 2gb 2>&1 | grep -q "proto-max-bulk-len.*data log record"'
 check "the README lists every setting as the binary documents it" \
     'rows=$("$bin" --settings-markdown) && [ "$(printf "%s\n" "$rows" | wc -l)" -ge 20 ] &&
      printf "%s\n" "$rows" | while IFS= read -r line; do grep -qF -- "$line" "$here/../../README.md" || exit 1; done'
@@ -22,7 +24,7 @@ check "the README lists every setting as the binary documents it" \
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'port = 1\nmaxmemory-policy = allkeys-lru\nmaxmemory = 1mb\n' > "$dir/ringkv.ini"
-"$bin" "$dir/ringkv.ini" --port "$port" --memcache-port 0 --threads 1 > "$dir/log" 2>&1 &
+"$bin" "$dir/ringkv.ini" --port "$port" --memcache-port 0 --threads 1 --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 500); do
