@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <mimalloc.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -191,8 +192,11 @@ static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
         uint32_t argc = 0;
         size_t consumed = 0, need = 0;
         const char *err = NULL;
-        enum resp_status st = resp_parse(&lim, data, len, c->argv, c->argv_cap, &argc, c->scratch,
-                                         c->scratch ? CONN_INLINE_MAX : 0, &consumed, &need, &err);
+        enum resp_status st =
+            resp_parse(&lim, &c->parse.resp, data, len, c->argv, c->argv_cap, &argc, c->scratch,
+                       c->scratch ? CONN_INLINE_MAX : 0, &consumed, &need, &err);
+        SHARD_STAT_ADD(c->shard, parser_examined_bytes, c->parse.resp.examined);
+        c->parse.resp.examined = 0;
         switch (st) {
         case RESP_OK:
             if (argc > 0)
@@ -233,8 +237,10 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
         struct mc_request req = {.noreply = false};
         size_t consumed = 0, need = 0;
         const char *err = NULL;
-        enum mc_status st = mc_parse(&lim, data, len, &req, c->mc_keys, c->mc_keys_cap,
-                                     &consumed, &need, &err);
+        enum mc_status st = mc_parse(&lim, &c->parse.mc, data, len, &req, c->mc_keys,
+                                     c->mc_keys_cap, &consumed, &need, &err);
+        SHARD_STAT_ADD(c->shard, parser_examined_bytes, c->parse.mc.examined);
+        c->parse.mc.examined = 0;
         switch (st) {
         case MC_OK:
             cmd_dispatch_mc(c->shard, c, &req);
@@ -344,6 +350,7 @@ static void conn_take_bytes(struct conn *c, const char *data, size_t len)
         conn_close(c);
     } else if (c->in.len > (uint64_t)cfg->client_query_buffer_limit) {
         buf_clear(&c->in);
+        memset(&c->parse, 0, sizeof c->parse); /* its partial request is gone */
         conn_protocol_error(c, c->kind == CONN_RESP ? "ERR client query buffer limit reached"
                                                     : "SERVER_ERROR query too large\r\n");
     }

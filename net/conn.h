@@ -62,6 +62,10 @@ struct conn {
     const char *last_cmd;    /* static command name */
 
     struct buf in;
+    union {                  /* progress through the partial request at in[0] */
+        struct resp_state resp;
+        struct mc_state mc;
+    } parse;
     uint64_t swallow;        /* memcached: bytes of a refused value still to drop */
     struct buf out;          /* replies being gathered */
     struct buf sending;      /* replies handed to the kernel */
