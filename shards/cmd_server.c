@@ -28,6 +28,7 @@
 #include "node.h"
 #include "num.h"
 #include "persist.h"
+#include "secret.h"
 #include "shard.h"
 #include "store.h"
 
@@ -99,8 +100,7 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
         return false;
     }
     bool user_ok = !user || arg_is(user, "default");
-    bool pass_ok = want[0] ? pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0
-                           : true;
+    bool pass_ok = !want[0] || secret_equal(want, strlen(want), pass->ptr, pass->len);
     if (!user_ok || !pass_ok) {
         resp_write_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
         return false;
