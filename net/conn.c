@@ -337,6 +337,7 @@ void conn_start(struct conn *c) { conn_arm_recv(c); }
 static void conn_take_bytes(struct conn *c, const char *data, size_t len)
 {
     SHARD_STAT_ADD(c->shard, net_input_bytes, len);
+    c->was_active = true;
     if (c->in.len == 0 && !c->input_paused) {
         size_t used = conn_serve(c, data, len);
         buf_append(&c->in, data + used, len - used);
@@ -393,6 +394,7 @@ void conn_on_send(struct conn *c, int res)
         return;
     }
     SHARD_STAT_ADD(c->shard, net_output_bytes, (uint64_t)res);
+    c->was_active = true;
     c->sent += (size_t)res;
     if (c->sent < c->sending.len && !c->closing) {
         conn_submit_send(c);
@@ -437,4 +439,44 @@ void conn_flush(struct conn *c)
     }
     if (c->close_after_flush && c->npending == 0)
         conn_close(c);
+}
+
+int64_t conn_idle_ms(struct conn *c, int64_t now_ms)
+{
+    bool is_waiting = c->npending > 0 || c->inflight > 0 || c->is_parked || c->send_inflight ||
+                      c->input_paused || c->out.len > 0;
+    if (c->was_active || is_waiting) {
+        c->was_active = false;
+        c->last_ms = now_ms;
+        return 0;
+    }
+    return now_ms - c->last_ms;
+}
+
+/* Frees an empty buffer; one holding bytes (a partial request) is kept. */
+static void conn_free_if_empty(struct buf *b)
+{
+    if (b->len == 0)
+        buf_fini(b);
+}
+
+void conn_shrink_idle(struct conn *c)
+{
+    conn_free_if_empty(&c->in);
+    conn_free_if_empty(&c->out);
+    conn_free_if_empty(&c->sending);
+    mi_free(c->scratch); /* allocated again by the next inline command */
+    c->scratch = NULL;
+    if (c->in.len == 0 && c->argv_cap > CONN_INITIAL_ARGS) {
+        struct resp_arg *small = mi_realloc(c->argv, CONN_INITIAL_ARGS * sizeof *small);
+        if (small) {
+            c->argv = small;
+            c->argv_cap = CONN_INITIAL_ARGS;
+        }
+    }
+    if (c->mc_keys_cap > CONN_INITIAL_ARGS) {
+        mi_free(c->mc_keys); /* allocated again by the next memcached request */
+        c->mc_keys = NULL;
+        c->mc_keys_cap = 0;
+    }
 }
