@@ -9,7 +9,10 @@
  *   would walk billions.
  * - timeout: with --timeout 1, an idle client is closed (the test waits for
  *   EOF with a deadline), while a client that keeps talking is not; CONFIG
- *   GET shows the setting. */
+ *   GET shows the setting.
+ * - idle_gives_back_buffers: a client that sent a 1 MB value and went idle
+ *   holds, within a deadline, less than 64 KB of buffers (CLIENT LIST's
+ *   tot-mem); connections used to keep them for good. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -132,12 +135,62 @@ static void test_slow_clients_timeout_closes_idle(void **state)
     redisFree(active);
 }
 
+/* tot-mem of client `id` in CLIENT LIST; -1 when it is not listed. */
+static long long client_tot_mem(redisContext *c, long long id)
+{
+    redisReply *r = harness_cmd(c, "CLIENT LIST ID %lld", id);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *field = strstr(r->str, " tot-mem=");
+    long long mem = field ? strtoll(field + 9, NULL, 10) : -1;
+    freeReplyObject(r);
+    return mem;
+}
+
+struct watched {
+    redisContext *watcher;
+    long long id;
+    long long mem;
+};
+
+static bool buffers_given_back(void *arg)
+{
+    struct watched *w = arg;
+    w->mem = client_tot_mem(w->watcher, w->id);
+    return w->mem >= 0 && w->mem < 64 * 1024;
+}
+
+static void test_slow_clients_idle_gives_back_buffers(void **state)
+{
+    harness_skip_unless_ringkv(); /* Redis shrinks query buffers on its own terms */
+    redisContext *big = harness_connect(server.port);
+    redisContext *watcher = harness_connect(server.port);
+    long long id = harness_integer(big, "CLIENT ID");
+    size_t len = 1 << 20;
+    char *value = malloc(len);
+    assert_non_null(value);
+    memset(value, 'v', len);
+    harness_expect(big, HARNESS_OK, "SET big %b", value, len);
+    harness_expect(big, HARNESS_INT((long long)len), "STRLEN big");
+    struct watched w = {.watcher = watcher, .id = id};
+    print_message("tot-mem right after a 1 MB SET: %lld\n", client_tot_mem(watcher, id));
+    bool given_back = harness_wait_until(buffers_given_back, &w, HARNESS_TIMEOUT_MS, 100);
+    print_message("tot-mem once idle: %lld\n", w.mem);
+    assert_true(given_back);
+    /* Still a working connection. */
+    harness_expect(big, HARNESS_INT((long long)len), "STRLEN big");
+    free(value);
+    redisFree(watcher);
+    redisFree(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_slow_clients_multibulk_in_pieces, setup_one_shard,
                                         teardown_server),
         cmocka_unit_test_setup_teardown(test_slow_clients_timeout_closes_idle, setup_timeout,
+                                        teardown_server),
+        cmocka_unit_test_setup_teardown(test_slow_clients_idle_gives_back_buffers, setup_one_shard,
                                         teardown_server),
     };
     return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
