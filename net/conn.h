@@ -55,6 +55,7 @@ struct conn {
     bool input_paused;       /* too much waiting; parse again when it drains */
     bool is_dirty;
     bool is_parked;          /* replies wait for durability (appendfsync always) */
+    bool was_active;         /* bytes came in or went out since conn_idle_ms() */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
     char addr[64];
     int64_t created_ms;
@@ -62,6 +63,10 @@ struct conn {
     const char *last_cmd;    /* static command name */
 
     struct buf in;
+    union {                  /* progress through the partial request at in[0] */
+        struct resp_state resp;
+        struct mc_state mc;
+    } parse;
     uint64_t swallow;        /* memcached: bytes of a refused value still to drop */
     struct buf out;          /* replies being gathered */
     struct buf sending;      /* replies handed to the kernel */
@@ -100,6 +105,15 @@ void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 /* True when a closing connection may be freed. */
 bool conn_is_done(const struct conn *c);
+
+/* For the shard's idle scan (`timeout`): how long the connection has done
+ * nothing: no bytes in or out since the last call, no request waiting (on
+ * other shards, the log, a cold read), no output in flight. 0 while busy,
+ * which also moves last_ms (CLIENT LIST's idle) to now_ms. */
+int64_t conn_idle_ms(struct conn *c, int64_t now_ms);
+/* Gives back what an idle connection does not need: empty buffers, the
+ * inline scratch, argument arrays grown past their first size. */
+void conn_shrink_idle(struct conn *c);
 
 /* Where the reply to the request being dispatched goes, keeping order. */
 struct buf *conn_reply_buf(struct conn *c);

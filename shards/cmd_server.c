@@ -28,6 +28,7 @@
 #include "node.h"
 #include "num.h"
 #include "persist.h"
+#include "secret.h"
 #include "shard.h"
 #include "store.h"
 
@@ -99,8 +100,7 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
         return false;
     }
     bool user_ok = !user || arg_is(user, "default");
-    bool pass_ok = want[0] ? pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0
-                           : true;
+    bool pass_ok = !want[0] || secret_equal(want, strlen(want), pass->ptr, pass->len);
     if (!user_ok || !pass_ok) {
         resp_write_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
         return false;
@@ -715,6 +715,7 @@ void cmd_config(struct cmd_ctx *c)
 /* Node-wide sums of the shards' counters (relaxed atomic loads). */
 struct server_totals {
     uint64_t clients, connections, rejected, commands, net_in, net_out, cross_shard;
+    uint64_t parser_examined;
     uint64_t keys, expires, hits, misses, expired, evicted, used, writes;
     uint64_t cold_keys, cold_bytes, values_cooled, values_loaded; /* values beyond RAM */
 };
@@ -731,6 +732,7 @@ static void server_totals(const struct node *n, struct server_totals *t)
         t->net_in += SHARD_STAT_GET(sh, net_input_bytes);
         t->net_out += SHARD_STAT_GET(sh, net_output_bytes);
         t->cross_shard += SHARD_STAT_GET(sh, cross_shard_requests);
+        t->parser_examined += SHARD_STAT_GET(sh, parser_examined_bytes);
         struct store_stats s;
         store_read_stats(sh->store, &s);
         t->keys += s.keys;
@@ -962,9 +964,11 @@ void cmd_info(struct cmd_ctx *c)
                    "\r\ntotal_net_input_bytes:%" PRIu64 "\r\ntotal_net_output_bytes:%" PRIu64
                    "\r\nrejected_connections:%" PRIu64 "\r\nexpired_keys:%" PRIu64
                    "\r\nevicted_keys:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64
-                   "\r\nkeyspace_misses:%" PRIu64 "\r\ncross_shard_requests:%" PRIu64 "\r\n\r\n",
+                   "\r\nkeyspace_misses:%" PRIu64 "\r\ncross_shard_requests:%" PRIu64
+                   "\r\ntotal_parser_examined_bytes:%" PRIu64 "\r\n\r\n",
                    t.connections, t.commands, server_ops_per_sec(t.commands), t.net_in, t.net_out,
-                   t.rejected, t.expired, t.evicted, t.hits, t.misses, t.cross_shard);
+                   t.rejected, t.expired, t.evicted, t.hits, t.misses, t.cross_shard,
+                   t.parser_examined);
     if (server_section_wanted(c, "replication", true))
         buf_printf(&b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
     if (server_section_wanted(c, "cpu", true)) {

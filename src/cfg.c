@@ -61,6 +61,9 @@ static const struct cfg_setting cfg_settings[] = {
      "Keys sampled per eviction (approximate LRU/TTL, as Redis)."},
     {"maxclients", CFG_INT, F(maxclients), "10000", 1, 1000000, NULL,
      "Most client connections at once (all shards together)."},
+    {"timeout", CFG_INT, F(timeout), "0", 0, INT32_MAX, NULL,
+     "Close a client idle this many seconds (nothing received or sent, no request "
+     "waiting); 0 means never."},
     {"dir", CFG_STRING, F(dir), "ringkv-data", 0, 0, NULL,
      "Data directory of durable storage (made if missing; relative paths start from the "
      "working directory)."},

@@ -45,6 +45,7 @@ struct cfg {
     int64_t maxmemory_policy;   /* enum cfg_policy */
     int64_t maxmemory_samples;
     int64_t maxclients;
+    int64_t timeout;            /* seconds a client may stay idle; 0 = no limit */
     char dir[1024];
     int64_t appendfsync;        /* enum cfg_fsync */
     int64_t storage;            /* enum cfg_storage */
