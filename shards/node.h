@@ -21,6 +21,7 @@
 #include "persist.h"
 
 struct shard;
+struct cmd_stats;
 
 struct node {
     const struct cfg *cfg;
@@ -37,6 +38,7 @@ struct node {
     pthread_barrier_t stopped;   /* shards: every loop has ended */
     int stop_flag;               /* atomic: set by the signal watcher, read by shards */
     int64_t clients;             /* atomic: connected clients, all shards (maxclients) */
+    struct cmd_stats *cmd_stats; /* per-shard command and error counters (cmd_stats.h) */
 };
 
 /* Builds the node and its shards (rings, listeners). NULL on failure. */
