@@ -210,9 +210,10 @@ static void cmd_run_here(struct shard *sh, struct conn *c, cmd_handler *h, int p
     struct cmd_ctx ctx = {.store = sh->store, .node = sh->node, .out = out, .conn = c,
                           .shard_id = sh->id, .proto = proto, .argc = argc, .argv = argv,
                           .hash = hash, .mc = mc};
-    uint64_t t0 = cmd_stats_clock();
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    uint64_t t0 = cmd_stats_start(stats);
     h(&ctx);
-    cmd_stats_ran(cmd_stats_of(sh->node, sh->id), t0);
+    cmd_stats_ran(stats, t0);
 }
 
 /* Copies a request into a message for another shard. NULL on out of memory. */

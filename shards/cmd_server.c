@@ -1496,7 +1496,7 @@ void cmd_info(struct cmd_ctx *c)
     }
     if (server_section_wanted(c, "commandstats", false))
         server_info_commandstats(&b, n);
-    if (server_section_wanted(c, "errorstats", false)) {
+    if (server_section_wanted(c, "errorstats", true)) {
         buf_printf(&b, "# Errorstats\r\n");
         cmd_stats_errors(n, server_errorstat_line, &b);
         buf_printf(&b, "\r\n");
