@@ -147,6 +147,8 @@ static const struct cmd_def cmd_defs[] = {
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
 _Static_assert(CMD_COUNT <= CMD_STATS_SUB_BASE, "a command's stats slot is its row");
+_Static_assert(offsetof(struct cmd_msg, payload) % _Alignof(struct resp_arg) == 0,
+               "a message's argv lives at the start of its payload");
 
 static const struct cmd_def *cmd_index[CMD_INDEX_SIZE];
 

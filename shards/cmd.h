@@ -83,6 +83,7 @@ struct cmd_msg {
     int proto;
     uint64_t hash;
     uint32_t argc;
+    int32_t stat_slot;     /* the command whose time its run adds to (cmd_stats.h) */
     struct resp_arg *argv; /* into payload */
     bool is_mc;
     bool keyless;          /* a shard-wide request (FLUSHALL, DBSIZE, SCAN...) */
@@ -91,7 +92,6 @@ struct cmd_msg {
     struct buf reply;      /* written by the target */
     uint64_t durable_wait; /* appendfsync always: the target's record sequence
                               that must be durable before the reply leaves */
-    int32_t stat_slot;     /* the command whose time its run adds to (cmd_stats.h) */
     char payload[];
 };
 
