@@ -1,9 +1,17 @@
 /* cmd_server.c: connection and server commands (see cmd_server.h).
  * These run on the shard of the connection that sent them and change only
- * that connection (protocol version, name, authentication) or read
- * process-wide figures: other shards' counters are read with relaxed atomic
- * loads (shard.h, store.h), never by touching their structures. INFO builds
- * its text with buf_printf (a cold path). Error texts are Redis 7's. */
+ * that connection (protocol version, name, authentication, CLIENT REPLY) or
+ * read process-wide figures: other shards' counters are read with relaxed
+ * atomic loads (shard.h, store.h, cmd_stats.h), never by touching their
+ * structures. What needs another shard's connections or counters (CLIENT
+ * LIST, CLIENT KILL, CONFIG RESETSTAT) is broadcast: each shard runs a
+ * handler over its own, and cmd.c combines the replies. INFO builds its text
+ * with buf_printf (a cold path). The container commands (CLIENT, COMMAND,
+ * CONFIG) are tables of subcommands with Redis 7's names, arities, ACL
+ * categories and HELP lines; each subcommand counts in INFO commandstats
+ * under "container|sub". What Redis says about a command that ringkv's
+ * table does not (ACL categories, key flags) is a small table here
+ * (server_redis_meta). Error texts are Redis 7's. */
 #include "cmd_server.h"
 
 #include <arpa/inet.h>

@@ -2,9 +2,9 @@
  * PING ECHO QUIT SELECT HELLO AUTH CLIENT COMMAND INFO CONFIG, and the
  * memcached connection commands (stats, version, verbosity, quit, mn).
  * Threads: run on the connection's shard, with ctx->conn set; INFO reads
- *   other shards' counters with relaxed atomic loads; CLIENT LIST asks every
- *   shard for the lines of the connections it owns (cmd_server.c says how
- *   they are joined). */
+ *   other shards' counters with relaxed atomic loads; CLIENT LIST, CLIENT
+ *   KILL and CONFIG RESETSTAT ask every shard to act on the connections and
+ *   counters it owns (cmd_server.c says how). */
 #ifndef RINGKV_SHARDS_CMD_SERVER_H
 #define RINGKV_SHARDS_CMD_SERVER_H
 
