@@ -54,7 +54,10 @@ struct cmd_stats *cmd_stats_create(uint32_t nshards)
     return s;
 }
 
-void cmd_stats_destroy(struct cmd_stats *s) { mi_free(s); }
+void cmd_stats_destroy(struct cmd_stats *s)
+{
+    mi_free(s);
+}
 
 struct cmd_stats_shard *cmd_stats_of(const struct node *n, uint32_t id)
 {
@@ -74,7 +77,10 @@ int32_t cmd_stats_enter(struct cmd_stats_shard *s, int32_t slot)
     return was;
 }
 
-void cmd_stats_leave(struct cmd_stats_shard *s, int32_t was) { s->slot = was; }
+void cmd_stats_leave(struct cmd_stats_shard *s, int32_t was)
+{
+    s->slot = was;
+}
 
 /* Counts one error reply by its prefix (text after the '-'). */
 static void cmd_stats_error(struct cmd_stats_shard *s, const char *text, size_t n)
@@ -123,7 +129,10 @@ void cmd_stats_begin(struct cmd_stats_shard *s, struct conn *c, int32_t row)
     s->out_len = c->out.len;
 }
 
-void cmd_stats_admit(struct cmd_stats_shard *s) { s->admitted = true; }
+void cmd_stats_admit(struct cmd_stats_shard *s)
+{
+    s->admitted = true;
+}
 
 void cmd_stats_subcommand(struct cmd_stats_shard *s, int32_t slot)
 {
@@ -192,14 +201,14 @@ int32_t cmd_stats_combine_begin(struct cmd_stats_shard *s, const struct conn_pen
     return cmd_stats_enter(s, p->stats ? slot : -1);
 }
 
-void cmd_stats_combine_end(struct cmd_stats_shard *s, struct conn *c,
-                           const struct conn_pending *p, struct buf *out, size_t at, int32_t was)
+void cmd_stats_combine_end(struct cmd_stats_shard *s, struct conn *c, const struct conn_pending *p,
+                           struct buf *out, size_t at, int32_t was)
 {
     cmd_stats_leave(s, was);
     if (!(p->stats & CMD_STATS_P_TRACKED) || out->len == at)
         return; /* not a RESP request, or nothing written yet (a first phase) */
-    cmd_stats_reply(s, (int32_t)(p->stats & CMD_STATS_P_SLOT) - 1,
-                    p->stats & CMD_STATS_P_ADMITTED, out->data + at, out->len - at);
+    cmd_stats_reply(s, (int32_t)(p->stats & CMD_STATS_P_SLOT) - 1, p->stats & CMD_STATS_P_ADMITTED,
+                    out->data + at, out->len - at);
     if (p->stats & CMD_STATS_P_SILENT)
         out->len = at;
     cmd_stats_note_peak(c);
@@ -221,8 +230,8 @@ void cmd_stats_sum(const struct node *n, uint32_t slot, struct cmd_stat *out)
     out->ns = (uint64_t)((double)out->ns * ns_per_tick);
 }
 
-void cmd_stats_errors(const struct node *n, void (*fn)(const char *prefix, uint64_t count, void *arg),
-                      void *arg)
+void cmd_stats_errors(const struct node *n,
+                      void (*fn)(const char *prefix, uint64_t count, void *arg), void *arg)
 {
     const struct cmd_stats *all = n->cmd_stats;
     for (uint32_t i = 0; i < all->nshards; i++) {

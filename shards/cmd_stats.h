@@ -40,16 +40,16 @@ struct conn;
 struct conn_pending;
 struct node;
 
-#define CMD_STATS_SUB_BASE 96  /* first subcommand slot: the table has fewer rows */
-#define CMD_STATS_SLOTS 160    /* 64 subcommands at most */
-#define CMD_STATS_ERRORS 32    /* distinct error prefixes kept per shard */
+#define CMD_STATS_SUB_BASE 96 /* first subcommand slot: the table has fewer rows */
+#define CMD_STATS_SLOTS 160   /* 64 subcommands at most */
+#define CMD_STATS_ERRORS 32   /* distinct error prefixes kept per shard */
 #define CMD_STATS_PREFIX_MAX 32
 
 /* One slot's counters, summed or per shard. */
 struct cmd_stat {
     uint64_t calls;
-    uint64_t ns;       /* time in its handlers (kept in clock ticks, see
-                          cmd_stats_clock; cmd_stats_sum gives nanoseconds) */
+    uint64_t ns; /* time in its handlers (kept in clock ticks, see
+                    cmd_stats_clock; cmd_stats_sum gives nanoseconds) */
     uint64_t rejected;
     uint64_t failed;
 };
@@ -63,14 +63,14 @@ struct cmd_stats_error {
 struct cmd_stats_shard {
     struct cmd_stat cmds[CMD_STATS_SLOTS];
     struct cmd_stats_error errors[CMD_STATS_ERRORS];
-    uint32_t nerrors;   /* published with a release store once the prefix is written */
+    uint32_t nerrors; /* published with a release store once the prefix is written */
     /* Owner only: */
-    int32_t slot;       /* whose handler runs now (time goes there); -1 none */
-    int32_t call_slot;  /* the request being dispatched; -1 unknown */
-    bool admitted;      /* it passed the checks */
-    bool tracked;       /* a RESP request is being dispatched */
+    int32_t slot;              /* whose handler runs now (time goes there); -1 none */
+    int32_t call_slot;         /* the request being dispatched; -1 unknown */
+    bool admitted;             /* it passed the checks */
+    bool tracked;              /* a RESP request is being dispatched */
     struct conn_pending *tail; /* the connection's last pending reply before it */
-    size_t out_len;     /* its output length before it */
+    size_t out_len;            /* its output length before it */
 } __attribute__((aligned(64)));
 
 struct cmd_stats {
@@ -118,14 +118,17 @@ static inline uint64_t cmd_stats_start(const struct cmd_stats_shard *s)
 /* After it ran: adds the time since t0 to the slot being served. */
 void cmd_stats_ran(struct cmd_stats_shard *s, uint64_t t0);
 /* The slot a sub-request made now carries to the shard that runs it. */
-static inline int32_t cmd_stats_msg_slot(const struct cmd_stats_shard *s) { return s->slot; }
+static inline int32_t cmd_stats_msg_slot(const struct cmd_stats_shard *s)
+{
+    return s->slot;
+}
 /* Runs what follows for `slot` (a sub-request's); returns the slot to restore. */
 int32_t cmd_stats_enter(struct cmd_stats_shard *s, int32_t slot);
 void cmd_stats_leave(struct cmd_stats_shard *s, int32_t was);
 int32_t cmd_stats_combine_begin(struct cmd_stats_shard *s, const struct conn_pending *p);
 /* out grew from `at`: count it (when tracked), drop it (when silenced). */
-void cmd_stats_combine_end(struct cmd_stats_shard *s, struct conn *c,
-                           const struct conn_pending *p, struct buf *out, size_t at, int32_t was);
+void cmd_stats_combine_end(struct cmd_stats_shard *s, struct conn *c, const struct conn_pending *p,
+                           struct buf *out, size_t at, int32_t was);
 
 /* ---- from command handlers (the dispatching shard) ---- */
 /* The request is subcommand `slot` of its container. */
@@ -140,8 +143,8 @@ void cmd_stats_unknown(struct cmd_stats_shard *s);
 void cmd_stats_sum(const struct node *n, uint32_t slot, struct cmd_stat *out);
 /* Calls fn for each error prefix with its node-wide count (non-zero only),
  * in order of first appearance on the lowest shard. */
-void cmd_stats_errors(const struct node *n, void (*fn)(const char *prefix, uint64_t count, void *arg),
-                      void *arg);
+void cmd_stats_errors(const struct node *n,
+                      void (*fn)(const char *prefix, uint64_t count, void *arg), void *arg);
 /* Zeroes shard's own counters (error prefixes stay, at zero). Owner only. */
 void cmd_stats_reset(struct cmd_stats_shard *s);
 

@@ -190,8 +190,8 @@ static void test_introspection_commandstats_counts(void **state)
     /* A failure on either shard counts on the command. */
     for (int i = 0; i < NKEYS; i++) {
         harness_expect(c, HARNESS_OK, "SET str:%d abc", i);
-        harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
-                       "INCR str:%d", i);
+        harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "INCR str:%d",
+                       i);
     }
     harness_expect(c, HARNESS_INT(1), "INCR counter");
 
@@ -275,10 +275,10 @@ static void test_introspection_replication(void **state)
 static redisReply *client_line(redisContext *c, const char *cmd)
 {
     static const char *const fields[] = {
-        "id",        "addr",     "laddr",     "fd",  "name", "age",  "idle",    "flags",
-        "db",        "sub",      "psub",      "ssub", "multi", "qbuf", "qbuf-free", "argv-mem",
-        "multi-mem", "rbs",      "rbp",       "obl", "oll",  "omem", "tot-mem", "events",
-        "cmd",       "user",     "redir",     "resp"};
+        "id",        "addr",     "laddr",     "fd",   "name", "age",   "idle",
+        "flags",     "db",       "sub",       "psub", "ssub", "multi", "qbuf",
+        "qbuf-free", "argv-mem", "multi-mem", "rbs",  "rbp",  "obl",   "oll",
+        "omem",      "tot-mem",  "events",    "cmd",  "user", "redir", "resp"};
     redisReply *r = harness_cmd(c, cmd);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     const char *p = r->str;
@@ -428,8 +428,7 @@ static void test_introspection_client_kill_errors(void **state)
                    "CLIENT KILL");
     harness_expect(c, HARNESS_ERR("ERR No such client"), "CLIENT KILL 10.9.9.9:1");
     harness_expect(c, HARNESS_ERR("ERR client-id should be greater than 0"), "CLIENT KILL ID 0");
-    harness_expect(c, HARNESS_ERR("ERR client-id should be greater than 0"),
-                   "CLIENT KILL ID abc");
+    harness_expect(c, HARNESS_ERR("ERR client-id should be greater than 0"), "CLIENT KILL ID abc");
     harness_expect(c, HARNESS_ERR("ERR syntax error"), "CLIENT KILL foo bar");
     harness_expect(c, HARNESS_ERR("ERR syntax error"), "CLIENT KILL ID 5 ADDR");
     harness_expect(c, HARNESS_ERR("ERR syntax error"), "CLIENT KILL SKIPME maybe");
@@ -627,8 +626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_introspection_client_kill_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_config_get_each_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_introspection_command_list_filterby, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_introspection_command_list_filterby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_getkeysandflags, setup,
                                         teardown),
     };
