@@ -132,6 +132,7 @@ struct conn_pending *conn_pending_add(struct conn *c, uint32_t nsub, uint32_t co
     p->ndone = 0;
     p->combine = combine;
     p->aux = 0;
+    p->stats = 0;
     p->subs = nsub > 1 ? (struct buf *)(p + 1) : &p->one;
     buf_init(&p->one);
     for (uint32_t i = 0; i < nsub; i++)
@@ -303,12 +304,14 @@ static size_t conn_serve(struct conn *c, const char *data, size_t len)
             off += n;
             continue;
         }
+        c->unparsed = len - off;
         size_t used = c->kind == CONN_RESP ? conn_next_resp(c, data + off, len - off)
                                            : conn_next_mc(c, data + off, len - off);
         if (used == 0)
             break;
         off += used;
     }
+    c->unparsed = 0;
     return off;
 }
 

@@ -27,6 +27,12 @@ struct shard;
 
 enum conn_kind { CONN_RESP, CONN_MC };
 
+/* CLIENT REPLY (Redis's flags): OFF drops replies until ON; SKIP drops the
+ * reply of the request being served; SKIP_NEXT becomes SKIP for the next. */
+#define CONN_REPLY_OFF 1u
+#define CONN_REPLY_SKIP 2u
+#define CONN_REPLY_SKIP_NEXT 4u
+
 /* A reply not ready yet: nsub sub-replies to combine (cmd.c says how). */
 struct conn_pending {
     struct conn_pending *next;
@@ -34,6 +40,8 @@ struct conn_pending {
     uint32_t ndone;
     uint32_t combine;   /* enum cmd_combine */
     int64_t aux;        /* combiner's datum (e.g. the shard of a SCAN) */
+    uint32_t stats;     /* how the reply counts in INFO, and whether CLIENT
+                           REPLY drops it (shards/cmd_stats.h); 0 = neither */
     struct buf *subs;   /* nsub replies; == &one when nsub is 1 */
     struct buf one;
 };
@@ -61,6 +69,10 @@ struct conn {
     int64_t created_ms;
     int64_t last_ms;
     const char *last_cmd;    /* static command name */
+    uint8_t reply_flags;     /* CONN_REPLY_* */
+    size_t unparsed;         /* while a request is served: received bytes from
+                                its start on (CLIENT LIST qbuf); else 0 */
+    size_t reply_peak;       /* most reply bytes gathered at once (CLIENT LIST rbp) */
 
     struct buf in;
     union {                  /* progress through the partial request at in[0] */

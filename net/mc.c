@@ -399,10 +399,11 @@ static enum mc_status decode(struct mc_parser *ps)
         return decode_stats(ps);
     case MC_VERSION:
     case MC_QUIT:
+    case MC_MN:
     case MC_CMD_COUNT:
         break;
     }
-    return done(ps); /* version and quit ignore extra tokens, as memcached */
+    return done(ps); /* version, quit and mn ignore extra tokens, as memcached */
 }
 
 void mc_state_reset(struct mc_state *st)

@@ -23,7 +23,7 @@
     X(REPLACE, "replace") X(APPEND, "append") X(PREPEND, "prepend") X(CAS, "cas")                 \
     X(DELETE, "delete") X(TOUCH, "touch") X(INCR, "incr") X(DECR, "decr")                        \
     X(FLUSH_ALL, "flush_all") X(STATS, "stats") X(VERSION, "version")                             \
-    X(VERBOSITY, "verbosity") X(QUIT, "quit")
+    X(VERBOSITY, "verbosity") X(QUIT, "quit") X(MN, "mn")
 
 enum mc_cmd {
 #define MC_ENUM(id, name) MC_##id,

@@ -34,6 +34,7 @@
 #include "cmd_keys.h"
 #include "cmd_mc.h"
 #include "cmd_server.h"
+#include "cmd_stats.h"
 #include "cmd_string.h"
 #include "conn.h"
 #include "keyhash.h"
@@ -145,6 +146,9 @@ static const struct cmd_def cmd_defs[] = {
      "A container for server configuration commands."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
+_Static_assert(CMD_COUNT <= CMD_STATS_SUB_BASE, "a command's stats slot is its row");
+_Static_assert(offsetof(struct cmd_msg, payload) % _Alignof(struct resp_arg) == 0,
+               "a message's argv lives at the start of its payload");
 
 static const struct cmd_def *cmd_index[CMD_INDEX_SIZE];
 
@@ -208,7 +212,10 @@ static void cmd_run_here(struct shard *sh, struct conn *c, cmd_handler *h, int p
     struct cmd_ctx ctx = {.store = sh->store, .node = sh->node, .out = out, .conn = c,
                           .shard_id = sh->id, .proto = proto, .argc = argc, .argv = argv,
                           .hash = hash, .mc = mc};
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    uint64_t t0 = cmd_stats_start(stats);
     h(&ctx);
+    cmd_stats_ran(stats, t0);
 }
 
 /* Copies a request into a message for another shard. NULL on out of memory. */
@@ -244,6 +251,7 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, struct conn
     }
     m->is_mc = mc != NULL;
     m->keyless = keyless;
+    m->stat_slot = cmd_stats_msg_slot(cmd_stats_of(sh->node, sh->id));
     if (mc) {
         m->mc = *mc;
         if (mc_key_len)
@@ -503,10 +511,9 @@ static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
     resp_write_error(out, msg);
 }
 
-void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc)
+static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                             struct resp_arg *argv, uint32_t argc)
 {
-    SHARD_STAT_ADD(sh, total_commands_processed, 1);
-    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
     if (!d) {
         cmd_unknown(c, argv, argc);
         return;
@@ -527,6 +534,7 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
         return;
     if ((d->flags & CMD_WRITE) && persist_refuse_resp(sh->node, conn_reply_buf(c)))
         return; /* MISCONF: the data log cannot persist */
+    cmd_stats_admit(cmd_stats_of(sh->node, sh->id));
     struct conn_pending *p;
     switch (d->route) {
     case CMD_ROUTE_CONN:
@@ -562,6 +570,16 @@ void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, 
         cmd_route_msetnx(sh, c, argv, argc);
         return;
     }
+}
+
+void cmd_dispatch_resp(struct shard *sh, struct conn *c, struct resp_arg *argv, uint32_t argc)
+{
+    SHARD_STAT_ADD(sh, total_commands_processed, 1);
+    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
+    cmd_dispatch_def(sh, c, d, argv, argc);
+    cmd_stats_end(stats, c);
 }
 
 /* MSETNX when every key lives on this shard: atomic, as in Redis. */
@@ -647,6 +665,7 @@ void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
     case MC_VERSION:
     case MC_VERBOSITY:
     case MC_QUIT:
+    case MC_MN:
         cmd_run_here(sh, c, cmd_mc_conn, 2, NULL, 0, 0, req, conn_reply_buf(c));
         return;
     default:
@@ -660,8 +679,11 @@ void cmd_dispatch_mc(struct shard *sh, struct conn *c, struct mc_request *req)
 
 void cmd_msg_run(struct shard *sh, struct cmd_msg *m)
 {
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    int32_t was = cmd_stats_enter(stats, m->stat_slot);
     cmd_run_here(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash,
                  m->is_mc ? &m->mc : NULL, &m->reply);
+    cmd_stats_leave(stats, was);
     shard_reply(sh, m);
 }
 
@@ -832,7 +854,7 @@ static void cmd_msetnx_phase2(struct conn *c, struct conn_pending *p)
     }
 }
 
-void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out)
+static void cmd_combine_into(struct conn *c, struct conn_pending *p, struct buf *out)
 {
     const struct buf *err = cmd_first_error(p);
     int64_t count = 0, total = 0;
@@ -916,6 +938,16 @@ void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out)
     case CMD_COMBINE_BULK:
         cmd_combine_lines(c, p, out);
         return;
+    case CMD_COMBINE_KILLED:
+        for (uint32_t i = 0; i < p->nsub; i++)
+            total += cmd_int_of(&p->subs[i]);
+        if (err)
+            buf_append(out, err->data, err->len);
+        else if (total)
+            resp_write_ok(out);
+        else
+            resp_write_error(out, "ERR No such client");
+        return;
     case CMD_COMBINE_MC_END:
         for (uint32_t i = 0; i < p->nsub; i++)
             buf_append(out, p->subs[i].data, p->subs[i].len);
@@ -926,4 +958,13 @@ void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out)
             buf_append_str(out, "OK\r\n");
         return;
     }
+}
+
+void cmd_combine(struct conn *c, struct conn_pending *p, struct buf *out)
+{
+    struct cmd_stats_shard *stats = cmd_stats_of(c->shard->node, c->shard->id);
+    size_t at = out->len;
+    int32_t was = cmd_stats_combine_begin(stats, p);
+    cmd_combine_into(c, p, out);
+    cmd_stats_combine_end(stats, c, p, out, at, was);
 }

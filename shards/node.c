@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_stats.h"
 #include "log.h"
 #include "shard.h"
 
@@ -95,7 +96,8 @@ struct node *node_create(const struct cfg *cfg)
     }
     n->partition_shard = mi_malloc(n->npartitions * sizeof *n->partition_shard);
     n->shards = mi_calloc(n->nshards, sizeof *n->shards);
-    if (!n->partition_shard || !n->shards)
+    n->cmd_stats = cmd_stats_create(n->nshards);
+    if (!n->partition_shard || !n->shards || !n->cmd_stats)
         goto fail;
     for (uint32_t p = 0; p < n->npartitions; p++)
         n->partition_shard[p] = (uint16_t)(p % n->nshards);
@@ -127,6 +129,7 @@ void node_destroy(struct node *n)
         shard_destroy(n->shards[i]);
     mi_free(n->shards);
     mi_free(n->partition_shard);
+    cmd_stats_destroy(n->cmd_stats);
     mi_free(n);
 }
 

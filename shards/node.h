@@ -21,6 +21,7 @@
 #include "persist.h"
 
 struct shard;
+struct cmd_stats;
 
 struct node {
     const struct cfg *cfg;
@@ -43,6 +44,7 @@ struct node {
     int64_t clients;             /* atomic: connected clients, all shards (maxclients) */
     int log_failing;             /* atomic: shards whose data log cannot persist now;
                                     writes are refused while > 0 (persist.h) */
+    struct cmd_stats *cmd_stats; /* per-shard command and error counters (cmd_stats.h) */
 };
 
 /* Builds the node and its shards (rings, listeners). NULL on failure. */

@@ -398,6 +398,8 @@ static void test_mc_parses_stats_version_verbosity_quit(void **state)
     parse_ok("version\r\n", MC_VERSION);
     parse_ok("version extra\r\n", MC_VERSION);
     parse_ok("quit\r\n", MC_QUIT);
+    parse_ok("mn\r\n", MC_MN);
+    parse_ok("mn q k\r\n", MC_MN);
     p = parse_ok("verbosity 1\r\n", MC_VERBOSITY);
     assert_int_equal(p->req.number, 1);
     p = parse_ok("verbosity 2 noreply\r\n", MC_VERBOSITY);
@@ -720,6 +722,7 @@ static void test_mc_every_command_has_a_name(void **state)
         [MC_VERSION] = "version\r\n",
         [MC_VERBOSITY] = "verbosity 1\r\n",
         [MC_QUIT] = "quit\r\n",
+        [MC_MN] = "mn\r\n",
     };
     for (int i = 0; i < MC_CMD_COUNT; i++) {
         const char *name = mc_cmd_name((enum mc_cmd)i);
