@@ -122,9 +122,11 @@ bench_stop_all() {
 
 bench_trap() { trap 'bench_stop_all' EXIT; trap 'exit 130' INT TERM; }
 
-# Server command lines. ringkv: bench_ringkv_cmd BIN PORT MCPORT THREADS.
+# Server command lines. ringkv: bench_ringkv_cmd BIN PORT MCPORT THREADS, in
+# memory as the redis-server it is compared with (no AOF, no snapshots).
 bench_ringkv_cmd() {
-    printf '%s\n' "$1" --port "$2" --memcache-port "$3" --threads "$4" --bind 127.0.0.1
+    printf '%s\n' "$1" --port "$2" --memcache-port "$3" --threads "$4" --bind 127.0.0.1 \
+        --storage memory
 }
 bench_redis_cmd() {
     printf '%s\n' redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no \

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <mimalloc.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -119,6 +120,7 @@ struct conn_slot *conn_slot_reserve(struct conn *c, uint64_t ticket)
         return NULL;
     s->next = NULL;
     s->is_ready = false;
+    s->stats = 0;
     s->ticket = ticket;
     buf_init(&s->body);
     if (c->tail)
@@ -196,8 +198,11 @@ static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
         uint32_t argc = 0;
         size_t consumed = 0, need = 0;
         const char *err = NULL;
-        enum resp_status st = resp_parse(lim, data, len, c->argv, c->argv_cap, &argc, c->scratch,
-                                         c->scratch ? CONN_INLINE_MAX : 0, &consumed, &need, &err);
+        enum resp_status st =
+            resp_parse(lim, &c->parse.resp, data, len, c->argv, c->argv_cap, &argc, c->scratch,
+                       c->scratch ? CONN_INLINE_MAX : 0, &consumed, &need, &err);
+        conn_count(c->env->examined_bytes, c->parse.resp.examined);
+        c->parse.resp.examined = 0;
         switch (st) {
         case RESP_OK:
             if (argc > 0)
@@ -237,8 +242,10 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
         struct mc_request req = {.noreply = false};
         size_t consumed = 0, need = 0;
         const char *err = NULL;
-        enum mc_status st = mc_parse(lim, data, len, &req, c->mc_keys, c->mc_keys_cap,
-                                     &consumed, &need, &err);
+        enum mc_status st = mc_parse(lim, &c->parse.mc, data, len, &req, c->mc_keys,
+                                     c->mc_keys_cap, &consumed, &need, &err);
+        conn_count(c->env->examined_bytes, c->parse.mc.examined);
+        c->parse.mc.examined = 0;
         switch (st) {
         case MC_OK:
             c->env->on_mc(c, &req);
@@ -301,12 +308,14 @@ static size_t conn_serve(struct conn *c, const char *data, size_t len)
             off += n;
             continue;
         }
+        c->unparsed = len - off;
         size_t used = c->kind == CONN_RESP ? conn_next_resp(c, data + off, len - off)
                                            : conn_next_mc(c, data + off, len - off);
         if (used == 0)
             break;
         off += used;
     }
+    c->unparsed = 0;
     return off;
 }
 
@@ -335,6 +344,7 @@ void conn_start(struct conn *c) { conn_arm_recv(c); }
 static void conn_take_bytes(struct conn *c, const char *data, size_t len)
 {
     conn_count(c->env->input_bytes, len);
+    c->was_active = true;
     if (c->in.len == 0 && !c->input_paused) {
         size_t used = conn_serve(c, data, len);
         buf_append(&c->in, data + used, len - used);
@@ -347,6 +357,7 @@ static void conn_take_bytes(struct conn *c, const char *data, size_t len)
         conn_close(c);
     } else if (c->in.len > c->env->query_buffer_limit) {
         buf_clear(&c->in);
+        memset(&c->parse, 0, sizeof c->parse); /* its partial request is gone */
         conn_protocol_error(c, c->kind == CONN_RESP ? "ERR client query buffer limit reached"
                                                     : "SERVER_ERROR query too large\r\n");
     }
@@ -390,6 +401,7 @@ void conn_on_send(struct conn *c, int res)
         return;
     }
     conn_count(c->env->output_bytes, (uint64_t)res);
+    c->was_active = true;
     c->sent += (size_t)res;
     if (c->sent < c->sending.len && !c->closing) {
         conn_submit_send(c);
@@ -428,4 +440,43 @@ void conn_flush(struct conn *c)
     }
     if (c->close_after_flush && c->nslots == 0)
         conn_close(c);
+}
+
+int64_t conn_idle_ms(struct conn *c, int64_t now_ms)
+{
+    bool is_waiting = c->nslots > 0 || c->send_inflight || c->input_paused || c->out.len > 0;
+    if (c->was_active || is_waiting) {
+        c->was_active = false;
+        c->last_ms = now_ms;
+        return 0;
+    }
+    return now_ms - c->last_ms;
+}
+
+/* Frees an empty buffer; one holding bytes (a partial request) is kept. */
+static void conn_free_if_empty(struct buf *b)
+{
+    if (b->len == 0)
+        buf_fini(b);
+}
+
+void conn_shrink_idle(struct conn *c)
+{
+    conn_free_if_empty(&c->in);
+    conn_free_if_empty(&c->out);
+    conn_free_if_empty(&c->sending);
+    mi_free(c->scratch); /* allocated again by the next inline command */
+    c->scratch = NULL;
+    if (c->in.len == 0 && c->argv_cap > CONN_INITIAL_ARGS) {
+        struct resp_arg *small = mi_realloc(c->argv, CONN_INITIAL_ARGS * sizeof *small);
+        if (small) {
+            c->argv = small;
+            c->argv_cap = CONN_INITIAL_ARGS;
+        }
+    }
+    if (c->mc_keys_cap > CONN_INITIAL_ARGS) {
+        mi_free(c->mc_keys); /* allocated again by the next memcached request */
+        c->mc_keys = NULL;
+        c->mc_keys_cap = 0;
+    }
 }

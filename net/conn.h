@@ -55,6 +55,7 @@ struct conn_env {
     uint64_t query_buffer_limit;  /* most unparsed bytes per client */
     uint64_t *input_bytes;        /* counters (relaxed atomic stores) */
     uint64_t *output_bytes;
+    uint64_t *examined_bytes;     /* bytes the request parsers looked at */
     struct conn *dirty;           /* connections with replies to flush this turn */
 };
 
@@ -64,10 +65,18 @@ struct conn_env {
 
 enum conn_kind { CONN_RESP, CONN_MC };
 
+/* CLIENT REPLY (Redis's flags): OFF drops replies until ON; SKIP drops the
+ * reply of the request being served; SKIP_NEXT becomes SKIP for the next. */
+#define CONN_REPLY_OFF 1u
+#define CONN_REPLY_SKIP 2u
+#define CONN_REPLY_SKIP_NEXT 4u
+
 /* A place in the reply order, filled later. */
 struct conn_slot {
     struct conn_slot *next;
     bool is_ready;
+    uint32_t stats;   /* how the reply counts in INFO, and whether CLIENT
+                         REPLY drops it (shards/cmd_stats.h); 0 = neither */
     uint64_t ticket;  /* the owner's name for what fills it (conn_env.abandon) */
     struct buf body;
 };
@@ -88,13 +97,22 @@ struct conn {
     bool close_after_flush;  /* QUIT, protocol error: close once `out` is sent */
     bool input_paused;       /* too much waiting; parse again when it drains */
     bool is_dirty;
+    bool was_active;         /* bytes came in or went out since conn_idle_ms() */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
     char addr[64];
     int64_t created_ms;
     int64_t last_ms;
     const char *last_cmd;    /* static command name */
+    uint8_t reply_flags;     /* CONN_REPLY_* */
+    size_t unparsed;         /* while a request is served: received bytes from
+                                its start on (CLIENT LIST qbuf); else 0 */
+    size_t reply_peak;       /* most reply bytes gathered at once (CLIENT LIST rbp) */
 
     struct buf in;
+    union {                  /* progress through the partial request at in[0] */
+        struct resp_state resp;
+        struct mc_state mc;
+    } parse;
     uint64_t swallow;        /* memcached: bytes of a refused value still to drop */
     struct buf out;          /* replies being gathered */
     struct buf sending;      /* replies handed to the kernel */
@@ -131,6 +149,14 @@ void conn_flush(struct conn *c);
 void conn_close(struct conn *c);
 /* True when a closing connection may be freed. */
 bool conn_is_done(const struct conn *c);
+/* For the shard's idle scan (`timeout`): how long the connection has done
+ * nothing: no bytes in or out since the last call, no reply waiting (on
+ * other shards, the log, a cold read), no output in flight. 0 while busy,
+ * which also moves last_ms (CLIENT LIST's idle) to now_ms. */
+int64_t conn_idle_ms(struct conn *c, int64_t now_ms);
+/* Gives back what an idle connection does not need: empty buffers, the
+ * inline scratch, argument arrays grown past their first size. */
+void conn_shrink_idle(struct conn *c);
 /* Gives a receive buffer (from a completion's flags) back to the kernel. */
 void conn_recv_buf_return(struct conn_env *env, unsigned bid);
 

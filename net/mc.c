@@ -1,6 +1,11 @@
 /* mc.c: the memcached text protocol parser and reply writers (see mc.h).
- * Pure and stateless, like resp.c: each call decodes one request from the
- * start of the caller's bytes. A request is a command line ending in "\n"
+ * Pure, and resumable like resp.c: the caller's struct mc_state remembers how
+ * far the command line was searched for its end and, once a storage command's
+ * line is in, the request's total length, so a call with too few bytes costs
+ * nothing and no byte is searched twice; the line itself is decoded once when
+ * it is whole and once more when its data block is (or when keys outgrow the
+ * caller's array): a bounded number of passes, however the bytes arrive.
+ * A request is a command line ending in "\n"
  * (a "\r" before it is dropped), plus, for storage commands, a data block of
  * the announced size followed by "\r\n".
  * The line is split on spaces only (tabs belong to tokens, as in memcached);
@@ -64,6 +69,7 @@ struct mc_parser {
     size_t consumed;
     size_t need;
     const char *err;
+    uint64_t examined; /* bytes decoded, for struct mc_state's meter */
 };
 
 /* Finds the token starting at or after *pos; false at the end of the line. */
@@ -85,6 +91,7 @@ static bool next_token(const struct mc_parser *ps, size_t *pos, struct mc_tok *t
 
 static void tokenize(struct mc_parser *ps)
 {
+    ps->examined += ps->line_len;
     size_t pos = 0;
     struct mc_tok t;
     while (next_token(ps, &pos, &t)) {
@@ -210,6 +217,7 @@ static enum mc_status decode_get(struct mc_parser *ps)
     /* Walk the whole line: keys beyond the kept tokens count too. */
     size_t pos = (size_t)(ps->tok[touches ? 1 : 0].ptr - ps->data);
     pos += ps->tok[touches ? 1 : 0].len;
+    ps->examined += ps->line_end - pos;
     uint32_t n = 0;
     struct mc_tok t;
     while (next_token(ps, &pos, &t)) {
@@ -259,6 +267,7 @@ static enum mc_status decode_storage(struct mc_parser *ps)
         return MC_MORE;
     }
     const char *blk = ps->data + ps->line_len;
+    ps->examined += 2;
     if (blk[bytes] != '\r' || blk[bytes + 1] != '\n') {
         ps->err = err_chunk;
         ps->consumed = total;
@@ -390,14 +399,40 @@ static enum mc_status decode(struct mc_parser *ps)
         return decode_stats(ps);
     case MC_VERSION:
     case MC_QUIT:
+    case MC_MN:
     case MC_CMD_COUNT:
         break;
     }
-    return done(ps); /* version and quit ignore extra tokens, as memcached */
+    return done(ps); /* version, quit and mn ignore extra tokens, as memcached */
 }
 
-enum mc_status mc_parse(const struct mc_limits *lim, const char *data, size_t len,
-                        struct mc_request *req, struct mc_key *keys, uint32_t keys_cap,
+void mc_state_reset(struct mc_state *st)
+{
+    uint64_t examined = st->examined;
+    memset(st, 0, sizeof *st);
+    st->examined = examined;
+}
+
+/* Finds the command line's "\n", searching only bytes no earlier call searched.
+ * 1: found, *nl is its index; 0: need more; -1: longer than the limit. */
+static int find_line(const struct mc_limits *lim, struct mc_state *st, const char *data, size_t len,
+                     size_t *nl)
+{
+    size_t window = len < lim->max_line ? len : lim->max_line;
+    const char *p = memchr(data + st->scan, '\n', window - st->scan);
+    if (!p) {
+        st->examined += window - st->scan;
+        st->scan = window;
+        return len < lim->max_line ? 0 : -1;
+    }
+    *nl = (size_t)(p - data);
+    st->examined += *nl + 1 - st->scan;
+    st->scan = *nl; /* found at once by the next call */
+    return 1;
+}
+
+enum mc_status mc_parse(const struct mc_limits *lim, struct mc_state *state, const char *data,
+                        size_t len, struct mc_request *req, struct mc_key *keys, uint32_t keys_cap,
                         size_t *consumed, size_t *need, const char **err)
 {
     memset(req, 0, sizeof *req);
@@ -405,12 +440,16 @@ enum mc_status mc_parse(const struct mc_limits *lim, const char *data, size_t le
     *consumed = 0;
     *need = 0;
     *err = NULL;
-
-    size_t window = len < lim->max_line ? len : lim->max_line;
-    const char *nl = window ? memchr(data, '\n', window) : NULL;
-    if (!nl) {
-        if (len < lim->max_line)
-            return MC_MORE;
+    if (state->need > len) {
+        *need = state->need;
+        return MC_MORE;
+    }
+    size_t nl;
+    int found = find_line(lim, state, data, len, &nl);
+    if (found == 0)
+        return MC_MORE;
+    if (found < 0) {
+        mc_state_reset(state);
         *err = err_line_long;
         return MC_BAD;
     }
@@ -421,22 +460,27 @@ enum mc_status mc_parse(const struct mc_limits *lim, const char *data, size_t le
         .req = req,
         .keys_cap = keys_cap,
     };
-    ps.line_len = (size_t)(nl - data) + 1;
-    ps.line_end = ps.line_len - 1;
+    ps.line_len = nl + 1;
+    ps.line_end = nl;
     if (ps.line_end > 0 && data[ps.line_end - 1] == '\r')
         ps.line_end--;
 
     enum mc_status st = decode(&ps);
+    state->examined += ps.examined;
     switch (st) {
     case MC_OK:
     case MC_ERROR:
         *consumed = ps.consumed;
+        mc_state_reset(state);
         break;
     case MC_MORE:
         *need = ps.need;
+        state->need = ps.need;
         break;
     case MC_NEED_KEYS:
+        break;
     case MC_BAD:
+        mc_state_reset(state);
         break;
     }
     *err = ps.err;

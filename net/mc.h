@@ -23,7 +23,7 @@
     X(REPLACE, "replace") X(APPEND, "append") X(PREPEND, "prepend") X(CAS, "cas")                 \
     X(DELETE, "delete") X(TOUCH, "touch") X(INCR, "incr") X(DECR, "decr")                        \
     X(FLUSH_ALL, "flush_all") X(STATS, "stats") X(VERSION, "version")                             \
-    X(VERBOSITY, "verbosity") X(QUIT, "quit")
+    X(VERBOSITY, "verbosity") X(QUIT, "quit") X(MN, "mn")
 
 enum mc_cmd {
 #define MC_ENUM(id, name) MC_##id,
@@ -80,14 +80,33 @@ struct mc_limits {
                             too large for cache" and its data is swallowed */
 };
 
-/* Parses one request from data[0..len); keys has room for keys_cap keys.
+/* Progress through one request, kept by the caller between calls so that
+ * bytes already searched are not searched again (a long get line, or a value
+ * arriving in small pieces, costs work linear in its size). Offsets only,
+ * from the request's first byte: the caller may move its buffer between
+ * calls, but each call must see the same request start and bytes.
+ * A zeroed struct is a fresh request; mc_parse() returns the state there
+ * after MC_OK, MC_ERROR and MC_BAD. A caller that drops a partial request's
+ * bytes some other way calls mc_state_reset(). */
+struct mc_state {
+    uint64_t examined; /* bytes the parser looked at, summed over calls and never
+                          cleared by it: a work meter (tests, INFO) */
+    size_t scan;       /* the command line was searched for its "\n" up to here */
+    size_t need;       /* once a storage command's line is in: its total length */
+};
+
+/* Back to a fresh request; `examined` is kept. */
+void mc_state_reset(struct mc_state *st);
+
+/* Parses one request from data[0..len), resuming from *state; keys has room
+ * for keys_cap keys.
  * Never reads past len. On MC_OK, req is filled and *consumed bytes (line
  * plus data block) are done with; keyed commands carry their key in keys[0],
  * get-family commands all their keys (gat/gats may carry none: reply "END").
  * *need is set only with MC_MORE, for a storage command whose line is in:
  * the request's total length. */
-enum mc_status mc_parse(const struct mc_limits *lim, const char *data, size_t len,
-                        struct mc_request *req, struct mc_key *keys, uint32_t keys_cap,
+enum mc_status mc_parse(const struct mc_limits *lim, struct mc_state *state, const char *data,
+                        size_t len, struct mc_request *req, struct mc_key *keys, uint32_t keys_cap,
                         size_t *consumed, size_t *need, const char **err);
 
 /* Reply writers. */

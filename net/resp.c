@@ -1,8 +1,20 @@
 /* resp.c: the Redis protocol parser and reply writers (see resp.h).
- * Pure and stateless: every call parses one request from the start of the
- * caller's bytes, so a partial request is simply parsed again once more bytes
- * arrive. *need (the end of the bulk being read) tells the caller when that is
- * worth doing, which keeps large values from being rescanned on every read.
+ * Resumable: the caller keeps a struct resp_state per connection, and each
+ * call goes on from where the last stopped: a multibulk request moves through
+ * phases (the "*N" line, then per argument its "$len" line and its bulk), and
+ * a line's end is searched for only in bytes no earlier call searched. So
+ * every byte of a request is looked at a bounded number of times however the
+ * reads split it (a request of a million arguments arriving a few bytes at a
+ * time costs linear work, not quadratic), while a whole request in one buffer
+ * parses in one pass, as before. Argument slices made by an earlier call may
+ * point into bytes the caller has since moved, so when a resumed request
+ * completes, those slices are made again by a walk over the "$len" lines only
+ * (refill_args); the state holds offsets, never pointers. st->examined counts
+ * the bytes each call walked over (searched, decoded, or skipped as a bulk,
+ * plus refill and inline re-splits), so tests can check the linearity; it
+ * costs one subtraction per call.
+ * *need (the end of the bulk being read) still tells the caller when calling
+ * again is worth it.
  * Multibulk: "*N\r\n" then N times "$len\r\n<len bytes>\r\n". Count lines are
  * found with memchr and must end within COUNT_LINE_MAX bytes; numbers follow
  * Redis's string2ll (optional '-', no '+', no leading zeros, no spaces). Checks
@@ -38,6 +50,14 @@ static const char err_bulk_len[] = PROTO_ERR "invalid bulk length";
 static const char err_bulk_crlf[] = PROTO_ERR "bulk data not followed by CRLF";
 static const char err_big_mbulk[] = PROTO_ERR "too big mbulk count string";
 static const char err_big_bulk[] = PROTO_ERR "too big bulk count string";
+
+/* What a count line's errors say: "*N" or "$len". */
+struct count_errs {
+    const char *too_big;
+    const char *invalid;
+};
+static const struct count_errs mbulk_errs = {err_big_mbulk, err_mbulk_len};
+static const struct count_errs bulk_errs = {err_big_bulk, err_bulk_len};
 static const char err_big_inline[] = PROTO_ERR "too big inline request";
 static const char err_quotes[] = PROTO_ERR "unbalanced quotes in request";
 
@@ -57,9 +77,18 @@ static const char err_quotes[] = PROTO_ERR "unbalanced quotes in request";
 static const char err_dollar[256][42] = {DOLLAR_64(0), DOLLAR_64(64), DOLLAR_64(128),
                                          DOLLAR_64(192)};
 
+/* Where a request stands between calls (resp.h: struct resp_state.phase). */
+enum {
+    PHASE_LINE,  /* reading the "*N" line, or an inline line */
+    PHASE_HEAD,  /* reading the "$len" line of argument `done`, at `pos` */
+    PHASE_DATA,  /* waiting for the bulk of argument `done`, at `pos` */
+    PHASE_WHOLE, /* every byte is in, but argv was too small */
+};
+
 /* One call's inputs and results, so the phases below stay small. */
 struct resp_parser {
     const struct resp_limits *lim;
+    struct resp_state *st;
     const char *data;
     size_t len;
     struct resp_arg *argv;
@@ -78,66 +107,83 @@ static enum resp_status parse_bad(struct resp_parser *ps, const char *err)
     return RESP_BAD;
 }
 
-
-/* Finds the "\r\n" ending the count line that starts at pos.
+/* Finds the "\r\n" ending the count line that starts at pos, searching from
+ * `from` (pos, or further when an earlier call searched the bytes before it;
+ * st->scan is saved when the end is not in yet).
  * 1: found, *cr is the index of '\r'; 0: need more bytes; -1: too long. */
-static int find_count_line(const struct resp_parser *ps, size_t pos, size_t *cr)
+static int find_count_line(struct resp_parser *ps, size_t pos, size_t from, size_t *cr)
 {
     size_t avail = ps->len - pos;
-    size_t window = avail < COUNT_LINE_MAX ? avail : COUNT_LINE_MAX;
-    const char *r = memchr(ps->data + pos, '\r', window);
-    if (!r)
+    size_t limit = pos + (avail < COUNT_LINE_MAX ? avail : COUNT_LINE_MAX);
+    const char *r = memchr(ps->data + from, '\r', limit - from);
+    if (!r) {
+        ps->st->scan = limit;
         return avail >= COUNT_LINE_MAX ? -1 : 0;
+    }
     *cr = (size_t)(r - ps->data);
-    return *cr + 1 < ps->len ? 1 : 0;
+    if (*cr + 1 < ps->len)
+        return 1;
+    ps->st->scan = *cr; /* the '\n' still to come is looked for right here */
+    return 0;
 }
 
-/* Reads "<type>N\r\n" at pos: the number between type byte and CRLF.
- * RESP_OK with *v and *next set; RESP_MORE; or RESP_BAD with ps->err set. */
-static enum resp_status parse_count_line(struct resp_parser *ps, size_t pos, int64_t *v,
-                                         size_t *next, const char *err_big, const char *err_invalid)
+/* Reads "<type>N\r\n" at pos (searched from `from`, see find_count_line):
+ * the number between type byte and CRLF. RESP_OK with *v and *next set;
+ * RESP_MORE; or RESP_BAD with ps->err set. */
+static enum resp_status parse_count_line(struct resp_parser *ps, size_t pos, size_t from,
+                                         int64_t *v, size_t *next, const struct count_errs *errs)
 {
     size_t cr;
-    int found = find_count_line(ps, pos, &cr);
+    int found = find_count_line(ps, pos, from, &cr);
     if (found == 0)
         return RESP_MORE;
     if (found < 0)
-        return parse_bad(ps, err_big);
+        return parse_bad(ps, errs->too_big);
     if (ps->data[cr + 1] != '\n' || !num_parse_i64(ps->data + pos + 1, cr - pos - 1, v))
-        return parse_bad(ps, err_invalid);
+        return parse_bad(ps, errs->invalid);
     *next = cr + 2;
     return RESP_OK;
 }
 
-static enum resp_status parse_multibulk(struct resp_parser *ps)
+/* Reads arguments from `done` on, resuming in the phase the last call
+ * stopped in. RESP_OK once all `count` are in, with ps->consumed the end of
+ * the request; RESP_MORE with the progress saved in st; or RESP_BAD.
+ * Arguments that fit in argv get their slice here. The state is written
+ * only when the call stops short, so a whole request costs no stores to it. */
+static enum resp_status read_args(struct resp_parser *ps, uint32_t count, size_t pos)
 {
-    const struct resp_limits *lim = ps->lim;
-    uint64_t max_bulk = lim->max_bulk < UINT32_MAX ? lim->max_bulk : UINT32_MAX;
-    int64_t count;
-    size_t pos;
-    enum resp_status st = parse_count_line(ps, 0, &count, &pos, err_big_mbulk, err_mbulk_len);
-    if (st != RESP_OK)
-        return st;
-    if (count > (int64_t)lim->max_args)
-        return parse_bad(ps, err_mbulk_len);
-    if (count <= 0) { /* "*0" and "*-1": an empty request, as Redis */
-        ps->consumed = pos;
-        return RESP_OK;
-    }
-    for (uint32_t i = 0; i < (uint32_t)count; i++) {
-        int64_t blen;
-        if (pos >= ps->len)
-            return RESP_MORE;
-        if (ps->data[pos] != '$')
-            return parse_bad(ps, err_dollar[(unsigned char)ps->data[pos]]);
-        st = parse_count_line(ps, pos, &blen, &pos, err_big_bulk, err_bulk_len);
-        if (st != RESP_OK)
-            return st;
-        if (blen < 0 || (uint64_t)blen > max_bulk)
-            return parse_bad(ps, err_bulk_len);
-        if (ps->len - pos < (size_t)blen + 2) {
-            ps->need = pos + (size_t)blen + 2;
-            return RESP_MORE;
+    struct resp_state *st = ps->st;
+    uint64_t max_bulk = ps->lim->max_bulk < UINT32_MAX ? ps->lim->max_bulk : UINT32_MAX;
+    uint64_t blen = st->bulk_len;
+    bool in_data = st->phase == PHASE_DATA;
+    /* Only the first line of this call may resume a search; a scan left over
+     * from an earlier line lies before pos. */
+    size_t from = st->scan > pos ? st->scan : pos;
+    enum resp_status rs = RESP_OK;
+    uint32_t i;
+    for (i = st->done; i < count; i++) {
+        if (!in_data) {
+            int64_t v;
+            size_t next;
+            if (pos >= ps->len) {
+                rs = RESP_MORE;
+                break;
+            }
+            if (ps->data[pos] != '$')
+                return parse_bad(ps, err_dollar[(unsigned char)ps->data[pos]]);
+            rs = parse_count_line(ps, pos, from, &v, &next, &bulk_errs);
+            if (rs != RESP_OK)
+                break;
+            if (v < 0 || (uint64_t)v > max_bulk)
+                return parse_bad(ps, err_bulk_len);
+            pos = next;
+            blen = (uint64_t)v;
+        }
+        if (ps->len - pos < blen + 2) {
+            ps->need = pos + blen + 2;
+            in_data = true;
+            rs = RESP_MORE;
+            break;
         }
         if (ps->data[pos + blen] != '\r' || ps->data[pos + blen + 1] != '\n')
             return parse_bad(ps, err_bulk_crlf);
@@ -145,13 +191,101 @@ static enum resp_status parse_multibulk(struct resp_parser *ps)
             ps->argv[i].ptr = ps->data + pos;
             ps->argv[i].len = (uint32_t)blen;
         }
-        pos += (size_t)blen + 2;
+        pos += blen + 2;
+        from = pos;
+        in_data = false;
     }
-    ps->argc = (uint32_t)count;
-    if (ps->argc > ps->argv_cap)
+    if (rs == RESP_OK) {
+        ps->consumed = pos;
+        return RESP_OK;
+    }
+    st->count = count;
+    st->pos = pos;
+    st->bulk_len = blen;
+    st->done = i;
+    st->phase = in_data ? PHASE_DATA : PHASE_HEAD;
+    return rs;
+}
+
+/* Points argv[0..n) at their bulks again: those arguments were read by
+ * earlier calls, when the bytes may have been elsewhere. Each "$len" line
+ * is known to be well formed, so this only walks the headers. */
+static void refill_args(struct resp_parser *ps, uint32_t n)
+{
+    const char *d = ps->data;
+    const char *cr = memchr(d, '\r', ps->len);
+    size_t pos = (size_t)(cr - d) + 2;
+    for (uint32_t i = 0; i < n; i++) {
+        cr = memchr(d + pos, '\r', ps->len - pos);
+        size_t start = (size_t)(cr - d) + 2;
+        int64_t blen = 0;
+        num_parse_i64(d + pos + 1, (size_t)(cr - d) - pos - 1, &blen);
+        ps->argv[i].ptr = d + start;
+        ps->argv[i].len = (uint32_t)blen;
+        pos = start + (size_t)blen + 2;
+    }
+    ps->st->examined += pos;
+}
+
+/* The "*N" line, then the arguments from where the last call stopped. */
+static enum resp_status multibulk_body(struct resp_parser *ps)
+{
+    struct resp_state *st = ps->st;
+    uint32_t count = st->count;
+    size_t pos = st->pos;
+    uint32_t refill = st->done; /* arguments whose slices an earlier call made */
+    if (st->phase == PHASE_LINE) {
+        int64_t v;
+        enum resp_status rs = parse_count_line(ps, 0, st->scan, &v, &pos, &mbulk_errs);
+        if (rs != RESP_OK)
+            return rs;
+        if (v > (int64_t)ps->lim->max_args)
+            return parse_bad(ps, err_mbulk_len);
+        if (v <= 0) { /* "*0" and "*-1": an empty request, as Redis */
+            ps->consumed = pos;
+            return RESP_OK;
+        }
+        count = (uint32_t)v;
+    }
+    if (st->phase == PHASE_WHOLE) {
+        ps->consumed = pos;
+    } else {
+        enum resp_status rs = read_args(ps, count, pos);
+        if (rs != RESP_OK)
+            return rs;
+    }
+    ps->argc = count;
+    if (count > ps->argv_cap) {
+        st->count = count;
+        st->done = count;
+        st->pos = ps->consumed;
+        st->phase = PHASE_WHOLE;
         return RESP_NEED_ARGS;
-    ps->consumed = pos;
+    }
+    if (refill > 0)
+        refill_args(ps, refill);
     return RESP_OK;
+}
+
+/* Where the next call resumes; what lies before it was walked already. */
+static size_t resume_point(const struct resp_state *st)
+{
+    return st->scan > st->pos ? st->scan : st->pos;
+}
+
+/* The "*N" line, then the arguments. The work meter counts bytes walked
+ * over (searched, decoded, or skipped as a bulk): from where this call
+ * resumed to where the next one will, or to the request's end. */
+static enum resp_status parse_multibulk(struct resp_parser *ps)
+{
+    struct resp_state *st = ps->st;
+    size_t begin = resume_point(st);
+    enum resp_status rs = multibulk_body(ps);
+    if (rs == RESP_OK)
+        ps->st->examined += ps->consumed - begin;
+    else if (rs != RESP_BAD)
+        ps->st->examined += resume_point(st) - begin;
+    return rs;
 }
 
 /* isspace() in the C locale: what sdssplitargs skips between arguments. */
@@ -263,15 +397,37 @@ static enum resp_status inline_arg(struct resp_parser *ps, size_t end, size_t *p
     return RESP_OK;
 }
 
-static enum resp_status parse_inline(struct resp_parser *ps)
+/* Finds the inline line's "\n", searching only bytes no earlier call
+ * searched. 1: found, *end is its index; 0: need more; -1: too long. */
+static int find_inline_end(struct resp_parser *ps, size_t *end)
 {
+    struct resp_state *st = ps->st;
+    if (st->phase == PHASE_WHOLE) {
+        *end = st->pos;
+        return 1;
+    }
     uint64_t max_inline = ps->lim->max_inline < UINT32_MAX ? ps->lim->max_inline : UINT32_MAX;
     size_t window = ps->len < max_inline ? ps->len : (size_t)max_inline;
-    const char *nl = memchr(ps->data, '\n', window);
-    if (!nl)
-        return ps->len >= max_inline ? parse_bad(ps, err_big_inline) : RESP_MORE;
-    size_t end = (size_t)(nl - ps->data); /* a "\r" before it is a blank like any other */
-    size_t line_len = end + 1;
+    const char *nl = memchr(ps->data + st->scan, '\n', window - st->scan);
+    if (!nl) {
+        ps->st->examined += window - st->scan;
+        st->scan = window;
+        return ps->len >= max_inline ? -1 : 0;
+    }
+    *end = (size_t)(nl - ps->data);
+    ps->st->examined += *end + 1 - st->scan;
+    return 1;
+}
+
+static enum resp_status parse_inline(struct resp_parser *ps)
+{
+    size_t end; /* a "\r" before the "\n" is a blank like any other */
+    int found = find_inline_end(ps, &end);
+    if (found == 0)
+        return RESP_MORE;
+    if (found < 0)
+        return parse_bad(ps, err_big_inline);
+    ps->st->examined += end + 1;
 
     uint32_t count = 0;
     size_t pos = 0;
@@ -290,18 +446,33 @@ static enum resp_status parse_inline(struct resp_parser *ps)
         count++;
     }
     ps->argc = count;
-    if (count > ps->argv_cap)
+    if (count > ps->argv_cap) {
+        ps->st->phase = PHASE_WHOLE;
+        ps->st->pos = end;
         return RESP_NEED_ARGS;
-    ps->consumed = line_len;
+    }
+    ps->consumed = end + 1;
     return RESP_OK;
 }
 
-enum resp_status resp_parse(const struct resp_limits *lim, const char *data, size_t len,
-                            struct resp_arg *argv, uint32_t argv_cap, uint32_t *argc, char *scratch,
-                            size_t scratch_cap, size_t *consumed, size_t *need, const char **err)
+void resp_state_reset(struct resp_state *st)
 {
+    uint64_t examined = st->examined;
+    memset(st, 0, sizeof *st);
+    st->examined = examined;
+}
+
+enum resp_status resp_parse(const struct resp_limits *lim, struct resp_state *state,
+                            const char *data, size_t len, struct resp_arg *argv, uint32_t argv_cap,
+                            uint32_t *argc, char *scratch, size_t scratch_cap, size_t *consumed,
+                            size_t *need, const char **err)
+{
+    /* A fresh state stays untouched by a request parsed whole in this call
+     * (the state is written only when a call stops short). */
+    bool is_fresh = state->phase == PHASE_LINE && state->scan == 0;
     struct resp_parser ps = {
         .lim = lim,
+        .st = state,
         .data = data,
         .len = len,
         .argv = argv,
@@ -312,6 +483,8 @@ enum resp_status resp_parse(const struct resp_limits *lim, const char *data, siz
     enum resp_status st = RESP_MORE;
     if (len > 0)
         st = data[0] == '*' ? parse_multibulk(&ps) : parse_inline(&ps);
+    if (st == RESP_BAD || (st == RESP_OK && !is_fresh))
+        resp_state_reset(state);
     *argc = st == RESP_OK || st == RESP_NEED_ARGS ? ps.argc : 0;
     *consumed = st == RESP_OK ? ps.consumed : 0;
     *need = st == RESP_MORE ? ps.need : 0;

@@ -1,6 +1,7 @@
 /* resp.h: the Redis protocol (RESP2, RESP3 replies, inline commands).
- * Parsing is pure: bytes in; a status, bytes consumed and argument slices out.
- * No I/O, no allocation, no logging, so unit tests and fuzzers drive it alone.
+ * Parsing is pure: bytes and the caller's resumption state in; a status, bytes
+ * consumed and argument slices out. No I/O, no allocation, no logging, so
+ * unit tests and fuzzers drive it alone.
  * Writing appends replies to a struct buf in RESP2 or RESP3 form.
  * Threads: any; nothing here is shared.
  * Ownership: argument slices point into the caller's input (or, for inline
@@ -22,7 +23,8 @@ enum resp_status {
                        request is known to reach (the end of the bulk being
                        read): calling again with fewer bytes returns RESP_MORE */
     RESP_NEED_ARGS, /* argv is too small: *argc is the count needed; grow and
-                       call again (only reported once the whole request is in) */
+                       call again (only reported once the whole request is in,
+                       so a "*1000000" header alone never makes argv grow) */
     RESP_BAD,       /* framing lost: *err is the Redis error text (without '-'
                        and CRLF); reply with it, then close the connection */
 };
@@ -41,18 +43,46 @@ struct resp_limits {
                                  bytes; capped at UINT32_MAX */
 };
 
-/* Parses one request from data[0..len); never reads past len.
- * argv has room for argv_cap slices. scratch (scratch_cap bytes, at least
- * max_inline) receives unescaped inline arguments that contain quotes.
+/* Progress through one request, kept by the caller between calls so that no
+ * byte is parsed again: each call resumes where the last one stopped (which
+ * argument, which phase, how far the current line was searched), so a
+ * request costs work linear in its size however its bytes were split into
+ * reads. Offsets only, counted from the request's first byte: the caller may
+ * move its buffer between calls, but each call must see the same request
+ * start with the same bytes (and maybe more of them).
+ * A zeroed struct is a fresh request; resp_parse() returns the state there
+ * after RESP_OK and RESP_BAD. A caller that drops a partial request's bytes
+ * some other way calls resp_state_reset(). Fields other than `examined` are
+ * the parser's. */
+struct resp_state {
+    uint64_t examined; /* bytes the parser walked over (searched, decoded, or
+                          skipped as a bulk), summed over calls and never
+                          cleared by it: a work meter (tests, INFO); the
+                          caller may read and zero it */
+    size_t pos;        /* next "$len" line or bulk; inline: the "\n" once found */
+    size_t scan;       /* the current line was searched for its end up to here */
+    uint64_t bulk_len; /* length of the bulk at pos, once its "$len" was read */
+    uint32_t count;    /* arguments announced by "*N" */
+    uint32_t done;     /* arguments read whole */
+    uint8_t phase;     /* resp.c: line, header, data, whole */
+};
+
+/* Back to a fresh request; `examined` is kept. */
+void resp_state_reset(struct resp_state *st);
+
+/* Parses one request from data[0..len), resuming from *state; never reads
+ * past len. argv has room for argv_cap slices. scratch (scratch_cap bytes, at
+ * least max_inline) receives unescaped inline arguments that contain quotes.
  * On RESP_OK: *argc slices in argv, *consumed bytes to drop. An empty inline
  * line (just CRLF) and "*0" / "*-1" are consumed and reported as RESP_OK with
  * argc 0; callers skip them, as Redis does.
+ * On RESP_NEED_ARGS: grow argv to *argc and call again with the same bytes.
  * On RESP_BAD: *err is static text.
  * *consumed is 0 unless RESP_OK, *need 0 unless RESP_MORE. */
-enum resp_status resp_parse(const struct resp_limits *lim, const char *data, size_t len,
-                            struct resp_arg *argv, uint32_t argv_cap, uint32_t *argc,
-                            char *scratch, size_t scratch_cap, size_t *consumed, size_t *need,
-                            const char **err);
+enum resp_status resp_parse(const struct resp_limits *lim, struct resp_state *state,
+                            const char *data, size_t len, struct resp_arg *argv, uint32_t argv_cap,
+                            uint32_t *argc, char *scratch, size_t scratch_cap, size_t *consumed,
+                            size_t *need, const char **err);
 
 /* Reply writers. proto is 2 or 3 (HELLO). */
 void resp_write_simple(struct buf *b, const char *s);          /* +s */

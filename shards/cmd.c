@@ -49,6 +49,7 @@
 #include "cmd_keys.h"
 #include "cmd_mc.h"
 #include "cmd_server.h"
+#include "cmd_stats.h"
 #include "cmd_string.h"
 #include "conn.h"
 #include "keyhash.h"
@@ -165,6 +166,9 @@ static const struct cmd_def cmd_defs[] = {
      "A container for server configuration commands."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
+_Static_assert(CMD_COUNT <= CMD_STATS_SUB_BASE, "a command's stats slot is its row");
+_Static_assert(offsetof(struct cmd_msg, payload) % _Alignof(struct resp_arg) == 0,
+               "a message's argv lives at the start of its payload");
 
 static const struct cmd_def *cmd_index[CMD_INDEX_SIZE];
 
@@ -225,7 +229,10 @@ static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
     struct cmd_ctx ctx = {.store = sh->store, .node = sh->node, .out = out, .conn = c,
                           .shard_id = sh->id, .proto = proto, .argc = argc, .argv = argv,
                           .hash = hash, .mc = mc, .res = res};
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    uint64_t t0 = cmd_stats_start(stats);
     h(&ctx);
+    cmd_stats_ran(stats, t0);
 }
 
 /* Runs another handler for one key inside a handler, on the same shard. */
@@ -328,6 +335,7 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struc
         data += argv[i].len;
     }
     m->is_mc = mc != NULL;
+    m->stat_slot = cmd_stats_msg_slot(cmd_stats_of(sh->node, sh->id));
     if (mc) {
         m->mc = *mc;
         if (mc_key_len)
@@ -596,11 +604,22 @@ static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
     resp_write_error(out, msg);
 }
 
-void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
+/* MISCONF (persist.h): true, with the refusal written as c's reply, when a
+ * request that changes data must not run because the log cannot persist. */
+static bool cmd_refused(struct shard *sh, struct conn *c, const struct mc_request *mc)
 {
-    struct shard *sh = c->env->owner;
-    SHARD_STAT_ADD(sh, total_commands_processed, 1);
-    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    struct buf refusal; /* written only when refusing */
+    buf_init(&refusal);
+    if (mc ? !persist_refuse_mc(sh->node, mc, &refusal) : !persist_refuse_resp(sh->node, &refusal))
+        return false;
+    buf_append(conn_reply_buf(c), refusal.data, refusal.len);
+    buf_fini(&refusal);
+    return true;
+}
+
+static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                             struct resp_arg *argv, uint32_t argc)
+{
     if (!d) {
         cmd_unknown(c, argv, argc);
         return;
@@ -620,6 +639,9 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
     c->last_cmd = d->name;
     if (cmd_key_too_large(sh, c, d, argv, argc))
         return;
+    if ((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL))
+        return; /* MISCONF: the data log cannot persist */
+    cmd_stats_admit(cmd_stats_of(sh->node, sh->id));
     switch (d->route) {
     case CMD_ROUTE_CONN: {
         struct req_result res = {.status = REQ_NONE};
@@ -645,6 +667,17 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
         cmd_route_msetnx(sh, c, d, argv, argc);
         return;
     }
+}
+
+void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
+{
+    struct shard *sh = c->env->owner;
+    SHARD_STAT_ADD(sh, total_commands_processed, 1);
+    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
+    cmd_dispatch_def(sh, c, d, argv, argc);
+    cmd_stats_end(stats, c);
 }
 
 /* MSETNX when every key lives on this shard: atomic, as in Redis. */
@@ -703,6 +736,7 @@ static const struct cmd_mc_def cmd_mc_defs[MC_CMD_COUNT] = {
     [MC_VERSION] = {cmd_mc_conn, CMD_NOKEY},
     [MC_VERBOSITY] = {cmd_mc_conn, CMD_NOKEY},
     [MC_QUIT] = {cmd_mc_conn, CMD_NOKEY},
+    [MC_MN] = {cmd_mc_conn, CMD_NOKEY},
 };
 
 const struct cmd_mc_def *cmd_mc_def(int cmd)
@@ -715,6 +749,8 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
     struct shard *sh = c->env->owner;
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     c->last_cmd = mc_cmd_name(req->cmd);
+    if (cmd_refused(sh, c, req))
+        return; /* the data log cannot persist */
     const struct cmd_mc_def *d = &cmd_mc_defs[req->cmd];
     struct req *r;
     switch (req->cmd) {
@@ -745,7 +781,8 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
     case MC_STATS:
     case MC_VERSION:
     case MC_VERBOSITY:
-    case MC_QUIT: {
+    case MC_QUIT:
+    case MC_MN: {
         struct req_result res = {.status = REQ_NONE};
         cmd_run(sh, c, d->handler, 2, NULL, 0, 0, req, conn_reply_buf(c), &res);
         return;
@@ -763,8 +800,11 @@ void cmd_msg_run(struct shard *sh, struct cmd_msg *m)
 {
     buf_clear(&m->res.body);
     m->res.status = REQ_NONE;
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    int32_t was = cmd_stats_enter(stats, m->stat_slot);
     cmd_run(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL,
             &m->res.body, &m->res);
+    cmd_stats_leave(stats, was);
 }
 
 void cmd_msg_fail(struct cmd_msg *m, const char *why)
@@ -1065,6 +1105,16 @@ static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct 
     case CMD_COMBINE_BULK:
         cmd_combine_lines(c, r, out);
         return true;
+    case CMD_COMBINE_KILLED:
+        for (uint32_t i = 0; i < r->nsub; i++)
+            total += r->subs[i].num;
+        if (err)
+            cmd_append_body(out, err);
+        else if (total)
+            resp_write_ok(out);
+        else
+            resp_write_error(out, "ERR No such client");
+        return true;
     case CMD_COMBINE_MC_END:
         for (uint32_t i = 0; i < r->nsub; i++)
             cmd_append_body(out, &r->subs[i]);
@@ -1089,12 +1139,19 @@ static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how)
     struct conn_slot *slot = r->owner_ptr;
     bool is_noreply = c->kind == CONN_MC && r->aux &&
                       (r->kind == CMD_COMBINE_ONE || r->kind == CMD_COMBINE_MC_OK);
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    size_t at = slot->body.len;
+    int32_t was = cmd_stats_combine_begin(stats, slot);
+    bool is_over = true;
     if (how == REQ_END_TIMEOUT) {
         if (!is_noreply) /* memcached's noreply: not even an error */
             cmd_write_timeout(&slot->body, c->kind == CONN_MC, sh->request_timeout_ms);
-    } else if (!cmd_combine(sh, c, r, &slot->body)) {
-        return false;
+    } else {
+        is_over = cmd_combine(sh, c, r, &slot->body);
     }
-    conn_slot_ready(c, slot);
-    return true;
+    /* Counts the reply, or drops it (CLIENT REPLY), once it is written. */
+    cmd_stats_combine_end(stats, c, slot, &slot->body, at, was);
+    if (is_over)
+        conn_slot_ready(c, slot);
+    return is_over;
 }

@@ -107,6 +107,8 @@ enum cmd_combine {
     CMD_COMBINE_BULK,      /* one string of the bulk sub-replies' lines (CLIENT LIST):
                               verbatim under RESP3; with client ids given to
                               cmd_broadcast_with(), their lines in that order */
+    CMD_COMBINE_KILLED,    /* CLIENT KILL ip:port: +OK when the sum of the integer
+                              sub-replies is not 0, else Redis's "No such client" */
     CMD_COMBINE_MC_END,    /* memcached get: every sub-reply, then END */
     CMD_COMBINE_MC_OK,     /* memcached flush_all: OK (unless noreply) */
 };
@@ -132,6 +134,7 @@ struct cmd_msg {
     int proto;
     uint64_t hash;
     uint32_t argc;
+    int32_t stat_slot;     /* the command whose time its run adds to (cmd_stats.h) */
     struct resp_arg *argv; /* into payload */
     bool is_mc;
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */

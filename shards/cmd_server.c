@@ -1,9 +1,17 @@
 /* cmd_server.c: connection and server commands (see cmd_server.h).
  * These run on the shard of the connection that sent them and change only
- * that connection (protocol version, name, authentication) or read
- * process-wide figures: other shards' counters are read with relaxed atomic
- * loads (shard.h, store.h), never by touching their structures. INFO builds
- * its text with buf_printf (a cold path). Error texts are Redis 7's. */
+ * that connection (protocol version, name, authentication, CLIENT REPLY) or
+ * read process-wide figures: other shards' counters are read with relaxed
+ * atomic loads (shard.h, store.h, cmd_stats.h), never by touching their
+ * structures. What needs another shard's connections or counters (CLIENT
+ * LIST, CLIENT KILL, CONFIG RESETSTAT) is broadcast: each shard runs a
+ * handler over its own, and cmd.c combines the replies. INFO builds its text
+ * with buf_printf (a cold path). The container commands (CLIENT, COMMAND,
+ * CONFIG) are tables of subcommands with Redis 7's names, arities, ACL
+ * categories and HELP lines; each subcommand counts in INFO commandstats
+ * under "container|sub". What Redis says about a command that ringkv's
+ * table does not (ACL categories, key flags) is a small table here
+ * (server_redis_meta). Error texts are Redis 7's. */
 #include "cmd_server.h"
 
 #include <arpa/inet.h>
@@ -23,15 +31,22 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "cmd_stats.h"
 #include "conn.h"
 #include "glob.h"
 #include "node.h"
 #include "num.h"
 #include "persist.h"
+#include "secret.h"
 #include "shard.h"
 #include "store.h"
 
 #define CMD_SERVER_REDIS_VERSION "7.0.0" /* the Redis command set ringkv follows */
+/* What memcached's "version" and "STAT version" say: the memcached release
+ * whose text protocol ringkv follows, so that clients which pick their
+ * dialect by version see a current server. ringkv's own version is
+ * "STAT ringkv_version". */
+#define CMD_SERVER_MEMCACHED_VERSION "1.6.21"
 
 static bool arg_is(const struct resp_arg *a, const char *s)
 {
@@ -48,20 +63,20 @@ static int64_t server_now_ms(void)
 void cmd_ping(struct cmd_ctx *c)
 {
     if (c->argc > 2) {
-        cmd_reply_error(c, "ERR wrong number of arguments for 'ping' command");
+        resp_write_error(c->out, "ERR wrong number of arguments for 'ping' command");
         return;
     }
     if (c->argc == 2)
-        cmd_reply_bulk(c, c->argv[1].ptr, c->argv[1].len);
+        resp_write_bulk(c->out, c->argv[1].ptr, c->argv[1].len);
     else
         resp_write_simple(c->out, "PONG");
 }
 
-void cmd_echo(struct cmd_ctx *c) { cmd_reply_bulk(c, c->argv[1].ptr, c->argv[1].len); }
+void cmd_echo(struct cmd_ctx *c) { resp_write_bulk(c->out, c->argv[1].ptr, c->argv[1].len); }
 
 void cmd_quit(struct cmd_ctx *c)
 {
-    cmd_reply_ok(c);
+    resp_write_ok(c->out);
     c->conn->close_after_flush = true;
 }
 
@@ -70,21 +85,21 @@ void cmd_select(struct cmd_ctx *c)
     char *end;
     char text[24];
     if (c->argv[1].len == 0 || c->argv[1].len >= sizeof text) {
-        cmd_reply_error(c, "ERR value is not an integer or out of range");
+        resp_write_error(c->out, "ERR value is not an integer or out of range");
         return;
     }
     memcpy(text, c->argv[1].ptr, c->argv[1].len);
     text[c->argv[1].len] = '\0';
     long long db = strtoll(text, &end, 10);
     if (*end) {
-        cmd_reply_error(c, "ERR value is not an integer or out of range");
+        resp_write_error(c->out, "ERR value is not an integer or out of range");
         return;
     }
     if (db != 0) {
-        cmd_reply_error(c, "ERR DB index is out of range");
+        resp_write_error(c->out, "ERR DB index is out of range");
         return;
     }
-    cmd_reply_ok(c);
+    resp_write_ok(c->out);
 }
 
 /* Checks a password against requirepass; writes the error reply if wrong. */
@@ -93,16 +108,15 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
 {
     const char *want = c->node->cfg->requirepass;
     if (!want[0] && !user) {
-        cmd_reply_error(c, "ERR AUTH <password> called without any password configured "
+        resp_write_error(c->out, "ERR AUTH <password> called without any password configured "
                                  "for the default user. Are you sure your configuration is "
                                  "correct?");
         return false;
     }
     bool user_ok = !user || arg_is(user, "default");
-    bool pass_ok = want[0] ? pass->len == strlen(want) && memcmp(pass->ptr, want, pass->len) == 0
-                           : true;
+    bool pass_ok = !want[0] || secret_equal(want, strlen(want), pass->ptr, pass->len);
     if (!user_ok || !pass_ok) {
-        cmd_reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
+        resp_write_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
         return false;
     }
     c->conn->authenticated = true;
@@ -112,12 +126,12 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
 void cmd_auth(struct cmd_ctx *c)
 {
     if (c->argc > 3) {
-        cmd_reply_error(c, "ERR syntax error");
+        resp_write_error(c->out, "ERR syntax error");
         return;
     }
     const struct resp_arg *user = c->argc == 3 ? &c->argv[1] : NULL;
     if (server_check_password(c, user, &c->argv[c->argc - 1]))
-        cmd_reply_ok(c);
+        resp_write_ok(c->out);
 }
 
 static bool server_name_valid(const struct resp_arg *a)
@@ -152,11 +166,11 @@ void cmd_hello(struct cmd_ctx *c)
         memcpy(text, c->argv[1].ptr, c->argv[1].len < 15 ? c->argv[1].len : 15);
         long v = strtol(text, &end, 10);
         if (*end || c->argv[1].len == 0) {
-            cmd_reply_error(c, "ERR Protocol version is not an integer or out of range");
+            resp_write_error(c->out, "ERR Protocol version is not an integer or out of range");
             return;
         }
         if (v != 2 && v != 3) {
-            cmd_reply_error(c, "NOPROTO unsupported protocol version");
+            resp_write_error(c->out, "NOPROTO unsupported protocol version");
             return;
         }
         proto = (int)v;
@@ -171,7 +185,7 @@ void cmd_hello(struct cmd_ctx *c)
         } else if (arg_is(&c->argv[i], "SETNAME") && i + 1 < c->argc) {
             name = &c->argv[++i];
             if (!server_name_valid(name)) {
-                cmd_reply_error(c, "ERR Client names cannot contain spaces, newlines or "
+                resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
                                          "special characters.");
                 return;
             }
@@ -179,12 +193,12 @@ void cmd_hello(struct cmd_ctx *c)
             char msg[160];
             snprintf(msg, sizeof msg, "ERR Syntax error in HELLO option '%.*s'",
                      c->argv[i].len > 64 ? 64 : (int)c->argv[i].len, c->argv[i].ptr);
-            cmd_reply_error(c, msg);
+            resp_write_error(c->out, msg);
             return;
         }
     }
     if (!conn->authenticated) {
-        cmd_reply_error(c, "NOAUTH HELLO must be called with the client already "
+        resp_write_error(c->out, "NOAUTH HELLO must be called with the client already "
                                  "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
                                  "option can be used to authenticate the client and select the "
                                  "RESP protocol version at the same time");
@@ -217,44 +231,78 @@ static void server_unknown_subcommand(struct cmd_ctx *c, const char *container)
     char msg[200];
     snprintf(msg, sizeof msg, "ERR unknown subcommand '%.*s'. Try %s HELP.",
              c->argv[1].len > 128 ? 128 : (int)c->argv[1].len, c->argv[1].ptr, container);
-    cmd_reply_error(c, msg);
+    resp_write_error(c->out, msg);
 }
 
-/* One subcommand of a container command (CLIENT, COMMAND): its name, Redis's
- * arity counted from the container's name (2 for "CLIENT ID"), and its lines
- * of HELP (usage first, then indented description). */
-struct server_subcommand {
-    const char *name; /* lower case, as Redis names it in 'client|id' */
-    int arity;
-    void (*run)(struct cmd_ctx *c);
-    const char *help[6];
+/* Redis's ACL categories of a command (COMMAND LIST FILTERBY ACLCAT), in
+ * Redis's order of names. */
+enum {
+    SERVER_CAT_KEYSPACE = 1u << 0,
+    SERVER_CAT_READ = 1u << 1,
+    SERVER_CAT_WRITE = 1u << 2,
+    SERVER_CAT_STRING = 1u << 3,
+    SERVER_CAT_ADMIN = 1u << 4,
+    SERVER_CAT_FAST = 1u << 5,
+    SERVER_CAT_SLOW = 1u << 6,
+    SERVER_CAT_DANGEROUS = 1u << 7,
+    SERVER_CAT_CONNECTION = 1u << 8,
 };
 
-/* Finds argv[1] among subs and runs it, or writes Redis's unknown-subcommand
- * or wrong-number-of-arguments error. */
-static void server_run_subcommand(struct cmd_ctx *c, const char *container,
-                                  const struct server_subcommand *subs, size_t n)
+/* One subcommand of a container command (CLIENT, COMMAND, CONFIG): its name,
+ * Redis's arity counted from the container's name (2 for "CLIENT ID"), its
+ * ACL categories, and its lines of HELP (usage first, then indented
+ * description). */
+struct server_subcommand {
+    const char *name; /* lower case, as Redis names it in 'client|id' */
+    const char *full; /* that whole name: INFO commandstats, CLIENT LIST cmd= */
+    int arity;
+    uint32_t cats;
+    void (*run)(struct cmd_ctx *c);
+    const char *help[16];
+};
+
+/* A container command and its subcommands; subs[i] counts in INFO
+ * commandstats at stats slot base + i (cmd_stats.h). */
+struct server_container {
+    const char *name; /* upper case, as HELP and errors write it */
+    const struct server_subcommand *subs;
+    size_t n;
+    int32_t base;
+};
+
+#define SERVER_SUBS_MAX 16 /* stats slots per container */
+
+/* The container a command table row is, or NULL (defined at the end). */
+static const struct server_container *server_container_of(const char *name);
+/* The full name of a subcommand's stats slot, or NULL. */
+static const char *server_subcommand_name(uint32_t slot);
+
+/* Finds argv[1] among the container's subcommands and runs it, or writes
+ * Redis's unknown-subcommand or wrong-number-of-arguments error. Counts it
+ * in INFO commandstats under its own name, as Redis does. */
+static void server_run_subcommand(struct cmd_ctx *c, const struct server_container *k)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!arg_is(&c->argv[1], subs[i].name))
+    struct cmd_stats_shard *stats = cmd_stats_of(c->node, c->shard_id);
+    for (size_t i = 0; i < k->n; i++) {
+        const struct server_subcommand *sub = &k->subs[i];
+        if (!arg_is(&c->argv[1], sub->name))
             continue;
-        int arity = subs[i].arity;
+        cmd_stats_subcommand(stats, k->base + (int32_t)i);
+        int arity = sub->arity;
         if ((arity > 0 && c->argc != (uint32_t)arity) ||
             (arity < 0 && c->argc < (uint32_t)-arity)) {
             char msg[96];
-            char lower[16];
-            snprintf(lower, sizeof lower, "%s", container);
-            for (char *ch = lower; *ch; ch++)
-                *ch = (char)tolower((unsigned char)*ch);
-            snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s|%s' command", lower,
-                     subs[i].name);
-            cmd_reply_error(c, msg);
+            snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", sub->full);
+            resp_write_error(c->out, msg);
+            cmd_stats_reject(stats);
             return;
         }
-        subs[i].run(c);
+        c->conn->last_cmd = sub->full;
+        sub->run(c);
         return;
     }
-    server_unknown_subcommand(c, container);
+    cmd_stats_unknown(stats);
+    server_unknown_subcommand(c, k->name);
 }
 
 /* HELP as Redis writes it: a title, each subcommand's lines (after `first`,
@@ -312,20 +360,28 @@ static void server_local_addr(int fd, char *out, size_t n)
     snprintf(out, n, "?:0");
 }
 
-/* One CLIENT LIST line for a connection. */
+/* One CLIENT LIST line for a connection, with Redis 7.0's fields in its
+ * order (then 7.2's lib-name and lib-ver, and ringkv's proto). qbuf: bytes
+ * received and not yet served (while the connection's own request runs,
+ * that request and what follows it, as Redis counts); qbuf-free: room left
+ * in its own input buffer. rbs and rbp are Redis's reply buffer: its size
+ * and the most reply bytes it gathered at once (ringkv keeps the peak since
+ * the connection started; Redis the last 5 seconds'). */
 static void server_client_line(struct buf *b, const struct conn *k, int64_t now_ms)
 {
     char laddr[128]; /* an address, or a Unix socket path (108 bytes at most) */
     server_local_addr(k->fd, laddr, sizeof laddr);
+    size_t qbuf = k->unparsed ? k->unparsed : k->in.len;
+    size_t peak = k->reply_peak > k->out.len ? k->reply_peak : k->out.len;
     buf_printf(b,
                "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
                "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 "
-               "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 "
-               "resp=%d lib-name= lib-ver= proto=%s\n",
+               "rbs=%zu rbp=%zu obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
+               "redir=-1 resp=%d lib-name= lib-ver= proto=%s\n",
                k->id, k->addr, laddr, k->fd, k->name ? k->name : "",
                (long long)((now_ms - k->created_ms) / 1000),
-               (long long)((now_ms - k->last_ms) / 1000), k->in.len, k->in.cap - k->in.len,
-               k->out.len, k->in.cap + k->out.cap + k->sending.cap,
+               (long long)((now_ms - k->last_ms) / 1000), qbuf, k->in.cap - k->in.len,
+               k->out.cap, peak, k->out.len, k->in.cap + k->out.cap + k->sending.cap,
                k->last_cmd ? k->last_cmd : "NULL", k->resp_version,
                k->kind == CONN_RESP ? "resp" : "memcache");
 }
@@ -374,7 +430,7 @@ static void server_client_list(struct cmd_ctx *c)
             char msg[200];
             snprintf(msg, sizeof msg, "ERR Unknown client type '%.*s'",
                      t->len > 128 ? 128 : (int)t->len, t->ptr);
-            cmd_reply_error(c, msg);
+            resp_write_error(c->out, msg);
             return;
         }
     } else if (c->argc > 3 && arg_is(&c->argv[2], "ID")) {
@@ -382,12 +438,12 @@ static void server_client_list(struct cmd_ctx *c)
         for (uint32_t i = 3; i < c->argc; i++) {
             int64_t id;
             if (!num_parse_i64(c->argv[i].ptr, c->argv[i].len, &id)) {
-                cmd_reply_error(c, "ERR Invalid client ID");
+                resp_write_error(c->out, "ERR Invalid client ID");
                 return;
             }
         }
     } else if (c->argc != 2) {
-        cmd_reply_error(c, "ERR syntax error");
+        resp_write_error(c->out, "ERR syntax error");
         return;
     }
     (void)none; /* each shard applies TYPE itself */
@@ -397,7 +453,7 @@ static void server_client_list(struct cmd_ctx *c)
     }
     int64_t *ids = mi_malloc(nids * sizeof *ids);
     if (!ids) {
-        cmd_reply_error(c, "OOM out of memory");
+        resp_write_error(c->out, "OOM out of memory");
         return;
     }
     for (uint32_t i = 0; i < nids; i++)
@@ -408,7 +464,7 @@ static void server_client_list(struct cmd_ctx *c)
 
 static void server_client_id(struct cmd_ctx *c)
 {
-    cmd_reply_int(c, (int64_t)c->conn->id);
+    resp_write_int(c->out, (int64_t)c->conn->id);
 }
 
 static void server_client_getname(struct cmd_ctx *c)
@@ -416,23 +472,23 @@ static void server_client_getname(struct cmd_ctx *c)
     if (c->conn->name)
         resp_write_bulk_str(c->out, c->conn->name);
     else
-        cmd_reply_null(c);
+        resp_write_null(c->out, c->proto);
 }
 
 static void server_client_setname(struct cmd_ctx *c)
 {
     if (!server_name_valid(&c->argv[2])) {
-        cmd_reply_error(c, "ERR Client names cannot contain spaces, newlines or "
+        resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
                                  "special characters.");
         return;
     }
     server_set_name(c->conn, &c->argv[2]);
-    cmd_reply_ok(c);
+    resp_write_ok(c->out);
 }
 
 static void server_client_setinfo(struct cmd_ctx *c)
 {
-    cmd_reply_ok(c);
+    resp_write_ok(c->out);
 }
 
 static void server_client_info(struct cmd_ctx *c)
@@ -441,42 +497,186 @@ static void server_client_info(struct cmd_ctx *c)
     buf_init(&line);
     server_client_line(&line, c->conn, server_now_ms());
     if (line.failed)
-        cmd_reply_error(c, "OOM out of memory");
+        resp_write_error(c->out, "OOM out of memory");
     else
         resp_write_verbatim(c->out, c->proto, line.data ? line.data : "", line.len);
     buf_fini(&line);
 }
 
+/* CLIENT KILL on one shard: closes the connections it owns that match the
+ * filters server_client_kill() normalized into argv: [2] the caller's id,
+ * [3] "1" to spare the caller (SKIPME), [4] an id (0: any), [5] and [6]
+ * "=" and the peer or local address ("": any). The caller itself is closed
+ * once its reply is sent, as Redis does. Replies the number killed. */
+static void server_client_kill_shard(struct cmd_ctx *c)
+{
+    struct shard *sh = c->node->shards[c->shard_id];
+    int64_t me = 0, id = 0;
+    num_parse_i64(c->argv[2].ptr, c->argv[2].len, &me);
+    num_parse_i64(c->argv[4].ptr, c->argv[4].len, &id);
+    bool skipme = arg_is(&c->argv[3], "1");
+    const struct resp_arg *addr = &c->argv[5], *laddr = &c->argv[6];
+    int64_t killed = 0;
+    for (uint32_t s = 0; s < sh->conn_cap; s++) {
+        struct conn *k = sh->conns[s];
+        if (!k || k->closing || (id && (int64_t)k->id != id))
+            continue;
+        if (addr->len && !(addr->len - 1 == strlen(k->addr) &&
+                           memcmp(addr->ptr + 1, k->addr, addr->len - 1) == 0))
+            continue;
+        if (laddr->len) {
+            char local[128];
+            server_local_addr(k->fd, local, sizeof local);
+            if (laddr->len - 1 != strlen(local) || memcmp(laddr->ptr + 1, local, laddr->len - 1))
+                continue;
+        }
+        if ((int64_t)k->id == me) {
+            if (skipme)
+                continue;
+            k->close_after_flush = true;
+        } else {
+            conn_close(k);
+            conn_mark_dirty(k); /* freed at the end of the turn if nothing is in flight */
+        }
+        killed++;
+    }
+    cmd_reply_int(c, killed);
+}
+
+/* CLIENT KILL ip:port, or CLIENT KILL <option> <value> ... as Redis 7.0
+ * parses them (ID, TYPE, ADDR, LADDR, USER, SKIPME), with its errors. Every
+ * shard kills its own connections; the combined reply is the count, or for
+ * the old form +OK / "No such client". */
+static void server_client_kill(struct cmd_ctx *c)
+{
+    bool old_form = c->argc == 3, skipme = !old_form, none = false;
+    int64_t id = 0;
+    const struct resp_arg *addr = old_form ? &c->argv[2] : NULL, *laddr = NULL;
+    if (!old_form && c->argc % 2 != 0) {
+        resp_write_error(c->out, "ERR syntax error");
+        return;
+    }
+    for (uint32_t i = 2; !old_form && i < c->argc; i += 2) {
+        const struct resp_arg *opt = &c->argv[i], *v = &c->argv[i + 1];
+        char msg[200];
+        if (arg_is(opt, "id")) {
+            if (!num_parse_i64(v->ptr, v->len, &id) || id < 1) {
+                resp_write_error(c->out, "ERR client-id should be greater than 0");
+                return;
+            }
+        } else if (arg_is(opt, "type")) {
+            if (arg_is(v, "master") || arg_is(v, "replica") || arg_is(v, "slave") ||
+                arg_is(v, "pubsub")) {
+                none = true; /* ringkv has only normal clients */
+            } else if (!arg_is(v, "normal")) {
+                snprintf(msg, sizeof msg, "ERR Unknown client type '%.*s'",
+                         v->len > 128 ? 128 : (int)v->len, v->ptr);
+                resp_write_error(c->out, msg);
+                return;
+            }
+        } else if (arg_is(opt, "addr")) {
+            addr = v;
+        } else if (arg_is(opt, "laddr")) {
+            laddr = v;
+        } else if (arg_is(opt, "user")) {
+            if (!arg_is(v, "default")) { /* the only user; every client is it */
+                snprintf(msg, sizeof msg, "ERR No such user '%.*s'",
+                         v->len > 128 ? 128 : (int)v->len, v->ptr);
+                resp_write_error(c->out, msg);
+                return;
+            }
+        } else if (arg_is(opt, "skipme") && (arg_is(v, "yes") || arg_is(v, "no"))) {
+            skipme = arg_is(v, "yes");
+        } else {
+            resp_write_error(c->out, "ERR syntax error");
+            return;
+        }
+    }
+    if (none) {
+        resp_write_int(c->out, 0);
+        return;
+    }
+    char me[24], wanted[24], a[160], la[160];
+    snprintf(me, sizeof me, "%" PRIu64, c->conn->id);
+    snprintf(wanted, sizeof wanted, "%" PRId64, id);
+    int an = addr ? snprintf(a, sizeof a, "=%.*s", addr->len > 150 ? 150 : (int)addr->len,
+                             addr->ptr)
+                  : 0;
+    int lan = laddr ? snprintf(la, sizeof la, "=%.*s", laddr->len > 150 ? 150 : (int)laddr->len,
+                               laddr->ptr)
+                    : 0;
+    struct resp_arg argv[7] = {
+        c->argv[0], c->argv[1], {me, (uint32_t)strlen(me)}, {skipme ? "1" : "0", 1},
+        {wanted, (uint32_t)strlen(wanted)}, {a, (uint32_t)an}, {la, (uint32_t)lan}};
+    struct cmd_ctx all = *c;
+    all.argv = argv;
+    all.argc = 7;
+    cmd_broadcast(&all, server_client_kill_shard, old_form ? CMD_COMBINE_KILLED : CMD_COMBINE_SUM);
+}
+
+/* CLIENT REPLY ON|OFF|SKIP (cmd_stats.c drops the replies). */
+static void server_client_reply(struct cmd_ctx *c)
+{
+    struct conn *k = c->conn;
+    if (arg_is(&c->argv[2], "on")) {
+        k->reply_flags = 0;
+        resp_write_ok(c->out);
+    } else if (arg_is(&c->argv[2], "off")) {
+        k->reply_flags |= CONN_REPLY_OFF;
+    } else if (arg_is(&c->argv[2], "skip")) {
+        if (!(k->reply_flags & CONN_REPLY_OFF))
+            k->reply_flags |= CONN_REPLY_SKIP_NEXT;
+    } else {
+        resp_write_error(c->out, "ERR syntax error");
+    }
+}
+
 static void server_client_help(struct cmd_ctx *c);
 
-/* In Redis's HELP order; arities as Redis 7 has them (SETINFO is 7.2's). */
+#define SERVER_CONN_CATS (SERVER_CAT_SLOW | SERVER_CAT_CONNECTION)
+#define SERVER_ADMIN_CATS (SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS)
+
+/* In Redis's HELP order; arities and ACL categories as Redis 7 has them
+ * (SETINFO is 7.2's). */
 static const struct server_subcommand server_client_subs[] = {
-    {"getname", 2, server_client_getname,
+    {"getname", "client|getname", 2, SERVER_CONN_CATS, server_client_getname,
      {"GETNAME", "    Return the name of the current connection."}},
-    {"id", 2, server_client_id, {"ID", "    Return the ID of the current connection."}},
-    {"info", 2, server_client_info,
+    {"id", "client|id", 2, SERVER_CONN_CATS, server_client_id,
+     {"ID", "    Return the ID of the current connection."}},
+    {"info", "client|info", 2, SERVER_CONN_CATS, server_client_info,
      {"INFO", "    Return information about the current client connection."}},
-    {"list", -2, server_client_list,
+    {"kill", "client|kill", -3, SERVER_ADMIN_CATS | SERVER_CAT_CONNECTION, server_client_kill,
+     {"KILL <ip:port>", "    Kill connection made from <ip:port>.",
+      "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are:",
+      "    * ADDR (<ip:port>|<unixsocket>:0)",
+      "      Kill connections made from the specified address",
+      "    * LADDR (<ip:port>|<unixsocket>:0)",
+      "      Kill connections made to specified local address",
+      "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Kill connections by type.",
+      "    * USER <username>", "      Kill connections authenticated by <username>.",
+      "    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes)."}},
+    {"list", "client|list", -2, SERVER_ADMIN_CATS | SERVER_CAT_CONNECTION, server_client_list,
      {"LIST [options ...]", "    Return information about client connections. Options:",
       "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type."}},
-    {"setname", 3, server_client_setname,
+    {"reply", "client|reply", 3, SERVER_CONN_CATS, server_client_reply,
+     {"REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection."}},
+    {"setname", "client|setname", 3, SERVER_CONN_CATS, server_client_setname,
      {"SETNAME <name>", "    Assign the name <name> to the current connection."}},
-    {"setinfo", 4, server_client_setinfo,
+    {"setinfo", "client|setinfo", 4, SERVER_CONN_CATS, server_client_setinfo,
      {"SETINFO <option> <value>", "    Set client meta attr. Options are:",
       "    * LIB-NAME: the client lib name.", "    * LIB-VER: the client lib version."}},
-    {"help", 2, server_client_help, {NULL}},
+    {"help", "client|help", 2, SERVER_CONN_CATS, server_client_help, {NULL}},
 };
 #define SERVER_CLIENT_SUBS (sizeof server_client_subs / sizeof server_client_subs[0])
+static const struct server_container server_client = {"CLIENT", server_client_subs,
+                                                       SERVER_CLIENT_SUBS, CMD_STATS_SUB_BASE};
 
 static void server_client_help(struct cmd_ctx *c)
 {
     server_help(c, "CLIENT", NULL, server_client_subs, SERVER_CLIENT_SUBS - 1);
 }
 
-void cmd_client(struct cmd_ctx *c)
-{
-    server_run_subcommand(c, "CLIENT", server_client_subs, SERVER_CLIENT_SUBS);
-}
+void cmd_client(struct cmd_ctx *c) { server_run_subcommand(c, &server_client); }
 
 static void server_command_flags(struct buf *o, int proto, uint32_t flags)
 {
@@ -537,21 +737,196 @@ static void server_command_count(struct cmd_ctx *c)
 {
     size_t n;
     cmd_table(&n);
-    cmd_reply_int(c, (int64_t)n);
+    resp_write_int(c->out, (int64_t)n);
 }
 
-/* COMMAND LIST: FILTERBY is not supported, so any option is a syntax error. */
+/* What Redis 7.0 says about a command that ringkv's table does not: its
+ * ACL categories beyond those its flags give (read, write, fast, slow), and
+ * its keys' flags (COMMAND GETKEYSANDFLAGS). A command without a row here
+ * gets categories from its flags only and, for its keys, "RO access" when
+ * read-only, else "RW access update". */
+enum {
+    SERVER_KEY_RW = 1u << 0,
+    SERVER_KEY_RO = 1u << 1,
+    SERVER_KEY_OW = 1u << 2,
+    SERVER_KEY_RM = 1u << 3,
+    SERVER_KEY_ACCESS = 1u << 4,
+    SERVER_KEY_UPDATE = 1u << 5,
+    SERVER_KEY_INSERT = 1u << 6,
+    SERVER_KEY_DELETE = 1u << 7,
+};
+
+struct server_redis_meta {
+    const char *name;
+    uint32_t cats;
+    uint32_t keys;
+};
+
+#define S_STR SERVER_CAT_STRING
+#define S_KS SERVER_CAT_KEYSPACE
+#define K_RO_ACCESS (SERVER_KEY_RO | SERVER_KEY_ACCESS)
+#define K_OW_UPDATE (SERVER_KEY_OW | SERVER_KEY_UPDATE)
+#define K_OW_INSERT (SERVER_KEY_OW | SERVER_KEY_INSERT)
+#define K_RW_ACCESS_UPDATE (SERVER_KEY_RW | SERVER_KEY_ACCESS | SERVER_KEY_UPDATE)
+#define K_RW_UPDATE (SERVER_KEY_RW | SERVER_KEY_UPDATE)
+static const struct server_redis_meta server_redis_meta[] = {
+    {"get", S_STR, K_RO_ACCESS},
+    {"set", S_STR, K_OW_UPDATE},
+    {"setex", S_STR, K_OW_UPDATE},
+    {"psetex", S_STR, K_OW_UPDATE},
+    {"setnx", S_STR, K_OW_INSERT},
+    {"getset", S_STR, K_RW_ACCESS_UPDATE},
+    {"getdel", S_STR, SERVER_KEY_RW | SERVER_KEY_ACCESS | SERVER_KEY_DELETE},
+    {"getex", S_STR, K_RW_ACCESS_UPDATE},
+    {"mget", S_STR, K_RO_ACCESS},
+    {"mset", S_STR, K_OW_UPDATE},
+    {"msetnx", S_STR, K_OW_INSERT},
+    {"append", S_STR, SERVER_KEY_RW | SERVER_KEY_INSERT},
+    {"strlen", S_STR, SERVER_KEY_RO},
+    {"getrange", S_STR, K_RO_ACCESS},
+    {"setrange", S_STR, K_RW_UPDATE},
+    {"incr", S_STR, K_RW_ACCESS_UPDATE},
+    {"decr", S_STR, K_RW_ACCESS_UPDATE},
+    {"incrby", S_STR, K_RW_ACCESS_UPDATE},
+    {"decrby", S_STR, K_RW_ACCESS_UPDATE},
+    {"incrbyfloat", S_STR, K_RW_ACCESS_UPDATE},
+    {"del", S_KS, SERVER_KEY_RM | SERVER_KEY_DELETE},
+    {"unlink", S_KS, SERVER_KEY_RM | SERVER_KEY_DELETE},
+    {"exists", S_KS, SERVER_KEY_RO},
+    {"type", S_KS, SERVER_KEY_RO},
+    {"expire", S_KS, K_RW_UPDATE},
+    {"pexpire", S_KS, K_RW_UPDATE},
+    {"expireat", S_KS, K_RW_UPDATE},
+    {"pexpireat", S_KS, K_RW_UPDATE},
+    {"ttl", S_KS, K_RO_ACCESS},
+    {"pttl", S_KS, K_RO_ACCESS},
+    {"persist", S_KS, K_RW_UPDATE},
+    {"scan", S_KS, 0},
+    {"keys", S_KS | SERVER_CAT_DANGEROUS, 0},
+    {"randomkey", S_KS, 0},
+    {"dbsize", S_KS, 0},
+    {"flushall", S_KS | SERVER_CAT_DANGEROUS, 0},
+    {"flushdb", S_KS | SERVER_CAT_DANGEROUS, 0},
+    {"ping", SERVER_CAT_CONNECTION, 0},
+    {"echo", SERVER_CAT_CONNECTION, 0},
+    {"quit", SERVER_CAT_CONNECTION, 0},
+    {"select", SERVER_CAT_CONNECTION, 0},
+    {"hello", SERVER_CAT_CONNECTION, 0},
+    {"auth", SERVER_CAT_CONNECTION, 0},
+    {"client", 0, 0},
+    {"command", SERVER_CAT_CONNECTION, 0},
+    {"info", SERVER_CAT_DANGEROUS, 0},
+    {"config", 0, 0},
+};
+#undef S_STR
+#undef S_KS
+
+static const struct server_redis_meta *server_meta_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof server_redis_meta / sizeof server_redis_meta[0]; i++)
+        if (strcmp(server_redis_meta[i].name, name) == 0)
+            return &server_redis_meta[i];
+    return NULL;
+}
+
+static uint32_t server_command_cats(const struct cmd_def *d)
+{
+    const struct server_redis_meta *m = server_meta_of(d->name);
+    uint32_t cats = m ? m->cats : 0;
+    cats |= d->flags & CMD_FAST ? SERVER_CAT_FAST : SERVER_CAT_SLOW;
+    if (d->flags & CMD_READONLY)
+        cats |= SERVER_CAT_READ;
+    if (d->flags & CMD_WRITE)
+        cats |= SERVER_CAT_WRITE;
+    return cats;
+}
+
+static uint32_t server_key_flags(const struct cmd_def *d)
+{
+    const struct server_redis_meta *m = server_meta_of(d->name);
+    if (m && m->keys)
+        return m->keys;
+    return d->flags & CMD_READONLY ? K_RO_ACCESS : K_RW_ACCESS_UPDATE;
+}
+
+/* A category's bit by its name (any case), 0 when Redis has none such. */
+static uint32_t server_cat_by_name(const struct resp_arg *a)
+{
+    static const char *const names[] = {"keyspace", "read", "write", "string", "admin",
+                                        "fast",     "slow", "dangerous", "connection"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (arg_is(a, names[i]))
+            return 1u << i;
+    return 0;
+}
+
+/* Whether COMMAND LIST's filter keeps a command (full name, categories). */
+struct server_list_filter {
+    int kind; /* 0 none, 1 module, 2 aclcat, 3 pattern */
+    const struct resp_arg *arg;
+    uint32_t cat;
+};
+
+static bool server_list_keeps(const struct server_list_filter *f, const char *name, uint32_t cats)
+{
+    switch (f->kind) {
+    case 1:
+        return false; /* ringkv has no modules */
+    case 2:
+        return (cats & f->cat) != 0;
+    case 3: {
+        char pattern[256], lower[64];
+        size_t pn = f->arg->len < sizeof pattern ? f->arg->len : sizeof pattern - 1;
+        for (size_t i = 0; i < pn; i++) /* command names are lower case */
+            pattern[i] = (char)tolower((unsigned char)f->arg->ptr[i]);
+        snprintf(lower, sizeof lower, "%s", name);
+        return glob_match(pattern, pn, lower, strlen(lower));
+    }
+    default:
+        return true;
+    }
+}
+
+/* COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]:
+ * every command, each container followed by its subcommands (as Redis
+ * lists them), that the filter keeps; an unknown category keeps none. */
 static void server_command_list(struct cmd_ctx *c)
 {
-    if (c->argc > 2) {
-        cmd_reply_error(c, "ERR syntax error");
-        return;
+    struct server_list_filter f = {0};
+    if (c->argc != 2) {
+        const struct resp_arg *by = &c->argv[3];
+        if (c->argc != 5 || !arg_is(&c->argv[2], "filterby")) {
+            resp_write_error(c->out, "ERR syntax error");
+            return;
+        }
+        f.kind = arg_is(by, "module") ? 1 : arg_is(by, "aclcat") ? 2 : arg_is(by, "pattern") ? 3 : 0;
+        if (!f.kind) {
+            resp_write_error(c->out, "ERR syntax error");
+            return;
+        }
+        f.arg = &c->argv[4];
+        f.cat = server_cat_by_name(f.arg);
     }
-    size_t n;
+    size_t n, count = 0;
     const struct cmd_def *defs = cmd_table(&n);
-    resp_write_array_len(c->out, n);
-    for (size_t i = 0; i < n; i++)
-        resp_write_bulk_str(c->out, defs[i].name);
+    struct buf names;
+    buf_init(&names);
+    for (size_t i = 0; i < n; i++) {
+        if (server_list_keeps(&f, defs[i].name, server_command_cats(&defs[i]))) {
+            resp_write_bulk_str(&names, defs[i].name);
+            count++;
+        }
+        const struct server_container *k = server_container_of(defs[i].name);
+        for (size_t j = 0; k && j < k->n; j++) {
+            if (server_list_keeps(&f, k->subs[j].full, k->subs[j].cats)) {
+                resp_write_bulk_str(&names, k->subs[j].full);
+                count++;
+            }
+        }
+    }
+    resp_write_array_len(c->out, count);
+    buf_append(c->out, names.data, names.len);
+    buf_fini(&names);
 }
 
 /* COMMAND INFO [name ...]: a null element for a name that is no command. */
@@ -567,7 +942,7 @@ static void server_command_infos(struct cmd_ctx *c)
         if (d)
             server_command_info(c->out, c->proto, d);
         else
-            cmd_reply_null(c);
+            resp_write_null(c->out, c->proto);
     }
 }
 
@@ -593,25 +968,39 @@ static void server_command_docs(struct cmd_ctx *c)
     }
 }
 
-/* COMMAND GETKEYS cmd arg...: the arguments at the table's key positions
- * (first, last, step; a negative last counts from the end), with Redis's
- * errors for an unknown command, a keyless one and a wrong arity. As in
- * Redis, positions past the end of a variadic command's arguments are
- * skipped ("MSET a 1 b" gives a and b). */
-static void server_command_getkeys(struct cmd_ctx *c)
+static void server_write_key_flags(struct buf *o, int proto, uint32_t flags)
+{
+    static const char *const names[] = {"RW",     "RO",     "OW",     "RM",
+                                        "access", "update", "insert", "delete"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        n += (flags >> i) & 1;
+    resp_write_set_len(o, proto, n);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((flags >> i) & 1)
+            resp_write_simple(o, names[i]);
+}
+
+/* COMMAND GETKEYS cmd arg... (and GETKEYSANDFLAGS, with_flags): the
+ * arguments at the table's key positions (first, last, step; a negative
+ * last counts from the end), with Redis's errors for an unknown command, a
+ * keyless one and a wrong arity. As in Redis, positions past the end of a
+ * variadic command's arguments are skipped ("MSET a 1 b" gives a and b).
+ * With flags, each key is [key, flags] (Redis 7's key-spec flags). */
+static void server_command_keys(struct cmd_ctx *c, bool with_flags)
 {
     const struct cmd_def *d = cmd_lookup(c->argv[2].ptr, c->argv[2].len);
     int argc = (int)c->argc - 2;
     if (!d) {
-        cmd_reply_error(c, "ERR Invalid command specified");
+        resp_write_error(c->out, "ERR Invalid command specified");
         return;
     }
     if (d->first_key == 0) {
-        cmd_reply_error(c, "ERR The command has no key arguments");
+        resp_write_error(c->out, "ERR The command has no key arguments");
         return;
     }
     if ((d->arity > 0 && d->arity != argc) || argc < -d->arity) {
-        cmd_reply_error(c, "ERR Invalid number of arguments specified for command");
+        resp_write_error(c->out, "ERR Invalid number of arguments specified for command");
         return;
     }
     int last = d->last_key < 0 ? argc + d->last_key : d->last_key;
@@ -620,33 +1009,48 @@ static void server_command_getkeys(struct cmd_ctx *c)
     for (int i = d->first_key; i <= last; i += step)
         nkeys += i < argc;
     resp_write_array_len(c->out, nkeys);
-    for (int i = d->first_key; i <= last; i += step)
-        if (i < argc)
-            cmd_reply_bulk(c, c->argv[2 + i].ptr, c->argv[2 + i].len);
+    uint32_t flags = server_key_flags(d);
+    for (int i = d->first_key; i <= last && i < argc; i += step) {
+        if (with_flags)
+            resp_write_array_len(c->out, 2);
+        resp_write_bulk(c->out, c->argv[2 + i].ptr, c->argv[2 + i].len);
+        if (with_flags)
+            server_write_key_flags(c->out, c->proto, flags);
+    }
 }
+
+static void server_command_getkeys(struct cmd_ctx *c) { server_command_keys(c, false); }
+
+static void server_command_getkeysandflags(struct cmd_ctx *c) { server_command_keys(c, true); }
 
 static void server_command_help(struct cmd_ctx *c);
 
 /* In Redis's HELP order, with Redis 7's arities. */
 static const struct server_subcommand server_command_subs[] = {
-    {"count", 2, server_command_count,
+    {"count", "command|count", 2, SERVER_CONN_CATS, server_command_count,
      {"COUNT", "    Return the total number of commands in this Redis server."}},
-    {"list", -2, server_command_list,
+    {"list", "command|list", -2, SERVER_CONN_CATS, server_command_list,
      {"LIST", "    Return a list of all commands in this Redis server."}},
-    {"info", -2, server_command_infos,
+    {"info", "command|info", -2, SERVER_CONN_CATS, server_command_infos,
      {"INFO [<command-name> ...]", "    Return details about multiple Redis commands.",
       "    If no command names are given, documentation details for all",
       "    commands are returned."}},
-    {"docs", -2, server_command_docs,
+    {"docs", "command|docs", -2, SERVER_CONN_CATS, server_command_docs,
      {"DOCS [<command-name> ...]",
       "    Return documentation details about multiple Redis commands.",
       "    If no command names are given, documentation details for all",
       "    commands are returned."}},
-    {"getkeys", -4, server_command_getkeys,
+    {"getkeys", "command|getkeys", -4, SERVER_CONN_CATS, server_command_getkeys,
      {"GETKEYS <full-command>", "    Return the keys from a full Redis command."}},
-    {"help", 2, server_command_help, {NULL}},
+    {"getkeysandflags", "command|getkeysandflags", -4, SERVER_CONN_CATS,
+     server_command_getkeysandflags,
+     {"GETKEYSANDFLAGS <full-command>",
+      "    Return the keys and the access flags from a full Redis command."}},
+    {"help", "command|help", 2, SERVER_CONN_CATS, server_command_help, {NULL}},
 };
 #define SERVER_COMMAND_SUBS (sizeof server_command_subs / sizeof server_command_subs[0])
+static const struct server_container server_command = {
+    "COMMAND", server_command_subs, SERVER_COMMAND_SUBS, CMD_STATS_SUB_BASE + SERVER_SUBS_MAX};
 
 static void server_command_help(struct cmd_ctx *c)
 {
@@ -660,64 +1064,153 @@ void cmd_command(struct cmd_ctx *c)
     if (c->argc == 1)
         server_command_all(c);
     else
-        server_run_subcommand(c, "COMMAND", server_command_subs, SERVER_COMMAND_SUBS);
+        server_run_subcommand(c, &server_command);
 }
 
+/* CONFIG GET's reply being built: each setting once, however many
+ * patterns match it (names are few; a linear look-up is enough). */
 struct server_config_reply {
     struct buf pairs;
     size_t count;
+    const char *names[128];
 };
 
 static void server_config_emit(const char *name, const char *value, void *arg)
 {
     struct server_config_reply *r = arg;
+    for (size_t i = 0; i < r->count && i < sizeof r->names / sizeof r->names[0]; i++)
+        if (strcmp(r->names[i], name) == 0)
+            return;
+    if (r->count < sizeof r->names / sizeof r->names[0])
+        r->names[r->count] = name;
     resp_write_bulk_str(&r->pairs, name);
     resp_write_bulk_str(&r->pairs, value);
     r->count++;
 }
 
-void cmd_config(struct cmd_ctx *c)
+/* CONFIG GET pattern [pattern ...]: the settings table's (cfg.h), plus the
+ * Redis settings tools ask for that have fixed values here. */
+static void server_config_get(struct cmd_ctx *c)
 {
-    const struct resp_arg *sub = &c->argv[1];
-    if (arg_is(sub, "GET") && c->argc >= 3) {
-        struct server_config_reply r = {.count = 0};
-        buf_init(&r.pairs);
-        for (uint32_t i = 2; i < c->argc; i++) {
-            char pattern[128];
-            snprintf(pattern, sizeof pattern, "%.*s",
-                     c->argv[i].len > 127 ? 127 : (int)c->argv[i].len, c->argv[i].ptr);
-            for (char *ch = pattern; *ch; ch++) /* setting names are lower case */
-                *ch = (char)tolower((unsigned char)*ch);
-            cfg_get(c->node->cfg, pattern, server_config_emit, &r);
-            /* Settings Redis tools ask for that have fixed values here. */
-            if (glob_match(pattern, strlen(pattern), "save", 4))
-                server_config_emit("save", "", &r);
-            if (glob_match(pattern, strlen(pattern), "appendonly", 10))
-                server_config_emit("appendonly", "no", &r);
-        }
-        resp_write_map_len(c->out, c->proto, r.count);
-        buf_append(c->out, r.pairs.data, r.pairs.len);
-        buf_fini(&r.pairs);
-    } else if (arg_is(sub, "SET")) {
-        cmd_reply_error(c, "ERR CONFIG SET is not supported: settings are fixed at "
-                                 "start-up (restart with --name value)");
-    } else if (arg_is(sub, "RESETSTAT") && c->argc == 2) {
-        cmd_reply_ok(c);
-    } else {
-        char msg[200];
-        snprintf(msg, sizeof msg, "ERR unknown subcommand or wrong number of arguments for "
-                                  "'%.*s'. Try CONFIG HELP.",
-                 sub->len > 64 ? 64 : (int)sub->len, sub->ptr);
-        cmd_reply_error(c, msg);
+    struct server_config_reply r = {.count = 0};
+    buf_init(&r.pairs);
+    for (uint32_t i = 2; i < c->argc; i++) {
+        char pattern[128];
+        snprintf(pattern, sizeof pattern, "%.*s",
+                 c->argv[i].len > 127 ? 127 : (int)c->argv[i].len, c->argv[i].ptr);
+        for (char *ch = pattern; *ch; ch++) /* setting names are lower case */
+            *ch = (char)tolower((unsigned char)*ch);
+        cfg_get(c->node->cfg, pattern, server_config_emit, &r);
+        if (glob_match(pattern, strlen(pattern), "save", 4))
+            server_config_emit("save", "", &r);
+        if (glob_match(pattern, strlen(pattern), "appendonly", 10))
+            server_config_emit("appendonly", "no", &r);
     }
+    resp_write_map_len(c->out, c->proto, r.count);
+    buf_append(c->out, r.pairs.data, r.pairs.len);
+    buf_fini(&r.pairs);
+}
+
+static void server_config_set(struct cmd_ctx *c)
+{
+    resp_write_error(c->out, "ERR CONFIG SET is not supported: settings are fixed at "
+                             "start-up (restart with --name value)");
+}
+
+/* CONFIG RESETSTAT on one shard, for its own counters: commands and errors
+ * (INFO commandstats, errorstats), the Stats section's counters and the
+ * keyspace's hits, misses, expired and evicted keys, as Redis resets them.
+ * Gauges (connected clients, keys, memory) stay. */
+static void server_config_resetstat_shard(struct cmd_ctx *c)
+{
+    struct shard *sh = c->node->shards[c->shard_id];
+    cmd_stats_reset(cmd_stats_of(c->node, c->shard_id));
+    static const size_t counters[] = {
+        offsetof(struct shard_stats, total_connections_received),
+        offsetof(struct shard_stats, rejected_connections),
+        offsetof(struct shard_stats, total_commands_processed),
+        offsetof(struct shard_stats, net_input_bytes),
+        offsetof(struct shard_stats, net_output_bytes),
+        offsetof(struct shard_stats, cross_shard_requests)};
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        __atomic_store_n((uint64_t *)((char *)&sh->stats + counters[i]), 0, __ATOMIC_RELAXED);
+    struct store_stats *st = &sh->store->stats; /* store.h: the owner writes them */
+    __atomic_store_n(&st->keyspace_hits, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->keyspace_misses, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->expired_keys, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->evicted_keys, 0, __ATOMIC_RELAXED);
+    cmd_reply_ok(c);
+}
+
+static uint64_t server_used_peak;
+
+static void server_config_resetstat(struct cmd_ctx *c)
+{
+    __atomic_store_n(&server_used_peak, 0, __ATOMIC_RELAXED);
+    cmd_broadcast(c, server_config_resetstat_shard, CMD_COMBINE_OK);
+}
+
+static void server_config_help(struct cmd_ctx *c);
+
+#define SERVER_CONFIG_CATS (SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS)
+
+/* In Redis's HELP order, with Redis 7's arities (REWRITE is not here:
+ * settings come from flags and a file ringkv never writes). */
+static const struct server_subcommand server_config_subs[] = {
+    {"get", "config|get", -3, SERVER_CONFIG_CATS, server_config_get,
+     {"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values."}},
+    {"set", "config|set", -4, SERVER_CONFIG_CATS, server_config_set,
+     {"SET <directive> <value>", "    Set the configuration <directive> to <value>."}},
+    {"resetstat", "config|resetstat", 2, SERVER_CONFIG_CATS, server_config_resetstat,
+     {"RESETSTAT", "    Reset statistics reported by the INFO command."}},
+    {"help", "config|help", 2, SERVER_CAT_SLOW, server_config_help, {NULL}},
+};
+#define SERVER_CONFIG_SUBS (sizeof server_config_subs / sizeof server_config_subs[0])
+static const struct server_container server_config = {
+    "CONFIG", server_config_subs, SERVER_CONFIG_SUBS, CMD_STATS_SUB_BASE + 2 * SERVER_SUBS_MAX};
+
+static void server_config_help(struct cmd_ctx *c)
+{
+    server_help(c, "CONFIG", NULL, server_config_subs, SERVER_CONFIG_SUBS - 1);
+}
+
+void cmd_config(struct cmd_ctx *c) { server_run_subcommand(c, &server_config); }
+
+static const struct server_container *const server_containers[] = {
+    &server_client, &server_command, &server_config};
+
+static const struct server_container *server_container_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof server_containers / sizeof server_containers[0]; i++)
+        if (strcasecmp(server_containers[i]->name, name) == 0)
+            return server_containers[i];
+    return NULL;
+}
+
+static const char *server_subcommand_name(uint32_t slot)
+{
+    for (size_t i = 0; i < sizeof server_containers / sizeof server_containers[0]; i++) {
+        const struct server_container *k = server_containers[i];
+        if (slot >= (uint32_t)k->base && slot < (uint32_t)k->base + k->n)
+            return k->subs[slot - (uint32_t)k->base].full;
+    }
+    return NULL;
 }
 
 /* Node-wide sums of the shards' counters (relaxed atomic loads). */
 struct server_totals {
     uint64_t clients, connections, rejected, commands, net_in, net_out, cross_shard;
+    uint64_t parser_examined;
     uint64_t keys, expires, hits, misses, expired, evicted, used, writes;
     uint64_t cold_keys, cold_bytes, values_cooled, values_loaded; /* values beyond RAM */
+    uint64_t errors; /* error replies (INFO errorstats' sum) */
 };
+
+static void server_error_total(const char *prefix, uint64_t count, void *arg)
+{
+    (void)prefix;
+    *(uint64_t *)arg += count;
+}
 
 static void server_totals(const struct node *n, struct server_totals *t)
 {
@@ -731,6 +1224,7 @@ static void server_totals(const struct node *n, struct server_totals *t)
         t->net_in += SHARD_STAT_GET(sh, net_input_bytes);
         t->net_out += SHARD_STAT_GET(sh, net_output_bytes);
         t->cross_shard += SHARD_STAT_GET(sh, cross_shard_requests);
+        t->parser_examined += SHARD_STAT_GET(sh, parser_examined_bytes);
         struct store_stats s;
         store_read_stats(sh->store, &s);
         t->keys += s.keys;
@@ -746,6 +1240,7 @@ static void server_totals(const struct node *n, struct server_totals *t)
         t->values_cooled += s.values_cooled;
         t->values_loaded += s.values_loaded;
     }
+    cmd_stats_errors(n, server_error_total, &t->errors);
 }
 
 static size_t server_rss_bytes(void)
@@ -810,7 +1305,7 @@ static void server_info_persistence(struct buf *b, const struct node *n,
                "segment_bytes:%" PRIu64 "\r\nlive_bytes:%" PRIu64 "\r\nlive_ratio:%.2f\r\n"
                "compactions:%" PRIu64 "\r\ncompaction_reclaimed_bytes:%" PRIu64 "\r\n"
                "cold_keys:%" PRIu64 "\r\ncold_value_bytes:%" PRIu64 "\r\nvalues_cooled:%" PRIu64
-               "\r\nvalues_loaded:%" PRIu64 "\r\n\r\n",
+               "\r\nvalues_loaded:%" PRIu64 "\r\n",
                durable ? "log" : "memory", durable, fsync_names[n->cfg->appendfsync],
                t.segments, t.disk_bytes, t.fsyncs, (long long)(last_fsync_ms / 1000),
                t.write_errors, t.recovery_ms, t.recovered_keys, t.recovered_records,
@@ -822,13 +1317,14 @@ static void server_info_persistence(struct buf *b, const struct node *n,
                t.segment_bytes ? (double)t.live_bytes / (double)t.segment_bytes : 1.0,
                t.compactions, t.compaction_reclaimed_bytes, totals->cold_keys,
                totals->cold_bytes, totals->values_cooled, totals->values_loaded);
+    persist_write_info(b, n);
+    buf_append_str(b, "\r\n");
 }
 
-/* used_memory_peak: the largest used_memory any INFO has computed. Redis
- * also samples it in its cron; here nothing runs between INFO calls, so a
- * peak that came and went between two of them is missed. Atomic: INFO runs on
- * every shard. */
-static uint64_t server_used_peak;
+/* used_memory_peak (server_used_peak, above): the largest used_memory any
+ * INFO has computed since start-up or CONFIG RESETSTAT. Redis also samples
+ * it in its cron; here nothing runs between INFO calls, so a peak that came
+ * and went between two of them is missed. Atomic: INFO runs on every shard. */
 
 /* Records used and returns the peak so far. */
 static uint64_t server_note_used(uint64_t used)
@@ -877,6 +1373,36 @@ static uint64_t server_ops_per_sec(uint64_t commands)
         __atomic_store_n(&server_ops.claim, 0, __ATOMIC_RELEASE);
     }
     return __atomic_load_n(&server_ops.rate, __ATOMIC_RELAXED);
+}
+
+/* INFO commandstats: Redis 7's line for each command (then each
+ * subcommand, as container|sub) that ran or was refused. */
+static void server_info_commandstats(struct buf *b, const struct node *n)
+{
+    buf_printf(b, "# Commandstats\r\n");
+    size_t count;
+    const struct cmd_def *defs = cmd_table(&count);
+    for (uint32_t slot = 0; slot < CMD_STATS_SLOTS; slot++) {
+        const char *name = slot < count ? defs[slot].name : server_subcommand_name(slot);
+        if (!name)
+            continue;
+        struct cmd_stat t;
+        cmd_stats_sum(n, slot, &t);
+        if (!t.calls && !t.rejected && !t.failed)
+            continue;
+        uint64_t usec = t.ns / 1000;
+        buf_printf(b,
+                   "cmdstat_%s:calls=%" PRIu64 ",usec=%" PRIu64 ",usec_per_call=%.2f"
+                   ",rejected_calls=%" PRIu64 ",failed_calls=%" PRIu64 "\r\n",
+                   name, t.calls, usec, t.calls ? (double)t.ns / 1000.0 / (double)t.calls : 0.0,
+                   t.rejected, t.failed);
+    }
+    buf_printf(b, "\r\n");
+}
+
+static void server_errorstat_line(const char *prefix, uint64_t count, void *arg)
+{
+    buf_printf(arg, "errorstat_%s:count=%" PRIu64 "\r\n", prefix, count);
 }
 
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)
@@ -960,17 +1486,34 @@ void cmd_info(struct cmd_ctx *c)
                    "\r\ntotal_net_input_bytes:%" PRIu64 "\r\ntotal_net_output_bytes:%" PRIu64
                    "\r\nrejected_connections:%" PRIu64 "\r\nexpired_keys:%" PRIu64
                    "\r\nevicted_keys:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64
-                   "\r\nkeyspace_misses:%" PRIu64 "\r\ncross_shard_requests:%" PRIu64 "\r\n\r\n",
+                   "\r\nkeyspace_misses:%" PRIu64 "\r\ntotal_error_replies:%" PRIu64
+                   "\r\ncross_shard_requests:%" PRIu64
+                   "\r\ntotal_parser_examined_bytes:%" PRIu64 "\r\n\r\n",
                    t.connections, t.commands, server_ops_per_sec(t.commands), t.net_in, t.net_out,
-                   t.rejected, t.expired, t.evicted, t.hits, t.misses, t.cross_shard);
-    if (server_section_wanted(c, "replication", true))
-        buf_printf(&b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+                   t.rejected, t.expired, t.evicted, t.hits, t.misses, t.errors, t.cross_shard,
+                   t.parser_examined);
+    if (server_section_wanted(c, "replication", true)) /* a master without replicas */
+        buf_printf(&b,
+                   "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+                   "master_failover_state:no-failover\r\nmaster_replid:%s\r\n"
+                   "master_replid2:0000000000000000000000000000000000000000\r\n"
+                   "master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n"
+                   "repl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\n"
+                   "repl_backlog_histlen:0\r\n\r\n",
+                   n->run_id);
     if (server_section_wanted(c, "cpu", true)) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         buf_printf(&b, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n\r\n",
                    (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
                    (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    }
+    if (server_section_wanted(c, "commandstats", false))
+        server_info_commandstats(&b, n);
+    if (server_section_wanted(c, "errorstats", true)) {
+        buf_printf(&b, "# Errorstats\r\n");
+        cmd_stats_errors(n, server_errorstat_line, &b);
+        buf_printf(&b, "\r\n");
     }
     if (server_section_wanted(c, "keyspace", true)) {
         buf_printf(&b, "# Keyspace\r\n");
@@ -993,6 +1536,7 @@ static void server_mc_stats(struct cmd_ctx *c)
     getrusage(RUSAGE_SELF, &ru);
     buf_printf(c->out,
                "STAT pid %d\r\nSTAT uptime %lld\r\nSTAT time %lld\r\nSTAT version %s\r\n"
+               "STAT ringkv_version %s\r\n"
                "STAT pointer_size 64\r\nSTAT rusage_user %ld.%06ld\r\nSTAT rusage_system "
                "%ld.%06ld\r\nSTAT max_connections %lld\r\nSTAT curr_connections %" PRIu64
                "\r\nSTAT total_connections %" PRIu64 "\r\nSTAT rejected_connections %" PRIu64
@@ -1003,7 +1547,7 @@ static void server_mc_stats(struct cmd_ctx *c)
                "%u\r\nSTAT bytes %" PRIu64 "\r\nSTAT curr_items %" PRIu64
                "\r\nSTAT evictions %" PRIu64 "\r\nEND\r\n",
                (int)getpid(), (long long)(now - c->node->start_ms) / 1000, (long long)now / 1000,
-               RINGKV_VERSION, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
+               CMD_SERVER_MEMCACHED_VERSION, RINGKV_VERSION, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
                (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
                (long long)c->node->cfg->maxclients, t.clients, t.connections, t.rejected,
                t.hits + t.misses, t.writes, t.hits,
@@ -1011,17 +1555,36 @@ static void server_mc_stats(struct cmd_ctx *c)
                c->node->nshards, t.used, t.keys, t.evicted);
 }
 
+/* Whether "stats <arg>" names a group memcached 1.6 lists (items, slabs,
+ * settings...): its first word. Any other argument is an ERROR there. */
+static bool server_mc_stats_group(const char *arg, uint32_t len)
+{
+    static const char *const groups[] = {"items", "slabs",    "sizes",     "settings",
+                                         "conns", "extstore", "cachedump", "detail"};
+    const char *space = memchr(arg, ' ', len);
+    size_t word = space ? (size_t)(space - arg) : len;
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+        if (word == strlen(groups[i]) && memcmp(arg, groups[i], word) == 0)
+            return true;
+    return false;
+}
+
 void cmd_mc_conn(struct cmd_ctx *c)
 {
     switch (c->mc->cmd) {
     case MC_STATS:
-        if (c->mc->stats_arg)
+        if (!c->mc->stats_arg)
+            server_mc_stats(c);
+        else if (server_mc_stats_group(c->mc->stats_arg, c->mc->stats_arg_len))
             buf_append_str(c->out, "END\r\n"); /* no item, slab or setting detail here */
         else
-            server_mc_stats(c);
+            buf_append_str(c->out, "ERROR\r\n"); /* "stats noreply" too, as memcached */
         return;
     case MC_VERSION:
-        buf_append_str(c->out, "VERSION " RINGKV_VERSION "\r\n");
+        buf_append_str(c->out, "VERSION " CMD_SERVER_MEMCACHED_VERSION "\r\n");
+        return;
+    case MC_MN: /* the meta no-op: memcached flushes and answers MN */
+        buf_append_str(c->out, "MN\r\n");
         return;
     case MC_VERBOSITY:
         if (!c->mc->noreply)

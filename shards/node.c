@@ -1,7 +1,9 @@
 /* node.c: the process (see node.h).
  * node_create() checks that io_uring is usable (and says how to fix it when
  * it is not), builds the partition map and the shards (queues, listeners);
- * node_run() starts one thread per shard, waits until every shard has made
+ * node_run() starts one thread per shard behind a launch gate (a thread that
+ * cannot be created makes the others return before they touch anything, and
+ * they are joined before the node is freed), waits until every shard has made
  * its ring and store, then waits for SIGTERM or SIGINT with sigwait() on the
  * main thread (the signals are blocked in every thread, so no handler runs
  * anywhere), raises the stop flag, and joins the shards, which notice it on
@@ -14,12 +16,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_stats.h"
 #include "log.h"
 #include "shard.h"
 
@@ -80,6 +84,11 @@ struct node *node_create(const struct cfg *cfg)
         return NULL;
     n->cfg = cfg;
     n->nshards = cfg->threads ? (uint32_t)cfg->threads : node_cpu_count();
+    if (n->nshards > CFG_MAX_THREADS) {
+        log_info("%u CPUs: starting %u shards, the most SCAN's cursor can name", n->nshards,
+                 CFG_MAX_THREADS);
+        n->nshards = CFG_MAX_THREADS;
+    }
     n->npartitions = (uint32_t)cfg->partitions;
     if (n->nshards > n->npartitions) {
         log_error("threads (%u) exceeds partitions (%u); exiting", n->nshards, n->npartitions);
@@ -87,7 +96,8 @@ struct node *node_create(const struct cfg *cfg)
     }
     n->partition_shard = mi_malloc(n->npartitions * sizeof *n->partition_shard);
     n->shards = mi_calloc(n->nshards, sizeof *n->shards);
-    if (!n->partition_shard || !n->shards)
+    n->cmd_stats = cmd_stats_create(n->nshards);
+    if (!n->partition_shard || !n->shards || !n->cmd_stats)
         goto fail;
     for (uint32_t p = 0; p < n->npartitions; p++)
         n->partition_shard[p] = (uint16_t)(p % n->nshards);
@@ -119,7 +129,60 @@ void node_destroy(struct node *n)
         shard_destroy(n->shards[i]);
     mi_free(n->shards);
     mi_free(n->partition_shard);
+    cmd_stats_destroy(n->cmd_stats);
     mi_free(n);
+}
+
+/* Every shard thread starts here and waits at the launch gate (n->launch,
+ * held by main while it creates the threads) until all of them exist. Only
+ * then may a shard touch its ring and store and reach the barriers, which
+ * count every shard: one started alone would wait there forever, while main
+ * freed the node under it. */
+static void *node_shard_thread(void *arg)
+{
+    struct shard *sh = arg;
+    struct node *n = sh->node;
+    pthread_mutex_lock(&n->launch);
+    bool go = !n->launch_failed;
+    pthread_mutex_unlock(&n->launch);
+    return go ? shard_main(sh) : NULL;
+}
+
+/* pthread_create for shard i. With RINGKV_TEST_HOOKS, fails with EAGAIN (as
+ * a thread limit would) when the environment's RINGKV_TEST_FAIL_THREAD names
+ * i, so that a test can reach the start-up failure path. */
+static int node_create_thread(struct node *n, uint32_t i)
+{
+#ifdef RINGKV_TEST_HOOKS
+    const char *fail = getenv("RINGKV_TEST_FAIL_THREAD");
+    if (fail && *fail && strtoul(fail, NULL, 10) == i)
+        return EAGAIN;
+#endif
+    return pthread_create(&n->shards[i]->thread, NULL, node_shard_thread, n->shards[i]);
+}
+
+/* Creates every shard thread behind the launch gate. 0; or, when one cannot
+ * be created, -errno (logged) once the threads already created have been
+ * let through the gate with launch_failed set, have returned untouched and
+ * have been joined, so that the caller may free the node. */
+static int node_start_threads(struct node *n)
+{
+    int rc = 0;
+    uint32_t started = 0;
+    pthread_mutex_lock(&n->launch);
+    for (; started < n->nshards; started++)
+        if ((rc = node_create_thread(n, started)) != 0)
+            break;
+    if (rc != 0) {
+        log_error("cannot start shard thread %u of %u: %s; stopping the %u already running; "
+                  "exiting",
+                  started, n->nshards, strerror(rc), started);
+        n->launch_failed = true;
+    }
+    pthread_mutex_unlock(&n->launch);
+    for (uint32_t i = 0; rc != 0 && i < started; i++)
+        pthread_join(n->shards[i]->thread, NULL);
+    return -rc;
 }
 
 int node_run(struct node *n)
@@ -131,19 +194,14 @@ int node_run(struct node *n)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    pthread_mutex_init(&n->launch, NULL);
     pthread_barrier_init(&n->ready, NULL, n->nshards + 1);
     pthread_barrier_init(&n->serving, NULL, n->nshards + 1);
     pthread_barrier_init(&n->stopped, NULL, n->nshards);
-    uint32_t started = 0;
-    for (; started < n->nshards; started++) {
-        int rc = pthread_create(&n->shards[started]->thread, NULL, shard_main, n->shards[started]);
-        if (rc != 0) {
-            log_error("cannot start shard thread %u: %s; exiting", started, strerror(rc));
-            return -rc; /* the process exits: threads already started end with it */
-        }
-    }
+    int result = node_start_threads(n);
+    if (result != 0)
+        goto out;
     pthread_barrier_wait(&n->ready);
-    int result = 0;
     for (uint32_t i = 0; i < n->nshards; i++)
         if (n->shards[i]->start_rc != 0)
             result = n->shards[i]->start_rc;
@@ -163,6 +221,8 @@ int node_run(struct node *n)
     }
     for (uint32_t i = 0; i < n->nshards; i++)
         pthread_join(n->shards[i]->thread, NULL);
+out:
+    pthread_mutex_destroy(&n->launch);
     pthread_barrier_destroy(&n->ready);
     pthread_barrier_destroy(&n->serving);
     pthread_barrier_destroy(&n->stopped);

@@ -21,6 +21,7 @@
 #include "persist.h"
 
 struct shard;
+struct cmd_stats;
 
 struct node {
     const struct cfg *cfg;
@@ -31,17 +32,26 @@ struct node {
     int64_t start_ms;            /* unix ms at start-up */
     struct persist_layout layout; /* what the data directory held at start-up */
     char run_id[41];
+    pthread_mutex_t launch;      /* held by main while it creates the shard threads;
+                                    each waits for it before doing anything */
+    bool launch_failed;          /* under launch: a thread could not be created,
+                                    the others return at once */
     pthread_barrier_t ready;     /* shards and main: every ring and store exists */
     pthread_barrier_t serving;   /* shards and main: the data directory's manifest
                                     is durable; shards may serve */
     pthread_barrier_t stopped;   /* shards: every loop has ended */
     int stop_flag;               /* atomic: set by the signal watcher, read by shards */
     int64_t clients;             /* atomic: connected clients, all shards (maxclients) */
+    int log_failing;             /* atomic: shards whose data log cannot persist now;
+                                    writes are refused while > 0 (persist.h) */
+    struct cmd_stats *cmd_stats; /* per-shard command and error counters (cmd_stats.h) */
 };
 
 /* Builds the node and its shards (rings, listeners). NULL on failure. */
 struct node *node_create(const struct cfg *cfg);
-/* Runs the shards until SIGTERM or SIGINT, then stops them and returns 0. */
+/* Runs the shards until SIGTERM or SIGINT, then stops them and returns 0.
+ * A negative errno when the node could not start (logged); every shard
+ * thread has ended by then, so node_destroy() may follow either way. */
 int node_run(struct node *n);
 void node_destroy(struct node *n);
 

@@ -3,23 +3,43 @@
  * Writer state: `pending` gathers the records of the current loop turn;
  * `inflight` is the batch the kernel is writing at `write_offset` of the
  * current segment (one write at a time, so records land in order). A short
- * write is resubmitted for the rest; a failed one is counted, logged
- * (rate-limited) and retried, so records are never dropped.
+ * write is resubmitted for the rest.
+ * everysec, no: what is written stays in `unsynced_data` (the file's bytes
+ * [synced_to, write_offset)) until an fdatasync begun after it succeeds.
+ * A failed write or fdatasync bumps `sync_gen` (an fdatasync begun before
+ * proves nothing), and on the next tick everything since `synced_to` plus
+ * the unwritten rest of the batch goes out again as one write, followed at
+ * once by an fdatasync (persist_rewrite): the kernel reports a writeback
+ * error once and may have dropped those pages.
  * appendfsync always: a batch is a write linked to an fdatasync, and up to
  * PERSIST_BATCHES batches are in flight at once, each at its own offset
  * (`batches`, oldest at `batch_head`): while one batch's fdatasync runs,
  * the next turn's records go out as the next batch. When a batch's write
  * was whole and its fdatasync succeeded it is complete; complete batches at
  * the head make their records durable in order (`durable_seq`), and the
- * shard releases the replies waiting for them. A short or failed write
- * cancels the linked fdatasync; the rest is then submitted again with a new
- * one (after a failed fdatasync, the whole batch).
- * Rotation happens between batches: the full segment gets a linked
- * fdatasync + close through the ring, and a new file is created (a small
- * synchronous open and header write; rare).
+ * shard releases the replies waiting for them. A short write cancels the
+ * linked fdatasync and the rest goes out at once with a new one; a failed
+ * write or fdatasync sends the batch again on the tick (after a failed
+ * fdatasync, the whole batch, and every other batch in flight).
+ * Failures: from the first failed write or fdatasync until everything
+ * written since is written and synced again (persist_check_recovered), the
+ * shard's log is failing (stats.failing, counted in node->log_failing) and
+ * the node refuses write commands (persist_refuse_resp/_mc, MISCONF); the
+ * retries run on the tick, so a full disk costs no busy loop, and nothing
+ * new reaches `pending` but the records of requests already running.
+ * Rotation happens between writes and syncs: the full segment stays open
+ * (`closing_fd`, with its unsynced bytes) until its fdatasync succeeds,
+ * then closes through the ring; a failure writes those bytes again. The next
+ * segment is made ahead; rotation waits while one is still closing.
+ * Read descriptors for cold values are closed only while no cold read is
+ * prepared or in flight (tier_busy), since a read names its descriptor
+ * until the kernel issues it.
+ * Test builds (ringkv-faults, RINGKV_FAULTS) inject write and fdatasync
+ * failures where completions are handled; see persist_fault().
  * Recovery reads with plain blocking I/O on the shard thread before it serves
  * (seg_scan_file), applying puts, deletes and flushes to the store with no
- * journal attached, so nothing is written back. Expired records are skipped.
+ * journal attached, so nothing is written back. Expired records are skipped;
+ * the request limits do not apply (the newest record of a key always wins).
  * The manifest <dir>/ringkv.meta records the shard and partition counts of
  * the data, so a restart with another shard count can redistribute keys. */
 #include "persist.h"
@@ -39,9 +59,11 @@
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
+#include "resp.h"
 #include "seg.h"
 #include "shard.h"
 #include "store.h"
+#include "tier.h"
 
 #define PERSIST_MANIFEST "ringkv.meta"
 #define PERSIST_FSYNC_INTERVAL_MS 1000
@@ -56,6 +78,10 @@
 #define PERSIST_BATCHES 2
 #endif
 #define PERSIST_MAX_READ_FDS 64 /* segments kept open for cold value reads */
+/* everysec, no: written bytes kept for a rewrite past which an fdatasync is
+ * begun at once (bounds the memory they take between two). */
+#define PERSIST_MAX_UNSYNCED (64u << 20)
+#define PERSIST_ERROR_LOG_MS 10000 /* a failure that lasts is logged this often */
 
 /* appendfsync always: one batch of records, written at `offset` by a write
  * linked to an fdatasync. */
@@ -70,6 +96,7 @@ struct persist_batch {
     bool poisoned;     /* another batch's fdatasync failed meanwhile: its own
                           success may hide lost pages (the kernel reports a
                           writeback error once), so it is written again */
+    bool failed;       /* one of its operations failed: submitted again on the tick */
     bool complete;     /* written whole and synced: durable once those before are */
 };
 
@@ -95,6 +122,33 @@ struct persist {
     bool fsync_inflight;
     bool unsynced;           /* bytes written since the last fdatasync */
     bool always;             /* appendfsync always */
+    /* everysec, no: the bytes [synced_to, write_offset) of the current
+     * segment, written since its last good fdatasync, kept until one
+     * succeeds: after a failed write or fdatasync the kernel may have dropped
+     * them, so they are written again before any later fdatasync counts. */
+    struct buf unsynced_data;
+    uint64_t synced_to;
+    size_t fsync_covers_len; /* bytes of unsynced_data the fdatasync in flight covers */
+    uint32_t sync_gen;       /* bumped by every write or sync error */
+    uint32_t fsync_gen;      /* sync_gen when the fdatasync in flight began */
+    bool rewrite_needed;     /* an error happened: write unsynced_data again */
+    bool sync_after_write;   /* a rewrite is on its way: fdatasync right after it */
+    uint64_t cur_synced_seq; /* the current segment's records up to here are synced */
+    /* The segment closed last: open until its fdatasync succeeds, with its
+     * bytes since its last good fdatasync (everysec, no), so that they can
+     * be written again if that fails. One at a time: rotation waits. */
+    int closing_fd;
+    uint64_t closing_number;
+    struct buf closing_data;
+    uint64_t closing_from;   /* file offset of closing_data[0] */
+    uint64_t closing_seq;    /* its last record */
+    bool closing_inflight;   /* its write or fdatasync is in the kernel */
+    bool closing_failed;     /* the last one failed: again on the tick */
+    size_t closing_done;     /* bytes of closing_data rewritten */
+    /* MISCONF (stats.failing): a write or fdatasync failed and has not since
+     * succeeded; the node refuses writes while any shard's log is failing. */
+    bool cur_unverified;     /* the current segment had an error no fdatasync
+                                has since covered */
     uint64_t batch_seq;      /* last record of the batch in flight (everysec, no) */
     /* appendfsync always: up to PERSIST_BATCHES batches in flight at once,
      * oldest at batch_head (see persist_flush_always). */
@@ -103,7 +157,6 @@ struct persist {
     uint64_t durable_seq;    /* every record up to this one is durable */
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
-    uint32_t rotation_syncs; /* fdatasyncs of closed segments still running */
     /* The next segment, made ahead through the ring once the current one is
      * three quarters full: created, its header written and synced, and the
      * shard directory synced, so that rotation itself does no disk I/O. */
@@ -130,6 +183,11 @@ struct persist {
     struct buf compact_buf;
     uint64_t compact_wait_seq;  /* rewritten records up to here must be durable */
     uint64_t compact_kept_bytes;
+    char unlink_path[1200];     /* the unlink in flight names it: lives until its completion */
+    /* Read descriptors let go while cold reads were prepared or in flight
+     * (they may name them): closed once the shard has none. */
+    int *doomed_fds;
+    size_t ndoomed, doomed_cap;
     int64_t last_error_log_ms;
     /* Log positions (lsn): a shard's records form one byte stream across
      * its segments (file headers not counted); a record's lsn is where it
@@ -146,6 +204,9 @@ struct persist {
     uint64_t seq;
     enum seg_codec codec;
     struct store_journal journal;
+#ifdef RINGKV_FAULTS
+    struct persist_faults *faults; /* test builds: injected storage faults */
+#endif
     struct persist_stats stats;
 };
 
@@ -161,6 +222,18 @@ static int64_t persist_now_ms(void)
 
 /* ---- journal: the store reports changes here ---- */
 
+/* Out of memory for the log's own buffers: a change that cannot be logged
+ * (or written again after a failure) must not be acknowledged, and later
+ * records must not land after a hole: stop, as Redis does when its AOF
+ * cannot be written. The log holds every acknowledged write. */
+static void persist_need_memory(const struct buf *b)
+{
+    if (!b->failed)
+        return;
+    log_error("out of memory while logging a change; stopping the node");
+    abort();
+}
+
 /* Appends a record to this turn's batch. Returns its lsn. */
 static uint64_t persist_encode(struct persist *p, struct seg_record *r)
 {
@@ -168,13 +241,7 @@ static uint64_t persist_encode(struct persist *p, struct seg_record *r)
     size_t before = p->pending.len;
     uint64_t lsn = p->append_lsn;
     seg_encode(&p->pending, r, p->codec, (size_t)p->cfg->compress_min_size);
-    if (p->pending.failed) {
-        /* A change that cannot be logged must not be acknowledged, and later
-         * records must not land after a hole: stop, as Redis does when its
-         * AOF cannot be written. The log holds every acknowledged write. */
-        log_error("out of memory while logging a change; stopping the node");
-        abort();
-    }
+    persist_need_memory(&p->pending);
     if (r->type == SEG_PUT && p->pending.len > before) {
         STAT_ADD(p, value_raw_bytes, r->raw_len);
         STAT_ADD(p, value_stored_bytes,
@@ -370,9 +437,164 @@ static void persist_on_prepare_cqe(struct persist *p, uint32_t step, int res)
     p->next_state = NEXT_FAILED;
 }
 
-/* Starts the next segment, then closes the full one (fdatasync, then close,
- * linked, through the ring). If the new file cannot be made, writing goes on
- * in the current one. */
+/* INFO's log_unsynced_bytes: what is appended and not yet known durable. */
+static void persist_note_unsynced(struct persist *p)
+{
+    uint64_t n = p->pending.len + (p->inflight.len - p->inflight_done) + p->unsynced_data.len +
+                 p->closing_data.len;
+    for (uint32_t k = 0; k < p->nbatches; k++)
+        n += p->batches[(p->batch_head + k) % PERSIST_BATCHES].data.len;
+    STAT_SET(p, unsynced_bytes, n);
+}
+
+/* ---- failures (MISCONF) ---- */
+
+/* A write or fdatasync failed (err: negative errno): until one succeeds
+ * again the log cannot persist, and the node refuses writes. Everything
+ * written since the last good fdatasync is written again (the caller marks
+ * what), on the tick, so a full disk costs no busy loop. */
+static void persist_fail(struct persist *p, const char *what, uint64_t segment, int err,
+                         int64_t now)
+{
+    STAT_ADD(p, write_errors, 1);
+    STAT_SET(p, last_error, -err);
+    p->sync_gen++; /* an fdatasync begun before this proves nothing */
+    if (!p->stats.failing) {
+        STAT_SET(p, failing, 1);
+        __atomic_add_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
+        log_error("%s of segment %llu failed: %s; write commands are refused (MISCONF) until "
+                  "the log is written and synced again, retried every tick",
+                  what, (unsigned long long)segment, strerror(-err));
+        p->last_error_log_ms = now;
+    } else if (now - p->last_error_log_ms > PERSIST_ERROR_LOG_MS) {
+        log_error("%s of segment %llu still fails: %s; retrying", what,
+                  (unsigned long long)segment, strerror(-err));
+        p->last_error_log_ms = now;
+    }
+}
+
+/* After a success: once nothing failed is left unwritten or unsynced, the
+ * log takes writes again. */
+static void persist_check_recovered(struct persist *p)
+{
+    if (!p->stats.failing || p->rewrite_needed || p->sync_after_write || p->cur_unverified ||
+        p->closing_fd >= 0)
+        return;
+    for (uint32_t k = 0; k < p->nbatches; k++)
+        if (p->batches[(p->batch_head + k) % PERSIST_BATCHES].failed)
+            return;
+    STAT_SET(p, failing, 0);
+    __atomic_sub_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
+    log_info("the data log of this shard is written and synced again; write commands are "
+             "taken again");
+}
+
+#ifdef RINGKV_FAULTS
+/* Storage fault injection, compiled only into the ringkv-faults test binary
+ * (CMakeLists.txt): RINGKV_FAULTS names a control file; the tick reads it
+ * ("write N", "fsync N", "rotation N": fail the next N writes, fdatasyncs of
+ * the current segment, fdatasyncs of a closed segment), then removes it. A
+ * failure is injected where the completion is handled (io_uring bypasses
+ * LD_PRELOAD), in place of a success. An injected fdatasync failure also
+ * does what a kernel may do after a writeback error: the file's bytes past
+ * its last good fdatasync are lost (zeroed here). */
+enum persist_fault_point { PERSIST_FAULT_WRITE, PERSIST_FAULT_FSYNC, PERSIST_FAULT_ROTATION };
+
+struct persist_faults {
+    unsigned left[3];  /* by enum persist_fault_point */
+    struct {
+        int fd;
+        off_t synced; /* file size at its last good fdatasync */
+    } files[4];
+};
+
+static void persist_fault_poll(struct persist *p)
+{
+    const char *path = getenv("RINGKV_FAULTS");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    static const char *const names[] = {"write", "fsync", "rotation"};
+    char name[16];
+    unsigned n;
+    while (fscanf(f, "%15s %u", name, &n) == 2)
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(name, names[i]))
+                p->faults->left[i] += n;
+    fclose(f);
+    unlink(path);
+    log_warn("storage faults armed: write %u, fsync %u, rotation %u", p->faults->left[0],
+             p->faults->left[1], p->faults->left[2]);
+}
+
+/* The slot of fd in faults->files (taking the slot of a file gone), or -1. */
+static int persist_fault_file(struct persist *p, int fd)
+{
+    struct persist_faults *f = p->faults;
+    for (int i = 0; i < 4; i++)
+        if (f->files[i].fd == fd)
+            return i;
+    for (int i = 0; i < 4; i++)
+        if (f->files[i].fd < 0 || (f->files[i].fd != p->fd && f->files[i].fd != p->closing_fd)) {
+            f->files[i].fd = fd;
+            f->files[i].synced = SEG_FILE_HEADER;
+            return i;
+        }
+    return -1;
+}
+
+static int persist_fault(struct persist *p, enum persist_fault_point point, int fd, int res)
+{
+    if (!p->faults || res < 0)
+        return res;
+    int i = point == PERSIST_FAULT_WRITE ? -1 : persist_fault_file(p, fd);
+    struct stat st;
+    if (p->faults->left[point] == 0) {
+        if (i >= 0 && fstat(fd, &st) == 0)
+            p->faults->files[i].synced = st.st_size;
+        if (i >= 0 && point == PERSIST_FAULT_ROTATION)
+            p->faults->files[i].fd = -1; /* it closes now: its number may come back */
+        return res;
+    }
+    p->faults->left[point]--;
+    if (i >= 0 && fstat(fd, &st) == 0 && st.st_size > p->faults->files[i].synced) {
+        off_t from = p->faults->files[i].synced;
+        size_t n = (size_t)(st.st_size - from);
+        char *zeros = calloc(1, n);
+        if (zeros && pwrite(fd, zeros, n, from) != (ssize_t)n)
+            log_warn("storage fault: cannot zero the unsynced bytes");
+        free(zeros);
+    }
+    return -EIO;
+}
+#else
+#define persist_fault_poll(p) ((void)0)
+#define persist_fault(p, point, fd, res) (res)
+#endif
+
+/* ---- rotation ---- */
+
+/* Submits what the closed segment still needs: its bytes since its last
+ * good fdatasync written again (after a failure), then an fdatasync. */
+static void persist_submit_closing(struct persist *p)
+{
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    if (p->closing_failed && p->closing_done < p->closing_data.len) {
+        io_uring_prep_write(sqe, p->closing_fd, p->closing_data.data + p->closing_done,
+                            (unsigned)(p->closing_data.len - p->closing_done),
+                            p->closing_from + p->closing_done);
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, PERSIST_UD_ROTATION, 0));
+    } else {
+        io_uring_prep_fsync(sqe, p->closing_fd, IORING_FSYNC_DATASYNC);
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_FSYNC, PERSIST_UD_ROTATION, 0));
+    }
+    p->closing_inflight = true;
+}
+
+/* Starts the next segment; the full one stays open until its fdatasync
+ * succeeds (persist_on_closing_cqe). If the new file cannot be made, writing
+ * goes on in the current one. Only between writes and syncs, and while no
+ * earlier segment is still closing. */
 static void persist_rotate(struct persist *p)
 {
     if (p->next_state == NEXT_OPENING || p->next_state == NEXT_SYNCING)
@@ -394,22 +616,73 @@ static void persist_rotate(struct persist *p)
     persist_remember_segment(p, p->segment, p->write_offset, p->seg_base_lsn, p->rfd);
     p->rfd = -1;
     p->seg_base_lsn = p->readable_lsn; /* rotation comes between batches */
-    persist_reserve_sqes(p, 2);
-    struct io_uring_sqe *sqe = shard_sqe(p->sh);
-    io_uring_prep_fsync(sqe, p->fd, IORING_FSYNC_DATASYNC);
-    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_FSYNC, PERSIST_UD_ROTATION, 0));
-    sqe->flags |= IOSQE_IO_HARDLINK; /* the close runs even if the fdatasync fails */
-    p->rotation_syncs++;
-    sqe = shard_sqe(p->sh);
-    io_uring_prep_close(sqe, p->fd);
-    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    p->closing_fd = p->fd;
+    p->closing_number = p->segment;
+    struct buf t = p->closing_data; /* its unsynced bytes go with it */
+    p->closing_data = p->unsynced_data;
+    p->unsynced_data = t;
+    buf_clear(&p->unsynced_data);
+    p->closing_from = p->synced_to;
+    p->closing_done = 0;
+    p->closing_seq = p->written_seq;
+    p->closing_failed = false;
+    persist_submit_closing(p);
     p->fd = fd;
     p->segment++;
-    p->write_offset = SEG_FILE_HEADER;
+    p->write_offset = p->synced_to = SEG_FILE_HEADER;
+    p->cur_synced_seq = 0;
     p->unsynced = false;
     STAT_ADD(p, segments, 1);
 }
+
+static void persist_maybe_rotate(struct persist *p)
+{
+    if (p->write_offset < (uint64_t)p->cfg->segment_size || p->closing_fd >= 0 ||
+        p->stats.failing)
+        return;
+    if (p->always ? p->nbatches > 0
+                  : p->write_inflight || p->fsync_inflight || p->rewrite_needed)
+        return;
+    persist_rotate(p);
+}
+
+/* A completion of the closed segment's rewrite or fdatasync. */
+static void persist_on_closing_cqe(struct persist *p, unsigned op, int res, int64_t now)
+{
+    p->closing_inflight = false;
+    if (op == SHARD_OP_SEG_WRITE) {
+        if (res <= 0) {
+            persist_fail(p, "rewrite", p->closing_number, res ? res : -EIO, now);
+            return; /* closing_failed stays: the tick tries again */
+        }
+        p->closing_done += (size_t)res;
+        persist_submit_closing(p); /* the rest, or the fdatasync */
+        return;
+    }
+    res = persist_fault(p, PERSIST_FAULT_ROTATION, p->closing_fd, res);
+    if (res < 0) {
+        persist_fail(p, "fdatasync", p->closing_number, res, now);
+        p->closing_failed = true; /* its unsynced bytes are written again */
+        p->closing_done = 0;
+        return;
+    }
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_close(sqe, p->closing_fd);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    p->closing_fd = -1;
+    p->closing_failed = false;
+    buf_clear(&p->closing_data);
+    /* Every earlier segment is synced: what the current one has synced
+     * since counts too. */
+    uint64_t durable = p->closing_seq > p->cur_synced_seq ? p->closing_seq : p->cur_synced_seq;
+    if (durable > p->durable_seq)
+        p->durable_seq = durable;
+    persist_check_recovered(p);
+    persist_maybe_rotate(p);
+}
+
+/* ---- appendfsync always: batches ---- */
 
 /* appendfsync always: submits what is left of batch i as a write linked
  * to an fdatasync. The batch index rides in user_data's generation field. */
@@ -419,6 +692,7 @@ static void persist_submit_batch(struct persist *p, uint32_t i)
     b->ops = 2;
     b->synced = false;
     b->poisoned = false;
+    b->failed = false;
     persist_reserve_sqes(p, 2);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_write(sqe, p->fd, b->data.data + b->done, (unsigned)(b->data.len - b->done),
@@ -470,15 +744,14 @@ void persist_flush(struct persist *p)
     persist_prepare_next(p);
     if (p->always) {
         persist_flush_always(p);
-        return;
+    } else if (!p->write_inflight && !p->rewrite_needed) {
+        persist_take_pending(p, &p->inflight);
+        p->inflight_done = 0;
+        p->batch_seq = p->seq;
+        p->batch_end_lsn = p->append_lsn;
+        persist_submit_write(p);
     }
-    if (p->write_inflight)
-        return;
-    persist_take_pending(p, &p->inflight);
-    p->inflight_done = 0;
-    p->batch_seq = p->seq;
-    p->batch_end_lsn = p->append_lsn;
-    persist_submit_write(p);
+    persist_note_unsynced(p);
 }
 
 uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
@@ -486,7 +759,7 @@ uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
 bool persist_busy(const struct persist *p)
 {
     return p && (p->write_inflight || p->nbatches > 0 || p->fsync_inflight ||
-                 p->rotation_syncs > 0 || p->compact_read_inflight || p->unlink_inflight ||
+                 p->closing_inflight || p->compact_read_inflight || p->unlink_inflight ||
                  p->next_ops > 0);
 }
 
@@ -499,16 +772,72 @@ static void persist_submit_fsync(struct persist *p)
     io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_FSYNC, 0, 0));
     p->fsync_inflight = true;
     p->unsynced = false;
+    p->sync_after_write = false;
     p->fsync_covers = p->written_seq;
+    p->fsync_covers_len = p->unsynced_data.len;
+    p->fsync_gen = p->sync_gen;
+}
+
+/* everysec, no, after an error: the bytes since the last good fdatasync,
+ * then whatever of the batch was not written, go out again as one write
+ * from where that fdatasync left the file, followed by an fdatasync. */
+static void persist_rewrite(struct persist *p)
+{
+    if (p->inflight.len == 0) { /* the error was an fdatasync's */
+        p->batch_seq = p->written_seq;
+        p->batch_end_lsn = p->readable_lsn;
+    }
+    buf_append(&p->unsynced_data, p->inflight.data + p->inflight_done,
+               p->inflight.len - p->inflight_done);
+    persist_need_memory(&p->unsynced_data);
+    struct buf t = p->inflight;
+    p->inflight = p->unsynced_data;
+    p->unsynced_data = t;
+    buf_clear(&p->unsynced_data);
+    p->inflight_done = 0;
+    p->write_offset = p->synced_to;
+    p->rewrite_needed = false;
+    if (p->inflight.len == 0) {
+        persist_submit_fsync(p);
+        return;
+    }
+    p->sync_after_write = true;
+    persist_submit_write(p);
+}
+
+/* The tick: what failed is tried again (always: batches; everysec, no: the
+ * rewrite; a closed segment's rewrite and fdatasync). */
+static void persist_retry(struct persist *p)
+{
+    for (uint32_t k = 0; k < p->nbatches; k++) {
+        uint32_t j = (p->batch_head + k) % PERSIST_BATCHES;
+        if (p->batches[j].failed && p->batches[j].ops == 0)
+            persist_submit_batch(p, j);
+    }
+    if (p->rewrite_needed && !p->write_inflight && !p->fsync_inflight)
+        persist_rewrite(p);
+    else if (!p->always && p->cur_unverified && !p->rewrite_needed && !p->write_inflight &&
+             !p->fsync_inflight)
+        persist_submit_fsync(p); /* the rewrite is written: its fdatasync */
+    if (p->closing_failed && !p->closing_inflight)
+        persist_submit_closing(p);
 }
 
 static void persist_compact_step(struct persist *p);
+static void persist_trim_read_fds(struct persist *p, const int *keep);
 
 void persist_tick(struct persist *p, int64_t now_ms)
 {
     if (!p)
         return;
+    persist_fault_poll(p);
+    persist_trim_read_fds(p, NULL);
+    if (p->stats.failing) {
+        persist_retry(p);
+        return;
+    }
     persist_prepare_next(p);
+    persist_maybe_rotate(p); /* the next file became ready after the last write */
     persist_compact_step(p);
     if (!p->unsynced || p->fsync_inflight || p->cfg->appendfsync != CFG_FSYNC_EVERYSEC ||
         now_ms - p->stats.last_fsync_ms < PERSIST_FSYNC_INTERVAL_MS)
@@ -524,11 +853,15 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
 {
     struct persist_batch *b = &p->batches[i % PERSIST_BATCHES];
     if (op == SHARD_OP_SEG_WRITE) {
+        res = persist_fault(p, PERSIST_FAULT_WRITE, p->fd, res);
         if (res > 0) {
             b->done += (size_t)res;
             STAT_ADD(p, disk_bytes, (uint64_t)res);
+        } else if (res == 0) {
+            res = -EIO; /* no progress: a failure */
         }
     } else {
+        res = persist_fault(p, PERSIST_FAULT_FSYNC, p->fd, res);
         b->synced = res >= 0;
         if (res < 0 && res != -ECANCELED) /* the others' pages may be lost too */
             for (uint32_t k = 0; k < p->nbatches; k++) {
@@ -538,13 +871,8 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
             }
     }
     if (res < 0 && res != -ECANCELED) {
-        STAT_ADD(p, write_errors, 1);
-        if (now - p->last_error_log_ms > 1000) {
-            log_error("%s of segment %llu failed: %s; retrying",
-                      op == SHARD_OP_SEG_WRITE ? "write" : "fdatasync",
-                      (unsigned long long)p->segment, strerror(-res));
-            p->last_error_log_ms = now;
-        }
+        b->failed = true;
+        persist_fail(p, op == SHARD_OP_SEG_WRITE ? "write" : "fdatasync", p->segment, res, now);
     }
     if (--b->ops > 0)
         return;
@@ -556,7 +884,8 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
         b->done = 0;
     }
     if (b->done < b->data.len || !b->synced) {
-        persist_submit_batch(p, i % PERSIST_BATCHES); /* the rest, with a new fdatasync */
+        if (!b->failed) /* a short write: the rest at once; a failure: on the tick */
+            persist_submit_batch(p, i % PERSIST_BATCHES);
         return;
     }
     b->complete = true;
@@ -581,9 +910,119 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
         STAT_ADD(p, fsyncs, 1);
         STAT_SET(p, last_fsync_ms, now);
     }
-    if (p->nbatches == 0 && p->write_offset >= (uint64_t)p->cfg->segment_size)
-        persist_rotate(p);
+    persist_check_recovered(p);
+    persist_maybe_rotate(p);
     persist_flush(p);
+}
+
+/* everysec, no: a write of the batch in flight completed. What it wrote is
+ * kept until an fdatasync covers it. */
+static void persist_on_write_cqe(struct persist *p, int res, int64_t now)
+{
+    p->write_inflight = false;
+    res = persist_fault(p, PERSIST_FAULT_WRITE, p->fd, res);
+    if (res <= 0) {
+        persist_fail(p, "write", p->segment, res ? res : -EIO, now);
+        p->rewrite_needed = true;
+        p->cur_unverified = true;
+        return;
+    }
+    buf_append(&p->unsynced_data, p->inflight.data + p->inflight_done, (size_t)res);
+    persist_need_memory(&p->unsynced_data);
+    p->inflight_done += (size_t)res;
+    p->write_offset += (uint64_t)res;
+    p->unsynced = true;
+    STAT_ADD(p, disk_bytes, (uint64_t)res);
+    if (p->inflight_done < p->inflight.len) {
+        persist_submit_write(p);
+        return;
+    }
+    buf_clear(&p->inflight);
+    p->inflight_done = 0;
+    p->written_seq = p->batch_seq;
+    p->readable_lsn = p->batch_end_lsn;
+    if (!p->fsync_inflight && !p->rewrite_needed && /* after an error: the rewrite first */
+        (p->sync_after_write || p->unsynced_data.len >= PERSIST_MAX_UNSYNCED))
+        persist_submit_fsync(p);
+    persist_maybe_rotate(p);
+    persist_flush(p);
+}
+
+/* everysec, no: the fdatasync of the current segment completed. A success
+ * makes durable what was written before it began, unless an error came
+ * since (those bytes are being written again). */
+static void persist_on_fsync_cqe(struct persist *p, int res, int64_t now)
+{
+    p->fsync_inflight = false;
+    res = persist_fault(p, PERSIST_FAULT_FSYNC, p->fd, res);
+    if (res < 0) {
+        persist_fail(p, "fdatasync", p->segment, res, now);
+        p->rewrite_needed = true;
+        p->cur_unverified = true;
+        return;
+    }
+    if (p->fsync_gen != p->sync_gen) {
+        p->unsynced = true; /* proves nothing: sync again */
+        if (p->sync_after_write && !p->write_inflight && !p->rewrite_needed)
+            persist_submit_fsync(p);
+        return;
+    }
+    buf_consume(&p->unsynced_data, p->fsync_covers_len);
+    p->synced_to += p->fsync_covers_len;
+    p->cur_synced_seq = p->fsync_covers;
+    p->cur_unverified = false;
+    if (p->closing_fd < 0 && p->fsync_covers > p->durable_seq)
+        p->durable_seq = p->fsync_covers; /* earlier segments are synced */
+    STAT_ADD(p, fsyncs, 1);
+    STAT_SET(p, last_fsync_ms, now);
+    if (p->sync_after_write && !p->write_inflight && !p->rewrite_needed)
+        persist_submit_fsync(p);
+    persist_check_recovered(p);
+    persist_maybe_rotate(p);
+}
+
+/* ---- read descriptors (values beyond RAM) ---- */
+
+/* A cold read names its segment's descriptor from when it is prepared until
+ * it completes (a descriptor is looked up when the kernel issues the read,
+ * possibly later than the submit), so a descriptor is closed only while the
+ * shard has no cold read prepared or in flight; until then it waits here. */
+static void persist_let_go_fd(struct persist *p, int fd)
+{
+    if (tier_busy(p->sh->tier) == 0) {
+        close(fd);
+        return;
+    }
+    if (p->ndoomed == p->doomed_cap) {
+        size_t cap = p->doomed_cap ? p->doomed_cap * 2 : 16;
+        int *fds = mi_realloc(p->doomed_fds, cap * sizeof *fds);
+        if (!fds) {
+            log_warn("out of memory: a segment descriptor stays open until restart");
+            return;
+        }
+        p->doomed_fds = fds;
+        p->doomed_cap = cap;
+    }
+    p->doomed_fds[p->ndoomed++] = fd;
+}
+
+/* Closes the descriptors let go, and past PERSIST_MAX_READ_FDS those of the
+ * closed segments (all but *keep), once no cold read can name them. */
+static void persist_trim_read_fds(struct persist *p, const int *keep)
+{
+    if (tier_busy(p->sh->tier) > 0)
+        return; /* later: meanwhile the limit may be passed */
+    for (size_t i = 0; i < p->ndoomed; i++)
+        close(p->doomed_fds[i]);
+    p->ndoomed = 0;
+    if (p->read_fds < PERSIST_MAX_READ_FDS)
+        return;
+    for (size_t i = 0; i < p->nsegs; i++)
+        if (p->segs[i].rfd >= 0 && &p->segs[i].rfd != keep) {
+            close(p->segs[i].rfd);
+            p->segs[i].rfd = -1;
+        }
+    p->read_fds = p->rfd >= 0 ? 1 : 0;
 }
 
 /* ---- compaction ----
@@ -696,10 +1135,7 @@ static void persist_compact_on_read(struct persist *p, int res)
              * a cold value needs no reading back. */
             uint64_t lsn = p->append_lsn;
             buf_append(&p->pending, p->compact_buf.data + p->compact_pos, used);
-            if (p->pending.failed) {
-                log_error("out of memory while compacting; stopping the node");
-                abort(); /* as persist_encode: the log must not have a hole */
-            }
+            persist_need_memory(&p->pending);
             ++p->seq;
             p->append_lsn += used;
             if (e->meta & TABLE_ENTRY_LSN)
@@ -731,8 +1167,8 @@ static void persist_compact_on_unlink(struct persist *p, int res)
         persist_compact_abandon(p, true);
         return;
     }
-    if (gone.rfd >= 0) {
-        close(gone.rfd); /* no entry points into it any more */
+    if (gone.rfd >= 0) { /* no entry points into it any more */
+        persist_let_go_fd(p, gone.rfd);
         p->read_fds--;
     }
     memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
@@ -753,7 +1189,7 @@ static void persist_compact_on_unlink(struct persist *p, int res)
 static void persist_compact_step(struct persist *p)
 {
     if (p->compact_state == COMPACT_READING || p->compact_state == COMPACT_UNLINKING ||
-        p->cfg->compaction_threshold == 0 || p->compact_broken)
+        p->cfg->compaction_threshold == 0 || p->compact_broken || p->stats.failing)
         return;
     if (p->compact_state == COMPACT_WAITING) {
         if (p->durable_seq < p->compact_wait_seq) {
@@ -761,12 +1197,13 @@ static void persist_compact_step(struct persist *p)
                 persist_submit_fsync(p);
             return;
         }
-        char path[1200];
-        seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
+        /* The path lives in p until the completion: the kernel may read it
+         * whenever it takes the request, up to then. */
+        seg_path(p->unlink_path, sizeof p->unlink_path, p->cfg->dir, p->shard_id,
+                 p->segs[0].number);
         struct io_uring_sqe *sqe = shard_sqe(p->sh);
-        io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, p->unlink_path, 0);
         io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
-        io_uring_submit(&p->sh->uring); /* the kernel copies the path now */
         p->unlink_inflight = true;
         p->compact_state = COMPACT_UNLINKING;
         return;
@@ -809,58 +1246,15 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
             persist_compact_on_read(p, res);
         return;
     }
-    if (op == SHARD_OP_SEG_FSYNC && net_ud_slot(ud) == PERSIST_UD_ROTATION) {
-        p->rotation_syncs--;
-        if (res < 0 && res != -ECANCELED) {
-            STAT_ADD(p, write_errors, 1);
-            log_error("fdatasync of closed segment failed: %s", strerror(-res));
-        }
-        return;
-    }
-    if (p->always) {
+    if (net_ud_slot(ud) == PERSIST_UD_ROTATION)
+        persist_on_closing_cqe(p, op, res, now);
+    else if (p->always)
         persist_on_batch_cqe(p, net_ud_gen(ud), op, res, now);
-        return;
-    }
-    if (op == SHARD_OP_SEG_FSYNC) {
-        p->fsync_inflight = false;
-        if (res < 0) {
-            STAT_ADD(p, write_errors, 1);
-            p->unsynced = true;
-            log_error("fdatasync of segment %llu failed: %s; retrying",
-                      (unsigned long long)p->segment, strerror(-res));
-            return;
-        }
-        if (p->rotation_syncs == 0) /* closed segments are synced too */
-            p->durable_seq = p->fsync_covers;
-        STAT_ADD(p, fsyncs, 1);
-        STAT_SET(p, last_fsync_ms, now);
-        return;
-    }
-    p->write_inflight = false;
-    if (res <= 0) {
-        STAT_ADD(p, write_errors, 1);
-        if (now - p->last_error_log_ms > 1000) {
-            log_error("write to segment %llu failed: %s; retrying",
-                      (unsigned long long)p->segment, strerror(res ? -res : EIO));
-            p->last_error_log_ms = now;
-        }
-        persist_submit_write(p);
-        return;
-    }
-    p->inflight_done += (size_t)res;
-    p->write_offset += (uint64_t)res;
-    p->unsynced = true;
-    STAT_ADD(p, disk_bytes, (uint64_t)res);
-    if (p->inflight_done < p->inflight.len) {
-        persist_submit_write(p);
-        return;
-    }
-    buf_clear(&p->inflight);
-    p->written_seq = p->batch_seq;
-    p->readable_lsn = p->batch_end_lsn;
-    if (p->write_offset >= (uint64_t)p->cfg->segment_size)
-        persist_rotate(p);
-    persist_flush(p);
+    else if (op == SHARD_OP_SEG_FSYNC)
+        persist_on_fsync_cqe(p, res, now);
+    else
+        persist_on_write_cqe(p, res, now);
+    persist_note_unsynced(p);
 }
 
 void persist_read_stats(const struct persist *p, struct persist_stats *out)
@@ -884,6 +1278,86 @@ void persist_read_stats(const struct persist *p, struct persist_stats *out)
     out->compactions = __atomic_load_n(&p->stats.compactions, __ATOMIC_RELAXED);
     out->compaction_reclaimed_bytes =
         __atomic_load_n(&p->stats.compaction_reclaimed_bytes, __ATOMIC_RELAXED);
+    out->unsynced_bytes = __atomic_load_n(&p->stats.unsynced_bytes, __ATOMIC_RELAXED);
+    out->failing = __atomic_load_n(&p->stats.failing, __ATOMIC_RELAXED);
+    out->last_error = __atomic_load_n(&p->stats.last_error, __ATOMIC_RELAXED);
+}
+
+/* ---- MISCONF and INFO ---- */
+
+/* The errno of a failing shard's log (or the last failure of any), 0 none. */
+static int persist_node_error(const struct node *n, bool *failing)
+{
+    int err = 0;
+    *failing = false;
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        struct persist_stats st;
+        persist_read_stats(n->shards[i]->persist, &st);
+        if (st.failing && !*failing) {
+            *failing = true;
+            err = st.last_error;
+        } else if (!*failing && st.last_error) {
+            err = st.last_error;
+        }
+    }
+    return err;
+}
+
+static bool persist_refusing(const struct node *n, char *why, size_t len)
+{
+    if (__atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) == 0)
+        return false;
+    bool failing;
+    int err = persist_node_error(n, &failing);
+    snprintf(why, len, "Errors writing to the data log: %s", strerror(err ? err : EIO));
+    return true;
+}
+
+bool persist_refuse_resp(const struct node *n, struct buf *out)
+{
+    char why[160], line[400];
+    if (!persist_refusing(n, why, sizeof why))
+        return false;
+    snprintf(line, sizeof line,
+             "MISCONF %s. Commands that change data are refused until the log is written and "
+             "synced again (the node retries by itself; see INFO persistence).",
+             why);
+    resp_write_error(out, line);
+    return true;
+}
+
+bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out)
+{
+    switch (req->cmd) {
+    case MC_SET: case MC_ADD: case MC_REPLACE: case MC_APPEND: case MC_PREPEND: case MC_CAS:
+    case MC_DELETE: case MC_TOUCH: case MC_INCR: case MC_DECR: case MC_GAT: case MC_GATS:
+    case MC_FLUSH_ALL:
+        break;
+    default:
+        return false; /* reads and connection commands go on */
+    }
+    char why[160], line[200];
+    if (!persist_refusing(n, why, sizeof why))
+        return false;
+    if (!req->noreply) {
+        snprintf(line, sizeof line, "SERVER_ERROR %s", why);
+        mc_write_line(out, line);
+    }
+    return true;
+}
+
+void persist_write_info(struct buf *b, const struct node *n)
+{
+    uint64_t unsynced = 0;
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        struct persist_stats st;
+        persist_read_stats(n->shards[i]->persist, &st);
+        unsynced += st.unsynced_bytes;
+    }
+    bool failing;
+    int err = persist_node_error(n, &failing);
+    buf_printf(b, "log_write_status:%s\r\nlog_last_error:%s\r\nlog_unsynced_bytes:%llu\r\n",
+               failing ? "err" : "ok", err ? strerror(err) : "", (unsigned long long)unsynced);
 }
 
 /* ---- recovery ---- */
@@ -968,19 +1442,27 @@ static int persist_apply(const struct seg_record *r, void *arg)
     if (!rc->filter)
         rc->p->readable_lsn = lsn;
     buf_clear(&rc->value);
-    if (seg_value(r, &rc->value) != 0) {
-        log_warn("a record of key '%.*s' has a value that does not decompress; skipping it",
-                 (int)(r->key_len > 64 ? 64 : r->key_len), r->key);
+    int err = seg_value(r, &rc->value);
+    if (err == -EINVAL) {
+        /* Never serve the key's older version in its place: it goes. */
+        log_error("a record of key '%.*s' has a value that does not decompress; the key is "
+                  "left out",
+                  (int)(r->key_len > 64 ? 64 : r->key_len), r->key);
+        STAT_ADD(rc->p, damaged_files, 1);
+        store_delete(s, r->key, r->key_len, hash);
         return 0;
     }
     /* The version stays what the log says (compaction relies on it). */
-    int err = store_put_recovered(s, r->key, r->key_len, hash,
+    if (err == 0)
+        err = store_put_recovered(s, r->key, r->key_len, hash,
                                   rc->value.data ? rc->value.data : "", rc->value.len,
                                   r->expire_ms, r->mc_flags, r->seq,
                                   rc->filter ? UINT64_MAX : lsn);
-    if (err < 0)
-        log_warn("cannot load key '%.*s': %s", (int)(r->key_len > 64 ? 64 : r->key_len), r->key,
-                 strerror(-err));
+    if (err < 0) { /* out of memory: serving part of the log would serve stale values */
+        log_error("cannot load key '%.*s': %s; the node cannot start with this data",
+                  (int)(r->key_len > 64 ? 64 : r->key_len), r->key, strerror(-err));
+        return err;
+    }
     return 0;
 }
 
@@ -1159,16 +1641,9 @@ int persist_locate(struct persist *p, uint64_t lsn, int *fd, uint64_t *offset)
     if (*rfd < 0) {
         /* Opened once per segment and kept: a metadata lookup of a file
          * this shard made, not a read of data. Past PERSIST_MAX_READ_FDS
-         * the closed segments' descriptors are let go (reads in flight
-         * keep their file: the kernel took it at submission). */
-        if (p->read_fds >= PERSIST_MAX_READ_FDS) {
-            for (size_t i = 0; i < p->nsegs; i++)
-                if (p->segs[i].rfd >= 0 && &p->segs[i].rfd != rfd) {
-                    close(p->segs[i].rfd);
-                    p->segs[i].rfd = -1;
-                }
-            p->read_fds = p->rfd >= 0 ? 1 : 0;
-        }
+         * the closed segments' descriptors are let go, once no cold read
+         * names them (persist_trim_read_fds). */
+        persist_trim_read_fds(p, rfd);
         char path[1200];
         seg_path(path, sizeof path, p->cfg->dir, p->shard_id, number);
         *rfd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1201,6 +1676,9 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     p->next_fd = -1;
     p->dir_fd = -1;
     p->rfd = -1;
+    p->closing_fd = -1;
+    buf_init(&p->unsynced_data);
+    buf_init(&p->closing_data);
     buf_init(&p->next_header);
     buf_init(&p->compact_buf);
     p->always = n->cfg->appendfsync == CFG_FSYNC_ALWAYS;
@@ -1256,6 +1734,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     }
     p->append_lsn = p->batch_end_lsn = p->readable_lsn =
         p->seg_base_lsn + (p->write_offset - SEG_FILE_HEADER);
+    p->synced_to = p->write_offset; /* the header and a snapshot are synced */
     if (rc.filter && maxmemory > 0) {
         p->store->maxmemory = maxmemory;
         store_make_room(p->store, 0); /* what does not fit now leaves memory */
@@ -1279,6 +1758,12 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     p->journal = (struct store_journal){persist_journal_put, persist_journal_del,
                                         persist_journal_flush, p};
     store_attach_journal(p->store, &p->journal);
+#ifdef RINGKV_FAULTS
+    p->faults = mi_zalloc(sizeof *p->faults);
+    if (p->faults)
+        for (int i = 0; i < 4; i++)
+            p->faults->files[i].fd = -1;
+#endif
     *out = p;
     return 0;
 fail:
@@ -1323,6 +1808,10 @@ void persist_stop(struct persist *p)
                                    b->offset + b->done) != 0)
                 log_error("cannot write the last records: %s", strerror(errno));
         }
+        if (p->rewrite_needed && p->unsynced_data.len &&
+            persist_pwrite_all(p->fd, p->unsynced_data.data, p->unsynced_data.len,
+                               p->synced_to) != 0) /* a failure's rewrite not done yet */
+            log_error("cannot write the last records: %s", strerror(errno));
         size_t left = p->inflight.len > p->inflight_done ? p->inflight.len - p->inflight_done : 0;
         if (left && persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done, left,
                                        p->write_offset) != 0)
@@ -1331,9 +1820,31 @@ void persist_stop(struct persist *p)
         if (p->pending.len &&
             persist_pwrite_all(p->fd, p->pending.data, p->pending.len, p->write_offset) != 0)
             log_error("cannot write the last records: %s", strerror(errno));
-        fdatasync(p->fd);
+        if (fdatasync(p->fd) != 0)
+            log_error("fdatasync of segment %llu failed at stop: %s",
+                      (unsigned long long)p->segment, strerror(errno));
         close(p->fd);
     }
+    if (p->closing_fd >= 0) { /* a closed segment whose fdatasync did not succeed */
+        if (p->closing_failed && p->closing_data.len &&
+            persist_pwrite_all(p->closing_fd, p->closing_data.data, p->closing_data.len,
+                               p->closing_from) != 0)
+            log_error("cannot write the last records: %s", strerror(errno));
+        if (fdatasync(p->closing_fd) != 0)
+            log_error("fdatasync of segment %llu failed at stop: %s",
+                      (unsigned long long)p->closing_number, strerror(errno));
+        close(p->closing_fd);
+    }
+    for (size_t i = 0; i < p->ndoomed; i++)
+        close(p->doomed_fds[i]);
+    mi_free(p->doomed_fds);
+    if (p->stats.failing)
+        __atomic_sub_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
+    buf_fini(&p->unsynced_data);
+    buf_fini(&p->closing_data);
+#ifdef RINGKV_FAULTS
+    mi_free(p->faults);
+#endif
     if (p->compact_fd >= 0)
         close(p->compact_fd);
     if (p->rfd >= 0)

@@ -9,8 +9,16 @@
  * turn) and holds every reply computed meanwhile until that fdatasync has
  * completed (persist_durable_seq); the loop goes on serving while the disk
  * works, and the records of later turns form the next batch. everysec
- * submits an fdatasync at most once a second; no leaves it to the kernel. A segment past its size limit is closed (after
- * an fdatasync) and a new one begun.
+ * submits an fdatasync at most once a second; no leaves it to the kernel
+ * (but syncs every 64 MiB written). everysec and no keep what they wrote
+ * since the last good fdatasync. A segment past its size limit is closed
+ * once an fdatasync of it succeeds, and a new one begun.
+ * Failures (a full or failing disk: ENOSPC, EIO): a failed write or
+ * fdatasync makes the shard write everything since its last good
+ * fdatasync again, retried on every tick, and until that is written and
+ * synced the node refuses write commands (Redis's MISCONF; reads go on):
+ * nothing is acknowledged that the log did not take, and the records
+ * already taken stay in memory until they are on disk.
  * Compaction: while the estimated live share of the shard's segment files is
  * under compaction-threshold, the oldest closed segment is read through the
  * ring 128 KiB per step, its still-current records are appended again,
@@ -31,7 +39,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "cfg.h"
+#include "mc.h"
 #include "net.h"
 
 struct shard;
@@ -70,6 +80,9 @@ struct persist_stats {
     uint64_t segment_bytes;      /* bytes in the shard's segment files */
     uint64_t compactions;        /* segments rewritten and removed */
     uint64_t compaction_reclaimed_bytes;
+    uint64_t unsynced_bytes;     /* appended, not yet known durable */
+    uint32_t failing;            /* 1 while the log cannot persist (MISCONF) */
+    int32_t last_error;          /* errno of the last write or sync failure; 0 none */
 } __attribute__((aligned(64)));
 
 struct persist;
@@ -95,7 +108,7 @@ uint64_t persist_last_seq(const struct persist *p);
 uint64_t persist_durable_seq(const struct persist *p);
 /* True while the log has operations in the kernel (stopping waits). */
 bool persist_busy(const struct persist *p);
-/* The tick: fdatasync for everysec. */
+/* The tick: fdatasync for everysec; retries after a failure. */
 void persist_tick(struct persist *p, int64_t now_ms);
 /* A completion of one of the persist's operations. */
 void persist_on_cqe(struct persist *p, uint64_t ud, int res);
@@ -109,5 +122,19 @@ uint64_t persist_readable_lsn(const struct persist *p);
 
 /* A copy of the counters (relaxed loads). Any thread; p may be NULL. */
 void persist_read_stats(const struct persist *p, struct persist_stats *out);
+
+/* MISCONF, checked at dispatch (any shard thread; one relaxed load while
+ * all is well). For a RESP command that writes: true, after writing
+ * "-MISCONF Errors writing to the data log: <reason> ..." to out, while some
+ * shard's log cannot persist. For a memcached request: the same for
+ * commands that change data, with "SERVER_ERROR ..." (nothing with
+ * noreply); reads pass. */
+bool persist_refuse_resp(const struct node *n, struct buf *out);
+bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out);
+
+/* INFO persistence's lines on the log's state: log_write_status (ok or
+ * err), log_last_error (the last failure's text, even once recovered, as
+ * Redis's aof_last_write_status keeps its errno), log_unsynced_bytes. */
+void persist_write_info(struct buf *b, const struct node *n);
 
 #endif

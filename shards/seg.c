@@ -27,8 +27,6 @@
 
 #include "keyhash.h"
 
-#define SEG_MAX_KEY (512u << 20)
-#define SEG_MAX_VALUE (1u << 30)
 #define SEG_SCAN_CHUNK (4u << 20)
 #define SEG_ZSTD_LEVEL 1
 

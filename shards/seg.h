@@ -21,8 +21,10 @@
  *   u64 seq        the key's version (its cas: new with every change of the
  *                  value; an expiry change keeps it), 0 for deletes/flushes
  *   then meta, key, value.
- * Limits: keys up to 512 MiB and values up to 1 GiB (a longer length field
- * decodes as corrupt); the node's own limits are far below.
+ * Limits: keys up to SEG_MAX_KEY (512 MiB) and values up to SEG_MAX_VALUE
+ * (1 GiB); a longer length field decodes as corrupt. The node's settings
+ * (max-key-size, proto-max-bulk-len) and the store derive their bounds from
+ * these two, so nothing acknowledged is beyond what a record holds.
  * A segment file starts with a header: SEG_FILE_MAGIC, version, shard id,
  * shard count and partition count at creation.
  *
@@ -47,6 +49,8 @@
 #define SEG_FILE_VERSION 1
 #define SEG_RECORD_HEADER 48         /* bytes before meta, key and value */
 #define SEG_FILE_HEADER 32
+#define SEG_MAX_KEY (512u << 20)     /* longest key a record holds */
+#define SEG_MAX_VALUE (1u << 30)     /* longest value (raw or stored) a record holds */
 
 enum seg_type {
     SEG_PUT = 1,   /* key = value (with expiry and flags) */

@@ -15,7 +15,8 @@
  *      turn with an IORING_OP_MSG_RING on its ring (no syscall of its own:
  *      it rides in the next submit);
  *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
- *      steps), the segment log's fdatasync (everysec) and the stop flag.
+ *      steps), the segment log's fdatasync (everysec), idle clients
+ *      (idle.h) and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
  * With appendfsync always, replies computed while records are not yet
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "node.h"
@@ -564,6 +566,7 @@ static void shard_env_init(struct shard *sh)
         .query_buffer_limit = (uint64_t)cfg->client_query_buffer_limit,
         .input_bytes = &sh->stats.net_input_bytes,
         .output_bytes = &sh->stats.net_output_bytes,
+        .examined_bytes = &sh->stats.parser_examined_bytes,
     };
 }
 
@@ -675,6 +678,7 @@ void *shard_main(void *arg)
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
             persist_tick(sh->persist, now);
+            idle_scan(sh, now);
             shard_arm_tick(sh, &tick_ts);
         }
     }

@@ -52,6 +52,7 @@ struct shard_stats {
     uint64_t total_commands_processed;
     uint64_t net_input_bytes;
     uint64_t net_output_bytes;
+    uint64_t parser_examined_bytes; /* bytes the request parsers looked at */
     uint64_t cross_shard_requests;
 } __attribute__((aligned(64)));
 

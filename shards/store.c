@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "keyhash.h"
+#include "seg.h"
 
 #define STORE_MAX_SAMPLES 64     /* as Redis's maxmemory-samples bound */
 #define STORE_STEP_BUDGET 1024   /* table slots migrated per tick */
@@ -96,10 +97,13 @@ int store_init(struct store *s, const struct store_config *cfg)
     s->samples = cfg->samples ? cfg->samples : STORE_DEFAULT_SAMPLES;
     if (s->samples > STORE_MAX_SAMPLES)
         s->samples = STORE_MAX_SAMPLES;
-    s->max_key_len = cfg->max_key_len;
+    /* Nothing longer than a log record holds is ever accepted (seg.h), so
+     * that every acknowledged value can be recovered. */
+    s->max_key_len = cfg->max_key_len && cfg->max_key_len < SEG_MAX_KEY ? cfg->max_key_len
+                                                                         : SEG_MAX_KEY;
     s->max_val_len = cfg->max_val_len ? cfg->max_val_len : STORE_DEFAULT_MAX_VAL_LEN;
-    if (s->max_val_len > UINT32_MAX) /* val_len is 32 bits */
-        s->max_val_len = UINT32_MAX;
+    if (s->max_val_len > SEG_MAX_VALUE)
+        s->max_val_len = SEG_MAX_VALUE;
     s->rng = cfg->seed ? cfg->seed : (uint64_t)monotonic_ns() | 1;
     s->next_cas = 1;
     return 0;
@@ -486,7 +490,10 @@ static int put_prepare(struct store *s, const void *key, uint32_t klen, const vo
                        size_t vlen, int64_t expire_ms, uint32_t mc_flags, bool recovering,
                        struct table_entry **out)
 {
-    int rc = store_check_len(s, klen, vlen);
+    /* Recovery loads what the log holds whatever today's limits say: a
+     * record skipped for them would leave the key's older version served
+     * (and compaction would then drop the newer record for good). */
+    int rc = recovering ? 0 : store_check_len(s, klen, vlen);
     if (rc != 0)
         return rc;
     size_t need = store_need(klen, vlen);

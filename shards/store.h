@@ -64,8 +64,10 @@ struct store_config {
     size_t maxmemory; /* bytes for this shard; 0 = no limit */
     enum store_policy policy;
     unsigned samples;     /* keys sampled per eviction; 0 = STORE_DEFAULT_SAMPLES */
-    uint32_t max_key_len; /* 0 = no limit */
-    uint64_t max_val_len; /* 0 = STORE_DEFAULT_MAX_VAL_LEN */
+    uint32_t max_key_len; /* 0 or above SEG_MAX_KEY: SEG_MAX_KEY (what a log
+                             record holds, seg.h) */
+    uint64_t max_val_len; /* 0 = STORE_DEFAULT_MAX_VAL_LEN; above SEG_MAX_VALUE:
+                             SEG_MAX_VALUE */
     size_t size_hint;     /* keys expected, for the table's first size */
     uint64_t seed;        /* rng seed for sampling; 0 = derived from the clock */
 };
@@ -195,7 +197,7 @@ static inline size_t store_need(size_t klen, size_t vlen)
  * limits, else -ENAMETOOLONG (the key) or -E2BIG (the value). */
 static inline int store_check_len(const struct store *s, size_t klen, uint64_t vlen)
 {
-    if (s->max_key_len != 0 && klen > s->max_key_len)
+    if (klen > s->max_key_len)
         return -ENAMETOOLONG;
     return vlen > s->max_val_len ? -E2BIG : 0;
 }
@@ -210,8 +212,10 @@ int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, co
               size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out);
 
 /* Recovery: as store_put, with the version (cas) and log position the
- * record has on disk; nothing is journaled, and nothing is refused or
- * evicted for maxmemory (values are cooled where a tier allows). */
+ * record has on disk; nothing is journaled, nothing is refused for the
+ * length limits (the log's newest record of a key always wins, even after a
+ * restart with lower limits), and nothing is refused or evicted for
+ * maxmemory (values are cooled where a tier allows). 0 or -ENOMEM. */
 int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                         const void *val, size_t vlen, int64_t expire_ms, uint32_t mc_flags,
                         uint64_t cas, uint64_t lsn);

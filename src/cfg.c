@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "glob.h"
+#include "seg.h" /* the log's record limits bound the size settings */
 
 enum cfg_type { CFG_INT, CFG_SIZE, CFG_BOOL, CFG_STRING, CFG_ENUM };
 
@@ -43,8 +44,9 @@ static const struct cfg_setting cfg_settings[] = {
     {"port", CFG_INT, F(port), "6379", 1, 65535, NULL, "RESP (Redis protocol) port."},
     {"memcache-port", CFG_INT, F(memcache_port), "11211", 0, 65535, NULL,
      "memcached text protocol port; 0 turns it off."},
-    {"threads", CFG_INT, F(threads), "0", 0, 1024, NULL,
-     "Shard threads; 0 means one per CPU."},
+    {"threads", CFG_INT, F(threads), "0", 0, CFG_MAX_THREADS, NULL,
+     "Shard threads; 0 means one per CPU. At most 256 (SCAN's cursor names the shard in 8 "
+     "bits)."},
     {"cpu-affinity", CFG_BOOL, F(cpu_affinity), "yes", 0, 1, NULL,
      "Pin shard thread i to CPU i (modulo the CPUs this process may use)."},
     {"requirepass", CFG_STRING, F(requirepass), "", 0, 0, NULL,
@@ -59,13 +61,17 @@ static const struct cfg_setting cfg_settings[] = {
      "Keys sampled per eviction (approximate LRU/TTL, as Redis)."},
     {"maxclients", CFG_INT, F(maxclients), "10000", 1, 1000000, NULL,
      "Most client connections at once (all shards together)."},
-    {"dir", CFG_STRING, F(dir), ".", 0, 0, NULL,
-     "Data directory (used by durable storage)."},
+    {"timeout", CFG_INT, F(timeout), "0", 0, INT32_MAX, NULL,
+     "Close a client idle this many seconds (nothing received or sent, no request "
+     "waiting); 0 means never."},
+    {"dir", CFG_STRING, F(dir), "ringkv-data", 0, 0, NULL,
+     "Data directory of durable storage (made if missing; relative paths start from the "
+     "working directory)."},
     {"appendfsync", CFG_ENUM, F(appendfsync), "everysec", 0, 0, fsync_names,
      "fsync policy of durable storage: always, everysec, no."},
-    {"storage", CFG_ENUM, F(storage), "memory", 0, 0, storage_names,
-     "memory (a pure in-memory store, for caches) or log (every change appended to per-shard "
-     "segment files under dir, recovered at start-up)."},
+    {"storage", CFG_ENUM, F(storage), "log", 0, 0, storage_names,
+     "log (every change appended to per-shard segment files under dir, recovered at "
+     "start-up) or memory (a pure in-memory store, for caches)."},
     {"segment-size", CFG_SIZE, F(segment_size), "64mb", 1 << 20, 1LL << 40, NULL,
      "Size after which a segment file is closed and a new one begun."},
     {"compression", CFG_ENUM, F(compression), "lz4", 0, 0, compression_names,
@@ -77,10 +83,11 @@ static const struct cfg_setting cfg_settings[] = {
      "use; 0 turns compaction off."},
     {"partitions", CFG_INT, F(partitions), "1024", 1, 1 << 20, NULL,
      "Partitions (vnodes) the key space is cut into; a power of two."},
-    {"proto-max-bulk-len", CFG_SIZE, F(proto_max_bulk_len), "512mb", 1024, INT64_MAX, NULL,
-     "Largest argument or value, in bytes."},
-    {"max-key-size", CFG_SIZE, F(max_key_size), "64kb", 1, 512LL << 20, NULL,
-     "Largest key, in bytes."},
+    {"proto-max-bulk-len", CFG_SIZE, F(proto_max_bulk_len), "512mb", 1024, SEG_MAX_VALUE, NULL,
+     "Largest argument or value, in bytes; at most 1gb, the largest value a log record "
+     "holds."},
+    {"max-key-size", CFG_SIZE, F(max_key_size), "64kb", 1, SEG_MAX_KEY, NULL,
+     "Largest key, in bytes; at most 512mb, the largest key a log record holds."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,
@@ -182,8 +189,10 @@ static int cfg_set_text(struct cfg *c, const struct cfg_setting *s, const char *
         break;
     }
     if (v < s->min || v > s->max) {
-        snprintf(err, err_len, "%s: %lld is out of range [%lld, %lld]", s->name, (long long)v,
-                 (long long)s->min, (long long)s->max);
+        bool log_bound = v > s->max && (s->max == SEG_MAX_VALUE || s->max == SEG_MAX_KEY);
+        snprintf(err, err_len, "%s: %lld is out of range [%lld, %lld]%s", s->name, (long long)v,
+                 (long long)s->min, (long long)s->max,
+                 log_bound ? " (the most one data log record holds)" : "");
         return -EINVAL;
     }
     *(int64_t *)field = v;

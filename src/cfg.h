@@ -16,6 +16,10 @@
 
 #include "buf.h"
 
+/* Most shard threads: SCAN's cursor holds the shard in its top 8 bits
+ * (shards/cmd.c), so a shard past 255 could never be scanned. */
+#define CFG_MAX_THREADS 256
+
 enum cfg_policy {
     CFG_POLICY_NOEVICTION,
     CFG_POLICY_ALLKEYS_LRU,
@@ -41,6 +45,7 @@ struct cfg {
     int64_t maxmemory_policy;   /* enum cfg_policy */
     int64_t maxmemory_samples;
     int64_t maxclients;
+    int64_t timeout;            /* seconds a client may stay idle; 0 = no limit */
     char dir[1024];
     int64_t appendfsync;        /* enum cfg_fsync */
     int64_t storage;            /* enum cfg_storage */

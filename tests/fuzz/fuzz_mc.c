@@ -4,10 +4,13 @@
  * the input (a swallowed value), checking the contract on each result: keys
  * and data inside the consumed bytes, keys within memcached's rules, error
  * lines ending in CRLF, *need past the bytes at hand, NEED_KEYS resolved by a
- * bigger array. Then the same stream is fed in pseudo-random chunks, each
- * parse on an exact-size heap copy so AddressSanitizer sees any read past
- * len, swallowing as a connection would; the outcomes must hash the same as
- * the one-shot run. Limits are small so every limit check is reachable. */
+ * bigger array. Then the same stream is fed in chunks of 1..64 bytes (sizes
+ * from a generator seeded by the input), one struct mc_state carried across
+ * calls as a connection does, each parse on a fresh exact-size heap copy (so
+ * the bytes move between calls and AddressSanitizer sees any read past len),
+ * swallowing as a connection would; the outcomes must hash the same as the
+ * one-shot run, and the parser's work meter must stay linear in the input.
+ * Limits are small so every limit check is reachable. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +33,8 @@ struct outcome {
     size_t consumed;
     size_t need;
     const char *err;
+    struct mc_state ms; /* carried across calls until a request ends */
+    uint64_t calls;
 };
 
 static void check_ok(const struct outcome *o, const char *data, size_t len)
@@ -57,18 +62,21 @@ static void check_ok(const struct outcome *o, const char *data, size_t len)
  * checks every promise mc.h makes about the result. */
 static void parse_one(struct outcome *o, const char *data, size_t len)
 {
-    o->st = mc_parse(&fuzz_limits, data, len, &o->req, o->keys, o->cap, &o->consumed, &o->need,
-                     &o->err);
+    o->calls++;
+    o->st = mc_parse(&fuzz_limits, &o->ms, data, len, &o->req, o->keys, o->cap, &o->consumed,
+                     &o->need, &o->err);
     if (o->st == MC_NEED_KEYS) {
         uint32_t want = o->req.nkeys;
         CHECK(want > o->cap && o->consumed == 0);
         o->keys = realloc(o->keys, want * sizeof *o->keys);
         CHECK(o->keys);
         o->cap = want;
-        o->st = mc_parse(&fuzz_limits, data, len, &o->req, o->keys, o->cap, &o->consumed, &o->need,
-                         &o->err);
+        o->calls++;
+        o->st = mc_parse(&fuzz_limits, &o->ms, data, len, &o->req, o->keys, o->cap, &o->consumed,
+                         &o->need, &o->err);
         CHECK(o->st != MC_NEED_KEYS && o->st != MC_MORE && o->st != MC_BAD);
     }
+    CHECK(o->st == MC_MORE || (o->ms.scan == 0 && o->ms.need == 0)); /* fresh after a request */
     switch (o->st) {
     case MC_OK:
         check_ok(o, data, len);
@@ -139,7 +147,9 @@ static uint64_t run_whole(const char *data, size_t size, struct outcome *o)
 static uint64_t run_chunked(const char *data, size_t size, struct outcome *o)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    uint64_t rng = size * 0x9e3779b97f4a7c15ull + 1;
+    uint64_t rng = hash_bytes(size, data, size);
+    o->ms = (struct mc_state){0};
+    o->calls = 0;
     size_t start = 0, avail = 0;
     for (;;) {
         size_t n = avail - start;
@@ -160,6 +170,9 @@ static uint64_t run_chunked(const char *data, size_t size, struct outcome *o)
             size_t step = 1 + (size_t)(rng >> 58);
             avail = avail + step < size ? avail + step : size;
         } else {
+            /* Each byte searched once, each line decoded (tokens, then keys)
+             * at most twice, plus a byte per call. */
+            CHECK(o->ms.examined <= 5 * (uint64_t)size + 2 * o->calls);
             return h;
         }
     }

@@ -6,9 +6,14 @@
  * texts in Redis's form). Each OK request is also written back with the
  * reply writers as a multibulk and parsed again: the arguments must survive,
  * and a multibulk input must equal its re-encoding byte for byte.
- * Then the same stream is fed in pseudo-random chunks, each parse running on
- * an exact-size heap copy so AddressSanitizer sees any read past len; the
- * outcomes must hash the same as the one-shot run (split invariance).
+ * Then the same stream is fed in chunks of 1..64 bytes (sizes drawn from a
+ * generator seeded by the input, so each mutation splits differently), one
+ * struct resp_state carried across calls as a connection does: each parse
+ * runs on a fresh exact-size heap copy, so the bytes move between calls (the
+ * state must hold offsets) and AddressSanitizer sees any read past len. The
+ * outcomes must hash the same as the one-shot run (resumption changes
+ * nothing), the state must be fresh after every whole request or error, and
+ * the parser's work meter must stay linear in the input.
  * Limits are small so the fuzzer reaches every limit check. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,14 +41,23 @@ struct outcome {
     size_t consumed;
     size_t need;
     const char *err;
+    struct resp_state rs; /* carried across calls until a request ends */
+    uint64_t calls;
     char scratch[FUZZ_SCRATCH];
 };
+
+static bool state_is_fresh(const struct resp_state *rs)
+{
+    struct resp_state fresh = {.examined = rs->examined};
+    return memcmp(rs, &fresh, sizeof fresh) == 0;
+}
 
 /* Parses one request from data[0..len), growing argv on NEED_ARGS, and
  * checks every promise resp.h makes about the result. */
 static void parse_one(struct outcome *o, const char *data, size_t len)
 {
-    o->st = resp_parse(&fuzz_limits, data, len, o->argv, o->cap, &o->argc, o->scratch,
+    o->calls++;
+    o->st = resp_parse(&fuzz_limits, &o->rs, data, len, o->argv, o->cap, &o->argc, o->scratch,
                        sizeof o->scratch, &o->consumed, &o->need, &o->err);
     if (o->st == RESP_NEED_ARGS) {
         CHECK(o->argc > o->cap && o->consumed == 0);
@@ -51,10 +65,12 @@ static void parse_one(struct outcome *o, const char *data, size_t len)
         o->argv = realloc(o->argv, want * sizeof *o->argv);
         CHECK(o->argv);
         o->cap = want;
-        o->st = resp_parse(&fuzz_limits, data, len, o->argv, o->cap, &o->argc, o->scratch,
+        o->calls++;
+        o->st = resp_parse(&fuzz_limits, &o->rs, data, len, o->argv, o->cap, &o->argc, o->scratch,
                            sizeof o->scratch, &o->consumed, &o->need, &o->err);
         CHECK(o->st == RESP_OK && o->argc == want);
     }
+    CHECK(o->st == RESP_MORE || state_is_fresh(&o->rs));
     switch (o->st) {
     case RESP_OK:
         CHECK(o->consumed > 0 && o->consumed <= len);
@@ -143,7 +159,9 @@ static uint64_t run_whole(const char *data, size_t size, struct outcome *o)
 static uint64_t run_chunked(const char *data, size_t size, struct outcome *o)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    uint64_t rng = size * 0x9e3779b97f4a7c15ull + 1;
+    uint64_t rng = hash_bytes(size, data, size);
+    o->rs = (struct resp_state){0};
+    o->calls = 0;
     size_t start = 0, avail = 0;
     for (;;) {
         size_t n = avail - start;
@@ -162,6 +180,9 @@ static uint64_t run_chunked(const char *data, size_t size, struct outcome *o)
             size_t step = 1 + (size_t)(rng >> 58);
             avail = avail + step < size ? avail + step : size;
         } else {
+            /* Each byte searched once, each line decoded at most three times
+             * (read, refilled, NEED_ARGS), plus a byte or two per call. */
+            CHECK(o->rs.examined <= 4 * (uint64_t)size + 2 * o->calls);
             return h;
         }
     }

@@ -11,12 +11,15 @@
 # prepopulations wrote. Last, a rate-limited run bounded by time must
 # account for exactly rate x connections x seconds requests (sent, or counted
 # as unsent if the node fell far behind), at least 90% sent, all answered.
-# Exit 77 (skip) only when $RINGKV_BIN is missing.
+# The node must then exit 0 on SIGTERM (itest_stop).
+# Exit 77 (skip) only when $RINGKV_BIN is missing or the kernel refuses io_uring.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../bench/lib.sh
 source "$HERE/../../bench/lib.sh"
+# shellcheck source=lib.bash
+source "$HERE/lib.bash"
 
 if [[ -z ${RINGKV_BIN:-} || ! -x ${RINGKV_BIN:-} ]]; then
     echo "SKIP: RINGKV_BIN (${RINGKV_BIN:-unset}) is not an executable"
@@ -37,6 +40,10 @@ mapfile -t CMD < <(bench_ringkv_cmd "$RINGKV_BIN" "$PORT" "$MPORT" 2)
 BENCH_PIDS+=($!)
 NODE=$!
 if ! bench_wait_resp "$PORT" "$NODE" 20 || ! bench_wait_memcache "$MPORT" "$NODE" 10; then
+    if itest_uring_refused "$NODE" "$WORK/ringkv.log"; then
+        echo "SKIP: the kernel refuses io_uring here"
+        exit 77
+    fi
     echo "FAIL: ringkv did not come up on ports $PORT/$MPORT; its log:"
     tail -n 20 "$WORK/ringkv.log"
     exit 1
@@ -116,7 +123,14 @@ if [[ -s $RATE_JSON ]]; then
         '.counts.replies == .counts.requests_sent and .counts.errors == 0' "$RATE_JSON"
 fi
 
-bench_alive "$NODE" || { echo "FAIL: ringkv exited during the test"; FAILURES=$((FAILURES + 1)); }
+if itest_stop "$NODE"; then
+    echo "ok   ringkv ran to the end and exited 0 on SIGTERM"
+else
+    echo "FAIL ringkv exited during the test or did not stop cleanly; its log:"
+    tail -n 20 "$WORK/ringkv.log"
+    FAILURES=$((FAILURES + 1))
+fi
+BENCH_PIDS=() # the node is reaped: the EXIT trap must not signal its PID again
 if ((FAILURES)); then
     echo "$FAILURES check(s) failed"
     exit 1

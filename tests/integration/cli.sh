@@ -4,6 +4,8 @@
 set -u
 bin=${RINGKV_BIN:?RINGKV_BIN is not set}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.bash
+source "$here/lib.bash"
 fail=0
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
 
@@ -12,30 +14,32 @@ check "--help lists every setting" '[ "$("$bin" --help | grep -c "^  --")" -ge 2
 check "an unknown flag exits 2 with a reason" \
     '"$bin" --no-such 1 2>&1 | grep -q "unknown setting" && { "$bin" --no-such 1 2>/dev/null; [ $? -eq 2 ]; }'
 check "a bad value names the setting" '"$bin" --port 99999 2>&1 | grep -q "port"'
+check "a value size past what a data log record holds is refused at start-up" \
+    'timeout 10 "$bin" --proto-max-bulk-len 2gb 2>&1 | grep -q "proto-max-bulk-len.*data log record"'
 check "the README lists every setting as the binary documents it" \
-    '"$bin" --settings-markdown | while IFS= read -r line; do grep -qF -- "$line" "$here/../../README.md" || exit 1; done'
+    'rows=$("$bin" --settings-markdown) && [ "$(printf "%s\n" "$rows" | wc -l)" -ge 20 ] &&
+     printf "%s\n" "$rows" | while IFS= read -r line; do grep -qF -- "$line" "$here/../../README.md" || exit 1; done'
 
 # A config file, overridden by a flag; the node reports the merged values.
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'port = 1\nmaxmemory-policy = allkeys-lru\nmaxmemory = 1mb\n' > "$dir/ringkv.ini"
-"$bin" "$dir/ringkv.ini" --port "$port" --memcache-port 0 --threads 1 > "$dir/log" 2>&1 &
+"$bin" "$dir/ringkv.ini" --port "$port" --memcache-port 0 --threads 1 --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 500); do
     redis-cli -p "$port" ping >/dev/null 2>&1 && break
-    kill -0 "$pid" 2>/dev/null || break
+    itest_running "$pid" || break
     sleep 0.02
 done
-if grep -q "io_uring" "$dir/log" && ! kill -0 "$pid" 2>/dev/null; then
+if itest_uring_refused "$pid" "$dir/log"; then
     echo "skip: io_uring unavailable"; exit 77
 fi
 check "the file's policy is in force" \
     '[ "$(redis-cli -p "$port" config get maxmemory-policy | tail -1)" = "allkeys-lru" ]'
 check "the file's size is parsed" '[ "$(redis-cli -p "$port" config get maxmemory | tail -1)" = "1048576" ]'
 check "the flag overrides the file" '[ "$(redis-cli -p "$port" config get port | tail -1)" = "$port" ]'
-kill -TERM "$pid"
-wait "$pid"
+itest_stop "$pid"
 rc=$?
 check "SIGTERM stops the node with exit 0" '[ $rc -eq 0 ]'
 check "the log says it stopped cleanly" 'grep -q "stopped cleanly" "$dir/log"'

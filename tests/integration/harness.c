@@ -3,7 +3,8 @@
  * program) keeps each node's scratch directory, PIDs and output files, so
  * that harness_finish() can print the output after a failure and the atexit
  * hook can kill what a crashed or aborted test left running. A node runs in its
- * own mkdtemp directory (anything it writes stays there), with stdin from
+ * own mkdtemp directory (anything it writes stays there; removed at exit), or
+ * in the test's own directory (harness_opts.dir, kept), with stdin from
  * /dev/null and stdout+stderr to <dir>/<name>.log; PR_SET_PDEATHSIG kills it
  * if the test process dies without running atexit.
  * Readiness is a condition with a deadline: every 10 ms the harness checks the
@@ -56,7 +57,8 @@ struct harness_proc {
 
 struct harness_entry {
     bool used;
-    char dir[64];
+    bool own_dir; /* dir is the harness's scratch directory (removed at exit) */
+    char dir[HARNESS_PATH_MAX - 32];
     struct harness_proc main;
     struct harness_proc mc;
 };
@@ -69,7 +71,8 @@ static bool atexit_registered;
 static int node_failures;
 
 /* Flags only ringkv knows, dropped (with their value) under the redis target. */
-static const char *const ringkv_only_flags[] = {"--threads", "--memcache-port", NULL};
+static const char *const ringkv_only_flags[] = {"--threads", "--memcache-port", "--storage",
+                                                NULL};
 
 bool harness_target_is_redis(void)
 {
@@ -109,6 +112,32 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 {
     remove(path);
     return 0;
+}
+
+void harness_noise(uint32_t seed, char *out, size_t len)
+{
+    uint32_t x = seed * 2654435761u + 7;
+    for (size_t k = 0; k < len; k++) {
+        x = x * 1103515245u + 12345u;
+        out[k] = (char)('!' + (x >> 16) % 90);
+    }
+}
+
+int harness_temp_dir(char *dir, size_t cap, const char *prefix)
+{
+    if (snprintf(dir, cap, "/tmp/%s-XXXXXX", prefix) >= (int)cap)
+        return -ENAMETOOLONG;
+    return mkdtemp(dir) ? 0 : -errno;
+}
+
+static int rm_counting(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path) == 0 ? 0 : 1;
+}
+
+int harness_remove_dir(const char *dir)
+{
+    return nftw(dir, rm_counting, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
 
 static void harness_print_log(const struct harness_proc *p)
@@ -172,7 +201,7 @@ static void harness_kill_all(void)
             }
             p->pid = 0;
         }
-        if (e->used && e->dir[0] != '\0')
+        if (e->used && e->own_dir && e->dir[0] != '\0')
             nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         e->used = false;
     }
@@ -228,7 +257,7 @@ static int harness_spawn(struct harness_entry *e, struct harness_proc *p, const 
     return 0;
 }
 
-static int harness_free_ports(int *a, int *b)
+int harness_free_ports(int *a, int *b)
 {
     int fds[2] = {-1, -1};
     int ports[2] = {0, 0};
@@ -413,8 +442,12 @@ int harness_start(struct harness_server *s, const struct harness_opts *opts)
         node_failures++;
         return -ENOSPC;
     }
-    snprintf(e->dir, sizeof(e->dir), "/tmp/ringkv-it-XXXXXX");
-    if (mkdtemp(e->dir) == NULL) {
+    if (o->dir != NULL) {
+        snprintf(e->dir, sizeof(e->dir), "%s", o->dir);
+    } else if (snprintf(e->dir, sizeof(e->dir), "/tmp/ringkv-it-XXXXXX") > 0 &&
+               mkdtemp(e->dir) != NULL) {
+        e->own_dir = true;
+    } else {
         int err = errno;
         e->dir[0] = '\0';
         fprintf(stderr, "harness: mkdtemp: %s\n", strerror(err));
@@ -798,6 +831,20 @@ void harness_check_at(const char *file, int line, const redisReply *r, struct ha
         print_error("%s: %s\n", what, why);
         _fail(file, line);
     }
+}
+
+void harness_check_noise_keys_at(const char *file, int line, redisContext *c, int n, size_t len)
+{
+    char *want = malloc(len ? len : 1);
+    for (int i = 0; i < n; i++)
+        redisAppendCommand(c, "GET key:%d", i);
+    for (int i = 0; i < n; i++) {
+        redisReply *r = harness_next_reply_at(file, line, c);
+        harness_noise((uint32_t)i, want, len);
+        harness_check_at(file, line, r, HARNESS_BULK_LEN(want, len), "GET of an acknowledged key");
+        freeReplyObject(r);
+    }
+    free(want);
 }
 
 void harness_expect_at(const char *file, int line, redisContext *c, struct harness_want want,

@@ -48,6 +48,10 @@ struct harness_opts {
     const char *const *args; /* extra flags, Redis setting names, NULL-terminated:
                                 {"--maxmemory", "1mb", NULL}. Under the redis
                                 target ringkv-only flags are dropped. */
+    const char *dir;         /* run the node in this directory (the test's: kept
+                                at exit), not in a fresh scratch one; so a
+                                restart finds what the default data directory
+                                holds. NULL: a scratch directory */
 };
 
 /* True when RINGKV_TEST_TARGET=redis: the tests run against redis-server and
@@ -86,6 +90,25 @@ bool harness_output_mentions(const struct harness_server *s, const char *needle)
  * every server started; removes the scratch files. Returns that total, main's
  * exit status. */
 int harness_finish(int failures);
+
+/* Two loopback ports that were free a moment ago (bound, then released), for
+ * a test that runs a node without harness_start(). 0, or a negative errno. */
+int harness_free_ports(int *a, int *b);
+
+/* A fresh directory /tmp/<prefix>-XXXXXX into dir (cap bytes), for data a
+ * test keeps across restarts. 0 or -errno. */
+int harness_temp_dir(char *dir, size_t cap, const char *prefix);
+/* Removes a directory tree (harness_temp_dir's). 0, or -1 if some of it stays. */
+int harness_remove_dir(const char *dir);
+
+/* Fills out[0..len) with printable bytes that do not compress, the same
+ * for the same seed (a value a test can check after a restart). */
+void harness_noise(uint32_t seed, char *out, size_t len);
+
+/* Checks, pipelined, that key:0 .. key:n-1 hold harness_noise(i, len). */
+void harness_check_noise_keys_at(const char *file, int line, redisContext *c, int n, size_t len);
+#define harness_check_noise_keys(c, n, len)                                                       \
+    harness_check_noise_keys_at(__FILE__, __LINE__, (c), (n), (len))
 
 /* Monotonic milliseconds. */
 int64_t harness_now_ms(void);

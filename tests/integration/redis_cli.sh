@@ -6,9 +6,14 @@
 # redis-server when RINGKV_TEST_TARGET=redis), waits for the port with a
 # deadline, and stops it by PID on exit (SIGTERM, then SIGKILL past the
 # deadline). A node that died or exited badly fails the script. Exit 0 when
-# every check passed, 1 otherwise (printing the node's output), 77 when
-# redis-cli is missing.
+# every check passed, 1 otherwise (printing the node's output), 77 (skip)
+# when redis-cli is missing or the kernel refuses io_uring. The EXIT trap
+# decides the status once: a skip stays a skip, and an exit it did not
+# expect (set -u, a non-zero exit from anywhere) is a failure, never a pass.
 set -u
+
+# shellcheck source=lib.bash
+source "$(dirname "$0")/lib.bash"
 
 DEADLINE_S=10
 KEYS=10000
@@ -40,39 +45,26 @@ port_accepts() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Stops the node by PID: SIGTERM, wait up to the deadline, SIGKILL. 0 when it
-# was running and exited cleanly.
+# Stops the node by PID (itest_stop: SIGTERM, the deadline, SIGKILL). 0 when
+# it was running and exited with status 0.
 stop_node() {
     [ -n "$pid" ] || return 0
-    local rc=0 status
-    if ! kill -0 "$pid" 2>/dev/null; then
-        wait "$pid"
-        echo "node (pid $pid) had died before it was stopped (status $?)" >&2
-        pid=""
-        return 1
-    fi
-    kill -TERM "$pid"
-    local end=$(($(now_ms) + DEADLINE_S * 1000))
-    while kill -0 "$pid" 2>/dev/null && [ "$(now_ms)" -lt "$end" ]; do
-        sleep 0.01
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "node (pid $pid) still alive ${DEADLINE_S}s after SIGTERM; SIGKILL" >&2
-        kill -KILL "$pid"
-        rc=1
-    fi
-    wait "$pid"
-    status=$?
-    # 0, or 143 (killed by the SIGTERM we sent) are clean exits.
-    if [ "$rc" -eq 0 ] && [ "$status" -ne 0 ] && [ "$status" -ne 143 ]; then
-        echo "node (pid $pid) exited with status $status after SIGTERM" >&2
-        rc=1
-    fi
+    local rc=0
+    itest_stop "$pid" "$DEADLINE_S" || rc=1
     pid=""
     return "$rc"
 }
 
 cleanup() {
+    local status=$?
+    if [ "$status" -eq 77 ]; then
+        stop_node
+        rm -rf "$workdir"
+        exit 77
+    fi
+    if [ "$status" -ne 0 ] && [ "$failures" -eq 0 ]; then
+        fail "the script stopped early with status $status"
+    fi
     stop_node || failures=$((failures + 1))
     if [ "$failures" -gt 0 ]; then
         echo "---- node output ($log) ----" >&2
@@ -131,8 +123,6 @@ start_node() {
         if grep -q "io_uring" "$log"; then
             echo "the kernel refuses io_uring here; skipping" >&2
             pid=""
-            trap - EXIT
-            rm -rf "$workdir"
             exit 77
         fi
         pid=""
@@ -218,3 +208,4 @@ while :; do
     sleep 0.01
 done
 expect "connected_clients" "1" "$clients"
+exit 0

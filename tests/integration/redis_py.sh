@@ -2,16 +2,20 @@
 # redis-py (Debian's python3-redis) against a real node: connection set-up
 # (CLIENT SETINFO/SETNAME where the library sends them), strings, pipelines,
 # multi-key commands across shards, expiry, SCAN iteration, INFO parsing and
-# error mapping, all through the library as applications use it.
+# error mapping, all through the library as applications use it. The node
+# must then exit 0 on SIGTERM (itest_stop); a kernel that refuses io_uring is
+# a skip (77).
 set -u
+# shellcheck source=lib.bash
+source "$(dirname "$0")/lib.bash"
 bin=${RINGKV_BIN:?RINGKV_BIN is not set}
 py=/usr/bin/python3
 "$py" -c 'import redis' 2>/dev/null || { echo "skip: python3-redis is not installed"; exit 77; }
 dir=$(mktemp -d)
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" --port "$port" --memcache-port 0 --threads 3 > "$dir/log" 2>&1 &
+"$bin" --port "$port" --memcache-port 0 --threads 3 --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 "$py" - "$port" <<'PY'
 import sys, time
 import redis
@@ -70,4 +74,14 @@ assert r.flushall() is True and r.dbsize() == 0
 print("redis-py: all checks passed")
 PY
 rc=$?
+if ((rc != 0)) && itest_uring_refused "$pid" "$dir/log"; then
+    echo "skip: the kernel refuses io_uring here"
+    exit 77
+fi
+if ! itest_stop "$pid"; then
+    echo "FAIL: the node did not stop cleanly; its log:"
+    tail -n 40 "$dir/log"
+    rc=1
+fi
+pid=""
 exit $rc

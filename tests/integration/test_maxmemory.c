@@ -41,7 +41,9 @@ static int group_setup(void **state)
 {
     memset(value, 'm', VALUE_LEN);
     struct harness_server probe;
-    if (harness_start(&probe, NULL) != 0)
+    const char *args[] = {"--storage", "memory", NULL};
+    struct harness_opts o = {.args = args};
+    if (harness_start(&probe, &o) != 0)
         return -1;
     redisContext *c = harness_connect(probe.port);
     idle_used_memory = used_memory(c);
@@ -58,7 +60,7 @@ static int start_with_policy(void **state, const char *policy)
     /* One shard: ringkv splits maxmemory evenly between shards, so with one
      * the limit is the node's, as in Redis, whichever shard a key lands on. */
     const char *args[] = {"--maxmemory", limit, "--maxmemory-policy", policy, "--threads", "1",
-                          NULL};
+                          "--storage", "memory", NULL}; /* a cache: eviction, not values on disk */
     struct harness_opts o = {.args = args};
     if (harness_start(&server, &o) != 0)
         return -1;

@@ -1,7 +1,8 @@
 /* test_memcached.c: the memcached text protocol on the node's memcached port,
  * over raw sockets: storage commands (set add replace append prepend cas),
  * retrieval (get gets gat gats, many keys), delete touch incr decr, expiry,
- * noreply, flush_all, stats version verbosity quit, and errors.
+ * noreply, flush_all, stats version verbosity quit, the meta no-op mn, the
+ * version clients read (1.6 or newer), and errors.
  * Expectations are memcached 1.6's bytes (RINGKV_TEST_TARGET=redis runs this
  * file against a real memcached). Where memcached's recovery after a bad line
  * is an accident of its parser (whether the data block of a refused "set" is
@@ -448,6 +449,45 @@ static void test_memcached_stats_version_verbosity(void **state)
     harness_raw_expect(r, "OK\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n");
 }
 
+/* Clients that pick their dialect by the server's version must see a
+ * current memcached (1.6 or newer); ringkv's own version is in stats. */
+static void test_memcached_version_reads_as_current(void **state)
+{
+    struct harness_raw *r = *state;
+    harness_raw_send_str(r, "version\r\n");
+    char *line = harness_raw_line(r, HARNESS_TIMEOUT_MS);
+    assert_non_null(line);
+    unsigned major = 0, minor = 0, patch = 0;
+    if (sscanf(line, "VERSION %u.%u.%u", &major, &minor, &patch) != 3 ||
+        major * 1000 + minor < 1006) {
+        print_error("version: \"%s\" does not read as memcached 1.6 or newer\n", line);
+        fail();
+    }
+    char *stat_version = mc_stat(r, "version");
+    assert_non_null(stat_version);
+    assert_string_equal(stat_version, line + 8);
+    free(stat_version);
+    free(line);
+    if (!harness_target_is_redis()) {
+        char *own = mc_stat(r, "ringkv_version");
+        assert_non_null(own);
+        assert_true(strlen(own) > 0);
+        free(own);
+    }
+}
+
+/* "stats noreply" and other arguments memcached does not know are an
+ * ERROR; the meta no-op answers MN, whatever follows it. */
+static void test_memcached_stats_arguments_and_mn(void **state)
+{
+    struct harness_raw *r = *state;
+    harness_raw_send_str(r, "stats noreply\r\nstats nosuch\r\nmn\r\nmn q k\r\nMN\r\n");
+    harness_raw_expect(r, "ERROR\r\nERROR\r\nMN\r\nMN\r\nERROR\r\n");
+    mc_store(r, "set", "after", 0, 0, "v", 1, false);
+    harness_raw_send_str(r, "mn\r\nget after\r\n");
+    harness_raw_expect(r, "STORED\r\nMN\r\nVALUE after 0 1\r\nv\r\nEND\r\n");
+}
+
 static void test_memcached_errors_keep_connection(void **state)
 {
     struct harness_raw *r = *state;
@@ -539,6 +579,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memcached_flush_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_flush_all_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_stats_version_verbosity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memcached_version_reads_as_current, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memcached_stats_arguments_and_mn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_errors_keep_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_bad_data_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_quit, setup, teardown),

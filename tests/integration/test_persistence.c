@@ -20,15 +20,12 @@ static char data_dir[64];
 
 static int setup(void **state)
 {
-    snprintf(data_dir, sizeof data_dir, "/tmp/ringkv-data-XXXXXX");
-    return mkdtemp(data_dir) ? 0 : -1;
+    return harness_temp_dir(data_dir, sizeof data_dir, "ringkv-data");
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return harness_remove_dir(data_dir);
 }
 
 static void start(struct harness_server *s, int threads, const char *fsync)

@@ -500,6 +500,8 @@ static void test_server_command_and_client_help(void **state)
         "DOCS [<command-name> ...]",
         "GETKEYS <full-command>",
         "    Return the keys from a full Redis command.",
+        "GETKEYSANDFLAGS <full-command>",
+        "    Return the keys and the access flags from a full Redis command.",
     };
     check_help(*state, "COMMAND", command_lines, sizeof(command_lines) / sizeof(command_lines[0]));
     static const char *const client_lines[] = {
@@ -511,8 +513,20 @@ static void test_server_command_and_client_help(void **state)
         "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
+        "KILL <ip:port>",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    * SKIPME (YES|NO)",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
     };
     check_help(*state, "CLIENT", client_lines, sizeof(client_lines) / sizeof(client_lines[0]));
+    static const char *const config_lines[] = {
+        "GET <pattern>",
+        "SET <directive> <value>",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+    };
+    check_help(*state, "CONFIG", config_lines, sizeof(config_lines) / sizeof(config_lines[0]));
 }
 
 static void test_server_command_getkeys(void **state)

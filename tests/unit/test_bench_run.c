@@ -453,17 +453,29 @@ static void test_bench_run_rate_limit_drains_backlog_at_deadline(void **state)
     fake_stop(s);
 }
 
-/* Text of a report printed to memory; the caller frees it. */
-static char *report_text(const struct bench_config *cfg, const char *title,
-                         const struct bench_result *res)
+/* Text printed to memory: memtext_open() gives the stream to print into,
+ * memtext_close() closes it and returns the text, which the caller frees.
+ * The caller's struct holds the pointer open_memstream() updates, so the
+ * text never hangs on a helper's stack frame. */
+struct memtext {
+    FILE *f;
+    char *text;
+    size_t len;
+};
+
+static FILE *memtext_open(struct memtext *m)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    bench_report_text(f, cfg, title, res);
-    assert_int_equal(fclose(f), 0);
-    return text;
+    m->text = NULL;
+    m->len = 0;
+    m->f = open_memstream(&m->text, &m->len);
+    assert_non_null(m->f);
+    return m->f;
+}
+
+static char *memtext_close(struct memtext *m)
+{
+    assert_int_equal(fclose(m->f), 0);
+    return m->text;
 }
 
 /* Creates an empty file from a mkstemp() template, which it fills in. */
@@ -514,7 +526,9 @@ static void test_bench_run_rate_limit_counts_unsent_backlog(void **state)
     char why[512];
     bench_report_why(&res, why, sizeof why);
     assert_non_null(strstr(why, "never sent"));
-    char *text = report_text(&cfg, "ALL STATS", &res);
+    struct memtext m;
+    bench_report_text(memtext_open(&m), &cfg, "ALL STATS", &res);
+    char *text = memtext_close(&m);
     assert_non_null(strstr(text, "WARNING"));
     assert_non_null(strstr(text, "never sent"));
     free(text);
@@ -643,7 +657,9 @@ static void test_bench_run_reports_chosen_percentiles(void **state)
     cfg.percentiles[2] = 25.0;
     struct bench_result res;
     run_into(&cfg, &res);
-    char *text = report_text(&cfg, "ALL STATS", &res);
+    struct memtext m;
+    bench_report_text(memtext_open(&m), &cfg, "ALL STATS", &res);
+    char *text = memtext_close(&m);
     const char *p90 = strstr(text, "p90 Latency");
     const char *p99999 = strstr(text, "p99.999 Latency");
     const char *p25 = strstr(text, "p25 Latency");
@@ -696,12 +712,9 @@ static void test_bench_run_averages_runs(void **state)
                      3600);
     assert_true(bench_report_ok(&avg.sum));
 
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    bench_report_average_text(f, &cfg, &avg);
-    assert_int_equal(fclose(f), 0);
+    struct memtext m;
+    bench_report_average_text(memtext_open(&m), &cfg, &avg);
+    char *text = memtext_close(&m);
     assert_non_null(strstr(text, "AGGREGATED AVERAGE RESULTS (2 runs)"));
     assert_non_null(strstr(text, "requests 3600, replies 3600"));
     free(text);

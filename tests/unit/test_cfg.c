@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "cfg.h"
+#include "seg.h"
 
 static int load(struct cfg *c, int argc, char **argv, char *err)
 {
@@ -30,6 +31,36 @@ static void test_cfg_defaults_match_redis(void **state)
     assert_int_equal(c.maxmemory_policy, CFG_POLICY_NOEVICTION);
     assert_int_equal(c.partitions, 1024);
     assert_int_equal(c.proto_max_bulk_len, 512LL << 20);
+}
+
+/* Issue 9: durable by default, in a directory of its own under the working one. */
+static void test_cfg_durable_by_default(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *argv[] = {"ringkv"};
+    assert_int_equal(load(&c, 1, argv, err), 0);
+    assert_int_equal(c.storage, CFG_STORAGE_LOG);
+    assert_int_equal(c.appendfsync, CFG_FSYNC_EVERYSEC);
+    assert_string_equal(c.dir, "ringkv-data");
+}
+
+/* Issue 9, item 1: no size setting goes past what one log record holds. */
+static void test_cfg_sizes_stay_within_a_log_record(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *at_limit[] = {"ringkv", "--proto-max-bulk-len", "1gb", "--max-key-size", "512mb"};
+    assert_int_equal(load(&c, 5, at_limit, err), 0);
+    assert_int_equal(c.proto_max_bulk_len, SEG_MAX_VALUE);
+    assert_int_equal(c.max_key_size, SEG_MAX_KEY);
+    char *bulk[] = {"ringkv", "--proto-max-bulk-len", "1073741825"};
+    assert_int_not_equal(load(&c, 3, bulk, err), 0);
+    assert_non_null(strstr(err, "proto-max-bulk-len"));
+    assert_non_null(strstr(err, "data log record"));
+    char *key[] = {"ringkv", "--max-key-size", "513mb"};
+    assert_int_not_equal(load(&c, 3, key, err), 0);
+    assert_non_null(strstr(err, "max-key-size"));
 }
 
 static void test_cfg_flags_override_file(void **state)
@@ -71,6 +102,22 @@ static void test_cfg_rejects_bad_values(void **state)
     assert_int_not_equal(load(&c, 3, not_pow2, err), 0);
 }
 
+/* SCAN's cursor holds the shard in 8 bits (cmd.c): more than 256 shard
+ * threads would make SCAN stop before the shards past 255, so 257 is refused
+ * with a reason naming the setting, and 256 is accepted. */
+static void test_cfg_threads_fit_the_scan_cursor(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *too_many[] = {"ringkv", "--threads", "257"};
+    assert_int_not_equal(load(&c, 3, too_many, err), 0);
+    assert_non_null(strstr(err, "threads"));
+    assert_non_null(strstr(err, "256"));
+    char *most[] = {"ringkv", "--threads", "256"};
+    assert_int_equal(load(&c, 3, most, err), 0);
+    assert_int_equal(c.threads, 256);
+}
+
 static void count_pairs(const char *name, const char *value, void *arg) { (*(int *)arg)++; }
 
 static void test_cfg_get_matches_globs(void **state)
@@ -91,8 +138,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cfg_defaults_match_redis),
+        cmocka_unit_test(test_cfg_durable_by_default),
+        cmocka_unit_test(test_cfg_sizes_stay_within_a_log_record),
         cmocka_unit_test(test_cfg_flags_override_file),
         cmocka_unit_test(test_cfg_rejects_bad_values),
+        cmocka_unit_test(test_cfg_threads_fit_the_scan_cursor),
         cmocka_unit_test(test_cfg_get_matches_globs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "pieces.h"
+
 #include "mc.h"
 
 #define KEYS_MAX 32
@@ -40,8 +42,9 @@ static struct parsed *parse_lim(const struct mc_limits *lim, const char *data, s
     p->copy = malloc(len ? len : 1);
     assert_non_null(p->copy);
     memcpy(p->copy, data, len);
-    p->st =
-        mc_parse(lim, p->copy, len, &p->req, p->keys, keys_cap, &p->consumed, &p->need, &p->err);
+    struct mc_state ms = {0};
+    p->st = mc_parse(lim, &ms, p->copy, len, &p->req, p->keys, keys_cap, &p->consumed, &p->need,
+                     &p->err);
     if (p->st == MC_OK) {
         assert_true(p->consumed > 0 && p->consumed <= len);
         assert_ptr_equal(p->req.keys, p->keys);
@@ -144,7 +147,9 @@ static void test_mc_get_many_keys(void **state)
     struct mc_request req;
     size_t consumed, need;
     const char *err;
-    assert_int_equal(mc_parse(&limits, line, n, &req, keys, 100, &consumed, &need, &err), MC_OK);
+    struct mc_state ms = {0};
+    assert_int_equal(mc_parse(&limits, &ms, line, n, &req, keys, 100, &consumed, &need, &err),
+                     MC_OK);
     assert_int_equal(req.nkeys, 100);
     assert_int_equal(keys[99].len, 5);
     assert_memory_equal(keys[99].ptr, "key99", 5);
@@ -393,6 +398,8 @@ static void test_mc_parses_stats_version_verbosity_quit(void **state)
     parse_ok("version\r\n", MC_VERSION);
     parse_ok("version extra\r\n", MC_VERSION);
     parse_ok("quit\r\n", MC_QUIT);
+    parse_ok("mn\r\n", MC_MN);
+    parse_ok("mn q k\r\n", MC_MN);
     p = parse_ok("verbosity 1\r\n", MC_VERBOSITY);
     assert_int_equal(p->req.number, 1);
     p = parse_ok("verbosity 2 noreply\r\n", MC_VERBOSITY);
@@ -492,6 +499,7 @@ static void transcript(const char *in, size_t len, size_t step, struct buf *t)
     size_t avail = 0, start = 0, need = 0;
     uint32_t cap = 1;
     struct mc_key *keys = malloc(cap * sizeof *keys);
+    struct mc_state ms = {0};
     assert_non_null(keys);
     for (;;) {
         size_t n = avail - start;
@@ -502,7 +510,7 @@ static void transcript(const char *in, size_t len, size_t step, struct buf *t)
         size_t consumed, this_need;
         const char *err;
         enum mc_status st =
-            mc_parse(&limits, copy, n, &req, keys, cap, &consumed, &this_need, &err);
+            mc_parse(&limits, &ms, copy, n, &req, keys, cap, &consumed, &this_need, &err);
         if (st == MC_NEED_KEYS) {
             cap = req.nkeys;
             keys = realloc(keys, cap * sizeof *keys);
@@ -583,6 +591,85 @@ static void test_mc_splits_give_same_errors(void **state)
     check_split_invariance(junk, sizeof junk - 1);
 }
 
+/* ---- resumption: each byte is looked at a bounded number of times ---- */
+
+/* Feeds in[0..len) in pieces of 1..16 bytes into a buffer that moves as it
+ * grows, parsing after each piece with one state kept across calls, and
+ * checks the request parses whole. Returns the bytes the parser examined. */
+static uint64_t feed_in_pieces(const struct mc_limits *lim, const char *in, size_t len,
+                               uint32_t nkeys)
+{
+    struct mc_state ms = {0};
+    uint32_t cap = 16;
+    struct mc_key *keys = malloc(cap * sizeof *keys);
+    struct pieces feed = {.in = in, .len = len, .rng = 7};
+    assert_non_null(keys);
+    for (;;) {
+        assert_true(pieces_next(&feed));
+        const char *data = feed.data;
+        size_t avail = feed.avail;
+        struct mc_request req;
+        size_t consumed, need;
+        const char *err;
+        enum mc_status st =
+            mc_parse(lim, &ms, data, avail, &req, keys, cap, &consumed, &need, &err);
+        if (st == MC_NEED_KEYS) {
+            cap = req.nkeys;
+            keys = realloc(keys, cap * sizeof *keys);
+            assert_non_null(keys);
+            st = mc_parse(lim, &ms, data, avail, &req, keys, cap, &consumed, &need, &err);
+        }
+        if (st == MC_MORE) {
+            assert_true(avail < len);
+            continue;
+        }
+        assert_int_equal(st, MC_OK);
+        assert_int_equal(consumed, len);
+        assert_int_equal(req.nkeys, nkeys);
+        break;
+    }
+    print_message("%zu bytes in pieces of 1..16: %llu examined\n", len,
+                  (unsigned long long)ms.examined);
+    free(feed.data);
+    free(keys);
+    return ms.examined;
+}
+
+static void test_mc_resumed_get_is_linear(void **state)
+{
+    struct mc_limits lim = limits;
+    lim.max_line = 1u << 20;
+    struct buf b;
+    buf_init(&b);
+    buf_append_str(&b, "get");
+    for (uint32_t i = 0; i < 50000; i++)
+        buf_printf(&b, " key%u", i);
+    buf_append_str(&b, "\r\n");
+    assert_false(b.failed);
+    /* The line is searched once, then tokenized and walked for keys twice
+     * (once more after MC_NEED_KEYS). */
+    assert_true(feed_in_pieces(&lim, b.data, b.len, 50000) <= 6 * (uint64_t)b.len);
+    buf_fini(&b);
+}
+
+static void test_mc_value_in_pieces_costs_its_line_only(void **state)
+{
+    struct mc_limits lim = limits;
+    lim.max_value = 1u << 20;
+    const char line[] = "set k 0 0 1000000\r\n";
+    size_t line_len = sizeof line - 1;
+    size_t len = line_len + 1000000 + 2;
+    char *in = malloc(len);
+    assert_non_null(in);
+    memcpy(in, line, line_len);
+    memset(in + line_len, 'v', 1000000);
+    memcpy(in + len - 2, "\r\n", 2);
+    /* Once the line is in, a piece of the value costs nothing until the
+     * whole value is: the line is searched once and decoded twice. */
+    assert_true(feed_in_pieces(&lim, in, len, 1) <= 4 * line_len);
+    free(in);
+}
+
 /* ---- writers ---- */
 
 #define assert_written(b, lit)                                                                     \
@@ -635,6 +722,7 @@ static void test_mc_every_command_has_a_name(void **state)
         [MC_VERSION] = "version\r\n",
         [MC_VERBOSITY] = "verbosity 1\r\n",
         [MC_QUIT] = "quit\r\n",
+        [MC_MN] = "mn\r\n",
     };
     for (int i = 0; i < MC_CMD_COUNT; i++) {
         const char *name = mc_cmd_name((enum mc_cmd)i);
@@ -673,6 +761,8 @@ int main(void)
         cmocka_unit_test(test_mc_pipeline),
         cmocka_unit_test(test_mc_splits_give_same_requests),
         cmocka_unit_test(test_mc_splits_give_same_errors),
+        cmocka_unit_test(test_mc_resumed_get_is_linear),
+        cmocka_unit_test(test_mc_value_in_pieces_costs_its_line_only),
         cmocka_unit_test(test_mc_writes_values),
         cmocka_unit_test(test_mc_every_command_has_a_name),
     };

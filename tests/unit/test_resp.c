@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "pieces.h"
+
 #include "resp.h"
 
 #define ARGV_MAX 64
@@ -42,7 +44,8 @@ static void parse_lim(struct parsed *p, const struct resp_limits *lim, const cha
     p->copy = malloc(len ? len : 1);
     assert_non_null(p->copy);
     memcpy(p->copy, data, len);
-    p->st = resp_parse(lim, p->copy, len, p->argv, argv_cap, &p->argc, p->scratch,
+    struct resp_state rs = {0};
+    p->st = resp_parse(lim, &rs, p->copy, len, p->argv, argv_cap, &p->argc, p->scratch,
                        sizeof p->scratch, &p->consumed, &p->need, &p->err);
     assert_true(p->consumed <= len);
     if (p->st == RESP_OK) {
@@ -311,8 +314,9 @@ static void test_resp_errors_need_no_scratch(void **state)
     size_t consumed, need;
     const char *err;
     const char *in = "*1\r\nx";
+    struct resp_state rs = {0};
     enum resp_status st =
-        resp_parse(&limits, in, strlen(in), argv, 4, &argc, NULL, 0, &consumed, &need, &err);
+        resp_parse(&limits, &rs, in, strlen(in), argv, 4, &argc, NULL, 0, &consumed, &need, &err);
     assert_int_equal(st, RESP_BAD);
     assert_string_equal(err, "ERR Protocol error: expected '$', got 'x'");
 }
@@ -482,7 +486,8 @@ static void test_resp_inline_scratch_too_small(void **state)
     const char *err;
     char scratch[4];
     const char *in = "echo \"abcdef\"\r\n";
-    enum resp_status st = resp_parse(&limits, in, strlen(in), argv, 4, &argc, scratch,
+    struct resp_state rs = {0};
+    enum resp_status st = resp_parse(&limits, &rs, in, strlen(in), argv, 4, &argc, scratch,
                                      sizeof scratch, &consumed, &need, &err);
     assert_int_equal(st, RESP_BAD);
     assert_string_equal(err, "ERR Protocol error: too big inline request");
@@ -520,6 +525,7 @@ static void transcript(const char *in, size_t len, size_t step, struct buf *t)
     uint32_t cap = 2;
     struct resp_arg *argv = malloc(cap * sizeof *argv);
     char scratch[SCRATCH_MAX];
+    struct resp_state rs = {0};
     assert_non_null(argv);
     for (;;) {
         size_t n = avail - start;
@@ -529,7 +535,7 @@ static void transcript(const char *in, size_t len, size_t step, struct buf *t)
         uint32_t argc;
         size_t consumed, this_need;
         const char *err;
-        enum resp_status st = resp_parse(&limits, copy, n, argv, cap, &argc, scratch,
+        enum resp_status st = resp_parse(&limits, &rs, copy, n, argv, cap, &argc, scratch,
                                          sizeof scratch, &consumed, &this_need, &err);
         if (st == RESP_NEED_ARGS) {
             cap = argc;
@@ -614,6 +620,119 @@ static void test_resp_every_prefix_is_more_or_whole(void **state)
         assert_int_equal(p->st, RESP_MORE);
     }
     assert_args(parse_n(req, len), 3, "SET", "k", "hello");
+}
+
+/* ---- resumption: each byte is looked at a bounded number of times ---- */
+
+/* A request of n arguments "k<i>" (a multibulk, or an inline line). */
+static void big_request(struct buf *b, uint32_t n, bool is_inline)
+{
+    if (!is_inline)
+        resp_write_array_len(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        char arg[16];
+        int len = snprintf(arg, sizeof arg, "k%u", i);
+        if (is_inline)
+            buf_printf(b, "%s%s", i ? " " : "", arg);
+        else
+            resp_write_bulk(b, arg, (size_t)len);
+    }
+    if (is_inline)
+        buf_append_str(b, "\r\n");
+    assert_false(b->failed);
+}
+
+/* Feeds in[0..len) in pieces of 1..16 bytes into a buffer that moves as it
+ * grows (as a connection's does), parsing after each piece; with
+ * `is_resumed` the state is kept across calls, otherwise each call starts
+ * afresh (what conn.c did before). Checks the request parses whole and
+ * returns the bytes the parser examined. */
+static uint64_t feed_in_pieces(const struct resp_limits *lim, const char *in, size_t len,
+                               uint32_t nargs, bool is_resumed)
+{
+    struct resp_state rs = {0};
+    uint64_t examined = 0;
+    uint32_t cap = 16;
+    struct resp_arg *argv = malloc(cap * sizeof *argv);
+    char *scratch = malloc(lim->max_inline);
+    struct pieces feed = {.in = in, .len = len, .rng = 42};
+    assert_true(argv && scratch);
+    for (;;) {
+        assert_true(pieces_next(&feed));
+        const char *data = feed.data;
+        size_t avail = feed.avail;
+        uint32_t argc;
+        size_t consumed, need;
+        const char *err;
+        if (!is_resumed)
+            resp_state_reset(&rs);
+        enum resp_status st = resp_parse(lim, &rs, data, avail, argv, cap, &argc, scratch,
+                                         lim->max_inline, &consumed, &need, &err);
+        if (st == RESP_NEED_ARGS) {
+            cap = argc;
+            argv = realloc(argv, cap * sizeof *argv);
+            assert_non_null(argv);
+            st = resp_parse(lim, &rs, data, avail, argv, cap, &argc, scratch, lim->max_inline,
+                            &consumed, &need, &err);
+        }
+        if (st == RESP_MORE) {
+            assert_true(avail < len);
+            continue;
+        }
+        assert_int_equal(st, RESP_OK);
+        assert_int_equal(consumed, len);
+        assert_int_equal(argc, nargs);
+        char want[16];
+        for (uint32_t i = 0; i < nargs; i += nargs / 7 + 1) {
+            int n = snprintf(want, sizeof want, "k%u", i);
+            assert_int_equal(argv[i].len, n);
+            assert_memory_equal(argv[i].ptr, want, (size_t)n);
+        }
+        examined = rs.examined;
+        print_message("%u arguments, %zu bytes in pieces of 1..16: %llu examined (%s)\n", nargs,
+                      len, (unsigned long long)examined, is_resumed ? "resumed" : "afresh");
+        break;
+    }
+    free(feed.data);
+    free(scratch);
+    free(argv);
+    return examined;
+}
+
+static void test_resp_resumed_parse_is_linear(void **state)
+{
+    struct buf b;
+    buf_init(&b);
+    big_request(&b, 100000, false);
+    uint64_t examined = feed_in_pieces(&limits, b.data, b.len, 100000, true);
+    /* Each byte is walked once, and the request once more at the end to
+     * point the arguments into the moved buffer (refill_args). */
+    assert_true(examined <= 3 * (uint64_t)b.len);
+    buf_fini(&b);
+}
+
+static void test_resp_resumed_inline_is_linear(void **state)
+{
+    struct buf b;
+    buf_init(&b);
+    big_request(&b, 6000, true); /* about 35 KB, within max_inline */
+    uint64_t examined = feed_in_pieces(&limits, b.data, b.len, 6000, true);
+    /* The line is searched once, then split once, and again after
+     * RESP_NEED_ARGS. */
+    assert_true(examined <= 4 * (uint64_t)b.len);
+    buf_fini(&b);
+}
+
+/* The meter sees rework: parsing each time from the start, as conn.c did
+ * before requests were resumed, examines bytes quadratic in the request. */
+static void test_resp_fresh_parses_are_quadratic(void **state)
+{
+    struct buf b;
+    buf_init(&b);
+    big_request(&b, 4000, false);
+    uint64_t examined = feed_in_pieces(&limits, b.data, b.len, 4000, false);
+    assert_true(examined > 100 * (uint64_t)b.len);
+    buf_fini(&b);
 }
 
 /* ---- writers ---- */
@@ -799,6 +918,9 @@ int main(void)
         cmocka_unit_test(test_resp_splits_give_same_requests),
         cmocka_unit_test(test_resp_splits_give_same_errors),
         cmocka_unit_test(test_resp_every_prefix_is_more_or_whole),
+        cmocka_unit_test(test_resp_resumed_parse_is_linear),
+        cmocka_unit_test(test_resp_resumed_inline_is_linear),
+        cmocka_unit_test(test_resp_fresh_parses_are_quadratic),
         cmocka_unit_test(test_resp_writes_simple_types),
         cmocka_unit_test(test_resp_writes_integers),
         cmocka_unit_test(test_resp_writes_bulks),

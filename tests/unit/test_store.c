@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "keyhash.h"
+#include "seg.h"
 #include "store.h"
 
 #define T0 1700000000000LL /* a fixed "now", unix ms */
@@ -272,6 +273,43 @@ static void test_store_append_respects_max_val_len(void **state)
     assert_int_equal(put("k", "12345678901"), -E2BIG);
     assert_int_equal(put("toolong", "v"), -ENAMETOOLONG);
     assert_int_equal(put("four", "v"), 0);
+}
+
+/* Issue 9, item 1: whatever the settings ask, nothing longer than a log
+ * record holds is accepted (it would be acknowledged, then lost at recovery). */
+static void test_store_limits_stay_within_a_log_record(void **state)
+{
+    store_fini(&st);
+    struct store_config cfg = {.max_val_len = 4ull << 30, .max_key_len = UINT32_MAX};
+    assert_int_equal(setup_with(&cfg), 0);
+    assert_int_equal(store_check_len(&st, 1, SEG_MAX_VALUE), 0);
+    assert_int_equal(store_check_len(&st, 1, (uint64_t)SEG_MAX_VALUE + 1), -E2BIG);
+    assert_int_equal(store_check_len(&st, SEG_MAX_KEY, 1), 0);
+    assert_int_equal(store_check_len(&st, (size_t)SEG_MAX_KEY + 1, 1), -ENAMETOOLONG);
+    store_fini(&st);
+    struct store_config none = {0}; /* "no limit" is the log's limit */
+    assert_int_equal(setup_with(&none), 0);
+    assert_int_equal(store_check_len(&st, (size_t)SEG_MAX_KEY + 1, 1), -ENAMETOOLONG);
+}
+
+/* Issue 9, item 6: recovery loads the newest record of a key even when the
+ * node restarted with lower limits; skipping it would serve an older one. */
+static void test_store_recovery_ignores_length_limits(void **state)
+{
+    store_fini(&st);
+    struct store_config cfg = {.max_val_len = 4, .max_key_len = 4};
+    assert_int_equal(setup_with(&cfg), 0);
+    const char *key = "a-long-key", *val = "a value past the limit";
+    assert_int_equal(store_put_recovered(&st, key, (uint32_t)strlen(key),
+                                         keyhash(key, strlen(key)), "old", 3, 0, 0, 1, 0),
+                     0);
+    assert_int_equal(store_put_recovered(&st, key, (uint32_t)strlen(key),
+                                         keyhash(key, strlen(key)), val, strlen(val), 0, 0, 2,
+                                         0),
+                     0);
+    assert_value(key, val);
+    assert_int_equal(get(key)->cas, 2);
+    assert_int_equal(put(key, "v"), -ENAMETOOLONG); /* requests still meet the limits */
 }
 
 static void test_store_set_expire_in_the_past_deletes(void **state)
@@ -750,6 +788,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_cas_changes_on_every_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_append_grows_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_append_respects_max_val_len, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_limits_stay_within_a_log_record, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_recovery_ignores_length_limits, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_set_expire_in_the_past_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_persist_by_set_expire_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_random_skips_expired, setup, teardown),

@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# tests/integration/lib.bash: helpers the integration scripts (*.sh) share.
+# Source it; it only defines functions. (Named .bash so that CMake, which
+# makes a test of every tests/integration/*.sh, leaves it alone.)
+# A script's node is judged as harness.c judges one: it must still be running
+# when the test ends and exit 0 on SIGTERM; anything else fails the test, so a
+# crash at shutdown, or a leak that LeakSanitizer reports at exit in the
+# sanitizer build, is never a pass. A kernel that refuses io_uring is a skip
+# (exit 77), as everywhere else.
+
+# itest_running PID: true while the process runs (an exited child that is
+# not yet reaped still answers kill -0, so its state is read too).
+itest_running() {
+    kill -0 "$1" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+
+# itest_stop PID [SECONDS]: stops a node started by this script: SIGTERM,
+# then up to SECONDS (default 10) for it to exit, then SIGKILL. Returns 0
+# when it was running and exited with status 0; otherwise says why on stderr
+# and returns 1.
+itest_stop() {
+    local pid=$1 seconds=${2:-10} status end
+    if ! itest_running "$pid"; then
+        wait "$pid"
+        echo "node (pid $pid) had exited before it was stopped (status $?)" >&2
+        return 1
+    fi
+    kill -TERM "$pid"
+    end=$((SECONDS + seconds))
+    while itest_running "$pid"; do
+        if ((SECONDS >= end)); then
+            echo "node (pid $pid) still running ${seconds}s after SIGTERM; SIGKILL" >&2
+            kill -KILL "$pid"
+            wait "$pid"
+            return 1
+        fi
+        sleep 0.01
+    done
+    wait "$pid"
+    status=$?
+    if ((status != 0)); then
+        echo "node (pid $pid) exited with status $status after SIGTERM" >&2
+        return 1
+    fi
+    return 0
+}
+
+# itest_uring_refused PID LOG: true when the node has exited and its log
+# says that the kernel refuses io_uring (the node's start-up check).
+itest_uring_refused() {
+    ! itest_running "$1" && grep -q "io_uring" "$2"
+}

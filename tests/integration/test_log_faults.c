@@ -1,0 +1,265 @@
+/* test_log_faults.c: issue 9, item 2 (and 3): write and fdatasync failures
+ * that only a fault hook can stage. The node under test is ringkv-faults
+ * ($RINGKV_FAULTS_BIN: ringkv built with persist.c's RINGKV_FAULTS hook),
+ * whose shard reads a control file named by $RINGKV_FAULTS on its tick:
+ * "fsync N", "write N", "rotation N" fail the next N fdatasyncs of the
+ * current segment, writes, fdatasyncs of a closed segment. An injected
+ * fdatasync failure also zeroes the file's bytes past its last good
+ * fdatasync, as a kernel that dropped dirty pages after a writeback error
+ * leaves them. Each case: the fault fires (write_errors counts it), write
+ * commands meet MISCONF while the log cannot persist, the node recovers by
+ * itself, and after a crash (SIGKILL) everything acknowledged is there.
+ * One shard, so that one tick reads the control file. ringkv-only. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VALUE_LEN 1000
+
+static char work[64];
+static char data_dir[96];
+static char control[96];
+
+static int setup(void **state)
+{
+    if (harness_temp_dir(work, sizeof work, "ringkv-faults") != 0)
+        return -1;
+    snprintf(data_dir, sizeof data_dir, "%s/data", work);
+    snprintf(control, sizeof control, "%s/faults", work);
+    return setenv("RINGKV_FAULTS", control, 1);
+}
+
+static int teardown(void **state)
+{
+    return harness_remove_dir(work);
+}
+
+static void start_compacting(struct harness_server *s, const char *fsync,
+                             const char *segment_size, const char *compaction_threshold)
+{
+    const char *args[] = {"--dir",          data_dir,     "--appendfsync",
+                          fsync,            "--segment-size", segment_size,
+                          "--compaction-threshold", compaction_threshold, NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    assert_int_equal(harness_start(s, &o), 0);
+}
+
+static void start(struct harness_server *s, const char *fsync, const char *segment_size)
+{
+    start_compacting(s, fsync, segment_size, "0");
+}
+
+static bool control_consumed(void *arg)
+{
+    struct stat st;
+    return stat(control, &st) != 0;
+}
+
+/* Arms faults ("fsync 1") and waits until the node has read them. */
+static void arm(const char *faults)
+{
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "%s.tmp", control);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n", faults);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, control), 0);
+    assert_true(harness_wait_until(control_consumed, NULL, HARNESS_TIMEOUT_MS, 20));
+}
+
+/* SET key:from .. key:to-1; a write refused with MISCONF is tried again
+ * until the node takes it. Returns how many refusals were met. */
+static int write_keys(redisContext *c, int from, int to)
+{
+    static char val[VALUE_LEN];
+    int refused = 0;
+    int64_t deadline = harness_now_ms() + 30000;
+    for (int i = from; i < to;) {
+        harness_noise((uint32_t)i, val, VALUE_LEN);
+        redisReply *r = harness_cmd(c, "SET key:%d %b", i, val, (size_t)VALUE_LEN);
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MISCONF ", 8) == 0) {
+            refused++;
+            freeReplyObject(r);
+            assert_true(harness_now_ms() < deadline);
+            usleep(20 * 1000); /* the node retries on its 100 ms tick */
+            continue;
+        }
+        harness_check(r, HARNESS_OK, "SET");
+        freeReplyObject(r);
+        i++;
+    }
+    return refused;
+}
+
+/* The fault fired, the log recovered, and everything is synced. */
+static bool recovered_and_synced(void *arg)
+{
+    redisContext *c = arg;
+    redisReply *r = harness_cmd(c, "INFO persistence");
+    bool ok = strstr(r->str, "log_write_status:ok") != NULL &&
+              strstr(r->str, "log_unsynced_bytes:0\r\n") != NULL &&
+              strstr(r->str, "\r\nwrite_errors:0\r\n") == NULL;
+    freeReplyObject(r);
+    return ok;
+}
+
+static bool synced(void *arg)
+{
+    redisContext *c = arg;
+    return harness_info_number(c, "persistence", "log_unsynced_bytes") == 0;
+}
+
+static bool rotated(void *arg)
+{
+    return harness_info_number(arg, "persistence", "segments") >= 2;
+}
+
+/* Crashes the node, starts it again on the same data, checks n keys. */
+static void crash_and_check(struct harness_server *s, redisContext *c, int n, const char *fsync,
+                            const char *segment_size)
+{
+    assert_true(harness_wait_until(recovered_and_synced, c, HARNESS_TIMEOUT_MS, 50));
+    redisFree(c);
+    assert_int_equal(harness_crash(s), 0);
+    start(s, fsync, segment_size);
+    c = harness_connect(s->port);
+    harness_check_noise_keys(c, n, VALUE_LEN);
+    redisFree(c);
+    assert_int_equal(harness_stop(s), 0);
+}
+
+/* everysec: an fdatasync fails and the kernel dropped what it was to sync;
+ * the next good one must not declare those bytes durable unwritten. */
+static void test_log_faults_failed_fsync_writes_again(void **state)
+{
+    struct harness_server s;
+    start(&s, "everysec", "64mb");
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 200);
+    assert_true(harness_wait_until(synced, c, HARNESS_TIMEOUT_MS, 50));
+    arm("fsync 1");
+    write_keys(c, 200, 400); /* written, then lost by the failed fdatasync */
+    crash_and_check(&s, c, 400, "everysec", "64mb");
+}
+
+/* A write that fails: MISCONF until it is written again, then writes again. */
+static void test_log_faults_failed_write_refuses_then_recovers(void **state)
+{
+    struct harness_server s;
+    start(&s, "everysec", "64mb");
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 100);
+    arm("write 3");
+    assert_true(write_keys(c, 100, 1000) > 0);
+    crash_and_check(&s, c, 1000, "everysec", "64mb");
+}
+
+/* A closed segment whose fdatasync fails: its unsynced bytes are written
+ * again (it stays open until then), not just logged. */
+static void test_log_faults_failed_rotation_sync_writes_again(void **state)
+{
+    struct harness_server s;
+    start(&s, "everysec", "1mb");
+    redisContext *c = harness_connect(s.port);
+    arm("rotation 1");
+    /* Writes go on until the segment rotates meanwhile, so that the closed
+     * one has bytes no fdatasync covered yet. */
+    int n = 0;
+    while (!rotated(c) && n < 5000) {
+        write_keys(c, n, n + 200);
+        n += 200;
+    }
+    assert_true(rotated(c));
+    crash_and_check(&s, c, n, "everysec", "1mb");
+}
+
+static bool compacted(void *arg)
+{
+    return harness_info_number(arg, "persistence", "compactions") >= 1;
+}
+
+/* Compaction copies the live records of the oldest segment to the tail,
+ * and the fdatasync that should make the copies durable fails (dropping
+ * them): the old segment must not go before the copies are written again
+ * and synced. */
+static void test_log_faults_compaction_keeps_its_source_until_copies_sync(void **state)
+{
+    struct harness_server s;
+    start(&s, "everysec", "1mb");
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 1500); /* about 1.5 MB: the oldest segment holds key:0 onwards */
+    assert_true(harness_wait_until(rotated, c, HARNESS_TIMEOUT_MS, 50));
+    static char val[VALUE_LEN];
+    for (int round = 0; round < 3; round++) /* even keys get new versions; odd ones stay */
+        for (int i = 0; i < 1000; i += 2) {
+            harness_noise((uint32_t)(i + 100000), val, VALUE_LEN);
+            harness_expect(c, HARNESS_OK, "SET key:%d %b", i, val, (size_t)VALUE_LEN);
+        }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    /* Armed before the node starts: its first tick reads the faults, then
+     * begins compacting (the live share is now well under 95%). */
+    FILE *f = fopen(control, "w");
+    assert_non_null(f);
+    fprintf(f, "fsync 1\n");
+    assert_int_equal(fclose(f), 0);
+    start_compacting(&s, "everysec", "1mb", "95");
+    c = harness_connect(s.port);
+    assert_true(harness_wait_until(compacted, c, HARNESS_TIMEOUT_MS, 50));
+    assert_true(harness_wait_until(recovered_and_synced, c, HARNESS_TIMEOUT_MS, 50));
+    redisFree(c);
+    assert_int_equal(harness_crash(&s), 0);
+
+    start(&s, "everysec", "1mb");
+    c = harness_connect(s.port);
+    for (int i = 0; i < 1500; i++) {
+        harness_noise((uint32_t)(i < 1000 && i % 2 == 0 ? i + 100000 : i), val, VALUE_LEN);
+        harness_expect(c, HARNESS_BULK_LEN(val, VALUE_LEN), "GET key:%d", i);
+    }
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+/* always: a failed fdatasync holds the replies until the batch is written
+ * and synced again. */
+static void test_log_faults_always_holds_replies_through_a_failure(void **state)
+{
+    struct harness_server s;
+    start(&s, "always", "64mb");
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 50);
+    arm("fsync 2");
+    write_keys(c, 50, 300);
+    crash_and_check(&s, c, 300, "always", "64mb");
+}
+
+int main(void)
+{
+    if (harness_target_is_redis())
+        return 77;
+    const char *bin = getenv("RINGKV_FAULTS_BIN");
+    if (bin == NULL || access(bin, X_OK) != 0) {
+        fprintf(stderr, "RINGKV_FAULTS_BIN is not an executable (ctest sets it)\n");
+        return 1;
+    }
+    setenv("RINGKV_BIN", bin, 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_log_faults_failed_fsync_writes_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_failed_write_refuses_then_recovers,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_failed_rotation_sync_writes_again,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_always_holds_replies_through_a_failure,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_log_faults_compaction_keeps_its_source_until_copies_sync, setup, teardown),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}

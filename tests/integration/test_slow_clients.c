@@ -1,0 +1,197 @@
+/* test_slow_clients.c: no client can stall its shard, and idle clients go.
+ * - slow_multibulk: on a one-shard node, a raw client sends EXISTS with
+ *   100 000 keys a few bytes at a time while a second client keeps sending
+ *   PING, each answered before the next piece goes. The node must answer
+ *   every PING, then the whole request correctly, and its parsers must have
+ *   walked a number of bytes linear in what was sent (INFO's
+ *   total_parser_examined_bytes at most 4 times the bytes sent); a node that
+ *   parsed a partial request again from its first byte on every receive
+ *   would walk billions.
+ * - timeout: with --timeout 1, an idle client is closed (the test waits for
+ *   EOF with a deadline), while a client that keeps talking is not; CONFIG
+ *   GET shows the setting.
+ * - idle_gives_back_buffers: a client that sent a 1 MB value and went idle
+ *   holds, within a deadline, less than 64 KB of buffers (CLIENT LIST's
+ *   tot-mem); connections used to keep them for good. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOW_KEYS 100000
+#define SLOW_SET 10 /* of those keys, how many exist */
+#define PIECES_PER_PING 256
+
+static struct harness_server server;
+
+static int teardown_server(void **state)
+{
+    return harness_stop(&server) == 0 ? 0 : -1;
+}
+
+static int setup_one_shard(void **state)
+{
+    struct harness_opts o = {.threads = 1};
+    return harness_start(&server, &o) == 0 ? 0 : -1;
+}
+
+static int setup_timeout(void **state)
+{
+    static const char *const args[] = {"--timeout", "1", NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    return harness_start(&server, &o) == 0 ? 0 : -1;
+}
+
+/* "*N\r\n$6\r\nEXISTS\r\n" then "$len\r\nslow:<i>\r\n" for every key. */
+static char *exists_request(size_t *len)
+{
+    size_t cap = 32 + (size_t)SLOW_KEYS * 24;
+    char *req = malloc(cap);
+    assert_non_null(req);
+    size_t n = (size_t)snprintf(req, cap, "*%d\r\n$6\r\nEXISTS\r\n", SLOW_KEYS + 1);
+    for (int i = 0; i < SLOW_KEYS; i++) {
+        char key[16];
+        int klen = snprintf(key, sizeof key, "slow:%d", i);
+        n += (size_t)snprintf(req + n, cap - n, "$%d\r\n%s\r\n", klen, key);
+    }
+    *len = n;
+    return req;
+}
+
+static void test_slow_clients_multibulk_in_pieces(void **state)
+{
+    redisContext *pinger = harness_connect(server.port);
+    for (int i = 0; i < SLOW_SET; i++)
+        harness_expect(pinger, HARNESS_OK, "SET slow:%d v", i * (SLOW_KEYS / SLOW_SET));
+    bool has_meter = !harness_target_is_redis();
+    double examined_before =
+        has_meter ? harness_info_number(pinger, "stats", "total_parser_examined_bytes") : 0;
+
+    size_t len;
+    char *req = exists_request(&len);
+    struct harness_raw *slow = harness_raw_open(server.port);
+    uint64_t rng = 12345;
+    size_t sent = 0, pieces = 0, pongs = 0;
+    while (sent < len) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        size_t n = 1 + (size_t)(rng >> 60); /* 1..16 bytes */
+        n = n < len - sent ? n : len - sent;
+        harness_raw_send(slow, req + sent, n);
+        sent += n;
+        if (++pieces % PIECES_PER_PING == 0) {
+            harness_expect(pinger, HARNESS_STATUS("PONG"), "PING");
+            pongs++;
+        }
+    }
+    struct harness_resp *r = harness_raw_reply(slow);
+    assert_int_equal(r->type, ':');
+    assert_int_equal(r->num, SLOW_SET);
+    harness_resp_free(r);
+    print_message("%zu bytes in %zu pieces; %zu PINGs answered meanwhile\n", len, pieces, pongs);
+    assert_true(pongs >= len / (16 * PIECES_PER_PING));
+
+    if (has_meter) {
+        double examined =
+            harness_info_number(pinger, "stats", "total_parser_examined_bytes") - examined_before;
+        /* Everything sent since the first INFO: the big request, the PINGs
+         * ("*1\r\n$4\r\nPING\r\n") and the second INFO. */
+        double input = (double)len + 14.0 * (double)pongs + 64.0;
+        print_message("parsers walked %.0f bytes for %.0f sent\n", examined, input);
+        assert_true(examined <= 4 * input);
+    }
+    harness_raw_close(slow);
+    free(req);
+    redisFree(pinger);
+}
+
+static void test_slow_clients_timeout_closes_idle(void **state)
+{
+    redisContext *active = harness_connect(server.port);
+    redisReply *cfg = harness_cmd(active, "CONFIG GET timeout");
+    const char *const want[] = {"timeout", "1"};
+    harness_check_bulks(cfg, want, 2, "CONFIG GET timeout");
+    freeReplyObject(cfg);
+
+    struct harness_raw *idle = harness_raw_open(server.port);
+    harness_raw_send_str(idle, "PING\r\n");
+    harness_raw_expect(idle, "+PONG\r\n");
+    /* The idle client must be closed; meanwhile the active one talks every
+     * 200 ms (well inside the 1 s timeout) and must keep being answered. */
+    int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+    int64_t next_ping = 0;
+    while (!idle->eof && harness_now_ms() < deadline) {
+        if (harness_now_ms() >= next_ping) {
+            harness_expect(active, HARNESS_STATUS("PONG"), "PING");
+            next_ping = harness_now_ms() + 200;
+        }
+        harness_raw_fill(idle, idle->len + 1, 50);
+    }
+    assert_true(idle->eof);
+    assert_int_equal(idle->len, 0); /* closed without a word, as Redis */
+    /* The active client was served throughout and still is. */
+    harness_expect(active, HARNESS_STATUS("PONG"), "PING");
+    harness_raw_close(idle);
+    redisFree(active);
+}
+
+/* tot-mem of client `id` in CLIENT LIST; -1 when it is not listed. */
+static long long client_tot_mem(redisContext *c, long long id)
+{
+    redisReply *r = harness_cmd(c, "CLIENT LIST ID %lld", id);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *field = strstr(r->str, " tot-mem=");
+    long long mem = field ? strtoll(field + 9, NULL, 10) : -1;
+    freeReplyObject(r);
+    return mem;
+}
+
+struct watched {
+    redisContext *watcher;
+    long long id;
+    long long mem;
+};
+
+static bool buffers_given_back(void *arg)
+{
+    struct watched *w = arg;
+    w->mem = client_tot_mem(w->watcher, w->id);
+    return w->mem >= 0 && w->mem < 64 * 1024;
+}
+
+static void test_slow_clients_idle_gives_back_buffers(void **state)
+{
+    harness_skip_unless_ringkv(); /* Redis shrinks query buffers on its own terms */
+    redisContext *big = harness_connect(server.port);
+    redisContext *watcher = harness_connect(server.port);
+    long long id = harness_integer(big, "CLIENT ID");
+    size_t len = 1 << 20;
+    char *value = malloc(len);
+    assert_non_null(value);
+    memset(value, 'v', len);
+    harness_expect(big, HARNESS_OK, "SET big %b", value, len);
+    harness_expect(big, HARNESS_INT((long long)len), "STRLEN big");
+    struct watched w = {.watcher = watcher, .id = id};
+    print_message("tot-mem right after a 1 MB SET: %lld\n", client_tot_mem(watcher, id));
+    bool given_back = harness_wait_until(buffers_given_back, &w, HARNESS_TIMEOUT_MS, 100);
+    print_message("tot-mem once idle: %lld\n", w.mem);
+    assert_true(given_back);
+    /* Still a working connection. */
+    harness_expect(big, HARNESS_INT((long long)len), "STRLEN big");
+    free(value);
+    redisFree(watcher);
+    redisFree(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_slow_clients_multibulk_in_pieces, setup_one_shard,
+                                        teardown_server),
+        cmocka_unit_test_setup_teardown(test_slow_clients_timeout_closes_idle, setup_timeout,
+                                        teardown_server),
+        cmocka_unit_test_setup_teardown(test_slow_clients_idle_gives_back_buffers, setup_one_shard,
+                                        teardown_server),
+    };
+    return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
