@@ -450,8 +450,8 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     for (uint32_t i = 1, sub = 0; i + step - 1 < argc; i += step, sub++) {
         struct resp_arg one[3] = {argv[0], argv[i], step == 2 ? argv[i + 1] : argv[0]};
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), d->handler,
-                      cmd_flags_of(d, one, 1 + step), one, 1 + step, hash, NULL);
+        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), d->handler, d->flags, one,
+                      1 + step, hash, NULL); /* a split row has no per-request columns */
     }
     req_arm(&sh->reqs, r);
 }
