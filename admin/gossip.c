@@ -241,7 +241,7 @@ enum gossip_status gossip_decode(const uint8_t *data, size_t len, struct gossip_
         BAD("unknown version");
     if (len >= 2 && (data[1] < GOSSIP_PING || data[1] > GOSSIP_PUSH_PULL))
         BAD("unknown frame type");
-    if (len >= 3 && (data[2] & ~(GOSSIP_F_MAC | GOSSIP_F_REPLY | GOSSIP_F_JOIN)))
+    if (len >= 3 && (data[2] & ~(GOSSIP_F_MAC | GOSSIP_F_REPLY | GOSSIP_F_JOIN | GOSSIP_F_STREAM)))
         BAD("unknown flags");
     if (len >= 4 && data[3] != 0)
         BAD("reserved byte not zero");

@@ -47,6 +47,7 @@ enum gossip_flag {
     GOSSIP_F_MAC = 1,   /* a MAC follows the body */
     GOSSIP_F_REPLY = 2, /* PUSH_PULL: the answer to one (do not answer it) */
     GOSSIP_F_JOIN = 4,  /* PUSH_PULL: the sender is joining through us */
+    GOSSIP_F_STREAM = 8, /* came over a stream: answer on it */
 };
 
 enum gossip_kind {

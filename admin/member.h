@@ -64,6 +64,10 @@ struct member_config {
     /* Every push_pull_seed_every-th exchange goes to a seed address instead,
      * so that seeds keep the cluster from splitting; 0: never. */
     uint32_t push_pull_seed_every;  /* 4 */
+    /* At the probe timeout, also PING the target over a stream (the caller
+     * sends frames marked stream on a connection), as memberlist's TCP
+     * fallback: a lossy network then rarely makes a suspicion. */
+    bool stream_probe;            /* true */
     /* Largest datagram: probes and gossip carry updates up to this size. */
     uint32_t max_frame_bytes;     /* 1400 */
     /* Queued changes at most; past it the most retransmitted is dropped
@@ -111,11 +115,13 @@ struct member_event {
 
 /* A frame to send. Reply-type frames go to the address the request came
  * from (member_on_message()'s from_addr); others to the member's
- * cluster_addr. PUSH_PULL is the one frame that may exceed max_frame_bytes
- * (send it over a stream); the rest fit a datagram. */
+ * cluster_addr. Frames marked stream go over a connection (PUSH_PULL, which
+ * may exceed max_frame_bytes, and the stream probe with its ACK, whose
+ * request came with GOSSIP_F_STREAM); the rest fit a datagram. */
 struct member_out {
     char to_addr[GOSSIP_ADDR_MAX + 1];
     enum gossip_type type;
+    bool stream;
     const uint8_t *bytes;
     uint32_t len;
 };
@@ -170,8 +176,8 @@ void member_on_message(struct member_table *t, uint64_t now_ms, const char *from
 
 /* Runs what is due at now_ms: probes, their timeouts, suspicion timeouts,
  * gossip, push-pull. A gap since the previous tick longer than a probe
- * period (the process was paused) abandons the probe in flight rather than
- * blaming its target. */
+ * period plus a probe timeout (the process was paused) abandons the probe
+ * in flight rather than blaming its target. */
 void member_tick(struct member_table *t, uint64_t now_ms);
 
 /* The earliest time member_tick() has something to do. */

@@ -232,6 +232,11 @@ static void test_member_probe_timeout_sends_ping_req_then_suspects(void **state)
     assert_int_equal(msg.seq, seq);
     assert_string_equal(msg.target, peer(t, 3)->info.id);
     assert_string_equal(msg.target_addr, peer(t, 3)->info.cluster_addr);
+    const struct member_out *o = outbox_find(t, GOSSIP_PING, &msg, &count);
+    assert_non_null(o); /* and the target once more, over a stream */
+    assert_int_equal(count, 1);
+    assert_true(o->stream && (msg.flags & GOSSIP_F_STREAM) && msg.seq == seq);
+    assert_int_equal(addr_node(o->to_addr), 3);
     member_outbox_clear(t);
     member_tick(t, t0 + 990);
     assert_int_equal(peer(t, 3)->health, MEMBER_ALIVE);
@@ -381,6 +386,29 @@ static void test_member_refutation_with_higher_incarnation_wins(void **state)
     member_destroy(t);
 }
 
+/* Whether the outbox has a GOSSIP frame to `to` with our ALIVE at inc. */
+static bool gossip_has_alive(struct member_table *t, uint32_t to, uint64_t inc)
+{
+    const struct member_out *out;
+    uint32_t n = member_outbox(t, &out);
+    for (uint32_t k = 0; k < n; k++) {
+        struct gossip_msg msg;
+        size_t used;
+        const char *err;
+        if (out[k].type != GOSSIP_GOSSIP || addr_node(out[k].to_addr) != to)
+            continue;
+        assert_int_equal(gossip_decode(out[k].bytes, out[k].len, &msg, &used, &err), GOSSIP_OK);
+        struct gossip_iter it;
+        struct gossip_update u;
+        gossip_iter_init(&it, &msg);
+        while (gossip_next_update(&it, &u))
+            if (u.kind == GOSSIP_ALIVE && strcmp(u.info.id, member_at(t, 0)->info.id) == 0 &&
+                u.incarnation == inc)
+                return true;
+    }
+    return false;
+}
+
 static void test_member_refutes_suspicion_of_itself(void **state)
 {
     struct member_config cfg;
@@ -390,21 +418,24 @@ static void test_member_refutes_suspicion_of_itself(void **state)
     send_frame(t, 10, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
     assert_int_equal(member_at(t, 0)->incarnation, 2);
     assert_int_equal(member_at(t, 0)->health, MEMBER_ALIVE);
+    assert_true(gossip_has_alive(t, 1, 2)); /* the accuser hears at once */
+    member_outbox_clear(t);
     u = upd(GOSSIP_DEAD, 0, 5, 1);
     send_frame(t, 20, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
     assert_int_equal(member_at(t, 0)->incarnation, 6);
     assert_int_equal(member_get_stats(t)->refutations, 2);
-    /* the refutation goes out with the next gossip */
+    member_outbox_clear(t);
+    /* an old rumour is not refuted, but its sender gets our current ALIVE */
+    u = upd(GOSSIP_SUSPECT, 0, 3, 2);
+    send_frame(t, 30, 2, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_int_equal(member_at(t, 0)->incarnation, 6);
+    assert_true(gossip_has_alive(t, 2, 6));
+    member_outbox_clear(t);
+    /* the refutation goes to everyone with the next gossip */
     member_tick(t, 1000);
-    struct gossip_msg msg;
-    assert_non_null(outbox_find(t, GOSSIP_GOSSIP, &msg, NULL));
-    struct gossip_iter it;
-    gossip_iter_init(&it, &msg);
-    bool found = false;
-    while (gossip_next_update(&it, &u))
-        found |= u.kind == GOSSIP_ALIVE && strcmp(u.info.id, member_at(t, 0)->info.id) == 0 &&
-                 u.incarnation == 6;
-    assert_true(found);
+    const struct member_out *out;
+    assert_true(member_outbox(t, &out) > 0);
+    assert_true(gossip_has_alive(t, addr_node(out[0].to_addr), 6));
     member_destroy(t);
 }
 
@@ -494,6 +525,11 @@ static void test_member_tells_a_dead_member_so(void **state)
     assert_true(gossip_next_update(&it, &u));
     assert_int_equal(u.kind, GOSSIP_DEAD);
     assert_string_equal(u.info.id, peer(t, 2)->info.id);
+    /* a stream probe is answered on the stream */
+    member_outbox_clear(t);
+    send_frame(t, 25, 1, GOSSIP_PING, GOSSIP_F_STREAM, 8, member_at(t, 0)->info.id, NULL, 0);
+    o = outbox_find(t, GOSSIP_ACK, &msg, NULL);
+    assert_true(o && o->stream && msg.seq == 8);
     /* a ping meant for another id is not answered */
     member_outbox_clear(t);
     send_frame(t, 30, 1, GOSSIP_PING, 0, 6, peer(t, 3)->info.id, NULL, 0);
@@ -711,7 +747,7 @@ struct sim {
     uint32_t n;                /* members, the last may start down */
     struct member_table **t;
     bool *up;
-    double loss;               /* datagram loss (push-pulls ride a stream: never lost) */
+    double loss;               /* datagram loss (stream frames are never lost) */
     uint64_t now, rng;
     struct pkt *pkts, *next;
     uint32_t n_pkts, n_next, cap;
@@ -762,7 +798,7 @@ static void sim_collect(struct sim *s, uint32_t i)
     for (uint32_t k = 0; k < n; k++) {
         s->frames++;
         s->bytes += out[k].len;
-        bool lost = out[k].type != GOSSIP_PUSH_PULL &&
+        bool lost = !out[k].stream &&
                     (double)(sim_rnd(s) >> 11) / 9007199254740992.0 < s->loss;
         if (!lost)
             sim_queue(s, addr_node(out[k].to_addr), i, out[k].bytes, out[k].len);
@@ -950,12 +986,14 @@ struct figures {
     uint64_t back_ms, back_median;         /* resumed after SIGSTOP */
     uint64_t restart_ms, restart_median;   /* restarted after SIGKILL, empty table */
     double frames_ps, bytes_ps;            /* sent per member per second, all of it */
+    uint64_t suspicions, refutations;      /* summed over members (2 refutations are due) */
 };
 
 /* A join through the seed, a death, a pause and return, a kill and restart. */
 static void sim_scenario(uint32_t n, double loss, struct figures *f)
 {
     struct sim s;
+    memset(f, 0, sizeof *f);
     sim_init(&s, n, loss, 7 + n);
     sim_run_for(&s, 20000); /* bootstrap broadcasts drain */
 
@@ -972,6 +1010,7 @@ static void sim_scenario(uint32_t n, double loss, struct figures *f)
     s.want_health = MEMBER_DEAD;
     f->dead_ms = sim_until_all(&s, victim, 120000, &f->dead_median);
 
+    sim_run_for(&s, 40000); /* long enough for the news of its death to stop */
     s.up[victim] = true; /* SIGCONT */
     s.want_health = MEMBER_ALIVE;
     s.want_inc = inc;
@@ -982,6 +1021,7 @@ static void sim_scenario(uint32_t n, double loss, struct figures *f)
     s.want_health = MEMBER_DEAD;
     uint64_t ignored;
     assert_true(sim_until_all(&s, killed, 120000, &ignored) != UINT64_MAX);
+    sim_run_for(&s, 40000);
     member_destroy(s.t[killed]); /* restarted with its id but nothing else */
     s.t[killed] = new_table(killed, &sim_cfg, s.now);
     char seed_addr[GOSSIP_ADDR_MAX + 1];
@@ -992,6 +1032,10 @@ static void sim_scenario(uint32_t n, double loss, struct figures *f)
     s.want_health = MEMBER_ALIVE;
     s.want_inc = 1;
     f->restart_ms = sim_until_all(&s, killed, 60000, &f->restart_median);
+    for (uint32_t i = 0; i < s.n; i++) {
+        f->suspicions += member_get_stats(s.t[i])->suspicions;
+        f->refutations += member_get_stats(s.t[i])->refutations;
+    }
     f->frames_ps = (double)s.frames / s.n / (s.now / 1e3);
     f->bytes_ps = (double)s.bytes / s.n / (s.now / 1e3);
     sim_fini(&s);
@@ -1001,10 +1045,11 @@ static void print_figures(uint32_t n, double loss, const struct figures *f, doub
 {
     printf("%5u members, %2.0f%% loss: join known by all %6.2f s (median %5.2f), death by all "
            "%6.2f s (median %5.2f), paused one back %5.2f s (median %4.2f), restarted one back "
-           "%5.2f s (median %4.2f); %.1f frames, %.0f bytes per member per second  [%.1f s CPU]\n",
+           "%5.2f s (median %4.2f); %.1f frames, %.0f bytes per member per second; %llu suspicions, %llu refutations  [%.1f s CPU]\n",
            n, loss * 100, f->join_ms / 1e3, f->join_median / 1e3, f->dead_ms / 1e3,
            f->dead_median / 1e3, f->back_ms / 1e3, f->back_median / 1e3, f->restart_ms / 1e3,
-           f->restart_median / 1e3, f->frames_ps, f->bytes_ps, cpu);
+           f->restart_median / 1e3, f->frames_ps, f->bytes_ps,
+           (unsigned long long)f->suspicions, (unsigned long long)f->refutations, cpu);
 }
 
 static void scenario_checked(uint32_t n, double loss, uint64_t dead_limit_ms)
