@@ -16,7 +16,8 @@
  *   returned (records, outbox, events) are borrowed: valid until the next
  *   call that takes a time (tick, message, set_*, join) or clears them.
  * Errors: negative errno: -EINVAL for bad arguments, -ENOMEM, -ENOENT for an
- *   unknown member, -ENOSPC when the table holds MEMBER_MAX members. */
+ *   unknown member. Out of memory while running (or past MEMBER_MAX
+ *   members), a frame or change is dropped; push-pull repairs it later. */
 #ifndef RINGKV_ADMIN_MEMBER_H
 #define RINGKV_ADMIN_MEMBER_H
 
@@ -117,7 +118,9 @@ struct member_event {
  * from (member_on_message()'s from_addr); others to the member's
  * cluster_addr. Frames marked stream go over a connection (PUSH_PULL, which
  * may exceed max_frame_bytes, and the stream probe with its ACK, whose
- * request came with GOSSIP_F_STREAM); the rest fit a datagram. */
+ * request came with GOSSIP_F_STREAM); the rest fit a datagram. With
+ * cfg.mac each frame ends in GOSSIP_MAC_LEN zero bytes for the sender to
+ * fill in its own copy. */
 struct member_out {
     char to_addr[GOSSIP_ADDR_MAX + 1];
     enum gossip_type type;
@@ -166,11 +169,14 @@ int member_set_state(struct member_table *t, const char *id, enum member_state s
                      uint64_t now_ms);
 
 /* Changes what this node advertises (weight, zone, addresses, ring): raises
- * its incarnation and gossips the new ALIVE. The id must stay. */
+ * its incarnation and gossips the new ALIVE. -EINVAL: not a valid info, or
+ * another id. */
 int member_set_self(struct member_table *t, const struct gossip_info *self, uint64_t now_ms);
 
-/* Handles one decoded frame received from from_addr. Frames from ourselves,
- * probes meant for another id and stale rumours are ignored (counted). */
+/* Handles one decoded frame received from from_addr (a MAC, if any, is the
+ * caller's to check first). Frames from ourselves, probes meant for another
+ * id and acks of nothing we sent are counted in frames_ignored; rumours
+ * older than what we hold change nothing. */
 void member_on_message(struct member_table *t, uint64_t now_ms, const char *from_addr,
                        const struct gossip_msg *msg);
 
@@ -188,7 +194,7 @@ uint64_t member_next_deadline(const struct member_table *t);
 uint32_t member_outbox(struct member_table *t, const struct member_out **out);
 void member_outbox_clear(struct member_table *t);
 
-/* Changes since the last member_events_clear(). */
+/* Changes since the last member_events_clear() (the list grows until then). */
 uint32_t member_events(const struct member_table *t, const struct member_event **out);
 void member_events_clear(struct member_table *t);
 
