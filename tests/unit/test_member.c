@@ -556,6 +556,30 @@ static void test_member_pause_blames_nobody(void **state)
     member_destroy(t);
 }
 
+static void test_member_queue_is_bounded_and_drains(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    cfg.queue_max = 4;
+    struct member_table *t = table_with(0, 4, &cfg);
+    for (uint32_t k = 10; k < 20; k++) { /* ten members we did not know */
+        struct gossip_update u = upd(GOSSIP_ALIVE, k, 1, 1);
+        send_frame(t, 10, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    }
+    assert_int_equal(member_count(t), 14);
+    assert_int_equal(member_queue_len(t), 4);
+    /* each is sent 4 * ceil(log10(15)) = 8 times, to 3 members a gossip round */
+    uint64_t rounds = 0, now = 20;
+    for (; member_queue_len(t) > 0 && now < 20000; now += 10) {
+        member_tick(t, now);
+        member_outbox_clear(t);
+        rounds = member_get_stats(t)->gossip_rounds;
+    }
+    assert_int_equal(member_queue_len(t), 0);
+    assert_true(rounds >= 8 / 3 && rounds <= 12);
+    member_destroy(t);
+}
+
 static void test_member_rejects_bad_config(void **state)
 {
     struct member_config cfg;
@@ -1062,6 +1086,7 @@ static void scenario_checked(uint32_t n, double loss, uint64_t dead_limit_ms)
     assert_true(f.dead_ms <= dead_limit_ms);
     assert_true(f.back_ms <= 5000);
     assert_true(f.restart_ms <= 5000);
+    assert_true(f.refutations <= 4); /* 2 are due; the stream probe spares the rest */
 }
 
 static void test_member_sim_small_cluster_meets_targets(void **state)
@@ -1172,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_member_state_changes_are_explicit_and_versioned),
         cmocka_unit_test(test_member_tells_a_dead_member_so),
         cmocka_unit_test(test_member_pause_blames_nobody),
+        cmocka_unit_test(test_member_queue_is_bounded_and_drains),
         cmocka_unit_test(test_member_rejects_bad_config),
         cmocka_unit_test(test_gossip_round_trips_every_frame_and_update),
         cmocka_unit_test(test_gossip_rejects_bad_frames),
