@@ -1,0 +1,215 @@
+/* member.h: the membership table and SWIM-style failure detection, as a pure
+ * state machine (member.c explains the protocol, its timers and precedence).
+ * It reads no clock, opens no socket and starts no thread: the caller passes
+ * the current time in ms to every call, hands it decoded frames
+ * (gossip_decode()) with the address they came from, calls member_tick() by
+ * member_next_deadline(), and after each call sends what member_outbox()
+ * holds and reads what member_events() reports. Given the same seed, calls
+ * and times it behaves the same, so tests replay.
+ * Two views of each member: its health as failure detection sees it (alive,
+ * suspect, dead; ordered by incarnation) and its ownership state (joining,
+ * up, leaving, left), which only explicit admin calls change
+ * (member_set_state()); a dead member stays in the table and in the ring.
+ * Threads: one owner (the admin thread); no locks inside. A snapshot for
+ *   other threads is the caller's to build from member_at().
+ * Ownership: member_create() allocates (member_destroy() frees). Pointers
+ *   returned (records, outbox, events) are borrowed: valid until the next
+ *   call that takes a time (tick, message, set_*, join) or clears them.
+ * Errors: negative errno: -EINVAL for bad arguments, -ENOMEM, -ENOENT for an
+ *   unknown member. Out of memory while running (or past MEMBER_MAX
+ *   members), a frame or change is dropped; push-pull repairs it later. */
+#ifndef RINGKV_ADMIN_MEMBER_H
+#define RINGKV_ADMIN_MEMBER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gossip.h"
+
+#define MEMBER_MAX 65535u /* as RING_MEMBERS_MAX */
+
+/* Every knob, with memberlist's LAN defaults (member_config_default()). */
+struct member_config {
+    /* Probe one member per period, in a shuffled round-robin order. A
+     * faster period detects sooner at the cost of more probe traffic. */
+    uint32_t probe_interval_ms;   /* 1000 */
+    /* Wait this long for a direct ack before asking others to probe; keep it
+     * above the network's 99th percentile round trip. */
+    uint32_t probe_timeout_ms;    /* 500 */
+    /* Members asked to probe indirectly (PING_REQ) when the direct ack is
+     * late; also the independent confirmations that shrink a suspicion to
+     * its minimum. */
+    uint32_t indirect_checks;     /* 3 */
+    /* Suspicion lasts at least suspicion_mult * max(1, log10(n)) probe
+     * periods (n: members not dead), so that the suspect has time to hear
+     * of it and refute, and larger clusters (slower dissemination) wait
+     * longer. */
+    uint32_t suspicion_mult;      /* 4 */
+    /* ... and at most this many times the minimum, when no other member
+     * confirms the suspicion. */
+    uint32_t suspicion_max_timeout_mult; /* 6 */
+    /* Each change is piggybacked retransmit_mult * ceil(log10(n + 1))
+     * times, enough for it to reach every member with high probability. */
+    uint32_t retransmit_mult;     /* 4 */
+    /* Every gossip_interval_ms, queued changes go to gossip_nodes random
+     * members (nothing is sent when the queue is empty). */
+    uint32_t gossip_interval_ms;  /* 200 */
+    uint32_t gossip_nodes;        /* 3 */
+    /* Dead members still get gossip this long, so that one wrongly declared
+     * dead learns it and refutes. */
+    uint32_t gossip_to_the_dead_ms; /* 30000 */
+    /* Full state exchange with one random member this often (times
+     * ceil(log2(n) - 5) + 1 above 32 members, as memberlist scales it), the
+     * anti-entropy that repairs what gossip missed; 0 turns it off. */
+    uint32_t push_pull_interval_ms; /* 30000 */
+    /* Every push_pull_seed_every-th exchange goes to a seed address instead,
+     * so that seeds keep the cluster from splitting; 0: never. */
+    uint32_t push_pull_seed_every;  /* 4 */
+    /* At the probe timeout, also PING the target over a stream (the caller
+     * sends frames marked stream on a connection), as memberlist's TCP
+     * fallback: a lossy network then rarely makes a suspicion. */
+    bool stream_probe;            /* true */
+    /* Largest datagram: probes and gossip carry updates up to this size. */
+    uint32_t max_frame_bytes;     /* 1400 */
+    /* Queued changes at most; past it the most retransmitted is dropped
+     * (push-pull repairs what that loses). */
+    uint32_t queue_max;           /* 4096 */
+    /* Reserve GOSSIP_MAC_LEN bytes in each frame for peer authentication. */
+    bool mac;                     /* false */
+    /* Seed of the RNG (probe order, gossip targets, start-up jitter). */
+    uint64_t seed;
+};
+
+enum member_health { MEMBER_ALIVE = 0, MEMBER_SUSPECT = 1, MEMBER_DEAD = 2 };
+
+/* Ownership state; only member_set_state() changes it (anywhere in the
+ * cluster), ordered by state_version then by this order. */
+enum member_state { MEMBER_JOINING = 0, MEMBER_UP = 1, MEMBER_LEAVING = 2, MEMBER_LEFT = 3 };
+
+/* The status operators see: "down" when dead, else the state's name. */
+enum member_status { MEMBER_S_JOINING, MEMBER_S_UP, MEMBER_S_LEAVING, MEMBER_S_LEFT,
+                     MEMBER_S_DOWN };
+
+struct member {
+    struct gossip_info info;
+    uint64_t incarnation;
+    enum member_health health;
+    enum member_state state;
+    uint64_t state_version;
+    uint64_t health_since_ms; /* when health last changed here */
+    /* internal */
+    uint32_t suspicion;       /* index + 1 in the suspicions, 0 if none */
+    uint64_t told_ms;         /* last time we told it that we think it down */
+};
+
+enum member_event_kind {
+    MEMBER_EV_NEW,    /* a member entered the table */
+    MEMBER_EV_HEALTH, /* its health changed */
+    MEMBER_EV_STATE,  /* its ownership state changed */
+    MEMBER_EV_INFO,   /* its addresses, weight, zone or ring changed */
+};
+
+struct member_event {
+    enum member_event_kind kind;
+    uint32_t index; /* member_at(index) */
+};
+
+/* A frame to send. Reply-type frames go to the address the request came
+ * from (member_on_message()'s from_addr); others to the member's
+ * cluster_addr. Frames marked stream go over a connection (PUSH_PULL, which
+ * may exceed max_frame_bytes, and the stream probe with its ACK, whose
+ * request came with GOSSIP_F_STREAM); the rest fit a datagram. With
+ * cfg.mac each frame ends in GOSSIP_MAC_LEN zero bytes for the sender to
+ * fill in its own copy. */
+struct member_out {
+    char to_addr[GOSSIP_ADDR_MAX + 1];
+    enum gossip_type type;
+    bool stream;
+    const uint8_t *bytes;
+    uint32_t len;
+};
+
+struct member_stats {
+    uint64_t probes;           /* direct probes sent */
+    uint64_t probe_failures;   /* probes with no direct ack in time */
+    uint64_t indirect_probes;  /* PING_REQs sent */
+    uint64_t suspicions;       /* members we started to suspect */
+    uint64_t deaths;           /* members we saw become dead */
+    uint64_t refutations;      /* times we raised our incarnation */
+    uint64_t gossip_rounds;    /* GOSSIP frames sent */
+    uint64_t push_pulls;       /* PUSH_PULL frames sent */
+    uint64_t frames_out, bytes_out, frames_in, bytes_in;
+    uint64_t frames_ignored;   /* not for us, stale, or from ourselves */
+};
+
+struct member_table;
+
+/* Fills c with the defaults above (seed 1). */
+void member_config_default(struct member_config *c);
+
+/* Creates the table holding only self (alive, incarnation 1, JOINING,
+ * state_version 0). -EINVAL: a config value out of range (zero periods,
+ * probe_timeout_ms >= probe_interval_ms, max_frame_bytes under 512), or self
+ * not a valid info (id not 40 lowercase hex digits, zero weight). */
+int member_create(const struct member_config *cfg, const struct gossip_info *self,
+                  uint64_t now_ms, struct member_table **out);
+void member_destroy(struct member_table *t);
+
+/* Adds a seed's cluster address (for joining and the seed push-pulls);
+ * -EINVAL if too long, -ENOMEM. */
+int member_add_seed(struct member_table *t, const char *cluster_addr);
+
+/* Asks to join: a PUSH_PULL with the join flag to every seed. Call again
+ * (say every few seconds) until member_count() > 1. */
+void member_join(struct member_table *t, uint64_t now_ms);
+
+/* Changes a member's ownership state (an admin decision) and gossips it.
+ * -ENOENT: no such member. */
+int member_set_state(struct member_table *t, const char *id, enum member_state state,
+                     uint64_t now_ms);
+
+/* Changes what this node advertises (weight, zone, addresses, ring): raises
+ * its incarnation and gossips the new ALIVE. -EINVAL: not a valid info, or
+ * another id. */
+int member_set_self(struct member_table *t, const struct gossip_info *self, uint64_t now_ms);
+
+/* Handles one decoded frame received from from_addr (a MAC, if any, is the
+ * caller's to check first). Frames from ourselves, probes meant for another
+ * id and acks of nothing we sent are counted in frames_ignored; rumours
+ * older than what we hold change nothing. */
+void member_on_message(struct member_table *t, uint64_t now_ms, const char *from_addr,
+                       const struct gossip_msg *msg);
+
+/* Runs what is due at now_ms: probes, their timeouts, suspicion timeouts,
+ * gossip, push-pull. A gap since the previous tick longer than a probe
+ * period plus a probe timeout (the process was paused) abandons the probe
+ * in flight rather than blaming its target. */
+void member_tick(struct member_table *t, uint64_t now_ms);
+
+/* The earliest time member_tick() has something to do. */
+uint64_t member_next_deadline(const struct member_table *t);
+
+/* Frames to send since the last member_outbox_clear(): *out gets the array,
+ * the return value its length. */
+uint32_t member_outbox(struct member_table *t, const struct member_out **out);
+void member_outbox_clear(struct member_table *t);
+
+/* Changes since the last member_events_clear() (the list grows until then). */
+uint32_t member_events(const struct member_table *t, const struct member_event **out);
+void member_events_clear(struct member_table *t);
+
+/* The table: member_at(0) is self; others in the order they were learnt. */
+uint32_t member_count(const struct member_table *t);
+const struct member *member_at(const struct member_table *t, uint32_t index);
+/* The member with this id, or NULL. */
+const struct member *member_find(const struct member_table *t, const char *id);
+enum member_status member_status(const struct member *m);
+/* Members not dead and not left, self included. */
+uint32_t member_alive_count(const struct member_table *t);
+const struct member_stats *member_get_stats(const struct member_table *t);
+/* Current minimum suspicion timeout in ms (for tests and the API). */
+uint64_t member_suspicion_min_ms(const struct member_table *t);
+/* Changes queued for gossip (for tests). */
+uint32_t member_queue_len(const struct member_table *t);
+
+#endif
