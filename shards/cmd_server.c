@@ -1197,22 +1197,13 @@ static const char *server_subcommand_name(uint32_t slot)
     return NULL;
 }
 
-/* Node-wide sums of the shards' counters (relaxed atomic loads). */
-struct server_totals {
-    uint64_t clients, connections, rejected, commands, net_in, net_out, cross_shard;
-    uint64_t parser_examined;
-    uint64_t keys, expires, hits, misses, expired, evicted, used, writes;
-    uint64_t cold_keys, cold_bytes, values_cooled, values_loaded; /* values beyond RAM */
-    uint64_t errors; /* error replies (INFO errorstats' sum) */
-};
-
 static void server_error_total(const char *prefix, uint64_t count, void *arg)
 {
     (void)prefix;
     *(uint64_t *)arg += count;
 }
 
-static void server_totals(const struct node *n, struct server_totals *t)
+void cmd_server_totals(const struct node *n, struct cmd_server_totals *t)
 {
     memset(t, 0, sizeof *t);
     for (uint32_t i = 0; i < n->nshards; i++) {
@@ -1243,7 +1234,7 @@ static void server_totals(const struct node *n, struct server_totals *t)
     cmd_stats_errors(n, server_error_total, &t->errors);
 }
 
-static size_t server_rss_bytes(void)
+size_t cmd_server_rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long pages = 0, resident = 0;
@@ -1266,33 +1257,39 @@ static void server_human(char *out, size_t n, double bytes)
     snprintf(out, n, u ? "%.2f%c" : "%.0f%c", bytes, units[u]);
 }
 
-static void server_info_persistence(struct buf *b, const struct node *n,
-                                    const struct server_totals *totals)
+void cmd_server_persist_totals(const struct node *n, struct persist_stats *t)
 {
-    static const char *const fsync_names[] = {"always", "everysec", "no"};
-    struct persist_stats t = {0};
-    int64_t last_fsync_ms = 0;
+    memset(t, 0, sizeof *t);
     for (uint32_t i = 0; i < n->nshards; i++) {
         struct persist_stats s;
         persist_read_stats(n->shards[i]->persist, &s);
-        t.segments += s.segments;
-        t.disk_bytes += s.disk_bytes;
-        t.fsyncs += s.fsyncs;
-        t.write_errors += s.write_errors;
-        t.recovered_keys += s.recovered_keys;
-        t.recovered_records += s.recovered_records;
-        t.damaged_files += s.damaged_files;
-        t.value_raw_bytes += s.value_raw_bytes;
-        t.value_stored_bytes += s.value_stored_bytes;
-        t.live_bytes += s.live_bytes;
-        t.segment_bytes += s.segment_bytes;
-        t.compactions += s.compactions;
-        t.compaction_reclaimed_bytes += s.compaction_reclaimed_bytes;
-        if (s.recovery_ms > t.recovery_ms)
-            t.recovery_ms = s.recovery_ms; /* shards recover in parallel */
-        if (s.last_fsync_ms > last_fsync_ms)
-            last_fsync_ms = s.last_fsync_ms;
+        t->segments += s.segments;
+        t->disk_bytes += s.disk_bytes;
+        t->fsyncs += s.fsyncs;
+        t->write_errors += s.write_errors;
+        t->recovered_keys += s.recovered_keys;
+        t->recovered_records += s.recovered_records;
+        t->damaged_files += s.damaged_files;
+        t->value_raw_bytes += s.value_raw_bytes;
+        t->value_stored_bytes += s.value_stored_bytes;
+        t->live_bytes += s.live_bytes;
+        t->segment_bytes += s.segment_bytes;
+        t->compactions += s.compactions;
+        t->compaction_reclaimed_bytes += s.compaction_reclaimed_bytes;
+        if (s.recovery_ms > t->recovery_ms)
+            t->recovery_ms = s.recovery_ms; /* shards recover in parallel */
+        if (s.last_fsync_ms > t->last_fsync_ms)
+            t->last_fsync_ms = s.last_fsync_ms;
     }
+}
+
+static void server_info_persistence(struct buf *b, const struct node *n,
+                                    const struct cmd_server_totals *totals)
+{
+    static const char *const fsync_names[] = {"always", "everysec", "no"};
+    struct persist_stats t;
+    cmd_server_persist_totals(n, &t);
+    int64_t last_fsync_ms = t.last_fsync_ms;
     bool durable = n->cfg->storage == CFG_STORAGE_LOG;
     buf_printf(b,
                "# Persistence\r\nloading:0\r\nstorage:%s\r\naof_enabled:%d\r\n"
@@ -1423,8 +1420,8 @@ void cmd_info(struct cmd_ctx *c)
 {
     const struct node *n = c->node;
     const struct cfg *cfg = n->cfg;
-    struct server_totals t;
-    server_totals(n, &t);
+    struct cmd_server_totals t;
+    cmd_server_totals(n, &t);
     struct buf b;
     buf_init(&b);
     int64_t uptime_s = (server_now_ms() - n->start_ms) / 1000;
@@ -1448,7 +1445,7 @@ void cmd_info(struct cmd_ctx *c)
     if (server_section_wanted(c, "memory", true)) {
         size_t elapsed, user, sys, rss, peak_rss, commit, peak_commit, faults;
         mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
-        size_t rss_now = server_rss_bytes();
+        size_t rss_now = cmd_server_rss_bytes();
         char h_used[32], h_rss[32], h_max[32], h_peak[32];
         uint64_t peak = server_note_used(t.used);
         server_human(h_rss, sizeof h_rss, (double)rss_now);
@@ -1529,8 +1526,8 @@ void cmd_info(struct cmd_ctx *c)
 
 static void server_mc_stats(struct cmd_ctx *c)
 {
-    struct server_totals t;
-    server_totals(c->node, &t);
+    struct cmd_server_totals t;
+    cmd_server_totals(c->node, &t);
     int64_t now = server_now_ms();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

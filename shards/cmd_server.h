@@ -8,7 +8,31 @@
 #ifndef RINGKV_SHARDS_CMD_SERVER_H
 #define RINGKV_SHARDS_CMD_SERVER_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "cmd.h"
+
+struct node;
+struct persist_stats;
+
+/* Node-wide sums of the shards' counters, as INFO shows them. */
+struct cmd_server_totals {
+    uint64_t clients, connections, rejected, commands, net_in, net_out, cross_shard;
+    uint64_t parser_examined;
+    uint64_t keys, expires, hits, misses, expired, evicted, used, writes;
+    uint64_t cold_keys, cold_bytes, values_cooled, values_loaded; /* values beyond RAM */
+    uint64_t errors; /* error replies (INFO errorstats' sum) */
+};
+
+/* Sums the shards' counters (relaxed atomic loads): any thread, while the
+ * shards exist (INFO on a shard, the admin API on the admin thread). */
+void cmd_server_totals(const struct node *n, struct cmd_server_totals *t);
+/* Sums the shards' data log figures (persist_read_stats); last_fsync_ms and
+ * recovery_ms are the latest over the shards. Any thread, as above. */
+void cmd_server_persist_totals(const struct node *n, struct persist_stats *t);
+/* The process's resident memory in bytes (/proc/self/statm), 0 if unknown. */
+size_t cmd_server_rss_bytes(void);
 
 void cmd_ping(struct cmd_ctx *c);
 void cmd_echo(struct cmd_ctx *c);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "cmd.h"
 #include "cmd_stats.h"
 #include "log.h"
@@ -110,7 +111,7 @@ struct node *node_create(const struct cfg *cfg)
     for (int i = 0; i < 20; i++)
         snprintf(n->run_id + 2 * i, 3, "%02x", rnd[i]);
     cmd_init();
-    if (persist_prepare_dir(n, &n->layout) != 0)
+    if (persist_prepare_dir(n, &n->layout) != 0 || admin_create(n, &n->admin) != 0)
         goto fail;
     for (uint32_t i = 0; i < n->nshards; i++)
         if (!(n->shards[i] = shard_create(n, i)))
@@ -125,6 +126,7 @@ void node_destroy(struct node *n)
 {
     if (!n)
         return;
+    admin_destroy(n->admin); /* joins the admin thread, which reads the shards' counters */
     for (uint32_t i = 0; n->shards && i < n->nshards; i++)
         shard_destroy(n->shards[i]);
     mi_free(n->shards);
@@ -198,7 +200,9 @@ int node_run(struct node *n)
     pthread_barrier_init(&n->ready, NULL, n->nshards + 1);
     pthread_barrier_init(&n->serving, NULL, n->nshards + 1);
     pthread_barrier_init(&n->stopped, NULL, n->nshards);
-    int result = node_start_threads(n);
+    int result = admin_start(n->admin);
+    if (result == 0)
+        result = node_start_threads(n);
     if (result != 0)
         goto out;
     pthread_barrier_wait(&n->ready);
@@ -209,6 +213,7 @@ int node_run(struct node *n)
         __atomic_store_n(&n->stop_flag, 1, __ATOMIC_RELEASE);
     pthread_barrier_wait(&n->serving); /* shards serve only after the manifest */
     if (result == 0) {
+        __atomic_store_n(&n->is_serving, 1, __ATOMIC_RELEASE);
         const struct cfg *cfg = n->cfg;
         log_info("ringkv %s ready: %u shards, %u partitions, RESP on %s:%lld%s%.0lld", RINGKV_VERSION,
                  n->nshards, n->npartitions, cfg->bind, (long long)cfg->port,

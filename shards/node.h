@@ -22,6 +22,7 @@
 
 struct shard;
 struct cmd_stats;
+struct admin;
 
 struct node {
     const struct cfg *cfg;
@@ -45,6 +46,8 @@ struct node {
     int log_failing;             /* atomic: shards whose data log cannot persist now;
                                     writes are refused while > 0 (persist.h) */
     struct cmd_stats *cmd_stats; /* per-shard command and error counters (cmd_stats.h) */
+    struct admin *admin;         /* the admin thread's state (admin.h) */
+    int is_serving;              /* atomic: 1 once the shards serve (admin's health) */
 };
 
 /* Builds the node and its shards (rings, listeners). NULL on failure. */

@@ -83,6 +83,17 @@ static const struct cfg_setting cfg_settings[] = {
      "use; 0 turns compaction off."},
     {"partitions", CFG_INT, F(partitions), "1024", 1, 1 << 20, NULL,
      "Partitions (vnodes) the key space is cut into; a power of two."},
+    {"admin-port", CFG_INT, F(admin_port), "-1", -1, 65535, NULL,
+     "Admin HTTP API port (JSON and Prometheus /metrics, on bind); -1 means port + 1000 "
+     "(port - 1000 when that passes 65535), 0 turns it off."},
+    {"cluster-port", CFG_INT, F(cluster_port), "0", 0, 65535, NULL,
+     "Port reserved for the peer protocol (gossip); 0 means port + 10000 (port - 10000 when "
+     "that passes 65535). Shown by the admin API; nothing listens on it yet."},
+    {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
+     "This node's relative capacity: the partition ring gives it partitions in proportion."},
+    {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,
+     "Failure zone (rack, availability zone): at most 63 letters, digits, '.', '_', '-' or "
+     "':'; empty for none."},
     {"proto-max-bulk-len", CFG_SIZE, F(proto_max_bulk_len), "512mb", 1024, SEG_MAX_VALUE, NULL,
      "Largest argument or value, in bytes; at most 1gb, the largest value a log record "
      "holds."},
@@ -270,7 +281,34 @@ static int cfg_validate(const struct cfg *c, char *err, size_t err_len)
         snprintf(err, err_len, "memcache-port and port must differ");
         return -EINVAL;
     }
+    int admin = cfg_admin_port(c);
+    if (admin && (admin == c->port || admin == c->memcache_port)) {
+        snprintf(err, err_len, "admin-port %d must differ from port and memcache-port", admin);
+        return -EINVAL;
+    }
+    if (strspn(c->zone, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:") !=
+        strlen(c->zone)) {
+        snprintf(err, err_len, "zone: '%s' has a character other than letters, digits, '.', "
+                 "'_', '-' or ':'", c->zone);
+        return -EINVAL;
+    }
     return 0;
+}
+
+/* port + offset, or port - offset when the sum would not be a port. */
+static int cfg_port_offset(int64_t port, int offset)
+{
+    return (int)(port + offset <= 65535 ? port + offset : port - offset);
+}
+
+int cfg_admin_port(const struct cfg *c)
+{
+    return c->admin_port < 0 ? cfg_port_offset(c->port, 1000) : (int)c->admin_port;
+}
+
+int cfg_cluster_port(const struct cfg *c)
+{
+    return c->cluster_port ? (int)c->cluster_port : cfg_port_offset(c->port, 10000);
 }
 
 static int cfg_load_file(struct cfg *c, const char *path, char *err, size_t err_len)

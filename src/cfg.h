@@ -54,6 +54,10 @@ struct cfg {
     int64_t compress_min_size;  /* values at least this long are compressed */
     int64_t compaction_threshold; /* % live under which old segments are rewritten */
     int64_t partitions;         /* Q, a power of two */
+    int64_t admin_port;         /* HTTP admin API; -1 = port + 1000, 0 = off (cfg_admin_port) */
+    int64_t cluster_port;       /* peers; 0 = port + 10000 (cfg_cluster_port); not yet listened on */
+    int64_t weight;             /* relative capacity in the partition ring */
+    char zone[64];              /* failure zone; "" for none */
     int64_t proto_max_bulk_len; /* largest argument / value */
     int64_t max_key_size;
     int64_t max_request_args;
@@ -74,6 +78,13 @@ int cfg_load(struct cfg *c, int argc, char **argv, bool *exit_now, char *err, si
  * pattern, lower case (CONFIG GET). Returns how many matched. */
 size_t cfg_get(const struct cfg *c, const char *pattern,
                void (*emit)(const char *name, const char *value, void *arg), void *arg);
+
+/* The admin HTTP port in effect: admin-port, or port + 1000 for -1 (port -
+ * 1000 when that would pass 65535); 0 when the API is off. */
+int cfg_admin_port(const struct cfg *c);
+/* The cluster port in effect: cluster-port, or port + 10000 for 0 (port -
+ * 10000 when that would pass 65535). */
+int cfg_cluster_port(const struct cfg *c);
 
 /* Writes the settings documentation (markdown table) to f: the README's list. */
 void cfg_write_markdown(FILE *f);

@@ -1,0 +1,33 @@
+/* admin.h: the admin thread: this node's identity, the membership view, the
+ * partition ring computed from it, and the admin HTTP API.
+ * Today the membership holds this node alone, status up: the gossip
+ * transport over the cluster port (which would add peers) is not built yet,
+ * so joins and leaves are planned (?dry_run=1) but not carried out.
+ * Threads: admin_create(), admin_start() and admin_destroy() on the main
+ *   thread (node start-up and teardown); everything else runs on the admin
+ *   thread, which alone touches the membership, the ring and the HTTP server.
+ *   It reads the shards' counters with relaxed atomic loads (as INFO does)
+ *   and the node's settings, which are immutable.
+ * Ownership: the node owns the admin (node_destroy() calls admin_destroy()).
+ * Errors: -errno, with a one-line reason logged. */
+#ifndef RINGKV_ADMIN_ADMIN_H
+#define RINGKV_ADMIN_ADMIN_H
+
+struct node;
+struct admin;
+
+/* Reads or makes the node id (identity.h; with storage = memory, kept in dir
+ * when dir is a writable directory, else new each run), builds the
+ * membership and the ring, and binds the HTTP port unless admin-port is 0.
+ * Starts no thread. */
+int admin_create(struct node *n, struct admin **out);
+/* Starts the admin thread (call with the stop signals blocked, so that it
+ * inherits the mask). */
+int admin_start(struct admin *a);
+/* Stops and joins the thread (if started), closes the HTTP server, frees.
+ * NULL is fine. */
+void admin_destroy(struct admin *a);
+/* This node's id: 40 lowercase hex digits. Any thread. */
+const char *admin_node_id(const struct admin *a);
+
+#endif
