@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# ringkv-admin against a real node: status and ring tables, --json, the
+# join/leave plans (--dry-run), the server's JSON errors with exit 1
+# (501 join, 404 unknown node, 401 without the password), exit 2 for usage.
+set -u
+bin=${RINGKV_BIN:?RINGKV_BIN is not set}
+admin=${RINGKV_ADMIN_BIN:?RINGKV_ADMIN_BIN is not set}
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.bash
+source "$here/lib.bash"
+fail=0
+check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
+
+dir=$(mktemp -d)
+read -r port aport < <(python3 -c '
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); t = socket.socket(); t.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], t.getsockname()[1])')
+"$bin" --port "$port" --admin-port "$aport" --memcache-port 0 --threads 1 --partitions 64 \
+    --requirepass s3cret --weight 150 --zone rack-1 --dir "$dir/data" > "$dir/log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+a() { "$admin" --host "127.0.0.1:$aport" --password s3cret "$@"; }
+for _ in $(seq 1 500); do
+    a status >/dev/null 2>&1 && break
+    itest_running "$pid" || break
+    sleep 0.02
+done
+if itest_uring_refused "$pid" "$dir/log"; then
+    echo "skip: io_uring unavailable"; exit 77
+fi
+id=$(cat "$dir/data/node-id")
+
+check "the node id is kept in the data directory" '[[ $id =~ ^[0-9a-f]{40}$ ]]'
+check "status shows the node up with its address, id, weight, zone and share" \
+    'a status | grep -Eq "^UP +127\.0\.0\.1:$port +$id +150 +rack-1 +64 +100\.0%$"'
+check "status --json is the API's document" \
+    '[ "$(a --json status | jq -r ".nodes[0].id, .nodes[0].status, .nodes[0].partitions" | tr "\n" " ")" = "$id up 64 " ]'
+check "ring shows epoch, partitions and replicas" \
+    'a ring | grep -Eq "^Ring epoch 1, hash [0-9a-f]{16}, 64 partitions, 1 replica\(s\), 0 pending"'
+check "ring lists the member with what it owns" 'a ring | grep -Eq "^$id +150 +rack-1 +64 +64$"'
+check "ring --json has an owner list per partition" \
+    '[ "$(a --json ring | jq ".owners | length")" = 64 ]'
+check "join --dry-run prints the plan: the new node takes its share" \
+    'a join 127.0.0.2:16379 --weight 150 --dry-run | grep -Eq "^Plan \(dry run\): join of [0-9a-f]{40} -> ring epoch 2, hash [0-9a-f]{16}; 32 partition\(s\) move$"'
+check "join --dry-run --json returns the moves" \
+    '[ "$(a --json join 127.0.0.2:16379 --dry-run | jq "(.moves | length) == .moved and .moved >= 25 and .moved <= 26")" = true ]'
+check "join without --dry-run exits 1 with the server's 501 error" \
+    'out=$(a join 127.0.0.2:16379 2>&1); [ $? -eq 1 ] && grep -q "HTTP 501: {\"error\":\"joining a node needs the cluster transport" <<<"$out"'
+check "leave of an unknown node exits 1 with 404" \
+    'out=$(a leave 0123456789abcdef0123456789abcdef01234567 --dry-run 2>&1); [ $? -eq 1 ] && grep -q "HTTP 404" <<<"$out"'
+check "leave of the last node exits 1 with 409" \
+    'out=$(a leave "$id" --dry-run 2>&1); [ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out"'
+check "without the password: exit 1 with 401" \
+    'out=$("$admin" --host "127.0.0.1:$aport" status 2>&1); [ $? -eq 1 ] && grep -q "HTTP 401" <<<"$out"'
+check "a usage mistake exits 2" '"$admin" frobnicate 2>/dev/null; [ $? -eq 2 ]'
+check "an address with nothing listening exits 1" \
+    '"$admin" --host 127.0.0.1:1 status 2>/dev/null; [ $? -eq 1 ]'
+itest_stop "$pid"
+rc=$?
+check "SIGTERM stops the node with exit 0" '[ $rc -eq 0 ]'
+trap - EXIT
+rm -rf "$dir"
+exit $fail
