@@ -105,6 +105,40 @@ static void test_cfg_rejects_bad_values(void **state)
 /* SCAN's cursor holds the shard in 8 bits (cmd.c): more than 256 shard
  * threads would make SCAN stop before the shards past 255, so 257 is refused
  * with a reason naming the setting, and 256 is accepted. */
+/* Issue 10: admin-port -1 is port + 1000, 0 is off; cluster-port 0 is port +
+ * 10000; both step down instead when the sum is past 65535. */
+static void test_cfg_cluster_ports_follow_port(void **state)
+{
+    struct cfg c;
+    char err[256];
+    char *argv[] = {"ringkv"};
+    assert_int_equal(load(&c, 1, argv, err), 0);
+    assert_int_equal(cfg_admin_port(&c), 7379);
+    assert_int_equal(cfg_cluster_port(&c), 16379);
+    assert_int_equal(c.weight, 100);
+    assert_string_equal(c.zone, "");
+    char *high[] = {"ringkv", "--port", "60000"};
+    assert_int_equal(load(&c, 3, high, err), 0);
+    assert_int_equal(cfg_admin_port(&c), 61000);
+    assert_int_equal(cfg_cluster_port(&c), 50000);
+    char *top[] = {"ringkv", "--port", "65000"};
+    assert_int_equal(load(&c, 3, top, err), 0);
+    assert_int_equal(cfg_admin_port(&c), 64000);
+    char *off[] = {"ringkv", "--admin-port", "0", "--cluster-port", "7000"};
+    assert_int_equal(load(&c, 5, off, err), 0);
+    assert_int_equal(cfg_admin_port(&c), 0);
+    assert_int_equal(cfg_cluster_port(&c), 7000);
+    char *clash[] = {"ringkv", "--admin-port", "6379"};
+    assert_int_not_equal(load(&c, 3, clash, err), 0);
+    char *bad_zone[] = {"ringkv", "--zone", "a b"};
+    assert_int_not_equal(load(&c, 3, bad_zone, err), 0);
+    char *long_zone[] = {"ringkv", "--zone",
+                         "0123456789012345678901234567890123456789012345678901234567890123"};
+    assert_int_not_equal(load(&c, 3, long_zone, err), 0);
+    char *zero_weight[] = {"ringkv", "--weight", "0"};
+    assert_int_not_equal(load(&c, 3, zero_weight, err), 0);
+}
+
 static void test_cfg_threads_fit_the_scan_cursor(void **state)
 {
     struct cfg c;
@@ -143,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_cfg_flags_override_file),
         cmocka_unit_test(test_cfg_rejects_bad_values),
         cmocka_unit_test(test_cfg_threads_fit_the_scan_cursor),
+        cmocka_unit_test(test_cfg_cluster_ports_follow_port),
         cmocka_unit_test(test_cfg_get_matches_globs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
