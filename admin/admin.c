@@ -434,6 +434,7 @@ static void admin_handle(void *arg, const struct http_request *req, struct http_
 static void *admin_thread(void *arg)
 {
     struct admin *a = arg;
+    log_set_thread("admin");
     struct pollfd fds[2] = {{.fd = a->wake_fd, .events = POLLIN},
                             {.fd = a->http ? http_poll_fd(a->http) : -1, .events = POLLIN}};
     for (;;) {
