@@ -401,6 +401,23 @@ static void test_admin_http_metrics_parse_as_prometheus_text(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* admin-port 0 turns the API off: the node serves RESP and says nothing
+ * about HTTP. */
+static void test_admin_http_port_zero_turns_it_off(void **state)
+{
+    harness_skip_unless_ringkv();
+    const char *args[] = {"--admin-port", "0", NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    struct harness_server s;
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    harness_expect(c, HARNESS_STATUS("PONG"), "PING");
+    redisFree(c);
+    assert_true(harness_output_mentions(&s, "admin: node id"));
+    assert_false(harness_output_mentions(&s, "HTTP API on"));
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 static char data_dir[64];
 
 static int make_dir(void **state)
@@ -485,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_admin_http_errors_have_their_status),
         cmocka_unit_test(test_admin_http_requirepass_guards_every_request),
         cmocka_unit_test(test_admin_http_metrics_parse_as_prometheus_text),
+        cmocka_unit_test(test_admin_http_port_zero_turns_it_off),
         cmocka_unit_test_setup_teardown(test_admin_http_node_id_survives_restart, make_dir,
                                         remove_dir),
         cmocka_unit_test_setup_teardown(test_admin_http_node_id_survives_restart_in_memory_mode,
