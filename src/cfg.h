@@ -54,6 +54,7 @@ struct cfg {
     int64_t compress_min_size;  /* values at least this long are compressed */
     int64_t compaction_threshold; /* % live under which old segments are rewritten */
     int64_t partitions;         /* Q, a power of two */
+    int64_t partition_function; /* enum keyhash_fn: slot; xxh3 for upgrade tests only */
     int64_t proto_max_bulk_len; /* largest argument / value */
     int64_t max_key_size;
     int64_t max_request_args;
