@@ -164,6 +164,8 @@ static const struct cmd_def cmd_defs[] = {
      "Returns information and statistics about the server."},
     {"config", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_config, 0, "server",
      "A container for server configuration commands."},
+    {"cluster", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_cluster, 0, "cluster",
+     "A container for Redis Cluster commands."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
 _Static_assert(CMD_COUNT <= CMD_STATS_SUB_BASE, "a command's stats slot is its row");
@@ -422,7 +424,8 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
                           struct resp_arg *argv, uint32_t argc, uint64_t hash,
                           const struct mc_request *mc)
 {
-    uint32_t owner = node_shard_of(sh->node, hash);
+    const char *key = mc ? mc->keys[0].ptr : argv[1].ptr;
+    uint32_t owner = node_shard_of(sh->node, key, mc ? mc->keys[0].len : argv[1].len, hash);
     if (owner == sh->id && !persist_holds_replies(sh->persist) &&
         cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         struct req_result res;
@@ -450,8 +453,9 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     for (uint32_t i = 1, sub = 0; i + step - 1 < argc; i += step, sub++) {
         struct resp_arg one[3] = {argv[0], argv[i], step == 2 ? argv[i + 1] : argv[0]};
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), d->handler, d->flags, one,
-                      1 + step, hash, NULL); /* a split row has no per-request columns */
+        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, argv[i].ptr, argv[i].len, hash),
+                      d->handler, d->flags, one, 1 + step, hash,
+                      NULL); /* a split row has no per-request columns */
     }
     req_arm(&sh->reqs, r);
 }
@@ -540,13 +544,14 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
         resp_write_error(conn_reply_buf(c), "ERR wrong number of arguments for 'msetnx' command");
         return;
     }
-    uint32_t first = node_shard_of(sh->node, keyhash(argv[1].ptr, argv[1].len));
-    bool one_shard = true;
+    uint64_t first_hash = keyhash(argv[1].ptr, argv[1].len);
+    uint32_t first = node_shard_of(sh->node, argv[1].ptr, argv[1].len, first_hash);
+    bool one_shard = true; /* always so for keys of one {hash tag} */
     for (uint32_t i = 3; i < argc && one_shard; i += 2)
-        one_shard = node_shard_of(sh->node, keyhash(argv[i].ptr, argv[i].len)) == first;
+        one_shard = node_shard_of(sh->node, argv[i].ptr, argv[i].len,
+                                  keyhash(argv[i].ptr, argv[i].len)) == first;
     if (one_shard) {
-        uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-        cmd_route_key(sh, c, cmd_msetnx_shard, d->flags, argv, argc, hash, NULL);
+        cmd_route_key(sh, c, cmd_msetnx_shard, d->flags, argv, argc, first_hash, NULL);
         return;
     }
     struct req *r = cmd_req_new(sh, c, (argc - 1) / 2, CMD_COMBINE_MSETNX);
@@ -561,8 +566,8 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     for (uint32_t i = 1, sub = 0; i < argc; i += 2, sub++) {
         struct resp_arg one[2] = {argv[0], argv[i]};
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), cmd_exists, 0, one, 2, hash,
-                      NULL);
+        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, argv[i].ptr, argv[i].len, hash),
+                      cmd_exists, 0, one, 2, hash, NULL);
     }
     if (r->extra.failed) { /* the second phase could not run: answer -OOM instead */
         struct req_result *res = &r->subs[0];
@@ -765,8 +770,9 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
             one.keys = &req->keys[i];
             one.nkeys = 1;
             uint64_t hash = keyhash(one.keys[0].ptr, one.keys[0].len);
-            cmd_route_sub(sh, c, r, i, node_shard_of(sh->node, hash), d->handler, d->flags, NULL,
-                          0, hash, &one);
+            cmd_route_sub(sh, c, r, i,
+                          node_shard_of(sh->node, one.keys[0].ptr, one.keys[0].len, hash),
+                          d->handler, d->flags, NULL, 0, hash, &one);
         }
         req_arm(&sh->reqs, r);
         return;
@@ -1009,8 +1015,8 @@ static void cmd_msetnx_phase2(struct shard *sh, struct conn *c, struct req *r)
             s += sizeof len + len;
         }
         uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, hash), cmd_set, CMD_WRITE, argv, 3,
-                      hash, NULL);
+        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash),
+                      cmd_set, CMD_WRITE, argv, 3, hash, NULL);
     }
 }
 

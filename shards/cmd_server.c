@@ -34,6 +34,7 @@
 #include "cmd_stats.h"
 #include "conn.h"
 #include "glob.h"
+#include "keyhash.h"
 #include "node.h"
 #include "num.h"
 #include "persist.h"
@@ -817,6 +818,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"command", SERVER_CAT_CONNECTION, 0},
     {"info", SERVER_CAT_DANGEROUS, 0},
     {"config", 0, 0},
+    {"cluster", 0, 0},
 };
 #undef S_STR
 #undef S_KS
@@ -1176,8 +1178,36 @@ static void server_config_help(struct cmd_ctx *c)
 
 void cmd_config(struct cmd_ctx *c) { server_run_subcommand(c, &server_config); }
 
+/* CLUSTER: only what needs no cluster yet. KEYSLOT answers the slot that
+ * places the key on this node too (node_partition_of), so a client can
+ * check that it and ringkv agree. */
+static void server_cluster_keyslot(struct cmd_ctx *c)
+{
+    resp_write_int(c->out, keyhash_slot(c->argv[2].ptr, c->argv[2].len));
+}
+
+static void server_cluster_help(struct cmd_ctx *c);
+
+static const struct server_subcommand server_cluster_subs[] = {
+    {"keyslot", "cluster|keyslot", 3, SERVER_CAT_SLOW, server_cluster_keyslot,
+     {"KEYSLOT <key>", "    Return the hash slot for <key>."}},
+    {"help", "cluster|help", 2, SERVER_CAT_SLOW, server_cluster_help, {NULL}},
+};
+#define SERVER_CLUSTER_SUBS (sizeof server_cluster_subs / sizeof server_cluster_subs[0])
+static const struct server_container server_cluster = {
+    "CLUSTER", server_cluster_subs, SERVER_CLUSTER_SUBS, CMD_STATS_SUB_BASE + 3 * SERVER_SUBS_MAX};
+_Static_assert(CMD_STATS_SUB_BASE + 3 * SERVER_SUBS_MAX + SERVER_CLUSTER_SUBS <= CMD_STATS_SLOTS,
+               "CLUSTER's subcommands have stats slots");
+
+static void server_cluster_help(struct cmd_ctx *c)
+{
+    server_help(c, "CLUSTER", NULL, server_cluster_subs, SERVER_CLUSTER_SUBS - 1);
+}
+
+void cmd_cluster(struct cmd_ctx *c) { server_run_subcommand(c, &server_cluster); }
+
 static const struct server_container *const server_containers[] = {
-    &server_client, &server_command, &server_config};
+    &server_client, &server_command, &server_config, &server_cluster};
 
 static const struct server_container *server_container_of(const char *name)
 {

@@ -95,6 +95,8 @@ struct node *node_create(const struct cfg *cfg)
         log_error("threads (%u) exceeds partitions (%u); exiting", n->nshards, n->npartitions);
         goto fail;
     }
+    n->slot_shift = keyhash_slot_shift(n->npartitions);
+    n->partition_fn = (uint32_t)cfg->partition_function;
     n->partition_shard = mi_malloc(n->npartitions * sizeof *n->partition_shard);
     n->shards = mi_calloc(n->nshards, sizeof *n->shards);
     n->cmd_stats = cmd_stats_create(n->nshards);

@@ -1,8 +1,10 @@
 /* node.h: the process: its settings, its shards and where partitions live.
- * A node runs S shard threads. Keys hash to Q partitions (keyhash.h); the
+ * A node runs S shard threads. A key's slot (Redis Cluster's, keyhash.h)
+ * falls in one of Q partitions, each 16384/Q consecutive slots; the
  * partition map says which shard owns each partition, so the partition ring
  * of the cluster layer can reassign partitions without touching the request
  * path. Today the map is fixed at start-up (partition p on shard p mod S).
+ * Keys with the same {hash tag} share a slot, hence a shard.
  *
  * Threads: node_create() and node_run() on the main thread. After start-up
  *   struct node is immutable and every thread reads it freely; the fields that
@@ -28,7 +30,9 @@ struct node {
     const struct cfg *cfg;
     uint32_t nshards;
     struct shard **shards;
-    uint32_t npartitions;        /* Q, a power of two */
+    uint32_t npartitions;        /* Q, a power of two, at most KEYHASH_SLOTS */
+    uint32_t slot_shift;         /* a slot's partition is slot >> slot_shift */
+    uint32_t partition_fn;       /* enum keyhash_fn: slot (xxh3 in upgrade tests only) */
     uint16_t *partition_shard;   /* partition -> owning shard */
     int64_t start_ms;            /* unix ms at start-up */
     struct persist_layout layout; /* what the data directory held at start-up */
@@ -58,10 +62,21 @@ struct node *node_create(const struct cfg *cfg);
 int node_run(struct node *n);
 void node_destroy(struct node *n);
 
-/* The shard that owns a key's hash. Any thread. */
-static inline uint32_t node_shard_of(const struct node *n, uint64_t hash)
+/* The partition of a key: that of its slot. hash is keyhash(key, len), read
+ * only under the xxh3 function of upgrade tests. Any thread. */
+static inline uint32_t node_partition_of(const struct node *n, const void *key, size_t len,
+                                         uint64_t hash)
 {
-    return n->partition_shard[keyhash_partition(hash, n->npartitions)];
+    if (__builtin_expect(n->partition_fn == KEYHASH_FN_XXH3, 0))
+        return keyhash_partition(hash, n->npartitions);
+    return keyhash_slot(key, len) >> n->slot_shift;
+}
+
+/* The shard that owns a key (hash as above). Any thread. */
+static inline uint32_t node_shard_of(const struct node *n, const void *key, size_t len,
+                                     uint64_t hash)
+{
+    return n->partition_shard[node_partition_of(n, key, len, hash)];
 }
 
 #endif

@@ -41,7 +41,9 @@
  * journal attached, so nothing is written back. Expired records are skipped;
  * the request limits do not apply (the newest record of a key always wins).
  * The manifest <dir>/ringkv.meta records the shard and partition counts of
- * the data, so a restart with another shard count can redistribute keys. */
+ * the data and its partition function, so a restart with another shard count,
+ * or a first start after the function changed (xxh3 to Redis Cluster slots),
+ * re-lays the keys: every shard reads every old file and keeps its own keys. */
 #include "persist.h"
 
 #include <dirent.h>
@@ -318,7 +320,8 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
         return -errno;
     struct buf header;
     buf_init(&header);
-    struct seg_file_header h = {SEG_FILE_VERSION, shard_id, n->nshards, n->npartitions};
+    struct seg_file_header h = {SEG_FILE_VERSION, shard_id, n->nshards, n->npartitions,
+                                n->partition_fn};
     seg_encode_file_header(&header, &h);
     ssize_t w = pwrite(fd, header.data, header.len, 0);
     rc = w == (ssize_t)header.len ? 0 : -EIO;
@@ -402,7 +405,7 @@ static void persist_on_prepare_cqe(struct persist *p, uint32_t step, int res)
         p->next_fd = res;
         buf_clear(&p->next_header);
         struct seg_file_header h = {SEG_FILE_VERSION, p->shard_id, p->sh->node->nshards,
-                                    p->sh->node->npartitions};
+                                    p->sh->node->npartitions, p->sh->node->partition_fn};
         seg_encode_file_header(&p->next_header, &h);
         persist_reserve_sqes(p, 3);
         struct io_uring_sqe *sqe = shard_sqe(p->sh);
@@ -1365,9 +1368,10 @@ void persist_write_info(struct buf *b, const struct node *n)
 struct persist_recovery {
     struct persist *p;
     const struct node *node;
-    bool filter;             /* keep only keys this shard owns (shard count changed) */
+    bool filter;             /* keep only keys this shard owns (re-lay) */
     uint32_t from_shard;     /* the old shard whose files are being read */
     uint32_t old_nshards;
+    uint32_t old_partition_fn; /* enum keyhash_fn the old files were laid out by */
     uint64_t max_segment;    /* segments above this are new ones: not read */
     uint64_t max_cas;        /* highest version read */
     uint64_t file_base;      /* lsn of the first record byte of the file being read */
@@ -1378,14 +1382,17 @@ struct persist_recovery {
 struct persist_doomed {
     struct table_entry **keys;
     size_t len, cap;
-    uint32_t old_shard, old_nshards, npartitions;
+    uint32_t old_shard, old_nshards, npartitions, old_partition_fn;
 };
 
 static void persist_collect_old_shard(struct table_entry *e, void *arg)
 {
     struct persist_doomed *d = arg;
-    uint64_t hash = keyhash(table_entry_key(e), e->key_len);
-    if (keyhash_partition(hash, d->npartitions) % d->old_nshards != d->old_shard)
+    const char *key = table_entry_key(e);
+    uint64_t hash = keyhash(key, e->key_len);
+    if (keyhash_partition_by(d->old_partition_fn, key, e->key_len, hash, d->npartitions) %
+            d->old_nshards !=
+        d->old_shard)
         return;
     if (d->len == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 256;
@@ -1399,11 +1406,13 @@ static void persist_collect_old_shard(struct table_entry *e, void *arg)
 }
 
 /* A FLUSH record of old shard X while redistributing: deletes the keys that
- * lived on X (partitions p with p mod old_nshards == X). */
+ * lived on X (partitions p with p mod old_nshards == X, under the old
+ * partition function). */
 static void persist_flush_old_shard(struct persist_recovery *rc)
 {
     struct persist_doomed d = {.old_shard = rc->from_shard, .old_nshards = rc->old_nshards,
-                               .npartitions = rc->node->npartitions};
+                               .npartitions = rc->node->npartitions,
+                               .old_partition_fn = rc->old_partition_fn};
     uint64_t cursor = 0;
     do {
         cursor = table_scan(rc->p->store->table, cursor, 1024, persist_collect_old_shard, &d);
@@ -1431,7 +1440,7 @@ static int persist_apply(const struct seg_record *r, void *arg)
         return 0;
     }
     uint64_t hash = keyhash(r->key, r->key_len);
-    if (rc->filter && node_shard_of(rc->node, hash) != rc->p->shard_id)
+    if (rc->filter && node_shard_of(rc->node, r->key, r->key_len, hash) != rc->p->shard_id)
         return 0;
     if (r->type == SEG_DEL || (r->expire_ms != 0 && r->expire_ms <= s->now_ms)) {
         store_delete(s, r->key, r->key_len, hash);
@@ -1689,8 +1698,9 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     buf_init(&p->inflight);
     int64_t t0 = persist_now_ms();
     struct persist_recovery rc = {.p = p, .node = n, .old_nshards = layout->old_nshards,
+                                  .old_partition_fn = layout->old_partition_fn,
                                   .max_segment = layout->old_max_segment,
-                                  .filter = layout->old_nshards != n->nshards};
+                                  .filter = layout->old_nshards != n->nshards || layout->relay};
     buf_init(&rc.value);
     int err = 0;
     size_t maxmemory = p->store->maxmemory;
@@ -1703,7 +1713,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
         if (rc.filter)
             p->store->maxmemory = 0;
     }
-    if (layout->old_nshards == n->nshards) {
+    if (layout->old_nshards == n->nshards && !layout->relay) {
         err = persist_recover_shard_dir(&rc, sh->id);
     } else {
         for (uint32_t from = 0; from < layout->old_nshards && err == 0; from++)
@@ -1727,8 +1737,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     char sdir[1200];
     snprintf(sdir, sizeof sdir, "%s/shard-%03u", n->cfg->dir, sh->id);
     p->dir_fd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* -1: rotation makes files */
-    if (layout->old_nshards && layout->old_nshards != n->nshards &&
-        (err = persist_write_snapshot(p)) < 0) {
+    if (layout->relay && (err = persist_write_snapshot(p)) < 0) {
         log_error("cannot write the redistributed keys: %s", strerror(-err));
         goto fail;
     }
@@ -1869,12 +1878,20 @@ void persist_stop(struct persist *p)
 /* ---- the data directory ---- */
 
 /* The manifest <dir>/ringkv.meta: the shard and partition counts the data
- * was written with, and the first segment number of that layout (segments
- * below it are leftovers of an earlier one). */
+ * was written with, the first segment number of that layout (segments below
+ * it are leftovers of an earlier one) and, from format 2 on, the partition
+ * function (`partition-function crc16-slot`). Format 1, written before
+ * slots, has no such line: its data is laid out by xxh3. A node that runs
+ * the xxh3 function (upgrade tests) writes format 1, as those releases did;
+ * a release before slots refuses format 2 (it reads "ringkv-data 1" only). */
 struct persist_manifest {
     uint32_t nshards, npartitions;
     uint64_t first_segment;
+    uint32_t partition_fn; /* enum keyhash_fn */
 };
+
+static const char *const persist_fn_names[] = {[KEYHASH_FN_XXH3] = "xxh3",
+                                               [KEYHASH_FN_SLOT] = "crc16-slot"};
 
 static int persist_read_manifest(const char *dir, struct persist_manifest *m)
 {
@@ -1883,14 +1900,22 @@ static int persist_read_manifest(const char *dir, struct persist_manifest *m)
     FILE *f = fopen(path, "r");
     if (!f)
         return errno == ENOENT ? 0 : -errno;
-    unsigned s = 0, q = 0;
+    unsigned version = 0, s = 0, q = 0;
     unsigned long long first = 0;
-    int got = fscanf(f, "ringkv-data 1\nshards %u\npartitions %u\nfirst_segment %llu\n", &s, &q,
-                     &first);
+    char fn[32] = "";
+    int got = fscanf(f, "ringkv-data %u\nshards %u\npartitions %u\nfirst_segment %llu\n",
+                     &version, &s, &q, &first);
+    if (version == 2 && got == 4 && fscanf(f, "partition-function %31s\n", fn) != 1)
+        got = 0;
     fclose(f);
-    if (got < 2)
+    if (got < 3 || version < 1 || version > 2)
         return -EINVAL;
-    *m = (struct persist_manifest){s, q, first};
+    *m = (struct persist_manifest){s, q, first, KEYHASH_FN_XXH3};
+    if (version == 2) {
+        if (strcmp(fn, persist_fn_names[KEYHASH_FN_SLOT]) != 0)
+            return -EINVAL;
+        m->partition_fn = KEYHASH_FN_SLOT;
+    }
     return 1;
 }
 
@@ -1913,8 +1938,11 @@ static int persist_write_manifest(const struct node *n, uint64_t first_segment)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -errno;
-    fprintf(f, "ringkv-data 1\nshards %u\npartitions %u\nfirst_segment %llu\n", n->nshards,
-            n->npartitions, (unsigned long long)first_segment);
+    bool slots = n->partition_fn == KEYHASH_FN_SLOT;
+    fprintf(f, "ringkv-data %d\nshards %u\npartitions %u\nfirst_segment %llu\n", slots ? 2 : 1,
+            n->nshards, n->npartitions, (unsigned long long)first_segment);
+    if (slots)
+        fprintf(f, "partition-function %s\n", persist_fn_names[KEYHASH_FN_SLOT]);
     int rc = fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -EIO;
     fclose(f);
     if (rc == 0 && rename(tmp, path) != 0)
@@ -1967,13 +1995,14 @@ static uint64_t persist_tidy_dir(const char *dir, const struct persist_manifest 
             if (fd >= 0) {
                 foreign = pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
                           seg_decode_file_header(head, sizeof head, &h) == SEG_OK &&
-                          h.nshards != m->nshards;
+                          (h.nshards != m->nshards || h.partition_fn != m->partition_fn);
                 close(fd);
             }
             if (number < m->first_segment || foreign) {
                 log_info("removing %s (%s)", paths[i],
-                         foreign ? "written for another shard count by a reshard that did not finish"
-                                 : "left by an earlier reshard");
+                         number < m->first_segment
+                             ? "left by an earlier layout"
+                             : "written for another layout by a re-lay that did not finish");
                 unlink(paths[i]);
                 continue;
             }
@@ -2017,11 +2046,16 @@ int persist_prepare_dir(const struct node *n, struct persist_layout *layout)
         return -EINVAL;
     }
     layout->old_nshards = m.nshards;
+    layout->old_partition_fn = m.partition_fn;
+    layout->relay = m.nshards != n->nshards || m.partition_fn != n->partition_fn;
     layout->first_segment = m.first_segment;
     layout->old_max_segment = persist_tidy_dir(n->cfg->dir, &m);
     if (m.nshards != n->nshards)
         log_info("data in %s was written by %u shards; redistributing it over %u", n->cfg->dir,
                  m.nshards, n->nshards);
+    if (m.partition_fn != n->partition_fn)
+        log_info("data in %s was placed by %s partitioning; re-laying it by %s", n->cfg->dir,
+                 persist_fn_names[m.partition_fn], persist_fn_names[n->partition_fn]);
     return 0;
 }
 
@@ -2029,7 +2063,7 @@ int persist_finish_start(const struct node *n, const struct persist_layout *layo
 {
     if (n->cfg->storage != CFG_STORAGE_LOG)
         return 0;
-    bool reshard = layout->old_nshards && layout->old_nshards != n->nshards;
+    bool reshard = layout->relay;
     /* The new layout is durable before the old files go: a crash in between
      * leaves files that the next start removes (persist_tidy_dir). */
     uint64_t first = reshard ? layout->old_max_segment + 1 : layout->first_segment;
@@ -2040,7 +2074,7 @@ int persist_finish_start(const struct node *n, const struct persist_layout *layo
         return rc;
     }
     if (reshard) {
-        struct persist_manifest m = {n->nshards, n->npartitions, first};
+        struct persist_manifest m = {n->nshards, n->npartitions, first, n->partition_fn};
         persist_tidy_dir(n->cfg->dir, &m);
     }
     return 0;

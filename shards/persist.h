@@ -26,9 +26,11 @@
  * dropping its deletes is safe).
  * Recovery: before the shard serves, its segments are read in order and
  * applied to the store; a torn or corrupt tail is truncated and logged. When
- * the node restarts with another number of shards, each shard reads every old
- * shard's segments, keeps the keys of its own partitions, and writes them as
- * a fresh segment; node start-up then removes the old files.
+ * the node restarts with another number of shards, or the data was laid out
+ * by another partition function (xxh3, before Redis Cluster slots), each
+ * shard reads every old shard's segments, keeps the keys of its own
+ * partitions, and writes them as a fresh segment; node start-up then removes
+ * the old files (a re-lay).
  * Threads: everything on the owning shard thread, except persist_prepare_dir()
  * and persist_finish_start(), which run on the main thread before the shards
  * start / after they have all recovered.
@@ -51,6 +53,9 @@ struct node;
 /* Start-up facts shared by every shard, found on the main thread. */
 struct persist_layout {
     uint32_t old_nshards;     /* shards that wrote the existing data; 0 = none */
+    uint32_t old_partition_fn; /* enum keyhash_fn the existing data is laid out by */
+    bool relay;               /* shard count or partition function changed: every
+                                 shard reads every old file and keeps its own keys */
     uint64_t old_max_segment; /* highest segment number on disk */
     uint64_t first_segment;   /* segments below it belong to no layout */
 };

@@ -122,6 +122,7 @@ void seg_encode_file_header(struct buf *out, const struct seg_file_header *h)
     put_u32(hdr + 16, h->shard_id);
     put_u32(hdr + 20, h->nshards);
     put_u32(hdr + 24, h->npartitions);
+    put_u32(hdr + 28, h->partition_fn);
     put_u64(hdr, XXH3_64bits(hdr + 8, SEG_FILE_HEADER - 8));
     buf_append(out, hdr, sizeof hdr);
 }
@@ -137,6 +138,7 @@ enum seg_status seg_decode_file_header(const char *data, size_t len, struct seg_
     h->shard_id = get_u32(data + 16);
     h->nshards = get_u32(data + 20);
     h->npartitions = get_u32(data + 24);
+    h->partition_fn = get_u32(data + 28);
     if (h->version != SEG_FILE_VERSION)
         return SEG_CORRUPT;
     return SEG_OK;

@@ -26,7 +26,8 @@
  * (max-key-size, proto-max-bulk-len) and the store derive their bounds from
  * these two, so nothing acknowledged is beyond what a record holds.
  * A segment file starts with a header: SEG_FILE_MAGIC, version, shard id,
- * shard count and partition count at creation.
+ * shard count, partition count and partition function (enum keyhash_fn; the
+ * u32 was zero, xxh3, before slots) at creation.
  *
  * Encoding and decoding are pure (no I/O, no allocation beyond the caller's
  * buffers), so unit tests and fuzzers drive them. Scanning and checking read
@@ -80,6 +81,7 @@ struct seg_file_header {
     uint32_t shard_id;
     uint32_t nshards;
     uint32_t npartitions;
+    uint32_t partition_fn; /* enum keyhash_fn; 0 (xxh3) in files written before slots */
 };
 
 /* Appends the encoding of a record to out. The value is given raw; it is

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "glob.h"
+#include "keyhash.h"
 #include "seg.h" /* the log's record limits bound the size settings */
 
 enum cfg_type { CFG_INT, CFG_SIZE, CFG_BOOL, CFG_STRING, CFG_ENUM };
@@ -36,6 +37,8 @@ static const char *const fsync_names[] = {"always", "everysec", "no", NULL};
 static const char *const storage_names[] = {"memory", "log", NULL};
 static const char *const compression_names[] = {"none", "lz4", "zstd", NULL};
 static const char *const loglevel_names[] = {"warning", "notice", "verbose", "debug", NULL};
+static const char *const partition_fn_names[] = {"xxh3", "slot", NULL}; /* enum keyhash_fn */
+_Static_assert(KEYHASH_FN_XXH3 == 0 && KEYHASH_FN_SLOT == 1, "a choice's index is its value");
 
 #define F(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
 static const struct cfg_setting cfg_settings[] = {
@@ -81,8 +84,12 @@ static const struct cfg_setting cfg_settings[] = {
     {"compaction-threshold", CFG_INT, F(compaction_threshold), "50", 0, 99, NULL,
      "Rewrite a shard's oldest segments while live data is under this percent of its disk "
      "use; 0 turns compaction off."},
-    {"partitions", CFG_INT, F(partitions), "1024", 1, 1 << 20, NULL,
-     "Partitions (vnodes) the key space is cut into; a power of two."},
+    {"partitions", CFG_INT, F(partitions), "1024", 1, KEYHASH_SLOTS, NULL,
+     "Partitions (vnodes) the key space is cut into; a power of two, at most 16384 (each "
+     "owns 16384/partitions consecutive Redis Cluster slots)."},
+    {"partition-function", CFG_ENUM, F(partition_function), "slot", 0, 0, partition_fn_names,
+     "For upgrade tests only: xxh3 places keys as releases before slots did (data written "
+     "so is re-laid by the next start with slot, the only supported value)."},
     {"admin-port", CFG_INT, F(admin_port), "-1", -1, 65535, NULL,
      "Admin HTTP API port (JSON and Prometheus /metrics, on bind); -1 means port + 1000 "
      "(port - 1000 when that passes 65535), 0 turns it off."},

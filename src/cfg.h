@@ -58,6 +58,7 @@ struct cfg {
     int64_t cluster_port;       /* peers; 0 = port + 10000 (cfg_cluster_port); not yet listened on */
     int64_t weight;             /* relative capacity in the partition ring */
     char zone[64];              /* failure zone; "" for none */
+    int64_t partition_function; /* enum keyhash_fn: slot; xxh3 for upgrade tests only */
     int64_t proto_max_bulk_len; /* largest argument / value */
     int64_t max_key_size;
     int64_t max_request_args;

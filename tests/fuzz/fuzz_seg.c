@@ -185,7 +185,7 @@ static void check_file(const char *data, size_t size)
         struct seg_file_header g;
         CHECK(seg_decode_file_header(b.data, b.len, &g) == SEG_OK);
         CHECK(g.version == h.version && g.shard_id == h.shard_id && g.nshards == h.nshards &&
-              g.npartitions == h.npartitions);
+              g.npartitions == h.npartitions && g.partition_fn == h.partition_fn);
         buf_fini(&b);
         decode_stream(data, size, SEG_FILE_HEADER, &s);
     }
@@ -214,7 +214,7 @@ static void check_file(const char *data, size_t size)
         }
         CHECK(rc == 0);
         CHECK(g.version == h.version && g.shard_id == h.shard_id && g.nshards == h.nshards &&
-              g.npartitions == h.npartitions);
+              g.npartitions == h.npartitions && g.partition_fn == h.partition_fn);
         CHECK(rep.records == s.records && rep.bytes_good == s.end && hash == s.hash);
         bool damaged = pass < 2 && s.end < size;
         CHECK(rep.file_size == (pass < 2 ? size : s.end));

@@ -559,6 +559,25 @@ bool harness_output_mentions(const struct harness_server *s, const char *needle)
     return harness_log_mentions(&registry[s->slot].main, needle);
 }
 
+void harness_start_refused_at(const char *file, int line, int port, const char *flags,
+                              const char *log, const char *needle)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "timeout 30 '%s' --port %d --memcache-port 0 %s > '%s' 2>&1",
+             getenv("RINGKV_BIN"), port, flags, log);
+    int status = system(cmd);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 1) {
+        print_error("ringkv %s was not refused with status 1 (wait status %d); see %s\n", flags,
+                    status, log);
+        _fail(file, line);
+    }
+    snprintf(cmd, sizeof cmd, "grep -qF -- '%s' '%s'", needle, log);
+    if (system(cmd) != 0) {
+        print_error("%s does not mention \"%s\"\n", log, needle);
+        _fail(file, line);
+    }
+}
+
 int harness_finish(int failures)
 {
     failures += node_failures;

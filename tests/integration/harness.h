@@ -85,6 +85,15 @@ int harness_crash(struct harness_server *s);
 /* True when the node's captured output (its log) contains needle. */
 bool harness_output_mentions(const struct harness_server *s, const char *needle);
 
+/* Runs ringkv (RINGKV_BIN) in the foreground, under a 30 s timeout, with
+ * --port port --memcache-port 0 and `flags` (shell words, quoted as needed),
+ * its output into `log`; fails the test unless it exits with status 1 after
+ * logging `needle` (a start that must be refused). */
+void harness_start_refused_at(const char *file, int line, int port, const char *flags,
+                              const char *log, const char *needle);
+#define harness_start_refused(port, flags, log, needle)                                            \
+    harness_start_refused_at(__FILE__, __LINE__, (port), (flags), (log), (needle))
+
 /* Ends a test program: with failures (cmocka's count plus failed starts and
  * stops, which cmocka does not count for group fixtures) prints the output of
  * every server started; removes the scratch files. Returns that total, main's

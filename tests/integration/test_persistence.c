@@ -189,17 +189,12 @@ static void test_persistence_unfinished_reshard_loses_nothing(void **state)
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 
-    char blocker[128], cmd[512];
+    char blocker[128], flags[256], log[128];
     snprintf(blocker, sizeof blocker, "%s/ringkv.meta.tmp", data_dir);
     assert_int_equal(mkdir(blocker, 0755), 0); /* the manifest cannot be replaced */
-    snprintf(cmd, sizeof cmd,
-             "timeout 30 '%s' --port %d --memcache-port 0 --threads 4 --storage log --dir '%s' "
-             "> '%s/reshard.log' 2>&1",
-             getenv("RINGKV_BIN"), s.port, data_dir, data_dir);
-    int status = system(cmd);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
-    snprintf(cmd, sizeof cmd, "grep -q 'cannot write' '%s/reshard.log'", data_dir);
-    assert_int_equal(system(cmd), 0);
+    snprintf(flags, sizeof flags, "--threads 4 --storage log --dir '%s'", data_dir);
+    snprintf(log, sizeof log, "%s/reshard.log", data_dir);
+    harness_start_refused(s.port, flags, log, "cannot write");
     assert_int_equal(rmdir(blocker), 0);
 
     start(&s, 4, "everysec");

@@ -17,6 +17,34 @@ static void test_keyhash_crc16_matches_xmodem_check_value(void **state)
     assert_int_equal(keyhash_crc16("", 0), 0);
 }
 
+/* CRC16 XMODEM a bit at a time, as its definition reads. */
+static uint16_t crc16_bitwise(const unsigned char *p, size_t len)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (uint16_t)(p[i] << 8);
+        for (int bit = 0; bit < 8; bit++)
+            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+}
+
+/* The eight-bytes-at-a-time CRC agrees with the definition at every length
+ * and alignment (whole blocks, tails, both). */
+static void test_keyhash_crc16_matches_bitwise_definition(void **state)
+{
+    unsigned char buf[200];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    for (size_t off = 0; off < 8; off++)
+        for (size_t len = 0; off + len <= sizeof buf; len++)
+            if (keyhash_crc16(buf + off, len) != crc16_bitwise(buf + off, len))
+                fail_msg("CRC16 of %zu bytes at offset %zu", len, off);
+}
+
 static const struct {
     const char *key;
     uint32_t slot;
@@ -78,6 +106,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keyhash_crc16_matches_xmodem_check_value),
+        cmocka_unit_test(test_keyhash_crc16_matches_bitwise_definition),
         cmocka_unit_test(test_keyhash_slot_matches_redis_cluster),
         cmocka_unit_test(test_keyhash_slot_reads_only_len_bytes),
         cmocka_unit_test(test_keyhash_slot_partition_owns_consecutive_slots),

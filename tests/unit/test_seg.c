@@ -504,7 +504,8 @@ static void test_seg_value_rejects_bad_compressed(void **state)
 static void test_seg_file_header(void **state)
 {
     struct seg_file_header h = {
-        .version = SEG_FILE_VERSION, .shard_id = 5, .nshards = 16, .npartitions = 4096};
+        .version = SEG_FILE_VERSION, .shard_id = 5, .nshards = 16, .npartitions = 4096,
+        .partition_fn = 1};
     struct buf b;
     buf_init(&b);
     seg_encode_file_header(&b, &h);
@@ -519,6 +520,7 @@ static void test_seg_file_header(void **state)
     assert_int_equal(g.shard_id, 5);
     assert_int_equal(g.nshards, 16);
     assert_int_equal(g.npartitions, 4096);
+    assert_int_equal(g.partition_fn, 1);
     for (size_t n = 0; n < SEG_FILE_HEADER; n++)
         assert_int_equal(seg_decode_file_header(copy, n, &g), SEG_MORE);
     /* The magic is in there, little endian; any change to it is CORRUPT. */
