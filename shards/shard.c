@@ -246,16 +246,20 @@ void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m)
     shard_backlog_push(b, m);
 }
 
-/* Moves held-back messages into queues that have room. True if any remain. */
-static bool shard_retry_backlogs(struct shard *sh)
+bool shard_retry_backlogs(struct shard *sh)
 {
     bool left = false;
     for (uint32_t to = 0; to < sh->node->nshards; to++) {
         struct shard_backlog *b = &sh->backlog[to];
         struct mq *q = b->len ? &sh->node->shards[to]->inbox[sh->id] : NULL;
-        while (b->len && mq_send(q, b->head) == 0) {
-            b->head = b->head->next;
-            if (!b->head)
+        while (b->len) {
+            /* Once queued, a message is the receiver's: it may already be
+             * running it or linking it into its own backlog. Read first. */
+            struct cmd_msg *m = b->head, *next = m->next;
+            if (mq_send(q, m) != 0)
+                break;
+            b->head = next;
+            if (!next)
                 b->tail = NULL;
             b->len--;
             sh->wake[to] = true;
