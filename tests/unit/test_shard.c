@@ -79,19 +79,37 @@ static void test_shard_sqe_progresses_with_a_full_completion_ring(void **state)
     mi_free(sh);
 }
 
+/* Two bare shards whose queues to each other hold 3 messages. */
+static void two_shards_new(struct node *n)
+{
+    for (uint32_t i = 0; i < 2; i++) {
+        struct shard *sh = n->shards[i] = mi_zalloc(sizeof *sh);
+        sh->id = i;
+        sh->node = n;
+        sh->inbox = mi_calloc(2, sizeof(struct mq));
+        sh->wake = mi_calloc(2, sizeof(bool));
+        sh->backlog = mi_calloc(2, sizeof(struct shard_backlog));
+        assert_int_equal(mq_init(&sh->inbox[1 - i], 4), 0);
+    }
+}
+
+static void two_shards_free(struct node *n)
+{
+    for (uint32_t i = 0; i < 2; i++) {
+        struct shard *sh = n->shards[i];
+        mq_fini(&sh->inbox[1 - i]);
+        mi_free(sh->inbox);
+        mi_free(sh->wake);
+        mi_free(sh->backlog);
+        mi_free(sh);
+    }
+}
+
 static void test_shard_send_to_a_full_queue_never_waits(void **state)
 {
     struct shard *shards[2];
     struct node n = {.nshards = 2, .shards = shards};
-    for (int i = 0; i < 2; i++) {
-        shards[i] = mi_zalloc(sizeof *shards[i]);
-        shards[i]->id = (uint32_t)i;
-        shards[i]->node = &n;
-        shards[i]->inbox = mi_calloc(2, sizeof(struct mq));
-        shards[i]->wake = mi_calloc(2, sizeof(bool));
-        shards[i]->backlog = mi_calloc(2, sizeof(struct shard_backlog));
-        assert_int_equal(mq_init(&shards[i]->inbox[1 - i], 4), 0); /* holds 3 */
-    }
+    two_shards_new(&n);
     enum { N = 1000 };
     struct cmd_msg *msgs = mi_calloc(N, sizeof *msgs);
     arm_watchdog(20);
@@ -112,13 +130,7 @@ static void test_shard_send_to_a_full_queue_never_waits(void **state)
         assert_int_equal(m->sub, next++);
     assert_int_equal(next, N);
     mi_free(msgs);
-    for (int i = 0; i < 2; i++) {
-        mq_fini(&shards[i]->inbox[1 - i]);
-        mi_free(shards[i]->inbox);
-        mi_free(shards[i]->wake);
-        mi_free(shards[i]->backlog);
-        mi_free(shards[i]);
-    }
+    two_shards_free(&n);
 }
 
 /* The receiving side of test_shard_retry_backlogs_never_reads_a_sent_message:
@@ -152,15 +164,7 @@ static void test_shard_retry_backlogs_never_reads_a_sent_message(void **state)
 {
     struct shard *shards[2];
     struct node n = {.nshards = 2, .shards = shards};
-    for (int i = 0; i < 2; i++) {
-        shards[i] = mi_zalloc(sizeof *shards[i]);
-        shards[i]->id = (uint32_t)i;
-        shards[i]->node = &n;
-        shards[i]->inbox = mi_calloc(2, sizeof(struct mq));
-        shards[i]->wake = mi_calloc(2, sizeof(bool));
-        shards[i]->backlog = mi_calloc(2, sizeof(struct shard_backlog));
-        assert_int_equal(mq_init(&shards[i]->inbox[1 - i], 4), 0); /* holds 3 */
-    }
+    two_shards_new(&n);
     enum { N = 2000000 };
     struct cmd_msg *msgs = mi_calloc(N, sizeof *msgs);
     assert_non_null(msgs);
@@ -181,13 +185,7 @@ static void test_shard_retry_backlogs_never_reads_a_sent_message(void **state)
     assert_int_equal(shards[0]->backlog[1].len, 0);
     assert_null(shards[0]->backlog[1].head);
     mi_free(msgs);
-    for (int i = 0; i < 2; i++) {
-        mq_fini(&shards[i]->inbox[1 - i]);
-        mi_free(shards[i]->inbox);
-        mi_free(shards[i]->wake);
-        mi_free(shards[i]->backlog);
-        mi_free(shards[i]);
-    }
+    two_shards_free(&n);
 }
 
 int main(void)
