@@ -453,6 +453,24 @@ static void test_introspection_client_reply(void **state)
     harness_raw_close(r);
 }
 
+/* Connection commands that ask every shard (CLIENT LIST, CLIENT KILL,
+ * CONFIG RESETSTAT) reached while an earlier reply is still pending (a
+ * cross-shard MGET): OFF and SKIP silence their replies too. */
+static void test_introspection_client_reply_behind_a_pending_request(void **state)
+{
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send_str(r, "MGET a b c d e f g h\r\nCLIENT REPLY OFF\r\nCONFIG RESETSTAT\r\n"
+                            "CLIENT LIST\r\nCLIENT KILL ID 999999\r\nCLIENT REPLY ON\r\n"
+                            "PING\r\nMGET a b c d e f g h\r\nCLIENT REPLY SKIP\r\n"
+                            "CLIENT KILL ID 999999\r\nMGET a b c d e f g h\r\nCLIENT REPLY SKIP\r\n"
+                            "CLIENT LIST\r\nPING x\r\n");
+    const char *nils = "*8\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n";
+    char want[256];
+    snprintf(want, sizeof want, "%s+OK\r\n+PONG\r\n%s%s$1\r\nx\r\n", nils, nils, nils);
+    harness_raw_expect(r, want);
+    harness_raw_close(r);
+}
+
 /* A setting matched by several patterns is listed once. */
 static void test_introspection_config_get_each_once(void **state)
 {
@@ -625,6 +643,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_introspection_client_kill_self, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_kill_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_introspection_client_reply_behind_a_pending_request,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_config_get_each_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_list_filterby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_getkeysandflags, setup,
