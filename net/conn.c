@@ -172,7 +172,19 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s)
 
 static bool conn_should_pause(const struct conn *c)
 {
-    return c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+    return c->input_blocks > 0 || c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+}
+
+void conn_block_input(struct conn *c)
+{
+    c->input_blocks++;
+}
+
+void conn_unblock_input(struct conn *c)
+{
+    if (c->input_blocks > 0)
+        c->input_blocks--;
+    conn_mark_dirty(c); /* conn_flush() resumes the input */
 }
 
 static void conn_protocol_error(struct conn *c, const char *err)

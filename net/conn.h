@@ -96,6 +96,7 @@ struct conn {
     bool closing;            /* no more requests; close once nothing is in flight */
     bool close_after_flush;  /* QUIT, protocol error: close once `out` is sent */
     bool input_paused;       /* too much waiting; parse again when it drains */
+    uint32_t input_blocks;   /* requests later input waits for (conn_block_input) */
     bool is_dirty;
     bool was_active;         /* bytes came in or went out since conn_idle_ms() */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
@@ -180,5 +181,10 @@ struct buf *conn_reply_buf(struct conn *c);
 struct conn_slot *conn_slot_reserve(struct conn *c, uint64_t ticket);
 /* s->body holds its reply now: moves the ready prefix into `out`. */
 void conn_slot_ready(struct conn *c, struct conn_slot *s);
+/* The request being handled must finish before the next one is read (its
+ * effects span loop turns, and the client's next command must see them):
+ * input pauses after it until a matching conn_unblock_input(). */
+void conn_block_input(struct conn *c);
+void conn_unblock_input(struct conn *c);
 
 #endif

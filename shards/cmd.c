@@ -301,6 +301,13 @@ static struct req *cmd_req_new(struct shard *sh, struct conn *c, uint32_t nsub,
     return r;
 }
 
+/* The connection reads no further request until r ends (cmd_conn_done). */
+static void cmd_block_input(struct conn *c, struct req *r)
+{
+    r->blocks_input = true;
+    conn_block_input(c);
+}
+
 /* Copies a request into a message for another shard. NULL on out of memory. */
 static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struct req *r,
                                    uint32_t sub, uint32_t target, cmd_handler *h, uint32_t flags,
@@ -552,6 +559,7 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     struct req *r = cmd_req_new(sh, c, (argc - 1) / 2, CMD_COMBINE_MSETNX);
     if (!r)
         return;
+    cmd_block_input(c, r); /* the client's next command must see the keys set */
     /* Keep the arguments for the second phase. */
     for (uint32_t i = 0; i < argc; i++) {
         uint32_t len = argv[i].len;
@@ -1153,5 +1161,7 @@ static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how)
     cmd_stats_combine_end(stats, c, slot, &slot->body, at, was);
     if (is_over)
         conn_slot_ready(c, slot);
+    if (is_over && r->blocks_input)
+        conn_unblock_input(c);
     return is_over;
 }
