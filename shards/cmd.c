@@ -52,6 +52,7 @@
 #include "cmd_stats.h"
 #include "cmd_string.h"
 #include "conn.h"
+#include "idset.h"
 #include "keyhash.h"
 #include "node.h"
 #include "persist.h"
@@ -961,39 +962,42 @@ static void cmd_combine_scan(struct shard *sh, const struct req *r, struct buf *
     buf_append(out, p, len);
 }
 
-/* CLIENT LIST: every shard's lines ("id=N ...\n") as one string, or with
- * ids (r->extra) the lines of those ids in that order, as Redis gives them. */
+/* CLIENT LIST: every shard's lines as one string, or with ids (r->extra)
+ * the lines of those ids in that order, as Redis gives them: the shards'
+ * records (idset.h) indexed by id, each id asked found in O(log lines). */
 static void cmd_combine_lines(const struct conn *c, const struct req *r, struct buf *out)
 {
     struct buf all;
     buf_init(&all);
-    const char *s, *end;
-    size_t n;
-    if (r->extra.len == 0) {
-        for (uint32_t i = 0; i < r->nsub; i++) {
-            cmd_payload(&r->subs[i], &s, &n);
+    const char *s;
+    size_t n, total = 0;
+    for (uint32_t i = 0; i < r->nsub; i++) {
+        cmd_payload(&r->subs[i], &s, &n);
+        if (r->extra.len == 0)
             buf_append(&all, s, n);
-        }
+        total += n;
     }
-    for (size_t k = 0; k + sizeof(int64_t) <= r->extra.len; k += sizeof(int64_t)) {
+    struct idset_line *lines = NULL;
+    uint32_t nlines = 0, cap = (uint32_t)(total / IDSET_RECORD_HEAD);
+    if (r->extra.len > 0 && cap > 0 && !(lines = mi_malloc(cap * sizeof *lines))) {
+        buf_fini(&all);
+        cmd_write_oom(out, false);
+        return;
+    }
+    for (uint32_t i = 0; lines && i < r->nsub; i++) {
+        cmd_payload(&r->subs[i], &s, &n);
+        if (r->subs[i].status == REQ_BULK)
+            nlines += idset_index(s, n, lines + nlines, cap - nlines);
+    }
+    idset_lines_sort(lines, nlines);
+    for (size_t k = 0; nlines && k + sizeof(int64_t) <= r->extra.len; k += sizeof(int64_t)) {
         int64_t id;
         memcpy(&id, r->extra.data + k, sizeof id);
-        char want[32];
-        int wn = snprintf(want, sizeof want, "id=%" PRId64 " ", id);
-        for (uint32_t i = 0; i < r->nsub; i++) {
-            cmd_payload(&r->subs[i], &s, &n);
-            for (end = s + n; s < end;) {
-                const char *nl = memchr(s, '\n', (size_t)(end - s));
-                const char *stop = nl ? nl + 1 : end;
-                if (stop - s > wn && memcmp(s, want, (size_t)wn) == 0) {
-                    buf_append(&all, s, (size_t)(stop - s));
-                    i = r->nsub; /* one line per id asked */
-                    break;
-                }
-                s = stop;
-            }
-        }
+        const struct idset_line *l = idset_lines_find(lines, nlines, id);
+        if (l)
+            buf_append(&all, l->p, l->n);
     }
+    mi_free(lines);
     resp_write_verbatim(out, c->resp_version, all.data ? all.data : "", all.len);
     out->failed |= all.failed;
     buf_fini(&all);

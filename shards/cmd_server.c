@@ -34,6 +34,7 @@
 #include "cmd_stats.h"
 #include "conn.h"
 #include "glob.h"
+#include "idset.h"
 #include "node.h"
 #include "num.h"
 #include "persist.h"
@@ -387,29 +388,32 @@ static void server_client_line(struct buf *b, const struct conn *k, int64_t now_
 }
 
 /* CLIENT LIST on every shard: the lines of the connections it owns, as a
- * bulk string, filtered as the request asks (TYPE other than normal: none;
- * ID: those ids). cmd.c's CMD_COMBINE_BULK joins them, in the order of the
- * ids asked, and writes RESP3's verbatim string where it applies. The
- * arguments were checked by server_client_list() on the origin. */
+ * bulk string, filtered as the request asks (TYPE other than normal: none).
+ * With ID, server_client_list() on the origin has parsed the ids and sends
+ * them sorted, as raw int64s in argv[3]; the shard answers with a record
+ * (idset.h) for each connection among them. cmd.c's CMD_COMBINE_BULK joins
+ * the answers, in the order of the ids asked, and writes RESP3's verbatim
+ * string where it applies. */
 static void server_client_list_shard(struct cmd_ctx *c)
 {
     const struct shard *sh = c->node->shards[c->shard_id];
     struct buf lines;
     buf_init(&lines);
     int64_t now = server_now_ms();
-    bool by_id = c->argc > 3 && arg_is(&c->argv[2], "ID");
+    bool by_id = c->argc == 4 && arg_is(&c->argv[2], "ID");
     bool none = c->argc == 4 && arg_is(&c->argv[2], "TYPE") && !arg_is(&c->argv[3], "normal");
+    uint32_t nids = by_id ? c->argv[3].len / sizeof(int64_t) : 0;
     for (uint32_t s = 0; s < sh->conn_cap && !none; s++) {
         const struct conn *k = sh->conns[s];
         if (!k || k->closing)
             continue;
-        bool wanted = !by_id;
-        for (uint32_t i = 3; by_id && i < c->argc && !wanted; i++) {
-            int64_t id;
-            wanted = num_parse_i64(c->argv[i].ptr, c->argv[i].len, &id) && id == (int64_t)k->id;
-        }
-        if (wanted)
+        if (!by_id) {
             server_client_line(&lines, k, now);
+        } else if (idset_has(c->argv[3].ptr, nids, (int64_t)k->id)) {
+            size_t at = idset_record_begin(&lines, (int64_t)k->id);
+            server_client_line(&lines, k, now);
+            idset_record_end(&lines, at);
+        }
     }
     cmd_reply_bulk(c, lines.data ? lines.data : "", lines.len);
     buf_fini(&lines);
@@ -451,14 +455,24 @@ static void server_client_list(struct cmd_ctx *c)
         cmd_broadcast(c, server_client_list_shard, CMD_COMBINE_BULK);
         return;
     }
-    int64_t *ids = mi_malloc(nids * sizeof *ids);
+    /* The ids as asked (their order is the reply's) for the combiner, and
+     * sorted for the shards, parsed once here. */
+    int64_t *ids = mi_malloc(2 * (size_t)nids * sizeof *ids);
     if (!ids) {
         resp_write_error(c->out, "OOM out of memory");
         return;
     }
     for (uint32_t i = 0; i < nids; i++)
         num_parse_i64(c->argv[3 + i].ptr, c->argv[3 + i].len, &ids[i]);
-    cmd_broadcast_with(c, server_client_list_shard, CMD_COMBINE_BULK, ids, nids * sizeof *ids);
+    int64_t *sorted = ids + nids;
+    memcpy(sorted, ids, nids * sizeof *ids);
+    idset_sort(sorted, nids);
+    struct resp_arg args[4] = {c->argv[0], c->argv[1], c->argv[2],
+                               {(const char *)sorted, (uint32_t)(nids * sizeof *sorted)}};
+    struct cmd_ctx all = *c;
+    all.argv = args;
+    all.argc = 4;
+    cmd_broadcast_with(&all, server_client_list_shard, CMD_COMBINE_BULK, ids, nids * sizeof *ids);
     mi_free(ids);
 }
 

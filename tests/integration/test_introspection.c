@@ -348,6 +348,41 @@ static char *client_addr_of(redisContext *c)
 }
 
 /* The server closed c: a command on it gets no reply. */
+/* CLIENT LIST ID: the lines of the ids asked, in their order (a repeated id
+ * twice, an unknown one not at all), whichever shard owns each client. */
+static void test_introspection_client_list_ids_in_order(void **state)
+{
+    redisContext *c = *state;
+    enum { N = 6 };
+    redisContext *others[N];
+    long long ids[N];
+    for (int i = 0; i < N; i++) {
+        others[i] = harness_connect(server.port);
+        ids[i] = client_id_of(others[i]);
+    }
+    long long asked[] = {ids[5], 999999999, ids[0], ids[3], ids[0], ids[2]};
+    long long want[] = {ids[5], ids[0], ids[3], ids[0], ids[2]};
+    char cmd[256];
+    int n = snprintf(cmd, sizeof cmd, "CLIENT LIST ID");
+    for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %lld", asked[i]);
+    redisReply *r = harness_cmd(c, cmd);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *p = r->str;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "id=%lld ", want[i]);
+        assert_true(strncmp(p, id, strlen(id)) == 0);
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        p++;
+    }
+    assert_int_equal(*p, '\0');
+    freeReplyObject(r);
+    for (int i = 0; i < N; i++)
+        redisFree(others[i]);
+}
+
 static bool is_killed(redisContext *c)
 {
     redisReply *r = redisCommand(c, "PING");
@@ -639,6 +674,8 @@ int main(void)
                                         teardown_auth),
         cmocka_unit_test_setup_teardown(test_introspection_replication, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_list_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_introspection_client_list_ids_in_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_kill_self, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_kill_errors, setup, teardown),
