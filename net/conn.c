@@ -70,6 +70,7 @@ struct conn *conn_create(struct conn_env *env, int fd, enum conn_kind kind, uint
         return NULL;
     }
     net_peer_name(fd, c->addr, sizeof c->addr);
+    net_local_name(fd, c->laddr, sizeof c->laddr);
     return c;
 }
 

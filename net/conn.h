@@ -101,6 +101,7 @@ struct conn {
     bool was_active;         /* bytes came in or went out since conn_idle_ms() */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
     char addr[64];
+    char laddr[64];          /* the local end, read once at accept (CLIENT LIST, KILL LADDR) */
     int64_t created_ms;
     int64_t last_ms;
     const char *last_cmd;    /* static command name */
