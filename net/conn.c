@@ -5,8 +5,9 @@
  * Every whole request in a buffer is parsed and handed to env->on_resp /
  * env->on_mc in place (one direct call per request); only a partial request
  * is copied into `in`. Input stops (input_paused, and the receive is
- * cancelled) while too many replies wait or too much output is queued;
- * conn_flush() resumes it once that drains.
+ * cancelled) while too many replies wait, too much output is queued or too
+ * much work is in flight (conn_charge); conn_flush() resumes it once that
+ * drains.
  * Output: replies are appended to `out`; at the end of the loop turn
  * conn_flush() swaps `out` and `sending` and submits one send of everything
  * gathered, so a pipeline of N requests costs one send.
@@ -173,18 +174,17 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s)
 
 static bool conn_should_pause(const struct conn *c)
 {
-    return c->input_blocks > 0 || c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+    return c->work >= CONN_MAX_WORK || c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
 }
 
-void conn_block_input(struct conn *c)
+void conn_charge(struct conn *c, uint64_t work)
 {
-    c->input_blocks++;
+    c->work += work;
 }
 
-void conn_unblock_input(struct conn *c)
+void conn_refund(struct conn *c, uint64_t work)
 {
-    if (c->input_blocks > 0)
-        c->input_blocks--;
+    c->work -= work < c->work ? work : c->work;
     conn_mark_dirty(c); /* conn_flush() resumes the input */
 }
 

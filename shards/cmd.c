@@ -282,6 +282,13 @@ static void cmd_write_timeout(struct buf *out, bool is_mc, int64_t timeout_ms)
 
 static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how);
 
+/* Charges work to c's input budget until r ends (cmd_conn_done refunds). */
+static void cmd_charge(struct conn *c, struct req *r, uint64_t work)
+{
+    r->charged += work;
+    conn_charge(c, work);
+}
+
 /* A request of connection c with nsub sub-results, combined by `combine`
  * into the connection's next reply slot. NULL on out of memory (an error
  * reply has been written). */
@@ -299,14 +306,8 @@ static struct req *cmd_req_new(struct shard *sh, struct conn *c, uint32_t nsub,
     r->kind = combine;
     r->owner = shard_conn_handle(c);
     r->owner_ptr = slot;
+    cmd_charge(c, r, nsub); /* a huge MGET pauses its client's input */
     return r;
-}
-
-/* The connection reads no further request until r ends (cmd_conn_done). */
-static void cmd_block_input(struct conn *c, struct req *r)
-{
-    r->blocks_input = true;
-    conn_block_input(c);
 }
 
 /* Copies a request into a message for another shard. NULL on out of memory. */
@@ -560,7 +561,7 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     struct req *r = cmd_req_new(sh, c, (argc - 1) / 2, CMD_COMBINE_MSETNX);
     if (!r)
         return;
-    cmd_block_input(c, r); /* the client's next command must see the keys set */
+    cmd_charge(c, r, CONN_MAX_WORK); /* the client's next command must see the keys set */
     /* Keep the arguments for the second phase. */
     for (uint32_t i = 0; i < argc; i++) {
         uint32_t len = argv[i].len;
@@ -1165,7 +1166,7 @@ static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how)
     cmd_stats_combine_end(stats, c, slot, &slot->body, at, was);
     if (is_over)
         conn_slot_ready(c, slot);
-    if (is_over && r->blocks_input)
-        conn_unblock_input(c);
+    if (is_over && r->charged)
+        conn_refund(c, r->charged);
     return is_over;
 }

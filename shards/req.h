@@ -74,7 +74,7 @@ struct req {
     void *owner_ptr;  /* the owner's datum, valid while the request lives (a
                          connection's reply slot, a message being run) */
     int64_t aux;      /* the combiner's datum (SCAN: the shard) */
-    bool blocks_input; /* the owner's: its client reads on once it ends */
+    uint64_t charged; /* the owner's: work charged to its client (conn_charge) */
     int64_t deadline_ms;
     uint64_t hold_seq; /* log sequence that must be durable before done; 0: none */
     struct buf extra;  /* the owner's saved bytes (MSETNX arguments, CLIENT LIST ids) */
