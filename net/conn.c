@@ -5,8 +5,9 @@
  * Every whole request in a buffer is parsed and handed to env->on_resp /
  * env->on_mc in place (one direct call per request); only a partial request
  * is copied into `in`. Input stops (input_paused, and the receive is
- * cancelled) while too many replies wait or too much output is queued;
- * conn_flush() resumes it once that drains.
+ * cancelled) while too many replies wait, too much output is queued or too
+ * much work is in flight (conn_charge); conn_flush() resumes it once that
+ * drains.
  * Output: replies are appended to `out`; at the end of the loop turn
  * conn_flush() swaps `out` and `sending` and submits one send of everything
  * gathered, so a pipeline of N requests costs one send.
@@ -70,6 +71,7 @@ struct conn *conn_create(struct conn_env *env, int fd, enum conn_kind kind, uint
         return NULL;
     }
     net_peer_name(fd, c->addr, sizeof c->addr);
+    net_local_name(fd, c->laddr, sizeof c->laddr);
     return c;
 }
 
@@ -172,7 +174,18 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s)
 
 static bool conn_should_pause(const struct conn *c)
 {
-    return c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+    return c->work >= CONN_MAX_WORK || c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+}
+
+void conn_charge(struct conn *c, uint64_t work)
+{
+    c->work += work;
+}
+
+void conn_refund(struct conn *c, uint64_t work)
+{
+    c->work -= work < c->work ? work : c->work;
+    conn_mark_dirty(c); /* conn_flush() resumes the input */
 }
 
 static void conn_protocol_error(struct conn *c, const char *err)

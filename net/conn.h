@@ -96,10 +96,12 @@ struct conn {
     bool closing;            /* no more requests; close once nothing is in flight */
     bool close_after_flush;  /* QUIT, protocol error: close once `out` is sent */
     bool input_paused;       /* too much waiting; parse again when it drains */
+    uint64_t work;           /* charged by the owner for requests in flight (conn_charge) */
     bool is_dirty;
     bool was_active;         /* bytes came in or went out since conn_idle_ms() */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
     char addr[64];
+    char laddr[64];          /* the local end, read once at accept (CLIENT LIST, KILL LADDR) */
     int64_t created_ms;
     int64_t last_ms;
     const char *last_cmd;    /* static command name */
@@ -180,5 +182,16 @@ struct buf *conn_reply_buf(struct conn *c);
 struct conn_slot *conn_slot_reserve(struct conn *c, uint64_t ticket);
 /* s->body holds its reply now: moves the ready prefix into `out`. */
 void conn_slot_ready(struct conn *c, struct conn_slot *s);
+/* The input budget: the owner charges the work a request leaves in flight
+ * (its sub-requests out on shards) and refunds it when the request ends.
+ * Input pauses while the connection's work is at or above CONN_MAX_WORK
+ * (as while too many replies wait), so one client cannot make its shard
+ * queue unbounded work; the request that crosses the line is still served
+ * whole. A request whose effects the client's next command must see (a
+ * two-phase MSETNX) is charged CONN_MAX_WORK: nothing after it is read
+ * until it ends. */
+#define CONN_MAX_WORK 65536u
+void conn_charge(struct conn *c, uint64_t work);
+void conn_refund(struct conn *c, uint64_t work);
 
 #endif

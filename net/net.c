@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int net_listen(const char *addr, int port, int backlog)
@@ -70,4 +71,33 @@ void net_peer_name(int fd, char *out, unsigned len)
         }
     }
     snprintf(out, len, "%s:%d", host, port);
+}
+
+/* The local end of a socket as Redis writes it: "ip:port", "[ip6]:port",
+ * "path:0" for a Unix socket, "?:0" when the kernel cannot say. */
+void net_local_name(int fd, char *out, unsigned n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host)) {
+                snprintf(out, n, "%s:%d", host, ntohs(in->sin_port));
+                return;
+            }
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host)) {
+                snprintf(out, n, "[%s]:%d", host, ntohs(in6->sin6_port));
+                return;
+            }
+        } else if (ss.ss_family == AF_UNIX) {
+            const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+            snprintf(out, n, "%.*s:0", (int)sizeof un->sun_path, un->sun_path);
+            return;
+        }
+    }
+    snprintf(out, n, "?:0");
 }

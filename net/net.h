@@ -29,6 +29,9 @@ void net_tune_client(int fd);
 
 /* The peer's "ip:port" into out (at least 64 bytes). */
 void net_peer_name(int fd, char *out, unsigned len);
+/* The local end as Redis writes it: "ip:port", "[ip6]:port", "path:0" for a
+ * Unix socket, "?:0" when the kernel cannot say (truncated to len). */
+void net_local_name(int fd, char *out, unsigned len);
 
 static inline uint64_t net_ud(unsigned op, uint32_t slot, uint32_t gen)
 {

@@ -52,6 +52,7 @@
 #include "cmd_stats.h"
 #include "cmd_string.h"
 #include "conn.h"
+#include "idset.h"
 #include "keyhash.h"
 #include "node.h"
 #include "persist.h"
@@ -283,6 +284,13 @@ static void cmd_write_timeout(struct buf *out, bool is_mc, int64_t timeout_ms)
 
 static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how);
 
+/* Charges work to c's input budget until r ends (cmd_conn_done refunds). */
+static void cmd_charge(struct conn *c, struct req *r, uint64_t work)
+{
+    r->charged += work;
+    conn_charge(c, work);
+}
+
 /* A request of connection c with nsub sub-results, combined by `combine`
  * into the connection's next reply slot. NULL on out of memory (an error
  * reply has been written). */
@@ -300,6 +308,7 @@ static struct req *cmd_req_new(struct shard *sh, struct conn *c, uint32_t nsub,
     r->kind = combine;
     r->owner = shard_conn_handle(c);
     r->owner_ptr = slot;
+    cmd_charge(c, r, nsub); /* a huge MGET pauses its client's input */
     return r;
 }
 
@@ -557,6 +566,7 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     struct req *r = cmd_req_new(sh, c, (argc - 1) / 2, CMD_COMBINE_MSETNX);
     if (!r)
         return;
+    cmd_charge(c, r, CONN_MAX_WORK); /* the client's next command must see the keys set */
     /* Keep the arguments for the second phase. */
     for (uint32_t i = 0; i < argc; i++) {
         uint32_t len = argv[i].len;
@@ -959,39 +969,42 @@ static void cmd_combine_scan(struct shard *sh, const struct req *r, struct buf *
     buf_append(out, p, len);
 }
 
-/* CLIENT LIST: every shard's lines ("id=N ...\n") as one string, or with
- * ids (r->extra) the lines of those ids in that order, as Redis gives them. */
+/* CLIENT LIST: every shard's lines as one string, or with ids (r->extra)
+ * the lines of those ids in that order, as Redis gives them: the shards'
+ * records (idset.h) indexed by id, each id asked found in O(log lines). */
 static void cmd_combine_lines(const struct conn *c, const struct req *r, struct buf *out)
 {
     struct buf all;
     buf_init(&all);
-    const char *s, *end;
-    size_t n;
-    if (r->extra.len == 0) {
-        for (uint32_t i = 0; i < r->nsub; i++) {
-            cmd_payload(&r->subs[i], &s, &n);
+    const char *s;
+    size_t n, total = 0;
+    for (uint32_t i = 0; i < r->nsub; i++) {
+        cmd_payload(&r->subs[i], &s, &n);
+        if (r->extra.len == 0)
             buf_append(&all, s, n);
-        }
+        total += n;
     }
-    for (size_t k = 0; k + sizeof(int64_t) <= r->extra.len; k += sizeof(int64_t)) {
+    struct idset_line *lines = NULL;
+    uint32_t nlines = 0, cap = (uint32_t)(total / IDSET_RECORD_HEAD);
+    if (r->extra.len > 0 && cap > 0 && !(lines = mi_malloc(cap * sizeof *lines))) {
+        buf_fini(&all);
+        cmd_write_oom(out, false);
+        return;
+    }
+    for (uint32_t i = 0; lines && i < r->nsub; i++) {
+        cmd_payload(&r->subs[i], &s, &n);
+        if (r->subs[i].status == REQ_BULK)
+            nlines += idset_index(s, n, lines + nlines, cap - nlines);
+    }
+    idset_lines_sort(lines, nlines);
+    for (size_t k = 0; nlines && k + sizeof(int64_t) <= r->extra.len; k += sizeof(int64_t)) {
         int64_t id;
         memcpy(&id, r->extra.data + k, sizeof id);
-        char want[32];
-        int wn = snprintf(want, sizeof want, "id=%" PRId64 " ", id);
-        for (uint32_t i = 0; i < r->nsub; i++) {
-            cmd_payload(&r->subs[i], &s, &n);
-            for (end = s + n; s < end;) {
-                const char *nl = memchr(s, '\n', (size_t)(end - s));
-                const char *stop = nl ? nl + 1 : end;
-                if (stop - s > wn && memcmp(s, want, (size_t)wn) == 0) {
-                    buf_append(&all, s, (size_t)(stop - s));
-                    i = r->nsub; /* one line per id asked */
-                    break;
-                }
-                s = stop;
-            }
-        }
+        const struct idset_line *l = idset_lines_find(lines, nlines, id);
+        if (l)
+            buf_append(&all, l->p, l->n);
     }
+    mi_free(lines);
     resp_write_verbatim(out, c->resp_version, all.data ? all.data : "", all.len);
     out->failed |= all.failed;
     buf_fini(&all);
@@ -1159,5 +1172,7 @@ static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how)
     cmd_stats_combine_end(stats, c, slot, &slot->body, at, was);
     if (is_over)
         conn_slot_ready(c, slot);
+    if (is_over && r->charged)
+        conn_refund(c, r->charged);
     return is_over;
 }

@@ -14,18 +14,14 @@
  * (server_redis_meta). Error texts are Redis 7's. */
 #include "cmd_server.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <mimalloc.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +30,7 @@
 #include "cmd_stats.h"
 #include "conn.h"
 #include "glob.h"
+#include "idset.h"
 #include "keyhash.h"
 #include "node.h"
 #include "num.h"
@@ -332,35 +329,6 @@ static void server_help(struct cmd_ctx *c, const char *container, const char *co
     resp_write_simple(c->out, "    Prints this help.");
 }
 
-/* The local end of a socket as Redis writes it: "ip:port", "[ip6]:port",
- * "path:0" for a Unix socket, "?:0" when the kernel cannot say. */
-static void server_local_addr(int fd, char *out, size_t n)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN];
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-            if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host)) {
-                snprintf(out, n, "%s:%d", host, ntohs(in->sin_port));
-                return;
-            }
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-            if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host)) {
-                snprintf(out, n, "[%s]:%d", host, ntohs(in6->sin6_port));
-                return;
-            }
-        } else if (ss.ss_family == AF_UNIX) {
-            const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
-            snprintf(out, n, "%.*s:0", (int)sizeof un->sun_path, un->sun_path);
-            return;
-        }
-    }
-    snprintf(out, n, "?:0");
-}
-
 /* One CLIENT LIST line for a connection, with Redis 7.0's fields in its
  * order (then 7.2's lib-name and lib-ver, and ringkv's proto). qbuf: bytes
  * received and not yet served (while the connection's own request runs,
@@ -370,8 +338,6 @@ static void server_local_addr(int fd, char *out, size_t n)
  * the connection started; Redis the last 5 seconds'). */
 static void server_client_line(struct buf *b, const struct conn *k, int64_t now_ms)
 {
-    char laddr[128]; /* an address, or a Unix socket path (108 bytes at most) */
-    server_local_addr(k->fd, laddr, sizeof laddr);
     size_t qbuf = k->unparsed ? k->unparsed : k->in.len;
     size_t peak = k->reply_peak > k->out.len ? k->reply_peak : k->out.len;
     buf_printf(b,
@@ -379,7 +345,7 @@ static void server_client_line(struct buf *b, const struct conn *k, int64_t now_
                "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 "
                "rbs=%zu rbp=%zu obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
                "redir=-1 resp=%d lib-name= lib-ver= proto=%s\n",
-               k->id, k->addr, laddr, k->fd, k->name ? k->name : "",
+               k->id, k->addr, k->laddr, k->fd, k->name ? k->name : "",
                (long long)((now_ms - k->created_ms) / 1000),
                (long long)((now_ms - k->last_ms) / 1000), qbuf, k->in.cap - k->in.len,
                k->out.cap, peak, k->out.len, k->in.cap + k->out.cap + k->sending.cap,
@@ -388,29 +354,32 @@ static void server_client_line(struct buf *b, const struct conn *k, int64_t now_
 }
 
 /* CLIENT LIST on every shard: the lines of the connections it owns, as a
- * bulk string, filtered as the request asks (TYPE other than normal: none;
- * ID: those ids). cmd.c's CMD_COMBINE_BULK joins them, in the order of the
- * ids asked, and writes RESP3's verbatim string where it applies. The
- * arguments were checked by server_client_list() on the origin. */
+ * bulk string, filtered as the request asks (TYPE other than normal: none).
+ * With ID, server_client_list() on the origin has parsed the ids and sends
+ * them sorted, as raw int64s in argv[3]; the shard answers with a record
+ * (idset.h) for each connection among them. cmd.c's CMD_COMBINE_BULK joins
+ * the answers, in the order of the ids asked, and writes RESP3's verbatim
+ * string where it applies. */
 static void server_client_list_shard(struct cmd_ctx *c)
 {
     const struct shard *sh = c->node->shards[c->shard_id];
     struct buf lines;
     buf_init(&lines);
     int64_t now = server_now_ms();
-    bool by_id = c->argc > 3 && arg_is(&c->argv[2], "ID");
+    bool by_id = c->argc == 4 && arg_is(&c->argv[2], "ID");
     bool none = c->argc == 4 && arg_is(&c->argv[2], "TYPE") && !arg_is(&c->argv[3], "normal");
+    uint32_t nids = by_id ? c->argv[3].len / sizeof(int64_t) : 0;
     for (uint32_t s = 0; s < sh->conn_cap && !none; s++) {
         const struct conn *k = sh->conns[s];
         if (!k || k->closing)
             continue;
-        bool wanted = !by_id;
-        for (uint32_t i = 3; by_id && i < c->argc && !wanted; i++) {
-            int64_t id;
-            wanted = num_parse_i64(c->argv[i].ptr, c->argv[i].len, &id) && id == (int64_t)k->id;
-        }
-        if (wanted)
+        if (!by_id) {
             server_client_line(&lines, k, now);
+        } else if (idset_has(c->argv[3].ptr, nids, (int64_t)k->id)) {
+            size_t at = idset_record_begin(&lines, (int64_t)k->id);
+            server_client_line(&lines, k, now);
+            idset_record_end(&lines, at);
+        }
     }
     cmd_reply_bulk(c, lines.data ? lines.data : "", lines.len);
     buf_fini(&lines);
@@ -452,14 +421,24 @@ static void server_client_list(struct cmd_ctx *c)
         cmd_broadcast(c, server_client_list_shard, CMD_COMBINE_BULK);
         return;
     }
-    int64_t *ids = mi_malloc(nids * sizeof *ids);
+    /* The ids as asked (their order is the reply's) for the combiner, and
+     * sorted for the shards, parsed once here. */
+    int64_t *ids = mi_malloc(2 * (size_t)nids * sizeof *ids);
     if (!ids) {
         resp_write_error(c->out, "OOM out of memory");
         return;
     }
     for (uint32_t i = 0; i < nids; i++)
         num_parse_i64(c->argv[3 + i].ptr, c->argv[3 + i].len, &ids[i]);
-    cmd_broadcast_with(c, server_client_list_shard, CMD_COMBINE_BULK, ids, nids * sizeof *ids);
+    int64_t *sorted = ids + nids;
+    memcpy(sorted, ids, nids * sizeof *ids);
+    idset_sort(sorted, nids);
+    struct resp_arg args[4] = {c->argv[0], c->argv[1], c->argv[2],
+                               {(const char *)sorted, (uint32_t)(nids * sizeof *sorted)}};
+    struct cmd_ctx all = *c;
+    all.argv = args;
+    all.argc = 4;
+    cmd_broadcast_with(&all, server_client_list_shard, CMD_COMBINE_BULK, ids, nids * sizeof *ids);
     mi_free(ids);
 }
 
@@ -525,12 +504,9 @@ static void server_client_kill_shard(struct cmd_ctx *c)
         if (addr->len && !(addr->len - 1 == strlen(k->addr) &&
                            memcmp(addr->ptr + 1, k->addr, addr->len - 1) == 0))
             continue;
-        if (laddr->len) {
-            char local[128];
-            server_local_addr(k->fd, local, sizeof local);
-            if (laddr->len - 1 != strlen(local) || memcmp(laddr->ptr + 1, local, laddr->len - 1))
-                continue;
-        }
+        if (laddr->len && !(laddr->len - 1 == strlen(k->laddr) &&
+                            memcmp(laddr->ptr + 1, k->laddr, laddr->len - 1) == 0))
+            continue;
         if ((int64_t)k->id == me) {
             if (skipme)
                 continue;

@@ -180,14 +180,20 @@ void cmd_stats_end(struct cmd_stats_shard *s, struct conn *c)
         if (silent)
             c->out.len = s->out_len;
     } else {
-        struct conn_slot *p = s->tail ? s->tail->next : c->head;
-        if (p && p->is_ready) { /* answered already, behind one still waiting */
-            cmd_stats_reply(s, slot, s->admitted, p->body.data, p->body.len);
-            if (silent)
-                buf_clear(&p->body);
-        } else if (p) {
-            p->stats = CMD_STATS_P_TRACKED | (s->admitted ? CMD_STATS_P_ADMITTED : 0) |
-                       (silent ? CMD_STATS_P_SILENT : 0) | (uint32_t)(slot + 1);
+        /* Every slot the request reserved: a connection command that asks
+         * every shard (CLIENT LIST behind a pending reply) has an empty
+         * ready one (conn_reply_buf) and then its request's. */
+        for (struct conn_slot *p = s->tail ? s->tail->next : c->head; p; p = p->next) {
+            if (p->is_ready) { /* answered already, behind one still waiting */
+                cmd_stats_reply(s, slot, s->admitted, p->body.data, p->body.len);
+                if (silent)
+                    buf_clear(&p->body);
+            } else {
+                p->stats = CMD_STATS_P_TRACKED | (s->admitted ? CMD_STATS_P_ADMITTED : 0) |
+                           (silent ? CMD_STATS_P_SILENT : 0) | (uint32_t)(slot + 1);
+            }
+            if (p == c->tail)
+                break;
         }
     }
     if (slot >= 0) {

@@ -8,9 +8,10 @@
  * knows its index, so an early end removes it in O(log n)); the shard loop
  * calls req_expire() every turn, which looks at the heap's top only.
  * Holds: a request whose quorum is in but whose hold_seq is not durable yet
- * waits on the held list; req_durable() walks it when the log advances
- * (appendfsync always only, where the list is at most the requests of a
- * batch or two).
+ * waits in a second min-heap, by hold_seq; req_durable() pops its top while
+ * that is durable, so releasing k of n held requests costs O(k log n) and a
+ * cancelled or expired one leaves in O(log n) (appendfsync always can hold
+ * every pipelined write of hundreds of clients at once).
  * Completion: done() runs once; when it returns true the request leaves the
  * heap and its slot, and its sub-result bodies are freed. A request is only
  * completed once armed (req_arm), so a sub-result that comes in while the
@@ -37,6 +38,8 @@ void req_table_init(struct req_table *t, void *ctx)
 {
     memset(t, 0, sizeof *t);
     t->ctx = ctx;
+    t->deadlines.key = REQ_BY_DEADLINE;
+    t->held.key = REQ_BY_HOLD;
 }
 
 static void req_free(struct req_table *t, struct req *r)
@@ -64,8 +67,8 @@ void req_table_fini(struct req_table *t)
     mi_free(t->slots);
     mi_free(t->gen);
     mi_free(t->free_slots);
-    mi_free(t->heap);
-    mi_free(t->held);
+    mi_free(t->deadlines.v);
+    mi_free(t->held.v);
     memset(t, 0, sizeof *t);
 }
 
@@ -84,10 +87,14 @@ static int req_grow(struct req_table *t)
     if (!free_slots)
         return -ENOMEM;
     t->free_slots = free_slots;
-    struct req **heap = mi_realloc(t->heap, cap * sizeof *heap);
+    struct req **heap = mi_realloc(t->deadlines.v, cap * sizeof *heap);
     if (!heap)
         return -ENOMEM;
-    t->heap = heap;
+    t->deadlines.v = heap;
+    heap = mi_realloc(t->held.v, cap * sizeof *heap);
+    if (!heap)
+        return -ENOMEM;
+    t->held.v = heap;
     for (uint32_t s = cap; s > t->cap; s--) {
         slots[s - 1] = NULL;
         gen[s - 1] = 1;
@@ -97,56 +104,69 @@ static int req_grow(struct req_table *t)
     return 0;
 }
 
-/* ---- the deadline heap ---- */
+/* ---- the heaps (by deadline, by hold) ---- */
 
-static void heap_set(struct req_table *t, uint32_t i, struct req *r)
+static inline bool heap_less(const struct req_heap *h, const struct req *a, const struct req *b)
 {
-    t->heap[i] = r;
-    r->heap_at = i;
+    return h->key == REQ_BY_DEADLINE ? a->deadline_ms < b->deadline_ms : a->hold_seq < b->hold_seq;
 }
 
-static void heap_up(struct req_table *t, uint32_t i)
+static void heap_set(struct req_heap *h, uint32_t i, struct req *r)
 {
-    struct req *r = t->heap[i];
+    h->v[i] = r;
+    r->at[h->key] = i;
+}
+
+static void heap_up(struct req_table *t, struct req_heap *h, uint32_t i)
+{
+    struct req *r = h->v[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (t->heap[parent]->deadline_ms <= r->deadline_ms)
+        if (!heap_less(h, r, h->v[parent]))
             break;
-        heap_set(t, i, t->heap[parent]);
+        t->heap_steps++;
+        heap_set(h, i, h->v[parent]);
         i = parent;
     }
-    heap_set(t, i, r);
+    heap_set(h, i, r);
 }
 
-static void heap_down(struct req_table *t, uint32_t i)
+static void heap_down(struct req_table *t, struct req_heap *h, uint32_t i)
 {
-    struct req *r = t->heap[i];
+    struct req *r = h->v[i];
     for (;;) {
         uint32_t child = 2 * i + 1;
-        if (child >= t->nheap)
+        if (child >= h->n)
             break;
-        if (child + 1 < t->nheap && t->heap[child + 1]->deadline_ms < t->heap[child]->deadline_ms)
+        if (child + 1 < h->n && heap_less(h, h->v[child + 1], h->v[child]))
             child++;
-        if (r->deadline_ms <= t->heap[child]->deadline_ms)
+        if (!heap_less(h, h->v[child], r))
             break;
-        heap_set(t, i, t->heap[child]);
+        t->heap_steps++;
+        heap_set(h, i, h->v[child]);
         i = child;
     }
-    heap_set(t, i, r);
+    heap_set(h, i, r);
 }
 
-static void heap_remove(struct req_table *t, struct req *r)
+static void heap_insert(struct req_table *t, struct req_heap *h, struct req *r)
 {
-    uint32_t i = r->heap_at;
+    heap_set(h, h->n++, r);
+    heap_up(t, h, h->n - 1);
+}
+
+static void heap_remove(struct req_table *t, struct req_heap *h, struct req *r)
+{
+    uint32_t i = r->at[h->key];
     if (i == REQ_NO_HEAP)
         return;
-    r->heap_at = REQ_NO_HEAP;
-    struct req *last = t->heap[--t->nheap];
+    r->at[h->key] = REQ_NO_HEAP;
+    struct req *last = h->v[--h->n];
     if (last == r)
         return;
-    heap_set(t, i, last);
-    heap_up(t, i);
-    heap_down(t, last->heap_at);
+    heap_set(h, i, last);
+    heap_up(t, h, i);
+    heap_down(t, h, last->at[h->key]);
 }
 
 /* ---- life of a request ---- */
@@ -171,8 +191,8 @@ struct req *req_new(struct req_table *t, uint32_t nsub, uint32_t quorum, req_don
     if (nsub > 1)
         memset(r->subs, 0, extra);
     t->slots[slot] = r;
-    heap_set(t, t->nheap++, r);
-    heap_up(t, t->nheap - 1);
+    r->at[REQ_BY_HOLD] = REQ_NO_HEAP;
+    heap_insert(t, &t->deadlines, r);
     return r;
 }
 
@@ -184,32 +204,18 @@ struct req *req_find(const struct req_table *t, uint64_t id)
     return t->slots[slot];
 }
 
-static void held_remove(struct req_table *t, struct req *r)
-{
-    if (!r->is_held)
-        return;
-    r->is_held = false;
-    for (uint32_t i = 0; i < t->nheld; i++) {
-        if (t->held[i] == r) {
-            memmove(&t->held[i], &t->held[i + 1], (t->nheld - i - 1) * sizeof *t->held);
-            t->nheld--;
-            return;
-        }
-    }
-}
-
 static void req_try(struct req_table *t, struct req *r);
 
 /* Calls done(how); frees the request unless it was re-armed. */
 static void req_end(struct req_table *t, struct req *r, enum req_end how)
 {
-    held_remove(t, r);
+    heap_remove(t, &t->held, r);
     if (!r->done(t, r, how)) { /* another phase, routed by done: arm it now */
         r->is_armed = true;
         req_try(t, r);
         return;
     }
-    heap_remove(t, r);
+    heap_remove(t, &t->deadlines, r);
     req_free(t, r);
 }
 
@@ -222,18 +228,8 @@ static void req_try(struct req_table *t, struct req *r)
         req_end(t, r, REQ_END_DONE);
         return;
     }
-    if (r->is_held)
-        return;
-    if (t->nheld == t->held_cap) {
-        uint32_t cap = t->held_cap ? t->held_cap * 2 : 64;
-        struct req **held = mi_realloc(t->held, cap * sizeof *held);
-        if (!held)
-            return; /* stays parked; its deadline ends it with an error */
-        t->held = held;
-        t->held_cap = cap;
-    }
-    t->held[t->nheld++] = r;
-    r->is_held = true;
+    if (r->at[REQ_BY_HOLD] == REQ_NO_HEAP)
+        heap_insert(t, &t->held, r);
 }
 
 void req_arm(struct req_table *t, struct req *r)
@@ -271,23 +267,18 @@ void req_durable(struct req_table *t, uint64_t seq)
     if (seq <= t->durable_seq)
         return;
     t->durable_seq = seq;
-    for (uint32_t i = 0; i < t->nheld;) {
-        struct req *r = t->held[i];
-        if (r->hold_seq > seq) {
-            i++;
-            continue;
-        }
-        req_end(t, r, REQ_END_DONE); /* removes it from held: look at i again */
-    }
+    /* The top afresh each time: a done callback may end other requests. */
+    while (t->held.n > 0 && t->held.v[0]->hold_seq <= seq)
+        req_end(t, t->held.v[0], REQ_END_DONE); /* takes it off the heap */
 }
 
 void req_expire(struct req_table *t, int64_t now_ms)
 {
-    while (t->nheap > 0 && t->heap[0]->deadline_ms <= now_ms) {
-        struct req *r = t->heap[0];
-        heap_remove(t, r);
+    while (t->deadlines.n > 0 && t->deadlines.v[0]->deadline_ms <= now_ms) {
+        struct req *r = t->deadlines.v[0];
+        heap_remove(t, &t->deadlines, r);
         t->expired++;
-        held_remove(t, r);
+        heap_remove(t, &t->held, r);
         r->done(t, r, REQ_END_TIMEOUT);
         req_free(t, r);
     }
@@ -298,13 +289,13 @@ void req_cancel(struct req_table *t, uint64_t id)
     struct req *r = req_find(t, id);
     if (!r)
         return;
-    heap_remove(t, r);
-    held_remove(t, r);
+    heap_remove(t, &t->deadlines, r);
+    heap_remove(t, &t->held, r);
     r->done(t, r, REQ_END_DROP);
     req_free(t, r);
 }
 
 uint32_t req_count(const struct req_table *t)
 {
-    return t->nheap;
+    return t->deadlines.n;
 }

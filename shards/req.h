@@ -66,19 +66,30 @@ struct req {
     uint32_t nsub;    /* sub-results */
     uint32_t ndone;   /* sub-results in */
     uint32_t quorum;  /* sub-results that complete it */
-    uint32_t heap_at; /* position in the deadline heap */
+    uint32_t at[2];   /* positions in the deadline heap and the held heap
+                         (REQ_BY_DEADLINE, REQ_BY_HOLD); UINT32_MAX: not in it */
     bool is_armed;    /* routing is over: completing it may happen */
-    bool is_held;     /* on the table's held list */
     uint32_t kind;    /* the owner's: which combiner (cmd.h, enum cmd_combine) */
     uint64_t owner;   /* the owner's handle (a connection's slot and generation) */
     void *owner_ptr;  /* the owner's datum, valid while the request lives (a
                          connection's reply slot, a message being run) */
     int64_t aux;      /* the combiner's datum (SCAN: the shard) */
+    uint64_t charged; /* the owner's: work charged to its client (conn_charge) */
     int64_t deadline_ms;
     uint64_t hold_seq; /* log sequence that must be durable before done; 0: none */
     struct buf extra;  /* the owner's saved bytes (MSETNX arguments, CLIENT LIST ids) */
     struct req_result *subs;
     struct req_result one;
+};
+
+/* A binary min-heap of requests; each knows its place (req.at[key]), so one
+ * leaves in O(log n) wherever it is. Both heaps hold at most every request
+ * of the table, so their arrays grow with it and inserting never fails. */
+enum req_heap_key { REQ_BY_DEADLINE, REQ_BY_HOLD };
+struct req_heap {
+    struct req **v;
+    uint32_t n;
+    uint8_t key; /* enum req_heap_key */
 };
 
 struct req_table {
@@ -87,12 +98,11 @@ struct req_table {
     uint32_t *gen;      /* slot -> generation, bumped when freed */
     uint32_t *free_slots;
     uint32_t cap, nfree;
-    struct req **heap; /* by deadline, soonest first */
-    uint32_t nheap;
-    struct req **held; /* complete but for their hold, oldest first */
-    uint32_t nheld, held_cap;
+    struct req_heap deadlines; /* every request, by deadline_ms, soonest first */
+    struct req_heap held;      /* complete but for their hold, by hold_seq */
     uint64_t durable_seq; /* the log is durable up to here */
     uint64_t expired;     /* requests ended by their deadline (INFO) */
+    uint64_t heap_steps;  /* levels walked in both heaps (tests count work) */
 };
 
 /* An empty table; ctx is handed back through t->ctx. */

@@ -1,7 +1,7 @@
 /* shard.c: the shard thread and its loop (see shard.h).
  * The loop:
  *   1. submit what the last turn queued and wait for at least one completion
- *      (or none, if messages wait for room in a full queue);
+ *      (at most 1 ms while messages wait for room in a full queue);
  *   2. reap every completion into the stash and dispatch on its user_data
  *      (net.h, enum shard_op): accepts, receives, sends, wake-ups from other
  *      shards, the 100 ms tick, the log's and the cold reads' I/O;
@@ -53,6 +53,7 @@
 
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_TICK_MS 100
+#define SHARD_BACKLOG_WAIT_NS 1000000L /* a full peer queue: look again after 1 ms */
 
 static int64_t shard_now_ms(void)
 {
@@ -246,16 +247,20 @@ void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m)
     shard_backlog_push(b, m);
 }
 
-/* Moves held-back messages into queues that have room. True if any remain. */
-static bool shard_retry_backlogs(struct shard *sh)
+bool shard_retry_backlogs(struct shard *sh)
 {
     bool left = false;
     for (uint32_t to = 0; to < sh->node->nshards; to++) {
         struct shard_backlog *b = &sh->backlog[to];
         struct mq *q = b->len ? &sh->node->shards[to]->inbox[sh->id] : NULL;
-        while (b->len && mq_send(q, b->head) == 0) {
-            b->head = b->head->next;
-            if (!b->head)
+        while (b->len) {
+            /* Once queued, a message is the receiver's: it may already be
+             * running it or linking it into its own backlog. Read first. */
+            struct cmd_msg *m = b->head, *next = m->next;
+            if (mq_send(q, m) != 0)
+                break;
+            b->head = next;
+            if (!next)
                 b->tail = NULL;
             b->len--;
             sh->wake[to] = true;
@@ -627,6 +632,19 @@ static void shard_drain_log(struct shard *sh)
     }
 }
 
+/* Step 1 of the loop: submits and waits for a completion, or only submits
+ * when stashed ones wait. While messages wait for room in a peer's queue
+ * (which drains without waking this shard), waits at most
+ * SHARD_BACKLOG_WAIT_NS rather than spinning. */
+static int shard_wait(struct shard *sh, bool backlog)
+{
+    if (sh->nstash || !backlog)
+        return io_uring_submit_and_wait(&sh->uring, sh->nstash ? 0 : 1);
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = SHARD_BACKLOG_WAIT_NS};
+    struct io_uring_cqe *cqe;
+    return io_uring_submit_and_wait_timeout(&sh->uring, &cqe, 1, &ts, NULL);
+}
+
 void *shard_main(void *arg)
 {
     struct shard *sh = arg;
@@ -649,7 +667,7 @@ void *shard_main(void *arg)
     store_tick(sh->store, shard_now_ms());
     bool backlog = false;
     while (!__atomic_load_n(&n->stop_flag, __ATOMIC_ACQUIRE)) {
-        int rc = io_uring_submit_and_wait(&sh->uring, backlog || sh->nstash ? 0 : 1);
+        int rc = shard_wait(sh, backlog);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
             log_warn("io_uring_submit_and_wait: %s; retrying", strerror(-rc));
         bool tick = false;

@@ -127,6 +127,9 @@ void *shard_main(void *arg);
  * queue is full) and arranges its wake-up at the end of this turn. Never
  * waits for the other shard. Owner thread only. */
 void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m);
+/* Moves held-back messages into queues that now have room (once per loop
+ * turn). True if any remain. Owner thread only. */
+bool shard_retry_backlogs(struct shard *sh);
 
 /* The connection with this handle (slot << 32 | generation), or NULL when
  * it has gone. */

@@ -348,6 +348,41 @@ static char *client_addr_of(redisContext *c)
 }
 
 /* The server closed c: a command on it gets no reply. */
+/* CLIENT LIST ID: the lines of the ids asked, in their order (a repeated id
+ * twice, an unknown one not at all), whichever shard owns each client. */
+static void test_introspection_client_list_ids_in_order(void **state)
+{
+    redisContext *c = *state;
+    enum { N = 6 };
+    redisContext *others[N];
+    long long ids[N];
+    for (int i = 0; i < N; i++) {
+        others[i] = harness_connect(server.port);
+        ids[i] = client_id_of(others[i]);
+    }
+    long long asked[] = {ids[5], 999999999, ids[0], ids[3], ids[0], ids[2]};
+    long long want[] = {ids[5], ids[0], ids[3], ids[0], ids[2]};
+    char cmd[256];
+    int n = snprintf(cmd, sizeof cmd, "CLIENT LIST ID");
+    for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %lld", asked[i]);
+    redisReply *r = harness_cmd(c, cmd);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *p = r->str;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "id=%lld ", want[i]);
+        assert_true(strncmp(p, id, strlen(id)) == 0);
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        p++;
+    }
+    assert_int_equal(*p, '\0');
+    freeReplyObject(r);
+    for (int i = 0; i < N; i++)
+        redisFree(others[i]);
+}
+
 static bool is_killed(redisContext *c)
 {
     redisReply *r = redisCommand(c, "PING");
@@ -450,6 +485,24 @@ static void test_introspection_client_reply(void **state)
                             "CLIENT REPLY SKIP\r\nMGET a b c d e f\r\nECHO x\r\n"
                             "CLIENT REPLY SKIP\r\nPING\r\nMGET a b\r\n");
     harness_raw_expect(r, "+OK\r\n+OK\r\n+PONG\r\n$1\r\nx\r\n*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    harness_raw_close(r);
+}
+
+/* Connection commands that ask every shard (CLIENT LIST, CLIENT KILL,
+ * CONFIG RESETSTAT) reached while an earlier reply is still pending (a
+ * cross-shard MGET): OFF and SKIP silence their replies too. */
+static void test_introspection_client_reply_behind_a_pending_request(void **state)
+{
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send_str(r, "MGET a b c d e f g h\r\nCLIENT REPLY OFF\r\nCONFIG RESETSTAT\r\n"
+                            "CLIENT LIST\r\nCLIENT KILL ID 999999\r\nCLIENT REPLY ON\r\n"
+                            "PING\r\nMGET a b c d e f g h\r\nCLIENT REPLY SKIP\r\n"
+                            "CLIENT KILL ID 999999\r\nMGET a b c d e f g h\r\nCLIENT REPLY SKIP\r\n"
+                            "CLIENT LIST\r\nPING x\r\n");
+    const char *nils = "*8\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n";
+    char want[256];
+    snprintf(want, sizeof want, "%s+OK\r\n+PONG\r\n%s%s$1\r\nx\r\n", nils, nils, nils);
+    harness_raw_expect(r, want);
     harness_raw_close(r);
 }
 
@@ -621,10 +674,14 @@ int main(void)
                                         teardown_auth),
         cmocka_unit_test_setup_teardown(test_introspection_replication, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_list_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_introspection_client_list_ids_in_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_kill_self, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_kill_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_client_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_introspection_client_reply_behind_a_pending_request,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_config_get_each_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_list_filterby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_getkeysandflags, setup,

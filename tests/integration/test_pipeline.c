@@ -269,6 +269,47 @@ static void test_pipeline_large_burst(void **state)
     harness_expect(c, HARNESS_INT(N), "DBSIZE");
 }
 
+/* Pipelined MGETs of many keys on every shard: each is answered whole and
+ * right (no -TIMEOUT while its sub-requests wait behind the others'), and
+ * the node stays up (issue 9: the sender's backlog retry read messages the
+ * receiver already owned). */
+static void test_pipeline_huge_mgets(void **state)
+{
+    redisContext *c = *state;
+    enum { NKEYS = 100000, REPS = 4 };
+    harness_expect(c, HARNESS_OK, "SET hk:0 first");
+    harness_expect(c, HARNESS_OK, "SET hk:%d last", NKEYS - 1);
+    const char **argv = malloc((NKEYS + 1) * sizeof *argv);
+    size_t *lens = malloc((NKEYS + 1) * sizeof *lens);
+    char *names = malloc((size_t)NKEYS * 16);
+    assert_true(argv && lens && names);
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (int i = 0; i < NKEYS; i++) {
+        argv[i + 1] = names + (size_t)i * 16;
+        lens[i + 1] = (size_t)snprintf(names + (size_t)i * 16, 16, "hk:%d", i);
+    }
+    for (int r = 0; r < REPS; r++)
+        assert_int_equal(redisAppendCommandArgv(c, NKEYS + 1, argv, lens), REDIS_OK);
+    redisAppendCommand(c, "PING");
+    for (int r = 0; r < REPS; r++) {
+        redisReply *reply = harness_next_reply(c);
+        assert_int_equal(reply->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(reply->elements, NKEYS);
+        harness_check(reply->element[0], HARNESS_BULK("first"), "MGET's first key");
+        harness_check(reply->element[NKEYS - 1], HARNESS_BULK("last"), "MGET's last key");
+        for (int i = 1; i < NKEYS - 1; i++)
+            assert_int_equal(reply->element[i]->type, REDIS_REPLY_NIL);
+        freeReplyObject(reply);
+    }
+    redisReply *pong = harness_next_reply(c);
+    harness_check(pong, HARNESS_STATUS("PONG"), "PING after the MGETs");
+    freeReplyObject(pong);
+    free(names);
+    free(lens);
+    free(argv);
+}
+
 static void append_str(char **buf, size_t *len, size_t *cap, const char *s)
 {
     size_t n = strlen(s);
@@ -327,6 +368,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pipeline_mixed_commands_match_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_large_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_huge_mgets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_split_at_every_byte, setup, teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));

@@ -292,6 +292,31 @@ static void test_strings_msetnx(void **state)
                    "MSETNX a");
 }
 
+/* A client's next commands see its MSETNX, even when the keys live on two
+ * shards (two phases) and the commands come in the same pipeline: 100 pairs
+ * of keys, about half of them split across the node's two shards. */
+static void test_strings_msetnx_pipelined_then_read(void **state)
+{
+    enum { PAIRS = 100 };
+    static char req[PAIRS * 160], want[PAIRS * 64];
+    size_t nreq = 0, nwant = 0;
+    for (int i = 0; i < PAIRS; i++) {
+        char a[24], b[24];
+        int na = snprintf(a, sizeof a, "pa:%d", i), nb = snprintf(b, sizeof b, "pb:%d", i);
+        nreq += (size_t)snprintf(req + nreq, sizeof req - nreq,
+                                 "*5\r\n$6\r\nMSETNX\r\n$%d\r\n%s\r\n$1\r\n1\r\n$%d\r\n%s\r\n"
+                                 "$1\r\n2\r\n*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n"
+                                 "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n",
+                                 na, a, nb, b, na, a, nb, b);
+        nwant += (size_t)snprintf(want + nwant, sizeof want - nwant,
+                                  ":1\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    }
+    struct harness_raw *r = harness_raw_open(server.port);
+    harness_raw_send(r, req, nreq);
+    harness_raw_expect(r, want);
+    harness_raw_close(r);
+}
+
 static void test_strings_append_strlen(void **state)
 {
     redisContext *c = *state;
@@ -457,6 +482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strings_mset_mget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_mset_many_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_msetnx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_msetnx_pipelined_then_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_append_strlen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_getrange, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_setrange, setup, teardown),

@@ -251,6 +251,70 @@ static void test_req_deadlines_in_order(void **state)
     assert_int_equal(the_conn->nslots, 0);
 }
 
+static bool done_count(struct req_table *t, struct req *r, enum req_end how)
+{
+    ends[how]++;
+    return true;
+}
+
+/* n requests with their sub-results in, each held on its own log sequence
+ * (base+1..base+n, in arrival order, as appendfsync always makes them). */
+static void hold_many(uint32_t n, uint64_t base, uint64_t *ids, int64_t deadline)
+{
+    int done = ends[REQ_END_DONE];
+    for (uint32_t i = 0; i < n; i++) {
+        struct req *r = req_new(&table, 1, 1, done_count, deadline);
+        assert_non_null(r);
+        ids[i] = r->id;
+        req_hold(r, base + i + 1);
+        req_arm(&table, r);
+        req_sub_done(&table, r);
+    }
+    assert_int_equal(req_count(&table), n);
+    assert_int_equal(ends[REQ_END_DONE], done);
+}
+
+/* Holds are released, cancelled and expired in O(log n) steps each, never
+ * by a search or a shift of the held set: 100k held requests cost a bounded
+ * number of heap steps per request however they leave (issue 9: 200 clients
+ * pipelining SETs with appendfsync always stalled a shard for seconds). */
+static void test_req_many_holds_cost_log_steps_each(void **state)
+{
+    enum { N = 100000, STEPS_EACH = 2 * 17 + 4 }; /* 2 log2(N) + a few */
+    uint64_t *ids = test_malloc(N * sizeof *ids);
+    /* one fdatasync releases all of them, oldest first */
+    hold_many(N, 0, ids, 1000);
+    table.heap_steps = 0;
+    req_durable(&table, N);
+    assert_int_equal(ends[REQ_END_DONE], N);
+    assert_int_equal(req_count(&table), 0);
+    assert_true(table.heap_steps <= (uint64_t)N * STEPS_EACH);
+    /* clients that leave, newest first and oldest first */
+    hold_many(N, N, ids, 1000);
+    table.heap_steps = 0;
+    for (uint32_t i = 0; i < N / 2; i++)
+        req_cancel(&table, ids[N - 1 - i]);
+    for (uint32_t i = 0; i < N / 2; i++)
+        req_cancel(&table, ids[i]);
+    assert_int_equal(ends[REQ_END_DROP], N);
+    assert_int_equal(req_count(&table), 0);
+    assert_true(table.heap_steps <= (uint64_t)N * STEPS_EACH);
+    /* deadlines that pass while all are held */
+    hold_many(N, N, ids, 1000 + N);
+    table.heap_steps = 0;
+    req_expire(&table, 1000 + N);
+    assert_int_equal(ends[REQ_END_TIMEOUT], N);
+    assert_int_equal(req_count(&table), 0);
+    assert_true(table.heap_steps <= (uint64_t)N * STEPS_EACH);
+    /* what is released is exactly what is durable */
+    hold_many(3, N, ids, 1000);
+    req_durable(&table, N + 2);
+    assert_int_equal(ends[REQ_END_DONE], N + 2);
+    req_durable(&table, N + 3);
+    assert_int_equal(ends[REQ_END_DONE], N + 3);
+    test_free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_req_second_phase_keeps_id_and_deadline, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_req_deadlines_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_req_many_holds_cost_log_steps_each, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

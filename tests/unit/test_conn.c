@@ -1,0 +1,131 @@
+/* test_conn.c: a connection's input budget (conn.h, conn_charge). Work its
+ * requests leave in flight (their sub-requests on the shards) counts toward
+ * pausing its input, not just their number: a client pipelining huge MGETs
+ * gets one past the budget served and the rest wait, unparsed, until work
+ * is refunded (issue 9: ten 1M-key MGETs queued ten million messages). And
+ * a request charged the whole budget (a two-phase MSETNX) is served alone:
+ * nothing after it is parsed until it ends. Counted, not timed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conn.h"
+
+enum { NBUFS = 4, BUF_SIZE = 4096, COST = CONN_MAX_WORK / 2 + 1 };
+
+static struct io_uring uring;
+static struct conn_env env;
+static struct conn *conn;
+static int peer;
+static uint32_t served;
+static uint32_t cost; /* what each request is charged */
+static uint64_t counters[3];
+
+static struct io_uring_sqe *get_sqe(void *o)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&uring);
+    if (!sqe) {
+        io_uring_submit(&uring);
+        sqe = io_uring_get_sqe(&uring);
+    }
+    return sqe;
+}
+
+static void abandon(void *o, uint64_t ticket) {}
+
+static void on_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
+{
+    served++;
+    conn_charge(c, cost);
+}
+
+static int setup(void **state)
+{
+    served = 0;
+    if (io_uring_queue_init(8, &uring, 0) != 0)
+        return -1;
+    env = (struct conn_env){.get_sqe = get_sqe, .abandon = abandon, .on_resp = on_resp,
+                            .recv_buf_size = BUF_SIZE, .recv_nbufs = NBUFS,
+                            .query_buffer_limit = 1 << 20, .input_bytes = &counters[0],
+                            .output_bytes = &counters[1], .examined_bytes = &counters[2]};
+    env.resp_limits = (struct resp_limits){.max_args = 1024, .max_bulk = 1 << 20,
+                                           .max_inline = CONN_INLINE_MAX};
+    env.recv_bufs = malloc(NBUFS * BUF_SIZE);
+    env.recv_ring = aligned_alloc(4096, 4096);
+    io_uring_buf_ring_init(env.recv_ring);
+    int sv[2];
+    if (!env.recv_bufs || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return -1;
+    peer = sv[1];
+    conn = conn_create(&env, sv[0], CONN_RESP, 1, 1, 1);
+    return conn ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    conn_destroy(conn);
+    io_uring_queue_exit(&uring);
+    free(env.recv_bufs);
+    free(env.recv_ring);
+    close(peer);
+    return 0;
+}
+
+/* The kernel filled buffer 0 with s. */
+static void receive(const char *s)
+{
+    size_t n = strlen(s);
+    assert_true(n <= BUF_SIZE);
+    memcpy(env.recv_bufs, s, n);
+    conn_on_recv(conn, (int)n, IORING_CQE_F_BUFFER | IORING_CQE_F_MORE);
+}
+
+#define FIVE_REQUESTS                                                                              \
+    "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n"            \
+    "*1\r\n$4\r\nPING\r\n"
+
+static void test_conn_work_in_flight_pauses_input(void **state)
+{
+    cost = COST; /* two requests reach the budget */
+    receive(FIVE_REQUESTS);
+    assert_int_equal(served, 2);
+    assert_true(conn->input_paused);
+    conn_flush(conn); /* nothing refunded: still paused */
+    assert_int_equal(served, 2);
+    conn_refund(conn, COST);
+    conn_flush(conn);
+    assert_int_equal(served, 3);
+    conn_refund(conn, 2 * COST);
+    conn_flush(conn);
+    assert_int_equal(served, 5);
+    assert_false(conn->input_paused);
+}
+
+static void test_conn_whole_budget_serves_alone(void **state)
+{
+    cost = 1;
+    receive("*1\r\n$4\r\nPING\r\n");
+    assert_int_equal(served, 1);
+    conn_charge(conn, CONN_MAX_WORK); /* the request being served is a barrier */
+    receive(FIVE_REQUESTS);
+    assert_int_equal(served, 1);
+    conn_refund(conn, CONN_MAX_WORK);
+    conn_flush(conn);
+    assert_int_equal(served, 6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_conn_work_in_flight_pauses_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_whole_budget_serves_alone, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
