@@ -29,9 +29,11 @@
  * merge those fields without parsing protocol text. It ends at its
  * deadline with a -TIMEOUT reply (memcached: SERVER_ERROR), and is
  * cancelled when its client goes; late results are dropped by id.
- * With appendfsync always every reply computed after records that are not
- * durable yet waits for them: a local one in its request (req_hold), one
- * for another shard as a request of this shard holding the message.
+ * With appendfsync always a reply that depends on records not durable yet
+ * (its own, or the newest of the key it read: cmd_run asks persist_reply_seq)
+ * waits for them: a local one in its request (req_hold), one for another
+ * shard as a request of this shard holding the message. Errors and
+ * connection commands (PING, INFO, CONFIG...) are never held.
  * memcached requests route the same way (cmd_dispatch_mc).
  *
  * Threads: cmd_init() on the main thread before shards start; the table is
@@ -231,7 +233,9 @@ static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
                           .hash = hash, .mc = mc, .res = res};
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     uint64_t t0 = cmd_stats_start(stats);
+    uint64_t before = persist_last_seq(sh->persist);
     h(&ctx);
+    res->hold_seq = persist_reply_seq(sh->persist, before, hash, res->status == REQ_ERR);
     cmd_stats_ran(stats, t0);
 }
 
@@ -397,7 +401,7 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
     if (here && cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         cmd_run(sh, NULL, h, c->resp_version, argv, argc, hash, mc, &res->body, res);
         cmd_unpin(sh);
-        req_hold(r, shard_hold_seq(sh));
+        req_hold(r, res->hold_seq);
         req_sub_done(&sh->reqs, r);
         return;
     }
@@ -856,7 +860,7 @@ void cmd_msg_reply(struct shard *sh, struct cmd_msg *m)
         cmd_msg_complete(sh, m);
         return;
     }
-    uint64_t seq = shard_hold_seq(sh);
+    uint64_t seq = m->res.hold_seq;
     struct req *r = seq ? req_new(&sh->reqs, 0, 0, cmd_msg_hold_done, shard_deadline(sh)) : NULL;
     if (!r) {
         if (seq) /* cannot wait for durability: do not acknowledge it */
@@ -882,7 +886,7 @@ void cmd_msg_complete(struct shard *sh, struct cmd_msg *m)
     bool ran_here = m->target == sh->id;
     mi_free(m);
     if (ran_here)
-        req_hold(r, shard_hold_seq(sh));
+        req_hold(r, sub->hold_seq);
     req_sub_done(&sh->reqs, r);
 }
 

@@ -83,6 +83,14 @@
 #define PERSIST_MAX_UNSYNCED (64u << 20)
 #define PERSIST_ERROR_LOG_MS 10000 /* a failure that lasts is logged this often */
 
+/* appendfsync always: key hash -> sequence of the key's newest record,
+ * open addressing (hash 0 is stored as 1; a collision only holds longer). */
+struct persist_keyseq {
+    uint64_t *hash, *seq;
+    uint32_t cap, count;
+    uint64_t max_seq;
+};
+
 /* appendfsync always: one batch of records, written at `offset` by a write
  * linked to an fdatasync. */
 struct persist_batch {
@@ -155,6 +163,11 @@ struct persist {
     struct persist_batch batches[PERSIST_BATCHES];
     uint32_t batch_head, nbatches;
     uint64_t durable_seq;    /* every record up to this one is durable */
+    /* appendfsync always: the newest record of each key not yet durable, so
+     * that a read of a durable key is not held (persist_reply_seq). */
+    struct persist_keyseq keyseq[2]; /* [keyseq_cur] takes new records */
+    uint32_t keyseq_cur;
+    uint64_t flush_seq;      /* the last flush record (every key depends on it) */
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
     /* The next segment, made ahead through the ring once the current one is
@@ -251,6 +264,101 @@ static uint64_t persist_encode(struct persist *p, struct seg_record *r)
     return lsn;
 }
 
+/* ---- what a reply waits for (appendfsync always) ----
+ * A reply must not leave before the records it depends on are durable: a
+ * write's, its own records; a read's, the newest record of its key (a put or
+ * a delete) or the last flush, whichever is newer. Every record a client
+ * change makes notes its key here; two generations, the older dropped once
+ * it is all durable, keep the map to what is not durable yet (bounded by
+ * the unsynced-bytes cap). Out of memory, a record counts as a flush. */
+
+static bool persist_keyseq_put(struct persist_keyseq *m, uint64_t hash, uint64_t seq)
+{
+    if ((m->count + 1) * 2 > m->cap) {
+        uint32_t cap = m->cap ? m->cap * 2 : 1024;
+        uint64_t *h = mi_zalloc(cap * sizeof *h), *q = mi_malloc(cap * sizeof *q);
+        if (!h || !q) {
+            mi_free(h);
+            mi_free(q);
+            return false;
+        }
+        for (uint32_t i = 0; i < m->cap; i++) {
+            if (!m->hash[i])
+                continue;
+            uint32_t j = (uint32_t)m->hash[i] & (cap - 1);
+            while (h[j])
+                j = (j + 1) & (cap - 1);
+            h[j] = m->hash[i];
+            q[j] = m->seq[i];
+        }
+        mi_free(m->hash);
+        mi_free(m->seq);
+        m->hash = h;
+        m->seq = q;
+        m->cap = cap;
+    }
+    hash = hash ? hash : 1;
+    uint32_t j = (uint32_t)hash & (m->cap - 1);
+    while (m->hash[j] && m->hash[j] != hash)
+        j = (j + 1) & (m->cap - 1);
+    m->count += m->hash[j] == 0;
+    m->hash[j] = hash;
+    m->seq[j] = seq;
+    m->max_seq = seq;
+    return true;
+}
+
+static uint64_t persist_keyseq_get(const struct persist_keyseq *m, uint64_t hash)
+{
+    if (m->count == 0)
+        return 0;
+    hash = hash ? hash : 1;
+    for (uint32_t j = (uint32_t)hash & (m->cap - 1); m->hash[j]; j = (j + 1) & (m->cap - 1))
+        if (m->hash[j] == hash)
+            return m->seq[j];
+    return 0;
+}
+
+/* The log became durable further: the older generation goes once all of it
+ * is durable, and the newer one becomes the older. */
+static void persist_keyseq_trim(struct persist *p)
+{
+    struct persist_keyseq *old = &p->keyseq[p->keyseq_cur ^ 1];
+    if (old->max_seq > p->durable_seq || p->keyseq[p->keyseq_cur].count == 0)
+        return;
+    if (old->count)
+        memset(old->hash, 0, old->cap * sizeof *old->hash);
+    old->count = 0;
+    old->max_seq = 0;
+    p->keyseq_cur ^= 1;
+}
+
+/* The record just encoded (p->seq) changes this key. */
+static void persist_note_key(struct persist *p, const void *key, uint32_t klen)
+{
+    if (p->always && !persist_keyseq_put(&p->keyseq[p->keyseq_cur], keyhash(key, klen), p->seq))
+        p->flush_seq = p->seq;
+}
+
+uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t hash, bool failed)
+{
+    if (!p || !p->always || p->seq <= p->durable_seq)
+        return 0;
+    if (p->seq > before) /* its own records */
+        return p->seq;
+    if (failed)
+        return 0;
+    if (hash == 0) /* shard-wide: every record */
+        return p->seq;
+    uint64_t seq = p->flush_seq;
+    for (int g = 0; g < 2; g++) {
+        uint64_t k = persist_keyseq_get(&p->keyseq[g], hash);
+        if (k > seq)
+            seq = k;
+    }
+    return seq > p->durable_seq ? seq : 0;
+}
+
 static uint64_t persist_journal_put(void *arg, const struct table_entry *e)
 {
     struct seg_record r = {.type = SEG_PUT,
@@ -261,19 +369,24 @@ static uint64_t persist_journal_put(void *arg, const struct table_entry *e)
                            .mc_flags = e->mc_flags,
                            .expire_ms = e->expire_ms,
                            .seq = e->cas};
-    return persist_encode(arg, &r);
+    uint64_t lsn = persist_encode(arg, &r);
+    persist_note_key(arg, r.key, r.key_len);
+    return lsn;
 }
 
 static void persist_journal_del(void *arg, const void *key, uint32_t klen)
 {
     struct seg_record r = {.type = SEG_DEL, .key = key, .key_len = klen};
     persist_encode(arg, &r);
+    persist_note_key(arg, key, klen);
 }
 
 static void persist_journal_flush(void *arg)
 {
+    struct persist *p = arg;
     struct seg_record r = {.type = SEG_FLUSH};
-    persist_encode(arg, &r);
+    persist_encode(p, &r);
+    p->flush_seq = p->seq;
 }
 
 /* ---- files ---- */
@@ -493,7 +606,8 @@ static void persist_check_recovered(struct persist *p)
 /* Storage fault injection, compiled only into the ringkv-faults test binary
  * (CMakeLists.txt): RINGKV_FAULTS names a control file; the tick reads it
  * ("write N", "fsync N", "rotation N": fail the next N writes, fdatasyncs of
- * the current segment, fdatasyncs of a closed segment), then removes it. A
+ * the current segment, fdatasyncs of a closed segment; "clear 0": none
+ * more), then removes it. A
  * failure is injected where the completion is handled (io_uring bypasses
  * LD_PRELOAD), in place of a success. An injected fdatasync failure also
  * does what a kernel may do after a writeback error: the file's bytes past
@@ -517,10 +631,13 @@ static void persist_fault_poll(struct persist *p)
     static const char *const names[] = {"write", "fsync", "rotation"};
     char name[16];
     unsigned n;
-    while (fscanf(f, "%15s %u", name, &n) == 2)
+    while (fscanf(f, "%15s %u", name, &n) == 2) {
+        if (!strcmp(name, "clear")) /* "clear 0": no more failures */
+            memset(p->faults->left, 0, sizeof p->faults->left);
         for (int i = 0; i < 3; i++)
             if (!strcmp(name, names[i]))
                 p->faults->left[i] += n;
+    }
     fclose(f);
     unlink(path);
     log_warn("storage faults armed: write %u, fsync %u, rotation %u", p->faults->left[0],
@@ -910,6 +1027,7 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
         STAT_ADD(p, fsyncs, 1);
         STAT_SET(p, last_fsync_ms, now);
     }
+    persist_keyseq_trim(p);
     persist_check_recovered(p);
     persist_maybe_rotate(p);
     persist_flush(p);
@@ -1863,6 +1981,10 @@ void persist_stop(struct persist *p)
     buf_fini(&p->inflight);
     for (uint32_t k = 0; k < PERSIST_BATCHES; k++)
         buf_fini(&p->batches[k].data);
+    for (int g = 0; g < 2; g++) {
+        mi_free(p->keyseq[g].hash);
+        mi_free(p->keyseq[g].seq);
+    }
     mi_free(p);
 }
 

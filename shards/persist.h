@@ -6,8 +6,9 @@
  * the end of the current segment file, so the loop never waits for the disk.
  * appendfsync: always submits the turn's records as one write linked to an
  * fdatasync (group commit: one fdatasync for every client's writes of the
- * turn) and holds every reply computed meanwhile until that fdatasync has
- * completed (persist_durable_seq); the loop goes on serving while the disk
+ * turn) and holds each reply that depends on a record not durable yet (its
+ * own, or the newest of the key it read: persist_reply_seq) until an
+ * fdatasync covers it (persist_durable_seq); the loop goes on serving while the disk
  * works, and the records of later turns form the next batch. everysec
  * submits an fdatasync at most once a second; no leaves it to the kernel
  * (but syncs every 64 MiB written). everysec and no keep what they wrote
@@ -106,6 +107,14 @@ bool persist_holds_replies(const struct persist *p);
  * leave once the latter reaches X. */
 uint64_t persist_last_seq(const struct persist *p);
 uint64_t persist_durable_seq(const struct persist *p);
+/* appendfsync always: the log sequence a reply must wait for, asked right
+ * after its handler ran (before: persist_last_seq() before it ran; hash: its
+ * key's, 0 for a shard-wide handler; failed: it answered an error). A
+ * handler that logged records waits for them; an error that logged nothing
+ * waits for nothing; a read waits for the newest record of its key (put or
+ * delete) or flush not durable yet, a shard-wide read for every record.
+ * 0: the reply may go at once (always, for everysec and no). p may be NULL. */
+uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t hash, bool failed);
 /* True while the log has operations in the kernel (stopping waits). */
 bool persist_busy(const struct persist *p);
 /* The tick: fdatasync for everysec; retries after a failure. */

@@ -265,14 +265,6 @@ static bool shard_retry_backlogs(struct shard *sh)
     return left;
 }
 
-uint64_t shard_hold_seq(const struct shard *sh)
-{
-    if (!persist_holds_replies(sh->persist))
-        return 0;
-    uint64_t last = persist_last_seq(sh->persist);
-    return last > persist_durable_seq(sh->persist) ? last : 0;
-}
-
 struct conn *shard_conn_of(struct shard *sh, uint64_t handle)
 {
     uint32_t slot = (uint32_t)(handle >> 32);

@@ -239,6 +239,101 @@ static void test_log_faults_always_holds_replies_through_a_failure(void **state)
     crash_and_check(&s, c, 300, "always", "64mb");
 }
 
+/* Reads INFO persistence on a raw connection: is the log failing? */
+static bool raw_log_failing(struct harness_raw *r)
+{
+    harness_raw_send_str(r, "*2\r\n$4\r\nINFO\r\n$11\r\npersistence\r\n");
+    struct harness_resp *info = harness_raw_reply(r);
+    bool failing = info->str && strstr(info->str, "log_write_status:err") != NULL;
+    harness_resp_free(info);
+    return failing;
+}
+
+/* Sends a command on a raw connection and expects this reply line (or,
+ * with prefix, a line starting so) within ms: prompt, not held. */
+static void raw_prompt(struct harness_raw *r, const char *cmd, const char *want, bool prefix,
+                       int ms)
+{
+    harness_raw_send_str(r, cmd);
+    char *l = harness_raw_line(r, ms);
+    assert_non_null(l);
+    if (prefix)
+        assert_true(strncmp(l, want, strlen(want)) == 0);
+    else
+        assert_string_equal(l, want);
+    free(l);
+}
+
+static bool log_ok(void *arg)
+{
+    redisContext *c = arg;
+    redisReply *r = harness_cmd(c, "INFO persistence");
+    bool ok = strstr(r->str, "log_write_status:ok") != NULL;
+    freeReplyObject(r);
+    return ok;
+}
+
+/* always, fdatasync failing for good: the shard must not freeze. Another
+ * client's read of a durable key, PING and INFO (showing the failure) are
+ * answered at once, well before request-timeout; a write gets -MISCONF (or,
+ * the one that met the failure, nothing until its record is synced), never
+ * +OK; once the fault is cleared writes go on, and every +OK survives a
+ * crash. */
+static void test_log_faults_always_failure_does_not_freeze_the_shard(void **state)
+{
+    struct harness_server s;
+    const char *args[] = {"--dir", data_dir, "--appendfsync", "always", "--segment-size",
+                          "64mb", "--compaction-threshold", "0", "--request-timeout", "60000",
+                          NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 50);
+    arm("fsync 100000");
+    struct harness_raw *w = harness_raw_open(s.port); /* its SET meets the failure */
+    harness_raw_send_str(w, "*3\r\n$3\r\nSET\r\n$4\r\nnew1\r\n$1\r\nx\r\n");
+    struct harness_raw *r = harness_raw_open(s.port);
+    int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+    for (;;) {
+        raw_prompt(r, "*1\r\n$4\r\nPING\r\n", "+PONG", false, 2000);
+        if (raw_log_failing(r))
+            break;
+        assert_true(harness_now_ms() < deadline);
+        usleep(20 * 1000);
+    }
+    static char val[VALUE_LEN];
+    harness_noise(7, val, VALUE_LEN);
+    raw_prompt(r, "*2\r\n$3\r\nGET\r\n$5\r\nkey:7\r\n", "$1000", false, 2000);
+    char *l = harness_raw_line(r, 2000);
+    assert_non_null(l);
+    assert_memory_equal(l, val, VALUE_LEN);
+    free(l);
+    raw_prompt(r, "*3\r\n$3\r\nSET\r\n$4\r\nnew2\r\n$1\r\nx\r\n", "-MISCONF ", true, 2000);
+    raw_prompt(r, "*1\r\n$4\r\nPING\r\n", "+PONG", false, 2000);
+    assert_true(raw_log_failing(r));
+    l = harness_raw_line(w, 500); /* not acknowledged while its record is not synced */
+    assert_null(l);
+    arm("clear 0");
+    assert_true(harness_wait_until(log_ok, c, HARNESS_TIMEOUT_MS, 50));
+    l = harness_raw_line(w, HARNESS_TIMEOUT_MS); /* synced now: acknowledged */
+    assert_non_null(l);
+    assert_string_equal(l, "+OK");
+    free(l);
+    harness_raw_close(r);
+    harness_raw_close(w);
+    write_keys(c, 50, 100);
+    harness_expect(c, HARNESS_OK, "SET new3 y");
+    redisFree(c);
+    assert_int_equal(harness_crash(&s), 0);
+    assert_int_equal(harness_start(&s, &o), 0);
+    c = harness_connect(s.port);
+    harness_check_noise_keys(c, 100, VALUE_LEN);
+    harness_expect(c, HARNESS_BULK("x"), "GET new1");
+    harness_expect(c, HARNESS_BULK("y"), "GET new3");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 int main(void)
 {
     if (harness_target_is_redis())
@@ -260,6 +355,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_log_faults_compaction_keeps_its_source_until_copies_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_always_failure_does_not_freeze_the_shard,
+                                        setup, teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
