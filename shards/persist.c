@@ -82,6 +82,7 @@
  * begun at once (bounds the memory they take between two). */
 #define PERSIST_MAX_UNSYNCED (64u << 20)
 #define PERSIST_ERROR_LOG_MS 10000 /* a failure that lasts is logged this often */
+#define PERSIST_COMPACT_RETRY_MS 1000 /* while failing: a pass that could not finish */
 
 /* appendfsync always: key hash -> sequence of the key's newest record,
  * open addressing (hash 0 is stored as 1; a collision only holds longer). */
@@ -89,6 +90,14 @@ struct persist_keyseq {
     uint64_t *hash, *seq;
     uint32_t cap, count;
     uint64_t max_seq;
+};
+
+/* A record of the window: its key's hash (0: a flush; a key hashing to 0
+ * counts as 1) and the key's version (cas) before it, 0 when the key was
+ * absent, UINT64_MAX when unknown. */
+struct persist_winrec {
+    uint64_t hash;
+    uint64_t prev;
 };
 
 /* appendfsync always: one batch of records, written at `offset` by a write
@@ -168,6 +177,16 @@ struct persist {
     struct persist_keyseq keyseq[2]; /* [keyseq_cur] takes new records */
     uint32_t keyseq_cur;
     uint64_t flush_seq;      /* the last flush record (every key depends on it) */
+    /* The window: one struct persist_winrec per record not known durable,
+     * in order, the first for record window_seq (compaction while failing). */
+    struct buf window;
+    uint64_t window_seq;
+    bool compact_failing;       /* this pass began while failing: copies nothing */
+    struct persist_keyseq compact_prev; /* such a pass: key -> its version before
+                                           the window, plus 1 (0: not in it) */
+    bool unlink_ok;             /* the unlink in flight succeeded */
+    bool dir_sync_failed;       /* its directory fsync failed: again on the tick */
+    int64_t compact_not_before; /* no pass while failing before this (ms) */
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
     /* The next segment, made ahead through the ring once the current one is
@@ -186,9 +205,11 @@ struct persist {
     size_t nsegs, segs_cap;
     uint64_t closed_bytes;   /* sum of segs[].bytes */
     enum { COMPACT_IDLE, COMPACT_READING, COMPACT_WAITING, COMPACT_UNLINKING } compact_state;
+    int unlink_ops;             /* the unlink and the directory fsync linked to it */
     bool compact_broken;        /* a segment could not be read or removed: off */
     bool compact_read_inflight;
     bool unlink_inflight;
+    bool unlink_broken;         /* the unlink in flight failed */
     uint64_t compact_backoff_disk; /* no pass until disk use reaches this */
     int compact_fd;
     uint64_t compact_read_at;   /* file offset of the next read */
@@ -333,10 +354,30 @@ static void persist_keyseq_trim(struct persist *p)
     p->keyseq_cur ^= 1;
 }
 
-/* The record just encoded (p->seq) changes this key. */
-static void persist_note_key(struct persist *p, const void *key, uint32_t klen)
+/* The record just made (p->seq) is the window's next: hash 0 for a flush. */
+static void persist_window_note(struct persist *p, uint64_t hash, uint64_t prev)
 {
-    if (p->always && !persist_keyseq_put(&p->keyseq[p->keyseq_cur], keyhash(key, klen), p->seq))
+    struct persist_winrec w = {hash, prev};
+    buf_append(&p->window, &w, sizeof w);
+    persist_need_memory(&p->window);
+}
+
+/* Drops the records now durable from the window. */
+static void persist_window_trim(struct persist *p)
+{
+    if (p->durable_seq < p->window_seq)
+        return;
+    buf_consume(&p->window, (size_t)(p->durable_seq - p->window_seq + 1) * sizeof(struct persist_winrec));
+    p->window_seq = p->durable_seq + 1;
+}
+
+/* The record just encoded (p->seq) changes this key, whose version was prev. */
+static void persist_note_key(struct persist *p, const void *key, uint32_t klen, uint64_t prev)
+{
+    uint64_t hash = keyhash(key, klen);
+    hash = hash ? hash : 1;
+    persist_window_note(p, hash, prev);
+    if (p->always && !persist_keyseq_put(&p->keyseq[p->keyseq_cur], hash, p->seq))
         p->flush_seq = p->seq;
 }
 
@@ -359,7 +400,7 @@ uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t ha
     return seq > p->durable_seq ? seq : 0;
 }
 
-static uint64_t persist_journal_put(void *arg, const struct table_entry *e)
+static uint64_t persist_journal_put(void *arg, const struct table_entry *e, uint64_t prev)
 {
     struct seg_record r = {.type = SEG_PUT,
                            .key = table_entry_key(e),
@@ -370,15 +411,15 @@ static uint64_t persist_journal_put(void *arg, const struct table_entry *e)
                            .expire_ms = e->expire_ms,
                            .seq = e->cas};
     uint64_t lsn = persist_encode(arg, &r);
-    persist_note_key(arg, r.key, r.key_len);
+    persist_note_key(arg, r.key, r.key_len, prev);
     return lsn;
 }
 
-static void persist_journal_del(void *arg, const void *key, uint32_t klen)
+static void persist_journal_del(void *arg, const void *key, uint32_t klen, uint64_t prev)
 {
     struct seg_record r = {.type = SEG_DEL, .key = key, .key_len = klen};
     persist_encode(arg, &r);
-    persist_note_key(arg, key, klen);
+    persist_note_key(arg, key, klen, prev);
 }
 
 static void persist_journal_flush(void *arg)
@@ -386,6 +427,7 @@ static void persist_journal_flush(void *arg)
     struct persist *p = arg;
     struct seg_record r = {.type = SEG_FLUSH};
     persist_encode(p, &r);
+    persist_window_note(p, 0, 0);
     p->flush_seq = p->seq;
 }
 
@@ -951,8 +993,10 @@ void persist_tick(struct persist *p, int64_t now_ms)
     persist_trim_read_fds(p, NULL);
     if (p->stats.failing) {
         persist_retry(p);
+        persist_compact_step(p); /* what frees space on a full disk */
         return;
     }
+    persist_window_trim(p);
     persist_prepare_next(p);
     persist_maybe_rotate(p); /* the next file became ready after the last write */
     persist_compact_step(p);
@@ -1171,8 +1215,16 @@ static uint64_t persist_live_estimate(const struct persist *p)
 /* Ends the pass over segs[0] without removing it. With `broken`, compaction
  * stays off until restart: a segment it cannot read, or whose removal
  * failed, must not be skipped (dropping deletes relies on order). */
+static void persist_compact_forget_prev(struct persist *p)
+{
+    mi_free(p->compact_prev.hash);
+    mi_free(p->compact_prev.seq);
+    memset(&p->compact_prev, 0, sizeof p->compact_prev);
+}
+
 static void persist_compact_abandon(struct persist *p, bool broken)
 {
+    persist_compact_forget_prev(p);
     if (p->compact_fd >= 0)
         close(p->compact_fd);
     p->compact_fd = -1;
@@ -1216,6 +1268,48 @@ static bool persist_record_is_live(struct persist *p, const struct seg_record *r
     return true;
 }
 
+/* A pass while the log is failing copies nothing (nothing new can be made
+ * durable): it removes the oldest segment only if every record in it can go
+ * now. A record superseded only by records not durable yet cannot: a crash
+ * would lose both. The window tells each key's version before the records
+ * not durable (compact_prev, made at the pass's start); a record goes when
+ * it is a delete or flush (nothing older exists), expired, or older than a
+ * version whose record is durable (or than the key's absence then). */
+static bool persist_record_droppable(struct persist *p, const struct seg_record *r)
+{
+    struct table_entry *e;
+    if (r->type != SEG_PUT || (r->expire_ms != 0 && r->expire_ms <= p->store->now_ms))
+        return true;
+    if (persist_record_is_live(p, r, &e))
+        return false; /* would need a copy */
+    uint64_t hash = keyhash(r->key, r->key_len);
+    uint64_t v = persist_keyseq_get(&p->compact_prev, hash ? hash : 1);
+    if (v == 0)
+        return true; /* the key's state is durable, and R is not it */
+    if (v == UINT64_MAX)
+        return false;
+    return v - 1 == 0 || r->seq < v - 1;
+}
+
+/* The window's keys with their versions before it; false when that cannot
+ * be known (a flush in it, out of memory): no pass then. */
+static bool persist_compact_note_prev(struct persist *p)
+{
+    persist_window_trim(p);
+    const struct persist_winrec *w = (const void *)p->window.data;
+    size_t n = p->window.len / sizeof *w;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].hash == 0)
+            return false;
+        if (persist_keyseq_get(&p->compact_prev, w[i].hash) != 0)
+            continue; /* the first record of the key in the window tells */
+        uint64_t v = w[i].prev == UINT64_MAX ? UINT64_MAX : w[i].prev + 1;
+        if (!persist_keyseq_put(&p->compact_prev, w[i].hash, v))
+            return false;
+    }
+    return true;
+}
+
 static void persist_compact_on_read(struct persist *p, int res)
 {
     p->compact_read_inflight = false;
@@ -1247,7 +1341,13 @@ static void persist_compact_on_read(struct persist *p, int res)
         if (st != SEG_OK)
             break;
         struct table_entry *e;
-        if (persist_record_is_live(p, &r, &e)) {
+        if (p->compact_failing) {
+            if (!persist_record_droppable(p, &r)) {
+                p->compact_not_before = persist_now_ms() + PERSIST_COMPACT_RETRY_MS;
+                persist_compact_abandon(p, false); /* once the log recovers */
+                return;
+            }
+        } else if (persist_record_is_live(p, &r, &e)) {
             /* The record's bytes are valid anywhere (the checksum covers no
              * position): appended as they are, nothing is recompressed, and
              * a cold value needs no reading back. */
@@ -1255,6 +1355,8 @@ static void persist_compact_on_read(struct persist *p, int res)
             buf_append(&p->pending, p->compact_buf.data + p->compact_pos, used);
             persist_need_memory(&p->pending);
             ++p->seq;
+            uint64_t hash = keyhash(r.key, r.key_len);
+            persist_window_note(p, hash ? hash : 1, e->cas); /* the same version again */
             p->append_lsn += used;
             if (e->meta & TABLE_ENTRY_LSN)
                 table_entry_set_lsn(e, lsn);
@@ -1272,19 +1374,43 @@ static void persist_compact_on_read(struct persist *p, int res)
     p->compact_fd = -1;
     buf_clear(&p->compact_buf);
     p->compact_state = COMPACT_WAITING;
-    p->compact_wait_seq = p->seq; /* the copies made; durable before the unlink */
+    /* The copies made, and every record that superseded what was dropped,
+     * are durable before the unlink; a pass while failing dropped only what
+     * durable records supersede. */
+    p->compact_wait_seq = p->compact_failing ? 0 : p->seq;
+    persist_compact_forget_prev(p);
 }
 
-static void persist_compact_on_unlink(struct persist *p, int res)
+/* The unlink (step 0) and the directory fsync linked to it (step 1)
+ * completed: the next pass may rely on the removal only once the fsync made
+ * it durable (removals persisting out of order could bring back keys whose
+ * deletes went with a later segment). */
+static void persist_compact_on_unlink(struct persist *p, uint32_t step, int res)
 {
-    p->unlink_inflight = false;
-    struct persist_segment gone = p->segs[0];
-    if (res < 0 && res != -ENOENT) {
+    if (step == 0)
+        p->unlink_ok = res >= 0 || res == -ENOENT;
+    if (step == 0 && !p->unlink_ok) {
         log_error("compaction cannot remove segment %llu: %s",
-                  (unsigned long long)gone.number, strerror(-res));
+                  (unsigned long long)p->segs[0].number, strerror(-res));
+        p->unlink_broken = true;
+    }
+    if (step == 1 && res < 0 && p->unlink_ok) {
+        if (res != -ECANCELED)
+            log_warn("fsync of the directory of shard %u failed: %s; retrying",
+                     p->shard_id, strerror(-res));
+        p->dir_sync_failed = true;
+    }
+    if (--p->unlink_ops > 0)
+        return;
+    p->unlink_inflight = false;
+    if (p->unlink_broken) {
+        p->unlink_broken = false;
         persist_compact_abandon(p, true);
         return;
     }
+    if (p->dir_sync_failed)
+        return; /* the tick syncs the directory again (persist_compact_step) */
+    struct persist_segment gone = p->segs[0];
     if (gone.rfd >= 0) { /* no entry points into it any more */
         persist_let_go_fd(p, gone.rfd);
         p->read_fds--;
@@ -1302,28 +1428,55 @@ static void persist_compact_on_unlink(struct persist *p, int res)
     p->compact_state = COMPACT_IDLE;
 }
 
+/* Removes segs[0] through the ring: its unlink linked to an fsync of the
+ * shard directory. The path lives in p until the completion: the kernel
+ * may read it whenever it takes the request, up to then. */
+static void persist_compact_unlink(struct persist *p)
+{
+    persist_reserve_sqes(p, 2);
+    struct io_uring_sqe *sqe;
+    if (!p->dir_sync_failed) {
+        seg_path(p->unlink_path, sizeof p->unlink_path, p->cfg->dir, p->shard_id,
+                 p->segs[0].number);
+        sqe = shard_sqe(p->sh);
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, p->unlink_path, 0);
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
+        sqe->flags |= IOSQE_IO_LINK;
+        p->unlink_ops++;
+    }
+    p->dir_sync_failed = false;
+    p->unlink_ok = true;
+    sqe = shard_sqe(p->sh);
+    io_uring_prep_fsync(sqe, p->dir_fd, 0);
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 1));
+    p->unlink_ops++;
+    p->unlink_inflight = true;
+    p->compact_state = COMPACT_UNLINKING;
+}
+
 /* The tick's share of compaction: start on the oldest segment, or remove
- * one whose copies have become durable. */
+ * one whose copies have become durable. While the log is failing (a full
+ * disk: removing dead segments is what frees space), a pass copies nothing
+ * and removes the segment only if all of it may go now. */
 static void persist_compact_step(struct persist *p)
 {
-    if (p->compact_state == COMPACT_READING || p->compact_state == COMPACT_UNLINKING ||
-        p->cfg->compaction_threshold == 0 || p->compact_broken || p->stats.failing)
+    if (p->compact_state == COMPACT_READING || p->cfg->compaction_threshold == 0 ||
+        p->compact_broken || p->dir_fd < 0)
         return;
+    if (p->compact_state == COMPACT_UNLINKING) {
+        if (p->dir_sync_failed && !p->unlink_inflight)
+            persist_compact_unlink(p); /* the directory fsync again */
+        return;
+    }
+    bool failing = p->stats.failing;
     if (p->compact_state == COMPACT_WAITING) {
         if (p->durable_seq < p->compact_wait_seq) {
-            if (!p->always && !p->fsync_inflight && p->written_seq >= p->compact_wait_seq)
+            if (!failing && !p->always && !p->fsync_inflight &&
+                p->written_seq >= p->compact_wait_seq)
                 persist_submit_fsync(p);
             return;
         }
-        /* The path lives in p until the completion: the kernel may read it
-         * whenever it takes the request, up to then. */
-        seg_path(p->unlink_path, sizeof p->unlink_path, p->cfg->dir, p->shard_id,
-                 p->segs[0].number);
-        struct io_uring_sqe *sqe = shard_sqe(p->sh);
-        io_uring_prep_unlinkat(sqe, AT_FDCWD, p->unlink_path, 0);
-        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
-        p->unlink_inflight = true;
-        p->compact_state = COMPACT_UNLINKING;
+        persist_compact_unlink(p);
         return;
     }
     uint64_t disk = p->closed_bytes + p->write_offset;
@@ -1333,6 +1486,15 @@ static void persist_compact_step(struct persist *p)
     if (p->nsegs == 0 || disk < p->compact_backoff_disk ||
         p->stats.live_bytes * 100 >= disk * (uint64_t)p->cfg->compaction_threshold)
         return;
+    if (failing && (persist_now_ms() < p->compact_not_before ||
+                    (p->closing_fd >= 0 && p->closing_number == p->segs[0].number)))
+        return;
+    p->compact_failing = failing;
+    if (failing && !persist_compact_note_prev(p)) {
+        persist_compact_forget_prev(p);
+        p->compact_not_before = persist_now_ms() + PERSIST_COMPACT_RETRY_MS;
+        return;
+    }
     char path[1200];
     seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
     p->compact_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1359,7 +1521,7 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
     }
     if (op == SHARD_OP_SEG_READ) {
         if (net_ud_slot(ud) == PERSIST_UD_UNLINK)
-            persist_compact_on_unlink(p, res);
+            persist_compact_on_unlink(p, net_ud_gen(ud), res);
         else
             persist_compact_on_read(p, res);
         return;
@@ -1805,6 +1967,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
                                                             : SEG_CODEC_NONE;
     buf_init(&p->pending);
     buf_init(&p->inflight);
+    buf_init(&p->window);
     int64_t t0 = persist_now_ms();
     struct persist_recovery rc = {.p = p, .node = n, .old_nshards = layout->old_nshards,
                                   .max_segment = layout->old_max_segment,
@@ -1866,6 +2029,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     STAT_SET(p, segments, p->nsegs + 1);
     STAT_SET(p, recovered_keys, keys);
     p->written_seq = p->durable_seq = p->seq; /* what was read back is on disk */
+    p->window_seq = p->seq + 1;
     STAT_SET(p, recovered_records, rc.records);
     STAT_SET(p, recovery_ms, (uint64_t)ms);
     STAT_SET(p, last_fsync_ms, persist_now_ms());
@@ -1979,6 +2143,7 @@ void persist_stop(struct persist *p)
     mi_free(p->segs);
     buf_fini(&p->pending);
     buf_fini(&p->inflight);
+    buf_fini(&p->window);
     for (uint32_t k = 0; k < PERSIST_BATCHES; k++)
         buf_fini(&p->batches[k].data);
     for (int g = 0; g < 2; g++) {
