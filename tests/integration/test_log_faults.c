@@ -183,15 +183,12 @@ static bool compacted(void *arg)
     return harness_info_number(arg, "persistence", "compactions") >= 1;
 }
 
-/* Compaction copies the live records of the oldest segment to the tail,
- * and the fdatasync that should make the copies durable fails (dropping
- * them): the old segment must not go before the copies are written again
- * and synced. */
-static void test_log_faults_compaction_keeps_its_source_until_copies_sync(void **state)
+/* Writes 1500 keys in 1 MB segments, then new versions of the even keys
+ * below 1000 (so the oldest segment is mostly dead), and stops the node. */
+static void write_compactable(struct harness_server *s)
 {
-    struct harness_server s;
-    start(&s, "everysec", "1mb");
-    redisContext *c = harness_connect(s.port);
+    start(s, "everysec", "1mb");
+    redisContext *c = harness_connect(s->port);
     write_keys(c, 0, 1500); /* about 1.5 MB: the oldest segment holds key:0 onwards */
     assert_true(harness_wait_until(rotated, c, HARNESS_TIMEOUT_MS, 50));
     static char val[VALUE_LEN];
@@ -201,29 +198,70 @@ static void test_log_faults_compaction_keeps_its_source_until_copies_sync(void *
             harness_expect(c, HARNESS_OK, "SET key:%d %b", i, val, (size_t)VALUE_LEN);
         }
     redisFree(c);
-    assert_int_equal(harness_stop(&s), 0);
+    assert_int_equal(harness_stop(s), 0);
+}
 
-    /* Armed before the node starts: its first tick reads the faults, then
-     * begins compacting (the live share is now well under 95%). */
+/* Starts the node compacting with faults armed before its first tick reads
+ * them (it then begins compacting: the live share is well under 95%). */
+static void start_compacting_with(struct harness_server *s, const char *faults)
+{
     FILE *f = fopen(control, "w");
     assert_non_null(f);
-    fprintf(f, "fsync 1\n");
+    fprintf(f, "%s\n", faults);
     assert_int_equal(fclose(f), 0);
-    start_compacting(&s, "everysec", "1mb", "95");
-    c = harness_connect(s.port);
-    assert_true(harness_wait_until(compacted, c, HARNESS_TIMEOUT_MS, 50));
-    assert_true(harness_wait_until(recovered_and_synced, c, HARNESS_TIMEOUT_MS, 50));
-    redisFree(c);
-    assert_int_equal(harness_crash(&s), 0);
+    start_compacting(s, "everysec", "1mb", "95");
+}
 
-    start(&s, "everysec", "1mb");
-    c = harness_connect(s.port);
+static void check_compactable(struct harness_server *s)
+{
+    start(s, "everysec", "1mb");
+    redisContext *c = harness_connect(s->port);
+    static char val[VALUE_LEN];
     for (int i = 0; i < 1500; i++) {
         harness_noise((uint32_t)(i < 1000 && i % 2 == 0 ? i + 100000 : i), val, VALUE_LEN);
         harness_expect(c, HARNESS_BULK_LEN(val, VALUE_LEN), "GET key:%d", i);
     }
     redisFree(c);
-    assert_int_equal(harness_stop(&s), 0);
+    assert_int_equal(harness_stop(s), 0);
+}
+
+/* Compaction copies the live records of the oldest segment to the tail,
+ * and the fdatasync that should make the copies durable fails (dropping
+ * them): the old segment must not go before the copies are written again
+ * and synced. */
+static void test_log_faults_compaction_keeps_its_source_until_copies_sync(void **state)
+{
+    struct harness_server s;
+    write_compactable(&s);
+    start_compacting_with(&s, "fsync 1");
+    redisContext *c = harness_connect(s.port);
+    assert_true(harness_wait_until(compacted, c, HARNESS_TIMEOUT_MS, 50));
+    assert_true(harness_wait_until(recovered_and_synced, c, HARNESS_TIMEOUT_MS, 50));
+    redisFree(c);
+    assert_int_equal(harness_crash(&s), 0);
+    check_compactable(&s);
+}
+
+static bool failed_thrice(void *arg)
+{
+    return harness_info_number(arg, "persistence", "write_errors") >= 3;
+}
+
+/* The same, crashed while the fdatasyncs still fail: an unlink that came
+ * before the copies were durable shows now. */
+static void test_log_faults_compaction_crash_while_failing(void **state)
+{
+    struct harness_server s;
+    write_compactable(&s);
+    start_compacting_with(&s, "fsync 100000");
+    redisContext *c = harness_connect(s.port);
+    assert_true(harness_wait_until(failed_thrice, c, HARNESS_TIMEOUT_MS, 50));
+    redisReply *r = harness_cmd(c, "INFO persistence");
+    assert_non_null(strstr(r->str, "log_write_status:err"));
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_equal(harness_crash(&s), 0);
+    check_compactable(&s);
 }
 
 /* always: a failed fdatasync holds the replies until the batch is written
@@ -355,6 +393,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_log_faults_compaction_keeps_its_source_until_copies_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_compaction_crash_while_failing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_log_faults_always_failure_does_not_freeze_the_shard,
                                         setup, teardown),
     };
