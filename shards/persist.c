@@ -114,6 +114,9 @@ struct persist_batch {
                           success may hide lost pages (the kernel reports a
                           writeback error once), so it is written again */
     bool failed;       /* one of its operations failed: submitted again on the tick */
+    bool retrying;     /* failed or poisoned since it was made: the log stays
+                          failing (MISCONF) until it completes, even while
+                          its retry is in the kernel */
     bool complete;     /* written whole and synced: durable once those before are */
 };
 
@@ -636,7 +639,7 @@ static void persist_check_recovered(struct persist *p)
         p->closing_fd >= 0)
         return;
     for (uint32_t k = 0; k < p->nbatches; k++)
-        if (p->batches[(p->batch_head + k) % PERSIST_BATCHES].failed)
+        if (p->batches[(p->batch_head + k) % PERSIST_BATCHES].retrying)
             return;
     STAT_SET(p, failing, 0);
     __atomic_sub_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
@@ -889,6 +892,7 @@ static void persist_flush_always(struct persist *p)
     b->seq = p->seq;
     b->end_lsn = p->append_lsn;
     b->complete = false;
+    b->retrying = false;
     p->write_offset += b->data.len;
     p->nbatches++;
     persist_submit_batch(p, i);
@@ -1028,11 +1032,11 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
             for (uint32_t k = 0; k < p->nbatches; k++) {
                 struct persist_batch *o = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
                 if (o != b)
-                    o->poisoned = true;
+                    o->poisoned = o->retrying = true;
             }
     }
     if (res < 0 && res != -ECANCELED) {
-        b->failed = true;
+        b->failed = b->retrying = true;
         persist_fail(p, op == SHARD_OP_SEG_WRITE ? "write" : "fdatasync", p->segment, res, now);
     }
     if (--b->ops > 0)
@@ -1050,12 +1054,14 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
         return;
     }
     b->complete = true;
+    b->retrying = false;
     for (uint32_t k = 0; k < p->nbatches; k++) {
         /* A batch that completed before another's fdatasync failed. */
         uint32_t j = (p->batch_head + k) % PERSIST_BATCHES;
         struct persist_batch *o = &p->batches[j];
         if (o->complete && o->poisoned && o->ops == 0) {
             o->complete = false;
+            o->retrying = true;
             o->done = 0;
             persist_submit_batch(p, j);
         }
