@@ -83,6 +83,9 @@
 #define PERSIST_MAX_UNSYNCED (64u << 20)
 #define PERSIST_ERROR_LOG_MS 10000 /* a failure that lasts is logged this often */
 #define PERSIST_COMPACT_RETRY_MS 1000 /* while failing: a pass that could not finish */
+#define PERSIST_STOP_RETRY_MS 5000   /* stopping on a failing disk: tried this long */
+#define PERSIST_RETRY_MIN_MS 100      /* a failing disk is tried again after this, */
+#define PERSIST_RETRY_MAX_MS 3200     /* doubling up to this */
 
 /* appendfsync always: key hash -> sequence of the key's newest record,
  * open addressing (hash 0 is stored as 1; a collision only holds longer). */
@@ -2078,51 +2081,88 @@ static int persist_pwrite_all(int fd, const char *data, size_t n, uint64_t offse
     return 0;
 }
 
+/* One try at writing, with blocking calls, everything not known durable,
+ * each at its place, then fdatasync: 0 or -errno. */
+static int persist_write_rest(struct persist *p)
+{
+    if (p->closing_fd >= 0) { /* a closed segment whose fdatasync did not succeed */
+        if (persist_pwrite_all(p->closing_fd, p->closing_data.data, p->closing_data.len,
+                               p->closing_from) != 0)
+            return -errno;
+        int rc = persist_fault(p, PERSIST_FAULT_ROTATION, p->closing_fd,
+                               fdatasync(p->closing_fd) == 0 ? 0 : -errno);
+        if (rc < 0)
+            return rc;
+        close(p->closing_fd);
+        p->closing_fd = -1;
+        buf_clear(&p->closing_data);
+    }
+    if (p->fd < 0)
+        return 0;
+    uint64_t at = p->write_offset;
+    for (uint32_t k = 0; k < p->nbatches; k++) { /* appendfsync always: whole batches */
+        struct persist_batch *b = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
+        if (persist_pwrite_all(p->fd, b->data.data, b->data.len, b->offset) != 0)
+            return -errno;
+    }
+    if (!p->always) { /* since the last good fdatasync, then the batch's rest */
+        size_t left = p->inflight.len - p->inflight_done;
+        if (persist_pwrite_all(p->fd, p->unsynced_data.data, p->unsynced_data.len,
+                               p->synced_to) != 0 ||
+            persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done, left,
+                               p->synced_to + p->unsynced_data.len) != 0)
+            return -errno;
+        at = p->synced_to + p->unsynced_data.len + left;
+    }
+    if (persist_pwrite_all(p->fd, p->pending.data, p->pending.len, at) != 0)
+        return -errno;
+    return persist_fault(p, PERSIST_FAULT_FSYNC, p->fd, fdatasync(p->fd) == 0 ? 0 : -errno);
+}
+
+uint64_t persist_finish(struct persist *p)
+{
+    if (!p)
+        return 0;
+    store_attach_journal(p->store, NULL);
+    persist_fault_poll(p);
+    /* Whatever the ring did not make durable (the shard drained it first)
+     * is written now: stopping is not serving, so blocking calls are fine.
+     * Rewriting bytes a write still in the kernel may also write, at the
+     * same offset, is harmless. A failing disk is tried again, backing off,
+     * until PERSIST_STOP_RETRY_MS has passed. */
+    int64_t deadline = persist_now_ms() + PERSIST_STOP_RETRY_MS;
+    int64_t wait_ms = PERSIST_RETRY_MIN_MS;
+    for (;;) {
+        int rc = persist_write_rest(p);
+        if (rc == 0) {
+            p->durable_seq = p->seq;
+            return 0;
+        }
+        if (persist_now_ms() + wait_ms > deadline) {
+            uint64_t lost = p->seq - p->durable_seq;
+            log_error("stopping: cannot write the data log: %s; %llu records not known to be "
+                      "on disk",
+                      strerror(-rc), (unsigned long long)lost);
+            return lost ? lost : 1;
+        }
+        log_warn("stopping: cannot write the data log: %s; trying again in %lld ms",
+                 strerror(-rc), (long long)wait_ms);
+        struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        wait_ms = wait_ms * 2 > PERSIST_RETRY_MAX_MS ? PERSIST_RETRY_MAX_MS : wait_ms * 2;
+    }
+}
+
 void persist_stop(struct persist *p)
 {
     if (!p)
         return;
     if (p->store)
         store_attach_journal(p->store, NULL);
-    if (p->fd >= 0) {
-        /* Whatever the ring did not write (the shard drained it first, for
-         * at most 10 s) is written now: stopping is not serving, so blocking
-         * writes are fine here. Rewriting bytes a write still in the kernel
-         * may also have written, at the same offset, is harmless. */
-        for (uint32_t k = 0; k < p->nbatches; k++) { /* appendfsync always */
-            struct persist_batch *b = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
-            if (b->done < b->data.len &&
-                persist_pwrite_all(p->fd, b->data.data + b->done, b->data.len - b->done,
-                                   b->offset + b->done) != 0)
-                log_error("cannot write the last records: %s", strerror(errno));
-        }
-        if (p->rewrite_needed && p->unsynced_data.len &&
-            persist_pwrite_all(p->fd, p->unsynced_data.data, p->unsynced_data.len,
-                               p->synced_to) != 0) /* a failure's rewrite not done yet */
-            log_error("cannot write the last records: %s", strerror(errno));
-        size_t left = p->inflight.len > p->inflight_done ? p->inflight.len - p->inflight_done : 0;
-        if (left && persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done, left,
-                                       p->write_offset) != 0)
-            log_error("cannot write the last records: %s", strerror(errno));
-        p->write_offset += left;
-        if (p->pending.len &&
-            persist_pwrite_all(p->fd, p->pending.data, p->pending.len, p->write_offset) != 0)
-            log_error("cannot write the last records: %s", strerror(errno));
-        if (fdatasync(p->fd) != 0)
-            log_error("fdatasync of segment %llu failed at stop: %s",
-                      (unsigned long long)p->segment, strerror(errno));
+    if (p->fd >= 0)
         close(p->fd);
-    }
-    if (p->closing_fd >= 0) { /* a closed segment whose fdatasync did not succeed */
-        if (p->closing_failed && p->closing_data.len &&
-            persist_pwrite_all(p->closing_fd, p->closing_data.data, p->closing_data.len,
-                               p->closing_from) != 0)
-            log_error("cannot write the last records: %s", strerror(errno));
-        if (fdatasync(p->closing_fd) != 0)
-            log_error("fdatasync of segment %llu failed at stop: %s",
-                      (unsigned long long)p->closing_number, strerror(errno));
+    if (p->closing_fd >= 0)
         close(p->closing_fd);
-    }
     for (size_t i = 0; i < p->ndoomed; i++)
         close(p->doomed_fds[i]);
     mi_free(p->doomed_fds);

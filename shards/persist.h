@@ -92,6 +92,12 @@ struct persist;
  * writing and attaches the journal to s. Shard thread, before serving.
  * *out is NULL when storage is memory. 0 or -errno (logged). */
 int persist_start(struct shard *sh, const struct persist_layout *layout, struct persist **out);
+/* Stopping, on the shard thread after the ring drained: writes and syncs,
+ * with blocking calls, everything not known durable; a failing disk is
+ * tried again for a few seconds. Returns the number of records that could
+ * not be made durable (0: all are on disk; logged). p may be NULL. */
+uint64_t persist_finish(struct persist *p);
+/* Frees the persist; writes nothing (persist_finish() did). */
 void persist_stop(struct persist *p);
 
 /* End of a loop turn, before replies leave: hands the records gathered so

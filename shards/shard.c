@@ -676,6 +676,8 @@ void *shard_main(void *arg)
     }
     io_uring_submit(&sh->uring);
     shard_drain_log(sh);
+    uint64_t unwritten = persist_finish(sh->persist); /* what the ring did not make durable */
+    __atomic_add_fetch(&n->log_unwritten, unwritten, __ATOMIC_RELAXED);
     pthread_barrier_wait(&n->stopped); /* no shard wakes a ring that is gone */
     return NULL;
 }

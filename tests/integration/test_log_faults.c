@@ -447,6 +447,52 @@ static void test_log_faults_always_poisons_batches_in_flight(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+static bool failing(void *arg)
+{
+    redisContext *c = arg;
+    redisReply *r = harness_cmd(c, "INFO persistence");
+    bool yes = strstr(r->str, "log_write_status:err") != NULL;
+    freeReplyObject(r);
+    return yes;
+}
+
+/* Stopping while the log cannot persist: the node tries again for a while,
+ * and when the disk stays bad it exits non-zero, saying how many records
+ * it could not write, never "stopped cleanly". */
+static void test_log_faults_stop_while_failing_exits_non_zero(void **state)
+{
+    struct harness_server s;
+    start(&s, "everysec", "64mb");
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 100);
+    arm("fsync 100000");
+    assert_true(harness_wait_until(failing, c, HARNESS_TIMEOUT_MS, 20));
+    redisFree(c);
+    assert_int_equal(harness_stop_exit(&s, 30000), 1);
+    assert_true(harness_output_mentions(&s, "records of the data log not on disk"));
+    assert_false(harness_output_mentions(&s, "stopped cleanly"));
+}
+
+/* The same with a disk that comes back while stopping: the records are
+ * written then, the node stops cleanly, and nothing acknowledged is lost. */
+static void test_log_faults_stop_while_failing_writes_when_it_can(void **state)
+{
+    struct harness_server s;
+    start(&s, "everysec", "64mb");
+    redisContext *c = harness_connect(s.port);
+    write_keys(c, 0, 100);
+    arm("fsync 4");
+    assert_true(harness_wait_until(failing, c, HARNESS_TIMEOUT_MS, 20));
+    redisFree(c);
+    assert_int_equal(harness_stop_exit(&s, 30000), 0);
+    assert_true(harness_output_mentions(&s, "stopped cleanly"));
+    start(&s, "everysec", "64mb");
+    c = harness_connect(s.port);
+    harness_check_noise_keys(c, 100, VALUE_LEN);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 int main(void)
 {
     if (harness_target_is_redis())
@@ -474,6 +520,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_faults_always_poisons_batches_in_flight, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_stop_while_failing_exits_non_zero, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_stop_while_failing_writes_when_it_can,
+                                        setup, teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
