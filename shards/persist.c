@@ -25,8 +25,11 @@
  * written since is written and synced again (persist_check_recovered), the
  * shard's log is failing (stats.failing, counted in node->log_failing) and
  * the node refuses write commands (persist_refuse_resp/_mc, MISCONF); the
- * retries run on the tick, so a full disk costs no busy loop, and nothing
- * new reaches `pending` but the records of requests already running.
+ * retries run on the tick, backing off (100 ms doubling up to 3.2 s), so a
+ * failing disk costs no busy loop, and nothing new reaches `pending` but
+ * the records of requests already running. Compaction goes on meanwhile
+ * (on a full disk it is what frees space), copying nothing: see
+ * persist_record_droppable(). Writes are cut to 1 GiB each.
  * Rotation happens between writes and syncs: the full segment stays open
  * (`closing_fd`, with its unsynced bytes) until its fdatasync succeeds,
  * then closes through the ring; a failure writes those bytes again. The next
@@ -86,6 +89,7 @@
 #define PERSIST_STOP_RETRY_MS 5000   /* stopping on a failing disk: tried this long */
 #define PERSIST_RETRY_MIN_MS 100      /* a failing disk is tried again after this, */
 #define PERSIST_RETRY_MAX_MS 3200     /* doubling up to this */
+#define PERSIST_MAX_WRITE (1u << 30)  /* bytes in one write */
 
 /* appendfsync always: key hash -> sequence of the key's newest record,
  * open addressing (hash 0 is stored as 1; a collision only holds longer). */
@@ -229,6 +233,8 @@ struct persist {
     int *doomed_fds;
     size_t ndoomed, doomed_cap;
     int64_t last_error_log_ms;
+    int64_t retry_at_ms;     /* failing: the next retry, not before */
+    int64_t retry_wait_ms;   /* and the wait after it (doubling) */
     /* Log positions (lsn): a shard's records form one byte stream across
      * its segments (file headers not counted); a record's lsn is where it
      * starts in it. Entries remember theirs so that a value that left
@@ -495,6 +501,13 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
 
 /* ---- writing ---- */
 
+/* One write's length: at most 1 GiB (the rest goes out as after a short
+ * write), so that no length is cut to its low 32 bits. */
+static unsigned persist_write_len(size_t n)
+{
+    return n > PERSIST_MAX_WRITE ? PERSIST_MAX_WRITE : (unsigned)n;
+}
+
 /* Makes room for n linked entries in the submission queue, so that no
  * submit can happen between them (that would cut the chain). */
 static void persist_reserve_sqes(struct persist *p, unsigned n)
@@ -507,7 +520,7 @@ static struct io_uring_sqe *persist_submit_write(struct persist *p)
 {
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_write(sqe, p->fd, p->inflight.data + p->inflight_done,
-                        (unsigned)(p->inflight.len - p->inflight_done),
+                        persist_write_len(p->inflight.len - p->inflight_done),
                         p->write_offset);
     io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, 0, 0));
     p->write_inflight = true;
@@ -624,7 +637,7 @@ static void persist_fail(struct persist *p, const char *what, uint64_t segment, 
         STAT_SET(p, failing, 1);
         __atomic_add_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
         log_error("%s of segment %llu failed: %s; write commands are refused (MISCONF) until "
-                  "the log is written and synced again, retried every tick",
+                  "the log is written and synced again, retried with back-off",
                   what, (unsigned long long)segment, strerror(-err));
         p->last_error_log_ms = now;
     } else if (now - p->last_error_log_ms > PERSIST_ERROR_LOG_MS) {
@@ -646,6 +659,8 @@ static void persist_check_recovered(struct persist *p)
             return;
     STAT_SET(p, failing, 0);
     __atomic_sub_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
+    p->retry_wait_ms = 0;
+    p->retry_at_ms = 0;
     log_info("the data log of this shard is written and synced again; write commands are "
              "taken again");
 }
@@ -746,7 +761,7 @@ static void persist_submit_closing(struct persist *p)
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     if (p->closing_failed && p->closing_done < p->closing_data.len) {
         io_uring_prep_write(sqe, p->closing_fd, p->closing_data.data + p->closing_done,
-                            (unsigned)(p->closing_data.len - p->closing_done),
+                            persist_write_len(p->closing_data.len - p->closing_done),
                             p->closing_from + p->closing_done);
         io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, PERSIST_UD_ROTATION, 0));
     } else {
@@ -860,7 +875,7 @@ static void persist_submit_batch(struct persist *p, uint32_t i)
     b->failed = false;
     persist_reserve_sqes(p, 2);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
-    io_uring_prep_write(sqe, p->fd, b->data.data + b->done, (unsigned)(b->data.len - b->done),
+    io_uring_prep_write(sqe, p->fd, b->data.data + b->done, persist_write_len(b->data.len - b->done),
                         b->offset + b->done);
     io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, 0, i));
     sqe->flags |= IOSQE_IO_LINK;
@@ -999,7 +1014,14 @@ void persist_tick(struct persist *p, int64_t now_ms)
     persist_fault_poll(p);
     persist_trim_read_fds(p, NULL);
     if (p->stats.failing) {
-        persist_retry(p);
+        /* A disk that keeps failing is not rewritten every tick. */
+        if (now_ms >= p->retry_at_ms) {
+            persist_retry(p);
+            p->retry_wait_ms = p->retry_wait_ms ? p->retry_wait_ms * 2 : PERSIST_RETRY_MIN_MS;
+            if (p->retry_wait_ms > PERSIST_RETRY_MAX_MS)
+                p->retry_wait_ms = PERSIST_RETRY_MAX_MS;
+            p->retry_at_ms = now_ms + p->retry_wait_ms;
+        }
         persist_compact_step(p); /* what frees space on a full disk */
         return;
     }
@@ -1479,8 +1501,15 @@ static void persist_compact_step(struct persist *p)
     }
     bool failing = p->stats.failing;
     if (p->compact_state == COMPACT_WAITING) {
+        if (p->durable_seq < p->compact_wait_seq && failing) {
+            /* Its copies cannot become durable now: the segment stays, and
+             * a pass that copies nothing may remove it instead. The copies
+             * made are harmless (the same versions again). */
+            p->compact_state = COMPACT_IDLE;
+            return;
+        }
         if (p->durable_seq < p->compact_wait_seq) {
-            if (!failing && !p->always && !p->fsync_inflight &&
+            if (!p->always && !p->fsync_inflight &&
                 p->written_seq >= p->compact_wait_seq)
                 persist_submit_fsync(p);
             return;

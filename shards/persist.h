@@ -16,10 +16,12 @@
  * once an fdatasync of it succeeds, and a new one begun.
  * Failures (a full or failing disk: ENOSPC, EIO): a failed write or
  * fdatasync makes the shard write everything since its last good
- * fdatasync again, retried on every tick, and until that is written and
- * synced the node refuses write commands (Redis's MISCONF; reads go on):
- * nothing is acknowledged that the log did not take, and the records
- * already taken stay in memory until they are on disk.
+ * fdatasync again, retried on the tick with back-off, and until that is
+ * written and synced the node refuses write commands (Redis's MISCONF;
+ * reads go on): nothing is acknowledged that the log did not take, and the
+ * records already taken stay in memory until they are on disk. Compaction
+ * goes on meanwhile, removing only segments whose every record may go
+ * without a copy (what frees a disk the log filled).
  * Compaction: while the estimated live share of the shard's segment files is
  * under compaction-threshold, the oldest closed segment is read through the
  * ring 128 KiB per step, its still-current records are appended again,
