@@ -445,14 +445,44 @@ static void persist_journal_flush(void *arg)
 
 /* ---- files ---- */
 
-static int persist_mkdir(const char *path)
+static int persist_sync_path(const char *path);
+
+/* The directory that holds path, in out ("." for a bare name). */
+static void persist_parent(const char *path, char *out, size_t cap)
 {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST)
-        return 0;
-    return -errno;
+    snprintf(out, cap, "%s", path);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, cap, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
 }
 
-static int persist_sync_path(const char *path);
+/* mkdir -p: makes path and whatever of its parents is missing, and fsyncs
+ * the parent of each directory made, so that its name survives a crash. */
+static int persist_mkdir(const char *path)
+{
+    char parent[1200];
+    persist_parent(path, parent, sizeof parent);
+    if (mkdir(path, 0755) != 0) {
+        int err = errno;
+        if (err == EEXIST)
+            return 0;
+        if (err != ENOENT || strcmp(parent, path) == 0)
+            return -err;
+        int rc = persist_mkdir(parent);
+        if (rc < 0)
+            return rc;
+        if (mkdir(path, 0755) != 0)
+            return errno == EEXIST ? 0 : -errno;
+    }
+    return persist_sync_path(parent);
+}
 
 /* fsyncs a shard's directory, so that a file just created there stays. */
 static int persist_sync_dir(const char *dir, uint32_t shard_id)
