@@ -5,7 +5,8 @@
  * Every whole request in a buffer is parsed and handed to env->on_resp /
  * env->on_mc in place (one direct call per request); only a partial request
  * is copied into `in`. Input stops (input_paused, and the receive is
- * cancelled) while too many replies wait or too much output is queued;
+ * cancelled) while too many replies wait or too much output is queued, or,
+ * for a client that writes, while the owner holds writers (env->hold_writers);
  * conn_flush() resumes it once that drains.
  * Output: replies are appended to `out`; at the end of the loop turn
  * conn_flush() swaps `out` and `sending` and submits one send of everything
@@ -172,7 +173,9 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s)
 
 static bool conn_should_pause(const struct conn *c)
 {
-    return c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+    return c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT ||
+           (c->is_writer && c->env->hold_writers &&
+            __atomic_load_n(c->env->hold_writers, __ATOMIC_RELAXED) > 0);
 }
 
 static void conn_protocol_error(struct conn *c, const char *err)

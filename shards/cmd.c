@@ -612,6 +612,7 @@ static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
  * request that changes data must not run because the log cannot persist. */
 static bool cmd_refused(struct shard *sh, struct conn *c, const struct mc_request *mc)
 {
+    c->is_writer |= !mc || persist_mc_writes(mc); /* back-pressure pauses it (persist.h) */
     struct buf refusal; /* written only when refusing */
     buf_init(&refusal);
     if (mc ? !persist_refuse_mc(sh->node, mc, &refusal) : !persist_refuse_resp(sh->node, &refusal))

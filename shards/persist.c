@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "conn.h"
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
@@ -90,6 +91,10 @@
 #define PERSIST_RETRY_MIN_MS 100      /* a failing disk is tried again after this, */
 #define PERSIST_RETRY_MAX_MS 3200     /* doubling up to this */
 #define PERSIST_MAX_WRITE (1u << 30)  /* bytes in one write */
+/* Back-pressure: past this many bytes not durable yet (appended, being
+ * written, kept for a rewrite) in a shard's log, clients that write pause
+ * until it is under half of it (node->log_over_cap). */
+#define PERSIST_MAX_BUFFERED (128u << 20)
 
 /* appendfsync always: key hash -> sequence of the key's newest record,
  * open addressing (hash 0 is stored as 1; a collision only holds longer). */
@@ -233,6 +238,8 @@ struct persist {
     int *doomed_fds;
     size_t ndoomed, doomed_cap;
     int64_t last_error_log_ms;
+    bool over_cap;           /* counted in node->log_over_cap */
+    bool writers_held;       /* this shard saw the node hold writers */
     int64_t retry_at_ms;     /* failing: the next retry, not before */
     int64_t retry_wait_ms;   /* and the wait after it (doubling) */
     /* Log positions (lsn): a shard's records form one byte stream across
@@ -649,6 +656,28 @@ static void persist_note_unsynced(struct persist *p)
     for (uint32_t k = 0; k < p->nbatches; k++)
         n += p->batches[(p->batch_head + k) % PERSIST_BATCHES].data.len;
     STAT_SET(p, unsynced_bytes, n);
+    bool over = n >= (p->over_cap ? PERSIST_MAX_BUFFERED / 2 : PERSIST_MAX_BUFFERED);
+    if (over != p->over_cap) {
+        p->over_cap = over;
+        __atomic_add_fetch(&p->sh->node->log_over_cap, over ? 1 : -1, __ATOMIC_RELAXED);
+    }
+}
+
+void persist_release_writers(struct shard *sh)
+{
+    struct persist *p = sh->persist;
+    if (!p)
+        return;
+    if (__atomic_load_n(&sh->node->log_over_cap, __ATOMIC_RELAXED) > 0) {
+        p->writers_held = true;
+        return;
+    }
+    if (!p->writers_held)
+        return;
+    p->writers_held = false;
+    for (uint32_t i = 0; i < sh->conn_cap; i++)
+        if (sh->conns[i] && sh->conns[i]->input_paused)
+            conn_flush(sh->conns[i]); /* takes input again, unless paused for its own reasons */
 }
 
 /* ---- failures (MISCONF) ---- */
@@ -699,16 +728,25 @@ static void persist_check_recovered(struct persist *p)
 /* Storage fault injection, compiled only into the ringkv-faults test binary
  * (CMakeLists.txt): RINGKV_FAULTS names a control file; the tick reads it
  * ("write N", "fsync N", "rotation N": fail the next N writes, fdatasyncs of
- * the current segment, fdatasyncs of a closed segment; "clear 0": none
- * more), then removes it. A
+ * the current segment, fdatasyncs of a closed segment; "slow N": the next
+ * N good fdatasyncs of the current segment complete a second late; "clear
+ * 0": none more), then removes it. A
  * failure is injected where the completion is handled (io_uring bypasses
  * LD_PRELOAD), in place of a success. An injected fdatasync failure also
  * does what a kernel may do after a writeback error: the file's bytes past
  * its last good fdatasync are lost (zeroed here). */
-enum persist_fault_point { PERSIST_FAULT_WRITE, PERSIST_FAULT_FSYNC, PERSIST_FAULT_ROTATION };
+enum persist_fault_point {
+    PERSIST_FAULT_WRITE,
+    PERSIST_FAULT_FSYNC,
+    PERSIST_FAULT_ROTATION,
+    PERSIST_FAULT_SLOW, /* "slow N": the next N good fdatasyncs of the current
+                           segment complete a second late */
+};
 
 struct persist_faults {
-    unsigned left[3];  /* by enum persist_fault_point */
+    unsigned left[4];  /* by enum persist_fault_point */
+    unsigned delayed;  /* completions put off, in the kernel as timeouts */
+    struct __kernel_timespec slow_ts;
     struct {
         int fd;
         off_t synced; /* file size at its last good fdatasync */
@@ -721,20 +759,44 @@ static void persist_fault_poll(struct persist *p)
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f)
         return;
-    static const char *const names[] = {"write", "fsync", "rotation"};
+    static const char *const names[] = {"write", "fsync", "rotation", "slow"};
     char name[16];
     unsigned n;
     while (fscanf(f, "%15s %u", name, &n) == 2) {
         if (!strcmp(name, "clear")) /* "clear 0": no more failures */
             memset(p->faults->left, 0, sizeof p->faults->left);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             if (!strcmp(name, names[i]))
                 p->faults->left[i] += n;
     }
     fclose(f);
     unlink(path);
-    log_warn("storage faults armed: write %u, fsync %u, rotation %u", p->faults->left[0],
-             p->faults->left[1], p->faults->left[2]);
+    log_warn("storage faults armed: write %u, fsync %u, rotation %u, slow %u",
+             p->faults->left[0], p->faults->left[1], p->faults->left[2], p->faults->left[3]);
+}
+
+/* "slow": puts a good fdatasync's completion off by a second (an io_uring
+ * timeout under the same user data brings it back as -ETIME, read as the
+ * success it was). True when this completion is put off. */
+static bool persist_fault_slow(struct persist *p, uint64_t ud, int *res)
+{
+    if (!p->faults || net_ud_op(ud) != SHARD_OP_SEG_FSYNC ||
+        net_ud_slot(ud) == PERSIST_UD_ROTATION)
+        return false;
+    if (*res == -ETIME && p->faults->delayed > 0) {
+        p->faults->delayed--;
+        *res = 0;
+        return false;
+    }
+    if (*res < 0 || p->faults->left[PERSIST_FAULT_SLOW] == 0)
+        return false;
+    p->faults->left[PERSIST_FAULT_SLOW]--;
+    p->faults->delayed++;
+    p->faults->slow_ts = (struct __kernel_timespec){.tv_sec = 1};
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_timeout(sqe, &p->faults->slow_ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, ud);
+    return true;
 }
 
 /* The slot of fd in faults->files (taking the slot of a file gone), or -1. */
@@ -779,6 +841,7 @@ static int persist_fault(struct persist *p, enum persist_fault_point point, int 
 }
 #else
 #define persist_fault_poll(p) ((void)0)
+#define persist_fault_slow(p, ud, res) false
 #define persist_fault(p, point, fd, res) (res)
 #endif
 
@@ -1581,6 +1644,8 @@ static void persist_compact_step(struct persist *p)
 
 void persist_on_cqe(struct persist *p, uint64_t ud, int res)
 {
+    if (persist_fault_slow(p, ud, &res))
+        return;
     unsigned op = net_ud_op(ud);
     int64_t now = persist_now_ms();
     if (op == SHARD_OP_SEG_PREPARE) {
@@ -1674,16 +1739,22 @@ bool persist_refuse_resp(const struct node *n, struct buf *out)
     return true;
 }
 
-bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out)
+bool persist_mc_writes(const struct mc_request *req)
 {
     switch (req->cmd) {
     case MC_SET: case MC_ADD: case MC_REPLACE: case MC_APPEND: case MC_PREPEND: case MC_CAS:
     case MC_DELETE: case MC_TOUCH: case MC_INCR: case MC_DECR: case MC_GAT: case MC_GATS:
     case MC_FLUSH_ALL:
-        break;
+        return true;
     default:
-        return false; /* reads and connection commands go on */
+        return false; /* reads and connection commands */
     }
+}
+
+bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out)
+{
+    if (!persist_mc_writes(req))
+        return false; /* reads and connection commands go on */
     char why[160], line[200];
     if (!persist_refusing(n, why, sizeof why))
         return false;
@@ -2227,6 +2298,8 @@ void persist_stop(struct persist *p)
     mi_free(p->doomed_fds);
     if (p->stats.failing)
         __atomic_sub_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
+    if (p->over_cap)
+        __atomic_sub_fetch(&p->sh->node->log_over_cap, 1, __ATOMIC_RELAXED);
     buf_fini(&p->unsynced_data);
     buf_fini(&p->closing_data);
 #ifdef RINGKV_FAULTS

@@ -123,6 +123,11 @@ uint64_t persist_durable_seq(const struct persist *p);
  * delete) or flush not durable yet, a shard-wide read for every record.
  * 0: the reply may go at once (always, for everysec and no). p may be NULL. */
 uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t hash, bool failed);
+/* Back-pressure: while some shard's log holds too many bytes not durable
+ * yet (a slow or failing disk), clients that write pause their input
+ * (conn_env.hold_writers = &node->log_over_cap); called every loop turn,
+ * this resumes the shard's paused connections once that is over. */
+void persist_release_writers(struct shard *sh);
 /* True while the log has operations in the kernel (stopping waits). */
 bool persist_busy(const struct persist *p);
 /* The tick: fdatasync for everysec; retries after a failure. */
@@ -147,6 +152,8 @@ void persist_read_stats(const struct persist *p, struct persist_stats *out);
  * commands that change data, with "SERVER_ERROR ..." (nothing with
  * noreply); reads pass. */
 bool persist_refuse_resp(const struct node *n, struct buf *out);
+/* True for a memcached request that changes data. */
+bool persist_mc_writes(const struct mc_request *req);
 bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out);
 
 /* INFO persistence's lines on the log's state: log_write_status (ok or

@@ -559,6 +559,7 @@ static void shard_env_init(struct shard *sh)
         .input_bytes = &sh->stats.net_input_bytes,
         .output_bytes = &sh->stats.net_output_bytes,
         .examined_bytes = &sh->stats.parser_examined_bytes,
+        .hold_writers = &sh->node->log_over_cap, /* persist.h: back-pressure */
     };
 }
 
@@ -662,6 +663,7 @@ void *shard_main(void *arg)
         if (req_count(&sh->reqs) > 0) /* no clock read while nothing waits */
             req_expire(&sh->reqs, req_now_ms());
         backlog = shard_retry_backlogs(sh);
+        persist_release_writers(sh); /* the log drained: paused writers go on */
         shard_flush(sh);
         /* Input resumed while flushing may have made records: hand them to
          * the kernel now, not at the next wake-up (their replies are held). */

@@ -12,9 +12,13 @@
  * One shard, so that one tick reads the control file. ringkv-only. */
 #include "harness.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -493,6 +497,93 @@ static void test_log_faults_stop_while_failing_writes_when_it_can(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+#define BIG_VALUE (100 * 1000)
+#define BIG_WRITES 2000          /* 200 MB, past the 128 MiB cap */
+#define BUFFERED_CAP (128 << 20) /* persist.c's PERSIST_MAX_BUFFERED */
+#define TURN_SLACK (32 << 20)    /* what one loop turn may add past it */
+
+struct pipeliner {
+    int fd;
+    volatile int done;
+    int failed;
+};
+
+static void *pipeliner_main(void *arg)
+{
+    struct pipeliner *w = arg;
+    static char val[BIG_VALUE];
+    harness_noise(1, val, BIG_VALUE);
+    for (int i = 0; i < BIG_WRITES && !w->failed; i++) {
+        char head[96];
+        int n = snprintf(head, sizeof head, "*3\r\n$3\r\nSET\r\n$%d\r\nbig:%d\r\n$%d\r\n",
+                         (int)strlen("big:") + snprintf(NULL, 0, "%d", i), i, BIG_VALUE);
+        memcpy(val, &i, sizeof i); /* each value its own */
+        struct {
+            const char *p;
+            size_t n;
+        } parts[3] = {{head, (size_t)n}, {val, BIG_VALUE}, {"\r\n", 2}};
+        for (int k = 0; k < 3 && !w->failed; k++)
+            for (size_t off = 0; off < parts[k].n;) {
+                ssize_t m = send(w->fd, parts[k].p + off, parts[k].n - off, MSG_NOSIGNAL);
+                if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
+                    poll(&pfd, 1, 1000); /* paused by the node: TCP holds the rest */
+                    continue;
+                }
+                if (m <= 0) {
+                    w->failed = 1;
+                    break;
+                }
+                off += (size_t)m;
+            }
+    }
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* always, fdatasyncs slow (a second each): a client pipelining writes is
+ * paused while the shard's log holds more than its cap of bytes not durable
+ * yet, so memory stays bounded; every write is acknowledged in the end. */
+static void test_log_faults_back_pressure_bounds_unsynced_bytes(void **state)
+{
+    struct harness_server s;
+    const char *args[] = {"--dir", data_dir, "--appendfsync", "always", "--request-timeout",
+                          "120000", "--compaction-threshold", "0", NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    arm("slow 100000");
+    struct harness_raw *raw = harness_raw_open(s.port);
+    struct pipeliner w = {.fd = raw->fd};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, pipeliner_main, &w), 0);
+    double most = 0;
+    int64_t deadline = harness_now_ms() + 120000;
+    while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE) && harness_now_ms() < deadline) {
+        double n = harness_info_number(c, "persistence", "log_unsynced_bytes");
+        most = n > most ? n : most;
+        usleep(10 * 1000);
+    }
+    print_message("  at most %.0f bytes not durable (sender failed %d)\n", most, w.failed);
+    assert_true(most <= (double)BUFFERED_CAP + TURN_SLACK);
+    assert_true(most >= (double)BUFFERED_CAP / 2); /* the cap was reached */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.failed, 0);
+    arm("clear 0");
+    for (int i = 0; i < BIG_WRITES; i++) {
+        char *l = harness_raw_line(raw, 60000);
+        assert_non_null(l);
+        assert_string_equal(l, "+OK");
+        free(l);
+    }
+    harness_raw_close(raw);
+    redisReply *r = harness_cmd(c, "STRLEN big:%d", BIG_WRITES - 1);
+    assert_int_equal(r->integer, BIG_VALUE);
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 int main(void)
 {
     if (harness_target_is_redis())
@@ -522,6 +613,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_faults_stop_while_failing_exits_non_zero, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_log_faults_back_pressure_bounds_unsynced_bytes,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_faults_stop_while_failing_writes_when_it_can,
                                         setup, teardown),
     };
