@@ -158,13 +158,13 @@ static const struct cmd_def cmd_defs[] = {
      "connection", "Handshakes with the Redis server."},
     {"auth", -2, CMD_NOAUTH | CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_auth, 0,
      "connection", "Authenticates the connection."},
-    {"client", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_client, 0, "connection",
+    {"client", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_client, 0, "connection",
      "A container for client connection commands."},
     {"command", -1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_command, 0, "server",
      "Returns detailed information about all commands."},
     {"info", -1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_info, 0, "server",
      "Returns information and statistics about the server."},
-    {"config", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_config, 0, "server",
+    {"config", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_config, 0, "server",
      "A container for server configuration commands."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
@@ -401,7 +401,7 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
     if (here && cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         cmd_run(sh, NULL, h, c->resp_version, argv, argc, hash, mc, &res->body, res);
         cmd_unpin(sh);
-        req_hold(r, res->hold_seq);
+        req_hold(r, flags & CMD_NODATA ? 0 : res->hold_seq);
         req_sub_done(&sh->reqs, r);
         return;
     }
@@ -475,8 +475,10 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
     if (!r)
         return;
     buf_append(&r->extra, extra, n);
+    const struct cmd_def *d = cmd_lookup(ctx->argv[0].ptr, ctx->argv[0].len);
+    uint32_t flags = CMD_BARRIER | CMD_NOKEY | (d ? d->flags & CMD_NODATA : 0);
     for (uint32_t s = 0; s < nshards; s++)
-        cmd_route_sub(sh, c, r, s, s, h, CMD_BARRIER | CMD_NOKEY, ctx->argv, ctx->argc, 0, NULL);
+        cmd_route_sub(sh, c, r, s, s, h, flags, ctx->argv, ctx->argc, 0, NULL);
     req_arm(&sh->reqs, r);
 }
 
@@ -809,6 +811,8 @@ void cmd_msg_run(struct shard *sh, struct cmd_msg *m)
     int32_t was = cmd_stats_enter(stats, m->stat_slot);
     cmd_run(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL,
             &m->res.body, &m->res);
+    if (m->flags & CMD_NODATA)
+        m->res.hold_seq = 0;
     cmd_stats_leave(stats, was);
 }
 

@@ -352,6 +352,12 @@ static void test_log_faults_always_failure_does_not_freeze_the_shard(void **stat
     free(l);
     raw_prompt(r, "*3\r\n$3\r\nSET\r\n$4\r\nnew2\r\n$1\r\nx\r\n", "-MISCONF ", true, 2000);
     raw_prompt(r, "*1\r\n$4\r\nPING\r\n", "+PONG", false, 2000);
+    int64_t t0 = harness_now_ms(); /* CLIENT LIST asks every shard: held by none */
+    harness_raw_send_str(r, "*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n");
+    struct harness_resp *list = harness_raw_reply(r);
+    assert_int_equal(list->type, '$');
+    harness_resp_free(list);
+    assert_true(harness_now_ms() - t0 < 2000);
     assert_true(raw_log_failing(r));
     l = harness_raw_line(w, 500); /* not acknowledged while its record is not synced */
     assert_null(l);
