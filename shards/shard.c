@@ -19,9 +19,10 @@
  *      (idle.h) and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
- * With appendfsync always, replies computed while records are not yet
- * durable are requests held (req_hold) until the fdatasync that covers
- * them; the loop serves on meanwhile.
+ * With appendfsync always, a reply that depends on records not yet durable
+ * (persist_reply_seq) is a request held (req_hold) until the fdatasync that
+ * covers them; the loop serves on meanwhile. While the log holds too much
+ * not yet durable, clients that write pause (persist_release_writers).
  * Progress: shard_sqe() never waits for anyone. When the submission ring is
  * full it submits; when the kernel takes nothing because the completion
  * ring is full, it moves completions to the stash, which the loop
