@@ -197,6 +197,7 @@ struct persist {
     struct buf window;
     uint64_t window_seq;
     bool compact_failing;       /* this pass began while failing: copies nothing */
+    uint64_t compact_from_seq;  /* such a pass: p->seq when it began */
     struct persist_keyseq compact_prev; /* such a pass: key -> its version before
                                            the window, plus 1 (0: not in it) */
     bool unlink_ok;             /* the unlink in flight succeeded */
@@ -1466,7 +1467,9 @@ static void persist_compact_on_read(struct persist *p, int res)
             break;
         struct table_entry *e;
         if (p->compact_failing) {
-            if (!persist_record_droppable(p, &r)) {
+            /* A record made since the pass began (a request already
+             * running) would not be in compact_prev: start again later. */
+            if (p->seq != p->compact_from_seq || !persist_record_droppable(p, &r)) {
                 p->compact_not_before = persist_now_ms() + PERSIST_COMPACT_RETRY_MS;
                 persist_compact_abandon(p, false); /* once the log recovers */
                 return;
@@ -1621,6 +1624,7 @@ static void persist_compact_step(struct persist *p)
                     (p->closing_fd >= 0 && p->closing_number == p->segs[0].number)))
         return;
     p->compact_failing = failing;
+    p->compact_from_seq = p->seq;
     if (failing && !persist_compact_note_prev(p)) {
         persist_compact_forget_prev(p);
         p->compact_not_before = persist_now_ms() + PERSIST_COMPACT_RETRY_MS;
