@@ -240,7 +240,8 @@ struct persist {
     size_t ndoomed, doomed_cap;
     int64_t last_error_log_ms;
     bool over_cap;           /* counted in node->log_over_cap */
-    bool writers_held;       /* this shard saw the node hold writers */
+    uint64_t releases_seen;  /* node->log_cap_releases when its paused
+                                connections were last resumed */
     int64_t retry_at_ms;     /* failing: the next retry, not before */
     int64_t retry_wait_ms;   /* and the wait after it (doubling) */
     /* Log positions (lsn): a shard's records form one byte stream across
@@ -660,6 +661,8 @@ static void persist_note_unsynced(struct persist *p)
     bool over = n >= (p->over_cap ? PERSIST_MAX_BUFFERED / 2 : PERSIST_MAX_BUFFERED);
     if (over != p->over_cap) {
         p->over_cap = over;
+        if (!over)
+            __atomic_add_fetch(&p->sh->node->log_cap_releases, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&p->sh->node->log_over_cap, over ? 1 : -1, __ATOMIC_RELAXED);
     }
 }
@@ -669,13 +672,13 @@ void persist_release_writers(struct shard *sh)
     struct persist *p = sh->persist;
     if (!p)
         return;
-    if (__atomic_load_n(&sh->node->log_over_cap, __ATOMIC_RELAXED) > 0) {
-        p->writers_held = true;
+    /* A connection paused when some log was over the cap is resumed after
+     * a later release, once no log is over it. */
+    uint64_t releases = __atomic_load_n(&sh->node->log_cap_releases, __ATOMIC_RELAXED);
+    if (releases == p->releases_seen ||
+        __atomic_load_n(&sh->node->log_over_cap, __ATOMIC_RELAXED) > 0)
         return;
-    }
-    if (!p->writers_held)
-        return;
-    p->writers_held = false;
+    p->releases_seen = releases;
     for (uint32_t i = 0; i < sh->conn_cap; i++)
         if (sh->conns[i] && sh->conns[i]->input_paused)
             conn_flush(sh->conns[i]); /* takes input again, unless paused for its own reasons */
