@@ -6,8 +6,9 @@
  * env->on_mc in place (one direct call per request); only a partial request
  * is copied into `in`. Input stops (input_paused, and the receive is
  * cancelled) while too many replies wait, too much output is queued or too
- * much work is in flight (conn_charge); conn_flush() resumes it once that
- * drains.
+ * much work is in flight (conn_charge), or, for a client that writes, while
+ * the owner holds writers (env->hold_writers); conn_flush() resumes it once
+ * that drains.
  * Output: replies are appended to `out`; at the end of the loop turn
  * conn_flush() swaps `out` and `sending` and submits one send of everything
  * gathered, so a pipeline of N requests costs one send.
@@ -174,7 +175,10 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s)
 
 static bool conn_should_pause(const struct conn *c)
 {
-    return c->work >= CONN_MAX_WORK || c->nslots >= CONN_MAX_PENDING || c->out.len >= CONN_MAX_OUT;
+    return c->work >= CONN_MAX_WORK || c->nslots >= CONN_MAX_PENDING ||
+           c->out.len >= CONN_MAX_OUT ||
+           (c->is_writer && c->env->hold_writers &&
+            __atomic_load_n(c->env->hold_writers, __ATOMIC_RELAXED) > 0);
 }
 
 void conn_charge(struct conn *c, uint64_t work)

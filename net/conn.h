@@ -56,6 +56,9 @@ struct conn_env {
     uint64_t *input_bytes;        /* counters (relaxed atomic stores) */
     uint64_t *output_bytes;
     uint64_t *examined_bytes;     /* bytes the request parsers looked at */
+    const int *hold_writers;      /* atomic, may be NULL: while > 0, input of
+                                     connections that have written pauses
+                                     (the owner's back-pressure) */
     struct conn *dirty;           /* connections with replies to flush this turn */
 };
 
@@ -99,6 +102,8 @@ struct conn {
     uint64_t work;           /* charged by the owner for requests in flight (conn_charge) */
     bool is_dirty;
     bool was_active;         /* bytes came in or went out since conn_idle_ms() */
+    bool is_writer;          /* has sent a command that changes data (set by
+                                the dispatcher; env->hold_writers pauses it) */
     char *name;              /* CLIENT SETNAME, mi_malloc'd, or NULL */
     char addr[64];
     char laddr[64];          /* the local end, read once at accept (CLIENT LIST, KILL LADDR) */

@@ -29,9 +29,11 @@
  * merge those fields without parsing protocol text. It ends at its
  * deadline with a -TIMEOUT reply (memcached: SERVER_ERROR), and is
  * cancelled when its client goes; late results are dropped by id.
- * With appendfsync always every reply computed after records that are not
- * durable yet waits for them: a local one in its request (req_hold), one
- * for another shard as a request of this shard holding the message.
+ * With appendfsync always a reply that depends on records not durable yet
+ * (its own, or the newest of the key it read: cmd_run asks persist_reply_seq)
+ * waits for them: a local one in its request (req_hold), one for another
+ * shard as a request of this shard holding the message. Errors and
+ * connection commands (PING, INFO, CONFIG...) are never held.
  * memcached requests route the same way (cmd_dispatch_mc).
  *
  * Threads: cmd_init() on the main thread before shards start; the table is
@@ -157,13 +159,13 @@ static const struct cmd_def cmd_defs[] = {
      "connection", "Handshakes with the Redis server."},
     {"auth", -2, CMD_NOAUTH | CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_auth, 0,
      "connection", "Authenticates the connection."},
-    {"client", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_client, 0, "connection",
+    {"client", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_client, 0, "connection",
      "A container for client connection commands."},
     {"command", -1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_command, 0, "server",
      "Returns detailed information about all commands."},
     {"info", -1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_info, 0, "server",
      "Returns information and statistics about the server."},
-    {"config", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_config, 0, "server",
+    {"config", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_config, 0, "server",
      "A container for server configuration commands."},
     {"cluster", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_cluster, 0, "cluster",
      "A container for Redis Cluster commands."},
@@ -234,7 +236,9 @@ static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
                           .hash = hash, .mc = mc, .res = res};
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     uint64_t t0 = cmd_stats_start(stats);
+    uint64_t before = persist_last_seq(sh->persist);
     h(&ctx);
+    res->hold_seq = persist_reply_seq(sh->persist, before, hash, res->status == REQ_ERR);
     cmd_stats_ran(stats, t0);
 }
 
@@ -408,7 +412,7 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
     if (here && cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         cmd_run(sh, NULL, h, c->resp_version, argv, argc, hash, mc, &res->body, res);
         cmd_unpin(sh);
-        req_hold(r, shard_hold_seq(sh));
+        req_hold(r, flags & CMD_NODATA ? 0 : res->hold_seq);
         req_sub_done(&sh->reqs, r);
         return;
     }
@@ -484,8 +488,10 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
     if (!r)
         return;
     buf_append(&r->extra, extra, n);
+    const struct cmd_def *d = cmd_lookup(ctx->argv[0].ptr, ctx->argv[0].len);
+    uint32_t flags = CMD_BARRIER | CMD_NOKEY | (d ? d->flags & CMD_NODATA : 0);
     for (uint32_t s = 0; s < nshards; s++)
-        cmd_route_sub(sh, c, r, s, s, h, CMD_BARRIER | CMD_NOKEY, ctx->argv, ctx->argc, 0, NULL);
+        cmd_route_sub(sh, c, r, s, s, h, flags, ctx->argv, ctx->argc, 0, NULL);
     req_arm(&sh->reqs, r);
 }
 
@@ -623,6 +629,7 @@ static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
  * request that changes data must not run because the log cannot persist. */
 static bool cmd_refused(struct shard *sh, struct conn *c, const struct mc_request *mc)
 {
+    c->is_writer |= !mc || persist_mc_writes(mc); /* back-pressure pauses it (persist.h) */
     struct buf refusal; /* written only when refusing */
     buf_init(&refusal);
     if (mc ? !persist_refuse_mc(sh->node, mc, &refusal) : !persist_refuse_resp(sh->node, &refusal))
@@ -820,6 +827,8 @@ void cmd_msg_run(struct shard *sh, struct cmd_msg *m)
     int32_t was = cmd_stats_enter(stats, m->stat_slot);
     cmd_run(sh, NULL, m->handler, m->proto, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL,
             &m->res.body, &m->res);
+    if (m->flags & CMD_NODATA)
+        m->res.hold_seq = 0;
     cmd_stats_leave(stats, was);
 }
 
@@ -872,7 +881,7 @@ void cmd_msg_reply(struct shard *sh, struct cmd_msg *m)
         cmd_msg_complete(sh, m);
         return;
     }
-    uint64_t seq = shard_hold_seq(sh);
+    uint64_t seq = m->res.hold_seq;
     struct req *r = seq ? req_new(&sh->reqs, 0, 0, cmd_msg_hold_done, shard_deadline(sh)) : NULL;
     if (!r) {
         if (seq) /* cannot wait for durability: do not acknowledge it */
@@ -898,7 +907,7 @@ void cmd_msg_complete(struct shard *sh, struct cmd_msg *m)
     bool ran_here = m->target == sh->id;
     mi_free(m);
     if (ran_here)
-        req_hold(r, shard_hold_seq(sh));
+        req_hold(r, sub->hold_seq);
     req_sub_done(&sh->reqs, r);
 }
 

@@ -157,6 +157,9 @@ struct cmd_msg {
                                      and nothing overtakes it */
 #define CMD_NOKEY (1u << 7)       /* takes no key */
 #define CMD_GET_OPTION (1u << 8)  /* CMD_READS_VALUE only with a GET option (SET) */
+#define CMD_NODATA (1u << 9)      /* connection or server state only: its reply,
+                                     also from every shard, waits for no log
+                                     record (appendfsync always) */
 
 enum cmd_route {
     CMD_ROUTE_CONN,   /* runs on the connection's shard, with the connection */

@@ -233,6 +233,12 @@ out:
     pthread_barrier_destroy(&n->ready);
     pthread_barrier_destroy(&n->serving);
     pthread_barrier_destroy(&n->stopped);
+    uint64_t unwritten = __atomic_load_n(&n->log_unwritten, __ATOMIC_RELAXED);
+    if (result == 0 && unwritten) {
+        log_error("stopped with %llu records of the data log not on disk: writes acknowledged "
+                  "since the disk failed may be lost", (unsigned long long)unwritten);
+        result = -EIO;
+    }
     if (result == 0)
         log_info("stopped cleanly");
     return result;

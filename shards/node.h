@@ -49,6 +49,13 @@ struct node {
     int64_t clients;             /* atomic: connected clients, all shards (maxclients) */
     int log_failing;             /* atomic: shards whose data log cannot persist now;
                                     writes are refused while > 0 (persist.h) */
+    int log_over_cap;            /* atomic: shards whose log holds more than
+                                    PERSIST_MAX_BUFFERED bytes not durable yet:
+                                    clients that write pause (persist.h) */
+    uint64_t log_cap_releases;   /* atomic: times a shard's log got back under
+                                    it (paused writers are looked at then) */
+    uint64_t log_unwritten;      /* atomic: records the shards could not make
+                                    durable when stopping (persist_finish) */
     struct cmd_stats *cmd_stats; /* per-shard command and error counters (cmd_stats.h) */
     struct admin *admin;         /* the admin thread's state (admin.h) */
     int is_serving;              /* atomic: 1 once the shards serve (admin's health) */

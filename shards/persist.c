@@ -25,8 +25,11 @@
  * written since is written and synced again (persist_check_recovered), the
  * shard's log is failing (stats.failing, counted in node->log_failing) and
  * the node refuses write commands (persist_refuse_resp/_mc, MISCONF); the
- * retries run on the tick, so a full disk costs no busy loop, and nothing
- * new reaches `pending` but the records of requests already running.
+ * retries run on the tick, backing off (100 ms doubling up to 3.2 s), so a
+ * failing disk costs no busy loop, and nothing new reaches `pending` but
+ * the records of requests already running. Compaction goes on meanwhile
+ * (on a full disk it is what frees space), copying nothing: see
+ * persist_record_droppable(). Writes are cut to 1 GiB each.
  * Rotation happens between writes and syncs: the full segment stays open
  * (`closing_fd`, with its unsynced bytes) until its fdatasync succeeds,
  * then closes through the ring; a failure writes those bytes again. The next
@@ -58,6 +61,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "conn.h"
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
@@ -84,6 +88,31 @@
  * begun at once (bounds the memory they take between two). */
 #define PERSIST_MAX_UNSYNCED (64u << 20)
 #define PERSIST_ERROR_LOG_MS 10000 /* a failure that lasts is logged this often */
+#define PERSIST_COMPACT_RETRY_MS 1000 /* while failing: a pass that could not finish */
+#define PERSIST_STOP_RETRY_MS 5000   /* stopping on a failing disk: tried this long */
+#define PERSIST_RETRY_MIN_MS 100      /* a failing disk is tried again after this, */
+#define PERSIST_RETRY_MAX_MS 3200     /* doubling up to this */
+#define PERSIST_MAX_WRITE (1u << 30)  /* bytes in one write */
+/* Back-pressure: past this many bytes not durable yet (appended, being
+ * written, kept for a rewrite) in a shard's log, clients that write pause
+ * until it is under half of it (node->log_over_cap). */
+#define PERSIST_MAX_BUFFERED (128u << 20)
+
+/* appendfsync always: key hash -> sequence of the key's newest record,
+ * open addressing (hash 0 is stored as 1; a collision only holds longer). */
+struct persist_keyseq {
+    uint64_t *hash, *seq;
+    uint32_t cap, count;
+    uint64_t max_seq;
+};
+
+/* A record of the window: its key's hash (0: a flush; a key hashing to 0
+ * counts as 1) and the key's version (cas) before it, 0 when the key was
+ * absent, UINT64_MAX when unknown. */
+struct persist_winrec {
+    uint64_t hash;
+    uint64_t prev;
+};
 
 /* appendfsync always: one batch of records, written at `offset` by a write
  * linked to an fdatasync. */
@@ -99,6 +128,9 @@ struct persist_batch {
                           success may hide lost pages (the kernel reports a
                           writeback error once), so it is written again */
     bool failed;       /* one of its operations failed: submitted again on the tick */
+    bool retrying;     /* failed or poisoned since it was made: the log stays
+                          failing (MISCONF) until it completes, even while
+                          its retry is in the kernel */
     bool complete;     /* written whole and synced: durable once those before are */
 };
 
@@ -157,6 +189,22 @@ struct persist {
     struct persist_batch batches[PERSIST_BATCHES];
     uint32_t batch_head, nbatches;
     uint64_t durable_seq;    /* every record up to this one is durable */
+    /* appendfsync always: the newest record of each key not yet durable, so
+     * that a read of a durable key is not held (persist_reply_seq). */
+    struct persist_keyseq keyseq[2]; /* [keyseq_cur] takes new records */
+    uint32_t keyseq_cur;
+    uint64_t flush_seq;      /* the last flush record (every key depends on it) */
+    /* The window: one struct persist_winrec per record not known durable,
+     * in order, the first for record window_seq (compaction while failing). */
+    struct buf window;
+    uint64_t window_seq;
+    bool compact_failing;       /* this pass began while failing: copies nothing */
+    uint64_t compact_from_seq;  /* such a pass: p->seq when it began */
+    struct persist_keyseq compact_prev; /* such a pass: key -> its version before
+                                           the window, plus 1 (0: not in it) */
+    bool unlink_ok;             /* the unlink in flight succeeded */
+    bool dir_sync_failed;       /* its directory fsync failed: again on the tick */
+    int64_t compact_not_before; /* no pass while failing before this (ms) */
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
     /* The next segment, made ahead through the ring once the current one is
@@ -175,9 +223,11 @@ struct persist {
     size_t nsegs, segs_cap;
     uint64_t closed_bytes;   /* sum of segs[].bytes */
     enum { COMPACT_IDLE, COMPACT_READING, COMPACT_WAITING, COMPACT_UNLINKING } compact_state;
+    int unlink_ops;             /* the unlink and the directory fsync linked to it */
     bool compact_broken;        /* a segment could not be read or removed: off */
     bool compact_read_inflight;
     bool unlink_inflight;
+    bool unlink_broken;         /* the unlink in flight failed */
     uint64_t compact_backoff_disk; /* no pass until disk use reaches this */
     int compact_fd;
     uint64_t compact_read_at;   /* file offset of the next read */
@@ -191,6 +241,11 @@ struct persist {
     int *doomed_fds;
     size_t ndoomed, doomed_cap;
     int64_t last_error_log_ms;
+    bool over_cap;           /* counted in node->log_over_cap */
+    uint64_t releases_seen;  /* node->log_cap_releases when its paused
+                                connections were last resumed */
+    int64_t retry_at_ms;     /* failing: the next retry, not before */
+    int64_t retry_wait_ms;   /* and the wait after it (doubling) */
     /* Log positions (lsn): a shard's records form one byte stream across
      * its segments (file headers not counted); a record's lsn is where it
      * starts in it. Entries remember theirs so that a value that left
@@ -253,7 +308,122 @@ static uint64_t persist_encode(struct persist *p, struct seg_record *r)
     return lsn;
 }
 
-static uint64_t persist_journal_put(void *arg, const struct table_entry *e)
+/* ---- what a reply waits for (appendfsync always) ----
+ * A reply must not leave before the records it depends on are durable: a
+ * write's, its own records; a read's, the newest record of its key (a put or
+ * a delete) or the last flush, whichever is newer. Every record a client
+ * change makes notes its key here; two generations, the older dropped once
+ * it is all durable, keep the map to what is not durable yet (bounded by
+ * the unsynced-bytes cap). Out of memory, a record counts as a flush. */
+
+static bool persist_keyseq_put(struct persist_keyseq *m, uint64_t hash, uint64_t seq)
+{
+    if ((m->count + 1) * 2 > m->cap) {
+        uint32_t cap = m->cap ? m->cap * 2 : 1024;
+        uint64_t *h = mi_zalloc(cap * sizeof *h), *q = mi_malloc(cap * sizeof *q);
+        if (!h || !q) {
+            mi_free(h);
+            mi_free(q);
+            return false;
+        }
+        for (uint32_t i = 0; i < m->cap; i++) {
+            if (!m->hash[i])
+                continue;
+            uint32_t j = (uint32_t)m->hash[i] & (cap - 1);
+            while (h[j])
+                j = (j + 1) & (cap - 1);
+            h[j] = m->hash[i];
+            q[j] = m->seq[i];
+        }
+        mi_free(m->hash);
+        mi_free(m->seq);
+        m->hash = h;
+        m->seq = q;
+        m->cap = cap;
+    }
+    hash = hash ? hash : 1;
+    uint32_t j = (uint32_t)hash & (m->cap - 1);
+    while (m->hash[j] && m->hash[j] != hash)
+        j = (j + 1) & (m->cap - 1);
+    m->count += m->hash[j] == 0;
+    m->hash[j] = hash;
+    m->seq[j] = seq;
+    m->max_seq = seq;
+    return true;
+}
+
+static uint64_t persist_keyseq_get(const struct persist_keyseq *m, uint64_t hash)
+{
+    if (m->count == 0)
+        return 0;
+    hash = hash ? hash : 1;
+    for (uint32_t j = (uint32_t)hash & (m->cap - 1); m->hash[j]; j = (j + 1) & (m->cap - 1))
+        if (m->hash[j] == hash)
+            return m->seq[j];
+    return 0;
+}
+
+/* The log became durable further: the older generation goes once all of it
+ * is durable, and the newer one becomes the older. */
+static void persist_keyseq_trim(struct persist *p)
+{
+    struct persist_keyseq *old = &p->keyseq[p->keyseq_cur ^ 1];
+    if (old->max_seq > p->durable_seq || p->keyseq[p->keyseq_cur].count == 0)
+        return;
+    if (old->count)
+        memset(old->hash, 0, old->cap * sizeof *old->hash);
+    old->count = 0;
+    old->max_seq = 0;
+    p->keyseq_cur ^= 1;
+}
+
+/* The record just made (p->seq) is the window's next: hash 0 for a flush. */
+static void persist_window_note(struct persist *p, uint64_t hash, uint64_t prev)
+{
+    struct persist_winrec w = {hash, prev};
+    buf_append(&p->window, &w, sizeof w);
+    persist_need_memory(&p->window);
+}
+
+/* Drops the records now durable from the window. */
+static void persist_window_trim(struct persist *p)
+{
+    if (p->durable_seq < p->window_seq)
+        return;
+    buf_consume(&p->window, (size_t)(p->durable_seq - p->window_seq + 1) * sizeof(struct persist_winrec));
+    p->window_seq = p->durable_seq + 1;
+}
+
+/* The record just encoded (p->seq) changes this key, whose version was prev. */
+static void persist_note_key(struct persist *p, const void *key, uint32_t klen, uint64_t prev)
+{
+    uint64_t hash = keyhash(key, klen);
+    hash = hash ? hash : 1;
+    persist_window_note(p, hash, prev);
+    if (p->always && !persist_keyseq_put(&p->keyseq[p->keyseq_cur], hash, p->seq))
+        p->flush_seq = p->seq;
+}
+
+uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t hash, bool failed)
+{
+    if (!p || !p->always || p->seq <= p->durable_seq)
+        return 0;
+    if (p->seq > before) /* its own records */
+        return p->seq;
+    if (failed)
+        return 0;
+    if (hash == 0) /* shard-wide: every record */
+        return p->seq;
+    uint64_t seq = p->flush_seq;
+    for (int g = 0; g < 2; g++) {
+        uint64_t k = persist_keyseq_get(&p->keyseq[g], hash);
+        if (k > seq)
+            seq = k;
+    }
+    return seq > p->durable_seq ? seq : 0;
+}
+
+static uint64_t persist_journal_put(void *arg, const struct table_entry *e, uint64_t prev)
 {
     struct seg_record r = {.type = SEG_PUT,
                            .key = table_entry_key(e),
@@ -263,31 +433,67 @@ static uint64_t persist_journal_put(void *arg, const struct table_entry *e)
                            .mc_flags = e->mc_flags,
                            .expire_ms = e->expire_ms,
                            .seq = e->cas};
-    return persist_encode(arg, &r);
+    uint64_t lsn = persist_encode(arg, &r);
+    persist_note_key(arg, r.key, r.key_len, prev);
+    return lsn;
 }
 
-static void persist_journal_del(void *arg, const void *key, uint32_t klen)
+static void persist_journal_del(void *arg, const void *key, uint32_t klen, uint64_t prev)
 {
     struct seg_record r = {.type = SEG_DEL, .key = key, .key_len = klen};
     persist_encode(arg, &r);
+    persist_note_key(arg, key, klen, prev);
 }
 
 static void persist_journal_flush(void *arg)
 {
+    struct persist *p = arg;
     struct seg_record r = {.type = SEG_FLUSH};
-    persist_encode(arg, &r);
+    persist_encode(p, &r);
+    persist_window_note(p, 0, 0);
+    p->flush_seq = p->seq;
 }
 
 /* ---- files ---- */
 
-static int persist_mkdir(const char *path)
+static int persist_sync_path(const char *path);
+
+/* The directory that holds path, in out ("." for a bare name). */
+static void persist_parent(const char *path, char *out, size_t cap)
 {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST)
-        return 0;
-    return -errno;
+    snprintf(out, cap, "%s", path);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, cap, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
 }
 
-static int persist_sync_path(const char *path);
+/* mkdir -p: makes path and whatever of its parents is missing, and fsyncs
+ * the parent of each directory made, so that its name survives a crash. */
+static int persist_mkdir(const char *path)
+{
+    char parent[1200];
+    persist_parent(path, parent, sizeof parent);
+    if (mkdir(path, 0755) != 0) {
+        int err = errno;
+        if (err == EEXIST)
+            return 0;
+        if (err != ENOENT || strcmp(parent, path) == 0)
+            return -err;
+        int rc = persist_mkdir(parent);
+        if (rc < 0)
+            return rc;
+        if (mkdir(path, 0755) != 0)
+            return errno == EEXIST ? 0 : -errno;
+    }
+    return persist_sync_path(parent);
+}
 
 /* fsyncs a shard's directory, so that a file just created there stays. */
 static int persist_sync_dir(const char *dir, uint32_t shard_id)
@@ -337,6 +543,13 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
 
 /* ---- writing ---- */
 
+/* One write's length: at most 1 GiB (the rest goes out as after a short
+ * write), so that no length is cut to its low 32 bits. */
+static unsigned persist_write_len(size_t n)
+{
+    return n > PERSIST_MAX_WRITE ? PERSIST_MAX_WRITE : (unsigned)n;
+}
+
 /* Makes room for n linked entries in the submission queue, so that no
  * submit can happen between them (that would cut the chain). */
 static void persist_reserve_sqes(struct persist *p, unsigned n)
@@ -349,7 +562,7 @@ static struct io_uring_sqe *persist_submit_write(struct persist *p)
 {
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     io_uring_prep_write(sqe, p->fd, p->inflight.data + p->inflight_done,
-                        (unsigned)(p->inflight.len - p->inflight_done),
+                        persist_write_len(p->inflight.len - p->inflight_done),
                         p->write_offset);
     io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, 0, 0));
     p->write_inflight = true;
@@ -448,6 +661,30 @@ static void persist_note_unsynced(struct persist *p)
     for (uint32_t k = 0; k < p->nbatches; k++)
         n += p->batches[(p->batch_head + k) % PERSIST_BATCHES].data.len;
     STAT_SET(p, unsynced_bytes, n);
+    bool over = n >= (p->over_cap ? PERSIST_MAX_BUFFERED / 2 : PERSIST_MAX_BUFFERED);
+    if (over != p->over_cap) {
+        p->over_cap = over;
+        if (!over)
+            __atomic_add_fetch(&p->sh->node->log_cap_releases, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&p->sh->node->log_over_cap, over ? 1 : -1, __ATOMIC_RELAXED);
+    }
+}
+
+void persist_release_writers(struct shard *sh)
+{
+    struct persist *p = sh->persist;
+    if (!p)
+        return;
+    /* A connection paused when some log was over the cap is resumed after
+     * a later release, once no log is over it. */
+    uint64_t releases = __atomic_load_n(&sh->node->log_cap_releases, __ATOMIC_RELAXED);
+    if (releases == p->releases_seen ||
+        __atomic_load_n(&sh->node->log_over_cap, __ATOMIC_RELAXED) > 0)
+        return;
+    p->releases_seen = releases;
+    for (uint32_t i = 0; i < sh->conn_cap; i++)
+        if (sh->conns[i] && sh->conns[i]->input_paused)
+            conn_flush(sh->conns[i]); /* takes input again, unless paused for its own reasons */
 }
 
 /* ---- failures (MISCONF) ---- */
@@ -466,7 +703,7 @@ static void persist_fail(struct persist *p, const char *what, uint64_t segment, 
         STAT_SET(p, failing, 1);
         __atomic_add_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
         log_error("%s of segment %llu failed: %s; write commands are refused (MISCONF) until "
-                  "the log is written and synced again, retried every tick",
+                  "the log is written and synced again, retried with back-off",
                   what, (unsigned long long)segment, strerror(-err));
         p->last_error_log_ms = now;
     } else if (now - p->last_error_log_ms > PERSIST_ERROR_LOG_MS) {
@@ -484,10 +721,12 @@ static void persist_check_recovered(struct persist *p)
         p->closing_fd >= 0)
         return;
     for (uint32_t k = 0; k < p->nbatches; k++)
-        if (p->batches[(p->batch_head + k) % PERSIST_BATCHES].failed)
+        if (p->batches[(p->batch_head + k) % PERSIST_BATCHES].retrying)
             return;
     STAT_SET(p, failing, 0);
     __atomic_sub_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
+    p->retry_wait_ms = 0;
+    p->retry_at_ms = 0;
     log_info("the data log of this shard is written and synced again; write commands are "
              "taken again");
 }
@@ -496,15 +735,25 @@ static void persist_check_recovered(struct persist *p)
 /* Storage fault injection, compiled only into the ringkv-faults test binary
  * (CMakeLists.txt): RINGKV_FAULTS names a control file; the tick reads it
  * ("write N", "fsync N", "rotation N": fail the next N writes, fdatasyncs of
- * the current segment, fdatasyncs of a closed segment), then removes it. A
+ * the current segment, fdatasyncs of a closed segment; "slow N": the next
+ * N good fdatasyncs of the current segment complete a second late; "clear
+ * 0": none more), then removes it. A
  * failure is injected where the completion is handled (io_uring bypasses
  * LD_PRELOAD), in place of a success. An injected fdatasync failure also
  * does what a kernel may do after a writeback error: the file's bytes past
  * its last good fdatasync are lost (zeroed here). */
-enum persist_fault_point { PERSIST_FAULT_WRITE, PERSIST_FAULT_FSYNC, PERSIST_FAULT_ROTATION };
+enum persist_fault_point {
+    PERSIST_FAULT_WRITE,
+    PERSIST_FAULT_FSYNC,
+    PERSIST_FAULT_ROTATION,
+    PERSIST_FAULT_SLOW, /* "slow N": the next N good fdatasyncs of the current
+                           segment complete a second late */
+};
 
 struct persist_faults {
-    unsigned left[3];  /* by enum persist_fault_point */
+    unsigned left[4];  /* by enum persist_fault_point */
+    unsigned delayed;  /* completions put off, in the kernel as timeouts */
+    struct __kernel_timespec slow_ts;
     struct {
         int fd;
         off_t synced; /* file size at its last good fdatasync */
@@ -517,17 +766,44 @@ static void persist_fault_poll(struct persist *p)
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f)
         return;
-    static const char *const names[] = {"write", "fsync", "rotation"};
+    static const char *const names[] = {"write", "fsync", "rotation", "slow"};
     char name[16];
     unsigned n;
-    while (fscanf(f, "%15s %u", name, &n) == 2)
-        for (int i = 0; i < 3; i++)
+    while (fscanf(f, "%15s %u", name, &n) == 2) {
+        if (!strcmp(name, "clear")) /* "clear 0": no more failures */
+            memset(p->faults->left, 0, sizeof p->faults->left);
+        for (int i = 0; i < 4; i++)
             if (!strcmp(name, names[i]))
                 p->faults->left[i] += n;
+    }
     fclose(f);
     unlink(path);
-    log_warn("storage faults armed: write %u, fsync %u, rotation %u", p->faults->left[0],
-             p->faults->left[1], p->faults->left[2]);
+    log_warn("storage faults armed: write %u, fsync %u, rotation %u, slow %u",
+             p->faults->left[0], p->faults->left[1], p->faults->left[2], p->faults->left[3]);
+}
+
+/* "slow": puts a good fdatasync's completion off by a second (an io_uring
+ * timeout under the same user data brings it back as -ETIME, read as the
+ * success it was). True when this completion is put off. */
+static bool persist_fault_slow(struct persist *p, uint64_t ud, int *res)
+{
+    if (!p->faults || net_ud_op(ud) != SHARD_OP_SEG_FSYNC ||
+        net_ud_slot(ud) == PERSIST_UD_ROTATION)
+        return false;
+    if (*res == -ETIME && p->faults->delayed > 0) {
+        p->faults->delayed--;
+        *res = 0;
+        return false;
+    }
+    if (*res < 0 || p->faults->left[PERSIST_FAULT_SLOW] == 0)
+        return false;
+    p->faults->left[PERSIST_FAULT_SLOW]--;
+    p->faults->delayed++;
+    p->faults->slow_ts = (struct __kernel_timespec){.tv_sec = 1};
+    struct io_uring_sqe *sqe = shard_sqe(p->sh);
+    io_uring_prep_timeout(sqe, &p->faults->slow_ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, ud);
+    return true;
 }
 
 /* The slot of fd in faults->files (taking the slot of a file gone), or -1. */
@@ -572,6 +848,7 @@ static int persist_fault(struct persist *p, enum persist_fault_point point, int 
 }
 #else
 #define persist_fault_poll(p) ((void)0)
+#define persist_fault_slow(p, ud, res) false
 #define persist_fault(p, point, fd, res) (res)
 #endif
 
@@ -584,7 +861,7 @@ static void persist_submit_closing(struct persist *p)
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
     if (p->closing_failed && p->closing_done < p->closing_data.len) {
         io_uring_prep_write(sqe, p->closing_fd, p->closing_data.data + p->closing_done,
-                            (unsigned)(p->closing_data.len - p->closing_done),
+                            persist_write_len(p->closing_data.len - p->closing_done),
                             p->closing_from + p->closing_done);
         io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, PERSIST_UD_ROTATION, 0));
     } else {
@@ -698,7 +975,7 @@ static void persist_submit_batch(struct persist *p, uint32_t i)
     b->failed = false;
     persist_reserve_sqes(p, 2);
     struct io_uring_sqe *sqe = shard_sqe(p->sh);
-    io_uring_prep_write(sqe, p->fd, b->data.data + b->done, (unsigned)(b->data.len - b->done),
+    io_uring_prep_write(sqe, p->fd, b->data.data + b->done, persist_write_len(b->data.len - b->done),
                         b->offset + b->done);
     io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_WRITE, 0, i));
     sqe->flags |= IOSQE_IO_LINK;
@@ -733,6 +1010,7 @@ static void persist_flush_always(struct persist *p)
     b->seq = p->seq;
     b->end_lsn = p->append_lsn;
     b->complete = false;
+    b->retrying = false;
     p->write_offset += b->data.len;
     p->nbatches++;
     persist_submit_batch(p, i);
@@ -836,9 +1114,18 @@ void persist_tick(struct persist *p, int64_t now_ms)
     persist_fault_poll(p);
     persist_trim_read_fds(p, NULL);
     if (p->stats.failing) {
-        persist_retry(p);
+        /* A disk that keeps failing is not rewritten every tick. */
+        if (now_ms >= p->retry_at_ms) {
+            persist_retry(p);
+            p->retry_wait_ms = p->retry_wait_ms ? p->retry_wait_ms * 2 : PERSIST_RETRY_MIN_MS;
+            if (p->retry_wait_ms > PERSIST_RETRY_MAX_MS)
+                p->retry_wait_ms = PERSIST_RETRY_MAX_MS;
+            p->retry_at_ms = now_ms + p->retry_wait_ms;
+        }
+        persist_compact_step(p); /* what frees space on a full disk */
         return;
     }
+    persist_window_trim(p);
     persist_prepare_next(p);
     persist_maybe_rotate(p); /* the next file became ready after the last write */
     persist_compact_step(p);
@@ -870,11 +1157,11 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
             for (uint32_t k = 0; k < p->nbatches; k++) {
                 struct persist_batch *o = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
                 if (o != b)
-                    o->poisoned = true;
+                    o->poisoned = o->retrying = true;
             }
     }
     if (res < 0 && res != -ECANCELED) {
-        b->failed = true;
+        b->failed = b->retrying = true;
         persist_fail(p, op == SHARD_OP_SEG_WRITE ? "write" : "fdatasync", p->segment, res, now);
     }
     if (--b->ops > 0)
@@ -892,12 +1179,14 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
         return;
     }
     b->complete = true;
+    b->retrying = false;
     for (uint32_t k = 0; k < p->nbatches; k++) {
         /* A batch that completed before another's fdatasync failed. */
         uint32_t j = (p->batch_head + k) % PERSIST_BATCHES;
         struct persist_batch *o = &p->batches[j];
         if (o->complete && o->poisoned && o->ops == 0) {
             o->complete = false;
+            o->retrying = true;
             o->done = 0;
             persist_submit_batch(p, j);
         }
@@ -913,6 +1202,7 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
         STAT_ADD(p, fsyncs, 1);
         STAT_SET(p, last_fsync_ms, now);
     }
+    persist_keyseq_trim(p);
     persist_check_recovered(p);
     persist_maybe_rotate(p);
     persist_flush(p);
@@ -1056,8 +1346,16 @@ static uint64_t persist_live_estimate(const struct persist *p)
 /* Ends the pass over segs[0] without removing it. With `broken`, compaction
  * stays off until restart: a segment it cannot read, or whose removal
  * failed, must not be skipped (dropping deletes relies on order). */
+static void persist_compact_forget_prev(struct persist *p)
+{
+    mi_free(p->compact_prev.hash);
+    mi_free(p->compact_prev.seq);
+    memset(&p->compact_prev, 0, sizeof p->compact_prev);
+}
+
 static void persist_compact_abandon(struct persist *p, bool broken)
 {
+    persist_compact_forget_prev(p);
     if (p->compact_fd >= 0)
         close(p->compact_fd);
     p->compact_fd = -1;
@@ -1101,6 +1399,48 @@ static bool persist_record_is_live(struct persist *p, const struct seg_record *r
     return true;
 }
 
+/* A pass while the log is failing copies nothing (nothing new can be made
+ * durable): it removes the oldest segment only if every record in it can go
+ * now. A record superseded only by records not durable yet cannot: a crash
+ * would lose both. The window tells each key's version before the records
+ * not durable (compact_prev, made at the pass's start); a record goes when
+ * it is a delete or flush (nothing older exists), expired, or older than a
+ * version whose record is durable (or than the key's absence then). */
+static bool persist_record_droppable(struct persist *p, const struct seg_record *r)
+{
+    struct table_entry *e;
+    if (r->type != SEG_PUT || (r->expire_ms != 0 && r->expire_ms <= p->store->now_ms))
+        return true;
+    if (persist_record_is_live(p, r, &e))
+        return false; /* would need a copy */
+    uint64_t hash = keyhash(r->key, r->key_len);
+    uint64_t v = persist_keyseq_get(&p->compact_prev, hash ? hash : 1);
+    if (v == 0)
+        return true; /* the key's state is durable, and R is not it */
+    if (v == UINT64_MAX)
+        return false;
+    return v - 1 == 0 || r->seq < v - 1;
+}
+
+/* The window's keys with their versions before it; false when that cannot
+ * be known (a flush in it, out of memory): no pass then. */
+static bool persist_compact_note_prev(struct persist *p)
+{
+    persist_window_trim(p);
+    const struct persist_winrec *w = (const void *)p->window.data;
+    size_t n = p->window.len / sizeof *w;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].hash == 0)
+            return false;
+        if (persist_keyseq_get(&p->compact_prev, w[i].hash) != 0)
+            continue; /* the first record of the key in the window tells */
+        uint64_t v = w[i].prev == UINT64_MAX ? UINT64_MAX : w[i].prev + 1;
+        if (!persist_keyseq_put(&p->compact_prev, w[i].hash, v))
+            return false;
+    }
+    return true;
+}
+
 static void persist_compact_on_read(struct persist *p, int res)
 {
     p->compact_read_inflight = false;
@@ -1132,7 +1472,15 @@ static void persist_compact_on_read(struct persist *p, int res)
         if (st != SEG_OK)
             break;
         struct table_entry *e;
-        if (persist_record_is_live(p, &r, &e)) {
+        if (p->compact_failing) {
+            /* A record made since the pass began (a request already
+             * running) would not be in compact_prev: start again later. */
+            if (p->seq != p->compact_from_seq || !persist_record_droppable(p, &r)) {
+                p->compact_not_before = persist_now_ms() + PERSIST_COMPACT_RETRY_MS;
+                persist_compact_abandon(p, false); /* once the log recovers */
+                return;
+            }
+        } else if (persist_record_is_live(p, &r, &e)) {
             /* The record's bytes are valid anywhere (the checksum covers no
              * position): appended as they are, nothing is recompressed, and
              * a cold value needs no reading back. */
@@ -1140,6 +1488,8 @@ static void persist_compact_on_read(struct persist *p, int res)
             buf_append(&p->pending, p->compact_buf.data + p->compact_pos, used);
             persist_need_memory(&p->pending);
             ++p->seq;
+            uint64_t hash = keyhash(r.key, r.key_len);
+            persist_window_note(p, hash ? hash : 1, e->cas); /* the same version again */
             p->append_lsn += used;
             if (e->meta & TABLE_ENTRY_LSN)
                 table_entry_set_lsn(e, lsn);
@@ -1157,19 +1507,43 @@ static void persist_compact_on_read(struct persist *p, int res)
     p->compact_fd = -1;
     buf_clear(&p->compact_buf);
     p->compact_state = COMPACT_WAITING;
-    p->compact_wait_seq = p->seq; /* the copies made; durable before the unlink */
+    /* The copies made, and every record that superseded what was dropped,
+     * are durable before the unlink; a pass while failing dropped only what
+     * durable records supersede. */
+    p->compact_wait_seq = p->compact_failing ? 0 : p->seq;
+    persist_compact_forget_prev(p);
 }
 
-static void persist_compact_on_unlink(struct persist *p, int res)
+/* The unlink (step 0) and the directory fsync linked to it (step 1)
+ * completed: the next pass may rely on the removal only once the fsync made
+ * it durable (removals persisting out of order could bring back keys whose
+ * deletes went with a later segment). */
+static void persist_compact_on_unlink(struct persist *p, uint32_t step, int res)
 {
-    p->unlink_inflight = false;
-    struct persist_segment gone = p->segs[0];
-    if (res < 0 && res != -ENOENT) {
+    if (step == 0)
+        p->unlink_ok = res >= 0 || res == -ENOENT;
+    if (step == 0 && !p->unlink_ok) {
         log_error("compaction cannot remove segment %llu: %s",
-                  (unsigned long long)gone.number, strerror(-res));
+                  (unsigned long long)p->segs[0].number, strerror(-res));
+        p->unlink_broken = true;
+    }
+    if (step == 1 && res < 0 && p->unlink_ok) {
+        if (res != -ECANCELED)
+            log_warn("fsync of the directory of shard %u failed: %s; retrying",
+                     p->shard_id, strerror(-res));
+        p->dir_sync_failed = true;
+    }
+    if (--p->unlink_ops > 0)
+        return;
+    p->unlink_inflight = false;
+    if (p->unlink_broken) {
+        p->unlink_broken = false;
         persist_compact_abandon(p, true);
         return;
     }
+    if (p->dir_sync_failed)
+        return; /* the tick syncs the directory again (persist_compact_step) */
+    struct persist_segment gone = p->segs[0];
     if (gone.rfd >= 0) { /* no entry points into it any more */
         persist_let_go_fd(p, gone.rfd);
         p->read_fds--;
@@ -1187,28 +1561,62 @@ static void persist_compact_on_unlink(struct persist *p, int res)
     p->compact_state = COMPACT_IDLE;
 }
 
+/* Removes segs[0] through the ring: its unlink linked to an fsync of the
+ * shard directory. The path lives in p until the completion: the kernel
+ * may read it whenever it takes the request, up to then. */
+static void persist_compact_unlink(struct persist *p)
+{
+    persist_reserve_sqes(p, 2);
+    struct io_uring_sqe *sqe;
+    if (!p->dir_sync_failed) {
+        seg_path(p->unlink_path, sizeof p->unlink_path, p->cfg->dir, p->shard_id,
+                 p->segs[0].number);
+        sqe = shard_sqe(p->sh);
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, p->unlink_path, 0);
+        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
+        sqe->flags |= IOSQE_IO_LINK;
+        p->unlink_ops++;
+    }
+    p->dir_sync_failed = false;
+    p->unlink_ok = true;
+    sqe = shard_sqe(p->sh);
+    io_uring_prep_fsync(sqe, p->dir_fd, 0);
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 1));
+    p->unlink_ops++;
+    p->unlink_inflight = true;
+    p->compact_state = COMPACT_UNLINKING;
+}
+
 /* The tick's share of compaction: start on the oldest segment, or remove
- * one whose copies have become durable. */
+ * one whose copies have become durable. While the log is failing (a full
+ * disk: removing dead segments is what frees space), a pass copies nothing
+ * and removes the segment only if all of it may go now. */
 static void persist_compact_step(struct persist *p)
 {
-    if (p->compact_state == COMPACT_READING || p->compact_state == COMPACT_UNLINKING ||
-        p->cfg->compaction_threshold == 0 || p->compact_broken || p->stats.failing)
+    if (p->compact_state == COMPACT_READING || p->cfg->compaction_threshold == 0 ||
+        p->compact_broken || p->dir_fd < 0)
         return;
+    if (p->compact_state == COMPACT_UNLINKING) {
+        if (p->dir_sync_failed && !p->unlink_inflight)
+            persist_compact_unlink(p); /* the directory fsync again */
+        return;
+    }
+    bool failing = p->stats.failing;
     if (p->compact_state == COMPACT_WAITING) {
+        if (p->durable_seq < p->compact_wait_seq && failing) {
+            /* Its copies cannot become durable now: the segment stays, and
+             * a pass that copies nothing may remove it instead. The copies
+             * made are harmless (the same versions again). */
+            p->compact_state = COMPACT_IDLE;
+            return;
+        }
         if (p->durable_seq < p->compact_wait_seq) {
-            if (!p->always && !p->fsync_inflight && p->written_seq >= p->compact_wait_seq)
+            if (!p->always && !p->fsync_inflight &&
+                p->written_seq >= p->compact_wait_seq)
                 persist_submit_fsync(p);
             return;
         }
-        /* The path lives in p until the completion: the kernel may read it
-         * whenever it takes the request, up to then. */
-        seg_path(p->unlink_path, sizeof p->unlink_path, p->cfg->dir, p->shard_id,
-                 p->segs[0].number);
-        struct io_uring_sqe *sqe = shard_sqe(p->sh);
-        io_uring_prep_unlinkat(sqe, AT_FDCWD, p->unlink_path, 0);
-        io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_SEG_READ, PERSIST_UD_UNLINK, 0));
-        p->unlink_inflight = true;
-        p->compact_state = COMPACT_UNLINKING;
+        persist_compact_unlink(p);
         return;
     }
     uint64_t disk = p->closed_bytes + p->write_offset;
@@ -1218,6 +1626,16 @@ static void persist_compact_step(struct persist *p)
     if (p->nsegs == 0 || disk < p->compact_backoff_disk ||
         p->stats.live_bytes * 100 >= disk * (uint64_t)p->cfg->compaction_threshold)
         return;
+    if (failing && (persist_now_ms() < p->compact_not_before ||
+                    (p->closing_fd >= 0 && p->closing_number == p->segs[0].number)))
+        return;
+    p->compact_failing = failing;
+    p->compact_from_seq = p->seq;
+    if (failing && !persist_compact_note_prev(p)) {
+        persist_compact_forget_prev(p);
+        p->compact_not_before = persist_now_ms() + PERSIST_COMPACT_RETRY_MS;
+        return;
+    }
     char path[1200];
     seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
     p->compact_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1236,6 +1654,8 @@ static void persist_compact_step(struct persist *p)
 
 void persist_on_cqe(struct persist *p, uint64_t ud, int res)
 {
+    if (persist_fault_slow(p, ud, &res))
+        return;
     unsigned op = net_ud_op(ud);
     int64_t now = persist_now_ms();
     if (op == SHARD_OP_SEG_PREPARE) {
@@ -1244,7 +1664,7 @@ void persist_on_cqe(struct persist *p, uint64_t ud, int res)
     }
     if (op == SHARD_OP_SEG_READ) {
         if (net_ud_slot(ud) == PERSIST_UD_UNLINK)
-            persist_compact_on_unlink(p, res);
+            persist_compact_on_unlink(p, net_ud_gen(ud), res);
         else
             persist_compact_on_read(p, res);
         return;
@@ -1329,16 +1749,22 @@ bool persist_refuse_resp(const struct node *n, struct buf *out)
     return true;
 }
 
-bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out)
+bool persist_mc_writes(const struct mc_request *req)
 {
     switch (req->cmd) {
     case MC_SET: case MC_ADD: case MC_REPLACE: case MC_APPEND: case MC_PREPEND: case MC_CAS:
     case MC_DELETE: case MC_TOUCH: case MC_INCR: case MC_DECR: case MC_GAT: case MC_GATS:
     case MC_FLUSH_ALL:
-        break;
+        return true;
     default:
-        return false; /* reads and connection commands go on */
+        return false; /* reads and connection commands */
     }
+}
+
+bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out)
+{
+    if (!persist_mc_writes(req))
+        return false; /* reads and connection commands go on */
     char why[160], line[200];
     if (!persist_refusing(n, why, sizeof why))
         return false;
@@ -1696,6 +2122,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
                                                             : SEG_CODEC_NONE;
     buf_init(&p->pending);
     buf_init(&p->inflight);
+    buf_init(&p->window);
     int64_t t0 = persist_now_ms();
     struct persist_recovery rc = {.p = p, .node = n, .old_nshards = layout->old_nshards,
                                   .old_partition_fn = layout->old_partition_fn,
@@ -1757,6 +2184,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
     STAT_SET(p, segments, p->nsegs + 1);
     STAT_SET(p, recovered_keys, keys);
     p->written_seq = p->durable_seq = p->seq; /* what was read back is on disk */
+    p->window_seq = p->seq + 1;
     STAT_SET(p, recovered_records, rc.records);
     STAT_SET(p, recovery_ms, (uint64_t)ms);
     STAT_SET(p, last_fsync_ms, persist_now_ms());
@@ -1799,56 +2227,95 @@ static int persist_pwrite_all(int fd, const char *data, size_t n, uint64_t offse
     return 0;
 }
 
+/* One try at writing, with blocking calls, everything not known durable,
+ * each at its place, then fdatasync: 0 or -errno. */
+static int persist_write_rest(struct persist *p)
+{
+    if (p->closing_fd >= 0) { /* a closed segment whose fdatasync did not succeed */
+        if (persist_pwrite_all(p->closing_fd, p->closing_data.data, p->closing_data.len,
+                               p->closing_from) != 0)
+            return -errno;
+        int rc = persist_fault(p, PERSIST_FAULT_ROTATION, p->closing_fd,
+                               fdatasync(p->closing_fd) == 0 ? 0 : -errno);
+        if (rc < 0)
+            return rc;
+        close(p->closing_fd);
+        p->closing_fd = -1;
+        buf_clear(&p->closing_data);
+    }
+    if (p->fd < 0)
+        return 0;
+    uint64_t at = p->write_offset;
+    for (uint32_t k = 0; k < p->nbatches; k++) { /* appendfsync always: whole batches */
+        struct persist_batch *b = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
+        if (persist_pwrite_all(p->fd, b->data.data, b->data.len, b->offset) != 0)
+            return -errno;
+    }
+    if (!p->always) { /* since the last good fdatasync, then the batch's rest */
+        size_t left = p->inflight.len - p->inflight_done;
+        if (persist_pwrite_all(p->fd, p->unsynced_data.data, p->unsynced_data.len,
+                               p->synced_to) != 0 ||
+            persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done, left,
+                               p->synced_to + p->unsynced_data.len) != 0)
+            return -errno;
+        at = p->synced_to + p->unsynced_data.len + left;
+    }
+    if (persist_pwrite_all(p->fd, p->pending.data, p->pending.len, at) != 0)
+        return -errno;
+    return persist_fault(p, PERSIST_FAULT_FSYNC, p->fd, fdatasync(p->fd) == 0 ? 0 : -errno);
+}
+
+uint64_t persist_finish(struct persist *p)
+{
+    if (!p)
+        return 0;
+    store_attach_journal(p->store, NULL);
+    persist_fault_poll(p);
+    /* Whatever the ring did not make durable (the shard drained it first)
+     * is written now: stopping is not serving, so blocking calls are fine.
+     * Rewriting bytes a write still in the kernel may also write, at the
+     * same offset, is harmless. A failing disk is tried again, backing off,
+     * until PERSIST_STOP_RETRY_MS has passed. */
+    int64_t deadline = persist_now_ms() + PERSIST_STOP_RETRY_MS;
+    int64_t wait_ms = PERSIST_RETRY_MIN_MS;
+    for (;;) {
+        int rc = persist_write_rest(p);
+        if (rc == 0) {
+            p->durable_seq = p->seq;
+            return 0;
+        }
+        if (persist_now_ms() + wait_ms > deadline) {
+            uint64_t lost = p->seq - p->durable_seq;
+            log_error("stopping: cannot write the data log: %s; %llu records not known to be "
+                      "on disk",
+                      strerror(-rc), (unsigned long long)lost);
+            return lost ? lost : 1;
+        }
+        log_warn("stopping: cannot write the data log: %s; trying again in %lld ms",
+                 strerror(-rc), (long long)wait_ms);
+        struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        wait_ms = wait_ms * 2 > PERSIST_RETRY_MAX_MS ? PERSIST_RETRY_MAX_MS : wait_ms * 2;
+    }
+}
+
 void persist_stop(struct persist *p)
 {
     if (!p)
         return;
     if (p->store)
         store_attach_journal(p->store, NULL);
-    if (p->fd >= 0) {
-        /* Whatever the ring did not write (the shard drained it first, for
-         * at most 10 s) is written now: stopping is not serving, so blocking
-         * writes are fine here. Rewriting bytes a write still in the kernel
-         * may also have written, at the same offset, is harmless. */
-        for (uint32_t k = 0; k < p->nbatches; k++) { /* appendfsync always */
-            struct persist_batch *b = &p->batches[(p->batch_head + k) % PERSIST_BATCHES];
-            if (b->done < b->data.len &&
-                persist_pwrite_all(p->fd, b->data.data + b->done, b->data.len - b->done,
-                                   b->offset + b->done) != 0)
-                log_error("cannot write the last records: %s", strerror(errno));
-        }
-        if (p->rewrite_needed && p->unsynced_data.len &&
-            persist_pwrite_all(p->fd, p->unsynced_data.data, p->unsynced_data.len,
-                               p->synced_to) != 0) /* a failure's rewrite not done yet */
-            log_error("cannot write the last records: %s", strerror(errno));
-        size_t left = p->inflight.len > p->inflight_done ? p->inflight.len - p->inflight_done : 0;
-        if (left && persist_pwrite_all(p->fd, p->inflight.data + p->inflight_done, left,
-                                       p->write_offset) != 0)
-            log_error("cannot write the last records: %s", strerror(errno));
-        p->write_offset += left;
-        if (p->pending.len &&
-            persist_pwrite_all(p->fd, p->pending.data, p->pending.len, p->write_offset) != 0)
-            log_error("cannot write the last records: %s", strerror(errno));
-        if (fdatasync(p->fd) != 0)
-            log_error("fdatasync of segment %llu failed at stop: %s",
-                      (unsigned long long)p->segment, strerror(errno));
+    if (p->fd >= 0)
         close(p->fd);
-    }
-    if (p->closing_fd >= 0) { /* a closed segment whose fdatasync did not succeed */
-        if (p->closing_failed && p->closing_data.len &&
-            persist_pwrite_all(p->closing_fd, p->closing_data.data, p->closing_data.len,
-                               p->closing_from) != 0)
-            log_error("cannot write the last records: %s", strerror(errno));
-        if (fdatasync(p->closing_fd) != 0)
-            log_error("fdatasync of segment %llu failed at stop: %s",
-                      (unsigned long long)p->closing_number, strerror(errno));
+    if (p->closing_fd >= 0)
         close(p->closing_fd);
-    }
     for (size_t i = 0; i < p->ndoomed; i++)
         close(p->doomed_fds[i]);
     mi_free(p->doomed_fds);
     if (p->stats.failing)
         __atomic_sub_fetch(&p->sh->node->log_failing, 1, __ATOMIC_RELAXED);
+    if (p->over_cap)
+        __atomic_sub_fetch(&p->sh->node->log_over_cap, 1, __ATOMIC_RELAXED);
     buf_fini(&p->unsynced_data);
     buf_fini(&p->closing_data);
 #ifdef RINGKV_FAULTS
@@ -1870,8 +2337,13 @@ void persist_stop(struct persist *p)
     mi_free(p->segs);
     buf_fini(&p->pending);
     buf_fini(&p->inflight);
+    buf_fini(&p->window);
     for (uint32_t k = 0; k < PERSIST_BATCHES; k++)
         buf_fini(&p->batches[k].data);
+    for (int g = 0; g < 2; g++) {
+        mi_free(p->keyseq[g].hash);
+        mi_free(p->keyseq[g].seq);
+    }
     mi_free(p);
 }
 

@@ -6,8 +6,9 @@
  * the end of the current segment file, so the loop never waits for the disk.
  * appendfsync: always submits the turn's records as one write linked to an
  * fdatasync (group commit: one fdatasync for every client's writes of the
- * turn) and holds every reply computed meanwhile until that fdatasync has
- * completed (persist_durable_seq); the loop goes on serving while the disk
+ * turn) and holds each reply that depends on a record not durable yet (its
+ * own, or the newest of the key it read: persist_reply_seq) until an
+ * fdatasync covers it (persist_durable_seq); the loop goes on serving while the disk
  * works, and the records of later turns form the next batch. everysec
  * submits an fdatasync at most once a second; no leaves it to the kernel
  * (but syncs every 64 MiB written). everysec and no keep what they wrote
@@ -15,10 +16,12 @@
  * once an fdatasync of it succeeds, and a new one begun.
  * Failures (a full or failing disk: ENOSPC, EIO): a failed write or
  * fdatasync makes the shard write everything since its last good
- * fdatasync again, retried on every tick, and until that is written and
- * synced the node refuses write commands (Redis's MISCONF; reads go on):
- * nothing is acknowledged that the log did not take, and the records
- * already taken stay in memory until they are on disk.
+ * fdatasync again, retried on the tick with back-off, and until that is
+ * written and synced the node refuses write commands (Redis's MISCONF;
+ * reads go on): nothing is acknowledged that the log did not take, and the
+ * records already taken stay in memory until they are on disk. Compaction
+ * goes on meanwhile, removing only segments whose every record may go
+ * without a copy (what frees a disk the log filled).
  * Compaction: while the estimated live share of the shard's segment files is
  * under compaction-threshold, the oldest closed segment is read through the
  * ring 128 KiB per step, its still-current records are appended again,
@@ -96,6 +99,12 @@ struct persist;
  * writing and attaches the journal to s. Shard thread, before serving.
  * *out is NULL when storage is memory. 0 or -errno (logged). */
 int persist_start(struct shard *sh, const struct persist_layout *layout, struct persist **out);
+/* Stopping, on the shard thread after the ring drained: writes and syncs,
+ * with blocking calls, everything not known durable; a failing disk is
+ * tried again for a few seconds. Returns the number of records that could
+ * not be made durable (0: all are on disk; logged). p may be NULL. */
+uint64_t persist_finish(struct persist *p);
+/* Frees the persist; writes nothing (persist_finish() did). */
 void persist_stop(struct persist *p);
 
 /* End of a loop turn, before replies leave: hands the records gathered so
@@ -111,6 +120,19 @@ bool persist_holds_replies(const struct persist *p);
  * leave once the latter reaches X. */
 uint64_t persist_last_seq(const struct persist *p);
 uint64_t persist_durable_seq(const struct persist *p);
+/* appendfsync always: the log sequence a reply must wait for, asked right
+ * after its handler ran (before: persist_last_seq() before it ran; hash: its
+ * key's, 0 for a shard-wide handler; failed: it answered an error). A
+ * handler that logged records waits for them; an error that logged nothing
+ * waits for nothing; a read waits for the newest record of its key (put or
+ * delete) or flush not durable yet, a shard-wide read for every record.
+ * 0: the reply may go at once (always, for everysec and no). p may be NULL. */
+uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t hash, bool failed);
+/* Back-pressure: while some shard's log holds too many bytes not durable
+ * yet (a slow or failing disk), clients that write pause their input
+ * (conn_env.hold_writers = &node->log_over_cap); called every loop turn,
+ * this resumes the shard's paused connections once that is over. */
+void persist_release_writers(struct shard *sh);
 /* True while the log has operations in the kernel (stopping waits). */
 bool persist_busy(const struct persist *p);
 /* The tick: fdatasync for everysec; retries after a failure. */
@@ -135,6 +157,8 @@ void persist_read_stats(const struct persist *p, struct persist_stats *out);
  * commands that change data, with "SERVER_ERROR ..." (nothing with
  * noreply); reads pass. */
 bool persist_refuse_resp(const struct node *n, struct buf *out);
+/* True for a memcached request that changes data. */
+bool persist_mc_writes(const struct mc_request *req);
 bool persist_refuse_mc(const struct node *n, const struct mc_request *req, struct buf *out);
 
 /* INFO persistence's lines on the log's state: log_write_status (ok or

@@ -48,6 +48,7 @@ struct req_result {
     uint32_t skip;    /* body bytes before the payload (an array's or string's header) */
     int64_t num;      /* REQ_INT: the integer; REQ_ARRAY: the elements; SCAN: next cursor */
     uint64_t version; /* the value's version (cas), for replicas to compare */
+    uint64_t hold_seq; /* log sequence the reply depends on, not durable yet; 0 none */
     struct buf body;  /* the reply in the client's protocol, as its handler wrote it */
 };
 

@@ -19,9 +19,10 @@
  *      (idle.h) and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
- * With appendfsync always, replies computed while records are not yet
- * durable are requests held (req_hold) until the fdatasync that covers
- * them; the loop serves on meanwhile.
+ * With appendfsync always, a reply that depends on records not yet durable
+ * (persist_reply_seq) is a request held (req_hold) until the fdatasync that
+ * covers them; the loop serves on meanwhile. While the log holds too much
+ * not yet durable, clients that write pause (persist_release_writers).
  * Progress: shard_sqe() never waits for anyone. When the submission ring is
  * full it submits; when the kernel takes nothing because the completion
  * ring is full, it moves completions to the stash, which the loop
@@ -268,14 +269,6 @@ bool shard_retry_backlogs(struct shard *sh)
         left |= b->len != 0;
     }
     return left;
-}
-
-uint64_t shard_hold_seq(const struct shard *sh)
-{
-    if (!persist_holds_replies(sh->persist))
-        return 0;
-    uint64_t last = persist_last_seq(sh->persist);
-    return last > persist_durable_seq(sh->persist) ? last : 0;
 }
 
 struct conn *shard_conn_of(struct shard *sh, uint64_t handle)
@@ -572,6 +565,7 @@ static void shard_env_init(struct shard *sh)
         .input_bytes = &sh->stats.net_input_bytes,
         .output_bytes = &sh->stats.net_output_bytes,
         .examined_bytes = &sh->stats.parser_examined_bytes,
+        .hold_writers = &sh->node->log_over_cap, /* persist.h: back-pressure */
     };
 }
 
@@ -688,6 +682,7 @@ void *shard_main(void *arg)
         if (req_count(&sh->reqs) > 0) /* no clock read while nothing waits */
             req_expire(&sh->reqs, req_now_ms());
         backlog = shard_retry_backlogs(sh);
+        persist_release_writers(sh); /* the log drained: paused writers go on */
         shard_flush(sh);
         /* Input resumed while flushing may have made records: hand them to
          * the kernel now, not at the next wake-up (their replies are held). */
@@ -702,6 +697,8 @@ void *shard_main(void *arg)
     }
     io_uring_submit(&sh->uring);
     shard_drain_log(sh);
+    uint64_t unwritten = persist_finish(sh->persist); /* what the ring did not make durable */
+    __atomic_add_fetch(&n->log_unwritten, unwritten, __ATOMIC_RELAXED);
     pthread_barrier_wait(&n->stopped); /* no shard wakes a ring that is gone */
     return NULL;
 }

@@ -165,10 +165,6 @@ static inline int64_t shard_deadline(const struct shard *sh)
     return req_now_ms() + sh->request_timeout_ms;
 }
 
-/* appendfsync always: the log sequence a reply computed now must wait for
- * (0: none, everything it may depend on is durable). */
-uint64_t shard_hold_seq(const struct shard *sh);
-
 /* Relaxed-atomic counter helpers for struct shard_stats. */
 #define SHARD_STAT_ADD(sh, field, n)                                                               \
     __atomic_store_n(&(sh)->stats.field, (sh)->stats.field + (n), __ATOMIC_RELAXED)

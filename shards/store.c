@@ -113,19 +113,19 @@ void store_attach_journal(struct store *s, const struct store_journal *j) { s->j
 
 void store_attach_tier(struct store *s, const struct store_tier *t) { s->tier = t; }
 
-static void journal_put(struct store *s, struct table_entry *e)
+static void journal_put(struct store *s, struct table_entry *e, uint64_t prev)
 {
     if (!s->journal)
         return;
-    uint64_t lsn = s->journal->put(s->journal->arg, e);
+    uint64_t lsn = s->journal->put(s->journal->arg, e, prev);
     if (e->meta & TABLE_ENTRY_LSN)
         table_entry_set_lsn(e, lsn);
 }
 
-static void journal_del(struct store *s, const void *key, uint32_t klen)
+static void journal_del(struct store *s, const void *key, uint32_t klen, uint64_t prev)
 {
     if (s->journal)
-        s->journal->del(s->journal->arg, key, klen);
+        s->journal->del(s->journal->arg, key, klen, prev);
 }
 
 void store_fini(struct store *s)
@@ -157,11 +157,14 @@ static void remove_entry(struct store *s, struct table_entry *e)
         drop(s, old);
 }
 
-static void remove_key(struct store *s, const void *key, uint32_t klen, uint64_t hash)
+/* Returns the removed entry's version, 0 when there was none. */
+static uint64_t remove_key(struct store *s, const void *key, uint32_t klen, uint64_t hash)
 {
     struct table_entry *old = table_remove(s->table, key, klen, hash);
+    uint64_t cas = old ? old->cas : 0;
     if (old)
         drop(s, old);
+    return cas;
 }
 
 /* Puts e (cas already set) in the table, replacing the key's entry. An
@@ -170,8 +173,8 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
 {
     table_entry_set_lru(e, s->lru_s);
     if (store_is_expired(s, e)) {
-        remove_key(s, table_entry_key(e), e->key_len, hash);
-        journal_del(s, table_entry_key(e), e->key_len);
+        uint64_t prev = remove_key(s, table_entry_key(e), e->key_len, hash);
+        journal_del(s, table_entry_key(e), e->key_len, prev);
         table_entry_free(e);
         stat_add(&s->stats.expired_keys, 1);
         stat_add(&s->stats.writes, 1);
@@ -187,9 +190,10 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
     stat_add(&s->stats.entry_bytes, table_entry_mem(e));
     if (e->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
+    uint64_t prev = old ? old->cas : 0;
     if (old)
         drop(s, old);
-    journal_put(s, e);
+    journal_put(s, e, prev);
     stat_add(&s->stats.writes, 1);
     if (out)
         *out = e;
@@ -387,7 +391,7 @@ static void evict(struct store *s, size_t need)
         if (store_is_expired(s, e)) {
             expire_entry(s, e);
         } else {
-            journal_del(s, table_entry_key(e), e->key_len);
+            journal_del(s, table_entry_key(e), e->key_len, e->cas);
             remove_entry(s, e);
             stat_add(&s->stats.evicted_keys, 1);
         }
@@ -589,9 +593,10 @@ int store_append(struct store *s, struct table_entry *e, uint64_t hash, const vo
     if (table_entry_val_cap(e) - len >= n) {
         memcpy(table_entry_val(e) + len, data, n);
         __atomic_store_n(&e->val_len, (uint32_t)total, __ATOMIC_RELEASE);
+        uint64_t prev = e->cas;
         __atomic_store_n(&e->cas, s->next_cas++, __ATOMIC_RELAXED);
         touch(s, e);
-        journal_put(s, e);
+        journal_put(s, e, prev);
         stat_add(&s->stats.writes, 1);
         if (out)
             *out = e;
@@ -623,7 +628,7 @@ int store_set_expire(struct store *s, struct table_entry *e, uint64_t hash, int6
         return 0;
     }
     if (expire_ms != 0 && expire_ms <= s->now_ms) {
-        journal_del(s, table_entry_key(e), e->key_len);
+        journal_del(s, table_entry_key(e), e->key_len, e->cas);
         remove_key(s, table_entry_key(e), e->key_len, hash);
         stat_add(&s->stats.writes, 1);
         if (out)
@@ -648,7 +653,7 @@ bool store_delete(struct store *s, const void *key, uint32_t klen, uint64_t hash
         return false;
     bool live = !store_is_expired(s, e);
     if (live)
-        journal_del(s, key, klen);
+        journal_del(s, key, klen, e->cas);
     drop(s, e);
     stat_add(live ? &s->stats.writes : &s->stats.expired_keys, 1);
     return live;

@@ -98,9 +98,10 @@ struct store_stats {
  * Expiry needs no record (records carry the expiry time). Called on the
  * owner thread, inside the change. */
 struct store_journal {
-    /* Returns the record's position in the log (its lsn). */
-    uint64_t (*put)(void *arg, const struct table_entry *e);
-    void (*del)(void *arg, const void *key, uint32_t klen);
+    /* prev: the key's version (cas) before the change, 0 when it had none.
+     * put returns the record's position in the log (its lsn). */
+    uint64_t (*put)(void *arg, const struct table_entry *e, uint64_t prev);
+    void (*del)(void *arg, const void *key, uint32_t klen, uint64_t prev);
     void (*flush)(void *arg);
     void *arg;
 };

@@ -68,8 +68,8 @@ static const struct cfg_setting cfg_settings[] = {
      "Close a client idle this many seconds (nothing received or sent, no request "
      "waiting); 0 means never."},
     {"dir", CFG_STRING, F(dir), "ringkv-data", 0, 0, NULL,
-     "Data directory of durable storage (made if missing; relative paths start from the "
-     "working directory)."},
+     "Data directory of durable storage (made with its parents if missing; relative paths start "
+     "from the working directory)."},
     {"appendfsync", CFG_ENUM, F(appendfsync), "everysec", 0, 0, fsync_names,
      "fsync policy of durable storage: always, everysec, no."},
     {"storage", CFG_ENUM, F(storage), "log", 0, 0, storage_names,

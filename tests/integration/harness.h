@@ -78,6 +78,11 @@ int harness_start(struct harness_server *s, const struct harness_opts *opts);
  * needed SIGKILL (printed, with its output). Safe to call twice. */
 int harness_stop(struct harness_server *s);
 
+/* Stops the node with SIGTERM where a failing exit is what the test
+ * expects: waits up to timeout_ms (then SIGKILL), counts no failure.
+ * Returns its exit status, or -ECHILD (died before, killed, no exit). */
+int harness_stop_exit(struct harness_server *s, int timeout_ms);
+
 /* Crashes the node on purpose: SIGKILL, then reaps it. 0, or -ECHILD (a
  * failure, printed) when it had died before. */
 int harness_crash(struct harness_server *s);

@@ -514,9 +514,36 @@ static void test_persistence_flipped_byte_keeps_what_came_before(void **state)
     assert_int_equal(check_data(""), 0); /* the node cut the damage off */
 }
 
+/* dir is "made if missing" (README): its missing parents too, as mkdir -p. */
+static void test_persistence_dir_made_with_its_parents(void **state)
+{
+    harness_skip_unless_ringkv();
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/a/b/c", data_dir);
+    const char *args[] = {"--storage", "log", "--dir", dir, NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    struct harness_server s;
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    harness_expect(c, HARNESS_OK, "SET k v");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    assert_int_equal(harness_start(&s, &o), 0);
+    c = harness_connect(s.port);
+    harness_expect(c, HARNESS_BULK("v"), "GET k");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    char manifest[160];
+    snprintf(manifest, sizeof manifest, "%s/ringkv.meta", dir);
+    struct stat st;
+    assert_int_equal(stat(manifest, &st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_persistence_dir_made_with_its_parents, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_persistence_restart_keeps_every_change, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_persistence_flushall_survives_restart, setup,

@@ -617,15 +617,18 @@ static uint64_t fake_next_lsn, fake_readable;
 static uint64_t fake_unwritten;
 static struct table_entry *fake_last_put;
 
-static uint64_t fake_put(void *arg, const struct table_entry *e)
+static uint64_t fake_put(void *arg, const struct table_entry *e, uint64_t prev)
 {
-    (void)arg;
+    (void)arg, (void)prev;
     fake_last_put = (struct table_entry *)e;
     uint64_t lsn = fake_next_lsn;
     fake_next_lsn += 64 + e->key_len + e->val_len;
     return lsn;
 }
-static void fake_del(void *arg, const void *key, uint32_t klen) { (void)arg, (void)key, (void)klen; }
+static void fake_del(void *arg, const void *key, uint32_t klen, uint64_t prev)
+{
+    (void)arg, (void)key, (void)klen, (void)prev;
+}
 static void fake_flush(void *arg) { (void)arg; }
 static bool fake_is_readable(void *arg, uint64_t lsn) { return (void)arg, lsn < fake_readable; }
 static uint64_t fake_unwritten_bytes(void *arg) { return (void)arg, fake_unwritten; }
