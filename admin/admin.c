@@ -20,7 +20,11 @@
  * it (ring_build() with prev), so that a member whose id sorts last moves
  * only the minimum to itself, and the epoch counts the chain's changes. A
  * member that sorts earlier rebuilds the chain from there: more moves than
- * the minimum (an agreed join order in the gossip would remove that). The
+ * the minimum (5 to 6 equal nodes, Q = 1024, random ids: 630 partitions
+ * move on average where building from the previous ring moves the ideal
+ * 170, and building from nothing 852). An agreed join order carried by the
+ * gossip, or rings disseminated with ring_from_owners(), would remove that
+ * before data moves with ownership (the replication issue). The
  * node then advertises the ring's epoch and hash (member_set_self()), so
  * that peers and operators can compare them. Handlers build their answers with view.h from
  * the state above and the node's counters (cmd_server_totals(): relaxed
