@@ -1,20 +1,39 @@
 /* admin.c: the admin thread (see admin.h).
- * State: the node id, the membership table (member.h; today only this node,
- * set up at once: a cluster of one has nobody to wait for), the ring built
- * from it (ring.h; Q = the partitions setting, N = min(3, members)) and the
- * HTTP server (http.h). All of it is created on the main thread before the
- * admin thread starts and, from then on, touched by the admin thread alone,
- * until admin_destroy() has joined it.
- * Loop: poll() on the HTTP server's epoll fd and an eventfd that
- * admin_destroy() writes to stop the thread, with the server's timeout; run
- * the server when it is due. Handlers build their answers with view.h from
+ * State: the node id, the membership table (member.h: this node, up at once,
+ * and the peers gossip brings), the gossip transport on the cluster port
+ * (peer.h), the ring built from the membership (ring.h; Q = the partitions
+ * setting, N = min(3, members)) and the HTTP server (http.h). All of it is
+ * created on the main thread before the admin thread starts and, from then
+ * on, touched by the admin thread alone, until admin_destroy() has joined it.
+ * Loop: poll() on the HTTP server's epoll fd, the transport's epoll fd and
+ * an eventfd that admin_destroy() writes to stop the thread, until the
+ * earlier of the server's timeout and member_next_deadline(); then the
+ * transport reads (frames go to the member table, its answers go out), the
+ * table ticks when due, a node with seeds asks them to join every
+ * ADMIN_JOIN_RETRY_MS until it has met another member, and the server runs.
+ * The ring: after membership events, the ring members (every member not
+ * left, down ones included: being down is not leaving) are compared with
+ * those of the current ring; when they differ the ring is rebuilt. For all
+ * nodes to agree, the ring must be a function of the members alone, not of
+ * the order each node happened to learn them in: it is built as a chain,
+ * members sorted by id, each ring built from the one of the members before
+ * it (ring_build() with prev), so that a member whose id sorts last moves
+ * only the minimum to itself, and the epoch counts the chain's changes. A
+ * member that sorts earlier rebuilds the chain from there: more moves than
+ * the minimum (5 to 6 equal nodes, Q = 1024, random ids: 630 partitions
+ * move on average where building from the previous ring moves the ideal
+ * 170, and building from nothing 852). An agreed join order carried by the
+ * gossip, or rings disseminated with ring_from_owners(), would remove that
+ * before data moves with ownership (the replication issue). The
+ * node then advertises the ring's epoch and hash (member_set_self()), so
+ * that peers and operators can compare them. Handlers build their answers with view.h from
  * the state above and the node's counters (cmd_server_totals(): relaxed
  * atomic loads, never a lock or a message to a shard), so a slow or busy
  * HTTP client never holds up a shard.
- * Changes of membership (POST and DELETE /v1/nodes) need the gossip
- * transport; until it exists they answer 501, and with ?dry_run=1 the plan:
- * the ring the change would make (ring_build() from the current ring) and
- * ring_plan()'s moves. */
+ * Changes of membership by the API (POST and DELETE /v1/nodes) are not
+ * built yet: they answer 501, and with ?dry_run=1 the plan: the ring the
+ * change would make (ring_build() from the current ring) and ring_plan()'s
+ * moves. */
 #include "admin.h"
 
 #include <errno.h>
@@ -39,12 +58,14 @@
 #include "log.h"
 #include "member.h"
 #include "node.h"
+#include "peer.h"
 #include "persist.h"
 #include "ring.h"
 #include "view.h"
 
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
 #define ADMIN_METRICS_MAX 48
+#define ADMIN_JOIN_RETRY_MS 2000
 
 struct admin {
     struct node *node;
@@ -52,6 +73,10 @@ struct admin {
     struct member_table *members;
     struct ring *ring;
     struct http_server *http; /* NULL when admin-port is 0 */
+    struct peer_net *peer;    /* the cluster port */
+    bool join;                /* seeds given and auto-join: ask them until we meet one */
+    uint64_t join_at_ms;      /* next join request */
+    uint64_t ring_members_hash; /* of the ring's members (admin_members_hash()) */
     int wake_fd;              /* eventfd: admin_destroy() asks the thread to end */
     pthread_t thread;
     bool started;
@@ -117,7 +142,7 @@ static uint32_t admin_ring_members(const struct admin *a, const struct ring_memb
         if (m->state == MEMBER_LEFT || (skip && strcmp(skip, m->info.id) == 0))
             continue;
         struct ring_member *r = &members[n++];
-        memset(r, 0, sizeof *r);
+        memset(r, 0, sizeof *r); /* zeroed whole: admin_update_ring() hashes the bytes */
         memcpy(r->id, m->info.id, sizeof r->id);
         r->weight = m->info.weight;
         snprintf(r->zone, sizeof r->zone, "%s", m->info.zone);
@@ -125,6 +150,83 @@ static uint32_t admin_ring_members(const struct admin *a, const struct ring_memb
     if (extra)
         members[n++] = *extra;
     return n;
+}
+
+/* Adds the seeds (comma-separated host:cluster-port), resolved, less this
+ * node's own address. -EINVAL (logged) for one that is not an address. */
+static int admin_seeds(struct admin *a, const char *seeds, const char *self_addr)
+{
+    char list[sizeof a->node->cfg->seeds], *save = NULL;
+    snprintf(list, sizeof list, "%s", seeds);
+    uint32_t n = 0;
+    for (char *s = strtok_r(list, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
+        char addr[GOSSIP_ADDR_MAX + 1], err[300];
+        int rc = peer_resolve(s, addr, sizeof addr, err, sizeof err);
+        if (rc == 0 && strcmp(addr, self_addr) != 0 && (rc = member_add_seed(a->members, addr)) == 0)
+            n++;
+        if (rc != 0) {
+            log_error("seeds: %s; exiting", rc == -EINVAL ? err : strerror(-rc));
+            return rc;
+        }
+    }
+    a->join = n > 0 && a->node->cfg->auto_join;
+    return 0;
+}
+
+static int admin_cmp_member(const void *x, const void *y)
+{
+    return strcmp(((const struct ring_member *)x)->id, ((const struct ring_member *)y)->id);
+}
+
+/* The ring of members[0..count) (sorted here, by id) as the chain the top of
+ * the file describes. */
+static int admin_chain_ring(struct ring_member *members, uint32_t count, uint32_t q,
+                            struct ring **out)
+{
+    qsort(members, count, sizeof *members, admin_cmp_member);
+    struct ring *prev = NULL;
+    for (uint32_t k = 1; k <= count; k++) {
+        struct ring *next;
+        int rc = admin_build_ring(members, k, q, prev, &next);
+        ring_destroy(prev);
+        if (rc != 0)
+            return rc;
+        prev = next;
+    }
+    *out = prev;
+    return 0;
+}
+
+/* Rebuilds the ring when its members (ids, weights, zones) changed, and
+ * advertises its epoch and hash. */
+static int admin_update_ring(struct admin *a, uint64_t now)
+{
+    uint32_t cap = member_count(a->members);
+    struct ring_member *members = malloc(sizeof *members * cap);
+    if (!members)
+        return -ENOMEM;
+    uint32_t count = admin_ring_members(a, NULL, NULL, members);
+    qsort(members, count, sizeof *members, admin_cmp_member);
+    uint64_t h = XXH3_64bits(members, sizeof *members * count);
+    int rc = 0;
+    struct ring *next = NULL;
+    if (a->ring && h == a->ring_members_hash)
+        goto out;
+    if ((rc = admin_chain_ring(members, count, a->node->npartitions, &next)) != 0)
+        goto out;
+    if (a->ring)
+        log_info("cluster: ring epoch %" PRIu64 " hash %016" PRIx64 " of %u members",
+                 next->epoch, next->hash, count);
+    ring_destroy(a->ring);
+    a->ring = next;
+    a->ring_members_hash = h;
+    struct gossip_info self = member_at(a->members, 0)->info;
+    self.ring_epoch = next->epoch;
+    self.ring_hash = next->hash;
+    rc = member_set_self(a->members, &self, now);
+out:
+    free(members);
+    return rc;
 }
 
 static int admin_membership(struct admin *a)
@@ -140,15 +242,27 @@ static int admin_membership(struct admin *a)
     snprintf(self.zone, sizeof self.zone, "%s", cfg->zone);
     struct member_config mc;
     member_config_default(&mc);
+    mc.mac = cfg->cluster_secret[0] != '\0';
+    /* The issue's "seen down within 10 s": a death is declared at the first
+     * suspicion plus its timeout, and the first suspicion can come 6 s after
+     * the death (shuffled round-robin probing leaves up to 2n - 2 periods
+     * between two probes of one member by one prober, and takes a period
+     * more to suspect). memberlist's LAN suspicion (4 * max(1, log10 n)
+     * periods, up to 6 times that unconfirmed) made tests/cluster measure
+     * 5.5 to 10 s at 5 nodes; 2 periods (member.c: what 1,000 members need
+     * too), up to 3 times that unconfirmed, leaves the margin. */
+    mc.suspicion_mult = 2;
+    mc.suspicion_max_timeout_mult = 3;
+    mc.seed = XXH3_64bits(a->id, IDENTITY_LEN) ^ (uint64_t)getpid();
     uint64_t now = admin_now_ms();
     int rc = member_create(&mc, &self, now, &a->members);
     if (rc == 0)
         rc = member_set_state(a->members, a->id, MEMBER_UP, now);
+    if (rc == 0)
+        rc = admin_seeds(a, cfg->seeds, self.cluster_addr);
     if (rc != 0)
         return rc;
-    struct ring_member one;
-    uint32_t count = admin_ring_members(a, NULL, NULL, &one);
-    return admin_build_ring(&one, count, a->node->npartitions, NULL, &a->ring);
+    return admin_update_ring(a, now);
 }
 
 /* ---- answers ---- */
@@ -250,6 +364,19 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
            a->ring->q);
     METRIC("partitions_owned", "partitions_owned", "gauge", "Partitions this node owns.",
            self == RING_NONE ? 0 : a->ring->owned[self]);
+    const struct member_stats *ms = member_get_stats(a->members);
+    const struct peer_stats *ps = peer_get_stats(a->peer);
+    METRIC("gossip_rounds", "gossip_rounds_total", "counter", "Gossip frames sent.",
+           ms->gossip_rounds);
+    METRIC("probes", "probes_total", "counter", "Direct probes sent.", ms->probes);
+    METRIC("probe_failures", "probe_failures_total", "counter",
+           "Probes with no direct ack in time.", ms->probe_failures);
+    METRIC("suspicions", "suspicions_total", "counter", "Members this node began to suspect.",
+           ms->suspicions);
+    METRIC("peer_frames_refused", "peer_frames_refused_total", "counter",
+           "Peer frames dropped for a missing or wrong MAC (cluster-secret).", ps->refused_frames);
+    METRIC("peer_frames_replayed", "peer_frames_replayed_total", "counter",
+           "Peer frames dropped as replays or out of the time window.", ps->replayed_frames);
 #undef METRIC
     return k;
 }
@@ -352,8 +479,8 @@ static void admin_join(struct admin *a, const struct http_request *req, struct h
     } else if (member_find(a->members, joiner.id)) {
         http_error(res, 409, "that node is already a member");
     } else if (!req->dry_run) {
-        http_error(res, 501, "joining a node needs the cluster transport (gossip), which this "
-                             "version does not have yet; ?dry_run=1 shows the plan");
+        http_error(res, 501, "joining a node by the API is not built yet (a node started "
+                             "with seeds joins them); ?dry_run=1 shows the plan");
     } else {
         uint32_t cap = member_count(a->members) + 1;
         struct ring_member *members = malloc(sizeof *members * cap);
@@ -392,8 +519,8 @@ static void admin_node(struct admin *a, const struct http_request *req, struct h
     else if (left == 0)
         http_error(res, 409, "the last node of a cluster cannot leave it");
     else if (!req->dry_run)
-        http_error(res, 501, "removing a node needs the cluster transport (gossip), which this "
-                             "version does not have yet; ?dry_run=1 shows the plan");
+        http_error(res, 501, "removing a node by the API is not built yet; ?dry_run=1 "
+                             "shows the plan");
     else
         admin_plan(a, res, "leave", req->id, members, left);
     free(members);
@@ -431,20 +558,60 @@ static void admin_handle(void *arg, const struct http_request *req, struct http_
 
 /* ---- the thread ---- */
 
+/* Logs what membership events say and rebuilds the ring when they may
+ * have changed its members. */
+static void admin_events(struct admin *a, uint64_t now)
+{
+    const struct member_event *ev;
+    uint32_t n = member_events(a->members, &ev);
+    bool ring = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct member *m = member_at(a->members, ev[i].index);
+        static const char *const health[] = {"alive", "suspect", "dead (down)"};
+        if (ev[i].kind == MEMBER_EV_NEW || ev[i].kind == MEMBER_EV_HEALTH)
+            log_info("cluster: node %s at %s is %s", m->info.id, m->info.cluster_addr,
+                     health[m->health]);
+        ring |= ev[i].kind != MEMBER_EV_HEALTH && ev[i].index != 0;
+    }
+    member_events_clear(a->members);
+    if (ring && admin_update_ring(a, now) != 0)
+        log_warn("cluster: cannot rebuild the ring (out of memory); kept the previous one");
+    peer_flush(a->peer, a->members, now);
+}
+
 static void *admin_thread(void *arg)
 {
     struct admin *a = arg;
     log_set_thread("admin");
-    struct pollfd fds[2] = {{.fd = a->wake_fd, .events = POLLIN},
+    struct pollfd fds[3] = {{.fd = a->wake_fd, .events = POLLIN},
+                            {.fd = peer_fd(a->peer), .events = POLLIN},
                             {.fd = a->http ? http_poll_fd(a->http) : -1, .events = POLLIN}};
     for (;;) {
-        int timeout = a->http ? http_timeout_ms(a->http) : -1;
-        if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
-            log_error("admin: poll failed: %s; the admin API stops", strerror(errno));
+        uint64_t now = admin_now_ms();
+        uint64_t due = member_next_deadline(a->members);
+        if (a->join && a->join_at_ms < due)
+            due = a->join_at_ms;
+        int timeout = due > now ? (int)(due - now < 60000 ? due - now : 60000) : 0;
+        int http_timeout = a->http ? http_timeout_ms(a->http) : -1;
+        if (http_timeout >= 0 && http_timeout < timeout)
+            timeout = http_timeout;
+        if (poll(fds, 3, timeout) < 0 && errno != EINTR) {
+            log_error("admin: poll failed: %s; the admin API and gossip stop", strerror(errno));
             return NULL;
         }
         if (fds[0].revents)
             return NULL;
+        now = admin_now_ms();
+        peer_run(a->peer, a->members, now);
+        if (now >= member_next_deadline(a->members))
+            member_tick(a->members, now);
+        if (a->join && member_count(a->members) > 1)
+            a->join = false;
+        if (a->join && now >= a->join_at_ms) {
+            member_join(a->members, now);
+            a->join_at_ms = now + ADMIN_JOIN_RETRY_MS;
+        }
+        admin_events(a, now);
         if (a->http)
             http_run(a->http);
     }
@@ -470,6 +637,8 @@ int admin_create(struct node *n, struct admin **out)
         log_error("admin: cannot set up the membership and ring: %s; exiting", strerror(-rc));
         goto fail;
     }
+    if ((rc = peer_create(cfg->bind, cfg_cluster_port(cfg), cfg->cluster_secret, &a->peer)) != 0)
+        goto fail;
     a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (a->wake_fd < 0) {
         rc = -errno;
@@ -501,6 +670,9 @@ int admin_start(struct admin *a)
     const struct cfg *cfg = a->node->cfg;
     if (a->http)
         log_info("admin: HTTP API on %s port %d; node %s", cfg->bind, cfg_admin_port(cfg), a->id);
+    log_info("cluster: gossip on %s port %d (UDP and TCP)%s%s", cfg->bind, cfg_cluster_port(cfg),
+             cfg->cluster_secret[0] ? ", frames authenticated" : "",
+             a->join ? ", joining through the seeds" : "");
     return 0;
 }
 
@@ -515,6 +687,7 @@ void admin_destroy(struct admin *a)
         pthread_join(a->thread, NULL);
     }
     http_destroy(a->http);
+    peer_destroy(a->peer);
     if (a->wake_fd >= 0)
         close(a->wake_fd);
     ring_destroy(a->ring);

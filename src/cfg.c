@@ -94,8 +94,18 @@ static const struct cfg_setting cfg_settings[] = {
      "Admin HTTP API port (JSON and Prometheus /metrics, on bind); -1 means port + 1000 "
      "(port - 1000 when that passes 65535), 0 turns it off."},
     {"cluster-port", CFG_INT, F(cluster_port), "0", 0, 65535, NULL,
-     "Port reserved for the peer protocol (gossip); 0 means port + 10000 (port - 10000 when "
-     "that passes 65535). Shown by the admin API; nothing listens on it yet."},
+     "Peer protocol port (gossip: UDP and TCP, on bind); 0 means port + 10000 (port - 10000 "
+     "when that passes 65535)."},
+    {"seeds", CFG_STRING, F(seeds), "", 0, 0, NULL,
+     "Comma-separated host:cluster-port of nodes of the cluster to join; empty: a cluster "
+     "of one (until others join through it)."},
+    {"auto-join", CFG_BOOL, F(auto_join), "yes", 0, 1, NULL,
+     "With seeds: ask them to join at start (no: start alone; joining by an operator's "
+     "POST /v1/nodes is not built yet)."},
+    {"cluster-secret", CFG_STRING, F(cluster_secret), "", 0, 0, NULL,
+     "Shared secret of the cluster: every peer frame then carries an HMAC-SHA256 under it "
+     "with a timestamp, and frames without a valid one, or replayed, are dropped; the "
+     "secret never travels. Empty: peers are not authenticated."},
     {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
      "This node's relative capacity: the partition ring gives it partitions in proportion."},
     {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,

@@ -55,7 +55,10 @@ struct cfg {
     int64_t compaction_threshold; /* % live under which old segments are rewritten */
     int64_t partitions;         /* Q, a power of two */
     int64_t admin_port;         /* HTTP admin API; -1 = port + 1000, 0 = off (cfg_admin_port) */
-    int64_t cluster_port;       /* peers; 0 = port + 10000 (cfg_cluster_port); not yet listened on */
+    int64_t cluster_port;       /* peers; 0 = port + 10000 (cfg_cluster_port) */
+    char seeds[1024];           /* host:cluster-port,... to join; "" = none */
+    bool auto_join;             /* join the seeds at start */
+    char cluster_secret[256];   /* key of the peer frames' MAC; "" = none */
     int64_t weight;             /* relative capacity in the partition ring */
     char zone[64];              /* failure zone; "" for none */
     int64_t partition_function; /* enum keyhash_fn: slot; xxh3 for upgrade tests only */

@@ -1,0 +1,279 @@
+/* cluster_harness.c: see cluster_harness.h. */
+#include "cluster_harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct cluster_node nodes[CLUSTER_NODES_MAX];
+static int base_port; /* P */
+static char scratch[64];
+
+int64_t cluster_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool cluster_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    int64_t end = cluster_now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(arg))
+            return true;
+        if (cluster_now_ms() >= end)
+            return false;
+        usleep(50 * 1000);
+    }
+}
+
+struct cluster_node *cluster_node(int i)
+{
+    return &nodes[i];
+}
+
+static void host_of(int i, char out[16], size_t cap)
+{
+    snprintf(out, cap, "127.0.0.%d", (i & 0xff) + 2);
+}
+
+/* True when type/port is free on host (bound, then released). */
+static bool port_free(const char *host, int type, int port)
+{
+    int fd = socket(AF_INET, type, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* Picks P with P, P + 1000 and P + 10000 free on every node's address. */
+static int pick_ports(void)
+{
+    srand((unsigned)getpid() ^ (unsigned)cluster_now_ms());
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int p = 20000 + rand() % 20000;
+        bool ok = true;
+        for (int i = 0; i < CLUSTER_NODES_MAX && ok; i++) {
+            char h[16];
+            host_of(i, h, sizeof h);
+            ok = port_free(h, SOCK_STREAM, p) && port_free(h, SOCK_STREAM, p + 1000) &&
+                 port_free(h, SOCK_STREAM, p + 10000) && port_free(h, SOCK_DGRAM, p + 10000);
+        }
+        if (ok) {
+            base_port = p;
+            return 0;
+        }
+    }
+    fprintf(stderr, "cluster: no free ports on 127.0.0.2-6\n");
+    return -EADDRINUSE;
+}
+
+const char *cluster_seed(int i)
+{
+    static char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.%d:%d", i + 2, base_port + 10000);
+    return seed;
+}
+
+json_t *cluster_get(int i, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(base_port + 1000))};
+    char host[16];
+    host_of(i, host, sizeof host);
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    char req[256], buf[1 << 16];
+    size_t len = 0;
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return NULL;
+    }
+    char *big = NULL; /* /v1/ring is larger than buf */
+    size_t cap = sizeof buf;
+    char *p = buf;
+    for (;;) {
+        if (len + 1 >= cap) {
+            char *nb = realloc(big, cap * 2);
+            if (!nb)
+                break;
+            if (!big)
+                memcpy(nb, buf, len);
+            big = p = nb;
+            cap *= 2;
+        }
+        ssize_t r = recv(fd, p + len, cap - len - 1, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    p[len] = '\0';
+    json_t *doc = NULL;
+    char *body = strstr(p, "\r\n\r\n");
+    if (strncmp(p, "HTTP/1.", 7) == 0 && strncmp(p + 8, " 200", 4) == 0 && body)
+        doc = json_loads(body + 4, 0, NULL);
+    free(big);
+    return doc;
+}
+
+const char *cluster_status_of(int viewer, const char *id)
+{
+    static char status[16];
+    json_t *doc = cluster_get(viewer, "/v1/nodes");
+    json_t *list = json_object_get(doc, "nodes"), *n;
+    size_t k;
+    const char *found = NULL;
+    json_array_foreach(list, k, n) {
+        if (strcmp(json_string_value(json_object_get(n, "id")) ?: "", id) == 0) {
+            snprintf(status, sizeof status, "%s",
+                     json_string_value(json_object_get(n, "status")) ?: "?");
+            found = status;
+        }
+    }
+    json_decref(doc);
+    return found;
+}
+
+static bool health_ok(void *arg)
+{
+    int i = *(int *)arg;
+    int st;
+    if (nodes[i].pid && waitpid(nodes[i].pid, &st, WNOHANG) == nodes[i].pid) {
+        nodes[i].pid = 0;
+        return true; /* died: stop waiting */
+    }
+    json_t *doc = cluster_get(i, "/v1/health");
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    if (id)
+        snprintf(nodes[i].id, sizeof nodes[i].id, "%s", id);
+    json_decref(doc);
+    return id != NULL;
+}
+
+int cluster_start(int i, const char *const *flags)
+{
+    if (!scratch[0]) {
+        snprintf(scratch, sizeof scratch, "/tmp/ringkv-cluster-XXXXXX");
+        if (!mkdtemp(scratch) || pick_ports() != 0)
+            return -EIO;
+    }
+    const char *bin = getenv("RINGKV_BIN");
+    if (!bin) {
+        fprintf(stderr, "cluster: RINGKV_BIN is not set\n");
+        return -EINVAL;
+    }
+    struct cluster_node *n = &nodes[i];
+    host_of(i, n->host, sizeof n->host);
+    char dir[128], logf[160], port[16];
+    snprintf(dir, sizeof dir, "%s/n%d", scratch, i);
+    snprintf(logf, sizeof logf, "%s/n%d.log", scratch, i);
+    snprintf(port, sizeof port, "%d", base_port);
+    mkdir(dir, 0700);
+    const char *argv[40] = {bin, "--bind", n->host, "--port", port, "--memcache-port", "0",
+                            "--threads", "1", "--cpu-affinity", "no", "--storage", "memory",
+                            "--dir", dir, "--loglevel", "verbose"};
+    int argc = 17;
+    for (int k = 0; flags && flags[k] && argc < 38; k++)
+        argv[argc++] = flags[k];
+    argv[argc] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    n->pid = pid;
+    n->id[0] = '\0';
+    cluster_wait(health_ok, &i, 10000);
+    if (!n->pid || !n->id[0]) {
+        fprintf(stderr, "cluster: node %d (%s) did not start\n", i, n->host);
+        return -EIO;
+    }
+    return 0;
+}
+
+void cluster_signal(int i, int sig)
+{
+    if (!nodes[i].pid)
+        return;
+    kill(nodes[i].pid, sig);
+    if (sig == SIGKILL) {
+        waitpid(nodes[i].pid, NULL, 0);
+        nodes[i].pid = 0;
+    }
+}
+
+void cluster_stop(int i)
+{
+    pid_t pid = nodes[i].pid;
+    if (!pid)
+        return;
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+    int64_t end = cluster_now_ms() + 10000;
+    while (waitpid(pid, NULL, WNOHANG) == 0) {
+        if (cluster_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            break;
+        }
+        usleep(20 * 1000);
+    }
+    nodes[i].pid = 0;
+}
+
+int cluster_finish(int failures)
+{
+    for (int i = 0; i < CLUSTER_NODES_MAX; i++)
+        cluster_stop(i);
+    if (!scratch[0])
+        return failures;
+    for (int i = 0; i < CLUSTER_NODES_MAX; i++) {
+        char path[160], line[1024];
+        snprintf(path, sizeof path, "%s/n%d.log", scratch, i);
+        FILE *f = failures ? fopen(path, "r") : NULL;
+        if (f) {
+            fprintf(stderr, "---- node %d (127.0.0.%d) ----\n", i, i + 2);
+            while (fgets(line, sizeof line, f))
+                fputs(line, stderr);
+            fclose(f);
+        }
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cluster: could not remove %s\n", scratch);
+    return failures;
+}

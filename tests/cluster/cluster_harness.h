@@ -1,0 +1,60 @@
+/* cluster_harness.h: real ringkv processes ($RINGKV_BIN) forming a cluster,
+ * node i on its own loopback address 127.0.0.(i + 2) (Linux answers the whole
+ * of 127/8), all on the same ports: client port P, admin port P + 1000,
+ * cluster port P + 10000, with P picked free on every address at the first
+ * start. Each node runs with storage = memory and its own directory (which
+ * keeps its node id, so a restart is the same node), its output in a file
+ * that cluster_finish() prints when a test failed. Nodes are stopped by PID
+ * (SIGTERM, then SIGKILL past a deadline), die with the test process
+ * (PR_SET_PDEATHSIG) and are stopped at exit.
+ * The admin API is read with a blocking HTTP/1.0 client with a 2 s timeout.
+ * Threads: the cmocka thread only.
+ * Errors: functions return NULL / false / a negative errno and print why. */
+#ifndef RINGKV_TESTS_CLUSTER_HARNESS_H
+#define RINGKV_TESTS_CLUSTER_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#define CLUSTER_NODES_MAX 5
+
+struct cluster_node {
+    char host[16]; /* 127.0.0.(index + 2) */
+    pid_t pid;     /* 0 when not running */
+    char id[41];   /* its node id, once cluster_wait_serving() read it */
+};
+
+/* Starts node i (0 .. CLUSTER_NODES_MAX - 1) with the extra flags (NULL-
+ * terminated; may be NULL) and waits until its /v1/health answers 200
+ * (10 s), filling in its id. 0 or a negative errno. */
+int cluster_start(int i, const char *const *flags);
+/* SIGTERM, then SIGKILL after 10 s; reaps. Safe on a stopped node. */
+void cluster_stop(int i);
+/* Sends sig (SIGKILL: also reaps the process). */
+void cluster_signal(int i, int sig);
+struct cluster_node *cluster_node(int i);
+
+/* "127.0.0.2:<cluster port>": the seed address of node i. */
+const char *cluster_seed(int i);
+
+/* GET path from node i's admin API: the parsed JSON body of a 200 answer,
+ * or NULL (no answer, another status, not JSON). Free with json_decref. */
+json_t *cluster_get(int i, const char *path);
+
+/* Node `viewer`'s status of the node with this id ("up", "down", ...), or
+ * NULL when the viewer does not list it or does not answer. Static buffer. */
+const char *cluster_status_of(int viewer, const char *id);
+
+/* Polls cond(arg) every 50 ms until true or timeout_ms passed; true if it held. */
+bool cluster_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
+
+int64_t cluster_now_ms(void);
+
+/* Stops every node, prints their logs when failures > 0, removes the scratch
+ * directory; returns failures. */
+int cluster_finish(int failures);
+
+#endif
