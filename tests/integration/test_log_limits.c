@@ -6,8 +6,8 @@
  *   proto-max-bulk-len keeps it cheap; the log's own 1 GiB bound is checked
  *   by test_cfg, test_store and cli.sh).
  * - A restart with lower max-key-size and proto-max-bulk-len still loads
- *   the newest record of every key (and a later restart with the old limits
- *   still finds it). ringkv-only. */
+ *   the newest record of every key, compaction under those limits keeps it,
+ *   and a later restart with the old limits still finds it. ringkv-only. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -30,8 +30,9 @@ static int teardown(void **state)
 
 static void start(struct harness_server *s, const char *bulk, const char *key)
 {
-    const char *args[] = {"--storage",  "log", "--dir", data_dir, "--proto-max-bulk-len", bulk,
-                          "--max-key-size", key, NULL};
+    const char *args[] = {"--storage", "log", "--dir", data_dir, "--proto-max-bulk-len", bulk,
+                          "--max-key-size", key, "--threads", "1", "--segment-size", "1mb",
+                          "--compaction-threshold", "90", NULL};
     struct harness_opts o = {.memcache = true, .args = args};
     assert_int_equal(harness_start(s, &o), 0);
 }
@@ -78,6 +79,12 @@ static void test_log_limits_growth_past_the_limit_is_refused(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* Compaction has rewritten and removed at least one segment. */
+static bool compacted(void *arg)
+{
+    return harness_info_number((redisContext *)arg, "persistence", "compactions") >= 1;
+}
+
 static void test_log_limits_restart_with_lower_limits_serves_the_newest(void **state)
 {
     harness_skip_unless_ringkv();
@@ -99,6 +106,22 @@ static void test_log_limits_restart_with_lower_limits_serves_the_newest(void **s
     harness_expect(c, HARNESS_BULK_LEN(big, sizeof big), "GET k");
     assert_int_equal(harness_integer(c, "DBSIZE"), 2);
     harness_expect(c, HARNESS_INT(1), "EXISTS k");
+    /* Overwrites of one filler key fill new segments with dead records, so
+     * compaction rewrites the oldest segment, which holds k's and the long
+     * key's records: it must copy their newest versions, past the limits or
+     * not. */
+    static char filler[2000];
+    harness_noise(3, filler, sizeof filler);
+    for (int round = 0; round < 30; round++) { /* 6 MB over 1 MB segments */
+        for (int i = 0; i < 100; i++)
+            redisAppendCommand(c, "SET filler %b", filler, sizeof filler);
+        for (int i = 0; i < 100; i++) {
+            redisReply *ok = harness_next_reply(c);
+            assert_int_equal(ok->type, REDIS_REPLY_STATUS);
+            freeReplyObject(ok);
+        }
+    }
+    assert_true(harness_wait_until(compacted, c, HARNESS_TIMEOUT_MS, 20));
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 
