@@ -124,9 +124,14 @@ bench_trap() { trap 'bench_stop_all' EXIT; trap 'exit 130' INT TERM; }
 
 # Server command lines. ringkv: bench_ringkv_cmd BIN PORT MCPORT THREADS, in
 # memory as the redis-server it is compared with (no AOF, no snapshots).
+# A binary with an admin API and a cluster port (after issue 9) gets the API
+# off and a free cluster port, so that neither defaults onto a taken port.
 bench_ringkv_cmd() {
     printf '%s\n' "$1" --port "$2" --memcache-port "$3" --threads "$4" --bind 127.0.0.1 \
         --storage memory
+    if "$1" --settings-markdown 2>/dev/null | grep -q '^| `cluster-port`'; then
+        printf '%s\n' --admin-port 0 --cluster-port "$(bench_free_port "$2" "$3")"
+    fi
 }
 bench_redis_cmd() {
     printf '%s\n' redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no \

@@ -12,11 +12,9 @@ fail=0
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
 
 dir=$(mktemp -d)
-read -r port aport < <(python3 -c '
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); t = socket.socket(); t.bind(("127.0.0.1", 0))
-print(s.getsockname()[1], t.getsockname()[1])')
-"$bin" --port "$port" --admin-port "$aport" --memcache-port 0 --threads 1 --partitions 64 \
+{ read -r port; read -r aport; read -r cport; } < <(itest_free_ports 3)
+"$bin" --port "$port" --admin-port "$aport" --cluster-port "$cport" --memcache-port 0 \
+    --threads 1 --partitions 64 \
     --requirepass s3cret --weight 150 --zone rack-1 --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT

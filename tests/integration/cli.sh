@@ -22,9 +22,10 @@ check "the README lists every setting as the binary documents it" \
 
 # A config file, overridden by a flag; the node reports the merged values.
 dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+{ read -r port; read -r aport; read -r cport; } < <(itest_free_ports 3)
 printf 'port = 1\nmaxmemory-policy = allkeys-lru\nmaxmemory = 1mb\n' > "$dir/ringkv.ini"
-"$bin" "$dir/ringkv.ini" --port "$port" --memcache-port 0 --threads 1 --dir "$dir/data" > "$dir/log" 2>&1 &
+"$bin" "$dir/ringkv.ini" --port "$port" --admin-port "$aport" --cluster-port "$cport" \
+    --memcache-port 0 --threads 1 --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 500); do

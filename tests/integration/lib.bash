@@ -50,3 +50,17 @@ itest_stop() {
 itest_uring_refused() {
     ! itest_running "$1" && grep -q "io_uring" "$2"
 }
+
+# itest_free_ports N: N distinct loopback TCP ports that were free a moment
+# ago (bound together, then released), one per line. A node listens on three
+# or four of them (clients, memcached, admin, cluster), so scripts name every
+# port rather than let the admin and cluster ports default to port + 1000 and
+# port + 10000, which may be taken.
+itest_free_ports() {
+    python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}

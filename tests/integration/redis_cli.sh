@@ -100,7 +100,7 @@ start_node() {
                 exit 1
             fi
             (cd "$workdir" && exec "$RINGKV_BIN" --port "$port" --memcache-port "$mc_port" \
-                --threads 2 --bind 127.0.0.1) >"$log" 2>&1 &
+                --admin-port 0 --threads 2 --bind 127.0.0.1) >"$log" 2>&1 &
         fi
         pid=$!
         local end=$(($(now_ms) + DEADLINE_S * 1000))

@@ -12,8 +12,9 @@ bin=${RINGKV_BIN:?RINGKV_BIN is not set}
 py=/usr/bin/python3
 "$py" -c 'import redis' 2>/dev/null || { echo "skip: python3-redis is not installed"; exit 77; }
 dir=$(mktemp -d)
-port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" --port "$port" --memcache-port 0 --threads 3 --dir "$dir/data" > "$dir/log" 2>&1 &
+{ read -r port; read -r aport; read -r cport; } < <(itest_free_ports 3)
+"$bin" --port "$port" --admin-port "$aport" --cluster-port "$cport" --memcache-port 0 --threads 3 \
+    --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 "$py" - "$port" <<'PY'
