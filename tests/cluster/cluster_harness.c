@@ -277,3 +277,28 @@ int cluster_finish(int failures)
         fprintf(stderr, "cluster: could not remove %s\n", scratch);
     return failures;
 }
+
+bool cluster_formed(void *arg)
+{
+    int n = *(const int *)arg;
+    char hash0[32] = "";
+    for (int i = 0; i < n; i++) {
+        json_t *doc = cluster_get(i, "/v1/nodes");
+        json_t *list = json_object_get(doc, "nodes"), *m;
+        size_t k, up = 0;
+        json_array_foreach(list, k, m)
+            up += strcmp(json_string_value(json_object_get(m, "status")) ?: "", "up") == 0;
+        bool ok = json_array_size(list) == (size_t)n && up == (size_t)n;
+        json_decref(doc);
+        doc = cluster_get(i, "/v1/ring");
+        const char *hash = json_string_value(json_object_get(doc, "hash"));
+        ok = ok && hash && json_array_size(json_object_get(doc, "members")) == (size_t)n &&
+             (i == 0 || strcmp(hash, hash0) == 0);
+        if (ok && i == 0)
+            snprintf(hash0, sizeof hash0, "%s", hash);
+        json_decref(doc);
+        if (!ok)
+            return false;
+    }
+    return true;
+}

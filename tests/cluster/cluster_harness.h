@@ -57,4 +57,8 @@ int64_t cluster_now_ms(void);
  * directory; returns failures. */
 int cluster_finish(int failures);
 
+/* A cluster_wait() condition; arg points to an int n: nodes 0 .. n - 1 each
+ * list n members, all up, and report a ring of n members with the same hash. */
+bool cluster_formed(void *arg);
+
 #endif

@@ -29,32 +29,6 @@
 
 static int n_running; /* nodes 0 .. n_running-1 form the cluster under test */
 
-/* True when every running node lists n_running members, all up, and every
- * one reports the same ring hash. */
-static bool formed(void *arg)
-{
-    (void)arg;
-    char hash0[32] = "";
-    for (int i = 0; i < n_running; i++) {
-        json_t *nodes = cluster_get(i, "/v1/nodes");
-        json_t *list = json_object_get(nodes, "nodes"), *n;
-        size_t k, up = 0;
-        json_array_foreach(list, k, n)
-            up += strcmp(json_string_value(json_object_get(n, "status")) ?: "", "up") == 0;
-        bool ok = json_array_size(list) == (size_t)n_running && up == (size_t)n_running;
-        json_decref(nodes);
-        json_t *ring = cluster_get(i, "/v1/ring");
-        const char *hash = json_string_value(json_object_get(ring, "hash"));
-        ok = ok && hash && (i == 0 || strcmp(hash, hash0) == 0);
-        if (ok && i == 0)
-            snprintf(hash0, sizeof hash0, "%s", hash);
-        json_decref(ring);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 struct seen {
     int node;          /* whose status */
     const char *want;  /* "up" or "down" */
@@ -112,7 +86,7 @@ static void test_cluster_forms_detects_failures_and_returns(void **state)
     int64_t t0 = cluster_now_ms();
     for (int i = 0; i < n_running; i++)
         start_seeded(i, NULL);
-    if (!cluster_wait(formed, NULL, FORM_MS))
+    if (!cluster_wait(cluster_formed, &n_running, FORM_MS))
         fail_msg("5 nodes did not agree on members and ring hash within %d ms", FORM_MS);
     printf("cluster: 5 nodes formed (same members, same ring hash) %lld ms after the first "
            "start\n", (long long)(cluster_now_ms() - t0));
@@ -140,7 +114,7 @@ static void test_cluster_forms_detects_failures_and_returns(void **state)
     t = cluster_now_ms();
     cluster_signal(4, SIGCONT);
     wait_seen(4, "up", t, UP_MS, "SIGCONT");
-    if (!cluster_wait(formed, NULL, FORM_MS))
+    if (!cluster_wait(cluster_formed, &n_running, FORM_MS))
         fail_msg("the 5 nodes do not agree again after the failures");
 }
 
@@ -181,13 +155,13 @@ static void test_cluster_wrong_secret_is_refused(void **state)
     n_running = 2;
     start_seeded(0, "right secret");
     start_seeded(1, "right secret");
-    if (!cluster_wait(formed, NULL, FORM_MS))
+    if (!cluster_wait(cluster_formed, &n_running, FORM_MS))
         fail_msg("two nodes with the same cluster-secret did not form");
     start_seeded(2, "wrong secret");
     /* Its join requests (every 2 s) arrive and are refused. */
     if (!cluster_wait(refused_twice, NULL, FORM_MS))
         fail_msg("the seed did not refuse the wrong secret's frames");
-    assert_true(formed(NULL));
+    assert_true(cluster_formed(&n_running));
     assert_int_equal(member_count(0), 2);
     assert_int_equal(member_count(1), 2);
     assert_int_equal(member_count(2), 1);
