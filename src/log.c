@@ -1,11 +1,14 @@
 /* log.c: the process log (see log.h).
  * The sink (an fd) and the level are set once before any thread starts and
  * never change, so reading them needs no synchronisation. Each thread keeps
- * its name in a thread-local. A line is built in a stack buffer (truncated at
- * 1 KiB) and written with a single write(), which POSIX keeps whole for
- * regular files opened O_APPEND and pipes, so threads never interleave. */
+ * its name in a thread-local, and gives it to the OS too (its first 15 bytes,
+ * for top -H and /proc/PID/task/TID/comm). A line is built in a stack buffer
+ * (truncated at 1 KiB) and written with a single write(), which POSIX keeps
+ * whole for regular files opened O_APPEND and pipes, so threads never
+ * interleave. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +25,13 @@ void log_init(int fd, enum log_level level)
     log_max = level;
 }
 
-void log_set_thread(const char *name) { snprintf(log_thread, sizeof log_thread, "%s", name); }
+void log_set_thread(const char *name)
+{
+    snprintf(log_thread, sizeof log_thread, "%s", name);
+    char os_name[16]; /* the kernel's limit, with the NUL */
+    snprintf(os_name, sizeof os_name, "%s", name);
+    pthread_setname_np(pthread_self(), os_name);
+}
 
 void log_write(enum log_level level, const char *fmt, ...)
 {

@@ -2,7 +2,8 @@
  * Threads: any. Each line is formatted on the stack and written with one
  *   write(), so lines from different threads never interleave.
  * log_init() runs once at start-up, before threads start; log_set_thread()
- *   names the calling thread ("shard 3", "admin", "main"). */
+ *   names the calling thread ("shard 3", "admin", "main") in the log and, cut
+ *   to 15 bytes, for the OS (/proc/PID/task/TID/comm). */
 #ifndef RINGKV_SRC_LOG_H
 #define RINGKV_SRC_LOG_H
 
