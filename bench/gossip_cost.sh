@@ -68,16 +68,10 @@ stop_nodes() {
 
 host_of() { printf '127.0.0.%d\n' $((10 + $1)); }
 
-# udp_port_busy PORT: true when a UDP socket holds the port on any address.
-udp_port_busy() {
-    grep -qi "$(printf ':%04X ' "$1")" /proc/net/udp /proc/net/udp6 2>/dev/null
-}
-
-# Ports, the same on every address: checked free on all of them (bench_port_busy
-# looks at every address's TCP sockets; the cluster port also needs UDP).
+# Ports, the same on every address: bench_free_port checks them free on all
+# addresses, TCP and UDP.
 PORT=$(bench_free_port)
 CPORT=$(bench_free_port "$PORT")
-while udp_port_busy "$CPORT"; do CPORT=$(bench_free_port "$PORT" "$CPORT"); done
 APORT=$(bench_free_port "$PORT" "$CPORT")
 FIRST=$(host_of 0)
 

@@ -40,11 +40,13 @@ bench_find_bench_bin() {
     printf '%s\n' "$bin"
 }
 
-# bench_port_busy PORT: true when something holds the port on this machine.
+# bench_port_busy PORT: true when something holds the port on this machine (on
+# any address, TCP or UDP: a cluster port needs both).
 bench_port_busy() {
     local hex
     hex=$(printf ':%04X ' "$1")
-    grep -qi "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
+    grep -qi "$hex" /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null &&
+        return 0
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
@@ -124,13 +126,20 @@ bench_trap() { trap 'bench_stop_all' EXIT; trap 'exit 130' INT TERM; }
 
 # Server command lines. ringkv: bench_ringkv_cmd BIN PORT MCPORT THREADS, in
 # memory as the redis-server it is compared with (no AOF, no snapshots).
-# A binary with an admin API and a cluster port (after issue 9) gets the API
-# off and a free cluster port, so that neither defaults onto a taken port.
 bench_ringkv_cmd() {
     printf '%s\n' "$1" --port "$2" --memcache-port "$3" --threads "$4" --bind 127.0.0.1 \
         --storage memory
-    if "$1" --settings-markdown 2>/dev/null | grep -q '^| `cluster-port`'; then
-        printf '%s\n' --admin-port 0 --cluster-port "$(bench_free_port "$2" "$3")"
+    bench_ringkv_ports "$1" "$2" "$3"
+}
+# bench_ringkv_ports BIN PORT...: for a binary with an admin API and a cluster
+# port (after issue 9), flags that turn the API off and give it a free cluster
+# port (none of PORT...), so that neither defaults onto a taken port (port +
+# 1000, port + 10000); nothing for an older binary. One flag a line.
+bench_ringkv_ports() {
+    local bin=$1
+    shift
+    if "$bin" --settings-markdown 2>/dev/null | grep -q '^| `cluster-port`'; then
+        printf '%s\n' --admin-port 0 --cluster-port "$(bench_free_port "$@")"
     fi
 }
 bench_redis_cmd() {

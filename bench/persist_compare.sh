@@ -75,14 +75,25 @@ trap 'bench_stop_all; rm -rf "$WORK"' EXIT
 TSV=$RESULTS_DIR/persist_compare-runs.tsv
 printf 'kind\tserver\tfsync\tround\tops_per_sec\tp99_ms\tcpu_us_per_req\tseconds\n' >"$TSV"
 
+# start_ringkv LOG FLAG...: ringkv on 127.0.0.1:PORT with FLAGs (BENCH_PID), its
+# admin API off and a free cluster port (bench_ringkv_ports), so that neither
+# defaults onto a port that is taken (PORT + 1000, PORT + 10000).
+start_ringkv() {
+    local log=$1 ports
+    shift
+    mapfile -t ports < <(bench_ringkv_ports "$RINGKV" "$PORT")
+    bench_start "$SCPU" "$log" "$RINGKV" --port "$PORT" --memcache-port 0 --bind 127.0.0.1 \
+        "${ports[@]}" "$@"
+}
+
 # start_server NAME FSYNC DIR THREADS: starts it (BENCH_PID, PORT) and waits.
 start_server() {
     local name=$1 fsync=$2 dir=$3 threads=$4
     PORT=$(bench_free_port "")
     mkdir -p "$dir"
     if [[ $name == ringkv* ]]; then
-        bench_start "$SCPU" "$dir.log" "$RINGKV" --port "$PORT" --memcache-port 0 \
-            --threads "$threads" --bind 127.0.0.1 --storage log --dir "$dir" --appendfsync "$fsync"
+        start_ringkv "$dir.log" --threads "$threads" --storage log --dir "$dir" \
+            --appendfsync "$fsync"
     else
         bench_start "$SCPU" "$dir.log" redis-server --port "$PORT" --bind 127.0.0.1 --save '' \
             --appendonly yes --appendfsync "$fsync" --dir "$dir" --protected-mode no
@@ -166,9 +177,8 @@ compaction_latency() {
     local threshold=$1 round=$2 dir=$WORK/compaction-$1-$2 out=$WORK/out pid c0 c1
     PORT=$(bench_free_port "")
     mkdir -p "$dir"
-    bench_start "$SCPU" "$dir.log" "$RINGKV" --port "$PORT" --memcache-port 0 --threads 1 \
-        --bind 127.0.0.1 --storage log --dir "$dir" --appendfsync everysec --segment-size 8mb \
-        --compression none --compaction-threshold "$threshold"
+    start_ringkv "$dir.log" --threads 1 --storage log --dir "$dir" --appendfsync everysec \
+        --segment-size 8mb --compression none --compaction-threshold "$threshold"
     pid=$BENCH_PID
     bench_wait_resp "$PORT" "$pid" 20 || bench_die "ringkv did not start: $(tail -n3 "$dir.log")"
     taskset -c "$CCPU" "$BENCH" -s 127.0.0.1 -p "$PORT" -t 1 -c 50 --pipeline 16 --ratio 1:0 \
@@ -204,9 +214,8 @@ beyond_ram() {
         bench_start "$SCPU" "$dir.log" redis-server --port "$PORT" --bind 127.0.0.1 --save '' \
             --appendonly no --dir "$dir" --protected-mode no
     else
-        bench_start "$SCPU" "$dir.log" "$RINGKV" --port "$PORT" --memcache-port 0 --threads 1 \
-            --bind 127.0.0.1 --storage log --dir "$dir" --appendfsync everysec --compression none \
-            --maxmemory "$([[ $name == tiered ]] && echo "$half" || echo 0)"
+        start_ringkv "$dir.log" --threads 1 --storage log --dir "$dir" --appendfsync everysec \
+            --compression none --maxmemory "$([[ $name == tiered ]] && echo "$half" || echo 0)"
     fi
     pid=$BENCH_PID
     bench_wait_resp "$PORT" "$pid" 20 || bench_die "$name did not start: $(tail -n3 "$dir.log")"
