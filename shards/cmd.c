@@ -766,6 +766,31 @@ const struct cmd_mc_def *cmd_mc_def(int cmd)
     return cmd >= 0 && cmd < MC_CMD_COUNT ? &cmd_mc_defs[cmd] : NULL;
 }
 
+/* "stats reset", with any words after it: memcached 1.6 answers them all
+ * RESET ("stats reset noreply" too: stats has no noreply). */
+static bool cmd_mc_is_stats_reset(const struct mc_request *req)
+{
+    const char *a = req->stats_arg;
+    uint32_t n = req->stats_arg_len;
+    return req->cmd == MC_STATS && a && n >= 5 && memcmp(a, "reset", 5) == 0 &&
+           (n == 5 || a[5] == ' ');
+}
+
+/* Runs h on every shard (flags: CMD_BARRIER | CMD_NOKEY at least) with req;
+ * the combined reply (the request's aux: noreply) takes c's next slot. */
+static void cmd_mc_broadcast(struct conn *c, struct mc_request *req, cmd_handler *h,
+                             uint32_t flags, enum cmd_combine combine)
+{
+    struct shard *sh = c->env->owner;
+    struct req *r = cmd_req_new(sh, c, sh->node->nshards, combine);
+    if (!r)
+        return;
+    r->aux = req->noreply;
+    for (uint32_t s = 0; s < sh->node->nshards; s++)
+        cmd_route_sub(sh, c, r, s, s, h, flags, NULL, 0, 0, req);
+    req_arm(&sh->reqs, r);
+}
+
 void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
 {
     struct shard *sh = c->env->owner;
@@ -794,14 +819,15 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
         req_arm(&sh->reqs, r);
         return;
     case MC_FLUSH_ALL:
-        if (!(r = cmd_req_new(sh, c, sh->node->nshards, CMD_COMBINE_MC_OK)))
-            return;
-        r->aux = req->noreply;
-        for (uint32_t s = 0; s < sh->node->nshards; s++)
-            cmd_route_sub(sh, c, r, s, s, d->handler, d->flags, NULL, 0, 0, req);
-        req_arm(&sh->reqs, r);
+        cmd_mc_broadcast(c, req, d->handler, d->flags, CMD_COMBINE_MC_OK);
         return;
     case MC_STATS:
+        if (cmd_mc_is_stats_reset(req)) { /* CONFIG RESETSTAT's reset on every shard */
+            cmd_mc_broadcast(c, req, cmd_server_resetstat_shard, CMD_BARRIER | CMD_NOKEY,
+                             CMD_COMBINE_MC_RESET);
+            return;
+        }
+        /* fall through */
     case MC_VERSION:
     case MC_VERBOSITY:
     case MC_QUIT:
@@ -1151,6 +1177,9 @@ static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct 
     case CMD_COMBINE_MC_OK:
         if (!r->aux)
             buf_append_str(out, "OK\r\n");
+        return true;
+    case CMD_COMBINE_MC_RESET:
+        buf_append_str(out, "RESET\r\n");
         return true;
     }
     return true;

@@ -111,6 +111,7 @@ enum cmd_combine {
                               sub-replies is not 0, else Redis's "No such client" */
     CMD_COMBINE_MC_END,    /* memcached get: every sub-reply, then END */
     CMD_COMBINE_MC_OK,     /* memcached flush_all: OK (unless noreply) */
+    CMD_COMBINE_MC_RESET,  /* memcached stats reset: RESET (noreply or not) */
 };
 
 /* A sub-request crossing from the shard of a connection (the origin) to

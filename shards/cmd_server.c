@@ -1095,11 +1095,12 @@ static void server_config_set(struct cmd_ctx *c)
                              "start-up (restart with --name value)");
 }
 
-/* CONFIG RESETSTAT on one shard, for its own counters: commands and errors
- * (INFO commandstats, errorstats), the Stats section's counters and the
- * keyspace's hits, misses, expired and evicted keys, as Redis resets them.
- * Gauges (connected clients, keys, memory) stay. */
-static void server_config_resetstat_shard(struct cmd_ctx *c)
+/* CONFIG RESETSTAT (and memcached's stats reset) on one shard, for its own
+ * counters: commands and errors (INFO commandstats, errorstats), the Stats
+ * section's counters, the keyspace's hits, misses, expired and evicted keys,
+ * as Redis resets them, and the writes memcached's cmd_set shows. Gauges
+ * (connected clients, keys, memory) stay. */
+void cmd_server_resetstat_shard(struct cmd_ctx *c)
 {
     struct shard *sh = c->node->shards[c->shard_id];
     cmd_stats_reset(cmd_stats_of(c->node, c->shard_id));
@@ -1117,6 +1118,7 @@ static void server_config_resetstat_shard(struct cmd_ctx *c)
     __atomic_store_n(&st->keyspace_misses, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->expired_keys, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->evicted_keys, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->writes, 0, __ATOMIC_RELAXED);
     cmd_reply_ok(c);
 }
 
@@ -1125,7 +1127,7 @@ static uint64_t server_used_peak;
 static void server_config_resetstat(struct cmd_ctx *c)
 {
     __atomic_store_n(&server_used_peak, 0, __ATOMIC_RELAXED);
-    cmd_broadcast(c, server_config_resetstat_shard, CMD_COMBINE_OK);
+    cmd_broadcast(c, cmd_server_resetstat_shard, CMD_COMBINE_OK);
 }
 
 static void server_config_help(struct cmd_ctx *c);

@@ -48,6 +48,9 @@ void cmd_config(struct cmd_ctx *c);
 void cmd_cluster(struct cmd_ctx *c);
 /* memcached stats, version, verbosity, quit and mn (ctx->mc->cmd says which). */
 void cmd_mc_conn(struct cmd_ctx *c);
+/* CONFIG RESETSTAT's work on one shard (a CMD_BARRIER broadcast handler, also
+ * memcached's "stats reset"): zeroes the counters that shard owns. */
+void cmd_server_resetstat_shard(struct cmd_ctx *c);
 /* MSETNX on the shard that owns every one of its keys (atomic). */
 void cmd_msetnx_shard(struct cmd_ctx *c);
 

@@ -1,8 +1,8 @@
 /* test_memcached.c: the memcached text protocol on the node's memcached port,
  * over raw sockets: storage commands (set add replace append prepend cas),
  * retrieval (get gets gat gats, many keys), delete touch incr decr, expiry,
- * noreply, flush_all, stats version verbosity quit, the meta no-op mn, the
- * version clients read (1.6 or newer), and errors.
+ * noreply, flush_all, stats (and stats reset) version verbosity quit, the
+ * meta no-op mn, the version clients read (1.6 or newer), and errors.
  * Expectations are memcached 1.6's bytes (RINGKV_TEST_TARGET=redis runs this
  * file against a real memcached). Where memcached's recovery after a bad line
  * is an accident of its parser (whether the data block of a refused "set" is
@@ -488,6 +488,41 @@ static void test_memcached_stats_arguments_and_mn(void **state)
     harness_raw_expect(r, "STORED\r\nMN\r\nVALUE after 0 1\r\nv\r\nEND\r\n");
 }
 
+/* "stats reset" answers RESET, whatever words follow it (memcached 1.6), and
+ * zeroes the counters memcached's resets: connections, gets, sets, hits,
+ * misses, expired gets, evictions, bytes read; items stay. The keys spread
+ * over every shard, so each shard's counters must be reset. */
+static void test_memcached_stats_reset(void **state)
+{
+    struct harness_raw *r = *state;
+    char key[16], get[48], want[48];
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof key, "reset%d", i);
+        mc_store(r, "set", key, 0, 0, "v", 1, false);
+        snprintf(get, sizeof get, "get %s nokey%d\r\n", key, i);
+        harness_raw_send_str(r, get);
+        snprintf(want, sizeof want, "STORED\r\nVALUE %s 0 1\r\nv\r\nEND\r\n", key);
+        harness_raw_expect(r, want);
+    }
+    static const char *const zeroed[] = {"total_connections", "cmd_get",     "cmd_set",
+                                         "get_hits",          "get_misses",  "get_expired",
+                                         "evictions"};
+    assert_true(mc_stat_int(r, "cmd_set") >= 16);
+    assert_true(mc_stat_int(r, "get_hits") >= 16);
+    assert_true(mc_stat_int(r, "get_misses") >= 16);
+    assert_true(mc_stat_int(r, "total_connections") >= 1);
+    long long bytes_read = mc_stat_int(r, "bytes_read");
+    harness_raw_send_str(r, "stats reset\r\nstats reset noreply\r\nstats reset all\r\n");
+    harness_raw_expect(r, "RESET\r\nRESET\r\nRESET\r\n");
+    for (size_t i = 0; i < sizeof zeroed / sizeof zeroed[0]; i++) {
+        long long v = mc_stat_int(r, zeroed[i]);
+        if (v != 0)
+            fail_msg("after stats reset, %s is %lld, not 0", zeroed[i], v);
+    }
+    assert_true(mc_stat_int(r, "bytes_read") < bytes_read); /* the stats lines since */
+    assert_true(mc_stat_int(r, "curr_items") >= 16);
+}
+
 static void test_memcached_errors_keep_connection(void **state)
 {
     struct harness_raw *r = *state;
@@ -581,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memcached_stats_version_verbosity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_version_reads_as_current, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_stats_arguments_and_mn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memcached_stats_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_errors_keep_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_bad_data_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_quit, setup, teardown),
