@@ -277,3 +277,8 @@ int cluster_finish(int failures)
         fprintf(stderr, "cluster: could not remove %s\n", scratch);
     return failures;
 }
+
+int cluster_client_port(void)
+{
+    return base_port;
+}

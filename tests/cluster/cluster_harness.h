@@ -57,4 +57,7 @@ int64_t cluster_now_ms(void);
  * directory; returns failures. */
 int cluster_finish(int failures);
 
+/* The client port (P) every node listens on, once a node was started. */
+int cluster_client_port(void);
+
 #endif
