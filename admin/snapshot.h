@@ -13,9 +13,9 @@
  *
  * Threads: snapshot_cell_create() and snapshot_cell_destroy() on the main
  *   thread (destroy once the readers and the publisher have stopped);
- *   snapshot_build(), snapshot_publish() and snapshot_reclaim() on one
- *   publisher thread at a time (the admin thread; the main thread before it
- *   starts); snapshot_reader_register(), snapshot_read_begin() and
+ *   snapshot_build(), snapshot_publish(), snapshot_update() and
+ *   snapshot_reclaim() on one publisher thread at a time (the admin thread;
+ *   the main thread before it starts); snapshot_reader_register(), snapshot_read_begin() and
  *   snapshot_read_end() with reader number i on one thread only, its own.
  * Ownership: snapshot_build()'s result is the caller's until it is published
  *   (snapshot_free() if it never is); then the cell's. A snapshot from
@@ -35,25 +35,25 @@
 
 /* One member as the snapshot was taken. */
 struct snapshot_member {
-    char id[RING_ID_LEN + 1];                  /* 40 lowercase hex digits */
-    char client_addr[GOSSIP_ADDR_MAX + 1];     /* host:port for clients */
-    char cluster_addr[GOSSIP_ADDR_MAX + 1];    /* host:cluster-port for peers */
-    enum member_status status;                 /* up, down, joining, leaving, left */
+    char id[RING_ID_LEN + 1];               /* 40 lowercase hex digits */
+    char client_addr[GOSSIP_ADDR_MAX + 1];  /* host:port for clients */
+    char cluster_addr[GOSSIP_ADDR_MAX + 1]; /* host:cluster-port for peers */
+    enum member_status status;              /* up, down, joining, leaving, left */
     uint32_t weight;
-    char zone[RING_ZONE_MAX + 1];              /* "" for none */
-    uint32_t ring_index;                       /* its index in ring->members, or RING_NONE */
+    char zone[RING_ZONE_MAX + 1]; /* "" for none */
+    uint32_t ring_index;          /* its index in ring->members, or RING_NONE */
 };
 
 /* Immutable once built. */
 struct snapshot {
-    uint64_t version;  /* 1 for the cell's first publish, then one more each */
-    uint32_t self;     /* this node's index in members */
+    uint64_t version; /* 1 for the cell's first publish, then one more each */
+    uint32_t self;    /* this node's index in members */
     uint32_t n_members;
-    struct snapshot_member *members; /* member table order: members[0] is this node */
-    struct ring *ring;               /* the ring's own copy (epoch, hash, owners, lists) */
-    uint32_t *by_ring;               /* ring member index -> index in members */
+    struct snapshot_member *members;    /* member table order: members[0] is this node */
+    struct ring *ring;                  /* the ring's own copy (epoch, hash, owners, lists) */
+    uint32_t *by_ring;                  /* ring member index -> index in members */
     uint32_t counts[MEMBER_S_DOWN + 1]; /* members by status */
-    uint32_t owning;                 /* ring members that own partitions */
+    uint32_t owning;                    /* ring members that own partitions */
     /* internal: reclamation */
     ck_epoch_entry_t epoch_entry;
     struct snapshot_cell *cell;

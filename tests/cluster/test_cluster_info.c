@@ -71,11 +71,11 @@ static long long ring_epoch(int i)
 }
 
 struct expect {
-    int nodes;         /* nodes 0 .. nodes-1 are asked */
-    long long known;   /* cluster_known_nodes */
-    long long size;    /* cluster_size */
-    long long down;    /* ringkv_nodes_down */
-    int skip;          /* a node not asked (stopped), or -1 */
+    int nodes;       /* nodes 0 .. nodes-1 are asked */
+    long long known; /* cluster_known_nodes */
+    long long size;  /* cluster_size */
+    long long down;  /* ringkv_nodes_down */
+    int skip;        /* a node not asked (stopped), or -1 */
 };
 
 /* True when every node asked answers CLUSTER INFO as expected, with its
@@ -90,13 +90,12 @@ static bool info_agrees(void *arg)
         long long before = ring_epoch(i);
         char *info = ask(i, "CLUSTER INFO");
         long long after = ring_epoch(i);
-        bool ok = info && before == after && field(info, "cluster_current_epoch") == before &&
-                  field(info, "cluster_my_epoch") == before &&
-                  field(info, "cluster_known_nodes") == x->known &&
-                  field(info, "cluster_size") == x->size &&
-                  field(info, "ringkv_nodes_down") == x->down &&
-                  field(info, "cluster_slots_assigned") == 16384 &&
-                  (epoch0 < 0 || before == epoch0);
+        bool ok =
+            info && before == after && field(info, "cluster_current_epoch") == before &&
+            field(info, "cluster_my_epoch") == before &&
+            field(info, "cluster_known_nodes") == x->known &&
+            field(info, "cluster_size") == x->size && field(info, "ringkv_nodes_down") == x->down &&
+            field(info, "cluster_slots_assigned") == 16384 && (epoch0 < 0 || before == epoch0);
         epoch0 = before;
         free(info);
         if (!ok)

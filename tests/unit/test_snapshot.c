@@ -127,7 +127,7 @@ static void test_snapshot_section_pins_what_it_read(void **state)
         assert_int_equal(snapshot_update(cell, t, ring), 0);
     for (int i = 0; i < 10; i++)
         snapshot_reclaim(cell);
-    assert_int_equal(snapshot_reclaim(cell), 10); /* the first is held: none can go */
+    assert_int_equal(snapshot_reclaim(cell), 10);               /* the first is held: none can go */
     assert_string_equal(held->members[held->self].id, SELF_ID); /* ASan: still there */
     assert_int_equal(held->ring->owned[0], Q);
     snapshot_read_end(cell, 0);
@@ -242,8 +242,8 @@ static void test_snapshot_readers_race_thousands_of_publishes(void **state)
     }
     printf("%u publishes, %u readers: %llu reads saw %llu new versions; at most %u replaced "
            "snapshots waited for readers, %u at the end\n",
-           PUBLISHES, READERS, (unsigned long long)reads, (unsigned long long)changes,
-           pending_max, pending_at_end);
+           PUBLISHES, READERS, (unsigned long long)reads, (unsigned long long)changes, pending_max,
+           pending_at_end);
     /* Reclamation kept up while the readers ran... */
     assert_true(pending_at_end < PUBLISHES / 2);
     /* ... and with them gone, polls alone free the rest (LSan: nothing left). */
