@@ -61,6 +61,7 @@
 #include "peer.h"
 #include "persist.h"
 #include "ring.h"
+#include "snapshot.h"
 #include "view.h"
 
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
@@ -220,6 +221,7 @@ static int admin_update_ring(struct admin *a, uint64_t now)
     ring_destroy(a->ring);
     a->ring = next;
     a->ring_members_hash = h;
+    snapshot_update(a->node->snapshots, a->members, a->ring); /* the shards' copy */
     struct gossip_info self = member_at(a->members, 0)->info;
     self.ring_epoch = next->epoch;
     self.ring_hash = next->hash;
@@ -576,6 +578,8 @@ static void admin_events(struct admin *a, uint64_t now)
     member_events_clear(a->members);
     if (ring && admin_update_ring(a, now) != 0)
         log_warn("cluster: cannot rebuild the ring (out of memory); kept the previous one");
+    if (n > 0) /* statuses, addresses: the shards' copy (snapshot.h) */
+        snapshot_update(a->node->snapshots, a->members, a->ring);
     peer_flush(a->peer, a->members, now);
 }
 

@@ -873,3 +873,31 @@ void ring_measure(const struct ring *ring, struct ring_balance *out)
     for (uint32_t p = 0; p < ring->q; p++)
         out->crowded += !spread_from(ring, p);
 }
+
+/* A copy of len bytes, or NULL. */
+static void *ring_dup(const void *p, size_t len)
+{
+    void *d = malloc(len ? len : 1);
+    if (d && len)
+        memcpy(d, p, len);
+    return d;
+}
+
+int ring_clone(const struct ring *ring, struct ring **out)
+{
+    struct ring *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    *r = *ring;
+    r->members = ring_dup(ring->members, sizeof *r->members * ring->n_members);
+    r->owned = ring_dup(ring->owned, sizeof *r->owned * ring->n_members);
+    r->in_lists = ring_dup(ring->in_lists, sizeof *r->in_lists * ring->n_members);
+    r->owner = ring_dup(ring->owner, sizeof *r->owner * ring->q);
+    r->pref = ring_dup(ring->pref, sizeof *r->pref * (size_t)ring->q * ring->n);
+    if (!r->members || !r->owned || !r->in_lists || !r->owner || !r->pref) {
+        ring_destroy(r);
+        return -ENOMEM;
+    }
+    *out = r;
+    return 0;
+}

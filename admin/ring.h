@@ -111,4 +111,8 @@ uint32_t ring_plan(const struct ring *from, const struct ring *to, struct ring_m
 /* Measures a ring's balance (see struct ring_balance). */
 void ring_measure(const struct ring *ring, struct ring_balance *out);
 
+/* A deep copy of ring in *out (free with ring_destroy()), for a snapshot
+ * that outlives the original. -ENOMEM. */
+int ring_clone(const struct ring *ring, struct ring **out);
+
 #endif

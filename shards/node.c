@@ -1,6 +1,8 @@
 /* node.c: the process (see node.h).
  * node_create() checks that io_uring is usable (and says how to fix it when
- * it is not), builds the partition map and the shards (queues, listeners);
+ * it is not), builds the partition map, the cell where the admin thread
+ * publishes the cluster's snapshots (snapshot.h) and the shards (queues,
+ * listeners);
  * node_run() starts one thread per shard behind a launch gate (a thread that
  * cannot be created makes the others return before they touch anything, and
  * they are joined before the node is freed), waits until every shard has made
@@ -27,6 +29,7 @@
 #include "cmd_stats.h"
 #include "log.h"
 #include "shard.h"
+#include "snapshot.h"
 
 /* One line saying why io_uring is refused and what to change. */
 static int node_check_uring(void)
@@ -113,6 +116,8 @@ struct node *node_create(const struct cfg *cfg)
     for (int i = 0; i < 20; i++)
         snprintf(n->run_id + 2 * i, 3, "%02x", rnd[i]);
     cmd_init();
+    if (snapshot_cell_create(n->nshards, &n->snapshots) != 0)
+        goto fail;
     if (persist_prepare_dir(n, &n->layout) != 0 || admin_create(n, &n->admin) != 0)
         goto fail;
     for (uint32_t i = 0; i < n->nshards; i++)
@@ -134,6 +139,7 @@ void node_destroy(struct node *n)
     mi_free(n->shards);
     mi_free(n->partition_shard);
     cmd_stats_destroy(n->cmd_stats);
+    snapshot_cell_destroy(n->snapshots); /* admin and the shards have stopped */
     mi_free(n);
 }
 
@@ -141,11 +147,13 @@ void node_destroy(struct node *n)
  * held by main while it creates the threads) until all of them exist. Only
  * then may a shard touch its ring and store and reach the barriers, which
  * count every shard: one started alone would wait there forever, while main
- * freed the node under it. */
+ * freed the node under it. Before anything, the thread registers as reader
+ * sh->id of the cluster snapshots (a record in the cell, no wait). */
 static void *node_shard_thread(void *arg)
 {
     struct shard *sh = arg;
     struct node *n = sh->node;
+    snapshot_reader_register(n->snapshots, sh->id);
     pthread_mutex_lock(&n->launch);
     bool go = !n->launch_failed;
     pthread_mutex_unlock(&n->launch);

@@ -8,7 +8,9 @@
  *
  * Threads: node_create() and node_run() on the main thread. After start-up
  *   struct node is immutable and every thread reads it freely; the fields that
- *   change (stop flag, client count) are atomics, named as such.
+ *   change (stop flag, client count) are atomics, named as such. What the
+ *   admin thread learns of the cluster reaches the shards as snapshots in
+ *   `snapshots` (snapshot.h: shard i reads as reader i, without locks).
  * Errors: node_create() returns NULL with a one-line reason logged; the
  *   caller exits non-zero. */
 #ifndef RINGKV_SHARDS_NODE_H
@@ -25,6 +27,7 @@
 struct shard;
 struct cmd_stats;
 struct admin;
+struct snapshot_cell;
 
 struct node {
     const struct cfg *cfg;
@@ -58,6 +61,8 @@ struct node {
                                     durable when stopping (persist_finish) */
     struct cmd_stats *cmd_stats; /* per-shard command and error counters (cmd_stats.h) */
     struct admin *admin;         /* the admin thread's state (admin.h) */
+    struct snapshot_cell *snapshots; /* the cluster as admin last published it, for the
+                                        shards (snapshot.h; reader i = shard i) */
     int is_serving;              /* atomic: 1 once the shards serve (admin's health) */
 };
 

@@ -302,3 +302,8 @@ bool cluster_formed(void *arg)
     }
     return true;
 }
+
+int cluster_client_port(void)
+{
+    return base_port;
+}

@@ -61,4 +61,7 @@ int cluster_finish(int failures);
  * list n members, all up, and report a ring of n members with the same hash. */
 bool cluster_formed(void *arg);
 
+/* The client port (P) every node listens on, once a node was started. */
+int cluster_client_port(void);
+
 #endif
