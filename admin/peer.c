@@ -109,6 +109,8 @@
 #define PEER_HELLO_PAD 40
 #define PEER_WINDOW 64
 
+_Static_assert(GOSSIP_MAC_LEN == 8 + 8 + PEER_TAG_LEN, "a frame's MAC area: id, seq, tag");
+
 /* One end of a session: the keys, the next sequence number to send and the
  * window of those received. */
 struct peer_sess {
