@@ -12,7 +12,9 @@
  *   an older number within the window still passes;
  * - a node destroyed and created again on the same address answers probes
  *   again within 5 s (RESET, then a new session; the time is printed);
- * - thousands of HELLOs and forged PROOFs make no state. */
+ * - thousands of HELLOs and forged PROOFs make no state; a handshake nobody
+ *   answers is given up (its frames dropped and counted); connections that
+ *   never finish their handshake are capped. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -569,6 +571,70 @@ static void test_peer_hello_flood_makes_no_state(void **state)
     node_close(&b);
 }
 
+static bool gave_up(void *arg)
+{
+    struct node *n = arg;
+    return stats(n)->handshakes_failed >= 2 && stats(n)->handshakes_pending == 0;
+}
+
+/* Probes to an address where nothing answers wait for a handshake that is
+ * retried and then given up: the frames are dropped and counted, nothing
+ * stays. */
+static void test_peer_unanswered_handshake_is_given_up(void **state)
+{
+    (void)state;
+    struct node a, ghost;
+    pair_open(&a, &ghost, SECRET, SECRET);
+    teach(&a, &ghost);
+    node_close(&ghost); /* its address now answers nothing */
+    struct node *all[] = {&a};
+    assert_true(pump(all, 1, gave_up, &a, 8000));
+    assert_true(stats(&a)->queue_drops >= 2);
+    assert_true(stats(&a)->handshakes_started >= stats(&a)->handshakes_failed);
+    assert_int_equal(stats(&a)->sessions, 0);
+    node_close(&a);
+}
+
+struct conns {
+    struct node *n;
+    uint64_t want;
+};
+
+static bool accepted(void *arg)
+{
+    struct conns *c = arg;
+    return stats(c->n)->connections_in >= c->want;
+}
+
+/* Connections that never finish their handshake: the node keeps at most
+ * PEER_HALF_OPEN_MAX (64) of them, closing the oldest. */
+static void test_peer_half_open_connections_are_capped(void **state)
+{
+    (void)state;
+    struct node b;
+    node_open(&b, "127.0.0.2", 0, SECRET, 1);
+    struct node *all[] = {&b};
+    enum { N = 100 };
+    int fd[N];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b.port)};
+    inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
+    for (int i = 0; i < N; i++) {
+        fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(connect(fd[i], (struct sockaddr *)&sa, sizeof sa), 0);
+        struct conns c = {&b, (uint64_t)i + 1};
+        assert_true(pump(all, 1, accepted, &c, 2000));
+    }
+    int closed = 0;
+    for (int i = 0; i < N; i++) {
+        char byte;
+        if (recv(fd[i], &byte, 1, MSG_DONTWAIT) == 0)
+            closed++;
+        close(fd[i]);
+    }
+    assert_int_equal(closed, N - 64);
+    node_close(&b);
+}
+
 static void test_peer_resolve_gives_numeric_addresses(void **state)
 {
     (void)state;
@@ -590,6 +656,8 @@ int main(void)
         cmocka_unit_test(test_peer_replayed_or_copied_datagrams_are_refused),
         cmocka_unit_test(test_peer_restarted_peer_talks_again_promptly),
         cmocka_unit_test(test_peer_hello_flood_makes_no_state),
+        cmocka_unit_test(test_peer_unanswered_handshake_is_given_up),
+        cmocka_unit_test(test_peer_half_open_connections_are_capped),
         cmocka_unit_test(test_peer_resolve_gives_numeric_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
