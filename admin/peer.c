@@ -108,6 +108,8 @@
 #define PEER_HS_HEADER 4
 #define PEER_HELLO_PAD 40
 #define PEER_WINDOW 64
+#define PEER_WARN_MS 10000 /* refused handshakes logged at most this often */
+#define PEER_BAD_ACCEPT "an ACCEPT with a wrong proof (another cluster-secret?)"
 
 _Static_assert(GOSSIP_MAC_LEN == 8 + 8 + PEER_TAG_LEN, "a frame's MAC area: id, seq, tag");
 
@@ -186,6 +188,7 @@ struct peer_net {
     struct peer_recent *recent; /* PEER_RECENT, a ring */
     uint32_t recent_next;
     uint64_t reset_second, resets_in_second;
+    uint64_t warned_ms; /* last refused handshake logged */
     struct peer_stats stats;
 };
 
@@ -923,12 +926,18 @@ static void peer_send_reset(struct peer_net *p, const char *to, uint64_t id, uin
         p->stats.resets_out++;
 }
 
-/* A wrong proof or cookie: the other side lacks the secret (or lies). */
-static bool peer_hs_refuse(struct peer_net *p, const char *from, const char *what)
+/* A wrong proof or cookie: the other side lacks the secret (or lies).
+ * Logged at most once per PEER_WARN_MS. */
+static bool peer_hs_refuse(struct peer_net *p, const char *from, const char *what, uint64_t now)
 {
     p->stats.refused_frames++;
     p->stats.handshakes_refused++;
-    log_debug("cluster: %s from %s is wrong (not our cluster-secret); ignored", what, from);
+    if (!p->warned_ms || now - p->warned_ms >= PEER_WARN_MS) {
+        p->warned_ms = now ? now : 1;
+        log_warn("cluster: %s from %s; refused, nothing it sends is accepted (%llu handshakes "
+                 "refused so far)",
+                 what, from, (unsigned long long)p->stats.handshakes_refused);
+    }
     return false;
 }
 
@@ -974,10 +983,10 @@ static bool peer_on_responder(struct peer_net *p, struct peer_conn *c, const cha
     peer_cookie(p, m->nonce_a, m->time_ms, ai, ar, cookie);
     if (m->time_ms > now || now - m->time_ms > PEER_COOKIE_MS ||
         !peer_equal(cookie, m->nonce_b, PEER_NONCE_LEN))
-        return peer_hs_refuse(p, ai, "a PROOF's cookie (stale, or not ours)");
+        return peer_hs_refuse(p, ai, "a PROOF with a stale or forged cookie", now);
     peer_keyed(p, "initiator", m->nonce_a, m->nonce_b, ai, ar, proof);
     if (!peer_equal(proof, m->proof, PEER_PROOF_LEN))
-        return peer_hs_refuse(p, ai, "the proof of a PROOF");
+        return peer_hs_refuse(p, ai, "a PROOF with a wrong proof (another cluster-secret?)", now);
     uint64_t id = peer_sess_id(p, m->nonce_a, m->nonce_b, ai, ar);
     struct peer_sess *s = c ? NULL : peer_sess_find(p, id);
     if (s && strcmp(s->addr, ai) != 0)
@@ -1020,7 +1029,7 @@ static void peer_on_initiator(struct peer_net *p, const char *from, const struct
         return;
     peer_keyed(p, "responder", hs->nonce_a, hs->nonce_b, p->self, from, proof);
     if (!peer_equal(proof, m->proof, PEER_PROOF_LEN)) {
-        peer_hs_refuse(p, from, "the proof of an ACCEPT");
+        peer_hs_refuse(p, from, PEER_BAD_ACCEPT, now);
         return; /* the handshake goes on: a forged ACCEPT must not end it */
     }
     struct peer_sess *s = peer_sess_slot(p, from);
@@ -1051,7 +1060,7 @@ static bool peer_on_initiator_conn(struct peer_net *p, struct peer_conn *c,
         return false;
     peer_keyed(p, "responder", c->nonce_a, c->nonce_b, c->local, c->addr, proof);
     if (!peer_equal(proof, m->proof, PEER_PROOF_LEN))
-        return peer_hs_refuse(p, c->addr, "the proof of an ACCEPT");
+        return peer_hs_refuse(p, c->addr, PEER_BAD_ACCEPT, c->last_ms);
     peer_sess_init(p, &c->sess, true, c->nonce_a, c->nonce_b, c->local, c->addr, c->last_ms);
     c->state = PEER_C_OPEN;
     p->stats.handshakes_done++;
@@ -1102,7 +1111,8 @@ void peer_flush(struct peer_net *p, struct member_table *t, uint64_t now_ms)
     for (uint32_t i = 0; i < n; i++) {
         const struct member_out *o = &out[i];
         char to[GOSSIP_ADDR_MAX + 1];
-        bool sealable = o->len >= GOSSIP_HEADER_LEN + GOSSIP_MAC_LEN && (o->bytes[2] & GOSSIP_F_MAC);
+        bool sealable =
+            o->len >= GOSSIP_HEADER_LEN + GOSSIP_MAC_LEN && (o->bytes[2] & GOSSIP_F_MAC);
         if (!peer_canon(o->to_addr, to, sizeof to) || (p->mac && !sealable))
             p->stats.send_failures++;
         else if (o->stream)
