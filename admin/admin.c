@@ -376,9 +376,17 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
     METRIC("suspicions", "suspicions_total", "counter", "Members this node began to suspect.",
            ms->suspicions);
     METRIC("peer_frames_refused", "peer_frames_refused_total", "counter",
-           "Peer frames dropped for a missing or wrong MAC (cluster-secret).", ps->refused_frames);
+           "Peer frames dropped for a missing or wrong MAC or an unknown session (cluster-secret).",
+           ps->refused_frames);
     METRIC("peer_frames_replayed", "peer_frames_replayed_total", "counter",
-           "Peer frames dropped as replays or out of the time window.", ps->replayed_frames);
+           "Peer frames dropped as replays (a sequence number seen on its session).",
+           ps->replayed_frames);
+    METRIC("peer_handshakes_refused", "peer_handshakes_refused_total", "counter",
+           "Peer handshakes with a wrong proof: the other side lacks the cluster-secret.",
+           ps->handshakes_refused);
+    METRIC("peer_handshakes_failed", "peer_handshakes_failed_total", "counter",
+           "Peer handshakes of this node given up (no answer), their frames dropped.",
+           ps->handshakes_failed);
 #undef METRIC
     return k;
 }
@@ -593,6 +601,8 @@ static void *admin_thread(void *arg)
     for (;;) {
         uint64_t now = admin_now_ms();
         uint64_t due = member_next_deadline(a->members);
+        if (peer_next_deadline(a->peer) < due)
+            due = peer_next_deadline(a->peer);
         if (a->join && a->join_at_ms < due)
             due = a->join_at_ms;
         int timeout = due > now ? (int)(due - now < 60000 ? due - now : 60000) : 0;

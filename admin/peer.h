@@ -1,8 +1,8 @@
 /* peer.h: the gossip transport over the cluster port: a UDP socket and a TCP
  * listener on bind:cluster-port, connections to and from peers, and the
- * frames' authentication under cluster-secret (peer.c explains the MAC, its
- * timestamp and the replay cache). It carries member.h's frames: what
- * arrives, decoded and (with a secret) authenticated, goes to
+ * frames' authentication under cluster-secret (peer.c explains the
+ * handshake, the sessions and their replay windows). It carries member.h's
+ * frames: what arrives, decoded and (with a secret) authenticated, goes to
  * member_on_message(); peer_send() sends one member_outbox() frame, as a
  * datagram or, when marked stream, over a connection.
  * Outgoing sockets are bound to the node's own address, so that a peer sees
@@ -28,9 +28,24 @@ struct peer_stats {
     uint64_t stream_frames_in, stream_frames_out;
     uint64_t connections_in, connections_out;
     uint64_t bad_frames;      /* not a frame of our version: dropped (a stream closed) */
-    uint64_t refused_frames;  /* no MAC or a wrong one (cluster-secret) */
-    uint64_t replayed_frames; /* a valid MAC seen before, or a timestamp out of the window */
+    /* cluster-secret: a frame or handshake message without a MAC, with a
+     * wrong one, on a session we do not hold, or one with a MAC when we
+     * have no secret (and a handshake message then) */
+    uint64_t refused_frames;
+    uint64_t replayed_frames; /* its sequence number seen (or too old) on its session;
+                                 a PROOF of a session already made */
     uint64_t send_failures;   /* unreachable address, full buffer, socket error */
+    /* The handshake (cluster-secret only; see peer.c). */
+    uint64_t handshakes_started; /* HELLOs of ours (a datagram peer or a new connection) */
+    uint64_t handshakes_done;    /* sessions made, either side */
+    uint64_t handshakes_refused; /* a wrong proof or cookie: the other side lacks the secret */
+    uint64_t handshakes_failed;  /* ours given up (no answer, the connection closed or
+                                    stuck); theirs when too many came at once */
+    uint64_t hellos_answered;    /* CHALLENGEs sent (statelessly) */
+    uint64_t queue_drops;        /* frames dropped while waiting for a session */
+    uint64_t resets_out, resets_in; /* "unknown session" answers sent, and taken */
+    uint64_t sessions;           /* datagram sessions held now */
+    uint64_t handshakes_pending; /* datagram handshakes of ours in flight now */
 };
 
 /* Binds UDP and TCP on host:port (host numeric, as the bind setting).
@@ -51,11 +66,41 @@ void peer_run(struct peer_net *p, struct member_table *t, uint64_t now_ms);
 /* Sends every frame in t's outbox and clears it. */
 void peer_flush(struct peer_net *p, struct member_table *t, uint64_t now_ms);
 
+/* When peer_run() next has a timer to run (a handshake to retry);
+ * UINT64_MAX when none. */
+uint64_t peer_next_deadline(const struct peer_net *p);
+
 /* Resolves "host:port" (a name or a numeric address; "[v6]:port") into the
  * numeric form member.h's addresses use; for seeds. 0, or -EINVAL with a
  * reason in err. Blocks on DNS: call at start-up. */
 int peer_resolve(const char *addr, char *out, size_t cap, char *err, size_t err_len);
 
 const struct peer_stats *peer_get_stats(const struct peer_net *p);
+
+/* A handshake message (cluster-secret; peer.c gives the layout). Pointers
+ * point into the bytes given to peer_hs_decode(); fields a kind lacks are
+ * NULL / 0. */
+#define PEER_HS_MAGIC 0xa5 /* first byte; a gossip frame starts with GOSSIP_VERSION */
+#define PEER_NONCE_LEN 16
+#define PEER_PROOF_LEN 32
+#define PEER_TAG_LEN 16
+
+enum peer_hs_kind { PEER_HELLO = 1, PEER_CHALLENGE = 2, PEER_PROOF = 3, PEER_ACCEPT = 4,
+                    PEER_RESET = 5 };
+
+struct peer_hs_msg {
+    enum peer_hs_kind kind;
+    const uint8_t *nonce_a, *nonce_b; /* PEER_NONCE_LEN bytes each */
+    uint64_t time_ms;                 /* CHALLENGE, PROOF: the responder's clock */
+    const uint8_t *proof;             /* PROOF, ACCEPT: PEER_PROOF_LEN bytes */
+    uint64_t session;                 /* RESET */
+    const uint8_t *tag;               /* RESET: PEER_TAG_LEN bytes */
+};
+
+/* Decodes one handshake message from data[0..len): GOSSIP_OK with *consumed
+ * its length, GOSSIP_MORE (nothing consumed), or GOSSIP_BAD (not one: wrong
+ * magic, unknown kind or a length not the kind's). Pure: any thread. */
+enum gossip_status peer_hs_decode(const uint8_t *data, size_t len, struct peer_hs_msg *m,
+                                  size_t *consumed);
 
 #endif

@@ -103,9 +103,11 @@ static const struct cfg_setting cfg_settings[] = {
      "With seeds: ask them to join at start (no: start alone; joining by an operator's "
      "POST /v1/nodes is not built yet)."},
     {"cluster-secret", CFG_STRING, F(cluster_secret), "", 0, 0, NULL,
-     "Shared secret of the cluster: every peer frame then carries an HMAC-SHA256 under it "
-     "with a timestamp, and frames without a valid one, or replayed, are dropped; the "
-     "secret never travels. Empty: peers are not authenticated."},
+     "Shared secret of the cluster: two peers first prove to each other that they know it "
+     "(a challenge-response handshake with HMAC-SHA256; the secret never travels), then "
+     "every frame carries a MAC under their session's key and a sequence number, and "
+     "frames without a valid one, or replayed, are dropped. Empty: peers are not "
+     "authenticated."},
     {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
      "This node's relative capacity: the partition ring gives it partitions in proportion."},
     {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,
