@@ -556,3 +556,30 @@ int cluster_state_save(struct cluster_state_file *f, const struct member_table *
     f->saved_hash = hash;
     return 1;
 }
+
+int cluster_state_check(const struct cluster_state *s, const struct ring *ring, const char *id,
+                        uint32_t q, char *why, size_t why_cap)
+{
+    if (strcmp(s->id, id) != 0)
+        return refuse(why, why_cap, "it is node %s's, and this node is %s", s->id, id);
+    if (s->state != MEMBER_LEFT && s->n_peers && ring->q != q)
+        return refuse(why, why_cap, "its cluster's ring has %u partitions and the partitions "
+                      "setting is %u: a cluster keeps the Q it was made with (set partitions "
+                      "%u)", ring->q, q, ring->q);
+    return 0;
+}
+
+int cluster_state_restore(struct member_table *t, const struct cluster_state *s, uint64_t now_ms)
+{
+    if (s->state == MEMBER_LEFT)
+        return member_restore_self(t, MEMBER_UP, s->state_version + 1, s->incarnation);
+    int rc = member_restore_self(t, s->state, s->state_version, s->incarnation);
+    const char *self_addr = member_at(t, 0)->info.cluster_addr;
+    for (uint32_t i = 0; rc == 0 && i < s->n_peers; i++) {
+        const struct cluster_state_peer *p = &s->peers[i];
+        rc = member_restore_peer(t, &p->info, p->state, p->state_version, now_ms);
+        if (rc == 0 && strcmp(p->info.cluster_addr, self_addr) != 0)
+            rc = member_add_seed(t, p->info.cluster_addr);
+    }
+    return rc;
+}

@@ -73,6 +73,23 @@ int cluster_state_write(const char *dir, const char *text);
 int cluster_state_load(const char *dir, struct cluster_state *out, struct ring **ring, char *why,
                        size_t why_cap);
 
+/* Whether a loaded state (with its ring) fits this node (id) and its
+ * partitions setting (q): -EINVAL with why when it is another node's, or
+ * when its ring has another Q while other members share it (a cluster keeps
+ * the Q it was made with, as Redis Cluster its slots; a node alone, or one
+ * that left, may take a new Q and drops the saved ring). 0 when it fits. */
+int cluster_state_check(const struct cluster_state *s, const struct ring *ring, const char *id,
+                        uint32_t q, char *why, size_t why_cap);
+
+/* Puts a checked state back into a table just made (member_create(),
+ * nothing handled yet): this node's state, state_version and incarnation
+ * (member_restore_self()), and each other member (member_restore_peer(),
+ * and member_add_seed() unless it has this node's cluster address). A node
+ * that left gets no members back and is up at the next state_version, so
+ * that a later join outranks its leave. The ring is the caller's to make
+ * current. -errno from member.h. */
+int cluster_state_restore(struct member_table *t, const struct cluster_state *s, uint64_t now_ms);
+
 /* Frees what the struct owns; the struct may be filled again. */
 void cluster_state_fini(struct cluster_state *s);
 

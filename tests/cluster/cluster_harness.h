@@ -57,4 +57,8 @@ int64_t cluster_now_ms(void);
  * directory; returns failures. */
 int cluster_finish(int failures);
 
+/* Removes node i's directory (stopped first): its next start is a new node,
+ * with a new id and no saved cluster state. 0 or -EIO. */
+int cluster_forget(int i);
+
 #endif

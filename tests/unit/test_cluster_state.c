@@ -1,10 +1,13 @@
-/* Unit tests for the cluster state file (admin/cluster_state.c) and the
- * membership restore calls it feeds (member_restore_self/_peer): a round
- * trip keeps every field and rebuilds the same ring (same hash, owners and
- * preference lists); truncated, damaged and hostile documents are refused
- * with a reason and never crash (every prefix, a table of bad fields, random
- * byte flips); a missing file is -ENOENT; a temporary file left by a crash
- * is ignored and replaced; the saver writes only what changed. */
+/* Unit tests for the cluster state file (admin/cluster_state.c) and its
+ * restore into the membership (cluster_state_restore() over
+ * member_restore_self/_peer; cluster_state_check()): a round trip keeps
+ * every field and rebuilds the same ring (same hash, owners and preference
+ * lists); truncated, damaged and hostile documents are refused with a
+ * reason and never crash (every prefix, a table of bad fields, random byte
+ * flips); a missing file is -ENOENT; a temporary file left by a crash is
+ * ignored and replaced; restored members are seeds, a node that left gets
+ * none back; another node's state or another Q is refused; the saver
+ * writes only what changed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -444,10 +447,7 @@ static void test_cluster_state_restores_into_the_membership(void **state)
     struct cluster_state_peer peers[3];
     fixture(&s, peers);
     struct member_table *t = table_of_node0();
-    assert_int_equal(member_restore_self(t, s.state, s.state_version, s.incarnation), 0);
-    for (uint32_t k = 0; k < s.n_peers; k++)
-        assert_int_equal(member_restore_peer(t, &peers[k].info, peers[k].state,
-                                             peers[k].state_version, 1000), 0);
+    assert_int_equal(cluster_state_restore(t, &s, 1000), 0);
     assert_int_equal(member_restore_peer(t, &peers[0].info, MEMBER_UP, 1, 1000), -EEXIST);
     struct gossip_info self_again = member_at(t, 0)->info;
     assert_int_equal(member_restore_peer(t, &self_again, MEMBER_UP, 1, 1000), -EEXIST);
@@ -458,6 +458,16 @@ static void test_cluster_state_restores_into_the_membership(void **state)
     assert_int_equal(member_at(t, 0)->incarnation, 9);
     assert_int_equal(member_set_self(t, &self_again, 1000), 0);
     assert_int_equal(member_at(t, 0)->incarnation, 10); /* past what peers held of us */
+    /* the restored members are the seeds: a join asks each of them */
+    const struct member_out *out;
+    member_outbox_clear(t);
+    member_join(t, 1000);
+    uint32_t n_out = member_outbox(t, &out);
+    assert_int_equal(n_out, 3);
+    for (uint32_t k = 0; k < n_out; k++) {
+        assert_int_equal(out[k].type, GOSSIP_PUSH_PULL);
+        assert_string_equal(out[k].to_addr, peers[k].info.cluster_addr);
+    }
 
     struct cluster_state again;
     assert_int_equal(cluster_state_of(t, &again), 0);
@@ -479,6 +489,42 @@ static void test_cluster_state_restores_into_the_membership(void **state)
     assert_int_equal(again.n_peers, 0);
     cluster_state_fini(&again);
     member_destroy(t);
+}
+
+/* A node that left comes back alone, up at the next state_version. */
+static void test_cluster_state_left_node_forgets_its_peers(void **state)
+{
+    struct cluster_state s;
+    struct cluster_state_peer peers[3];
+    fixture(&s, peers);
+    s.state = MEMBER_LEFT;
+    s.state_version = 4;
+    struct member_table *t = table_of_node0();
+    assert_int_equal(cluster_state_restore(t, &s, 1000), 0);
+    assert_int_equal(member_count(t), 1);
+    assert_int_equal(member_at(t, 0)->state, MEMBER_UP);
+    assert_int_equal(member_at(t, 0)->state_version, 5);
+    assert_int_equal(member_at(t, 0)->incarnation, 9);
+    member_destroy(t);
+}
+
+static void test_cluster_state_check_refuses_another_node_or_q(void **state)
+{
+    struct cluster_state s;
+    struct cluster_state_peer peers[3];
+    fixture(&s, peers);
+    char why[256] = "";
+    assert_int_equal(cluster_state_check(&s, ring2, members[0].id, Q, why, sizeof why), 0);
+    assert_int_equal(cluster_state_check(&s, ring2, members[1].id, Q, why, sizeof why), -EINVAL);
+    assert_non_null(strstr(why, "this node is"));
+    assert_int_equal(cluster_state_check(&s, ring2, members[0].id, Q * 2, why, sizeof why),
+                     -EINVAL);
+    assert_non_null(strstr(why, "set partitions 64"));
+    s.n_peers = 0; /* alone: may take another Q */
+    assert_int_equal(cluster_state_check(&s, ring2, members[0].id, Q * 2, why, sizeof why), 0);
+    s.n_peers = 3;
+    s.state = MEMBER_LEFT; /* left: its old cluster's Q no longer binds it */
+    assert_int_equal(cluster_state_check(&s, ring2, members[0].id, Q * 2, why, sizeof why), 0);
 }
 
 static void test_cluster_state_save_writes_changes_only(void **state)
@@ -529,6 +575,8 @@ int main(void)
         cmocka_unit_test(test_cluster_state_refuses_odd_files),
         cmocka_unit_test(test_cluster_state_replaces_atomically),
         cmocka_unit_test(test_cluster_state_restores_into_the_membership),
+        cmocka_unit_test(test_cluster_state_left_node_forgets_its_peers),
+        cmocka_unit_test(test_cluster_state_check_refuses_another_node_or_q),
         cmocka_unit_test(test_cluster_state_save_writes_changes_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
