@@ -300,9 +300,9 @@ static int admin_restore_state(struct admin *a, uint64_t now)
         member_join(a->members, now);
     member_events_clear(a->members); /* what was restored is not news */
     if (rc == 0)
-        log_info("cluster: restored from %s/%s: incarnation %" PRIu64 ", ring epoch %" PRIu64
-                 ", %u other member(s)%s", cfg->dir, CLUSTER_STATE_FILE,
-                 member_at(a->members, 0)->incarnation, a->ring ? a->ring->epoch : 0,
+        log_info("cluster: restored from %s/%s: incarnation %" PRIu64 ", %s ring, %u other "
+                 "member(s)%s", cfg->dir, CLUSTER_STATE_FILE,
+                 member_at(a->members, 0)->incarnation, a->ring ? "the saved" : "a new",
                  member_count(a->members) - 1,
                  member_count(a->members) > 1 ? ", asked to take this node back" : "");
     cluster_state_fini(&s);
