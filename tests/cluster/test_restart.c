@@ -7,8 +7,9 @@
  *   other two as up, heard from since its restart (incarnation above 0:
  *   nothing it could have made up), and reports the ring hash and epoch
  *   they report, the ones from before.
- * - All three stopped and started again, none with seeds: they find each
- *   other and agree on the same ring as before (hash and epoch).
+ * - All three stopped and started again, none with seeds: the first, alone
+ *   at first, serves the saved ring at once; they find each other and agree
+ *   on the same ring as before (hash and epoch).
  * Without the saved cluster state a node started without seeds is a cluster
  * of one: it lists itself only and has a ring of its own.
  * Every wait is on a condition with a deadline. */
@@ -166,6 +167,14 @@ static void test_restart_rejoins_without_seeds(void **state)
     for (int i = 0; i < NODES; i++) {
         assert_int_equal(cluster_start(i, NULL), 0);
         assert_string_equal(cluster_node(i)->id, ids[i]);
+        if (i == 0) { /* alone for now, it serves the saved ring, not one of its own */
+            struct ring_id r;
+            assert_true(ring_of(0, &r));
+            if (strcmp(r.hash, before.hash) != 0 || r.epoch != before.epoch)
+                fail_msg("node 0 restarted alone has ring %s epoch %lld, not the saved %s "
+                         "epoch %lld", r.hash, (long long)r.epoch, before.hash,
+                         (long long)before.epoch);
+        }
     }
     wait_agreed(&before, FORM_MS, "all three stopped and started without seeds");
 }
