@@ -30,6 +30,10 @@
  * the state above and the node's counters (cmd_server_totals(): relaxed
  * atomic loads, never a lock or a message to a shard), so a slow or busy
  * HTTP client never holds up a shard.
+ * The cluster state (cluster_state.h) is kept in dir under the node id's
+ * rule: restored at start-up (admin_restore_state(): a restarted node comes
+ * back as the same member without seeds), saved when the ring or the
+ * members change (admin_save_state()).
  * Changes of membership by the API (POST and DELETE /v1/nodes) are not
  * built yet: they answer 501, and with ?dry_run=1 the plan: the ring the
  * change would make (ring_build() from the current ring) and ring_plan()'s
@@ -52,6 +56,7 @@
 #include <xxhash.h>
 
 #include "cfg.h"
+#include "cluster_state.h"
 #include "cmd_server.h"
 #include "http.h"
 #include "identity.h"
@@ -78,6 +83,7 @@ struct admin {
     bool join;                /* seeds given and auto-join: ask them until we meet one */
     uint64_t join_at_ms;      /* next join request */
     uint64_t ring_members_hash; /* of the ring's members (admin_members_hash()) */
+    struct cluster_state_file state_file; /* where the cluster state is saved (cluster_state.h) */
     int wake_fd;              /* eventfd: admin_destroy() asks the thread to end */
     pthread_t thread;
     bool started;
@@ -96,16 +102,22 @@ static void admin_addr(char *out, size_t cap, const char *host, int port)
     snprintf(out, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
+/* Whether dir keeps the node's id and cluster state: always with storage =
+ * log; with storage = memory, when it is a writable directory. */
+static bool admin_dir_kept(const struct cfg *cfg)
+{
+    struct stat st;
+    return cfg->storage == CFG_STORAGE_LOG ||
+           (stat(cfg->dir, &st) == 0 && S_ISDIR(st.st_mode) && access(cfg->dir, W_OK) == 0);
+}
+
 /* The node id: kept in dir with storage = log (a failure stops start-up);
  * with storage = memory, kept in dir when it is a writable directory, else
  * new for this run. */
 static int admin_identity(const struct cfg *cfg, char id[IDENTITY_LEN + 1])
 {
     bool created = false;
-    struct stat st;
-    bool keep = cfg->storage == CFG_STORAGE_LOG ||
-                (stat(cfg->dir, &st) == 0 && S_ISDIR(st.st_mode) && access(cfg->dir, W_OK) == 0);
-    if (!keep) {
+    if (!admin_dir_kept(cfg)) {
         int rc = identity_random(id);
         if (rc == 0)
             log_info("admin: storage = memory and %s is not a writable directory: node id %s "
@@ -198,6 +210,106 @@ static int admin_chain_ring(struct ring_member *members, uint32_t count, uint32_
     return 0;
 }
 
+/* ---- the cluster state kept in the data directory (cluster_state.h) ---- */
+
+/* Saves the cluster state when it changed (after the ring or the members
+ * changed). A failure is logged once until a save succeeds; the node goes
+ * on, and a restart without seeds would come back with the older state. */
+static void admin_save_state(struct admin *a)
+{
+    int was = a->state_file.last_error;
+    int rc = cluster_state_save(&a->state_file, a->members, a->ring);
+    if (rc < 0 && was == 0)
+        log_warn("cluster: cannot save the cluster state in %s/%s: %s; trying again at the "
+                 "next change", a->state_file.dir, CLUSTER_STATE_FILE, strerror(-rc));
+    else if (rc > 0 && was != 0)
+        log_info("cluster: saved the cluster state in %s/%s again", a->state_file.dir,
+                 CLUSTER_STATE_FILE);
+}
+
+/* True when membership events may change the saved state: any but a
+ * change of health (members, their addresses, weights, zones and states). */
+static bool admin_state_events(const struct member_event *ev, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ev[i].kind != MEMBER_EV_HEALTH)
+            return true;
+    return false;
+}
+
+/* Makes the restored ring the current one (taking it) and advertises it. */
+static int admin_restore_ring(struct admin *a, struct ring *ring, uint64_t now)
+{
+    ring_destroy(a->ring);
+    a->ring = ring;
+    /* what admin_update_ring() compares the membership with: the ring's
+     * members, sorted by id and zeroed past their strings (as decoded), as
+     * admin_ring_members() makes them */
+    a->ring_members_hash = XXH3_64bits(ring->members, sizeof *ring->members * ring->n_members);
+    struct gossip_info self = member_at(a->members, 0)->info;
+    self.ring_epoch = ring->epoch;
+    self.ring_hash = ring->hash;
+    return member_set_self(a->members, &self, now);
+}
+
+/* At start-up, with a saved cluster state, the node comes back as the
+ * member it was, seeds or not (they are added), auto-join or not (it is a
+ * member already): cluster_state_restore() puts back this node's state,
+ * state_version and incarnation and the other members (also as seeds); the
+ * saved ring becomes the current ring; the members are asked to take this
+ * node back (a join: they answer with the cluster as it is now). Start-up
+ * stops (logged) on a file that cannot be read or is damaged, or that
+ * cluster_state_check() refuses (another node's; a Q other than the
+ * partitions setting while other members share the ring). A node alone
+ * takes a new partitions setting, and a node that left starts as a cluster
+ * of one: both drop the saved ring. */
+static int admin_restore_state(struct admin *a, uint64_t now)
+{
+    const struct cfg *cfg = a->node->cfg;
+    if (!admin_dir_kept(cfg))
+        return 0;
+    a->state_file.dir = cfg->dir;
+    struct cluster_state s;
+    struct ring *ring = NULL;
+    char why[320];
+    uint32_t q = a->node->npartitions;
+    int rc = cluster_state_load(cfg->dir, &s, &ring, why, sizeof why);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0)
+        rc = cluster_state_check(&s, ring, a->id, q, why, sizeof why);
+    if (rc != 0) {
+        log_error("cluster: cannot restore the cluster state in %s/%s: %s; to start as a new "
+                  "cluster of one, move that file away; exiting", cfg->dir, CLUSTER_STATE_FILE,
+                  why);
+        ring_destroy(ring);
+        return rc;
+    }
+    if (s.state == MEMBER_LEFT || ring->q != q) {
+        log_info("cluster: %s/%s: %s; the saved ring is dropped", cfg->dir, CLUSTER_STATE_FILE,
+                 s.state == MEMBER_LEFT ? "this node left its cluster and starts as a cluster "
+                                          "of one" : "a node alone takes the new partitions");
+        ring_destroy(ring);
+        ring = NULL;
+    }
+    rc = cluster_state_restore(a->members, &s, now);
+    if (rc == 0 && ring)
+        rc = admin_restore_ring(a, ring, now);
+    else
+        ring_destroy(ring);
+    if (rc == 0 && member_count(a->members) > 1)
+        member_join(a->members, now);
+    member_events_clear(a->members); /* what was restored is not news */
+    if (rc == 0)
+        log_info("cluster: restored from %s/%s: incarnation %" PRIu64 ", %s ring, %u other "
+                 "member(s)%s", cfg->dir, CLUSTER_STATE_FILE,
+                 member_at(a->members, 0)->incarnation, a->ring ? "the saved" : "a new",
+                 member_count(a->members) - 1,
+                 member_count(a->members) > 1 ? ", asked to take this node back" : "");
+    cluster_state_fini(&s);
+    return rc;
+}
+
 /* Rebuilds the ring when its members (ids, weights, zones) changed, and
  * advertises its epoch and hash. */
 static int admin_update_ring(struct admin *a, uint64_t now)
@@ -226,6 +338,7 @@ static int admin_update_ring(struct admin *a, uint64_t now)
     self.ring_epoch = next->epoch;
     self.ring_hash = next->hash;
     rc = member_set_self(a->members, &self, now);
+    admin_save_state(a);
 out:
     free(members);
     return rc;
@@ -262,6 +375,8 @@ static int admin_membership(struct admin *a)
         rc = member_set_state(a->members, a->id, MEMBER_UP, now);
     if (rc == 0)
         rc = admin_seeds(a, cfg->seeds, self.cluster_addr);
+    if (rc == 0)
+        rc = admin_restore_state(a, now);
     if (rc != 0)
         return rc;
     return admin_update_ring(a, now);
@@ -574,7 +689,7 @@ static void admin_events(struct admin *a, uint64_t now)
 {
     const struct member_event *ev;
     uint32_t n = member_events(a->members, &ev);
-    bool ring = false;
+    bool ring = false, save = admin_state_events(ev, n);
     for (uint32_t i = 0; i < n; i++) {
         const struct member *m = member_at(a->members, ev[i].index);
         static const char *const health[] = {"alive", "suspect", "dead (down)"};
@@ -586,6 +701,8 @@ static void admin_events(struct admin *a, uint64_t now)
     member_events_clear(a->members);
     if (ring && admin_update_ring(a, now) != 0)
         log_warn("cluster: cannot rebuild the ring (out of memory); kept the previous one");
+    if (save)
+        admin_save_state(a);
     if (n > 0) /* statuses, addresses: the shards' copy (snapshot.h) */
         snapshot_update(a->node->snapshots, a->members, a->ring);
     peer_flush(a->peer, a->members, now);

@@ -18,7 +18,8 @@ struct admin;
 
 /* Reads or makes the node id (identity.h; with storage = memory, kept in dir
  * when dir is a writable directory, else new each run), builds the
- * membership and the ring, and binds the HTTP port unless admin-port is 0.
+ * membership and the ring (restoring the saved cluster state, if any:
+ * cluster_state.h), and binds the HTTP port unless admin-port is 0.
  * Starts no thread. */
 int admin_create(struct node *n, struct admin **out);
 /* Starts the admin thread (call with the stop signals blocked, so that it

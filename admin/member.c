@@ -1178,3 +1178,31 @@ uint32_t member_alive_count(const struct member_table *t) { return t->n_alive; }
 const struct member_stats *member_get_stats(const struct member_table *t) { return &t->stats; }
 
 uint32_t member_queue_len(const struct member_table *t) { return t->n_queue; }
+
+/* ---- restoring a saved state (admin/cluster_state.h) ---- */
+
+int member_restore_self(struct member_table *t, enum member_state state, uint64_t state_version,
+                        uint64_t incarnation)
+{
+    if (state > MEMBER_LEFT)
+        return -EINVAL;
+    if (incarnation > t->members[0].incarnation)
+        t->members[0].incarnation = incarnation;
+    set_state(t, 0, state, state_version);
+    queue_state(t, 0);
+    return 0;
+}
+
+int member_restore_peer(struct member_table *t, const struct gossip_info *info,
+                        enum member_state state, uint64_t state_version, uint64_t now_ms)
+{
+    if (!valid_info(info) || state > MEMBER_LEFT)
+        return -EINVAL;
+    if (find(t, info->id) != NONE)
+        return -EEXIST;
+    uint32_t i = add_member(t, info, 0, now_ms);
+    if (i == NONE)
+        return -ENOMEM;
+    set_state(t, i, state, state_version);
+    return 0;
+}

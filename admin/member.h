@@ -212,4 +212,20 @@ uint64_t member_suspicion_min_ms(const struct member_table *t);
 /* Changes queued for gossip (for tests). */
 uint32_t member_queue_len(const struct member_table *t);
 
+/* Restoring a saved state (admin/cluster_state.h), at start-up, before any
+ * frame is handled. member_restore_self() gives this node back its
+ * ownership state and version as saved, and its incarnation when the saved
+ * one is greater, and gossips the state; call member_set_self() next, which
+ * raises the incarnation past the saved one, so that our ALIVE overrides
+ * what peers held of us before the restart. -EINVAL: not a state. */
+int member_restore_self(struct member_table *t, enum member_state state, uint64_t state_version,
+                        uint64_t incarnation);
+/* Adds a member known before the restart: alive at incarnation 0, so that
+ * anything it or a peer says of it at a real incarnation overrides it (and
+ * our own suspicion at 0 convinces nobody), with its saved ownership state;
+ * it is probed as any member and is not gossiped. -EINVAL: not a valid info
+ * or state; -EEXIST: already in the table (self included); -ENOMEM. */
+int member_restore_peer(struct member_table *t, const struct gossip_info *info,
+                        enum member_state state, uint64_t state_version, uint64_t now_ms);
+
 #endif

@@ -98,7 +98,8 @@ static const struct cfg_setting cfg_settings[] = {
      "when that passes 65535)."},
     {"seeds", CFG_STRING, F(seeds), "", 0, 0, NULL,
      "Comma-separated host:cluster-port of nodes of the cluster to join; empty: a cluster "
-     "of one (until others join through it)."},
+     "of one (until others join through it), or, restarted with its dir, the cluster it "
+     "was in."},
     {"auto-join", CFG_BOOL, F(auto_join), "yes", 0, 1, NULL,
      "With seeds: ask them to join at start (no: start alone; joining by an operator's "
      "POST /v1/nodes is not built yet)."},

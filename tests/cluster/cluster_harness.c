@@ -307,3 +307,17 @@ int cluster_client_port(void)
 {
     return base_port;
 }
+
+int cluster_forget(int i)
+{
+    cluster_stop(i);
+    if (!scratch[0])
+        return 0;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/n%d'", scratch, i);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cluster: could not remove %s/n%d\n", scratch, i);
+        return -EIO;
+    }
+    return 0;
+}

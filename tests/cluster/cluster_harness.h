@@ -64,4 +64,8 @@ bool cluster_formed(void *arg);
 /* The client port (P) every node listens on, once a node was started. */
 int cluster_client_port(void);
 
+/* Removes node i's directory (stopped first): its next start is a new node,
+ * with a new id and no saved cluster state. 0 or -EIO. */
+int cluster_forget(int i);
+
 #endif
