@@ -714,9 +714,12 @@ static void test_dvv_encoding_is_small_and_round_trips(void **state)
  * hostile headers: -EINVAL or a canonical clock, never an over-read. */
 static void test_dvv_decode_rejects_hostile_bytes(void **state)
 {
-    struct dvv_clock *x = mk();
-    struct dvv_value p = val("pp", 3);
+    struct dvv_clock *x = mk(), *y = mk();
+    struct dvv_value p = val("pp", 3), q = val("q", 3);
     assert_int_equal(dvv_new(x, &p), 0);
+    assert_int_equal(dvv_new(y, &q), 0);
+    sync_into(&x, y); /* two anonymous values: decoding compares their bytes */
+    dvv_destroy(y);
     put(&x, NULL, val("aaa", 4), A);
     put(&x, NULL, val("bb", 9), B);
     put(&x, x, val("b2", 10), B);
