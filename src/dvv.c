@@ -329,20 +329,17 @@ int dvv_pick(const struct dvv_clock *c)
     if (c->nvalues == 0)
         return -ENOENT;
     int best = -1;
-    uint64_t best_actor = 0, best_counter = 0;
-    uint32_t i = 0;
+    uint32_t best_entry = 0, i = 0;
     for (uint32_t e = 0; e < c->nentries; e++) {
-        const struct dvv_entry *en = &c->entries[e];
-        /* Within an entry the first value has the greatest counter. */
-        for (uint32_t k = 0; k < en->nvalues; k++, i++) {
-            if (best >= 0 && (c->values[i].ts_ms < c->values[best].ts_ms ||
-                              (c->values[i].ts_ms == c->values[best].ts_ms &&
-                               (en->actor < best_actor ||
-                                (en->actor == best_actor && en->counter - k <= best_counter)))))
-                continue;
-            best = (int)i;
-            best_actor = en->actor;
-            best_counter = en->counter - k;
+        for (uint32_t k = 0; k < c->entries[e].nvalues; k++, i++) {
+            /* On a tie a later entry has the greater actor, and within an
+             * entry the value seen first has the greater counter. */
+            const struct dvv_value *v = &c->values[i];
+            if (best < 0 || v->ts_ms > c->values[best].ts_ms ||
+                (v->ts_ms == c->values[best].ts_ms && e != best_entry)) {
+                best = (int)i;
+                best_entry = e;
+            }
         }
     }
     /* Anonymous values are newest first; they win only on a newer timestamp. */

@@ -5,9 +5,14 @@
  * entries sorted by actor, each (actor, counter, values): the actor's
  * history is the dots (actor, 1..counter), and its values are the siblings
  * written at its newest dots, newest first (value i has the dot
- * (actor, counter - i)). Values with no dot (written with no history, or
- * data from before versions) are "anonymous". A client's view of a key is
- * its context: the clock's version vector (dvv_join), with no values.
+ * (actor, counter - i)). Values with no dot (dvv_new: written with no
+ * history) are "anonymous". A client's view of a key is its context: the
+ * clock's version vector (dvv_join), with no values. A context can name
+ * dots only, so anonymous values (as in Riak) survive every write and go
+ * only when a clock whose history strictly contains theirs, and that lacks
+ * them, is synced in. Stored clocks should therefore hold dotted values
+ * only: every write goes through dvv_update, and a value from before
+ * versions is best given a dot once (dvv_update at the node holding it).
  *
  * Actors (the KV-679 contract): an actor is a u64 that names one node's
  * incarnation, dvv_actor(node id, epoch), where the epoch is drawn anew
@@ -127,7 +132,8 @@ int dvv_join(struct dvv_clock *out, const struct dvv_clock *c);
 int dvv_update(struct dvv_clock *out, const struct dvv_clock *client,
                const struct dvv_clock *server, uint64_t actor);
 
-/* Number of siblings (values, anonymous ones included). */
+/* Number of siblings (values, anonymous ones included): c->values[0 ..
+ * dvv_size(c)), each entry's newest first, anonymous ones last. */
 static inline uint32_t dvv_size(const struct dvv_clock *c)
 {
     return c->nvalues;

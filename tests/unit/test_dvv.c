@@ -467,6 +467,26 @@ static uint64_t rng_next(uint64_t *s)
     return *s;
 }
 
+/* GET's pick as dvv.h defines it, for clocks of dotted values: the
+ * greatest (timestamp, actor, counter). */
+static int pick_by_definition(const struct dvv_clock *c)
+{
+    int best = -ENOENT;
+    uint64_t best_actor = 0, best_counter = 0;
+    for (uint32_t i = 0; i < dvv_size(c); i++) {
+        uint64_t actor, counter;
+        assert_true(dvv_value_dot(c, i, &actor, &counter));
+        int64_t ts = c->values[i].ts_ms, best_ts = best < 0 ? -1 : c->values[best].ts_ms;
+        if (ts > best_ts || (ts == best_ts && (actor > best_actor ||
+                                               (actor == best_actor && counter > best_counter)))) {
+            best = (int)i;
+            best_actor = actor;
+            best_counter = counter;
+        }
+    }
+    return best;
+}
+
 static void model_check(const struct model *m, int r)
 {
     uint64_t superseded = 0;
@@ -485,6 +505,7 @@ static void model_check(const struct model *m, int r)
         got |= UINT64_C(1) << w;
     }
     assert_int_equal(got, want);
+    assert_int_equal(dvv_pick(c), pick_by_definition(c));
 }
 
 static void check_laws(const struct dvv_clock *x, const struct dvv_clock *y,
