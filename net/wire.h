@@ -134,6 +134,7 @@ enum wire_kind {
 #define WIRE_MSG_RESP3 1 /* REQUEST flag */
 
 /* X-macros: one list gives each enum and its names. */
+/* clang-format off */
 #define WIRE_OPS(X)                                                                                \
     X(GET, 1, "GET") X(PUT, 2, "PUT") X(DEL, 3, "DEL") X(SYNC, 4, "SYNC") X(FORWARD, 5, "FORWARD")
 #define WIRE_CODES(X)                                                                              \
@@ -144,6 +145,7 @@ enum wire_kind {
     X(SELF, 3, "connected to itself") X(WRONG_NODE, 4, "not the node dialled")                     \
     X(WRONG_SHARD, 5, "no such shard") X(PROTOCOL, 6, "protocol error")                            \
     X(SHUTDOWN, 7, "shutting down")
+/* clang-format on */
 
 /* GET: read. PUT: write a value under a context (meta). DEL: write a
  * tombstone. SYNC: apply a version as it is (replication, read repair,
@@ -322,7 +324,9 @@ uint64_t wire_msg_size(const struct wire_msg *m);
 /* Appends messages to batches in out: a batch is opened by the first
  * message and closed by wire_writer_flush(), or when the next message
  * would make it longer than max_frame (the peer's, from the handshake),
- * so that every batch fits what the peer accepts. */
+ * so that every batch fits what the peer accepts. While a batch is open
+ * nothing else may be appended to out (its length is patched on close);
+ * out may be sent and emptied only after a flush. */
 struct wire_writer {
     struct buf *out;
     size_t frame_start; /* offset of the open batch's header in out */
@@ -356,7 +360,9 @@ struct wire_hs_config {
     const char *peer_id; /* initiator: the node it dials, or NULL for any */
     uint16_t shard, shards;
     uint16_t peer_shard;              /* initiator: the shard it wants there */
-    uint8_t version_min, version_max; /* usually WIRE_VERSION_MIN, WIRE_VERSION */
+    uint8_t version_min, version_max; /* WIRE_VERSION_MIN, WIRE_VERSION: this
+                                         build codes batches of version 1 only;
+                                         wider ranges test the negotiation */
     uint32_t max_frame;               /* the largest batch body we accept (announced) */
     const void *secret;               /* borrowed for the handshake's life; may be NULL */
     size_t secret_len;
@@ -398,7 +404,9 @@ int wire_hs_init(struct wire_hs *hs, enum wire_role role, const struct wire_hs_c
 void wire_hs_start(struct wire_hs *hs, struct buf *out);
 /* Takes the next frame decoded from the peer (by a decoder of version 0);
  * appends any answer to out. Check out->failed after (out of memory:
- * close). */
+ * close). Hand frames over one at a time and, once DONE, set the
+ * decoder's version to hs->version before decoding the next: the
+ * initiator may send batches right behind its PROOF, in the same read. */
 enum wire_hs_status wire_hs_on_frame(struct wire_hs *hs, const struct wire_frame *f,
                                      struct buf *out);
 

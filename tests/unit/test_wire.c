@@ -722,6 +722,39 @@ static void test_wire_handshake_succeeds(void **state)
     assert_int_equal(a.hs.peer_max_frame, 5u << 20);
     assert_int_equal(b.hs.peer_max_frame, 1u << 20);
 
+    /* The initiator's first batch may come in the same read as its PROOF:
+     * the responder switches its decoder once DONE and reads it. */
+    ca = hs_config(ID_A, "s3cret", 5);
+    cb = hs_config(ID_B, "s3cret", 6);
+    side_init(&a, WIRE_INITIATOR, &ca);
+    side_init(&b, WIRE_RESPONDER, &cb);
+    struct buf ab, ba;
+    buf_init(&ab);
+    buf_init(&ba);
+    wire_hs_start(&a.hs, &ab);
+    deliver(&b, &ab, &ba);
+    deliver(&a, &ba, &ab);
+    assert_int_equal(a.st, WIRE_HS_DONE);
+    struct wire_msg msgs[16];
+    unsigned n = sample_msgs(msgs);
+    write_all(&ab, msgs, n, a.hs.peer_max_frame);
+    size_t used, need;
+    const char *err;
+    struct wire_frame f;
+    assert_int_equal(wire_decode(&b.dec, (const uint8_t *)ab.data, ab.len, &f, &used, &need, &err),
+                     WIRE_OK);
+    assert_int_equal(wire_hs_on_frame(&b.hs, &f, &ba), WIRE_HS_DONE);
+    assert_int_equal(ba.len, 0);
+    assert_int_equal(
+        wire_decode(&b.dec, (const uint8_t *)ab.data + used, ab.len - used, &f, &used, &need, &err),
+        WIRE_BAD); /* not yet switched */
+    b.dec.version = b.hs.version;
+    size_t proof_len = WIRE_HEADER_LEN + WIRE_PROOF_LEN;
+    assert_int_equal(read_all((const uint8_t *)ab.data + proof_len, ab.len - proof_len, msgs, n),
+                     1);
+    buf_fini(&ab);
+    buf_fini(&ba);
+
     /* Without a secret on either side it works too (nothing authenticated). */
     ca = hs_config(ID_A, NULL, 3);
     cb = hs_config(ID_B, NULL, 4);
@@ -830,6 +863,24 @@ static void test_wire_handshake_refuses_replayed_proofs(void **state)
     deliver(&a, &replay, &out);
     assert_int_equal(a.st, WIRE_HS_FAILED);
     assert_int_equal(a.hs.reason, WIRE_REFUSE_AUTH);
+
+    /* ... or reflects B's own proof back to B as the initiator's: the role
+     * in the proof tells them apart. */
+    cb = hs_config(ID_B, "s3cret", 9);
+    side_init(&b, WIRE_RESPONDER, &cb);
+    buf_clear(&replay);
+    buf_clear(&out);
+    struct wire_hello h = {.version_min = 1, .version_max = 1, .shards = 1, .max_frame = 1u << 20};
+    memset(h.node_id, 0xaa, sizeof h.node_id);
+    wire_put_hello(&replay, &h);
+    deliver(&b, &replay, &out);
+    assert_int_equal(b.st, WIRE_HS_AGAIN);
+    assert_int_equal(wire_decode(&d, (const uint8_t *)out.data, out.len, &f, &used, &need, &err),
+                     WIRE_OK);
+    wire_put_proof(&replay, f.u.challenge.proof);
+    deliver(&b, &replay, &out);
+    assert_int_equal(b.st, WIRE_HS_FAILED);
+    assert_int_equal(b.hs.reason, WIRE_REFUSE_AUTH);
 
     buf_fini(&replay);
     buf_fini(&from_a);
