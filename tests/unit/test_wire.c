@@ -696,6 +696,17 @@ static void handshake(struct side *a, struct side *b, struct buf *tap_a, struct 
     buf_fini(&ba);
 }
 
+/* Sets up both sides and a's HELLO in ab, for a test to pass frames by hand. */
+static void start_by_hand(struct side *a, struct side *b, const struct wire_hs_config *ca,
+                          const struct wire_hs_config *cb, struct buf *ab, struct buf *ba)
+{
+    side_init(a, WIRE_INITIATOR, ca);
+    side_init(b, WIRE_RESPONDER, cb);
+    buf_init(ab);
+    buf_init(ba);
+    wire_hs_start(&a->hs, ab);
+}
+
 static void test_wire_handshake_succeeds(void **state)
 {
     struct side a, b;
@@ -726,12 +737,8 @@ static void test_wire_handshake_succeeds(void **state)
      * the responder switches its decoder once DONE and reads it. */
     ca = hs_config(ID_A, "s3cret", 5);
     cb = hs_config(ID_B, "s3cret", 6);
-    side_init(&a, WIRE_INITIATOR, &ca);
-    side_init(&b, WIRE_RESPONDER, &cb);
     struct buf ab, ba;
-    buf_init(&ab);
-    buf_init(&ba);
-    wire_hs_start(&a.hs, &ab);
+    start_by_hand(&a, &b, &ca, &cb, &ab, &ba);
     deliver(&b, &ab, &ba);
     deliver(&a, &ba, &ab);
     assert_int_equal(a.st, WIRE_HS_DONE);
@@ -897,12 +904,8 @@ static void test_wire_handshake_refuses_a_tampered_hello(void **state)
     ca.version_max = 2;
     struct wire_hs_config cb = hs_config(ID_B, "s3cret", 2);
     cb.version_max = 2;
-    side_init(&a, WIRE_INITIATOR, &ca);
-    side_init(&b, WIRE_RESPONDER, &cb);
     struct buf ab, ba;
-    buf_init(&ab);
-    buf_init(&ba);
-    wire_hs_start(&a.hs, &ab);
+    start_by_hand(&a, &b, &ca, &cb, &ab, &ba);
     ab.data[WIRE_HEADER_LEN + 1] = 1;
     deliver(&b, &ab, &ba);
     assert_int_equal(b.st, WIRE_HS_AGAIN);
