@@ -57,4 +57,13 @@ int64_t cluster_now_ms(void);
  * directory; returns failures. */
 int cluster_finish(int failures);
 
+/* method path (with body, "" for none) to node i's admin API: *status gets
+ * the HTTP status (0 when no answer came); returns the parsed JSON body, or
+ * NULL. Free with json_decref. */
+json_t *cluster_request(int i, const char *method, const char *path, const char *body,
+                        int *status);
+
+/* "127.0.0.(i + 2)": node i's address (also when it is not running). */
+const char *cluster_host(int i);
+
 #endif
