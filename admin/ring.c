@@ -977,8 +977,15 @@ int ring_decode(const uint8_t *bytes, size_t len, struct ring **out)
     for (uint32_t i = 1; rc == 0 && i < count; i++)
         if (strcmp(members[i - 1].id, members[i].id) >= 0)
             rc = -EINVAL;
+    struct ring *r = NULL;
     if (rc == 0)
-        rc = ring_from_owners(members, count, q, n, owner_ids, epoch, out);
+        rc = ring_from_owners(members, count, q, n, owner_ids, epoch, &r);
+    if (rc == 0 && r->n != n) { /* n past the owners: not what ring_encode() writes */
+        ring_destroy(r);
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        *out = r;
 done:
     free(members);
     free(owner_ids);

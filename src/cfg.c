@@ -100,8 +100,8 @@ static const struct cfg_setting cfg_settings[] = {
      "Comma-separated host:cluster-port of nodes of the cluster to join; empty: a cluster "
      "of one (until others join through it)."},
     {"auto-join", CFG_BOOL, F(auto_join), "yes", 0, 1, NULL,
-     "With seeds: ask them to join at start (no: start alone; joining by an operator's "
-     "POST /v1/nodes is not built yet)."},
+     "With seeds: join at start and be admitted at once (no: introduce itself to the seeds "
+     "and get no partitions until an operator adds it with POST /v1/nodes)."},
     {"cluster-secret", CFG_STRING, F(cluster_secret), "", 0, 0, NULL,
      "Shared secret of the cluster: every peer frame then carries an HMAC-SHA256 under it "
      "with a timestamp, and frames without a valid one, or replayed, are dropped; the "
