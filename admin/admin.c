@@ -20,7 +20,9 @@
  *   ring's, it builds the next ring with ring_build() from the current one
  *   (so a join moves partitions only to the joiner, about Q/(K+1), and a
  *   leave only the leaver's; epoch + 1), adopts it, then sets joiners in it
- *   UP and leavers out of it LEFT (member_set_state(), gossiped). A down
+ *   UP and leavers out of it LEFT (member_set_state(), gossiped; every node
+ *   whose ring no peer's beats does the same, to the same version, so that
+ *   a node gossip missed, or the joiner itself, settles too). A down
  *   member stays in the ring: being down is not leaving. Two claimants (views
  *   that differ for a moment) from the same ring and members build the same
  *   ring; otherwise the tie-break below settles it.
@@ -28,7 +30,9 @@
  *   gossip info. A ring beats another with a higher epoch, or the same epoch
  *   and a higher hash. A node that sees an alive peer advertise a ring that
  *   beats its own asks it (RING_REQ over a stream; one request in flight, again
- *   after ADMIN_RING_REQ_MS), decodes the RING answer (ring_decode(), which
+ *   after ADMIN_RING_REQ_MS; when none does, the next alive member in turn,
+ *   which answers only with a ring that beats the asker's: gossip may miss a
+ *   node), decodes the RING answer (ring_decode(), which
  *   recomputes the hash), checks it is the one announced, and adopts it if it
  *   is in it, or is joining or leaving (so a node of another cluster does not
  *   take it).
@@ -117,6 +121,7 @@ struct admin {
     char ring_req_id[IDENTITY_LEN + 1]; /* asked for its ring; "" when none */
     uint32_t ring_req_seq;
     uint64_t ring_req_until_ms; /* another request may go then */
+    uint32_t ring_sync_next;  /* the member asked next when none advertises better */
     struct admin_admit admits[ADMIN_ADMITS_MAX];
     uint32_t n_admits;
     int wake_fd;              /* eventfd: admin_destroy() asks the thread to end */
@@ -272,10 +277,10 @@ static int admin_adopt_ring(struct admin *a, struct ring *next, bool drop_prev, 
     if (a->ring) {
         a->prev_ring = a->ring;
         a->pending = ring_plan(a->prev_ring, next, moves);
-        log_info("cluster: ring epoch %" PRIu64 " hash %016" PRIx64 " of %u members, %u "
-                 "partitions to move (pending transfers)", next->epoch, next->hash,
-                 next->n_members, a->pending);
     }
+    log_info("cluster: ring epoch %" PRIu64 " hash %016" PRIx64 " of %u members, %u "
+             "partitions to move (pending transfers)", next->epoch, next->hash, next->n_members,
+             a->pending);
     free(moves);
     a->ring = next;
     struct gossip_info self = member_at(a->members, 0)->info;
@@ -361,11 +366,11 @@ static int admin_membership(struct admin *a)
 
 /* ---- the ring agreed: claimant, dissemination, joins and leaves ---- */
 
-/* Whether ring (epoch, hash) beats ring b: a higher epoch, or the same and a
- * higher hash. */
-static bool admin_beats(uint64_t epoch, uint64_t hash, const struct ring *b)
+/* Whether ring (epoch, hash) beats ring (epoch_b, hash_b): a higher epoch,
+ * or the same and a higher hash. */
+static bool admin_beats(uint64_t epoch, uint64_t hash, uint64_t epoch_b, uint64_t hash_b)
 {
-    return epoch > b->epoch || (epoch == b->epoch && hash > b->hash);
+    return epoch > epoch_b || (epoch == epoch_b && hash > hash_b);
 }
 
 /* The claimant is the member with the lowest id among those alive, in the
@@ -388,10 +393,36 @@ static bool admin_is_claimant(const struct admin *a)
     return true;
 }
 
-/* The claimant's states after a ring: joiners in it are up, leavers out of it
- * have left. */
+/* The alive member whose advertised ring beats ours the most, or NULL. */
+static const struct member *admin_best_ring_peer(const struct admin *a)
+{
+    const struct member *best = NULL;
+    uint64_t epoch = a->ring->epoch, hash = a->ring->hash;
+    for (uint32_t i = 1; i < member_count(a->members); i++) {
+        const struct member *m = member_at(a->members, i);
+        const struct gossip_info *in = &m->info;
+        if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT)
+            continue;
+        if (admin_beats(in->ring_epoch, in->ring_hash, epoch, hash)) {
+            best = m;
+            epoch = in->ring_epoch;
+            hash = in->ring_hash;
+        }
+    }
+    return best;
+}
+
+/* The states a ring implies: joiners in it are up, leavers out of it have
+ * left. The claimant sets them after its change; every node that has the
+ * newest ring it knows of sets them too (the same change to the same
+ * version everywhere, so they agree), so a node that gossip failed to tell
+ * still settles, a joiner sees itself up. Nothing with a provisional ring
+ * or while a peer advertises a newer one (a ring of another cluster, met
+ * through POST /v1/nodes, must not settle this one's members). */
 static void admin_settle_states(struct admin *a, uint64_t now)
 {
+    if (a->ring->epoch == 0 || admin_best_ring_peer(a))
+        return;
     for (uint32_t i = 0; i < member_count(a->members); i++) {
         const struct member *m = member_at(a->members, i);
         bool in_ring = ring_member_index(a->ring, m->info.id) != RING_NONE;
@@ -425,7 +456,9 @@ static bool admin_same_members(const struct ring_member *x, uint32_t nx,
  * builds the next ring from the current one and adopts it. */
 static void admin_claim(struct admin *a, uint64_t now)
 {
-    if (!admin_is_claimant(a))
+    /* a claimant whose ring is beaten fetches the newer one first (and a
+     * cluster of one learning of another cluster never claims its joiners) */
+    if (!admin_is_claimant(a) || admin_best_ring_peer(a))
         return;
     struct ring_member *desired = malloc(sizeof *desired * admin_desired_cap(a));
     if (!desired)
@@ -443,34 +476,32 @@ static void admin_claim(struct admin *a, uint64_t now)
                      strerror(-rc));
     }
     free(desired);
-    admin_settle_states(a, now);
 }
 
-/* Asks the alive member whose advertised ring beats ours the most for it,
- * one request in flight at a time (a new one after ADMIN_RING_REQ_MS). */
+/* Asks a peer for its ring, one request in flight at a time (a new one
+ * after ADMIN_RING_REQ_MS): the alive member whose advertised ring beats ours
+ * the most, else the next alive member in turn, so that a ring whose
+ * advertisement gossip failed to bring (a joiner learns its peers' info once,
+ * from a push-pull) still arrives within a few periods. A RING_REQ carries
+ * our ring's epoch and hash: only a peer whose ring beats it answers. */
 static void admin_fetch_ring(struct admin *a, uint64_t now)
 {
     if (a->ring_req_id[0] && now < a->ring_req_until_ms)
         return;
-    const struct member *best = NULL;
-    uint64_t epoch = a->ring->epoch, hash = a->ring->hash;
-    for (uint32_t i = 1; i < member_count(a->members); i++) {
-        const struct member *m = member_at(a->members, i);
-        const struct gossip_info *in = &m->info;
-        if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT)
-            continue;
-        if (in->ring_epoch > epoch || (in->ring_epoch == epoch && in->ring_hash > hash)) {
-            best = m;
-            epoch = in->ring_epoch;
-            hash = in->ring_hash;
-        }
-    }
+    const struct member *peer = admin_best_ring_peer(a);
     a->ring_req_id[0] = '\0';
-    if (!best)
+    for (uint32_t k = 1; !peer && k < member_count(a->members); k++) {
+        const struct member *m = member_at(a->members, 1 + a->ring_sync_next++ %
+                                                               (member_count(a->members) - 1));
+        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT)
+            peer = m;
+    }
+    if (!peer)
         return;
-    memcpy(a->ring_req_id, best->info.id, sizeof a->ring_req_id);
+    memcpy(a->ring_req_id, peer->info.id, sizeof a->ring_req_id);
     a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
-    member_request_ring(a->members, best->info.id, ++a->ring_req_seq, epoch, hash, now);
+    member_request_ring(a->members, peer->info.id, ++a->ring_req_seq, a->ring->epoch,
+                        a->ring->hash, now);
 }
 
 /* A RING answer to our request: adopted when it decodes, its hash is the one
@@ -481,7 +512,7 @@ static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, 
     if (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq)
         return; /* not asked for, or an old answer */
     a->ring_req_id[0] = '\0';
-    if (!admin_beats(msg->epoch, msg->hash, a->ring))
+    if (!admin_beats(msg->epoch, msg->hash, a->ring->epoch, a->ring->hash))
         return;
     struct ring *r;
     int rc = ring_decode(msg->blob, msg->blob_len, &r);
@@ -503,16 +534,18 @@ static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, 
         log_warn("cluster: cannot adopt the ring of node %s (out of memory)", msg->from);
 }
 
-/* Answers RING_REQs with our ring's bytes and takes RING answers. */
+/* Answers RING_REQs with our ring's bytes when it beats the asker's, and
+ * takes RING answers. */
 static void admin_ring_msgs(struct admin *a, uint64_t now)
 {
     const struct member_ring_msg *msgs;
     uint32_t n = member_ring_msgs(a->members, &msgs);
     for (uint32_t i = 0; i < n; i++) {
-        if (msgs[i].type == GOSSIP_RING_REQ)
+        if (msgs[i].type == GOSSIP_RING_REQ && admin_beats(a->ring->epoch, a->ring->hash,
+                                                           msgs[i].epoch, msgs[i].hash))
             member_send_ring(a->members, msgs[i].from_addr, msgs[i].seq, a->ring->epoch,
                              a->ring->hash, a->ring_bytes, (uint32_t)a->ring_len);
-        else
+        else if (msgs[i].type == GOSSIP_RING)
             admin_take_ring(a, &msgs[i], now);
     }
 }
@@ -586,13 +619,14 @@ static void admin_admissions(struct admin *a, uint64_t now)
     }
 }
 
-/* Everything the ring follows, once per loop turn (cheap: a pass over the
+/* Everything the ring follows, once per loop turn (cheap: passes over the
  * members and the ring's members). */
 static void admin_reconcile(struct admin *a, uint64_t now)
 {
     admin_self_state(a, now);
     admin_admissions(a, now);
     admin_claim(a, now);
+    admin_settle_states(a, now);
     admin_fetch_ring(a, now);
 }
 
