@@ -44,8 +44,8 @@ enum gossip_type {
     GOSSIP_IND_ACK = 4,   /* the target answered a PING_REQ's probe */
     GOSSIP_GOSSIP = 5,    /* updates only */
     GOSSIP_PUSH_PULL = 6, /* full state: NODE updates, one per member */
-    GOSSIP_RING_REQ = 7,  /* send me your ring (the one advertised as epoch, hash) */
-    GOSSIP_RING = 8,      /* the answer: epoch, hash and the ring's bytes */
+    GOSSIP_RING_REQ = 7,  /* send me your ring if it beats mine (epoch, hash) */
+    GOSSIP_RING = 8,      /* the answer: its epoch, hash and the ring's bytes */
 };
 
 enum gossip_flag {

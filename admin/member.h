@@ -152,7 +152,7 @@ struct member_ring_msg {
     char from[GOSSIP_ID_LEN + 1];          /* the sender's id */
     char from_addr[GOSSIP_ADDR_MAX + 1];   /* where to answer a RING_REQ */
     uint32_t seq;
-    uint64_t epoch, hash;                  /* asked for (RING_REQ), carried (RING) */
+    uint64_t epoch, hash;                  /* the asker's ring (RING_REQ), or the one carried */
     uint8_t *blob;                         /* RING: the ring's bytes (owned by the table) */
     uint32_t blob_len;
 };
@@ -192,8 +192,9 @@ int member_contact(struct member_table *t, const char *cluster_addr, uint64_t no
  * Pending events and ring frames are dropped. */
 void member_forget(struct member_table *t, uint64_t now_ms);
 
-/* Sends member id a RING_REQ for the ring it advertises (epoch, hash), over
- * a stream. -ENOENT: no such member. */
+/* Sends member id a RING_REQ over a stream, with (epoch, hash) of the ring
+ * we have (the caller's protocol: admin.c answers only with a ring that beats
+ * it). -ENOENT: no such member. */
 int member_request_ring(struct member_table *t, const char *id, uint32_t seq, uint64_t epoch,
                         uint64_t hash, uint64_t now_ms);
 /* Answers a RING_REQ (seq echoed) with a RING frame carrying blob_len bytes

@@ -62,6 +62,11 @@
  *   time: a change at 1,000 members under 10 ms, a fresh ring 7 ms, 500 of
  *     1,000 leaving at once 70 ms.
  *
+ * The codec (ring_encode(), ring_decode()) carries a ring between nodes: its
+ * members and owners, nothing derived; the decoder bounds every count by the
+ * bytes left before it allocates, and rebuilds the rest with
+ * ring_from_owners(), so the hash a peer announced can be checked.
+ *
  * Pure functions, any thread; a ring is immutable once built. Scratch memory
  * is allocated per build (a few arrays of Q or members entries) and freed
  * before it returns. */

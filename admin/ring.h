@@ -124,8 +124,9 @@ int ring_encode(const struct ring *ring, uint8_t **out, size_t *len);
 /* Rebuilds a ring from ring_encode()'s bytes, checking every length and
  * bound before it reads or allocates (hostile input is -EINVAL: a wrong
  * version, a truncated or over-long buffer, q not a power of two up to
- * RING_Q_MAX, n not 1 to members (or more than the members owning any), a member that ring_build() would refuse,
- * an owner index out of range); its hash is recomputed (ring_from_owners()),
+ * RING_Q_MAX, n not 1 to members (or more than the members owning any), a
+ * member that ring_build() would refuse, members not in id order, an owner
+ * index out of range); its hash is recomputed (ring_from_owners()),
  * so the caller compares it with the one announced. -ENOMEM. */
 int ring_decode(const uint8_t *bytes, size_t len, struct ring **out);
 

@@ -311,7 +311,8 @@ json_t *cluster_request(int i, const char *method, const char *path, const char 
     struct timeval tv = {.tv_sec = 2};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(base_port + 1000))};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)(base_port + 1000))};
     inet_pton(AF_INET, cluster_host(i), &sa.sin_addr);
     char req[4096];
     int n = snprintf(req, sizeof req,
