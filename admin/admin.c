@@ -29,10 +29,10 @@
  * - Dissemination. Each node advertises its ring's (epoch, hash) in its
  *   gossip info. A ring beats another with a higher epoch, or the same epoch
  *   and a higher hash. A node that sees an alive peer advertise a ring that
- *   beats its own asks it (RING_REQ over a stream; one request in flight, again
- *   after ADMIN_RING_REQ_MS; when none does, the next alive member in turn,
- *   which answers only with a ring that beats the asker's: gossip may miss a
- *   node), decodes the RING answer (ring_decode(), which
+ *   beats its own asks it (RING_REQ over a stream; one request awaited per
+ *   peer, again after ADMIN_RING_REQ_MS; when none does, every
+ *   ADMIN_RING_REQ_MS the next alive member in turn, which answers only with
+ *   a ring that beats the asker's: gossip may miss a node), decodes the RING answer (ring_decode(), which
  *   recomputes the hash), checks it is the one announced, and adopts it if it
  *   is in it, or is joining or leaving (so a node of another cluster does not
  *   take it).
@@ -122,6 +122,7 @@ struct admin {
     uint32_t ring_req_seq;
     uint64_t ring_req_until_ms; /* another request may go then */
     uint32_t ring_sync_next;  /* the member asked next when none advertises better */
+    uint64_t ring_sync_at_ms; /* ... then */
     struct admin_admit admits[ADMIN_ADMITS_MAX];
     uint32_t n_admits;
     int wake_fd;              /* eventfd: admin_destroy() asks the thread to end */
@@ -478,24 +479,29 @@ static void admin_claim(struct admin *a, uint64_t now)
     free(desired);
 }
 
-/* Asks a peer for its ring, one request in flight at a time (a new one
- * after ADMIN_RING_REQ_MS): the alive member whose advertised ring beats ours
- * the most, else the next alive member in turn, so that a ring whose
- * advertisement gossip failed to bring (a joiner learns its peers' info once,
- * from a push-pull) still arrives within a few periods. A RING_REQ carries
- * our ring's epoch and hash: only a peer whose ring beats it answers. */
+/* Asks a peer for its ring: the alive member whose advertised ring beats
+ * ours the most, at once unless it was asked already (then again after
+ * ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
+ * in turn, so that a ring whose advertisement gossip failed to bring (a
+ * joiner learns its peers' info once, from a push-pull) still arrives. A
+ * RING_REQ carries our ring's epoch and hash: only a peer whose ring beats it
+ * answers. One request is awaited at a time (a newer one replaces it). */
 static void admin_fetch_ring(struct admin *a, uint64_t now)
 {
-    if (a->ring_req_id[0] && now < a->ring_req_until_ms)
-        return;
     const struct member *peer = admin_best_ring_peer(a);
-    a->ring_req_id[0] = '\0';
+    bool waiting = a->ring_req_id[0] && now < a->ring_req_until_ms;
+    if (peer && waiting && strcmp(peer->info.id, a->ring_req_id) == 0)
+        return;
+    if (!peer && (waiting || now < a->ring_sync_at_ms))
+        return;
     for (uint32_t k = 1; !peer && k < member_count(a->members); k++) {
         const struct member *m = member_at(a->members, 1 + a->ring_sync_next++ %
                                                                (member_count(a->members) - 1));
         if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT)
             peer = m;
     }
+    a->ring_req_id[0] = '\0';
+    a->ring_sync_at_ms = now + ADMIN_RING_REQ_MS;
     if (!peer)
         return;
     memcpy(a->ring_req_id, peer->info.id, sizeof a->ring_req_id);

@@ -9,7 +9,8 @@
  *   it "left", GET /v1/ring shows the moves as pending transfers, and the node
  *   that left is a cluster of one.
  * - The API's errors: 400 bad JSON or fields, 404 unknown id, 409 a node
- *   already left and the last node of a cluster.
+ *   already leaving or left, the last node of a cluster, a POST to a node
+ *   not in a ring yet or of a node already in it.
  * - A node started with --auto-join no and a seed is listed "joining", not
  *   admitted, with no partitions, until POST /v1/nodes admits it; a cluster
  *   of one is added by POST too.
@@ -214,6 +215,7 @@ static void test_membership_join_and_leave_move_the_minimum(void **state)
     snprintf(path, sizeof path, "/v1/nodes/%s", id1);
     assert_int_equal(request(0, "DELETE", path, "", status, sizeof status), 202);
     assert_string_equal(status, "leaving");
+    assert_int_equal(request(0, "DELETE", path, "", NULL, 0), 409); /* already leaving (or left) */
     struct agreement rest = {{0, 2, 3, 4}, 4, 4};
     if (!cluster_wait(seen_left, &rest, AGREE_MS))
         fail_msg("node 1 not seen left by all, or no agreed ring without it");
