@@ -1,45 +1,73 @@
 /* admin.c: the admin thread (see admin.h).
- * State: the node id, the membership table (member.h: this node, up at once,
- * and the peers gossip brings), the gossip transport on the cluster port
- * (peer.h), the ring built from the membership (ring.h; Q = the partitions
- * setting, N = min(3, members)) and the HTTP server (http.h). All of it is
- * created on the main thread before the admin thread starts and, from then
- * on, touched by the admin thread alone, until admin_destroy() has joined it.
+ * State: the node id, the membership table (member.h), the gossip transport
+ * on the cluster port (peer.h), the current ring (ring.h; Q = the partitions
+ * setting, N = min(3, members)) with the one it replaced, and the HTTP server
+ * (http.h). All of it is created on the main thread before the admin thread
+ * starts and, from then on, touched by the admin thread alone, until
+ * admin_destroy() has joined it.
  * Loop: poll() on the HTTP server's epoll fd, the transport's epoll fd and
  * an eventfd that admin_destroy() writes to stop the thread, until the
  * earlier of the server's timeout and member_next_deadline(); then the
  * transport reads (frames go to the member table, its answers go out), the
  * table ticks when due, a node with seeds asks them to join every
- * ADMIN_JOIN_RETRY_MS until it has met another member, and the server runs.
- * The ring: after membership events, the ring members (every member not
- * left, down ones included: being down is not leaving) are compared with
- * those of the current ring; when they differ the ring is rebuilt. For all
- * nodes to agree, the ring must be a function of the members alone, not of
- * the order each node happened to learn them in: it is built as a chain,
- * members sorted by id, each ring built from the one of the members before
- * it (ring_build() with prev), so that a member whose id sorts last moves
- * only the minimum to itself, and the epoch counts the chain's changes. A
- * member that sorts earlier rebuilds the chain from there: more moves than
- * the minimum (5 to 6 equal nodes, Q = 1024, random ids: 630 partitions
- * move on average where building from the previous ring moves the ideal
- * 170, and building from nothing 852). An agreed join order carried by the
- * gossip, or rings disseminated with ring_from_owners(), would remove that
- * before data moves with ownership (the replication issue). The
- * node then advertises the ring's epoch and hash (member_set_self()), so
- * that peers and operators can compare them. Handlers build their answers with view.h from
- * the state above and the node's counters (cmd_server_totals(): relaxed
- * atomic loads, never a lock or a message to a shard), so a slow or busy
- * HTTP client never holds up a shard.
+ * ADMIN_JOIN_RETRY_MS until it has met another member, the ring follows the
+ * membership (admin_reconcile()) and the server runs.
+ * The ring (the lead's decisions for issue 10):
+ * - Claimant. Exactly one node changes the ring: the member with the lowest
+ *   id among members alive (not dead), in the current ring and not leaving
+ *   or left. When the desired members (the ring's members not leaving or
+ *   left, plus alive admitted joiners; ids, weights, zones) differ from the
+ *   ring's, it builds the next ring with ring_build() from the current one
+ *   (so a join moves partitions only to the joiner, about Q/(K+1), and a
+ *   leave only the leaver's; epoch + 1), adopts it, then sets joiners in it
+ *   UP and leavers out of it LEFT (member_set_state(), gossiped; every node
+ *   whose ring no peer's beats does the same, to the same version, so that
+ *   a node gossip missed, or the joiner itself, settles too). A down
+ *   member stays in the ring: being down is not leaving. Two claimants (views
+ *   that differ for a moment) from the same ring and members build the same
+ *   ring; otherwise the tie-break below settles it.
+ * - Dissemination. Each node advertises its ring's (epoch, hash) in its
+ *   gossip info. A ring beats another with a higher epoch, or the same epoch
+ *   and a higher hash. A node that sees an alive peer advertise a ring that
+ *   beats its own asks it (RING_REQ over a stream; one request awaited per
+ *   peer, again after ADMIN_RING_REQ_MS; when none does, every
+ *   ADMIN_RING_REQ_MS the next alive member in turn, which answers only with
+ *   a ring that beats the asker's: gossip may miss a node), decodes the RING answer (ring_decode(), which
+ *   recomputes the hash), checks it is the one announced, and adopts it if it
+ *   is in it, or is joining or leaving (so a node of another cluster does not
+ *   take it).
+ * - Joining. A node started with seeds is JOINING with a provisional ring of
+ *   itself at epoch 0 (beaten by any real ring) and never claims. It is
+ *   admitted (member_admitted(): state_version > 0) at once with auto-join,
+ *   else when an operator POSTs its cluster address to any member, which
+ *   contacts it (a PUSH_PULL with the join flag) and, once it knows the member
+ *   there, sets it JOINING again (version + 1), gossiped: the claimant then
+ *   puts it in the ring. A cluster of one admitted so drops its ring and joins.
+ *   A node that is not in a ring answers POST and DELETE with 409.
+ * - Leaving. DELETE /v1/nodes/{id} sets the node LEAVING; the claimant takes
+ *   it out and sets it LEFT. A node that sees itself LEFT forgets its peers
+ *   (member_forget()) and is a cluster of one again; the others keep it as
+ *   left (not probed, not in the ring). Data does not move in this issue.
+ * - Pending transfers: adopting a ring keeps the one it replaced, and
+ *   ring_plan() between them is shown as pending transfers in GET /v1/ring
+ *   (ringkv_pending_transfers); a newer ring replaces them.
+ * admin_adopt_ring() is the one place where the current ring is replaced.
+ * Figures (tests/cluster/test_membership, Q = 1024): 4 -> 5 nodes moved 204
+ * partitions, all to the new node (ideal 204.8; the chain of members sorted
+ * by id this replaces moved about 630 for 5 -> 6 where 170 is the ideal);
+ * a leave moved exactly the leaver's 205. The cluster agrees within 0.3 s.
+ * Handlers build their answers with view.h from the state above and the
+ * node's counters (cmd_server_totals(): relaxed atomic loads, never a lock
+ * or a message to a shard), so a slow or busy HTTP client never holds up a
+ * shard; ?dry_run=1 on POST and DELETE answers the plan (ring_build() from
+ * the current ring and ring_plan()'s moves) and changes nothing.
  * The cluster state (cluster_state.h) is kept in dir under the node id's
  * rule: restored at start-up (admin_restore_state(): a restarted node comes
- * back as the same member without seeds), saved when the ring or the
- * members change (admin_save_state()).
- * Changes of membership by the API (POST and DELETE /v1/nodes) are not
- * built yet: they answer 501, and with ?dry_run=1 the plan: the ring the
- * change would make (ring_build() from the current ring) and ring_plan()'s
- * moves. */
+ * back as the same member without seeds), saved when the ring (admin_adopt_ring()) or
+ * the members change (admin_save_state()). */
 #include "admin.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -72,17 +100,37 @@
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
 #define ADMIN_METRICS_MAX 48
 #define ADMIN_JOIN_RETRY_MS 2000
+#define ADMIN_RING_REQ_MS 2000 /* a ring request unanswered this long is sent again */
+#define ADMIN_ADMITS_MAX 16    /* POST /v1/nodes addresses being contacted at once */
+#define ADMIN_ADMIT_MS 60000   /* how long they are */
+
+/* An address POST /v1/nodes gave, until the node there is known. */
+struct admin_admit {
+    char addr[GOSSIP_ADDR_MAX + 1];
+    uint64_t next_ms;  /* next contact */
+    uint64_t until_ms; /* given up then */
+};
 
 struct admin {
     struct node *node;
     char id[IDENTITY_LEN + 1];
     struct member_table *members;
-    struct ring *ring;
+    struct ring *ring;        /* the current ring (epoch 0: provisional, this node alone) */
+    struct ring *prev_ring;   /* the one it replaced: pending transfers; NULL for none */
+    uint32_t pending;         /* partitions whose owner differs between the two */
+    uint8_t *ring_bytes;      /* ring_encode(ring): what RING_REQs get */
+    size_t ring_len;
     struct http_server *http; /* NULL when admin-port is 0 */
     struct peer_net *peer;    /* the cluster port */
-    bool join;                /* seeds given and auto-join: ask them until we meet one */
+    bool join;                /* seeds given: ask them until we meet one */
     uint64_t join_at_ms;      /* next join request */
-    uint64_t ring_members_hash; /* of the ring's members (admin_members_hash()) */
+    char ring_req_id[IDENTITY_LEN + 1]; /* asked for its ring; "" when none */
+    uint32_t ring_req_seq;
+    uint64_t ring_req_until_ms; /* another request may go then */
+    uint32_t ring_sync_next;  /* the member asked next when none advertises better */
+    uint64_t ring_sync_at_ms; /* ... then */
+    struct admin_admit admits[ADMIN_ADMITS_MAX];
+    uint32_t n_admits;
     struct cluster_state_file state_file; /* where the cluster state is saved (cluster_state.h) */
     int wake_fd;              /* eventfd: admin_destroy() asks the thread to end */
     pthread_t thread;
@@ -143,26 +191,135 @@ static int admin_build_ring(const struct ring_member *members, uint32_t count, u
     return ring_build(members, count, q, n, prev, out);
 }
 
-/* The ring members of the membership (left members excluded), plus extra
- * when not NULL, less the member whose id is skip when not NULL. Returns the
- * count; members must have room for member_count() + 1. */
-static uint32_t admin_ring_members(const struct admin *a, const struct ring_member *extra,
-                                   const char *skip, struct ring_member *members)
+/* m as a ring member (zeroed whole, so that lists compare and hash alike). */
+static void admin_ring_member(const struct gossip_info *info, struct ring_member *r)
+{
+    memset(r, 0, sizeof *r);
+    memcpy(r->id, info->id, sizeof r->id);
+    r->weight = info->weight;
+    snprintf(r->zone, sizeof r->zone, "%s", info->zone);
+}
+
+static int admin_cmp_member(const void *x, const void *y)
+{
+    return strcmp(((const struct ring_member *)x)->id, ((const struct ring_member *)y)->id);
+}
+
+/* Whether m, a member of the table, belongs in the next ring: not leaving
+ * or left, and not a joiner unless admitted and alive. */
+static bool admin_wanted(const struct member *m, bool in_ring)
+{
+    if (m->state == MEMBER_LEAVING || m->state == MEMBER_LEFT)
+        return false;
+    return in_ring || (m->state == MEMBER_JOINING && member_admitted(m) &&
+                       m->health != MEMBER_DEAD);
+}
+
+/* The members the ring should have (the top of the file: "desired"): the
+ * current ring's members not leaving or left (with their weight and zone as
+ * gossiped now; a member the table does not know keeps its ring record),
+ * plus alive admitted joiners; plus extra when not NULL, less the member
+ * whose id is skip when not NULL. Sorted by id; returns the count. members
+ * must have room for ring->n_members + member_count() + 1. */
+static uint32_t admin_desired(const struct admin *a, const struct ring_member *extra,
+                              const char *skip, struct ring_member *members)
 {
     uint32_t n = 0;
+    const struct ring *ring = a->ring;
+    bool real = ring->epoch > 0; /* a provisional ring counts for nothing */
+    for (uint32_t i = 0; real && i < ring->n_members; i++) {
+        const struct member *m = member_find(a->members, ring->members[i].id);
+        if (skip && strcmp(skip, ring->members[i].id) == 0)
+            continue;
+        if (!m)
+            members[n++] = ring->members[i];
+        else if (admin_wanted(m, true))
+            admin_ring_member(&m->info, &members[n++]);
+    }
     for (uint32_t i = 0; i < member_count(a->members); i++) {
         const struct member *m = member_at(a->members, i);
-        if (m->state == MEMBER_LEFT || (skip && strcmp(skip, m->info.id) == 0))
-            continue;
-        struct ring_member *r = &members[n++];
-        memset(r, 0, sizeof *r); /* zeroed whole: admin_update_ring() hashes the bytes */
-        memcpy(r->id, m->info.id, sizeof r->id);
-        r->weight = m->info.weight;
-        snprintf(r->zone, sizeof r->zone, "%s", m->info.zone);
+        bool in_ring = real && ring_member_index(ring, m->info.id) != RING_NONE;
+        if (!in_ring && admin_wanted(m, false) && !(skip && strcmp(skip, m->info.id) == 0))
+            admin_ring_member(&m->info, &members[n++]);
     }
     if (extra)
         members[n++] = *extra;
+    qsort(members, n, sizeof *members, admin_cmp_member);
     return n;
+}
+
+/* Room admin_desired() needs. */
+static uint32_t admin_desired_cap(const struct admin *a)
+{
+    return a->ring->n_members + member_count(a->members) + 1;
+}
+
+/* Whether this node is in its current (real) ring. */
+static bool admin_in_ring(const struct admin *a)
+{
+    return a->ring->epoch > 0 && ring_member_index(a->ring, a->id) != RING_NONE;
+}
+
+static void admin_save_state(struct admin *a);
+
+/* The one place where the current ring is replaced (hooks that publish or
+ * keep the ring go here: the shards' snapshot, the saved cluster state). The ring it replaces stays as prev_ring for the
+ * pending transfers, unless it was provisional (epoch 0) or is dropped
+ * (drop_prev: this node starts afresh). Advertises next's epoch and hash;
+ * takes next in every case. */
+static int admin_adopt_ring(struct admin *a, struct ring *next, bool drop_prev, uint64_t now)
+{
+    uint8_t *bytes;
+    size_t len;
+    int rc = ring_encode(next, &bytes, &len);
+    struct ring_move *moves = rc == 0 ? malloc(sizeof *moves * next->q) : NULL;
+    if (rc != 0 || !moves) {
+        free(moves);
+        if (rc == 0)
+            free(bytes);
+        ring_destroy(next);
+        return -ENOMEM;
+    }
+    free(a->ring_bytes);
+    a->ring_bytes = bytes;
+    a->ring_len = len;
+    ring_destroy(a->prev_ring);
+    a->prev_ring = NULL;
+    a->pending = 0;
+    if (a->ring && (drop_prev || a->ring->epoch == 0 || a->ring->q != next->q)) {
+        ring_destroy(a->ring);
+        a->ring = NULL;
+    }
+    if (a->ring) {
+        a->prev_ring = a->ring;
+        a->pending = ring_plan(a->prev_ring, next, moves);
+    }
+    log_info("cluster: ring epoch %" PRIu64 " hash %016" PRIx64 " of %u members, %u "
+             "partitions to move (pending transfers)", next->epoch, next->hash, next->n_members,
+             a->pending);
+    free(moves);
+    a->ring = next;
+    snapshot_update(a->node->snapshots, a->members, a->ring); /* the shards' copy */
+    struct gossip_info self = member_at(a->members, 0)->info;
+    self.ring_epoch = next->epoch;
+    self.ring_hash = next->hash;
+    rc = member_set_self(a->members, &self, now);
+    admin_save_state(a);
+    return rc;
+}
+
+/* This node's ring alone: epoch 1 (a cluster of one) or, provisional, 0 (a
+ * joiner's until it has the cluster's: any real ring beats it). */
+static int admin_own_ring(struct admin *a, uint64_t epoch, uint64_t now)
+{
+    struct ring_member me;
+    admin_ring_member(&member_at(a->members, 0)->info, &me);
+    struct ring *r;
+    int rc = admin_build_ring(&me, 1, a->node->npartitions, NULL, &r);
+    if (rc != 0)
+        return rc;
+    r->epoch = epoch;
+    return admin_adopt_ring(a, r, true, now);
 }
 
 /* Adds the seeds (comma-separated host:cluster-port), resolved, less this
@@ -182,31 +339,7 @@ static int admin_seeds(struct admin *a, const char *seeds, const char *self_addr
             return rc;
         }
     }
-    a->join = n > 0 && a->node->cfg->auto_join;
-    return 0;
-}
-
-static int admin_cmp_member(const void *x, const void *y)
-{
-    return strcmp(((const struct ring_member *)x)->id, ((const struct ring_member *)y)->id);
-}
-
-/* The ring of members[0..count) (sorted here, by id) as the chain the top of
- * the file describes. */
-static int admin_chain_ring(struct ring_member *members, uint32_t count, uint32_t q,
-                            struct ring **out)
-{
-    qsort(members, count, sizeof *members, admin_cmp_member);
-    struct ring *prev = NULL;
-    for (uint32_t k = 1; k <= count; k++) {
-        struct ring *next;
-        int rc = admin_build_ring(members, k, q, prev, &next);
-        ring_destroy(prev);
-        if (rc != 0)
-            return rc;
-        prev = next;
-    }
-    *out = prev;
+    a->join = n > 0;
     return 0;
 }
 
@@ -235,21 +368,6 @@ static bool admin_state_events(const struct member_event *ev, uint32_t n)
         if (ev[i].kind != MEMBER_EV_HEALTH)
             return true;
     return false;
-}
-
-/* Makes the restored ring the current one (taking it) and advertises it. */
-static int admin_restore_ring(struct admin *a, struct ring *ring, uint64_t now)
-{
-    ring_destroy(a->ring);
-    a->ring = ring;
-    /* what admin_update_ring() compares the membership with: the ring's
-     * members, sorted by id and zeroed past their strings (as decoded), as
-     * admin_ring_members() makes them */
-    a->ring_members_hash = XXH3_64bits(ring->members, sizeof *ring->members * ring->n_members);
-    struct gossip_info self = member_at(a->members, 0)->info;
-    self.ring_epoch = ring->epoch;
-    self.ring_hash = ring->hash;
-    return member_set_self(a->members, &self, now);
 }
 
 /* At start-up, with a saved cluster state, the node comes back as the
@@ -294,7 +412,7 @@ static int admin_restore_state(struct admin *a, uint64_t now)
     }
     rc = cluster_state_restore(a->members, &s, now);
     if (rc == 0 && ring)
-        rc = admin_restore_ring(a, ring, now);
+        rc = admin_adopt_ring(a, ring, true, now);
     else
         ring_destroy(ring);
     if (rc == 0 && member_count(a->members) > 1)
@@ -307,40 +425,6 @@ static int admin_restore_state(struct admin *a, uint64_t now)
                  member_count(a->members) - 1,
                  member_count(a->members) > 1 ? ", asked to take this node back" : "");
     cluster_state_fini(&s);
-    return rc;
-}
-
-/* Rebuilds the ring when its members (ids, weights, zones) changed, and
- * advertises its epoch and hash. */
-static int admin_update_ring(struct admin *a, uint64_t now)
-{
-    uint32_t cap = member_count(a->members);
-    struct ring_member *members = malloc(sizeof *members * cap);
-    if (!members)
-        return -ENOMEM;
-    uint32_t count = admin_ring_members(a, NULL, NULL, members);
-    qsort(members, count, sizeof *members, admin_cmp_member);
-    uint64_t h = XXH3_64bits(members, sizeof *members * count);
-    int rc = 0;
-    struct ring *next = NULL;
-    if (a->ring && h == a->ring_members_hash)
-        goto out;
-    if ((rc = admin_chain_ring(members, count, a->node->npartitions, &next)) != 0)
-        goto out;
-    if (a->ring)
-        log_info("cluster: ring epoch %" PRIu64 " hash %016" PRIx64 " of %u members",
-                 next->epoch, next->hash, count);
-    ring_destroy(a->ring);
-    a->ring = next;
-    a->ring_members_hash = h;
-    snapshot_update(a->node->snapshots, a->members, a->ring); /* the shards' copy */
-    struct gossip_info self = member_at(a->members, 0)->info;
-    self.ring_epoch = next->epoch;
-    self.ring_hash = next->hash;
-    rc = member_set_self(a->members, &self, now);
-    admin_save_state(a);
-out:
-    free(members);
     return rc;
 }
 
@@ -372,14 +456,291 @@ static int admin_membership(struct admin *a)
     uint64_t now = admin_now_ms();
     int rc = member_create(&mc, &self, now, &a->members);
     if (rc == 0)
-        rc = member_set_state(a->members, a->id, MEMBER_UP, now);
-    if (rc == 0)
         rc = admin_seeds(a, cfg->seeds, self.cluster_addr);
     if (rc == 0)
         rc = admin_restore_state(a, now);
     if (rc != 0)
         return rc;
-    return admin_update_ring(a, now);
+    if (a->ring) /* restored: the member it was, with its saved ring */
+        return 0;
+    if (!a->join) /* a cluster of one */
+        return member_set_state(a->members, a->id, MEMBER_UP, now) ?: admin_own_ring(a, 1, now);
+    /* a joiner: admitted at once with auto-join (state_version 1), else when
+     * an operator adds it; a provisional ring until it has the cluster's */
+    if (cfg->auto_join && (rc = member_set_state(a->members, a->id, MEMBER_JOINING, now)) != 0)
+        return rc;
+    return admin_own_ring(a, 0, now);
+}
+
+/* ---- the ring agreed: claimant, dissemination, joins and leaves ---- */
+
+/* Whether ring (epoch, hash) beats ring (epoch_b, hash_b): a higher epoch,
+ * or the same and a higher hash. */
+static bool admin_beats(uint64_t epoch, uint64_t hash, uint64_t epoch_b, uint64_t hash_b)
+{
+    return epoch > epoch_b || (epoch == epoch_b && hash > hash_b);
+}
+
+/* The claimant is the member with the lowest id among those alive, in the
+ * current ring and not leaving or left; true when it is this node. A ring
+ * member the table does not know counts as alive (it may claim). */
+static bool admin_is_claimant(const struct admin *a)
+{
+    const struct member *self = member_at(a->members, 0);
+    if (!admin_in_ring(a) || self->state == MEMBER_LEAVING || self->state == MEMBER_LEFT)
+        return false;
+    for (uint32_t i = 0; i < a->ring->n_members; i++) {
+        const char *id = a->ring->members[i].id;
+        if (strcmp(id, a->id) >= 0)
+            break; /* members are sorted by id */
+        const struct member *m = member_find(a->members, id);
+        if (!m || (m->health != MEMBER_DEAD && m->state != MEMBER_LEAVING &&
+                   m->state != MEMBER_LEFT))
+            return false;
+    }
+    return true;
+}
+
+/* The alive member whose advertised ring beats ours the most, or NULL. */
+static const struct member *admin_best_ring_peer(const struct admin *a)
+{
+    const struct member *best = NULL;
+    uint64_t epoch = a->ring->epoch, hash = a->ring->hash;
+    for (uint32_t i = 1; i < member_count(a->members); i++) {
+        const struct member *m = member_at(a->members, i);
+        const struct gossip_info *in = &m->info;
+        if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT)
+            continue;
+        if (admin_beats(in->ring_epoch, in->ring_hash, epoch, hash)) {
+            best = m;
+            epoch = in->ring_epoch;
+            hash = in->ring_hash;
+        }
+    }
+    return best;
+}
+
+/* The states a ring implies: joiners in it are up, leavers out of it have
+ * left. The claimant sets them after its change; every node that has the
+ * newest ring it knows of sets them too (the same change to the same
+ * version everywhere, so they agree), so a node that gossip failed to tell
+ * still settles, a joiner sees itself up. Nothing with a provisional ring
+ * or while a peer advertises a newer one (a ring of another cluster, met
+ * through POST /v1/nodes, must not settle this one's members). */
+static void admin_settle_states(struct admin *a, uint64_t now)
+{
+    if (a->ring->epoch == 0 || admin_best_ring_peer(a))
+        return;
+    for (uint32_t i = 0; i < member_count(a->members); i++) {
+        const struct member *m = member_at(a->members, i);
+        bool in_ring = ring_member_index(a->ring, m->info.id) != RING_NONE;
+        enum member_state to = m->state;
+        if (m->state == MEMBER_JOINING && in_ring)
+            to = MEMBER_UP;
+        else if (m->state == MEMBER_LEAVING && !in_ring)
+            to = MEMBER_LEFT;
+        if (to != m->state) {
+            log_info("cluster: node %s is %s", m->info.id, to == MEMBER_UP ? "up (in the ring)"
+                                                                           : "left");
+            member_set_state(a->members, m->info.id, to, now);
+        }
+    }
+}
+
+/* Whether two sorted member lists are the same (ids, weights, zones). */
+static bool admin_same_members(const struct ring_member *x, uint32_t nx,
+                               const struct ring_member *y, uint32_t ny)
+{
+    if (nx != ny)
+        return false;
+    for (uint32_t i = 0; i < nx; i++)
+        if (strcmp(x[i].id, y[i].id) != 0 || x[i].weight != y[i].weight ||
+            strcmp(x[i].zone, y[i].zone) != 0)
+            return false;
+    return true;
+}
+
+/* The claimant's turn: when the desired members differ from the ring's,
+ * builds the next ring from the current one and adopts it. */
+static void admin_claim(struct admin *a, uint64_t now)
+{
+    /* a claimant whose ring is beaten fetches the newer one first (and a
+     * cluster of one learning of another cluster never claims its joiners) */
+    if (!admin_is_claimant(a) || admin_best_ring_peer(a))
+        return;
+    struct ring_member *desired = malloc(sizeof *desired * admin_desired_cap(a));
+    if (!desired)
+        return;
+    uint32_t n = admin_desired(a, NULL, NULL, desired);
+    struct ring *next = NULL;
+    if (n > 0 && !admin_same_members(desired, n, a->ring->members, a->ring->n_members)) {
+        int rc = admin_build_ring(desired, n, a->ring->q, a->ring, &next);
+        if (rc == 0) {
+            log_info("cluster: this node (the claimant) changes the ring: %u members", n);
+            rc = admin_adopt_ring(a, next, false, now);
+        }
+        if (rc != 0)
+            log_warn("cluster: cannot build the next ring: %s; kept the current one",
+                     strerror(-rc));
+    }
+    free(desired);
+}
+
+/* Asks a peer for its ring: the alive member whose advertised ring beats
+ * ours the most, at once unless it was asked already (then again after
+ * ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
+ * in turn, so that a ring whose advertisement gossip failed to bring (a
+ * joiner learns its peers' info once, from a push-pull) still arrives. A
+ * RING_REQ carries our ring's epoch and hash: only a peer whose ring beats it
+ * answers. One request is awaited at a time (a newer one replaces it). */
+static void admin_fetch_ring(struct admin *a, uint64_t now)
+{
+    const struct member *peer = admin_best_ring_peer(a);
+    bool waiting = a->ring_req_id[0] && now < a->ring_req_until_ms;
+    if (peer && waiting && strcmp(peer->info.id, a->ring_req_id) == 0)
+        return;
+    if (!peer && (waiting || now < a->ring_sync_at_ms))
+        return;
+    for (uint32_t k = 1; !peer && k < member_count(a->members); k++) {
+        const struct member *m = member_at(a->members, 1 + a->ring_sync_next++ %
+                                                               (member_count(a->members) - 1));
+        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT)
+            peer = m;
+    }
+    a->ring_req_id[0] = '\0';
+    a->ring_sync_at_ms = now + ADMIN_RING_REQ_MS;
+    if (!peer)
+        return;
+    memcpy(a->ring_req_id, peer->info.id, sizeof a->ring_req_id);
+    a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
+    member_request_ring(a->members, peer->info.id, ++a->ring_req_seq, a->ring->epoch,
+                        a->ring->hash, now);
+}
+
+/* A RING answer to our request: adopted when it decodes, its hash is the one
+ * it carries, it beats ours, and this node is in it, joining or leaving (a
+ * node of another cluster's ring does not take this one). */
+static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
+{
+    if (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq)
+        return; /* not asked for, or an old answer */
+    a->ring_req_id[0] = '\0';
+    if (!admin_beats(msg->epoch, msg->hash, a->ring->epoch, a->ring->hash))
+        return;
+    struct ring *r;
+    int rc = ring_decode(msg->blob, msg->blob_len, &r);
+    if (rc != 0 || r->hash != msg->hash || r->epoch != msg->epoch || r->q != a->ring->q) {
+        log_warn("cluster: node %s sent a ring that %s; ignored", msg->from,
+                 rc != 0 ? "does not decode" : r->q != a->ring->q ? "has another partition count"
+                                                                  : "is not the one it announced");
+        if (rc == 0)
+            ring_destroy(r);
+        return;
+    }
+    const struct member *self = member_at(a->members, 0);
+    if (ring_member_index(r, a->id) == RING_NONE && self->state != MEMBER_JOINING &&
+        self->state != MEMBER_LEAVING) {
+        ring_destroy(r);
+        return;
+    }
+    if (admin_adopt_ring(a, r, false, now) != 0)
+        log_warn("cluster: cannot adopt the ring of node %s (out of memory)", msg->from);
+}
+
+/* Answers RING_REQs with our ring's bytes when it beats the asker's, and
+ * takes RING answers. */
+static void admin_ring_msgs(struct admin *a, uint64_t now)
+{
+    const struct member_ring_msg *msgs;
+    uint32_t n = member_ring_msgs(a->members, &msgs);
+    for (uint32_t i = 0; i < n; i++) {
+        if (msgs[i].type == GOSSIP_RING_REQ && admin_beats(a->ring->epoch, a->ring->hash,
+                                                           msgs[i].epoch, msgs[i].hash))
+            member_send_ring(a->members, msgs[i].from_addr, msgs[i].seq, a->ring->epoch,
+                             a->ring->hash, a->ring_bytes, (uint32_t)a->ring_len);
+        else if (msgs[i].type == GOSSIP_RING)
+            admin_take_ring(a, &msgs[i], now);
+    }
+}
+
+/* This node's own state, as the cluster decided it: seen left, it becomes a
+ * cluster of one again; admitted into a cluster while it is a cluster of
+ * one, it drops its ring and joins. */
+static void admin_self_state(struct admin *a, uint64_t now)
+{
+    const struct member *self = member_at(a->members, 0);
+    if (self->state == MEMBER_LEFT) {
+        log_info("cluster: this node has left its cluster: it forgets its peers and is a "
+                 "cluster of one again");
+        member_forget(a->members, now);
+        a->join = false;
+        a->n_admits = 0;
+        a->ring_req_id[0] = '\0';
+        if (admin_own_ring(a, 1, now) != 0)
+            log_warn("cluster: cannot build the ring of this node alone (out of memory)");
+    } else if (self->state == MEMBER_JOINING && member_admitted(self) && a->ring->epoch > 0 &&
+               a->ring->n_members == 1 && admin_in_ring(a)) {
+        log_info("cluster: this node, a cluster of one, was added to another cluster: it "
+                 "drops its ring and joins");
+        if (admin_own_ring(a, 0, now) != 0)
+            log_warn("cluster: cannot drop this node's ring (out of memory)");
+    }
+}
+
+/* The member at this cluster address, or NULL. */
+static const struct member *admin_member_at_addr(const struct admin *a, const char *addr)
+{
+    for (uint32_t i = 1; i < member_count(a->members); i++)
+        if (strcmp(member_at(a->members, i)->info.cluster_addr, addr) == 0)
+            return member_at(a->members, i);
+    return NULL;
+}
+
+/* Admits m (a node an operator adds) unless it is in the ring or admitted. */
+static void admin_admit(struct admin *a, const struct member *m, uint64_t now)
+{
+    if (ring_member_index(a->ring, m->info.id) != RING_NONE ||
+        (m->state == MEMBER_JOINING && member_admitted(m)))
+        return;
+    log_info("cluster: node %s at %s admitted (POST /v1/nodes)", m->info.id,
+             m->info.cluster_addr);
+    member_set_state(a->members, m->info.id, MEMBER_JOINING, now);
+}
+
+/* The addresses POST /v1/nodes gave: contacted every ADMIN_JOIN_RETRY_MS
+ * until the member there is known (and not as left: its own record must
+ * have come), then admitted; forgotten after ADMIN_ADMIT_MS. */
+static void admin_admissions(struct admin *a, uint64_t now)
+{
+    for (uint32_t k = 0; k < a->n_admits;) {
+        struct admin_admit *ad = &a->admits[k];
+        const struct member *m = admin_member_at_addr(a, ad->addr);
+        bool done = m && m->state != MEMBER_LEFT;
+        if (done)
+            admin_admit(a, m, now);
+        else if (now >= ad->until_ms)
+            log_warn("cluster: no node answered at %s (POST /v1/nodes); gave up", ad->addr);
+        if (done || now >= ad->until_ms) {
+            *ad = a->admits[--a->n_admits];
+            continue;
+        }
+        if (now >= ad->next_ms) {
+            member_contact(a->members, ad->addr, now);
+            ad->next_ms = now + ADMIN_JOIN_RETRY_MS;
+        }
+        k++;
+    }
+}
+
+/* Everything the ring follows, once per loop turn (cheap: passes over the
+ * members and the ring's members). */
+static void admin_reconcile(struct admin *a, uint64_t now)
+{
+    admin_self_state(a, now);
+    admin_admissions(a, now);
+    admin_claim(a, now);
+    admin_settle_states(a, now);
+    admin_fetch_ring(a, now);
 }
 
 /* ---- answers ---- */
@@ -481,6 +842,9 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
            a->ring->q);
     METRIC("partitions_owned", "partitions_owned", "gauge", "Partitions this node owns.",
            self == RING_NONE ? 0 : a->ring->owned[self]);
+    METRIC("pending_transfers", "pending_transfers", "gauge",
+           "Partitions whose owner changed with the last ring change (data moves later).",
+           a->pending);
     const struct member_stats *ms = member_get_stats(a->members);
     const struct peer_stats *ps = peer_get_stats(a->peer);
     METRIC("gossip_rounds", "gossip_rounds_total", "counter", "Gossip frames sent.",
@@ -542,6 +906,23 @@ static void admin_plan(struct admin *a, struct http_response *res, const char *a
     ring_destroy(next);
 }
 
+/* The plan of the desired members plus extra, less skip (admin_desired()). */
+static void admin_plan_change(struct admin *a, struct http_response *res, const char *action,
+                              const char *id, const struct ring_member *extra, const char *skip)
+{
+    struct ring_member *members = malloc(sizeof *members * admin_desired_cap(a));
+    if (!members) {
+        http_error(res, 500, "out of memory");
+        return;
+    }
+    uint32_t count = admin_desired(a, extra, skip, members);
+    if (count == 0)
+        http_error(res, 409, "the last node of a cluster cannot leave it");
+    else
+        admin_plan(a, res, action, id, members, count);
+    free(members);
+}
+
 /* A node id for a node not yet met, as its address: a placeholder for the plan. */
 static void admin_provisional_id(const char *address, char id[IDENTITY_LEN + 1])
 {
@@ -586,6 +967,76 @@ static const char *admin_join_fields(json_t *body, struct ring_member *m, const 
     return NULL;
 }
 
+/* "host:port" or "[v6]:port" with a numeric host, as member.h writes
+ * addresses, into out; -EINVAL when it is not one (names are not resolved:
+ * DNS would block the admin thread). */
+static int admin_numeric_addr(const char *in, char *out, size_t cap)
+{
+    char host[GOSSIP_ADDR_MAX + 1];
+    const char *colon = strrchr(in, ':');
+    size_t hlen = colon ? (size_t)(colon - in) : 0;
+    if (!colon || hlen == 0 || hlen >= sizeof host)
+        return -EINVAL;
+    memcpy(host, in, hlen);
+    host[hlen] = '\0';
+    if (host[0] == '[' && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    unsigned char bin[16];
+    char text[INET6_ADDRSTRLEN];
+    int af = strchr(host, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(af, host, bin) != 1 || !inet_ntop(af, bin, text, sizeof text))
+        return -EINVAL;
+    admin_addr(out, cap, text, atoi(colon + 1));
+    return 0;
+}
+
+/* POST /v1/nodes (not a dry run): admits the node at address, contacting it
+ * first when it is not known (admin_admissions()). 202 with its id when
+ * known. */
+static void admin_add_node(struct admin *a, const char *address, struct http_response *res,
+                           uint64_t now)
+{
+    char addr[GOSSIP_ADDR_MAX + 1];
+    if (admin_numeric_addr(address, addr, sizeof addr) != 0) {
+        http_error(res, 400, "address must be a numeric IP and port (no DNS lookups here)");
+        return;
+    }
+    const struct member *m = admin_member_at_addr(a, addr);
+    if (strcmp(addr, member_at(a->members, 0)->info.cluster_addr) == 0 ||
+        (m && ring_member_index(a->ring, m->info.id) != RING_NONE)) {
+        http_error(res, 409, "that node is already a member of the ring");
+        return;
+    }
+    if (m && m->state == MEMBER_LEAVING) {
+        http_error(res, 409, "that node is leaving the cluster");
+        return;
+    }
+    if (m && m->state != MEMBER_LEFT) {
+        admin_admit(a, m, now);
+    } else {
+        uint32_t k = 0;
+        while (k < a->n_admits && strcmp(a->admits[k].addr, addr) != 0)
+            k++;
+        if (k == ADMIN_ADMITS_MAX) {
+            http_error(res, 409, "too many nodes being added at once; try again later");
+            return;
+        }
+        if (k == a->n_admits)
+            a->n_admits++;
+        struct admin_admit *ad = &a->admits[k];
+        snprintf(ad->addr, sizeof ad->addr, "%s", addr);
+        ad->until_ms = now + ADMIN_ADMIT_MS;
+        ad->next_ms = now;
+        admin_admissions(a, now);
+    }
+    json_t *o = json_pack("{s:s, s:s}", "address", addr, "status", "joining");
+    if (o && m)
+        json_object_set_new(o, "id", json_string(m->info.id));
+    admin_json(res, 202, o);
+}
+
 static void admin_join(struct admin *a, const struct http_request *req, struct http_response *res)
 {
     json_error_t err;
@@ -599,25 +1050,37 @@ static void admin_join(struct admin *a, const struct http_request *req, struct h
     struct ring_member joiner;
     const char *address = NULL;
     const char *why = admin_join_fields(body, &joiner, &address);
-    if (why) {
+    if (why)
         http_error(res, 400, why);
-    } else if (member_find(a->members, joiner.id)) {
+    else if (!admin_in_ring(a))
+        http_error(res, 409, "this node is not in a ring yet: ask a member of the cluster");
+    else if (member_find(a->members, joiner.id) &&
+             ring_member_index(a->ring, joiner.id) != RING_NONE)
         http_error(res, 409, "that node is already a member");
-    } else if (!req->dry_run) {
-        http_error(res, 501, "joining a node by the API is not built yet (a node started "
-                             "with seeds joins them); ?dry_run=1 shows the plan");
-    } else {
-        uint32_t cap = member_count(a->members) + 1;
-        struct ring_member *members = malloc(sizeof *members * cap);
-        if (!members) {
-            http_error(res, 500, "out of memory");
-        } else {
-            uint32_t count = admin_ring_members(a, &joiner, NULL, members);
-            admin_plan(a, res, "join", joiner.id, members, count);
-            free(members);
-        }
-    }
+    else if (req->dry_run)
+        admin_plan_change(a, res, "join", joiner.id, &joiner, NULL);
+    else
+        admin_add_node(a, address, res, admin_now_ms());
     json_decref(body);
+}
+
+/* DELETE /v1/nodes/{id} of m (not a dry run): marks it leaving; the claimant
+ * takes it out of the ring and marks it left. */
+static void admin_remove_node(struct admin *a, const struct member *m, struct http_response *res)
+{
+    struct ring_member *members = malloc(sizeof *members * admin_desired_cap(a));
+    uint32_t rest = members ? admin_desired(a, NULL, m->info.id, members) : 0;
+    free(members);
+    if (!members)
+        http_error(res, 500, "out of memory");
+    else if (m->state == MEMBER_LEAVING || m->state == MEMBER_LEFT)
+        http_error(res, 409, "that node is already leaving or has left");
+    else if (rest == 0)
+        http_error(res, 409, "the last node of a cluster cannot leave it");
+    else if (member_set_state(a->members, m->info.id, MEMBER_LEAVING, admin_now_ms()) != 0)
+        http_error(res, 500, "cannot change the node's state");
+    else
+        admin_json(res, 202, json_pack("{s:s, s:s}", "id", m->info.id, "status", "leaving"));
 }
 
 /* GET and DELETE /v1/nodes/{id}. */
@@ -632,23 +1095,14 @@ static void admin_node(struct admin *a, const struct http_request *req, struct h
         http_error(res, 404, "no such node");
         return;
     }
-    if (req->method == HTTP_GET) {
+    if (req->method == HTTP_GET)
         admin_json(res, 200, view_node(m, a->ring));
-        return;
-    }
-    uint32_t count = member_count(a->members);
-    struct ring_member *members = malloc(sizeof *members * count);
-    uint32_t left = members ? admin_ring_members(a, NULL, req->id, members) : 0;
-    if (!members)
-        http_error(res, 500, "out of memory");
-    else if (left == 0)
-        http_error(res, 409, "the last node of a cluster cannot leave it");
-    else if (!req->dry_run)
-        http_error(res, 501, "removing a node by the API is not built yet; ?dry_run=1 "
-                             "shows the plan");
+    else if (!admin_in_ring(a))
+        http_error(res, 409, "this node is not in a ring yet: ask a member of the cluster");
+    else if (req->dry_run)
+        admin_plan_change(a, res, "leave", req->id, NULL, req->id);
     else
-        admin_plan(a, res, "leave", req->id, members, left);
-    free(members);
+        admin_remove_node(a, m, res);
 }
 
 static void admin_handle(void *arg, const struct http_request *req, struct http_response *res)
@@ -668,7 +1122,7 @@ static void admin_handle(void *arg, const struct http_request *req, struct http_
         admin_node(a, req, res);
         break;
     case HTTP_RING:
-        admin_json(res, 200, view_ring(a->ring));
+        admin_json(res, 200, view_ring(a->ring, a->prev_ring));
         break;
     case HTTP_STATS:
         admin_stats(a, res);
@@ -683,24 +1137,24 @@ static void admin_handle(void *arg, const struct http_request *req, struct http_
 
 /* ---- the thread ---- */
 
-/* Logs what membership events say and rebuilds the ring when they may
- * have changed its members. */
+
+/* Logs what membership events say, answers and takes rings, and lets the
+ * ring follow the membership (admin_reconcile()). */
 static void admin_events(struct admin *a, uint64_t now)
 {
     const struct member_event *ev;
     uint32_t n = member_events(a->members, &ev);
-    bool ring = false, save = admin_state_events(ev, n);
+    bool save = admin_state_events(ev, n);
     for (uint32_t i = 0; i < n; i++) {
         const struct member *m = member_at(a->members, ev[i].index);
         static const char *const health[] = {"alive", "suspect", "dead (down)"};
         if (ev[i].kind == MEMBER_EV_NEW || ev[i].kind == MEMBER_EV_HEALTH)
             log_info("cluster: node %s at %s is %s", m->info.id, m->info.cluster_addr,
                      health[m->health]);
-        ring |= ev[i].kind != MEMBER_EV_HEALTH && ev[i].index != 0;
     }
+    admin_ring_msgs(a, now);
     member_events_clear(a->members);
-    if (ring && admin_update_ring(a, now) != 0)
-        log_warn("cluster: cannot rebuild the ring (out of memory); kept the previous one");
+    admin_reconcile(a, now);
     if (save)
         admin_save_state(a);
     if (n > 0) /* statuses, addresses: the shards' copy (snapshot.h) */
@@ -822,6 +1276,8 @@ void admin_destroy(struct admin *a)
     if (a->wake_fd >= 0)
         close(a->wake_fd);
     ring_destroy(a->ring);
+    ring_destroy(a->prev_ring);
+    free(a->ring_bytes);
     if (a->members)
         member_destroy(a->members);
     free(a);

@@ -1,8 +1,6 @@
 /* admin.h: the admin thread: this node's identity, the membership view, the
- * partition ring computed from it, and the admin HTTP API.
- * Today the membership holds this node alone, status up: the gossip
- * transport over the cluster port (which would add peers) is not built yet,
- * so joins and leaves are planned (?dry_run=1) but not carried out.
+ * partition ring agreed with the cluster (admin.c: one claimant changes it,
+ * the others fetch it), joins and leaves, and the admin HTTP API.
  * Threads: admin_create(), admin_start() and admin_destroy() on the main
  *   thread (node start-up and teardown); everything else runs on the admin
  *   thread, which alone touches the membership, the ring and the HTTP server.

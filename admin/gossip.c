@@ -10,6 +10,9 @@
  * updates again without failing. Nothing is allocated; ids are turned from
  * 20 bytes into hex as they are read.
  *
+ * RING_REQ and RING carry a ring's epoch and hash, RING also the ring's
+ * bytes (a length within the body, checked before it is read), opaque here.
+ *
  * The writer appends frames to one buffer (the member module's outbox): the
  * header and the update count are written as placeholders and patched by
  * gossip_end(), so updates can be appended while their number is not known. */
@@ -226,6 +229,11 @@ static bool type_has_target(unsigned type)
     return type == GOSSIP_PING || type == GOSSIP_PING_REQ || type == GOSSIP_IND_ACK;
 }
 
+static bool type_has_ring(unsigned type)
+{
+    return type == GOSSIP_RING_REQ || type == GOSSIP_RING;
+}
+
 #define BAD(why)                                                                                   \
     do {                                                                                           \
         *err = why;                                                                                \
@@ -239,7 +247,7 @@ enum gossip_status gossip_decode(const uint8_t *data, size_t len, struct gossip_
     *err = NULL;
     if (len >= 1 && data[0] != GOSSIP_VERSION)
         BAD("unknown version");
-    if (len >= 2 && (data[1] < GOSSIP_PING || data[1] > GOSSIP_PUSH_PULL))
+    if (len >= 2 && (data[1] < GOSSIP_PING || data[1] > GOSSIP_RING))
         BAD("unknown frame type");
     if (len >= 3 && (data[2] & ~(GOSSIP_F_MAC | GOSSIP_F_REPLY | GOSSIP_F_JOIN | GOSSIP_F_STREAM)))
         BAD("unknown flags");
@@ -266,6 +274,17 @@ enum gossip_status gossip_decode(const uint8_t *data, size_t len, struct gossip_
         rd_id(&r, msg->target);
     if (msg->type == GOSSIP_PING_REQ)
         rd_str(&r, msg->target_addr, GOSSIP_ADDR_MAX);
+    if (type_has_ring(msg->type)) {
+        msg->ring_epoch = rd_le(&r, 8);
+        msg->ring_hash = rd_le(&r, 8);
+    }
+    if (msg->type == GOSSIP_RING) {
+        msg->blob_len = (uint32_t)rd_le(&r, 4);
+        if (rd_need(&r, msg->blob_len)) {
+            msg->blob = r.p;
+            r.p += msg->blob_len;
+        }
+    }
     msg->n_updates = (uint32_t)rd_le(&r, 4);
     if (r.bad)
         BAD("truncated or malformed frame fields");
@@ -358,8 +377,9 @@ static void w_id(struct gossip_writer *w, const char *id)
         w->failed = true;
 }
 
-void gossip_begin(struct gossip_writer *w, enum gossip_type type, uint8_t flags, uint32_t seq,
-                  const char *from, const char *target, const char *target_addr)
+/* The header and the fields every frame has. */
+static void begin_frame(struct gossip_writer *w, enum gossip_type type, uint8_t flags,
+                        uint32_t seq, const char *from)
 {
     w->frame_start = w->len;
     w->count = 0;
@@ -372,6 +392,19 @@ void gossip_begin(struct gossip_writer *w, enum gossip_type type, uint8_t flags,
         put_le(p + GOSSIP_HEADER_LEN, seq, 4);
     }
     w_id(w, from);
+}
+
+/* The update count's placeholder (gossip_end() writes it). */
+static void begin_updates(struct gossip_writer *w)
+{
+    w->count_at = w->len;
+    w_room(w, 4);
+}
+
+void gossip_begin(struct gossip_writer *w, enum gossip_type type, uint8_t flags, uint32_t seq,
+                  const char *from, const char *target, const char *target_addr)
+{
+    begin_frame(w, type, flags, seq, from);
     if (type_has_target(type))
         w_id(w, target);
     if (type == GOSSIP_PING_REQ) {
@@ -384,8 +417,27 @@ void gossip_begin(struct gossip_writer *w, enum gossip_type type, uint8_t flags,
             w->failed = true;
         }
     }
-    w->count_at = w->len;
-    w_room(w, 4);
+    begin_updates(w);
+}
+
+void gossip_begin_ring(struct gossip_writer *w, enum gossip_type type, uint8_t flags,
+                       uint32_t seq, const char *from, uint64_t epoch, uint64_t hash,
+                       const uint8_t *blob, uint32_t blob_len)
+{
+    begin_frame(w, type, flags, seq, from);
+    if (!type_has_ring(type))
+        w->failed = true;
+    uint8_t *p = w_room(w, 16 + (type == GOSSIP_RING ? 4 + (size_t)blob_len : 0));
+    if (p) {
+        put_le(p, epoch, 8);
+        put_le(p + 8, hash, 8);
+        if (type == GOSSIP_RING) {
+            put_le(p + 16, blob_len, 4);
+            if (blob_len)
+                memcpy(p + 20, blob, blob_len);
+        }
+    }
+    begin_updates(w);
 }
 
 void gossip_add_raw(struct gossip_writer *w, const uint8_t *update, size_t len)

@@ -3,7 +3,10 @@
  *   header (8 bytes): version u8 (GOSSIP_VERSION), type u8, flags u8, 0 u8,
  *                     body length u32 (at most GOSSIP_BODY_MAX)
  *   body:   seq u32, sender id (20 bytes), then per type: PING and IND_ACK a
- *           target id; PING_REQ a target id and the target's address; then
+ *           target id; PING_REQ a target id and the target's address;
+ *           RING_REQ and RING a ring epoch u64 and hash u64, RING then a
+ *           length u32 and that many bytes (the ring's encoding, opaque
+ *           here: ring_encode()); then
  *           an update count u32 and that many updates, each
  *           kind u8, length u16, fields (struct gossip_update says which).
  *   MAC:    GOSSIP_MAC_LEN bytes when flags has GOSSIP_F_MAC (left for peer
@@ -41,6 +44,8 @@ enum gossip_type {
     GOSSIP_IND_ACK = 4,   /* the target answered a PING_REQ's probe */
     GOSSIP_GOSSIP = 5,    /* updates only */
     GOSSIP_PUSH_PULL = 6, /* full state: NODE updates, one per member */
+    GOSSIP_RING_REQ = 7,  /* send me your ring if it beats mine (epoch, hash) */
+    GOSSIP_RING = 8,      /* the answer: its epoch, hash and the ring's bytes */
 };
 
 enum gossip_flag {
@@ -93,6 +98,9 @@ struct gossip_msg {
     char from[GOSSIP_ID_LEN + 1];
     char target[GOSSIP_ID_LEN + 1];              /* PING, PING_REQ, IND_ACK */
     char target_addr[GOSSIP_ADDR_MAX + 1];       /* PING_REQ */
+    uint64_t ring_epoch, ring_hash;              /* RING_REQ, RING */
+    const uint8_t *blob;                         /* RING: the ring's bytes */
+    uint32_t blob_len;
     uint32_t n_updates;                          /* unknown kinds included */
     const uint8_t *updates;                      /* validated; read with gossip_iter */
     size_t updates_len;
@@ -142,6 +150,11 @@ void gossip_writer_reset(struct gossip_writer *w);
  * and IND_ACK; target_addr is used by PING_REQ only. */
 void gossip_begin(struct gossip_writer *w, enum gossip_type type, uint8_t flags, uint32_t seq,
                   const char *from, const char *target, const char *target_addr);
+/* Starts a RING_REQ (blob NULL, blob_len 0) or a RING frame carrying
+ * blob_len bytes of blob. */
+void gossip_begin_ring(struct gossip_writer *w, enum gossip_type type, uint8_t flags,
+                       uint32_t seq, const char *from, uint64_t epoch, uint64_t hash,
+                       const uint8_t *blob, uint32_t blob_len);
 void gossip_add_update(struct gossip_writer *w, const struct gossip_update *u);
 /* Appends an update already encoded by gossip_encode_update(). */
 void gossip_add_raw(struct gossip_writer *w, const uint8_t *update, size_t len);

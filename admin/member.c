@@ -39,7 +39,15 @@
  * Ownership state (joining, up, leaving, left) is separate: only
  * member_set_state() changes it, with state_version + 1; (version, state)
  * ordered lexicographically wins everywhere. Being dead is not a state
- * change: dead and left members stay in the table.
+ * change: dead and left members stay in the table. A joiner at version 0
+ * waits for an operator; member_set_state(JOINING) admits it (version 1 or
+ * more). Left members are neither probed nor gossiped to; one that still
+ * sends us frames is told it left (as tell_down() tells a suspect), so that
+ * it learns it even when the change's gossip has died out, and member_forget()
+ * makes such a node a table of one that ignores frames until asked to join.
+ * Rings: RING_REQ and RING frames (streams) are copied into a short list
+ * (member_ring_msgs()) for the admin thread, which owns the ring's encoding;
+ * member_request_ring() and member_send_ring() only frame the bytes.
  *
  * Dissemination. Every change we accept from gossip is queued once per
  * (member, kind of change: health or ownership), replacing an older entry
@@ -147,6 +155,9 @@ struct member_table {
     uint32_t n_out, cap_out, cap_off;
     struct member_event *ev;
     uint32_t n_ev, cap_ev;
+    struct member_ring_msg rings[MEMBER_RING_MSGS_MAX];
+    uint32_t n_rings;
+    bool forgotten;         /* member_forget(): ignore frames until asked to join */
     struct member_stats stats;
 };
 
@@ -250,20 +261,36 @@ static int index_grow(struct member_table *t, uint32_t need)
 
 /* ---- the outbox ---- */
 
-/* Starts a frame to addr; false when out of memory. */
-static bool send_begin(struct member_table *t, const char *addr, enum gossip_type type,
-                       uint8_t flags, uint32_t seq, const char *target, const char *target_addr)
+/* A new outbox entry to addr (its bytes to be written next); NULL when out
+ * of memory. */
+static struct member_out *out_slot(struct member_table *t, const char *addr,
+                                   enum gossip_type type)
 {
     if (grow((void **)&t->out, &t->cap_out, t->n_out + 1, sizeof *t->out) ||
         grow((void **)&t->out_off, &t->cap_off, t->n_out + 1, sizeof *t->out_off))
-        return false;
+        return NULL;
     struct member_out *o = &t->out[t->n_out];
     memset(o, 0, sizeof *o);
     snprintf(o->to_addr, sizeof o->to_addr, "%s", addr);
     o->type = type;
+    return o;
+}
+
+static uint8_t mac_flag(const struct member_table *t)
+{
+    return t->cfg.mac ? GOSSIP_F_MAC : 0;
+}
+
+/* Starts a frame to addr; false when out of memory. */
+static bool send_begin(struct member_table *t, const char *addr, enum gossip_type type,
+                       uint8_t flags, uint32_t seq, const char *target, const char *target_addr)
+{
+    struct member_out *o = out_slot(t, addr, type);
+    if (!o)
+        return false;
     o->stream = type == GOSSIP_PUSH_PULL || (flags & GOSSIP_F_STREAM);
-    uint8_t f = flags | (t->cfg.mac ? GOSSIP_F_MAC : 0);
-    gossip_begin(&t->w, type, f, seq, t->members[0].info.id, target, target_addr);
+    gossip_begin(&t->w, type, flags | mac_flag(t), seq, t->members[0].info.id, target,
+                 target_addr);
     return !t->w.failed;
 }
 
@@ -694,15 +721,33 @@ static void send_state(struct member_table *t, const char *addr, uint8_t flags)
     t->stats.push_pulls++;
 }
 
-/* Tells member i, which we hold suspect or dead, what we think of it. */
+/* A RING_REQ or RING frame to addr, over a stream (no updates: they are
+ * not worth a connection's bytes, and RING may be large). */
+static void send_ring_frame(struct member_table *t, const char *addr,
+                                   enum gossip_type type, uint32_t seq, uint64_t epoch,
+                                   uint64_t hash, const uint8_t *blob, uint32_t blob_len)
+{
+    struct member_out *o = out_slot(t, addr, type);
+    if (!o)
+        return;
+    o->stream = true;
+    gossip_begin_ring(&t->w, type, mac_flag(t), seq, t->members[0].info.id, epoch, hash, blob,
+                      blob_len);
+    send_end(t);
+}
+
+/* Tells member i, which we hold suspect, dead or left, what we think of it
+ * (a member that left learns it so even when nobody gossips to it). */
 static void tell_down(struct member_table *t, uint32_t i, const char *addr, uint64_t now)
 {
     struct member *m = &t->members[i];
-    if (m->health == MEMBER_ALIVE || (m->told_ms && now - m->told_ms < t->cfg.probe_interval_ms))
+    bool left = m->state == MEMBER_LEFT;
+    if ((m->health == MEMBER_ALIVE && !left) ||
+        (m->told_ms && now - m->told_ms < t->cfg.probe_interval_ms))
         return;
     m->told_ms = now;
     struct gossip_update u;
-    make_update(t, i, m->health == MEMBER_DEAD ? GOSSIP_DEAD : GOSSIP_SUSPECT,
+    make_update(t, i, left ? GOSSIP_LEAVE : m->health == MEMBER_DEAD ? GOSSIP_DEAD : GOSSIP_SUSPECT,
                 t->members[0].info.id, &u);
     if (!send_begin(t, addr, GOSSIP_GOSSIP, 0, 0, NULL, NULL))
         return;
@@ -803,17 +848,45 @@ static void on_push_pull(struct member_table *t, const char *from_addr,
         send_state(t, from_addr, GOSSIP_F_REPLY);
 }
 
+/* Holds a RING_REQ or RING for the caller (the bytes copied: the frame's
+ * buffer is the transport's). */
+static void keep_ring_msg(struct member_table *t, const char *from_addr,
+                          const struct gossip_msg *msg)
+{
+    if (t->n_rings >= MEMBER_RING_MSGS_MAX) {
+        t->stats.frames_ignored++;
+        return;
+    }
+    struct member_ring_msg *r = &t->rings[t->n_rings];
+    memset(r, 0, sizeof *r);
+    if (msg->blob_len && !(r->blob = malloc(msg->blob_len)))
+        return;
+    if (msg->blob_len)
+        memcpy(r->blob, msg->blob, msg->blob_len);
+    r->blob_len = msg->blob_len;
+    r->type = msg->type;
+    memcpy(r->from, msg->from, sizeof r->from);
+    snprintf(r->from_addr, sizeof r->from_addr, "%s", from_addr);
+    r->seq = msg->seq;
+    r->epoch = msg->ring_epoch;
+    r->hash = msg->ring_hash;
+    t->n_rings++;
+}
+
 void member_on_message(struct member_table *t, uint64_t now_ms, const char *from_addr,
                        const struct gossip_msg *msg)
 {
     t->stats.frames_in++;
     t->stats.bytes_in += msg->signed_len + (msg->mac ? GOSSIP_MAC_LEN : 0);
     const char *self = t->members[0].info.id;
+    bool join = msg->type == GOSSIP_PUSH_PULL && (msg->flags & GOSSIP_F_JOIN);
     if (strcmp(msg->from, self) == 0 ||
-        (msg->type == GOSSIP_PING && strcmp(msg->target, self) != 0)) {
+        (msg->type == GOSSIP_PING && strcmp(msg->target, self) != 0) ||
+        (t->forgotten && !join)) {
         t->stats.frames_ignored++;
         return;
     }
+    t->forgotten = false;
     t->quiet = msg->type == GOSSIP_PUSH_PULL;
     t->accused = false;
     apply_updates(t, msg, now_ms);
@@ -839,6 +912,10 @@ void member_on_message(struct member_table *t, uint64_t now_ms, const char *from
         break;
     case GOSSIP_PUSH_PULL:
         on_push_pull(t, from_addr, msg);
+        break;
+    case GOSSIP_RING_REQ:
+    case GOSSIP_RING:
+        keep_ring_msg(t, from_addr, msg);
         break;
     }
     uint32_t i = find(t, msg->from);
@@ -1081,6 +1158,8 @@ void member_destroy(struct member_table *t)
     free(t->out);
     free(t->out_off);
     free(t->ev);
+    for (uint32_t k = 0; k < t->n_rings; k++)
+        free(t->rings[k].blob);
     free(t);
 }
 
@@ -1099,6 +1178,7 @@ int member_add_seed(struct member_table *t, const char *cluster_addr)
 
 void member_join(struct member_table *t, uint64_t now_ms)
 {
+    t->forgotten = false;
     queue_health(t, 0, NULL); /* announce ourselves to the members the seeds tell us of */
     for (uint32_t k = 0; k < t->n_seeds; k++)
         if (strcmp(t->seeds[k], t->members[0].info.cluster_addr) != 0)
@@ -1116,6 +1196,60 @@ int member_set_state(struct member_table *t, const char *id, enum member_state s
     set_state(t, i, state, t->members[i].state_version + 1);
     queue_state(t, i);
     return 0;
+}
+
+int member_contact(struct member_table *t, const char *cluster_addr, uint64_t now_ms)
+{
+    if (strlen(cluster_addr) > GOSSIP_ADDR_MAX)
+        return -EINVAL;
+    t->forgotten = false;
+    send_state(t, cluster_addr, GOSSIP_F_JOIN);
+    return 0;
+}
+
+void member_forget(struct member_table *t, uint64_t now_ms)
+{
+    memset(t->index, 0, sizeof *t->index * t->index_cap);
+    t->n = 1;
+    index_put(t, 0);
+    t->order_pos = 0;
+    t->n_susp = 0;
+    t->n_queue = 0;
+    memset(t->relays, 0, sizeof t->relays);
+    t->probe.active = false;
+    t->n_seeds = 0;
+    t->forgotten = true;
+    member_events_clear(t);
+    struct member *self = &t->members[0];
+    self->suspicion = 0;
+    self->incarnation++;
+    t->n_alive = counts_alive(self);
+    set_state(t, 0, MEMBER_UP, self->state_version + 1);
+    queue_health(t, 0, NULL);
+    (void)now_ms;
+}
+
+int member_request_ring(struct member_table *t, const char *id, uint32_t seq, uint64_t epoch,
+                        uint64_t hash, uint64_t now_ms)
+{
+    (void)now_ms;
+    const struct member *m = member_find(t, id);
+    if (!m)
+        return -ENOENT;
+    send_ring_frame(t, m->info.cluster_addr, GOSSIP_RING_REQ, seq, epoch, hash, NULL, 0);
+    return 0;
+}
+
+void member_send_ring(struct member_table *t, const char *to_addr, uint32_t seq, uint64_t epoch,
+                      uint64_t hash, const uint8_t *blob, uint32_t blob_len)
+{
+    send_ring_frame(t, to_addr, GOSSIP_RING, seq, epoch, hash, blob, blob_len);
+}
+
+uint32_t member_ring_msgs(const struct member_table *t, const struct member_ring_msg **out)
+{
+    *out = t->rings;
+    return t->n_rings;
 }
 
 int member_set_self(struct member_table *t, const struct gossip_info *self, uint64_t now_ms)
@@ -1149,7 +1283,13 @@ uint32_t member_events(const struct member_table *t, const struct member_event *
     return t->n_ev;
 }
 
-void member_events_clear(struct member_table *t) { t->n_ev = 0; }
+void member_events_clear(struct member_table *t)
+{
+    t->n_ev = 0;
+    for (uint32_t k = 0; k < t->n_rings; k++)
+        free(t->rings[k].blob);
+    t->n_rings = 0;
+}
 
 uint32_t member_count(const struct member_table *t) { return t->n; }
 
@@ -1171,6 +1311,11 @@ enum member_status member_status(const struct member *m)
     if (m->health == MEMBER_DEAD && m->state != MEMBER_LEFT)
         return MEMBER_S_DOWN;
     return (enum member_status)m->state;
+}
+
+bool member_admitted(const struct member *m)
+{
+    return m->state != MEMBER_JOINING || m->state_version > 0;
 }
 
 uint32_t member_alive_count(const struct member_table *t) { return t->n_alive; }

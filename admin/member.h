@@ -10,6 +10,8 @@
  * suspect, dead; ordered by incarnation) and its ownership state (joining,
  * up, leaving, left), which only explicit admin calls change
  * (member_set_state()); a dead member stays in the table and in the ring.
+ * Rings travel as opaque bytes: RING_REQ and RING frames received are
+ * listed by member_ring_msgs() for the caller to answer or decode.
  * Threads: one owner (the admin thread); no locks inside. A snapshot for
  *   other threads is the caller's to build from member_at().
  * Ownership: member_create() allocates (member_destroy() frees). Pointers
@@ -142,6 +144,21 @@ struct member_stats {
     uint64_t frames_ignored;   /* not for us, stale, or from ourselves */
 };
 
+/* A ring frame received (member.c keeps the ring's bytes opaque: the
+ * caller decodes them). Listed by member_ring_msgs() until
+ * member_events_clear(). */
+struct member_ring_msg {
+    enum gossip_type type;                 /* GOSSIP_RING_REQ or GOSSIP_RING */
+    char from[GOSSIP_ID_LEN + 1];          /* the sender's id */
+    char from_addr[GOSSIP_ADDR_MAX + 1];   /* where to answer a RING_REQ */
+    uint32_t seq;
+    uint64_t epoch, hash;                  /* the asker's ring (RING_REQ), or the one carried */
+    uint8_t *blob;                         /* RING: the ring's bytes (owned by the table) */
+    uint32_t blob_len;
+};
+
+#define MEMBER_RING_MSGS_MAX 8 /* held at once; more are dropped (the asker retries) */
+
 struct member_table;
 
 /* Fills c with the defaults above (seed 1). */
@@ -162,6 +179,30 @@ int member_add_seed(struct member_table *t, const char *cluster_addr);
 /* Asks to join: a PUSH_PULL with the join flag to every seed. Call again
  * (say every few seconds) until member_count() > 1. */
 void member_join(struct member_table *t, uint64_t now_ms);
+
+/* Asks the member at cluster_addr to take us in: a PUSH_PULL with the join
+ * flag (POST /v1/nodes: an operator adds a node). -EINVAL: too long. */
+int member_contact(struct member_table *t, const char *cluster_addr, uint64_t now_ms);
+
+/* Forgets every other member and the seeds (this node left its cluster):
+ * the table holds self alone, UP (state_version + 1), at a new incarnation;
+ * until a PUSH_PULL with the join flag arrives (an operator adds it again)
+ * or member_join()/member_contact() is called, frames are ignored, so that
+ * ones still on their way from the old cluster do not bring it back.
+ * Pending events and ring frames are dropped. */
+void member_forget(struct member_table *t, uint64_t now_ms);
+
+/* Sends member id a RING_REQ over a stream, with (epoch, hash) of the ring
+ * we have (the caller's protocol: admin.c answers only with a ring that beats
+ * it). -ENOENT: no such member. */
+int member_request_ring(struct member_table *t, const char *id, uint32_t seq, uint64_t epoch,
+                        uint64_t hash, uint64_t now_ms);
+/* Answers a RING_REQ (seq echoed) with a RING frame carrying blob_len bytes
+ * of blob, to to_addr over a stream. */
+void member_send_ring(struct member_table *t, const char *to_addr, uint32_t seq, uint64_t epoch,
+                      uint64_t hash, const uint8_t *blob, uint32_t blob_len);
+/* RING_REQ and RING frames received since member_events_clear(). */
+uint32_t member_ring_msgs(const struct member_table *t, const struct member_ring_msg **out);
 
 /* Changes a member's ownership state (an admin decision) and gossips it.
  * -ENOENT: no such member. */
@@ -194,7 +235,8 @@ uint64_t member_next_deadline(const struct member_table *t);
 uint32_t member_outbox(struct member_table *t, const struct member_out **out);
 void member_outbox_clear(struct member_table *t);
 
-/* Changes since the last member_events_clear() (the list grows until then). */
+/* Changes since the last member_events_clear() (the list grows until then);
+ * clearing also drops the ring frames held. */
 uint32_t member_events(const struct member_table *t, const struct member_event **out);
 void member_events_clear(struct member_table *t);
 
@@ -204,6 +246,10 @@ const struct member *member_at(const struct member_table *t, uint32_t index);
 /* The member with this id, or NULL. */
 const struct member *member_find(const struct member_table *t, const char *id);
 enum member_status member_status(const struct member *m);
+/* Whether a member may own partitions: not JOINING at state_version 0 (a
+ * node that waits for an operator, auto-join no). A joiner is admitted by
+ * member_set_state(id, MEMBER_JOINING), which raises its version. */
+bool member_admitted(const struct member *m);
 /* Members not dead and not left, self included. */
 uint32_t member_alive_count(const struct member_table *t);
 const struct member_stats *member_get_stats(const struct member_table *t);

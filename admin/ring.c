@@ -62,6 +62,11 @@
  *   time: a change at 1,000 members under 10 ms, a fresh ring 7 ms, 500 of
  *     1,000 leaving at once 70 ms.
  *
+ * The codec (ring_encode(), ring_decode()) carries a ring between nodes: its
+ * members and owners, nothing derived; the decoder bounds every count by the
+ * bytes left before it allocates, and rebuilds the rest with
+ * ring_from_owners(), so the hash a peer announced can be checked.
+ *
  * Pure functions, any thread; a ring is immutable once built. Scratch memory
  * is allocated per build (a few arrays of Q or members entries) and freed
  * before it returns. */
@@ -900,4 +905,122 @@ int ring_clone(const struct ring *ring, struct ring **out)
     }
     *out = r;
     return 0;
+}
+
+/* ---- the codec ---- */
+
+#define CODEC_HEAD (1 + 8 + 4 + 4 + 4)
+#define CODEC_MEMBER_MIN (RING_ID_LEN + 4 + 1)
+
+static uint8_t *put_uint(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return p + n;
+}
+
+static uint64_t get_uint(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+int ring_encode(const struct ring *ring, uint8_t **out, size_t *len)
+{
+    size_t cap = CODEC_HEAD + (size_t)ring->q * 2;
+    for (uint32_t i = 0; i < ring->n_members; i++)
+        cap += CODEC_MEMBER_MIN + strlen(ring->members[i].zone);
+    uint8_t *buf = malloc(cap), *p = buf;
+    if (!buf)
+        return -ENOMEM;
+    *p++ = RING_CODEC_VERSION;
+    p = put_uint(p, ring->epoch, 8);
+    p = put_uint(p, ring->q, 4);
+    p = put_uint(p, ring->n, 4);
+    p = put_uint(p, ring->n_members, 4);
+    for (uint32_t i = 0; i < ring->n_members; i++) {
+        const struct ring_member *m = &ring->members[i];
+        size_t zlen = strlen(m->zone);
+        memcpy(p, m->id, RING_ID_LEN);
+        p = put_uint(p + RING_ID_LEN, m->weight, 4);
+        *p++ = (uint8_t)zlen;
+        memcpy(p, m->zone, zlen);
+        p += zlen;
+    }
+    for (uint32_t k = 0; k < ring->q; k++)
+        p = put_uint(p, ring->owner[k], 2);
+    *out = buf;
+    *len = (size_t)(p - buf);
+    return 0;
+}
+
+/* Reads the members of an encoding into members (n of them, zeroed);
+ * *at moves past them. -EINVAL when they do not fit before end. */
+static int decode_members(const uint8_t **at, const uint8_t *end, struct ring_member *members,
+                          uint32_t n)
+{
+    const uint8_t *p = *at;
+    for (uint32_t i = 0; i < n; i++) {
+        if ((size_t)(end - p) < CODEC_MEMBER_MIN)
+            return -EINVAL;
+        memcpy(members[i].id, p, RING_ID_LEN);
+        members[i].weight = (uint32_t)get_uint(p + RING_ID_LEN, 4);
+        size_t zlen = p[RING_ID_LEN + 4];
+        p += CODEC_MEMBER_MIN;
+        if (zlen > RING_ZONE_MAX || (size_t)(end - p) < zlen || memchr(p, 0, zlen))
+            return -EINVAL;
+        memcpy(members[i].zone, p, zlen);
+        p += zlen;
+    }
+    *at = p;
+    return 0;
+}
+
+int ring_decode(const uint8_t *bytes, size_t len, struct ring **out)
+{
+    if (len < CODEC_HEAD || bytes[0] != RING_CODEC_VERSION)
+        return -EINVAL;
+    uint64_t epoch = get_uint(bytes + 1, 8);
+    uint32_t q = (uint32_t)get_uint(bytes + 9, 4), n = (uint32_t)get_uint(bytes + 13, 4);
+    uint32_t count = (uint32_t)get_uint(bytes + 17, 4);
+    const uint8_t *p = bytes + CODEC_HEAD, *end = bytes + len;
+    /* every bound before any allocation: members and owners must fit */
+    if (q == 0 || q > RING_Q_MAX || (q & (q - 1)) || count == 0 || count > RING_MEMBERS_MAX ||
+        n == 0 || n > count || (size_t)(end - p) < (size_t)count * CODEC_MEMBER_MIN + 2 * q)
+        return -EINVAL;
+    struct ring_member *members = calloc(count, sizeof *members);
+    const char **owner_ids = malloc(sizeof *owner_ids * q);
+    int rc = -ENOMEM;
+    if (!members || !owner_ids)
+        goto done;
+    rc = decode_members(&p, end, members, count);
+    if (rc == 0 && (size_t)(end - p) != 2 * (size_t)q)
+        rc = -EINVAL;
+    for (uint32_t k = 0; rc == 0 && k < q; k++) {
+        uint32_t o = (uint32_t)get_uint(p + 2 * k, 2);
+        if (o >= count)
+            rc = -EINVAL;
+        else
+            owner_ids[k] = members[o].id;
+    }
+    /* the members must arrive in id order, as ring_encode() writes them: owner
+     * indexes refer to that order (ring_from_owners() sorts its own copy) */
+    for (uint32_t i = 1; rc == 0 && i < count; i++)
+        if (strcmp(members[i - 1].id, members[i].id) >= 0)
+            rc = -EINVAL;
+    struct ring *r = NULL;
+    if (rc == 0)
+        rc = ring_from_owners(members, count, q, n, owner_ids, epoch, &r);
+    if (rc == 0 && r->n != n) { /* n past the owners: not what ring_encode() writes */
+        ring_destroy(r);
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        *out = r;
+done:
+    free(members);
+    free(owner_ids);
+    return rc;
 }

@@ -23,6 +23,7 @@
 #define RINGKV_ADMIN_RING_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RING_ID_LEN 40       /* a node id: 40 lowercase hex digits (Redis Cluster's) */
@@ -114,5 +115,23 @@ void ring_measure(const struct ring *ring, struct ring_balance *out);
 /* A deep copy of ring in *out (free with ring_destroy()), for a snapshot
  * that outlives the original. -ENOMEM. */
 int ring_clone(const struct ring *ring, struct ring **out);
+
+/* A ring as bytes, to send it to a node or keep it (little-endian):
+ *   version u8 (RING_CODEC_VERSION), epoch u64, q u32, n u32, members u32,
+ *   per member (in id order): id (40 hex characters), weight u32, zone as
+ *   a length u8 and that many bytes; then per partition its owner's member
+ *   index u16.
+ * ring_encode(): *out gets the bytes (malloc'd: free()), *len their count;
+ * -ENOMEM. */
+#define RING_CODEC_VERSION 1
+int ring_encode(const struct ring *ring, uint8_t **out, size_t *len);
+/* Rebuilds a ring from ring_encode()'s bytes, checking every length and
+ * bound before it reads or allocates (hostile input is -EINVAL: a wrong
+ * version, a truncated or over-long buffer, q not a power of two up to
+ * RING_Q_MAX, n not 1 to members (or more than the members owning any), a
+ * member that ring_build() would refuse, members not in id order, an owner
+ * index out of range); its hash is recomputed (ring_from_owners()),
+ * so the caller compares it with the one announced. -ENOMEM. */
+int ring_decode(const uint8_t *bytes, size_t len, struct ring **out);
 
 #endif

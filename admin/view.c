@@ -37,13 +37,13 @@ json_t *view_node(const struct member *m, const struct ring *ring)
 {
     uint32_t idx = ring ? ring_member_index(ring, m->info.id) : RING_NONE;
     const struct gossip_info *i = &m->info;
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:I, s:I}", "id", i->id, "address",
-                     i->client_addr, "cluster_address", i->cluster_addr, "admin_address",
-                     i->admin_addr[0] ? json_string(i->admin_addr) : json_null(), "status",
-                     view_status_name(member_status(m)), "weight", (json_int_t)i->weight,
-                     "zone", i->zone, "partitions",
-                     (json_int_t)(idx == RING_NONE ? 0 : ring->owned[idx]), "incarnation",
-                     (json_int_t)m->incarnation);
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:b, s:I, s:s, s:I, s:I}", "id", i->id,
+                     "address", i->client_addr, "cluster_address", i->cluster_addr,
+                     "admin_address", i->admin_addr[0] ? json_string(i->admin_addr) : json_null(),
+                     "status", view_status_name(member_status(m)), "admitted",
+                     member_admitted(m), "weight", (json_int_t)i->weight, "zone", i->zone,
+                     "partitions", (json_int_t)(idx == RING_NONE ? 0 : ring->owned[idx]),
+                     "incarnation", (json_int_t)m->incarnation);
 }
 
 json_t *view_nodes(const struct member_table *t, const struct ring *ring)
@@ -97,41 +97,60 @@ static json_t *view_owners(const struct ring *ring)
     return owners;
 }
 
-json_t *view_ring(const struct ring *ring)
+/* [{"partition", "from", "to"(, "state")}] of the moves from `from` to `to`;
+ * *count gets how many. */
+static json_t *view_moves(const struct ring *from, const struct ring *to, const char *state,
+                          uint32_t *count)
 {
-    return json_pack("{s:I, s:o, s:I, s:I, s:o*, s:[], s:o*, s:o*}", "epoch",
+    struct ring_move *moves = malloc(sizeof *moves * from->q);
+    json_t *list = json_array();
+    if (!moves || !list) {
+        free(moves);
+        json_decref(list);
+        return NULL;
+    }
+    uint32_t n = ring_plan(from, to, moves);
+    for (uint32_t i = 0; i < n; i++) {
+        json_t *mv = json_pack("{s:I, s:s, s:s}", "partition", (json_int_t)moves[i].partition,
+                               "from", from->members[moves[i].from].id, "to",
+                               to->members[moves[i].to].id);
+        if (mv && state)
+            json_object_set_new(mv, "state", json_string(state));
+        json_array_append_new(list, mv);
+    }
+    free(moves);
+    *count = n;
+    return list;
+}
+
+json_t *view_ring(const struct ring *ring, const struct ring *prev)
+{
+    uint32_t n = 0;
+    json_t *pending = prev ? view_moves(prev, ring, "pending", &n) : json_array();
+    return json_pack("{s:I, s:o, s:I, s:I, s:o*, s:o*, s:o*, s:o*}", "epoch",
                      (json_int_t)ring->epoch, "hash", view_hash(ring->hash), "partitions",
                      (json_int_t)ring->q, "replicas", (json_int_t)ring->n, "owners",
-                     view_owners(ring), "pending_transfers", "balance", view_balance(ring),
-                     "members", view_members(ring));
+                     view_owners(ring), "pending_transfers", pending, "balance",
+                     view_balance(ring), "members", view_members(ring));
 }
 
 json_t *view_plan(const char *action, const char *id, const struct ring *from,
                   const struct ring *to)
 {
-    struct ring_move *moves = malloc(sizeof *moves * from->q);
-    json_t *list = json_array();
+    uint32_t n = 0;
+    json_t *list = view_moves(from, to, NULL, &n);
     json_t *owned = json_object();
-    if (!moves || !list || !owned)
-        goto fail;
-    uint32_t n = ring_plan(from, to, moves);
-    for (uint32_t i = 0; i < n; i++)
-        json_array_append_new(list, json_pack("{s:I, s:s, s:s}", "partition",
-                                              (json_int_t)moves[i].partition, "from",
-                                              from->members[moves[i].from].id, "to",
-                                              to->members[moves[i].to].id));
+    if (!list || !owned) {
+        json_decref(list);
+        json_decref(owned);
+        return NULL;
+    }
     for (uint32_t i = 0; i < to->n_members; i++)
         json_object_set_new(owned, to->members[i].id, json_integer(to->owned[i]));
-    free(moves);
     return json_pack("{s:b, s:s, s:s, s:I, s:o, s:o, s:I, s:o, s:o*}", "dry_run", 1, "action",
                      action, "node", id, "epoch", (json_int_t)to->epoch, "hash",
                      view_hash(to->hash), "moves", list, "moved", (json_int_t)n, "owned", owned,
                      "balance", view_balance(to));
-fail:
-    free(moves);
-    json_decref(list);
-    json_decref(owned);
-    return NULL;
 }
 
 static json_t *view_number(double v)

@@ -30,15 +30,18 @@ struct view_metric {
 /* "up", "down", "joining", "leaving", "left". */
 const char *view_status_name(enum member_status s);
 
-/* One member as GET /v1/nodes lists it; partitions from ring (0 if absent). */
+/* One member as GET /v1/nodes lists it ("admitted": member_admitted());
+ * partitions from ring (0 if absent). */
 json_t *view_node(const struct member *m, const struct ring *ring);
 /* {"epoch", "nodes": [view_node...]}. */
 json_t *view_nodes(const struct member_table *t, const struct ring *ring);
 /* {"owned_dev_max", ...}: ring_measure()'s figures. */
 json_t *view_balance(const struct ring *ring);
-/* {"epoch", "hash", "partitions", "replicas", "owners", "pending_transfers": [],
- * "balance", "members"}. */
-json_t *view_ring(const struct ring *ring);
+/* {"epoch", "hash", "partitions", "replicas", "owners", "pending_transfers",
+ * "balance", "members"}; pending_transfers: the moves from prev (the ring
+ * this one replaced; NULL: none) as {"partition", "from", "to", "state":
+ * "pending"} with node ids. */
+json_t *view_ring(const struct ring *ring, const struct ring *prev);
 /* The plan of a change (a join or a leave, named by action, of the member
  * whose id is given): {"dry_run": true, "action", "node", "epoch", "hash",
  * "moves": [{"partition", "from", "to"}], "moved", "owned": {id: count},

@@ -101,8 +101,8 @@ static const struct cfg_setting cfg_settings[] = {
      "of one (until others join through it), or, restarted with its dir, the cluster it "
      "was in."},
     {"auto-join", CFG_BOOL, F(auto_join), "yes", 0, 1, NULL,
-     "With seeds: ask them to join at start (no: start alone; joining by an operator's "
-     "POST /v1/nodes is not built yet)."},
+     "With seeds: join at start and be admitted at once (no: introduce itself to the seeds "
+     "and get no partitions until an operator adds it with POST /v1/nodes)."},
     {"cluster-secret", CFG_STRING, F(cluster_secret), "", 0, 0, NULL,
      "Shared secret of the cluster: two peers first prove to each other that they know it "
      "(a challenge-response handshake with HMAC-SHA256; the secret never travels), then "

@@ -1,10 +1,14 @@
 /* ringkv_admin.c: ringkv-admin, the admin API's command line (as nodetool
  * and riak-admin are theirs).
  *   ringkv-admin [--host HOST:PORT] [--password PASS] [--json] COMMAND
- *   status                  the members, one line each (GET /v1/nodes)
+ *   status                  the members, one line each (GET /v1/nodes); a joiner
+ *                           that waits for an operator (auto-join no) is WAITING
  *   ring                    the ring's epoch, hash, balance and shares (GET /v1/ring)
  *   join ADDR [--weight W] [--zone Z] [--id ID] [--dry-run]   (POST /v1/nodes)
- *   leave ID [--dry-run]    (DELETE /v1/nodes/ID)
+ *                           adds the node at cluster address ADDR (202: it is
+ *                           contacted, admitted, then put in the ring); weight,
+ *                           zone and id describe it for the plan (--dry-run)
+ *   leave ID [--dry-run]    (DELETE /v1/nodes/ID) decommissions node ID
  * It speaks HTTP/1.1 over a plain socket (one request, Connection: close)
  * and reads JSON with jansson. --json prints the server's answer as it is.
  * Exit: 0 when the server answered 2xx; 1 otherwise, with its JSON error on
@@ -193,10 +197,14 @@ static void cli_print_status(json_t *doc)
            json_array_size(nodes));
     printf("%-8s %-22s %-40s %7s %-12s %10s %7s\n", "Status", "Address", "ID", "Weight", "Zone",
            "Partitions", "Owns");
+    bool waiting = false;
     json_array_foreach(nodes, i, node)
     {
         char status[16];
-        snprintf(status, sizeof status, "%s", cli_str(node, "status"));
+        /* a joiner that waits for an operator (auto-join no) is WAITING */
+        bool admitted = !json_is_false(json_object_get(node, "admitted"));
+        snprintf(status, sizeof status, "%s", admitted ? cli_str(node, "status") : "waiting");
+        waiting |= !admitted;
         for (char *c = status; *c; c++)
             *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
         json_int_t parts = json_integer_value(json_object_get(node, "partitions"));
@@ -204,6 +212,22 @@ static void cli_print_status(json_t *doc)
                cli_str(node, "id"), (long long)json_integer_value(json_object_get(node, "weight")),
                cli_str(node, "zone"), (long long)parts, total ? 100.0 * (double)parts / total : 0.0);
     }
+    if (waiting)
+        printf("WAITING: joining, not admitted: `ringkv-admin join <its cluster address>` adds "
+               "it\n");
+}
+
+/* The answer to a join or leave carried out (202): what happens now. */
+static void cli_print_change(json_t *doc)
+{
+    const char *id = cli_str(doc, "id"), *status = cli_str(doc, "status");
+    if (json_object_get(doc, "address"))
+        printf("Node %s%s%s: %s (it gets its partitions once in the ring: see `status`)\n",
+               cli_str(doc, "address"), strcmp(id, "-") ? " " : "", strcmp(id, "-") ? id : "",
+               status);
+    else
+        printf("Node %s: %s (its partitions move to the others; then it is left)\n", id,
+               status);
 }
 
 static void cli_print_balance(json_t *b)
@@ -310,7 +334,7 @@ static int cli_join(const struct cli *cli, int argc, char **argv)
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     int rc = cli_run(cli, "POST", cli->dry_run ? "/v1/nodes?dry_run=1" : "/v1/nodes", text,
-                     cli_print_plan);
+                     cli->dry_run ? cli_print_plan : cli_print_change);
     free(text);
     return rc;
 }
@@ -347,7 +371,7 @@ int main(int argc, char **argv)
     if (!strcmp(rest[0], "leave") && nrest == 2) {
         char path[256];
         snprintf(path, sizeof path, "/v1/nodes/%s%s", rest[1], cli.dry_run ? "?dry_run=1" : "");
-        return cli_run(&cli, "DELETE", path, NULL, cli_print_plan);
+        return cli_run(&cli, "DELETE", path, NULL, cli.dry_run ? cli_print_plan : cli_print_change);
     }
     return cli_usage();
 }

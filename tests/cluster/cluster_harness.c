@@ -321,3 +321,75 @@ int cluster_forget(int i)
     }
     return 0;
 }
+
+/* Reads the whole answer on fd into a malloc'd, NUL-terminated string. */
+static char *read_answer(int fd)
+{
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (len + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+json_t *cluster_request(int i, const char *method, const char *path, const char *body,
+                        int *status)
+{
+    *status = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)(base_port + 1000))};
+    inet_pton(AF_INET, cluster_host(i), &sa.sin_addr);
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, cluster_host(i), strlen(body), body);
+    if (n < 0 || n >= (int)sizeof req || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return NULL;
+    }
+    char *answer = read_answer(fd);
+    close(fd);
+    json_t *doc = NULL;
+    char *start = answer ? strstr(answer, "\r\n\r\n") : NULL;
+    if (answer && sscanf(answer, "HTTP/1.%*d %d", status) == 1 && start)
+        doc = json_loads(start + 4, 0, NULL);
+    free(answer);
+    return doc;
+}
+
+const char *cluster_host(int i)
+{
+    static char host[16];
+    host_of(i, host, sizeof host);
+    return host;
+}
+
+int cluster_forget_all(void **state)
+{
+    (void)state;
+    int rc = 0;
+    for (int i = 0; i < CLUSTER_NODES_MAX; i++)
+        rc = cluster_forget(i) ?: rc;
+    return rc;
+}

@@ -68,4 +68,17 @@ int cluster_client_port(void);
  * with a new id and no saved cluster state. 0 or -EIO. */
 int cluster_forget(int i);
 
+/* method path (with body, "" for none) to node i's admin API: *status gets
+ * the HTTP status (0 when no answer came); returns the parsed JSON body, or
+ * NULL. Free with json_decref. */
+json_t *cluster_request(int i, const char *method, const char *path, const char *body,
+                        int *status);
+
+/* "127.0.0.(i + 2)": node i's address (also when it is not running). */
+const char *cluster_host(int i);
+
+/* A cmocka teardown: forgets every node (cluster_forget()), so that the next
+ * test starts new nodes, not ones that restore the cluster this test made. */
+int cluster_forget_all(void **state);
+
 #endif

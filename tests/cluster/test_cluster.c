@@ -123,15 +123,6 @@ static void test_cluster_forms_detects_failures_and_returns(void **state)
         fail_msg("the 5 nodes do not agree again after the failures");
 }
 
-/* Stops every node, also after a failed test. */
-static int stop_all(void **state)
-{
-    (void)state;
-    for (int i = 0; i < CLUSTER_NODES_MAX; i++)
-        cluster_stop(i);
-    return 0;
-}
-
 static json_int_t metric(int i, const char *key)
 {
     json_t *stats = cluster_get(i, "/v1/stats");
@@ -180,8 +171,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_cluster_forms_detects_failures_and_returns, stop_all),
-        cmocka_unit_test_teardown(test_cluster_wrong_secret_is_refused, stop_all),
+        cmocka_unit_test_teardown(test_cluster_forms_detects_failures_and_returns, cluster_forget_all),
+        cmocka_unit_test_teardown(test_cluster_wrong_secret_is_refused, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

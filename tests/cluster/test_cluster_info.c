@@ -165,19 +165,11 @@ static void test_cluster_info_follows_joins_and_failures(void **state)
     assert_int_equal(ring_epoch(0), epoch); /* down is not leaving: same ring */
 }
 
-static int stop_all(void **state)
-{
-    (void)state;
-    for (int i = 0; i < CLUSTER_NODES_MAX; i++)
-        cluster_stop(i);
-    return 0;
-}
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_cluster_info_follows_joins_and_failures, stop_all),
+        cmocka_unit_test_teardown(test_cluster_info_follows_joins_and_failures, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -179,18 +179,11 @@ static void test_restart_rejoins_without_seeds(void **state)
     wait_agreed(&before, FORM_MS, "all three stopped and started without seeds");
 }
 
-static int stop_all(void **state)
-{
-    for (int i = 0; i < CLUSTER_NODES_MAX; i++)
-        cluster_stop(i);
-    return 0;
-}
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_restart_rejoins_without_seeds, stop_all),
+        cmocka_unit_test_teardown(test_restart_rejoins_without_seeds, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

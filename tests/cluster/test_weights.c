@@ -141,21 +141,12 @@ static void test_weights_lists_span_zones(void **state)
         check_ring(i, specs, 5, true);
 }
 
-/* Stops every node, also after a failed test. */
-static int stop_all(void **state)
-{
-    (void)state;
-    for (int i = 0; i < CLUSTER_NODES_MAX; i++)
-        cluster_stop(i);
-    return 0;
-}
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_weights_share_partitions, stop_all),
-        cmocka_unit_test_teardown(test_weights_lists_span_zones, stop_all),
+        cmocka_unit_test_teardown(test_weights_share_partitions, cluster_forget_all),
+        cmocka_unit_test_teardown(test_weights_lists_span_zones, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ringkv-admin against a real node: status and ring tables, --json, the
 # join/leave plans (--dry-run), the server's JSON errors with exit 1
-# (501 join, 404 unknown node, 401 without the password), exit 2 for usage.
+# (404 unknown node, 409 the last node, 401 without the password), a join
+# carried out (202: the node is contacted), exit 2 for usage.
 set -u
 bin=${RINGKV_BIN:?RINGKV_BIN is not set}
 admin=${RINGKV_ADMIN_BIN:?RINGKV_ADMIN_BIN is not set}
@@ -43,8 +44,10 @@ check "join --dry-run prints the plan: the new node takes its share" \
     'a join 127.0.0.2:16379 --weight 150 --dry-run | grep -Eq "^Plan \(dry run\): join of [0-9a-f]{40} -> ring epoch 2, hash [0-9a-f]{16}; 32 partition\(s\) move$"'
 check "join --dry-run --json returns the moves" \
     '[ "$(a --json join 127.0.0.2:16379 --dry-run | jq "(.moves | length) == .moved and .moved >= 25 and .moved <= 26")" = true ]'
-check "join without --dry-run exits 1 with the server's 501 error" \
-    'out=$(a join 127.0.0.2:16379 2>&1); [ $? -eq 1 ] && grep -q "HTTP 501: {\"error\":\"joining a node by the API is not built yet" <<<"$out"'
+check "join without --dry-run asks the cluster to add the node" \
+    'a join 127.0.0.2:16379 | grep -q "^Node 127.0.0.2:16379: joining"'
+check "leave of the last node without --dry-run exits 1 with 409" \
+    'out=$(a leave "$id" 2>&1); [ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out"'
 check "leave of an unknown node exits 1 with 404" \
     'out=$(a leave 0123456789abcdef0123456789abcdef01234567 --dry-run 2>&1); [ $? -eq 1 ] && grep -q "HTTP 404" <<<"$out"'
 check "leave of the last node exits 1 with 409" \

@@ -273,7 +273,14 @@ static void test_admin_http_errors_have_their_status(void **state)
                  NULL, 404);
     expect_error(port, "DELETE", "/v1/nodes/not-an-id", NULL, NULL, 400);
     expect_error(port, "DELETE", self, NULL, NULL, 409);            /* the last node */
-    expect_error(port, "POST", "/v1/nodes", NULL, "{\"address\": \"127.0.0.2:16379\"}", 501);
+    expect_error(port, "POST", "/v1/nodes", NULL, "{\"address\": \"name.example:16379\"}",
+                 400); /* no DNS lookup on the admin thread */
+    /* Adding a node: accepted (202); the node is contacted in the background. */
+    json_t *added = json_at(__FILE__, __LINE__, port, "POST", "/v1/nodes", NULL,
+                            "{\"address\": \"127.0.0.2:16379\"}", 202);
+    assert_string_equal(str(added, "address"), "127.0.0.2:16379");
+    assert_string_equal(str(added, "status"), "joining");
+    json_decref(added);
 
     struct http_answer a;
     http(port, "PUT", "/v1/ring", NULL, NULL, &a);

@@ -1179,6 +1179,185 @@ static void test_member_sim_replays_with_a_seed(void **state)
     assert_int_equal(totals[0], totals[1]);
 }
 
+/* ---- rings, admission, leaving (issue 10) ---- */
+
+/* Moves every frame in from's outbox to `to` (as from node `from_node`). */
+static void deliver(struct member_table *from, uint32_t from_node, struct member_table *to,
+                    uint64_t now)
+{
+    const struct member_out *out;
+    uint32_t n = member_outbox(from, &out);
+    char addr[GOSSIP_ADDR_MAX + 1];
+    node_addr(from_node, addr);
+    for (uint32_t k = 0; k < n; k++)
+        feed(to, now, addr, out[k].bytes, out[k].len);
+    member_outbox_clear(from);
+}
+
+static void test_member_carries_rings_as_opaque_bytes(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *a = table_with(0, 3, &cfg), *b = table_with(1, 3, &cfg);
+    assert_int_equal(member_request_ring(a, peer(a, 1)->info.id, 7, 5, 0x1234, 10), 0);
+    char unknown[GOSSIP_ID_LEN + 1];
+    node_id(999, unknown);
+    assert_int_equal(member_request_ring(a, unknown, 8, 5, 0x1234, 10), -ENOENT);
+    struct gossip_msg msg;
+    const struct member_out *o = outbox_find(a, GOSSIP_RING_REQ, &msg, NULL);
+    assert_true(o && o->stream && addr_node(o->to_addr) == 1);
+    assert_true(msg.seq == 7 && msg.ring_epoch == 5 && msg.ring_hash == 0x1234);
+    deliver(a, 0, b, 20);
+    const struct member_ring_msg *rm;
+    assert_int_equal(member_ring_msgs(b, &rm), 1);
+    assert_int_equal(rm[0].type, GOSSIP_RING_REQ);
+    assert_string_equal(rm[0].from, member_at(a, 0)->info.id);
+    assert_int_equal(addr_node(rm[0].from_addr), 0);
+    assert_true(rm[0].seq == 7 && rm[0].epoch == 5 && rm[0].hash == 0x1234 && !rm[0].blob);
+    /* the answer: bytes the table never reads, back on the stream */
+    uint8_t blob[3000];
+    for (size_t k = 0; k < sizeof blob; k++)
+        blob[k] = (uint8_t)(k * 7);
+    member_send_ring(b, rm[0].from_addr, rm[0].seq, 6, 0x9999, blob, sizeof blob);
+    member_events_clear(b);
+    assert_int_equal(member_ring_msgs(b, &rm), 0);
+    o = outbox_find(b, GOSSIP_RING, &msg, NULL);
+    assert_true(o && o->stream && o->len > sizeof blob); /* a stream frame past a datagram */
+    deliver(b, 1, a, 30);
+    assert_int_equal(member_ring_msgs(a, &rm), 1);
+    assert_true(rm[0].type == GOSSIP_RING && rm[0].seq == 7 && rm[0].epoch == 6 &&
+                rm[0].hash == 0x9999 && rm[0].blob_len == sizeof blob);
+    assert_memory_equal(rm[0].blob, blob, sizeof blob);
+    /* at most MEMBER_RING_MSGS_MAX are held */
+    for (int k = 0; k < MEMBER_RING_MSGS_MAX + 3; k++) {
+        member_send_ring(b, "10.0.0.0:16379", 1, 6, 1, blob, 10);
+        deliver(b, 1, a, 40);
+    }
+    assert_int_equal(member_ring_msgs(a, &rm), MEMBER_RING_MSGS_MAX);
+    member_events_clear(a);
+    member_destroy(a);
+    member_destroy(b);
+}
+
+static void test_member_admission_is_a_joining_version(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = new_table(0, &cfg, 0);
+    assert_int_equal(member_at(t, 0)->state, MEMBER_JOINING);
+    assert_false(member_admitted(member_at(t, 0))); /* auto-join no: waits */
+    assert_int_equal(member_set_state(t, member_at(t, 0)->info.id, MEMBER_JOINING, 1), 0);
+    assert_true(member_admitted(member_at(t, 0)));
+    /* an operator's admission reaches a waiting joiner by gossip */
+    struct member_table *s = table_with(1, 3, &cfg);
+    const struct member *j = peer(s, 2);
+    struct gossip_update u = upd(GOSSIP_JOIN, 2, 2, 0);
+    u.state = MEMBER_JOINING;
+    u.state_version = 0;
+    send_frame(s, 10, 2, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1); /* not newer: stays up */
+    assert_true(member_admitted(j));
+    member_destroy(t);
+    member_destroy(s);
+}
+
+static void test_member_tells_a_left_member_so_and_it_forgets(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *a = table_with(0, 3, &cfg), *b = table_with(2, 3, &cfg);
+    assert_int_equal(member_set_state(a, peer(a, 2)->info.id, MEMBER_LEFT, 10), 0);
+    member_outbox_clear(a);
+    /* the left member still pings us: it is told it left */
+    send_frame(a, 20, 2, GOSSIP_PING, 0, 5, member_at(a, 0)->info.id, NULL, 0);
+    struct gossip_msg msg;
+    const struct member_out *o = outbox_find(a, GOSSIP_GOSSIP, &msg, NULL);
+    assert_true(o && addr_node(o->to_addr) == 2);
+    deliver(a, 0, b, 30);
+    assert_int_equal(member_at(b, 0)->state, MEMBER_LEFT);
+    uint64_t version = member_at(b, 0)->state_version, inc = member_at(b, 0)->incarnation;
+    member_forget(b, 40);
+    assert_int_equal(member_count(b), 1);
+    assert_int_equal(member_at(b, 0)->state, MEMBER_UP);
+    assert_true(member_at(b, 0)->state_version > version && member_at(b, 0)->incarnation > inc);
+    assert_int_equal(member_alive_count(b), 1);
+    assert_null(peer(b, 1));
+    /* frames still on their way from the old cluster are ignored ... */
+    struct gossip_update u = upd(GOSSIP_ALIVE, 1, 5, 0);
+    send_frame(b, 50, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    send_frame(b, 50, 1, GOSSIP_PING, 0, 9, member_at(b, 0)->info.id, NULL, 0);
+    assert_int_equal(member_count(b), 1);
+    member_tick(b, 5000);
+    assert_null(outbox_find(b, GOSSIP_PING, &msg, NULL));
+    /* ... until an operator adds it again (a push-pull with the join flag) */
+    u = upd(GOSSIP_NODE, 1, 5, 0);
+    send_frame(b, 60, 1, GOSSIP_PUSH_PULL, GOSSIP_F_JOIN, 0, NULL, &u, 1);
+    assert_int_equal(member_count(b), 2);
+    assert_non_null(outbox_find(b, GOSSIP_PUSH_PULL, &msg, NULL)); /* its answer */
+    member_destroy(a);
+    member_destroy(b);
+}
+
+static void test_member_contact_sends_a_join_push_pull(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = table_with(0, 2, &cfg);
+    assert_int_equal(member_contact(t, "10.0.0.7:16379", 10), 0);
+    struct gossip_msg msg;
+    const struct member_out *o = outbox_find(t, GOSSIP_PUSH_PULL, &msg, NULL);
+    assert_true(o && o->stream && (msg.flags & GOSSIP_F_JOIN) && addr_node(o->to_addr) == 7);
+    assert_int_equal(msg.n_updates, 2);
+    char longer[GOSSIP_ADDR_MAX + 8];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    assert_int_equal(member_contact(t, longer, 20), -EINVAL);
+    member_destroy(t);
+}
+
+static void test_gossip_ring_frames_round_trip_and_refuse_bad_lengths(void **state)
+{
+    struct gossip_writer w;
+    gossip_writer_init(&w);
+    char id[GOSSIP_ID_LEN + 1];
+    node_id(3, id);
+    const uint8_t blob[5] = {1, 2, 3, 4, 5};
+    gossip_begin_ring(&w, GOSSIP_RING, 0, 11, id, 42, 0xfeed, blob, sizeof blob);
+    gossip_end(&w);
+    assert_false(w.failed);
+    struct gossip_msg m;
+    size_t used;
+    const char *err;
+    assert_int_equal(gossip_decode(w.data, w.len, &m, &used, &err), GOSSIP_OK);
+    assert_true(used == w.len && m.type == GOSSIP_RING && m.seq == 11 && m.ring_epoch == 42 &&
+                m.ring_hash == 0xfeed && m.blob_len == 5 && m.n_updates == 0);
+    assert_memory_equal(m.blob, blob, 5);
+    assert_string_equal(m.from, id);
+    uint8_t b[256];
+    size_t n = w.len;
+    size_t len_at = GOSSIP_HEADER_LEN + 4 + 20 + 16;
+    memcpy(b, w.data, n);
+    b[len_at] = 6; /* the blob runs into the update count */
+    assert_int_equal(decode_bytes(b, n), GOSSIP_BAD);
+    b[len_at + 3] = 0xff; /* a length past the body */
+    assert_int_equal(decode_bytes(b, n), GOSSIP_BAD);
+    memcpy(b, w.data, n);
+    b[len_at] = 4; /* shorter: a byte trails */
+    assert_int_equal(decode_bytes(b, n), GOSSIP_BAD);
+    for (size_t cut = 0; cut < n; cut++) /* every prefix asks for more */
+        assert_int_equal(gossip_decode(w.data, cut, &m, &used, &err), GOSSIP_MORE);
+    /* RING_REQ: epoch and hash, no bytes */
+    gossip_writer_reset(&w);
+    gossip_begin_ring(&w, GOSSIP_RING_REQ, 0, 12, id, 43, 7, NULL, 0);
+    gossip_end(&w);
+    assert_int_equal(gossip_decode(w.data, w.len, &m, &used, &err), GOSSIP_OK);
+    assert_true(m.type == GOSSIP_RING_REQ && m.ring_epoch == 43 && m.ring_hash == 7 && !m.blob);
+    /* a ring frame is not begun as another type */
+    gossip_writer_reset(&w);
+    gossip_begin_ring(&w, GOSSIP_PING, 0, 1, id, 1, 1, NULL, 0);
+    assert_true(w.failed);
+    gossip_writer_fini(&w);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))
@@ -1201,6 +1380,11 @@ int main(void)
         cmocka_unit_test(test_member_rejects_bad_config),
         cmocka_unit_test(test_gossip_round_trips_every_frame_and_update),
         cmocka_unit_test(test_gossip_rejects_bad_frames),
+        cmocka_unit_test(test_member_carries_rings_as_opaque_bytes),
+        cmocka_unit_test(test_member_admission_is_a_joining_version),
+        cmocka_unit_test(test_member_tells_a_left_member_so_and_it_forgets),
+        cmocka_unit_test(test_member_contact_sends_a_join_push_pull),
+        cmocka_unit_test(test_gossip_ring_frames_round_trip_and_refuse_bad_lengths),
         cmocka_unit_test(test_member_sim_replays_with_a_seed),
         cmocka_unit_test(test_member_sim_small_cluster_meets_targets),
         cmocka_unit_test(test_member_sim_cost_at_100),

@@ -382,6 +382,107 @@ static void test_ring_from_owners_gives_the_same_ring(void **state)
     ring_destroy(b);
 }
 
+static void test_ring_codec_round_trips(void **state)
+{
+    struct ring_member m[6];
+    for (int i = 0; i < 6; i++)
+        m[i] = member(50 + 30 * (uint32_t)i, i % 2 ? "zone-a" : "");
+    struct ring *a = build(m, 6, 1024, 3, NULL);
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(ring_encode(a, &bytes, &len), 0);
+    struct ring *b = NULL;
+    assert_int_equal(ring_decode(bytes, len, &b), 0);
+    assert_int_equal(b->hash, a->hash);
+    assert_int_equal(b->epoch, a->epoch);
+    assert_int_equal(b->n, a->n);
+    assert_int_equal(b->n_members, a->n_members);
+    for (uint32_t i = 0; i < a->n_members; i++) {
+        assert_string_equal(b->members[i].id, a->members[i].id);
+        assert_int_equal(b->members[i].weight, a->members[i].weight);
+        assert_string_equal(b->members[i].zone, a->members[i].zone);
+    }
+    assert_memory_equal(b->owner, a->owner, sizeof *a->owner * 1024);
+    assert_memory_equal(b->pref, a->pref, sizeof *a->pref * 1024 * a->n);
+    free(bytes);
+    ring_destroy(b);
+    /* a ring after a change keeps its epoch */
+    struct ring *c = build(m, 5, 1024, 3, a);
+    assert_int_equal(ring_encode(c, &bytes, &len), 0);
+    assert_int_equal(ring_decode(bytes, len, &b), 0);
+    assert_true(b->epoch == 2 && b->hash == c->hash);
+    free(bytes);
+    ring_destroy(b);
+    ring_destroy(c);
+    ring_destroy(a);
+}
+
+/* Decodes a copy of exactly len bytes (so that ASan sees any read past it). */
+static int decode_copy(const uint8_t *bytes, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, bytes, len);
+    struct ring *r = NULL;
+    int rc = ring_decode(copy, len, &r);
+    free(copy);
+    ring_destroy(r);
+    return rc;
+}
+
+static void test_ring_codec_refuses_hostile_bytes(void **state)
+{
+    struct ring_member m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = member(100, "z");
+    struct ring *a = build(m, 3, 64, 2, NULL);
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(ring_encode(a, &bytes, &len), 0);
+    assert_int_equal(decode_copy(bytes, len), 0);
+    for (size_t cut = 0; cut < len; cut++) /* every truncation */
+        assert_int_equal(decode_copy(bytes, cut), -EINVAL);
+    uint8_t *b = malloc(len + 1);
+    memcpy(b, bytes, len);
+    b[len] = 0;
+    assert_int_equal(decode_copy(b, len + 1), -EINVAL); /* a trailing byte */
+    size_t q_at = 9, n_at = 13, count_at = 17, m0 = 21, owners = len - 2 * 64;
+    struct { size_t at; uint8_t v; } bad[] = {
+        {0, 2},                  /* version */
+        {q_at, 63},              /* q not a power of two */
+        {q_at + 2, 1},           /* q past RING_Q_MAX */
+        {n_at, 0},               /* n = 0 */
+        {n_at, 4},               /* n > members */
+        {count_at, 0},           /* no member */
+        {count_at, 200},         /* more members than bytes */
+        {count_at + 3, 0x80},    /* a huge member count */
+        {m0, 'X'},               /* an id that is not lowercase hex */
+        {m0 + 40, 0},            /* weight 0 (with the next three bytes) */
+        {m0 + 44, 64},           /* a zone longer than RING_ZONE_MAX */
+        {m0 + 44, 9},            /* a zone running into the next member */
+        {m0 + 45, 0},            /* a NUL in a zone */
+        {owners, 3},             /* an owner index out of range */
+        {owners + 1, 0xff},      /* ... far out */
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        memcpy(b, bytes, len);
+        b[bad[k].at] = bad[k].v;
+        if (bad[k].at == m0 + 40)
+            memset(b + m0 + 40, 0, 4);
+        assert_int_equal(decode_copy(b, len), -EINVAL);
+    }
+    /* n = 2 but one member owns every partition: not what ring_encode() writes */
+    memcpy(b, bytes, len);
+    memset(b + owners, 0, 2 * 64);
+    assert_int_equal(decode_copy(b, len), -EINVAL);
+    /* members out of id order (or twice): owner indexes would not mean the same */
+    memcpy(b, bytes, len);
+    memcpy(b + m0 + 46, b + m0, 40); /* member 1's id := member 0's (zones are 1 byte) */
+    assert_int_equal(decode_copy(b, len), -EINVAL);
+    free(b);
+    free(bytes);
+    ring_destroy(a);
+}
+
 /* The simulation: random weights, joins and leaves, up to max_nodes members
  * on Q = 16384; after each step the guarantees, and the movement against the
  * ideal (a join of weight w into W: Q * w / (W + w); a leave: the leaver's). */
@@ -577,6 +678,8 @@ int main(void)
         cmocka_unit_test(test_ring_fewer_zones_than_n_still_gives_distinct_nodes),
         cmocka_unit_test(test_ring_caps_lists_at_the_owners),
         cmocka_unit_test(test_ring_from_owners_gives_the_same_ring),
+        cmocka_unit_test(test_ring_codec_round_trips),
+        cmocka_unit_test(test_ring_codec_refuses_hostile_bytes),
         cmocka_unit_test(test_ring_builds_1000_members_fast),
         cmocka_unit_test(test_ring_simulation_without_zones),
         cmocka_unit_test(test_ring_simulation_with_zones),

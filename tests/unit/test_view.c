@@ -45,7 +45,7 @@ static void test_view_nodes_lists_self(void **state)
     char *text = json_dumps(doc, JSON_COMPACT);
     assert_string_equal(text, "{\"epoch\":1,\"nodes\":[{\"id\":\"1111111111111111111111111111111111111111\","
                               "\"address\":\"127.0.0.1:6379\",\"cluster_address\":\"127.0.0.1:16379\","
-                              "\"admin_address\":null,\"status\":\"up\",\"weight\":100,\"zone\":\"\","
+                              "\"admin_address\":null,\"status\":\"up\",\"admitted\":true,\"weight\":100,\"zone\":\"\","
                               "\"partitions\":16,\"incarnation\":1}]}");
     free(text);
     json_decref(doc);
@@ -56,7 +56,7 @@ static void test_view_nodes_lists_self(void **state)
 static void test_view_ring_has_every_list(void **state)
 {
     struct ring *r = ring_of(3, NULL);
-    json_t *doc = view_ring(r);
+    json_t *doc = view_ring(r, NULL);
     assert_int_equal(json_integer_value(json_object_get(doc, "partitions")), 16);
     assert_int_equal(json_integer_value(json_object_get(doc, "replicas")), 3);
     assert_int_equal(strlen(json_string_value(json_object_get(doc, "hash"))), 16);
