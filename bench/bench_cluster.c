@@ -251,8 +251,8 @@ static enum step check_covered(struct cursor *c, const struct bench_cluster_map 
 
 enum bench_cluster_status bench_cluster_parse_slots(const char *buf, size_t len,
                                                     const char *seed_host,
-                                                    struct bench_cluster_map *map,
-                                                    size_t *consumed, char *why, size_t whylen)
+                                                    struct bench_cluster_map *map, size_t *consumed,
+                                                    char *why, size_t whylen)
 {
     struct cursor c = {.buf = buf, .len = len, .why = why, .whylen = whylen};
     why[0] = '\0';
@@ -267,10 +267,10 @@ enum bench_cluster_status bench_cluster_parse_slots(const char *buf, size_t len,
     if (st == STEP_OK)
         st = check_covered(&c, map);
     if (st == STEP_MORE)
-        return len > BENCH_CLUSTER_MAX_REPLY ? (refuse(&c, "longer than %u bytes",
-                                                       BENCH_CLUSTER_MAX_REPLY),
-                                                BENCH_CLUSTER_BAD)
-                                             : BENCH_CLUSTER_MORE;
+        return len > BENCH_CLUSTER_MAX_REPLY
+                   ? (refuse(&c, "longer than %u bytes", BENCH_CLUSTER_MAX_REPLY),
+                      BENCH_CLUSTER_BAD)
+                   : BENCH_CLUSTER_MORE;
     if (st == STEP_BAD)
         return BENCH_CLUSTER_BAD;
     *consumed = c.pos;

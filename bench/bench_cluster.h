@@ -50,8 +50,8 @@ enum bench_cluster_status {
  * for NULL and empty endpoints. On BAD, why (whylen bytes) says what was wrong. */
 enum bench_cluster_status bench_cluster_parse_slots(const char *buf, size_t len,
                                                     const char *seed_host,
-                                                    struct bench_cluster_map *map,
-                                                    size_t *consumed, char *why, size_t whylen);
+                                                    struct bench_cluster_map *map, size_t *consumed,
+                                                    char *why, size_t whylen);
 
 enum bench_redirect_kind {
     BENCH_REDIRECT_NONE,  /* another error */

@@ -282,8 +282,9 @@ static int check_config(struct bench_config *cfg, bool stddev_set, bool median_s
     if (cfg->cluster_mode && cfg->protocol != BENCH_PROTO_REDIS)
         return fail(err, errlen, "--cluster-mode needs -P redis (Redis Cluster)");
     if (cfg->cluster_mode && cfg->select_db)
-        return fail(err, errlen, "--cluster-mode refuses --select-db: Redis Cluster has database 0 "
-                                 "alone");
+        return fail(err, errlen,
+                    "--cluster-mode refuses --select-db: Redis Cluster has database 0 "
+                    "alone");
     if (cfg->test_time_s == 0 && cfg->requests == 0 && !cfg->requests_allkeys)
         cfg->requests = 10000;
     return 0;

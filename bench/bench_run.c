@@ -13,12 +13,15 @@
  * the given server gives the slot map (bench_cluster.h); each worker keeps
  * its own copy and each client opens a link to every master. A request goes
  * to the link of its key's slot's master; when that link's pipeline is full
- * the request waits, in order, in the client's wait queue, and the client
- * draws nothing new until the queue has drained (so memory stays bounded and
- * no link runs ahead). A -MOVED reply is counted, moves the slot to the node
- * it names in the worker's map (a new node gets links as clients first need
- * it) and the request waits to be sent again there; -ASK is counted and the
- * request goes once to the named node after ASKING, whose +OK is swallowed.
+ * it waits, in order, in that link's backlog, and the client goes on drawing
+ * for its other links until `pipeline` requests wait in all its backlogs
+ * together (as memtier keeps a queue of keys per connection: each link
+ * sends as many requests at once as replies freed, and memory stays
+ * bounded). A -MOVED reply is counted, moves the slot to the node it names
+ * in the worker's map (a new node gets links as clients first need it) and
+ * the request goes back to the client's redirect queue, to be routed again;
+ * -ASK is counted and the request goes once to the named node after
+ * ASKING, whose +OK is swallowed.
  * A request redirected more than MAX_REDIRECTS times counts as an error. A
  * redirected request is still one request: sent and replies count it once,
  * and its latency runs from its first send to its final reply.
@@ -88,18 +91,25 @@ struct inflight {
     uint8_t asking : 1;
 };
 
+/* A growable ring of requests, oldest at head. */
+struct fifo {
+    struct inflight *q;
+    uint32_t head, len, cap;
+};
+
 struct client;
 
 /* One connection. */
 struct link {
     int fd;
-    bool closed;   /* lost; counted in conn_errors */
+    bool closed; /* lost; counted in conn_errors */
     bool want_write;
     uint16_t node; /* cluster: the master, in the worker's map */
     struct client *client;
     uint64_t last_io_ns; /* last request written or reply read */
     struct inflight *q;  /* ring of `pipeline` entries, oldest at q_head */
     uint32_t q_head, q_len;
+    struct fifo backlog; /* cluster: drawn for this link while its pipeline was full */
     char *out;
     size_t out_len, out_off, out_cap;
     char *in;
@@ -122,9 +132,9 @@ struct client {
     /* cluster: links with output not yet sent in this pump */
     struct link **dirty;
     uint32_t ndirty;
-    /* cluster: requests no link could take yet, oldest at wait_head */
-    struct inflight *wait;
-    uint32_t wait_head, wait_len, wait_cap;
+    /* cluster: requests a redirection sent back, to be routed again */
+    struct fifo redirected;
+    uint32_t backlog; /* cluster: requests in all its links' backlogs */
 };
 
 /* Counters the main thread reads for progress lines; written by the owner. */
@@ -164,8 +174,8 @@ struct worker {
     /* cluster: this thread's slot map (MOVED corrects it) and node addresses */
     struct bench_cluster_map *map;
     struct node_addr *addrs; /* BENCH_CLUSTER_MAX_NODES entries; len 0: not resolved */
-    int setup_rc;    /* worker_setup(): 0 or a negative errno */
-    char error[160]; /* first problem met */
+    int setup_rc;            /* worker_setup(): 0 or a negative errno */
+    char error[160];         /* first problem met */
 };
 
 struct run {
@@ -254,7 +264,6 @@ void bench_result_fini(struct bench_result *r)
     bench_stats_fini(&r->stats);
 }
 
-
 /* Writes "what: reason" to buf unless it holds an error already. */
 static void error_note(char *buf, size_t len, const char *what, int err)
 {
@@ -320,11 +329,11 @@ static void conn_check_done(struct worker *w, struct client *c)
 }
 
 /* Whether the client can send nothing new now: its pipeline is full, or
- * (cluster) requests wait for a link. */
+ * (cluster) its backlogs are. */
 static bool client_blocked(const struct worker *w, const struct client *c)
 {
     if (w->map)
-        return c->wait_len > 0;
+        return c->backlog >= w->run->cfg->pipeline;
     return c->links[0]->q_len >= w->run->cfg->pipeline;
 }
 
@@ -363,8 +372,7 @@ static void conn_flush(struct worker *w, struct link *l)
 
 /* Draws the client's next request into f and its key into w->key; returns
  * the key's length. The request counts as sent from here on. */
-static size_t client_next(struct worker *w, struct client *c, uint64_t start_ns,
-                          struct inflight *f)
+static size_t client_next(struct worker *w, struct client *c, uint64_t start_ns, struct inflight *f)
 {
     const struct bench_config *cfg = w->run->cfg;
     bool is_set = c->cycle < cfg->ratio_set;
@@ -378,8 +386,8 @@ static size_t client_next(struct worker *w, struct client *c, uint64_t start_ns,
         if (cfg->data_size_max > vlen)
             vlen += (uint32_t)bench_rng_below(&c->rng, cfg->data_size_max - vlen + 1);
     }
-    *f = (struct inflight){.start_ns = start_ns, .key = key, .vlen = vlen,
-                           .op = is_set ? BENCH_OP_SET : BENCH_OP_GET};
+    *f = (struct inflight){
+        .start_ns = start_ns, .key = key, .vlen = vlen, .op = is_set ? BENCH_OP_SET : BENCH_OP_GET};
     c->sent++;
     c->pending++;
     w->stats.sent++;
@@ -492,32 +500,39 @@ static void handle_reply(struct worker *w, struct link *l, const struct bench_re
 
 static struct link *link_open(struct worker *w, struct client *c, uint32_t node);
 
-/* Appends f to the client's wait queue, growing it when full (the queue
- * holds at most the client's requests in flight plus one, so growth stops). */
-static int wait_push(struct client *c, const struct inflight *f)
+/* Appends e to the ring, growing it when full (rings hold at most a
+ * client's requests in flight plus its backlog, so growth stops). */
+static int fifo_push(struct fifo *f, const struct inflight *e)
 {
-    if (c->wait_len == c->wait_cap) {
-        uint32_t cap = c->wait_cap ? c->wait_cap * 2 : 16;
+    if (f->len == f->cap) {
+        uint32_t cap = f->cap ? f->cap * 2 : 16;
         struct inflight *q = malloc(sizeof *q * cap);
         if (!q)
             return -ENOMEM;
-        for (uint32_t i = 0; i < c->wait_len; i++)
-            q[i] = c->wait[(c->wait_head + i) % c->wait_cap];
-        free(c->wait);
-        c->wait = q;
-        c->wait_cap = cap;
-        c->wait_head = 0;
+        for (uint32_t i = 0; i < f->len; i++)
+            q[i] = f->q[(f->head + i) % f->cap];
+        free(f->q);
+        f->q = q;
+        f->cap = cap;
+        f->head = 0;
     }
-    c->wait[(c->wait_head + c->wait_len) % c->wait_cap] = *f;
-    c->wait_len++;
+    f->q[(f->head + f->len) % f->cap] = *e;
+    f->len++;
     return 0;
+}
+
+static struct inflight fifo_pop(struct fifo *f)
+{
+    struct inflight e = f->q[f->head];
+    f->head = (f->head + 1) % f->cap;
+    f->len--;
+    return e;
 }
 
 /* The link f goes to: the ASK target, else its key's slot's master (the key
  * is in w->key, klen bytes). NULL when it cannot be opened (the client is
  * then finished). */
-static struct link *route(struct worker *w, struct client *c, const struct inflight *f,
-                          size_t klen)
+static struct link *route(struct worker *w, struct client *c, const struct inflight *f, size_t klen)
 {
     uint32_t node = f->asking ? f->ask_node : w->map->slot_node[bench_cluster_slot(w->key, klen)];
     struct link *l = c->links[node];
@@ -530,50 +545,71 @@ static bool link_has_room(const struct worker *w, const struct link *l)
     return !l->closed && !l->want_write && l->q_len < w->run->cfg->pipeline;
 }
 
-/* Puts f on its link, or on the wait queue when that link is full; false
- * when the client cannot go on. */
-static bool cluster_place(struct worker *w, struct client *c, const struct inflight *f,
-                          size_t klen, bool *placed)
+/* Writes f (key in w->key) to l, noting l for the flush at the end of the pump. */
+static void cluster_send(struct worker *w, struct client *c, struct link *l,
+                         const struct inflight *f, size_t klen)
+{
+    if (l->out_len == 0)
+        c->dirty[c->ndirty++] = l;
+    link_add(w, l, f, klen);
+}
+
+/* Puts f on its link, or at the end of that link's backlog when the link is
+ * full or has a backlog already; false when the client cannot go on. */
+static bool cluster_place(struct worker *w, struct client *c, const struct inflight *f, size_t klen)
 {
     struct link *l = route(w, c, f, klen);
     if (!l)
         return false;
-    *placed = link_has_room(w, l);
-    if (!*placed)
+    if (l->backlog.len == 0 && link_has_room(w, l)) {
+        cluster_send(w, c, l, f, klen);
         return true;
-    if (l->out_len == 0)
-        c->dirty[c->ndirty++] = l;
-    link_add(w, l, f, klen);
+    }
+    if (fifo_push(&l->backlog, f) != 0) {
+        note_error(w, "request backlog", ENOMEM);
+        client_finish(w, c);
+        return false;
+    }
+    c->backlog++;
     return true;
 }
 
-/* Cluster: sends waiting requests in order, then new ones while their links
- * have room; flushes every link written to. */
+/* Sends from every link's backlog what its pipeline takes. */
+static void drain_backlogs(struct worker *w, struct client *c)
+{
+    const struct bench_config *cfg = w->run->cfg;
+    for (uint32_t j = 0; c->backlog > 0 && j < w->map->nnodes; j++) {
+        struct link *l = c->links[j];
+        while (l && l->backlog.len > 0 && link_has_room(w, l)) {
+            struct inflight f = fifo_pop(&l->backlog);
+            c->backlog--;
+            cluster_send(w, c, l, &f,
+                         bench_proto_key(w->key, cfg->key_prefix, w->prefix_len, f.key));
+        }
+    }
+}
+
+/* Cluster: backlogs first, then redirected requests, then new ones while
+ * fewer than `pipeline` wait in backlogs; flushes every link written to. */
 static void cluster_pump(struct worker *w, struct client *c, uint64_t now)
 {
     const struct bench_config *cfg = w->run->cfg;
-    bool ok = !c->finished, placed = true;
-    while (ok && placed && c->wait_len > 0) {
-        struct inflight *f = &c->wait[c->wait_head];
-        size_t klen = bench_proto_key(w->key, cfg->key_prefix, w->prefix_len, f->key);
-        ok = cluster_place(w, c, f, klen, &placed);
-        if (ok && placed) {
-            c->wait_head = (c->wait_head + 1) % c->wait_cap;
-            c->wait_len--;
-        }
+    if (c->finished)
+        return;
+    drain_backlogs(w, c);
+    bool ok = true;
+    while (ok && c->redirected.len > 0) {
+        struct inflight f = fifo_pop(&c->redirected);
+        ok =
+            cluster_place(w, c, &f, bench_proto_key(w->key, cfg->key_prefix, w->prefix_len, f.key));
     }
-    while (ok && c->wait_len == 0 && conn_has_more(w, c)) {
+    while (ok && c->backlog < cfg->pipeline && conn_has_more(w, c)) {
         uint64_t start;
         if (!next_due(w, c, now, &start))
             break;
         struct inflight f;
         size_t klen = client_next(w, c, start, &f);
-        ok = cluster_place(w, c, &f, klen, &placed);
-        if (ok && !placed && wait_push(c, &f) != 0) {
-            note_error(w, "wait queue", ENOMEM);
-            client_finish(w, c);
-            ok = false;
-        }
+        ok = cluster_place(w, c, &f, klen);
     }
     for (uint32_t i = 0; i < c->ndirty; i++) {
         struct link *l = c->dirty[i];
@@ -625,8 +661,9 @@ static void follow_redirect(struct worker *w, struct link *l, enum bench_redirec
     }
     int node = bench_cluster_node(w->map, host, hlen, rd->port);
     if (node < 0 || ++f.redirects > MAX_REDIRECTS) {
-        note_error(w, node < 0 ? "a redirection to more masters than ringkv-bench keeps"
-                               : "a request redirected more than 16 times",
+        note_error(w,
+                   node < 0 ? "a redirection to more masters than ringkv-bench keeps"
+                            : "a request redirected more than 16 times",
                    0);
         redirect_failed(w, l, &f, consumed, now);
         return;
@@ -636,8 +673,8 @@ static void follow_redirect(struct worker *w, struct link *l, enum bench_redirec
     f.ask_node = (uint16_t)node;
     if (kind == BENCH_REDIRECT_MOVED)
         w->map->slot_node[rd->slot] = (uint16_t)node;
-    if (wait_push(l->client, &f) != 0) {
-        note_error(w, "wait queue", ENOMEM);
+    if (fifo_push(&l->client->redirected, &f) != 0) {
+        note_error(w, "redirect queue", ENOMEM);
         client_finish(w, l->client);
     }
 }
@@ -664,7 +701,6 @@ static void cluster_reply(struct worker *w, struct link *l, const struct bench_r
     }
     handle_reply(w, l, r, consumed, now);
 }
-
 
 static int grow_input(struct link *l, size_t need)
 {
@@ -1082,8 +1118,7 @@ static int setup_command(struct link *l, const char *req, size_t len, const char
 }
 
 /* --authenticate and --select-db: AUTH, then SELECT, before any load. */
-static int conn_handshake(const struct bench_config *cfg, struct link *l, char *err,
-                          size_t errlen)
+static int conn_handshake(const struct bench_config *cfg, struct link *l, char *err, size_t errlen)
 {
     if (cfg->auth) {
         char *req = malloc(2 * strlen(cfg->auth) + 64);
@@ -1134,6 +1169,7 @@ static void link_free(struct link *l)
     free(l->out);
     free(l->in);
     free(l->q);
+    free(l->backlog.q);
     free(l);
 }
 
@@ -1285,7 +1321,7 @@ static void worker_teardown(struct worker *w)
             link_free(c->links[j]);
         free(c->links);
         free(c->dirty);
-        free(c->wait);
+        free(c->redirected.q);
     }
     free(w->clients);
     free(w->key);
@@ -1367,8 +1403,7 @@ static int fetch_slots(struct run *run, struct bench_result *res)
     if (rc == 0)
         rc = conn_handshake(run->cfg, &l, res->error, sizeof res->error);
     if (rc == 0)
-        rc = send_blocking(l.fd, req, sizeof req - 1,
-                           now_ns() + CONNECT_TIMEOUT_MS * 1000000ull);
+        rc = send_blocking(l.fd, req, sizeof req - 1, now_ns() + CONNECT_TIMEOUT_MS * 1000000ull);
     if (rc == 0)
         rc = read_slots(run, &l, res->error, sizeof res->error);
     if (rc != 0 && !res->error[0])
@@ -1558,4 +1593,3 @@ int bench_run(const struct bench_config *cfg, const char *label, FILE *progress,
     run_fini(&run);
     return rc;
 }
-

@@ -4,7 +4,7 @@
 # Starts three redis-server processes with cluster-enabled on free ports of
 # 127.0.0.1 (each port + 10000, the cluster bus, free too), joins them with
 # redis-cli --cluster create and waits until every node reports
-# cluster_state:ok and the same slot map. Then:
+# cluster_state:ok and the same slot map (bench/lib.sh). Then:
 #  1. a bounded run (--requests) from the slot map CLUSTER SLOTS gives: every
 #     request answered, no errors, no MOVED or ASK (the map is right), and
 #     every master holds keys (DBSIZE > 0 on each);
@@ -43,45 +43,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench_cluster.XXXXXX")
 trap 'bench_stop_all; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
-# Three ports whose cluster bus ports (port + 10000) are free as well.
-PORTS=()
-while ((${#PORTS[@]} < 3)); do
-    p=$(bench_free_port "${PORTS[@]}")
-    bench_port_busy $((p + 10000)) || PORTS+=("$p")
-done
-for p in "${PORTS[@]}"; do
-    mkdir -p "$WORK/$p"
-    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
-        --cluster-config-file "$WORK/$p/nodes.conf" --dir "$WORK/$p" --save '' --appendonly no \
-        --protected-mode no --daemonize no >"$WORK/$p/log" 2>&1 &
-    BENCH_PIDS+=($!)
-    bench_wait_resp "$p" $! 20 || bench_die "redis-server on port $p did not come up"
-done
+mapfile -t PORTS < <(bench_redis_cluster_ports 3)
+bench_redis_cluster_start "$WORK" "0-$(($(nproc) - 1))" "${PORTS[@]}"
 rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$@"; }
-if ! timeout 60 redis-cli --cluster create "${PORTS[@]/#/127.0.0.1:}" --cluster-yes \
-    >"$WORK/create.log" 2>&1; then
-    tail -n 20 "$WORK/create.log"
-    bench_die "redis-cli --cluster create failed"
-fi
-
-# cluster_wait_ok SECONDS: every node says cluster_state:ok and all list the same slots.
-cluster_wait_ok() {
-    local deadline=$((SECONDS + $1)) p ok maps
-    while ((SECONDS < deadline)); do
-        ok=1
-        maps=()
-        for p in "${PORTS[@]}"; do
-            rcli "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ok=0
-            maps+=("$(rcli "$p" cluster slots 2>/dev/null | paste -sd' ')")
-        done
-        if ((ok)) && [[ ${maps[0]} == "${maps[1]}" && ${maps[0]} == "${maps[2]}" ]]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-cluster_wait_ok 60 || bench_die "the cluster did not reach cluster_state:ok within 60 s"
 echo "ok   3-master Redis Cluster on ports ${PORTS[*]}"
 
 FAILURES=0
@@ -164,7 +128,7 @@ if bench_ok reshard $?; then
     echo "     $(jq -r '"moved \(.counts.moved), ask \(.counts.ask), requests \(.counts.replies)"' \
         "$WORK/reshard.json")"
 fi
-cluster_wait_ok 30 || bench_die "the cluster did not settle after the reshard"
+bench_redis_cluster_wait_ok 30 "${PORTS[@]}" || bench_die "the cluster did not settle after the reshard"
 
 # 3. Slots half migrated: keys the source lacks are answered with -ASK.
 SRC_PORT=${PORTS[2]}

@@ -20,18 +20,17 @@ static struct bench_cluster_map map;
 static char why[256];
 
 /* Redis 7.0's reply from a 3-master cluster after a reshard (ids, empty metadata). */
-static const char redis7[] =
-    "*5\r\n"
-    "*3\r\n:0\r\n:99\r\n*4\r\n$9\r\n127.0.0.1\r\n:23103\r\n"
-    "$40\r\naa28ff7f28e8aed2f03821fb487ab4698d0d93a1\r\n*0\r\n"
-    "*3\r\n:100\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:23101\r\n"
-    "$40\r\n1370b8c5e3841e1f978e40833f6bdff0f2b87ac1\r\n*0\r\n"
-    "*3\r\n:5461\r\n:5660\r\n*4\r\n$9\r\n127.0.0.1\r\n:23103\r\n"
-    "$40\r\naa28ff7f28e8aed2f03821fb487ab4698d0d93a1\r\n*0\r\n"
-    "*3\r\n:5661\r\n:10922\r\n*4\r\n$9\r\n127.0.0.1\r\n:23102\r\n"
-    "$40\r\ndea2447f7ba70d41321235162dd5d9a76fa4793a\r\n*0\r\n"
-    "*3\r\n:10923\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:23103\r\n"
-    "$40\r\naa28ff7f28e8aed2f03821fb487ab4698d0d93a1\r\n*0\r\n";
+static const char redis7[] = "*5\r\n"
+                             "*3\r\n:0\r\n:99\r\n*4\r\n$9\r\n127.0.0.1\r\n:23103\r\n"
+                             "$40\r\naa28ff7f28e8aed2f03821fb487ab4698d0d93a1\r\n*0\r\n"
+                             "*3\r\n:100\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:23101\r\n"
+                             "$40\r\n1370b8c5e3841e1f978e40833f6bdff0f2b87ac1\r\n*0\r\n"
+                             "*3\r\n:5461\r\n:5660\r\n*4\r\n$9\r\n127.0.0.1\r\n:23103\r\n"
+                             "$40\r\naa28ff7f28e8aed2f03821fb487ab4698d0d93a1\r\n*0\r\n"
+                             "*3\r\n:5661\r\n:10922\r\n*4\r\n$9\r\n127.0.0.1\r\n:23102\r\n"
+                             "$40\r\ndea2447f7ba70d41321235162dd5d9a76fa4793a\r\n*0\r\n"
+                             "*3\r\n:10923\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:23103\r\n"
+                             "$40\r\naa28ff7f28e8aed2f03821fb487ab4698d0d93a1\r\n*0\r\n";
 
 static enum bench_cluster_status parse(const char *reply, size_t len)
 {
@@ -96,7 +95,8 @@ static void test_bench_cluster_takes_redis3_hostnames_and_replicas(void **state)
         "*3\r\n:0\r\n:4095\r\n*2\r\n$8\r\n10.0.0.1\r\n:7000\r\n"
         "*4\r\n:4096\r\n:8191\r\n*4\r\n$13\r\nnode2.example\r\n:7001\r\n$3\r\nid2\r\n"
         "*2\r\n$2\r\nip\r\n$8\r\n10.0.0.2\r\n"
-        "*4\r\n$13\r\nnode5.example\r\n:7004\r\n$3\r\nid5\r\n*2\r\n$8\r\nhostname\r\n$5\r\nnode5\r\n"
+        "*4\r\n$13\r\nnode5.example\r\n:7004\r\n$3\r\nid5\r\n*2\r\n$8\r\nhostname\r\n$"
+        "5\r\nnode5\r\n"
         "*3\r\n:8192\r\n:12287\r\n*3\r\n$-1\r\n:7002\r\n$3\r\nid3\r\n"
         "*3\r\n:12288\r\n:16383\r\n*3\r\n$0\r\n\r\n:7003\r\n$3\r\nid4\r\n";
     assert_int_equal(PARSE(reply), BENCH_CLUSTER_OK);
@@ -127,8 +127,7 @@ static void test_bench_cluster_refuses_odd_replies(void **state)
     expect_refused(buf, "first slot");
     snprintf(buf, sizeof buf, "*1\r\n*3\r\n:9\r\n:3\r\n%s", master);
     expect_refused(buf, "ends before it starts");
-    snprintf(buf, sizeof buf, "*2\r\n*3\r\n:0\r\n:16383\r\n%s*3\r\n:5\r\n:5\r\n%s", master,
-             master);
+    snprintf(buf, sizeof buf, "*2\r\n*3\r\n:0\r\n:16383\r\n%s*3\r\n:5\r\n:5\r\n%s", master, master);
     expect_refused(buf, "slot 5 is listed twice");
     expect_refused("*1\r\n*2\r\n:0\r\n:16383\r\n", "not first, last and master");
     expect_refused("*1\r\n*3\r\n:0\r\n:16383\r\n*1\r\n$1\r\na\r\n", "not endpoint and port");
@@ -204,9 +203,9 @@ static void test_bench_cluster_reads_moved_and_ask(void **state)
 static void test_bench_cluster_refuses_bad_redirects(void **state)
 {
     static const char *const bad[] = {
-        "MOVED 16384 h:1", "MOVED -1 h:1",  "MOVED 1 h",      "MOVED 1 h:0",  "MOVED 1 h:65536",
-        "MOVED 1 h:x",     "MOVED x h:1",   "MOVED 1",        "ASK 1 a b:7",  "MOVED  1 h:1",
-        "MOVED 1 h:",      "ASK 99999999999999999999 h:1",
+        "MOVED 16384 h:1", "MOVED -1 h:1", "MOVED 1 h",   "MOVED 1 h:0",
+        "MOVED 1 h:65536", "MOVED 1 h:x",  "MOVED x h:1", "MOVED 1",
+        "ASK 1 a b:7",     "MOVED  1 h:1", "MOVED 1 h:",  "ASK 99999999999999999999 h:1",
     };
     struct bench_redirect r;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
