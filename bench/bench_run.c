@@ -1226,7 +1226,7 @@ static struct link *link_connect(struct worker *w, struct client *c, const struc
 static struct link *link_open(struct worker *w, struct client *c, uint32_t node)
 {
     const struct bench_cluster_node *n = &w->map->nodes[node];
-    char port[8], name[BENCH_CLUSTER_MAX_HOST + 8];
+    char port[8], name[BENCH_CLUSTER_MAX_HOST + 16];
     snprintf(port, sizeof port, "%u", n->port);
     snprintf(name, sizeof name, "%s:%s", n->host, port);
     struct node_addr *a = &w->addrs[node];
