@@ -6,7 +6,9 @@
 # of one thread (each generator opens its own per master on top), pipeline 1
 # and 16, REPEATS rounds alternating the generators. The masters share
 # SERVER_CPU, the generator runs on CLIENT_CPU. Reports the median requests/s
-# of each and ringkv-bench's MOVED count (0 on a steady cluster).
+# of each, each generator's own CPU time per request (user + sys of the
+# process, from the shell's `times`; steadier than throughput on a busy
+# machine) and ringkv-bench's MOVED count (0 on a steady cluster).
 # Writes bench/results/cluster_bench.md (QUICK=1: shorter, to bench/results/tmp/quick/).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,27 +36,43 @@ MEMTIER=$(command -v memtier_benchmark || true)
 GENS="ringkv-bench redis-benchmark${MEMTIER:+ memtier}"
 [[ -n $MEMTIER ]] || bench_log "memtier_benchmark is not installed: its rows are left out"
 
-# run GEN OP PIPELINE REQUESTS: prints "requests/s moved"
-run() {
-    local gen=$1 op=$2 pl=$3 n=$4 ratio json=$WORK/run.json
+# gen GEN OP PIPELINE REQUESTS: runs one generator, its report to $WORK/run.json or run.csv.
+gen() {
+    local gen=$1 op=$2 pl=$3 n=$4 ratio
     ratio=$([[ $op == SET ]] && echo 1:0 || echo 0:1)
     case $gen in
     ringkv-bench)
         taskset -c "$CLIENT_CPU" "$BENCH" --cluster-mode -p "$SEED" -t 1 -c 50 --pipeline "$pl" \
             -n $((n / 50)) --ratio "$ratio" -d 32 --key-maximum 999999 --distinct-client-seed \
-            --hide-histogram --hide-progress --json-out-file "$json" >/dev/null 2>&1 || return 1
-        jq -r '"\(.["ALL STATS"].Totals["Ops/sec"]) \(.counts.moved)"' "$json" ;;
+            --hide-histogram --hide-progress --json-out-file "$WORK/run.json" >/dev/null 2>&1 ;;
     memtier)
         taskset -c "$CLIENT_CPU" "$MEMTIER" --cluster-mode -s 127.0.0.1 -p "$SEED" -t 1 -c 50 \
             --pipeline "$pl" -n $((n / 50)) --ratio "$ratio" -d 32 --key-maximum 999999 \
-            --distinct-client-seed --hide-histogram --json-out-file "$json" >/dev/null 2>&1 ||
-            return 1
-        jq -r '"\(.["ALL STATS"].Totals["Ops/sec"]) -"' "$json" ;;
+            --distinct-client-seed --hide-histogram --json-out-file "$WORK/run.json" \
+            >/dev/null 2>&1 ;;
     redis-benchmark)
         taskset -c "$CLIENT_CPU" redis-benchmark --cluster -h 127.0.0.1 -p "$SEED" -c 50 \
-            -P "$pl" -n "$n" -d 32 -r 1000000 -t "${op,,}" --csv 2>/dev/null |
-            awk -F'"' -v op="$op" '$2 == op { print $4, "-"; found = 1 } END { exit !found }' ;;
+            -P "$pl" -n "$n" -d 32 -r 1000000 -t "${op,,}" --csv >"$WORK/run.csv" 2>/dev/null ;;
     esac
+}
+
+# run GEN OP PIPELINE REQUESTS: prints "requests/s moved cpu_us_per_request"; the
+# CPU is the generator's alone (user + sys from the shell's times), not the parsing.
+run() {
+    local user sys rate moved
+    rm -f "$WORK/run.json" "$WORK/run.csv"
+    bench_timed "$WORK/times" gen "$@" || return 1
+    read -r user sys <"$WORK/times"
+    if [[ $1 == redis-benchmark ]]; then
+        rate=$(awk -F'"' -v op="$2" '$2 == op { print $4 }' "$WORK/run.csv")
+        moved=-
+    else
+        rate=$(jq -r '.["ALL STATS"].Totals["Ops/sec"]' "$WORK/run.json")
+        moved=$(jq -r '.counts.moved // "-"' "$WORK/run.json")
+    fi
+    [[ -n $rate ]] || return 1
+    awk -v r="$rate" -v m="$moved" -v u="$user" -v s="$sys" -v n="$4" \
+        'BEGIN { printf "%s %s %.3f\n", r, m, (u + s) * 1e6 / n }'
 }
 
 TSV=$WORK/runs.tsv
@@ -71,8 +89,19 @@ for pl in 1 16; do
     done
 done
 
-median() { awk -F'\t' -v pl="$1" -v op="$2" -v g="$3" '$1 == pl && $2 == op && $3 == g {
-    split($4, f, " "); print f[1] }' "$TSV" | bench_median; }
+# median PIPELINE OP GEN FIELD (1 requests/s, 3 CPU us per request)
+median() { awk -F'\t' -v pl="$1" -v op="$2" -v g="$3" -v k="${4:-1}" '$1 == pl && $2 == op &&
+    $3 == g { split($4, f, " "); print f[k] }' "$TSV" | bench_median; }
+# round_ratio PIPELINE OP: median over rounds of ringkv-bench / redis-benchmark
+# requests/s, each round's pair run back to back (machine drift falls on both).
+round_ratio() {
+    awk -F'\t' -v pl="$1" -v op="$2" '$1 == pl && $2 == op {
+        split($4, f, " ")
+        if ($3 == "ringkv-bench") a[++na] = f[1]
+        if ($3 == "redis-benchmark") b[++nb] = f[1] }
+        END { for (i = 1; i <= na && i <= nb; i++) if (b[i] > 0) print a[i] / b[i] }' "$TSV" |
+        bench_median | awk '{ if ($1 == "nan") print "n/a"; else printf "%.2f\n", $1 }'
+}
 {
     echo "# ringkv-bench --cluster-mode against a 3-master Redis Cluster"
     echo
@@ -81,17 +110,31 @@ median() { awk -F'\t' -v pl="$1" -v op="$2" -v g="$3" '$1 == pl && $2 == op && $
     echo "32-byte values, keys uniform over 1,000,000; $REPEATS rounds, medians (requests/s)."
     echo
     printf '| pipeline | op |'; for g in $GENS; do printf ' %s |' "$g"; done
-    printf ' ringkv-bench / redis-benchmark |\n|---|---|'
+    printf ' ringkv-bench / redis-benchmark (per round) |\n|---|---|'
     for _ in $GENS; do printf -- '---|'; done
     printf -- '---|\n'
     for pl in 1 16; do
         for op in SET GET; do
             printf '| %s | %s |' "$pl" "$op"
             for g in $GENS; do printf ' %.0f |' "$(median "$pl" "$op" "$g")"; done
-            printf ' %s |\n' "$(bench_ratio "$(median "$pl" "$op" ringkv-bench)" \
-                "$(median "$pl" "$op" redis-benchmark)")"
+            printf ' %s |\n' "$(round_ratio "$pl" "$op")"
         done
     done
+    echo
+    echo "Each generator's CPU per request (us, median):"
+    echo
+    printf '| pipeline | op |'; for g in $GENS; do printf ' %s |' "$g"; done
+    printf '\n|---|---|'; for _ in $GENS; do printf -- '---|'; done
+    echo
+    for pl in 1 16; do
+        for op in SET GET; do
+            printf '| %s | %s |' "$pl" "$op"
+            for g in $GENS; do printf ' %s |' "$(median "$pl" "$op" "$g" 3)"; done
+            echo
+        done
+    done
+    echo
+    echo "CPU pressure at the end (/proc/pressure/cpu): $(head -n 1 /proc/pressure/cpu)."
     echo
     echo "MOVED counted by ringkv-bench over all runs: $(awk -F'\t' '$3 == "ringkv-bench" {
         split($4, f, " "); m += f[2] } END { print m + 0 }' "$TSV")."
