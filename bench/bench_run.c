@@ -125,7 +125,7 @@ struct client {
     uint32_t cycle; /* position in the set:get cycle */
     uint64_t limit; /* requests to send */
     uint64_t sent;
-    uint64_t pending; /* sent, final reply not yet in (in a link's ring or waiting) */
+    uint64_t pending; /* cluster: sent, final reply not yet in (in a ring, backlog or queue) */
     uint64_t due_base_ns;
     /* one link; cluster: one per node of the worker's map, NULL until opened */
     struct link **links;
@@ -321,10 +321,12 @@ static bool conn_has_more(const struct worker *w, const struct client *c)
     return !w->run->end_ns || due_ns(c, cfg->rate_limit, c->sent) < w->run->end_ns;
 }
 
-/* A client is done when it will send nothing more and awaits nothing. */
+/* A client is done when it will send nothing more and awaits nothing (its
+ * one link's ring is empty; cluster: nothing pending anywhere). */
 static void conn_check_done(struct worker *w, struct client *c)
 {
-    if (!c->finished && c->pending == 0 && !conn_has_more(w, c))
+    uint64_t pending = w->map ? c->pending : c->links[0]->q_len;
+    if (!c->finished && pending == 0 && !conn_has_more(w, c))
         client_finish(w, c);
 }
 
@@ -389,7 +391,6 @@ static size_t client_next(struct worker *w, struct client *c, uint64_t start_ns,
     *f = (struct inflight){
         .start_ns = start_ns, .key = key, .vlen = vlen, .op = is_set ? BENCH_OP_SET : BENCH_OP_GET};
     c->sent++;
-    c->pending++;
     w->stats.sent++;
     return klen;
 }
@@ -470,7 +471,6 @@ static void handle_reply(struct worker *w, struct link *l, const struct bench_re
     struct inflight *f = &l->q[l->q_head];
     l->q_head = (l->q_head + 1) % cfg->pipeline;
     l->q_len--;
-    l->client->pending--;
     struct bench_op_stats *s = &w->stats.op[f->op];
     bench_hist_record(&s->hist, now > f->start_ns ? now - f->start_ns : 0);
     s->count++;
@@ -609,6 +609,7 @@ static void cluster_pump(struct worker *w, struct client *c, uint64_t now)
             break;
         struct inflight f;
         size_t klen = client_next(w, c, start, &f);
+        c->pending++;
         ok = cluster_place(w, c, &f, klen);
     }
     for (uint32_t i = 0; i < c->ndirty; i++) {
@@ -700,6 +701,7 @@ static void cluster_reply(struct worker *w, struct link *l, const struct bench_r
         }
     }
     handle_reply(w, l, r, consumed, now);
+    l->client->pending--;
 }
 
 static int grow_input(struct link *l, size_t need)
