@@ -5,8 +5,8 @@
  * (progress and problems to stderr), then with several runs the best, the
  * worst (by Totals ops/sec) and their average, and writes the JSON file.
  * Only the best and worst results are kept besides the running average, so
- * memory does not grow with the run count. It is a plain client: it links
- * nothing of ringkv's own code.
+ * memory does not grow with the run count. It is a plain client: of ringkv's
+ * own code it links only the key slot function (src/keyhash.c).
  * Exit status: 0 when every request of every run got a proper reply; 1 when a
  * run could not start (connect, AUTH, SELECT), lost connections or replies,
  * got error replies, found a value that failed verification or left requests
@@ -62,6 +62,8 @@ static void print_header(FILE *out, const struct bench_config *cfg)
         fprintf(out, "each connection first sends AUTH\n");
     if (cfg->select_db)
         fprintf(out, "each connection first sends SELECT %u\n", cfg->select_db);
+    if (cfg->cluster_mode)
+        fprintf(out, "cluster mode: slot map from CLUSTER SLOTS, a connection per master\n");
 }
 
 /* Sets every key of the range once; 0 on success. */

@@ -6,8 +6,9 @@
  * pattern) is settled once in check_config() after all flags are read.
  * Errors never exit here: the caller prints the message and the usage.
  * Percentiles are kept as the user gave them (order and all); --run-count,
- * --out-file, --authenticate and --select-db are only stored: bench_main.c
- * repeats the runs and opens the file, bench_run.c sends AUTH and SELECT. */
+ * --out-file, --authenticate, --select-db and --cluster-mode are only stored:
+ * bench_main.c repeats the runs and opens the file, bench_run.c sends AUTH
+ * and SELECT and reads the cluster's slot map. */
 #include "bench_opts.h"
 
 #include <errno.h>
@@ -47,6 +48,7 @@ enum {
     OPT_JSON_OUT_FILE,
     OPT_PRINT_PERCENTILES,
     OPT_SELECT_DB,
+    OPT_CLUSTER_MODE,
 };
 
 static const struct option long_options[] = {
@@ -83,6 +85,7 @@ static const struct option long_options[] = {
     {"out-file", required_argument, NULL, 'o'},
     {"authenticate", required_argument, NULL, 'a'},
     {"select-db", required_argument, NULL, OPT_SELECT_DB},
+    {"cluster-mode", no_argument, NULL, OPT_CLUSTER_MODE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -276,6 +279,12 @@ static int check_config(struct bench_config *cfg, bool stddev_set, bool median_s
                     "authentication");
     if (cfg->protocol == BENCH_PROTO_MEMCACHE_TEXT && cfg->select_db)
         return fail(err, errlen, "--select-db needs -P redis: memcached has no databases");
+    if (cfg->cluster_mode && cfg->protocol != BENCH_PROTO_REDIS)
+        return fail(err, errlen, "--cluster-mode needs -P redis (Redis Cluster)");
+    if (cfg->cluster_mode && cfg->select_db)
+        return fail(err, errlen,
+                    "--cluster-mode refuses --select-db: Redis Cluster has database 0 "
+                    "alone");
     if (cfg->test_time_s == 0 && cfg->requests == 0 && !cfg->requests_allkeys)
         cfg->requests = 10000;
     return 0;
@@ -424,6 +433,9 @@ static int parse_one(struct bench_config *cfg, int opt, const char *arg, bool *s
         if (parse_u32_arg(arg, 0, MAX_SELECT_DB, &cfg->select_db) != 0)
             return fail(err, errlen, "--select-db wants a database number, not '%s'", arg);
         return 0;
+    case OPT_CLUSTER_MODE:
+        cfg->cluster_mode = true;
+        return 0;
     case 'h':
         cfg->show_help = true;
         return 0;
@@ -469,6 +481,10 @@ void bench_opts_usage(FILE *out)
           "                             a leading ':' keeps the rest whole (:pass:word)\n"
           "      --select-db=N          redis: SELECT N on each connection before the load\n"
           "                             (default 0: none sent)\n"
+          "      --cluster-mode         Redis Cluster: slot map from CLUSTER SLOTS, each\n"
+          "                             connection opens one per master, each key goes to\n"
+          "                             its slot's master; MOVED and ASK are followed\n"
+          "                             and counted\n"
           "Load:\n"
           "  -t, --threads=N            client threads (default 4)\n"
           "  -c, --clients=N            connections per thread (default 50)\n"

@@ -3,7 +3,9 @@
  * bench_opts_usage() lists them all. The defaults are memtier's, except that
  * --key-pattern also takes Z (zipfian), and --verify and --prepopulate are ours.
  * --authenticate and --select-db are redis only: memcached's text protocol has
- * neither, so the parser refuses them with -P memcache_text.
+ * neither, so the parser refuses them with -P memcache_text. --cluster-mode
+ * (Redis Cluster: CLUSTER SLOTS, each key to its slot's master) is redis only
+ * too, and refuses --select-db, as Redis Cluster has database 0 alone.
  * Threads: parsed once on the main thread; read-only afterwards.
  * Ownership: string settings point into argv, which must outlive the config.
  * Errors: bench_opts_parse() returns -EINVAL and a message in err. */
@@ -51,6 +53,7 @@ struct bench_config {
     const char *out_file; /* text results; NULL: stdout */
     const char *auth;     /* --authenticate credentials, PASSWORD or USER:PASSWORD; NULL: none */
     uint32_t select_db;   /* SELECT this database on each connection; 0: send nothing */
+    bool cluster_mode;    /* --cluster-mode: the server is a Redis Cluster node */
     uint32_t run_count;   /* whole runs, each reported, then best, worst and average */
     uint32_t npercentiles;
     double percentiles[BENCH_MAX_PERCENTILES]; /* in the table and JSON, in order given */

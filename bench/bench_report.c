@@ -47,6 +47,10 @@ void bench_report_row(const struct bench_config *cfg, const struct bench_op_stat
     row->misses = s->misses;
     row->errors = s->errors;
     row->verify_errors = s->verify_errors;
+    row->moved = s->moved;
+    row->ask = s->ask;
+    row->moved_per_s = (double)s->moved / secs;
+    row->ask_per_s = (double)s->ask / secs;
     row->ops_per_s = (double)s->count / secs;
     row->hits_per_s = (double)s->hits / secs;
     row->misses_per_s = (double)s->misses / secs;
@@ -73,6 +77,8 @@ static int totals(const struct bench_stats *st, struct bench_op_stats *t)
         t->misses += s->misses;
         t->errors += s->errors;
         t->verify_errors += s->verify_errors;
+        t->moved += s->moved;
+        t->ask += s->ask;
         t->bytes_in += s->bytes_in;
         t->bytes_out += s->bytes_out;
         bench_hist_merge(&t->hist, &s->hist);
@@ -131,6 +137,8 @@ static void print_row(FILE *out, const struct bench_config *cfg, const char *nam
                 r->misses_per_s);
     else
         fprintf(out, "%-6s %12.2f %12s %12s", name, r->ops_per_s, "---", "---");
+    if (cfg->cluster_mode)
+        fprintf(out, " %12.2f %12.2f", r->moved_per_s, r->ask_per_s);
     fprintf(out, " %15.5f", r->avg_ms);
     for (uint32_t i = 0; i < cfg->npercentiles; i++)
         fprintf(out, " %*.5f", pct_width(cfg->percentiles[i]), r->pct_ms[i]);
@@ -141,8 +149,10 @@ static void print_table(FILE *out, const struct bench_config *cfg, const char *t
                         const struct bench_row rows[BENCH_ROW_COUNT])
 {
     fprintf(out, "\n%s\n%s\n", title, rule);
-    fprintf(out, "%-6s %12s %12s %12s %15s", "Type", "Ops/sec", "Hits/sec", "Misses/sec",
-            "Avg. Latency");
+    fprintf(out, "%-6s %12s %12s %12s", "Type", "Ops/sec", "Hits/sec", "Misses/sec");
+    if (cfg->cluster_mode)
+        fprintf(out, " %12s %12s", "MOVED/sec", "ASK/sec");
+    fprintf(out, " %15s", "Avg. Latency");
     for (uint32_t i = 0; i < cfg->npercentiles; i++) {
         char h[48];
         pct_heading(h, sizeof h, cfg->percentiles[i]);
@@ -154,13 +164,17 @@ static void print_table(FILE *out, const struct bench_config *cfg, const char *t
 }
 
 /* The exact counts, the unsent warning and the generator's CPU. */
-static void print_counts(FILE *out, const struct bench_result *res, const struct bench_row *all)
+static void print_counts(FILE *out, const struct bench_config *cfg, const struct bench_result *res,
+                         const struct bench_row *all)
 {
     fprintf(out,
             "\nrequests %" PRIu64 ", replies %" PRIu64 ", errors %" PRIu64
             ", verify errors %" PRIu64 ", lost connections %" PRIu64 ", %.3f s\n",
             res->stats.sent, res->stats.replies, all->errors, all->verify_errors,
             res->stats.conn_errors, (double)res->duration_ns / 1e9);
+    if (cfg->cluster_mode)
+        fprintf(out, "cluster: %" PRIu64 " MOVED and %" PRIu64 " ASK replies followed\n",
+                all->moved, all->ask);
     if (res->stats.unsent)
         fprintf(out,
                 "WARNING: %" PRIu64 " requests due under --rate-limiting were never sent: the "
@@ -188,7 +202,7 @@ static void print_result(FILE *out, const struct bench_config *cfg, const char *
                          const struct bench_row rows[BENCH_ROW_COUNT])
 {
     print_table(out, cfg, title, rows);
-    print_counts(out, res, &rows[BENCH_ROW_TOTALS]);
+    print_counts(out, cfg, res, &rows[BENCH_ROW_TOTALS]);
     if (cfg->hide_histogram)
         return;
     fprintf(out, "\nRequest Latency Distribution\n%-6s %15s %10s\n%s\n", "Type", "<= msec",
@@ -244,6 +258,8 @@ int bench_average_add(struct bench_average *avg, const struct bench_config *cfg,
         avg->hits_per_s[i] += rows[i].hits_per_s;
         avg->misses_per_s[i] += rows[i].misses_per_s;
         avg->kb_per_s[i] += rows[i].kb_per_s;
+        avg->moved_per_s[i] += rows[i].moved_per_s;
+        avg->ask_per_s[i] += rows[i].ask_per_s;
     }
     avg->runs++;
     return 0;
@@ -258,6 +274,8 @@ static void mean_rates(const struct bench_average *avg, struct bench_row rows[BE
         rows[i].hits_per_s = avg->hits_per_s[i] / n;
         rows[i].misses_per_s = avg->misses_per_s[i] / n;
         rows[i].kb_per_s = avg->kb_per_s[i] / n;
+        rows[i].moved_per_s = avg->moved_per_s[i] / n;
+        rows[i].ask_per_s = avg->ask_per_s[i] / n;
     }
 }
 
@@ -310,6 +328,10 @@ static void json_row(FILE *f, const struct bench_config *cfg, const char *name,
     fprintf(f, "      \"Ops/sec\": %.2f,\n", r->ops_per_s);
     fprintf(f, "      \"Hits/sec\": %.2f,\n", r->hits_per_s);
     fprintf(f, "      \"Misses/sec\": %.2f,\n", r->misses_per_s);
+    if (cfg->cluster_mode) {
+        fprintf(f, "      \"MOVED/sec\": %.2f,\n", r->moved_per_s);
+        fprintf(f, "      \"ASK/sec\": %.2f,\n", r->ask_per_s);
+    }
     fprintf(f, "      \"Errors\": %" PRIu64 ",\n", r->errors);
     fprintf(f, "      \"Verify Errors\": %" PRIu64 ",\n", r->verify_errors);
     fprintf(f, "      \"Average Latency\": %.6f,\n", r->avg_ms);
@@ -394,6 +416,7 @@ static void json_config(FILE *f, const struct bench_config *cfg)
     /* whether credentials were sent, never the credentials themselves */
     fprintf(f, "    \"authenticate\": %s,\n", cfg->auth ? "true" : "false");
     fprintf(f, "    \"select_db\": %u,\n", cfg->select_db);
+    fprintf(f, "    \"cluster_mode\": %s,\n", cfg->cluster_mode ? "true" : "false");
     fprintf(f, "    \"seed\": %" PRIu64 ",\n", cfg->seed);
     fprintf(f, "    \"distinct_client_seed\": %s,\n", cfg->distinct_client_seed ? "true" : "false");
     fprintf(f, "    \"verify\": %s\n  },\n", cfg->verify ? "true" : "false");
@@ -418,6 +441,8 @@ static int json_tail(FILE *f, const struct bench_result *res)
     fprintf(f, "    \"get_errors\": %" PRIu64 ",\n", gets->errors);
     fprintf(f, "    \"errors\": %" PRIu64 ",\n", t.errors);
     fprintf(f, "    \"verify_errors\": %" PRIu64 ",\n", t.verify_errors);
+    fprintf(f, "    \"moved\": %" PRIu64 ",\n", t.moved);
+    fprintf(f, "    \"ask\": %" PRIu64 ",\n", t.ask);
     fprintf(f, "    \"connection_errors\": %" PRIu64 ",\n", res->stats.conn_errors);
     fprintf(f, "    \"requests_due_unsent\": %" PRIu64 ",\n", res->stats.unsent);
     fprintf(f, "    \"histogram_clamped\": %" PRIu64 "\n  },\n", t.hist.clamped);

@@ -2,7 +2,8 @@
  * Text in memtier_benchmark's shape (a table of Sets, Gets and Totals with
  * ops/sec, hits/sec, misses/sec, average latency, one column per
  * --print-percentiles value (default p50, p99, p99.9) in milliseconds and
- * KB/sec, then the latency distribution), and a JSON document with the same
+ * KB/sec, then the latency distribution; with --cluster-mode also MOVED/sec
+ * and ASK/sec after Misses/sec, as memtier prints them), and a JSON document with the same
  * figures, the exact counts and every non-empty histogram slot.
  * --run-count: each run is printed as "RUN #i RESULTS"; then the best and
  * worst runs (by Totals ops/sec) and a bench_average of all of them, whose
@@ -24,8 +25,9 @@
 
 /* Figures of one row (Sets, Gets or Totals). */
 struct bench_row {
-    uint64_t count, hits, misses, errors, verify_errors;
+    uint64_t count, hits, misses, errors, verify_errors, moved, ask;
     double ops_per_s, hits_per_s, misses_per_s, kb_per_s;
+    double moved_per_s, ask_per_s; /* --cluster-mode */
     double avg_ms, min_ms, max_ms;
     double pct_ms[BENCH_MAX_PERCENTILES]; /* at cfg->percentiles[i] */
 };
@@ -37,6 +39,7 @@ struct bench_average {
     struct bench_result sum; /* every run's counts and histograms added, durations and CPU summed */
     double ops_per_s[BENCH_ROW_COUNT], hits_per_s[BENCH_ROW_COUNT];
     double misses_per_s[BENCH_ROW_COUNT], kb_per_s[BENCH_ROW_COUNT]; /* summed over runs */
+    double moved_per_s[BENCH_ROW_COUNT], ask_per_s[BENCH_ROW_COUNT];
     uint32_t runs;
 };
 

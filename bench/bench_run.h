@@ -4,6 +4,8 @@
  * Each thread owns its connections and statistics (an epoll loop, no locks
  * on the request path); the calling thread only prints progress from
  * per-thread counters and merges the results once the threads are joined.
+ * With --cluster-mode the slot map comes from CLUSTER SLOTS before the
+ * threads start; each thread corrects its own copy on -MOVED.
  * Ownership: the caller initialises a bench_result with bench_result_init()
  *   and frees it with bench_result_fini().
  * Errors: bench_run() returns 0 when the run took place (connection losses,
@@ -26,6 +28,7 @@ struct bench_op_stats {
     uint64_t hits, misses;  /* gets only */
     uint64_t errors;        /* error replies, and replies of the wrong kind */
     uint64_t verify_errors; /* hits whose value failed bench_proto_value_check() */
+    uint64_t moved, ask;    /* --cluster-mode: -MOVED and -ASK replies followed */
     uint64_t bytes_out;     /* request bytes */
     uint64_t bytes_in;      /* reply bytes */
     struct bench_hist hist; /* latency of every reply, nanoseconds */

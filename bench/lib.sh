@@ -249,3 +249,53 @@ bench_machine() {
     printf '%s, %s CPUs, %s, kernel %s\n' "${model:-unknown CPU}" "$(nproc)" \
         "$(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$(uname -r)"
 }
+
+# Redis Cluster on 127.0.0.1, for tests/integration/bench_cluster.sh and
+# bench/cluster_bench.sh. bench_redis_cluster_ports N: N free ports whose
+# cluster bus ports (port + 10000) are free too, one a line.
+bench_redis_cluster_ports() {
+    local ports=() p
+    while ((${#ports[@]} < $1)); do
+        p=$(bench_free_port "${ports[@]}")
+        bench_port_busy $((p + 10000)) || ports+=("$p")
+    done
+    printf '%s\n' "${ports[@]}"
+}
+
+# bench_redis_cluster_wait_ok SECONDS PORT...: every node says cluster_state:ok
+# and all list the same CLUSTER SLOTS.
+bench_redis_cluster_wait_ok() {
+    local deadline=$((SECONDS + $1)) p ok first map
+    shift
+    while ((SECONDS < deadline)); do
+        ok=1 first=
+        for p in "$@"; do
+            timeout 5 redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null |
+                grep -q '^cluster_state:ok' || ok=0
+            map=$(timeout 5 redis-cli -h 127.0.0.1 -p "$p" cluster slots 2>/dev/null | paste -sd' ')
+            [[ -z $first ]] && first=$map
+            [[ $map == "$first" ]] || ok=0
+        done
+        ((ok)) && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# bench_redis_cluster_start DIR CPU PORT...: one master per PORT (redis-server
+# pinned to CPU, in memory, data and logs under DIR/PORT), joined with
+# redis-cli --cluster create; waits for cluster_state:ok. PIDs go to BENCH_PIDS.
+bench_redis_cluster_start() {
+    local dir=$1 cpu=$2 p
+    shift 2
+    for p in "$@"; do
+        mkdir -p "$dir/$p"
+        bench_start "$cpu" "$dir/$p/log" redis-server --port "$p" --bind 127.0.0.1 \
+            --cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" --dir "$dir/$p" \
+            --save '' --appendonly no --protected-mode no --daemonize no
+        bench_wait_resp "$p" "$BENCH_PID" 20 || bench_die "redis-server on port $p did not come up"
+    done
+    timeout 60 redis-cli --cluster create "${@/#/127.0.0.1:}" --cluster-yes >"$dir/create.log" 2>&1 ||
+        bench_die "redis-cli --cluster create failed: $(tail -n 3 "$dir/create.log")"
+    bench_redis_cluster_wait_ok 60 "$@" || bench_die "the cluster did not reach cluster_state:ok in 60 s"
+}

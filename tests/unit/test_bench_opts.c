@@ -1,6 +1,7 @@
 /* test_bench_opts.c: ringkv-bench's command line: memtier's flag names
  * (including --print-percentiles, --run-count, --out-file, --authenticate and
- * --select-db), strict values, and the checks that span several flags. */
+ * --select-db, --cluster-mode), strict values, and the checks that span
+ * several flags. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -168,6 +169,19 @@ static void test_bench_opts_checks_settings_together(void **state)
     assert_int_equal(PARSE(&cfg, "--prepopulate", "--key-maximum", "9", "-t", "1", "-c", "10"), 0);
 }
 
+static void test_bench_opts_cluster_mode_is_redis_only(void **state)
+{
+    struct bench_config cfg;
+    assert_int_equal(PARSE(&cfg, "-p", "7000"), 0);
+    assert_false(cfg.cluster_mode);
+    assert_int_equal(PARSE(&cfg, "--cluster-mode", "-a", "pw", "--pipeline", "16"), 0);
+    assert_true(cfg.cluster_mode);
+    assert_int_equal(PARSE(&cfg, "--cluster-mode", "-P", "memcache_text"), -EINVAL);
+    assert_non_null(strstr(err, "--cluster-mode"));
+    assert_int_equal(PARSE(&cfg, "--cluster-mode", "--select-db", "1"), -EINVAL);
+    assert_non_null(strstr(err, "database 0"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_bench_opts_parses_runs_output_and_setup),
         cmocka_unit_test(test_bench_opts_rejects_bad_values),
         cmocka_unit_test(test_bench_opts_checks_settings_together),
+        cmocka_unit_test(test_bench_opts_cluster_mode_is_redis_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

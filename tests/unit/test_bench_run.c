@@ -6,8 +6,11 @@
  * while at a given request. So the tests check the generator alone: counts
  * that add up, verification that catches bad values, latency measured from
  * the schedule under a rate limit, a backlog left unsent failing the run,
- * runs bounded by time, AUTH and SELECT sent before the load, and the reports
- * built from runs: chosen percentiles, the average of several runs. */
+ * runs bounded by time, AUTH and SELECT sent before the load, the reports
+ * built from runs: chosen percentiles, the average of several runs; and
+ * --cluster-mode against two of them, the first handing out a slot map that
+ * puts every slot on itself and then redirecting (MOVED or ASK) the upper
+ * half of the slots to the second. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include "bench_cluster.h"
 #include "bench_opts.h"
 #include "bench_report.h"
 #include "bench_run.h"
@@ -56,6 +60,13 @@ struct fake_server {
     _Atomic unsigned stall_ms;
     _Atomic uint64_t requests; /* requests served so far */
     const char *password;      /* set before a run: AUTH must end with it; NULL: any AUTH is fine */
+    /* Cluster, set before a run: the CLUSTER SLOTS reply (NULL: cluster
+     * support disabled), and "MOVED" or "ASK" to send keys of slots 8192 and
+     * up to 127.0.0.1:redirect_port (NULL: serve every key). */
+    const char *cluster_slots;
+    const char *redirect;
+    const char *redirect_port;
+    _Atomic unsigned asking; /* ASKING commands received */
     /* The first two commands of each connection, words joined by spaces;
      * written by the server thread, read by the test once bench_run() is back. */
     char opening[FAKE_LOG][2][FAKE_WORDS];
@@ -63,6 +74,7 @@ struct fake_server {
     char *values[FAKE_KEYS];
     size_t lens[FAKE_KEYS];
     struct fake_client clients[FAKE_CLIENTS];
+    char out[FAKE_BUF * 2]; /* replies being built (the server thread's) */
 };
 
 /* Parses one RESP array of bulk strings; returns its length, 0 if incomplete. */
@@ -148,9 +160,35 @@ static bool fake_setup_command(struct fake_server *s, const char **argv, const s
     return false;
 }
 
+/* CLUSTER SLOTS, ASKING and redirections; false for commands the store serves. */
+static bool fake_cluster_command(struct fake_server *s, const char **argv, const size_t *argl,
+                                 int argc, char *out, size_t *olen)
+{
+    if (argc == 2 && word_is(argv[0], argl[0], "CLUSTER") && word_is(argv[1], argl[1], "SLOTS")) {
+        *olen += (size_t)sprintf(out + *olen, "%s",
+                                 s->cluster_slots
+                                     ? s->cluster_slots
+                                     : "-ERR This instance has cluster support disabled\r\n");
+        return true;
+    }
+    if (argc == 1 && word_is(argv[0], argl[0], "ASKING")) {
+        s->asking++;
+        *olen += (size_t)sprintf(out + *olen, "+OK\r\n");
+        return true;
+    }
+    if (!s->redirect || argc < 2)
+        return false;
+    uint32_t slot = bench_cluster_slot(argv[1], argl[1]);
+    if (slot < KEYHASH_SLOTS / 2)
+        return false;
+    *olen += (size_t)sprintf(out + *olen, "-%s %u 127.0.0.1:%s\r\n", s->redirect, slot,
+                             s->redirect_port);
+    return true;
+}
+
 static void fake_serve(struct fake_server *s, struct fake_client *c)
 {
-    static char out[FAKE_BUF * 2];
+    char *out = s->out;
     size_t olen = 0, pos = 0;
     const char *argv[3];
     size_t argl[3];
@@ -164,7 +202,8 @@ static void fake_serve(struct fake_server *s, struct fake_client *c)
             nanosleep(&ts, NULL); /* the server misbehaving on purpose */
         }
         fake_record(s, c, argv, argl, argc);
-        if (fake_setup_command(s, argv, argl, argc, out, &olen))
+        if (fake_setup_command(s, argv, argl, argc, out, &olen) ||
+            fake_cluster_command(s, argv, argl, argc, out, &olen))
             continue;
         int slot = argc >= 2 ? fake_slot(argv[1], argl[1]) : -1;
         if (argc == 3 && slot >= 0) {
@@ -299,17 +338,25 @@ static void verifying_reads(struct bench_config *cfg, const struct fake_server *
     cfg->verify = true;
 }
 
+/* Sets and gets at sets:gets, `requests` per connection, pipeline 4, every
+ * hit checked, each connection with its own seed. */
+static void checked_mix(struct bench_config *cfg, const struct fake_server *s, uint32_t sets,
+                        uint32_t gets, uint64_t requests)
+{
+    config_for(cfg, s);
+    cfg->pipeline = 4;
+    cfg->ratio_set = sets;
+    cfg->ratio_get = gets;
+    cfg->requests = requests;
+    cfg->verify = true;
+    cfg->distinct_client_seed = true;
+}
+
 static void test_bench_run_counts_add_up(void **state)
 {
     struct fake_server *s = fake_start();
     struct bench_config cfg;
-    config_for(&cfg, s);
-    cfg.pipeline = 4;
-    cfg.ratio_set = 1;
-    cfg.ratio_get = 3;
-    cfg.requests = 500;
-    cfg.verify = true;
-    cfg.distinct_client_seed = true;
+    checked_mix(&cfg, s, 1, 3, 500);
     struct bench_result res;
     run_into(&cfg, &res);
     const struct bench_op_stats *sets = &res.stats.op[BENCH_OP_SET];
@@ -736,6 +783,81 @@ static void test_bench_run_averages_runs(void **state)
     fake_stop(s);
 }
 
+/* --cluster-mode against a stale map: every slot said to be on a, which
+ * sends slots 8192 and up to b with `redirect`. Sets and gets, checked
+ * values, every request answered; the result's redirection counts. */
+static void cluster_run(struct fake_server *a, struct fake_server *b, const char *redirect,
+                        uint64_t *moved, uint64_t *ask)
+{
+    char slots[128];
+    snprintf(slots, sizeof slots, "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%s\r\n",
+             a->port);
+    a->cluster_slots = slots;
+    a->redirect = redirect;
+    a->redirect_port = b->port;
+    struct bench_config cfg;
+    checked_mix(&cfg, a, 1, 1, 400);
+    cfg.cluster_mode = true;
+    struct bench_result res;
+    run_into(&cfg, &res);
+    if (!bench_report_ok(&res)) {
+        char why[512];
+        bench_report_why(&res, why, sizeof why);
+        fail_msg("cluster run not clean: %s", why);
+    }
+    assert_int_equal(res.stats.sent, 2 * 3 * 400);
+    assert_int_equal(res.stats.replies, 2 * 3 * 400);
+    assert_true(res.stats.op[BENCH_OP_GET].hits > 0);
+    *moved = res.stats.op[BENCH_OP_SET].moved + res.stats.op[BENCH_OP_GET].moved;
+    *ask = res.stats.op[BENCH_OP_SET].ask + res.stats.op[BENCH_OP_GET].ask;
+    bench_result_fini(&res);
+    a->cluster_slots = a->redirect = NULL;
+}
+
+static void test_bench_run_cluster_follows_moved(void **state)
+{
+    struct fake_server *a = fake_start(), *b = fake_start();
+    uint64_t moved, ask;
+    cluster_run(a, b, "MOVED", &moved, &ask);
+    /* b served the upper half once told; each thread learns each slot once,
+     * so far fewer MOVED than the half of 2400 requests b served */
+    assert_true(moved > 0);
+    assert_true(moved < 2 * 3 * 400 / 2);
+    assert_int_equal(ask, 0);
+    assert_true(b->requests > moved);
+    assert_int_equal(b->asking, 0);
+    fake_stop(b);
+    fake_stop(a);
+}
+
+static void test_bench_run_cluster_follows_ask_once(void **state)
+{
+    struct fake_server *a = fake_start(), *b = fake_start();
+    uint64_t moved, ask;
+    cluster_run(a, b, "ASK", &moved, &ask);
+    /* ASK moves nothing: every request for the upper half is asked again,
+     * each preceded by ASKING on b */
+    assert_int_equal(moved, 0);
+    assert_true(ask > 2 * 3 * 400 / 4);
+    assert_int_equal(b->asking, ask);
+    fake_stop(b);
+    fake_stop(a);
+}
+
+static void test_bench_run_cluster_refuses_non_cluster_server(void **state)
+{
+    struct fake_server *s = fake_start();
+    struct bench_config cfg;
+    config_for(&cfg, s);
+    cfg.cluster_mode = true;
+    struct bench_result res;
+    assert_int_equal(bench_result_init(&res), 0);
+    assert_true(bench_run(&cfg, "test", NULL, &res) < 0);
+    assert_non_null(strstr(res.error, "cluster support disabled"));
+    bench_result_fini(&res);
+    fake_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +874,9 @@ int main(void)
         cmocka_unit_test(test_bench_run_rejected_auth_stops_run),
         cmocka_unit_test(test_bench_run_reports_chosen_percentiles),
         cmocka_unit_test(test_bench_run_averages_runs),
+        cmocka_unit_test(test_bench_run_cluster_follows_moved),
+        cmocka_unit_test(test_bench_run_cluster_follows_ask_once),
+        cmocka_unit_test(test_bench_run_cluster_refuses_non_cluster_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
