@@ -8,10 +8,25 @@
  * address (so the answer to a frame that came over a connection, addressed
  * by member.c to where it came from, goes back on it), else on a new
  * connection to that address. A connection idle PEER_IDLE_MS is closed; a
- * frame that is not ours, or one refused, closes its connection.
+ * frame that is not ours, or one refused, closes its connection. epoll
+ * events carry a connection's id, never its pointer: an event for one closed
+ * earlier in the same batch finds nothing. peer_run() reads at most
+ * PEER_DGRAMS_PER_RUN datagrams, so that a flood leaves the admin thread
+ * its timers and HTTP.
+ * Memory: a connection still in its handshake reads one handshake message
+ * at a time (PEER_HS_MSG_MAX bytes) and is closed at the first byte that
+ * does not start one; an open one buffers at most a frame (PEER_RBUF_MAX),
+ * its header checked as soon as it is in (a MAC exactly when we have a
+ * secret, the body's length), and all connections together at most
+ * PEER_RBUF_TOTAL_MAX: past a cap the connection is closed (read_overflows).
  * Authentication (cluster-secret set) is by sessions between two addresses,
  * made by a challenge-response handshake; no clock is compared and the
- * secret never travels. H(k, ...) is HMAC-SHA256; I and R are the
+ * secret never travels. K, the key below called the secret, is
+ * PBKDF2-HMAC-SHA256(secret, salt PEER_KDF_SALT, PEER_KDF_ITERATIONS) (32
+ * bytes, once at start-up): a proof or tag seen on the wire still lets
+ * anyone test guesses offline, each now costing that much, so the secret
+ * must be high-entropy (`openssl rand -hex 32`), not a word.
+ * H(k, ...) is HMAC-SHA256; I and R are the
  * initiator's and the responder's addresses as host:port (for a connection,
  * its two ends); T(label) is
  *   label | nonce_a | nonce_b | len(I) u8 | I | len(R) u8 | R.
@@ -53,8 +68,10 @@
  * many handshakes per PEER_COOKIE_MS). A datagram on a session the receiver
  * does not hold (it restarted, or the frame was copied) is answered by
  * RESET: the session id, H(secret, T("reset") with the id (u64 LE) in the
- * nonces' place, I the RESET's sender, R its receiver) cut to 16 bytes, at
- * most PEER_RESETS_PER_S a second; a valid one makes its receiver forget
+ * nonces' place, I the RESET's sender, R its receiver) cut to 16 bytes,
+ * sent only to the cluster address of a member of the table and at most
+ * PEER_RESETS_PER_S a second to each address (a flood from one, spoofed or
+ * not, takes no other's); a valid one makes its receiver forget
  * that session, so that its next frame there starts a handshake.
  * Streams: the connecting side sends HELLO first (one HELLO and one PROOF
  * per connection); frames wait on the connection until ACCEPT, then
@@ -63,6 +80,10 @@
  * most PEER_HALF_OPEN_MAX are kept (the oldest closed for a new one).
  * Handshake messages: magic u8 (PEER_HS_MAGIC), kind u8, body length u16
  * LE, then the body above.
+ * A node bound to a wildcard (0.0.0.0, ::) has no address its peers could
+ * use (its self address would not be the one they see): it drops whatever
+ * arrives on the cluster port and sends nothing, a cluster of one (admin.c
+ * refuses seeds with such a bind).
  * Without a secret none of this happens; such a node drops frames that carry
  * a MAC and handshake messages, and a node with one drops frames without,
  * so that a cluster with a secret and a node without stay apart both ways. */
