@@ -15,7 +15,13 @@
  * - RESETs go only to members' addresses, within a rate per address;
  * - thousands of HELLOs and forged PROOFs make no state; a handshake nobody
  *   answers is given up (its frames dropped and counted); connections that
- *   never finish their handshake are capped. */
+ *   never finish their handshake are capped;
+ * - issue 10's review: a connection in its handshake that announces a
+ *   16 MiB frame is closed at once, buffering nothing; a frame header with
+ *   the wrong MAC flag too; read buffers have a process-wide cap; no random
+ *   nonce, no handshake (RAND_bytes wrapped at link time); 64 datagrams per
+ *   peer_run(); an event for a connection closed in the same batch is
+ *   skipped; a node bound to 0.0.0.0 takes no peers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -760,6 +766,33 @@ static void test_peer_half_open_connection_buffers_no_frame(void **state)
     node_close(&b);
 }
 
+static bool first_closed(void *arg)
+{
+    struct flooders *f = arg;
+    return peer_closed(f->fd[0]);
+}
+
+/* A frame's header is checked as soon as its 8 bytes are in, not when the
+ * body it announces has come: with a MAC to a node without a secret (or
+ * without one to a node with), the connection is closed at once. */
+static void test_peer_frame_header_is_checked_at_once(void **state)
+{
+    (void)state;
+    struct node b;
+    node_open(&b, "127.0.0.2", 0, NULL, 1);
+    struct node *all[] = {&b};
+    struct flooders f = {.n = &b};
+    uint8_t chunk[4096] = {0};
+    big_header(chunk, true);
+    f.fd[0] = tcp_to(&b, "127.0.0.7");
+    assert_int_equal(send(f.fd[0], chunk, sizeof chunk, MSG_NOSIGNAL), (ssize_t)sizeof chunk);
+    assert_true(pump(all, 1, first_closed, &f, 2000)); /* not the 10 s idle limit */
+    assert_int_equal(stats(&b)->refused_frames, 1);
+    assert_int_equal(stats(&b)->read_buffered, 0);
+    close(f.fd[0]);
+    node_close(&b);
+}
+
 struct streams {
     struct node *n;
     int fd[5];
@@ -1006,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_peer_unanswered_handshake_is_given_up),
         cmocka_unit_test(test_peer_half_open_connections_are_capped),
         cmocka_unit_test(test_peer_half_open_connection_buffers_no_frame),
+        cmocka_unit_test(test_peer_frame_header_is_checked_at_once),
         cmocka_unit_test(test_peer_read_buffers_have_a_process_wide_cap),
         cmocka_unit_test(test_peer_resets_are_limited_per_address),
         cmocka_unit_test(test_peer_no_random_nonce_no_handshake),
