@@ -1474,6 +1474,8 @@ static bool peer_read(struct peer_net *p, struct member_table *t, struct peer_co
         c->last_ms = now;
         if (!peer_consume(p, t, c, now))
             return false;
+        if (c->broken)
+            return true; /* a write failed: closed by peer_run()'s sweep */
     }
 }
 
