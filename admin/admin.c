@@ -1218,6 +1218,13 @@ int admin_create(struct node *n, struct admin **out)
     int rc = admin_identity(cfg, a->id);
     if (rc != 0)
         goto fail;
+    if (cfg->seeds[0] && peer_bind_is_wildcard(cfg->bind)) {
+        log_error("bind %s is a wildcard address, which peers cannot reach: a node with seeds "
+                  "must bind the specific address its peers reach it at; exiting",
+                  cfg->bind);
+        rc = -EINVAL;
+        goto fail;
+    }
     if ((rc = admin_membership(a)) != 0) {
         log_error("admin: cannot set up the membership and ring: %s; exiting", strerror(-rc));
         goto fail;

@@ -8,10 +8,25 @@
  * address (so the answer to a frame that came over a connection, addressed
  * by member.c to where it came from, goes back on it), else on a new
  * connection to that address. A connection idle PEER_IDLE_MS is closed; a
- * frame that is not ours, or one refused, closes its connection.
+ * frame that is not ours, or one refused, closes its connection. epoll
+ * events carry a connection's id, never its pointer: an event for one closed
+ * earlier in the same batch finds nothing. peer_run() reads at most
+ * PEER_DGRAMS_PER_RUN datagrams, so that a flood leaves the admin thread
+ * its timers and HTTP.
+ * Memory: a connection still in its handshake reads one handshake message
+ * at a time (PEER_HS_MSG_MAX bytes) and is closed at the first byte that
+ * does not start one; an open one buffers at most a frame (PEER_RBUF_MAX),
+ * its header checked as soon as it is in (a MAC exactly when we have a
+ * secret, the body's length), and all connections together at most
+ * PEER_RBUF_TOTAL_MAX: past a cap the connection is closed (read_overflows).
  * Authentication (cluster-secret set) is by sessions between two addresses,
  * made by a challenge-response handshake; no clock is compared and the
- * secret never travels. H(k, ...) is HMAC-SHA256; I and R are the
+ * secret never travels. K, the key below called the secret, is
+ * PBKDF2-HMAC-SHA256(secret, salt PEER_KDF_SALT, PEER_KDF_ITERATIONS) (32
+ * bytes, once at start-up): a proof or tag seen on the wire still lets
+ * anyone test guesses offline, each now costing that much, so the secret
+ * must be high-entropy (`openssl rand -hex 32`), not a word.
+ * H(k, ...) is HMAC-SHA256; I and R are the
  * initiator's and the responder's addresses as host:port (for a connection,
  * its two ends); T(label) is
  *   label | nonce_a | nonce_b | len(I) u8 | I | len(R) u8 | R.
@@ -53,8 +68,10 @@
  * many handshakes per PEER_COOKIE_MS). A datagram on a session the receiver
  * does not hold (it restarted, or the frame was copied) is answered by
  * RESET: the session id, H(secret, T("reset") with the id (u64 LE) in the
- * nonces' place, I the RESET's sender, R its receiver) cut to 16 bytes, at
- * most PEER_RESETS_PER_S a second; a valid one makes its receiver forget
+ * nonces' place, I the RESET's sender, R its receiver) cut to 16 bytes,
+ * sent only to the cluster address of a member of the table and at most
+ * PEER_RESETS_PER_S a second to each address (a flood from one, spoofed or
+ * not, takes no other's); a valid one makes its receiver forget
  * that session, so that its next frame there starts a handshake.
  * Streams: the connecting side sends HELLO first (one HELLO and one PROOF
  * per connection); frames wait on the connection until ACCEPT, then
@@ -63,6 +80,10 @@
  * most PEER_HALF_OPEN_MAX are kept (the oldest closed for a new one).
  * Handshake messages: magic u8 (PEER_HS_MAGIC), kind u8, body length u16
  * LE, then the body above.
+ * A node bound to a wildcard (0.0.0.0, ::) has no address its peers could
+ * use (its self address would not be the one they see): it drops whatever
+ * arrives on the cluster port and sends nothing, a cluster of one (admin.c
+ * refuses seeds with such a bind).
  * Without a secret none of this happens; such a node drops frames that carry
  * a MAC and handshake messages, and a node with one drops frames without,
  * so that a cluster with a secret and a node without stay apart both ways. */
@@ -88,11 +109,19 @@
 #include "secret.h"
 
 #define PEER_CONNS_MAX 1024
+#define PEER_TAG_UDP 1   /* epoll data of the UDP socket; connections' ids follow */
+#define PEER_TAG_LSN 2   /* ... of the listener */
 #define PEER_IDLE_MS 10000
 #define PEER_SECRET_MAX 256
 #define PEER_DGRAM_MAX 65536
 #define PEER_FRAME_MAX (GOSSIP_HEADER_LEN + GOSSIP_BODY_MAX + GOSSIP_MAC_LEN)
 #define PEER_WBUF_MAX (32u << 20) /* queued bytes per connection at most */
+#define PEER_HS_MSG_MAX (PEER_HS_HEADER + 2 * PEER_NONCE_LEN + 8 + PEER_PROOF_LEN) /* a PROOF */
+#define PEER_RBUF_MAX (PEER_FRAME_MAX + (64u << 10)) /* read buffer of an open connection */
+#define PEER_RBUF_TOTAL_MAX (4u * PEER_RBUF_MAX)     /* all read buffers together */
+#define PEER_DGRAMS_PER_RUN 64 /* datagrams read per peer_run(): timers and HTTP go on */
+#define PEER_KDF_SALT "ringkv cluster-secret v1"
+#define PEER_KDF_ITERATIONS 200000 /* PBKDF2-HMAC-SHA256: about 0.1 s, once at start-up */
 #define PEER_KEY_LEN 32
 #define PEER_SESSIONS_MAX 1024
 #define PEER_SESSIONS_PER_ADDR 4
@@ -104,7 +133,8 @@
 #define PEER_HALF_OPEN_MAX 64      /* connections to us still in their handshake */
 #define PEER_COOKIE_MS 5000
 #define PEER_RECENT 1024
-#define PEER_RESETS_PER_S 64
+#define PEER_RESETS_PER_S 4 /* per address */
+#define PEER_RESET_ADDRS 256 /* addresses whose RESETs are counted this second */
 #define PEER_HS_HEADER 4
 #define PEER_HELLO_PAD 40
 #define PEER_WINDOW 64
@@ -152,6 +182,7 @@ enum peer_conn_state {
 
 struct peer_conn {
     int fd;
+    uint64_t id; /* its epoll data: an event for a connection since closed finds none */
     char addr[GOSSIP_ADDR_MAX + 1];  /* the other end */
     char local[GOSSIP_ADDR_MAX + 1]; /* this end */
     uint8_t *rbuf, *wbuf;
@@ -169,17 +200,25 @@ struct peer_recent {
     uint64_t id, made_ms;
 };
 
+/* RESETs sent to one address this second. */
+struct peer_reset_count {
+    char addr[GOSSIP_ADDR_MAX + 1];
+    uint64_t second;
+    uint32_t sent;
+};
+
 struct peer_net {
     int ep, udp, lsn;
     struct sockaddr_storage local; /* bind address, port 0: outgoing connections */
     socklen_t local_len;
     char self[GOSSIP_ADDR_MAX + 1]; /* bind:cluster-port */
-    uint8_t secret[PEER_SECRET_MAX];
-    size_t secret_len;
+    uint8_t key[PEER_KEY_LEN]; /* derived from the secret (peer_derive()) */
     bool mac;
+    bool is_wildcard; /* bound to 0.0.0.0 or ::: a cluster of one, deaf to peers */
     uint8_t cookie_key[PEER_KEY_LEN];
     struct peer_conn *conns[PEER_CONNS_MAX];
     uint32_t n_conns;
+    uint64_t next_conn_id;
     uint8_t *dgram;   /* receive buffer */
     uint8_t *scratch; /* a frame being sealed */
     size_t scratch_cap;
@@ -187,7 +226,7 @@ struct peer_net {
     struct peer_hs *hs;     /* PEER_HS_MAX */
     struct peer_recent *recent; /* PEER_RECENT, a ring */
     uint32_t recent_next;
-    uint64_t reset_second, resets_in_second;
+    struct peer_reset_count resets[PEER_RESET_ADDRS];
     uint64_t warned_ms; /* last refused handshake logged */
     struct peer_stats stats;
 };
@@ -312,7 +351,7 @@ static void peer_keyed(const struct peer_net *p, const char *label, const uint8_
                        const uint8_t *nonce_b, const char *ai, const char *ar,
                        uint8_t out[EVP_MAX_MD_SIZE])
 {
-    peer_transcript(p->secret, p->secret_len, label, nonce_a, PEER_NONCE_LEN, nonce_b,
+    peer_transcript(p->key, sizeof p->key, label, nonce_a, PEER_NONCE_LEN, nonce_b,
                     PEER_NONCE_LEN, ai, ar, out);
 }
 
@@ -331,7 +370,7 @@ static void peer_reset_tag(const struct peer_net *p, uint64_t id, const char *se
 {
     uint8_t b[8];
     put64(b, id);
-    peer_transcript(p->secret, p->secret_len, "reset", b, sizeof b, NULL, 0, sender, receiver,
+    peer_transcript(p->key, sizeof p->key, "reset", b, sizeof b, NULL, 0, sender, receiver,
                     out);
 }
 
@@ -590,7 +629,7 @@ static void peer_watch(struct peer_net *p, struct peer_conn *c)
     uint32_t ev = EPOLLIN | (c->wlen > c->woff ? EPOLLOUT : 0);
     if (ev == c->events)
         return;
-    struct epoll_event e = {.events = ev, .data.ptr = c};
+    struct epoll_event e = {.events = ev, .data.u64 = c->id};
     if (epoll_ctl(p->ep, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &e) == 0)
         c->events = ev;
 }
@@ -607,6 +646,7 @@ static void peer_close(struct peer_net *p, struct peer_conn *c)
         p->stats.queue_drops += peer_queue_count(&c->pend);
     }
     close(c->fd);
+    p->stats.read_buffered -= c->rcap;
     free(c->rbuf);
     free(c->wbuf);
     peer_queue_free(&c->pend);
@@ -626,6 +666,7 @@ static struct peer_conn *peer_adopt(struct peer_net *p, int fd, const char *addr
         return NULL;
     }
     c->fd = fd;
+    c->id = ++p->next_conn_id;
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     peer_format(&ss, c->local, sizeof c->local);
     c->state = state;
@@ -690,6 +731,19 @@ static bool peer_append(struct peer_net *p, struct peer_conn *c, const uint8_t *
 static void peer_send_hello(struct peer_net *p, struct peer_conn *c, const char *addr,
                             const uint8_t *nonce_a);
 
+/* A fresh nonce_a; false (counted) when the RNG fails: no handshake then. */
+static bool peer_nonce(struct peer_net *p, uint8_t nonce[PEER_NONCE_LEN])
+{
+    if (RAND_bytes(nonce, PEER_NONCE_LEN) == 1)
+        return true;
+    uint64_t n = ++p->stats.rand_failures;
+    if ((n & (n - 1)) == 0) /* the 1st, 2nd, 4th, 8th... */
+        log_warn("cluster: no random bytes for a handshake's nonce (OpenSSL RAND_bytes "
+                 "failed, %llu times so far); the handshake is not started",
+                 (unsigned long long)n);
+    return false;
+}
+
 static struct peer_conn *peer_connect(struct peer_net *p, const char *addr, uint64_t now)
 {
     struct sockaddr_storage ss;
@@ -710,8 +764,11 @@ static struct peer_conn *peer_connect(struct peer_net *p, const char *addr, uint
     struct peer_conn *c = peer_adopt(p, fd, canon, p->mac ? PEER_C_HELLO_SENT : PEER_C_PLAIN,
                                      now);
     if (c && p->mac) {
-        RAND_bytes(c->nonce_a, sizeof c->nonce_a);
         p->stats.handshakes_started++;
+        if (!peer_nonce(p, c->nonce_a)) {
+            peer_close(p, c); /* counted as a handshake failed */
+            return NULL;
+        }
         peer_send_hello(p, c, NULL, c->nonce_a);
     }
     return c;
@@ -821,9 +878,12 @@ static struct peer_hs *peer_hs_get(struct peer_net *p, const char *addr, uint64_
     struct peer_hs *hs = peer_hs_find(p, addr);
     for (uint32_t i = 0; i < PEER_HS_MAX && !hs; i++)
         if (!p->hs[i].addr[0]) {
+            if (!peer_nonce(p, p->hs[i].nonce_a)) {
+                p->stats.handshakes_failed++;
+                return NULL;
+            }
             hs = &p->hs[i];
             snprintf(hs->addr, sizeof hs->addr, "%s", addr);
-            RAND_bytes(hs->nonce_a, sizeof hs->nonce_a);
             hs->tries = 1;
             hs->retry_ms = now + PEER_HS_RETRY_MS;
             p->stats.handshakes_started++;
@@ -905,13 +965,46 @@ static void peer_send_hello(struct peer_net *p, struct peer_conn *c, const char 
     peer_hs_out(p, c, addr, m, peer_hs_encode(m, PEER_HELLO, nonce_a, NULL, 0, NULL));
 }
 
-static void peer_send_reset(struct peer_net *p, const char *to, uint64_t id, uint64_t now)
+/* True when addr is the cluster address of a member of t (as peer_format()
+ * writes addresses: member.c's come from peer_resolve() and the bind). */
+static bool peer_is_member(const struct member_table *t, const char *addr)
 {
-    if (now / 1000 != p->reset_second) {
-        p->reset_second = now / 1000;
-        p->resets_in_second = 0;
+    for (uint32_t i = 1; i < member_count(t); i++)
+        if (strcmp(member_at(t, i)->info.cluster_addr, addr) == 0)
+            return true;
+    return false;
+}
+
+/* True when a RESET may go to addr now: fewer than PEER_RESETS_PER_S went
+ * there this second (counted). Another address's flood cannot use its share. */
+static bool peer_reset_allowed(struct peer_net *p, const char *addr, uint64_t now)
+{
+    uint64_t second = now / 1000 + 1; /* 0: a free slot */
+    struct peer_reset_count *slot = NULL;
+    for (uint32_t i = 0; i < PEER_RESET_ADDRS; i++) {
+        struct peer_reset_count *r = &p->resets[i];
+        if (r->second && strcmp(r->addr, addr) == 0) {
+            slot = r;
+            break;
+        }
+        if (!slot || r->second < slot->second)
+            slot = r; /* the stalest, if addr has none */
     }
-    if (p->resets_in_second++ >= PEER_RESETS_PER_S)
+    if (slot->second != second || strcmp(slot->addr, addr) != 0) {
+        snprintf(slot->addr, sizeof slot->addr, "%s", addr);
+        slot->second = second;
+        slot->sent = 0;
+    }
+    return slot->sent++ < PEER_RESETS_PER_S;
+}
+
+/* Answers a datagram on a session we do not hold, when it came from a
+ * member's cluster address (a RESET elsewhere helps nobody and gives an
+ * attacker tags to test guesses of the secret against) within its rate. */
+static void peer_send_reset(struct peer_net *p, const struct member_table *t, const char *to,
+                            uint64_t id, uint64_t now)
+{
+    if (!peer_is_member(t, to) || !peer_reset_allowed(p, to, now))
         return;
     uint8_t m[PEER_HS_HEADER + 8 + PEER_TAG_LEN], tag[EVP_MAX_MD_SIZE];
     size_t body = peer_hs_body_len(PEER_RESET);
@@ -1113,7 +1206,7 @@ void peer_flush(struct peer_net *p, struct member_table *t, uint64_t now_ms)
         char to[GOSSIP_ADDR_MAX + 1];
         bool sealable =
             o->len >= GOSSIP_HEADER_LEN + GOSSIP_MAC_LEN && (o->bytes[2] & GOSSIP_F_MAC);
-        if (!peer_canon(o->to_addr, to, sizeof to) || (p->mac && !sealable))
+        if (p->is_wildcard || !peer_canon(o->to_addr, to, sizeof to) || (p->mac && !sealable))
             p->stats.send_failures++;
         else if (o->stream)
             peer_send_stream(p, to, o->bytes, o->len, now_ms);
@@ -1125,8 +1218,8 @@ void peer_flush(struct peer_net *p, struct member_table *t, uint64_t now_ms)
 
 /* True when msg, from `from` (on c, or a datagram), may go to the member
  * table (see the top of the file). */
-static bool peer_accept(struct peer_net *p, struct peer_conn *c, const char *from,
-                        const struct gossip_msg *msg, uint64_t now)
+static bool peer_accept(struct peer_net *p, const struct member_table *t, struct peer_conn *c,
+                        const char *from, const struct gossip_msg *msg, uint64_t now)
 {
     if (!p->mac || !msg->mac) {
         if (p->mac || msg->mac)
@@ -1142,7 +1235,7 @@ static bool peer_accept(struct peer_net *p, struct peer_conn *c, const char *fro
     if (!s) {
         p->stats.refused_frames++;
         if (!c)
-            peer_send_reset(p, from, id, now);
+            peer_send_reset(p, t, from, id, now);
         return false;
     }
     return peer_unseal(p, s, msg, now);
@@ -1153,7 +1246,7 @@ static bool peer_accept(struct peer_net *p, struct peer_conn *c, const char *fro
 static bool peer_deliver(struct peer_net *p, struct member_table *t, uint64_t now,
                          struct peer_conn *c, const char *from, struct gossip_msg *msg)
 {
-    if (!peer_accept(p, c, from, msg, now))
+    if (!peer_accept(p, t, c, from, msg, now))
         return false;
     if (c)
         msg->flags |= GOSSIP_F_STREAM;
@@ -1162,9 +1255,11 @@ static bool peer_deliver(struct peer_net *p, struct member_table *t, uint64_t no
     return true;
 }
 
+/* Reads at most PEER_DGRAMS_PER_RUN datagrams (the socket stays readable
+ * for the next turn if more wait). */
 static void peer_recv_udp(struct peer_net *p, struct member_table *t, uint64_t now)
 {
-    for (;;) {
+    for (uint32_t got = 0; got < PEER_DGRAMS_PER_RUN;) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         ssize_t n = recvfrom(p->udp, p->dgram, PEER_DGRAM_MAX, MSG_DONTWAIT,
@@ -1173,7 +1268,12 @@ static void peer_recv_udp(struct peer_net *p, struct member_table *t, uint64_t n
             continue;
         if (n < 0)
             return;
+        got++;
         p->stats.datagrams_in++;
+        if (p->is_wildcard) {
+            p->stats.refused_frames++;
+            continue;
+        }
         char from[GOSSIP_ADDR_MAX + 1];
         peer_format(&ss, from, sizeof from);
         size_t used;
@@ -1233,10 +1333,35 @@ static void peer_accept_conns(struct peer_net *p, uint64_t now)
         char from[GOSSIP_ADDR_MAX + 1];
         peer_format(&ss, from, sizeof from);
         p->stats.connections_in++;
+        if (p->is_wildcard) {
+            close(fd);
+            continue;
+        }
         if (p->mac)
             peer_trim_half_open(p);
         peer_adopt(p, fd, from, p->mac ? PEER_C_WAIT_HELLO : PEER_C_PLAIN, now);
     }
+}
+
+static bool peer_is_open(const struct peer_conn *c)
+{
+    return c->state == PEER_C_PLAIN || c->state == PEER_C_OPEN;
+}
+
+/* Checks what starts at b (len > 0 bytes, perhaps not all of it) before it
+ * is waited for: a connection in its handshake takes only handshake
+ * messages; a frame's header must carry a MAC exactly when we have a secret
+ * (the body's length gossip_decode() checks). False (counted) when not. */
+static bool peer_stream_head_ok(struct peer_net *p, const struct peer_conn *c,
+                                const uint8_t *b, size_t len)
+{
+    if (b[0] == PEER_HS_MAGIC)
+        return true;
+    if (!peer_is_open(c) || (len >= 3 && p->mac != !!(b[2] & GOSSIP_F_MAC))) {
+        p->stats.refused_frames++;
+        return false;
+    }
+    return true;
 }
 
 /* Handles the whole messages and frames at the head of c's buffer: *off
@@ -1247,6 +1372,8 @@ static bool peer_parse_stream(struct peer_net *p, struct member_table *t, struct
     while (*off < c->rlen && !c->broken) {
         const uint8_t *b = c->rbuf + *off;
         size_t len = c->rlen - *off, used;
+        if (!peer_stream_head_ok(p, c, b, len))
+            return false;
         if (b[0] == PEER_HS_MAGIC) {
             struct peer_hs_msg m;
             enum gossip_status st = p->mac ? peer_hs_decode(b, len, &m, &used) : GOSSIP_BAD;
@@ -1281,41 +1408,75 @@ static bool peer_parse_stream(struct peer_net *p, struct member_table *t, struct
     return true;
 }
 
-/* Reads c and handles what it got; false when c was closed. */
+/* How many bytes c may read now (its buffer grown for them): a connection
+ * in its handshake one message at most, an open one a whole frame, all
+ * connections together PEER_RBUF_TOTAL_MAX. 0 when c may take no more (it
+ * is to be closed; counted). */
+static size_t peer_rbuf_room(struct peer_net *p, struct peer_conn *c)
+{
+    size_t limit = peer_is_open(c) ? PEER_RBUF_MAX : PEER_HS_MSG_MAX;
+    if (c->rlen < limit && c->rcap - c->rlen < 4096 && c->rcap < limit) {
+        size_t cap = c->rcap ? c->rcap * 2 : 65536;
+        cap = cap < limit ? cap : limit;
+        uint8_t *r = p->stats.read_buffered - c->rcap + cap <= PEER_RBUF_TOTAL_MAX
+                         ? realloc(c->rbuf, cap)
+                         : NULL;
+        if (r) {
+            p->stats.read_buffered += cap - c->rcap;
+            c->rbuf = r;
+            c->rcap = cap;
+        }
+    }
+    size_t end = c->rcap < limit ? c->rcap : limit;
+    if (c->rlen >= end)
+        p->stats.read_overflows++;
+    return c->rlen < end ? end - c->rlen : 0;
+}
+
+/* Handles what c's buffer holds and keeps the rest; false when c was closed. */
+static bool peer_consume(struct peer_net *p, struct member_table *t, struct peer_conn *c,
+                         uint64_t now)
+{
+    size_t off = 0;
+    if (!peer_parse_stream(p, t, c, &off, now)) {
+        peer_close(p, c);
+        return false;
+    }
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    return true;
+}
+
+/* Reads c and handles what it got, a read at a time (so that a connection
+ * in its handshake never holds more than a handshake message); false when
+ * c was closed. */
 static bool peer_read(struct peer_net *p, struct member_table *t, struct peer_conn *c,
                       uint64_t now)
 {
     for (;;) {
-        if (c->rcap - c->rlen < 4096) {
-            size_t cap = c->rcap ? c->rcap * 2 : 65536;
-            uint8_t *r = cap <= 2 * (size_t)PEER_FRAME_MAX ? realloc(c->rbuf, cap) : NULL;
-            if (!r) {
-                peer_close(p, c);
-                return false;
-            }
-            c->rbuf = r;
-            c->rcap = cap;
+        size_t room = peer_rbuf_room(p, c);
+        if (!room) {
+            peer_close(p, c);
+            return false;
         }
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, room, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
+            return true;
         if (n <= 0) {
             peer_close(p, c);
             return false;
         }
         c->rlen += (size_t)n;
         c->last_ms = now;
+        if (!peer_consume(p, t, c, now))
+            return false;
+        if (c->broken)
+            return true; /* a write failed: closed by peer_run()'s sweep */
     }
-    size_t off = 0;
-    if (!peer_parse_stream(p, t, c, &off, now)) {
-        peer_close(p, c);
-        return false;
-    }
-    memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-    c->rlen -= off;
-    return true;
 }
 
 /* Forgets sessions silent for PEER_SESSION_IDLE_MS. */
@@ -1331,20 +1492,25 @@ void peer_run(struct peer_net *p, struct member_table *t, uint64_t now_ms)
     struct epoll_event ev[64];
     int n = epoll_wait(p->ep, ev, 64, 0);
     for (int i = 0; i < n; i++) {
-        void *tag = ev[i].data.ptr;
-        if (tag == &p->udp) {
+        uint64_t tag = ev[i].data.u64;
+        if (tag == PEER_TAG_UDP) {
             peer_recv_udp(p, t, now_ms);
             continue;
         }
-        if (tag == &p->lsn) {
+        if (tag == PEER_TAG_LSN) {
             peer_accept_conns(p, now_ms);
             continue;
         }
-        struct peer_conn *c = tag;
-        bool open = false; /* c may have been closed by an earlier event */
-        for (uint32_t k = 0; k < p->n_conns && !open; k++)
-            open = p->conns[k] == c;
-        if (!open || c->broken)
+        /* by id: the connection may have been closed by an earlier event,
+         * and a new one made at the same address or on the same fd */
+        struct peer_conn *c = NULL;
+        for (uint32_t k = 0; k < p->n_conns && !c; k++)
+            c = p->conns[k]->id == tag ? p->conns[k] : NULL;
+        if (!c) {
+            p->stats.stale_events++;
+            continue;
+        }
+        if (c->broken)
             continue;
         if ((ev[i].events & (EPOLLERR | EPOLLHUP)) && !(ev[i].events & EPOLLIN)) {
             peer_close(p, c);
@@ -1357,8 +1523,7 @@ void peer_run(struct peer_net *p, struct member_table *t, uint64_t now_ms)
     }
     for (uint32_t k = 0; k < p->n_conns;) {
         struct peer_conn *c = p->conns[k];
-        bool stuck = c->state != PEER_C_PLAIN && c->state != PEER_C_OPEN &&
-                     now_ms - c->created_ms > PEER_COOKIE_MS;
+        bool stuck = !peer_is_open(c) && now_ms - c->created_ms > PEER_COOKIE_MS;
         if (c->broken || stuck || (now_ms - c->last_ms > PEER_IDLE_MS && c->woff == c->wlen))
             peer_close(p, c); /* the last one moved to k */
         else
@@ -1373,7 +1538,7 @@ void peer_run(struct peer_net *p, struct member_table *t, uint64_t now_ms)
 /* ---- life cycle ---- */
 
 static int peer_socket(struct peer_net *p, int type, const struct sockaddr_storage *ss,
-                       socklen_t len, void *tag)
+                       socklen_t len, uint64_t tag)
 {
     int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -1386,13 +1551,41 @@ static int peer_socket(struct peer_net *p, int type, const struct sockaddr_stora
         close(fd);
         return rc;
     }
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = tag};
+    struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag};
     if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &e) != 0) {
         int rc = -errno;
         close(fd);
         return rc;
     }
     return fd;
+}
+
+/* The key every keyed hash uses: PBKDF2-HMAC-SHA256 of the secret, so that
+ * each guess of a secret tested against a tag seen on the wire costs
+ * PEER_KDF_ITERATIONS hashes. 0 or -EIO. */
+static int peer_derive(const char *secret, size_t len, uint8_t key[PEER_KEY_LEN])
+{
+    return PKCS5_PBKDF2_HMAC(secret, (int)len, (const unsigned char *)PEER_KDF_SALT,
+                             (int)strlen(PEER_KDF_SALT), PEER_KDF_ITERATIONS, EVP_sha256(),
+                             PEER_KEY_LEN, key) == 1
+               ? 0
+               : -EIO;
+}
+
+static bool peer_is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+bool peer_bind_is_wildcard(const char *host)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char addr[300];
+    snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:1" : "%s:1", host);
+    return peer_parse(addr, false, &ss, &len) == 0 && peer_is_wildcard(&ss);
 }
 
 int peer_create(const char *host, int port, const char *secret, struct peer_net **out)
@@ -1412,6 +1605,7 @@ int peer_create(const char *host, int port, const char *secret, struct peer_net 
     if (!p)
         return -ENOMEM;
     p->udp = p->lsn = -1;
+    p->next_conn_id = PEER_TAG_LSN;
     p->ep = epoll_create1(EPOLL_CLOEXEC);
     p->dgram = malloc(PEER_DGRAM_MAX);
     p->sess = calloc(PEER_SESSIONS_MAX, sizeof *p->sess);
@@ -1420,9 +1614,11 @@ int peer_create(const char *host, int port, const char *secret, struct peer_net 
     int rc = p->ep < 0 ? -errno : !p->dgram || !p->sess || !p->hs || !p->recent ? -ENOMEM : 0;
     if (rc == 0 && RAND_bytes(p->cookie_key, sizeof p->cookie_key) != 1)
         rc = -EIO;
-    if (rc == 0 && (p->udp = peer_socket(p, SOCK_DGRAM, &ss, len, &p->udp)) < 0)
+    if (rc == 0 && slen && peer_derive(secret, slen, p->key) != 0)
+        rc = -EIO;
+    if (rc == 0 && (p->udp = peer_socket(p, SOCK_DGRAM, &ss, len, PEER_TAG_UDP)) < 0)
         rc = p->udp;
-    if (rc == 0 && (p->lsn = peer_socket(p, SOCK_STREAM, &ss, len, &p->lsn)) < 0)
+    if (rc == 0 && (p->lsn = peer_socket(p, SOCK_STREAM, &ss, len, PEER_TAG_LSN)) < 0)
         rc = p->lsn;
     if (rc != 0) {
         log_error("cluster: cannot listen on %s (cluster-port, UDP and TCP): %s", addr,
@@ -1437,9 +1633,13 @@ int peer_create(const char *host, int port, const char *secret, struct peer_net 
         ((struct sockaddr_in6 *)&p->local)->sin6_port = 0;
     else
         ((struct sockaddr_in *)&p->local)->sin_port = 0;
-    memcpy(p->secret, secret ? secret : "", slen);
-    p->secret_len = slen;
     p->mac = slen > 0;
+    p->is_wildcard = peer_is_wildcard(&ss);
+    if (p->is_wildcard)
+        log_warn("cluster: bind %s is a wildcard address, which peers cannot reach as ours: "
+                 "this node is a cluster of one and its cluster-port takes no peers (bind a "
+                 "specific address to form a cluster)",
+                 host);
     *out = p;
     return 0;
 }
@@ -1456,7 +1656,7 @@ void peer_destroy(struct peer_net *p)
         close(p->lsn);
     if (p->ep >= 0)
         close(p->ep);
-    OPENSSL_cleanse(p->secret, sizeof p->secret);
+    OPENSSL_cleanse(p->key, sizeof p->key);
     OPENSSL_cleanse(p->cookie_key, sizeof p->cookie_key);
     for (uint32_t i = 0; p->hs && i < PEER_HS_MAX; i++)
         peer_queue_free(&p->hs[i].q);

@@ -17,6 +17,7 @@
 #ifndef RINGKV_ADMIN_PEER_H
 #define RINGKV_ADMIN_PEER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "member.h"
@@ -46,14 +47,28 @@ struct peer_stats {
     uint64_t resets_out, resets_in; /* "unknown session" answers sent, and taken */
     uint64_t sessions;           /* datagram sessions held now */
     uint64_t handshakes_pending; /* datagram handshakes of ours in flight now */
+    uint64_t rand_failures;      /* no random nonce (RAND_bytes failed): handshakes not
+                                    started (also in handshakes_failed) */
+    uint64_t read_buffered;      /* bytes of connections' receive buffers now */
+    uint64_t read_overflows;     /* connections closed for buffering too much: more than
+                                    a handshake message before the handshake, a frame
+                                    after it, or all together past a process-wide cap */
+    uint64_t stale_events;       /* events for a connection closed in the same batch */
 };
 
 /* Binds UDP and TCP on host:port (host numeric, as the bind setting).
  * secret: the cluster secret ("" or NULL: frames are neither signed nor
- * checked). The frames of the member table must then be made with
+ * checked); the keys are derived from it by a deliberately slow KDF (about
+ * 0.1 s of CPU here, once). The frames of the member table must then be made with
  * member_config.mac set exactly when a secret is given. */
 int peer_create(const char *host, int port, const char *secret, struct peer_net **out);
 void peer_destroy(struct peer_net *p);
+
+/* Whether host (numeric, as the bind setting) is 0.0.0.0 or ::. A node bound
+ * there has no address its peers can reach it at: peer_create() then makes a
+ * transport that drops whatever peers send (and the caller should refuse
+ * seeds). */
+bool peer_bind_is_wildcard(const char *host);
 
 /* The fd to poll for input (POLLIN): the transport's epoll fd. */
 int peer_fd(const struct peer_net *p);

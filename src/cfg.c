@@ -17,7 +17,8 @@
 #include "keyhash.h"
 #include "seg.h" /* the log's record limits bound the size settings */
 
-enum cfg_type { CFG_INT, CFG_SIZE, CFG_BOOL, CFG_STRING, CFG_ENUM };
+/* CFG_SECRET: a string that cfg_get() shows as CFG_HIDDEN when set. */
+enum cfg_type { CFG_INT, CFG_SIZE, CFG_BOOL, CFG_STRING, CFG_SECRET, CFG_ENUM };
 
 struct cfg_setting {
     const char *name;
@@ -103,12 +104,14 @@ static const struct cfg_setting cfg_settings[] = {
     {"auto-join", CFG_BOOL, F(auto_join), "yes", 0, 1, NULL,
      "With seeds: join at start and be admitted at once (no: introduce itself to the seeds "
      "and get no partitions until an operator adds it with POST /v1/nodes)."},
-    {"cluster-secret", CFG_STRING, F(cluster_secret), "", 0, 0, NULL,
+    {"cluster-secret", CFG_SECRET, F(cluster_secret), "", 0, 0, NULL,
      "Shared secret of the cluster: two peers first prove to each other that they know it "
      "(a challenge-response handshake with HMAC-SHA256; the secret never travels), then "
      "every frame carries a MAC under their session's key and a sequence number, and "
-     "frames without a valid one, or replayed, are dropped. Empty: peers are not "
-     "authenticated."},
+     "frames without a valid one, or replayed, are dropped. Keys come from the secret "
+     "through PBKDF2, yet a tag seen on the wire lets anyone test guesses offline: use a "
+     "high-entropy secret (`openssl rand -hex 32`). CONFIG GET shows it as " CFG_HIDDEN ". "
+     "Empty: peers are not authenticated."},
     {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
      "This node's relative capacity: the partition ring gives it partitions in proportion."},
     {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,
@@ -178,6 +181,7 @@ static int cfg_set_text(struct cfg *c, const struct cfg_setting *s, const char *
     char *end;
     switch (s->type) {
     case CFG_STRING:
+    case CFG_SECRET:
         if (strlen(text) >= s->size) {
             snprintf(err, err_len, "%s: value too long", s->name);
             return -EINVAL;
@@ -235,6 +239,7 @@ static void cfg_format(const struct cfg *c, const struct cfg_setting *s, char *o
     const void *field = (const char *)c + s->offset;
     switch (s->type) {
     case CFG_STRING:
+    case CFG_SECRET:
         snprintf(out, n, "%s", (const char *)field);
         break;
     case CFG_BOOL:
@@ -409,7 +414,7 @@ size_t cfg_get(const struct cfg *c, const char *pattern,
         if (!glob_match(pattern, strlen(pattern), name, strlen(name)))
             continue;
         cfg_format(c, &cfg_settings[i], value, sizeof value);
-        emit(name, value, arg);
+        emit(name, cfg_settings[i].type == CFG_SECRET && value[0] ? CFG_HIDDEN : value, arg);
         n++;
     }
     return n;

@@ -78,8 +78,13 @@ struct cfg {
  * returns 0 after printing --help or --version. */
 int cfg_load(struct cfg *c, int argc, char **argv, bool *exit_now, char *err, size_t err_len);
 
+/* What cfg_get() gives for a secret setting that is set (cluster-secret):
+ * the secret never leaves the process; empty still reads as unset. */
+#define CFG_HIDDEN "(hidden)"
+
 /* Calls emit(name, value) for every setting whose name matches the glob
- * pattern, lower case (CONFIG GET). Returns how many matched. */
+ * pattern, lower case (CONFIG GET); a secret that is set as CFG_HIDDEN.
+ * Returns how many matched. */
 size_t cfg_get(const struct cfg *c, const char *pattern,
                void (*emit)(const char *name, const char *value, void *arg), void *arg);
 

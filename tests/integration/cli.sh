@@ -16,6 +16,11 @@ check "an unknown flag exits 2 with a reason" \
 check "a bad value names the setting" '"$bin" --port 99999 2>&1 | grep -q "port"'
 check "a value size past what a data log record holds is refused at start-up" \
     'timeout 10 "$bin" --proto-max-bulk-len 2gb 2>&1 | grep -q "proto-max-bulk-len.*data log record"'
+{ read -r wport; read -r wcport; } < <(itest_free_ports 2)
+check "a wildcard bind with seeds is refused at start-up, in one line" \
+    'out=$(timeout 10 "$bin" --bind 0.0.0.0 --seeds 127.0.0.2:17000 --port "$wport" \
+         --cluster-port "$wcport" --admin-port 0 --memcache-port 0 --threads 1 \
+         --dir "$(mktemp -d)" 2>&1); [ $? -eq 1 ] && printf "%s\n" "$out" | grep -q "wildcard address"'
 check "the README lists every setting as the binary documents it" \
     'rows=$("$bin" --settings-markdown) && [ "$(printf "%s\n" "$rows" | wc -l)" -ge 20 ] &&
      printf "%s\n" "$rows" | while IFS= read -r line; do grep -qF -- "$line" "$here/../../README.md" || exit 1; done'

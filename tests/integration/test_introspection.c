@@ -506,6 +506,40 @@ static void test_introspection_client_reply_behind_a_pending_request(void **stat
     harness_raw_close(r);
 }
 
+/* Issue 10 review: CONFIG GET gave any client the cluster-secret. It reads
+ * "(hidden)" now, by name and by pattern; the secret is nowhere in CONFIG
+ * GET * or INFO. */
+static void test_introspection_config_get_hides_cluster_secret(void **state)
+{
+    (void)state;
+    harness_skip_unless_ringkv();
+    static const char secret[] = "d5a1c0ffee-cluster-secret";
+    static const char *const args[] = {"--cluster-secret", secret, NULL};
+    struct harness_opts o = {.args = args};
+    struct harness_server s;
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    redisReply *r = harness_cmd(c, "CONFIG GET cluster-secret");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[1]->str, "(hidden)");
+    freeReplyObject(r);
+    r = harness_cmd(c, "CONFIG GET *");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    bool listed = false;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        assert_null(strstr(r->element[i + 1]->str, secret));
+        listed |= strcmp(r->element[i]->str, "cluster-secret") == 0;
+    }
+    assert_true(listed);
+    freeReplyObject(r);
+    char *info = info_text(c, "everything");
+    assert_null(strstr(info, secret));
+    free(info);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 /* A setting matched by several patterns is listed once. */
 static void test_introspection_config_get_each_once(void **state)
 {
@@ -683,6 +717,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_introspection_client_reply_behind_a_pending_request,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_config_get_each_once, setup, teardown),
+        cmocka_unit_test(test_introspection_config_get_hides_cluster_secret),
         cmocka_unit_test_setup_teardown(test_introspection_command_list_filterby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_getkeysandflags, setup,
                                         teardown),

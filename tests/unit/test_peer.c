@@ -12,11 +12,19 @@
  *   an older number within the window still passes;
  * - a node destroyed and created again on the same address answers probes
  *   again within 5 s (RESET, then a new session; the time is printed);
+ * - RESETs go only to members' addresses, within a rate per address;
  * - thousands of HELLOs and forged PROOFs make no state; a handshake nobody
  *   answers is given up (its frames dropped and counted); connections that
- *   never finish their handshake are capped. */
+ *   never finish their handshake are capped;
+ * - issue 10's review: a connection in its handshake that announces a
+ *   16 MiB frame is closed at once, buffering nothing; a frame header with
+ *   the wrong MAC flag too; read buffers have a process-wide cap; no random
+ *   nonce, no handshake (RAND_bytes wrapped at link time); 64 datagrams per
+ *   peer_run(); an event for a connection closed in the same batch is
+ *   skipped; a node bound to 0.0.0.0 takes no peers. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -38,6 +46,16 @@
 #include "peer.h"
 
 #define SECRET "the cluster secret"
+#define HS_MSG_MAX 76 /* a PROOF, the largest handshake message */
+
+/* RAND_bytes fails while rand_fails is set (linked with --wrap=RAND_bytes). */
+static bool rand_fails;
+int __real_RAND_bytes(unsigned char *buf, int num);
+int __wrap_RAND_bytes(unsigned char *buf, int num);
+int __wrap_RAND_bytes(unsigned char *buf, int num)
+{
+    return rand_fails ? 0 : __real_RAND_bytes(buf, num);
+}
 #define NODES_MAX 4
 
 struct node {
@@ -112,13 +130,14 @@ static bool pump(struct node **nodes, int count, bool (*done)(void *), void *arg
     return true;
 }
 
-/* Makes a know b (a push-pull answer from b, handed over directly). */
-static void teach(struct node *a, const struct node *b)
+/* Makes a know the member info (a push-pull answer from it, handed over
+ * directly). */
+static void teach_info(struct node *a, const struct gossip_info *info)
 {
     struct gossip_writer w;
     gossip_writer_init(&w);
-    gossip_begin(&w, GOSSIP_PUSH_PULL, GOSSIP_F_REPLY, 0, b->info.id, NULL, NULL);
-    struct gossip_update u = {.kind = GOSSIP_NODE, .incarnation = 1, .info = b->info,
+    gossip_begin(&w, GOSSIP_PUSH_PULL, GOSSIP_F_REPLY, 0, info->id, NULL, NULL);
+    struct gossip_update u = {.kind = GOSSIP_NODE, .incarnation = 1, .info = *info,
                               .state = MEMBER_UP};
     gossip_add_update(&w, &u);
     gossip_end(&w);
@@ -126,11 +145,16 @@ static void teach(struct node *a, const struct node *b)
     size_t used;
     const char *err;
     assert_int_equal(gossip_decode(w.data, w.len, &msg, &used, &err), GOSSIP_OK);
-    member_on_message(a->members, now_ms(), b->info.cluster_addr, &msg);
+    member_on_message(a->members, now_ms(), info->cluster_addr, &msg);
     member_outbox_clear(a->members);
     member_events_clear(a->members);
     gossip_writer_fini(&w);
-    assert_non_null(member_find(a->members, b->info.id));
+    assert_non_null(member_find(a->members, info->id));
+}
+
+static void teach(struct node *a, const struct node *b)
+{
+    teach_info(a, &b->info);
 }
 
 static const struct peer_stats *stats(const struct node *n)
@@ -265,13 +289,20 @@ static void raw_open(struct raw *r, const char *ip)
     snprintf(r->addr, sizeof r->addr, "%s:%d", ip, ntohs(sa.sin_port));
 }
 
+/* n's cluster address. */
+static struct sockaddr_in node_sockaddr(const struct node *n)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->port)};
+    char ip[32];
+    snprintf(ip, sizeof ip, "%.*s", (int)(strchr(n->info.cluster_addr, ':') -
+                                          n->info.cluster_addr), n->info.cluster_addr);
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    return sa;
+}
+
 static void raw_send(const struct raw *r, const struct node *to, const uint8_t *b, size_t len)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)to->port)};
-    char ip[32];
-    snprintf(ip, sizeof ip, "%.*s", (int)(strchr(to->info.cluster_addr, ':') -
-                                          to->info.cluster_addr), to->info.cluster_addr);
-    inet_pton(AF_INET, ip, &sa.sin_addr);
+    struct sockaddr_in sa = node_sockaddr(to);
     assert_int_equal(sendto(r->fd, b, len, 0, (struct sockaddr *)&sa, sizeof sa), (ssize_t)len);
 }
 
@@ -322,10 +353,21 @@ static void hs_header(uint8_t *m, enum peer_hs_kind kind, size_t body)
     m[3] = 0;
 }
 
+/* The key peer.c's keyed hashes use: PBKDF2-HMAC-SHA256 of the secret, as
+ * its top comment says. */
+static void derive(const char *secret, uint8_t key[32])
+{
+    static const char salt[] = "ringkv cluster-secret v1";
+    assert_int_equal(PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), (const uint8_t *)salt,
+                                       (int)strlen(salt), 200000, EVP_sha256(), 32, key),
+                     1);
+}
+
 /* HELLO, CHALLENGE, PROOF, ACCEPT between r (as I) and n (as R). */
 static void raw_handshake(struct raw *r, struct node *n, const char *secret)
 {
-    uint8_t m[128], in[256], na[16], proof[64];
+    uint8_t m[128], in[256], na[16], proof[64], key[32];
+    derive(secret, key);
     ssize_t len;
     struct peer_hs_msg hm;
     size_t used;
@@ -346,7 +388,7 @@ static void raw_handshake(struct raw *r, struct node *n, const char *secret)
     memcpy(m + 4, na, 16);
     memcpy(m + 20, nb, 16);
     memcpy(m + 36, in + 36, 8); /* the time, echoed */
-    transcript(secret, strlen(secret), "initiator", na, nb, r->addr, n->info.cluster_addr, proof);
+    transcript(key, sizeof key, "initiator", na, nb, r->addr, n->info.cluster_addr, proof);
     memcpy(m + 44, proof, 32);
     raw_send(r, n, m, 76);
     bool answered = raw_answer(r, n, in, sizeof in, &len);
@@ -357,13 +399,13 @@ static void raw_handshake(struct raw *r, struct node *n, const char *secret)
     assert_true(answered);
     assert_int_equal(peer_hs_decode(in, (size_t)len, &hm, &used), GOSSIP_OK);
     assert_int_equal(hm.kind, PEER_ACCEPT);
-    transcript(secret, strlen(secret), "responder", na, nb, r->addr, n->info.cluster_addr, proof);
+    transcript(key, sizeof key, "responder", na, nb, r->addr, n->info.cluster_addr, proof);
     assert_memory_equal(hm.proof, proof, 32);
-    transcript(secret, strlen(secret), "key i>r", na, nb, r->addr, n->info.cluster_addr,
+    transcript(key, sizeof key, "key i>r", na, nb, r->addr, n->info.cluster_addr,
                r->key_out);
-    transcript(secret, strlen(secret), "key r>i", na, nb, r->addr, n->info.cluster_addr,
+    transcript(key, sizeof key, "key r>i", na, nb, r->addr, n->info.cluster_addr,
                r->key_in);
-    transcript(secret, strlen(secret), "session id", na, nb, r->addr, n->info.cluster_addr,
+    transcript(key, sizeof key, "session id", na, nb, r->addr, n->info.cluster_addr,
                proof);
     r->id = 0;
     for (int i = 0; i < 8; i++)
@@ -452,10 +494,18 @@ static void test_peer_replayed_or_copied_datagrams_are_refused(void **state)
     assert_false(raw_pinged(&r, &b, f1, len));
     assert_int_equal(stats(&b)->refused_frames, refused + 1);
 
-    /* A frame for b copied to c (same secret): c holds no such session. */
+    /* A frame for b copied to c (same secret): c holds no such session. It
+     * answers with a RESET only once r's address is a member's. */
     len = raw_ping(&r, &b, 5, f1);
     uint8_t in[256];
     ssize_t got;
+    raw_send(&r, &c, f1, len);
+    assert_false(raw_answer(&r, &c, in, sizeof in, &got));
+    assert_int_equal(stats(&c)->resets_out, 0);
+    struct gossip_info as_member = {.weight = 100};
+    snprintf(as_member.id, sizeof as_member.id, "%040x", 0xabcu);
+    snprintf(as_member.cluster_addr, sizeof as_member.cluster_addr, "%s", r.addr);
+    teach_info(&c, &as_member);
     raw_send(&r, &c, f1, len);
     assert_true(raw_answer(&r, &c, in, sizeof in, &got)); /* the RESET */
     struct peer_hs_msg hm;
@@ -463,8 +513,8 @@ static void test_peer_replayed_or_copied_datagrams_are_refused(void **state)
     assert_int_equal(peer_hs_decode(in, (size_t)got, &hm, &used), GOSSIP_OK);
     assert_int_equal(hm.kind, PEER_RESET);
     assert_true(hm.session == r.id);
-    assert_int_equal(stats(&c)->refused_frames, 1);
-    assert_int_equal(member_get_stats(c.members)->frames_in, 0);
+    assert_int_equal(stats(&c)->refused_frames, 2);
+    assert_int_equal(member_get_stats(c.members)->frames_in, 1); /* the lesson */
     /* ... and it still passes at b, once. */
     assert_true(raw_pinged(&r, &b, f1, len));
 
@@ -510,6 +560,7 @@ static void test_peer_restarted_peer_talks_again_promptly(void **state)
     int port = b.port;
     node_close(&b);
     node_open(&b, "127.0.0.2", port, SECRET, 1);
+    teach(&b, &a); /* its saved members (cluster_state.c), or the seeds' answer */
     struct restart r = {&a, probes_acked(&a) + 1};
     uint64_t start = now_ms();
     assert_true(pump(all, 2, acked_again, &r, 5000)); /* the issue's bound for "up again" */
@@ -635,6 +686,335 @@ static void test_peer_half_open_connections_are_capped(void **state)
     node_close(&b);
 }
 
+/* A TCP connection to n from ip (blocking connect, then non-blocking). */
+static int tcp_to(const struct node *n, const char *ip)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in from = {.sin_family = AF_INET}, sa = node_sockaddr(n);
+    inet_pton(AF_INET, ip, &from.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof from), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    return fd;
+}
+
+/* A gossip header announcing the largest body (with a MAC when mac). */
+static void big_header(uint8_t h[GOSSIP_HEADER_LEN], bool mac)
+{
+    uint32_t body = GOSSIP_BODY_MAX;
+    h[0] = GOSSIP_VERSION;
+    h[1] = GOSSIP_PUSH_PULL;
+    h[2] = mac ? GOSSIP_F_MAC : 0;
+    h[3] = 0;
+    memcpy(h + 4, &body, 4);
+}
+
+/* True when the other end closed fd (EOF or reset). */
+static bool peer_closed(int fd)
+{
+    char b[4096];
+    ssize_t n;
+    while ((n = recv(fd, b, sizeof b, MSG_DONTWAIT)) > 0)
+        ;
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+enum { FLOODERS = 60 };
+
+struct flooders {
+    struct node *n;
+    int fd[FLOODERS];
+    uint64_t most_buffered;
+};
+
+static bool all_closed(void *arg)
+{
+    struct flooders *f = arg;
+    uint64_t b = stats(f->n)->read_buffered;
+    f->most_buffered = b > f->most_buffered ? b : f->most_buffered;
+    for (int i = 0; i < FLOODERS; i++)
+        if (f->fd[i] >= 0 && !peer_closed(f->fd[i]))
+            return false;
+    return true;
+}
+
+/* Issue 10 review: a connection still in its handshake that announced a
+ * 16 MiB frame had it buffered (60 such took 940 MB). Now it is closed at
+ * the first byte that is not a handshake message's, having buffered at most
+ * one such message. */
+static void test_peer_half_open_connection_buffers_no_frame(void **state)
+{
+    (void)state;
+    struct node b;
+    node_open(&b, "127.0.0.2", 0, SECRET, 1);
+    struct node *all[] = {&b};
+    struct flooders f = {.n = &b};
+    static uint8_t chunk[256 << 10];
+    big_header(chunk, true);
+    for (int i = 0; i < FLOODERS; i++) {
+        f.fd[i] = tcp_to(&b, "127.0.0.7");
+        assert_true(send(f.fd[i], chunk, sizeof chunk, MSG_NOSIGNAL) > 0);
+    }
+    assert_true(pump(all, 1, all_closed, &f, 3000)); /* not the 5 s handshake limit */
+    printf("peer: %d flooding connections closed; at most %llu bytes buffered\n", FLOODERS,
+           (unsigned long long)f.most_buffered);
+    assert_true(f.most_buffered <= 64 * HS_MSG_MAX);
+    assert_int_equal(stats(&b)->read_buffered, 0);
+    assert_true(stats(&b)->refused_frames >= FLOODERS);
+    for (int i = 0; i < FLOODERS; i++)
+        close(f.fd[i]);
+    node_close(&b);
+}
+
+static bool first_closed(void *arg)
+{
+    struct flooders *f = arg;
+    return peer_closed(f->fd[0]);
+}
+
+/* A frame's header is checked as soon as its 8 bytes are in, not when the
+ * body it announces has come: with a MAC to a node without a secret (or
+ * without one to a node with), the connection is closed at once. */
+static void test_peer_frame_header_is_checked_at_once(void **state)
+{
+    (void)state;
+    struct node b;
+    node_open(&b, "127.0.0.2", 0, NULL, 1);
+    struct node *all[] = {&b};
+    struct flooders f = {.n = &b};
+    uint8_t chunk[4096] = {0};
+    big_header(chunk, true);
+    f.fd[0] = tcp_to(&b, "127.0.0.7");
+    assert_int_equal(send(f.fd[0], chunk, sizeof chunk, MSG_NOSIGNAL), (ssize_t)sizeof chunk);
+    assert_true(pump(all, 1, first_closed, &f, 2000)); /* not the 10 s idle limit */
+    assert_int_equal(stats(&b)->refused_frames, 1);
+    assert_int_equal(stats(&b)->read_buffered, 0);
+    close(f.fd[0]);
+    node_close(&b);
+}
+
+struct streams {
+    struct node *n;
+    int fd[5];
+    size_t sent[5];
+};
+
+/* Without a secret every connection is open at once: together they may
+ * not buffer past a process-wide cap (64 MiB and a little), however many
+ * send a 16 MiB frame slowly. */
+static void test_peer_read_buffers_have_a_process_wide_cap(void **state)
+{
+    (void)state;
+    struct node b;
+    node_open(&b, "127.0.0.2", 0, NULL, 1);
+    struct streams s = {.n = &b};
+    static uint8_t chunk[1 << 20];
+    enum { EACH = 15 << 20 };
+    for (int i = 0; i < 5; i++)
+        s.fd[i] = tcp_to(&b, "127.0.0.8");
+    uint64_t end = now_ms() + 20000, most = 0;
+    while (stats(&b)->read_overflows == 0 && now_ms() < end) {
+        for (int i = 0; i < 5; i++) {
+            big_header(chunk, false);
+            const uint8_t *from = s.sent[i] ? chunk + GOSSIP_HEADER_LEN : chunk;
+            size_t want = EACH - s.sent[i] < sizeof chunk - GOSSIP_HEADER_LEN
+                              ? EACH - s.sent[i]
+                              : sizeof chunk - GOSSIP_HEADER_LEN;
+            ssize_t n = want ? send(s.fd[i], from, want, MSG_NOSIGNAL) : 0;
+            s.sent[i] += n > 0 ? (size_t)n : 0;
+        }
+        struct pollfd pfd = {.fd = peer_fd(b.peer), .events = POLLIN};
+        poll(&pfd, 1, 5);
+        peer_run(b.peer, b.members, now_ms());
+        most = stats(&b)->read_buffered > most ? stats(&b)->read_buffered : most;
+    }
+    printf("peer: at most %llu bytes buffered by 5 connections sending %d bytes each\n",
+           (unsigned long long)most, EACH);
+    assert_true(stats(&b)->read_overflows >= 1);
+    assert_true(most <= 4 * (GOSSIP_HEADER_LEN + GOSSIP_BODY_MAX + GOSSIP_MAC_LEN + (64 << 10)));
+    for (int i = 0; i < 5; i++)
+        close(s.fd[i]);
+    node_close(&b);
+}
+
+static bool datagrams_read(void *arg)
+{
+    struct flood *f = arg;
+    return stats(f->n)->datagrams_in >= f->want;
+}
+
+/* RESETs go to members' cluster addresses only, PEER_RESETS_PER_S (4) a
+ * second to each: a flood of frames on unknown sessions from one member's
+ * address (spoofed or not) leaves another member its RESETs. */
+static void test_peer_resets_are_limited_per_address(void **state)
+{
+    (void)state;
+    struct node c;
+    node_open(&c, "127.0.0.3", 0, SECRET, 2);
+    struct node *all[] = {&c};
+    struct raw r1, r2, stranger;
+    raw_open(&r1, "127.0.0.4");
+    raw_open(&r2, "127.0.0.5");
+    raw_open(&stranger, "127.0.0.9");
+    struct raw *members[] = {&r1, &r2};
+    for (unsigned i = 0; i < 2; i++) {
+        struct gossip_info info = {.weight = 100};
+        snprintf(info.id, sizeof info.id, "%040x", 0xa00u + i);
+        snprintf(info.cluster_addr, sizeof info.cluster_addr, "%s", members[i]->addr);
+        teach_info(&c, &info);
+    }
+    uint8_t f[512], in[256];
+    r1.id = 42; /* a session c never made */
+    size_t len = raw_ping(&r1, &c, 1, f);
+    struct flood read = {&c, 0};
+    for (int round = 0; round < 3; round++) { /* 240 datagrams, 80 at a time */
+        for (int i = 0; i < 40; i++) {
+            raw_send(&stranger, &c, f, len);
+            raw_send(&r1, &c, f, len);
+        }
+        read.want += 80;
+        assert_true(pump(all, 1, datagrams_read, &read, 2000));
+    }
+    ssize_t got;
+    uint64_t to_r1 = stats(&c)->resets_out;
+    assert_true(to_r1 >= 4 && to_r1 <= 8); /* 4 a second; the flood may straddle two */
+    assert_true(recv(stranger.fd, in, sizeof in, MSG_DONTWAIT) < 0);
+    r2.id = 43;
+    len = raw_ping(&r2, &c, 1, f);
+    raw_send(&r2, &c, f, len);
+    assert_true(raw_answer(&r2, &c, in, sizeof in, &got));
+    struct peer_hs_msg hm;
+    size_t used;
+    assert_int_equal(peer_hs_decode(in, (size_t)got, &hm, &used), GOSSIP_OK);
+    assert_int_equal(hm.kind, PEER_RESET);
+    assert_int_equal(stats(&c)->resets_out, to_r1 + 1);
+    close(r1.fd);
+    close(r2.fd);
+    close(stranger.fd);
+    node_close(&c);
+}
+
+static bool rand_given_up(void *arg)
+{
+    struct node *n = arg;
+    return stats(n)->rand_failures >= 2 && stats(n)->handshakes_failed >= 2;
+}
+
+/* No random bytes, no handshake: neither a datagram's nor a connection's
+ * HELLO goes out with a nonce that is not random; the frames waiting are
+ * dropped and counted. */
+static void test_peer_no_random_nonce_no_handshake(void **state)
+{
+    (void)state;
+    struct node a, b;
+    pair_open(&a, &b, SECRET, SECRET);
+    struct node *all[] = {&a, &b};
+    struct pair p = {&a, &b};
+    teach(&a, &b);
+    assert_int_equal(member_add_seed(a.members, b.info.cluster_addr), 0);
+    rand_fails = true;
+    member_join(a.members, now_ms()); /* a push-pull: a connection */
+    bool failed = pump(all, 2, rand_given_up, &a, 3000); /* and probes: datagrams */
+    rand_fails = false;
+    assert_true(failed);
+    assert_int_equal(stats(&b)->hellos_answered, 0);
+    assert_int_equal(stats(&a)->handshakes_pending, 0);
+    assert_int_equal(stats(&a)->sessions, 0);
+    /* the RNG back: handshakes again */
+    assert_true(pump(all, 2, probing, &p, 5000));
+    node_close(&a);
+    node_close(&b);
+}
+
+/* peer_run() reads at most 64 datagrams a call, so that a flood leaves the
+ * admin thread its timers and HTTP; the rest wait for the next call. */
+static void test_peer_datagrams_per_run_are_capped(void **state)
+{
+    (void)state;
+    struct node b;
+    node_open(&b, "127.0.0.2", 0, NULL, 1);
+    struct raw r;
+    raw_open(&r, "127.0.0.4");
+    uint8_t junk = 0xee;
+    for (int i = 0; i < 100; i++)
+        raw_send(&r, &b, &junk, 1);
+    struct pollfd pfd = {.fd = peer_fd(b.peer), .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 1000), 1);
+    peer_run(b.peer, b.members, now_ms());
+    assert_int_equal(stats(&b)->datagrams_in, 64);
+    assert_int_equal(poll(&pfd, 1, 1000), 1); /* the rest still there */
+    peer_run(b.peer, b.members, now_ms());
+    assert_int_equal(stats(&b)->datagrams_in, 100);
+    assert_int_equal(stats(&b)->bad_frames, 100);
+    close(r.fd);
+    node_close(&b);
+}
+
+/* An event for a connection closed earlier in the same epoll batch (the
+ * oldest half-open one, closed to make room for a new one whose memory may
+ * be the old one's) is recognised as stale and not applied to the new. */
+static void test_peer_stale_events_are_skipped(void **state)
+{
+    (void)state;
+    struct node b;
+    node_open(&b, "127.0.0.2", 0, SECRET, 1);
+    struct node *all[] = {&b};
+    int fd[65];
+    for (int i = 0; i < 64; i++) {
+        fd[i] = tcp_to(&b, "127.0.0.10");
+        struct conns c = {&b, (uint64_t)i + 1};
+        assert_true(pump(all, 1, accepted, &c, 2000));
+    }
+    /* one batch: the listener (a 65th: the oldest is closed), then the oldest's data */
+    fd[64] = tcp_to(&b, "127.0.0.10");
+    uint8_t hello[60] = {PEER_HS_MAGIC, PEER_HELLO, 56, 0};
+    assert_int_equal(send(fd[0], hello, sizeof hello, MSG_NOSIGNAL), (ssize_t)sizeof hello);
+    struct pollfd pfd = {.fd = peer_fd(b.peer), .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 1000), 1);
+    peer_run(b.peer, b.members, now_ms());
+    assert_int_equal(stats(&b)->connections_in, 65);
+    assert_int_equal(stats(&b)->stale_events, 1);
+    assert_int_equal(stats(&b)->hellos_answered, 0);
+    /* the new connection is whole: its HELLO is answered */
+    assert_int_equal(send(fd[64], hello, sizeof hello, MSG_NOSIGNAL), (ssize_t)sizeof hello);
+    struct flood fl = {&b, 1};
+    assert_true(pump(all, 1, answered, &fl, 2000));
+    assert_true(peer_closed(fd[0]));
+    for (int i = 0; i < 65; i++)
+        close(fd[i]);
+    node_close(&b);
+}
+
+/* Bound to 0.0.0.0 a node has no address its peers could use: its cluster
+ * port answers nothing (no CHALLENGE to a HELLO, connections closed). */
+static void test_peer_wildcard_bind_takes_no_peers(void **state)
+{
+    (void)state;
+    assert_true(peer_bind_is_wildcard("0.0.0.0"));
+    assert_true(peer_bind_is_wildcard("::"));
+    assert_false(peer_bind_is_wildcard("127.0.0.1"));
+    assert_false(peer_bind_is_wildcard("::1"));
+    struct node w;
+    node_open(&w, "0.0.0.0", 0, SECRET, 1);
+    struct raw r;
+    raw_open(&r, "127.0.0.4");
+    uint8_t hello[60] = {PEER_HS_MAGIC, PEER_HELLO, 56, 0}, in[256];
+    ssize_t got;
+    snprintf(w.info.cluster_addr, sizeof w.info.cluster_addr, "127.0.0.1:%d", w.port);
+    raw_send(&r, &w, hello, sizeof hello);
+    assert_false(raw_answer(&r, &w, in, sizeof in, &got));
+    assert_int_equal(stats(&w)->hellos_answered, 0);
+    assert_int_equal(stats(&w)->refused_frames, 1);
+    int fd = tcp_to(&w, "127.0.0.1");
+    struct node *all[] = {&w};
+    struct conns c = {&w, 1};
+    assert_true(pump(all, 1, accepted, &c, 2000));
+    assert_true(peer_closed(fd));
+    close(fd);
+    close(r.fd);
+    node_close(&w);
+}
+
 static void test_peer_resolve_gives_numeric_addresses(void **state)
 {
     (void)state;
@@ -658,6 +1038,14 @@ int main(void)
         cmocka_unit_test(test_peer_hello_flood_makes_no_state),
         cmocka_unit_test(test_peer_unanswered_handshake_is_given_up),
         cmocka_unit_test(test_peer_half_open_connections_are_capped),
+        cmocka_unit_test(test_peer_half_open_connection_buffers_no_frame),
+        cmocka_unit_test(test_peer_frame_header_is_checked_at_once),
+        cmocka_unit_test(test_peer_read_buffers_have_a_process_wide_cap),
+        cmocka_unit_test(test_peer_resets_are_limited_per_address),
+        cmocka_unit_test(test_peer_no_random_nonce_no_handshake),
+        cmocka_unit_test(test_peer_datagrams_per_run_are_capped),
+        cmocka_unit_test(test_peer_stale_events_are_skipped),
+        cmocka_unit_test(test_peer_wildcard_bind_takes_no_peers),
         cmocka_unit_test(test_peer_resolve_gives_numeric_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
