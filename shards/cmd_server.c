@@ -9,10 +9,13 @@
  * with buf_printf (a cold path). The container commands (CLIENT, COMMAND,
  * CONFIG) are tables of subcommands with Redis 7's names, arities, ACL
  * categories and HELP lines; each subcommand counts in INFO commandstats
- * under "container|sub". What Redis says about a command that ringkv's
- * table does not (ACL categories, key flags) is a small table here
- * (server_redis_meta). Error texts are Redis 7's. What a shard says about
- * the cluster (CLUSTER MYID and INFO, INFO's cluster section) comes from the
+ * under "container|sub"; COMMAND INFO and DOCS list them under their
+ * container (element 9, "subcommands") and answer to that name, as Redis 7
+ * does (their DOCS words: server_subcommand_docs). What Redis says about a
+ * command that ringkv's table does not (ACL categories, key flags) is a
+ * small table here (server_redis_meta); COMMAND INFO gives those
+ * categories. Error texts are Redis 7's. What a shard says about the
+ * cluster (CLUSTER MYID and INFO, INFO's cluster section) comes from the
  * snapshot the admin thread published (snapshot.h), read inside this
  * shard's ck_epoch section: no lock, no message to the admin thread. */
 #include "cmd_server.h"
@@ -276,6 +279,8 @@ struct server_container {
 
 /* The container a command table row is, or NULL (defined at the end). */
 static const struct server_container *server_container_of(const char *name);
+/* The subcommand named a (its full name, "client|list", any case), or NULL. */
+static const struct server_subcommand *server_subcommand_of(const struct resp_arg *a);
 /* The full name of a subcommand's stats slot, or NULL. */
 static const char *server_subcommand_name(uint32_t slot);
 
@@ -678,8 +683,43 @@ static void server_command_flags(struct buf *o, int proto, uint32_t flags)
             resp_write_simple(o, names[i].name);
 }
 
+static uint32_t server_command_cats(const struct cmd_def *d);
+
+/* ACL categories as COMMAND INFO writes them: "@read", in Redis's order. */
+static void server_write_cats(struct buf *o, int proto, uint32_t cats)
+{
+    static const char *const names[] = {"@keyspace", "@read", "@write",     "@string",
+                                        "@admin",    "@fast", "@slow",      "@dangerous",
+                                        "@connection"};
+    resp_write_set_len(o, proto, (size_t)__builtin_popcount(cats));
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (cats & (1u << i))
+            resp_write_simple(o, names[i]);
+}
+
+/* A subcommand's COMMAND INFO entry, as Redis 7 writes it: no keys; its
+ * only flag in ringkv's vocabulary is admin (with the @admin category). */
+static void server_subcommand_info(struct buf *o, int proto, const struct server_subcommand *sub)
+{
+    bool admin = (sub->cats & SERVER_CAT_ADMIN) != 0;
+    resp_write_array_len(o, 10);
+    resp_write_bulk_str(o, sub->full);
+    resp_write_int(o, sub->arity);
+    resp_write_set_len(o, proto, admin);
+    if (admin)
+        resp_write_simple(o, "admin");
+    resp_write_int(o, 0);
+    resp_write_int(o, 0);
+    resp_write_int(o, 0);
+    server_write_cats(o, proto, sub->cats);
+    resp_write_set_len(o, proto, 0);
+    resp_write_array_len(o, 0);
+    resp_write_array_len(o, 0);
+}
+
 static void server_command_info(struct buf *o, int proto, const struct cmd_def *d)
 {
+    const struct server_container *k = server_container_of(d->name);
     resp_write_array_len(o, 10);
     resp_write_bulk_str(o, d->name);
     resp_write_int(o, d->arity);
@@ -687,22 +727,97 @@ static void server_command_info(struct buf *o, int proto, const struct cmd_def *
     resp_write_int(o, d->first_key);
     resp_write_int(o, d->last_key);
     resp_write_int(o, d->key_step);
+    server_write_cats(o, proto, server_command_cats(d));
     resp_write_set_len(o, proto, 0);
     resp_write_array_len(o, 0);
-    resp_write_array_len(o, 0);
-    resp_write_array_len(o, 0);
+    resp_write_array_len(o, k ? k->n : 0); /* a container's subcommands, in its order */
+    for (size_t i = 0; k && i < k->n; i++)
+        server_subcommand_info(o, proto, &k->subs[i]);
 }
 
+/* What Redis 7 says of each subcommand in COMMAND DOCS (client|setinfo:
+ * Redis 7.2's words). Its group is its container's. */
+static const struct {
+    const char *full, *summary, *since, *complexity;
+} server_subcommand_docs[] = {
+    {"client|getname", "Get the current connection name", "2.6.9", "O(1)"},
+    {"client|id", "Returns the client ID for the current connection", "5.0.0", "O(1)"},
+    {"client|info", "Returns information about the current client connection.", "6.2.0", "O(1)"},
+    {"client|kill", "Kill the connection of a client", "2.4.0",
+     "O(N) where N is the number of client connections"},
+    {"client|list", "Get the list of client connections", "2.4.0",
+     "O(N) where N is the number of client connections"},
+    {"client|reply", "Instruct the server whether to reply to commands", "3.2.0", "O(1)"},
+    {"client|setname", "Set the current connection name", "2.6.9", "O(1)"},
+    {"client|setinfo", "Set client or connection specific info", "7.2.0", "O(1)"},
+    {"client|help", "Show helpful text about the different subcommands", "5.0.0", "O(1)"},
+    {"command|count", "Get total number of Redis commands", "2.8.13", "O(1)"},
+    {"command|list", "Get an array of Redis command names", "7.0.0",
+     "O(N) where N is the total number of Redis commands"},
+    {"command|info",
+     "Get array of specific Redis command details, or all when no argument is given.", "2.8.13",
+     "O(N) where N is the number of commands to look up"},
+    {"command|docs", "Get array of specific Redis command documentation", "7.0.0",
+     "O(N) where N is the number of commands to look up"},
+    {"command|getkeys", "Extract keys given a full Redis command", "2.8.13",
+     "O(N) where N is the number of arguments to the command"},
+    {"command|getkeysandflags", "Extract keys and access flags given a full Redis command", "7.0.0",
+     "O(N) where N is the number of arguments to the command"},
+    {"command|help", "Show helpful text about the different subcommands", "5.0.0", "O(1)"},
+    {"config|get", "Get the values of configuration parameters", "2.0.0",
+     "O(N) when N is the number of configuration parameters provided"},
+    {"config|set", "Set configuration parameters to the given values", "2.0.0",
+     "O(N) when N is the number of configuration parameters provided"},
+    {"config|resetstat", "Reset the stats returned by INFO", "2.0.0", "O(1)"},
+    {"config|help", "Show helpful text about the different subcommands", "5.0.0", "O(1)"},
+    {"cluster|info", "Provides info about Redis Cluster node state", "3.0.0", "O(1)"},
+    {"cluster|keyslot", "Returns the hash slot of the specified key", "3.0.0",
+     "O(N) where N is the number of bytes in the key"},
+    {"cluster|myid", "Return the node id", "3.0.0", "O(1)"},
+    {"cluster|help", "Show helpful text about the different subcommands", "5.0.0", "O(1)"},
+};
+
+/* A subcommand's COMMAND DOCS entry: its name, then its map. */
+static void server_subcommand_doc(struct buf *o, int proto, const struct server_subcommand *sub,
+                                  const char *group)
+{
+    const char *summary = "", *since = "", *complexity = "";
+    for (size_t i = 0; i < sizeof server_subcommand_docs / sizeof server_subcommand_docs[0]; i++)
+        if (strcmp(server_subcommand_docs[i].full, sub->full) == 0) {
+            summary = server_subcommand_docs[i].summary;
+            since = server_subcommand_docs[i].since;
+            complexity = server_subcommand_docs[i].complexity;
+        }
+    resp_write_bulk_str(o, sub->full);
+    resp_write_map_len(o, proto, 4);
+    resp_write_bulk_str(o, "summary");
+    resp_write_bulk_str(o, summary);
+    resp_write_bulk_str(o, "since");
+    resp_write_bulk_str(o, since);
+    resp_write_bulk_str(o, "group");
+    resp_write_bulk_str(o, group);
+    resp_write_bulk_str(o, "complexity");
+    resp_write_bulk_str(o, complexity);
+}
+
+/* A command's COMMAND DOCS entry; a container's lists its subcommands'. */
 static void server_command_doc(struct buf *o, int proto, const struct cmd_def *d)
 {
+    const struct server_container *k = server_container_of(d->name);
     resp_write_bulk_str(o, d->name);
-    resp_write_map_len(o, proto, 3);
+    resp_write_map_len(o, proto, k ? 4 : 3);
     resp_write_bulk_str(o, "summary");
     resp_write_bulk_str(o, d->summary);
     resp_write_bulk_str(o, "since");
     resp_write_bulk_str(o, "1.0.0");
     resp_write_bulk_str(o, "group");
     resp_write_bulk_str(o, d->group);
+    if (!k)
+        return;
+    resp_write_bulk_str(o, "subcommands");
+    resp_write_map_len(o, proto, k->n);
+    for (size_t i = 0; i < k->n; i++)
+        server_subcommand_doc(o, proto, &k->subs[i], d->group);
 }
 
 static void server_command_all(struct cmd_ctx *c)
@@ -921,8 +1036,11 @@ static void server_command_infos(struct cmd_ctx *c)
     resp_write_array_len(c->out, c->argc - 2);
     for (uint32_t i = 2; i < c->argc; i++) {
         const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
+        const struct server_subcommand *sub = d ? NULL : server_subcommand_of(&c->argv[i]);
         if (d)
             server_command_info(c->out, c->proto, d);
+        else if (sub)
+            server_subcommand_info(c->out, c->proto, sub);
         else
             resp_write_null(c->out, c->proto);
     }
@@ -941,12 +1059,21 @@ static void server_command_docs(struct cmd_ctx *c)
     }
     size_t found = 0;
     for (uint32_t i = 2; i < c->argc; i++)
-        found += cmd_lookup(c->argv[i].ptr, c->argv[i].len) != NULL;
+        found += cmd_lookup(c->argv[i].ptr, c->argv[i].len) != NULL ||
+                 server_subcommand_of(&c->argv[i]) != NULL;
     resp_write_map_len(o, c->proto, found);
     for (uint32_t i = 2; i < c->argc; i++) {
         const struct cmd_def *d = cmd_lookup(c->argv[i].ptr, c->argv[i].len);
-        if (d)
+        const struct server_subcommand *sub = d ? NULL : server_subcommand_of(&c->argv[i]);
+        if (d) {
             server_command_doc(o, c->proto, d);
+        } else if (sub) {
+            char name[32]; /* the container's name, lower case, as the table has it */
+            size_t n = strcspn(sub->full, "|");
+            snprintf(name, sizeof name, "%.*s", (int)n, sub->full);
+            const struct cmd_def *parent = cmd_lookup(name, n);
+            server_subcommand_doc(o, c->proto, sub, parent ? parent->group : "");
+        }
     }
 }
 
@@ -1282,6 +1409,17 @@ static const struct server_container *server_container_of(const char *name)
     for (size_t i = 0; i < sizeof server_containers / sizeof server_containers[0]; i++)
         if (strcasecmp(server_containers[i]->name, name) == 0)
             return server_containers[i];
+    return NULL;
+}
+
+static const struct server_subcommand *server_subcommand_of(const struct resp_arg *a)
+{
+    for (size_t i = 0; i < sizeof server_containers / sizeof server_containers[0]; i++) {
+        const struct server_container *k = server_containers[i];
+        for (size_t j = 0; j < k->n; j++)
+            if (arg_is(a, k->subs[j].full))
+                return &k->subs[j];
+    }
     return NULL;
 }
 

@@ -736,8 +736,9 @@ static void persist_check_recovered(struct persist *p)
  * (CMakeLists.txt): RINGKV_FAULTS names a control file; the tick reads it
  * ("write N", "fsync N", "rotation N": fail the next N writes, fdatasyncs of
  * the current segment, fdatasyncs of a closed segment; "slow N": the next
- * N good fdatasyncs of the current segment complete a second late; "clear
- * 0": none more), then removes it. A
+ * N good fdatasyncs of the current segment complete a second late;
+ * "vanish N": the next N segments compaction opens are removed just before,
+ * as if another process had; "clear 0": none more), then removes it. A
  * failure is injected where the completion is handled (io_uring bypasses
  * LD_PRELOAD), in place of a success. An injected fdatasync failure also
  * does what a kernel may do after a writeback error: the file's bytes past
@@ -748,10 +749,12 @@ enum persist_fault_point {
     PERSIST_FAULT_ROTATION,
     PERSIST_FAULT_SLOW, /* "slow N": the next N good fdatasyncs of the current
                            segment complete a second late */
+    PERSIST_FAULT_VANISH, /* "vanish N": see persist_fault_vanish() */
+    PERSIST_FAULT_POINTS
 };
 
 struct persist_faults {
-    unsigned left[4];  /* by enum persist_fault_point */
+    unsigned left[PERSIST_FAULT_POINTS];
     unsigned delayed;  /* completions put off, in the kernel as timeouts */
     struct __kernel_timespec slow_ts;
     struct {
@@ -766,20 +769,22 @@ static void persist_fault_poll(struct persist *p)
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f)
         return;
-    static const char *const names[] = {"write", "fsync", "rotation", "slow"};
+    static const char *const names[PERSIST_FAULT_POINTS] = {"write", "fsync", "rotation",
+                                                            "slow", "vanish"};
     char name[16];
     unsigned n;
     while (fscanf(f, "%15s %u", name, &n) == 2) {
         if (!strcmp(name, "clear")) /* "clear 0": no more failures */
             memset(p->faults->left, 0, sizeof p->faults->left);
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < PERSIST_FAULT_POINTS; i++)
             if (!strcmp(name, names[i]))
                 p->faults->left[i] += n;
     }
     fclose(f);
     unlink(path);
-    log_warn("storage faults armed: write %u, fsync %u, rotation %u, slow %u",
-             p->faults->left[0], p->faults->left[1], p->faults->left[2], p->faults->left[3]);
+    log_warn("storage faults armed: write %u, fsync %u, rotation %u, slow %u, vanish %u",
+             p->faults->left[0], p->faults->left[1], p->faults->left[2], p->faults->left[3],
+             p->faults->left[4]);
 }
 
 /* "slow": puts a good fdatasync's completion off by a second (an io_uring
@@ -846,8 +851,20 @@ static int persist_fault(struct persist *p, enum persist_fault_point point, int 
     }
     return -EIO;
 }
+
+/* "vanish N": removes the segment at path, which compaction is about to
+ * open, as another process removing it would. */
+static void persist_fault_vanish(struct persist *p, const char *path)
+{
+    if (!p->faults || p->faults->left[PERSIST_FAULT_VANISH] == 0)
+        return;
+    p->faults->left[PERSIST_FAULT_VANISH]--;
+    if (unlink(path) != 0)
+        log_warn("storage fault: cannot remove %s: %s", path, strerror(errno));
+}
 #else
 #define persist_fault_poll(p) ((void)0)
+#define persist_fault_vanish(p, path) ((void)0)
 #define persist_fault_slow(p, ud, res) false
 #define persist_fault(p, point, fd, res) (res)
 #endif
@@ -1345,7 +1362,9 @@ static uint64_t persist_live_estimate(const struct persist *p)
 
 /* Ends the pass over segs[0] without removing it. With `broken`, compaction
  * stays off until restart: a segment it cannot read, or whose removal
- * failed, must not be skipped (dropping deletes relies on order). */
+ * failed, must not be skipped (dropping deletes relies on order). One that
+ * vanished (ENOENT at open) is not skipped but gone: it leaves the list and
+ * compaction goes on (persist_compact_step). */
 static void persist_compact_forget_prev(struct persist *p)
 {
     mi_free(p->compact_prev.hash);
@@ -1514,6 +1533,21 @@ static void persist_compact_on_read(struct persist *p, int res)
     persist_compact_forget_prev(p);
 }
 
+/* Takes segs[0], whose file is gone, off the list; returns it. */
+static struct persist_segment persist_forget_oldest(struct persist *p)
+{
+    struct persist_segment gone = p->segs[0];
+    if (gone.rfd >= 0) { /* no entry points into it any more */
+        persist_let_go_fd(p, gone.rfd);
+        p->read_fds--;
+    }
+    memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
+    p->nsegs--;
+    p->closed_bytes -= gone.bytes;
+    STAT_SET(p, segments, p->nsegs + 1);
+    return gone;
+}
+
 /* The unlink (step 0) and the directory fsync linked to it (step 1)
  * completed: the next pass may rely on the removal only once the fsync made
  * it durable (removals persisting out of order could bring back keys whose
@@ -1543,17 +1577,9 @@ static void persist_compact_on_unlink(struct persist *p, uint32_t step, int res)
     }
     if (p->dir_sync_failed)
         return; /* the tick syncs the directory again (persist_compact_step) */
-    struct persist_segment gone = p->segs[0];
-    if (gone.rfd >= 0) { /* no entry points into it any more */
-        persist_let_go_fd(p, gone.rfd);
-        p->read_fds--;
-    }
-    memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof *p->segs);
-    p->nsegs--;
-    p->closed_bytes -= gone.bytes;
+    struct persist_segment gone = persist_forget_oldest(p);
     STAT_ADD(p, compactions, 1);
     STAT_ADD(p, compaction_reclaimed_bytes, gone.bytes - p->compact_kept_bytes);
-    STAT_SET(p, segments, p->nsegs + 1);
     /* A segment nearly all live was rewritten for little: wait until the
      * log has grown by a segment before the next pass. */
     if (p->compact_kept_bytes * 10 > gone.bytes * 9)
@@ -1638,10 +1664,23 @@ static void persist_compact_step(struct persist *p)
     }
     char path[1200];
     seg_path(path, sizeof path, p->cfg->dir, p->shard_id, p->segs[0].number);
+    persist_fault_vanish(p, path);
     p->compact_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (p->compact_fd < 0) {
-        log_error("compaction cannot open %s: %s", path, strerror(errno));
-        persist_compact_abandon(p, errno != EMFILE && errno != ENFILE && errno != ENOMEM);
+    int err = p->compact_fd < 0 ? errno : 0;
+    if (err == ENOENT) {
+        /* Removed behind our back (by hand, or by another process on the
+         * same directory): its records are gone for good, which is what
+         * compacting it would have achieved, so the order the next passes
+         * rely on (nothing older than segs[0] exists) holds. */
+        log_warn("segment %llu vanished from %s; compaction goes on with the next one",
+                 (unsigned long long)p->segs[0].number, path);
+        persist_compact_forget_prev(p);
+        persist_forget_oldest(p);
+        return;
+    }
+    if (err != 0) {
+        log_error("compaction cannot open %s: %s", path, strerror(err));
+        persist_compact_abandon(p, err != EMFILE && err != ENFILE && err != ENOMEM);
         return;
     }
     p->compact_state = COMPACT_READING;

@@ -188,19 +188,31 @@ static bool harness_reap(struct harness_proc *p)
     return false;
 }
 
+/* SIGKILLs p if it still runs; its output stays. */
+static void harness_kill_proc(struct harness_proc *p)
+{
+    if (p->pid > 0 && !harness_reap(p)) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &p->status, 0);
+        p->exited = true;
+    }
+    p->pid = 0;
+}
+
+void harness_crash_all(void)
+{
+    for (int i = 0; i < HARNESS_MAX_SERVERS; i++) {
+        harness_kill_proc(&registry[i].main);
+        harness_kill_proc(&registry[i].mc);
+    }
+}
+
 static void harness_kill_all(void)
 {
     for (int i = 0; i < HARNESS_MAX_SERVERS; i++) {
         struct harness_entry *e = &registry[i];
-        struct harness_proc *procs[2] = {&e->main, &e->mc};
-        for (int j = 0; j < 2; j++) {
-            struct harness_proc *p = procs[j];
-            if (p->pid > 0 && !harness_reap(p)) {
-                kill(p->pid, SIGKILL);
-                waitpid(p->pid, NULL, 0);
-            }
-            p->pid = 0;
-        }
+        harness_kill_proc(&e->main);
+        harness_kill_proc(&e->mc);
         if (e->used && e->own_dir && e->dir[0] != '\0')
             nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         e->used = false;

@@ -87,6 +87,13 @@ int harness_stop_exit(struct harness_server *s, int timeout_ms);
  * failure, printed) when it had died before. */
 int harness_crash(struct harness_server *s);
 
+/* SIGKILLs every node this program started that still runs: what a failed
+ * assertion left behind. Their output stays for harness_finish(). For a
+ * teardown, before it removes a data directory under a live node (which
+ * would go on serving, burning CPU and logging errors about vanished
+ * files while the next tests run). */
+void harness_crash_all(void);
+
 /* True when the node's captured output (its log) contains needle. */
 bool harness_output_mentions(const struct harness_server *s, const char *needle);
 

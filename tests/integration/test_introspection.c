@@ -4,7 +4,9 @@
  * prefix, CONFIG RESETSTAT), INFO replication's offsets, CLIENT LIST's
  * fields (order, qbuf, rbs, rbp, cmd=container|sub), CLIENT KILL in both
  * forms across shards, CLIENT REPLY ON|OFF|SKIP, CONFIG GET with
- * overlapping patterns, COMMAND LIST FILTERBY and COMMAND GETKEYSANDFLAGS.
+ * overlapping patterns, COMMAND LIST FILTERBY, COMMAND INFO and DOCS of
+ * subcommands (listed under their container, and by their own names) and
+ * COMMAND GETKEYSANDFLAGS.
  * Every case holds against redis-server 7.0 too (RINGKV_TEST_TARGET=redis).
  * The node has 2 shards, so keys and connections live on both: a command
  * whose key is on the other shard, and a client killed from the other
@@ -630,6 +632,119 @@ static void test_introspection_command_list_filterby(void **state)
     harness_expect(c, HARNESS_ERR("ERR syntax error"), "COMMAND LIST x y z");
 }
 
+/* Whether an array of status or bulk strings is exactly want (in order). */
+static bool strings_are(const redisReply *r, const char *const *want, size_t n)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(r->element[i]->str, want[i]) != 0)
+            return false;
+    return true;
+}
+
+/* The value under key in a map reply (a flat array under RESP2), or NULL.
+ * COMMAND DOCS is read raw: Redis nests its arguments deeper than hiredis
+ * parses. */
+static const struct harness_resp *map_get(const struct harness_resp *m, const char *key)
+{
+    for (size_t i = 0; m && i + 1 < m->n; i += 2)
+        if (m->elem[i]->str && strcmp(m->elem[i]->str, key) == 0)
+            return m->elem[i + 1];
+    return NULL;
+}
+
+/* COMMAND DOCS name, sent raw: the map of its one entry (name, then doc). */
+static struct harness_resp *docs_of(struct harness_raw *raw, const char *name, size_t len)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "COMMAND DOCS %.*s\r\n", (int)len, name);
+    harness_raw_send_str(raw, cmd);
+    struct harness_resp *docs = harness_raw_reply(raw);
+    assert_int_equal(docs->n, 2);
+    assert_int_equal(docs->elem[0]->len, len);
+    assert_memory_equal(docs->elem[0]->str, name, len);
+    return docs;
+}
+
+/* COMMAND INFO entry of name within a container's subcommands, or NULL. */
+static const redisReply *sub_info(const redisReply *container, const char *name)
+{
+    const redisReply *subs = container->element[9];
+    for (size_t i = 0; i < subs->elements; i++)
+        if (strcmp(subs->element[i]->element[0]->str, name) == 0)
+            return subs->element[i];
+    return NULL;
+}
+
+/* Every subcommand COMMAND LIST names ("client|list") is in its container's
+ * COMMAND INFO (element 9) and COMMAND DOCS ("subcommands"), as Redis 7
+ * lists them, and COMMAND INFO / DOCS take its full name as well, with the
+ * same arity and ACL categories. */
+static void test_introspection_command_info_lists_subcommands(void **state)
+{
+    redisContext *c = *state;
+    struct harness_raw *raw = harness_raw_open(server.port);
+    redisReply *all = harness_cmd(c, "COMMAND LIST");
+    assert_int_equal(all->type, REDIS_REPLY_ARRAY);
+    int subs = 0;
+    for (size_t i = 0; i < all->elements; i++) {
+        const char *name = all->element[i]->str;
+        const char *bar = strchr(name, '|');
+        if (!bar)
+            continue;
+        subs++;
+        redisReply *info = harness_cmd(c, "COMMAND INFO %b", name, (size_t)(bar - name));
+        const redisReply *in = sub_info(info->element[0], name);
+        if (!in) {
+            print_error("COMMAND INFO %.*s does not list %s\n", (int)(bar - name), name, name);
+            fail();
+        }
+        redisReply *own = harness_cmd(c, "COMMAND INFO %s", name);
+        assert_int_equal(own->element[0]->type, REDIS_REPLY_ARRAY);
+        assert_string_equal(own->element[0]->element[0]->str, name);
+        assert_int_equal(own->element[0]->element[1]->integer, in->element[1]->integer);
+        assert_int_equal(own->element[0]->element[6]->elements, in->element[6]->elements);
+        assert_true(in->element[6]->elements > 0); /* its ACL categories */
+        freeReplyObject(own);
+        freeReplyObject(info);
+        struct harness_resp *docs = docs_of(raw, name, (size_t)(bar - name));
+        const struct harness_resp *doc = map_get(map_get(docs->elem[1], "subcommands"), name);
+        const struct harness_resp *summary = map_get(doc, "summary");
+        if (!summary || !summary->str || !summary->str[0]) {
+            print_error("COMMAND DOCS %.*s has no summary of %s\n", (int)(bar - name), name, name);
+            fail();
+        }
+        harness_resp_free(docs);
+        harness_resp_free(docs_of(raw, name, strlen(name)));
+    }
+    freeReplyObject(all);
+    assert_true(subs >= 20); /* CLIENT, COMMAND, CONFIG, CLUSTER */
+
+    /* What Redis 7.0 says of CLIENT LIST and of a plain command. */
+    redisReply *r = harness_cmd(c, "COMMAND INFO client|list get nosuch|sub");
+    assert_int_equal(r->elements, 3);
+    const redisReply *list = r->element[0];
+    harness_check(list->element[1], HARNESS_INT(-2), "client|list arity");
+    bool admin = false; /* among its flags (Redis adds noscript, loading, stale) */
+    for (size_t i = 0; i < list->element[2]->elements; i++)
+        admin |= strcmp(list->element[2]->element[i]->str, "admin") == 0;
+    assert_true(admin);
+    static const char *const list_cats[] = {"@admin", "@slow", "@dangerous", "@connection"};
+    assert_true(strings_are(list->element[6], list_cats, 4));
+    static const char *const get_cats[] = {"@read", "@string", "@fast"};
+    assert_true(strings_are(r->element[1]->element[6], get_cats, 3));
+    assert_int_equal(r->element[2]->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    struct harness_resp *docs = docs_of(raw, "client|list", strlen("client|list"));
+    assert_string_equal(map_get(docs->elem[1], "summary")->str,
+                        "Get the list of client connections");
+    assert_string_equal(map_get(docs->elem[1], "group")->str, "connection");
+    assert_string_equal(map_get(docs->elem[1], "since")->str, "2.4.0");
+    harness_resp_free(docs);
+    harness_raw_close(raw);
+}
+
 /* One [key, flags] element of GETKEYSANDFLAGS, flags in Redis's order. */
 static void check_key_flags(const redisReply *e, const char *key, const char *const *flags,
                             size_t n)
@@ -719,6 +834,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_introspection_config_get_each_once, setup, teardown),
         cmocka_unit_test(test_introspection_config_get_hides_cluster_secret),
         cmocka_unit_test_setup_teardown(test_introspection_command_list_filterby, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_introspection_command_info_lists_subcommands, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_getkeysandflags, setup,
                                         teardown),
     };
