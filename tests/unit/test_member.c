@@ -1301,7 +1301,8 @@ static void test_member_tells_a_left_member_so_and_it_forgets(void **state)
 
 /* A table of node 0 restored with nodes 1 .. n-1 (up, or left when in
  * `left`), as a restart gives it. */
-static struct member_table *restored_table(uint32_t n, uint32_t left, const struct member_config *cfg)
+static struct member_table *restored_table(uint32_t n, uint32_t left,
+                                           const struct member_config *cfg)
 {
     struct member_table *t = new_table(0, cfg, 0);
     assert_int_equal(member_restore_self(t, MEMBER_UP, 2, 7), 0);
