@@ -1229,9 +1229,9 @@ void member_join(struct member_table *t, uint64_t now_ms)
 {
     t->forgotten = false;
     queue_health(t, 0, NULL); /* announce ourselves to the members the seeds tell us of */
-    uint32_t n = 0;
-    while (join_target(t, n))
-        n++;
+    uint32_t n = t->n_seeds; /* join_target()'s count, in one pass */
+    for (uint32_t i = 1; i < t->n; i++)
+        n += t->members[i].incarnation == 0 && t->members[i].state != MEMBER_LEFT;
     if (n == 0)
         return;
     if (t->join_next == 0)
