@@ -9,8 +9,9 @@
  * an eventfd that admin_destroy() writes to stop the thread, until the
  * earlier of the server's timeout and member_next_deadline(); then the
  * transport reads (frames go to the member table, its answers go out), the
- * table ticks when due, a node with seeds asks them to join every
- * ADMIN_JOIN_RETRY_MS until it has met another member, the ring follows the
+ * table ticks when due, a node with seeds (or restored peers) asks them to
+ * join every ADMIN_JOIN_RETRY_MS until it has heard from another member
+ * (member_heard()), the ring follows the
  * membership (admin_reconcile()) and the server runs.
  * The ring (the lead's decisions for issue 10):
  * - Claimant. Exactly one node changes the ring: the member with the lowest
@@ -122,7 +123,7 @@ struct admin {
     size_t ring_len;
     struct http_server *http; /* NULL when admin-port is 0 */
     struct peer_net *peer;    /* the cluster port */
-    bool join;                /* seeds given: ask them until we meet one */
+    bool join;                /* seeds given or peers restored: ask them until one answers */
     uint64_t join_at_ms;      /* next join request */
     char ring_req_id[IDENTITY_LEN + 1]; /* asked for its ring; "" when none */
     uint32_t ring_req_seq;
@@ -373,9 +374,12 @@ static bool admin_state_events(const struct member_event *ev, uint32_t n)
 /* At start-up, with a saved cluster state, the node comes back as the
  * member it was, seeds or not (they are added), auto-join or not (it is a
  * member already): cluster_state_restore() puts back this node's state,
- * state_version and incarnation and the other members (also as seeds); the
- * saved ring becomes the current ring; the members are asked to take this
- * node back (a join: they answer with the cluster as it is now). Start-up
+ * state_version and incarnation and the other members (not heard from:
+ * down, suspected, until they or a peer speak); the saved ring becomes the
+ * current ring (admin_adopt_ring(): the shards' snapshot too, so CLUSTER
+ * INFO answers at once); the members are asked to take this node back, a
+ * few at a time until one answers (member_join() every ADMIN_JOIN_RETRY_MS:
+ * they answer with the cluster as it is now). Start-up
  * stops (logged) on a file that cannot be read or is damaged, or that
  * cluster_state_check() refuses (another node's; a Q other than the
  * partitions setting while other members share the ring). A node alone
@@ -415,15 +419,18 @@ static int admin_restore_state(struct admin *a, uint64_t now)
         rc = admin_adopt_ring(a, ring, true, now);
     else
         ring_destroy(ring);
-    if (rc == 0 && member_count(a->members) > 1)
-        member_join(a->members, now);
+    for (uint32_t i = 0; rc == 0 && a->ring && i < s.n_peers; i++)
+        if (s.peers[i].state != MEMBER_LEFT) { /* joins through them until one answers */
+            a->join = true;
+            a->join_at_ms = now;
+        }
     member_events_clear(a->members); /* what was restored is not news */
     if (rc == 0)
         log_info("cluster: restored from %s/%s: incarnation %" PRIu64 ", %s ring, %u other "
                  "member(s)%s", cfg->dir, CLUSTER_STATE_FILE,
                  member_at(a->members, 0)->incarnation, a->ring ? "the saved" : "a new",
                  member_count(a->members) - 1,
-                 member_count(a->members) > 1 ? ", asked to take this node back" : "");
+                 a->join ? ", asked to take this node back" : "");
     cluster_state_fini(&s);
     return rc;
 }
@@ -1190,7 +1197,7 @@ static void *admin_thread(void *arg)
         peer_run(a->peer, a->members, now);
         if (now >= member_next_deadline(a->members))
             member_tick(a->members, now);
-        if (a->join && member_count(a->members) > 1)
+        if (a->join && member_heard(a->members))
             a->join = false;
         if (a->join && now >= a->join_at_ms) {
             member_join(a->members, now);

@@ -14,13 +14,19 @@
  * new one; a temporary file left by a crash is never read and is truncated
  * by the next write. cluster_state_save() writes only when the document
  * differs from the last one written, so that the admin thread may call it
- * after every change.
+ * after every change. The fsyncs run on the admin thread, as Redis fsyncs
+ * nodes.conf on its main thread: changes are rare (joins, leaves, rings,
+ * refutations), and gossip waits for them rather than a peer hearing of a
+ * state this node could lose.
+ * Left members are kept as tombstones (state "left" and its version), so
+ * that a restarted node does not take back a member that left while it, or
+ * the peer it hears first, was down.
  * Reading trusts nothing: at most CLUSTER_STATE_MAX_BYTES; the format name
  * and version first (a newer version is refused by name, not by a missing
  * field); then every field's type and bounds, no field unknown or
  * repeated, ids of 40 lowercase hex digits, strings within the sizes of
  * member.h and ring.h and free of NUL, owners within the members, no peer
- * twice nor this node among them, no peer left; the ring is rebuilt with
+ * twice nor this node among them; the ring is rebuilt with
  * ring_from_owners(), which checks members (ids unique, weights) and
  * computes the preference lists, and must come out with the saved hash.
  * What to do with a refused file (stop start-up) is the caller's. */
@@ -68,8 +74,6 @@ int cluster_state_of(const struct member_table *t, struct cluster_state *out)
         return -ENOMEM;
     for (uint32_t i = 1; i < member_count(t); i++) {
         const struct member *m = member_at(t, i);
-        if (m->state == MEMBER_LEFT)
-            continue;
         struct cluster_state_peer *p = &out->peers[out->n_peers++];
         p->info = m->info;
         p->info.ring_epoch = 0;
@@ -312,8 +316,9 @@ static int decode_peer(json_t *j, size_t k, struct cluster_state_peer *p, char *
     if (!copy_str(i->zone, sizeof i->zone, zone, zone_len))
         return refuse(why, cap, "peer %zu: the zone is longer than %d bytes or holds a NUL", k,
                       GOSSIP_ZONE_MAX);
-    if (!decode_state(state, &p->state) || p->state == MEMBER_LEFT)
-        return refuse(why, cap, "peer %zu: state \"%s\" is not joining, up or leaving", k, state);
+    if (!decode_state(state, &p->state))
+        return refuse(why, cap, "peer %zu: state \"%s\" is not joining, up, leaving or left", k,
+                      state);
     if (version < 0)
         return refuse(why, cap, "peer %zu: state_version is negative", k);
     p->state_version = (uint64_t)version;
@@ -574,12 +579,9 @@ int cluster_state_restore(struct member_table *t, const struct cluster_state *s,
     if (s->state == MEMBER_LEFT)
         return member_restore_self(t, MEMBER_UP, s->state_version + 1, s->incarnation);
     int rc = member_restore_self(t, s->state, s->state_version, s->incarnation);
-    const char *self_addr = member_at(t, 0)->info.cluster_addr;
     for (uint32_t i = 0; rc == 0 && i < s->n_peers; i++) {
         const struct cluster_state_peer *p = &s->peers[i];
         rc = member_restore_peer(t, &p->info, p->state, p->state_version, now_ms);
-        if (rc == 0 && strcmp(p->info.cluster_addr, self_addr) != 0)
-            rc = member_add_seed(t, p->info.cluster_addr);
     }
     return rc;
 }

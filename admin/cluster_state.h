@@ -3,9 +3,9 @@
  * comes back as the same member of the same cluster without seeds, as Redis
  * Cluster's nodes.conf does. The state: this node's id, ownership state,
  * state_version and incarnation; the current ring (q, n, epoch, hash,
- * members, owners); every other member not left, with its addresses,
- * weight, zone and ownership state. A node whose own state is LEFT keeps no
- * peers.
+ * members, owners); every other member, with its addresses, weight, zone
+ * and ownership state (left ones as tombstones). A node whose own state is
+ * LEFT keeps no peers.
  * Threads: pure functions plus blocking file I/O; any thread (the admin
  *   thread saves, start-up loads).
  * Ownership: a struct cluster_state filled by cluster_state_of(),
@@ -32,7 +32,7 @@
 /* Another member as this node last knew it. */
 struct cluster_state_peer {
     struct gossip_info info; /* ring_epoch and ring_hash are not kept (0) */
-    enum member_state state; /* never MEMBER_LEFT */
+    enum member_state state; /* MEMBER_LEFT: a tombstone */
     uint64_t state_version;
 };
 
@@ -46,7 +46,7 @@ struct cluster_state {
 };
 
 /* This node's state as the table holds it: member_at(0) and every other
- * member not left (none when member_at(0) is left). -ENOMEM. */
+ * member, left ones included (none when member_at(0) is left). -ENOMEM. */
 int cluster_state_of(const struct member_table *t, struct cluster_state *out);
 
 /* The document of s and ring (JSON text with a trailing newline), or NULL
@@ -83,8 +83,9 @@ int cluster_state_check(const struct cluster_state *s, const struct ring *ring, 
 
 /* Puts a checked state back into a table just made (member_create(),
  * nothing handled yet): this node's state, state_version and incarnation
- * (member_restore_self()), and each other member (member_restore_peer(),
- * and member_add_seed() unless it has this node's cluster address). A node
+ * (member_restore_self()), and each other member (member_restore_peer():
+ * not heard from, the places member_join() asks; left ones as tombstones,
+ * never seeds: a restarted node keeps them only until it hears). A node
  * that left gets no members back and is up at the next state_version, so
  * that a later join outranks its leave. The ring is the caller's to make
  * current. -errno from member.h. */

@@ -45,6 +45,14 @@
  * sends us frames is told it left (as tell_down() tells a suspect), so that
  * it learns it even when the change's gossip has died out, and member_forget()
  * makes such a node a table of one that ignores frames until asked to join.
+ * Restored members (member_restore_peer(), after a restart) sit at
+ * incarnation 0, below any real one (a table starts its own at 1): not
+ * heard from. Such a record is stale, so it is not shown up, not sent in
+ * push-pulls (but tombstones, which only tell members that know it that it
+ * left), and an update at incarnation 0 never adds a member; the first
+ * tick starts a suspicion of each one not left (so a restarted node neither
+ * counts a dead peer up nor waits for it forever), and member_join() asks
+ * them, a few at a time, until one answers. Left ones are tombstones.
  * Rings: RING_REQ and RING frames (streams) are copied into a short list
  * (member_ring_msgs()) for the admin thread, which owns the ring's encoding;
  * member_request_ring() and member_send_ring() only frame the bytes.
@@ -61,7 +69,8 @@
  * one random member (every push_pull_seed_every-th with a seed), merged
  * quietly (only a refutation of ourselves is queued: the peers that told us
  * the rest spread it already). Joining is a PUSH_PULL with the join flag to
- * each seed, which announces the joiner; the joiner announces itself too.
+ * MEMBER_JOIN_FANOUT seeds (or restored members) at a time, which announce
+ * the joiner; the joiner announces itself too.
  *
  * Figures (tests/unit/test_member.c: simulated time in 5 ms steps, a 5 ms
  * network losing 0% or 5% of datagrams and no stream frames; LAN defaults;
@@ -158,6 +167,8 @@ struct member_table {
     struct member_ring_msg rings[MEMBER_RING_MSGS_MAX];
     uint32_t n_rings;
     bool forgotten;         /* member_forget(): ignore frames until asked to join */
+    bool restored;          /* member_restore_peer(): suspicions to start at the next tick */
+    uint32_t join_next;     /* member_join(): a cursor into its targets (0: not started) */
     struct member_stats stats;
 };
 
@@ -555,6 +566,7 @@ static void refute(struct member_table *t, uint64_t inc)
     struct member *self = &t->members[0];
     self->incarnation = (inc > self->incarnation ? inc : self->incarnation) + 1;
     t->stats.refutations++;
+    event(t, MEMBER_EV_INFO, 0); /* the caller saves the incarnation */
     queue_health(t, 0, NULL);
 }
 
@@ -579,6 +591,8 @@ static uint32_t on_alive(struct member_table *t, const struct gossip_update *u, 
     }
     const struct gossip_info info = u->info;
     if (i == NONE) {
+        if (u->incarnation == 0)
+            return NONE; /* a restored record nobody heard from: no news of a member */
         i = add_member(t, &info, u->incarnation, now);
         if (i != NONE)
             queue_health(t, i, NULL);
@@ -713,6 +727,8 @@ static void send_state(struct member_table *t, const char *addr, uint8_t flags)
     if (!send_begin(t, addr, GOSSIP_PUSH_PULL, flags, 0, NULL, NULL))
         return;
     for (uint32_t i = 0; i < t->n; i++) {
+        if (t->members[i].incarnation == 0 && t->members[i].state != MEMBER_LEFT)
+            continue; /* restored, not heard from: stale (a tombstone adds nobody) */
         struct gossip_update u;
         make_update(t, i, GOSSIP_NODE, NULL, &u);
         gossip_add_update(&t->w, &u);
@@ -1056,6 +1072,20 @@ static void push_pull_timer(struct member_table *t, uint64_t now)
         send_state(t, addr, 0);
 }
 
+/* The first tick after restoring: a suspicion for each restored member not
+ * heard from yet, timed for the whole table (n), started by this node. */
+static void restored_timers(struct member_table *t, uint64_t now)
+{
+    t->restored = false;
+    for (uint32_t i = 1; i < t->n; i++) {
+        const struct member *m = &t->members[i];
+        if (m->incarnation == 0 && m->health == MEMBER_SUSPECT && !m->suspicion) {
+            suspicion_start(t, i, t->members[0].info.id, now);
+            t->stats.suspicions++;
+        }
+    }
+}
+
 void member_tick(struct member_table *t, uint64_t now_ms)
 {
     uint64_t pause_ms = t->cfg.probe_interval_ms + t->cfg.probe_timeout_ms;
@@ -1064,6 +1094,8 @@ void member_tick(struct member_table *t, uint64_t now_ms)
         t->next_probe_ms = now_ms;
     }
     t->last_tick_ms = now_ms;
+    if (t->restored)
+        restored_timers(t, now_ms);
     for (uint32_t r = 0; r < RELAY_MAX; r++)
         if (t->relays[r].used && now_ms >= t->relays[r].expires_ms)
             t->relays[r].used = false;
@@ -1075,6 +1107,8 @@ void member_tick(struct member_table *t, uint64_t now_ms)
 
 uint64_t member_next_deadline(const struct member_table *t)
 {
+    if (t->restored)
+        return 0;
     uint64_t d = t->next_probe_ms;
     const struct probe *p = &t->probe;
     if (p->active) {
@@ -1176,13 +1210,47 @@ int member_add_seed(struct member_table *t, const char *cluster_addr)
     return 0;
 }
 
+/* The j-th place to join through: the seeds, then the members not heard
+ * from (restored, incarnation 0, not left); NULL past the last. */
+static const char *join_target(const struct member_table *t, uint32_t j)
+{
+    if (j < t->n_seeds)
+        return t->seeds[j];
+    j -= t->n_seeds;
+    for (uint32_t i = 1; i < t->n; i++) {
+        const struct member *m = &t->members[i];
+        if (m->incarnation == 0 && m->state != MEMBER_LEFT && j-- == 0)
+            return m->info.cluster_addr;
+    }
+    return NULL;
+}
+
 void member_join(struct member_table *t, uint64_t now_ms)
 {
     t->forgotten = false;
     queue_health(t, 0, NULL); /* announce ourselves to the members the seeds tell us of */
-    for (uint32_t k = 0; k < t->n_seeds; k++)
-        if (strcmp(t->seeds[k], t->members[0].info.cluster_addr) != 0)
-            send_state(t, t->seeds[k], GOSSIP_F_JOIN);
+    uint32_t n = t->n_seeds; /* join_target()'s count, in one pass */
+    for (uint32_t i = 1; i < t->n; i++)
+        n += t->members[i].incarnation == 0 && t->members[i].state != MEMBER_LEFT;
+    if (n == 0)
+        return;
+    if (t->join_next == 0)
+        t->join_next = 1 + rnd_below(t, n); /* a random start, then in turn */
+    uint32_t want = n < MEMBER_JOIN_FANOUT ? n : MEMBER_JOIN_FANOUT;
+    for (uint32_t k = 0; k < want; k++) {
+        const char *addr = join_target(t, t->join_next++ % n);
+        if (strcmp(addr, t->members[0].info.cluster_addr) != 0)
+            send_state(t, addr, GOSSIP_F_JOIN);
+    }
+    (void)now_ms;
+}
+
+bool member_heard(const struct member_table *t)
+{
+    for (uint32_t i = 1; i < t->n; i++)
+        if (t->members[i].incarnation > 0)
+            return true;
+    return false;
 }
 
 int member_set_state(struct member_table *t, const char *id, enum member_state state,
@@ -1219,6 +1287,8 @@ void member_forget(struct member_table *t, uint64_t now_ms)
     t->probe.active = false;
     t->n_seeds = 0;
     t->forgotten = true;
+    t->restored = false;
+    t->join_next = 0;
     member_events_clear(t);
     struct member *self = &t->members[0];
     self->suspicion = 0;
@@ -1308,8 +1378,8 @@ const struct member *member_find(const struct member_table *t, const char *id)
 
 enum member_status member_status(const struct member *m)
 {
-    if (m->health == MEMBER_DEAD && m->state != MEMBER_LEFT)
-        return MEMBER_S_DOWN;
+    if ((m->health == MEMBER_DEAD || m->incarnation == 0) && m->state != MEMBER_LEFT)
+        return MEMBER_S_DOWN; /* incarnation 0: restored, not heard from (never self) */
     return (enum member_status)m->state;
 }
 
@@ -1349,5 +1419,9 @@ int member_restore_peer(struct member_table *t, const struct gossip_info *info,
     if (i == NONE)
         return -ENOMEM;
     set_state(t, i, state, state_version);
+    if (state != MEMBER_LEFT) {
+        set_health(t, i, MEMBER_SUSPECT, now_ms);
+        t->restored = true; /* its suspicion starts at the next tick */
+    }
     return 0;
 }

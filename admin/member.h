@@ -29,6 +29,7 @@
 #include "gossip.h"
 
 #define MEMBER_MAX 65535u /* as RING_MEMBERS_MAX */
+#define MEMBER_JOIN_FANOUT 3 /* places member_join() asks at once */
 
 /* Every knob, with memberlist's LAN defaults (member_config_default()). */
 struct member_config {
@@ -88,7 +89,8 @@ enum member_health { MEMBER_ALIVE = 0, MEMBER_SUSPECT = 1, MEMBER_DEAD = 2 };
  * cluster), ordered by state_version then by this order. */
 enum member_state { MEMBER_JOINING = 0, MEMBER_UP = 1, MEMBER_LEAVING = 2, MEMBER_LEFT = 3 };
 
-/* The status operators see: "down" when dead, else the state's name. */
+/* The status operators see: "down" when dead or not heard from since a
+ * restart (member_restore_peer()), else the state's name. */
 enum member_status { MEMBER_S_JOINING, MEMBER_S_UP, MEMBER_S_LEAVING, MEMBER_S_LEFT,
                      MEMBER_S_DOWN };
 
@@ -108,7 +110,8 @@ enum member_event_kind {
     MEMBER_EV_NEW,    /* a member entered the table */
     MEMBER_EV_HEALTH, /* its health changed */
     MEMBER_EV_STATE,  /* its ownership state changed */
-    MEMBER_EV_INFO,   /* its addresses, weight, zone or ring changed */
+    MEMBER_EV_INFO,   /* its addresses, weight, zone or ring changed; for self, also
+                       * its incarnation (a refutation: worth saving) */
 };
 
 struct member_event {
@@ -176,9 +179,15 @@ void member_destroy(struct member_table *t);
  * -EINVAL if too long, -ENOMEM. */
 int member_add_seed(struct member_table *t, const char *cluster_addr);
 
-/* Asks to join: a PUSH_PULL with the join flag to every seed. Call again
- * (say every few seconds) until member_count() > 1. */
+/* Asks to join: a PUSH_PULL with the join flag to MEMBER_JOIN_FANOUT of
+ * the places to join through: the seeds, then the restored members not heard
+ * from (member_restore_peer()), from a random one on, the next ones at the
+ * next call, so that calls go round them all. Call again (say every few
+ * seconds) until member_heard(). */
 void member_join(struct member_table *t, uint64_t now_ms);
+/* Whether any other member was heard from (its incarnation is above 0: it
+ * or a peer spoke of it since this node started). */
+bool member_heard(const struct member_table *t);
 
 /* Asks the member at cluster_addr to take us in: a PUSH_PULL with the join
  * flag (POST /v1/nodes: an operator adds a node). -EINVAL: too long. */
@@ -263,14 +272,26 @@ uint32_t member_queue_len(const struct member_table *t);
  * ownership state and version as saved, and its incarnation when the saved
  * one is greater, and gossips the state; call member_set_self() next, which
  * raises the incarnation past the saved one, so that our ALIVE overrides
- * what peers held of us before the restart. -EINVAL: not a state. */
+ * what peers held of us before the restart. The saved incarnation is the
+ * last one this node announced (member_set_self() and refutations raise
+ * MEMBER_EV_INFO, on which the caller saves); if peers hold us suspect or
+ * dead at a higher one all the same (a save that failed), the join's answer
+ * says so and we refute it (member.c), a round trip later. -EINVAL: not a
+ * state. */
 int member_restore_self(struct member_table *t, enum member_state state, uint64_t state_version,
                         uint64_t incarnation);
-/* Adds a member known before the restart: alive at incarnation 0, so that
- * anything it or a peer says of it at a real incarnation overrides it (and
- * our own suspicion at 0 convinces nobody), with its saved ownership state;
- * it is probed as any member and is not gossiped. -EINVAL: not a valid info
- * or state; -EEXIST: already in the table (self included); -ENOMEM. */
+/* Adds a member known before the restart, with its saved ownership state,
+ * at incarnation 0 (real ones start at 1), which marks it not heard from:
+ * anything it or a peer says of it at a real incarnation overrides it, and
+ * until then it is "down" (member_status()), left out of push-pulls (but
+ * when left), never added by a receiver that does not know it, and a place
+ * member_join() asks.
+ * One not left is suspect, its suspicion (this node's, timed as any) started
+ * at the next member_tick(): dead at its end unless heard from, so that a
+ * member really gone is not waited for. One left is a tombstone: neither
+ * probed nor asked, it keeps an older record of it (a peer that was down
+ * meanwhile) from bringing it back. -EINVAL: not a valid info or state;
+ * -EEXIST: already in the table (self included); -ENOMEM. */
 int member_restore_peer(struct member_table *t, const struct gossip_info *info,
                         enum member_state state, uint64_t state_version, uint64_t now_ms);
 

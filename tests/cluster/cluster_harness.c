@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 static struct cluster_node nodes[CLUSTER_NODES_MAX];
 static int base_port; /* P */
 static char scratch[64];
@@ -392,4 +394,44 @@ int cluster_forget_all(void **state)
     for (int i = 0; i < CLUSTER_NODES_MAX; i++)
         rc = cluster_forget(i) ?: rc;
     return rc;
+}
+
+char *cluster_ask(int i, const char *command)
+{
+    struct timeval tv = {.tv_sec = 2};
+    redisContext *c = redisConnectWithTimeout(cluster_node(i)->host, cluster_client_port(), tv);
+    if (!c || c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    redisReply *r = redisCommand(c, command);
+    char *text = NULL;
+    if (r && r->type == REDIS_REPLY_STRING)
+        text = strndup(r->str, r->len);
+    else if (r && r->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "node %d: %s: %s\n", i, command, r->str);
+    freeReplyObject(r);
+    redisFree(c);
+    return text;
+}
+
+long long cluster_info_field(const char *text, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s:", name);
+    size_t len = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, key, len) == 0)
+            return strtoll(p + len, NULL, 10);
+    return -1;
+}
+
+bool cluster_info_has(const char *text, const char *line)
+{
+    size_t len = strlen(line);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, line, len) == 0 && (p[len] == '\r' || p[len] == '\n' || !p[len]))
+            return true;
+    return false;
 }

@@ -81,4 +81,13 @@ const char *cluster_host(int i);
  * test starts new nodes, not ones that restore the cluster this test made. */
 int cluster_forget_all(void **state);
 
+/* The reply text of a Redis command (CLUSTER INFO, CLUSTER MYID, INFO
+ * cluster) on node i's client port, or NULL when it gives none or an error
+ * (printed). Caller frees. */
+char *cluster_ask(int i, const char *command);
+/* The value of "name:" in an INFO-style text, as a number; -1 if absent. */
+long long cluster_info_field(const char *text, const char *name);
+/* Whether an INFO-style text has this whole line ("cluster_state:ok"). */
+bool cluster_info_has(const char *text, const char *line);
+
 #endif

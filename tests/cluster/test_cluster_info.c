@@ -10,6 +10,10 @@
  *   routing yet).
  * - A node killed with SIGKILL is counted down by the others'
  *   CLUSTER INFO (a change of health alone, no ring change), still known.
+ * - Throughout, ringkv_nodes_up is the known nodes less the down ones, and
+ *   cluster_state:ok with every slot ok, none failed: with N = min(3,
+ *   members) and 3 nodes, every node is in every preference list, so one
+ *   down leaves each slot a live node (test_restart shows "fail").
  * Every wait is on a condition with a deadline. */
 #include <setjmp.h>
 #include <signal.h>
@@ -21,46 +25,11 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <hiredis/hiredis.h>
 
 #include "cluster_harness.h"
 
 #define FORM_MS 15000
 #define DOWN_MS 10000
-
-/* The reply text of command on node i (CLUSTER INFO, INFO cluster, CLUSTER
- * MYID), or NULL when it gives none or an error. Caller frees. */
-static char *ask(int i, const char *command)
-{
-    struct timeval tv = {.tv_sec = 2};
-    redisContext *c = redisConnectWithTimeout(cluster_node(i)->host, cluster_client_port(), tv);
-    if (!c || c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    redisReply *r = redisCommand(c, command);
-    char *text = NULL;
-    if (r && r->type == REDIS_REPLY_STRING)
-        text = strndup(r->str, r->len);
-    else if (r && r->type == REDIS_REPLY_ERROR)
-        fprintf(stderr, "node %d: %s: %s\n", i, command, r->str);
-    freeReplyObject(r);
-    redisFree(c);
-    return text;
-}
-
-/* The value of "name:" in an INFO-style text, as a number; -1 if absent. */
-static long long field(const char *text, const char *name)
-{
-    char key[64];
-    snprintf(key, sizeof key, "%s:", name);
-    size_t len = strlen(key);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, key, len) == 0)
-            return strtoll(p + len, NULL, 10);
-    return -1;
-}
 
 static long long ring_epoch(int i)
 {
@@ -68,6 +37,16 @@ static long long ring_epoch(int i)
     long long e = ring ? json_integer_value(json_object_get(ring, "epoch")) : -1;
     json_decref(ring);
     return e;
+}
+
+/* Every slot has a node of its preference list not down: with N = min(3,
+ * members), at most 3 nodes and one down, always (what CLUSTER INFO
+ * promises: "ok" while every slot is served). */
+static bool slots_all_ok(const char *info)
+{
+    return cluster_info_has(info, "cluster_state:ok") &&
+           cluster_info_field(info, "cluster_slots_ok") == 16384 &&
+           cluster_info_field(info, "cluster_slots_fail") == 0;
 }
 
 struct expect {
@@ -88,14 +67,17 @@ static bool info_agrees(void *arg)
         if (i == x->skip)
             continue;
         long long before = ring_epoch(i);
-        char *info = ask(i, "CLUSTER INFO");
+        char *info = cluster_ask(i, "CLUSTER INFO");
         long long after = ring_epoch(i);
-        bool ok =
-            info && before == after && field(info, "cluster_current_epoch") == before &&
-            field(info, "cluster_my_epoch") == before &&
-            field(info, "cluster_known_nodes") == x->known &&
-            field(info, "cluster_size") == x->size && field(info, "ringkv_nodes_down") == x->down &&
-            field(info, "cluster_slots_assigned") == 16384 && (epoch0 < 0 || before == epoch0);
+        long long f_down = info ? cluster_info_field(info, "ringkv_nodes_down") : -1;
+        bool ok = info && before == after && (epoch0 < 0 || before == epoch0) &&
+                  cluster_info_field(info, "cluster_current_epoch") == before &&
+                  cluster_info_field(info, "cluster_my_epoch") == before &&
+                  cluster_info_field(info, "cluster_known_nodes") == x->known &&
+                  cluster_info_field(info, "cluster_size") == x->size && f_down == x->down &&
+                  cluster_info_field(info, "ringkv_nodes_up") == x->known - x->down &&
+                  cluster_info_field(info, "cluster_slots_assigned") == 16384 &&
+                  slots_all_ok(info);
         epoch0 = before;
         free(info);
         if (!ok)
@@ -109,7 +91,7 @@ static void expect_info(const struct expect *x, int limit_ms, const char *what)
     if (cluster_wait(info_agrees, (void *)x, limit_ms))
         return;
     for (int i = 0; i < x->nodes; i++) {
-        char *info = i == x->skip ? NULL : ask(i, "CLUSTER INFO");
+        char *info = i == x->skip ? NULL : cluster_ask(i, "CLUSTER INFO");
         fprintf(stderr, "node %d (ring epoch %lld):\n%s\n", i, ring_epoch(i), info ? info : "-");
         free(info);
     }
@@ -118,14 +100,14 @@ static void expect_info(const struct expect *x, int limit_ms, const char *what)
 
 static void expect_myid(int i)
 {
-    char *id = ask(i, "CLUSTER MYID");
+    char *id = cluster_ask(i, "CLUSTER MYID");
     assert_non_null(id);
     json_t *health = cluster_get(i, "/v1/health");
     assert_non_null(health);
     assert_string_equal(id, json_string_value(json_object_get(health, "id")));
     assert_string_equal(id, cluster_node(i)->id);
     json_decref(health);
-    char *info = ask(i, "INFO cluster");
+    char *info = cluster_ask(i, "INFO cluster");
     assert_non_null(info);
     assert_non_null(strstr(info, "# Cluster\r\ncluster_enabled:0\r\n"));
     char line[80];
@@ -152,10 +134,10 @@ static void test_cluster_info_follows_joins_and_failures(void **state)
     assert_true(ring_epoch(0) > epoch_alone);
     for (int i = 0; i < 3; i++)
         expect_myid(i);
-    char *info = ask(1, "INFO cluster");
+    char *info = cluster_ask(1, "INFO cluster");
     assert_non_null(info);
-    assert_int_equal(field(info, "ringkv_known_nodes"), 3);
-    assert_int_equal(field(info, "ringkv_ring_epoch"), ring_epoch(1));
+    assert_int_equal(cluster_info_field(info, "ringkv_known_nodes"), 3);
+    assert_int_equal(cluster_info_field(info, "ringkv_ring_epoch"), ring_epoch(1));
     free(info);
 
     long long epoch = ring_epoch(0);

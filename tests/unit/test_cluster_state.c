@@ -5,9 +5,10 @@
  * lists); truncated, damaged and hostile documents are refused with a
  * reason and never crash (every prefix, a table of bad fields, random byte
  * flips); a missing file is -ENOENT; a temporary file left by a crash is
- * ignored and replaced; restored members are seeds, a node that left gets
- * none back; another node's state or another Q is refused; the saver
- * writes only what changed. */
+ * ignored and replaced; restored members are down (not heard from) and
+ * the places a join asks, a few at a time, left ones tombstones kept as
+ * left, a node that left gets none back; another node's state or another Q
+ * is refused; the saver writes only what changed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -225,7 +226,7 @@ static void test_cluster_state_refuses_bad_text(void **state)
         {"\"incarnation\":9", "\"incarnation\":9.5", NULL},
         {"\"incarnation\":9", "\"incarnation\":99999999999999999999999", "not JSON"},
         {"\"state\":\"up\"", "\"state\":\"dancing\"", "dancing"},
-        {"\"leaving\"", "\"left\"", "is not joining, up or leaving"},
+        {"\"leaving\"", "\"gone\"", "is not joining, up, leaving or left"},
         {"\"partitions\":64", "\"partitions\":48", "power of two"},
         {"\"partitions\":64", "\"partitions\":32", "one member index per partition"},
         {"\"epoch\":2", "\"epoch\":0", "epoch"},
@@ -454,20 +455,25 @@ static void test_cluster_state_restores_into_the_membership(void **state)
     assert_int_equal(member_count(t), 4);
     const struct member *m = member_find(t, peers[2].info.id);
     assert_int_equal(m->incarnation, 0); /* anything real overrides it */
-    assert_int_equal(member_status(m), MEMBER_S_LEAVING);
+    assert_int_equal(m->state, MEMBER_LEAVING);
+    assert_int_equal(member_status(m), MEMBER_S_DOWN); /* not heard from since */
+    assert_int_equal(m->health, MEMBER_SUSPECT);
     assert_int_equal(member_at(t, 0)->incarnation, 9);
     assert_int_equal(member_set_self(t, &self_again, 1000), 0);
     assert_int_equal(member_at(t, 0)->incarnation, 10); /* past what peers held of us */
-    /* the restored members are the seeds: a join asks each of them */
+    /* a join asks the restored members (3: all of them) */
     const struct member_out *out;
     member_outbox_clear(t);
     member_join(t, 1000);
     uint32_t n_out = member_outbox(t, &out);
     assert_int_equal(n_out, 3);
+    bool asked[3] = {false};
     for (uint32_t k = 0; k < n_out; k++) {
         assert_int_equal(out[k].type, GOSSIP_PUSH_PULL);
-        assert_string_equal(out[k].to_addr, peers[k].info.cluster_addr);
+        for (int j = 0; j < 3; j++)
+            asked[j] |= strcmp(out[k].to_addr, peers[j].info.cluster_addr) == 0;
     }
+    assert_true(asked[0] && asked[1] && asked[2]);
 
     struct cluster_state again;
     assert_int_equal(cluster_state_of(t, &again), 0);
@@ -478,10 +484,12 @@ static void test_cluster_state_restores_into_the_membership(void **state)
     assert_memory_equal(&again.peers[2].info, &peers[2].info, sizeof peers[2].info);
     cluster_state_fini(&again);
 
-    /* A left peer is not kept; a node that left keeps no peer at all. */
+    /* A left peer is kept as a tombstone; a node that left keeps no peer at all. */
     assert_int_equal(member_set_state(t, peers[0].info.id, MEMBER_LEFT, 1000), 0);
     assert_int_equal(cluster_state_of(t, &again), 0);
-    assert_int_equal(again.n_peers, 2);
+    assert_int_equal(again.n_peers, 3);
+    assert_int_equal(again.peers[0].state, MEMBER_LEFT);
+    assert_int_equal(again.peers[0].state_version, 2);
     cluster_state_fini(&again);
     assert_int_equal(member_set_state(t, s.id, MEMBER_LEFT, 1000), 0);
     assert_int_equal(cluster_state_of(t, &again), 0);

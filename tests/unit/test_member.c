@@ -23,6 +23,8 @@
 
 /* ---- members of a test cluster ---- */
 
+#define NONE_LEFT 999u /* restored_table(): no member left; run(): none silent */
+
 static void node_id(uint32_t i, char *id)
 {
     uint64_t z = (uint64_t)i * 0x9e3779b97f4a7c15ull + 12345;
@@ -1297,6 +1299,171 @@ static void test_member_tells_a_left_member_so_and_it_forgets(void **state)
     member_destroy(b);
 }
 
+/* A table of node 0 restored with nodes 1 .. n-1 (up, or left when in
+ * `left`), as a restart gives it. */
+static struct member_table *restored_table(uint32_t n, uint32_t left,
+                                           const struct member_config *cfg)
+{
+    struct member_table *t = new_table(0, cfg, 0);
+    assert_int_equal(member_restore_self(t, MEMBER_UP, 2, 7), 0);
+    for (uint32_t k = 1; k < n; k++) {
+        struct gossip_info in = node_info(k);
+        assert_int_equal(member_restore_peer(t, &in, k == left ? MEMBER_LEFT : MEMBER_UP,
+                                             k == left ? 3 : 1, 0), 0);
+    }
+    member_outbox_clear(t);
+    member_events_clear(t);
+    return t;
+}
+
+/* Restored members are down until heard from, suspected by the restarted
+ * node at its first tick (so it waits for none forever: dead at the end of
+ * a normal suspicion), alive at once when heard. */
+static void test_member_restored_members_are_down_until_heard(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = restored_table(4, NONE_LEFT, &cfg);
+    assert_int_equal(member_status(member_at(t, 0)), MEMBER_S_UP);
+    for (uint32_t k = 1; k < 4; k++) {
+        assert_int_equal(member_status(peer(t, k)), MEMBER_S_DOWN);
+        assert_int_equal(peer(t, k)->health, MEMBER_SUSPECT);
+    }
+    assert_false(member_heard(t));
+    assert_int_equal(member_next_deadline(t), 0); /* the suspicions start at once */
+    member_tick(t, 10);
+    assert_int_equal(member_get_stats(t)->suspicions, 3);
+    /* node 1 answers: alive and up; the others stay silent: dead in time */
+    struct gossip_update u = upd(GOSSIP_ALIVE, 1, 4, 1);
+    send_frame(t, 100, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_int_equal(peer(t, 1)->health, MEMBER_ALIVE);
+    assert_int_equal(member_status(peer(t, 1)), MEMBER_S_UP);
+    assert_true(member_heard(t));
+    uint64_t limit = 10 + member_suspicion_min_ms(t) * cfg.suspicion_max_timeout_mult;
+    run(t, 20, limit + 20, 2);
+    assert_int_equal(peer(t, 2)->health, MEMBER_DEAD);
+    assert_int_equal(peer(t, 3)->health, MEMBER_DEAD);
+    assert_int_equal(peer(t, 1)->health, MEMBER_ALIVE);
+    member_destroy(t);
+}
+
+/* A restarted node joins through MEMBER_JOIN_FANOUT restored members at a
+ * time (the next ones at the next call), and its push-pulls carry none it
+ * has not heard from. */
+static void test_member_restored_join_asks_a_few_and_sends_no_stale_records(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = restored_table(10, NONE_LEFT, &cfg);
+    bool asked[10] = {false};
+    for (int call = 0; call < 3; call++) {
+        member_join(t, 10);
+        const struct member_out *out;
+        uint32_t n = member_outbox(t, &out);
+        assert_int_equal(n, MEMBER_JOIN_FANOUT);
+        for (uint32_t k = 0; k < n; k++) {
+            struct gossip_msg msg;
+            size_t used;
+            const char *err;
+            assert_int_equal(out[k].type, GOSSIP_PUSH_PULL);
+            assert_false(asked[addr_node(out[k].to_addr)]);
+            asked[addr_node(out[k].to_addr)] = true;
+            assert_int_equal(gossip_decode(out[k].bytes, out[k].len, &msg, &used, &err),
+                             GOSSIP_OK);
+            struct gossip_iter it;
+            struct gossip_update u;
+            uint32_t records = 0;
+            gossip_iter_init(&it, &msg);
+            while (gossip_next_update(&it, &u))
+                records += u.kind == GOSSIP_NODE;
+            assert_int_equal(records, 1); /* itself only */
+        }
+        member_outbox_clear(t);
+    }
+    /* a receiver that does not know a member never adds it from a record at 0 */
+    struct member_table *r = table_with(1, 2, &cfg);
+    struct gossip_update u = upd(GOSSIP_JOIN, 5, 0, 0);
+    u.state = MEMBER_UP;
+    u.state_version = 1;
+    send_frame(r, 10, 0, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    u.kind = GOSSIP_NODE;
+    send_frame(r, 10, 0, GOSSIP_PUSH_PULL, GOSSIP_F_REPLY, 0, NULL, &u, 1);
+    assert_null(peer(r, 5));
+    member_destroy(r);
+    member_destroy(t);
+}
+
+/* Issue 10's review, defect 3: B (node 3) left while A (node 1) was down;
+ * C (node 0) restarted meanwhile with B as a tombstone. A's join push-pull,
+ * which still holds B up, does not bring B back: C keeps it left and its
+ * answer tells A so. */
+static void test_member_left_tombstone_is_not_brought_back(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *c = restored_table(4, 3, &cfg);
+    assert_int_equal(member_status(peer(c, 3)), MEMBER_S_LEFT);
+    assert_int_equal(member_alive_count(c), 3);
+    struct gossip_update a[4];
+    for (uint32_t k = 0; k < 4; k++) {
+        a[k] = upd(GOSSIP_NODE, k, 5, 1);
+        a[k].state = MEMBER_UP;
+        a[k].state_version = k == 3 ? 2 : 1; /* A's view: B up, before it left (3) */
+    }
+    send_frame(c, 100, 1, GOSSIP_PUSH_PULL, GOSSIP_F_JOIN, 0, NULL, a, 4);
+    assert_int_equal(peer(c, 3)->state, MEMBER_LEFT);
+    assert_int_equal(member_status(peer(c, 3)), MEMBER_S_LEFT);
+    struct gossip_msg msg;
+    assert_non_null(outbox_find(c, GOSSIP_PUSH_PULL, &msg, NULL));
+    struct gossip_iter it;
+    struct gossip_update u;
+    bool told = false;
+    gossip_iter_init(&it, &msg);
+    while (gossip_next_update(&it, &u))
+        told |= strcmp(u.info.id, peer(c, 3)->info.id) == 0 && u.state == MEMBER_LEFT &&
+                u.state_version == 3;
+    assert_true(told);
+    /* a restarted A's push-pull leaves its stale B out: C's answer still says B left */
+    struct member_table *c2 = restored_table(4, 3, &cfg);
+    send_frame(c2, 100, 1, GOSSIP_PUSH_PULL, GOSSIP_F_JOIN, 0, NULL, a, 3);
+    assert_non_null(outbox_find(c2, GOSSIP_PUSH_PULL, &msg, NULL));
+    told = false;
+    gossip_iter_init(&it, &msg);
+    while (gossip_next_update(&it, &u))
+        told |= strcmp(u.info.id, peer(c2, 3)->info.id) == 0 && u.state == MEMBER_LEFT;
+    assert_true(told);
+    member_destroy(c2);
+    /* nor is a left member probed or asked to take us back */
+    member_outbox_clear(c);
+    run(c, 200, 10000, NONE_LEFT);
+    member_join(c, 10000);
+    const struct member_out *out;
+    uint32_t n = member_outbox(c, &out);
+    for (uint32_t k = 0; k < n; k++)
+        assert_int_not_equal(addr_node(out[k].to_addr), 3);
+    member_destroy(c);
+}
+
+/* A refutation raises the table's incarnation and says so (MEMBER_EV_INFO
+ * on self), so that the caller saves it. */
+static void test_member_refutation_is_an_event_on_self(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = table_with(0, 3, &cfg);
+    uint64_t inc = member_at(t, 0)->incarnation;
+    struct gossip_update u = upd(GOSSIP_SUSPECT, 0, inc, 1);
+    send_frame(t, 10, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_int_equal(member_at(t, 0)->incarnation, inc + 1);
+    const struct member_event *ev;
+    uint32_t n = member_events(t, &ev);
+    bool saw = false;
+    for (uint32_t k = 0; k < n; k++)
+        saw |= ev[k].kind == MEMBER_EV_INFO && ev[k].index == 0;
+    assert_true(saw);
+    member_destroy(t);
+}
+
 static void test_member_contact_sends_a_join_push_pull(void **state)
 {
     struct member_config cfg;
@@ -1384,6 +1551,10 @@ int main(void)
         cmocka_unit_test(test_member_admission_is_a_joining_version),
         cmocka_unit_test(test_member_tells_a_left_member_so_and_it_forgets),
         cmocka_unit_test(test_member_contact_sends_a_join_push_pull),
+        cmocka_unit_test(test_member_restored_members_are_down_until_heard),
+        cmocka_unit_test(test_member_restored_join_asks_a_few_and_sends_no_stale_records),
+        cmocka_unit_test(test_member_left_tombstone_is_not_brought_back),
+        cmocka_unit_test(test_member_refutation_is_an_event_on_self),
         cmocka_unit_test(test_gossip_ring_frames_round_trip_and_refuse_bad_lengths),
         cmocka_unit_test(test_member_sim_replays_with_a_seed),
         cmocka_unit_test(test_member_sim_small_cluster_meets_targets),
