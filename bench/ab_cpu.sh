@@ -23,13 +23,14 @@ bench_trap
 
 # measure WHICH TEST PIPELINE: prints CPU microseconds per request.
 measure() {
-    local which=$1 test=$2 pipe=$3 port dir n t0 t1
+    local which=$1 test=$2 pipe=$3 port dir n t0 t1 ports
     n=$( ((pipe == 1)) && echo "$N1" || echo "$N16")
     port=$(bench_free_port)
     dir=$(mktemp -d)
     # shellcheck disable=SC2086
+    mapfile -t ports < <(bench_ringkv_ports "${BIN[$which]}" "$port")
     bench_start "$SCPU" "$dir/log" "${BIN[$which]}" --threads 1 --storage memory --port "$port" \
-        --memcache-port 0 --bind 127.0.0.1 --dir "$dir" ${ARGS[$which]}
+        --memcache-port 0 --bind 127.0.0.1 --dir "$dir" "${ports[@]}" ${ARGS[$which]}
     bench_wait_resp "$port" "$BENCH_PID" 15 || bench_die "$which did not start: $(tail -n1 "$dir/log")"
     taskset -c "$CCPU" redis-benchmark -p "$port" -c 50 -n 100000 -P 16 -t set -d 32 -r 1000000 \
         -q >/dev/null
