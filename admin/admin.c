@@ -151,9 +151,7 @@ static void admin_addr(char *out, size_t cap, const char *host, int port)
     snprintf(out, cap, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
-/* Whether dir keeps the node's id and cluster state: always with storage =
- * log; with storage = memory, when it is a writable directory. */
-static bool admin_dir_kept(const struct cfg *cfg)
+bool admin_dir_kept(const struct cfg *cfg)
 {
     struct stat st;
     return cfg->storage == CFG_STORAGE_LOG ||

@@ -11,6 +11,9 @@
 #ifndef RINGKV_ADMIN_ADMIN_H
 #define RINGKV_ADMIN_ADMIN_H
 
+#include <stdbool.h>
+
+struct cfg;
 struct node;
 struct admin;
 
@@ -26,6 +29,9 @@ int admin_start(struct admin *a);
 /* Stops and joins the thread (if started), closes the HTTP server, frees.
  * NULL is fine. */
 void admin_destroy(struct admin *a);
+/* Whether dir keeps the node id and cluster state: always with storage =
+ * log; with storage = memory, when dir is a writable directory. Any thread. */
+bool admin_dir_kept(const struct cfg *cfg);
 /* This node's id: 40 lowercase hex digits. Any thread. */
 const char *admin_node_id(const struct admin *a);
 

@@ -1,8 +1,11 @@
 /* node.c: the process (see node.h).
  * node_create() checks that io_uring is usable (and says how to fix it when
- * it is not), builds the partition map, the cell where the admin thread
- * publishes the cluster's snapshots (snapshot.h) and the shards (queues,
- * listeners);
+ * it is not), locks the data directory when the node keeps anything there
+ * (before anything in it is read or written: a second process on the same
+ * directory, which would re-lay or remove the first one's files, stops
+ * there, naming the holder's pid; the lock lasts until node_destroy()),
+ * builds the partition map, the cell where the admin thread publishes the
+ * cluster's snapshots (snapshot.h) and the shards (queues, listeners);
  * node_run() starts one thread per shard behind a launch gate (a thread that
  * cannot be created makes the others return before they touch anything, and
  * they are joined before the node is freed), waits until every shard has made
@@ -27,6 +30,7 @@
 #include "admin.h"
 #include "cmd.h"
 #include "cmd_stats.h"
+#include "dirlock.h"
 #include "log.h"
 #include "shard.h"
 #include "snapshot.h"
@@ -79,6 +83,39 @@ static uint32_t node_cpu_count(void)
     return n > 0 ? (uint32_t)n : 1;
 }
 
+/* Locks cfg->dir for this process (dirlock.h) when the node keeps anything
+ * there: always with storage = log (making the directory first), with
+ * storage = memory when it keeps the node id and cluster state
+ * (admin_dir_kept()). 0, or -errno (logged: another ringkv holds it, or
+ * the directory or its lock file cannot be made). */
+static int node_lock_dir(struct node *n)
+{
+    const struct cfg *cfg = n->cfg;
+    if (cfg->storage == CFG_STORAGE_LOG) {
+        int rc = persist_mkdir(cfg->dir);
+        if (rc < 0) {
+            log_error("cannot create data directory %s: %s; exiting", cfg->dir, strerror(-rc));
+            return rc;
+        }
+    } else if (!admin_dir_kept(cfg)) {
+        return 0;
+    }
+    pid_t holder;
+    int rc = dirlock_take(cfg->dir, &n->dir_lock_fd, &holder);
+    if (rc == -EWOULDBLOCK) {
+        char pid[24] = "unknown"; /* the holder is between its flock and its write */
+        if (holder > 0)
+            snprintf(pid, sizeof pid, "%ld", (long)holder);
+        log_error("another ringkv (pid %s) uses %s; stop it, or start this one with another "
+                  "--dir; exiting",
+                  pid, cfg->dir);
+    } else if (rc < 0) {
+        log_error("cannot lock data directory %s (%s/%s): %s; exiting", cfg->dir, cfg->dir,
+                  DIRLOCK_FILE, strerror(-rc));
+    }
+    return rc;
+}
+
 struct node *node_create(const struct cfg *cfg)
 {
     if (node_check_uring() != 0)
@@ -87,6 +124,7 @@ struct node *node_create(const struct cfg *cfg)
     if (!n)
         return NULL;
     n->cfg = cfg;
+    n->dir_lock_fd = -1;
     n->nshards = cfg->threads ? (uint32_t)cfg->threads : node_cpu_count();
     if (n->nshards > CFG_MAX_THREADS) {
         log_info("%u CPUs: starting %u shards, the most SCAN's cursor can name", n->nshards,
@@ -118,7 +156,8 @@ struct node *node_create(const struct cfg *cfg)
     cmd_init();
     if (snapshot_cell_create(n->nshards, &n->snapshots) != 0)
         goto fail;
-    if (persist_prepare_dir(n, &n->layout) != 0 || admin_create(n, &n->admin) != 0)
+    if (node_lock_dir(n) != 0 || persist_prepare_dir(n, &n->layout) != 0 ||
+        admin_create(n, &n->admin) != 0)
         goto fail;
     for (uint32_t i = 0; i < n->nshards; i++)
         if (!(n->shards[i] = shard_create(n, i)))
@@ -140,6 +179,8 @@ void node_destroy(struct node *n)
     mi_free(n->partition_shard);
     cmd_stats_destroy(n->cmd_stats);
     snapshot_cell_destroy(n->snapshots); /* admin and the shards have stopped */
+    if (n->dir_lock_fd >= 0)
+        close(n->dir_lock_fd); /* last: nothing writes in dir any more */
     mi_free(n);
 }
 

@@ -39,6 +39,8 @@ struct node {
     uint16_t *partition_shard;   /* partition -> owning shard */
     int64_t start_ms;            /* unix ms at start-up */
     struct persist_layout layout; /* what the data directory held at start-up */
+    int dir_lock_fd;             /* <dir>/LOCK, flock()ed while the node lives
+                                    (dirlock.h); -1 when dir keeps nothing */
     char run_id[41];
     pthread_mutex_t launch;      /* held by main while it creates the shard threads;
                                     each waits for it before doing anything */

@@ -474,9 +474,9 @@ static void persist_parent(const char *path, char *out, size_t cap)
         *slash = '\0';
 }
 
-/* mkdir -p: makes path and whatever of its parents is missing, and fsyncs
- * the parent of each directory made, so that its name survives a crash. */
-static int persist_mkdir(const char *path)
+/* mkdir -p (persist.h): the parent of each directory made is fsynced, so
+ * that its name survives a crash. */
+int persist_mkdir(const char *path)
 {
     char parent[1200];
     persist_parent(path, parent, sizeof parent);
@@ -2536,13 +2536,8 @@ int persist_prepare_dir(const struct node *n, struct persist_layout *layout)
     memset(layout, 0, sizeof *layout);
     if (n->cfg->storage != CFG_STORAGE_LOG)
         return 0;
-    int rc = persist_mkdir(n->cfg->dir);
-    if (rc < 0) {
-        log_error("cannot create data directory %s: %s; exiting", n->cfg->dir, strerror(-rc));
-        return rc;
-    }
     struct persist_manifest m = {0};
-    rc = persist_read_manifest(n->cfg->dir, &m);
+    int rc = persist_read_manifest(n->cfg->dir, &m);
     if (rc < 0) {
         log_error("%s/%s is unreadable or damaged: %s; exiting", n->cfg->dir, PERSIST_MANIFEST,
                   strerror(-rc));

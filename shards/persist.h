@@ -34,9 +34,9 @@
  * shard reads every old shard's segments, keeps the keys of its own
  * partitions, and writes them as a fresh segment; node start-up then removes
  * the old files (a re-lay).
- * Threads: everything on the owning shard thread, except persist_prepare_dir()
- * and persist_finish_start(), which run on the main thread before the shards
- * start / after they have all recovered.
+ * Threads: everything on the owning shard thread, except persist_mkdir() and
+ * persist_prepare_dir(), which run on the main thread before the shards
+ * start, and persist_finish_start(), after they have all recovered.
  * Errors: negative errno, logged with what the node does next. */
 #ifndef RINGKV_SHARDS_PERSIST_H
 #define RINGKV_SHARDS_PERSIST_H
@@ -63,8 +63,12 @@ struct persist_layout {
     uint64_t first_segment;   /* segments below it belong to no layout */
 };
 
-/* Main thread, before shards start: creates dir, reads its manifest, checks
- * that the partition count matches. 0 or -errno (logged). */
+/* mkdir -p, durably: makes path and whatever of its parents is missing.
+ * 0 (also when it exists) or -errno. Main thread, at start-up. */
+int persist_mkdir(const char *path);
+/* Main thread, before shards start, once node_create() has made dir and
+ * locked it: reads its manifest, checks that the partition count matches.
+ * 0 or -errno (logged). */
 int persist_prepare_dir(const struct node *n, struct persist_layout *layout);
 /* Main thread, after every shard recovered: removes segments made obsolete
  * by a change of shard count and writes the manifest. 0 or -errno. */
