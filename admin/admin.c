@@ -98,6 +98,7 @@
 #include "view.h"
 
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
+_Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings carry");
 #define ADMIN_METRICS_MAX 48
 #define ADMIN_JOIN_RETRY_MS 2000
 #define ADMIN_RING_REQ_MS 2000 /* a ring request unanswered this long is sent again */
