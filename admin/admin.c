@@ -20,15 +20,22 @@
  *   ring's, it builds the next ring with ring_build() from the current one
  *   (so a join moves partitions only to the joiner, about Q/(K+1), and a
  *   leave only the leaver's; epoch + 1), adopts it, then sets joiners in it
- *   UP and leavers out of it LEFT (member_set_state(), gossiped; every node
- *   whose ring no peer's beats does the same, to the same version, so that
- *   a node gossip missed, or the joiner itself, settles too). A down
- *   member stays in the ring: being down is not leaving. Two claimants (views
- *   that differ for a moment) from the same ring and members build the same
- *   ring; otherwise the tie-break below settles it.
+ *   UP and, once it has stood ADMIN_SETTLE_LEFT_MS, leavers of the ring
+ *   before out of it LEFT (member_set_state(), gossiped; every node whose
+ *   ring no peer of its ring beats does the same, to the same version, so
+ *   that a node gossip missed, or the joiner itself, settles too; never a
+ *   node of another cluster). A down member stays in the ring: being down is
+ *   not leaving. When every alive ring member is leaving, the lowest-id one
+ *   claims and cancels its own leave: the ring is never emptied. Two
+ *   claimants (views that differ for a moment) from the same ring and
+ *   members build the same ring; otherwise the tie-break below settles it,
+ *   and a node UP that the winning ring (from a member of its ring) lacks
+ *   lost such a race: it sets itself JOINING again and is added.
  * - Dissemination. Each node advertises its ring's (epoch, hash) in its
  *   gossip info. A ring beats another with a higher epoch, or the same epoch
- *   and a higher hash. A node that sees an alive peer advertise a ring that
+ *   and a higher hash. Peers that count: a node in a real ring listens only
+ *   to members of its ring (or the one before); a joiner to every peer. A
+ *   node that sees an alive peer that counts advertise a ring that
  *   beats its own asks it (RING_REQ over a stream; one request awaited per
  *   peer, again after ADMIN_RING_REQ_MS; when none does, every
  *   ADMIN_RING_REQ_MS the next alive member in turn, which answers only with
@@ -43,14 +50,19 @@
  *   contacts it (a PUSH_PULL with the join flag) and, once it knows the member
  *   there, sets it JOINING again (version + 1), gossiped: the claimant then
  *   puts it in the ring. A cluster of one admitted so drops its ring and joins.
+ *   A node up in a ring of more than itself (the hash it advertises is not
+ *   its ring alone's) is refused (409, or logged and listed in GET
+ *   /v1/nodes once contacted); admitted anyway, it re-asserts itself UP.
  *   A node that is not in a ring answers POST and DELETE with 409.
  * - Leaving. DELETE /v1/nodes/{id} sets the node LEAVING; the claimant takes
- *   it out and sets it LEFT. A node that sees itself LEFT forgets its peers
+ *   it out and sets it LEFT; POST of a leaving node sets it UP again. A node that sees itself LEFT forgets its peers
  *   (member_forget()) and is a cluster of one again; the others keep it as
  *   left (not probed, not in the ring). Data does not move in this issue.
  * - Pending transfers: adopting a ring keeps the one it replaced, and
  *   ring_plan() between them is shown as pending transfers in GET /v1/ring
- *   (ringkv_pending_transfers); a newer ring replaces them.
+ *   (ringkv_pending_transfers); a newer ring replaces them. They are this
+ *   node's history (the last change it adopted): a node that skipped a ring,
+ *   or a joiner, shows others or none for the same ring.
  * admin_adopt_ring() is the one place where the current ring is replaced.
  * Figures (tests/cluster/test_membership, Q = 1024): 4 -> 5 nodes moved 204
  * partitions, all to the new node (ideal 204.8; the chain of members sorted
@@ -59,8 +71,9 @@
  * Handlers build their answers with view.h from the state above and the
  * node's counters (cmd_server_totals(): relaxed atomic loads, never a lock
  * or a message to a shard), so a slow or busy HTTP client never holds up a
- * shard; ?dry_run=1 on POST and DELETE answers the plan (ring_build() from
- * the current ring and ring_plan()'s moves) and changes nothing.
+ * shard; ?dry_run on POST and DELETE (http_flag()) passes the real
+ * operation's checks, then answers the plan (ring_build() from the current
+ * ring and ring_plan()'s moves) and changes nothing.
  * The cluster state (cluster_state.h) is kept in dir under the node id's
  * rule: restored at start-up (admin_restore_state(): a restarted node comes
  * back as the same member without seeds), saved when the ring (admin_adopt_ring()) or
@@ -106,6 +119,8 @@ _Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings car
 #define ADMIN_ADMIT_MS 60000   /* how long they are */
 #define ADMIN_WARN_MS 10000    /* a repeated warning is logged this often at most */
 #define ADMIN_SETTLE_LEFT_MS 2000 /* a ring stands this long before its leavers are left */
+#define ADMIN_UNKNOWN_MS 10000 /* a ring member unknown this long after the ring came is dead
+                                  to the claim (the issue's 10 s to see a node down) */
 
 /* An address POST /v1/nodes gave, until the node there is known. */
 struct admin_admit {
@@ -490,12 +505,12 @@ static bool admin_beats(uint64_t epoch, uint64_t hash, uint64_t epoch_b, uint64_
 }
 
 /* Whether a ring member (m: its record; NULL when the table does not know
- * it, which counts as alive) may claim: alive, not left, and not leaving
- * unless every ring member is (keeping). */
-static bool admin_may_claim(const struct member *m, bool keeping)
+ * it, which counts as alive while unknown_alive) may claim: alive, not
+ * left, and not leaving unless every ring member is (keeping). */
+static bool admin_may_claim(const struct member *m, bool keeping, bool unknown_alive)
 {
     if (!m)
-        return true;
+        return unknown_alive;
     if (m->health == MEMBER_DEAD || m->state == MEMBER_LEFT)
         return false;
     return keeping || m->state != MEMBER_LEAVING;
@@ -506,16 +521,20 @@ static bool admin_may_claim(const struct member *m, bool keeping)
  * leaving (two DELETEs at once, each accepted where the other was not yet
  * known), the lowest-id alive one, which cancels its own leave
  * (admin_claim()): a ring is never emptied. True when it is this node. */
-static bool admin_is_claimant(const struct admin *a)
+static bool admin_is_claimant(const struct admin *a, uint64_t now)
 {
     if (!admin_in_ring(a))
         return false;
-    bool keeping = true;
+    /* a ring member the table does not know may be one gossip has not
+     * brought yet; unknown ADMIN_UNKNOWN_MS after the ring came, it is gone
+     * (or never answers) and must not keep everyone from claiming */
+    bool unknown_alive = now < a->adopted_ms + ADMIN_UNKNOWN_MS, keeping = true;
     for (uint32_t i = 0; keeping && i < a->ring->n_members; i++)
-        keeping = !admin_may_claim(member_find(a->members, a->ring->members[i].id), false);
+        keeping = !admin_may_claim(member_find(a->members, a->ring->members[i].id), false,
+                                   unknown_alive);
     for (uint32_t i = 0; i < a->ring->n_members; i++) { /* sorted by id */
         const char *id = a->ring->members[i].id;
-        if (admin_may_claim(member_find(a->members, id), keeping))
+        if (admin_may_claim(member_find(a->members, id), keeping, unknown_alive))
             return strcmp(id, a->id) == 0;
     }
     return false;
@@ -615,7 +634,7 @@ static void admin_claim(struct admin *a, uint64_t now)
 {
     /* a claimant whose ring is beaten fetches the newer one first (and a
      * cluster of one learning of another cluster never claims its joiners) */
-    if (!admin_is_claimant(a) || admin_best_ring_peer(a))
+    if (!admin_is_claimant(a, now) || admin_best_ring_peer(a))
         return;
     if (member_at(a->members, 0)->state == MEMBER_LEAVING) {
         log_warn("cluster: every member of the ring is leaving; this node (the lowest id "

@@ -334,14 +334,20 @@ static bool listed_waiting(void *arg)
     return found;
 }
 
-static void test_membership_operator_adds_nodes(void **state)
+/* Nodes 0 .. 2 formed from node 0 as a seed: they agree on three. */
+static void start_three(const struct agreement *three)
 {
-    (void)state;
     start(0, NULL, NULL);
     start(1, cluster_seed(0), NULL);
     start(2, cluster_seed(0), NULL);
+    wait_agree(three, "3 nodes");
+}
+
+static void test_membership_operator_adds_nodes(void **state)
+{
+    (void)state;
     struct agreement three = {{0, 1, 2}, 3, 3};
-    wait_agree(&three, "3 nodes");
+    start_three(&three);
     /* (d) a node that waits for an operator */
     start(3, cluster_seed(0), "no");
     int three_i = 3;
@@ -398,6 +404,13 @@ static bool refused(void *arg)
     return found;
 }
 
+/* Node 0 lists node 3 (of the other cluster). */
+static bool node3_known(void *arg)
+{
+    (void)arg;
+    return cluster_status_of(0, cluster_node(3)->id) != NULL;
+}
+
 /* Node 0 has a ring of itself alone, lists node 1 left, and node 1 has a
  * ring of one too. */
 static bool node1_left_node0(void *arg)
@@ -430,11 +443,9 @@ static void test_membership_node_of_another_cluster_is_not_admitted(void **state
     snprintf(body, sizeof body, "{\"address\": \"%s\"}", seed3);
     int st = request(0, "POST", "/v1/nodes", body, NULL, 0);
     assert_true(st == 202 || st == 409); /* 202: not met yet, contacted first */
-    struct refusal r = {0, seed3};
-    if (!cluster_wait(refused, &r, AGREE_MS))
-        fail_msg("node 0 does not list %s (a member of cluster B) as a refused admission", seed3);
-    assert_int_equal(request(0, "POST", "/v1/nodes", body, NULL, 0), 409); /* known now */
-    assert_int_equal(request(0, "POST", "/v1/nodes?dry_run=1", body, NULL, 0), 409);
+    /* node 3 is known to node 0 once contacted (their tables merge) */
+    if (!cluster_wait(node3_known, NULL, AGREE_MS))
+        fail_msg("node 0 did not meet node 3 at %s", seed3);
     /* cluster A still completes a leave */
     char path[128];
     snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(1)->id);
@@ -446,6 +457,12 @@ static void test_membership_node_of_another_cluster_is_not_admitted(void **state
     ring_of(2, hash, sizeof hash);
     assert_string_equal(hash, hash_b);
     assert_int_equal(ring_of(0, NULL, 0), 1);
+    /* the refusal is visible, and a POST now is 409 at once */
+    struct refusal r = {0, seed3};
+    if (!cluster_wait(refused, &r, AGREE_MS))
+        fail_msg("node 0 does not list %s (a member of cluster B) as a refused admission", seed3);
+    assert_int_equal(request(0, "POST", "/v1/nodes", body, NULL, 0), 409);
+    assert_int_equal(request(0, "POST", "/v1/nodes?dry_run=1", body, NULL, 0), 409);
 }
 
 /* Of nodes 0 and 1, one (*stayed) has a ring of itself, lists itself up
@@ -503,15 +520,11 @@ static void test_membership_all_leaving_keeps_one(void **state)
 static void test_membership_post_cancels_a_leave(void **state)
 {
     (void)state;
-    start(0, NULL, NULL);
-    start(1, cluster_seed(0), NULL);
-    start(2, cluster_seed(0), NULL);
     struct agreement three = {{0, 1, 2}, 3, 3};
-    wait_agree(&three, "3 nodes");
+    start_three(&three);
     char hash[32], hash_now[32], path[128], body[128], status[32];
     ring_of(0, hash, sizeof hash);
-    /* the node to leave is asked at a node that is not the claimant's view
-     * alone: the DELETE and the POST go to the same node, back to back */
+    /* the DELETE and the POST go to the same node, back to back */
     snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(2)->id);
     snprintf(body, sizeof body, "{\"address\": \"%s\"}", cluster_seed(2));
     assert_int_equal(request(1, "DELETE", path, "", NULL, 0), 202);
