@@ -55,9 +55,10 @@
  *   /v1/nodes once contacted); admitted anyway, it re-asserts itself UP.
  *   A node that is not in a ring answers POST and DELETE with 409.
  * - Leaving. DELETE /v1/nodes/{id} sets the node LEAVING; the claimant takes
- *   it out and sets it LEFT; POST of a leaving node sets it UP again. A node that sees itself LEFT forgets its peers
- *   (member_forget()) and is a cluster of one again; the others keep it as
- *   left (not probed, not in the ring). Data does not move in this issue.
+ *   it out and sets it LEFT; POST of a leaving node sets it UP again. A
+ *   node that sees itself LEFT forgets its peers (member_forget()) and is a
+ *   cluster of one again; the others keep it as left (not probed, not in
+ *   the ring). Data does not move in this issue.
  * - Pending transfers: adopting a ring keeps the one it replaced, and
  *   ring_plan() between them is shown as pending transfers in GET /v1/ring
  *   (ringkv_pending_transfers); a newer ring replaces them. They are this
