@@ -666,7 +666,10 @@ static void admin_claim(struct admin *a, uint64_t now)
  * ours the most, at once unless it was asked already (then again after
  * ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
  * in turn, so that a ring whose advertisement gossip failed to bring (a
- * joiner learns its peers' info once, from a push-pull) still arrives. A
+ * joiner learns its peers' info once, from a push-pull) still arrives; a
+ * cluster of one asks every peer in turn (a cluster that admitted it may
+ * have set it UP in the new ring before it heard it was JOINING: it takes
+ * that ring, which has it, and no other: admin_take_ring()). A
  * RING_REQ carries our ring's epoch and hash: only a peer whose ring beats it
  * answers. One request is awaited at a time (a newer one replaces it). */
 static void admin_fetch_ring(struct admin *a, uint64_t now)
@@ -680,7 +683,8 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
     for (uint32_t k = 1; !peer && k < member_count(a->members); k++) {
         const struct member *m = member_at(a->members, 1 + a->ring_sync_next++ %
                                                                (member_count(a->members) - 1));
-        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT && admin_counts_peer(a, m))
+        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT &&
+            (admin_counts_peer(a, m) || a->ring->n_members == 1))
             peer = m;
     }
     a->ring_req_id[0] = '\0';
