@@ -21,15 +21,22 @@
  *   ring's, it builds the next ring with ring_build() from the current one
  *   (so a join moves partitions only to the joiner, about Q/(K+1), and a
  *   leave only the leaver's; epoch + 1), adopts it, then sets joiners in it
- *   UP and leavers out of it LEFT (member_set_state(), gossiped; every node
- *   whose ring no peer's beats does the same, to the same version, so that
- *   a node gossip missed, or the joiner itself, settles too). A down
- *   member stays in the ring: being down is not leaving. Two claimants (views
- *   that differ for a moment) from the same ring and members build the same
- *   ring; otherwise the tie-break below settles it.
+ *   UP and, once it has stood ADMIN_SETTLE_LEFT_MS, leavers of the ring
+ *   before out of it LEFT (member_set_state(), gossiped; every node whose
+ *   ring no peer of its ring beats does the same, to the same version, so
+ *   that a node gossip missed, or the joiner itself, settles too; never a
+ *   node of another cluster). A down member stays in the ring: being down is
+ *   not leaving. When every alive ring member is leaving, the lowest-id one
+ *   claims and cancels its own leave: the ring is never emptied. Two
+ *   claimants (views that differ for a moment) from the same ring and
+ *   members build the same ring; otherwise the tie-break below settles it,
+ *   and a node UP that the winning ring (from a member of its ring) lacks
+ *   lost such a race: it sets itself JOINING again and is added.
  * - Dissemination. Each node advertises its ring's (epoch, hash) in its
  *   gossip info. A ring beats another with a higher epoch, or the same epoch
- *   and a higher hash. A node that sees an alive peer advertise a ring that
+ *   and a higher hash. Peers that count: a node in a real ring listens only
+ *   to members of its ring (or the one before); a joiner to every peer. A
+ *   node that sees an alive peer that counts advertise a ring that
  *   beats its own asks it (RING_REQ over a stream; one request awaited per
  *   peer, again after ADMIN_RING_REQ_MS; when none does, every
  *   ADMIN_RING_REQ_MS the next alive member in turn, which answers only with
@@ -44,14 +51,20 @@
  *   contacts it (a PUSH_PULL with the join flag) and, once it knows the member
  *   there, sets it JOINING again (version + 1), gossiped: the claimant then
  *   puts it in the ring. A cluster of one admitted so drops its ring and joins.
+ *   A node up in a ring of more than itself (the hash it advertises is not
+ *   its ring alone's) is refused (409, or logged and listed in GET
+ *   /v1/nodes once contacted); admitted anyway, it re-asserts itself UP.
  *   A node that is not in a ring answers POST and DELETE with 409.
  * - Leaving. DELETE /v1/nodes/{id} sets the node LEAVING; the claimant takes
- *   it out and sets it LEFT. A node that sees itself LEFT forgets its peers
- *   (member_forget()) and is a cluster of one again; the others keep it as
- *   left (not probed, not in the ring). Data does not move in this issue.
+ *   it out and sets it LEFT; POST of a leaving node sets it UP again. A
+ *   node that sees itself LEFT forgets its peers (member_forget()) and is a
+ *   cluster of one again; the others keep it as left (not probed, not in
+ *   the ring). Data does not move in this issue.
  * - Pending transfers: adopting a ring keeps the one it replaced, and
  *   ring_plan() between them is shown as pending transfers in GET /v1/ring
- *   (ringkv_pending_transfers); a newer ring replaces them.
+ *   (ringkv_pending_transfers); a newer ring replaces them. They are this
+ *   node's history (the last change it adopted): a node that skipped a ring,
+ *   or a joiner, shows others or none for the same ring.
  * admin_adopt_ring() is the one place where the current ring is replaced.
  * Figures (tests/cluster/test_membership, Q = 1024): 4 -> 5 nodes moved 204
  * partitions, all to the new node (ideal 204.8; the chain of members sorted
@@ -60,8 +73,9 @@
  * Handlers build their answers with view.h from the state above and the
  * node's counters (cmd_server_totals(): relaxed atomic loads, never a lock
  * or a message to a shard), so a slow or busy HTTP client never holds up a
- * shard; ?dry_run=1 on POST and DELETE answers the plan (ring_build() from
- * the current ring and ring_plan()'s moves) and changes nothing.
+ * shard; ?dry_run on POST and DELETE (http_flag()) passes the real
+ * operation's checks, then answers the plan (ring_build() from the current
+ * ring and ring_plan()'s moves) and changes nothing.
  * The cluster state (cluster_state.h) is kept in dir under the node id's
  * rule: restored at start-up (admin_restore_state(): a restarted node comes
  * back as the same member without seeds), saved when the ring (admin_adopt_ring()) or
@@ -99,11 +113,16 @@
 #include "view.h"
 
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
+_Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings carry");
 #define ADMIN_METRICS_MAX 48
 #define ADMIN_JOIN_RETRY_MS 2000
 #define ADMIN_RING_REQ_MS 2000 /* a ring request unanswered this long is sent again */
 #define ADMIN_ADMITS_MAX 16    /* POST /v1/nodes addresses being contacted at once */
 #define ADMIN_ADMIT_MS 60000   /* how long they are */
+#define ADMIN_WARN_MS 10000    /* a repeated warning is logged this often at most */
+#define ADMIN_SETTLE_LEFT_MS 2000 /* a ring stands this long before its leavers are left */
+#define ADMIN_UNKNOWN_MS 10000 /* a ring member unknown this long after the ring came is dead
+                                  to the claim (the issue's 10 s to see a node down) */
 
 /* An address POST /v1/nodes gave, until the node there is known. */
 struct admin_admit {
@@ -130,8 +149,12 @@ struct admin {
     uint64_t ring_req_until_ms; /* another request may go then */
     uint32_t ring_sync_next;  /* the member asked next when none advertises better */
     uint64_t ring_sync_at_ms; /* ... then */
+    uint64_t claim_warn_at_ms; /* a failed claim is logged again then */
+    uint64_t adopted_ms;       /* when the current ring was adopted */
     struct admin_admit admits[ADMIN_ADMITS_MAX];
     uint32_t n_admits;
+    char refused[ADMIN_ADMITS_MAX][GOSSIP_ADDR_MAX + 1]; /* admissions refused, oldest first */
+    uint32_t n_refused;
     struct cluster_state_file state_file; /* where the cluster state is saved (cluster_state.h) */
     int wake_fd;              /* eventfd: admin_destroy() asks the thread to end */
     pthread_t thread;
@@ -298,6 +321,7 @@ static int admin_adopt_ring(struct admin *a, struct ring *next, bool drop_prev, 
              a->pending);
     free(moves);
     a->ring = next;
+    a->adopted_ms = now;
     snapshot_update(a->node->snapshots, a->members, a->ring); /* the shards' copy */
     struct gossip_info self = member_at(a->members, 0)->info;
     self.ring_epoch = next->epoch;
@@ -486,27 +510,62 @@ static bool admin_beats(uint64_t epoch, uint64_t hash, uint64_t epoch_b, uint64_
     return epoch > epoch_b || (epoch == epoch_b && hash > hash_b);
 }
 
-/* The claimant is the member with the lowest id among those alive, in the
- * current ring and not leaving or left; true when it is this node. A ring
- * member the table does not know counts as alive (it may claim). */
-static bool admin_is_claimant(const struct admin *a)
+/* Whether a ring member (m: its record; NULL when the table does not know
+ * it, which counts as alive while unknown_alive) may claim: alive, not
+ * left, and not leaving unless every ring member is (keeping). */
+static bool admin_may_claim(const struct member *m, bool keeping, bool unknown_alive)
 {
-    const struct member *self = member_at(a->members, 0);
-    if (!admin_in_ring(a) || self->state == MEMBER_LEAVING || self->state == MEMBER_LEFT)
+    if (!m)
+        return unknown_alive;
+    if (m->health == MEMBER_DEAD || m->state == MEMBER_LEFT)
         return false;
-    for (uint32_t i = 0; i < a->ring->n_members; i++) {
-        const char *id = a->ring->members[i].id;
-        if (strcmp(id, a->id) >= 0)
-            break; /* members are sorted by id */
-        const struct member *m = member_find(a->members, id);
-        if (!m || (m->health != MEMBER_DEAD && m->state != MEMBER_LEAVING &&
-                   m->state != MEMBER_LEFT))
-            return false;
-    }
-    return true;
+    return keeping || m->state != MEMBER_LEAVING;
 }
 
-/* The alive member whose advertised ring beats ours the most, or NULL. */
+/* The claimant is the member with the lowest id among those alive, in the
+ * current ring and not leaving or left; when every alive ring member is
+ * leaving (two DELETEs at once, each accepted where the other was not yet
+ * known), the lowest-id alive one, which cancels its own leave
+ * (admin_claim()): a ring is never emptied. True when it is this node. */
+static bool admin_is_claimant(const struct admin *a, uint64_t now)
+{
+    if (!admin_in_ring(a))
+        return false;
+    /* a ring member the table does not know may be one gossip has not
+     * brought yet; unknown ADMIN_UNKNOWN_MS after the ring came, it is gone
+     * (or never answers) and must not keep everyone from claiming */
+    bool unknown_alive = now < a->adopted_ms + ADMIN_UNKNOWN_MS, keeping = true;
+    for (uint32_t i = 0; keeping && i < a->ring->n_members; i++)
+        keeping = !admin_may_claim(member_find(a->members, a->ring->members[i].id), false,
+                                   unknown_alive);
+    for (uint32_t i = 0; i < a->ring->n_members; i++) { /* sorted by id */
+        const char *id = a->ring->members[i].id;
+        if (admin_may_claim(member_find(a->members, id), keeping, unknown_alive))
+            return strcmp(id, a->id) == 0;
+    }
+    return false;
+}
+
+/* Whether this node is still finding its cluster's ring: a provisional ring
+ * (epoch 0) or JOINING. */
+static bool admin_is_joiner(const struct admin *a)
+{
+    return a->ring->epoch == 0 || member_at(a->members, 0)->state == MEMBER_JOINING;
+}
+
+/* Whether a peer's ring counts for this node: a node in a real ring listens
+ * only to members of that ring (a node of another cluster, met through a
+ * POST of one of its members, advertises a ring we are not in and must not
+ * stop our claimant or settle our members); a joiner listens to every peer,
+ * to learn its cluster's ring. */
+static bool admin_counts_peer(const struct admin *a, const struct member *m)
+{
+    return admin_is_joiner(a) || ring_member_index(a->ring, m->info.id) != RING_NONE ||
+           (a->prev_ring && ring_member_index(a->prev_ring, m->info.id) != RING_NONE);
+}
+
+/* The alive member (admin_counts_peer()) whose advertised ring beats ours the
+ * most, or NULL. */
 static const struct member *admin_best_ring_peer(const struct admin *a)
 {
     const struct member *best = NULL;
@@ -514,7 +573,7 @@ static const struct member *admin_best_ring_peer(const struct admin *a)
     for (uint32_t i = 1; i < member_count(a->members); i++) {
         const struct member *m = member_at(a->members, i);
         const struct gossip_info *in = &m->info;
-        if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT)
+        if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT || !admin_counts_peer(a, m))
             continue;
         if (admin_beats(in->ring_epoch, in->ring_hash, epoch, hash)) {
             best = m;
@@ -525,13 +584,21 @@ static const struct member *admin_best_ring_peer(const struct admin *a)
     return best;
 }
 
-/* The states a ring implies: joiners in it are up, leavers out of it have
- * left. The claimant sets them after its change; every node that has the
- * newest ring it knows of sets them too (the same change to the same
- * version everywhere, so they agree), so a node that gossip failed to tell
- * still settles, a joiner sees itself up. Nothing with a provisional ring
- * or while a peer advertises a newer one (a ring of another cluster, met
- * through POST /v1/nodes, must not settle this one's members). */
+/* The states a ring implies: joiners in it are up, leavers out of it that
+ * were in the ring before it have left. The claimant sets them after its
+ * change; every node that has the newest ring it knows of sets them too
+ * (the same change to the same version everywhere, so they agree), so a
+ * node that gossip failed to tell still settles, a joiner sees itself up
+ * (and a node of a multi-node ring that another cluster admitted re-asserts
+ * itself up, a version higher). Nothing with a provisional ring or while a
+ * member of our ring advertises a newer one; never a node that was in
+ * neither ring (one of another cluster, met through POST /v1/nodes). A
+ * leaver is left only once the ring has stood ADMIN_SETTLE_LEFT_MS: two
+ * claimants at once (DELETE of each node of a 2-node cluster at the other:
+ * each removes the other) would otherwise each set the other left, and the
+ * ring would be emptied; in that time the losing ring's node sees the
+ * winner's and takes it, and the winner, every member of its ring leaving,
+ * keeps itself (admin_is_claimant()). */
 static void admin_settle_states(struct admin *a, uint64_t now)
 {
     if (a->ring->epoch == 0 || admin_best_ring_peer(a))
@@ -539,10 +606,12 @@ static void admin_settle_states(struct admin *a, uint64_t now)
     for (uint32_t i = 0; i < member_count(a->members); i++) {
         const struct member *m = member_at(a->members, i);
         bool in_ring = ring_member_index(a->ring, m->info.id) != RING_NONE;
+        bool was_in = a->prev_ring && ring_member_index(a->prev_ring, m->info.id) != RING_NONE;
         enum member_state to = m->state;
         if (m->state == MEMBER_JOINING && in_ring)
             to = MEMBER_UP;
-        else if (m->state == MEMBER_LEAVING && !in_ring)
+        else if (m->state == MEMBER_LEAVING && !in_ring && was_in &&
+                 now >= a->adopted_ms + ADMIN_SETTLE_LEFT_MS)
             to = MEMBER_LEFT;
         if (to != m->state) {
             log_info("cluster: node %s is %s", m->info.id, to == MEMBER_UP ? "up (in the ring)"
@@ -571,8 +640,13 @@ static void admin_claim(struct admin *a, uint64_t now)
 {
     /* a claimant whose ring is beaten fetches the newer one first (and a
      * cluster of one learning of another cluster never claims its joiners) */
-    if (!admin_is_claimant(a) || admin_best_ring_peer(a))
+    if (!admin_is_claimant(a, now) || admin_best_ring_peer(a))
         return;
+    if (member_at(a->members, 0)->state == MEMBER_LEAVING) {
+        log_warn("cluster: every member of the ring is leaving; this node (the lowest id "
+                 "alive) cancels its own leave and stays, so that the ring is never empty");
+        member_set_state(a->members, a->id, MEMBER_UP, now);
+    }
     struct ring_member *desired = malloc(sizeof *desired * admin_desired_cap(a));
     if (!desired)
         return;
@@ -584,9 +658,11 @@ static void admin_claim(struct admin *a, uint64_t now)
             log_info("cluster: this node (the claimant) changes the ring: %u members", n);
             rc = admin_adopt_ring(a, next, false, now);
         }
-        if (rc != 0)
-            log_warn("cluster: cannot build the next ring: %s; kept the current one",
-                     strerror(-rc));
+        if (rc != 0 && now >= a->claim_warn_at_ms) {
+            log_warn("cluster: cannot build the next ring: %s; kept the current one, trying "
+                     "again (this is logged every %d s)", strerror(-rc), ADMIN_WARN_MS / 1000);
+            a->claim_warn_at_ms = now + ADMIN_WARN_MS;
+        }
     }
     free(desired);
 }
@@ -595,7 +671,10 @@ static void admin_claim(struct admin *a, uint64_t now)
  * ours the most, at once unless it was asked already (then again after
  * ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
  * in turn, so that a ring whose advertisement gossip failed to bring (a
- * joiner learns its peers' info once, from a push-pull) still arrives. A
+ * joiner learns its peers' info once, from a push-pull) still arrives; a
+ * cluster of one asks every peer in turn (a cluster that admitted it may
+ * have set it UP in the new ring before it heard it was JOINING: it takes
+ * that ring, which has it, and no other: admin_take_ring()). A
  * RING_REQ carries our ring's epoch and hash: only a peer whose ring beats it
  * answers. One request is awaited at a time (a newer one replaces it). */
 static void admin_fetch_ring(struct admin *a, uint64_t now)
@@ -609,7 +688,8 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
     for (uint32_t k = 1; !peer && k < member_count(a->members); k++) {
         const struct member *m = member_at(a->members, 1 + a->ring_sync_next++ %
                                                                (member_count(a->members) - 1));
-        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT)
+        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT &&
+            (admin_counts_peer(a, m) || a->ring->n_members == 1))
             peer = m;
     }
     a->ring_req_id[0] = '\0';
@@ -622,9 +702,16 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
                         a->ring->hash, now);
 }
 
-/* A RING answer to our request: adopted when it decodes, its hash is the one
- * it carries, it beats ours, and this node is in it, joining or leaving (a
- * node of another cluster's ring does not take this one). */
+/* A RING answer to our request (asked of a peer admin_counts_peer() lets
+ * count): adopted when it decodes, its hash is the one it carries, it beats
+ * ours, and this node is in it, joining or leaving. A node UP in a real
+ * ring that a ring without it beats, from a member of that ring, lost a
+ * race between two claimants (views that differed: each built the next
+ * epoch with another joiner, and this node was the loser's joiner): it sets
+ * itself JOINING again (admitted, a version higher) and takes the ring, so
+ * that the claimant adds it. A leave cannot look like this: a node taken
+ * out for leaving is LEAVING (a DELETE's version ties or beats our JOINING,
+ * and LEAVING wins a tie, member.h). */
 static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
 {
     if (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq)
@@ -643,8 +730,16 @@ static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, 
         return;
     }
     const struct member *self = member_at(a->members, 0);
-    if (ring_member_index(r, a->id) == RING_NONE && self->state != MEMBER_JOINING &&
-        self->state != MEMBER_LEAVING) {
+    if (ring_member_index(r, a->id) == RING_NONE && self->state == MEMBER_UP) {
+        if (!admin_in_ring(a) || ring_member_index(a->ring, msg->from) == RING_NONE) {
+            ring_destroy(r);
+            return;
+        }
+        log_warn("cluster: ring epoch %" PRIu64 " of node %s, a member of ours, beats ours and "
+                 "lacks this node (another claimant's change won): this node joins again",
+                 r->epoch, msg->from);
+        member_set_state(a->members, a->id, MEMBER_JOINING, now);
+    } else if (ring_member_index(r, a->id) == RING_NONE && self->state == MEMBER_LEFT) {
         ring_destroy(r);
         return;
     }
@@ -701,20 +796,67 @@ static const struct member *admin_member_at_addr(const struct admin *a, const ch
     return NULL;
 }
 
-/* Admits m (a node an operator adds) unless it is in the ring or admitted. */
-static void admin_admit(struct admin *a, const struct member *m, uint64_t now)
+/* Whether m is up in a ring of more than itself that is not ours: the
+ * ring hash it advertises is not the one of its ring alone (a ring's hash
+ * is a function of its members and layout, not of its epoch: a cluster of
+ * one, of any epoch, advertises the hash this computes from m's own
+ * record). Such a node cannot be added: it would have to leave that
+ * cluster first (and it would re-assert itself up: admin_settle_states()). */
+static bool admin_in_other_ring(const struct admin *a, const struct member *m)
+{
+    if (m->state != MEMBER_UP || m->info.ring_epoch == 0 ||
+        ring_member_index(a->ring, m->info.id) != RING_NONE)
+        return false;
+    struct ring_member alone;
+    admin_ring_member(&m->info, &alone);
+    struct ring *r;
+    if (admin_build_ring(&alone, 1, a->ring->q, NULL, &r) != 0)
+        return false; /* out of memory: the target refuses the admission itself */
+    bool other = r->hash != m->info.ring_hash;
+    ring_destroy(r);
+    return other;
+}
+
+/* Keeps addr in the refused admissions GET /v1/nodes lists (the oldest
+ * makes room). */
+static void admin_refused(struct admin *a, const char *addr)
+{
+    uint32_t k = 0;
+    while (k < a->n_refused && strcmp(a->refused[k], addr) != 0)
+        k++;
+    if (k == ADMIN_ADMITS_MAX) {
+        memmove(a->refused[0], a->refused[1], sizeof a->refused[0] * (ADMIN_ADMITS_MAX - 1));
+        k--;
+    }
+    if (k == a->n_refused)
+        a->n_refused++;
+    snprintf(a->refused[k], sizeof a->refused[k], "%s", addr);
+}
+
+/* Admits m (a node an operator adds) unless it is in the ring or admitted:
+ * 0; -EEXIST (logged, listed) when it is up in another cluster's ring. */
+static int admin_admit(struct admin *a, const struct member *m, uint64_t now)
 {
     if (ring_member_index(a->ring, m->info.id) != RING_NONE ||
         (m->state == MEMBER_JOINING && member_admitted(m)))
-        return;
+        return 0;
+    if (admin_in_other_ring(a, m)) {
+        log_warn("cluster: node %s at %s is up in another cluster's ring: not admitted (POST "
+                 "/v1/nodes); remove it from that cluster first", m->info.id,
+                 m->info.cluster_addr);
+        admin_refused(a, m->info.cluster_addr);
+        return -EEXIST;
+    }
     log_info("cluster: node %s at %s admitted (POST /v1/nodes)", m->info.id,
              m->info.cluster_addr);
     member_set_state(a->members, m->info.id, MEMBER_JOINING, now);
+    return 0;
 }
 
 /* The addresses POST /v1/nodes gave: contacted every ADMIN_JOIN_RETRY_MS
  * until the member there is known (and not as left: its own record must
- * have come), then admitted; forgotten after ADMIN_ADMIT_MS. */
+ * have come), then admitted (admin_admit(): or refused); forgotten after
+ * ADMIN_ADMIT_MS. */
 static void admin_admissions(struct admin *a, uint64_t now)
 {
     for (uint32_t k = 0; k < a->n_admits;) {
@@ -722,7 +864,7 @@ static void admin_admissions(struct admin *a, uint64_t now)
         const struct member *m = admin_member_at_addr(a, ad->addr);
         bool done = m && m->state != MEMBER_LEFT;
         if (done)
-            admin_admit(a, m, now);
+            (void)admin_admit(a, m, now);
         else if (now >= ad->until_ms)
             log_warn("cluster: no node answered at %s (POST /v1/nodes); gave up", ad->addr);
         if (done || now >= ad->until_ms) {
@@ -911,20 +1053,17 @@ static void admin_plan(struct admin *a, struct http_response *res, const char *a
     ring_destroy(next);
 }
 
-/* The plan of the desired members plus extra, less skip (admin_desired()). */
-static void admin_plan_change(struct admin *a, struct http_response *res, const char *action,
-                              const char *id, const struct ring_member *extra, const char *skip)
+/* The plan of the desired members plus extra (admin_desired(); a record of
+ * extra already there, an admitted joiner, gives way). */
+static void admin_plan_join(struct admin *a, struct http_response *res, const char *id,
+                            const struct ring_member *extra)
 {
     struct ring_member *members = malloc(sizeof *members * admin_desired_cap(a));
     if (!members) {
         http_error(res, 500, "out of memory");
         return;
     }
-    uint32_t count = admin_desired(a, extra, skip, members);
-    if (count == 0)
-        http_error(res, 409, "the last node of a cluster cannot leave it");
-    else
-        admin_plan(a, res, action, id, members, count);
+    admin_plan(a, res, "join", id, members, admin_desired(a, extra, extra->id, members));
     free(members);
 }
 
@@ -937,37 +1076,24 @@ static void admin_provisional_id(const char *address, char id[IDENTITY_LEN + 1])
              tail);
 }
 
-/* Checks a join request's fields into m; NULL, or what is wrong. */
-static const char *admin_join_fields(json_t *body, struct ring_member *m, const char **address)
+/* Checks a join request's body: {"address": "host:port"} and nothing else
+ * (a node's weight and zone are its own settings, gossiped; its id is its
+ * own). *address points into body. NULL, or what is wrong. */
+static const char *admin_join_fields(json_t *body, const char **address)
 {
-    const char *addr = NULL, *id = NULL, *zone = "";
-    json_int_t weight = 100;
+    const char *addr = NULL;
     json_error_t err;
     if (!json_is_object(body))
         return "the body must be a JSON object";
-    if (json_unpack_ex(body, &err, JSON_STRICT, "{s:s, s?s, s?I, s?s}", "address", &addr, "id",
-                       &id, "weight", &weight, "zone", &zone) != 0)
-        return "expected {\"address\": \"host:cluster-port\"} with optional \"id\" (40 hex "
-               "digits), \"weight\" (integer) and \"zone\" (string), and nothing else";
+    if (json_unpack_ex(body, &err, JSON_STRICT, "{s:s}", "address", &addr) != 0)
+        return "expected {\"address\": \"host:cluster-port\"} and nothing else (a node's weight "
+               "and zone are its own settings)";
     const char *colon = strrchr(addr, ':');
     char *end;
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
     if (!colon || colon == addr || strlen(addr) > GOSSIP_ADDR_MAX || !colon[1] || *end ||
         port < 1 || port > 65535)
         return "address must be host:port";
-    if (weight < 1 || weight > 1000000)
-        return "weight must be 1 to 1000000";
-    if (strlen(zone) > RING_ZONE_MAX)
-        return "zone is longer than 63 characters";
-    if (id && !identity_valid(id, strlen(id)))
-        return "id must be 40 lowercase hex digits";
-    memset(m, 0, sizeof *m);
-    if (id)
-        memcpy(m->id, id, IDENTITY_LEN);
-    else
-        admin_provisional_id(addr, m->id);
-    m->weight = (uint32_t)weight;
-    snprintf(m->zone, sizeof m->zone, "%s", zone);
     *address = addr;
     return NULL;
 }
@@ -997,29 +1123,51 @@ static int admin_numeric_addr(const char *in, char *out, size_t cap)
     return 0;
 }
 
-/* POST /v1/nodes (not a dry run): admits the node at address, contacting it
- * first when it is not known (admin_admissions()). 202 with its id when
- * known. */
-static void admin_add_node(struct admin *a, const char *address, struct http_response *res,
-                           uint64_t now)
+/* What POST /v1/nodes does with the node at an address. */
+enum admin_join_kind {
+    ADMIN_JOIN_NEW,   /* not met (or left): contact it, then admit it */
+    ADMIN_JOIN_KNOWN, /* a member not in the ring: admit it */
+    ADMIN_JOIN_STAY,  /* leaving: cancel its leave */
+};
+
+/* The checks of POST /v1/nodes, the same for a dry run and the real one:
+ * *m gets the member at addr (numeric; NULL when not met), *kind what the
+ * POST does. NULL, or why it is refused (409). A leaving node stays (up
+ * again, a version higher than its leave): still in the ring, nothing
+ * changes; already out of it (not yet left), it sees a ring without itself
+ * from a member of its ring while up, and joins again (admin_take_ring()). */
+static const char *admin_join_check(const struct admin *a, const char *addr,
+                                    const struct member **m, enum admin_join_kind *kind)
 {
-    char addr[GOSSIP_ADDR_MAX + 1];
-    if (admin_numeric_addr(address, addr, sizeof addr) != 0) {
-        http_error(res, 400, "address must be a numeric IP and port (no DNS lookups here)");
-        return;
+    const struct member *x = *m = admin_member_at_addr(a, addr);
+    bool in_ring = x && ring_member_index(a->ring, x->info.id) != RING_NONE;
+    if (!admin_in_ring(a))
+        return "this node is not in a ring yet: ask a member of the cluster";
+    if (x && x->state == MEMBER_LEAVING) { /* out of the ring already, it joins again */
+        *kind = ADMIN_JOIN_STAY;
+        return NULL;
     }
-    const struct member *m = admin_member_at_addr(a, addr);
-    if (strcmp(addr, member_at(a->members, 0)->info.cluster_addr) == 0 ||
-        (m && ring_member_index(a->ring, m->info.id) != RING_NONE)) {
-        http_error(res, 409, "that node is already a member of the ring");
-        return;
-    }
-    if (m && m->state == MEMBER_LEAVING) {
-        http_error(res, 409, "that node is leaving the cluster");
-        return;
-    }
-    if (m && m->state != MEMBER_LEFT) {
-        admin_admit(a, m, now);
+    if (strcmp(addr, member_at(a->members, 0)->info.cluster_addr) == 0 || in_ring)
+        return "that node is already a member of the ring";
+    if (x && admin_in_other_ring(a, x))
+        return "that node is up in another cluster's ring: remove it from that cluster first";
+    *kind = x && x->state != MEMBER_LEFT ? ADMIN_JOIN_KNOWN : ADMIN_JOIN_NEW;
+    return NULL;
+}
+
+/* POST /v1/nodes (not a dry run) of the node at addr (admin_join_check()
+ * passed): admits it, contacting it first when it is not known
+ * (admin_admissions()), or cancels its leave. 202 with its id when known. */
+static void admin_add_node(struct admin *a, const char *addr, const struct member *m,
+                           enum admin_join_kind kind, struct http_response *res, uint64_t now)
+{
+    const char *status = "joining";
+    if (kind == ADMIN_JOIN_STAY) {
+        log_info("cluster: node %s stays (POST /v1/nodes): its leave is cancelled", m->info.id);
+        member_set_state(a->members, m->info.id, MEMBER_UP, now);
+        status = "up";
+    } else if (kind == ADMIN_JOIN_KNOWN) {
+        (void)admin_admit(a, m, now);
     } else {
         uint32_t k = 0;
         while (k < a->n_admits && strcmp(a->admits[k].addr, addr) != 0)
@@ -1036,12 +1184,16 @@ static void admin_add_node(struct admin *a, const char *address, struct http_res
         ad->next_ms = now;
         admin_admissions(a, now);
     }
-    json_t *o = json_pack("{s:s, s:s}", "address", addr, "status", "joining");
+    json_t *o = json_pack("{s:s, s:s}", "address", addr, "status", status);
     if (o && m)
         json_object_set_new(o, "id", json_string(m->info.id));
     admin_json(res, 202, o);
 }
 
+/* POST /v1/nodes: one set of checks (admin_join_check()); a dry run plans
+ * the member at that address with its real id, weight and zone, or, for a
+ * node not met yet, under a provisional id with the default weight 100 and
+ * no zone (its own settings decide once it is contacted). */
 static void admin_join(struct admin *a, const struct http_request *req, struct http_response *res)
 {
     json_error_t err;
@@ -1052,40 +1204,52 @@ static void admin_join(struct admin *a, const struct http_request *req, struct h
         http_error(res, 400, msg);
         return;
     }
-    struct ring_member joiner;
-    const char *address = NULL;
-    const char *why = admin_join_fields(body, &joiner, &address);
+    const char *address = NULL, *why = admin_join_fields(body, &address);
+    char addr[GOSSIP_ADDR_MAX + 1];
+    const struct member *m = NULL;
+    enum admin_join_kind kind = ADMIN_JOIN_NEW;
     if (why)
         http_error(res, 400, why);
-    else if (!admin_in_ring(a))
-        http_error(res, 409, "this node is not in a ring yet: ask a member of the cluster");
-    else if (member_find(a->members, joiner.id) &&
-             ring_member_index(a->ring, joiner.id) != RING_NONE)
-        http_error(res, 409, "that node is already a member");
-    else if (req->dry_run)
-        admin_plan_change(a, res, "join", joiner.id, &joiner, NULL);
-    else
-        admin_add_node(a, address, res, admin_now_ms());
+    else if (admin_numeric_addr(address, addr, sizeof addr) != 0)
+        http_error(res, 400, "address must be a numeric IP and port (no DNS lookups here)");
+    else if ((why = admin_join_check(a, addr, &m, &kind)) != NULL)
+        http_error(res, 409, why);
+    else if (!req->dry_run)
+        admin_add_node(a, addr, m, kind, res, admin_now_ms());
     json_decref(body);
+    if (why || !req->dry_run || res->status)
+        return;
+    struct ring_member joiner = {.weight = 100};
+    if (m)
+        admin_ring_member(&m->info, &joiner);
+    else
+        admin_provisional_id(addr, joiner.id);
+    admin_plan_join(a, res, joiner.id, &joiner);
 }
 
-/* DELETE /v1/nodes/{id} of m (not a dry run): marks it leaving; the claimant
- * takes it out of the ring and marks it left. */
-static void admin_remove_node(struct admin *a, const struct member *m, struct http_response *res)
+/* DELETE /v1/nodes/{id} of m, dry run or not, with the same checks: the
+ * plan, or m marked leaving (the claimant takes it out of the ring and
+ * marks it left). */
+static void admin_remove_node(struct admin *a, const struct member *m, bool dry_run,
+                              struct http_response *res)
 {
     struct ring_member *members = malloc(sizeof *members * admin_desired_cap(a));
     uint32_t rest = members ? admin_desired(a, NULL, m->info.id, members) : 0;
-    free(members);
     if (!members)
         http_error(res, 500, "out of memory");
     else if (m->state == MEMBER_LEAVING || m->state == MEMBER_LEFT)
         http_error(res, 409, "that node is already leaving or has left");
+    else if (ring_member_index(a->ring, m->info.id) == RING_NONE)
+        http_error(res, 409, "that node is not in the ring (a joiner not placed yet)");
     else if (rest == 0)
         http_error(res, 409, "the last node of a cluster cannot leave it");
+    else if (dry_run)
+        admin_plan(a, res, "leave", m->info.id, members, rest);
     else if (member_set_state(a->members, m->info.id, MEMBER_LEAVING, admin_now_ms()) != 0)
         http_error(res, 500, "cannot change the node's state");
     else
         admin_json(res, 202, json_pack("{s:s, s:s}", "id", m->info.id, "status", "leaving"));
+    free(members);
 }
 
 /* GET and DELETE /v1/nodes/{id}. */
@@ -1104,10 +1268,22 @@ static void admin_node(struct admin *a, const struct http_request *req, struct h
         admin_json(res, 200, view_node(m, a->ring));
     else if (!admin_in_ring(a))
         http_error(res, 409, "this node is not in a ring yet: ask a member of the cluster");
-    else if (req->dry_run)
-        admin_plan_change(a, res, "leave", req->id, NULL, req->id);
     else
-        admin_remove_node(a, m, res);
+        admin_remove_node(a, m, req->dry_run, res);
+}
+
+/* GET /v1/nodes: the members (view_nodes()) and the addresses whose
+ * admission this node refused (a node up in another cluster's ring). */
+static void admin_nodes(struct admin *a, struct http_response *res)
+{
+    json_t *o = view_nodes(a->members, a->ring), *refused = json_array();
+    for (uint32_t k = 0; refused && k < a->n_refused; k++)
+        json_array_append_new(refused, json_string(a->refused[k]));
+    if (o && refused)
+        json_object_set_new(o, "refused_admissions", refused);
+    else
+        json_decref(refused);
+    admin_json(res, 200, o);
 }
 
 static void admin_handle(void *arg, const struct http_request *req, struct http_response *res)
@@ -1121,7 +1297,7 @@ static void admin_handle(void *arg, const struct http_request *req, struct http_
         if (req->method == HTTP_POST)
             admin_join(a, req, res);
         else
-            admin_json(res, 200, view_nodes(a->members, a->ring));
+            admin_nodes(a, res);
         break;
     case HTTP_NODE:
         admin_node(a, req, res);

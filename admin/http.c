@@ -173,9 +173,31 @@ void http_error(struct http_response *res, unsigned status, const char *message)
     json_decref(o);
 }
 
-static bool http_truthy(const char *v)
+int http_flag(const char *value, bool *out)
 {
-    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+    static const char *const yes[] = {"", "1", "true", "yes"}, *const no[] = {"0", "false", "no"};
+    *out = false;
+    if (!value)
+        return 0;
+    for (size_t k = 0; k < sizeof yes / sizeof yes[0]; k++)
+        if (strcasecmp(value, yes[k]) == 0)
+            return *out = true, 0;
+    for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
+        if (strcasecmp(value, no[k]) == 0)
+            return 0;
+    return -EINVAL;
+}
+
+/* ?dry_run's value into req->dry_run: "" when given without a value, NULL
+ * when absent; -EINVAL for a value http_flag() does not know. */
+static int http_dry_run(struct MHD_Connection *conn, struct http_request *req)
+{
+    const char *value = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "dry_run", sizeof "dry_run" - 1,
+                                      &value, &len) == MHD_YES && !value)
+        value = "";
+    return http_flag(value, &req->dry_run);
 }
 
 static enum MHD_Result http_send(struct MHD_Connection *conn, struct http_response *res,
@@ -211,7 +233,7 @@ static enum MHD_Result http_finish(struct http_server *s, struct MHD_Connection 
     struct http_response res = {0};
     req.route = http_route(url, req.id);
     req.method = http_method_of(method);
-    req.dry_run = http_truthy(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "dry_run"));
+    int flag_rc = http_dry_run(conn, &req);
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     if (!http_auth_ok(auth, s->password))
         http_error(&res, 401, "authentication required (Authorization: Bearer <requirepass>)");
@@ -221,6 +243,8 @@ static enum MHD_Result http_finish(struct http_server *s, struct MHD_Connection 
         http_error(&res, 405, "method not allowed");
     else if (hc->too_big)
         http_error(&res, 413, "request body too large");
+    else if (flag_rc != 0)
+        http_error(&res, 400, "dry_run must be given alone or as 1, true, yes, 0, false or no");
     else
         s->handler(s->arg, &req, &res);
     return http_send(conn, &res, req.route);

@@ -39,7 +39,7 @@ struct http_request {
     enum http_route route;
     enum http_method method;
     char id[HTTP_ID_LEN + 1]; /* HTTP_NODE: the path's id, as sent (may be invalid) */
-    bool dry_run;             /* ?dry_run=1 (or true, yes) */
+    bool dry_run;             /* ?dry_run, =1, =true, =yes (http_flag()) */
     const char *body;         /* NUL-terminated; "" when none */
     size_t body_len;
 };
@@ -63,6 +63,13 @@ const char *http_allowed(enum http_route route);
 /* True when the route takes this method. */
 bool http_method_allowed(enum http_route route, enum http_method method);
 enum http_method http_method_of(const char *method);
+
+/* A yes/no query parameter: value is NULL when the parameter is absent
+ * (no), "" when present without a value ("?dry_run": yes), else 1, true,
+ * yes or 0, false, no (any case). 0 with *out set, or -EINVAL for any other
+ * value (the server answers 400: a value it does not know must not be taken
+ * for "no", which would do for real what was meant as a dry run). */
+int http_flag(const char *value, bool *out);
 
 /* True when the Authorization header value proves the password: "Bearer
  * <password>" or "Basic base64(<any user>:<password>)", compared in

@@ -875,8 +875,10 @@ static void keep_ring_msg(struct member_table *t, const char *from_addr,
     }
     struct member_ring_msg *r = &t->rings[t->n_rings];
     memset(r, 0, sizeof *r);
-    if (msg->blob_len && !(r->blob = malloc(msg->blob_len)))
+    if (msg->blob_len && !(r->blob = malloc(msg->blob_len))) {
+        t->stats.frames_ignored++; /* out of memory: dropped as when the queue is full */
         return;
+    }
     if (msg->blob_len)
         memcpy(r->blob, msg->blob, msg->blob_len);
     r->blob_len = msg->blob_len;

@@ -102,7 +102,8 @@ static bool valid_member(const struct ring_member *m)
 static int ring_alloc(const struct ring_member *members, uint32_t n_members, uint32_t q,
                       uint32_t n_replicas, struct ring **out)
 {
-    if (q == 0 || q > RING_Q_MAX || (q & (q - 1)) || n_replicas == 0 || n_members == 0 ||
+    if (q == 0 || q > RING_Q_MAX || (q & (q - 1)) || n_replicas == 0 ||
+        n_replicas > RING_REPLICAS_MAX || n_members == 0 ||
         n_members > RING_MEMBERS_MAX)
         return -EINVAL;
     for (uint32_t i = 0; i < n_members; i++)
@@ -986,9 +987,12 @@ int ring_decode(const uint8_t *bytes, size_t len, struct ring **out)
     uint32_t q = (uint32_t)get_uint(bytes + 9, 4), n = (uint32_t)get_uint(bytes + 13, 4);
     uint32_t count = (uint32_t)get_uint(bytes + 17, 4);
     const uint8_t *p = bytes + CODEC_HEAD, *end = bytes + len;
-    /* every bound before any allocation: members and owners must fit */
+    /* every bound before any allocation: members and owners must fit, and
+     * nothing more (n bounds the preference lists: q * n indexes) */
     if (q == 0 || q > RING_Q_MAX || (q & (q - 1)) || count == 0 || count > RING_MEMBERS_MAX ||
-        n == 0 || n > count || (size_t)(end - p) < (size_t)count * CODEC_MEMBER_MIN + 2 * q)
+        n == 0 || n > count || n > RING_REPLICAS_MAX ||
+        (size_t)(end - p) < (size_t)count * CODEC_MEMBER_MIN + 2 * q ||
+        (size_t)(end - p) > (size_t)count * (CODEC_MEMBER_MIN + RING_ZONE_MAX) + 2 * q)
         return -EINVAL;
     struct ring_member *members = calloc(count, sizeof *members);
     const char **owner_ids = malloc(sizeof *owner_ids * q);

@@ -30,6 +30,7 @@
 #define RING_ZONE_MAX 63     /* longest zone name */
 #define RING_Q_MAX 16384u    /* partitions at most: one per slot */
 #define RING_MEMBERS_MAX 65535u
+#define RING_REPLICAS_MAX 16u /* n (preference list length) at most; the replicas setting's cap */
 #define RING_NONE UINT32_MAX /* no member */
 
 /* A member as the caller describes it. */
@@ -75,7 +76,8 @@ struct ring_balance {
 };
 
 /* Builds the ring of members[0..n_members) with q partitions (a power of two,
- * 1 to RING_Q_MAX) and preference lists of n_replicas (>= 1) nodes; prev, when
+ * 1 to RING_Q_MAX) and preference lists of n_replicas (1 to RING_REPLICAS_MAX)
+ * nodes; prev, when
  * not NULL, is the ring before this change (same q) and the new one moves as
  * few partitions from it as the balance allows. -EINVAL: q, n_replicas, no
  * member, more than RING_MEMBERS_MAX, an id not 40 lowercase hex digits, two
@@ -128,7 +130,8 @@ int ring_encode(const struct ring *ring, uint8_t **out, size_t *len);
 /* Rebuilds a ring from ring_encode()'s bytes, checking every length and
  * bound before it reads or allocates (hostile input is -EINVAL: a wrong
  * version, a truncated or over-long buffer, q not a power of two up to
- * RING_Q_MAX, n not 1 to members (or more than the members owning any), a
+ * RING_Q_MAX, n not 1 to min(members, RING_REPLICAS_MAX) (or more than the
+ * members owning any), a length past what q and the members can fill, a
  * member that ring_build() would refuse, members not in id order, an owner
  * index out of range); its hash is recomputed (ring_from_owners()),
  * so the caller compares it with the one announced. -ENOMEM. */

@@ -4,11 +4,11 @@
  *   status                  the members, one line each (GET /v1/nodes); a joiner
  *                           that waits for an operator (auto-join no) is WAITING
  *   ring                    the ring's epoch, hash, balance and shares (GET /v1/ring)
- *   join ADDR [--weight W] [--zone Z] [--id ID] [--dry-run]   (POST /v1/nodes)
- *                           adds the node at cluster address ADDR (202: it is
- *                           contacted, admitted, then put in the ring); weight,
- *                           zone and id describe it for the plan (--dry-run)
- *   leave ID [--dry-run]    (DELETE /v1/nodes/ID) decommissions node ID
+ *   join ADDR [--dry-run]   (POST /v1/nodes) adds the node at cluster address
+ *                           ADDR (202: it is contacted, admitted, then put in
+ *                           the ring; its weight and zone are its own settings)
+ *   leave ID [--dry-run]    (DELETE /v1/nodes/ID) decommissions node ID (40
+ *                           lowercase hex digits, checked before asking)
  * It speaks HTTP/1.1 over a plain socket (one request, Connection: close)
  * and reads JSON with jansson. --json prints the server's answer as it is.
  * Exit: 0 when the server answered 2xx; 1 otherwise, with its JSON error on
@@ -45,9 +45,9 @@ static int cli_usage(void)
             "usage: ringkv-admin [--host HOST:PORT] [--password PASS] [--json] COMMAND\n"
             "  status                  members and their state\n"
             "  ring                    the partition ring: epoch, hash, balance, shares\n"
-            "  join ADDR [--weight W] [--zone Z] [--id ID] [--dry-run]\n"
-            "                          add the node at ADDR (host:cluster-port)\n"
-            "  leave ID [--dry-run]    decommission node ID\n"
+            "  join ADDR [--dry-run]   add the node at ADDR (host:cluster-port); its weight\n"
+            "                          and zone are its own settings\n"
+            "  leave ID [--dry-run]    decommission node ID (40 lowercase hex digits)\n"
             "HOST:PORT is the node's admin address (default 127.0.0.1:7379).\n");
     return 2;
 }
@@ -314,23 +314,11 @@ static int cli_run(const struct cli *cli, const char *method, const char *path, 
 
 static int cli_join(const struct cli *cli, int argc, char **argv)
 {
-    if (argc < 1)
+    if (argc != 1)
         return cli_usage();
     json_t *body = json_pack("{s:s}", "address", argv[0]);
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--weight"))
-            json_object_set_new(body, "weight", json_integer(strtoll(argv[i + 1], NULL, 10)));
-        else if (!strcmp(argv[i], "--zone") || !strcmp(argv[i], "--id"))
-            json_object_set_new(body, argv[i] + 2, json_string(argv[i + 1]));
-        else {
-            json_decref(body);
-            return cli_usage();
-        }
-    }
-    if (argc % 2 == 0) {
-        json_decref(body);
-        return cli_usage();
-    }
+    if (!body)
+        return 1;
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     int rc = cli_run(cli, "POST", cli->dry_run ? "/v1/nodes?dry_run=1" : "/v1/nodes", text,
@@ -369,6 +357,11 @@ int main(int argc, char **argv)
     if (!strcmp(rest[0], "join"))
         return cli_join(&cli, nrest - 1, rest + 1);
     if (!strcmp(rest[0], "leave") && nrest == 2) {
+        if (strlen(rest[1]) != 40 || strspn(rest[1], "0123456789abcdef") != 40) {
+            fprintf(stderr, "ringkv-admin: a node id is 40 lowercase hex digits, not %s\n",
+                    rest[1]);
+            return 2;
+        }
         char path[256];
         snprintf(path, sizeof path, "/v1/nodes/%s%s", rest[1], cli.dry_run ? "?dry_run=1" : "");
         return cli_run(&cli, "DELETE", path, NULL, cli.dry_run ? cli_print_plan : cli_print_change);

@@ -179,6 +179,74 @@ static void check_pending(int i, const char *from, int moved)
     json_decref(stats);
 }
 
+/* The plan a dry run answers (200), checked: action, node, moved and the
+ * node's partitions after (owned: -1 for not in the plan). */
+static void check_plan(int i, const char *method, const char *path, const char *body,
+                       const char *node, int moved, int owned_after)
+{
+    int status;
+    json_t *plan = cluster_request(i, method, path, body, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_true(json_object_get(plan, "dry_run")));
+    assert_string_equal(json_string_value(json_object_get(plan, "node")) ?: "", node);
+    assert_int_equal(json_integer_value(json_object_get(plan, "moved")), moved);
+    assert_int_equal(json_array_size(json_object_get(plan, "moves")), moved);
+    json_t *o = json_object_get(json_object_get(plan, "owned"), node);
+    if (owned_after < 0)
+        assert_null(o);
+    else
+        assert_int_equal(json_integer_value(o), owned_after);
+    json_decref(plan);
+}
+
+/* Node 0 lists node 1 (which left) as anything but "left", or a ring that
+ * is not rest's agreed one: a dry run did something. */
+static bool changed(void *arg)
+{
+    const char *st = cluster_status_of(0, cluster_node(1)->id);
+    return !st || strcmp(st, "left") != 0 || !agree(arg);
+}
+
+/* Dry runs answer the plan the real operation would carry out, with the same
+ * refusals, and change nothing (issue 10's review: a POST dry run of a ring
+ * member planned a phantom node, a non-member was planned under a
+ * provisional id and weight 100; a DELETE dry run of a node that left
+ * answered a plan; ?dry_run with no value or an unknown value did the
+ * real thing). rest: the nodes in the ring; id1: the node that left. */
+static void check_dry_runs(const struct agreement *rest, const char *id1)
+{
+    char dry[160], body[128];
+    owners_of(0, before);
+    int own2 = owned(before, cluster_node(2)->id);
+    snprintf(dry, sizeof dry, "/v1/nodes/%s?dry_run=1", cluster_node(2)->id);
+    check_plan(0, "DELETE", dry, "", cluster_node(2)->id, own2, -1);
+    snprintf(dry, sizeof dry, "/v1/nodes/%s?dry_run", cluster_node(2)->id); /* no value: yes */
+    check_plan(0, "DELETE", dry, "", cluster_node(2)->id, own2, -1);
+    snprintf(dry, sizeof dry, "/v1/nodes/%s?dry_run=on", cluster_node(2)->id);
+    assert_int_equal(request(0, "DELETE", dry, "", NULL, 0), 400); /* not a real leave */
+    snprintf(dry, sizeof dry, "/v1/nodes/%s?dry_run=1", id1);
+    assert_int_equal(request(0, "DELETE", dry, "", NULL, 0), 409); /* has left */
+    /* POST: node 1 (left, known) is planned as itself, with its weight */
+    snprintf(body, sizeof body, "{\"address\": \"%s\"}", cluster_seed(1));
+    int status;
+    json_t *plan = cluster_request(0, "POST", "/v1/nodes?dry_run=yes", body, &status);
+    assert_int_equal(status, 200);
+    json_int_t moved = json_integer_value(json_object_get(plan, "moved"));
+    printf("membership: a dry-run join of node 1 moves %lld partitions\n", (long long)moved);
+    assert_true(moved >= Q / 5 - Q / 50 && moved <= Q / 5 + Q / 50);
+    json_decref(plan);
+    check_plan(0, "POST", "/v1/nodes?dry_run=yes", body, id1, (int)moved, (int)moved);
+    snprintf(body, sizeof body, "{\"address\": \"%s\"}", cluster_seed(3)); /* a member */
+    assert_int_equal(request(0, "POST", "/v1/nodes?dry_run=1", body, NULL, 0), 409);
+    snprintf(body, sizeof body, "{\"address\": \"%s\", \"weight\": 5}", cluster_seed(1));
+    assert_int_equal(request(0, "POST", "/v1/nodes?dry_run=1", body, NULL, 0), 400);
+    /* nothing changed: node 1 stays left, the ring stays the same */
+    if (cluster_wait(changed, (void *)rest, 3000))
+        fail_msg("a dry run (or a refused request) changed the membership or the ring");
+    owners_of(0, before);
+    assert_memory_equal(before, after, sizeof before);
+}
+
 static void test_membership_join_and_leave_move_the_minimum(void **state)
 {
     (void)state;
@@ -246,17 +314,7 @@ static void test_membership_join_and_leave_move_the_minimum(void **state)
                              "", NULL, 0), 404);
     assert_int_equal(request(0, "DELETE", path, "", NULL, 0), 409);   /* has left */
     assert_int_equal(request(1, "DELETE", path, "", NULL, 0), 409);   /* the last node */
-    /* a dry run answers the plan and changes nothing */
-    char dry[128];
-    snprintf(dry, sizeof dry, "/v1/nodes/%s?dry_run=1", cluster_node(2)->id);
-    assert_int_equal(request(0, "DELETE", dry, "", NULL, 0), 200);
-    char seed[64], body[128];
-    snprintf(seed, sizeof seed, "%s", cluster_seed(1));
-    snprintf(body, sizeof body, "{\"address\": \"%s\"}", seed);
-    assert_int_equal(request(0, "POST", "/v1/nodes?dry_run=1", body, NULL, 0), 200);
-    assert_true(agree(&rest));
-    owners_of(0, before);
-    assert_memory_equal(before, after, sizeof before);
+    check_dry_runs(&rest, id1);
 }
 
 static bool listed_waiting(void *arg)
@@ -276,14 +334,20 @@ static bool listed_waiting(void *arg)
     return found;
 }
 
-static void test_membership_operator_adds_nodes(void **state)
+/* Nodes 0 .. 2 formed from node 0 as a seed: they agree on three. */
+static void start_three(const struct agreement *three)
 {
-    (void)state;
     start(0, NULL, NULL);
     start(1, cluster_seed(0), NULL);
     start(2, cluster_seed(0), NULL);
+    wait_agree(three, "3 nodes");
+}
+
+static void test_membership_operator_adds_nodes(void **state)
+{
+    (void)state;
     struct agreement three = {{0, 1, 2}, 3, 3};
-    wait_agree(&three, "3 nodes");
+    start_three(&three);
     /* (d) a node that waits for an operator */
     start(3, cluster_seed(0), "no");
     int three_i = 3;
@@ -311,12 +375,181 @@ static void test_membership_operator_adds_nodes(void **state)
     wait_agree(&five, "a cluster of one added by POST /v1/nodes");
 }
 
+/* Node i's ring: its member count, and its hash into hash (when not NULL). */
+static size_t ring_of(int i, char *hash, size_t cap)
+{
+    json_t *ring = cluster_get(i, "/v1/ring");
+    size_t n = json_array_size(json_object_get(ring, "members"));
+    if (hash)
+        snprintf(hash, cap, "%s", json_string_value(json_object_get(ring, "hash")) ?: "");
+    json_decref(ring);
+    return n;
+}
+
+struct refusal {
+    int viewer;
+    const char *address;
+};
+
+/* The viewer lists the address among its refused admissions. */
+static bool refused(void *arg)
+{
+    const struct refusal *r = arg;
+    json_t *doc = cluster_get(r->viewer, "/v1/nodes"), *a;
+    size_t k;
+    bool found = false;
+    json_array_foreach(json_object_get(doc, "refused_admissions"), k, a)
+        found |= strcmp(json_string_value(a) ?: "", r->address) == 0;
+    json_decref(doc);
+    return found;
+}
+
+/* Node 0 lists node 3 (of the other cluster). */
+static bool node3_known(void *arg)
+{
+    (void)arg;
+    return cluster_status_of(0, cluster_node(3)->id) != NULL;
+}
+
+/* Node 0 has a ring of itself alone, lists node 1 left, and node 1 has a
+ * ring of one too. */
+static bool node1_left_node0(void *arg)
+{
+    (void)arg;
+    const char *st = cluster_status_of(0, cluster_node(1)->id);
+    return st && strcmp(st, "left") == 0 && ring_of(0, NULL, 0) == 1 && ring_of(1, NULL, 0) == 1;
+}
+
+/* Issue 10's review, defect 1: POSTing a member of another (3-node) cluster
+ * to a 2-node one merged their tables, and the other cluster's better ring
+ * (which we are not in) stopped our claimant and settling for good; the
+ * other cluster settled our leaver against its own ring. Now the node is
+ * not admitted (listed as refused, 409 once known), and both clusters go on
+ * with their own rings: the 2-node one completes a leave. */
+static void test_membership_node_of_another_cluster_is_not_admitted(void **state)
+{
+    (void)state;
+    start(0, NULL, NULL);
+    start(1, cluster_seed(0), NULL);
+    start(2, NULL, NULL);
+    start(3, cluster_seed(2), NULL);
+    start(4, cluster_seed(2), NULL);
+    struct agreement two = {{0, 1}, 2, 2}, three = {{2, 3, 4}, 3, 3};
+    wait_agree(&two, "cluster A (2 nodes)");
+    wait_agree(&three, "cluster B (3 nodes)");
+    char hash_b[32], hash[32], body[128], seed3[64];
+    ring_of(2, hash_b, sizeof hash_b);
+    snprintf(seed3, sizeof seed3, "%s", cluster_seed(3));
+    snprintf(body, sizeof body, "{\"address\": \"%s\"}", seed3);
+    int st = request(0, "POST", "/v1/nodes", body, NULL, 0);
+    assert_true(st == 202 || st == 409); /* 202: not met yet, contacted first */
+    /* node 3 is known to node 0 once contacted (their tables merge) */
+    if (!cluster_wait(node3_known, NULL, AGREE_MS))
+        fail_msg("node 0 did not meet node 3 at %s", seed3);
+    /* cluster A still completes a leave */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(1)->id);
+    assert_int_equal(request(0, "DELETE", path, "", NULL, 0), 202);
+    if (!cluster_wait(node1_left_node0, NULL, AGREE_MS))
+        fail_msg("cluster A did not complete the leave of node 1 (its ring is stuck)");
+    /* cluster B keeps its ring, and node 3 stays up in it */
+    assert_true(agree(&three));
+    ring_of(2, hash, sizeof hash);
+    assert_string_equal(hash, hash_b);
+    assert_int_equal(ring_of(0, NULL, 0), 1);
+    /* the refusal is visible, and a POST now is 409 at once */
+    struct refusal r = {0, seed3};
+    if (!cluster_wait(refused, &r, AGREE_MS))
+        fail_msg("node 0 does not list %s (a member of cluster B) as a refused admission", seed3);
+    assert_int_equal(request(0, "POST", "/v1/nodes", body, NULL, 0), 409);
+    assert_int_equal(request(0, "POST", "/v1/nodes?dry_run=1", body, NULL, 0), 409);
+}
+
+/* Of nodes 0 and 1, one (*stayed) has a ring of itself, lists itself up
+ * and the other left; the other has a ring of itself too (a cluster of one). */
+static bool one_stayed(void *arg)
+{
+    int *stayed = arg;
+    for (int s = 0; s < 2; s++) {
+        char me[16]; /* cluster_status_of()'s buffer is static */
+        snprintf(me, sizeof me, "%s", cluster_status_of(s, cluster_node(s)->id) ?: "");
+        const char *other = cluster_status_of(s, cluster_node(1 - s)->id);
+        if (strcmp(me, "up") == 0 && other && strcmp(other, "left") == 0 &&
+            ring_of(s, NULL, 0) == 1 && ring_of(1 - s, NULL, 0) == 1) {
+            *stayed = s;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Issue 10's review, defect 6: DELETE of each node of a 2-node cluster at
+ * the other, at once: both were accepted, every ring member was leaving, no
+ * one could claim, and it stayed so (POST answered 409), or each removed
+ * the other and both left. Now one stays (the winning ring's: its leave is
+ * cancelled), the other leaves; POST is taken again. */
+static void test_membership_all_leaving_keeps_one(void **state)
+{
+    (void)state;
+    start(0, NULL, NULL);
+    start(1, cluster_seed(0), NULL);
+    struct agreement two = {{0, 1}, 2, 2};
+    wait_agree(&two, "2 nodes");
+    char p0[128], p1[128], body[128];
+    snprintf(p0, sizeof p0, "/v1/nodes/%s", cluster_node(0)->id);
+    snprintf(p1, sizeof p1, "/v1/nodes/%s", cluster_node(1)->id);
+    int s1 = request(0, "DELETE", p1, "", NULL, 0), s0 = request(1, "DELETE", p0, "", NULL, 0);
+    printf("membership: DELETE of node 1 at node 0: %d, of node 0 at node 1: %d\n", s1, s0);
+    assert_int_equal(s1, 202);
+    assert_true(s0 == 202 || s0 == 409);
+    int stayed = -1;
+    if (!cluster_wait(one_stayed, &stayed, AGREE_MS))
+        for (int v = 0; v < 2; v++)
+            for (int k = 0; k < 2; k++)
+                printf("membership: node %d lists node %d %s; its ring has %zu members\n", v, k,
+                       cluster_status_of(v, cluster_node(k)->id) ?: "(not)", ring_of(v, NULL, 0));
+    if (stayed < 0)
+        fail_msg("both nodes left, or stay leaving: the ring was emptied or nobody claims");
+    printf("membership: node %d stayed\n", stayed);
+    snprintf(body, sizeof body, "{\"address\": \"%s\"}", cluster_seed(1 - stayed));
+    /* the cluster takes changes again (it answered 409 when stuck) */
+    assert_int_equal(request(stayed, "POST", "/v1/nodes", body, NULL, 0), 202);
+}
+
+/* POST of a node that is leaving (still in the ring) cancels its leave. */
+static void test_membership_post_cancels_a_leave(void **state)
+{
+    (void)state;
+    struct agreement three = {{0, 1, 2}, 3, 3};
+    start_three(&three);
+    char hash[32], hash_now[32], path[128], body[128], status[32];
+    ring_of(0, hash, sizeof hash);
+    /* the DELETE and the POST go to the same node, back to back */
+    snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(2)->id);
+    snprintf(body, sizeof body, "{\"address\": \"%s\"}", cluster_seed(2));
+    assert_int_equal(request(1, "DELETE", path, "", NULL, 0), 202);
+    int st = request(1, "POST", "/v1/nodes", body, status, sizeof status);
+    printf("membership: POST of the leaving node: %d %s\n", st, status);
+    if (st == 202 && strcmp(status, "up") == 0) { /* caught while leaving: it stays */
+        wait_agree(&three, "the leave cancelled");
+        ring_of(0, hash_now, sizeof hash_now);
+        printf("membership: ring %s after the cancelled leave (was %s)\n", hash_now, hash);
+    } else { /* the claimant was faster: it left, and is added back */
+        assert_true(st == 202 || st == 409);
+        wait_agree(&three, "the node added back");
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_membership_join_and_leave_move_the_minimum, cluster_forget_all),
         cmocka_unit_test_teardown(test_membership_operator_adds_nodes, cluster_forget_all),
+        cmocka_unit_test_teardown(test_membership_node_of_another_cluster_is_not_admitted,
+                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_membership_all_leaving_keeps_one, cluster_forget_all),
+        cmocka_unit_test_teardown(test_membership_post_cancels_a_leave, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

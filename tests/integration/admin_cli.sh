@@ -41,7 +41,9 @@ check "ring lists the member with what it owns" 'a ring | grep -Eq "^$id +150 +r
 check "ring --json has an owner list per partition" \
     '[ "$(a --json ring | jq ".owners | length")" = 64 ]'
 check "join --dry-run prints the plan: the new node takes its share" \
-    'a join 127.0.0.2:16379 --weight 150 --dry-run | grep -Eq "^Plan \(dry run\): join of [0-9a-f]{40} -> ring epoch 2, hash [0-9a-f]{16}; 32 partition\(s\) move$"'
+    'a join 127.0.0.2:16379 --dry-run | grep -Eq "^Plan \(dry run\): join of [0-9a-f]{40} -> ring epoch 2, hash [0-9a-f]{16}; 2[56] partition\(s\) move$"'
+check "join takes no weight, zone or id (the node's own settings): exit 2" \
+    '"$admin" join 127.0.0.2:16379 --weight 150 2>/dev/null; [ $? -eq 2 ]'
 check "join --dry-run --json returns the moves" \
     '[ "$(a --json join 127.0.0.2:16379 --dry-run | jq "(.moves | length) == .moved and .moved >= 25 and .moved <= 26")" = true ]'
 check "join without --dry-run asks the cluster to add the node" \
@@ -55,6 +57,8 @@ check "leave of the last node exits 1 with 409" \
 check "without the password: exit 1 with 401" \
     'out=$("$admin" --host "127.0.0.1:$aport" status 2>&1); [ $? -eq 1 ] && grep -q "HTTP 401" <<<"$out"'
 check "a usage mistake exits 2" '"$admin" frobnicate 2>/dev/null; [ $? -eq 2 ]'
+check "leave of something that is not a node id exits 2 before asking" \
+    'out=$(a leave ../health 2>&1); [ $? -eq 2 ] && grep -q "40 lowercase hex digits" <<<"$out"'
 check "an address with nothing listening exits 1" \
     '"$admin" --host 127.0.0.1:1 status 2>/dev/null; [ $? -eq 1 ]'
 itest_stop "$pid"

@@ -1,6 +1,9 @@
 /* Unit tests for the admin HTTP server's pure parts (admin/http.c): routes,
- * the methods each takes, and the Authorization check. */
+ * the methods each takes, the Authorization check and yes/no query
+ * parameters (?dry_run). */
+#include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -89,6 +92,29 @@ static void test_http_error_is_json(void **state)
     free(res.body);
 }
 
+static void test_http_flag_values(void **state)
+{
+    bool on = true;
+    assert_int_equal(http_flag(NULL, &on), 0); /* absent: no */
+    assert_false(on);
+    const char *yes[] = {"", "1", "true", "TRUE", "yes", "Yes"};
+    for (size_t k = 0; k < sizeof yes / sizeof yes[0]; k++) {
+        on = false;
+        assert_int_equal(http_flag(yes[k], &on), 0);
+        assert_true(on);
+    }
+    const char *no[] = {"0", "false", "False", "no", "NO"};
+    for (size_t k = 0; k < sizeof no / sizeof no[0]; k++) {
+        on = true;
+        assert_int_equal(http_flag(no[k], &on), 0);
+        assert_false(on);
+    }
+    /* anything else is refused, never taken for "no" (a real change) */
+    const char *bad[] = {"on", "off", "2", "y", "truex", " 1", "nope"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        assert_int_equal(http_flag(bad[k], &on), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +123,7 @@ int main(void)
         cmocka_unit_test(test_http_methods_per_route),
         cmocka_unit_test(test_http_auth_bearer_and_basic),
         cmocka_unit_test(test_http_error_is_json),
+        cmocka_unit_test(test_http_flag_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

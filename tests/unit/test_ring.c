@@ -483,6 +483,78 @@ static void test_ring_codec_refuses_hostile_bytes(void **state)
     ring_destroy(a);
 }
 
+/* Little-endian v into p (the codec's byte order). */
+static uint8_t *put_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int k = 0; k < bytes; k++)
+        *p++ = (uint8_t)(v >> (8 * k));
+    return p;
+}
+
+/* A RING blob of count members (weight 1, no zone, in id order) owning Q =
+ * 16384 partitions in turn, announcing n replicas: about 750 KB for 16000
+ * members. The reviewer's hostile blob had n = members, which made
+ * ring_decode() allocate q * n preference list entries (1 GB) on the admin
+ * thread. Caller frees. */
+static uint8_t *many_members_blob(uint32_t count, uint32_t n, size_t *len)
+{
+    const uint32_t q = 16384;
+    *len = 21 + (size_t)count * 45 + 2 * q;
+    uint8_t *b = malloc(*len), *p = b;
+    assert_non_null(b);
+    *p++ = RING_CODEC_VERSION;
+    p = put_le(p, 1, 8);
+    p = put_le(p, q, 4);
+    p = put_le(p, n, 4);
+    p = put_le(p, count, 4);
+    for (uint32_t i = 0; i < count; i++) {
+        char id[RING_ID_LEN + 1];
+        snprintf(id, sizeof id, "%040x", i);
+        memcpy(p, id, RING_ID_LEN);
+        p = put_le(p + RING_ID_LEN, 1, 4);
+        *p++ = 0; /* no zone */
+    }
+    for (uint32_t k = 0; k < q; k++)
+        p = put_le(p, k % count, 2);
+    return b;
+}
+
+static void test_ring_codec_refuses_many_replicas_fast(void **state)
+{
+    size_t len;
+    uint8_t *b = many_members_blob(16000, 16000, &len);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(decode_copy(b, len), -EINVAL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    printf("ring: a %zu-byte blob announcing 16000 replicas refused in %.2f ms\n", len, ms);
+    assert_true(ms < 50); /* refused before any allocation (it took 1.3 s, 1 GB) */
+    free(b);
+    b = many_members_blob(16000, RING_REPLICAS_MAX + 1, &len);
+    assert_int_equal(decode_copy(b, len), -EINVAL);
+    free(b);
+    b = many_members_blob(16000, RING_REPLICAS_MAX, &len);
+    assert_int_equal(decode_copy(b, len), 0); /* the cap itself is fine */
+    free(b);
+    /* a length past what the members and Q can fill is refused up front */
+    b = many_members_blob(3, 3, &len);
+    uint8_t *longer = calloc(1, len + 3 * RING_ZONE_MAX + 1);
+    memcpy(longer, b, len);
+    assert_int_equal(decode_copy(longer, len + 3 * RING_ZONE_MAX + 1), -EINVAL);
+    free(longer);
+    free(b);
+    /* ring_build() takes no more replicas than the codec */
+    struct ring_member m[20] = {{.weight = 0}};
+    for (int i = 0; i < 20; i++) { /* not member(): the simulations' random ids stay theirs */
+        snprintf(m[i].id, sizeof m[i].id, "%040x", i);
+        m[i].weight = 100;
+    }
+    struct ring *r = NULL;
+    assert_int_equal(ring_build(m, 20, 64, RING_REPLICAS_MAX + 1, NULL, &r), -EINVAL);
+    assert_null(r);
+}
+
 /* The simulation: random weights, joins and leaves, up to max_nodes members
  * on Q = 16384; after each step the guarantees, and the movement against the
  * ideal (a join of weight w into W: Q * w / (W + w); a leave: the leaver's). */
@@ -680,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_ring_from_owners_gives_the_same_ring),
         cmocka_unit_test(test_ring_codec_round_trips),
         cmocka_unit_test(test_ring_codec_refuses_hostile_bytes),
+        cmocka_unit_test(test_ring_codec_refuses_many_replicas_fast),
         cmocka_unit_test(test_ring_builds_1000_members_fast),
         cmocka_unit_test(test_ring_simulation_without_zones),
         cmocka_unit_test(test_ring_simulation_with_zones),
