@@ -28,14 +28,11 @@
 # Exit status 1 when the cluster did not form or a node died.
 #
 # Figures (results/gossip_cost.md; a 2-core AMD EPYC VM shared with other
-# sessions, load average 0.7 before the start, the machine 34% busy during the
-# sample, other sessions and this script's reading of /proc included; 100 nodes
-# formed 4 s after the first start, 30 s sampled): the admin thread took 0.015%
-# of a core per node (median; p90 0.017%, max 0.019%), the whole process 0.041%
-# (max 0.049%; the rest is the idle shard and main threads): 1/66 and 1/24 of
-# the 1%. The first node sent 31 probes, no GOSSIP frame (nothing
-# changed), no suspicion. With CLUSTER_SECRET set (HMAC
-# on every frame): 0.026% (max 0.033%) and 0.053% (max 0.063%).
+# sessions, the machine 34% busy during the sample; 100 nodes formed 12 s
+# after the first start, 30 s sampled): the admin thread took 0.038% of a
+# core per node (median; p90 0.076%, max 0.110%), the whole process 0.068%
+# (max 0.140%): 1/26 and 1/15 of the 1%. With CLUSTER_SECRET set
+# (handshakes and sealed frames): 0.054% (max 0.158%) and 0.080% (max 0.184%).
 set -uo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
