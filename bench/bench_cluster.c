@@ -82,9 +82,9 @@ static bool parse_int(const char *s, size_t n, uint64_t max, uint64_t *out, bool
 static enum step read_number(struct cursor *c, char want, uint64_t max, uint64_t *v,
                              const char *what, const char *kind)
 {
-    char type;
-    const char *t;
-    size_t n;
+    char type = 0;
+    const char *t = NULL;
+    size_t n = 0; /* read_line() sets all three on STEP_OK (GCC -O3 cannot see it) */
     bool neg;
     enum step st = read_line(c, &type, &t, &n);
     if (st != STEP_OK)
@@ -110,9 +110,9 @@ static enum step read_int(struct cursor *c, uint64_t max, uint64_t *v, const cha
 static enum step read_bulk(struct cursor *c, const char **s, size_t *slen, bool *null,
                            const char *what)
 {
-    char type;
-    const char *t;
-    size_t n;
+    char type = 0;
+    const char *t = NULL;
+    size_t n = 0; /* read_line() sets all three on STEP_OK (GCC -O3 cannot see it) */
     uint64_t blen = 0;
     enum step st = read_line(c, &type, &t, &n);
     if (st != STEP_OK)
@@ -135,9 +135,9 @@ static enum step read_bulk(struct cursor *c, const char **s, size_t *slen, bool 
 static enum step skip_value(struct cursor *c, int depth)
 {
     size_t start = c->pos;
-    char type;
-    const char *t;
-    size_t n;
+    char type = 0;
+    const char *t = NULL;
+    size_t n = 0; /* read_line() sets all three on STEP_OK (GCC -O3 cannot see it) */
     enum step st = read_line(c, &type, &t, &n);
     if (st != STEP_OK)
         return st;
