@@ -172,7 +172,8 @@ static inline bool store_is_expired(const struct store *s, const struct table_en
 }
 
 /* Finds a live key for a write or an existence check: NULL when absent or
- * expired (an expired key is removed on the spot). Updates the entry's LRU
+ * expired (an expired key is removed on the spot), or versioned with a
+ * tombstone as its pick. Updates the entry's LRU
  * clock; counts no hit or miss. hash is keyhash(key, klen). */
 struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen, uint64_t hash);
 /* The same for reads: also counts a keyspace hit or miss. */
@@ -269,7 +270,9 @@ struct table_entry *store_lookup_versions(struct store *s, const void *key, uint
 
 /* Writes key = clock c (a versioned entry, made canonical by dvv.h) with an
  * absolute expiry (0 none), replacing the key's entry, with a new cas.
- * Makes room first. The clock's value bytes are copied. *out (may be NULL)
+ * Makes room first. The clock's value bytes are copied before anything is
+ * evicted, so they may point into an entry of this store (the key's own,
+ * decoded). *out (may be NULL)
  * receives the entry. 0, -ENOMEM, -E2BIG (body or meta past the limits),
  * -ENAMETOOLONG, -EINVAL (an empty clock). */
 int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_t hash,
