@@ -1,8 +1,9 @@
 /* test_ring_cmds.c: RING.GET, RING.PUT and RING.DEL on one node (a cluster
  * of one): contexts and siblings, tombstones, plain commands on versioned
  * keys, max-siblings, versions across a restart, a crash (appendfsync
- * always) and compaction, a wiped data directory writing as a new actor (KV-679), and
- * hostile contexts. ringkv-only. */
+ * always) and compaction, versioned keys kept in memory past maxmemory, a
+ * wiped data directory writing as a new actor (KV-679), and hostile
+ * contexts. ringkv-only. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -334,6 +335,46 @@ static void test_ring_compaction_keeps_versions(void **state)
     stop_connected(&s, c);
 }
 
+/* Past maxmemory with storage = log, values leave memory; versioned keys
+ * stay whole in memory (a cold entry keeps no versions), so RING.GET still
+ * answers every sibling while plain keys around them go cold. */
+static void test_ring_versions_stay_in_memory_past_maxmemory(void **state)
+{
+    (void)state;
+    harness_skip_unless_ringkv();
+    enum { VKEYS = 100, FILLER = 4000, VALUE = 1500 };
+    const char *more[] = {"--maxmemory", "2mb", NULL};
+    struct harness_server s;
+    redisContext *c = start_connected(&s, "everysec", more);
+    static char a[VALUE + 1], b[VALUE + 1];
+    char key[32];
+    for (int i = 0; i < VKEYS; i++) {
+        snprintf(key, sizeof key, "v:%d", i);
+        harness_noise((uint32_t)(2 * i), a, VALUE);
+        harness_noise((uint32_t)(2 * i + 1), b, VALUE);
+        ring_put(c, key, empty_ctx, a);
+        ring_put(c, key, empty_ctx, b);
+    }
+    static char filler[VALUE];
+    for (int i = 0; i < FILLER; i++) {
+        harness_noise((uint32_t)(100000 + i), filler, VALUE);
+        redisAppendCommand(c, "SET filler:%d %b", i, filler, (size_t)VALUE);
+    }
+    for (int i = 0; i < FILLER; i++) {
+        redisReply *r = harness_next_reply(c);
+        harness_check(r, HARNESS_OK, "SET filler past maxmemory");
+        freeReplyObject(r);
+    }
+    assert_true(harness_info_number(c, "persistence", "cold_keys") > 0);
+    for (int i = 0; i < VKEYS; i++) {
+        snprintf(key, sizeof key, "v:%d", i);
+        harness_noise((uint32_t)(2 * i), a, VALUE);
+        harness_noise((uint32_t)(2 * i + 1), b, VALUE);
+        ring_get(c, key, a, b);
+    }
+    stop_connected(&s, c);
+}
+
 /* Removes the data (segments and manifest) but keeps the node's identity,
  * as a node whose disk was replaced and that rejoins under its id. */
 static void wipe_data_keep_identity(void)
@@ -438,6 +479,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ring_crash_keeps_acknowledged_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_compaction_keeps_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_versions_stay_in_memory_past_maxmemory, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ring_wiped_data_writes_as_new_actor, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ring_hostile_input_gets_errors, setup, teardown),
