@@ -1250,6 +1250,7 @@ void cmd_server_resetstat_shard(struct cmd_ctx *c)
     __atomic_store_n(&st->expired_keys, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->evicted_keys, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->writes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->sibling_warnings, 0, __ATOMIC_RELAXED);
     cmd_reply_ok(c);
 }
 

@@ -224,6 +224,8 @@ static void test_ring_max_siblings_refuses(void **state)
     ring_put(c, "k", k, "resolved");
     ring_get(c, "k", "resolved");
     assert_true(harness_output_mentions(&s, "siblings (warn-siblings 2)"));
+    harness_expect(c, HARNESS_OK, "CONFIG RESETSTAT");
+    assert_int_equal(harness_info_number(c, "stats", "sibling_warnings"), 0);
     stop_connected(&s, c);
 }
 
