@@ -50,6 +50,7 @@
 
 #include "cmd_keys.h"
 #include "cmd_mc.h"
+#include "cmd_ring.h"
 #include "cmd_server.h"
 #include "cmd_stats.h"
 #include "cmd_string.h"
@@ -113,6 +114,13 @@ static const struct cmd_def cmd_defs[] = {
      0, cmd_incrbyfloat, 0, "string", "Increment the floating point value of a key by a number."},
     {"del", -2, CMD_WRITE, 1, -1, 1, CMD_ROUTE_EACH, 1, cmd_del, CMD_COMBINE_SUM, "generic",
      "Deletes one or more keys."},
+    {"ring.get", -2, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_ring_get, 0,
+     "generic", "Returns a key's causal context and every sibling value (ringkv)."},
+    {"ring.put", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
+     cmd_ring_put, 0, "generic",
+     "Writes a value over the siblings a context covers; an empty context adds one (ringkv)."},
+    {"ring.del", -3, CMD_WRITE | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_ring_del, 0,
+     "generic", "Writes a tombstone over the siblings a context covers (ringkv)."},
     {"unlink", -2, CMD_WRITE | CMD_FAST, 1, -1, 1, CMD_ROUTE_EACH, 1, cmd_del, CMD_COMBINE_SUM,
      "generic", "Asynchronously deletes one or more keys."},
     {"exists", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, CMD_ROUTE_EACH, 1, cmd_exists,

@@ -1250,6 +1250,7 @@ void cmd_server_resetstat_shard(struct cmd_ctx *c)
     __atomic_store_n(&st->expired_keys, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->evicted_keys, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&st->writes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->sibling_warnings, 0, __ATOMIC_RELAXED);
     cmd_reply_ok(c);
 }
 
@@ -1466,6 +1467,7 @@ void cmd_server_totals(const struct node *n, struct cmd_server_totals *t)
         t->cold_bytes += s.cold_bytes;
         t->values_cooled += s.values_cooled;
         t->values_loaded += s.values_loaded;
+        t->sibling_warnings += s.sibling_warnings;
     }
     cmd_stats_errors(n, server_error_total, &t->errors);
 }
@@ -1740,10 +1742,11 @@ void cmd_info(struct cmd_ctx *c)
                    "\r\nevicted_keys:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64
                    "\r\nkeyspace_misses:%" PRIu64 "\r\ntotal_error_replies:%" PRIu64
                    "\r\ncross_shard_requests:%" PRIu64
-                   "\r\ntotal_parser_examined_bytes:%" PRIu64 "\r\n\r\n",
+                   "\r\ntotal_parser_examined_bytes:%" PRIu64 "\r\nsibling_warnings:%" PRIu64
+                   "\r\n\r\n",
                    t.connections, t.commands, server_ops_per_sec(t.commands), t.net_in, t.net_out,
                    t.rejected, t.expired, t.evicted, t.hits, t.misses, t.errors, t.cross_shard,
-                   t.parser_examined);
+                   t.parser_examined, t.sibling_warnings);
     if (server_section_wanted(c, "replication", true)) /* a master without replicas */
         buf_printf(&b,
                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"

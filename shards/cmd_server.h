@@ -22,6 +22,7 @@ struct cmd_server_totals {
     uint64_t parser_examined;
     uint64_t keys, expires, hits, misses, expired, evicted, used, writes;
     uint64_t cold_keys, cold_bytes, values_cooled, values_loaded; /* values beyond RAM */
+    uint64_t sibling_warnings; /* versioned writes past warn-siblings (cmd_ring.c) */
     uint64_t errors; /* error replies (INFO errorstats' sum) */
 };
 

@@ -46,7 +46,15 @@
  * The manifest <dir>/ringkv.meta records the shard and partition counts of
  * the data and its partition function, so a restart with another shard count,
  * or a first start after the function changed (xxh3 to Redis Cluster slots),
- * re-lays the keys: every shard reads every old file and keeps its own keys. */
+ * re-lays the keys: every shard reads every old file and keeps its own keys.
+ * The manifest also keeps the data epoch (drawn when the directory starts
+ * empty; with storage = memory, at every start): the actor of this node's
+ * versions is made from it (dvv.h, KV-679), so a node whose data was wiped
+ * writes as a new actor.
+ * Versioned keys (RING.*): a put record carries the clock's meta in its meta
+ * field and the clock's body as its value; recovery decodes it (a meta that
+ * does not decode leaves the key out, as a value that does not decompress)
+ * and compaction copies records as they are. */
 #include "persist.h"
 
 #include <dirent.h>
@@ -56,12 +64,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "conn.h"
+#include "dvv.h"
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
@@ -423,7 +433,8 @@ uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t ha
     return seq > p->durable_seq ? seq : 0;
 }
 
-static uint64_t persist_journal_put(void *arg, const struct table_entry *e, uint64_t prev)
+/* The put record of entry e: a versioned entry's meta and body, else its value. */
+static struct seg_record persist_entry_record(const struct table_entry *e)
 {
     struct seg_record r = {.type = SEG_PUT,
                            .key = table_entry_key(e),
@@ -433,6 +444,20 @@ static uint64_t persist_journal_put(void *arg, const struct table_entry *e, uint
                            .mc_flags = e->mc_flags,
                            .expire_ms = e->expire_ms,
                            .seq = e->cas};
+    if (e->meta & TABLE_ENTRY_VERSIONED) {
+        struct store_version v;
+        store_entry_version(e, &v);
+        r.meta = v.meta;
+        r.meta_len = (uint16_t)v.meta_len;
+        r.val = v.body;
+        r.raw_len = v.body_len;
+    }
+    return r;
+}
+
+static uint64_t persist_journal_put(void *arg, const struct table_entry *e, uint64_t prev)
+{
+    struct seg_record r = persist_entry_record(e);
     uint64_t lsn = persist_encode(arg, &r);
     persist_note_key(arg, r.key, r.key_len, prev);
     return lsn;
@@ -1411,8 +1436,9 @@ static bool persist_record_is_live(struct persist *p, const struct seg_record *r
         return false;
     uint64_t hash = keyhash(r->key, r->key_len);
     struct table_entry *e = table_find(p->store->table, r->key, r->key_len, hash);
-    if (!e || store_is_expired(p->store, e) || e->cas != r->seq || e->val_len != r->raw_len ||
-        e->expire_ms != r->expire_ms || e->mc_flags != r->mc_flags)
+    if (!e || store_is_expired(p->store, e) || e->cas != r->seq ||
+        store_entry_record_len(e) != r->raw_len || e->expire_ms != r->expire_ms ||
+        e->mc_flags != r->mc_flags || (r->meta_len != 0) != !!(e->meta & TABLE_ENTRY_VERSIONED))
         return false;
     *live = e;
     return true;
@@ -1841,6 +1867,7 @@ struct persist_recovery {
     uint64_t max_cas;        /* highest version read */
     uint64_t file_base;      /* lsn of the first record byte of the file being read */
     struct buf value;
+    struct dvv_clock *clock; /* versioned records, decoded (made at the first) */
     uint64_t records;
 };
 
@@ -1890,6 +1917,32 @@ static void persist_flush_old_shard(struct persist_recovery *rc)
     mi_free(d.keys);
 }
 
+/* A versioned put record, its value in rc->value. */
+static int persist_apply_versioned(struct persist_recovery *rc, const struct seg_record *r,
+                                   uint64_t hash, uint64_t lsn)
+{
+    struct store *s = rc->p->store;
+    if (!rc->clock && !(rc->clock = dvv_create(DVV_MAX_ENTRIES, DVV_MAX_VALUES)))
+        return -ENOMEM;
+    struct store_version v = {r->meta, r->meta_len, rc->value.data ? rc->value.data : "",
+                              (uint32_t)rc->value.len};
+    int err = dvv_decode(v.meta, v.meta_len, v.body, v.body_len, rc->clock);
+    if (err == 0)
+        err = store_put_versioned_recovered(s, r->key, r->key_len, hash, &v, rc->clock,
+                                            r->expire_ms, r->seq, rc->filter ? UINT64_MAX : lsn);
+    if (err == -EINVAL || err == -ENOSPC) {
+        log_error("a record of key '%.*s' has versions that do not decode; the key is left out",
+                  (int)(r->key_len > 64 ? 64 : r->key_len), r->key);
+        STAT_ADD(rc->p, damaged_files, 1);
+        store_delete(s, r->key, r->key_len, hash);
+        return 0;
+    }
+    if (err < 0)
+        log_error("cannot load key '%.*s': %s; the node cannot start with this data",
+                  (int)(r->key_len > 64 ? 64 : r->key_len), r->key, strerror(-err));
+    return err;
+}
+
 static int persist_apply(const struct seg_record *r, void *arg)
 {
     struct persist_recovery *rc = arg;
@@ -1927,6 +1980,8 @@ static int persist_apply(const struct seg_record *r, void *arg)
         return 0;
     }
     /* The version stays what the log says (compaction relies on it). */
+    if (err == 0 && r->meta_len != 0)
+        return persist_apply_versioned(rc, r, hash, lsn);
     if (err == 0)
         err = store_put_recovered(s, r->key, r->key_len, hash,
                                   rc->value.data ? rc->value.data : "", rc->value.len,
@@ -2040,10 +2095,7 @@ static void persist_snapshot_entry(struct table_entry *e, void *arg)
     struct persist_snapshot *sn = arg;
     if (e->meta & TABLE_ENTRY_LSN)
         table_entry_set_lsn(e, sn->p->seg_base_lsn + sn->offset + sn->out.len - SEG_FILE_HEADER);
-    struct seg_record r = {.type = SEG_PUT, .key = table_entry_key(e), .key_len = e->key_len,
-                           .val = table_entry_key(e) + e->key_len, .raw_len = e->val_len,
-                           .mc_flags = e->mc_flags, .expire_ms = e->expire_ms,
-                           .seq = e->cas};
+    struct seg_record r = persist_entry_record(e);
     seg_encode(&sn->out, &r, sn->p->codec, (size_t)sn->p->cfg->compress_min_size);
     if (sn->out.len < (1u << 20) || sn->err)
         return;
@@ -2186,6 +2238,7 @@ int persist_start(struct shard *sh, const struct persist_layout *layout, struct 
             err = persist_recover_shard_dir(&rc, from);
     }
     buf_fini(&rc.value);
+    dvv_destroy(rc.clock);
     if (p->store->next_cas <= rc.max_cas)
         p->store->next_cas = rc.max_cas + 1; /* new versions stay unique */
     if (err < 0)
@@ -2394,11 +2447,14 @@ void persist_stop(struct persist *p)
  * function (`partition-function crc16-slot`). Format 1, written before
  * slots, has no such line: its data is laid out by xxh3. A node that runs
  * the xxh3 function (upgrade tests) writes format 1, as those releases did;
- * a release before slots refuses format 2 (it reads "ringkv-data 1" only). */
+ * a release before slots refuses format 2 (it reads "ringkv-data 1" only).
+ * A last line `data-epoch <16 hex digits>` (read by nothing older, which
+ * stops before it) keeps the data epoch. */
 struct persist_manifest {
     uint32_t nshards, npartitions;
     uint64_t first_segment;
     uint32_t partition_fn; /* enum keyhash_fn */
+    uint64_t data_epoch;   /* `data-epoch <hex>`; 0 when absent (before versions) */
 };
 
 static const char *const persist_fn_names[] = {[KEYHASH_FN_XXH3] = "xxh3",
@@ -2418,10 +2474,13 @@ static int persist_read_manifest(const char *dir, struct persist_manifest *m)
                      &version, &s, &q, &first);
     if (version == 2 && got == 4 && fscanf(f, "partition-function %31s\n", fn) != 1)
         got = 0;
+    unsigned long long epoch = 0;
+    if (got == 4 && fscanf(f, "data-epoch %llx\n", &epoch) != 1)
+        epoch = 0;
     fclose(f);
     if (got < 3 || version < 1 || version > 2)
         return -EINVAL;
-    *m = (struct persist_manifest){s, q, first, KEYHASH_FN_XXH3};
+    *m = (struct persist_manifest){s, q, first, KEYHASH_FN_XXH3, epoch};
     if (version == 2) {
         if (strcmp(fn, persist_fn_names[KEYHASH_FN_SLOT]) != 0)
             return -EINVAL;
@@ -2454,6 +2513,7 @@ static int persist_write_manifest(const struct node *n, uint64_t first_segment)
             n->nshards, n->npartitions, (unsigned long long)first_segment);
     if (slots)
         fprintf(f, "partition-function %s\n", persist_fn_names[KEYHASH_FN_SLOT]);
+    fprintf(f, "data-epoch %016llx\n", (unsigned long long)n->layout.data_epoch);
     int rc = fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -EIO;
     fclose(f);
     if (rc == 0 && rename(tmp, path) != 0)
@@ -2531,9 +2591,23 @@ static uint64_t persist_tidy_dir(const char *dir, const struct persist_manifest 
     return max;
 }
 
+/* A new data epoch: random, never 0 (0 reads as "none" in a manifest). */
+static uint64_t persist_new_epoch(void)
+{
+    uint64_t e = 0;
+    if (getrandom(&e, sizeof e, 0) != (ssize_t)sizeof e) {
+        struct timespec ts; /* no entropy source: the clock, still new per start */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        e = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        e ^= (uint64_t)getpid() << 40;
+    }
+    return e ? e : 1;
+}
+
 int persist_prepare_dir(const struct node *n, struct persist_layout *layout)
 {
     memset(layout, 0, sizeof *layout);
+    layout->data_epoch = persist_new_epoch(); /* kept unless the manifest has one */
     if (n->cfg->storage != CFG_STORAGE_LOG)
         return 0;
     struct persist_manifest m = {0};
@@ -2544,7 +2618,9 @@ int persist_prepare_dir(const struct node *n, struct persist_layout *layout)
         return rc;
     }
     if (rc == 0)
-        return 0; /* a new data directory */
+        return 0; /* a new data directory: a new epoch */
+    if (m.data_epoch != 0)
+        layout->data_epoch = m.data_epoch; /* (a manifest from before versions: a new one) */
     if (m.npartitions != n->npartitions) {
         log_error("the data in %s was written with %u partitions: start with --partitions %u; "
                   "exiting",
@@ -2580,7 +2656,8 @@ int persist_finish_start(const struct node *n, const struct persist_layout *layo
         return rc;
     }
     if (reshard) {
-        struct persist_manifest m = {n->nshards, n->npartitions, first, n->partition_fn};
+        struct persist_manifest m = {n->nshards, n->npartitions, first, n->partition_fn,
+                                     n->layout.data_epoch};
         persist_tidy_dir(n->cfg->dir, &m);
     }
     return 0;

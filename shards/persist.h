@@ -61,6 +61,10 @@ struct persist_layout {
                                  shard reads every old file and keeps its own keys */
     uint64_t old_max_segment; /* highest segment number on disk */
     uint64_t first_segment;   /* segments below it belong to no layout */
+    uint64_t data_epoch;      /* this incarnation of the data: kept in the manifest,
+                                 drawn anew when the directory starts empty (and at
+                                 every start with storage = memory); the versions'
+                                 actor is made from it (dvv.h, KV-679) */
 };
 
 /* mkdir -p, durably: makes path and whatever of its parents is missing.

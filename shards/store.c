@@ -30,7 +30,14 @@
  * readable (and that is not pinned, and whose cold form is smaller) by a
  * cold entry (key and metadata only), repeating while over the limit; only
  * when nothing can be cooled does the policy evict. Cold entries count in
- * cold_keys/cold_bytes; drop() keeps those exact too. */
+ * cold_keys/cold_bytes; drop() keeps those exact too.
+ * Versioned keys (RING.*, table.h): the entry's value is the picked sibling,
+ * followed by the version part (header, meta, body unless it is the picked
+ * value), so every plain read works unchanged; lookups for plain commands
+ * hide a key whose pick is a tombstone (one flag test); APPEND never grows
+ * such an entry in place (its version part follows the value), an expiry
+ * change copies the version part along, and they are never cooled (a cold
+ * entry keeps no version part). */
 #include "store.h"
 
 #include <errno.h>
@@ -38,6 +45,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dvv.h"
 #include "keyhash.h"
 #include "seg.h"
 
@@ -270,7 +278,10 @@ static inline void touch(struct store *s, struct table_entry *e)
         table_entry_set_lru(e, s->lru_s);
 }
 
-struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen, uint64_t hash)
+/* The key's live entry (expired ones are removed on the spot), tombstones
+ * included. */
+static inline struct table_entry *find_live(struct store *s, const void *key, uint32_t klen,
+                                            uint64_t hash)
 {
     struct table_entry *e = table_find(s->table, key, klen, hash);
     if (!e)
@@ -281,6 +292,22 @@ struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen
         return NULL;
     }
     touch(s, e);
+    return e;
+}
+
+struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct table_entry *e = find_live(s, key, klen, hash);
+    if (e && __builtin_expect((e->meta & TABLE_ENTRY_TOMBSTONE) != 0, 0))
+        return NULL; /* a delete among versions: no key for plain commands */
+    return e;
+}
+
+struct table_entry *store_lookup_versions(struct store *s, const void *key, uint32_t klen,
+                                          uint64_t hash)
+{
+    struct table_entry *e = find_live(s, key, klen, hash);
+    stat_add(e ? &s->stats.keyspace_hits : &s->stats.keyspace_misses, 1);
     return e;
 }
 
@@ -401,7 +428,8 @@ static void evict(struct store *s, size_t need)
 /* A hot entry whose value may leave memory, and saves memory by it. */
 static bool coolable(const struct store *s, const struct table_entry *e)
 {
-    return !table_entry_is_cold(e) && (e->meta & TABLE_ENTRY_LSN) && e != s->pinned &&
+    return !(e->meta & (TABLE_ENTRY_COLD | TABLE_ENTRY_VERSIONED)) &&
+           (e->meta & TABLE_ENTRY_LSN) && e != s->pinned &&
            !store_is_expired(s, e) &&
            mi_good_size(sizeof *e + e->key_len + sizeof(uint64_t)) < table_entry_mem(e) &&
            s->tier->readable(s->tier->arg, table_entry_lsn(e));
@@ -581,6 +609,114 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
     return rc;
 }
 
+/* ---- versioned keys ---- */
+
+void store_entry_version(const struct table_entry *e, struct store_version *v)
+{
+    const char *val = e->data + e->key_len;
+    struct table_version_hdr h;
+    memcpy(&h, val + e->val_len, sizeof h);
+    v->meta = val + e->val_len + sizeof h;
+    v->meta_len = h.meta_len;
+    v->body = h.body_shared ? val : v->meta + h.meta_len;
+    v->body_len = h.body_len;
+}
+
+/* Bytes of e's value area in use: the value, and a versioned entry's
+ * version part. */
+static size_t entry_val_bytes(const struct table_entry *e)
+{
+    if (!(e->meta & TABLE_ENTRY_VERSIONED))
+        return e->val_len;
+    struct store_version v;
+    store_entry_version(e, &v);
+    bool shared = v.body == table_entry_key(e) + e->key_len;
+    return e->val_len + sizeof(struct table_version_hdr) + v.meta_len + (shared ? 0 : v.body_len);
+}
+
+/* An unpublished versioned entry for the encoded clock v, whose decoded
+ * form is c (the same values, in the same order). 0, -EINVAL (no value to
+ * pick), -ENOMEM. */
+static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
+                               const struct store_version *v, const struct dvv_clock *c,
+                               struct table_entry **out)
+{
+    int pick = dvv_pick(c);
+    if (pick < 0)
+        return -EINVAL;
+    size_t off = 0; /* the picked value's place in the body (values in clock order) */
+    for (int i = 0; i < pick; i++)
+        off += c->values[i].len;
+    const struct dvv_value *pv = &c->values[pick];
+    if (off + pv->len > v->body_len)
+        return -EINVAL;
+    struct table_version_hdr h = {v->meta_len, v->body_len, off == 0 && pv->len == v->body_len};
+    size_t cap = pv->len + sizeof h + v->meta_len + (h.body_shared ? 0 : v->body_len);
+    struct table_entry *e = store_entry_new(s, key, klen, cap);
+    if (!e)
+        return -ENOMEM;
+    char *val = table_entry_val(e);
+    if (pv->len)
+        memcpy(val, v->body + off, pv->len);
+    memcpy(val + pv->len, &h, sizeof h);
+    memcpy(val + pv->len + sizeof h, v->meta, v->meta_len);
+    if (!h.body_shared && v->body_len)
+        memcpy(val + pv->len + sizeof h + v->meta_len, v->body, v->body_len);
+    e->val_len = pv->len;
+    e->meta |= TABLE_ENTRY_VERSIONED | ((pv->flags & DVV_TOMBSTONE) ? TABLE_ENTRY_TOMBSTONE : 0);
+    *out = e;
+    return 0;
+}
+
+int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                        const struct dvv_clock *c, int64_t expire_ms, struct table_entry **out)
+{
+    struct buf meta, body;
+    buf_init(&meta);
+    buf_init(&body);
+    int rc = dvv_encode_meta(c, &meta);
+    if (rc == 0)
+        rc = dvv_encode_body(c, &body);
+    if (rc == 0 && meta.len > UINT16_MAX) /* a record's meta_len (seg.h) */
+        rc = -E2BIG;
+    if (rc == 0)
+        rc = store_check_len(s, klen, body.len);
+    if (rc == 0)
+        rc = store_ensure_memory(s, store_need(klen, meta.len + body.len));
+    struct table_entry *e = NULL;
+    struct store_version v = {meta.data, (uint32_t)meta.len, body.data, (uint32_t)body.len};
+    if (rc == 0)
+        rc = versioned_entry_new(s, key, klen, &v, c, &e);
+    if (rc == 0) {
+        e->expire_ms = expire_ms;
+        e->cas = s->next_cas++;
+        rc = publish(s, e, hash, out);
+    }
+    buf_fini(&meta);
+    buf_fini(&body);
+    return rc;
+}
+
+int store_put_versioned_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                                  const struct store_version *v, const struct dvv_clock *c,
+                                  int64_t expire_ms, uint64_t cas, uint64_t lsn)
+{
+    size_t need = store_need(klen, v->meta_len + v->body_len);
+    if (s->tier && s->maxmemory && store_used_bytes(s) + need > s->maxmemory)
+        cool(s, need);
+    struct table_entry *e;
+    int rc = versioned_entry_new(s, key, klen, v, c, &e);
+    if (rc != 0)
+        return rc;
+    e->expire_ms = expire_ms;
+    e->cas = cas;
+    if (e->meta & TABLE_ENTRY_LSN)
+        table_entry_set_lsn(e, lsn);
+    return publish_unlogged(s, e, hash, NULL);
+}
+
+void store_note_sibling_warning(struct store *s) { stat_add(&s->stats.sibling_warnings, 1); }
+
 int store_append(struct store *s, struct table_entry *e, uint64_t hash, const void *data, size_t n,
                  struct table_entry **out)
 {
@@ -590,7 +726,7 @@ int store_append(struct store *s, struct table_entry *e, uint64_t hash, const vo
     size_t total = len + n;
     if (total > s->max_val_len)
         return -E2BIG;
-    if (table_entry_val_cap(e) - len >= n) {
+    if (!(e->meta & TABLE_ENTRY_VERSIONED) && table_entry_val_cap(e) - len >= n) {
         memcpy(table_entry_val(e) + len, data, n);
         __atomic_store_n(&e->val_len, (uint32_t)total, __ATOMIC_RELEASE);
         uint64_t prev = e->cas;
@@ -635,10 +771,12 @@ int store_set_expire(struct store *s, struct table_entry *e, uint64_t hash, int6
             *out = NULL;
         return 0;
     }
-    struct table_entry *ne = store_entry_new(s, table_entry_key(e), e->key_len, e->val_len);
+    size_t bytes = entry_val_bytes(e); /* a versioned entry keeps its versions */
+    struct table_entry *ne = store_entry_new(s, table_entry_key(e), e->key_len, bytes);
     if (!ne)
         return -ENOMEM;
-    memcpy(table_entry_val(ne), table_entry_val(e), e->val_len);
+    memcpy(table_entry_val(ne), table_entry_val(e), bytes);
+    ne->meta |= e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE);
     ne->val_len = e->val_len;
     ne->mc_flags = e->mc_flags;
     ne->cas = e->cas;
@@ -652,11 +790,12 @@ bool store_delete(struct store *s, const void *key, uint32_t klen, uint64_t hash
     if (!e)
         return false;
     bool live = !store_is_expired(s, e);
+    bool visible = live && !(e->meta & TABLE_ENTRY_TOMBSTONE);
     if (live)
         journal_del(s, key, klen, e->cas);
     drop(s, e);
     stat_add(live ? &s->stats.writes : &s->stats.expired_keys, 1);
-    return live;
+    return visible;
 }
 
 struct table_entry *store_random(struct store *s)
@@ -712,6 +851,7 @@ void store_read_stats(const struct store *s, struct store_stats *out)
     out->cold_bytes = __atomic_load_n(&st->cold_bytes, __ATOMIC_RELAXED);
     out->values_cooled = __atomic_load_n(&st->values_cooled, __ATOMIC_RELAXED);
     out->values_loaded = __atomic_load_n(&st->values_loaded, __ATOMIC_RELAXED);
+    out->sibling_warnings = __atomic_load_n(&st->sibling_warnings, __ATOMIC_RELAXED);
     out->keys = store_count(s);
     out->used_bytes = store_used_bytes(s);
 }

@@ -47,6 +47,8 @@
 
 #include "table.h"
 
+struct dvv_clock;
+
 /* maxmemory-policy, in the order of Redis's names (and of cfg's enum). */
 enum store_policy {
     STORE_NOEVICTION,
@@ -88,6 +90,8 @@ struct store_stats {
     uint64_t cold_bytes;      /* value bytes on disk only, now */
     uint64_t values_cooled;   /* values moved out of memory to make room */
     uint64_t values_loaded;   /* cold values read back into memory */
+    uint64_t sibling_warnings; /* versioned writes that left more than
+                                  warn-siblings siblings (cmd_ring.c) */
     /* Filled by store_read_stats() only (derived, not kept up to date): */
     uint64_t keys;       /* store_count() */
     uint64_t used_bytes; /* store_used_bytes() */
@@ -168,7 +172,8 @@ static inline bool store_is_expired(const struct store *s, const struct table_en
 }
 
 /* Finds a live key for a write or an existence check: NULL when absent or
- * expired (an expired key is removed on the spot). Updates the entry's LRU
+ * expired (an expired key is removed on the spot), or versioned with a
+ * tombstone as its pick. Updates the entry's LRU
  * clock; counts no hit or miss. hash is keyhash(key, klen). */
 struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen, uint64_t hash);
 /* The same for reads: also counts a keyspace hit or miss. */
@@ -227,6 +232,60 @@ int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_
  * 0, -ENOMEM (the entry stays cold), -EINVAL (vlen is not the value's). */
 int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
                      size_t vlen, struct table_entry **out);
+
+/* ---- versioned keys (RING.*; table.h, TABLE_ENTRY_VERSIONED) ----
+ * A versioned entry stores its clock encoded (dvv.h): the meta and the
+ * body. Its value, for every plain command, is the sibling dvv_pick()
+ * chooses; a key whose pick is a tombstone is absent for them (lookups
+ * return NULL, store_delete() reports no key). Plain writes replace it with
+ * a plain entry; an expiry change keeps its versions. Versioned entries
+ * stay in memory (never cooled). Tombstones stay until a plain write or
+ * delete replaces them (reaping after tombstone-grace is later work). */
+
+/* The stored clock of a versioned entry: meta and body, borrowed from e
+ * (valid as long as e). */
+struct store_version {
+    const char *meta;
+    uint32_t meta_len;
+    const char *body;
+    uint32_t body_len;
+};
+void store_entry_version(const struct table_entry *e, struct store_version *v);
+
+/* The value bytes a log record of e holds: the body of a versioned entry
+ * (its meta goes in the record's meta), else the value. */
+static inline uint32_t store_entry_record_len(const struct table_entry *e)
+{
+    if (__builtin_expect(!(e->meta & TABLE_ENTRY_VERSIONED), 1))
+        return e->val_len;
+    struct store_version v;
+    store_entry_version(e, &v);
+    return v.body_len;
+}
+
+/* Finds a live key for RING.*: as store_lookup_read, but a versioned key
+ * whose pick is a tombstone is returned too (and counts as a hit). */
+struct table_entry *store_lookup_versions(struct store *s, const void *key, uint32_t klen,
+                                          uint64_t hash);
+
+/* Writes key = clock c (a versioned entry, made canonical by dvv.h) with an
+ * absolute expiry (0 none), replacing the key's entry, with a new cas.
+ * Makes room first. The clock's value bytes are copied before anything is
+ * evicted, so they may point into an entry of this store (the key's own,
+ * decoded). *out (may be NULL)
+ * receives the entry. 0, -ENOMEM, -E2BIG (body or meta past the limits),
+ * -ENAMETOOLONG, -EINVAL (an empty clock). */
+int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                        const struct dvv_clock *c, int64_t expire_ms, struct table_entry **out);
+
+/* Recovery: as store_put_recovered, for a record with version meta. c is
+ * the clock decoded from meta and body (its values point into body). */
+int store_put_versioned_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                                  const struct store_version *v, const struct dvv_clock *c,
+                                  int64_t expire_ms, uint64_t cas, uint64_t lsn);
+
+/* Counts a write that left more siblings than warn-siblings. */
+void store_note_sibling_warning(struct store *s);
 
 /* Two-step write, for values built in place (SETRANGE, INCR, PREPEND...):
  * store_entry_new() allocates an unpublished entry holding the key, with

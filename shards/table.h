@@ -45,7 +45,16 @@
  *    the key's current record in the shard's segment log (durable storage);
  *  - TABLE_ENTRY_COLD: the value is on disk only (values beyond RAM): data
  *    holds the key alone, val_len is the value's real length, and the value
- *    is read back through the log position (shards/tier.h). */
+ *    is read back through the log position (shards/tier.h);
+ *  - TABLE_ENTRY_VERSIONED: the key carries versions (a DVVSet clock, dvv.h,
+ *    written by RING.PUT/RING.DEL). The value bytes [0, val_len) are the
+ *    sibling a plain GET returns (dvv_pick()), so plain reads need no
+ *    branch; after them, in the same allocation, the version part: a
+ *    struct table_version_hdr, the clock's meta, and its body unless the
+ *    body is exactly the picked value's bytes (one sibling: no copy). Such
+ *    entries are never cold and never appended to in place (store.c);
+ *  - TABLE_ENTRY_TOMBSTONE (with VERSIONED): the picked sibling is a delete,
+ *    so plain commands see no key (store_lookup() returns NULL). */
 struct table_entry {
     int64_t expire_ms; /* absolute unix ms; 0 = no expiry */
     uint64_t cas;      /* memcached cas unique; changes on every write */
@@ -59,7 +68,17 @@ struct table_entry {
 
 #define TABLE_ENTRY_LSN (1u << 24)
 #define TABLE_ENTRY_COLD (1u << 25)
+#define TABLE_ENTRY_VERSIONED (1u << 26)
+#define TABLE_ENTRY_TOMBSTONE (1u << 27)
 #define TABLE_ENTRY_LRU_MASK 0xffffffu
+
+/* The start of a versioned entry's version part (unaligned: read with
+ * memcpy). body_shared: the body is the picked value itself. */
+struct table_version_hdr {
+    uint32_t meta_len;
+    uint32_t body_len;
+    uint32_t body_shared;
+};
 
 static inline const char *table_entry_key(const struct table_entry *e) { return e->data; }
 static inline char *table_entry_val(struct table_entry *e) { return e->data + e->key_len; }

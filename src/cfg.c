@@ -122,6 +122,12 @@ static const struct cfg_setting cfg_settings[] = {
      "holds."},
     {"max-key-size", CFG_SIZE, F(max_key_size), "64kb", 1, SEG_MAX_KEY, NULL,
      "Largest key, in bytes; at most 512mb, the largest key a log record holds."},
+    {"max-siblings", CFG_INT, F(max_siblings), "100", 1, 1000, NULL,
+     "Most versions (siblings) one key may hold: a RING.PUT or RING.DEL that would leave more "
+     "gets an error and changes nothing."},
+    {"warn-siblings", CFG_INT, F(warn_siblings), "25", 1, 1000, NULL,
+     "A versioned write that leaves more siblings than this is logged (at most once a "
+     "second per shard) and counted (INFO sibling_warnings)."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,

@@ -64,6 +64,8 @@ struct cfg {
     int64_t partition_function; /* enum keyhash_fn: slot; xxh3 for upgrade tests only */
     int64_t proto_max_bulk_len; /* largest argument / value */
     int64_t max_key_size;
+    int64_t max_siblings;       /* RING.PUT refuses to leave more siblings */
+    int64_t warn_siblings;      /* more siblings than this are logged and counted */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */
