@@ -1445,7 +1445,8 @@ int admin_start(struct admin *a)
         log_info("admin: HTTP API on %s port %d; node %s", cfg->bind, cfg_admin_port(cfg), a->id);
     log_info("cluster: gossip on %s port %d (UDP and TCP)%s%s", cfg->bind, cfg_cluster_port(cfg),
              cfg->cluster_secret[0] ? ", frames authenticated" : "",
-             a->join ? ", joining through the seeds" : "");
+             !a->join ? "" : cfg->seeds[0] ? ", joining through the seeds"
+                                           : ", asking its saved members to take it back");
     return 0;
 }
 

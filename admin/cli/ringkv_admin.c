@@ -233,7 +233,7 @@ static void cli_print_change(json_t *doc)
 static void cli_print_balance(json_t *b)
 {
     printf("Balance: max deviation %.2f partitions (%.1f%%), replica load %.3f to %.3f, "
-           "crowded %lld\n",
+           "%lld partition(s) whose next owners repeat a node or zone (lists reach further)\n",
            json_real_value(json_object_get(b, "owned_dev_max")),
            100.0 * json_real_value(json_object_get(b, "owned_dev_rel_max")),
            json_real_value(json_object_get(b, "replica_ratio_min")),
