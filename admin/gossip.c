@@ -21,6 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nodeid.h"
+
+_Static_assert(GOSSIP_ID_LEN == NODEID_HEX, "a node id is nodeid.h's");
+
 /* ---- bytes ---- */
 
 struct rd {
@@ -50,16 +54,11 @@ static uint64_t rd_le(struct rd *r, unsigned n)
 
 static void rd_id(struct rd *r, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
     out[0] = '\0';
-    if (!rd_need(r, GOSSIP_ID_LEN / 2))
+    if (!rd_need(r, NODEID_BYTES))
         return;
-    for (unsigned i = 0; i < GOSSIP_ID_LEN / 2; i++) {
-        out[2 * i] = hex[r->p[i] >> 4];
-        out[2 * i + 1] = hex[r->p[i] & 15];
-    }
-    out[GOSSIP_ID_LEN] = '\0';
-    r->p += GOSSIP_ID_LEN / 2;
+    nodeid_to_hex(r->p, out);
+    r->p += NODEID_BYTES;
 }
 
 static void rd_str(struct rd *r, char *out, size_t max)
@@ -73,28 +72,6 @@ static void rd_str(struct rd *r, char *out, size_t max)
     memcpy(out, r->p, n);
     out[n] = '\0';
     r->p += n;
-}
-
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Writes a 40-hex id as 20 bytes; false if it is not one. */
-static bool id_to_bytes(const char *id, uint8_t *out)
-{
-    for (unsigned i = 0; i < GOSSIP_ID_LEN / 2; i++) {
-        int hi = hex_val(id[2 * i]);
-        int lo = hi < 0 ? -1 : hex_val(id[2 * i + 1]);
-        if (lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return id[GOSSIP_ID_LEN] == '\0';
 }
 
 static void put_le(uint8_t *p, uint64_t v, unsigned n)
@@ -184,14 +161,14 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t max, bool *ok)
 size_t gossip_encode_update(const struct gossip_update *u, uint8_t *out)
 {
     unsigned kind = u->kind;
-    bool ok = kind_known(kind) && id_to_bytes(u->info.id, out + 3);
+    bool ok = kind_known(kind) && nodeid_from_hex(u->info.id, out + 3);
     uint8_t *p = out + 3 + GOSSIP_ID_LEN / 2;
     if (kind != GOSSIP_LEAVE) {
         put_le(p, u->incarnation, 8);
         p += 8;
     }
     if (kind == GOSSIP_SUSPECT || kind == GOSSIP_DEAD) {
-        ok = ok && id_to_bytes(u->from, p);
+        ok = ok && nodeid_from_hex(u->from, p);
         p += GOSSIP_ID_LEN / 2;
     }
     if (kind_has_info(kind)) {
@@ -373,7 +350,7 @@ static void w_id(struct gossip_writer *w, const char *id)
         return;
     if (!id)
         memset(p, 0, GOSSIP_ID_LEN / 2);
-    else if (!id_to_bytes(id, p))
+    else if (!nodeid_from_hex(id, p))
         w->failed = true;
 }
 

@@ -36,7 +36,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "nodeid.h"
 #include "secret.h"
+
+_Static_assert(WIRE_ID_LEN == NODEID_BYTES && WIRE_ID_HEX == NODEID_HEX, "a node id is nodeid.h's");
 
 #define PROOF_LABEL "ringkv wire proof"
 #define PROOF_LABEL_LEN 17
@@ -122,37 +125,6 @@ static bool printable(const uint8_t *p, size_t n)
         if (p[i] < 0x20 || p[i] > 0x7e)
             return false;
     return true;
-}
-
-/* A node id's digit (lowercase only, as identity.c writes ids). */
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* 40 hex digits (and nothing after them) to 20 bytes; false if not that. */
-static bool id_from_hex(const char *hex, uint8_t *out)
-{
-    for (unsigned i = 0; i < WIRE_ID_LEN; i++) {
-        int hi = hex_digit(hex[2 * i]);
-        int lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
-        if (lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return hex[WIRE_ID_HEX] == '\0';
-}
-
-static void id_to_hex(const uint8_t *id, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < WIRE_ID_LEN; i++) {
-        out[2 * i] = digits[id[i] >> 4];
-        out[2 * i + 1] = digits[id[i] & 15];
-    }
-    out[WIRE_ID_HEX] = '\0';
 }
 
 void wire_limits_default(struct wire_limits *lim)
@@ -666,10 +638,10 @@ enum { HS_WAIT_HELLO, HS_SEND_HELLO, HS_WAIT_CHALLENGE, HS_WAIT_PROOF, HS_DONE, 
 int wire_hs_init(struct wire_hs *hs, enum wire_role role, const struct wire_hs_config *cfg)
 {
     memset(hs, 0, sizeof *hs);
-    if (!cfg->node_id || !id_from_hex(cfg->node_id, hs->self_id))
+    if (!cfg->node_id || !nodeid_from_hex(cfg->node_id, hs->self_id))
         return -EINVAL;
     hs->want_any = !cfg->peer_id;
-    if (cfg->peer_id && !id_from_hex(cfg->peer_id, hs->want_id))
+    if (cfg->peer_id && !nodeid_from_hex(cfg->peer_id, hs->want_id))
         return -EINVAL;
     if (cfg->version_min == 0 || cfg->version_min > cfg->version_max || cfg->shard >= cfg->shards ||
         !frame_size_ok(cfg->max_frame))
@@ -764,7 +736,7 @@ static enum wire_hs_status hs_peer_refused(struct wire_hs *hs, const struct wire
 static void hs_peer(struct wire_hs *hs, const uint8_t *id, uint16_t shard, uint16_t shards,
                     uint32_t max_frame)
 {
-    id_to_hex(id, hs->peer_id);
+    nodeid_to_hex(id, hs->peer_id);
     hs->peer_shard = shard;
     hs->peer_shards = shards;
     hs->peer_max_frame = max_frame;
