@@ -1,0 +1,87 @@
+/* peerlink.h: a shard's connections to the shards of other nodes (the
+ * node-to-node protocol of net/wire.h over TCP to their cluster ports),
+ * driven by the shard's own io_uring. CONTRACT: written by the lead; the
+ * "link" helper implements shards/peerlink.c and may refine comments, not
+ * signatures, without telling the lead.
+ *
+ * Connections have a direction: the shard that dials sends REQUESTs on it,
+ * the shard that accepted sends the REPLYs back on the same connection. So
+ * a pair of shards that both coordinate keys of each other has two. Shard s
+ * of this node dials shard (partition mod shards-of-that-node) of a peer,
+ * lazily, on the first message for it; the peer's shard count is learnt from
+ * its first CHALLENGE (dial its shard 0 first). Messages wait, bounded, while
+ * a connection is being made; a connection that fails is retried with
+ * exponential backoff (100 ms doubling to 5 s) and, while it is down,
+ * peerlink_request() fails at once with -EAGAIN (the coordinator counts that
+ * replica as not answering).
+ *
+ * The cluster port's TCP acceptor (admin/peer.c, admin thread) tells a wire
+ * connection from a gossip stream by its first byte (WIRE_MAGIC) and hands
+ * the socket to the shard its HELLO names: peerlink_adopt() (any thread)
+ * queues it, the shard takes it on its next turn and runs the responder's
+ * side of the handshake. The handshake proves the cluster secret with the
+ * key admin/peer.c derives from it (never the raw secret).
+ *
+ * Every message for one connection in a loop turn goes into one batch
+ * (wire_writer) and one send, flushed by peerlink_flush() at the end of the
+ * turn. Received frames are decoded with the node's limits (max key, value,
+ * request sizes from the settings); a connection that breaks framing or
+ * fails the handshake is closed (REFUSE first when it can).
+ *
+ * Threads: everything on the owning shard's thread except peerlink_adopt().
+ * Ownership: messages given to peerlink_request()/peerlink_reply() are
+ *   encoded (copied) before the call returns.
+ * Errors: -EAGAIN (peer unreachable now, or its queue full), -ENOMEM,
+ *   -EINVAL (a message wire_msg_size() refuses). */
+#ifndef RINGKV_SHARDS_PEERLINK_H
+#define RINGKV_SHARDS_PEERLINK_H
+
+#include <stdint.h>
+
+#include "wire.h"
+
+struct shard;
+struct node;
+
+/* Per-shard state, created by shard_create() and freed by shard_destroy().
+ * -ENOMEM. */
+int peerlink_init(struct shard *sh);
+void peerlink_fini(struct shard *sh);
+
+/* Sends REQUEST m (m->kind == WIRE_REQUEST; m->partition says which of the
+ * peer's shards) to the node with this id (40 hex digits) at cluster_addr
+ * ("host:port", the snapshot's). */
+int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_addr,
+                     const struct wire_msg *m);
+/* Sends REPLY m on the connection `link` a request came in on (the handle
+ * coord_on_request() was given). -ENOENT when that connection has closed. */
+int peerlink_reply(struct shard *sh, uint64_t link, const struct wire_msg *m);
+
+/* Loop hooks (shard.c): a completion of one of its io_uring operations
+ * (user_data kinds SHARD_OP_LINK_*), once per turn before waiting: take
+ * adopted sockets, flush batches, retry dials whose backoff passed. */
+void peerlink_on_cqe(struct shard *sh, uint64_t user_data, int32_t res, uint32_t flags);
+void peerlink_turn(struct shard *sh, int64_t now_ms);
+void peerlink_flush(struct shard *sh);
+
+/* Any thread: hands an accepted cluster-port socket whose first byte is
+ * WIRE_MAGIC to shard to_shard of node n (the HELLO's to_shard; out of range:
+ * closed). Takes fd. */
+void peerlink_adopt(struct node *n, uint32_t to_shard, int fd);
+
+/* Implemented by the coordinator (shards/coord.c), called by the link for
+ * every message received: a REQUEST from a peer's coordinator (answer it
+ * with peerlink_reply(sh, link, ...), now or later), and a REPLY to one of
+ * this shard's requests (m->id names the req.h request; it may have ended).
+ * m's slices are valid during the call only. */
+void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
+void coord_on_reply(struct shard *sh, const struct wire_msg *m);
+
+/* Counters for INFO (relaxed atomics, any thread reads): connections up,
+ * dials, failed handshakes, messages and bytes each way. */
+struct peerlink_stats {
+    uint64_t links_up, dials, handshake_failures, msgs_out, msgs_in, bytes_out, bytes_in;
+};
+void peerlink_read_stats(const struct shard *sh, struct peerlink_stats *out);
+
+#endif
