@@ -40,6 +40,7 @@
 #include "keyhash.h"
 #include "node.h"
 #include "num.h"
+#include "peerlink.h"
 #include "persist.h"
 #include "secret.h"
 #include "shard.h"
@@ -1656,7 +1657,25 @@ static void server_info_cluster(struct cmd_ctx *c, struct buf *b)
                    f.self_owned);
     }
     snapshot_read_end(c->node->snapshots, c->shard_id);
-    buf_printf(b, "\r\n");
+    struct peerlink_stats t = {0};
+    for (uint32_t i = 0; i < c->node->nshards; i++) {
+        struct peerlink_stats one;
+        peerlink_read_stats(c->node->shards[i], &one);
+        t.links_up += one.links_up;
+        t.dials += one.dials;
+        t.handshake_failures += one.handshake_failures;
+        t.msgs_out += one.msgs_out;
+        t.msgs_in += one.msgs_in;
+        t.bytes_out += one.bytes_out;
+        t.bytes_in += one.bytes_in;
+    }
+    buf_printf(b,
+               "peer_links_up:%" PRIu64 "\r\npeer_links_dials:%" PRIu64
+               "\r\npeer_links_handshake_failures:%" PRIu64 "\r\npeer_links_msgs_out:%" PRIu64
+               "\r\npeer_links_msgs_in:%" PRIu64 "\r\npeer_links_bytes_out:%" PRIu64
+               "\r\npeer_links_bytes_in:%" PRIu64 "\r\n\r\n",
+               t.links_up, t.dials, t.handshake_failures, t.msgs_out, t.msgs_in, t.bytes_out,
+               t.bytes_in);
 }
 
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)
