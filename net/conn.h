@@ -114,6 +114,12 @@ struct conn {
     size_t unparsed;         /* while a request is served: received bytes from
                                 its start on (CLIENT LIST qbuf); else 0 */
     size_t reply_peak;       /* most reply bytes gathered at once (CLIENT LIST rbp) */
+    /* Consistency and cluster routing (issue 11: CONSISTENCY, CLUSTER, READONLY,
+     * ASKING). consistency_r/_w: 0 the node's read-quorum / write-quorum;
+     * 1..16 that many replicas; 0xFE QUORUM (N/2+1); 0xFF ALL (N). */
+    uint8_t consistency_r, consistency_w;
+    bool cluster_aware;      /* asked CLUSTER SLOTS/SHARDS/NODES, or sent READONLY/ASKING:
+                                gets -MOVED rather than a forwarded answer */
 
     struct buf in;
     union {                  /* progress through the partial request at in[0] */

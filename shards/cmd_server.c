@@ -44,6 +44,7 @@
 #include "secret.h"
 #include "shard.h"
 #include "snapshot.h"
+#include "coord.h"
 #include "store.h"
 
 #define CMD_SERVER_REDIS_VERSION "7.0.0" /* the Redis command set ringkv follows */
@@ -1656,6 +1657,7 @@ static void server_info_cluster(struct cmd_ctx *c, struct buf *b)
                    f.self_owned);
     }
     snapshot_read_end(c->node->snapshots, c->shard_id);
+    coord_info(c->node, b);
     buf_printf(b, "\r\n");
 }
 
