@@ -48,6 +48,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmd_cluster.h"
 #include "cmd_keys.h"
 #include "cmd_mc.h"
 #include "cmd_ring.h"
@@ -178,6 +179,15 @@ static const struct cmd_def cmd_defs[] = {
      "A container for server configuration commands."},
     {"cluster", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_cluster, 0, "cluster",
      "A container for Redis Cluster commands."},
+    {"readonly", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_readonly, 0,
+     "cluster", "Enables read-only queries for a connection to a Redis Cluster replica node."},
+    {"readwrite", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_readwrite,
+     0, "cluster", "Enables read-write queries for a connection to a Redis Cluster replica node."},
+    {"asking", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_asking, 0,
+     "cluster", "Signals that a cluster client is following an -ASK redirect."},
+    {"consistency", -1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0,
+     cmd_consistency, 0, "connection",
+     "Sets or reads the connection's read and write quorums (ringkv)."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
 _Static_assert(CMD_COUNT <= CMD_STATS_SUB_BASE, "a command's stats slot is its row");

@@ -231,10 +231,14 @@ static bool coord_live(const struct coord_view *v, uint32_t m)
     return m != RING_NONE && (m == v->self || !v->members[m].is_down);
 }
 
-/* R or W asked (0: the setting; 0xFE quorum; 0xFF all) within 1..n. */
+/* R or W asked (net/conn.h CONN_CONSISTENCY_*: the setting, a number,
+ * QUORUM, ALL) within 1..n. */
 static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
 {
-    int64_t v = asked == 0 ? setting : asked == 0xFE ? n / 2 + 1 : asked == 0xFF ? n : asked;
+    int64_t v = asked == CONN_CONSISTENCY_DEFAULT  ? setting
+                : asked == CONN_CONSISTENCY_QUORUM ? n / 2 + 1
+                : asked == CONN_CONSISTENCY_ALL    ? n
+                                                   : asked;
     return v < 1 ? 1 : v > n ? n : (uint32_t)v;
 }
 
