@@ -298,10 +298,22 @@ static uint64_t coord_wire_id(uint64_t req_id, uint32_t k)
     return req_id | (uint64_t)k << COORD_SLOT_BITS;
 }
 
-static struct coord_op *coord_op_new(struct shard *sh, struct req **r_out)
+/* How much earlier than the request it serves an operation ends, so that
+ * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer. */
+static int64_t coord_margin_ms(const struct shard *sh)
 {
+    int64_t m = sh->request_timeout_ms / 4;
+    return m > 50 ? 50 : m;
+}
+
+/* An operation ending at deadline_ms (0: request-timeout from now, less the
+ * margin). */
+static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, struct req **r_out)
+{
+    if (!deadline_ms)
+        deadline_ms = shard_deadline(sh) - coord_margin_ms(sh);
     struct coord_op *op = mi_zalloc(sizeof *op);
-    struct req *r = op ? req_new(&sh->reqs, 1, 1, coord_op_done, shard_deadline(sh)) : NULL;
+    struct req *r = op ? req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms) : NULL;
     if (!r || (uint32_t)r->id >= 1u << COORD_SLOT_BITS) {
         if (r)
             req_cancel(&sh->reqs, r->id); /* owner_ptr is still NULL: nothing to free */
@@ -326,10 +338,16 @@ static void coord_op_free(struct coord_op *op)
     mi_free(op);
 }
 
+/* Milliseconds from now to deadline_ms, at least 1 (a wire deadline). */
+static int32_t coord_left(int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - req_now_ms();
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+}
+
 static int32_t coord_deadline_left(const struct req *r)
 {
-    int64_t left = r->deadline_ms - req_now_ms();
-    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+    return coord_left(r->deadline_ms);
 }
 
 /* Sends a request to member m of the op's view. */
@@ -614,7 +632,8 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
         return;
     }
     struct req *r;
-    struct coord_op *op = coord_op_new(sh, &r);
+    int64_t deadline = m->deadline_ms ? m->deadline_ms - coord_margin_ms(sh) : 0;
+    struct coord_op *op = coord_op_new(sh, deadline, &r);
     if (op)
         op->key = mi_malloc(key->len ? key->len : 1);
     if (!op || !op->key) {
@@ -647,12 +666,10 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     }
     uint32_t need_most = is_rmw ? (need_r > need_w ? need_r : need_w) : op->need;
     if (alive < need_most) { /* failure detection already says so: not even tried */
-        op->phase = is_write && !is_rmw ? PH_WRITE : PH_READ;
+        op->phase = PH_READ; /* nothing was written */
         op->ok = alive;
         op->need = need_most;
-        op->n_eff = n_eff;
         coord_unavailable(sh, op);
-        op->phase = PH_READ; /* nothing was written */
         coord_complete(sh, r, 0);
         req_arm(&sh->reqs, r);
         return;
@@ -739,7 +756,9 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
                    const struct coord_route *route)
 {
     struct req *r;
-    struct coord_op *op = coord_op_new(sh, &r);
+    const struct req *pr = req_find(&sh->reqs, req_id);
+    int64_t until = pr ? pr->deadline_ms : shard_deadline(sh);
+    struct coord_op *op = coord_op_new(sh, until - 1, &r);
     if (!op) {
         static const char oom[] = "-OOM out of memory\r\n";
         coord_fill_parent(sh, req_id, sub, oom, sizeof oom - 1);
@@ -756,7 +775,7 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
                           .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
                           .id = coord_wire_id(r->id, 0),
                           .op = WIRE_OP_FORWARD,
-                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
                           .partition = (uint16_t)route->partition,
                           .slot = (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len),
                           .r = rq,
@@ -899,7 +918,8 @@ static bool coord_held_done(struct req_table *t, struct req *r, enum req_end how
 
 static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
-    struct req *r = req_new(&sh->reqs, 1, 1, coord_held_done, shard_deadline(sh));
+    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    struct req *r = req_new(&sh->reqs, 1, 1, coord_held_done, deadline);
     if (!r)
         return NULL;
     r->owner = link;
@@ -998,6 +1018,7 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     }
     m->r = wm->r;
     m->w = wm->w;
+    m->deadline_ms = r->deadline_ms;
     if (target == sh->id)
         cmd_msg_execute(sh, m);
     else
