@@ -777,10 +777,11 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
                           .op = WIRE_OP_FORWARD,
                           .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
                           .partition = (uint16_t)route->partition,
-                          .slot = (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len),
+                          .slot = argc > 1 ? (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len) : 0,
                           .r = rq,
                           .w = wq,
-                          .key = {(const uint8_t *)argv[1].ptr, argv[1].len},
+                          .key = {argc > 1 ? (const uint8_t *)argv[1].ptr : NULL,
+                                  argc > 1 ? argv[1].len : 0},
                           .n_values = 1,
                           .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
@@ -905,8 +906,15 @@ static bool coord_held_done(struct req_table *t, struct req *r, enum req_end how
         return true;
     }
     if (r->kind == WIRE_OP_FORWARD) {
-        struct wire_bytes v = {(const uint8_t *)r->subs[0].body.data,
-                               (uint32_t)r->subs[0].body.len};
+        const struct req_result *res = &r->subs[0]; /* one key's reply */
+        static const struct req_result ok = {.status = REQ_OK,
+                                             .body = {.data = "+OK\r\n", .len = 5}};
+        for (uint32_t i = 0; r->nsub > 1 && i < r->nsub; i++) /* every shard's (FLUSHALL) */
+            if (r->subs[i].status == REQ_ERR)
+                res = &r->subs[i];
+        if (r->nsub > 1 && res->status != REQ_ERR)
+            res = &ok;
+        struct wire_bytes v = {(const uint8_t *)res->body.data, (uint32_t)res->body.len};
         coord_reply(sh, r->owner, (uint64_t)r->aux, WIRE_OP_FORWARD, WIRE_CODE_OK, NULL, NULL, 1,
                     &v);
         return true;
@@ -975,6 +983,50 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
     req_arm(&sh->reqs, r);
 }
 
+/* A shard-wide write (FLUSHALL, FLUSHDB) a peer sends to every member: run
+ * on every shard here, never sent on. */
+static void coord_forwarded_all(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                                const struct cmd_def *d, struct resp_arg *argv, uint32_t argc)
+{
+    uint32_t nshards = sh->node->nshards;
+    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    struct req *r = req_new(&sh->reqs, nshards, nshards, coord_held_done, deadline);
+    if (!r) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL,
+                    0, NULL);
+        return;
+    }
+    r->owner = link;
+    r->aux = (int64_t)wm->id;
+    r->kind = WIRE_OP_FORWARD;
+    for (uint32_t s = 0; s < nshards; s++) {
+        struct cmd_msg *m = cmd_msg_for(sh, r->id, s, s, d->handler,
+                                        d->flags | CMD_BARRIER | CMD_NOKEY, 2, argv, argc, 0);
+        if (!m) {
+            r->subs[s].status = REQ_ERR;
+            resp_write_error(&r->subs[s].body, "OOM out of memory");
+            req_sub_done(&sh->reqs, r);
+        } else if (s == sh->id) {
+            cmd_msg_execute(sh, m);
+        } else {
+            shard_send(sh, s, m);
+        }
+    }
+    req_arm(&sh->reqs, r);
+}
+
+uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap)
+{
+    if (!coord_is_cluster(sh))
+        return 0;
+    const struct coord_view *v = sh->coord->view;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < v->n_members && n < cap; i++)
+        if (i != v->self && !v->members[i].is_down)
+            out[n++] = i;
+    return n;
+}
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
  * go back. Only single-key commands come (the sender split the rest). */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -994,10 +1046,15 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     enum resp_status ps = resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len,
                                      argv, COORD_FWD_ARGS, &argc, scratch, sizeof scratch,
                                      &consumed, &need, &err);
-    const struct cmd_def *d = ps == RESP_OK && argc >= 2 ? cmd_lookup(argv[0].ptr, argv[0].len)
+    const struct cmd_def *d = ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len)
                                                          : NULL;
-    bool ok = d && (d->route == CMD_ROUTE_KEY ||
-                    (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
+    if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
+        coord_forwarded_all(sh, link, wm, d, argv, argc);
+        return;
+    }
+    bool ok = d && argc >= 2 &&
+              (d->route == CMD_ROUTE_KEY ||
+               (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
     struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
     if (!r) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
