@@ -625,7 +625,7 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     uint32_t need_r = coord_quorum(r_asked, cfg->read_quorum, n_eff);
     uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
     bool is_rmw = (m->flags & CMD_RMW) != 0;
-    bool reads_first = !is_write || is_rmw;
+    bool reads_first = !is_write || (is_rmw && need_r > 1);
     if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
         COORD_STAT(sh, reads);
         coord_run_alone(sh, m);
@@ -638,7 +638,7 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
         op->key = mi_malloc(key->len ? key->len : 1);
     if (!op || !op->key) {
         if (op)
-            req_cancel(&sh->reqs, r->id), coord_op_free(op);
+            req_cancel(&sh->reqs, r->id); /* its done callback frees op */
         cmd_msg_error(m, "OOM out of memory");
         cmd_msg_reply(sh, m);
         return;
