@@ -16,8 +16,9 @@
  *      it rides in the next submit); then the peer links' batches (one
  *      send per link: peerlink.h);
  *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
- *      steps), the segment log's fdatasync (everysec), idle clients
- *      (idle.h), peer links whose handshake is late, and the stop flag.
+ *      steps, tombstones past tombstone-grace: replica_reap), the segment
+ *      log's fdatasync (everysec), idle clients (idle.h), peer links whose
+ *      handshake is late, and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
  * With appendfsync always, a reply that depends on records not yet durable
@@ -45,12 +46,14 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "coord.h"
 #include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "node.h"
 #include "peerlink.h"
 #include "persist.h"
+#include "replica.h"
 #include "store.h"
 #include "tier.h"
 
@@ -108,6 +111,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->request_timeout_ms = cfg->request_timeout_ms;
+    if (coord_init(sh) != 0)
+        goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
     sh->backlog = mi_calloc(n->nshards, sizeof *sh->backlog);
@@ -168,6 +173,7 @@ void shard_destroy(struct shard *sh)
         io_uring_queue_exit(&sh->uring);
     peerlink_fini(sh); /* after the ring: nothing of its links is in flight */
     req_table_fini(&sh->reqs); /* messages parked here go with their requests */
+    coord_fini(sh); /* after the requests, which hold its views */
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
@@ -686,6 +692,7 @@ void *shard_main(void *arg)
         sh->nstash = 0;
         store_turn(sh->store, shard_now_ms());
         tier_turn(sh);
+        coord_turn(sh); /* the cluster's newest view, when it changed */
         shard_drain_inboxes(sh);
         persist_flush(sh->persist);
         if (persist_holds_replies(sh->persist))
@@ -702,6 +709,7 @@ void *shard_main(void *arg)
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
+            replica_reap(sh->store, n, now, REPLICA_REAP_PER_TICK);
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
             peerlink_turn(sh, req_now_ms());
