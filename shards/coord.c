@@ -51,6 +51,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
+#include "num.h"
 #include "peerlink.h"
 #include "persist.h"
 #include "replica.h"
@@ -467,8 +468,9 @@ static uint8_t coord_ring_option(const struct cmd_msg *m, bool is_write)
     const char *want = is_write ? "w" : "r";
     for (uint32_t i = first; i + 1 < m->argc; i += 2) {
         if (m->argv[i].len == 1 && (m->argv[i].ptr[0] | 0x20) == want[0]) {
-            long v = strtol(m->argv[i + 1].ptr, NULL, 10); /* the handler checks it */
-            return v >= 1 && v <= 16 ? (uint8_t)v : 0;
+            int64_t v; /* a bad one: the handler answers the error */
+            bool is_num = num_parse_i64(m->argv[i + 1].ptr, m->argv[i + 1].len, &v);
+            return is_num && v >= 1 && v <= RING_REPLICAS_MAX ? (uint8_t)v : 0;
         }
     }
     return 0;

@@ -1,7 +1,8 @@
 /* test_coord: the coordinator (shards/coord.c) with real nodes on 127.0.0.x.
  * - test_coord_set_at_one_get_at_every: 3 nodes (N = 3, R = W = 2): values
  *   SET (and MSET, and a RING.PUT) at one node are read back at every node,
- *   DEL at another removes them everywhere.
+ *   DEL at another removes them everywhere, INCR at two nodes counts on,
+ *   MGET and EXISTS see keys of every node, FLUSHALL empties every node.
  * - test_coord_w2_with_one_frozen_w3_unavailable: one of 3 nodes SIGSTOPped:
  *   a plain SET (W = 2) is acknowledged; RING.PUT ... W 3 and SET after
  *   CONSISTENCY W 3 get -UNAVAILABLE within request-timeout and a margin;
@@ -76,6 +77,21 @@ static char *run(redisContext *c, const char *fmt, ...)
     case REDIS_REPLY_NIL:
         text = strdup("nil");
         break;
+    case REDIS_REPLY_ARRAY: { /* "[a,b,nil]" of string elements */
+        size_t cap = 3, n = 0;
+        for (size_t i = 0; i < r->elements; i++)
+            cap += (r->element[i]->str ? r->element[i]->len : 3) + 1;
+        text = malloc(cap);
+        assert_non_null(text);
+        text[n++] = '[';
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            n += (size_t)snprintf(text + n, cap - n, "%s%.*s", i ? "," : "",
+                                  e->str ? (int)e->len : 3, e->str ? e->str : "nil");
+        }
+        snprintf(text + n, cap - n, "]");
+        break;
+    }
     default:
         assert_true(asprintf(&text, "(type %d)", r->type) > 0);
     }
@@ -200,7 +216,19 @@ static void test_coord_set_at_one_get_at_every(void **state)
     got = run(c2, "INCR counter");
     assert_string_equal(got, ":2");
     free(got);
+    got = run(c2, "MGET m1 key:1 {t}x m2");
+    assert_string_equal(got, "[a,nil,c,b]");
+    free(got);
+    got = run(c2, "EXISTS m1 m2 key:1 key:3");
+    assert_string_equal(got, ":3");
+    free(got);
+    got = run(c2, "FLUSHALL"); /* every member's keys go */
+    assert_string_equal(got, "+OK");
+    free(got);
     redisFree(c2);
+    expect_everywhere(3, "m1", "nil");
+    expect_everywhere(3, "key:3", "nil");
+    expect_everywhere(3, "ringkey", "nil");
 }
 
 /* The time a write takes to be refused, and the refusal. */
