@@ -300,11 +300,14 @@ static uint64_t coord_wire_id(uint64_t req_id, uint32_t k)
 }
 
 /* How much earlier than the request it serves an operation ends, so that
- * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer. */
+ * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer: more than a
+ * loop turn of a sleeping shard (its 100 ms tick ends expired requests)
+ * plus a hop back, within a quarter of request-timeout. */
+#define COORD_MARGIN_MAX_MS 250
 static int64_t coord_margin_ms(const struct shard *sh)
 {
     int64_t m = sh->request_timeout_ms / 4;
-    return m > 50 ? 50 : m;
+    return m > COORD_MARGIN_MAX_MS ? COORD_MARGIN_MAX_MS : m;
 }
 
 /* An operation ending at deadline_ms (0: request-timeout from now, less the

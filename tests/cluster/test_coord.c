@@ -243,7 +243,8 @@ static char *timed(redisContext *c, int64_t *ms, const char *fmt, const char *ke
 static void test_coord_w2_with_one_frozen_w3_unavailable(void **state)
 {
     (void)state;
-    start_cluster(3, NULL);
+    const char *extra[] = {"--threads", "2", NULL}; /* coordinators on other shards too */
+    start_cluster(3, extra);
     struct write_try warm = {0, "warm", "up"};
     assert_true(cluster_wait(set_acknowledged, &warm, 10000));
     redisContext *c0 = client(0);
