@@ -101,6 +101,8 @@ struct coord_op {
     struct cmd_msg *m; /* the request coordinated; NULL once answered */
     uint8_t phase;
     bool is_rmw, is_ring_write;
+    bool is_completing; /* its sub-result is in (maybe held for durability): answers
+                           only count for repair until the done callback ran */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -443,6 +445,7 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
     }
     if (op->phase == PH_REPAIR && how == REQ_END_DONE && op->waiting > 0) {
         req_rearm(r, 1); /* late answers still count for repair */
+        op->is_completing = false;
         return false;
     }
     if (op->phase == PH_REPAIR)
@@ -454,6 +457,8 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
 /* Completes the op's one sub-result: the done callback answers. */
 static void coord_complete(struct shard *sh, struct req *r, uint64_t hold_seq)
 {
+    struct coord_op *op = r->owner_ptr;
+    op->is_completing = true;
     req_hold(r, hold_seq);
     r->subs[0].status = REQ_OK;
     req_sub_done(&sh->reqs, r);
@@ -585,6 +590,8 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 
 static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
 {
+    if (op->is_completing)
+        return; /* the done callback comes (after the log's fdatasync) */
     if (op->phase == PH_READ) {
         if (op->ok >= op->need)
             coord_read_quorum(sh, r, op);
