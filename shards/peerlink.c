@@ -68,6 +68,10 @@
 #define PEERLINK_WARN_MS 10000     /* repeated warnings at most this often */
 #define PEERLINK_KEEP_BUF (1u << 20) /* larger idle buffers are freed */
 #define PEERLINK_KEY_MAX 64
+#define PEERLINK_KEEPIDLE_S 10      /* an idle link is probed after this */
+#define PEERLINK_KEEPINTVL_S 5      /* ... every this */
+#define PEERLINK_KEEPCNT 3          /* ... and dropped after this many unanswered */
+#define PEERLINK_USER_TIMEOUT_MS 30000 /* sent bytes unacknowledged this long: dropped */
 
 enum link_state { LINK_CONNECTING, LINK_HANDSHAKE, LINK_OPEN };
 
@@ -491,6 +495,24 @@ static void link_flush_one(struct peerlink *pl, struct link *l)
 
 /* ---- dialling ---- */
 
+/* Socket options of every link: no Nagle delay (a batch is one send
+ * already), and a peer host that vanished without a FIN or RST (a crash, a
+ * partition) breaks the link within about 30 s instead of never: keepalive
+ * probes while idle, a user timeout while bytes wait for their ACK. A peer
+ * process that is only stopped keeps its kernel answering, and its link. */
+static void link_tune(int fd)
+{
+    int one = 1, idle = PEERLINK_KEEPIDLE_S, intvl = PEERLINK_KEEPINTVL_S,
+        cnt = PEERLINK_KEEPCNT;
+    unsigned user_timeout = PEERLINK_USER_TIMEOUT_MS;
+    net_tune_client(fd);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+}
+
 static void link_hs_config(const struct peerlink *pl, struct wire_hs_config *c)
 {
     *c = (struct wire_hs_config){
@@ -528,7 +550,7 @@ static int link_dial(struct peerlink *pl, struct dest *d, uint16_t shard, struct
         close(fd);
         return rc;
     }
-    net_tune_client(fd);
+    link_tune(fd);
     struct link *l = link_new(pl, fd);
     if (!l) {
         close(fd);
@@ -665,8 +687,10 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
     l->state = LINK_OPEN;
     wire_writer_init(&l->w, &l->out, l->hs.version, l->hs.peer_max_frame);
     LINK_STAT_ADD(pl, links_up, 1);
-    log_debug("peer link %s %s shard %u open (version %u)", l->is_dialer ? "to" : "from",
-              l->hs.peer_id, l->hs.peer_shard, l->hs.version);
+    char addr[64];
+    net_peer_name(l->fd, addr, sizeof addr);
+    log_debug("peer link %s %s (%s) shard %u open (version %u)", l->is_dialer ? "to" : "from",
+              l->hs.peer_id, addr, l->hs.peer_shard, l->hs.version);
     if (l->is_dialer)
         link_replay(pl, l);
 }
@@ -811,7 +835,7 @@ static void link_accept(struct peerlink *pl, int fd)
         close(fd);
         return;
     }
-    net_tune_client(fd);
+    link_tune(fd);
     l->state = LINK_HANDSHAKE;
     if (wire_hs_init(&l->hs, WIRE_RESPONDER, &hc) != 0) {
         link_free(pl, l);
