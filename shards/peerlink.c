@@ -25,7 +25,9 @@
  * link that was open and breaks is dialled again by the next request.
  *
  * Input: one multishot receive per link on the shard's provided-buffer
- * ring; whole frames are decoded in place, a partial one is kept in `in`.
+ * ring; whole frames are decoded in place, a partial one is kept in `in`;
+ * each message goes to the coordinator (coord_on_request() with the link's
+ * handle, coord_on_reply()), which may write to any link meanwhile.
  * Output: messages are appended to `out` through a wire_writer (one batch
  * per turn and link); peerlink_flush() closes the batch and hands `out` to
  * the kernel in one send, continued when the kernel takes part of it. A
@@ -404,6 +406,7 @@ static void link_refuse(struct peerlink *pl, struct link *l, uint8_t reason, con
                  l->hs.peer_id[0] ? l->hs.peer_id : "(not yet known)", why);
     if (l->state == LINK_OPEN)
         wire_writer_flush(&l->w);
+    buf_clear(&l->out); /* replies not sent yet go: the link ends with the REFUSE */
     wire_put_refuse(&l->out, reason, WIRE_VERSION_MIN, WIRE_VERSION, why);
     if (l->state != LINK_OPEN)
         link_release_target(l, false, why);
@@ -639,24 +642,6 @@ static void link_replay(struct peerlink *pl, struct link *l)
 }
 
 /* ---- input ---- */
-
-/* Weak fallbacks until the coordinator (shards/coord.c) is linked: a
- * request is answered ERROR "no coordinator", a reply dropped. */
-__attribute__((weak)) void coord_on_request(struct shard *sh, uint64_t link,
-                                            const struct wire_msg *m)
-{
-    static const char text[] = "no coordinator";
-    struct wire_msg r = {
-        .kind = WIRE_REPLY,
-        .id = m->id,
-        .op = m->op,
-        .status = WIRE_CODE_ERROR,
-        .text = {(const uint8_t *)text, sizeof text - 1},
-    };
-    peerlink_reply(sh, link, &r);
-}
-
-__attribute__((weak)) void coord_on_reply(struct shard *sh, const struct wire_msg *m) {}
 
 static void link_on_handshake(struct peerlink *pl, struct link *l, const struct wire_frame *f)
 {
