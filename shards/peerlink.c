@@ -31,8 +31,11 @@
  * Output: messages are appended to `out` through a wire_writer (one batch
  * per turn and link); peerlink_flush() closes the batch and hands `out` to
  * the kernel in one send, continued when the kernel takes part of it. A
- * link whose unsent output passes PEERLINK_OUT_MAX (a peer that stopped
- * reading) is closed; the requests on it time out at their coordinators.
+ * link whose unsent output reaches PEERLINK_IN_PAUSE stops reading (its
+ * receive is cancelled, so TCP flow control slows a peer that sends
+ * requests without reading the replies) until the output drains; one whose
+ * unsent output passes PEERLINK_OUT_MAX (a peer that stopped reading what
+ * we send) is closed; the requests on it time out at their coordinators.
  *
  * Adoption: the admin thread queues accepted sockets under `adopt_lock`
  * and writes the shard's eventfd, on which a read is kept in the shard's
@@ -63,6 +66,7 @@
 #define PEERLINK_PENDING_MSGS 4096          /* messages waiting for a handshake */
 #define PEERLINK_PENDING_BYTES (64u << 20)  /* ... and their bytes */
 #define PEERLINK_OUT_MAX (256u << 20)       /* unsent output before a link is closed */
+#define PEERLINK_IN_PAUSE (64u << 20)       /* unsent output at which a link stops reading */
 #define PEERLINK_BACKOFF_MIN_MS 100
 #define PEERLINK_BACKOFF_MAX_MS 5000
 #define PEERLINK_HANDSHAKE_MS 5000 /* connect and handshake must be done by then */
@@ -87,6 +91,8 @@ struct link {
     bool closing;           /* shut down; freed once nothing is in flight */
     bool close_after_flush; /* a REFUSE is queued: close once it is sent */
     bool recv_armed, send_inflight, connect_inflight;
+    bool recv_cancelling; /* the receive was asked to stop (input paused) */
+    bool input_paused;    /* too much output waits: input is left in the kernel */
     bool is_dirty;
     struct link *next_dirty;
     struct dest *dest;   /* dialer: where it goes */
@@ -461,7 +467,8 @@ static void link_submit_send(struct peerlink *pl, struct link *l)
 
 static void link_arm_recv(struct peerlink *pl, struct link *l)
 {
-    if (l->recv_armed || l->closing || l->close_after_flush || l->state == LINK_CONNECTING)
+    if (l->recv_armed || l->closing || l->close_after_flush || l->input_paused ||
+        l->state == LINK_CONNECTING)
         return;
     struct io_uring_sqe *sqe = shard_sqe(pl->sh);
     io_uring_prep_recv_multishot(sqe, l->fd, NULL, 0, 0);
@@ -469,6 +476,40 @@ static void link_arm_recv(struct peerlink *pl, struct link *l)
     sqe->buf_group = SHARD_RECV_GROUP;
     io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_LINK_RECV, l->slot, l->gen));
     l->recv_armed = true;
+}
+
+static bool link_should_pause(const struct link *l)
+{
+    return link_queued(l) >= PEERLINK_IN_PAUSE;
+}
+
+/* Stops reading l: its output waits for the peer. The multishot receive is
+ * cancelled; what was read stays in `in` until link_resume(). */
+static void link_pause(struct peerlink *pl, struct link *l)
+{
+    log_debug("peer link %s %.12s shard %u: %zu bytes of output wait; not reading it meanwhile",
+              l->is_dialer ? "to" : "from", l->hs.peer_id, l->hs.peer_shard, link_queued(l));
+    l->input_paused = true;
+    if (!l->recv_armed || l->recv_cancelling)
+        return;
+    struct io_uring_sqe *sqe = shard_sqe(pl->sh);
+    io_uring_prep_cancel64(sqe, net_ud(SHARD_OP_LINK_RECV, l->slot, l->gen), 0);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    l->recv_cancelling = true;
+}
+
+static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *data, size_t len);
+
+/* The output of a paused link drained (a send completed): what waited in
+ * `in` is handled (which may pause it again), and the flush arms the
+ * receive again. Called while completions are dispatched, so what the
+ * coordinator answers goes out with this turn's flushes. */
+static void link_resume(struct peerlink *pl, struct link *l)
+{
+    l->input_paused = false;
+    if (l->in.len >= l->need)
+        buf_consume(&l->in, link_parse(pl, l, (const uint8_t *)l->in.data, l->in.len));
 }
 
 /* End of turn for one link: the receive armed, the batch closed, `out`
@@ -710,6 +751,10 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
 {
     size_t off = 0;
     while (off < len && !l->closing && !l->close_after_flush) {
+        if (link_should_pause(l)) {
+            link_pause(pl, l);
+            break;
+        }
         struct wire_frame f;
         size_t used, need;
         const char *err;
@@ -738,13 +783,13 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
 static void link_take(struct peerlink *pl, struct link *l, const uint8_t *data, size_t len)
 {
     LINK_STAT_ADD(pl, bytes_in, len);
-    if (l->in.len == 0) {
+    if (l->in.len == 0 && !l->input_paused) {
         size_t used = link_parse(pl, l, data, len);
         if (used < len && !l->closing && !l->close_after_flush)
             buf_append(&l->in, data + used, len - used);
     } else {
         buf_append(&l->in, data, len);
-        if (l->in.len >= l->need && !l->in.failed)
+        if (l->in.len >= l->need && !l->in.failed && !l->input_paused)
             buf_consume(&l->in, link_parse(pl, l, (const uint8_t *)l->in.data, l->in.len));
     }
     if (l->in.failed)
@@ -759,6 +804,7 @@ static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint3
 {
     if (!(flags & IORING_CQE_F_MORE)) {
         l->recv_armed = false;
+        l->recv_cancelling = false;
         link_mark_dirty(pl, l); /* re-armed by the flush if the link goes on */
     }
     if (flags & IORING_CQE_F_BUFFER) {
@@ -769,7 +815,7 @@ static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint3
         return;
     }
     if (res == -ENOBUFS || res == -ECANCELED)
-        return; /* out of shared buffers this turn: re-armed by the flush */
+        return; /* out of shared buffers this turn, or paused: re-armed by the flush */
     if (res <= 0)
         link_close(pl, l, res == 0 ? "closed by the peer" : strerror(-res));
 }
@@ -783,6 +829,8 @@ static void link_on_send(struct peerlink *pl, struct link *l, int32_t res)
     }
     LINK_STAT_ADD(pl, bytes_out, (uint64_t)res);
     l->sent += (size_t)res;
+    if (l->input_paused && !l->closing && !link_should_pause(l))
+        link_resume(pl, l);
     if (l->sent < l->sending.len && !l->closing) {
         link_submit_send(pl, l); /* the kernel took part of it */
         return;

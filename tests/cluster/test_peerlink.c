@@ -49,12 +49,14 @@
 
 #include "buf.h"
 #include "cluster_harness.h"
+#include "keyhash.h"
 #include "wire.h"
 
 #define SECRET "peer link test secret"
 #define TEST_ID "7e57000000000000000000000000000000000001"
 #define READ_TIMEOUT_S 5
 #define FORM_MS 15000
+#define IN_CAP (16u << 20)
 
 /* The key admin/peer.c derives from a cluster secret (PBKDF2-HMAC-SHA256,
  * its salt and iterations). */
@@ -72,8 +74,9 @@ struct wpeer {
     int fd;
     struct wire_hs hs;
     struct wire_decoder dec;
-    uint8_t in[1 << 17];
+    uint8_t *in;      /* IN_CAP bytes */
     size_t len, used; /* in[0..used) is the frame handed out last */
+    uint32_t max_frame; /* announced in the HELLO; 0: WIRE_FRAME_MIN */
     struct buf out;
     size_t split; /* wp_hello() sends this many bytes, pauses, then the rest */
 };
@@ -81,6 +84,8 @@ struct wpeer {
 static void wp_open(struct wpeer *w, int node)
 {
     memset(w, 0, sizeof *w);
+    w->in = malloc(IN_CAP);
+    assert_non_null(w->in);
     wire_limits_default(&w->dec.lim);
     buf_init(&w->out);
     w->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -97,6 +102,7 @@ static void wp_close(struct wpeer *w)
 {
     close(w->fd);
     buf_fini(&w->out);
+    free(w->in);
 }
 
 static void wp_send_raw(struct wpeer *w, const void *p, size_t n)
@@ -131,9 +137,9 @@ static int wp_frame(struct wpeer *w, struct wire_frame *f)
             }
             if (st == WIRE_BAD)
                 fail_msg("the node sent a bad frame: %s", err);
-            assert_true(need <= sizeof w->in);
+            assert_true(need <= IN_CAP);
         }
-        ssize_t n = recv(w->fd, w->in + w->len, sizeof w->in - w->len, 0);
+        ssize_t n = recv(w->fd, w->in + w->len, IN_CAP - w->len, 0);
         if (n == 0 || (n < 0 && errno == ECONNRESET))
             return 0;
         if (n < 0)
@@ -155,7 +161,7 @@ static void wp_hello(struct wpeer *w, const char *self_id, const char *node_id, 
         .peer_shard = to_shard,
         .version_min = vmin,
         .version_max = vmax,
-        .max_frame = WIRE_FRAME_MIN,
+        .max_frame = w->max_frame ? w->max_frame : WIRE_FRAME_MIN,
         .secret = key,
         .secret_len = key_len,
     };
@@ -515,6 +521,67 @@ static void test_peerlink_batches_and_split_frames(void **state)
     cluster_stop(0);
 }
 
+/* A peer that sends requests faster than it reads the replies: the node
+ * stops reading it while 64 MiB of replies wait (rather than buffering
+ * without end), then goes on; every reply comes, in order. */
+static void test_peerlink_pauses_a_peer_that_does_not_read(void **state)
+{
+    enum { N = 150, VALUE = 1 << 20 };
+    start_node(0, NULL, "1");
+    redisContext *rc = cluster_redis(0);
+    char *value = malloc(VALUE);
+    assert_non_null(value);
+    memset(value, 'x', VALUE);
+    redisReply *r = redisCommand(rc, "SET big %b", value, (size_t)VALUE);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(rc);
+    free(value);
+    struct wpeer w;
+    wp_open(&w, 0);
+    w.max_frame = 8u << 20;
+    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    uint16_t slot = keyhash_slot("big", 3);
+    for (uint64_t id = 1; id <= N; id++) { /* one frame each: the node may stop between */
+        struct wire_writer wr;
+        wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+        struct wire_msg m = {.kind = WIRE_REQUEST,
+                             .id = id,
+                             .op = WIRE_OP_GET,
+                             .slot = slot,
+                             .partition = slot >> 4, /* 1024 partitions */
+                             .key = {(const uint8_t *)"big", 3}};
+        assert_int_equal(wire_write_msg(&wr, &m), 0);
+        wire_writer_flush(&wr);
+    }
+    wp_send(&w);
+    uint64_t next = 1;
+    while (next <= N) {
+        struct wire_frame f;
+        assert_int_equal(wp_frame(&w, &f), 1);
+        struct wire_cursor c;
+        wire_cursor_init(&c, &w.dec, &f);
+        struct wire_msg m;
+        const char *err;
+        while (wire_next_msg(&c, &m, &err) == WIRE_OK) {
+            assert_int_equal(m.id, next);
+            assert_int_equal(m.status, WIRE_CODE_OK);
+            struct wire_value_iter it;
+            struct wire_bytes v;
+            wire_values_init(&it, &m);
+            assert_true(wire_values_next(&it, &v));
+            assert_int_equal(v.len, VALUE);
+            next++;
+        }
+    }
+    expect_field(0, "peer_links_up", 1); /* still open */
+    wp_close(&w);
+    cluster_stop(0);
+}
+
 /* A HELLO and then silence: the shard gives up on the handshake. */
 static void test_peerlink_silent_handshake_is_closed(void **state)
 {
@@ -648,6 +715,8 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_garbage_keeps_node_and_gossip,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_batches_and_split_frames, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_pauses_a_peer_that_does_not_read,
+                                  cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_silent_handshake_is_closed, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_two_nodes_over_their_links, cluster_forget_all),
     };
