@@ -928,7 +928,7 @@ int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_
                      const struct wire_msg *m)
 {
     struct peerlink *pl = sh->link;
-    if (m->kind != WIRE_REQUEST || wire_msg_size(m) == 0)
+    if (m->kind != WIRE_REQUEST || wire_msg_size(m) == 0 || !node_id || !cluster_addr)
         return -EINVAL;
     struct dest *d;
     int rc = dest_get(pl, node_id, cluster_addr, &d);
