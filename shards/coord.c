@@ -51,6 +51,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
+#include "num.h"
 #include "peerlink.h"
 #include "persist.h"
 #include "replica.h"
@@ -100,6 +101,8 @@ struct coord_op {
     struct cmd_msg *m; /* the request coordinated; NULL once answered */
     uint8_t phase;
     bool is_rmw, is_ring_write;
+    bool is_completing; /* its sub-result is in (maybe held for durability): answers
+                           only count for repair until the done callback ran */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -299,11 +302,14 @@ static uint64_t coord_wire_id(uint64_t req_id, uint32_t k)
 }
 
 /* How much earlier than the request it serves an operation ends, so that
- * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer. */
+ * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer: more than a
+ * loop turn of a sleeping shard (its 100 ms tick ends expired requests)
+ * plus a hop back, within a quarter of request-timeout. */
+#define COORD_MARGIN_MAX_MS 250
 static int64_t coord_margin_ms(const struct shard *sh)
 {
     int64_t m = sh->request_timeout_ms / 4;
-    return m > 50 ? 50 : m;
+    return m > COORD_MARGIN_MAX_MS ? COORD_MARGIN_MAX_MS : m;
 }
 
 /* An operation ending at deadline_ms (0: request-timeout from now, less the
@@ -439,6 +445,7 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
     }
     if (op->phase == PH_REPAIR && how == REQ_END_DONE && op->waiting > 0) {
         req_rearm(r, 1); /* late answers still count for repair */
+        op->is_completing = false;
         return false;
     }
     if (op->phase == PH_REPAIR)
@@ -450,6 +457,8 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
 /* Completes the op's one sub-result: the done callback answers. */
 static void coord_complete(struct shard *sh, struct req *r, uint64_t hold_seq)
 {
+    struct coord_op *op = r->owner_ptr;
+    op->is_completing = true;
     req_hold(r, hold_seq);
     r->subs[0].status = REQ_OK;
     req_sub_done(&sh->reqs, r);
@@ -467,8 +476,9 @@ static uint8_t coord_ring_option(const struct cmd_msg *m, bool is_write)
     const char *want = is_write ? "w" : "r";
     for (uint32_t i = first; i + 1 < m->argc; i += 2) {
         if (m->argv[i].len == 1 && (m->argv[i].ptr[0] | 0x20) == want[0]) {
-            long v = strtol(m->argv[i + 1].ptr, NULL, 10); /* the handler checks it */
-            return v >= 1 && v <= 16 ? (uint8_t)v : 0;
+            int64_t v; /* a bad one: the handler answers the error */
+            bool is_num = num_parse_i64(m->argv[i + 1].ptr, m->argv[i + 1].len, &v);
+            return is_num && v >= 1 && v <= RING_REPLICAS_MAX ? (uint8_t)v : 0;
         }
     }
     return 0;
@@ -580,6 +590,8 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 
 static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
 {
+    if (op->is_completing)
+        return; /* the done callback comes (after the log's fdatasync) */
     if (op->phase == PH_READ) {
         if (op->ok >= op->need)
             coord_read_quorum(sh, r, op);
