@@ -435,3 +435,15 @@ bool cluster_info_has(const char *text, const char *line)
             return true;
     return false;
 }
+
+struct redisContext *cluster_redis(int i)
+{
+    struct timeval tv = {.tv_sec = 10};
+    redisContext *c = redisConnectWithTimeout(cluster_host(i), cluster_client_port(), tv);
+    if (!c || c->err) {
+        fprintf(stderr, "cluster: cannot connect to node %d: %s\n", i, c ? c->errstr : "no memory");
+        abort();
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}

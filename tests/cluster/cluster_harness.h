@@ -90,4 +90,9 @@ long long cluster_info_field(const char *text, const char *name);
 /* Whether an INFO-style text has this whole line ("cluster_state:ok"). */
 bool cluster_info_has(const char *text, const char *line);
 
+/* A hiredis connection to node i's client port with a 10 s timeout (the
+ * test fails when it cannot connect). Free with redisFree. */
+struct redisContext;
+struct redisContext *cluster_redis(int i);
+
 #endif
