@@ -317,7 +317,7 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
     buf_fini(&p.stored_meta);
     buf_fini(&p.merged_meta);
     clocks_fini(&w);
-    return rc;
+    return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
 }
 
 /* ---- versionize ---- */
@@ -411,7 +411,7 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
     *changed = rc == 0;
 out:
     clocks_fini(&w);
-    return rc;
+    return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
 }
 
 /* ---- reaping ---- */

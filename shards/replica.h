@@ -27,9 +27,11 @@
  *
  * Threads: the owning shard's thread.
  * Errors: -ENOENT (no entry, not even a tombstone), -EINVAL (bytes that do
- *   not decode), -ENOMEM, -E2BIG (max-siblings, or a merged body past the
- *   value limit), -EAGAIN (a cold plain value, above), and the store's
- *   errors (-ENAMETOOLONG). A failed call leaves the key as it was. */
+ *   not decode), -ENOMEM, -E2BIG (max-siblings, a merged body past the value
+ *   limit, a clock past dvv.h's codec bounds), -EOVERFLOW (a counter past
+ *   DVV_MAX_COUNTER), -EAGAIN (a cold plain value, above), and the store's
+ *   errors (-ENAMETOOLONG). A failed call leaves the key as it was (for
+ *   replica_versionize: as the command left it, unversioned). */
 #ifndef RINGKV_SHARDS_REPLICA_H
 #define RINGKV_SHARDS_REPLICA_H
 
