@@ -389,8 +389,8 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
     int rc = 0;
     if (e) {
         rc = state_of_entry(n, e, &w, after);
-        if (rc == 0 && before && state_equal(after, before))
-            goto out; /* the command left the key as it was */
+        if (rc != 0 || (before && state_equal(after, before)))
+            goto out; /* failed, or the command left the key as it was */
     } else if (!before || before->meta.len == 0) {
         replica_state_clear(after);
         goto out; /* absent before and after */

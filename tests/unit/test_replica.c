@@ -583,6 +583,49 @@ static void test_replica_reaped_key_stays_gone_after_restart(void **state)
     assert_same_state(a, b, "tomb"); /* within its grace */
 }
 
+static bool always_readable(void *arg, uint64_t lsn)
+{
+    (void)arg, (void)lsn;
+    return true;
+}
+
+static uint64_t nothing_unwritten(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* A plain value on disk only: its implicit clock needs it, so the caller
+ * is told to read it back first, and nothing changes. */
+static void test_replica_cold_plain_value_is_eagain(void **state)
+{
+    static const struct store_tier tier = {always_readable, nothing_unwritten, NULL};
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    store_fini(&a->store);
+    struct store_config sc = {.maxmemory = 1};
+    assert_int_equal(store_init(&a->store, &sc), 0);
+    store_attach_tier(&a->store, &tier);
+    a->store.maxmemory = store_used_bytes(&a->store) + 64; /* under it until the put */
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(store_put(&a->store, "k", 1, h("k"), big, sizeof big, 0, 0, NULL), 0);
+    store_tick(&a->store, a->store.now_ms);
+    struct table_entry *e = store_lookup(&a->store, "k", 1, h("k"));
+    assert_non_null(e);
+    assert_true(table_entry_is_cold(e));
+    struct replica_state *st = &sts[0], *after = &sts[1];
+    assert_int_equal(replica_export(&a->store, &a->node, "k", 1, h("k"), st), -EAGAIN);
+    set(b, "k", "v", st);
+    assert_int_equal(apply(a, "k", st), -EAGAIN);
+    bool changed = true;
+    assert_int_equal(replica_versionize(&a->store, &a->node, "k", 1, h("k"), NULL, after, &changed),
+                     -EAGAIN);
+    assert_false(changed);
+    assert_true(table_entry_is_cold(store_lookup(&a->store, "k", 1, h("k"))));
+}
+
 /* KV-679: a node whose data directory was wiped draws a new data epoch,
  * so its writes are dots no replica has seen; were it to write under its
  * old actor again, a replica that saw the old dots would drop them. */
@@ -636,6 +679,7 @@ int main(void)
         T(test_replica_many_actors),
         T(test_replica_reap_after_grace),
         T(test_replica_reaped_key_stays_gone_after_restart),
+        T(test_replica_cold_plain_value_is_eagain),
         T(test_replica_kv679_wiped_node_writes_are_kept),
     };
 #undef T
