@@ -8,6 +8,17 @@
  * makes the operation start again, once, in clocks of the codec bounds
  * (mi_malloc'd for the call). Nothing is stored before the clocks are
  * computed, so starting again is safe.
+ * Actors (replica_write_actor, KV-679 per node and per key): the high 40
+ * bits name this node's incarnation (node id, data epoch), the low 24 bits
+ * the key's incarnation at this node, drawn (a hash of the key, the store's
+ * next cas and the clock) when the node holds nothing for the key and kept
+ * while it holds it, so a key written again and again stays one clock
+ * entry. While the node holds the key, its counter for its actor is the
+ * highest it issued (every dot it issues is stored here first, and a sync
+ * never loses history), with one exception this cannot see: a key lost
+ * here, then given back by a read repair from a replica that had missed
+ * this node's newest dots of it. Two node incarnations share the high bits
+ * with odds 2^-40; a lost key draws the incarnation it had, 2^-24.
  * Equality: encodings are canonical (dvv.h), so two states hold the same
  * versions exactly when their metas are equal bytes (a dot names one write,
  * so equal metas mean equal bodies).
@@ -46,6 +57,10 @@
 
 /* Odd, so that distinct cas give distinct actors (replica_entry_clock). */
 #define REPLICA_PLAIN_EPOCH_MIX UINT64_C(0x9e3779b97f4a7c15)
+/* The low bits of a write actor name one incarnation of one key at this
+ * node (replica_write_actor); the rest, the node's incarnation. */
+#define REPLICA_KEY_BITS 24
+#define REPLICA_KEY_MASK ((UINT64_C(1) << REPLICA_KEY_BITS) - 1)
 #define REPLICA_WARN_INTERVAL_MS 1000
 #define REPLICA_SMALL 8         /* entries and values of a stack clock */
 #define REPLICA_REAP_VISIT 1024 /* entries looked at per replica_reap() call */
@@ -99,6 +114,32 @@ uint64_t replica_actor_of(const struct node *n, uint64_t epoch)
 {
     const char *id = admin_node_id(n->admin);
     return dvv_actor(id, strlen(id), epoch);
+}
+
+/* splitmix64's finaliser: spreads a key incarnation's inputs over 64 bits. */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64_t hash,
+                             const struct dvv_clock *held)
+{
+    uint64_t node = replica_actor_of(n, n->layout.data_epoch) & ~REPLICA_KEY_MASK;
+    uint64_t mine = 0;
+    uint32_t found = 0;
+    for (uint32_t i = 0; held && i < held->nentries; i++) {
+        if ((held->entries[i].actor & ~REPLICA_KEY_MASK) == node) {
+            mine = held->entries[i].actor;
+            found++;
+        }
+    }
+    if (found == 1)
+        return mine;
+    uint64_t key = mix64(hash ^ mix64(s->next_cas ^ ((uint64_t)s->now_ms << 24)));
+    return node | (key & REPLICA_KEY_MASK);
 }
 
 int replica_entry_clock(const struct node *n, const struct table_entry *e, struct dvv_clock *out)
@@ -331,8 +372,9 @@ static bool clock_is_visible(const struct dvv_clock *c)
 
 /* K_OUT = the new version of entry e (NULL: the key was removed, a
  * tombstone) over K_IN, `before`'s clock. */
-static int versionize_clock(struct store *s, const struct node *n, const struct table_entry *e,
-                            const struct replica_state *before, struct replica_clocks *w)
+static int versionize_clock(struct store *s, const struct node *n, uint64_t hash,
+                            const struct table_entry *e, const struct replica_state *before,
+                            struct replica_clocks *w)
 {
     dvv_clear(w->k[K_IN]);
     if (before && before->meta.len) {
@@ -350,7 +392,7 @@ static int versionize_clock(struct store *s, const struct node *n, const struct 
     int rc = dvv_new_with_context(w->k[K_STORED], w->k[K_IN], &v);
     if (rc == 0)
         rc = dvv_update(w->k[K_OUT], w->k[K_STORED], w->k[K_IN],
-                        replica_actor_of(n, n->layout.data_epoch));
+                        replica_write_actor(s, n, hash, w->k[K_IN]));
     return rc;
 }
 
@@ -395,9 +437,9 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
         replica_state_clear(after);
         goto out; /* absent before and after */
     }
-    rc = versionize_clock(s, n, e, before, &w);
+    rc = versionize_clock(s, n, hash, e, before, &w);
     if (rc == -ENOSPC && (rc = clocks_grow(&w)) == 0)
-        rc = versionize_clock(s, n, e, before, &w);
+        rc = versionize_clock(s, n, hash, e, before, &w);
     if (rc != 0)
         goto out;
     if (!e && !clock_is_visible(w.k[K_IN])) {

@@ -106,9 +106,22 @@ uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms
 
 /* ---- what every versioned write shares (cmd_ring.c too) ---- */
 
-/* The actor of this node's incarnation `epoch` (dvv_actor of the node id);
- * new dots use n->layout.data_epoch (dvv.h, KV-679). */
+/* The actor of this node's incarnation `epoch` (dvv_actor of the node id). */
 uint64_t replica_actor_of(const struct node *n, uint64_t epoch);
+
+/* The actor of this node's next write to the key of hash `hash`, whose
+ * clock here is `held` (NULL: the store holds nothing for it). Actors are
+ * per node incarnation and per key incarnation (KV-679, both ways): the high
+ * bits are replica_actor_of(n, data epoch), so a node whose data was wiped
+ * writes as a new actor; the low 24 bits name the key's incarnation at this
+ * node, kept while the node holds the key (the one actor of this node in
+ * `held`) and drawn anew when it holds none (never written, evicted, expired,
+ * reaped, flushed) or several. A node that lost a key cannot know which
+ * counters it issued for it, and replicas that still hold them would drop
+ * its next write as already seen; a new key incarnation's dots are new.
+ * (Not seen: a lost key given back by a stale read repair; see replica.c.) */
+uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64_t hash,
+                             const struct dvv_clock *held);
 
 /* The clock of stored entry e into out, its values borrowing e's bytes
  * (valid as long as e): a versioned entry's own; a plain entry's implicit
