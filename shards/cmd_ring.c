@@ -21,8 +21,8 @@
  * a second per shard.
  * Clocks are worked on in three mi_malloc'd scratch clocks sized for the
  * codec bounds, made per request (RING.* is not the plain GET/SET path).
- * Tombstones (RING.DEL) stay until a plain write replaces them or
- * replica_reap() removes them after tombstone-grace. */
+ * Tombstones (RING.DEL) stay until a plain write or delete replaces them
+ * or replica_reap() removes them after tombstone-grace. */
 #include "cmd_ring.h"
 
 #include <errno.h>
