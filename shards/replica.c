@@ -41,7 +41,8 @@
  * deletes versioned entries all of whose values are tombstones whose newest
  * timestamp is older than tombstone-grace; store_delete() journals a delete
  * record, so recovery replays the tombstone and then its removal. A key
- * with a live sibling next to a tombstone is kept whole. */
+ * with a live sibling next to a tombstone is kept whole. While the log
+ * refuses writes (MISCONF) or pauses writers, reaping waits too. */
 #include "replica.h"
 
 #include <errno.h>
@@ -505,6 +506,11 @@ uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms
     /* Where this shard's pass over its table is (the owner's thread). */
     static __thread uint64_t cursor;
     if (budget == 0 || store_count(s) == 0)
+        return 0;
+    /* A log that cannot take records now (MISCONF) or holds too many not
+     * durable yet would keep the delete records in memory: later. */
+    if (__atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) > 0 ||
+        __atomic_load_n(&n->log_over_cap, __ATOMIC_RELAXED) > 0)
         return 0;
     struct replica_clocks w;
     clocks_init(&w);

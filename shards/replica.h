@@ -101,7 +101,8 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
  * is older than now_unix_ms - tombstone-grace (at most `budget` per call, and
  * about a thousand entries looked at, so a tick stays short: a pass over
  * the table spans many calls). Each deletion is a delete record in the log,
- * so a reaped key stays gone after a restart. Returns how many. */
+ * so a reaped key stays gone after a restart; none while the node's log
+ * refuses writes or pauses writers (persist.h). Returns how many. */
 uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget);
 
 /* ---- what every versioned write shares (cmd_ring.c too) ---- */

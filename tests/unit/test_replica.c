@@ -527,6 +527,9 @@ static void test_replica_reap_after_grace(void **state)
     assert_int_equal(apply(a, "mixed", sb), 1);
     int64_t now = a->store.now_ms;
     assert_int_equal(replica_reap(&a->store, &a->node, now + 9000, 100), 0);
+    a->node.log_failing = 1; /* MISCONF: no delete records now */
+    assert_int_equal(replica_reap(&a->store, &a->node, now + 10001, 100), 0);
+    a->node.log_failing = 0;
     assert_int_equal(replica_reap(&a->store, &a->node, now + 10001, 100), 1);
     assert_int_equal(replica_export(&a->store, &a->node, "dead", 4, h("dead"), st), -ENOENT);
     assert_int_equal(replica_export(&a->store, &a->node, "mixed", 5, h("mixed"), st), 0);
