@@ -13,7 +13,9 @@
  * the key's incarnation at this node, drawn (a hash of the key, the store's
  * next cas and the clock) when the node holds nothing for the key and kept
  * while it holds it, so a key written again and again stays one clock
- * entry. While the node holds the key, its counter for its actor is the
+ * entry (with several of its incarnations in the clock, it keeps writing
+ * the one with the newest value, so the clock does not grow with each
+ * write). While the node holds the key, its counter for its actor is the
  * highest it issued (every dot it issues is stored here first, and a sync
  * never loses history), with one exception this cannot see: a key lost
  * here, then given back by a read repair from a replica that had missed
@@ -130,14 +132,20 @@ uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64
 {
     uint64_t node = replica_actor_of(n, n->layout.data_epoch) & ~REPLICA_KEY_MASK;
     uint64_t mine = 0;
-    uint32_t found = 0;
-    for (uint32_t i = 0; held && i < held->nentries; i++) {
-        if ((held->entries[i].actor & ~REPLICA_KEY_MASK) == node) {
-            mine = held->entries[i].actor;
-            found++;
+    int64_t mine_ts = -1; /* its newest value's timestamp; -1: it has none */
+    bool found = false;
+    for (uint32_t i = 0, v = 0; held && i < held->nentries; v += held->entries[i++].nvalues) {
+        const struct dvv_entry *e = &held->entries[i];
+        if ((e->actor & ~REPLICA_KEY_MASK) != node)
+            continue;
+        int64_t ts = e->nvalues ? held->values[v].ts_ms : -1;
+        if (!found || ts > mine_ts || (ts == mine_ts && e->actor > mine)) {
+            mine = e->actor;
+            mine_ts = ts;
         }
+        found = true;
     }
-    if (found == 1)
+    if (found)
         return mine;
     uint64_t key = mix64(hash ^ mix64(s->next_cas ^ ((uint64_t)s->now_ms << 24)));
     return node | (key & REPLICA_KEY_MASK);

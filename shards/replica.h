@@ -115,11 +115,12 @@ uint64_t replica_actor_of(const struct node *n, uint64_t epoch);
  * per node incarnation and per key incarnation (KV-679, both ways): the high
  * bits are replica_actor_of(n, data epoch), so a node whose data was wiped
  * writes as a new actor; the low 24 bits name the key's incarnation at this
- * node, kept while the node holds the key (the one actor of this node in
- * `held`) and drawn anew when it holds none (never written, evicted, expired,
- * reaped, flushed) or several. A node that lost a key cannot know which
- * counters it issued for it, and replicas that still hold them would drop
- * its next write as already seen; a new key incarnation's dots are new.
+ * node, kept while the node holds the key (this node's actor in `held`; of
+ * several, the one with the newest value) and drawn anew when it holds none
+ * (never written, evicted, expired, reaped, flushed). A node that lost a key
+ * cannot know which counters it issued for it, and replicas that still hold
+ * them would drop its next write as already seen; a new key incarnation's
+ * dots are new.
  * (Not seen: a lost key given back by a stale read repair; see replica.c.) */
 uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64_t hash,
                              const struct dvv_clock *held);

@@ -708,6 +708,16 @@ static void test_replica_kv679_lost_key_writes_are_kept(void **state)
     assert_int_equal(apply(b, "e", st), 1);
     assert_int_equal(siblings(b, "e", s1, k), 2); /* a1 and a2: a forgot a1 */
     assert_get(b, "e", "a2");
+    /* a learns a1 back: two incarnations of its actor in the clock; its
+     * next writes go on with one of them, and the clock does not grow. */
+    assert_int_equal(apply(a, "e", s1), 1);
+    set(a, "e", "a3", st);
+    assert_int_equal(siblings(a, "e", s1, k), 1);
+    uint32_t entries = k->nentries;
+    for (int i = 0; i < 3; i++)
+        set(a, "e", "a4", st);
+    assert_int_equal(siblings(a, "e", s1, k), 1);
+    assert_int_equal(k->nentries, entries);
 }
 
 int main(void)
