@@ -9,18 +9,13 @@
  * (mi_malloc'd for the call). Nothing is stored before the clocks are
  * computed, so starting again is safe.
  * Actors (replica_write_actor, KV-679 per node and per key): the high 40
- * bits name this node's incarnation (node id, data epoch), the low 24 bits
- * the key's incarnation at this node, drawn (a hash of the key, the store's
- * next cas and the clock) when the node holds nothing for the key and kept
- * while it holds it, so a key written again and again stays one clock
- * entry (with several of its incarnations in the clock, it keeps writing
- * the one with the newest value, so the clock does not grow with each
- * write). While the node holds the key, its counter for its actor is the
- * highest it issued (every dot it issues is stored here first, and a sync
- * never loses history), with one exception this cannot see: a key lost
- * here, then given back by a read repair from a replica that had missed
- * this node's newest dots of it. Two node incarnations share the high bits
- * with odds 2^-40; a lost key draws the incarnation it had, 2^-24.
+ * bits name this node's incarnation (node id, data epoch), the low 24 the
+ * key's incarnation here: drawn when the node holds nothing for the key,
+ * then kept (of several in the clock, the one with the newest value), so a
+ * key stays one clock entry. Its counter is then the highest this node
+ * issued (each dot is stored here first; a sync never loses history),
+ * unless a lost key came back by a read repair from a replica that missed
+ * this node's newest dots of it, which this cannot see.
  * Equality: encodings are canonical (dvv.h), so two states hold the same
  * versions exactly when their metas are equal bytes (a dot names one write,
  * so equal metas mean equal bodies).
