@@ -2,7 +2,8 @@
  * (CLUSTER SLOTS, SHARDS, NODES) and CONSISTENCY, with real ringkv processes
  * on 127.0.0.2 .. 4 (cluster_harness.h).
  * - Alone, a node covers all 16384 slots itself, as master, with its own
- *   address and id, in SLOTS, SHARDS and NODES ("myself,master 0-16383").
+ *   address and id, in SLOTS, SHARDS and NODES ("myself,master 0-16383"),
+ *   and says cluster_enabled:1 and redis_mode:cluster in INFO.
  * - With three nodes (N = 3), every node's CLUSTER SLOTS covers 0 .. 16383
  *   exactly once; each range lists three distinct nodes, master first, each
  *   with the address and id CLUSTER NODES gives it; a range's master is a
@@ -277,6 +278,10 @@ static void test_cluster_slots_one_node_serves_every_slot(void **state)
     char *info = cluster_ask(0, "INFO cluster");
     assert_non_null(info);
     assert_true(cluster_info_has(info, "cluster_enabled:1"));
+    free(info);
+    info = cluster_ask(0, "INFO server");
+    assert_non_null(info);
+    assert_true(cluster_info_has(info, "redis_mode:cluster"));
     free(info);
 }
 

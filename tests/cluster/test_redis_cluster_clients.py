@@ -9,6 +9,8 @@ Then, through the libraries and tools as applications use them:
   set and read back, spread over all three masters; mget_nonatomic; a
   (non-transactional) cluster pipeline of sets and gets; every key also
   read by a plain client on the master CLUSTER SLOTS names for its slot.
+- RESP3 (HELLO 3 on a raw socket): mode "cluster"; CLUSTER SLOTS' nodes end in
+  an empty map and CLUSTER SHARDS' shards and nodes are maps, as Redis 7.0's.
 - redis-cli -c: set and get keys of several slots.
 - redis-benchmark --cluster (topology from CLUSTER NODES): SET and GET,
   2000 requests each, exit 0 and no error reported.
@@ -162,6 +164,32 @@ def check_redis_py(nodes):
     rc.close()
 
 
+def raw_replies(node, commands):
+    """The bytes a node sends back for commands (inline), up to PING's +PONG."""
+    with socket.create_connection((node.host, node.port), timeout=5) as s:
+        s.sendall(b"".join(c.encode() + b"\r\n" for c in commands + ["PING"]))
+        data = b""
+        while not data.endswith(b"+PONG\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, "connection closed after %r" % data[-200:]
+            data += chunk
+    return data
+
+
+def check_resp3(nodes):
+    """Under RESP3, as Redis 7.0 answers: HELLO's mode is cluster, each node of
+    CLUSTER SLOTS ends in an empty map, each shard of CLUSTER SHARDS is a map."""
+    data = raw_replies(nodes[0], ["HELLO 3", "CLUSTER SLOTS"])
+    assert b"$4\r\nmode\r\n$7\r\ncluster\r\n" in data, data[:300]
+    slots = data[data.index(b"$7\r\nmodules\r\n*0\r\n") + 16:]
+    node_entries = slots.count(b"\r\n$40\r\n")
+    assert node_entries >= 3 and slots.count(b"%0\r\n") == node_entries, slots[:300]
+    data = raw_replies(nodes[0], ["HELLO 3", "CLUSTER SHARDS"])
+    shards = data[data.index(b"$7\r\nmodules\r\n*0\r\n") + 16:]
+    assert shards.count(b"%2\r\n$5\r\nslots\r\n") >= 1, shards[:300]
+    assert shards.count(b"%7\r\n$2\r\nid\r\n") == shards.count(b"\r\n$40\r\n"), shards[:300]
+
+
 def run(cmd):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return res.returncode, res.stdout + res.stderr
@@ -206,6 +234,8 @@ def main():
         wait_formed(nodes)
         check_redis_py(nodes)
         print("ok: redis-py RedisCluster")
+        check_resp3(nodes)
+        print("ok: RESP3 shapes")
         check_redis_cli(nodes)
         print("ok: redis-cli -c")
         check_redis_benchmark(nodes)
