@@ -14,12 +14,15 @@ Then, through the libraries and tools as applications use them:
 - redis-cli -c: set and get keys of several slots.
 - redis-benchmark --cluster (topology from CLUSTER NODES): SET and GET,
   2000 requests each, exit 0 and no error reported.
+- ringkv-bench --cluster-mode ($RINGKV_BENCH_BIN): every request answered,
+  no error, no MOVED or ASK.
 Every node is stopped by PID (SIGTERM, then SIGKILL after 10 s) and must
 exit 0. Exit 0 when all passed, 1 otherwise (printing the nodes' logs),
 77 (skip) when redis-py, redis-cli or redis-benchmark is missing or the
 kernel refuses io_uring. Run with /usr/bin/python3 (it has python3-redis).
 """
 
+import json
 import os
 import shutil
 import signal
@@ -215,6 +218,27 @@ def check_redis_benchmark(nodes):
     assert "Cluster has 3 master nodes" in out, out
 
 
+def check_ringkv_bench(nodes, workdir):
+    """ringkv-bench --cluster-mode (memtier's): every request answered, no
+    error and no MOVED (its map from CLUSTER SLOTS is right). Skipped with a
+    note when $RINGKV_BENCH_BIN is not set (a build without bench/)."""
+    bench = os.environ.get("RINGKV_BENCH_BIN")
+    if not bench or not os.path.exists(bench):
+        print("note: RINGKV_BENCH_BIN not set; ringkv-bench --cluster-mode not run")
+        return
+    out = os.path.join(workdir, "bench.json")
+    n = nodes[0]
+    rc, text = run([bench, "--cluster-mode", "-s", n.host, "-p", str(n.port), "-t", "2",
+                    "-c", "2", "-n", "500", "--ratio", "1:1", "--key-maximum", "5000",
+                    "--hide-progress", "--hide-histogram", "--json-out-file", out])
+    assert rc == 0, "ringkv-bench --cluster-mode exited %d:\n%s" % (rc, text)
+    with open(out) as f:
+        counts = json.load(f)["counts"]
+    assert counts["replies"] == counts["requests_sent"] > 0, counts
+    assert counts["errors"] == 0 and counts["connection_errors"] == 0, counts
+    assert counts["moved"] == 0 and counts["ask"] == 0, counts
+
+
 def main():
     for tool in ["redis-cli", "redis-benchmark"]:
         if shutil.which(tool) is None:
@@ -240,6 +264,8 @@ def main():
         print("ok: redis-cli -c")
         check_redis_benchmark(nodes)
         print("ok: redis-benchmark --cluster")
+        check_ringkv_bench(nodes, workdir)
+        print("ok: ringkv-bench --cluster-mode")
         ok = True
     finally:
         stopped = [n.stop() for n in nodes]
