@@ -42,6 +42,7 @@
 #include "persist.h"
 #include "secret.h"
 #include "shard.h"
+#include "coord.h"
 #include "store.h"
 
 #define CMD_SERVER_REDIS_VERSION "7.0.0" /* the Redis command set ringkv follows */
@@ -1642,7 +1643,7 @@ void cmd_info(struct cmd_ctx *c)
     }
     if (server_section_wanted(c, "persistence", true))
         server_info_persistence(&b, n, &t);
-    if (server_section_wanted(c, "stats", true))
+    if (server_section_wanted(c, "stats", true)) {
         buf_printf(&b,
                    "# Stats\r\ntotal_connections_received:%" PRIu64
                    "\r\ntotal_commands_processed:%" PRIu64 "\r\ninstantaneous_ops_per_sec:%" PRIu64
@@ -1652,10 +1653,13 @@ void cmd_info(struct cmd_ctx *c)
                    "\r\nkeyspace_misses:%" PRIu64 "\r\ntotal_error_replies:%" PRIu64
                    "\r\ncross_shard_requests:%" PRIu64
                    "\r\ntotal_parser_examined_bytes:%" PRIu64 "\r\nsibling_warnings:%" PRIu64
-                   "\r\n\r\n",
+                   "\r\n",
                    t.connections, t.commands, server_ops_per_sec(t.commands), t.net_in, t.net_out,
                    t.rejected, t.expired, t.evicted, t.hits, t.misses, t.errors, t.cross_shard,
                    t.parser_examined, t.sibling_warnings);
+        coord_info(n, &b); /* the coordinator's counters (coord.h) */
+        buf_printf(&b, "\r\n");
+    }
     if (server_section_wanted(c, "replication", true)) /* a master without replicas */
         buf_printf(&b,
                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
