@@ -95,4 +95,10 @@ bool cluster_info_has(const char *text, const char *line);
 struct redisContext;
 struct redisContext *cluster_redis(int i);
 
+/* A Redis command (hiredis's redisCommand format) on node i's client port,
+ * on a connection of its own (2 s timeout): the reply, any type (free with
+ * freeReplyObject), or NULL when none came (printed). */
+struct redisReply;
+struct redisReply *cluster_redis_command(int i, const char *format, ...);
+
 #endif
