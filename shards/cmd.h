@@ -170,6 +170,7 @@ struct cmd_msg {
 #define CMD_FORWARDED (1u << 11)  /* came from a peer: coordinate here, never forward */
 #define CMD_RMW (1u << 12)        /* a write that reads the value first (INCR, APPEND,
                                      SET ... GET): the first live replica coordinates */
+#define CMD_LOADED (1u << 13)     /* the coordinator had its cold value read back once */
 
 enum cmd_route {
     CMD_ROUTE_CONN,   /* runs on the connection's shard, with the connection */

@@ -58,6 +58,8 @@
 #include "ring.h"
 #include "shard.h"
 #include "snapshot.h"
+#include "store.h"
+#include "tier.h"
 
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
@@ -621,13 +623,78 @@ static void coord_run_alone(struct shard *sh, struct cmd_msg *m)
     cmd_msg_reply(sh, m);
 }
 
+/* Values beyond RAM: a request whose key's value is on disk only waits
+ * for it as a no-op message of its own (tier.h), then is coordinated. */
+static void coord_noop(struct cmd_ctx *c)
+{
+    c->res->status = REQ_OK;
+}
+
+static bool coord_loaded(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct cmd_msg *m = r->owner_ptr;
+    if (!m)
+        return true;
+    if (how == REQ_END_DROP) {
+        cmd_msg_free(m);
+        return true;
+    }
+    if (how == REQ_END_TIMEOUT) {
+        cmd_msg_timeout(m, sh->request_timeout_ms);
+        cmd_msg_reply(sh, m);
+        return true;
+    }
+    m->flags |= CMD_LOADED; /* once: if it went cold again meanwhile, it runs as is */
+    coord_execute(sh, m);
+    return true;
+}
+
+/* True when m waits for its key's value (it comes back through
+ * coord_execute()). Else the key's entry is pinned (tier.h) until the
+ * caller unpins it. */
+static bool coord_wait_value(struct shard *sh, struct cmd_msg *m, const struct resp_arg *key)
+{
+    if (!sh->tier)
+        return false;
+    if (tier_may_run(sh, m->flags | CMD_READS_VALUE, m->hash, key->ptr, key->len) ||
+        (m->flags & CMD_LOADED))
+        return false;
+    struct resp_arg argv[2] = {{"LOAD", 4}, *key}; /* what tier.h reads: the key */
+    struct req *r = req_new(&sh->reqs, 1, 1, coord_loaded, shard_deadline(sh));
+    struct cmd_msg *load = r ? cmd_msg_for(sh, r->id, 0, sh->id, coord_noop, CMD_READS_VALUE,
+                                           m->proto, argv, 2, m->hash)
+                             : NULL;
+    if (!load) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        return false; /* runs on what memory holds */
+    }
+    r->owner_ptr = m;
+    tier_wait(sh, load);
+    req_arm(&sh->reqs, r);
+    return true;
+}
+
+static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_arg *key);
+
 void coord_execute(struct shard *sh, struct cmd_msg *m)
 {
-    const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
+    const struct resp_arg key = cmd_msg_key(m);
     if (!coord_is_cluster(sh) || (m->flags & CMD_NOKEY)) {
         coord_run_alone(sh, m);
         return;
     }
+    if (coord_wait_value(sh, m, &key))
+        return;
+    coord_start(sh, m, &key);
+    if (sh->tier)
+        store_pin(sh->store, NULL); /* what ran now ran with the value in memory */
+}
+
+/* Starts coordinating m (its key's value in memory). */
+static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_arg *key)
+{
     const struct coord_view *v = sh->coord->view;
     bool is_write = (m->flags & CMD_WRITE) != 0;
     uint32_t p = node_partition_of(sh->node, key->ptr, key->len, m->hash);
