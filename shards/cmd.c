@@ -23,6 +23,11 @@
  *   SCAN     the shard named by the cursor's top byte;
  *   MSETNX   atomic on one shard when all keys live there; otherwise two
  *            phases (EXISTS everywhere, then SET everywhere).
+ * In a cluster of more than this node (coord.h) every keyed sub-request of
+ * these routes (memcached's too) goes to its key's coordinator instead: a
+ * message with CMD_COORD to the shard owning the key here, a FORWARD to a
+ * replica, or -MOVED / -UNAVAILABLE; MSETNX always takes two phases, and
+ * FLUSHALL also goes to every other member. A cluster of one never asks.
  * A request answered later owns its connection's next reply slot; its
  * sub-results are structured (req.h: status, number, payload offset, as
  * the handlers report them through cmd_reply_*), and the combiners below
@@ -235,11 +240,10 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len)
 }
 
 /* The row's columns as they apply to this request: with CMD_GET_OPTION,
- * CMD_READS_VALUE when a GET option follows the value (SET), or NX / XX
- * (which read whether the key exists, as SETNX does: read-modify-write in
- * a cluster);
- * CMD_RMW for writes that read first, but RING.PUT and RING.DEL, whose
- * context says what they supersede. */
+ * CMD_READS_VALUE when a GET option follows the value (SET); CMD_RMW for
+ * writes that read first (CMD_READS_VALUE, SET NX/XX and SETNX, which read
+ * whether the key exists), but RING.PUT and RING.DEL, whose context says
+ * what they supersede. */
 uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
 {
     uint32_t flags = d->flags;
@@ -442,9 +446,6 @@ static void cmd_unpin(struct shard *sh)
         store_pin(sh->store, NULL);
 }
 
-/* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
- * `target` for shard-wide handlers): inline when that is this shard,
- * unless it must wait for a value on disk; else one message there. */
 /* In a cluster: sub-result `sub` of r goes to its key's coordinator
  * (coord.h): this node's shard owning the key, a peer (forwarded), or an
  * error (-MOVED for a cluster-aware client, -UNAVAILABLE). */
@@ -501,6 +502,10 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
     req_sub_done(&sh->reqs, r);
 }
 
+/* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
+ * `target` for shard-wide handlers): inline when that is this shard,
+ * unless it must wait for a value on disk; else one message there. In a
+ * cluster a keyed one goes to its coordinator instead. */
 static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
                           uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
                           uint32_t argc, uint64_t hash, const struct mc_request *mc)
