@@ -826,6 +826,22 @@ static void coord_fill_parent(struct shard *sh, uint64_t parent, uint32_t sub, c
     req_sub_done(&sh->reqs, pr);
 }
 
+/* Sends wm to the first live node of the route's preference list after
+ * route->to (not this node). */
+static int coord_send_next(struct shard *sh, const struct coord_view *v,
+                           const struct coord_route *route, struct wire_msg *wm)
+{
+    const uint32_t *list = coord_list(v, route->partition);
+    uint32_t n_eff = coord_n_eff(sh->node, v), k = 0;
+    while (k < n_eff && list[k] != route->to)
+        k++;
+    int rc = -EAGAIN;
+    for (k++; rc != 0 && k < n_eff; k++)
+        if (list[k] != v->self && coord_live(v, list[k]))
+            rc = coord_send(sh, v, list[k], wm);
+    return rc;
+}
+
 static void coord_encode_command(struct buf *out, const struct resp_arg *argv, uint32_t argc)
 {
     resp_write_array_len(out, argc);
@@ -867,6 +883,8 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
         .n_values = 1,
         .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
+    if (rc == -EAGAIN && argc > 1) /* no link to it now: the next live replica takes it */
+        rc = coord_send_next(sh, op->view, route, &wm);
     buf_fini(&cmd);
     COORD_STAT(sh, forwarded);
     if (rc != 0) {
