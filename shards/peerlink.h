@@ -86,8 +86,11 @@ void peerlink_adopt(struct node *n, uint32_t to_shard, int fd);
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 void coord_on_reply(struct shard *sh, const struct wire_msg *m);
 
-/* Counters for INFO (relaxed atomics, any thread reads): connections up,
- * dials, failed handshakes, messages and bytes each way. */
+/* Counters for INFO (relaxed atomics, any thread reads; one shard's, INFO
+ * sums them): connections up, dials, failed handshakes (connections that
+ * closed after connecting and before their handshake was done: refused
+ * either way, timed out, cut; and adopted ones closed over the cap),
+ * messages and bytes each way. */
 struct peerlink_stats {
     uint64_t links_up, dials, handshake_failures, msgs_out, msgs_in, bytes_out, bytes_in;
 };
