@@ -33,9 +33,13 @@
  * the kernel in one send, continued when the kernel takes part of it. A
  * link whose unsent output reaches PEERLINK_IN_PAUSE stops reading (its
  * receive is cancelled, so TCP flow control slows a peer that sends
- * requests without reading the replies) until the output drains; one whose
- * unsent output passes PEERLINK_OUT_MAX (a peer that stopped reading what
- * we send) is closed; the requests on it time out at their coordinators.
+ * requests without reading the replies) until the output drains, so
+ * replies wait for at most about a frame's worth of requests past it. A
+ * link whose unsent output passes PEERLINK_OUT_MAX takes no more requests
+ * (-EAGAIN, as a link that is down) until it drains. A peer that stops
+ * reading altogether is cut off by the kernel (TCP_USER_TIMEOUT also
+ * bounds a zero window), and the requests on its link time out at their
+ * coordinators.
  *
  * Adoption: the admin thread queues accepted sockets under `adopt_lock`
  * and writes the shard's eventfd, on which a read is kept in the shard's
@@ -68,7 +72,7 @@
 
 #define PEERLINK_PENDING_MSGS 4096          /* messages waiting for a handshake */
 #define PEERLINK_PENDING_BYTES (64u << 20)  /* ... and their bytes */
-#define PEERLINK_OUT_MAX (256u << 20)       /* unsent output before a link is closed */
+#define PEERLINK_OUT_MAX (256u << 20)       /* unsent output that refuses more requests */
 #define PEERLINK_IN_PAUSE (64u << 20)       /* unsent output at which a link stops reading */
 #define PEERLINK_BACKOFF_MIN_MS 100
 #define PEERLINK_BACKOFF_MAX_MS 5000
@@ -81,7 +85,8 @@
 #define PEERLINK_KEEPIDLE_S 10      /* an idle link is probed after this */
 #define PEERLINK_KEEPINTVL_S 5      /* ... every this */
 #define PEERLINK_KEEPCNT 3          /* ... and dropped after this many unanswered */
-#define PEERLINK_USER_TIMEOUT_MS 30000 /* sent bytes unacknowledged this long: dropped */
+#define PEERLINK_USER_TIMEOUT_MS 30000 /* sent bytes unacknowledged (or a zero window)
+                                          this long: dropped */
 
 enum link_state { LINK_CONNECTING, LINK_HANDSHAKE, LINK_OPEN };
 
@@ -456,10 +461,8 @@ static int link_write(struct peerlink *pl, struct link *l, const struct wire_msg
             l->npending++;
         return rc == -EMSGSIZE ? -EINVAL : rc;
     }
-    if (link_queued(l) > PEERLINK_OUT_MAX) {
-        link_close(pl, l, "the peer does not read its output");
-        return -EAGAIN;
-    }
+    if (m->kind == WIRE_REQUEST && link_queued(l) > PEERLINK_OUT_MAX)
+        return -EAGAIN; /* replies are bounded by the input pause instead */
     int rc = wire_write_msg(&l->w, m);
     if (rc == -ENOMEM) {
         link_close(pl, l, "out of memory for its output");

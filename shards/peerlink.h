@@ -28,7 +28,8 @@
  * request sizes from the settings); a connection that breaks framing or
  * fails the handshake is closed (REFUSE first when it can). A connection
  * whose unsent output reaches 64 MiB stops reading until it drains; one
- * past 256 MiB (a peer that stopped reading) is closed.
+ * past 256 MiB takes no more requests (-EAGAIN) until it drains; one whose
+ * peer stopped reading for 30 s is closed (TCP_USER_TIMEOUT).
  *
  * Threads: everything on the owning shard's thread except peerlink_adopt().
  * Ownership: messages given to peerlink_request()/peerlink_reply() are
