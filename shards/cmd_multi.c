@@ -54,6 +54,7 @@
 #include <string.h>
 
 #include "cmd_server.h"
+#include "cmd_stats.h"
 #include "conn.h"
 #include "keyhash.h"
 #include "node.h"
@@ -247,6 +248,9 @@ bool cmd_multi_queued(struct shard *sh, struct conn *c, const struct cmd_def *d,
         c->multi_flags |= CMD_MULTI_DIRTY;
         return true;
     }
+    /* It counts as a call of its command now (commandstats); its run's time
+     * goes to EXEC's. */
+    cmd_stats_admit(cmd_stats_of(sh->node, sh->id));
     if (c->multi_flags & CMD_MULTI_DIRTY) { /* EXEC can only abort: keep nothing */
         resp_write_simple(out, "QUEUED");
         return true;

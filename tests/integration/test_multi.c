@@ -455,6 +455,115 @@ static void test_multi_resp3_null(void **state)
     harness_raw_close(raw);
 }
 
+/* A queued command counts as a call of its command (INFO commandstats),
+ * not as a rejected one; a refused one counts as rejected. */
+static void test_multi_commandstats(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "CONFIG RESETSTAT");
+    harness_expect(c, HARNESS_OK, "MULTI");
+    harness_expect(c, QUEUED, "SET {s}k v");
+    harness_expect(c, QUEUED, "GET {s}k");
+    freeReplyObject(expect_exec(c, HARNESS_OK, HARNESS_BULK("v")));
+    redisReply *r = harness_cmd(c, "INFO commandstats");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *set = strstr(r->str, "cmdstat_set:calls=1,");
+    if (!set || !strstr(set, "rejected_calls=0,failed_calls=0"))
+        fail_msg("want cmdstat_set calls=1 rejected_calls=0, got:\n%s", r->str);
+    if (!strstr(r->str, "cmdstat_get:calls=1,") || !strstr(r->str, "cmdstat_exec:calls=1,"))
+        fail_msg("want cmdstat_get and cmdstat_exec calls=1, got:\n%s", r->str);
+    freeReplyObject(r);
+}
+
+/* Values beyond RAM (storage log with maxmemory): a transaction reading a
+ * value that is on disk only gets it read back first (its first reading
+ * key), or -TRYAGAIN for another cold one with nothing run; never wrong
+ * bytes. */
+#define COLD_KEYS 6000
+#define COLD_LEN 1500 /* 9 MB against 4 MB of maxmemory */
+
+static void cold_value(int i, char *out)
+{
+    harness_noise((uint32_t)i + 1, out, COLD_LEN);
+}
+
+static redisContext *cold_ctx;
+
+static bool has_cold_keys(void *arg)
+{
+    (void)arg;
+    return harness_info_number(cold_ctx, "persistence", "cold_keys") > COLD_KEYS / 3;
+}
+
+/* EXEC of GET {c}k<i> for each i: each element is key i's value, unless
+ * the whole EXEC is -TRYAGAIN. True when it ran. */
+static bool exec_cold_gets(redisContext *c, const int *keys, size_t n)
+{
+    char v[COLD_LEN];
+    harness_expect(c, HARNESS_OK, "MULTI");
+    for (size_t i = 0; i < n; i++)
+        harness_expect(c, QUEUED, "GET {c}k%d", keys[i]);
+    redisReply *r = harness_cmd(c, "EXEC");
+    if (r->type == REDIS_REPLY_ERROR) {
+        assert_true(strncmp(r->str, "TRYAGAIN ", 9) == 0);
+        freeReplyObject(r);
+        return false;
+    }
+    harness_check(r, HARNESS_ARRAY((long long)n), "EXEC of cold GETs");
+    for (size_t i = 0; i < n; i++) {
+        cold_value(keys[i], v);
+        harness_check(r->element[i], HARNESS_BULK_LEN(v, sizeof v), "a cold value");
+    }
+    freeReplyObject(r);
+    return true;
+}
+
+static void test_multi_cold_values(void **state)
+{
+    (void)state;
+    harness_skip_unless_ringkv();
+    char dir[64];
+    assert_int_equal(harness_temp_dir(dir, sizeof dir, "ringkv-multi-tier"), 0);
+    const char *args[] = {"--storage", "log", "--dir", dir, "--maxmemory", "4mb", NULL};
+    struct harness_opts o = {.threads = 2, .args = args};
+    struct harness_server s;
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    char v[COLD_LEN];
+    for (int i = 0; i < COLD_KEYS; i++) {
+        cold_value(i, v);
+        redisAppendCommand(c, "SET {c}k%d %b", i, v, sizeof v);
+    }
+    for (int i = 0; i < COLD_KEYS; i++)
+        freeReplyObject(harness_next_reply(c));
+    cold_ctx = c;
+    assert_true(harness_wait_until(has_cold_keys, NULL, HARNESS_TIMEOUT_MS, 10));
+    /* the oldest keys are the cold ones */
+    assert_true(exec_cold_gets(c, (const int[]){0}, 1));
+    bool ran = exec_cold_gets(c, (const int[]){1, 2, 3}, 3);
+    print_message("  three cold GETs in one transaction: %s\n", ran ? "ran" : "TRYAGAIN");
+    for (int i = 2; i <= 3; i++) /* read back outside: the retry then runs */
+        freeReplyObject(harness_cmd(c, "GET {c}k%d", i));
+    assert_true(exec_cold_gets(c, (const int[]){1, 2, 3}, 3));
+    /* writes that make room inside the transaction, then reads */
+    harness_expect(c, HARNESS_OK, "MULTI");
+    for (int i = 0; i < 20; i++) {
+        cold_value(COLD_KEYS + i, v);
+        harness_expect(c, QUEUED, "SET {c}new%d %b", i, v, sizeof v);
+    }
+    harness_expect(c, QUEUED, "GET {c}k0");
+    redisReply *r = harness_cmd(c, "EXEC");
+    harness_check(r, HARNESS_ARRAY(21), "EXEC of writes then a read");
+    const redisReply *last = r->element[20];
+    cold_value(0, v);
+    if (!(last->type == REDIS_REPLY_ERROR && strncmp(last->str, "TRYAGAIN ", 9) == 0))
+        harness_check(last, HARNESS_BULK_LEN(v, sizeof v), "a read after the writes");
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    harness_remove_dir(dir);
+}
+
 /* MISCONF between queueing and EXEC: a transaction that writes is
  * discarded at EXEC with the reason (as Redis does); one that only reads
  * runs. The node's log lives on a 4 MB tmpfs this test mounts (root only,
@@ -553,6 +662,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_multi_connection_closes_mid_transaction, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_multi_resp3_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multi_commandstats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multi_cold_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multi_misconf_at_exec, setup_full, teardown_full),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
