@@ -68,6 +68,9 @@
 #define CMD_MULTI_WATCH_CROSSSLOT 4u /* watched keys of two slots: EXEC answers CROSSSLOT */
 #define CMD_MULTI_WRITES 8u          /* a queued command changes data (MISCONF at EXEC) */
 
+/* EXEC's message carries the queue as one argument (32-bit lengths). */
+#define MULTI_MAX_BYTES (UINT32_MAX / 2)
+
 static const char multi_crossslot[] = "CROSSSLOT Keys in request don't hash to the same slot";
 static const char multi_tryagain[] =
     "TRYAGAIN a value the transaction reads is on disk only; retry the transaction";
@@ -227,8 +230,9 @@ static const char *multi_refusal(struct shard *sh, struct conn *c, const struct 
     if (!multi_take_slot(c, multi_slot_of(d, argv, argc)))
         return multi_crossslot;
     const struct cfg *cfg = sh->node->cfg;
+    size_t total = c->multi_queue.len + bytes;
     if ((int64_t)c->multi_count >= cfg->max_request_args ||
-        (int64_t)(c->multi_queue.len + bytes) > cfg->client_query_buffer_limit)
+        (int64_t)total > cfg->client_query_buffer_limit || total > MULTI_MAX_BYTES)
         return "ERR transaction too large (see max-request-args and client-query-buffer-limit)";
     return NULL;
 }
@@ -325,7 +329,8 @@ void cmd_watch(struct cmd_ctx *c)
     size_t bytes = 0;
     for (uint32_t i = 1; i < c->argc; i++)
         bytes += c->argv[i].len + sizeof(uint32_t) + 1 + 2 * sizeof(uint64_t);
-    if ((int64_t)(conn->multi_watch.len + bytes) > c->node->cfg->client_query_buffer_limit) {
+    size_t total = conn->multi_watch.len + bytes;
+    if ((int64_t)total > c->node->cfg->client_query_buffer_limit || total > MULTI_MAX_BYTES) {
         cmd_reply_error(c, "ERR too many keys watched (see client-query-buffer-limit)");
         return;
     }
@@ -495,6 +500,21 @@ static bool multi_meets_cold(const struct cmd_ctx *c, const struct cmd_def *d,
     return false;
 }
 
+/* Why queued command argv (row d) cannot run here before anything runs,
+ * or NULL: a key another shard owns (one slot is one shard, but for the
+ * xxh3 partition function of upgrade tests), or a cold value. */
+static const char *multi_cannot_run(const struct cmd_ctx *c, const struct cmd_def *d,
+                                    const struct resp_arg *argv, uint32_t argc)
+{
+    int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
+    for (int i = d->first_key; i >= 1 && i <= last && i < (int)argc; i += d->key_step) {
+        uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
+        if (node_shard_of(c->node, argv[i].ptr, argv[i].len, hash) != c->shard_id)
+            return multi_crossslot;
+    }
+    return multi_meets_cold(c, d, argv, argc) ? multi_tryagain : NULL;
+}
+
 /* A split command (MGET, MSET, DEL, UNLINK, EXISTS) on this shard: its
  * per-key handler for each key, joined as its combiner would. */
 static void multi_run_each(struct cmd_ctx *sub, const struct cmd_def *d, struct resp_arg *argv,
@@ -609,9 +629,10 @@ void cmd_multi_exec_shard(struct cmd_ctx *c)
     }
     for (struct multi_cursor pre = cur; multi_next_cmd(&pre, argv, most, &argc);) {
         const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
-        if (d && multi_meets_cold(c, d, argv, argc)) { /* nothing has run yet */
+        const char *why = d ? multi_cannot_run(c, d, argv, argc) : NULL;
+        if (why) { /* nothing has run yet */
             mi_free(argv);
-            cmd_reply_error(c, multi_tryagain);
+            cmd_reply_error(c, why);
             return;
         }
     }
