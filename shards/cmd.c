@@ -492,6 +492,19 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     req_arm(&sh->reqs, r);
 }
 
+void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,
+              struct resp_arg *argv, uint32_t argc, uint64_t hash, enum cmd_combine combine)
+{
+    struct conn *c = ctx->conn;
+    struct shard *sh = c->env->owner;
+    struct req *r = cmd_req_new(sh, c, 1, combine);
+    if (!r)
+        return;
+    cmd_charge(c, r, CONN_MAX_WORK); /* the client's next command must see its effects */
+    cmd_route_sub(sh, c, r, 0, target, h, flags, argv, argc, hash, NULL);
+    req_arm(&sh->reqs, r);
+}
+
 void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine)
 {
     cmd_broadcast_with(ctx, h, combine, NULL, 0);
@@ -511,19 +524,6 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
     uint32_t flags = CMD_BARRIER | CMD_NOKEY | (d ? d->flags & CMD_NODATA : 0);
     for (uint32_t s = 0; s < nshards; s++)
         cmd_route_sub(sh, c, r, s, s, h, flags, ctx->argv, ctx->argc, 0, NULL);
-    req_arm(&sh->reqs, r);
-}
-
-void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,
-              struct resp_arg *argv, uint32_t argc, uint64_t hash, enum cmd_combine combine)
-{
-    struct conn *c = ctx->conn;
-    struct shard *sh = c->env->owner;
-    struct req *r = cmd_req_new(sh, c, 1, combine);
-    if (!r)
-        return;
-    cmd_charge(c, r, CONN_MAX_WORK); /* the client's next command must see its effects */
-    cmd_route_sub(sh, c, r, 0, target, h, flags, argv, argc, hash, NULL);
     req_arm(&sh->reqs, r);
 }
 
