@@ -35,6 +35,10 @@
  * shard as a request of this shard holding the message. Errors and
  * connection commands (PING, INFO, CONFIG...) are never held.
  * memcached requests route the same way (cmd_dispatch_mc).
+ * Transactions (cmd_multi.h): in MULTI a request that passes the checks
+ * (cmd_checked) is queued on its connection instead of routed, and one that
+ * fails them aborts the transaction; EXEC and WATCH go to the slot's shard
+ * through cmd_send().
  *
  * Threads: cmd_init() on the main thread before shards start; the table is
  * immutable afterwards. Everything else runs on shard threads. */
