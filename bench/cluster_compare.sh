@@ -41,33 +41,8 @@ set -uo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-ROOT=$(bench_root)
-bench_cluster_args "$@"
-if [[ ${QUICK:-0} == 1 ]]; then
-    ROUNDS=${ROUNDS:-1} REQUESTS_P1=${REQUESTS_P1:-20000} REQUESTS_P16=${REQUESTS_P16:-100000}
-    CLIENTS=${CLIENTS:-10} KEYS=${KEYS:-10000}
-    RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results/tmp/quick}
-fi
-ROUNDS=${ROUNDS:-3} REQUESTS_P1=${REQUESTS_P1:-200000} REQUESTS_P16=${REQUESTS_P16:-1000000}
-CLIENTS=${CLIENTS:-50} KEYS=${KEYS:-100000} DURABILITY=${DURABILITY:-memory}
-RUN_LIMIT_S=${RUN_LIMIT_S:-60}
-RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
-RINGKV_BIN=${RINGKV_BIN:-$ROOT/build/ringkv}
-bench_redis_persist_flags "$DURABILITY" >/dev/null
-((KEYS >= 100)) || bench_die "--keys must be at least 100"
-
-bench_need jq taskset redis-server redis-cli awk
-[[ -x $RINGKV_BIN ]] || bench_die "no ringkv binary at $RINGKV_BIN (build it, or set RINGKV_BIN)"
-BENCH=$(bench_find_bench_bin)
-read -r SCPU CCPU < <(bench_cpus)
-mkdir -p "$RESULTS_DIR" || bench_die "cannot create $RESULTS_DIR"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cluster_compare.XXXXXX")
-trap 'bench_stop_all; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
-RUNS=$RESULTS_DIR/cluster_compare-runs.tsv
-printf 'cluster\tround\top\tpipeline\trequests\tops\tp99_ms\treplies\terrors\tmoved\tcpu_us_per_req\n' \
-    >"$RUNS"
-NOTES=()
+bench_cluster_init cluster_compare 100000 10000 60 "$@"
+bench_need redis-server
 declare -A PIDS PORT MODE
 
 T0=$SECONDS
@@ -98,39 +73,10 @@ for c in "${CLUSTERS[@]}"; do
     bench_log "$c: $KEYS keys loaded ($((SECONDS - T0)) s)"
 done
 
-requests_for() { (($1 == 1)) && echo "$REQUESTS_P1" || echo "$REQUESTS_P16"; }
-FAILED=0
 S0=$(bench_cpu_stat)
-for ((round = 1; round <= ROUNDS; round++)); do
-    order=("${CLUSTERS[@]}")
-    ((round % 2)) || order=(redis ringkv)
-    for c in "${order[@]}"; do
-        for pipe in 1 16; do
-            for op in set get; do
-                n=$(requests_for "$pipe")
-                # shellcheck disable=SC2086 # PIDS holds a list
-                if ! res=$(bench_cluster_run "$WORK/run.json" "${MODE[$c]}" "${PORT[$c]}" "$op" \
-                    "$pipe" "$n" ${PIDS[$c]}); then
-                    bench_log "$c ${op^^} P$pipe #$round: no result ($(tail -n 1 "$WORK/run.json.out"))"
-                    FAILED=1
-                    continue
-                fi
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$round" "$op" "$pipe" "$n" "$res" >>"$RUNS"
-                bench_log "$c ${op^^} P$pipe #$round: ops/s p99_ms replies errors moved us/req:" \
-                    "$(tr '\t' ' ' <<<"$res")"
-            done
-        done
-    done
-done
+bench_cluster_rounds ringkv redis
 S1=$(bench_cpu_stat)
-for c in "${CLUSTERS[@]}"; do
-    for pid in ${PIDS[$c]}; do
-        bench_alive "$pid" || { NOTES+=("$c: server process $pid exited during the run."); FAILED=1; }
-    done
-done
-
-# total CLUSTER COLUMN: the sum of a count over every run of the cluster
-total() { awk -F'\t' -v c="$1" -v k="$2" 'NR > 1 && $1 == c { s += $k } END { print s + 0 }' "$RUNS"; }
+bench_cluster_alive "${CLUSTERS[@]}"
 
 MD=$RESULTS_DIR/cluster_compare.md
 # shellcheck disable=SC2086 # S0 and S1 are "steal total" pairs
@@ -155,8 +101,8 @@ MD=$RESULTS_DIR/cluster_compare.md
     bench_ab_table "$RUNS" ringkv redis ringkv "Redis Cluster" "set get" "3 4 6 7 11"
     echo
     echo "Target (issue 11): at pipeline 16, CPU/req ringkv/Redis at most 1.00."
-    echo "Error replies over all runs: ringkv $(total ringkv 9), Redis Cluster $(total redis 9);" \
-         "MOVED: ringkv $(total ringkv 10), Redis Cluster $(total redis 10)."
+    echo "Error replies over all runs: ringkv $(bench_runs_total "$RUNS" ringkv 9), Redis Cluster $(bench_runs_total "$RUNS" redis 9);" \
+         "MOVED: ringkv $(bench_runs_total "$RUNS" ringkv 10), Redis Cluster $(bench_runs_total "$RUNS" redis 10)."
     echo
     echo "Every run: [cluster_compare-runs.tsv](cluster_compare-runs.tsv)."
 } >"$MD"

@@ -434,13 +434,21 @@ bench_cpu_ticks_sum() {
     printf '%s\n' "$sum"
 }
 
-# bench_cluster_args ARG...: the options of bench/cluster_compare.sh and
-# bench/replication_cost.sh: --quick, --rounds N, --requests N (pipeline 1),
-# --requests-p16 N, --clients N, --keys N, --durability memory|log, --help
-# (prints the calling script's header comment). Sets QUICK, ROUNDS,
-# REQUESTS_P1, REQUESTS_P16, CLIENTS, KEYS, DURABILITY for those given.
+# bench_cluster_init NAME KEYS QUICK_KEYS RUN_LIMIT_S ARG...: the start of
+# bench/cluster_compare.sh and bench/replication_cost.sh (NAME). Reads the
+# options ARG...: --quick, --rounds N, --requests N (pipeline 1), --requests-p16
+# N, --clients N, --keys N, --durability memory|log, --help (prints the
+# script's header comment), over the environment's ROUNDS, REQUESTS_P1, ...;
+# defaults 3 rounds, 200000 / 1000000 requests, 50 clients, KEYS keys, memory,
+# and with --quick 1 round, 20000 / 100000, 10 clients, QUICK_KEYS keys,
+# results under bench/results/tmp/quick. Checks the tools and binaries and sets
+# BENCH, SCPU, CCPU, RINGKV_BIN, RESULTS_DIR, RUN_LIMIT_S, WORK (a scratch
+# folder removed on exit, when every server is stopped too), RUNS (the runs'
+# TSV, header written), NOTES=() and FAILED=0.
 # shellcheck disable=SC2034 # the caller reads them
-bench_cluster_args() {
+bench_cluster_init() {
+    local name=$1 keys=$2 quick_keys=$3 limit=$4 root v
+    shift 4
     while (($#)); do
         case $1 in
         --quick) QUICK=1 ;;
@@ -455,10 +463,87 @@ bench_cluster_args() {
         esac
         shift
     done
-    local v
-    for v in ROUNDS REQUESTS_P1 REQUESTS_P16 CLIENTS KEYS; do
-        [[ ${!v:-1} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive number, not '${!v}'"
+    root=$(bench_root)
+    if [[ ${QUICK:-0} == 1 ]]; then
+        ROUNDS=${ROUNDS:-1} REQUESTS_P1=${REQUESTS_P1:-20000} REQUESTS_P16=${REQUESTS_P16:-100000}
+        CLIENTS=${CLIENTS:-10} KEYS=${KEYS:-$quick_keys}
+        RESULTS_DIR=${RESULTS_DIR:-$root/bench/results/tmp/quick}
+    fi
+    ROUNDS=${ROUNDS:-3} REQUESTS_P1=${REQUESTS_P1:-200000} REQUESTS_P16=${REQUESTS_P16:-1000000}
+    CLIENTS=${CLIENTS:-50} KEYS=${KEYS:-$keys} DURABILITY=${DURABILITY:-memory}
+    RUN_LIMIT_S=${RUN_LIMIT_S:-$limit}
+    RESULTS_DIR=${RESULTS_DIR:-$root/bench/results}
+    RINGKV_BIN=${RINGKV_BIN:-$root/build/ringkv}
+    for v in ROUNDS REQUESTS_P1 REQUESTS_P16 CLIENTS KEYS RUN_LIMIT_S; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive number, not '${!v}'"
     done
+    ((KEYS >= 100)) || bench_die "--keys must be at least 100"
+    bench_redis_persist_flags "$DURABILITY" >/dev/null
+    bench_need jq taskset redis-cli awk
+    [[ -x $RINGKV_BIN ]] || bench_die "no ringkv binary at $RINGKV_BIN (build it, or set RINGKV_BIN)"
+    BENCH=$(bench_find_bench_bin) || exit 1
+    read -r SCPU CCPU < <(bench_cpus)
+    mkdir -p "$RESULTS_DIR" || bench_die "cannot create $RESULTS_DIR"
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$name.XXXXXX") || bench_die "no scratch folder"
+    trap 'bench_stop_all; rm -rf "$WORK"' EXIT
+    trap 'exit 130' INT TERM
+    RUNS=$RESULTS_DIR/$name-runs.tsv
+    printf 'name\tround\top\tpipeline\trequests\tops\tp99_ms\treplies\terrors\tmoved\tcpu_us_per_req\n' \
+        >"$RUNS"
+    NOTES=() FAILED=0
+}
+
+# bench_cluster_rounds A B: ROUNDS rounds, each running for A and then B (B
+# first in even rounds) SET alone and GET alone at pipeline 1 (REQUESTS_P1)
+# and 16 (REQUESTS_P16) with bench_cluster_run, through the port PORT[X] in
+# mode MODE[X], the CPU summed over PIDS[X] (assoc arrays of the caller); a
+# row per run in RUNS (columns 1-5: name, round, op, pipeline, requests; then
+# bench_cluster_run's six). A run without a result sets FAILED=1.
+# shellcheck disable=SC2034,SC2153 # FAILED is the caller's; MODE, PORT, PIDS too
+bench_cluster_rounds() {
+    local round x pipe op n res order
+    for ((round = 1; round <= ROUNDS; round++)); do
+        order=("$1" "$2")
+        ((round % 2)) || order=("$2" "$1")
+        for x in "${order[@]}"; do
+            for pipe in 1 16; do
+                for op in set get; do
+                    n=$REQUESTS_P16
+                    ((pipe == 1)) && n=$REQUESTS_P1
+                    # shellcheck disable=SC2086 # PIDS holds a list
+                    if ! res=$(bench_cluster_run "$WORK/run.json" "${MODE[$x]}" "${PORT[$x]}" \
+                        "$op" "$pipe" "$n" ${PIDS[$x]}); then
+                        bench_log "$x ${op^^} P$pipe #$round: no result" \
+                            "($(tail -n 1 "$WORK/run.json.out" 2>/dev/null))"
+                        FAILED=1
+                        continue
+                    fi
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$x" "$round" "$op" "$pipe" "$n" "$res" >>"$RUNS"
+                    bench_log "$x ${op^^} P$pipe #$round: ops/s p99_ms replies errors moved us/req:" \
+                        "$(tr '\t' ' ' <<<"$res")"
+                done
+            done
+        done
+    done
+}
+
+# bench_cluster_alive X...: a note (NOTES) and FAILED=1 for each process of
+# PIDS[X] that is gone.
+# shellcheck disable=SC2034 # FAILED is the caller's
+bench_cluster_alive() {
+    local x pid
+    for x in "$@"; do
+        for pid in ${PIDS[$x]}; do
+            bench_alive "$pid" && continue
+            NOTES+=("$x: server process $pid exited during the run.")
+            FAILED=1
+        done
+    done
+}
+
+# bench_runs_total RUNS NAME COL: the sum of column COL over NAME's rows.
+bench_runs_total() {
+    awk -F'\t' -v s="$2" -v k="$3" 'NR > 1 && $1 == s { t += $k } END { print t + 0 }' "$1"
 }
 
 # bench_cluster_run JSON MODE PORT OP PIPELINE REQUESTS PID...: one ringkv-bench

@@ -38,37 +38,11 @@ set -uo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-ROOT=$(bench_root)
-bench_cluster_args "$@"
-if [[ ${QUICK:-0} == 1 ]]; then
-    ROUNDS=${ROUNDS:-1} REQUESTS_P1=${REQUESTS_P1:-20000} REQUESTS_P16=${REQUESTS_P16:-100000}
-    CLIENTS=${CLIENTS:-10} KEYS=${KEYS:-20000}
-    RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results/tmp/quick}
-fi
-ROUNDS=${ROUNDS:-3} REQUESTS_P1=${REQUESTS_P1:-200000} REQUESTS_P16=${REQUESTS_P16:-1000000}
-CLIENTS=${CLIENTS:-50} KEYS=${KEYS:-1000000} DURABILITY=${DURABILITY:-memory}
-RUN_LIMIT_S=${RUN_LIMIT_S:-120}
-RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
-RINGKV_BIN=${RINGKV_BIN:-$ROOT/build/ringkv}
-bench_redis_persist_flags "$DURABILITY" >/dev/null
-((KEYS >= 100)) || bench_die "--keys must be at least 100"
-
-bench_need jq taskset redis-cli awk
-[[ -x $RINGKV_BIN ]] || bench_die "no ringkv binary at $RINGKV_BIN (build it, or set RINGKV_BIN)"
-BENCH=$(bench_find_bench_bin)
-read -r SCPU CCPU < <(bench_cpus)
-mkdir -p "$RESULTS_DIR" || bench_die "cannot create $RESULTS_DIR"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/replication_cost.XXXXXX")
-trap 'bench_stop_all; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
-RUNS=$RESULTS_DIR/replication_cost-runs.tsv
-printf 'setup\tround\top\tpipeline\trequests\tops\tp99_ms\treplies\terrors\tmoved\tcpu_us_per_req\n' \
-    >"$RUNS"
-NOTES=()
+bench_cluster_init replication_cost 1000000 20000 120 "$@"
 SETUPS=(three one)
 declare -A NODES=([three]=3 [one]=1) NRW=([three]="3 2 2" [one]="1 1 1")
 declare -A LABEL=([three]="3 nodes, N=3" [one]="1 node, N=1")
-declare -A PIDS PORTS MODE RSS0 RSS1 USED0 USED1 HELD
+declare -A PIDS PORTS PORT MODE RSS0 RSS1 USED0 USED1 HELD
 
 # info_sum SETUP FIELD: FIELD of INFO summed over the setup's nodes ("db0:keys=" for keys).
 info_sum() {
@@ -107,6 +81,7 @@ for s in "${SETUPS[@]}"; do
         ${NRW[$s]}
     PIDS[$s]="${BENCH_RINGKV_PIDS[*]}"
     PORTS[$s]="${BENCH_RINGKV_PORTS[*]}"
+    PORT[$s]=${BENCH_RINGKV_PORTS[0]}
     [[ -z $BENCH_RINGKV_NOTE ]] || NOTES+=("${LABEL[$s]}: $BENCH_RINGKV_NOTE.")
     MODE[$s]=plain
     [[ -n $(bench_cluster_slots "${BENCH_RINGKV_PORTS[0]}") ]] && MODE[$s]=cluster
@@ -122,35 +97,8 @@ done
 [[ ${MODE[three]} == cluster ]] || NOTES+=("3 nodes: no CLUSTER SLOTS answer, so every request went to the first node as a plain client.")
 ((HELD[three] >= 3 * KEYS)) || NOTES+=("The 3 nodes hold ${HELD[three]} keys, not 3 x $KEYS: the copies were not made, so these figures do not measure replication.")
 
-requests_for() { (($1 == 1)) && echo "$REQUESTS_P1" || echo "$REQUESTS_P16"; }
-FAILED=0
-for ((round = 1; round <= ROUNDS; round++)); do
-    order=("${SETUPS[@]}")
-    ((round % 2)) || order=(one three)
-    for s in "${order[@]}"; do
-        for pipe in 1 16; do
-            for op in set get; do
-                n=$(requests_for "$pipe")
-                read -r port _ <<<"${PORTS[$s]}"
-                # shellcheck disable=SC2086 # PIDS holds a list
-                if ! res=$(bench_cluster_run "$WORK/run.json" "${MODE[$s]}" "$port" "$op" "$pipe" \
-                    "$n" ${PIDS[$s]}); then
-                    bench_log "$s ${op^^} P$pipe #$round: no result ($(tail -n 1 "$WORK/run.json.out"))"
-                    FAILED=1
-                    continue
-                fi
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$round" "$op" "$pipe" "$n" "$res" >>"$RUNS"
-                bench_log "$s ${op^^} P$pipe #$round: ops/s p99_ms replies errors moved us/req:" \
-                    "$(tr '\t' ' ' <<<"$res")"
-            done
-        done
-    done
-done
-for s in "${SETUPS[@]}"; do
-    for pid in ${PIDS[$s]}; do
-        bench_alive "$pid" || { NOTES+=("${LABEL[$s]}: node process $pid exited during the run."); FAILED=1; }
-    done
-done
+bench_cluster_rounds three one
+bench_cluster_alive "${SETUPS[@]}"
 
 # per_replica BEFORE AFTER UNIT_BYTES COPIES: growth per key per copy, in bytes.
 per_replica() {
@@ -162,7 +110,7 @@ verdict() {
     awk -v r="$1" -v l="$2" 'BEGIN { if (r == "n/a") print "n/a"; else if (r + 0 <= l + 0) print "met";
         else print "**not met**" }'
 }
-errors=$(awk -F'\t' 'NR > 1 { s += $9 } END { print s + 0 }' "$RUNS")
+errors=$(($(bench_runs_total "$RUNS" three 9) + $(bench_runs_total "$RUNS" one 9)))
 
 MD=$RESULTS_DIR/replication_cost.md
 {
