@@ -35,7 +35,8 @@
 #
 # Output: a markdown table (medians over rounds; ratios ringkv / Redis
 # Cluster) on stdout and in RESULTS_DIR/cluster_compare.md, every run in
-# cluster_compare-runs.tsv. Exit status 1 when a cluster could not be measured.
+# cluster_compare-runs.tsv. Exit status 1 when a run gave no result or error
+# replies, or a server process died.
 # Every server is stopped by PID on exit; traffic stays on 127.0.0.1.
 set -uo pipefail
 
@@ -76,7 +77,7 @@ done
 S0=$(bench_cpu_stat)
 bench_cluster_rounds ringkv redis
 S1=$(bench_cpu_stat)
-bench_cluster_alive "${CLUSTERS[@]}"
+bench_cluster_check "${CLUSTERS[@]}"
 
 MD=$RESULTS_DIR/cluster_compare.md
 # shellcheck disable=SC2086 # S0 and S1 are "steal total" pairs

@@ -527,17 +527,21 @@ bench_cluster_rounds() {
     done
 }
 
-# bench_cluster_alive X...: a note (NOTES) and FAILED=1 for each process of
-# PIDS[X] that is gone.
+# bench_cluster_check X...: a note (NOTES) and FAILED=1 for each process of
+# PIDS[X] that is gone, and for X's runs that got error replies (RUNS column 9).
 # shellcheck disable=SC2034 # FAILED is the caller's
-bench_cluster_alive() {
-    local x pid
+bench_cluster_check() {
+    local x pid errors
     for x in "$@"; do
         for pid in ${PIDS[$x]}; do
             bench_alive "$pid" && continue
             NOTES+=("$x: server process $pid exited during the run.")
             FAILED=1
         done
+        errors=$(bench_runs_total "$RUNS" "$x" 9)
+        ((errors == 0)) && continue
+        NOTES+=("$x: $errors error replies or lost connections (see the runs' TSV).")
+        FAILED=1
     done
 }
 

@@ -32,8 +32,9 @@
 # (issue 11): 3 nodes / 1 node at most 3.5 per SET and 3 per GET.
 #
 # Output: markdown tables on stdout and in RESULTS_DIR/replication_cost.md,
-# every run in replication_cost-runs.tsv. Exit status 1 when a setup could not
-# be measured. Every node is stopped by PID on exit; traffic stays on 127.0.0.1.
+# every run in replication_cost-runs.tsv. Exit status 1 when a run gave no
+# result or error replies, or a node died (not for a target missed). Every
+# node is stopped by PID on exit; traffic stays on 127.0.0.1.
 set -uo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -98,7 +99,7 @@ done
 ((HELD[three] >= 3 * KEYS)) || NOTES+=("The 3 nodes hold ${HELD[three]} keys, not 3 x $KEYS: the copies were not made, so these figures do not measure replication.")
 
 bench_cluster_rounds three one
-bench_cluster_alive "${SETUPS[@]}"
+bench_cluster_check "${SETUPS[@]}"
 
 # per_replica BEFORE AFTER UNIT_BYTES COPIES: growth per key per copy, in bytes.
 per_replica() {
