@@ -252,11 +252,15 @@ bench_machine() {
 
 # Redis Cluster on 127.0.0.1, for tests/integration/bench_cluster.sh and
 # bench/cluster_bench.sh. bench_redis_cluster_ports N: N free ports whose
-# cluster bus ports (port + 10000) are free too, one a line.
+# cluster bus ports (port + 10000) are free too and below the ephemeral range
+# (where the kernel picks the ports tests bind to port 0 get), one a line.
 bench_redis_cluster_ports() {
-    local ports=() p
+    local ports=() p ephemeral
+    read -r ephemeral _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral=32768
+    ((ephemeral > 30100)) || ephemeral=65536 # too low to stay below: no such guard
     while ((${#ports[@]} < $1)); do
         p=$(bench_free_port "${ports[@]}")
+        ((p + 10000 < ephemeral)) || continue
         bench_port_busy $((p + 10000)) || ports+=("$p")
     done
     printf '%s\n' "${ports[@]}"
