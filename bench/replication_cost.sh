@@ -106,11 +106,6 @@ per_replica() {
     awk -v a="$1" -v b="$2" -v u="$3" -v c="$4" -v n="$KEYS" \
         'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.1f\n", (b - a) * u / n / c }'
 }
-# verdict RATIO LIMIT
-verdict() {
-    awk -v r="$1" -v l="$2" 'BEGIN { if (r == "n/a") print "n/a"; else if (r + 0 <= l + 0) print "met";
-        else print "**not met**" }'
-}
 errors=$(($(bench_runs_total "$RUNS" three 9) + $(bench_runs_total "$RUNS" one 9)))
 
 MD=$RESULTS_DIR/replication_cost.md
@@ -141,7 +136,7 @@ MD=$RESULTS_DIR/replication_cost.md
         for pipe in 1 16; do
             r=$(bench_ratio "$(bench_runs_median "$RUNS" three 3 "$op" 4 "$pipe" 11)" \
                 "$(bench_runs_median "$RUNS" one 3 "$op" 4 "$pipe" 11)")
-            printf '| %s | %s | %s | %s | %s |\n' "${op^^}" "$pipe" "$r" "$limit" "$(verdict "$r" "$limit")"
+            printf '| %s | %s | %s | %s | %s |\n' "${op^^}" "$pipe" "$r" "$limit" "$(bench_verdict "$r" "$limit")"
         done
     done
     echo
