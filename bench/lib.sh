@@ -584,19 +584,19 @@ bench_cluster_run() {
         | @tsv' "$json"
 }
 
-# bench_cluster_preload JSON MODE PORT: sets every key 0 .. $KEYS - 1 once
-# (32-byte values, pipelined), so that GETs hit. On failure (error replies
-# included) adds a note naming ringkv-bench's last words to NOTES, sets
-# FAILED=1 and returns 1.
+# bench_cluster_preload JSON MODE PORT [FIRST LAST]: sets every key FIRST ..
+# LAST (0 .. $KEYS - 1) once (32-byte values, pipelined), so that GETs hit. On
+# failure (error replies included) adds a note naming ringkv-bench's last
+# words to NOTES, sets FAILED=1 and returns 1.
 # shellcheck disable=SC2034 # FAILED is the caller's
 bench_cluster_preload() {
-    local cm=()
+    local cm=() first=${4:-0} last=${5:-$((KEYS - 1))}
     [[ $2 == cluster ]] && cm=(--cluster-mode)
     timeout $((RUN_LIMIT_S + 30)) taskset -c "$CCPU" "$BENCH" "${cm[@]}" -s 127.0.0.1 -p "$3" \
-        -t 1 -c 50 --pipeline 32 --ratio 1:0 --key-pattern P:P -n allkeys --key-minimum 0 \
-        --key-maximum $((KEYS - 1)) -d 32 --test-time "$RUN_LIMIT_S" --hide-histogram \
+        -t 1 -c 50 --pipeline 32 --ratio 1:0 --key-pattern P:P -n allkeys --key-minimum "$first" \
+        --key-maximum "$last" -d 32 --test-time "$RUN_LIMIT_S" --hide-histogram \
         --hide-progress --json-out-file "$1" >"$1.out" 2>&1 && return 0
-    NOTES+=("loading $KEYS keys through port $3 failed: $(tail -n 1 "$1.out")")
+    NOTES+=("loading keys $first to $last through port $3 failed: $(tail -n 1 "$1.out")")
     bench_log "${NOTES[-1]}"
     FAILED=1
     return 1
