@@ -23,6 +23,11 @@
  *   SCAN     the shard named by the cursor's top byte;
  *   MSETNX   atomic on one shard when all keys live there; otherwise two
  *            phases (EXISTS everywhere, then SET everywhere).
+ * In a cluster of more than this node (coord.h) every keyed sub-request of
+ * these routes (memcached's too) goes to its key's coordinator instead: a
+ * message with CMD_COORD to the shard owning the key here, a FORWARD to a
+ * replica, or -MOVED / -UNAVAILABLE; MSETNX always takes two phases, and
+ * FLUSHALL also goes to every other member. A cluster of one never asks.
  * A request answered later owns its connection's next reply slot; its
  * sub-results are structured (req.h: status, number, payload offset, as
  * the handlers report them through cmd_reply_*), and the combiners below
@@ -35,6 +40,10 @@
  * shard as a request of this shard holding the message. Errors and
  * connection commands (PING, INFO, CONFIG...) are never held.
  * memcached requests route the same way (cmd_dispatch_mc).
+ * Transactions (cmd_multi.h): in MULTI a request that passes the checks
+ * (cmd_checked) is queued on its connection instead of routed, and one that
+ * fails them aborts the transaction; EXEC and WATCH go to the slot's shard
+ * through cmd_send().
  *
  * Threads: cmd_init() on the main thread before shards start; the table is
  * immutable afterwards. Everything else runs on shard threads. */
@@ -48,13 +57,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmd_cluster.h"
 #include "cmd_keys.h"
 #include "cmd_mc.h"
+#include "cmd_multi.h"
 #include "cmd_ring.h"
 #include "cmd_server.h"
 #include "cmd_stats.h"
 #include "cmd_string.h"
 #include "conn.h"
+#include "coord.h"
 #include "idset.h"
 #include "keyhash.h"
 #include "node.h"
@@ -65,6 +77,7 @@
 
 #define CMD_INDEX_SIZE 256 /* power of two, > 2x the commands */
 #define CMD_NAME_MAX 32
+#define CMD_FLUSH_PEERS_MAX 1024 /* FLUSHALL reaches this many other members at most */
 
 static const struct cmd_def cmd_defs[] = {
     /* name, arity, flags, first, last, step, route, step-args, handler, combine, group, summary */
@@ -155,6 +168,16 @@ static const struct cmd_def cmd_defs[] = {
      cmd_flushall_shard, CMD_COMBINE_OK, "server", "Removes all keys from all databases."},
     {"flushdb", -1, CMD_WRITE | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0,
      cmd_flushall_shard, CMD_COMBINE_OK, "server", "Remove all keys from the current database."},
+    {"multi", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_multi, 0,
+     "transactions", "Starts a transaction."},
+    {"exec", 1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_exec, 0, "transactions",
+     "Executes all commands in a transaction."},
+    {"discard", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_discard, 0,
+     "transactions", "Discards a transaction."},
+    {"watch", -2, CMD_FAST | CMD_NODATA, 1, -1, 1, CMD_ROUTE_CONN, 0, cmd_watch, 0, "transactions",
+     "Monitors changes to keys to determine the execution of a transaction."},
+    {"unwatch", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_unwatch, 0,
+     "transactions", "Forgets about watched keys of a transaction."},
     {"ping", -1, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_ping, 0, "connection",
      "Returns the server's liveliness response."},
     {"echo", 2, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_echo, 0, "connection",
@@ -177,6 +200,15 @@ static const struct cmd_def cmd_defs[] = {
      "A container for server configuration commands."},
     {"cluster", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_cluster, 0, "cluster",
      "A container for Redis Cluster commands."},
+    {"readonly", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_readonly, 0,
+     "cluster", "Enables read-only queries for a connection to a Redis Cluster replica node."},
+    {"readwrite", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_readwrite,
+     0, "cluster", "Enables read-write queries for a connection to a Redis Cluster replica node."},
+    {"asking", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_asking, 0,
+     "cluster", "Signals that a cluster client is following an -ASK redirect."},
+    {"consistency", -1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0,
+     cmd_consistency, 0, "connection",
+     "Sets or reads the connection's read and write quorums (ringkv)."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
 _Static_assert(CMD_COUNT <= CMD_STATS_SUB_BASE, "a command's stats slot is its row");
@@ -223,13 +255,24 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len)
 }
 
 /* The row's columns as they apply to this request: with CMD_GET_OPTION,
- * CMD_READS_VALUE when a GET option follows the value (SET). */
-static uint32_t cmd_flags_of(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
+ * CMD_READS_VALUE when a GET option follows the value (SET); CMD_RMW for
+ * writes that read first (CMD_READS_VALUE, SET NX/XX and SETNX, which read
+ * whether the key exists), but RING.PUT and RING.DEL, whose context says
+ * what they supersede. */
+uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
 {
     uint32_t flags = d->flags;
-    for (uint32_t i = 3; (flags & CMD_GET_OPTION) && i < argc; i++)
+    bool is_conditional = false;
+    for (uint32_t i = 3; (flags & CMD_GET_OPTION) && i < argc; i++) {
         if (argv[i].len == 3 && strncasecmp(argv[i].ptr, "get", 3) == 0)
             flags |= CMD_READS_VALUE;
+        is_conditional |= argv[i].len == 2 && (strncasecmp(argv[i].ptr, "nx", 2) == 0 ||
+                                               strncasecmp(argv[i].ptr, "xx", 2) == 0);
+    }
+    is_conditional |= d->handler == cmd_setnx;
+    bool is_ring = d->handler == cmd_ring_put || d->handler == cmd_ring_del;
+    if ((flags & CMD_WRITE) && !is_ring && ((flags & CMD_READS_VALUE) || is_conditional))
+        flags |= CMD_RMW;
     return flags;
 }
 
@@ -246,7 +289,7 @@ static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
     uint64_t t0 = cmd_stats_start(stats);
     uint64_t before = persist_last_seq(sh->persist);
     h(&ctx);
-    res->hold_seq = persist_reply_seq(sh->persist, before, hash, res->status == REQ_ERR);
+    res->hold_seq = persist_reply_seq(sh->persist, before, ctx.hash, res->status == REQ_ERR);
     cmd_stats_ran(stats, t0);
 }
 
@@ -325,10 +368,10 @@ static struct req *cmd_req_new(struct shard *sh, struct conn *c, uint32_t nsub,
 }
 
 /* Copies a request into a message for another shard. NULL on out of memory. */
-static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struct req *r,
-                                   uint32_t sub, uint32_t target, cmd_handler *h, uint32_t flags,
-                                   struct resp_arg *argv, uint32_t argc, uint64_t hash,
-                                   const struct mc_request *mc)
+static struct cmd_msg *cmd_msg_make(struct shard *sh, uint64_t req_id, uint32_t sub,
+                                    uint32_t target, cmd_handler *h, uint32_t flags, int proto,
+                                    struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                                    const struct mc_request *mc)
 {
     size_t bytes = argc * sizeof(struct resp_arg);
     for (uint32_t i = 0; i < argc; i++)
@@ -341,12 +384,15 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struc
         return NULL;
     m->next = NULL;
     m->handler = h;
-    m->req = r->id;
+    m->req = req_id;
     m->sub = sub;
     m->origin = sh->id;
     m->target = target;
     m->flags = flags;
-    m->proto = c->resp_version;
+    m->proto = proto;
+    m->r = 0;
+    m->w = 0;
+    m->deadline_ms = 0;
     m->hash = hash;
     m->argc = argc;
     m->argv = (struct resp_arg *)m->payload;
@@ -375,6 +421,13 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struc
     }
     memset(&m->res, 0, sizeof m->res);
     return m;
+}
+
+struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
+                            cmd_handler *h, uint32_t flags, int proto, struct resp_arg *argv,
+                            uint32_t argc, uint64_t hash)
+{
+    return cmd_msg_make(sh, req_id, sub, target, h, flags, proto, argv, argc, hash, NULL);
 }
 
 void cmd_msg_free(struct cmd_msg *m)
@@ -408,13 +461,74 @@ static void cmd_unpin(struct shard *sh)
         store_pin(sh->store, NULL);
 }
 
+/* In a cluster: sub-result `sub` of r goes to its key's coordinator
+ * (coord.h): this node's shard owning the key, a peer (forwarded), or an
+ * error (-MOVED for a cluster-aware client, -UNAVAILABLE). */
+static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
+                            uint32_t target, cmd_handler *h, uint32_t flags,
+                            struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                            const struct mc_request *mc)
+{
+    struct coord_route rt;
+    struct resp_arg key = mc ? (struct resp_arg){mc->keys[0].ptr, mc->keys[0].len} : argv[1];
+    coord_route(sh, c, key.ptr, key.len, hash, flags, &rt);
+    struct req_result *res = &r->subs[sub];
+    struct cmd_msg *m;
+    bool is_elsewhere = rt.kind == COORD_FORWARD || rt.kind == COORD_MOVED;
+    if (mc && is_elsewhere && rt.is_replica) {
+        rt.kind = COORD_HERE; /* FORWARD carries RESP: a memcached RMW runs on any replica */
+    } else if (mc && is_elsewhere) {
+        res->status = REQ_ERR;
+        buf_printf(&res->body, "SERVER_ERROR this node holds no replica of the key: use %s\r\n",
+                   coord_client_addr(sh, rt.to));
+        req_sub_done(&sh->reqs, r);
+        return;
+    }
+    switch (rt.kind) {
+    case COORD_LOCAL:
+    case COORD_HERE:
+        m = cmd_msg_make(sh, r->id, sub, target, h, flags | CMD_COORD, c->resp_version, argv,
+                         argc, hash, mc);
+        if (!m)
+            break;
+        m->r = c->consistency_r;
+        m->w = c->consistency_w;
+        m->deadline_ms = r->deadline_ms;
+        if (target == sh->id) {
+            cmd_msg_execute(sh, m);
+        } else {
+            SHARD_STAT_ADD(sh, cross_shard_requests, 1);
+            shard_send(sh, target, m);
+        }
+        return;
+    case COORD_FORWARD:
+        coord_forward(sh, r->id, sub, c->resp_version, c->consistency_r, c->consistency_w, argv,
+                      argc, &rt);
+        return;
+    case COORD_MOVED:
+    case COORD_DOWN:
+        res->status = REQ_ERR;
+        cmd_write_error(&res->body, mc != NULL, rt.error, rt.error);
+        req_sub_done(&sh->reqs, r);
+        return;
+    }
+    res->status = REQ_ERR;
+    cmd_write_oom(&res->body, mc != NULL);
+    req_sub_done(&sh->reqs, r);
+}
+
 /* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
  * `target` for shard-wide handlers): inline when that is this shard,
- * unless it must wait for a value on disk; else one message there. */
+ * unless it must wait for a value on disk; else one message there. In a
+ * cluster a keyed one goes to its coordinator instead. */
 static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
                           uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
                           uint32_t argc, uint64_t hash, const struct mc_request *mc)
 {
+    if ((mc ? mc->nkeys > 0 : argc > 1) && !(flags & CMD_NOKEY) && coord_is_cluster(sh)) {
+        cmd_route_coord(sh, c, r, sub, target, h, flags, argv, argc, hash, mc);
+        return;
+    }
     bool here = target == sh->id;
     struct req_result *res = &r->subs[sub];
     if (here && cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
@@ -424,7 +538,8 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
         req_sub_done(&sh->reqs, r);
         return;
     }
-    struct cmd_msg *m = cmd_msg_new(sh, c, r, sub, target, h, flags, argv, argc, hash, mc);
+    struct cmd_msg *m =
+        cmd_msg_make(sh, r->id, sub, target, h, flags, c->resp_version, argv, argc, hash, mc);
     if (!m) {
         res->status = REQ_ERR;
         cmd_write_oom(&res->body, mc != NULL);
@@ -447,7 +562,7 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
 {
     const char *key = mc ? mc->keys[0].ptr : argv[1].ptr;
     uint32_t owner = node_shard_of(sh->node, key, mc ? mc->keys[0].len : argv[1].len, hash);
-    if (owner == sh->id && !persist_holds_replies(sh->persist) &&
+    if (owner == sh->id && !persist_holds_replies(sh->persist) && !coord_is_cluster(sh) &&
         cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         struct req_result res;
         res.status = REQ_NONE;
@@ -481,6 +596,19 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     req_arm(&sh->reqs, r);
 }
 
+void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,
+              struct resp_arg *argv, uint32_t argc, uint64_t hash, enum cmd_combine combine)
+{
+    struct conn *c = ctx->conn;
+    struct shard *sh = c->env->owner;
+    struct req *r = cmd_req_new(sh, c, 1, combine);
+    if (!r)
+        return;
+    cmd_charge(c, r, CONN_MAX_WORK); /* the client's next command must see its effects */
+    cmd_route_sub(sh, c, r, 0, target, h, flags, argv, argc, hash, NULL);
+    req_arm(&sh->reqs, r);
+}
+
 void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine)
 {
     cmd_broadcast_with(ctx, h, combine, NULL, 0);
@@ -500,6 +628,27 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
     uint32_t flags = CMD_BARRIER | CMD_NOKEY | (d ? d->flags & CMD_NODATA : 0);
     for (uint32_t s = 0; s < nshards; s++)
         cmd_route_sub(sh, c, r, s, s, h, flags, ctx->argv, ctx->argc, 0, NULL);
+    req_arm(&sh->reqs, r);
+}
+
+/* FLUSHALL in a cluster: every shard here and, forwarded, every member not
+ * down (which runs it on its shards and sends it no further). */
+static void cmd_route_all_members(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                                  struct resp_arg *argv, uint32_t argc)
+{
+    uint32_t peers[CMD_FLUSH_PEERS_MAX];
+    uint32_t npeers = coord_peers(sh, peers, CMD_FLUSH_PEERS_MAX);
+    uint32_t nshards = sh->node->nshards;
+    struct req *r = cmd_req_new(sh, c, nshards + npeers, d->combine);
+    if (!r)
+        return;
+    for (uint32_t s = 0; s < nshards; s++)
+        cmd_route_sub(sh, c, r, s, s, d->handler, d->flags | CMD_BARRIER | CMD_NOKEY, argv, argc,
+                      0, NULL);
+    for (uint32_t i = 0; i < npeers; i++) {
+        struct coord_route to = {.kind = COORD_FORWARD, .to = peers[i]};
+        coord_forward(sh, r->id, nshards + i, c->resp_version, 0, 0, argv, argc, &to);
+    }
     req_arm(&sh->reqs, r);
 }
 
@@ -569,7 +718,8 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     }
     uint64_t first_hash = keyhash(argv[1].ptr, argv[1].len);
     uint32_t first = node_shard_of(sh->node, argv[1].ptr, argv[1].len, first_hash);
-    bool one_shard = true; /* always so for keys of one {hash tag} */
+    bool one_shard = !coord_is_cluster(sh); /* in a cluster each key is coordinated;
+                                                otherwise always so for one {hash tag} */
     for (uint32_t i = 3; i < argc && one_shard; i += 2)
         one_shard = node_shard_of(sh->node, argv[i].ptr, argv[i].len,
                                   keyhash(argv[i].ptr, argv[i].len)) == first;
@@ -647,16 +797,18 @@ static bool cmd_refused(struct shard *sh, struct conn *c, const struct mc_reques
     return true;
 }
 
-static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_def *d,
-                             struct resp_arg *argv, uint32_t argc)
+/* The checks every request passes before it runs (or is queued in MULTI):
+ * false when it is refused, the refusal written as its reply. */
+static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                        struct resp_arg *argv, uint32_t argc)
 {
     if (!d) {
         cmd_unknown(c, argv, argc);
-        return;
+        return false;
     }
     if (!c->authenticated && !(d->flags & CMD_NOAUTH)) {
         resp_write_error(conn_reply_buf(c), "NOAUTH Authentication required.");
-        return;
+        return false;
     }
     if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
         (d->arity < 0 && argc < (uint32_t)-d->arity) ||
@@ -664,13 +816,24 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
         char msg[96];
         snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", d->name);
         resp_write_error(conn_reply_buf(c), msg);
-        return;
+        return false;
     }
     c->last_cmd = d->name;
     if (cmd_key_too_large(sh, c, d, argv, argc))
+        return false;
+    /* MISCONF: the data log cannot persist */
+    return !((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL));
+}
+
+static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                             struct resp_arg *argv, uint32_t argc)
+{
+    if (!cmd_checked(sh, c, d, argv, argc)) {
+        cmd_multi_flag(c); /* in MULTI, EXEC will abort */
         return;
-    if ((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL))
-        return; /* MISCONF: the data log cannot persist */
+    }
+    if (cmd_multi_queued(sh, c, d, argv, argc))
+        return; /* in MULTI: queued, or refused */
     cmd_stats_admit(cmd_stats_of(sh->node, sh->id));
     switch (d->route) {
     case CMD_ROUTE_CONN: {
@@ -679,13 +842,17 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
         return;
     }
     case CMD_ROUTE_KEY:
-        cmd_route_key(sh, c, d->handler, cmd_flags_of(d, argv, argc), argv, argc,
+        cmd_route_key(sh, c, d->handler, cmd_flags_for(d, argv, argc), argv, argc,
                       keyhash(argv[1].ptr, argv[1].len), NULL);
         return;
     case CMD_ROUTE_EACH:
         cmd_route_each(sh, c, d, argv, argc);
         return;
     case CMD_ROUTE_ALL: {
+        if ((d->flags & CMD_WRITE) && coord_is_cluster(sh)) {
+            cmd_route_all_members(sh, c, d, argv, argc);
+            return;
+        }
         struct cmd_ctx ctx = {.conn = c, .argv = argv, .argc = argc, .out = NULL};
         cmd_broadcast(&ctx, d->handler, d->combine);
         return;
@@ -844,10 +1011,16 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
         cmd_run(sh, c, d->handler, 2, NULL, 0, 0, req, conn_reply_buf(c), &res);
         return;
     }
-    default:
-        cmd_route_key(sh, c, d->handler, d->flags, NULL, 0,
+    default: {
+        /* Writes that read first (incr, append, cas, add...): read-modify-write
+         * in a cluster (coord.h). */
+        bool is_rmw = (d->flags & CMD_WRITE) &&
+                      ((d->flags & CMD_READS_VALUE) || req->cmd == MC_ADD ||
+                       req->cmd == MC_REPLACE || req->cmd == MC_CAS);
+        cmd_route_key(sh, c, d->handler, d->flags | (is_rmw ? CMD_RMW : 0), NULL, 0,
                       keyhash(req->keys[0].ptr, req->keys[0].len), req);
         return;
+    }
     }
 }
 
@@ -875,6 +1048,13 @@ void cmd_msg_fail(struct cmd_msg *m, const char *why)
     cmd_write_error(&m->res.body, m->is_mc, err, why);
 }
 
+void cmd_msg_error(struct cmd_msg *m, const char *err)
+{
+    buf_clear(&m->res.body);
+    m->res.status = REQ_ERR;
+    cmd_write_error(&m->res.body, m->is_mc, err, err);
+}
+
 void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms)
 {
     buf_clear(&m->res.body);
@@ -884,6 +1064,10 @@ void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms)
 
 void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
 {
+    if ((m->flags & CMD_COORD) && coord_is_cluster(sh)) {
+        coord_execute(sh, m);
+        return;
+    }
     if (cmd_may_run_here(sh, m->flags, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL)) {
         cmd_msg_run(sh, m);
         cmd_unpin(sh);
@@ -1188,6 +1372,9 @@ static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct 
         return true;
     case CMD_COMBINE_MC_RESET:
         buf_append_str(out, "RESET\r\n");
+        return true;
+    case CMD_COMBINE_WATCH:
+        cmd_multi_watched(c, &r->subs[0], out);
         return true;
     }
     return true;

@@ -43,7 +43,10 @@ struct cmd_ctx {
     int proto;                /* 2 or 3 */
     uint32_t argc;
     struct resp_arg *argv;    /* argv[0] is the command name as sent */
-    uint64_t hash;            /* keyhash of argv[1] when the command has a key */
+    uint64_t hash;            /* keyhash of argv[1] when the command has a key; a
+                                 handler that read several keys sets it to 0: its
+                                 reply then waits for every record of the shard
+                                 not durable yet (appendfsync always) */
     const struct mc_request *mc; /* memcached requests: the decoded request,
                                     keys[0] the one key this handler serves */
     struct req_result *res;   /* what the reply is (status, number, payload); its
@@ -112,6 +115,8 @@ enum cmd_combine {
     CMD_COMBINE_MC_END,    /* memcached get: every sub-reply, then END */
     CMD_COMBINE_MC_OK,     /* memcached flush_all: OK (unless noreply) */
     CMD_COMBINE_MC_RESET,  /* memcached stats reset: RESET (noreply or not) */
+    CMD_COMBINE_WATCH,     /* WATCH: the versions read are kept on the connection,
+                              then +OK (cmd_multi.h) */
 };
 
 /* A sub-request crossing from the shard of a connection (the origin) to
@@ -136,6 +141,10 @@ struct cmd_msg {
     uint64_t hash;
     uint32_t argc;
     int32_t stat_slot;     /* the command whose time its run adds to (cmd_stats.h) */
+    uint8_t r, w;          /* CMD_COORD: R and W asked (net/conn.h consistency_r/_w;
+                              0: the node's settings) */
+    int64_t deadline_ms;   /* CMD_COORD: its request's deadline (req_now_ms clock), so
+                              the coordinator answers before it; 0: request-timeout */
     struct resp_arg *argv; /* into payload */
     bool is_mc;
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */
@@ -161,6 +170,12 @@ struct cmd_msg {
 #define CMD_NODATA (1u << 9)      /* connection or server state only: its reply,
                                      also from every shard, waits for no log
                                      record (appendfsync always) */
+/* Per request, never in the table (coord.h): */
+#define CMD_COORD (1u << 10)      /* a message to coordinate on its key's shard */
+#define CMD_FORWARDED (1u << 11)  /* came from a peer: coordinate here, never forward */
+#define CMD_RMW (1u << 12)        /* a write that reads the value first (INCR, APPEND,
+                                     SET ... GET): the first live replica coordinates */
+#define CMD_LOADED (1u << 13)     /* the coordinator had its cold value read back once */
 
 enum cmd_route {
     CMD_ROUTE_CONN,   /* runs on the connection's shard, with the connection */
@@ -207,6 +222,14 @@ void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine
 void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine,
                         const void *extra, size_t n);
 
+/* From a connection command: runs h once on shard `target` with argv
+ * (hash: argv[1]'s keyhash, or 0 for none; flags: a row's columns as they
+ * apply) and queues the reply, combined by `combine`, after whatever the
+ * connection is waiting for. The connection reads no further request until
+ * that reply is in, so its next command sees what h did (EXEC, WATCH). */
+void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,
+              struct resp_arg *argv, uint32_t argc, uint64_t hash, enum cmd_combine combine);
+
 /* Builds the command table. Main thread, once, before shards start. */
 void cmd_init(void);
 
@@ -214,6 +237,29 @@ void cmd_init(void);
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc);
 /* Runs one parsed memcached request (its env's on_mc). */
 void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
+
+/* The row's flags as they apply to this request (SET's GET option), plus
+ * CMD_RMW for a read-modify-write command. */
+uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
+
+/* A message for sub-result `sub` of request req_id of shard sh, to run h
+ * on shard `target` (arguments copied). r and w are 0. NULL on out of
+ * memory. */
+struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
+                            cmd_handler *h, uint32_t flags, int proto, struct resp_arg *argv,
+                            uint32_t argc, uint64_t hash);
+/* The one key a message serves ({"", 0} for a keyless one). */
+static inline struct resp_arg cmd_msg_key(const struct cmd_msg *m)
+{
+    if (m->is_mc)
+        return m->mc.nkeys ? (struct resp_arg){m->mc.keys[0].ptr, m->mc.keys[0].len}
+                           : (struct resp_arg){"", 0};
+    return m->argc > 1 ? m->argv[1] : (struct resp_arg){"", 0};
+}
+
+/* Target side: m's result is the error `err` (RESP text with its prefix,
+ * "UNAVAILABLE ..."; memcached: SERVER_ERROR and the same text). */
+void cmd_msg_error(struct cmd_msg *m, const char *err);
 
 /* Target side: run a message's handler here and send it back (or, when it
  * needs a value that is on disk only, once that is read: tier.h). */

@@ -26,13 +26,17 @@
  * (wire_writer) and one send, flushed by peerlink_flush() at the end of the
  * turn. Received frames are decoded with the node's limits (max key, value,
  * request sizes from the settings); a connection that breaks framing or
- * fails the handshake is closed (REFUSE first when it can).
+ * fails the handshake is closed (REFUSE first when it can). A connection
+ * whose unsent output reaches 64 MiB stops reading until it drains; one
+ * past 256 MiB takes no more requests (-EAGAIN) until it drains; one whose
+ * peer stopped reading for 30 s is closed (TCP_USER_TIMEOUT).
  *
  * Threads: everything on the owning shard's thread except peerlink_adopt().
  * Ownership: messages given to peerlink_request()/peerlink_reply() are
  *   encoded (copied) before the call returns.
  * Errors: -EAGAIN (peer unreachable now, or its queue full), -ENOMEM,
- *   -EINVAL (a message wire_msg_size() refuses). */
+ *   -EINVAL (a message wire_msg_size() refuses, or one larger than the
+ *   peer's max_frame). */
 #ifndef RINGKV_SHARDS_PEERLINK_H
 #define RINGKV_SHARDS_PEERLINK_H
 
@@ -54,12 +58,18 @@ void peerlink_fini(struct shard *sh);
 int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_addr,
                      const struct wire_msg *m);
 /* Sends REPLY m on the connection `link` a request came in on (the handle
- * coord_on_request() was given). -ENOENT when that connection has closed. */
+ * coord_on_request() was given: slot << 32 | generation, so a handle
+ * outliving its connection finds nothing). -ENOENT when that connection
+ * has closed or is closing. */
 int peerlink_reply(struct shard *sh, uint64_t link, const struct wire_msg *m);
 
-/* Loop hooks (shard.c): a completion of one of its io_uring operations
- * (user_data kinds SHARD_OP_LINK_*), once per turn before waiting: take
- * adopted sockets, flush batches, retry dials whose backoff passed. */
+/* Loop hooks (shard.c): peerlink_on_cqe() for a completion of one of its
+ * io_uring operations (user_data kinds SHARD_OP_LINK_*; the eventfd read
+ * among them takes the adopted sockets); peerlink_turn() on the shard's
+ * tick (now_ms: req_now_ms()): closes links whose connect or handshake
+ * is late (dials whose backoff passed are made again by the next
+ * peerlink_request(), lazily); peerlink_flush() once per turn before
+ * submitting: closes each link's batch and sends it, frees closed links. */
 void peerlink_on_cqe(struct shard *sh, uint64_t user_data, int32_t res, uint32_t flags);
 void peerlink_turn(struct shard *sh, int64_t now_ms);
 void peerlink_flush(struct shard *sh);
@@ -77,8 +87,11 @@ void peerlink_adopt(struct node *n, uint32_t to_shard, int fd);
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 void coord_on_reply(struct shard *sh, const struct wire_msg *m);
 
-/* Counters for INFO (relaxed atomics, any thread reads): connections up,
- * dials, failed handshakes, messages and bytes each way. */
+/* Counters for INFO (relaxed atomics, any thread reads; one shard's, INFO
+ * sums them): connections up, dials, failed handshakes (connections that
+ * closed after connecting and before their handshake was done: refused
+ * either way, timed out, cut; and adopted ones closed over the cap),
+ * messages and bytes each way. */
 struct peerlink_stats {
     uint64_t links_up, dials, handshake_failures, msgs_out, msgs_in, bytes_out, bytes_in;
 };

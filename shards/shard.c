@@ -5,7 +5,9 @@
  *   2. reap every completion into the stash and dispatch on its user_data
  *      (net.h, enum shard_op): accepts, receives, sends, wake-ups from other
  *      shards, the 100 ms tick, the log's and the cold reads' I/O;
- *   3. drain the inbound queue of every other shard: a message whose origin
+ *   3. take the cluster's newest view if the admin thread published one
+ *      (coord_turn: the coordinator's copy, coord.h), then
+ *      drain the inbound queue of every other shard: a message whose origin
  *      is another shard is a request to run here (cmd_msg_execute); one whose
  *      origin is this shard is a reply coming home (cmd_msg_complete);
  *   4. release the requests whose records are now durable and end those
@@ -13,10 +15,12 @@
  *   5. retry messages held back by full queues, flush connections that
  *      gathered replies (one send each), and wake every shard sent to this
  *      turn with an IORING_OP_MSG_RING on its ring (no syscall of its own:
- *      it rides in the next submit);
+ *      it rides in the next submit); then the peer links' batches (one
+ *      send per link: peerlink.h);
  *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
- *      steps), the segment log's fdatasync (everysec), idle clients
- *      (idle.h) and the stop flag.
+ *      steps, tombstones past tombstone-grace: replica_reap), the segment
+ *      log's fdatasync (everysec), idle clients (idle.h), peer links whose
+ *      handshake is late, and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
  * With appendfsync always, a reply that depends on records not yet durable
@@ -44,11 +48,14 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "coord.h"
 #include "idle.h"
 #include "log.h"
 #include "net.h"
 #include "node.h"
+#include "peerlink.h"
 #include "persist.h"
+#include "replica.h"
 #include "store.h"
 #include "tier.h"
 
@@ -106,6 +113,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->request_timeout_ms = cfg->request_timeout_ms;
+    if (coord_init(sh) != 0)
+        goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
     sh->backlog = mi_calloc(n->nshards, sizeof *sh->backlog);
@@ -114,6 +123,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     for (uint32_t i = 0; i < n->nshards; i++)
         if (i != id && mq_init(&sh->inbox[i], SHARD_QUEUE_CAPACITY) != 0)
             goto fail;
+    if (peerlink_init(sh) != 0)
+        goto fail;
     sh->listen_resp_fd = net_listen(cfg->bind, (int)cfg->port, (int)cfg->tcp_backlog);
     if (sh->listen_resp_fd < 0) {
         log_error("cannot listen on %s:%lld: %s", cfg->bind, (long long)cfg->port,
@@ -162,7 +173,9 @@ void shard_destroy(struct shard *sh)
     }
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
+    peerlink_fini(sh); /* after the ring: nothing of its links is in flight */
     req_table_fini(&sh->reqs); /* messages parked here go with their requests */
+    coord_fini(sh); /* after the requests, which hold its views */
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
@@ -428,6 +441,12 @@ static void shard_on_cqe(struct shard *sh, const struct shard_cqe *cqe, bool *ti
         if (sh->tier)
             tier_on_cqe(sh, ud, cqe->res);
         break;
+    case SHARD_OP_LINK_CONNECT:
+    case SHARD_OP_LINK_RECV:
+    case SHARD_OP_LINK_SEND:
+    case SHARD_OP_LINK_WAKE:
+        peerlink_on_cqe(sh, ud, cqe->res, cqe->flags);
+        break;
     default: /* wake-ups need no action: the queues are drained every turn */
         break;
     }
@@ -675,6 +694,7 @@ void *shard_main(void *arg)
         sh->nstash = 0;
         store_turn(sh->store, shard_now_ms());
         tier_turn(sh);
+        coord_turn(sh); /* the cluster's newest view, when it changed */
         shard_drain_inboxes(sh);
         persist_flush(sh->persist);
         if (persist_holds_replies(sh->persist))
@@ -684,14 +704,17 @@ void *shard_main(void *arg)
         backlog = shard_retry_backlogs(sh);
         persist_release_writers(sh); /* the log drained: paused writers go on */
         shard_flush(sh);
+        peerlink_flush(sh); /* one batch and one send per peer link */
         /* Input resumed while flushing may have made records: hand them to
          * the kernel now, not at the next wake-up (their replies are held). */
         persist_flush(sh->persist);
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
+            replica_reap(sh->store, n, now, REPLICA_REAP_PER_TICK);
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
+            peerlink_turn(sh, req_now_ms());
             shard_arm_tick(sh, &tick_ts);
         }
     }
