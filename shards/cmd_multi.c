@@ -18,9 +18,11 @@
  * is refused. Each refusal flags the transaction. A flagged transaction
  * stores nothing more (its EXEC can only abort).
  * Queue encoding: per command a u32 argc, then per argument a u32 length
- * and its bytes. Watch encoding: per key a u32 length, the key, a u8
- * "existed", the entry's u64 cas and i64 expire_ms (host order: they never
- * leave the process).
+ * and its bytes. Watch encoding: per key a u32 length, the key, a u8 kind
+ * (enum multi_watch_kind) and what it says: one node's entry cas and
+ * expire_ms, or a cluster's replicated state meta (a u32 length and the
+ * bytes). Host order: they leave the process only in a FORWARD to a peer
+ * of the same build (the cluster's nodes share one byte order).
  *
  * WATCH reads, on the key's shard, what each key is now: absent, or its
  * entry's cas (new on every write) and expiry (EXPIRE and PERSIST keep the
@@ -45,6 +47,19 @@
  * another cold key is answered -TRYAGAIN (before anything ran: the whole
  * EXEC; later, when the transaction's own writes made room by cooling it:
  * that command).
+ *
+ * In a cluster (coord.h) EXEC's message (flags CMD_RMW) goes to the slot's
+ * first live replica, forwarded from any other node as "EXEC key watches
+ * queue" (a form only FORWARD carries, coord.c); its coordinator quorum-reads
+ * every key cmd_multi_keys() lists, runs cmd_multi_exec_shard there, and
+ * versions and replicates every key it changed (coord.c, transactions).
+ * WATCH then records each key's replicated state (its meta, replica.h: the
+ * causal context, the same bytes on every replica holding the same
+ * versions) after a quorum read on this node, so EXEC can compare it on
+ * another replica; a key whose versions moved (a write at any node, an
+ * expiry change, a merge of a sibling this node had not seen) aborts. WATCH
+ * at a node holding no replica of the slot is refused (-MOVED for a
+ * cluster-aware client): the state it would record lives elsewhere.
  *
  * Threads: the connection's shard for the connection handlers; the slot's
  * shard for the _shard handlers. */

@@ -30,6 +30,9 @@
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
+ * A transaction (EXEC, cmd_multi.h) is one operation over every key it
+ * touches, all of one slot: see "transactions" below.
+ *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
  * FORWARD runs a client command coordinated here and answers its RESP bytes.
