@@ -357,7 +357,7 @@ static void coord_op_free(struct coord_op *op)
 {
     for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
         replica_state_fini(&op->got[k]);
-    for (uint32_t i = 0; op->mgot && i < op->nkeys * op->npeers; i++)
+    for (uint32_t i = 0; op->mgot && i < op->nkeys * (op->npeers ? op->npeers : 1); i++)
         replica_state_fini(&op->mgot[i]);
     mi_free(op->mgot);
     mi_free(op->mst);
@@ -969,14 +969,14 @@ static int coord_multi_prepare(struct coord_op *op, struct resp_arg *keys, uint3
     uint32_t cells = nkeys * (op->npeers ? op->npeers : 1);
     if (cells > 256)
         return -E2BIG;
-    op->mst = mi_malloc(cells);
     op->mgot = mi_calloc(cells, sizeof *op->mgot);
+    for (uint32_t at = 0; op->mgot && at < cells; at++)
+        replica_state_init(&op->mgot[at]); /* coord_op_free finis them */
+    op->mst = mi_malloc(cells);
     if (!op->mst || !op->mgot)
         return -ENOMEM;
-    for (uint32_t at = 0; at < nkeys * op->npeers; at++) {
-        replica_state_init(&op->mgot[at]);
+    for (uint32_t at = 0; at < nkeys * op->npeers; at++)
         op->mst[at] = op->st[at % op->npeers];
-    }
     return 0;
 }
 
