@@ -711,7 +711,7 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     }
     if (coord_wait_value(sh, m, &key))
         return;
-    if (m->handler == cmd_multi_exec_shard)
+    if (m->handler == cmd_multi_exec_shard || m->handler == cmd_multi_watch_shard)
         coord_multi_start(sh, m);
     else
         coord_start(sh, m, &key);
@@ -823,7 +823,8 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
  * back); WRITE versions each key the run changed and SYNCs it, and the
  * reply goes once every changed key has W acknowledgements. A key's peer
  * state sits at i * npeers + k, which is also its wire id's byte, so a
- * transaction touches at most 256 / npeers keys. */
+ * transaction touches at most 256 / npeers keys. WATCH in a cluster is the
+ * READ part alone over its keys, then records what the store holds. */
 
 /* How far every key got: 1 when each has its quorum, -1 when one can no
  * longer reach it, else 0. op->ok becomes the fewest answers of a key. */
@@ -930,6 +931,15 @@ static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *
         coord_multi_progress(sh, r, op);
 }
 
+/* WATCH's keys read: it records their merged states (writes nothing). */
+static void coord_multi_watch_run(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    cmd_msg_run(sh, op->m);
+    COORD_STAT(sh, reads);
+    coord_complete(sh, r, persist_reply_seq(sh->persist, seq0, 0, false));
+}
+
 static void coord_multi_progress(struct shard *sh, struct req *r, struct coord_op *op)
 {
     if (op->is_completing)
@@ -940,6 +950,9 @@ static void coord_multi_progress(struct shard *sh, struct req *r, struct coord_o
         coord_complete(sh, r, 0);
     } else if (q > 0 && op->phase == PH_WRITE) {
         coord_complete(sh, r, op->hold_seq);
+    } else if (q > 0 && op->m->handler == cmd_multi_watch_shard) {
+        coord_multi_merge(sh, op);
+        coord_multi_watch_run(sh, r, op);
     } else if (q > 0) {
         coord_multi_merge(sh, op);
         coord_multi_write(sh, r, op);
@@ -1001,11 +1014,24 @@ static void coord_multi_read(struct shard *sh, struct req *r, struct coord_op *o
     coord_multi_progress(sh, r, op);
 }
 
+/* The keys a transaction's message touches (WATCH's: its arguments). */
+static int coord_multi_keys(const struct cmd_msg *m, struct resp_arg **keys, uint32_t *n)
+{
+    if (m->handler == cmd_multi_exec_shard)
+        return cmd_multi_keys(m->argv, m->argc, keys, n);
+    *n = m->argc - 1;
+    *keys = mi_malloc((m->argc > 1 ? *n : 1) * sizeof **keys);
+    if (!*keys)
+        return -ENOMEM;
+    memcpy(*keys, m->argv + 1, *n * sizeof **keys);
+    return 0;
+}
+
 static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
 {
     struct resp_arg *keys;
     uint32_t nkeys;
-    if (cmd_multi_keys(m->argv, m->argc, &keys, &nkeys) < 0) {
+    if (coord_multi_keys(m, &keys, &nkeys) < 0) {
         cmd_msg_error(m, "OOM out of memory");
         cmd_msg_reply(sh, m);
         return;
@@ -1032,7 +1058,8 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
     op->n_eff = coord_n_eff(sh->node, v);
     uint32_t alive = coord_op_peers(v, op->partition, op);
     uint32_t need_r = coord_quorum(m->r, cfg->read_quorum, op->n_eff);
-    uint32_t need_w = coord_quorum(m->w, cfg->write_quorum, op->n_eff);
+    bool is_watch = m->handler == cmd_multi_watch_shard;
+    uint32_t need_w = is_watch ? 1 : coord_quorum(m->w, cfg->write_quorum, op->n_eff);
     int rc = coord_multi_prepare(op, keys, nkeys);
     if (rc < 0) {
         cmd_msg_error(m, rc == -E2BIG ? "ERR a transaction touches too many keys for a cluster"
@@ -1044,6 +1071,8 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
         op->need = need_r > need_w ? need_r : need_w;
         coord_unavailable(sh, op);
         coord_complete(sh, r, 0);
+    } else if (need_r == 1 && is_watch) {
+        coord_multi_watch_run(sh, r, op);
     } else if (need_r == 1) {
         coord_multi_write(sh, r, op);
     } else {
