@@ -74,6 +74,12 @@ enum conn_kind { CONN_RESP, CONN_MC };
 #define CONN_REPLY_SKIP 2u
 #define CONN_REPLY_SKIP_NEXT 4u
 
+/* CONSISTENCY's values of conn.consistency_r and consistency_w (issue 11). */
+#define CONN_CONSISTENCY_DEFAULT 0    /* the node's read-quorum / write-quorum */
+#define CONN_CONSISTENCY_MAX 16       /* 1 .. this: that many replicas */
+#define CONN_CONSISTENCY_QUORUM 0xFE  /* a majority of the N replicas: N / 2 + 1 */
+#define CONN_CONSISTENCY_ALL 0xFF     /* all N replicas */
+
 /* A place in the reply order, filled later. */
 struct conn_slot {
     struct conn_slot *next;
@@ -114,6 +120,13 @@ struct conn {
     size_t unparsed;         /* while a request is served: received bytes from
                                 its start on (CLIENT LIST qbuf); else 0 */
     size_t reply_peak;       /* most reply bytes gathered at once (CLIENT LIST rbp) */
+    /* Redis Cluster clients and CONSISTENCY (shards/cmd_cluster.c, issue 11).
+     * consistency_r, consistency_w: this connection's read and write quorums
+     * (CONN_CONSISTENCY_*), which the coordinator caps by the cluster's size.
+     * cluster_aware: the client asked for the topology (CLUSTER SLOTS, SHARDS,
+     * NODES) or sent READONLY or ASKING, so it follows -MOVED itself. */
+    uint8_t consistency_r, consistency_w;
+    bool cluster_aware;
 
     struct buf in;
     union {                  /* progress through the partial request at in[0] */

@@ -48,6 +48,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmd_cluster.h"
 #include "cmd_keys.h"
 #include "cmd_mc.h"
 #include "cmd_ring.h"
@@ -55,6 +56,7 @@
 #include "cmd_stats.h"
 #include "cmd_string.h"
 #include "conn.h"
+#include "coord.h"
 #include "idset.h"
 #include "keyhash.h"
 #include "node.h"
@@ -177,6 +179,15 @@ static const struct cmd_def cmd_defs[] = {
      "A container for server configuration commands."},
     {"cluster", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_cluster, 0, "cluster",
      "A container for Redis Cluster commands."},
+    {"readonly", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_readonly, 0,
+     "cluster", "Enables read-only queries for a connection to a Redis Cluster replica node."},
+    {"readwrite", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_readwrite,
+     0, "cluster", "Enables read-write queries for a connection to a Redis Cluster replica node."},
+    {"asking", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_asking, 0,
+     "cluster", "Signals that a cluster client is following an -ASK redirect."},
+    {"consistency", -1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0,
+     cmd_consistency, 0, "connection",
+     "Sets or reads the connection's read and write quorums (ringkv)."},
 };
 #define CMD_COUNT (sizeof cmd_defs / sizeof cmd_defs[0])
 _Static_assert(CMD_COUNT <= CMD_STATS_SUB_BASE, "a command's stats slot is its row");
@@ -223,13 +234,23 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len)
 }
 
 /* The row's columns as they apply to this request: with CMD_GET_OPTION,
- * CMD_READS_VALUE when a GET option follows the value (SET). */
-static uint32_t cmd_flags_of(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
+ * CMD_READS_VALUE when a GET option follows the value (SET), or NX / XX
+ * (which read whether the key exists: read-modify-write in a cluster);
+ * CMD_RMW for writes that read first, but RING.PUT and RING.DEL, whose
+ * context says what they supersede. */
+uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
 {
     uint32_t flags = d->flags;
-    for (uint32_t i = 3; (flags & CMD_GET_OPTION) && i < argc; i++)
+    bool is_conditional = false;
+    for (uint32_t i = 3; (flags & CMD_GET_OPTION) && i < argc; i++) {
         if (argv[i].len == 3 && strncasecmp(argv[i].ptr, "get", 3) == 0)
             flags |= CMD_READS_VALUE;
+        is_conditional |= argv[i].len == 2 && (strncasecmp(argv[i].ptr, "nx", 2) == 0 ||
+                                               strncasecmp(argv[i].ptr, "xx", 2) == 0);
+    }
+    bool is_ring = d->handler == cmd_ring_put || d->handler == cmd_ring_del;
+    if ((flags & CMD_WRITE) && !is_ring && ((flags & CMD_READS_VALUE) || is_conditional))
+        flags |= CMD_RMW;
     return flags;
 }
 
@@ -325,10 +346,10 @@ static struct req *cmd_req_new(struct shard *sh, struct conn *c, uint32_t nsub,
 }
 
 /* Copies a request into a message for another shard. NULL on out of memory. */
-static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struct req *r,
-                                   uint32_t sub, uint32_t target, cmd_handler *h, uint32_t flags,
-                                   struct resp_arg *argv, uint32_t argc, uint64_t hash,
-                                   const struct mc_request *mc)
+static struct cmd_msg *cmd_msg_make(struct shard *sh, uint64_t req_id, uint32_t sub,
+                                    uint32_t target, cmd_handler *h, uint32_t flags, int proto,
+                                    struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                                    const struct mc_request *mc)
 {
     size_t bytes = argc * sizeof(struct resp_arg);
     for (uint32_t i = 0; i < argc; i++)
@@ -341,12 +362,14 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struc
         return NULL;
     m->next = NULL;
     m->handler = h;
-    m->req = r->id;
+    m->req = req_id;
     m->sub = sub;
     m->origin = sh->id;
     m->target = target;
     m->flags = flags;
-    m->proto = c->resp_version;
+    m->proto = proto;
+    m->r = 0;
+    m->w = 0;
     m->hash = hash;
     m->argc = argc;
     m->argv = (struct resp_arg *)m->payload;
@@ -375,6 +398,13 @@ static struct cmd_msg *cmd_msg_new(struct shard *sh, struct conn *c, const struc
     }
     memset(&m->res, 0, sizeof m->res);
     return m;
+}
+
+struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
+                            cmd_handler *h, uint32_t flags, int proto, struct resp_arg *argv,
+                            uint32_t argc, uint64_t hash)
+{
+    return cmd_msg_make(sh, req_id, sub, target, h, flags, proto, argv, argc, hash, NULL);
 }
 
 void cmd_msg_free(struct cmd_msg *m)
@@ -411,10 +441,57 @@ static void cmd_unpin(struct shard *sh)
 /* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
  * `target` for shard-wide handlers): inline when that is this shard,
  * unless it must wait for a value on disk; else one message there. */
+/* In a cluster: sub-result `sub` of r goes to its key's coordinator
+ * (coord.h): this node's shard owning the key, a peer (forwarded), or an
+ * error (-MOVED for a cluster-aware client, -UNAVAILABLE). */
+static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
+                            uint32_t target, cmd_handler *h, uint32_t flags,
+                            struct resp_arg *argv, uint32_t argc, uint64_t hash)
+{
+    struct coord_route rt;
+    coord_route(sh, c, argv[1].ptr, argv[1].len, hash, flags, &rt);
+    struct req_result *res = &r->subs[sub];
+    struct cmd_msg *m;
+    switch (rt.kind) {
+    case COORD_LOCAL:
+    case COORD_HERE:
+        m = cmd_msg_make(sh, r->id, sub, target, h, flags | CMD_COORD, c->resp_version, argv,
+                         argc, hash, NULL);
+        if (!m)
+            break;
+        m->r = c->consistency_r;
+        m->w = c->consistency_w;
+        if (target == sh->id) {
+            cmd_msg_execute(sh, m);
+        } else {
+            SHARD_STAT_ADD(sh, cross_shard_requests, 1);
+            shard_send(sh, target, m);
+        }
+        return;
+    case COORD_FORWARD:
+        coord_forward(sh, r->id, sub, c->resp_version, c->consistency_r, c->consistency_w, argv,
+                      argc, &rt);
+        return;
+    case COORD_MOVED:
+    case COORD_DOWN:
+        res->status = REQ_ERR;
+        resp_write_error(&res->body, rt.error);
+        req_sub_done(&sh->reqs, r);
+        return;
+    }
+    res->status = REQ_ERR;
+    cmd_write_oom(&res->body, false);
+    req_sub_done(&sh->reqs, r);
+}
+
 static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
                           uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
                           uint32_t argc, uint64_t hash, const struct mc_request *mc)
 {
+    if (!mc && argc > 1 && !(flags & CMD_NOKEY) && coord_is_cluster(sh)) {
+        cmd_route_coord(sh, c, r, sub, target, h, flags, argv, argc, hash);
+        return;
+    }
     bool here = target == sh->id;
     struct req_result *res = &r->subs[sub];
     if (here && cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
@@ -424,7 +501,8 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
         req_sub_done(&sh->reqs, r);
         return;
     }
-    struct cmd_msg *m = cmd_msg_new(sh, c, r, sub, target, h, flags, argv, argc, hash, mc);
+    struct cmd_msg *m =
+        cmd_msg_make(sh, r->id, sub, target, h, flags, c->resp_version, argv, argc, hash, mc);
     if (!m) {
         res->status = REQ_ERR;
         cmd_write_oom(&res->body, mc != NULL);
@@ -447,7 +525,7 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
 {
     const char *key = mc ? mc->keys[0].ptr : argv[1].ptr;
     uint32_t owner = node_shard_of(sh->node, key, mc ? mc->keys[0].len : argv[1].len, hash);
-    if (owner == sh->id && !persist_holds_replies(sh->persist) &&
+    if (owner == sh->id && !persist_holds_replies(sh->persist) && (mc || !coord_is_cluster(sh)) &&
         cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         struct req_result res;
         res.status = REQ_NONE;
@@ -569,7 +647,8 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     }
     uint64_t first_hash = keyhash(argv[1].ptr, argv[1].len);
     uint32_t first = node_shard_of(sh->node, argv[1].ptr, argv[1].len, first_hash);
-    bool one_shard = true; /* always so for keys of one {hash tag} */
+    bool one_shard = !coord_is_cluster(sh); /* in a cluster each key is coordinated;
+                                                otherwise always so for one {hash tag} */
     for (uint32_t i = 3; i < argc && one_shard; i += 2)
         one_shard = node_shard_of(sh->node, argv[i].ptr, argv[i].len,
                                   keyhash(argv[i].ptr, argv[i].len)) == first;
@@ -679,7 +758,7 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
         return;
     }
     case CMD_ROUTE_KEY:
-        cmd_route_key(sh, c, d->handler, cmd_flags_of(d, argv, argc), argv, argc,
+        cmd_route_key(sh, c, d->handler, cmd_flags_for(d, argv, argc), argv, argc,
                       keyhash(argv[1].ptr, argv[1].len), NULL);
         return;
     case CMD_ROUTE_EACH:
@@ -875,6 +954,13 @@ void cmd_msg_fail(struct cmd_msg *m, const char *why)
     cmd_write_error(&m->res.body, m->is_mc, err, why);
 }
 
+void cmd_msg_error(struct cmd_msg *m, const char *err)
+{
+    buf_clear(&m->res.body);
+    m->res.status = REQ_ERR;
+    cmd_write_error(&m->res.body, m->is_mc, err, err);
+}
+
 void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms)
 {
     buf_clear(&m->res.body);
@@ -884,6 +970,10 @@ void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms)
 
 void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
 {
+    if ((m->flags & CMD_COORD) && coord_is_cluster(sh)) {
+        coord_execute(sh, m);
+        return;
+    }
     if (cmd_may_run_here(sh, m->flags, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL)) {
         cmd_msg_run(sh, m);
         cmd_unpin(sh);

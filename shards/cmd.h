@@ -136,6 +136,8 @@ struct cmd_msg {
     uint64_t hash;
     uint32_t argc;
     int32_t stat_slot;     /* the command whose time its run adds to (cmd_stats.h) */
+    uint8_t r, w;          /* CMD_COORD: R and W asked (net/conn.h consistency_r/_w;
+                              0: the node's settings) */
     struct resp_arg *argv; /* into payload */
     bool is_mc;
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */
@@ -161,6 +163,11 @@ struct cmd_msg {
 #define CMD_NODATA (1u << 9)      /* connection or server state only: its reply,
                                      also from every shard, waits for no log
                                      record (appendfsync always) */
+/* Per request, never in the table (coord.h): */
+#define CMD_COORD (1u << 10)      /* a message to coordinate on its key's shard */
+#define CMD_FORWARDED (1u << 11)  /* came from a peer: coordinate here, never forward */
+#define CMD_RMW (1u << 12)        /* a write that reads the value first (INCR, APPEND,
+                                     SET ... GET): the first live replica coordinates */
 
 enum cmd_route {
     CMD_ROUTE_CONN,   /* runs on the connection's shard, with the connection */
@@ -214,6 +221,20 @@ void cmd_init(void);
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc);
 /* Runs one parsed memcached request (its env's on_mc). */
 void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
+
+/* The row's flags as they apply to this request (SET's GET option), plus
+ * CMD_RMW for a read-modify-write command. */
+uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
+
+/* A message for sub-result `sub` of request req_id of shard sh, to run h
+ * on shard `target` (arguments copied). r and w are 0. NULL on out of
+ * memory. */
+struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
+                            cmd_handler *h, uint32_t flags, int proto, struct resp_arg *argv,
+                            uint32_t argc, uint64_t hash);
+/* Target side: m's result is the error `err` (RESP text with its prefix,
+ * "UNAVAILABLE ..."; memcached: SERVER_ERROR and the same text). */
+void cmd_msg_error(struct cmd_msg *m, const char *err);
 
 /* Target side: run a message's handler here and send it back (or, when it
  * needs a value that is on disk only, once that is read: tier.h). */

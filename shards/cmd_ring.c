@@ -29,6 +29,7 @@
 
 #include "admin.h"
 #include "cmd_string.h"
+#include "coord.h"
 #include "dvv.h"
 #include "log.h"
 #include "node.h"
@@ -38,12 +39,12 @@
 #define RING_WARN_INTERVAL_MS 1000
 #define RING_PLAIN_EPOCH_MIX UINT64_C(0x9e3779b97f4a7c15) /* odd: distinct cas, distinct actor */
 
-/* The most replicas a request can be answered by today: this node alone
- * (the replicated coordinator raises it to the cluster's size). */
+/* The most replicas a request can be answered by: the key's N_eff
+ * (coord.h: the replicas setting within its preference list). */
 static int64_t ring_quorum_cap(const struct cmd_ctx *c)
 {
-    (void)c;
-    return 1;
+    const struct shard *sh = c->node->shards[c->shard_id];
+    return coord_replicas(sh, node_partition_of(c->node, c->argv[1].ptr, c->argv[1].len, c->hash));
 }
 
 /* This node's actor: its id and the data epoch. */

@@ -14,10 +14,9 @@
  * does (their DOCS words: server_subcommand_docs). What Redis says about a
  * command that ringkv's table does not (ACL categories, key flags) is a
  * small table here (server_redis_meta); COMMAND INFO gives those
- * categories. Error texts are Redis 7's. What a shard says about the
- * cluster (CLUSTER MYID and INFO, INFO's cluster section) comes from the
- * snapshot the admin thread published (snapshot.h), read inside this
- * shard's ck_epoch section: no lock, no message to the admin thread. */
+ * categories. Error texts are Redis 7's. CLUSTER is a container here too;
+ * what its subcommands and INFO's cluster section say about the cluster is
+ * cmd_cluster.c's. */
 #include "cmd_server.h"
 
 #include <ctype.h>
@@ -33,17 +32,17 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "cmd_cluster.h"
 #include "cmd_stats.h"
 #include "conn.h"
 #include "glob.h"
 #include "idset.h"
-#include "keyhash.h"
 #include "node.h"
 #include "num.h"
 #include "persist.h"
 #include "secret.h"
 #include "shard.h"
-#include "snapshot.h"
+#include "coord.h"
 #include "store.h"
 
 #define CMD_SERVER_REDIS_VERSION "7.0.0" /* the Redis command set ringkv follows */
@@ -774,6 +773,12 @@ static const struct {
     {"cluster|keyslot", "Returns the hash slot of the specified key", "3.0.0",
      "O(N) where N is the number of bytes in the key"},
     {"cluster|myid", "Return the node id", "3.0.0", "O(1)"},
+    {"cluster|nodes", "Get Cluster config for the node", "3.0.0",
+     "O(N) where N is the total number of Cluster nodes"},
+    {"cluster|slots", "Get array of Cluster slot to node mappings", "3.0.0",
+     "O(N) where N is the total number of Cluster nodes"},
+    {"cluster|shards", "Get array of cluster slots to node mappings", "7.0.0",
+     "O(N) where N is the total number of cluster nodes"},
     {"cluster|help", "Show helpful text about the different subcommands", "5.0.0", "O(1)"},
 };
 
@@ -914,6 +919,10 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"info", SERVER_CAT_DANGEROUS, 0},
     {"config", 0, 0},
     {"cluster", 0, 0},
+    {"readonly", SERVER_CAT_CONNECTION, 0},
+    {"readwrite", SERVER_CAT_CONNECTION, 0},
+    {"asking", SERVER_CAT_CONNECTION, 0},
+    {"consistency", SERVER_CAT_CONNECTION, 0},
 };
 #undef S_STR
 #undef S_KS
@@ -1288,105 +1297,25 @@ static void server_config_help(struct cmd_ctx *c)
 
 void cmd_config(struct cmd_ctx *c) { server_run_subcommand(c, &server_config); }
 
-/* CLUSTER: what needs no routing yet. KEYSLOT answers the slot that places
- * the key on this node too (node_partition_of), so a client can check that
- * it and ringkv agree. MYID and INFO read the cluster snapshot the admin
- * thread published (snapshot.h) inside this shard's read section; SLOTS,
- * NODES and SHARDS, which would send cluster clients to other nodes, come
- * with routing. */
-static void server_cluster_keyslot(struct cmd_ctx *c)
-{
-    resp_write_int(c->out, keyhash_slot(c->argv[2].ptr, c->argv[2].len));
-}
-
-/* What CLUSTER INFO and INFO's cluster section say, from one snapshot. */
-struct server_cluster_figures {
-    uint32_t slots_ok;    /* slots with a member of their preference list not down */
-    uint32_t known;       /* members not left */
-    uint32_t self_owned;  /* partitions this node owns */
-};
-
-static void server_cluster_figures(const struct snapshot *s, struct server_cluster_figures *f)
-{
-    const struct ring *ring = s->ring;
-    *f = (struct server_cluster_figures){0};
-    for (uint32_t p = 0; p < ring->q; p++) {
-        const uint32_t *list = ring_pref(ring, p);
-        bool ok = false;
-        for (uint32_t k = 0; k < ring->n && !ok; k++) {
-            uint32_t m = s->by_ring[list[k]];
-            ok = m != RING_NONE && s->members[m].status != MEMBER_S_DOWN;
-        }
-        f->slots_ok += ok ? KEYHASH_SLOTS / ring->q : 0;
-    }
-    f->known = s->n_members - s->counts[MEMBER_S_LEFT];
-    uint32_t self = s->members[s->self].ring_index;
-    f->self_owned = self == RING_NONE ? 0 : ring->owned[self];
-}
-
-/* The snapshot for this shard, or NULL after an error reply. End the read
- * with snapshot_read_end(c->node->snapshots, c->shard_id). */
-static const struct snapshot *server_cluster_read(struct cmd_ctx *c)
-{
-    const struct snapshot *s = snapshot_read_begin(c->node->snapshots, c->shard_id);
-    if (!s) {
-        snapshot_read_end(c->node->snapshots, c->shard_id);
-        resp_write_error(c->out, "ERR the cluster state is not known yet");
-    }
-    return s;
-}
-
-static void server_cluster_myid(struct cmd_ctx *c)
-{
-    const struct snapshot *s = server_cluster_read(c);
-    if (!s)
-        return;
-    resp_write_bulk_str(c->out, s->members[s->self].id);
-    snapshot_read_end(c->node->snapshots, c->shard_id);
-}
-
-/* Redis Cluster's fields in its order, from the ring: every slot is assigned
- * (the ring always has an owner for each partition); a slot is ok while a
- * node of its partition's preference list is not down; both epochs are the
- * ring's, which every node agrees on. The message counters Redis ends with
- * live on the admin thread (GET /v1/stats); ringkv's own lines follow. */
-static void server_cluster_info(struct cmd_ctx *c)
-{
-    const struct snapshot *s = server_cluster_read(c);
-    if (!s)
-        return;
-    struct server_cluster_figures f;
-    server_cluster_figures(s, &f);
-    const struct ring *ring = s->ring;
-    struct buf b;
-    buf_init(&b);
-    buf_printf(&b,
-               "cluster_state:%s\r\ncluster_slots_assigned:%u\r\ncluster_slots_ok:%u\r\n"
-               "cluster_slots_pfail:0\r\ncluster_slots_fail:%u\r\ncluster_known_nodes:%u\r\n"
-               "cluster_size:%u\r\ncluster_current_epoch:%" PRIu64 "\r\n"
-               "cluster_my_epoch:%" PRIu64 "\r\nringkv_ring_hash:%016" PRIx64 "\r\n"
-               "ringkv_partitions:%u\r\nringkv_replicas:%u\r\nringkv_partitions_owned:%u\r\n"
-               "ringkv_nodes_up:%u\r\nringkv_nodes_down:%u\r\nringkv_nodes_joining:%u\r\n"
-               "ringkv_nodes_leaving:%u\r\n",
-               f.slots_ok == KEYHASH_SLOTS ? "ok" : "fail", KEYHASH_SLOTS, f.slots_ok,
-               KEYHASH_SLOTS - f.slots_ok, f.known, s->owning, ring->epoch, ring->epoch,
-               ring->hash, ring->q, ring->n, f.self_owned, s->counts[MEMBER_S_UP],
-               s->counts[MEMBER_S_DOWN], s->counts[MEMBER_S_JOINING],
-               s->counts[MEMBER_S_LEAVING]);
-    snapshot_read_end(c->node->snapshots, c->shard_id);
-    resp_write_verbatim(c->out, c->proto, b.data ? b.data : "", b.len);
-    buf_fini(&b);
-}
-
+/* CLUSTER: its subcommands are cmd_cluster.c's (Redis's HELP lines). */
 static void server_cluster_help(struct cmd_ctx *c);
 
 static const struct server_subcommand server_cluster_subs[] = {
-    {"info", "cluster|info", 2, SERVER_CAT_SLOW, server_cluster_info,
+    {"info", "cluster|info", 2, SERVER_CAT_SLOW, cmd_cluster_info,
      {"INFO", "    Return information about the cluster."}},
-    {"keyslot", "cluster|keyslot", 3, SERVER_CAT_SLOW, server_cluster_keyslot,
+    {"keyslot", "cluster|keyslot", 3, SERVER_CAT_SLOW, cmd_cluster_keyslot,
      {"KEYSLOT <key>", "    Return the hash slot for <key>."}},
-    {"myid", "cluster|myid", 2, SERVER_CAT_SLOW, server_cluster_myid,
+    {"myid", "cluster|myid", 2, SERVER_CAT_SLOW, cmd_cluster_myid,
      {"MYID", "    Return the node id."}},
+    {"nodes", "cluster|nodes", 2, SERVER_CAT_SLOW, cmd_cluster_nodes,
+     {"NODES", "    Return cluster configuration seen by node. Output format:",
+      "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ..."}},
+    {"slots", "cluster|slots", 2, SERVER_CAT_SLOW, cmd_cluster_slots,
+     {"SLOTS", "    Return information about slots range mappings. Each range is made of:",
+      "    start, end, master and replicas IP addresses, ports and ids"}},
+    {"shards", "cluster|shards", 2, SERVER_CAT_SLOW, cmd_cluster_shards,
+     {"SHARDS",
+      "    Return information about slot range mappings and the nodes associated with them."}},
     {"help", "cluster|help", 2, SERVER_CAT_SLOW, server_cluster_help, {NULL}},
 };
 #define SERVER_CLUSTER_SUBS (sizeof server_cluster_subs / sizeof server_cluster_subs[0])
@@ -1640,25 +1569,6 @@ static void server_errorstat_line(const char *prefix, uint64_t count, void *arg)
     buf_printf(arg, "errorstat_%s:count=%" PRIu64 "\r\n", prefix, count);
 }
 
-/* INFO's cluster section: Redis's one line (cluster_enabled:0 until clients
- * may route by CLUSTER SLOTS), then ringkv's from the cluster snapshot. */
-static void server_info_cluster(struct cmd_ctx *c, struct buf *b)
-{
-    buf_printf(b, "# Cluster\r\ncluster_enabled:0\r\n");
-    const struct snapshot *s = snapshot_read_begin(c->node->snapshots, c->shard_id);
-    if (s) {
-        struct server_cluster_figures f;
-        server_cluster_figures(s, &f);
-        buf_printf(b,
-                   "ringkv_node_id:%s\r\nringkv_known_nodes:%u\r\nringkv_ring_epoch:%" PRIu64
-                   "\r\nringkv_ring_hash:%016" PRIx64 "\r\nringkv_partitions_owned:%u\r\n",
-                   s->members[s->self].id, f.known, s->ring->epoch, s->ring->hash,
-                   f.self_owned);
-    }
-    snapshot_read_end(c->node->snapshots, c->shard_id);
-    buf_printf(b, "\r\n");
-}
-
 static bool server_section_wanted(const struct cmd_ctx *c, const char *name, bool in_default)
 {
     if (c->argc == 1)
@@ -1733,7 +1643,7 @@ void cmd_info(struct cmd_ctx *c)
     }
     if (server_section_wanted(c, "persistence", true))
         server_info_persistence(&b, n, &t);
-    if (server_section_wanted(c, "stats", true))
+    if (server_section_wanted(c, "stats", true)) {
         buf_printf(&b,
                    "# Stats\r\ntotal_connections_received:%" PRIu64
                    "\r\ntotal_commands_processed:%" PRIu64 "\r\ninstantaneous_ops_per_sec:%" PRIu64
@@ -1743,10 +1653,13 @@ void cmd_info(struct cmd_ctx *c)
                    "\r\nkeyspace_misses:%" PRIu64 "\r\ntotal_error_replies:%" PRIu64
                    "\r\ncross_shard_requests:%" PRIu64
                    "\r\ntotal_parser_examined_bytes:%" PRIu64 "\r\nsibling_warnings:%" PRIu64
-                   "\r\n\r\n",
+                   "\r\n",
                    t.connections, t.commands, server_ops_per_sec(t.commands), t.net_in, t.net_out,
                    t.rejected, t.expired, t.evicted, t.hits, t.misses, t.errors, t.cross_shard,
                    t.parser_examined, t.sibling_warnings);
+        coord_info(n, &b); /* the coordinator's counters (coord.h) */
+        buf_printf(&b, "\r\n");
+    }
     if (server_section_wanted(c, "replication", true)) /* a master without replicas */
         buf_printf(&b,
                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
@@ -1771,7 +1684,7 @@ void cmd_info(struct cmd_ctx *c)
         buf_printf(&b, "\r\n");
     }
     if (server_section_wanted(c, "cluster", true))
-        server_info_cluster(c, &b);
+        cmd_cluster_info_section(c, &b);
     if (server_section_wanted(c, "keyspace", true)) {
         buf_printf(&b, "# Keyspace\r\n");
         if (t.keys)

@@ -45,7 +45,7 @@ void cmd_client(struct cmd_ctx *c);
 void cmd_command(struct cmd_ctx *c);
 void cmd_info(struct cmd_ctx *c);
 void cmd_config(struct cmd_ctx *c);
-/* CLUSTER KEYSLOT (and HELP): the key slots cluster-aware clients compute. */
+/* CLUSTER: runs the subcommand argv[1] names (cmd_cluster.h), or HELP. */
 void cmd_cluster(struct cmd_ctx *c);
 /* memcached stats, version, verbosity, quit and mn (ctx->mc->cmd says which). */
 void cmd_mc_conn(struct cmd_ctx *c);

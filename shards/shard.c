@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "coord.h"
 #include "idle.h"
 #include "log.h"
 #include "net.h"
@@ -106,6 +107,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->request_timeout_ms = cfg->request_timeout_ms;
+    if (coord_init(sh) != 0)
+        goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
     sh->backlog = mi_calloc(n->nshards, sizeof *sh->backlog);
@@ -163,6 +166,7 @@ void shard_destroy(struct shard *sh)
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
     req_table_fini(&sh->reqs); /* messages parked here go with their requests */
+    coord_fini(sh); /* after the requests, which hold its views */
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
@@ -675,6 +679,7 @@ void *shard_main(void *arg)
         sh->nstash = 0;
         store_turn(sh->store, shard_now_ms());
         tier_turn(sh);
+        coord_turn(sh); /* the cluster's newest view, when it changed */
         shard_drain_inboxes(sh);
         persist_flush(sh->persist);
         if (persist_holds_replies(sh->persist))

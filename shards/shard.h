@@ -31,6 +31,7 @@ struct node;
 struct store;
 struct cmd_msg;
 struct tier;
+struct coord;
 
 /* The shard's own io_uring operations (user_data kinds, after net/'s). */
 enum shard_op {
@@ -112,6 +113,8 @@ struct shard {
     uint32_t nfree;
     uint64_t next_client_seq;
     bool accept_paused;
+
+    struct coord *coord;          /* the coordinator's state (coord.h) */
 
     struct shard_stats stats;
 };

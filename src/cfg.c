@@ -128,6 +128,15 @@ static const struct cfg_setting cfg_settings[] = {
     {"warn-siblings", CFG_INT, F(warn_siblings), "25", 1, 1000, NULL,
      "A versioned write that leaves more siblings than this is logged (at most once a "
      "second per shard) and counted (INFO sibling_warnings)."},
+    {"replicas", CFG_INT, F(replicas), "3", 1, 16, NULL,
+     "N: how many nodes keep each key (the first N of its partition's preference list); "
+     "capped by the preference lists' length (the cluster's size, at most 3 today)."},
+    {"read-quorum", CFG_INT, F(read_quorum), "2", 1, 16, NULL,
+     "R: replicas whose answers a read waits for (capped by N); CONSISTENCY and RING.GET's "
+     "R choose per connection and per request."},
+    {"write-quorum", CFG_INT, F(write_quorum), "2", 1, 16, NULL,
+     "W: replicas that must have a write before it is acknowledged (capped by N); "
+     "CONSISTENCY and RING.PUT/RING.DEL's W choose per connection and per request."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,

@@ -66,6 +66,9 @@ struct cfg {
     int64_t max_key_size;
     int64_t max_siblings;       /* RING.PUT refuses to leave more siblings */
     int64_t warn_siblings;      /* more siblings than this are logged and counted */
+    int64_t replicas;           /* N: nodes keeping each key (coordinator, shards/coord.h) */
+    int64_t read_quorum;        /* R */
+    int64_t write_quorum;       /* W */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */

@@ -42,8 +42,8 @@ static void test_slots_cluster_keyslot_is_redis_cluster_slot(void **state)
     harness_expect(c, HARNESS_INT(0), "CLUSTER KEYSLOT %b", "", (size_t)0);
     harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'cluster|keyslot' command"),
                    "CLUSTER KEYSLOT");
-    harness_expect(c, HARNESS_ERR("ERR unknown subcommand 'NODES'. Try CLUSTER HELP."),
-                   "CLUSTER NODES");
+    harness_expect(c, HARNESS_ERR("ERR unknown subcommand 'SETSLOT'. Try CLUSTER HELP."),
+                   "CLUSTER SETSLOT 1 STABLE");
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 }

@@ -1,0 +1,1065 @@
+/* coord.c: the coordinator (see coord.h): a key's N replicas, R and W.
+ * Runs on shard threads only. Three parts:
+ *
+ * The view: coord_turn() copies what requests need of the published
+ * snapshot (members: id, addresses, down or not; the ring's preference
+ * lists as member indexes) into a struct coord_view of this shard, when the
+ * snapshot's version changed. Operations in flight keep the view they
+ * started with (a reference count), so a refresh never pulls addresses from
+ * under them. is_cluster is false for a cluster of one: then cmd.c routes
+ * as it always did.
+ *
+ * Operations: a coordinated request is one struct req (req.h) of this
+ * shard with one sub-result, whose owner_ptr is a struct coord_op. The req
+ * gives the deadline, the durability hold and the id that peers' REPLYs
+ * name: wire id = the req id with the peer's index in bits 24..31 (the req
+ * slot's top byte, so slots stay under 2^24). Phases:
+ *   READ   GETs out to the live replicas; at R answers (self included) each
+ *          state is applied here (replica_apply: the coordinator is
+ *          repaired), then the command runs here and is answered; for a
+ *          read-modify-write command the WRITE phase follows instead;
+ *   WRITE  the command ran here (before: replica_export; after:
+ *          replica_versionize, or the RING.* write's own version), SYNCs
+ *          out with the new state; at W acks (self included) the reply
+ *          goes once the local record is durable (req_hold);
+ *   REPAIR the client has its answer; late GET answers are awaited until
+ *          all are in or the deadline, then every replica whose state was
+ *          missing or differs (replica_same) gets a SYNC of the merged one;
+ *   FWD    a FORWARD to a replica; its REPLY's RESP bytes complete the
+ *          client's request (sub-result status parsed from the first byte).
+ * Too few live replicas: -UNAVAILABLE at once when failure detection
+ * already says so, else when the deadline passes.
+ *
+ * The replica side (coord_on_request): GET exports the key's state, SYNC
+ * applies one (answered once its record is durable, as a client's write),
+ * FORWARD runs a client command coordinated here and answers its RESP bytes.
+ *
+ * Left to others: the links (peerlink.h), the versions (replica.h), the
+ * command handlers and request routing (cmd.c asks coord_route()). */
+#include "coord.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <mimalloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "cmd_ring.h"
+#include "conn.h"
+#include "keyhash.h"
+#include "log.h"
+#include "node.h"
+#include "peerlink.h"
+#include "persist.h"
+#include "replica.h"
+#include "ring.h"
+#include "shard.h"
+#include "snapshot.h"
+
+#define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
+#define COORD_SLOT_BITS 24
+#define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
+
+struct coord_member {
+    char id[RING_ID_LEN + 1];
+    char cluster_addr[GOSSIP_ADDR_MAX + 1];
+    char client_addr[GOSSIP_ADDR_MAX + 1];
+    bool is_down; /* down or left: not asked */
+};
+
+struct coord_view {
+    uint32_t refs; /* the shard's current pointer, and each operation's */
+    uint64_t version;
+    bool is_cluster;
+    uint32_t q, n, self, n_members;
+    struct coord_member *members;
+    uint32_t *pref; /* q * n member indexes (RING_NONE: not in the snapshot) */
+};
+
+/* Counters (INFO): written by the owner with relaxed stores. */
+struct coord_stats {
+    uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
+        forwards_in;
+} __attribute__((aligned(64)));
+
+struct coord {
+    struct coord_view *view; /* NULL until the first snapshot */
+    struct coord_stats stats;
+};
+
+#define COORD_STAT(sh, f) __atomic_store_n(&(sh)->coord->stats.f, (sh)->coord->stats.f + 1, \
+                                           __ATOMIC_RELAXED)
+
+enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD };
+enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL };
+
+struct coord_op {
+    struct coord_view *view;
+    struct cmd_msg *m; /* the request coordinated; NULL once answered */
+    uint8_t phase;
+    bool is_rmw, is_ring_write;
+    uint32_t partition, slot;
+    uint32_t n_eff, need;
+    uint32_t ok;      /* answers counted toward need, self included */
+    uint32_t waiting; /* peers not answered yet */
+    uint32_t npeers;
+    uint32_t peer[COORD_PEERS_MAX];
+    uint8_t st[COORD_PEERS_MAX];
+    struct replica_state got[COORD_PEERS_MAX];
+    uint64_t hold_seq;
+    uint64_t parent; /* FWD: the client's request and sub-result */
+    uint32_t parent_sub;
+    char *key; /* a copy (repair comes after the message went back) */
+    uint32_t klen;
+    uint64_t hash;
+};
+
+/* ---- the view ---- */
+
+static void coord_view_put(struct coord_view *v)
+{
+    if (!v || --v->refs > 0)
+        return;
+    mi_free(v->members);
+    mi_free(v->pref);
+    mi_free(v);
+}
+
+static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s)
+{
+    const struct ring *ring = s->ring;
+    struct coord_view *v = mi_zalloc(sizeof *v);
+    if (!v)
+        return NULL;
+    v->refs = 1;
+    v->version = s->version;
+    v->q = ring->q;
+    v->n = ring->n;
+    v->self = s->self;
+    v->n_members = s->n_members;
+    v->members = mi_calloc(s->n_members, sizeof *v->members);
+    v->pref = mi_calloc((size_t)ring->q * ring->n, sizeof *v->pref);
+    if (!v->members || !v->pref) {
+        coord_view_put(v);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < s->n_members; i++) {
+        const struct snapshot_member *sm = &s->members[i];
+        struct coord_member *cm = &v->members[i];
+        memcpy(cm->id, sm->id, sizeof cm->id);
+        memcpy(cm->cluster_addr, sm->cluster_addr, sizeof cm->cluster_addr);
+        memcpy(cm->client_addr, sm->client_addr, sizeof cm->client_addr);
+        cm->is_down = sm->status == MEMBER_S_DOWN || sm->status == MEMBER_S_LEFT;
+    }
+    bool alone = true;
+    for (uint32_t p = 0; p < ring->q; p++) {
+        const uint32_t *list = ring_pref(ring, p);
+        for (uint32_t k = 0; k < ring->n; k++) {
+            uint32_t m = s->by_ring[list[k]];
+            v->pref[(size_t)p * ring->n + k] = m;
+            alone &= m == s->self;
+        }
+    }
+    /* Partitions of the node's keys must be the ring's: else stay alone. */
+    v->is_cluster = !alone && ring->q == n->npartitions;
+    if (!alone && ring->q != n->npartitions)
+        log_warn("the ring has %u partitions, this node %u: serving its own keys alone",
+                 ring->q, n->npartitions);
+    return v;
+}
+
+int coord_init(struct shard *sh)
+{
+    sh->coord = mi_zalloc_aligned(sizeof *sh->coord, 64);
+    return sh->coord ? 0 : -ENOMEM;
+}
+
+void coord_fini(struct shard *sh)
+{
+    if (!sh->coord)
+        return;
+    coord_view_put(sh->coord->view);
+    mi_free(sh->coord);
+    sh->coord = NULL;
+}
+
+void coord_turn(struct shard *sh)
+{
+    struct node *n = sh->node;
+    if (!sh->coord || !n->snapshots)
+        return;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
+    struct coord_view *old = sh->coord->view;
+    if (s && s->ring && (!old || old->version != s->version)) {
+        struct coord_view *v = coord_view_build(n, s);
+        if (v) {
+            sh->coord->view = v;
+            coord_view_put(old);
+        }
+    }
+    snapshot_read_end(n->snapshots, sh->id);
+}
+
+bool coord_is_cluster(const struct shard *sh)
+{
+    return sh->coord && sh->coord->view && sh->coord->view->is_cluster;
+}
+
+static uint32_t coord_n_eff(const struct node *n, const struct coord_view *v)
+{
+    uint32_t want = (uint32_t)n->cfg->replicas;
+    return want < v->n ? want : v->n;
+}
+
+uint32_t coord_replicas(const struct shard *sh, uint32_t partition)
+{
+    (void)partition; /* every list has the ring's length */
+    if (!coord_is_cluster(sh))
+        return 1;
+    return coord_n_eff(sh->node, sh->coord->view);
+}
+
+static const uint32_t *coord_list(const struct coord_view *v, uint32_t p)
+{
+    return v->pref + (size_t)p * v->n;
+}
+
+static bool coord_live(const struct coord_view *v, uint32_t m)
+{
+    return m != RING_NONE && (m == v->self || !v->members[m].is_down);
+}
+
+/* R or W asked (net/conn.h CONN_CONSISTENCY_*: the setting, a number,
+ * QUORUM, ALL) within 1..n. */
+static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
+{
+    int64_t v = asked == CONN_CONSISTENCY_DEFAULT  ? setting
+                : asked == CONN_CONSISTENCY_QUORUM ? n / 2 + 1
+                : asked == CONN_CONSISTENCY_ALL    ? n
+                                                   : asked;
+    return v < 1 ? 1 : v > n ? n : (uint32_t)v;
+}
+
+/* ---- routing (the client's shard) ---- */
+
+void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
+                 uint64_t hash, uint32_t flags, struct coord_route *out)
+{
+    out->kind = COORD_LOCAL;
+    out->error[0] = '\0';
+    if (!coord_is_cluster(sh))
+        return;
+    const struct coord_view *v = sh->coord->view;
+    uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    out->partition = p;
+    if (flags & CMD_FORWARDED) {
+        out->kind = COORD_HERE;
+        return;
+    }
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    const uint32_t *list = coord_list(v, p);
+    uint32_t first_live = RING_NONE;
+    bool is_replica = false;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (first_live == RING_NONE && coord_live(v, list[k]))
+            first_live = list[k];
+        is_replica |= list[k] == v->self;
+    }
+    if (first_live == RING_NONE) {
+        snprintf(out->error, sizeof out->error,
+                 "UNAVAILABLE 0 of 1 replicas answered (%u in the preference list)", n_eff);
+        out->kind = COORD_DOWN;
+        COORD_STAT(sh, unavailable);
+        return;
+    }
+    if (first_live == v->self || (is_replica && !(flags & CMD_RMW))) {
+        out->kind = COORD_HERE;
+        return;
+    }
+    out->to = first_live;
+    if (c && c->cluster_aware) {
+        snprintf(out->error, sizeof out->error, "MOVED %u %s", keyhash_slot(key, klen),
+                 v->members[first_live].client_addr);
+        out->kind = COORD_MOVED;
+        COORD_STAT(sh, moved);
+        return;
+    }
+    out->kind = COORD_FORWARD;
+}
+
+/* ---- operations ---- */
+
+static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how);
+
+static uint64_t coord_wire_id(uint64_t req_id, uint32_t k)
+{
+    return req_id | (uint64_t)k << COORD_SLOT_BITS;
+}
+
+static struct coord_op *coord_op_new(struct shard *sh, struct req **r_out)
+{
+    struct coord_op *op = mi_zalloc(sizeof *op);
+    struct req *r = op ? req_new(&sh->reqs, 1, 1, coord_op_done, shard_deadline(sh)) : NULL;
+    if (!r || (uint32_t)r->id >= 1u << COORD_SLOT_BITS) {
+        if (r)
+            req_cancel(&sh->reqs, r->id); /* owner_ptr is still NULL: nothing to free */
+        mi_free(op);
+        return NULL;
+    }
+    for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
+        replica_state_init(&op->got[k]);
+    op->view = sh->coord->view;
+    op->view->refs++;
+    r->owner_ptr = op;
+    *r_out = r;
+    return op;
+}
+
+static void coord_op_free(struct coord_op *op)
+{
+    for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
+        replica_state_fini(&op->got[k]);
+    coord_view_put(op->view);
+    mi_free(op->key);
+    mi_free(op);
+}
+
+static int32_t coord_deadline_left(const struct req *r)
+{
+    int64_t left = r->deadline_ms - req_now_ms();
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+}
+
+/* Sends a request to member m of the op's view. */
+static int coord_send(struct shard *sh, const struct coord_view *v, uint32_t m,
+                      struct wire_msg *wm)
+{
+    return peerlink_request(sh, v->members[m].id, v->members[m].cluster_addr, wm);
+}
+
+/* A SYNC of state st for key to member m; id 0 when no answer is awaited
+ * (read repair: its REPLY finds no request). */
+static int coord_send_sync(struct shard *sh, const struct coord_view *v, uint32_t m, uint64_t id,
+                           const struct coord_op *op, const struct req *r,
+                           const struct resp_arg *key, const struct replica_state *st)
+{
+    struct wire_bytes body = {(const uint8_t *)st->body.data, (uint32_t)st->body.len};
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .id = id,
+                          .op = WIRE_OP_SYNC,
+                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .partition = (uint16_t)op->partition,
+                          .slot = (uint16_t)op->slot,
+                          .expire_at_ms = st->expire_at_ms,
+                          .key = {(const uint8_t *)key->ptr, key->len},
+                          .meta = {(const uint8_t *)st->meta.data, (uint32_t)st->meta.len},
+                          .n_values = 1,
+                          .values = &body};
+    return coord_send(sh, v, m, &wm);
+}
+
+/* The reply when too few replicas answered. */
+static void coord_unavailable(struct shard *sh, struct coord_op *op)
+{
+    char msg[200];
+    int n = snprintf(msg, sizeof msg,
+                     "UNAVAILABLE %u of %u replicas answered (%u in the preference list)", op->ok,
+                     op->need, op->n_eff);
+    if (op->phase == PH_WRITE && n > 0)
+        snprintf(msg + n, sizeof msg - (size_t)n,
+                 "; the write stays on the %u that did and may spread from there", op->ok);
+    cmd_msg_error(op->m, msg);
+    op->m->res.hold_seq = 0;
+    COORD_STAT(sh, unavailable);
+}
+
+/* Answers the client (the message goes back to its origin). */
+static void coord_answer(struct shard *sh, struct coord_op *op)
+{
+    struct cmd_msg *m = op->m;
+    op->m = NULL;
+    m->res.hold_seq = 0; /* the op's hold covered it */
+    cmd_msg_reply(sh, m);
+}
+
+static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op);
+
+static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct coord_op *op = r->owner_ptr;
+    if (!op)
+        return true;
+    if (how == REQ_END_DROP) {
+        if (op->m)
+            cmd_msg_free(op->m);
+        coord_op_free(op);
+        return true;
+    }
+    if (op->phase == PH_FWD) {
+        if (how == REQ_END_TIMEOUT) {
+            struct req *pr = req_find(&sh->reqs, op->parent);
+            if (pr && op->parent_sub < pr->nsub) {
+                struct req_result *res = &pr->subs[op->parent_sub];
+                buf_clear(&res->body);
+                res->status = REQ_ERR;
+                resp_write_error(&res->body, "UNAVAILABLE the replica forwarded to did not "
+                                             "answer within request-timeout");
+                COORD_STAT(sh, unavailable);
+                req_sub_done(&sh->reqs, pr);
+            }
+        }
+        coord_op_free(op);
+        return true;
+    }
+    if (op->m) {
+        if (how == REQ_END_TIMEOUT)
+            coord_unavailable(sh, op);
+        coord_answer(sh, op);
+    }
+    if (op->phase == PH_REPAIR && how == REQ_END_DONE && op->waiting > 0) {
+        req_rearm(r, 1); /* late answers still count for repair */
+        return false;
+    }
+    if (op->phase == PH_REPAIR)
+        coord_repair(sh, r, op);
+    coord_op_free(op);
+    return true;
+}
+
+/* Completes the op's one sub-result: the done callback answers. */
+static void coord_complete(struct shard *sh, struct req *r, uint64_t hold_seq)
+{
+    req_hold(r, hold_seq);
+    r->subs[0].status = REQ_OK;
+    req_sub_done(&sh->reqs, r);
+}
+
+static bool coord_is_ring_write(const struct cmd_msg *m)
+{
+    return m->handler == cmd_ring_put || m->handler == cmd_ring_del;
+}
+
+/* RING.GET's R, RING.PUT's and RING.DEL's W (0 when not given). */
+static uint8_t coord_ring_option(const struct cmd_msg *m, bool is_write)
+{
+    uint32_t first = m->handler == cmd_ring_put ? 4 : is_write ? 3 : 2;
+    const char *want = is_write ? "w" : "r";
+    for (uint32_t i = first; i + 1 < m->argc; i += 2) {
+        if (m->argv[i].len == 1 && (m->argv[i].ptr[0] | 0x20) == want[0]) {
+            long v = strtol(m->argv[i + 1].ptr, NULL, 10); /* the handler checks it */
+            return v >= 1 && v <= 16 ? (uint8_t)v : 0;
+        }
+    }
+    return 0;
+}
+
+/* WRITE: runs the command here, versions its result and sends it out. */
+static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    struct cmd_msg *m = op->m;
+    const struct resp_arg *key = &m->argv[1];
+    struct replica_state before, after;
+    replica_state_init(&before);
+    replica_state_init(&after);
+    bool has_before = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &before) == 0;
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    cmd_msg_run(sh, m);
+    op->phase = PH_WRITE;
+    COORD_STAT(sh, writes);
+    bool changed = false;
+    int rc = 0;
+    if (m->res.status != REQ_ERR) {
+        if (op->is_ring_write) {
+            rc = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &after);
+            changed = rc == 0;
+        } else {
+            rc = replica_versionize(sh->store, sh->node, key->ptr, key->len, m->hash,
+                                    has_before ? &before : NULL, &after, &changed);
+        }
+        if (rc < 0 && rc != -ENOENT)
+            log_warn("key '%.*s': its new version cannot be made (%s); not replicated",
+                     (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
+    }
+    uint64_t seq = persist_reply_seq(sh->persist, seq0, m->hash, m->res.status == REQ_ERR);
+    if (m->res.status == REQ_ERR || !changed || rc < 0) {
+        replica_state_fini(&before);
+        replica_state_fini(&after);
+        coord_complete(sh, r, seq);
+        return;
+    }
+    op->hold_seq = seq;
+    op->ok = 1;
+    op->waiting = 0;
+    uint64_t id_base = r->id;
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        if (op->st[k] == P_NONE)
+            continue; /* down */
+        op->st[k] = P_WAIT;
+        if (coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op, r, key,
+                            &after) == 0)
+            op->waiting++;
+        else
+            op->st[k] = P_FAIL;
+    }
+    replica_state_fini(&before);
+    replica_state_fini(&after);
+    if (op->ok >= op->need)
+        coord_complete(sh, r, op->hold_seq);
+    else if (op->ok + op->waiting < op->need)
+        coord_unavailable(sh, op), coord_complete(sh, r, 0);
+}
+
+/* READ has its quorum: merge the answers here, then run or write. */
+static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    struct cmd_msg *m = op->m;
+    const struct resp_arg *key = &m->argv[1];
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        if (op->st[k] != P_OK)
+            continue;
+        const struct replica_state *g = &op->got[k];
+        int rc = replica_apply(sh->store, sh->node, key->ptr, key->len, m->hash, g->meta.data,
+                               g->meta.len, g->body.data, g->body.len, g->expire_at_ms);
+        if (rc < 0)
+            log_debug("key '%.*s': a replica's state cannot be merged (%s)",
+                      (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
+    }
+    if (op->is_rmw) {
+        op->need = coord_quorum(m->w, sh->node->cfg->write_quorum, op->n_eff);
+        for (uint32_t k = 0; k < op->npeers; k++)
+            if (op->st[k] != P_NONE)
+                op->st[k] = P_WAIT; /* contacted again by the write; late GETs are dropped */
+        coord_write_start(sh, r, op);
+        return;
+    }
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    cmd_msg_run(sh, m);
+    COORD_STAT(sh, reads);
+    op->phase = PH_REPAIR;
+    coord_complete(sh, r, persist_reply_seq(sh->persist, seq0, m->hash, false));
+}
+
+/* The merged state to every replica that answered with less (or nothing). */
+static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    struct replica_state merged;
+    replica_state_init(&merged);
+    struct resp_arg key = {op->key, op->klen};
+    if (replica_export(sh->store, sh->node, op->key, op->klen, op->hash, &merged) == 0) {
+        for (uint32_t k = 0; k < op->npeers; k++) {
+            bool is_stale = op->st[k] == P_MISSING ||
+                            (op->st[k] == P_OK &&
+                             !replica_same(&merged, op->got[k].meta.data, op->got[k].meta.len));
+            if (is_stale && coord_send_sync(sh, op->view, op->peer[k], 0, op, r, &key, &merged) == 0)
+                COORD_STAT(sh, read_repairs);
+        }
+    }
+    replica_state_fini(&merged);
+}
+
+static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    if (op->phase == PH_READ) {
+        if (op->ok >= op->need)
+            coord_read_quorum(sh, r, op);
+        else if (op->ok + op->waiting < op->need)
+            coord_unavailable(sh, op), coord_complete(sh, r, 0);
+        return;
+    }
+    if (op->phase == PH_WRITE) {
+        if (op->ok >= op->need)
+            coord_complete(sh, r, op->hold_seq);
+        else if (op->ok + op->waiting < op->need)
+            coord_unavailable(sh, op), coord_complete(sh, r, 0);
+        return;
+    }
+    if (op->phase == PH_REPAIR && op->waiting == 0)
+        req_sub_done(&sh->reqs, r);
+}
+
+/* ---- the coordinator (the shard owning the key's partition) ---- */
+
+/* Runs m here as a cluster of one would, and answers it. */
+static void coord_run_alone(struct shard *sh, struct cmd_msg *m)
+{
+    cmd_msg_run(sh, m);
+    cmd_msg_reply(sh, m);
+}
+
+void coord_execute(struct shard *sh, struct cmd_msg *m)
+{
+    if (!coord_is_cluster(sh) || m->argc < 2) {
+        coord_run_alone(sh, m);
+        return;
+    }
+    const struct coord_view *v = sh->coord->view;
+    const struct resp_arg *key = &m->argv[1];
+    bool is_write = (m->flags & CMD_WRITE) != 0;
+    uint32_t p = node_partition_of(sh->node, key->ptr, key->len, m->hash);
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    const struct cfg *cfg = sh->node->cfg;
+    bool is_ring = m->handler == cmd_ring_get || coord_is_ring_write(m);
+    uint8_t asked = is_ring ? coord_ring_option(m, is_write) : 0;
+    uint8_t r_asked = !is_write && asked ? asked : m->r, w_asked = is_write && asked ? asked : m->w;
+    uint32_t need_r = coord_quorum(r_asked, cfg->read_quorum, n_eff);
+    uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
+    bool is_rmw = (m->flags & CMD_RMW) != 0;
+    bool reads_first = !is_write || is_rmw;
+    if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
+        COORD_STAT(sh, reads);
+        coord_run_alone(sh, m);
+        return;
+    }
+    struct req *r;
+    struct coord_op *op = coord_op_new(sh, &r);
+    if (op)
+        op->key = mi_malloc(key->len ? key->len : 1);
+    if (!op || !op->key) {
+        if (op)
+            req_cancel(&sh->reqs, r->id), coord_op_free(op);
+        cmd_msg_error(m, "OOM out of memory");
+        cmd_msg_reply(sh, m);
+        return;
+    }
+    memcpy(op->key, key->ptr, key->len);
+    op->klen = key->len;
+    op->hash = m->hash;
+    op->m = m;
+    op->is_rmw = is_rmw;
+    op->is_ring_write = coord_is_ring_write(m);
+    op->partition = p;
+    op->slot = keyhash_slot(key->ptr, key->len);
+    op->n_eff = n_eff;
+    op->need = reads_first ? need_r : need_w;
+    op->ok = 1;
+    const uint32_t *list = coord_list(v, p);
+    uint32_t alive = 1;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (list[k] == v->self || list[k] == RING_NONE)
+            continue;
+        op->peer[op->npeers] = list[k];
+        op->st[op->npeers] = coord_live(v, list[k]) ? P_WAIT : P_NONE;
+        alive += op->st[op->npeers] == P_WAIT;
+        op->npeers++;
+    }
+    uint32_t need_most = is_rmw ? (need_r > need_w ? need_r : need_w) : op->need;
+    if (alive < need_most) { /* failure detection already says so: not even tried */
+        op->phase = is_write && !is_rmw ? PH_WRITE : PH_READ;
+        op->ok = alive;
+        op->need = need_most;
+        op->n_eff = n_eff;
+        coord_unavailable(sh, op);
+        op->phase = PH_READ; /* nothing was written */
+        coord_complete(sh, r, 0);
+        req_arm(&sh->reqs, r);
+        return;
+    }
+    if (!reads_first) {
+        coord_write_start(sh, r, op);
+        req_arm(&sh->reqs, r);
+        return;
+    }
+    op->phase = PH_READ;
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .op = WIRE_OP_GET,
+                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .partition = (uint16_t)p,
+                          .slot = (uint16_t)op->slot,
+                          .key = {(const uint8_t *)key->ptr, key->len}};
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        if (op->st[k] != P_WAIT)
+            continue;
+        wm.id = coord_wire_id(r->id, k);
+        if (coord_send(sh, v, op->peer[k], &wm) == 0)
+            op->waiting++;
+        else
+            op->st[k] = P_FAIL;
+    }
+    coord_op_progress(sh, r, op);
+    req_arm(&sh->reqs, r);
+}
+
+/* ---- forwarding (a node holding no replica) ---- */
+
+/* Fills sub-result `sub` of this shard's request `parent` with a relayed
+ * RESP reply and completes it. */
+static void coord_fill_parent(struct shard *sh, uint64_t parent, uint32_t sub, const char *p,
+                              size_t n)
+{
+    struct req *pr = req_find(&sh->reqs, parent);
+    if (!pr || sub >= pr->nsub)
+        return;
+    struct req_result *res = &pr->subs[sub];
+    buf_clear(&res->body);
+    buf_append(&res->body, p, n);
+    res->status = REQ_NONE;
+    res->skip = 0;
+    res->num = 0;
+    const char *nl = n ? memchr(p, '\n', n) : NULL;
+    uint32_t head = nl ? (uint32_t)(nl - p + 1) : 0;
+    switch (n ? p[0] : 0) {
+    case '+':
+        res->status = REQ_OK;
+        break;
+    case '-':
+        res->status = REQ_ERR;
+        break;
+    case ':':
+        res->status = REQ_INT;
+        res->num = strtoll(p + 1, NULL, 10);
+        break;
+    case '_':
+        res->status = REQ_NULL;
+        break;
+    case '$':
+        res->status = n > 1 && p[1] == '-' ? REQ_NULL : REQ_BULK;
+        res->skip = head;
+        break;
+    case '*':
+        res->status = n > 1 && p[1] == '-' ? REQ_NULL : REQ_ARRAY;
+        res->num = strtoll(p + 1, NULL, 10);
+        res->skip = head;
+        break;
+    }
+    req_sub_done(&sh->reqs, pr);
+}
+
+static void coord_encode_command(struct buf *out, const struct resp_arg *argv, uint32_t argc)
+{
+    resp_write_array_len(out, argc);
+    for (uint32_t i = 0; i < argc; i++)
+        resp_write_bulk(out, argv[i].ptr, argv[i].len);
+}
+
+void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t rq,
+                   uint8_t wq, const struct resp_arg *argv, uint32_t argc,
+                   const struct coord_route *route)
+{
+    struct req *r;
+    struct coord_op *op = coord_op_new(sh, &r);
+    if (!op) {
+        static const char oom[] = "-OOM out of memory\r\n";
+        coord_fill_parent(sh, req_id, sub, oom, sizeof oom - 1);
+        return;
+    }
+    op->phase = PH_FWD;
+    op->parent = req_id;
+    op->parent_sub = sub;
+    struct buf cmd;
+    buf_init(&cmd);
+    coord_encode_command(&cmd, argv, argc);
+    struct wire_bytes value = {(const uint8_t *)cmd.data, (uint32_t)cmd.len};
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
+                          .id = coord_wire_id(r->id, 0),
+                          .op = WIRE_OP_FORWARD,
+                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .partition = (uint16_t)route->partition,
+                          .slot = (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len),
+                          .r = rq,
+                          .w = wq,
+                          .key = {(const uint8_t *)argv[1].ptr, argv[1].len},
+                          .n_values = 1,
+                          .values = &value};
+    int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
+    buf_fini(&cmd);
+    COORD_STAT(sh, forwarded);
+    if (rc != 0) {
+        char err[200];
+        int n = snprintf(err, sizeof err,
+                         "-UNAVAILABLE 0 of 1 replicas answered: %s cannot be reached now\r\n",
+                         op->view->members[route->to].client_addr);
+        COORD_STAT(sh, unavailable);
+        coord_fill_parent(sh, req_id, sub, err, (size_t)n);
+        coord_complete(sh, r, 0); /* not armed yet: ends at req_arm */
+    }
+    req_arm(&sh->reqs, r);
+}
+
+/* ---- replies from peers ---- */
+
+static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op *op,
+                               const struct wire_msg *wm)
+{
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, wm);
+    if (wm->status == WIRE_CODE_OK && wire_values_next(&it, &v)) {
+        coord_fill_parent(sh, op->parent, op->parent_sub, (const char *)v.ptr, v.len);
+    } else {
+        char err[WIRE_TEXT_MAX + 40];
+        int n = snprintf(err, sizeof err, "-%s %.*s\r\n",
+                         wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE" : "ERR",
+                         (int)wm->text.len, (const char *)wm->text.ptr);
+        coord_fill_parent(sh, op->parent, op->parent_sub, err, (size_t)n);
+    }
+    op->parent = 0;
+    req_sub_done(&sh->reqs, r);
+}
+
+/* A GET answer: the replica's state, or none. */
+static void coord_take_state(struct coord_op *op, uint32_t k, const struct wire_msg *wm)
+{
+    if (wm->status == WIRE_CODE_NOT_FOUND) {
+        op->st[k] = P_MISSING;
+        return;
+    }
+    if (wm->status != WIRE_CODE_OK) {
+        op->st[k] = P_FAIL;
+        return;
+    }
+    struct replica_state *g = &op->got[k];
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, wm);
+    wire_values_next(&it, &v);
+    replica_state_clear(g);
+    buf_append(&g->meta, wm->meta.ptr, wm->meta.len);
+    buf_append(&g->body, v.ptr, v.len);
+    g->expire_at_ms = wm->expire_at_ms;
+    op->st[k] = g->meta.failed || g->body.failed ? P_FAIL : P_OK;
+}
+
+void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
+{
+    uint32_t k = (uint32_t)(wm->id >> COORD_SLOT_BITS) & 0xFF;
+    uint64_t id = wm->id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
+    struct req *r = req_find(&sh->reqs, id);
+    if (!r || r->done != coord_op_done || !r->owner_ptr)
+        return; /* ended (deadline, answered), or a repair's ack */
+    struct coord_op *op = r->owner_ptr;
+    if (op->phase == PH_FWD) {
+        if (op->parent)
+            coord_on_fwd_reply(sh, r, op, wm);
+        return;
+    }
+    if (k >= op->npeers || op->st[k] != P_WAIT)
+        return;
+    if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC))
+        return; /* a GET answered after an RMW's write started */
+    op->waiting--;
+    if (op->phase == PH_WRITE) {
+        op->st[k] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;
+    } else {
+        coord_take_state(op, k, wm);
+    }
+    op->ok += op->phase != PH_REPAIR && (op->st[k] == P_OK || op->st[k] == P_MISSING);
+    coord_op_progress(sh, r, op);
+}
+
+/* ---- the replica side ---- */
+
+static void coord_reply(struct shard *sh, uint64_t link, uint64_t id, uint8_t op, uint8_t status,
+                        const char *text, const struct replica_state *st, uint16_t n_values,
+                        const struct wire_bytes *values)
+{
+    struct wire_msg rm = {.kind = WIRE_REPLY,
+                          .id = id,
+                          .op = op,
+                          .status = status,
+                          .text = {(const uint8_t *)text, text ? (uint32_t)strlen(text) : 0},
+                          .n_values = n_values,
+                          .values = values};
+    if (st) {
+        rm.meta = (struct wire_bytes){(const uint8_t *)st->meta.data, (uint32_t)st->meta.len};
+        rm.expire_at_ms = st->expire_at_ms;
+    }
+    int rc = peerlink_reply(sh, link, &rm);
+    if (rc != 0 && rc != -ENOENT)
+        log_debug("a %s reply could not be sent (%s)", wire_op_name(op), strerror(-rc));
+}
+
+/* A SYNC's or a forwarded command's answer held until its record is
+ * durable (or its deadline): owner = the link, aux = the wire id, kind =
+ * the wire op. */
+static bool coord_held_done(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    if (how == REQ_END_DROP)
+        return true;
+    if (how == REQ_END_TIMEOUT) {
+        coord_reply(sh, r->owner, (uint64_t)r->aux, (uint8_t)r->kind, WIRE_CODE_UNAVAILABLE,
+                    "no answer within request-timeout", NULL, 0, NULL);
+        return true;
+    }
+    if (r->kind == WIRE_OP_FORWARD) {
+        struct wire_bytes v = {(const uint8_t *)r->subs[0].body.data,
+                               (uint32_t)r->subs[0].body.len};
+        coord_reply(sh, r->owner, (uint64_t)r->aux, WIRE_OP_FORWARD, WIRE_CODE_OK, NULL, NULL, 1,
+                    &v);
+        return true;
+    }
+    coord_reply(sh, r->owner, (uint64_t)r->aux, (uint8_t)r->kind, WIRE_CODE_OK, NULL, NULL, 0,
+                NULL);
+    return true;
+}
+
+static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct wire_msg *wm)
+{
+    struct req *r = req_new(&sh->reqs, 1, 1, coord_held_done, shard_deadline(sh));
+    if (!r)
+        return NULL;
+    r->owner = link;
+    r->aux = (int64_t)wm->id;
+    r->kind = wm->op;
+    return r;
+}
+
+static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                         uint64_t hash)
+{
+    struct replica_state st;
+    replica_state_init(&st);
+    int rc = replica_export(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, &st);
+    COORD_STAT(sh, gets_in);
+    if (rc == -ENOENT) {
+        coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_NOT_FOUND, NULL, NULL, 0, NULL);
+    } else if (rc < 0 || st.meta.failed || st.body.failed) {
+        coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_ERROR,
+                    rc < 0 ? strerror(-rc) : "out of memory", NULL, 0, NULL);
+    } else {
+        struct wire_bytes body = {(const uint8_t *)st.body.data, (uint32_t)st.body.len};
+        coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_OK, NULL, &st, 1, &body);
+    }
+    replica_state_fini(&st);
+}
+
+static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                          uint64_t hash)
+{
+    struct wire_value_iter it;
+    struct wire_bytes body = {0};
+    wire_values_init(&it, wm);
+    wire_values_next(&it, &body);
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    int rc = replica_apply(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, wm->meta.ptr,
+                           wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
+    COORD_STAT(sh, syncs_in);
+    if (rc < 0) {
+        coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, strerror(-rc), NULL, 0,
+                    NULL);
+        return;
+    }
+    uint64_t seq = persist_reply_seq(sh->persist, seq0, hash, false);
+    struct req *r = seq && wm->id ? coord_held_new(sh, link, wm) : NULL;
+    if (!r) {
+        if (wm->id) /* a repair's (id 0) awaits no answer */
+            coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_OK, NULL, NULL, 0, NULL);
+        return;
+    }
+    req_hold(r, seq);
+    req_sub_done(&sh->reqs, r);
+    req_arm(&sh->reqs, r);
+}
+
+/* A client's command for this node to coordinate; its reply's RESP bytes
+ * go back. Only single-key commands come (the sender split the rest). */
+static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
+{
+    struct wire_value_iter it;
+    struct wire_bytes cmd = {0};
+    wire_values_init(&it, wm);
+    wire_values_next(&it, &cmd);
+    struct resp_arg argv[COORD_FWD_ARGS];
+    struct resp_state rs;
+    memset(&rs, 0, sizeof rs);
+    uint32_t argc = 0;
+    size_t consumed = 0, need = 0;
+    const char *err = NULL;
+    char scratch[8];
+    COORD_STAT(sh, forwards_in);
+    enum resp_status ps = resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len,
+                                     argv, COORD_FWD_ARGS, &argc, scratch, sizeof scratch,
+                                     &consumed, &need, &err);
+    const struct cmd_def *d = ps == RESP_OK && argc >= 2 ? cmd_lookup(argv[0].ptr, argv[0].len)
+                                                         : NULL;
+    bool ok = d && (d->route == CMD_ROUTE_KEY ||
+                    (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
+    struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
+    if (!r) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
+                    ok ? "out of memory" : "not a single-key command", NULL, 0, NULL);
+        return;
+    }
+    uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
+    uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
+    uint32_t flags = cmd_flags_for(d, argv, argc) | CMD_COORD | CMD_FORWARDED;
+    int proto = wm->flags & WIRE_MSG_RESP3 ? 3 : 2;
+    struct cmd_msg *m = cmd_msg_for(sh, r->id, 0, target, d->handler, flags, proto, argv, argc,
+                                    hash);
+    if (!m) {
+        req_cancel(&sh->reqs, r->id);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL,
+                    0, NULL);
+        return;
+    }
+    m->r = wm->r;
+    m->w = wm->w;
+    if (target == sh->id)
+        cmd_msg_execute(sh, m);
+    else
+        shard_send(sh, target, m);
+    req_arm(&sh->reqs, r);
+}
+
+void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
+{
+    if (wm->op == WIRE_OP_FORWARD) {
+        coord_on_forward(sh, link, wm);
+        return;
+    }
+    uint64_t hash = keyhash(wm->key.ptr, wm->key.len);
+    if (wm->partition >= sh->node->npartitions ||
+        sh->node->partition_shard[wm->partition] != sh->id ||
+        node_partition_of(sh->node, wm->key.ptr, wm->key.len, hash) != wm->partition) {
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
+                    "the partition is not on this shard", NULL, 0, NULL);
+        return;
+    }
+    switch (wm->op) {
+    case WIRE_OP_GET:
+        coord_on_get(sh, link, wm, hash);
+        return;
+    case WIRE_OP_SYNC:
+        coord_on_sync(sh, link, wm, hash);
+        return;
+    default:
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "operation not served", NULL, 0,
+                    NULL);
+        return;
+    }
+}
+
+/* ---- INFO ---- */
+
+void coord_info(const struct node *n, struct buf *out)
+{
+    struct coord_stats sum = {0};
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        const struct coord *c = n->shards[i]->coord;
+        if (!c)
+            continue;
+#define COORD_SUM(f) sum.f += __atomic_load_n(&c->stats.f, __ATOMIC_RELAXED)
+        COORD_SUM(reads);
+        COORD_SUM(writes);
+        COORD_SUM(forwarded);
+        COORD_SUM(moved);
+        COORD_SUM(unavailable);
+        COORD_SUM(read_repairs);
+        COORD_SUM(syncs_in);
+        COORD_SUM(gets_in);
+        COORD_SUM(forwards_in);
+#undef COORD_SUM
+    }
+    buf_printf(out,
+               "ringkv_coordinated_reads:%" PRIu64 "\r\nringkv_coordinated_writes:%" PRIu64
+               "\r\nringkv_forwarded:%" PRIu64 "\r\nringkv_moved:%" PRIu64
+               "\r\nringkv_unavailable:%" PRIu64 "\r\nringkv_read_repairs:%" PRIu64
+               "\r\nringkv_replica_syncs:%" PRIu64 "\r\nringkv_replica_gets:%" PRIu64
+               "\r\nringkv_forwards_served:%" PRIu64 "\r\n",
+               sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable,
+               sum.read_repairs, sum.syncs_in, sum.gets_in, sum.forwards_in);
+}

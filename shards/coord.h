@@ -1,0 +1,88 @@
+/* coord.h: the coordinator: a key's N replicas, R and W (issue 11).
+ * Any node accepts any key. The key's partition has a preference list (the
+ * ring's, admin/ring.h); its first N_eff = min(replicas, list length) nodes
+ * hold the key. A node among them coordinates a request itself, on the
+ * shard that owns the partition: a write runs the command on its own store,
+ * gives the result a version (replica.h) and sends it (SYNC) to the other
+ * live replicas, answering once W have it (itself included, after its log
+ * hold); a read asks the other live replicas (GET), merges R answers into
+ * its store, runs the command there and answers, then repairs the replicas
+ * that were stale. Read-modify-write commands run on the first live node of
+ * the list, after such a quorum read. A node that holds no replica forwards
+ * the command (FORWARD) to the first live node of the list and relays its
+ * reply, or answers -MOVED to a cluster-aware client. Too few live replicas:
+ * -UNAVAILABLE.
+ * A cluster of one (no snapshot yet, or every partition this node's alone)
+ * keeps the path it always had: cmd.c asks coord_route() first, which
+ * answers COORD_LOCAL without touching anything but the shard's cached view.
+ *
+ * The view is this shard's copy of the published snapshot (admin/
+ * snapshot.h), refreshed by coord_turn() once per loop turn when the
+ * snapshot's version changed: requests never enter a ck_epoch section.
+ *
+ * Threads: everything on the owning shard's thread; coord_read_stats() any.
+ * Ownership: a message given to coord_execute() is the coordinator's until
+ *   it goes back through cmd_msg_reply(). */
+#ifndef RINGKV_SHARDS_COORD_H
+#define RINGKV_SHARDS_COORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "resp.h"
+
+struct shard;
+struct conn;
+struct cmd_msg;
+struct node;
+
+/* Per-shard state: created empty (a cluster of one until the first
+ * snapshot). -ENOMEM. */
+int coord_init(struct shard *sh);
+void coord_fini(struct shard *sh);
+/* Once per loop turn: takes the newest snapshot if its version changed. */
+void coord_turn(struct shard *sh);
+
+enum coord_route_kind {
+    COORD_LOCAL,   /* a cluster of one: today's path */
+    COORD_HERE,    /* coordinate on this node (the partition's shard) */
+    COORD_FORWARD, /* forward to the node `to` */
+    COORD_MOVED,   /* answer -MOVED (a cluster-aware client): see error */
+    COORD_DOWN,    /* no live node: answer the error */
+};
+
+struct coord_route {
+    enum coord_route_kind kind;
+    uint32_t partition;
+    uint32_t to;     /* COORD_FORWARD: the view's member index */
+    char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
+};
+
+/* How a keyed request (key, flags: cmd.h CMD_*) from connection c (NULL for
+ * a forwarded one) is served. */
+void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
+                 uint64_t hash, uint32_t flags, struct coord_route *out);
+/* True while the shard's view is a cluster of more than this node. */
+bool coord_is_cluster(const struct shard *sh);
+
+/* Sends the command argv to route->to as a FORWARD for sub-result `sub` of
+ * request req_id (this shard's); the relayed reply completes it. proto: the
+ * client's. The sub-result is completed with an error at once when no node
+ * takes it. */
+void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t r,
+                   uint8_t w, const struct resp_arg *argv, uint32_t argc,
+                   const struct coord_route *route);
+
+/* Coordinates message m (flags CMD_COORD) on the shard owning its key. */
+void coord_execute(struct shard *sh, struct cmd_msg *m);
+
+/* The replicas a key of this partition has (N_eff), at least 1. For
+ * RING.*'s R/W caps. */
+uint32_t coord_replicas(const struct shard *sh, uint32_t partition);
+
+/* INFO: every shard's coordinator counters summed, as "name:value\r\n"
+ * lines appended to out. */
+void coord_info(const struct node *n, struct buf *out);
+
+#endif
