@@ -16,6 +16,11 @@
  *   reply), which superseded it;
  * - no value seen by the read behind an acknowledged write is among the
  *   siblings (that write superseded it).
+ * Run twice: on a healthy cluster (then at most 5% of the operations may
+ * fail), and with node 2 frozen (SIGSTOP) from a third of the operations to
+ * half of them (at most 3 s): its clients wait, the others write on two
+ * nodes, -UNAVAILABLE and -TIMEOUT leave writes unknown; node 2 is counted
+ * up again before the final reads, which then repair it.
  * The seed is printed (RINGKV_MODEL_SEED=n repeats its choices; the threads'
  * interleaving is the system's). A failure prints the key's whole history. */
 #include <errno.h>
@@ -29,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -42,6 +48,8 @@
 #define RUN_MS 30000
 #define REPLY_MS 5000
 #define MAX_FAILED_PERCENT 5 /* a healthy cluster answers nearly everything */
+#define FREEZE_MS 3000       /* the nemesis keeps node 2 frozen at most this long */
+#define UP_MS 10000
 
 enum op_kind { OP_GET, OP_PUT, OP_DEL };
 enum outcome { OUT_OK, OUT_UNKNOWN, OUT_FAILED };
@@ -74,6 +82,12 @@ struct client {
 };
 
 static struct client clients[CLIENTS];
+static int ops_started; /* by every client, atomically: the nemesis's clock */
+
+static int ops_done(void)
+{
+    return __atomic_load_n(&ops_started, __ATOMIC_RELAXED);
+}
 
 static bool op_saw(const struct op *get, const char *value)
 {
@@ -213,6 +227,7 @@ static void *client_run(void *arg)
         struct op *op = &cl->ops[cl->nops];
         op->client = cl->index;
         op->seq = cl->nops++;
+        __atomic_fetch_add(&ops_started, 1, __ATOMIC_RELAXED);
         run_one(cl, op);
     }
     return NULL;
@@ -390,14 +405,46 @@ static unsigned pick_seed(void)
     return seed;
 }
 
-static void test_model_versions_random_clients(void **state)
+/* The nemesis: node 2 frozen (SIGSTOP) once a third of the operations are
+ * done, thawed once half are (or after FREEZE_MS), so that the clients of
+ * the other two nodes write without it and its clients wait. */
+static void nemesis(void)
 {
-    (void)state;
+    int64_t end = cluster_now_ms() + RUN_MS;
+    while (ops_done() < OPS / 3 && cluster_now_ms() < end)
+        usleep(1000);
+    cluster_signal(2, SIGSTOP);
+    printf("model: node 2 frozen after %d operations\n", ops_done());
+    end = cluster_now_ms() + FREEZE_MS;
+    while (ops_done() < OPS / 2 && cluster_now_ms() < end)
+        usleep(1000);
+    cluster_signal(2, SIGCONT);
+    printf("model: node 2 thawed after %d operations\n", ops_done());
+}
+
+/* R=3 reads at every node can count node 2 again (after the nemesis). */
+static bool all_counted_up(void *arg)
+{
+    (void)arg;
+    int n = NODES;
+    for (int i = 0; i < NODES; i++) {
+        char *info = cluster_ask(i, "CLUSTER INFO");
+        long long down = cluster_info_field(info, "ringkv_nodes_down");
+        free(info);
+        if (down != 0)
+            return false;
+    }
+    return cluster_formed(&n);
+}
+
+static void run_model(bool with_nemesis)
+{
     const char *const flags[] = {"--request-timeout", "2000", NULL};
     if (cluster_start_formed(NODES, flags) != 0)
         fail_msg("three nodes did not start and form a cluster");
     unsigned seed = pick_seed();
     int64_t t0 = cluster_now_ms();
+    ops_started = 0;
     pthread_t threads[CLIENTS];
     for (int c = 0; c < CLIENTS; c++) {
         clients[c] = (struct client){
@@ -408,12 +455,16 @@ static void test_model_versions_random_clients(void **state)
     }
     for (int c = 0; c < CLIENTS; c++)
         assert_int_equal(pthread_create(&threads[c], NULL, client_run, &clients[c]), 0);
+    if (with_nemesis)
+        nemesis();
     for (int c = 0; c < CLIENTS; c++)
         pthread_join(threads[c], NULL);
     int acked, unknown, failed, total;
     count_outcomes(&acked, &unknown, &failed, &total);
     printf("model: %d operations in %lld ms: %d acknowledged, %d unknown, %d failed\n", total,
            (long long)(cluster_now_ms() - t0), acked, unknown, failed);
+    if (!cluster_wait(all_counted_up, NULL, UP_MS))
+        fail_msg("the three nodes do not count each other up %d ms after the run", UP_MS);
 
     redisContext *readers[NODES];
     for (int i = 0; i < NODES; i++)
@@ -426,11 +477,25 @@ static void test_model_versions_random_clients(void **state)
     free_clients();
     if (problems)
         fail_msg("%d problem(s) against the model (seed %u); histories above", problems, seed);
-    if ((unknown + failed) * 100 > total * MAX_FAILED_PERCENT)
+    if (!with_nemesis && (unknown + failed) * 100 > total * MAX_FAILED_PERCENT)
         fail_msg("%d of %d operations failed on a healthy cluster (seed %u)", unknown + failed,
                  total, seed);
+    if (failed * 100 > total * MAX_FAILED_PERCENT || acked * 2 < total)
+        fail_msg("%d of %d operations failed, %d unknown (seed %u)", failed, total, unknown, seed);
     if (total < OPS)
         fail_msg("only %d of %d operations within %d ms", total, OPS, RUN_MS);
+}
+
+static void test_model_versions_random_clients(void **state)
+{
+    (void)state;
+    run_model(false);
+}
+
+static void test_model_versions_random_clients_node_frozen(void **state)
+{
+    (void)state;
+    run_model(true);
 }
 
 int main(void)
@@ -438,6 +503,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_model_versions_random_clients, cluster_forget_all),
+        cmocka_unit_test_teardown(test_model_versions_random_clients_node_frozen,
+                                  cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
