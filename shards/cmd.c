@@ -67,6 +67,7 @@
 
 #define CMD_INDEX_SIZE 256 /* power of two, > 2x the commands */
 #define CMD_NAME_MAX 32
+#define CMD_FLUSH_PEERS_MAX 1024 /* FLUSHALL reaches this many other members at most */
 
 static const struct cmd_def cmd_defs[] = {
     /* name, arity, flags, first, last, step, route, step-args, handler, combine, group, summary */
@@ -370,6 +371,7 @@ static struct cmd_msg *cmd_msg_make(struct shard *sh, uint64_t req_id, uint32_t 
     m->proto = proto;
     m->r = 0;
     m->w = 0;
+    m->deadline_ms = 0;
     m->hash = hash;
     m->argc = argc;
     m->argv = (struct resp_arg *)m->payload;
@@ -461,6 +463,7 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
             break;
         m->r = c->consistency_r;
         m->w = c->consistency_w;
+        m->deadline_ms = r->deadline_ms;
         if (target == sh->id) {
             cmd_msg_execute(sh, m);
         } else {
@@ -578,6 +581,27 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
     uint32_t flags = CMD_BARRIER | CMD_NOKEY | (d ? d->flags & CMD_NODATA : 0);
     for (uint32_t s = 0; s < nshards; s++)
         cmd_route_sub(sh, c, r, s, s, h, flags, ctx->argv, ctx->argc, 0, NULL);
+    req_arm(&sh->reqs, r);
+}
+
+/* FLUSHALL in a cluster: every shard here and, forwarded, every member not
+ * down (which runs it on its shards and sends it no further). */
+static void cmd_route_all_members(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                                  struct resp_arg *argv, uint32_t argc)
+{
+    uint32_t peers[CMD_FLUSH_PEERS_MAX];
+    uint32_t npeers = coord_peers(sh, peers, CMD_FLUSH_PEERS_MAX);
+    uint32_t nshards = sh->node->nshards;
+    struct req *r = cmd_req_new(sh, c, nshards + npeers, d->combine);
+    if (!r)
+        return;
+    for (uint32_t s = 0; s < nshards; s++)
+        cmd_route_sub(sh, c, r, s, s, d->handler, d->flags | CMD_BARRIER | CMD_NOKEY, argv, argc,
+                      0, NULL);
+    for (uint32_t i = 0; i < npeers; i++) {
+        struct coord_route to = {.kind = COORD_FORWARD, .to = peers[i]};
+        coord_forward(sh, r->id, nshards + i, c->resp_version, 0, 0, argv, argc, &to);
+    }
     req_arm(&sh->reqs, r);
 }
 
@@ -765,6 +789,10 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
         cmd_route_each(sh, c, d, argv, argc);
         return;
     case CMD_ROUTE_ALL: {
+        if ((d->flags & CMD_WRITE) && coord_is_cluster(sh)) {
+            cmd_route_all_members(sh, c, d, argv, argc);
+            return;
+        }
         struct cmd_ctx ctx = {.conn = c, .argv = argv, .argc = argc, .out = NULL};
         cmd_broadcast(&ctx, d->handler, d->combine);
         return;

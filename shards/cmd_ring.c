@@ -7,37 +7,33 @@
  * dvv_actor(node id, data epoch): the epoch is drawn whenever the data
  * directory starts empty (persist.h), so a node whose data was wiped never
  * issues a dot it issued before (KV-679).
- * A key last written by a plain command has no clock: it reads as one
- * sibling at the dot (actor', 1), actor' made of the data epoch and the
- * entry's cas, which is unique to that write on this data. A context taken
- * from it covers exactly that value; one taken before the plain write does
- * not name actor', so a RING.PUT with it keeps the plain value as a sibling
- * (SET superseded what it saw, not what came after it). Its timestamp is 0:
- * a plain GET prefers any versioned write to it.
- * Sibling bounds: a write that would leave more than max-siblings answers an
- * error and changes nothing; more than warn-siblings is counted (INFO
- * sibling_warnings) and logged at most once a second per shard.
+ * A key last written by a plain command has no clock: it reads as its
+ * implicit clock (replica.h, replica_entry_clock), one sibling at the dot
+ * (actor', 1), actor' made of the data epoch and the entry's cas. A context
+ * taken from it covers exactly that value; one taken before the plain write
+ * does not name actor', so a RING.PUT with it keeps the plain value as a
+ * sibling (SET superseded what it saw, not what came after it).
+ * Sibling bounds (replica_check_siblings): a write that would leave more
+ * than max-siblings answers an error and changes nothing; more than
+ * warn-siblings is counted (INFO sibling_warnings) and logged at most once
+ * a second per shard.
  * Clocks are worked on in three mi_malloc'd scratch clocks sized for the
  * codec bounds, made per request (RING.* is not the plain GET/SET path).
- * Tombstones (RING.DEL) stay until a plain write or delete replaces them:
- * reaping them after tombstone-grace comes with the replicated coordinator. */
+ * Tombstones (RING.DEL) stay until a plain write replaces them or
+ * replica_reap() removes them after tombstone-grace. */
 #include "cmd_ring.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "admin.h"
 #include "cmd_string.h"
 #include "coord.h"
 #include "dvv.h"
-#include "log.h"
 #include "node.h"
 #include "num.h"
+#include "replica.h"
 #include "store.h"
-
-#define RING_WARN_INTERVAL_MS 1000
-#define RING_PLAIN_EPOCH_MIX UINT64_C(0x9e3779b97f4a7c15) /* odd: distinct cas, distinct actor */
 
 /* The most replicas a request can be answered by: the key's N_eff
  * (coord.h: the replicas setting within its preference list). */
@@ -45,13 +41,6 @@ static int64_t ring_quorum_cap(const struct cmd_ctx *c)
 {
     const struct shard *sh = c->node->shards[c->shard_id];
     return coord_replicas(sh, node_partition_of(c->node, c->argv[1].ptr, c->argv[1].len, c->hash));
-}
-
-/* This node's actor: its id and the data epoch. */
-static uint64_t ring_actor(const struct node *n, uint64_t epoch)
-{
-    const char *id = admin_node_id(n->admin);
-    return dvv_actor(id, strlen(id), epoch);
 }
 
 struct ring_clocks {
@@ -76,27 +65,6 @@ static bool ring_clocks_make(struct cmd_ctx *c, struct ring_clocks *k)
     ring_clocks_free(k);
     cmd_reply_error(c, CMD_ERR_OOM);
     return false;
-}
-
-/* The clock of stored entry e into out (values borrow e's bytes): its own
- * for a versioned entry, else the plain value at its dot (see above). */
-static int ring_entry_clock(struct cmd_ctx *c, struct table_entry *e, struct dvv_clock *out)
-{
-    if (e->meta & TABLE_ENTRY_VERSIONED) {
-        struct store_version v;
-        store_entry_version(e, &v);
-        return dvv_decode(v.meta, v.meta_len, v.body, v.body_len, out);
-    }
-    struct dvv_entry one_entry;
-    struct dvv_value one_value;
-    struct dvv_clock plain;
-    dvv_init(&plain, &one_entry, 1, &one_value, 1);
-    struct dvv_value v = {table_entry_val(e), e->val_len, 0, 0};
-    int rc = dvv_new(&plain, &v);
-    if (rc != 0)
-        return rc;
-    uint64_t epoch = c->node->layout.data_epoch + e->cas * RING_PLAIN_EPOCH_MIX;
-    return dvv_update(out, &plain, NULL, ring_actor(c->node, epoch));
 }
 
 /* Parses `R r` / `W w` (word is "R" or "W") at argv[i]; replies and returns
@@ -167,7 +135,7 @@ void cmd_ring_get(struct cmd_ctx *c)
     struct ring_clocks k;
     if (!ring_clocks_make(c, &k))
         return;
-    if (ring_entry_clock(c, e, k.server) != 0)
+    if (replica_entry_clock(c->node, e, k.server) != 0)
         cmd_reply_error(c, "ERR the key's stored versions cannot be read");
     else
         ring_reply_clock(c, k.server);
@@ -212,20 +180,6 @@ static bool ring_write_options(struct cmd_ctx *c, uint32_t first, bool with_expi
     return true;
 }
 
-/* Counts, and now and then logs, a write that left many siblings. */
-static void ring_note_siblings(struct cmd_ctx *c, uint32_t n)
-{
-    static __thread int64_t last_warn_ms; /* this shard's last such log line */
-    store_note_sibling_warning(c->store);
-    if (c->store->now_ms - last_warn_ms < RING_WARN_INTERVAL_MS)
-        return;
-    last_warn_ms = c->store->now_ms;
-    log_warn("key '%.*s' now has %u siblings (warn-siblings %lld): its writers do not pass "
-             "back the contexts they read; a RING.PUT with the joined context resolves them",
-             (int)(c->argv[1].len > 64 ? 64 : c->argv[1].len), c->argv[1].ptr, n,
-             (long long)c->node->cfg->warn_siblings);
-}
-
 /* The new clock, in k->a, of writing v over the key with the client's
  * context (argv[2]). Replies and returns false on failure. */
 static bool ring_update(struct cmd_ctx *c, struct ring_clocks *k, const struct dvv_value *v)
@@ -236,14 +190,14 @@ static bool ring_update(struct cmd_ctx *c, struct ring_clocks *k, const struct d
     }
     struct table_entry *e =
         store_lookup_versions(c->store, c->argv[1].ptr, c->argv[1].len, c->hash);
-    if (e && ring_entry_clock(c, e, k->server) != 0) {
+    if (e && replica_entry_clock(c->node, e, k->server) != 0) {
         cmd_reply_error(c, "ERR the key's stored versions cannot be read");
         return false;
     }
     int rc = dvv_new_with_context(k->b, k->a, v);
     if (rc == 0)
         rc = dvv_update(k->a, k->b, e ? k->server : NULL,
-                        ring_actor(c->node, c->node->layout.data_epoch));
+                        replica_actor_of(c->node, c->node->layout.data_epoch));
     if (rc != 0) {
         cmd_reply_error(c, rc == -EOVERFLOW ? "ERR version counter overflow"
                                             : "ERR too many versions for one key");
@@ -270,17 +224,15 @@ static void ring_write(struct cmd_ctx *c, const struct resp_arg *value, uint32_t
                           value ? 0 : DVV_TOMBSTONE, c->store->now_ms};
     if (ring_update(c, &k, &v)) {
         uint32_t n = dvv_size(k.a);
-        const struct cfg *cfg = c->node->cfg;
-        if (n > (uint64_t)cfg->max_siblings) {
+        if (replica_check_siblings(c->store, c->node, c->argv[1].ptr, (uint32_t)c->argv[1].len,
+                                   n) != 0) {
             char msg[160];
             snprintf(msg, sizeof msg,
                      "ERR too many siblings: the write would leave %u, max-siblings is %lld; "
                      "write with the context of a RING.GET to resolve them",
-                     n, (long long)cfg->max_siblings);
+                     n, (long long)c->node->cfg->max_siblings);
             cmd_reply_error(c, msg);
         } else {
-            if (n > (uint64_t)cfg->warn_siblings)
-                ring_note_siblings(c, n);
             rc = store_put_versioned(c->store, c->argv[1].ptr, c->argv[1].len, c->hash, k.a,
                                      expire_ms, NULL);
             if (rc == 0)

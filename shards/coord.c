@@ -298,10 +298,22 @@ static uint64_t coord_wire_id(uint64_t req_id, uint32_t k)
     return req_id | (uint64_t)k << COORD_SLOT_BITS;
 }
 
-static struct coord_op *coord_op_new(struct shard *sh, struct req **r_out)
+/* How much earlier than the request it serves an operation ends, so that
+ * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer. */
+static int64_t coord_margin_ms(const struct shard *sh)
 {
+    int64_t m = sh->request_timeout_ms / 4;
+    return m > 50 ? 50 : m;
+}
+
+/* An operation ending at deadline_ms (0: request-timeout from now, less the
+ * margin). */
+static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, struct req **r_out)
+{
+    if (!deadline_ms)
+        deadline_ms = shard_deadline(sh) - coord_margin_ms(sh);
     struct coord_op *op = mi_zalloc(sizeof *op);
-    struct req *r = op ? req_new(&sh->reqs, 1, 1, coord_op_done, shard_deadline(sh)) : NULL;
+    struct req *r = op ? req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms) : NULL;
     if (!r || (uint32_t)r->id >= 1u << COORD_SLOT_BITS) {
         if (r)
             req_cancel(&sh->reqs, r->id); /* owner_ptr is still NULL: nothing to free */
@@ -326,10 +338,16 @@ static void coord_op_free(struct coord_op *op)
     mi_free(op);
 }
 
+/* Milliseconds from now to deadline_ms, at least 1 (a wire deadline). */
+static int32_t coord_left(int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - req_now_ms();
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+}
+
 static int32_t coord_deadline_left(const struct req *r)
 {
-    int64_t left = r->deadline_ms - req_now_ms();
-    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+    return coord_left(r->deadline_ms);
 }
 
 /* Sends a request to member m of the op's view. */
@@ -607,19 +625,20 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     uint32_t need_r = coord_quorum(r_asked, cfg->read_quorum, n_eff);
     uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
     bool is_rmw = (m->flags & CMD_RMW) != 0;
-    bool reads_first = !is_write || is_rmw;
+    bool reads_first = !is_write || (is_rmw && need_r > 1);
     if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
         COORD_STAT(sh, reads);
         coord_run_alone(sh, m);
         return;
     }
     struct req *r;
-    struct coord_op *op = coord_op_new(sh, &r);
+    int64_t deadline = m->deadline_ms ? m->deadline_ms - coord_margin_ms(sh) : 0;
+    struct coord_op *op = coord_op_new(sh, deadline, &r);
     if (op)
         op->key = mi_malloc(key->len ? key->len : 1);
     if (!op || !op->key) {
         if (op)
-            req_cancel(&sh->reqs, r->id), coord_op_free(op);
+            req_cancel(&sh->reqs, r->id); /* its done callback frees op */
         cmd_msg_error(m, "OOM out of memory");
         cmd_msg_reply(sh, m);
         return;
@@ -647,12 +666,10 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     }
     uint32_t need_most = is_rmw ? (need_r > need_w ? need_r : need_w) : op->need;
     if (alive < need_most) { /* failure detection already says so: not even tried */
-        op->phase = is_write && !is_rmw ? PH_WRITE : PH_READ;
+        op->phase = PH_READ; /* nothing was written */
         op->ok = alive;
         op->need = need_most;
-        op->n_eff = n_eff;
         coord_unavailable(sh, op);
-        op->phase = PH_READ; /* nothing was written */
         coord_complete(sh, r, 0);
         req_arm(&sh->reqs, r);
         return;
@@ -739,7 +756,9 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
                    const struct coord_route *route)
 {
     struct req *r;
-    struct coord_op *op = coord_op_new(sh, &r);
+    const struct req *pr = req_find(&sh->reqs, req_id);
+    int64_t until = pr ? pr->deadline_ms : shard_deadline(sh);
+    struct coord_op *op = coord_op_new(sh, until - 1, &r);
     if (!op) {
         static const char oom[] = "-OOM out of memory\r\n";
         coord_fill_parent(sh, req_id, sub, oom, sizeof oom - 1);
@@ -756,12 +775,13 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
                           .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
                           .id = coord_wire_id(r->id, 0),
                           .op = WIRE_OP_FORWARD,
-                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
                           .partition = (uint16_t)route->partition,
-                          .slot = (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len),
+                          .slot = argc > 1 ? (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len) : 0,
                           .r = rq,
                           .w = wq,
-                          .key = {(const uint8_t *)argv[1].ptr, argv[1].len},
+                          .key = {argc > 1 ? (const uint8_t *)argv[1].ptr : NULL,
+                                  argc > 1 ? argv[1].len : 0},
                           .n_values = 1,
                           .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
@@ -886,8 +906,15 @@ static bool coord_held_done(struct req_table *t, struct req *r, enum req_end how
         return true;
     }
     if (r->kind == WIRE_OP_FORWARD) {
-        struct wire_bytes v = {(const uint8_t *)r->subs[0].body.data,
-                               (uint32_t)r->subs[0].body.len};
+        const struct req_result *res = &r->subs[0]; /* one key's reply */
+        static const struct req_result ok = {.status = REQ_OK,
+                                             .body = {.data = "+OK\r\n", .len = 5}};
+        for (uint32_t i = 0; r->nsub > 1 && i < r->nsub; i++) /* every shard's (FLUSHALL) */
+            if (r->subs[i].status == REQ_ERR)
+                res = &r->subs[i];
+        if (r->nsub > 1 && res->status != REQ_ERR)
+            res = &ok;
+        struct wire_bytes v = {(const uint8_t *)res->body.data, (uint32_t)res->body.len};
         coord_reply(sh, r->owner, (uint64_t)r->aux, WIRE_OP_FORWARD, WIRE_CODE_OK, NULL, NULL, 1,
                     &v);
         return true;
@@ -899,7 +926,8 @@ static bool coord_held_done(struct req_table *t, struct req *r, enum req_end how
 
 static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
-    struct req *r = req_new(&sh->reqs, 1, 1, coord_held_done, shard_deadline(sh));
+    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    struct req *r = req_new(&sh->reqs, 1, 1, coord_held_done, deadline);
     if (!r)
         return NULL;
     r->owner = link;
@@ -955,6 +983,50 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
     req_arm(&sh->reqs, r);
 }
 
+/* A shard-wide write (FLUSHALL, FLUSHDB) a peer sends to every member: run
+ * on every shard here, never sent on. */
+static void coord_forwarded_all(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                                const struct cmd_def *d, struct resp_arg *argv, uint32_t argc)
+{
+    uint32_t nshards = sh->node->nshards;
+    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    struct req *r = req_new(&sh->reqs, nshards, nshards, coord_held_done, deadline);
+    if (!r) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL,
+                    0, NULL);
+        return;
+    }
+    r->owner = link;
+    r->aux = (int64_t)wm->id;
+    r->kind = WIRE_OP_FORWARD;
+    for (uint32_t s = 0; s < nshards; s++) {
+        struct cmd_msg *m = cmd_msg_for(sh, r->id, s, s, d->handler,
+                                        d->flags | CMD_BARRIER | CMD_NOKEY, 2, argv, argc, 0);
+        if (!m) {
+            r->subs[s].status = REQ_ERR;
+            resp_write_error(&r->subs[s].body, "OOM out of memory");
+            req_sub_done(&sh->reqs, r);
+        } else if (s == sh->id) {
+            cmd_msg_execute(sh, m);
+        } else {
+            shard_send(sh, s, m);
+        }
+    }
+    req_arm(&sh->reqs, r);
+}
+
+uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap)
+{
+    if (!coord_is_cluster(sh))
+        return 0;
+    const struct coord_view *v = sh->coord->view;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < v->n_members && n < cap; i++)
+        if (i != v->self && !v->members[i].is_down)
+            out[n++] = i;
+    return n;
+}
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
  * go back. Only single-key commands come (the sender split the rest). */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -974,10 +1046,15 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     enum resp_status ps = resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len,
                                      argv, COORD_FWD_ARGS, &argc, scratch, sizeof scratch,
                                      &consumed, &need, &err);
-    const struct cmd_def *d = ps == RESP_OK && argc >= 2 ? cmd_lookup(argv[0].ptr, argv[0].len)
+    const struct cmd_def *d = ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len)
                                                          : NULL;
-    bool ok = d && (d->route == CMD_ROUTE_KEY ||
-                    (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
+    if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
+        coord_forwarded_all(sh, link, wm, d, argv, argc);
+        return;
+    }
+    bool ok = d && argc >= 2 &&
+              (d->route == CMD_ROUTE_KEY ||
+               (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
     struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
     if (!r) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
@@ -998,6 +1075,7 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     }
     m->r = wm->r;
     m->w = wm->w;
+    m->deadline_ms = r->deadline_ms;
     if (target == sh->id)
         cmd_msg_execute(sh, m);
     else

@@ -69,10 +69,14 @@ bool coord_is_cluster(const struct shard *sh);
 /* Sends the command argv to route->to as a FORWARD for sub-result `sub` of
  * request req_id (this shard's); the relayed reply completes it. proto: the
  * client's. The sub-result is completed with an error at once when no node
- * takes it. */
+ * takes it. A keyless command (argc 1: FLUSHALL) runs on every shard there. */
 void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t r,
                    uint8_t w, const struct resp_arg *argv, uint32_t argc,
                    const struct coord_route *route);
+
+/* The view's members other than this node that are not down (FLUSHALL
+ * goes to each), as member indexes for coord_forward(); at most cap. */
+uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap);
 
 /* Coordinates message m (flags CMD_COORD) on the shard owning its key. */
 void coord_execute(struct shard *sh, struct cmd_msg *m);

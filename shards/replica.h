@@ -7,22 +7,29 @@
  * Every replication path applies one idempotent operation, replica_apply():
  * dvv_sync of the stored clock and the given one, stored (in memory and in
  * the log record, as store_put_versioned does) only when the result differs.
- * A plain (unversioned) entry reads as its implicit clock (cmd_ring.c: the
- * dot (actor', 1) made of the data epoch and the entry's cas), so keys
- * written before the cluster formed replicate too.
+ * A plain (unversioned) entry reads as its implicit clock (the dot (actor',
+ * 1) made of the data epoch and the entry's cas: replica_entry_clock), so
+ * keys written before the cluster formed replicate too.
  * replica_versionize() is how a plain Redis write becomes a version on the
  * coordinator: after the command's handler ran on the coordinator's own
  * replica, the key's new state gets one new dot of this node's actor whose
  * context is the clock the key had before (`before`), so a SET supersedes
  * every version its coordinator had seen. A key the command removed (DEL,
- * GETDEL, expired) becomes a tombstone with that context.
+ * GETDEL, EXPIRE in the past) becomes a tombstone with that context.
  * Tombstones are reaped by replica_reap() (called from the shard's tick)
- * once tombstone-grace has passed since they were written.
+ * once tombstone-grace has passed since the newest of their writes.
+ *
+ * Cold values (values beyond RAM): versioned entries are never cooled, but a
+ * plain entry may be. Its implicit clock needs its value, so replica_export,
+ * replica_apply and replica_versionize answer -EAGAIN for a key whose plain
+ * value is on disk only: the caller reads it back first (tier.h, as handlers
+ * do) and calls again. Nothing has changed when -EAGAIN comes back.
  *
  * Threads: the owning shard's thread.
  * Errors: -ENOENT (no entry, not even a tombstone), -EINVAL (bytes that do
- *   not decode), -ENOMEM, -E2BIG (max-siblings), and the store's errors
- *   (-ENOSPC / -EIO: the log refuses writes; the coordinator reports them). */
+ *   not decode), -ENOMEM, -E2BIG (max-siblings, or a merged body past the
+ *   value limit), -EAGAIN (a cold plain value, above), and the store's
+ *   errors (-ENAMETOOLONG). A failed call leaves the key as it was. */
 #ifndef RINGKV_SHARDS_REPLICA_H
 #define RINGKV_SHARDS_REPLICA_H
 
@@ -34,8 +41,14 @@
 
 struct store;
 struct node;
+struct table_entry;
+struct dvv_clock;
 
-/* A key's state exported: meta and body appended to the caller's bufs. */
+/* Tombstones the shard's tick reaps at most. */
+#define REPLICA_REAP_PER_TICK 64
+
+/* A key's state exported. replica_state_init() makes an empty one (meta.len
+ * 0: no state); the functions that fill one replace what it held. */
 struct replica_state {
     struct buf meta;
     struct buf body;
@@ -45,13 +58,21 @@ void replica_state_init(struct replica_state *st);
 void replica_state_fini(struct replica_state *st);
 void replica_state_clear(struct replica_state *st);
 
-/* The stored state of key (tombstones included, expired keys excluded).
- * -ENOENT when the store has nothing for it. */
+/* The stored state of key into out (tombstones included, expired keys
+ * excluded; a plain entry as its implicit clock). -ENOENT when the store has
+ * nothing for it, -EAGAIN for a cold plain value. Counts no hit or miss. */
 int replica_export(struct store *s, const struct node *n, const void *key, uint32_t klen,
                    uint64_t hash, struct replica_state *out);
 
 /* Merges a received state into the store (dvv_sync). Returns 1 when the
- * store changed, 0 when it already held everything given. */
+ * store changed, 0 when it already held everything given (so a second apply
+ * of the same state returns 0). The expiry kept is the newer state's: the
+ * given one when it supersedes the stored one, the stored one when it
+ * supersedes the given one, else (equal versions, or siblings of both) the
+ * later of the two, no expiry being the latest. A result whose values are
+ * all tombstones stays a tombstone (until reaped). More siblings than
+ * max-siblings: -E2BIG and nothing changes; more than warn-siblings: counted
+ * and logged (replica_check_siblings). A given state with no value: -EINVAL. */
 int replica_apply(struct store *s, const struct node *n, const void *key, uint32_t klen,
                   uint64_t hash, const void *meta, size_t meta_len, const void *body,
                   size_t body_len, uint64_t expire_at_ms);
@@ -64,13 +85,42 @@ bool replica_same(const struct replica_state *a, const void *meta, size_t meta_l
 /* Gives the key's state after a plain write command one new dot covering
  * `before` (the export taken before the command ran; NULL or an empty meta:
  * the key had none). *changed is false when the command left the key as it
- * was (nothing to replicate). The new state is written to `after`. */
+ * was (nothing to replicate; also a DEL of a key plain commands did not
+ * see: its tombstone is put back). An expiry change (EXPIRE, PERSIST) is a
+ * change: the new dot holds the value plain commands see, with the new
+ * expiry, superseding the siblings as a SET would. A removed key becomes a
+ * tombstone (no expiry). The key's state afterwards is written to `after`
+ * (what the replicas apply). The dot's timestamp is the store's clock. */
 int replica_versionize(struct store *s, const struct node *n, const void *key, uint32_t klen,
                        uint64_t hash, const struct replica_state *before,
                        struct replica_state *after, bool *changed);
 
-/* Deletes tombstones older than tombstone-grace (at most `budget` per call,
- * so a tick stays short); returns how many. */
+/* Deletes keys whose values are all tombstones and whose newest timestamp
+ * is older than now_unix_ms - tombstone-grace (at most `budget` per call, and
+ * about a thousand entries looked at, so a tick stays short: a pass over
+ * the table spans many calls). Each deletion is a delete record in the log,
+ * so a reaped key stays gone after a restart. Returns how many. */
 uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget);
+
+/* ---- what every versioned write shares (cmd_ring.c too) ---- */
+
+/* The actor of this node's incarnation `epoch` (dvv_actor of the node id);
+ * new dots use n->layout.data_epoch (dvv.h, KV-679). */
+uint64_t replica_actor_of(const struct node *n, uint64_t epoch);
+
+/* The clock of stored entry e into out, its values borrowing e's bytes
+ * (valid as long as e): a versioned entry's own; a plain entry's implicit
+ * one, its value as one sibling at the dot (actor', 1), actor' made of the
+ * data epoch and the entry's cas (unique to that write on this data), with
+ * timestamp 0 (a plain GET prefers any versioned write to it). -EAGAIN for
+ * a cold plain value, dvv.h's errors otherwise. */
+int replica_entry_clock(const struct node *n, const struct table_entry *e, struct dvv_clock *out);
+
+/* The sibling bounds of a write that would leave `count` siblings on key:
+ * -E2BIG past max-siblings (the caller changes nothing); past warn-siblings
+ * counts it (INFO sibling_warnings) and logs at most once a second per
+ * shard; else 0. */
+int replica_check_siblings(struct store *s, const struct node *n, const void *key, uint32_t klen,
+                           uint32_t count);
 
 #endif

@@ -15,7 +15,8 @@
  *      turn with an IORING_OP_MSG_RING on its ring (no syscall of its own:
  *      it rides in the next submit);
  *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
- *      steps), the segment log's fdatasync (everysec), idle clients
+ *      steps, tombstones past tombstone-grace: replica_reap), the segment
+ *      log's fdatasync (everysec), idle clients
  *      (idle.h) and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
@@ -50,6 +51,7 @@
 #include "net.h"
 #include "node.h"
 #include "persist.h"
+#include "replica.h"
 #include "store.h"
 #include "tier.h"
 
@@ -695,6 +697,7 @@ void *shard_main(void *arg)
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
+            replica_reap(sh->store, n, now, REPLICA_REAP_PER_TICK);
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
             shard_arm_tick(sh, &tick_ts);

@@ -240,7 +240,7 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
  * return NULL, store_delete() reports no key). Plain writes replace it with
  * a plain entry; an expiry change keeps its versions. Versioned entries
  * stay in memory (never cooled). Tombstones stay until a plain write or
- * delete replaces them (reaping after tombstone-grace is later work). */
+ * delete replaces them, or replica_reap() (replica.h) after tombstone-grace. */
 
 /* The stored clock of a versioned entry: meta and body, borrowed from e
  * (valid as long as e). */

@@ -137,6 +137,9 @@ static const struct cfg_setting cfg_settings[] = {
     {"write-quorum", CFG_INT, F(write_quorum), "2", 1, 16, NULL,
      "W: replicas that must have a write before it is acknowledged (capped by N); "
      "CONSISTENCY and RING.PUT/RING.DEL's W choose per connection and per request."},
+    {"tombstone-grace", CFG_INT, F(tombstone_grace_s), "86400", 1, INT64_MAX / 1000, NULL,
+     "Seconds a delete is kept as a tombstone (so that replicas that missed it learn it "
+     "instead of bringing the value back) before it is reaped."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,

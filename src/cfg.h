@@ -69,6 +69,7 @@ struct cfg {
     int64_t replicas;           /* N: nodes keeping each key (coordinator, shards/coord.h) */
     int64_t read_quorum;        /* R */
     int64_t write_quorum;       /* W */
+    int64_t tombstone_grace_s;  /* replication: deletes are kept this long, then reaped */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */

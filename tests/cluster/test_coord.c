@@ -1,0 +1,337 @@
+/* test_coord: the coordinator (shards/coord.c) with real nodes on 127.0.0.x.
+ * - test_coord_set_at_one_get_at_every: 3 nodes (N = 3, R = W = 2): values
+ *   SET (and MSET, and a RING.PUT) at one node are read back at every node,
+ *   DEL at another removes them everywhere.
+ * - test_coord_w2_with_one_frozen_w3_unavailable: one of 3 nodes SIGSTOPped:
+ *   a plain SET (W = 2) is acknowledged; RING.PUT ... W 3 and SET after
+ *   CONSISTENCY W 3 get -UNAVAILABLE within request-timeout and a margin;
+ *   RING.PUT ... W 4 is refused naming the cap (N = 3); after SIGCONT a W 3
+ *   write is acknowledged again.
+ * - test_coord_non_replica_forwards: 4 nodes with replicas 2 (and 2 shards
+ *   each): node 0 holds no replica of some keys, so it forwards them (INFO's
+ *   ringkv_forwarded grows) and every key written there reads back at every
+ *   node; a cluster-aware connection (READONLY) gets -MOVED <slot> <addr>
+ *   for such a key instead, and the node named there answers it.
+ * Without the coordinator every node serves only its own store: the first
+ * and last fail on reads at other nodes, the second on the missing
+ * -UNAVAILABLE (a W above 1 is refused). Every wait is on a condition with a
+ * deadline; nodes are stopped by PID (cluster_finish). */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster_harness.h"
+
+#define FORM_MS 20000
+#define TIMEOUT_MS 2000 /* the nodes' request-timeout */
+#define KEYS 40
+
+static redisContext *client(int i)
+{
+    struct timeval tv = {.tv_sec = 10};
+    redisContext *c = redisConnectWithTimeout(cluster_host(i), cluster_client_port(), tv);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* The reply to a command on c, as text: "+OK" style for status, ":n" for
+ * integers, "$value" for strings, "nil", "-ERR ..." for errors. Caller
+ * frees. */
+static char *run(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    char *text = NULL;
+    if (!r)
+        return strdup("(no reply)");
+    switch (r->type) {
+    case REDIS_REPLY_STATUS:
+        assert_true(asprintf(&text, "+%s", r->str) > 0);
+        break;
+    case REDIS_REPLY_ERROR:
+        assert_true(asprintf(&text, "-%s", r->str) > 0);
+        break;
+    case REDIS_REPLY_INTEGER:
+        assert_true(asprintf(&text, ":%lld", r->integer) > 0);
+        break;
+    case REDIS_REPLY_STRING:
+        assert_true(asprintf(&text, "$%.*s", (int)r->len, r->str) > 0);
+        break;
+    case REDIS_REPLY_NIL:
+        text = strdup("nil");
+        break;
+    default:
+        assert_true(asprintf(&text, "(type %d)", r->type) > 0);
+    }
+    freeReplyObject(r);
+    return text;
+}
+
+static void start_cluster(int n, const char *const *extra)
+{
+    const char *flags[16];
+    int k = 0;
+    flags[k++] = "--request-timeout";
+    flags[k++] = "2000";
+    for (int i = 0; extra && extra[i]; i++)
+        flags[k++] = extra[i];
+    flags[k] = NULL;
+    assert_int_equal(cluster_start(0, flags), 0);
+    const char *seeded[18];
+    memcpy(seeded, flags, sizeof(char *) * (size_t)k);
+    seeded[k] = "--seeds";
+    seeded[k + 1] = cluster_seed(0);
+    seeded[k + 2] = NULL;
+    for (int i = 1; i < n; i++)
+        assert_int_equal(cluster_start(i, seeded), 0);
+    assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
+}
+
+struct expect_value {
+    int nodes;
+    const char *key;
+    const char *want; /* "$value" or "nil" */
+};
+
+/* Every node answers GET key with want. */
+static bool every_node_reads(void *arg)
+{
+    const struct expect_value *x = arg;
+    for (int i = 0; i < x->nodes; i++) {
+        redisContext *c = client(i);
+        char *got = run(c, "GET %s", x->key);
+        bool ok = strcmp(got, x->want) == 0;
+        if (!ok)
+            fprintf(stderr, "node %d: GET %s: %s (want %s)\n", i, x->key, got, x->want);
+        free(got);
+        redisFree(c);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void expect_everywhere(int nodes, const char *key, const char *want)
+{
+    struct expect_value x = {nodes, key, want};
+    assert_true(cluster_wait(every_node_reads, &x, 5000));
+}
+
+struct write_try {
+    int node;
+    const char *key, *value;
+};
+
+/* SET at the node is acknowledged (the peer links may still be dialling
+ * just after the cluster formed). */
+static bool set_acknowledged(void *arg)
+{
+    const struct write_try *w = arg;
+    redisContext *c = client(w->node);
+    char *got = run(c, "SET %s %s", w->key, w->value);
+    bool ok = strcmp(got, "+OK") == 0;
+    if (!ok)
+        fprintf(stderr, "node %d: SET %s: %s\n", w->node, w->key, got);
+    free(got);
+    redisFree(c);
+    return ok;
+}
+
+static void test_coord_set_at_one_get_at_every(void **state)
+{
+    (void)state;
+    start_cluster(3, NULL);
+    struct write_try first = {0, "first", "one"};
+    assert_true(cluster_wait(set_acknowledged, &first, 10000));
+    redisContext *c0 = client(0);
+    char key[32], value[32], want[40];
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "key:%d", k);
+        snprintf(value, sizeof value, "value-%d", k);
+        char *got = run(c0, "SET %s %s", key, value);
+        assert_string_equal(got, "+OK");
+        free(got);
+    }
+    char *got = run(c0, "MSET m1 a m2 b {t}x c");
+    assert_string_equal(got, "+OK");
+    free(got);
+    got = run(c0, "RING.PUT ringkey %b v1", "", (size_t)0);
+    assert_string_equal(got, "+OK");
+    free(got);
+    redisFree(c0);
+    expect_everywhere(3, "first", "$one");
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "key:%d", k);
+        snprintf(want, sizeof want, "$value-%d", k);
+        expect_everywhere(3, key, want);
+    }
+    expect_everywhere(3, "m2", "$b");
+    expect_everywhere(3, "{t}x", "$c");
+    expect_everywhere(3, "ringkey", "$v1");
+
+    redisContext *c1 = client(1);
+    got = run(c1, "DEL key:1 key:2 nothere");
+    assert_string_equal(got, ":2");
+    free(got);
+    got = run(c1, "INCR counter");
+    assert_string_equal(got, ":1");
+    free(got);
+    redisFree(c1);
+    expect_everywhere(3, "key:1", "nil");
+    expect_everywhere(3, "key:2", "nil");
+    expect_everywhere(3, "counter", "$1");
+    redisContext *c2 = client(2);
+    got = run(c2, "INCR counter");
+    assert_string_equal(got, ":2");
+    free(got);
+    redisFree(c2);
+}
+
+/* The time a write takes to be refused, and the refusal. */
+static char *timed(redisContext *c, int64_t *ms, const char *fmt, const char *key, const char *v)
+{
+    int64_t t0 = cluster_now_ms();
+    char *got = run(c, fmt, key, "", (size_t)0, v);
+    *ms = cluster_now_ms() - t0;
+    return got;
+}
+
+static void test_coord_w2_with_one_frozen_w3_unavailable(void **state)
+{
+    (void)state;
+    start_cluster(3, NULL);
+    struct write_try warm = {0, "warm", "up"};
+    assert_true(cluster_wait(set_acknowledged, &warm, 10000));
+    redisContext *c0 = client(0);
+    char *got = run(c0, "RING.PUT w3 %b v W 3", "", (size_t)0);
+    assert_string_equal(got, "+OK"); /* all three up: W = 3 can be met */
+    free(got);
+    got = run(c0, "RING.PUT w3 %b v W 4", "", (size_t)0);
+    assert_non_null(strstr(got, "from 1 to 3"));
+    free(got);
+
+    cluster_signal(2, SIGSTOP);
+    struct write_try w2 = {0, "frozen:w2", "kept"};
+    assert_true(set_acknowledged(&w2)); /* W = 2: node 0 and node 1 */
+    int64_t ms;
+    got = timed(c0, &ms, "RING.PUT %s %b %s W 3", "frozen:w3", "v");
+    fprintf(stderr, "RING.PUT W 3 with a node frozen: %s after %lld ms\n", got, (long long)ms);
+    assert_true(strncmp(got, "-UNAVAILABLE 2 of 3 replicas answered", 37) == 0);
+    assert_true(ms <= TIMEOUT_MS + 1500);
+    free(got);
+    got = run(c0, "CONSISTENCY W 3");
+    assert_string_equal(got, "+OK");
+    free(got);
+    int64_t t0 = cluster_now_ms();
+    got = run(c0, "SET frozen:consistency v");
+    ms = cluster_now_ms() - t0;
+    assert_true(strncmp(got, "-UNAVAILABLE ", 13) == 0);
+    assert_true(ms <= TIMEOUT_MS + 1500);
+    free(got);
+    got = run(c0, "INFO stats");
+    assert_true(strstr(got, "ringkv_unavailable:") != NULL);
+    free(got);
+
+    cluster_signal(2, SIGCONT);
+    int64_t deadline = cluster_now_ms() + 15000;
+    bool acked = false;
+    while (!acked && cluster_now_ms() < deadline) { /* W = 3 (CONSISTENCY) once node 2 answers */
+        got = run(c0, "SET after thaw");
+        acked = strcmp(got, "+OK") == 0;
+        free(got);
+    }
+    assert_true(acked);
+    redisFree(c0);
+    expect_everywhere(3, "frozen:w2", "$kept");
+    expect_everywhere(3, "after", "$thaw");
+}
+
+static long long info_stat(int i, const char *name)
+{
+    char *info = cluster_ask(i, "INFO stats");
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}
+
+static void test_coord_non_replica_forwards(void **state)
+{
+    (void)state;
+    const char *extra[] = {"--replicas", "2", "--threads", "2", NULL};
+    start_cluster(4, extra);
+    struct write_try warm = {0, "warm", "up"};
+    assert_true(cluster_wait(set_acknowledged, &warm, 10000));
+    long long forwarded_before = info_stat(0, "ringkv_forwarded");
+    redisContext *c0 = client(0);
+    char key[32], value[32], want[40];
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "fwd:%d", k);
+        snprintf(value, sizeof value, "v%d", k);
+        char *got = run(c0, "SET %s %s", key, value);
+        assert_string_equal(got, "+OK");
+        free(got);
+    }
+    assert_true(info_stat(0, "ringkv_forwarded") > forwarded_before);
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "fwd:%d", k);
+        snprintf(want, sizeof want, "$v%d", k);
+        expect_everywhere(4, key, want);
+    }
+
+    /* A cluster-aware client is sent to a replica instead. */
+    char *got = run(c0, "READONLY");
+    assert_string_equal(got, "+OK");
+    free(got);
+    int moved = 0;
+    for (int k = 0; k < KEYS; k++) {
+        snprintf(key, sizeof key, "fwd:%d", k);
+        got = run(c0, "GET %s", key);
+        if (strncmp(got, "-MOVED ", 7) == 0) {
+            unsigned slot;
+            char addr[64];
+            assert_int_equal(sscanf(got + 7, "%u %63s", &slot, addr), 2);
+            char *colon = strrchr(addr, ':');
+            assert_non_null(colon);
+            *colon = '\0';
+            int there = -1;
+            for (int i = 1; i < 4; i++)
+                if (strcmp(cluster_host(i), addr) == 0)
+                    there = i;
+            assert_true(there > 0);
+            redisContext *ct = client(there);
+            char *again = run(ct, "GET %s", key);
+            snprintf(want, sizeof want, "$v%d", k);
+            assert_string_equal(again, want);
+            free(again);
+            redisFree(ct);
+            moved++;
+        }
+        free(got);
+    }
+    assert_true(moved > 0);
+    redisFree(c0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_coord_set_at_one_get_at_every, cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_w2_with_one_frozen_w3_unavailable,
+                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_non_replica_forwards, cluster_forget_all),
+    };
+    return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}

@@ -1,0 +1,643 @@
+/* test_replica.c: a key's replicated state (shards/replica.h) over real
+ * stores: export and apply, siblings from concurrent coordinators, plain
+ * writes made versions (replica_versionize), tombstones and their reaping,
+ * the sibling bounds, and KV-679 (a node whose data was wiped writes as a
+ * new actor). Each "node" is a struct node with its own settings, data
+ * epoch and store; with a log, a real shard log (persist.h) in a mkdtemp
+ * directory, stopped and started again to recover.
+ * The node id comes from admin_node_id(), replaced at link time
+ * (-Wl,--wrap=admin_node_id): a node's admin pointer is its id string. */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <mimalloc.h>
+
+#include "cfg.h"
+#include "dvv.h"
+#include "keyhash.h"
+#include "node.h"
+#include "persist.h"
+#include "replica.h"
+#include "shard.h"
+#include "store.h"
+
+const char *__wrap_admin_node_id(const struct admin *a);
+const char *__wrap_admin_node_id(const struct admin *a)
+{
+    return (const char *)a;
+}
+
+#define NODES 12
+
+struct tnode {
+    struct store store; /* first: 64-byte aligned like the array */
+    struct cfg cfg;
+    struct node node;
+    struct shard *sh; /* with a log only */
+    char id[41];
+    char dir[128]; /* "" without a log */
+};
+
+static struct tnode nodes[NODES] __attribute__((aligned(64)));
+static char tmpdir[64];
+static struct replica_state sts[4]; /* each test's states */
+static struct dvv_clock *scratch;   /* for decoding them */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(nodes, 0, sizeof nodes);
+    for (int i = 0; i < 4; i++)
+        replica_state_init(&sts[i]);
+    scratch = dvv_create(DVV_MAX_ENTRIES, DVV_MAX_VALUES);
+    strcpy(tmpdir, "/tmp/ringkv-test-replica.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static void node_stop(struct tnode *t);
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NODES; i++)
+        if (nodes[i].node.cfg)
+            node_stop(&nodes[i]);
+    for (int i = 0; i < 4; i++)
+        replica_state_fini(&sts[i]);
+    dvv_destroy(scratch);
+    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Settings: storage and dir, then `extra` (NULL-terminated flag pairs). */
+static void load_cfg(struct tnode *t, const char *const *extra)
+{
+    const char *argv[32] = {"ringkv", "--storage", t->dir[0] ? "log" : "memory", "--dir",
+                            t->dir[0] ? t->dir : tmpdir};
+    int argc = 5;
+    for (; extra && *extra && argc < 30; extra++)
+        argv[argc++] = *extra;
+    bool exit_now = false;
+    char err[256];
+    assert_int_equal(cfg_load(&t->cfg, argc, (char **)argv, &exit_now, err, sizeof err), 0);
+}
+
+/* Starts node t: id (40 hex digits made of c), dir_name NULL for memory.
+ * With a log, recovers what the directory holds. */
+static void node_start(struct tnode *t, char c, const char *dir_name, const char *const *extra)
+{
+    memset(t->id, c, 40);
+    t->id[40] = '\0';
+    t->dir[0] = '\0';
+    if (dir_name)
+        snprintf(t->dir, sizeof t->dir, "%s/%s", tmpdir, dir_name);
+    load_cfg(t, extra);
+    struct node *n = &t->node;
+    memset(n, 0, sizeof *n);
+    n->cfg = &t->cfg;
+    n->admin = (struct admin *)t->id;
+    n->nshards = 1;
+    n->npartitions = (uint32_t)t->cfg.partitions;
+    n->slot_shift = keyhash_slot_shift(n->npartitions);
+    n->partition_fn = (uint32_t)t->cfg.partition_function;
+    n->partition_shard = mi_zalloc(n->npartitions * sizeof *n->partition_shard);
+    assert_non_null(n->partition_shard);
+    struct store_config sc = {0};
+    assert_int_equal(store_init(&t->store, &sc), 0);
+    if (dir_name)
+        assert_int_equal(persist_mkdir(t->dir), 0);
+    assert_int_equal(persist_prepare_dir(n, &n->layout), 0);
+    if (!dir_name)
+        return;
+    t->sh = mi_zalloc(sizeof *t->sh);
+    assert_non_null(t->sh);
+    t->sh->node = n;
+    t->sh->store = &t->store;
+    assert_int_equal(io_uring_queue_init(16, &t->sh->uring, 0), 0);
+    assert_int_equal(persist_start(t->sh, &n->layout, &t->sh->persist), 0);
+    assert_int_equal(persist_finish_start(n, &n->layout), 0);
+}
+
+/* Stops t: with a log, everything written reaches the files first. */
+static void node_stop(struct tnode *t)
+{
+    if (t->sh) {
+        assert_int_equal(persist_finish(t->sh->persist), 0);
+        persist_stop(t->sh->persist);
+        io_uring_queue_exit(&t->sh->uring);
+        mi_free(t->sh);
+        t->sh = NULL;
+    }
+    store_fini(&t->store);
+    mi_free(t->node.partition_shard);
+    t->node.cfg = NULL;
+}
+
+static void node_restart(struct tnode *t, const char *dir_name)
+{
+    char c = t->id[0];
+    node_stop(t);
+    node_start(t, c, dir_name, NULL);
+}
+
+static uint64_t h(const char *key)
+{
+    return keyhash(key, strlen(key));
+}
+
+/* ---- what plain commands do (as the handlers in cmd_string.c) ---- */
+
+static void export_or_empty(struct tnode *t, const char *key, struct replica_state *st)
+{
+    int rc = replica_export(&t->store, &t->node, key, (uint32_t)strlen(key), h(key), st);
+    if (rc == -ENOENT)
+        replica_state_clear(st);
+    else
+        assert_int_equal(rc, 0);
+}
+
+static void versionize(struct tnode *t, const char *key, const struct replica_state *before,
+                       struct replica_state *after, bool want_changed)
+{
+    bool changed = !want_changed;
+    assert_int_equal(replica_versionize(&t->store, &t->node, key, (uint32_t)strlen(key), h(key),
+                                        before, after, &changed),
+                     0);
+    assert_int_equal(changed, want_changed);
+}
+
+/* SET key val on t as its coordinator: after = what the replicas apply. */
+static void set(struct tnode *t, const char *key, const char *val, struct replica_state *after)
+{
+    struct replica_state before;
+    replica_state_init(&before);
+    export_or_empty(t, key, &before);
+    assert_int_equal(
+        store_put(&t->store, key, (uint32_t)strlen(key), h(key), val, strlen(val), 0, 0, NULL), 0);
+    versionize(t, key, &before, after, true);
+    replica_state_fini(&before);
+}
+
+/* DEL key on t as its coordinator; returns DEL's answer. */
+static bool del(struct tnode *t, const char *key, struct replica_state *after, bool want_changed)
+{
+    struct replica_state before;
+    replica_state_init(&before);
+    export_or_empty(t, key, &before);
+    bool deleted = store_delete(&t->store, key, (uint32_t)strlen(key), h(key));
+    versionize(t, key, &before, after, want_changed);
+    replica_state_fini(&before);
+    return deleted;
+}
+
+static int apply(struct tnode *t, const char *key, const struct replica_state *st)
+{
+    return replica_apply(&t->store, &t->node, key, (uint32_t)strlen(key), h(key), st->meta.data,
+                         st->meta.len, st->body.data, st->body.len, st->expire_at_ms);
+}
+
+/* What a plain GET answers: NULL for no key. Borrowed until the next change. */
+static const char *get(struct tnode *t, const char *key, uint32_t *len)
+{
+    struct table_entry *e = store_lookup(&t->store, key, (uint32_t)strlen(key), h(key));
+    if (!e)
+        return NULL;
+    *len = e->val_len;
+    return table_entry_val(e);
+}
+
+static void assert_get(struct tnode *t, const char *key, const char *want)
+{
+    uint32_t len = 0;
+    const char *v = get(t, key, &len);
+    if (!want) {
+        assert_null(v);
+        return;
+    }
+    assert_non_null(v);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(v, want, len);
+}
+
+/* The siblings of key on t (tombstones included), decoded. */
+static uint32_t siblings(struct tnode *t, const char *key, struct replica_state *st,
+                         struct dvv_clock *k)
+{
+    assert_int_equal(replica_export(&t->store, &t->node, key, (uint32_t)strlen(key), h(key), st),
+                     0);
+    assert_int_equal(dvv_decode(st->meta.data, st->meta.len, st->body.data, st->body.len, k), 0);
+    return dvv_size(k);
+}
+
+static bool has_value(const struct dvv_clock *k, const char *val)
+{
+    for (uint32_t i = 0; i < dvv_size(k); i++)
+        if (!(k->values[i].flags & DVV_TOMBSTONE) && k->values[i].len == strlen(val) &&
+            memcmp(k->values[i].data, val, strlen(val)) == 0)
+            return true;
+    return false;
+}
+
+static void assert_same_state(struct tnode *a, struct tnode *b, const char *key)
+{
+    struct replica_state sa, sb;
+    replica_state_init(&sa);
+    replica_state_init(&sb);
+    export_or_empty(a, key, &sa);
+    export_or_empty(b, key, &sb);
+    assert_true(replica_same(&sa, sb.meta.data, sb.meta.len));
+    assert_int_equal(sa.body.len, sb.body.len);
+    if (sa.body.len)
+        assert_memory_equal(sa.body.data, sb.body.data, sa.body.len);
+    assert_int_equal(sa.expire_at_ms, sb.expire_at_ms);
+    replica_state_fini(&sa);
+    replica_state_fini(&sb);
+}
+
+/* ---- tests ---- */
+
+static void test_replica_export_apply_round_trip(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *st = &sts[0];
+    set(a, "k", "v1", st);
+    assert_int_equal(apply(b, "k", st), 1);
+    assert_same_state(a, b, "k");
+    assert_get(b, "k", "v1");
+    /* A missing key; a plain entry exports as its implicit clock, which
+     * another replica takes as it is. */
+    assert_int_equal(replica_export(&a->store, &a->node, "none", 4, h("none"), st), -ENOENT);
+    assert_int_equal(store_put(&a->store, "p", 1, h("p"), "plain", 5, 0, 0, NULL), 0);
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(a, "p", st, k), 1);
+    assert_int_equal(k->values[0].ts_ms, 0);
+    assert_int_equal(apply(b, "p", st), 1);
+    assert_get(b, "p", "plain");
+    assert_same_state(a, b, "p");
+    /* Bytes that do not decode change nothing. */
+    assert_int_equal(replica_apply(&b->store, &b->node, "p", 1, h("p"), "xx", 2, "", 0, 0),
+                     -EINVAL);
+    assert_get(b, "p", "plain");
+}
+
+static void test_replica_apply_is_idempotent(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *st = &sts[0];
+    set(a, "k", "v1", st);
+    assert_int_equal(apply(a, "k", st), 0); /* the coordinator holds it already */
+    assert_int_equal(apply(b, "k", st), 1);
+    uint64_t writes = b->store.stats.writes;
+    assert_int_equal(apply(b, "k", st), 0);
+    assert_int_equal(b->store.stats.writes, writes); /* nothing stored again */
+}
+
+static void test_replica_concurrent_writes_become_siblings(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *sa = &sts[0], *sb = &sts[1], *merged = &sts[2];
+    set(a, "k", "from-a", sa); /* two coordinators, neither saw the other */
+    set(b, "k", "from-b", sb);
+    assert_int_equal(apply(a, "k", sb), 1);
+    assert_int_equal(apply(b, "k", sa), 1);
+    assert_same_state(a, b, "k");
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(a, "k", merged, k), 2);
+    assert_true(has_value(k, "from-a") && has_value(k, "from-b"));
+    /* GET picks one, the same on both replicas. */
+    uint32_t la = 0, lb = 0;
+    const char *ga = get(a, "k", &la);
+    char picked[16] = {0};
+    memcpy(picked, ga, la);
+    const char *gb = get(b, "k", &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(picked, gb, la);
+    /* A write with the merged context (a SET at a) resolves them. */
+    struct replica_state *resolved = &sts[3];
+    set(a, "k", "joined", resolved);
+    assert_int_equal(apply(b, "k", resolved), 1);
+    assert_int_equal(siblings(b, "k", merged, k), 1);
+    assert_true(has_value(k, "joined"));
+    assert_same_state(a, b, "k");
+    /* The older versions arriving late change nothing. */
+    assert_int_equal(apply(b, "k", sa), 0);
+    assert_int_equal(apply(b, "k", sb), 0);
+    assert_get(b, "k", "joined");
+}
+
+static void test_replica_set_supersedes_siblings(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    node_start(c, 'c', NULL, NULL);
+    struct replica_state *sb = &sts[0], *sc = &sts[1], *after = &sts[2];
+    set(b, "k", "from-b", sb);
+    set(c, "k", "from-c", sc);
+    assert_int_equal(apply(a, "k", sb), 1);
+    assert_int_equal(apply(a, "k", sc), 1);
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(a, "k", after, k), 2);
+    /* A plain SET at a supersedes both, on every replica it reaches. */
+    set(a, "k", "set", after);
+    assert_int_equal(siblings(a, "k", after, k), 1);
+    assert_get(a, "k", "set");
+    assert_int_equal(apply(b, "k", after), 1);
+    assert_int_equal(apply(c, "k", after), 1);
+    assert_int_equal(siblings(b, "k", sb, k), 1);
+    assert_get(b, "k", "set");
+    assert_same_state(a, c, "k");
+}
+
+static void test_replica_del_is_a_tombstone(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *s1 = &sts[0], *s2 = &sts[1], *st = &sts[2];
+    set(a, "k", "v1", s1);
+    assert_int_equal(apply(b, "k", s1), 1);
+    assert_true(del(a, "k", s2, true));
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(a, "k", st, k), 1);
+    assert_true(k->values[0].flags & DVV_TOMBSTONE);
+    assert_get(a, "k", NULL);
+    /* The older version arriving again keeps it deleted. */
+    assert_int_equal(apply(a, "k", s1), 0);
+    assert_get(a, "k", NULL);
+    assert_int_equal(apply(b, "k", s2), 1);
+    assert_get(b, "k", NULL);
+    assert_int_equal(apply(b, "k", s1), 0);
+    assert_get(b, "k", NULL);
+    assert_same_state(a, b, "k");
+    /* A DEL of the deleted key answers 0 and changes nothing: the
+     * tombstone stays. */
+    assert_false(del(a, "k", st, false));
+    assert_same_state(a, b, "k");
+    /* A new key's state arriving only as a tombstone is kept as one. */
+    assert_int_equal(apply(a, "fresh", s2), 1);
+    assert_get(a, "fresh", NULL);
+    assert_int_equal(siblings(a, "fresh", st, k), 1);
+}
+
+static void test_replica_versionize_unchanged_and_expiry(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *s1 = &sts[0], *before = &sts[1], *after = &sts[2];
+    set(a, "k", "v1", s1);
+    assert_int_equal(apply(b, "k", s1), 1);
+    /* A read, or a SET NX that found the key: nothing to replicate. */
+    export_or_empty(a, "k", before);
+    assert_get(a, "k", "v1");
+    versionize(a, "k", before, after, false);
+    assert_true(replica_same(after, s1->meta.data, s1->meta.len));
+    /* Nothing before and after either. */
+    replica_state_clear(before);
+    versionize(a, "none", before, after, false);
+    versionize(a, "none", NULL, after, false);
+    /* EXPIRE: a new dot, the new expiry; replicas take it. */
+    int64_t at = a->store.now_ms + 60000;
+    export_or_empty(a, "k", before);
+    struct table_entry *e = store_lookup(&a->store, "k", 1, h("k"));
+    assert_int_equal(store_set_expire(&a->store, e, h("k"), at, NULL), 0);
+    versionize(a, "k", before, after, true);
+    assert_int_equal(after->expire_at_ms, at);
+    assert_int_equal(apply(b, "k", after), 1);
+    assert_same_state(a, b, "k");
+    assert_int_equal(store_lookup(&b->store, "k", 1, h("k"))->expire_ms, at);
+    /* PERSIST: the same, back to no expiry. */
+    export_or_empty(a, "k", before);
+    e = store_lookup(&a->store, "k", 1, h("k"));
+    assert_int_equal(store_set_expire(&a->store, e, h("k"), 0, NULL), 0);
+    versionize(a, "k", before, after, true);
+    assert_int_equal(after->expire_at_ms, 0);
+    assert_int_equal(apply(b, "k", after), 1);
+    assert_int_equal(store_lookup(&b->store, "k", 1, h("k"))->expire_ms, 0);
+    assert_get(b, "k", "v1");
+    /* The older state with its expiry does not bring the expiry back. */
+    assert_int_equal(apply(b, "k", s1), 0);
+    assert_int_equal(store_lookup(&b->store, "k", 1, h("k"))->expire_ms, 0);
+}
+
+static void test_replica_apply_expiry_of_equal_versions(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *s1 = &sts[0];
+    set(a, "k", "v1", s1);
+    int64_t t1 = a->store.now_ms + 60000, t2 = t1 + 60000;
+    s1->expire_at_ms = (uint64_t)t1;
+    assert_int_equal(apply(b, "k", s1), 1);
+    /* Equal versions: the later expiry wins, whichever arrives first. */
+    s1->expire_at_ms = (uint64_t)t2;
+    assert_int_equal(apply(b, "k", s1), 1);
+    assert_int_equal(store_lookup(&b->store, "k", 1, h("k"))->expire_ms, t2);
+    s1->expire_at_ms = (uint64_t)t1;
+    assert_int_equal(apply(b, "k", s1), 0);
+    assert_int_equal(store_lookup(&b->store, "k", 1, h("k"))->expire_ms, t2);
+    /* No expiry counts as the latest. */
+    s1->expire_at_ms = 0;
+    assert_int_equal(apply(b, "k", s1), 1);
+    assert_int_equal(store_lookup(&b->store, "k", 1, h("k"))->expire_ms, 0);
+    /* A state already expired, for a key not held, is nothing to store. */
+    s1->expire_at_ms = (uint64_t)(a->store.now_ms - 1);
+    assert_int_equal(apply(b, "gone", s1), 0);
+    assert_int_equal(replica_export(&b->store, &b->node, "gone", 4, h("gone"), s1), -ENOENT);
+}
+
+static void test_replica_sibling_bounds(void **state)
+{
+    static const char *const bounds[] = {"--max-siblings", "2", "--warn-siblings", "1", NULL};
+    struct tnode *a = &nodes[0];
+    node_start(a, 'a', NULL, bounds);
+    struct replica_state *s = &sts[0], *held = &sts[3]; /* s: three states */
+    for (int i = 0; i < 3; i++) {
+        node_start(&nodes[1 + i], (char)('b' + i), NULL, NULL);
+        set(&nodes[1 + i], "k", "v", &s[i]);
+    }
+    assert_int_equal(apply(a, "k", &s[0]), 1);
+    assert_int_equal(a->store.stats.sibling_warnings, 0);
+    assert_int_equal(apply(a, "k", &s[1]), 1);
+    assert_int_equal(a->store.stats.sibling_warnings, 1);
+    export_or_empty(a, "k", held);
+    assert_int_equal(apply(a, "k", &s[2]), -E2BIG); /* and nothing changed: */
+    export_or_empty(a, "k", &s[2]);
+    assert_true(replica_same(&s[2], held->meta.data, held->meta.len));
+}
+
+/* More actors than the small scratch clocks hold: the big ones take over. */
+static void test_replica_many_actors(void **state)
+{
+    struct tnode *a = &nodes[0];
+    node_start(a, '0', NULL, NULL);
+    struct replica_state *st = &sts[0];
+    for (int i = 1; i < NODES; i++) {
+        node_start(&nodes[i], (char)('a' + i), NULL, NULL);
+        char val[8];
+        snprintf(val, sizeof val, "v%d", i);
+        set(&nodes[i], "k", val, st);
+        assert_int_equal(apply(a, "k", st), 1);
+        assert_int_equal(apply(a, "k", st), 0);
+    }
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(a, "k", st, k), NODES - 1);
+    set(a, "k", "one", st); /* versionize over eleven siblings */
+    assert_int_equal(siblings(a, "k", st, k), 1);
+    assert_true(del(a, "k", st, true));
+    assert_int_equal(siblings(a, "k", st, k), 1);
+}
+
+static void test_replica_reap_after_grace(void **state)
+{
+    static const char *const grace[] = {"--tombstone-grace", "10", NULL};
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, grace);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *st = &sts[0], *sb = &sts[1];
+    set(a, "dead", "v", st);
+    assert_true(del(a, "dead", st, true));
+    set(a, "live", "v", st);
+    /* A tombstone next to a concurrent live value is kept whole. */
+    set(a, "mixed", "v", st);
+    set(b, "mixed", "other", sb);
+    assert_true(del(a, "mixed", st, true));
+    assert_int_equal(apply(a, "mixed", sb), 1);
+    int64_t now = a->store.now_ms;
+    assert_int_equal(replica_reap(&a->store, &a->node, now + 9000, 100), 0);
+    assert_int_equal(replica_reap(&a->store, &a->node, now + 10001, 100), 1);
+    assert_int_equal(replica_export(&a->store, &a->node, "dead", 4, h("dead"), st), -ENOENT);
+    assert_int_equal(replica_export(&a->store, &a->node, "mixed", 5, h("mixed"), st), 0);
+    assert_get(a, "live", "v");
+    /* The budget bounds a call; later calls go on. */
+    char key[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "d%d", i);
+        set(a, key, "v", st);
+        assert_true(del(a, key, st, true));
+    }
+    uint32_t total = 0;
+    for (int i = 0; i < 10 && total < 10; i++) {
+        uint32_t got = replica_reap(&a->store, &a->node, now + 10001, 3);
+        assert_true(got <= 3);
+        total += got;
+    }
+    assert_int_equal(total, 10);
+    assert_int_equal(store_count(&a->store), 2); /* live, mixed */
+}
+
+/* Applied versions and tombstones go through the log; a reaped tombstone
+ * does not come back from it. */
+static void test_replica_reaped_key_stays_gone_after_restart(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', "a", NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *s1 = &sts[0], *s2 = &sts[1], *st = &sts[2];
+    set(b, "kept", "v", s1);
+    assert_int_equal(apply(a, "kept", s1), 1);
+    set(b, "reaped", "v", s1);
+    assert_int_equal(apply(a, "reaped", s1), 1);
+    assert_true(del(b, "reaped", s2, true));
+    assert_int_equal(apply(a, "reaped", s2), 1);
+    store_turn(&b->store, b->store.now_ms + 5000); /* "tomb" is deleted 5 s later */
+    set(b, "tomb", "v", st);
+    assert_true(del(b, "tomb", st, true));
+    assert_int_equal(apply(a, "tomb", st), 1);
+    node_restart(a, "a");
+    assert_same_state(a, b, "kept");
+    assert_same_state(a, b, "reaped"); /* the tombstones came back from the log */
+    assert_same_state(a, b, "tomb");
+    /* Past the grace of "reaped" only. */
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(a, "reaped", st, k), 1);
+    int64_t at = k->values[0].ts_ms + a->cfg.tombstone_grace_s * 1000 + 1;
+    assert_int_equal(replica_reap(&a->store, &a->node, at, 100), 1);
+    assert_int_equal(replica_export(&a->store, &a->node, "reaped", 6, h("reaped"), st), -ENOENT);
+    node_restart(a, "a");
+    assert_int_equal(replica_export(&a->store, &a->node, "reaped", 6, h("reaped"), st), -ENOENT);
+    assert_get(a, "reaped", NULL);
+    assert_same_state(a, b, "kept");
+    assert_same_state(a, b, "tomb"); /* within its grace */
+}
+
+/* KV-679: a node whose data directory was wiped draws a new data epoch,
+ * so its writes are dots no replica has seen; were it to write under its
+ * old actor again, a replica that saw the old dots would drop them. */
+static void test_replica_kv679_wiped_node_writes_are_kept(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', "a", NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *s1 = &sts[0], *s2 = &sts[1], *st = &sts[2];
+    set(a, "k", "before-wipe", s1);
+    assert_int_equal(apply(b, "k", s1), 1);
+    uint64_t old_epoch = a->node.layout.data_epoch;
+    node_restart(a, "a"); /* a restart keeps the epoch and the data */
+    assert_int_equal(a->node.layout.data_epoch, old_epoch);
+    assert_same_state(a, b, "k");
+    node_stop(a);
+    char path[128];
+    snprintf(path, sizeof path, "%s/a", tmpdir);
+    assert_int_equal(nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    node_start(a, 'a', "a", NULL); /* the same node id, its data gone */
+    assert_int_not_equal(a->node.layout.data_epoch, old_epoch);
+    set(a, "k", "after-wipe", s2);
+    assert_int_equal(apply(b, "k", s2), 1);
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(b, "k", st, k), 2); /* concurrent: neither saw the other */
+    assert_true(has_value(k, "after-wipe"));
+    /* The failure the epoch prevents: a wiped node writing under its old
+     * actor issues the dot (old actor, 1) again, and b, which saw it,
+     * drops the write as already seen. */
+    struct tnode *c = &nodes[2];
+    node_start(c, 'a', NULL, NULL);
+    c->node.layout.data_epoch = old_epoch;
+    set(c, "k", "reused", st);
+    assert_int_equal(apply(b, "k", st), 0);
+    assert_int_equal(siblings(b, "k", st, k), 2);
+    assert_false(has_value(k, "reused"));
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_replica_export_apply_round_trip),
+        T(test_replica_apply_is_idempotent),
+        T(test_replica_concurrent_writes_become_siblings),
+        T(test_replica_set_supersedes_siblings),
+        T(test_replica_del_is_a_tombstone),
+        T(test_replica_versionize_unchanged_and_expiry),
+        T(test_replica_apply_expiry_of_equal_versions),
+        T(test_replica_sibling_bounds),
+        T(test_replica_many_actors),
+        T(test_replica_reap_after_grace),
+        T(test_replica_reaped_key_stays_gone_after_restart),
+        T(test_replica_kv679_wiped_node_writes_are_kept),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
