@@ -372,10 +372,11 @@ static void test_versions_concurrent_puts_make_siblings_merge_resolves(void **st
 
 /* Node 2 misses an update of "old" and the making of "made": frozen until
  * nodes 0 and 1 count it down, so that their coordinators do not send it
- * the writes at all. */
-static void miss_writes_on_node_2(void)
+ * the writes at all. Returns the keys node 2 held before. */
+static long long miss_writes_on_node_2(void)
 {
     ring_put(0, "old", empty_ctx, "v1", 3);
+    long long keys = local_keys(2);
     cluster_signal(2, SIGSTOP);
     wait_seen(2, "down", DOWN_MS);
     struct ctx c = versions(0, "old", 0, "v1");
@@ -383,6 +384,7 @@ static void miss_writes_on_node_2(void)
     expect_ok(1, "SET made fresh");
     cluster_signal(2, SIGCONT);
     wait_all_up();
+    return keys;
 }
 
 static bool local_keys_are(void *arg)
@@ -403,8 +405,7 @@ static void test_versions_read_repairs_missed_writes(void **state)
 {
     (void)state;
     start_cluster((const char *const[]){TIMEOUT_FLAGS, NULL});
-    long long keys_before = local_keys(2);
-    miss_writes_on_node_2();
+    long long keys_before = miss_writes_on_node_2();
     /* node 2 missed both: no "made" in its store, "old" still v1 there */
     if (local_keys(2) != keys_before)
         fail_msg("node 2 holds %lld keys, not %lld: it got \"made\" without a read (hints? "
