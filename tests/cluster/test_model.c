@@ -17,10 +17,11 @@
  * - no value seen by the read behind an acknowledged write is among the
  *   siblings (that write superseded it).
  * Run twice: on a healthy cluster (then at most 5% of the operations may
- * fail), and with node 2 frozen (SIGSTOP) from a third of the operations to
- * half of them (at most 3 s): its clients wait, the others write on two
- * nodes, -UNAVAILABLE and -TIMEOUT leave writes unknown; node 2 is counted
- * up again before the final reads, which then repair it.
+ * fail), and with node 2 frozen (SIGSTOP) from a third of the operations
+ * until the others count it down and a sixth more are done: its clients
+ * wait, the others write on two nodes, -UNAVAILABLE and -TIMEOUT leave
+ * writes unknown; node 2 is counted up again before the final reads, which
+ * then repair it.
  * The seed is printed (RINGKV_MODEL_SEED=n repeats its choices; the threads'
  * interleaving is the system's). A failure prints the key's whole history. */
 #include <errno.h>
@@ -44,11 +45,12 @@
 #define NODES 3
 #define CLIENTS 6
 #define KEYS 8
-#define OPS 600
+#define OPS 2400
 #define RUN_MS 30000
 #define REPLY_MS 5000
 #define MAX_FAILED_PERCENT 5 /* a healthy cluster answers nearly everything */
-#define FREEZE_MS 3000       /* the nemesis keeps node 2 frozen at most this long */
+#define DOWN_MS 10000        /* failure detection: nodes 0 and 1 count node 2 down */
+#define FREEZE_MS 3000       /* then the nemesis keeps node 2 frozen at most this long */
 #define UP_MS 10000
 
 enum op_kind { OP_GET, OP_PUT, OP_DEL };
@@ -405,18 +407,38 @@ static unsigned pick_seed(void)
     return seed;
 }
 
+/* Nodes 0 and 1 count node 2 down (their coordinators skip it). */
+static bool node_2_counted_down(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2; i++) {
+        char *info = cluster_ask(i, "CLUSTER INFO");
+        long long down = cluster_info_field(info, "ringkv_nodes_down");
+        free(info);
+        if (down < 1)
+            return false;
+    }
+    return true;
+}
+
 /* The nemesis: node 2 frozen (SIGSTOP) once a third of the operations are
- * done, thawed once half are (or after FREEZE_MS), so that the clients of
- * the other two nodes write without it and its clients wait. */
+ * done, and thawed once nodes 0 and 1 count it down and a sixth more are
+ * done (or FREEZE_MS after that), so that the clients of the other two
+ * write while it is silent, then while it is down, and its own clients
+ * wait (past their REPLY_MS: no reply, a new connection). */
 static void nemesis(void)
 {
     int64_t end = cluster_now_ms() + RUN_MS;
     while (ops_done() < OPS / 3 && cluster_now_ms() < end)
         usleep(1000);
     cluster_signal(2, SIGSTOP);
-    printf("model: node 2 frozen after %d operations\n", ops_done());
+    int frozen_at = ops_done();
+    printf("model: node 2 frozen after %d operations\n", frozen_at);
+    if (!cluster_wait(node_2_counted_down, NULL, DOWN_MS))
+        printf("model: node 2 is not counted down within %d ms\n", DOWN_MS);
+    printf("model: node 2 counted down after %d operations\n", ops_done());
     end = cluster_now_ms() + FREEZE_MS;
-    while (ops_done() < OPS / 2 && cluster_now_ms() < end)
+    while (ops_done() < frozen_at + OPS / 6 && cluster_now_ms() < end)
         usleep(1000);
     cluster_signal(2, SIGCONT);
     printf("model: node 2 thawed after %d operations\n", ops_done());
