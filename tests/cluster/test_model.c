@@ -358,6 +358,7 @@ static int check_final(int key, redisContext **readers)
     }
     if (!problems)
         problems = check_key(ops, n, &fin[0]);
+    printf("model: %s: %zu operations, %zu final sibling(s)\n", name, n, fin[0].nvalues);
     if (problems)
         print_history(key, ops, n, cluster_versions_text(&fin[0]));
     for (int i = 0; i < NODES; i++)
@@ -369,6 +370,7 @@ static int check_final(int key, redisContext **readers)
 static void count_outcomes(int *acked, int *unknown, int *failed, int *total)
 {
     *acked = *unknown = *failed = *total = 0;
+    int concurrent = 0; /* reads that saw siblings: the run made concurrent writes */
     for (int c = 0; c < CLIENTS; c++)
         for (int k = 0; k < clients[c].nops; k++) {
             const struct op *op = &clients[c].ops[k];
@@ -376,11 +378,13 @@ static void count_outcomes(int *acked, int *unknown, int *failed, int *total)
             *acked += op->out == OUT_OK;
             *unknown += op->out == OUT_UNKNOWN;
             *failed += op->out == OUT_FAILED;
+            concurrent += op->kind == OP_GET && op->nseen > 1;
             if (op->out != OUT_OK && *unknown + *failed <= 20)
                 printf("model: c%d#%d %s m%d (%c %d; 0: the default): %s\n", c, op->seq,
                        kind_name(op->kind), op->key, op->kind == OP_GET ? 'R' : 'W', op->quorum,
                        op->reply);
         }
+    printf("model: %d reads saw more than one sibling\n", concurrent);
 }
 
 static void free_clients(void)
