@@ -107,6 +107,7 @@
 #include "member.h"
 #include "node.h"
 #include "peer.h"
+#include "peerlink.h"
 #include "persist.h"
 #include "ring.h"
 #include "snapshot.h"
@@ -1383,6 +1384,12 @@ static void *admin_thread(void *arg)
     }
 }
 
+/* A cluster-port connection of the node-to-node protocol: to its shard. */
+static void admin_wire_sink(void *arg, uint32_t to_shard, int fd)
+{
+    peerlink_adopt(arg, to_shard, fd);
+}
+
 int admin_create(struct node *n, struct admin **out)
 {
     const struct cfg *cfg = n->cfg;
@@ -1412,6 +1419,7 @@ int admin_create(struct node *n, struct admin **out)
     }
     if ((rc = peer_create(cfg->bind, cfg_cluster_port(cfg), cfg->cluster_secret, &a->peer)) != 0)
         goto fail;
+    peer_set_wire_sink(a->peer, admin_wire_sink, n);
     a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (a->wake_fd < 0) {
         rc = -errno;
@@ -1475,4 +1483,9 @@ void admin_destroy(struct admin *a)
 const char *admin_node_id(const struct admin *a)
 {
     return a->id;
+}
+
+const uint8_t *admin_cluster_key(const struct admin *a, size_t *len)
+{
+    return peer_secret_key(a->peer, len);
 }

@@ -12,6 +12,8 @@
 #define RINGKV_ADMIN_ADMIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct cfg;
 struct node;
@@ -34,5 +36,9 @@ void admin_destroy(struct admin *a);
 bool admin_dir_kept(const struct cfg *cfg);
 /* This node's id: 40 lowercase hex digits. Any thread. */
 const char *admin_node_id(const struct admin *a);
+/* The key derived from cluster-secret (peer_secret_key()), for the
+ * node-to-node protocol's handshake: *len bytes, valid while a lives; NULL
+ * and *len 0 without a secret. Any thread. */
+const uint8_t *admin_cluster_key(const struct admin *a, size_t *len);
 
 #endif

@@ -80,6 +80,13 @@
  * most PEER_HALF_OPEN_MAX are kept (the oldest closed for a new one).
  * Handshake messages: magic u8 (PEER_HS_MAGIC), kind u8, body length u16
  * LE, then the body above.
+ * Node-to-node connections (net/wire.h, shards/peerlink.c) share the TCP
+ * port: an accepted connection whose first byte is WIRE_MAGIC is peeked
+ * (never read) until its HELLO's header and to_shard are in, checked, taken
+ * out of the epoll set and handed to the wire sink (the shard it names);
+ * a header that is not a HELLO's, or one not whole within
+ * PEER_WIRE_PEEK_MS, closes it (bad_frames). Such connections count among
+ * the half-open ones.
  * A node bound to a wildcard (0.0.0.0, ::) has no address its peers could
  * use (its self address would not be the one they see): it drops whatever
  * arrives on the cluster port and sends nothing, a cluster of one (admin.c
@@ -91,7 +98,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +112,9 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "net.h"
 #include "secret.h"
+#include "wire.h"
 
 #define PEER_CONNS_MAX 1024
 #define PEER_TAG_UDP 1   /* epoll data of the UDP socket; connections' ids follow */
@@ -139,6 +147,9 @@
 #define PEER_HELLO_PAD 40
 #define PEER_WINDOW 64
 #define PEER_WARN_MS 10000 /* refused handshakes logged at most this often */
+#define PEER_WIRE_PEEK (WIRE_HEADER_LEN + 8) /* a HELLO up to its to_shard field */
+#define PEER_WIRE_PEEK_MS 2000 /* for them to arrive */
+#define PEER_WIRE_POLL_MS 10   /* peeked again this often meanwhile */
 #define PEER_BAD_ACCEPT "an ACCEPT with a wrong proof (another cluster-secret?)"
 
 _Static_assert(GOSSIP_MAC_LEN == 8 + 8 + PEER_TAG_LEN, "a frame's MAC area: id, seq, tag");
@@ -178,6 +189,8 @@ enum peer_conn_state {
     PEER_C_WAIT_HELLO, /* it connected to us */
     PEER_C_CHALLENGED, /* ... and had its CHALLENGE: waiting for PROOF */
     PEER_C_OPEN,       /* the session is made */
+    PEER_C_WIRE,       /* it sent WIRE_MAGIC: waiting for its HELLO's header, not
+                          read but peeked (out of the epoll set meanwhile) */
 };
 
 struct peer_conn {
@@ -194,6 +207,8 @@ struct peer_conn {
     uint8_t nonce_a[PEER_NONCE_LEN], nonce_b[PEER_NONCE_LEN];
     struct peer_sess sess;  /* PEER_C_OPEN */
     struct peer_queue pend; /* frames waiting for PEER_C_OPEN */
+    bool sniff;             /* accepted, first byte not looked at yet */
+    uint64_t wire_poll_ms;  /* PEER_C_WIRE: peek again then */
 };
 
 struct peer_recent {
@@ -228,6 +243,8 @@ struct peer_net {
     uint32_t recent_next;
     struct peer_reset_count resets[PEER_RESET_ADDRS];
     uint64_t warned_ms; /* last refused handshake logged */
+    peer_wire_sink *wire_sink; /* node-to-node connections go there */
+    void *wire_arg;
     struct peer_stats stats;
 };
 
@@ -249,39 +266,11 @@ static void peer_format(const struct sockaddr_storage *ss, char *out, size_t cap
     snprintf(out, cap, "%s:%d", host, ntohs(s4->sin_port));
 }
 
-/* Splits "host:port" / "[host]:port" and resolves it (numeric only unless
- * names is set). 0 or -EINVAL. */
-static int peer_parse(const char *addr, bool names, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || !colon[1] || (size_t)(colon - addr) >= sizeof host)
-        return -EINVAL;
-    size_t hl = (size_t)(colon - addr);
-    const char *h = addr;
-    if (addr[0] == '[' && colon[-1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_DGRAM,
-                             .ai_flags = AI_NUMERICSERV | (names ? 0 : AI_NUMERICHOST)};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
-        return -EINVAL;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
 int peer_resolve(const char *addr, char *out, size_t cap, char *err, size_t err_len)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (peer_parse(addr, true, &ss, &len) != 0) {
+    if (net_parse_addr(addr, true, &ss, &len) != 0) {
         snprintf(err, err_len, "'%s' is not host:port, or the host does not resolve", addr);
         return -EINVAL;
     }
@@ -295,7 +284,7 @@ static bool peer_canon(const char *addr, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (peer_parse(addr, false, &ss, &len) != 0)
+    if (net_parse_addr(addr, false, &ss, &len) != 0)
         return false;
     peer_format(&ss, out, cap);
     return true;
@@ -645,7 +634,8 @@ static void peer_close(struct peer_net *p, struct peer_conn *c)
         p->stats.handshakes_failed++;
         p->stats.queue_drops += peer_queue_count(&c->pend);
     }
-    close(c->fd);
+    if (c->fd >= 0) /* -1: handed to the wire sink */
+        close(c->fd);
     p->stats.read_buffered -= c->rcap;
     free(c->rbuf);
     free(c->wbuf);
@@ -748,7 +738,7 @@ static struct peer_conn *peer_connect(struct peer_net *p, const char *addr, uint
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (peer_parse(addr, false, &ss, &len) != 0 || ss.ss_family != p->local.ss_family)
+    if (net_parse_addr(addr, false, &ss, &len) != 0 || ss.ss_family != p->local.ss_family)
         return NULL;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -813,7 +803,8 @@ static void peer_send_stream(struct peer_net *p, const char *addr, const uint8_t
 {
     struct peer_conn *c = NULL;
     for (uint32_t i = 0; i < p->n_conns && !c; i++)
-        if (!p->conns[i]->broken && strcmp(p->conns[i]->addr, addr) == 0)
+        if (!p->conns[i]->broken && p->conns[i]->state != PEER_C_WIRE &&
+            strcmp(p->conns[i]->addr, addr) == 0)
             c = p->conns[i];
     if (!c)
         c = peer_connect(p, addr, now);
@@ -847,7 +838,7 @@ static bool peer_sendto(struct peer_net *p, const char *addr, const uint8_t *byt
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (peer_parse(addr, false, &ss, &sl) != 0 ||
+    if (net_parse_addr(addr, false, &ss, &sl) != 0 ||
         sendto(p->udp, bytes, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) < 0) {
         p->stats.send_failures++;
         return false;
@@ -943,6 +934,9 @@ uint64_t peer_next_deadline(const struct peer_net *p)
     for (uint32_t i = 0; i < PEER_HS_MAX && p->stats.handshakes_pending; i++)
         if (p->hs[i].addr[0] && p->hs[i].retry_ms < due)
             due = p->hs[i].retry_ms;
+    for (uint32_t i = 0; i < p->n_conns; i++)
+        if (p->conns[i]->state == PEER_C_WIRE && p->conns[i]->wire_poll_ms < due)
+            due = p->conns[i]->wire_poll_ms;
     return due;
 }
 
@@ -1301,7 +1295,8 @@ static void peer_recv_udp(struct peer_net *p, struct member_table *t, uint64_t n
 
 static bool peer_half_open(const struct peer_conn *c)
 {
-    return c->state == PEER_C_WAIT_HELLO || c->state == PEER_C_CHALLENGED;
+    return c->state == PEER_C_WAIT_HELLO || c->state == PEER_C_CHALLENGED ||
+           c->state == PEER_C_WIRE;
 }
 
 /* Makes room for one more connection in its handshake: closes the oldest
@@ -1339,7 +1334,10 @@ static void peer_accept_conns(struct peer_net *p, uint64_t now)
         }
         if (p->mac)
             peer_trim_half_open(p);
-        peer_adopt(p, fd, from, p->mac ? PEER_C_WAIT_HELLO : PEER_C_PLAIN, now);
+        struct peer_conn *c =
+            peer_adopt(p, fd, from, p->mac ? PEER_C_WAIT_HELLO : PEER_C_PLAIN, now);
+        if (c)
+            c->sniff = true;
     }
 }
 
@@ -1449,12 +1447,69 @@ static bool peer_consume(struct peer_net *p, struct member_table *t, struct peer
     return true;
 }
 
+/* Whether the HELLO header bytes at h[0..n) (n >= 1, h[0] WIRE_MAGIC)
+ * can start a HELLO. */
+static bool peer_wire_head_ok(const uint8_t *h, size_t n)
+{
+    return (n < 2 || h[1] == WIRE_VERSION_HANDSHAKE) && (n < 3 || h[2] == WIRE_HELLO) &&
+           (n < 4 || h[3] == 0) &&
+           (n < 8 || ((uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 |
+                      (uint32_t)h[7] << 24) == WIRE_HELLO_LEN);
+}
+
+/* A connection accepted and not read yet: is it the node-to-node protocol?
+ * Peeks (reads nothing): 1 when it is not (read it as a gossip stream), 0
+ * while its HELLO's header is not all in (c waits in PEER_C_WIRE, out of
+ * the epoll set, peeked again by peer_run()), -1 when c is gone: handed to
+ * the wire sink, or closed (not a HELLO, no sink, EOF). */
+static int peer_sniff(struct peer_net *p, struct peer_conn *c, uint64_t now)
+{
+    uint8_t h[PEER_WIRE_PEEK];
+    ssize_t n = recv(c->fd, h, sizeof h, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n <= 0) {
+        peer_close(p, c);
+        return -1;
+    }
+    if (h[0] != WIRE_MAGIC) {
+        c->sniff = false;
+        return 1;
+    }
+    if (!p->wire_sink || !peer_wire_head_ok(h, (size_t)n)) {
+        p->stats.bad_frames++;
+        peer_close(p, c);
+        return -1;
+    }
+    if (c->events) { /* level-triggered: peeked bytes would wake us forever */
+        epoll_ctl(p->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        c->events = 0;
+    }
+    if (n < PEER_WIRE_PEEK) {
+        c->state = PEER_C_WIRE;
+        c->wire_poll_ms = now + PEER_WIRE_POLL_MS;
+        return 0;
+    }
+    int fd = c->fd;
+    c->fd = -1;
+    p->stats.wire_handed++;
+    peer_close(p, c);
+    p->wire_sink(p->wire_arg, (uint32_t)h[WIRE_HEADER_LEN + 6] | (uint32_t)h[WIRE_HEADER_LEN + 7] << 8,
+                 fd);
+    return -1;
+}
+
 /* Reads c and handles what it got, a read at a time (so that a connection
  * in its handshake never holds more than a handshake message); false when
  * c was closed. */
 static bool peer_read(struct peer_net *p, struct member_table *t, struct peer_conn *c,
                       uint64_t now)
 {
+    if (c->sniff) {
+        int r = peer_sniff(p, c, now);
+        if (r <= 0)
+            return r == 0;
+    }
     for (;;) {
         size_t room = peer_rbuf_room(p, c);
         if (!room) {
@@ -1523,6 +1578,15 @@ void peer_run(struct peer_net *p, struct member_table *t, uint64_t now_ms)
     }
     for (uint32_t k = 0; k < p->n_conns;) {
         struct peer_conn *c = p->conns[k];
+        if (c->state == PEER_C_WIRE && now_ms >= c->wire_poll_ms) {
+            if (now_ms - c->created_ms > PEER_WIRE_PEEK_MS) {
+                p->stats.bad_frames++; /* its HELLO never came whole */
+                peer_close(p, c);
+                continue;
+            }
+            if (peer_sniff(p, c, now_ms) < 0)
+                continue; /* gone: the last one moved to k */
+        }
         bool stuck = !peer_is_open(c) && now_ms - c->created_ms > PEER_COOKIE_MS;
         if (c->broken || stuck || (now_ms - c->last_ms > PEER_IDLE_MS && c->woff == c->wlen))
             peer_close(p, c); /* the last one moved to k */
@@ -1585,7 +1649,7 @@ bool peer_bind_is_wildcard(const char *host)
     socklen_t len;
     char addr[300];
     snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:1" : "%s:1", host);
-    return peer_parse(addr, false, &ss, &len) == 0 && peer_is_wildcard(&ss);
+    return net_parse_addr(addr, false, &ss, &len) == 0 && peer_is_wildcard(&ss);
 }
 
 int peer_create(const char *host, int port, const char *secret, struct peer_net **out)
@@ -1594,7 +1658,7 @@ int peer_create(const char *host, int port, const char *secret, struct peer_net 
     snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     struct sockaddr_storage ss;
     socklen_t len;
-    if (peer_parse(addr, false, &ss, &len) != 0) {
+    if (net_parse_addr(addr, false, &ss, &len) != 0) {
         log_error("cluster: bind %s is not a numeric address", host);
         return -EINVAL;
     }
@@ -1668,6 +1732,18 @@ void peer_destroy(struct peer_net *p)
     free(p->hs);
     free(p->recent);
     free(p);
+}
+
+void peer_set_wire_sink(struct peer_net *p, peer_wire_sink *sink, void *arg)
+{
+    p->wire_sink = sink;
+    p->wire_arg = arg;
+}
+
+const uint8_t *peer_secret_key(const struct peer_net *p, size_t *len)
+{
+    *len = p->mac ? sizeof p->key : 0;
+    return p->mac ? p->key : NULL;
 }
 
 int peer_fd(const struct peer_net *p)

@@ -54,6 +54,8 @@ struct peer_stats {
                                     a handshake message before the handshake, a frame
                                     after it, or all together past a process-wide cap */
     uint64_t stale_events;       /* events for a connection closed in the same batch */
+    uint64_t wire_handed;        /* connections of the node-to-node protocol (first byte
+                                    WIRE_MAGIC) handed to a shard (peer_set_wire_sink) */
 };
 
 /* Binds UDP and TCP on host:port (host numeric, as the bind setting).
@@ -69,6 +71,22 @@ void peer_destroy(struct peer_net *p);
  * transport that drops whatever peers send (and the caller should refuse
  * seeds). */
 bool peer_bind_is_wildcard(const char *host);
+
+/* Where accepted connections of the node-to-node protocol go (net/wire.h:
+ * their first byte is WIRE_MAGIC): once the HELLO's header and to_shard
+ * field are in (peeked, not read, within PEER_WIRE_PEEK_MS), the socket is
+ * taken out of the transport and given to sink(arg, to_shard, fd), which
+ * owns it from then on (the admin thread calls it). Without a sink, or
+ * with a header that is not a HELLO's, the connection is closed. Call
+ * before the admin thread runs. */
+typedef void peer_wire_sink(void *arg, uint32_t to_shard, int fd);
+void peer_set_wire_sink(struct peer_net *p, peer_wire_sink *sink, void *arg);
+
+/* The key derived from cluster-secret (the KDF above), which the
+ * node-to-node protocol's handshake proves too: *len bytes, valid while p
+ * lives; NULL and *len 0 without a secret. Any thread once peer_create()
+ * returned (it never changes). */
+const uint8_t *peer_secret_key(const struct peer_net *p, size_t *len);
 
 /* The fd to poll for input (POLLIN): the transport's epoll fd. */
 int peer_fd(const struct peer_net *p);

@@ -47,6 +47,32 @@ fail:
     return rc;
 }
 
+int net_parse_addr(const char *addr, bool names, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || !colon[1] || (size_t)(colon - addr) >= sizeof host)
+        return -EINVAL;
+    size_t hl = (size_t)(colon - addr);
+    const char *h = addr;
+    if (addr[0] == '[' && colon[-1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_DGRAM,
+                             .ai_flags = AI_NUMERICSERV | (names ? 0 : AI_NUMERICHOST)};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
+        return -EINVAL;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
 void net_tune_client(int fd)
 {
     int one = 1;

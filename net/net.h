@@ -8,7 +8,9 @@
 #ifndef RINGKV_NET_NET_H
 #define RINGKV_NET_NET_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Operations net/ submits itself. An owner of a ring (the shard) numbers its
  * own from NET_OP_OWNER up; the kind has 8 bits. */
@@ -23,6 +25,10 @@ enum net_op {
 
 /* A non-blocking TCP listener on addr:port with SO_REUSEPORT. fd or -errno. */
 int net_listen(const char *addr, int port, int backlog);
+
+/* "host:port" or "[v6]:port" into *ss. The host must be numeric unless
+ * names is set (then it may block on DNS: start-up only). 0 or -EINVAL. */
+int net_parse_addr(const char *addr, bool names, struct sockaddr_storage *ss, socklen_t *len);
 
 /* Sets TCP_NODELAY and the like on an accepted socket. */
 void net_tune_client(int fd);

@@ -46,6 +46,7 @@
 #include "keyhash.h"
 #include "node.h"
 #include "num.h"
+#include "peerlink.h"
 #include "snapshot.h"
 
 #define CLUSTER_OOM "OOM no memory for the cluster's topology"
@@ -527,6 +528,30 @@ void cmd_cluster_info(struct cmd_ctx *c)
     buf_fini(&b);
 }
 
+/* INFO's lines of the peer links (peerlink.h), summed over the shards. */
+static void cluster_peer_links(struct cmd_ctx *c, struct buf *b)
+{
+    struct peerlink_stats t = {0};
+    for (uint32_t i = 0; i < c->node->nshards; i++) {
+        struct peerlink_stats one;
+        peerlink_read_stats(c->node->shards[i], &one);
+        t.links_up += one.links_up;
+        t.dials += one.dials;
+        t.handshake_failures += one.handshake_failures;
+        t.msgs_out += one.msgs_out;
+        t.msgs_in += one.msgs_in;
+        t.bytes_out += one.bytes_out;
+        t.bytes_in += one.bytes_in;
+    }
+    buf_printf(b,
+               "peer_links_up:%" PRIu64 "\r\npeer_links_dials:%" PRIu64
+               "\r\npeer_links_handshake_failures:%" PRIu64 "\r\npeer_links_msgs_out:%" PRIu64
+               "\r\npeer_links_msgs_in:%" PRIu64 "\r\npeer_links_bytes_out:%" PRIu64
+               "\r\npeer_links_bytes_in:%" PRIu64 "\r\n",
+               t.links_up, t.dials, t.handshake_failures, t.msgs_out, t.msgs_in, t.bytes_out,
+               t.bytes_in);
+}
+
 /* INFO's cluster section: cluster_enabled:1 always, a cluster of one
  * included, so that Redis Cluster clients work against any node; then
  * ringkv's lines from the snapshot. */
@@ -546,6 +571,7 @@ void cmd_cluster_info_section(struct cmd_ctx *c, struct buf *b)
         view_fini(&v);
     }
     snapshot_read_end(c->node->snapshots, c->shard_id);
+    cluster_peer_links(c, b);
     buf_printf(b, "\r\n");
 }
 

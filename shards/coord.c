@@ -51,6 +51,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
+#include "num.h"
 #include "peerlink.h"
 #include "persist.h"
 #include "replica.h"
@@ -299,11 +300,14 @@ static uint64_t coord_wire_id(uint64_t req_id, uint32_t k)
 }
 
 /* How much earlier than the request it serves an operation ends, so that
- * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer. */
+ * its -UNAVAILABLE (not the client's -TIMEOUT) is the answer: more than a
+ * loop turn of a sleeping shard (its 100 ms tick ends expired requests)
+ * plus a hop back, within a quarter of request-timeout. */
+#define COORD_MARGIN_MAX_MS 250
 static int64_t coord_margin_ms(const struct shard *sh)
 {
     int64_t m = sh->request_timeout_ms / 4;
-    return m > 50 ? 50 : m;
+    return m > COORD_MARGIN_MAX_MS ? COORD_MARGIN_MAX_MS : m;
 }
 
 /* An operation ending at deadline_ms (0: request-timeout from now, less the
@@ -467,8 +471,9 @@ static uint8_t coord_ring_option(const struct cmd_msg *m, bool is_write)
     const char *want = is_write ? "w" : "r";
     for (uint32_t i = first; i + 1 < m->argc; i += 2) {
         if (m->argv[i].len == 1 && (m->argv[i].ptr[0] | 0x20) == want[0]) {
-            long v = strtol(m->argv[i + 1].ptr, NULL, 10); /* the handler checks it */
-            return v >= 1 && v <= 16 ? (uint8_t)v : 0;
+            int64_t v; /* a bad one: the handler answers the error */
+            bool is_num = num_parse_i64(m->argv[i + 1].ptr, m->argv[i + 1].len, &v);
+            return is_num && v >= 1 && v <= RING_REPLICAS_MAX ? (uint8_t)v : 0;
         }
     }
     return 0;

@@ -32,7 +32,8 @@
  * Ownership: messages given to peerlink_request()/peerlink_reply() are
  *   encoded (copied) before the call returns.
  * Errors: -EAGAIN (peer unreachable now, or its queue full), -ENOMEM,
- *   -EINVAL (a message wire_msg_size() refuses). */
+ *   -EINVAL (a message wire_msg_size() refuses, or one larger than the
+ *   peer's max_frame). */
 #ifndef RINGKV_SHARDS_PEERLINK_H
 #define RINGKV_SHARDS_PEERLINK_H
 
@@ -57,9 +58,13 @@ int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_
  * coord_on_request() was given). -ENOENT when that connection has closed. */
 int peerlink_reply(struct shard *sh, uint64_t link, const struct wire_msg *m);
 
-/* Loop hooks (shard.c): a completion of one of its io_uring operations
- * (user_data kinds SHARD_OP_LINK_*), once per turn before waiting: take
- * adopted sockets, flush batches, retry dials whose backoff passed. */
+/* Loop hooks (shard.c): peerlink_on_cqe() for a completion of one of its
+ * io_uring operations (user_data kinds SHARD_OP_LINK_*; the eventfd read
+ * among them takes the adopted sockets); peerlink_turn() on the shard's
+ * tick (now_ms: req_now_ms()): closes links whose connect or handshake
+ * is late (dials whose backoff passed are made again by the next
+ * peerlink_request(), lazily); peerlink_flush() once per turn before
+ * submitting: closes each link's batch and sends it, frees closed links. */
 void peerlink_on_cqe(struct shard *sh, uint64_t user_data, int32_t res, uint32_t flags);
 void peerlink_turn(struct shard *sh, int64_t now_ms);
 void peerlink_flush(struct shard *sh);

@@ -13,11 +13,12 @@
  *   5. retry messages held back by full queues, flush connections that
  *      gathered replies (one send each), and wake every shard sent to this
  *      turn with an IORING_OP_MSG_RING on its ring (no syscall of its own:
- *      it rides in the next submit);
+ *      it rides in the next submit); then the peer links' batches (one
+ *      send per link: peerlink.h);
  *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
  *      steps, tombstones past tombstone-grace: replica_reap), the segment
- *      log's fdatasync (everysec), idle clients
- *      (idle.h) and the stop flag.
+ *      log's fdatasync (everysec), idle clients (idle.h), peer links whose
+ *      handshake is late, and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
  * With appendfsync always, a reply that depends on records not yet durable
@@ -50,6 +51,7 @@
 #include "log.h"
 #include "net.h"
 #include "node.h"
+#include "peerlink.h"
 #include "persist.h"
 #include "replica.h"
 #include "store.h"
@@ -119,6 +121,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     for (uint32_t i = 0; i < n->nshards; i++)
         if (i != id && mq_init(&sh->inbox[i], SHARD_QUEUE_CAPACITY) != 0)
             goto fail;
+    if (peerlink_init(sh) != 0)
+        goto fail;
     sh->listen_resp_fd = net_listen(cfg->bind, (int)cfg->port, (int)cfg->tcp_backlog);
     if (sh->listen_resp_fd < 0) {
         log_error("cannot listen on %s:%lld: %s", cfg->bind, (long long)cfg->port,
@@ -167,6 +171,7 @@ void shard_destroy(struct shard *sh)
     }
     if (sh->ring_ready)
         io_uring_queue_exit(&sh->uring);
+    peerlink_fini(sh); /* after the ring: nothing of its links is in flight */
     req_table_fini(&sh->reqs); /* messages parked here go with their requests */
     coord_fini(sh); /* after the requests, which hold its views */
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
@@ -434,6 +439,12 @@ static void shard_on_cqe(struct shard *sh, const struct shard_cqe *cqe, bool *ti
         if (sh->tier)
             tier_on_cqe(sh, ud, cqe->res);
         break;
+    case SHARD_OP_LINK_CONNECT:
+    case SHARD_OP_LINK_RECV:
+    case SHARD_OP_LINK_SEND:
+    case SHARD_OP_LINK_WAKE:
+        peerlink_on_cqe(sh, ud, cqe->res, cqe->flags);
+        break;
     default: /* wake-ups need no action: the queues are drained every turn */
         break;
     }
@@ -691,6 +702,7 @@ void *shard_main(void *arg)
         backlog = shard_retry_backlogs(sh);
         persist_release_writers(sh); /* the log drained: paused writers go on */
         shard_flush(sh);
+        peerlink_flush(sh); /* one batch and one send per peer link */
         /* Input resumed while flushing may have made records: hand them to
          * the kernel now, not at the next wake-up (their replies are held). */
         persist_flush(sh->persist);
@@ -700,6 +712,7 @@ void *shard_main(void *arg)
             replica_reap(sh->store, n, now, REPLICA_REAP_PER_TICK);
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
+            peerlink_turn(sh, req_now_ms());
             shard_arm_tick(sh, &tick_ts);
         }
     }

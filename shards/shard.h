@@ -31,6 +31,7 @@ struct node;
 struct store;
 struct cmd_msg;
 struct tier;
+struct peerlink;
 struct coord;
 
 /* The shard's own io_uring operations (user_data kinds, after net/'s). */
@@ -42,6 +43,11 @@ enum shard_op {
     SHARD_OP_SEG_READ,    /* compaction reading an old segment */
     SHARD_OP_SEG_PREPARE, /* creating the next segment ahead of rotation */
     SHARD_OP_TIER_READ,   /* reading a cold value back (values beyond RAM) */
+    SHARD_OP_LINK_CONNECT, /* peer links (peerlink.h): a dial */
+    SHARD_OP_LINK_RECV,    /* ... a link's multishot receive */
+    SHARD_OP_LINK_SEND,    /* ... a link's send */
+    SHARD_OP_LINK_WAKE,    /* ... the read of the eventfd the admin thread writes to
+                              when it hands the shard an accepted peer socket */
 };
 
 /* Counters other threads read (INFO): written by the owner only with relaxed
@@ -83,6 +89,7 @@ struct shard {
     struct persist *persist;      /* the segment log; NULL with storage = memory */
     struct tier *tier;            /* cold value reads; NULL unless values may
                                      leave memory (storage = log, maxmemory) */
+    struct peerlink *link;        /* connections to other nodes' shards (peerlink.h) */
     int start_rc;                 /* 0, or why the ring or store could not start */
     bool ring_ready;
 

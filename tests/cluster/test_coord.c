@@ -1,19 +1,24 @@
 /* test_coord: the coordinator (shards/coord.c) with real nodes on 127.0.0.x.
  * - test_coord_set_at_one_get_at_every: 3 nodes (N = 3, R = W = 2): values
  *   SET (and MSET, and a RING.PUT) at one node are read back at every node,
- *   DEL at another removes them everywhere.
+ *   DEL at another removes them everywhere, INCR at two nodes counts on,
+ *   MGET and EXISTS see keys of every node, FLUSHALL empties every node.
  * - test_coord_w2_with_one_frozen_w3_unavailable: one of 3 nodes SIGSTOPped:
  *   a plain SET (W = 2) is acknowledged; RING.PUT ... W 3 and SET after
  *   CONSISTENCY W 3 get -UNAVAILABLE within request-timeout and a margin;
  *   RING.PUT ... W 4 is refused naming the cap (N = 3); after SIGCONT a W 3
  *   write is acknowledged again.
+ * - test_coord_read_repairs_a_replica_that_missed_a_write: a node frozen
+ *   until the others see it down misses a write (W = 2 without it); once
+ *   back, its own store (CONSISTENCY R 1) lacks the key until a quorum read
+ *   at another node repairs it (INFO ringkv_read_repairs grows).
  * - test_coord_non_replica_forwards: 4 nodes with replicas 2 (and 2 shards
  *   each): node 0 holds no replica of some keys, so it forwards them (INFO's
  *   ringkv_forwarded grows) and every key written there reads back at every
  *   node; a cluster-aware connection (READONLY) gets -MOVED <slot> <addr>
  *   for such a key instead, and the node named there answers it.
  * Without the coordinator every node serves only its own store: the first
- * and last fail on reads at other nodes, the second on the missing
+ * and last fail on reads at other nodes (the fourth on the repair), the second on the missing
  * -UNAVAILABLE (a W above 1 is refused). Every wait is on a condition with a
  * deadline; nodes are stopped by PID (cluster_finish). */
 #include <setjmp.h>
@@ -72,6 +77,21 @@ static char *run(redisContext *c, const char *fmt, ...)
     case REDIS_REPLY_NIL:
         text = strdup("nil");
         break;
+    case REDIS_REPLY_ARRAY: { /* "[a,b,nil]" of string elements */
+        size_t cap = 3, n = 0;
+        for (size_t i = 0; i < r->elements; i++)
+            cap += (r->element[i]->str ? r->element[i]->len : 3) + 1;
+        text = malloc(cap);
+        assert_non_null(text);
+        text[n++] = '[';
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            n += (size_t)snprintf(text + n, cap - n, "%s%.*s", i ? "," : "",
+                                  e->str ? (int)e->len : 3, e->str ? e->str : "nil");
+        }
+        snprintf(text + n, cap - n, "]");
+        break;
+    }
     default:
         assert_true(asprintf(&text, "(type %d)", r->type) > 0);
     }
@@ -196,7 +216,19 @@ static void test_coord_set_at_one_get_at_every(void **state)
     got = run(c2, "INCR counter");
     assert_string_equal(got, ":2");
     free(got);
+    got = run(c2, "MGET m1 key:1 {t}x m2");
+    assert_string_equal(got, "[a,nil,c,b]");
+    free(got);
+    got = run(c2, "EXISTS m1 m2 key:1 key:3");
+    assert_string_equal(got, ":3");
+    free(got);
+    got = run(c2, "FLUSHALL"); /* every member's keys go */
+    assert_string_equal(got, "+OK");
+    free(got);
     redisFree(c2);
+    expect_everywhere(3, "m1", "nil");
+    expect_everywhere(3, "key:3", "nil");
+    expect_everywhere(3, "ringkey", "nil");
 }
 
 /* The time a write takes to be refused, and the refusal. */
@@ -211,7 +243,8 @@ static char *timed(redisContext *c, int64_t *ms, const char *fmt, const char *ke
 static void test_coord_w2_with_one_frozen_w3_unavailable(void **state)
 {
     (void)state;
-    start_cluster(3, NULL);
+    const char *extra[] = {"--threads", "2", NULL}; /* coordinators on other shards too */
+    start_cluster(3, extra);
     struct write_try warm = {0, "warm", "up"};
     assert_true(cluster_wait(set_acknowledged, &warm, 10000));
     redisContext *c0 = client(0);
@@ -256,6 +289,77 @@ static void test_coord_w2_with_one_frozen_w3_unavailable(void **state)
     redisFree(c0);
     expect_everywhere(3, "frozen:w2", "$kept");
     expect_everywhere(3, "after", "$thaw");
+}
+
+struct status_is {
+    int viewer;
+    int node;
+    const char *status;
+};
+
+static bool node_status_is(void *arg)
+{
+    const struct status_is *x = arg;
+    const char *st = cluster_status_of(x->viewer, cluster_node(x->node)->id);
+    return st && strcmp(st, x->status) == 0;
+}
+
+/* GET key on node i as that node alone holds it (CONSISTENCY R 1: no
+ * other replica asked, nothing merged). */
+static char *local_read(int i, const char *key)
+{
+    redisContext *c = client(i);
+    char *got = run(c, "CONSISTENCY R 1");
+    assert_string_equal(got, "+OK");
+    free(got);
+    got = run(c, "GET %s", key);
+    redisFree(c);
+    return got;
+}
+
+struct local_value {
+    int node;
+    const char *key, *want;
+};
+
+static bool local_read_is(void *arg)
+{
+    const struct local_value *x = arg;
+    char *got = local_read(x->node, x->key);
+    bool ok = strcmp(got, x->want) == 0;
+    free(got);
+    return ok;
+}
+
+static long long info_stat(int i, const char *name);
+
+static void test_coord_read_repairs_a_replica_that_missed_a_write(void **state)
+{
+    (void)state;
+    start_cluster(3, NULL);
+    struct write_try warm = {0, "warm", "up"};
+    assert_true(cluster_wait(set_acknowledged, &warm, 10000));
+    cluster_signal(2, SIGSTOP);
+    struct status_is down0 = {0, 2, "down"}, down1 = {1, 2, "down"};
+    assert_true(cluster_wait(node_status_is, &down0, 20000));
+    assert_true(cluster_wait(node_status_is, &down1, 20000));
+    struct write_try missed = {0, "missed", "by-2"};
+    assert_true(set_acknowledged(&missed)); /* W = 2 on nodes 0 and 1; node 2 not asked */
+    cluster_signal(2, SIGCONT);
+    struct status_is up0 = {0, 2, "up"};
+    assert_true(cluster_wait(node_status_is, &up0, 20000));
+    char *got = local_read(2, "missed");
+    assert_string_equal(got, "nil"); /* it never had it */
+    free(got);
+    long long repairs = info_stat(0, "ringkv_read_repairs");
+    redisContext *c0 = client(0);
+    got = run(c0, "GET missed"); /* R = 2: asks nodes 1 and 2, repairs 2 */
+    assert_string_equal(got, "$by-2");
+    free(got);
+    redisFree(c0);
+    struct local_value repaired = {2, "missed", "$by-2"};
+    assert_true(cluster_wait(local_read_is, &repaired, 5000));
+    assert_true(info_stat(0, "ringkv_read_repairs") > repairs);
 }
 
 static long long info_stat(int i, const char *name)
@@ -332,6 +436,8 @@ int main(void)
         cmocka_unit_test_teardown(test_coord_w2_with_one_frozen_w3_unavailable,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_non_replica_forwards, cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_read_repairs_a_replica_that_missed_a_write,
+                                  cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,0 +1,437 @@
+/* test_peerlink: the node-to-node protocol on a node's cluster port, with
+ * this test as the peer (net/wire.c's codec and handshake on a blocking
+ * socket), while the port keeps serving gossip.
+ * - A connection that starts with WIRE_MAGIC is handed to the shard its
+ *   HELLO names: the handshake completes (with and without cluster-secret,
+ *   the test deriving the key as admin/peer.c does), a REQUEST gets a
+ *   REPLY with its id on each of two shards, and INFO's cluster section
+ *   counts the link and the messages.
+ * - The handshake proves the key derived from the secret: a PROOF under
+ *   another secret, or under the raw secret itself, is refused (REFUSE
+ *   "authentication failed", then closed) and counted as a failed
+ *   handshake.
+ * - Refusals: a HELLO with the node's own id (a self-connection), one with
+ *   no common version, one for a shard the node lacks (closed).
+ * - Garbage after 0xC7 (a header that is not a HELLO's, or a HELLO body
+ *   that does not decode) closes the connection; the node still answers
+ *   clients, and a second node still joins it through the same port.
+ * Every read has a deadline (SO_RCVTIMEO); waits are on conditions. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "buf.h"
+#include "cluster_harness.h"
+#include "wire.h"
+
+#define SECRET "peer link test secret"
+#define TEST_ID "7e57000000000000000000000000000000000001"
+#define READ_TIMEOUT_S 5
+#define FORM_MS 15000
+
+/* The key admin/peer.c derives from a cluster secret (PBKDF2-HMAC-SHA256,
+ * its salt and iterations). */
+static void derive_key(const char *secret, uint8_t key[32])
+{
+    static const char salt[] = "ringkv cluster-secret v1";
+    assert_int_equal(PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), (const uint8_t *)salt,
+                                       (int)strlen(salt), 200000, EVP_sha256(), 32, key),
+                     1);
+}
+
+/* This test as a wire peer: a socket, its handshake and decoder, and the
+ * bytes read but not yet consumed. */
+struct wpeer {
+    int fd;
+    struct wire_hs hs;
+    struct wire_decoder dec;
+    uint8_t in[1 << 17];
+    size_t len, used; /* in[0..used) is the frame handed out last */
+    struct buf out;
+};
+
+static void wp_open(struct wpeer *w, int node)
+{
+    memset(w, 0, sizeof *w);
+    wire_limits_default(&w->dec.lim);
+    buf_init(&w->out);
+    w->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(w->fd >= 0);
+    struct timeval tv = {.tv_sec = READ_TIMEOUT_S};
+    setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)(cluster_client_port() + 10000))};
+    inet_pton(AF_INET, cluster_host(node), &sa.sin_addr);
+    assert_int_equal(connect(w->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+}
+
+static void wp_close(struct wpeer *w)
+{
+    close(w->fd);
+    buf_fini(&w->out);
+}
+
+static void wp_send_raw(struct wpeer *w, const void *p, size_t n)
+{
+    assert_int_equal(send(w->fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* Sends what out gathered and empties it. */
+static void wp_send(struct wpeer *w)
+{
+    assert_false(w->out.failed);
+    if (w->out.len)
+        wp_send_raw(w, w->out.data, w->out.len);
+    buf_clear(&w->out);
+}
+
+/* The next frame from the node: 1 with *f (valid until the next call), 0 at
+ * EOF or a reset (the node closed), -1 when nothing came in time. */
+static int wp_frame(struct wpeer *w, struct wire_frame *f)
+{
+    memmove(w->in, w->in + w->used, w->len - w->used);
+    w->len -= w->used;
+    w->used = 0;
+    for (;;) {
+        size_t used = 0, need = 0;
+        const char *err = NULL;
+        if (w->len) {
+            enum wire_status st = wire_decode(&w->dec, w->in, w->len, f, &used, &need, &err);
+            if (st == WIRE_OK) {
+                w->used = used;
+                return 1;
+            }
+            if (st == WIRE_BAD)
+                fail_msg("the node sent a bad frame: %s", err);
+            assert_true(need <= sizeof w->in);
+        }
+        ssize_t n = recv(w->fd, w->in + w->len, sizeof w->in - w->len, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return 0;
+        if (n < 0)
+            return -1;
+        w->len += (size_t)n;
+    }
+}
+
+/* Runs the initiator's side until the handshake ends; returns how. When
+ * it fails on our side, the connection is left as it is (no REFUSE sent). */
+static enum wire_hs_status wp_handshake(struct wpeer *w, const char *self_id, const char *node_id,
+                                        uint16_t to_shard, const void *key, size_t key_len,
+                                        uint8_t vmin, uint8_t vmax)
+{
+    struct wire_hs_config hc = {
+        .node_id = self_id,
+        .peer_id = node_id,
+        .shard = 0,
+        .shards = 1,
+        .peer_shard = to_shard,
+        .version_min = vmin,
+        .version_max = vmax,
+        .max_frame = WIRE_FRAME_MIN,
+        .secret = key,
+        .secret_len = key_len,
+    };
+    assert_int_equal(getrandom(hc.nonce, sizeof hc.nonce, 0), (ssize_t)sizeof hc.nonce);
+    assert_int_equal(wire_hs_init(&w->hs, WIRE_INITIATOR, &hc), 0);
+    wire_hs_start(&w->hs, &w->out);
+    wp_send(w);
+    for (;;) {
+        struct wire_frame f;
+        int got = wp_frame(w, &f);
+        if (got <= 0)
+            fail_msg("the node %s during the handshake", got ? "went silent" : "closed");
+        enum wire_hs_status st = wire_hs_on_frame(&w->hs, &f, &w->out);
+        if (st == WIRE_HS_FAILED)
+            buf_clear(&w->out); /* our REFUSE is not sent: the caller goes on */
+        wp_send(w);
+        if (st == WIRE_HS_DONE)
+            w->dec.version = w->hs.version;
+        if (st != WIRE_HS_AGAIN)
+            return st;
+    }
+}
+
+/* Whether the node closes the connection (after any frames) in time. */
+static bool wp_closed(struct wpeer *w)
+{
+    struct wire_frame f;
+    int got;
+    while ((got = wp_frame(w, &f)) == 1)
+        ;
+    return got == 0;
+}
+
+/* The node's next frame is a REFUSE for `reason`, then it closes; w is
+ * closed too. */
+static void expect_refused_and_closed(struct wpeer *w, uint8_t reason)
+{
+    struct wire_frame f;
+    assert_int_equal(wp_frame(w, &f), 1);
+    assert_int_equal(f.type, WIRE_REFUSE);
+    assert_int_equal(f.u.refuse.reason, reason);
+    assert_true(wp_closed(w));
+    wp_close(w);
+}
+
+/* Sends one GET REQUEST with this id and waits for its REPLY. */
+static void wp_round_trip(struct wpeer *w, uint64_t id)
+{
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w->out, w->hs.version, w->hs.peer_max_frame);
+    struct wire_msg m = {.kind = WIRE_REQUEST,
+                         .id = id,
+                         .op = WIRE_OP_GET,
+                         .slot = 12182, /* "foo" */
+                         .partition = 0,
+                         .key = {(const uint8_t *)"foo", 3}};
+    assert_int_equal(wire_write_msg(&wr, &m), 0);
+    wire_writer_flush(&wr);
+    wp_send(w);
+    struct wire_frame f;
+    assert_int_equal(wp_frame(w, &f), 1);
+    assert_int_equal(f.type, WIRE_BATCH);
+    struct wire_cursor c;
+    wire_cursor_init(&c, &w->dec, &f);
+    struct wire_msg r;
+    const char *err;
+    assert_int_equal(wire_next_msg(&c, &r, &err), WIRE_OK);
+    assert_int_equal(r.kind, WIRE_REPLY);
+    assert_int_equal(r.id, id);
+    assert_int_equal(r.op, WIRE_OP_GET);
+    printf("peerlink: REPLY to %llu: %s \"%.*s\"\n", (unsigned long long)id,
+           wire_code_name(r.status), (int)r.text.len, (const char *)r.text.ptr);
+}
+
+static long long info_field(int node, const char *name)
+{
+    char *info = cluster_ask(node, "INFO cluster");
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}
+
+struct field_at_least {
+    int node;
+    const char *name;
+    long long min;
+};
+
+static bool field_reaches(void *arg)
+{
+    const struct field_at_least *x = arg;
+    return info_field(x->node, x->name) >= x->min;
+}
+
+static void expect_field(int node, const char *name, long long min)
+{
+    struct field_at_least x = {node, name, min};
+    if (!cluster_wait(field_reaches, &x, 5000))
+        fail_msg("node %d: INFO %s is %lld, wanted at least %lld", node, name,
+                 info_field(node, name), min);
+}
+
+static bool no_links_up(void *arg)
+{
+    return info_field(0, "peer_links_up") == 0;
+}
+
+static void start_node(int i, const char *secret, const char *threads)
+{
+    const char *flags[8] = {"--threads", threads, NULL};
+    int k = 2;
+    if (secret) {
+        flags[k++] = "--cluster-secret";
+        flags[k++] = secret;
+    }
+    assert_int_equal(cluster_start(i, flags), 0);
+}
+
+static void test_peerlink_request_reply_without_secret(void **state)
+{
+    start_node(0, NULL, "2");
+    assert_int_equal(info_field(0, "peer_links_up"), 0);
+    struct wpeer a, b;
+    wp_open(&a, 0);
+    assert_int_equal(wp_handshake(&a, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    assert_int_equal(a.hs.peer_shards, 2);
+    assert_int_equal(a.hs.peer_shard, 0);
+    wp_round_trip(&a, 7);
+    wp_round_trip(&a, 8);
+    wp_open(&b, 0);
+    assert_int_equal(wp_handshake(&b, TEST_ID, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    assert_int_equal(b.hs.peer_shard, 1);
+    wp_round_trip(&b, 0xfedcba9876543210ull);
+    expect_field(0, "peer_links_up", 2);
+    expect_field(0, "peer_links_msgs_in", 3);
+    expect_field(0, "peer_links_msgs_out", 3);
+    assert_int_equal(info_field(0, "peer_links_handshake_failures"), 0);
+    wp_close(&a);
+    wp_close(&b);
+    assert_true(cluster_wait(no_links_up, NULL, 5000));
+    cluster_stop(0);
+}
+
+/* Sends a PROOF made with `key` after the node's CHALLENGE (the test's own
+ * check of the node's proof fails first when the key is not the node's). */
+static void proof_under(struct wpeer *w, const uint8_t *key, size_t key_len)
+{
+    uint8_t msg[17 + 1 + WIRE_HELLO_LEN + WIRE_CHALLENGE_LEN - WIRE_PROOF_LEN];
+    memcpy(msg, "ringkv wire proof", 17);
+    msg[17] = 'I';
+    memcpy(msg + 18, w->hs.hello, WIRE_HELLO_LEN);
+    memcpy(msg + 18 + WIRE_HELLO_LEN, w->hs.challenge, WIRE_CHALLENGE_LEN - WIRE_PROOF_LEN);
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned md_len = 0;
+    assert_non_null(HMAC(EVP_sha256(), key, (int)key_len, msg, sizeof msg, md, &md_len));
+    buf_clear(&w->out);
+    wire_put_proof(&w->out, md);
+    wp_send(w);
+}
+
+/* A handshake under `key` that the node must refuse as unauthenticated. */
+static void expect_auth_refused(const uint8_t *key, size_t key_len)
+{
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, key, key_len,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_FAILED);
+    assert_int_equal(w.hs.reason, WIRE_REFUSE_AUTH); /* the node's proof is not ours */
+    proof_under(&w, key, key_len);
+    expect_refused_and_closed(&w, WIRE_REFUSE_AUTH);
+}
+
+static void test_peerlink_proves_the_derived_key(void **state)
+{
+    start_node(0, SECRET, "1");
+    uint8_t key[32];
+    derive_key(SECRET, key);
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, key, sizeof key,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    wp_round_trip(&w, 1);
+    wp_close(&w);
+
+    uint8_t other[32];
+    derive_key("another secret", other);
+    expect_auth_refused(other, sizeof other);
+    expect_auth_refused((const uint8_t *)SECRET, strlen(SECRET)); /* the raw secret is not it */
+    expect_auth_refused(NULL, 0);
+    expect_field(0, "peer_links_handshake_failures", 3);
+    cluster_stop(0);
+}
+
+static void expect_refusal(const char *self_id, uint16_t to_shard, uint8_t vmin, uint8_t vmax,
+                           uint8_t reason)
+{
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, self_id, cluster_node(0)->id, to_shard, NULL, 0, vmin, vmax),
+                     WIRE_HS_FAILED);
+    assert_true(w.hs.refused_by_peer);
+    assert_int_equal(w.hs.reason, reason);
+    printf("peerlink: refused: %s\n", w.hs.why);
+    assert_true(wp_closed(&w));
+    wp_close(&w);
+}
+
+static void test_peerlink_refusals(void **state)
+{
+    start_node(0, NULL, "1");
+    expect_refusal(cluster_node(0)->id, 0, WIRE_VERSION_MIN, WIRE_VERSION, WIRE_REFUSE_SELF);
+    expect_refusal(TEST_ID, 0, WIRE_VERSION + 1, WIRE_VERSION + 2, WIRE_REFUSE_VERSION);
+    /* a shard the node does not have: closed without a word */
+    struct wpeer w;
+    wp_open(&w, 0);
+    struct wire_hs_config hc = {.node_id = TEST_ID,
+                                .shard = 0,
+                                .shards = 1,
+                                .peer_shard = 5,
+                                .version_min = WIRE_VERSION_MIN,
+                                .version_max = WIRE_VERSION,
+                                .max_frame = WIRE_FRAME_MIN};
+    assert_int_equal(wire_hs_init(&w.hs, WIRE_INITIATOR, &hc), 0);
+    wire_hs_start(&w.hs, &w.out);
+    wp_send(&w);
+    assert_true(wp_closed(&w));
+    wp_close(&w);
+    expect_field(0, "peer_links_handshake_failures", 2);
+    cluster_stop(0);
+}
+
+static void expect_garbage_closed(const void *bytes, size_t n)
+{
+    struct wpeer w;
+    wp_open(&w, 0);
+    wp_send_raw(&w, bytes, n);
+    assert_true(wp_closed(&w));
+    wp_close(&w);
+}
+
+static void test_peerlink_garbage_keeps_node_and_gossip(void **state)
+{
+    start_node(0, SECRET, "1");
+    /* not a HELLO's header: the cluster port's acceptor closes it */
+    static const uint8_t junk[] = "\xC7\x09garbage that is no frame at all";
+    expect_garbage_closed(junk, sizeof junk - 1);
+    static const uint8_t batch_first[16] = {WIRE_MAGIC, 1, WIRE_BATCH, 0, 8, 0, 0, 0};
+    expect_garbage_closed(batch_first, sizeof batch_first);
+    /* a HELLO header whose body does not decode (empty version range): the
+     * shard refuses it */
+    uint8_t hello[WIRE_HEADER_LEN + WIRE_HELLO_LEN] = {WIRE_MAGIC, WIRE_VERSION_HANDSHAKE,
+                                                       WIRE_HELLO, 0, WIRE_HELLO_LEN};
+    struct wpeer w;
+    wp_open(&w, 0);
+    wp_send_raw(&w, hello, sizeof hello);
+    expect_refused_and_closed(&w, WIRE_REFUSE_PROTOCOL);
+    /* one byte of magic, then silence: closed once the acceptor gives up */
+    expect_garbage_closed("\xC7", 1);
+
+    char *echo = cluster_ask(0, "ECHO alive");
+    assert_non_null(echo);
+    assert_string_equal(echo, "alive");
+    free(echo);
+    const char *flags[] = {"--threads", "1", "--cluster-secret", SECRET, "--seeds",
+                           cluster_seed(0), NULL};
+    assert_int_equal(cluster_start(1, flags), 0);
+    int two = 2;
+    assert_true(cluster_wait(cluster_formed, &two, FORM_MS));
+    expect_field(0, "peer_links_handshake_failures", 1);
+    cluster_stop(1);
+    cluster_stop(0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_peerlink_request_reply_without_secret, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_proves_the_derived_key, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_refusals, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_garbage_keeps_node_and_gossip,
+                                  cluster_forget_all),
+    };
+    return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
