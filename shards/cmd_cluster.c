@@ -34,6 +34,7 @@
  * Cold paths: the view is allocated per command (-OOM when it cannot be). */
 #include "cmd_cluster.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <mimalloc.h>
 #include <stdio.h>
@@ -83,9 +84,8 @@ static int view_init(struct cluster_view *v, const struct cmd_ctx *c, const stru
 {
     const struct ring *ring = s->ring;
     *v = (struct cluster_view){.s = s, .q = ring->q, .slots_per = KEYHASH_SLOTS / ring->q};
-    v->n = cluster_list_len(c, ring);
-    if (v->n == 0)
-        v->n = 1;
+    uint32_t take = cluster_list_len(c, ring);
+    v->n = take ? take : 1; /* a list left empty names this node */
     v->lists = mi_malloc((size_t)v->q * v->n * sizeof *v->lists);
     v->len = mi_malloc(v->q);
     if (!v->lists || !v->len) {
@@ -93,7 +93,6 @@ static int view_init(struct cluster_view *v, const struct cmd_ctx *c, const stru
         mi_free(v->len);
         return -ENOMEM;
     }
-    uint32_t take = cluster_list_len(c, ring);
     for (uint32_t p = 0; p < v->q; p++) {
         const uint32_t *pref = ring_pref(ring, p);
         uint32_t *out = v->lists + (size_t)p * v->n, k = 0, master = UINT32_MAX;

@@ -222,7 +222,7 @@ void cmd_hello(struct cmd_ctx *c)
     resp_write_bulk_str(o, "id");
     resp_write_int(o, (int64_t)conn->id);
     resp_write_bulk_str(o, "mode");
-    resp_write_bulk_str(o, "standalone");
+    resp_write_bulk_str(o, "cluster"); /* as cluster_enabled:1 (cmd_cluster.c) */
     resp_write_bulk_str(o, "role");
     resp_write_bulk_str(o, "master");
     resp_write_bulk_str(o, "modules");
@@ -1596,7 +1596,7 @@ void cmd_info(struct cmd_ctx *c)
         struct utsname u;
         uname(&u);
         buf_printf(&b,
-                   "# Server\r\nredis_version:%s\r\nringkv_version:%s\r\nredis_mode:standalone\r\n"
+                   "# Server\r\nredis_version:%s\r\nringkv_version:%s\r\nredis_mode:cluster\r\n"
                    "os:%s %s %s\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\n"
                    "process_id:%d\r\nrun_id:%s\r\ntcp_port:%lld\r\nmemcache_port:%lld\r\n"
                    "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nhz:10\r\nshards:%u\r\n"

@@ -542,3 +542,21 @@ const char *cluster_versions_text(const struct cluster_versions *v)
     snprintf(text + len, sizeof text - len, "] (context of %zu bytes)", v->ctx_len);
     return text;
 }
+
+struct redisReply *cluster_redis_command(int i, const char *format, ...)
+{
+    struct timeval tv = {.tv_sec = 2};
+    redisContext *c = redisConnectWithTimeout(cluster_node(i)->host, cluster_client_port(), tv);
+    redisReply *r = NULL;
+    if (c && !c->err) {
+        redisSetTimeout(c, tv);
+        va_list ap;
+        va_start(ap, format);
+        r = redisvCommand(c, format, ap);
+        va_end(ap);
+    }
+    if (!r)
+        fprintf(stderr, "node %d: %s: no reply (%s)\n", i, format, c ? c->errstr : "no memory");
+    redisFree(c);
+    return r;
+}

@@ -128,5 +128,10 @@ void cluster_versions_free(struct cluster_versions *v);
 bool cluster_versions_has(const struct cluster_versions *v, const char *value);
 /* "[a, b] (context of N bytes)", or the error text: for messages. Static buffer. */
 const char *cluster_versions_text(const struct cluster_versions *v);
+/* A Redis command (hiredis's redisCommand format) on node i's client port,
+ * on a connection of its own (2 s timeout): the reply, any type (free with
+ * freeReplyObject), or NULL when none came (printed). */
+struct redisReply;
+struct redisReply *cluster_redis_command(int i, const char *format, ...);
 
 #endif

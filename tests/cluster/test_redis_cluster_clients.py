@@ -1,0 +1,257 @@
+"""test_redis_cluster_clients: stock Redis Cluster clients against a 3-node ringkv cluster.
+
+Starts three ringkv processes ($RINGKV_BIN) on 127.0.0.7, .8 and .9, each
+on ports picked free (client, admin, cluster), storage = memory, the second
+and third seeded with the first; waits (deadline) until every node's
+CLUSTER INFO counts three known nodes, three masters and the same ring.
+Then, through the libraries and tools as applications use them:
+- redis-py's RedisCluster (4.3.4, topology from CLUSTER SLOTS): 200 keys
+  set and read back, spread over all three masters; mget_nonatomic; a
+  (non-transactional) cluster pipeline of sets and gets; every key also
+  read by a plain client on the master CLUSTER SLOTS names for its slot.
+- RESP3 (HELLO 3 on a raw socket): mode "cluster"; CLUSTER SLOTS' nodes end in
+  an empty map and CLUSTER SHARDS' shards and nodes are maps, as Redis 7.0's.
+- redis-cli -c: set and get keys of several slots.
+- redis-benchmark --cluster (topology from CLUSTER NODES): SET and GET,
+  2000 requests each, exit 0 and no error reported.
+Every node is stopped by PID (SIGTERM, then SIGKILL after 10 s) and must
+exit 0. Exit 0 when all passed, 1 otherwise (printing the nodes' logs),
+77 (skip) when redis-py, redis-cli or redis-benchmark is missing or the
+kernel refuses io_uring. Run with /usr/bin/python3 (it has python3-redis).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import redis
+    from redis.cluster import RedisCluster
+except ImportError:
+    print("SKIP: python3-redis with RedisCluster is not installed")
+    sys.exit(77)
+
+HOSTS = ["127.0.0.7", "127.0.0.8", "127.0.0.9"]
+FORM_S = 20
+STOP_S = 10
+
+
+def free_port(host):
+    """A TCP port free on host a moment ago."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    def __init__(self, bin_path, workdir, i):
+        self.host = HOSTS[i]
+        self.port = free_port(self.host)
+        self.admin_port = free_port(self.host)
+        self.cluster_port = free_port(self.host)
+        self.dir = os.path.join(workdir, "node%d" % i)
+        self.log = os.path.join(workdir, "node%d.log" % i)
+        self.bin = bin_path
+        self.proc = None
+
+    def start(self, seed=None):
+        os.makedirs(self.dir, exist_ok=True)
+        args = [self.bin, "--bind", self.host, "--port", str(self.port),
+                "--admin-port", str(self.admin_port), "--cluster-port", str(self.cluster_port),
+                "--memcache-port", "0", "--threads", "2", "--cpu-affinity", "no",
+                "--storage", "memory", "--dir", self.dir]
+        if seed:
+            args += ["--seeds", seed]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+    def seed(self):
+        return "%s:%d" % (self.host, self.cluster_port)
+
+    def client(self):
+        return redis.Redis(host=self.host, port=self.port, decode_responses=True,
+                           socket_timeout=5)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL past STOP_S; True when it exited 0."""
+        if self.proc is None:
+            return True
+        if self.proc.poll() is not None:
+            print("node %s had exited (status %d)" % (self.host, self.proc.returncode))
+            return False
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            status = self.proc.wait(STOP_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            print("node %s still running %d s after SIGTERM; killed" % (self.host, STOP_S))
+            return False
+        if status != 0:
+            print("node %s exited with status %d after SIGTERM" % (self.host, status))
+        return status == 0
+
+
+def info_fields(node):
+    """CLUSTER INFO as redis-py parses it: field -> value, both strings."""
+    return {k: str(v) for k, v in node.client().execute_command("CLUSTER INFO").items()}
+
+
+def wait_formed(nodes):
+    deadline = time.time() + FORM_S
+    while True:
+        try:
+            infos = [info_fields(n) for n in nodes]
+            if all(f["cluster_known_nodes"] == "3" and f["cluster_size"] == "3" and
+                   f["ringkv_nodes_up"] == "3" and f["cluster_state"] == "ok" and
+                   f["ringkv_ring_hash"] == infos[0]["ringkv_ring_hash"] for f in infos):
+                return
+        except (redis.ConnectionError, redis.TimeoutError, KeyError):
+            pass
+        for n in nodes:
+            if n.proc.poll() is not None:
+                with open(n.log, errors="replace") as f:
+                    if "io_uring" in f.read():
+                        print("SKIP: the kernel refuses io_uring")
+                        sys.exit(77)
+                raise AssertionError("node %s exited during start-up" % n.host)
+        if time.time() > deadline:
+            raise AssertionError("the three nodes did not form a cluster within %d s" % FORM_S)
+        time.sleep(0.05)
+
+
+def slot_masters(node):
+    """slot -> (host, port) of its master, from CLUSTER SLOTS."""
+    masters = {}
+    for entry in node.client().execute_command("CLUSTER SLOTS"):
+        lo, hi, master = entry[0], entry[1], entry[2]
+        for s in range(lo, hi + 1):
+            assert s not in masters, "slot %d in two ranges" % s
+            masters[s] = (master[0], int(master[1]))
+    assert len(masters) == 16384, "CLUSTER SLOTS covers %d slots" % len(masters)
+    return masters
+
+
+def check_redis_py(nodes):
+    rc = RedisCluster(host=nodes[0].host, port=nodes[0].port, decode_responses=True)
+    keys = ["user:%d" % i for i in range(200)]
+    for i, k in enumerate(keys):
+        assert rc.set(k, "v%d" % i) is True
+    for i, k in enumerate(keys):
+        assert rc.get(k) == "v%d" % i, k
+    used = {rc.get_node_from_key(k).name for k in keys}
+    assert len(used) == 3, "keys went to %s, not to three masters" % used
+    assert rc.mget_nonatomic(keys) == ["v%d" % i for i in range(200)]
+
+    pipe = rc.pipeline()
+    for i in range(100):
+        pipe.set("p:%d" % i, i)
+        pipe.get("p:%d" % i)
+    replies = pipe.execute()
+    assert replies[0::2] == [True] * 100, replies[0::2]
+    assert replies[1::2] == [str(i) for i in range(100)], replies[1::2]
+
+    masters = slot_masters(nodes[0])
+    by_addr = {(n.host, n.port): n.client() for n in nodes}
+    for i, k in enumerate(keys):
+        plain = by_addr[masters[rc.keyslot(k)]]
+        assert plain.get(k) == "v%d" % i, "%s not on its slot's master" % k
+    rc.close()
+
+
+def raw_replies(node, commands):
+    """The bytes a node sends back for commands (inline), up to PING's +PONG."""
+    with socket.create_connection((node.host, node.port), timeout=5) as s:
+        s.sendall(b"".join(c.encode() + b"\r\n" for c in commands + ["PING"]))
+        data = b""
+        while not data.endswith(b"+PONG\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, "connection closed after %r" % data[-200:]
+            data += chunk
+    return data
+
+
+def check_resp3(nodes):
+    """Under RESP3, as Redis 7.0 answers: HELLO's mode is cluster, each node of
+    CLUSTER SLOTS ends in an empty map, each shard of CLUSTER SHARDS is a map."""
+    data = raw_replies(nodes[0], ["HELLO 3", "CLUSTER SLOTS"])
+    assert b"$4\r\nmode\r\n$7\r\ncluster\r\n" in data, data[:300]
+    slots = data[data.index(b"$7\r\nmodules\r\n*0\r\n") + 16:]
+    node_entries = slots.count(b"\r\n$40\r\n")
+    assert node_entries >= 3 and slots.count(b"%0\r\n") == node_entries, slots[:300]
+    data = raw_replies(nodes[0], ["HELLO 3", "CLUSTER SHARDS"])
+    shards = data[data.index(b"$7\r\nmodules\r\n*0\r\n") + 16:]
+    assert shards.count(b"%2\r\n$5\r\nslots\r\n") >= 1, shards[:300]
+    assert shards.count(b"%7\r\n$2\r\nid\r\n") == shards.count(b"\r\n$40\r\n"), shards[:300]
+
+
+def run(cmd):
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return res.returncode, res.stdout + res.stderr
+
+
+def check_redis_cli(nodes):
+    n = nodes[0]
+    base = ["redis-cli", "-c", "-h", n.host, "-p", str(n.port)]
+    for k in ["cli:a", "cli:b", "{tag}cli", "cli:zz"]:
+        rc, out = run(base + ["set", k, "value-" + k])
+        assert rc == 0 and out.strip() == "OK", (k, rc, out)
+        rc, out = run(base + ["get", k])
+        assert rc == 0 and out.strip() == "value-" + k, (k, rc, out)
+
+
+def check_redis_benchmark(nodes):
+    n = nodes[0]
+    rc, out = run(["redis-benchmark", "--cluster", "-h", n.host, "-p", str(n.port),
+                   "-n", "2000", "-t", "set,get", "-q"])
+    assert rc == 0, "redis-benchmark --cluster exited %d:\n%s" % (rc, out)
+    assert "error" not in out.lower(), out
+    assert "SET:" in out and "GET:" in out, out
+    assert "Cluster has 3 master nodes" in out, out
+
+
+def main():
+    for tool in ["redis-cli", "redis-benchmark"]:
+        if shutil.which(tool) is None:
+            print("SKIP: %s is not installed" % tool)
+            return 77
+    bin_path = os.environ.get("RINGKV_BIN")
+    if not bin_path:
+        print("SKIP: RINGKV_BIN is not set (run through ctest)")
+        return 77
+    workdir = tempfile.mkdtemp(prefix="ringkv-rc-clients-")
+    nodes = [Node(bin_path, workdir, i) for i in range(3)]
+    ok = False
+    try:
+        nodes[0].start()
+        for n in nodes[1:]:
+            n.start(nodes[0].seed())
+        wait_formed(nodes)
+        check_redis_py(nodes)
+        print("ok: redis-py RedisCluster")
+        check_resp3(nodes)
+        print("ok: RESP3 shapes")
+        check_redis_cli(nodes)
+        print("ok: redis-cli -c")
+        check_redis_benchmark(nodes)
+        print("ok: redis-benchmark --cluster")
+        ok = True
+    finally:
+        stopped = [n.stop() for n in nodes]
+        ok = ok and all(stopped)
+        if not ok:
+            for n in nodes:
+                print("---- %s ----" % n.host)
+                with open(n.log, errors="replace") as f:
+                    sys.stdout.write(f.read()[-20000:])
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
