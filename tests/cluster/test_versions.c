@@ -2,7 +2,9 @@
  * nodes on 127.0.0.2 .. 4 (cluster_harness.h) at the defaults N=3, R=2, W=2,
  * request-timeout 1000 ms.
  * - A value written at one node is read at every node; plain SET, GET, DEL,
- *   INCR and APPEND through different nodes agree.
+ *   INCR and APPEND through different nodes agree; an expiry set at one
+ *   node (SET EX, RING.PUT EX, EXPIRE) is every node's TTL, and a key that
+ *   expires is gone at every node.
  * - Two coordinators writing with the same context give two siblings, seen
  *   at a third node (and GET picks the same one of them everywhere); a
  *   RING.PUT with the merged context resolves them to one, at every node.
@@ -307,6 +309,47 @@ static long long local_keys(int i)
 
 /* ---- the cases ---- */
 
+/* Node i answers TTL key in 1 .. max_s. */
+static void expect_ttl_at(int line, int i, const char *key, long long max_s)
+{
+    redisReply *r = cmd_at(line, i, "TTL %s", key);
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < 1 || r->integer > max_s)
+        fail_msg("line %d: node %d: TTL %s answered %lld (type %d), wanted 1 .. %lld: the "
+                 "expiry did not travel with the value",
+                 line, i, key, r->integer, r->type, max_s);
+    freeReplyObject(r);
+}
+
+static bool short_gone_everywhere(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NODES; i++) {
+        redisReply *r = redisCommand(clients[i], "GET short");
+        bool gone = r && r->type == REDIS_REPLY_NIL;
+        freeReplyObject(r);
+        if (!gone)
+            return false;
+    }
+    return true;
+}
+
+/* Expiries set at one node hold at every node, and a key that expires is
+ * gone at every node. */
+static void expect_expiry_replicated(void)
+{
+    expect_ok(0, "SET timed v EX 100");
+    expect_ok(1, "RING.PUT ringtimed %b v W 3 EX 200", "", (size_t)0);
+    expect_int(2, 1, "EXPIRE s 300");
+    for (int i = 0; i < NODES; i++) {
+        expect_ttl_at(__LINE__, i, "timed", 100);
+        expect_ttl_at(__LINE__, i, "ringtimed", 200);
+        expect_ttl_at(__LINE__, i, "s", 300);
+    }
+    expect_ok(1, "SET short v PX 300");
+    if (!cluster_wait(short_gone_everywhere, NULL, 5000))
+        fail_msg("a key set with PX 300 at node 1 is still read somewhere 5 s later");
+}
+
 static void test_versions_written_anywhere_read_everywhere(void **state)
 {
     (void)state;
@@ -339,6 +382,7 @@ static void test_versions_written_anywhere_read_everywhere(void **state)
     expect_ok(2, "SET s again");
     for (int i = 0; i < NODES; i++)
         expect_bulk(i, "again", "GET s");
+    expect_expiry_replicated();
 }
 
 static void test_versions_concurrent_puts_make_siblings_merge_resolves(void **state)
