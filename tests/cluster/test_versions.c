@@ -112,47 +112,71 @@ static redisReply *cmd_at(int line, int i, const char *fmt, ...)
 }
 #define cmd(i, ...) cmd_at(__LINE__, (i), __VA_ARGS__)
 
+/* A reply as text ("+OK", "-ERR ...", ":5", "$value", "nil", "*2"), in a
+ * static buffer; frees r. */
+static const char *reply_text(redisReply *r)
+{
+    static char text[512];
+    switch (r->type) {
+    case REDIS_REPLY_STATUS:
+        snprintf(text, sizeof text, "+%s", r->str);
+        break;
+    case REDIS_REPLY_ERROR:
+        snprintf(text, sizeof text, "-%s", r->str);
+        break;
+    case REDIS_REPLY_INTEGER:
+        snprintf(text, sizeof text, ":%lld", r->integer);
+        break;
+    case REDIS_REPLY_STRING:
+        snprintf(text, sizeof text, "$%.*s", (int)r->len, r->str);
+        break;
+    case REDIS_REPLY_NIL:
+        snprintf(text, sizeof text, "nil");
+        break;
+    default:
+        snprintf(text, sizeof text, "(a reply of type %d, %zu elements)", r->type, r->elements);
+    }
+    freeReplyObject(r);
+    return text;
+}
+
+/* The command at node i answers exactly want (reply_text's form). */
+static void vexpect(int line, int i, const char *want, const char *fmt, va_list ap)
+{
+    const char *got = reply_text(vcmd(line, i, fmt, ap));
+    if (strcmp(got, want) != 0)
+        fail_msg("line %d: node %d: '%s' answered %s, wanted %s", line, i, fmt, got, want);
+}
+
 static void expect_ok_at(int line, int i, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = vcmd(line, i, fmt, ap);
+    vexpect(line, i, "+OK", fmt, ap);
     va_end(ap);
-    if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
-        fail_msg("line %d: node %d: '%s' answered %s%s, not OK", line, i, fmt,
-                 r->type == REDIS_REPLY_ERROR ? "-" : "a reply of another type: ",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "");
-    freeReplyObject(r);
 }
 #define expect_ok(i, ...) expect_ok_at(__LINE__, (i), __VA_ARGS__)
 
 /* want NULL: a nil reply. */
 static void expect_bulk_at(int line, int i, const char *want, const char *fmt, ...)
 {
+    char text[256];
+    snprintf(text, sizeof text, want ? "$%s" : "nil", want);
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = vcmd(line, i, fmt, ap);
+    vexpect(line, i, text, fmt, ap);
     va_end(ap);
-    bool ok = want ? r->type == REDIS_REPLY_STRING && r->len == strlen(want) &&
-                         memcmp(r->str, want, r->len) == 0
-                   : r->type == REDIS_REPLY_NIL;
-    if (!ok)
-        fail_msg("line %d: node %d: '%s' answered %s (type %d), wanted %s", line, i, fmt,
-                 r->str ? r->str : "nil", r->type, want ? want : "nil");
-    freeReplyObject(r);
 }
 #define expect_bulk(i, want, ...) expect_bulk_at(__LINE__, (i), (want), __VA_ARGS__)
 
 static void expect_int_at(int line, int i, long long want, const char *fmt, ...)
 {
+    char text[32];
+    snprintf(text, sizeof text, ":%lld", want);
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = vcmd(line, i, fmt, ap);
+    vexpect(line, i, text, fmt, ap);
     va_end(ap);
-    if (r->type != REDIS_REPLY_INTEGER || r->integer != want)
-        fail_msg("line %d: node %d: '%s' answered %s%lld (type %d), wanted %lld", line, i, fmt,
-                 r->str ? r->str : "", r->integer, r->type, want);
-    freeReplyObject(r);
 }
 #define expect_int(i, want, ...) expect_int_at(__LINE__, (i), (want), __VA_ARGS__)
 
@@ -162,18 +186,26 @@ static int64_t expect_error_at(int line, int i, const char *prefix, const char *
     int64_t t0 = cluster_now_ms();
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = vcmd(line, i, fmt, ap);
+    const char *got = reply_text(vcmd(line, i, fmt, ap));
     va_end(ap);
     int64_t took = cluster_now_ms() - t0;
-    if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, prefix, strlen(prefix)) != 0)
-        fail_msg("line %d: node %d: '%s' answered %s%s (type %d) after %lld ms, wanted -%s...",
-                 line, i, fmt, r->type == REDIS_REPLY_ERROR ? "-" : "",
-                 r->str ? r->str : "(not an error)", r->type, (long long)took, prefix);
-    printf("versions: node %d: '%s': -%s after %lld ms\n", i, fmt, r->str, (long long)took);
-    freeReplyObject(r);
+    if (got[0] != '-' || strncmp(got + 1, prefix, strlen(prefix)) != 0)
+        fail_msg("line %d: node %d: '%s' answered %s after %lld ms, wanted -%s...", line, i, fmt,
+                 got, (long long)took, prefix);
+    printf("versions: node %d: '%s': %s after %lld ms\n", i, fmt, got, (long long)took);
     return took;
 }
 #define expect_error(i, prefix, ...) expect_error_at(__LINE__, (i), (prefix), __VA_ARGS__)
+
+/* cluster_versions_text(v) in a buffer of its own, v freed: for a failure's
+ * message (fail_msg does not return). */
+static const char *versions_text_free(struct cluster_versions *v)
+{
+    static char text[1100];
+    snprintf(text, sizeof text, "%s", cluster_versions_text(v));
+    cluster_versions_free(v);
+    return text;
+}
 
 /* Whether v's siblings are exactly want[0 .. n) (values unique). */
 static bool same_siblings(const struct cluster_versions *v, const char *const *want, size_t n)
@@ -214,7 +246,7 @@ static struct ctx versions_at(int line, int i, const char *key, int r, const cha
     int rc = cluster_ring_get(clients[i], key, r, &v);
     if (rc != 0 || !same_siblings(&v, want, n))
         fail_msg("line %d: node %d: RING.GET %s R %d answered %s, wanted %s", line, i, key, r,
-                 rc == -EIO ? clients[i]->errstr : cluster_versions_text(&v), want_text(want, n));
+                 rc == -EIO ? clients[i]->errstr : versions_text_free(&v), want_text(want, n));
     struct ctx c = ctx_of(line, &v);
     cluster_versions_free(&v);
     return c;
@@ -312,12 +344,12 @@ static long long local_keys(int i)
 /* Node i answers TTL key in 1 .. max_s. */
 static void expect_ttl_at(int line, int i, const char *key, long long max_s)
 {
-    redisReply *r = cmd_at(line, i, "TTL %s", key);
-    if (r->type != REDIS_REPLY_INTEGER || r->integer < 1 || r->integer > max_s)
-        fail_msg("line %d: node %d: TTL %s answered %lld (type %d), wanted 1 .. %lld: the "
-                 "expiry did not travel with the value",
-                 line, i, key, r->integer, r->type, max_s);
-    freeReplyObject(r);
+    const char *got = reply_text(cmd_at(line, i, "TTL %s", key));
+    long long ttl = got[0] == ':' ? strtoll(got + 1, NULL, 10) : -1;
+    if (ttl < 1 || ttl > max_s)
+        fail_msg("line %d: node %d: TTL %s answered %s, wanted 1 .. %lld: the expiry did not "
+                 "travel with the value",
+                 line, i, key, got, max_s);
 }
 
 static bool short_gone_everywhere(void *arg)
@@ -398,13 +430,12 @@ static void test_versions_concurrent_puts_make_siblings_merge_resolves(void **st
     for (int i = 0; i < NODES; i++)
         versions(i, "cart", 3, "from-a", "from-b");
     /* GET picks one of them, the same one at every node */
-    redisReply *first = cmd(0, "GET cart");
-    if (first->type != REDIS_REPLY_STRING ||
-        (strcmp(first->str, "from-a") != 0 && strcmp(first->str, "from-b") != 0))
-        fail_msg("GET cart with siblings answered %s, not one of them", first->str ?: "nil");
+    char first[64];
+    snprintf(first, sizeof first, "%s", reply_text(cmd(0, "GET cart")));
+    if (strcmp(first, "$from-a") != 0 && strcmp(first, "$from-b") != 0)
+        fail_msg("GET cart with siblings answered %s, not one of them", first);
     for (int i = 1; i < NODES; i++)
-        expect_bulk(i, first->str, "GET cart");
-    freeReplyObject(first);
+        expect_bulk(i, first + 1, "GET cart");
 
     ring_put(2, "cart", both, "merged", 3);
     for (int i = 0; i < NODES; i++) {
@@ -457,7 +488,7 @@ static void test_versions_read_repairs_missed_writes(void **state)
                  local_keys(2), keys_before);
     struct cluster_versions v;
     if (local_versions(2, "old", &v) != 0 || !same_siblings(&v, WANT("v1")))
-        fail_msg("node 2's own \"old\" is %s, not the stale [v1]", cluster_versions_text(&v));
+        fail_msg("node 2's own \"old\" is %s, not the stale [v1]", versions_text_free(&v));
     cluster_versions_free(&v);
 
     /* a plain GET at node 1, at the default R, repairs "made" on node 2 */
@@ -472,10 +503,10 @@ static void test_versions_read_repairs_missed_writes(void **state)
     if (!cluster_wait(local_old_is_v2, NULL, REPAIR_MS)) {
         local_versions(2, "old", &v);
         fail_msg("RING.GET old R 3 at node 0 did not repair node 2 within %d ms: it holds %s",
-                 REPAIR_MS, cluster_versions_text(&v));
+                 REPAIR_MS, versions_text_free(&v));
     }
     if (local_versions(2, "made", &v) != 0 || !same_siblings(&v, WANT("fresh")))
-        fail_msg("node 2's own \"made\" is %s, not [fresh]", cluster_versions_text(&v));
+        fail_msg("node 2's own \"made\" is %s, not [fresh]", versions_text_free(&v));
     cluster_versions_free(&v);
 }
 
@@ -531,7 +562,7 @@ static void expect_kept_elsewhere(const char *key, const char *value)
             if (rc != 0 || !cluster_versions_has(&v, value))
                 fail_msg("KV-679: node %d: RING.GET %s R %d answered %s: node 0's write %s "
                          "after its wipe was dropped",
-                         i, key, r, cluster_versions_text(&v), value);
+                         i, key, r, versions_text_free(&v), value);
             cluster_versions_free(&v);
         }
 }
@@ -653,7 +684,7 @@ static void test_versions_delete_missed_by_a_replica_stays_deleted(void **state)
         if (cluster_ring_get(clients[i], "gone", 3, &v) != 0 || v.nvalues != 0)
             fail_msg("node %d: RING.GET gone R 3 answered %s: the delete came back from node 2, "
                      "which missed it, once the others had reaped its tombstone (grace %d s)",
-                     i, cluster_versions_text(&v), GRACE_S);
+                     i, versions_text_free(&v), GRACE_S);
         cluster_versions_free(&v);
     }
     wait_past_grace(cluster_now_ms());
