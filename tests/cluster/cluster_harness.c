@@ -485,6 +485,48 @@ int cluster_wipe_data(int i)
     return 0;
 }
 
+/* Node i's count of nodes down (CLUSTER INFO: its shard's view); -1 when
+ * it does not answer. */
+static long long nodes_down(int i)
+{
+    char *info = cluster_ask(i, "CLUSTER INFO");
+    long long down = cluster_info_field(info, "ringkv_nodes_down");
+    free(info);
+    return down;
+}
+
+struct down_counts {
+    long long before[CLUSTER_NODES_MAX];
+};
+
+static bool down_counts_back(void *arg)
+{
+    const struct down_counts *d = arg;
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        if (nodes[j].pid && nodes_down(j) > d->before[j])
+            return false;
+    return true;
+}
+
+void cluster_alone(int i, int hold_ms, void (*fn)(void *arg), void *arg)
+{
+    struct down_counts d;
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        d.before[j] = nodes[j].pid ? nodes_down(j) : 0;
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        if (j != i)
+            cluster_signal(j, SIGSTOP);
+    int64_t until = cluster_now_ms() + hold_ms;
+    fn(arg);
+    while (cluster_now_ms() < until)
+        usleep(20 * 1000);
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        if (j != i)
+            cluster_signal(j, SIGCONT);
+    if (!cluster_wait(down_counts_back, &d, 10000))
+        fprintf(stderr, "cluster: nodes still count more nodes down 10 s after a freeze\n");
+}
+
 int cluster_ring_get(redisContext *c, const char *key, int r, struct cluster_versions *out)
 {
     memset(out, 0, sizeof *out);

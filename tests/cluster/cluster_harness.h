@@ -107,6 +107,15 @@ struct redisContext *cluster_connect(int i, int timeout_ms);
  * case. 0 or -EIO. */
 int cluster_wipe_data(int i);
 
+/* Node i on its own: every other running node frozen (SIGSTOP), fn(arg)
+ * run (it asks node i with R 1, which then only i can answer), and the
+ * others thawed only once hold_ms (a request-timeout and a margin) passed
+ * since the freeze, so that their answers to requests node i made meanwhile
+ * come after those requests ended and cannot repair it. Returns once no
+ * node counts more nodes down than before (CLUSTER INFO ringkv_nodes_down:
+ * a frozen node, thawed, may suspect others for a while), 10 s at most. */
+void cluster_alone(int i, int hold_ms, void (*fn)(void *arg), void *arg);
+
 /* One RING.GET answer: the causal context (opaque bytes) and the siblings.
  * Every pointer borrows from reply, which the struct owns. */
 struct cluster_versions {

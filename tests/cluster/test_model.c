@@ -7,21 +7,22 @@
  * RING.DEL with it (W default, 1, 2 or 3). Contexts stay opaque: the model
  * knows a write by its value, unique per write ("c<client>-<seq>"), and what
  * the write's context covers by the siblings the RING.GET that gave it
- * answered. Afterwards every key is read with R=3 at every node, and:
- * - the three answers are the same siblings;
+ * answered. Afterwards every key is read with R=3 at node 0, and:
  * - every sibling is a value written to that key;
  * - every acknowledged write is among the siblings, or was seen by the read
  *   behind some write of the key that may have been applied (acknowledged,
  *   or failed in a way that leaves it unknown: -UNAVAILABLE, -TIMEOUT, no
  *   reply), which superseded it;
  * - no value seen by the read behind an acknowledged write is among the
- *   siblings (that write superseded it).
+ *   siblings (that write superseded it);
+ * - those reads having repaired the replicas, every node holds the merged
+ *   siblings of every key itself (RING.GET R 1 with the other two frozen:
+ *   cluster_alone), and R=3 reads at nodes 1 and 2 answer the same.
  * Run twice: on a healthy cluster (then at most 5% of the operations may
- * fail), and with node 2 frozen (SIGSTOP) from a third of the operations
- * until the others count it down and a sixth more are done: its clients
- * wait, the others write on two nodes, -UNAVAILABLE and -TIMEOUT leave
- * writes unknown; node 2 is counted up again before the final reads, which
- * then repair it.
+ * fail), and with a nemesis: the clients of node 2 run a third of their
+ * share, then node 2 is frozen (SIGSTOP) while the others run all of
+ * theirs, on two nodes (-UNAVAILABLE and -TIMEOUT leave writes unknown),
+ * and thawed after them: the final reads must repair it.
  * The seed is printed (RINGKV_MODEL_SEED=n repeats its choices; the threads'
  * interleaving is the system's). A failure prints the key's whole history. */
 #include <errno.h>
@@ -49,8 +50,10 @@
 #define RUN_MS 30000
 #define REPLY_MS 5000
 #define MAX_FAILED_PERCENT 5 /* a healthy cluster answers nearly everything */
-#define DOWN_MS 10000        /* failure detection: nodes 0 and 1 count node 2 down */
-#define FREEZE_MS 3000       /* then the nemesis keeps node 2 frozen at most this long */
+#define TIMEOUT_MS 1000      /* the nodes' request-timeout */
+#define TIMEOUT_TEXT "1000"
+#define REPAIR_MS 10000
+#define DOWN_MS 10000 /* failure detection: nodes 0 and 1 count node 2 down */
 #define UP_MS 10000
 
 enum op_kind { OP_GET, OP_PUT, OP_DEL };
@@ -78,18 +81,13 @@ struct client {
     redisContext *c;
     struct op ops[OPS / CLIENTS];
     int nops;
+    int quota;                       /* operations to run */
     const struct op *last_get[KEYS]; /* whose context the next write uses */
     char *ctx[KEYS];
     size_t ctx_len[KEYS];
 };
 
 static struct client clients[CLIENTS];
-static int ops_started; /* by every client, atomically: the nemesis's clock */
-
-static int ops_done(void)
-{
-    return __atomic_load_n(&ops_started, __ATOMIC_RELAXED);
-}
 
 static bool op_saw(const struct op *get, const char *value)
 {
@@ -225,11 +223,10 @@ static void run_one(struct client *cl, struct op *op)
 static void *client_run(void *arg)
 {
     struct client *cl = arg;
-    while (cl->nops < OPS / CLIENTS && cluster_now_ms() < cl->end_ms && cl->c && !cl->c->err) {
+    while (cl->nops < cl->quota && cluster_now_ms() < cl->end_ms && cl->c && !cl->c->err) {
         struct op *op = &cl->ops[cl->nops];
         op->client = cl->index;
         op->seq = cl->nops++;
-        __atomic_fetch_add(&ops_started, 1, __ATOMIC_RELAXED);
         run_one(cl, op);
     }
     return NULL;
@@ -322,21 +319,34 @@ static int check_key(const struct op **ops, size_t n, const struct cluster_versi
     return problems;
 }
 
-static bool same_answer(const struct cluster_versions *a, const struct cluster_versions *b)
+static char final_text[KEYS][4096]; /* each key's merged siblings (canonical) */
+
+static int by_text(const void *a, const void *b)
 {
-    if (a->nvalues != b->nvalues)
-        return false;
-    for (size_t k = 0; k < a->nvalues; k++) {
-        char v[64];
-        snprintf(v, sizeof v, "%.*s", (int)a->values[k]->len, a->values[k]->str);
-        if (!cluster_versions_has(b, v))
-            return false;
-    }
-    return true;
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads key at every node with R=3 and checks it against the history. */
-static int check_final(int key, redisContext **readers)
+/* v's siblings sorted and joined by ", ": comparable as a set. */
+static void canonical(const struct cluster_versions *v, char *out, size_t cap)
+{
+    out[0] = '\0';
+    char **vals = calloc(v->nvalues + 1, sizeof *vals);
+    if (!vals)
+        return;
+    for (size_t k = 0; k < v->nvalues; k++)
+        vals[k] = strndup(v->values[k]->str, v->values[k]->len);
+    qsort(vals, v->nvalues, sizeof *vals, by_text);
+    size_t len = 0;
+    for (size_t k = 0; k < v->nvalues; k++) {
+        if (vals[k] && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", k ? ", " : "", vals[k]);
+        free(vals[k]);
+    }
+    free(vals);
+}
+
+/* Reads key with R=3 at node 0 and checks it against the history. */
+static int check_final(int key, redisContext *reader)
 {
     const struct op *ops[OPS];
     size_t n = 0;
@@ -347,23 +357,40 @@ static int check_final(int key, redisContext **readers)
     qsort(ops, n, sizeof *ops, by_start);
     char name[8];
     snprintf(name, sizeof name, "m%d", key);
-    struct cluster_versions fin[NODES];
+    struct cluster_versions fin;
     int problems = 0;
-    for (int i = 0; i < NODES; i++) {
-        if (cluster_ring_get(readers[i], name, 3, &fin[i]) != 0 && ++problems)
-            printf("model: RING.GET %s R 3 at node %d answered %s\n", name, i,
-                   cluster_versions_text(&fin[i]));
-        else if (i > 0 && !same_answer(&fin[0], &fin[i]) && ++problems)
-            printf("model: RING.GET %s R 3 answers differ at node 0 and node %d\n", name, i);
-    }
+    if (cluster_ring_get(reader, name, 3, &fin) != 0 && ++problems)
+        printf("model: RING.GET %s R 3 at node 0 answered %s\n", name, cluster_versions_text(&fin));
     if (!problems)
-        problems = check_key(ops, n, &fin[0]);
-    printf("model: %s: %zu operations, %zu final sibling(s)\n", name, n, fin[0].nvalues);
+        problems = check_key(ops, n, &fin);
+    if (!problems)
+        canonical(&fin, final_text[key], sizeof final_text[key]);
+    printf("model: %s: %zu operations, %zu final sibling(s)\n", name, n, fin.nvalues);
     if (problems)
-        print_history(key, ops, n, cluster_versions_text(&fin[0]));
-    for (int i = 0; i < NODES; i++)
-        cluster_versions_free(&fin[i]);
+        print_history(key, ops, n, cluster_versions_text(&fin));
+    cluster_versions_free(&fin);
     return problems;
+}
+
+/* RING.GET R 3 at nodes 1 and 2 answers what it answered at node 0. */
+static int check_same_answers(redisContext **readers)
+{
+    int differ = 0;
+    for (int i = 1; i < NODES; i++)
+        for (int key = 0; key < KEYS; key++) {
+            char name[8], got[4096];
+            snprintf(name, sizeof name, "m%d", key);
+            struct cluster_versions v;
+            if (cluster_ring_get(readers[i], name, 3, &v) == 0)
+                canonical(&v, got, sizeof got);
+            else
+                snprintf(got, sizeof got, "(%s)", cluster_versions_text(&v));
+            cluster_versions_free(&v);
+            if (strcmp(got, final_text[key]) != 0 && ++differ)
+                printf("model: RING.GET %s R 3 at node %d answered [%s], at node 0 [%s]\n", name, i,
+                       got, final_text[key]);
+        }
+    return differ;
 }
 
 /* Counts the outcomes; prints the first failed ones. */
@@ -425,27 +452,26 @@ static bool node_2_counted_down(void *arg)
     return true;
 }
 
-/* The nemesis: node 2 frozen (SIGSTOP) once a third of the operations are
- * done, and thawed once nodes 0 and 1 count it down and a sixth more are
- * done (or FREEZE_MS after that), so that the clients of the other two
- * write while it is silent, then while it is down, and its own clients
- * wait (past their REPLY_MS: no reply, a new connection). */
-static void nemesis(void)
+/* The nemesis: once the clients of node 2 ran their (smaller) share, node 2
+ * is frozen (SIGSTOP) while the clients of the other two run theirs, first
+ * with node 2 silent, then counted down; it is thawed after them, so the
+ * final reads must repair it. */
+static void nemesis(pthread_t *threads)
 {
-    int64_t end = cluster_now_ms() + RUN_MS;
-    while (ops_done() < OPS / 3 && cluster_now_ms() < end)
-        usleep(1000);
+    for (int c = 2; c < CLIENTS; c += NODES)
+        pthread_join(threads[c], NULL);
     cluster_signal(2, SIGSTOP);
-    int frozen_at = ops_done();
-    printf("model: node 2 frozen after %d operations\n", frozen_at);
-    if (!cluster_wait(node_2_counted_down, NULL, DOWN_MS))
+    int64_t t = cluster_now_ms();
+    printf("model: node 2 frozen\n");
+    if (cluster_wait(node_2_counted_down, NULL, DOWN_MS))
+        printf("model: node 2 counted down %lld ms later\n", (long long)(cluster_now_ms() - t));
+    else
         printf("model: node 2 is not counted down within %d ms\n", DOWN_MS);
-    printf("model: node 2 counted down after %d operations\n", ops_done());
-    end = cluster_now_ms() + FREEZE_MS;
-    while (ops_done() < frozen_at + OPS / 6 && cluster_now_ms() < end)
-        usleep(1000);
+    for (int c = 0; c < CLIENTS; c++)
+        if (c % NODES != 2)
+            pthread_join(threads[c], NULL);
     cluster_signal(2, SIGCONT);
-    printf("model: node 2 thawed after %d operations\n", ops_done());
+    printf("model: node 2 thawed\n");
 }
 
 /* R=3 reads at every node can count node 2 again (after the nemesis). */
@@ -463,18 +489,73 @@ static bool all_counted_up(void *arg)
     return cluster_formed(&n);
 }
 
+struct alone {
+    int node;
+    redisContext *c;
+    bool verbose;
+    int differ; /* keys whose state at node differs from the merged one */
+};
+
+/* Node a->node's own state of every key (R 1 with the others frozen)
+ * against the merged answer of the final reads. */
+static void check_alone(void *arg)
+{
+    struct alone *a = arg;
+    for (int key = 0; key < KEYS; key++) {
+        char name[8], own[4096];
+        snprintf(name, sizeof name, "m%d", key);
+        struct cluster_versions v;
+        if (cluster_ring_get(a->c, name, 1, &v) == 0)
+            canonical(&v, own, sizeof own);
+        else
+            snprintf(own, sizeof own, "(%s)", cluster_versions_text(&v));
+        cluster_versions_free(&v);
+        if (strcmp(own, final_text[key]) != 0 && ++a->differ && a->verbose)
+            printf("model: node %d holds %s as [%s]; the final reads merged [%s]\n", a->node, name,
+                   own, final_text[key]);
+    }
+}
+
+/* How many (node, key) states differ from the merged ones. */
+static int replicas_differ(redisContext **readers, bool verbose)
+{
+    int differ = 0;
+    for (int i = 0; i < NODES; i++) {
+        struct alone a = {i, readers[i], verbose, 0};
+        cluster_alone(i, TIMEOUT_MS + 300, check_alone, &a);
+        differ += a.differ;
+    }
+    return differ;
+}
+
+/* The final reads (R=3 at node 0) repaired every replica: each node holds
+ * the merged siblings of every key itself. */
+static void expect_converged(redisContext **readers, unsigned seed)
+{
+    int64_t end = cluster_now_ms() + REPAIR_MS;
+    while (replicas_differ(readers, false) && cluster_now_ms() < end)
+        continue;
+    if (replicas_differ(readers, true))
+        fail_msg("read repair left replicas behind the merged state (seed %u)", seed);
+}
+
 static void run_model(bool with_nemesis)
 {
-    const char *const flags[] = {"--request-timeout", "2000", NULL};
+    const char *const flags[] = {"--request-timeout", TIMEOUT_TEXT, NULL};
     if (cluster_start_formed(NODES, flags) != 0)
         fail_msg("three nodes did not start and form a cluster");
     unsigned seed = pick_seed();
     int64_t t0 = cluster_now_ms();
-    ops_started = 0;
     pthread_t threads[CLIENTS];
+    int quotas = 0;
     for (int c = 0; c < CLIENTS; c++) {
-        clients[c] = (struct client){
-            .index = c, .seed = seed * 31u + (unsigned)c, .t0 = t0, .end_ms = t0 + RUN_MS};
+        int quota = with_nemesis && c % NODES == 2 ? OPS / CLIENTS / 3 : OPS / CLIENTS;
+        quotas += quota;
+        clients[c] = (struct client){.index = c,
+                                     .seed = seed * 31u + (unsigned)c,
+                                     .t0 = t0,
+                                     .end_ms = t0 + RUN_MS,
+                                     .quota = quota};
         clients[c].c = cluster_connect(c % NODES, REPLY_MS);
         if (!clients[c].c)
             fail_msg("client %d cannot connect to node %d", c, c % NODES);
@@ -482,9 +563,10 @@ static void run_model(bool with_nemesis)
     for (int c = 0; c < CLIENTS; c++)
         assert_int_equal(pthread_create(&threads[c], NULL, client_run, &clients[c]), 0);
     if (with_nemesis)
-        nemesis();
-    for (int c = 0; c < CLIENTS; c++)
-        pthread_join(threads[c], NULL);
+        nemesis(threads);
+    else
+        for (int c = 0; c < CLIENTS; c++)
+            pthread_join(threads[c], NULL);
     int acked, unknown, failed, total;
     count_outcomes(&acked, &unknown, &failed, &total);
     printf("model: %d operations in %lld ms: %d acknowledged, %d unknown, %d failed\n", total,
@@ -497,19 +579,24 @@ static void run_model(bool with_nemesis)
         readers[i] = cluster_connect(i, REPLY_MS);
     int problems = 0;
     for (int key = 0; key < KEYS; key++)
-        problems += readers[0] && readers[1] && readers[2] ? check_final(key, readers) : 1;
-    for (int i = 0; i < NODES; i++)
-        redisFree(readers[i]);
+        problems += readers[0] && readers[1] && readers[2] ? check_final(key, readers[0]) : 1;
     free_clients();
     if (problems)
         fail_msg("%d problem(s) against the model (seed %u); histories above", problems, seed);
+    expect_converged(readers, seed);
+    if (!cluster_wait(all_counted_up, NULL, UP_MS))
+        fail_msg("the three nodes do not count each other up after the convergence check");
+    if (check_same_answers(readers))
+        fail_msg("R=3 reads at different nodes answer different siblings (seed %u)", seed);
+    for (int i = 0; i < NODES; i++)
+        redisFree(readers[i]);
     if (!with_nemesis && (unknown + failed) * 100 > total * MAX_FAILED_PERCENT)
         fail_msg("%d of %d operations failed on a healthy cluster (seed %u)", unknown + failed,
                  total, seed);
     if (failed * 100 > total * MAX_FAILED_PERCENT || acked * 2 < total)
         fail_msg("%d of %d operations failed, %d unknown (seed %u)", failed, total, unknown, seed);
-    if (total < OPS)
-        fail_msg("only %d of %d operations within %d ms", total, OPS, RUN_MS);
+    if (total < quotas)
+        fail_msg("only %d of %d operations within %d ms", total, quotas, RUN_MS);
 }
 
 static void test_model_versions_random_clients(void **state)

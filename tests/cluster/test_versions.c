@@ -304,29 +304,29 @@ static void wait_all_up(void)
         wait_seen(i, "up", UP_MS);
 }
 
-static void freeze_others(int i, int sig)
+struct local_read {
+    int i;
+    const char *key;
+    struct cluster_versions *v;
+    int rc;
+};
+
+static void local_read(void *arg)
 {
-    for (int j = 0; j < NODES; j++)
-        if (j != i)
-            cluster_signal(j, sig);
+    struct local_read *l = arg;
+    l->rc = cluster_ring_get(clients[l->i], l->key, 1, l->v);
 }
 
-/* Node i's own versions of key: the other two frozen, RING.GET key R 1 at i
- * (only i can answer), and the others thawed only once that request is past
- * its deadline, so that their answers, which come late, find no request to
- * repair from. */
+/* Node i's own versions of key (cluster_alone: RING.GET key R 1 with the
+ * other two frozen past that request's deadline). */
 static int local_versions(int i, const char *key, struct cluster_versions *v)
 {
-    freeze_others(i, SIGSTOP);
-    int64_t deadline = cluster_now_ms() + TIMEOUT_MS + 300;
-    int rc = cluster_ring_get(clients[i], key, 1, v);
-    while (cluster_now_ms() < deadline)
-        usleep(20 * 1000);
-    freeze_others(i, SIGCONT);
-    if (rc == -EIO)
+    struct local_read l = {i, key, v, 0};
+    cluster_alone(i, TIMEOUT_MS + 300, local_read, &l);
+    if (l.rc == -EIO)
         fail_msg("node %d: no reply to RING.GET %s R 1 with the others frozen: %s", i, key,
                  clients[i]->errstr);
-    return rc;
+    return l.rc;
 }
 
 /* The keys node i holds itself (INFO keyspace is the node's own store). */
