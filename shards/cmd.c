@@ -236,7 +236,8 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len)
 
 /* The row's columns as they apply to this request: with CMD_GET_OPTION,
  * CMD_READS_VALUE when a GET option follows the value (SET), or NX / XX
- * (which read whether the key exists: read-modify-write in a cluster);
+ * (which read whether the key exists, as SETNX does: read-modify-write in
+ * a cluster);
  * CMD_RMW for writes that read first, but RING.PUT and RING.DEL, whose
  * context says what they supersede. */
 uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
@@ -249,6 +250,7 @@ uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uin
         is_conditional |= argv[i].len == 2 && (strncasecmp(argv[i].ptr, "nx", 2) == 0 ||
                                                strncasecmp(argv[i].ptr, "xx", 2) == 0);
     }
+    is_conditional |= d->handler == cmd_setnx;
     bool is_ring = d->handler == cmd_ring_put || d->handler == cmd_ring_del;
     if ((flags & CMD_WRITE) && !is_ring && ((flags & CMD_READS_VALUE) || is_conditional))
         flags |= CMD_RMW;
@@ -448,17 +450,29 @@ static void cmd_unpin(struct shard *sh)
  * error (-MOVED for a cluster-aware client, -UNAVAILABLE). */
 static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
                             uint32_t target, cmd_handler *h, uint32_t flags,
-                            struct resp_arg *argv, uint32_t argc, uint64_t hash)
+                            struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                            const struct mc_request *mc)
 {
     struct coord_route rt;
-    coord_route(sh, c, argv[1].ptr, argv[1].len, hash, flags, &rt);
+    struct resp_arg key = mc ? (struct resp_arg){mc->keys[0].ptr, mc->keys[0].len} : argv[1];
+    coord_route(sh, c, key.ptr, key.len, hash, flags, &rt);
     struct req_result *res = &r->subs[sub];
     struct cmd_msg *m;
+    bool is_elsewhere = rt.kind == COORD_FORWARD || rt.kind == COORD_MOVED;
+    if (mc && is_elsewhere && rt.is_replica) {
+        rt.kind = COORD_HERE; /* FORWARD carries RESP: a memcached RMW runs on any replica */
+    } else if (mc && is_elsewhere) {
+        res->status = REQ_ERR;
+        buf_printf(&res->body, "SERVER_ERROR this node holds no replica of the key: use %s\r\n",
+                   coord_client_addr(sh, rt.to));
+        req_sub_done(&sh->reqs, r);
+        return;
+    }
     switch (rt.kind) {
     case COORD_LOCAL:
     case COORD_HERE:
         m = cmd_msg_make(sh, r->id, sub, target, h, flags | CMD_COORD, c->resp_version, argv,
-                         argc, hash, NULL);
+                         argc, hash, mc);
         if (!m)
             break;
         m->r = c->consistency_r;
@@ -478,12 +492,12 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
     case COORD_MOVED:
     case COORD_DOWN:
         res->status = REQ_ERR;
-        resp_write_error(&res->body, rt.error);
+        cmd_write_error(&res->body, mc != NULL, rt.error, rt.error);
         req_sub_done(&sh->reqs, r);
         return;
     }
     res->status = REQ_ERR;
-    cmd_write_oom(&res->body, false);
+    cmd_write_oom(&res->body, mc != NULL);
     req_sub_done(&sh->reqs, r);
 }
 
@@ -491,8 +505,8 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
                           uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
                           uint32_t argc, uint64_t hash, const struct mc_request *mc)
 {
-    if (!mc && argc > 1 && !(flags & CMD_NOKEY) && coord_is_cluster(sh)) {
-        cmd_route_coord(sh, c, r, sub, target, h, flags, argv, argc, hash);
+    if ((mc ? mc->nkeys > 0 : argc > 1) && !(flags & CMD_NOKEY) && coord_is_cluster(sh)) {
+        cmd_route_coord(sh, c, r, sub, target, h, flags, argv, argc, hash, mc);
         return;
     }
     bool here = target == sh->id;
@@ -528,7 +542,7 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
 {
     const char *key = mc ? mc->keys[0].ptr : argv[1].ptr;
     uint32_t owner = node_shard_of(sh->node, key, mc ? mc->keys[0].len : argv[1].len, hash);
-    if (owner == sh->id && !persist_holds_replies(sh->persist) && (mc || !coord_is_cluster(sh)) &&
+    if (owner == sh->id && !persist_holds_replies(sh->persist) && !coord_is_cluster(sh) &&
         cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         struct req_result res;
         res.status = REQ_NONE;
@@ -951,10 +965,16 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
         cmd_run(sh, c, d->handler, 2, NULL, 0, 0, req, conn_reply_buf(c), &res);
         return;
     }
-    default:
-        cmd_route_key(sh, c, d->handler, d->flags, NULL, 0,
+    default: {
+        /* Writes that read first (incr, append, cas, add...): read-modify-write
+         * in a cluster (coord.h). */
+        bool is_rmw = (d->flags & CMD_WRITE) &&
+                      ((d->flags & CMD_READS_VALUE) || req->cmd == MC_ADD ||
+                       req->cmd == MC_REPLACE || req->cmd == MC_CAS);
+        cmd_route_key(sh, c, d->handler, d->flags | (is_rmw ? CMD_RMW : 0), NULL, 0,
                       keyhash(req->keys[0].ptr, req->keys[0].len), req);
         return;
+    }
     }
 }
 

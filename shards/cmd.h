@@ -234,6 +234,15 @@ uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uin
 struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
                             cmd_handler *h, uint32_t flags, int proto, struct resp_arg *argv,
                             uint32_t argc, uint64_t hash);
+/* The one key a message serves ({"", 0} for a keyless one). */
+static inline struct resp_arg cmd_msg_key(const struct cmd_msg *m)
+{
+    if (m->is_mc)
+        return m->mc.nkeys ? (struct resp_arg){m->mc.keys[0].ptr, m->mc.keys[0].len}
+                           : (struct resp_arg){"", 0};
+    return m->argc > 1 ? m->argv[1] : (struct resp_arg){"", 0};
+}
+
 /* Target side: m's result is the error `err` (RESP text with its prefix,
  * "UNAVAILABLE ..."; memcached: SERVER_ERROR and the same text). */
 void cmd_msg_error(struct cmd_msg *m, const char *err);

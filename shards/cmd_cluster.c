@@ -4,10 +4,11 @@
  * read inside this shard's ck_epoch section, so it is one consistent view:
  * no lock, no message to the admin thread.
  * The view (struct cluster_view): per partition, the first
- * cluster_list_len() nodes of its preference list, reordered so that the
- * first node failure detection does not report down (nor left) comes first:
- * that one is the partition's "master", the others its replicas, in list
- * order. When every node of a list is down, the owner stays master, so that
+ * cluster_list_len() nodes of its preference list (the key's replicas,
+ * min(replicas, list length), as the coordinator counts them), reordered
+ * so that the first node failure detection does not report down (nor left)
+ * comes first: that one is the partition's "master" (the node the
+ * coordinator forwards to), the others its replicas, in list order. When every node of a list is down, the owner stays master, so that
  * all 16384 slots are always covered (Redis too keeps a failed master listed
  * while no replica took over). A ring member the member table does not hold
  * (never expected) is left out; a list left empty names this node, which
@@ -43,6 +44,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cfg.h"
 #include "conn.h"
 #include "keyhash.h"
 #include "node.h"
@@ -52,12 +54,12 @@
 
 #define CLUSTER_OOM "OOM no memory for the cluster's topology"
 
-/* Preference list nodes CLUSTER answers name: the ring's lists are
- * min(3, owning members) long until the replicas setting arrives. */
+/* Preference list nodes CLUSTER answers name: the key's replicas, as the
+ * coordinator counts them (coord.h: N_eff = min(replicas, list length)). */
 static uint32_t cluster_list_len(const struct cmd_ctx *c, const struct ring *ring)
 {
-    (void)c;
-    return ring->n < 3 ? ring->n : 3;
+    uint32_t want = (uint32_t)c->node->cfg->replicas;
+    return want < ring->n ? want : ring->n;
 }
 
 struct cluster_view {

@@ -4,9 +4,11 @@
  * new value (dvv_new_with_context), the stored clock, and this node's actor
  * give the new clock (dvv_update), stored whole (store_put_versioned: meta
  * and body, in memory and in the log record). The actor is
- * dvv_actor(node id, data epoch): the epoch is drawn whenever the data
- * directory starts empty (persist.h), so a node whose data was wiped never
- * issues a dot it issued before (KV-679).
+ * replica_write_actor(): this node's incarnation (node id and data epoch,
+ * drawn whenever the data directory starts empty: persist.h) and the key's
+ * incarnation here (new whenever the node holds nothing for the key), so a
+ * node whose data, or only this key, was lost never issues a dot it issued
+ * before (KV-679).
  * A key last written by a plain command has no clock: it reads as its
  * implicit clock (replica.h, replica_entry_clock), one sibling at the dot
  * (actor', 1), actor' made of the data epoch and the entry's cas. A context
@@ -19,8 +21,8 @@
  * a second per shard.
  * Clocks are worked on in three mi_malloc'd scratch clocks sized for the
  * codec bounds, made per request (RING.* is not the plain GET/SET path).
- * Tombstones (RING.DEL) stay until a plain write replaces them or
- * replica_reap() removes them after tombstone-grace. */
+ * Tombstones (RING.DEL) stay until a plain write or delete replaces them
+ * or replica_reap() removes them after tombstone-grace. */
 #include "cmd_ring.h"
 
 #include <errno.h>
@@ -197,7 +199,7 @@ static bool ring_update(struct cmd_ctx *c, struct ring_clocks *k, const struct d
     int rc = dvv_new_with_context(k->b, k->a, v);
     if (rc == 0)
         rc = dvv_update(k->a, k->b, e ? k->server : NULL,
-                        replica_actor_of(c->node, c->node->layout.data_epoch));
+                        replica_write_actor(c->store, c->node, c->hash, e ? k->server : NULL));
     if (rc != 0) {
         cmd_reply_error(c, rc == -EOVERFLOW ? "ERR version counter overflow"
                                             : "ERR too many versions for one key");

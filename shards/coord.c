@@ -101,6 +101,8 @@ struct coord_op {
     struct cmd_msg *m; /* the request coordinated; NULL once answered */
     uint8_t phase;
     bool is_rmw, is_ring_write;
+    bool is_completing; /* its sub-result is in (maybe held for durability): answers
+                           only count for repair until the done callback ran */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -249,6 +251,7 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
                  uint64_t hash, uint32_t flags, struct coord_route *out)
 {
     out->kind = COORD_LOCAL;
+    out->is_replica = false;
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
@@ -275,6 +278,7 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
         COORD_STAT(sh, unavailable);
         return;
     }
+    out->is_replica = is_replica;
     if (first_live == v->self || (is_replica && !(flags & CMD_RMW))) {
         out->kind = COORD_HERE;
         return;
@@ -443,6 +447,7 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
     }
     if (op->phase == PH_REPAIR && how == REQ_END_DONE && op->waiting > 0) {
         req_rearm(r, 1); /* late answers still count for repair */
+        op->is_completing = false;
         return false;
     }
     if (op->phase == PH_REPAIR)
@@ -454,6 +459,8 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
 /* Completes the op's one sub-result: the done callback answers. */
 static void coord_complete(struct shard *sh, struct req *r, uint64_t hold_seq)
 {
+    struct coord_op *op = r->owner_ptr;
+    op->is_completing = true;
     req_hold(r, hold_seq);
     r->subs[0].status = REQ_OK;
     req_sub_done(&sh->reqs, r);
@@ -483,7 +490,7 @@ static uint8_t coord_ring_option(const struct cmd_msg *m, bool is_write)
 static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *op)
 {
     struct cmd_msg *m = op->m;
-    const struct resp_arg *key = &m->argv[1];
+    const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
     struct replica_state before, after;
     replica_state_init(&before);
     replica_state_init(&after);
@@ -539,7 +546,7 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
 static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *op)
 {
     struct cmd_msg *m = op->m;
-    const struct resp_arg *key = &m->argv[1];
+    const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
     for (uint32_t k = 0; k < op->npeers; k++) {
         if (op->st[k] != P_OK)
             continue;
@@ -585,6 +592,8 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 
 static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
 {
+    if (op->is_completing)
+        return; /* the done callback comes (after the log's fdatasync) */
     if (op->phase == PH_READ) {
         if (op->ok >= op->need)
             coord_read_quorum(sh, r, op);
@@ -614,17 +623,17 @@ static void coord_run_alone(struct shard *sh, struct cmd_msg *m)
 
 void coord_execute(struct shard *sh, struct cmd_msg *m)
 {
-    if (!coord_is_cluster(sh) || m->argc < 2) {
+    const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
+    if (!coord_is_cluster(sh) || (m->flags & CMD_NOKEY)) {
         coord_run_alone(sh, m);
         return;
     }
     const struct coord_view *v = sh->coord->view;
-    const struct resp_arg *key = &m->argv[1];
     bool is_write = (m->flags & CMD_WRITE) != 0;
     uint32_t p = node_partition_of(sh->node, key->ptr, key->len, m->hash);
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const struct cfg *cfg = sh->node->cfg;
-    bool is_ring = m->handler == cmd_ring_get || coord_is_ring_write(m);
+    bool is_ring = !m->is_mc && (m->handler == cmd_ring_get || coord_is_ring_write(m));
     uint8_t asked = is_ring ? coord_ring_option(m, is_write) : 0;
     uint8_t r_asked = !is_write && asked ? asked : m->r, w_asked = is_write && asked ? asked : m->w;
     uint32_t need_r = coord_quorum(r_asked, cfg->read_quorum, n_eff);
@@ -1018,6 +1027,12 @@ static void coord_forwarded_all(struct shard *sh, uint64_t link, const struct wi
         }
     }
     req_arm(&sh->reqs, r);
+}
+
+const char *coord_client_addr(const struct shard *sh, uint32_t m)
+{
+    const struct coord_view *v = sh->coord->view;
+    return v && m < v->n_members ? v->members[m].client_addr : "?";
 }
 
 uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap)

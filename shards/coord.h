@@ -56,6 +56,7 @@ struct coord_route {
     enum coord_route_kind kind;
     uint32_t partition;
     uint32_t to;     /* COORD_FORWARD: the view's member index */
+    bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
     char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
 };
 
@@ -73,6 +74,10 @@ bool coord_is_cluster(const struct shard *sh);
 void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t r,
                    uint8_t w, const struct resp_arg *argv, uint32_t argc,
                    const struct coord_route *route);
+
+/* "host:port" for clients of member m of the current view (a route's
+ * `to`); valid until the next coord_turn(). */
+const char *coord_client_addr(const struct shard *sh, uint32_t m);
 
 /* The view's members other than this node that are not down (FLUSHALL
  * goes to each), as member indexes for coord_forward(); at most cap. */

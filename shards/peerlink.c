@@ -25,12 +25,17 @@
  * link that was open and breaks is dialled again by the next request.
  *
  * Input: one multishot receive per link on the shard's provided-buffer
- * ring; whole frames are decoded in place, a partial one is kept in `in`.
+ * ring; whole frames are decoded in place, a partial one is kept in `in`;
+ * each message goes to the coordinator (coord_on_request() with the link's
+ * handle, coord_on_reply()), which may write to any link meanwhile.
  * Output: messages are appended to `out` through a wire_writer (one batch
  * per turn and link); peerlink_flush() closes the batch and hands `out` to
  * the kernel in one send, continued when the kernel takes part of it. A
- * link whose unsent output passes PEERLINK_OUT_MAX (a peer that stopped
- * reading) is closed; the requests on it time out at their coordinators.
+ * link whose unsent output reaches PEERLINK_IN_PAUSE stops reading (its
+ * receive is cancelled, so TCP flow control slows a peer that sends
+ * requests without reading the replies) until the output drains; one whose
+ * unsent output passes PEERLINK_OUT_MAX (a peer that stopped reading what
+ * we send) is closed; the requests on it time out at their coordinators.
  *
  * Adoption: the admin thread queues accepted sockets under `adopt_lock`
  * and writes the shard's eventfd, on which a read is kept in the shard's
@@ -61,6 +66,7 @@
 #define PEERLINK_PENDING_MSGS 4096          /* messages waiting for a handshake */
 #define PEERLINK_PENDING_BYTES (64u << 20)  /* ... and their bytes */
 #define PEERLINK_OUT_MAX (256u << 20)       /* unsent output before a link is closed */
+#define PEERLINK_IN_PAUSE (64u << 20)       /* unsent output at which a link stops reading */
 #define PEERLINK_BACKOFF_MIN_MS 100
 #define PEERLINK_BACKOFF_MAX_MS 5000
 #define PEERLINK_HANDSHAKE_MS 5000 /* connect and handshake must be done by then */
@@ -68,6 +74,10 @@
 #define PEERLINK_WARN_MS 10000     /* repeated warnings at most this often */
 #define PEERLINK_KEEP_BUF (1u << 20) /* larger idle buffers are freed */
 #define PEERLINK_KEY_MAX 64
+#define PEERLINK_KEEPIDLE_S 10      /* an idle link is probed after this */
+#define PEERLINK_KEEPINTVL_S 5      /* ... every this */
+#define PEERLINK_KEEPCNT 3          /* ... and dropped after this many unanswered */
+#define PEERLINK_USER_TIMEOUT_MS 30000 /* sent bytes unacknowledged this long: dropped */
 
 enum link_state { LINK_CONNECTING, LINK_HANDSHAKE, LINK_OPEN };
 
@@ -81,6 +91,8 @@ struct link {
     bool closing;           /* shut down; freed once nothing is in flight */
     bool close_after_flush; /* a REFUSE is queued: close once it is sent */
     bool recv_armed, send_inflight, connect_inflight;
+    bool recv_cancelling; /* the receive was asked to stop (input paused) */
+    bool input_paused;    /* too much output waits: input is left in the kernel */
     bool is_dirty;
     struct link *next_dirty;
     struct dest *dest;   /* dialer: where it goes */
@@ -400,6 +412,7 @@ static void link_refuse(struct peerlink *pl, struct link *l, uint8_t reason, con
                  l->hs.peer_id[0] ? l->hs.peer_id : "(not yet known)", why);
     if (l->state == LINK_OPEN)
         wire_writer_flush(&l->w);
+    buf_clear(&l->out); /* replies not sent yet go: the link ends with the REFUSE */
     wire_put_refuse(&l->out, reason, WIRE_VERSION_MIN, WIRE_VERSION, why);
     if (l->state != LINK_OPEN)
         link_release_target(l, false, why);
@@ -454,7 +467,8 @@ static void link_submit_send(struct peerlink *pl, struct link *l)
 
 static void link_arm_recv(struct peerlink *pl, struct link *l)
 {
-    if (l->recv_armed || l->closing || l->close_after_flush || l->state == LINK_CONNECTING)
+    if (l->recv_armed || l->closing || l->close_after_flush || l->input_paused ||
+        l->state == LINK_CONNECTING)
         return;
     struct io_uring_sqe *sqe = shard_sqe(pl->sh);
     io_uring_prep_recv_multishot(sqe, l->fd, NULL, 0, 0);
@@ -462,6 +476,40 @@ static void link_arm_recv(struct peerlink *pl, struct link *l)
     sqe->buf_group = SHARD_RECV_GROUP;
     io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_LINK_RECV, l->slot, l->gen));
     l->recv_armed = true;
+}
+
+static bool link_should_pause(const struct link *l)
+{
+    return link_queued(l) >= PEERLINK_IN_PAUSE;
+}
+
+/* Stops reading l: its output waits for the peer. The multishot receive is
+ * cancelled; what was read stays in `in` until link_resume(). */
+static void link_pause(struct peerlink *pl, struct link *l)
+{
+    log_debug("peer link %s %.12s shard %u: %zu bytes of output wait; not reading it meanwhile",
+              l->is_dialer ? "to" : "from", l->hs.peer_id, l->hs.peer_shard, link_queued(l));
+    l->input_paused = true;
+    if (!l->recv_armed || l->recv_cancelling)
+        return;
+    struct io_uring_sqe *sqe = shard_sqe(pl->sh);
+    io_uring_prep_cancel64(sqe, net_ud(SHARD_OP_LINK_RECV, l->slot, l->gen), 0);
+    io_uring_sqe_set_data64(sqe, net_ud(NET_OP_IGNORE, 0, 0));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    l->recv_cancelling = true;
+}
+
+static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *data, size_t len);
+
+/* The output of a paused link drained (a send completed): what waited in
+ * `in` is handled (which may pause it again), and the flush arms the
+ * receive again. Called while completions are dispatched, so what the
+ * coordinator answers goes out with this turn's flushes. */
+static void link_resume(struct peerlink *pl, struct link *l)
+{
+    l->input_paused = false;
+    if (l->in.len >= l->need)
+        buf_consume(&l->in, link_parse(pl, l, (const uint8_t *)l->in.data, l->in.len));
 }
 
 /* End of turn for one link: the receive armed, the batch closed, `out`
@@ -490,6 +538,24 @@ static void link_flush_one(struct peerlink *pl, struct link *l)
 }
 
 /* ---- dialling ---- */
+
+/* Socket options of every link: no Nagle delay (a batch is one send
+ * already), and a peer host that vanished without a FIN or RST (a crash, a
+ * partition) breaks the link within about 30 s instead of never: keepalive
+ * probes while idle, a user timeout while bytes wait for their ACK. A peer
+ * process that is only stopped keeps its kernel answering, and its link. */
+static void link_tune(int fd)
+{
+    int one = 1, idle = PEERLINK_KEEPIDLE_S, intvl = PEERLINK_KEEPINTVL_S,
+        cnt = PEERLINK_KEEPCNT;
+    unsigned user_timeout = PEERLINK_USER_TIMEOUT_MS;
+    net_tune_client(fd);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+}
 
 static void link_hs_config(const struct peerlink *pl, struct wire_hs_config *c)
 {
@@ -528,7 +594,7 @@ static int link_dial(struct peerlink *pl, struct dest *d, uint16_t shard, struct
         close(fd);
         return rc;
     }
-    net_tune_client(fd);
+    link_tune(fd);
     struct link *l = link_new(pl, fd);
     if (!l) {
         close(fd);
@@ -618,24 +684,6 @@ static void link_replay(struct peerlink *pl, struct link *l)
 
 /* ---- input ---- */
 
-/* Weak fallbacks until the coordinator (shards/coord.c) is linked: a
- * request is answered ERROR "no coordinator", a reply dropped. */
-__attribute__((weak)) void coord_on_request(struct shard *sh, uint64_t link,
-                                            const struct wire_msg *m)
-{
-    static const char text[] = "no coordinator";
-    struct wire_msg r = {
-        .kind = WIRE_REPLY,
-        .id = m->id,
-        .op = m->op,
-        .status = WIRE_CODE_ERROR,
-        .text = {(const uint8_t *)text, sizeof text - 1},
-    };
-    peerlink_reply(sh, link, &r);
-}
-
-__attribute__((weak)) void coord_on_reply(struct shard *sh, const struct wire_msg *m) {}
-
 static void link_on_handshake(struct peerlink *pl, struct link *l, const struct wire_frame *f)
 {
     enum wire_hs_status st = wire_hs_on_frame(&l->hs, f, &l->out);
@@ -665,8 +713,10 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
     l->state = LINK_OPEN;
     wire_writer_init(&l->w, &l->out, l->hs.version, l->hs.peer_max_frame);
     LINK_STAT_ADD(pl, links_up, 1);
-    log_debug("peer link %s %s shard %u open (version %u)", l->is_dialer ? "to" : "from",
-              l->hs.peer_id, l->hs.peer_shard, l->hs.version);
+    char addr[64];
+    net_peer_name(l->fd, addr, sizeof addr);
+    log_debug("peer link %s %s (%s) shard %u open (version %u)", l->is_dialer ? "to" : "from",
+              l->hs.peer_id, addr, l->hs.peer_shard, l->hs.version);
     if (l->is_dialer)
         link_replay(pl, l);
 }
@@ -701,6 +751,10 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
 {
     size_t off = 0;
     while (off < len && !l->closing && !l->close_after_flush) {
+        if (link_should_pause(l)) {
+            link_pause(pl, l);
+            break;
+        }
         struct wire_frame f;
         size_t used, need;
         const char *err;
@@ -729,13 +783,13 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
 static void link_take(struct peerlink *pl, struct link *l, const uint8_t *data, size_t len)
 {
     LINK_STAT_ADD(pl, bytes_in, len);
-    if (l->in.len == 0) {
+    if (l->in.len == 0 && !l->input_paused) {
         size_t used = link_parse(pl, l, data, len);
         if (used < len && !l->closing && !l->close_after_flush)
             buf_append(&l->in, data + used, len - used);
     } else {
         buf_append(&l->in, data, len);
-        if (l->in.len >= l->need && !l->in.failed)
+        if (l->in.len >= l->need && !l->in.failed && !l->input_paused)
             buf_consume(&l->in, link_parse(pl, l, (const uint8_t *)l->in.data, l->in.len));
     }
     if (l->in.failed)
@@ -750,6 +804,7 @@ static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint3
 {
     if (!(flags & IORING_CQE_F_MORE)) {
         l->recv_armed = false;
+        l->recv_cancelling = false;
         link_mark_dirty(pl, l); /* re-armed by the flush if the link goes on */
     }
     if (flags & IORING_CQE_F_BUFFER) {
@@ -760,7 +815,7 @@ static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint3
         return;
     }
     if (res == -ENOBUFS || res == -ECANCELED)
-        return; /* out of shared buffers this turn: re-armed by the flush */
+        return; /* out of shared buffers this turn, or paused: re-armed by the flush */
     if (res <= 0)
         link_close(pl, l, res == 0 ? "closed by the peer" : strerror(-res));
 }
@@ -774,6 +829,8 @@ static void link_on_send(struct peerlink *pl, struct link *l, int32_t res)
     }
     LINK_STAT_ADD(pl, bytes_out, (uint64_t)res);
     l->sent += (size_t)res;
+    if (l->input_paused && !l->closing && !link_should_pause(l))
+        link_resume(pl, l);
     if (l->sent < l->sending.len && !l->closing) {
         link_submit_send(pl, l); /* the kernel took part of it */
         return;
@@ -811,7 +868,7 @@ static void link_accept(struct peerlink *pl, int fd)
         close(fd);
         return;
     }
-    net_tune_client(fd);
+    link_tune(fd);
     l->state = LINK_HANDSHAKE;
     if (wire_hs_init(&l->hs, WIRE_RESPONDER, &hc) != 0) {
         link_free(pl, l);
@@ -871,7 +928,7 @@ int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_
                      const struct wire_msg *m)
 {
     struct peerlink *pl = sh->link;
-    if (m->kind != WIRE_REQUEST || wire_msg_size(m) == 0)
+    if (m->kind != WIRE_REQUEST || wire_msg_size(m) == 0 || !node_id || !cluster_addr)
         return -EINVAL;
     struct dest *d;
     int rc = dest_get(pl, node_id, cluster_addr, &d);

@@ -26,7 +26,9 @@
  * (wire_writer) and one send, flushed by peerlink_flush() at the end of the
  * turn. Received frames are decoded with the node's limits (max key, value,
  * request sizes from the settings); a connection that breaks framing or
- * fails the handshake is closed (REFUSE first when it can).
+ * fails the handshake is closed (REFUSE first when it can). A connection
+ * whose unsent output reaches 64 MiB stops reading until it drains; one
+ * past 256 MiB (a peer that stopped reading) is closed.
  *
  * Threads: everything on the owning shard's thread except peerlink_adopt().
  * Ownership: messages given to peerlink_request()/peerlink_reply() are
@@ -55,7 +57,9 @@ void peerlink_fini(struct shard *sh);
 int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_addr,
                      const struct wire_msg *m);
 /* Sends REPLY m on the connection `link` a request came in on (the handle
- * coord_on_request() was given). -ENOENT when that connection has closed. */
+ * coord_on_request() was given: slot << 32 | generation, so a handle
+ * outliving its connection finds nothing). -ENOENT when that connection
+ * has closed or is closing. */
 int peerlink_reply(struct shard *sh, uint64_t link, const struct wire_msg *m);
 
 /* Loop hooks (shard.c): peerlink_on_cqe() for a completion of one of its

@@ -8,6 +8,14 @@
  * makes the operation start again, once, in clocks of the codec bounds
  * (mi_malloc'd for the call). Nothing is stored before the clocks are
  * computed, so starting again is safe.
+ * Actors (replica_write_actor, KV-679 per node and per key): the high 40
+ * bits name this node's incarnation (node id, data epoch), the low 24 the
+ * key's incarnation here: drawn when the node holds nothing for the key,
+ * then kept (of several in the clock, the one with the newest value), so a
+ * key stays one clock entry. Its counter is then the highest this node
+ * issued (each dot is stored here first; a sync never loses history),
+ * unless a lost key came back by a read repair from a replica that missed
+ * this node's newest dots of it, which this cannot see.
  * Equality: encodings are canonical (dvv.h), so two states hold the same
  * versions exactly when their metas are equal bytes (a dot names one write,
  * so equal metas mean equal bodies).
@@ -30,7 +38,8 @@
  * deletes versioned entries all of whose values are tombstones whose newest
  * timestamp is older than tombstone-grace; store_delete() journals a delete
  * record, so recovery replays the tombstone and then its removal. A key
- * with a live sibling next to a tombstone is kept whole. */
+ * with a live sibling next to a tombstone is kept whole. While the log
+ * refuses writes (MISCONF) or pauses writers, reaping waits too. */
 #include "replica.h"
 
 #include <errno.h>
@@ -46,6 +55,10 @@
 
 /* Odd, so that distinct cas give distinct actors (replica_entry_clock). */
 #define REPLICA_PLAIN_EPOCH_MIX UINT64_C(0x9e3779b97f4a7c15)
+/* The low bits of a write actor name one incarnation of one key at this
+ * node (replica_write_actor); the rest, the node's incarnation. */
+#define REPLICA_KEY_BITS 24
+#define REPLICA_KEY_MASK ((UINT64_C(1) << REPLICA_KEY_BITS) - 1)
 #define REPLICA_WARN_INTERVAL_MS 1000
 #define REPLICA_SMALL 8         /* entries and values of a stack clock */
 #define REPLICA_REAP_VISIT 1024 /* entries looked at per replica_reap() call */
@@ -99,6 +112,38 @@ uint64_t replica_actor_of(const struct node *n, uint64_t epoch)
 {
     const char *id = admin_node_id(n->admin);
     return dvv_actor(id, strlen(id), epoch);
+}
+
+/* splitmix64's finaliser: spreads a key incarnation's inputs over 64 bits. */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64_t hash,
+                             const struct dvv_clock *held)
+{
+    uint64_t node = replica_actor_of(n, n->layout.data_epoch) & ~REPLICA_KEY_MASK;
+    uint64_t mine = 0;
+    int64_t mine_ts = -1; /* its newest value's timestamp; -1: it has none */
+    bool found = false;
+    for (uint32_t i = 0, v = 0; held && i < held->nentries; v += held->entries[i++].nvalues) {
+        const struct dvv_entry *e = &held->entries[i];
+        if ((e->actor & ~REPLICA_KEY_MASK) != node)
+            continue;
+        int64_t ts = e->nvalues ? held->values[v].ts_ms : -1;
+        if (!found || ts > mine_ts || (ts == mine_ts && e->actor > mine)) {
+            mine = e->actor;
+            mine_ts = ts;
+        }
+        found = true;
+    }
+    if (found)
+        return mine;
+    uint64_t key = mix64(hash ^ mix64(s->next_cas ^ ((uint64_t)s->now_ms << 24)));
+    return node | (key & REPLICA_KEY_MASK);
 }
 
 int replica_entry_clock(const struct node *n, const struct table_entry *e, struct dvv_clock *out)
@@ -317,7 +362,7 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
     buf_fini(&p.stored_meta);
     buf_fini(&p.merged_meta);
     clocks_fini(&w);
-    return rc;
+    return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
 }
 
 /* ---- versionize ---- */
@@ -331,8 +376,9 @@ static bool clock_is_visible(const struct dvv_clock *c)
 
 /* K_OUT = the new version of entry e (NULL: the key was removed, a
  * tombstone) over K_IN, `before`'s clock. */
-static int versionize_clock(struct store *s, const struct node *n, const struct table_entry *e,
-                            const struct replica_state *before, struct replica_clocks *w)
+static int versionize_clock(struct store *s, const struct node *n, uint64_t hash,
+                            const struct table_entry *e, const struct replica_state *before,
+                            struct replica_clocks *w)
 {
     dvv_clear(w->k[K_IN]);
     if (before && before->meta.len) {
@@ -350,7 +396,7 @@ static int versionize_clock(struct store *s, const struct node *n, const struct 
     int rc = dvv_new_with_context(w->k[K_STORED], w->k[K_IN], &v);
     if (rc == 0)
         rc = dvv_update(w->k[K_OUT], w->k[K_STORED], w->k[K_IN],
-                        replica_actor_of(n, n->layout.data_epoch));
+                        replica_write_actor(s, n, hash, w->k[K_IN]));
     return rc;
 }
 
@@ -389,15 +435,15 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
     int rc = 0;
     if (e) {
         rc = state_of_entry(n, e, &w, after);
-        if (rc == 0 && before && state_equal(after, before))
-            goto out; /* the command left the key as it was */
+        if (rc != 0 || (before && state_equal(after, before)))
+            goto out; /* failed, or the command left the key as it was */
     } else if (!before || before->meta.len == 0) {
         replica_state_clear(after);
         goto out; /* absent before and after */
     }
-    rc = versionize_clock(s, n, e, before, &w);
+    rc = versionize_clock(s, n, hash, e, before, &w);
     if (rc == -ENOSPC && (rc = clocks_grow(&w)) == 0)
-        rc = versionize_clock(s, n, e, before, &w);
+        rc = versionize_clock(s, n, hash, e, before, &w);
     if (rc != 0)
         goto out;
     if (!e && !clock_is_visible(w.k[K_IN])) {
@@ -411,7 +457,7 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
     *changed = rc == 0;
 out:
     clocks_fini(&w);
-    return rc;
+    return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
 }
 
 /* ---- reaping ---- */
@@ -463,6 +509,11 @@ uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms
     /* Where this shard's pass over its table is (the owner's thread). */
     static __thread uint64_t cursor;
     if (budget == 0 || store_count(s) == 0)
+        return 0;
+    /* A log that cannot take records now (MISCONF) or holds too many not
+     * durable yet would keep the delete records in memory: later. */
+    if (__atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) > 0 ||
+        __atomic_load_n(&n->log_over_cap, __ATOMIC_RELAXED) > 0)
         return 0;
     struct replica_clocks w;
     clocks_init(&w);

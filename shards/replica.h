@@ -27,9 +27,11 @@
  *
  * Threads: the owning shard's thread.
  * Errors: -ENOENT (no entry, not even a tombstone), -EINVAL (bytes that do
- *   not decode), -ENOMEM, -E2BIG (max-siblings, or a merged body past the
- *   value limit), -EAGAIN (a cold plain value, above), and the store's
- *   errors (-ENAMETOOLONG). A failed call leaves the key as it was. */
+ *   not decode), -ENOMEM, -E2BIG (max-siblings, a merged body past the value
+ *   limit, a clock past dvv.h's codec bounds), -EOVERFLOW (a counter past
+ *   DVV_MAX_COUNTER), -EAGAIN (a cold plain value, above), and the store's
+ *   errors (-ENAMETOOLONG). A failed call leaves the key as it was (for
+ *   replica_versionize: as the command left it, unversioned). */
 #ifndef RINGKV_SHARDS_REPLICA_H
 #define RINGKV_SHARDS_REPLICA_H
 
@@ -99,14 +101,29 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
  * is older than now_unix_ms - tombstone-grace (at most `budget` per call, and
  * about a thousand entries looked at, so a tick stays short: a pass over
  * the table spans many calls). Each deletion is a delete record in the log,
- * so a reaped key stays gone after a restart. Returns how many. */
+ * so a reaped key stays gone after a restart; none while the node's log
+ * refuses writes or pauses writers (persist.h). Returns how many. */
 uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget);
 
 /* ---- what every versioned write shares (cmd_ring.c too) ---- */
 
-/* The actor of this node's incarnation `epoch` (dvv_actor of the node id);
- * new dots use n->layout.data_epoch (dvv.h, KV-679). */
+/* The actor of this node's incarnation `epoch` (dvv_actor of the node id). */
 uint64_t replica_actor_of(const struct node *n, uint64_t epoch);
+
+/* The actor of this node's next write to the key of hash `hash`, whose
+ * clock here is `held` (NULL: the store holds nothing for it). Actors are
+ * per node incarnation and per key incarnation (KV-679, both ways): the high
+ * bits are replica_actor_of(n, data epoch), so a node whose data was wiped
+ * writes as a new actor; the low 24 bits name the key's incarnation at this
+ * node, kept while the node holds the key (this node's actor in `held`; of
+ * several, the one with the newest value) and drawn anew when it holds none
+ * (never written, evicted, expired, reaped, flushed). A node that lost a key
+ * cannot know which counters it issued for it, and replicas that still hold
+ * them would drop its next write as already seen; a new key incarnation's
+ * dots are new.
+ * (Not seen: a lost key given back by a stale read repair; see replica.c.) */
+uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64_t hash,
+                             const struct dvv_clock *held);
 
 /* The clock of stored entry e into out, its values borrowing e's bytes
  * (valid as long as e): a versioned entry's own; a plain entry's implicit

@@ -436,6 +436,36 @@ bool cluster_info_has(const char *text, const char *line)
     return false;
 }
 
+struct redisContext *cluster_redis(int i)
+{
+    struct timeval tv = {.tv_sec = 10};
+    redisContext *c = redisConnectWithTimeout(cluster_host(i), cluster_client_port(), tv);
+    if (!c || c->err) {
+        fprintf(stderr, "cluster: cannot connect to node %d: %s\n", i, c ? c->errstr : "no memory");
+        abort();
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+struct redisReply *cluster_redis_command(int i, const char *format, ...)
+{
+    struct timeval tv = {.tv_sec = 2};
+    redisContext *c = redisConnectWithTimeout(cluster_node(i)->host, cluster_client_port(), tv);
+    redisReply *r = NULL;
+    if (c && !c->err) {
+        redisSetTimeout(c, tv);
+        va_list ap;
+        va_start(ap, format);
+        r = redisvCommand(c, format, ap);
+        va_end(ap);
+    }
+    if (!r)
+        fprintf(stderr, "node %d: %s: no reply (%s)\n", i, format, c ? c->errstr : "no memory");
+    redisFree(c);
+    return r;
+}
+
 int cluster_start_formed(int n, const char *const *flags)
 {
     for (int i = 0; i < n; i++) {
@@ -583,22 +613,4 @@ const char *cluster_versions_text(const struct cluster_versions *v)
                                 (int)v->values[k]->len, v->values[k]->str);
     snprintf(text + len, sizeof text - len, "] (context of %zu bytes)", v->ctx_len);
     return text;
-}
-
-struct redisReply *cluster_redis_command(int i, const char *format, ...)
-{
-    struct timeval tv = {.tv_sec = 2};
-    redisContext *c = redisConnectWithTimeout(cluster_node(i)->host, cluster_client_port(), tv);
-    redisReply *r = NULL;
-    if (c && !c->err) {
-        redisSetTimeout(c, tv);
-        va_list ap;
-        va_start(ap, format);
-        r = redisvCommand(c, format, ap);
-        va_end(ap);
-    }
-    if (!r)
-        fprintf(stderr, "node %d: %s: no reply (%s)\n", i, format, c ? c->errstr : "no memory");
-    redisFree(c);
-    return r;
 }

@@ -90,6 +90,17 @@ long long cluster_info_field(const char *text, const char *name);
 /* Whether an INFO-style text has this whole line ("cluster_state:ok"). */
 bool cluster_info_has(const char *text, const char *line);
 
+/* A hiredis connection to node i's client port with a 10 s timeout (the
+ * test fails when it cannot connect). Free with redisFree. */
+struct redisContext;
+struct redisContext *cluster_redis(int i);
+
+/* A Redis command (hiredis's redisCommand format) on node i's client port,
+ * on a connection of its own (2 s timeout): the reply, any type (free with
+ * freeReplyObject), or NULL when none came (printed). */
+struct redisReply;
+struct redisReply *cluster_redis_command(int i, const char *format, ...);
+
 /* ---- Replicated keys (issue 11: test_versions, test_model) ---- */
 
 /* Starts nodes 0 .. n - 1 (1 .. n - 1 seeded at node 0), each with the extra
@@ -137,10 +148,5 @@ void cluster_versions_free(struct cluster_versions *v);
 bool cluster_versions_has(const struct cluster_versions *v, const char *value);
 /* "[a, b] (context of N bytes)", or the error text: for messages. Static buffer. */
 const char *cluster_versions_text(const struct cluster_versions *v);
-/* A Redis command (hiredis's redisCommand format) on node i's client port,
- * on a connection of its own (2 s timeout): the reply, any type (free with
- * freeReplyObject), or NULL when none came (printed). */
-struct redisReply;
-struct redisReply *cluster_redis_command(int i, const char *format, ...);
 
 #endif

@@ -9,6 +9,7 @@
  *   with the address and id CLUSTER NODES gives it; a range's master is a
  *   "master" in CLUSTER NODES whose slots hold the range; CLUSTER SHARDS
  *   gives every slot the same master and the same nodes as CLUSTER SLOTS.
+ * - With the replicas setting at 2, each range lists two nodes.
  * - Node 2 frozen (SIGSTOP): once failure detection marks it down, it is
  *   nobody's master and no replica in the others' CLUSTER SLOTS (all slots
  *   still covered), "fail" in CLUSTER NODES, health "fail" in SHARDS;
@@ -309,6 +310,21 @@ static void test_cluster_slots_three_nodes_and_one_frozen(void **state)
     expect_topology(&back, DOWN_MS, "node 2 thawed");
 }
 
+/* With replicas 2, each slot lists two of the three nodes. */
+static void test_cluster_slots_follow_the_replicas_setting(void **state)
+{
+    (void)state;
+    const char *two[] = {"--replicas", "2", NULL};
+    const char *seeded[] = {"--replicas", "2", "--seeds", cluster_seed(0), NULL};
+    assert_int_equal(cluster_start(0, two), 0);
+    assert_int_equal(cluster_start(1, seeded), 0);
+    assert_int_equal(cluster_start(2, seeded), 0);
+    int three = 3;
+    assert_true(cluster_wait(cluster_formed, &three, FORM_MS));
+    struct expect pairs = {.node = 1, .per_slot = 2};
+    expect_topology(&pairs, 5000, "replicas 2");
+}
+
 /* CONSISTENCY's read back, as "R r W w". */
 static void expect_consistency(redisContext *c, const char *want)
 {
@@ -394,6 +410,8 @@ int main(void)
         cmocka_unit_test_teardown(test_cluster_slots_one_node_serves_every_slot,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_slots_three_nodes_and_one_frozen,
+                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_cluster_slots_follow_the_replicas_setting,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_slots_consistency_round_trips, cluster_forget_all),
     };

@@ -17,6 +17,8 @@
  *   ringkv_forwarded grows) and every key written there reads back at every
  *   node; a cluster-aware connection (READONLY) gets -MOVED <slot> <addr>
  *   for such a key instead, and the node named there answers it.
+ * - test_coord_memcached_replicates: memcached set at one node is read by
+ *   get at every node; incr at two others counts on (and GET sees it).
  * Without the coordinator every node serves only its own store: the first
  * and last fail on reads at other nodes (the fourth on the repair), the second on the missing
  * -UNAVAILABLE (a W above 1 is refused). Every wait is on a condition with a
@@ -29,6 +31,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -362,6 +369,104 @@ static void test_coord_read_repairs_a_replica_that_missed_a_write(void **state)
     assert_true(info_stat(0, "ringkv_read_repairs") > repairs);
 }
 
+/* One memcached request to node i's memcache port and its reply up to
+ * `until` (a line end, or "END\r\n"). Caller frees. */
+static char *mc_ask(int i, int port, const char *req, const char *until)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char *buf = calloc(1, 4096);
+    assert_non_null(buf);
+    size_t n = 0;
+    while (n < 4095 && !strstr(buf, until)) {
+        ssize_t got = read(fd, buf + n, 4095 - n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
+    return buf;
+}
+
+/* A TCP port free on the addresses of nodes 0 .. n - 1 (the kernel's pick
+ * for node 0, checked on the others). */
+static int free_port(int n)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int fds[CLUSTER_NODES_MAX], port = 0, bound = 0;
+        for (int i = 0; i < n; i++, bound++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+            inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
+            socklen_t len = sizeof a;
+            if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
+                getsockname(fds[i], (struct sockaddr *)&a, &len) != 0)
+                break;
+            port = ntohs(a.sin_port);
+        }
+        for (int i = 0; i < bound + (bound < n); i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        if (bound == n)
+            return port;
+    }
+    fail_msg("no port free on every node's address");
+    return -1;
+}
+
+struct mc_expect {
+    int nodes, port;
+    const char *req, *want;
+};
+
+static bool mc_every_node(void *arg)
+{
+    const struct mc_expect *x = arg;
+    for (int i = 0; i < x->nodes; i++) {
+        char *got = mc_ask(i, x->port, x->req, "END\r\n");
+        bool ok = strcmp(got, x->want) == 0;
+        if (!ok)
+            fprintf(stderr, "node %d: %s-> %s\n", i, x->req, got);
+        free(got);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void test_coord_memcached_replicates(void **state)
+{
+    (void)state;
+    char port[16];
+    int mc_port = free_port(3);
+    snprintf(port, sizeof port, "%d", mc_port);
+    const char *extra[] = {"--memcache-port", port, NULL};
+    start_cluster(3, extra);
+    struct write_try warm = {0, "warm", "up"};
+    assert_true(cluster_wait(set_acknowledged, &warm, 10000));
+    char *got = mc_ask(0, mc_port, "set mk 0 0 3\r\nabc\r\n", "\r\n");
+    assert_string_equal(got, "STORED\r\n");
+    free(got);
+    struct mc_expect x = {3, mc_port, "get mk\r\n", "VALUE mk 0 3\r\nabc\r\nEND\r\n"};
+    assert_true(cluster_wait(mc_every_node, &x, 5000));
+    got = mc_ask(1, mc_port, "set n 0 0 1\r\n7\r\n", "\r\n");
+    assert_string_equal(got, "STORED\r\n");
+    free(got);
+    got = mc_ask(2, mc_port, "incr n 3\r\n", "\r\n");
+    assert_string_equal(got, "10\r\n");
+    free(got);
+    got = mc_ask(0, mc_port, "incr n 1\r\n", "\r\n");
+    assert_string_equal(got, "11\r\n");
+    free(got);
+    expect_everywhere(3, "n", "$11"); /* and RESP reads what memcached wrote */
+}
+
 static long long info_stat(int i, const char *name)
 {
     char *info = cluster_ask(i, "INFO stats");
@@ -438,6 +543,7 @@ int main(void)
         cmocka_unit_test_teardown(test_coord_non_replica_forwards, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_read_repairs_a_replica_that_missed_a_write,
                                   cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_memcached_replicates, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

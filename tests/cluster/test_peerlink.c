@@ -5,7 +5,8 @@
  *   HELLO names: the handshake completes (with and without cluster-secret,
  *   the test deriving the key as admin/peer.c does), a REQUEST gets a
  *   REPLY with its id on each of two shards, and INFO's cluster section
- *   counts the link and the messages.
+ *   counts the link and the messages; a HELLO whose header comes in two
+ *   parts is handed over once it is whole.
  * - The handshake proves the key derived from the secret: a PROOF under
  *   another secret, or under the raw secret itself, is refused (REFUSE
  *   "authentication failed", then closed) and counted as a failed
@@ -15,6 +16,15 @@
  * - Garbage after 0xC7 (a header that is not a HELLO's, or a HELLO body
  *   that does not decode) closes the connection; the node still answers
  *   clients, and a second node still joins it through the same port.
+ * - 1000 REQUESTs in one batch and a frame of 200 kB sent in pieces (the
+ *   first bytes 7 at a time): every REPLY comes back once.
+ * - A HELLO and then silence: closed after the handshake deadline (5 s).
+ * - The dialling side: two nodes (2 and 3 shards, a secret) write at one
+ *   and read at the other (W = N = 2: every SET crossed a link node 0 or 1
+ *   dialled), a 3 MB value included; node 1 restarted: node 0 dials again.
+ * Without shards/peerlink.c and the hand-off in admin/peer.c, a connection
+ * starting with 0xC7 is read as a gossip stream and closed at once (every
+ * handshake here fails), and no write reaches the other node's replica.
  * Every read has a deadline (SO_RCVTIMEO); waits are on conditions. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,20 +39,24 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "buf.h"
 #include "cluster_harness.h"
+#include "keyhash.h"
 #include "wire.h"
 
 #define SECRET "peer link test secret"
 #define TEST_ID "7e57000000000000000000000000000000000001"
 #define READ_TIMEOUT_S 5
 #define FORM_MS 15000
+#define IN_CAP (16u << 20)
 
 /* The key admin/peer.c derives from a cluster secret (PBKDF2-HMAC-SHA256,
  * its salt and iterations). */
@@ -60,14 +74,18 @@ struct wpeer {
     int fd;
     struct wire_hs hs;
     struct wire_decoder dec;
-    uint8_t in[1 << 17];
+    uint8_t *in;      /* IN_CAP bytes */
     size_t len, used; /* in[0..used) is the frame handed out last */
+    uint32_t max_frame; /* announced in the HELLO; 0: WIRE_FRAME_MIN */
     struct buf out;
+    size_t split; /* wp_hello() sends this many bytes, pauses, then the rest */
 };
 
 static void wp_open(struct wpeer *w, int node)
 {
     memset(w, 0, sizeof *w);
+    w->in = malloc(IN_CAP);
+    assert_non_null(w->in);
     wire_limits_default(&w->dec.lim);
     buf_init(&w->out);
     w->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -84,6 +102,7 @@ static void wp_close(struct wpeer *w)
 {
     close(w->fd);
     buf_fini(&w->out);
+    free(w->in);
 }
 
 static void wp_send_raw(struct wpeer *w, const void *p, size_t n)
@@ -118,9 +137,9 @@ static int wp_frame(struct wpeer *w, struct wire_frame *f)
             }
             if (st == WIRE_BAD)
                 fail_msg("the node sent a bad frame: %s", err);
-            assert_true(need <= sizeof w->in);
+            assert_true(need <= IN_CAP);
         }
-        ssize_t n = recv(w->fd, w->in + w->len, sizeof w->in - w->len, 0);
+        ssize_t n = recv(w->fd, w->in + w->len, IN_CAP - w->len, 0);
         if (n == 0 || (n < 0 && errno == ECONNRESET))
             return 0;
         if (n < 0)
@@ -129,11 +148,10 @@ static int wp_frame(struct wpeer *w, struct wire_frame *f)
     }
 }
 
-/* Runs the initiator's side until the handshake ends; returns how. When
- * it fails on our side, the connection is left as it is (no REFUSE sent). */
-static enum wire_hs_status wp_handshake(struct wpeer *w, const char *self_id, const char *node_id,
-                                        uint16_t to_shard, const void *key, size_t key_len,
-                                        uint8_t vmin, uint8_t vmax)
+/* Sends a HELLO (our shard 0 of 1) for the node's shard to_shard, under
+ * key, for versions vmin..vmax; w->hs is the initiator's side. */
+static void wp_hello(struct wpeer *w, const char *self_id, const char *node_id, uint16_t to_shard,
+                     const void *key, size_t key_len, uint8_t vmin, uint8_t vmax)
 {
     struct wire_hs_config hc = {
         .node_id = self_id,
@@ -143,14 +161,30 @@ static enum wire_hs_status wp_handshake(struct wpeer *w, const char *self_id, co
         .peer_shard = to_shard,
         .version_min = vmin,
         .version_max = vmax,
-        .max_frame = WIRE_FRAME_MIN,
+        .max_frame = w->max_frame ? w->max_frame : WIRE_FRAME_MIN,
         .secret = key,
         .secret_len = key_len,
     };
     assert_int_equal(getrandom(hc.nonce, sizeof hc.nonce, 0), (ssize_t)sizeof hc.nonce);
     assert_int_equal(wire_hs_init(&w->hs, WIRE_INITIATOR, &hc), 0);
     wire_hs_start(&w->hs, &w->out);
+    if (w->split) {
+        /* the pause is the stimulus (the node sees a partial header first),
+         * not a wait for an outcome */
+        wp_send_raw(w, w->out.data, w->split);
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000L}, NULL);
+        buf_consume(&w->out, w->split);
+    }
     wp_send(w);
+}
+
+/* Runs the initiator's side until the handshake ends; returns how. When
+ * it fails on our side, the connection is left as it is (no REFUSE sent). */
+static enum wire_hs_status wp_handshake(struct wpeer *w, const char *self_id, const char *node_id,
+                                        uint16_t to_shard, const void *key, size_t key_len,
+                                        uint8_t vmin, uint8_t vmax)
+{
+    wp_hello(w, self_id, node_id, to_shard, key, key_len, vmin, vmax);
     for (;;) {
         struct wire_frame f;
         int got = wp_frame(w, &f);
@@ -189,18 +223,23 @@ static void expect_refused_and_closed(struct wpeer *w, uint8_t reason)
     wp_close(w);
 }
 
+/* A GET REQUEST of key "foo" with this id, appended to wr. */
+static void put_get(struct wire_writer *wr, uint64_t id)
+{
+    struct wire_msg m = {.kind = WIRE_REQUEST,
+                         .id = id,
+                         .op = WIRE_OP_GET,
+                         .slot = 12182,
+                         .key = {(const uint8_t *)"foo", 3}};
+    assert_int_equal(wire_write_msg(wr, &m), 0);
+}
+
 /* Sends one GET REQUEST with this id and waits for its REPLY. */
 static void wp_round_trip(struct wpeer *w, uint64_t id)
 {
     struct wire_writer wr;
     wire_writer_init(&wr, &w->out, w->hs.version, w->hs.peer_max_frame);
-    struct wire_msg m = {.kind = WIRE_REQUEST,
-                         .id = id,
-                         .op = WIRE_OP_GET,
-                         .slot = 12182, /* "foo" */
-                         .partition = 0,
-                         .key = {(const uint8_t *)"foo", 3}};
-    assert_int_equal(wire_write_msg(&wr, &m), 0);
+    put_get(&wr, id);
     wire_writer_flush(&wr);
     wp_send(w);
     struct wire_frame f;
@@ -281,6 +320,14 @@ static void test_peerlink_request_reply_without_secret(void **state)
                      WIRE_HS_DONE);
     assert_int_equal(b.hs.peer_shard, 1);
     wp_round_trip(&b, 0xfedcba9876543210ull);
+    struct wpeer c; /* a HELLO whose header arrives in two parts */
+    wp_open(&c, 0);
+    c.split = 5;
+    assert_int_equal(wp_handshake(&c, TEST_ID, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    wp_round_trip(&c, 9);
+    wp_close(&c);
     expect_field(0, "peer_links_up", 2);
     expect_field(0, "peer_links_msgs_in", 3);
     expect_field(0, "peer_links_msgs_out", 3);
@@ -365,16 +412,7 @@ static void test_peerlink_refusals(void **state)
     /* a shard the node does not have: closed without a word */
     struct wpeer w;
     wp_open(&w, 0);
-    struct wire_hs_config hc = {.node_id = TEST_ID,
-                                .shard = 0,
-                                .shards = 1,
-                                .peer_shard = 5,
-                                .version_min = WIRE_VERSION_MIN,
-                                .version_max = WIRE_VERSION,
-                                .max_frame = WIRE_FRAME_MIN};
-    assert_int_equal(wire_hs_init(&w.hs, WIRE_INITIATOR, &hc), 0);
-    wire_hs_start(&w.hs, &w.out);
-    wp_send(&w);
+    wp_hello(&w, TEST_ID, NULL, 5, NULL, 0, WIRE_VERSION_MIN, WIRE_VERSION);
     assert_true(wp_closed(&w));
     wp_close(&w);
     expect_field(0, "peer_links_handshake_failures", 2);
@@ -423,6 +461,250 @@ static void test_peerlink_garbage_keeps_node_and_gossip(void **state)
     cluster_stop(0);
 }
 
+/* Requests in one batch, and one several times the receive buffer (16 KiB)
+ * and split over many small writes: every REPLY comes back, each id once. */
+static void test_peerlink_batches_and_split_frames(void **state)
+{
+    enum { N = 1000 };
+    start_node(0, NULL, "1");
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    for (uint64_t id = 1; id <= N; id++)
+        put_get(&wr, id);
+    wire_writer_flush(&wr);
+    /* a PUT whose value spans many receive buffers, sent a few bytes at a time
+     * at first, so the node sees its frame arrive in pieces */
+    static uint8_t big[200000];
+    memset(big, 'v', sizeof big);
+    struct wire_bytes v = {big, sizeof big};
+    struct wire_msg put = {.kind = WIRE_REQUEST,
+                           .id = N + 1,
+                           .op = WIRE_OP_PUT,
+                           .slot = 12182,
+                           .key = {(const uint8_t *)"foo", 3},
+                           .n_values = 1,
+                           .values = &v};
+    assert_int_equal(wire_write_msg(&wr, &put), 0);
+    wire_writer_flush(&wr);
+    size_t first = 3000;
+    for (size_t off = 0; off < first; off += 7)
+        wp_send_raw(&w, w.out.data + off, off + 7 <= first ? 7 : first - off);
+    wp_send_raw(&w, w.out.data + first, w.out.len - first);
+    buf_clear(&w.out);
+    static bool seen[N + 2];
+    uint32_t replies = 0;
+    while (replies < N + 1) {
+        struct wire_frame f;
+        assert_int_equal(wp_frame(&w, &f), 1);
+        assert_int_equal(f.type, WIRE_BATCH);
+        struct wire_cursor c;
+        wire_cursor_init(&c, &w.dec, &f);
+        struct wire_msg r;
+        const char *err;
+        enum wire_status st;
+        while ((st = wire_next_msg(&c, &r, &err)) == WIRE_OK) {
+            assert_int_equal(r.kind, WIRE_REPLY);
+            assert_true(r.id >= 1 && r.id <= N + 1);
+            assert_false(seen[r.id]);
+            seen[r.id] = true;
+            replies++;
+        }
+        assert_int_equal(st, WIRE_END);
+    }
+    wp_close(&w);
+    expect_field(0, "peer_links_msgs_in", N + 1);
+    cluster_stop(0);
+}
+
+/* A peer that sends requests faster than it reads the replies: the node
+ * stops reading it while 64 MiB of replies wait (rather than buffering
+ * without end), then goes on; every reply comes, in order. */
+static void test_peerlink_pauses_a_peer_that_does_not_read(void **state)
+{
+    enum { N = 150, VALUE = 1 << 20 };
+    start_node(0, NULL, "1");
+    redisContext *rc = cluster_redis(0);
+    char *value = malloc(VALUE);
+    assert_non_null(value);
+    memset(value, 'x', VALUE);
+    redisReply *r = redisCommand(rc, "SET big %b", value, (size_t)VALUE);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(rc);
+    free(value);
+    struct wpeer w;
+    wp_open(&w, 0);
+    w.max_frame = 8u << 20;
+    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    uint16_t slot = keyhash_slot("big", 3);
+    for (uint64_t id = 1; id <= N; id++) { /* one frame each: the node may stop between */
+        struct wire_writer wr;
+        wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+        struct wire_msg m = {.kind = WIRE_REQUEST,
+                             .id = id,
+                             .op = WIRE_OP_GET,
+                             .slot = slot,
+                             .partition = slot >> 4, /* 1024 partitions */
+                             .key = {(const uint8_t *)"big", 3}};
+        assert_int_equal(wire_write_msg(&wr, &m), 0);
+        wire_writer_flush(&wr);
+    }
+    wp_send(&w);
+    uint64_t next = 1;
+    while (next <= N) {
+        struct wire_frame f;
+        assert_int_equal(wp_frame(&w, &f), 1);
+        struct wire_cursor c;
+        wire_cursor_init(&c, &w.dec, &f);
+        struct wire_msg m;
+        const char *err;
+        while (wire_next_msg(&c, &m, &err) == WIRE_OK) {
+            assert_int_equal(m.id, next);
+            assert_int_equal(m.status, WIRE_CODE_OK);
+            struct wire_value_iter it;
+            struct wire_bytes v;
+            wire_values_init(&it, &m);
+            assert_true(wire_values_next(&it, &v));
+            assert_int_equal(v.len, VALUE);
+            next++;
+        }
+    }
+    expect_field(0, "peer_links_up", 1); /* still open */
+    wp_close(&w);
+    cluster_stop(0);
+}
+
+/* A HELLO and then silence: the shard gives up on the handshake. */
+static void test_peerlink_silent_handshake_is_closed(void **state)
+{
+    start_node(0, SECRET, "1");
+    struct wpeer w;
+    wp_open(&w, 0);
+    struct timeval tv = {.tv_sec = 15};
+    setsockopt(w.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    wp_hello(&w, TEST_ID, NULL, 0, NULL, 0, WIRE_VERSION_MIN, WIRE_VERSION);
+    int64_t t0 = cluster_now_ms();
+    struct wire_frame f;
+    assert_int_equal(wp_frame(&w, &f), 1);
+    assert_int_equal(f.type, WIRE_CHALLENGE);
+    assert_true(wp_closed(&w));
+    printf("peerlink: a handshake left half-way closed after %lld ms\n",
+           (long long)(cluster_now_ms() - t0));
+    wp_close(&w);
+    expect_field(0, "peer_links_handshake_failures", 1);
+    cluster_stop(0);
+}
+
+struct set_try {
+    int node;
+    const char *key;
+    const uint8_t *value;
+    size_t len;
+};
+
+/* SET at the node is acknowledged (with W = 2 of 2 nodes, the peer's
+ * replica answered over a link). */
+static bool set_acknowledged(void *arg)
+{
+    const struct set_try *x = arg;
+    redisContext *c = cluster_redis(x->node);
+    redisReply *r = redisCommand(c, "SET %s %b", x->key, x->value, x->len);
+    bool ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
+    if (!ok)
+        fprintf(stderr, "node %d: SET %s: %s\n", x->node, x->key, r && r->str ? r->str : "?");
+    freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+/* GET at the node answers exactly the value. */
+static bool get_reads(void *arg)
+{
+    const struct set_try *x = arg;
+    redisContext *c = cluster_redis(x->node);
+    redisReply *r = redisCommand(c, "GET %s", x->key);
+    bool ok = r && r->type == REDIS_REPLY_STRING && r->len == x->len &&
+              memcmp(r->str, x->value, x->len) == 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+static void write_at_read_at(int writer, int reader, const char *key, const uint8_t *value,
+                             size_t len)
+{
+    struct set_try w = {writer, key, value, len}, r = {reader, key, value, len};
+    assert_true(cluster_wait(set_acknowledged, &w, 10000));
+    assert_true(cluster_wait(get_reads, &r, 5000));
+}
+
+static const char *const two_flags[][12] = {
+    {"--threads", "2", "--cluster-secret", SECRET, "--request-timeout", "2000", NULL},
+    {"--threads", "3", "--cluster-secret", SECRET, "--request-timeout", "2000", "--seeds", NULL,
+     NULL},
+};
+
+static void start_second(void)
+{
+    const char *flags[12];
+    memcpy(flags, two_flags[1], sizeof flags);
+    flags[7] = cluster_seed(0);
+    assert_int_equal(cluster_start(1, flags), 0);
+}
+
+/* Two nodes (2 and 3 shards) with a secret: writes at one read at the
+ * other (every SET waits for both replicas: W = N = 2), a value of 3 MB
+ * among them (a frame far larger than a receive buffer, sent in parts),
+ * in both directions; node 1 restarted: node 0's links to it break and are
+ * dialled again. */
+static void test_peerlink_two_nodes_over_their_links(void **state)
+{
+    assert_int_equal(cluster_start(0, two_flags[0]), 0);
+    start_second();
+    int two = 2;
+    assert_true(cluster_wait(cluster_formed, &two, FORM_MS));
+    static const uint8_t small[] = "over the link";
+    write_at_read_at(0, 1, "k0", small, sizeof small - 1);
+    write_at_read_at(1, 0, "k1", small, sizeof small - 1);
+    size_t big_len = 3u << 20;
+    uint8_t *big = malloc(big_len);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (uint8_t)(i * 131 + 7);
+    write_at_read_at(0, 1, "big", big, big_len);
+    char key[32];
+    for (int i = 0; i < 40; i++) { /* keys of many partitions: links to every shard */
+        snprintf(key, sizeof key, "key:%d", i);
+        write_at_read_at(i % 2, (i + 1) % 2, key, small, sizeof small - 1);
+    }
+    long long dials = info_field(0, "peer_links_dials");
+    printf("peerlink: node 0 dialled %lld links, node 1 %lld\n", dials,
+           info_field(1, "peer_links_dials"));
+    /* each shard of node 0 dials each shard of node 1 once at most */
+    assert_true(dials >= 1 && dials <= 2 * 3);
+    expect_field(0, "peer_links_up", 2);
+    assert_int_equal(info_field(0, "peer_links_handshake_failures"), 0);
+    assert_int_equal(info_field(1, "peer_links_handshake_failures"), 0);
+
+    cluster_stop(1);
+    start_second();
+    assert_true(cluster_wait(cluster_formed, &two, FORM_MS));
+    write_at_read_at(0, 1, "after", small, sizeof small - 1);
+    write_at_read_at(0, 1, "big", big, big_len / 2);
+    assert_true(info_field(0, "peer_links_dials") > dials);
+    free(big);
+    cluster_stop(1);
+    cluster_stop(0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -432,6 +714,11 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_refusals, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_garbage_keeps_node_and_gossip,
                                   cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_batches_and_split_frames, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_pauses_a_peer_that_does_not_read,
+                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_silent_handshake_is_closed, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_two_nodes_over_their_links, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

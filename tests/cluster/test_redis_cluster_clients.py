@@ -1,25 +1,31 @@
 """test_redis_cluster_clients: stock Redis Cluster clients against a 3-node ringkv cluster.
 
 Starts three ringkv processes ($RINGKV_BIN) on 127.0.0.7, .8 and .9, each
-on ports picked free (client, admin, cluster), storage = memory, the second
-and third seeded with the first; waits (deadline) until every node's
+on ports picked free (client, admin, cluster), storage = memory, replicas 2
+(so that a key sent to the wrong node shows as forwarded), the second and
+third seeded with the first; waits (deadline) until every node's
 CLUSTER INFO counts three known nodes, three masters and the same ring.
 Then, through the libraries and tools as applications use them:
 - redis-py's RedisCluster (4.3.4, topology from CLUSTER SLOTS): 200 keys
   set and read back, spread over all three masters; mget_nonatomic; a
   (non-transactional) cluster pipeline of sets and gets; every key also
-  read by a plain client on the master CLUSTER SLOTS names for its slot.
+  read by a plain client on the master CLUSTER SLOTS names for its slot;
+  no request forwarded or answered -MOVED (each went to a replica).
 - RESP3 (HELLO 3 on a raw socket): mode "cluster"; CLUSTER SLOTS' nodes end in
   an empty map and CLUSTER SHARDS' shards and nodes are maps, as Redis 7.0's.
-- redis-cli -c: set and get keys of several slots.
+- redis-cli -c: set and get keys of several slots, one of them kept by the
+  other two nodes only (forwarded: redis-cli is a plain client until -MOVED).
 - redis-benchmark --cluster (topology from CLUSTER NODES): SET and GET,
-  2000 requests each, exit 0 and no error reported.
+  2000 requests each, exit 0, no error reported, none forwarded or moved.
+- ringkv-bench --cluster-mode ($RINGKV_BENCH_BIN): every request answered,
+  no error, no MOVED or ASK.
 Every node is stopped by PID (SIGTERM, then SIGKILL after 10 s) and must
 exit 0. Exit 0 when all passed, 1 otherwise (printing the nodes' logs),
 77 (skip) when redis-py, redis-cli or redis-benchmark is missing or the
 kernel refuses io_uring. Run with /usr/bin/python3 (it has python3-redis).
 """
 
+import json
 import os
 import shutil
 import signal
@@ -37,6 +43,9 @@ except ImportError:
     sys.exit(77)
 
 HOSTS = ["127.0.0.7", "127.0.0.8", "127.0.0.9"]
+# Two of the three nodes keep each key: a client that sent a key to a node
+# other than its replicas would be forwarded (counted in INFO).
+REPLICAS = 2
 FORM_S = 20
 STOP_S = 10
 
@@ -64,7 +73,7 @@ class Node:
         args = [self.bin, "--bind", self.host, "--port", str(self.port),
                 "--admin-port", str(self.admin_port), "--cluster-port", str(self.cluster_port),
                 "--memcache-port", "0", "--threads", "2", "--cpu-affinity", "no",
-                "--storage", "memory", "--dir", self.dir]
+                "--storage", "memory", "--dir", self.dir, "--replicas", str(REPLICAS)]
         if seed:
             args += ["--seeds", seed]
         with open(self.log, "wb") as out:
@@ -125,19 +134,36 @@ def wait_formed(nodes):
         time.sleep(0.05)
 
 
+def slot_lists(node):
+    """slot -> [(host, port), ...] of its nodes, master first, from CLUSTER SLOTS."""
+    lists = {}
+    for entry in node.client().execute_command("CLUSTER SLOTS"):
+        lo, hi = entry[0], entry[1]
+        nodes = [(n[0], int(n[1])) for n in entry[2:]]
+        for s in range(lo, hi + 1):
+            assert s not in lists, "slot %d in two ranges" % s
+            lists[s] = nodes
+    assert len(lists) == 16384, "CLUSTER SLOTS covers %d slots" % len(lists)
+    return lists
+
+
 def slot_masters(node):
     """slot -> (host, port) of its master, from CLUSTER SLOTS."""
-    masters = {}
-    for entry in node.client().execute_command("CLUSTER SLOTS"):
-        lo, hi, master = entry[0], entry[1], entry[2]
-        for s in range(lo, hi + 1):
-            assert s not in masters, "slot %d in two ranges" % s
-            masters[s] = (master[0], int(master[1]))
-    assert len(masters) == 16384, "CLUSTER SLOTS covers %d slots" % len(masters)
-    return masters
+    return {s: nodes[0] for s, nodes in slot_lists(node).items()}
+
+
+def hops(nodes):
+    """Requests the nodes forwarded or answered -MOVED so far (INFO stats):
+    what a client that sends each key to one of its replicas never causes."""
+    total = 0
+    for n in nodes:
+        stats = n.client().info("stats")
+        total += stats["ringkv_forwarded"] + stats["ringkv_moved"]
+    return total
 
 
 def check_redis_py(nodes):
+    before = hops(nodes)
     rc = RedisCluster(host=nodes[0].host, port=nodes[0].port, decode_responses=True)
     keys = ["user:%d" % i for i in range(200)]
     for i, k in enumerate(keys):
@@ -155,6 +181,7 @@ def check_redis_py(nodes):
     replies = pipe.execute()
     assert replies[0::2] == [True] * 100, replies[0::2]
     assert replies[1::2] == [str(i) for i in range(100)], replies[1::2]
+    assert hops(nodes) == before, "RedisCluster's requests were forwarded or moved"
 
     masters = slot_masters(nodes[0])
     by_addr = {(n.host, n.port): n.client() for n in nodes}
@@ -196,23 +223,55 @@ def run(cmd):
 
 
 def check_redis_cli(nodes):
+    """redis-cli -c on node 0, with keys node 0 keeps and a key it does not:
+    that one is forwarded (redis-cli never asked for the topology, so it is
+    a plain client), which also shows that hops() sees a misrouted key."""
     n = nodes[0]
+    lists = slot_lists(n)
+    client = n.client()
+    elsewhere = next("cli:%d" % i for i in range(10000)
+                     if (n.host, n.port) not in lists[client.cluster("keyslot", "cli:%d" % i)])
     base = ["redis-cli", "-c", "-h", n.host, "-p", str(n.port)]
-    for k in ["cli:a", "cli:b", "{tag}cli", "cli:zz"]:
+    before = hops(nodes)
+    for k in ["cli:a", "cli:b", "{tag}cli", elsewhere]:
         rc, out = run(base + ["set", k, "value-" + k])
         assert rc == 0 and out.strip() == "OK", (k, rc, out)
         rc, out = run(base + ["get", k])
         assert rc == 0 and out.strip() == "value-" + k, (k, rc, out)
+    assert hops(nodes) > before, "a key node 0 does not keep was not forwarded"
 
 
 def check_redis_benchmark(nodes):
     n = nodes[0]
+    before = hops(nodes)
     rc, out = run(["redis-benchmark", "--cluster", "-h", n.host, "-p", str(n.port),
                    "-n", "2000", "-t", "set,get", "-q"])
     assert rc == 0, "redis-benchmark --cluster exited %d:\n%s" % (rc, out)
     assert "error" not in out.lower(), out
     assert "SET:" in out and "GET:" in out, out
     assert "Cluster has 3 master nodes" in out, out
+    assert hops(nodes) == before, "redis-benchmark's requests were forwarded or moved"
+
+
+def check_ringkv_bench(nodes, workdir):
+    """ringkv-bench --cluster-mode (memtier's): every request answered, no
+    error and no MOVED (its map from CLUSTER SLOTS is right). Skipped with a
+    note when $RINGKV_BENCH_BIN is not set (a build without bench/)."""
+    bench = os.environ.get("RINGKV_BENCH_BIN")
+    if not bench or not os.path.exists(bench):
+        print("note: RINGKV_BENCH_BIN not set; ringkv-bench --cluster-mode not run")
+        return
+    out = os.path.join(workdir, "bench.json")
+    n = nodes[0]
+    rc, text = run([bench, "--cluster-mode", "-s", n.host, "-p", str(n.port), "-t", "2",
+                    "-c", "2", "-n", "500", "--ratio", "1:1", "--key-maximum", "5000",
+                    "--hide-progress", "--hide-histogram", "--json-out-file", out])
+    assert rc == 0, "ringkv-bench --cluster-mode exited %d:\n%s" % (rc, text)
+    with open(out) as f:
+        counts = json.load(f)["counts"]
+    assert counts["replies"] == counts["requests_sent"] > 0, counts
+    assert counts["errors"] == 0 and counts["connection_errors"] == 0, counts
+    assert counts["moved"] == 0 and counts["ask"] == 0, counts
 
 
 def main():
@@ -240,6 +299,8 @@ def main():
         print("ok: redis-cli -c")
         check_redis_benchmark(nodes)
         print("ok: redis-benchmark --cluster")
+        check_ringkv_bench(nodes, workdir)
+        print("ok: ringkv-bench --cluster-mode")
         ok = True
     finally:
         stopped = [n.stop() for n in nodes]

@@ -527,6 +527,9 @@ static void test_replica_reap_after_grace(void **state)
     assert_int_equal(apply(a, "mixed", sb), 1);
     int64_t now = a->store.now_ms;
     assert_int_equal(replica_reap(&a->store, &a->node, now + 9000, 100), 0);
+    a->node.log_failing = 1; /* MISCONF: no delete records now */
+    assert_int_equal(replica_reap(&a->store, &a->node, now + 10001, 100), 0);
+    a->node.log_failing = 0;
     assert_int_equal(replica_reap(&a->store, &a->node, now + 10001, 100), 1);
     assert_int_equal(replica_export(&a->store, &a->node, "dead", 4, h("dead"), st), -ENOENT);
     assert_int_equal(replica_export(&a->store, &a->node, "mixed", 5, h("mixed"), st), 0);
@@ -583,17 +586,66 @@ static void test_replica_reaped_key_stays_gone_after_restart(void **state)
     assert_same_state(a, b, "tomb"); /* within its grace */
 }
 
+static bool always_readable(void *arg, uint64_t lsn)
+{
+    (void)arg, (void)lsn;
+    return true;
+}
+
+static uint64_t nothing_unwritten(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* A plain value on disk only: its implicit clock needs it, so the caller
+ * is told to read it back first, and nothing changes. */
+static void test_replica_cold_plain_value_is_eagain(void **state)
+{
+    static const struct store_tier tier = {always_readable, nothing_unwritten, NULL};
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    store_fini(&a->store);
+    struct store_config sc = {.maxmemory = 1};
+    assert_int_equal(store_init(&a->store, &sc), 0);
+    store_attach_tier(&a->store, &tier);
+    a->store.maxmemory = store_used_bytes(&a->store) + 64; /* under it until the put */
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(store_put(&a->store, "k", 1, h("k"), big, sizeof big, 0, 0, NULL), 0);
+    store_tick(&a->store, a->store.now_ms);
+    struct table_entry *e = store_lookup(&a->store, "k", 1, h("k"));
+    assert_non_null(e);
+    assert_true(table_entry_is_cold(e));
+    struct replica_state *st = &sts[0], *after = &sts[1];
+    assert_int_equal(replica_export(&a->store, &a->node, "k", 1, h("k"), st), -EAGAIN);
+    set(b, "k", "v", st);
+    assert_int_equal(apply(a, "k", st), -EAGAIN);
+    bool changed = true;
+    assert_int_equal(replica_versionize(&a->store, &a->node, "k", 1, h("k"), NULL, after, &changed),
+                     -EAGAIN);
+    assert_false(changed);
+    assert_true(table_entry_is_cold(store_lookup(&a->store, "k", 1, h("k"))));
+}
+
 /* KV-679: a node whose data directory was wiped draws a new data epoch,
- * so its writes are dots no replica has seen; were it to write under its
- * old actor again, a replica that saw the old dots would drop them. */
+ * so its writes are dots no replica has seen, even once read repair gave
+ * it back an older state of the key; were it to write under its old
+ * actor, its counters would follow that older state, and a replica that
+ * saw its newer dots would drop the write as already seen. */
 static void test_replica_kv679_wiped_node_writes_are_kept(void **state)
 {
-    struct tnode *a = &nodes[0], *b = &nodes[1];
+    struct tnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2], *old = &nodes[3];
     node_start(a, 'a', "a", NULL);
     node_start(b, 'b', NULL, NULL);
+    node_start(c, 'c', NULL, NULL);
     struct replica_state *s1 = &sts[0], *s2 = &sts[1], *st = &sts[2];
-    set(a, "k", "before-wipe", s1);
+    set(a, "k", "v1", s1);
     assert_int_equal(apply(b, "k", s1), 1);
+    assert_int_equal(apply(c, "k", s1), 1);
+    set(a, "k", "v2", s2); /* c misses it */
+    assert_int_equal(apply(b, "k", s2), 1);
     uint64_t old_epoch = a->node.layout.data_epoch;
     node_restart(a, "a"); /* a restart keeps the epoch and the data */
     assert_int_equal(a->node.layout.data_epoch, old_epoch);
@@ -604,21 +656,68 @@ static void test_replica_kv679_wiped_node_writes_are_kept(void **state)
     assert_int_equal(nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
     node_start(a, 'a', "a", NULL); /* the same node id, its data gone */
     assert_int_not_equal(a->node.layout.data_epoch, old_epoch);
-    set(a, "k", "after-wipe", s2);
-    assert_int_equal(apply(b, "k", s2), 1);
+    export_or_empty(c, "k", s1); /* read repair from c: v1 only */
+    assert_int_equal(apply(a, "k", s1), 1);
+    set(a, "k", "after-wipe", st);
+    assert_int_equal(apply(b, "k", st), 1);
     struct dvv_clock *k = scratch;
-    assert_int_equal(siblings(b, "k", st, k), 2); /* concurrent: neither saw the other */
-    assert_true(has_value(k, "after-wipe"));
-    /* The failure the epoch prevents: a wiped node writing under its old
-     * actor issues the dot (old actor, 1) again, and b, which saw it,
-     * drops the write as already seen. */
-    struct tnode *c = &nodes[2];
-    node_start(c, 'a', NULL, NULL);
-    c->node.layout.data_epoch = old_epoch;
-    set(c, "k", "reused", st);
+    assert_int_equal(siblings(b, "k", s2, k), 2); /* v2 was not in a's context */
+    assert_true(has_value(k, "after-wipe") && has_value(k, "v2"));
+    /* The failure the epoch prevents: the same repair, then a write under
+     * the old actor continues its counter after v1, which b has seen. */
+    node_start(old, 'a', NULL, NULL);
+    old->node.layout.data_epoch = old_epoch;
+    assert_int_equal(apply(old, "k", s1), 1);
+    set(old, "k", "reused", st);
     assert_int_equal(apply(b, "k", st), 0);
-    assert_int_equal(siblings(b, "k", st, k), 2);
+    assert_int_equal(siblings(b, "k", s2, k), 2);
     assert_false(has_value(k, "reused"));
+}
+
+/* KV-679 for one key: a node that no longer holds a key (reaped here;
+ * evicted or expired alike) writes it as a new key incarnation, so a
+ * replica that still holds the key's older dots keeps the write; while the
+ * node holds the key, its writes stay one actor (one clock entry). */
+static void test_replica_kv679_lost_key_writes_are_kept(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *s1 = &sts[0], *st = &sts[1];
+    struct dvv_clock *k = scratch;
+    set(a, "k", "v1", s1);
+    set(a, "k", "v2", s1);
+    assert_true(del(a, "k", s1, true));
+    assert_int_equal(siblings(a, "k", st, k), 1);
+    assert_int_equal(k->nentries, 1);
+    assert_int_equal(apply(b, "k", s1), 1);
+    int64_t later = a->store.now_ms + a->cfg.tombstone_grace_s * 1000 + 1;
+    assert_int_equal(replica_reap(&a->store, &a->node, later, 10), 1); /* b has not yet */
+    store_turn(&a->store, later);
+    set(a, "k", "again", st);
+    assert_int_equal(apply(b, "k", st), 1);
+    assert_get(b, "k", "again");
+    /* The same after the key left a's store as an eviction takes it. */
+    set(b, "e", "old", st);
+    assert_int_equal(apply(a, "e", st), 1);
+    set(a, "e", "a1", s1);
+    assert_int_equal(apply(b, "e", s1), 1);
+    assert_true(store_delete(&a->store, "e", 1, h("e")));
+    store_turn(&a->store, later + 1000);
+    set(a, "e", "a2", st);
+    assert_int_equal(apply(b, "e", st), 1);
+    assert_int_equal(siblings(b, "e", s1, k), 2); /* a1 and a2: a forgot a1 */
+    assert_get(b, "e", "a2");
+    /* a learns a1 back: two incarnations of its actor in the clock; its
+     * next writes go on with one of them, and the clock does not grow. */
+    assert_int_equal(apply(a, "e", s1), 1);
+    set(a, "e", "a3", st);
+    assert_int_equal(siblings(a, "e", s1, k), 1);
+    uint32_t entries = k->nentries;
+    for (int i = 0; i < 3; i++)
+        set(a, "e", "a4", st);
+    assert_int_equal(siblings(a, "e", s1, k), 1);
+    assert_int_equal(k->nentries, entries);
 }
 
 int main(void)
@@ -636,7 +735,9 @@ int main(void)
         T(test_replica_many_actors),
         T(test_replica_reap_after_grace),
         T(test_replica_reaped_key_stays_gone_after_restart),
+        T(test_replica_cold_plain_value_is_eagain),
         T(test_replica_kv679_wiped_node_writes_are_kept),
+        T(test_replica_kv679_lost_key_writes_are_kept),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
