@@ -381,11 +381,22 @@ static int check_same_answers(redisContext **readers)
             char name[8], got[4096];
             snprintf(name, sizeof name, "m%d", key);
             struct cluster_versions v;
-            if (cluster_ring_get(readers[i], name, 3, &v) == 0)
+            int64_t t0 = cluster_now_ms(), end = t0 + UP_MS;
+            int rc;
+            /* an error (-UNAVAILABLE while a link redials) is tried again */
+            while ((rc = cluster_ring_get(readers[i], name, 3, &v)) == -EPROTO &&
+                   cluster_now_ms() < end) {
+                cluster_versions_free(&v);
+                usleep(100 * 1000);
+            }
+            if (rc == 0)
                 canonical(&v, got, sizeof got);
             else
                 snprintf(got, sizeof got, "(%s)", cluster_versions_text(&v));
             cluster_versions_free(&v);
+            if (cluster_now_ms() - t0 > 500)
+                printf("model: RING.GET %s R 3 at node %d answered after %lld ms\n", name, i,
+                       (long long)(cluster_now_ms() - t0));
             if (strcmp(got, final_text[key]) != 0 && ++differ)
                 printf("model: RING.GET %s R 3 at node %d answered [%s], at node 0 [%s]\n", name, i,
                        got, final_text[key]);
