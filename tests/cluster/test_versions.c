@@ -7,7 +7,8 @@
  *   expires is gone at every node.
  * - Two coordinators writing with the same context give two siblings, seen
  *   at a third node (and GET picks the same one of them everywhere); a
- *   RING.PUT with the merged context resolves them to one, at every node.
+ *   RING.PUT with the merged context resolves them to one, at every node;
+ *   so does a plain SET at a node that holds both.
  * - A replica that missed writes (frozen with SIGSTOP until the others count
  *   it down, then SIGCONT) is repaired by reads at the other nodes: an
  *   updated key by RING.GET R 3, a key made meanwhile by a plain GET at the
@@ -443,6 +444,15 @@ static void test_versions_concurrent_puts_make_siblings_merge_resolves(void **st
         versions(i, "cart", 1, "merged");
         expect_bulk(i, "merged", "GET cart");
     }
+
+    /* siblings again; a plain SET at a node that holds both supersedes them */
+    struct ctx merged = versions(0, "cart", 3, "merged");
+    ring_put(0, "cart", merged, "again-a", 3);
+    ring_put(1, "cart", merged, "again-b", 3);
+    versions(2, "cart", 3, "again-a", "again-b");
+    expect_ok(2, "SET cart plain");
+    for (int i = 0; i < NODES; i++)
+        versions(i, "cart", 3, "plain");
 }
 
 /* Node 2 misses an update of "old" and the making of "made": frozen until
