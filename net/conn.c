@@ -62,6 +62,7 @@ struct conn *conn_create(struct conn_env *env, int fd, enum conn_kind kind, uint
     c->kind = kind;
     c->id = id;
     c->resp_version = 2;
+    c->multi_slot = -1;
     buf_init(&c->in);
     buf_init(&c->out);
     buf_init(&c->sending);
@@ -96,6 +97,8 @@ void conn_destroy(struct conn *c)
     buf_fini(&c->in);
     buf_fini(&c->out);
     buf_fini(&c->sending);
+    buf_fini(&c->multi_queue);
+    buf_fini(&c->multi_watch);
     mi_free(c->argv);
     mi_free(c->scratch);
     mi_free(c->mc_keys);

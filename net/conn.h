@@ -147,6 +147,15 @@ struct conn {
     struct mc_key *mc_keys;
     uint32_t mc_keys_cap;
     struct conn *next_dirty;
+    /* MULTI/EXEC/WATCH (shards/cmd_multi.c, issue 11): the transaction being
+     * queued and the keys watched, in cmd_multi.c's encoding; net/ only
+     * frees the buffers. multi_flags: cmd_multi.c's CMD_MULTI_* bits;
+     * multi_slot: the hash slot of every key so far, -1 while none. */
+    uint8_t multi_flags;
+    int32_t multi_slot;
+    uint32_t multi_count;    /* commands queued */
+    struct buf multi_queue;
+    struct buf multi_watch;
 };
 
 /* Creates a connection for an accepted socket, known to its owner as

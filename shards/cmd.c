@@ -23,6 +23,11 @@
  *   SCAN     the shard named by the cursor's top byte;
  *   MSETNX   atomic on one shard when all keys live there; otherwise two
  *            phases (EXISTS everywhere, then SET everywhere).
+ * In a cluster of more than this node (coord.h) every keyed sub-request of
+ * these routes (memcached's too) goes to its key's coordinator instead: a
+ * message with CMD_COORD to the shard owning the key here, a FORWARD to a
+ * replica, or -MOVED / -UNAVAILABLE; MSETNX always takes two phases, and
+ * FLUSHALL also goes to every other member. A cluster of one never asks.
  * A request answered later owns its connection's next reply slot; its
  * sub-results are structured (req.h: status, number, payload offset, as
  * the handlers report them through cmd_reply_*), and the combiners below
@@ -35,6 +40,10 @@
  * shard as a request of this shard holding the message. Errors and
  * connection commands (PING, INFO, CONFIG...) are never held.
  * memcached requests route the same way (cmd_dispatch_mc).
+ * Transactions (cmd_multi.h): in MULTI a request that passes the checks
+ * (cmd_checked) is queued on its connection instead of routed, and one that
+ * fails them aborts the transaction; EXEC and WATCH go to the slot's shard
+ * through cmd_send().
  *
  * Threads: cmd_init() on the main thread before shards start; the table is
  * immutable afterwards. Everything else runs on shard threads. */
@@ -51,6 +60,7 @@
 #include "cmd_cluster.h"
 #include "cmd_keys.h"
 #include "cmd_mc.h"
+#include "cmd_multi.h"
 #include "cmd_ring.h"
 #include "cmd_server.h"
 #include "cmd_stats.h"
@@ -158,6 +168,16 @@ static const struct cmd_def cmd_defs[] = {
      cmd_flushall_shard, CMD_COMBINE_OK, "server", "Removes all keys from all databases."},
     {"flushdb", -1, CMD_WRITE | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0,
      cmd_flushall_shard, CMD_COMBINE_OK, "server", "Remove all keys from the current database."},
+    {"multi", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_multi, 0,
+     "transactions", "Starts a transaction."},
+    {"exec", 1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_exec, 0, "transactions",
+     "Executes all commands in a transaction."},
+    {"discard", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_discard, 0,
+     "transactions", "Discards a transaction."},
+    {"watch", -2, CMD_FAST | CMD_NODATA, 1, -1, 1, CMD_ROUTE_CONN, 0, cmd_watch, 0, "transactions",
+     "Monitors changes to keys to determine the execution of a transaction."},
+    {"unwatch", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_unwatch, 0,
+     "transactions", "Forgets about watched keys of a transaction."},
     {"ping", -1, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_ping, 0, "connection",
      "Returns the server's liveliness response."},
     {"echo", 2, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_echo, 0, "connection",
@@ -235,11 +255,10 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len)
 }
 
 /* The row's columns as they apply to this request: with CMD_GET_OPTION,
- * CMD_READS_VALUE when a GET option follows the value (SET), or NX / XX
- * (which read whether the key exists, as SETNX does: read-modify-write in
- * a cluster);
- * CMD_RMW for writes that read first, but RING.PUT and RING.DEL, whose
- * context says what they supersede. */
+ * CMD_READS_VALUE when a GET option follows the value (SET); CMD_RMW for
+ * writes that read first (CMD_READS_VALUE, SET NX/XX and SETNX, which read
+ * whether the key exists), but RING.PUT and RING.DEL, whose context says
+ * what they supersede. */
 uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
 {
     uint32_t flags = d->flags;
@@ -270,7 +289,7 @@ static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
     uint64_t t0 = cmd_stats_start(stats);
     uint64_t before = persist_last_seq(sh->persist);
     h(&ctx);
-    res->hold_seq = persist_reply_seq(sh->persist, before, hash, res->status == REQ_ERR);
+    res->hold_seq = persist_reply_seq(sh->persist, before, ctx.hash, res->status == REQ_ERR);
     cmd_stats_ran(stats, t0);
 }
 
@@ -442,9 +461,6 @@ static void cmd_unpin(struct shard *sh)
         store_pin(sh->store, NULL);
 }
 
-/* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
- * `target` for shard-wide handlers): inline when that is this shard,
- * unless it must wait for a value on disk; else one message there. */
 /* In a cluster: sub-result `sub` of r goes to its key's coordinator
  * (coord.h): this node's shard owning the key, a peer (forwarded), or an
  * error (-MOVED for a cluster-aware client, -UNAVAILABLE). */
@@ -501,6 +517,10 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
     req_sub_done(&sh->reqs, r);
 }
 
+/* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
+ * `target` for shard-wide handlers): inline when that is this shard,
+ * unless it must wait for a value on disk; else one message there. In a
+ * cluster a keyed one goes to its coordinator instead. */
 static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
                           uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
                           uint32_t argc, uint64_t hash, const struct mc_request *mc)
@@ -573,6 +593,19 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
                       d->handler, d->flags, one, 1 + step, hash,
                       NULL); /* a split row has no per-request columns */
     }
+    req_arm(&sh->reqs, r);
+}
+
+void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,
+              struct resp_arg *argv, uint32_t argc, uint64_t hash, enum cmd_combine combine)
+{
+    struct conn *c = ctx->conn;
+    struct shard *sh = c->env->owner;
+    struct req *r = cmd_req_new(sh, c, 1, combine);
+    if (!r)
+        return;
+    cmd_charge(c, r, CONN_MAX_WORK); /* the client's next command must see its effects */
+    cmd_route_sub(sh, c, r, 0, target, h, flags, argv, argc, hash, NULL);
     req_arm(&sh->reqs, r);
 }
 
@@ -764,16 +797,18 @@ static bool cmd_refused(struct shard *sh, struct conn *c, const struct mc_reques
     return true;
 }
 
-static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_def *d,
-                             struct resp_arg *argv, uint32_t argc)
+/* The checks every request passes before it runs (or is queued in MULTI):
+ * false when it is refused, the refusal written as its reply. */
+static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                        struct resp_arg *argv, uint32_t argc)
 {
     if (!d) {
         cmd_unknown(c, argv, argc);
-        return;
+        return false;
     }
     if (!c->authenticated && !(d->flags & CMD_NOAUTH)) {
         resp_write_error(conn_reply_buf(c), "NOAUTH Authentication required.");
-        return;
+        return false;
     }
     if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
         (d->arity < 0 && argc < (uint32_t)-d->arity) ||
@@ -781,13 +816,24 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
         char msg[96];
         snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", d->name);
         resp_write_error(conn_reply_buf(c), msg);
-        return;
+        return false;
     }
     c->last_cmd = d->name;
     if (cmd_key_too_large(sh, c, d, argv, argc))
+        return false;
+    /* MISCONF: the data log cannot persist */
+    return !((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL));
+}
+
+static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                             struct resp_arg *argv, uint32_t argc)
+{
+    if (!cmd_checked(sh, c, d, argv, argc)) {
+        cmd_multi_flag(c); /* in MULTI, EXEC will abort */
         return;
-    if ((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL))
-        return; /* MISCONF: the data log cannot persist */
+    }
+    if (cmd_multi_queued(sh, c, d, argv, argc))
+        return; /* in MULTI: queued, or refused */
     cmd_stats_admit(cmd_stats_of(sh->node, sh->id));
     switch (d->route) {
     case CMD_ROUTE_CONN: {
@@ -1326,6 +1372,9 @@ static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct 
         return true;
     case CMD_COMBINE_MC_RESET:
         buf_append_str(out, "RESET\r\n");
+        return true;
+    case CMD_COMBINE_WATCH:
+        cmd_multi_watched(c, &r->subs[0], out);
         return true;
     }
     return true;

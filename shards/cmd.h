@@ -43,7 +43,10 @@ struct cmd_ctx {
     int proto;                /* 2 or 3 */
     uint32_t argc;
     struct resp_arg *argv;    /* argv[0] is the command name as sent */
-    uint64_t hash;            /* keyhash of argv[1] when the command has a key */
+    uint64_t hash;            /* keyhash of argv[1] when the command has a key; a
+                                 handler that read several keys sets it to 0: its
+                                 reply then waits for every record of the shard
+                                 not durable yet (appendfsync always) */
     const struct mc_request *mc; /* memcached requests: the decoded request,
                                     keys[0] the one key this handler serves */
     struct req_result *res;   /* what the reply is (status, number, payload); its
@@ -112,6 +115,8 @@ enum cmd_combine {
     CMD_COMBINE_MC_END,    /* memcached get: every sub-reply, then END */
     CMD_COMBINE_MC_OK,     /* memcached flush_all: OK (unless noreply) */
     CMD_COMBINE_MC_RESET,  /* memcached stats reset: RESET (noreply or not) */
+    CMD_COMBINE_WATCH,     /* WATCH: the versions read are kept on the connection,
+                              then +OK (cmd_multi.h) */
 };
 
 /* A sub-request crossing from the shard of a connection (the origin) to
@@ -170,6 +175,7 @@ struct cmd_msg {
 #define CMD_FORWARDED (1u << 11)  /* came from a peer: coordinate here, never forward */
 #define CMD_RMW (1u << 12)        /* a write that reads the value first (INCR, APPEND,
                                      SET ... GET): the first live replica coordinates */
+#define CMD_LOADED (1u << 13)     /* the coordinator had its cold value read back once */
 
 enum cmd_route {
     CMD_ROUTE_CONN,   /* runs on the connection's shard, with the connection */
@@ -215,6 +221,14 @@ void cmd_broadcast(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine
  * an array of int64_t client ids). */
 void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine combine,
                         const void *extra, size_t n);
+
+/* From a connection command: runs h once on shard `target` with argv
+ * (hash: argv[1]'s keyhash, or 0 for none; flags: a row's columns as they
+ * apply) and queues the reply, combined by `combine`, after whatever the
+ * connection is waiting for. The connection reads no further request until
+ * that reply is in, so its next command sees what h did (EXEC, WATCH). */
+void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,
+              struct resp_arg *argv, uint32_t argc, uint64_t hash, enum cmd_combine combine);
 
 /* Builds the command table. Main thread, once, before shards start. */
 void cmd_init(void);

@@ -1,5 +1,5 @@
 /* cmd_ring.c: RING.GET, RING.PUT and RING.DEL on the shard that owns the key
- * (see cmd_ring.h), on a node that is a cluster of one (N = R = W = 1).
+ * (see cmd_ring.h), on the coordinator's own replica (coord.c replicates).
  * A write is dvvset's update at the coordinator: the client's context and
  * new value (dvv_new_with_context), the stored clock, and this node's actor
  * give the new clock (dvv_update), stored whole (store_put_versioned: meta

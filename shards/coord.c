@@ -58,6 +58,8 @@
 #include "ring.h"
 #include "shard.h"
 #include "snapshot.h"
+#include "store.h"
+#include "tier.h"
 
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
@@ -90,8 +92,8 @@ struct coord {
     struct coord_stats stats;
 };
 
-#define COORD_STAT(sh, f) __atomic_store_n(&(sh)->coord->stats.f, (sh)->coord->stats.f + 1, \
-                                           __ATOMIC_RELAXED)
+#define COORD_STAT(sh, f)                                                                          \
+    __atomic_store_n(&(sh)->coord->stats.f, (sh)->coord->stats.f + 1, __ATOMIC_RELAXED)
 
 enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD };
 enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL };
@@ -168,8 +170,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     /* Partitions of the node's keys must be the ring's: else stay alone. */
     v->is_cluster = !alone && ring->q == n->npartitions;
     if (!alone && ring->q != n->npartitions)
-        log_warn("the ring has %u partitions, this node %u: serving its own keys alone",
-                 ring->q, n->npartitions);
+        log_warn("the ring has %u partitions, this node %u: serving its own keys alone", ring->q,
+                 n->npartitions);
     return v;
 }
 
@@ -359,8 +361,7 @@ static int32_t coord_deadline_left(const struct req *r)
 }
 
 /* Sends a request to member m of the op's view. */
-static int coord_send(struct shard *sh, const struct coord_view *v, uint32_t m,
-                      struct wire_msg *wm)
+static int coord_send(struct shard *sh, const struct coord_view *v, uint32_t m, struct wire_msg *wm)
 {
     return peerlink_request(sh, v->members[m].id, v->members[m].cluster_addr, wm);
 }
@@ -494,7 +495,8 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
     struct replica_state before, after;
     replica_state_init(&before);
     replica_state_init(&after);
-    bool has_before = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &before) == 0;
+    bool has_before =
+        replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &before) == 0;
     uint64_t seq0 = persist_last_seq(sh->persist);
     cmd_msg_run(sh, m);
     op->phase = PH_WRITE;
@@ -583,7 +585,8 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
             bool is_stale = op->st[k] == P_MISSING ||
                             (op->st[k] == P_OK &&
                              !replica_same(&merged, op->got[k].meta.data, op->got[k].meta.len));
-            if (is_stale && coord_send_sync(sh, op->view, op->peer[k], 0, op, r, &key, &merged) == 0)
+            if (is_stale &&
+                coord_send_sync(sh, op->view, op->peer[k], 0, op, r, &key, &merged) == 0)
                 COORD_STAT(sh, read_repairs);
         }
     }
@@ -621,13 +624,78 @@ static void coord_run_alone(struct shard *sh, struct cmd_msg *m)
     cmd_msg_reply(sh, m);
 }
 
+/* Values beyond RAM: a request whose key's value is on disk only waits
+ * for it as a no-op message of its own (tier.h), then is coordinated. */
+static void coord_noop(struct cmd_ctx *c)
+{
+    c->res->status = REQ_OK;
+}
+
+static bool coord_loaded(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct cmd_msg *m = r->owner_ptr;
+    if (!m)
+        return true;
+    if (how == REQ_END_DROP) {
+        cmd_msg_free(m);
+        return true;
+    }
+    if (how == REQ_END_TIMEOUT) {
+        cmd_msg_timeout(m, sh->request_timeout_ms);
+        cmd_msg_reply(sh, m);
+        return true;
+    }
+    m->flags |= CMD_LOADED; /* once: if it went cold again meanwhile, it runs as is */
+    coord_execute(sh, m);
+    return true;
+}
+
+/* True when m waits for its key's value (it comes back through
+ * coord_execute()). Else the key's entry is pinned (tier.h) until the
+ * caller unpins it. */
+static bool coord_wait_value(struct shard *sh, struct cmd_msg *m, const struct resp_arg *key)
+{
+    if (!sh->tier)
+        return false;
+    if (tier_may_run(sh, m->flags | CMD_READS_VALUE, m->hash, key->ptr, key->len) ||
+        (m->flags & CMD_LOADED))
+        return false;
+    struct resp_arg argv[2] = {{"LOAD", 4}, *key}; /* what tier.h reads: the key */
+    struct req *r = req_new(&sh->reqs, 1, 1, coord_loaded, shard_deadline(sh));
+    struct cmd_msg *load = r ? cmd_msg_for(sh, r->id, 0, sh->id, coord_noop, CMD_READS_VALUE,
+                                           m->proto, argv, 2, m->hash)
+                             : NULL;
+    if (!load) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        return false; /* runs on what memory holds */
+    }
+    r->owner_ptr = m;
+    tier_wait(sh, load);
+    req_arm(&sh->reqs, r);
+    return true;
+}
+
+static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_arg *key);
+
 void coord_execute(struct shard *sh, struct cmd_msg *m)
 {
-    const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
+    const struct resp_arg key = cmd_msg_key(m);
     if (!coord_is_cluster(sh) || (m->flags & CMD_NOKEY)) {
         coord_run_alone(sh, m);
         return;
     }
+    if (coord_wait_value(sh, m, &key))
+        return;
+    coord_start(sh, m, &key);
+    if (sh->tier)
+        store_pin(sh->store, NULL); /* what ran now ran with the value in memory */
+}
+
+/* Starts coordinating m (its key's value in memory). */
+static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_arg *key)
+{
     const struct coord_view *v = sh->coord->view;
     bool is_write = (m->flags & CMD_WRITE) != 0;
     uint32_t p = node_partition_of(sh->node, key->ptr, key->len, m->hash);
@@ -758,6 +826,22 @@ static void coord_fill_parent(struct shard *sh, uint64_t parent, uint32_t sub, c
     req_sub_done(&sh->reqs, pr);
 }
 
+/* Sends wm to the first live node of the route's preference list after
+ * route->to (not this node). */
+static int coord_send_next(struct shard *sh, const struct coord_view *v,
+                           const struct coord_route *route, struct wire_msg *wm)
+{
+    const uint32_t *list = coord_list(v, route->partition);
+    uint32_t n_eff = coord_n_eff(sh->node, v), k = 0;
+    while (k < n_eff && list[k] != route->to)
+        k++;
+    int rc = -EAGAIN;
+    for (k++; rc != 0 && k < n_eff; k++)
+        if (list[k] != v->self && coord_live(v, list[k]))
+            rc = coord_send(sh, v, list[k], wm);
+    return rc;
+}
+
 static void coord_encode_command(struct buf *out, const struct resp_arg *argv, uint32_t argc)
 {
     resp_write_array_len(out, argc);
@@ -785,20 +869,22 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
     buf_init(&cmd);
     coord_encode_command(&cmd, argv, argc);
     struct wire_bytes value = {(const uint8_t *)cmd.data, (uint32_t)cmd.len};
-    struct wire_msg wm = {.kind = WIRE_REQUEST,
-                          .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
-                          .id = coord_wire_id(r->id, 0),
-                          .op = WIRE_OP_FORWARD,
-                          .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
-                          .partition = (uint16_t)route->partition,
-                          .slot = argc > 1 ? (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len) : 0,
-                          .r = rq,
-                          .w = wq,
-                          .key = {argc > 1 ? (const uint8_t *)argv[1].ptr : NULL,
-                                  argc > 1 ? argv[1].len : 0},
-                          .n_values = 1,
-                          .values = &value};
+    struct wire_msg wm = {
+        .kind = WIRE_REQUEST,
+        .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
+        .id = coord_wire_id(r->id, 0),
+        .op = WIRE_OP_FORWARD,
+        .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
+        .partition = (uint16_t)route->partition,
+        .slot = argc > 1 ? (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len) : 0,
+        .r = rq,
+        .w = wq,
+        .key = {argc > 1 ? (const uint8_t *)argv[1].ptr : NULL, argc > 1 ? argv[1].len : 0},
+        .n_values = 1,
+        .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
+    if (rc == -EAGAIN && argc > 1) /* no link to it now: the next live replica takes it */
+        rc = coord_send_next(sh, op->view, route, &wm);
     buf_fini(&cmd);
     COORD_STAT(sh, forwarded);
     if (rc != 0) {
@@ -950,8 +1036,7 @@ static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct 
     return r;
 }
 
-static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm,
-                         uint64_t hash)
+static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
 {
     struct replica_state st;
     replica_state_init(&st);
@@ -969,8 +1054,7 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
     replica_state_fini(&st);
 }
 
-static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm,
-                          uint64_t hash)
+static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
 {
     struct wire_value_iter it;
     struct wire_bytes body = {0};
@@ -981,8 +1065,7 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
                            wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
     COORD_STAT(sh, syncs_in);
     if (rc < 0) {
-        coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, strerror(-rc), NULL, 0,
-                    NULL);
+        coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, strerror(-rc), NULL, 0, NULL);
         return;
     }
     uint64_t seq = persist_reply_seq(sh->persist, seq0, hash, false);
@@ -1006,8 +1089,8 @@ static void coord_forwarded_all(struct shard *sh, uint64_t link, const struct wi
     int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
     struct req *r = req_new(&sh->reqs, nshards, nshards, coord_held_done, deadline);
     if (!r) {
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL,
-                    0, NULL);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,
+                    NULL);
         return;
     }
     r->owner = link;
@@ -1063,18 +1146,18 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     const char *err = NULL;
     char scratch[8];
     COORD_STAT(sh, forwards_in);
-    enum resp_status ps = resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len,
-                                     argv, COORD_FWD_ARGS, &argc, scratch, sizeof scratch,
-                                     &consumed, &need, &err);
-    const struct cmd_def *d = ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len)
-                                                         : NULL;
+    enum resp_status ps =
+        resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len, argv, COORD_FWD_ARGS,
+                   &argc, scratch, sizeof scratch, &consumed, &need, &err);
+    const struct cmd_def *d =
+        ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len) : NULL;
     if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;
     }
-    bool ok = d && argc >= 2 &&
-              (d->route == CMD_ROUTE_KEY ||
-               (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
+    bool ok =
+        d && argc >= 2 &&
+        (d->route == CMD_ROUTE_KEY || (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
     struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
     if (!r) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
@@ -1085,12 +1168,12 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
     uint32_t flags = cmd_flags_for(d, argv, argc) | CMD_COORD | CMD_FORWARDED;
     int proto = wm->flags & WIRE_MSG_RESP3 ? 3 : 2;
-    struct cmd_msg *m = cmd_msg_for(sh, r->id, 0, target, d->handler, flags, proto, argv, argc,
-                                    hash);
+    struct cmd_msg *m =
+        cmd_msg_for(sh, r->id, 0, target, d->handler, flags, proto, argv, argc, hash);
     if (!m) {
         req_cancel(&sh->reqs, r->id);
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL,
-                    0, NULL);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,
+                    NULL);
         return;
     }
     m->r = wm->r;
@@ -1113,8 +1196,8 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
     if (wm->partition >= sh->node->npartitions ||
         sh->node->partition_shard[wm->partition] != sh->id ||
         node_partition_of(sh->node, wm->key.ptr, wm->key.len, hash) != wm->partition) {
-        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
-                    "the partition is not on this shard", NULL, 0, NULL);
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "the partition is not on this shard",
+                    NULL, 0, NULL);
         return;
     }
     switch (wm->op) {
@@ -1158,6 +1241,6 @@ void coord_info(const struct node *n, struct buf *out)
                "\r\nringkv_unavailable:%" PRIu64 "\r\nringkv_read_repairs:%" PRIu64
                "\r\nringkv_replica_syncs:%" PRIu64 "\r\nringkv_replica_gets:%" PRIu64
                "\r\nringkv_forwards_served:%" PRIu64 "\r\n",
-               sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable,
-               sum.read_repairs, sum.syncs_in, sum.gets_in, sum.forwards_in);
+               sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
+               sum.syncs_in, sum.gets_in, sum.forwards_in);
 }

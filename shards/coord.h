@@ -71,9 +71,8 @@ bool coord_is_cluster(const struct shard *sh);
  * request req_id (this shard's); the relayed reply completes it. proto: the
  * client's. The sub-result is completed with an error at once when no node
  * takes it. A keyless command (argc 1: FLUSHALL) runs on every shard there. */
-void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t r,
-                   uint8_t w, const struct resp_arg *argv, uint32_t argc,
-                   const struct coord_route *route);
+void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t r, uint8_t w,
+                   const struct resp_arg *argv, uint32_t argc, const struct coord_route *route);
 
 /* "host:port" for clients of member m of the current view (a route's
  * `to`); valid until the next coord_turn(). */

@@ -33,13 +33,20 @@
  * the kernel in one send, continued when the kernel takes part of it. A
  * link whose unsent output reaches PEERLINK_IN_PAUSE stops reading (its
  * receive is cancelled, so TCP flow control slows a peer that sends
- * requests without reading the replies) until the output drains; one whose
- * unsent output passes PEERLINK_OUT_MAX (a peer that stopped reading what
- * we send) is closed; the requests on it time out at their coordinators.
+ * requests without reading the replies) until the output drains, so
+ * replies wait for at most about a frame's worth of requests past it. A
+ * link whose unsent output passes PEERLINK_OUT_MAX takes no more requests
+ * (-EAGAIN, as a link that is down) until it drains. A peer that stops
+ * reading altogether is cut off by the kernel (TCP_USER_TIMEOUT also
+ * bounds a zero window), and the requests on its link time out at their
+ * coordinators.
  *
  * Adoption: the admin thread queues accepted sockets under `adopt_lock`
  * and writes the shard's eventfd, on which a read is kept in the shard's
- * ring; its completion takes the queue. */
+ * ring; its completion takes the queue. At most PEERLINK_HALF_OPEN_MAX
+ * adopted links may be in their handshake (each has PEERLINK_HANDSHAKE_MS):
+ * more are closed at once, so a flood of connections that never prove
+ * anything costs bounded memory. */
 #include "peerlink.h"
 
 #include <errno.h>
@@ -65,19 +72,21 @@
 
 #define PEERLINK_PENDING_MSGS 4096          /* messages waiting for a handshake */
 #define PEERLINK_PENDING_BYTES (64u << 20)  /* ... and their bytes */
-#define PEERLINK_OUT_MAX (256u << 20)       /* unsent output before a link is closed */
+#define PEERLINK_OUT_MAX (256u << 20)       /* unsent output that refuses more requests */
 #define PEERLINK_IN_PAUSE (64u << 20)       /* unsent output at which a link stops reading */
 #define PEERLINK_BACKOFF_MIN_MS 100
 #define PEERLINK_BACKOFF_MAX_MS 5000
 #define PEERLINK_HANDSHAKE_MS 5000 /* connect and handshake must be done by then */
 #define PEERLINK_ADOPT_MAX 256     /* sockets waiting to be adopted */
+#define PEERLINK_HALF_OPEN_MAX 256 /* adopted links still in their handshake */
 #define PEERLINK_WARN_MS 10000     /* repeated warnings at most this often */
 #define PEERLINK_KEEP_BUF (1u << 20) /* larger idle buffers are freed */
 #define PEERLINK_KEY_MAX 64
 #define PEERLINK_KEEPIDLE_S 10      /* an idle link is probed after this */
 #define PEERLINK_KEEPINTVL_S 5      /* ... every this */
 #define PEERLINK_KEEPCNT 3          /* ... and dropped after this many unanswered */
-#define PEERLINK_USER_TIMEOUT_MS 30000 /* sent bytes unacknowledged this long: dropped */
+#define PEERLINK_USER_TIMEOUT_MS 30000 /* sent bytes unacknowledged (or a zero window)
+                                          this long: dropped */
 
 enum link_state { LINK_CONNECTING, LINK_HANDSHAKE, LINK_OPEN };
 
@@ -94,6 +103,7 @@ struct link {
     bool recv_cancelling; /* the receive was asked to stop (input paused) */
     bool input_paused;    /* too much output waits: input is left in the kernel */
     bool is_dirty;
+    bool is_half_open; /* adopted, handshake not done: counted in half_open */
     struct link *next_dirty;
     struct dest *dest;   /* dialer: where it goes */
     uint16_t peer_shard; /* dialer: the shard dialled */
@@ -153,6 +163,7 @@ struct peerlink {
     int adopted[PEERLINK_ADOPT_MAX];
     uint32_t nadopted;
 
+    uint32_t half_open; /* adopted links in their handshake (PEERLINK_HALF_OPEN_MAX) */
     int64_t warned_ms;
     struct peerlink_stats stats; /* owner writes (relaxed stores), anyone reads */
 };
@@ -335,6 +346,15 @@ static void link_free(struct peerlink *pl, struct link *l)
     mi_free(l);
 }
 
+/* An adopted link's handshake ended (done, or the link closes). */
+static void link_end_half_open(struct peerlink *pl, struct link *l)
+{
+    if (!l->is_half_open)
+        return;
+    l->is_half_open = false;
+    pl->half_open--;
+}
+
 static bool link_is_done(const struct link *l)
 {
     return l->closing && !l->recv_armed && !l->send_inflight && !l->connect_inflight;
@@ -382,6 +402,9 @@ static void link_close(struct peerlink *pl, struct link *l, const char *why)
         return;
     bool was_open = l->state == LINK_OPEN;
     l->closing = true;
+    link_end_half_open(pl, l);
+    if (l->state == LINK_HANDSHAKE) /* connected, never proved: refused, timed out, cut */
+        LINK_STAT_ADD(pl, handshake_failures, 1);
     if (was_open)
         LINK_STAT_ADD(pl, links_up, (uint64_t)-1);
     link_release_target(l, was_open, why);
@@ -405,8 +428,6 @@ static void link_close(struct peerlink *pl, struct link *l, const char *why)
  * REFUSE goes out when one can, then the link closes. */
 static void link_refuse(struct peerlink *pl, struct link *l, uint8_t reason, const char *why)
 {
-    if (l->state != LINK_OPEN)
-        LINK_STAT_ADD(pl, handshake_failures, 1);
     if (link_may_warn(pl))
         log_warn("peer link %s %s: %s; closing it", l->is_dialer ? "to" : "from",
                  l->hs.peer_id[0] ? l->hs.peer_id : "(not yet known)", why);
@@ -440,10 +461,8 @@ static int link_write(struct peerlink *pl, struct link *l, const struct wire_msg
             l->npending++;
         return rc == -EMSGSIZE ? -EINVAL : rc;
     }
-    if (link_queued(l) > PEERLINK_OUT_MAX) {
-        link_close(pl, l, "the peer does not read its output");
-        return -EAGAIN;
-    }
+    if (m->kind == WIRE_REQUEST && link_queued(l) > PEERLINK_OUT_MAX)
+        return -EAGAIN; /* replies are bounded by the input pause instead */
     int rc = wire_write_msg(&l->w, m);
     if (rc == -ENOMEM) {
         link_close(pl, l, "out of memory for its output");
@@ -695,7 +714,6 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
     if (st == WIRE_HS_AGAIN)
         return;
     if (st == WIRE_HS_FAILED) {
-        LINK_STAT_ADD(pl, handshake_failures, 1);
         if (link_may_warn(pl))
             log_warn("peer link %s %s: handshake failed (%s%s: %s); closing it",
                      l->is_dialer ? "to" : "from",
@@ -711,6 +729,7 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
     }
     l->dec.version = l->hs.version;
     l->state = LINK_OPEN;
+    link_end_half_open(pl, l);
     wire_writer_init(&l->w, &l->out, l->hs.version, l->hs.peer_max_frame);
     LINK_STAT_ADD(pl, links_up, 1);
     char addr[64];
@@ -860,6 +879,14 @@ static void link_on_connect(struct peerlink *pl, struct link *l, int32_t res)
 /* A socket the admin thread handed over: the responder's handshake. */
 static void link_accept(struct peerlink *pl, int fd)
 {
+    if (pl->half_open >= PEERLINK_HALF_OPEN_MAX) {
+        LINK_STAT_ADD(pl, handshake_failures, 1);
+        if (link_may_warn(pl))
+            log_warn("peer links: %u connections in their handshake already; closing a new one",
+                     pl->half_open);
+        close(fd);
+        return;
+    }
     struct wire_hs_config hc;
     link_hs_config(pl, &hc);
     struct link *l = NULL;
@@ -874,6 +901,8 @@ static void link_accept(struct peerlink *pl, int fd)
         link_free(pl, l);
         return;
     }
+    l->is_half_open = true;
+    pl->half_open++;
     link_mark_dirty(pl, l);
 }
 
@@ -955,7 +984,6 @@ void peerlink_turn(struct shard *sh, int64_t now_ms)
     for (uint32_t s = 0; s < pl->cap; s++) {
         struct link *l = pl->links[s];
         if (l && !l->closing && l->state != LINK_OPEN && now_ms > l->deadline_ms) {
-            LINK_STAT_ADD(pl, handshake_failures, 1);
             link_release_target(l, false, "no handshake in time");
             if (!l->is_dialer && link_may_warn(pl))
                 log_warn("peer link from %s: no handshake within %d ms; closing it",

@@ -28,7 +28,8 @@
  * request sizes from the settings); a connection that breaks framing or
  * fails the handshake is closed (REFUSE first when it can). A connection
  * whose unsent output reaches 64 MiB stops reading until it drains; one
- * past 256 MiB (a peer that stopped reading) is closed.
+ * past 256 MiB takes no more requests (-EAGAIN) until it drains; one whose
+ * peer stopped reading for 30 s is closed (TCP_USER_TIMEOUT).
  *
  * Threads: everything on the owning shard's thread except peerlink_adopt().
  * Ownership: messages given to peerlink_request()/peerlink_reply() are
@@ -86,8 +87,11 @@ void peerlink_adopt(struct node *n, uint32_t to_shard, int fd);
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 void coord_on_reply(struct shard *sh, const struct wire_msg *m);
 
-/* Counters for INFO (relaxed atomics, any thread reads): connections up,
- * dials, failed handshakes, messages and bytes each way. */
+/* Counters for INFO (relaxed atomics, any thread reads; one shard's, INFO
+ * sums them): connections up, dials, failed handshakes (connections that
+ * closed after connecting and before their handshake was done: refused
+ * either way, timed out, cut; and adopted ones closed over the cap),
+ * messages and bytes each way. */
 struct peerlink_stats {
     uint64_t links_up, dials, handshake_failures, msgs_out, msgs_in, bytes_out, bytes_in;
 };

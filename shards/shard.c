@@ -5,7 +5,9 @@
  *   2. reap every completion into the stash and dispatch on its user_data
  *      (net.h, enum shard_op): accepts, receives, sends, wake-ups from other
  *      shards, the 100 ms tick, the log's and the cold reads' I/O;
- *   3. drain the inbound queue of every other shard: a message whose origin
+ *   3. take the cluster's newest view if the admin thread published one
+ *      (coord_turn: the coordinator's copy, coord.h), then
+ *      drain the inbound queue of every other shard: a message whose origin
  *      is another shard is a request to run here (cmd_msg_execute); one whose
  *      origin is this shard is a reply coming home (cmd_msg_complete);
  *   4. release the requests whose records are now durable and end those

@@ -538,8 +538,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_coord_set_at_one_get_at_every, cluster_forget_all),
-        cmocka_unit_test_teardown(test_coord_w2_with_one_frozen_w3_unavailable,
-                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_w2_with_one_frozen_w3_unavailable, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_non_replica_forwards, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_read_repairs_a_replica_that_missed_a_write,
                                   cluster_forget_all),

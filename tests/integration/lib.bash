@@ -64,3 +64,36 @@ for s in socks:
     s.bind(("127.0.0.1", 0))
 print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
+
+# itest_node_start THREADS: starts a node ($RINGKV_BIN) on free loopback
+# ports with THREADS shards, no memcached port and a scratch data directory;
+# sets pid, dir (scratch, removed at exit with the node stopped) and port.
+# Does not wait for it to accept: the caller's client retries until then.
+itest_node_start() {
+    local aport cport
+    dir=$(mktemp -d)
+    { read -r port; read -r aport; read -r cport; } < <(itest_free_ports 3)
+    "${RINGKV_BIN:?RINGKV_BIN is not set}" --port "$port" --admin-port "$aport" \
+        --cluster-port "$cport" --memcache-port 0 --threads "$1" --dir "$dir/data" \
+        > "$dir/log" 2>&1 &
+    pid=$!
+    trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+}
+
+# itest_node_finish RC: the script's exit status once its checks returned
+# RC: 77 when the node could not start because the kernel refuses io_uring;
+# otherwise RC, or 1 when the node does not stop cleanly (its log is shown).
+itest_node_finish() {
+    local rc=$1
+    if ((rc != 0)) && itest_uring_refused "$pid" "$dir/log"; then
+        echo "skip: the kernel refuses io_uring here"
+        return 77
+    fi
+    if ! itest_stop "$pid"; then
+        echo "FAIL: the node did not stop cleanly; its log:"
+        tail -n 40 "$dir/log"
+        rc=1
+    fi
+    pid=""
+    return "$rc"
+}

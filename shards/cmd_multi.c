@@ -1,0 +1,644 @@
+/* cmd_multi.c: MULTI, EXEC, DISCARD, WATCH, UNWATCH (Redis 7's behaviour,
+ * with Redis Cluster's one-slot rule).
+ * State lives on the connection (net/conn.h multi_* fields), owned by its
+ * shard: multi_flags (CMD_MULTI_* below), multi_slot (the hash slot of every
+ * key seen, watched or queued; -1 while none), the queue and the watches.
+ *
+ * Queueing: while in MULTI, the dispatcher (cmd.c) first checks a request as
+ * always (unknown command, arity, NOAUTH, key size, MISCONF); a refusal
+ * there flags the transaction (cmd_multi_flag), so EXEC answers -EXECABORT.
+ * A checked request is queued (+QUEUED) unless it runs at once (EXEC,
+ * DISCARD, MULTI: nested error, WATCH: error, QUIT) or may not be in a
+ * transaction here: commands that run on every shard (KEYS, SCAN, DBSIZE,
+ * RANDOMKEY, FLUSHALL, FLUSHDB) and connection commands other than PING and
+ * ECHO (which need no connection and run on the slot's shard) get "Command
+ * not allowed inside a transaction"; UNWATCH is queued and answers +OK; a
+ * key of another slot than the transaction's gets -CROSSSLOT; past
+ * max-request-args commands or client-query-buffer-limit bytes the request
+ * is refused. Each refusal flags the transaction. A flagged transaction
+ * stores nothing more (its EXEC can only abort).
+ * Queue encoding: per command a u32 argc, then per argument a u32 length
+ * and its bytes. Watch encoding: per key a u32 length, the key, a u8
+ * "existed", the entry's u64 cas and i64 expire_ms (host order: they never
+ * leave the process).
+ *
+ * WATCH reads, on the key's shard, what each key is now: absent, or its
+ * entry's cas (new on every write) and expiry (EXPIRE and PERSIST keep the
+ * cas). EXEC compares on the same shard, in the same message that runs the
+ * queue: a key that appeared, vanished (deleted, expired, flushed) or whose
+ * cas or expiry moved means "changed", and EXEC answers a null array. A key
+ * expired at WATCH counts as absent then (the lookup removes it), so its
+ * staying absent is no change, as in Redis. The check costs one lookup per
+ * key and no state on the shard; an EXPIRE to the same time is not seen.
+ *
+ * EXEC: one message to the shard owning the slot (the connection's own shard
+ * for a keyless transaction), with the watches and the queue as arguments;
+ * that shard runs every command back to back inside one handler, so nothing
+ * interleaves, and the reply is the array of their replies (a command's own
+ * error is its element, as in Redis). The reply waits, with appendfsync
+ * always, for the records it wrote, or for every record of the shard when
+ * it only read (the handler reports hash 0). The connection reads nothing
+ * more until EXEC (or WATCH) is answered (cmd_send charges it), so its next
+ * command sees the transaction's effects.
+ * Values beyond RAM (tier.h): the message asks the tier for the value of the
+ * transaction's first value-reading key; a value-reading command that meets
+ * another cold key is answered -TRYAGAIN (before anything ran: the whole
+ * EXEC; later, when the transaction's own writes made room by cooling it:
+ * that command).
+ *
+ * Threads: the connection's shard for the connection handlers; the slot's
+ * shard for the _shard handlers. */
+#include "cmd_multi.h"
+
+#include <mimalloc.h>
+#include <string.h>
+
+#include "cmd_server.h"
+#include "cmd_stats.h"
+#include "conn.h"
+#include "keyhash.h"
+#include "node.h"
+#include "persist.h"
+#include "shard.h"
+#include "store.h"
+#include "table.h"
+
+#define CMD_MULTI_ON 1u              /* between MULTI and EXEC or DISCARD */
+#define CMD_MULTI_DIRTY 2u           /* a request was refused meanwhile: EXECABORT */
+#define CMD_MULTI_WATCH_CROSSSLOT 4u /* watched keys of two slots: EXEC answers CROSSSLOT */
+#define CMD_MULTI_WRITES 8u          /* a queued command changes data (MISCONF at EXEC) */
+
+/* EXEC's message carries the queue as one argument (32-bit lengths). */
+#define MULTI_MAX_BYTES (UINT32_MAX / 2)
+
+static const char multi_crossslot[] = "CROSSSLOT Keys in request don't hash to the same slot";
+static const char multi_tryagain[] =
+    "TRYAGAIN a value the transaction reads is on disk only; retry the transaction";
+
+/* ---- encoding ---- */
+
+static void multi_put_u32(struct buf *b, uint32_t v)
+{
+    buf_append(b, &v, sizeof v);
+}
+
+/* A cursor over an encoded queue or watch list. */
+struct multi_cursor {
+    const char *p, *end;
+};
+
+static bool multi_get(struct multi_cursor *cur, void *out, size_t n)
+{
+    if ((size_t)(cur->end - cur->p) < n)
+        return false;
+    memcpy(out, cur->p, n);
+    cur->p += n;
+    return true;
+}
+
+/* The next length-prefixed string, pointing into the encoding. */
+static bool multi_get_str(struct multi_cursor *cur, struct resp_arg *a)
+{
+    uint32_t len;
+    if (!multi_get(cur, &len, sizeof len) || (size_t)(cur->end - cur->p) < len)
+        return false;
+    a->ptr = cur->p;
+    a->len = len;
+    cur->p += len;
+    return true;
+}
+
+/* The next queued command: its arguments into argv (at most cap; more
+ * make it false, as does the end of the queue). */
+static bool multi_next_cmd(struct multi_cursor *cur, struct resp_arg *argv, uint32_t cap,
+                           uint32_t *argc)
+{
+    if (!multi_get(cur, argc, sizeof *argc) || *argc == 0 || *argc > cap)
+        return false;
+    for (uint32_t i = 0; i < *argc; i++)
+        if (!multi_get_str(cur, &argv[i]))
+            return false;
+    return true;
+}
+
+/* The next queued command's name and first argument (empty when it has
+ * none) and its argument count, skipping the rest. False at the end. */
+static bool multi_next_head(struct multi_cursor *cur, struct resp_arg head[2], uint32_t *argc)
+{
+    struct resp_arg a;
+    head[1] = (struct resp_arg){"", 0};
+    if (!multi_get(cur, argc, sizeof *argc) || *argc == 0)
+        return false;
+    for (uint32_t i = 0; i < *argc; i++) {
+        if (!multi_get_str(cur, &a))
+            return false;
+        if (i < 2)
+            head[i] = a;
+    }
+    return true;
+}
+
+/* ---- connection state ---- */
+
+static void multi_unwatch(struct conn *c)
+{
+    buf_fini(&c->multi_watch);
+    c->multi_flags &= (uint8_t)~CMD_MULTI_WATCH_CROSSSLOT;
+    if (!(c->multi_flags & CMD_MULTI_ON))
+        c->multi_slot = -1;
+}
+
+/* Leaves MULTI and forgets the watches (EXEC, DISCARD). */
+static void multi_reset(struct conn *c)
+{
+    buf_fini(&c->multi_queue);
+    buf_fini(&c->multi_watch);
+    c->multi_flags = 0;
+    c->multi_slot = -1;
+    c->multi_count = 0;
+}
+
+void cmd_multi_flag(struct conn *c)
+{
+    if (c->multi_flags & CMD_MULTI_ON)
+        c->multi_flags |= CMD_MULTI_DIRTY;
+}
+
+/* The slot of every key of a request of row d (-1: it has none), or -2
+ * when its keys span several slots. */
+static int32_t multi_slot_of(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
+{
+    int32_t slot = -1;
+    if (d->first_key <= 0)
+        return slot;
+    int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
+    for (int i = d->first_key; i <= last && i < (int)argc; i += d->key_step) {
+        int32_t s = (int32_t)keyhash_slot(argv[i].ptr, argv[i].len);
+        if (slot >= 0 && s != slot)
+            return -2;
+        slot = s;
+    }
+    return slot;
+}
+
+/* Whether the transaction may take keys of `slot` (-1: no key): yes when
+ * it has none yet or the same; the first one fixes it. */
+static bool multi_take_slot(struct conn *c, int32_t slot)
+{
+    if (slot == -2)
+        return false;
+    if (slot >= 0 && c->multi_slot >= 0 && slot != c->multi_slot)
+        return false;
+    if (slot >= 0)
+        c->multi_slot = slot;
+    return true;
+}
+
+/* Commands that run at once even in MULTI (Redis's list, less RESET). */
+static bool multi_runs_now(const struct cmd_def *d)
+{
+    return d->handler == cmd_exec || d->handler == cmd_discard || d->handler == cmd_multi ||
+           d->handler == cmd_watch || d->handler == cmd_quit;
+}
+
+/* Commands a transaction may hold here: one-slot key commands, and the
+ * keyless ones that need neither the connection nor every shard. */
+static bool multi_may_queue(const struct cmd_def *d)
+{
+    switch (d->route) {
+    case CMD_ROUTE_KEY:
+    case CMD_ROUTE_EACH:
+    case CMD_ROUTE_MSETNX:
+        return true;
+    case CMD_ROUTE_CONN:
+        return d->handler == cmd_ping || d->handler == cmd_echo || d->handler == cmd_unwatch;
+    case CMD_ROUTE_ALL:
+    case CMD_ROUTE_SCAN:
+        return false;
+    }
+    return false;
+}
+
+/* Why a checked request cannot join c's transaction, or NULL. */
+static const char *multi_refusal(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                                 const struct resp_arg *argv, uint32_t argc, size_t bytes)
+{
+    if (!multi_may_queue(d))
+        return "ERR Command not allowed inside a transaction";
+    if (d->route == CMD_ROUTE_MSETNX && argc % 2 == 0)
+        return "ERR wrong number of arguments for 'msetnx' command";
+    if (!multi_take_slot(c, multi_slot_of(d, argv, argc)))
+        return multi_crossslot;
+    const struct cfg *cfg = sh->node->cfg;
+    size_t total = c->multi_queue.len + bytes;
+    if ((int64_t)c->multi_count >= cfg->max_request_args ||
+        (int64_t)total > cfg->client_query_buffer_limit || total > MULTI_MAX_BYTES)
+        return "ERR transaction too large (see max-request-args and client-query-buffer-limit)";
+    return NULL;
+}
+
+bool cmd_multi_queued(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                      struct resp_arg *argv, uint32_t argc)
+{
+    if (!(c->multi_flags & CMD_MULTI_ON) || multi_runs_now(d))
+        return false;
+    size_t bytes = sizeof(uint32_t) * (1 + (size_t)argc);
+    for (uint32_t i = 0; i < argc; i++)
+        bytes += argv[i].len;
+    struct buf *out = conn_reply_buf(c);
+    const char *why = multi_refusal(sh, c, d, argv, argc, bytes);
+    if (why) {
+        resp_write_error(out, why);
+        c->multi_flags |= CMD_MULTI_DIRTY;
+        return true;
+    }
+    /* It counts as a call of its command now (commandstats); its run's time
+     * goes to EXEC's. */
+    cmd_stats_admit(cmd_stats_of(sh->node, sh->id));
+    if (c->multi_flags & CMD_MULTI_DIRTY) { /* EXEC can only abort: keep nothing */
+        resp_write_simple(out, "QUEUED");
+        return true;
+    }
+    struct buf *q = &c->multi_queue;
+    size_t at = q->len;
+    multi_put_u32(q, argc);
+    for (uint32_t i = 0; i < argc; i++) {
+        multi_put_u32(q, argv[i].len);
+        buf_append(q, argv[i].ptr, argv[i].len);
+    }
+    if (q->failed) {
+        q->len = at;
+        q->failed = false;
+        c->multi_flags |= CMD_MULTI_DIRTY;
+        resp_write_error(out, "OOM out of memory");
+        return true;
+    }
+    c->multi_count++;
+    if (d->flags & CMD_WRITE)
+        c->multi_flags |= CMD_MULTI_WRITES;
+    resp_write_simple(out, "QUEUED");
+    return true;
+}
+
+/* ---- connection handlers ---- */
+
+void cmd_multi(struct cmd_ctx *c)
+{
+    if (c->conn->multi_flags & CMD_MULTI_ON) {
+        cmd_reply_error(c, "ERR MULTI calls can not be nested");
+        return;
+    }
+    c->conn->multi_flags |= CMD_MULTI_ON;
+    cmd_reply_ok(c);
+}
+
+void cmd_discard(struct cmd_ctx *c)
+{
+    if (!(c->conn->multi_flags & CMD_MULTI_ON)) {
+        cmd_reply_error(c, "ERR DISCARD without MULTI");
+        return;
+    }
+    multi_reset(c->conn);
+    cmd_reply_ok(c);
+}
+
+void cmd_unwatch(struct cmd_ctx *c)
+{
+    multi_unwatch(c->conn);
+    cmd_reply_ok(c);
+}
+
+void cmd_watch(struct cmd_ctx *c)
+{
+    struct conn *conn = c->conn;
+    if (conn->multi_flags & CMD_MULTI_ON) {
+        cmd_reply_error(c, "ERR WATCH inside MULTI is not allowed");
+        return;
+    }
+    struct cmd_def watch = {.first_key = 1, .last_key = -1, .key_step = 1};
+    int32_t slot = multi_slot_of(&watch, c->argv, c->argc);
+    if (slot == -2) {
+        cmd_reply_error(c, multi_crossslot);
+        return;
+    }
+    if ((conn->multi_flags & CMD_MULTI_WATCH_CROSSSLOT) || !multi_take_slot(conn, slot)) {
+        conn->multi_flags |= CMD_MULTI_WATCH_CROSSSLOT; /* EXEC will say so */
+        cmd_reply_ok(c);
+        return;
+    }
+    size_t bytes = 0;
+    for (uint32_t i = 1; i < c->argc; i++)
+        bytes += c->argv[i].len + sizeof(uint32_t) + 1 + 2 * sizeof(uint64_t);
+    size_t total = conn->multi_watch.len + bytes;
+    if ((int64_t)total > c->node->cfg->client_query_buffer_limit || total > MULTI_MAX_BYTES) {
+        cmd_reply_error(c, "ERR too many keys watched (see client-query-buffer-limit)");
+        return;
+    }
+    uint64_t hash = keyhash(c->argv[1].ptr, c->argv[1].len);
+    uint32_t target = node_shard_of(c->node, c->argv[1].ptr, c->argv[1].len, hash);
+    cmd_send(c, target, cmd_multi_watch_shard, CMD_NODATA, c->argv, c->argc, hash,
+             CMD_COMBINE_WATCH);
+}
+
+void cmd_multi_watched(struct conn *c, const struct req_result *res, struct buf *out)
+{
+    if (res->status == REQ_ERR) {
+        buf_append(out, res->body.data, res->body.len);
+        return;
+    }
+    size_t at = c->multi_watch.len;
+    buf_append(&c->multi_watch, res->body.data, res->body.len);
+    if (c->multi_watch.failed || res->body.failed) {
+        c->multi_watch.len = at;
+        c->multi_watch.failed = false;
+        resp_write_error(out, "OOM out of memory");
+        return;
+    }
+    resp_write_ok(out);
+}
+
+/* Whether queued command argv (row d) reads a value (cold ones need the
+ * tier first). SET counts only with GET, but the row says so per request:
+ * the queue keeps no flags, so SET with any option is taken as reading. */
+static bool multi_reads_value(const struct cmd_def *d, uint32_t argc)
+{
+    return (d->flags & CMD_READS_VALUE) || ((d->flags & CMD_GET_OPTION) && argc > 3);
+}
+
+/* The key EXEC's message names (for the tier and for routing): the first
+ * key a value-reading command reads, else the first key queued or
+ * watched. False for a transaction with no key at all. */
+static bool multi_msg_key(const struct conn *c, struct resp_arg *key, bool *reads)
+{
+    struct multi_cursor cur = {c->multi_queue.data, c->multi_queue.data + c->multi_queue.len};
+    struct resp_arg head[2];
+    uint32_t argc;
+    bool found = false;
+    while (multi_next_head(&cur, head, &argc)) {
+        const struct cmd_def *d = cmd_lookup(head[0].ptr, head[0].len);
+        if (!d || d->first_key <= 0 || argc < 2)
+            continue;
+        *reads = multi_reads_value(d, argc);
+        if (*reads || !found)
+            *key = head[1];
+        found = true;
+        if (*reads)
+            return true;
+    }
+    if (!found && c->multi_watch.len > 0) {
+        struct multi_cursor w = {c->multi_watch.data, c->multi_watch.data + c->multi_watch.len};
+        found = multi_get_str(&w, key);
+    }
+    return found;
+}
+
+/* MISCONF since the writes were queued: the transaction is discarded with
+ * the reason (Redis's form), true. */
+static bool multi_refused(struct cmd_ctx *c)
+{
+    struct buf why;
+    buf_init(&why);
+    if (!persist_refuse_resp(c->node, &why))
+        return false;
+    struct buf err;
+    buf_init(&err);
+    buf_append_str(&err, "EXECABORT Transaction discarded because of: ");
+    if (why.len > 3) /* "-MISCONF ...\r\n" */
+        buf_append(&err, why.data + 1, why.len - 3);
+    buf_append(&err, "", 1);
+    cmd_reply_error(c, err.failed ? "OOM out of memory" : err.data);
+    buf_fini(&err);
+    buf_fini(&why);
+    multi_reset(c->conn);
+    return true;
+}
+
+void cmd_exec(struct cmd_ctx *c)
+{
+    struct conn *conn = c->conn;
+    if (!(conn->multi_flags & CMD_MULTI_ON)) {
+        cmd_reply_error(c, "ERR EXEC without MULTI");
+        return;
+    }
+    if (conn->multi_flags & (CMD_MULTI_DIRTY | CMD_MULTI_WATCH_CROSSSLOT)) {
+        cmd_reply_error(c, conn->multi_flags & CMD_MULTI_DIRTY
+                               ? "EXECABORT Transaction discarded because of previous errors."
+                               : multi_crossslot);
+        multi_reset(conn);
+        return;
+    }
+    if ((conn->multi_flags & CMD_MULTI_WRITES) && multi_refused(c))
+        return;
+    struct resp_arg argv[4] = {{"EXEC", 4}, {"", 0}, {"", 0}, {"", 0}};
+    bool reads = false;
+    bool has_key = multi_msg_key(conn, &argv[1], &reads);
+    argv[2].ptr = conn->multi_watch.data ? conn->multi_watch.data : "";
+    argv[2].len = (uint32_t)conn->multi_watch.len;
+    argv[3].ptr = conn->multi_queue.data ? conn->multi_queue.data : "";
+    argv[3].len = (uint32_t)conn->multi_queue.len;
+    uint64_t hash = has_key ? keyhash(argv[1].ptr, argv[1].len) : 0;
+    uint32_t target =
+        has_key ? node_shard_of(c->node, argv[1].ptr, argv[1].len, hash) : c->shard_id;
+    uint32_t flags = has_key ? (reads ? CMD_READS_VALUE : 0) : CMD_NOKEY;
+    cmd_send(c, target, cmd_multi_exec_shard, flags, argv, 4, hash, CMD_COMBINE_ONE);
+    multi_reset(conn); /* the message holds its own copy */
+}
+
+/* ---- on the slot's shard ---- */
+
+void cmd_multi_watch_shard(struct cmd_ctx *c)
+{
+    for (uint32_t i = 1; i < c->argc; i++) {
+        const struct resp_arg *k = &c->argv[i];
+        const struct table_entry *e =
+            store_lookup(c->store, k->ptr, k->len, keyhash(k->ptr, k->len));
+        uint8_t existed = e != NULL;
+        uint64_t cas = e ? e->cas : 0;
+        int64_t expire_ms = e ? e->expire_ms : 0;
+        multi_put_u32(c->out, k->len);
+        buf_append(c->out, k->ptr, k->len);
+        buf_append(c->out, &existed, sizeof existed);
+        buf_append(c->out, &cas, sizeof cas);
+        buf_append(c->out, &expire_ms, sizeof expire_ms);
+    }
+    c->res->status = REQ_OK;
+}
+
+/* Whether a watched key is not what WATCH saw. */
+static bool multi_watch_changed(const struct cmd_ctx *c, const struct resp_arg *blob)
+{
+    struct multi_cursor cur = {blob->ptr, blob->ptr + blob->len};
+    struct resp_arg k;
+    uint8_t existed;
+    uint64_t cas;
+    int64_t expire_ms;
+    while (cur.p < cur.end) {
+        if (!multi_get_str(&cur, &k) || !multi_get(&cur, &existed, sizeof existed) ||
+            !multi_get(&cur, &cas, sizeof cas) || !multi_get(&cur, &expire_ms, sizeof expire_ms))
+            return true; /* cannot happen: we encoded it; fail safe */
+        const struct table_entry *e = store_lookup(c->store, k.ptr, k.len, keyhash(k.ptr, k.len));
+        if ((e != NULL) != (existed != 0) || (e && (e->cas != cas || e->expire_ms != expire_ms)))
+            return true;
+    }
+    return false;
+}
+
+/* Whether queued command argv (row d) reads the value of a key that is on
+ * disk only now. */
+static bool multi_meets_cold(const struct cmd_ctx *c, const struct cmd_def *d,
+                             const struct resp_arg *argv, uint32_t argc)
+{
+    if (!c->node->shards[c->shard_id]->tier || !multi_reads_value(d, argc) || d->first_key <= 0)
+        return false;
+    int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
+    for (int i = d->first_key; i <= last && i < (int)argc; i += d->key_step) {
+        const struct table_entry *e = table_find(c->store->table, argv[i].ptr, argv[i].len,
+                                                 keyhash(argv[i].ptr, argv[i].len));
+        if (e && table_entry_is_cold(e) && !store_is_expired(c->store, e))
+            return true;
+    }
+    return false;
+}
+
+/* Why queued command argv (row d) cannot run here before anything runs,
+ * or NULL: a key another shard owns (one slot is one shard, but for the
+ * xxh3 partition function of upgrade tests), or a cold value. */
+static const char *multi_cannot_run(const struct cmd_ctx *c, const struct cmd_def *d,
+                                    const struct resp_arg *argv, uint32_t argc)
+{
+    int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
+    for (int i = d->first_key; i >= 1 && i <= last && i < (int)argc; i += d->key_step) {
+        uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
+        if (node_shard_of(c->node, argv[i].ptr, argv[i].len, hash) != c->shard_id)
+            return multi_crossslot;
+    }
+    return multi_meets_cold(c, d, argv, argc) ? multi_tryagain : NULL;
+}
+
+/* A split command (MGET, MSET, DEL, UNLINK, EXISTS) on this shard: its
+ * per-key handler for each key, joined as its combiner would. */
+static void multi_run_each(struct cmd_ctx *sub, const struct cmd_def *d, struct resp_arg *argv,
+                           uint32_t argc)
+{
+    struct buf *out = sub->out;
+    uint32_t step = d->split_step;
+    bool is_array = d->combine == CMD_COMBINE_ARRAY;
+    struct buf scratch, err;
+    buf_init(&scratch);
+    buf_init(&err);
+    struct req_result res;
+    int64_t sum = 0;
+    if (is_array)
+        resp_write_array_len(out, (argc - 1) / step);
+    for (uint32_t i = 1; i + step - 1 < argc; i += step) {
+        struct resp_arg one[3] = {argv[0], argv[i], step == 2 ? argv[i + 1] : argv[0]};
+        buf_clear(&scratch);
+        res.status = REQ_NONE;
+        sub->argv = one;
+        sub->argc = 1 + step;
+        sub->hash = keyhash(argv[i].ptr, argv[i].len);
+        sub->out = is_array ? out : &scratch;
+        sub->res = &res;
+        d->handler(sub);
+        if (res.status == REQ_ERR && err.len == 0)
+            buf_append(&err, scratch.data, scratch.len);
+        if (res.status == REQ_INT)
+            sum += res.num;
+    }
+    if (err.len > 0 && !is_array)
+        buf_append(out, err.data, err.len);
+    else if (d->combine == CMD_COMBINE_SUM)
+        resp_write_int(out, sum);
+    else if (d->combine == CMD_COMBINE_OK)
+        resp_write_ok(out);
+    buf_fini(&scratch);
+    buf_fini(&err);
+}
+
+/* Runs one queued command here, its reply appended to c->out. */
+static void multi_run_one(const struct cmd_ctx *c, struct resp_arg *argv, uint32_t argc)
+{
+    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    struct req_result res = {.status = REQ_NONE};
+    struct cmd_ctx sub = *c;
+    sub.conn = NULL;
+    sub.argv = argv;
+    sub.argc = argc;
+    sub.res = &res;
+    sub.hash = argc > 1 ? keyhash(argv[1].ptr, argv[1].len) : 0;
+    if (!d) { /* it was found when queued: the table does not change */
+        resp_write_error(c->out, "ERR unknown command");
+        return;
+    }
+    if (multi_meets_cold(c, d, argv, argc)) {
+        resp_write_error(c->out, multi_tryagain);
+        return;
+    }
+    switch (d->route) {
+    case CMD_ROUTE_KEY:
+        d->handler(&sub);
+        return;
+    case CMD_ROUTE_MSETNX:
+        cmd_msetnx_shard(&sub);
+        return;
+    case CMD_ROUTE_EACH:
+        multi_run_each(&sub, d, argv, argc);
+        return;
+    case CMD_ROUTE_CONN:
+        if (d->handler == cmd_unwatch) /* EXEC has unwatched everything already */
+            resp_write_ok(c->out);
+        else
+            d->handler(&sub); /* PING, ECHO: no connection needed */
+        return;
+    case CMD_ROUTE_ALL:
+    case CMD_ROUTE_SCAN: /* never queued */
+        resp_write_error(c->out, "ERR Command not allowed inside a transaction");
+        return;
+    }
+}
+
+/* The most arguments one queued command may have: max-request-args, which
+ * the parser enforced when it came. */
+static uint32_t multi_max_args(const struct cmd_ctx *c)
+{
+    int64_t n = c->node->cfg->max_request_args;
+    return n > 0 && n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
+}
+
+void cmd_multi_exec_shard(struct cmd_ctx *c)
+{
+    c->hash = 0; /* the reply depends on every key it read (cmd.h) */
+    if (multi_watch_changed(c, &c->argv[2])) {
+        c->res->status = REQ_NULL;
+        resp_write_null_array(c->out, c->proto);
+        return;
+    }
+    struct multi_cursor cur = {c->argv[3].ptr, c->argv[3].ptr + c->argv[3].len};
+    uint32_t n = 0, most = 0, argc;
+    struct resp_arg head[2];
+    for (struct multi_cursor count = cur; multi_next_head(&count, head, &argc); n++)
+        most = argc > most ? argc : most;
+    if (most > multi_max_args(c)) {
+        cmd_reply_error(c, "ERR transaction too large (see max-request-args)");
+        return;
+    }
+    struct resp_arg *argv = most ? mi_malloc(most * sizeof *argv) : NULL;
+    if (most && !argv) {
+        cmd_reply_error(c, "OOM out of memory");
+        return;
+    }
+    for (struct multi_cursor pre = cur; multi_next_cmd(&pre, argv, most, &argc);) {
+        const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+        const char *why = d ? multi_cannot_run(c, d, argv, argc) : NULL;
+        if (why) { /* nothing has run yet */
+            mi_free(argv);
+            cmd_reply_error(c, why);
+            return;
+        }
+    }
+    struct cmd_ctx run = *c;
+    cmd_reply_array_len(c, n);
+    for (uint32_t i = 0; i < n && multi_next_cmd(&cur, argv, most, &argc); i++)
+        multi_run_one(&run, argv, argc);
+    mi_free(argv);
+}
