@@ -466,6 +466,28 @@ struct redisReply *cluster_redis_command(int i, const char *format, ...)
     return r;
 }
 
+/* Nodes 0 .. n - 1 each serve, on their shard, the ring their admin API
+ * reports, with n members up: the coordinator's view, which a shard takes
+ * from a snapshot published a moment after /v1/ring changed. */
+static bool shards_have_ring(void *arg)
+{
+    int n = *(const int *)arg;
+    for (int i = 0; i < n; i++) {
+        json_t *ring = cluster_get(i, "/v1/ring");
+        char line[64];
+        snprintf(line, sizeof line, "ringkv_ring_hash:%s",
+                 json_string_value(json_object_get(ring, "hash")) ?: "?");
+        json_decref(ring);
+        char *info = cluster_ask(i, "CLUSTER INFO");
+        bool ok = info && cluster_info_has(info, line) &&
+                  cluster_info_field(info, "ringkv_nodes_up") == n;
+        free(info);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 int cluster_start_formed(int n, const char *const *flags)
 {
     for (int i = 0; i < n; i++) {
@@ -482,8 +504,8 @@ int cluster_start_formed(int n, const char *const *flags)
         if (rc < 0)
             return rc;
     }
-    if (!cluster_wait(cluster_formed, &n, 15000)) {
-        fprintf(stderr, "cluster: %d nodes did not form one cluster within 15 s\n", n);
+    if (!cluster_wait(cluster_formed, &n, 15000) || !cluster_wait(shards_have_ring, &n, 5000)) {
+        fprintf(stderr, "cluster: %d nodes did not form one cluster within 20 s\n", n);
         return -ETIMEDOUT;
     }
     return 0;
