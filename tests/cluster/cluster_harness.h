@@ -138,11 +138,11 @@ struct cluster_versions {
     size_t nvalues;
 };
 
-/* RING.GET key, with `R r` when r > 0, on client c (any thread with a client
- * of its own: this and the two functions after it keep no state). 0: *out holds the answer;
- * -EPROTO: any other reply (an error, another shape), kept in out->reply;
- * -EIO: no reply (c->errstr says why; out->reply NULL). Call
- * cluster_versions_free() in every case. */
+/* RING.GET key, with `R r` when r > 0, on client c (any thread with a
+ * client of its own: this and the two functions after it keep no state).
+ * 0: *out holds the answer; -EPROTO: any other reply (an error, another
+ * shape), kept in out->reply; -EIO: no reply (c->errstr says why;
+ * out->reply NULL). Call cluster_versions_free() in every case. */
 int cluster_ring_get(struct redisContext *c, const char *key, int r, struct cluster_versions *out);
 void cluster_versions_free(struct cluster_versions *v);
 /* Whether value is one of v's siblings. */
