@@ -202,6 +202,9 @@ void coord_turn(struct shard *sh)
         if (v) {
             sh->coord->view = v;
             coord_view_put(old);
+            log_debug("cluster view %" PRIu64 ": %u members, preference lists of %u, %s",
+                      v->version, v->n_members, v->n,
+                      v->is_cluster ? "coordinating" : "serving alone");
         }
     }
     snapshot_read_end(n->snapshots, sh->id);
@@ -516,6 +519,9 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
                      (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
     }
     uint64_t seq = persist_reply_seq(sh->persist, seq0, m->hash, m->res.status == REQ_ERR);
+    if (m->res.status != REQ_ERR && !changed)
+        log_debug("key '%.*s': the write changed nothing to replicate",
+                  (int)(key->len > 64 ? 64 : key->len), key->ptr);
     if (m->res.status == REQ_ERR || !changed || rc < 0) {
         replica_state_fini(&before);
         replica_state_fini(&after);
