@@ -26,7 +26,10 @@
  * - A reaped delete stays deleted (tombstone-grace 1 s, storage = log): once
  *   every node reaped the tombstone, and after a restart that replays the
  *   log, the key is absent everywhere; a delete missed by a frozen replica
- *   does not come back from that replica after the grace.
+ *   does not come back from that replica after the grace: the others keep
+ *   its tombstone past the grace while it is frozen (INFO
+ *   ringkv_tombstones_reaped 0, ringkv_reaps_deferred counting), and every
+ *   node reaps it once the replica is back and holds it.
  * Every wait is on a condition with a deadline, or past a deadline the node
  * itself keeps (request-timeout, tombstone-grace). */
 #include <errno.h>
@@ -679,6 +682,45 @@ static void wait_past_grace(int64_t since_ms)
         usleep(50 * 1000);
 }
 
+/* INFO's counter `name` (ringkv_tombstones_reaped, ...) at node i; -1 when
+ * there is none. */
+static long long reap_counter(int i, const char *name)
+{
+    char *info = cluster_ask(i, "INFO stats");
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}
+
+/* Past the grace with node 2 frozen: nodes 0 and 1 keep the tombstone
+ * (node 2 cannot confirm it holds it), and say they put its reaping off. */
+static void expect_tombstone_kept_while_node_2_frozen(void)
+{
+    for (int i = 0; i < 2; i++) {
+        struct ctx tomb = no_versions(i, "gone", 1);
+        if (tomb.len == 0)
+            fail_msg("node %d: the tombstone of \"gone\" was reaped past its grace while node 2, "
+                     "which missed the delete, was frozen",
+                     i);
+        long long reaped = reap_counter(i, "ringkv_tombstones_reaped");
+        long long deferred = reap_counter(i, "ringkv_reaps_deferred");
+        if (reaped != 0 || deferred < 1)
+            fail_msg("node %d: INFO says tombstones_reaped %lld, reaps_deferred %lld with node 2 "
+                     "frozen (want 0 and at least 1)",
+                     i, reaped, deferred);
+    }
+}
+
+/* Every node reaped its own copy of the tombstone (once node 2 has it). */
+static bool each_node_reaped(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NODES; i++)
+        if (reap_counter(i, "ringkv_tombstones_reaped") < 1)
+            return false;
+    return true;
+}
+
 static void test_versions_delete_missed_by_a_replica_stays_deleted(void **state)
 {
     (void)state;
@@ -690,6 +732,7 @@ static void test_versions_delete_missed_by_a_replica_stays_deleted(void **state)
     wait_seen(2, "down", DOWN_MS);
     expect_ok(0, "RING.DEL gone %b W 2", c.bytes, c.len);
     wait_past_grace(cluster_now_ms());
+    expect_tombstone_kept_while_node_2_frozen();
     cluster_signal(2, SIGCONT);
     wait_all_up();
     /* node 2 still holds "doomed"; the delete must win over it */
@@ -701,7 +744,10 @@ static void test_versions_delete_missed_by_a_replica_stays_deleted(void **state)
                      i, versions_text_free(&v), GRACE_S);
         cluster_versions_free(&v);
     }
-    wait_past_grace(cluster_now_ms());
+    if (!cluster_wait(each_node_reaped, NULL, REAP_MS))
+        fail_msg("the tombstone of \"gone\" is not reaped on every node within %d ms of node 2's "
+                 "return",
+                 REAP_MS);
     expect_absent_everywhere("gone");
 }
 
