@@ -1374,13 +1374,13 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
                           .partition = (uint16_t)p,
                           .slot = (uint16_t)op->slot,
                           .key = {(const uint8_t *)key, klen}};
+    op->npeers = npeers;
     for (uint32_t k = 0; k < npeers; k++) {
         op->peer[k] = peers[k];
         wm.id = coord_wire_id(r->id, k);
         op->st[k] = coord_send(sh, v, peers[k], &wm) == 0 ? P_WAIT : P_FAIL;
         op->waiting += op->st[k] == P_WAIT;
     }
-    op->npeers = npeers;
     coord_op_progress(sh, r, op);
     req_arm(&sh->reqs, r); /* every send failed (or none): ends here */
     return true;
