@@ -336,10 +336,16 @@ static const char *read_payload(const uint8_t *p, const uint8_t *end, const stru
     return p == end ? NULL : "bytes after the last value";
 }
 
+/* WIRE_MSG_MC: on FORWARD only, and not with WIRE_MSG_RESP3. */
+static bool request_flags_fit(unsigned op, unsigned flags)
+{
+    return !(flags & WIRE_MSG_MC) || (op == WIRE_OP_FORWARD && !(flags & WIRE_MSG_RESP3));
+}
+
 static const char *read_request(const uint8_t *b, const uint8_t *end, const struct wire_limits *lim,
                                 struct wire_msg *m)
 {
-    if (m->flags & ~WIRE_MSG_RESP3)
+    if (m->flags & ~(WIRE_MSG_RESP3 | WIRE_MSG_MC))
         return "unknown request flags";
     if (end - b < WIRE_REQUEST_FIXED)
         return "request shorter than its fixed fields";
@@ -357,6 +363,8 @@ static const char *read_request(const uint8_t *b, const uint8_t *end, const stru
         return "slot out of range";
     if (b[19] != 0)
         return "reserved request byte set";
+    if (!request_flags_fit(m->op, m->flags))
+        return "memcached flag on a request other than a RESP2 FORWARD";
     return read_payload(b + WIRE_REQUEST_FIXED, end, lim, m);
 }
 
@@ -532,7 +540,8 @@ uint64_t wire_msg_size(const struct wire_msg *m)
     bool ok = op_known(m->op) && m->key.len <= WIRE_KEY_MAX && m->meta.len <= WIRE_META_MAX;
     uint64_t n = WIRE_MSG_HEADER_LEN + 4 + (uint64_t)m->key.len + 4 + m->meta.len + 2;
     if (m->kind == WIRE_REQUEST) {
-        ok = ok && !(m->flags & ~WIRE_MSG_RESP3) && m->slot < WIRE_SLOTS;
+        ok = ok && !(m->flags & ~(WIRE_MSG_RESP3 | WIRE_MSG_MC)) &&
+             request_flags_fit(m->op, m->flags) && m->slot < WIRE_SLOTS;
         n += WIRE_REQUEST_FIXED;
     } else if (m->kind == WIRE_REPLY) {
         ok = ok && m->flags == 0 && m->status <= WIRE_CODE_OVERLOADED &&

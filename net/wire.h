@@ -54,7 +54,10 @@
  *     12 partition u16, 14 slot u16 (< 16384), 16 op u8 (enum wire_op),
  *     17 r u8, 18 w u8 (0: the receiver's default), 19 zero u8,
  *     20 expire_at_ms u64 (absolute unix ms; 0: no expiry), 28 payload
- *     flags: WIRE_MSG_RESP3 (FORWARD: reply in RESP3)
+ *     flags: WIRE_MSG_RESP3 (FORWARD: reply in RESP3), WIRE_MSG_MC
+ *     (FORWARD only, never with RESP3: the value is one memcached text
+ *     request, its line and data block, and the reply's value is memcached
+ *     reply bytes); any other bit is refused
  *   REPLY body: 0 id u64 (the request's), 8 status u8 (enum wire_status_code),
  *     9 op u8 (the request's), 10 text length u16 (<= WIRE_TEXT_MAX),
  *     12 expire_at_ms u64, 20 text (printable ASCII: an error's message),
@@ -62,7 +65,8 @@
  *   payload: key length u32, key, meta length u32, meta (opaque version
  *     metadata: the DVVSet encoding), value count u16, then per value its
  *     length u32 and bytes (siblings; FORWARD: one value, the client's
- *     command as RESP bytes, and in the reply the reply's RESP bytes)
+ *     command as RESP bytes, or memcached text with WIRE_MSG_MC, and in the
+ *     reply the reply's bytes in the same protocol)
  *   A message's fields fill its length exactly; every length is checked
  *   against the decoder's limits (struct wire_limits) and the frame.
  * A batch is one write: a loop turn appends every message for one peer
@@ -131,7 +135,8 @@ enum wire_kind {
     WIRE_REPLY = 2,
 };
 
-#define WIRE_MSG_RESP3 1 /* REQUEST flag */
+#define WIRE_MSG_RESP3 1 /* REQUEST flags */
+#define WIRE_MSG_MC 2
 
 /* X-macros: one list gives each enum and its names. */
 /* clang-format off */

@@ -430,6 +430,13 @@ struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uin
     return cmd_msg_make(sh, req_id, sub, target, h, flags, proto, argv, argc, hash, NULL);
 }
 
+struct cmd_msg *cmd_msg_for_mc(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
+                               const struct mc_request *mc, uint32_t flags, uint64_t hash)
+{
+    return cmd_msg_make(sh, req_id, sub, target, cmd_mc_def(mc->cmd)->handler,
+                        cmd_mc_flags(mc) | flags, 2, NULL, 0, hash, mc);
+}
+
 void cmd_msg_free(struct cmd_msg *m)
 {
     buf_fini(&m->res.body);
@@ -477,13 +484,9 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
     struct req_result *res = &r->subs[sub];
     struct cmd_msg *m;
     bool is_elsewhere = rt.kind == COORD_FORWARD || rt.kind == COORD_MOVED;
-    if (mc && is_elsewhere && rt.is_replica) {
-        rt.kind = COORD_HERE; /* FORWARD carries RESP: a memcached RMW runs on any replica */
-    } else if (mc && is_elsewhere) {
-        res->status = REQ_ERR;
-        buf_printf(&res->body, "SERVER_ERROR this node holds no replica of the key: use %s\r\n",
-                   coord_client_addr(sh, rt.to));
-        req_sub_done(&sh->reqs, r);
+    if (mc && is_elsewhere) { /* memcached text in a FORWARD (r->aux: a single key's noreply) */
+        coord_forward_mc(sh, r->id, sub, c->consistency_r, c->consistency_w, mc,
+                         r->kind == CMD_COMBINE_ONE && r->aux, &rt);
         return;
     }
     switch (rt.kind) {
@@ -943,6 +946,17 @@ const struct cmd_mc_def *cmd_mc_def(int cmd)
     return cmd >= 0 && cmd < MC_CMD_COUNT ? &cmd_mc_defs[cmd] : NULL;
 }
 
+uint32_t cmd_mc_flags(const struct mc_request *req)
+{
+    const struct cmd_mc_def *d = &cmd_mc_defs[req->cmd];
+    /* Writes that read first (incr, append, cas, add...): read-modify-write
+     * in a cluster (coord.h). */
+    bool is_rmw = (d->flags & CMD_WRITE) &&
+                  ((d->flags & CMD_READS_VALUE) || req->cmd == MC_ADD || req->cmd == MC_REPLACE ||
+                   req->cmd == MC_CAS);
+    return d->flags | (is_rmw ? CMD_RMW : 0);
+}
+
 /* "stats reset", with any words after it: memcached 1.6 answers them all
  * RESET ("stats reset noreply" too: stats has no noreply). */
 static bool cmd_mc_is_stats_reset(const struct mc_request *req)
@@ -1013,16 +1027,10 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
         cmd_run(sh, c, d->handler, 2, NULL, 0, 0, req, conn_reply_buf(c), &res);
         return;
     }
-    default: {
-        /* Writes that read first (incr, append, cas, add...): read-modify-write
-         * in a cluster (coord.h). */
-        bool is_rmw = (d->flags & CMD_WRITE) &&
-                      ((d->flags & CMD_READS_VALUE) || req->cmd == MC_ADD ||
-                       req->cmd == MC_REPLACE || req->cmd == MC_CAS);
-        cmd_route_key(sh, c, d->handler, d->flags | (is_rmw ? CMD_RMW : 0), NULL, 0,
+    default:
+        cmd_route_key(sh, c, d->handler, cmd_mc_flags(req), NULL, 0,
                       keyhash(req->keys[0].ptr, req->keys[0].len), req);
         return;
-    }
     }
 }
 

@@ -207,6 +207,9 @@ struct cmd_mc_def {
 };
 /* The row of memcached command `cmd` (enum mc_cmd). */
 const struct cmd_mc_def *cmd_mc_def(int cmd);
+/* The row's flags for this request, plus CMD_RMW for a read-modify-write
+ * one (incr, append, add, cas...). */
+uint32_t cmd_mc_flags(const struct mc_request *req);
 
 /* The whole table (COMMAND). */
 const struct cmd_def *cmd_table(size_t *count);
@@ -248,6 +251,10 @@ uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uin
 struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
                             cmd_handler *h, uint32_t flags, int proto, struct resp_arg *argv,
                             uint32_t argc, uint64_t hash);
+/* The same for the keyed memcached request mc (key and data copied; its
+ * row's handler and cmd_mc_flags() plus `flags`). */
+struct cmd_msg *cmd_msg_for_mc(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
+                               const struct mc_request *mc, uint32_t flags, uint64_t hash);
 /* The one key a message serves ({"", 0} for a keyless one). */
 static inline struct resp_arg cmd_msg_key(const struct cmd_msg *m)
 {

@@ -71,6 +71,7 @@
 #include "conn.h"
 #include "keyhash.h"
 #include "log.h"
+#include "mc.h"
 #include "node.h"
 #include "num.h"
 #include "peerlink.h"
@@ -85,6 +86,8 @@
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
 #define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
+#define COORD_FWD_MC 1       /* a forwarded memcached request (coord_op.fwd_mc) */
+#define COORD_FWD_MC_QUIET 2 /* the same with noreply: its reply is not relayed */
 #define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
 
 struct coord_member {
@@ -142,6 +145,7 @@ struct coord_op {
     uint64_t hold_seq;
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
+    uint8_t fwd_mc; /* FWD: 0 (RESP), COORD_FWD_MC, or COORD_FWD_MC_QUIET (noreply) */
     char *key; /* a copy (repair comes after the message went back) */
     uint32_t klen;
     uint64_t hash;
@@ -455,6 +459,8 @@ static void coord_answer(struct shard *sh, struct coord_op *op)
 }
 
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op);
+static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint8_t fwd_mc,
+                           const char *code, const char *text);
 static void coord_reap_end(struct shard *sh, struct req *r, struct coord_op *op,
                            enum req_end how);
 
@@ -471,17 +477,10 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
         return true;
     }
     if (op->phase == PH_FWD) {
-        if (how == REQ_END_TIMEOUT) {
-            struct req *pr = req_find(&sh->reqs, op->parent);
-            if (pr && op->parent_sub < pr->nsub) {
-                struct req_result *res = &pr->subs[op->parent_sub];
-                buf_clear(&res->body);
-                res->status = REQ_ERR;
-                resp_write_error(&res->body, "UNAVAILABLE the replica forwarded to did not "
-                                             "answer within request-timeout");
-                COORD_STAT(sh, unavailable);
-                req_sub_done(&sh->reqs, pr);
-            }
+        if (how == REQ_END_TIMEOUT && req_find(&sh->reqs, op->parent)) {
+            coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, "UNAVAILABLE",
+                           "the replica forwarded to did not answer within request-timeout");
+            COORD_STAT(sh, unavailable);
         }
         coord_op_free(op);
         return true;
@@ -1115,20 +1114,38 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
 
 /* ---- forwarding (a node holding no replica) ---- */
 
+/* A relayed memcached reply's status: an error line, or a reply as a
+ * local memcached request's (REQ_NONE). */
+static enum req_status coord_mc_status(const char *p, size_t n)
+{
+    static const char *const errors[] = {"ERROR\r\n", "CLIENT_ERROR ", "SERVER_ERROR "};
+    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
+        if (n >= strlen(errors[i]) && memcmp(p, errors[i], strlen(errors[i])) == 0)
+            return REQ_ERR;
+    return REQ_NONE;
+}
+
 /* Fills sub-result `sub` of this shard's request `parent` with a relayed
- * RESP reply and completes it. */
-static void coord_fill_parent(struct shard *sh, uint64_t parent, uint32_t sub, const char *p,
-                              size_t n)
+ * reply (fwd_mc: coord_op's; a quiet one relays nothing) and completes it. */
+static void coord_fill_parent(struct shard *sh, uint64_t parent, uint32_t sub, uint8_t fwd_mc,
+                              const char *p, size_t n)
 {
     struct req *pr = req_find(&sh->reqs, parent);
     if (!pr || sub >= pr->nsub)
         return;
     struct req_result *res = &pr->subs[sub];
     buf_clear(&res->body);
-    buf_append(&res->body, p, n);
     res->status = REQ_NONE;
     res->skip = 0;
     res->num = 0;
+    if (fwd_mc) {
+        res->status = coord_mc_status(p, n);
+        if (fwd_mc != COORD_FWD_MC_QUIET)
+            buf_append(&res->body, p, n);
+        req_sub_done(&sh->reqs, pr);
+        return;
+    }
+    buf_append(&res->body, p, n);
     const char *nl = n ? memchr(p, '\n', n) : NULL;
     uint32_t head = nl ? (uint32_t)(nl - p + 1) : 0;
     switch (n ? p[0] : 0) {
@@ -1158,6 +1175,23 @@ static void coord_fill_parent(struct shard *sh, uint64_t parent, uint32_t sub, c
     req_sub_done(&sh->reqs, pr);
 }
 
+/* Completes a forwarded request's parent with an error in its client's
+ * protocol: "-<code> <text>", memcached "SERVER_ERROR [<code> ]<text>" (no
+ * code for ERR). */
+static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint8_t fwd_mc,
+                           const char *code, const char *text)
+{
+    char err[WIRE_TEXT_MAX + 64];
+    int n;
+    if (!fwd_mc)
+        n = snprintf(err, sizeof err, "-%s %s\r\n", code, text);
+    else if (strcmp(code, "ERR") == 0)
+        n = snprintf(err, sizeof err, "SERVER_ERROR %s\r\n", text);
+    else
+        n = snprintf(err, sizeof err, "SERVER_ERROR %s %s\r\n", code, text);
+    coord_fill_parent(sh, parent, sub, fwd_mc, err, n < (int)sizeof err ? (size_t)n : strlen(err));
+}
+
 /* Sends wm to the first live node of the route's preference list after
  * route->to (not this node). */
 static int coord_send_next(struct shard *sh, const struct coord_view *v,
@@ -1181,54 +1215,120 @@ static void coord_encode_command(struct buf *out, const struct resp_arg *argv, u
         resp_write_bulk(out, argv[i].ptr, argv[i].len);
 }
 
-void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t rq,
-                   uint8_t wq, const struct resp_arg *argv, uint32_t argc,
-                   const struct coord_route *route)
+/* Sends the command's bytes (cmd; wm: the message but its id and deadline)
+ * as a FORWARD for sub-result `sub` of request req_id, or completes that
+ * with an error in the client's protocol (fwd_mc) when no node takes it. */
+static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, uint8_t fwd_mc,
+                               struct wire_msg *wm, const struct buf *cmd,
+                               const struct coord_route *route)
 {
     struct req *r;
     const struct req *pr = req_find(&sh->reqs, req_id);
     int64_t until = pr ? pr->deadline_ms : shard_deadline(sh);
-    struct coord_op *op = coord_op_new(sh, until - 1, &r);
+    struct coord_op *op = cmd->failed ? NULL : coord_op_new(sh, until - 1, &r);
     if (!op) {
-        static const char oom[] = "-OOM out of memory\r\n";
-        coord_fill_parent(sh, req_id, sub, oom, sizeof oom - 1);
+        coord_fwd_fail(sh, req_id, sub, fwd_mc, "OOM", "out of memory");
         return;
     }
     op->phase = PH_FWD;
     op->parent = req_id;
     op->parent_sub = sub;
-    struct buf cmd;
-    buf_init(&cmd);
-    coord_encode_command(&cmd, argv, argc);
-    struct wire_bytes value = {(const uint8_t *)cmd.data, (uint32_t)cmd.len};
-    struct wire_msg wm = {
-        .kind = WIRE_REQUEST,
-        .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
-        .id = coord_wire_id(r->id, 0),
-        .op = WIRE_OP_FORWARD,
-        .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
-        .partition = (uint16_t)route->partition,
-        .slot = argc > 1 ? (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len) : 0,
-        .r = rq,
-        .w = wq,
-        .key = {argc > 1 ? (const uint8_t *)argv[1].ptr : NULL, argc > 1 ? argv[1].len : 0},
-        .n_values = 1,
-        .values = &value};
-    int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
-    if (rc == -EAGAIN && argc > 1) /* no link to it now: the next live replica takes it */
-        rc = coord_send_next(sh, op->view, route, &wm);
-    buf_fini(&cmd);
+    op->fwd_mc = fwd_mc;
+    struct wire_bytes value = {(const uint8_t *)cmd->data, (uint32_t)cmd->len};
+    wm->kind = WIRE_REQUEST;
+    wm->id = coord_wire_id(r->id, 0);
+    wm->op = WIRE_OP_FORWARD;
+    wm->deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh));
+    wm->partition = (uint16_t)route->partition;
+    wm->n_values = 1;
+    wm->values = &value;
+    int rc = coord_send(sh, op->view, route->to, wm);
+    if (rc == -EAGAIN && wm->key.ptr) /* no link to it now: the next live replica takes it */
+        rc = coord_send_next(sh, op->view, route, wm);
     COORD_STAT(sh, forwarded);
     if (rc != 0) {
-        char err[200];
-        int n = snprintf(err, sizeof err,
-                         "-UNAVAILABLE 0 of 1 replicas answered: %s cannot be reached now\r\n",
-                         op->view->members[route->to].client_addr);
+        char text[160];
+        snprintf(text, sizeof text, "0 of 1 replicas answered: %s cannot be reached now",
+                 op->view->members[route->to].client_addr);
         COORD_STAT(sh, unavailable);
-        coord_fill_parent(sh, req_id, sub, err, (size_t)n);
+        coord_fwd_fail(sh, req_id, sub, fwd_mc, "UNAVAILABLE", text);
         coord_complete(sh, r, 0); /* not armed yet: ends at req_arm */
     }
     req_arm(&sh->reqs, r);
+}
+
+void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t rq,
+                   uint8_t wq, const struct resp_arg *argv, uint32_t argc,
+                   const struct coord_route *route)
+{
+    struct buf cmd;
+    buf_init(&cmd);
+    coord_encode_command(&cmd, argv, argc);
+    struct wire_msg wm = {
+        .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
+        .slot = argc > 1 ? (uint16_t)keyhash_slot(argv[1].ptr, argv[1].len) : 0,
+        .r = rq,
+        .w = wq,
+        .key = {argc > 1 ? (const uint8_t *)argv[1].ptr : NULL, argc > 1 ? argv[1].len : 0}};
+    coord_forward_send(sh, req_id, sub, 0, &wm, &cmd, route);
+    buf_fini(&cmd);
+}
+
+/* One keyed memcached request as text: its line (without noreply: the
+ * origin keeps that) and, for storage commands, its data block. */
+static void coord_encode_mc(struct buf *out, const struct mc_request *mc)
+{
+    const char *name = mc_cmd_name(mc->cmd);
+    int klen = (int)mc->keys[0].len;
+    const char *key = mc->keys[0].ptr;
+    switch (mc->cmd) {
+    case MC_GAT:
+    case MC_GATS:
+        buf_printf(out, "%s %" PRId64 " %.*s\r\n", name, mc->exptime, klen, key);
+        return;
+    case MC_SET:
+    case MC_ADD:
+    case MC_REPLACE:
+    case MC_APPEND:
+    case MC_PREPEND:
+    case MC_CAS:
+        buf_printf(out, "%s %.*s %" PRIu32 " %" PRId64 " %" PRIu32, name, klen, key, mc->flags,
+                   mc->exptime, mc->data_len);
+        if (mc->cmd == MC_CAS)
+            buf_printf(out, " %" PRIu64, mc->cas);
+        buf_append_str(out, "\r\n");
+        buf_append(out, mc->data, mc->data_len);
+        buf_append_str(out, "\r\n");
+        return;
+    case MC_TOUCH:
+        buf_printf(out, "%s %.*s %" PRId64 "\r\n", name, klen, key, mc->exptime);
+        return;
+    case MC_INCR:
+    case MC_DECR:
+        buf_printf(out, "%s %.*s %" PRIu64 "\r\n", name, klen, key, mc->delta);
+        return;
+    default: /* get, gets, delete */
+        buf_printf(out, "%s %.*s\r\n", name, klen, key);
+        return;
+    }
+}
+
+void coord_forward_mc(struct shard *sh, uint64_t req_id, uint32_t sub, uint8_t rq, uint8_t wq,
+                      const struct mc_request *mc, bool is_noreply,
+                      const struct coord_route *route)
+{
+    struct buf cmd;
+    buf_init(&cmd);
+    coord_encode_mc(&cmd, mc);
+    struct wire_msg wm = {
+        .flags = WIRE_MSG_MC,
+        .slot = (uint16_t)keyhash_slot(mc->keys[0].ptr, mc->keys[0].len),
+        .r = rq,
+        .w = wq,
+        .key = {(const uint8_t *)mc->keys[0].ptr, mc->keys[0].len}};
+    coord_forward_send(sh, req_id, sub, is_noreply ? COORD_FWD_MC_QUIET : COORD_FWD_MC, &wm, &cmd,
+                       route);
+    buf_fini(&cmd);
 }
 
 /* ---- replies from peers ---- */
@@ -1240,13 +1340,12 @@ static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op 
     struct wire_bytes v = {0};
     wire_values_init(&it, wm);
     if (wm->status == WIRE_CODE_OK && wire_values_next(&it, &v)) {
-        coord_fill_parent(sh, op->parent, op->parent_sub, (const char *)v.ptr, v.len);
+        coord_fill_parent(sh, op->parent, op->parent_sub, op->fwd_mc, (const char *)v.ptr, v.len);
     } else {
-        char err[WIRE_TEXT_MAX + 40];
-        int n = snprintf(err, sizeof err, "-%s %.*s\r\n",
-                         wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE" : "ERR",
-                         (int)wm->text.len, (const char *)wm->text.ptr);
-        coord_fill_parent(sh, op->parent, op->parent_sub, err, (size_t)n);
+        char text[WIRE_TEXT_MAX + 1];
+        snprintf(text, sizeof text, "%.*s", (int)wm->text.len, (const char *)wm->text.ptr);
+        coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc,
+                       wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE" : "ERR", text);
     }
     op->parent = 0;
     req_sub_done(&sh->reqs, r);
@@ -1523,8 +1622,55 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     req_arm(&sh->reqs, r);
 }
 
+/* A forwarded memcached request (WIRE_MSG_MC): exactly one keyed request,
+ * run coordinated here as a local memcached client's is (CMD_FORWARDED: it
+ * is never sent on). Its whole reply goes back: noreply is the origin's to
+ * honour, so it is cleared here. */
+static void coord_on_forward_mc(struct shard *sh, uint64_t link, const struct wire_msg *wm)
+{
+    struct wire_value_iter it;
+    struct wire_bytes cmd = {0};
+    wire_values_init(&it, wm);
+    wire_values_next(&it, &cmd);
+    struct mc_state ps = {0};
+    struct mc_request req;
+    struct mc_key key;
+    size_t consumed = 0, need = 0;
+    const char *err = NULL;
+    COORD_STAT(sh, forwards_in);
+    bool ok = mc_parse(&sh->env.mc_limits, &ps, (const char *)cmd.ptr, cmd.len, &req, &key, 1,
+                       &consumed, &need, &err) == MC_OK &&
+              consumed == cmd.len && req.nkeys == 1 &&
+              !(cmd_mc_def(req.cmd)->flags & CMD_NOKEY);
+    struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
+    uint64_t hash = ok ? keyhash(key.ptr, key.len) : 0;
+    uint32_t target = ok ? node_shard_of(sh->node, key.ptr, key.len, hash) : 0;
+    req.noreply = false;
+    struct cmd_msg *m =
+        r ? cmd_msg_for_mc(sh, r->id, 0, target, &req, CMD_COORD | CMD_FORWARDED, hash) : NULL;
+    if (!m) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
+                    ok ? "out of memory" : "not one keyed memcached request", NULL, 0, NULL);
+        return;
+    }
+    m->r = wm->r;
+    m->w = wm->w;
+    m->deadline_ms = r->deadline_ms;
+    if (target == sh->id)
+        cmd_msg_execute(sh, m);
+    else
+        shard_send(sh, target, m);
+    req_arm(&sh->reqs, r);
+}
+
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
+    if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
+        coord_on_forward_mc(sh, link, wm);
+        return;
+    }
     if (wm->op == WIRE_OP_FORWARD) {
         coord_on_forward(sh, link, wm);
         return;

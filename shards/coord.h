@@ -32,6 +32,7 @@
 #include "buf.h"
 #include "resp.h"
 
+struct mc_request;
 struct shard;
 struct conn;
 struct cmd_msg;
@@ -73,6 +74,14 @@ bool coord_is_cluster(const struct shard *sh);
  * takes it. A keyless command (argc 1: FLUSHALL) runs on every shard there. */
 void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, uint8_t r, uint8_t w,
                    const struct resp_arg *argv, uint32_t argc, const struct coord_route *route);
+
+/* The same for one keyed memcached request (a get family's one key): its
+ * text goes with WIRE_MSG_MC and the reply's memcached bytes come back;
+ * is_noreply: the client asked for silence, so nothing is relayed (the
+ * receiver still answers, so the sub-result completes). */
+void coord_forward_mc(struct shard *sh, uint64_t req_id, uint32_t sub, uint8_t r, uint8_t w,
+                      const struct mc_request *mc, bool is_noreply,
+                      const struct coord_route *route);
 
 /* "host:port" for clients of member m of the current view (a route's
  * `to`); valid until the next coord_turn(). */

@@ -640,3 +640,65 @@ const char *cluster_versions_text(const struct cluster_versions *v)
     snprintf(text + len, sizeof text - len, "] (context of %zu bytes)", v->ctx_len);
     return text;
 }
+
+/* ---- memcached clients ---- */
+
+/* Whether port is free on every node's address (bound and released). */
+static bool port_free_everywhere(int port)
+{
+    for (int i = 0; i < CLUSTER_NODES_MAX; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
+        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+const char *cluster_memcache_port(void)
+{
+    static char port[16];
+    if (port[0])
+        return port;
+    for (int tries = 0; tries < 64; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        socklen_t alen = sizeof a;
+        inet_pton(AF_INET, cluster_host(0), &a.sin_addr);
+        int p = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                        getsockname(fd, (struct sockaddr *)&a, &alen) == 0
+                    ? ntohs(a.sin_port)
+                    : 0;
+        if (fd >= 0)
+            close(fd);
+        if (p && port_free_everywhere(p)) {
+            snprintf(port, sizeof port, "%d", p);
+            return port;
+        }
+    }
+    fprintf(stderr, "cluster: no port free on every node's address\n");
+    return NULL;
+}
+
+int cluster_memcache_connect(int i)
+{
+    const char *port = cluster_memcache_port();
+    int fd = port ? socket(AF_INET, SOCK_STREAM, 0) : -1;
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+    inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        fprintf(stderr, "cluster: memcache port of node %d: %s\n", i, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
