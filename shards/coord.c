@@ -27,6 +27,9 @@
  *          missing or differs (replica_same) gets a SYNC of the merged one;
  *   FWD    a FORWARD to a replica; its REPLY's RESP bytes complete the
  *          client's request (sub-result status parsed from the first byte).
+ *          A memcached request goes as memcached text (WIRE_MSG_MC: one
+ *          request, a get's one key) and its memcached reply bytes come
+ *          back; noreply stays at the origin, which relays nothing then.
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -35,7 +38,9 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * FORWARD runs a client command coordinated here and answers its RESP bytes.
+ * FORWARD runs a client command coordinated here and answers its RESP bytes
+ * (WIRE_MSG_MC: one keyed memcached request, run as a local memcached
+ * client's, answered with its whole reply whatever its noreply).
  *
  * Reaping (coord_reap, from the shard's tick): a tombstone past
  * tombstone-grace is only a candidate in a cluster (replica_reap_offer). A

@@ -3,7 +3,7 @@
  * Four real nodes on 127.0.0.2 .. 5 (cluster_harness.h) with replicas 2 and
  * their memcache port on, so each key has two nodes holding no replica; the
  * tests find one per key from CLUSTER SLOTS and CLUSTER KEYSLOT.
- * - set, get, gets, incr, append, add, replace, touch and delete of 40 keys
+ * - set, get, gets, cas, incr, append, add, replace, touch and delete of 40 keys
  *   at a non-replica node answer as memcached does, and every node reads
  *   each write back; a multi-key get there gets each value and one END.
  * - noreply at a non-replica node: nothing comes back, the write is done.
@@ -153,7 +153,13 @@ static void test_mc_forward_commands_at_a_non_replica(void **state)
         snprintf(want, sizeof want, "VALUE %s 0 2 ", key);
         if (strncmp(got, want, strlen(want)) != 0 || !strstr(got, "\r\nab\r\nEND\r\n"))
             fail_msg("%s-> \"%s\"", req, got);
-        snprintf(want, sizeof want, "VALUE %s 0 2\r\nab\r\nEND\r\n", key);
+        /* The same node takes the cas (cas uniques are node-local). */
+        unsigned long long cas = strtoull(got + strlen(want), NULL, 10);
+        snprintf(req, sizeof req, "cas %s 0 0 2 %llu\r\ncd\r\n", key, cas + 1000000);
+        expect(fd, req, "EXISTS\r\n");
+        snprintf(req, sizeof req, "cas %s 0 0 2 %llu\r\ncd\r\n", key, cas);
+        expect(fd, req, "STORED\r\n");
+        snprintf(want, sizeof want, "VALUE %s 0 2\r\ncd\r\nEND\r\n", key);
         expect_everywhere(key, want);
         snprintf(req, sizeof req, "delete %s\r\n", key);
         expect(fd, req, "DELETED\r\n");

@@ -48,6 +48,8 @@ static const struct wire_bytes sibs[3] = {
     {(const uint8_t *)"one", 3}, {(const uint8_t *)"", 0}, {(const uint8_t *)"three\0x", 7}};
 static const char resp_set[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
 static const struct wire_bytes resp_cmd[1] = {{(const uint8_t *)resp_set, sizeof resp_set - 1}};
+static const char mc_set[] = "set k 0 0 1\r\nv\r\n";
+static const struct wire_bytes mc_cmd[1] = {{(const uint8_t *)mc_set, sizeof mc_set - 1}};
 
 /* Every op as a request and every status as a reply; n is how many. */
 static unsigned sample_msgs(struct wire_msg *m)
@@ -91,6 +93,13 @@ static unsigned sample_msgs(struct wire_msg *m)
                                .key = bs("k"),
                                .n_values = 1,
                                .values = resp_cmd};
+    m[n++] = (struct wire_msg){.kind = WIRE_REQUEST,
+                               .flags = WIRE_MSG_MC,
+                               .id = 6,
+                               .op = WIRE_OP_FORWARD,
+                               .key = bs("k"),
+                               .n_values = 1,
+                               .values = mc_cmd};
     m[n++] = (struct wire_msg){.kind = WIRE_REPLY,
                                .id = 1,
                                .op = WIRE_OP_GET,
@@ -603,7 +612,21 @@ static void test_wire_refuses_unknown_types_and_flags(void **state)
         .kind = WIRE_REQUEST, .op = WIRE_OP_PUT, .key = bs("k"), .n_values = 1, .values = sibs};
     struct wire_msg rp = {.kind = WIRE_REPLY, .op = WIRE_OP_PUT, .key = bs("k")};
     expect_patched_bad(&rq, 0, 3, "unknown message kind");
-    expect_patched_bad(&rq, 1, 2, "unknown request flags");
+    expect_patched_bad(&rq, 1, 4, "unknown request flags");
+    /* WIRE_MSG_MC: on a FORWARD only, and never with RESP3. */
+    expect_patched_bad(&rq, 1, WIRE_MSG_MC, "memcached flag on a request other than");
+    struct wire_msg fw = {.kind = WIRE_REQUEST,
+                          .flags = WIRE_MSG_MC,
+                          .op = WIRE_OP_FORWARD,
+                          .key = bs("k"),
+                          .n_values = 1,
+                          .values = mc_cmd};
+    expect_patched_bad(&fw, 1, WIRE_MSG_MC | WIRE_MSG_RESP3, "memcached flag on a request");
+    fw.flags = WIRE_MSG_MC | WIRE_MSG_RESP3;
+    assert_int_equal(wire_msg_size(&fw), 0);
+    fw.flags = WIRE_MSG_MC;
+    fw.op = WIRE_OP_GET;
+    assert_int_equal(wire_msg_size(&fw), 0);
     expect_patched_bad(&rp, 1, 1, "unknown reply flags");
     expect_patched_bad(&rq, 6 + 16, 0, "unknown request op");
     expect_patched_bad(&rq, 6 + 16, 6, "unknown request op");
