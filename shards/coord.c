@@ -49,6 +49,7 @@
 #include "cmd_ring.h"
 #include "conn.h"
 #include "keyhash.h"
+#include "keyspace.h"
 #include "log.h"
 #include "node.h"
 #include "num.h"
@@ -972,7 +973,8 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
         .n_values = 1,
         .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
-    if (rc == -EAGAIN && argc > 1) /* no link to it now: the next live replica takes it */
+    if (rc == -EAGAIN && argc > 1 && route->partition != COORD_NO_PARTITION)
+        /* no link to it now: the next live replica of the key takes it */
         rc = coord_send_next(sh, op->view, route, &wm);
     buf_fini(&cmd);
     COORD_STAT(sh, forwarded);
@@ -1240,6 +1242,10 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
                    &argc, scratch, sizeof scratch, &consumed, &need, &err);
     const struct cmd_def *d =
         ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len) : NULL;
+    if (d && d->handler == keyspace_refuse) { /* RING.LOCAL: a keyspace command's node-local form */
+        keyspace_serve(sh, link, wm, argv, argc);
+        return;
+    }
     if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;

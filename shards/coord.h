@@ -52,9 +52,11 @@ enum coord_route_kind {
     COORD_DOWN,    /* no live node: answer the error */
 };
 
+#define COORD_NO_PARTITION UINT32_MAX /* a route to one member, for no key */
+
 struct coord_route {
     enum coord_route_kind kind;
-    uint32_t partition;
+    uint32_t partition; /* COORD_NO_PARTITION: that member only (FLUSHALL, RING.LOCAL) */
     uint32_t to;     /* COORD_FORWARD: the view's member index */
     bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
     char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
