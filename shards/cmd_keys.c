@@ -38,9 +38,12 @@
 #define RANDOM_MINE_TRIES 64 /* samples RANDOMKEY takes before walking for a key of its own */
 
 /* In a cluster, the executing shard (its view says which partitions this
- * node answers for); NULL for a cluster of one, where every key counts. */
+ * node answers for); NULL for a cluster of one, where every key counts (and
+ * for a store run without a node, as unit tests do). */
 static const struct shard *keyspace_filter(const struct cmd_ctx *c)
 {
+    if (!c->node)
+        return NULL;
     const struct shard *sh = c->node->shards[c->shard_id];
     return coord_is_cluster(sh) ? sh : NULL;
 }
