@@ -475,6 +475,8 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
     struct coord_route rt;
     struct resp_arg key = mc ? (struct resp_arg){mc->keys[0].ptr, mc->keys[0].len} : argv[1];
     coord_route(sh, c, key.ptr, key.len, hash, flags, &rt);
+    if (rt.kind == COORD_MOVED && h == cmd_multi_exec_shard)
+        rt.kind = COORD_FORWARD; /* the queue was this connection's: a MOVED would lose it */
     struct req_result *res = &r->subs[sub];
     struct cmd_msg *m;
     bool is_elsewhere = rt.kind == COORD_FORWARD || rt.kind == COORD_MOVED;
