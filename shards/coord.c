@@ -7,7 +7,10 @@
  * snapshot's version changed. Operations in flight keep the view they
  * started with (a reference count), so a refresh never pulls addresses from
  * under them. is_cluster is false for a cluster of one: then cmd.c routes
- * as it always did.
+ * as it always did. For keyspace commands (keyspace.h) the view also says
+ * which partitions this node answers for (is_mine: it is their list's first
+ * live node) and ranks the members by node id (SCAN's walk); the first
+ * cluster view turns on the store's per-partition key counts (DBSIZE).
  *
  * Operations: a coordinated request is one struct req (req.h) of this
  * shard with one sub-result, whose owner_ptr is a struct coord_op. The req
@@ -35,7 +38,8 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * FORWARD runs a client command coordinated here and answers its RESP bytes.
+ * FORWARD runs a client command coordinated here and answers its RESP bytes
+ * (RING.LOCAL, a keyspace command's node-local form, goes to keyspace.c).
  *
  * Left to others: the links (peerlink.h), the versions (replica.h), the
  * command handlers and request routing (cmd.c asks coord_route()). */

@@ -40,9 +40,8 @@ bool keyspace_scan_at(const struct shard *sh, uint64_t cursor, struct keyspace_s
     out->rank = asked;
     if (!coord_rank_member(sh, &out->rank, &out->member, &out->is_self))
         return false;
-    out->node = out->rank == asked
-                    ? ((cursor >> 48) & 0xFF) << 56 | (cursor & KEYSPACE_POS_MASK) << 8
-                    : 0;
+    out->node =
+        out->rank == asked ? ((cursor >> 48) & 0xFF) << 56 | (cursor & KEYSPACE_POS_MASK) << 8 : 0;
     out->aux = (int64_t)(out->rank + 1) << KEYSPACE_AUX_RANK_SHIFT;
     return true;
 }
@@ -165,7 +164,8 @@ static const struct cmd_def *keyspace_command(const struct resp_arg *argv, uint3
     const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
     if (!d || (d->flags & CMD_WRITE) || (d->route != CMD_ROUTE_ALL && d->route != CMD_ROUTE_SCAN))
         return NULL;
-    if ((d->arity > 0 && argc != (uint32_t)d->arity) || (d->arity < 0 && argc < (uint32_t)-d->arity))
+    if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
+        (d->arity < 0 && argc < (uint32_t)-d->arity))
         return NULL;
     return d;
 }

@@ -37,8 +37,8 @@
 
 static void start_cluster(const char *replicas)
 {
-    const char *flags[] = {"--request-timeout", "2000", "--replicas", replicas, "--threads", "2",
-                           NULL, NULL, NULL};
+    const char *flags[] = {
+        "--request-timeout", "2000", "--replicas", replicas, "--threads", "2", NULL, NULL, NULL};
     assert_int_equal(cluster_start(0, flags), 0);
     flags[6] = "--seeds";
     flags[7] = cluster_seed(0);
@@ -113,8 +113,7 @@ static bool node_dbsize_is(redisContext *c, long long want, const char *where)
     redisReply *r = cmd(c, "DBSIZE");
     bool ok = r->type == REDIS_REPLY_INTEGER && r->integer == want;
     if (!ok)
-        fprintf(stderr, "%s: DBSIZE %lld (type %d), want %lld\n", where, r->integer, r->type,
-                want);
+        fprintf(stderr, "%s: DBSIZE %lld (type %d), want %lld\n", where, r->integer, r->type, want);
     freeReplyObject(r);
     return ok;
 }
@@ -174,8 +173,7 @@ static bool every_node_answers_all(void *arg)
             snprintf(where[k], sizeof where[k], "node %d %s", i, what[k]);
         redisContext *c = cluster_redis(i);
         bool ok = node_dbsize_is(c, x->count, where[0]) && node_keys_once(c, x->live, where[1]) &&
-                  node_scan_once(c, x->live, where[2]) &&
-                  node_randomkey_live(c, x->live, where[3]);
+                  node_scan_once(c, x->live, where[2]) && node_randomkey_live(c, x->live, where[3]);
         redisFree(c);
         if (!ok)
             return false;
