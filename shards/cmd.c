@@ -27,7 +27,10 @@
  * these routes (memcached's too) goes to its key's coordinator instead: a
  * message with CMD_COORD to the shard owning the key here, a FORWARD to a
  * replica, or -MOVED / -UNAVAILABLE; MSETNX always takes two phases, and
- * FLUSHALL also goes to every other member. A cluster of one never asks.
+ * FLUSHALL also goes to every other member. DBSIZE, KEYS, RANDOMKEY and
+ * SCAN give a cluster-aware connection this node's node-local answer and
+ * any other the cluster's (keyspace.h): the first three from every member,
+ * SCAN from one member at a time. A cluster of one never asks.
  * A request answered later owns its connection's next reply slot; its
  * sub-results are structured (req.h: status, number, payload offset, as
  * the handlers report them through cmd_reply_*), and the combiners below
