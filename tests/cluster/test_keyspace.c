@@ -6,7 +6,8 @@
  *   a full SCAN loop (COUNT 7) with each key exactly once, and RANDOMKEY a
  *   key that exists; the node-local DBSIZE and KEYS of the masters CLUSTER
  *   SLOTS lists, asked on cluster-aware connections as redis-py's
- *   RedisCluster does, add up to 300 keys, each once.
+ *   RedisCluster does, add up to 300 keys, each once. RING.LOCAL (the
+ *   peers' request) is refused to a client.
  * - test_keyspace_deleted_keys_left_out: after DEL of all keys but one
  *   (tombstones stay), every node answers DBSIZE 1, KEYS * that key, and
  *   RANDOMKEY that key.
@@ -272,6 +273,10 @@ static void test_keyspace_replicas_2(void **state)
 {
     (void)state;
     keyspace_with("2");
+    redisReply *r = cluster_redis_command(0, "RING.LOCAL DBSIZE"); /* for peers only */
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
 }
 
 static void test_keyspace_replicas_3(void **state)
