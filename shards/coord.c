@@ -907,6 +907,17 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
 
 /* ---- replies from peers ---- */
 
+/* Whether an error text starts with its RESP code (an upper-case word and
+ * a space: "ERR ...", "MISCONF ..."), as a replica's refusal of a FORWARD
+ * does; others ("out of memory" from older builds) get "ERR". */
+static bool coord_has_code(const struct wire_bytes *text)
+{
+    uint32_t i = 0;
+    while (i < text->len && text->ptr[i] >= 'A' && text->ptr[i] <= 'Z')
+        i++;
+    return i > 0 && i < text->len && text->ptr[i] == ' ';
+}
+
 static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op *op,
                                const struct wire_msg *wm)
 {
@@ -917,9 +928,11 @@ static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op 
         coord_fill_parent(sh, op->parent, op->parent_sub, (const char *)v.ptr, v.len);
     } else {
         char err[WIRE_TEXT_MAX + 40];
-        int n = snprintf(err, sizeof err, "-%s %.*s\r\n",
-                         wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE" : "ERR",
-                         (int)wm->text.len, (const char *)wm->text.ptr);
+        const char *code = wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE "
+                           : coord_has_code(&wm->text)         ? ""
+                                                               : "ERR ";
+        int n = snprintf(err, sizeof err, "-%s%.*s\r\n", code, (int)wm->text.len,
+                         (const char *)wm->text.ptr);
         coord_fill_parent(sh, op->parent, op->parent_sub, err, (size_t)n);
     }
     op->parent = 0;
@@ -1136,6 +1149,40 @@ uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap)
     return n;
 }
 
+/* The row of a forwarded command, or NULL with why[0..len) its RESP error
+ * line: the payload is one RESP command (an array; nothing after it), of a
+ * kind a peer forwards (one key's command, or a write to every shard:
+ * FLUSHALL), and it passes a client's checks (arity, key sizes, MISCONF
+ * for a write). A peer's bytes are trusted no more than a client's. */
+static const struct cmd_def *coord_forward_checked(struct shard *sh, const struct wire_bytes *cmd,
+                                                   enum resp_status ps, size_t consumed,
+                                                   struct resp_arg *argv, uint32_t argc, char *why,
+                                                   size_t len)
+{
+    if (ps != RESP_OK || cmd->len == 0 || cmd->ptr[0] != '*' || consumed != cmd->len || argc == 0) {
+        snprintf(why, len, "ERR a forwarded command must be one RESP array and nothing else");
+        return NULL;
+    }
+    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    bool is_forwardable =
+        d && ((d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) ||
+              (argc >= 2 && (d->route == CMD_ROUTE_KEY ||
+                             (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step))));
+    if (!is_forwardable) {
+        snprintf(why, len, "ERR not a single-key command");
+        return NULL;
+    }
+    if (!cmd_args_ok(sh->node, d, argv, argc, why, len))
+        return NULL;
+    struct buf refusal;
+    buf_init(&refusal);
+    bool refused = (d->flags & CMD_WRITE) && persist_refuse_resp(sh->node, &refusal);
+    if (refused) /* "-MISCONF ...\r\n": the line without its framing */
+        snprintf(why, len, "%.*s", refusal.len > 3 ? (int)refusal.len - 3 : 0, refusal.data + 1);
+    buf_fini(&refusal);
+    return refused ? NULL : d;
+}
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
  * go back. Only single-key commands come (the sender split the rest). */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -1150,24 +1197,25 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     uint32_t argc = 0;
     size_t consumed = 0, need = 0;
     const char *err = NULL;
-    char scratch[8];
+    char scratch[8], why[WIRE_TEXT_MAX];
     COORD_STAT(sh, forwards_in);
     enum resp_status ps =
         resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len, argv, COORD_FWD_ARGS,
                    &argc, scratch, sizeof scratch, &consumed, &need, &err);
     const struct cmd_def *d =
-        ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len) : NULL;
-    if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
+        coord_forward_checked(sh, &cmd, ps, consumed, argv, argc, why, sizeof why);
+    if (!d) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, why, NULL, 0, NULL);
+        return;
+    }
+    if (d->route == CMD_ROUTE_ALL) {
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;
     }
-    bool ok =
-        d && argc >= 2 &&
-        (d->route == CMD_ROUTE_KEY || (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
-    struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
+    struct req *r = coord_held_new(sh, link, wm);
     if (!r) {
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
-                    ok ? "out of memory" : "not a single-key command", NULL, 0, NULL);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "OOM out of memory", NULL,
+                    0, NULL);
         return;
     }
     uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
@@ -1178,8 +1226,8 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
         cmd_msg_for(sh, r->id, 0, target, d->handler, flags, proto, argv, argc, hash);
     if (!m) {
         req_cancel(&sh->reqs, r->id);
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,
-                    NULL);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "OOM out of memory", NULL,
+                    0, NULL);
         return;
     }
     m->r = wm->r;

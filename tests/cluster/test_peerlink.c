@@ -247,6 +247,24 @@ static void put_get(struct wire_writer *wr, uint64_t id)
     assert_int_equal(wire_write_msg(wr, &m), 0);
 }
 
+/* The node's next frame holds the REPLY to request id first: *r (valid
+ * until the next read). */
+static void wp_reply(struct wpeer *w, uint64_t id, struct wire_msg *r)
+{
+    struct wire_frame f;
+    int got = wp_frame(w, &f);
+    if (got != 1)
+        fail_msg("request %llu: the node %s", (unsigned long long)id,
+                 got ? "went silent" : "closed");
+    assert_int_equal(f.type, WIRE_BATCH);
+    struct wire_cursor c;
+    wire_cursor_init(&c, &w->dec, &f);
+    const char *err;
+    assert_int_equal(wire_next_msg(&c, r, &err), WIRE_OK);
+    assert_int_equal(r->kind, WIRE_REPLY);
+    assert_int_equal(r->id, id);
+}
+
 /* Sends one GET REQUEST with this id and waits for its REPLY. */
 static void wp_round_trip(struct wpeer *w, uint64_t id)
 {
@@ -255,16 +273,8 @@ static void wp_round_trip(struct wpeer *w, uint64_t id)
     put_get(&wr, id);
     wire_writer_flush(&wr);
     wp_send(w);
-    struct wire_frame f;
-    assert_int_equal(wp_frame(w, &f), 1);
-    assert_int_equal(f.type, WIRE_BATCH);
-    struct wire_cursor c;
-    wire_cursor_init(&c, &w->dec, &f);
     struct wire_msg r;
-    const char *err;
-    assert_int_equal(wire_next_msg(&c, &r, &err), WIRE_OK);
-    assert_int_equal(r.kind, WIRE_REPLY);
-    assert_int_equal(r.id, id);
+    wp_reply(w, id, &r);
     assert_int_equal(r.op, WIRE_OP_GET);
     printf("peerlink: REPLY to %llu: %s \"%.*s\"\n", (unsigned long long)id,
            wire_code_name(r.status), (int)r.text.len, (const char *)r.text.ptr);
@@ -760,9 +770,124 @@ static void test_peerlink_two_nodes_over_their_links(void **state)
     cluster_stop(0);
 }
 
+/* ---- hostile peers (issue 11 review): a peer's bytes are trusted no more
+ * than a client's ---- */
+
+/* Nodes 0 and 1 form a cluster (node 0 with these flags); the test speaks
+ * as node 1 (a member) on a link to node 0's shard 0. */
+static void hostile_open(struct wpeer *w, const char *const *flags0)
+{
+    assert_int_equal(cluster_start(0, flags0), 0);
+    const char *flags1[] = {"--threads", "1", "--seeds", cluster_seed(0), NULL};
+    assert_int_equal(cluster_start(1, flags1), 0);
+    int two = 2;
+    assert_true(cluster_wait(cluster_formed, &two, FORM_MS));
+    wp_open(w, 0);
+    assert_int_equal(wp_handshake(w, cluster_node(1)->id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+}
+
+struct wreply {
+    uint8_t status;
+    char text[WIRE_TEXT_MAX + 1];
+    char value[256]; /* the first value, cut */
+};
+
+/* Sends a FORWARD with this payload and waits for its REPLY. */
+static void wp_forward(struct wpeer *w, uint64_t id, const char *payload, size_t len,
+                       struct wreply *out)
+{
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w->out, w->hs.version, w->hs.peer_max_frame);
+    struct wire_bytes v = {(const uint8_t *)payload, (uint32_t)len};
+    struct wire_msg m = {.kind = WIRE_REQUEST,
+                         .id = id,
+                         .op = WIRE_OP_FORWARD,
+                         .deadline_ms = 2000,
+                         .n_values = 1,
+                         .values = &v};
+    assert_int_equal(wire_write_msg(&wr, &m), 0);
+    wire_writer_flush(&wr);
+    wp_send(w);
+    struct wire_msg r;
+    wp_reply(w, id, &r);
+    out->status = r.status;
+    snprintf(out->text, sizeof out->text, "%.*s", (int)r.text.len, (const char *)r.text.ptr);
+    struct wire_value_iter it;
+    struct wire_bytes val = {0};
+    wire_values_init(&it, &r);
+    wire_values_next(&it, &val);
+    snprintf(out->value, sizeof out->value, "%.*s", (int)val.len, (const char *)val.ptr);
+    printf("peerlink: FORWARD %llu: %s \"%s\"\n", (unsigned long long)id,
+           wire_code_name(r.status), out->text);
+}
+
+#define FWD(w, id, lit, out) wp_forward(w, id, lit, sizeof lit - 1, out)
+
+static void expect_forward_error(struct wpeer *w, uint64_t id, const char *payload, size_t len,
+                                 const char *text)
+{
+    struct wreply r;
+    wp_forward(w, id, payload, len, &r);
+    assert_int_equal(r.status, WIRE_CODE_ERROR);
+    if (strncmp(r.text, text, strlen(text)) != 0)
+        fail_msg("FORWARD %llu: want an error starting \"%s\", got \"%s\"",
+                 (unsigned long long)id, text, r.text);
+}
+
+#define FWD_ERROR(w, id, lit, text) expect_forward_error(w, id, lit, sizeof lit - 1, text)
+
+/* A FORWARD is checked as a client's command is: a GETRANGE without its
+ * range (which read past its arguments and crashed the node), a key over
+ * max-key-size, an unknown or keyless command, and a payload that is not
+ * exactly one RESP array (a pipeline, an inline command, trailing bytes)
+ * are answered ERROR with the reason; a good one still runs, and the node
+ * lives on. */
+static void test_peerlink_forward_checked_as_a_client(void **state)
+{
+    const char *flags0[] = {"--threads", "1", "--max-key-size", "16", NULL};
+    struct wpeer w;
+    hostile_open(&w, flags0);
+    FWD_ERROR(&w, 1, "*2\r\n$8\r\nGETRANGE\r\n$3\r\nhk1\r\n",
+              "ERR wrong number of arguments for 'getrange' command");
+    FWD_ERROR(&w, 2, "*2\r\n$3\r\nSET\r\n$3\r\nhk1\r\n", "ERR wrong number of arguments");
+    FWD_ERROR(&w, 3, "*2\r\n$3\r\nGET\r\n$17\r\nkkkkkkkkkkkkkkkkk\r\n", "ERR key too large");
+    FWD_ERROR(&w, 4, "*2\r\n$3\r\nGET\r\n$3\r\nhk1\r\n*2\r\n$3\r\nGET\r\n$3\r\nhk1\r\n",
+              "ERR a forwarded command must be one RESP array");
+    FWD_ERROR(&w, 5, "GET hk1\r\n", "ERR a forwarded command must be one RESP array");
+    FWD_ERROR(&w, 6, "*2\r\n$3\r\nGET\r\n$3\r\nhk1\r\nxyz",
+              "ERR a forwarded command must be one RESP array");
+    FWD_ERROR(&w, 7, "*2\r\n$3\r\nGET\r\n$3\r\nhk", "ERR a forwarded command must be one");
+    FWD_ERROR(&w, 8, "*1\r\n$4\r\nPING\r\n", "ERR not a single-key command");
+    FWD_ERROR(&w, 9, "*2\r\n$4\r\nNOPE\r\n$3\r\nhk1\r\n", "ERR not a single-key command");
+    struct wreply r;
+    FWD(&w, 10, "*3\r\n$3\r\nSET\r\n$3\r\nhk1\r\n$5\r\nhello\r\n", &r);
+    assert_int_equal(r.status, WIRE_CODE_OK);
+    assert_string_equal(r.value, "+OK\r\n");
+    FWD(&w, 11, "*4\r\n$8\r\nGETRANGE\r\n$3\r\nhk1\r\n$1\r\n1\r\n$1\r\n3\r\n", &r);
+    assert_int_equal(r.status, WIRE_CODE_OK);
+    assert_string_equal(r.value, "$3\r\nell\r\n");
+    wp_close(&w);
+    char *echo = cluster_ask(0, "ECHO alive");
+    assert_non_null(echo);
+    assert_string_equal(echo, "alive");
+    free(echo);
+    /* a client's GETRANGE without its range is refused at node 1 (forwarded
+     * or not) the same way */
+    redisReply *e = cluster_redis_command(1, "GETRANGE hk1");
+    assert_non_null(e);
+    assert_int_equal(e->type, REDIS_REPLY_ERROR);
+    freeReplyObject(e);
+    cluster_stop(1);
+    cluster_stop(0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_peerlink_request_reply_without_secret, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_proves_the_derived_key, cluster_forget_all),
@@ -775,6 +900,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_silent_handshake_is_closed, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_caps_handshakes_in_progress, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_two_nodes_over_their_links, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_forward_checked_as_a_client, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
