@@ -41,6 +41,12 @@
  * bounds a zero window), and the requests on its link time out at their
  * coordinators.
  *
+ * Membership: a peer that names itself (its HELLO to us, its CHALLENGE
+ * when we dial) with an id that is not a member of the current snapshot,
+ * or one that left, is refused (REFUSE, closed, counted as a failed
+ * handshake) before anything is served. Without a cluster secret the id
+ * is taken as claimed: only the secret makes it a proof.
+ *
  * Adoption: the admin thread queues accepted sockets under `adopt_lock`
  * and writes the shard's eventfd, on which a read is kept in the shard's
  * ring; its completion takes the queue. At most PEERLINK_HALF_OPEN_MAX
@@ -69,6 +75,7 @@
 #include "node.h"
 #include "req.h"
 #include "shard.h"
+#include "snapshot.h"
 
 #define PEERLINK_PENDING_MSGS 4096          /* messages waiting for a handshake */
 #define PEERLINK_PENDING_BYTES (64u << 20)  /* ... and their bytes */
@@ -703,12 +710,37 @@ static void link_replay(struct peerlink *pl, struct link *l)
 
 /* ---- input ---- */
 
+/* Whether node `id` is a member of the cluster as the current snapshot has
+ * it, and has not left (a joining one is: it is admitted before it dials).
+ * Without a snapshot (no membership yet) nobody is. */
+static bool link_is_member(struct peerlink *pl, const char *id)
+{
+    struct node *n = pl->sh->node;
+    if (!n->snapshots)
+        return false;
+    bool is_member = false;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, pl->sh->id);
+    for (uint32_t i = 0; s && i < s->n_members && !is_member; i++)
+        is_member = i != s->self && s->members[i].status != MEMBER_S_LEFT &&
+                    memcmp(s->members[i].id, id, WIRE_ID_HEX) == 0;
+    snapshot_read_end(n->snapshots, pl->sh->id);
+    return is_member;
+}
+
 static void link_on_handshake(struct peerlink *pl, struct link *l, const struct wire_frame *f)
 {
     enum wire_hs_status st = wire_hs_on_frame(&l->hs, f, &l->out);
     link_mark_dirty(pl, l);
     if (l->out.failed) {
         link_close(pl, l, "out of memory in the handshake");
+        return;
+    }
+    /* The peer named itself (its HELLO, or its CHALLENGE): only members are
+     * served. Without a cluster secret this trusts the id it claims. */
+    if (st != WIRE_HS_FAILED && l->hs.peer_id[0] && !link_is_member(pl, l->hs.peer_id)) {
+        char why[WIRE_ID_HEX + 48];
+        snprintf(why, sizeof why, "node %s is not a member of this cluster", l->hs.peer_id);
+        link_refuse(pl, l, WIRE_REFUSE_AUTH, why); /* our CHALLENGE or PROOF is not sent */
         return;
     }
     if (st == WIRE_HS_AGAIN)

@@ -26,6 +26,9 @@
  * - The dialling side: two nodes (2 and 3 shards, a secret) write at one
  *   and read at the other (W = N = 2: every SET crossed a link node 0 or 1
  *   dialled), a 3 MB value included; node 1 restarted: node 0 dials again.
+ * - Only members are served: the test speaks as a node that joined
+ *   (MEMBER); an id the cluster lacks, or one that left, is refused.
+ * - Hostile peers: a FORWARD is checked as a client's command.
  * Without shards/peerlink.c and the hand-off in admin/peer.c, a connection
  * starting with 0xC7 is read as a gossip stream and closed at once (every
  * handshake here fails), and no write reaches the other node's replica.
@@ -57,7 +60,7 @@
 #include "wire.h"
 
 #define SECRET "peer link test secret"
-#define TEST_ID "7e57000000000000000000000000000000000001"
+#define TEST_ID "7e57000000000000000000000000000000000001" /* a member of no cluster */
 #define READ_TIMEOUT_S 5
 #define FORM_MS 15000
 #define IN_CAP (256u << 10) /* a wpeer's input buffer, unless it asks for more */
@@ -313,7 +316,8 @@ static bool no_links_up(void *arg)
     return info_field(0, "peer_links_up") == 0;
 }
 
-static void start_node(int i, const char *secret, const char *threads)
+/* A node alone: no peer is a member of its cluster. */
+static void start_alone(int i, const char *secret, const char *threads)
 {
     const char *flags[8] = {"--threads", threads, NULL};
     int k = 2;
@@ -324,13 +328,38 @@ static void start_node(int i, const char *secret, const char *threads)
     assert_int_equal(cluster_start(i, flags), 0);
 }
 
+#define MEMBER 4 /* the node whose id the test speaks with */
+static char member_id[41];
+
+static bool member_is_up(void *arg)
+{
+    const char *st = cluster_status_of(0, member_id);
+    return st && strcmp(st, "up") == 0;
+}
+
+/* Node i (0), and node MEMBER joined to it: the test speaks as MEMBER
+ * (member_id), since a node serves members of its cluster only. The real
+ * MEMBER sends nothing on links unless it coordinates a request. */
+static void start_node(int i, const char *secret, const char *threads)
+{
+    start_alone(i, secret, threads);
+    const char *flags[8] = {"--threads", "1", "--seeds", cluster_seed(i), NULL};
+    if (secret) {
+        flags[4] = "--cluster-secret";
+        flags[5] = secret;
+    }
+    assert_int_equal(cluster_start(MEMBER, flags), 0);
+    snprintf(member_id, sizeof member_id, "%s", cluster_node(MEMBER)->id);
+    assert_true(cluster_wait(member_is_up, NULL, FORM_MS));
+}
+
 static void test_peerlink_request_reply_without_secret(void **state)
 {
     start_node(0, NULL, "2");
     assert_int_equal(info_field(0, "peer_links_up"), 0);
     struct wpeer a, b;
     wp_open(&a, 0);
-    assert_int_equal(wp_handshake(&a, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&a, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     assert_int_equal(a.hs.peer_shards, 2);
@@ -338,7 +367,7 @@ static void test_peerlink_request_reply_without_secret(void **state)
     wp_round_trip(&a, 7);
     wp_round_trip(&a, 8);
     wp_open(&b, 0);
-    assert_int_equal(wp_handshake(&b, TEST_ID, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&b, member_id, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     assert_int_equal(b.hs.peer_shard, 1);
@@ -346,7 +375,7 @@ static void test_peerlink_request_reply_without_secret(void **state)
     struct wpeer c; /* a HELLO whose header arrives in two parts */
     wp_open(&c, 0);
     c.split = 5;
-    assert_int_equal(wp_handshake(&c, TEST_ID, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&c, member_id, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     wp_round_trip(&c, 9);
@@ -383,7 +412,7 @@ static void expect_auth_refused(const uint8_t *key, size_t key_len)
 {
     struct wpeer w;
     wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, key, key_len,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, key, key_len,
                                   WIRE_VERSION_MIN, WIRE_VERSION),
                      WIRE_HS_FAILED);
     assert_int_equal(w.hs.reason, WIRE_REFUSE_AUTH); /* the node's proof is not ours */
@@ -397,7 +426,7 @@ static void expect_gets_through(const uint8_t *key)
 {
     struct wpeer w;
     wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, key, 32, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, key, 32, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     wp_round_trip(&w, 1);
@@ -436,7 +465,7 @@ static void expect_refusal(const char *self_id, uint16_t to_shard, uint8_t vmin,
 
 static void test_peerlink_refusals(void **state)
 {
-    start_node(0, NULL, "1");
+    start_alone(0, NULL, "1");
     expect_refusal(cluster_node(0)->id, 0, WIRE_VERSION_MIN, WIRE_VERSION, WIRE_REFUSE_SELF);
     expect_refusal(TEST_ID, 0, WIRE_VERSION + 1, WIRE_VERSION + 2, WIRE_REFUSE_VERSION);
     /* a shard the node does not have: closed without a word */
@@ -460,7 +489,7 @@ static void expect_garbage_closed(const void *bytes, size_t n)
 
 static void test_peerlink_garbage_keeps_node_and_gossip(void **state)
 {
-    start_node(0, SECRET, "1");
+    start_alone(0, SECRET, "1");
     /* not a HELLO's header: the cluster port's acceptor closes it */
     static const uint8_t junk[] = "\xC7\x09garbage that is no frame at all";
     expect_garbage_closed(junk, sizeof junk - 1);
@@ -499,7 +528,7 @@ static void test_peerlink_batches_and_split_frames(void **state)
     start_node(0, NULL, "1");
     struct wpeer w;
     wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     struct wire_writer wr;
@@ -571,7 +600,7 @@ static void test_peerlink_pauses_a_peer_that_does_not_read(void **state)
     struct wpeer w;
     wp_open_cap(&w, 0, 16u << 20);
     w.max_frame = 8u << 20;
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     uint16_t slot = keyhash_slot("big", 3);
@@ -625,7 +654,7 @@ static void test_peerlink_caps_handshakes_in_progress(void **state)
     int challenged = 0, closed = 0;
     for (int i = 0; i < N; i++) {
         wp_open_cap(&w[i], 0, 4096);
-        wp_hello(&w[i], TEST_ID, NULL, 0, key, sizeof key, WIRE_VERSION_MIN, WIRE_VERSION);
+        wp_hello(&w[i], member_id, NULL, 0, key, sizeof key, WIRE_VERSION_MIN, WIRE_VERSION);
     }
     for (int i = 0; i < N; i++) {
         struct wire_frame f;
@@ -655,7 +684,7 @@ static void test_peerlink_silent_handshake_is_closed(void **state)
     wp_open(&w, 0);
     struct timeval tv = {.tv_sec = 15};
     setsockopt(w.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    wp_hello(&w, TEST_ID, NULL, 0, NULL, 0, WIRE_VERSION_MIN, WIRE_VERSION);
+    wp_hello(&w, member_id, NULL, 0, NULL, 0, WIRE_VERSION_MIN, WIRE_VERSION);
     int64_t t0 = cluster_now_ms();
     struct wire_frame f;
     assert_int_equal(wp_frame(&w, &f), 1);
@@ -767,6 +796,39 @@ static void test_peerlink_two_nodes_over_their_links(void **state)
     assert_true(info_field(0, "peer_links_dials") > dials);
     free(big);
     cluster_stop(1);
+    cluster_stop(0);
+}
+
+/* Only members are served: a HELLO from an id the cluster does not have
+ * is refused (REFUSE "authentication failed", closed, counted as a failed
+ * handshake); a member's goes through; once that member has left, its id
+ * is refused too. */
+static bool member_left(void *arg)
+{
+    const char *st = cluster_status_of(0, member_id);
+    return !st || strcmp(st, "left") == 0;
+}
+
+static void test_peerlink_refuses_non_members(void **state)
+{
+    start_node(0, NULL, "1");
+    expect_refusal(TEST_ID, 0, WIRE_VERSION_MIN, WIRE_VERSION, WIRE_REFUSE_AUTH);
+    expect_field(0, "peer_links_handshake_failures", 1);
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    wp_round_trip(&w, 1);
+    wp_close(&w);
+    char path[80];
+    snprintf(path, sizeof path, "/v1/nodes/%s", member_id);
+    int status = 0;
+    json_decref(cluster_request(0, "DELETE", path, "", &status));
+    assert_int_equal(status, 202);
+    assert_true(cluster_wait(member_left, NULL, 30000));
+    expect_refusal(member_id, 0, WIRE_VERSION_MIN, WIRE_VERSION, WIRE_REFUSE_AUTH);
+    expect_field(0, "peer_links_handshake_failures", 2);
     cluster_stop(0);
 }
 
@@ -901,6 +963,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_caps_handshakes_in_progress, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_two_nodes_over_their_links, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_forward_checked_as_a_client, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_refuses_non_members, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
