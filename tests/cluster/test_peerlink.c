@@ -580,6 +580,44 @@ static void test_peerlink_batches_and_split_frames(void **state)
     cluster_stop(0);
 }
 
+/* A GET REQUEST of key "big" (on its partition's shard) with this id. */
+static void put_get_big(struct wire_writer *wr, uint64_t id)
+{
+    uint16_t slot = keyhash_slot("big", 3);
+    struct wire_msg m = {.kind = WIRE_REQUEST,
+                         .id = id,
+                         .op = WIRE_OP_GET,
+                         .slot = slot,
+                         .partition = slot >> 4, /* 1024 partitions */
+                         .key = {(const uint8_t *)"big", 3}};
+    assert_int_equal(wire_write_msg(wr, &m), 0);
+}
+
+/* REPLYs to requests 1 .. n arrive in order, each OK with a value of len
+ * bytes. */
+static void expect_values_in_order(struct wpeer *w, uint64_t n, uint32_t len)
+{
+    uint64_t next = 1;
+    while (next <= n) {
+        struct wire_frame f;
+        assert_int_equal(wp_frame(w, &f), 1);
+        struct wire_cursor c;
+        wire_cursor_init(&c, &w->dec, &f);
+        struct wire_msg m;
+        const char *err;
+        while (wire_next_msg(&c, &m, &err) == WIRE_OK) {
+            assert_int_equal(m.id, next);
+            assert_int_equal(m.status, WIRE_CODE_OK);
+            struct wire_value_iter it;
+            struct wire_bytes v;
+            wire_values_init(&it, &m);
+            assert_true(wire_values_next(&it, &v));
+            assert_int_equal(v.len, len);
+            next++;
+        }
+    }
+}
+
 /* A peer that sends requests faster than it reads the replies: the node
  * stops reading it while 64 MiB of replies wait (rather than buffering
  * without end), then goes on; every reply comes, in order. */
@@ -603,39 +641,14 @@ static void test_peerlink_pauses_a_peer_that_does_not_read(void **state)
     assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
-    uint16_t slot = keyhash_slot("big", 3);
     for (uint64_t id = 1; id <= N; id++) { /* one frame each: the node may stop between */
         struct wire_writer wr;
         wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
-        struct wire_msg m = {.kind = WIRE_REQUEST,
-                             .id = id,
-                             .op = WIRE_OP_GET,
-                             .slot = slot,
-                             .partition = slot >> 4, /* 1024 partitions */
-                             .key = {(const uint8_t *)"big", 3}};
-        assert_int_equal(wire_write_msg(&wr, &m), 0);
+        put_get_big(&wr, id);
         wire_writer_flush(&wr);
     }
     wp_send(&w);
-    uint64_t next = 1;
-    while (next <= N) {
-        struct wire_frame f;
-        assert_int_equal(wp_frame(&w, &f), 1);
-        struct wire_cursor c;
-        wire_cursor_init(&c, &w.dec, &f);
-        struct wire_msg m;
-        const char *err;
-        while (wire_next_msg(&c, &m, &err) == WIRE_OK) {
-            assert_int_equal(m.id, next);
-            assert_int_equal(m.status, WIRE_CODE_OK);
-            struct wire_value_iter it;
-            struct wire_bytes v;
-            wire_values_init(&it, &m);
-            assert_true(wire_values_next(&it, &v));
-            assert_int_equal(v.len, VALUE);
-            next++;
-        }
-    }
+    expect_values_in_order(&w, N, VALUE);
     expect_field(0, "peer_links_up", 1); /* still open */
     wp_close(&w);
     cluster_stop(0);
@@ -832,6 +845,69 @@ static void test_peerlink_refuses_non_members(void **state)
     cluster_stop(0);
 }
 
+/* The resident memory of node i, in MiB (/proc/<pid>/status). */
+static long rss_mib(int i)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)cluster_node(i)->pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) != 1)
+            kb = -1;
+    fclose(f);
+    return kb / 1024;
+}
+
+static bool msgs_in_grew(void *arg)
+{
+    return info_field(0, "peer_links_msgs_in") > *(long long *)arg;
+}
+
+/* One small frame of GETs for a large value (the review's 14 KB frame of
+ * 300 GETs of a 10 MiB key grew a node to 2.1 GB): the node stops taking
+ * the frame's messages once 64 MiB of replies wait, and goes on from the
+ * next one as they drain; every reply comes, in order, on the same link. */
+static void test_peerlink_pauses_within_a_frame(void **state)
+{
+    enum { N = 600, VALUE = 1 << 20 };
+    start_node(0, NULL, "1");
+    char *value = malloc(VALUE);
+    assert_non_null(value);
+    memset(value, 'a', VALUE);
+    struct set_try set = {0, "big", (const uint8_t *)value, VALUE};
+    assert_true(cluster_wait(set_acknowledged, &set, 10000));
+    free(value);
+    long rss0 = rss_mib(0);
+    long long in0 = info_field(0, "peer_links_msgs_in");
+    struct wpeer w;
+    wp_open_cap(&w, 0, 16u << 20);
+    w.max_frame = 8u << 20;
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    for (uint64_t id = 1; id <= N; id++)
+        put_get_big(&wr, id);
+    wire_writer_flush(&wr);
+    printf("peerlink: one frame of %u bytes: %d GETs of a %d-byte value\n", (unsigned)w.out.len,
+           N, VALUE);
+    wp_send(&w);
+    /* INFO runs on the link's shard, after the turn that took the frame */
+    assert_true(cluster_wait(msgs_in_grew, &in0, 5000));
+    long long taken = info_field(0, "peer_links_msgs_in") - in0;
+    long grown = rss_mib(0) - rss0;
+    printf("peerlink: the node took %lld of %d requests; its RSS grew %ld MiB\n", taken, N, grown);
+    assert_true(taken < N / 2);
+    assert_true(grown < 300);
+    expect_values_in_order(&w, N, VALUE);
+    expect_field(0, "peer_links_up", 1); /* still open */
+    wp_close(&w);
+    cluster_stop(0);
+}
+
 /* ---- hostile peers (issue 11 review): a peer's bytes are trusted no more
  * than a client's ---- */
 
@@ -964,6 +1040,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_two_nodes_over_their_links, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_forward_checked_as_a_client, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_refuses_non_members, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_pauses_within_a_frame, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
