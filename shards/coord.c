@@ -32,7 +32,13 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * FORWARD runs a client command coordinated here and answers its RESP bytes.
+ * both only for a partition this node holds a replica of (else ERROR);
+ * FORWARD runs a client command coordinated here and answers its RESP
+ * bytes. A FORWARD passes a client's checks first (arity, key sizes,
+ * MISCONF), and one reaching a node that holds no replica of its key (the
+ * sender's view was another) is sent on once to the first live replica
+ * (WIRE_MSG_HOPPED; a second hop is refused with TRYAGAIN), so no node
+ * outside the preference list stores a key or counts itself toward W/R.
  *
  * Left to others: the links (peerlink.h), the versions (replica.h), the
  * command handlers and request routing (cmd.c asks coord_route()). */
@@ -239,6 +245,21 @@ static bool coord_live(const struct coord_view *v, uint32_t m)
     return m != RING_NONE && (m == v->self || !v->members[m].is_down);
 }
 
+/* Whether this node is among the first n_eff of partition p's list: it
+ * holds a replica of p's keys. */
+static bool coord_holds(const struct coord_view *v, uint32_t p, uint32_t n_eff)
+{
+    const uint32_t *list = coord_list(v, p);
+    for (uint32_t k = 0; k < n_eff; k++)
+        if (list[k] == v->self)
+            return true;
+    return false;
+}
+
+/* The answer to a peer's request that reached a node whose view says
+ * otherwise than the sender's (views change a loop turn apart). */
+#define COORD_VIEW_CHANGING "TRYAGAIN the cluster view is changing: retry"
+
 /* R or W asked (net/conn.h CONN_CONSISTENCY_*: the setting, a number,
  * QUORUM, ALL) within 1..n. */
 static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
@@ -257,16 +278,13 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
 {
     out->kind = COORD_LOCAL;
     out->is_replica = false;
+    out->is_hop = (flags & CMD_FORWARDED) != 0;
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
     const struct coord_view *v = sh->coord->view;
     uint32_t p = node_partition_of(sh->node, key, klen, hash);
     out->partition = p;
-    if (flags & CMD_FORWARDED) {
-        out->kind = COORD_HERE;
-        return;
-    }
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const uint32_t *list = coord_list(v, p);
     uint32_t first_live = RING_NONE;
@@ -284,12 +302,15 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
         return;
     }
     out->is_replica = is_replica;
-    if (first_live == v->self || (is_replica && !(flags & CMD_RMW))) {
+    /* a peer's request is coordinated at any replica; a node that holds
+     * none sends it on (is_hop: once) */
+    bool is_forwarded = (flags & CMD_FORWARDED) != 0;
+    if (first_live == v->self || (is_replica && (is_forwarded || !(flags & CMD_RMW)))) {
         out->kind = COORD_HERE;
         return;
     }
     out->to = first_live;
-    if (c && c->cluster_aware) {
+    if (c && c->cluster_aware && !is_forwarded) {
         snprintf(out->error, sizeof out->error, "MOVED %u %s", keyhash_slot(key, klen),
                  v->members[first_live].client_addr);
         out->kind = COORD_MOVED;
@@ -714,6 +735,11 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
     bool is_rmw = (m->flags & CMD_RMW) != 0;
     bool reads_first = !is_write || (is_rmw && need_r > 1);
+    if ((m->flags & CMD_FORWARDED) && !coord_holds(v, p, n_eff)) {
+        cmd_msg_error(m, COORD_VIEW_CHANGING); /* this shard's view holds no replica */
+        cmd_msg_reply(sh, m);
+        return;
+    }
     if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
         COORD_STAT(sh, reads);
         coord_run_alone(sh, m);
@@ -877,7 +903,7 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
     struct wire_bytes value = {(const uint8_t *)cmd.data, (uint32_t)cmd.len};
     struct wire_msg wm = {
         .kind = WIRE_REQUEST,
-        .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
+        .flags = (proto == 3 ? WIRE_MSG_RESP3 : 0) | (route->is_hop ? WIRE_MSG_HOPPED : 0),
         .id = coord_wire_id(r->id, 0),
         .op = WIRE_OP_FORWARD,
         .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
@@ -1212,16 +1238,27 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;
     }
-    struct req *r = coord_held_new(sh, link, wm);
-    if (!r) {
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "OOM out of memory", NULL,
-                    0, NULL);
-        return;
-    }
     uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-    uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
     uint32_t flags = cmd_flags_for(d, argv, argc) | CMD_COORD | CMD_FORWARDED;
     int proto = wm->flags & WIRE_MSG_RESP3 ? 3 : 2;
+    struct coord_route rt; /* a node that holds no replica sends it on, once */
+    coord_route(sh, NULL, argv[1].ptr, argv[1].len, hash, flags, &rt);
+    const char *refusal = rt.kind == COORD_DOWN ? rt.error
+                          : rt.kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED)
+                              ? COORD_VIEW_CHANGING
+                              : NULL;
+    struct req *r = refusal ? NULL : coord_held_new(sh, link, wm);
+    if (!r) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
+                    refusal ? refusal : "OOM out of memory", NULL, 0, NULL);
+        return;
+    }
+    if (rt.kind == COORD_FORWARD) {
+        coord_forward(sh, r->id, 0, proto, wm->r, wm->w, argv, argc, &rt);
+        req_arm(&sh->reqs, r);
+        return;
+    }
+    uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
     struct cmd_msg *m =
         cmd_msg_for(sh, r->id, 0, target, d->handler, flags, proto, argv, argc, hash);
     if (!m) {
@@ -1252,6 +1289,13 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
         node_partition_of(sh->node, wm->key.ptr, wm->key.len, hash) != wm->partition) {
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "the partition is not on this shard",
                     NULL, 0, NULL);
+        return;
+    }
+    /* GET and SYNC serve replicas only (hints for others: a later issue) */
+    if (coord_is_cluster(sh) &&
+        !coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
+                    "this node holds no replica of the key's partition", NULL, 0, NULL);
         return;
     }
     switch (wm->op) {

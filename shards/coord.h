@@ -57,6 +57,7 @@ struct coord_route {
     uint32_t partition;
     uint32_t to;     /* COORD_FORWARD: the view's member index */
     bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
+    bool is_hop;     /* COORD_FORWARD of a forwarded request: sent on once only */
     char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
 };
 

@@ -932,14 +932,16 @@ struct wreply {
     char value[256]; /* the first value, cut */
 };
 
-/* Sends a FORWARD with this payload and waits for its REPLY. */
-static void wp_forward(struct wpeer *w, uint64_t id, const char *payload, size_t len,
-                       struct wreply *out)
+/* Sends a FORWARD with this payload (and request flags) and waits for its
+ * REPLY. */
+static void wp_forward_flags(struct wpeer *w, uint64_t id, uint8_t flags, const char *payload,
+                             size_t len, struct wreply *out)
 {
     struct wire_writer wr;
     wire_writer_init(&wr, &w->out, w->hs.version, w->hs.peer_max_frame);
     struct wire_bytes v = {(const uint8_t *)payload, (uint32_t)len};
     struct wire_msg m = {.kind = WIRE_REQUEST,
+                         .flags = flags,
                          .id = id,
                          .op = WIRE_OP_FORWARD,
                          .deadline_ms = 2000,
@@ -959,6 +961,12 @@ static void wp_forward(struct wpeer *w, uint64_t id, const char *payload, size_t
     snprintf(out->value, sizeof out->value, "%.*s", (int)val.len, (const char *)val.ptr);
     printf("peerlink: FORWARD %llu: %s \"%s\"\n", (unsigned long long)id,
            wire_code_name(r.status), out->text);
+}
+
+static void wp_forward(struct wpeer *w, uint64_t id, const char *payload, size_t len,
+                       struct wreply *out)
+{
+    wp_forward_flags(w, id, 0, payload, len, out);
 }
 
 #define FWD(w, id, lit, out) wp_forward(w, id, lit, sizeof lit - 1, out)
@@ -1021,6 +1029,98 @@ static void test_peerlink_forward_checked_as_a_client(void **state)
     cluster_stop(0);
 }
 
+/* A counter of node i's INFO (all sections). */
+static long long info_all(int i, const char *name)
+{
+    char *info = cluster_ask(i, "INFO");
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}
+
+/* The node (0 .. 2) that CLUSTER SLOTS at node 0 does not list for slot. */
+static int non_replica_of(uint16_t slot)
+{
+    redisReply *r = cluster_redis_command(0, "CLUSTER SLOTS");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    bool listed[3] = {false, false, false};
+    for (size_t j = 0; j < r->elements; j++) {
+        redisReply *range = r->element[j];
+        if (slot < range->element[0]->integer || slot > range->element[1]->integer)
+            continue;
+        for (size_t k = 2; k < range->elements; k++)
+            for (int i = 0; i < 3; i++)
+                listed[i] |= strcmp(range->element[k]->element[0]->str, cluster_host(i)) == 0;
+    }
+    freeReplyObject(r);
+    for (int i = 0; i < 3; i++)
+        if (!listed[i])
+            return i;
+    fail_msg("slot %u: every node is listed", slot);
+    return -1;
+}
+
+/* Three nodes, replicas 2: a FORWARD reaching the node that holds no
+ * replica of its key (the sender's view was another) is sent on once to a
+ * replica, which coordinates it: the node neither stores the key nor
+ * counts itself toward W; one already sent on (WIRE_MSG_HOPPED) is refused
+ * with TRYAGAIN; a GET or SYNC there is refused too. */
+static void test_peerlink_forward_at_a_non_replica(void **state)
+{
+    for (int i = 0; i < 3; i++) {
+        const char *flags[] = {"--threads", "1", "--replicas", "2",
+                               i ? "--seeds" : NULL, cluster_seed(0), NULL};
+        assert_int_equal(cluster_start(i, flags), 0);
+    }
+    int three = 3;
+    assert_true(cluster_wait(cluster_formed, &three, FORM_MS));
+    static const char key[] = "nonreplica";
+    uint16_t slot = keyhash_slot(key, sizeof key - 1);
+    int x = non_replica_of(slot), as = (x + 1) % 3;
+    printf("peerlink: node %d holds no replica of slot %u\n", x, slot);
+    struct wpeer w;
+    wp_open(&w, x);
+    assert_int_equal(wp_handshake(&w, cluster_node(as)->id, cluster_node(x)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    long long writes0 = info_all(x, "ringkv_coordinated_writes");
+    long long fwd0 = info_all(x, "ringkv_forwarded");
+    struct wreply r;
+    FWD(&w, 1, "*3\r\n$3\r\nSET\r\n$10\r\nnonreplica\r\n$5\r\nthere\r\n", &r);
+    assert_int_equal(r.status, WIRE_CODE_OK);
+    assert_string_equal(r.value, "+OK\r\n");
+    assert_int_equal(info_all(x, "ringkv_coordinated_writes"), writes0);
+    assert_int_equal(info_all(x, "ringkv_forwarded"), fwd0 + 1);
+    static const char payload[] = "*2\r\n$3\r\nGET\r\n$10\r\nnonreplica\r\n";
+    wp_forward_flags(&w, 2, WIRE_MSG_HOPPED, payload, sizeof payload - 1, &r);
+    assert_int_equal(r.status, WIRE_CODE_ERROR);
+    assert_true(strncmp(r.text, "TRYAGAIN", 8) == 0);
+    /* a replica's GET for the key: this node holds none */
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    struct wire_msg get = {.kind = WIRE_REQUEST,
+                           .id = 3,
+                           .op = WIRE_OP_GET,
+                           .slot = slot,
+                           .partition = slot >> 4, /* 1024 partitions */
+                           .key = {(const uint8_t *)key, sizeof key - 1}};
+    assert_int_equal(wire_write_msg(&wr, &get), 0);
+    wire_writer_flush(&wr);
+    wp_send(&w);
+    struct wire_msg m;
+    wp_reply(&w, 3, &m);
+    printf("peerlink: GET at the non-replica: %s \"%.*s\"\n", wire_code_name(m.status),
+           (int)m.text.len, (const char *)m.text.ptr);
+    assert_int_equal(m.status, WIRE_CODE_ERROR);
+    wp_close(&w);
+    static const uint8_t there[] = "there";
+    for (int i = 0; i < 3; i++) {
+        struct set_try read = {i, key, there, sizeof there - 1};
+        assert_true(cluster_wait(get_reads, &read, 5000));
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1041,6 +1141,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_forward_checked_as_a_client, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_refuses_non_members, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_pauses_within_a_frame, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_forward_at_a_non_replica, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
