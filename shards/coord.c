@@ -1017,6 +1017,8 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 
 /* ---- the replica side ---- */
 
+#define COORD_TOO_LARGE "ERR value exceeds the peer's frame (its max_frame)"
+
 static void coord_reply(struct shard *sh, uint64_t link, uint64_t id, uint8_t op, uint8_t status,
                         const char *text, const struct replica_state *st, uint16_t n_values,
                         const struct wire_bytes *values)
@@ -1033,6 +1035,16 @@ static void coord_reply(struct shard *sh, uint64_t link, uint64_t id, uint8_t op
         rm.expire_at_ms = st->expire_at_ms;
     }
     int rc = peerlink_reply(sh, link, &rm);
+    if (rc == -EINVAL && status != WIRE_CODE_ERROR) { /* larger than the peer's frame: say so,
+                                                         so it does not wait for its deadline */
+        struct wire_msg em = {
+            .kind = WIRE_REPLY,
+            .id = id,
+            .op = op,
+            .status = WIRE_CODE_ERROR,
+            .text = {(const uint8_t *)COORD_TOO_LARGE, sizeof COORD_TOO_LARGE - 1}};
+        rc = peerlink_reply(sh, link, &em);
+    }
     if (rc != 0 && rc != -ENOENT)
         log_debug("a %s reply could not be sent (%s)", wire_op_name(op), strerror(-rc));
 }

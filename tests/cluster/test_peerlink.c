@@ -845,6 +845,17 @@ static void test_peerlink_refuses_non_members(void **state)
     cluster_stop(0);
 }
 
+/* Key "big" holds len bytes, written at node 0 (acknowledged). */
+static void set_big_at_0(size_t len)
+{
+    uint8_t *value = malloc(len);
+    assert_non_null(value);
+    memset(value, 'a', len);
+    struct set_try set = {0, "big", value, len};
+    assert_true(cluster_wait(set_acknowledged, &set, 10000));
+    free(value);
+}
+
 /* The resident memory of node i, in MiB (/proc/<pid>/status). */
 static long rss_mib(int i)
 {
@@ -873,12 +884,7 @@ static void test_peerlink_pauses_within_a_frame(void **state)
 {
     enum { N = 600, VALUE = 1 << 20 };
     start_node(0, NULL, "1");
-    char *value = malloc(VALUE);
-    assert_non_null(value);
-    memset(value, 'a', VALUE);
-    struct set_try set = {0, "big", (const uint8_t *)value, VALUE};
-    assert_true(cluster_wait(set_acknowledged, &set, 10000));
-    free(value);
+    set_big_at_0(VALUE);
     long rss0 = rss_mib(0);
     long long in0 = info_field(0, "peer_links_msgs_in");
     struct wpeer w;
@@ -1121,6 +1127,34 @@ static void test_peerlink_forward_at_a_non_replica(void **state)
     }
 }
 
+/* A reply larger than the frame the peer announced (here the smallest,
+ * 64 KiB) cannot be sent: the peer gets ERROR at once, for a GET and for
+ * a FORWARD, instead of waiting for its deadline. */
+static void test_peerlink_reply_over_the_peer_frame(void **state)
+{
+    enum { VALUE = 100000 };
+    start_node(0, NULL, "1");
+    set_big_at_0(VALUE);
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    put_get_big(&wr, 1);
+    wire_writer_flush(&wr);
+    wp_send(&w);
+    struct wire_msg m;
+    wp_reply(&w, 1, &m);
+    assert_int_equal(m.status, WIRE_CODE_ERROR);
+    printf("peerlink: GET of a value over the frame: \"%.*s\"\n", (int)m.text.len,
+           (const char *)m.text.ptr);
+    FWD_ERROR(&w, 2, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", "ERR value exceeds the peer's frame");
+    wp_close(&w);
+    cluster_stop(0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1142,6 +1176,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_refuses_non_members, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_pauses_within_a_frame, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_forward_at_a_non_replica, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_reply_over_the_peer_frame, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
