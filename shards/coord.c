@@ -1111,8 +1111,28 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
     replica_state_fini(&st);
 }
 
+/* MISCONF (persist.h): true, with the refusal's RESP error line in
+ * why[0..len), while this node refuses writes because its log cannot
+ * persist. */
+static bool coord_misconf(struct shard *sh, char *why, size_t len)
+{
+    struct buf refusal;
+    buf_init(&refusal);
+    bool refused = persist_refuse_resp(sh->node, &refusal);
+    if (refused) /* "-MISCONF ...\r\n": the line without its framing */
+        snprintf(why, len, "%.*s", refusal.len > 3 ? (int)refusal.len - 3 : 0, refusal.data + 1);
+    buf_fini(&refusal);
+    return refused;
+}
+
 static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
 {
+    char why[WIRE_TEXT_MAX];
+    if (coord_misconf(sh, why, sizeof why)) { /* refused at once, as a client's write */
+        if (wm->id)
+            coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, why, NULL, 0, NULL);
+        return;
+    }
     struct wire_value_iter it;
     struct wire_bytes body = {0};
     wire_values_init(&it, wm);
@@ -1212,13 +1232,7 @@ static const struct cmd_def *coord_forward_checked(struct shard *sh, const struc
     }
     if (!cmd_args_ok(sh->node, d, argv, argc, why, len))
         return NULL;
-    struct buf refusal;
-    buf_init(&refusal);
-    bool refused = (d->flags & CMD_WRITE) && persist_refuse_resp(sh->node, &refusal);
-    if (refused) /* "-MISCONF ...\r\n": the line without its framing */
-        snprintf(why, len, "%.*s", refusal.len > 3 ? (int)refusal.len - 3 : 0, refusal.data + 1);
-    buf_fini(&refusal);
-    return refused ? NULL : d;
+    return (d->flags & CMD_WRITE) && coord_misconf(sh, why, len) ? NULL : d;
 }
 
 /* A client's command for this node to coordinate; its reply's RESP bytes

@@ -580,17 +580,29 @@ static void test_peerlink_batches_and_split_frames(void **state)
     cluster_stop(0);
 }
 
-/* A GET REQUEST of key "big" (on its partition's shard) with this id. */
-static void put_get_big(struct wire_writer *wr, uint64_t id)
+/* A GET REQUEST of key (on its partition's shard) with this id. */
+static void put_get_key(struct wire_writer *wr, uint64_t id, const char *key)
 {
-    uint16_t slot = keyhash_slot("big", 3);
+    uint16_t slot = keyhash_slot(key, strlen(key));
     struct wire_msg m = {.kind = WIRE_REQUEST,
                          .id = id,
                          .op = WIRE_OP_GET,
                          .slot = slot,
                          .partition = slot >> 4, /* 1024 partitions */
-                         .key = {(const uint8_t *)"big", 3}};
+                         .key = {(const uint8_t *)key, (uint32_t)strlen(key)}};
     assert_int_equal(wire_write_msg(wr, &m), 0);
+}
+
+/* Sends a GET of key with this id and waits for its REPLY (*m, valid until
+ * the next read). */
+static void wp_get(struct wpeer *w, uint64_t id, const char *key, struct wire_msg *m)
+{
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w->out, w->hs.version, w->hs.peer_max_frame);
+    put_get_key(&wr, id, key);
+    wire_writer_flush(&wr);
+    wp_send(w);
+    wp_reply(w, id, m);
 }
 
 /* REPLYs to requests 1 .. n arrive in order, each OK with a value of len
@@ -644,7 +656,7 @@ static void test_peerlink_pauses_a_peer_that_does_not_read(void **state)
     for (uint64_t id = 1; id <= N; id++) { /* one frame each: the node may stop between */
         struct wire_writer wr;
         wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
-        put_get_big(&wr, id);
+        put_get_key(&wr, id, "big");
         wire_writer_flush(&wr);
     }
     wp_send(&w);
@@ -896,7 +908,7 @@ static void test_peerlink_pauses_within_a_frame(void **state)
     struct wire_writer wr;
     wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
     for (uint64_t id = 1; id <= N; id++)
-        put_get_big(&wr, id);
+        put_get_key(&wr, id, "big");
     wire_writer_flush(&wr);
     printf("peerlink: one frame of %u bytes: %d GETs of a %d-byte value\n", (unsigned)w.out.len,
            N, VALUE);
@@ -919,9 +931,15 @@ static void test_peerlink_pauses_within_a_frame(void **state)
 
 /* Nodes 0 and 1 form a cluster (node 0 with these flags); the test speaks
  * as node 1 (a member) on a link to node 0's shard 0. */
-static void hostile_open(struct wpeer *w, const char *const *flags0)
+static void hostile_open(struct wpeer *w, const char *bin0, const char *const *flags0)
 {
-    assert_int_equal(cluster_start(0, flags0), 0);
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s", getenv("RINGKV_BIN"));
+    if (bin0) /* node 0 runs another build */
+        setenv("RINGKV_BIN", bin0, 1);
+    int rc = cluster_start(0, flags0);
+    setenv("RINGKV_BIN", bin, 1);
+    assert_int_equal(rc, 0);
     const char *flags1[] = {"--threads", "1", "--seeds", cluster_seed(0), NULL};
     assert_int_equal(cluster_start(1, flags1), 0);
     int two = 2;
@@ -1000,7 +1018,7 @@ static void test_peerlink_forward_checked_as_a_client(void **state)
 {
     const char *flags0[] = {"--threads", "1", "--max-key-size", "16", NULL};
     struct wpeer w;
-    hostile_open(&w, flags0);
+    hostile_open(&w, NULL, flags0);
     FWD_ERROR(&w, 1, "*2\r\n$8\r\nGETRANGE\r\n$3\r\nhk1\r\n",
               "ERR wrong number of arguments for 'getrange' command");
     FWD_ERROR(&w, 2, "*2\r\n$3\r\nSET\r\n$3\r\nhk1\r\n", "ERR wrong number of arguments");
@@ -1103,19 +1121,8 @@ static void test_peerlink_forward_at_a_non_replica(void **state)
     assert_int_equal(r.status, WIRE_CODE_ERROR);
     assert_true(strncmp(r.text, "TRYAGAIN", 8) == 0);
     /* a replica's GET for the key: this node holds none */
-    struct wire_writer wr;
-    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
-    struct wire_msg get = {.kind = WIRE_REQUEST,
-                           .id = 3,
-                           .op = WIRE_OP_GET,
-                           .slot = slot,
-                           .partition = slot >> 4, /* 1024 partitions */
-                           .key = {(const uint8_t *)key, sizeof key - 1}};
-    assert_int_equal(wire_write_msg(&wr, &get), 0);
-    wire_writer_flush(&wr);
-    wp_send(&w);
     struct wire_msg m;
-    wp_reply(&w, 3, &m);
+    wp_get(&w, 3, key, &m);
     printf("peerlink: GET at the non-replica: %s \"%.*s\"\n", wire_code_name(m.status),
            (int)m.text.len, (const char *)m.text.ptr);
     assert_int_equal(m.status, WIRE_CODE_ERROR);
@@ -1140,19 +1147,93 @@ static void test_peerlink_reply_over_the_peer_frame(void **state)
     assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0,
                                   WIRE_VERSION_MIN, WIRE_VERSION),
                      WIRE_HS_DONE);
-    struct wire_writer wr;
-    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
-    put_get_big(&wr, 1);
-    wire_writer_flush(&wr);
-    wp_send(&w);
     struct wire_msg m;
-    wp_reply(&w, 1, &m);
+    wp_get(&w, 1, "big", &m);
     assert_int_equal(m.status, WIRE_CODE_ERROR);
     printf("peerlink: GET of a value over the frame: \"%.*s\"\n", (int)m.text.len,
            (const char *)m.text.ptr);
     FWD_ERROR(&w, 2, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", "ERR value exceeds the peer's frame");
     wp_close(&w);
     cluster_stop(0);
+}
+
+static char faults_control[96];
+
+static bool faults_read(void *arg)
+{
+    return access(faults_control, F_OK) != 0;
+}
+
+/* MISCONF: while node 0's log cannot persist (ringkv-faults failing its
+ * writes), a SYNC and a forwarded write are refused at once with the
+ * MISCONF text, as a client's write is, rather than applied in memory and
+ * acknowledged (or held until the deadline). */
+static void test_peerlink_misconf_refuses_syncs(void **state)
+{
+    const char *faults = getenv("RINGKV_FAULTS_BIN");
+    char work[64] = "/tmp/ringkv-misconf-XXXXXX";
+    if (!faults || !faults[0] || !mkdtemp(work))
+        skip();
+    snprintf(faults_control, sizeof faults_control, "%s/faults", work);
+    setenv("RINGKV_FAULTS", faults_control, 1);
+    const char *flags0[] = {"--threads", "1", "--storage", "log", NULL};
+    struct wpeer w;
+    hostile_open(&w, faults, flags0);
+    static const uint8_t v[] = "v";
+    struct set_try set = {0, "k", v, 1};
+    assert_true(cluster_wait(set_acknowledged, &set, 10000));
+    /* a version to SYNC: k's, as node 0 exports it */
+    struct wire_msg m;
+    wp_get(&w, 1, "k", &m);
+    assert_int_equal(m.status, WIRE_CODE_OK);
+    uint8_t meta[256];
+    assert_true(m.meta.len <= sizeof meta);
+    uint32_t meta_len = m.meta.len;
+    memcpy(meta, m.meta.ptr, meta_len);
+
+    FILE *f = fopen(faults_control, "w");
+    assert_non_null(f);
+    fprintf(f, "write 100\n");
+    assert_int_equal(fclose(f), 0);
+    assert_true(cluster_wait(faults_read, NULL, 5000));
+    bool refused = false;
+    int64_t deadline = cluster_now_ms() + 10000;
+    while (!refused && cluster_now_ms() < deadline) {
+        redisReply *r = cluster_redis_command(0, "SET fill %s", "x");
+        refused = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MISCONF", 7) == 0;
+        freeReplyObject(r);
+    }
+    assert_true(refused);
+    uint16_t slot2 = keyhash_slot("fresh", 5);
+    struct wire_bytes body = {v, 1};
+    struct wire_msg sync = {.kind = WIRE_REQUEST,
+                            .id = 2,
+                            .op = WIRE_OP_SYNC,
+                            .deadline_ms = 3000,
+                            .slot = slot2,
+                            .partition = slot2 >> 4,
+                            .key = {(const uint8_t *)"fresh", 5},
+                            .meta = {meta, meta_len},
+                            .n_values = 1,
+                            .values = &body};
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    assert_int_equal(wire_write_msg(&wr, &sync), 0);
+    wire_writer_flush(&wr);
+    int64_t t0 = cluster_now_ms();
+    wp_send(&w);
+    wp_reply(&w, 2, &m);
+    printf("peerlink: SYNC under MISCONF: %s after %lld ms: \"%.*s\"\n", wire_code_name(m.status),
+           (long long)(cluster_now_ms() - t0), (int)m.text.len, (const char *)m.text.ptr);
+    assert_int_equal(m.status, WIRE_CODE_ERROR);
+    assert_true(m.text.len > 7 && memcmp(m.text.ptr, "MISCONF", 7) == 0);
+    FWD_ERROR(&w, 3, "*3\r\n$3\r\nSET\r\n$5\r\nfresh\r\n$1\r\nv\r\n", "MISCONF");
+    wp_close(&w);
+    unsetenv("RINGKV_FAULTS");
+    cluster_stop(1);
+    cluster_stop(0);
+    unlink(faults_control);
+    rmdir(work);
 }
 
 int main(void)
@@ -1177,6 +1258,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_pauses_within_a_frame, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_forward_at_a_non_replica, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_reply_over_the_peer_frame, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_misconf_refuses_syncs, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
