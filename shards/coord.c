@@ -279,6 +279,7 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
     out->kind = COORD_LOCAL;
     out->is_replica = false;
     out->is_hop = (flags & CMD_FORWARDED) != 0;
+    out->is_keyed = true;
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
@@ -915,7 +916,7 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
         .n_values = 1,
         .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
-    if (rc == -EAGAIN && argc > 1) /* no link to it now: the next live replica takes it */
+    if (rc == -EAGAIN && route->is_keyed) /* no link to it now: the next live replica takes it */
         rc = coord_send_next(sh, op->view, route, &wm);
     buf_fini(&cmd);
     COORD_STAT(sh, forwarded);

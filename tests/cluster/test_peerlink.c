@@ -1236,6 +1236,84 @@ static void test_peerlink_misconf_refuses_syncs(void **state)
     rmdir(work);
 }
 
+/* The nodes (0 .. 2) of slot's preference list at node 0, in order. */
+static void pref_of(uint16_t slot, int out[3])
+{
+    redisReply *r = cluster_redis_command(0, "CLUSTER SLOTS");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    int n = 0;
+    for (size_t j = 0; j < r->elements; j++) {
+        redisReply *range = r->element[j];
+        if (slot < range->element[0]->integer || slot > range->element[1]->integer)
+            continue;
+        for (size_t k = 2; k < range->elements && n < 3; k++)
+            for (int i = 0; i < 3; i++)
+                if (strcmp(range->element[k]->element[0]->str, cluster_host(i)) == 0)
+                    out[n++] = i;
+    }
+    freeReplyObject(r);
+    assert_int_equal(n, 3);
+}
+
+/* FLUSHALL ASYNC (a member-wide write, no key) to a member whose link
+ * cannot be made now (killed, not yet seen down): it is not sent to a
+ * "next replica" of partition 0 instead (which acknowledged it for the
+ * member that never flushed); the client hears that the member cannot be
+ * reached. */
+static void test_peerlink_flushall_no_keyed_fallback(void **state)
+{
+    for (int i = 0; i < 3; i++) {
+        const char *flags[] = {"--request-timeout", "1000", i ? "--seeds" : NULL,
+                               cluster_seed(0), NULL};
+        assert_int_equal(cluster_start(i, flags), 0);
+    }
+    int three = 3;
+    assert_true(cluster_wait(cluster_formed, &three, FORM_MS));
+    int list[3];
+    pref_of(0, list); /* partition 0: the fallback went down its list */
+    int gone = list[0], at = list[2];
+    printf("peerlink: partition 0 list %d %d %d: FLUSHALL at %d, node %d killed\n", list[0],
+           list[1], list[2], at, gone);
+    redisReply *r = cluster_redis_command(at, "FLUSHALL ASYNC");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS); /* links made */
+    freeReplyObject(r);
+    char gone_id[41];
+    snprintf(gone_id, sizeof gone_id, "%s", cluster_node(gone)->id);
+    cluster_signal(gone, SIGKILL);
+    /* one FLUSHALL every 25 ms for a second, each on its own connection:
+     * some find the link's dial failing, some its backoff (the spacing is
+     * the stimulus, not a wait for an outcome) */
+    enum { N = 40 };
+    redisContext *c[N];
+    for (int k = 0; k < N; k++) {
+        c[k] = cluster_redis(at);
+        redisAppendCommand(c[k], "FLUSHALL ASYNC");
+        int done = 0;
+        while (!done)
+            assert_int_equal(redisBufferWrite(c[k], &done), REDIS_OK);
+        nanosleep(&(struct timespec){.tv_nsec = 25 * 1000000L}, NULL);
+    }
+    int errors = 0, acks = 0;
+    for (int k = 0; k < N; k++) {
+        void *reply = NULL;
+        assert_int_equal(redisGetReply(c[k], &reply), REDIS_OK);
+        redisReply *rk = reply;
+        if (rk->type == REDIS_REPLY_ERROR && errors++ == 0)
+            printf("peerlink: FLUSHALL: %s\n", rk->str);
+        acks += rk->type == REDIS_REPLY_STATUS;
+        freeReplyObject(rk);
+        redisFree(c[k]);
+    }
+    const char *st = cluster_status_of(at, gone_id);
+    printf("peerlink: %d FLUSHALLs acknowledged, %d errors; node %d is %s at node %d\n", acks,
+           errors, gone, st ? st : "?", at);
+    if (st && (strcmp(st, "up") == 0 || strcmp(st, "suspect") == 0))
+        assert_int_equal(acks, 0); /* not seen down: nobody may acknowledge for it */
+    assert_true(errors > 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1259,6 +1337,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_forward_at_a_non_replica, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_reply_over_the_peer_frame, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_misconf_refuses_syncs, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_flushall_no_keyed_fallback, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
