@@ -121,7 +121,7 @@ struct link {
     socklen_t sa_len;
     struct wire_hs hs;
     struct wire_decoder dec;
-    size_t need; /* bytes the frame at in[0] takes (0: unknown) */
+    size_t need;      /* bytes the frame at in[0] takes (0: unknown) */
     size_t resume_at; /* the batch at in[0] was left here (its body's offset) */
     struct buf in, out, sending;
     size_t sent;
