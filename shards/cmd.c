@@ -839,20 +839,26 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     req_arm(&sh->reqs, r);
 }
 
-static bool cmd_key_too_large(struct shard *sh, struct conn *c, const struct cmd_def *d,
-                              struct resp_arg *argv, uint32_t argc)
+bool cmd_args_ok(const struct node *n, const struct cmd_def *d, const struct resp_arg *argv,
+                 uint32_t argc, char *err, size_t len)
 {
-    if (d->first_key <= 0)
+    if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
+        (d->arity < 0 && argc < (uint32_t)-d->arity) ||
+        (d->route == CMD_ROUTE_EACH && (argc - 1) % d->split_step != 0)) {
+        snprintf(err, len, "ERR wrong number of arguments for '%s' command", d->name);
         return false;
-    int64_t max = sh->node->cfg->max_key_size;
+    }
+    if (d->first_key <= 0)
+        return true;
+    int64_t max = n->cfg->max_key_size;
     int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
     for (int i = d->first_key; i <= last && i < (int)argc; i += d->key_step) {
         if (argv[i].len > max) {
-            resp_write_error(conn_reply_buf(c), "ERR key too large (see max-key-size)");
-            return true;
+            snprintf(err, len, "ERR key too large (see max-key-size)");
+            return false;
         }
     }
-    return false;
+    return true;
 }
 
 static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
@@ -897,17 +903,12 @@ static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *
         resp_write_error(conn_reply_buf(c), "NOAUTH Authentication required.");
         return false;
     }
-    if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
-        (d->arity < 0 && argc < (uint32_t)-d->arity) ||
-        (d->route == CMD_ROUTE_EACH && (argc - 1) % d->split_step != 0)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", d->name);
-        resp_write_error(conn_reply_buf(c), msg);
+    c->last_cmd = d->name; /* as Redis: even when the arguments are refused */
+    char err[96];
+    if (!cmd_args_ok(sh->node, d, argv, argc, err, sizeof err)) {
+        resp_write_error(conn_reply_buf(c), err);
         return false;
     }
-    c->last_cmd = d->name;
-    if (cmd_key_too_large(sh, c, d, argv, argc))
-        return false;
     /* MISCONF: the data log cannot persist */
     return !((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL));
 }

@@ -242,6 +242,12 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
  * CMD_RMW for a read-modify-write command. */
 uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
 
+/* The shape checks every request passes, a client's or a peer's FORWARD:
+ * arity (split routes: whole groups) and key sizes (max-key-size). False
+ * with the RESP error line (code first, no '-' or CRLF) in err[0..len). */
+bool cmd_args_ok(const struct node *n, const struct cmd_def *d, const struct resp_arg *argv,
+                 uint32_t argc, char *err, size_t len);
+
 /* A message for sub-result `sub` of request req_id of shard sh, to run h
  * on shard `target` (arguments copied). r and w are 0. NULL on out of
  * memory. */

@@ -59,6 +59,9 @@ struct coord_route {
     uint32_t partition; /* COORD_NO_PARTITION: that member only (FLUSHALL, RING.LOCAL) */
     uint32_t to;     /* COORD_FORWARD: the view's member index */
     bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
+    bool is_hop;     /* COORD_FORWARD of a forwarded request: sent on once only */
+    bool is_keyed;   /* a key's route: a FORWARD that finds no link to `to` goes to
+                        the next live replica (a member-wide one, FLUSHALL, does not) */
     char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
 };
 
