@@ -7,7 +7,10 @@
  * snapshot's version changed. Operations in flight keep the view they
  * started with (a reference count), so a refresh never pulls addresses from
  * under them. is_cluster is false for a cluster of one: then cmd.c routes
- * as it always did.
+ * as it always did. For keyspace commands (keyspace.h) the view also says
+ * which partitions this node answers for (is_mine: it is their list's first
+ * live node) and ranks the members by node id (SCAN's walk); the first
+ * cluster view turns on the store's per-partition key counts (DBSIZE).
  *
  * Operations: a coordinated request is one struct req (req.h) of this
  * shard with one sub-result, whose owner_ptr is a struct coord_op. The req
@@ -38,9 +41,16 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * FORWARD runs a client command coordinated here and answers its RESP bytes
- * (WIRE_MSG_MC: one keyed memcached request, run as a local memcached
- * client's, answered with its whole reply whatever its noreply).
+ * both only for a partition this node holds a replica of (else ERROR);
+ * FORWARD runs a client command coordinated here and answers its RESP
+ * bytes (WIRE_MSG_MC: one keyed memcached request, run as a local
+ * memcached client's, answered with its whole reply whatever its noreply;
+ * it is never sent on). A FORWARD passes a client's checks first (arity, key sizes,
+ * MISCONF), and one reaching a node that holds no replica of its key (the
+ * sender's view was another) is sent on once to the first live replica
+ * (WIRE_MSG_HOPPED; a second hop is refused with TRYAGAIN), so no node
+ * outside the preference list stores a key or counts itself toward W/R.
+ * RING.LOCAL, a keyspace command's node-local form, goes to keyspace.c.
  *
  * Reaping (coord_reap, from the shard's tick): a tombstone past
  * tombstone-grace is only a candidate in a cluster (replica_reap_offer). A
@@ -75,6 +85,7 @@
 #include "cmd_ring.h"
 #include "conn.h"
 #include "keyhash.h"
+#include "keyspace.h"
 #include "log.h"
 #include "mc.h"
 #include "node.h"
@@ -109,6 +120,8 @@ struct coord_view {
     uint32_t q, n, self, n_members;
     struct coord_member *members;
     uint32_t *pref; /* q * n member indexes (RING_NONE: not in the snapshot) */
+    uint8_t *is_mine;  /* q flags: this node answers the partition's keyspace commands */
+    uint32_t *by_id;   /* n_members member indexes in node id order (SCAN's ranks) */
 };
 
 /* Counters (INFO): written by the owner with relaxed stores. */
@@ -171,7 +184,49 @@ static void coord_view_put(struct coord_view *v)
         return;
     mi_free(v->members);
     mi_free(v->pref);
+    mi_free(v->is_mine);
+    mi_free(v->by_id);
     mi_free(v);
+}
+
+static uint32_t coord_n_eff(const struct node *n, const struct coord_view *v);
+static bool coord_live(const struct coord_view *v, uint32_t m);
+
+static _Thread_local const struct coord_view *coord_sorting; /* qsort has no argument */
+
+static int coord_by_id_cmp(const void *a, const void *b)
+{
+    const struct coord_member *ms = coord_sorting->members;
+    return strcmp(ms[*(const uint32_t *)a].id, ms[*(const uint32_t *)b].id);
+}
+
+/* Keyspace commands (keyspace.h): which partitions this node answers for
+ * (the first live node of the list, as CLUSTER SLOTS's master; the first
+ * node when none is live), and the members in id order. -ENOMEM. */
+static int coord_view_keyspace(const struct node *n, struct coord_view *v)
+{
+    v->is_mine = mi_calloc(v->q, 1);
+    v->by_id = mi_calloc(v->n_members ? v->n_members : 1, sizeof *v->by_id);
+    if (!v->is_mine || !v->by_id)
+        return -ENOMEM;
+    uint32_t n_eff = coord_n_eff(n, v);
+    for (uint32_t p = 0; p < v->q; p++) {
+        const uint32_t *list = v->pref + (size_t)p * v->n;
+        uint32_t first = list[0];
+        for (uint32_t k = 0; k < n_eff; k++) {
+            if (coord_live(v, list[k])) {
+                first = list[k];
+                break;
+            }
+        }
+        v->is_mine[p] = first == v->self;
+    }
+    for (uint32_t i = 0; i < v->n_members; i++)
+        v->by_id[i] = i;
+    coord_sorting = v;
+    qsort(v->by_id, v->n_members, sizeof *v->by_id, coord_by_id_cmp);
+    coord_sorting = NULL;
+    return 0;
 }
 
 static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s)
@@ -211,6 +266,10 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     }
     /* Partitions of the node's keys must be the ring's: else stay alone. */
     v->is_cluster = !alone && ring->q == n->npartitions;
+    if (coord_view_keyspace(n, v) != 0) {
+        coord_view_put(v);
+        return NULL;
+    }
     if (!alone && ring->q != n->npartitions)
         log_warn("the ring has %u partitions, this node %u: serving its own keys alone", ring->q,
                  n->npartitions);
@@ -232,6 +291,13 @@ void coord_fini(struct shard *sh)
     sh->coord = NULL;
 }
 
+static uint32_t coord_partition_of(const void *arg, const void *key, uint32_t klen)
+{
+    const struct node *n = arg;
+    uint64_t hash = n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, klen) : 0;
+    return node_partition_of(n, key, klen, hash);
+}
+
 void coord_turn(struct shard *sh)
 {
     struct node *n = sh->node;
@@ -244,6 +310,9 @@ void coord_turn(struct shard *sh)
         if (v) {
             sh->coord->view = v;
             coord_view_put(old);
+            if (v->is_cluster && store_track_partitions(sh->store, n->npartitions,
+                                                        coord_partition_of, n) != 0)
+                log_warn("no memory for per-partition key counts: DBSIZE counts 0 here");
             log_debug("cluster view %" PRIu64 ": %u members, preference lists of %u, %s",
                       v->version, v->n_members, v->n,
                       v->is_cluster ? "coordinating" : "serving alone");
@@ -255,6 +324,31 @@ void coord_turn(struct shard *sh)
 bool coord_is_cluster(const struct shard *sh)
 {
     return sh->coord && sh->coord->view && sh->coord->view->is_cluster;
+}
+
+bool coord_answers_for(const struct shard *sh, uint32_t partition)
+{
+    if (!coord_is_cluster(sh))
+        return true;
+    const struct coord_view *v = sh->coord->view;
+    return partition < v->q && v->is_mine[partition];
+}
+
+bool coord_rank_member(const struct shard *sh, uint32_t *rank, uint32_t *member, bool *is_self)
+{
+    if (!coord_is_cluster(sh))
+        return false;
+    const struct coord_view *v = sh->coord->view;
+    for (uint32_t k = *rank; k < v->n_members; k++) {
+        uint32_t m = v->by_id[k];
+        if (coord_live(v, m)) {
+            *rank = k;
+            *member = m;
+            *is_self = m == v->self;
+            return true;
+        }
+    }
+    return false;
 }
 
 static uint32_t coord_n_eff(const struct node *n, const struct coord_view *v)
@@ -281,6 +375,21 @@ static bool coord_live(const struct coord_view *v, uint32_t m)
     return m != RING_NONE && (m == v->self || !v->members[m].is_down);
 }
 
+/* Whether this node is among the first n_eff of partition p's list: it
+ * holds a replica of p's keys. */
+static bool coord_holds(const struct coord_view *v, uint32_t p, uint32_t n_eff)
+{
+    const uint32_t *list = coord_list(v, p);
+    for (uint32_t k = 0; k < n_eff; k++)
+        if (list[k] == v->self)
+            return true;
+    return false;
+}
+
+/* The answer to a peer's request that reached a node whose view says
+ * otherwise than the sender's (views change a loop turn apart). */
+#define COORD_VIEW_CHANGING "TRYAGAIN the cluster view is changing: retry"
+
 /* R or W asked (net/conn.h CONN_CONSISTENCY_*: the setting, a number,
  * QUORUM, ALL) within 1..n. */
 static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
@@ -299,16 +408,14 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
 {
     out->kind = COORD_LOCAL;
     out->is_replica = false;
+    out->is_hop = (flags & CMD_FORWARDED) != 0;
+    out->is_keyed = true;
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
     const struct coord_view *v = sh->coord->view;
     uint32_t p = node_partition_of(sh->node, key, klen, hash);
     out->partition = p;
-    if (flags & CMD_FORWARDED) {
-        out->kind = COORD_HERE;
-        return;
-    }
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const uint32_t *list = coord_list(v, p);
     uint32_t first_live = RING_NONE;
@@ -326,12 +433,15 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
         return;
     }
     out->is_replica = is_replica;
-    if (first_live == v->self || (is_replica && !(flags & CMD_RMW))) {
+    /* a peer's request is coordinated at any replica; a node that holds
+     * none sends it on (is_hop: once) */
+    bool is_forwarded = (flags & CMD_FORWARDED) != 0;
+    if (first_live == v->self || (is_replica && (is_forwarded || !(flags & CMD_RMW)))) {
         out->kind = COORD_HERE;
         return;
     }
     out->to = first_live;
-    if (c && c->cluster_aware) {
+    if (c && c->cluster_aware && !is_forwarded) {
         snprintf(out->error, sizeof out->error, "MOVED %u %s", keyhash_slot(key, klen),
                  v->members[first_live].client_addr);
         out->kind = COORD_MOVED;
@@ -786,6 +896,11 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
     bool is_rmw = (m->flags & CMD_RMW) != 0;
     bool reads_first = !is_write || (is_rmw && need_r > 1);
+    if ((m->flags & CMD_FORWARDED) && !coord_holds(v, p, n_eff)) {
+        cmd_msg_error(m, COORD_VIEW_CHANGING); /* this shard's view holds no replica */
+        cmd_msg_reply(sh, m);
+        return;
+    }
     if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
         COORD_STAT(sh, reads);
         coord_run_alone(sh, m);
@@ -1182,15 +1297,15 @@ static void coord_fill_parent(struct shard *sh, uint64_t parent, uint32_t sub, u
 
 /* Completes a forwarded request's parent with an error in its client's
  * protocol: "-<code> <text>", memcached "SERVER_ERROR [<code> ]<text>" (no
- * code for ERR). */
+ * code for ERR); code "": the text starts with its own. */
 static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint8_t fwd_mc,
                            const char *code, const char *text)
 {
     char err[WIRE_TEXT_MAX + 64];
     int n;
     if (!fwd_mc)
-        n = snprintf(err, sizeof err, "-%s %s\r\n", code, text);
-    else if (strcmp(code, "ERR") == 0)
+        n = snprintf(err, sizeof err, "-%s%s%s\r\n", code, *code ? " " : "", text);
+    else if (!*code || strcmp(code, "ERR") == 0)
         n = snprintf(err, sizeof err, "SERVER_ERROR %s\r\n", text);
     else
         n = snprintf(err, sizeof err, "SERVER_ERROR %s %s\r\n", code, text);
@@ -1247,8 +1362,11 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
     wm->partition = (uint16_t)route->partition;
     wm->n_values = 1;
     wm->values = &value;
+    if (route->is_hop)
+        wm->flags |= WIRE_MSG_HOPPED;
     int rc = coord_send(sh, op->view, route->to, wm);
-    if (rc == -EAGAIN && wm->key.ptr) /* no link to it now: the next live replica takes it */
+    if (rc == -EAGAIN && route->is_keyed && route->partition != COORD_NO_PARTITION)
+        /* no link to it now: the next live replica of the key takes it */
         rc = coord_send_next(sh, op->view, route, wm);
     COORD_STAT(sh, forwarded);
     if (rc != 0) {
@@ -1338,6 +1456,17 @@ void coord_forward_mc(struct shard *sh, uint64_t req_id, uint32_t sub, uint8_t r
 
 /* ---- replies from peers ---- */
 
+/* Whether an error text starts with its RESP code (an upper-case word and
+ * a space: "ERR ...", "MISCONF ..."), as a replica's refusal of a FORWARD
+ * does; others ("out of memory" from older builds) get "ERR". */
+static bool coord_has_code(const struct wire_bytes *text)
+{
+    uint32_t i = 0;
+    while (i < text->len && text->ptr[i] >= 'A' && text->ptr[i] <= 'Z')
+        i++;
+    return i > 0 && i < text->len && text->ptr[i] == ' ';
+}
+
 static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op *op,
                                const struct wire_msg *wm)
 {
@@ -1349,8 +1478,10 @@ static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op 
     } else {
         char text[WIRE_TEXT_MAX + 1];
         snprintf(text, sizeof text, "%.*s", (int)wm->text.len, (const char *)wm->text.ptr);
-        coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc,
-                       wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE" : "ERR", text);
+        const char *code = wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE"
+                           : coord_has_code(&wm->text)         ? ""
+                                                               : "ERR";
+        coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, code, text);
     }
     op->parent = 0;
     req_sub_done(&sh->reqs, r);
@@ -1411,6 +1542,8 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 
 /* ---- the replica side ---- */
 
+#define COORD_TOO_LARGE "ERR value exceeds the peer's frame (its max_frame)"
+
 static void coord_reply(struct shard *sh, uint64_t link, uint64_t id, uint8_t op, uint8_t status,
                         const char *text, const struct replica_state *st, uint16_t n_values,
                         const struct wire_bytes *values)
@@ -1427,6 +1560,16 @@ static void coord_reply(struct shard *sh, uint64_t link, uint64_t id, uint8_t op
         rm.expire_at_ms = st->expire_at_ms;
     }
     int rc = peerlink_reply(sh, link, &rm);
+    if (rc == -EINVAL && status != WIRE_CODE_ERROR) { /* larger than the peer's frame: say so,
+                                                         so it does not wait for its deadline */
+        struct wire_msg em = {
+            .kind = WIRE_REPLY,
+            .id = id,
+            .op = op,
+            .status = WIRE_CODE_ERROR,
+            .text = {(const uint8_t *)COORD_TOO_LARGE, sizeof COORD_TOO_LARGE - 1}};
+        rc = peerlink_reply(sh, link, &em);
+    }
     if (rc != 0 && rc != -ENOENT)
         log_debug("a %s reply could not be sent (%s)", wire_op_name(op), strerror(-rc));
 }
@@ -1493,8 +1636,28 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
     replica_state_fini(&st);
 }
 
+/* MISCONF (persist.h): true, with the refusal's RESP error line in
+ * why[0..len), while this node refuses writes because its log cannot
+ * persist. */
+static bool coord_misconf(struct shard *sh, char *why, size_t len)
+{
+    struct buf refusal;
+    buf_init(&refusal);
+    bool refused = persist_refuse_resp(sh->node, &refusal);
+    if (refused) /* "-MISCONF ...\r\n": the line without its framing */
+        snprintf(why, len, "%.*s", refusal.len > 3 ? (int)refusal.len - 3 : 0, refusal.data + 1);
+    buf_fini(&refusal);
+    return refused;
+}
+
 static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
 {
+    char why[WIRE_TEXT_MAX];
+    if (coord_misconf(sh, why, sizeof why)) { /* refused at once, as a client's write */
+        if (wm->id)
+            coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, why, NULL, 0, NULL);
+        return;
+    }
     struct wire_value_iter it;
     struct wire_bytes body = {0};
     wire_values_init(&it, wm);
@@ -1569,6 +1732,34 @@ uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap)
     return n;
 }
 
+/* The row of a forwarded command, or NULL with why[0..len) its RESP error
+ * line: the payload is one RESP command (an array; nothing after it), of a
+ * kind a peer forwards (one key's command, or a write to every shard:
+ * FLUSHALL), and it passes a client's checks (arity, key sizes, MISCONF
+ * for a write). A peer's bytes are trusted no more than a client's. */
+static const struct cmd_def *coord_forward_checked(struct shard *sh, const struct wire_bytes *cmd,
+                                                   enum resp_status ps, size_t consumed,
+                                                   struct resp_arg *argv, uint32_t argc, char *why,
+                                                   size_t len)
+{
+    if (ps != RESP_OK || cmd->len == 0 || cmd->ptr[0] != '*' || consumed != cmd->len || argc == 0) {
+        snprintf(why, len, "ERR a forwarded command must be one RESP array and nothing else");
+        return NULL;
+    }
+    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    bool is_forwardable =
+        d && ((d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) ||
+              (argc >= 2 && (d->route == CMD_ROUTE_KEY ||
+                             (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step))));
+    if (!is_forwardable) {
+        snprintf(why, len, "ERR not a single-key command");
+        return NULL;
+    }
+    if (!cmd_args_ok(sh->node, d, argv, argc, why, len))
+        return NULL;
+    return (d->flags & CMD_WRITE) && coord_misconf(sh, why, len) ? NULL : d;
+}
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
  * go back. Only single-key commands come (the sender split the rest). */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -1583,38 +1774,58 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     uint32_t argc = 0;
     size_t consumed = 0, need = 0;
     const char *err = NULL;
-    char scratch[8];
+    char scratch[8], why[WIRE_TEXT_MAX];
     COORD_STAT(sh, forwards_in);
     enum resp_status ps =
         resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len, argv, COORD_FWD_ARGS,
                    &argc, scratch, sizeof scratch, &consumed, &need, &err);
     const struct cmd_def *d =
-        ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len) : NULL;
-    if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
+        ps == RESP_OK && argc >= 1 && consumed == cmd.len ? cmd_lookup(argv[0].ptr, argv[0].len)
+                                                           : NULL;
+    if (d && d->handler == keyspace_refuse) { /* RING.LOCAL: a keyspace command's node-local form */
+        keyspace_serve(sh, link, wm, argv, argc);
+        return;
+    }
+    /* A transaction (cmd_multi.h): EXEC with its key, watches and queue;
+     * EXEC checks its queue (and MISCONF) itself. */
+    bool is_exec = d && d->handler == cmd_exec && argc == 4;
+    if (!is_exec)
+        d = coord_forward_checked(sh, &cmd, ps, consumed, argv, argc, why, sizeof why);
+    if (!d) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, why, NULL, 0, NULL);
+        return;
+    }
+    if (d->route == CMD_ROUTE_ALL) {
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;
     }
-    /* A transaction (cmd_multi.h): EXEC with its key, watches and queue. */
-    bool is_exec = d && d->handler == cmd_exec && argc == 4;
-    bool ok = d && argc >= 2 &&
-              (is_exec || d->route == CMD_ROUTE_KEY ||
-               (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
-    struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
-    if (!r) {
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
-                    ok ? "out of memory" : "not a single-key command", NULL, 0, NULL);
-        return;
-    }
     uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-    uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
     uint32_t flags = (is_exec ? CMD_RMW : cmd_flags_for(d, argv, argc)) | CMD_COORD | CMD_FORWARDED;
     int proto = wm->flags & WIRE_MSG_RESP3 ? 3 : 2;
+    struct coord_route rt; /* a node that holds no replica sends it on, once */
+    coord_route(sh, NULL, argv[1].ptr, argv[1].len, hash, flags, &rt);
+    const char *refusal = rt.kind == COORD_DOWN ? rt.error
+                          : rt.kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED)
+                              ? COORD_VIEW_CHANGING
+                              : NULL;
+    struct req *r = refusal ? NULL : coord_held_new(sh, link, wm);
+    if (!r) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
+                    refusal ? refusal : "OOM out of memory", NULL, 0, NULL);
+        return;
+    }
+    if (rt.kind == COORD_FORWARD) {
+        coord_forward(sh, r->id, 0, proto, wm->r, wm->w, argv, argc, &rt);
+        req_arm(&sh->reqs, r);
+        return;
+    }
+    uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
     cmd_handler *h = is_exec ? cmd_multi_exec_shard : d->handler;
     struct cmd_msg *m = cmd_msg_for(sh, r->id, 0, target, h, flags, proto, argv, argc, hash);
     if (!m) {
         req_cancel(&sh->reqs, r->id);
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,
-                    NULL);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "OOM out of memory", NULL,
+                    0, NULL);
         return;
     }
     m->r = wm->r;
@@ -1686,6 +1897,13 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
         node_partition_of(sh->node, wm->key.ptr, wm->key.len, hash) != wm->partition) {
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "the partition is not on this shard",
                     NULL, 0, NULL);
+        return;
+    }
+    /* GET and SYNC serve replicas only (hints for others: a later issue) */
+    if (coord_is_cluster(sh) &&
+        !coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
+                    "this node holds no replica of the key's partition", NULL, 0, NULL);
         return;
     }
     switch (wm->op) {
