@@ -44,8 +44,8 @@
  * both only for a partition this node holds a replica of (else ERROR);
  * FORWARD runs a client command coordinated here and answers its RESP
  * bytes (WIRE_MSG_MC: one keyed memcached request, run as a local
- * memcached client's, answered with its whole reply whatever its noreply;
- * it is never sent on). A FORWARD passes a client's checks first (arity, key sizes,
+ * memcached client's, answered with its whole reply whatever its
+ * noreply). A FORWARD passes a client's checks first (arity, key sizes,
  * MISCONF), and one reaching a node that holds no replica of its key (the
  * sender's view was another) is sent on once to the first live replica
  * (WIRE_MSG_HOPPED; a second hop is refused with TRYAGAIN), so no node
@@ -1839,9 +1839,10 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
 }
 
 /* A forwarded memcached request (WIRE_MSG_MC): exactly one keyed request,
- * run coordinated here as a local memcached client's is (CMD_FORWARDED: it
- * is never sent on). Its whole reply goes back: noreply is the origin's to
- * honour, so it is cleared here. */
+ * run coordinated here as a local memcached client's is (CMD_FORWARDED),
+ * or sent on once when this node holds no replica (as coord_on_forward
+ * does). Its whole reply goes back: noreply is the origin's to honour, so
+ * it is cleared here. */
 static void coord_on_forward_mc(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
     struct wire_value_iter it;
@@ -1858,17 +1859,30 @@ static void coord_on_forward_mc(struct shard *sh, uint64_t link, const struct wi
                        &consumed, &need, &err) == MC_OK &&
               consumed == cmd.len && req.nkeys == 1 &&
               !(cmd_mc_def(req.cmd)->flags & CMD_NOKEY);
-    struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
     uint64_t hash = ok ? keyhash(key.ptr, key.len) : 0;
-    uint32_t target = ok ? node_shard_of(sh->node, key.ptr, key.len, hash) : 0;
+    uint32_t flags = ok ? cmd_mc_flags(&req) | CMD_COORD | CMD_FORWARDED : 0;
+    struct coord_route rt = {.kind = COORD_LOCAL}; /* no replica here: sent on, once */
+    if (ok)
+        coord_route(sh, NULL, key.ptr, key.len, hash, flags, &rt);
+    const char *refusal = !ok                        ? "not one keyed memcached request"
+                          : rt.kind == COORD_DOWN    ? rt.error
+                          : rt.kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED)
+                              ? COORD_VIEW_CHANGING
+                              : NULL;
+    struct req *r = refusal ? NULL : coord_held_new(sh, link, wm);
     req.noreply = false;
-    struct cmd_msg *m =
-        r ? cmd_msg_for_mc(sh, r->id, 0, target, &req, CMD_COORD | CMD_FORWARDED, hash) : NULL;
+    if (r && rt.kind == COORD_FORWARD) {
+        coord_forward_mc(sh, r->id, 0, wm->r, wm->w, &req, false, &rt);
+        req_arm(&sh->reqs, r);
+        return;
+    }
+    uint32_t target = r ? node_shard_of(sh->node, key.ptr, key.len, hash) : 0;
+    struct cmd_msg *m = r ? cmd_msg_for_mc(sh, r->id, 0, target, &req, flags, hash) : NULL;
     if (!m) {
         if (r)
             req_cancel(&sh->reqs, r->id);
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
-                    ok ? "out of memory" : "not one keyed memcached request", NULL, 0, NULL);
+                    refusal ? refusal : "out of memory", NULL, 0, NULL);
         return;
     }
     m->r = wm->r;
