@@ -102,9 +102,10 @@
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
 #define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
+#define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
+
 #define COORD_FWD_MC 1       /* a forwarded memcached request (coord_op.fwd_mc) */
 #define COORD_FWD_MC_QUIET 2 /* the same with noreply: its reply is not relayed */
-#define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
 
 struct coord_member {
     char id[RING_ID_LEN + 1];
@@ -1437,18 +1438,16 @@ static void coord_encode_mc(struct buf *out, const struct mc_request *mc)
 }
 
 void coord_forward_mc(struct shard *sh, uint64_t req_id, uint32_t sub, uint8_t rq, uint8_t wq,
-                      const struct mc_request *mc, bool is_noreply,
-                      const struct coord_route *route)
+                      const struct mc_request *mc, bool is_noreply, const struct coord_route *route)
 {
     struct buf cmd;
     buf_init(&cmd);
     coord_encode_mc(&cmd, mc);
-    struct wire_msg wm = {
-        .flags = WIRE_MSG_MC,
-        .slot = (uint16_t)keyhash_slot(mc->keys[0].ptr, mc->keys[0].len),
-        .r = rq,
-        .w = wq,
-        .key = {(const uint8_t *)mc->keys[0].ptr, mc->keys[0].len}};
+    struct wire_msg wm = {.flags = WIRE_MSG_MC,
+                          .slot = (uint16_t)keyhash_slot(mc->keys[0].ptr, mc->keys[0].len),
+                          .r = rq,
+                          .w = wq,
+                          .key = {(const uint8_t *)mc->keys[0].ptr, mc->keys[0].len}};
     coord_forward_send(sh, req_id, sub, is_noreply ? COORD_FWD_MC_QUIET : COORD_FWD_MC, &wm, &cmd,
                        route);
     buf_fini(&cmd);
@@ -1857,15 +1856,14 @@ static void coord_on_forward_mc(struct shard *sh, uint64_t link, const struct wi
     COORD_STAT(sh, forwards_in);
     bool ok = mc_parse(&sh->env.mc_limits, &ps, (const char *)cmd.ptr, cmd.len, &req, &key, 1,
                        &consumed, &need, &err) == MC_OK &&
-              consumed == cmd.len && req.nkeys == 1 &&
-              !(cmd_mc_def(req.cmd)->flags & CMD_NOKEY);
+              consumed == cmd.len && req.nkeys == 1 && !(cmd_mc_def(req.cmd)->flags & CMD_NOKEY);
     uint64_t hash = ok ? keyhash(key.ptr, key.len) : 0;
     uint32_t flags = ok ? cmd_mc_flags(&req) | CMD_COORD | CMD_FORWARDED : 0;
     struct coord_route rt = {.kind = COORD_LOCAL}; /* no replica here: sent on, once */
     if (ok)
         coord_route(sh, NULL, key.ptr, key.len, hash, flags, &rt);
-    const char *refusal = !ok                        ? "not one keyed memcached request"
-                          : rt.kind == COORD_DOWN    ? rt.error
+    const char *refusal = !ok                     ? "not one keyed memcached request"
+                          : rt.kind == COORD_DOWN ? rt.error
                           : rt.kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED)
                               ? COORD_VIEW_CHANGING
                               : NULL;
