@@ -159,7 +159,8 @@ int replica_entry_clock(const struct node *n, const struct table_entry *e, struc
     struct dvv_value one_value;
     struct dvv_clock plain;
     dvv_init(&plain, &one_entry, 1, &one_value, 1);
-    struct dvv_value v = {table_entry_key(e) + e->key_len, e->val_len, 0, 0};
+    struct dvv_value v = {
+        .data = table_entry_key(e) + e->key_len, .len = e->val_len, .mc_flags = e->mc_flags};
     int rc = dvv_new(&plain, &v);
     if (rc != 0)
         return rc;
@@ -387,11 +388,12 @@ static int versionize_clock(struct store *s, const struct node *n, uint64_t hash
         if (rc != 0)
             return rc == -ENOSPC ? rc : -EINVAL;
     }
-    struct dvv_value v = {NULL, 0, DVV_TOMBSTONE, s->now_ms};
+    struct dvv_value v = {.flags = DVV_TOMBSTONE, .ts_ms = s->now_ms};
     if (e && !(e->meta & TABLE_ENTRY_TOMBSTONE)) {
         v.data = table_entry_key(e) + e->key_len;
         v.len = e->val_len;
         v.flags = 0;
+        v.mc_flags = e->mc_flags; /* memcached's set: the new sibling's */
     }
     int rc = dvv_new_with_context(w->k[K_STORED], w->k[K_IN], &v);
     if (rc == 0)

@@ -1,5 +1,6 @@
 /* replica.h: a key's replicated state, as this shard's store holds it and as
- * the wire carries it (meta: the DVVSet meta encoding, dvv_encode_meta; body:
+ * the wire carries it (meta: the DVVSet meta encoding, dvv_encode_meta, with
+ * each sibling's memcached client flags; body:
  * the values' bytes in clock order, dvv_encode_body; expire_at_ms: absolute
  * unix ms, 0 none). CONTRACT: written by the lead; the "replica" helper
  * implements shards/replica.c and may refine comments, not signatures.

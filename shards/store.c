@@ -663,6 +663,7 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
     if (!h.body_shared && v->body_len)
         memcpy(val + pv->len + sizeof h + v->meta_len, v->body, v->body_len);
     e->val_len = pv->len;
+    e->mc_flags = pv->mc_flags; /* what plain reads of the pick answer */
     e->meta |= TABLE_ENTRY_VERSIONED | ((pv->flags & DVV_TOMBSTONE) ? TABLE_ENTRY_TOMBSTONE : 0);
     *out = e;
     return 0;

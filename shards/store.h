@@ -235,9 +235,10 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
 
 /* ---- versioned keys (RING.*; table.h, TABLE_ENTRY_VERSIONED) ----
  * A versioned entry stores its clock encoded (dvv.h): the meta and the
- * body. Its value, for every plain command, is the sibling dvv_pick()
- * chooses; a key whose pick is a tombstone is absent for them (lookups
- * return NULL, store_delete() reports no key). Plain writes replace it with
+ * body. Its value (and its mc_flags: the sibling's dvv_value.mc_flags),
+ * for every plain command, is the sibling dvv_pick() chooses; a key whose
+ * pick is a tombstone is absent for them (lookups return NULL,
+ * store_delete() reports no key). Plain writes replace it with
  * a plain entry; an expiry change keeps its versions. Versioned entries
  * stay in memory (never cooled). Tombstones stay until a plain write or
  * delete replaces them, or replica_reap() (replica.h) after tombstone-grace. */
