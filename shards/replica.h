@@ -20,11 +20,12 @@
  * Tombstones are reaped by replica_reap() (called from the shard's tick)
  * once tombstone-grace has passed since the newest of their writes.
  *
- * Cold values (values beyond RAM): versioned entries are never cooled, but a
- * plain entry may be. Its implicit clock needs its value, so replica_export,
- * replica_apply and replica_versionize answer -EAGAIN for a key whose plain
- * value is on disk only: the caller reads it back first (tier.h, as handlers
- * do) and calls again. Nothing has changed when -EAGAIN comes back.
+ * Cold values (values beyond RAM): plain and versioned entries alike may
+ * have their value (a versioned entry's body) on disk only. A state needs
+ * the values, so replica_export, replica_apply and replica_versionize answer
+ * -EAGAIN for such a key: the caller reads it back first (tier.h, as
+ * handlers do; coord.c parks a peer's request meanwhile) and calls again.
+ * Nothing has changed when -EAGAIN comes back.
  *
  * Threads: the owning shard's thread.
  * Errors: -ENOENT (no entry, not even a tombstone), -EINVAL (bytes that do

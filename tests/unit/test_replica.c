@@ -683,6 +683,51 @@ static void test_replica_cold_plain_value_is_eagain(void **state)
     assert_true(table_entry_is_cold(store_lookup(&a->store, "k", 1, h("k"))));
 }
 
+/* Values beyond RAM: a versioned value goes cold as a plain one does (its
+ * meta stays in memory, with its flags and length); its state is -EAGAIN
+ * until the body is read back (store_load_value), which gives back the
+ * very same state. */
+static void test_replica_cold_versioned_value(void **state)
+{
+    static const struct store_tier tier = {always_readable, nothing_unwritten, NULL};
+    struct tnode *a = &nodes[0];
+    node_start(a, 'a', NULL, NULL);
+    store_fini(&a->store);
+    struct store_config sc = {0};
+    assert_int_equal(store_init(&a->store, &sc), 0);
+    store_attach_tier(&a->store, &tier);
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    big[sizeof big - 1] = '\0';
+    struct replica_state *orig = &sts[0], *st = &sts[1];
+    mc_set(a, "k", big, 5, orig);
+    a->store.maxmemory = store_used_bytes(&a->store) - 1024; /* the tick cools it */
+    store_tick(&a->store, a->store.now_ms);
+    struct table_entry *e = store_lookup(&a->store, "k", 1, h("k"));
+    assert_non_null(e);
+    assert_true(table_entry_is_cold(e));
+    assert_true(e->meta & TABLE_ENTRY_VERSIONED);
+    assert_int_equal(e->mc_flags, 5);
+    assert_int_equal(e->val_len, strlen(big)); /* STRLEN needs no read back */
+    assert_int_equal(store_entry_record_len(e), orig->body.len);
+    assert_int_equal(a->store.stats.cold_keys, 1);
+    assert_int_equal(replica_export(&a->store, &a->node, "k", 1, h("k"), st), -EAGAIN);
+    assert_int_equal(apply(a, "k", orig), -EAGAIN);
+    /* Read back: a body of another length is refused, the right one taken. */
+    a->store.maxmemory = 0;
+    assert_int_equal(store_load_value(&a->store, e, h("k"), "xx", 2, NULL), -EINVAL);
+    assert_int_equal(store_load_value(&a->store, e, h("k"), orig->body.data, orig->body.len, &e),
+                     0);
+    assert_false(table_entry_is_cold(e));
+    assert_int_equal(a->store.stats.cold_keys, 0);
+    export_or_empty(a, "k", st);
+    assert_true(replica_same(st, orig->meta.data, orig->meta.len));
+    assert_int_equal(st->body.len, orig->body.len);
+    assert_memory_equal(st->body.data, orig->body.data, st->body.len);
+    assert_int_equal(flags_of(a, "k"), 5);
+    assert_get(a, "k", big);
+}
+
 /* KV-679: a node whose data directory was wiped draws a new data epoch,
  * so its writes are dots no replica has seen, even once read repair gave
  * it back an older state of the key; were it to write under its old
@@ -791,6 +836,7 @@ int main(void)
         T(test_replica_reaped_key_stays_gone_after_restart),
         T(test_replica_cold_plain_value_is_eagain),
         T(test_replica_mc_flags_are_kept),
+        T(test_replica_cold_versioned_value),
         T(test_replica_kv679_wiped_node_writes_are_kept),
         T(test_replica_kv679_lost_key_writes_are_kept),
     };
