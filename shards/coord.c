@@ -112,6 +112,7 @@ struct coord_op {
                            only count for repair until the done callback ran */
     bool is_loading;    /* its key's value went back to disk while the replicas
                            answered: progress waits until it is read back */
+    bool is_reloaded;   /* that happened once already (a second time: an error) */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -711,11 +712,10 @@ static bool coord_quorum_loaded(struct req_table *t, struct req *lr, enum req_en
     struct shard *sh = t->ctx;
     struct req *r = req_find(&sh->reqs, (uint64_t)lr->aux);
     struct coord_op *op = r ? r->owner_ptr : NULL;
-    if (!op)
-        return true; /* the request ended meanwhile (its deadline) */
+    if (!op || how != REQ_END_DONE)
+        return true; /* the request ended meanwhile, or ends by its own deadline */
     op->is_loading = false;
-    if (how != REQ_END_DROP)
-        coord_op_progress(sh, r, op);
+    coord_op_progress(sh, r, op);
     return true;
 }
 
@@ -729,14 +729,18 @@ static bool coord_load_again(struct shard *sh, struct req *r, struct coord_op *o
     struct cmd_msg *m = op->m;
     if (!sh->tier || tier_may_run(sh, m->flags | CMD_READS_VALUE, m->hash, key->ptr, key->len))
         return false;
-    struct req *lr = coord_load(sh, key, m->hash, coord_quorum_loaded, NULL, r->deadline_ms);
+    struct req *lr = op->is_reloaded
+                         ? NULL
+                         : coord_load(sh, key, m->hash, coord_quorum_loaded, NULL, r->deadline_ms);
     if (!lr) {
-        cmd_msg_fail(m, "out of memory");
+        cmd_msg_fail(m, op->is_reloaded ? "the value cannot be read back from disk now"
+                                        : "out of memory");
+        m->res.hold_seq = 0;
         coord_complete(sh, r, 0);
         return true;
     }
     lr->aux = (int64_t)r->id;
-    op->is_loading = true;
+    op->is_loading = op->is_reloaded = true;
     return true;
 }
 
@@ -1275,7 +1279,7 @@ static bool coord_unparked(struct req_table *t, struct req *r, enum req_end how)
 {
     struct shard *sh = t->ctx;
     struct coord_parked *pk = r->owner_ptr;
-    if (how == REQ_END_TIMEOUT)
+    if (how == REQ_END_TIMEOUT && pk->wm.id) /* a repair's (id 0) awaits no answer */
         coord_reply(sh, pk->link, pk->wm.id, pk->wm.op, WIRE_CODE_UNAVAILABLE,
                     "the value was not read back from disk within request-timeout", NULL, 0, NULL);
     else if (how != REQ_END_DROP)
