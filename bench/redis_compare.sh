@@ -115,11 +115,6 @@ measure() {
         "$(bench_cpu_us_per_req $((t1 - t0)) "$n") us CPU/req"
 }
 
-median() {
-    awk -F'\t' -v s="$1" -v t="$2" -v p="$3" -v c="$4" \
-        'NR > 1 && $1 == s && $2 == t && $3 == p { print $c }' "$RUNS" | bench_median
-}
-
 per_key() {
     awk -v a="${RSS0[$1]:-}" -v b="${RSS1[$1]:-}" -v n="$KEYS" \
         'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.1f\n", (b - a) * 1024 / n }'
@@ -155,20 +150,7 @@ MD=$RESULTS_DIR/redis_compare.md
         printf -- '- %s\n' "${NOTES[@]}"
     fi
     echo
-    echo "| test | pipeline | ringkv ops/s | redis ops/s | ops ringkv/redis | ringkv p99 ms |" \
-         "redis p99 ms | ringkv CPU us/req | redis CPU us/req | **CPU/req ringkv/redis** |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for test in get set; do
-        for pipe in 1 16; do
-            ko=$(median ringkv "$test" "$pipe" 6)
-            ro=$(median redis "$test" "$pipe" 6)
-            kc=$(median ringkv "$test" "$pipe" 9)
-            rc=$(median redis "$test" "$pipe" 9)
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** |\n' "${test^^}" "$pipe" \
-                "$ko" "$ro" "$(bench_ratio "$ko" "$ro")" "$(median ringkv "$test" "$pipe" 8)" \
-                "$(median redis "$test" "$pipe" 8)" "$kc" "$rc" "$(bench_ratio "$kc" "$rc")"
-        done
-    done
+    bench_ab_table "$RUNS" ringkv redis ringkv redis "get set" "2 3 6 8 9"
     echo
     echo "Memory for $KEYS keys with 32-byte values (RSS growth while loading them into a" \
          "fresh server):"

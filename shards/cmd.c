@@ -472,6 +472,8 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
     struct coord_route rt;
     struct resp_arg key = mc ? (struct resp_arg){mc->keys[0].ptr, mc->keys[0].len} : argv[1];
     coord_route(sh, c, key.ptr, key.len, hash, flags, &rt);
+    if (rt.kind == COORD_MOVED && h == cmd_multi_exec_shard)
+        rt.kind = COORD_FORWARD; /* the queue was this connection's: a MOVED would lose it */
     struct req_result *res = &r->subs[sub];
     struct cmd_msg *m;
     bool is_elsewhere = rt.kind == COORD_FORWARD || rt.kind == COORD_MOVED;
@@ -1062,12 +1064,37 @@ void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms)
     cmd_write_timeout(&m->res.body, m->is_mc, timeout_ms);
 }
 
+/* A keyed message from a shard whose view was still a cluster of one when
+ * this shard's already coordinates (views change once per loop turn of each
+ * shard): coordinated here when this node may, else the client retries. */
+static bool cmd_msg_adopt(struct shard *sh, struct cmd_msg *m)
+{
+    if ((m->flags & (CMD_COORD | CMD_NOKEY)) || !coord_is_cluster(sh) ||
+        (m->is_mc ? m->mc.nkeys == 0 : m->argc < 2))
+        return false;
+    const struct resp_arg key = cmd_msg_key(m);
+    struct coord_route rt;
+    coord_route(sh, NULL, key.ptr, key.len, m->hash, m->flags, &rt);
+    if (rt.kind != COORD_LOCAL && rt.kind != COORD_HERE) {
+        cmd_msg_error(m, "TRYAGAIN the cluster view is changing: retry");
+        cmd_msg_reply(sh, m);
+        return true;
+    }
+    m->flags |= CMD_COORD;
+    m->r = m->w = 0;
+    m->deadline_ms = 0; /* request-timeout from now */
+    coord_execute(sh, m);
+    return true;
+}
+
 void cmd_msg_execute(struct shard *sh, struct cmd_msg *m)
 {
     if ((m->flags & CMD_COORD) && coord_is_cluster(sh)) {
         coord_execute(sh, m);
         return;
     }
+    if (cmd_msg_adopt(sh, m))
+        return;
     if (cmd_may_run_here(sh, m->flags, m->argv, m->argc, m->hash, m->is_mc ? &m->mc : NULL)) {
         cmd_msg_run(sh, m);
         cmd_unpin(sh);

@@ -18,9 +18,11 @@
  * is refused. Each refusal flags the transaction. A flagged transaction
  * stores nothing more (its EXEC can only abort).
  * Queue encoding: per command a u32 argc, then per argument a u32 length
- * and its bytes. Watch encoding: per key a u32 length, the key, a u8
- * "existed", the entry's u64 cas and i64 expire_ms (host order: they never
- * leave the process).
+ * and its bytes. Watch encoding: per key a u32 length, the key, a u8 kind
+ * (enum multi_watch_kind) and what it says: one node's entry cas and
+ * expire_ms, or a cluster's replicated state meta (a u32 length and the
+ * bytes). Host order: they leave the process only in a FORWARD to a peer
+ * of the same build (the cluster's nodes share one byte order).
  *
  * WATCH reads, on the key's shard, what each key is now: absent, or its
  * entry's cas (new on every write) and expiry (EXPIRE and PERSIST keep the
@@ -46,19 +48,35 @@
  * EXEC; later, when the transaction's own writes made room by cooling it:
  * that command).
  *
+ * In a cluster (coord.h) EXEC's message (flags CMD_RMW) goes to the slot's
+ * first live replica, forwarded from any other node as "EXEC key watches
+ * queue" (a form only FORWARD carries, coord.c); its coordinator quorum-reads
+ * every key cmd_multi_keys() lists, runs cmd_multi_exec_shard there, and
+ * versions and replicates every key it changed (coord.c, transactions).
+ * WATCH then records each key's replicated state (its meta, replica.h: the
+ * causal context, the same bytes on every replica holding the same
+ * versions) after a quorum read on this node, so EXEC can compare it on
+ * another replica; a key whose versions moved (a write at any node, an
+ * expiry change, a merge of a sibling this node had not seen) aborts. WATCH
+ * at a node holding no replica of the slot is refused (-MOVED for a
+ * cluster-aware client): the state it would record lives elsewhere.
+ *
  * Threads: the connection's shard for the connection handlers; the slot's
  * shard for the _shard handlers. */
 #include "cmd_multi.h"
 
+#include <errno.h>
 #include <mimalloc.h>
 #include <string.h>
 
 #include "cmd_server.h"
 #include "cmd_stats.h"
 #include "conn.h"
+#include "coord.h"
 #include "keyhash.h"
 #include "node.h"
 #include "persist.h"
+#include "replica.h"
 #include "shard.h"
 #include "store.h"
 #include "table.h"
@@ -136,6 +154,36 @@ static bool multi_next_head(struct multi_cursor *cur, struct resp_arg head[2], u
             head[i] = a;
     }
     return true;
+}
+
+/* Watch entry kinds (the u8 after the key). */
+enum multi_watch_kind {
+    MULTI_W_ABSENT,  /* one node: the key was absent */
+    MULTI_W_ENTRY,   /* one node: u64 cas, i64 expire_ms follow */
+    MULTI_W_NOSTATE, /* a cluster: the replica held no state for it */
+    MULTI_W_STATE,   /* a cluster: u32 length and the state's meta follow */
+};
+
+/* One watch entry as WATCH saw it. */
+struct multi_watch_entry {
+    struct resp_arg key;
+    uint8_t kind;
+    uint64_t cas;
+    int64_t expire_ms;
+    struct resp_arg meta;
+};
+
+/* The next watch entry; false at the end (or on bytes we did not encode). */
+static bool multi_next_watch(struct multi_cursor *cur, struct multi_watch_entry *e)
+{
+    if (!multi_get_str(cur, &e->key) || !multi_get(cur, &e->kind, sizeof e->kind))
+        return false;
+    if (e->kind == MULTI_W_ENTRY)
+        return multi_get(cur, &e->cas, sizeof e->cas) &&
+               multi_get(cur, &e->expire_ms, sizeof e->expire_ms);
+    if (e->kind == MULTI_W_STATE)
+        return multi_get_str(cur, &e->meta);
+    return e->kind == MULTI_W_ABSENT || e->kind == MULTI_W_NOSTATE;
 }
 
 /* ---- connection state ---- */
@@ -308,6 +356,30 @@ void cmd_unwatch(struct cmd_ctx *c)
     cmd_reply_ok(c);
 }
 
+/* In a cluster WATCH reads the key's state at this node, which must hold a
+ * replica of its slot (a quorum read runs first): true when it does, else
+ * the error is answered (-MOVED for a cluster-aware client). */
+static bool multi_watch_here(struct cmd_ctx *c)
+{
+    struct shard *sh = c->conn->env->owner;
+    if (!coord_is_cluster(sh))
+        return true;
+    const struct resp_arg *k = &c->argv[1];
+    struct coord_route rt;
+    coord_route(sh, c->conn, k->ptr, k->len, keyhash(k->ptr, k->len), 0, &rt);
+    if (rt.kind == COORD_MOVED || rt.kind == COORD_DOWN) {
+        cmd_reply_error(c, rt.error);
+        return false;
+    }
+    if (rt.kind == COORD_FORWARD) {
+        cmd_reply_error(c, "ERR WATCH needs a connection to a node holding a replica of the "
+                           "key's slot (CLUSTER SLOTS names them); MULTI/EXEC without WATCH "
+                           "works at any node");
+        return false;
+    }
+    return true;
+}
+
 void cmd_watch(struct cmd_ctx *c)
 {
     struct conn *conn = c->conn;
@@ -321,6 +393,8 @@ void cmd_watch(struct cmd_ctx *c)
         cmd_reply_error(c, multi_crossslot);
         return;
     }
+    if (!multi_watch_here(c))
+        return;
     if ((conn->multi_flags & CMD_MULTI_WATCH_CROSSSLOT) || !multi_take_slot(conn, slot)) {
         conn->multi_flags |= CMD_MULTI_WATCH_CROSSSLOT; /* EXEC will say so */
         cmd_reply_ok(c);
@@ -387,7 +461,10 @@ static bool multi_msg_key(const struct conn *c, struct resp_arg *key, bool *read
     }
     if (!found && c->multi_watch.len > 0) {
         struct multi_cursor w = {c->multi_watch.data, c->multi_watch.data + c->multi_watch.len};
-        found = multi_get_str(&w, key);
+        struct multi_watch_entry e;
+        found = multi_next_watch(&w, &e);
+        if (found)
+            *key = e.key;
     }
     return found;
 }
@@ -440,45 +517,151 @@ void cmd_exec(struct cmd_ctx *c)
     uint32_t target =
         has_key ? node_shard_of(c->node, argv[1].ptr, argv[1].len, hash) : c->shard_id;
     uint32_t flags = has_key ? (reads ? CMD_READS_VALUE : 0) : CMD_NOKEY;
+    if (has_key && coord_is_cluster(conn->env->owner))
+        flags |= CMD_RMW; /* coordinated at the slot's first live replica (coord.h) */
     cmd_send(c, target, cmd_multi_exec_shard, flags, argv, 4, hash, CMD_COMBINE_ONE);
     multi_reset(conn); /* the message holds its own copy */
 }
 
 /* ---- on the slot's shard ---- */
 
+/* Adds key k to the list (*keys, *n of cap) unless it is there. -ENOMEM. */
+static int multi_add_key(struct resp_arg **keys, uint32_t *n, uint32_t *cap,
+                         const struct resp_arg *k)
+{
+    for (uint32_t i = 0; i < *n; i++)
+        if ((*keys)[i].len == k->len && memcmp((*keys)[i].ptr, k->ptr, k->len) == 0)
+            return 0;
+    if (*n == *cap) {
+        uint32_t want = *cap ? *cap * 2 : 8;
+        struct resp_arg *more = mi_realloc(*keys, want * sizeof *more);
+        if (!more)
+            return -ENOMEM;
+        *keys = more;
+        *cap = want;
+    }
+    (*keys)[(*n)++] = *k;
+    return 0;
+}
+
+/* The keys of the queued command at cur (its argument count read, name
+ * given), added to the list; false on bytes we did not encode. */
+static bool multi_cmd_keys(struct multi_cursor *cur, uint32_t argc, const struct resp_arg *name,
+                           struct resp_arg **keys, uint32_t *n, uint32_t *cap, int *rc)
+{
+    const struct cmd_def *d = cmd_lookup(name->ptr, name->len);
+    int first = d ? d->first_key : 0;
+    int last = d && d->last_key < 0 ? (int)argc + d->last_key : d ? d->last_key : 0;
+    struct resp_arg a;
+    for (uint32_t i = 1; i < argc; i++) {
+        if (!multi_get_str(cur, &a))
+            return false;
+        bool is_key =
+            first > 0 && (int)i >= first && (int)i <= last && ((int)i - first) % d->key_step == 0;
+        if (is_key && *rc == 0)
+            *rc = multi_add_key(keys, n, cap, &a);
+    }
+    return true;
+}
+
+int cmd_multi_keys(const struct resp_arg *argv, uint32_t argc, struct resp_arg **keys, uint32_t *n)
+{
+    uint32_t cap = 0;
+    int rc = 0;
+    *keys = NULL;
+    *n = 0;
+    if (argc != 4)
+        return 0;
+    struct multi_cursor w = {argv[2].ptr, argv[2].ptr + argv[2].len};
+    struct multi_watch_entry e;
+    while (rc == 0 && multi_next_watch(&w, &e))
+        rc = multi_add_key(keys, n, &cap, &e.key);
+    struct multi_cursor q = {argv[3].ptr, argv[3].ptr + argv[3].len};
+    uint32_t cargc;
+    struct resp_arg name;
+    while (rc == 0 && multi_get(&q, &cargc, sizeof cargc) && cargc > 0 &&
+           multi_get_str(&q, &name) && multi_cmd_keys(&q, cargc, &name, keys, n, &cap, &rc)) {
+    }
+    if (rc < 0) {
+        mi_free(*keys);
+        *keys = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+static bool multi_in_cluster(const struct cmd_ctx *c)
+{
+    return coord_is_cluster(c->node->shards[c->shard_id]);
+}
+
+/* Key k's watch entry into out: in a cluster its replicated state's meta
+ * (its causal context: comparable on every replica, and a quorum read ran
+ * first), else its entry's cas and expiry. */
+static void multi_watch_put(const struct cmd_ctx *c, const struct resp_arg *k, bool is_cluster,
+                            struct buf *out)
+{
+    uint64_t hash = keyhash(k->ptr, k->len);
+    multi_put_u32(out, k->len);
+    buf_append(out, k->ptr, k->len);
+    if (is_cluster) {
+        struct replica_state st;
+        replica_state_init(&st);
+        int rc = replica_export(c->store, c->node, k->ptr, k->len, hash, &st);
+        uint8_t kind = rc == 0 ? MULTI_W_STATE : MULTI_W_NOSTATE; /* -EAGAIN: EXEC aborts */
+        buf_append(out, &kind, sizeof kind);
+        if (rc == 0) {
+            multi_put_u32(out, (uint32_t)st.meta.len);
+            buf_append(out, st.meta.data, st.meta.len);
+        }
+        replica_state_fini(&st);
+        return;
+    }
+    const struct table_entry *e = store_lookup(c->store, k->ptr, k->len, hash);
+    uint8_t kind = e ? MULTI_W_ENTRY : MULTI_W_ABSENT;
+    buf_append(out, &kind, sizeof kind);
+    if (e) {
+        buf_append(out, &e->cas, sizeof e->cas);
+        buf_append(out, &e->expire_ms, sizeof e->expire_ms);
+    }
+}
+
 void cmd_multi_watch_shard(struct cmd_ctx *c)
 {
-    for (uint32_t i = 1; i < c->argc; i++) {
-        const struct resp_arg *k = &c->argv[i];
-        const struct table_entry *e =
-            store_lookup(c->store, k->ptr, k->len, keyhash(k->ptr, k->len));
-        uint8_t existed = e != NULL;
-        uint64_t cas = e ? e->cas : 0;
-        int64_t expire_ms = e ? e->expire_ms : 0;
-        multi_put_u32(c->out, k->len);
-        buf_append(c->out, k->ptr, k->len);
-        buf_append(c->out, &existed, sizeof existed);
-        buf_append(c->out, &cas, sizeof cas);
-        buf_append(c->out, &expire_ms, sizeof expire_ms);
+    bool is_cluster = multi_in_cluster(c);
+    for (uint32_t i = 1; i < c->argc; i++)
+        multi_watch_put(c, &c->argv[i], is_cluster, c->out);
+    c->res->status = c->out->failed ? REQ_ERR : REQ_OK;
+}
+
+/* Whether watched key w is not what WATCH saw. */
+static bool multi_watch_entry_changed(const struct cmd_ctx *c, const struct multi_watch_entry *w)
+{
+    uint64_t hash = keyhash(w->key.ptr, w->key.len);
+    if (w->kind == MULTI_W_ABSENT || w->kind == MULTI_W_ENTRY) {
+        const struct table_entry *e = store_lookup(c->store, w->key.ptr, w->key.len, hash);
+        return (e != NULL) != (w->kind == MULTI_W_ENTRY) ||
+               (e && (e->cas != w->cas || e->expire_ms != w->expire_ms));
     }
-    c->res->status = REQ_OK;
+    struct replica_state st;
+    replica_state_init(&st);
+    int rc = replica_export(c->store, c->node, w->key.ptr, w->key.len, hash, &st);
+    bool changed = rc == -ENOENT ? w->kind != MULTI_W_NOSTATE
+                   : rc < 0
+                       ? true /* cannot tell (a cold value): fail safe */
+                       : w->kind != MULTI_W_STATE || !replica_same(&st, w->meta.ptr, w->meta.len);
+    replica_state_fini(&st);
+    return changed;
 }
 
 /* Whether a watched key is not what WATCH saw. */
 static bool multi_watch_changed(const struct cmd_ctx *c, const struct resp_arg *blob)
 {
     struct multi_cursor cur = {blob->ptr, blob->ptr + blob->len};
-    struct resp_arg k;
-    uint8_t existed;
-    uint64_t cas;
-    int64_t expire_ms;
+    struct multi_watch_entry w;
     while (cur.p < cur.end) {
-        if (!multi_get_str(&cur, &k) || !multi_get(&cur, &existed, sizeof existed) ||
-            !multi_get(&cur, &cas, sizeof cas) || !multi_get(&cur, &expire_ms, sizeof expire_ms))
-            return true; /* cannot happen: we encoded it; fail safe */
-        const struct table_entry *e = store_lookup(c->store, k.ptr, k.len, keyhash(k.ptr, k.len));
-        if ((e != NULL) != (existed != 0) || (e && (e->cas != cas || e->expire_ms != expire_ms)))
-            return true;
+        if (!multi_next_watch(&cur, &w) || multi_watch_entry_changed(c, &w))
+            return true; /* bytes we did not encode: fail safe */
     }
     return false;
 }

@@ -8,6 +8,12 @@
  * (Redis Cluster's rule): a queued command with a key of another slot gets
  * -CROSSSLOT and makes EXEC answer -EXECABORT; watched keys of another slot
  * make EXEC answer -CROSSSLOT.
+ * In a cluster (coord.h) EXEC is coordinated like a read-modify-write
+ * command, by the slot's first live replica (forwarded there from any
+ * node): quorum read of every key, the queue run there, every changed key
+ * versioned and sent to the replicas, answered at W acknowledgements.
+ * WATCH then records each key's replicated state (its causal context) and
+ * needs a connection to a node holding a replica of the slot.
  *
  * Threads: the connection handlers (cmd_multi, cmd_exec, cmd_discard,
  *   cmd_watch, cmd_unwatch, and cmd_multi_flag, cmd_multi_queued,
@@ -37,6 +43,12 @@ void cmd_unwatch(struct cmd_ctx *c);
  * there (raw records for cmd_multi_watched, not a client reply). */
 void cmd_multi_exec_shard(struct cmd_ctx *c);
 void cmd_multi_watch_shard(struct cmd_ctx *c);
+
+/* The distinct keys EXEC's message (its argv, argc) touches, watched and
+ * queued, into *keys (pointing into argv's bytes; free the array with
+ * mi_free) and *n: what a cluster's coordinator quorum-reads and replicates
+ * (coord.c). 0, or -ENOMEM (nothing returned). */
+int cmd_multi_keys(const struct resp_arg *argv, uint32_t argc, struct resp_arg **keys, uint32_t *n);
 
 /* A request of c was refused before running (unknown command, arity,
  * NOAUTH, key too large, MISCONF): in MULTI, EXEC will answer -EXECABORT. */

@@ -30,6 +30,9 @@
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
+ * A transaction (EXEC, cmd_multi.h) is one operation over every key it
+ * touches, all of one slot: see "transactions" below.
+ *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
  * FORWARD runs a client command coordinated here and answers its RESP bytes.
@@ -51,6 +54,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_multi.h"
 #include "cmd_ring.h"
 #include "conn.h"
 #include "keyhash.h"
@@ -127,6 +131,13 @@ struct coord_op {
     char *key; /* a copy (repair comes after the message went back) */
     uint32_t klen;
     uint64_t hash;
+    /* EXEC (coord_multi_start): nkeys keys of one slot (pointing into m's
+     * arguments); st and got then only list the peers, and key i's state at
+     * peer k is mst/mgot[i * npeers + k], that index also the wire id's byte. */
+    uint32_t nkeys;
+    struct resp_arg *keys;
+    uint8_t *mst;
+    struct replica_state *mgot;
 };
 
 /* ---- the view ---- */
@@ -354,6 +365,11 @@ static void coord_op_free(struct coord_op *op)
 {
     for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
         replica_state_fini(&op->got[k]);
+    for (uint32_t i = 0; op->mgot && i < op->nkeys * (op->npeers ? op->npeers : 1); i++)
+        replica_state_fini(&op->mgot[i]);
+    mi_free(op->mgot);
+    mi_free(op->mst);
+    mi_free(op->keys);
     coord_view_put(op->view);
     mi_free(op->key);
     mi_free(op);
@@ -745,6 +761,7 @@ static bool coord_load_again(struct shard *sh, struct req *r, struct coord_op *o
 }
 
 static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_arg *key);
+static void coord_multi_start(struct shard *sh, struct cmd_msg *m);
 
 void coord_execute(struct shard *sh, struct cmd_msg *m)
 {
@@ -755,9 +772,29 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     }
     if (coord_wait_value(sh, m, &key))
         return;
-    coord_start(sh, m, &key);
+    if (m->handler == cmd_multi_exec_shard || m->handler == cmd_multi_watch_shard)
+        coord_multi_start(sh, m);
+    else
+        coord_start(sh, m, &key);
     if (sh->tier)
         store_pin(sh->store, NULL); /* what ran now ran with the value in memory */
+}
+
+/* Lists the op's peers (partition p's replicas but this node: live ones
+ * P_WAIT, down ones P_NONE); returns the live replicas, self included. */
+static uint32_t coord_op_peers(const struct coord_view *v, uint32_t p, struct coord_op *op)
+{
+    const uint32_t *list = coord_list(v, p);
+    uint32_t alive = 1;
+    for (uint32_t k = 0; k < op->n_eff; k++) {
+        if (list[k] == v->self || list[k] == RING_NONE)
+            continue;
+        op->peer[op->npeers] = list[k];
+        op->st[op->npeers] = coord_live(v, list[k]) ? P_WAIT : P_NONE;
+        alive += op->st[op->npeers] == P_WAIT;
+        op->npeers++;
+    }
+    return alive;
 }
 
 /* Starts coordinating m (its key's value in memory). */
@@ -803,16 +840,7 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     op->n_eff = n_eff;
     op->need = reads_first ? need_r : need_w;
     op->ok = 1;
-    const uint32_t *list = coord_list(v, p);
-    uint32_t alive = 1;
-    for (uint32_t k = 0; k < n_eff; k++) {
-        if (list[k] == v->self || list[k] == RING_NONE)
-            continue;
-        op->peer[op->npeers] = list[k];
-        op->st[op->npeers] = coord_live(v, list[k]) ? P_WAIT : P_NONE;
-        alive += op->st[op->npeers] == P_WAIT;
-        op->npeers++;
-    }
+    uint32_t alive = coord_op_peers(v, p, op);
     uint32_t need_most = is_rmw ? (need_r > need_w ? need_r : need_w) : op->need;
     if (alive < need_most) { /* failure detection already says so: not even tried */
         op->phase = PH_READ; /* nothing was written */
@@ -845,6 +873,273 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
             op->st[k] = P_FAIL;
     }
     coord_op_progress(sh, r, op);
+    req_arm(&sh->reqs, r);
+}
+
+/* ---- transactions (EXEC, cmd_multi.h): several keys of one slot ----
+ * One operation covers every key the transaction touches (watched and
+ * queued): READ sends a GET per key to each live replica and waits until
+ * every key has R answers (self included); the states are merged here, the
+ * queue runs (cmd_multi_exec_shard: WATCH's check, then the commands back to
+ * back); WRITE versions each key the run changed and SYNCs it, and the
+ * reply goes once every changed key has W acknowledgements. A key's peer
+ * state sits at i * npeers + k, which is also its wire id's byte, so a
+ * transaction touches at most 256 / npeers keys. WATCH in a cluster is the
+ * READ part alone over its keys, then records what the store holds. */
+
+/* How far every key got: 1 when each has its quorum, -1 when one can no
+ * longer reach it, else 0. op->ok becomes the fewest answers of a key. */
+static int coord_multi_quorum(struct coord_op *op)
+{
+    uint32_t fewest = UINT32_MAX;
+    bool is_lost = false;
+    for (uint32_t i = 0; i < op->nkeys; i++) {
+        uint32_t ok = 1, waiting = 0;
+        for (uint32_t k = 0; k < op->npeers; k++) {
+            uint8_t st = op->mst[i * op->npeers + k];
+            ok += st == P_OK || st == P_MISSING;
+            waiting += st == P_WAIT;
+        }
+        fewest = ok < fewest ? ok : fewest;
+        is_lost |= ok + waiting < op->need;
+    }
+    op->ok = fewest;
+    return fewest >= op->need ? 1 : is_lost ? -1 : 0;
+}
+
+/* The replicas' states of every key merged into this store. */
+static void coord_multi_merge(struct shard *sh, struct coord_op *op)
+{
+    for (uint32_t at = 0; at < op->nkeys * op->npeers; at++) {
+        const struct resp_arg *key = &op->keys[at / op->npeers];
+        const struct replica_state *g = &op->mgot[at];
+        if (op->mst[at] != P_OK)
+            continue;
+        int rc =
+            replica_apply(sh->store, sh->node, key->ptr, key->len, keyhash(key->ptr, key->len),
+                          g->meta.data, g->meta.len, g->body.data, g->body.len, g->expire_at_ms);
+        if (rc < 0)
+            log_debug("key '%.*s': a replica's state cannot be merged (%s)",
+                      (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
+    }
+}
+
+static void coord_multi_progress(struct shard *sh, struct req *r, struct coord_op *op);
+static void coord_take_state(uint8_t *st, struct replica_state *g, const struct wire_msg *wm);
+
+/* Key i's new version after the run to every live peer (or, unchanged,
+ * nothing to wait for). */
+static void coord_multi_sync_key(struct shard *sh, struct req *r, struct coord_op *op, uint32_t i,
+                                 const struct replica_state *before)
+{
+    const struct resp_arg *key = &op->keys[i];
+    struct replica_state after;
+    replica_state_init(&after);
+    bool changed = false;
+    int rc = replica_versionize(sh->store, sh->node, key->ptr, key->len,
+                                keyhash(key->ptr, key->len), before, &after, &changed);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("key '%.*s': its new version cannot be made (%s); not replicated",
+                 (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        uint32_t at = i * op->npeers + k;
+        if (op->mst[at] == P_NONE)
+            continue; /* down */
+        if (!changed || rc < 0)
+            op->mst[at] = P_OK;
+        else if (coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(r->id, at), op, r, key,
+                                 &after) == 0)
+            op->mst[at] = P_WAIT;
+        else
+            op->mst[at] = P_FAIL;
+    }
+    replica_state_fini(&after);
+}
+
+/* WRITE: runs the transaction here, then versions and sends what changed. */
+static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    struct cmd_msg *m = op->m;
+    struct replica_state *before = mi_calloc(op->nkeys, sizeof *before);
+    if (!before) {
+        cmd_msg_error(m, "OOM out of memory");
+        coord_complete(sh, r, 0);
+        return;
+    }
+    for (uint32_t i = 0; i < op->nkeys; i++) {
+        const struct resp_arg *key = &op->keys[i];
+        replica_state_init(&before[i]);
+        if (replica_export(sh->store, sh->node, key->ptr, key->len, keyhash(key->ptr, key->len),
+                           &before[i]) != 0)
+            replica_state_clear(&before[i]); /* none: the key had no version */
+    }
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    cmd_msg_run(sh, m);
+    op->phase = PH_WRITE;
+    op->need = coord_quorum(m->w, sh->node->cfg->write_quorum, op->n_eff);
+    COORD_STAT(sh, writes);
+    bool is_err = m->res.status == REQ_ERR; /* nothing ran */
+    for (uint32_t i = 0; i < op->nkeys; i++) {
+        if (!is_err)
+            coord_multi_sync_key(sh, r, op, i, &before[i]);
+        replica_state_fini(&before[i]);
+    }
+    mi_free(before);
+    op->hold_seq = persist_reply_seq(sh->persist, seq0, 0, is_err);
+    if (is_err)
+        coord_complete(sh, r, op->hold_seq);
+    else
+        coord_multi_progress(sh, r, op);
+}
+
+/* WATCH's keys read: it records their merged states (writes nothing). */
+static void coord_multi_watch_run(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    cmd_msg_run(sh, op->m);
+    COORD_STAT(sh, reads);
+    coord_complete(sh, r, persist_reply_seq(sh->persist, seq0, 0, false));
+}
+
+static void coord_multi_progress(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    if (op->is_completing)
+        return;
+    int q = coord_multi_quorum(op);
+    if (q < 0) {
+        coord_unavailable(sh, op);
+        coord_complete(sh, r, 0);
+    } else if (q > 0 && op->phase == PH_WRITE) {
+        coord_complete(sh, r, op->hold_seq);
+    } else if (q > 0 && op->m->handler == cmd_multi_watch_shard) {
+        coord_multi_merge(sh, op);
+        coord_multi_watch_run(sh, r, op);
+    } else if (q > 0) {
+        coord_multi_merge(sh, op);
+        coord_multi_write(sh, r, op);
+    }
+}
+
+static void coord_multi_on_reply(struct shard *sh, struct req *r, struct coord_op *op, uint32_t at,
+                                 const struct wire_msg *wm)
+{
+    if (at >= op->nkeys * op->npeers || op->mst[at] != P_WAIT)
+        return;
+    if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC))
+        return; /* a GET answered after the write started */
+    if (op->phase == PH_WRITE)
+        op->mst[at] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;
+    else
+        coord_take_state(&op->mst[at], &op->mgot[at], wm);
+    coord_multi_progress(sh, r, op);
+}
+
+/* The op's per-key arrays for keys (taken: freed with the op). -ENOMEM, or
+ * -E2BIG past the wire id's byte. */
+static int coord_multi_prepare(struct coord_op *op, struct resp_arg *keys, uint32_t nkeys)
+{
+    op->keys = keys;
+    op->nkeys = nkeys;
+    uint32_t cells = nkeys * (op->npeers ? op->npeers : 1);
+    if (cells > 256)
+        return -E2BIG;
+    op->mgot = mi_calloc(cells, sizeof *op->mgot);
+    for (uint32_t at = 0; op->mgot && at < cells; at++)
+        replica_state_init(&op->mgot[at]); /* coord_op_free finis them */
+    op->mst = mi_malloc(cells);
+    if (!op->mst || !op->mgot)
+        return -ENOMEM;
+    for (uint32_t at = 0; at < nkeys * op->npeers; at++)
+        op->mst[at] = op->st[at % op->npeers];
+    return 0;
+}
+
+/* READ: a GET of every key to every live peer. */
+static void coord_multi_read(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    op->phase = PH_READ;
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .op = WIRE_OP_GET,
+                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .partition = (uint16_t)op->partition,
+                          .slot = (uint16_t)op->slot};
+    for (uint32_t at = 0; at < op->nkeys * op->npeers; at++) {
+        if (op->mst[at] != P_WAIT)
+            continue;
+        const struct resp_arg *key = &op->keys[at / op->npeers];
+        wm.id = coord_wire_id(r->id, at);
+        wm.key = (struct wire_bytes){(const uint8_t *)key->ptr, key->len};
+        if (coord_send(sh, op->view, op->peer[at % op->npeers], &wm) != 0)
+            op->mst[at] = P_FAIL;
+    }
+    coord_multi_progress(sh, r, op);
+}
+
+/* The keys a transaction's message touches (WATCH's: its arguments). */
+static int coord_multi_keys(const struct cmd_msg *m, struct resp_arg **keys, uint32_t *n)
+{
+    if (m->handler == cmd_multi_exec_shard)
+        return cmd_multi_keys(m->argv, m->argc, keys, n);
+    *n = m->argc - 1;
+    *keys = mi_malloc((m->argc > 1 ? *n : 1) * sizeof **keys);
+    if (!*keys)
+        return -ENOMEM;
+    memcpy(*keys, m->argv + 1, *n * sizeof **keys);
+    return 0;
+}
+
+static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
+{
+    struct resp_arg *keys;
+    uint32_t nkeys;
+    if (coord_multi_keys(m, &keys, &nkeys) < 0) {
+        cmd_msg_error(m, "OOM out of memory");
+        cmd_msg_reply(sh, m);
+        return;
+    }
+    if (nkeys == 0) { /* keyless: nothing to replicate */
+        coord_run_alone(sh, m);
+        return;
+    }
+    const struct coord_view *v = sh->coord->view;
+    const struct cfg *cfg = sh->node->cfg;
+    struct req *r;
+    int64_t deadline = m->deadline_ms ? m->deadline_ms - coord_margin_ms(sh) : 0;
+    struct coord_op *op = coord_op_new(sh, deadline, &r);
+    if (!op) {
+        mi_free(keys);
+        cmd_msg_error(m, "OOM out of memory");
+        cmd_msg_reply(sh, m);
+        return;
+    }
+    op->m = m;
+    op->partition =
+        node_partition_of(sh->node, keys[0].ptr, keys[0].len, keyhash(keys[0].ptr, keys[0].len));
+    op->slot = keyhash_slot(keys[0].ptr, keys[0].len);
+    op->n_eff = coord_n_eff(sh->node, v);
+    uint32_t alive = coord_op_peers(v, op->partition, op);
+    uint32_t need_r = coord_quorum(m->r, cfg->read_quorum, op->n_eff);
+    bool is_watch = m->handler == cmd_multi_watch_shard;
+    uint32_t need_w = is_watch ? 1 : coord_quorum(m->w, cfg->write_quorum, op->n_eff);
+    int rc = coord_multi_prepare(op, keys, nkeys);
+    if (rc < 0) {
+        cmd_msg_error(m, rc == -E2BIG ? "ERR a transaction touches too many keys for a cluster"
+                                      : "OOM out of memory");
+        coord_complete(sh, r, 0);
+    } else if (alive < (need_r > need_w ? need_r : need_w)) { /* nothing tried */
+        op->phase = PH_READ;
+        op->ok = alive;
+        op->need = need_r > need_w ? need_r : need_w;
+        coord_unavailable(sh, op);
+        coord_complete(sh, r, 0);
+    } else if (need_r == 1 && is_watch) {
+        coord_multi_watch_run(sh, r, op);
+    } else if (need_r == 1) {
+        coord_multi_write(sh, r, op);
+    } else {
+        op->need = need_r;
+        coord_multi_read(sh, r, op);
+    }
     req_arm(&sh->reqs, r);
 }
 
@@ -988,17 +1283,16 @@ static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op 
 }
 
 /* A GET answer: the replica's state, or none. */
-static void coord_take_state(struct coord_op *op, uint32_t k, const struct wire_msg *wm)
+static void coord_take_state(uint8_t *st, struct replica_state *g, const struct wire_msg *wm)
 {
     if (wm->status == WIRE_CODE_NOT_FOUND) {
-        op->st[k] = P_MISSING;
+        *st = P_MISSING;
         return;
     }
     if (wm->status != WIRE_CODE_OK) {
-        op->st[k] = P_FAIL;
+        *st = P_FAIL;
         return;
     }
-    struct replica_state *g = &op->got[k];
     struct wire_value_iter it;
     struct wire_bytes v = {0};
     wire_values_init(&it, wm);
@@ -1007,7 +1301,7 @@ static void coord_take_state(struct coord_op *op, uint32_t k, const struct wire_
     buf_append(&g->meta, wm->meta.ptr, wm->meta.len);
     buf_append(&g->body, v.ptr, v.len);
     g->expire_at_ms = wm->expire_at_ms;
-    op->st[k] = g->meta.failed || g->body.failed ? P_FAIL : P_OK;
+    *st = g->meta.failed || g->body.failed ? P_FAIL : P_OK;
 }
 
 void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
@@ -1023,6 +1317,10 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
             coord_on_fwd_reply(sh, r, op, wm);
         return;
     }
+    if (op->nkeys) {
+        coord_multi_on_reply(sh, r, op, k, wm);
+        return;
+    }
     if (k >= op->npeers || op->st[k] != P_WAIT)
         return;
     if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC))
@@ -1031,7 +1329,7 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
     if (op->phase == PH_WRITE) {
         op->st[k] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;
     } else {
-        coord_take_state(op, k, wm);
+        coord_take_state(&op->st[k], &op->got[k], wm);
     }
     op->ok += op->phase != PH_REPAIR && (op->st[k] == P_OK || op->st[k] == P_MISSING);
     coord_op_progress(sh, r, op);
@@ -1232,9 +1530,11 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;
     }
-    bool ok =
-        d && argc >= 2 &&
-        (d->route == CMD_ROUTE_KEY || (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
+    /* A transaction (cmd_multi.h): EXEC with its key, watches and queue. */
+    bool is_exec = d && d->handler == cmd_exec && argc == 4;
+    bool ok = d && argc >= 2 &&
+              (is_exec || d->route == CMD_ROUTE_KEY ||
+               (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
     struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
     if (!r) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
@@ -1243,10 +1543,10 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     }
     uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
     uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
-    uint32_t flags = cmd_flags_for(d, argv, argc) | CMD_COORD | CMD_FORWARDED;
+    uint32_t flags = (is_exec ? CMD_RMW : cmd_flags_for(d, argv, argc)) | CMD_COORD | CMD_FORWARDED;
     int proto = wm->flags & WIRE_MSG_RESP3 ? 3 : 2;
-    struct cmd_msg *m =
-        cmd_msg_for(sh, r->id, 0, target, d->handler, flags, proto, argv, argc, hash);
+    cmd_handler *h = is_exec ? cmd_multi_exec_shard : d->handler;
+    struct cmd_msg *m = cmd_msg_for(sh, r->id, 0, target, h, flags, proto, argv, argc, hash);
     if (!m) {
         req_cancel(&sh->reqs, r->id);
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -67,7 +68,10 @@ static bool port_free(const char *host, int type, int port)
 /* Picks P with P, P + 1000 and P + 10000 free on every node's address. */
 static int pick_ports(void)
 {
-    srand((unsigned)getpid() ^ (unsigned)cluster_now_ms());
+    unsigned seed;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (unsigned)getpid() ^ (unsigned)cluster_now_ms();
+    srand(seed); /* not the pid and the clock: tests started together drew one port */
     for (int attempt = 0; attempt < 200; attempt++) {
         int p = 20000 + rand() % 20000;
         bool ok = true;

@@ -11,6 +11,8 @@ Then, through the libraries and tools as applications use them:
   (non-transactional) cluster pipeline of sets and gets; every key also
   read by a plain client on the master CLUSTER SLOTS names for its slot;
   no request forwarded or answered -MOVED (each went to a replica).
+- redis-py's plain pipeline() (a MULTI/EXEC transaction) at every node,
+  one of which holds no replica of its slot: each answers and counts on.
 - RESP3 (HELLO 3 on a raw socket): mode "cluster"; CLUSTER SLOTS' nodes end in
   an empty map and CLUSTER SHARDS' shards and nodes are maps, as Redis 7.0's.
 - redis-cli -c: set and get keys of several slots, one of them kept by the
@@ -191,6 +193,19 @@ def check_redis_py(nodes):
     rc.close()
 
 
+def check_redis_py_transaction(nodes):
+    """redis-py's pipeline() (transactional by default) on a plain client at
+    every node: with replicas 2 of 3 nodes one of them holds no replica of
+    the {tx} slot and forwards the transaction; each counts on."""
+    rc = RedisCluster(host=nodes[0].host, port=nodes[0].port, decode_responses=True)
+    for i, n in enumerate(nodes):
+        with n.client().pipeline() as pipe:
+            pipe.set("{tx}last", n.host).incr("{tx}count").get("{tx}count")
+            assert pipe.execute() == [True, i + 1, str(i + 1)], n.host
+    assert rc.get("{tx}count") == "3" and rc.get("{tx}last") == nodes[-1].host
+    rc.close()
+
+
 def raw_replies(node, commands):
     """The bytes a node sends back for commands (inline), up to PING's +PONG."""
     with socket.create_connection((node.host, node.port), timeout=5) as s:
@@ -293,6 +308,8 @@ def main():
         wait_formed(nodes)
         check_redis_py(nodes)
         print("ok: redis-py RedisCluster")
+        check_redis_py_transaction(nodes)
+        print("ok: redis-py pipeline(transaction=True) at every node")
         check_resp3(nodes)
         print("ok: RESP3 shapes")
         check_redis_cli(nodes)
