@@ -956,7 +956,17 @@ static void coord_multi_sync_key(struct shard *sh, struct req *r, struct coord_o
     replica_state_fini(&after);
 }
 
-/* WRITE: runs the transaction here, then versions and sends what changed. */
+/* A read back whose only purpose was to bring the value into memory. */
+static bool coord_load_dropped(struct req_table *t, struct req *r, enum req_end how)
+{
+    (void)t, (void)r, (void)how;
+    return true;
+}
+
+/* WRITE: runs the transaction here, then versions and sends what changed.
+ * Values beyond RAM: a key whose value is on disk only has no state to
+ * give the new version's context, so the transaction gets -TRYAGAIN and
+ * the value is read back for the retry. */
 static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *op)
 {
     struct cmd_msg *m = op->m;
@@ -966,12 +976,25 @@ static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *
         coord_complete(sh, r, 0);
         return;
     }
+    uint32_t cold = 0;
     for (uint32_t i = 0; i < op->nkeys; i++) {
         const struct resp_arg *key = &op->keys[i];
+        uint64_t hash = keyhash(key->ptr, key->len);
         replica_state_init(&before[i]);
-        if (replica_export(sh->store, sh->node, key->ptr, key->len, keyhash(key->ptr, key->len),
-                           &before[i]) != 0)
+        int rc = replica_export(sh->store, sh->node, key->ptr, key->len, hash, &before[i]);
+        if (rc == -EAGAIN) /* its versions are needed: read back for the retry */
+            cold += coord_load(sh, key, hash, coord_load_dropped, NULL, shard_deadline(sh)) != NULL;
+        if (rc != 0)
             replica_state_clear(&before[i]); /* none: the key had no version */
+    }
+    if (cold) { /* versioned without its versions, a write would be a sibling */
+        for (uint32_t i = 0; i < op->nkeys; i++)
+            replica_state_fini(&before[i]);
+        mi_free(before);
+        cmd_msg_error(m, "TRYAGAIN a value of the transaction's keys was on disk only; it is "
+                         "being read back (nothing ran)");
+        coord_complete(sh, r, 0);
+        return;
     }
     uint64_t seq0 = persist_last_seq(sh->persist);
     cmd_msg_run(sh, m);
