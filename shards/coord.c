@@ -42,6 +42,23 @@
  * value is cold here is copied and parked until it is read back
  * (coord_park), then served once more.
  *
+ * Reaping (coord_reap, from the shard's tick): a tombstone past
+ * tombstone-grace is only a candidate in a cluster (replica_reap_offer). A
+ * reap check, an operation of phase REAP, sends GET to every other replica
+ * of its partition (all N_eff of the preference list: one that is down, or
+ * not in the view, means "not now", and nothing is sent). When every one
+ * answered before the deadline with NOT_FOUND or the same state as the
+ * tombstone here (replica_same), and the tombstone here is unchanged, it is
+ * deleted (store_delete: a delete record in the log). NOT_FOUND is fine: a
+ * replica that reaped did so after its own check, and holds nothing that
+ * could bring the value back. An answer holding anything else (an older
+ * value, a newer write) is merged here and the merged state SYNCed to it,
+ * as read repair does, and the next pass checks again; no answer: later.
+ * So a replica down for longer than tombstone-grace holds every other
+ * replica's tombstones of its partitions until it is back (Cassandra's
+ * gc_grace, without its caveat: the delete cannot come back from it). At
+ * most COORD_REAPS_MAX checks are in flight per shard, one per key.
+ *
  * Left to others: the links (peerlink.h), the versions (replica.h), the
  * command handlers and request routing (cmd.c asks coord_route()). */
 #include "coord.h"
@@ -73,6 +90,7 @@
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
 #define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
+#define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
 
 struct coord_member {
     char id[RING_ID_LEN + 1];
@@ -93,18 +111,21 @@ struct coord_view {
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
-        forwards_in;
+        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs;
 } __attribute__((aligned(64)));
 
 struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
+    uint32_t nreaps;         /* reap checks in flight: their keys' hashes */
+    uint64_t reap_hash[COORD_REAPS_MAX];
     struct coord_stats stats;
 };
 
-#define COORD_STAT(sh, f)                                                                          \
-    __atomic_store_n(&(sh)->coord->stats.f, (sh)->coord->stats.f + 1, __ATOMIC_RELAXED)
+#define COORD_STAT_ADD(sh, f, n)                                                                   \
+    __atomic_store_n(&(sh)->coord->stats.f, (sh)->coord->stats.f + (n), __ATOMIC_RELAXED)
+#define COORD_STAT(sh, f) COORD_STAT_ADD(sh, f, 1)
 
-enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD };
+enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD, PH_REAP };
 enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL };
 
 struct coord_op {
@@ -125,6 +146,7 @@ struct coord_op {
     uint32_t peer[COORD_PEERS_MAX];
     uint8_t st[COORD_PEERS_MAX];
     struct replica_state got[COORD_PEERS_MAX];
+    struct replica_state mine; /* REAP: the tombstone checked */
     uint64_t hold_seq;
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
@@ -354,6 +376,7 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
     }
     for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
         replica_state_init(&op->got[k]);
+    replica_state_init(&op->mine);
     op->view = sh->coord->view;
     op->view->refs++;
     r->owner_ptr = op;
@@ -370,6 +393,7 @@ static void coord_op_free(struct coord_op *op)
     mi_free(op->mgot);
     mi_free(op->mst);
     mi_free(op->keys);
+    replica_state_fini(&op->mine);
     coord_view_put(op->view);
     mi_free(op->key);
     mi_free(op);
@@ -439,6 +463,8 @@ static void coord_answer(struct shard *sh, struct coord_op *op)
 }
 
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op);
+static void coord_reap_end(struct shard *sh, struct req *r, struct coord_op *op,
+                           enum req_end how);
 
 static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
 {
@@ -465,6 +491,11 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
                 req_sub_done(&sh->reqs, pr);
             }
         }
+        coord_op_free(op);
+        return true;
+    }
+    if (op->phase == PH_REAP) {
+        coord_reap_end(sh, r, op, how);
         coord_op_free(op);
         return true;
     }
@@ -648,7 +679,7 @@ static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *
             coord_unavailable(sh, op), coord_complete(sh, r, 0);
         return;
     }
-    if (op->phase == PH_REPAIR && op->waiting == 0)
+    if ((op->phase == PH_REPAIR || op->phase == PH_REAP) && op->waiting == 0)
         req_sub_done(&sh->reqs, r);
 }
 
@@ -1673,6 +1704,154 @@ static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *
     }
 }
 
+/* ---- reaping (see the design comment) ---- */
+
+/* True when the node's log takes delete records now (replica_reap's test). */
+static bool coord_log_takes(const struct node *n)
+{
+    return __atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) == 0 &&
+           __atomic_load_n(&n->log_over_cap, __ATOMIC_RELAXED) == 0;
+}
+
+/* Deletes the key's tombstone here if it is still the one checked. */
+static void coord_reap_delete(struct shard *sh, const struct coord_op *op)
+{
+    struct replica_state cur;
+    replica_state_init(&cur);
+    int rc = replica_export(sh->store, sh->node, op->key, op->klen, op->hash, &cur);
+    if (rc == 0 && replica_same(&cur, op->mine.meta.data, op->mine.meta.len) &&
+        coord_log_takes(sh->node)) {
+        store_delete(sh->store, op->key, op->klen, op->hash); /* logs a delete */
+        COORD_STAT(sh, tombstones_reaped);
+    }
+    replica_state_fini(&cur);
+}
+
+/* Some replica holds more than the tombstone: merge its state here and
+ * send the merged one back (it gets the tombstone); checked again later. */
+static void coord_reap_repair(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        const struct replica_state *g = &op->got[k];
+        if (op->st[k] == P_OK && !replica_same(&op->mine, g->meta.data, g->meta.len))
+            replica_apply(sh->store, sh->node, op->key, op->klen, op->hash, g->meta.data,
+                          g->meta.len, g->body.data, g->body.len, g->expire_at_ms);
+    }
+    struct replica_state merged;
+    replica_state_init(&merged);
+    struct resp_arg key = {op->key, op->klen};
+    if (replica_export(sh->store, sh->node, op->key, op->klen, op->hash, &merged) == 0) {
+        bool changed = !replica_same(&merged, op->mine.meta.data, op->mine.meta.len);
+        for (uint32_t k = 0; k < op->npeers; k++) {
+            const struct replica_state *g = &op->got[k];
+            bool is_stale = (op->st[k] == P_MISSING && changed) ||
+                            (op->st[k] == P_OK && !replica_same(&merged, g->meta.data, g->meta.len));
+            if (is_stale &&
+                coord_send_sync(sh, op->view, op->peer[k], 0, op, r, &key, &merged) == 0)
+                COORD_STAT(sh, reap_repairs);
+        }
+    }
+    replica_state_fini(&merged);
+}
+
+/* The check ended: reap, repair, or leave the tombstone for a later pass. */
+static void coord_reap_end(struct shard *sh, struct req *r, struct coord_op *op,
+                           enum req_end how)
+{
+    struct coord *c = sh->coord;
+    for (uint32_t i = 0; c && i < c->nreaps; i++) {
+        if (c->reap_hash[i] == op->hash) {
+            c->reap_hash[i] = c->reap_hash[--c->nreaps];
+            break;
+        }
+    }
+    bool all_in = how == REQ_END_DONE, is_stale = false;
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        const struct replica_state *g = &op->got[k];
+        all_in &= op->st[k] == P_OK || op->st[k] == P_MISSING;
+        is_stale |= op->st[k] == P_OK && !replica_same(&op->mine, g->meta.data, g->meta.len);
+    }
+    if (is_stale)
+        coord_reap_repair(sh, r, op);
+    else if (all_in)
+        coord_reap_delete(sh, op);
+    if (is_stale || !all_in)
+        COORD_STAT(sh, reaps_deferred);
+}
+
+/* Starts the check of one candidate (see the design comment); false when
+ * no more can start now. */
+static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct shard *sh = arg;
+    struct coord *c = sh->coord;
+    if (c->nreaps >= COORD_REAPS_MAX)
+        return false;
+    for (uint32_t i = 0; i < c->nreaps; i++)
+        if (c->reap_hash[i] == hash)
+            return true; /* checked now */
+    const struct coord_view *v = c->view;
+    uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v), peers[COORD_PEERS_MAX], npeers = 0;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (list[k] == v->self)
+            continue;
+        if (!coord_live(v, list[k]) || npeers == COORD_PEERS_MAX) {
+            COORD_STAT(sh, reaps_deferred); /* a replica down: not now */
+            return true;
+        }
+        peers[npeers++] = list[k];
+    }
+    struct req *r;
+    struct coord_op *op = coord_op_new(sh, 0, &r);
+    if (!op)
+        return false;
+    op->phase = PH_REAP;
+    op->key = mi_malloc(klen ? klen : 1);
+    int rc = op->key ? replica_export(sh->store, sh->node, key, klen, hash, &op->mine) : -ENOMEM;
+    if (rc != 0 || op->mine.meta.failed || op->mine.body.failed) {
+        req_cancel(&sh->reqs, r->id); /* REQ_END_DROP frees the op */
+        return rc != -ENOMEM;
+    }
+    memcpy(op->key, key, klen);
+    op->klen = klen;
+    op->hash = hash;
+    op->partition = p;
+    op->slot = keyhash_slot(key, klen);
+    op->n_eff = n_eff;
+    c->reap_hash[c->nreaps++] = hash;
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .op = WIRE_OP_GET,
+                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .partition = (uint16_t)p,
+                          .slot = (uint16_t)op->slot,
+                          .key = {(const uint8_t *)key, klen}};
+    op->npeers = npeers;
+    for (uint32_t k = 0; k < npeers; k++) {
+        op->peer[k] = peers[k];
+        wm.id = coord_wire_id(r->id, k);
+        op->st[k] = coord_send(sh, v, peers[k], &wm) == 0 ? P_WAIT : P_FAIL;
+        op->waiting += op->st[k] == P_WAIT;
+    }
+    coord_op_progress(sh, r, op);
+    req_arm(&sh->reqs, r); /* every send failed (or none): ends here */
+    return true;
+}
+
+void coord_reap(struct shard *sh, int64_t now_unix_ms)
+{
+    struct node *n = sh->node;
+    if (!coord_is_cluster(sh)) {
+        uint32_t reaped = replica_reap(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK);
+        if (reaped && sh->coord)
+            COORD_STAT_ADD(sh, tombstones_reaped, reaped);
+        return;
+    }
+    if (sh->coord->nreaps < COORD_REAPS_MAX)
+        replica_reap_offer(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK, coord_reap_offer, sh);
+}
+
 /* ---- INFO ---- */
 
 void coord_info(const struct node *n, struct buf *out)
@@ -1692,6 +1871,9 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(syncs_in);
         COORD_SUM(gets_in);
         COORD_SUM(forwards_in);
+        COORD_SUM(tombstones_reaped);
+        COORD_SUM(reaps_deferred);
+        COORD_SUM(reap_repairs);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -1699,7 +1881,9 @@ void coord_info(const struct node *n, struct buf *out)
                "\r\nringkv_forwarded:%" PRIu64 "\r\nringkv_moved:%" PRIu64
                "\r\nringkv_unavailable:%" PRIu64 "\r\nringkv_read_repairs:%" PRIu64
                "\r\nringkv_replica_syncs:%" PRIu64 "\r\nringkv_replica_gets:%" PRIu64
-               "\r\nringkv_forwards_served:%" PRIu64 "\r\n",
+               "\r\nringkv_forwards_served:%" PRIu64 "\r\nringkv_tombstones_reaped:%" PRIu64
+               "\r\nringkv_reaps_deferred:%" PRIu64 "\r\nringkv_reap_repairs:%" PRIu64 "\r\n",
                sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
-               sum.syncs_in, sum.gets_in, sum.forwards_in);
+               sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
+               sum.reaps_deferred, sum.reap_repairs);
 }

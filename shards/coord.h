@@ -89,6 +89,14 @@ void coord_execute(struct shard *sh, struct cmd_msg *m);
  * RING.*'s R/W caps. */
 uint32_t coord_replicas(const struct shard *sh, uint32_t partition);
 
+/* Once per shard tick: tombstones past tombstone-grace. A cluster of one
+ * deletes them (replica_reap); a cluster deletes one only once every other
+ * replica of its partition answered that it holds the same tombstone or
+ * nothing, and otherwise repairs the replica that holds more, or waits for
+ * the one that is down (coord.c, "Reaping"). INFO counts tombstones_reaped,
+ * reaps_deferred (a check that could not reap now) and reap_repairs. */
+void coord_reap(struct shard *sh, int64_t now_unix_ms);
+
 /* INFO: every shard's coordinator counters summed, as "name:value\r\n"
  * lines appended to out. */
 void coord_info(const struct node *n, struct buf *out);

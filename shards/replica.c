@@ -39,7 +39,10 @@
  * timestamp is older than tombstone-grace; store_delete() journals a delete
  * record, so recovery replays the tombstone and then its removal. A key
  * with a live sibling next to a tombstone is kept whole. While the log
- * refuses writes (MISCONF) or pauses writers, reaping waits too. */
+ * refuses writes (MISCONF) or pauses writers, reaping waits too. In a
+ * cluster such a tombstone is only a candidate: replica_reap_offer hands it
+ * to the coordinator, which deletes it once every replica confirmed
+ * (coord.c); both share one pass (reap_pass). */
 #include "replica.h"
 
 #include <errno.h>
@@ -506,7 +509,11 @@ static void reap_visit(struct table_entry *e, void *arg)
     r->found[r->nfound++] = e;
 }
 
-uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget)
+/* One pass step of replica_reap and replica_reap_offer: each tombstone past
+ * the grace is deleted (offer NULL) or offered; an offer refused stops the
+ * pass where it is (the chunk is looked at again on a later call). */
+static uint32_t reap_pass(struct store *s, const struct node *n, int64_t now_unix_ms,
+                          uint32_t budget, replica_reap_fn offer, void *arg)
 {
     /* Where this shard's pass over its table is (the owner's thread). */
     static __thread uint64_t cursor;
@@ -522,18 +529,25 @@ uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms
     struct reap_scan r = {
         .s = s, .w = &w, .before_ms = now_unix_ms - n->cfg->tombstone_grace_s * 1000};
     uint32_t reaped = 0;
-    while (reaped < budget && r.visited < REPLICA_REAP_VISIT) {
+    bool refused = false;
+    while (!refused && reaped < budget && r.visited < REPLICA_REAP_VISIT) {
         r.nfound = 0;
         r.full = false;
         r.cap = budget - reaped < REPLICA_REAP_BATCH ? budget - reaped : REPLICA_REAP_BATCH;
         uint64_t next = table_scan(s->table, cursor, 1, reap_visit, &r);
-        for (uint32_t i = 0; i < r.nfound; i++) {
+        for (uint32_t i = 0; i < r.nfound && !refused; i++) {
             const struct table_entry *e = r.found[i];
             const char *key = table_entry_key(e);
-            store_delete(s, key, e->key_len, keyhash(key, e->key_len)); /* logs a delete */
+            uint64_t hash = keyhash(key, e->key_len);
+            if (!offer)
+                store_delete(s, key, e->key_len, hash); /* logs a delete */
+            else if (!offer(arg, key, e->key_len, hash))
+                refused = true;
+            else
+                reaped++;
         }
-        reaped += r.nfound;
-        if (r.full)
+        reaped += offer ? 0 : r.nfound;
+        if (r.full || refused)
             continue; /* the rest of this chunk next */
         cursor = next;
         if (cursor == 0)
@@ -541,4 +555,15 @@ uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms
     }
     clocks_fini(&w);
     return reaped;
+}
+
+uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget)
+{
+    return reap_pass(s, n, now_unix_ms, budget, NULL, NULL);
+}
+
+uint32_t replica_reap_offer(struct store *s, const struct node *n, int64_t now_unix_ms,
+                            uint32_t budget, replica_reap_fn offer, void *arg)
+{
+    return reap_pass(s, n, now_unix_ms, budget, offer, arg);
 }

@@ -17,8 +17,11 @@
  * context is the clock the key had before (`before`), so a SET supersedes
  * every version its coordinator had seen. A key the command removed (DEL,
  * GETDEL, EXPIRE in the past) becomes a tombstone with that context.
- * Tombstones are reaped by replica_reap() (called from the shard's tick)
- * once tombstone-grace has passed since the newest of their writes.
+ * Tombstones past tombstone-grace (since the newest of their writes) are
+ * reaped from the shard's tick: on a cluster of one by replica_reap(); in a
+ * cluster they are only candidates, offered by replica_reap_offer() to the
+ * coordinator, which deletes one only once every replica of its partition
+ * holds that tombstone or nothing (coord.c, "Reaping").
  *
  * Cold values (values beyond RAM): plain and versioned entries alike may
  * have their value (a versioned entry's body) on disk only. A state needs
@@ -106,6 +109,17 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
  * so a reaped key stays gone after a restart; none while the node's log
  * refuses writes or pauses writers (persist.h). Returns how many. */
 uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget);
+
+/* A tombstone past its grace, offered instead of deleted (key borrowed for
+ * the call only). Returns false when the caller takes no more now: the pass
+ * stops there and offers it again on a later call. */
+typedef bool (*replica_reap_fn)(void *arg, const void *key, uint32_t klen, uint64_t hash);
+
+/* replica_reap's pass, but each candidate goes to offer(arg, ...) and
+ * nothing is deleted here (the caller deletes with store_delete once it
+ * is sure). At most `budget` offers per call. Returns how many were taken. */
+uint32_t replica_reap_offer(struct store *s, const struct node *n, int64_t now_unix_ms,
+                            uint32_t budget, replica_reap_fn offer, void *arg);
 
 /* ---- what every versioned write shares (cmd_ring.c too) ---- */
 

@@ -568,6 +568,47 @@ static void test_replica_reap_after_grace(void **state)
     assert_int_equal(store_count(&a->store), 2); /* live, mixed */
 }
 
+/* What replica_reap_offer hands over: keys offered, counted by a test. */
+struct offers {
+    uint32_t n, take; /* offers seen; refused once n reaches take */
+    char last[16];
+};
+
+static bool take_offer(void *arg, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct offers *o = arg;
+    assert_int_equal(hash, keyhash(key, klen));
+    if (o->n >= o->take)
+        return false;
+    snprintf(o->last, sizeof o->last, "%.*s", (int)klen, (const char *)key);
+    o->n++;
+    return true;
+}
+
+/* In a cluster candidates are offered, never deleted here; a refused offer
+ * stops the pass, and the next call offers that key again. */
+static void test_replica_reap_offer_deletes_nothing(void **state)
+{
+    static const char *const grace[] = {"--tombstone-grace", "10", NULL};
+    struct tnode *a = &nodes[0];
+    node_start(a, 'a', NULL, grace);
+    struct replica_state *st = &sts[0];
+    set(a, "dead", "v", st);
+    assert_true(del(a, "dead", st, true));
+    set(a, "live", "v", st);
+    int64_t now = a->store.now_ms;
+    struct offers o = {.take = 1};
+    assert_int_equal(replica_reap_offer(&a->store, &a->node, now + 9000, 100, take_offer, &o), 0);
+    assert_int_equal(o.n, 0);
+    o.take = 0; /* refused: nothing taken, nothing deleted */
+    assert_int_equal(replica_reap_offer(&a->store, &a->node, now + 10001, 100, take_offer, &o), 0);
+    o.take = 1;
+    assert_int_equal(replica_reap_offer(&a->store, &a->node, now + 10001, 100, take_offer, &o), 1);
+    assert_string_equal(o.last, "dead");
+    assert_int_equal(store_count(&a->store), 2);
+    assert_int_equal(replica_export(&a->store, &a->node, "dead", 4, h("dead"), st), 0);
+}
+
 /* Applied versions and tombstones go through the log; a reaped tombstone
  * does not come back from it. */
 static void test_replica_reaped_key_stays_gone_after_restart(void **state)
@@ -833,6 +874,7 @@ int main(void)
         T(test_replica_sibling_bounds),
         T(test_replica_many_actors),
         T(test_replica_reap_after_grace),
+        T(test_replica_reap_offer_deletes_nothing),
         T(test_replica_reaped_key_stays_gone_after_restart),
         T(test_replica_cold_plain_value_is_eagain),
         T(test_replica_mc_flags_are_kept),
