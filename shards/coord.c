@@ -7,7 +7,10 @@
  * snapshot's version changed. Operations in flight keep the view they
  * started with (a reference count), so a refresh never pulls addresses from
  * under them. is_cluster is false for a cluster of one: then cmd.c routes
- * as it always did.
+ * as it always did. For keyspace commands (keyspace.h) the view also says
+ * which partitions this node answers for (is_mine: it is their list's first
+ * live node) and ranks the members by node id (SCAN's walk); the first
+ * cluster view turns on the store's per-partition key counts (DBSIZE).
  *
  * Operations: a coordinated request is one struct req (req.h) of this
  * shard with one sub-result, whose owner_ptr is a struct coord_op. The req
@@ -35,7 +38,8 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * FORWARD runs a client command coordinated here and answers its RESP bytes.
+ * FORWARD runs a client command coordinated here and answers its RESP bytes
+ * (RING.LOCAL, a keyspace command's node-local form, goes to keyspace.c).
  * Values beyond RAM: the coordinator reads its key's cold value back before
  * it starts (coord_wait_value), and again if it went cold while the
  * replicas answered a READ (coord_load_again); a GET or SYNC whose key's
@@ -75,6 +79,7 @@
 #include "cmd_ring.h"
 #include "conn.h"
 #include "keyhash.h"
+#include "keyspace.h"
 #include "log.h"
 #include "node.h"
 #include "num.h"
@@ -106,6 +111,8 @@ struct coord_view {
     uint32_t q, n, self, n_members;
     struct coord_member *members;
     uint32_t *pref; /* q * n member indexes (RING_NONE: not in the snapshot) */
+    uint8_t *is_mine;  /* q flags: this node answers the partition's keyspace commands */
+    uint32_t *by_id;   /* n_members member indexes in node id order (SCAN's ranks) */
 };
 
 /* Counters (INFO): written by the owner with relaxed stores. */
@@ -170,7 +177,49 @@ static void coord_view_put(struct coord_view *v)
         return;
     mi_free(v->members);
     mi_free(v->pref);
+    mi_free(v->is_mine);
+    mi_free(v->by_id);
     mi_free(v);
+}
+
+static uint32_t coord_n_eff(const struct node *n, const struct coord_view *v);
+static bool coord_live(const struct coord_view *v, uint32_t m);
+
+static _Thread_local const struct coord_view *coord_sorting; /* qsort has no argument */
+
+static int coord_by_id_cmp(const void *a, const void *b)
+{
+    const struct coord_member *ms = coord_sorting->members;
+    return strcmp(ms[*(const uint32_t *)a].id, ms[*(const uint32_t *)b].id);
+}
+
+/* Keyspace commands (keyspace.h): which partitions this node answers for
+ * (the first live node of the list, as CLUSTER SLOTS's master; the first
+ * node when none is live), and the members in id order. -ENOMEM. */
+static int coord_view_keyspace(const struct node *n, struct coord_view *v)
+{
+    v->is_mine = mi_calloc(v->q, 1);
+    v->by_id = mi_calloc(v->n_members ? v->n_members : 1, sizeof *v->by_id);
+    if (!v->is_mine || !v->by_id)
+        return -ENOMEM;
+    uint32_t n_eff = coord_n_eff(n, v);
+    for (uint32_t p = 0; p < v->q; p++) {
+        const uint32_t *list = v->pref + (size_t)p * v->n;
+        uint32_t first = list[0];
+        for (uint32_t k = 0; k < n_eff; k++) {
+            if (coord_live(v, list[k])) {
+                first = list[k];
+                break;
+            }
+        }
+        v->is_mine[p] = first == v->self;
+    }
+    for (uint32_t i = 0; i < v->n_members; i++)
+        v->by_id[i] = i;
+    coord_sorting = v;
+    qsort(v->by_id, v->n_members, sizeof *v->by_id, coord_by_id_cmp);
+    coord_sorting = NULL;
+    return 0;
 }
 
 static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s)
@@ -210,6 +259,10 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     }
     /* Partitions of the node's keys must be the ring's: else stay alone. */
     v->is_cluster = !alone && ring->q == n->npartitions;
+    if (coord_view_keyspace(n, v) != 0) {
+        coord_view_put(v);
+        return NULL;
+    }
     if (!alone && ring->q != n->npartitions)
         log_warn("the ring has %u partitions, this node %u: serving its own keys alone", ring->q,
                  n->npartitions);
@@ -231,6 +284,13 @@ void coord_fini(struct shard *sh)
     sh->coord = NULL;
 }
 
+static uint32_t coord_partition_of(const void *arg, const void *key, uint32_t klen)
+{
+    const struct node *n = arg;
+    uint64_t hash = n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, klen) : 0;
+    return node_partition_of(n, key, klen, hash);
+}
+
 void coord_turn(struct shard *sh)
 {
     struct node *n = sh->node;
@@ -243,6 +303,9 @@ void coord_turn(struct shard *sh)
         if (v) {
             sh->coord->view = v;
             coord_view_put(old);
+            if (v->is_cluster && store_track_partitions(sh->store, n->npartitions,
+                                                        coord_partition_of, n) != 0)
+                log_warn("no memory for per-partition key counts: DBSIZE counts 0 here");
             log_debug("cluster view %" PRIu64 ": %u members, preference lists of %u, %s",
                       v->version, v->n_members, v->n,
                       v->is_cluster ? "coordinating" : "serving alone");
@@ -254,6 +317,31 @@ void coord_turn(struct shard *sh)
 bool coord_is_cluster(const struct shard *sh)
 {
     return sh->coord && sh->coord->view && sh->coord->view->is_cluster;
+}
+
+bool coord_answers_for(const struct shard *sh, uint32_t partition)
+{
+    if (!coord_is_cluster(sh))
+        return true;
+    const struct coord_view *v = sh->coord->view;
+    return partition < v->q && v->is_mine[partition];
+}
+
+bool coord_rank_member(const struct shard *sh, uint32_t *rank, uint32_t *member, bool *is_self)
+{
+    if (!coord_is_cluster(sh))
+        return false;
+    const struct coord_view *v = sh->coord->view;
+    for (uint32_t k = *rank; k < v->n_members; k++) {
+        uint32_t m = v->by_id[k];
+        if (coord_live(v, m)) {
+            *rank = k;
+            *member = m;
+            *is_self = m == v->self;
+            return true;
+        }
+    }
+    return false;
 }
 
 static uint32_t coord_n_eff(const struct node *n, const struct coord_view *v)
@@ -1299,7 +1387,8 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
         .n_values = 1,
         .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
-    if (rc == -EAGAIN && argc > 1) /* no link to it now: the next live replica takes it */
+    if (rc == -EAGAIN && argc > 1 && route->partition != COORD_NO_PARTITION)
+        /* no link to it now: the next live replica of the key takes it */
         rc = coord_send_next(sh, op->view, route, &wm);
     buf_fini(&cmd);
     COORD_STAT(sh, forwarded);
@@ -1580,6 +1669,10 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
                    &argc, scratch, sizeof scratch, &consumed, &need, &err);
     const struct cmd_def *d =
         ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len) : NULL;
+    if (d && d->handler == keyspace_refuse) { /* RING.LOCAL: a keyspace command's node-local form */
+        keyspace_serve(sh, link, wm, argv, argc);
+        return;
+    }
     if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;

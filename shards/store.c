@@ -141,6 +141,39 @@ void store_fini(struct store *s)
 {
     table_destroy(s->table);
     s->table = NULL;
+    mi_free(s->part_keys);
+    s->part_keys = NULL;
+}
+
+/* Entry e enters (+1) or leaves (-1) the table: its partition's count. */
+static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta)
+{
+    if (__builtin_expect(s->part_keys != NULL, 0) && !(e->meta & TABLE_ENTRY_TOMBSTONE))
+        s->part_keys[s->part_of(s->part_arg, table_entry_key(e), e->key_len)] += (uint64_t)delta;
+}
+
+static void part_count_fn(struct table_entry *e, void *arg)
+{
+    part_count(arg, e, 1);
+}
+
+int store_track_partitions(struct store *s, uint32_t nparts,
+                           uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen),
+                           const void *arg)
+{
+    if (s->part_keys)
+        return 0;
+    s->part_keys = mi_calloc(nparts, sizeof *s->part_keys);
+    if (!s->part_keys)
+        return -ENOMEM;
+    s->nparts = nparts;
+    s->part_of = part_of;
+    s->part_arg = arg;
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan(s->table, cursor, 1024, part_count_fn, s);
+    } while (cursor != 0);
+    return 0;
 }
 
 /* Takes e out of the accounting and hands it to reclamation. */
@@ -153,6 +186,7 @@ static void drop(struct store *s, struct table_entry *e)
     }
     if (e->expire_ms != 0)
         stat_sub(&s->stats.expires, 1);
+    part_count(s, e, -1);
     table_retire(s->table, e);
 }
 
@@ -197,6 +231,7 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
         return -ENOMEM;
     }
     stat_add(&s->stats.entry_bytes, table_entry_mem(e));
+    part_count(s, e, 1);
     if (e->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     uint64_t prev = old ? old->cas : 0;
@@ -477,6 +512,7 @@ static bool cool_entry(struct store *s, struct table_entry *e)
         return false;
     }
     stat_add(&s->stats.entry_bytes, table_entry_mem(c));
+    part_count(s, c, 1);
     if (c->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     stat_add(&s->stats.cold_keys, 1);
@@ -880,6 +916,8 @@ void store_flush(struct store *s)
     if (s->journal)
         s->journal->flush(s->journal->arg);
     table_clear(s->table);
+    if (s->part_keys)
+        memset(s->part_keys, 0, s->nparts * sizeof *s->part_keys);
     __atomic_store_n(&s->stats.entry_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->stats.expires, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->stats.cold_keys, 0, __ATOMIC_RELAXED);

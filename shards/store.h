@@ -140,6 +140,11 @@ struct store {
     const struct store_journal *journal; /* NULL: a pure in-memory store */
     const struct store_tier *tier;       /* NULL: every value stays in memory */
     const struct table_entry *pinned;    /* never turned cold (store_pin) */
+    /* Keys per partition (store_track_partitions); NULL: not kept. */
+    uint64_t *part_keys;
+    uint32_t nparts;
+    uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen);
+    const void *part_arg;
     struct store_stats stats;
 };
 
@@ -339,6 +344,22 @@ void store_flush_at(struct store *s, int64_t at_ms);
 /* Number of keys, including expired ones not yet removed (as Redis's
  * DBSIZE). Any thread. */
 size_t store_count(const struct store *s);
+
+/* Keys per partition, for a cluster's DBSIZE (keyspace.h). Off by default:
+ * a cluster of one pays nothing. store_track_partitions() counts every
+ * entry once (O(keys)), then each entry made or dropped updates its
+ * partition's count (part_of(arg, key, klen) < nparts; arg must outlive
+ * the store). An expired key not yet reclaimed counts (as in
+ * store_count()); a tombstone does not. Owner thread only. 0 or -ENOMEM;
+ * a second call does nothing. */
+int store_track_partitions(struct store *s, uint32_t nparts,
+                           uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen),
+                           const void *arg);
+/* Entries of partition p; 0 when counts are not kept. Owner thread only. */
+static inline uint64_t store_partition_count(const struct store *s, uint32_t p)
+{
+    return s->part_keys && p < s->nparts ? s->part_keys[p] : 0;
+}
 
 /* Bytes used: entries plus the table's slot arrays. Any thread. */
 size_t store_used_bytes(const struct store *s);
