@@ -640,3 +640,60 @@ const char *cluster_versions_text(const struct cluster_versions *v)
     snprintf(text + len, sizeof text - len, "] (context of %zu bytes)", v->ctx_len);
     return text;
 }
+
+/* Binds a socket to node i's address at port (0: any); the bound port, or
+ * -1. *fd receives the socket (-1 on failure). */
+static int bind_on(int i, int port, int *fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof a;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (*fd < 0 || inet_pton(AF_INET, cluster_host(i), &a.sin_addr) != 1 ||
+        bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(*fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    return ntohs(a.sin_port);
+}
+
+int cluster_free_port(int n)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int fds[CLUSTER_NODES_MAX] = {-1, -1, -1, -1, -1};
+        int port = bind_on(0, 0, &fds[0]), bound = port > 0;
+        while (bound && bound < n && bind_on(bound, port, &fds[bound]) == port)
+            bound++;
+        for (int i = 0; i < CLUSTER_NODES_MAX; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        if (bound == n)
+            return port;
+    }
+    fprintf(stderr, "cluster: no port free on the addresses of %d nodes\n", n);
+    return -1;
+}
+
+char *cluster_mc_ask(int i, int port, const char *req, const char *until)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {.tv_sec = 10};
+    size_t cap = 4096, n = 0, want = strlen(req);
+    char *out = calloc(1, cap);
+    if (fd < 0 || !out || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        write(fd, req, want) != (ssize_t)want) {
+        fprintf(stderr, "node %d: memcache port %d: %s\n", i, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        free(out);
+        return NULL;
+    }
+    ssize_t got = 1;
+    while (got > 0 && n < cap - 1 && !strstr(out, until)) {
+        got = read(fd, out + n, cap - 1 - n);
+        n += got > 0 ? (size_t)got : 0;
+    }
+    close(fd);
+    return out;
+}

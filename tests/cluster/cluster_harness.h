@@ -150,4 +150,13 @@ bool cluster_versions_has(const struct cluster_versions *v, const char *value);
 /* "[a, b] (context of N bytes)", or the error text: for messages. Static buffer. */
 const char *cluster_versions_text(const struct cluster_versions *v);
 
+/* A TCP port free on the addresses of nodes 0 .. n - 1 (for a second
+ * listener, e.g. --memcache-port), or -1 (printed). */
+int cluster_free_port(int n);
+
+/* One memcached text request to node i's memcache port `port` and its reply
+ * up to `until` ("\r\n", "END\r\n"), read with a 10 s timeout; NULL when
+ * it cannot connect (printed). Caller frees. */
+char *cluster_mc_ask(int i, int port, const char *req, const char *until);
+
 #endif
