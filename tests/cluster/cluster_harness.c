@@ -230,6 +230,23 @@ int cluster_start(int i, const char *const *flags)
     return 0;
 }
 
+/* kill() returns before a busy process has stopped: its threads may still
+ * answer a request or two. Waits (up to 5 s) until waitpid reports it
+ * stopped, so a test's next request meets a frozen node. */
+static void wait_stopped(pid_t pid)
+{
+    int status;
+    int64_t until = cluster_now_ms() + 5000;
+    while (cluster_now_ms() < until) {
+        pid_t got = waitpid(pid, &status, WUNTRACED | WNOHANG);
+        if (got == pid && WIFSTOPPED(status))
+            return;
+        if (got < 0)
+            return;
+        usleep(1000);
+    }
+}
+
 void cluster_signal(int i, int sig)
 {
     if (!nodes[i].pid)
@@ -238,6 +255,8 @@ void cluster_signal(int i, int sig)
     if (sig == SIGKILL) {
         waitpid(nodes[i].pid, NULL, 0);
         nodes[i].pid = 0;
+    } else if (sig == SIGSTOP) {
+        wait_stopped(nodes[i].pid);
     }
 }
 
