@@ -51,6 +51,11 @@
  * (WIRE_MSG_HOPPED; a second hop is refused with TRYAGAIN), so no node
  * outside the preference list stores a key or counts itself toward W/R.
  * RING.LOCAL, a keyspace command's node-local form, goes to keyspace.c.
+ * Values beyond RAM: the coordinator reads its key's cold value back before
+ * it starts (coord_wait_value), and again if it went cold while the
+ * replicas answered a READ (coord_load_again); a GET or SYNC whose key's
+ * value is cold here is copied and parked until it is read back
+ * (coord_park), then served once more.
  *
  * Reaping (coord_reap, from the shard's tick): a tombstone past
  * tombstone-grace is only a candidate in a cluster (replica_reap_offer). A
@@ -152,6 +157,9 @@ struct coord_op {
     bool is_rmw, is_ring_write;
     bool is_completing; /* its sub-result is in (maybe held for durability): answers
                            only count for repair until the done callback ran */
+    bool is_loading;    /* its key's value went back to disk while the replicas
+                           answered: progress waits until it is read back */
+    bool is_reloaded;   /* that happened once already (a second time: an error) */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -712,11 +720,16 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
         coord_unavailable(sh, op), coord_complete(sh, r, 0);
 }
 
+static bool coord_load_again(struct shard *sh, struct req *r, struct coord_op *op,
+                             const struct resp_arg *key);
+
 /* READ has its quorum: merge the answers here, then run or write. */
 static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *op)
 {
     struct cmd_msg *m = op->m;
     const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
+    if (coord_load_again(sh, r, op, key))
+        return; /* progress again once the value is back in memory */
     for (uint32_t k = 0; k < op->npeers; k++) {
         if (op->st[k] != P_OK)
             continue;
@@ -740,6 +753,8 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
     COORD_STAT(sh, reads);
     op->phase = PH_REPAIR;
     coord_complete(sh, r, persist_reply_seq(sh->persist, seq0, m->hash, false));
+    if (sh->tier)
+        store_pin(sh->store, NULL);
 }
 
 /* The merged state to every replica that answered with less (or nothing). */
@@ -763,8 +778,8 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 
 static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
 {
-    if (op->is_completing)
-        return; /* the done callback comes (after the log's fdatasync) */
+    if (op->is_completing || op->is_loading)
+        return; /* the done callback comes (after the log's fdatasync), or the load's */
     if (op->phase == PH_READ) {
         if (op->ok >= op->need)
             coord_read_quorum(sh, r, op);
@@ -819,6 +834,27 @@ static bool coord_loaded(struct req_table *t, struct req *r, enum req_end how)
     return true;
 }
 
+/* Reads key's value back (a no-op message waiting in tier.h); done then
+ * ends the request returned, of this shard, whose owner_ptr is owner
+ * (REQ_END_OK once loaded). NULL when that cannot start (out of memory). */
+static struct req *coord_load(struct shard *sh, const struct resp_arg *key, uint64_t hash,
+                              req_done_fn *done, void *owner, int64_t deadline_ms)
+{
+    struct resp_arg argv[2] = {{"LOAD", 4}, *key}; /* what tier.h reads: the key */
+    struct req *r = req_new(&sh->reqs, 1, 1, done, deadline_ms);
+    struct cmd_msg *load =
+        r ? cmd_msg_for(sh, r->id, 0, sh->id, coord_noop, CMD_READS_VALUE, 2, argv, 2, hash) : NULL;
+    if (!load) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        return NULL;
+    }
+    r->owner_ptr = owner;
+    tier_wait(sh, load);
+    req_arm(&sh->reqs, r);
+    return r;
+}
+
 /* True when m waits for its key's value (it comes back through
  * coord_execute()). Else the key's entry is pinned (tier.h) until the
  * caller unpins it. */
@@ -829,19 +865,44 @@ static bool coord_wait_value(struct shard *sh, struct cmd_msg *m, const struct r
     if (tier_may_run(sh, m->flags | CMD_READS_VALUE, m->hash, key->ptr, key->len) ||
         (m->flags & CMD_LOADED))
         return false;
-    struct resp_arg argv[2] = {{"LOAD", 4}, *key}; /* what tier.h reads: the key */
-    struct req *r = req_new(&sh->reqs, 1, 1, coord_loaded, shard_deadline(sh));
-    struct cmd_msg *load = r ? cmd_msg_for(sh, r->id, 0, sh->id, coord_noop, CMD_READS_VALUE,
-                                           m->proto, argv, 2, m->hash)
-                             : NULL;
-    if (!load) {
-        if (r)
-            req_cancel(&sh->reqs, r->id);
-        return false; /* runs on what memory holds */
+    /* NULL: runs on what memory holds */
+    return coord_load(sh, key, m->hash, coord_loaded, m, shard_deadline(sh)) != NULL;
+}
+
+static bool coord_quorum_loaded(struct req_table *t, struct req *lr, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct req *r = req_find(&sh->reqs, (uint64_t)lr->aux);
+    struct coord_op *op = r ? r->owner_ptr : NULL;
+    if (!op || how != REQ_END_DONE)
+        return true; /* the request ended meanwhile, or ends by its own deadline */
+    op->is_loading = false;
+    coord_op_progress(sh, r, op);
+    return true;
+}
+
+/* Values beyond RAM: true when the key's value went back to disk while the
+ * replicas answered (the handler would find it cold): it is read back,
+ * and the operation progresses again then (coord_quorum_loaded). Else the
+ * key's entry is pinned (tier.h) until the caller unpins it. */
+static bool coord_load_again(struct shard *sh, struct req *r, struct coord_op *op,
+                             const struct resp_arg *key)
+{
+    struct cmd_msg *m = op->m;
+    if (!sh->tier || tier_may_run(sh, m->flags | CMD_READS_VALUE, m->hash, key->ptr, key->len))
+        return false;
+    struct req *lr = op->is_reloaded
+                         ? NULL
+                         : coord_load(sh, key, m->hash, coord_quorum_loaded, NULL, r->deadline_ms);
+    if (!lr) {
+        cmd_msg_fail(m, op->is_reloaded ? "the value cannot be read back from disk now"
+                                        : "out of memory");
+        m->res.hold_seq = 0;
+        coord_complete(sh, r, 0);
+        return true;
     }
-    r->owner_ptr = m;
-    tier_wait(sh, load);
-    req_arm(&sh->reqs, r);
+    lr->aux = (int64_t)r->id;
+    op->is_loading = op->is_reloaded = true;
     return true;
 }
 
@@ -1046,7 +1107,17 @@ static void coord_multi_sync_key(struct shard *sh, struct req *r, struct coord_o
     replica_state_fini(&after);
 }
 
-/* WRITE: runs the transaction here, then versions and sends what changed. */
+/* A read back whose only purpose was to bring the value into memory. */
+static bool coord_load_dropped(struct req_table *t, struct req *r, enum req_end how)
+{
+    (void)t, (void)r, (void)how;
+    return true;
+}
+
+/* WRITE: runs the transaction here, then versions and sends what changed.
+ * Values beyond RAM: a key whose value is on disk only has no state to
+ * give the new version's context, so the transaction gets -TRYAGAIN and
+ * the value is read back for the retry. */
 static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *op)
 {
     struct cmd_msg *m = op->m;
@@ -1056,12 +1127,25 @@ static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *
         coord_complete(sh, r, 0);
         return;
     }
+    uint32_t cold = 0;
     for (uint32_t i = 0; i < op->nkeys; i++) {
         const struct resp_arg *key = &op->keys[i];
+        uint64_t hash = keyhash(key->ptr, key->len);
         replica_state_init(&before[i]);
-        if (replica_export(sh->store, sh->node, key->ptr, key->len, keyhash(key->ptr, key->len),
-                           &before[i]) != 0)
+        int rc = replica_export(sh->store, sh->node, key->ptr, key->len, hash, &before[i]);
+        if (rc == -EAGAIN) /* its versions are needed: read back for the retry */
+            cold += coord_load(sh, key, hash, coord_load_dropped, NULL, shard_deadline(sh)) != NULL;
+        if (rc != 0)
             replica_state_clear(&before[i]); /* none: the key had no version */
+    }
+    if (cold) { /* versioned without its versions, a write would be a sibling */
+        for (uint32_t i = 0; i < op->nkeys; i++)
+            replica_state_fini(&before[i]);
+        mi_free(before);
+        cmd_msg_error(m, "TRYAGAIN a value of the transaction's keys was on disk only; it is "
+                         "being read back (nothing ran)");
+        coord_complete(sh, r, 0);
+        return;
     }
     uint64_t seq0 = persist_last_seq(sh->persist);
     cmd_msg_run(sh, m);
@@ -1617,11 +1701,18 @@ static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct 
     return r;
 }
 
-static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
+static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash);
+
+static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                         bool is_loaded)
 {
     struct replica_state st;
     replica_state_init(&st);
     int rc = replica_export(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, &st);
+    if (rc == -EAGAIN && !is_loaded && coord_park(sh, link, wm, hash)) {
+        replica_state_fini(&st);
+        return; /* served once its value is back in memory */
+    }
     COORD_STAT(sh, gets_in);
     if (rc == -ENOENT) {
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_NOT_FOUND, NULL, NULL, 0, NULL);
@@ -1649,7 +1740,8 @@ static bool coord_misconf(struct shard *sh, char *why, size_t len)
     return refused;
 }
 
-static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
+static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                          bool is_loaded)
 {
     char why[WIRE_TEXT_MAX];
     if (coord_misconf(sh, why, sizeof why)) { /* refused at once, as a client's write */
@@ -1664,6 +1756,8 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
     uint64_t seq0 = persist_last_seq(sh->persist);
     int rc = replica_apply(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, wm->meta.ptr,
                            wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
+    if (rc == -EAGAIN && !is_loaded && coord_park(sh, link, wm, hash))
+        return; /* applied once the stored value is back in memory */
     COORD_STAT(sh, syncs_in);
     if (rc < 0) {
         coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, strerror(-rc), NULL, 0, NULL);
@@ -1893,6 +1987,58 @@ static void coord_on_forward_mc(struct shard *sh, uint64_t link, const struct wi
     req_arm(&sh->reqs, r);
 }
 
+/* Values beyond RAM, the replica side: a peer's GET or SYNC of a key whose
+ * value is on disk only (replica.h: -EAGAIN) is copied and waits for the
+ * value (coord_load), then is served again, once. */
+struct coord_parked {
+    uint64_t link;
+    struct wire_msg wm; /* key, meta and raw_values point into data */
+    char data[];
+};
+
+static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                        bool is_loaded);
+
+static bool coord_unparked(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct coord_parked *pk = r->owner_ptr;
+    if (how == REQ_END_TIMEOUT && pk->wm.id) /* a repair's (id 0) awaits no answer */
+        coord_reply(sh, pk->link, pk->wm.id, pk->wm.op, WIRE_CODE_UNAVAILABLE,
+                    "the value was not read back from disk within request-timeout", NULL, 0, NULL);
+    else if (how != REQ_END_DROP)
+        coord_serve(sh, pk->link, &pk->wm, keyhash(pk->wm.key.ptr, pk->wm.key.len), true);
+    mi_free(pk);
+    return true;
+}
+
+/* Parks wm until its key's value is in memory. False when it cannot be
+ * (no tier, out of memory): the caller answers the error. */
+static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
+{
+    if (!sh->tier)
+        return false;
+    size_t klen = wm->key.len, mlen = wm->meta.len, vlen = wm->raw_values.len;
+    struct coord_parked *pk = mi_malloc(sizeof *pk + klen + mlen + vlen + 1);
+    if (!pk)
+        return false;
+    pk->link = link;
+    pk->wm = *wm;
+    pk->wm.values = NULL;
+    memcpy(pk->data, wm->key.ptr, klen);
+    memcpy(pk->data + klen, wm->meta.ptr, mlen);
+    memcpy(pk->data + klen + mlen, wm->raw_values.ptr, vlen);
+    pk->wm.key.ptr = (const uint8_t *)pk->data;
+    pk->wm.meta.ptr = (const uint8_t *)pk->data + klen;
+    pk->wm.raw_values.ptr = (const uint8_t *)pk->data + klen + mlen;
+    struct resp_arg key = {pk->data, klen};
+    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    if (coord_load(sh, &key, hash, coord_unparked, pk, deadline))
+        return true;
+    mi_free(pk);
+    return false;
+}
+
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
@@ -1918,12 +2064,19 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
                     "this node holds no replica of the key's partition", NULL, 0, NULL);
         return;
     }
+    coord_serve(sh, link, wm, hash, false);
+}
+
+/* GET and SYNC; is_loaded: a parked one, served again (no more parking). */
+static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                        bool is_loaded)
+{
     switch (wm->op) {
     case WIRE_OP_GET:
-        coord_on_get(sh, link, wm, hash);
+        coord_on_get(sh, link, wm, hash, is_loaded);
         return;
     case WIRE_OP_SYNC:
-        coord_on_sync(sh, link, wm, hash);
+        coord_on_sync(sh, link, wm, hash, is_loaded);
         return;
     default:
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "operation not served", NULL, 0,

@@ -151,18 +151,19 @@ uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64
 
 int replica_entry_clock(const struct node *n, const struct table_entry *e, struct dvv_clock *out)
 {
+    if (table_entry_is_cold(e))
+        return -EAGAIN; /* its value (a versioned entry's body) is on disk only */
     if (e->meta & TABLE_ENTRY_VERSIONED) {
         struct store_version v;
         store_entry_version(e, &v);
         return dvv_decode(v.meta, v.meta_len, v.body, v.body_len, out);
     }
-    if (table_entry_is_cold(e))
-        return -EAGAIN;
     struct dvv_entry one_entry;
     struct dvv_value one_value;
     struct dvv_clock plain;
     dvv_init(&plain, &one_entry, 1, &one_value, 1);
-    struct dvv_value v = {table_entry_key(e) + e->key_len, e->val_len, 0, 0};
+    struct dvv_value v = {
+        .data = table_entry_key(e) + e->key_len, .len = e->val_len, .mc_flags = e->mc_flags};
     int rc = dvv_new(&plain, &v);
     if (rc != 0)
         return rc;
@@ -244,7 +245,7 @@ static int state_of_clock(const struct dvv_clock *c, int64_t expire_ms, struct r
 static int state_of_entry(const struct node *n, const struct table_entry *e,
                           struct replica_clocks *w, struct replica_state *out)
 {
-    if (!(e->meta & TABLE_ENTRY_VERSIONED)) {
+    if (!(e->meta & TABLE_ENTRY_VERSIONED) || table_entry_is_cold(e)) {
         int rc = replica_entry_clock(n, e, w->k[K_STORED]);
         return rc != 0 ? rc : state_of_clock(w->k[K_STORED], e->expire_ms, out);
     }
@@ -390,11 +391,12 @@ static int versionize_clock(struct store *s, const struct node *n, uint64_t hash
         if (rc != 0)
             return rc == -ENOSPC ? rc : -EINVAL;
     }
-    struct dvv_value v = {NULL, 0, DVV_TOMBSTONE, s->now_ms};
+    struct dvv_value v = {.flags = DVV_TOMBSTONE, .ts_ms = s->now_ms};
     if (e && !(e->meta & TABLE_ENTRY_TOMBSTONE)) {
         v.data = table_entry_key(e) + e->key_len;
         v.len = e->val_len;
         v.flags = 0;
+        v.mc_flags = e->mc_flags; /* memcached's set: the new sibling's */
     }
     int rc = dvv_new_with_context(w->k[K_STORED], w->k[K_IN], &v);
     if (rc == 0)
@@ -477,9 +479,9 @@ struct reap_scan {
 /* True when every value of e is a tombstone written before `before_ms`. */
 static bool reapable(const struct table_entry *e, int64_t before_ms, struct replica_clocks *w)
 {
-    if ((e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE)) !=
+    if ((e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE | TABLE_ENTRY_COLD)) !=
         (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE))
-        return false;
+        return false; /* a cold entry has bytes: some value is live */
     struct store_version v;
     store_entry_version(e, &v);
     int rc = dvv_decode(v.meta, v.meta_len, v.body, v.body_len, w->k[K_STORED]);

@@ -1,5 +1,6 @@
 /* replica.h: a key's replicated state, as this shard's store holds it and as
- * the wire carries it (meta: the DVVSet meta encoding, dvv_encode_meta; body:
+ * the wire carries it (meta: the DVVSet meta encoding, dvv_encode_meta, with
+ * each sibling's memcached client flags; body:
  * the values' bytes in clock order, dvv_encode_body; expire_at_ms: absolute
  * unix ms, 0 none). CONTRACT: written by the lead; the "replica" helper
  * implements shards/replica.c and may refine comments, not signatures.
@@ -22,11 +23,12 @@
  * coordinator, which deletes one only once every replica of its partition
  * holds that tombstone or nothing (coord.c, "Reaping").
  *
- * Cold values (values beyond RAM): versioned entries are never cooled, but a
- * plain entry may be. Its implicit clock needs its value, so replica_export,
- * replica_apply and replica_versionize answer -EAGAIN for a key whose plain
- * value is on disk only: the caller reads it back first (tier.h, as handlers
- * do) and calls again. Nothing has changed when -EAGAIN comes back.
+ * Cold values (values beyond RAM): plain and versioned entries alike may
+ * have their value (a versioned entry's body) on disk only. A state needs
+ * the values, so replica_export, replica_apply and replica_versionize answer
+ * -EAGAIN for such a key: the caller reads it back first (tier.h, as
+ * handlers do; coord.c parks a peer's request meanwhile) and calls again.
+ * Nothing has changed when -EAGAIN comes back.
  *
  * Threads: the owning shard's thread.
  * Errors: -ENOENT (no entry, not even a tombstone), -EINVAL (bytes that do

@@ -35,9 +35,10 @@
  * followed by the version part (header, meta, body unless it is the picked
  * value), so every plain read works unchanged; lookups for plain commands
  * hide a key whose pick is a tombstone (one flag test); APPEND never grows
- * such an entry in place (its version part follows the value), an expiry
- * change copies the version part along, and they are never cooled (a cold
- * entry keeps no version part). */
+ * such an entry in place (its version part follows the value), and an
+ * expiry change copies the version part along. Cooled, such an entry keeps
+ * its header and meta right after the key (the body is the log record's
+ * value); read back, the body is decoded with that meta to find the pick. */
 #include "store.h"
 
 #include <errno.h>
@@ -460,24 +461,44 @@ static void evict(struct store *s, size_t need)
     }
 }
 
+/* Bytes a cold entry keeps after its key: a versioned entry's version
+ * header and meta (its body is the record's value, on disk). */
+static size_t cold_part_bytes(const struct table_entry *e)
+{
+    if (!(e->meta & TABLE_ENTRY_VERSIONED))
+        return 0;
+    struct store_version v;
+    store_entry_version(e, &v);
+    return sizeof(struct table_version_hdr) + v.meta_len;
+}
+
 /* A hot entry whose value may leave memory, and saves memory by it. */
 static bool coolable(const struct store *s, const struct table_entry *e)
 {
-    return !(e->meta & (TABLE_ENTRY_COLD | TABLE_ENTRY_VERSIONED)) &&
-           (e->meta & TABLE_ENTRY_LSN) && e != s->pinned &&
+    return !(e->meta & TABLE_ENTRY_COLD) && (e->meta & TABLE_ENTRY_LSN) && e != s->pinned &&
            !store_is_expired(s, e) &&
-           mi_good_size(sizeof *e + e->key_len + sizeof(uint64_t)) < table_entry_mem(e) &&
+           mi_good_size(sizeof *e + e->key_len + cold_part_bytes(e) + sizeof(uint64_t)) <
+               table_entry_mem(e) &&
            s->tier->readable(s->tier->arg, table_entry_lsn(e));
 }
 
 /* Replaces hot entry e by its cold form. False on out of memory. */
 static bool cool_entry(struct store *s, struct table_entry *e)
 {
+    size_t part = cold_part_bytes(e);
+    uint32_t kept = e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE);
     struct table_entry *c =
-        table_entry_alloc_flags(e->key_len, 0, TABLE_ENTRY_LSN | TABLE_ENTRY_COLD);
+        table_entry_alloc_flags(e->key_len, part, TABLE_ENTRY_LSN | TABLE_ENTRY_COLD | kept);
     if (!c)
         return false;
     memcpy(c->data, table_entry_key(e), e->key_len);
+    if (part) { /* the version header and meta, right after the key */
+        struct store_version v;
+        store_entry_version(e, &v);
+        struct table_version_hdr h = {v.meta_len, v.body_len, 0};
+        memcpy(c->data + e->key_len, &h, sizeof h);
+        memcpy(c->data + e->key_len + sizeof h, v.meta, v.meta_len);
+    }
     c->expire_ms = e->expire_ms;
     c->cas = e->cas;
     c->val_len = e->val_len;
@@ -618,23 +639,60 @@ int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_
     return publish_unlogged(s, e, hash, NULL);
 }
 
+static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
+                               const struct store_version *v, const struct dvv_clock *c,
+                               struct table_entry **out);
+
+/* An unpublished hot entry for cold entry `cold`, whose record's value is
+ * val: a plain value, or a versioned entry's body (its meta is the cold
+ * entry's). 0, -EINVAL (a body that does not decode with the meta), -ENOMEM. */
+static int loaded_entry_new(struct store *s, const struct table_entry *cold, const void *val,
+                            size_t vlen, struct table_entry **out)
+{
+    const char *key = table_entry_key(cold);
+    if (!(cold->meta & TABLE_ENTRY_VERSIONED)) {
+        struct table_entry *e = store_entry_new(s, key, cold->key_len, vlen);
+        if (!e)
+            return -ENOMEM;
+        memcpy(table_entry_val(e), val, vlen);
+        e->val_len = (uint32_t)vlen;
+        e->mc_flags = cold->mc_flags;
+        *out = e;
+        return 0;
+    }
+    struct store_version v;
+    store_entry_version(cold, &v);
+    v.body = vlen ? val : "";
+    struct dvv_entry entries[4];
+    struct dvv_value values[4];
+    struct dvv_clock small, *big = NULL, *c = &small;
+    dvv_init(&small, entries, 4, values, 4);
+    int rc = dvv_decode(v.meta, v.meta_len, v.body, v.body_len, c);
+    if (rc == -ENOSPC) { /* more actors or siblings than the stack holds */
+        c = big = dvv_create(DVV_MAX_ENTRIES, DVV_MAX_VALUES);
+        rc = big ? dvv_decode(v.meta, v.meta_len, v.body, v.body_len, c) : -ENOMEM;
+    }
+    if (rc == 0)
+        rc = versioned_entry_new(s, key, cold->key_len, &v, c, out);
+    dvv_destroy(big);
+    return rc == -ENOMEM ? rc : rc != 0 ? -EINVAL : 0;
+}
+
 int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
                      size_t vlen, struct table_entry **out)
 {
-    if (!table_entry_is_cold(cold) || vlen != cold->val_len)
+    if (!table_entry_is_cold(cold) || vlen != store_entry_record_len(cold))
         return -EINVAL;
-    int rc = store_ensure_memory(s, store_need(cold->key_len, vlen));
+    int rc = store_ensure_memory(s, store_need(cold->key_len, vlen + cold_part_bytes(cold)));
     if (rc != 0)
         return rc;
     if (table_find(s->table, table_entry_key(cold), cold->key_len, hash) != cold)
         return -EINVAL; /* eviction took the key meanwhile */
-    struct table_entry *e = store_entry_new(s, table_entry_key(cold), cold->key_len, vlen);
-    if (!e)
-        return -ENOMEM;
-    memcpy(table_entry_val(e), val, vlen);
-    e->val_len = (uint32_t)vlen;
+    struct table_entry *e = NULL;
+    rc = loaded_entry_new(s, cold, val, vlen, &e);
+    if (rc != 0)
+        return rc;
     e->expire_ms = cold->expire_ms;
-    e->mc_flags = cold->mc_flags;
     e->cas = cold->cas;
     table_entry_set_lsn(e, table_entry_lsn(cold));
     rc = publish_unlogged(s, e, hash, out); /* the value is on disk already */
@@ -650,11 +708,13 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
 void store_entry_version(const struct table_entry *e, struct store_version *v)
 {
     const char *val = e->data + e->key_len;
+    bool is_cold = table_entry_is_cold(e); /* no value: the version part follows the key */
+    const char *part = is_cold ? val : val + e->val_len;
     struct table_version_hdr h;
-    memcpy(&h, val + e->val_len, sizeof h);
-    v->meta = val + e->val_len + sizeof h;
+    memcpy(&h, part, sizeof h);
+    v->meta = part + sizeof h;
     v->meta_len = h.meta_len;
-    v->body = h.body_shared ? val : v->meta + h.meta_len;
+    v->body = is_cold ? NULL : h.body_shared ? val : v->meta + h.meta_len;
     v->body_len = h.body_len;
 }
 
@@ -699,6 +759,7 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
     if (!h.body_shared && v->body_len)
         memcpy(val + pv->len + sizeof h + v->meta_len, v->body, v->body_len);
     e->val_len = pv->len;
+    e->mc_flags = pv->mc_flags; /* what plain reads of the pick answer */
     e->meta |= TABLE_ENTRY_VERSIONED | ((pv->flags & DVV_TOMBSTONE) ? TABLE_ENTRY_TOMBSTONE : 0);
     *out = e;
     return 0;

@@ -232,7 +232,8 @@ int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_
                         uint64_t cas, uint64_t lsn);
 
 /* Puts back the value of the cold entry `cold` (still the key's entry),
- * read from the log: a hot entry with the same metadata replaces it.
+ * read from the log (the record's value: a versioned entry's body): a hot
+ * entry with the same metadata replaces it.
  * Makes room first. *out (may be NULL) receives the new entry.
  * 0, -ENOMEM (the entry stays cold), -EINVAL (vlen is not the value's). */
 int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
@@ -240,15 +241,18 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
 
 /* ---- versioned keys (RING.*; table.h, TABLE_ENTRY_VERSIONED) ----
  * A versioned entry stores its clock encoded (dvv.h): the meta and the
- * body. Its value, for every plain command, is the sibling dvv_pick()
- * chooses; a key whose pick is a tombstone is absent for them (lookups
- * return NULL, store_delete() reports no key). Plain writes replace it with
- * a plain entry; an expiry change keeps its versions. Versioned entries
- * stay in memory (never cooled). Tombstones stay until a plain write or
+ * body. Its value (and its mc_flags: the sibling's dvv_value.mc_flags),
+ * for every plain command, is the sibling dvv_pick() chooses; a key whose
+ * pick is a tombstone is absent for them (lookups return NULL,
+ * store_delete() reports no key). Plain writes replace it with
+ * a plain entry; an expiry change keeps its versions. Past maxmemory a
+ * versioned entry is cooled as a plain one: its meta stays in memory, its
+ * body (the log record's value) goes. Tombstones stay until a plain write or
  * delete replaces them, or replica_reap() (replica.h) after tombstone-grace. */
 
 /* The stored clock of a versioned entry: meta and body, borrowed from e
- * (valid as long as e). */
+ * (valid as long as e); body is NULL for a cold entry (on disk only,
+ * body_len bytes). */
 struct store_version {
     const char *meta;
     uint32_t meta_len;

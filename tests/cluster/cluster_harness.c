@@ -230,6 +230,23 @@ int cluster_start(int i, const char *const *flags)
     return 0;
 }
 
+/* kill() returns before a busy process has stopped: its threads may still
+ * answer a request or two. Waits (up to 5 s) until waitpid reports it
+ * stopped, so a test's next request meets a frozen node. */
+static void wait_stopped(pid_t pid)
+{
+    int status;
+    int64_t until = cluster_now_ms() + 5000;
+    while (cluster_now_ms() < until) {
+        pid_t got = waitpid(pid, &status, WUNTRACED | WNOHANG);
+        if (got == pid && WIFSTOPPED(status))
+            return;
+        if (got < 0)
+            return;
+        usleep(1000);
+    }
+}
+
 void cluster_signal(int i, int sig)
 {
     if (!nodes[i].pid)
@@ -238,6 +255,8 @@ void cluster_signal(int i, int sig)
     if (sig == SIGKILL) {
         waitpid(nodes[i].pid, NULL, 0);
         nodes[i].pid = 0;
+    } else if (sig == SIGSTOP) {
+        wait_stopped(nodes[i].pid);
     }
 }
 
@@ -641,64 +660,59 @@ const char *cluster_versions_text(const struct cluster_versions *v)
     return text;
 }
 
-/* ---- memcached clients ---- */
-
-/* Whether port is free on every node's address (bound and released). */
-static bool port_free_everywhere(int port)
+/* Binds a socket to node i's address at port (0: any); the bound port, or
+ * -1. *fd receives the socket (-1 on failure). */
+static int bind_on(int i, int port, int *fd)
 {
-    for (int i = 0; i < CLUSTER_NODES_MAX; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
-        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (!ok)
-            return false;
-    }
-    return true;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof a;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (*fd < 0 || inet_pton(AF_INET, cluster_host(i), &a.sin_addr) != 1 ||
+        bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(*fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    return ntohs(a.sin_port);
 }
 
-const char *cluster_memcache_port(void)
+int cluster_free_port(int n)
 {
-    static char port[16];
-    if (port[0])
-        return port;
-    for (int tries = 0; tries < 64; tries++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        socklen_t alen = sizeof a;
-        inet_pton(AF_INET, cluster_host(0), &a.sin_addr);
-        int p = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-                        getsockname(fd, (struct sockaddr *)&a, &alen) == 0
-                    ? ntohs(a.sin_port)
-                    : 0;
-        if (fd >= 0)
-            close(fd);
-        if (p && port_free_everywhere(p)) {
-            snprintf(port, sizeof port, "%d", p);
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int fds[CLUSTER_NODES_MAX] = {-1, -1, -1, -1, -1};
+        int port = bind_on(0, 0, &fds[0]), bound = port > 0;
+        while (bound && bound < n && bind_on(bound, port, &fds[bound]) == port)
+            bound++;
+        for (int i = 0; i < CLUSTER_NODES_MAX; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        if (bound == n)
             return port;
-        }
     }
-    fprintf(stderr, "cluster: no port free on every node's address\n");
-    return NULL;
+    fprintf(stderr, "cluster: no port free on the addresses of %d nodes\n", n);
+    return -1;
 }
 
-int cluster_memcache_connect(int i)
+char *cluster_mc_ask(int i, int port, const char *req, const char *until)
 {
-    const char *port = cluster_memcache_port();
-    int fd = port ? socket(AF_INET, SOCK_STREAM, 0) : -1;
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        fprintf(stderr, "cluster: memcache port of node %d: %s\n", i, strerror(errno));
-        close(fd);
-        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {.tv_sec = 10};
+    size_t cap = 4096, n = 0, want = strlen(req);
+    char *out = calloc(1, cap);
+    if (fd < 0 || !out || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        write(fd, req, want) != (ssize_t)want) {
+        fprintf(stderr, "node %d: memcache port %d: %s\n", i, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        free(out);
+        return NULL;
     }
-    return fd;
+    ssize_t got = 1;
+    while (got > 0 && n < cap - 1 && !strstr(out, until)) {
+        got = read(fd, out + n, cap - 1 - n);
+        n += got > 0 ? (size_t)got : 0;
+    }
+    close(fd);
+    return out;
 }

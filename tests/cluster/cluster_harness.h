@@ -150,13 +150,13 @@ bool cluster_versions_has(const struct cluster_versions *v, const char *value);
 /* "[a, b] (context of N bytes)", or the error text: for messages. Static buffer. */
 const char *cluster_versions_text(const struct cluster_versions *v);
 
-/* ---- memcached clients (issue 11: test_mc_forward) ---- */
-/* A port free on every node's address, picked once: pass it to
- * cluster_start() as "--memcache-port" (a later flag wins over the
- * harness's "--memcache-port 0"). Static buffer; NULL (printed) if none. */
-const char *cluster_memcache_port(void);
-/* A TCP connection to node i's memcache port with 5 s send and receive
- * timeouts, or -1 (printed). Close it. */
-int cluster_memcache_connect(int i);
+/* A TCP port free on the addresses of nodes 0 .. n - 1 (for a second
+ * listener, e.g. --memcache-port), or -1 (printed). */
+int cluster_free_port(int n);
+
+/* One memcached text request to node i's memcache port `port` and its reply
+ * up to `until` ("\r\n", "END\r\n"), read with a 10 s timeout; NULL when
+ * it cannot connect (printed). Caller frees. */
+char *cluster_mc_ask(int i, int port, const char *req, const char *until);
 
 #endif

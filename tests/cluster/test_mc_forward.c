@@ -10,8 +10,6 @@
  * - a bad request there still gets its usual error: a malformed line
  *   (answered by the node itself) and an error from the replica that ran it
  *   (incr of a non-numeric value), relayed as it is.
- * Client flags are 0 throughout: keeping them in versions is another change
- * (replicas apply a version without them).
  * Before memcached requests were forwarded, each of these got "SERVER_ERROR
  * this node holds no replica of the key". */
 #include <setjmp.h>
@@ -22,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -32,12 +29,16 @@
 #define NODES 4
 #define KEYS 40
 
+static int mc_port; /* every node's memcache port */
+
 static int group_setup(void **state)
 {
     (void)state;
-    const char *port = cluster_memcache_port();
-    if (!port)
+    char port[16];
+    mc_port = cluster_free_port(NODES);
+    if (mc_port < 0)
         return -1;
+    snprintf(port, sizeof port, "%d", mc_port);
     const char *const flags[] = {"--replicas", "2", "--memcache-port", port, NULL};
     return cluster_start_formed(NODES, flags) == 0 ? 0 : -1;
 }
@@ -81,33 +82,25 @@ static int non_replica(const char *key)
     return -1;
 }
 
-/* Sends req on fd and reads its reply: through "END\r\n" for a retrieval,
- * else one line. Static buffer. */
-static const char *mc_call(int fd, const char *req, bool is_retrieval)
+/* req sent to node i on a connection of its own; its reply, read through
+ * "END\r\n" for a retrieval, else one line. Static buffer. */
+static const char *mc_call(int i, const char *req)
 {
     static char got[4096];
-    size_t n = 0, len = strlen(req);
-    assert_int_equal(write(fd, req, len), (ssize_t)len);
-    const char *end = is_retrieval ? "END\r\n" : "\r\n";
-    size_t elen = strlen(end);
-    while (n < elen || memcmp(got + n - elen, end, elen) != 0) {
-        ssize_t r = read(fd, got + n, sizeof got - 1 - n);
-        if (r <= 0) {
-            got[n] = '\0';
-            fail_msg("no whole reply to %s(got \"%s\")", req, got);
-        }
-        n += (size_t)r;
-    }
-    got[n] = '\0';
+    bool is_retrieval = strstr(req, "get") != NULL || strncmp(req, "gat", 3) == 0;
+    char *out = cluster_mc_ask(i, mc_port, req, is_retrieval ? "END\r\n" : "\r\n");
+    if (!out)
+        fail_msg("no connection to node %d for %s", i, req);
+    snprintf(got, sizeof got, "%s", out);
+    free(out);
     return got;
 }
 
-static void expect(int fd, const char *req, const char *want)
+static void expect(int i, const char *req, const char *want)
 {
-    bool is_retrieval = strncmp(req, "get", 3) == 0 || strncmp(req, "gat", 3) == 0;
-    const char *got = mc_call(fd, req, is_retrieval);
+    const char *got = mc_call(i, req);
     if (strcmp(got, want) != 0)
-        fail_msg("%s-> \"%s\", want \"%s\"", req, got, want);
+        fail_msg("node %d: %s-> \"%s\", want \"%s\"", i, req, got, want);
 }
 
 /* get key at every node gives want. */
@@ -115,12 +108,8 @@ static void expect_everywhere(const char *key, const char *want)
 {
     char req[128];
     snprintf(req, sizeof req, "get %s\r\n", key);
-    for (int i = 0; i < NODES; i++) {
-        int fd = cluster_memcache_connect(i);
-        assert_true(fd >= 0);
-        expect(fd, req, want);
-        close(fd);
-    }
+    for (int i = 0; i < NODES; i++)
+        expect(i, req, want);
 }
 
 static void test_mc_forward_commands_at_a_non_replica(void **state)
@@ -129,48 +118,44 @@ static void test_mc_forward_commands_at_a_non_replica(void **state)
     char req[256], want[256], key[32];
     for (int k = 0; k < KEYS; k++) {
         snprintf(key, sizeof key, "mcf:%d", k);
-        int fd = cluster_memcache_connect(non_replica(key));
-        assert_true(fd >= 0);
-        snprintf(req, sizeof req, "set %s 0 0 1\r\n7\r\n", key);
-        expect(fd, req, "STORED\r\n");
+        int node = non_replica(key);
+        snprintf(req, sizeof req, "set %s 5 0 1\r\n7\r\n", key);
+        expect(node, req, "STORED\r\n");
         snprintf(req, sizeof req, "get %s\r\n", key);
-        snprintf(want, sizeof want, "VALUE %s 0 1\r\n7\r\nEND\r\n", key);
-        expect(fd, req, want);
+        snprintf(want, sizeof want, "VALUE %s 5 1\r\n7\r\nEND\r\n", key);
+        expect(node, req, want);
         snprintf(req, sizeof req, "incr %s 3\r\n", key);
-        expect(fd, req, "10\r\n");
+        expect(node, req, "10\r\n");
         snprintf(req, sizeof req, "append %s 0 0 1\r\nx\r\n", key);
-        expect(fd, req, "STORED\r\n");
-        snprintf(want, sizeof want, "VALUE %s 0 3\r\n10x\r\nEND\r\n", key);
+        expect(node, req, "STORED\r\n");
+        snprintf(want, sizeof want, "VALUE %s 5 3\r\n10x\r\nEND\r\n", key);
         expect_everywhere(key, want);
         snprintf(req, sizeof req, "add %s 0 0 1\r\ny\r\n", key);
-        expect(fd, req, "NOT_STORED\r\n");
-        snprintf(req, sizeof req, "replace %s 0 0 2\r\nab\r\n", key);
-        expect(fd, req, "STORED\r\n");
+        expect(node, req, "NOT_STORED\r\n");
+        snprintf(req, sizeof req, "replace %s 9 0 2\r\nab\r\n", key);
+        expect(node, req, "STORED\r\n");
         snprintf(req, sizeof req, "touch %s 1000\r\n", key);
-        expect(fd, req, "TOUCHED\r\n");
+        expect(node, req, "TOUCHED\r\n");
         snprintf(req, sizeof req, "gets %s\r\n", key);
-        const char *got = mc_call(fd, req, true);
-        snprintf(want, sizeof want, "VALUE %s 0 2 ", key);
+        const char *got = mc_call(node, req);
+        snprintf(want, sizeof want, "VALUE %s 9 2 ", key);
         if (strncmp(got, want, strlen(want)) != 0 || !strstr(got, "\r\nab\r\nEND\r\n"))
             fail_msg("%s-> \"%s\"", req, got);
         /* The same node takes the cas (cas uniques are node-local). */
         unsigned long long cas = strtoull(got + strlen(want), NULL, 10);
         snprintf(req, sizeof req, "cas %s 0 0 2 %llu\r\ncd\r\n", key, cas + 1000000);
-        expect(fd, req, "EXISTS\r\n");
+        expect(node, req, "EXISTS\r\n");
         snprintf(req, sizeof req, "cas %s 0 0 2 %llu\r\ncd\r\n", key, cas);
-        expect(fd, req, "STORED\r\n");
+        expect(node, req, "STORED\r\n");
         snprintf(want, sizeof want, "VALUE %s 0 2\r\ncd\r\nEND\r\n", key);
         expect_everywhere(key, want);
         snprintf(req, sizeof req, "delete %s\r\n", key);
-        expect(fd, req, "DELETED\r\n");
+        expect(node, req, "DELETED\r\n");
         expect_everywhere(key, "END\r\n");
         snprintf(req, sizeof req, "add %s 0 0 1\r\nz\r\n", key);
-        expect(fd, req, "STORED\r\n");
-        close(fd);
+        expect(node, req, "STORED\r\n");
     }
     /* Many keys in one get: some forwarded, some not; one END. */
-    int fd = cluster_memcache_connect(0);
-    assert_true(fd >= 0);
     char many[1024] = "get", all[2048] = "";
     for (int k = 0; k < 8; k++) {
         snprintf(key, sizeof key, " mcf:%d", k);
@@ -180,8 +165,7 @@ static void test_mc_forward_commands_at_a_non_replica(void **state)
     }
     strcat(many, " mcf:none\r\n");
     strcat(all, "END\r\n");
-    expect(fd, many, all);
-    close(fd);
+    expect(0, many, all);
 }
 
 static void test_mc_forward_noreply_is_silent(void **state)
@@ -189,21 +173,19 @@ static void test_mc_forward_noreply_is_silent(void **state)
     (void)state;
     char req[256], want[256];
     const char *key = "mcf:quiet";
-    int fd = cluster_memcache_connect(non_replica(key));
-    assert_true(fd >= 0);
-    /* Each noreply request is followed by a get on the same connection:
+    int node = non_replica(key);
+    /* Each noreply request is followed by a get in the same write:
      * any reply line the noreply one got would come first. */
     snprintf(req, sizeof req, "set %s 0 0 1 noreply\r\n4\r\nget %s\r\n", key, key);
     snprintf(want, sizeof want, "VALUE %s 0 1\r\n4\r\nEND\r\n", key);
-    expect(fd, req, want);
+    expect(node, req, want);
     snprintf(req, sizeof req, "incr %s 2 noreply\r\nget %s\r\n", key, key);
     snprintf(want, sizeof want, "VALUE %s 0 1\r\n6\r\nEND\r\n", key);
-    expect(fd, req, want);
+    expect(node, req, want);
     snprintf(req, sizeof req, "add %s 0 0 1 noreply\r\n9\r\nget %s\r\n", key, key);
-    expect(fd, req, want); /* NOT_STORED, unsaid */
+    expect(node, req, want); /* NOT_STORED, unsaid */
     snprintf(req, sizeof req, "delete %s noreply\r\nget %s\r\n", key, key);
-    expect(fd, req, "END\r\n");
-    close(fd);
+    expect(node, req, "END\r\n");
     expect_everywhere(key, "END\r\n");
 }
 
@@ -212,22 +194,20 @@ static void test_mc_forward_bad_requests_get_their_errors(void **state)
     (void)state;
     char req[256];
     const char *key = "mcf:bad";
-    int fd = cluster_memcache_connect(non_replica(key));
-    assert_true(fd >= 0);
+    int node = non_replica(key);
     snprintf(req, sizeof req, "set %s 0 0 abc\r\n", key);
-    expect(fd, req, "CLIENT_ERROR bad command line format\r\n");
-    expect(fd, "bogus\r\n", "ERROR\r\n");
+    expect(node, req, "CLIENT_ERROR bad command line format\r\n");
+    expect(node, "bogus\r\n", "ERROR\r\n");
     snprintf(req, sizeof req, "set %s 0 0 2\r\nhi\r\n", key);
-    expect(fd, req, "STORED\r\n");
+    expect(node, req, "STORED\r\n");
     snprintf(req, sizeof req, "incr %s 1\r\n", key);
-    expect(fd, req, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+    expect(node, req, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
     snprintf(req, sizeof req, "incr mcf:absent 1\r\n");
-    expect(fd, req, "NOT_FOUND\r\n");
+    expect(node, req, "NOT_FOUND\r\n");
     snprintf(req, sizeof req, "get %s\r\n", key);
     char want[128];
     snprintf(want, sizeof want, "VALUE %s 0 2\r\nhi\r\nEND\r\n", key);
-    expect(fd, req, want);
-    close(fd);
+    expect(node, req, want);
 }
 
 int main(void)
