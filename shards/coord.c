@@ -1807,12 +1807,6 @@ static void coord_forwarded_all(struct shard *sh, uint64_t link, const struct wi
     req_arm(&sh->reqs, r);
 }
 
-const char *coord_client_addr(const struct shard *sh, uint32_t m)
-{
-    const struct coord_view *v = sh->coord->view;
-    return v && m < v->n_members ? v->members[m].client_addr : "?";
-}
-
 uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap)
 {
     if (!coord_is_cluster(sh))

@@ -88,10 +88,6 @@ void coord_forward_mc(struct shard *sh, uint64_t req_id, uint32_t sub, uint8_t r
                       const struct mc_request *mc, bool is_noreply,
                       const struct coord_route *route);
 
-/* "host:port" for clients of member m of the current view (a route's
- * `to`); valid until the next coord_turn(). */
-const char *coord_client_addr(const struct shard *sh, uint32_t m);
-
 /* The view's members other than this node that are not down (FLUSHALL
  * goes to each), as member indexes for coord_forward(); at most cap. */
 uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap);
