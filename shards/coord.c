@@ -599,6 +599,14 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
 /* The merged state to every replica that answered with less (or nothing). */
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 {
+    bool is_any_stale = false;
+    for (uint32_t k = 0; k < op->npeers && !is_any_stale; k++)
+        is_any_stale =
+            op->st[k] == P_MISSING ||
+            (op->st[k] == P_OK && !replica_holds(sh->store, op->key, op->klen, op->hash,
+                                                 op->got[k].meta.data, op->got[k].meta.len));
+    if (!is_any_stale)
+        return; /* the common case: no export of the merged state */
     struct replica_state merged;
     replica_state_init(&merged);
     struct resp_arg key = {op->key, op->klen};

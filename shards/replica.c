@@ -254,6 +254,25 @@ static int state_of_entry(const struct node *n, const struct table_entry *e,
     return state_done(out);
 }
 
+/* The key's versioned entry when it holds exactly this state's versions
+ * (equal meta: the encoding is canonical), else NULL. Encodes nothing. */
+static const struct table_entry *entry_holding(struct store *s, const void *key, uint32_t klen,
+                                               uint64_t hash, const void *meta, size_t meta_len)
+{
+    const struct table_entry *e = replica_find(s, key, klen, hash);
+    if (!e || !(e->meta & TABLE_ENTRY_VERSIONED))
+        return NULL;
+    struct store_version v;
+    store_entry_version(e, &v);
+    return v.meta_len == meta_len && memcmp(v.meta, meta, meta_len) == 0 ? e : NULL;
+}
+
+bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *meta,
+                   size_t meta_len)
+{
+    return entry_holding(s, key, klen, hash, meta, meta_len) != NULL;
+}
+
 int replica_export(struct store *s, const struct node *n, const void *key, uint32_t klen,
                    uint64_t hash, struct replica_state *out)
 {
@@ -336,6 +355,13 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
 {
     if (expire_at_ms > INT64_MAX)
         return -EINVAL;
+    const struct table_entry *held = entry_holding(s, key, klen, hash, meta, meta_len);
+    struct store_version v;
+    if (held && (uint64_t)held->expire_ms == expire_at_ms) {
+        store_entry_version(held, &v);
+        if (v.body_len == body_len && (body_len == 0 || memcmp(v.body, body, body_len) == 0))
+            return 0; /* this very state is stored: the sync would change nothing */
+    }
     struct replica_clocks w;
     clocks_init(&w);
     struct apply_plan p = {0};

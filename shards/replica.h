@@ -84,6 +84,12 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
  * against the merged state. */
 bool replica_same(const struct replica_state *a, const void *meta, size_t meta_len);
 
+/* True when the store holds exactly the versions of this meta for key (as
+ * replica_same against its export, without exporting): a versioned entry
+ * only; false for a plain one, whose implicit clock needs an export. */
+bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *meta,
+                   size_t meta_len);
+
 /* Gives the key's state after a plain write command one new dot covering
  * `before` (the export taken before the command ran; NULL or an empty meta:
  * the key had none). *changed is false when the command left the key as it

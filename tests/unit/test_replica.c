@@ -308,6 +308,13 @@ static void test_replica_apply_is_idempotent(void **state)
     uint64_t writes = b->store.stats.writes;
     assert_int_equal(apply(b, "k", st), 0);
     assert_int_equal(b->store.stats.writes, writes); /* nothing stored again */
+    /* replica_holds: the same answer as replica_same against an export. */
+    assert_true(replica_holds(&b->store, "k", 1, h("k"), st->meta.data, st->meta.len));
+    assert_false(replica_holds(&b->store, "none", 4, h("none"), st->meta.data, st->meta.len));
+    struct replica_state *st2 = &sts[1];
+    set(a, "k", "v2", st2);
+    assert_false(replica_holds(&b->store, "k", 1, h("k"), st2->meta.data, st2->meta.len));
+    assert_true(replica_holds(&a->store, "k", 1, h("k"), st2->meta.data, st2->meta.len));
 }
 
 static void test_replica_concurrent_writes_become_siblings(void **state)
