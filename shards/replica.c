@@ -273,6 +273,19 @@ bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t has
     return entry_holding(s, key, klen, hash, meta, meta_len) != NULL;
 }
 
+int replica_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                 struct store_version *v, uint64_t *expire_at_ms)
+{
+    const struct table_entry *e = replica_find(s, key, klen, hash);
+    if (!e)
+        return -ENOENT;
+    if (!(e->meta & TABLE_ENTRY_VERSIONED))
+        return 1;
+    store_entry_version(e, v);
+    *expire_at_ms = (uint64_t)e->expire_ms;
+    return 0;
+}
+
 int replica_export(struct store *s, const struct node *n, const void *key, uint32_t klen,
                    uint64_t hash, struct replica_state *out)
 {

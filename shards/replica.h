@@ -45,6 +45,7 @@ struct store;
 struct node;
 struct table_entry;
 struct dvv_clock;
+struct store_version;
 
 /* Tombstones the shard's tick reaps at most. */
 #define REPLICA_REAP_PER_TICK 64
@@ -65,6 +66,13 @@ void replica_state_clear(struct replica_state *st);
  * nothing for it, -EAGAIN for a cold plain value. Counts no hit or miss. */
 int replica_export(struct store *s, const struct node *n, const void *key, uint32_t klen,
                    uint64_t hash, struct replica_state *out);
+
+/* The stored state of key as replica_export gives it, borrowed (valid until
+ * the store changes): 0 and *v, *expire_at_ms set for a versioned entry;
+ * -ENOENT when the store has nothing for it; 1 for a plain entry, whose
+ * implicit clock only replica_export makes. Copies and allocates nothing. */
+int replica_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                 struct store_version *v, uint64_t *expire_at_ms);
 
 /* Merges a received state into the store (dvv_sync). Returns 1 when the
  * store changed, 0 when it already held everything given (so a second apply

@@ -280,10 +280,21 @@ static void test_replica_export_apply_round_trip(void **state)
     assert_int_equal(apply(b, "k", st), 1);
     assert_same_state(a, b, "k");
     assert_get(b, "k", "v1");
+    /* replica_peek: the export's bytes, borrowed. */
+    struct store_version v;
+    uint64_t at = 1;
+    assert_int_equal(replica_peek(&b->store, "k", 1, h("k"), &v, &at), 0);
+    assert_int_equal(v.meta_len, st->meta.len);
+    assert_memory_equal(v.meta, st->meta.data, v.meta_len);
+    assert_int_equal(v.body_len, st->body.len);
+    assert_memory_equal(v.body, st->body.data, v.body_len);
+    assert_int_equal(at, st->expire_at_ms);
+    assert_int_equal(replica_peek(&b->store, "none", 4, h("none"), &v, &at), -ENOENT);
     /* A missing key; a plain entry exports as its implicit clock, which
      * another replica takes as it is. */
     assert_int_equal(replica_export(&a->store, &a->node, "none", 4, h("none"), st), -ENOENT);
     assert_int_equal(store_put(&a->store, "p", 1, h("p"), "plain", 5, 0, 0, NULL), 0);
+    assert_int_equal(replica_peek(&a->store, "p", 1, h("p"), &v, &at), 1); /* export it */
     struct dvv_clock *k = scratch;
     assert_int_equal(siblings(a, "p", st, k), 1);
     assert_int_equal(k->values[0].ts_ms, 0);
