@@ -302,7 +302,9 @@ int replica_export(struct store *s, const struct node *n, const void *key, uint3
 /* What replica_apply decided, once the clocks are computed. */
 struct apply_plan {
     struct table_entry *e;  /* the stored entry, NULL when none */
-    struct buf stored_meta; /* e's state, encoded */
+    struct buf stored_meta; /* e's state, encoded, for a plain e */
+    const char *stored;     /* e's meta: a versioned e's own bytes, else stored_meta's */
+    size_t stored_len;
     struct buf merged_meta; /* K_OUT, encoded */
     int64_t expire_ms;
 };
@@ -337,6 +339,25 @@ static int apply_merge(struct store *s, const struct node *n, const void *key, u
     return rc;
 }
 
+/* p->stored = K_STORED's meta: a versioned entry holds its canonical
+ * encoding already (the bytes replica_export gives), a plain one is encoded. */
+static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
+{
+    if (p->e->meta & TABLE_ENTRY_VERSIONED) {
+        struct store_version v;
+        store_entry_version(p->e, &v);
+        p->stored = v.meta;
+        p->stored_len = v.meta_len;
+        return 0;
+    }
+    int rc = dvv_encode_meta(w->k[K_STORED], &p->stored_meta);
+    if (rc == 0 && p->stored_meta.failed)
+        rc = -ENOMEM;
+    p->stored = p->stored_meta.data;
+    p->stored_len = p->stored_meta.len;
+    return rc;
+}
+
 /* Encodes the metas and picks the expiry (see the design comment). */
 static int apply_decide(const struct replica_clocks *w, const void *meta, size_t meta_len,
                         uint64_t expire_at_ms, struct apply_plan *p)
@@ -346,12 +367,12 @@ static int apply_decide(const struct replica_clocks *w, const void *meta, size_t
         p->expire_ms = (int64_t)expire_at_ms;
         return rc;
     }
-    rc = dvv_encode_meta(w->k[K_STORED], &p->stored_meta);
+    rc = stored_meta_of(w, p);
     if (rc != 0)
         return rc;
-    if (p->stored_meta.failed || p->merged_meta.failed)
+    if (p->merged_meta.failed)
         return -ENOMEM;
-    bool is_stored = meta_equal(&p->merged_meta, p->stored_meta.data, p->stored_meta.len);
+    bool is_stored = meta_equal(&p->merged_meta, p->stored, p->stored_len);
     bool is_given = meta_equal(&p->merged_meta, meta, meta_len);
     if (is_stored && !is_given)
         p->expire_ms = p->e->expire_ms;
@@ -385,7 +406,7 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
         rc = apply_merge(s, n, key, klen, hash, meta, meta_len, body, body_len, &w, &p);
     if (rc == 0)
         rc = apply_decide(&w, meta, meta_len, expire_at_ms, &p);
-    bool same = rc == 0 && p.e && meta_equal(&p.merged_meta, p.stored_meta.data, p.stored_meta.len);
+    bool same = rc == 0 && p.e && meta_equal(&p.merged_meta, p.stored, p.stored_len);
     bool gone = p.expire_ms != 0 && p.expire_ms <= s->now_ms;
     if (rc == 0 && ((same && p.expire_ms == p.e->expire_ms) || (!p.e && gone))) {
         rc = 0; /* it held everything given (or nothing that is still live) */
