@@ -344,8 +344,6 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
         mi_free(op);
         return NULL;
     }
-    for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
-        replica_state_init(&op->got[k]);
     op->view = sh->coord->view;
     op->view->refs++;
     r->owner_ptr = op;
@@ -355,7 +353,7 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
 
 static void coord_op_free(struct coord_op *op)
 {
-    for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
+    for (uint32_t k = 0; k < op->npeers; k++) /* coord_op_peers inited them */
         replica_state_fini(&op->got[k]);
     for (uint32_t i = 0; op->mgot && i < op->nkeys * (op->npeers ? op->npeers : 1); i++)
         replica_state_fini(&op->mgot[i]);
@@ -738,6 +736,7 @@ static uint32_t coord_op_peers(const struct coord_view *v, uint32_t p, struct co
             continue;
         op->peer[op->npeers] = list[k];
         op->st[op->npeers] = coord_live(v, list[k]) ? P_WAIT : P_NONE;
+        replica_state_init(&op->got[op->npeers]);
         alive += op->st[op->npeers] == P_WAIT;
         op->npeers++;
     }
