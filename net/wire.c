@@ -339,7 +339,7 @@ static const char *read_payload(const uint8_t *p, const uint8_t *end, const stru
 static const char *read_request(const uint8_t *b, const uint8_t *end, const struct wire_limits *lim,
                                 struct wire_msg *m)
 {
-    if (m->flags & ~WIRE_MSG_RESP3)
+    if (m->flags & ~WIRE_MSG_REQUEST_FLAGS)
         return "unknown request flags";
     if (end - b < WIRE_REQUEST_FIXED)
         return "request shorter than its fixed fields";
@@ -532,7 +532,7 @@ uint64_t wire_msg_size(const struct wire_msg *m)
     bool ok = op_known(m->op) && m->key.len <= WIRE_KEY_MAX && m->meta.len <= WIRE_META_MAX;
     uint64_t n = WIRE_MSG_HEADER_LEN + 4 + (uint64_t)m->key.len + 4 + m->meta.len + 2;
     if (m->kind == WIRE_REQUEST) {
-        ok = ok && !(m->flags & ~WIRE_MSG_RESP3) && m->slot < WIRE_SLOTS;
+        ok = ok && !(m->flags & ~WIRE_MSG_REQUEST_FLAGS) && m->slot < WIRE_SLOTS;
         n += WIRE_REQUEST_FIXED;
     } else if (m->kind == WIRE_REPLY) {
         ok = ok && m->flags == 0 && m->status <= WIRE_CODE_OVERLOADED &&

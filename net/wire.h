@@ -54,7 +54,8 @@
  *     12 partition u16, 14 slot u16 (< 16384), 16 op u8 (enum wire_op),
  *     17 r u8, 18 w u8 (0: the receiver's default), 19 zero u8,
  *     20 expire_at_ms u64 (absolute unix ms; 0: no expiry), 28 payload
- *     flags: WIRE_MSG_RESP3 (FORWARD: reply in RESP3)
+ *     flags: WIRE_MSG_RESP3 (FORWARD: reply in RESP3), WIRE_MSG_HOPPED
+ *     (FORWARD: sent on by a node that holds no replica; not sent again)
  *   REPLY body: 0 id u64 (the request's), 8 status u8 (enum wire_status_code),
  *     9 op u8 (the request's), 10 text length u16 (<= WIRE_TEXT_MAX),
  *     12 expire_at_ms u64, 20 text (printable ASCII: an error's message),
@@ -131,7 +132,9 @@ enum wire_kind {
     WIRE_REPLY = 2,
 };
 
-#define WIRE_MSG_RESP3 1 /* REQUEST flag */
+#define WIRE_MSG_RESP3 1  /* REQUEST flag */
+#define WIRE_MSG_HOPPED 2 /* REQUEST flag */
+#define WIRE_MSG_REQUEST_FLAGS (WIRE_MSG_RESP3 | WIRE_MSG_HOPPED)
 
 /* X-macros: one list gives each enum and its names. */
 /* clang-format off */

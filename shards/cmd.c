@@ -27,7 +27,10 @@
  * these routes (memcached's too) goes to its key's coordinator instead: a
  * message with CMD_COORD to the shard owning the key here, a FORWARD to a
  * replica, or -MOVED / -UNAVAILABLE; MSETNX always takes two phases, and
- * FLUSHALL also goes to every other member. A cluster of one never asks.
+ * FLUSHALL also goes to every other member. DBSIZE, KEYS, RANDOMKEY and
+ * SCAN give a cluster-aware connection this node's node-local answer and
+ * any other the cluster's (keyspace.h): the first three from every member,
+ * SCAN from one member at a time. A cluster of one never asks.
  * A request answered later owns its connection's next reply slot; its
  * sub-results are structured (req.h: status, number, payload offset, as
  * the handlers report them through cmd_reply_*), and the combiners below
@@ -68,6 +71,7 @@
 #include "conn.h"
 #include "coord.h"
 #include "idset.h"
+#include "keyspace.h"
 #include "keyhash.h"
 #include "node.h"
 #include "persist.h"
@@ -164,6 +168,8 @@ static const struct cmd_def cmd_defs[] = {
      "Returns a random key name from the database."},
     {"dbsize", 1, CMD_READONLY | CMD_FAST | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0,
      cmd_dbsize_shard, CMD_COMBINE_SUM, "server", "Returns the number of keys in the database."},
+    {"ring.local", -2, CMD_READONLY | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, keyspace_refuse, 0,
+     "server", "A keyspace command's node-local form, asked by a peer (ringkv)."},
     {"flushall", -1, CMD_WRITE | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0,
      cmd_flushall_shard, CMD_COMBINE_OK, "server", "Removes all keys from all databases."},
     {"flushdb", -1, CMD_WRITE | CMD_BARRIER | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_ALL, 0,
@@ -634,10 +640,24 @@ void cmd_broadcast_with(struct cmd_ctx *ctx, cmd_handler *h, enum cmd_combine co
 }
 
 /* FLUSHALL in a cluster: every shard here and, forwarded, every member not
- * down (which runs it on its shards and sends it no further). */
+ * down (which runs it on its shards and sends it no further). DBSIZE, KEYS
+ * and RANDOMKEY for a client that is not cluster-aware (keyspace.h) the
+ * same way: every shard here gives its node-local form, every other member
+ * its own as `RING.LOCAL <command>`, and the combiner sums, concatenates or
+ * picks. */
 static void cmd_route_all_members(struct shard *sh, struct conn *c, const struct cmd_def *d,
                                   struct resp_arg *argv, uint32_t argc)
 {
+    struct resp_arg local[KEYSPACE_ARGS_MAX + 1] = {{"RING.LOCAL", 10}};
+    if (!(d->flags & CMD_WRITE)) {
+        if (argc > KEYSPACE_ARGS_MAX) {
+            resp_write_error(conn_reply_buf(c), "ERR too many arguments in a cluster");
+            return;
+        }
+        memcpy(local + 1, argv, argc * sizeof *argv);
+    }
+    const struct resp_arg *peer_argv = d->flags & CMD_WRITE ? argv : local;
+    uint32_t peer_argc = d->flags & CMD_WRITE ? argc : argc + 1;
     uint32_t peers[CMD_FLUSH_PEERS_MAX];
     uint32_t npeers = coord_peers(sh, peers, CMD_FLUSH_PEERS_MAX);
     uint32_t nshards = sh->node->nshards;
@@ -648,8 +668,9 @@ static void cmd_route_all_members(struct shard *sh, struct conn *c, const struct
         cmd_route_sub(sh, c, r, s, s, d->handler, d->flags | CMD_BARRIER | CMD_NOKEY, argv, argc,
                       0, NULL);
     for (uint32_t i = 0; i < npeers; i++) {
-        struct coord_route to = {.kind = COORD_FORWARD, .to = peers[i]};
-        coord_forward(sh, r->id, nshards + i, c->resp_version, 0, 0, argv, argc, &to);
+        struct coord_route to = {
+            .kind = COORD_FORWARD, .to = peers[i], .partition = COORD_NO_PARTITION};
+        coord_forward(sh, r->id, nshards + i, c->resp_version, 0, 0, peer_argv, peer_argc, &to);
     }
     req_arm(&sh->reqs, r);
 }
@@ -665,48 +686,112 @@ static uint32_t cmd_scan_next_shard(const struct node *n, uint32_t from)
     return from;
 }
 
-/* SCAN: the cursor's top byte names the shard, the rest is that shard's
- * table cursor shifted right by 8 (table cursors are multiples of 256). */
-static void cmd_route_scan(struct shard *sh, struct conn *c, const struct cmd_def *d,
-                           struct resp_arg *argv, uint32_t argc)
+static void cmd_scan_start(const struct node *n, uint64_t cursor, uint32_t *shard, uint64_t *pos);
+
+bool cmd_scan_cursor(const struct node *n, const struct resp_arg *a, uint64_t *cursor,
+                     uint32_t *shard, uint64_t *pos)
 {
     char text[24];
-    uint64_t cursor = 0;
-    if (argv[1].len == 0 || argv[1].len >= sizeof text) {
-        resp_write_error(conn_reply_buf(c), "ERR invalid cursor");
-        return;
-    }
-    memcpy(text, argv[1].ptr, argv[1].len);
-    text[argv[1].len] = '\0';
+    if (a->len == 0 || a->len >= sizeof text)
+        return false;
+    memcpy(text, a->ptr, a->len);
+    text[a->len] = '\0';
     char *end;
     errno = 0;
-    cursor = strtoull(text, &end, 10);
-    if (errno || *end || text[0] == '-') {
-        resp_write_error(conn_reply_buf(c), "ERR invalid cursor");
-        return;
+    *cursor = strtoull(text, &end, 10);
+    if (errno || *end || text[0] == '-')
+        return false;
+    cmd_scan_start(n, *cursor, shard, pos);
+    return true;
+}
+
+/* Where node-wide cursor `cursor` resumes: see cmd_scan_cursor(). */
+static void cmd_scan_start(const struct node *n, uint64_t cursor, uint32_t *shard, uint64_t *pos)
+{
+    *shard = (uint32_t)(cursor >> 56);
+    *pos = (cursor & ((1ULL << 56) - 1)) << 8;
+    if (*shard >= n->nshards) {
+        *shard = 0;
+        *pos = 0;
     }
-    uint32_t shard = (uint32_t)(cursor >> 56);
-    uint64_t pos = (cursor & ((1ULL << 56) - 1)) << 8;
-    if (shard >= sh->node->nshards) {
-        shard = 0;
-        pos = 0;
-    }
-    if (pos == 0)
-        shard = cmd_scan_next_shard(sh->node, shard);
-    if (shard >= sh->node->nshards)
-        shard = 0; /* every shard is empty: shard 0 still checks the options */
+    if (*pos == 0)
+        *shard = cmd_scan_next_shard(n, *shard);
+    if (*shard >= n->nshards) /* no shard from there holds keys: the last one (empty too) */
+        *shard = n->nshards - 1; /* ends the scan, and still checks the options */
+}
+
+/* SCAN on this node: the cursor's top byte names the shard, the rest is
+ * that shard's table cursor shifted right by 8 (table cursors are
+ * multiples of 256). r->aux: the shard, plus keyspace.h's member rank
+ * (KEYSPACE_AUX_*) when the cursor is cluster-wide. */
+static void cmd_route_scan_here(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                                struct resp_arg *argv, uint32_t argc, uint32_t shard,
+                                uint64_t pos, int64_t aux)
+{
     char pos_text[24];
     int n = snprintf(pos_text, sizeof pos_text, "%" PRIu64, pos);
     struct req *r = cmd_req_new(sh, c, 1, CMD_COMBINE_SCAN);
     if (!r)
         return;
-    r->aux = shard;
+    r->aux = aux | shard;
     struct resp_arg saved = argv[1];
     argv[1].ptr = pos_text;
     argv[1].len = (uint32_t)n;
     cmd_route_sub(sh, c, r, 0, shard, d->handler, d->flags, argv, argc, 0, NULL);
     argv[1] = saved;
     req_arm(&sh->reqs, r);
+}
+
+/* SCAN for a client that is not cluster-aware in a cluster: the cursor
+ * names a member (keyspace.h) and that member's node-wide cursor; this
+ * node's part runs here, another member's is forwarded as RING.LOCAL SCAN. */
+static void cmd_route_scan_cluster(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                                   struct resp_arg *argv, uint32_t argc, uint64_t cursor)
+{
+    struct keyspace_scan at;
+    if (!keyspace_scan_at(sh, cursor, &at)) {
+        resp_write_array_len(conn_reply_buf(c), 2); /* no member is left: the scan is over */
+        resp_write_bulk(conn_reply_buf(c), "0", 1);
+        resp_write_array_len(conn_reply_buf(c), 0);
+        return;
+    }
+    if (at.is_self) {
+        uint32_t shard;
+        uint64_t pos;
+        cmd_scan_start(sh->node, at.node, &shard, &pos);
+        cmd_route_scan_here(sh, c, d, argv, argc, shard, pos, at.aux);
+        return;
+    }
+    struct resp_arg fwd[KEYSPACE_ARGS_MAX + 1];
+    char text[24];
+    if (argc > KEYSPACE_ARGS_MAX) {
+        resp_write_error(conn_reply_buf(c), "ERR too many arguments in a cluster");
+        return;
+    }
+    uint32_t n = keyspace_scan_args(&at, argv, argc, fwd, text, sizeof text);
+    struct req *r = cmd_req_new(sh, c, 1, CMD_COMBINE_SCAN);
+    if (!r)
+        return;
+    r->aux = at.aux | KEYSPACE_AUX_REMOTE;
+    struct coord_route to = {
+        .kind = COORD_FORWARD, .to = at.member, .partition = COORD_NO_PARTITION};
+    coord_forward(sh, r->id, 0, c->resp_version, 0, 0, fwd, n, &to);
+    req_arm(&sh->reqs, r);
+}
+
+static void cmd_route_scan(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                           struct resp_arg *argv, uint32_t argc)
+{
+    uint64_t cursor, pos;
+    uint32_t shard;
+    if (!cmd_scan_cursor(sh->node, &argv[1], &cursor, &shard, &pos)) {
+        resp_write_error(conn_reply_buf(c), "ERR invalid cursor");
+        return;
+    }
+    if (coord_is_cluster(sh) && !c->cluster_aware)
+        cmd_route_scan_cluster(sh, c, d, argv, argc, cursor);
+    else
+        cmd_route_scan_here(sh, c, d, argv, argc, shard, pos, 0);
 }
 
 /* MSETNX: atomic where every key lives on one shard; else two phases:
@@ -754,20 +839,26 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
     req_arm(&sh->reqs, r);
 }
 
-static bool cmd_key_too_large(struct shard *sh, struct conn *c, const struct cmd_def *d,
-                              struct resp_arg *argv, uint32_t argc)
+bool cmd_args_ok(const struct node *n, const struct cmd_def *d, const struct resp_arg *argv,
+                 uint32_t argc, char *err, size_t len)
 {
-    if (d->first_key <= 0)
+    if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
+        (d->arity < 0 && argc < (uint32_t)-d->arity) ||
+        (d->route == CMD_ROUTE_EACH && (argc - 1) % d->split_step != 0)) {
+        snprintf(err, len, "ERR wrong number of arguments for '%s' command", d->name);
         return false;
-    int64_t max = sh->node->cfg->max_key_size;
+    }
+    if (d->first_key <= 0)
+        return true;
+    int64_t max = n->cfg->max_key_size;
     int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
     for (int i = d->first_key; i <= last && i < (int)argc; i += d->key_step) {
         if (argv[i].len > max) {
-            resp_write_error(conn_reply_buf(c), "ERR key too large (see max-key-size)");
-            return true;
+            snprintf(err, len, "ERR key too large (see max-key-size)");
+            return false;
         }
     }
-    return false;
+    return true;
 }
 
 static void cmd_unknown(struct conn *c, struct resp_arg *argv, uint32_t argc)
@@ -812,17 +903,12 @@ static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *
         resp_write_error(conn_reply_buf(c), "NOAUTH Authentication required.");
         return false;
     }
-    if ((d->arity > 0 && argc != (uint32_t)d->arity) ||
-        (d->arity < 0 && argc < (uint32_t)-d->arity) ||
-        (d->route == CMD_ROUTE_EACH && (argc - 1) % d->split_step != 0)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", d->name);
-        resp_write_error(conn_reply_buf(c), msg);
+    c->last_cmd = d->name; /* as Redis: even when the arguments are refused */
+    char err[96];
+    if (!cmd_args_ok(sh->node, d, argv, argc, err, sizeof err)) {
+        resp_write_error(conn_reply_buf(c), err);
         return false;
     }
-    c->last_cmd = d->name;
-    if (cmd_key_too_large(sh, c, d, argv, argc))
-        return false;
     /* MISCONF: the data log cannot persist */
     return !((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL));
 }
@@ -851,7 +937,7 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
         cmd_route_each(sh, c, d, argv, argc);
         return;
     case CMD_ROUTE_ALL: {
-        if ((d->flags & CMD_WRITE) && coord_is_cluster(sh)) {
+        if (coord_is_cluster(sh) && ((d->flags & CMD_WRITE) || !c->cluster_aware)) {
             cmd_route_all_members(sh, c, d, argv, argc);
             return;
         }
@@ -1197,7 +1283,9 @@ static uint64_t cmd_random(void)
 }
 
 /* SCAN: the shard's reply carries its next table cursor (num) and the key
- * array as payload; the cursor is made node-wide. */
+ * array as payload; the cursor is made node-wide, and cluster-wide when
+ * r->aux says so (keyspace.h); a member's forwarded reply brings its
+ * node-wide cursor in its text. */
 static void cmd_combine_scan(struct shard *sh, const struct req *r, struct buf *out)
 {
     const struct req_result *res = &r->subs[0];
@@ -1205,19 +1293,29 @@ static void cmd_combine_scan(struct shard *sh, const struct req *r, struct buf *
         cmd_append_body(out, res);
         return;
     }
-    uint64_t next = (uint64_t)res->num;
-    uint64_t shard = (uint64_t)r->aux, cursor;
-    if (next != 0) {
-        cursor = (shard << 56) | (next >> 8);
-    } else {
-        uint64_t following = cmd_scan_next_shard(sh->node, (uint32_t)shard + 1);
-        cursor = following < sh->node->nshards ? following << 56 : 0;
-    }
-    char text[24];
-    int n = snprintf(text, sizeof text, "%" PRIu64, cursor);
+    uint64_t cursor;
     const char *p;
     size_t len;
-    cmd_payload(res, &p, &len);
+    if (r->aux & KEYSPACE_AUX_REMOTE) {
+        if (!keyspace_scan_reply(res, &cursor, &p, &len)) {
+            resp_write_error(out, "ERR a member's SCAN reply could not be read");
+            return;
+        }
+    } else {
+        uint64_t next = (uint64_t)res->num;
+        uint64_t shard = (uint64_t)r->aux & KEYSPACE_AUX_SHARD;
+        if (next != 0) {
+            cursor = (shard << 56) | (next >> 8);
+        } else {
+            uint64_t following = cmd_scan_next_shard(sh->node, (uint32_t)shard + 1);
+            cursor = following < sh->node->nshards ? following << 56 : 0;
+        }
+        cmd_payload(res, &p, &len);
+    }
+    if (r->aux & ~KEYSPACE_AUX_SHARD)
+        cursor = keyspace_scan_next(sh, r->aux, cursor);
+    char text[24];
+    int n = snprintf(text, sizeof text, "%" PRIu64, cursor);
     resp_write_array_len(out, 2);
     resp_write_bulk(out, text, (size_t)n);
     buf_append(out, p, len);
@@ -1287,6 +1385,58 @@ static void cmd_msetnx_phase2(struct shard *sh, struct conn *c, struct req *r)
     }
 }
 
+void cmd_combine_keyspace(struct shard *sh, const struct req *r, int proto, struct buf *out)
+{
+    const struct req_result *err = cmd_first_error(r);
+    int64_t total = 0;
+    switch ((enum cmd_combine)r->kind) {
+    case CMD_COMBINE_SUM:
+        if (err) {
+            cmd_append_body(out, err);
+            return;
+        }
+        for (uint32_t i = 0; i < r->nsub; i++)
+            total += r->subs[i].num;
+        resp_write_int(out, total);
+        return;
+    case CMD_COMBINE_CONCAT:
+        if (err) {
+            cmd_append_body(out, err);
+            return;
+        }
+        for (uint32_t i = 0; i < r->nsub; i++)
+            total += r->subs[i].num;
+        resp_write_array_len(out, (size_t)total);
+        for (uint32_t i = 0; i < r->nsub; i++) {
+            const char *p;
+            size_t n;
+            cmd_payload(&r->subs[i], &p, &n);
+            buf_append(out, p, n);
+        }
+        return;
+    case CMD_COMBINE_RANDOM: {
+        uint32_t live = 0, pick;
+        for (uint32_t i = 0; i < r->nsub; i++)
+            live += r->subs[i].status == REQ_BULK;
+        if (live == 0) {
+            resp_write_null(out, proto);
+            return;
+        }
+        pick = (uint32_t)(cmd_random() % live);
+        for (uint32_t i = 0; i < r->nsub; i++)
+            if (r->subs[i].status == REQ_BULK && pick-- == 0)
+                cmd_append_body(out, &r->subs[i]);
+        return;
+    }
+    case CMD_COMBINE_SCAN:
+        cmd_combine_scan(sh, r, out);
+        return;
+    default:
+        resp_write_error(out, "ERR not a keyspace command");
+        return;
+    }
+}
+
 /* Writes the combined reply of a complete request into out. False when it
  * started another phase instead (MSETNX). */
 static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct buf *out)
@@ -1308,52 +1458,17 @@ static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct 
         for (uint32_t i = 0; i < r->nsub; i++)
             cmd_append_body(out, &r->subs[i]);
         return true;
-    case CMD_COMBINE_SUM:
-        if (err) {
-            cmd_append_body(out, err);
-            return true;
-        }
-        for (uint32_t i = 0; i < r->nsub; i++)
-            total += r->subs[i].num;
-        resp_write_int(out, total);
-        return true;
     case CMD_COMBINE_OK:
         if (err)
             cmd_append_body(out, err);
         else
             resp_write_ok(out);
         return true;
+    case CMD_COMBINE_SUM:
     case CMD_COMBINE_CONCAT:
-        if (err) {
-            cmd_append_body(out, err);
-            return true;
-        }
-        for (uint32_t i = 0; i < r->nsub; i++)
-            total += r->subs[i].num;
-        resp_write_array_len(out, (size_t)total);
-        for (uint32_t i = 0; i < r->nsub; i++) {
-            const char *p;
-            size_t n;
-            cmd_payload(&r->subs[i], &p, &n);
-            buf_append(out, p, n);
-        }
-        return true;
-    case CMD_COMBINE_RANDOM: {
-        uint32_t live = 0, pick;
-        for (uint32_t i = 0; i < r->nsub; i++)
-            live += r->subs[i].status == REQ_BULK;
-        if (live == 0) {
-            resp_write_null(out, c->resp_version);
-            return true;
-        }
-        pick = (uint32_t)(cmd_random() % live);
-        for (uint32_t i = 0; i < r->nsub; i++)
-            if (r->subs[i].status == REQ_BULK && pick-- == 0)
-                cmd_append_body(out, &r->subs[i]);
-        return true;
-    }
+    case CMD_COMBINE_RANDOM:
     case CMD_COMBINE_SCAN:
-        cmd_combine_scan(sh, r, out);
+        cmd_combine_keyspace(sh, r, c->resp_version, out);
         return true;
     case CMD_COMBINE_MSETNX:
         if (err) {

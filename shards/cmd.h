@@ -242,12 +242,29 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
  * CMD_RMW for a read-modify-write command. */
 uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
 
+/* The shape checks every request passes, a client's or a peer's FORWARD:
+ * arity (split routes: whole groups) and key sizes (max-key-size). False
+ * with the RESP error line (code first, no '-' or CRLF) in err[0..len). */
+bool cmd_args_ok(const struct node *n, const struct cmd_def *d, const struct resp_arg *argv,
+                 uint32_t argc, char *err, size_t len);
+
 /* A message for sub-result `sub` of request req_id of shard sh, to run h
  * on shard `target` (arguments copied). r and w are 0. NULL on out of
  * memory. */
 struct cmd_msg *cmd_msg_for(struct shard *sh, uint64_t req_id, uint32_t sub, uint32_t target,
                             cmd_handler *h, uint32_t flags, int proto, struct resp_arg *argv,
                             uint32_t argc, uint64_t hash);
+/* SCAN's node-wide cursor a (decimal text): *cursor, the shard it names
+ * and that shard's table position; a cursor naming no shard starts over,
+ * and a position 0 moves on to the first shard holding keys. False when a
+ * is not a cursor. Any shard thread. */
+bool cmd_scan_cursor(const struct node *n, const struct resp_arg *a, uint64_t *cursor,
+                     uint32_t *shard, uint64_t *pos);
+/* The reply of a complete keyspace request r of sh (r->kind: SUM, CONCAT,
+ * RANDOM or SCAN, r->aux as SCAN's routing set it) in protocol `proto`,
+ * appended to out: for a peer's RING.LOCAL (keyspace.h) as for a client. */
+void cmd_combine_keyspace(struct shard *sh, const struct req *r, int proto, struct buf *out);
+
 /* The one key a message serves ({"", 0} for a keyless one). */
 static inline struct resp_arg cmd_msg_key(const struct cmd_msg *m)
 {

@@ -13,7 +13,12 @@
  * returned at least once) is the table's. Both skip expired keys without
  * removing them (the table must not change under table_scan); active
  * expiry reclaims them. Keys are written straight into a scratch buffer,
- * then counted into the array header. */
+ * then counted into the array header.
+ * In a cluster (coord_is_cluster) these handlers give the node-local form
+ * (keyspace.h): only keys of partitions this node answers for
+ * (coord_answers_for), never tombstones; DBSIZE adds up the store's
+ * per-partition counts instead of walking. A cluster of one takes the
+ * paths it always took. */
 #include "cmd_keys.h"
 
 #include "num.h"
@@ -22,11 +27,39 @@
 #include <string.h>
 
 #include "cmd_string.h"
+#include "coord.h"
 #include "glob.h"
+#include "node.h"
+#include "shard.h"
 #include "store.h"
 
 #define KEYS_SCAN_CHUNK 1024 /* entries per table_scan call of KEYS */
 #define SCAN_DEFAULT_COUNT 10
+#define RANDOM_MINE_TRIES 64 /* samples RANDOMKEY takes before walking for a key of its own */
+
+/* In a cluster, the executing shard (its view says which partitions this
+ * node answers for); NULL for a cluster of one, where every key counts (and
+ * for a store run without a node, as unit tests do). */
+static const struct shard *keyspace_filter(const struct cmd_ctx *c)
+{
+    if (!c->node)
+        return NULL;
+    const struct shard *sh = c->node->shards[c->shard_id];
+    return coord_is_cluster(sh) ? sh : NULL;
+}
+
+/* Whether e is in the node-local answer of filter f (keyspace_filter). */
+static bool keyspace_counts(const struct shard *f, const struct node *n,
+                            const struct table_entry *e)
+{
+    if (!f)
+        return true;
+    if (e->meta & TABLE_ENTRY_TOMBSTONE)
+        return false;
+    const char *key = table_entry_key(e);
+    uint64_t hash = n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
+    return coord_answers_for(f, node_partition_of(n, key, e->key_len, hash));
+}
 
 static struct table_entry *lookup(struct cmd_ctx *c)
 {
@@ -217,7 +250,16 @@ void cmd_persist(struct cmd_ctx *c)
 
 void cmd_dbsize_shard(struct cmd_ctx *c)
 {
-    cmd_reply_int(c, (int64_t)store_count(c->store));
+    const struct shard *f = keyspace_filter(c);
+    if (!f) {
+        cmd_reply_int(c, (int64_t)store_count(c->store));
+        return;
+    }
+    uint64_t total = 0; /* O(partitions), not O(keys) */
+    for (uint32_t p = 0; p < c->node->npartitions; p++)
+        if (c->node->partition_shard[p] == c->shard_id && coord_answers_for(f, p))
+            total += store_partition_count(c->store, p);
+    cmd_reply_int(c, (int64_t)total);
 }
 
 void cmd_flushall_shard(struct cmd_ctx *c)
@@ -234,6 +276,8 @@ void cmd_flushall_shard(struct cmd_ctx *c)
 /* Keys gathered by a table walk into `keys` (bulk strings), counted in n. */
 struct key_walk {
     const struct store *store;
+    const struct shard *filter; /* keyspace_filter() */
+    const struct node *node;
     const struct resp_arg *pattern; /* NULL: every key */
     struct buf keys;
     size_t n;
@@ -243,6 +287,8 @@ static void key_walk_fn(struct table_entry *e, void *arg)
 {
     struct key_walk *w = arg;
     if (store_is_expired(w->store, e))
+        return;
+    if (w->filter && !keyspace_counts(w->filter, w->node, e))
         return;
     if (w->pattern && !glob_match(w->pattern->ptr, w->pattern->len, table_entry_key(e), e->key_len))
         return;
@@ -269,7 +315,10 @@ static void reply_keys(struct cmd_ctx *c, struct key_walk *w)
 
 void cmd_keys_shard(struct cmd_ctx *c)
 {
-    struct key_walk w = {.store = c->store, .pattern = pattern_or_null(&c->argv[1])};
+    struct key_walk w = {.store = c->store,
+                         .filter = keyspace_filter(c),
+                         .node = c->node,
+                         .pattern = pattern_or_null(&c->argv[1])};
     buf_init(&w.keys);
     uint64_t cursor = 0;
     do {
@@ -279,9 +328,45 @@ void cmd_keys_shard(struct cmd_ctx *c)
     buf_fini(&w.keys);
 }
 
+/* First key of this node's answer in a walk (RANDOMKEY's fallback). */
+struct key_first {
+    const struct shard *filter;
+    const struct node *node;
+    const struct store *store;
+    struct table_entry *found;
+};
+
+static void key_first_fn(struct table_entry *e, void *arg)
+{
+    struct key_first *k = arg;
+    if (!k->found && !store_is_expired(k->store, e) && keyspace_counts(k->filter, k->node, e))
+        k->found = e;
+}
+
+/* RANDOMKEY in a cluster: a sampled key of a partition this node answers
+ * for; when samples keep missing (few such keys here), the first one a
+ * walk meets. NULL when there is none. */
+static struct table_entry *random_mine(struct cmd_ctx *c, const struct shard *f)
+{
+    for (int i = 0; i < RANDOM_MINE_TRIES; i++) {
+        struct table_entry *e = store_random(c->store);
+        if (!e)
+            return NULL;
+        if (keyspace_counts(f, c->node, e))
+            return e;
+    }
+    struct key_first k = {.filter = f, .node = c->node, .store = c->store};
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan(c->store->table, cursor, KEYS_SCAN_CHUNK, key_first_fn, &k);
+    } while (!k.found && cursor != 0);
+    return k.found;
+}
+
 void cmd_randomkey_shard(struct cmd_ctx *c)
 {
-    struct table_entry *e = store_random(c->store);
+    const struct shard *f = keyspace_filter(c);
+    struct table_entry *e = f ? random_mine(c, f) : store_random(c->store);
     if (e)
         cmd_reply_bulk(c, table_entry_key(e), e->key_len);
     else
@@ -354,7 +439,8 @@ void cmd_scan_shard(struct cmd_ctx *c)
     }
     if (!parse_scan_options(c, &o))
         return;
-    struct key_walk w = {.store = c->store, .pattern = o.pattern};
+    struct key_walk w = {
+        .store = c->store, .filter = keyspace_filter(c), .node = c->node, .pattern = o.pattern};
     buf_init(&w.keys);
     cursor = table_scan(c->store->table, cursor, (size_t)o.count,
                         o.is_type_string ? key_walk_fn : scan_skip_fn, &w);

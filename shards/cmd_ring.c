@@ -222,8 +222,10 @@ static void ring_write(struct cmd_ctx *c, const struct resp_arg *value, uint32_t
     struct ring_clocks k;
     if (!ring_clocks_make(c, &k))
         return;
-    struct dvv_value v = {value ? value->ptr : NULL, value ? (uint32_t)value->len : 0,
-                          value ? 0 : DVV_TOMBSTONE, c->store->now_ms};
+    struct dvv_value v = {.data = value ? value->ptr : NULL,
+                          .len = value ? (uint32_t)value->len : 0,
+                          .flags = value ? 0 : DVV_TOMBSTONE,
+                          .ts_ms = c->store->now_ms};
     if (ring_update(c, &k, &v)) {
         uint32_t n = dvv_size(k.a);
         if (replica_check_siblings(c->store, c->node, c->argv[1].ptr, (uint32_t)c->argv[1].len,

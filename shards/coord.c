@@ -7,7 +7,10 @@
  * snapshot's version changed. Operations in flight keep the view they
  * started with (a reference count), so a refresh never pulls addresses from
  * under them. is_cluster is false for a cluster of one: then cmd.c routes
- * as it always did.
+ * as it always did. For keyspace commands (keyspace.h) the view also says
+ * which partitions this node answers for (is_mine: it is their list's first
+ * live node) and ranks the members by node id (SCAN's walk); the first
+ * cluster view turns on the store's per-partition key counts (DBSIZE).
  *
  * Operations: a coordinated request is one struct req (req.h) of this
  * shard with one sub-result, whose owner_ptr is a struct coord_op. The req
@@ -35,7 +38,36 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * FORWARD runs a client command coordinated here and answers its RESP bytes.
+ * both only for a partition this node holds a replica of (else ERROR);
+ * FORWARD runs a client command coordinated here and answers its RESP
+ * bytes. A FORWARD passes a client's checks first (arity, key sizes,
+ * MISCONF), and one reaching a node that holds no replica of its key (the
+ * sender's view was another) is sent on once to the first live replica
+ * (WIRE_MSG_HOPPED; a second hop is refused with TRYAGAIN), so no node
+ * outside the preference list stores a key or counts itself toward W/R.
+ * RING.LOCAL, a keyspace command's node-local form, goes to keyspace.c.
+ * Values beyond RAM: the coordinator reads its key's cold value back before
+ * it starts (coord_wait_value), and again if it went cold while the
+ * replicas answered a READ (coord_load_again); a GET or SYNC whose key's
+ * value is cold here is copied and parked until it is read back
+ * (coord_park), then served once more.
+ *
+ * Reaping (coord_reap, from the shard's tick): a tombstone past
+ * tombstone-grace is only a candidate in a cluster (replica_reap_offer). A
+ * reap check, an operation of phase REAP, sends GET to every other replica
+ * of its partition (all N_eff of the preference list: one that is down, or
+ * not in the view, means "not now", and nothing is sent). When every one
+ * answered before the deadline with NOT_FOUND or the same state as the
+ * tombstone here (replica_same), and the tombstone here is unchanged, it is
+ * deleted (store_delete: a delete record in the log). NOT_FOUND is fine: a
+ * replica that reaped did so after its own check, and holds nothing that
+ * could bring the value back. An answer holding anything else (an older
+ * value, a newer write) is merged here and the merged state SYNCed to it,
+ * as read repair does, and the next pass checks again; no answer: later.
+ * So a replica down for longer than tombstone-grace holds every other
+ * replica's tombstones of its partitions until it is back (Cassandra's
+ * gc_grace, without its caveat: the delete cannot come back from it). At
+ * most COORD_REAPS_MAX checks are in flight per shard, one per key.
  *
  * Left to others: the links (peerlink.h), the versions (replica.h), the
  * command handlers and request routing (cmd.c asks coord_route()). */
@@ -53,6 +85,7 @@
 #include "cmd_ring.h"
 #include "conn.h"
 #include "keyhash.h"
+#include "keyspace.h"
 #include "log.h"
 #include "node.h"
 #include "num.h"
@@ -68,6 +101,7 @@
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
 #define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
+#define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
 
 struct coord_member {
     char id[RING_ID_LEN + 1];
@@ -83,23 +117,28 @@ struct coord_view {
     uint32_t q, n, self, n_members;
     struct coord_member *members;
     uint32_t *pref; /* q * n member indexes (RING_NONE: not in the snapshot) */
+    uint8_t *is_mine;  /* q flags: this node answers the partition's keyspace commands */
+    uint32_t *by_id;   /* n_members member indexes in node id order (SCAN's ranks) */
 };
 
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
-        forwards_in;
+        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs;
 } __attribute__((aligned(64)));
 
 struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
+    uint32_t nreaps;         /* reap checks in flight: their keys' hashes */
+    uint64_t reap_hash[COORD_REAPS_MAX];
     struct coord_stats stats;
 };
 
-#define COORD_STAT(sh, f)                                                                          \
-    __atomic_store_n(&(sh)->coord->stats.f, (sh)->coord->stats.f + 1, __ATOMIC_RELAXED)
+#define COORD_STAT_ADD(sh, f, n)                                                                   \
+    __atomic_store_n(&(sh)->coord->stats.f, (sh)->coord->stats.f + (n), __ATOMIC_RELAXED)
+#define COORD_STAT(sh, f) COORD_STAT_ADD(sh, f, 1)
 
-enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD };
+enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD, PH_REAP };
 enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL };
 
 struct coord_op {
@@ -109,6 +148,9 @@ struct coord_op {
     bool is_rmw, is_ring_write;
     bool is_completing; /* its sub-result is in (maybe held for durability): answers
                            only count for repair until the done callback ran */
+    bool is_loading;    /* its key's value went back to disk while the replicas
+                           answered: progress waits until it is read back */
+    bool is_reloaded;   /* that happened once already (a second time: an error) */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -117,6 +159,7 @@ struct coord_op {
     uint32_t peer[COORD_PEERS_MAX];
     uint8_t st[COORD_PEERS_MAX];
     struct replica_state got[COORD_PEERS_MAX];
+    struct replica_state mine; /* REAP: the tombstone checked */
     uint64_t hold_seq;
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
@@ -140,7 +183,49 @@ static void coord_view_put(struct coord_view *v)
         return;
     mi_free(v->members);
     mi_free(v->pref);
+    mi_free(v->is_mine);
+    mi_free(v->by_id);
     mi_free(v);
+}
+
+static uint32_t coord_n_eff(const struct node *n, const struct coord_view *v);
+static bool coord_live(const struct coord_view *v, uint32_t m);
+
+static _Thread_local const struct coord_view *coord_sorting; /* qsort has no argument */
+
+static int coord_by_id_cmp(const void *a, const void *b)
+{
+    const struct coord_member *ms = coord_sorting->members;
+    return strcmp(ms[*(const uint32_t *)a].id, ms[*(const uint32_t *)b].id);
+}
+
+/* Keyspace commands (keyspace.h): which partitions this node answers for
+ * (the first live node of the list, as CLUSTER SLOTS's master; the first
+ * node when none is live), and the members in id order. -ENOMEM. */
+static int coord_view_keyspace(const struct node *n, struct coord_view *v)
+{
+    v->is_mine = mi_calloc(v->q, 1);
+    v->by_id = mi_calloc(v->n_members ? v->n_members : 1, sizeof *v->by_id);
+    if (!v->is_mine || !v->by_id)
+        return -ENOMEM;
+    uint32_t n_eff = coord_n_eff(n, v);
+    for (uint32_t p = 0; p < v->q; p++) {
+        const uint32_t *list = v->pref + (size_t)p * v->n;
+        uint32_t first = list[0];
+        for (uint32_t k = 0; k < n_eff; k++) {
+            if (coord_live(v, list[k])) {
+                first = list[k];
+                break;
+            }
+        }
+        v->is_mine[p] = first == v->self;
+    }
+    for (uint32_t i = 0; i < v->n_members; i++)
+        v->by_id[i] = i;
+    coord_sorting = v;
+    qsort(v->by_id, v->n_members, sizeof *v->by_id, coord_by_id_cmp);
+    coord_sorting = NULL;
+    return 0;
 }
 
 static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s)
@@ -180,6 +265,10 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     }
     /* Partitions of the node's keys must be the ring's: else stay alone. */
     v->is_cluster = !alone && ring->q == n->npartitions;
+    if (coord_view_keyspace(n, v) != 0) {
+        coord_view_put(v);
+        return NULL;
+    }
     if (!alone && ring->q != n->npartitions)
         log_warn("the ring has %u partitions, this node %u: serving its own keys alone", ring->q,
                  n->npartitions);
@@ -201,6 +290,13 @@ void coord_fini(struct shard *sh)
     sh->coord = NULL;
 }
 
+static uint32_t coord_partition_of(const void *arg, const void *key, uint32_t klen)
+{
+    const struct node *n = arg;
+    uint64_t hash = n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, klen) : 0;
+    return node_partition_of(n, key, klen, hash);
+}
+
 void coord_turn(struct shard *sh)
 {
     struct node *n = sh->node;
@@ -213,6 +309,9 @@ void coord_turn(struct shard *sh)
         if (v) {
             sh->coord->view = v;
             coord_view_put(old);
+            if (v->is_cluster && store_track_partitions(sh->store, n->npartitions,
+                                                        coord_partition_of, n) != 0)
+                log_warn("no memory for per-partition key counts: DBSIZE counts 0 here");
             log_debug("cluster view %" PRIu64 ": %u members, preference lists of %u, %s",
                       v->version, v->n_members, v->n,
                       v->is_cluster ? "coordinating" : "serving alone");
@@ -224,6 +323,31 @@ void coord_turn(struct shard *sh)
 bool coord_is_cluster(const struct shard *sh)
 {
     return sh->coord && sh->coord->view && sh->coord->view->is_cluster;
+}
+
+bool coord_answers_for(const struct shard *sh, uint32_t partition)
+{
+    if (!coord_is_cluster(sh))
+        return true;
+    const struct coord_view *v = sh->coord->view;
+    return partition < v->q && v->is_mine[partition];
+}
+
+bool coord_rank_member(const struct shard *sh, uint32_t *rank, uint32_t *member, bool *is_self)
+{
+    if (!coord_is_cluster(sh))
+        return false;
+    const struct coord_view *v = sh->coord->view;
+    for (uint32_t k = *rank; k < v->n_members; k++) {
+        uint32_t m = v->by_id[k];
+        if (coord_live(v, m)) {
+            *rank = k;
+            *member = m;
+            *is_self = m == v->self;
+            return true;
+        }
+    }
+    return false;
 }
 
 static uint32_t coord_n_eff(const struct node *n, const struct coord_view *v)
@@ -250,6 +374,21 @@ static bool coord_live(const struct coord_view *v, uint32_t m)
     return m != RING_NONE && (m == v->self || !v->members[m].is_down);
 }
 
+/* Whether this node is among the first n_eff of partition p's list: it
+ * holds a replica of p's keys. */
+static bool coord_holds(const struct coord_view *v, uint32_t p, uint32_t n_eff)
+{
+    const uint32_t *list = coord_list(v, p);
+    for (uint32_t k = 0; k < n_eff; k++)
+        if (list[k] == v->self)
+            return true;
+    return false;
+}
+
+/* The answer to a peer's request that reached a node whose view says
+ * otherwise than the sender's (views change a loop turn apart). */
+#define COORD_VIEW_CHANGING "TRYAGAIN the cluster view is changing: retry"
+
 /* R or W asked (net/conn.h CONN_CONSISTENCY_*: the setting, a number,
  * QUORUM, ALL) within 1..n. */
 static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
@@ -268,16 +407,14 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
 {
     out->kind = COORD_LOCAL;
     out->is_replica = false;
+    out->is_hop = (flags & CMD_FORWARDED) != 0;
+    out->is_keyed = true;
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
     const struct coord_view *v = sh->coord->view;
     uint32_t p = node_partition_of(sh->node, key, klen, hash);
     out->partition = p;
-    if (flags & CMD_FORWARDED) {
-        out->kind = COORD_HERE;
-        return;
-    }
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const uint32_t *list = coord_list(v, p);
     uint32_t first_live = RING_NONE;
@@ -295,12 +432,15 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
         return;
     }
     out->is_replica = is_replica;
-    if (first_live == v->self || (is_replica && !(flags & CMD_RMW))) {
+    /* a peer's request is coordinated at any replica; a node that holds
+     * none sends it on (is_hop: once) */
+    bool is_forwarded = (flags & CMD_FORWARDED) != 0;
+    if (first_live == v->self || (is_replica && (is_forwarded || !(flags & CMD_RMW)))) {
         out->kind = COORD_HERE;
         return;
     }
     out->to = first_live;
-    if (c && c->cluster_aware) {
+    if (c && c->cluster_aware && !is_forwarded) {
         snprintf(out->error, sizeof out->error, "MOVED %u %s", keyhash_slot(key, klen),
                  v->members[first_live].client_addr);
         out->kind = COORD_MOVED;
@@ -344,6 +484,9 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
         mi_free(op);
         return NULL;
     }
+    /* got[] starts empty: mi_zalloc's zeroes are replica_state_init's state
+     * (buf.h); coord_op_free finis the first npeers, those a peer may fill. */
+    replica_state_init(&op->mine);
     op->view = sh->coord->view;
     op->view->refs++;
     r->owner_ptr = op;
@@ -353,13 +496,14 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
 
 static void coord_op_free(struct coord_op *op)
 {
-    for (uint32_t k = 0; k < op->npeers; k++) /* coord_op_peers inited them */
+    for (uint32_t k = 0; k < op->npeers; k++)
         replica_state_fini(&op->got[k]);
     for (uint32_t i = 0; op->mgot && i < op->nkeys * (op->npeers ? op->npeers : 1); i++)
         replica_state_fini(&op->mgot[i]);
     mi_free(op->mgot);
     mi_free(op->mst);
     mi_free(op->keys);
+    replica_state_fini(&op->mine);
     coord_view_put(op->view);
     mi_free(op->key);
     mi_free(op);
@@ -429,6 +573,8 @@ static void coord_answer(struct shard *sh, struct coord_op *op)
 }
 
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op);
+static void coord_reap_end(struct shard *sh, struct req *r, struct coord_op *op,
+                           enum req_end how);
 
 static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
 {
@@ -455,6 +601,11 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
                 req_sub_done(&sh->reqs, pr);
             }
         }
+        coord_op_free(op);
+        return true;
+    }
+    if (op->phase == PH_REAP) {
+        coord_reap_end(sh, r, op, how);
         coord_op_free(op);
         return true;
     }
@@ -564,11 +715,16 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
         coord_unavailable(sh, op), coord_complete(sh, r, 0);
 }
 
+static bool coord_load_again(struct shard *sh, struct req *r, struct coord_op *op,
+                             const struct resp_arg *key);
+
 /* READ has its quorum: merge the answers here, then run or write. */
 static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *op)
 {
     struct cmd_msg *m = op->m;
     const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
+    if (coord_load_again(sh, r, op, key))
+        return; /* progress again once the value is back in memory */
     for (uint32_t k = 0; k < op->npeers; k++) {
         if (op->st[k] != P_OK)
             continue;
@@ -592,6 +748,8 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
     COORD_STAT(sh, reads);
     op->phase = PH_REPAIR;
     coord_complete(sh, r, persist_reply_seq(sh->persist, seq0, m->hash, false));
+    if (sh->tier)
+        store_pin(sh->store, NULL);
 }
 
 /* The merged state to every replica that answered with less (or nothing). */
@@ -623,8 +781,8 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 
 static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
 {
-    if (op->is_completing)
-        return; /* the done callback comes (after the log's fdatasync) */
+    if (op->is_completing || op->is_loading)
+        return; /* the done callback comes (after the log's fdatasync), or the load's */
     if (op->phase == PH_READ) {
         if (op->ok >= op->need)
             coord_read_quorum(sh, r, op);
@@ -639,7 +797,7 @@ static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *
             coord_unavailable(sh, op), coord_complete(sh, r, 0);
         return;
     }
-    if (op->phase == PH_REPAIR && op->waiting == 0)
+    if ((op->phase == PH_REPAIR || op->phase == PH_REAP) && op->waiting == 0)
         req_sub_done(&sh->reqs, r);
 }
 
@@ -679,6 +837,27 @@ static bool coord_loaded(struct req_table *t, struct req *r, enum req_end how)
     return true;
 }
 
+/* Reads key's value back (a no-op message waiting in tier.h); done then
+ * ends the request returned, of this shard, whose owner_ptr is owner
+ * (REQ_END_OK once loaded). NULL when that cannot start (out of memory). */
+static struct req *coord_load(struct shard *sh, const struct resp_arg *key, uint64_t hash,
+                              req_done_fn *done, void *owner, int64_t deadline_ms)
+{
+    struct resp_arg argv[2] = {{"LOAD", 4}, *key}; /* what tier.h reads: the key */
+    struct req *r = req_new(&sh->reqs, 1, 1, done, deadline_ms);
+    struct cmd_msg *load =
+        r ? cmd_msg_for(sh, r->id, 0, sh->id, coord_noop, CMD_READS_VALUE, 2, argv, 2, hash) : NULL;
+    if (!load) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        return NULL;
+    }
+    r->owner_ptr = owner;
+    tier_wait(sh, load);
+    req_arm(&sh->reqs, r);
+    return r;
+}
+
 /* True when m waits for its key's value (it comes back through
  * coord_execute()). Else the key's entry is pinned (tier.h) until the
  * caller unpins it. */
@@ -689,19 +868,44 @@ static bool coord_wait_value(struct shard *sh, struct cmd_msg *m, const struct r
     if (tier_may_run(sh, m->flags | CMD_READS_VALUE, m->hash, key->ptr, key->len) ||
         (m->flags & CMD_LOADED))
         return false;
-    struct resp_arg argv[2] = {{"LOAD", 4}, *key}; /* what tier.h reads: the key */
-    struct req *r = req_new(&sh->reqs, 1, 1, coord_loaded, shard_deadline(sh));
-    struct cmd_msg *load = r ? cmd_msg_for(sh, r->id, 0, sh->id, coord_noop, CMD_READS_VALUE,
-                                           m->proto, argv, 2, m->hash)
-                             : NULL;
-    if (!load) {
-        if (r)
-            req_cancel(&sh->reqs, r->id);
-        return false; /* runs on what memory holds */
+    /* NULL: runs on what memory holds */
+    return coord_load(sh, key, m->hash, coord_loaded, m, shard_deadline(sh)) != NULL;
+}
+
+static bool coord_quorum_loaded(struct req_table *t, struct req *lr, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct req *r = req_find(&sh->reqs, (uint64_t)lr->aux);
+    struct coord_op *op = r ? r->owner_ptr : NULL;
+    if (!op || how != REQ_END_DONE)
+        return true; /* the request ended meanwhile, or ends by its own deadline */
+    op->is_loading = false;
+    coord_op_progress(sh, r, op);
+    return true;
+}
+
+/* Values beyond RAM: true when the key's value went back to disk while the
+ * replicas answered (the handler would find it cold): it is read back,
+ * and the operation progresses again then (coord_quorum_loaded). Else the
+ * key's entry is pinned (tier.h) until the caller unpins it. */
+static bool coord_load_again(struct shard *sh, struct req *r, struct coord_op *op,
+                             const struct resp_arg *key)
+{
+    struct cmd_msg *m = op->m;
+    if (!sh->tier || tier_may_run(sh, m->flags | CMD_READS_VALUE, m->hash, key->ptr, key->len))
+        return false;
+    struct req *lr = op->is_reloaded
+                         ? NULL
+                         : coord_load(sh, key, m->hash, coord_quorum_loaded, NULL, r->deadline_ms);
+    if (!lr) {
+        cmd_msg_fail(m, op->is_reloaded ? "the value cannot be read back from disk now"
+                                        : "out of memory");
+        m->res.hold_seq = 0;
+        coord_complete(sh, r, 0);
+        return true;
     }
-    r->owner_ptr = m;
-    tier_wait(sh, load);
-    req_arm(&sh->reqs, r);
+    lr->aux = (int64_t)r->id;
+    op->is_loading = op->is_reloaded = true;
     return true;
 }
 
@@ -736,7 +940,6 @@ static uint32_t coord_op_peers(const struct coord_view *v, uint32_t p, struct co
             continue;
         op->peer[op->npeers] = list[k];
         op->st[op->npeers] = coord_live(v, list[k]) ? P_WAIT : P_NONE;
-        replica_state_init(&op->got[op->npeers]);
         alive += op->st[op->npeers] == P_WAIT;
         op->npeers++;
     }
@@ -758,6 +961,11 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
     bool is_rmw = (m->flags & CMD_RMW) != 0;
     bool reads_first = !is_write || (is_rmw && need_r > 1);
+    if ((m->flags & CMD_FORWARDED) && !coord_holds(v, p, n_eff)) {
+        cmd_msg_error(m, COORD_VIEW_CHANGING); /* this shard's view holds no replica */
+        cmd_msg_reply(sh, m);
+        return;
+    }
     if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
         COORD_STAT(sh, reads);
         coord_run_alone(sh, m);
@@ -902,7 +1110,17 @@ static void coord_multi_sync_key(struct shard *sh, struct req *r, struct coord_o
     replica_state_fini(&after);
 }
 
-/* WRITE: runs the transaction here, then versions and sends what changed. */
+/* A read back whose only purpose was to bring the value into memory. */
+static bool coord_load_dropped(struct req_table *t, struct req *r, enum req_end how)
+{
+    (void)t, (void)r, (void)how;
+    return true;
+}
+
+/* WRITE: runs the transaction here, then versions and sends what changed.
+ * Values beyond RAM: a key whose value is on disk only has no state to
+ * give the new version's context, so the transaction gets -TRYAGAIN and
+ * the value is read back for the retry. */
 static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *op)
 {
     struct cmd_msg *m = op->m;
@@ -912,12 +1130,25 @@ static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *
         coord_complete(sh, r, 0);
         return;
     }
+    uint32_t cold = 0;
     for (uint32_t i = 0; i < op->nkeys; i++) {
         const struct resp_arg *key = &op->keys[i];
+        uint64_t hash = keyhash(key->ptr, key->len);
         replica_state_init(&before[i]);
-        if (replica_export(sh->store, sh->node, key->ptr, key->len, keyhash(key->ptr, key->len),
-                           &before[i]) != 0)
+        int rc = replica_export(sh->store, sh->node, key->ptr, key->len, hash, &before[i]);
+        if (rc == -EAGAIN) /* its versions are needed: read back for the retry */
+            cold += coord_load(sh, key, hash, coord_load_dropped, NULL, shard_deadline(sh)) != NULL;
+        if (rc != 0)
             replica_state_clear(&before[i]); /* none: the key had no version */
+    }
+    if (cold) { /* versioned without its versions, a write would be a sibling */
+        for (uint32_t i = 0; i < op->nkeys; i++)
+            replica_state_fini(&before[i]);
+        mi_free(before);
+        cmd_msg_error(m, "TRYAGAIN a value of the transaction's keys was on disk only; it is "
+                         "being read back (nothing ran)");
+        coord_complete(sh, r, 0);
+        return;
     }
     uint64_t seq0 = persist_last_seq(sh->persist);
     cmd_msg_run(sh, m);
@@ -1179,7 +1410,7 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
     struct wire_bytes value = {(const uint8_t *)cmd.data, (uint32_t)cmd.len};
     struct wire_msg wm = {
         .kind = WIRE_REQUEST,
-        .flags = proto == 3 ? WIRE_MSG_RESP3 : 0,
+        .flags = (proto == 3 ? WIRE_MSG_RESP3 : 0) | (route->is_hop ? WIRE_MSG_HOPPED : 0),
         .id = coord_wire_id(r->id, 0),
         .op = WIRE_OP_FORWARD,
         .deadline_ms = (uint32_t)coord_left(until - coord_margin_ms(sh)),
@@ -1191,7 +1422,8 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
         .n_values = 1,
         .values = &value};
     int rc = cmd.failed ? -ENOMEM : coord_send(sh, op->view, route->to, &wm);
-    if (rc == -EAGAIN && argc > 1) /* no link to it now: the next live replica takes it */
+    if (rc == -EAGAIN && route->is_keyed && route->partition != COORD_NO_PARTITION)
+        /* no link to it now: the next live replica of the key takes it */
         rc = coord_send_next(sh, op->view, route, &wm);
     buf_fini(&cmd);
     COORD_STAT(sh, forwarded);
@@ -1209,6 +1441,17 @@ void coord_forward(struct shard *sh, uint64_t req_id, uint32_t sub, int proto, u
 
 /* ---- replies from peers ---- */
 
+/* Whether an error text starts with its RESP code (an upper-case word and
+ * a space: "ERR ...", "MISCONF ..."), as a replica's refusal of a FORWARD
+ * does; others ("out of memory" from older builds) get "ERR". */
+static bool coord_has_code(const struct wire_bytes *text)
+{
+    uint32_t i = 0;
+    while (i < text->len && text->ptr[i] >= 'A' && text->ptr[i] <= 'Z')
+        i++;
+    return i > 0 && i < text->len && text->ptr[i] == ' ';
+}
+
 static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op *op,
                                const struct wire_msg *wm)
 {
@@ -1219,9 +1462,11 @@ static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op 
         coord_fill_parent(sh, op->parent, op->parent_sub, (const char *)v.ptr, v.len);
     } else {
         char err[WIRE_TEXT_MAX + 40];
-        int n = snprintf(err, sizeof err, "-%s %.*s\r\n",
-                         wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE" : "ERR",
-                         (int)wm->text.len, (const char *)wm->text.ptr);
+        const char *code = wm->status == WIRE_CODE_UNAVAILABLE ? "UNAVAILABLE "
+                           : coord_has_code(&wm->text)         ? ""
+                                                               : "ERR ";
+        int n = snprintf(err, sizeof err, "-%s%.*s\r\n", code, (int)wm->text.len,
+                         (const char *)wm->text.ptr);
         coord_fill_parent(sh, op->parent, op->parent_sub, err, (size_t)n);
     }
     op->parent = 0;
@@ -1283,6 +1528,8 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 
 /* ---- the replica side ---- */
 
+#define COORD_TOO_LARGE "ERR value exceeds the peer's frame (its max_frame)"
+
 static void coord_reply(struct shard *sh, uint64_t link, uint64_t id, uint8_t op, uint8_t status,
                         const char *text, const struct replica_state *st, uint16_t n_values,
                         const struct wire_bytes *values)
@@ -1299,6 +1546,16 @@ static void coord_reply(struct shard *sh, uint64_t link, uint64_t id, uint8_t op
         rm.expire_at_ms = st->expire_at_ms;
     }
     int rc = peerlink_reply(sh, link, &rm);
+    if (rc == -EINVAL && status != WIRE_CODE_ERROR) { /* larger than the peer's frame: say so,
+                                                         so it does not wait for its deadline */
+        struct wire_msg em = {
+            .kind = WIRE_REPLY,
+            .id = id,
+            .op = op,
+            .status = WIRE_CODE_ERROR,
+            .text = {(const uint8_t *)COORD_TOO_LARGE, sizeof COORD_TOO_LARGE - 1}};
+        rc = peerlink_reply(sh, link, &em);
+    }
     if (rc != 0 && rc != -ENOENT)
         log_debug("a %s reply could not be sent (%s)", wire_op_name(op), strerror(-rc));
 }
@@ -1361,23 +1618,33 @@ static void coord_reply_version(struct shard *sh, uint64_t link, uint64_t id,
                           .n_values = 1,
                           .values = &body};
     int rc = peerlink_reply(sh, link, &rm);
-    if (rc != 0 && rc != -ENOENT)
+    if (rc == -EINVAL) /* larger than the peer's frame: coord_reply's error */
+        coord_reply(sh, link, id, WIRE_OP_GET, WIRE_CODE_ERROR, COORD_TOO_LARGE, NULL, 0, NULL);
+    else if (rc != 0 && rc != -ENOENT)
         log_debug("a GET reply could not be sent (%s)", strerror(-rc));
 }
 
-static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
+static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash);
+
+static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                         bool is_loaded)
 {
-    COORD_STAT(sh, gets_in);
     struct store_version v;
     uint64_t expire_at_ms;
     int rc = replica_peek(sh->store, wm->key.ptr, wm->key.len, hash, &v, &expire_at_ms);
-    if (rc == 0) { /* the common case: no copy of the state */
+    if (rc == 0) { /* the common case (never cold): no copy of the state */
+        COORD_STAT(sh, gets_in);
         coord_reply_version(sh, link, wm->id, &v, expire_at_ms);
         return;
     }
     struct replica_state st;
     replica_state_init(&st);
     rc = rc < 0 ? rc : replica_export(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, &st);
+    if (rc == -EAGAIN && !is_loaded && coord_park(sh, link, wm, hash)) {
+        replica_state_fini(&st);
+        return; /* served once its value is back in memory */
+    }
+    COORD_STAT(sh, gets_in);
     if (rc == -ENOENT) {
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_NOT_FOUND, NULL, NULL, 0, NULL);
     } else if (rc < 0 || st.meta.failed || st.body.failed) {
@@ -1390,8 +1657,29 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
     replica_state_fini(&st);
 }
 
-static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
+/* MISCONF (persist.h): true, with the refusal's RESP error line in
+ * why[0..len), while this node refuses writes because its log cannot
+ * persist. */
+static bool coord_misconf(struct shard *sh, char *why, size_t len)
 {
+    struct buf refusal;
+    buf_init(&refusal);
+    bool refused = persist_refuse_resp(sh->node, &refusal);
+    if (refused) /* "-MISCONF ...\r\n": the line without its framing */
+        snprintf(why, len, "%.*s", refusal.len > 3 ? (int)refusal.len - 3 : 0, refusal.data + 1);
+    buf_fini(&refusal);
+    return refused;
+}
+
+static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                          bool is_loaded)
+{
+    char why[WIRE_TEXT_MAX];
+    if (coord_misconf(sh, why, sizeof why)) { /* refused at once, as a client's write */
+        if (wm->id)
+            coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, why, NULL, 0, NULL);
+        return;
+    }
     struct wire_value_iter it;
     struct wire_bytes body = {0};
     wire_values_init(&it, wm);
@@ -1399,6 +1687,8 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
     uint64_t seq0 = persist_last_seq(sh->persist);
     int rc = replica_apply(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, wm->meta.ptr,
                            wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
+    if (rc == -EAGAIN && !is_loaded && coord_park(sh, link, wm, hash))
+        return; /* applied once the stored value is back in memory */
     COORD_STAT(sh, syncs_in);
     if (rc < 0) {
         coord_reply(sh, link, wm->id, WIRE_OP_SYNC, WIRE_CODE_ERROR, strerror(-rc), NULL, 0, NULL);
@@ -1466,6 +1756,34 @@ uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap)
     return n;
 }
 
+/* The row of a forwarded command, or NULL with why[0..len) its RESP error
+ * line: the payload is one RESP command (an array; nothing after it), of a
+ * kind a peer forwards (one key's command, or a write to every shard:
+ * FLUSHALL), and it passes a client's checks (arity, key sizes, MISCONF
+ * for a write). A peer's bytes are trusted no more than a client's. */
+static const struct cmd_def *coord_forward_checked(struct shard *sh, const struct wire_bytes *cmd,
+                                                   enum resp_status ps, size_t consumed,
+                                                   struct resp_arg *argv, uint32_t argc, char *why,
+                                                   size_t len)
+{
+    if (ps != RESP_OK || cmd->len == 0 || cmd->ptr[0] != '*' || consumed != cmd->len || argc == 0) {
+        snprintf(why, len, "ERR a forwarded command must be one RESP array and nothing else");
+        return NULL;
+    }
+    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    bool is_forwardable =
+        d && ((d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) ||
+              (argc >= 2 && (d->route == CMD_ROUTE_KEY ||
+                             (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step))));
+    if (!is_forwardable) {
+        snprintf(why, len, "ERR not a single-key command");
+        return NULL;
+    }
+    if (!cmd_args_ok(sh->node, d, argv, argc, why, len))
+        return NULL;
+    return (d->flags & CMD_WRITE) && coord_misconf(sh, why, len) ? NULL : d;
+}
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
  * go back. Only single-key commands come (the sender split the rest). */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -1480,38 +1798,58 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     uint32_t argc = 0;
     size_t consumed = 0, need = 0;
     const char *err = NULL;
-    char scratch[8];
+    char scratch[8], why[WIRE_TEXT_MAX];
     COORD_STAT(sh, forwards_in);
     enum resp_status ps =
         resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len, argv, COORD_FWD_ARGS,
                    &argc, scratch, sizeof scratch, &consumed, &need, &err);
     const struct cmd_def *d =
-        ps == RESP_OK && argc >= 1 ? cmd_lookup(argv[0].ptr, argv[0].len) : NULL;
-    if (d && d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE)) {
+        ps == RESP_OK && argc >= 1 && consumed == cmd.len ? cmd_lookup(argv[0].ptr, argv[0].len)
+                                                           : NULL;
+    if (d && d->handler == keyspace_refuse) { /* RING.LOCAL: a keyspace command's node-local form */
+        keyspace_serve(sh, link, wm, argv, argc);
+        return;
+    }
+    /* A transaction (cmd_multi.h): EXEC with its key, watches and queue;
+     * EXEC checks its queue (and MISCONF) itself. */
+    bool is_exec = d && d->handler == cmd_exec && argc == 4;
+    if (!is_exec)
+        d = coord_forward_checked(sh, &cmd, ps, consumed, argv, argc, why, sizeof why);
+    if (!d) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, why, NULL, 0, NULL);
+        return;
+    }
+    if (d->route == CMD_ROUTE_ALL) {
         coord_forwarded_all(sh, link, wm, d, argv, argc);
         return;
     }
-    /* A transaction (cmd_multi.h): EXEC with its key, watches and queue. */
-    bool is_exec = d && d->handler == cmd_exec && argc == 4;
-    bool ok = d && argc >= 2 &&
-              (is_exec || d->route == CMD_ROUTE_KEY ||
-               (d->route == CMD_ROUTE_EACH && argc == 1 + d->split_step));
-    struct req *r = ok ? coord_held_new(sh, link, wm) : NULL;
-    if (!r) {
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
-                    ok ? "out of memory" : "not a single-key command", NULL, 0, NULL);
-        return;
-    }
     uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-    uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
     uint32_t flags = (is_exec ? CMD_RMW : cmd_flags_for(d, argv, argc)) | CMD_COORD | CMD_FORWARDED;
     int proto = wm->flags & WIRE_MSG_RESP3 ? 3 : 2;
+    struct coord_route rt; /* a node that holds no replica sends it on, once */
+    coord_route(sh, NULL, argv[1].ptr, argv[1].len, hash, flags, &rt);
+    const char *refusal = rt.kind == COORD_DOWN ? rt.error
+                          : rt.kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED)
+                              ? COORD_VIEW_CHANGING
+                              : NULL;
+    struct req *r = refusal ? NULL : coord_held_new(sh, link, wm);
+    if (!r) {
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
+                    refusal ? refusal : "OOM out of memory", NULL, 0, NULL);
+        return;
+    }
+    if (rt.kind == COORD_FORWARD) {
+        coord_forward(sh, r->id, 0, proto, wm->r, wm->w, argv, argc, &rt);
+        req_arm(&sh->reqs, r);
+        return;
+    }
+    uint32_t target = node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash);
     cmd_handler *h = is_exec ? cmd_multi_exec_shard : d->handler;
     struct cmd_msg *m = cmd_msg_for(sh, r->id, 0, target, h, flags, proto, argv, argc, hash);
     if (!m) {
         req_cancel(&sh->reqs, r->id);
-        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,
-                    NULL);
+        coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "OOM out of memory", NULL,
+                    0, NULL);
         return;
     }
     m->r = wm->r;
@@ -1522,6 +1860,58 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     else
         shard_send(sh, target, m);
     req_arm(&sh->reqs, r);
+}
+
+/* Values beyond RAM, the replica side: a peer's GET or SYNC of a key whose
+ * value is on disk only (replica.h: -EAGAIN) is copied and waits for the
+ * value (coord_load), then is served again, once. */
+struct coord_parked {
+    uint64_t link;
+    struct wire_msg wm; /* key, meta and raw_values point into data */
+    char data[];
+};
+
+static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                        bool is_loaded);
+
+static bool coord_unparked(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct coord_parked *pk = r->owner_ptr;
+    if (how == REQ_END_TIMEOUT && pk->wm.id) /* a repair's (id 0) awaits no answer */
+        coord_reply(sh, pk->link, pk->wm.id, pk->wm.op, WIRE_CODE_UNAVAILABLE,
+                    "the value was not read back from disk within request-timeout", NULL, 0, NULL);
+    else if (how != REQ_END_DROP)
+        coord_serve(sh, pk->link, &pk->wm, keyhash(pk->wm.key.ptr, pk->wm.key.len), true);
+    mi_free(pk);
+    return true;
+}
+
+/* Parks wm until its key's value is in memory. False when it cannot be
+ * (no tier, out of memory): the caller answers the error. */
+static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
+{
+    if (!sh->tier)
+        return false;
+    size_t klen = wm->key.len, mlen = wm->meta.len, vlen = wm->raw_values.len;
+    struct coord_parked *pk = mi_malloc(sizeof *pk + klen + mlen + vlen + 1);
+    if (!pk)
+        return false;
+    pk->link = link;
+    pk->wm = *wm;
+    pk->wm.values = NULL;
+    memcpy(pk->data, wm->key.ptr, klen);
+    memcpy(pk->data + klen, wm->meta.ptr, mlen);
+    memcpy(pk->data + klen + mlen, wm->raw_values.ptr, vlen);
+    pk->wm.key.ptr = (const uint8_t *)pk->data;
+    pk->wm.meta.ptr = (const uint8_t *)pk->data + klen;
+    pk->wm.raw_values.ptr = (const uint8_t *)pk->data + klen + mlen;
+    struct resp_arg key = {pk->data, klen};
+    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    if (coord_load(sh, &key, hash, coord_unparked, pk, deadline))
+        return true;
+    mi_free(pk);
+    return false;
 }
 
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -1538,18 +1928,180 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
                     NULL, 0, NULL);
         return;
     }
+    /* GET and SYNC serve replicas only (hints for others: a later issue) */
+    if (coord_is_cluster(sh) &&
+        !coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
+                    "this node holds no replica of the key's partition", NULL, 0, NULL);
+        return;
+    }
+    coord_serve(sh, link, wm, hash, false);
+}
+
+/* GET and SYNC; is_loaded: a parked one, served again (no more parking). */
+static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
+                        bool is_loaded)
+{
     switch (wm->op) {
     case WIRE_OP_GET:
-        coord_on_get(sh, link, wm, hash);
+        coord_on_get(sh, link, wm, hash, is_loaded);
         return;
     case WIRE_OP_SYNC:
-        coord_on_sync(sh, link, wm, hash);
+        coord_on_sync(sh, link, wm, hash, is_loaded);
         return;
     default:
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "operation not served", NULL, 0,
                     NULL);
         return;
     }
+}
+
+/* ---- reaping (see the design comment) ---- */
+
+/* True when the node's log takes delete records now (replica_reap's test). */
+static bool coord_log_takes(const struct node *n)
+{
+    return __atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) == 0 &&
+           __atomic_load_n(&n->log_over_cap, __ATOMIC_RELAXED) == 0;
+}
+
+/* Deletes the key's tombstone here if it is still the one checked. */
+static void coord_reap_delete(struct shard *sh, const struct coord_op *op)
+{
+    struct replica_state cur;
+    replica_state_init(&cur);
+    int rc = replica_export(sh->store, sh->node, op->key, op->klen, op->hash, &cur);
+    if (rc == 0 && replica_same(&cur, op->mine.meta.data, op->mine.meta.len) &&
+        coord_log_takes(sh->node)) {
+        store_delete(sh->store, op->key, op->klen, op->hash); /* logs a delete */
+        COORD_STAT(sh, tombstones_reaped);
+    }
+    replica_state_fini(&cur);
+}
+
+/* Some replica holds more than the tombstone: merge its state here and
+ * send the merged one back (it gets the tombstone); checked again later. */
+static void coord_reap_repair(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        const struct replica_state *g = &op->got[k];
+        if (op->st[k] == P_OK && !replica_same(&op->mine, g->meta.data, g->meta.len))
+            replica_apply(sh->store, sh->node, op->key, op->klen, op->hash, g->meta.data,
+                          g->meta.len, g->body.data, g->body.len, g->expire_at_ms);
+    }
+    struct replica_state merged;
+    replica_state_init(&merged);
+    struct resp_arg key = {op->key, op->klen};
+    if (replica_export(sh->store, sh->node, op->key, op->klen, op->hash, &merged) == 0) {
+        bool changed = !replica_same(&merged, op->mine.meta.data, op->mine.meta.len);
+        for (uint32_t k = 0; k < op->npeers; k++) {
+            const struct replica_state *g = &op->got[k];
+            bool is_stale = (op->st[k] == P_MISSING && changed) ||
+                            (op->st[k] == P_OK && !replica_same(&merged, g->meta.data, g->meta.len));
+            if (is_stale &&
+                coord_send_sync(sh, op->view, op->peer[k], 0, op, r, &key, &merged) == 0)
+                COORD_STAT(sh, reap_repairs);
+        }
+    }
+    replica_state_fini(&merged);
+}
+
+/* The check ended: reap, repair, or leave the tombstone for a later pass. */
+static void coord_reap_end(struct shard *sh, struct req *r, struct coord_op *op,
+                           enum req_end how)
+{
+    struct coord *c = sh->coord;
+    for (uint32_t i = 0; c && i < c->nreaps; i++) {
+        if (c->reap_hash[i] == op->hash) {
+            c->reap_hash[i] = c->reap_hash[--c->nreaps];
+            break;
+        }
+    }
+    bool all_in = how == REQ_END_DONE, is_stale = false;
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        const struct replica_state *g = &op->got[k];
+        all_in &= op->st[k] == P_OK || op->st[k] == P_MISSING;
+        is_stale |= op->st[k] == P_OK && !replica_same(&op->mine, g->meta.data, g->meta.len);
+    }
+    if (is_stale)
+        coord_reap_repair(sh, r, op);
+    else if (all_in)
+        coord_reap_delete(sh, op);
+    if (is_stale || !all_in)
+        COORD_STAT(sh, reaps_deferred);
+}
+
+/* Starts the check of one candidate (see the design comment); false when
+ * no more can start now. */
+static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct shard *sh = arg;
+    struct coord *c = sh->coord;
+    if (c->nreaps >= COORD_REAPS_MAX)
+        return false;
+    for (uint32_t i = 0; i < c->nreaps; i++)
+        if (c->reap_hash[i] == hash)
+            return true; /* checked now */
+    const struct coord_view *v = c->view;
+    uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v), peers[COORD_PEERS_MAX], npeers = 0;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (list[k] == v->self)
+            continue;
+        if (!coord_live(v, list[k]) || npeers == COORD_PEERS_MAX) {
+            COORD_STAT(sh, reaps_deferred); /* a replica down: not now */
+            return true;
+        }
+        peers[npeers++] = list[k];
+    }
+    struct req *r;
+    struct coord_op *op = coord_op_new(sh, 0, &r);
+    if (!op)
+        return false;
+    op->phase = PH_REAP;
+    op->key = mi_malloc(klen ? klen : 1);
+    int rc = op->key ? replica_export(sh->store, sh->node, key, klen, hash, &op->mine) : -ENOMEM;
+    if (rc != 0 || op->mine.meta.failed || op->mine.body.failed) {
+        req_cancel(&sh->reqs, r->id); /* REQ_END_DROP frees the op */
+        return rc != -ENOMEM;
+    }
+    memcpy(op->key, key, klen);
+    op->klen = klen;
+    op->hash = hash;
+    op->partition = p;
+    op->slot = keyhash_slot(key, klen);
+    op->n_eff = n_eff;
+    c->reap_hash[c->nreaps++] = hash;
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .op = WIRE_OP_GET,
+                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .partition = (uint16_t)p,
+                          .slot = (uint16_t)op->slot,
+                          .key = {(const uint8_t *)key, klen}};
+    op->npeers = npeers;
+    for (uint32_t k = 0; k < npeers; k++) {
+        op->peer[k] = peers[k];
+        wm.id = coord_wire_id(r->id, k);
+        op->st[k] = coord_send(sh, v, peers[k], &wm) == 0 ? P_WAIT : P_FAIL;
+        op->waiting += op->st[k] == P_WAIT;
+    }
+    coord_op_progress(sh, r, op);
+    req_arm(&sh->reqs, r); /* every send failed (or none): ends here */
+    return true;
+}
+
+void coord_reap(struct shard *sh, int64_t now_unix_ms)
+{
+    struct node *n = sh->node;
+    if (!coord_is_cluster(sh)) {
+        uint32_t reaped = replica_reap(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK);
+        if (reaped && sh->coord)
+            COORD_STAT_ADD(sh, tombstones_reaped, reaped);
+        return;
+    }
+    if (sh->coord->nreaps < COORD_REAPS_MAX)
+        replica_reap_offer(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK, coord_reap_offer, sh);
 }
 
 /* ---- INFO ---- */
@@ -1571,6 +2123,9 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(syncs_in);
         COORD_SUM(gets_in);
         COORD_SUM(forwards_in);
+        COORD_SUM(tombstones_reaped);
+        COORD_SUM(reaps_deferred);
+        COORD_SUM(reap_repairs);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -1578,7 +2133,9 @@ void coord_info(const struct node *n, struct buf *out)
                "\r\nringkv_forwarded:%" PRIu64 "\r\nringkv_moved:%" PRIu64
                "\r\nringkv_unavailable:%" PRIu64 "\r\nringkv_read_repairs:%" PRIu64
                "\r\nringkv_replica_syncs:%" PRIu64 "\r\nringkv_replica_gets:%" PRIu64
-               "\r\nringkv_forwards_served:%" PRIu64 "\r\n",
+               "\r\nringkv_forwards_served:%" PRIu64 "\r\nringkv_tombstones_reaped:%" PRIu64
+               "\r\nringkv_reaps_deferred:%" PRIu64 "\r\nringkv_reap_repairs:%" PRIu64 "\r\n",
                sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
-               sum.syncs_in, sum.gets_in, sum.forwards_in);
+               sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
+               sum.reaps_deferred, sum.reap_repairs);
 }

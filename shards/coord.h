@@ -52,11 +52,16 @@ enum coord_route_kind {
     COORD_DOWN,    /* no live node: answer the error */
 };
 
+#define COORD_NO_PARTITION UINT32_MAX /* a route to one member, for no key */
+
 struct coord_route {
     enum coord_route_kind kind;
-    uint32_t partition;
+    uint32_t partition; /* COORD_NO_PARTITION: that member only (FLUSHALL, RING.LOCAL) */
     uint32_t to;     /* COORD_FORWARD: the view's member index */
     bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
+    bool is_hop;     /* COORD_FORWARD of a forwarded request: sent on once only */
+    bool is_keyed;   /* a key's route: a FORWARD that finds no link to `to` goes to
+                        the next live replica (a member-wide one, FLUSHALL, does not) */
     char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
 };
 
@@ -85,9 +90,26 @@ uint32_t coord_peers(const struct shard *sh, uint32_t *out, uint32_t cap);
 /* Coordinates message m (flags CMD_COORD) on the shard owning its key. */
 void coord_execute(struct shard *sh, struct cmd_msg *m);
 
+/* Keyspace commands (keyspace.h): true when this node answers for the
+ * partition (its list's first live node, CLUSTER SLOTS's master), or the
+ * node is a cluster of one. This shard's view. */
+bool coord_answers_for(const struct shard *sh, uint32_t partition);
+/* SCAN's walk over the members in node id order: the first live member at
+ * rank *rank or after: *rank, its member index (for coord_forward's route)
+ * and whether it is this node. False when none is left (or no cluster). */
+bool coord_rank_member(const struct shard *sh, uint32_t *rank, uint32_t *member, bool *is_self);
+
 /* The replicas a key of this partition has (N_eff), at least 1. For
  * RING.*'s R/W caps. */
 uint32_t coord_replicas(const struct shard *sh, uint32_t partition);
+
+/* Once per shard tick: tombstones past tombstone-grace. A cluster of one
+ * deletes them (replica_reap); a cluster deletes one only once every other
+ * replica of its partition answered that it holds the same tombstone or
+ * nothing, and otherwise repairs the replica that holds more, or waits for
+ * the one that is down (coord.c, "Reaping"). INFO counts tombstones_reaped,
+ * reaps_deferred (a check that could not reap now) and reap_repairs. */
+void coord_reap(struct shard *sh, int64_t now_unix_ms);
 
 /* INFO: every shard's coordinator counters summed, as "name:value\r\n"
  * lines appended to out. */

@@ -33,13 +33,21 @@
  * the kernel in one send, continued when the kernel takes part of it. A
  * link whose unsent output reaches PEERLINK_IN_PAUSE stops reading (its
  * receive is cancelled, so TCP flow control slows a peer that sends
- * requests without reading the replies) until the output drains, so
- * replies wait for at most about a frame's worth of requests past it. A
+ * requests without reading the replies) until the output drains; the
+ * check is made before each message, so a batch is left part-way (kept
+ * whole in `in`, with the offset of its next message) and its replies
+ * pass the mark by one message's at most. A
  * link whose unsent output passes PEERLINK_OUT_MAX takes no more requests
  * (-EAGAIN, as a link that is down) until it drains. A peer that stops
  * reading altogether is cut off by the kernel (TCP_USER_TIMEOUT also
  * bounds a zero window), and the requests on its link time out at their
  * coordinators.
+ *
+ * Membership: a peer that names itself (its HELLO to us, its CHALLENGE
+ * when we dial) with an id that is not a member of the current snapshot,
+ * or one that left, is refused (REFUSE, closed, counted as a failed
+ * handshake) before anything is served. Without a cluster secret the id
+ * is taken as claimed: only the secret makes it a proof.
  *
  * Adoption: the admin thread queues accepted sockets under `adopt_lock`
  * and writes the shard's eventfd, on which a read is kept in the shard's
@@ -69,6 +77,7 @@
 #include "node.h"
 #include "req.h"
 #include "shard.h"
+#include "snapshot.h"
 
 #define PEERLINK_PENDING_MSGS 4096          /* messages waiting for a handshake */
 #define PEERLINK_PENDING_BYTES (64u << 20)  /* ... and their bytes */
@@ -112,7 +121,8 @@ struct link {
     socklen_t sa_len;
     struct wire_hs hs;
     struct wire_decoder dec;
-    size_t need; /* bytes the frame at in[0] takes (0: unknown) */
+    size_t need;      /* bytes the frame at in[0] takes (0: unknown) */
+    size_t resume_at; /* the batch at in[0] was left here (its body's offset) */
     struct buf in, out, sending;
     size_t sent;
     struct wire_writer w;  /* on `out`, once OPEN */
@@ -703,12 +713,37 @@ static void link_replay(struct peerlink *pl, struct link *l)
 
 /* ---- input ---- */
 
+/* Whether node `id` is a member of the cluster as the current snapshot has
+ * it, and has not left (a joining one is: it is admitted before it dials).
+ * Without a snapshot (no membership yet) nobody is. */
+static bool link_is_member(struct peerlink *pl, const char *id)
+{
+    struct node *n = pl->sh->node;
+    if (!n->snapshots)
+        return false;
+    bool is_member = false;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, pl->sh->id);
+    for (uint32_t i = 0; s && i < s->n_members && !is_member; i++)
+        is_member = i != s->self && s->members[i].status != MEMBER_S_LEFT &&
+                    memcmp(s->members[i].id, id, WIRE_ID_HEX) == 0;
+    snapshot_read_end(n->snapshots, pl->sh->id);
+    return is_member;
+}
+
 static void link_on_handshake(struct peerlink *pl, struct link *l, const struct wire_frame *f)
 {
     enum wire_hs_status st = wire_hs_on_frame(&l->hs, f, &l->out);
     link_mark_dirty(pl, l);
     if (l->out.failed) {
         link_close(pl, l, "out of memory in the handshake");
+        return;
+    }
+    /* The peer named itself (its HELLO, or its CHALLENGE): only members are
+     * served. Without a cluster secret this trusts the id it claims. */
+    if (st != WIRE_HS_FAILED && l->hs.peer_id[0] && !link_is_member(pl, l->hs.peer_id)) {
+        char why[WIRE_ID_HEX + 48];
+        snprintf(why, sizeof why, "node %s is not a member of this cluster", l->hs.peer_id);
+        link_refuse(pl, l, WIRE_REFUSE_AUTH, why); /* our CHALLENGE or PROOF is not sent */
         return;
     }
     if (st == WIRE_HS_AGAIN)
@@ -740,20 +775,31 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
         link_replay(pl, l);
 }
 
-static void link_on_batch(struct peerlink *pl, struct link *l, const struct wire_frame *f)
+/* Hands a batch's messages to the coordinator, from l->resume_at on (a
+ * batch left part-way). False when the output reached PEERLINK_IN_PAUSE
+ * before the batch ended: the rest waits (l->resume_at says where), so
+ * one frame of small requests for large values cannot make its replies
+ * grow without bound. */
+static bool link_on_batch(struct peerlink *pl, struct link *l, const struct wire_frame *f)
 {
     struct wire_cursor c;
     struct wire_msg m;
     const char *err;
     wire_cursor_init(&c, &l->dec, f);
+    c.p += l->resume_at;
+    l->resume_at = 0;
     uint64_t handle = link_handle(l);
     for (;;) {
+        if (c.p < c.end && link_should_pause(l)) {
+            l->resume_at = (size_t)(c.p - f->body);
+            return false;
+        }
         enum wire_status st = wire_next_msg(&c, &m, &err);
         if (st == WIRE_END)
-            return;
+            return true;
         if (st != WIRE_OK) {
             link_refuse(pl, l, WIRE_REFUSE_PROTOCOL, err);
-            return;
+            return true;
         }
         LINK_STAT_ADD(pl, msgs_in, 1);
         if (m.kind == WIRE_REQUEST)
@@ -761,7 +807,7 @@ static void link_on_batch(struct peerlink *pl, struct link *l, const struct wire
         else
             coord_on_reply(pl->sh, &m);
         if (l->closing || l->close_after_flush)
-            return;
+            return true;
     }
 }
 
@@ -786,15 +832,16 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
             link_refuse(pl, l, WIRE_REFUSE_PROTOCOL, err);
             return len;
         }
-        off += used;
         l->need = 0;
         if (f.type == WIRE_REFUSE && l->dec.version != 0) {
             link_close(pl, l, "refused by the peer");
         } else if (l->dec.version == 0) {
             link_on_handshake(pl, l, &f);
-        } else {
-            link_on_batch(pl, l, &f);
+        } else if (!link_on_batch(pl, l, &f)) {
+            link_pause(pl, l);
+            break; /* the frame stays whole: decoded again on resume */
         }
+        off += used;
     }
     return off;
 }

@@ -39,7 +39,10 @@
  * timestamp is older than tombstone-grace; store_delete() journals a delete
  * record, so recovery replays the tombstone and then its removal. A key
  * with a live sibling next to a tombstone is kept whole. While the log
- * refuses writes (MISCONF) or pauses writers, reaping waits too. */
+ * refuses writes (MISCONF) or pauses writers, reaping waits too. In a
+ * cluster such a tombstone is only a candidate: replica_reap_offer hands it
+ * to the coordinator, which deletes it once every replica confirmed
+ * (coord.c); both share one pass (reap_pass). */
 #include "replica.h"
 
 #include <errno.h>
@@ -148,18 +151,19 @@ uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64
 
 int replica_entry_clock(const struct node *n, const struct table_entry *e, struct dvv_clock *out)
 {
+    if (table_entry_is_cold(e))
+        return -EAGAIN; /* its value (a versioned entry's body) is on disk only */
     if (e->meta & TABLE_ENTRY_VERSIONED) {
         struct store_version v;
         store_entry_version(e, &v);
         return dvv_decode(v.meta, v.meta_len, v.body, v.body_len, out);
     }
-    if (table_entry_is_cold(e))
-        return -EAGAIN;
     struct dvv_entry one_entry;
     struct dvv_value one_value;
     struct dvv_clock plain;
     dvv_init(&plain, &one_entry, 1, &one_value, 1);
-    struct dvv_value v = {table_entry_key(e) + e->key_len, e->val_len, 0, 0};
+    struct dvv_value v = {
+        .data = table_entry_key(e) + e->key_len, .len = e->val_len, .mc_flags = e->mc_flags};
     int rc = dvv_new(&plain, &v);
     if (rc != 0)
         return rc;
@@ -241,7 +245,7 @@ static int state_of_clock(const struct dvv_clock *c, int64_t expire_ms, struct r
 static int state_of_entry(const struct node *n, const struct table_entry *e,
                           struct replica_clocks *w, struct replica_state *out)
 {
-    if (!(e->meta & TABLE_ENTRY_VERSIONED)) {
+    if (!(e->meta & TABLE_ENTRY_VERSIONED) || table_entry_is_cold(e)) {
         int rc = replica_entry_clock(n, e, w->k[K_STORED]);
         return rc != 0 ? rc : state_of_clock(w->k[K_STORED], e->expire_ms, out);
     }
@@ -254,13 +258,14 @@ static int state_of_entry(const struct node *n, const struct table_entry *e,
     return state_done(out);
 }
 
-/* The key's versioned entry when it holds exactly this state's versions
- * (equal meta: the encoding is canonical), else NULL. Encodes nothing. */
+/* The key's versioned entry (in memory) when it holds exactly this state's
+ * versions (equal meta: the encoding is canonical), else NULL. Encodes
+ * nothing. */
 static const struct table_entry *entry_holding(struct store *s, const void *key, uint32_t klen,
                                                uint64_t hash, const void *meta, size_t meta_len)
 {
     const struct table_entry *e = replica_find(s, key, klen, hash);
-    if (!e || !(e->meta & TABLE_ENTRY_VERSIONED))
+    if (!e || !(e->meta & TABLE_ENTRY_VERSIONED) || table_entry_is_cold(e))
         return NULL;
     struct store_version v;
     store_entry_version(e, &v);
@@ -279,7 +284,7 @@ int replica_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash,
     const struct table_entry *e = replica_find(s, key, klen, hash);
     if (!e)
         return -ENOENT;
-    if (!(e->meta & TABLE_ENTRY_VERSIONED))
+    if (!(e->meta & TABLE_ENTRY_VERSIONED) || table_entry_is_cold(e))
         return 1;
     store_entry_version(e, v);
     *expire_at_ms = (uint64_t)e->expire_ms;
@@ -339,11 +344,12 @@ static int apply_merge(struct store *s, const struct node *n, const void *key, u
     return rc;
 }
 
-/* p->stored = K_STORED's meta: a versioned entry holds its canonical
- * encoding already (the bytes replica_export gives), a plain one is encoded. */
+/* p->stored = K_STORED's meta: a versioned entry in memory holds its
+ * canonical encoding already (the bytes replica_export gives); others are
+ * encoded. */
 static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
 {
-    if (p->e->meta & TABLE_ENTRY_VERSIONED) {
+    if ((p->e->meta & TABLE_ENTRY_VERSIONED) && !table_entry_is_cold(p->e)) {
         struct store_version v;
         store_entry_version(p->e, &v);
         p->stored = v.meta;
@@ -447,11 +453,12 @@ static int versionize_clock(struct store *s, const struct node *n, uint64_t hash
         if (rc != 0)
             return rc == -ENOSPC ? rc : -EINVAL;
     }
-    struct dvv_value v = {NULL, 0, DVV_TOMBSTONE, s->now_ms};
+    struct dvv_value v = {.flags = DVV_TOMBSTONE, .ts_ms = s->now_ms};
     if (e && !(e->meta & TABLE_ENTRY_TOMBSTONE)) {
         v.data = table_entry_key(e) + e->key_len;
         v.len = e->val_len;
         v.flags = 0;
+        v.mc_flags = e->mc_flags; /* memcached's set: the new sibling's */
     }
     int rc = dvv_new_with_context(w->k[K_STORED], w->k[K_IN], &v);
     if (rc == 0)
@@ -534,9 +541,9 @@ struct reap_scan {
 /* True when every value of e is a tombstone written before `before_ms`. */
 static bool reapable(const struct table_entry *e, int64_t before_ms, struct replica_clocks *w)
 {
-    if ((e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE)) !=
+    if ((e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE | TABLE_ENTRY_COLD)) !=
         (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE))
-        return false;
+        return false; /* a cold entry has bytes: some value is live */
     struct store_version v;
     store_entry_version(e, &v);
     int rc = dvv_decode(v.meta, v.meta_len, v.body, v.body_len, w->k[K_STORED]);
@@ -564,7 +571,11 @@ static void reap_visit(struct table_entry *e, void *arg)
     r->found[r->nfound++] = e;
 }
 
-uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget)
+/* One pass step of replica_reap and replica_reap_offer: each tombstone past
+ * the grace is deleted (offer NULL) or offered; an offer refused stops the
+ * pass where it is (the chunk is looked at again on a later call). */
+static uint32_t reap_pass(struct store *s, const struct node *n, int64_t now_unix_ms,
+                          uint32_t budget, replica_reap_fn offer, void *arg)
 {
     /* Where this shard's pass over its table is (the owner's thread). */
     static __thread uint64_t cursor;
@@ -580,18 +591,25 @@ uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms
     struct reap_scan r = {
         .s = s, .w = &w, .before_ms = now_unix_ms - n->cfg->tombstone_grace_s * 1000};
     uint32_t reaped = 0;
-    while (reaped < budget && r.visited < REPLICA_REAP_VISIT) {
+    bool refused = false;
+    while (!refused && reaped < budget && r.visited < REPLICA_REAP_VISIT) {
         r.nfound = 0;
         r.full = false;
         r.cap = budget - reaped < REPLICA_REAP_BATCH ? budget - reaped : REPLICA_REAP_BATCH;
         uint64_t next = table_scan(s->table, cursor, 1, reap_visit, &r);
-        for (uint32_t i = 0; i < r.nfound; i++) {
+        for (uint32_t i = 0; i < r.nfound && !refused; i++) {
             const struct table_entry *e = r.found[i];
             const char *key = table_entry_key(e);
-            store_delete(s, key, e->key_len, keyhash(key, e->key_len)); /* logs a delete */
+            uint64_t hash = keyhash(key, e->key_len);
+            if (!offer)
+                store_delete(s, key, e->key_len, hash); /* logs a delete */
+            else if (!offer(arg, key, e->key_len, hash))
+                refused = true;
+            else
+                reaped++;
         }
-        reaped += r.nfound;
-        if (r.full)
+        reaped += offer ? 0 : r.nfound;
+        if (r.full || refused)
             continue; /* the rest of this chunk next */
         cursor = next;
         if (cursor == 0)
@@ -599,4 +617,15 @@ uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms
     }
     clocks_fini(&w);
     return reaped;
+}
+
+uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget)
+{
+    return reap_pass(s, n, now_unix_ms, budget, NULL, NULL);
+}
+
+uint32_t replica_reap_offer(struct store *s, const struct node *n, int64_t now_unix_ms,
+                            uint32_t budget, replica_reap_fn offer, void *arg)
+{
+    return reap_pass(s, n, now_unix_ms, budget, offer, arg);
 }

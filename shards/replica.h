@@ -1,5 +1,6 @@
 /* replica.h: a key's replicated state, as this shard's store holds it and as
- * the wire carries it (meta: the DVVSet meta encoding, dvv_encode_meta; body:
+ * the wire carries it (meta: the DVVSet meta encoding, dvv_encode_meta, with
+ * each sibling's memcached client flags; body:
  * the values' bytes in clock order, dvv_encode_body; expire_at_ms: absolute
  * unix ms, 0 none). CONTRACT: written by the lead; the "replica" helper
  * implements shards/replica.c and may refine comments, not signatures.
@@ -16,14 +17,18 @@
  * context is the clock the key had before (`before`), so a SET supersedes
  * every version its coordinator had seen. A key the command removed (DEL,
  * GETDEL, EXPIRE in the past) becomes a tombstone with that context.
- * Tombstones are reaped by replica_reap() (called from the shard's tick)
- * once tombstone-grace has passed since the newest of their writes.
+ * Tombstones past tombstone-grace (since the newest of their writes) are
+ * reaped from the shard's tick: on a cluster of one by replica_reap(); in a
+ * cluster they are only candidates, offered by replica_reap_offer() to the
+ * coordinator, which deletes one only once every replica of its partition
+ * holds that tombstone or nothing (coord.c, "Reaping").
  *
- * Cold values (values beyond RAM): versioned entries are never cooled, but a
- * plain entry may be. Its implicit clock needs its value, so replica_export,
- * replica_apply and replica_versionize answer -EAGAIN for a key whose plain
- * value is on disk only: the caller reads it back first (tier.h, as handlers
- * do) and calls again. Nothing has changed when -EAGAIN comes back.
+ * Cold values (values beyond RAM): plain and versioned entries alike may
+ * have their value (a versioned entry's body) on disk only. A state needs
+ * the values, so replica_export, replica_apply and replica_versionize answer
+ * -EAGAIN for such a key: the caller reads it back first (tier.h, as
+ * handlers do; coord.c parks a peer's request meanwhile) and calls again.
+ * Nothing has changed when -EAGAIN comes back.
  *
  * Threads: the owning shard's thread.
  * Errors: -ENOENT (no entry, not even a tombstone), -EINVAL (bytes that do
@@ -69,8 +74,9 @@ int replica_export(struct store *s, const struct node *n, const void *key, uint3
 
 /* The stored state of key as replica_export gives it, borrowed (valid until
  * the store changes): 0 and *v, *expire_at_ms set for a versioned entry;
- * -ENOENT when the store has nothing for it; 1 for a plain entry, whose
- * implicit clock only replica_export makes. Copies and allocates nothing. */
+ * -ENOENT when the store has nothing for it; 1 for a plain entry (its
+ * implicit clock) or a cold one (its body on disk): call replica_export.
+ * Copies and allocates nothing. */
 int replica_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                  struct store_version *v, uint64_t *expire_at_ms);
 
@@ -93,8 +99,8 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
 bool replica_same(const struct replica_state *a, const void *meta, size_t meta_len);
 
 /* True when the store holds exactly the versions of this meta for key (as
- * replica_same against its export, without exporting): a versioned entry
- * only; false for a plain one, whose implicit clock needs an export. */
+ * replica_same against its export, without exporting): a versioned entry in
+ * memory only; false for a plain or cold one, which needs an export. */
 bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *meta,
                    size_t meta_len);
 
@@ -118,6 +124,17 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
  * so a reaped key stays gone after a restart; none while the node's log
  * refuses writes or pauses writers (persist.h). Returns how many. */
 uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget);
+
+/* A tombstone past its grace, offered instead of deleted (key borrowed for
+ * the call only). Returns false when the caller takes no more now: the pass
+ * stops there and offers it again on a later call. */
+typedef bool (*replica_reap_fn)(void *arg, const void *key, uint32_t klen, uint64_t hash);
+
+/* replica_reap's pass, but each candidate goes to offer(arg, ...) and
+ * nothing is deleted here (the caller deletes with store_delete once it
+ * is sure). At most `budget` offers per call. Returns how many were taken. */
+uint32_t replica_reap_offer(struct store *s, const struct node *n, int64_t now_unix_ms,
+                            uint32_t budget, replica_reap_fn offer, void *arg);
 
 /* ---- what every versioned write shares (cmd_ring.c too) ---- */
 

@@ -18,7 +18,7 @@
  *      it rides in the next submit); then the peer links' batches (one
  *      send per link: peerlink.h);
  *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
- *      steps, tombstones past tombstone-grace: replica_reap), the segment
+ *      steps, tombstones past tombstone-grace: coord_reap), the segment
  *      log's fdatasync (everysec), idle clients (idle.h), peer links whose
  *      handshake is late, and the stop flag.
  * With storage = log, the records a turn wrote go to the kernel as one write
@@ -711,7 +711,7 @@ void *shard_main(void *arg)
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
-            replica_reap(sh->store, n, now, REPLICA_REAP_PER_TICK);
+            coord_reap(sh, now); /* tombstones past tombstone-grace, confirmed in a cluster */
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
             peerlink_turn(sh, req_now_ms());

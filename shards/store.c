@@ -35,9 +35,10 @@
  * followed by the version part (header, meta, body unless it is the picked
  * value), so every plain read works unchanged; lookups for plain commands
  * hide a key whose pick is a tombstone (one flag test); APPEND never grows
- * such an entry in place (its version part follows the value), an expiry
- * change copies the version part along, and they are never cooled (a cold
- * entry keeps no version part). */
+ * such an entry in place (its version part follows the value), and an
+ * expiry change copies the version part along. Cooled, such an entry keeps
+ * its header and meta right after the key (the body is the log record's
+ * value); read back, the body is decoded with that meta to find the pick. */
 #include "store.h"
 
 #include <errno.h>
@@ -140,6 +141,39 @@ void store_fini(struct store *s)
 {
     table_destroy(s->table);
     s->table = NULL;
+    mi_free(s->part_keys);
+    s->part_keys = NULL;
+}
+
+/* Entry e enters (+1) or leaves (-1) the table: its partition's count. */
+static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta)
+{
+    if (__builtin_expect(s->part_keys != NULL, 0) && !(e->meta & TABLE_ENTRY_TOMBSTONE))
+        s->part_keys[s->part_of(s->part_arg, table_entry_key(e), e->key_len)] += (uint64_t)delta;
+}
+
+static void part_count_fn(struct table_entry *e, void *arg)
+{
+    part_count(arg, e, 1);
+}
+
+int store_track_partitions(struct store *s, uint32_t nparts,
+                           uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen),
+                           const void *arg)
+{
+    if (s->part_keys)
+        return 0;
+    s->part_keys = mi_calloc(nparts, sizeof *s->part_keys);
+    if (!s->part_keys)
+        return -ENOMEM;
+    s->nparts = nparts;
+    s->part_of = part_of;
+    s->part_arg = arg;
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan(s->table, cursor, 1024, part_count_fn, s);
+    } while (cursor != 0);
+    return 0;
 }
 
 /* Takes e out of the accounting and hands it to reclamation. */
@@ -152,6 +186,7 @@ static void drop(struct store *s, struct table_entry *e)
     }
     if (e->expire_ms != 0)
         stat_sub(&s->stats.expires, 1);
+    part_count(s, e, -1);
     table_retire(s->table, e);
 }
 
@@ -196,6 +231,7 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
         return -ENOMEM;
     }
     stat_add(&s->stats.entry_bytes, table_entry_mem(e));
+    part_count(s, e, 1);
     if (e->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     uint64_t prev = old ? old->cas : 0;
@@ -425,24 +461,44 @@ static void evict(struct store *s, size_t need)
     }
 }
 
+/* Bytes a cold entry keeps after its key: a versioned entry's version
+ * header and meta (its body is the record's value, on disk). */
+static size_t cold_part_bytes(const struct table_entry *e)
+{
+    if (!(e->meta & TABLE_ENTRY_VERSIONED))
+        return 0;
+    struct store_version v;
+    store_entry_version(e, &v);
+    return sizeof(struct table_version_hdr) + v.meta_len;
+}
+
 /* A hot entry whose value may leave memory, and saves memory by it. */
 static bool coolable(const struct store *s, const struct table_entry *e)
 {
-    return !(e->meta & (TABLE_ENTRY_COLD | TABLE_ENTRY_VERSIONED)) &&
-           (e->meta & TABLE_ENTRY_LSN) && e != s->pinned &&
+    return !(e->meta & TABLE_ENTRY_COLD) && (e->meta & TABLE_ENTRY_LSN) && e != s->pinned &&
            !store_is_expired(s, e) &&
-           mi_good_size(sizeof *e + e->key_len + sizeof(uint64_t)) < table_entry_mem(e) &&
+           mi_good_size(sizeof *e + e->key_len + cold_part_bytes(e) + sizeof(uint64_t)) <
+               table_entry_mem(e) &&
            s->tier->readable(s->tier->arg, table_entry_lsn(e));
 }
 
 /* Replaces hot entry e by its cold form. False on out of memory. */
 static bool cool_entry(struct store *s, struct table_entry *e)
 {
+    size_t part = cold_part_bytes(e);
+    uint32_t kept = e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE);
     struct table_entry *c =
-        table_entry_alloc_flags(e->key_len, 0, TABLE_ENTRY_LSN | TABLE_ENTRY_COLD);
+        table_entry_alloc_flags(e->key_len, part, TABLE_ENTRY_LSN | TABLE_ENTRY_COLD | kept);
     if (!c)
         return false;
     memcpy(c->data, table_entry_key(e), e->key_len);
+    if (part) { /* the version header and meta, right after the key */
+        struct store_version v;
+        store_entry_version(e, &v);
+        struct table_version_hdr h = {v.meta_len, v.body_len, 0};
+        memcpy(c->data + e->key_len, &h, sizeof h);
+        memcpy(c->data + e->key_len + sizeof h, v.meta, v.meta_len);
+    }
     c->expire_ms = e->expire_ms;
     c->cas = e->cas;
     c->val_len = e->val_len;
@@ -456,6 +512,7 @@ static bool cool_entry(struct store *s, struct table_entry *e)
         return false;
     }
     stat_add(&s->stats.entry_bytes, table_entry_mem(c));
+    part_count(s, c, 1);
     if (c->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     stat_add(&s->stats.cold_keys, 1);
@@ -582,23 +639,60 @@ int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_
     return publish_unlogged(s, e, hash, NULL);
 }
 
+static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
+                               const struct store_version *v, const struct dvv_clock *c,
+                               struct table_entry **out);
+
+/* An unpublished hot entry for cold entry `cold`, whose record's value is
+ * val: a plain value, or a versioned entry's body (its meta is the cold
+ * entry's). 0, -EINVAL (a body that does not decode with the meta), -ENOMEM. */
+static int loaded_entry_new(struct store *s, const struct table_entry *cold, const void *val,
+                            size_t vlen, struct table_entry **out)
+{
+    const char *key = table_entry_key(cold);
+    if (!(cold->meta & TABLE_ENTRY_VERSIONED)) {
+        struct table_entry *e = store_entry_new(s, key, cold->key_len, vlen);
+        if (!e)
+            return -ENOMEM;
+        memcpy(table_entry_val(e), val, vlen);
+        e->val_len = (uint32_t)vlen;
+        e->mc_flags = cold->mc_flags;
+        *out = e;
+        return 0;
+    }
+    struct store_version v;
+    store_entry_version(cold, &v);
+    v.body = vlen ? val : "";
+    struct dvv_entry entries[4];
+    struct dvv_value values[4];
+    struct dvv_clock small, *big = NULL, *c = &small;
+    dvv_init(&small, entries, 4, values, 4);
+    int rc = dvv_decode(v.meta, v.meta_len, v.body, v.body_len, c);
+    if (rc == -ENOSPC) { /* more actors or siblings than the stack holds */
+        c = big = dvv_create(DVV_MAX_ENTRIES, DVV_MAX_VALUES);
+        rc = big ? dvv_decode(v.meta, v.meta_len, v.body, v.body_len, c) : -ENOMEM;
+    }
+    if (rc == 0)
+        rc = versioned_entry_new(s, key, cold->key_len, &v, c, out);
+    dvv_destroy(big);
+    return rc == -ENOMEM ? rc : rc != 0 ? -EINVAL : 0;
+}
+
 int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
                      size_t vlen, struct table_entry **out)
 {
-    if (!table_entry_is_cold(cold) || vlen != cold->val_len)
+    if (!table_entry_is_cold(cold) || vlen != store_entry_record_len(cold))
         return -EINVAL;
-    int rc = store_ensure_memory(s, store_need(cold->key_len, vlen));
+    int rc = store_ensure_memory(s, store_need(cold->key_len, vlen + cold_part_bytes(cold)));
     if (rc != 0)
         return rc;
     if (table_find(s->table, table_entry_key(cold), cold->key_len, hash) != cold)
         return -EINVAL; /* eviction took the key meanwhile */
-    struct table_entry *e = store_entry_new(s, table_entry_key(cold), cold->key_len, vlen);
-    if (!e)
-        return -ENOMEM;
-    memcpy(table_entry_val(e), val, vlen);
-    e->val_len = (uint32_t)vlen;
+    struct table_entry *e = NULL;
+    rc = loaded_entry_new(s, cold, val, vlen, &e);
+    if (rc != 0)
+        return rc;
     e->expire_ms = cold->expire_ms;
-    e->mc_flags = cold->mc_flags;
     e->cas = cold->cas;
     table_entry_set_lsn(e, table_entry_lsn(cold));
     rc = publish_unlogged(s, e, hash, out); /* the value is on disk already */
@@ -614,11 +708,13 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
 void store_entry_version(const struct table_entry *e, struct store_version *v)
 {
     const char *val = e->data + e->key_len;
+    bool is_cold = table_entry_is_cold(e); /* no value: the version part follows the key */
+    const char *part = is_cold ? val : val + e->val_len;
     struct table_version_hdr h;
-    memcpy(&h, val + e->val_len, sizeof h);
-    v->meta = val + e->val_len + sizeof h;
+    memcpy(&h, part, sizeof h);
+    v->meta = part + sizeof h;
     v->meta_len = h.meta_len;
-    v->body = h.body_shared ? val : v->meta + h.meta_len;
+    v->body = is_cold ? NULL : h.body_shared ? val : v->meta + h.meta_len;
     v->body_len = h.body_len;
 }
 
@@ -663,6 +759,7 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
     if (!h.body_shared && v->body_len)
         memcpy(val + pv->len + sizeof h + v->meta_len, v->body, v->body_len);
     e->val_len = pv->len;
+    e->mc_flags = pv->mc_flags; /* what plain reads of the pick answer */
     e->meta |= TABLE_ENTRY_VERSIONED | ((pv->flags & DVV_TOMBSTONE) ? TABLE_ENTRY_TOMBSTONE : 0);
     *out = e;
     return 0;
@@ -819,6 +916,8 @@ void store_flush(struct store *s)
     if (s->journal)
         s->journal->flush(s->journal->arg);
     table_clear(s->table);
+    if (s->part_keys)
+        memset(s->part_keys, 0, s->nparts * sizeof *s->part_keys);
     __atomic_store_n(&s->stats.entry_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->stats.expires, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->stats.cold_keys, 0, __ATOMIC_RELAXED);

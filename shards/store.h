@@ -140,6 +140,11 @@ struct store {
     const struct store_journal *journal; /* NULL: a pure in-memory store */
     const struct store_tier *tier;       /* NULL: every value stays in memory */
     const struct table_entry *pinned;    /* never turned cold (store_pin) */
+    /* Keys per partition (store_track_partitions); NULL: not kept. */
+    uint64_t *part_keys;
+    uint32_t nparts;
+    uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen);
+    const void *part_arg;
     struct store_stats stats;
 };
 
@@ -227,7 +232,8 @@ int store_put_recovered(struct store *s, const void *key, uint32_t klen, uint64_
                         uint64_t cas, uint64_t lsn);
 
 /* Puts back the value of the cold entry `cold` (still the key's entry),
- * read from the log: a hot entry with the same metadata replaces it.
+ * read from the log (the record's value: a versioned entry's body): a hot
+ * entry with the same metadata replaces it.
  * Makes room first. *out (may be NULL) receives the new entry.
  * 0, -ENOMEM (the entry stays cold), -EINVAL (vlen is not the value's). */
 int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, const void *val,
@@ -235,15 +241,18 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
 
 /* ---- versioned keys (RING.*; table.h, TABLE_ENTRY_VERSIONED) ----
  * A versioned entry stores its clock encoded (dvv.h): the meta and the
- * body. Its value, for every plain command, is the sibling dvv_pick()
- * chooses; a key whose pick is a tombstone is absent for them (lookups
- * return NULL, store_delete() reports no key). Plain writes replace it with
- * a plain entry; an expiry change keeps its versions. Versioned entries
- * stay in memory (never cooled). Tombstones stay until a plain write or
+ * body. Its value (and its mc_flags: the sibling's dvv_value.mc_flags),
+ * for every plain command, is the sibling dvv_pick() chooses; a key whose
+ * pick is a tombstone is absent for them (lookups return NULL,
+ * store_delete() reports no key). Plain writes replace it with
+ * a plain entry; an expiry change keeps its versions. Past maxmemory a
+ * versioned entry is cooled as a plain one: its meta stays in memory, its
+ * body (the log record's value) goes. Tombstones stay until a plain write or
  * delete replaces them, or replica_reap() (replica.h) after tombstone-grace. */
 
 /* The stored clock of a versioned entry: meta and body, borrowed from e
- * (valid as long as e). */
+ * (valid as long as e); body is NULL for a cold entry (on disk only,
+ * body_len bytes). */
 struct store_version {
     const char *meta;
     uint32_t meta_len;
@@ -335,6 +344,22 @@ void store_flush_at(struct store *s, int64_t at_ms);
 /* Number of keys, including expired ones not yet removed (as Redis's
  * DBSIZE). Any thread. */
 size_t store_count(const struct store *s);
+
+/* Keys per partition, for a cluster's DBSIZE (keyspace.h). Off by default:
+ * a cluster of one pays nothing. store_track_partitions() counts every
+ * entry once (O(keys)), then each entry made or dropped updates its
+ * partition's count (part_of(arg, key, klen) < nparts; arg must outlive
+ * the store). An expired key not yet reclaimed counts (as in
+ * store_count()); a tombstone does not. Owner thread only. 0 or -ENOMEM;
+ * a second call does nothing. */
+int store_track_partitions(struct store *s, uint32_t nparts,
+                           uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen),
+                           const void *arg);
+/* Entries of partition p; 0 when counts are not kept. Owner thread only. */
+static inline uint64_t store_partition_count(const struct store *s, uint32_t p)
+{
+    return s->part_keys && p < s->nparts ? s->part_keys[p] : 0;
+}
 
 /* Bytes used: entries plus the table's slot arrays. Any thread. */
 size_t store_used_bytes(const struct store *s);

@@ -44,15 +44,17 @@
  *  - TABLE_ENTRY_LSN: the last 8 bytes of the allocation hold the position of
  *    the key's current record in the shard's segment log (durable storage);
  *  - TABLE_ENTRY_COLD: the value is on disk only (values beyond RAM): data
- *    holds the key alone, val_len is the value's real length, and the value
- *    is read back through the log position (shards/tier.h);
+ *    holds the key alone (a versioned entry's: then its struct
+ *    table_version_hdr and meta, its body being on disk), val_len is the
+ *    value's real length, and the value is read back through the log
+ *    position (shards/tier.h);
  *  - TABLE_ENTRY_VERSIONED: the key carries versions (a DVVSet clock, dvv.h,
  *    written by RING.PUT/RING.DEL). The value bytes [0, val_len) are the
  *    sibling a plain GET returns (dvv_pick()), so plain reads need no
  *    branch; after them, in the same allocation, the version part: a
  *    struct table_version_hdr, the clock's meta, and its body unless the
  *    body is exactly the picked value's bytes (one sibling: no copy). Such
- *    entries are never cold and never appended to in place (store.c);
+ *    entries are never appended to in place (store.c);
  *  - TABLE_ENTRY_TOMBSTONE (with VERSIONED): the picked sibling is a delete,
  *    so plain commands see no key (store_lookup() returns NULL). */
 struct table_entry {

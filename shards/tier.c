@@ -311,6 +311,16 @@ static struct table_entry *load_entry(struct tier *t, const struct tier_load *l)
     return e == l->cold && table_entry_is_cold(e) && e->cas == l->cas ? e : NULL;
 }
 
+/* The most bytes the record of cold entry e can take (a versioned entry's
+ * record holds its meta, and its body as the value). */
+static size_t record_max(const struct table_entry *e, uint32_t klen)
+{
+    struct store_version v = {0};
+    if (e->meta & TABLE_ENTRY_VERSIONED)
+        store_entry_version(e, &v);
+    return seg_put_record_max(klen, store_entry_record_len(e), (uint16_t)v.meta_len);
+}
+
 static void submit_read(struct tier *t, struct tier_load *l)
 {
     struct shard *sh = t->sh;
@@ -331,7 +341,7 @@ static void submit_read(struct tier *t, struct tier_load *l)
     int fd;
     uint64_t offset;
     int rc = persist_locate(sh->persist, lsn, &fd, &offset);
-    size_t want = seg_put_record_max(l->klen, l->cold->val_len, 0);
+    size_t want = record_max(l->cold, l->klen);
     if (rc == 0 && l->data_cap < want) {
         mi_free(l->data);
         l->data = mi_malloc(want);
@@ -457,7 +467,7 @@ void tier_on_cqe(struct shard *sh, uint64_t ud, int res)
     }
     bool ok = seg_decode(l->data, (size_t)res, &r, &used) == SEG_OK && r.type == SEG_PUT &&
               r.key_len == l->klen && memcmp(r.key, l->key, l->klen) == 0 && r.seq == l->cas &&
-              r.raw_len == e->val_len;
+              r.raw_len == store_entry_record_len(e);
     if (!ok) {
         if (l->tries < TIER_READ_TRIES) { /* the entry may have moved: read again */
             submit_read(t, l);

@@ -106,12 +106,15 @@ static const struct cfg_setting cfg_settings[] = {
      "and get no partitions until an operator adds it with POST /v1/nodes)."},
     {"cluster-secret", CFG_SECRET, F(cluster_secret), "", 0, 0, NULL,
      "Shared secret of the cluster: two peers first prove to each other that they know it "
-     "(a challenge-response handshake with HMAC-SHA256; the secret never travels), then "
-     "every frame carries a MAC under their session's key and a sequence number, and "
-     "frames without a valid one, or replayed, are dropped. Keys come from the secret "
-     "through PBKDF2, yet a tag seen on the wire lets anyone test guesses offline: use a "
-     "high-entropy secret (`openssl rand -hex 32`). CONFIG GET shows it as " CFG_HIDDEN ". "
-     "Empty: peers are not authenticated."},
+     "(a challenge-response handshake with HMAC-SHA256; the secret never travels). Gossip "
+     "sessions then carry a MAC under their session's key and a sequence number on every "
+     "frame (frames without a valid one, or replayed, are dropped); the data links "
+     "(replica requests, forwarded commands) authenticate their handshake only, not each "
+     "frame after it. Keys come from the secret through PBKDF2, yet a tag seen on the wire "
+     "lets anyone test guesses offline: use a high-entropy secret (`openssl rand -hex 32`). "
+     "CONFIG GET shows it as " CFG_HIDDEN ". **Empty: peers are not authenticated, and the "
+     "cluster port serves any connection that names a member's node id** (reads, writes, "
+     "FLUSHALL): use one outside a trusted network."},
     {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
      "This node's relative capacity: the partition ring gives it partitions in proportion."},
     {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,

@@ -13,10 +13,12 @@
  *     server's clock plus one event: the coordinator's entry gains the next
  *     counter and the new value at the head of its list.
  * The codec is LEB128 varints (minimal only) and little-endian u64 actors.
- * Meta: varint h = nentries << 2 | has_anon << 1 | 0 (bit 0 is kept for a
- * future format and must be 0); varint nanon when has_anon; per entry actor
- * (8 bytes), varint counter, varint nvalues; per value varint (ts_ms << 1 |
- * tombstone), then varint len unless a tombstone. Body: the values' bytes in
+ * Meta: varint h = nentries << 2 | has_anon << 1 | has_flags; varint nanon
+ * when has_anon; per entry actor (8 bytes), varint counter, varint nvalues;
+ * per value varint (ts_ms << 1 | tombstone), then unless a tombstone varint
+ * len and, when has_flags, varint mc_flags. has_flags is set exactly when
+ * some value has client flags (so a meta without any, written before flags
+ * were kept, is still the canonical encoding of its clock). Body: the values' bytes in
  * the same order. Context: varint h = nentries << 1 | 0, then per entry actor
  * and varint counter; no entries is the empty string. Decoding accepts only
  * what encoding produces (sorted actors, canonical anonymous order, minimal
@@ -69,17 +71,19 @@ static bool value_ok(const struct dvv_value *v)
 {
     if (v->ts_ms < 0 || v->ts_ms >= DVV_MAX_TS_MS || (v->flags & ~(uint32_t)DVV_TOMBSTONE))
         return false;
-    return !(v->flags & DVV_TOMBSTONE) || v->len == 0;
+    return !(v->flags & DVV_TOMBSTONE) || (v->len == 0 && v->mc_flags == 0);
 }
 
 /* The canonical order of anonymous values: newest first, then flags,
- * length and bytes. <0, 0 (the same value) or >0. */
+ * client flags, length and bytes. <0, 0 (the same value) or >0. */
 static int anon_cmp(const struct dvv_value *x, const struct dvv_value *y)
 {
     if (x->ts_ms != y->ts_ms)
         return x->ts_ms > y->ts_ms ? -1 : 1;
     if (x->flags != y->flags)
         return x->flags < y->flags ? -1 : 1;
+    if (x->mc_flags != y->mc_flags)
+        return x->mc_flags < y->mc_flags ? -1 : 1;
     if (x->len != y->len)
         return x->len < y->len ? -1 : 1;
     return x->len ? memcmp(x->data, y->data, x->len) : 0;
@@ -382,11 +386,14 @@ int dvv_encode_meta(const struct dvv_clock *c, struct buf *out)
 {
     if (c->nentries > DVV_MAX_ENTRIES || c->nvalues > DVV_MAX_VALUES)
         return -E2BIG;
-    for (uint32_t i = 0; i < c->nvalues; i++)
+    bool has_flags = false;
+    for (uint32_t i = 0; i < c->nvalues; i++) {
         if (!value_ok(&c->values[i]))
             return -EINVAL;
+        has_flags |= c->values[i].mc_flags != 0;
+    }
     size_t start = out->len;
-    put_varint(out, (uint64_t)c->nentries << 2 | (c->nanon ? 2 : 0));
+    put_varint(out, (uint64_t)c->nentries << 2 | (c->nanon ? 2 : 0) | has_flags);
     if (c->nanon)
         put_varint(out, c->nanon);
     for (uint32_t i = 0; i < c->nentries; i++) {
@@ -400,6 +407,8 @@ int dvv_encode_meta(const struct dvv_clock *c, struct buf *out)
         put_varint(out, (uint64_t)v->ts_ms << 1 | is_tomb);
         if (!is_tomb)
             put_varint(out, v->len);
+        if (!is_tomb && has_flags)
+            put_varint(out, v->mc_flags);
     }
     return finish(out, start);
 }
@@ -485,7 +494,9 @@ static int decode_entries(struct reader *r, struct dvv_clock *out, bool with_val
     uint64_t h = get_varint(r, UINT32_MAX);
     uint64_t nanon = with_values && (h & 2) ? get_varint(r, DVV_MAX_VALUES) : 0;
     uint64_t n = h >> (with_values ? 2 : 1);
-    if (r->bad || (h & 1) || (with_values && (h & 2) && nanon == 0) || (!with_values && n == 0))
+    /* A meta's bit 0 is has_flags (decode_values checks it); a context's is 0. */
+    if (r->bad || (!with_values && (h & 1)) || (with_values && (h & 2) && nanon == 0) ||
+        (!with_values && n == 0))
         return -EINVAL;
     int rc = check_count(n, DVV_MAX_ENTRIES, out->cap_entries);
     uint64_t nvalues = nanon;
@@ -509,16 +520,21 @@ static int decode_entries(struct reader *r, struct dvv_clock *out, bool with_val
     return out->nvalues > out->cap_values ? -ENOSPC : 0;
 }
 
-/* The values' stamps and lengths, their bytes in body. */
-static int decode_values(struct reader *r, const char *body, size_t body_len, struct dvv_clock *out)
+/* The values' stamps, lengths and client flags (has_flags: the meta has
+ * them), their bytes in body. */
+static int decode_values(struct reader *r, bool has_flags, const char *body, size_t body_len,
+                         struct dvv_clock *out)
 {
     size_t off = 0;
+    bool any_flags = false;
     for (uint32_t i = 0; i < out->nvalues && !r->bad; i++) {
         struct dvv_value *v = &out->values[i];
         uint64_t stamp = get_varint(r, ((uint64_t)DVV_MAX_TS_MS << 1) - 1);
         v->ts_ms = (int64_t)(stamp >> 1);
         v->flags = stamp & 1 ? DVV_TOMBSTONE : 0;
         v->len = v->flags ? 0 : (uint32_t)get_varint(r, UINT32_MAX);
+        v->mc_flags = !v->flags && has_flags ? (uint32_t)get_varint(r, UINT32_MAX) : 0;
+        any_flags |= v->mc_flags != 0;
         if (v->len > body_len - off) {
             r->bad = true;
             break;
@@ -529,6 +545,8 @@ static int decode_values(struct reader *r, const char *body, size_t body_len, st
         if (i > first_anon && anon_cmp(&out->values[i - 1], v) >= 0)
             r->bad = true;
     }
+    if (has_flags && !any_flags)
+        r->bad = true; /* not canonical: the bit is set only when some value has flags */
     return r->bad || r->p != r->end || off != body_len ? -EINVAL : 0;
 }
 
@@ -539,9 +557,10 @@ int dvv_decode(const void *meta, size_t meta_len, const void *body, size_t body_
     if (meta_len == 0)
         return -EINVAL;
     struct reader r = {.p = meta, .end = (const uint8_t *)meta + meta_len};
+    bool has_flags = (r.p[0] & 1) != 0; /* h's low bit: the first byte's */
     int rc = decode_entries(&r, out, true);
     if (rc == 0)
-        rc = decode_values(&r, body, body_len, out);
+        rc = decode_values(&r, has_flags, body, body_len, out);
     if (rc != 0)
         dvv_clear(out);
     return rc;

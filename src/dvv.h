@@ -30,8 +30,9 @@
  * dvv_sync/dvv_update into their inputs' values; the caller keeps those bytes
  * alive as long as the clock is used. Stored and sent, a clock is its
  * encoding: the meta (dvv_encode_meta: actors, counters, and per value its
- * timestamp, tombstone bit and length; 19-20 bytes for one actor with one
- * value) and the body (the values' bytes, concatenated in clock order), so
+ * timestamp, tombstone bit, length and, when any value has some, memcached
+ * client flags; 19-20 bytes for one actor with one value without flags)
+ * and the body (the values' bytes, concatenated in clock order), so
  * the log keeps the meta in the record's metadata and the body as its value.
  * Every clock made by these functions is canonical (entries sorted by
  * actor, anonymous values in one fixed order, minimal varints), so equal
@@ -61,8 +62,8 @@
 #define DVV_MAX_TS_MS (INT64_C(1) << 62)
 /* The longest meta a clock within the bounds encodes to (a record's u16
  * meta_len holds it): header, per entry actor, counter and value count, per
- * value timestamp and length. */
-#define DVV_META_MAX (4 + DVV_MAX_ENTRIES * (8 + 9 + 2) + DVV_MAX_VALUES * (9 + 5))
+ * value timestamp, length and client flags. */
+#define DVV_META_MAX (4 + DVV_MAX_ENTRIES * (8 + 9 + 2) + DVV_MAX_VALUES * (9 + 5 + 5))
 /* The longest context: header, per entry actor and counter. */
 #define DVV_CONTEXT_MAX (2 + DVV_MAX_ENTRIES * (8 + 9))
 
@@ -72,8 +73,10 @@
 struct dvv_value {
     const char *data;
     uint32_t len;
-    uint32_t flags; /* DVV_TOMBSTONE */
-    int64_t ts_ms;  /* wall clock of the write: the plain GET's pick, reaping */
+    uint32_t flags;    /* DVV_TOMBSTONE */
+    int64_t ts_ms;     /* wall clock of the write: the plain GET's pick, reaping */
+    uint32_t mc_flags; /* the write's memcached client flags (0 for a tombstone
+                          and for Redis writes); kept per sibling */
 };
 
 struct dvv_entry {

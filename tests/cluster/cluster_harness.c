@@ -469,3 +469,231 @@ struct redisReply *cluster_redis_command(int i, const char *format, ...)
     redisFree(c);
     return r;
 }
+
+/* Nodes 0 .. n - 1 each serve, on their shard, the ring their admin API
+ * reports, with n members up: the coordinator's view, which a shard takes
+ * from a snapshot published a moment after /v1/ring changed. */
+static bool shards_have_ring(void *arg)
+{
+    int n = *(const int *)arg;
+    for (int i = 0; i < n; i++) {
+        json_t *ring = cluster_get(i, "/v1/ring");
+        char line[64];
+        snprintf(line, sizeof line, "ringkv_ring_hash:%s",
+                 json_string_value(json_object_get(ring, "hash")) ?: "?");
+        json_decref(ring);
+        char *info = cluster_ask(i, "CLUSTER INFO");
+        bool ok = info && cluster_info_has(info, line) &&
+                  cluster_info_field(info, "ringkv_nodes_up") == n;
+        free(info);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int cluster_start_formed(int n, const char *const *flags)
+{
+    for (int i = 0; i < n; i++) {
+        const char *argv[24];
+        int argc = 0;
+        for (; flags && flags[argc] && argc < 20; argc++)
+            argv[argc] = flags[argc];
+        if (i > 0) {
+            argv[argc++] = "--seeds";
+            argv[argc++] = cluster_seed(0);
+        }
+        argv[argc] = NULL;
+        int rc = cluster_start(i, argv);
+        if (rc < 0)
+            return rc;
+    }
+    if (!cluster_wait(cluster_formed, &n, 15000) || !cluster_wait(shards_have_ring, &n, 5000)) {
+        fprintf(stderr, "cluster: %d nodes did not form one cluster within 20 s\n", n);
+        return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+redisContext *cluster_connect(int i, int timeout_ms)
+{
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000};
+    redisContext *c = redisConnectWithTimeout(cluster_host(i), cluster_client_port(), tv);
+    if (!c || c->err) {
+        fprintf(stderr, "cluster: cannot connect to node %d: %s\n", i, c ? c->errstr : "?");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+int cluster_wipe_data(int i)
+{
+    cluster_stop(i);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/n%d'/shard-* '%s/n%d/ringkv.meta'", scratch, i, scratch,
+             i);
+    if (!scratch[0] || system(cmd) != 0) {
+        fprintf(stderr, "cluster: could not wipe the data of node %d\n", i);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Node i's count of nodes down (CLUSTER INFO: its shard's view); -1 when
+ * it does not answer. */
+static long long nodes_down(int i)
+{
+    char *info = cluster_ask(i, "CLUSTER INFO");
+    long long down = cluster_info_field(info, "ringkv_nodes_down");
+    free(info);
+    return down;
+}
+
+struct down_counts {
+    long long before[CLUSTER_NODES_MAX];
+};
+
+static bool down_counts_back(void *arg)
+{
+    const struct down_counts *d = arg;
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        if (nodes[j].pid && nodes_down(j) > d->before[j])
+            return false;
+    return true;
+}
+
+void cluster_alone(int i, int hold_ms, void (*fn)(void *arg), void *arg)
+{
+    struct down_counts d;
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        d.before[j] = nodes[j].pid ? nodes_down(j) : 0;
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        if (j != i)
+            cluster_signal(j, SIGSTOP);
+    int64_t until = cluster_now_ms() + hold_ms;
+    fn(arg);
+    while (cluster_now_ms() < until)
+        usleep(20 * 1000);
+    for (int j = 0; j < CLUSTER_NODES_MAX; j++)
+        if (j != i)
+            cluster_signal(j, SIGCONT);
+    if (!cluster_wait(down_counts_back, &d, 10000))
+        fprintf(stderr, "cluster: nodes still count more nodes down 10 s after a freeze\n");
+}
+
+int cluster_ring_get(redisContext *c, const char *key, int r, struct cluster_versions *out)
+{
+    memset(out, 0, sizeof *out);
+    redisReply *rep =
+        r > 0 ? redisCommand(c, "RING.GET %s R %d", key, r) : redisCommand(c, "RING.GET %s", key);
+    out->reply = rep;
+    if (!rep)
+        return -EIO;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY)
+        return -EPROTO;
+    for (size_t k = 0; k < rep->element[1]->elements; k++)
+        if (rep->element[1]->element[k]->type != REDIS_REPLY_STRING)
+            return -EPROTO;
+    out->ctx = rep->element[0]->str;
+    out->ctx_len = rep->element[0]->len;
+    out->values = rep->element[1]->element;
+    out->nvalues = rep->element[1]->elements;
+    return 0;
+}
+
+void cluster_versions_free(struct cluster_versions *v)
+{
+    freeReplyObject(v->reply);
+    memset(v, 0, sizeof *v);
+}
+
+bool cluster_versions_has(const struct cluster_versions *v, const char *value)
+{
+    for (size_t k = 0; k < v->nvalues; k++)
+        if (v->values[k]->len == strlen(value) &&
+            memcmp(v->values[k]->str, value, v->values[k]->len) == 0)
+            return true;
+    return false;
+}
+
+const char *cluster_versions_text(const struct cluster_versions *v)
+{
+    static char text[1024];
+    const redisReply *r = v->reply;
+    if (!r)
+        return "(no reply)";
+    if (!v->ctx && r->type == REDIS_REPLY_ERROR) {
+        snprintf(text, sizeof text, "-%s", r->str);
+        return text;
+    }
+    if (!v->ctx) {
+        snprintf(text, sizeof text, "(a reply of type %d, not [context, [siblings]])", r->type);
+        return text;
+    }
+    size_t len = (size_t)snprintf(text, sizeof text, "[");
+    for (size_t k = 0; k < v->nvalues && len < sizeof text - 64; k++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%.*s", k ? ", " : "",
+                                (int)v->values[k]->len, v->values[k]->str);
+    snprintf(text + len, sizeof text - len, "] (context of %zu bytes)", v->ctx_len);
+    return text;
+}
+
+/* Binds a socket to node i's address at port (0: any); the bound port, or
+ * -1. *fd receives the socket (-1 on failure). */
+static int bind_on(int i, int port, int *fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof a;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (*fd < 0 || inet_pton(AF_INET, cluster_host(i), &a.sin_addr) != 1 ||
+        bind(*fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(*fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    return ntohs(a.sin_port);
+}
+
+int cluster_free_port(int n)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int fds[CLUSTER_NODES_MAX] = {-1, -1, -1, -1, -1};
+        int port = bind_on(0, 0, &fds[0]), bound = port > 0;
+        while (bound && bound < n && bind_on(bound, port, &fds[bound]) == port)
+            bound++;
+        for (int i = 0; i < CLUSTER_NODES_MAX; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        if (bound == n)
+            return port;
+    }
+    fprintf(stderr, "cluster: no port free on the addresses of %d nodes\n", n);
+    return -1;
+}
+
+char *cluster_mc_ask(int i, int port, const char *req, const char *until)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, cluster_host(i), &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {.tv_sec = 10};
+    size_t cap = 4096, n = 0, want = strlen(req);
+    char *out = calloc(1, cap);
+    if (fd < 0 || !out || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        write(fd, req, want) != (ssize_t)want) {
+        fprintf(stderr, "node %d: memcache port %d: %s\n", i, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        free(out);
+        return NULL;
+    }
+    ssize_t got = 1;
+    while (got > 0 && n < cap - 1 && !strstr(out, until)) {
+        got = read(fd, out + n, cap - 1 - n);
+        n += got > 0 ? (size_t)got : 0;
+    }
+    close(fd);
+    return out;
+}

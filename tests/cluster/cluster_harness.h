@@ -101,4 +101,62 @@ struct redisContext *cluster_redis(int i);
 struct redisReply;
 struct redisReply *cluster_redis_command(int i, const char *format, ...);
 
+/* ---- Replicated keys (issue 11: test_versions, test_model) ---- */
+
+/* Starts nodes 0 .. n - 1 (1 .. n - 1 seeded at node 0), each with the extra
+ * flags (NULL-terminated; may be NULL), and waits until they form one
+ * cluster (15 s) and each one's shard serves that ring with n members up
+ * (CLUSTER INFO, 5 s). 0, or a negative errno (printed). */
+int cluster_start_formed(int n, const char *const *flags);
+
+/* A hiredis client of node i's client port whose replies are awaited at most
+ * timeout_ms; NULL (printed) when it cannot connect. Free with redisFree. */
+struct redisContext *cluster_connect(int i, int timeout_ms);
+
+/* Node i stopped, its stored data removed (the shard-* directories and the
+ * ringkv.meta manifest) but its identity (node-id) and saved cluster state
+ * kept: its next start is the same node with nothing stored, Riak's KV-679
+ * case. 0 or -EIO. */
+int cluster_wipe_data(int i);
+
+/* Node i on its own: every other running node frozen (SIGSTOP), fn(arg)
+ * run (it asks node i with R 1, which then only i can answer), and the
+ * others thawed only once hold_ms (a request-timeout and a margin) passed
+ * since the freeze, so that their answers to requests node i made meanwhile
+ * come after those requests ended and cannot repair it. Returns once no
+ * node counts more nodes down than before (CLUSTER INFO ringkv_nodes_down:
+ * a frozen node, thawed, may suspect others for a while), 10 s at most. */
+void cluster_alone(int i, int hold_ms, void (*fn)(void *arg), void *arg);
+
+/* One RING.GET answer: the causal context (opaque bytes) and the siblings.
+ * Every pointer borrows from reply, which the struct owns. */
+struct cluster_versions {
+    struct redisReply *reply;
+    const char *ctx; /* NULL unless the answer had that shape */
+    size_t ctx_len;
+    struct redisReply **values; /* bulk strings */
+    size_t nvalues;
+};
+
+/* RING.GET key, with `R r` when r > 0, on client c (any thread with a
+ * client of its own: this and the two functions after it keep no state).
+ * 0: *out holds the answer; -EPROTO: any other reply (an error, another
+ * shape), kept in out->reply; -EIO: no reply (c->errstr says why;
+ * out->reply NULL). Call cluster_versions_free() in every case. */
+int cluster_ring_get(struct redisContext *c, const char *key, int r, struct cluster_versions *out);
+void cluster_versions_free(struct cluster_versions *v);
+/* Whether value is one of v's siblings. */
+bool cluster_versions_has(const struct cluster_versions *v, const char *value);
+/* "[a, b] (context of N bytes)", or the error text: for messages. Static buffer. */
+const char *cluster_versions_text(const struct cluster_versions *v);
+
+/* A TCP port free on the addresses of nodes 0 .. n - 1 (for a second
+ * listener, e.g. --memcache-port), or -1 (printed). */
+int cluster_free_port(int n);
+
+/* One memcached text request to node i's memcache port `port` and its reply
+ * up to `until` ("\r\n", "END\r\n"), read with a 10 s timeout; NULL when
+ * it cannot connect (printed). Caller frees. */
+char *cluster_mc_ask(int i, int port, const char *req, const char *until);
+
 #endif

@@ -26,6 +26,9 @@
  * - The dialling side: two nodes (2 and 3 shards, a secret) write at one
  *   and read at the other (W = N = 2: every SET crossed a link node 0 or 1
  *   dialled), a 3 MB value included; node 1 restarted: node 0 dials again.
+ * - Only members are served: the test speaks as a node that joined
+ *   (MEMBER); an id the cluster lacks, or one that left, is refused.
+ * - Hostile peers: a FORWARD is checked as a client's command.
  * Without shards/peerlink.c and the hand-off in admin/peer.c, a connection
  * starting with 0xC7 is read as a gossip stream and closed at once (every
  * handshake here fails), and no write reaches the other node's replica.
@@ -57,7 +60,7 @@
 #include "wire.h"
 
 #define SECRET "peer link test secret"
-#define TEST_ID "7e57000000000000000000000000000000000001"
+#define TEST_ID "7e57000000000000000000000000000000000001" /* a member of no cluster */
 #define READ_TIMEOUT_S 5
 #define FORM_MS 15000
 #define IN_CAP (256u << 10) /* a wpeer's input buffer, unless it asks for more */
@@ -247,6 +250,24 @@ static void put_get(struct wire_writer *wr, uint64_t id)
     assert_int_equal(wire_write_msg(wr, &m), 0);
 }
 
+/* The node's next frame holds the REPLY to request id first: *r (valid
+ * until the next read). */
+static void wp_reply(struct wpeer *w, uint64_t id, struct wire_msg *r)
+{
+    struct wire_frame f;
+    int got = wp_frame(w, &f);
+    if (got != 1)
+        fail_msg("request %llu: the node %s", (unsigned long long)id,
+                 got ? "went silent" : "closed");
+    assert_int_equal(f.type, WIRE_BATCH);
+    struct wire_cursor c;
+    wire_cursor_init(&c, &w->dec, &f);
+    const char *err;
+    assert_int_equal(wire_next_msg(&c, r, &err), WIRE_OK);
+    assert_int_equal(r->kind, WIRE_REPLY);
+    assert_int_equal(r->id, id);
+}
+
 /* Sends one GET REQUEST with this id and waits for its REPLY. */
 static void wp_round_trip(struct wpeer *w, uint64_t id)
 {
@@ -255,16 +276,8 @@ static void wp_round_trip(struct wpeer *w, uint64_t id)
     put_get(&wr, id);
     wire_writer_flush(&wr);
     wp_send(w);
-    struct wire_frame f;
-    assert_int_equal(wp_frame(w, &f), 1);
-    assert_int_equal(f.type, WIRE_BATCH);
-    struct wire_cursor c;
-    wire_cursor_init(&c, &w->dec, &f);
     struct wire_msg r;
-    const char *err;
-    assert_int_equal(wire_next_msg(&c, &r, &err), WIRE_OK);
-    assert_int_equal(r.kind, WIRE_REPLY);
-    assert_int_equal(r.id, id);
+    wp_reply(w, id, &r);
     assert_int_equal(r.op, WIRE_OP_GET);
     printf("peerlink: REPLY to %llu: %s \"%.*s\"\n", (unsigned long long)id,
            wire_code_name(r.status), (int)r.text.len, (const char *)r.text.ptr);
@@ -303,7 +316,8 @@ static bool no_links_up(void *arg)
     return info_field(0, "peer_links_up") == 0;
 }
 
-static void start_node(int i, const char *secret, const char *threads)
+/* A node alone: no peer is a member of its cluster. */
+static void start_alone(int i, const char *secret, const char *threads)
 {
     const char *flags[8] = {"--threads", threads, NULL};
     int k = 2;
@@ -314,13 +328,38 @@ static void start_node(int i, const char *secret, const char *threads)
     assert_int_equal(cluster_start(i, flags), 0);
 }
 
+#define MEMBER 4 /* the node whose id the test speaks with */
+static char member_id[41];
+
+static bool member_is_up(void *arg)
+{
+    const char *st = cluster_status_of(0, member_id);
+    return st && strcmp(st, "up") == 0;
+}
+
+/* Node i (0), and node MEMBER joined to it: the test speaks as MEMBER
+ * (member_id), since a node serves members of its cluster only. The real
+ * MEMBER sends nothing on links unless it coordinates a request. */
+static void start_node(int i, const char *secret, const char *threads)
+{
+    start_alone(i, secret, threads);
+    const char *flags[8] = {"--threads", "1", "--seeds", cluster_seed(i), NULL};
+    if (secret) {
+        flags[4] = "--cluster-secret";
+        flags[5] = secret;
+    }
+    assert_int_equal(cluster_start(MEMBER, flags), 0);
+    snprintf(member_id, sizeof member_id, "%s", cluster_node(MEMBER)->id);
+    assert_true(cluster_wait(member_is_up, NULL, FORM_MS));
+}
+
 static void test_peerlink_request_reply_without_secret(void **state)
 {
     start_node(0, NULL, "2");
     assert_int_equal(info_field(0, "peer_links_up"), 0);
     struct wpeer a, b;
     wp_open(&a, 0);
-    assert_int_equal(wp_handshake(&a, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&a, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     assert_int_equal(a.hs.peer_shards, 2);
@@ -328,7 +367,7 @@ static void test_peerlink_request_reply_without_secret(void **state)
     wp_round_trip(&a, 7);
     wp_round_trip(&a, 8);
     wp_open(&b, 0);
-    assert_int_equal(wp_handshake(&b, TEST_ID, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&b, member_id, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     assert_int_equal(b.hs.peer_shard, 1);
@@ -336,7 +375,7 @@ static void test_peerlink_request_reply_without_secret(void **state)
     struct wpeer c; /* a HELLO whose header arrives in two parts */
     wp_open(&c, 0);
     c.split = 5;
-    assert_int_equal(wp_handshake(&c, TEST_ID, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&c, member_id, cluster_node(0)->id, 1, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     wp_round_trip(&c, 9);
@@ -373,7 +412,7 @@ static void expect_auth_refused(const uint8_t *key, size_t key_len)
 {
     struct wpeer w;
     wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, key, key_len,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, key, key_len,
                                   WIRE_VERSION_MIN, WIRE_VERSION),
                      WIRE_HS_FAILED);
     assert_int_equal(w.hs.reason, WIRE_REFUSE_AUTH); /* the node's proof is not ours */
@@ -387,7 +426,7 @@ static void expect_gets_through(const uint8_t *key)
 {
     struct wpeer w;
     wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, key, 32, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, key, 32, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     wp_round_trip(&w, 1);
@@ -426,7 +465,7 @@ static void expect_refusal(const char *self_id, uint16_t to_shard, uint8_t vmin,
 
 static void test_peerlink_refusals(void **state)
 {
-    start_node(0, NULL, "1");
+    start_alone(0, NULL, "1");
     expect_refusal(cluster_node(0)->id, 0, WIRE_VERSION_MIN, WIRE_VERSION, WIRE_REFUSE_SELF);
     expect_refusal(TEST_ID, 0, WIRE_VERSION + 1, WIRE_VERSION + 2, WIRE_REFUSE_VERSION);
     /* a shard the node does not have: closed without a word */
@@ -450,7 +489,7 @@ static void expect_garbage_closed(const void *bytes, size_t n)
 
 static void test_peerlink_garbage_keeps_node_and_gossip(void **state)
 {
-    start_node(0, SECRET, "1");
+    start_alone(0, SECRET, "1");
     /* not a HELLO's header: the cluster port's acceptor closes it */
     static const uint8_t junk[] = "\xC7\x09garbage that is no frame at all";
     expect_garbage_closed(junk, sizeof junk - 1);
@@ -489,7 +528,7 @@ static void test_peerlink_batches_and_split_frames(void **state)
     start_node(0, NULL, "1");
     struct wpeer w;
     wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     struct wire_writer wr;
@@ -541,6 +580,56 @@ static void test_peerlink_batches_and_split_frames(void **state)
     cluster_stop(0);
 }
 
+/* A GET REQUEST of key (on its partition's shard) with this id. */
+static void put_get_key(struct wire_writer *wr, uint64_t id, const char *key)
+{
+    uint16_t slot = keyhash_slot(key, strlen(key));
+    struct wire_msg m = {.kind = WIRE_REQUEST,
+                         .id = id,
+                         .op = WIRE_OP_GET,
+                         .slot = slot,
+                         .partition = slot >> 4, /* 1024 partitions */
+                         .key = {(const uint8_t *)key, (uint32_t)strlen(key)}};
+    assert_int_equal(wire_write_msg(wr, &m), 0);
+}
+
+/* Sends a GET of key with this id and waits for its REPLY (*m, valid until
+ * the next read). */
+static void wp_get(struct wpeer *w, uint64_t id, const char *key, struct wire_msg *m)
+{
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w->out, w->hs.version, w->hs.peer_max_frame);
+    put_get_key(&wr, id, key);
+    wire_writer_flush(&wr);
+    wp_send(w);
+    wp_reply(w, id, m);
+}
+
+/* REPLYs to requests 1 .. n arrive in order, each OK with a value of len
+ * bytes. */
+static void expect_values_in_order(struct wpeer *w, uint64_t n, uint32_t len)
+{
+    uint64_t next = 1;
+    while (next <= n) {
+        struct wire_frame f;
+        assert_int_equal(wp_frame(w, &f), 1);
+        struct wire_cursor c;
+        wire_cursor_init(&c, &w->dec, &f);
+        struct wire_msg m;
+        const char *err;
+        while (wire_next_msg(&c, &m, &err) == WIRE_OK) {
+            assert_int_equal(m.id, next);
+            assert_int_equal(m.status, WIRE_CODE_OK);
+            struct wire_value_iter it;
+            struct wire_bytes v;
+            wire_values_init(&it, &m);
+            assert_true(wire_values_next(&it, &v));
+            assert_int_equal(v.len, len);
+            next++;
+        }
+    }
+}
+
 /* A peer that sends requests faster than it reads the replies: the node
  * stops reading it while 64 MiB of replies wait (rather than buffering
  * without end), then goes on; every reply comes, in order. */
@@ -561,42 +650,17 @@ static void test_peerlink_pauses_a_peer_that_does_not_read(void **state)
     struct wpeer w;
     wp_open_cap(&w, 0, 16u << 20);
     w.max_frame = 8u << 20;
-    assert_int_equal(wp_handshake(&w, TEST_ID, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
-    uint16_t slot = keyhash_slot("big", 3);
     for (uint64_t id = 1; id <= N; id++) { /* one frame each: the node may stop between */
         struct wire_writer wr;
         wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
-        struct wire_msg m = {.kind = WIRE_REQUEST,
-                             .id = id,
-                             .op = WIRE_OP_GET,
-                             .slot = slot,
-                             .partition = slot >> 4, /* 1024 partitions */
-                             .key = {(const uint8_t *)"big", 3}};
-        assert_int_equal(wire_write_msg(&wr, &m), 0);
+        put_get_key(&wr, id, "big");
         wire_writer_flush(&wr);
     }
     wp_send(&w);
-    uint64_t next = 1;
-    while (next <= N) {
-        struct wire_frame f;
-        assert_int_equal(wp_frame(&w, &f), 1);
-        struct wire_cursor c;
-        wire_cursor_init(&c, &w.dec, &f);
-        struct wire_msg m;
-        const char *err;
-        while (wire_next_msg(&c, &m, &err) == WIRE_OK) {
-            assert_int_equal(m.id, next);
-            assert_int_equal(m.status, WIRE_CODE_OK);
-            struct wire_value_iter it;
-            struct wire_bytes v;
-            wire_values_init(&it, &m);
-            assert_true(wire_values_next(&it, &v));
-            assert_int_equal(v.len, VALUE);
-            next++;
-        }
-    }
+    expect_values_in_order(&w, N, VALUE);
     expect_field(0, "peer_links_up", 1); /* still open */
     wp_close(&w);
     cluster_stop(0);
@@ -615,7 +679,7 @@ static void test_peerlink_caps_handshakes_in_progress(void **state)
     int challenged = 0, closed = 0;
     for (int i = 0; i < N; i++) {
         wp_open_cap(&w[i], 0, 4096);
-        wp_hello(&w[i], TEST_ID, NULL, 0, key, sizeof key, WIRE_VERSION_MIN, WIRE_VERSION);
+        wp_hello(&w[i], member_id, NULL, 0, key, sizeof key, WIRE_VERSION_MIN, WIRE_VERSION);
     }
     for (int i = 0; i < N; i++) {
         struct wire_frame f;
@@ -645,7 +709,7 @@ static void test_peerlink_silent_handshake_is_closed(void **state)
     wp_open(&w, 0);
     struct timeval tv = {.tv_sec = 15};
     setsockopt(w.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    wp_hello(&w, TEST_ID, NULL, 0, NULL, 0, WIRE_VERSION_MIN, WIRE_VERSION);
+    wp_hello(&w, member_id, NULL, 0, NULL, 0, WIRE_VERSION_MIN, WIRE_VERSION);
     int64_t t0 = cluster_now_ms();
     struct wire_frame f;
     assert_int_equal(wp_frame(&w, &f), 1);
@@ -760,9 +824,501 @@ static void test_peerlink_two_nodes_over_their_links(void **state)
     cluster_stop(0);
 }
 
+/* Only members are served: a HELLO from an id the cluster does not have
+ * is refused (REFUSE "authentication failed", closed, counted as a failed
+ * handshake); a member's goes through; once that member has left, its id
+ * is refused too. */
+static bool member_left(void *arg)
+{
+    const char *st = cluster_status_of(0, member_id);
+    return !st || strcmp(st, "left") == 0;
+}
+
+static void test_peerlink_refuses_non_members(void **state)
+{
+    start_node(0, NULL, "1");
+    expect_refusal(TEST_ID, 0, WIRE_VERSION_MIN, WIRE_VERSION, WIRE_REFUSE_AUTH);
+    expect_field(0, "peer_links_handshake_failures", 1);
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    wp_round_trip(&w, 1);
+    wp_close(&w);
+    char path[80];
+    snprintf(path, sizeof path, "/v1/nodes/%s", member_id);
+    int status = 0;
+    json_decref(cluster_request(0, "DELETE", path, "", &status));
+    assert_int_equal(status, 202);
+    assert_true(cluster_wait(member_left, NULL, 30000));
+    expect_refusal(member_id, 0, WIRE_VERSION_MIN, WIRE_VERSION, WIRE_REFUSE_AUTH);
+    expect_field(0, "peer_links_handshake_failures", 2);
+    cluster_stop(0);
+}
+
+/* Key "big" holds len bytes, written at node 0 (acknowledged). */
+static void set_big_at_0(size_t len)
+{
+    uint8_t *value = malloc(len);
+    assert_non_null(value);
+    memset(value, 'a', len);
+    struct set_try set = {0, "big", value, len};
+    assert_true(cluster_wait(set_acknowledged, &set, 10000));
+    free(value);
+}
+
+/* The resident memory of node i, in MiB (/proc/<pid>/status). */
+static long rss_mib(int i)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)cluster_node(i)->pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) != 1)
+            kb = -1;
+    fclose(f);
+    return kb / 1024;
+}
+
+static bool msgs_in_grew(void *arg)
+{
+    return info_field(0, "peer_links_msgs_in") > *(long long *)arg;
+}
+
+/* One small frame of GETs for a large value (the review's 14 KB frame of
+ * 300 GETs of a 10 MiB key grew a node to 2.1 GB): the node stops taking
+ * the frame's messages once 64 MiB of replies wait, and goes on from the
+ * next one as they drain; every reply comes, in order, on the same link. */
+static void test_peerlink_pauses_within_a_frame(void **state)
+{
+    enum { N = 600, VALUE = 1 << 20 };
+    start_node(0, NULL, "1");
+    set_big_at_0(VALUE);
+    long rss0 = rss_mib(0);
+    long long in0 = info_field(0, "peer_links_msgs_in");
+    struct wpeer w;
+    wp_open_cap(&w, 0, 16u << 20);
+    w.max_frame = 8u << 20;
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    for (uint64_t id = 1; id <= N; id++)
+        put_get_key(&wr, id, "big");
+    wire_writer_flush(&wr);
+    printf("peerlink: one frame of %u bytes: %d GETs of a %d-byte value\n", (unsigned)w.out.len,
+           N, VALUE);
+    wp_send(&w);
+    /* INFO runs on the link's shard, after the turn that took the frame */
+    assert_true(cluster_wait(msgs_in_grew, &in0, 5000));
+    long long taken = info_field(0, "peer_links_msgs_in") - in0;
+    long grown = rss_mib(0) - rss0;
+    printf("peerlink: the node took %lld of %d requests; its RSS grew %ld MiB\n", taken, N, grown);
+    assert_true(taken < N / 2);
+    assert_true(grown < 300);
+    expect_values_in_order(&w, N, VALUE);
+    expect_field(0, "peer_links_up", 1); /* still open */
+    wp_close(&w);
+    cluster_stop(0);
+}
+
+/* ---- hostile peers (issue 11 review): a peer's bytes are trusted no more
+ * than a client's ---- */
+
+/* Nodes 0 and 1 form a cluster (node 0 with these flags); the test speaks
+ * as node 1 (a member) on a link to node 0's shard 0. */
+static void hostile_open(struct wpeer *w, const char *bin0, const char *const *flags0)
+{
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s", getenv("RINGKV_BIN"));
+    if (bin0) /* node 0 runs another build */
+        setenv("RINGKV_BIN", bin0, 1);
+    int rc = cluster_start(0, flags0);
+    setenv("RINGKV_BIN", bin, 1);
+    assert_int_equal(rc, 0);
+    const char *flags1[] = {"--threads", "1", "--seeds", cluster_seed(0), NULL};
+    assert_int_equal(cluster_start(1, flags1), 0);
+    int two = 2;
+    assert_true(cluster_wait(cluster_formed, &two, FORM_MS));
+    wp_open(w, 0);
+    assert_int_equal(wp_handshake(w, cluster_node(1)->id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+}
+
+struct wreply {
+    uint8_t status;
+    char text[WIRE_TEXT_MAX + 1];
+    char value[256]; /* the first value, cut */
+};
+
+/* Sends a FORWARD with this payload (and request flags) and waits for its
+ * REPLY. */
+static void wp_forward_flags(struct wpeer *w, uint64_t id, uint8_t flags, const char *payload,
+                             size_t len, struct wreply *out)
+{
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w->out, w->hs.version, w->hs.peer_max_frame);
+    struct wire_bytes v = {(const uint8_t *)payload, (uint32_t)len};
+    struct wire_msg m = {.kind = WIRE_REQUEST,
+                         .flags = flags,
+                         .id = id,
+                         .op = WIRE_OP_FORWARD,
+                         .deadline_ms = 2000,
+                         .n_values = 1,
+                         .values = &v};
+    assert_int_equal(wire_write_msg(&wr, &m), 0);
+    wire_writer_flush(&wr);
+    wp_send(w);
+    struct wire_msg r;
+    wp_reply(w, id, &r);
+    out->status = r.status;
+    snprintf(out->text, sizeof out->text, "%.*s", (int)r.text.len, (const char *)r.text.ptr);
+    struct wire_value_iter it;
+    struct wire_bytes val = {0};
+    wire_values_init(&it, &r);
+    wire_values_next(&it, &val);
+    snprintf(out->value, sizeof out->value, "%.*s", (int)val.len, (const char *)val.ptr);
+    printf("peerlink: FORWARD %llu: %s \"%s\"\n", (unsigned long long)id,
+           wire_code_name(r.status), out->text);
+}
+
+static void wp_forward(struct wpeer *w, uint64_t id, const char *payload, size_t len,
+                       struct wreply *out)
+{
+    wp_forward_flags(w, id, 0, payload, len, out);
+}
+
+#define FWD(w, id, lit, out) wp_forward(w, id, lit, sizeof lit - 1, out)
+
+static void expect_forward_error(struct wpeer *w, uint64_t id, const char *payload, size_t len,
+                                 const char *text)
+{
+    struct wreply r;
+    wp_forward(w, id, payload, len, &r);
+    assert_int_equal(r.status, WIRE_CODE_ERROR);
+    if (strncmp(r.text, text, strlen(text)) != 0)
+        fail_msg("FORWARD %llu: want an error starting \"%s\", got \"%s\"",
+                 (unsigned long long)id, text, r.text);
+}
+
+#define FWD_ERROR(w, id, lit, text) expect_forward_error(w, id, lit, sizeof lit - 1, text)
+
+/* A FORWARD is checked as a client's command is: a GETRANGE without its
+ * range (which read past its arguments and crashed the node), a key over
+ * max-key-size, an unknown or keyless command, and a payload that is not
+ * exactly one RESP array (a pipeline, an inline command, trailing bytes)
+ * are answered ERROR with the reason; a good one still runs, and the node
+ * lives on. */
+static void test_peerlink_forward_checked_as_a_client(void **state)
+{
+    const char *flags0[] = {"--threads", "1", "--max-key-size", "16", NULL};
+    struct wpeer w;
+    hostile_open(&w, NULL, flags0);
+    FWD_ERROR(&w, 1, "*2\r\n$8\r\nGETRANGE\r\n$3\r\nhk1\r\n",
+              "ERR wrong number of arguments for 'getrange' command");
+    FWD_ERROR(&w, 2, "*2\r\n$3\r\nSET\r\n$3\r\nhk1\r\n", "ERR wrong number of arguments");
+    FWD_ERROR(&w, 3, "*2\r\n$3\r\nGET\r\n$17\r\nkkkkkkkkkkkkkkkkk\r\n", "ERR key too large");
+    FWD_ERROR(&w, 4, "*2\r\n$3\r\nGET\r\n$3\r\nhk1\r\n*2\r\n$3\r\nGET\r\n$3\r\nhk1\r\n",
+              "ERR a forwarded command must be one RESP array");
+    FWD_ERROR(&w, 5, "GET hk1\r\n", "ERR a forwarded command must be one RESP array");
+    FWD_ERROR(&w, 6, "*2\r\n$3\r\nGET\r\n$3\r\nhk1\r\nxyz",
+              "ERR a forwarded command must be one RESP array");
+    FWD_ERROR(&w, 7, "*2\r\n$3\r\nGET\r\n$3\r\nhk", "ERR a forwarded command must be one");
+    FWD_ERROR(&w, 8, "*1\r\n$4\r\nPING\r\n", "ERR not a single-key command");
+    FWD_ERROR(&w, 9, "*2\r\n$4\r\nNOPE\r\n$3\r\nhk1\r\n", "ERR not a single-key command");
+    struct wreply r;
+    FWD(&w, 10, "*3\r\n$3\r\nSET\r\n$3\r\nhk1\r\n$5\r\nhello\r\n", &r);
+    assert_int_equal(r.status, WIRE_CODE_OK);
+    assert_string_equal(r.value, "+OK\r\n");
+    FWD(&w, 11, "*4\r\n$8\r\nGETRANGE\r\n$3\r\nhk1\r\n$1\r\n1\r\n$1\r\n3\r\n", &r);
+    assert_int_equal(r.status, WIRE_CODE_OK);
+    assert_string_equal(r.value, "$3\r\nell\r\n");
+    wp_close(&w);
+    char *echo = cluster_ask(0, "ECHO alive");
+    assert_non_null(echo);
+    assert_string_equal(echo, "alive");
+    free(echo);
+    /* a client's GETRANGE without its range is refused at node 1 (forwarded
+     * or not) the same way */
+    redisReply *e = cluster_redis_command(1, "GETRANGE hk1");
+    assert_non_null(e);
+    assert_int_equal(e->type, REDIS_REPLY_ERROR);
+    freeReplyObject(e);
+    cluster_stop(1);
+    cluster_stop(0);
+}
+
+/* A counter of node i's INFO (all sections). */
+static long long info_all(int i, const char *name)
+{
+    char *info = cluster_ask(i, "INFO");
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}
+
+/* The node (0 .. 2) that CLUSTER SLOTS at node 0 does not list for slot. */
+static int non_replica_of(uint16_t slot)
+{
+    redisReply *r = cluster_redis_command(0, "CLUSTER SLOTS");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    bool listed[3] = {false, false, false};
+    for (size_t j = 0; j < r->elements; j++) {
+        redisReply *range = r->element[j];
+        if (slot < range->element[0]->integer || slot > range->element[1]->integer)
+            continue;
+        for (size_t k = 2; k < range->elements; k++)
+            for (int i = 0; i < 3; i++)
+                listed[i] |= strcmp(range->element[k]->element[0]->str, cluster_host(i)) == 0;
+    }
+    freeReplyObject(r);
+    for (int i = 0; i < 3; i++)
+        if (!listed[i])
+            return i;
+    fail_msg("slot %u: every node is listed", slot);
+    return -1;
+}
+
+/* Three nodes, replicas 2: a FORWARD reaching the node that holds no
+ * replica of its key (the sender's view was another) is sent on once to a
+ * replica, which coordinates it: the node neither stores the key nor
+ * counts itself toward W; one already sent on (WIRE_MSG_HOPPED) is refused
+ * with TRYAGAIN; a GET or SYNC there is refused too. */
+static void test_peerlink_forward_at_a_non_replica(void **state)
+{
+    for (int i = 0; i < 3; i++) {
+        const char *flags[] = {"--threads", "1", "--replicas", "2",
+                               i ? "--seeds" : NULL, cluster_seed(0), NULL};
+        assert_int_equal(cluster_start(i, flags), 0);
+    }
+    int three = 3;
+    assert_true(cluster_wait(cluster_formed, &three, FORM_MS));
+    static const char key[] = "nonreplica";
+    uint16_t slot = keyhash_slot(key, sizeof key - 1);
+    int x = non_replica_of(slot), as = (x + 1) % 3;
+    printf("peerlink: node %d holds no replica of slot %u\n", x, slot);
+    struct wpeer w;
+    wp_open(&w, x);
+    assert_int_equal(wp_handshake(&w, cluster_node(as)->id, cluster_node(x)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    long long writes0 = info_all(x, "ringkv_coordinated_writes");
+    long long fwd0 = info_all(x, "ringkv_forwarded");
+    struct wreply r;
+    FWD(&w, 1, "*3\r\n$3\r\nSET\r\n$10\r\nnonreplica\r\n$5\r\nthere\r\n", &r);
+    assert_int_equal(r.status, WIRE_CODE_OK);
+    assert_string_equal(r.value, "+OK\r\n");
+    assert_int_equal(info_all(x, "ringkv_coordinated_writes"), writes0);
+    assert_int_equal(info_all(x, "ringkv_forwarded"), fwd0 + 1);
+    static const char payload[] = "*2\r\n$3\r\nGET\r\n$10\r\nnonreplica\r\n";
+    wp_forward_flags(&w, 2, WIRE_MSG_HOPPED, payload, sizeof payload - 1, &r);
+    assert_int_equal(r.status, WIRE_CODE_ERROR);
+    assert_true(strncmp(r.text, "TRYAGAIN", 8) == 0);
+    /* a replica's GET for the key: this node holds none */
+    struct wire_msg m;
+    wp_get(&w, 3, key, &m);
+    printf("peerlink: GET at the non-replica: %s \"%.*s\"\n", wire_code_name(m.status),
+           (int)m.text.len, (const char *)m.text.ptr);
+    assert_int_equal(m.status, WIRE_CODE_ERROR);
+    wp_close(&w);
+    static const uint8_t there[] = "there";
+    for (int i = 0; i < 3; i++) {
+        struct set_try read = {i, key, there, sizeof there - 1};
+        assert_true(cluster_wait(get_reads, &read, 5000));
+    }
+}
+
+/* A reply larger than the frame the peer announced (here the smallest,
+ * 64 KiB) cannot be sent: the peer gets ERROR at once, for a GET and for
+ * a FORWARD, instead of waiting for its deadline. */
+static void test_peerlink_reply_over_the_peer_frame(void **state)
+{
+    enum { VALUE = 100000 };
+    start_node(0, NULL, "1");
+    set_big_at_0(VALUE);
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0,
+                                  WIRE_VERSION_MIN, WIRE_VERSION),
+                     WIRE_HS_DONE);
+    struct wire_msg m;
+    wp_get(&w, 1, "big", &m);
+    assert_int_equal(m.status, WIRE_CODE_ERROR);
+    printf("peerlink: GET of a value over the frame: \"%.*s\"\n", (int)m.text.len,
+           (const char *)m.text.ptr);
+    FWD_ERROR(&w, 2, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", "ERR value exceeds the peer's frame");
+    wp_close(&w);
+    cluster_stop(0);
+}
+
+static char faults_control[96];
+
+static bool faults_read(void *arg)
+{
+    return access(faults_control, F_OK) != 0;
+}
+
+/* MISCONF: while node 0's log cannot persist (ringkv-faults failing its
+ * writes), a SYNC and a forwarded write are refused at once with the
+ * MISCONF text, as a client's write is, rather than applied in memory and
+ * acknowledged (or held until the deadline). */
+static void test_peerlink_misconf_refuses_syncs(void **state)
+{
+    const char *faults = getenv("RINGKV_FAULTS_BIN");
+    char work[64] = "/tmp/ringkv-misconf-XXXXXX";
+    if (!faults || !faults[0] || !mkdtemp(work))
+        skip();
+    snprintf(faults_control, sizeof faults_control, "%s/faults", work);
+    setenv("RINGKV_FAULTS", faults_control, 1);
+    const char *flags0[] = {"--threads", "1", "--storage", "log", NULL};
+    struct wpeer w;
+    hostile_open(&w, faults, flags0);
+    static const uint8_t v[] = "v";
+    struct set_try set = {0, "k", v, 1};
+    assert_true(cluster_wait(set_acknowledged, &set, 10000));
+    /* a version to SYNC: k's, as node 0 exports it */
+    struct wire_msg m;
+    wp_get(&w, 1, "k", &m);
+    assert_int_equal(m.status, WIRE_CODE_OK);
+    uint8_t meta[256];
+    assert_true(m.meta.len <= sizeof meta);
+    uint32_t meta_len = m.meta.len;
+    memcpy(meta, m.meta.ptr, meta_len);
+
+    FILE *f = fopen(faults_control, "w");
+    assert_non_null(f);
+    fprintf(f, "write 100\n");
+    assert_int_equal(fclose(f), 0);
+    assert_true(cluster_wait(faults_read, NULL, 5000));
+    bool refused = false;
+    int64_t deadline = cluster_now_ms() + 10000;
+    while (!refused && cluster_now_ms() < deadline) {
+        redisReply *r = cluster_redis_command(0, "SET fill %s", "x");
+        refused = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MISCONF", 7) == 0;
+        freeReplyObject(r);
+    }
+    assert_true(refused);
+    uint16_t slot2 = keyhash_slot("fresh", 5);
+    struct wire_bytes body = {v, 1};
+    struct wire_msg sync = {.kind = WIRE_REQUEST,
+                            .id = 2,
+                            .op = WIRE_OP_SYNC,
+                            .deadline_ms = 3000,
+                            .slot = slot2,
+                            .partition = slot2 >> 4,
+                            .key = {(const uint8_t *)"fresh", 5},
+                            .meta = {meta, meta_len},
+                            .n_values = 1,
+                            .values = &body};
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    assert_int_equal(wire_write_msg(&wr, &sync), 0);
+    wire_writer_flush(&wr);
+    int64_t t0 = cluster_now_ms();
+    wp_send(&w);
+    wp_reply(&w, 2, &m);
+    printf("peerlink: SYNC under MISCONF: %s after %lld ms: \"%.*s\"\n", wire_code_name(m.status),
+           (long long)(cluster_now_ms() - t0), (int)m.text.len, (const char *)m.text.ptr);
+    assert_int_equal(m.status, WIRE_CODE_ERROR);
+    assert_true(m.text.len > 7 && memcmp(m.text.ptr, "MISCONF", 7) == 0);
+    FWD_ERROR(&w, 3, "*3\r\n$3\r\nSET\r\n$5\r\nfresh\r\n$1\r\nv\r\n", "MISCONF");
+    wp_close(&w);
+    unsetenv("RINGKV_FAULTS");
+    cluster_stop(1);
+    cluster_stop(0);
+    unlink(faults_control);
+    rmdir(work);
+}
+
+/* The nodes (0 .. 2) of slot's preference list at node 0, in order. */
+static void pref_of(uint16_t slot, int out[3])
+{
+    redisReply *r = cluster_redis_command(0, "CLUSTER SLOTS");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    int n = 0;
+    for (size_t j = 0; j < r->elements; j++) {
+        redisReply *range = r->element[j];
+        if (slot < range->element[0]->integer || slot > range->element[1]->integer)
+            continue;
+        for (size_t k = 2; k < range->elements && n < 3; k++)
+            for (int i = 0; i < 3; i++)
+                if (strcmp(range->element[k]->element[0]->str, cluster_host(i)) == 0)
+                    out[n++] = i;
+    }
+    freeReplyObject(r);
+    assert_int_equal(n, 3);
+}
+
+/* FLUSHALL ASYNC (a member-wide write, no key) to a member whose link
+ * cannot be made now (killed, not yet seen down): it is not sent to a
+ * "next replica" of partition 0 instead (which acknowledged it for the
+ * member that never flushed); the client hears that the member cannot be
+ * reached. */
+static void test_peerlink_flushall_no_keyed_fallback(void **state)
+{
+    for (int i = 0; i < 3; i++) {
+        const char *flags[] = {"--request-timeout", "1000", i ? "--seeds" : NULL,
+                               cluster_seed(0), NULL};
+        assert_int_equal(cluster_start(i, flags), 0);
+    }
+    int three = 3;
+    assert_true(cluster_wait(cluster_formed, &three, FORM_MS));
+    int list[3];
+    pref_of(0, list); /* partition 0: the fallback went down its list */
+    int gone = list[0], at = list[2];
+    printf("peerlink: partition 0 list %d %d %d: FLUSHALL at %d, node %d killed\n", list[0],
+           list[1], list[2], at, gone);
+    redisReply *r = cluster_redis_command(at, "FLUSHALL ASYNC");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS); /* links made */
+    freeReplyObject(r);
+    char gone_id[41];
+    snprintf(gone_id, sizeof gone_id, "%s", cluster_node(gone)->id);
+    cluster_signal(gone, SIGKILL);
+    /* one FLUSHALL every 25 ms for a second, each on its own connection:
+     * some find the link's dial failing, some its backoff (the spacing is
+     * the stimulus, not a wait for an outcome) */
+    enum { N = 40 };
+    redisContext *c[N];
+    for (int k = 0; k < N; k++) {
+        c[k] = cluster_redis(at);
+        redisAppendCommand(c[k], "FLUSHALL ASYNC");
+        int done = 0;
+        while (!done)
+            assert_int_equal(redisBufferWrite(c[k], &done), REDIS_OK);
+        nanosleep(&(struct timespec){.tv_nsec = 25 * 1000000L}, NULL);
+    }
+    int errors = 0, acks = 0;
+    for (int k = 0; k < N; k++) {
+        void *reply = NULL;
+        assert_int_equal(redisGetReply(c[k], &reply), REDIS_OK);
+        redisReply *rk = reply;
+        if (rk->type == REDIS_REPLY_ERROR && errors++ == 0)
+            printf("peerlink: FLUSHALL: %s\n", rk->str);
+        acks += rk->type == REDIS_REPLY_STATUS;
+        freeReplyObject(rk);
+        redisFree(c[k]);
+    }
+    const char *st = cluster_status_of(at, gone_id);
+    printf("peerlink: %d FLUSHALLs acknowledged, %d errors; node %d is %s at node %d\n", acks,
+           errors, gone, st ? st : "?", at);
+    if (st && (strcmp(st, "up") == 0 || strcmp(st, "suspect") == 0))
+        assert_int_equal(acks, 0); /* not seen down: nobody may acknowledge for it */
+    assert_true(errors > 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_peerlink_request_reply_without_secret, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_proves_the_derived_key, cluster_forget_all),
@@ -775,6 +1331,13 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_silent_handshake_is_closed, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_caps_handshakes_in_progress, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_two_nodes_over_their_links, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_forward_checked_as_a_client, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_refuses_non_members, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_pauses_within_a_frame, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_forward_at_a_non_replica, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_reply_over_the_peer_frame, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_misconf_refuses_syncs, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_flushall_no_keyed_fallback, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

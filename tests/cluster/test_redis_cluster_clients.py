@@ -10,7 +10,9 @@ Then, through the libraries and tools as applications use them:
   set and read back, spread over all three masters; mget_nonatomic; a
   (non-transactional) cluster pipeline of sets and gets; every key also
   read by a plain client on the master CLUSTER SLOTS names for its slot;
-  no request forwarded or answered -MOVED (each went to a replica).
+  no request forwarded or answered -MOVED (each went to a replica);
+  dbsize() and scan_iter() (every master's node-local answer) count each
+  key once, and so does DBSIZE of a plain client at every node.
 - redis-py's plain pipeline() (a MULTI/EXEC transaction) at every node,
   one of which holds no replica of its slot: each answers and counts on.
 - RESP3 (HELLO 3 on a raw socket): mode "cluster"; CLUSTER SLOTS' nodes end in
@@ -190,6 +192,15 @@ def check_redis_py(nodes):
     for i, k in enumerate(keys):
         plain = by_addr[masters[rc.keyslot(k)]]
         assert plain.get(k) == "v%d" % i, "%s not on its slot's master" % k
+
+    # Keyspace commands: RedisCluster asks every master and sums; a plain
+    # client gets the whole cluster's answer at any node.
+    every = set(keys) | {"p:%d" % i for i in range(100)}
+    assert rc.dbsize() == len(every), rc.dbsize()
+    scanned = list(rc.scan_iter(count=50))
+    assert len(scanned) == len(every) and set(scanned) == every, len(scanned)
+    for n in nodes:
+        assert n.client().dbsize() == len(every), n.host
     rc.close()
 
 

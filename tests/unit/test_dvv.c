@@ -877,6 +877,51 @@ static void test_dvv_update_refuses_counter_overflow(void **state)
     dvv_destroy(out);
 }
 
+/* memcached client flags are kept per sibling, in the meta only when some
+ * value has them: a meta without flags keeps its bytes (as written before
+ * flags were kept), and a flags bit with no flags in it is not canonical. */
+static void test_dvv_client_flags_round_trip(void **state)
+{
+    struct dvv_clock *c = NULL, *plain = NULL, *back = mk();
+    struct dvv_value v = val("v", 1), w = val("w", 2), tomb = {.flags = DVV_TOMBSTONE, .ts_ms = 3};
+    put(&plain, NULL, v, A);
+    v.mc_flags = 5;
+    put(&c, NULL, v, A);
+    w.mc_flags = 0xffffffffu;
+    put(&c, NULL, w, B); /* siblings: (A,1) flags 5, (B,1) flags 0xffffffff */
+    put(&c, NULL, tomb, C);
+    struct buf m, b, pm;
+    buf_init(&m);
+    buf_init(&b);
+    buf_init(&pm);
+    assert_int_equal(dvv_encode_meta(plain, &pm), 0);
+    assert_int_equal(((const uint8_t *)pm.data)[0] & 1, 0); /* no flags: as before */
+    assert_int_equal(dvv_encode_meta(c, &m), 0);
+    assert_int_equal(dvv_encode_body(c, &b), 0);
+    assert_int_equal(((const uint8_t *)m.data)[0] & 1, 1);
+    assert_int_equal(dvv_decode(m.data, m.len, b.data, b.len, back), 0);
+    assert_int_equal(dvv_size(back), 3);
+    assert_int_equal(back->values[0].mc_flags, 5);
+    assert_int_equal(back->values[1].mc_flags, 0xffffffffu);
+    assert_int_equal(back->values[2].mc_flags, 0);
+    /* The flags bit over values that have none: not canonical. */
+    char *bad = malloc(pm.len);
+    assert_non_null(bad);
+    memcpy(bad, pm.data, pm.len);
+    bad[0] |= 1;
+    assert_int_equal(dvv_decode(bad, pm.len, "v", 1, back), -EINVAL);
+    /* A tombstone carries no flags. */
+    tomb.mc_flags = 1;
+    assert_int_equal(dvv_new(back, &tomb), -EINVAL);
+    free(bad);
+    buf_fini(&m);
+    buf_fini(&b);
+    buf_fini(&pm);
+    dvv_destroy(c);
+    dvv_destroy(plain);
+    dvv_destroy(back);
+}
+
 static double now_ns(void)
 {
     struct timespec ts;
@@ -963,6 +1008,7 @@ int main(void)
         cmocka_unit_test(test_dvv_encoding_is_small_and_round_trips),
         cmocka_unit_test(test_dvv_decode_rejects_hostile_bytes),
         cmocka_unit_test(test_dvv_update_refuses_counter_overflow),
+        cmocka_unit_test(test_dvv_client_flags_round_trip),
         cmocka_unit_test(test_dvv_cost_of_hot_operations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

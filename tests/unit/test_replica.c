@@ -180,16 +180,25 @@ static void versionize(struct tnode *t, const char *key, const struct replica_st
     assert_int_equal(changed, want_changed);
 }
 
-/* SET key val on t as its coordinator: after = what the replicas apply. */
-static void set(struct tnode *t, const char *key, const char *val, struct replica_state *after)
+/* memcached's `set key flags 0 len` on t as its coordinator: after = what
+ * the replicas apply. */
+static void mc_set(struct tnode *t, const char *key, const char *val, uint32_t mc_flags,
+                   struct replica_state *after)
 {
     struct replica_state before;
     replica_state_init(&before);
     export_or_empty(t, key, &before);
-    assert_int_equal(
-        store_put(&t->store, key, (uint32_t)strlen(key), h(key), val, strlen(val), 0, 0, NULL), 0);
+    assert_int_equal(store_put(&t->store, key, (uint32_t)strlen(key), h(key), val, strlen(val), 0,
+                               mc_flags, NULL),
+                     0);
     versionize(t, key, &before, after, true);
     replica_state_fini(&before);
+}
+
+/* SET key val on t as its coordinator. */
+static void set(struct tnode *t, const char *key, const char *val, struct replica_state *after)
+{
+    mc_set(t, key, val, 0, after);
 }
 
 /* DEL key on t as its coordinator; returns DEL's answer. */
@@ -208,6 +217,14 @@ static int apply(struct tnode *t, const char *key, const struct replica_state *s
 {
     return replica_apply(&t->store, &t->node, key, (uint32_t)strlen(key), h(key), st->meta.data,
                          st->meta.len, st->body.data, st->body.len, st->expire_at_ms);
+}
+
+/* The client flags a memcached get of key on t answers (the key exists). */
+static uint32_t flags_of(struct tnode *t, const char *key)
+{
+    struct table_entry *e = store_lookup(&t->store, key, (uint32_t)strlen(key), h(key));
+    assert_non_null(e);
+    return e->mc_flags;
 }
 
 /* What a plain GET answers: NULL for no key. Borrowed until the next change. */
@@ -569,6 +586,47 @@ static void test_replica_reap_after_grace(void **state)
     assert_int_equal(store_count(&a->store), 2); /* live, mixed */
 }
 
+/* What replica_reap_offer hands over: keys offered, counted by a test. */
+struct offers {
+    uint32_t n, take; /* offers seen; refused once n reaches take */
+    char last[16];
+};
+
+static bool take_offer(void *arg, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct offers *o = arg;
+    assert_int_equal(hash, keyhash(key, klen));
+    if (o->n >= o->take)
+        return false;
+    snprintf(o->last, sizeof o->last, "%.*s", (int)klen, (const char *)key);
+    o->n++;
+    return true;
+}
+
+/* In a cluster candidates are offered, never deleted here; a refused offer
+ * stops the pass, and the next call offers that key again. */
+static void test_replica_reap_offer_deletes_nothing(void **state)
+{
+    static const char *const grace[] = {"--tombstone-grace", "10", NULL};
+    struct tnode *a = &nodes[0];
+    node_start(a, 'a', NULL, grace);
+    struct replica_state *st = &sts[0];
+    set(a, "dead", "v", st);
+    assert_true(del(a, "dead", st, true));
+    set(a, "live", "v", st);
+    int64_t now = a->store.now_ms;
+    struct offers o = {.take = 1};
+    assert_int_equal(replica_reap_offer(&a->store, &a->node, now + 9000, 100, take_offer, &o), 0);
+    assert_int_equal(o.n, 0);
+    o.take = 0; /* refused: nothing taken, nothing deleted */
+    assert_int_equal(replica_reap_offer(&a->store, &a->node, now + 10001, 100, take_offer, &o), 0);
+    o.take = 1;
+    assert_int_equal(replica_reap_offer(&a->store, &a->node, now + 10001, 100, take_offer, &o), 1);
+    assert_string_equal(o.last, "dead");
+    assert_int_equal(store_count(&a->store), 2);
+    assert_int_equal(replica_export(&a->store, &a->node, "dead", 4, h("dead"), st), 0);
+}
+
 /* Applied versions and tombstones go through the log; a reaped tombstone
  * does not come back from it. */
 static void test_replica_reaped_key_stays_gone_after_restart(void **state)
@@ -602,6 +660,43 @@ static void test_replica_reaped_key_stays_gone_after_restart(void **state)
     assert_get(a, "reaped", NULL);
     assert_same_state(a, b, "kept");
     assert_same_state(a, b, "tomb"); /* within its grace */
+}
+
+/* memcached client flags are kept per sibling: on the coordinator's
+ * version, at the replicas that apply it, across a restart (the log
+ * record's meta), and for a plain entry's implicit clock; GET answers the
+ * picked sibling's. */
+static void test_replica_mc_flags_are_kept(void **state)
+{
+    struct tnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', "b", NULL);
+    node_start(c, 'c', NULL, NULL);
+    struct replica_state *sa = &sts[0], *sc = &sts[1], *st = &sts[2];
+    mc_set(a, "k", "v", 5, sa);
+    assert_int_equal(flags_of(a, "k"), 5);
+    assert_int_equal(apply(b, "k", sa), 1);
+    assert_int_equal(flags_of(b, "k"), 5);
+    node_restart(b, "b");
+    assert_int_equal(flags_of(b, "k"), 5);
+    assert_same_state(a, b, "k");
+    /* A concurrent write with other flags: each sibling keeps its own. */
+    store_turn(&c->store, a->store.now_ms + 1000); /* c's write is newer: the pick */
+    mc_set(c, "k", "w", 7, sc);
+    assert_int_equal(apply(b, "k", sc), 1);
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(b, "k", st, k), 2);
+    for (uint32_t i = 0; i < 2; i++)
+        assert_int_equal(k->values[i].mc_flags, k->values[i].data[0] == 'v' ? 5 : 7);
+    assert_get(b, "k", "w");
+    assert_int_equal(flags_of(b, "k"), 7);
+    node_restart(b, "b");
+    assert_int_equal(flags_of(b, "k"), 7);
+    /* A plain entry (written before the cluster) replicates its flags. */
+    assert_int_equal(store_put(&a->store, "p", 1, h("p"), "plain", 5, 0, 9, NULL), 0);
+    export_or_empty(a, "p", st);
+    assert_int_equal(apply(c, "p", st), 1);
+    assert_int_equal(flags_of(c, "p"), 9);
 }
 
 static bool always_readable(void *arg, uint64_t lsn)
@@ -645,6 +740,51 @@ static void test_replica_cold_plain_value_is_eagain(void **state)
                      -EAGAIN);
     assert_false(changed);
     assert_true(table_entry_is_cold(store_lookup(&a->store, "k", 1, h("k"))));
+}
+
+/* Values beyond RAM: a versioned value goes cold as a plain one does (its
+ * meta stays in memory, with its flags and length); its state is -EAGAIN
+ * until the body is read back (store_load_value), which gives back the
+ * very same state. */
+static void test_replica_cold_versioned_value(void **state)
+{
+    static const struct store_tier tier = {always_readable, nothing_unwritten, NULL};
+    struct tnode *a = &nodes[0];
+    node_start(a, 'a', NULL, NULL);
+    store_fini(&a->store);
+    struct store_config sc = {0};
+    assert_int_equal(store_init(&a->store, &sc), 0);
+    store_attach_tier(&a->store, &tier);
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    big[sizeof big - 1] = '\0';
+    struct replica_state *orig = &sts[0], *st = &sts[1];
+    mc_set(a, "k", big, 5, orig);
+    a->store.maxmemory = store_used_bytes(&a->store) - 1024; /* the tick cools it */
+    store_tick(&a->store, a->store.now_ms);
+    struct table_entry *e = store_lookup(&a->store, "k", 1, h("k"));
+    assert_non_null(e);
+    assert_true(table_entry_is_cold(e));
+    assert_true(e->meta & TABLE_ENTRY_VERSIONED);
+    assert_int_equal(e->mc_flags, 5);
+    assert_int_equal(e->val_len, strlen(big)); /* STRLEN needs no read back */
+    assert_int_equal(store_entry_record_len(e), orig->body.len);
+    assert_int_equal(a->store.stats.cold_keys, 1);
+    assert_int_equal(replica_export(&a->store, &a->node, "k", 1, h("k"), st), -EAGAIN);
+    assert_int_equal(apply(a, "k", orig), -EAGAIN);
+    /* Read back: a body of another length is refused, the right one taken. */
+    a->store.maxmemory = 0;
+    assert_int_equal(store_load_value(&a->store, e, h("k"), "xx", 2, NULL), -EINVAL);
+    assert_int_equal(store_load_value(&a->store, e, h("k"), orig->body.data, orig->body.len, &e),
+                     0);
+    assert_false(table_entry_is_cold(e));
+    assert_int_equal(a->store.stats.cold_keys, 0);
+    export_or_empty(a, "k", st);
+    assert_true(replica_same(st, orig->meta.data, orig->meta.len));
+    assert_int_equal(st->body.len, orig->body.len);
+    assert_memory_equal(st->body.data, orig->body.data, st->body.len);
+    assert_int_equal(flags_of(a, "k"), 5);
+    assert_get(a, "k", big);
 }
 
 /* KV-679: a node whose data directory was wiped draws a new data epoch,
@@ -752,8 +892,11 @@ int main(void)
         T(test_replica_sibling_bounds),
         T(test_replica_many_actors),
         T(test_replica_reap_after_grace),
+        T(test_replica_reap_offer_deletes_nothing),
         T(test_replica_reaped_key_stays_gone_after_restart),
         T(test_replica_cold_plain_value_is_eagain),
+        T(test_replica_mc_flags_are_kept),
+        T(test_replica_cold_versioned_value),
         T(test_replica_kv679_wiped_node_writes_are_kept),
         T(test_replica_kv679_lost_key_writes_are_kept),
     };

@@ -603,7 +603,7 @@ static void test_wire_refuses_unknown_types_and_flags(void **state)
         .kind = WIRE_REQUEST, .op = WIRE_OP_PUT, .key = bs("k"), .n_values = 1, .values = sibs};
     struct wire_msg rp = {.kind = WIRE_REPLY, .op = WIRE_OP_PUT, .key = bs("k")};
     expect_patched_bad(&rq, 0, 3, "unknown message kind");
-    expect_patched_bad(&rq, 1, 2, "unknown request flags");
+    expect_patched_bad(&rq, 1, 4, "unknown request flags");
     expect_patched_bad(&rp, 1, 1, "unknown reply flags");
     expect_patched_bad(&rq, 6 + 16, 0, "unknown request op");
     expect_patched_bad(&rq, 6 + 16, 6, "unknown request op");
