@@ -494,8 +494,8 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
         mi_free(op);
         return NULL;
     }
-    for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
-        replica_state_init(&op->got[k]);
+    /* got[] starts empty: mi_zalloc's zeroes are replica_state_init's state
+     * (buf.h); coord_op_free finis the first npeers, those a peer may fill. */
     replica_state_init(&op->mine);
     op->view = sh->coord->view;
     op->view->refs++;
@@ -506,7 +506,7 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
 
 static void coord_op_free(struct coord_op *op)
 {
-    for (uint32_t k = 0; k < COORD_PEERS_MAX; k++)
+    for (uint32_t k = 0; k < op->npeers; k++)
         replica_state_fini(&op->got[k]);
     for (uint32_t i = 0; op->mgot && i < op->nkeys * (op->npeers ? op->npeers : 1); i++)
         replica_state_fini(&op->mgot[i]);
@@ -760,6 +760,14 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
 /* The merged state to every replica that answered with less (or nothing). */
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 {
+    bool is_any_stale = false;
+    for (uint32_t k = 0; k < op->npeers && !is_any_stale; k++)
+        is_any_stale =
+            op->st[k] == P_MISSING ||
+            (op->st[k] == P_OK && !replica_holds(sh->store, op->key, op->klen, op->hash,
+                                                 op->got[k].meta.data, op->got[k].meta.len));
+    if (!is_any_stale)
+        return; /* the common case: no export of the merged state */
     struct replica_state merged;
     replica_state_init(&merged);
     struct resp_arg key = {op->key, op->klen};
@@ -1701,14 +1709,42 @@ static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct 
     return r;
 }
 
+/* A GET's answer straight from a versioned entry's bytes (replica_peek). */
+static void coord_reply_version(struct shard *sh, uint64_t link, uint64_t id,
+                                const struct store_version *v, uint64_t expire_at_ms)
+{
+    struct wire_bytes body = {(const uint8_t *)v->body, v->body_len};
+    struct wire_msg rm = {.kind = WIRE_REPLY,
+                          .id = id,
+                          .op = WIRE_OP_GET,
+                          .status = WIRE_CODE_OK,
+                          .meta = {(const uint8_t *)v->meta, v->meta_len},
+                          .expire_at_ms = expire_at_ms,
+                          .n_values = 1,
+                          .values = &body};
+    int rc = peerlink_reply(sh, link, &rm);
+    if (rc == -EINVAL) /* larger than the peer's frame: coord_reply's error */
+        coord_reply(sh, link, id, WIRE_OP_GET, WIRE_CODE_ERROR, COORD_TOO_LARGE, NULL, 0, NULL);
+    else if (rc != 0 && rc != -ENOENT)
+        log_debug("a GET reply could not be sent (%s)", strerror(-rc));
+}
+
 static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash);
 
 static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
                          bool is_loaded)
 {
+    struct store_version v;
+    uint64_t expire_at_ms;
+    int rc = replica_peek(sh->store, wm->key.ptr, wm->key.len, hash, &v, &expire_at_ms);
+    if (rc == 0) { /* the common case (never cold): no copy of the state */
+        COORD_STAT(sh, gets_in);
+        coord_reply_version(sh, link, wm->id, &v, expire_at_ms);
+        return;
+    }
     struct replica_state st;
     replica_state_init(&st);
-    int rc = replica_export(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, &st);
+    rc = rc < 0 ? rc : replica_export(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, &st);
     if (rc == -EAGAIN && !is_loaded && coord_park(sh, link, wm, hash)) {
         replica_state_fini(&st);
         return; /* served once its value is back in memory */

@@ -258,6 +258,39 @@ static int state_of_entry(const struct node *n, const struct table_entry *e,
     return state_done(out);
 }
 
+/* The key's versioned entry (in memory) when it holds exactly this state's
+ * versions (equal meta: the encoding is canonical), else NULL. Encodes
+ * nothing. */
+static const struct table_entry *entry_holding(struct store *s, const void *key, uint32_t klen,
+                                               uint64_t hash, const void *meta, size_t meta_len)
+{
+    const struct table_entry *e = replica_find(s, key, klen, hash);
+    if (!e || !(e->meta & TABLE_ENTRY_VERSIONED) || table_entry_is_cold(e))
+        return NULL;
+    struct store_version v;
+    store_entry_version(e, &v);
+    return v.meta_len == meta_len && memcmp(v.meta, meta, meta_len) == 0 ? e : NULL;
+}
+
+bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *meta,
+                   size_t meta_len)
+{
+    return entry_holding(s, key, klen, hash, meta, meta_len) != NULL;
+}
+
+int replica_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                 struct store_version *v, uint64_t *expire_at_ms)
+{
+    const struct table_entry *e = replica_find(s, key, klen, hash);
+    if (!e)
+        return -ENOENT;
+    if (!(e->meta & TABLE_ENTRY_VERSIONED) || table_entry_is_cold(e))
+        return 1;
+    store_entry_version(e, v);
+    *expire_at_ms = (uint64_t)e->expire_ms;
+    return 0;
+}
+
 int replica_export(struct store *s, const struct node *n, const void *key, uint32_t klen,
                    uint64_t hash, struct replica_state *out)
 {
@@ -274,7 +307,9 @@ int replica_export(struct store *s, const struct node *n, const void *key, uint3
 /* What replica_apply decided, once the clocks are computed. */
 struct apply_plan {
     struct table_entry *e;  /* the stored entry, NULL when none */
-    struct buf stored_meta; /* e's state, encoded */
+    struct buf stored_meta; /* e's state, encoded, for a plain e */
+    const char *stored;     /* e's meta: a versioned e's own bytes, else stored_meta's */
+    size_t stored_len;
     struct buf merged_meta; /* K_OUT, encoded */
     int64_t expire_ms;
 };
@@ -309,6 +344,26 @@ static int apply_merge(struct store *s, const struct node *n, const void *key, u
     return rc;
 }
 
+/* p->stored = K_STORED's meta: a versioned entry in memory holds its
+ * canonical encoding already (the bytes replica_export gives); others are
+ * encoded. */
+static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
+{
+    if ((p->e->meta & TABLE_ENTRY_VERSIONED) && !table_entry_is_cold(p->e)) {
+        struct store_version v;
+        store_entry_version(p->e, &v);
+        p->stored = v.meta;
+        p->stored_len = v.meta_len;
+        return 0;
+    }
+    int rc = dvv_encode_meta(w->k[K_STORED], &p->stored_meta);
+    if (rc == 0 && p->stored_meta.failed)
+        rc = -ENOMEM;
+    p->stored = p->stored_meta.data;
+    p->stored_len = p->stored_meta.len;
+    return rc;
+}
+
 /* Encodes the metas and picks the expiry (see the design comment). */
 static int apply_decide(const struct replica_clocks *w, const void *meta, size_t meta_len,
                         uint64_t expire_at_ms, struct apply_plan *p)
@@ -318,12 +373,12 @@ static int apply_decide(const struct replica_clocks *w, const void *meta, size_t
         p->expire_ms = (int64_t)expire_at_ms;
         return rc;
     }
-    rc = dvv_encode_meta(w->k[K_STORED], &p->stored_meta);
+    rc = stored_meta_of(w, p);
     if (rc != 0)
         return rc;
-    if (p->stored_meta.failed || p->merged_meta.failed)
+    if (p->merged_meta.failed)
         return -ENOMEM;
-    bool is_stored = meta_equal(&p->merged_meta, p->stored_meta.data, p->stored_meta.len);
+    bool is_stored = meta_equal(&p->merged_meta, p->stored, p->stored_len);
     bool is_given = meta_equal(&p->merged_meta, meta, meta_len);
     if (is_stored && !is_given)
         p->expire_ms = p->e->expire_ms;
@@ -340,6 +395,13 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
 {
     if (expire_at_ms > INT64_MAX)
         return -EINVAL;
+    const struct table_entry *held = entry_holding(s, key, klen, hash, meta, meta_len);
+    struct store_version v;
+    if (held && (uint64_t)held->expire_ms == expire_at_ms) {
+        store_entry_version(held, &v);
+        if (v.body_len == body_len && (body_len == 0 || memcmp(v.body, body, body_len) == 0))
+            return 0; /* this very state is stored: the sync would change nothing */
+    }
     struct replica_clocks w;
     clocks_init(&w);
     struct apply_plan p = {0};
@@ -350,7 +412,7 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
         rc = apply_merge(s, n, key, klen, hash, meta, meta_len, body, body_len, &w, &p);
     if (rc == 0)
         rc = apply_decide(&w, meta, meta_len, expire_at_ms, &p);
-    bool same = rc == 0 && p.e && meta_equal(&p.merged_meta, p.stored_meta.data, p.stored_meta.len);
+    bool same = rc == 0 && p.e && meta_equal(&p.merged_meta, p.stored, p.stored_len);
     bool gone = p.expire_ms != 0 && p.expire_ms <= s->now_ms;
     if (rc == 0 && ((same && p.expire_ms == p.e->expire_ms) || (!p.e && gone))) {
         rc = 0; /* it held everything given (or nothing that is still live) */

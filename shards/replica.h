@@ -50,6 +50,7 @@ struct store;
 struct node;
 struct table_entry;
 struct dvv_clock;
+struct store_version;
 
 /* Tombstones the shard's tick reaps at most. */
 #define REPLICA_REAP_PER_TICK 64
@@ -71,6 +72,14 @@ void replica_state_clear(struct replica_state *st);
 int replica_export(struct store *s, const struct node *n, const void *key, uint32_t klen,
                    uint64_t hash, struct replica_state *out);
 
+/* The stored state of key as replica_export gives it, borrowed (valid until
+ * the store changes): 0 and *v, *expire_at_ms set for a versioned entry;
+ * -ENOENT when the store has nothing for it; 1 for a plain entry (its
+ * implicit clock) or a cold one (its body on disk): call replica_export.
+ * Copies and allocates nothing. */
+int replica_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                 struct store_version *v, uint64_t *expire_at_ms);
+
 /* Merges a received state into the store (dvv_sync). Returns 1 when the
  * store changed, 0 when it already held everything given (so a second apply
  * of the same state returns 0). The expiry kept is the newer state's: the
@@ -88,6 +97,12 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
  * encoding is canonical). A read repairs the replicas for which it is false
  * against the merged state. */
 bool replica_same(const struct replica_state *a, const void *meta, size_t meta_len);
+
+/* True when the store holds exactly the versions of this meta for key (as
+ * replica_same against its export, without exporting): a versioned entry in
+ * memory only; false for a plain or cold one, which needs an export. */
+bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *meta,
+                   size_t meta_len);
 
 /* Gives the key's state after a plain write command one new dot covering
  * `before` (the export taken before the command ran; NULL or an empty meta:

@@ -297,10 +297,21 @@ static void test_replica_export_apply_round_trip(void **state)
     assert_int_equal(apply(b, "k", st), 1);
     assert_same_state(a, b, "k");
     assert_get(b, "k", "v1");
+    /* replica_peek: the export's bytes, borrowed. */
+    struct store_version v;
+    uint64_t at = 1;
+    assert_int_equal(replica_peek(&b->store, "k", 1, h("k"), &v, &at), 0);
+    assert_int_equal(v.meta_len, st->meta.len);
+    assert_memory_equal(v.meta, st->meta.data, v.meta_len);
+    assert_int_equal(v.body_len, st->body.len);
+    assert_memory_equal(v.body, st->body.data, v.body_len);
+    assert_int_equal(at, st->expire_at_ms);
+    assert_int_equal(replica_peek(&b->store, "none", 4, h("none"), &v, &at), -ENOENT);
     /* A missing key; a plain entry exports as its implicit clock, which
      * another replica takes as it is. */
     assert_int_equal(replica_export(&a->store, &a->node, "none", 4, h("none"), st), -ENOENT);
     assert_int_equal(store_put(&a->store, "p", 1, h("p"), "plain", 5, 0, 0, NULL), 0);
+    assert_int_equal(replica_peek(&a->store, "p", 1, h("p"), &v, &at), 1); /* export it */
     struct dvv_clock *k = scratch;
     assert_int_equal(siblings(a, "p", st, k), 1);
     assert_int_equal(k->values[0].ts_ms, 0);
@@ -325,6 +336,13 @@ static void test_replica_apply_is_idempotent(void **state)
     uint64_t writes = b->store.stats.writes;
     assert_int_equal(apply(b, "k", st), 0);
     assert_int_equal(b->store.stats.writes, writes); /* nothing stored again */
+    /* replica_holds: the same answer as replica_same against an export. */
+    assert_true(replica_holds(&b->store, "k", 1, h("k"), st->meta.data, st->meta.len));
+    assert_false(replica_holds(&b->store, "none", 4, h("none"), st->meta.data, st->meta.len));
+    struct replica_state *st2 = &sts[1];
+    set(a, "k", "v2", st2);
+    assert_false(replica_holds(&b->store, "k", 1, h("k"), st2->meta.data, st2->meta.len));
+    assert_true(replica_holds(&a->store, "k", 1, h("k"), st2->meta.data, st2->meta.len));
 }
 
 static void test_replica_concurrent_writes_become_siblings(void **state)
