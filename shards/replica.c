@@ -579,8 +579,8 @@ static uint32_t reap_pass(struct store *s, const struct node *n, int64_t now_uni
 {
     /* Where this shard's pass over its table is (the owner's thread). */
     static __thread uint64_t cursor;
-    if (budget == 0 || store_count(s) == 0)
-        return 0;
+    if (budget == 0 || store_count(s) == 0 || !s->had_tombstone)
+        return 0; /* a store that never held a tombstone is not walked */
     /* A log that cannot take records now (MISCONF) or holds too many not
      * durable yet would keep the delete records in memory: later. */
     if (__atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) > 0 ||

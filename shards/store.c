@@ -148,7 +148,11 @@ void store_fini(struct store *s)
 /* Entry e enters (+1) or leaves (-1) the table: its partition's count. */
 static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta)
 {
-    if (__builtin_expect(s->part_keys != NULL, 0) && !(e->meta & TABLE_ENTRY_TOMBSTONE))
+    if (__builtin_expect((e->meta & TABLE_ENTRY_TOMBSTONE) != 0, 0)) {
+        s->had_tombstone |= delta > 0;
+        return;
+    }
+    if (__builtin_expect(s->part_keys != NULL, 0))
         s->part_keys[s->part_of(s->part_arg, table_entry_key(e), e->key_len)] += (uint64_t)delta;
 }
 

@@ -145,6 +145,7 @@ struct store {
     uint32_t nparts;
     uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen);
     const void *part_arg;
+    bool had_tombstone; /* a tombstone entered once: reaping has work (replica.h) */
     struct store_stats stats;
 };
 
