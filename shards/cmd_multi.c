@@ -50,9 +50,12 @@
  *
  * In a cluster (coord.h) EXEC's message (flags CMD_RMW) goes to the slot's
  * first live replica, forwarded from any other node as "EXEC key watches
- * queue" (a form only FORWARD carries, coord.c); its coordinator quorum-reads
- * every key cmd_multi_keys() lists, runs cmd_multi_exec_shard there, and
- * versions and replicates every key it changed (coord.c, transactions).
+ * queue" (a form only FORWARD carries, coord.c, which checks it first with
+ * cmd_multi_forward_ok: a peer's queue is trusted no more than a client's);
+ * its coordinator quorum-reads every key cmd_multi_keys() lists (at most
+ * 256: past that it stops listing and refuses), runs cmd_multi_exec_shard
+ * there, and versions and replicates every key it changed (coord.c,
+ * transactions).
  * WATCH then records each key's replicated state (its meta, replica.h: the
  * causal context, the same bytes on every replica holding the same
  * versions) after a quorum read on this node, so EXEC can compare it on
@@ -67,6 +70,7 @@
 
 #include <errno.h>
 #include <mimalloc.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cmd_server.h"
@@ -267,14 +271,23 @@ static bool multi_may_queue(const struct cmd_def *d)
     return false;
 }
 
+/* Why a request of row d (argc arguments) may never be queued, or NULL. */
+static const char *multi_unqueueable(const struct cmd_def *d, uint32_t argc)
+{
+    if (!multi_may_queue(d) || multi_runs_now(d))
+        return "ERR Command not allowed inside a transaction";
+    if (d->route == CMD_ROUTE_MSETNX && argc % 2 == 0)
+        return "ERR wrong number of arguments for 'msetnx' command";
+    return NULL;
+}
+
 /* Why a checked request cannot join c's transaction, or NULL. */
 static const char *multi_refusal(struct shard *sh, struct conn *c, const struct cmd_def *d,
                                  const struct resp_arg *argv, uint32_t argc, size_t bytes)
 {
-    if (!multi_may_queue(d))
-        return "ERR Command not allowed inside a transaction";
-    if (d->route == CMD_ROUTE_MSETNX && argc % 2 == 0)
-        return "ERR wrong number of arguments for 'msetnx' command";
+    const char *why = multi_unqueueable(d, argc);
+    if (why)
+        return why;
     if (!multi_take_slot(c, multi_slot_of(d, argv, argc)))
         return multi_crossslot;
     const struct cfg *cfg = sh->node->cfg;
@@ -525,13 +538,21 @@ void cmd_exec(struct cmd_ctx *c)
 
 /* ---- on the slot's shard ---- */
 
-/* Adds key k to the list (*keys, *n of cap) unless it is there. -ENOMEM. */
+/* The most distinct keys cmd_multi_keys() lists before it gives up: a
+ * list can only be refused past it, and each key is compared with every
+ * earlier one, so a bound keeps a 40k-key MSET from stalling the shard. */
+#define MULTI_MAX_KEYS 256u
+
+/* Adds key k to the list (*keys, *n of cap) unless it is there. -ENOMEM,
+ * or -E2BIG when the list would pass MULTI_MAX_KEYS. */
 static int multi_add_key(struct resp_arg **keys, uint32_t *n, uint32_t *cap,
                          const struct resp_arg *k)
 {
     for (uint32_t i = 0; i < *n; i++)
         if ((*keys)[i].len == k->len && memcmp((*keys)[i].ptr, k->ptr, k->len) == 0)
             return 0;
+    if (*n == MULTI_MAX_KEYS)
+        return -E2BIG;
     if (*n == *cap) {
         uint32_t want = *cap ? *cap * 2 : 8;
         struct resp_arg *more = mi_realloc(*keys, want * sizeof *more);
@@ -738,6 +759,13 @@ static void multi_run_each(struct cmd_ctx *sub, const struct cmd_def *d, struct 
     buf_fini(&err);
 }
 
+/* Whether argc arguments fit row d's arity (Redis's: n exactly, -n at
+ * least n). */
+static bool multi_arity_ok(const struct cmd_def *d, uint32_t argc)
+{
+    return d->arity >= 0 ? argc == (uint32_t)d->arity : argc >= (uint32_t)-d->arity;
+}
+
 /* Runs one queued command here, its reply appended to c->out. */
 static void multi_run_one(const struct cmd_ctx *c, struct resp_arg *argv, uint32_t argc)
 {
@@ -751,6 +779,13 @@ static void multi_run_one(const struct cmd_ctx *c, struct resp_arg *argv, uint32
     sub.hash = argc > 1 ? keyhash(argv[1].ptr, argv[1].len) : 0;
     if (!d) { /* it was found when queued: the table does not change */
         resp_write_error(c->out, "ERR unknown command");
+        return;
+    }
+    /* checked when queued (or forwarded, cmd_multi_forward_ok); a handler
+     * trusts its row's arity and a connection's presence, so again here */
+    const char *why = multi_unqueueable(d, argc);
+    if (why || !multi_arity_ok(d, argc)) {
+        resp_write_error(c->out, why ? why : "ERR wrong number of arguments");
         return;
     }
     if (multi_meets_cold(c, d, argv, argc)) {
@@ -782,10 +817,96 @@ static void multi_run_one(const struct cmd_ctx *c, struct resp_arg *argv, uint32
 
 /* The most arguments one queued command may have: max-request-args, which
  * the parser enforced when it came. */
-static uint32_t multi_max_args(const struct cmd_ctx *c)
+static uint32_t multi_max_args(const struct node *node)
 {
-    int64_t n = c->node->cfg->max_request_args;
+    int64_t n = node->cfg->max_request_args;
     return n > 0 && n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
+}
+
+/* The most arguments a command of queue q has (0: an empty queue), or
+ * UINT32_MAX when one has more than max-request-args. */
+static uint32_t multi_most_args(const struct node *node, const struct resp_arg *q, uint32_t *n)
+{
+    struct multi_cursor cur = {q->ptr, q->ptr + q->len};
+    struct resp_arg head[2];
+    uint32_t most = 0, argc;
+    for (*n = 0; multi_next_head(&cur, head, &argc); (*n)++)
+        most = argc > most ? argc : most;
+    return most > multi_max_args(node) ? UINT32_MAX : most;
+}
+
+/* Whether queued command argv (argc) could be in a client's transaction
+ * of slot; false with why. */
+static bool multi_forward_cmd_ok(const struct node *n, const struct resp_arg *argv, uint32_t argc,
+                                 uint32_t slot, bool *writes, char *why, size_t len)
+{
+    const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    const char *refusal = d ? multi_unqueueable(d, argc) : "ERR unknown command";
+    if (refusal) {
+        snprintf(why, len, "%s", refusal);
+        return false;
+    }
+    if (!cmd_args_ok(n, d, argv, argc, why, len))
+        return false;
+    int32_t s = multi_slot_of(d, argv, argc);
+    if (s == -2 || (s >= 0 && (uint32_t)s != slot)) {
+        snprintf(why, len, "%s", multi_crossslot);
+        return false;
+    }
+    *writes = *writes || (d->flags & CMD_WRITE);
+    return true;
+}
+
+/* Whether watch list w is well formed, every key of slot; false with why. */
+static bool multi_forward_watches_ok(const struct resp_arg *w, uint32_t slot, char *why, size_t len)
+{
+    struct multi_cursor cur = {w->ptr, w->ptr + w->len};
+    struct multi_watch_entry e;
+    while (cur.p < cur.end) {
+        if (!multi_next_watch(&cur, &e)) {
+            snprintf(why, len, "ERR a forwarded EXEC's watches are malformed");
+            return false;
+        }
+        if (keyhash_slot(e.key.ptr, e.key.len) != slot) {
+            snprintf(why, len, "%s", multi_crossslot);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cmd_multi_forward_ok(const struct node *n, const struct resp_arg *argv, uint32_t argc,
+                          bool *writes, char *why, size_t len)
+{
+    *writes = false;
+    if (argc != 4) {
+        snprintf(why, len, "ERR wrong number of arguments for 'exec' command");
+        return false;
+    }
+    uint32_t slot = keyhash_slot(argv[1].ptr, argv[1].len);
+    if (!multi_forward_watches_ok(&argv[2], slot, why, len))
+        return false;
+    uint32_t ncmds, most = multi_most_args(n, &argv[3], &ncmds);
+    if (most == UINT32_MAX) {
+        snprintf(why, len, "ERR transaction too large (see max-request-args)");
+        return false;
+    }
+    struct resp_arg *cargv = most ? mi_malloc(most * sizeof *cargv) : NULL;
+    if (most && !cargv) {
+        snprintf(why, len, "OOM out of memory");
+        return false;
+    }
+    struct multi_cursor cur = {argv[3].ptr, argv[3].ptr + argv[3].len};
+    uint32_t cargc, i = 0;
+    bool ok = true;
+    for (; ok && i < ncmds && multi_next_cmd(&cur, cargv, most, &cargc); i++)
+        ok = multi_forward_cmd_ok(n, cargv, cargc, slot, writes, why, len);
+    mi_free(cargv);
+    if (ok && (i < ncmds || cur.p != cur.end)) {
+        snprintf(why, len, "ERR a forwarded EXEC's queue is malformed");
+        ok = false;
+    }
+    return ok;
 }
 
 void cmd_multi_exec_shard(struct cmd_ctx *c)
@@ -797,11 +918,8 @@ void cmd_multi_exec_shard(struct cmd_ctx *c)
         return;
     }
     struct multi_cursor cur = {c->argv[3].ptr, c->argv[3].ptr + c->argv[3].len};
-    uint32_t n = 0, most = 0, argc;
-    struct resp_arg head[2];
-    for (struct multi_cursor count = cur; multi_next_head(&count, head, &argc); n++)
-        most = argc > most ? argc : most;
-    if (most > multi_max_args(c)) {
+    uint32_t n, argc, most = multi_most_args(c->node, &c->argv[3], &n);
+    if (most == UINT32_MAX) {
         cmd_reply_error(c, "ERR transaction too large (see max-request-args)");
         return;
     }

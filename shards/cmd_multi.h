@@ -30,6 +30,7 @@
 #include "cmd.h"
 
 struct conn;
+struct node;
 struct shard;
 
 /* Connection handlers (CMD_ROUTE_CONN rows). */
@@ -47,8 +48,18 @@ void cmd_multi_watch_shard(struct cmd_ctx *c);
 /* The distinct keys EXEC's message (its argv, argc) touches, watched and
  * queued, into *keys (pointing into argv's bytes; free the array with
  * mi_free) and *n: what a cluster's coordinator quorum-reads and replicates
- * (coord.c). 0, or -ENOMEM (nothing returned). */
+ * (coord.c). 0, -ENOMEM, or -E2BIG past 256 distinct keys, more than a
+ * cluster's transaction may touch (nothing returned). */
 int cmd_multi_keys(const struct resp_arg *argv, uint32_t argc, struct resp_arg **keys, uint32_t *n);
+
+/* Whether EXEC's message argv, argc, forwarded by a peer, is one a client's
+ * EXEC could have made: every queued command one a transaction may hold,
+ * of its arity and key sizes, every key (queued or watched) of argv[1]'s
+ * slot, the watches well formed. *writes: whether a queued command
+ * changes data (the caller checks MISCONF). False with the error line
+ * (no '-' or CRLF) in why[0..len). */
+bool cmd_multi_forward_ok(const struct node *n, const struct resp_arg *argv, uint32_t argc,
+                          bool *writes, char *why, size_t len);
 
 /* A request of c was refused before running (unknown command, arity,
  * NOAUTH, key too large, MISCONF): in MULTI, EXEC will answer -EXECABORT. */

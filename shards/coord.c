@@ -1216,6 +1216,8 @@ static void coord_multi_on_reply(struct shard *sh, struct req *r, struct coord_o
     coord_multi_progress(sh, r, op);
 }
 
+static const char COORD_MULTI_TOO_MANY[] = "ERR a transaction touches too many keys for a cluster";
+
 /* The op's per-key arrays for keys (taken: freed with the op). -ENOMEM, or
  * -E2BIG past the wire id's byte. */
 static int coord_multi_prepare(struct coord_op *op, struct resp_arg *keys, uint32_t nkeys)
@@ -1274,8 +1276,9 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
 {
     struct resp_arg *keys;
     uint32_t nkeys;
-    if (coord_multi_keys(m, &keys, &nkeys) < 0) {
-        cmd_msg_error(m, "OOM out of memory");
+    int krc = coord_multi_keys(m, &keys, &nkeys);
+    if (krc < 0) {
+        cmd_msg_error(m, krc == -E2BIG ? COORD_MULTI_TOO_MANY : "OOM out of memory");
         cmd_msg_reply(sh, m);
         return;
     }
@@ -1305,8 +1308,7 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
     uint32_t need_w = is_watch ? 1 : coord_quorum(m->w, cfg->write_quorum, op->n_eff);
     int rc = coord_multi_prepare(op, keys, nkeys);
     if (rc < 0) {
-        cmd_msg_error(m, rc == -E2BIG ? "ERR a transaction touches too many keys for a cluster"
-                                      : "OOM out of memory");
+        cmd_msg_error(m, rc == -E2BIG ? COORD_MULTI_TOO_MANY : "OOM out of memory");
         coord_complete(sh, r, 0);
     } else if (alive < (need_r > need_w ? need_r : need_w)) { /* nothing tried */
         op->phase = PH_READ;
@@ -1883,6 +1885,18 @@ static const struct cmd_def *coord_forward_checked(struct shard *sh, const struc
     return (d->flags & CMD_WRITE) && coord_misconf(sh, why, len) ? NULL : d;
 }
 
+/* A forwarded EXEC (its whole queue, cmd_multi_forward_ok) is one a
+ * client's EXEC could have made, and this node takes its writes. False
+ * with why. */
+static bool coord_exec_checked(struct shard *sh, const struct resp_arg *argv, uint32_t argc,
+                               char *why, size_t len)
+{
+    bool writes = false;
+    if (!cmd_multi_forward_ok(sh->node, argv, argc, &writes, why, len))
+        return false;
+    return !(writes && coord_misconf(sh, why, len));
+}
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
  * go back. Only single-key commands come (the sender split the rest). */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -1909,11 +1923,13 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
         keyspace_serve(sh, link, wm, argv, argc);
         return;
     }
-    /* A transaction (cmd_multi.h): EXEC with its key, watches and queue;
-     * EXEC checks its queue (and MISCONF) itself. */
+    /* A transaction (cmd_multi.h): EXEC with its key, watches and queue,
+     * checked as a client's EXEC would have been, MISCONF for a write. */
     bool is_exec = d && d->handler == cmd_exec && argc == 4;
     if (!is_exec)
         d = coord_forward_checked(sh, &cmd, ps, consumed, argv, argc, why, sizeof why);
+    else if (!coord_exec_checked(sh, argv, argc, why, sizeof why))
+        d = NULL;
     if (!d) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, why, NULL, 0, NULL);
         return;

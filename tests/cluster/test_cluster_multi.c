@@ -14,6 +14,8 @@
  * - test_cluster_multi_w2_with_one_frozen: one of 3 nodes SIGSTOPped (and
  *   seen down): EXEC (W = 2) succeeds and the other live node holds its
  *   writes; after CONSISTENCY W 3 it answers -UNAVAILABLE.
+ * - test_cluster_multi_too_many_keys_refused_quickly: 2 nodes: EXEC of a
+ *   60k-key MSET answers that it touches too many keys within a second.
  * Without the coordinated EXEC (main before it), EXEC ran as a plain local
  * write on the connection's node: every test fails where it reads a
  * transaction's writes from another node's own store (R 1). Every wait is
@@ -292,6 +294,42 @@ static void test_cluster_multi_w2_with_one_frozen(void **state)
     assert_int_equal(cluster_finish(0), 0);
 }
 
+/* A transaction of too many keys for a cluster (one MSET of 60k keys, one
+ * slot) is refused quickly: its keys were de-duplicated each against all
+ * earlier ones before the count was checked, stalling the shard seconds. */
+static void test_cluster_multi_too_many_keys_refused_quickly(void **state)
+{
+    (void)state;
+    start_nodes(2, "2");
+    warm(0);
+    enum { KEYS = 60000 };
+    size_t argc = 1 + 2 * (size_t)KEYS;
+    const char **argv = calloc(argc, sizeof *argv);
+    char *words = calloc(KEYS, 16);
+    assert_true(argv && words);
+    argv[0] = "MSET";
+    for (size_t i = 0; i < KEYS; i++) {
+        snprintf(words + 16 * i, 16, "{big}%zu", i);
+        argv[1 + 2 * i] = words + 16 * i;
+        argv[2 + 2 * i] = "v";
+    }
+    redisContext *c = cluster_redis(0);
+    ok(c, "OK", "MULTI", NULL, NULL);
+    redisReply *r = redisCommandArgv(c, (int)argc, argv, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    int64_t t0 = cluster_now_ms();
+    r = expect(c, REDIS_REPLY_ERROR, "ERR a transaction touches too many keys", "EXEC");
+    int64_t took = cluster_now_ms() - t0;
+    printf("cluster_multi: EXEC of %d keys refused in %lld ms\n", KEYS, (long long)took);
+    freeReplyObject(r);
+    assert_true(took < 1000);
+    redisFree(c);
+    free(argv);
+    free(words);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +337,8 @@ int main(void)
         cmocka_unit_test_teardown(test_cluster_multi_watch, cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_multi_at_a_non_replica, cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_multi_w2_with_one_frozen, cluster_forget_all),
+        cmocka_unit_test_teardown(test_cluster_multi_too_many_keys_refused_quickly,
+                                  cluster_forget_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

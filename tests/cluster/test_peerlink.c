@@ -1164,6 +1164,39 @@ static bool faults_read(void *arg)
     return access(faults_control, F_OK) != 0;
 }
 
+/* Forwards EXEC of key with raw watches (wlen bytes) and the queue `cmds`
+ * (commands split by '|', words by ' '), encoded as cmd_exec does; its
+ * REPLY into out. */
+static void fwd_exec(struct wpeer *w, uint64_t id, const char *key, const char *watches,
+                     size_t wlen, const char *cmds, struct wreply *out)
+{
+    char queue[512], payload[1024], words[256];
+    size_t q = 0;
+    snprintf(words, sizeof words, "%s", cmds);
+    for (char *save = NULL, *cmd = strtok_r(words, "|", &save); cmd;
+         cmd = strtok_r(NULL, "|", &save)) {
+        size_t at = q;
+        uint32_t argc = 0;
+        q += 4;
+        for (char *s2 = NULL, *word = strtok_r(cmd, " ", &s2); word;
+             word = strtok_r(NULL, " ", &s2), argc++) {
+            uint32_t len = (uint32_t)strlen(word);
+            memcpy(queue + q, &len, 4);
+            memcpy(queue + q + 4, word, len);
+            q += 4 + len;
+        }
+        memcpy(queue + at, &argc, 4);
+    }
+    size_t n = (size_t)snprintf(payload, sizeof payload, "*4\r\n$4\r\nEXEC\r\n$%zu\r\n%s\r\n$%zu\r\n",
+                                strlen(key), key, wlen);
+    memcpy(payload + n, watches, wlen);
+    n += wlen;
+    n += (size_t)snprintf(payload + n, sizeof payload - n, "\r\n$%zu\r\n", q);
+    memcpy(payload + n, queue, q);
+    memcpy(payload + n + q, "\r\n", 2);
+    wp_forward(w, id, payload, n + q + 2, out);
+}
+
 /* MISCONF: while node 0's log cannot persist (ringkv-faults failing its
  * writes), a SYNC and a forwarded write are refused at once with the
  * MISCONF text, as a client's write is, rather than applied in memory and
@@ -1228,6 +1261,13 @@ static void test_peerlink_misconf_refuses_syncs(void **state)
     assert_int_equal(m.status, WIRE_CODE_ERROR);
     assert_true(m.text.len > 7 && memcmp(m.text.ptr, "MISCONF", 7) == 0);
     FWD_ERROR(&w, 3, "*3\r\n$3\r\nSET\r\n$5\r\nfresh\r\n$1\r\nv\r\n", "MISCONF");
+    /* a transaction of write commands, too, refused before it runs as a
+     * client's EXEC is (SET XX of an absent key writes nothing: it was
+     * acknowledged) */
+    struct wreply r;
+    fwd_exec(&w, 4, "txfresh", "", 0, "SET txfresh v XX", &r);
+    assert_int_equal(r.status, WIRE_CODE_ERROR);
+    assert_true(strncmp(r.text, "MISCONF", 7) == 0);
     wp_close(&w);
     unsetenv("RINGKV_FAULTS");
     cluster_stop(1);
@@ -1314,6 +1354,57 @@ static void test_peerlink_flushall_no_keyed_fallback(void **state)
     assert_true(errors > 0);
 }
 
+/* A forwarded EXEC is checked as a client's transaction is, before any of
+ * it runs: a queued MULTI (which crashed the node: no connection), a
+ * GETRANGE without its range (read past its arguments), a key of another
+ * slot, a key over max-key-size, malformed watches or queue bytes are
+ * answered ERROR; a good one still runs, and the node lives on. */
+static void test_peerlink_exec_checked_as_a_client(void **state)
+{
+    const char *flags0[] = {"--threads", "1", "--max-key-size", "16", NULL};
+    struct wpeer w;
+    hostile_open(&w, NULL, flags0);
+    assert_true(keyhash_slot("hk1", 3) != keyhash_slot("other", 5));
+    static const char watch_cut[] = "\x03\0\0\0hk1\x01\0\0"; /* an entry missing its cas */
+    static const char watch_far[] = "\x05\0\0\0other\x00";  /* absent, of another slot */
+    struct {
+        const char *watches;
+        size_t wlen;
+        const char *cmds, *want;
+    } bad[] = {
+        {"", 0, "MULTI hk1", "ERR Command not allowed inside a transaction"},
+        {"", 0, "SET hk1 v|EXEC hk1", "ERR Command not allowed inside a transaction"},
+        {"", 0, "WATCH hk1", "ERR Command not allowed inside a transaction"},
+        {"", 0, "FLUSHALL hk1", "ERR Command not allowed inside a transaction"},
+        {"", 0, "GETRANGE hk1", "ERR wrong number of arguments"},
+        {"", 0, "SET hk1 v|SET other v", "CROSSSLOT"},
+        {"", 0, "GET {hk1}kkkkkkkkkkkkkkk", "ERR key too large"},
+        {"", 0, "NOPE hk1", "ERR unknown command"},
+        {watch_cut, sizeof watch_cut - 1, "GET hk1", "ERR a forwarded EXEC's watches"},
+        {watch_far, sizeof watch_far - 1, "GET hk1", "CROSSSLOT"},
+    };
+    struct wreply r;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fwd_exec(&w, 1 + i, "hk1", bad[i].watches, bad[i].wlen, bad[i].cmds, &r);
+        assert_int_equal(r.status, WIRE_CODE_ERROR);
+        if (strncmp(r.text, bad[i].want, strlen(bad[i].want)) != 0)
+            fail_msg("EXEC [%s]: want \"%s\", got \"%s\"", bad[i].cmds, bad[i].want, r.text);
+    }
+    /* a queue whose last command is cut short */
+    static const char cut[] = "*4\r\n$4\r\nEXEC\r\n$3\r\nhk1\r\n$0\r\n\r\n$9\r\n"
+                              "\x01\0\0\0\x03\0\0\0G\r\n";
+    FWD_ERROR(&w, 20, cut, "ERR a forwarded EXEC's queue is malformed");
+    fwd_exec(&w, 21, "hk1", "", 0, "SET hk1 5|INCR hk1|PING", &r);
+    assert_int_equal(r.status, WIRE_CODE_OK);
+    assert_string_equal(r.value, "*3\r\n+OK\r\n:6\r\n+PONG\r\n");
+    wp_close(&w);
+    redisReply *echo = cluster_redis_command(0, "ECHO alive");
+    assert_true(echo && echo->type == REDIS_REPLY_STRING && strcmp(echo->str, "alive") == 0);
+    freeReplyObject(echo);
+    cluster_stop(1);
+    cluster_stop(0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1338,6 +1429,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_reply_over_the_peer_frame, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_misconf_refuses_syncs, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_flushall_no_keyed_fallback, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_exec_checked_as_a_client, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
