@@ -667,12 +667,15 @@ static uint8_t coord_ring_option(const struct cmd_msg *m, bool is_write)
  * was told it failed; a later read repair or sync may replace it). */
 static void coord_version_failed(struct cmd_msg *m, const struct resp_arg *key, int rc)
 {
-    log_warn("key '%.*s': its new version cannot be made (%s); answered as failed",
-             (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
-    if (rc == -ENOMEM)
+    int shown = (int)(key->len > 64 ? 64 : key->len);
+    if (rc == -ENOMEM) { /* expected at maxmemory (noeviction), as a plain write's -OOM */
+        log_debug("key '%.*s': its new version does not fit; answered -OOM", shown, key->ptr);
         cmd_msg_error(m, "OOM the write's new version does not fit in maxmemory; not replicated");
-    else
-        cmd_msg_fail(m, "the write's new version cannot be made; not replicated");
+        return;
+    }
+    log_warn("key '%.*s': its new version cannot be made (%s); answered as failed", shown,
+             key->ptr, strerror(-rc));
+    cmd_msg_fail(m, "the write's new version cannot be made; not replicated");
 }
 
 /* WRITE: runs the command here, versions its result and sends it out. */
