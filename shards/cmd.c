@@ -557,6 +557,7 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
         req_sub_done(&sh->reqs, r);
         return;
     }
+    m->deadline_ms = r->deadline_ms; /* for cmd_msg_adopt, should the target coordinate it */
     if (here) { /* comes back through cmd_msg_reply() once its value is read */
         tier_wait(sh, m);
         return;
@@ -1175,8 +1176,7 @@ static bool cmd_msg_adopt(struct shard *sh, struct cmd_msg *m)
         return true;
     }
     m->flags |= CMD_COORD;
-    m->r = m->w = 0;
-    m->deadline_ms = 0; /* request-timeout from now */
+    m->r = m->w = 0; /* deadline_ms: the client request's, which the sender set */
     coord_execute(sh, m);
     return true;
 }

@@ -143,8 +143,9 @@ struct cmd_msg {
     int32_t stat_slot;     /* the command whose time its run adds to (cmd_stats.h) */
     uint8_t r, w;          /* CMD_COORD: R and W asked (net/conn.h consistency_r/_w;
                               0: the node's settings) */
-    int64_t deadline_ms;   /* CMD_COORD: its request's deadline (req_now_ms clock), so
-                              the coordinator answers before it; 0: request-timeout */
+    int64_t deadline_ms;   /* its request's deadline (req_now_ms clock), so a
+                              coordinator (CMD_COORD, or cmd_msg_adopt) answers before
+                              it; 0: request-timeout */
     struct resp_arg *argv; /* into payload */
     bool is_mc;
     struct mc_request mc;  /* memcached: keys -> &mc_key, data into payload */

@@ -36,6 +36,7 @@
 #define KEYS_SCAN_CHUNK 1024 /* entries per table_scan call of KEYS */
 #define SCAN_DEFAULT_COUNT 10
 #define RANDOM_MINE_TRIES 64 /* samples RANDOMKEY takes before walking for a key of its own */
+#define RANDOM_MINE_WALK 1024 /* entries RANDOMKEY walks at most (per scan call) after them */
 
 /* In a cluster, the executing shard (its view says which partitions this
  * node answers for); NULL for a cluster of one, where every key counts (and
@@ -328,7 +329,7 @@ void cmd_keys_shard(struct cmd_ctx *c)
     buf_fini(&w.keys);
 }
 
-/* First key of this node's answer in a walk (RANDOMKEY's fallback). */
+/* First key of this node's answer in a bounded walk (RANDOMKEY's fallback). */
 struct key_first {
     const struct shard *filter;
     const struct node *node;
@@ -344,8 +345,11 @@ static void key_first_fn(struct table_entry *e, void *arg)
 }
 
 /* RANDOMKEY in a cluster: a sampled key of a partition this node answers
- * for; when samples keep missing (few such keys here), the first one a
- * walk meets. NULL when there is none. */
+ * for; when samples keep missing (few such keys here), the first one met by
+ * a walk of at most RANDOM_MINE_WALK entries from a random point of hash
+ * space (wrapping once at its end). The work per call is bounded, so with
+ * very few keys of its own a shard may answer NULL though it has some;
+ * RANDOMKEY promises a random key, not a census. NULL when none was met. */
 static struct table_entry *random_mine(struct cmd_ctx *c, const struct shard *f)
 {
     for (int i = 0; i < RANDOM_MINE_TRIES; i++) {
@@ -355,11 +359,12 @@ static struct table_entry *random_mine(struct cmd_ctx *c, const struct shard *f)
         if (keyspace_counts(f, c->node, e))
             return e;
     }
+    /* The sampler's xorshift state: fresh random bits after the samples. */
+    uint64_t start = c->store->rng;
     struct key_first k = {.filter = f, .node = c->node, .store = c->store};
-    uint64_t cursor = 0;
-    do {
-        cursor = table_scan(c->store->table, cursor, KEYS_SCAN_CHUNK, key_first_fn, &k);
-    } while (!k.found && cursor != 0);
+    uint64_t cursor = table_scan(c->store->table, start, RANDOM_MINE_WALK, key_first_fn, &k);
+    if (!k.found && cursor == 0 && start != 0)
+        table_scan(c->store->table, 0, RANDOM_MINE_WALK, key_first_fn, &k);
     return k.found;
 }
 

@@ -660,6 +660,24 @@ static uint8_t coord_ring_option(const struct cmd_msg *m, bool is_write)
     return 0;
 }
 
+/* The write ran here but its new version cannot be made (-ENOMEM: the
+ * versioned entry, larger than the plain one, does not fit in maxmemory;
+ * -E2BIG): the client gets an error instead of the handler's reply and no
+ * peer is asked. The plain value stays here as a local write (the client
+ * was told it failed; a later read repair or sync may replace it). */
+static void coord_version_failed(struct cmd_msg *m, const struct resp_arg *key, int rc)
+{
+    int shown = (int)(key->len > 64 ? 64 : key->len);
+    if (rc == -ENOMEM) { /* expected at maxmemory (noeviction), as a plain write's -OOM */
+        log_debug("key '%.*s': its new version does not fit; answered -OOM", shown, key->ptr);
+        cmd_msg_error(m, "OOM the write's new version does not fit in maxmemory; not replicated");
+        return;
+    }
+    log_warn("key '%.*s': its new version cannot be made (%s); answered as failed", shown,
+             key->ptr, strerror(-rc));
+    cmd_msg_fail(m, "the write's new version cannot be made; not replicated");
+}
+
 /* WRITE: runs the command here, versions its result and sends it out. */
 static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *op)
 {
@@ -685,8 +703,7 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
                                     has_before ? &before : NULL, &after, &changed);
         }
         if (rc < 0 && rc != -ENOENT)
-            log_warn("key '%.*s': its new version cannot be made (%s); not replicated",
-                     (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
+            coord_version_failed(m, key, rc);
     }
     uint64_t seq = persist_reply_seq(sh->persist, seq0, m->hash, m->res.status == REQ_ERR);
     if (m->res.status != REQ_ERR && !changed)

@@ -15,6 +15,11 @@
  * node-local form on every shard here (SCAN: on the cursor's shard), as a
  * request of this shard whose done callback combines the results with the
  * client's combiner (cmd_combine_keyspace) and replies to the link.
+ * RANDOMKEY's combiner picks uniformly among the answers that name a key
+ * (members, and shards within each), not weighted by how many keys each
+ * answers for: a key of a member with few keys comes up more often than
+ * one of a member with many. Each shard's answer costs bounded work
+ * (cmd_keys.c, random_mine) and may be nil when its own keys are rare.
  * Runs on shard threads. */
 #include "keyspace.h"
 

@@ -11,6 +11,9 @@
  * - test_keyspace_deleted_keys_left_out: after DEL of all keys but one
  *   (tombstones stay), every node answers DBSIZE 1, KEYS * that key, and
  *   RANDOMKEY that key.
+ * - test_keyspace_randomkey_varies: 30 live keys among tombstones; 60
+ *   RANDOMKEYs at one node give live keys, at least 5 different ones, each
+ *   in under 500 ms.
  * On main's binary every node answers for every key it holds: with 2
  *   replicas DBSIZE is about 200 at each node (the first test fails there),
  *   with 3 the masters' sum is 900 (the second fails there), and tombstones
@@ -35,6 +38,10 @@
 #define NODES 3
 #define KEYS 300
 #define SCAN_ROUNDS_MAX 10000 /* a SCAN loop that never ends fails */
+#define RANDOMKEY_LIVE 30         /* keys left live in test_keyspace_randomkey_varies */
+#define RANDOMKEY_CALLS 60
+#define RANDOMKEY_DISTINCT_MIN 5  /* of RANDOMKEY_LIVE, in RANDOMKEY_CALLS calls */
+#define RANDOMKEY_SLOW_MS 500
 
 static void start_cluster(const char *replicas)
 {
@@ -303,6 +310,43 @@ static void test_keyspace_deleted_keys_left_out(void **state)
     assert_true(cluster_wait(every_node_answers_all, &x, 10000));
 }
 
+/* RANDOMKEY among the few live keys left between tombstones (which no node
+ * answers for, so most samples miss): every answer is a live key, the
+ * answers vary, and each call is quick (the walk after missed samples is
+ * bounded; RANDOMKEY_SLOW_MS is generous, for a loaded machine). */
+static void test_keyspace_randomkey_varies(void **state)
+{
+    (void)state;
+    bool live[KEYS];
+    start_cluster("2");
+    write_keys(live);
+    redisContext *c = cluster_redis(2);
+    for (int k = RANDOMKEY_LIVE; k < KEYS; k++) {
+        freeReplyObject(cmd(c, "DEL ks:%d", k));
+        live[k] = false;
+    }
+    struct expect x = {live, RANDOMKEY_LIVE};
+    assert_true(cluster_wait(every_node_answers_all, &x, 10000));
+    bool seen[KEYS] = {false};
+    int distinct = 0;
+    for (int i = 0; i < RANDOMKEY_CALLS; i++) {
+        int64_t t0 = cluster_now_ms();
+        redisReply *r = cmd(c, "RANDOMKEY");
+        int64_t took_ms = cluster_now_ms() - t0;
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        int k = key_index(r->str, r->len);
+        freeReplyObject(r);
+        assert_true(k >= 0 && live[k]);
+        assert_true(took_ms < RANDOMKEY_SLOW_MS);
+        distinct += !seen[k];
+        seen[k] = true;
+    }
+    redisFree(c);
+    if (distinct < RANDOMKEY_DISTINCT_MIN)
+        fprintf(stderr, "RANDOMKEY gave %d distinct keys in %d calls\n", distinct, RANDOMKEY_CALLS);
+    assert_true(distinct >= RANDOMKEY_DISTINCT_MIN);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -310,6 +354,7 @@ int main(void)
         cmocka_unit_test_teardown(test_keyspace_replicas_2, cluster_forget_all),
         cmocka_unit_test_teardown(test_keyspace_replicas_3, cluster_forget_all),
         cmocka_unit_test_teardown(test_keyspace_deleted_keys_left_out, cluster_forget_all),
+        cmocka_unit_test_teardown(test_keyspace_randomkey_varies, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
