@@ -33,6 +33,7 @@ been applied on some replicas):
 Prints counts; exit status 1 on any violation.
 Usage: checker.py HISTORY.jsonl FINAL.json [--max-report N]"""
 
+import bisect
 import json
 import sys
 from collections import defaultdict
@@ -122,8 +123,17 @@ def check(history, final):
                              % (key, v, what, t, w["start"])))
 
     # property 2: acknowledged writes are final or superseded
+    readers = defaultdict(list)  # value -> writes (put/rdel) that read it
+    for recs in by_key.values():
+        for x in recs:
+            for v in x.get("read", ()):
+                readers[v].append(x)
     for key, recs in by_key.items():
         fin = final_sibs[key]
+        # the two latest ends of plain writes that took effect (an
+        # unacknowledged one may have been applied at any time: infinity)
+        ends = sorted(((x["end"] if x["ok"] else float("inf")), id(x)) for x in recs
+                      if x["op"] in ("set", "del") and effective(x))[-2:]
         for w in recs:
             if "value" not in w or not w["ok"]:
                 continue
@@ -132,13 +142,10 @@ def check(history, final):
             if v in fin:
                 counts["writes_final"] += 1
                 continue
-            by_read = [x for x in recs if v in x.get("read", ()) and effective(x)]
-            by_plain = [x for x in recs if x["op"] in ("set", "del") and x is not w and
-                        effective(x) and (x.get("end") is None or not x["ok"] or
-                                          x["end"] > w["start"])]
-            if by_read:
+            plain_end = max((e for e, i in ends if i != id(w)), default=None)
+            if any(effective(x) for x in readers.get(v, ())):
                 counts["writes_superseded_by_context"] += 1
-            elif by_plain:
+            elif plain_end is not None and plain_end > w["start"]:
                 counts["writes_superseded_by_plain"] += 1
             else:
                 counts["writes_lost"] += 1
@@ -174,7 +181,7 @@ def check(history, final):
             if covered:
                 viol.append((5, "%s: %s shows %r with %s, which its writer read"
                              % (key, what, v, covered)))
-        begun = len(starts[key]) if t is None else sum(1 for s in starts[key] if s <= t)
+        begun = len(starts[key]) if t is None else bisect.bisect_right(starts[key], t)
         if len(sibs) > begun:
             viol.append((5, "%s: %s shows %d siblings, only %d writes had begun"
                          % (key, what, len(sibs), begun)))

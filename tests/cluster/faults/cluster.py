@@ -13,6 +13,7 @@ KV-679 case), restart with a skewed clock (libfaketime in LD_PRELOAD), and
 partitions: an nftables table `ringkv_faults` whose output chain drops
 packets from one address set to another (both ways: two rules)."""
 
+import ctypes
 import http.client
 import json
 import os
@@ -23,6 +24,11 @@ import time
 CLIENT_PORT, ADMIN_PORT, CLUSTER_PORT = 7001, 8001, 17001
 FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"]
+
+
+def _die_with_parent():
+    """preexec_fn of a node: SIGKILL when the driver dies (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def host(i):
@@ -97,7 +103,8 @@ class Cluster:
         log.write(("---- start %s%s\n" % (" ".join(argv[1:3]),
                                           " skew " + skew if skew else "")).encode())
         log.flush()
-        self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.procs[i] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         preexec_fn=_die_with_parent)
         log.close()
 
         def healthy():

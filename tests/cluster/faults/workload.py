@@ -10,8 +10,12 @@ meet on keys) and does one of:
   set   SET key <a unique value>
   del   DEL key
   get   RING.GET key (a read, logged for what it saw)
-Values are unique ("c<client>.<seq>"), so the checker can tell every write
-apart. A record: {"client", "node", "op", "key", "value" (put, set),
+A share of the puts ("cold" ones) go to a key never used before (fc:<n>,
+as many as the driver allows: allow_cold(), some in each fault) and that
+nobody touches again: on those, read
+repair by later traffic cannot hide a replica that missed its write, so
+they test hinted handoff, anti-entropy and partition transfers. Values are
+unique ("c<client>.<seq>"), so the checker can tell every write apart. A record: {"client", "node", "op", "key", "value" (put, set),
 "read" (the siblings the RING.GET saw: put, rdel, get), "start", "read_end",
 "end" (seconds on this process's monotonic clock), "ok" (acknowledged),
 "err" (the error or exception text when not)}. A write that is not
@@ -28,17 +32,19 @@ import redis
 
 from cluster import CLIENT_PORT, host
 
-OPS = (("put", 45), ("set", 15), ("rdel", 10), ("del", 5), ("get", 25))
+OPS = (("put", 35), ("cold", 15), ("set", 15), ("rdel", 10), ("del", 5), ("get", 20))
 
 
 class Workload:
     def __init__(self, history_path, nodes, clients=8, keys=40, max_ops=None, seed=1,
-                 timeout=8.0, pace=0.002):
+                 timeout=8.0, pace=0.005):
         self.out = open(history_path, "w")
         self.lock = threading.Lock()
         self.nodes = list(nodes)
         self.clients = clients
         self.keys = ["fk:%d" % k for k in range(keys)]
+        self.cold_limit = 0
+        self.cold_next = 0
         self.max_ops = max_ops
         self.rng = random.Random(seed)
         self.timeout = timeout
@@ -79,6 +85,19 @@ class Workload:
     def done(self):
         return self.max_ops is not None and self.counts["ops"] >= self.max_ops
 
+    def allow_cold(self, n):
+        """n more cold keys may be written from now on."""
+        with self.lock:
+            self.cold_limit += n
+
+    def cold_key(self):
+        """A key nobody used yet, or None when the allowance is used up."""
+        with self.lock:
+            if self.cold_next >= self.cold_limit:
+                return None
+            self.cold_next += 1
+            return "fc:%d" % self.cold_next
+
     def connect(self, c, turn):
         with self.lock:
             nodes = self.nodes
@@ -94,8 +113,16 @@ class Workload:
         seq, turn = 0, 0
         node, r = self.connect(c, turn)
         while not self.stopping.is_set() and not self.done():
+            with self.lock:
+                moved = node not in self.nodes
+            if moved:  # its node is leaving: on to one that stays
+                r.close()
+                turn += 1
+                node, r = self.connect(c, turn)
             op = rng.choices(names, weights)[0]
             key = rng.choice(self.keys)
+            if op == "cold":
+                op, key = "put", self.cold_key() or key
             seq += 1
             rec = {"client": c, "node": node, "op": op, "key": key, "start": self.now(),
                    "ok": False}
