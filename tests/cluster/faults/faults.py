@@ -174,6 +174,7 @@ class Round:
         hist = os.path.join(self.scratch, "history.jsonl")
         self.work = Workload(hist, [1, 2, 3, 4, 5], clients=a.clients, keys=a.keys,
                              max_ops=a.max_ops, seed=a.seed, pace=a.pace)
+        self.work.allow_cold(a.cold_keys)  # some for the faults to come (a wipe, a leave)
         self.work.start()
         time.sleep(a.calm)
         deadline = time.monotonic() + a.duration
