@@ -89,6 +89,7 @@
 #include "cmd_multi.h"
 #include "cmd_ring.h"
 #include "conn.h"
+#include "hints.h"
 #include "keyhash.h"
 #include "keyspace.h"
 #include "log.h"
@@ -117,6 +118,7 @@ struct coord_member {
     char cluster_addr[GOSSIP_ADDR_MAX + 1];
     char client_addr[GOSSIP_ADDR_MAX + 1];
     bool is_down; /* down or left: not asked */
+    int64_t down_since_ms; /* is_down: since when this shard's views say so (req_now_ms) */
 };
 
 struct coord_view {
@@ -126,6 +128,7 @@ struct coord_view {
     uint32_t q, n, self, n_members;
     struct coord_member *members;
     uint32_t *pref; /* q * n member indexes (RING_NONE: not in the snapshot) */
+    uint32_t *owner; /* q member indexes: each partition's owner (sloppy quorum's walk) */
     uint8_t *is_mine;  /* q flags: this node answers the partition's keyspace commands */
     uint32_t *by_id;   /* n_members member indexes in node id order (SCAN's ranks) */
 };
@@ -133,7 +136,7 @@ struct coord_view {
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
-        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs;
+        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes;
 } __attribute__((aligned(64)));
 
 struct coord {
@@ -167,6 +170,8 @@ struct coord_op {
     uint32_t npeers;
     uint32_t peer[COORD_PEERS_MAX];
     uint8_t st[COORD_PEERS_MAX];
+    uint32_t standin[COORD_PEERS_MAX]; /* is_hinted[k]: the node holding peer k's hint */
+    bool is_hinted[COORD_PEERS_MAX];   /* peer k's write went to a stand-in (sloppy quorum) */
     struct replica_state got[COORD_PEERS_MAX];
     struct replica_state mine; /* REAP: the tombstone checked */
     uint64_t hold_seq;
@@ -193,6 +198,7 @@ static void coord_view_put(struct coord_view *v)
         return;
     mi_free(v->members);
     mi_free(v->pref);
+    mi_free(v->owner);
     mi_free(v->is_mine);
     mi_free(v->by_id);
     mi_free(v);
@@ -238,7 +244,21 @@ static int coord_view_keyspace(const struct node *n, struct coord_view *v)
     return 0;
 }
 
-static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s)
+/* Since when member cm (down) has been down: the old view's time when it
+ * said so too, else now. */
+static int64_t coord_down_since(const struct coord_view *old, uint32_t i,
+                                const struct coord_member *cm)
+{
+    for (uint32_t k = 0; old && k < old->n_members; k++) {
+        uint32_t j = (i + k) % old->n_members; /* the same index first */
+        if (strcmp(old->members[j].id, cm->id) == 0)
+            return old->members[j].is_down ? old->members[j].down_since_ms : req_now_ms();
+    }
+    return req_now_ms();
+}
+
+static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s,
+                                           const struct coord_view *old)
 {
     const struct ring *ring = s->ring;
     struct coord_view *v = mi_zalloc(sizeof *v);
@@ -252,7 +272,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     v->n_members = s->n_members;
     v->members = mi_calloc(s->n_members, sizeof *v->members);
     v->pref = mi_calloc((size_t)ring->q * ring->n, sizeof *v->pref);
-    if (!v->members || !v->pref) {
+    v->owner = mi_calloc(ring->q, sizeof *v->owner);
+    if (!v->members || !v->pref || !v->owner) {
         coord_view_put(v);
         return NULL;
     }
@@ -263,6 +284,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
         memcpy(cm->cluster_addr, sm->cluster_addr, sizeof cm->cluster_addr);
         memcpy(cm->client_addr, sm->client_addr, sizeof cm->client_addr);
         cm->is_down = sm->status == MEMBER_S_DOWN || sm->status == MEMBER_S_LEFT;
+        if (cm->is_down)
+            cm->down_since_ms = coord_down_since(old, i, cm);
     }
     bool alone = true;
     for (uint32_t p = 0; p < ring->q; p++) {
@@ -272,6 +295,7 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
             v->pref[(size_t)p * ring->n + k] = m;
             alone &= m == s->self;
         }
+        v->owner[p] = ring->owner[p] == RING_NONE ? RING_NONE : s->by_ring[ring->owner[p]];
     }
     /* Partitions of the node's keys must be the ring's: else stay alone. */
     v->is_cluster = !alone && ring->q == n->npartitions;
@@ -315,7 +339,7 @@ void coord_turn(struct shard *sh)
     const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
     struct coord_view *old = sh->coord->view;
     if (s && s->ring && (!old || old->version != s->version)) {
-        struct coord_view *v = coord_view_build(n, s);
+        struct coord_view *v = coord_view_build(n, s, old);
         if (v) {
             sh->coord->view = v;
             coord_view_put(old);
@@ -539,23 +563,127 @@ static int coord_send(struct shard *sh, const struct coord_view *v, uint32_t m, 
 
 /* A SYNC of state st for key to member m; id 0 when no answer is awaited
  * (read repair: its REPLY finds no request). */
-static int coord_send_sync(struct shard *sh, const struct coord_view *v, uint32_t m, uint64_t id,
-                           const struct coord_op *op, const struct req *r,
-                           const struct resp_arg *key, const struct replica_state *st)
+static int coord_send_state(struct shard *sh, const struct coord_view *v, uint32_t m,
+                            uint64_t id, uint8_t wop, const struct coord_op *op,
+                            const struct req *r, const struct resp_arg *key,
+                            const struct replica_state *st, const struct wire_bytes *hint_for)
 {
-    struct wire_bytes body = {(const uint8_t *)st->body.data, (uint32_t)st->body.len};
+    struct wire_bytes values[2] = {{(const uint8_t *)st->body.data, (uint32_t)st->body.len}};
+    if (hint_for)
+        values[1] = *hint_for;
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .id = id,
-                          .op = WIRE_OP_SYNC,
+                          .op = wop,
                           .deadline_ms = (uint32_t)coord_deadline_left(r),
                           .partition = (uint16_t)op->partition,
                           .slot = (uint16_t)op->slot,
                           .expire_at_ms = st->expire_at_ms,
                           .key = {(const uint8_t *)key->ptr, key->len},
                           .meta = {(const uint8_t *)st->meta.data, (uint32_t)st->meta.len},
-                          .n_values = 1,
-                          .values = &body};
+                          .n_values = hint_for ? 2 : 1,
+                          .values = values};
     return coord_send(sh, v, m, &wm);
+}
+
+static int coord_send_sync(struct shard *sh, const struct coord_view *v, uint32_t m, uint64_t id,
+                           const struct coord_op *op, const struct req *r,
+                           const struct resp_arg *key, const struct replica_state *st)
+{
+    return coord_send_state(sh, v, m, id, WIRE_OP_SYNC, op, r, key, st, NULL);
+}
+
+/* ---- sloppy quorum (hints.h) ---- */
+
+/* The first live node met walking the ring forward from partition p (the
+ * partitions' owners, in order) that is not among p's top n_eff, not this
+ * node and not in used[0..nused): a write's stand-in for a preference-list
+ * node that is down or late. RING_NONE when there is none. */
+static uint32_t coord_standin(const struct coord_view *v, uint32_t p, uint32_t n_eff,
+                              const uint32_t *used, uint32_t nused)
+{
+    const uint32_t *list = coord_list(v, p);
+    for (uint32_t i = 1; i <= v->q; i++) {
+        uint32_t m = v->owner[(p + i) % v->q];
+        bool is_taken = m == RING_NONE || m == v->self || !coord_live(v, m);
+        for (uint32_t k = 0; k < n_eff && !is_taken; k++)
+            is_taken = list[k] == m;
+        for (uint32_t k = 0; k < nused && !is_taken; k++)
+            is_taken = used[k] == m;
+        if (!is_taken)
+            return m;
+    }
+    return RING_NONE;
+}
+
+/* Whether a hint for member m may be taken: max-hint-window is not 0 and m
+ * has not been down longer than it (a live but late m: yes). */
+static bool coord_hint_window(const struct shard *sh, const struct coord_view *v, uint32_t m)
+{
+    int64_t window_s = sh->node->cfg->max_hint_window_s;
+    if (window_s <= 0 || m == RING_NONE)
+        return false;
+    const struct coord_member *cm = &v->members[m];
+    return !cm->is_down || req_now_ms() - cm->down_since_ms <= window_s * 1000;
+}
+
+/* How many of the op's down peers a write can give to stand-ins now (each
+ * its own): what sloppy quorum adds to the live replicas. */
+static uint32_t coord_hintable(const struct shard *sh, const struct coord_view *v,
+                               const struct coord_op *op)
+{
+    uint32_t used[COORD_PEERS_MAX], nused = 0;
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        if (op->st[k] != P_NONE || !coord_hint_window(sh, v, op->peer[k]))
+            continue;
+        uint32_t m = coord_standin(v, op->partition, op->n_eff, used, nused);
+        if (m == RING_NONE)
+            break;
+        used[nused++] = m;
+    }
+    return nused;
+}
+
+/* Sends peer k's SYNC of state st to a stand-in instead, as a HINT naming
+ * peer k (see wire.h); its ack counts for peer k. 0, or -EAGAIN (no
+ * stand-in, past max-hint-window, no link). */
+static int coord_send_hint(struct shard *sh, struct coord_op *op, const struct req *r,
+                           uint32_t k, const struct resp_arg *key, const struct replica_state *st)
+{
+    const struct coord_view *v = op->view;
+    if (!coord_hint_window(sh, v, op->peer[k]))
+        return -EAGAIN;
+    uint32_t used[COORD_PEERS_MAX], nused = 0;
+    for (uint32_t j = 0; j < op->npeers; j++)
+        if (op->is_hinted[j])
+            used[nused++] = op->standin[j];
+    uint32_t m = coord_standin(v, op->partition, op->n_eff, used, nused);
+    if (m == RING_NONE)
+        return -EAGAIN;
+    struct wire_bytes owner = {(const uint8_t *)v->members[op->peer[k]].id, RING_ID_LEN};
+    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k), WIRE_OP_HINT, op, r, key, st,
+                              &owner);
+    if (rc == 0) {
+        op->is_hinted[k] = true;
+        op->standin[k] = m;
+        COORD_STAT(sh, hinted_writes);
+    }
+    return rc;
+}
+
+bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr)
+{
+    if (!coord_is_cluster(sh))
+        return false;
+    const struct coord_view *v = sh->coord->view;
+    for (uint32_t i = 0; i < v->n_members; i++) {
+        if (strcmp(v->members[i].id, id) != 0)
+            continue;
+        if (i == v->self || v->members[i].is_down)
+            return false;
+        *cluster_addr = v->members[i].cluster_addr;
+        return true;
+    }
+    return false;
 }
 
 /* The reply when too few replicas answered. */
@@ -720,14 +848,12 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
     op->waiting = 0;
     uint64_t id_base = r->id;
     for (uint32_t k = 0; k < op->npeers; k++) {
-        if (op->st[k] == P_NONE)
-            continue; /* down */
-        op->st[k] = P_WAIT;
-        if (coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op, r, key,
-                            &after) == 0)
-            op->waiting++;
-        else
-            op->st[k] = P_FAIL;
+        bool is_sent = op->st[k] != P_NONE && /* down: to a stand-in (sloppy quorum) */
+                       coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op,
+                                       r, key, &after) == 0;
+        is_sent = is_sent || coord_send_hint(sh, op, r, k, key, &after) == 0;
+        op->st[k] = is_sent ? P_WAIT : P_FAIL;
+        op->waiting += is_sent;
     }
     replica_state_fini(&before);
     replica_state_fini(&after);
@@ -1017,6 +1143,8 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     op->need = reads_first ? need_r : need_w;
     op->ok = 1;
     uint32_t alive = coord_op_peers(v, p, op);
+    if (!reads_first && alive < op->need) /* sloppy quorum: stand-ins for the down ones */
+        alive += coord_hintable(sh, v, op);
     uint32_t need_most = is_rmw ? (need_r > need_w ? need_r : need_w) : op->need;
     if (alive < need_most) { /* failure detection already says so: not even tried */
         op->phase = PH_READ; /* nothing was written */
@@ -1621,6 +1749,8 @@ static void coord_take_state(uint8_t *st, struct replica_state *g, const struct 
 
 void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 {
+    if (wm->op == WIRE_OP_SYNC && hint_on_reply(sh, wm))
+        return; /* a hint delivered */
     uint32_t k = (uint32_t)(wm->id >> COORD_SLOT_BITS) & 0xFF;
     uint64_t id = wm->id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
     struct req *r = req_find(&sh->reqs, id);
@@ -1638,7 +1768,7 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
     }
     if (k >= op->npeers || op->st[k] != P_WAIT)
         return;
-    if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC))
+    if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC || wm->op == WIRE_OP_HINT))
         return; /* a GET answered after an RMW's write started */
     op->waiting--;
     if (op->phase == PH_WRITE) {
@@ -2066,6 +2196,7 @@ struct coord_parked {
 
 static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
                         bool is_loaded);
+static bool coord_misconf(struct shard *sh, char *why, size_t len);
 
 static bool coord_unparked(struct req_table *t, struct req *r, enum req_end how)
 {
@@ -2107,6 +2238,41 @@ static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *w
     return false;
 }
 
+/* A stand-in's side of sloppy quorum: a HINT for a node of the key's
+ * preference list is kept in the hint log (hints.h), never in the store, and
+ * acknowledged once durable. A node that holds a replica of the key by now
+ * (its view changed) applies it as the SYNC it carries. */
+static void coord_on_hint(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                          uint64_t hash)
+{
+    if (coord_is_cluster(sh) &&
+        coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
+        coord_serve(sh, link, wm, hash, false);
+        return;
+    }
+    struct wire_value_iter it;
+    struct wire_bytes body, target = {0};
+    char id[RING_ID_LEN + 1] = "";
+    wire_values_init(&it, wm);
+    if (wire_values_next(&it, &body) && wire_values_next(&it, &target) &&
+        target.len == RING_ID_LEN) {
+        memcpy(id, target.ptr, RING_ID_LEN);
+        id[RING_ID_LEN] = '\0';
+    }
+    char why[WIRE_TEXT_MAX];
+    int rc = !coord_is_cluster(sh)            ? -EINVAL
+             : coord_misconf(sh, why, sizeof why) ? -EIO
+                                                  : hint_take(sh, link, wm, id);
+    if (rc == 0)
+        return; /* answered once durable */
+    const char *text = rc == -ENOSPC   ? "hint budget full (hint-max-bytes)"
+                       : rc == -EIO    ? why
+                       : rc == -ENOENT ? "no data directory to keep hints in"
+                       : rc == -EINVAL ? "not a valid hint"
+                                       : "out of memory";
+    coord_reply(sh, link, wm->id, WIRE_OP_HINT, WIRE_CODE_ERROR, text, NULL, 0, NULL);
+}
+
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
@@ -2125,7 +2291,11 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
                     NULL, 0, NULL);
         return;
     }
-    /* GET and SYNC serve replicas only (hints for others: a later issue) */
+    if (wm->op == WIRE_OP_HINT) {
+        coord_on_hint(sh, link, wm, hash);
+        return;
+    }
+    /* GET and SYNC serve replicas only (a stand-in takes a HINT instead) */
     if (coord_is_cluster(sh) &&
         !coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
@@ -2144,6 +2314,7 @@ static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *
         coord_on_get(sh, link, wm, hash, is_loaded);
         return;
     case WIRE_OP_SYNC:
+    case WIRE_OP_HINT: /* at a replica of its key: its SYNC */
         coord_on_sync(sh, link, wm, hash, is_loaded);
         return;
     default:
@@ -2323,6 +2494,7 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(tombstones_reaped);
         COORD_SUM(reaps_deferred);
         COORD_SUM(reap_repairs);
+        COORD_SUM(hinted_writes);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -2331,8 +2503,9 @@ void coord_info(const struct node *n, struct buf *out)
                "\r\nringkv_unavailable:%" PRIu64 "\r\nringkv_read_repairs:%" PRIu64
                "\r\nringkv_replica_syncs:%" PRIu64 "\r\nringkv_replica_gets:%" PRIu64
                "\r\nringkv_forwards_served:%" PRIu64 "\r\nringkv_tombstones_reaped:%" PRIu64
-               "\r\nringkv_reaps_deferred:%" PRIu64 "\r\nringkv_reap_repairs:%" PRIu64 "\r\n",
+               "\r\nringkv_reaps_deferred:%" PRIu64 "\r\nringkv_reap_repairs:%" PRIu64
+               "\r\nringkv_hinted_writes:%" PRIu64 "\r\n",
                sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
-               sum.reaps_deferred, sum.reap_repairs);
+               sum.reaps_deferred, sum.reap_repairs, sum.hinted_writes);
 }

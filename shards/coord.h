@@ -116,6 +116,11 @@ uint32_t coord_replicas(const struct shard *sh, uint32_t partition);
  * reaps_deferred (a check that could not reap now) and reap_repairs. */
 void coord_reap(struct shard *sh, int64_t now_unix_ms);
 
+/* Hinted handoff (hints.h): true, with the member's "host:cluster-port"
+ * (borrowed until the next loop turn), when this shard's view lists the
+ * node with this id and it is up (not this node). */
+bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr);
+
 /* INFO: every shard's coordinator counters summed, as "name:value\r\n"
  * lines appended to out. */
 void coord_info(const struct node *n, struct buf *out);
