@@ -24,7 +24,14 @@
  *   WRITE  the command ran here (before: replica_export; after:
  *          replica_versionize, or the RING.* write's own version), SYNCs
  *          out with the new state; at W acks (self included) the reply
- *          goes once the local record is durable (req_hold);
+ *          goes once the local record is durable (req_hold). Sloppy
+ *          quorum (hints.h): a replica that is down, cannot be reached, or
+ *          has not acked by a quarter of the op's time (coord_late_tick,
+ *          on the tick) has its SYNC sent to a stand-in instead, as a HINT
+ *          naming it: the first live node past the top N walking the ring
+ *          forward from the partition (v->owner), one per replica; the
+ *          stand-in's ack counts for that replica (only writes; reads,
+ *          read-modify-writes' reads and EXEC stay as they are);
  *   REPAIR the client has its answer; late GET answers are awaited until
  *          all are in or the deadline, then every replica whose state was
  *          missing or differs (replica_same) gets a SYNC of the merged one;
@@ -41,7 +48,9 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * both only for a partition this node holds a replica of (else ERROR);
+ * both only for a partition this node holds a replica of (else ERROR); a
+ * HINT is kept in the hint log (hints.h), never in the store, so a
+ * stand-in never serves the key (a HINT at a replica is its SYNC);
  * FORWARD runs a client command coordinated here and answers its RESP
  * bytes (WIRE_MSG_MC: one keyed memcached request, run as a local
  * memcached client's, answered with its whole reply whatever its
@@ -139,10 +148,21 @@ struct coord_stats {
         forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes;
 } __attribute__((aligned(64)));
 
+/* Sloppy quorum for late replicas: the writes still waiting for acks, in
+ * the order they started (a FIFO of COORD_LATE_MAX; when it is full a write
+ * is not watched, and only failure detection sends its SYNCs elsewhere). */
+#define COORD_LATE_MAX 8192
+struct coord_late {
+    uint64_t req_id;
+    int64_t at_ms; /* when peers not answered yet get a stand-in */
+};
+
 struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
     uint32_t nreaps;         /* reap checks in flight: their keys' hashes */
     uint64_t reap_hash[COORD_REAPS_MAX];
+    struct coord_late *late; /* COORD_LATE_MAX, made with the first cluster view */
+    uint32_t late_head, late_len;
     struct coord_stats stats;
 };
 
@@ -320,6 +340,7 @@ void coord_fini(struct shard *sh)
     if (!sh->coord)
         return;
     coord_view_put(sh->coord->view);
+    mi_free(sh->coord->late);
     mi_free(sh->coord);
     sh->coord = NULL;
 }
@@ -346,6 +367,8 @@ void coord_turn(struct shard *sh)
             if (v->is_cluster && store_track_partitions(sh->store, n->npartitions,
                                                         coord_partition_of, n) != 0)
                 log_warn("no memory for per-partition key counts: DBSIZE counts 0 here");
+            if (v->is_cluster && !sh->coord->late) /* NULL: late replicas get no stand-in */
+                sh->coord->late = mi_calloc(COORD_LATE_MAX, sizeof *sh->coord->late);
             log_debug("cluster view %" PRIu64 ": %u members, preference lists of %u, %s",
                       v->version, v->n_members, v->n,
                       v->is_cluster ? "coordinating" : "serving alone");
@@ -670,6 +693,49 @@ static int coord_send_hint(struct shard *sh, struct coord_op *op, const struct r
     return rc;
 }
 
+/* A write waiting for acks: its state (*after, taken) is kept with the op
+ * and, if peers still have not answered by a quarter of its time, they get
+ * stand-ins (coord_late_tick). */
+static void coord_late_watch(struct shard *sh, const struct req *r, struct coord_op *op,
+                             struct replica_state *after)
+{
+    struct coord *c = sh->coord;
+    if (!c->late || c->late_len == COORD_LATE_MAX || op->nkeys)
+        return;
+    struct replica_state swap = op->mine; /* empty for a write */
+    op->mine = *after;
+    *after = swap;
+    int64_t now = req_now_ms();
+    c->late[(c->late_head + c->late_len++) % COORD_LATE_MAX] =
+        (struct coord_late){r->id, now + (r->deadline_ms - now) / 4};
+}
+
+/* On the tick: writes whose peers are late send to stand-ins for them
+ * (each peer still waited for and not yet hinted), as for a down peer; the
+ * first of the two acks counts. */
+static void coord_late_tick(struct shard *sh)
+{
+    struct coord *c = sh->coord;
+    int64_t now = req_now_ms();
+    while (c->late_len > 0) {
+        const struct coord_late *l = &c->late[c->late_head];
+        struct req *r = req_find(&sh->reqs, l->req_id);
+        struct coord_op *op = r && r->done == coord_op_done ? r->owner_ptr : NULL;
+        bool is_waiting = op && op->phase == PH_WRITE && !op->is_completing && op->m &&
+                          op->ok < op->need && op->mine.meta.len > 0;
+        if (is_waiting && l->at_ms > now)
+            return; /* the FIFO is in start order: the rest are later */
+        c->late_head = (c->late_head + 1) % COORD_LATE_MAX;
+        c->late_len--;
+        if (!is_waiting)
+            continue;
+        struct resp_arg key = {op->key, op->klen};
+        for (uint32_t k = 0; k < op->npeers; k++)
+            if (op->st[k] == P_WAIT && !op->is_hinted[k])
+                coord_send_hint(sh, op, r, k, &key, &op->mine);
+    }
+}
+
 bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr)
 {
     if (!coord_is_cluster(sh))
@@ -855,6 +921,8 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
         op->st[k] = is_sent ? P_WAIT : P_FAIL;
         op->waiting += is_sent;
     }
+    if (op->ok < op->need && op->ok + op->waiting >= op->need)
+        coord_late_watch(sh, r, op, &after);
     replica_state_fini(&before);
     replica_state_fini(&after);
     if (op->ok >= op->need)
@@ -2462,6 +2530,8 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
 void coord_reap(struct shard *sh, int64_t now_unix_ms)
 {
     struct node *n = sh->node;
+    if (sh->coord && sh->coord->late_len)
+        coord_late_tick(sh); /* sloppy quorum for late replicas */
     if (!coord_is_cluster(sh)) {
         uint32_t reaped = replica_reap(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK);
         if (reaped && sh->coord)

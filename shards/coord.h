@@ -7,7 +7,9 @@
  * live replicas, answering once W have it (itself included, after its log
  * hold); a read asks the other live replicas (GET), merges R answers into
  * its store, runs the command there and answers, then repairs the replicas
- * that were stale. Read-modify-write commands run on the first live node of
+ * that were stale; a write's replica that is down or late gets its SYNC at
+ * a stand-in past the top N instead (sloppy quorum, hints.h), whose ack
+ * counts toward W. Read-modify-write commands run on the first live node of
  * the list, after such a quorum read. A node that holds no replica forwards
  * the command (FORWARD) to the first live node of the list and relays its
  * reply, or answers -MOVED to a cluster-aware client. Too few live replicas:
@@ -108,7 +110,8 @@ bool coord_rank_member(const struct shard *sh, uint32_t *rank, uint32_t *member,
  * RING.*'s R/W caps. */
 uint32_t coord_replicas(const struct shard *sh, uint32_t partition);
 
-/* Once per shard tick: tombstones past tombstone-grace. A cluster of one
+/* Once per shard tick: writes whose replicas are late get stand-ins (see
+ * coord.c, WRITE); then tombstones past tombstone-grace. A cluster of one
  * deletes them (replica_reap); a cluster deletes one only once every other
  * replica of its partition answered that it holds the same tombstone or
  * nothing, and otherwise repairs the replica that holds more, or waits for

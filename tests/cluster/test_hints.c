@@ -178,6 +178,26 @@ static bool owner_holds_all(void *arg)
     return ok;
 }
 
+struct local_is {
+    int node;
+    const char *key, *want;
+};
+
+/* node's own store (R 1) answers GET key with want. */
+static bool local_is(void *arg)
+{
+    const struct local_is *x = arg;
+    redisContext *c = cluster_connect(x->node, 2000);
+    if (!c)
+        return false;
+    char *a = run(c, "CONSISTENCY R 1"), *b = run(c, "GET %s", x->key);
+    bool ok = strcmp(a, "+OK") == 0 && strcmp(b, x->want) == 0;
+    free(a);
+    free(b);
+    redisFree(c);
+    return ok;
+}
+
 struct backlog_is {
     int node, target;
     double want;
@@ -268,11 +288,51 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
     assert_int_equal(info_field(s, "ringkv_hints_delivered"), KEYS);
 }
 
+/* A replica frozen (SIGSTOP) and not yet seen down: a W = 3 write gets a
+ * stand-in for it once a quarter of its time passed without its ack, and
+ * is acknowledged before request-timeout; thawed, the replica gets the
+ * write from the stand-in. */
+static void test_hints_late_replica_gets_a_standin(void **state)
+{
+    (void)state;
+    start_cluster(4);
+    int list[3], s = -1;
+    tag_list(list, &s);
+    int c = list[0], x = list[2];
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    assert_string_equal(got, "+OK");
+    free(got);
+    struct write_at warm = {cc, TAG "warm", "w"};
+    assert_true(cluster_wait(write_acked, &warm, 10000)); /* every link made */
+
+    cluster_signal(x, SIGSTOP);
+    int64_t t0 = cluster_now_ms();
+    got = run(cc, "SET " TAG "late v-late");
+    int64_t ms = cluster_now_ms() - t0;
+    const char *st = cluster_status_of(c, cluster_node(x)->id);
+    print_message("W 3 with a frozen replica: %s in %lld ms (it is %s at the coordinator)\n",
+                  got, (long long)ms, st ? st : "?");
+    assert_string_equal(got, "+OK");
+    assert_true(ms < 2000); /* request-timeout */
+    free(got);
+    redisFree(cc);
+    assert_true(info_field(s, "ringkv_hints_taken") >= 1);
+
+    cluster_signal(x, SIGCONT);
+    struct backlog_is empty = {s, x, 0};
+    assert_true(cluster_wait(backlog_is, &empty, 20000));
+    struct local_is held = {x, TAG "late", "$v-late"};
+    assert_true(cluster_wait(local_is, &held, 5000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_hints_standin_survives_crash_and_delivers,
                                   cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
