@@ -233,15 +233,24 @@ static long long nodes_hints(int i, int target)
     return v;
 }
 
+/* 4 nodes formed; TAG's coordinator (the first of its list), the replica
+ * the test takes away (the last) and the stand-in. */
+static void four_nodes(int *c, int *x, int *s)
+{
+    start_cluster(4);
+    int list[3];
+    tag_list(list, s);
+    *c = list[0];
+    *x = list[2];
+    print_message("coordinator %d, replica taken away %d, other replica %d, stand-in %d\n", *c,
+                  *x, list[1], *s);
+}
+
 static void test_hints_standin_survives_crash_and_delivers(void **state)
 {
     (void)state;
-    start_cluster(4);
-    int list[3], s = -1;
-    tag_list(list, &s);
-    int c = list[0], x = list[2];
-    print_message("coordinator %d, owner to kill %d, other replica %d, stand-in %d\n", c, x,
-                  list[1], s);
+    int c, x, s;
+    four_nodes(&c, &x, &s);
 
     cluster_signal(x, SIGKILL);
     struct seen_down down = {c, x};
@@ -295,10 +304,8 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
 static void test_hints_late_replica_gets_a_standin(void **state)
 {
     (void)state;
-    start_cluster(4);
-    int list[3], s = -1;
-    tag_list(list, &s);
-    int c = list[0], x = list[2];
+    int c, x, s;
+    four_nodes(&c, &x, &s);
     redisContext *cc = cluster_connect(c, 5000);
     assert_non_null(cc);
     char *got = run(cc, "CONSISTENCY W 3");
