@@ -1,0 +1,345 @@
+/* test_hints: sloppy quorum and durable hinted handoff (shards/hints.h)
+ * with real nodes on 127.0.0.x.
+ * - test_hints_standin_survives_crash_and_delivers: 4 nodes, N = 3. The keys
+ *   of one hash tag have the preference list {C, A, X}; the fourth node S is
+ *   their stand-in. X is killed (-9); once C sees it down, SETs at C with
+ *   W = 3 (CONSISTENCY) are acknowledged: C, A and S's ack for X. S holds
+ *   them as hints only (its store has no key; /metrics shows the backlog
+ *   for X). S is killed (-9) and restarted: the hints are recovered from
+ *   its hint log (INFO ringkv_hints_pending). X is restarted with nothing
+ *   stored (storage = memory); it comes to hold every write (read at X with
+ *   CONSISTENCY R 1, its own store only), and S's backlog for X goes to 0 in
+ *   /metrics and at GET /v1/nodes.
+ * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live); with
+ * hints kept only in memory the restart of S loses them and X never gets
+ * the writes. Every wait is on a condition with a deadline; nodes are
+ * stopped by PID (cluster_finish). */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster_harness.h"
+
+#define FORM_MS 20000
+#define KEYS 50
+#define TAG "{hint}"
+
+static const char *const FLAGS[] = {"--request-timeout", "2000", NULL};
+
+/* The reply as text: "+status", "-error", "$string"; anything else "?".
+ * Caller frees. */
+static char *run(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    char *text = NULL;
+    int kind = !r                               ? '?'
+               : r->type == REDIS_REPLY_STATUS ? '+'
+               : r->type == REDIS_REPLY_ERROR  ? '-'
+               : r->type == REDIS_REPLY_STRING ? '$'
+                                               : '?';
+    assert_true(asprintf(&text, "%c%.*s", kind, kind == '?' ? 0 : (int)r->len,
+                         kind == '?' ? "" : r->str) > 0);
+    freeReplyObject(r);
+    return text;
+}
+
+static void start_cluster(int n)
+{
+    assert_int_equal(cluster_start(0, FLAGS), 0);
+    const char *seeded[] = {FLAGS[0], FLAGS[1], "--seeds", cluster_seed(0), NULL};
+    for (int i = 1; i < n; i++)
+        assert_int_equal(cluster_start(i, seeded), 0);
+    assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
+}
+
+/* Restarts node i (same directory: the same node) seeded at node via. */
+static void restart(int i, int via)
+{
+    const char *seeded[] = {FLAGS[0], FLAGS[1], "--seeds", cluster_seed(via), NULL};
+    assert_int_equal(cluster_start(i, seeded), 0);
+}
+
+static int node_of(const char *id, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(cluster_node(i)->id, id) == 0)
+            return i;
+    fail_msg("no node has id %s", id);
+    return -1;
+}
+
+/* The preference list of TAG's partition as node indexes; *standin: the
+ * node of the 4 outside it. */
+static void tag_list(int list[3], int *standin)
+{
+    redisReply *slot = cluster_redis_command(0, "CLUSTER KEYSLOT %s", TAG);
+    assert_non_null(slot);
+    assert_int_equal(slot->type, REDIS_REPLY_INTEGER);
+    json_t *ring = cluster_get(0, "/v1/ring");
+    assert_non_null(ring);
+    json_int_t q = json_integer_value(json_object_get(ring, "partitions"));
+    assert_true(q > 0);
+    json_t *owners = json_array_get(json_object_get(ring, "owners"), (size_t)(slot->integer /
+                                                                              (16384 / q)));
+    assert_int_equal(json_array_size(owners), 3);
+    bool in[4] = {false};
+    for (int k = 0; k < 3; k++) {
+        list[k] = node_of(json_string_value(json_array_get(owners, (size_t)k)), 4);
+        in[list[k]] = true;
+    }
+    for (int i = 0; i < 4; i++)
+        if (!in[i])
+            *standin = i;
+    freeReplyObject(slot);
+    json_decref(ring);
+}
+
+struct seen_down {
+    int viewer, node;
+};
+
+static bool sees_down(void *arg)
+{
+    const struct seen_down *x = arg;
+    const char *st = cluster_status_of(x->viewer, cluster_node(x->node)->id);
+    return st && strcmp(st, "down") == 0;
+}
+
+static bool sees_up(void *arg)
+{
+    const struct seen_down *x = arg;
+    const char *st = cluster_status_of(x->viewer, cluster_node(x->node)->id);
+    return st && strcmp(st, "up") == 0;
+}
+
+struct write_at {
+    redisContext *c;
+    const char *key, *value;
+};
+
+static bool write_acked(void *arg)
+{
+    const struct write_at *w = arg;
+    char *got = run(w->c, "SET %s %s", w->key, w->value);
+    bool ok = strcmp(got, "+OK") == 0;
+    if (!ok)
+        print_message("SET %s: %s\n", w->key, got);
+    free(got);
+    return ok;
+}
+
+/* node i's hint backlog for the node `target` in /metrics (-1: no answer
+ * or no such sample). */
+static double backlog(int i, int target, const char *family)
+{
+    char *text = cluster_get_text(i, "/metrics");
+    if (!text)
+        return -1;
+    char sample[128];
+    snprintf(sample, sizeof sample, "%s{target=\"%s\"}", family, cluster_node(target)->id);
+    double v = cluster_metric(text, sample);
+    free(text);
+    return v;
+}
+
+struct owner_holds {
+    int node;
+};
+
+/* Every key reads back at the node from its own store (R 1). */
+static bool owner_holds_all(void *arg)
+{
+    const struct owner_holds *x = arg;
+    redisContext *c = cluster_connect(x->node, 2000);
+    if (!c)
+        return false;
+    char *got = run(c, "CONSISTENCY R 1");
+    bool ok = strcmp(got, "+OK") == 0;
+    free(got);
+    for (int k = 0; ok && k < KEYS; k++) {
+        char want[32];
+        snprintf(want, sizeof want, "$v%d", k);
+        got = run(c, "GET " TAG "k%d", k);
+        ok = strcmp(got, want) == 0;
+        free(got);
+    }
+    redisFree(c);
+    return ok;
+}
+
+struct local_is {
+    int node;
+    const char *key, *want;
+};
+
+/* node's own store (R 1) answers GET key with want. */
+static bool local_is(void *arg)
+{
+    const struct local_is *x = arg;
+    redisContext *c = cluster_connect(x->node, 2000);
+    if (!c)
+        return false;
+    char *a = run(c, "CONSISTENCY R 1"), *b = run(c, "GET %s", x->key);
+    bool ok = strcmp(a, "+OK") == 0 && strcmp(b, x->want) == 0;
+    free(a);
+    free(b);
+    redisFree(c);
+    return ok;
+}
+
+struct backlog_is {
+    int node, target;
+    double want;
+};
+
+static bool backlog_is(void *arg)
+{
+    const struct backlog_is *x = arg;
+    return backlog(x->node, x->target, "ringkv_hints_pending_bytes") == x->want &&
+           backlog(x->node, x->target, "ringkv_hints_pending") == x->want;
+}
+
+static long long info_field(int i, const char *name)
+{
+    char *info = cluster_ask(i, "INFO");
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}
+
+/* GET /v1/nodes at node i: the hints_pending of the node `target`. */
+static long long nodes_hints(int i, int target)
+{
+    json_t *o = cluster_get(i, "/v1/nodes");
+    json_t *list = json_object_get(o, "nodes");
+    long long v = -1;
+    for (size_t k = 0; k < json_array_size(list); k++) {
+        json_t *nd = json_array_get(list, k);
+        if (strcmp(json_string_value(json_object_get(nd, "id")), cluster_node(target)->id) == 0)
+            v = json_integer_value(json_object_get(nd, "hints_pending"));
+    }
+    json_decref(o);
+    return v;
+}
+
+/* 4 nodes formed; TAG's coordinator (the first of its list), the replica
+ * the test takes away (the last) and the stand-in. */
+static void four_nodes(int *c, int *x, int *s)
+{
+    start_cluster(4);
+    int list[3];
+    tag_list(list, s);
+    *c = list[0];
+    *x = list[2];
+    print_message("coordinator %d, replica taken away %d, other replica %d, stand-in %d\n", *c,
+                  *x, list[1], *s);
+}
+
+static void test_hints_standin_survives_crash_and_delivers(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s);
+
+    cluster_signal(x, SIGKILL);
+    struct seen_down down = {c, x};
+    assert_true(cluster_wait(sees_down, &down, 20000));
+
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    assert_string_equal(got, "+OK");
+    free(got);
+    struct write_at first = {cc, TAG "k0", "v0"};
+    assert_true(cluster_wait(write_acked, &first, 10000)); /* C's shards see X down */
+    for (int k = 1; k < KEYS; k++) {
+        got = run(cc, "SET " TAG "k%d v%d", k, k);
+        if (strcmp(got, "+OK") != 0)
+            fail_msg("SET k%d with W 3 and X down: %s", k, got);
+        free(got);
+    }
+    redisFree(cc);
+
+    /* S keeps them as hints only, not in its store */
+    assert_int_equal(info_field(s, "ringkv_hints_pending"), KEYS);
+    assert_true(backlog(s, x, "ringkv_hints_pending_bytes") > 0);
+    assert_int_equal(nodes_hints(s, x), KEYS);
+    json_t *stats = cluster_get(s, "/v1/stats");
+    assert_int_equal(json_integer_value(json_object_get(stats, "keys")), 0);
+    json_decref(stats);
+
+    /* kill -9 the stand-in: its hints come back from its hint log */
+    cluster_signal(s, SIGKILL);
+    restart(s, c);
+    assert_int_equal(info_field(s, "ringkv_hints_recovered"), KEYS);
+    assert_int_equal(info_field(s, "ringkv_hints_pending"), KEYS);
+
+    /* the owner comes back with nothing stored; the hints fill it */
+    restart(x, c);
+    struct seen_down up = {s, x};
+    assert_true(cluster_wait(sees_up, &up, 20000));
+    struct owner_holds holds = {x};
+    assert_true(cluster_wait(owner_holds_all, &holds, 30000));
+    struct backlog_is empty = {s, x, 0};
+    assert_true(cluster_wait(backlog_is, &empty, 10000));
+    assert_int_equal(nodes_hints(s, x), 0);
+    assert_int_equal(info_field(s, "ringkv_hints_delivered"), KEYS);
+}
+
+/* A replica frozen (SIGSTOP) and not yet seen down: a W = 3 write gets a
+ * stand-in for it once a quarter of its time passed without its ack, and
+ * is acknowledged before request-timeout; thawed, the replica gets the
+ * write from the stand-in. */
+static void test_hints_late_replica_gets_a_standin(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s);
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    assert_string_equal(got, "+OK");
+    free(got);
+    struct write_at warm = {cc, TAG "warm", "w"};
+    assert_true(cluster_wait(write_acked, &warm, 10000)); /* every link made */
+
+    cluster_signal(x, SIGSTOP);
+    int64_t t0 = cluster_now_ms();
+    got = run(cc, "SET " TAG "late v-late");
+    int64_t ms = cluster_now_ms() - t0;
+    const char *st = cluster_status_of(c, cluster_node(x)->id);
+    print_message("W 3 with a frozen replica: %s in %lld ms (it is %s at the coordinator)\n",
+                  got, (long long)ms, st ? st : "?");
+    assert_string_equal(got, "+OK");
+    assert_true(ms < 2000); /* request-timeout */
+    free(got);
+    redisFree(cc);
+    assert_true(info_field(s, "ringkv_hints_taken") >= 1);
+
+    cluster_signal(x, SIGCONT);
+    struct backlog_is empty = {s, x, 0};
+    assert_true(cluster_wait(backlog_is, &empty, 20000));
+    struct local_is held = {x, TAG "late", "$v-late"};
+    assert_true(cluster_wait(local_is, &held, 5000));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_hints_standin_survives_crash_and_delivers,
+                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
+    };
+    return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
