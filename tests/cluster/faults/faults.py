@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +46,16 @@ from workload import Workload  # noqa: E402
 ALL_FAULTS = ["partition", "oneway", "kill", "pause", "wipe", "skew", "join", "leave", "mixed"]
 
 
+def node_flags(args):
+    """Flags every node gets: --node-flags, and a test's anti-entropy
+    interval (--aae-interval) when the binary has that setting."""
+    flags = args.node_flags.split()
+    out = subprocess.run([args.binary, "--settings-markdown"], capture_output=True, text=True)
+    if "`aae-interval`" in out.stdout and "--aae-interval" not in flags:
+        flags += ["--aae-interval", str(args.aae_interval)]
+    return flags
+
+
 def say(t0, text):
     print("[%6.1f] %s" % (time.monotonic() - t0, text), flush=True)
 
@@ -54,7 +65,7 @@ class Round:
         self.args = args
         self.t0 = time.monotonic()
         self.scratch = tempfile.mkdtemp(prefix="ringkv-faults-", dir=args.scratch)
-        self.cluster = Cluster(args.binary, self.scratch)
+        self.cluster = Cluster(args.binary, self.scratch, node_flags(args))
         self.work = None
         self.phases = []
 
@@ -252,6 +263,9 @@ def main():
     p.add_argument("--pace", type=float, default=0.005, help="seconds each client waits between ops")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--skew", default="-120s", help="libfaketime offset of the skewed node")
+    p.add_argument("--node-flags", default="", help="extra flags for every node")
+    p.add_argument("--aae-interval", type=int, default=10,
+                   help="the nodes' aae-interval, when they have the setting")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     p.add_argument("--show-logs", action="store_true", help="print node logs on failure")
     args = p.parse_args()
