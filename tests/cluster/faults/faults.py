@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,11 +124,13 @@ class Round:
         before = dict(self.work.counts)
         self.log("fault %s" % name)
         self.work.allow_cold(self.args.cold_keys)
+        self.work.take_errors()
         heal = self.fault(name)
         end = time.monotonic() + self.args.hold
         while time.monotonic() < end and not self.work.done():
             time.sleep(0.1)
         during = {k: self.work.counts[k] - before[k] for k in before}
+        errors = self.work.take_errors()
         heal()
         self.cluster.wait_formed(self.args.settle)
         after = dict(self.work.counts)
@@ -135,7 +138,10 @@ class Round:
         calm = {k: self.work.counts[k] - after[k] for k in after}
         self.log("healed %s: during it %d ops acked, %d failed; after it %d acked, %d failed"
                  % (name, during["acked"], during["failed"], calm["acked"], calm["failed"]))
-        self.phases.append({"fault": name, "during": during, "after": calm})
+        for (op, err), n in errors[:4]:
+            self.log("    during %s: %d x %s: %s" % (name, n, op, err))
+        self.phases.append({"fault": name, "during": during, "after": calm,
+                            "errors_during": [[op, err, n] for (op, err), n in errors]})
 
     # ---- the end state ----
     def final_state(self, keys):
@@ -274,9 +280,13 @@ def main():
             p.error("unknown fault %r (known: %s)" % (f, ", ".join(ALL_FAULTS)))
     rnd = Round(args)
     rc = 1
+
+    def stopped(signum, frame):
+        raise SystemExit("stopped by signal %d" % signum)
+    signal.signal(signal.SIGTERM, stopped)
     try:
         rc = rnd.run()
-    except (TimeoutError, RuntimeError, OSError, redis.RedisError) as e:
+    except (TimeoutError, RuntimeError, OSError, redis.RedisError, SystemExit) as e:
         rnd.log("round failed: %s: %s" % (type(e).__name__, e))
         rc = 1
     finally:

@@ -15,7 +15,16 @@ done
 /usr/bin/python3 -c 'import redis' 2>/dev/null || skip "/usr/bin/python3 has no redis module (python3-redis)"
 ns=ringkv-faults-$$
 ip netns add "$ns" 2>/dev/null || skip "cannot make a network namespace here (ip netns add)"
-trap 'ip netns del "$ns"' EXIT
+child=""
+# On exit, also when this script is stopped (ctest's timeout): the round is
+# stopped by PID (its SIGTERM handler stops the nodes), then the namespace goes.
+trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child"; ip netns del "$ns"' EXIT
+trap 'exit 143' TERM INT
 ip netns exec "$ns" ip link set lo up
 ip netns exec "$ns" nft list ruleset >/dev/null 2>&1 || skip "nftables does not work in a namespace here"
-ip netns exec "$ns" /usr/bin/python3 "$here/faults.py" "$@"
+ip netns exec "$ns" /usr/bin/python3 "$here/faults.py" "$@" &
+child=$!
+rc=0
+wait "$child" || rc=$?
+child=""
+exit "$rc"

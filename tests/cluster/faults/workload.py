@@ -53,6 +53,7 @@ class Workload:
         self.threads = []
         self.t0 = time.monotonic()
         self.counts = {"ops": 0, "acked": 0, "failed": 0}
+        self.errors = {}  # (op, first words of the error) -> count, since take_errors()
 
     def set_nodes(self, nodes):
         """The coordinators clients may use from now on (a join adds one, a
@@ -65,6 +66,16 @@ class Workload:
             self.out.write(json.dumps(rec) + "\n")
             self.counts["ops"] += 1
             self.counts["acked" if rec["ok"] else "failed"] += 1
+            if not rec["ok"]:
+                what = (rec["op"] + (" (its read)" if "op_failed_at" in rec else ""),
+                        " ".join(rec["err"].split()[:4]))
+                self.errors[what] = self.errors.get(what, 0) + 1
+
+    def take_errors(self):
+        """The failures counted since the last call, most frequent first."""
+        with self.lock:
+            errs, self.errors = self.errors, {}
+        return sorted(errs.items(), key=lambda kv: -kv[1])
 
     def now(self):
         return round(time.monotonic() - self.t0, 6)
