@@ -421,9 +421,9 @@ int hint_init(struct shard *sh)
     const char *dir = sh->node->cfg->dir;
     if (dir[0])
         snprintf(h->dir, sizeof h->dir, "%s/hints", dir);
-    sh->hints = h;
     if (h->dir[0])
         hint_recover(h);
+    __atomic_store_n(&sh->hints, h, __ATOMIC_RELEASE); /* other threads read it (INFO) */
     return 0;
 }
 
@@ -471,9 +471,10 @@ int hint_take(struct shard *sh, uint64_t link, const struct wire_msg *wm, const 
                             .expire_at_ms = wm->expire_at_ms,
                             .key = wm->key,
                             .meta = wm->meta};
+    uint8_t raw[NODEID_BYTES];
     wire_values_init(&it, wm);
-    if (!wire_values_next(&it, &r.body) || strlen(target) != WIRE_ID_HEX)
-        return -EINVAL;
+    if (!wire_values_next(&it, &r.body) || !nodeid_from_hex(target, raw))
+        return -EINVAL; /* before a target slot is taken for it */
     memcpy(r.target, target, WIRE_ID_HEX + 1);
     uint32_t t = hint_target_find(h, target, true);
     if (t == UINT32_MAX) {
@@ -795,11 +796,18 @@ bool hint_on_reply(struct shard *sh, const struct wire_msg *wm)
 
 /* ---- what others read ---- */
 
+/* Shard s's hints from another thread: NULL until hint_init() published them. */
+static const struct hints *hints_read(const struct node *n, uint32_t s)
+{
+    const struct shard *sh = n->shards ? n->shards[s] : NULL;
+    return sh ? __atomic_load_n(&sh->hints, __ATOMIC_ACQUIRE) : NULL;
+}
+
 uint64_t hint_pending(const struct node *n, const char *target, uint64_t *count)
 {
     uint64_t bytes = 0, c = 0;
     for (uint32_t s = 0; s < n->nshards; s++) {
-        const struct hints *h = n->shards[s] ? n->shards[s]->hints : NULL;
+        const struct hints *h = hints_read(n, s);
         if (!h)
             continue;
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
@@ -818,13 +826,13 @@ uint64_t hint_pending(const struct node *n, const char *target, uint64_t *count)
 void hint_each_target(const struct node *n, hint_target_fn fn, void *arg)
 {
     for (uint32_t s = 0; s < n->nshards; s++) {
-        const struct hints *h = n->shards[s] ? n->shards[s]->hints : NULL;
+        const struct hints *h = hints_read(n, s);
         uint32_t nt = h ? __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE) : 0;
         for (uint32_t t = 0; t < nt; t++) {
             const char *id = h->targets[t].id;
             bool seen = false; /* listed by an earlier shard */
             for (uint32_t s2 = 0; s2 < s && !seen; s2++) {
-                const struct hints *h2 = n->shards[s2] ? n->shards[s2]->hints : NULL;
+                const struct hints *h2 = hints_read(n, s2);
                 uint32_t nt2 = h2 ? __atomic_load_n(&h2->ntargets, __ATOMIC_ACQUIRE) : 0;
                 for (uint32_t k = 0; k < nt2 && !seen; k++)
                     seen = strcmp(h2->targets[k].id, id) == 0;
@@ -842,7 +850,7 @@ void hint_info(const struct node *n, struct buf *out)
     struct hint_stats sum = {0};
     uint64_t bytes = 0, count = 0;
     for (uint32_t s = 0; s < n->nshards; s++) {
-        const struct hints *h = n->shards[s] ? n->shards[s]->hints : NULL;
+        const struct hints *h = hints_read(n, s);
         if (!h)
             continue;
 #define HINT_SUM(f) sum.f += __atomic_load_n(&h->stats.f, __ATOMIC_RELAXED)
