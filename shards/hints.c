@@ -171,6 +171,9 @@ struct hint_target {
     struct hint *head, *tail;
     uint64_t bytes, count; /* pending, taken ones not yet durable included */
     uint32_t inflight;
+    /* this round of deliveries (logged once the backlog is empty) */
+    int64_t round_start_ms; /* its first send; 0 none */
+    uint64_t round_hints, round_bytes;
 };
 
 struct hint_file {
@@ -305,6 +308,23 @@ static void hint_forget(struct hints *h, struct hint *x)
     HINT_SET(t->count, t->count - 1);
     h->files[x->file].live--;
     mi_free(x);
+}
+
+/* A hint delivered: counted in its target's round, logged when that
+ * emptied the backlog (bench/hint_delivery.sh reads these lines). */
+static void hint_delivered(struct hints *h, struct hint *x)
+{
+    struct hint_target *t = &h->targets[x->target];
+    t->round_hints++;
+    t->round_bytes += x->len;
+    hint_forget(h, x);
+    HINT_STAT_ADD(h, delivered, 1);
+    if (t->count > 0)
+        return;
+    log_info("hints: delivered %" PRIu64 " hints (%" PRIu64 " bytes) to %s in %" PRId64 " ms",
+             t->round_hints, t->round_bytes, t->id, req_now_ms() - t->round_start_ms);
+    t->round_start_ms = 0;
+    t->round_hints = t->round_bytes = 0;
 }
 
 /* ---- recovery ---- */
@@ -744,6 +764,8 @@ static void hint_deliver(struct shard *sh, struct hints *h)
             if (hint_send(sh, h, x, addr) != 0)
                 break; /* no link now: later */
             h->tokens -= x->len;
+            if (!tg->round_start_ms)
+                tg->round_start_ms = req_now_ms();
         }
     }
 }
@@ -785,8 +807,7 @@ bool hint_on_reply(struct shard *sh, const struct wire_msg *wm)
         h->targets[x->target].inflight--;
         h->inflight--;
         r->owner_ptr = NULL;
-        hint_forget(h, x);
-        HINT_STAT_ADD(h, delivered, 1);
+        hint_delivered(h, x);
     }
     req_sub_done(&sh->reqs, r); /* an error: hint_sent_done leaves it for later */
     hint_refill(sh, h, req_now_ms());
