@@ -2328,7 +2328,9 @@ static void coord_on_hint(struct shard *sh, uint64_t link, const struct wire_msg
         id[RING_ID_LEN] = '\0';
     }
     char why[WIRE_TEXT_MAX];
-    int rc = !coord_is_cluster(sh)            ? -EINVAL
+    bool is_self = coord_is_cluster(sh) &&
+                   strcmp(id, sh->coord->view->members[sh->coord->view->self].id) == 0;
+    int rc = !coord_is_cluster(sh) || is_self ? -EINVAL
              : coord_misconf(sh, why, sizeof why) ? -EIO
                                                   : hint_take(sh, link, wm, id);
     if (rc == 0)

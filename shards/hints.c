@@ -171,6 +171,9 @@ struct hint_target {
     struct hint *head, *tail;
     uint64_t bytes, count; /* pending, taken ones not yet durable included */
     uint32_t inflight;
+    /* this round of deliveries (logged once the backlog is empty) */
+    int64_t round_start_ms; /* its first send; 0 none */
+    uint64_t round_hints, round_bytes;
 };
 
 struct hint_file {
@@ -307,6 +310,23 @@ static void hint_forget(struct hints *h, struct hint *x)
     mi_free(x);
 }
 
+/* A hint delivered: counted in its target's round, logged when that
+ * emptied the backlog (bench/hint_delivery.sh reads these lines). */
+static void hint_delivered(struct hints *h, struct hint *x)
+{
+    struct hint_target *t = &h->targets[x->target];
+    t->round_hints++;
+    t->round_bytes += x->len;
+    hint_forget(h, x);
+    HINT_STAT_ADD(h, delivered, 1);
+    if (t->count > 0)
+        return;
+    log_info("hints: delivered %" PRIu64 " hints (%" PRIu64 " bytes) to %s in %" PRId64 " ms",
+             t->round_hints, t->round_bytes, t->id, req_now_ms() - t->round_start_ms);
+    t->round_start_ms = 0;
+    t->round_hints = t->round_bytes = 0;
+}
+
 /* ---- recovery ---- */
 
 struct hint_recovery {
@@ -421,9 +441,9 @@ int hint_init(struct shard *sh)
     const char *dir = sh->node->cfg->dir;
     if (dir[0])
         snprintf(h->dir, sizeof h->dir, "%s/hints", dir);
-    sh->hints = h;
     if (h->dir[0])
         hint_recover(h);
+    __atomic_store_n(&sh->hints, h, __ATOMIC_RELEASE); /* other threads read it (INFO) */
     return 0;
 }
 
@@ -471,9 +491,10 @@ int hint_take(struct shard *sh, uint64_t link, const struct wire_msg *wm, const 
                             .expire_at_ms = wm->expire_at_ms,
                             .key = wm->key,
                             .meta = wm->meta};
+    uint8_t raw[NODEID_BYTES];
     wire_values_init(&it, wm);
-    if (!wire_values_next(&it, &r.body) || strlen(target) != WIRE_ID_HEX)
-        return -EINVAL;
+    if (!wire_values_next(&it, &r.body) || !nodeid_from_hex(target, raw))
+        return -EINVAL; /* before a target slot is taken for it */
     memcpy(r.target, target, WIRE_ID_HEX + 1);
     uint32_t t = hint_target_find(h, target, true);
     if (t == UINT32_MAX) {
@@ -743,6 +764,8 @@ static void hint_deliver(struct shard *sh, struct hints *h)
             if (hint_send(sh, h, x, addr) != 0)
                 break; /* no link now: later */
             h->tokens -= x->len;
+            if (!tg->round_start_ms)
+                tg->round_start_ms = req_now_ms();
         }
     }
 }
@@ -784,8 +807,7 @@ bool hint_on_reply(struct shard *sh, const struct wire_msg *wm)
         h->targets[x->target].inflight--;
         h->inflight--;
         r->owner_ptr = NULL;
-        hint_forget(h, x);
-        HINT_STAT_ADD(h, delivered, 1);
+        hint_delivered(h, x);
     }
     req_sub_done(&sh->reqs, r); /* an error: hint_sent_done leaves it for later */
     hint_refill(sh, h, req_now_ms());
@@ -795,11 +817,18 @@ bool hint_on_reply(struct shard *sh, const struct wire_msg *wm)
 
 /* ---- what others read ---- */
 
+/* Shard s's hints from another thread: NULL until hint_init() published them. */
+static const struct hints *hints_read(const struct node *n, uint32_t s)
+{
+    const struct shard *sh = n->shards ? n->shards[s] : NULL;
+    return sh ? __atomic_load_n(&sh->hints, __ATOMIC_ACQUIRE) : NULL;
+}
+
 uint64_t hint_pending(const struct node *n, const char *target, uint64_t *count)
 {
     uint64_t bytes = 0, c = 0;
     for (uint32_t s = 0; s < n->nshards; s++) {
-        const struct hints *h = n->shards[s] ? n->shards[s]->hints : NULL;
+        const struct hints *h = hints_read(n, s);
         if (!h)
             continue;
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
@@ -818,13 +847,13 @@ uint64_t hint_pending(const struct node *n, const char *target, uint64_t *count)
 void hint_each_target(const struct node *n, hint_target_fn fn, void *arg)
 {
     for (uint32_t s = 0; s < n->nshards; s++) {
-        const struct hints *h = n->shards[s] ? n->shards[s]->hints : NULL;
+        const struct hints *h = hints_read(n, s);
         uint32_t nt = h ? __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE) : 0;
         for (uint32_t t = 0; t < nt; t++) {
             const char *id = h->targets[t].id;
             bool seen = false; /* listed by an earlier shard */
             for (uint32_t s2 = 0; s2 < s && !seen; s2++) {
-                const struct hints *h2 = n->shards[s2] ? n->shards[s2]->hints : NULL;
+                const struct hints *h2 = hints_read(n, s2);
                 uint32_t nt2 = h2 ? __atomic_load_n(&h2->ntargets, __ATOMIC_ACQUIRE) : 0;
                 for (uint32_t k = 0; k < nt2 && !seen; k++)
                     seen = strcmp(h2->targets[k].id, id) == 0;
@@ -842,7 +871,7 @@ void hint_info(const struct node *n, struct buf *out)
     struct hint_stats sum = {0};
     uint64_t bytes = 0, count = 0;
     for (uint32_t s = 0; s < n->nshards; s++) {
-        const struct hints *h = n->shards[s] ? n->shards[s]->hints : NULL;
+        const struct hints *h = hints_read(n, s);
         if (!h)
             continue;
 #define HINT_SUM(f) sum.f += __atomic_load_n(&h->stats.f, __ATOMIC_RELAXED)
