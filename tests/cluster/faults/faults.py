@@ -14,8 +14,9 @@ is whole again (every member up, one ring). Faults (names for --faults):
              cluster state kept), restarted at once
   skew       node 5 restarted with its wall clock 120 s behind (libfaketime),
              restarted with the true clock after the hold
-  join       node 6 joins (seeded at node 1) under load; it stays a member
-             and a coordinator until `leave`
+  join       node 6, a new node (an empty directory), joins (seeded at
+             node 1) under load; it stays a member and a coordinator until
+             `leave`
   leave      node 6 leaves (DELETE /v1/nodes/{id} at node 1) under load,
              then is stopped
   mixed      partition 1,2 | 3,4,5 one way (3,4,5 cannot reach 1,2), kill -9
@@ -97,6 +98,7 @@ class Round:
             c.start(5, skew=a.skew)
             return lambda: (c.stop(5), c.start(5))
         if name == "join":
+            shutil.rmtree(c.dir(6), ignore_errors=True)  # a new node each time
             c.join(6, seed=1)
             self.work.set_nodes(sorted(c.members))
             return lambda: None
