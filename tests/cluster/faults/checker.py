@@ -5,8 +5,11 @@ lines) and the final state its driver read once the cluster settled.
 Final state (JSON): {"keys": {key: {"replicas": {node: {"ctx": hex,
 "siblings": [values]}}}}}, each replica read locally (RING.GET R 1 on that
 replica: the coordinator's own store, no read repair). A key whose replicas
-agree has one final sibling set; one whose replicas differ is judged on the
-union of theirs (and fails property 1).
+agree has one final sibling set. One whose replicas differ fails property 1
+and is judged otherwise on what merging them would leave: the union of
+their siblings less those that a RING.PUT or RING.DEL read (so a replica
+that is merely behind is not also counted as an undone delete; property 4
+is then judged on the keys whose replicas agree only).
 
 Properties (a write is "maybe" when it was not acknowledged: it may have
 been applied on some replicas):
@@ -78,6 +81,10 @@ def check(history, final):
         observed.update(rec.get("read", ()))
 
     # property 1 and the final sibling sets
+    # values that a RING.PUT/RING.DEL which took effect (or, a delete, may
+    # have) read: gone once replicas merge
+    superseded = {v for recs in by_key.values() for x in recs for v in x.get("read", ())
+                  if x["ok"] or x["op"] == "rdel" or x.get("value") in observed}
     final_sibs = {}
     for key, doc in final.get("keys", {}).items():
         reps = doc["replicas"]
@@ -85,11 +92,13 @@ def check(history, final):
         union = set()
         for r in reps.values():
             union.update(r["siblings"])
-        final_sibs[key] = union
         observed.update(union)
         counts["keys"] += 1
         if len(states) != 1:
             viol.append((1, "%s: replicas differ: %s" % (key, json.dumps(reps, sort_keys=True))))
+            counts["keys_divergent"] += 1
+            union = {v for v in union if v not in superseded}
+        final_sibs[key] = union
         if not reps:
             viol.append((1, "%s: no replica could be read" % key))
     for key in by_key:
@@ -193,7 +202,7 @@ def check(history, final):
 
 def report(counts, viol, out=sys.stdout, max_report=20):
     order = ["ops", "ops_acked", "ops_failed", "op_put", "op_set", "op_rdel", "op_del", "op_get",
-             "keys", "writes_acked", "writes_final", "writes_superseded_by_context",
+             "keys", "keys_divergent", "writes_acked", "writes_final", "writes_superseded_by_context",
              "writes_superseded_by_plain", "writes_lost", "deletes_acked", "deletes_undone",
              "max_siblings"]
     print("checker: " + " ".join("%s=%d" % (k, counts.get(k, 0)) for k in order), file=out)

@@ -135,6 +135,7 @@ class Round:
         errors = self.work.take_errors()
         heal()
         self.cluster.wait_formed(self.args.settle)
+        self.work.rebalance()
         after = dict(self.work.counts)
         time.sleep(self.args.calm)
         calm = {k: self.work.counts[k] - after[k] for k in after}

@@ -83,6 +83,13 @@ def main():
     final["keys"]["k3"]["replicas"]["2"]["siblings"] = []
     fails += expect("replicas differ in siblings", CLEAN, final, [1])
 
+    # a replica merely behind (it misses the last put and the RING.DEL) is
+    # property 1 only, not also an undone delete or a superseded sibling
+    final = copy.deepcopy(CLEAN_FINAL)
+    final["keys"]["k1"]["replicas"]["2"] = {"ctx": "a0", "siblings": ["c1.1"]}
+    final["keys"]["k2"]["replicas"]["3"] = {"ctx": "a0", "siblings": ["c0.3"]}
+    fails += expect("a replica behind", CLEAN, final, [1])
+
     # (2) an acknowledged write nobody superseded is gone
     hist = CLEAN + [rec(5, "put", "k5", 4.0, 4.1, value="c5.1", read=[])]
     fails += expect("acknowledged write lost", hist, final_of(

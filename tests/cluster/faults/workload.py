@@ -2,8 +2,8 @@
 logged as one JSON line (the history the checker reads).
 
 Each client is a thread with its own connection to one node (client c starts
-at node c mod the nodes given, and moves to the next node when its node does
-not answer). It loops over random keys of a small key space (so that clients
+at node c mod the nodes given, its home; it moves to the next node when its
+node does not answer, and back home at rebalance(), after each fault). It loops over random keys of a small key space (so that clients
 meet on keys) and does one of:
   put   RING.GET key, then RING.PUT key <that context> <a unique value>
   rdel  RING.GET key, then RING.DEL key <that context>
@@ -54,6 +54,12 @@ class Workload:
         self.t0 = time.monotonic()
         self.counts = {"ops": 0, "acked": 0, "failed": 0}
         self.errors = {}  # (op, first words of the error) -> count, since take_errors()
+        self.generation = 0  # rebalance() counts up: clients go back home
+
+    def rebalance(self):
+        """Every client goes back to its home node before its next op."""
+        with self.lock:
+            self.generation += 1
 
     def set_nodes(self, nodes):
         """The coordinators clients may use from now on (a join adds one, a
@@ -121,14 +127,16 @@ class Workload:
         rng = random.Random(seed)
         names = [o for o, _ in OPS]
         weights = [w for _, w in OPS]
-        seq, turn = 0, 0
+        seq, turn, generation = 0, 0, self.generation
         node, r = self.connect(c, turn)
         while not self.stopping.is_set() and not self.done():
             with self.lock:
-                moved = node not in self.nodes
-            if moved:  # its node is leaving: on to one that stays
+                moved = node not in self.nodes  # it is leaving: on to one that stays
+                home = generation != self.generation and turn != 0
+                generation = self.generation
+            if moved or home:
                 r.close()
-                turn += 1
+                turn = turn + 1 if moved else 0
                 node, r = self.connect(c, turn)
             op = rng.choices(names, weights)[0]
             key = rng.choice(self.keys)
