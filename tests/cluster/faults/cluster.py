@@ -21,6 +21,8 @@ import signal
 import subprocess
 import time
 
+import redis
+
 CLIENT_PORT, ADMIN_PORT, CLUSTER_PORT = 7001, 8001, 17001
 FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"]
@@ -184,8 +186,9 @@ class Cluster:
         return doc if st == 200 else None
 
     def formed(self):
-        """True when every member lists every member up and all serve one
-        ring of exactly those members (same hash)."""
+        """True when every member lists every member up and all have one
+        ring of exactly those members (same hash), which their shards serve
+        (CLUSTER INFO: that ring hash, every member up)."""
         want = {self.ids[i] for i in self.members}
         hashes = set()
         for i in self.members:
@@ -199,7 +202,19 @@ class Cluster:
             if not ring or {m["id"] for m in ring.get("members", [])} != want:
                 return False
             hashes.add(ring.get("hash"))
+            if not self.shard_serves(i, ring.get("hash"), len(want)):
+                return False
         return len(hashes) == 1
+
+    def shard_serves(self, i, ring_hash, n):
+        try:
+            r = redis.Redis(host=host(i), port=CLIENT_PORT, socket_timeout=2)
+            fields = r.execute_command("CLUSTER INFO")  # redis-py makes it a dict
+            r.close()
+        except (redis.RedisError, OSError):
+            return False
+        return str(fields.get("ringkv_ring_hash")) == ring_hash and \
+            str(fields.get("ringkv_nodes_up")) == str(n)
 
     def wait_formed(self, timeout):
         wait_for(self.formed, timeout, "cluster of nodes %s formed" % sorted(self.members), 0.2)

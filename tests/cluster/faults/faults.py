@@ -97,6 +97,10 @@ class Round:
             c.stop(5)
             c.start(5, skew=a.skew)
             return lambda: (c.stop(5), c.start(5))
+        if name in ("join", "leave") and (6 in c.members) == (name == "join"):
+            self.log("%s: node 6 is %s a member; nothing to do"
+                     % (name, "already" if name == "join" else "not"))
+            return lambda: None
         if name == "join":
             shutil.rmtree(c.dir(6), ignore_errors=True)  # a new node each time
             c.join(6, seed=1)

@@ -18,7 +18,15 @@ ip netns add "$ns" 2>/dev/null || skip "cannot make a network namespace here (ip
 child=""
 # On exit, also when this script is stopped (ctest's timeout): the round is
 # stopped by PID (its SIGTERM handler stops the nodes), then the namespace goes.
-trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child"; ip netns del "$ns"' EXIT
+cleanup() {
+    set +e
+    if [ -n "$child" ]; then
+        kill -TERM "$child" 2>/dev/null
+        wait "$child"
+    fi
+    ip netns del "$ns"
+}
+trap cleanup EXIT
 trap 'exit 143' TERM INT
 ip netns exec "$ns" ip link set lo up
 ip netns exec "$ns" nft list ruleset >/dev/null 2>&1 || skip "nftables does not work in a namespace here"
