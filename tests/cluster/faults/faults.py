@@ -19,6 +19,8 @@ is whole again (every member up, one ring). Faults (names for --faults):
              `leave`
   leave      node 6 leaves (DELETE /v1/nodes/{id} at node 1) under load,
              then is stopped
+  rejoin     node 6 joins again with the directory it left with (not in
+             the default schedule)
   mixed      partition 1,2 | 3,4,5 one way (3,4,5 cannot reach 1,2), kill -9
              of node 4 and SIGSTOP of node 2, all at once
 The workload stops after --max-ops operations or when the schedule ends.
@@ -46,6 +48,7 @@ from cluster import CLIENT_PORT, Cluster, host, wait_for  # noqa: E402
 from workload import Workload  # noqa: E402
 
 ALL_FAULTS = ["partition", "oneway", "kill", "pause", "wipe", "skew", "join", "leave", "mixed"]
+KNOWN_FAULTS = ALL_FAULTS + ["rejoin"]
 
 
 def node_flags(args):
@@ -97,12 +100,13 @@ class Round:
             c.stop(5)
             c.start(5, skew=a.skew)
             return lambda: (c.stop(5), c.start(5))
-        if name in ("join", "leave") and (6 in c.members) == (name == "join"):
+        if name in ("join", "rejoin", "leave") and (6 in c.members) == (name != "leave"):
             self.log("%s: node 6 is %s a member; nothing to do"
-                     % (name, "already" if name == "join" else "not"))
+                     % (name, "not" if name == "leave" else "already"))
             return lambda: None
-        if name == "join":
-            shutil.rmtree(c.dir(6), ignore_errors=True)  # a new node each time
+        if name in ("join", "rejoin"):
+            if name == "join":
+                shutil.rmtree(c.dir(6), ignore_errors=True)  # a new node each time
             c.join(6, seed=1)
             self.work.set_nodes(sorted(c.members))
             return lambda: None
@@ -283,8 +287,8 @@ def main():
     p.add_argument("--show-logs", action="store_true", help="print node logs on failure")
     args = p.parse_args()
     for f in args.faults.split(","):
-        if f not in ALL_FAULTS:
-            p.error("unknown fault %r (known: %s)" % (f, ", ".join(ALL_FAULTS)))
+        if f not in KNOWN_FAULTS:
+            p.error("unknown fault %r (known: %s)" % (f, ", ".join(KNOWN_FAULTS)))
     rnd = Round(args)
     rc = 1
 
