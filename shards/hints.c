@@ -866,6 +866,18 @@ void hint_each_target(const struct node *n, hint_target_fn fn, void *arg)
     }
 }
 
+struct hint_info_line {
+    struct buf *out;
+    uint32_t k;
+};
+
+static void hint_info_target(void *arg, const char *id, uint64_t bytes, uint64_t count)
+{
+    struct hint_info_line *l = arg;
+    buf_printf(l->out, "ringkv_hints_target%u:id=%s,hints=%" PRIu64 ",bytes=%" PRIu64 "\r\n",
+               l->k++, id, count, bytes);
+}
+
 void hint_info(const struct node *n, struct buf *out)
 {
     struct hint_stats sum = {0};
@@ -894,4 +906,6 @@ void hint_info(const struct node *n, struct buf *out)
                "\r\nringkv_hints_write_errors:%" PRIu64 "\r\n",
                count, bytes, sum.taken, sum.delivered, sum.refused, sum.recovered,
                sum.write_errors);
+    struct hint_info_line l = {out, 0};
+    hint_each_target(n, hint_info_target, &l);
 }

@@ -137,7 +137,8 @@ uint64_t hint_pending(const struct node *n, const char *target, uint64_t *count)
 typedef void (*hint_target_fn)(void *arg, const char *id, uint64_t bytes, uint64_t count);
 void hint_each_target(const struct node *n, hint_target_fn fn, void *arg);
 
-/* INFO: "ringkv_hints_...:value\r\n" lines, every shard summed. */
+/* INFO: "ringkv_hints_...:value\r\n" lines, every shard summed, then one
+ * "ringkv_hints_target<k>:id=<id>,hints=<n>,bytes=<b>" line per target. */
 void hint_info(const struct node *n, struct buf *out);
 
 #endif

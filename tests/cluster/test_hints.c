@@ -9,8 +9,13 @@
  *   its hint log (INFO ringkv_hints_pending). X is restarted with nothing
  *   stored (storage = memory); it comes to hold every write (read at X with
  *   CONSISTENCY R 1, its own store only), and S's backlog for X goes to 0 in
- *   /metrics and at GET /v1/nodes.
- * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live); with
+ *   /metrics and at GET /v1/nodes (before, all three and INFO show it).
+ * - test_hints_late_replica_gets_a_standin: a replica SIGSTOPped, not yet
+ *   seen down: a W = 3 SET is acknowledged within request-timeout through a
+ *   stand-in (its SYNC unanswered for a quarter of the time), and once
+ *   thawed the replica gets the write from the stand-in.
+ * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
+ * second test at the deadline, also without the late-replica path); with
  * hints kept only in memory the restart of S loses them and X never gets
  * the writes. Every wait is on a condition with a deadline; nodes are
  * stopped by PID (cluster_finish). */
@@ -275,6 +280,11 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
     assert_int_equal(info_field(s, "ringkv_hints_pending"), KEYS);
     assert_true(backlog(s, x, "ringkv_hints_pending_bytes") > 0);
     assert_int_equal(nodes_hints(s, x), KEYS);
+    char *info = cluster_ask(s, "INFO"), want[96];
+    snprintf(want, sizeof want, ":id=%s,hints=%d,", cluster_node(x)->id, KEYS);
+    assert_non_null(info);
+    assert_non_null(strstr(info, want)); /* INFO's line for that target */
+    free(info);
     json_t *stats = cluster_get(s, "/v1/stats");
     assert_int_equal(json_integer_value(json_object_get(stats, "keys")), 0);
     json_decref(stats);
