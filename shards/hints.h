@@ -38,6 +38,9 @@
  *            as SYNC carries it: replica.h's meta and body)
  *    64      key, meta, body: exactly L - HINT_BODY_FIXED bytes
  *
+ * A hint older than tombstone-grace when its turn comes is dropped, not
+ * delivered (a delete it predates may have been reaped by then).
+ *
  * Bounds (past them a write is not hinted: the stand-in refuses it, the
  * coordinator counts that node as not answering; anti-entropy repairs):
  * max-hint-window (the coordinator hints for an owner down at most that

@@ -18,6 +18,9 @@
  * - test_hints_bounds: with hint-max-bytes below a hint's size the stand-in
  *   refuses it (INFO ringkv_hints_refused): a W = 3 write gets -UNAVAILABLE,
  *   a W = 2 one is acknowledged, and no hint is kept.
+ * - test_hints_expire_after_tombstone_grace: a hint older than
+ *   tombstone-grace when its owner is back is dropped (INFO
+ *   ringkv_hints_expired), and the owner does not get that write from it.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
  * second test at the deadline, also without the late-replica path); with
  * hints kept only in memory the restart of S loses them and X never gets
@@ -436,6 +439,55 @@ static void test_hints_bounds(void **state)
     assert_int_equal(info_field(s, "ringkv_hints_pending"), 0);
 }
 
+static bool time_passed(void *arg)
+{
+    return cluster_now_ms() >= *(const int64_t *)arg;
+}
+
+static bool expired_one(void *arg)
+{
+    int s = *(const int *)arg;
+    return info_field(s, "ringkv_hints_expired") == 1 && info_field(s, "ringkv_hints_pending") == 0;
+}
+
+/* A hint older than tombstone-grace (1 s here) when its owner is back is
+ * dropped, not delivered: the owner never gets that write from it. */
+static void test_hints_expire_after_tombstone_grace(void **state)
+{
+    (void)state;
+    const char *flags[] = {FLAGS[0], FLAGS[1], "--tombstone-grace", "1", NULL};
+    assert_int_equal(cluster_start(0, flags), 0);
+    const char *seeded[] = {FLAGS[0], FLAGS[1], "--tombstone-grace", "1", "--seeds",
+                            cluster_seed(0), NULL};
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(cluster_start(i, seeded), 0);
+    int n = 4;
+    assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
+    int list[3], s;
+    tag_list(list, &s);
+    int c = list[0], x = list[2];
+    cluster_signal(x, SIGKILL);
+    struct seen_down down = {c, x};
+    assert_true(cluster_wait(sees_down, &down, 20000));
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, "SET " TAG "old v-old");
+    assert_string_equal(got, "+OK");
+    free(got);
+    redisFree(cc);
+    int64_t later = cluster_now_ms() + 1500; /* past the grace */
+    assert_true(cluster_wait(time_passed, &later, 3000));
+    const char *again[] = {FLAGS[0], FLAGS[1], "--tombstone-grace", "1", "--seeds",
+                           cluster_seed(c), NULL};
+    assert_int_equal(cluster_start(x, again), 0);
+    assert_true(cluster_wait(expired_one, &s, 20000));
+    assert_int_equal(info_field(s, "ringkv_hints_delivered"), 0);
+    struct local_is gone = {x, TAG "old", "?"}; /* nil: never delivered */
+    assert_true(local_is(&gone));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +495,7 @@ int main(void)
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_bounds, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_expire_after_tombstone_grace, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
