@@ -69,10 +69,12 @@ static char *run(redisContext *c, const char *fmt, ...)
     return text;
 }
 
-static void start_cluster(int n)
+/* Starts n nodes with FLAGS and, when name is not NULL, `name value`. */
+static void start_cluster(int n, const char *name, const char *value)
 {
-    assert_int_equal(cluster_start(0, FLAGS), 0);
-    const char *seeded[] = {FLAGS[0], FLAGS[1], "--seeds", cluster_seed(0), NULL};
+    const char *flags[] = {FLAGS[0], FLAGS[1], name, value, NULL};
+    assert_int_equal(cluster_start(0, flags), 0);
+    const char *seeded[] = {FLAGS[0], FLAGS[1], "--seeds", cluster_seed(0), name, value, NULL};
     for (int i = 1; i < n; i++)
         assert_int_equal(cluster_start(i, seeded), 0);
     assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
@@ -248,11 +250,19 @@ static long long nodes_hints(int i, int target)
     return v;
 }
 
-/* 4 nodes formed; TAG's coordinator (the first of its list), the replica
- * the test takes away (the last) and the stand-in. */
-static void four_nodes(int *c, int *x, int *s)
+/* Kills node x (-9) and waits until node c sees it down. */
+static void kill_and_see_down(int c, int x)
 {
-    start_cluster(4);
+    cluster_signal(x, SIGKILL);
+    struct seen_down down = {c, x};
+    assert_true(cluster_wait(sees_down, &down, 20000));
+}
+
+/* 4 nodes formed (with `name value`, see start_cluster); TAG's coordinator (the first of its list), the replica
+ * the test takes away (the last) and the stand-in. */
+static void four_nodes(int *c, int *x, int *s, const char *name, const char *value)
+{
+    start_cluster(4, name, value);
     int list[3];
     tag_list(list, s);
     *c = list[0];
@@ -311,11 +321,9 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s);
+    four_nodes(&c, &x, &s, NULL, NULL);
 
-    cluster_signal(x, SIGKILL);
-    struct seen_down down = {c, x};
-    assert_true(cluster_wait(sees_down, &down, 20000));
+    kill_and_see_down(c, x);
 
     redisContext *cc = cluster_connect(c, 5000);
     assert_non_null(cc);
@@ -375,7 +383,7 @@ static void test_hints_late_replica_gets_a_standin(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s);
+    four_nodes(&c, &x, &s, NULL, NULL);
     redisContext *cc = cluster_connect(c, 5000);
     assert_non_null(cc);
     char *got = run(cc, "CONSISTENCY W 3");
@@ -410,20 +418,9 @@ static void test_hints_late_replica_gets_a_standin(void **state)
 static void test_hints_bounds(void **state)
 {
     (void)state;
-    const char *flags[] = {FLAGS[0], FLAGS[1], "--hint-max-bytes", "1", NULL};
-    assert_int_equal(cluster_start(0, flags), 0);
-    const char *seeded[] = {FLAGS[0], FLAGS[1], "--hint-max-bytes", "1", "--seeds",
-                            cluster_seed(0), NULL};
-    for (int i = 1; i < 4; i++)
-        assert_int_equal(cluster_start(i, seeded), 0);
-    int n = 4;
-    assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
-    int list[3], s;
-    tag_list(list, &s);
-    int c = list[0], x = list[2];
-    cluster_signal(x, SIGKILL);
-    struct seen_down down = {c, x};
-    assert_true(cluster_wait(sees_down, &down, 20000));
+    int c, x, s;
+    four_nodes(&c, &x, &s, "--hint-max-bytes", "1");
+    kill_and_see_down(c, x);
     redisContext *cc = cluster_connect(c, 5000);
     assert_non_null(cc);
     char *got = run(cc, "SET " TAG "w2 v");
@@ -455,20 +452,9 @@ static bool expired_one(void *arg)
 static void test_hints_expire_after_tombstone_grace(void **state)
 {
     (void)state;
-    const char *flags[] = {FLAGS[0], FLAGS[1], "--tombstone-grace", "1", NULL};
-    assert_int_equal(cluster_start(0, flags), 0);
-    const char *seeded[] = {FLAGS[0], FLAGS[1], "--tombstone-grace", "1", "--seeds",
-                            cluster_seed(0), NULL};
-    for (int i = 1; i < 4; i++)
-        assert_int_equal(cluster_start(i, seeded), 0);
-    int n = 4;
-    assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
-    int list[3], s;
-    tag_list(list, &s);
-    int c = list[0], x = list[2];
-    cluster_signal(x, SIGKILL);
-    struct seen_down down = {c, x};
-    assert_true(cluster_wait(sees_down, &down, 20000));
+    int c, x, s;
+    four_nodes(&c, &x, &s, "--tombstone-grace", "1");
+    kill_and_see_down(c, x);
     redisContext *cc = cluster_connect(c, 5000);
     assert_non_null(cc);
     char *got = run(cc, "CONSISTENCY W 3");
@@ -479,9 +465,7 @@ static void test_hints_expire_after_tombstone_grace(void **state)
     redisFree(cc);
     int64_t later = cluster_now_ms() + 1500; /* past the grace */
     assert_true(cluster_wait(time_passed, &later, 3000));
-    const char *again[] = {FLAGS[0], FLAGS[1], "--tombstone-grace", "1", "--seeds",
-                           cluster_seed(c), NULL};
-    assert_int_equal(cluster_start(x, again), 0);
+    restart(x, c);
     assert_true(cluster_wait(expired_one, &s, 20000));
     assert_int_equal(info_field(s, "ringkv_hints_delivered"), 0);
     struct local_is gone = {x, TAG "old", "?"}; /* nil: never delivered */
