@@ -10,7 +10,10 @@
  * answering) and the next batch is written at the same offset, over it.
  *
  * Delivering: hint_tick() (and every ack) walks the targets the view says
- * are up and sends their oldest hints not in flight as SYNC, each one a
+ * are up and sends their oldest hints not in flight as SYNC (a hint older
+ * than tombstone-grace is dropped instead, as Cassandra's hints live for
+ * gc_grace: a delete it predates may be reaped by then, and the value would
+ * come back), each one a
  * struct req of this shard (owner_ptr: the hint; the REPLY's id is the
  * req's), while the token bucket (hint-max-bytes-per-sec over the shards)
  * and HINT_INFLIGHT_MAX allow. An OK REPLY forgets the hint (its file's
@@ -190,7 +193,7 @@ struct hint_pending {
 };
 
 struct hint_stats {
-    uint64_t taken, delivered, refused, recovered, write_errors;
+    uint64_t taken, delivered, refused, recovered, write_errors, expired;
 };
 
 struct hints {
@@ -722,6 +725,9 @@ static int hint_send(struct shard *sh, struct hints *h, struct hint *x, const ch
     size_t used;
     if (hint_decode(x->rec, x->len, &r, &used) != HINT_OK)
         return -EINVAL; /* cannot be: it was checked when taken or read */
+    int64_t grace_ms = sh->node->cfg->tombstone_grace_s * 1000;
+    if (hint_unix_ms() - (int64_t)r.time_ms > grace_ms)
+        return -ETIME; /* its write's deletes may be reaped by now: not delivered */
     struct req *rq = req_new(&sh->reqs, 1, 1, hint_sent_done, shard_deadline(sh));
     if (!rq)
         return -ENOMEM;
@@ -756,12 +762,19 @@ static void hint_deliver(struct shard *sh, struct hints *h)
         const char *addr;
         if (!tg->head || !coord_member_up(sh, tg->id, &addr))
             continue;
-        for (struct hint *x = tg->head; x && h->tokens > 0; x = x->next) {
+        for (struct hint *x = tg->head, *next; x && h->tokens > 0; x = next) {
+            next = x->next;
             if (h->inflight >= HINT_INFLIGHT_MAX)
                 return;
             if (x->req_id)
                 continue;
-            if (hint_send(sh, h, x, addr) != 0)
+            int rc = hint_send(sh, h, x, addr);
+            if (rc == -ETIME) {
+                hint_forget(h, x);
+                HINT_STAT_ADD(h, expired, 1);
+                continue;
+            }
+            if (rc != 0)
                 break; /* no link now: later */
             h->tokens -= x->len;
             if (!tg->round_start_ms)
@@ -866,6 +879,18 @@ void hint_each_target(const struct node *n, hint_target_fn fn, void *arg)
     }
 }
 
+struct hint_info_line {
+    struct buf *out;
+    uint32_t k;
+};
+
+static void hint_info_target(void *arg, const char *id, uint64_t bytes, uint64_t count)
+{
+    struct hint_info_line *l = arg;
+    buf_printf(l->out, "ringkv_hints_target%u:id=%s,hints=%" PRIu64 ",bytes=%" PRIu64 "\r\n",
+               l->k++, id, count, bytes);
+}
+
 void hint_info(const struct node *n, struct buf *out)
 {
     struct hint_stats sum = {0};
@@ -880,6 +905,7 @@ void hint_info(const struct node *n, struct buf *out)
         HINT_SUM(refused);
         HINT_SUM(recovered);
         HINT_SUM(write_errors);
+        HINT_SUM(expired);
 #undef HINT_SUM
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
         for (uint32_t t = 0; t < nt; t++) {
@@ -891,7 +917,10 @@ void hint_info(const struct node *n, struct buf *out)
                "ringkv_hints_pending:%" PRIu64 "\r\nringkv_hints_pending_bytes:%" PRIu64
                "\r\nringkv_hints_taken:%" PRIu64 "\r\nringkv_hints_delivered:%" PRIu64
                "\r\nringkv_hints_refused:%" PRIu64 "\r\nringkv_hints_recovered:%" PRIu64
-               "\r\nringkv_hints_write_errors:%" PRIu64 "\r\n",
+               "\r\nringkv_hints_write_errors:%" PRIu64 "\r\nringkv_hints_expired:%" PRIu64
+               "\r\n",
                count, bytes, sum.taken, sum.delivered, sum.refused, sum.recovered,
-               sum.write_errors);
+               sum.write_errors, sum.expired);
+    struct hint_info_line l = {out, 0};
+    hint_each_target(n, hint_info_target, &l);
 }

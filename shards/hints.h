@@ -38,6 +38,9 @@
  *            as SYNC carries it: replica.h's meta and body)
  *    64      key, meta, body: exactly L - HINT_BODY_FIXED bytes
  *
+ * A hint older than tombstone-grace when its turn comes is dropped, not
+ * delivered (a delete it predates may have been reaped by then).
+ *
  * Bounds (past them a write is not hinted: the stand-in refuses it, the
  * coordinator counts that node as not answering; anti-entropy repairs):
  * max-hint-window (the coordinator hints for an owner down at most that
@@ -137,7 +140,8 @@ uint64_t hint_pending(const struct node *n, const char *target, uint64_t *count)
 typedef void (*hint_target_fn)(void *arg, const char *id, uint64_t bytes, uint64_t count);
 void hint_each_target(const struct node *n, hint_target_fn fn, void *arg);
 
-/* INFO: "ringkv_hints_...:value\r\n" lines, every shard summed. */
+/* INFO: "ringkv_hints_...:value\r\n" lines, every shard summed, then one
+ * "ringkv_hints_target<k>:id=<id>,hints=<n>,bytes=<b>" line per target. */
 void hint_info(const struct node *n, struct buf *out);
 
 #endif

@@ -755,3 +755,10 @@ double cluster_metric(const char *text, const char *sample)
             return strtod(p + len + 1, NULL);
     return -1;
 }
+
+const char *cluster_dir(int i)
+{
+    static char dir[160];
+    snprintf(dir, sizeof dir, "%s/n%d", scratch, i);
+    return dir;
+}

@@ -166,4 +166,7 @@ char *cluster_get_text(int i, const char *path);
  * ringkv_hints_pending{target="..."}) in text; -1 when absent. */
 double cluster_metric(const char *text, const char *sample);
 
+/* Node i's data directory (it need not be running). Static buffer. */
+const char *cluster_dir(int i);
+
 #endif

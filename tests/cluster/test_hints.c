@@ -5,12 +5,24 @@
  *   their stand-in. X is killed (-9); once C sees it down, SETs at C with
  *   W = 3 (CONSISTENCY) are acknowledged: C, A and S's ack for X. S holds
  *   them as hints only (its store has no key; /metrics shows the backlog
- *   for X). S is killed (-9) and restarted: the hints are recovered from
- *   its hint log (INFO ringkv_hints_pending). X is restarted with nothing
+ *   for X). S is killed (-9), a torn record is appended to each of its hint
+ *   files, and S is restarted: the hints are recovered from its hint log
+ *   (INFO ringkv_hints_pending) and each file is cut back to its size. X is restarted with nothing
  *   stored (storage = memory); it comes to hold every write (read at X with
  *   CONSISTENCY R 1, its own store only), and S's backlog for X goes to 0 in
- *   /metrics and at GET /v1/nodes.
- * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live); with
+ *   /metrics and at GET /v1/nodes (before, all three and INFO show it).
+ * - test_hints_late_replica_gets_a_standin: a replica SIGSTOPped, not yet
+ *   seen down: a W = 3 SET is acknowledged within request-timeout through a
+ *   stand-in (its SYNC unanswered for a quarter of the time), and once
+ *   thawed the replica gets the write from the stand-in.
+ * - test_hints_bounds: with hint-max-bytes below a hint's size the stand-in
+ *   refuses it (INFO ringkv_hints_refused): a W = 3 write gets -UNAVAILABLE,
+ *   a W = 2 one is acknowledged, and no hint is kept.
+ * - test_hints_expire_after_tombstone_grace: a hint older than
+ *   tombstone-grace when its owner is back is dropped (INFO
+ *   ringkv_hints_expired), and the owner does not get that write from it.
+ * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
+ * second test at the deadline, also without the late-replica path); with
  * hints kept only in memory the restart of S loses them and X never gets
  * the writes. Every wait is on a condition with a deadline; nodes are
  * stopped by PID (cluster_finish). */
@@ -22,6 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -54,10 +69,12 @@ static char *run(redisContext *c, const char *fmt, ...)
     return text;
 }
 
-static void start_cluster(int n)
+/* Starts n nodes with FLAGS and, when name is not NULL, `name value`. */
+static void start_cluster(int n, const char *name, const char *value)
 {
-    assert_int_equal(cluster_start(0, FLAGS), 0);
-    const char *seeded[] = {FLAGS[0], FLAGS[1], "--seeds", cluster_seed(0), NULL};
+    const char *flags[] = {FLAGS[0], FLAGS[1], name, value, NULL};
+    assert_int_equal(cluster_start(0, flags), 0);
+    const char *seeded[] = {FLAGS[0], FLAGS[1], "--seeds", cluster_seed(0), name, value, NULL};
     for (int i = 1; i < n; i++)
         assert_int_equal(cluster_start(i, seeded), 0);
     assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
@@ -233,11 +250,19 @@ static long long nodes_hints(int i, int target)
     return v;
 }
 
-/* 4 nodes formed; TAG's coordinator (the first of its list), the replica
- * the test takes away (the last) and the stand-in. */
-static void four_nodes(int *c, int *x, int *s)
+/* Kills node x (-9) and waits until node c sees it down. */
+static void kill_and_see_down(int c, int x)
 {
-    start_cluster(4);
+    cluster_signal(x, SIGKILL);
+    struct seen_down down = {c, x};
+    assert_true(cluster_wait(sees_down, &down, 20000));
+}
+
+/* 4 nodes formed (with `name value`, see start_cluster); TAG's coordinator (the first of its list), the replica
+ * the test takes away (the last) and the stand-in. */
+static void four_nodes(int *c, int *x, int *s, const char *name, const char *value)
+{
+    start_cluster(4, name, value);
     int list[3];
     tag_list(list, s);
     *c = list[0];
@@ -246,15 +271,59 @@ static void four_nodes(int *c, int *x, int *s)
                   *x, list[1], *s);
 }
 
+/* Node i's hint files and their sizes. */
+struct hint_files {
+    int n;
+    char path[8][512];
+    long long size[8];
+};
+
+/* Lists node i's hint files into f and appends a torn record (the first
+ * 30 bytes of a record that claims 200) to each. */
+static void hint_files_tear(int i, struct hint_files *f)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/hints", cluster_dir(i));
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    f->n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && f->n < 8) {
+        if (!strstr(e->d_name, ".log"))
+            continue;
+        snprintf(f->path[f->n], sizeof f->path[f->n], "%s/%s", dir, e->d_name);
+        struct stat st;
+        assert_int_equal(stat(f->path[f->n], &st), 0);
+        f->size[f->n] = st.st_size;
+        FILE *out = fopen(f->path[f->n], "ab");
+        assert_non_null(out);
+        unsigned char torn[30] = {1, 2, 3, 4, 5, 6, 7, 8, 200};
+        assert_int_equal(fwrite(torn, 1, sizeof torn, out), sizeof torn);
+        fclose(out);
+        f->n++;
+    }
+    closedir(d);
+    assert_true(f->n > 0);
+}
+
+/* Each file is back to its size before the tear. */
+static void hint_files_check(int i, const struct hint_files *f)
+{
+    (void)i;
+    for (int k = 0; k < f->n; k++) {
+        struct stat st;
+        assert_int_equal(stat(f->path[k], &st), 0);
+        assert_int_equal(st.st_size, f->size[k]);
+    }
+}
+
 static void test_hints_standin_survives_crash_and_delivers(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s);
+    four_nodes(&c, &x, &s, NULL, NULL);
 
-    cluster_signal(x, SIGKILL);
-    struct seen_down down = {c, x};
-    assert_true(cluster_wait(sees_down, &down, 20000));
+    kill_and_see_down(c, x);
 
     redisContext *cc = cluster_connect(c, 5000);
     assert_non_null(cc);
@@ -275,15 +344,24 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
     assert_int_equal(info_field(s, "ringkv_hints_pending"), KEYS);
     assert_true(backlog(s, x, "ringkv_hints_pending_bytes") > 0);
     assert_int_equal(nodes_hints(s, x), KEYS);
+    char *info = cluster_ask(s, "INFO"), want[96];
+    snprintf(want, sizeof want, ":id=%s,hints=%d,", cluster_node(x)->id, KEYS);
+    assert_non_null(info);
+    assert_non_null(strstr(info, want)); /* INFO's line for that target */
+    free(info);
     json_t *stats = cluster_get(s, "/v1/stats");
     assert_int_equal(json_integer_value(json_object_get(stats, "keys")), 0);
     json_decref(stats);
 
-    /* kill -9 the stand-in: its hints come back from its hint log */
+    /* kill -9 the stand-in: its hints come back from its hint log, and a
+     * torn record at a file's end (a write cut short) is cut off */
     cluster_signal(s, SIGKILL);
+    struct hint_files before;
+    hint_files_tear(s, &before);
     restart(s, c);
     assert_int_equal(info_field(s, "ringkv_hints_recovered"), KEYS);
     assert_int_equal(info_field(s, "ringkv_hints_pending"), KEYS);
+    hint_files_check(s, &before);
 
     /* the owner comes back with nothing stored; the hints fill it */
     restart(x, c);
@@ -305,7 +383,7 @@ static void test_hints_late_replica_gets_a_standin(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s);
+    four_nodes(&c, &x, &s, NULL, NULL);
     redisContext *cc = cluster_connect(c, 5000);
     assert_non_null(cc);
     char *got = run(cc, "CONSISTENCY W 3");
@@ -334,12 +412,74 @@ static void test_hints_late_replica_gets_a_standin(void **state)
     assert_true(cluster_wait(local_is, &held, 5000));
 }
 
+/* The bounds: a stand-in whose hint-max-bytes is smaller than a hint
+ * refuses it, so a write that needs it gets -UNAVAILABLE (and a write that
+ * does not is acknowledged without a hint kept). */
+static void test_hints_bounds(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s, "--hint-max-bytes", "1");
+    kill_and_see_down(c, x);
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "SET " TAG "w2 v");
+    assert_string_equal(got, "+OK"); /* W = 2: C and A */
+    free(got);
+    got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, "SET " TAG "w3 v");
+    assert_true(strncmp(got, "-UNAVAILABLE", 12) == 0);
+    free(got);
+    redisFree(cc);
+    assert_true(info_field(s, "ringkv_hints_refused") >= 2);
+    assert_int_equal(info_field(s, "ringkv_hints_pending"), 0);
+}
+
+static bool time_passed(void *arg)
+{
+    return cluster_now_ms() >= *(const int64_t *)arg;
+}
+
+static bool expired_one(void *arg)
+{
+    int s = *(const int *)arg;
+    return info_field(s, "ringkv_hints_expired") == 1 && info_field(s, "ringkv_hints_pending") == 0;
+}
+
+/* A hint older than tombstone-grace (1 s here) when its owner is back is
+ * dropped, not delivered: the owner never gets that write from it. */
+static void test_hints_expire_after_tombstone_grace(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s, "--tombstone-grace", "1");
+    kill_and_see_down(c, x);
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, "SET " TAG "old v-old");
+    assert_string_equal(got, "+OK");
+    free(got);
+    redisFree(cc);
+    int64_t later = cluster_now_ms() + 1500; /* past the grace */
+    assert_true(cluster_wait(time_passed, &later, 3000));
+    restart(x, c);
+    assert_true(cluster_wait(expired_one, &s, 20000));
+    assert_int_equal(info_field(s, "ringkv_hints_delivered"), 0);
+    struct local_is gone = {x, TAG "old", "?"}; /* nil: never delivered */
+    assert_true(local_is(&gone));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_hints_standin_survives_crash_and_delivers,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_bounds, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_expire_after_tombstone_grace, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
