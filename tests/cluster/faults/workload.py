@@ -157,6 +157,8 @@ class Workload:
                 turn += 1  # the node may be down: the next op goes to another
                 r.close()
                 node, r = self.connect(c, turn)
+            except (redis.RedisError, ValueError, TypeError) as e:  # a reply of another shape
+                rec["err"] = "unexpected reply: %s: %s" % (type(e).__name__, e)
             rec["end"] = self.now()
             if op in ("put", "rdel", "get") and "read" not in rec:
                 rec["op_failed_at"] = "read"  # nothing was written
