@@ -1914,6 +1914,32 @@ static bool coord_exec_checked(struct shard *sh, const struct resp_arg *argv, ui
     return !(writes && coord_misconf(sh, why, len));
 }
 
+/* Why a forwarded request routed as rt is refused here, or NULL: every
+ * replica is down, or it would be sent on a second time. */
+static const char *coord_forward_refusal(const struct coord_route *rt, const struct wire_msg *wm)
+{
+    if (rt->kind == COORD_DOWN)
+        return rt->error;
+    if (rt->kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED))
+        return COORD_VIEW_CHANGING;
+    return NULL;
+}
+
+/* Runs forwarded request r's message m on its shard, with the R, W and
+ * deadline the peer asked for (RESP and memcached forwards alike). */
+static void coord_forwarded_run(struct shard *sh, struct req *r, struct cmd_msg *m,
+                                uint32_t target, const struct wire_msg *wm)
+{
+    m->r = wm->r;
+    m->w = wm->w;
+    m->deadline_ms = r->deadline_ms;
+    if (target == sh->id)
+        cmd_msg_execute(sh, m);
+    else
+        shard_send(sh, target, m);
+    req_arm(&sh->reqs, r);
+}
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
  * go back. Only single-key commands come (the sender split the rest). */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
@@ -1960,10 +1986,7 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
     int proto = wm->flags & WIRE_MSG_RESP3 ? 3 : 2;
     struct coord_route rt; /* a node that holds no replica sends it on, once */
     coord_route(sh, NULL, argv[1].ptr, argv[1].len, hash, flags, &rt);
-    const char *refusal = rt.kind == COORD_DOWN ? rt.error
-                          : rt.kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED)
-                              ? COORD_VIEW_CHANGING
-                              : NULL;
+    const char *refusal = coord_forward_refusal(&rt, wm);
     struct req *r = refusal ? NULL : coord_held_new(sh, link, wm);
     if (!r) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR,
@@ -1984,14 +2007,7 @@ static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_
                     0, NULL);
         return;
     }
-    m->r = wm->r;
-    m->w = wm->w;
-    m->deadline_ms = r->deadline_ms;
-    if (target == sh->id)
-        cmd_msg_execute(sh, m);
-    else
-        shard_send(sh, target, m);
-    req_arm(&sh->reqs, r);
+    coord_forwarded_run(sh, r, m, target, wm);
 }
 
 /* A forwarded memcached request (WIRE_MSG_MC): exactly one keyed request,
@@ -2019,11 +2035,7 @@ static void coord_on_forward_mc(struct shard *sh, uint64_t link, const struct wi
     struct coord_route rt = {.kind = COORD_LOCAL}; /* no replica here: sent on, once */
     if (ok)
         coord_route(sh, NULL, key.ptr, key.len, hash, flags, &rt);
-    const char *refusal = !ok                     ? "not one keyed memcached request"
-                          : rt.kind == COORD_DOWN ? rt.error
-                          : rt.kind == COORD_FORWARD && (wm->flags & WIRE_MSG_HOPPED)
-                              ? COORD_VIEW_CHANGING
-                              : NULL;
+    const char *refusal = !ok ? "not one keyed memcached request" : coord_forward_refusal(&rt, wm);
     struct req *r = refusal ? NULL : coord_held_new(sh, link, wm);
     req.noreply = false;
     if (r && rt.kind == COORD_FORWARD) {
@@ -2040,14 +2052,7 @@ static void coord_on_forward_mc(struct shard *sh, uint64_t link, const struct wi
                     refusal ? refusal : "out of memory", NULL, 0, NULL);
         return;
     }
-    m->r = wm->r;
-    m->w = wm->w;
-    m->deadline_ms = r->deadline_ms;
-    if (target == sh->id)
-        cmd_msg_execute(sh, m);
-    else
-        shard_send(sh, target, m);
-    req_arm(&sh->reqs, r);
+    coord_forwarded_run(sh, r, m, target, wm);
 }
 
 /* Values beyond RAM, the replica side: a peer's GET or SYNC of a key whose
