@@ -61,7 +61,8 @@
  *   /v1/nodes once contacted); admitted anyway, it re-asserts itself UP.
  *   A node that is not in a ring answers POST and DELETE with 409.
  * - Leaving. DELETE /v1/nodes/{id} sets the node LEAVING; the claimant takes
- *   it out and sets it LEFT; POST of a leaving node sets it UP again. A
+ *   it out and sets it LEFT; POST of a leaving node sets it UP again (one
+ *   that took the ring without it while leaving then joins again). A
  *   node that sees itself LEFT forgets its peers (member_forget()) and is a
  *   cluster of one again; the others keep it as left (not probed, not in
  *   the ring). Data does not move in this issue.
@@ -133,6 +134,8 @@ _Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings car
  * hears LEAVING or LEFT first (admin_take_ring()). */
 #define ADMIN_REJOIN_GRACE_MS 4000
 _Static_assert(ADMIN_REJOIN_GRACE_MS > ADMIN_SETTLE_LEFT_MS, "a leaver hears it left first");
+#define ADMIN_REJOIN_STALE_MS 30000 /* ... and a wait whose ring stopped coming is over this long
+                                      after its end (the ring is asked for every ADMIN_RING_REQ_MS) */
 #define ADMIN_UNKNOWN_MS 10000 /* a ring member unknown this long after the ring came is dead
                                   to the claim (the issue's 10 s to see a node down) */
 
@@ -729,7 +732,9 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
  * ADMIN_RING_REQ_MS (or when the grace ends, if sooner). */
 static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
 {
-    if (a->rejoin_at_ms == 0) {
+    /* a wait that no such ring renewed long after its end (its sender gone,
+     * no other had the ring) is over: a later one has its own grace */
+    if (a->rejoin_at_ms == 0 || now >= a->rejoin_at_ms + ADMIN_REJOIN_STALE_MS) {
         a->rejoin_at_ms = now + ADMIN_REJOIN_GRACE_MS;
         log_info("cluster: ring epoch %" PRIu64 " of node %s, a member of ours, beats ours and "
                  "lacks this node: unless the membership says within %d s that this node is "
@@ -805,7 +810,8 @@ static void admin_ring_msgs(struct admin *a, uint64_t now)
 
 /* This node's own state, as the cluster decided it: seen left, it becomes a
  * cluster of one again; admitted into a cluster while it is a cluster of
- * one, it drops its ring and joins. */
+ * one, it drops its ring and joins; up again (a POST cancelled its leave)
+ * but out of the ring it took while leaving, it joins again. */
 static void admin_self_state(struct admin *a, uint64_t now)
 {
     const struct member *self = member_at(a->members, 0);
@@ -824,6 +830,15 @@ static void admin_self_state(struct admin *a, uint64_t now)
                  "drops its ring and joins");
         if (admin_own_ring(a, 0, now) != 0)
             log_warn("cluster: cannot drop this node's ring (out of memory)");
+    } else if (self->state == MEMBER_UP && a->ring->epoch > 0 && !admin_in_ring(a) &&
+               a->prev_ring && ring_member_index(a->prev_ring, a->id) != RING_NONE &&
+               !admin_best_ring_peer(a)) {
+        /* it took the ring of its leave while leaving, then a POST cancelled
+         * the leave: no ring will beat this one to make it join again
+         * (admin_take_ring()), and the claimant adds joiners only */
+        log_warn("cluster: this node is up (its leave cancelled) but out of the ring it took "
+                 "while leaving: it joins again");
+        member_set_state(a->members, a->id, MEMBER_JOINING, now);
     }
 }
 
