@@ -488,7 +488,7 @@ static int admin_membership(struct admin *a)
     snprintf(self.zone, sizeof self.zone, "%s", cfg->zone);
     struct member_config mc;
     member_config_default(&mc);
-    mc.mac = cfg->cluster_secret[0] != '\0';
+    mc.mac = cfg->cluster_secret[0] != '\0' || cfg->cluster_name[0] != '\0';
     /* The issue's "seen down within 10 s": a death is declared at the first
      * suspicion plus its timeout, and the first suspicion can come 6 s after
      * the death (shuffled round-robin probing leaves up to 2n - 2 periods
@@ -1445,6 +1445,20 @@ static void admin_wire_sink(void *arg, uint32_t to_shard, int fd)
     peerlink_adopt(arg, to_shard, fd);
 }
 
+/* What the peer keys come from (peer_create()): cluster-secret alone, or,
+ * with a cluster-name, the name (its length first, so that no other name and
+ * secret read the same) then the secret: a node of another name fails the
+ * handshake, so its frames never reach the membership table and its data
+ * links are refused. "" (no name, no secret): frames are not keyed. */
+static void admin_key_text(const struct cfg *cfg, char *out, size_t cap)
+{
+    if (!cfg->cluster_name[0])
+        snprintf(out, cap, "%s", cfg->cluster_secret);
+    else
+        snprintf(out, cap, "cluster-name:%zu:%s%s", strlen(cfg->cluster_name), cfg->cluster_name,
+                 cfg->cluster_secret);
+}
+
 int admin_create(struct node *n, struct admin **out)
 {
     const struct cfg *cfg = n->cfg;
@@ -1472,7 +1486,11 @@ int admin_create(struct node *n, struct admin **out)
         log_error("admin: cannot set up the membership and ring: %s; exiting", strerror(-rc));
         goto fail;
     }
-    if ((rc = peer_create(cfg->bind, cfg_cluster_port(cfg), cfg->cluster_secret, &a->peer)) != 0)
+    char key_text[512];
+    admin_key_text(cfg, key_text, sizeof key_text);
+    rc = peer_create(cfg->bind, cfg_cluster_port(cfg), key_text, &a->peer);
+    explicit_bzero(key_text, sizeof key_text);
+    if (rc != 0)
         goto fail;
     peer_set_wire_sink(a->peer, admin_wire_sink, n);
     a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1507,7 +1525,8 @@ int admin_start(struct admin *a)
     if (a->http)
         log_info("admin: HTTP API on %s port %d; node %s", cfg->bind, cfg_admin_port(cfg), a->id);
     log_info("cluster: gossip on %s port %d (UDP and TCP)%s%s", cfg->bind, cfg_cluster_port(cfg),
-             cfg->cluster_secret[0] ? ", frames authenticated" : "",
+             cfg->cluster_secret[0] ? ", frames authenticated"
+             : cfg->cluster_name[0] ? ", frames keyed by the cluster name" : "",
              !a->join ? "" : cfg->seeds[0] ? ", joining through the seeds"
                                            : ", asking its saved members to take it back");
     return 0;

@@ -115,6 +115,14 @@ static const struct cfg_setting cfg_settings[] = {
      "CONFIG GET shows it as " CFG_HIDDEN ". **Empty: peers are not authenticated, and the "
      "cluster port serves any connection that names a member's node id** (reads, writes, "
      "FLUSHALL): use one outside a trusted network."},
+    {"cluster-name", CFG_STRING, F(cluster_name), "", 0, 0, NULL,
+     "Name of the cluster, the same on all its nodes: peers of another name fail the "
+     "handshake of the gossip and the data links (the name, with cluster-secret if set, is "
+     "what their keys come from), so that two clusters whose nodes meet (a seed of the other "
+     "by mistake) neither merge their members nor admit each other's nodes. It is no "
+     "secret: with it alone, frames carry a MAC but are not authenticated against anyone who "
+     "knows the name. Empty: none (nodes of clusters without a name, or without a "
+     "cluster-secret, that meet merge their members)."},
     {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
      "This node's relative capacity: the partition ring gives it partitions in proportion."},
     {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,

@@ -59,6 +59,7 @@ struct cfg {
     char seeds[1024];           /* host:cluster-port,... to join; "" = none */
     bool auto_join;             /* join the seeds at start */
     char cluster_secret[256];   /* key of the peer frames' MAC; "" = none */
+    char cluster_name[64];      /* peers of another name are refused; "" = none */
     int64_t weight;             /* relative capacity in the partition ring */
     char zone[64];              /* failure zone; "" for none */
     int64_t partition_function; /* enum keyhash_fn: slot; xxh3 for upgrade tests only */
