@@ -107,6 +107,7 @@
 #include "cfg.h"
 #include "cluster_state.h"
 #include "cmd_server.h"
+#include "hints.h"
 #include "http.h"
 #include "identity.h"
 #include "log.h"
@@ -1082,11 +1083,62 @@ static void admin_stats(struct admin *a, struct http_response *res)
     admin_json(res, 200, o);
 }
 
+/* Hinted handoff's backlog per target node (hints.h), as Prometheus lines
+ * with a target label: one family each for bytes and hints. */
+struct admin_hint_lines {
+    FILE *bytes, *count;
+};
+
+static void admin_hint_line(void *arg, const char *id, uint64_t bytes, uint64_t count)
+{
+    struct admin_hint_lines *l = arg;
+    fprintf(l->bytes, "ringkv_hints_pending_bytes{target=\"%s\"} %" PRIu64 "\n", id, bytes);
+    fprintf(l->count, "ringkv_hints_pending{target=\"%s\"} %" PRIu64 "\n", id, count);
+}
+
+/* text (malloc'd, taken) followed by the hint families; NULL: no memory. */
+static char *admin_hint_metrics(const struct admin *a, char *text)
+{
+    char *b = NULL, *c = NULL, *out = NULL;
+    size_t blen = 0, clen = 0;
+    struct admin_hint_lines l = {open_memstream(&b, &blen), open_memstream(&c, &clen)};
+    if (l.bytes && l.count)
+        hint_each_target(a->node, admin_hint_line, &l);
+    bool ok = l.bytes && l.count;
+    ok &= (l.bytes ? fclose(l.bytes) : EOF) == 0;
+    ok &= (l.count ? fclose(l.count) : EOF) == 0;
+    if (ok && text &&
+        asprintf(&out,
+                 "%s# HELP ringkv_hints_pending_bytes Bytes of hints this node keeps for the "
+                 "target node (hinted handoff), not yet delivered.\n# TYPE "
+                 "ringkv_hints_pending_bytes gauge\n%s# HELP ringkv_hints_pending Hints this "
+                 "node keeps for the target node, not yet delivered.\n# TYPE "
+                 "ringkv_hints_pending gauge\n%s",
+                 text, b, c) < 0)
+        out = NULL;
+    free(b);
+    free(c);
+    free(text);
+    return out;
+}
+
+/* Adds the hint backlog this node keeps for the node described by o (its
+ * "id"): "hints_pending_bytes" and "hints_pending". */
+static void admin_node_hints(const struct admin *a, json_t *o)
+{
+    const char *id = json_string_value(json_object_get(o, "id"));
+    if (!id)
+        return;
+    uint64_t count, bytes = hint_pending(a->node, id, &count);
+    json_object_set_new(o, "hints_pending_bytes", json_integer((json_int_t)bytes));
+    json_object_set_new(o, "hints_pending", json_integer((json_int_t)count));
+}
+
 static void admin_prometheus(struct admin *a, struct http_response *res)
 {
     struct view_metric m[ADMIN_METRICS_MAX];
     size_t k = admin_metrics(a, m);
-    res->body = view_prometheus(m, k);
+    res->body = admin_hint_metrics(a, view_prometheus(m, k));
     res->status = 200;
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     if (!res->body)
@@ -1320,8 +1372,12 @@ static void admin_node(struct admin *a, const struct http_request *req, struct h
         http_error(res, 404, "no such node");
         return;
     }
-    if (req->method == HTTP_GET)
-        admin_json(res, 200, view_node(m, a->ring));
+    if (req->method == HTTP_GET) {
+        json_t *o = view_node(m, a->ring);
+        if (o)
+            admin_node_hints(a, o);
+        admin_json(res, 200, o);
+    }
     else if (!admin_in_ring(a))
         http_error(res, 409, "this node is not in a ring yet: ask a member of the cluster");
     else
@@ -1333,6 +1389,9 @@ static void admin_node(struct admin *a, const struct http_request *req, struct h
 static void admin_nodes(struct admin *a, struct http_response *res)
 {
     json_t *o = view_nodes(a->members, a->ring), *refused = json_array();
+    json_t *list = json_object_get(o, "nodes");
+    for (size_t i = 0; i < json_array_size(list); i++)
+        admin_node_hints(a, json_array_get(list, i));
     for (uint32_t k = 0; refused && k < a->n_refused; k++)
         json_array_append_new(refused, json_string(a->refused[k]));
     if (o && refused)

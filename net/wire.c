@@ -77,7 +77,7 @@ const char *wire_refusal_text(unsigned reason)
 
 static bool op_known(unsigned op)
 {
-    return op >= WIRE_OP_GET && op <= WIRE_OP_FORWARD;
+    return op >= WIRE_OP_GET && op <= WIRE_OP_HINT;
 }
 
 /* ---- bytes ---- */

@@ -43,6 +43,7 @@
 #include "secret.h"
 #include "shard.h"
 #include "coord.h"
+#include "hints.h"
 #include "store.h"
 
 #define CMD_SERVER_REDIS_VERSION "7.0.0" /* the Redis command set ringkv follows */
@@ -1658,6 +1659,7 @@ void cmd_info(struct cmd_ctx *c)
                    t.rejected, t.expired, t.evicted, t.hits, t.misses, t.errors, t.cross_shard,
                    t.parser_examined, t.sibling_warnings);
         coord_info(n, &b); /* the coordinator's counters (coord.h) */
+        hint_info(n, &b);  /* hinted handoff's (hints.h) */
         buf_printf(&b, "\r\n");
     }
     if (server_section_wanted(c, "replication", true)) /* a master without replicas */

@@ -24,7 +24,14 @@
  *   WRITE  the command ran here (before: replica_export; after:
  *          replica_versionize, or the RING.* write's own version), SYNCs
  *          out with the new state; at W acks (self included) the reply
- *          goes once the local record is durable (req_hold);
+ *          goes once the local record is durable (req_hold). Sloppy
+ *          quorum (hints.h): a replica that is down, cannot be reached, or
+ *          has not acked by a quarter of the op's time (coord_late_tick,
+ *          on the tick) has its SYNC sent to a stand-in instead, as a HINT
+ *          naming it: the first live node past the top N walking the ring
+ *          forward from the partition (v->owner), one per replica; the
+ *          stand-in's ack counts for that replica (only writes; reads,
+ *          read-modify-writes' reads and EXEC stay as they are);
  *   REPAIR the client has its answer; late GET answers are awaited until
  *          all are in or the deadline, then every replica whose state was
  *          missing or differs (replica_same) gets a SYNC of the merged one;
@@ -41,7 +48,9 @@
  *
  * The replica side (coord_on_request): GET exports the key's state, SYNC
  * applies one (answered once its record is durable, as a client's write),
- * both only for a partition this node holds a replica of (else ERROR);
+ * both only for a partition this node holds a replica of (else ERROR); a
+ * HINT is kept in the hint log (hints.h), never in the store, so a
+ * stand-in never serves the key (a HINT at a replica is its SYNC);
  * FORWARD runs a client command coordinated here and answers its RESP
  * bytes (WIRE_MSG_MC: one keyed memcached request, run as a local
  * memcached client's, answered with its whole reply whatever its
@@ -89,6 +98,7 @@
 #include "cmd_multi.h"
 #include "cmd_ring.h"
 #include "conn.h"
+#include "hints.h"
 #include "keyhash.h"
 #include "keyspace.h"
 #include "log.h"
@@ -117,6 +127,7 @@ struct coord_member {
     char cluster_addr[GOSSIP_ADDR_MAX + 1];
     char client_addr[GOSSIP_ADDR_MAX + 1];
     bool is_down; /* down or left: not asked */
+    int64_t down_since_ms; /* is_down: since when this shard's views say so (req_now_ms) */
 };
 
 struct coord_view {
@@ -126,6 +137,7 @@ struct coord_view {
     uint32_t q, n, self, n_members;
     struct coord_member *members;
     uint32_t *pref; /* q * n member indexes (RING_NONE: not in the snapshot) */
+    uint32_t *owner; /* q member indexes: each partition's owner (sloppy quorum's walk) */
     uint8_t *is_mine;  /* q flags: this node answers the partition's keyspace commands */
     uint32_t *by_id;   /* n_members member indexes in node id order (SCAN's ranks) */
 };
@@ -133,13 +145,24 @@ struct coord_view {
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
-        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs;
+        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes;
 } __attribute__((aligned(64)));
+
+/* Sloppy quorum for late replicas: the writes still waiting for acks, in
+ * the order they started (a FIFO of COORD_LATE_MAX; when it is full a write
+ * is not watched, and only failure detection sends its SYNCs elsewhere). */
+#define COORD_LATE_MAX 8192
+struct coord_late {
+    uint64_t req_id;
+    int64_t at_ms; /* when peers not answered yet get a stand-in */
+};
 
 struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
     uint32_t nreaps;         /* reap checks in flight: their keys' hashes */
     uint64_t reap_hash[COORD_REAPS_MAX];
+    struct coord_late *late; /* COORD_LATE_MAX, made with the first cluster view */
+    uint32_t late_head, late_len;
     struct coord_stats stats;
 };
 
@@ -167,6 +190,8 @@ struct coord_op {
     uint32_t npeers;
     uint32_t peer[COORD_PEERS_MAX];
     uint8_t st[COORD_PEERS_MAX];
+    uint32_t standin[COORD_PEERS_MAX]; /* is_hinted[k]: the node holding peer k's hint */
+    bool is_hinted[COORD_PEERS_MAX];   /* peer k's write went to a stand-in (sloppy quorum) */
     struct replica_state got[COORD_PEERS_MAX];
     struct replica_state mine; /* REAP: the tombstone checked */
     uint64_t hold_seq;
@@ -193,6 +218,7 @@ static void coord_view_put(struct coord_view *v)
         return;
     mi_free(v->members);
     mi_free(v->pref);
+    mi_free(v->owner);
     mi_free(v->is_mine);
     mi_free(v->by_id);
     mi_free(v);
@@ -238,7 +264,21 @@ static int coord_view_keyspace(const struct node *n, struct coord_view *v)
     return 0;
 }
 
-static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s)
+/* Since when member cm (down) has been down: the old view's time when it
+ * said so too, else now. */
+static int64_t coord_down_since(const struct coord_view *old, uint32_t i,
+                                const struct coord_member *cm)
+{
+    for (uint32_t k = 0; old && k < old->n_members; k++) {
+        uint32_t j = (i + k) % old->n_members; /* the same index first */
+        if (strcmp(old->members[j].id, cm->id) == 0)
+            return old->members[j].is_down ? old->members[j].down_since_ms : req_now_ms();
+    }
+    return req_now_ms();
+}
+
+static struct coord_view *coord_view_build(const struct node *n, const struct snapshot *s,
+                                           const struct coord_view *old)
 {
     const struct ring *ring = s->ring;
     struct coord_view *v = mi_zalloc(sizeof *v);
@@ -252,7 +292,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     v->n_members = s->n_members;
     v->members = mi_calloc(s->n_members, sizeof *v->members);
     v->pref = mi_calloc((size_t)ring->q * ring->n, sizeof *v->pref);
-    if (!v->members || !v->pref) {
+    v->owner = mi_calloc(ring->q, sizeof *v->owner);
+    if (!v->members || !v->pref || !v->owner) {
         coord_view_put(v);
         return NULL;
     }
@@ -263,6 +304,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
         memcpy(cm->cluster_addr, sm->cluster_addr, sizeof cm->cluster_addr);
         memcpy(cm->client_addr, sm->client_addr, sizeof cm->client_addr);
         cm->is_down = sm->status == MEMBER_S_DOWN || sm->status == MEMBER_S_LEFT;
+        if (cm->is_down)
+            cm->down_since_ms = coord_down_since(old, i, cm);
     }
     bool alone = true;
     for (uint32_t p = 0; p < ring->q; p++) {
@@ -272,6 +315,7 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
             v->pref[(size_t)p * ring->n + k] = m;
             alone &= m == s->self;
         }
+        v->owner[p] = ring->owner[p] == RING_NONE ? RING_NONE : s->by_ring[ring->owner[p]];
     }
     /* Partitions of the node's keys must be the ring's: else stay alone. */
     v->is_cluster = !alone && ring->q == n->npartitions;
@@ -296,6 +340,7 @@ void coord_fini(struct shard *sh)
     if (!sh->coord)
         return;
     coord_view_put(sh->coord->view);
+    mi_free(sh->coord->late);
     mi_free(sh->coord);
     sh->coord = NULL;
 }
@@ -315,13 +360,15 @@ void coord_turn(struct shard *sh)
     const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
     struct coord_view *old = sh->coord->view;
     if (s && s->ring && (!old || old->version != s->version)) {
-        struct coord_view *v = coord_view_build(n, s);
+        struct coord_view *v = coord_view_build(n, s, old);
         if (v) {
             sh->coord->view = v;
             coord_view_put(old);
             if (v->is_cluster && store_track_partitions(sh->store, n->npartitions,
                                                         coord_partition_of, n) != 0)
                 log_warn("no memory for per-partition key counts: DBSIZE counts 0 here");
+            if (v->is_cluster && !sh->coord->late) /* NULL: late replicas get no stand-in */
+                sh->coord->late = mi_calloc(COORD_LATE_MAX, sizeof *sh->coord->late);
             log_debug("cluster view %" PRIu64 ": %u members, preference lists of %u, %s",
                       v->version, v->n_members, v->n,
                       v->is_cluster ? "coordinating" : "serving alone");
@@ -539,23 +586,170 @@ static int coord_send(struct shard *sh, const struct coord_view *v, uint32_t m, 
 
 /* A SYNC of state st for key to member m; id 0 when no answer is awaited
  * (read repair: its REPLY finds no request). */
-static int coord_send_sync(struct shard *sh, const struct coord_view *v, uint32_t m, uint64_t id,
-                           const struct coord_op *op, const struct req *r,
-                           const struct resp_arg *key, const struct replica_state *st)
+static int coord_send_state(struct shard *sh, const struct coord_view *v, uint32_t m,
+                            uint64_t id, uint8_t wop, const struct coord_op *op,
+                            const struct req *r, const struct resp_arg *key,
+                            const struct replica_state *st, const struct wire_bytes *hint_for)
 {
-    struct wire_bytes body = {(const uint8_t *)st->body.data, (uint32_t)st->body.len};
+    struct wire_bytes values[2] = {{(const uint8_t *)st->body.data, (uint32_t)st->body.len}};
+    if (hint_for)
+        values[1] = *hint_for;
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .id = id,
-                          .op = WIRE_OP_SYNC,
+                          .op = wop,
                           .deadline_ms = (uint32_t)coord_deadline_left(r),
                           .partition = (uint16_t)op->partition,
                           .slot = (uint16_t)op->slot,
                           .expire_at_ms = st->expire_at_ms,
                           .key = {(const uint8_t *)key->ptr, key->len},
                           .meta = {(const uint8_t *)st->meta.data, (uint32_t)st->meta.len},
-                          .n_values = 1,
-                          .values = &body};
+                          .n_values = hint_for ? 2 : 1,
+                          .values = values};
     return coord_send(sh, v, m, &wm);
+}
+
+static int coord_send_sync(struct shard *sh, const struct coord_view *v, uint32_t m, uint64_t id,
+                           const struct coord_op *op, const struct req *r,
+                           const struct resp_arg *key, const struct replica_state *st)
+{
+    return coord_send_state(sh, v, m, id, WIRE_OP_SYNC, op, r, key, st, NULL);
+}
+
+/* ---- sloppy quorum (hints.h) ---- */
+
+/* The first live node met walking the ring forward from partition p (the
+ * partitions' owners, in order) that is not among p's top n_eff, not this
+ * node and not in used[0..nused): a write's stand-in for a preference-list
+ * node that is down or late. RING_NONE when there is none. */
+static uint32_t coord_standin(const struct coord_view *v, uint32_t p, uint32_t n_eff,
+                              const uint32_t *used, uint32_t nused)
+{
+    const uint32_t *list = coord_list(v, p);
+    for (uint32_t i = 1; i <= v->q; i++) {
+        uint32_t m = v->owner[(p + i) % v->q];
+        bool is_taken = m == RING_NONE || m == v->self || !coord_live(v, m);
+        for (uint32_t k = 0; k < n_eff && !is_taken; k++)
+            is_taken = list[k] == m;
+        for (uint32_t k = 0; k < nused && !is_taken; k++)
+            is_taken = used[k] == m;
+        if (!is_taken)
+            return m;
+    }
+    return RING_NONE;
+}
+
+/* Whether a hint for member m may be taken: max-hint-window is not 0 and m
+ * has not been down longer than it (a live but late m: yes). */
+static bool coord_hint_window(const struct shard *sh, const struct coord_view *v, uint32_t m)
+{
+    int64_t window_s = sh->node->cfg->max_hint_window_s;
+    if (window_s <= 0 || m == RING_NONE)
+        return false;
+    const struct coord_member *cm = &v->members[m];
+    return !cm->is_down || req_now_ms() - cm->down_since_ms <= window_s * 1000;
+}
+
+/* How many of the op's down peers a write can give to stand-ins now (each
+ * its own): what sloppy quorum adds to the live replicas. */
+static uint32_t coord_hintable(const struct shard *sh, const struct coord_view *v,
+                               const struct coord_op *op)
+{
+    uint32_t used[COORD_PEERS_MAX], nused = 0;
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        if (op->st[k] != P_NONE || !coord_hint_window(sh, v, op->peer[k]))
+            continue;
+        uint32_t m = coord_standin(v, op->partition, op->n_eff, used, nused);
+        if (m == RING_NONE)
+            break;
+        used[nused++] = m;
+    }
+    return nused;
+}
+
+/* Sends peer k's SYNC of state st to a stand-in instead, as a HINT naming
+ * peer k (see wire.h); its ack counts for peer k. 0, or -EAGAIN (no
+ * stand-in, past max-hint-window, no link). */
+static int coord_send_hint(struct shard *sh, struct coord_op *op, const struct req *r,
+                           uint32_t k, const struct resp_arg *key, const struct replica_state *st)
+{
+    const struct coord_view *v = op->view;
+    if (!coord_hint_window(sh, v, op->peer[k]))
+        return -EAGAIN;
+    uint32_t used[COORD_PEERS_MAX], nused = 0;
+    for (uint32_t j = 0; j < op->npeers; j++)
+        if (op->is_hinted[j])
+            used[nused++] = op->standin[j];
+    uint32_t m = coord_standin(v, op->partition, op->n_eff, used, nused);
+    if (m == RING_NONE)
+        return -EAGAIN;
+    struct wire_bytes owner = {(const uint8_t *)v->members[op->peer[k]].id, RING_ID_LEN};
+    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k), WIRE_OP_HINT, op, r, key, st,
+                              &owner);
+    if (rc == 0) {
+        op->is_hinted[k] = true;
+        op->standin[k] = m;
+        COORD_STAT(sh, hinted_writes);
+    }
+    return rc;
+}
+
+/* A write waiting for acks: its state (*after, taken) is kept with the op
+ * and, if peers still have not answered by a quarter of its time, they get
+ * stand-ins (coord_late_tick). */
+static void coord_late_watch(struct shard *sh, const struct req *r, struct coord_op *op,
+                             struct replica_state *after)
+{
+    struct coord *c = sh->coord;
+    if (!c->late || c->late_len == COORD_LATE_MAX || op->nkeys)
+        return;
+    struct replica_state swap = op->mine; /* empty for a write */
+    op->mine = *after;
+    *after = swap;
+    int64_t now = req_now_ms();
+    c->late[(c->late_head + c->late_len++) % COORD_LATE_MAX] =
+        (struct coord_late){r->id, now + (r->deadline_ms - now) / 4};
+}
+
+/* On the tick: writes whose peers are late send to stand-ins for them
+ * (each peer still waited for and not yet hinted), as for a down peer; the
+ * first of the two acks counts. */
+static void coord_late_tick(struct shard *sh)
+{
+    struct coord *c = sh->coord;
+    int64_t now = req_now_ms();
+    while (c->late_len > 0) {
+        const struct coord_late *l = &c->late[c->late_head];
+        struct req *r = req_find(&sh->reqs, l->req_id);
+        struct coord_op *op = r && r->done == coord_op_done ? r->owner_ptr : NULL;
+        bool is_waiting = op && op->phase == PH_WRITE && !op->is_completing && op->m &&
+                          op->ok < op->need && op->mine.meta.len > 0;
+        if (is_waiting && l->at_ms > now)
+            return; /* the FIFO is in start order: the rest are later */
+        c->late_head = (c->late_head + 1) % COORD_LATE_MAX;
+        c->late_len--;
+        if (!is_waiting)
+            continue;
+        struct resp_arg key = {op->key, op->klen};
+        for (uint32_t k = 0; k < op->npeers; k++)
+            if (op->st[k] == P_WAIT && !op->is_hinted[k])
+                coord_send_hint(sh, op, r, k, &key, &op->mine);
+    }
+}
+
+bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr)
+{
+    if (!coord_is_cluster(sh))
+        return false;
+    const struct coord_view *v = sh->coord->view;
+    for (uint32_t i = 0; i < v->n_members; i++) {
+        if (strcmp(v->members[i].id, id) != 0)
+            continue;
+        if (i == v->self || v->members[i].is_down)
+            return false;
+        *cluster_addr = v->members[i].cluster_addr;
+        return true;
+    }
+    return false;
 }
 
 /* The reply when too few replicas answered. */
@@ -720,15 +914,15 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
     op->waiting = 0;
     uint64_t id_base = r->id;
     for (uint32_t k = 0; k < op->npeers; k++) {
-        if (op->st[k] == P_NONE)
-            continue; /* down */
-        op->st[k] = P_WAIT;
-        if (coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op, r, key,
-                            &after) == 0)
-            op->waiting++;
-        else
-            op->st[k] = P_FAIL;
+        bool is_sent = op->st[k] != P_NONE && /* down: to a stand-in (sloppy quorum) */
+                       coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op,
+                                       r, key, &after) == 0;
+        is_sent = is_sent || coord_send_hint(sh, op, r, k, key, &after) == 0;
+        op->st[k] = is_sent ? P_WAIT : P_FAIL;
+        op->waiting += is_sent;
     }
+    if (op->ok < op->need && op->ok + op->waiting >= op->need)
+        coord_late_watch(sh, r, op, &after);
     replica_state_fini(&before);
     replica_state_fini(&after);
     if (op->ok >= op->need)
@@ -1017,6 +1211,8 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     op->need = reads_first ? need_r : need_w;
     op->ok = 1;
     uint32_t alive = coord_op_peers(v, p, op);
+    if (!reads_first && alive < op->need) /* sloppy quorum: stand-ins for the down ones */
+        alive += coord_hintable(sh, v, op);
     uint32_t need_most = is_rmw ? (need_r > need_w ? need_r : need_w) : op->need;
     if (alive < need_most) { /* failure detection already says so: not even tried */
         op->phase = PH_READ; /* nothing was written */
@@ -1621,6 +1817,8 @@ static void coord_take_state(uint8_t *st, struct replica_state *g, const struct 
 
 void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 {
+    if (wm->op == WIRE_OP_SYNC && hint_on_reply(sh, wm))
+        return; /* a hint delivered */
     uint32_t k = (uint32_t)(wm->id >> COORD_SLOT_BITS) & 0xFF;
     uint64_t id = wm->id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
     struct req *r = req_find(&sh->reqs, id);
@@ -1638,7 +1836,7 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
     }
     if (k >= op->npeers || op->st[k] != P_WAIT)
         return;
-    if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC))
+    if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC || wm->op == WIRE_OP_HINT))
         return; /* a GET answered after an RMW's write started */
     op->waiting--;
     if (op->phase == PH_WRITE) {
@@ -2066,6 +2264,7 @@ struct coord_parked {
 
 static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
                         bool is_loaded);
+static bool coord_misconf(struct shard *sh, char *why, size_t len);
 
 static bool coord_unparked(struct req_table *t, struct req *r, enum req_end how)
 {
@@ -2107,6 +2306,43 @@ static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *w
     return false;
 }
 
+/* A stand-in's side of sloppy quorum: a HINT for a node of the key's
+ * preference list is kept in the hint log (hints.h), never in the store, and
+ * acknowledged once durable. A node that holds a replica of the key by now
+ * (its view changed) applies it as the SYNC it carries. */
+static void coord_on_hint(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                          uint64_t hash)
+{
+    if (coord_is_cluster(sh) &&
+        coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
+        coord_serve(sh, link, wm, hash, false);
+        return;
+    }
+    struct wire_value_iter it;
+    struct wire_bytes body, target = {0};
+    char id[RING_ID_LEN + 1] = "";
+    wire_values_init(&it, wm);
+    if (wire_values_next(&it, &body) && wire_values_next(&it, &target) &&
+        target.len == RING_ID_LEN) {
+        memcpy(id, target.ptr, RING_ID_LEN);
+        id[RING_ID_LEN] = '\0';
+    }
+    char why[WIRE_TEXT_MAX];
+    bool is_self = coord_is_cluster(sh) &&
+                   strcmp(id, sh->coord->view->members[sh->coord->view->self].id) == 0;
+    int rc = !coord_is_cluster(sh) || is_self ? -EINVAL
+             : coord_misconf(sh, why, sizeof why) ? -EIO
+                                                  : hint_take(sh, link, wm, id);
+    if (rc == 0)
+        return; /* answered once durable */
+    const char *text = rc == -ENOSPC   ? "hint budget full (hint-max-bytes)"
+                       : rc == -EIO    ? why
+                       : rc == -ENOENT ? "no data directory to keep hints in"
+                       : rc == -EINVAL ? "not a valid hint"
+                                       : "out of memory";
+    coord_reply(sh, link, wm->id, WIRE_OP_HINT, WIRE_CODE_ERROR, text, NULL, 0, NULL);
+}
+
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
@@ -2125,7 +2361,11 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
                     NULL, 0, NULL);
         return;
     }
-    /* GET and SYNC serve replicas only (hints for others: a later issue) */
+    if (wm->op == WIRE_OP_HINT) {
+        coord_on_hint(sh, link, wm, hash);
+        return;
+    }
+    /* GET and SYNC serve replicas only (a stand-in takes a HINT instead) */
     if (coord_is_cluster(sh) &&
         !coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
@@ -2144,6 +2384,7 @@ static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *
         coord_on_get(sh, link, wm, hash, is_loaded);
         return;
     case WIRE_OP_SYNC:
+    case WIRE_OP_HINT: /* at a replica of its key: its SYNC */
         coord_on_sync(sh, link, wm, hash, is_loaded);
         return;
     default:
@@ -2291,6 +2532,8 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
 void coord_reap(struct shard *sh, int64_t now_unix_ms)
 {
     struct node *n = sh->node;
+    if (sh->coord && sh->coord->late_len)
+        coord_late_tick(sh); /* sloppy quorum for late replicas */
     if (!coord_is_cluster(sh)) {
         uint32_t reaped = replica_reap(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK);
         if (reaped && sh->coord)
@@ -2323,6 +2566,7 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(tombstones_reaped);
         COORD_SUM(reaps_deferred);
         COORD_SUM(reap_repairs);
+        COORD_SUM(hinted_writes);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -2331,8 +2575,9 @@ void coord_info(const struct node *n, struct buf *out)
                "\r\nringkv_unavailable:%" PRIu64 "\r\nringkv_read_repairs:%" PRIu64
                "\r\nringkv_replica_syncs:%" PRIu64 "\r\nringkv_replica_gets:%" PRIu64
                "\r\nringkv_forwards_served:%" PRIu64 "\r\nringkv_tombstones_reaped:%" PRIu64
-               "\r\nringkv_reaps_deferred:%" PRIu64 "\r\nringkv_reap_repairs:%" PRIu64 "\r\n",
+               "\r\nringkv_reaps_deferred:%" PRIu64 "\r\nringkv_reap_repairs:%" PRIu64
+               "\r\nringkv_hinted_writes:%" PRIu64 "\r\n",
                sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
-               sum.reaps_deferred, sum.reap_repairs);
+               sum.reaps_deferred, sum.reap_repairs, sum.hinted_writes);
 }

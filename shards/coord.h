@@ -7,7 +7,9 @@
  * live replicas, answering once W have it (itself included, after its log
  * hold); a read asks the other live replicas (GET), merges R answers into
  * its store, runs the command there and answers, then repairs the replicas
- * that were stale. Read-modify-write commands run on the first live node of
+ * that were stale; a write's replica that is down or late gets its SYNC at
+ * a stand-in past the top N instead (sloppy quorum, hints.h), whose ack
+ * counts toward W. Read-modify-write commands run on the first live node of
  * the list, after such a quorum read. A node that holds no replica forwards
  * the command (FORWARD) to the first live node of the list and relays its
  * reply, or answers -MOVED to a cluster-aware client. Too few live replicas:
@@ -108,13 +110,19 @@ bool coord_rank_member(const struct shard *sh, uint32_t *rank, uint32_t *member,
  * RING.*'s R/W caps. */
 uint32_t coord_replicas(const struct shard *sh, uint32_t partition);
 
-/* Once per shard tick: tombstones past tombstone-grace. A cluster of one
+/* Once per shard tick: writes whose replicas are late get stand-ins (see
+ * coord.c, WRITE); then tombstones past tombstone-grace. A cluster of one
  * deletes them (replica_reap); a cluster deletes one only once every other
  * replica of its partition answered that it holds the same tombstone or
  * nothing, and otherwise repairs the replica that holds more, or waits for
  * the one that is down (coord.c, "Reaping"). INFO counts tombstones_reaped,
  * reaps_deferred (a check that could not reap now) and reap_repairs. */
 void coord_reap(struct shard *sh, int64_t now_unix_ms);
+
+/* Hinted handoff (hints.h): true, with the member's "host:cluster-port"
+ * (borrowed until the next loop turn), when this shard's view lists the
+ * node with this id and it is up (not this node). */
+bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr);
 
 /* INFO: every shard's coordinator counters summed, as "name:value\r\n"
  * lines appended to out. */

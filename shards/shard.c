@@ -49,6 +49,7 @@
 
 #include "cmd.h"
 #include "coord.h"
+#include "hints.h"
 #include "idle.h"
 #include "log.h"
 #include "net.h"
@@ -176,6 +177,7 @@ void shard_destroy(struct shard *sh)
     peerlink_fini(sh); /* after the ring: nothing of its links is in flight */
     req_table_fini(&sh->reqs); /* messages parked here go with their requests */
     coord_fini(sh); /* after the requests, which hold its views */
+    hint_fini(sh);  /* after the requests: deliveries point at hints */
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
@@ -447,6 +449,10 @@ static void shard_on_cqe(struct shard *sh, const struct shard_cqe *cqe, bool *ti
     case SHARD_OP_LINK_WAKE:
         peerlink_on_cqe(sh, ud, cqe->res, cqe->flags);
         break;
+    case SHARD_OP_HINT_WRITE:
+    case SHARD_OP_HINT_FSYNC:
+        hint_on_cqe(sh, ud, cqe->res);
+        break;
     default: /* wake-ups need no action: the queues are drained every turn */
         break;
     }
@@ -614,6 +620,8 @@ static int shard_start(struct shard *sh)
         log_error("cannot create the cold value reader: out of memory");
         return -ENOMEM;
     }
+    if (rc == 0)
+        rc = hint_init(sh); /* the hints kept for other nodes (hints.h) */
     return rc;
 }
 
@@ -625,7 +633,8 @@ static void shard_drain_log(struct shard *sh)
 {
     int64_t deadline = shard_now_ms() + 10000;
     persist_flush(sh->persist);
-    while ((persist_busy(sh->persist) || tier_busy(sh->tier)) && shard_now_ms() < deadline) {
+    while ((persist_busy(sh->persist) || tier_busy(sh->tier) || hint_busy(sh)) &&
+           shard_now_ms() < deadline) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(&sh->uring, &cqe, 1, &ts, NULL);
@@ -639,6 +648,8 @@ static void shard_drain_log(struct shard *sh)
                 persist_on_cqe(sh->persist, c.ud, c.res);
             else if (op == SHARD_OP_TIER_READ)
                 tier_forget_cqe(sh->tier); /* its buffer may go now */
+            else if (op == SHARD_OP_HINT_WRITE || op == SHARD_OP_HINT_FSYNC)
+                hint_on_cqe(sh, c.ud, c.res);
         }
         sh->nstash = 0;
         persist_flush(sh->persist);
@@ -708,6 +719,7 @@ void *shard_main(void *arg)
         /* Input resumed while flushing may have made records: hand them to
          * the kernel now, not at the next wake-up (their replies are held). */
         persist_flush(sh->persist);
+        hint_flush(sh); /* the turn's hints: one write, then an fdatasync */
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
@@ -715,6 +727,7 @@ void *shard_main(void *arg)
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
             peerlink_turn(sh, req_now_ms());
+            hint_tick(sh, req_now_ms()); /* deliveries to owners that are up */
             shard_arm_tick(sh, &tick_ts);
         }
     }

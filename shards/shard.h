@@ -33,6 +33,7 @@ struct cmd_msg;
 struct tier;
 struct peerlink;
 struct coord;
+struct hints;
 
 /* The shard's own io_uring operations (user_data kinds, after net/'s). */
 enum shard_op {
@@ -48,6 +49,8 @@ enum shard_op {
     SHARD_OP_LINK_SEND,    /* ... a link's send */
     SHARD_OP_LINK_WAKE,    /* ... the read of the eventfd the admin thread writes to
                               when it hands the shard an accepted peer socket */
+    SHARD_OP_HINT_WRITE,   /* hinted handoff (hints.h): an append to the hint log */
+    SHARD_OP_HINT_FSYNC,   /* ... its fdatasync */
 };
 
 /* Counters other threads read (INFO): written by the owner only with relaxed
@@ -122,6 +125,7 @@ struct shard {
     bool accept_paused;
 
     struct coord *coord;          /* the coordinator's state (coord.h) */
+    struct hints *hints;          /* hints kept for other nodes (hints.h) */
 
     struct shard_stats stats;
 };

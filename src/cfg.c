@@ -151,6 +151,16 @@ static const struct cfg_setting cfg_settings[] = {
     {"tombstone-grace", CFG_INT, F(tombstone_grace_s), "86400", 1, INT64_MAX / 1000, NULL,
      "Seconds a delete is kept as a tombstone (so that replicas that missed it learn it "
      "instead of bringing the value back) before it is reaped."},
+    {"max-hint-window", CFG_INT, F(max_hint_window_s), "10800", 0, INT64_MAX / 1000, NULL,
+     "Seconds a write's preference-list node may have been down (as this coordinator's failure "
+     "detection saw it) and still get a hint: the write goes to a stand-in past the top N, "
+     "which keeps it for that node and delivers it once it is up. Longer: no hint, "
+     "anti-entropy repairs it (0: never hint)."},
+    {"hint-max-bytes", CFG_SIZE, F(hint_max_bytes), "128mb", 0, INT64_MAX, NULL,
+     "Bytes of hints a node keeps for one target node at most (on disk, and in memory "
+     "until delivered; shared among the shards); past it a write is not hinted."},
+    {"hint-max-bytes-per-sec", CFG_SIZE, F(hint_max_bytes_per_sec), "16mb", 1024, INT64_MAX,
+     NULL, "Bytes per second of hints a node delivers at most, all targets together."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,

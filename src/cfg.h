@@ -71,6 +71,10 @@ struct cfg {
     int64_t read_quorum;        /* R */
     int64_t write_quorum;       /* W */
     int64_t tombstone_grace_s;  /* replication: deletes are kept this long, then reaped */
+    int64_t max_hint_window_s;  /* hinted handoff (shards/hints.h): no hints for an owner
+                                   down longer than this */
+    int64_t hint_max_bytes;     /* ... pending hints per target node at most */
+    int64_t hint_max_bytes_per_sec; /* ... delivery rate at most */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */

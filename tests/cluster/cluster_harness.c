@@ -716,3 +716,49 @@ char *cluster_mc_ask(int i, int port, const char *req, const char *until)
     close(fd);
     return out;
 }
+
+char *cluster_get_text(int i, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)(base_port + 1000))};
+    inet_pton(AF_INET, cluster_host(i), &sa.sin_addr);
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
+                     cluster_host(i));
+    if (n < 0 || n >= (int)sizeof req || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return NULL;
+    }
+    char *answer = read_answer(fd);
+    close(fd);
+    int status = 0;
+    char *start = answer ? strstr(answer, "\r\n\r\n") : NULL;
+    char *body = NULL;
+    if (answer && sscanf(answer, "HTTP/1.%*d %d", &status) == 1 && status == 200 && start)
+        body = strdup(start + 4);
+    free(answer);
+    return body;
+}
+
+double cluster_metric(const char *text, const char *sample)
+{
+    size_t len = strlen(sample);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, sample, len) == 0 && p[len] == ' ')
+            return strtod(p + len + 1, NULL);
+    return -1;
+}
+
+const char *cluster_dir(int i)
+{
+    static char dir[160];
+    snprintf(dir, sizeof dir, "%s/n%d", scratch, i);
+    return dir;
+}

@@ -159,4 +159,14 @@ int cluster_free_port(int n);
  * it cannot connect (printed). Caller frees. */
 char *cluster_mc_ask(int i, int port, const char *req, const char *until);
 
+/* GET path from node i's admin API as text (/metrics): the body of a 200
+ * answer, or NULL. Caller frees. */
+char *cluster_get_text(int i, const char *path);
+/* The value of the Prometheus sample `sample` (name and labels, as written:
+ * ringkv_hints_pending{target="..."}) in text; -1 when absent. */
+double cluster_metric(const char *text, const char *sample);
+
+/* Node i's data directory (it need not be running). Static buffer. */
+const char *cluster_dir(int i);
+
 #endif

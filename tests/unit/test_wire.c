@@ -629,7 +629,7 @@ static void test_wire_refuses_unknown_types_and_flags(void **state)
     assert_int_equal(wire_msg_size(&fw), 0);
     expect_patched_bad(&rp, 1, 1, "unknown reply flags");
     expect_patched_bad(&rq, 6 + 16, 0, "unknown request op");
-    expect_patched_bad(&rq, 6 + 16, 6, "unknown request op");
+    expect_patched_bad(&rq, 6 + 16, 255, "unknown request op");
     expect_patched_bad(&rq, 6 + 15, 0x40, "slot out of range");
     expect_patched_bad(&rq, 6 + 19, 1, "reserved request byte");
     expect_patched_bad(&rp, 6 + 8, 5, "unknown reply status");
