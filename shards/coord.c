@@ -85,6 +85,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aae.h"
 #include "cmd.h"
 #include "cmd_multi.h"
 #include "cmd_ring.h"
@@ -1621,6 +1622,10 @@ static void coord_take_state(uint8_t *st, struct replica_state *g, const struct 
 
 void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 {
+    if (aae_is_reply(wm)) {
+        aae_on_reply(sh, wm);
+        return;
+    }
     uint32_t k = (uint32_t)(wm->id >> COORD_SLOT_BITS) & 0xFF;
     uint64_t id = wm->id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
     struct req *r = req_find(&sh->reqs, id);
@@ -2109,6 +2114,10 @@ static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *w
 
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
+    if (aae_is_op(wm->op)) { /* anti-entropy's own: a partition's tree, no key */
+        aae_on_request(sh, link, wm);
+        return;
+    }
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
         coord_on_forward_mc(sh, link, wm);
         return;
@@ -2301,6 +2310,50 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms)
         replica_reap_offer(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK, coord_reap_offer, sh);
 }
 
+/* ---- anti-entropy (aae.h) ---- */
+
+uint64_t coord_view_version(const struct shard *sh)
+{
+    return sh->coord && sh->coord->view ? sh->coord->view->version : 0;
+}
+
+bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32_t cap,
+                     uint32_t *npeers)
+{
+    *npeers = 0;
+    if (!coord_is_cluster(sh) || p >= sh->coord->view->q)
+        return false;
+    const struct coord_view *v = sh->coord->view;
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    bool is_first = false, seen_live = false;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (!coord_live(v, list[k]))
+            continue;
+        if (!seen_live)
+            is_first = list[k] == v->self;
+        seen_live = true;
+        if (list[k] != v->self && *npeers < cap)
+            peers[(*npeers)++] = list[k];
+    }
+    return is_first;
+}
+
+bool coord_holds_partition(const struct shard *sh, uint32_t p)
+{
+    if (!coord_is_cluster(sh) || p >= sh->coord->view->q)
+        return false;
+    return coord_holds(sh->coord->view, p, coord_n_eff(sh->node, sh->coord->view));
+}
+
+int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m)
+{
+    const struct coord_view *v = sh->coord ? sh->coord->view : NULL;
+    if (!v || member >= v->n_members || member == v->self)
+        return -ENOENT;
+    return peerlink_request(sh, v->members[member].id, v->members[member].cluster_addr, m);
+}
+
 /* ---- INFO ---- */
 
 void coord_info(const struct node *n, struct buf *out)
@@ -2335,4 +2388,5 @@ void coord_info(const struct node *n, struct buf *out)
                sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
                sum.reaps_deferred, sum.reap_repairs);
+    aae_info(n, out);
 }

@@ -33,6 +33,7 @@ struct cmd_msg;
 struct tier;
 struct peerlink;
 struct coord;
+struct aae;
 
 /* The shard's own io_uring operations (user_data kinds, after net/'s). */
 enum shard_op {
@@ -122,6 +123,7 @@ struct shard {
     bool accept_paused;
 
     struct coord *coord;          /* the coordinator's state (coord.h) */
+    struct aae *aae;              /* anti-entropy's trees and exchanges (aae.h) */
 
     struct shard_stats stats;
 };

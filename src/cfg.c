@@ -143,6 +143,16 @@ static const struct cfg_setting cfg_settings[] = {
     {"tombstone-grace", CFG_INT, F(tombstone_grace_s), "86400", 1, INT64_MAX / 1000, NULL,
      "Seconds a delete is kept as a tombstone (so that replicas that missed it learn it "
      "instead of bringing the value back) before it is reaped."},
+    {"aae-interval", CFG_INT, F(aae_interval_s), "60", 0, 86400, NULL,
+     "Seconds between anti-entropy rounds: each partition's first live replica compares its "
+     "Merkle tree with every other live replica's and repairs the keys that differ; 0 turns "
+     "anti-entropy (and its trees) off."},
+    {"aae-rebuild-interval", CFG_INT, F(aae_rebuild_interval_s), "3600", 1, 86400 * 30, NULL,
+     "Seconds between rebuilds of the anti-entropy trees from the keys held (a few thousand "
+     "keys per tick, in the background; writes keep the trees up to date in between)."},
+    {"aae-max-keys-per-exchange", CFG_INT, F(aae_max_keys), "1000", 1, 1000000, NULL,
+     "Most keys one anti-entropy exchange (one partition, one peer) repairs; the rest waits "
+     "for the next round."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,

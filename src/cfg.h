@@ -70,6 +70,9 @@ struct cfg {
     int64_t read_quorum;        /* R */
     int64_t write_quorum;       /* W */
     int64_t tombstone_grace_s;  /* replication: deletes are kept this long, then reaped */
+    int64_t aae_interval_s;     /* anti-entropy: seconds between exchanges (0: off) */
+    int64_t aae_rebuild_interval_s; /* anti-entropy: seconds between tree rebuilds */
+    int64_t aae_max_keys;       /* anti-entropy: keys repaired per exchange at most */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */

@@ -716,3 +716,13 @@ char *cluster_mc_ask(int i, int port, const char *req, const char *until)
     close(fd);
     return out;
 }
+
+long long cluster_info_stat(int i, const char *section, const char *name)
+{
+    char command[64];
+    snprintf(command, sizeof command, "INFO %s", section);
+    char *info = cluster_ask(i, command);
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}

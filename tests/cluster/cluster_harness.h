@@ -159,4 +159,8 @@ int cluster_free_port(int n);
  * it cannot connect (printed). Caller frees. */
 char *cluster_mc_ask(int i, int port, const char *req, const char *until);
 
+/* The value of "name:" in node i's INFO section (e.g. "stats"), as a
+ * number; -1 when it does not answer or has no such field. */
+long long cluster_info_stat(int i, const char *section, const char *name);
+
 #endif
