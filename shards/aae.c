@@ -839,14 +839,14 @@ void aae_tick(struct shard *sh, int64_t now_ms)
 
 /* ---- INFO ---- */
 
-void aae_info(const struct node *n, struct buf *out)
+void aae_totals(const struct node *n, struct aae_totals *out)
 {
-    struct aae_stats sum = {0};
+    memset(out, 0, sizeof *out);
     for (uint32_t i = 0; i < n->nshards; i++) {
         const struct aae *a = n->shards[i] ? n->shards[i]->aae : NULL;
         if (!a)
             continue;
-#define AAE_SUM(f) sum.f += __atomic_load_n(&a->stats.f, __ATOMIC_RELAXED)
+#define AAE_SUM(f) out->f += __atomic_load_n(&a->stats.f, __ATOMIC_RELAXED)
         AAE_SUM(exchanges);
         AAE_SUM(in_sync);
         AAE_SUM(keys_repaired);
@@ -855,6 +855,12 @@ void aae_info(const struct node *n, struct buf *out)
         AAE_SUM(rebuilds);
 #undef AAE_SUM
     }
+}
+
+void aae_info(const struct node *n, struct buf *out)
+{
+    struct aae_totals sum;
+    aae_totals(n, &sum);
     buf_printf(
         out,
         "ringkv_aae_exchanges:%" PRIu64 "\r\nringkv_aae_exchanges_in_sync:%" PRIu64

@@ -56,6 +56,12 @@ void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 /* A reply for which aae_is_reply() holds (coord_on_reply hands it over). */
 void aae_on_reply(struct shard *sh, const struct wire_msg *m);
 
+/* Every shard's counters summed (relaxed loads; any thread). */
+struct aae_totals {
+    uint64_t exchanges, in_sync, keys_repaired, bytes_out, bytes_in, rebuilds;
+};
+void aae_totals(const struct node *n, struct aae_totals *out);
+
 /* INFO: every shard's counters summed, "name:value\r\n" lines (exchanges
  * run, of them in sync, keys repaired, payload bytes sent and received,
  * tree rebuilds done). */
