@@ -5,7 +5,11 @@
  *   state of its own while an absent key adds nothing;
  * - the exchange's comparison narrows one differing key down to its branch
  *   and its leaf (and finds nothing between equal trees);
- * - the payload decoders refuse every wrong length and empty bitmaps. */
+ * - the payload decoders refuse every wrong length and empty bitmaps;
+ * - a store watcher (store_watch, anti-entropy's hook) sees every change of
+ *   a real store: after thousands of plain and versioned writes, deletes,
+ *   expiry changes, lazy and active expiry, evictions under maxmemory and a
+ *   flush, the tree it kept equals one built by scanning the table. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +24,8 @@
 #include "dvv.h"
 #include "keyhash.h"
 #include "merkle.h"
+#include "store.h"
+#include "table.h"
 
 #define KEYS 2000
 
@@ -225,6 +231,111 @@ static void test_merkle_decoders_refuse(void **state)
     buf_fini(&v);
 }
 
+/* The store test: a plain entry's digest is a stand-in (its cas); aae.c
+ * uses its implicit clock's meta, which the cas also determines. */
+static uint64_t entry_digest(const struct table_entry *e, uint64_t hash)
+{
+    if (e->meta & TABLE_ENTRY_VERSIONED) {
+        struct store_version v;
+        store_entry_version(e, &v);
+        return merkle_digest(hash, v.meta, v.meta_len);
+    }
+    return merkle_digest(hash, &e->cas, sizeof e->cas);
+}
+
+static void watch_fn(void *arg, const struct table_entry *e)
+{
+    struct merkle_tree *t = arg;
+    if (!e) {
+        merkle_clear(t);
+        return;
+    }
+    uint64_t hash = keyhash(table_entry_key(e), e->key_len);
+    merkle_toggle(t, merkle_leaf_of(hash), entry_digest(e, hash));
+}
+
+static void scan_fn(struct table_entry *e, void *arg)
+{
+    watch_fn(arg, e);
+}
+
+static void expect_scan_equal(struct store *s, const struct merkle_tree *live)
+{
+    struct merkle_tree fresh;
+    merkle_clear(&fresh);
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan(s->table, cursor, 512, scan_fn, &fresh);
+    } while (cursor != 0);
+    assert_true(merkle_equal(live, &fresh));
+}
+
+#define T0 1700000000000LL
+
+static void test_merkle_store_watch_sees_every_change(void **state)
+{
+    (void)state;
+    static struct store s __attribute__((aligned(64)));
+    struct store_config cfg = {.seed = 7, .maxmemory = 16 << 10, .policy = STORE_ALLKEYS_LRU};
+    assert_int_equal(store_init(&s, &cfg), 0);
+    int64_t now = T0;
+    store_tick(&s, now);
+    static struct merkle_tree live;
+    merkle_clear(&live);
+    store_watch(&s, watch_fn, &live);
+    struct dvv_clock c;
+    dvv_init(&c, entries[0], 8, values[0], 8);
+    char key[32], val[64];
+    for (int step = 0; step < 20000; step++) {
+        snprintf(key, sizeof key, "k%u", (unsigned)(rng() % 500));
+        uint32_t klen = (uint32_t)strlen(key);
+        uint64_t hash = keyhash(key, klen);
+        int len = snprintf(val, sizeof val, "v%d", step);
+        int64_t expire = rng() % 5 == 0 ? now + (int64_t)(rng() % 3000) : 0;
+        switch (rng() % 6) {
+        case 0:
+        case 1:
+            store_put(&s, key, klen, hash, val, (size_t)len, expire, 0, NULL);
+            break;
+        case 2: { /* a versioned write, or a delete's tombstone */
+            bool is_del = rng() % 3 == 0;
+            write_at(&c, NULL, is_del ? NULL : val, now, 0xA0 + rng() % 4, is_del);
+            store_put_versioned(&s, key, klen, hash, &c, expire, NULL);
+            break;
+        }
+        case 3:
+            store_delete(&s, key, klen, hash);
+            break;
+        case 4: {
+            struct table_entry *e = store_lookup(&s, key, klen, hash);
+            if (e) /* a time in the past deletes the key */
+                store_set_expire(&s, e, hash, now + (int64_t)(rng() % 2000) - 500, NULL);
+            break;
+        }
+        default:
+            now += 50; /* expiry: lazily on lookups, actively on ticks */
+            store_tick(&s, now);
+            store_lookup_read(&s, key, klen, hash);
+            break;
+        }
+        if (step % 2000 == 1999)
+            expect_scan_equal(&s, &live);
+    }
+    struct store_stats stats;
+    store_read_stats(&s, &stats);
+    assert_true(stats.evicted_keys > 0); /* maxmemory took some */
+    assert_true(stats.expired_keys > 0);
+    store_flush(&s);
+    struct merkle_tree empty;
+    merkle_clear(&empty);
+    assert_true(merkle_equal(&live, &empty));
+    expect_scan_equal(&s, &live);
+    store_put(&s, "after", 5, keyhash("after", 5), "x", 1, 0, 0, NULL);
+    expect_scan_equal(&s, &live);
+    store_watch(&s, NULL, NULL);
+    store_fini(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_merkle_update_is_rebuild),
         cmocka_unit_test(test_merkle_exchange_finds_the_leaf),
         cmocka_unit_test(test_merkle_decoders_refuse),
+        cmocka_unit_test(test_merkle_store_watch_sees_every_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
