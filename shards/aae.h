@@ -59,12 +59,14 @@ void aae_on_reply(struct shard *sh, const struct wire_msg *m);
 /* Every shard's counters summed (relaxed loads; any thread). */
 struct aae_totals {
     uint64_t exchanges, in_sync, keys_repaired, bytes_out, bytes_in, rebuilds;
+    uint64_t trees_corrected; /* trees a rebuild found off (a bug; logged) */
 };
 void aae_totals(const struct node *n, struct aae_totals *out);
 
 /* INFO: every shard's counters summed, "name:value\r\n" lines (exchanges
  * run, of them in sync, keys repaired, payload bytes sent and received,
- * tree rebuilds done). */
+ * tree rebuilds done, trees a rebuild found different from the kept ones:
+ * 0 unless the store's hook missed a change). */
 void aae_info(const struct node *n, struct buf *out);
 
 #endif

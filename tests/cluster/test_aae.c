@@ -4,7 +4,8 @@
  *   misses writes of KEYS keys; once thawed, and without any read that
  *   could repair it, it comes to hold every key (read there with
  *   CONSISTENCY R 1, which asks no other replica), INFO counts repaired
- *   keys, and no read repair happened anywhere.
+ *   keys, and no read repair happened anywhere; the trees, rebuilt every
+ *   second meanwhile, never differed from the ones the writes kept.
  * - test_aae_delete_stays_deleted: tombstone-grace 1 s: a key every node
  *   holds is deleted while node 2 is frozen, and kept frozen past the grace
  *   (until a reap check was deferred for it); once it is back, the old value
@@ -31,8 +32,8 @@
 #define KEYS 60
 #define FREEZE_MS 20000 /* failure detection's verdict at most */
 
-static const char *const flags_repair[] = {"--request-timeout", "2000", "--aae-interval", "1",
-                                           NULL};
+static const char *const flags_repair[] = {
+    "--request-timeout", "2000", "--aae-interval", "1", "--aae-rebuild-interval", "1", NULL};
 static const char *const flags_grace[] = {
     "--request-timeout", "2000", "--aae-interval", "1", "--tombstone-grace", "1", NULL};
 
@@ -171,6 +172,10 @@ static void test_aae_repairs_a_replica_without_reads(void **state)
     assert_true(sum_admin_stat("aae_keys_repaired") >= KEYS);
     assert_true(sum_admin_stat("aae_bytes_sent") > 0);
     assert_int_equal(sum_stat("ringkv_read_repairs"), 0); /* no read did it */
+    /* trees rebuilt every second meanwhile, writes and repairs going on: each
+     * rebuild found the tree the store's hook kept exact */
+    assert_true(sum_stat("ringkv_aae_tree_rebuilds") >= 6);
+    assert_int_equal(sum_stat("ringkv_aae_trees_corrected"), 0);
 }
 
 /* Every node gives nil for the key by quorum. */
