@@ -188,6 +188,10 @@ MD=$RESULTS_DIR/aae_cost.md
          "(640 a second per shard) and aae-max-keys-per-exchange. Bytes are payload only: each" \
          "message also has its wire header (about 40 bytes)."
     echo
+    echo "Per repaired key, everything in that time counted against the repair (an upper bound:" \
+         "the idle rounds with the other nodes are in it): $(calc '%.0f' "$cpu1 * 1000 / ($k1 - $kR > 0 ? $k1 - $kR : 1)")" \
+         "us of CPU and $(calc '%.0f' "$bytes1 / ($k1 - $kR > 0 ? $k1 - $kR : 1)") bytes."
+    echo
     echo "Foreground (pipeline 1, $CLIENTS connections, $REQUESTS_P1 requests a run), medians of" \
          "$ROUNDS runs, while \"aae\" runs a round every second:"
     echo

@@ -745,9 +745,9 @@ void aae_on_reply(struct shard *sh, const struct wire_msg *wm)
         struct wire_bytes v = aae_arg(wm);
         AAE_STAT_ADD(a, bytes_in, v.len);
         uint32_t branches = 0;
-        if (merkle_diff_branches(aae_tree(a, x->p), v.ptr, v.len, &branches) != 0 ||
-            branches == 0) {
-            aae_end(sh, x, true);
+        int rc = merkle_diff_branches(aae_tree(a, x->p), v.ptr, v.len, &branches);
+        if (rc != 0 || branches == 0) {
+            aae_end(sh, x, rc == 0); /* in sync; or a malformed answer: cut short */
         } else {
             uint8_t map[2];
             map[0] = (uint8_t)branches;
