@@ -237,8 +237,8 @@ static void aae_start(struct shard *sh, int64_t now_ms)
     }
     a->is_on = true;
     a->is_ready = false;
-    a->round_p = a->q; /* no round until the trees are built */
-    a->next_round_ms = now_ms;
+    a->round_p = a->q; /* no round until the trees are built, and one interval after */
+    a->next_round_ms = now_ms + sh->node->cfg->aae_interval_s * 1000;
     store_watch(sh->store, aae_watch, sh);
     aae_rebuild_start(a);
 }

@@ -10,7 +10,8 @@
  * every aae-rebuild-interval. A cluster of one pays one test per store
  * change.
  *
- * Every aae-interval each partition's first live replica runs an exchange
+ * Every aae-interval (the first one interval after the cluster view
+ * appears) each partition's first live replica runs an exchange
  * with each other live replica (TREE: branches; SEGMENTS: leaves of the
  * differing branches; KEYS: keys and digests of the differing leaves, a few
  * leaves at a time) and repairs each differing key with the version sync
