@@ -1006,6 +1006,9 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
            "Anti-entropy payload bytes received.", aae.bytes_in);
     METRIC("aae_tree_rebuilds", "aae_tree_rebuilds_total", "counter",
            "Rebuilds of a shard's anti-entropy trees.", aae.rebuilds);
+    METRIC("aae_trees_corrected", "aae_trees_corrected_total", "counter",
+           "Trees a rebuild found off from the kept ones (0 unless a change was missed).",
+           aae.trees_corrected);
     const struct member_stats *ms = member_get_stats(a->members);
     const struct peer_stats *ps = peer_get_stats(a->peer);
     METRIC("gossip_rounds", "gossip_rounds_total", "counter", "Gossip frames sent.",

@@ -47,8 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
 #include "aae.h"
+#include "cmd.h"
 #include "coord.h"
 #include "idle.h"
 #include "log.h"
