@@ -104,6 +104,7 @@
 #include <jansson.h>
 #include <xxhash.h>
 
+#include "aae.h"
 #include "cfg.h"
 #include "cluster_state.h"
 #include "cmd_server.h"
@@ -122,7 +123,7 @@
 
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
 _Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings carry");
-#define ADMIN_METRICS_MAX 48
+#define ADMIN_METRICS_MAX 64
 #define ADMIN_JOIN_RETRY_MS 2000
 #define ADMIN_RING_REQ_MS 2000 /* a ring request unanswered this long is sent again */
 #define ADMIN_ADMITS_MAX 16    /* POST /v1/nodes addresses being contacted at once */
@@ -1048,6 +1049,21 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
     METRIC("pending_transfers", "pending_transfers", "gauge",
            "Partitions whose owner changed with the last ring change (data moves later).",
            a->pending);
+    struct aae_totals aae;
+    aae_totals(n, &aae);
+    METRIC("aae_exchanges", "aae_exchanges_total", "counter",
+           "Anti-entropy exchanges run to their end (one partition, one peer).", aae.exchanges);
+    METRIC("aae_keys_repaired", "aae_keys_repaired_total", "counter",
+           "Keys anti-entropy repaired (here or at a peer).", aae.keys_repaired);
+    METRIC("aae_bytes_sent", "aae_sent_bytes_total", "counter",
+           "Anti-entropy payload bytes sent (trees, keys, repaired states).", aae.bytes_out);
+    METRIC("aae_bytes_received", "aae_received_bytes_total", "counter",
+           "Anti-entropy payload bytes received.", aae.bytes_in);
+    METRIC("aae_tree_rebuilds", "aae_tree_rebuilds_total", "counter",
+           "Rebuilds of a shard's anti-entropy trees.", aae.rebuilds);
+    METRIC("aae_trees_corrected", "aae_trees_corrected_total", "counter",
+           "Trees a rebuild found off from the kept ones (0 unless a change was missed).",
+           aae.trees_corrected);
     const struct member_stats *ms = member_get_stats(a->members);
     const struct peer_stats *ps = peer_get_stats(a->peer);
     METRIC("gossip_rounds", "gossip_rounds_total", "counter", "Gossip frames sent.",

@@ -75,6 +75,9 @@ struct cfg {
                                    down longer than this */
     int64_t hint_max_bytes;     /* ... pending hints per target node at most */
     int64_t hint_max_bytes_per_sec; /* ... delivery rate at most */
+    int64_t aae_interval_s;     /* anti-entropy: seconds between exchanges (0: off) */
+    int64_t aae_rebuild_interval_s; /* anti-entropy: seconds between tree rebuilds */
+    int64_t aae_max_keys;       /* anti-entropy: keys repaired per exchange at most */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */
