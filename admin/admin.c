@@ -31,19 +31,24 @@
  *   claimants (views that differ for a moment) from the same ring and
  *   members build the same ring; otherwise the tie-break below settles it,
  *   and a node UP that the winning ring (from a member of its ring) lacks
- *   lost such a race: it sets itself JOINING again and is added.
+ *   lost such a race: it sets itself JOINING again and is added, but only
+ *   once ADMIN_REJOIN_GRACE_MS has passed with it still UP: the ring of a
+ *   leave can arrive before the gossip that this node is LEAVING (or LEFT),
+ *   and joining again at once would undo the leave.
  * - Dissemination. Each node advertises its ring's (epoch, hash) in its
  *   gossip info. A ring beats another with a higher epoch, or the same epoch
  *   and a higher hash. Peers that count: a node in a real ring listens only
- *   to members of its ring (or the one before); a joiner to every peer. A
+ *   to members of its ring (or the one before), JOINING or not; a joiner with
+ *   a provisional ring to every peer. A
  *   node that sees an alive peer that counts advertise a ring that
  *   beats its own asks it (RING_REQ over a stream; one request awaited per
  *   peer, again after ADMIN_RING_REQ_MS; when none does, every
  *   ADMIN_RING_REQ_MS the next alive member in turn, which answers only with
  *   a ring that beats the asker's: gossip may miss a node), decodes the RING answer (ring_decode(), which
  *   recomputes the hash), checks it is the one announced, and adopts it if it
- *   is in it, or is joining or leaving (so a node of another cluster does not
- *   take it).
+ *   is in it, or is joining or leaving and the sender counts (so a node of
+ *   another cluster does not take it, nor a node rejoining its own cluster
+ *   another cluster's ring).
  * - Joining. A node started with seeds is JOINING with a provisional ring of
  *   itself at epoch 0 (beaten by any real ring) and never claims. It is
  *   admitted (member_admitted(): state_version > 0) at once with auto-join,
@@ -56,7 +61,8 @@
  *   /v1/nodes once contacted); admitted anyway, it re-asserts itself UP.
  *   A node that is not in a ring answers POST and DELETE with 409.
  * - Leaving. DELETE /v1/nodes/{id} sets the node LEAVING; the claimant takes
- *   it out and sets it LEFT; POST of a leaving node sets it UP again. A
+ *   it out and sets it LEFT; POST of a leaving node sets it UP again (one
+ *   that took the ring without it while leaving then joins again). A
  *   node that sees itself LEFT forgets its peers (member_forget()) and is a
  *   cluster of one again; the others keep it as left (not probed, not in
  *   the ring). Data does not move in this issue.
@@ -98,6 +104,7 @@
 #include <jansson.h>
 #include <xxhash.h>
 
+#include "aae.h"
 #include "cfg.h"
 #include "cluster_state.h"
 #include "cmd_server.h"
@@ -116,13 +123,21 @@
 
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
 _Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings carry");
-#define ADMIN_METRICS_MAX 48
+#define ADMIN_METRICS_MAX 64
 #define ADMIN_JOIN_RETRY_MS 2000
 #define ADMIN_RING_REQ_MS 2000 /* a ring request unanswered this long is sent again */
 #define ADMIN_ADMITS_MAX 16    /* POST /v1/nodes addresses being contacted at once */
 #define ADMIN_ADMIT_MS 60000   /* how long they are */
 #define ADMIN_WARN_MS 10000    /* a repeated warning is logged this often at most */
 #define ADMIN_SETTLE_LEFT_MS 2000 /* a ring stands this long before its leavers are left */
+/* A node UP beaten by a ring of its cluster without it joins again only this
+ * long after it first saw that ring and still UP: longer than the claimant
+ * waits to set a leaver LEFT, so that a leaver that gossip has not told yet
+ * hears LEAVING or LEFT first (admin_take_ring()). */
+#define ADMIN_REJOIN_GRACE_MS 4000
+_Static_assert(ADMIN_REJOIN_GRACE_MS > ADMIN_SETTLE_LEFT_MS, "a leaver hears it left first");
+#define ADMIN_REJOIN_STALE_MS 30000 /* ... and a wait whose ring stopped coming is over this long
+                                      after its end (the ring is asked for every ADMIN_RING_REQ_MS) */
 #define ADMIN_UNKNOWN_MS 10000 /* a ring member unknown this long after the ring came is dead
                                   to the claim (the issue's 10 s to see a node down) */
 
@@ -151,6 +166,8 @@ struct admin {
     uint64_t ring_req_until_ms; /* another request may go then */
     uint32_t ring_sync_next;  /* the member asked next when none advertises better */
     uint64_t ring_sync_at_ms; /* ... then */
+    uint64_t rejoin_at_ms;    /* UP, beaten by a ring of ours without this node: joins again
+                                 then if still UP (0: not waiting; admin_take_ring()) */
     uint64_t claim_warn_at_ms; /* a failed claim is logged again then */
     uint64_t adopted_ms;       /* when the current ring was adopted */
     struct admin_admit admits[ADMIN_ADMITS_MAX];
@@ -324,6 +341,7 @@ static int admin_adopt_ring(struct admin *a, struct ring *next, bool drop_prev, 
     free(moves);
     a->ring = next;
     a->adopted_ms = now;
+    a->rejoin_at_ms = 0;
     snapshot_update(a->node->snapshots, a->members, a->ring); /* the shards' copy */
     struct gossip_info self = member_at(a->members, 0)->info;
     self.ring_epoch = next->epoch;
@@ -472,7 +490,7 @@ static int admin_membership(struct admin *a)
     snprintf(self.zone, sizeof self.zone, "%s", cfg->zone);
     struct member_config mc;
     member_config_default(&mc);
-    mc.mac = cfg->cluster_secret[0] != '\0';
+    mc.mac = cfg->cluster_secret[0] != '\0' || cfg->cluster_name[0] != '\0';
     /* The issue's "seen down within 10 s": a death is declared at the first
      * suspicion plus its timeout, and the first suspicion can come 6 s after
      * the death (shuffled round-robin probing leaves up to 2n - 2 periods
@@ -548,25 +566,20 @@ static bool admin_is_claimant(const struct admin *a, uint64_t now)
     return false;
 }
 
-/* Whether this node is still finding its cluster's ring: a provisional ring
- * (epoch 0) or JOINING. */
-static bool admin_is_joiner(const struct admin *a)
+/* Whether node id's ring counts for this node: a node in a real ring listens
+ * only to members of that ring or the one before, JOINING or not (a node of
+ * another cluster, met through a POST of one of its members, advertises a
+ * ring we are not in and must not stop our claimant, settle our members, or
+ * be taken by a member of ours that joins again); a joiner with a
+ * provisional ring (epoch 0) listens to every peer, to learn its cluster's
+ * ring. */
+static bool admin_counts_id(const struct admin *a, const char *id)
 {
-    return a->ring->epoch == 0 || member_at(a->members, 0)->state == MEMBER_JOINING;
+    return a->ring->epoch == 0 || ring_member_index(a->ring, id) != RING_NONE ||
+           (a->prev_ring && ring_member_index(a->prev_ring, id) != RING_NONE);
 }
 
-/* Whether a peer's ring counts for this node: a node in a real ring listens
- * only to members of that ring (a node of another cluster, met through a
- * POST of one of its members, advertises a ring we are not in and must not
- * stop our claimant or settle our members); a joiner listens to every peer,
- * to learn its cluster's ring. */
-static bool admin_counts_peer(const struct admin *a, const struct member *m)
-{
-    return admin_is_joiner(a) || ring_member_index(a->ring, m->info.id) != RING_NONE ||
-           (a->prev_ring && ring_member_index(a->prev_ring, m->info.id) != RING_NONE);
-}
-
-/* The alive member (admin_counts_peer()) whose advertised ring beats ours the
+/* The alive member (admin_counts_id()) whose advertised ring beats ours the
  * most, or NULL. */
 static const struct member *admin_best_ring_peer(const struct admin *a)
 {
@@ -575,7 +588,8 @@ static const struct member *admin_best_ring_peer(const struct admin *a)
     for (uint32_t i = 1; i < member_count(a->members); i++) {
         const struct member *m = member_at(a->members, i);
         const struct gossip_info *in = &m->info;
-        if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT || !admin_counts_peer(a, m))
+        if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT ||
+            !admin_counts_id(a, m->info.id))
             continue;
         if (admin_beats(in->ring_epoch, in->ring_hash, epoch, hash)) {
             best = m;
@@ -691,7 +705,7 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
         const struct member *m = member_at(a->members, 1 + a->ring_sync_next++ %
                                                                (member_count(a->members) - 1));
         if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT &&
-            (admin_counts_peer(a, m) || a->ring->n_members == 1))
+            (admin_counts_id(a, m->info.id) || a->ring->n_members == 1))
             peer = m;
     }
     a->ring_req_id[0] = '\0';
@@ -704,16 +718,50 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
                         a->ring->hash, now);
 }
 
-/* A RING answer to our request (asked of a peer admin_counts_peer() lets
- * count): adopted when it decodes, its hash is the one it carries, it beats
- * ours, and this node is in it, joining or leaving. A node UP in a real
- * ring that a ring without it beats, from a member of that ring, lost a
- * race between two claimants (views that differed: each built the next
- * epoch with another joiner, and this node was the loser's joiner): it sets
- * itself JOINING again (admitted, a version higher) and takes the ring, so
- * that the claimant adds it. A leave cannot look like this: a node taken
- * out for leaving is LEAVING (a DELETE's version ties or beats our JOINING,
- * and LEAVING wins a tie, member.h). */
+/* This node is UP in a real ring and a member of it sent a ring that beats
+ * it and lacks this node: either this node lost a race between two
+ * claimants (views that differed: each built the next epoch with another
+ * joiner, and this node was the loser's joiner), or it is being taken out
+ * for leaving and the ring came before the gossip of its LEAVING state
+ * (both travel separately; under load either may come first). Joining
+ * again at once would undo a leave (JOINING a version higher beats the
+ * DELETE's LEAVING), so it waits ADMIN_REJOIN_GRACE_MS from the first such
+ * ring: a leaver hears LEAVING (and takes the ring then) or LEFT by then,
+ * as the claimant sets it LEFT before the grace ends. True when the grace
+ * is over and this node, still UP, sets itself JOINING again (admitted, a
+ * version higher) to take the ring, so that the claimant adds it; until
+ * then the ring is not taken, and the sender is asked again after
+ * ADMIN_RING_REQ_MS (or when the grace ends, if sooner). */
+static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
+{
+    /* a wait that no such ring renewed long after its end (its sender gone,
+     * no other had the ring) is over: a later one has its own grace */
+    if (a->rejoin_at_ms == 0 || now >= a->rejoin_at_ms + ADMIN_REJOIN_STALE_MS) {
+        a->rejoin_at_ms = now + ADMIN_REJOIN_GRACE_MS;
+        log_info("cluster: ring epoch %" PRIu64 " of node %s, a member of ours, beats ours and "
+                 "lacks this node: unless the membership says within %d s that this node is "
+                 "leaving, it joins again", msg->epoch, msg->from, ADMIN_REJOIN_GRACE_MS / 1000);
+    }
+    if (now < a->rejoin_at_ms) {
+        snprintf(a->ring_req_id, sizeof a->ring_req_id, "%s", msg->from);
+        a->ring_req_until_ms = now + ADMIN_RING_REQ_MS < a->rejoin_at_ms
+                                   ? now + ADMIN_RING_REQ_MS : a->rejoin_at_ms;
+        return false;
+    }
+    log_warn("cluster: ring epoch %" PRIu64 " of node %s, a member of ours, beats ours and "
+             "lacks this node, still up after %d s (another claimant's change won): this node "
+             "joins again", msg->epoch, msg->from, ADMIN_REJOIN_GRACE_MS / 1000);
+    member_set_state(a->members, a->id, MEMBER_JOINING, now);
+    return true;
+}
+
+/* A RING answer to our request (asked of a peer admin_counts_id() lets
+ * count, or, by a cluster of one, of any): adopted when it decodes, its
+ * hash is the one it carries, it beats ours, and this node is in it, or is
+ * joining or leaving and the sender counts (with a real ring, only a member
+ * of it or of the one before: a node of ours that joins again never takes
+ * another cluster's ring), or is UP and admin_rejoin() says it joins
+ * again. */
 static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
 {
     if (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq)
@@ -731,17 +779,14 @@ static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, 
             ring_destroy(r);
         return;
     }
-    const struct member *self = member_at(a->members, 0);
-    if (ring_member_index(r, a->id) == RING_NONE && self->state == MEMBER_UP) {
-        if (!admin_in_ring(a) || ring_member_index(a->ring, msg->from) == RING_NONE) {
-            ring_destroy(r);
-            return;
-        }
-        log_warn("cluster: ring epoch %" PRIu64 " of node %s, a member of ours, beats ours and "
-                 "lacks this node (another claimant's change won): this node joins again",
-                 r->epoch, msg->from);
-        member_set_state(a->members, a->id, MEMBER_JOINING, now);
-    } else if (ring_member_index(r, a->id) == RING_NONE && self->state == MEMBER_LEFT) {
+    enum member_state state = member_at(a->members, 0)->state;
+    bool take = ring_member_index(r, a->id) != RING_NONE;
+    if (!take && state == MEMBER_UP)
+        take = admin_in_ring(a) && ring_member_index(a->ring, msg->from) != RING_NONE &&
+               admin_rejoin(a, msg, now);
+    else if (!take)
+        take = state != MEMBER_LEFT && admin_counts_id(a, msg->from);
+    if (!take) {
         ring_destroy(r);
         return;
     }
@@ -767,7 +812,8 @@ static void admin_ring_msgs(struct admin *a, uint64_t now)
 
 /* This node's own state, as the cluster decided it: seen left, it becomes a
  * cluster of one again; admitted into a cluster while it is a cluster of
- * one, it drops its ring and joins. */
+ * one, it drops its ring and joins; up again (a POST cancelled its leave)
+ * but out of the ring it took while leaving, it joins again. */
 static void admin_self_state(struct admin *a, uint64_t now)
 {
     const struct member *self = member_at(a->members, 0);
@@ -786,6 +832,15 @@ static void admin_self_state(struct admin *a, uint64_t now)
                  "drops its ring and joins");
         if (admin_own_ring(a, 0, now) != 0)
             log_warn("cluster: cannot drop this node's ring (out of memory)");
+    } else if (self->state == MEMBER_UP && a->ring->epoch > 0 && !admin_in_ring(a) &&
+               a->prev_ring && ring_member_index(a->prev_ring, a->id) != RING_NONE &&
+               !admin_best_ring_peer(a)) {
+        /* it took the ring of its leave while leaving, then a POST cancelled
+         * the leave: no ring will beat this one to make it join again
+         * (admin_take_ring()), and the claimant adds joiners only */
+        log_warn("cluster: this node is up (its leave cancelled) but out of the ring it took "
+                 "while leaving: it joins again");
+        member_set_state(a->members, a->id, MEMBER_JOINING, now);
     }
 }
 
@@ -994,6 +1049,21 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
     METRIC("pending_transfers", "pending_transfers", "gauge",
            "Partitions whose owner changed with the last ring change (data moves later).",
            a->pending);
+    struct aae_totals aae;
+    aae_totals(n, &aae);
+    METRIC("aae_exchanges", "aae_exchanges_total", "counter",
+           "Anti-entropy exchanges run to their end (one partition, one peer).", aae.exchanges);
+    METRIC("aae_keys_repaired", "aae_keys_repaired_total", "counter",
+           "Keys anti-entropy repaired (here or at a peer).", aae.keys_repaired);
+    METRIC("aae_bytes_sent", "aae_sent_bytes_total", "counter",
+           "Anti-entropy payload bytes sent (trees, keys, repaired states).", aae.bytes_out);
+    METRIC("aae_bytes_received", "aae_received_bytes_total", "counter",
+           "Anti-entropy payload bytes received.", aae.bytes_in);
+    METRIC("aae_tree_rebuilds", "aae_tree_rebuilds_total", "counter",
+           "Rebuilds of a shard's anti-entropy trees.", aae.rebuilds);
+    METRIC("aae_trees_corrected", "aae_trees_corrected_total", "counter",
+           "Trees a rebuild found off from the kept ones (0 unless a change was missed).",
+           aae.trees_corrected);
     const struct member_stats *ms = member_get_stats(a->members);
     const struct peer_stats *ps = peer_get_stats(a->peer);
     METRIC("gossip_rounds", "gossip_rounds_total", "counter", "Gossip frames sent.",
@@ -1188,7 +1258,8 @@ enum admin_join_kind {
  * POST does. NULL, or why it is refused (409). A leaving node stays (up
  * again, a version higher than its leave): still in the ring, nothing
  * changes; already out of it (not yet left), it sees a ring without itself
- * from a member of its ring while up, and joins again (admin_take_ring()). */
+ * from a member of its ring while up, and joins again (admin_take_ring(),
+ * after admin_rejoin()'s grace). */
 static const char *admin_join_check(const struct admin *a, const char *addr,
                                     const struct member **m, enum admin_join_kind *kind)
 {
@@ -1449,6 +1520,20 @@ static void admin_wire_sink(void *arg, uint32_t to_shard, int fd)
     peerlink_adopt(arg, to_shard, fd);
 }
 
+/* What the peer keys come from (peer_create()): cluster-secret alone, or,
+ * with a cluster-name, the name (its length first, so that no other name and
+ * secret read the same) then the secret: a node of another name fails the
+ * handshake, so its frames never reach the membership table and its data
+ * links are refused. "" (no name, no secret): frames are not keyed. */
+static void admin_key_text(const struct cfg *cfg, char *out, size_t cap)
+{
+    if (!cfg->cluster_name[0])
+        snprintf(out, cap, "%s", cfg->cluster_secret);
+    else
+        snprintf(out, cap, "cluster-name:%zu:%s%s", strlen(cfg->cluster_name), cfg->cluster_name,
+                 cfg->cluster_secret);
+}
+
 int admin_create(struct node *n, struct admin **out)
 {
     const struct cfg *cfg = n->cfg;
@@ -1476,7 +1561,11 @@ int admin_create(struct node *n, struct admin **out)
         log_error("admin: cannot set up the membership and ring: %s; exiting", strerror(-rc));
         goto fail;
     }
-    if ((rc = peer_create(cfg->bind, cfg_cluster_port(cfg), cfg->cluster_secret, &a->peer)) != 0)
+    char key_text[512];
+    admin_key_text(cfg, key_text, sizeof key_text);
+    rc = peer_create(cfg->bind, cfg_cluster_port(cfg), key_text, &a->peer);
+    explicit_bzero(key_text, sizeof key_text);
+    if (rc != 0)
         goto fail;
     peer_set_wire_sink(a->peer, admin_wire_sink, n);
     a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1511,7 +1600,8 @@ int admin_start(struct admin *a)
     if (a->http)
         log_info("admin: HTTP API on %s port %d; node %s", cfg->bind, cfg_admin_port(cfg), a->id);
     log_info("cluster: gossip on %s port %d (UDP and TCP)%s%s", cfg->bind, cfg_cluster_port(cfg),
-             cfg->cluster_secret[0] ? ", frames authenticated" : "",
+             cfg->cluster_secret[0] ? ", frames authenticated"
+             : cfg->cluster_name[0] ? ", frames keyed by the cluster name" : "",
              !a->join ? "" : cfg->seeds[0] ? ", joining through the seeds"
                                            : ", asking its saved members to take it back");
     return 0;

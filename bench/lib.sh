@@ -382,7 +382,8 @@ bench_ringkv_cluster_start() {
         mkdir -p "$dir/n$i"
         bench_start "$cpu" "$dir/n$i.log" "$bin" --bind 127.0.0.1 --port "$port" \
             --memcache-port 0 --threads "$threads" --cpu-affinity no --storage "$storage" \
-            --dir "$dir/n$i" --admin-port 0 --cluster-port "$cport" "${seed_flags[@]}" "${quorum[@]}"
+            --dir "$dir/n$i" --admin-port 0 --cluster-port "$cport" "${seed_flags[@]}" "${quorum[@]}" \
+            "${BENCH_RINGKV_EXTRA[@]}"
         bench_wait_resp "$port" "$BENCH_PID" 20 ||
             bench_die "ringkv node $i did not come up: $(tail -n 2 "$dir/n$i.log")"
         BENCH_RINGKV_PIDS+=("$BENCH_PID")

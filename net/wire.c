@@ -75,10 +75,17 @@ const char *wire_refusal_text(unsigned reason)
     return "refused";
 }
 
+/* Ops of WIRE_OPS (the list has gaps: each feature has its range). */
+#define KNOWN_CASE(id, n, name) case n:
 static bool op_known(unsigned op)
 {
-    return op >= WIRE_OP_GET && op <= WIRE_OP_HINT;
+    switch (op) {
+        WIRE_OPS(KNOWN_CASE)
+        return true;
+    }
+    return false;
 }
+#undef KNOWN_CASE
 
 /* ---- bytes ---- */
 

@@ -145,7 +145,7 @@ enum wire_kind {
 /* clang-format off */
 #define WIRE_OPS(X)                                                                                \
     X(GET, 1, "GET") X(PUT, 2, "PUT") X(DEL, 3, "DEL") X(SYNC, 4, "SYNC") X(FORWARD, 5, "FORWARD") \
-    X(HINT, 6, "HINT")
+    X(HINT, 6, "HINT") X(TREE, 8, "TREE") X(SEGMENTS, 9, "SEGMENTS") X(KEYS, 10, "KEYS")
 #define WIRE_CODES(X)                                                                              \
     X(OK, 0, "OK") X(NOT_FOUND, 1, "NOT_FOUND") X(ERROR, 2, "ERROR")                               \
     X(UNAVAILABLE, 3, "UNAVAILABLE") X(OVERLOADED, 4, "OVERLOADED")
@@ -161,7 +161,10 @@ enum wire_kind {
  * hints, anti-entropy). FORWARD: a client command for a node that holds a
  * replica to coordinate. HINT: a SYNC for a stand-in past the top N to keep
  * for the intended owner (sloppy quorum, shards/hints.h): its values are the
- * SYNC's one, then the owner's node id (40 hex digits). */
+ * SYNC's one, then the owner's node id (40 hex digits). TREE, SEGMENTS,
+ * KEYS: anti-entropy's comparison of a partition's Merkle trees (no key;
+ * the one value's payload is shards/merkle.h's: the branches, the leaves of
+ * some branches, the keys and digests of some leaves). */
 enum wire_op {
 #define WIRE_OP_ENUM(id, n, name) WIRE_OP_##id = n,
     WIRE_OPS(WIRE_OP_ENUM)

@@ -94,6 +94,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aae.h"
 #include "cmd.h"
 #include "cmd_multi.h"
 #include "cmd_ring.h"
@@ -1819,6 +1820,10 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 {
     if (wm->op == WIRE_OP_SYNC && hint_on_reply(sh, wm))
         return; /* a hint delivered */
+    if (aae_is_reply(wm)) {
+        aae_on_reply(sh, wm);
+        return;
+    }
     uint32_t k = (uint32_t)(wm->id >> COORD_SLOT_BITS) & 0xFF;
     uint64_t id = wm->id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
     struct req *r = req_find(&sh->reqs, id);
@@ -2345,6 +2350,10 @@ static void coord_on_hint(struct shard *sh, uint64_t link, const struct wire_msg
 
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
+    if (aae_is_op(wm->op)) { /* anti-entropy's own: a partition's tree, no key */
+        aae_on_request(sh, link, wm);
+        return;
+    }
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
         coord_on_forward_mc(sh, link, wm);
         return;
@@ -2544,6 +2553,50 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms)
         replica_reap_offer(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK, coord_reap_offer, sh);
 }
 
+/* ---- anti-entropy (aae.h) ---- */
+
+uint64_t coord_view_version(const struct shard *sh)
+{
+    return sh->coord && sh->coord->view ? sh->coord->view->version : 0;
+}
+
+bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32_t cap,
+                     uint32_t *npeers)
+{
+    *npeers = 0;
+    if (!coord_is_cluster(sh) || p >= sh->coord->view->q)
+        return false;
+    const struct coord_view *v = sh->coord->view;
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    bool is_first = false, seen_live = false;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (!coord_live(v, list[k]))
+            continue;
+        if (!seen_live)
+            is_first = list[k] == v->self;
+        seen_live = true;
+        if (list[k] != v->self && *npeers < cap)
+            peers[(*npeers)++] = list[k];
+    }
+    return is_first;
+}
+
+bool coord_holds_partition(const struct shard *sh, uint32_t p)
+{
+    if (!coord_is_cluster(sh) || p >= sh->coord->view->q)
+        return false;
+    return coord_holds(sh->coord->view, p, coord_n_eff(sh->node, sh->coord->view));
+}
+
+int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m)
+{
+    const struct coord_view *v = sh->coord ? sh->coord->view : NULL;
+    if (!v || member >= v->n_members || member == v->self)
+        return -ENOENT;
+    return peerlink_request(sh, v->members[member].id, v->members[member].cluster_addr, m);
+}
+
 /* ---- INFO ---- */
 
 void coord_info(const struct node *n, struct buf *out)
@@ -2580,4 +2633,5 @@ void coord_info(const struct node *n, struct buf *out)
                sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
                sum.reaps_deferred, sum.reap_repairs, sum.hinted_writes);
+    aae_info(n, out);
 }

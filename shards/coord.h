@@ -39,6 +39,7 @@ struct shard;
 struct conn;
 struct cmd_msg;
 struct node;
+struct wire_msg;
 
 /* Per-shard state: created empty (a cluster of one until the first
  * snapshot). -ENOMEM. */
@@ -123,6 +124,21 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms);
  * (borrowed until the next loop turn), when this shard's view lists the
  * node with this id and it is up (not this node). */
 bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr);
+/* ---- anti-entropy (shards/aae.h) ---- */
+
+/* The version of this shard's view (0: none yet); an exchange started under
+ * one version ends when it changes. */
+uint64_t coord_view_version(const struct shard *sh);
+/* Partition p's other live replicas (member indexes of the view, at most
+ * cap) when this node is the first live replica of p: the one that starts
+ * its exchanges. False otherwise (or no cluster). */
+bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32_t cap,
+                     uint32_t *npeers);
+/* True when this node holds a replica of p in the shard's view. */
+bool coord_holds_partition(const struct shard *sh, uint32_t p);
+/* Sends request m to member `member` of the shard's view (peerlink.h's
+ * errors; -ENOENT when the view has no such member). */
+int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m);
 
 /* INFO: every shard's coordinator counters summed, as "name:value\r\n"
  * lines appended to out. */

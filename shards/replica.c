@@ -149,6 +149,22 @@ uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64
     return node | (key & REPLICA_KEY_MASK);
 }
 
+/* The implicit clock of plain entry e whose value bytes are `data`. */
+static int plain_clock(const struct node *n, const struct table_entry *e, const char *data,
+                       struct dvv_clock *out)
+{
+    struct dvv_entry one_entry;
+    struct dvv_value one_value;
+    struct dvv_clock plain;
+    dvv_init(&plain, &one_entry, 1, &one_value, 1);
+    struct dvv_value v = {.data = data, .len = e->val_len, .mc_flags = e->mc_flags};
+    int rc = dvv_new(&plain, &v);
+    if (rc != 0)
+        return rc;
+    uint64_t epoch = n->layout.data_epoch + e->cas * REPLICA_PLAIN_EPOCH_MIX;
+    return dvv_update(out, &plain, NULL, replica_actor_of(n, epoch));
+}
+
 int replica_entry_clock(const struct node *n, const struct table_entry *e, struct dvv_clock *out)
 {
     if (table_entry_is_cold(e))
@@ -158,17 +174,25 @@ int replica_entry_clock(const struct node *n, const struct table_entry *e, struc
         store_entry_version(e, &v);
         return dvv_decode(v.meta, v.meta_len, v.body, v.body_len, out);
     }
+    return plain_clock(n, e, table_entry_key(e) + e->key_len, out);
+}
+
+int replica_entry_meta(const struct node *n, const struct table_entry *e, struct buf *out)
+{
+    if (e->meta & TABLE_ENTRY_VERSIONED) {
+        struct store_version v;
+        store_entry_version(e, &v);
+        buf_append(out, v.meta, v.meta_len);
+        return out->failed ? -ENOMEM : 0;
+    }
     struct dvv_entry one_entry;
     struct dvv_value one_value;
-    struct dvv_clock plain;
-    dvv_init(&plain, &one_entry, 1, &one_value, 1);
-    struct dvv_value v = {
-        .data = table_entry_key(e) + e->key_len, .len = e->val_len, .mc_flags = e->mc_flags};
-    int rc = dvv_new(&plain, &v);
-    if (rc != 0)
-        return rc;
-    uint64_t epoch = n->layout.data_epoch + e->cas * REPLICA_PLAIN_EPOCH_MIX;
-    return dvv_update(out, &plain, NULL, replica_actor_of(n, epoch));
+    struct dvv_clock c;
+    dvv_init(&c, &one_entry, 1, &one_value, 1);
+    /* the meta holds the value's length, never its bytes: a cold entry's
+     * (on disk only) clock is given the key's as stand-ins, never read */
+    int rc = plain_clock(n, e, table_entry_key(e), &c);
+    return rc != 0 ? rc : dvv_encode_meta(&c, out);
 }
 
 int replica_check_siblings(struct store *s, const struct node *n, const void *key, uint32_t klen,

@@ -164,6 +164,11 @@ uint64_t replica_write_actor(const struct store *s, const struct node *n, uint64
  * a cold plain value, dvv.h's errors otherwise. */
 int replica_entry_clock(const struct node *n, const struct table_entry *e, struct dvv_clock *out);
 
+/* The meta of e's state (as replica_export's, without the values) appended
+ * to out; for a cold entry too (the meta holds lengths, not bytes). For
+ * anti-entropy's digests (merkle.h). -ENOMEM, dvv.h's errors. */
+int replica_entry_meta(const struct node *n, const struct table_entry *e, struct buf *out);
+
 /* The sibling bounds of a write that would leave `count` siblings on key:
  * -E2BIG past max-siblings (the caller changes nothing); past warn-siblings
  * counts it (INFO sibling_warnings) and logs at most once a second per

@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aae.h"
 #include "cmd.h"
 #include "coord.h"
 #include "hints.h"
@@ -114,7 +115,7 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->request_timeout_ms = cfg->request_timeout_ms;
-    if (coord_init(sh) != 0)
+    if (coord_init(sh) != 0 || aae_init(sh) != 0)
         goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
@@ -176,6 +177,7 @@ void shard_destroy(struct shard *sh)
         io_uring_queue_exit(&sh->uring);
     peerlink_fini(sh); /* after the ring: nothing of its links is in flight */
     req_table_fini(&sh->reqs); /* messages parked here go with their requests */
+    aae_fini(sh);   /* before the store it watches */
     coord_fini(sh); /* after the requests, which hold its views */
     hint_fini(sh);  /* after the requests: deliveries point at hints */
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
@@ -724,6 +726,7 @@ void *shard_main(void *arg)
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
             coord_reap(sh, now); /* tombstones past tombstone-grace, confirmed in a cluster */
+            aae_tick(sh, req_now_ms()); /* Merkle trees: rebuild steps, exchanges, repairs */
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
             peerlink_turn(sh, req_now_ms());

@@ -34,6 +34,7 @@ struct tier;
 struct peerlink;
 struct coord;
 struct hints;
+struct aae;
 
 /* The shard's own io_uring operations (user_data kinds, after net/'s). */
 enum shard_op {
@@ -126,6 +127,7 @@ struct shard {
 
     struct coord *coord;          /* the coordinator's state (coord.h) */
     struct hints *hints;          /* hints kept for other nodes (hints.h) */
+    struct aae *aae;              /* anti-entropy's trees and exchanges (aae.h) */
 
     struct shard_stats stats;
 };

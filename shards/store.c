@@ -146,7 +146,7 @@ void store_fini(struct store *s)
 }
 
 /* Entry e enters (+1) or leaves (-1) the table: its partition's count. */
-static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta)
+static inline void part_tally(struct store *s, const struct table_entry *e, int64_t delta)
 {
     if (__builtin_expect((e->meta & TABLE_ENTRY_TOMBSTONE) != 0, 0)) {
         s->had_tombstone |= delta > 0;
@@ -156,9 +156,23 @@ static inline void part_count(struct store *s, const struct table_entry *e, int6
         s->part_keys[s->part_of(s->part_arg, table_entry_key(e), e->key_len)] += (uint64_t)delta;
 }
 
+/* The same, and the watcher sees it (store_watch). */
+static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta)
+{
+    if (__builtin_expect(s->watch != NULL, 0))
+        s->watch(s->watch_arg, e);
+    part_tally(s, e, delta);
+}
+
+void store_watch(struct store *s, store_watch_fn fn, void *arg)
+{
+    s->watch = fn;
+    s->watch_arg = arg;
+}
+
 static void part_count_fn(struct table_entry *e, void *arg)
 {
-    part_count(arg, e, 1);
+    part_tally(arg, e, 1);
 }
 
 int store_track_partitions(struct store *s, uint32_t nparts,
@@ -920,6 +934,8 @@ void store_flush(struct store *s)
     if (s->journal)
         s->journal->flush(s->journal->arg);
     table_clear(s->table);
+    if (s->watch)
+        s->watch(s->watch_arg, NULL);
     if (s->part_keys)
         memset(s->part_keys, 0, s->nparts * sizeof *s->part_keys);
     __atomic_store_n(&s->stats.entry_bytes, 0, __ATOMIC_RELAXED);

@@ -121,6 +121,9 @@ struct store_tier {
     void *arg;
 };
 
+/* Called for every entry entering or leaving the table (store_watch). */
+typedef void (*store_watch_fn)(void *arg, const struct table_entry *e);
+
 /* One shard's keyspace. Owner: the shard thread. Place it 64-byte aligned
  * (as a member of an aligned struct, or with mi_malloc_aligned), so that
  * stats has its cache line to itself. */
@@ -146,6 +149,8 @@ struct store {
     uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen);
     const void *part_arg;
     bool had_tombstone; /* a tombstone entered once: reaping has work (replica.h) */
+    store_watch_fn watch; /* store_watch(); NULL: none */
+    void *watch_arg;
     struct store_stats stats;
 };
 
@@ -361,6 +366,16 @@ static inline uint64_t store_partition_count(const struct store *s, uint32_t p)
 {
     return s->part_keys && p < s->nparts ? s->part_keys[p] : 0;
 }
+
+/* Anti-entropy's hook (shards/aae.h): from now on fn(arg, e) is called
+ * for every entry that enters the table and for every one that leaves it
+ * (replaced by a write, an apply, a cooled or loaded copy; deleted, expired,
+ * evicted, reaped), inside the change, and fn(arg, NULL) when the table is
+ * emptied (store_flush). Every change of a key is one leaving and one
+ * entering, so an XOR summary of what fn saw stays exact. fn must not change
+ * the store. Off by default: a cluster of one pays one test per change.
+ * NULL turns it off. Owner thread only. */
+void store_watch(struct store *s, store_watch_fn fn, void *arg);
 
 /* Bytes used: entries plus the table's slot arrays. Any thread. */
 size_t store_used_bytes(const struct store *s);

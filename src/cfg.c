@@ -115,6 +115,14 @@ static const struct cfg_setting cfg_settings[] = {
      "CONFIG GET shows it as " CFG_HIDDEN ". **Empty: peers are not authenticated, and the "
      "cluster port serves any connection that names a member's node id** (reads, writes, "
      "FLUSHALL): use one outside a trusted network."},
+    {"cluster-name", CFG_STRING, F(cluster_name), "", 0, 0, NULL,
+     "Name of the cluster, the same on all its nodes: peers of another name fail the "
+     "handshake of the gossip and the data links (the name, with cluster-secret if set, is "
+     "what their keys come from), so that two clusters whose nodes meet (a seed of the other "
+     "by mistake) neither merge their members nor admit each other's nodes. It is no "
+     "secret: with it alone, frames carry a MAC but are not authenticated against anyone who "
+     "knows the name. Empty: none (nodes of clusters without a name, or without a "
+     "cluster-secret, that meet merge their members)."},
     {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
      "This node's relative capacity: the partition ring gives it partitions in proportion."},
     {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,
@@ -153,6 +161,16 @@ static const struct cfg_setting cfg_settings[] = {
      "until delivered; shared among the shards); past it a write is not hinted."},
     {"hint-max-bytes-per-sec", CFG_SIZE, F(hint_max_bytes_per_sec), "16mb", 1024, INT64_MAX,
      NULL, "Bytes per second of hints a node delivers at most, all targets together."},
+    {"aae-interval", CFG_INT, F(aae_interval_s), "60", 0, 86400, NULL,
+     "Seconds between anti-entropy rounds: each partition's first live replica compares its "
+     "Merkle tree with every other live replica's and repairs the keys that differ; 0 turns "
+     "anti-entropy (and its trees) off."},
+    {"aae-rebuild-interval", CFG_INT, F(aae_rebuild_interval_s), "3600", 1, 86400 * 30, NULL,
+     "Seconds between rebuilds of the anti-entropy trees from the keys held (a few thousand "
+     "keys per tick, in the background; writes keep the trees up to date in between)."},
+    {"aae-max-keys-per-exchange", CFG_INT, F(aae_max_keys), "1000", 1, 1000000, NULL,
+     "Most keys one anti-entropy exchange (one partition, one peer) repairs; the rest waits "
+     "for the next round."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,

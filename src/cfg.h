@@ -59,6 +59,7 @@ struct cfg {
     char seeds[1024];           /* host:cluster-port,... to join; "" = none */
     bool auto_join;             /* join the seeds at start */
     char cluster_secret[256];   /* key of the peer frames' MAC; "" = none */
+    char cluster_name[64];      /* peers of another name are refused; "" = none */
     int64_t weight;             /* relative capacity in the partition ring */
     char zone[64];              /* failure zone; "" for none */
     int64_t partition_function; /* enum keyhash_fn: slot; xxh3 for upgrade tests only */
@@ -74,6 +75,9 @@ struct cfg {
                                    down longer than this */
     int64_t hint_max_bytes;     /* ... pending hints per target node at most */
     int64_t hint_max_bytes_per_sec; /* ... delivery rate at most */
+    int64_t aae_interval_s;     /* anti-entropy: seconds between exchanges (0: off) */
+    int64_t aae_rebuild_interval_s; /* anti-entropy: seconds between tree rebuilds */
+    int64_t aae_max_keys;       /* anti-entropy: keys repaired per exchange at most */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */

@@ -762,3 +762,13 @@ const char *cluster_dir(int i)
     snprintf(dir, sizeof dir, "%s/n%d", scratch, i);
     return dir;
 }
+
+long long cluster_info_stat(int i, const char *section, const char *name)
+{
+    char command[64];
+    snprintf(command, sizeof command, "INFO %s", section);
+    char *info = cluster_ask(i, command);
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}

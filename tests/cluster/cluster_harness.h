@@ -168,5 +168,8 @@ double cluster_metric(const char *text, const char *sample);
 
 /* Node i's data directory (it need not be running). Static buffer. */
 const char *cluster_dir(int i);
+/* The value of "name:" in node i's INFO section (e.g. "stats"), as a
+ * number; -1 when it does not answer or has no such field. */
+long long cluster_info_stat(int i, const char *section, const char *name);
 
 #endif

@@ -348,7 +348,8 @@ static long long info_stat(int i, const char *name);
 static void test_coord_read_repairs_a_replica_that_missed_a_write(void **state)
 {
     (void)state;
-    start_cluster(3, NULL);
+    const char *no_aae[] = {"--aae-interval", "0", NULL}; /* only a read may repair node 2 */
+    start_cluster(3, no_aae);
     struct write_try warm = {0, "warm", "up"};
     assert_true(cluster_wait(set_acknowledged, &warm, 10000));
     cluster_signal(2, SIGSTOP);

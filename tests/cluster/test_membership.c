@@ -587,6 +587,67 @@ static void test_membership_post_cancels_a_leave(void **state)
     }
 }
 
+/* Node i's counter `name` in GET /v1/stats (-1 when absent). */
+static long long stat_of(int i, const char *name)
+{
+    json_t *doc = cluster_get(i, "/v1/stats");
+    json_t *v = json_object_get(doc, name);
+    long long n = json_is_number(v) ? (long long)json_number_value(v) : -1;
+    json_decref(doc);
+    return n;
+}
+
+/* Node 2 refused a handshake (a node of another cluster-name). */
+static bool node2_refused_a_handshake(void *arg)
+{
+    (void)arg;
+    return stat_of(2, "peer_handshakes_refused") > 0;
+}
+
+/* No node of one cluster lists a node of the other. */
+static void check_apart(const struct agreement *x, const struct agreement *y)
+{
+    for (int i = 0; i < x->n; i++)
+        for (int k = 0; k < y->n; k++) {
+            if (cluster_status_of(x->nodes[i], cluster_node(y->nodes[k])->id))
+                fail_msg("node %d lists node %d, of another cluster", x->nodes[i], y->nodes[k]);
+            if (cluster_status_of(y->nodes[k], cluster_node(x->nodes[i])->id))
+                fail_msg("node %d lists node %d, of another cluster", y->nodes[k], x->nodes[i]);
+        }
+}
+
+/* Two clusters whose nodes meet (a node given a seed of each by mistake):
+ * without names they merged their members and both admitted the node, each
+ * into its ring (it then served one of them). With a cluster-name each,
+ * the node of cluster A's name joins A alone, B refuses its handshake, and
+ * no node of one lists a node of the other. */
+static void test_membership_clusters_of_other_names_do_not_merge(void **state)
+{
+    (void)state;
+    char seeds[128];
+    const char *a0[] = {"--cluster-name", "cluster-a", NULL};
+    const char *a1[] = {"--cluster-name", "cluster-a", "--seeds", cluster_seed(0), NULL};
+    assert_int_equal(cluster_start(0, a0), 0);
+    assert_int_equal(cluster_start(1, a1), 0);
+    const char *b2[] = {"--cluster-name", "cluster-b", NULL};
+    const char *b3[] = {"--cluster-name", "cluster-b", "--seeds", cluster_seed(2), NULL};
+    assert_int_equal(cluster_start(2, b2), 0);
+    assert_int_equal(cluster_start(3, b3), 0);
+    struct agreement two_a = {{0, 1}, 2, 2}, two_b = {{2, 3}, 2, 2};
+    wait_agree(&two_a, "cluster A (2 nodes, named)");
+    wait_agree(&two_b, "cluster B (2 nodes, another name)");
+    snprintf(seeds, sizeof seeds, "%s,", cluster_seed(0));
+    snprintf(seeds + strlen(seeds), sizeof seeds - strlen(seeds), "%s", cluster_seed(2));
+    const char *a4[] = {"--cluster-name", "cluster-a", "--seeds", seeds, NULL};
+    assert_int_equal(cluster_start(4, a4), 0);
+    struct agreement three_a = {{0, 1, 4}, 3, 3};
+    wait_agree(&three_a, "cluster A with the node seeded at both");
+    if (!cluster_wait(node2_refused_a_handshake, NULL, AGREE_MS))
+        fail_msg("node 2 (cluster B) never refused a handshake of node 4 (cluster A's name)");
+    assert_true(agree(&two_b)); /* B kept its ring of two */
+    check_apart(&three_a, &two_b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -597,6 +658,8 @@ int main(void)
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_membership_all_leaving_keeps_one, cluster_forget_all),
         cmocka_unit_test_teardown(test_membership_post_cancels_a_leave, cluster_forget_all),
+        cmocka_unit_test_teardown(test_membership_clusters_of_other_names_do_not_merge,
+                                  cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

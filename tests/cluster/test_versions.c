@@ -492,7 +492,8 @@ static bool local_old_is_v2(void *arg)
 static void test_versions_read_repairs_missed_writes(void **state)
 {
     (void)state;
-    start_cluster((const char *const[]){TIMEOUT_FLAGS, NULL});
+    /* anti-entropy off: only reads may repair node 2 here */
+    start_cluster((const char *const[]){TIMEOUT_FLAGS, "--aae-interval", "0", NULL});
     long long keys_before = miss_writes_on_node_2();
     /* node 2 missed both: no "made" in its store, "old" still v1 there */
     if (local_keys(2) != keys_before)

@@ -1,0 +1,877 @@
+/* aae.c: active anti-entropy (see aae.h): per-partition tictac trees kept
+ * by a store watcher, their background rebuild, and the exchange.
+ *
+ * Trees: tree(p) for each partition p this shard owns (node->partition_
+ * shard), in one block indexed by slot[p]. aae_watch() toggles an entry's
+ * digest into its partition's tree for each entry entering or leaving the
+ * table (store.h's store_watch), so an update is leaf ^= H(old) ^ H(new).
+ * A digest is merkle_digest of the entry's canonical meta (replica.h's
+ * export without the values; a plain entry's implicit clock, cold ones too).
+ *
+ * Rebuild (at start, when the cluster view first appears, then every
+ * aae-rebuild-interval): a second block of trees is filled by a table scan
+ * in hash order (table_scan's cursor is a position in hash space, and visits
+ * each entry at most once), AAE_REBUILD_PER_TICK entries per tick. While it
+ * runs, the watcher toggles a change into the new block too when its key's
+ * hash is below the cursor (already scanned); a change above the cursor is
+ * seen by the scan itself. When the scan wraps, the new block replaces the
+ * live one. Until the first build is done this node answers TREE with
+ * UNAVAILABLE and starts no exchange.
+ *
+ * Exchanges: every aae-interval a round walks this shard's partitions; for
+ * each one whose first live replica is this node (coord_aae_peers) it runs
+ * one exchange per other live replica, AAE_EXCHANGES_MAX at once, each a
+ * small state machine: TREE (the peer's 16 branches) -> SEGMENTS (the
+ * leaves of the branches that differ) -> KEYS (keys and digests of up to
+ * AAE_LEAVES_PER_KEYS differing leaves; the peer lists at most
+ * aae-max-keys-per-exchange) -> REPAIR (keys whose digests differ here and
+ * there, or that one side lacks), then KEYS again for the next leaves. A
+ * key the peer lists is repaired by a GET to the peer, replica_apply here,
+ * and a SYNC of the merged state back when the peer's differs (read
+ * repair's rule, coord.c); a key only here is SYNCed. Repairs go at most
+ * AAE_KEYS_PER_TICK per tick and aae-max-keys-per-exchange per exchange. A
+ * step not answered within AAE_STEP_MS, or a view change, ends the
+ * exchange; the next round tries again. Wire ids of these requests have the
+ * top bit set (coord.c's never do), the exchange's serial in bits 32..62 and
+ * a key's index in the low 32 bits (for a repair's GET).
+ *
+ * Deletes: a tombstone is a state like any other (its digest differs from
+ * the value's), and repair only merges (dvv_sync), so a tombstone whose
+ * history covers a stale replica's value replaces it there, never the
+ * reverse. A tombstone reaped on one replica but still held by another is
+ * copied back by an exchange (the tombstone, not the value), and reaped
+ * again once coord_reap's check passes. */
+#include "aae.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <mimalloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "coord.h"
+#include "keyhash.h"
+#include "log.h"
+#include "merkle.h"
+#include "node.h"
+#include "peerlink.h"
+#include "replica.h"
+#include "req.h"
+#include "shard.h"
+#include "store.h"
+#include "table.h"
+#include "wire.h"
+
+#define AAE_ID_BIT (UINT64_C(1) << 63)
+#define AAE_SERIAL_MASK 0x7fffffffu
+#define AAE_STEP_MS 5000              /* a step's answer at most */
+#define AAE_PEERS_MAX 16              /* RING_REPLICAS_MAX */
+#define AAE_KEYS_BYTES_MAX (1u << 20) /* a KEYS reply's payload at most */
+#define AAE_NO_SLOT UINT32_MAX
+
+enum aae_step { X_FREE, X_TREE, X_SEGMENTS, X_KEYS, X_REPAIR };
+
+/* A key to repair (a copy). */
+struct aae_key {
+    char *key;
+    uint32_t klen;
+    uint64_t hash;
+    bool peer_has;
+};
+
+struct aae_exchange {
+    uint8_t step;
+    uint32_t serial;
+    uint32_t p, member;
+    uint64_t view;
+    int64_t deadline_ms;
+    uint32_t branches;                   /* SEGMENTS asked */
+    uint8_t todo[MERKLE_LEAFMAP_BYTES];  /* differing leaves not asked yet */
+    uint8_t asked[MERKLE_LEAFMAP_BYTES]; /* the KEYS request's */
+    uint32_t repaired;                   /* keys repaired so far */
+    uint32_t waiting;                    /* repair GETs unanswered */
+    bool differed;
+    struct aae_key *keys;
+    uint32_t nkeys, at;
+};
+
+/* Counters (INFO): written by the owner with relaxed stores. */
+struct aae_stats {
+    uint64_t exchanges, in_sync, keys_repaired, bytes_out, bytes_in, rebuilds, trees_corrected;
+} __attribute__((aligned(64)));
+
+struct aae {
+    uint32_t q, ntrees;
+    uint32_t *slot;             /* q: partition -> tree index, AAE_NO_SLOT: not ours */
+    struct merkle_tree *live;   /* ntrees; NULL while off */
+    struct merkle_tree *shadow; /* a rebuild's, NULL when none runs */
+    bool is_on, is_ready;
+    uint64_t cursor; /* the rebuild's position in hash space */
+    int64_t next_rebuild_ms, next_round_ms;
+    uint32_t round_p, round_k; /* the round's next partition and peer */
+    uint32_t serial;
+    uint32_t keys_budget; /* repairs left this tick */
+    struct buf scratch;   /* a plain entry's meta */
+    struct aae_exchange ex[AAE_EXCHANGES_MAX];
+    struct aae_stats stats;
+};
+
+#define AAE_STAT_ADD(a, f, n) __atomic_store_n(&(a)->stats.f, (a)->stats.f + (n), __ATOMIC_RELAXED)
+
+/* ---- trees ---- */
+
+/* The digest of stored entry e (hash: keyhash of its key). */
+static uint64_t aae_digest(struct aae *a, const struct node *n, const struct table_entry *e,
+                           uint64_t hash)
+{
+    if (e->meta & TABLE_ENTRY_VERSIONED) {
+        struct store_version v;
+        store_entry_version(e, &v);
+        return merkle_digest(hash, v.meta, v.meta_len);
+    }
+    buf_clear(&a->scratch);
+    a->scratch.failed = false;
+    if (replica_entry_meta(n, e, &a->scratch) != 0 || a->scratch.failed)
+        return hash; /* cannot happen within the codec bounds; still a state */
+    return merkle_digest(hash, a->scratch.data, a->scratch.len);
+}
+
+static struct merkle_tree *aae_tree(struct aae *a, uint32_t p)
+{
+    if (!a->live || p >= a->q || a->slot[p] == AAE_NO_SLOT)
+        return NULL;
+    return &a->live[a->slot[p]];
+}
+
+static void aae_watch(void *arg, const struct table_entry *e)
+{
+    struct shard *sh = arg;
+    struct aae *a = sh->aae;
+    if (!e) { /* the table was emptied */
+        memset(a->live, 0, (size_t)a->ntrees * sizeof *a->live);
+        if (a->shadow)
+            memset(a->shadow, 0, (size_t)a->ntrees * sizeof *a->shadow);
+        return;
+    }
+    const char *key = table_entry_key(e);
+    uint64_t hash = keyhash(key, e->key_len);
+    uint32_t p = node_partition_of(sh->node, key, e->key_len, hash);
+    if (p >= a->q || a->slot[p] == AAE_NO_SLOT)
+        return;
+    uint64_t d = aae_digest(a, sh->node, e, hash);
+    uint32_t leaf = merkle_leaf_of(hash);
+    merkle_toggle(&a->live[a->slot[p]], leaf, d);
+    if (a->shadow && hash < a->cursor) /* scanned already: the scan will not see it */
+        merkle_toggle(&a->shadow[a->slot[p]], leaf, d);
+}
+
+static void aae_rebuild_fn(struct table_entry *e, void *arg)
+{
+    struct shard *sh = arg;
+    struct aae *a = sh->aae;
+    const char *key = table_entry_key(e);
+    uint64_t hash = keyhash(key, e->key_len);
+    uint32_t p = node_partition_of(sh->node, key, e->key_len, hash);
+    if (p < a->q && a->slot[p] != AAE_NO_SLOT)
+        merkle_toggle(&a->shadow[a->slot[p]], merkle_leaf_of(hash),
+                      aae_digest(a, sh->node, e, hash));
+}
+
+static void aae_rebuild_start(struct aae *a)
+{
+    if (a->shadow)
+        return;
+    a->shadow = mi_zalloc((size_t)a->ntrees * sizeof *a->shadow);
+    if (!a->shadow) {
+        log_warn("anti-entropy: no memory to rebuild the trees; trying again later");
+        return;
+    }
+    a->cursor = 0;
+}
+
+static void aae_rebuild_step(struct shard *sh, int64_t now_ms)
+{
+    struct aae *a = sh->aae;
+    if (!a->shadow)
+        return;
+    a->cursor = table_scan(sh->store->table, a->cursor, AAE_REBUILD_PER_TICK, aae_rebuild_fn, sh);
+    if (a->cursor != 0)
+        return;
+    if (a->is_ready) { /* live trees are exact: a difference here is a bug, counted */
+        uint32_t off = 0;
+        for (uint32_t i = 0; i < a->ntrees; i++)
+            off += !merkle_equal(&a->live[i], &a->shadow[i]);
+        if (off) {
+            AAE_STAT_ADD(a, trees_corrected, off);
+            log_warn("anti-entropy: the rebuild corrected %u trees of this shard", off);
+        }
+    }
+    mi_free(a->live);
+    a->live = a->shadow;
+    a->shadow = NULL;
+    a->is_ready = true;
+    a->next_rebuild_ms = now_ms + sh->node->cfg->aae_rebuild_interval_s * 1000;
+    AAE_STAT_ADD(a, rebuilds, 1);
+}
+
+static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done);
+
+/* Trees on (a cluster view appeared): watch the store, build them. */
+static void aae_start(struct shard *sh, int64_t now_ms)
+{
+    struct aae *a = sh->aae;
+    struct node *n = sh->node;
+    a->q = n->npartitions;
+    a->slot = mi_malloc((size_t)a->q * sizeof *a->slot);
+    if (!a->slot)
+        return;
+    a->ntrees = 0;
+    for (uint32_t p = 0; p < a->q; p++)
+        a->slot[p] = n->partition_shard[p] == sh->id ? a->ntrees++ : AAE_NO_SLOT;
+    a->live = mi_zalloc((size_t)(a->ntrees ? a->ntrees : 1) * sizeof *a->live);
+    if (!a->live) {
+        mi_free(a->slot);
+        a->slot = NULL;
+        return;
+    }
+    a->is_on = true;
+    a->is_ready = false;
+    a->round_p = a->q; /* no round until the trees are built, and one interval after */
+    a->next_round_ms = now_ms + sh->node->cfg->aae_interval_s * 1000;
+    store_watch(sh->store, aae_watch, sh);
+    aae_rebuild_start(a);
+}
+
+static void aae_stop(struct shard *sh)
+{
+    struct aae *a = sh->aae;
+    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX; i++)
+        if (a->ex[i].step != X_FREE)
+            aae_end(sh, &a->ex[i], false);
+    if (a->is_on && sh->store)
+        store_watch(sh->store, NULL, NULL);
+    mi_free(a->live);
+    mi_free(a->shadow);
+    mi_free(a->slot);
+    a->live = a->shadow = NULL;
+    a->slot = NULL;
+    a->is_on = a->is_ready = false;
+}
+
+int aae_init(struct shard *sh)
+{
+    sh->aae = mi_zalloc_aligned(sizeof *sh->aae, 64);
+    if (!sh->aae)
+        return -ENOMEM;
+    buf_init(&sh->aae->scratch);
+    return 0;
+}
+
+void aae_fini(struct shard *sh)
+{
+    if (!sh->aae)
+        return;
+    aae_stop(sh);
+    buf_fini(&sh->aae->scratch);
+    mi_free(sh->aae);
+    sh->aae = NULL;
+}
+
+/* ---- keys of some leaves of a partition ---- */
+
+typedef void (*aae_key_fn)(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest);
+
+struct aae_scan {
+    struct shard *sh;
+    uint32_t p;
+    uint64_t lo, hi; /* hash range of the leaf; hi 0: to the end */
+    aae_key_fn fn;
+    void *arg;
+};
+
+static void aae_scan_fn(struct table_entry *e, void *arg)
+{
+    struct aae_scan *sc = arg;
+    const char *key = table_entry_key(e);
+    uint64_t hash = keyhash(key, e->key_len);
+    if (hash < sc->lo || (sc->hi && hash >= sc->hi))
+        return;
+    if (node_partition_of(sc->sh->node, key, e->key_len, hash) != sc->p)
+        return;
+    sc->fn(sc->arg, e, hash, aae_digest(sc->sh->aae, sc->sh->node, e, hash));
+}
+
+/* fn for every entry of partition p in the leaves of leafmap: each leaf one
+ * range of the table's hash order. */
+static void aae_scan_leaves(struct shard *sh, uint32_t p, const uint8_t *leafmap, aae_key_fn fn,
+                            void *arg)
+{
+    struct aae_scan sc = {.sh = sh, .p = p, .fn = fn, .arg = arg};
+    for (uint32_t l = 0; l < MERKLE_LEAVES; l++) {
+        if (!merkle_leafmap_has(leafmap, l))
+            continue;
+        sc.lo = merkle_leaf_start(l);
+        sc.hi = merkle_leaf_start(l + 1);
+        uint64_t cursor = sc.lo;
+        do {
+            cursor = table_scan(sh->store->table, cursor, 256, aae_scan_fn, &sc);
+        } while (cursor != 0 && (sc.hi == 0 || cursor < sc.hi));
+    }
+}
+
+/* ---- the responder ---- */
+
+static void aae_reply(struct shard *sh, uint64_t link, const struct wire_msg *req, uint8_t status,
+                      const char *text, uint16_t n_values, const struct wire_bytes *values)
+{
+    struct wire_msg rm = {.kind = WIRE_REPLY,
+                          .id = req->id,
+                          .op = req->op,
+                          .status = status,
+                          .text = {(const uint8_t *)text, text ? (uint32_t)strlen(text) : 0},
+                          .n_values = n_values,
+                          .values = values};
+    int rc = peerlink_reply(sh, link, &rm);
+    if (rc == 0) {
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < n_values; i++)
+            bytes += values[i].len;
+        AAE_STAT_ADD(sh->aae, bytes_out, bytes);
+    } else if (rc != -ENOENT) {
+        log_debug("anti-entropy: a %s reply could not be sent (%s)", wire_op_name(req->op),
+                  strerror(-rc));
+    }
+}
+
+struct aae_listing {
+    struct buf out;
+    uint32_t *ends; /* each value's end in out */
+    uint32_t n, cap;
+};
+
+static void aae_list_fn(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest)
+{
+    (void)hash;
+    struct aae_listing *ls = arg;
+    if (ls->n == ls->cap || ls->out.len + MERKLE_KEY_MIN + e->key_len > AAE_KEYS_BYTES_MAX)
+        return; /* capped: the requester repairs the rest in a later round */
+    merkle_put_key(digest, table_entry_key(e), e->key_len, &ls->out);
+    ls->ends[ls->n++] = (uint32_t)ls->out.len;
+}
+
+static void aae_on_keys(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                        const struct wire_bytes *arg)
+{
+    uint8_t leaves[MERKLE_LEAFMAP_BYTES];
+    uint32_t nleaves = 0;
+    if (merkle_get_leafmap(arg->ptr, arg->len, leaves) == 0)
+        for (uint32_t i = 0; i < MERKLE_LEAFMAP_BYTES; i++)
+            nleaves += (uint32_t)__builtin_popcount(leaves[i]);
+    if (nleaves == 0 || nleaves > AAE_LEAVES_PER_KEYS) {
+        aae_reply(sh, link, wm, WIRE_CODE_ERROR, "bad KEYS request", 0, NULL);
+        return;
+    }
+    struct aae_listing ls = {.cap = (uint32_t)sh->node->cfg->aae_max_keys};
+    if (ls.cap > WIRE_VALUES_MAX)
+        ls.cap = WIRE_VALUES_MAX;
+    buf_init(&ls.out);
+    ls.ends = mi_malloc((size_t)ls.cap * sizeof *ls.ends);
+    struct wire_bytes *vals = mi_malloc((size_t)ls.cap * sizeof *vals);
+    if (ls.ends && vals)
+        aae_scan_leaves(sh, wm->partition, leaves, aae_list_fn, &ls);
+    if (!ls.ends || !vals || ls.out.failed) {
+        aae_reply(sh, link, wm, WIRE_CODE_ERROR, "out of memory", 0, NULL);
+    } else {
+        for (uint32_t i = 0, start = 0; i < ls.n; start = ls.ends[i++])
+            vals[i] = (struct wire_bytes){(const uint8_t *)ls.out.data + start, ls.ends[i] - start};
+        aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, (uint16_t)ls.n, vals);
+    }
+    mi_free(vals);
+    mi_free(ls.ends);
+    buf_fini(&ls.out);
+}
+
+/* The request's one value (empty when it has none). */
+static struct wire_bytes aae_arg(const struct wire_msg *wm)
+{
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, wm);
+    if (wm->n_values != 1 || !wire_values_next(&it, &v))
+        v = (struct wire_bytes){0};
+    return v;
+}
+
+void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
+{
+    struct aae *a = sh->aae;
+    uint32_t p = wm->partition;
+    if (p >= sh->node->npartitions || sh->node->partition_shard[p] != sh->id ||
+        !coord_holds_partition(sh, p)) {
+        aae_reply(sh, link, wm, WIRE_CODE_ERROR, "this node holds no replica of the partition", 0,
+                  NULL);
+        return;
+    }
+    const struct merkle_tree *t = a->is_ready ? aae_tree(a, p) : NULL;
+    if (!t) {
+        aae_reply(sh, link, wm, WIRE_CODE_UNAVAILABLE, "anti-entropy trees not built yet", 0, NULL);
+        return;
+    }
+    struct wire_bytes arg = aae_arg(wm);
+    AAE_STAT_ADD(a, bytes_in, arg.len);
+    struct buf out;
+    buf_init(&out);
+    uint32_t branches;
+    if (wm->op == WIRE_OP_TREE) {
+        merkle_put_branches(t, &out);
+    } else if (wm->op == WIRE_OP_SEGMENTS) {
+        if (merkle_get_branchmap(arg.ptr, arg.len, &branches) == 0)
+            merkle_put_segments(t, branches, &out);
+    } else {
+        aae_on_keys(sh, link, wm, &arg);
+        return;
+    }
+    struct wire_bytes v = {(const uint8_t *)out.data, (uint32_t)out.len};
+    if (out.len == 0 || out.failed)
+        aae_reply(sh, link, wm, WIRE_CODE_ERROR, out.failed ? "out of memory" : "bad request", 0,
+                  NULL);
+    else
+        aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, 1, &v);
+    buf_fini(&out);
+}
+
+bool aae_is_op(uint8_t op)
+{
+    return op == WIRE_OP_TREE || op == WIRE_OP_SEGMENTS || op == WIRE_OP_KEYS;
+}
+
+bool aae_is_reply(const struct wire_msg *m)
+{
+    return (m->id & AAE_ID_BIT) != 0;
+}
+
+/* ---- the requester ---- */
+
+static uint64_t aae_id(const struct aae_exchange *x, uint32_t index)
+{
+    return AAE_ID_BIT | (uint64_t)(x->serial & AAE_SERIAL_MASK) << 32 | index;
+}
+
+/* Sends request op for x's partition with one value (NULL: none). */
+static int aae_send(struct shard *sh, struct aae_exchange *x, uint8_t op, const void *arg,
+                    size_t len)
+{
+    struct wire_bytes v = {arg, (uint32_t)len};
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .id = aae_id(x, 0),
+                          .op = op,
+                          .deadline_ms = AAE_STEP_MS,
+                          .partition = (uint16_t)x->p,
+                          .n_values = arg ? 1 : 0,
+                          .values = arg ? &v : NULL};
+    int rc = coord_send_member(sh, x->member, &wm);
+    if (rc == 0) {
+        x->step = op == WIRE_OP_TREE ? X_TREE : op == WIRE_OP_SEGMENTS ? X_SEGMENTS : X_KEYS;
+        x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+        AAE_STAT_ADD(sh->aae, bytes_out, len);
+    }
+    return rc;
+}
+
+static void aae_free_keys(struct aae_exchange *x)
+{
+    for (uint32_t i = 0; i < x->nkeys; i++)
+        mi_free(x->keys[i].key);
+    mi_free(x->keys);
+    x->keys = NULL;
+    x->nkeys = x->at = 0;
+}
+
+static void aae_fill(struct shard *sh);
+
+/* is_done: the exchange ran to its end (counted), else it was cut short. */
+static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done)
+{
+    struct aae *a = sh->aae;
+    aae_free_keys(x);
+    if (is_done) {
+        AAE_STAT_ADD(a, exchanges, 1);
+        if (!x->differed)
+            AAE_STAT_ADD(a, in_sync, 1);
+    }
+    x->step = X_FREE;
+}
+
+/* KEYS for the next differing leaves, or the end. */
+static void aae_ask_keys(struct shard *sh, struct aae_exchange *x)
+{
+    aae_free_keys(x);
+    memset(x->asked, 0, sizeof x->asked);
+    uint32_t n = 0;
+    for (uint32_t l = 0; l < MERKLE_LEAVES && n < AAE_LEAVES_PER_KEYS; l++) {
+        if (merkle_leafmap_has(x->todo, l)) {
+            merkle_leafmap_set(x->asked, l);
+            x->todo[l / 8] &= (uint8_t) ~(1u << (l % 8));
+            n++;
+        }
+    }
+    if (n == 0 || x->repaired >= (uint64_t)sh->node->cfg->aae_max_keys) {
+        aae_end(sh, x, true);
+        return;
+    }
+    if (aae_send(sh, x, WIRE_OP_KEYS, x->asked, sizeof x->asked) != 0)
+        aae_end(sh, x, false);
+}
+
+/* The peer's listing, sorted by key for lookups. */
+struct aae_peer_key {
+    const uint8_t *key;
+    uint32_t klen;
+    uint64_t digest;
+    bool matched;
+};
+
+static int aae_key_cmp(const void *pa, const void *pb)
+{
+    const struct aae_peer_key *a = pa, *b = pb;
+    uint32_t n = a->klen < b->klen ? a->klen : b->klen;
+    int c = memcmp(a->key, b->key, n);
+    return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
+}
+
+struct aae_compare {
+    struct aae_exchange *x;
+    struct aae_peer_key *peer;
+    uint32_t npeer, cap;
+    bool failed;
+};
+
+static void aae_add_key(struct aae_compare *cmp, const void *key, uint32_t klen, bool peer_has)
+{
+    struct aae_exchange *x = cmp->x;
+    if (x->nkeys >= cmp->cap)
+        return; /* past the exchange's cap: a later round */
+    char *copy = mi_malloc(klen ? klen : 1);
+    if (!copy) {
+        cmp->failed = true;
+        return;
+    }
+    memcpy(copy, key, klen);
+    x->keys[x->nkeys++] = (struct aae_key){copy, klen, keyhash(key, klen), peer_has};
+}
+
+static void aae_compare_fn(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest)
+{
+    (void)hash;
+    struct aae_compare *cmp = arg;
+    struct aae_peer_key want = {.key = (const uint8_t *)table_entry_key(e), .klen = e->key_len};
+    struct aae_peer_key *got =
+        cmp->npeer ? bsearch(&want, cmp->peer, cmp->npeer, sizeof want, aae_key_cmp) : NULL;
+    if (got)
+        got->matched = true;
+    if (!got || got->digest != digest)
+        aae_add_key(cmp, want.key, want.klen, got != NULL);
+}
+
+static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const struct wire_msg *wm)
+{
+    struct aae_compare cmp = {.x = x};
+    uint64_t cap = (uint64_t)sh->node->cfg->aae_max_keys - x->repaired;
+    cmp.cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+    cmp.peer = mi_malloc(((size_t)wm->n_values + 1) * sizeof *cmp.peer);
+    x->keys = mi_malloc(((size_t)cmp.cap + 1) * sizeof *x->keys);
+    if (!cmp.peer || !x->keys) {
+        mi_free(cmp.peer);
+        aae_end(sh, x, false);
+        return;
+    }
+    struct wire_value_iter it;
+    struct wire_bytes v;
+    wire_values_init(&it, wm);
+    while (wire_values_next(&it, &v)) {
+        struct aae_peer_key *pk = &cmp.peer[cmp.npeer];
+        const void *key;
+        AAE_STAT_ADD(sh->aae, bytes_in, v.len);
+        if (merkle_get_key(v.ptr, v.len, &pk->digest, &key, &pk->klen) != 0)
+            continue; /* malformed: ignored (the peer's listing is advice only) */
+        pk->key = key;
+        pk->matched = false;
+        cmp.npeer++;
+    }
+    qsort(cmp.peer, cmp.npeer, sizeof *cmp.peer, aae_key_cmp);
+    aae_scan_leaves(sh, x->p, x->asked, aae_compare_fn, &cmp);
+    for (uint32_t i = 0; i < cmp.npeer; i++)
+        if (!cmp.peer[i].matched)
+            aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, true);
+    mi_free(cmp.peer);
+    if (cmp.failed) {
+        aae_end(sh, x, false);
+        return;
+    }
+    x->differed |= x->nkeys > 0;
+    x->at = 0;
+    x->waiting = 0;
+    x->step = X_REPAIR;
+    x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+    if (x->nkeys == 0)
+        aae_ask_keys(sh, x);
+}
+
+/* A SYNC of key's state here to x's peer (id 0: no answer awaited). */
+static bool aae_sync(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
+                     const struct replica_state *st)
+{
+    struct wire_bytes body = {(const uint8_t *)st->body.data, (uint32_t)st->body.len};
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .op = WIRE_OP_SYNC,
+                          .deadline_ms = AAE_STEP_MS,
+                          .partition = (uint16_t)x->p,
+                          .slot = keyhash_slot(k->key, k->klen),
+                          .expire_at_ms = st->expire_at_ms,
+                          .key = {(const uint8_t *)k->key, k->klen},
+                          .meta = {(const uint8_t *)st->meta.data, (uint32_t)st->meta.len},
+                          .n_values = 1,
+                          .values = &body};
+    if (coord_send_member(sh, x->member, &wm) != 0)
+        return false;
+    AAE_STAT_ADD(sh->aae, bytes_out, st->meta.len + st->body.len);
+    return true;
+}
+
+/* Sends the state here of key k to the peer unless the peer holds it
+ * (peer_meta: its state's meta; NULL: none). True when one was sent. */
+static bool aae_push(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
+                     const void *peer_meta, size_t peer_meta_len)
+{
+    struct replica_state mine;
+    replica_state_init(&mine);
+    bool sent = false;
+    int rc = replica_export(sh->store, sh->node, k->key, k->klen, k->hash, &mine);
+    if (rc == 0 && !mine.meta.failed && !mine.body.failed &&
+        (!peer_meta || !replica_same(&mine, peer_meta, peer_meta_len)))
+        sent = aae_sync(sh, x, k, &mine);
+    replica_state_fini(&mine); /* -EAGAIN (cold): the next round */
+    return sent;
+}
+
+/* Repairs up to the tick's budget of x's keys. */
+static void aae_repair_some(struct shard *sh, struct aae_exchange *x)
+{
+    struct aae *a = sh->aae;
+    while (x->at < x->nkeys && a->keys_budget > 0) {
+        uint32_t i = x->at++;
+        const struct aae_key *k = &x->keys[i];
+        a->keys_budget--;
+        if (k->peer_has) {
+            struct wire_msg wm = {.kind = WIRE_REQUEST,
+                                  .id = aae_id(x, i),
+                                  .op = WIRE_OP_GET,
+                                  .deadline_ms = AAE_STEP_MS,
+                                  .partition = (uint16_t)x->p,
+                                  .slot = keyhash_slot(k->key, k->klen),
+                                  .key = {(const uint8_t *)k->key, k->klen}};
+            if (coord_send_member(sh, x->member, &wm) == 0) {
+                x->waiting++;
+                x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+            }
+        } else if (aae_push(sh, x, k, NULL, 0)) {
+            x->repaired++;
+            AAE_STAT_ADD(a, keys_repaired, 1);
+        }
+    }
+    if (x->at == x->nkeys && x->waiting == 0)
+        aae_ask_keys(sh, x);
+}
+
+/* A repair GET's answer: merge the peer's state here, send back the merge. */
+static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const struct wire_msg *wm)
+{
+    uint32_t i = (uint32_t)wm->id;
+    if (i >= x->nkeys || x->waiting == 0)
+        return;
+    x->waiting--;
+    const struct aae_key *k = &x->keys[i];
+    bool repaired = false;
+    if (wm->status == WIRE_CODE_OK) {
+        struct wire_value_iter it;
+        struct wire_bytes body = {0};
+        wire_values_init(&it, wm);
+        wire_values_next(&it, &body);
+        AAE_STAT_ADD(sh->aae, bytes_in, wm->meta.len + body.len);
+        int rc = replica_apply(sh->store, sh->node, k->key, k->klen, k->hash, wm->meta.ptr,
+                               wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
+        repaired = rc == 1;
+        if (rc < 0 && rc != -EAGAIN)
+            log_debug("anti-entropy: key '%.*s': the peer's state cannot be merged (%s)",
+                      (int)(k->klen > 64 ? 64 : k->klen), k->key, strerror(-rc));
+        if (rc >= 0)
+            repaired |= aae_push(sh, x, k, wm->meta.ptr, wm->meta.len);
+    } else if (wm->status == WIRE_CODE_NOT_FOUND) {
+        repaired = aae_push(sh, x, k, NULL, 0);
+    }
+    if (repaired) {
+        x->repaired++;
+        AAE_STAT_ADD(sh->aae, keys_repaired, 1);
+    }
+    if (x->at == x->nkeys && x->waiting == 0)
+        aae_ask_keys(sh, x);
+}
+
+void aae_on_reply(struct shard *sh, const struct wire_msg *wm)
+{
+    struct aae *a = sh->aae;
+    uint32_t serial = (uint32_t)(wm->id >> 32) & AAE_SERIAL_MASK;
+    struct aae_exchange *x = NULL;
+    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX && !x; i++)
+        if (a->ex[i].step != X_FREE && (a->ex[i].serial & AAE_SERIAL_MASK) == serial)
+            x = &a->ex[i];
+    if (!x)
+        return; /* ended meanwhile */
+    if (coord_view_version(sh) != x->view || !a->is_ready) {
+        aae_end(sh, x, false);
+        aae_fill(sh);
+        return;
+    }
+    if (wm->op == WIRE_OP_GET && x->step == X_REPAIR) {
+        aae_on_get_reply(sh, x, wm);
+    } else if (wm->op == WIRE_OP_SYNC) {
+        return; /* none is awaited (id 0) */
+    } else if (wm->status != WIRE_CODE_OK) {
+        log_debug("anti-entropy: partition %u: the peer answered %s with %s", x->p,
+                  wire_op_name(wm->op), wire_code_name(wm->status));
+        aae_end(sh, x, false);
+    } else if (wm->op == WIRE_OP_TREE && x->step == X_TREE) {
+        struct wire_bytes v = aae_arg(wm);
+        AAE_STAT_ADD(a, bytes_in, v.len);
+        uint32_t branches = 0;
+        int rc = merkle_diff_branches(aae_tree(a, x->p), v.ptr, v.len, &branches);
+        if (rc != 0 || branches == 0) {
+            aae_end(sh, x, rc == 0); /* in sync; or a malformed answer: cut short */
+        } else {
+            uint8_t map[2];
+            map[0] = (uint8_t)branches;
+            map[1] = (uint8_t)(branches >> 8);
+            x->branches = branches;
+            x->differed = true;
+            if (aae_send(sh, x, WIRE_OP_SEGMENTS, map, sizeof map) != 0)
+                aae_end(sh, x, false);
+        }
+    } else if (wm->op == WIRE_OP_SEGMENTS && x->step == X_SEGMENTS) {
+        struct wire_bytes v = aae_arg(wm);
+        AAE_STAT_ADD(a, bytes_in, v.len);
+        int n = merkle_diff_segments(aae_tree(a, x->p), x->branches, v.ptr, v.len, x->todo);
+        if (n <= 0)
+            aae_end(sh, x, n == 0);
+        else
+            aae_ask_keys(sh, x);
+    } else if (wm->op == WIRE_OP_KEYS && x->step == X_KEYS) {
+        aae_on_keys_reply(sh, x, wm);
+        if (x->step == X_REPAIR)
+            aae_repair_some(sh, x); /* what this tick's budget still allows */
+    }
+    if (x->step == X_FREE)
+        aae_fill(sh);
+}
+
+/* Starts exchanges of the round while slots are free. */
+static void aae_fill(struct shard *sh)
+{
+    struct aae *a = sh->aae;
+    uint32_t slot = 0;
+    while (a->round_p < a->q) {
+        while (slot < AAE_EXCHANGES_MAX && a->ex[slot].step != X_FREE)
+            slot++;
+        if (slot == AAE_EXCHANGES_MAX)
+            return;
+        uint32_t peers[AAE_PEERS_MAX], npeers = 0;
+        bool is_first = aae_tree(a, a->round_p) &&
+                        coord_aae_peers(sh, a->round_p, peers, AAE_PEERS_MAX, &npeers);
+        if (!is_first || a->round_k >= npeers) {
+            a->round_p++;
+            a->round_k = 0;
+            continue;
+        }
+        struct aae_exchange *x = &a->ex[slot];
+        memset(x, 0, sizeof *x);
+        x->serial = ++a->serial;
+        x->p = a->round_p;
+        x->member = peers[a->round_k++];
+        x->view = coord_view_version(sh);
+        if (aae_send(sh, x, WIRE_OP_TREE, NULL, 0) != 0)
+            x->step = X_FREE; /* no link now: the next round */
+    }
+}
+
+void aae_tick(struct shard *sh, int64_t now_ms)
+{
+    struct aae *a = sh->aae;
+    const struct cfg *cfg = sh->node->cfg;
+    bool want = cfg->aae_interval_s > 0 && coord_is_cluster(sh);
+    if (want != a->is_on) {
+        if (want)
+            aae_start(sh, now_ms);
+        else
+            aae_stop(sh);
+        if (!a->is_on)
+            return;
+    }
+    if (!a->is_on)
+        return;
+    if (!a->shadow && a->is_ready && now_ms >= a->next_rebuild_ms)
+        aae_rebuild_start(a);
+    aae_rebuild_step(sh, now_ms);
+    if (!a->is_ready)
+        return;
+    a->keys_budget = AAE_KEYS_PER_TICK;
+    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX; i++) {
+        struct aae_exchange *x = &a->ex[i];
+        if (x->step == X_FREE)
+            continue;
+        /* a peer's answer is late; repairs waiting for the tick's budget are not */
+        bool is_awaiting = x->step != X_REPAIR || x->waiting > 0;
+        if ((is_awaiting && now_ms > x->deadline_ms) || coord_view_version(sh) != x->view)
+            aae_end(sh, x, false);
+        else if (x->step == X_REPAIR)
+            aae_repair_some(sh, x);
+    }
+    if (a->round_p >= a->q && now_ms >= a->next_round_ms) {
+        a->round_p = a->round_k = 0;
+        a->next_round_ms = now_ms + cfg->aae_interval_s * 1000;
+    }
+    aae_fill(sh);
+}
+
+/* ---- INFO ---- */
+
+void aae_totals(const struct node *n, struct aae_totals *out)
+{
+    memset(out, 0, sizeof *out);
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        const struct aae *a = n->shards[i] ? n->shards[i]->aae : NULL;
+        if (!a)
+            continue;
+#define AAE_SUM(f) out->f += __atomic_load_n(&a->stats.f, __ATOMIC_RELAXED)
+        AAE_SUM(exchanges);
+        AAE_SUM(in_sync);
+        AAE_SUM(keys_repaired);
+        AAE_SUM(bytes_out);
+        AAE_SUM(bytes_in);
+        AAE_SUM(rebuilds);
+        AAE_SUM(trees_corrected);
+#undef AAE_SUM
+    }
+}
+
+void aae_info(const struct node *n, struct buf *out)
+{
+    struct aae_totals sum;
+    aae_totals(n, &sum);
+    buf_printf(out,
+               "ringkv_aae_exchanges:%" PRIu64 "\r\nringkv_aae_exchanges_in_sync:%" PRIu64
+               "\r\nringkv_aae_keys_repaired:%" PRIu64 "\r\nringkv_aae_bytes_sent:%" PRIu64
+               "\r\nringkv_aae_bytes_received:%" PRIu64 "\r\nringkv_aae_tree_rebuilds:%" PRIu64
+               "\r\nringkv_aae_trees_corrected:%" PRIu64 "\r\n",
+               sum.exchanges, sum.in_sync, sum.keys_repaired, sum.bytes_out, sum.bytes_in,
+               sum.rebuilds, sum.trees_corrected);
+}

@@ -1,0 +1,256 @@
+/* test_aae: active anti-entropy (shards/aae.c) with real nodes on 127.0.0.x.
+ * - test_aae_repairs_a_replica_without_reads: 3 nodes (N = 3, W = 2),
+ *   aae-interval 1 s: node 2 frozen (SIGSTOP) until the others see it down
+ *   misses writes of KEYS keys; once thawed, and without any read that
+ *   could repair it, it comes to hold every key (read there with
+ *   CONSISTENCY R 1, which asks no other replica), INFO counts repaired
+ *   keys, and no read repair happened anywhere; the trees, rebuilt every
+ *   second meanwhile, never differed from the ones the writes kept.
+ * - test_aae_delete_stays_deleted: tombstone-grace 1 s: a key every node
+ *   holds is deleted while node 2 is frozen, and kept frozen past the grace
+ *   (until a reap check was deferred for it); once it is back, the old value
+ *   it still holds never comes back: after several anti-entropy rounds of
+ *   every node every node reads nothing (alone and by quorum), and the
+ *   tombstone is finally reaped.
+ * Without anti-entropy (aae-interval 0) the first fails at its deadline:
+ * nothing sends node 2 the keys it missed. Every wait is on a condition
+ * with a deadline; nodes are stopped by PID (cluster_finish). */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster_harness.h"
+
+#define KEYS 60
+#define FREEZE_MS 20000 /* failure detection's verdict at most */
+
+static const char *const flags_repair[] = {
+    "--request-timeout", "2000", "--aae-interval", "1", "--aae-rebuild-interval", "1", NULL};
+static const char *const flags_grace[] = {
+    "--request-timeout", "2000", "--aae-interval", "1", "--tombstone-grace", "1", NULL};
+
+/* The reply to a command at node i as text ("+OK", ":1", "$v", "nil",
+ * "-ERR ..."); c: a connection (NULL: one of its own). Caller frees. */
+static char *ask(int i, redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisContext *own = c ? NULL : cluster_connect(i, 5000);
+    redisReply *r = c || own ? redisvCommand(c ? c : own, fmt, ap) : NULL;
+    va_end(ap);
+    char *text = NULL;
+    if (!r)
+        text = strdup("(no reply)");
+    else if (r->type == REDIS_REPLY_NIL)
+        text = strdup("nil");
+    else if (r->type == REDIS_REPLY_INTEGER)
+        assert_true(asprintf(&text, ":%lld", r->integer) > 0);
+    else
+        assert_true(asprintf(&text, "%c%.*s",
+                             r->type == REDIS_REPLY_ERROR    ? '-'
+                             : r->type == REDIS_REPLY_STATUS ? '+'
+                                                             : '$',
+                             (int)r->len, r->str ? r->str : "") > 0);
+    if (r)
+        freeReplyObject(r);
+    redisFree(own);
+    return text;
+}
+
+static bool is(char *got, const char *want)
+{
+    bool ok = strcmp(got, want) == 0;
+    free(got);
+    return ok;
+}
+
+static long long info_stat(int i, const char *name)
+{
+    return cluster_info_stat(i, "stats", name);
+}
+
+struct status_is {
+    int viewer, node;
+    const char *status;
+};
+
+static bool status_is(void *arg)
+{
+    const struct status_is *x = arg;
+    const char *st = cluster_status_of(x->viewer, cluster_node(x->node)->id);
+    return st && strcmp(st, x->status) == 0;
+}
+
+/* Node `node` as both others see it. */
+static void wait_status(int node, const char *status)
+{
+    for (int viewer = 0; viewer < 3; viewer++) {
+        if (viewer == node)
+            continue;
+        struct status_is x = {viewer, node, status};
+        assert_true(cluster_wait(status_is, &x, FREEZE_MS));
+    }
+}
+
+static bool warm_write(void *arg)
+{
+    (void)arg;
+    return is(ask(0, NULL, "SET warm up"), "+OK");
+}
+
+/* Node i's own value of every key (CONSISTENCY R 1: no other replica is
+ * asked, nothing merged) is want(k) (NULL: "nil" for every key). */
+struct local_check {
+    int node;
+    int nkeys;
+    const char *prefix;
+    bool is_deleted;
+};
+
+static bool local_values(void *arg)
+{
+    const struct local_check *x = arg;
+    redisContext *c = cluster_connect(x->node, 5000);
+    if (!c)
+        return false;
+    bool ok = is(ask(x->node, c, "CONSISTENCY R 1"), "+OK");
+    for (int k = 0; ok && k < x->nkeys; k++) {
+        char want[64];
+        snprintf(want, sizeof want, "$v%d", k);
+        ok = is(ask(x->node, c, "GET %s%d", x->prefix, k), x->is_deleted ? "nil" : want);
+    }
+    redisFree(c);
+    return ok;
+}
+
+static long long sum_stat(const char *name)
+{
+    long long sum = 0;
+    for (int i = 0; i < 3; i++) {
+        long long v = info_stat(i, name);
+        sum += v > 0 ? v : 0;
+    }
+    return sum;
+}
+
+/* The same counter from the admin API (/v1/stats, what /metrics shows). */
+static long long sum_admin_stat(const char *key)
+{
+    long long sum = 0;
+    for (int i = 0; i < 3; i++) {
+        json_t *st = cluster_get(i, "/v1/stats");
+        json_t *v = st ? json_object_get(st, key) : NULL;
+        sum += json_is_number(v) ? (long long)json_number_value(v) : 0;
+        json_decref(st);
+    }
+    return sum;
+}
+
+static void test_aae_repairs_a_replica_without_reads(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, flags_repair), 0);
+    assert_true(cluster_wait(warm_write, NULL, 10000));
+    cluster_signal(2, SIGSTOP);
+    wait_status(2, "down");
+    for (int k = 0; k < KEYS; k++) /* W = 2 on nodes 0 and 1; node 2 not asked */
+        assert_true(is(ask(k % 2, NULL, "SET missed:%d v%d", k, k), "+OK"));
+    cluster_signal(2, SIGCONT);
+    wait_status(2, "up");
+    struct local_check all = {2, KEYS, "missed:", false};
+    assert_true(cluster_wait(local_values, &all, 30000));
+    assert_true(sum_stat("ringkv_aae_keys_repaired") >= KEYS);
+    assert_true(sum_stat("ringkv_aae_exchanges") > 0);
+    assert_true(sum_admin_stat("aae_keys_repaired") >= KEYS);
+    assert_true(sum_admin_stat("aae_bytes_sent") > 0);
+    assert_int_equal(sum_stat("ringkv_read_repairs"), 0); /* no read did it */
+    /* trees rebuilt every second meanwhile, writes and repairs going on: each
+     * rebuild found the tree the store's hook kept exact */
+    assert_true(sum_stat("ringkv_aae_tree_rebuilds") >= 6);
+    assert_int_equal(sum_stat("ringkv_aae_trees_corrected"), 0);
+}
+
+/* Every node gives nil for the key by quorum. */
+static bool gone_everywhere(void *arg)
+{
+    const char *key = arg;
+    for (int i = 0; i < 3; i++)
+        if (!is(ask(i, NULL, "GET %s", key), "nil"))
+            return false;
+    return true;
+}
+
+struct rounds {
+    long long at[3];
+};
+
+/* Every node ran at least 3 more exchanges since `at`. */
+static bool rounds_passed(void *arg)
+{
+    const struct rounds *r = arg;
+    for (int i = 0; i < 3; i++)
+        if (info_stat(i, "ringkv_aae_exchanges") < r->at[i] + 3)
+            return false;
+    return true;
+}
+
+static bool reap_deferred(void *arg)
+{
+    (void)arg;
+    return info_stat(0, "ringkv_reaps_deferred") + info_stat(1, "ringkv_reaps_deferred") > 0;
+}
+
+static bool reaped(void *arg)
+{
+    (void)arg;
+    return sum_stat("ringkv_tombstones_reaped") >= 3;
+}
+
+static void test_aae_delete_stays_deleted(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, flags_grace), 0);
+    assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(is(ask(0, NULL, "SET gone:0 v0"), "+OK"));
+    struct local_check held = {2, 1, "gone:", false};
+    assert_true(cluster_wait(local_values, &held, 10000)); /* node 2 holds the old value */
+    cluster_signal(2, SIGSTOP);
+    wait_status(2, "down");
+    assert_true(is(ask(0, NULL, "DEL gone:0"), ":1"));
+    /* past the grace: the others' reap check found node 2 down */
+    assert_true(cluster_wait(reap_deferred, NULL, 10000));
+    cluster_signal(2, SIGCONT);
+    wait_status(2, "up");
+    struct rounds r;
+    for (int i = 0; i < 3; i++)
+        r.at[i] = info_stat(i, "ringkv_aae_exchanges");
+    assert_true(cluster_wait(rounds_passed, &r, 30000));
+    for (int i = 0; i < 3; i++) {
+        struct local_check none = {i, 1, "gone:", true};
+        assert_true(local_values(&none));
+    }
+    assert_true(gone_everywhere("gone:0"));
+    assert_true(cluster_wait(reaped, NULL, 30000)); /* the tombstone goes, everywhere */
+    assert_true(gone_everywhere("gone:0"));
+    for (int i = 0; i < 3; i++) {
+        struct local_check none = {i, 1, "gone:", true};
+        assert_true(local_values(&none));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_aae_repairs_a_replica_without_reads, cluster_forget_all),
+        cmocka_unit_test_teardown(test_aae_delete_stays_deleted, cluster_forget_all),
+    };
+    return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
