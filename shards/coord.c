@@ -689,13 +689,18 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
     bool has_before =
         replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &before) == 0;
     uint64_t seq0 = persist_last_seq(sh->persist);
+    struct replica_put put; /* a put of the key is its new version at once */
+    if (!op->is_ring_write)
+        replica_put_begin(&put, sh->store, sh->node, key->ptr, key->len, m->hash);
     cmd_msg_run(sh, m);
+    if (!op->is_ring_write)
+        replica_put_end(&put, sh->store);
     op->phase = PH_WRITE;
     COORD_STAT(sh, writes);
     bool changed = false;
     int rc = 0;
     if (m->res.status != REQ_ERR) {
-        if (op->is_ring_write) {
+        if (op->is_ring_write || put.done) {
             rc = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &after);
             changed = rc == 0;
         } else {

@@ -527,6 +527,70 @@ out:
     return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
 }
 
+/* ---- a put versioned at once ---- */
+
+/* K_OUT = a new dot with value v over K_IN, the key's clock now (e's; none:
+ * empty), as versionize_clock makes it for a put. */
+static int put_clock(struct store *s, const struct node *n, uint64_t hash,
+                     const struct table_entry *e, const struct dvv_value *v,
+                     struct replica_clocks *w)
+{
+    dvv_clear(w->k[K_IN]);
+    int rc = e ? replica_entry_clock(n, e, w->k[K_IN]) : 0;
+    if (rc == 0)
+        rc = dvv_new_with_context(w->k[K_STORED], w->k[K_IN], v);
+    if (rc == 0)
+        rc = dvv_update(w->k[K_OUT], w->k[K_STORED], w->k[K_IN],
+                        replica_write_actor(s, n, hash, w->k[K_IN]));
+    return rc;
+}
+
+static int replica_put_hook(struct store *s, struct store_put_hook *h, const void *key,
+                            uint32_t klen, uint64_t hash, const void *val, size_t vlen,
+                            int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
+{
+    struct replica_put *p = (struct replica_put *)h;
+    if (hash != p->hash || klen != p->klen || memcmp(key, p->key, klen) != 0 ||
+        (expire_ms != 0 && expire_ms <= s->now_ms) || vlen > UINT32_MAX)
+        return 1; /* another key, or a put that removes it: plain, then versionize */
+    const struct table_entry *e = replica_find(s, key, klen, hash);
+    if (e && table_entry_is_cold(e))
+        return 1;
+    struct dvv_value v = {
+        .data = val, .len = (uint32_t)vlen, .mc_flags = mc_flags, .ts_ms = s->now_ms};
+    struct replica_clocks w;
+    clocks_init(&w);
+    int rc = put_clock(s, p->n, hash, e, &v, &w);
+    if (rc == -ENOSPC && (rc = clocks_grow(&w)) == 0)
+        rc = put_clock(s, p->n, hash, e, &v, &w);
+    if (rc == 0) {
+        s->put_hook = NULL; /* store_put_versioned puts no plain entry; no recursion anyway */
+        rc = store_put_versioned(s, key, klen, hash, w.k[K_OUT], expire_ms, out);
+        s->put_hook = h;
+    }
+    clocks_fini(&w);
+    p->done |= rc == 0;
+    return rc == -ENOSPC ? -E2BIG : rc;
+}
+
+void replica_put_begin(struct replica_put *p, struct store *s, const struct node *n,
+                       const void *key, uint32_t klen, uint64_t hash)
+{
+    p->hook.put = replica_put_hook;
+    p->n = n;
+    p->key = key;
+    p->klen = klen;
+    p->hash = hash;
+    p->done = false;
+    s->put_hook = &p->hook;
+}
+
+void replica_put_end(struct replica_put *p, struct store *s)
+{
+    (void)p;
+    s->put_hook = NULL;
+}
+
 /* ---- reaping ---- */
 
 struct reap_scan {

@@ -622,6 +622,12 @@ int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, co
               size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
 {
     struct table_entry *e;
+    if (__builtin_expect(s->put_hook != NULL, 0)) {
+        int taken = s->put_hook->put(s, s->put_hook, key, klen, hash, val, vlen, expire_ms,
+                                     mc_flags, out);
+        if (taken != 1)
+            return taken;
+    }
     int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, false, &e);
     if (rc != 0)
         return rc;

@@ -121,6 +121,19 @@ struct store_tier {
     void *arg;
 };
 
+/* A cluster's write of one key as a version, in one store write (replica.h
+ * replica_put_begin sets it, around a coordinated command's run): while
+ * store->put_hook is set, store_put() calls put() first, which writes the
+ * key's new version itself (0 or the store's -errno, as store_put) or
+ * returns 1: not taken (another key, say), the plain write goes on. A
+ * cluster of one never sets it (one predictable branch per store_put). */
+struct store;
+struct store_put_hook {
+    int (*put)(struct store *s, struct store_put_hook *h, const void *key, uint32_t klen,
+               uint64_t hash, const void *val, size_t vlen, int64_t expire_ms, uint32_t mc_flags,
+               struct table_entry **out);
+};
+
 /* One shard's keyspace. Owner: the shard thread. Place it 64-byte aligned
  * (as a member of an aligned struct, or with mi_malloc_aligned), so that
  * stats has its cache line to itself. */
@@ -146,6 +159,7 @@ struct store {
     uint32_t (*part_of)(const void *arg, const void *key, uint32_t klen);
     const void *part_arg;
     bool had_tombstone; /* a tombstone entered once: reaping has work (replica.h) */
+    struct store_put_hook *put_hook; /* NULL but around a coordinated write (above) */
     struct store_stats stats;
 };
 
