@@ -80,6 +80,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <mimalloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,9 @@
 #define COORD_SLOT_BITS 24
 #define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
 #define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
+#define COORD_POOL_MAX 1024       /* operations kept for reuse per shard at most */
+#define COORD_POOL_BUF_MAX 4096   /* a kept buffer's capacity at most (larger ones go) */
+#define COORD_KEY_SMALL 64        /* a key up to this long is copied into the op itself */
 
 #define COORD_FWD_MC 1       /* a forwarded memcached request (coord_op.fwd_mc) */
 #define COORD_FWD_MC_QUIET 2 /* the same with noreply: its reply is not relayed */
@@ -138,6 +142,8 @@ struct coord_stats {
 
 struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
+    struct coord_op *free_ops; /* the pool: ended operations, for reuse */
+    uint32_t nfree;
     uint32_t nreaps;         /* reap checks in flight: their keys' hashes */
     uint64_t reap_hash[COORD_REAPS_MAX];
     struct coord_stats stats;
@@ -167,8 +173,6 @@ struct coord_op {
     uint32_t npeers;
     uint32_t peer[COORD_PEERS_MAX];
     uint8_t st[COORD_PEERS_MAX];
-    struct replica_state got[COORD_PEERS_MAX];
-    struct replica_state mine; /* REAP: the tombstone checked */
     uint64_t hold_seq;
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
@@ -183,6 +187,14 @@ struct coord_op {
     struct resp_arg *keys;
     uint8_t *mst;
     struct replica_state *mgot;
+    /* ---- kept by the shard's pool (coord_op_new zeroes only what is above) ---- */
+    struct coord_op *next_free;
+    uint32_t ngot;     /* got[0..ngot) are initialised (their buffers kept for the next op) */
+    uint32_t key_cap;  /* bytes at key_heap */
+    char *key_heap;    /* a key longer than key_small */
+    char key_small[COORD_KEY_SMALL];
+    struct replica_state mine; /* REAP: the tombstone checked */
+    struct replica_state got[COORD_PEERS_MAX]; /* a peer's GET answer (coord_op_got) */
 };
 
 /* ---- the view ---- */
@@ -285,6 +297,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     return v;
 }
 
+static void coord_op_destroy(struct coord_op *op);
+
 int coord_init(struct shard *sh)
 {
     sh->coord = mi_zalloc_aligned(sizeof *sh->coord, 64);
@@ -295,6 +309,11 @@ void coord_fini(struct shard *sh)
 {
     if (!sh->coord)
         return;
+    while (sh->coord->free_ops) {
+        struct coord_op *op = sh->coord->free_ops;
+        sh->coord->free_ops = op->next_free;
+        coord_op_destroy(op);
+    }
     coord_view_put(sh->coord->view);
     mi_free(sh->coord);
     sh->coord = NULL;
@@ -480,23 +499,79 @@ static int64_t coord_margin_ms(const struct shard *sh)
     return m > COORD_MARGIN_MAX_MS ? COORD_MARGIN_MAX_MS : m;
 }
 
+/* Operations are pooled per shard (struct coord.free_ops): a new one comes
+ * from the pool when it holds one, and only the fields above next_free are
+ * zeroed; the peers' answer buffers (got[]), the REAP state and the key's
+ * copy keep their allocations from one operation to the next (up to
+ * COORD_POOL_BUF_MAX bytes each), so a request allocates nothing here once
+ * the pool is warm, and touches got[] only for the peers it has. */
+static void coord_state_keep(struct replica_state *st)
+{
+    if (st->meta.cap > COORD_POOL_BUF_MAX || st->body.cap > COORD_POOL_BUF_MAX) {
+        replica_state_fini(st);
+        replica_state_init(st);
+    } else {
+        replica_state_clear(st);
+    }
+}
+
+static void coord_op_destroy(struct coord_op *op)
+{
+    for (uint32_t k = 0; k < op->ngot; k++)
+        replica_state_fini(&op->got[k]);
+    replica_state_fini(&op->mine);
+    mi_free(op->key_heap);
+    mi_free(op);
+}
+
+/* Back to the pool (or freed past COORD_POOL_MAX). */
+static void coord_op_release(struct coord *co, struct coord_op *op)
+{
+    if (co->nfree >= COORD_POOL_MAX) {
+        coord_op_destroy(op);
+        return;
+    }
+    for (uint32_t k = 0; k < op->ngot; k++)
+        coord_state_keep(&op->got[k]);
+    coord_state_keep(&op->mine);
+    if (op->key_cap > COORD_POOL_BUF_MAX) {
+        mi_free(op->key_heap);
+        op->key_heap = NULL;
+        op->key_cap = 0;
+    }
+    op->next_free = co->free_ops;
+    co->free_ops = op;
+    co->nfree++;
+}
+
 /* An operation ending at deadline_ms (0: request-timeout from now, less the
  * margin). */
 static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, struct req **r_out)
 {
     if (!deadline_ms)
         deadline_ms = shard_deadline(sh) - coord_margin_ms(sh);
-    struct coord_op *op = mi_zalloc(sizeof *op);
-    struct req *r = op ? req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms) : NULL;
+    struct coord *co = sh->coord;
+    struct coord_op *op = co->free_ops;
+    if (op) {
+        co->free_ops = op->next_free;
+        co->nfree--;
+    } else {
+        op = mi_malloc(sizeof *op);
+        if (!op)
+            return NULL;
+        op->ngot = 0;
+        op->key_cap = 0;
+        op->key_heap = NULL;
+        replica_state_init(&op->mine);
+    }
+    memset(op, 0, offsetof(struct coord_op, next_free));
+    struct req *r = req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms);
     if (!r || (uint32_t)r->id >= 1u << COORD_SLOT_BITS) {
         if (r)
             req_cancel(&sh->reqs, r->id); /* owner_ptr is still NULL: nothing to free */
-        mi_free(op);
+        coord_op_release(co, op);
         return NULL;
     }
-    /* got[] starts empty: mi_zalloc's zeroes are replica_state_init's state
-     * (buf.h); coord_op_free finis the first npeers, those a peer may fill. */
-    replica_state_init(&op->mine);
     op->view = sh->coord->view;
     op->view->refs++;
     r->owner_ptr = op;
@@ -504,19 +579,45 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
     return op;
 }
 
-static void coord_op_free(struct coord_op *op)
+/* The op's copy of its key (repair and reaping come after the message went
+ * back): in the op when short, else in a buffer the pool keeps. */
+static bool coord_op_set_key(struct coord_op *op, const void *key, uint32_t klen)
 {
-    for (uint32_t k = 0; k < op->npeers; k++)
-        replica_state_fini(&op->got[k]);
+    if (klen <= COORD_KEY_SMALL) {
+        op->key = op->key_small;
+    } else {
+        if (klen > op->key_cap) {
+            char *k = mi_malloc(klen);
+            if (!k)
+                return false;
+            mi_free(op->key_heap);
+            op->key_heap = k;
+            op->key_cap = klen;
+        }
+        op->key = op->key_heap;
+    }
+    memcpy(op->key, key, klen);
+    op->klen = klen;
+    return true;
+}
+
+/* Peer k's answer state, initialised on first use (kept by the pool). */
+static struct replica_state *coord_op_got(struct coord_op *op, uint32_t k)
+{
+    for (; op->ngot <= k; op->ngot++)
+        replica_state_init(&op->got[op->ngot]);
+    return &op->got[k];
+}
+
+static void coord_op_free(struct shard *sh, struct coord_op *op)
+{
     for (uint32_t i = 0; op->mgot && i < op->nkeys * (op->npeers ? op->npeers : 1); i++)
         replica_state_fini(&op->mgot[i]);
     mi_free(op->mgot);
     mi_free(op->mst);
     mi_free(op->keys);
-    replica_state_fini(&op->mine);
     coord_view_put(op->view);
-    mi_free(op->key);
-    mi_free(op);
+    coord_op_release(sh->coord, op);
 }
 
 /* Milliseconds from now to deadline_ms, at least 1 (a wire deadline). */
@@ -597,7 +698,7 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
     if (how == REQ_END_DROP) {
         if (op->m)
             cmd_msg_free(op->m);
-        coord_op_free(op);
+        coord_op_free(sh, op);
         return true;
     }
     if (op->phase == PH_FWD) {
@@ -606,12 +707,12 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
                            "the replica forwarded to did not answer within request-timeout");
             COORD_STAT(sh, unavailable);
         }
-        coord_op_free(op);
+        coord_op_free(sh, op);
         return true;
     }
     if (op->phase == PH_REAP) {
         coord_reap_end(sh, r, op, how);
-        coord_op_free(op);
+        coord_op_free(sh, op);
         return true;
     }
     if (op->m) {
@@ -626,7 +727,7 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
     }
     if (op->phase == PH_REPAIR)
         coord_repair(sh, r, op);
-    coord_op_free(op);
+    coord_op_free(sh, op);
     return true;
 }
 
@@ -1001,17 +1102,13 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     struct req *r;
     int64_t deadline = m->deadline_ms ? m->deadline_ms - coord_margin_ms(sh) : 0;
     struct coord_op *op = coord_op_new(sh, deadline, &r);
-    if (op)
-        op->key = mi_malloc(key->len ? key->len : 1);
-    if (!op || !op->key) {
+    if (!op || !coord_op_set_key(op, key->ptr, key->len)) {
         if (op)
             req_cancel(&sh->reqs, r->id); /* its done callback frees op */
         cmd_msg_error(m, "OOM out of memory");
         cmd_msg_reply(sh, m);
         return;
     }
-    memcpy(op->key, key->ptr, key->len);
-    op->klen = key->len;
     op->hash = m->hash;
     op->m = m;
     op->is_rmw = is_rmw;
@@ -1649,7 +1746,7 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
     if (op->phase == PH_WRITE) {
         op->st[k] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;
     } else {
-        coord_take_state(&op->st[k], &op->got[k], wm);
+        coord_take_state(&op->st[k], coord_op_got(op, k), wm);
     }
     op->ok += op->phase != PH_REPAIR && (op->st[k] == P_OK || op->st[k] == P_MISSING);
     coord_op_progress(sh, r, op);
@@ -2262,14 +2359,13 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
     if (!op)
         return false;
     op->phase = PH_REAP;
-    op->key = mi_malloc(klen ? klen : 1);
-    int rc = op->key ? replica_export(sh->store, sh->node, key, klen, hash, &op->mine) : -ENOMEM;
+    int rc = coord_op_set_key(op, key, klen)
+                 ? replica_export(sh->store, sh->node, key, klen, hash, &op->mine)
+                 : -ENOMEM;
     if (rc != 0 || op->mine.meta.failed || op->mine.body.failed) {
         req_cancel(&sh->reqs, r->id); /* REQ_END_DROP frees the op */
         return rc != -ENOMEM;
     }
-    memcpy(op->key, key, klen);
-    op->klen = klen;
     op->hash = hash;
     op->partition = p;
     op->slot = keyhash_slot(key, klen);
