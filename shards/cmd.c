@@ -398,6 +398,7 @@ static struct cmd_msg *cmd_msg_make(struct shard *sh, uint64_t req_id, uint32_t 
     m->proto = proto;
     m->r = 0;
     m->w = 0;
+    m->slot1 = 0;
     m->deadline_ms = 0;
     m->hash = hash;
     m->argc = argc;
@@ -504,6 +505,7 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
             break;
         m->r = c->consistency_r;
         m->w = c->consistency_w;
+        m->slot1 = rt.slot + 1;
         m->deadline_ms = r->deadline_ms;
         if (target == sh->id) {
             cmd_msg_execute(sh, m);

@@ -137,7 +137,7 @@ struct coord_view {
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
-        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs;
+        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, gets_same;
 } __attribute__((aligned(64)));
 
 struct coord {
@@ -154,7 +154,8 @@ struct coord {
 #define COORD_STAT(sh, f) COORD_STAT_ADD(sh, f, 1)
 
 enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD, PH_REAP };
-enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL };
+/* P_SAME: a READ's answer "I hold the state whose hash you sent" (no bytes). */
+enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL, P_SAME };
 
 struct coord_op {
     struct coord_view *view;
@@ -166,6 +167,8 @@ struct coord_op {
     bool is_loading;    /* its key's value went back to disk while the replicas
                            answered: progress waits until it is read back */
     bool is_reloaded;   /* that happened once already (a second time: an error) */
+    bool has_hash;      /* READ: the GETs carried state_hash, this node's state's */
+    uint64_t state_hash;
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -442,8 +445,10 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
     if (!coord_is_cluster(sh))
         return;
     const struct coord_view *v = sh->coord->view;
-    uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    uint32_t slot = keyhash_slot(key, klen);
+    uint32_t p = node_partition_of_slot(sh->node, slot, hash);
     out->partition = p;
+    out->slot = slot;
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const uint32_t *list = coord_list(v, p);
     uint32_t first_live = RING_NONE;
@@ -470,7 +475,7 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
     }
     out->to = first_live;
     if (c && c->cluster_aware && !is_forwarded) {
-        snprintf(out->error, sizeof out->error, "MOVED %u %s", keyhash_slot(key, klen),
+        snprintf(out->error, sizeof out->error, "MOVED %u %s", slot,
                  v->members[first_live].client_addr);
         out->kind = COORD_MOVED;
         COORD_STAT(sh, moved);
@@ -684,6 +689,38 @@ static void coord_answer(struct shard *sh, struct coord_op *op)
 }
 
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op);
+
+/* Reads with a state hash: a coordinator's GET to the replicas carries the
+ * hash of its own state (replica_state_hash, 8 bytes little-endian in the
+ * GET's meta) when that state is a versioned entry in memory; a replica
+ * whose state hashes the same answers OK with no meta and no value ("same":
+ * no bytes copied or sent). The coordinator counts it toward R and has
+ * nothing to merge from it; read repair then sends the merged state to it
+ * when the merge changed the coordinator's state. A peer that predates this
+ * ignores the GET's meta and answers its state, as before; a coordinator
+ * that sends no hash never gets "same". */
+#define COORD_HASH_LEN 8
+
+/* The hash of this node's state of key into *h: true for a versioned entry
+ * in memory (replica_peek), else false (no cheap hash; reads go without). */
+static bool coord_own_hash(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
+                           uint64_t *h)
+{
+    struct store_version v;
+    uint64_t expire_at_ms;
+    if (replica_peek(sh->store, key, klen, hash, &v, &expire_at_ms) != 0)
+        return false;
+    *h = replica_state_hash(v.meta, v.meta_len, expire_at_ms);
+    return true;
+}
+
+static uint64_t coord_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
 static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint8_t fwd_mc,
                            const char *code, const char *text);
 static void coord_reap_end(struct shard *sh, struct req *r, struct coord_op *op,
@@ -883,10 +920,21 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
 /* The merged state to every replica that answered with less (or nothing). */
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 {
+    /* a replica that answered "same" holds what this node held when the
+     * GETs went: stale when the merge changed that */
+    bool is_changed = false;
+    for (uint32_t k = 0; k < op->npeers; k++) {
+        uint64_t now;
+        if (op->st[k] == P_SAME) {
+            is_changed = !coord_own_hash(sh, op->key, op->klen, op->hash, &now) ||
+                         now != op->state_hash;
+            break;
+        }
+    }
     bool is_any_stale = false;
     for (uint32_t k = 0; k < op->npeers && !is_any_stale; k++)
         is_any_stale =
-            op->st[k] == P_MISSING ||
+            op->st[k] == P_MISSING || (op->st[k] == P_SAME && is_changed) ||
             (op->st[k] == P_OK && !replica_holds(sh->store, op->key, op->klen, op->hash,
                                                  op->got[k].meta.data, op->got[k].meta.len));
     if (!is_any_stale)
@@ -896,7 +944,7 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
     struct resp_arg key = {op->key, op->klen};
     if (replica_export(sh->store, sh->node, op->key, op->klen, op->hash, &merged) == 0) {
         for (uint32_t k = 0; k < op->npeers; k++) {
-            bool is_stale = op->st[k] == P_MISSING ||
+            bool is_stale = op->st[k] == P_MISSING || (op->st[k] == P_SAME && is_changed) ||
                             (op->st[k] == P_OK &&
                              !replica_same(&merged, op->got[k].meta.data, op->got[k].meta.len));
             if (is_stale &&
@@ -1079,7 +1127,8 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
 {
     const struct coord_view *v = sh->coord->view;
     bool is_write = (m->flags & CMD_WRITE) != 0;
-    uint32_t p = node_partition_of(sh->node, key->ptr, key->len, m->hash);
+    uint32_t slot = m->slot1 ? m->slot1 - 1 : keyhash_slot(key->ptr, key->len);
+    uint32_t p = node_partition_of_slot(sh->node, slot, m->hash);
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const struct cfg *cfg = sh->node->cfg;
     bool is_ring = !m->is_mc && (m->handler == cmd_ring_get || coord_is_ring_write(m));
@@ -1114,7 +1163,7 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     op->is_rmw = is_rmw;
     op->is_ring_write = coord_is_ring_write(m);
     op->partition = p;
-    op->slot = keyhash_slot(key->ptr, key->len);
+    op->slot = slot;
     op->n_eff = n_eff;
     op->need = reads_first ? need_r : need_w;
     op->ok = 1;
@@ -1135,12 +1184,17 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
         return;
     }
     op->phase = PH_READ;
+    uint8_t hash_le[COORD_HASH_LEN];
+    op->has_hash = coord_own_hash(sh, key->ptr, key->len, m->hash, &op->state_hash);
+    for (int i = 0; i < COORD_HASH_LEN; i++)
+        hash_le[i] = (uint8_t)(op->state_hash >> (8 * i));
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .op = WIRE_OP_GET,
                           .deadline_ms = (uint32_t)coord_deadline_left(r),
                           .partition = (uint16_t)p,
                           .slot = (uint16_t)op->slot,
-                          .key = {(const uint8_t *)key->ptr, key->len}};
+                          .key = {(const uint8_t *)key->ptr, key->len},
+                          .meta = {hash_le, op->has_hash ? COORD_HASH_LEN : 0}};
     for (uint32_t k = 0; k < op->npeers; k++) {
         if (op->st[k] != P_WAIT)
             continue;
@@ -1745,10 +1799,14 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
     op->waiting--;
     if (op->phase == PH_WRITE) {
         op->st[k] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;
+    } else if (op->has_hash && wm->status == WIRE_CODE_OK && wm->n_values == 0 &&
+               wm->meta.len == 0) {
+        op->st[k] = P_SAME; /* it holds the state whose hash the GET carried */
     } else {
         coord_take_state(&op->st[k], coord_op_got(op, k), wm);
     }
-    op->ok += op->phase != PH_REPAIR && (op->st[k] == P_OK || op->st[k] == P_MISSING);
+    op->ok += op->phase != PH_REPAIR &&
+              (op->st[k] == P_OK || op->st[k] == P_MISSING || op->st[k] == P_SAME);
     coord_op_progress(sh, r, op);
 }
 
@@ -1860,6 +1918,12 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
     int rc = replica_peek(sh->store, wm->key.ptr, wm->key.len, hash, &v, &expire_at_ms);
     if (rc == 0) { /* the common case (never cold): no copy of the state */
         COORD_STAT(sh, gets_in);
+        if (wm->meta.len == COORD_HASH_LEN &&
+            replica_state_hash(v.meta, v.meta_len, expire_at_ms) == coord_le64(wm->meta.ptr)) {
+            COORD_STAT(sh, gets_same); /* "same": the coordinator holds this state */
+            coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_OK, NULL, NULL, 0, NULL);
+            return;
+        }
         coord_reply_version(sh, link, wm->id, &v, expire_at_ms);
         return;
     }
@@ -2424,6 +2488,7 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(tombstones_reaped);
         COORD_SUM(reaps_deferred);
         COORD_SUM(reap_repairs);
+        COORD_SUM(gets_same);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -2436,4 +2501,5 @@ void coord_info(const struct node *n, struct buf *out)
                sum.reads, sum.writes, sum.forwarded, sum.moved, sum.unavailable, sum.read_repairs,
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
                sum.reaps_deferred, sum.reap_repairs);
+    buf_printf(out, "ringkv_replica_gets_same:%" PRIu64 "\r\n", sum.gets_same);
 }

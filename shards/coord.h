@@ -58,6 +58,7 @@ enum coord_route_kind {
 struct coord_route {
     enum coord_route_kind kind;
     uint32_t partition; /* COORD_NO_PARTITION: that member only (FLUSHALL, RING.LOCAL) */
+    uint32_t slot;      /* a keyed route in a cluster: the key's slot (keyhash_slot) */
     uint32_t to;     /* COORD_FORWARD: the view's member index */
     bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
     bool is_hop;     /* COORD_FORWARD of a forwarded request: sent on once only */

@@ -212,6 +212,11 @@ void replica_state_clear(struct replica_state *st)
     st->expire_at_ms = 0;
 }
 
+uint64_t replica_state_hash(const void *meta, size_t meta_len, uint64_t expire_at_ms)
+{
+    return keyhash(meta, meta_len) ^ mix64(expire_at_ms + REPLICA_PLAIN_EPOCH_MIX);
+}
+
 bool replica_same(const struct replica_state *a, const void *meta, size_t meta_len)
 {
     return a->meta.len == meta_len && (meta_len == 0 || memcmp(a->meta.data, meta, meta_len) == 0);

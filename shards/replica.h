@@ -94,6 +94,12 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
                   uint64_t hash, const void *meta, size_t meta_len, const void *body,
                   size_t body_len, uint64_t expire_at_ms);
 
+/* A hash of a state (its meta and expiry; equal metas hold equal bodies):
+ * a coordinator's read sends its own so that a replica holding the same
+ * answers "same" without its bytes (coord.c). 64 bits: two different
+ * states hash apart but for a chance of 2^-64 per read. */
+uint64_t replica_state_hash(const void *meta, size_t meta_len, uint64_t expire_at_ms);
+
 /* True when two exported states hold the same versions (equal meta: the
  * encoding is canonical). A read repairs the replicas for which it is false
  * against the merged state. */
