@@ -144,6 +144,7 @@ struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
     struct coord_op *free_ops; /* the pool: ended operations, for reuse */
     uint32_t nfree;
+    struct replica_state before, after; /* coord_write_start's, kept between writes */
     uint32_t nreaps;         /* reap checks in flight: their keys' hashes */
     uint64_t reap_hash[COORD_REAPS_MAX];
     struct coord_stats stats;
@@ -168,6 +169,7 @@ struct coord_op {
                            answered: progress waits until it is read back */
     bool is_reloaded;   /* that happened once already (a second time: an error) */
     bool has_hash;      /* READ: the GETs carried state_hash, this node's state's */
+    bool is_merged;     /* READ: a replica's answer changed this node's state */
     uint64_t state_hash;
     uint32_t partition, slot;
     uint32_t n_eff, need;
@@ -317,6 +319,8 @@ void coord_fini(struct shard *sh)
         sh->coord->free_ops = op->next_free;
         coord_op_destroy(op);
     }
+    replica_state_fini(&sh->coord->before);
+    replica_state_fini(&sh->coord->after);
     coord_view_put(sh->coord->view);
     mi_free(sh->coord);
     sh->coord = NULL;
@@ -696,7 +700,7 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op);
  * whose state hashes the same answers OK with no meta and no value ("same":
  * no bytes copied or sent). The coordinator counts it toward R and has
  * nothing to merge from it; read repair then sends the merged state to it
- * when the merge changed the coordinator's state. A peer that predates this
+ * when the merge changed the coordinator's state (coord_repair). A peer that predates this
  * ignores the GET's meta and answers its state, as before; a coordinator
  * that sends no hash never gets "same". */
 #define COORD_HASH_LEN 8
@@ -821,11 +825,8 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
 {
     struct cmd_msg *m = op->m;
     const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
-    struct replica_state before, after;
-    replica_state_init(&before);
-    replica_state_init(&after);
-    bool has_before =
-        replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &before) == 0;
+    struct replica_state *before = &sh->coord->before, *after = &sh->coord->after;
+    bool has_before = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, before) == 0;
     uint64_t seq0 = persist_last_seq(sh->persist);
     struct replica_put put; /* a put of the key is its new version at once */
     if (!op->is_ring_write)
@@ -839,11 +840,11 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
     int rc = 0;
     if (m->res.status != REQ_ERR) {
         if (op->is_ring_write || put.done) {
-            rc = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &after);
+            rc = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, after);
             changed = rc == 0;
         } else {
             rc = replica_versionize(sh->store, sh->node, key->ptr, key->len, m->hash,
-                                    has_before ? &before : NULL, &after, &changed);
+                                    has_before ? before : NULL, after, &changed);
         }
         if (rc < 0 && rc != -ENOENT)
             coord_version_failed(m, key, rc);
@@ -853,8 +854,8 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
         log_debug("key '%.*s': the write changed nothing to replicate",
                   (int)(key->len > 64 ? 64 : key->len), key->ptr);
     if (m->res.status == REQ_ERR || !changed || rc < 0) {
-        replica_state_fini(&before);
-        replica_state_fini(&after);
+        coord_state_keep(before);
+        coord_state_keep(after);
         coord_complete(sh, r, seq);
         return;
     }
@@ -867,13 +868,13 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
             continue; /* down */
         op->st[k] = P_WAIT;
         if (coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op, r, key,
-                            &after) == 0)
+                            after) == 0)
             op->waiting++;
         else
             op->st[k] = P_FAIL;
     }
-    replica_state_fini(&before);
-    replica_state_fini(&after);
+    coord_state_keep(before);
+    coord_state_keep(after);
     if (op->ok >= op->need)
         coord_complete(sh, r, op->hold_seq);
     else if (op->ok + op->waiting < op->need)
@@ -896,6 +897,7 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
         const struct replica_state *g = &op->got[k];
         int rc = replica_apply(sh->store, sh->node, key->ptr, key->len, m->hash, g->meta.data,
                                g->meta.len, g->body.data, g->body.len, g->expire_at_ms);
+        op->is_merged |= rc == 1;
         if (rc < 0)
             log_debug("key '%.*s': a replica's state cannot be merged (%s)",
                       (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
@@ -920,17 +922,11 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
 /* The merged state to every replica that answered with less (or nothing). */
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 {
-    /* a replica that answered "same" holds what this node held when the
-     * GETs went: stale when the merge changed that */
-    bool is_changed = false;
-    for (uint32_t k = 0; k < op->npeers; k++) {
-        uint64_t now;
-        if (op->st[k] == P_SAME) {
-            is_changed = !coord_own_hash(sh, op->key, op->klen, op->hash, &now) ||
-                         now != op->state_hash;
-            break;
-        }
-    }
+    /* a replica that answered "same" held what this node held when the
+     * GETs went: stale when this read's merge changed that (no lookup; a
+     * write that reached this node meanwhile is left to its own SYNCs and
+     * later reads) */
+    bool is_changed = op->is_merged;
     bool is_any_stale = false;
     for (uint32_t k = 0; k < op->npeers && !is_any_stale; k++)
         is_any_stale =

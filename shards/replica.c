@@ -311,11 +311,11 @@ int replica_export(struct store *s, const struct node *n, const void *key, uint3
 
 /* What replica_apply decided, once the clocks are computed. */
 struct apply_plan {
-    struct table_entry *e;  /* the stored entry, NULL when none */
-    struct buf stored_meta; /* e's state, encoded, for a plain e */
-    const char *stored;     /* e's meta: a versioned e's own bytes, else stored_meta's */
+    struct table_entry *e;   /* the stored entry, NULL when none */
+    struct buf *stored_meta; /* e's state, encoded, for a plain e (the store's scratch) */
+    const char *stored;      /* e's meta: a versioned e's own bytes, else stored_meta's */
     size_t stored_len;
-    struct buf merged_meta; /* K_OUT, encoded */
+    struct buf *merged_meta; /* K_OUT, encoded (the store's scratch) */
     int64_t expire_ms;
 };
 
@@ -361,11 +361,11 @@ static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
         p->stored_len = v.meta_len;
         return 0;
     }
-    int rc = dvv_encode_meta(w->k[K_STORED], &p->stored_meta);
-    if (rc == 0 && p->stored_meta.failed)
+    int rc = dvv_encode_meta(w->k[K_STORED], p->stored_meta);
+    if (rc == 0 && p->stored_meta->failed)
         rc = -ENOMEM;
-    p->stored = p->stored_meta.data;
-    p->stored_len = p->stored_meta.len;
+    p->stored = p->stored_meta->data;
+    p->stored_len = p->stored_meta->len;
     return rc;
 }
 
@@ -373,7 +373,7 @@ static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
 static int apply_decide(const struct replica_clocks *w, const void *meta, size_t meta_len,
                         uint64_t expire_at_ms, struct apply_plan *p)
 {
-    int rc = dvv_encode_meta(w->k[K_OUT], &p->merged_meta);
+    int rc = dvv_encode_meta(w->k[K_OUT], p->merged_meta);
     if (rc != 0 || !p->e) {
         p->expire_ms = (int64_t)expire_at_ms;
         return rc;
@@ -381,10 +381,10 @@ static int apply_decide(const struct replica_clocks *w, const void *meta, size_t
     rc = stored_meta_of(w, p);
     if (rc != 0)
         return rc;
-    if (p->merged_meta.failed)
+    if (p->merged_meta->failed)
         return -ENOMEM;
-    bool is_stored = meta_equal(&p->merged_meta, p->stored, p->stored_len);
-    bool is_given = meta_equal(&p->merged_meta, meta, meta_len);
+    bool is_stored = meta_equal(p->merged_meta, p->stored, p->stored_len);
+    bool is_given = meta_equal(p->merged_meta, meta, meta_len);
     if (is_stored && !is_given)
         p->expire_ms = p->e->expire_ms;
     else if (is_given && !is_stored)
@@ -410,14 +410,14 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
     struct replica_clocks w;
     clocks_init(&w);
     struct apply_plan p = {0};
-    buf_init(&p.stored_meta);
-    buf_init(&p.merged_meta);
+    p.stored_meta = &s->scratch[2];
+    p.merged_meta = &s->scratch[3];
     int rc = apply_merge(s, n, key, klen, hash, meta, meta_len, body, body_len, &w, &p);
     if (rc == -ENOSPC && (rc = clocks_grow(&w)) == 0)
         rc = apply_merge(s, n, key, klen, hash, meta, meta_len, body, body_len, &w, &p);
     if (rc == 0)
         rc = apply_decide(&w, meta, meta_len, expire_at_ms, &p);
-    bool same = rc == 0 && p.e && meta_equal(&p.merged_meta, p.stored, p.stored_len);
+    bool same = rc == 0 && p.e && meta_equal(p.merged_meta, p.stored, p.stored_len);
     bool gone = p.expire_ms != 0 && p.expire_ms <= s->now_ms;
     if (rc == 0 && ((same && p.expire_ms == p.e->expire_ms) || (!p.e && gone))) {
         rc = 0; /* it held everything given (or nothing that is still live) */
@@ -430,8 +430,8 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
             rc = store_put_versioned(s, key, klen, hash, w.k[K_OUT], p.expire_ms, NULL);
         rc = rc == 0 ? 1 : rc;
     }
-    buf_fini(&p.stored_meta);
-    buf_fini(&p.merged_meta);
+    store_scratch_done(p.stored_meta);
+    store_scratch_done(p.merged_meta);
     clocks_fini(&w);
     return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
 }

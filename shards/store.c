@@ -143,6 +143,8 @@ void store_fini(struct store *s)
     s->table = NULL;
     mi_free(s->part_keys);
     s->part_keys = NULL;
+    for (size_t i = 0; i < sizeof s->scratch / sizeof s->scratch[0]; i++)
+        buf_fini(&s->scratch[i]);
 }
 
 /* Entry e enters (+1) or leaves (-1) the table: its partition's count. */
@@ -778,20 +780,20 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
 int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                         const struct dvv_clock *c, int64_t expire_ms, struct table_entry **out)
 {
-    struct buf meta, body;
-    buf_init(&meta);
-    buf_init(&body);
-    int rc = dvv_encode_meta(c, &meta);
+    struct buf *meta = &s->scratch[0], *body = &s->scratch[1]; /* empty between calls */
+    int rc = dvv_encode_meta(c, meta);
     if (rc == 0)
-        rc = dvv_encode_body(c, &body);
-    if (rc == 0 && meta.len > UINT16_MAX) /* a record's meta_len (seg.h) */
+        rc = dvv_encode_body(c, body);
+    if (rc == 0 && (meta->failed || body->failed))
+        rc = -ENOMEM;
+    if (rc == 0 && meta->len > UINT16_MAX) /* a record's meta_len (seg.h) */
         rc = -E2BIG;
     if (rc == 0)
-        rc = store_check_len(s, klen, body.len);
+        rc = store_check_len(s, klen, body->len);
     if (rc == 0)
-        rc = store_ensure_memory(s, store_need(klen, meta.len + body.len));
+        rc = store_ensure_memory(s, store_need(klen, meta->len + body->len));
     struct table_entry *e = NULL;
-    struct store_version v = {meta.data, (uint32_t)meta.len, body.data, (uint32_t)body.len};
+    struct store_version v = {meta->data, (uint32_t)meta->len, body->data, (uint32_t)body->len};
     if (rc == 0)
         rc = versioned_entry_new(s, key, klen, &v, c, &e);
     if (rc == 0) {
@@ -799,8 +801,8 @@ int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_
         e->cas = s->next_cas++;
         rc = publish(s, e, hash, out);
     }
-    buf_fini(&meta);
-    buf_fini(&body);
+    store_scratch_done(meta);
+    store_scratch_done(body);
     return rc;
 }
 

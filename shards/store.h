@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "table.h"
 
 struct dvv_clock;
@@ -160,6 +161,9 @@ struct store {
     const void *part_arg;
     bool had_tombstone; /* a tombstone entered once: reaping has work (replica.h) */
     struct store_put_hook *put_hook; /* NULL but around a coordinated write (above) */
+    /* Encoding scratch, kept between calls (store_scratch_done): [0], [1]
+     * store_put_versioned's meta and body; [2], [3] replica_apply's. */
+    struct buf scratch[4];
     struct store_stats stats;
 };
 
@@ -307,6 +311,19 @@ int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_
 int store_put_versioned_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                                   const struct store_version *v, const struct dvv_clock *c,
                                   int64_t expire_ms, uint64_t cas, uint64_t lsn);
+
+/* Done with a scratch buffer of the store: emptied, its allocation kept
+ * unless past STORE_SCRATCH_KEEP bytes. */
+#define STORE_SCRATCH_KEEP (64u << 10)
+static inline void store_scratch_done(struct buf *b)
+{
+    if (b->cap > STORE_SCRATCH_KEEP) {
+        buf_fini(b);
+        buf_init(b);
+    } else {
+        buf_clear(b);
+    }
+}
 
 /* Counts a write that left more siblings than warn-siblings. */
 void store_note_sibling_warning(struct store *s);
