@@ -950,6 +950,35 @@ static void test_replica_put_is_one_versioned_write(void **state)
     assert_get(a, "k", NULL);
 }
 
+/* A one-sibling versioned entry (the usual cluster key) keeps a 3-byte
+ * version header in memory (store.c), not 12: with the value sized so that
+ * the entry fills an 80-byte allocation exactly, the old header would take
+ * the next size class. */
+static void test_replica_version_header_is_small(void **state)
+{
+    (void)state;
+    struct tnode *a = &nodes[0];
+    node_start(a, 'a', NULL, NULL);
+    struct replica_state *st = &sts[0];
+    set(a, "k", "first", st);
+    const struct table_entry *e = table_find(a->store.table, "k", 1, h("k"));
+    assert_non_null(e);
+    struct store_version v;
+    store_entry_version(e, &v);
+    size_t fixed = sizeof(struct table_entry) + 1 + 3 + v.meta_len;
+    assert_true(fixed < 80);
+    char val[80] = {0};
+    memset(val, 'v', 80 - fixed);
+    set(a, "k", val, st);
+    e = table_find(a->store.table, "k", 1, h("k"));
+    store_entry_version(e, &v);
+    assert_int_equal(sizeof(struct table_entry) + 1 + 3 + v.meta_len + e->val_len, 80);
+    assert_ptr_equal(v.body, table_entry_key(e) + 1); /* one sibling: the body is the value */
+    assert_int_equal(v.body_len, e->val_len);
+    assert_int_equal(table_entry_mem(e), 80);
+    assert_get(a, "k", val);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -972,6 +1001,7 @@ int main(void)
         T(test_replica_kv679_wiped_node_writes_are_kept),
         T(test_replica_kv679_lost_key_writes_are_kept),
         T(test_replica_put_is_one_versioned_write),
+        T(test_replica_version_header_is_small),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
