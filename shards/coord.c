@@ -176,8 +176,6 @@ struct coord_op {
     uint32_t ok;      /* answers counted toward need, self included */
     uint32_t waiting; /* peers not answered yet */
     uint32_t npeers;
-    uint32_t peer[COORD_PEERS_MAX];
-    uint8_t st[COORD_PEERS_MAX];
     uint64_t hold_seq;
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
@@ -194,12 +192,16 @@ struct coord_op {
     struct replica_state *mgot;
     /* ---- kept by the shard's pool (coord_op_new zeroes only what is above) ---- */
     struct coord_op *next_free;
+    uint32_t cap;      /* peers the arrays below hold: the view's other members at most */
     uint32_t ngot;     /* got[0..ngot) are initialised (their buffers kept for the next op) */
+    struct replica_state *got; /* [cap] a peer's GET answer (coord_op_got) */
+    uint32_t *peer;            /* [cap] the peers' member indexes */
+    uint8_t *st;               /* [cap] enum coord_peer */
     uint32_t key_cap;  /* bytes at key_heap */
     char *key_heap;    /* a key longer than key_small */
-    char key_small[COORD_KEY_SMALL];
     struct replica_state mine; /* REAP: the tombstone checked */
-    struct replica_state got[COORD_PEERS_MAX]; /* a peer's GET answer (coord_op_got) */
+    char key_small[COORD_KEY_SMALL];
+    _Alignas(8) char room[]; /* got, peer, st */
 };
 
 /* ---- the view ---- */
@@ -560,20 +562,34 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
     if (!deadline_ms)
         deadline_ms = shard_deadline(sh) - coord_margin_ms(sh);
     struct coord *co = sh->coord;
+    /* peers are other members of the view: the arrays hold that many (3
+     * nodes: 2), not COORD_PEERS_MAX */
+    uint32_t n_members = sh->coord->view->n_members;
+    uint32_t cap = n_members < 1 ? 1 : n_members > COORD_PEERS_MAX ? COORD_PEERS_MAX : n_members;
     struct coord_op *op = co->free_ops;
     if (op) {
         co->free_ops = op->next_free;
         co->nfree--;
-    } else {
-        op = mi_malloc(sizeof *op);
+        if (op->cap < cap) { /* the view grew: a larger one */
+            coord_op_destroy(op);
+            op = NULL;
+        }
+    }
+    if (!op) {
+        op = mi_malloc(sizeof *op + cap * (sizeof *op->got + sizeof *op->peer + sizeof *op->st));
         if (!op)
             return NULL;
+        op->cap = cap;
+        op->got = (struct replica_state *)(void *)op->room;
+        op->peer = (uint32_t *)(void *)(op->got + cap);
+        op->st = (uint8_t *)(op->peer + cap);
         op->ngot = 0;
         op->key_cap = 0;
         op->key_heap = NULL;
         replica_state_init(&op->mine);
     }
     memset(op, 0, offsetof(struct coord_op, next_free));
+    memset(op->st, P_NONE, op->cap);
     struct req *r = req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms);
     if (!r || (uint32_t)r->id >= 1u << COORD_SLOT_BITS) {
         if (r)
