@@ -443,6 +443,12 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out)
 {
+    coord_route_slot(sh, c, key, klen, hash, keyhash_slot(key, klen), flags, out);
+}
+
+void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
+                      uint64_t hash, uint32_t slot, uint32_t flags, struct coord_route *out)
+{
     out->kind = COORD_LOCAL;
     out->is_replica = false;
     out->is_hop = (flags & CMD_FORWARDED) != 0;
@@ -451,7 +457,6 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
     if (!coord_is_cluster(sh))
         return;
     const struct coord_view *v = sh->coord->view;
-    uint32_t slot = keyhash_slot(key, klen);
     uint32_t p = node_partition_of_slot(sh->node, slot, hash);
     out->partition = p;
     out->slot = slot;

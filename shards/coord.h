@@ -71,6 +71,9 @@ struct coord_route {
  * a forwarded one) is served. */
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out);
+/* The same for a key whose slot (keyhash_slot) the caller computed already. */
+void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
+                      uint64_t hash, uint32_t slot, uint32_t flags, struct coord_route *out);
 /* True while the shard's view is a cluster of more than this node. */
 bool coord_is_cluster(const struct shard *sh);
 
