@@ -17,9 +17,11 @@
  * gives the deadline, the durability hold and the id that peers' REPLYs
  * name: wire id = the req id with the peer's index in bits 24..31 (the req
  * slot's top byte, so slots stay under 2^24). Phases:
- *   READ   GETs out to the live replicas; at R answers (self included) each
- *          state is applied here (replica_apply: the coordinator is
- *          repaired), then the command runs here and is answered; for a
+ *   READ   GETs out to the live replicas (a read's command runs here as they
+ *          go, on the state whose hash they carry); at R answers (self
+ *          included) each state is applied here (replica_apply: the
+ *          coordinator is repaired), the command runs again if that or any
+ *          other write changed the store meanwhile, and is answered; for a
  *          read-modify-write command the WRITE phase follows instead;
  *   WRITE  the command ran here (before: replica_export; after:
  *          replica_versionize, or the RING.* write's own version), SYNCs
@@ -170,7 +172,10 @@ struct coord_op {
     bool is_reloaded;   /* that happened once already (a second time: an error) */
     bool has_hash;      /* READ: the GETs carried state_hash, this node's state's */
     bool is_merged;     /* READ: a replica's answer changed this node's state */
+    bool is_run_early;  /* READ (not RMW): the command ran when the GETs went out */
     uint64_t state_hash;
+    uint64_t early_seq;    /* is_run_early: its reply's durability hold */
+    uint64_t early_writes; /* is_run_early: the store's writes then (stats.writes) */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -931,11 +936,19 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
         coord_write_start(sh, r, op);
         return;
     }
-    uint64_t seq0 = persist_last_seq(sh->persist);
-    cmd_msg_run(sh, m);
+    /* The early reply stands when nothing was written here since (no
+     * lookup: the store's count of writes; a pure read load keeps it) and
+     * no answer changed the key: this node's state is what R replicas
+     * confirmed. */
+    uint64_t seq = op->early_seq;
+    if (!op->is_run_early || op->is_merged || sh->store->stats.writes != op->early_writes) {
+        uint64_t seq0 = persist_last_seq(sh->persist);
+        cmd_msg_run(sh, m);
+        seq = persist_reply_seq(sh->persist, seq0, m->hash, false);
+    }
     COORD_STAT(sh, reads);
     op->phase = PH_REPAIR;
-    coord_complete(sh, r, persist_reply_seq(sh->persist, seq0, m->hash, false));
+    coord_complete(sh, r, seq);
     if (sh->tier)
         store_pin(sh->store, NULL);
 }
@@ -1203,6 +1216,13 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     op->phase = PH_READ;
     uint8_t hash_le[COORD_HASH_LEN];
     op->has_hash = coord_own_hash(sh, key->ptr, key->len, m->hash, &op->state_hash);
+    if (!is_rmw) { /* its reply, unless the replicas' answers change the key here */
+        uint64_t seq0 = persist_last_seq(sh->persist);
+        cmd_msg_run(sh, m);
+        op->early_seq = persist_reply_seq(sh->persist, seq0, m->hash, false);
+        op->early_writes = sh->store->stats.writes;
+        op->is_run_early = true;
+    }
     for (int i = 0; i < COORD_HASH_LEN; i++)
         hash_le[i] = (uint8_t)(op->state_hash >> (8 * i));
     struct wire_msg wm = {.kind = WIRE_REQUEST,
