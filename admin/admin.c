@@ -413,6 +413,27 @@ static bool admin_state_events(const struct member_event *ev, uint32_t n)
     return false;
 }
 
+/* Whether a node restored from s (with its saved ring) joins its seeds as a
+ * new join: it left a cluster (s.left_cluster: member_forget() since it was
+ * last JOINING), is alone in its ring with no member but tombstones, and was
+ * started with seeds (admin_seeds() ran). Its old cluster holds it as a left
+ * tombstone, which its JOINING (a higher state_version) and ALIVE (the
+ * incarnation member_set_self() raises past the saved one) outrank, so it is
+ * admitted and given partitions as any joiner. A cluster of one that never
+ * left keeps its ring whatever its seeds say (two of them seeding each other
+ * would otherwise both wait for a ring forever). */
+static bool admin_rejoins(const struct admin *a, const struct cluster_state *s,
+                          const struct ring *ring)
+{
+    if (!s->left_cluster || !a->join || ring->n_members != 1 ||
+        ring_member_index(ring, a->id) == RING_NONE)
+        return false;
+    for (uint32_t i = 0; i < s->n_peers; i++)
+        if (s->peers[i].state != MEMBER_LEFT)
+            return false;
+    return true;
+}
+
 /* At start-up, with a saved cluster state, the node comes back as the
  * member it was, seeds or not (they are added), auto-join or not (it is a
  * member already): cluster_state_restore() puts back this node's state,
@@ -426,7 +447,8 @@ static bool admin_state_events(const struct member_event *ev, uint32_t n)
  * cluster_state_check() refuses (another node's; a Q other than the
  * partitions setting while other members share the ring). A node alone
  * takes a new partitions setting, and a node that left starts as a cluster
- * of one: both drop the saved ring. */
+ * of one, or, with seeds, joins them again (admin_rejoins()): all drop the
+ * saved ring. */
 static int admin_restore_state(struct admin *a, uint64_t now)
 {
     const struct cfg *cfg = a->node->cfg;
@@ -449,10 +471,13 @@ static int admin_restore_state(struct admin *a, uint64_t now)
         ring_destroy(ring);
         return rc;
     }
-    if (s.state == MEMBER_LEFT || ring->q != q) {
+    bool rejoin = admin_rejoins(a, &s, ring);
+    if (s.state == MEMBER_LEFT || ring->q != q || rejoin) {
         log_info("cluster: %s/%s: %s; the saved ring is dropped", cfg->dir, CLUSTER_STATE_FILE,
-                 s.state == MEMBER_LEFT ? "this node left its cluster and starts as a cluster "
-                                          "of one" : "a node alone takes the new partitions");
+                 rejoin ? "this node left its cluster and, started with seeds, joins through "
+                          "them again (a new join)"
+                 : s.state == MEMBER_LEFT ? "this node left its cluster and starts as a cluster "
+                                            "of one" : "a node alone takes the new partitions");
         ring_destroy(ring);
         ring = NULL;
     }

@@ -2,7 +2,8 @@
  * One JSON document (jansson), compact, with a trailing newline:
  *   {"format": "ringkv-cluster-state", "version": 1,
  *    "id", "state" ("joining", "up", "leaving", "left"), "state_version",
- *    "incarnation",
+ *    "incarnation", "left_cluster" (true, only when so: this node left a
+ *    cluster and is alone since; absent otherwise),
  *    "ring": {"partitions" (Q), "replicas" (n), "epoch", "hash" (16 hex
  *             digits), "members": [{"id", "weight", "zone"}...] (the ring's
  *             order, by id), "owners": [member index per partition]},
@@ -67,6 +68,7 @@ int cluster_state_of(const struct member_table *t, struct cluster_state *out)
     out->state = self->state;
     out->state_version = self->state_version;
     out->incarnation = self->incarnation;
+    out->left_cluster = member_has_left(t);
     if (self->state == MEMBER_LEFT || member_count(t) == 1)
         return 0;
     out->peers = calloc(member_count(t) - 1, sizeof *out->peers);
@@ -132,6 +134,10 @@ char *cluster_state_encode(const struct cluster_state *s, const struct ring *rin
                             "state", state_names[s->state], "state_version",
                             (json_int_t)s->state_version, "incarnation",
                             (json_int_t)s->incarnation, "ring", encode_ring(ring), "peers", peers);
+    if (doc && s->left_cluster && json_object_set_new(doc, "left_cluster", json_true()) != 0) {
+        json_decref(doc);
+        doc = NULL;
+    }
     char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     char *text = body ? malloc(strlen(body) + 2) : NULL;
@@ -368,10 +374,11 @@ static int decode_doc(json_t *doc, struct cluster_state *out, struct ring **ring
     json_int_t version, state_version, incarnation;
     json_t *jring, *jpeers;
     json_error_t err;
-    if (json_unpack_ex(doc, &err, JSON_STRICT, "{s:s, s:I, s:s%, s:s, s:I, s:I, s:o, s:o}",
+    int left = 0;
+    if (json_unpack_ex(doc, &err, JSON_STRICT, "{s:s, s:I, s:s%, s:s, s:I, s:I, s?b, s:o, s:o}",
                        "format", &format, "version", &version, "id", &id, &id_len, "state",
                        &state, "state_version", &state_version, "incarnation", &incarnation,
-                       "ring", &jring, "peers", &jpeers) != 0)
+                       "left_cluster", &left, "ring", &jring, "peers", &jpeers) != 0)
         return refuse(why, cap, "%s", err.text);
     if (!identity_valid(id, id_len))
         return refuse(why, cap, "the node id is not 40 lowercase hex digits");
@@ -382,6 +389,7 @@ static int decode_doc(json_t *doc, struct cluster_state *out, struct ring **ring
         return refuse(why, cap, "state_version or incarnation is negative");
     out->state_version = (uint64_t)state_version;
     out->incarnation = (uint64_t)incarnation;
+    out->left_cluster = left != 0;
     int rc = decode_peers(jpeers, out, why, cap);
     return rc ? rc : decode_ring(jring, ring, why, cap);
 }
@@ -576,9 +584,13 @@ int cluster_state_check(const struct cluster_state *s, const struct ring *ring, 
 
 int cluster_state_restore(struct member_table *t, const struct cluster_state *s, uint64_t now_ms)
 {
-    if (s->state == MEMBER_LEFT)
-        return member_restore_self(t, MEMBER_UP, s->state_version + 1, s->incarnation);
-    int rc = member_restore_self(t, s->state, s->state_version, s->incarnation);
+    bool left = s->state == MEMBER_LEFT;
+    int rc = left ? member_restore_self(t, MEMBER_UP, s->state_version + 1, s->incarnation)
+                  : member_restore_self(t, s->state, s->state_version, s->incarnation);
+    if (rc == 0 && (left || s->left_cluster))
+        member_restore_left(t);
+    if (left)
+        return rc;
     for (uint32_t i = 0; rc == 0 && i < s->n_peers; i++) {
         const struct cluster_state_peer *p = &s->peers[i];
         rc = member_restore_peer(t, &p->info, p->state, p->state_version, now_ms);

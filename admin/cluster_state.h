@@ -18,6 +18,7 @@
 #ifndef RINGKV_ADMIN_CLUSTER_STATE_H
 #define RINGKV_ADMIN_CLUSTER_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,7 @@ struct cluster_state {
     enum member_state state;
     uint64_t state_version;
     uint64_t incarnation;
+    bool left_cluster; /* it left a cluster and is alone since (member_has_left()) */
     struct cluster_state_peer *peers;
     uint32_t n_peers;
 };
@@ -87,7 +89,8 @@ int cluster_state_check(const struct cluster_state *s, const struct ring *ring, 
  * not heard from, the places member_join() asks; left ones as tombstones,
  * never seeds: a restarted node keeps them only until it hears). A node
  * that left gets no members back and is up at the next state_version, so
- * that a later join outranks its leave. The ring is the caller's to make
+ * that a later join outranks its leave; it and one saved with left_cluster
+ * are marked so (member_restore_left()). The ring is the caller's to make
  * current. -errno from member.h. */
 int cluster_state_restore(struct member_table *t, const struct cluster_state *s, uint64_t now_ms);
 

@@ -167,6 +167,7 @@ struct member_table {
     struct member_ring_msg rings[MEMBER_RING_MSGS_MAX];
     uint32_t n_rings;
     bool forgotten;         /* member_forget(): ignore frames until asked to join */
+    bool left;              /* member_forget() since self last was JOINING: member_has_left() */
     bool restored;          /* member_restore_peer(): suspicions to start at the next tick */
     uint32_t join_next;     /* member_join(): a cursor into its targets (0: not started) */
     struct member_stats stats;
@@ -528,6 +529,8 @@ static void set_state(struct member_table *t, uint32_t i, enum member_state st, 
     m->state = st;
     m->state_version = version;
     t->n_alive += (uint32_t)counts_alive(m) - (uint32_t)was;
+    if (i == 0 && st == MEMBER_JOINING)
+        t->left = false; /* joining a cluster again */
     event(t, MEMBER_EV_STATE, i);
 }
 
@@ -1289,6 +1292,7 @@ void member_forget(struct member_table *t, uint64_t now_ms)
     t->probe.active = false;
     t->n_seeds = 0;
     t->forgotten = true;
+    t->left = true;
     t->restored = false;
     t->join_next = 0;
     member_events_clear(t);
@@ -1385,6 +1389,8 @@ enum member_status member_status(const struct member *m)
     return (enum member_status)m->state;
 }
 
+bool member_has_left(const struct member_table *t) { return t->left; }
+
 bool member_admitted(const struct member *m)
 {
     return m->state != MEMBER_JOINING || m->state_version > 0;
@@ -1409,6 +1415,8 @@ int member_restore_self(struct member_table *t, enum member_state state, uint64_
     queue_state(t, 0);
     return 0;
 }
+
+void member_restore_left(struct member_table *t) { t->left = true; }
 
 int member_restore_peer(struct member_table *t, const struct gossip_info *info,
                         enum member_state state, uint64_t state_version, uint64_t now_ms)

@@ -200,6 +200,11 @@ int member_contact(struct member_table *t, const char *cluster_addr, uint64_t no
  * ones still on their way from the old cluster do not bring it back.
  * Pending events and ring frames are dropped. */
 void member_forget(struct member_table *t, uint64_t now_ms);
+/* Whether this node left a cluster and has not been JOINING since: set by
+ * member_forget() (and member_restore_left()), cleared when this node's own
+ * state becomes JOINING. Kept in the saved cluster state, so that a node that
+ * left and is started again with seeds joins them again (admin.c). */
+bool member_has_left(const struct member_table *t);
 
 /* Sends member id a RING_REQ over a stream, with (epoch, hash) of the ring
  * we have (the caller's protocol: admin.c answers only with a ring that beats
@@ -294,5 +299,8 @@ int member_restore_self(struct member_table *t, enum member_state state, uint64_
  * -EEXIST: already in the table (self included); -ENOMEM. */
 int member_restore_peer(struct member_table *t, const struct gossip_info *info,
                         enum member_state state, uint64_t state_version, uint64_t now_ms);
+/* Marks that this node left a cluster (the saved state said so): see
+ * member_has_left(). */
+void member_restore_left(struct member_table *t);
 
 #endif

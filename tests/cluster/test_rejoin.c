@@ -1,0 +1,251 @@
+/* test_rejoin: a node that left its cluster (or lost its directory) joins
+ * it again when started with seeds, as README's auto-join promises: real
+ * ringkv processes on 127.0.0.2 .. 127.0.0.5 (cluster_harness.h), Q = 1024.
+ * - Three nodes form; node 2 leaves (DELETE /v1/nodes/{id}) and, once it is
+ *   a cluster of one and the others list it "left", is stopped and started
+ *   again with its directory (same id) and a seed: it joins as a new join
+ *   (the others hold it as a left tombstone; its announcement carries a
+ *   higher incarnation and state version), all three agree on a ring of
+ *   three, it owns about Q/3 partitions, and a key written through it reads
+ *   back through the others. Before the fix it stayed a ring of one (the
+ *   fault suite's join,leave,rejoin round).
+ * - A node restarted with a wiped directory is a new node (new id): it joins
+ *   while its old id is left (node 2 again), and while its old id is down
+ *   (node 1 killed, its directory removed, started again: the old id stays in
+ *   the ring, down, and the new one is added).
+ * Every wait is on a condition with a deadline. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster_harness.h"
+
+#define AGREE_MS 30000
+#define Q 1024
+
+/* What nodes[0..n) must report: one ring (same hash) of ring_members
+ * members that holds each of ids[0..n_ids), each of them listed "up". */
+struct want {
+    int nodes[CLUSTER_NODES_MAX];
+    int n;
+    size_t ring_members;
+    char ids[CLUSTER_NODES_MAX][41];
+    int n_ids;
+};
+
+static bool ring_has(json_t *ring, const char *id)
+{
+    json_t *members = json_object_get(ring, "members"), *m;
+    size_t k;
+    json_array_foreach(members, k, m) {
+        const char *mid = json_is_string(m) ? json_string_value(m)
+                                            : json_string_value(json_object_get(m, "id"));
+        if (mid && strcmp(mid, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool agreed(void *arg)
+{
+    const struct want *w = arg;
+    char hash0[32] = "";
+    for (int k = 0; k < w->n; k++) {
+        json_t *ring = cluster_get(w->nodes[k], "/v1/ring");
+        const char *hash = json_string_value(json_object_get(ring, "hash"));
+        bool ok = hash && json_array_size(json_object_get(ring, "members")) == w->ring_members &&
+                  (k == 0 || strcmp(hash, hash0) == 0);
+        if (ok && k == 0)
+            snprintf(hash0, sizeof hash0, "%s", hash);
+        for (int j = 0; ok && j < w->n_ids; j++) {
+            const char *st = cluster_status_of(w->nodes[k], w->ids[j]);
+            ok = ring_has(ring, w->ids[j]) && st && strcmp(st, "up") == 0;
+        }
+        json_decref(ring);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void dump(const struct want *w)
+{
+    for (int k = 0; k < w->n; k++) {
+        json_t *nodes = cluster_get(w->nodes[k], "/v1/nodes");
+        json_t *ring = cluster_get(w->nodes[k], "/v1/ring");
+        char *a = nodes ? json_dumps(json_object_get(nodes, "nodes"), JSON_COMPACT) : NULL;
+        printf("rejoin: node %d lists %s; ring epoch %lld of %zu members\n", w->nodes[k],
+               a ? a : "nothing", (long long)json_integer_value(json_object_get(ring, "epoch")),
+               json_array_size(json_object_get(ring, "members")));
+        free(a);
+        json_decref(nodes);
+        json_decref(ring);
+    }
+}
+
+static void wait_agreed(const struct want *w, const char *what)
+{
+    int64_t t0 = cluster_now_ms();
+    bool ok = cluster_wait(agreed, (void *)w, AGREE_MS);
+    printf("rejoin: %s: %s after %lld ms\n", what, ok ? "agreed" : "NOT agreed",
+           (long long)(cluster_now_ms() - t0));
+    if (!ok) {
+        dump(w);
+        fail_msg("%s: the nodes did not agree on a ring of %zu members within %d ms", what,
+                 w->ring_members, AGREE_MS);
+    }
+}
+
+/* Nodes 0, 1 and 2 (their current ids) agree on a ring of ring_members
+ * members holding the three, up. */
+static void wait_three(size_t ring_members, const char *what)
+{
+    struct want w = {.nodes = {0, 1, 2}, .n = 3, .ring_members = ring_members, .n_ids = 3};
+    for (int k = 0; k < 3; k++)
+        snprintf(w.ids[k], sizeof w.ids[k], "%s", cluster_node(k)->id);
+    wait_agreed(&w, what);
+}
+
+static void start(int i, int seed)
+{
+    const char *flags[] = {"--seeds", cluster_seed(seed), NULL};
+    assert_int_equal(cluster_start(i, seed < 0 ? NULL : flags), 0);
+}
+
+static void form_three(void)
+{
+    start(0, -1);
+    start(1, 0);
+    start(2, 0);
+    int n = 3;
+    if (!cluster_wait(cluster_formed, &n, AGREE_MS))
+        fail_msg("three nodes did not form a cluster within %d ms", AGREE_MS);
+}
+
+/* Node 2 left: it is a cluster of one, nodes 0 and 1 list it "left". */
+static bool two_left(void *arg)
+{
+    const char *id = arg;
+    json_t *ring = cluster_get(2, "/v1/ring");
+    bool ok = json_array_size(json_object_get(ring, "members")) == 1;
+    json_decref(ring);
+    for (int k = 0; ok && k < 2; k++) {
+        const char *st = cluster_status_of(k, id);
+        ok = st && strcmp(st, "left") == 0;
+    }
+    return ok;
+}
+
+static void leave_two(void)
+{
+    char path[96], id[41];
+    snprintf(id, sizeof id, "%s", cluster_node(2)->id);
+    snprintf(path, sizeof path, "/v1/nodes/%s", id);
+    int status;
+    json_decref(cluster_request(0, "DELETE", path, "", &status));
+    assert_int_equal(status, 202);
+    if (!cluster_wait(two_left, id, AGREE_MS))
+        fail_msg("node 2 did not leave within %d ms", AGREE_MS);
+}
+
+static int owned_by(int viewer, const char *id)
+{
+    json_t *ring = cluster_get(viewer, "/v1/ring");
+    json_t *lists = json_object_get(ring, "owners");
+    int n = 0;
+    for (size_t p = 0; p < json_array_size(lists); p++) {
+        const char *o = json_string_value(json_array_get(json_array_get(lists, p), 0));
+        n += o && strcmp(o, id) == 0;
+    }
+    json_decref(ring);
+    return n;
+}
+
+/* RING.GET of key on node i gives value (R 2: two replicas answer). */
+static bool reads(int i, const char *key, const char *value)
+{
+    struct redisContext *c = cluster_connect(i, 5000);
+    if (!c)
+        return false;
+    struct cluster_versions v;
+    bool ok = cluster_ring_get(c, key, 2, &v) == 0 && cluster_versions_has(&v, value);
+    cluster_versions_free(&v);
+    redisFree(c);
+    return ok;
+}
+
+static void test_rejoin_after_leave_with_its_directory(void **state)
+{
+    (void)state;
+    form_three();
+    char id2[41];
+    snprintf(id2, sizeof id2, "%s", cluster_node(2)->id);
+    leave_two();
+    cluster_stop(2);
+    start(2, 0); /* its directory kept: the same id, its saved state says it left */
+    assert_string_equal(cluster_node(2)->id, id2);
+    wait_three(3, "node 2 left and started again with its directory and a seed");
+    int got = owned_by(0, id2);
+    printf("rejoin: node 2 owns %d partitions again\n", got);
+    assert_true(got >= Q / 3 - Q / 30 && got <= Q / 3 + Q / 30);
+    /* it serves: a key written through it is read through the others */
+    struct redisReply *r = NULL;
+    for (int64_t until = cluster_now_ms() + 10000; cluster_now_ms() < until;) {
+        freeReplyObject(r);
+        r = cluster_redis_command(2, "SET rejoin:k v1");
+        if (r && r->type == REDIS_REPLY_STATUS)
+            break;
+    }
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    assert_true(reads(0, "rejoin:k", "v1"));
+    assert_true(reads(1, "rejoin:k", "v1"));
+}
+
+static bool down_at_0(void *id)
+{
+    const char *st = cluster_status_of(0, id);
+    return st && strcmp(st, "down") == 0;
+}
+
+static void test_rejoin_wiped_directory_is_a_new_node(void **state)
+{
+    (void)state;
+    form_three();
+    char old2[41], old1[41];
+    snprintf(old2, sizeof old2, "%s", cluster_node(2)->id);
+    snprintf(old1, sizeof old1, "%s", cluster_node(1)->id);
+    leave_two();
+    assert_int_equal(cluster_forget(2), 0); /* stopped, its directory removed */
+    start(2, 0);
+    assert_string_not_equal(cluster_node(2)->id, old2);
+    wait_three(3, "node 2 left, wiped, started with a seed (a new id)");
+    /* node 1 killed and wiped: its old id is down (it stays in the ring) */
+    cluster_signal(1, SIGKILL);
+    assert_int_equal(cluster_forget(1), 0);
+    start(1, 0);
+    assert_string_not_equal(cluster_node(1)->id, old1);
+    wait_three(4, "node 1 killed, wiped, started with a seed (a new id)");
+    /* the old id: down (once seen dead), still in the ring of four */
+    if (!cluster_wait(down_at_0, old1, AGREE_MS))
+        fail_msg("node 0 does not list node 1's old id down within %d ms", AGREE_MS);
+    wait_three(4, "node 1's old id down");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_rejoin_after_leave_with_its_directory, cluster_forget_all),
+        cmocka_unit_test_teardown(test_rejoin_wiped_directory_is_a_new_node, cluster_forget_all),
+    };
+    return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
