@@ -65,7 +65,8 @@
  *   that took the ring without it while leaving then joins again). A
  *   node that sees itself LEFT forgets its peers (member_forget()) and is a
  *   cluster of one again; the others keep it as left (not probed, not in
- *   the ring). Data does not move in this issue.
+ *   the ring). Started again with its directory and seeds, it joins them
+ *   as a new join (admin_rejoins()). Data does not move in this issue.
  * - Pending transfers: adopting a ring keeps the one it replaced, and
  *   ring_plan() between them is shown as pending transfers in GET /v1/ring
  *   (ringkv_pending_transfers); a newer ring replaces them. They are this

@@ -44,7 +44,8 @@
  * more). Left members are neither probed nor gossiped to; one that still
  * sends us frames is told it left (as tell_down() tells a suspect), so that
  * it learns it even when the change's gossip has died out, and member_forget()
- * makes such a node a table of one that ignores frames until asked to join.
+ * makes such a node a table of one that ignores frames until asked to join,
+ * and remembers that it left (member_has_left()) until it is JOINING again.
  * Restored members (member_restore_peer(), after a restart) sit at
  * incarnation 0, below any real one (a table starts its own at 1): not
  * heard from. Such a record is stale, so it is not shown up, not sent in

@@ -516,6 +516,58 @@ static void test_cluster_state_left_node_forgets_its_peers(void **state)
     member_destroy(t);
 }
 
+/* A node that left and forgot its peers is saved with "left_cluster": true
+ * (admin.c: started again with seeds, it joins them again), which a restore
+ * keeps and being JOINING again clears; a document without it reads as
+ * before, and one with it not a boolean is refused. */
+static void test_cluster_state_keeps_that_the_node_left(void **state)
+{
+    struct cluster_state s, again;
+    struct cluster_state_peer peers[3];
+    struct ring *r = NULL;
+    char why[256] = "";
+    fixture(&s, peers);
+    struct member_table *t = table_of_node0();
+    assert_int_equal(cluster_state_restore(t, &s, 1000), 0);
+    assert_false(member_has_left(t));
+    member_forget(t, 1000);
+    assert_true(member_has_left(t));
+    assert_int_equal(cluster_state_of(t, &again), 0);
+    assert_true(again.left_cluster);
+    assert_int_equal(again.state, MEMBER_UP);
+    assert_int_equal(again.n_peers, 0);
+    char *text = cluster_state_encode(&again, ring2);
+    assert_non_null(strstr(text, "\"left_cluster\":true"));
+    cluster_state_fini(&again);
+    assert_int_equal(cluster_state_decode(text, strlen(text), &again, &r, why, sizeof why), 0);
+    assert_true(again.left_cluster);
+    ring_destroy(r);
+    struct member_table *t2 = table_of_node0();
+    assert_int_equal(cluster_state_restore(t2, &again, 2000), 0);
+    assert_true(member_has_left(t2));
+    cluster_state_fini(&again);
+    char *bad = replace(text, "\"left_cluster\":true", "\"left_cluster\":1");
+    expect_refused(bad, strlen(bad), "true or false");
+    free(bad);
+    free(text);
+    assert_int_equal(member_set_state(t2, s.id, MEMBER_JOINING, 2000), 0); /* joins again */
+    assert_false(member_has_left(t2));
+    assert_int_equal(cluster_state_of(t2, &again), 0);
+    assert_false(again.left_cluster);
+    text = cluster_state_encode(&again, ring2);
+    assert_null(strstr(text, "left_cluster"));
+    free(text);
+    cluster_state_fini(&again);
+    text = fixture_text(); /* written before the field: not left */
+    assert_int_equal(cluster_state_decode(text, strlen(text), &again, &r, why, sizeof why), 0);
+    assert_false(again.left_cluster);
+    ring_destroy(r);
+    cluster_state_fini(&again);
+    free(text);
+    member_destroy(t2);
+    member_destroy(t);
+}
+
 static void test_cluster_state_check_refuses_another_node_or_q(void **state)
 {
     struct cluster_state s;
@@ -583,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_cluster_state_refuses_odd_files),
         cmocka_unit_test(test_cluster_state_replaces_atomically),
         cmocka_unit_test(test_cluster_state_restores_into_the_membership),
+        cmocka_unit_test(test_cluster_state_keeps_that_the_node_left),
         cmocka_unit_test(test_cluster_state_left_node_forgets_its_peers),
         cmocka_unit_test(test_cluster_state_check_refuses_another_node_or_q),
         cmocka_unit_test(test_cluster_state_save_writes_changes_only),
