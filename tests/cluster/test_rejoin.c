@@ -9,6 +9,8 @@
  *   three, it owns about Q/3 partitions, and a key written through it reads
  *   back through the others. Before the fix it stayed a ring of one (the
  *   fault suite's join,leave,rejoin round).
+ * - With auto-join no, the node that left and is started again with a seed
+ *   gets no partitions until POST /v1/nodes adds it again.
  * - A node restarted with a wiped directory is a new node (new id): it joins
  *   while its old id is left (node 2 again), and while its old id is down
  *   (node 1 killed, its directory removed, started again: the old id stays in
@@ -144,6 +146,13 @@ static bool two_left(void *arg)
     return ok;
 }
 
+/* Node 0 lists the node with this id, and not as left. */
+static bool heard_again(void *id)
+{
+    const char *st = cluster_status_of(0, id);
+    return st && strcmp(st, "left") != 0;
+}
+
 static void leave_two(void)
 {
     char path[96], id[41];
@@ -211,6 +220,32 @@ static void test_rejoin_after_leave_with_its_directory(void **state)
     assert_true(reads(1, "rejoin:k", "v1"));
 }
 
+/* With auto-join no, the node that left waits for an operator: it gets no
+ * partitions until POST /v1/nodes adds it again. */
+static void test_rejoin_without_auto_join_waits_for_post(void **state)
+{
+    (void)state;
+    form_three();
+    char id2[41];
+    snprintf(id2, sizeof id2, "%s", cluster_node(2)->id);
+    leave_two();
+    cluster_stop(2);
+    const char *flags[] = {"--seeds", cluster_seed(0), "--auto-join", "no", NULL};
+    assert_int_equal(cluster_start(2, flags), 0);
+    /* node 0 hears of it again (not as left), and keeps its ring of two */
+    if (!cluster_wait(heard_again, id2, AGREE_MS))
+        fail_msg("node 0 did not hear from node 2 again within %d ms", AGREE_MS);
+    json_t *ring = cluster_get(0, "/v1/ring");
+    assert_int_equal(json_array_size(json_object_get(ring, "members")), 2);
+    json_decref(ring);
+    char body[96];
+    snprintf(body, sizeof body, "{\"address\": \"%s\"}", cluster_seed(2));
+    int status;
+    json_decref(cluster_request(0, "POST", "/v1/nodes", body, &status));
+    assert_int_equal(status, 202);
+    wait_three(3, "node 2 left, started again with auto-join no, then POSTed");
+}
+
 static bool down_at_0(void *id)
 {
     const char *st = cluster_status_of(0, id);
@@ -245,6 +280,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_rejoin_after_leave_with_its_directory, cluster_forget_all),
+        cmocka_unit_test_teardown(test_rejoin_without_auto_join_waits_for_post,
+                                  cluster_forget_all),
         cmocka_unit_test_teardown(test_rejoin_wiped_directory_is_a_new_node, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
