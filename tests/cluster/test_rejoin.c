@@ -191,14 +191,21 @@ static bool reads(int i, const char *key, const char *value)
     return ok;
 }
 
+/* Three nodes formed, then node 2 (its id into id2) left and stopped, its
+ * directory kept. */
+static void three_then_two_left(char id2[41])
+{
+    form_three();
+    snprintf(id2, 41, "%s", cluster_node(2)->id);
+    leave_two();
+    cluster_stop(2);
+}
+
 static void test_rejoin_after_leave_with_its_directory(void **state)
 {
     (void)state;
-    form_three();
     char id2[41];
-    snprintf(id2, sizeof id2, "%s", cluster_node(2)->id);
-    leave_two();
-    cluster_stop(2);
+    three_then_two_left(id2);
     start(2, 0); /* its directory kept: the same id, its saved state says it left */
     assert_string_equal(cluster_node(2)->id, id2);
     wait_three(3, "node 2 left and started again with its directory and a seed");
@@ -225,11 +232,8 @@ static void test_rejoin_after_leave_with_its_directory(void **state)
 static void test_rejoin_without_auto_join_waits_for_post(void **state)
 {
     (void)state;
-    form_three();
     char id2[41];
-    snprintf(id2, sizeof id2, "%s", cluster_node(2)->id);
-    leave_two();
-    cluster_stop(2);
+    three_then_two_left(id2);
     const char *flags[] = {"--seeds", cluster_seed(0), "--auto-join", "no", NULL};
     assert_int_equal(cluster_start(2, flags), 0);
     /* node 0 hears of it again (not as left), and keeps its ring of two */
