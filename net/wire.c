@@ -75,9 +75,15 @@ const char *wire_refusal_text(unsigned reason)
     return "refused";
 }
 
+#define KNOWN_CASE(id, n, name) case n:
+
 static bool op_known(unsigned op)
 {
-    return op >= WIRE_OP_GET && op <= WIRE_OP_FORWARD;
+    switch (op) {
+        WIRE_OPS(KNOWN_CASE)
+        return true;
+    }
+    return false;
 }
 
 /* ---- bytes ---- */

@@ -144,7 +144,8 @@ enum wire_kind {
 /* X-macros: one list gives each enum and its names. */
 /* clang-format off */
 #define WIRE_OPS(X)                                                                                \
-    X(GET, 1, "GET") X(PUT, 2, "PUT") X(DEL, 3, "DEL") X(SYNC, 4, "SYNC") X(FORWARD, 5, "FORWARD")
+    X(GET, 1, "GET") X(PUT, 2, "PUT") X(DEL, 3, "DEL") X(SYNC, 4, "SYNC") X(FORWARD, 5, "FORWARD") \
+    X(STREAM, 11, "STREAM") X(STREAM_END, 12, "STREAM_END") X(RELEASE, 13, "RELEASE")
 #define WIRE_CODES(X)                                                                              \
     X(OK, 0, "OK") X(NOT_FOUND, 1, "NOT_FOUND") X(ERROR, 2, "ERROR")                               \
     X(UNAVAILABLE, 3, "UNAVAILABLE") X(OVERLOADED, 4, "OVERLOADED")
@@ -158,7 +159,12 @@ enum wire_kind {
 /* GET: read. PUT: write a value under a context (meta). DEL: write a
  * tombstone. SYNC: apply a version as it is (replication, read repair,
  * hints, anti-entropy). FORWARD: a client command for a node that holds a
- * replica to coordinate. */
+ * replica to coordinate.
+ * Partition transfers (shards/transfer.h says what each field holds):
+ * STREAM: a request for the states of some partitions' keys from a hash
+ * position on (a REQUEST; its answer is STREAM REPLYs, one per key state,
+ * then one STREAM_END REPLY with the next position); RELEASE: "do you hold
+ * this partition whole?", asked by a node that left its preference list. */
 enum wire_op {
 #define WIRE_OP_ENUM(id, n, name) WIRE_OP_##id = n,
     WIRE_OPS(WIRE_OP_ENUM)

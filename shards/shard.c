@@ -58,6 +58,7 @@
 #include "replica.h"
 #include "store.h"
 #include "tier.h"
+#include "transfer.h"
 
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_TICK_MS 100
@@ -113,7 +114,7 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->request_timeout_ms = cfg->request_timeout_ms;
-    if (coord_init(sh) != 0)
+    if (coord_init(sh) != 0 || transfer_init(sh) != 0)
         goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
@@ -176,6 +177,7 @@ void shard_destroy(struct shard *sh)
     peerlink_fini(sh); /* after the ring: nothing of its links is in flight */
     req_table_fini(&sh->reqs); /* messages parked here go with their requests */
     coord_fini(sh); /* after the requests, which hold its views */
+    transfer_fini(sh);
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
@@ -712,6 +714,7 @@ void *shard_main(void *arg)
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
             coord_reap(sh, now); /* tombstones past tombstone-grace, confirmed in a cluster */
+            transfer_tick(sh, now); /* partitions moving on join and leave */
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
             peerlink_turn(sh, req_now_ms());

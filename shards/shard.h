@@ -122,6 +122,7 @@ struct shard {
     bool accept_paused;
 
     struct coord *coord;          /* the coordinator's state (coord.h) */
+    struct transfer *transfer;    /* partition transfers (transfer.h) */
 
     struct shard_stats stats;
 };

@@ -70,6 +70,8 @@ struct cfg {
     int64_t read_quorum;        /* R */
     int64_t write_quorum;       /* W */
     int64_t tombstone_grace_s;  /* replication: deletes are kept this long, then reaped */
+    int64_t handoff_concurrency;       /* partition streams a node pulls at once */
+    int64_t handoff_max_bytes_per_sec; /* partition streams' bytes per second; 0 = no limit */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */
