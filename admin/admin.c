@@ -920,8 +920,9 @@ static void admin_health(struct admin *a, struct http_response *res)
 }
 
 /* GET /v1/ring: view_ring() with each pending transfer's state as this node
- * sees it (its own pulls and releases; "remote" for moves between others)
- * and the node's transfer figures (transfer.h). */
+ * sees it (moves to it: its pull's state, "done" when it was a replica
+ * already; moves from it: "releasing", "dropping" or "done"; "remote" for
+ * moves between others) and the node's transfer figures (transfer.h). */
 static json_t *admin_ring_view(const struct admin *a)
 {
     json_t *v = view_ring(a->ring, a->prev_ring);
@@ -933,10 +934,10 @@ static json_t *admin_ring_view(const struct admin *a)
         unsigned st = transfer_state(a->node, p);
         const char *name = "remote";
         if (strcmp(json_string_value(json_object_get(mv, "to")), a->id) == 0)
-            name = st == TRANSFER_NONE ? "pending" : transfer_state_name(st);
+            name = st == TRANSFER_NONE ? "done" : transfer_state_name(st); /* none: was a replica */
         else if (strcmp(json_string_value(json_object_get(mv, "from")), a->id) == 0)
             name = st == TRANSFER_RELEASING || st == TRANSFER_DROPPING ? transfer_state_name(st)
-                                                                       : "released";
+                                                                       : "done";
         json_object_set_new(mv, "state", json_string(name));
     }
     struct transfer_stats t;

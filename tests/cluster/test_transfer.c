@@ -236,6 +236,23 @@ static void test_transfer_join_moves_data(void **state)
     wait_settled(&s, "a join");
     assert_true(transfers_field(3, "partitions_done") > 0);
     assert_true(transfers_field(3, "keys") > 0);
+    json_t *stats = cluster_get(3, "/v1/stats"); /* the /metrics samples */
+    assert_non_null(stats);
+    assert_true(json_integer_value(json_object_get(stats, "transfer_partitions_done")) > 0);
+    assert_true(json_integer_value(json_object_get(stats, "transfer_keys")) > 0);
+    json_decref(stats);
+    json_t *ring = cluster_get(0, "/v1/ring"); /* node 0's last change: the join */
+    assert_non_null(ring);
+    size_t i, to_joiner = 0;
+    json_t *mv;
+    json_array_foreach(json_object_get(ring, "pending_transfers"), i, mv)
+    {
+        to_joiner += strcmp(json_string_value(json_object_get(mv, "to")), cluster_node(3)->id) == 0;
+        const char *st = json_string_value(json_object_get(mv, "state"));
+        assert_true(strcmp(st, "done") == 0 || strcmp(st, "remote") == 0);
+    }
+    assert_true(to_joiner > 0);
+    json_decref(ring);
     check_local_reads(3, "k", KEYS, 100);
     for (int w = 0; w < s.written / 20; w++) {
         char prefix[32];
