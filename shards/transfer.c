@@ -11,12 +11,27 @@
  * state file says was moving; this node alone for a new cluster's first
  * node, which holds everything); a joiner starts with a provisional ring
  * (epoch 0), which is no ring: it holds nothing and pulls every partition
- * of its lists. A ring of this node alone (one removed) holds everything
- * and pulls nothing. Sources, in order: the old list, the
- * new list, then every other member, live ones only (not down, not left):
- * a source serves a partition only when it holds it whole (in its current
- * list and not pulling it itself, or RELEASING), else says so and the
- * receiver tries the next. So a joiner pulls from the old owners, a leave
+ * of its lists. So does a node whose data did not survive (storage =
+ * memory, or a data directory that started empty: persist_layout), in
+ * whatever ring it comes back. A ring of this node alone (one that left)
+ * pulls nothing and asks nobody, but still serves what it was releasing
+ * (members that left are asked as sources, dead ones are not). Sources,
+ * in order: the old list, the new list, then every other member:
+ * a source serves a partition only when it has every write the receiver
+ * lacks from the first it lacks on, else says so and the receiver tries
+ * the next. What a node has is kept as ring epochs: a receiver that became
+ * a replica at epoch E has every write since E (coordinators write to the
+ * new list) and, when it came back while still releasing a whole copy that
+ * it left with at L, the writes before L: it needs [F, E), F = L or 0, and
+ * the request carries F. A node in its current list and not pulling has
+ * everything; one releasing since L has [0, L) if it was whole when it
+ * left, else [E', L) (it was pulling since E'), and serves a receiver when
+ * that range holds F; STREAM_END says how far (its reach). When a walk ends
+ * with a reach short of E, the receiver's F becomes that reach and it asks
+ * the next source for the rest. So, when changes come faster than
+ * transfers, the writes a node took directly while it was in a list still
+ * reach the later owners, and a node that comes back completes its old
+ * copy. A joiner pulls from the old owners, a leave
  * or a force-remove of a dead node re-replicates from the remaining
  * replicas, and a node never pulls from another that is still filling.
  *
@@ -100,27 +115,36 @@
 #define TRANSFER_GROUP_MAX 64            /* partitions in one stream */
 #define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
 #define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
-#define TRANSFER_VISIT_MAX 4096          /* table entries per request or drop step */
-#define TRANSFER_BATCH_BYTES (1u << 20)  /* states per request, about */
+#define TRANSFER_VISIT_MAX 1024          /* table entries per request or drop step */
+#define TRANSFER_BATCH_BYTES (128u << 10) /* states per request, about */
 #define TRANSFER_STREAM_MS 10000         /* a request unanswered this long is given up */
 #define TRANSFER_RELEASE_ASK_MS 1000
 #define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
+#define TRANSFER_SERVED_LEN 10           /* STREAM_END: partition u16, reach u64 */
 
 struct tr_part {
     uint8_t n_src, src_at;
     bool ck_done;              /* the walk ended by the checkpoint's time */
+    bool in_sweep;             /* DROPPING since the drop pass began */
     uint16_t src[TRANSFER_SOURCES_MAX]; /* indexes into ids */
     uint64_t cursor;           /* next position to ask (memory) */
     uint64_t ck_cursor;        /* the checkpoint's: saved once durable */
     uint64_t saved;            /* in the file */
     uint64_t bytes, keys;
     uint32_t release_ok;       /* RELEASING: list positions that said yes */
+    /* What this node has of the partition, as ring epochs: pulling, every
+     * write since `epoch` (it became a replica then) and before `from` (a
+     * copy it kept from an earlier stay in the list), so it needs the
+     * writes of [from, epoch); RELEASING, every write of [from, epoch)
+     * (from 0: it was whole when it left at `epoch`). */
+    uint64_t from, epoch;
     int64_t ask_ms;            /* RELEASING: next question */
 };
 
 struct tr_stream {
     bool busy;
     uint32_t gen;
+    uint64_t from, epoch; /* the writes its partitions need: [from, epoch) */
     uint16_t src;
     char addr[GOSSIP_ADDR_MAX + 1]; /* the source's cluster address */
     uint64_t cursor;
@@ -180,6 +204,12 @@ static bool tr_incoming(unsigned s)
     return s == TRANSFER_PENDING || s == TRANSFER_STREAMING || s == TRANSFER_SETTLING;
 }
 
+/* Still missing keys (a SETTLING one has them all, maybe not durably). */
+static bool tr_receiving(unsigned s)
+{
+    return s == TRANSFER_PENDING || s == TRANSFER_STREAMING;
+}
+
 static int tr_parts_alloc(struct transfer *tr)
 {
     if (!tr->parts)
@@ -224,12 +254,14 @@ static void tr_save(struct transfer *tr)
     for (uint32_t p = 0; p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
         if (tr_incoming(s)) {
-            fprintf(f, "in %u %" PRIu64, p, tr->parts[p].saved);
+            fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64, p, tr->parts[p].saved,
+                    tr->parts[p].from, tr->parts[p].epoch);
             for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
                 fprintf(f, " %s", tr->ids[tr->parts[p].src[k]]);
             fputc('\n', f);
         } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
-            fprintf(f, "out %u\n", p);
+            fprintf(f, "out %u %" PRIu64 " %" PRIu64 "\n", p, tr->parts[p].from,
+                    tr->parts[p].epoch);
         }
     }
     bool ok = fflush(f) == 0 && !ferror(f);
@@ -255,14 +287,17 @@ static void tr_load(struct transfer *tr)
         if (p >= tr->q)
             continue;
         struct tr_part *tp = &tr->parts[p];
-        if (strcmp(kind, "out") == 0) {
+        char *cs = strcmp(kind, "in") == 0 ? strtok_r(NULL, " \n", &save) : NULL;
+        char *fs = strtok_r(NULL, " \n", &save), *es = strtok_r(NULL, " \n", &save);
+        if (!fs || !es || (!cs && strcmp(kind, "out") != 0))
+            continue;
+        tp->from = strtoull(fs, NULL, 10);
+        tp->epoch = strtoull(es, NULL, 10);
+        if (!cs) { /* out: it keeps a copy until the list has it (serving what it has) */
             tr_set(tr, (uint32_t)p, TRANSFER_RELEASING);
             n_out++;
             continue;
         }
-        char *cs = strtok_r(NULL, " \n", &save);
-        if (strcmp(kind, "in") != 0 || !cs)
-            continue;
         tp->cursor = tp->saved = strtoull(cs, NULL, 10);
         for (char *id; (id = strtok_r(NULL, " \n", &save)) && tp->n_src < TRANSFER_SOURCES_MAX;) {
             int i = strlen(id) == RING_ID_LEN ? tr_id_index(tr, id) : -1;
@@ -295,7 +330,12 @@ int transfer_init(struct shard *sh)
     if (n->cfg->storage == CFG_STORAGE_LOG && n->cfg->dir[0])
         snprintf(tr->path, sizeof tr->path, "%s/transfers.%u", n->cfg->dir, sh->id);
     sh->transfer = tr;
+    /* data that did not survive (storage = memory, or a log directory that
+     * started empty) holds nothing, whatever ring the node comes back in */
+    bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
     const struct ring *start = n->admin ? admin_start_ring(n->admin) : NULL;
+    if (start && !data_kept && start->n_members > 1)
+        start = NULL; /* alone, it holds everything there is */
     if (start && start->epoch > 0 && start->q == tr->q && ring_clone(start, &tr->ring) != 0)
         goto fail;
     tr_load(tr);
@@ -369,8 +409,13 @@ static void tr_start_pull(struct transfer *tr, const struct node *n, const struc
                           const struct ring *ring, uint32_t p, const char *self)
 {
     struct tr_part *tp = &tr->parts[p];
-    if (!tr_incoming(tr_get(tr, p))) {
+    unsigned st = tr_get(tr, p);
+    if (!tr_incoming(st)) {
+        /* back in the list while releasing a whole copy: it has [0, left) */
+        uint64_t have_to = st == TRANSFER_RELEASING && tp->from == 0 ? tp->epoch : 0;
         memset(tp, 0, sizeof *tp);
+        tp->from = have_to;
+        tp->epoch = ring->epoch; /* writes since reach it directly */
         tr_set(tr, p, TRANSFER_PENDING);
     }
     tp->n_src = 0;
@@ -400,9 +445,9 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
         return; /* tried again at the next tick */
     tr->ring = copy;
     tr->dirty = true; /* the state file exists from the first ring on */
-    if (ring->n_members == 1) { /* alone (first, or removed): holds all, pulls nothing */
-        for (uint32_t p = 0; p < tr->q; p++)
-            if (tr_get(tr, p) != TRANSFER_NONE && tr_get(tr, p) != TRANSFER_DONE)
+    if (ring->n_members == 1) { /* alone (first, or left): pulls nothing, asks nobody; */
+        for (uint32_t p = 0; p < tr->q; p++) /* what it released it still serves */
+            if (tr_incoming(tr_get(tr, p)))
                 tr_set(tr, p, TRANSFER_NONE);
         tr_cancel_streams(tr);
         tr->sweeping = false;
@@ -421,7 +466,11 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
             tr_start_pull(tr, n, old, ring, p, self);
             gained++;
         } else if (!is && (was || tr_incoming(st))) {
+            /* whole: it has [0, now); still pulling since E: [E, now) */
+            uint64_t from = tr_receiving(st) ? tr->parts[p].epoch : 0;
             memset(&tr->parts[p], 0, sizeof tr->parts[p]);
+            tr->parts[p].from = from;
+            tr->parts[p].epoch = ring->epoch;
             tr_set(tr, p, TRANSFER_RELEASING);
             lost++;
         } else if (st == TRANSFER_RELEASING) {
@@ -448,9 +497,11 @@ static const struct snapshot_member *tr_member(const struct snapshot *s, const c
     return NULL;
 }
 
+/* A source worth asking: not down (one that left may still serve what it
+ * released; a dead one costs a request's deadline). */
 static bool tr_live(const struct snapshot_member *m)
 {
-    return m && m->status != MEMBER_S_DOWN && m->status != MEMBER_S_LEFT;
+    return m && m->status != MEMBER_S_DOWN;
 }
 
 /* The live source partition p asks next (its index in ids), or -1. */
@@ -492,8 +543,9 @@ static int tr_send_stream(struct shard *sh, uint32_t i)
 {
     struct transfer *tr = sh->transfer;
     struct tr_stream *st = &tr->streams[i];
-    uint8_t cur[8], list[2 * TRANSFER_GROUP_MAX];
+    uint8_t cur[8], from[8], list[2 * TRANSFER_GROUP_MAX];
     tr_put_cursor(cur, st->cursor);
+    tr_put_cursor(from, st->from);
     for (uint32_t k = 0; k < st->nparts; k++) {
         list[2 * k] = (uint8_t)st->parts[k];
         list[2 * k + 1] = (uint8_t)(st->parts[k] >> 8);
@@ -505,6 +557,7 @@ static int tr_send_stream(struct shard *sh, uint32_t i)
                           .deadline_ms = TRANSFER_STREAM_MS,
                           .partition = st->parts[0],
                           .key = {cur, 8},
+                          .meta = {from, 8}, /* STREAM: and from it on */
                           .n_values = 1,
                           .values = &v};
     return peerlink_request(sh, tr->ids[st->src], st->addr, &wm);
@@ -546,11 +599,14 @@ static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t
                                  .gen = ++tr->next_gen,
                                  .src = (uint16_t)src,
                                  .cursor = tr->parts[p].cursor,
+                                 .from = tr->parts[p].from,
+                                 .epoch = tr->parts[p].epoch,
                                  .deadline_ms = now_ms + TRANSFER_STREAM_MS};
         snprintf(st->addr, sizeof st->addr, "%s", tr_member(s, tr->ids[src])->cluster_addr);
         for (uint32_t q = p; q < tr->q && st->nparts < TRANSFER_GROUP_MAX; q++) {
             struct tr_part *tq = &tr->parts[q];
             if (tr_get(tr, q) != TRANSFER_PENDING || tq->cursor != st->cursor ||
+                tq->epoch != st->epoch || tq->from != st->from ||
                 tr_pick_source(tr, s, tq) != src)
                 continue;
             st->parts[st->nparts++] = (uint16_t)q;
@@ -624,14 +680,25 @@ static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
     uint64_t next = tr_get_cursor(&m->key);
     uint16_t again[TRANSFER_GROUP_MAX];
     uint32_t n_again = 0;
-    for (uint32_t k = 0; k < v.len / 2; k++) {
-        uint32_t p = v.ptr[2 * k] | (uint32_t)v.ptr[2 * k + 1] << 8;
+    for (uint32_t k = 0; k < v.len / TRANSFER_SERVED_LEN; k++) {
+        const uint8_t *e = v.ptr + TRANSFER_SERVED_LEN * k;
+        uint32_t p = e[0] | (uint32_t)e[1] << 8;
+        struct wire_bytes rb = {e + 2, 8};
+        uint64_t reach = tr_get_cursor(&rb);
         if (p >= tr->q || !tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
             continue;
-        tr->parts[p].cursor = next;
-        tr_set(tr, p, next == 0 ? TRANSFER_SETTLING : TRANSFER_PENDING);
-        if (next != 0)
+        struct tr_part *tp = &tr->parts[p];
+        tp->cursor = next;
+        if (next != 0) {
             again[n_again++] = (uint16_t)p;
+            tr_set(tr, p, TRANSFER_PENDING);
+        } else if (reach >= tp->epoch) {
+            tr_set(tr, p, TRANSFER_SETTLING); /* every write it lacked */
+        } else { /* the writes up to `reach`: the rest from another source */
+            tp->from = reach;
+            tp->src_at++;
+            tr_set(tr, p, TRANSFER_PENDING);
+        }
     }
     tr_stream_end(tr, i, true);
     if (!n_again || tr->tokens <= 0)
@@ -672,17 +739,24 @@ void transfer_on_reply(struct shard *sh, const struct wire_msg *m)
 
 /* ---- the source ---- */
 
-/* True when this node holds partition p whole (it may serve it and say yes
- * to RELEASE): in its current list and not pulling it, or releasing it. */
-static bool tr_holds(struct shard *sh, const struct snapshot *s, uint32_t p)
+/* How far this node's copy of partition p reaches for a receiver that has
+ * the writes before ring epoch `from`: the epoch up to which it has every
+ * write from `from` on (UINT64_MAX: all of them, when it is in its current
+ * list and not pulling it, received whole durably or not; a releasing one's
+ * [from', left) when from' <= from < left), or 0 when it cannot help. With
+ * durably (RELEASE: may the asker drop it?): in the list, whole, durable. */
+static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p, uint64_t from,
+                         bool durably)
 {
     struct transfer *tr = sh->transfer;
     unsigned st = tr_get(tr, p);
+    const struct tr_part *tp = &tr->parts[p];
     if (st == TRANSFER_RELEASING)
-        return true;
-    if (tr_incoming(st) || st == TRANSFER_DROPPING)
-        return false;
-    return s && s->ring && tr_in_list(sh->node, s->ring, s->members[s->self].id, p);
+        return !durably && tp->from <= from && tp->epoch > from ? tp->epoch : 0;
+    if (tr_receiving(st) || st == TRANSFER_DROPPING || (st == TRANSFER_SETTLING && durably))
+        return 0;
+    bool in = s && s->ring && tr_in_list(sh->node, s->ring, s->members[s->self].id, p);
+    return in ? UINT64_MAX : 0;
 }
 
 struct tr_walk {
@@ -767,16 +841,21 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
     wire_values_init(&it, m);
     wire_values_next(&it, &v);
     uint8_t *want = mi_calloc(tr->q, 1);
-    uint8_t served[2 * TRANSFER_GROUP_MAX];
+    uint8_t served[TRANSFER_SERVED_LEN * TRANSFER_GROUP_MAX];
     uint32_t n_served = 0;
+    uint64_t from = tr_get_cursor(&m->meta);
     for (uint32_t k = 0; want && k < v.len / 2 && n_served < TRANSFER_GROUP_MAX; k++) {
         uint32_t p = v.ptr[2 * k] | (uint32_t)v.ptr[2 * k + 1] << 8;
-        if (p >= tr->q || sh->node->partition_shard[p] != sh->id || want[p] || !tr_holds(sh, s, p))
+        uint64_t reach = p < tr->q && sh->node->partition_shard[p] == sh->id && !want[p]
+                             ? tr_reach(sh, s, p, from, false)
+                             : 0;
+        if (!reach)
             continue;
         want[p] = 1;
-        served[2 * n_served] = (uint8_t)p;
-        served[2 * n_served + 1] = (uint8_t)(p >> 8);
-        n_served++;
+        uint8_t *e = served + TRANSFER_SERVED_LEN * n_served++;
+        e[0] = (uint8_t)p;
+        e[1] = (uint8_t)(p >> 8);
+        tr_put_cursor(e + 2, reach);
     }
     if (!n_served) {
         mi_free(want);
@@ -796,7 +875,7 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
     mi_free(want);
     uint8_t cur[8];
     tr_put_cursor(cur, cursor);
-    struct wire_bytes ck = {cur, 8}, sv = {served, 2 * n_served};
+    struct wire_bytes ck = {cur, 8}, sv = {served, TRANSFER_SERVED_LEN * n_served};
     tr_reply(sh, link, m, WIRE_OP_STREAM_END, WIRE_CODE_OK, &ck, &sv);
 }
 
@@ -814,7 +893,7 @@ void transfer_on_request(struct shard *sh, uint64_t link, const struct wire_msg 
         tr_on_stream(sh, link, m, s);
     } else if (m->op == WIRE_OP_RELEASE && m->partition < tr->q &&
                n->partition_shard[m->partition] == sh->id) {
-        bool holds = tr_holds(sh, s, m->partition) && tr_get(tr, m->partition) != TRANSFER_RELEASING;
+        bool holds = tr_reach(sh, s, m->partition, 0, true) != 0;
         tr_reply(sh, link, m, WIRE_OP_RELEASE, holds ? WIRE_CODE_OK : WIRE_CODE_UNAVAILABLE, NULL,
                  NULL);
     } else {
@@ -830,6 +909,8 @@ static void tr_ask_release(struct shard *sh, const struct snapshot *s, uint32_t 
     struct transfer *tr = sh->transfer;
     struct tr_part *tp = &tr->parts[p];
     const struct ring *ring = s->ring;
+    if (ring->n_members == 1)
+        return; /* it left the cluster: its copy stays (the operator's to wipe) */
     const uint32_t *list = ring_pref(ring, p);
     uint32_t n_eff = tr_n_eff(sh->node, ring), all = 0;
     for (uint32_t k = 0; k < n_eff && k < 32; k++)
@@ -874,14 +955,18 @@ static void tr_drop_fn(struct table_entry *e, void *arg)
     buf_append(&d->keys, key, e->key_len);
 }
 
-/* One step of the drop pass (partitions DROPPING when it began). */
+/* One step of the drop pass: deletes the keys of every DROPPING partition
+ * met; those DROPPING when the pass began are released at its end (the
+ * pass covered all their keys), the others at the end of the next. */
 static void tr_drop_step(struct shard *sh)
 {
     struct transfer *tr = sh->transfer;
     if (!tr->sweeping) {
         bool any = false;
-        for (uint32_t p = 0; p < tr->q && !any; p++)
-            any = tr_get(tr, p) == TRANSFER_DROPPING;
+        for (uint32_t p = 0; p < tr->q; p++) {
+            tr->parts[p].in_sweep = tr_get(tr, p) == TRANSFER_DROPPING;
+            any |= tr->parts[p].in_sweep;
+        }
         if (!any)
             return;
         tr->sweeping = true;
@@ -907,8 +992,8 @@ static void tr_drop_step(struct shard *sh)
     tr->sweeping = false;
     uint32_t released = 0;
     for (uint32_t p = 0; p < tr->q; p++)
-        if (tr_get(tr, p) == TRANSFER_DROPPING) {
-            tr_set(tr, p, TRANSFER_NONE);
+        if (tr_get(tr, p) == TRANSFER_DROPPING && tr->parts[p].in_sweep) {
+            tr_set(tr, p, TRANSFER_NONE); /* those that came during the pass wait for the next */
             released++;
         }
     ST_ADD(tr, released, released);
@@ -1013,7 +1098,8 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
             tr_ring_changed(sh, s);
         tr->snap_version = s->version;
     }
-    if (!tr->parts || !s || !s->ring) {
+    bool alone = s && s->ring && s->ring->n_members == 1 && !tr->dirty && !tr->ck_pending;
+    if (!tr->parts || !s || !s->ring || alone) { /* a cluster of one moves nothing */
         snapshot_read_end(n->snapshots, sh->id);
         return;
     }

@@ -5,6 +5,21 @@
  * per partition in <dir>/transfers.<shard>; a node that left a partition's
  * preference list drops its copy once every node of the list says it holds
  * the partition whole (RELEASE). transfer.c's design comment says how.
+ * Wire (net/wire.h ops 11..13, REQUEST and REPLY layouts as there):
+ *   STREAM request: partition = the group's first (routes it to the source's
+ *     shard), key = the cursor (u64 LE, a hash position; 0 = from the start),
+ *     meta = u64 LE `from` (the receiver has the writes before ring epoch
+ *     `from` and since it became a replica), one value = the group's
+ *     partitions (u16 LE each, at most 64).
+ *   STREAM reply: one per key, status OK, key, meta and one value (body) and
+ *     expire_at_ms: the key's replica state (replica.h), tombstones too.
+ *   STREAM_END reply: status OK with key = the next cursor (0: the walk is
+ *     over) and one value = the partitions served, each u16 LE and its reach
+ *     u64 LE (the epoch up to which this source has every write from `from`
+ *     on; UINT64_MAX: all); or
+ *     UNAVAILABLE when none was (the receiver asks another source).
+ *   RELEASE request: partition; reply OK when this node holds it whole and
+ *     durably (in its list, not pulling it), else UNAVAILABLE.
  *
  * Threads: everything on the owning shard's thread, except
  *   transfer_node_stats() and transfer_state(), which any thread may call
