@@ -519,7 +519,7 @@ static int tr_pick_source(struct transfer *tr, const struct snapshot *s, struct 
 
 static uint32_t tr_streams_allowed(const struct node *n)
 {
-    uint32_t c = (uint32_t)n->cfg->handoff_concurrency;
+    uint32_t c = (uint32_t)n->cfg->handoff_concurrency; /* 0: pulls none */
     uint32_t per = (c + n->nshards - 1) / n->nshards;
     return per < TRANSFER_STREAMS_MAX ? per : TRANSFER_STREAMS_MAX;
 }

@@ -143,9 +143,10 @@ static const struct cfg_setting cfg_settings[] = {
     {"tombstone-grace", CFG_INT, F(tombstone_grace_s), "86400", 1, INT64_MAX / 1000, NULL,
      "Seconds a delete is kept as a tombstone (so that replicas that missed it learn it "
      "instead of bringing the value back) before it is reaped."},
-    {"handoff-concurrency", CFG_INT, F(handoff_concurrency), "2", 1, 64, NULL,
+    {"handoff-concurrency", CFG_INT, F(handoff_concurrency), "2", 0, 64, NULL,
      "Partition transfers (streams of up to 64 partitions from one source) a node pulls at "
-     "once when the ring changes, shared among its shards (at least one each)."},
+     "once when the ring changes, shared among its shards (at least one each); 0: it pulls "
+     "none (its new partitions fill by read repair only)."},
     {"handoff-max-bytes-per-sec", CFG_SIZE, F(handoff_max_bytes_per_sec), "64mb", 0, INT64_MAX,
      NULL, "Most bytes per second a node pulls in partition transfers (0: no limit), so that "
      "a join or leave leaves room for clients."},
