@@ -117,7 +117,7 @@
 #define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
 #define TRANSFER_VISIT_MAX 1024          /* table entries per request or drop step */
 #define TRANSFER_BATCH_BYTES (128u << 10) /* states per request, about */
-#define TRANSFER_STREAM_MS 10000         /* a request unanswered this long is given up */
+#define TRANSFER_STREAM_MS 3000          /* a request unanswered this long is given up */
 #define TRANSFER_RELEASE_ASK_MS 1000
 #define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
 #define TRANSFER_SERVED_LEN 10           /* STREAM_END: partition u16, reach u64 */
@@ -504,16 +504,19 @@ static bool tr_live(const struct snapshot_member *m)
     return m && m->status != MEMBER_S_DOWN;
 }
 
-/* The live source partition p asks next (its index in ids), or -1. */
+/* The source partition p asks next (its index in ids), or -1: from
+ * src_at on, a member first, else one that left (it may be gone). */
 static int tr_pick_source(struct transfer *tr, const struct snapshot *s, struct tr_part *tp)
 {
-    for (uint32_t k = 0; k < tp->n_src; k++) {
-        uint32_t at = (tp->src_at + k) % tp->n_src;
-        if (tr_live(tr_member(s, tr->ids[tp->src[at]]))) {
-            tp->src_at = (uint8_t)at;
-            return tp->src[at];
+    for (int left = 0; left < 2; left++)
+        for (uint32_t k = 0; k < tp->n_src; k++) {
+            uint32_t at = (tp->src_at + k) % tp->n_src;
+            const struct snapshot_member *m = tr_member(s, tr->ids[tp->src[at]]);
+            if (tr_live(m) && (m->status == MEMBER_S_LEFT) == left) {
+                tp->src_at = (uint8_t)at;
+                return tp->src[at];
+            }
         }
-    }
     return -1;
 }
 
