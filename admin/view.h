@@ -46,7 +46,7 @@ struct transfer_stats;
 /* {"partitions_pending", "partitions_streaming", "partitions_done",
  * "partitions_releasing", "partitions_released", "bytes", "keys",
  * "bytes_sent", "keys_sent", "keys_dropped", "cold_skipped",
- * "rate_bytes_per_sec", "remaining_bytes", "eta_seconds"}: a node's transfer
+ * "resumable_bytes", "rate_bytes_per_sec", "remaining_bytes", "eta_seconds"}: a node's transfer
  * figures (shards/transfer.h; streaming counts settling ones, releasing
  * dropping ones). */
 json_t *view_transfers(const struct transfer_stats *t);

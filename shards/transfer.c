@@ -31,9 +31,13 @@
  * the next source for the rest. So, when changes come faster than
  * transfers, the writes a node took directly while it was in a list still
  * reach the later owners, and a node that comes back completes its old
- * copy. A joiner pulls from the old owners, a leave
- * or a force-remove of a dead node re-replicates from the remaining
- * replicas, and a node never pulls from another that is still filling.
+ * copy. A joiner pulls from the old owners, a leave or a force-remove of a
+ * dead node re-replicates from the remaining replicas, and a node never
+ * takes a partition as whole from another that is still filling. Not
+ * handled: when changes come faster than transfers and a node dies in
+ * between, a partition whose writes of some epochs are on no live node
+ * stays pending (nothing is dropped: releasing copies wait for a whole
+ * list), until the dead node is back.
  *
  * Streams. A STREAM request names a group of partitions (up to
  * TRANSFER_GROUP_MAX, all PENDING from one source at one cursor) and a
@@ -60,9 +64,13 @@
  * unseeded) and across resizes and restarts, so a stream resumes at the
  * same place from any source.
  *
- * Resume. After a batch is applied its cursor is kept in memory; the state
- * file <dir>/transfers.<shard> (text: "in p cursor" and "out p" lines, via
- * a temporary file and rename) is written once the log's durable sequence
+ * Resume. The state file <dir>/transfers.<shard> (text: "epoch E" of the
+ * ring it was written for, "in p cursor from epoch sources..." and "out p
+ * from epoch" lines, via a temporary file and rename) is written at once
+ * when a ring change is taken (so a restart knows what this node does not
+ * hold; a restart whose ring is not the file's pulls every partition of
+ * its lists). After a batch is applied its cursor is kept in memory and
+ * written once the log's durable sequence
  * (persist_durable_seq) reaches the records of that batch, so a crash of
  * the receiver resumes from a cursor whose keys are on disk, and a crash of
  * the source only makes the receiver ask again (late stream: next source).
@@ -77,10 +85,14 @@
  * copy until the list has the partition whole.
  *
  * Release. A RELEASING partition asks every node of its current list, about
- * once a second, RELEASE: "do you hold it whole?" (yes: in its list and not
- * pulling it). Once all said yes, it is DROPPING: one pass over the table,
- * shared by every partition dropping then, deletes their keys (store_delete:
- * delete records, not tombstones), TRANSFER_VISIT_MAX entries per tick.
+ * once a second, RELEASE: "do you hold it whole?" (yes: in its list, not
+ * pulling it, durable). Once all said yes, it is DROPPING: one pass over
+ * the table deletes the keys of every partition dropping (store_delete:
+ * delete records, not tombstones), TRANSFER_VISIT_MAX entries per tick;
+ * those dropping when the pass began are released at its end. A node that
+ * left the cluster (a ring of itself) asks nobody and keeps its copy.
+ *
+ * Cost to a cluster of one: the tick returns after reading the snapshot.
  *
  * Left to others: the links (peerlink.h), versions (replica.h), the ring
  * (admin). Not done: a key whose value is on disk only (values beyond RAM)
@@ -131,6 +143,7 @@ struct tr_part {
     uint64_t ck_cursor;        /* the checkpoint's: saved once durable */
     uint64_t saved;            /* in the file */
     uint64_t bytes, keys;
+    uint64_t ck_bytes, saved_bytes; /* bytes received by the checkpoint's / the file's cursor */
     uint32_t release_ok;       /* RELEASING: list positions that said yes */
     /* What this node has of the partition, as ring epochs: pulling, every
      * write since `epoch` (it became a replica then) and before `from` (a
@@ -174,6 +187,7 @@ struct transfer {
     uint64_t rate_bytes;       /* received since the last rate update */
     int64_t rate_ms;
     char path[PATH_MAX];       /* the state file; "" without a log */
+    uint64_t file_epoch;       /* the ring epoch the file was written for (0: none) */
     struct transfer_stats st;  /* relaxed atomics */
 };
 
@@ -251,7 +265,8 @@ static void tr_save(struct transfer *tr)
                  strerror(errno));
         return;
     }
-    for (uint32_t p = 0; p < tr->q; p++) {
+    fprintf(f, "epoch %" PRIu64 "\n", tr->ring ? tr->ring->epoch : 0);
+    for (uint32_t p = 0; tr->parts && p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
         if (tr_incoming(s)) {
             fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64, p, tr->parts[p].saved,
@@ -281,6 +296,8 @@ static void tr_load(struct transfer *tr)
         char *save = NULL;
         char *kind = strtok_r(line, " \n", &save);
         char *ps = strtok_r(NULL, " \n", &save);
+        if (kind && ps && strcmp(kind, "epoch") == 0)
+            tr->file_epoch = strtoull(ps, NULL, 10);
         if (!kind || !ps || tr_parts_alloc(tr) != 0)
             continue;
         unsigned long p = strtoul(ps, NULL, 10);
@@ -333,12 +350,15 @@ int transfer_init(struct shard *sh)
     /* data that did not survive (storage = memory, or a log directory that
      * started empty) holds nothing, whatever ring the node comes back in */
     bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
+    tr_load(tr);
     const struct ring *start = n->admin ? admin_start_ring(n->admin) : NULL;
-    if (start && !data_kept && start->n_members > 1)
-        start = NULL; /* alone, it holds everything there is */
+    /* alone, it holds everything there is; else only what its data and its
+     * state file say, of the ring the file was written for: a ring change
+     * adopted and not recorded here (a crash in between) is no baseline */
+    if (start && start->n_members > 1 && (!data_kept || tr->file_epoch != start->epoch))
+        start = NULL;
     if (start && start->epoch > 0 && start->q == tr->q && ring_clone(start, &tr->ring) != 0)
         goto fail;
-    tr_load(tr);
     return 0;
 fail:
     transfer_fini(sh);
@@ -452,6 +472,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
         tr_cancel_streams(tr);
         tr->sweeping = false;
         ring_destroy(old);
+        tr_save(tr);
         return;
     }
     uint32_t gained = 0, lost = 0;
@@ -485,6 +506,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
         log_info("ring epoch %" PRIu64 ": this shard pulls %u partitions and releases %u",
                  ring->epoch, gained, lost);
     ring_destroy(old);
+    tr_save(tr); /* at once: a restart must know what it does not hold */
 }
 
 /* ---- the receiver ---- */
@@ -767,6 +789,7 @@ struct tr_walk {
     const uint8_t *want; /* per partition: 1 to stream */
     struct buf keys;     /* klen u32, key: those to export */
     uint32_t count;
+    uint64_t bytes; /* their keys and values, about */
 };
 
 static void tr_walk_fn(struct table_entry *e, void *arg)
@@ -779,6 +802,7 @@ static void tr_walk_fn(struct table_entry *e, void *arg)
     buf_append(&w->keys, &e->key_len, sizeof e->key_len);
     buf_append(&w->keys, key, e->key_len);
     w->count++;
+    w->bytes += e->key_len + (uint64_t)table_entry_val_len(e);
 }
 
 static void tr_reply(struct shard *sh, uint64_t link, const struct wire_msg *rq, uint8_t op,
@@ -872,7 +896,7 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
     do {
         cursor = table_scan(sh->store->table, cursor, 256, tr_walk_fn, &w);
         visits += 256;
-    } while (cursor != 0 && visits < TRANSFER_VISIT_MAX && w.keys.len < TRANSFER_BATCH_BYTES);
+    } while (cursor != 0 && visits < TRANSFER_VISIT_MAX && w.bytes < TRANSFER_BATCH_BYTES);
     tr_send_states(sh, link, m, &w);
     buf_fini(&w.keys);
     mi_free(want);
@@ -1013,6 +1037,7 @@ static void tr_checkpoint(struct shard *sh, int64_t now_ms)
         for (uint32_t p = 0; p < tr->q; p++) {
             struct tr_part *tp = &tr->parts[p];
             tp->saved = tp->ck_cursor;
+            tp->saved_bytes = tp->ck_bytes;
             if (tp->ck_done && tr_get(tr, p) == TRANSFER_SETTLING) {
                 tr_set(tr, p, TRANSFER_DONE);
                 log_debug("partition %u held whole: %" PRIu64 " keys, %" PRIu64 " bytes", p,
@@ -1032,19 +1057,21 @@ static void tr_checkpoint(struct shard *sh, int64_t now_ms)
     for (uint32_t p = 0; p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
         tr->parts[p].ck_cursor = tr_incoming(s) ? tr->parts[p].cursor : 0;
+        tr->parts[p].ck_bytes = tr_incoming(s) ? tr->parts[p].bytes : 0;
         tr->parts[p].ck_done = s == TRANSFER_SETTLING;
     }
 }
 
 static void tr_figures(struct transfer *tr, int64_t now_ms)
 {
-    uint64_t by[TRANSFER_DROPPING + 1] = {0};
+    uint64_t by[TRANSFER_DROPPING + 1] = {0}, resumable = 0;
     double remaining = 0, done_bytes = 0;
     uint64_t done_parts = 0;
     for (uint32_t p = 0; p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
         by[s]++;
         const struct tr_part *tp = &tr->parts[p];
+        resumable += s == TRANSFER_DONE ? tp->bytes : tr_incoming(s) && tp->saved ? tp->saved_bytes : 0;
         if (s == TRANSFER_DONE) {
             done_bytes += (double)tp->bytes;
             done_parts++;
@@ -1063,6 +1090,7 @@ static void tr_figures(struct transfer *tr, int64_t now_ms)
     ST_SET(tr, releasing, by[TRANSFER_RELEASING]);
     ST_SET(tr, dropping, by[TRANSFER_DROPPING]);
     ST_SET(tr, remaining_bytes, (uint64_t)remaining);
+    ST_SET(tr, resumable_bytes, resumable);
     if (now_ms - tr->rate_ms >= 1000) {
         double inst = (double)tr->rate_bytes * 1000.0 / (double)(now_ms - tr->rate_ms);
         double old = (double)__atomic_load_n(&tr->st.rate, __ATOMIC_RELAXED);

@@ -64,6 +64,9 @@ struct transfer_stats {
     uint64_t bytes_sent, keys_sent;              /* served to other nodes */
     uint64_t keys_dropped;                       /* deleted by releases */
     uint64_t cold_skipped;                       /* served: keys whose value was on disk */
+    uint64_t resumable_bytes;                    /* received and recorded durably (partitions
+                                                    done, and those pulling up to their saved
+                                                    cursors): not pulled again after a crash */
     uint64_t rate;                               /* bytes/s */
     uint64_t remaining_bytes;
     int64_t eta_s;
