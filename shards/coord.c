@@ -117,6 +117,7 @@
 #include "snapshot.h"
 #include "store.h"
 #include "tier.h"
+#include "transfer.h"
 
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
@@ -2017,6 +2018,10 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
         aae_on_reply(sh, wm);
         return;
     }
+    if (transfer_is_op(wm->op)) {
+        transfer_on_reply(sh, wm);
+        return;
+    }
     uint32_t k = (uint32_t)(wm->id >> COORD_SLOT_BITS) & 0xFF;
     uint64_t id = wm->id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
     struct req *r = req_find(&sh->reqs, id);
@@ -2555,6 +2560,10 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
 {
     if (aae_is_op(wm->op)) { /* anti-entropy's own: a partition's tree, no key */
         aae_on_request(sh, link, wm);
+        return;
+    }
+    if (transfer_is_op(wm->op)) {
+        transfer_on_request(sh, link, wm);
         return;
     }
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
