@@ -184,6 +184,10 @@ struct hint_file {
     uint64_t seq;
     uint32_t live; /* pending hints in it */
     bool gone;
+    /* it holds hints not in memory (recovery could not read it, or dropped
+     * some of its records): never deleted by this run; the next start-up
+     * reads it again */
+    bool pinned;
 };
 
 /* A hint taken and not yet durable: the request to answer. */
@@ -194,6 +198,7 @@ struct hint_pending {
 
 struct hint_stats {
     uint64_t taken, delivered, refused, recovered, write_errors, expired;
+    uint64_t unloaded; /* records or files recovery could not hold in memory */
 };
 
 struct hints {
@@ -345,8 +350,11 @@ static void hint_recovered(void *arg, const struct hint_record *r, size_t off, s
     uint32_t t = hint_target_find(h, r->target, true);
     const uint8_t *rec = r->key.ptr - HINT_HEADER_LEN - HINT_BODY_FIXED;
     if (t == UINT32_MAX || hint_add(h, t, rc->file, rec, (uint32_t)len) != 0) {
-        log_warn("hints: a recovered hint for %s is dropped (too many targets or no memory)",
+        log_warn("hints: a recovered hint for %s is not loaded (too many targets or no "
+                 "memory); its file is kept",
                  r->target);
+        h->files[rc->file].pinned = true;
+        HINT_STAT_ADD(h, unloaded, 1);
         return;
     }
     HINT_SET(h->targets[t].bytes, h->targets[t].bytes + len);
@@ -371,9 +379,20 @@ static void hint_recover_file(struct hints *h, uint32_t f)
     int fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        log_warn("hints: cannot open %s: %s", path, strerror(errno));
+        log_warn("hints: cannot open %s: %s; kept as it is", path, strerror(errno));
         if (fd >= 0)
             close(fd);
+        h->files[f].pinned = true;
+        HINT_STAT_ADD(h, unloaded, 1);
+        return;
+    }
+    if ((uint64_t)st.st_size > HINT_RECOVER_MAX) {
+        log_warn("hints: %s is larger than a hint file can grow (%" PRIu64
+                 " bytes); kept as it is, not read",
+                 path, (uint64_t)st.st_size);
+        close(fd);
+        h->files[f].pinned = true;
+        HINT_STAT_ADD(h, unloaded, 1);
         return;
     }
     uint8_t *data = mi_malloc(st.st_size ? (size_t)st.st_size : 1);
@@ -385,9 +404,11 @@ static void hint_recover_file(struct hints *h, uint32_t f)
         got += (size_t)n;
     }
     if (!data || got != (size_t)st.st_size) {
-        log_warn("hints: cannot read %s; left as it is", path);
+        log_warn("hints: cannot read %s; kept as it is", path);
         mi_free(data);
         close(fd);
+        h->files[f].pinned = true;
+        HINT_STAT_ADD(h, unloaded, 1);
         return;
     }
     bool bad = false;
@@ -702,7 +723,7 @@ static void hint_reclaim(struct hints *h)
 {
     for (uint32_t f = 0; f < h->nfiles; f++) {
         struct hint_file *hf = &h->files[f];
-        if (hf->gone || hf->live > 0)
+        if (hf->gone || hf->live > 0 || hf->pinned)
             continue;
         char path[1200];
         hint_file_path(h, f, path, sizeof path);
@@ -906,6 +927,7 @@ void hint_info(const struct node *n, struct buf *out)
         HINT_SUM(recovered);
         HINT_SUM(write_errors);
         HINT_SUM(expired);
+        HINT_SUM(unloaded);
 #undef HINT_SUM
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
         for (uint32_t t = 0; t < nt; t++) {
@@ -918,9 +940,9 @@ void hint_info(const struct node *n, struct buf *out)
                "\r\nringkv_hints_taken:%" PRIu64 "\r\nringkv_hints_delivered:%" PRIu64
                "\r\nringkv_hints_refused:%" PRIu64 "\r\nringkv_hints_recovered:%" PRIu64
                "\r\nringkv_hints_write_errors:%" PRIu64 "\r\nringkv_hints_expired:%" PRIu64
-               "\r\n",
+               "\r\nringkv_hints_unloaded:%" PRIu64 "\r\n",
                count, bytes, sum.taken, sum.delivered, sum.refused, sum.recovered,
-               sum.write_errors, sum.expired);
+               sum.write_errors, sum.expired, sum.unloaded);
     struct hint_info_line l = {out, 0};
     hint_each_target(n, hint_info_target, &l);
 }

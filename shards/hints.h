@@ -72,6 +72,9 @@ struct node;
 #define HINT_BODY_MAX ((uint64_t)HINT_BODY_FIXED + WIRE_KEY_MAX + WIRE_META_MAX + WIRE_VALUE_MAX)
 #define HINT_FILE_MAX (16u << 20) /* a hint file rolls over past this */
 #define HINT_TARGETS_MAX 64       /* target nodes per shard */
+/* A file past this at start-up is not one this code wrote (a batch past
+ * HINT_FILE_MAX is bounded by hint-max-bytes): kept, not read. */
+#define HINT_RECOVER_MAX (1ull << 30)
 #define HINT_INFLIGHT_MAX 256     /* deliveries awaiting their ack, per shard */
 
 /* One hint as the codec sees it; slices borrow the decoded bytes. */
@@ -106,7 +109,9 @@ size_t hint_scan(const uint8_t *p, size_t len, hint_scan_fn fn, void *arg, bool 
 
 /* Per-shard state (sh->hints), recovered from the shard's files on its own
  * thread at start-up (none made until the first hint). -ENOMEM; a file that
- * cannot be read is logged and left alone. */
+ * cannot be read (or whose records cannot all be held: too many targets, no
+ * memory) is logged, counted (INFO ringkv_hints_unloaded) and pinned: never
+ * deleted while this process runs, read again at the next start-up. */
 int hint_init(struct shard *sh);
 void hint_fini(struct shard *sh);
 

@@ -21,6 +21,8 @@
  * - test_hints_expire_after_tombstone_grace: a hint older than
  *   tombstone-grace when its owner is back is dropped (INFO
  *   ringkv_hints_expired), and the owner does not get that write from it.
+ * - test_hints_unreadable_file_is_kept: a hint file recovery cannot load
+ *   is kept, never deleted as delivered.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
  * second test at the deadline, also without the late-replica path); with
  * hints kept only in memory the restart of S loses them and X never gets
@@ -36,7 +38,9 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -472,6 +476,39 @@ static void test_hints_expire_after_tombstone_grace(void **state)
     assert_true(local_is(&gone));
 }
 
+struct file_gone {
+    char path[256];
+};
+
+static bool file_gone(void *arg)
+{
+    struct stat st;
+    return stat(((const struct file_gone *)arg)->path, &st) != 0;
+}
+
+/* A hint file that recovery cannot load (here: too large to be one:
+ * a sparse 2 GiB file) holds hints this run does not know of: it is
+ * kept (INFO ringkv_hints_unloaded), not deleted as "all delivered". */
+static void test_hints_unreadable_file_is_kept(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start(0, FLAGS), 0);
+    cluster_stop(0);
+    struct file_gone f;
+    snprintf(f.path, sizeof f.path, "%s/hints", cluster_dir(0));
+    assert_true(mkdir(f.path, 0755) == 0 || errno == EEXIST);
+    snprintf(f.path, sizeof f.path, "%s/hints/0-0000000000000001.log", cluster_dir(0));
+    FILE *fp = fopen(f.path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(truncate(f.path, (off_t)1 << 31), 0);
+    assert_int_equal(cluster_start(0, FLAGS), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_unloaded"), 1);
+    /* many ticks (100 ms each) and reclaim passes: the file stays */
+    assert_false(cluster_wait(file_gone, &f, 1500));
+    unlink(f.path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +517,9 @@ int main(void)
         cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_bounds, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_expire_after_tombstone_grace, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_unreadable_file_is_kept, cluster_forget_all),
     };
+    if (getenv("HINTS_ONLY")) /* a pattern: run only the tests it names */
+        cmocka_set_test_filter(getenv("HINTS_ONLY"));
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
