@@ -122,12 +122,14 @@ enum hint_status hint_decode(const uint8_t *p, size_t len, struct hint_record *r
         return HINT_BAD;
     if (len - HINT_HEADER_LEN < body)
         return HINT_MORE;
-    if (get_u64(p) != XXH3_64bits(p + 8, (size_t)(HINT_HEADER_LEN - 8 + body)))
-        return HINT_BAD;
+    /* the fields before the checksum: cheap, and most bytes that are not a
+     * record fail them (hint_scan tries every offset after a bad record) */
     const uint8_t *b = p + HINT_HEADER_LEN;
     uint32_t klen = get_u32(b + 40), mlen = get_u32(b + 44), vlen = get_u32(b + 48);
     if (b[0] != HINT_VERSION || b[1] != 0 || klen > WIRE_KEY_MAX || mlen > WIRE_META_MAX ||
         vlen > WIRE_VALUE_MAX || (uint64_t)HINT_BODY_FIXED + klen + mlen + vlen != body)
+        return HINT_BAD;
+    if (get_u64(p) != XXH3_64bits(p + 8, (size_t)(HINT_HEADER_LEN - 8 + body)))
         return HINT_BAD;
     r->partition = get_u16(b + 2);
     nodeid_to_hex(b + 4, r->target);
@@ -141,19 +143,30 @@ enum hint_status hint_decode(const uint8_t *p, size_t len, struct hint_record *r
     return HINT_OK;
 }
 
-size_t hint_scan(const uint8_t *p, size_t len, hint_scan_fn fn, void *arg, bool *bad)
+size_t hint_scan(const uint8_t *p, size_t len, hint_scan_fn fn, void *arg, size_t *skipped)
 {
-    size_t off = 0, used;
+    size_t off = 0, end = 0, used, lost = 0;
     struct hint_record r;
-    enum hint_status st = HINT_OK;
-    while (off < len && (st = hint_decode(p + off, len - off, &r, &used)) == HINT_OK) {
-        if (fn)
-            fn(arg, &r, off, used);
-        off += used;
+    while (off < len) {
+        if (hint_decode(p + off, len - off, &r, &used) == HINT_OK) {
+            if (fn)
+                fn(arg, &r, off, used);
+            off = end = off + used;
+            continue;
+        }
+        /* not a record here (bad, or a length that runs past the end):
+         * resync at the next offset where a whole valid record starts */
+        size_t next = off + 1;
+        while (next < len && hint_decode(p + next, len - next, &r, &used) != HINT_OK)
+            next++;
+        if (next >= len)
+            break; /* nothing valid after: a torn tail */
+        lost += next - off;
+        off = next;
     }
-    if (bad)
-        *bad = off < len && st == HINT_BAD;
-    return off;
+    if (skipped)
+        *skipped = lost;
+    return end;
 }
 
 /* ---- state ---- */
@@ -198,7 +211,8 @@ struct hint_pending {
 
 struct hint_stats {
     uint64_t taken, delivered, refused, recovered, write_errors, expired;
-    uint64_t unloaded; /* records or files recovery could not hold in memory */
+    uint64_t unloaded;      /* records or files recovery could not hold in memory */
+    uint64_t skipped_bytes; /* recovery: bytes between valid records that are none */
 };
 
 struct hints {
@@ -411,12 +425,17 @@ static void hint_recover_file(struct hints *h, uint32_t f)
         HINT_STAT_ADD(h, unloaded, 1);
         return;
     }
-    bool bad = false;
+    size_t skipped = 0;
     struct hint_recovery rc = {h, f};
-    size_t good = hint_scan(data, got, hint_recovered, &rc, &bad);
+    size_t good = hint_scan(data, got, hint_recovered, &rc, &skipped);
+    if (skipped) {
+        log_warn("hints: %s: %zu bytes that are no record skipped between valid ones", path,
+                 skipped);
+        HINT_STAT_ADD(h, skipped_bytes, skipped);
+    }
     if (good < got) {
-        log_warn("hints: %s: %s after %zu bytes; cut there (%zu bytes dropped)", path,
-                 bad ? "a bad record" : "a torn record", good, got - good);
+        log_warn("hints: %s: a torn tail after %zu bytes; cut there (%zu bytes dropped)", path,
+                 good, got - good);
         if (ftruncate(fd, (off_t)good) != 0 || fdatasync(fd) != 0)
             log_warn("hints: cannot truncate %s: %s", path, strerror(errno));
     }
@@ -928,6 +947,7 @@ void hint_info(const struct node *n, struct buf *out)
         HINT_SUM(write_errors);
         HINT_SUM(expired);
         HINT_SUM(unloaded);
+        HINT_SUM(skipped_bytes);
 #undef HINT_SUM
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
         for (uint32_t t = 0; t < nt; t++) {
@@ -940,9 +960,10 @@ void hint_info(const struct node *n, struct buf *out)
                "\r\nringkv_hints_taken:%" PRIu64 "\r\nringkv_hints_delivered:%" PRIu64
                "\r\nringkv_hints_refused:%" PRIu64 "\r\nringkv_hints_recovered:%" PRIu64
                "\r\nringkv_hints_write_errors:%" PRIu64 "\r\nringkv_hints_expired:%" PRIu64
-               "\r\nringkv_hints_unloaded:%" PRIu64 "\r\n",
+               "\r\nringkv_hints_unloaded:%" PRIu64 "\r\nringkv_hints_skipped_bytes:%" PRIu64
+               "\r\n",
                count, bytes, sum.taken, sum.delivered, sum.refused, sum.recovered,
-               sum.write_errors, sum.expired, sum.unloaded);
+               sum.write_errors, sum.expired, sum.unloaded, sum.skipped_bytes);
     struct hint_info_line l = {out, 0};
     hint_each_target(n, hint_info_target, &l);
 }

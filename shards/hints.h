@@ -17,9 +17,10 @@
  * durable. A file rolls over past HINT_FILE_MAX; a file whose hints were all
  * delivered is deleted (the one being written is truncated to nothing). At
  * start-up each shard scans the files of its own shard number (and those of
- * shard numbers it no longer has, modulo the shard count): a scan stops at
- * the first record that is torn or fails its checksum and truncates the
- * file there. Pending hints are held in memory as well (their encoded
+ * shard numbers it no longer has, modulo the shard count): records that
+ * fail their checksum or length are skipped (the scan resyncs at the next
+ * valid record: those after a bad one are kept), and a torn tail (nothing
+ * valid after the last valid record) is cut off. Pending hints are held in memory as well (their encoded
  * records), which hint-max-bytes bounds: per target node, over the node's
  * shards (each shard takes its share). A delivered hint is forgotten in
  * memory at once; what a crash forgets of deliveries is delivered again.
@@ -101,11 +102,13 @@ enum hint_status hint_decode(const uint8_t *p, size_t len, struct hint_record *r
                              size_t *consumed);
 
 /* A file's records from its start: fn(arg, record, offset, length) for each
- * whole valid one, in order; stops at the first that is not. Returns the
- * length of the good prefix; *bad (may be NULL) is true when the scan
- * stopped at a bad record rather than at a torn tail or the end. */
+ * whole valid one, in order. Where bytes are not a valid record (a bad
+ * checksum, a corrupt length) the scan resyncs: it goes on at the next
+ * offset where a whole valid record starts, and adds the bytes passed over
+ * to *skipped (may be NULL). Returns where the last valid record ends: what
+ * follows holds nothing valid (a torn tail, cut by recovery). */
 typedef void (*hint_scan_fn)(void *arg, const struct hint_record *r, size_t off, size_t len);
-size_t hint_scan(const uint8_t *p, size_t len, hint_scan_fn fn, void *arg, bool *bad);
+size_t hint_scan(const uint8_t *p, size_t len, hint_scan_fn fn, void *arg, size_t *skipped);
 
 /* Per-shard state (sh->hints), recovered from the shard's files on its own
  * thread at start-up (none made until the first hint). -ENOMEM; a file that
