@@ -753,6 +753,17 @@ bool coord_member_up(const struct shard *sh, const char *id, const char **cluste
     return false;
 }
 
+int coord_member_known(const struct shard *sh, const char *id)
+{
+    const struct coord_view *v = sh->coord ? sh->coord->view : NULL;
+    if (!v || v->version == 0)
+        return -1;
+    for (uint32_t i = 0; i < v->n_members; i++)
+        if (strcmp(v->members[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
 /* The reply when too few replicas answered. */
 static void coord_unavailable(struct shard *sh, struct coord_op *op)
 {

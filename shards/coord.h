@@ -124,6 +124,9 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms);
  * (borrowed until the next loop turn), when this shard's view lists the
  * node with this id and it is up (not this node). */
 bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr);
+/* Whether this shard's view lists the node with this id (down or up, this
+ * node included): 1 it does, 0 it does not, -1 no view yet. */
+int coord_member_known(const struct shard *sh, const char *id);
 /* ---- anti-entropy (shards/aae.h) ---- */
 
 /* The version of this shard's view (0: none yet); an exchange started under

@@ -177,13 +177,19 @@ struct hint {
     uint32_t target;          /* index in targets */
     uint64_t req_id;          /* its delivery in flight; 0 none */
     uint32_t len;
+    bool moving; /* compaction is writing it into the active file: neither
+                    sent nor forgotten until that batch ends */
     uint8_t rec[]; /* the encoded record */
 };
 
-/* A target node. id is written once, before ntargets is raised (release):
- * other threads read ids below ntargets (acquire) and the counters. */
+/* A target node; id[0] == 0: a free slot. A slot is freed once it holds
+ * nothing (no hint pending, taken or in flight) and reused for another id.
+ * Other threads read slots below ntargets (acquire) through
+ * hint_target_read(): gen is odd while the owner rewrites id (a seqlock). */
 struct hint_target {
+    uint32_t gen;
     char id[WIRE_ID_HEX + 1];
+    int64_t absent_since_ms; /* the view has not listed it since; 0: listed */
     struct hint *head, *tail;
     uint64_t bytes, count; /* pending, taken ones not yet durable included */
     uint32_t inflight;
@@ -195,7 +201,9 @@ struct hint_target {
 struct hint_file {
     uint32_t shard_of_name;
     uint64_t seq;
-    uint32_t live; /* pending hints in it */
+    uint32_t live;       /* pending hints in it */
+    uint64_t live_bytes; /* their records' bytes */
+    uint64_t size;       /* its length on disk */
     bool gone;
     /* it holds hints not in memory (recovery could not read it, or dropped
      * some of its records): never deleted by this run; the next start-up
@@ -203,16 +211,21 @@ struct hint_file {
     bool pinned;
 };
 
-/* A hint taken and not yet durable: the request to answer. */
+/* A record in a batch not yet durable: a hint taken (the request to
+ * answer), or, with move, a pending hint compaction copies to the active
+ * file. */
 struct hint_pending {
     uint64_t link, id;
     uint32_t target, len;
+    struct hint *move;
 };
 
 struct hint_stats {
     uint64_t taken, delivered, refused, recovered, write_errors, expired;
     uint64_t unloaded;      /* records or files recovery could not hold in memory */
     uint64_t skipped_bytes; /* recovery: bytes between valid records that are none */
+    uint64_t dropped_left;  /* hints for a node the view no longer lists */
+    uint64_t compacted;     /* files emptied by compaction */
 };
 
 struct hints {
@@ -232,6 +245,7 @@ struct hints {
     struct hint_target targets[HINT_TARGETS_MAX];
     uint32_t ntargets;
     uint32_t inflight;
+    uint32_t moving; /* hints compaction is moving */
     double tokens;
     int64_t tokens_ms;
     struct hint_stats stats;
@@ -249,18 +263,56 @@ static int64_t hint_unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The owner rewrites slot t's id (id NULL: frees it) under its seqlock. */
+static void hint_target_set_id(struct hint_target *t, const char *id)
+{
+    __atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    for (size_t i = 0; i <= WIRE_ID_HEX; i++)
+        __atomic_store_n(&t->id[i], id ? id[i] : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_RELEASE);
+}
+
+/* Another thread's copy of slot t: false when it is free or was rewritten
+ * meanwhile. */
+static bool hint_target_read(const struct hint_target *t, char *id, uint64_t *bytes,
+                             uint64_t *count)
+{
+    uint32_t g = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+    if (g & 1)
+        return false;
+    for (size_t i = 0; i <= WIRE_ID_HEX; i++)
+        id[i] = __atomic_load_n(&t->id[i], __ATOMIC_RELAXED);
+    *bytes = __atomic_load_n(&t->bytes, __ATOMIC_RELAXED);
+    *count = __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&t->gen, __ATOMIC_RELAXED) == g && id[0] && !id[WIRE_ID_HEX];
+}
+
 static uint32_t hint_target_find(struct hints *h, const char *id, bool create)
 {
-    for (uint32_t i = 0; i < h->ntargets; i++)
-        if (strcmp(h->targets[i].id, id) == 0)
+    uint32_t free_slot = UINT32_MAX;
+    for (uint32_t i = 0; i < h->ntargets; i++) {
+        if (!h->targets[i].id[0] && free_slot == UINT32_MAX)
+            free_slot = i;
+        else if (strcmp(h->targets[i].id, id) == 0)
             return i;
-    if (!create || h->ntargets == HINT_TARGETS_MAX)
+    }
+    if (!create || (free_slot == UINT32_MAX && h->ntargets == HINT_TARGETS_MAX))
         return UINT32_MAX;
-    struct hint_target *t = &h->targets[h->ntargets];
-    memset(t, 0, sizeof *t);
-    memcpy(t->id, id, WIRE_ID_HEX + 1);
-    __atomic_store_n(&h->ntargets, h->ntargets + 1, __ATOMIC_RELEASE);
-    return h->ntargets - 1;
+    uint32_t i = free_slot != UINT32_MAX ? free_slot : h->ntargets;
+    struct hint_target *t = &h->targets[i];
+    t->head = t->tail = NULL;
+    t->inflight = 0;
+    t->absent_since_ms = 0;
+    t->round_start_ms = 0;
+    t->round_hints = t->round_bytes = 0;
+    HINT_SET(t->bytes, 0);
+    HINT_SET(t->count, 0);
+    hint_target_set_id(t, id);
+    if (i == h->ntargets)
+        __atomic_store_n(&h->ntargets, h->ntargets + 1, __ATOMIC_RELEASE);
+    return i;
 }
 
 /* Room for one more of n elements of size in *arr (capacity *cap). */
@@ -305,6 +357,7 @@ static int hint_add(struct hints *h, uint32_t target, uint32_t file, const uint8
     x->target = target;
     x->req_id = 0;
     x->len = len;
+    x->moving = false;
     memcpy(x->rec, rec, len);
     if (t->tail)
         t->tail->next = x;
@@ -312,6 +365,7 @@ static int hint_add(struct hints *h, uint32_t target, uint32_t file, const uint8
         t->head = x;
     t->tail = x;
     h->files[file].live++;
+    h->files[file].live_bytes += len;
     return 0;
 }
 
@@ -329,6 +383,7 @@ static void hint_forget(struct hints *h, struct hint *x)
     HINT_SET(t->bytes, t->bytes - x->len);
     HINT_SET(t->count, t->count - 1);
     h->files[x->file].live--;
+    h->files[x->file].live_bytes -= x->len;
     mi_free(x);
 }
 
@@ -439,6 +494,7 @@ static void hint_recover_file(struct hints *h, uint32_t f)
         if (ftruncate(fd, (off_t)good) != 0 || fdatasync(fd) != 0)
             log_warn("hints: cannot truncate %s: %s", path, strerror(errno));
     }
+    h->files[f].size = good;
     mi_free(data);
     close(fd);
 }
@@ -559,7 +615,7 @@ int hint_take(struct shard *sh, uint64_t link, const struct wire_msg *wm, const 
         h->pend.failed = false;
         return rc;
     }
-    h->pp[h->npend++] = (struct hint_pending){link, wm->id, t, (uint32_t)len};
+    h->pp[h->npend++] = (struct hint_pending){link, wm->id, t, (uint32_t)len, NULL};
     struct hint_target *tg = &h->targets[t];
     HINT_SET(tg->bytes, tg->bytes + len);
     HINT_SET(tg->count, tg->count + 1);
@@ -630,6 +686,11 @@ static void hint_batch_failed(struct hints *h, int err)
     log_warn("hints: shard %u cannot write its hint log: %s", h->sh->id, strerror(-err));
     HINT_STAT_ADD(h, write_errors, 1);
     for (uint32_t i = 0; i < h->ninfl; i++) {
+        if (h->ip[i].move) { /* stays where it was */
+            h->ip[i].move->moving = false;
+            h->moving--;
+            continue;
+        }
         hint_unpend(h, &h->ip[i]);
         hint_answer(h->sh, &h->ip[i], false);
     }
@@ -638,12 +699,29 @@ static void hint_batch_failed(struct hints *h, int err)
     h->writing = h->syncing = false;
 }
 
+/* x's copy in the active file is durable: it lives there now. */
+static void hint_moved(struct hints *h, struct hint *x)
+{
+    struct hint_file *from = &h->files[x->file], *to = &h->files[h->active];
+    from->live--;
+    from->live_bytes -= x->len;
+    to->live++;
+    to->live_bytes += x->len;
+    x->file = h->active;
+    x->moving = false;
+    h->moving--;
+    if (from->live == 0)
+        HINT_STAT_ADD(h, compacted, 1);
+}
+
 static void hint_batch_durable(struct hints *h)
 {
     const uint8_t *p = (const uint8_t *)h->infl.data;
     for (uint32_t i = 0; i < h->ninfl; i++) {
         const struct hint_pending *hp = &h->ip[i];
-        if (hint_add(h, hp->target, h->active, p, hp->len) != 0) {
+        if (hp->move) {
+            hint_moved(h, hp->move);
+        } else if (hint_add(h, hp->target, h->active, p, hp->len) != 0) {
             hint_unpend(h, hp);
             hint_answer(h->sh, hp, false); /* no memory: the coordinator looks elsewhere */
         } else {
@@ -652,6 +730,7 @@ static void hint_batch_durable(struct hints *h)
         p += hp->len;
     }
     h->offset += h->infl.len;
+    h->files[h->active].size = h->offset;
     h->ninfl = 0;
     buf_clear(&h->infl);
     h->writing = h->syncing = false;
@@ -750,7 +829,7 @@ static void hint_reclaim(struct hints *h)
             if (h->writing || h->npend || h->offset == 0)
                 continue;
             if (ftruncate(h->fd, 0) == 0)
-                h->offset = 0;
+                h->offset = hf->size = 0;
             continue;
         }
         if (unlink(path) != 0 && errno != ENOENT)
@@ -806,7 +885,7 @@ static void hint_deliver(struct shard *sh, struct hints *h)
             next = x->next;
             if (h->inflight >= HINT_INFLIGHT_MAX)
                 return;
-            if (x->req_id)
+            if (x->req_id || x->moving)
                 continue;
             int rc = hint_send(sh, h, x, addr);
             if (rc == -ETIME) {
@@ -837,13 +916,103 @@ static void hint_refill(struct shard *sh, struct hints *h, int64_t now_ms)
         h->tokens = cap;
 }
 
+/* When a hint is too old to deliver: taken longer ago than tombstone-grace
+ * (a delete it predates may be reaped) or max-hint-window (anti-entropy
+ * repairs what is older), whatever its target's state. */
+static int64_t hint_max_age_ms(const struct shard *sh)
+{
+    const struct cfg *c = sh->node->cfg;
+    int64_t age = c->tombstone_grace_s * 1000;
+    if (c->max_hint_window_s > 0 && c->max_hint_window_s * 1000 < age)
+        age = c->max_hint_window_s * 1000;
+    return age;
+}
+
+static uint64_t hint_time_ms(const struct hint *x) { return get_u64(x->rec + 36); }
+
+/* Expiry, hints for nodes the view has not listed for HINT_ABSENT_MS (they
+ * left, or were removed), and free slots. */
+static void hint_expire(struct shard *sh, struct hints *h, int64_t now_ms)
+{
+    int64_t now_unix = hint_unix_ms(), max_age = hint_max_age_ms(sh);
+    for (uint32_t t = 0; t < h->ntargets; t++) {
+        struct hint_target *tg = &h->targets[t];
+        if (!tg->id[0])
+            continue;
+        int known = coord_member_known(sh, tg->id);
+        if (known != 0)
+            tg->absent_since_ms = 0;
+        else if (!tg->absent_since_ms)
+            tg->absent_since_ms = now_ms;
+        bool gone = known == 0 && now_ms - tg->absent_since_ms > HINT_ABSENT_MS;
+        for (struct hint *x = tg->head, *next; x; x = next) {
+            next = x->next;
+            if (x->req_id || x->moving)
+                continue;
+            if (gone) {
+                hint_forget(h, x);
+                HINT_STAT_ADD(h, dropped_left, 1);
+            } else if (now_unix - (int64_t)hint_time_ms(x) > max_age) {
+                hint_forget(h, x);
+                HINT_STAT_ADD(h, expired, 1);
+            } else {
+                break; /* oldest first: the rest are younger */
+            }
+        }
+        if (!tg->head && tg->count == 0 && tg->inflight == 0)
+            hint_target_set_id(tg, NULL); /* free for another id */
+    }
+}
+
+/* Compaction: while the files other than the active one hold more than
+ * HINT_FILE_MAX bytes beyond their live records, the one with the most dead
+ * bytes has its pending hints (those not in flight) copied into the active
+ * file, in the next batch; once durable they live there and the emptied
+ * file is deleted. Disk stays within the live hints plus about two files.
+ * One file at a time. */
+static void hint_compact(struct hints *h)
+{
+    if (h->moving || h->writing)
+        return;
+    uint64_t disk = 0, live = 0, most = 0;
+    uint32_t pick = UINT32_MAX;
+    for (uint32_t f = 0; f < h->nfiles; f++) {
+        const struct hint_file *hf = &h->files[f];
+        if (hf->gone || hf->pinned || f == h->active || hf->live == 0)
+            continue;
+        disk += hf->size;
+        live += hf->live_bytes;
+        if (hf->size - hf->live_bytes > most)
+            most = hf->size - hf->live_bytes, pick = f;
+    }
+    if (pick == UINT32_MAX || disk <= live + HINT_FILE_MAX)
+        return;
+    for (uint32_t t = 0; t < h->ntargets; t++) {
+        for (struct hint *x = h->targets[t].head; x; x = x->next) {
+            if (x->file != pick || x->req_id)
+                continue;
+            if (hint_grow((void **)&h->pp, h->npend, &h->pcap, sizeof *h->pp) != 0 ||
+                buf_reserve(&h->pend, x->len) != 0) {
+                h->pend.failed = false;
+                return; /* no memory: what is queued goes, the rest later */
+            }
+            buf_append(&h->pend, x->rec, x->len);
+            h->pp[h->npend++] = (struct hint_pending){0, 0, t, x->len, x};
+            x->moving = true;
+            h->moving++;
+        }
+    }
+}
+
 void hint_tick(struct shard *sh, int64_t now_ms)
 {
     struct hints *h = hints_of(sh);
     if (!h || (h->ntargets == 0 && h->nfiles == 0))
         return; /* never hinted: a cluster of one pays nothing */
+    hint_expire(sh, h, now_ms);
     hint_refill(sh, h, now_ms);
     hint_deliver(sh, h);
+    hint_compact(h);
     hint_reclaim(h);
 }
 
@@ -886,10 +1055,12 @@ uint64_t hint_pending(const struct node *n, const char *target, uint64_t *count)
             continue;
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
         for (uint32_t t = 0; t < nt; t++) {
-            if (strcmp(h->targets[t].id, target) != 0)
+            char id[WIRE_ID_HEX + 1];
+            uint64_t b, k;
+            if (!hint_target_read(&h->targets[t], id, &b, &k) || strcmp(id, target) != 0)
                 continue;
-            bytes += __atomic_load_n(&h->targets[t].bytes, __ATOMIC_RELAXED);
-            c += __atomic_load_n(&h->targets[t].count, __ATOMIC_RELAXED);
+            bytes += b;
+            c += k;
         }
     }
     if (count)
@@ -903,13 +1074,17 @@ void hint_each_target(const struct node *n, hint_target_fn fn, void *arg)
         const struct hints *h = hints_read(n, s);
         uint32_t nt = h ? __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE) : 0;
         for (uint32_t t = 0; t < nt; t++) {
-            const char *id = h->targets[t].id;
+            char id[WIRE_ID_HEX + 1], other[WIRE_ID_HEX + 1];
+            uint64_t b, k;
+            if (!hint_target_read(&h->targets[t], id, &b, &k))
+                continue;
             bool seen = false; /* listed by an earlier shard */
             for (uint32_t s2 = 0; s2 < s && !seen; s2++) {
                 const struct hints *h2 = hints_read(n, s2);
                 uint32_t nt2 = h2 ? __atomic_load_n(&h2->ntargets, __ATOMIC_ACQUIRE) : 0;
-                for (uint32_t k = 0; k < nt2 && !seen; k++)
-                    seen = strcmp(h2->targets[k].id, id) == 0;
+                for (uint32_t j = 0; j < nt2 && !seen; j++)
+                    seen = hint_target_read(&h2->targets[j], other, &b, &k) &&
+                           strcmp(other, id) == 0;
             }
             if (!seen) {
                 uint64_t count, bytes = hint_pending(n, id, &count);
@@ -948,11 +1123,15 @@ void hint_info(const struct node *n, struct buf *out)
         HINT_SUM(expired);
         HINT_SUM(unloaded);
         HINT_SUM(skipped_bytes);
+        HINT_SUM(dropped_left);
+        HINT_SUM(compacted);
 #undef HINT_SUM
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
         for (uint32_t t = 0; t < nt; t++) {
-            bytes += __atomic_load_n(&h->targets[t].bytes, __ATOMIC_RELAXED);
-            count += __atomic_load_n(&h->targets[t].count, __ATOMIC_RELAXED);
+            char id[WIRE_ID_HEX + 1];
+            uint64_t b, k;
+            if (hint_target_read(&h->targets[t], id, &b, &k))
+                bytes += b, count += k;
         }
     }
     buf_printf(out,
@@ -961,9 +1140,11 @@ void hint_info(const struct node *n, struct buf *out)
                "\r\nringkv_hints_refused:%" PRIu64 "\r\nringkv_hints_recovered:%" PRIu64
                "\r\nringkv_hints_write_errors:%" PRIu64 "\r\nringkv_hints_expired:%" PRIu64
                "\r\nringkv_hints_unloaded:%" PRIu64 "\r\nringkv_hints_skipped_bytes:%" PRIu64
+               "\r\nringkv_hints_dropped_left:%" PRIu64 "\r\nringkv_hints_compacted:%" PRIu64
                "\r\n",
                count, bytes, sum.taken, sum.delivered, sum.refused, sum.recovered,
-               sum.write_errors, sum.expired, sum.unloaded, sum.skipped_bytes);
+               sum.write_errors, sum.expired, sum.unloaded, sum.skipped_bytes, sum.dropped_left,
+               sum.compacted);
     struct hint_info_line l = {out, 0};
     hint_each_target(n, hint_info_target, &l);
 }

@@ -39,8 +39,14 @@
  *            as SYNC carries it: replica.h's meta and body)
  *    64      key, meta, body: exactly L - HINT_BODY_FIXED bytes
  *
- * A hint older than tombstone-grace when its turn comes is dropped, not
- * delivered (a delete it predates may have been reaped by then).
+ * A hint older than tombstone-grace or max-hint-window is dropped, not
+ * delivered (a delete it predates may have been reaped by then; past the
+ * window anti-entropy repairs), whether its target is up or not; so are the
+ * hints of a target the view has not listed for HINT_ABSENT_MS (it left or
+ * was removed). A target's slot is freed once it holds nothing. Files whose
+ * live records are sparse are compacted (their pending hints copied into
+ * the active file, then the file deleted), so the disk holds the pending
+ * hints plus about two files.
  *
  * Bounds (past them a write is not hinted: the stand-in refuses it, the
  * coordinator counts that node as not answering; anti-entropy repairs):
@@ -77,6 +83,10 @@ struct node;
  * HINT_FILE_MAX is bounded by hint-max-bytes): kept, not read. */
 #define HINT_RECOVER_MAX (1ull << 30)
 #define HINT_INFLIGHT_MAX 256     /* deliveries awaiting their ack, per shard */
+/* Hints for a node the view has not listed for this long (it left, or was
+ * removed) are dropped; long enough that a view being formed at start-up
+ * never drops them. */
+#define HINT_ABSENT_MS 60000
 
 /* One hint as the codec sees it; slices borrow the decoded bytes. */
 struct hint_record {

@@ -21,6 +21,8 @@
  * - test_hints_expire_after_tombstone_grace: a hint older than
  *   tombstone-grace when its owner is back is dropped (INFO
  *   ringkv_hints_expired), and the owner does not get that write from it.
+ * - test_hints_expire_while_the_owner_is_down: a hint for an owner that
+ *   never comes back expires after tombstone-grace all the same.
  * - test_hints_unreadable_file_is_kept: a hint file recovery cannot load
  *   is kept, never deleted as delivered.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
@@ -476,6 +478,48 @@ static void test_hints_expire_after_tombstone_grace(void **state)
     assert_true(local_is(&gone));
 }
 
+/* Whether node i's hint files hold nothing (each gone or of length 0). */
+static bool hint_files_empty(void *arg)
+{
+    char dir[256], path[600];
+    snprintf(dir, sizeof dir, "%s/hints", cluster_dir(*(const int *)arg));
+    DIR *d = opendir(dir);
+    if (!d)
+        return true;
+    bool empty = true;
+    struct dirent *e;
+    struct stat st;
+    while (empty && (e = readdir(d))) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        empty = e->d_name[0] == '.' || (stat(path, &st) == 0 && st.st_size == 0);
+    }
+    closedir(d);
+    return empty;
+}
+
+/* A hint whose owner never comes back expires all the same once older than
+ * tombstone-grace (1 s here): the backlog empties while the owner is down,
+ * and the stand-in's hint files are gone or empty. */
+static void test_hints_expire_while_the_owner_is_down(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s, "--tombstone-grace", "1");
+    kill_and_see_down(c, x);
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, "SET " TAG "never v-never");
+    assert_string_equal(got, "+OK");
+    free(got);
+    redisFree(cc);
+    assert_int_equal(info_field(s, "ringkv_hints_taken"), 1);
+    assert_true(cluster_wait(expired_one, &s, 10000));
+    assert_int_equal(nodes_hints(s, x), 0);
+    assert_true(cluster_wait(hint_files_empty, &s, 5000));
+}
+
 struct file_gone {
     char path[256];
 };
@@ -517,6 +561,8 @@ int main(void)
         cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_bounds, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_expire_after_tombstone_grace, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_expire_while_the_owner_is_down,
+                                  cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_unreadable_file_is_kept, cluster_forget_all),
     };
     if (getenv("HINTS_ONLY")) /* a pattern: run only the tests it names */
