@@ -753,14 +753,33 @@ bool coord_member_up(const struct shard *sh, const char *id, const char **cluste
     return false;
 }
 
-int coord_member_known(const struct shard *sh, const char *id)
+uint64_t coord_reply_req(uint64_t wire_id, uint32_t *sub)
 {
+    *sub = (uint32_t)(wire_id >> COORD_SLOT_BITS) & 0xFF;
+    return wire_id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
+}
+
+uint64_t coord_wire_sub(uint64_t req_id, uint32_t sub) { return coord_wire_id(req_id, sub); }
+
+int coord_hint_replicas(const struct shard *sh, uint32_t p, const char *id, uint32_t *members,
+                        uint32_t cap, uint32_t *n, bool *is_self)
+{
+    *n = 0;
+    *is_self = false;
     const struct coord_view *v = sh->coord ? sh->coord->view : NULL;
-    if (!v || v->version == 0)
+    if (!v || v->version == 0 || !v->is_cluster || p >= v->q)
         return -1;
-    for (uint32_t i = 0; i < v->n_members; i++)
-        if (strcmp(v->members[i].id, id) == 0)
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    for (uint32_t k = 0; k < n_eff; k++)
+        if (list[k] != RING_NONE && strcmp(v->members[list[k]].id, id) == 0)
             return 1;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (list[k] == v->self)
+            *is_self = true;
+        else if (coord_live(v, list[k]) && *n < cap)
+            members[(*n)++] = list[k];
+    }
     return 0;
 }
 
@@ -2042,6 +2061,26 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
     req_hold(r, seq);
     req_sub_done(&sh->reqs, r);
     req_arm(&sh->reqs, r);
+}
+
+int coord_hint_apply(struct shard *sh, const struct wire_msg *wm, uint64_t *seq)
+{
+    *seq = 0;
+    char why[WIRE_TEXT_MAX];
+    if (wm->partition >= sh->node->npartitions ||
+        sh->node->partition_shard[wm->partition] != sh->id)
+        return -EXDEV;
+    if (coord_misconf(sh, why, sizeof why))
+        return -EROFS;
+    struct wire_bytes body = wm->n_values ? wm->values[0] : (struct wire_bytes){0};
+    uint64_t hash = keyhash(wm->key.ptr, wm->key.len);
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    int rc = replica_apply(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, wm->meta.ptr,
+                           wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
+    if (rc < 0)
+        return rc;
+    *seq = persist_reply_seq(sh->persist, seq0, hash, false);
+    return 0;
 }
 
 /* A shard-wide write (FLUSHALL, FLUSHDB) a peer sends to every member: run

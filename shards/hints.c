@@ -179,6 +179,7 @@ struct hint {
     uint32_t len;
     bool moving; /* compaction is writing it into the active file: neither
                     sent nor forgotten until that batch ends */
+    bool failed; /* its delivery in flight got an error from some replica */
     uint8_t rec[]; /* the encoded record */
 };
 
@@ -189,7 +190,8 @@ struct hint {
 struct hint_target {
     uint32_t gen;
     char id[WIRE_ID_HEX + 1];
-    int64_t absent_since_ms; /* the view has not listed it since; 0: listed */
+    int64_t retry_at_ms; /* after a failed delivery: no send before (monotonic) */
+    int64_t backoff_ms;  /* the next failure's wait (doubles, HINT_BACKOFF_MAX_MS) */
     struct hint *head, *tail;
     uint64_t bytes, count; /* pending, taken ones not yet durable included */
     uint32_t inflight;
@@ -224,7 +226,8 @@ struct hint_stats {
     uint64_t taken, delivered, refused, recovered, write_errors, expired;
     uint64_t unloaded;      /* records or files recovery could not hold in memory */
     uint64_t skipped_bytes; /* recovery: bytes between valid records that are none */
-    uint64_t dropped_left;  /* hints for a node the view no longer lists */
+    uint64_t redirected;    /* delivered to a partition's replicas of now, not the
+                               target (no longer one of them) */
     uint64_t compacted;     /* files emptied by compaction */
 };
 
@@ -304,7 +307,7 @@ static uint32_t hint_target_find(struct hints *h, const char *id, bool create)
     struct hint_target *t = &h->targets[i];
     t->head = t->tail = NULL;
     t->inflight = 0;
-    t->absent_since_ms = 0;
+    t->retry_at_ms = t->backoff_ms = 0;
     t->round_start_ms = 0;
     t->round_hints = t->round_bytes = 0;
     HINT_SET(t->bytes, 0);
@@ -357,7 +360,7 @@ static int hint_add(struct hints *h, uint32_t target, uint32_t file, const uint8
     x->target = target;
     x->req_id = 0;
     x->len = len;
-    x->moving = false;
+    x->moving = x->failed = false;
     memcpy(x->rec, rec, len);
     if (t->tail)
         t->tail->next = x;
@@ -801,17 +804,52 @@ bool hint_busy(const struct shard *sh)
 
 /* ---- delivering ---- */
 
+/* When a hint is too old to deliver: taken longer ago than tombstone-grace
+ * (a delete it predates may be reaped) or max-hint-window (anti-entropy
+ * repairs what is older), whatever its target's state. */
+static int64_t hint_max_age_ms(const struct shard *sh)
+{
+    const struct cfg *c = sh->node->cfg;
+    int64_t age = c->tombstone_grace_s * 1000;
+    if (c->max_hint_window_s > 0 && c->max_hint_window_s * 1000 < age)
+        age = c->max_hint_window_s * 1000;
+    return age;
+}
+
+static uint64_t hint_time_ms(const struct hint *x) { return get_u64(x->rec + 36); }
+static uint16_t hint_partition(const struct hint *x) { return get_u16(x->rec + 14); }
+
+/* A target's delivery failed (an error, or no answer in time): no send to
+ * it before a wait that doubles with each failure in a row. */
+static void hint_back_off(struct hint_target *tg)
+{
+    tg->backoff_ms = tg->backoff_ms ? tg->backoff_ms * 2 : HINT_BACKOFF_MIN_MS;
+    if (tg->backoff_ms > HINT_BACKOFF_MAX_MS)
+        tg->backoff_ms = HINT_BACKOFF_MAX_MS;
+    tg->retry_at_ms = req_now_ms() + tg->backoff_ms;
+}
+
+/* A delivery ended: every replica it went to acknowledged (durably; the
+ * local apply's log record too): the hint is forgotten; otherwise it stays
+ * for a later pass, after the target's back-off. */
 static bool hint_sent_done(struct req_table *t, struct req *r, enum req_end how)
 {
     struct shard *sh = t->ctx;
     struct hints *h = hints_of(sh);
     struct hint *x = r->owner_ptr;
-    (void)how;
-    if (x) { /* not acknowledged: a later pass sends it again */
-        x->req_id = 0;
-        h->targets[x->target].inflight--;
-        h->inflight--;
+    if (!x)
+        return true;
+    struct hint_target *tg = &h->targets[x->target];
+    x->req_id = 0;
+    tg->inflight--;
+    h->inflight--;
+    if (how == REQ_END_DONE && !x->failed) {
+        tg->backoff_ms = 0;
+        hint_delivered(h, x);
+        return true;
     }
+    x->failed = false;
+    hint_back_off(tg);
     return true;
 }
 
@@ -838,16 +876,29 @@ static void hint_reclaim(struct hints *h)
     }
 }
 
+/* Sends x's state as a SYNC: to its target (addr) when that is still a
+ * replica of its partition; otherwise (a ring change moved the partition,
+ * or the target left) to the partition's replicas of now, and applied here
+ * when this node is one. The hint is forgotten once every one of them
+ * acknowledged (hint_sent_done). -ETIME: too old, dropped; -EAGAIN: not now
+ * (the target is down and still a replica, no replica is reachable, no
+ * view); -ENOMEM, peerlink's errors. */
 static int hint_send(struct shard *sh, struct hints *h, struct hint *x, const char *addr)
 {
     struct hint_record r;
     size_t used;
     if (hint_decode(x->rec, x->len, &r, &used) != HINT_OK)
         return -EINVAL; /* cannot be: it was checked when taken or read */
-    int64_t grace_ms = sh->node->cfg->tombstone_grace_s * 1000;
-    if (hint_unix_ms() - (int64_t)r.time_ms > grace_ms)
+    if (hint_unix_ms() - (int64_t)r.time_ms > hint_max_age_ms(sh))
         return -ETIME; /* its write's deletes may be reaped by now: not delivered */
-    struct req *rq = req_new(&sh->reqs, 1, 1, hint_sent_done, shard_deadline(sh));
+    uint32_t members[HINT_REPLICAS_MAX], n = 0;
+    bool is_self = false;
+    int at_target = coord_hint_replicas(sh, r.partition, r.target, members, HINT_REPLICAS_MAX, &n,
+                                        &is_self);
+    if (at_target < 0 || (at_target == 1 && !addr) || (at_target == 0 && n == 0 && !is_self))
+        return -EAGAIN;
+    uint32_t nsub = at_target == 1 ? 1 : n;
+    struct req *rq = req_new(&sh->reqs, nsub, nsub, hint_sent_done, shard_deadline(sh));
     if (!rq)
         return -ENOMEM;
     struct wire_msg wm = {.kind = WIRE_REQUEST,
@@ -861,26 +912,52 @@ static int hint_send(struct shard *sh, struct hints *h, struct hint *x, const ch
                           .meta = r.meta,
                           .n_values = 1,
                           .values = &r.body};
-    int rc = peerlink_request(sh, r.target, addr, &wm);
-    if (rc != 0) {
+    int rc = 0;
+    uint64_t seq = 0;
+    if (at_target == 1) {
+        rc = peerlink_request(sh, r.target, addr, &wm);
+    } else {
+        if (is_self)
+            rc = coord_hint_apply(sh, &wm, &seq);
+        for (uint32_t k = 0; k < n && rc == 0; k++) {
+            wm.id = coord_wire_sub(rq->id, k);
+            rc = coord_send_member(sh, members[k], &wm);
+        }
+        if (rc == 0)
+            HINT_STAT_ADD(h, redirected, 1);
+    }
+    if (rc != 0) { /* what went already is answered to no request: harmless */
         req_cancel(&sh->reqs, rq->id);
         return rc;
     }
     rq->owner_ptr = x;
     x->req_id = rq->id;
+    x->failed = false;
     h->targets[x->target].inflight++;
     h->inflight++;
+    if (seq)
+        req_hold(rq, seq); /* done only once the local apply is durable too */
     req_arm(&sh->reqs, rq);
     return 0;
 }
 
 static void hint_deliver(struct shard *sh, struct hints *h)
 {
+    int64_t now = req_now_ms();
     for (uint32_t t = 0; t < h->ntargets; t++) {
         struct hint_target *tg = &h->targets[t];
-        const char *addr;
-        if (!tg->head || !coord_member_up(sh, tg->id, &addr))
+        const char *addr = NULL;
+        if (!tg->head || now < tg->retry_at_ms)
             continue;
+        /* a target that is down waits while it is still a replica of its
+         * oldest hint's partition; once it is not (it left, was removed, or
+         * the ring changed), its hints go to their partitions' replicas */
+        uint32_t none, n;
+        bool is_self;
+        if (!coord_member_up(sh, tg->id, &addr) &&
+            coord_hint_replicas(sh, hint_partition(tg->head), tg->id, &none, 0, &n, &is_self) != 0)
+            continue;
+        uint32_t waiting = 0;
         for (struct hint *x = tg->head, *next; x && h->tokens > 0; x = next) {
             next = x->next;
             if (h->inflight >= HINT_INFLIGHT_MAX)
@@ -893,11 +970,17 @@ static void hint_deliver(struct shard *sh, struct hints *h)
                 HINT_STAT_ADD(h, expired, 1);
                 continue;
             }
-            if (rc != 0)
+            if (rc == -EAGAIN && ++waiting < HINT_WAITING_MAX)
+                continue; /* this one's replicas are not reachable now */
+            if (rc == -EAGAIN)
+                break; /* the rest next tick: a pass decodes a bounded number */
+            if (rc != 0) {
+                hint_back_off(tg);
                 break; /* no link now: later */
+            }
             h->tokens -= x->len;
             if (!tg->round_start_ms)
-                tg->round_start_ms = req_now_ms();
+                tg->round_start_ms = now;
         }
     }
 }
@@ -916,43 +999,19 @@ static void hint_refill(struct shard *sh, struct hints *h, int64_t now_ms)
         h->tokens = cap;
 }
 
-/* When a hint is too old to deliver: taken longer ago than tombstone-grace
- * (a delete it predates may be reaped) or max-hint-window (anti-entropy
- * repairs what is older), whatever its target's state. */
-static int64_t hint_max_age_ms(const struct shard *sh)
-{
-    const struct cfg *c = sh->node->cfg;
-    int64_t age = c->tombstone_grace_s * 1000;
-    if (c->max_hint_window_s > 0 && c->max_hint_window_s * 1000 < age)
-        age = c->max_hint_window_s * 1000;
-    return age;
-}
-
-static uint64_t hint_time_ms(const struct hint *x) { return get_u64(x->rec + 36); }
-
-/* Expiry, hints for nodes the view has not listed for HINT_ABSENT_MS (they
- * left, or were removed), and free slots. */
-static void hint_expire(struct shard *sh, struct hints *h, int64_t now_ms)
+/* Expiry (whatever the target's state), and free slots. */
+static void hint_expire(struct shard *sh, struct hints *h)
 {
     int64_t now_unix = hint_unix_ms(), max_age = hint_max_age_ms(sh);
     for (uint32_t t = 0; t < h->ntargets; t++) {
         struct hint_target *tg = &h->targets[t];
         if (!tg->id[0])
             continue;
-        int known = coord_member_known(sh, tg->id);
-        if (known != 0)
-            tg->absent_since_ms = 0;
-        else if (!tg->absent_since_ms)
-            tg->absent_since_ms = now_ms;
-        bool gone = known == 0 && now_ms - tg->absent_since_ms > HINT_ABSENT_MS;
         for (struct hint *x = tg->head, *next; x; x = next) {
             next = x->next;
             if (x->req_id || x->moving)
                 continue;
-            if (gone) {
-                hint_forget(h, x);
-                HINT_STAT_ADD(h, dropped_left, 1);
-            } else if (now_unix - (int64_t)hint_time_ms(x) > max_age) {
+            if (now_unix - (int64_t)hint_time_ms(x) > max_age) {
                 hint_forget(h, x);
                 HINT_STAT_ADD(h, expired, 1);
             } else {
@@ -1009,7 +1068,7 @@ void hint_tick(struct shard *sh, int64_t now_ms)
     struct hints *h = hints_of(sh);
     if (!h || (h->ntargets == 0 && h->nfiles == 0))
         return; /* never hinted: a cluster of one pays nothing */
-    hint_expire(sh, h, now_ms);
+    hint_expire(sh, h);
     hint_refill(sh, h, now_ms);
     hint_deliver(sh, h);
     hint_compact(h);
@@ -1021,19 +1080,19 @@ bool hint_on_reply(struct shard *sh, const struct wire_msg *wm)
     struct hints *h = hints_of(sh);
     if (!h || h->inflight == 0)
         return false;
-    struct req *r = req_find(&sh->reqs, wm->id);
+    uint32_t sub;
+    struct req *r = req_find(&sh->reqs, coord_reply_req(wm->id, &sub));
     if (!r || r->done != hint_sent_done)
         return false;
     struct hint *x = r->owner_ptr;
-    if (x && wm->status == WIRE_CODE_OK) {
-        h->targets[x->target].inflight--;
-        h->inflight--;
-        r->owner_ptr = NULL;
-        hint_delivered(h, x);
+    bool ok = wm->status == WIRE_CODE_OK;
+    if (x && !ok)
+        x->failed = true; /* kept; its target backs off (hint_sent_done) */
+    req_sub_done(&sh->reqs, r); /* the last one ends it (hint_sent_done) */
+    if (ok) { /* more may go now; after an error nothing is resent at once */
+        hint_refill(sh, h, req_now_ms());
+        hint_deliver(sh, h);
     }
-    req_sub_done(&sh->reqs, r); /* an error: hint_sent_done leaves it for later */
-    hint_refill(sh, h, req_now_ms());
-    hint_deliver(sh, h);
     return true;
 }
 
@@ -1123,7 +1182,7 @@ void hint_info(const struct node *n, struct buf *out)
         HINT_SUM(expired);
         HINT_SUM(unloaded);
         HINT_SUM(skipped_bytes);
-        HINT_SUM(dropped_left);
+        HINT_SUM(redirected);
         HINT_SUM(compacted);
 #undef HINT_SUM
         uint32_t nt = __atomic_load_n(&h->ntargets, __ATOMIC_ACQUIRE);
@@ -1140,10 +1199,10 @@ void hint_info(const struct node *n, struct buf *out)
                "\r\nringkv_hints_refused:%" PRIu64 "\r\nringkv_hints_recovered:%" PRIu64
                "\r\nringkv_hints_write_errors:%" PRIu64 "\r\nringkv_hints_expired:%" PRIu64
                "\r\nringkv_hints_unloaded:%" PRIu64 "\r\nringkv_hints_skipped_bytes:%" PRIu64
-               "\r\nringkv_hints_dropped_left:%" PRIu64 "\r\nringkv_hints_compacted:%" PRIu64
+               "\r\nringkv_hints_redirected:%" PRIu64 "\r\nringkv_hints_compacted:%" PRIu64
                "\r\n",
                count, bytes, sum.taken, sum.delivered, sum.refused, sum.recovered,
-               sum.write_errors, sum.expired, sum.unloaded, sum.skipped_bytes, sum.dropped_left,
+               sum.write_errors, sum.expired, sum.unloaded, sum.skipped_bytes, sum.redirected,
                sum.compacted);
     struct hint_info_line l = {out, 0};
     hint_each_target(n, hint_info_target, &l);

@@ -41,9 +41,15 @@
  *
  * A hint older than tombstone-grace or max-hint-window is dropped, not
  * delivered (a delete it predates may have been reaped by then; past the
- * window anti-entropy repairs), whether its target is up or not; so are the
- * hints of a target the view has not listed for HINT_ABSENT_MS (it left or
- * was removed). A target's slot is freed once it holds nothing. Files whose
+ * window anti-entropy repairs), whether its target is up or not. A target's
+ * slot is freed once it holds nothing.
+ *
+ * Before a hint is sent its target is checked against the view: when it is
+ * no longer among its partition's top N (a ring change, or it left), the
+ * state goes as a SYNC to the partition's replicas of now instead (applied
+ * here if this node is one), and the hint is forgotten once they all
+ * acknowledged. A delivery that fails makes its target back off
+ * (HINT_BACKOFF_*_MS, doubling). Files whose
  * live records are sparse are compacted (their pending hints copied into
  * the active file, then the file deleted), so the disk holds the pending
  * hints plus about two files.
@@ -83,10 +89,12 @@ struct node;
  * HINT_FILE_MAX is bounded by hint-max-bytes): kept, not read. */
 #define HINT_RECOVER_MAX (1ull << 30)
 #define HINT_INFLIGHT_MAX 256     /* deliveries awaiting their ack, per shard */
-/* Hints for a node the view has not listed for this long (it left, or was
- * removed) are dropped; long enough that a view being formed at start-up
- * never drops them. */
-#define HINT_ABSENT_MS 60000
+#define HINT_REPLICAS_MAX 16 /* a redirected hint's replicas at most */
+#define HINT_WAITING_MAX 64  /* hints a delivery pass passes over per target */
+/* A target whose delivery failed waits this long, doubled per failure in a
+ * row, up to the most. */
+#define HINT_BACKOFF_MIN_MS 100
+#define HINT_BACKOFF_MAX_MS 30000
 
 /* One hint as the codec sees it; slices borrow the decoded bytes. */
 struct hint_record {

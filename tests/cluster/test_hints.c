@@ -23,6 +23,9 @@
  *   ringkv_hints_expired), and the owner does not get that write from it.
  * - test_hints_expire_while_the_owner_is_down: a hint for an owner that
  *   never comes back expires after tombstone-grace all the same.
+ * - test_hints_go_to_the_replicas_of_now: the hint's owner is removed from
+ *   the ring while down: the stand-in, a replica of the key now, applies
+ *   the hint and sends it to the other replicas, then forgets it.
  * - test_hints_unreadable_file_is_kept: a hint file recovery cannot load
  *   is kept, never deleted as delivered.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
@@ -485,6 +488,47 @@ static void test_hints_expire_after_tombstone_grace(void **state)
     assert_true(local_is(&gone));
 }
 
+struct redirected {
+    int s;
+    struct local_is at_s;
+};
+
+static bool hint_redirected(void *arg)
+{
+    const struct redirected *r = arg;
+    return info_field(r->s, "ringkv_hints_redirected") >= 1 &&
+           info_field(r->s, "ringkv_hints_pending") == 0 && local_is((void *)&r->at_s);
+}
+
+/* The owner of a hint is removed from the ring while down (DELETE
+ * /v1/nodes/{id}): it will never be a replica of the key again, so the
+ * stand-in, now one of the key's 3 replicas itself, applies the hint's
+ * state and sends it to the others as a SYNC, then forgets it. */
+static void test_hints_go_to_the_replicas_of_now(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s, NULL, NULL);
+    kill_and_see_down(c, x);
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, "SET " TAG "moved v-moved");
+    assert_string_equal(got, "+OK");
+    free(got);
+    redisFree(cc);
+    assert_int_equal(info_field(s, "ringkv_hints_pending"), 1);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(x)->id);
+    int status = 0;
+    json_t *o = cluster_request(c, "DELETE", path, "", &status);
+    json_decref(o);
+    assert_int_equal(status, 202);
+    struct redirected r = {s, {s, TAG "moved", "$v-moved"}};
+    assert_true(cluster_wait(hint_redirected, &r, 20000));
+}
+
 /* Whether node i's hint files hold nothing (each gone or of length 0). */
 static bool hint_files_empty(void *arg)
 {
@@ -561,6 +605,7 @@ int main(void)
         cmocka_unit_test_teardown(test_hints_expire_after_tombstone_grace, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_expire_while_the_owner_is_down,
                                   cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_go_to_the_replicas_of_now, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_unreadable_file_is_kept, cluster_forget_all),
     };
     if (getenv("HINTS_ONLY")) /* a pattern: run only the tests it names */
