@@ -456,11 +456,12 @@ static bool expired_one(void *arg)
     return info_field(s, "ringkv_hints_expired") == 1 && info_field(s, "ringkv_hints_pending") == 0;
 }
 
-/* 4 nodes with tombstone-grace 1 s; the replica x killed; `set` at W = 3
- * through coordinator c is acknowledged: stand-in s holds one hint for x. */
-static void one_hint_for_a_dead_owner(int *c, int *x, int *s, const char *set)
+/* 4 nodes (with tombstone-grace `grace` s unless NULL); the replica x
+ * killed; `set` at W = 3 through coordinator c is acknowledged: stand-in s
+ * holds one hint for x. */
+static void one_hint_for_a_dead_owner(int *c, int *x, int *s, const char *grace, const char *set)
 {
-    four_nodes(c, x, s, "--tombstone-grace", "1");
+    four_nodes(c, x, s, grace ? "--tombstone-grace" : NULL, grace);
     kill_and_see_down(*c, *x);
     redisContext *cc = cluster_connect(*c, 5000);
     assert_non_null(cc);
@@ -478,7 +479,7 @@ static void test_hints_expire_after_tombstone_grace(void **state)
 {
     (void)state;
     int c, x, s;
-    one_hint_for_a_dead_owner(&c, &x, &s, "SET " TAG "old v-old");
+    one_hint_for_a_dead_owner(&c, &x, &s, "1", "SET " TAG "old v-old");
     int64_t later = cluster_now_ms() + 1500; /* past the grace */
     assert_true(cluster_wait(time_passed, &later, 3000));
     restart(x, c);
@@ -508,16 +509,7 @@ static void test_hints_go_to_the_replicas_of_now(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s, NULL, NULL);
-    kill_and_see_down(c, x);
-    redisContext *cc = cluster_connect(c, 5000);
-    assert_non_null(cc);
-    char *got = run(cc, "CONSISTENCY W 3");
-    free(got);
-    got = run(cc, "SET " TAG "moved v-moved");
-    assert_string_equal(got, "+OK");
-    free(got);
-    redisFree(cc);
+    one_hint_for_a_dead_owner(&c, &x, &s, NULL, "SET " TAG "moved v-moved");
     assert_int_equal(info_field(s, "ringkv_hints_pending"), 1);
     char path[128];
     snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(x)->id);
@@ -555,7 +547,7 @@ static void test_hints_expire_while_the_owner_is_down(void **state)
 {
     (void)state;
     int c, x, s;
-    one_hint_for_a_dead_owner(&c, &x, &s, "SET " TAG "never v-never");
+    one_hint_for_a_dead_owner(&c, &x, &s, "1", "SET " TAG "never v-never");
     assert_int_equal(info_field(s, "ringkv_hints_taken"), 1);
     assert_true(cluster_wait(expired_one, &s, 10000));
     assert_int_equal(nodes_hints(s, x), 0);
