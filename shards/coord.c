@@ -193,6 +193,8 @@ struct coord_op {
     uint8_t st[COORD_PEERS_MAX];
     uint32_t standin[COORD_PEERS_MAX]; /* is_hinted[k]: the node holding peer k's hint */
     bool is_hinted[COORD_PEERS_MAX];   /* peer k's write went to a stand-in (sloppy quorum) */
+    bool is_synced[COORD_PEERS_MAX];   /* WRITE: peer k's own SYNC went out */
+    uint8_t failed[COORD_PEERS_MAX];   /* WRITE: COORD_FAIL_* of peer k's paths that failed */
     struct replica_state got[COORD_PEERS_MAX];
     struct replica_state mine; /* REAP: the tombstone checked */
     uint64_t hold_seq;
@@ -667,6 +669,22 @@ static uint32_t coord_hintable(const struct shard *sh, const struct coord_view *
     return nused;
 }
 
+/* A late peer's SYNC and its stand-in's HINT are two paths to one answer:
+ * the HINT has its own wire slot (k + COORD_PEERS_MAX), the first OK of
+ * either counts for peer k, and peer k fails only once every path that
+ * went out failed. */
+#define COORD_FAIL_SYNC 1u
+#define COORD_FAIL_HINT 2u
+
+/* Peer k's path that answered (is_hint: the stand-in's) failed: true when
+ * the other path may still answer (peer k is not decided yet). */
+static bool coord_other_path_waits(struct coord_op *op, uint32_t k, bool is_hint)
+{
+    op->failed[k] |= is_hint ? COORD_FAIL_HINT : COORD_FAIL_SYNC;
+    return is_hint ? op->is_synced[k] && !(op->failed[k] & COORD_FAIL_SYNC)
+                   : op->is_hinted[k] && !(op->failed[k] & COORD_FAIL_HINT);
+}
+
 /* Sends peer k's SYNC of state st to a stand-in instead, as a HINT naming
  * peer k (see wire.h); its ack counts for peer k. 0, or -EAGAIN (no
  * stand-in, past max-hint-window, no link). */
@@ -684,8 +702,8 @@ static int coord_send_hint(struct shard *sh, struct coord_op *op, const struct r
     if (m == RING_NONE)
         return -EAGAIN;
     struct wire_bytes owner = {(const uint8_t *)v->members[op->peer[k]].id, RING_ID_LEN};
-    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k), WIRE_OP_HINT, op, r, key, st,
-                              &owner);
+    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k + COORD_PEERS_MAX), WIRE_OP_HINT,
+                              op, r, key, st, &owner);
     if (rc == 0) {
         op->is_hinted[k] = true;
         op->standin[k] = m;
@@ -948,6 +966,8 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
         bool is_sent = op->st[k] != P_NONE && /* down: to a stand-in (sloppy quorum) */
                        coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op,
                                        r, key, &after) == 0;
+        op->is_synced[k] = is_sent;
+        op->failed[k] = 0;
         is_sent = is_sent || coord_send_hint(sh, op, r, k, key, &after) == 0;
         op->st[k] = is_sent ? P_WAIT : P_FAIL;
         op->waiting += is_sent;
@@ -1869,10 +1889,16 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
         coord_multi_on_reply(sh, r, op, k, wm);
         return;
     }
+    bool is_hint = wm->op == WIRE_OP_HINT && k >= COORD_PEERS_MAX;
+    if (is_hint)
+        k -= COORD_PEERS_MAX; /* a stand-in's answer for peer k */
     if (k >= op->npeers || op->st[k] != P_WAIT)
         return;
     if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC || wm->op == WIRE_OP_HINT))
         return; /* a GET answered after an RMW's write started */
+    if (op->phase == PH_WRITE && wm->status != WIRE_CODE_OK &&
+        coord_other_path_waits(op, k, is_hint))
+        return; /* the peer or its stand-in may still acknowledge */
     op->waiting--;
     if (op->phase == PH_WRITE) {
         op->st[k] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;

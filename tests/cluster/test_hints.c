@@ -18,6 +18,9 @@
  * - test_hints_bounds: with hint-max-bytes below a hint's size the stand-in
  *   refuses it (INFO ringkv_hints_refused): a W = 3 write gets -UNAVAILABLE,
  *   a W = 2 one is acknowledged, and no hint is kept.
+ * - test_hints_refused_hint_waits_for_the_late_replica: a late replica's
+ *   stand-in refuses the hint at once; the write waits for the replica and
+ *   is acknowledged once it is thawed.
  * - test_hints_expire_after_tombstone_grace: a hint older than
  *   tombstone-grace when its owner is back is dropped (INFO
  *   ringkv_hints_expired), and the owner does not get that write from it.
@@ -388,6 +391,11 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
  * stand-in for it once a quarter of its time passed without its ack, and
  * is acknowledged before request-timeout; thawed, the replica gets the
  * write from the stand-in. */
+static bool refused_one(void *arg)
+{
+    return info_field(*(const int *)arg, "ringkv_hints_refused") >= 1;
+}
+
 static void test_hints_late_replica_gets_a_standin(void **state)
 {
     (void)state;
@@ -419,6 +427,44 @@ static void test_hints_late_replica_gets_a_standin(void **state)
     assert_true(cluster_wait(backlog_is, &empty, 20000));
     struct local_is held = {x, TAG "late", "$v-late"};
     assert_true(cluster_wait(local_is, &held, 5000));
+}
+
+/* A late replica whose stand-in refuses the hint at once (hint-max-bytes
+ * 1): the write waits for the replica, which answers once thawed within
+ * request-timeout, and is acknowledged. (When the HINT's answer took the
+ * replica's wire slot, the refusal failed the write at a quarter of the
+ * time.) */
+static void test_hints_refused_hint_waits_for_the_late_replica(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s, "--hint-max-bytes", "1");
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    assert_string_equal(got, "+OK");
+    free(got);
+    struct write_at warm = {cc, TAG "warm", "w"};
+    assert_true(cluster_wait(write_acked, &warm, 10000)); /* every link made */
+
+    cluster_signal(x, SIGSTOP);
+    assert_int_equal(redisAppendCommand(cc, "SET " TAG "late v-late"), REDIS_OK);
+    assert_int_equal(redisBufferWrite(cc, &(int){0}), REDIS_OK);
+    /* the stand-in is asked at a quarter of request-timeout (500 ms) and
+     * refuses: wait for that, then thaw the replica */
+    long long refused = 0;
+    assert_true(cluster_wait(refused_one, &s, 1500));
+    refused = info_field(s, "ringkv_hints_refused");
+    cluster_signal(x, SIGCONT);
+    redisReply *r = NULL;
+    assert_int_equal(redisGetReply(cc, (void **)&r), REDIS_OK);
+    assert_non_null(r);
+    print_message("W 3, replica late, stand-in refusing (%lld): %.*s\n", refused,
+                  (int)r->len, r->str);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    assert_string_equal(r->str, "OK");
+    freeReplyObject(r);
+    redisFree(cc);
 }
 
 /* The bounds: a stand-in whose hint-max-bytes is smaller than a hint
@@ -594,6 +640,8 @@ int main(void)
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_bounds, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_refused_hint_waits_for_the_late_replica,
+                                  cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_expire_after_tombstone_grace, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_expire_while_the_owner_is_down,
                                   cluster_forget_all),
