@@ -391,6 +391,21 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
  * stand-in for it once a quarter of its time passed without its ack, and
  * is acknowledged before request-timeout; thawed, the replica gets the
  * write from the stand-in. */
+/* four_nodes(), then a connection to c at W = 3 that has written once
+ * (every link made). */
+static redisContext *w3_warm(int *c, int *x, int *s, const char *name, const char *value)
+{
+    four_nodes(c, x, s, name, value);
+    redisContext *cc = cluster_connect(*c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    assert_string_equal(got, "+OK");
+    free(got);
+    struct write_at warm = {cc, TAG "warm", "w"};
+    assert_true(cluster_wait(write_acked, &warm, 10000));
+    return cc;
+}
+
 static bool refused_one(void *arg)
 {
     return info_field(*(const int *)arg, "ringkv_hints_refused") >= 1;
@@ -400,14 +415,8 @@ static void test_hints_late_replica_gets_a_standin(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s, NULL, NULL);
-    redisContext *cc = cluster_connect(c, 5000);
-    assert_non_null(cc);
-    char *got = run(cc, "CONSISTENCY W 3");
-    assert_string_equal(got, "+OK");
-    free(got);
-    struct write_at warm = {cc, TAG "warm", "w"};
-    assert_true(cluster_wait(write_acked, &warm, 10000)); /* every link made */
+    redisContext *cc = w3_warm(&c, &x, &s, NULL, NULL);
+    char *got;
 
     cluster_signal(x, SIGSTOP);
     int64_t t0 = cluster_now_ms();
@@ -438,14 +447,7 @@ static void test_hints_refused_hint_waits_for_the_late_replica(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s, "--hint-max-bytes", "1");
-    redisContext *cc = cluster_connect(c, 5000);
-    assert_non_null(cc);
-    char *got = run(cc, "CONSISTENCY W 3");
-    assert_string_equal(got, "+OK");
-    free(got);
-    struct write_at warm = {cc, TAG "warm", "w"};
-    assert_true(cluster_wait(write_acked, &warm, 10000)); /* every link made */
+    redisContext *cc = w3_warm(&c, &x, &s, "--hint-max-bytes", "1");
 
     cluster_signal(x, SIGSTOP);
     assert_int_equal(redisAppendCommand(cc, "SET " TAG "late v-late"), REDIS_OK);
