@@ -243,6 +243,7 @@ struct hints {
     uint32_t npend, pcap, ninfl, icap;
     size_t infl_done;
     bool writing, syncing;
+    bool dir_synced; /* the hints directory's entry is durable */
     struct hint_file *files;
     uint32_t nfiles, fcap;
     struct hint_target targets[HINT_TARGETS_MAX];
@@ -554,6 +555,7 @@ void hint_fini(struct shard *sh)
     struct hints *h = hints_of(sh);
     if (!h)
         return;
+    __atomic_store_n(&sh->hints, NULL, __ATOMIC_RELEASE); /* no reader finds it from now */
     for (uint32_t t = 0; t < h->ntargets; t++) {
         struct hint *x = h->targets[t].head;
         while (x) {
@@ -565,12 +567,16 @@ void hint_fini(struct shard *sh)
     if (h->fd >= 0)
         close(h->fd);
     buf_fini(&h->pend);
-    buf_fini(&h->infl);
+    if (h->writing) /* past shard_drain_log's deadline the kernel may still read it: kept */
+        log_warn("hints: shard %u stops with a hint write in flight (%zu bytes); its hints "
+                 "were not acknowledged",
+                 sh->id, h->infl.len);
+    else
+        buf_fini(&h->infl);
     mi_free(h->pp);
     mi_free(h->ip);
     mi_free(h->files);
     mi_free(h);
-    sh->hints = NULL;
 }
 
 /* ---- taking ---- */
@@ -639,7 +645,21 @@ static void hint_answer(struct shard *sh, const struct hint_pending *p, bool ok)
         log_debug("hints: a HINT reply could not be sent (%s)", strerror(-rc));
 }
 
-/* Opens a new active file (synchronously: once per HINT_FILE_MAX). */
+/* fsync of directory path: its entries (a new name) survive a crash. */
+static int hint_fsync_dir(const char *path)
+{
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    int rc = fsync(dfd) == 0 ? 0 : -errno;
+    close(dfd);
+    return rc;
+}
+
+/* Opens a new active file (synchronously: once per HINT_FILE_MAX): the
+ * hints directory made and its entry synced in the data directory, the
+ * file made new (O_EXCL: an existing one is never cut; its name skipped)
+ * and its entry synced. A failure is a write error of the batch. */
 static int hint_open_active(struct hints *h)
 {
     if (h->fd >= 0)
@@ -647,20 +667,33 @@ static int hint_open_active(struct hints *h)
     h->fd = -1;
     if (mkdir(h->dir, 0755) != 0 && errno != EEXIST)
         return -errno;
-    int f = hint_file_add(h, h->sh->id, h->next_seq++);
-    if (f < 0)
-        return f;
-    char path[1200];
-    hint_file_path(h, (uint32_t)f, path, sizeof path);
-    h->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (h->fd < 0) {
-        h->files[f].gone = true;
-        return -errno;
+    if (!h->dir_synced) {
+        int rc = hint_fsync_dir(h->sh->node->cfg->dir);
+        if (rc < 0)
+            return rc;
+        h->dir_synced = true;
     }
-    int dfd = open(h->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd); /* the new name survives a crash */
-        close(dfd);
+    char path[1200];
+    int f = -1;
+    for (int tries = 0; h->fd < 0; tries++) {
+        if ((f = hint_file_add(h, h->sh->id, h->next_seq++)) < 0)
+            return f;
+        hint_file_path(h, (uint32_t)f, path, sizeof path);
+        h->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (h->fd < 0) {
+            int err = errno;
+            h->files[f].gone = true; /* not ours to delete */
+            if (err != EEXIST || tries == 8)
+                return -err;
+        }
+    }
+    int rc = hint_fsync_dir(h->dir);
+    if (rc < 0) {
+        close(h->fd);
+        h->fd = -1;
+        unlink(path);
+        h->files[f].gone = true;
+        return rc;
     }
     h->active = (uint32_t)f;
     h->offset = 0;
