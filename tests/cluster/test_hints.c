@@ -10,7 +10,8 @@
  *   (INFO ringkv_hints_pending) and each file is cut back to its size. X is restarted with nothing
  *   stored (storage = memory); it comes to hold every write (read at X with
  *   CONSISTENCY R 1, its own store only), and S's backlog for X goes to 0 in
- *   /metrics and at GET /v1/nodes (before, all three and INFO show it).
+ *   /metrics and at GET /v1/nodes (before, all three and INFO show it); then
+ *   S's hint files are deleted or empty (reclaimed).
  * - test_hints_late_replica_gets_a_standin: a replica SIGSTOPped, not yet
  *   seen down: a W = 3 SET is acknowledged within request-timeout through a
  *   stand-in (its SYNC unanswered for a quarter of the time), and once
@@ -29,6 +30,9 @@
  * - test_hints_go_to_the_replicas_of_now: the hint's owner is removed from
  *   the ring while down: the stand-in, a replica of the key now, applies
  *   the hint and sends it to the other replicas, then forgets it.
+ * - test_hints_write_failure: a stand-in that cannot write its hint log
+ *   answers an error (ringkv_hints_write_errors): a W = 3 write that needs
+ *   it gets -UNAVAILABLE.
  * - test_hints_unreadable_file_is_kept: a hint file recovery cannot load
  *   is kept, never deleted as delivered.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
@@ -262,6 +266,25 @@ static long long nodes_hints(int i, int target)
     return v;
 }
 
+/* Whether node i's hint files hold nothing (each gone or of length 0). */
+static bool hint_files_empty(void *arg)
+{
+    char dir[256], path[600];
+    snprintf(dir, sizeof dir, "%s/hints", cluster_dir(*(const int *)arg));
+    DIR *d = opendir(dir);
+    if (!d)
+        return true;
+    bool empty = true;
+    struct dirent *e;
+    struct stat st;
+    while (empty && (e = readdir(d))) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        empty = e->d_name[0] == '.' || (stat(path, &st) == 0 && st.st_size == 0);
+    }
+    closedir(d);
+    return empty;
+}
+
 /* Kills node x (-9) and waits until node c sees it down. */
 static void kill_and_see_down(int c, int x)
 {
@@ -385,6 +408,7 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
     assert_true(cluster_wait(backlog_is, &empty, 10000));
     assert_int_equal(nodes_hints(s, x), 0);
     assert_int_equal(info_field(s, "ringkv_hints_delivered"), KEYS);
+    assert_true(cluster_wait(hint_files_empty, &s, 5000)); /* delivered files reclaimed */
 }
 
 /* A replica frozen (SIGSTOP) and not yet seen down: a W = 3 write gets a
@@ -569,23 +593,35 @@ static void test_hints_go_to_the_replicas_of_now(void **state)
     assert_true(cluster_wait(hint_redirected, &r, 20000));
 }
 
-/* Whether node i's hint files hold nothing (each gone or of length 0). */
-static bool hint_files_empty(void *arg)
+/* The stand-in cannot write its hint log (<dir>/hints is a regular file):
+ * it answers the HINT with an error, counted in ringkv_hints_write_errors,
+ * and a W = 3 write that needs it gets -UNAVAILABLE. */
+static void test_hints_write_failure(void **state)
 {
-    char dir[256], path[600];
-    snprintf(dir, sizeof dir, "%s/hints", cluster_dir(*(const int *)arg));
-    DIR *d = opendir(dir);
-    if (!d)
-        return true;
-    bool empty = true;
-    struct dirent *e;
-    struct stat st;
-    while (empty && (e = readdir(d))) {
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        empty = e->d_name[0] == '.' || (stat(path, &st) == 0 && st.st_size == 0);
-    }
-    closedir(d);
-    return empty;
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s, NULL, NULL);
+    cluster_stop(s);
+    char path[256];
+    snprintf(path, sizeof path, "%s/hints", cluster_dir(s));
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    restart(s, c);
+    struct seen_down back = {c, s};
+    assert_true(cluster_wait(sees_up, &back, 20000));
+    kill_and_see_down(c, x);
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, "SET " TAG "nowhere v");
+    print_message("W 3 with the stand-in's hint log unwritable: %s\n", got);
+    assert_true(strncmp(got, "-UNAVAILABLE", 12) == 0);
+    free(got);
+    redisFree(cc);
+    assert_true(info_field(s, "ringkv_hints_write_errors") > 0);
+    assert_int_equal(info_field(s, "ringkv_hints_pending"), 0);
 }
 
 /* A hint whose owner never comes back expires all the same once older than
@@ -648,6 +684,7 @@ int main(void)
         cmocka_unit_test_teardown(test_hints_expire_while_the_owner_is_down,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_go_to_the_replicas_of_now, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_write_failure, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_unreadable_file_is_kept, cluster_forget_all),
     };
     if (getenv("HINTS_ONLY")) /* a pattern: run only the tests it names */
