@@ -642,7 +642,14 @@ static uint32_t coord_standin(const struct coord_view *v, uint32_t p, uint32_t n
 }
 
 /* Whether a hint for member m may be taken: max-hint-window is not 0 and m
- * has not been down longer than it (a live but late m: yes). */
+ * has not been down longer than it (a live but late m: yes). How long is
+ * this node's own count (coord_down_since): it starts again when this node
+ * restarts, since neither the views nor gossip (member.h's health_since_ms
+ * is local too) keep when a member went down across a restart; so a
+ * long-dead member gets hints for up to max-hint-window after each restart
+ * of a coordinator. They are bounded all the same: each expires
+ * max-hint-window after it was taken (hints.h), and those of a member that
+ * was removed go to its partitions' replicas of now. */
 static bool coord_hint_window(const struct shard *sh, const struct coord_view *v, uint32_t m)
 {
     int64_t window_s = sh->node->cfg->max_hint_window_s;

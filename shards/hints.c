@@ -997,6 +997,7 @@ static void hint_deliver(struct shard *sh, struct hints *h)
                 return;
             if (x->req_id || x->moving)
                 continue;
+            uint32_t len = x->len; /* a local apply alone may end it at once */
             int rc = hint_send(sh, h, x, addr);
             if (rc == -ETIME) {
                 hint_forget(h, x);
@@ -1011,7 +1012,7 @@ static void hint_deliver(struct shard *sh, struct hints *h)
                 hint_back_off(tg);
                 break; /* no link now: later */
             }
-            h->tokens -= x->len;
+            h->tokens -= len;
             if (!tg->round_start_ms)
                 tg->round_start_ms = now;
         }
