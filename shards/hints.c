@@ -9,17 +9,24 @@
  * sync answers ERROR to the batch (the coordinator counts that node as not
  * answering) and the next batch is written at the same offset, over it.
  *
- * Delivering: hint_tick() (and every ack) walks the targets the view says
- * are up and sends their oldest hints not in flight as SYNC (a hint older
- * than tombstone-grace is dropped instead, as Cassandra's hints live for
- * gc_grace: a delete it predates may be reaped by then, and the value would
- * come back), each one a
+ * Delivering: hint_tick() (and every OK ack) walks the targets the view
+ * says are up, or that are no longer a replica of their oldest hint's
+ * partition, and sends their oldest hints not in flight as SYNC, each one a
  * struct req of this shard (owner_ptr: the hint; the REPLY's id is the
- * req's), while the token bucket (hint-max-bytes-per-sec over the shards)
- * and HINT_INFLIGHT_MAX allow. An OK REPLY forgets the hint (its file's
- * live count drops; a file with none left is deleted, or truncated when it
- * is the one being written); an error or the request's deadline leaves it
- * for a later pass.
+ * req's, plus a sub-result slot): to the target while it is still among
+ * the partition's top N, else to the partition's replicas of now (and
+ * applied here if this node is one, the req held until that is durable),
+ * while the token bucket (hint-max-bytes-per-sec over the shards) and
+ * HINT_INFLIGHT_MAX allow. When every sub-result is OK the hint is
+ * forgotten (its file's live count drops; a file with none left is
+ * deleted, or truncated when it is the one being written); an error or the
+ * deadline leaves it, and its target backs off (doubling, up to
+ * HINT_BACKOFF_MAX_MS) before anything is sent to it again.
+ *
+ * Each tick also drops hints older than tombstone-grace or max-hint-window
+ * whatever their target's state (as Cassandra's hints live for gc_grace: a
+ * delete a hint predates may be reaped by then, and the value would come
+ * back), frees target slots that hold nothing, and compacts (hint_compact).
  *
  * Files hold no header: a file is its records. Names are
  * <shard>-<seq>.log, seq a 16-digit hex number growing per shard. */
@@ -226,7 +233,7 @@ struct hint_stats {
     uint64_t taken, delivered, refused, recovered, write_errors, expired;
     uint64_t unloaded;      /* records or files recovery could not hold in memory */
     uint64_t skipped_bytes; /* recovery: bytes between valid records that are none */
-    uint64_t redirected;    /* delivered to a partition's replicas of now, not the
+    uint64_t redirected;    /* sent to a partition's replicas of now, not the
                                target (no longer one of them) */
     uint64_t compacted;     /* files emptied by compaction */
 };
