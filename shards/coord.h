@@ -61,6 +61,7 @@ enum coord_route_kind {
 struct coord_route {
     enum coord_route_kind kind;
     uint32_t partition; /* COORD_NO_PARTITION: that member only (FLUSHALL, RING.LOCAL) */
+    uint32_t slot;      /* a keyed route in a cluster: the key's slot (keyhash_slot) */
     uint32_t to;     /* COORD_FORWARD: the view's member index */
     bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
     bool is_hop;     /* COORD_FORWARD of a forwarded request: sent on once only */
@@ -73,6 +74,9 @@ struct coord_route {
  * a forwarded one) is served. */
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out);
+/* The same for a key whose slot (keyhash_slot) the caller computed already. */
+void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
+                      uint64_t hash, uint32_t slot, uint32_t flags, struct coord_route *out);
 /* True while the shard's view is a cluster of more than this node. */
 bool coord_is_cluster(const struct shard *sh);
 
