@@ -35,6 +35,8 @@
  *   it gets -UNAVAILABLE.
  * - test_hints_unreadable_file_is_kept: a hint file recovery cannot load
  *   is kept, never deleted as delivered.
+ * - test_hints_sparse_file_is_compacted: an old hint file holding few live
+ *   records is compacted into a new one and deleted.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
  * second test at the deadline, also without the late-replica path); with
  * hints kept only in memory the restart of S loses them and X never gets
@@ -51,13 +53,16 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "buf.h"
 #include "cluster_harness.h"
+#include "hints.h"
 
 #define FORM_MS 20000
 #define KEYS 50
@@ -671,6 +676,72 @@ static void test_hints_unreadable_file_is_kept(void **state)
     unlink(f.path);
 }
 
+/* Bytes of node i's hint files. */
+static long long hint_files_bytes(int i)
+{
+    char dir[256], path[600];
+    snprintf(dir, sizeof dir, "%s/hints", cluster_dir(i));
+    DIR *d = opendir(dir);
+    long long total = 0;
+    struct dirent *e;
+    struct stat st;
+    while (d && (e = readdir(d))) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(path, &st) == 0)
+            total += st.st_size;
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+struct compacted {
+    int node;
+    struct file_gone old;
+};
+
+static bool compacted_one(void *arg)
+{
+    const struct compacted *c = arg;
+    return info_field(c->node, "ringkv_hints_compacted") == 1 && file_gone((void *)&c->old);
+}
+
+/* A sparse old hint file (two hints 17 MiB apart, what lies between not
+ * records) is compacted: its hints are copied into a new file and it is
+ * deleted, so the disk holds about what is pending. */
+static void test_hints_sparse_file_is_compacted(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start(0, FLAGS), 0);
+    cluster_stop(0);
+    struct compacted c = {0};
+    snprintf(c.old.path, sizeof c.old.path, "%s/hints", cluster_dir(0));
+    assert_true(mkdir(c.old.path, 0755) == 0 || errno == EEXIST);
+    snprintf(c.old.path, sizeof c.old.path, "%s/hints/0-0000000000000001.log", cluster_dir(0));
+    struct buf b;
+    buf_init(&b);
+    struct hint_record r = {.partition = 1,
+                            .time_ms = (uint64_t)time(NULL) * 1000,
+                            .key = {(const uint8_t *)"k", 1},
+                            .meta = {(const uint8_t *)"m", 1},
+                            .body = {(const uint8_t *)"v", 1}};
+    memcpy(r.target, "00112233445566778899aabbccddeeff00112233", WIRE_ID_HEX + 1);
+    assert_int_equal(hint_encode(&b, &r), 0);
+    size_t one = b.len;
+    FILE *fp = fopen(c.old.path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b.data, 1, one, fp), one);
+    assert_int_equal(fseek(fp, (long)(17u << 20), SEEK_CUR), 0); /* zeros: no record */
+    assert_int_equal(fwrite(b.data, 1, one, fp), one);
+    fclose(fp);
+    buf_fini(&b);
+    assert_int_equal(cluster_start(0, FLAGS), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_recovered"), 2);
+    assert_true(cluster_wait(compacted_one, &c, 5000));
+    assert_int_equal(info_field(0, "ringkv_hints_pending"), 2);
+    assert_true(hint_files_bytes(0) == (long long)(2 * one));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +757,7 @@ int main(void)
         cmocka_unit_test_teardown(test_hints_go_to_the_replicas_of_now, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_write_failure, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_unreadable_file_is_kept, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_sparse_file_is_compacted, cluster_forget_all),
     };
     if (getenv("HINTS_ONLY")) /* a pattern: run only the tests it names */
         cmocka_set_test_filter(getenv("HINTS_ONLY"));
