@@ -415,6 +415,18 @@ static void hint_delivered(struct hints *h, struct hint *x)
     t->round_hints = t->round_bytes = 0;
 }
 
+/* When a hint is too old to deliver: taken longer ago than tombstone-grace
+ * (a delete it predates may be reaped) or max-hint-window (anti-entropy
+ * repairs what is older), whatever its target's state. */
+static int64_t hint_max_age_ms(const struct shard *sh)
+{
+    const struct cfg *c = sh->node->cfg;
+    int64_t age = c->tombstone_grace_s * 1000;
+    if (c->max_hint_window_s > 0 && c->max_hint_window_s * 1000 < age)
+        age = c->max_hint_window_s * 1000;
+    return age;
+}
+
 /* ---- recovery ---- */
 
 struct hint_recovery {
@@ -427,6 +439,10 @@ static void hint_recovered(void *arg, const struct hint_record *r, size_t off, s
     (void)off;
     struct hint_recovery *rc = arg;
     struct hints *h = rc->h;
+    if (hint_unix_ms() - (int64_t)r->time_ms > hint_max_age_ms(h->sh)) {
+        HINT_STAT_ADD(h, expired, 1); /* too old to deliver: takes no slot */
+        return;
+    }
     uint32_t t = hint_target_find(h, r->target, true);
     const uint8_t *rec = r->key.ptr - HINT_HEADER_LEN - HINT_BODY_FIXED;
     if (t == UINT32_MAX || hint_add(h, t, rc->file, rec, (uint32_t)len) != 0) {
@@ -843,18 +859,6 @@ bool hint_busy(const struct shard *sh)
 }
 
 /* ---- delivering ---- */
-
-/* When a hint is too old to deliver: taken longer ago than tombstone-grace
- * (a delete it predates may be reaped) or max-hint-window (anti-entropy
- * repairs what is older), whatever its target's state. */
-static int64_t hint_max_age_ms(const struct shard *sh)
-{
-    const struct cfg *c = sh->node->cfg;
-    int64_t age = c->tombstone_grace_s * 1000;
-    if (c->max_hint_window_s > 0 && c->max_hint_window_s * 1000 < age)
-        age = c->max_hint_window_s * 1000;
-    return age;
-}
 
 static uint64_t hint_time_ms(const struct hint *x) { return get_u64(x->rec + 36); }
 static uint16_t hint_partition(const struct hint *x) { return get_u16(x->rec + 14); }

@@ -20,7 +20,8 @@
  * shard numbers it no longer has, modulo the shard count): records that
  * fail their checksum or length are skipped (the scan resyncs at the next
  * valid record: those after a bad one are kept), and a torn tail (nothing
- * valid after the last valid record) is cut off. Pending hints are held in memory as well (their encoded
+ * valid after the last valid record) is cut off; a record already too old to
+ * deliver (see below) is counted as expired and not loaded. Pending hints are held in memory as well (their encoded
  * records), which hint-max-bytes bounds: per target node, over the node's
  * shards (each shard takes its share). A delivered hint is forgotten in
  * memory at once; what a crash forgets of deliveries is delivered again.

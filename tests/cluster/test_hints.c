@@ -35,6 +35,9 @@
  *   it gets -UNAVAILABLE.
  * - test_hints_unreadable_file_is_kept: a hint file recovery cannot load
  *   is kept, never deleted as delivered.
+ * - test_hints_file_with_unloaded_records_is_kept: records past the 64
+ *   target slots are not loaded; their file is kept until a start-up that
+ *   loads them.
  * - test_hints_sparse_file_is_compacted: an old hint file holding few live
  *   records is compacted into a new one and deleted.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
@@ -643,6 +646,18 @@ static void test_hints_expire_while_the_owner_is_down(void **state)
     assert_true(cluster_wait(hint_files_empty, &s, 5000));
 }
 
+/* Node 0 made (started with flags and stopped) and its hints directory:
+ * path gets the name of its shard 0's first hint file, for the test to
+ * write before node 0 starts again. */
+static void first_hint_file(const char *const *flags, char *path, size_t len)
+{
+    assert_int_equal(cluster_start(0, flags), 0);
+    cluster_stop(0);
+    snprintf(path, len, "%s/hints", cluster_dir(0));
+    assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+    snprintf(path, len, "%s/hints/0-0000000000000001.log", cluster_dir(0));
+}
+
 struct file_gone {
     char path[256];
 };
@@ -659,12 +674,8 @@ static bool file_gone(void *arg)
 static void test_hints_unreadable_file_is_kept(void **state)
 {
     (void)state;
-    assert_int_equal(cluster_start(0, FLAGS), 0);
-    cluster_stop(0);
     struct file_gone f;
-    snprintf(f.path, sizeof f.path, "%s/hints", cluster_dir(0));
-    assert_true(mkdir(f.path, 0755) == 0 || errno == EEXIST);
-    snprintf(f.path, sizeof f.path, "%s/hints/0-0000000000000001.log", cluster_dir(0));
+    first_hint_file(FLAGS, f.path, sizeof f.path);
     FILE *fp = fopen(f.path, "w");
     assert_non_null(fp);
     fclose(fp);
@@ -674,6 +685,52 @@ static void test_hints_unreadable_file_is_kept(void **state)
     /* many ticks (100 ms each) and reclaim passes: the file stays */
     assert_false(cluster_wait(file_gone, &f, 1500));
     unlink(f.path);
+}
+
+static bool expired_64(void *arg)
+{
+    int i = *(const int *)arg;
+    return info_field(i, "ringkv_hints_expired") == 64 && info_field(i, "ringkv_hints_pending") == 0;
+}
+
+/* A hint file with records for 65 targets (one more than a shard's slots),
+ * 5 s old: with tombstone-grace 10 s recovery loads 64 and counts one as
+ * not loaded (ringkv_hints_unloaded). Once the 64 expire, the file is
+ * still kept: it holds the 65th. At a start-up with tombstone-grace 1 s
+ * every record is too old: none is loaded, and the file goes. */
+static void test_hints_file_with_unloaded_records_is_kept(void **state)
+{
+    (void)state;
+    const char *const grace[] = {"--tombstone-grace", "10", NULL};
+    const char *const short_grace[] = {"--tombstone-grace", "1", NULL};
+    struct file_gone f;
+    first_hint_file(grace, f.path, sizeof f.path);
+    struct buf b;
+    buf_init(&b);
+    for (int t = 0; t < HINT_TARGETS_MAX + 1; t++) {
+        struct hint_record r = {.partition = 1,
+                                .time_ms = (uint64_t)time(NULL) * 1000 - 5000, /* 5 s */
+                                .key = {(const uint8_t *)"k", 1},
+                                .body = {(const uint8_t *)"v", 1}};
+        snprintf(r.target, sizeof r.target, "%040x", t + 1);
+        assert_int_equal(hint_encode(&b, &r), 0);
+    }
+    FILE *fp = fopen(f.path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b.data, 1, b.len, fp), b.len);
+    fclose(fp);
+    buf_fini(&b);
+    assert_int_equal(cluster_start(0, grace), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_recovered"), HINT_TARGETS_MAX);
+    assert_int_equal(info_field(0, "ringkv_hints_unloaded"), 1);
+    int node = 0;
+    assert_true(cluster_wait(expired_64, &node, 10000));
+    assert_false(cluster_wait(file_gone, &f, 500)); /* five reclaim passes */
+    cluster_stop(0);
+    assert_int_equal(cluster_start(0, short_grace), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_unloaded"), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_expired"), HINT_TARGETS_MAX + 1);
+    assert_true(cluster_wait(file_gone, &f, 5000));
 }
 
 /* Bytes of node i's hint files. */
@@ -712,12 +769,8 @@ static bool compacted_one(void *arg)
 static void test_hints_sparse_file_is_compacted(void **state)
 {
     (void)state;
-    assert_int_equal(cluster_start(0, FLAGS), 0);
-    cluster_stop(0);
     struct compacted c = {0};
-    snprintf(c.old.path, sizeof c.old.path, "%s/hints", cluster_dir(0));
-    assert_true(mkdir(c.old.path, 0755) == 0 || errno == EEXIST);
-    snprintf(c.old.path, sizeof c.old.path, "%s/hints/0-0000000000000001.log", cluster_dir(0));
+    first_hint_file(FLAGS, c.old.path, sizeof c.old.path);
     struct buf b;
     buf_init(&b);
     struct hint_record r = {.partition = 1,
@@ -758,6 +811,8 @@ int main(void)
         cmocka_unit_test_teardown(test_hints_write_failure, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_unreadable_file_is_kept, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_sparse_file_is_compacted, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_file_with_unloaded_records_is_kept,
+                                  cluster_forget_all),
     };
     if (getenv("HINTS_ONLY")) /* a pattern: run only the tests it names */
         cmocka_set_test_filter(getenv("HINTS_ONLY"));
