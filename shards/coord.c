@@ -177,8 +177,8 @@ struct coord {
     uint64_t reap_hash[COORD_REAPS_MAX];
     struct coord_late *late; /* COORD_LATE_MAX, made with the first cluster view */
     uint32_t late_head, late_len;
-    struct coord_late *fwd_late; /* COORD_LATE_MAX forwards that may go on (coord_fwd_tick) */
-    uint32_t fwd_head, fwd_len;
+    struct coord_late *fwd_late; /* [fwd_cap] forwards that may go on (coord_fwd_tick) */
+    uint32_t fwd_head, fwd_len, fwd_cap;
     struct coord_stats stats;
 };
 
@@ -1868,6 +1868,28 @@ static void coord_encode_command(struct buf *out, const struct resp_arg *argv, u
  * short request-timeout. A read-modify-write (INCR, APPEND, SET NX, EXEC)
  * could apply twice, so it keeps waiting for the replica it went to. */
 #define COORD_FWD_LATE_MS 500
+/* Forwards watched per shard at most (those of the last 500 ms or so: the
+ * FIFO grows to this, 1 MiB); past it a forward only waits, as an RMW. */
+#define COORD_FWD_WATCH_MAX 65536
+
+/* Room for one more watched forward: the FIFO doubles when full (its
+ * entries copied in order). False at COORD_FWD_WATCH_MAX or out of memory. */
+static bool coord_fwd_room(struct coord *c)
+{
+    if (c->fwd_len < c->fwd_cap)
+        return true;
+    uint32_t cap = c->fwd_cap ? c->fwd_cap * 2 : 1024;
+    struct coord_late *fifo = cap <= COORD_FWD_WATCH_MAX ? mi_malloc(cap * sizeof *fifo) : NULL;
+    if (!fifo)
+        return false;
+    for (uint32_t i = 0; i < c->fwd_len; i++)
+        fifo[i] = c->fwd_late[(c->fwd_head + i) % c->fwd_cap];
+    mi_free(c->fwd_late);
+    c->fwd_late = fifo;
+    c->fwd_head = 0;
+    c->fwd_cap = cap;
+    return true;
+}
 
 /* Keeps the forward's message (wm, its command's bytes cmd) with op for a
  * second send, and when that is due. False: it will not go on (no room). */
@@ -1875,10 +1897,7 @@ static bool coord_fwd_watch(struct shard *sh, struct coord_op *op, const struct 
                             const struct wire_msg *wm, const struct buf *cmd)
 {
     struct coord *c = sh->coord;
-    if (!c->fwd_late)
-        c->fwd_late = mi_calloc(COORD_LATE_MAX, sizeof *c->fwd_late);
-    if (!c->fwd_late || c->fwd_len == COORD_LATE_MAX ||
-        !coord_op_set_key(op, wm->key.ptr, wm->key.len))
+    if (!coord_fwd_room(c) || !coord_op_set_key(op, wm->key.ptr, wm->key.len))
         return false;
     buf_clear(&op->mine.body);
     buf_append(&op->mine.body, cmd->data, cmd->len);
@@ -1890,7 +1909,7 @@ static bool coord_fwd_watch(struct shard *sh, struct coord_op *op, const struct 
     op->slot = wm->slot;
     op->is_fwd_retry = true;
     int64_t now = req_now_ms(), wait = (r->deadline_ms - now) / 4;
-    c->fwd_late[(c->fwd_head + c->fwd_len++) % COORD_LATE_MAX] =
+    c->fwd_late[(c->fwd_head + c->fwd_len++) % c->fwd_cap] =
         (struct coord_late){r->id, now + (wait < COORD_FWD_LATE_MS ? wait : COORD_FWD_LATE_MS)};
     return true;
 }
@@ -1908,7 +1927,7 @@ static void coord_fwd_tick(struct shard *sh)
         bool is_waiting = op && op->phase == PH_FWD && op->parent && op->is_fwd_retry;
         if (is_waiting && l->at_ms > now)
             return; /* the FIFO is in start order: the rest are later (or about) */
-        c->fwd_head = (c->fwd_head + 1) % COORD_LATE_MAX;
+        c->fwd_head = (c->fwd_head + 1) % c->fwd_cap;
         c->fwd_len--;
         if (!is_waiting)
             continue;

@@ -7,7 +7,8 @@
  *   SIGSTOPped; before failure detection calls it down, GET, SET and a
  *   memcached get of the first key sent to node 0 answer well under the
  *   request-timeout (under 2 s: 500 ms and a tick, not 4 s), with the
- *   value before and after the SET. INCR of the second key (10) is
+ *   value before and after the SET, and so do 300 GETs pipelined at once
+ *   (each forward is watched). INCR of the second key (10) is
  *   read-modify-write: it is never sent to another replica, so it answers
  *   an error (j does not answer) and, once j is back (it may then run the
  *   INCR it had queued), the key reads 10 or 11, never 12 (applied twice).
@@ -33,6 +34,7 @@
 #define NODES 5
 #define TIMEOUT_MS "4000" /* the nodes' request-timeout */
 #define FAST_MS 2000      /* a forward that went on answers within this */
+#define PIPELINE 300      /* GETs sent at once */
 
 /* The reply to a command as text ("+OK", ":n", "$value", "nil", "-ERR ..."),
  * and how long it took. Caller frees. */
@@ -166,7 +168,7 @@ static void test_forward_failover_stopped_first_replica(void **state)
     free(got);
 
     cluster_signal(j, SIGSTOP);
-    int64_t ms;
+    int64_t ms, t0;
     got = timed(0, &ms, "GET %s", key);
     fprintf(stderr, "GET with node %d stopped: %s in %lld ms\n", j, got, (long long)ms);
     assert_string_equal(got, "$before");
@@ -177,9 +179,27 @@ static void test_forward_failover_stopped_first_replica(void **state)
     assert_string_equal(got, "+OK");
     assert_true(ms < FAST_MS);
     free(got);
+    /* a pipeline: every one of its forwards is watched and goes on */
+    redisContext *pc = cluster_connect(0, 10000);
+    assert_non_null(pc);
+    t0 = cluster_now_ms();
+    for (int i = 0; i < PIPELINE; i++)
+        assert_int_equal(redisAppendCommand(pc, "GET %s", key), REDIS_OK);
+    for (int i = 0; i < PIPELINE; i++) {
+        redisReply *r = NULL;
+        assert_int_equal(redisGetReply(pc, (void **)&r), REDIS_OK);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        assert_string_equal(r->str, "after");
+        freeReplyObject(r);
+    }
+    ms = cluster_now_ms() - t0;
+    fprintf(stderr, "%d pipelined GETs with node %d stopped: %lld ms\n", PIPELINE, j,
+            (long long)ms);
+    assert_true(ms < FAST_MS);
+    redisFree(pc);
     char req[64];
     snprintf(req, sizeof req, "get %s\r\n", key);
-    int64_t t0 = cluster_now_ms();
+    t0 = cluster_now_ms();
     got = cluster_mc_ask(0, mc_port, req, "END\r\n");
     ms = cluster_now_ms() - t0;
     fprintf(stderr, "memcached get with node %d stopped: %lld ms\n", j, (long long)ms);
