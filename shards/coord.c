@@ -517,7 +517,7 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
     out->is_replica = false;
     out->is_hop = (flags & CMD_FORWARDED) != 0;
     out->is_keyed = true;
-    out->is_rmw = (flags & CMD_RMW) != 0;
+    out->is_rmw = (flags & CMD_RMW) != 0; /* also for EXEC's MOVED made a FORWARD (cmd.c) */
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
