@@ -42,6 +42,10 @@
  *          A memcached request goes as memcached text (WIRE_MSG_MC: one
  *          request, a get's one key) and its memcached reply bytes come
  *          back; noreply stays at the origin, which relays nothing then.
+ *          A keyed forward that may run twice (not read-modify-write) and
+ *          is still unanswered after 500 ms (or a quarter of its time) goes
+ *          to the next live replica too, once; the first answer is relayed
+ *          (coord_fwd_watch: a stopped replica costs no request-timeout);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -174,6 +178,8 @@ struct coord {
     uint64_t reap_hash[COORD_REAPS_MAX];
     struct coord_late *late; /* COORD_LATE_MAX, made with the first cluster view */
     uint32_t late_head, late_len;
+    struct coord_late *fwd_late; /* [fwd_cap] forwards that may go on (coord_fwd_tick) */
+    uint32_t fwd_head, fwd_len, fwd_cap;
     struct coord_stats stats;
 };
 
@@ -208,10 +214,15 @@ struct coord_op {
     uint32_t npeers;
     uint32_t standin[COORD_PEERS_MAX]; /* is_hinted[k]: the node holding peer k's hint */
     bool is_hinted[COORD_PEERS_MAX];   /* peer k's write went to a stand-in (sloppy quorum) */
+    uint8_t path[COORD_PEERS_MAX];     /* WRITE: COORD_PATH_* of peer k (its SYNC, its HINT) */
     uint64_t hold_seq;
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
     uint8_t fwd_mc; /* FWD: 0 (RESP), COORD_FWD_MC, or COORD_FWD_MC_QUIET (noreply) */
+    bool is_fwd_retry; /* FWD: may go on to the next live replica once (coord_fwd_tick);
+                          then its command's bytes are in mine.body, its key in key */
+    uint8_t fwd_flags, fwd_r, fwd_w; /* FWD: its message's (for that second send) */
+    uint32_t fwd_to; /* FWD: the member it went to */
     char *key; /* a copy (repair comes after the message went back) */
     uint32_t klen;
     uint64_t hash;
@@ -376,6 +387,7 @@ void coord_fini(struct shard *sh)
     replica_state_fini(&sh->coord->after);
     coord_view_put(sh->coord->view);
     mi_free(sh->coord->late);
+    mi_free(sh->coord->fwd_late);
     mi_free(sh->coord);
     sh->coord = NULL;
 }
@@ -507,6 +519,7 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
     out->is_replica = false;
     out->is_hop = (flags & CMD_FORWARDED) != 0;
     out->is_keyed = true;
+    out->is_rmw = (flags & CMD_RMW) != 0; /* also for EXEC's MOVED made a FORWARD (cmd.c) */
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
@@ -777,7 +790,14 @@ static uint32_t coord_standin(const struct coord_view *v, uint32_t p, uint32_t n
 }
 
 /* Whether a hint for member m may be taken: max-hint-window is not 0 and m
- * has not been down longer than it (a live but late m: yes). */
+ * has not been down longer than it (a live but late m: yes). How long is
+ * this node's own count (coord_down_since): it starts again when this node
+ * restarts, since neither the views nor gossip (member.h's health_since_ms
+ * is local too) keep when a member went down across a restart; so a
+ * long-dead member gets hints for up to max-hint-window after each restart
+ * of a coordinator. They are bounded all the same: each expires
+ * max-hint-window after it was taken (hints.h), and those of a member that
+ * was removed go to its partitions' replicas of now. */
 static bool coord_hint_window(const struct shard *sh, const struct coord_view *v, uint32_t m)
 {
     int64_t window_s = sh->node->cfg->max_hint_window_s;
@@ -804,6 +824,23 @@ static uint32_t coord_hintable(const struct shard *sh, const struct coord_view *
     return nused;
 }
 
+/* A late peer's SYNC and its stand-in's HINT are two paths to one answer:
+ * the HINT has its own wire slot (k + COORD_PEERS_MAX), the first OK of
+ * either counts for peer k, and peer k fails only once every path that
+ * went out failed. */
+#define COORD_PATH_SYNCED 1u /* peer k's own SYNC went out */
+#define COORD_FAIL_SYNC 2u
+#define COORD_FAIL_HINT 4u
+
+/* Peer k's path that answered (is_hint: the stand-in's) failed: true when
+ * the other path may still answer (peer k is not decided yet). */
+static bool coord_other_path_waits(struct coord_op *op, uint32_t k, bool is_hint)
+{
+    op->path[k] |= is_hint ? COORD_FAIL_HINT : COORD_FAIL_SYNC;
+    return is_hint ? (op->path[k] & COORD_PATH_SYNCED) && !(op->path[k] & COORD_FAIL_SYNC)
+                   : op->is_hinted[k] && !(op->path[k] & COORD_FAIL_HINT);
+}
+
 /* Sends peer k's SYNC of state st to a stand-in instead, as a HINT naming
  * peer k (see wire.h); its ack counts for peer k. 0, or -EAGAIN (no
  * stand-in, past max-hint-window, no link). */
@@ -821,8 +858,8 @@ static int coord_send_hint(struct shard *sh, struct coord_op *op, const struct r
     if (m == RING_NONE)
         return -EAGAIN;
     struct wire_bytes owner = {(const uint8_t *)v->members[op->peer[k]].id, RING_ID_LEN};
-    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k), WIRE_OP_HINT, op, r, key, st,
-                              &owner);
+    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k + COORD_PEERS_MAX), WIRE_OP_HINT,
+                              op, r, key, st, &owner);
     if (rc == 0) {
         op->is_hinted[k] = true;
         op->standin[k] = m;
@@ -888,6 +925,36 @@ bool coord_member_up(const struct shard *sh, const char *id, const char **cluste
         return true;
     }
     return false;
+}
+
+uint64_t coord_reply_req(uint64_t wire_id, uint32_t *sub)
+{
+    *sub = (uint32_t)(wire_id >> COORD_SLOT_BITS) & 0xFF;
+    return wire_id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
+}
+
+uint64_t coord_wire_sub(uint64_t req_id, uint32_t sub) { return coord_wire_id(req_id, sub); }
+
+int coord_hint_replicas(const struct shard *sh, uint32_t p, const char *id, uint32_t *members,
+                        uint32_t cap, uint32_t *n, bool *is_self)
+{
+    *n = 0;
+    *is_self = false;
+    const struct coord_view *v = sh->coord ? sh->coord->view : NULL;
+    if (!v || v->version == 0 || !v->is_cluster || p >= v->q)
+        return -1;
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    for (uint32_t k = 0; k < n_eff; k++)
+        if (list[k] != RING_NONE && strcmp(v->members[list[k]].id, id) == 0)
+            return 1;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (list[k] == v->self)
+            *is_self = true;
+        else if (coord_live(v, list[k]) && *n < cap)
+            members[(*n)++] = list[k];
+    }
+    return 0;
 }
 
 /* The reply when too few replicas answered. */
@@ -1089,6 +1156,7 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
         bool is_sent = op->st[k] != P_NONE && /* down: to a stand-in (sloppy quorum) */
                        coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op,
                                        r, key, after) == 0;
+        op->path[k] = is_sent ? COORD_PATH_SYNCED : 0;
         is_sent = is_sent || coord_send_hint(sh, op, r, k, key, after) == 0;
         op->st[k] = is_sent ? P_WAIT : P_FAIL;
         op->waiting += is_sent;
@@ -1815,19 +1883,22 @@ static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint
     coord_fill_parent(sh, parent, sub, fwd_mc, err, n < (int)sizeof err ? (size_t)n : strlen(err));
 }
 
-/* Sends wm to the first live node of the route's preference list after
- * route->to (not this node). */
-static int coord_send_next(struct shard *sh, const struct coord_view *v,
-                           const struct coord_route *route, struct wire_msg *wm)
+/* Sends wm to the first live node of partition p's preference list after
+ * member `after` (not this node); *to: the one it went to. */
+static int coord_send_next(struct shard *sh, const struct coord_view *v, uint32_t p,
+                           uint32_t after, struct wire_msg *wm, uint32_t *to)
 {
-    const uint32_t *list = coord_list(v, route->partition);
+    const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v), k = 0;
-    while (k < n_eff && list[k] != route->to)
+    while (k < n_eff && list[k] != after)
         k++;
     int rc = -EAGAIN;
-    for (k++; rc != 0 && k < n_eff; k++)
-        if (list[k] != v->self && coord_live(v, list[k]))
+    for (k++; rc != 0 && k < n_eff; k++) {
+        if (list[k] != v->self && coord_live(v, list[k])) {
             rc = coord_send(sh, v, list[k], wm);
+            *to = list[k];
+        }
+    }
     return rc;
 }
 
@@ -1836,6 +1907,107 @@ static void coord_encode_command(struct buf *out, const struct resp_arg *argv, u
     resp_write_array_len(out, argc);
     for (uint32_t i = 0; i < argc; i++)
         resp_write_bulk(out, argv[i].ptr, argv[i].len);
+}
+
+/* A forward to a replica that does not answer (SIGSTOPped, cut off) while
+ * failure detection still calls it live would hold its client for the
+ * whole request-timeout. So a forward that may run twice (a read, or a
+ * write that is not read-modify-write: run by two coordinators it makes at
+ * most a sibling of the same value, as two clients' writes would) and has
+ * no answer after COORD_FWD_LATE_MS, or a quarter of its time when that is
+ * shorter, goes to the next live replica of the key's list too, once; the
+ * first answer of the two is relayed and the other finds no request. A
+ * healthy forward answers within a hop and a replica's round (well under
+ * a millisecond here, milliseconds under load or appendfsync always), so
+ * 500 ms (checked on the 100 ms tick: 600 at most) is far past a slow
+ * answer yet caps a client's stall during a fault at about a tenth of the
+ * default request-timeout; the quarter leaves the next replica most of a
+ * short request-timeout. A read-modify-write (INCR, APPEND, SET NX, EXEC)
+ * could apply twice, so it keeps waiting for the replica it went to. */
+#define COORD_FWD_LATE_MS 500
+/* Forwards watched per shard at most (those of the last 500 ms or so: the
+ * FIFO grows to this, 1 MiB); past it a forward only waits, as an RMW. */
+#define COORD_FWD_WATCH_MAX 65536
+
+/* Room for one more watched forward: the FIFO doubles when full (its
+ * entries copied in order). False at COORD_FWD_WATCH_MAX or out of memory. */
+static bool coord_fwd_room(struct coord *c)
+{
+    if (c->fwd_len < c->fwd_cap)
+        return true;
+    uint32_t cap = c->fwd_cap ? c->fwd_cap * 2 : 1024;
+    struct coord_late *fifo = cap <= COORD_FWD_WATCH_MAX ? mi_malloc(cap * sizeof *fifo) : NULL;
+    if (!fifo)
+        return false;
+    for (uint32_t i = 0; i < c->fwd_len; i++)
+        fifo[i] = c->fwd_late[(c->fwd_head + i) % c->fwd_cap];
+    mi_free(c->fwd_late);
+    c->fwd_late = fifo;
+    c->fwd_head = 0;
+    c->fwd_cap = cap;
+    return true;
+}
+
+/* Keeps the forward's message (wm, its command's bytes cmd) with op for a
+ * second send, and when that is due. False: it will not go on (no room). */
+static bool coord_fwd_watch(struct shard *sh, struct coord_op *op, const struct req *r,
+                            const struct wire_msg *wm, const struct buf *cmd)
+{
+    struct coord *c = sh->coord;
+    if (!coord_fwd_room(c) || !coord_op_set_key(op, wm->key.ptr, wm->key.len))
+        return false;
+    buf_clear(&op->mine.body);
+    buf_append(&op->mine.body, cmd->data, cmd->len);
+    if (op->mine.body.failed)
+        return false;
+    op->fwd_flags = wm->flags;
+    op->fwd_r = wm->r;
+    op->fwd_w = wm->w;
+    op->slot = wm->slot;
+    op->is_fwd_retry = true;
+    int64_t now = req_now_ms(), wait = (r->deadline_ms - now) / 4;
+    c->fwd_late[(c->fwd_head + c->fwd_len++) % c->fwd_cap] =
+        (struct coord_late){r->id, now + (wait < COORD_FWD_LATE_MS ? wait : COORD_FWD_LATE_MS)};
+    return true;
+}
+
+/* On the tick: forwards due and still unanswered go to the next live
+ * replica after the one they went to (coord_fwd_watch). */
+static void coord_fwd_tick(struct shard *sh)
+{
+    struct coord *c = sh->coord;
+    int64_t now = req_now_ms();
+    while (c->fwd_len > 0) {
+        const struct coord_late *l = &c->fwd_late[c->fwd_head];
+        struct req *r = req_find(&sh->reqs, l->req_id);
+        struct coord_op *op = r && r->done == coord_op_done ? r->owner_ptr : NULL;
+        bool is_waiting = op && op->phase == PH_FWD && op->parent && op->is_fwd_retry;
+        if (is_waiting && l->at_ms > now)
+            return; /* the FIFO is in start order: the rest are later (or about) */
+        c->fwd_head = (c->fwd_head + 1) % c->fwd_cap;
+        c->fwd_len--;
+        if (!is_waiting)
+            continue;
+        op->is_fwd_retry = false;
+        struct wire_bytes value = {(const uint8_t *)op->mine.body.data,
+                                   (uint32_t)op->mine.body.len};
+        struct wire_msg wm = {.kind = WIRE_REQUEST,
+                              .flags = op->fwd_flags,
+                              .id = coord_wire_id(r->id, 1),
+                              .op = WIRE_OP_FORWARD,
+                              .deadline_ms = (uint32_t)coord_left(r->deadline_ms + 1 -
+                                                                  coord_margin_ms(sh)),
+                              .partition = (uint16_t)op->partition,
+                              .slot = (uint16_t)op->slot,
+                              .r = op->fwd_r,
+                              .w = op->fwd_w,
+                              .key = {(const uint8_t *)op->key, op->klen},
+                              .n_values = 1,
+                              .values = &value};
+        uint32_t to;
+        if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0)
+            COORD_STAT(sh, forwarded);
+    }
 }
 
 /* Sends the command's bytes (cmd; wm: the message but its id and deadline)
@@ -1867,10 +2039,11 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
     wm->values = &value;
     if (route->is_hop)
         wm->flags |= WIRE_MSG_HOPPED;
+    op->fwd_to = route->to;
     int rc = coord_send(sh, op->view, route->to, wm);
-    if (rc == -EAGAIN && route->is_keyed && route->partition != COORD_NO_PARTITION)
-        /* no link to it now: the next live replica of the key takes it */
-        rc = coord_send_next(sh, op->view, route, wm);
+    bool is_keyed = route->is_keyed && route->partition != COORD_NO_PARTITION;
+    if (rc == -EAGAIN && is_keyed) /* no link to it now: the next live replica takes it */
+        rc = coord_send_next(sh, op->view, route->partition, route->to, wm, &op->fwd_to);
     COORD_STAT(sh, forwarded);
     if (rc != 0) {
         char text[160];
@@ -1879,6 +2052,9 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
         COORD_STAT(sh, unavailable);
         coord_fwd_fail(sh, req_id, sub, fwd_mc, "UNAVAILABLE", text);
         coord_complete(sh, r, 0); /* not armed yet: ends at req_arm */
+    } else if (is_keyed && !route->is_rmw) {
+        op->partition = route->partition;
+        coord_fwd_watch(sh, op, r, wm, cmd);
     }
     req_arm(&sh->reqs, r);
 }
@@ -2037,10 +2213,16 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
         coord_multi_on_reply(sh, r, op, k, wm);
         return;
     }
+    bool is_hint = wm->op == WIRE_OP_HINT && k >= COORD_PEERS_MAX;
+    if (is_hint)
+        k -= COORD_PEERS_MAX; /* a stand-in's answer for peer k */
     if (k >= op->npeers || op->st[k] != P_WAIT)
         return;
     if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC || wm->op == WIRE_OP_HINT))
         return; /* a GET answered after an RMW's write started */
+    if (op->phase == PH_WRITE && wm->status != WIRE_CODE_OK &&
+        coord_other_path_waits(op, k, is_hint))
+        return; /* the peer or its stand-in may still acknowledge */
     op->waiting--;
     if (op->phase == PH_WRITE) {
         op->st[k] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;
@@ -2239,6 +2421,26 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
     req_hold(r, seq);
     req_sub_done(&sh->reqs, r);
     req_arm(&sh->reqs, r);
+}
+
+int coord_hint_apply(struct shard *sh, const struct wire_msg *wm, uint64_t *seq)
+{
+    *seq = 0;
+    char why[WIRE_TEXT_MAX];
+    if (wm->partition >= sh->node->npartitions ||
+        sh->node->partition_shard[wm->partition] != sh->id)
+        return -EXDEV;
+    if (coord_misconf(sh, why, sizeof why))
+        return -EROFS;
+    struct wire_bytes body = wm->n_values ? wm->values[0] : (struct wire_bytes){0};
+    uint64_t hash = keyhash(wm->key.ptr, wm->key.len);
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    int rc = replica_apply(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, wm->meta.ptr,
+                           wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
+    if (rc < 0)
+        return rc;
+    *seq = persist_reply_seq(sh->persist, seq0, hash, false);
+    return 0;
 }
 
 /* A shard-wide write (FLUSHALL, FLUSHDB) a peer sends to every member: run
@@ -2754,6 +2956,8 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms)
     struct node *n = sh->node;
     if (sh->coord && sh->coord->late_len)
         coord_late_tick(sh); /* sloppy quorum for late replicas */
+    if (sh->coord && sh->coord->fwd_len)
+        coord_fwd_tick(sh); /* forwards whose replica is late go on to the next */
     if (!coord_is_cluster(sh)) {
         uint32_t reaped = replica_reap(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK);
         if (reaped && sh->coord)

@@ -154,11 +154,21 @@ static long long sum_admin_stat(const char *key)
     return sum;
 }
 
+/* The formation's partition transfers (shards/transfer.h) are over on every
+ * node: what a replica holds from then on comes from writes and repairs. */
+static bool transfers_idle(void *arg)
+{
+    (void)arg;
+    return sum_admin_stat("transfer_partitions_pending") == 0 &&
+           sum_admin_stat("transfer_partitions_streaming") == 0;
+}
+
 static void test_aae_repairs_a_replica_without_reads(void **state)
 {
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_repair), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     cluster_signal(2, SIGSTOP);
     wait_status(2, "down");
     for (int k = 0; k < KEYS; k++) /* W = 2 on nodes 0 and 1; node 2 not asked */
@@ -219,6 +229,7 @@ static void test_aae_delete_stays_deleted(void **state)
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_grace), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     assert_true(is(ask(0, NULL, "SET gone:0 v0"), "+OK"));
     struct local_check held = {2, 1, "gone:", false};
     assert_true(cluster_wait(local_values, &held, 10000)); /* node 2 holds the old value */
