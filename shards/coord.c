@@ -410,6 +410,12 @@ void coord_turn(struct shard *sh)
         struct coord_view *v = coord_view_build(n, s, old);
         if (v) {
             sh->coord->view = v;
+            /* Membership changed (a node back up, or restarted under a new
+             * incarnation): the members up may be dialled at once, whatever
+             * the backoff of the dials that failed while they were away. */
+            for (uint32_t i = 0; i < v->n_members; i++)
+                if (i != v->self && !v->members[i].is_down)
+                    peerlink_retry_now(sh, v->members[i].id);
             coord_view_put(old);
             if (v->is_cluster && store_track_partitions(sh->store, n->npartitions,
                                                         coord_partition_of, n) != 0)

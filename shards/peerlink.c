@@ -1014,6 +1014,21 @@ int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_
     return target_send(pl, d, shard, m);
 }
 
+void peerlink_retry_now(struct shard *sh, const char *node_id)
+{
+    struct peerlink *pl = sh->link;
+    if (!pl || !pl->dests_cap || strnlen(node_id, WIRE_ID_HEX + 1) != WIRE_ID_HEX)
+        return;
+    uint32_t h = dest_hash(node_id) & (pl->dests_cap - 1);
+    for (struct dest *d; (d = pl->dests[h]); h = (h + 1) & (pl->dests_cap - 1)) {
+        if (memcmp(d->id, node_id, WIRE_ID_HEX) != 0)
+            continue;
+        for (uint32_t k = 0; k < d->ntargets; k++)
+            d->targets[k].retry_at_ms = 0;
+        return;
+    }
+}
+
 int peerlink_reply(struct shard *sh, uint64_t link, const struct wire_msg *m)
 {
     struct peerlink *pl = sh->link;

@@ -57,6 +57,12 @@ void peerlink_fini(struct shard *sh);
  * ("host:port", the snapshot's). */
 int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_addr,
                      const struct wire_msg *m);
+/* The shard's view changed and says the node with this id is up: its
+ * shards may be dialled at once, whatever the backoff of failed dials
+ * before (a node restarted quickly is otherwise unreachable from here for
+ * up to the backoff's 5 s while every other node already counts it up). A
+ * dial that fails again backs off from where it was. */
+void peerlink_retry_now(struct shard *sh, const char *node_id);
 /* Sends REPLY m on the connection `link` a request came in on (the handle
  * coord_on_request() was given: slot << 32 | generation, so a handle
  * outliving its connection finds nothing). -ENOENT when that connection
