@@ -525,7 +525,8 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
     out->is_replica = false;
     out->is_hop = (flags & CMD_FORWARDED) != 0;
     out->is_keyed = true;
-    out->is_rmw = (flags & CMD_RMW) != 0; /* also for EXEC's MOVED made a FORWARD (cmd.c) */
+    /* also for EXEC's MOVED made a FORWARD (cmd.c) */
+    out->is_rmw = (flags & (CMD_RMW | CMD_WRITE)) != 0;
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
@@ -1917,10 +1918,11 @@ static void coord_encode_command(struct buf *out, const struct resp_arg *argv, u
 
 /* A forward to a replica that does not answer (SIGSTOPped, cut off) while
  * failure detection still calls it live would hold its client for the
- * whole request-timeout. So a forward that may run twice (a read, or a
- * write that is not read-modify-write: run by two coordinators it makes at
- * most a sibling of the same value, as two clients' writes would) and has
- * no answer after COORD_FWD_LATE_MS, or a quarter of its time when that is
+ * whole request-timeout. So a forward that may run twice (a read: no write
+ * at all; a write run by a second coordinator would get a second dot, which
+ * a later context that covered the first does not cover, so an overwritten
+ * value could come back as a sibling) and has no answer after
+ * COORD_FWD_LATE_MS, or a quarter of its time when that is
  * shorter, goes to the next live replica of the key's list too, once; the
  * first answer of the two is relayed and the other finds no request. A
  * healthy forward answers within a hop and a replica's round (well under
@@ -1928,8 +1930,9 @@ static void coord_encode_command(struct buf *out, const struct resp_arg *argv, u
  * 500 ms (checked on the 100 ms tick: 600 at most) is far past a slow
  * answer yet caps a client's stall during a fault at about a tenth of the
  * default request-timeout; the quarter leaves the next replica most of a
- * short request-timeout. A read-modify-write (INCR, APPEND, SET NX, EXEC)
- * could apply twice, so it keeps waiting for the replica it went to. */
+ * short request-timeout. A write (SET, RING.PUT, INCR, EXEC...) keeps
+ * waiting for the replica it went to; sloppy quorum serves writes that
+ * reach a coordinator of the key's list. */
 #define COORD_FWD_LATE_MS 500
 /* Forwards watched per shard at most (those of the last 500 ms or so: the
  * FIFO grows to this, 1 MiB); past it a forward only waits, as an RMW. */

@@ -67,8 +67,10 @@ struct coord_route {
     bool is_hop;     /* COORD_FORWARD of a forwarded request: sent on once only */
     bool is_keyed;   /* a key's route: a FORWARD that finds no link to `to` goes to
                         the next live replica (a member-wide one, FLUSHALL, does not) */
-    bool is_rmw;     /* a read-modify-write (CMD_RMW): a FORWARD of it is sent once;
-                        others go to the next live replica too when `to` is late */
+    bool is_rmw;     /* a write (CMD_WRITE, CMD_RMW): a FORWARD of it is sent once
+                        (run by a second coordinator, a write gets a second dot that
+                        a later context covering the first does not cover); reads go
+                        to the next live replica too when `to` is late */
     char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
 };
 
