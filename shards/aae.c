@@ -23,13 +23,33 @@
  * one exchange per other live replica, AAE_EXCHANGES_MAX at once, each a
  * small state machine: TREE (the peer's 16 branches) -> SEGMENTS (the
  * leaves of the branches that differ) -> KEYS (keys and digests of up to
- * AAE_LEAVES_PER_KEYS differing leaves; the peer lists at most
- * aae-max-keys-per-exchange) -> REPAIR (keys whose digests differ here and
- * there, or that one side lacks), then KEYS again for the next leaves. A
- * key the peer lists is repaired by a GET to the peer, replica_apply here,
- * and a SYNC of the merged state back when the peer's differs (read
- * repair's rule, coord.c); a key only here is SYNCed. Repairs go at most
- * AAE_KEYS_PER_TICK per tick and aae-max-keys-per-exchange per exchange. A
+ * AAE_LEAVES_PER_KEYS differing leaves, a page at a time) -> REPAIR (keys
+ * whose digests differ here and there, or that one side lacks), then KEYS
+ * again for the next page, or the next leaves. A key the peer lists is
+ * repaired by a GET to the peer, replica_apply here, and a SYNC of the
+ * merged state back when the peer's differs (read repair's rule, coord.c);
+ * a key only here is SYNCed. A key counts as repaired only when the two
+ * states differed. Repairs go at most AAE_KEYS_PER_TICK per tick and
+ * aae-max-keys-per-exchange per exchange.
+ *
+ * KEYS pages: a listing is in hash order and may stop anywhere (the
+ * aae-max-keys-per-exchange cap, AAE_KEYS_BYTES_MAX of payload, or
+ * AAE_SCAN_BUDGET table entries visited); the reply's first value says
+ * where (merkle_put_stop: every key of the asked leaves in [from, stop) is
+ * listed, none past it; a key that does not fit is never skipped). The
+ * requester compares only below the lower of the peer's stop and its own
+ * (its scan has the same budget), keeps the keys of lowest hash when more
+ * differ than the exchange may still repair, and asks the next page from
+ * where that stopped. Keys the peer lists outside the page (another
+ * partition, a leaf not asked, out of [from, stop)) are ignored.
+ * Cost: the table holds every partition of the shard mixed, in hash order,
+ * so the keys of one leaf of one partition are found by visiting the
+ * table's entries in that leaf's hash range: 1/256 of the shard's entries
+ * per leaf, whatever their partition (a key's hash is computed once per
+ * visit). A page visits at most AAE_SCAN_BUDGET of them on each side, a
+ * table chunk (the entries of one home slot) at a time, so one KEYS costs
+ * a bounded part of a loop turn; an exchange of d differing leaves visits
+ * about d/256 of the shard, in d*entries/256/AAE_SCAN_BUDGET pages. A
  * step not answered within AAE_STEP_MS, or a view change, ends the
  * exchange; the next round tries again. Wire ids of these requests have the
  * top bit set (coord.c's never do), the exchange's serial in bits 32..62 and
@@ -80,6 +100,8 @@ struct aae_key {
     bool peer_has;
 };
 
+struct aae_hit;
+
 struct aae_exchange {
     uint8_t step;
     uint32_t serial;
@@ -89,11 +111,12 @@ struct aae_exchange {
     uint32_t branches;                   /* SEGMENTS asked */
     uint8_t todo[MERKLE_LEAFMAP_BYTES];  /* differing leaves not asked yet */
     uint8_t asked[MERKLE_LEAFMAP_BYTES]; /* the KEYS request's */
+    uint64_t from;                       /* the KEYS page's start (0: the leaves' start) */
     uint32_t repaired;                   /* keys repaired so far */
     uint32_t waiting;                    /* repair GETs unanswered */
     bool differed;
     struct aae_key *keys;
-    uint32_t nkeys, at;
+    uint32_t nkeys, keys_cap, at;
 };
 
 /* Counters (INFO): written by the owner with relaxed stores. */
@@ -113,6 +136,8 @@ struct aae {
     uint32_t serial;
     uint32_t keys_budget; /* repairs left this tick */
     struct buf scratch;   /* a plain entry's meta */
+    struct aae_hit *hits; /* a scan's chunk (aae_scan_page) */
+    uint32_t hits_cap;
     struct aae_exchange ex[AAE_EXCHANGES_MAX];
     struct aae_stats stats;
 };
@@ -274,50 +299,118 @@ void aae_fini(struct shard *sh)
         return;
     aae_stop(sh);
     buf_fini(&sh->aae->scratch);
+    mi_free(sh->aae->hits);
     mi_free(sh->aae);
     sh->aae = NULL;
 }
 
-/* ---- keys of some leaves of a partition ---- */
+/* ---- keys of some leaves of a partition, a page at a time ---- */
 
-typedef void (*aae_key_fn)(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest);
-
-struct aae_scan {
-    struct shard *sh;
-    uint32_t p;
-    uint64_t lo, hi; /* hash range of the leaf; hi 0: to the end */
-    aae_key_fn fn;
-    void *arg;
+/* An entry of the partition met by a scan, with its key's hash. */
+struct aae_hit {
+    const struct table_entry *e;
+    uint64_t hash;
 };
 
-static void aae_scan_fn(struct table_entry *e, void *arg)
+/* Offered one table chunk's entries of the partition, sorted by hash:
+ * returns how many of them (a prefix) it took. */
+typedef uint32_t (*aae_take_fn)(void *arg, const struct aae_hit *hits, uint32_t n);
+
+struct aae_chunk {
+    struct shard *sh;
+    uint32_t p;
+    uint64_t lo, hi; /* hash range; hi 0: to the end */
+    struct aae_hit *hits;
+    uint32_t n, cap, visited;
+    bool failed;
+};
+
+static void aae_chunk_fn(struct table_entry *e, void *arg)
 {
-    struct aae_scan *sc = arg;
+    struct aae_chunk *c = arg;
     const char *key = table_entry_key(e);
     uint64_t hash = keyhash(key, e->key_len);
-    if (hash < sc->lo || (sc->hi && hash >= sc->hi))
+    if (hash < c->lo || (c->hi && hash >= c->hi))
         return;
-    if (node_partition_of(sc->sh->node, key, e->key_len, hash) != sc->p)
+    c->visited++;
+    if (node_partition_of(c->sh->node, key, e->key_len, hash) != c->p)
         return;
-    sc->fn(sc->arg, e, hash, aae_digest(sc->sh->aae, sc->sh->node, e, hash));
+    if (c->n == c->cap) {
+        uint32_t cap = c->cap ? 2 * c->cap : 64;
+        struct aae_hit *h = mi_realloc(c->hits, (size_t)cap * sizeof *h);
+        if (!h) {
+            c->failed = true;
+            return;
+        }
+        c->hits = h;
+        c->cap = cap;
+    }
+    c->hits[c->n++] = (struct aae_hit){e, hash};
 }
 
-/* fn for every entry of partition p in the leaves of leafmap: each leaf one
- * range of the table's hash order. */
-static void aae_scan_leaves(struct shard *sh, uint32_t p, const uint8_t *leafmap, aae_key_fn fn,
-                            void *arg)
+static int aae_hit_cmp(const void *pa, const void *pb)
 {
-    struct aae_scan sc = {.sh = sh, .p = p, .fn = fn, .arg = arg};
-    for (uint32_t l = 0; l < MERKLE_LEAVES; l++) {
+    const struct aae_hit *a = pa, *b = pb;
+    return (a->hash > b->hash) - (a->hash < b->hash);
+}
+
+/* The smaller of two range ends, 0 standing for the end of hash space. */
+static uint64_t aae_end_min(uint64_t a, uint64_t b)
+{
+    return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
+
+/* One page of a listing: offers take the entries of partition p in the
+ * leaves of leafmap whose hash lies in [from, until) (until 0: no bound),
+ * in hash order, a table chunk at a time (entries sharing a home slot),
+ * until take refuses one or AAE_SCAN_BUDGET entries of those hash ranges
+ * (of every partition of the shard: the table mixes them) were visited.
+ * Returns where the page stopped: 0 when the range is done, else a hash h
+ * such that every entry in [from, h) was taken and none at or past h;
+ * the next page starts there. *failed on out of memory. */
+static uint64_t aae_scan_page(struct shard *sh, uint32_t p, const uint8_t *leafmap, uint64_t from,
+                              uint64_t until, aae_take_fn take, void *arg, bool *failed)
+{
+    struct aae *a = sh->aae;
+    struct aae_chunk c = {.sh = sh, .p = p, .hits = a->hits, .cap = a->hits_cap};
+    uint64_t stop = 0;
+    uint32_t visited = 0;
+    for (uint32_t l = merkle_leaf_of(from); l < MERKLE_LEAVES && stop == 0 && !c.failed; l++) {
         if (!merkle_leafmap_has(leafmap, l))
             continue;
-        sc.lo = merkle_leaf_start(l);
-        sc.hi = merkle_leaf_start(l + 1);
-        uint64_t cursor = sc.lo;
-        do {
-            cursor = table_scan(sh->store->table, cursor, 256, aae_scan_fn, &sc);
-        } while (cursor != 0 && (sc.hi == 0 || cursor < sc.hi));
+        uint64_t lo = merkle_leaf_start(l);
+        uint64_t hi = aae_end_min(merkle_leaf_start(l + 1), until);
+        if (lo < from)
+            lo = from;
+        if (hi && lo >= hi)
+            break; /* until lies before this leaf: so before every later one */
+        for (uint64_t cursor = lo; !c.failed;) {
+            if (visited >= AAE_SCAN_BUDGET) {
+                stop = cursor; /* > from: a chunk was scanned since */
+                break;
+            }
+            c.lo = cursor;
+            c.hi = hi;
+            c.n = c.visited = 0;
+            uint64_t next = table_scan(sh->store->table, cursor, 1, aae_chunk_fn, &c);
+            visited += c.visited;
+            if (c.failed)
+                break;
+            qsort(c.hits, c.n, sizeof *c.hits, aae_hit_cmp);
+            uint32_t took = c.n ? take(arg, c.hits, c.n) : 0;
+            if (took < c.n) {
+                stop = c.hits[took].hash;
+                break;
+            }
+            if (next == 0 || (hi && next >= hi))
+                break;
+            cursor = next;
+        }
     }
+    a->hits = c.hits;
+    a->hits_cap = c.cap;
+    *failed |= c.failed;
+    return stop;
 }
 
 /* ---- the responder ---- */
@@ -345,48 +438,66 @@ static void aae_reply(struct shard *sh, uint64_t link, const struct wire_msg *re
 }
 
 struct aae_listing {
+    struct shard *sh;
     struct buf out;
     uint32_t *ends; /* each value's end in out */
     uint32_t n, cap;
 };
 
-static void aae_list_fn(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest)
+/* Takes keys while they fit the reply (the first one always: progress). */
+static uint32_t aae_list_take(void *arg, const struct aae_hit *hits, uint32_t n)
 {
-    (void)hash;
     struct aae_listing *ls = arg;
-    if (ls->n == ls->cap || ls->out.len + MERKLE_KEY_MIN + e->key_len > AAE_KEYS_BYTES_MAX)
-        return; /* capped: the requester repairs the rest in a later round */
-    merkle_put_key(digest, table_entry_key(e), e->key_len, &ls->out);
-    ls->ends[ls->n++] = (uint32_t)ls->out.len;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct table_entry *e = hits[i].e;
+        if (ls->n > 0 &&
+            (ls->n == ls->cap || ls->out.len + MERKLE_KEY_MIN + e->key_len > AAE_KEYS_BYTES_MAX))
+            return i; /* the listing stops before it: the requester asks again from there */
+        merkle_put_key(aae_digest(ls->sh->aae, ls->sh->node, e, hits[i].hash), table_entry_key(e),
+                       e->key_len, &ls->out);
+        ls->ends[ls->n++] = (uint32_t)ls->out.len;
+    }
+    return n;
 }
 
+/* KEYS: the stop (merkle_put_stop), then digest and key of each entry of
+ * one page of the asked leaves (aae_scan_page). */
 static void aae_on_keys(struct shard *sh, uint64_t link, const struct wire_msg *wm,
                         const struct wire_bytes *arg)
 {
     uint8_t leaves[MERKLE_LEAFMAP_BYTES];
+    uint64_t from = 0;
     uint32_t nleaves = 0;
-    if (merkle_get_leafmap(arg->ptr, arg->len, leaves) == 0)
+    if (merkle_get_keys_request(arg->ptr, arg->len, leaves, &from) == 0)
         for (uint32_t i = 0; i < MERKLE_LEAFMAP_BYTES; i++)
             nleaves += (uint32_t)__builtin_popcount(leaves[i]);
     if (nleaves == 0 || nleaves > AAE_LEAVES_PER_KEYS) {
         aae_reply(sh, link, wm, WIRE_CODE_ERROR, "bad KEYS request", 0, NULL);
         return;
     }
-    struct aae_listing ls = {.cap = (uint32_t)sh->node->cfg->aae_max_keys};
-    if (ls.cap > WIRE_VALUES_MAX)
-        ls.cap = WIRE_VALUES_MAX;
+    struct aae_listing ls = {.sh = sh, .cap = (uint32_t)sh->node->cfg->aae_max_keys};
+    if (ls.cap > WIRE_VALUES_MAX - 1)
+        ls.cap = WIRE_VALUES_MAX - 1;
     buf_init(&ls.out);
     ls.ends = mi_malloc((size_t)ls.cap * sizeof *ls.ends);
-    struct wire_bytes *vals = mi_malloc((size_t)ls.cap * sizeof *vals);
-    if (ls.ends && vals)
-        aae_scan_leaves(sh, wm->partition, leaves, aae_list_fn, &ls);
-    if (!ls.ends || !vals || ls.out.failed) {
+    struct wire_bytes *vals = mi_malloc(((size_t)ls.cap + 1) * sizeof *vals);
+    bool failed = !ls.ends || !vals;
+    uint64_t stop = 0;
+    if (!failed)
+        stop = aae_scan_page(sh, wm->partition, leaves, from, 0, aae_list_take, &ls, &failed);
+    struct buf head;
+    buf_init(&head);
+    merkle_put_stop(stop, &head);
+    if (failed || ls.out.failed || head.failed) {
         aae_reply(sh, link, wm, WIRE_CODE_ERROR, "out of memory", 0, NULL);
     } else {
+        vals[0] = (struct wire_bytes){(const uint8_t *)head.data, (uint32_t)head.len};
         for (uint32_t i = 0, start = 0; i < ls.n; start = ls.ends[i++])
-            vals[i] = (struct wire_bytes){(const uint8_t *)ls.out.data + start, ls.ends[i] - start};
-        aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, (uint16_t)ls.n, vals);
+            vals[i + 1] =
+                (struct wire_bytes){(const uint8_t *)ls.out.data + start, ls.ends[i] - start};
+        aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, (uint16_t)(ls.n + 1), vals);
     }
+    buf_fini(&head);
     mi_free(vals);
     mi_free(ls.ends);
     buf_fini(&ls.out);
@@ -485,7 +596,7 @@ static void aae_free_keys(struct aae_exchange *x)
         mi_free(x->keys[i].key);
     mi_free(x->keys);
     x->keys = NULL;
-    x->nkeys = x->at = 0;
+    x->nkeys = x->keys_cap = x->at = 0;
 }
 
 static void aae_fill(struct shard *sh);
@@ -503,32 +614,43 @@ static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done)
     x->step = X_FREE;
 }
 
-/* KEYS for the next differing leaves, or the end. */
+/* KEYS for the next page of the asked leaves, else for the next differing
+ * leaves, or the end. */
 static void aae_ask_keys(struct shard *sh, struct aae_exchange *x)
 {
     aae_free_keys(x);
-    memset(x->asked, 0, sizeof x->asked);
-    uint32_t n = 0;
-    for (uint32_t l = 0; l < MERKLE_LEAVES && n < AAE_LEAVES_PER_KEYS; l++) {
-        if (merkle_leafmap_has(x->todo, l)) {
-            merkle_leafmap_set(x->asked, l);
-            x->todo[l / 8] &= (uint8_t) ~(1u << (l % 8));
-            n++;
-        }
-    }
-    if (n == 0 || x->repaired >= (uint64_t)sh->node->cfg->aae_max_keys) {
-        aae_end(sh, x, true);
+    if (x->repaired >= (uint64_t)sh->node->cfg->aae_max_keys) {
+        aae_end(sh, x, true); /* the rest in a later round */
         return;
     }
-    if (aae_send(sh, x, WIRE_OP_KEYS, x->asked, sizeof x->asked) != 0)
+    if (x->from == 0) {
+        memset(x->asked, 0, sizeof x->asked);
+        uint32_t n = 0;
+        for (uint32_t l = 0; l < MERKLE_LEAVES && n < AAE_LEAVES_PER_KEYS; l++) {
+            if (merkle_leafmap_has(x->todo, l)) {
+                merkle_leafmap_set(x->asked, l);
+                x->todo[l / 8] &= (uint8_t) ~(1u << (l % 8));
+                n++;
+            }
+        }
+        if (n == 0) {
+            aae_end(sh, x, true);
+            return;
+        }
+    }
+    struct buf req;
+    buf_init(&req);
+    merkle_put_keys_request(x->asked, x->from, &req);
+    if (req.failed || aae_send(sh, x, WIRE_OP_KEYS, req.data, req.len) != 0)
         aae_end(sh, x, false);
+    buf_fini(&req);
 }
 
 /* The peer's listing, sorted by key for lookups. */
 struct aae_peer_key {
     const uint8_t *key;
     uint32_t klen;
-    uint64_t digest;
+    uint64_t hash, digest;
     bool matched;
 };
 
@@ -540,55 +662,92 @@ static int aae_key_cmp(const void *pa, const void *pb)
     return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
+static int aae_key_hash_cmp(const void *pa, const void *pb)
+{
+    const struct aae_key *a = pa, *b = pb;
+    return (a->hash > b->hash) - (a->hash < b->hash);
+}
+
 struct aae_compare {
+    struct shard *sh;
     struct aae_exchange *x;
     struct aae_peer_key *peer;
-    uint32_t npeer, cap;
+    uint32_t npeer;
     bool failed;
 };
 
-static void aae_add_key(struct aae_compare *cmp, const void *key, uint32_t klen, bool peer_has)
+static void aae_add_key(struct aae_compare *cmp, const void *key, uint32_t klen, uint64_t hash,
+                        bool peer_has)
 {
     struct aae_exchange *x = cmp->x;
-    if (x->nkeys >= cmp->cap)
-        return; /* past the exchange's cap: a later round */
+    if (x->nkeys == x->keys_cap) {
+        uint32_t cap = x->keys_cap ? 2 * x->keys_cap : 64;
+        struct aae_key *keys = mi_realloc(x->keys, (size_t)cap * sizeof *keys);
+        if (!keys) {
+            cmp->failed = true;
+            return;
+        }
+        x->keys = keys;
+        x->keys_cap = cap;
+    }
     char *copy = mi_malloc(klen ? klen : 1);
     if (!copy) {
         cmp->failed = true;
         return;
     }
     memcpy(copy, key, klen);
-    x->keys[x->nkeys++] = (struct aae_key){copy, klen, keyhash(key, klen), peer_has};
+    x->keys[x->nkeys++] = (struct aae_key){copy, klen, hash, peer_has};
 }
 
-static void aae_compare_fn(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest)
+/* This side's entries of the page: each one the peer lacks or holds with
+ * another digest is a key to repair. */
+static uint32_t aae_compare_take(void *arg, const struct aae_hit *hits, uint32_t n)
 {
-    (void)hash;
     struct aae_compare *cmp = arg;
-    struct aae_peer_key want = {.key = (const uint8_t *)table_entry_key(e), .klen = e->key_len};
-    struct aae_peer_key *got =
-        cmp->npeer ? bsearch(&want, cmp->peer, cmp->npeer, sizeof want, aae_key_cmp) : NULL;
-    if (got)
-        got->matched = true;
-    if (!got || got->digest != digest)
-        aae_add_key(cmp, want.key, want.klen, got != NULL);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct table_entry *e = hits[i].e;
+        struct aae_peer_key want = {.key = (const uint8_t *)table_entry_key(e),
+                                    .klen = e->key_len};
+        struct aae_peer_key *got =
+            cmp->npeer ? bsearch(&want, cmp->peer, cmp->npeer, sizeof want, aae_key_cmp) : NULL;
+        if (got)
+            got->matched = true;
+        if (!got || got->digest != aae_digest(cmp->sh->aae, cmp->sh->node, e, hits[i].hash))
+            aae_add_key(cmp, want.key, want.klen, hits[i].hash, got != NULL);
+    }
+    return n;
 }
 
+/* Whether a key the peer listed belongs to the page asked (the partition,
+ * an asked leaf, [from, stop)): anything else is ignored. */
+static bool aae_key_asked(struct shard *sh, const struct aae_exchange *x, const void *key,
+                          uint32_t klen, uint64_t hash, uint64_t stop)
+{
+    return merkle_leafmap_has(x->asked, merkle_leaf_of(hash)) && hash >= x->from &&
+           (stop == 0 || hash < stop) && node_partition_of(sh->node, key, klen, hash) == x->p;
+}
+
+/* The peer's page: compared with this side's entries below where both
+ * listings stopped; at most what the exchange may still repair, the keys
+ * of lowest hash (the rest from where they start, in the next page). */
 static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const struct wire_msg *wm)
 {
-    struct aae_compare cmp = {.x = x};
-    uint64_t cap = (uint64_t)sh->node->cfg->aae_max_keys - x->repaired;
-    cmp.cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+    struct aae_compare cmp = {.sh = sh, .x = x};
     cmp.peer = mi_malloc(((size_t)wm->n_values + 1) * sizeof *cmp.peer);
-    x->keys = mi_malloc(((size_t)cmp.cap + 1) * sizeof *x->keys);
-    if (!cmp.peer || !x->keys) {
-        mi_free(cmp.peer);
+    if (!cmp.peer) {
         aae_end(sh, x, false);
         return;
     }
     struct wire_value_iter it;
     struct wire_bytes v;
     wire_values_init(&it, wm);
+    uint64_t stop = 0;
+    if (!wire_values_next(&it, &v) || merkle_get_stop(v.ptr, v.len, &stop) != 0 ||
+        (stop != 0 && stop <= x->from)) {
+        mi_free(cmp.peer);
+        aae_end(sh, x, false); /* malformed, or no progress */
+        return;
+    }
     while (wire_values_next(&it, &v)) {
         struct aae_peer_key *pk = &cmp.peer[cmp.npeer];
         const void *key;
@@ -596,19 +755,38 @@ static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const st
         if (merkle_get_key(v.ptr, v.len, &pk->digest, &key, &pk->klen) != 0)
             continue; /* malformed: ignored (the peer's listing is advice only) */
         pk->key = key;
+        pk->hash = keyhash(key, pk->klen);
         pk->matched = false;
-        cmp.npeer++;
+        if (aae_key_asked(sh, x, key, pk->klen, pk->hash, stop))
+            cmp.npeer++;
     }
     qsort(cmp.peer, cmp.npeer, sizeof *cmp.peer, aae_key_cmp);
-    aae_scan_leaves(sh, x->p, x->asked, aae_compare_fn, &cmp);
+    uint64_t mine =
+        aae_scan_page(sh, x->p, x->asked, x->from, stop, aae_compare_take, &cmp, &cmp.failed);
+    stop = aae_end_min(stop, mine);
     for (uint32_t i = 0; i < cmp.npeer; i++)
-        if (!cmp.peer[i].matched)
-            aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, true);
+        if (!cmp.peer[i].matched && (stop == 0 || cmp.peer[i].hash < stop))
+            aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, cmp.peer[i].hash, true);
     mi_free(cmp.peer);
     if (cmp.failed) {
         aae_end(sh, x, false);
         return;
     }
+    uint64_t cap = (uint64_t)sh->node->cfg->aae_max_keys - x->repaired;
+    if (x->nkeys > cap) { /* the lowest hashes now; the page after them later */
+        qsort(x->keys, x->nkeys, sizeof *x->keys, aae_key_hash_cmp);
+        uint32_t keep = (uint32_t)cap;
+        uint64_t cut = x->keys[keep].hash;
+        while (keep > 0 && x->keys[keep - 1].hash == cut)
+            keep--;
+        if (keep > 0) {
+            for (uint32_t i = keep; i < x->nkeys; i++)
+                mi_free(x->keys[i].key);
+            x->nkeys = keep;
+            stop = cut;
+        }
+    }
+    x->from = stop;
     x->differed |= x->nkeys > 0;
     x->at = 0;
     x->waiting = 0;

@@ -14,7 +14,8 @@
  * appears) each partition's first live replica runs an exchange
  * with each other live replica (TREE: branches; SEGMENTS: leaves of the
  * differing branches; KEYS: keys and digests of the differing leaves, a few
- * leaves at a time) and repairs each differing key with the version sync
+ * leaves at a time, in pages of at most AAE_SCAN_BUDGET table entries
+ * visited, each reply saying where its listing stopped) and repairs each differing key with the version sync
  * (GET the peer's state, replica_apply it here, SYNC the merged state back
  * where the peer's differs; a key only here is SYNCed). At most
  * aae-max-keys-per-exchange keys per exchange and AAE_KEYS_PER_TICK per
@@ -38,6 +39,7 @@ struct wire_msg;
 #define AAE_REBUILD_PER_TICK 8192 /* entries hashed per tick by a rebuild */
 #define AAE_EXCHANGES_MAX 16      /* exchanges in flight per shard */
 #define AAE_LEAVES_PER_KEYS 8     /* leaves one KEYS request asks at most */
+#define AAE_SCAN_BUDGET 4096      /* table entries one KEYS page visits at most, each side */
 
 int aae_init(struct shard *sh);
 void aae_fini(struct shard *sh);

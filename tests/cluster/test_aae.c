@@ -12,6 +12,14 @@
  *   it still holds never comes back: after several anti-entropy rounds of
  *   every node every node reads nothing (alone and by quorum), and the
  *   tombstone is finally reaped.
+ * - test_aae_capped_listing_pages_on: aae-max-keys-per-exchange 2, keys of
+ *   one hash tag whose partition's first replica (the one that starts its
+ *   exchanges) is node 2: frozen, it misses newer states of some keys and
+ *   whole other keys; once back it comes to hold every newer state and
+ *   every key. Before KEYS replies said where a capped listing stopped,
+ *   node 2 read the capped listing as complete, pushed its own stale
+ *   states to the peers for the keys left out ("only here"), counted them
+ *   repaired, and never pulled the rest: it failed at its deadline.
  * Without anti-entropy (aae-interval 0) the first fails at its deadline:
  * nothing sends node 2 the keys it missed. Every wait is on a condition
  * with a deadline; nodes are stopped by PID (cluster_finish). */
@@ -113,6 +121,7 @@ struct local_check {
     int nkeys;
     const char *prefix;
     bool is_deleted;
+    const char *value; /* values' prefix; NULL: "v" */
 };
 
 static bool local_values(void *arg)
@@ -124,7 +133,7 @@ static bool local_values(void *arg)
     bool ok = is(ask(x->node, c, "CONSISTENCY R 1"), "+OK");
     for (int k = 0; ok && k < x->nkeys; k++) {
         char want[64];
-        snprintf(want, sizeof want, "$v%d", k);
+        snprintf(want, sizeof want, "$%s%d", x->value ? x->value : "v", k);
         ok = is(ask(x->node, c, "GET %s%d", x->prefix, k), x->is_deleted ? "nil" : want);
     }
     redisFree(c);
@@ -165,7 +174,7 @@ static void test_aae_repairs_a_replica_without_reads(void **state)
         assert_true(is(ask(k % 2, NULL, "SET missed:%d v%d", k, k), "+OK"));
     cluster_signal(2, SIGCONT);
     wait_status(2, "up");
-    struct local_check all = {2, KEYS, "missed:", false};
+    struct local_check all = {2, KEYS, "missed:", false, NULL};
     assert_true(cluster_wait(local_values, &all, 30000));
     assert_true(sum_stat("ringkv_aae_keys_repaired") >= KEYS);
     assert_true(sum_stat("ringkv_aae_exchanges") > 0);
@@ -220,7 +229,7 @@ static void test_aae_delete_stays_deleted(void **state)
     assert_int_equal(cluster_start_formed(3, flags_grace), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
     assert_true(is(ask(0, NULL, "SET gone:0 v0"), "+OK"));
-    struct local_check held = {2, 1, "gone:", false};
+    struct local_check held = {2, 1, "gone:", false, NULL};
     assert_true(cluster_wait(local_values, &held, 10000)); /* node 2 holds the old value */
     cluster_signal(2, SIGSTOP);
     wait_status(2, "down");
@@ -234,16 +243,68 @@ static void test_aae_delete_stays_deleted(void **state)
         r.at[i] = info_stat(i, "ringkv_aae_exchanges");
     assert_true(cluster_wait(rounds_passed, &r, 30000));
     for (int i = 0; i < 3; i++) {
-        struct local_check none = {i, 1, "gone:", true};
+        struct local_check none = {i, 1, "gone:", true, NULL};
         assert_true(local_values(&none));
     }
     assert_true(gone_everywhere("gone:0"));
     assert_true(cluster_wait(reaped, NULL, 30000)); /* the tombstone goes, everywhere */
     assert_true(gone_everywhere("gone:0"));
     for (int i = 0; i < 3; i++) {
-        struct local_check none = {i, 1, "gone:", true};
+        struct local_check none = {i, 1, "gone:", true, NULL};
         assert_true(local_values(&none));
     }
+}
+
+static const char *const flags_cap[] = {"--request-timeout", "2000", "--aae-interval", "1",
+                                        "--aae-max-keys-per-exchange", "2", NULL};
+
+#define CAP_KEYS 24
+
+/* A hash tag "{tN}" whose partition's preference list starts with node i. */
+static void tag_first_at(int i, char *tag, size_t size)
+{
+    json_t *ring = cluster_get(0, "/v1/ring");
+    assert_non_null(ring);
+    json_int_t q = json_integer_value(json_object_get(ring, "partitions"));
+    assert_true(q > 0);
+    for (int t = 0; t < 1000; t++) {
+        snprintf(tag, size, "{t%d}", t);
+        redisReply *slot = cluster_redis_command(0, "CLUSTER KEYSLOT %s", tag);
+        assert_non_null(slot);
+        assert_int_equal(slot->type, REDIS_REPLY_INTEGER);
+        json_t *owners =
+            json_array_get(json_object_get(ring, "owners"), (size_t)(slot->integer / (16384 / q)));
+        const char *first = json_string_value(json_array_get(owners, 0));
+        freeReplyObject(slot);
+        if (first && strcmp(first, cluster_node(i)->id) == 0) {
+            json_decref(ring);
+            return;
+        }
+    }
+    fail_msg("no tag has node %d first", i);
+}
+
+static void test_aae_capped_listing_pages_on(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, flags_cap), 0);
+    assert_true(cluster_wait(warm_write, NULL, 10000));
+    char tag[16], prefix[32];
+    tag_first_at(2, tag, sizeof tag);
+    snprintf(prefix, sizeof prefix, "%s:", tag);
+    for (int k = 0; k < CAP_KEYS / 2; k++) /* every replica holds old states */
+        assert_true(is(ask(0, NULL, "SET %s%d old%d", prefix, k, k), "+OK"));
+    struct local_check olds = {2, CAP_KEYS / 2, prefix, false, "old"};
+    assert_true(cluster_wait(local_values, &olds, 10000));
+    cluster_signal(2, SIGSTOP);
+    wait_status(2, "down");
+    for (int k = 0; k < CAP_KEYS; k++) /* newer states of the old keys; new keys */
+        assert_true(is(ask(k % 2, NULL, "SET %s%d v%d", prefix, k, k), "+OK"));
+    cluster_signal(2, SIGCONT);
+    wait_status(2, "up");
+    struct local_check all = {2, CAP_KEYS, prefix, false, NULL};
+    assert_true(cluster_wait(local_values, &all, 40000));
+    assert_int_equal(sum_stat("ringkv_read_repairs"), 0); /* no read did it */
 }
 
 int main(void)
@@ -251,6 +312,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_aae_repairs_a_replica_without_reads, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_delete_stays_deleted, cluster_forget_all),
+        cmocka_unit_test_teardown(test_aae_capped_listing_pages_on, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

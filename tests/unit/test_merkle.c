@@ -217,6 +217,25 @@ static void test_merkle_decoders_refuse(void **state)
     big[3] = 1;
     assert_int_equal(merkle_get_leafmap(big, MERKLE_LEAFMAP_BYTES - 1, leaves), -EINVAL);
     assert_int_equal(merkle_get_leafmap(big, MERKLE_LEAFMAP_BYTES, leaves), 0);
+    /* KEYS pages: the request's start and the reply's stop */
+    uint64_t at = 0;
+    assert_int_equal(merkle_get_keys_request(big, MERKLE_LEAFMAP_BYTES, leaves, &at), -EINVAL);
+    assert_int_equal(merkle_get_keys_request(big, MERKLE_KEYS_REQ_BYTES + 1, leaves, &at),
+                     -EINVAL);
+    struct buf page;
+    buf_init(&page);
+    merkle_put_keys_request(leaves, 0x1122334455667788ull, &page);
+    assert_int_equal(page.len, MERKLE_KEYS_REQ_BYTES);
+    uint8_t back[MERKLE_LEAFMAP_BYTES];
+    assert_int_equal(merkle_get_keys_request(page.data, page.len, back, &at), 0);
+    assert_memory_equal(back, leaves, sizeof back);
+    assert_true(at == 0x1122334455667788ull);
+    buf_clear(&page);
+    merkle_put_stop(42, &page);
+    assert_int_equal(merkle_get_stop(page.data, page.len, &at), 0);
+    assert_true(at == 42);
+    assert_int_equal(merkle_get_stop(page.data, page.len - 1, &at), -EINVAL);
+    buf_fini(&page);
     uint64_t d;
     const void *key;
     uint32_t klen;
