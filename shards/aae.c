@@ -55,6 +55,13 @@
  * top bit set (coord.c's never do), the exchange's serial in bits 32..62 and
  * a key's index in the low 32 bits (for a repair's GET).
  *
+ * Cold values (values beyond RAM): a key whose value is on disk only here
+ * (replica_export or replica_apply: -EAGAIN) is read back as the
+ * coordinator's own keys are (coord_aae_load, tier.h), the exchange
+ * waiting for it as for a GET, then repaired again (a GET again when the
+ * peer holds it); once per key, a value cold again by then waits for the
+ * next round. The peer's side parks its GET of a cold key (coord.c).
+ *
  * Deletes: a tombstone is a state like any other (its digest differs from
  * the value's), and repair only merges (dvv_sync), so a tombstone whose
  * history covers a stale replica's value replaces it there, never the
@@ -98,6 +105,7 @@ struct aae_key {
     uint32_t klen;
     uint64_t hash;
     bool peer_has;
+    bool is_loaded; /* its cold value was read back once */
 };
 
 struct aae_hit;
@@ -696,7 +704,7 @@ static void aae_add_key(struct aae_compare *cmp, const void *key, uint32_t klen,
         return;
     }
     memcpy(copy, key, klen);
-    x->keys[x->nkeys++] = (struct aae_key){copy, klen, hash, peer_has};
+    x->keys[x->nkeys++] = (struct aae_key){copy, klen, hash, peer_has, false};
 }
 
 /* This side's entries of the page: each one the peer lacks or holds with
@@ -818,48 +826,123 @@ static bool aae_sync(struct shard *sh, struct aae_exchange *x, const struct aae_
 }
 
 /* Sends the state here of key k to the peer unless the peer holds it
- * (peer_meta: its state's meta; NULL: none). True when one was sent. */
-static bool aae_push(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
-                     const void *peer_meta, size_t peer_meta_len)
+ * (peer_meta: its state's meta; NULL: none). 1 when one was sent, 0 when
+ * none was, -EAGAIN when the value here is on disk only. */
+static int aae_push(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
+                    const void *peer_meta, size_t peer_meta_len)
 {
     struct replica_state mine;
     replica_state_init(&mine);
-    bool sent = false;
+    int sent = 0;
     int rc = replica_export(sh->store, sh->node, k->key, k->klen, k->hash, &mine);
     if (rc == 0 && !mine.meta.failed && !mine.body.failed &&
         (!peer_meta || !replica_same(&mine, peer_meta, peer_meta_len)))
-        sent = aae_sync(sh, x, k, &mine);
-    replica_state_fini(&mine); /* -EAGAIN (cold): the next round */
-    return sent;
+        sent = aae_sync(sh, x, k, &mine) ? 1 : 0;
+    replica_state_fini(&mine);
+    return rc == -EAGAIN ? -EAGAIN : sent;
+}
+
+static struct aae_exchange *aae_find(struct aae *a, uint64_t id)
+{
+    uint32_t serial = (uint32_t)(id >> 32) & AAE_SERIAL_MASK;
+    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX; i++)
+        if (a->ex[i].step != X_FREE && (a->ex[i].serial & AAE_SERIAL_MASK) == serial)
+            return &a->ex[i];
+    return NULL;
+}
+
+static void aae_repair_key(struct shard *sh, struct aae_exchange *x, uint32_t i);
+
+static void aae_count_repair(struct shard *sh, struct aae_exchange *x)
+{
+    x->repaired++;
+    AAE_STAT_ADD(sh->aae, keys_repaired, 1);
+}
+
+/* The next page once every key of this one is done. */
+static void aae_key_done(struct shard *sh, struct aae_exchange *x)
+{
+    if (x->step == X_REPAIR && x->at == x->nkeys && x->waiting == 0)
+        aae_ask_keys(sh, x);
+}
+
+/* Key i's value was read back from disk (or not): its repair once more. */
+static bool aae_loaded(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct aae_exchange *x = sh->aae ? aae_find(sh->aae, (uint64_t)r->aux) : NULL;
+    uint32_t i = (uint32_t)r->aux;
+    if (!x || x->step != X_REPAIR || i >= x->nkeys || x->waiting == 0 || how == REQ_END_DROP)
+        return true; /* the exchange ended meanwhile */
+    x->waiting--;
+    if (how == REQ_END_DONE)
+        aae_repair_key(sh, x, i);
+    aae_key_done(sh, x);
+    if (x->step == X_FREE)
+        aae_fill(sh);
+    return true;
+}
+
+/* Key i's value is on disk only here: read it back (tier.h, as the
+ * coordinator does), then repair the key again; once per key. */
+static bool aae_load(struct shard *sh, struct aae_exchange *x, uint32_t i)
+{
+    struct aae_key *k = &x->keys[i];
+    if (k->is_loaded)
+        return false; /* cold again already: the next round */
+    k->is_loaded = true;
+    struct req *r = coord_aae_load(sh, k->key, k->klen, k->hash, aae_loaded, sh,
+                                   req_now_ms() + AAE_STEP_MS);
+    if (!r)
+        return false;
+    r->aux = (int64_t)aae_id(x, i);
+    x->waiting++;
+    x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+    return true;
+}
+
+/* Pushes key i's state here (peer_meta as aae_push), counted when sent,
+ * read back first when cold. */
+static void aae_push_key(struct shard *sh, struct aae_exchange *x, uint32_t i,
+                         const void *peer_meta, size_t peer_meta_len, bool is_repaired)
+{
+    int rc = aae_push(sh, x, &x->keys[i], peer_meta, peer_meta_len);
+    if (rc == -EAGAIN && aae_load(sh, x, i))
+        return; /* counted once repaired */
+    if (rc == 1 || is_repaired)
+        aae_count_repair(sh, x);
+}
+
+/* Key i: a GET of the peer's state when it has one, else a push of ours. */
+static void aae_repair_key(struct shard *sh, struct aae_exchange *x, uint32_t i)
+{
+    const struct aae_key *k = &x->keys[i];
+    if (!k->peer_has) {
+        aae_push_key(sh, x, i, NULL, 0, false);
+        return;
+    }
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .id = aae_id(x, i),
+                          .op = WIRE_OP_GET,
+                          .deadline_ms = AAE_STEP_MS,
+                          .partition = (uint16_t)x->p,
+                          .slot = keyhash_slot(k->key, k->klen),
+                          .key = {(const uint8_t *)k->key, k->klen}};
+    if (coord_send_member(sh, x->member, &wm) == 0) {
+        x->waiting++;
+        x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+    }
 }
 
 /* Repairs up to the tick's budget of x's keys. */
 static void aae_repair_some(struct shard *sh, struct aae_exchange *x)
 {
     struct aae *a = sh->aae;
-    while (x->at < x->nkeys && a->keys_budget > 0) {
-        uint32_t i = x->at++;
-        const struct aae_key *k = &x->keys[i];
+    while (x->at < x->nkeys && a->keys_budget > 0 && x->step == X_REPAIR) {
         a->keys_budget--;
-        if (k->peer_has) {
-            struct wire_msg wm = {.kind = WIRE_REQUEST,
-                                  .id = aae_id(x, i),
-                                  .op = WIRE_OP_GET,
-                                  .deadline_ms = AAE_STEP_MS,
-                                  .partition = (uint16_t)x->p,
-                                  .slot = keyhash_slot(k->key, k->klen),
-                                  .key = {(const uint8_t *)k->key, k->klen}};
-            if (coord_send_member(sh, x->member, &wm) == 0) {
-                x->waiting++;
-                x->deadline_ms = req_now_ms() + AAE_STEP_MS;
-            }
-        } else if (aae_push(sh, x, k, NULL, 0)) {
-            x->repaired++;
-            AAE_STAT_ADD(a, keys_repaired, 1);
-        }
+        aae_repair_key(sh, x, x->at++);
     }
-    if (x->at == x->nkeys && x->waiting == 0)
-        aae_ask_keys(sh, x);
+    aae_key_done(sh, x);
 }
 
 /* A repair GET's answer: merge the peer's state here, send back the merge. */
@@ -870,7 +953,6 @@ static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const str
         return;
     x->waiting--;
     const struct aae_key *k = &x->keys[i];
-    bool repaired = false;
     if (wm->status == WIRE_CODE_OK) {
         struct wire_value_iter it;
         struct wire_bytes body = {0};
@@ -879,31 +961,25 @@ static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const str
         AAE_STAT_ADD(sh->aae, bytes_in, wm->meta.len + body.len);
         int rc = replica_apply(sh->store, sh->node, k->key, k->klen, k->hash, wm->meta.ptr,
                                wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
-        repaired = rc == 1;
-        if (rc < 0 && rc != -EAGAIN)
-            log_debug("anti-entropy: key '%.*s': the peer's state cannot be merged (%s)",
-                      (int)(k->klen > 64 ? 64 : k->klen), k->key, strerror(-rc));
-        if (rc >= 0)
-            repaired |= aae_push(sh, x, k, wm->meta.ptr, wm->meta.len);
+        if (rc == -EAGAIN && aae_load(sh, x, i)) {
+            /* cold here: read back, then asked again */
+        } else if (rc < 0) {
+            if (rc != -EAGAIN)
+                log_debug("anti-entropy: key '%.*s': the peer's state cannot be merged (%s)",
+                          (int)(k->klen > 64 ? 64 : k->klen), k->key, strerror(-rc));
+        } else {
+            aae_push_key(sh, x, i, wm->meta.ptr, wm->meta.len, rc == 1);
+        }
     } else if (wm->status == WIRE_CODE_NOT_FOUND) {
-        repaired = aae_push(sh, x, k, NULL, 0);
+        aae_push_key(sh, x, i, NULL, 0, false);
     }
-    if (repaired) {
-        x->repaired++;
-        AAE_STAT_ADD(sh->aae, keys_repaired, 1);
-    }
-    if (x->at == x->nkeys && x->waiting == 0)
-        aae_ask_keys(sh, x);
+    aae_key_done(sh, x);
 }
 
 void aae_on_reply(struct shard *sh, const struct wire_msg *wm)
 {
     struct aae *a = sh->aae;
-    uint32_t serial = (uint32_t)(wm->id >> 32) & AAE_SERIAL_MASK;
-    struct aae_exchange *x = NULL;
-    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX && !x; i++)
-        if (a->ex[i].step != X_FREE && (a->ex[i].serial & AAE_SERIAL_MASK) == serial)
-            x = &a->ex[i];
+    struct aae_exchange *x = aae_find(a, wm->id);
     if (!x)
         return; /* ended meanwhile */
     if (coord_view_version(sh) != x->view || !a->is_ready) {

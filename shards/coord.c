@@ -2589,6 +2589,13 @@ bool coord_holds_partition(const struct shard *sh, uint32_t p)
     return coord_holds(sh->coord->view, p, coord_n_eff(sh->node, sh->coord->view));
 }
 
+struct req *coord_aae_load(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
+                           req_done_fn *done, void *owner, int64_t deadline_ms)
+{
+    struct resp_arg k = {key, klen};
+    return sh->tier ? coord_load(sh, &k, hash, done, owner, deadline_ms) : NULL;
+}
+
 int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m)
 {
     const struct coord_view *v = sh->coord ? sh->coord->view : NULL;

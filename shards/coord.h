@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "req.h"
 #include "resp.h"
 
 struct mc_request;
@@ -136,6 +137,12 @@ bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32
                      uint32_t *npeers);
 /* True when this node holds a replica of p in the shard's view. */
 bool coord_holds_partition(const struct shard *sh, uint32_t p);
+/* Reads key's value back from disk (values beyond RAM, tier.h), as the
+ * coordinator does for its own requests: then ends a request of this shard
+ * (returned; owner in its owner_ptr) with done, REQ_END_DONE once the value
+ * is in memory. NULL when that cannot start (no tier, out of memory). */
+struct req *coord_aae_load(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
+                           req_done_fn *done, void *owner, int64_t deadline_ms);
 /* Sends request m to member `member` of the shard's view (peerlink.h's
  * errors; -ENOENT when the view has no such member). */
 int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m);

@@ -20,6 +20,14 @@
  *   node 2 read the capped listing as complete, pushed its own stale
  *   states to the peers for the keys left out ("only here"), counted them
  *   repaired, and never pulled the rest: it failed at its deadline.
+ * - test_aae_repairs_cold_values: storage log, maxmemory 4mb (values
+ *   beyond RAM, as test_values_beyond_ram): node 2, first replica of a hash
+ *   tag's partition, holds COLD_KEYS values of 2 KiB, many on disk only;
+ *   frozen, it misses newer states of COLD_NEW of them (the oldest, the
+ *   coldest); once back its exchanges repair every one (INFO counts them)
+ *   and it reads the newer values alone. Before anti-entropy read cold
+ *   values back (as the coordinator does), replica_apply's -EAGAIN on a
+ *   cold key dropped its repair, every round: it failed at its deadline.
  * Without anti-entropy (aae-interval 0) the first fails at its deadline:
  * nothing sends node 2 the keys it missed. Every wait is on a condition
  * with a deadline; nodes are stopped by PID (cluster_finish). */
@@ -307,12 +315,115 @@ static void test_aae_capped_listing_pages_on(void **state)
     assert_int_equal(sum_stat("ringkv_read_repairs"), 0); /* no read did it */
 }
 
+static const char *const flags_cold[] = {"--request-timeout", "2000", "--aae-interval", "1",
+                                         "--storage", "log", "--maxmemory", "4mb", NULL};
+
+#define COLD_KEYS 2500
+#define COLD_NEW 400
+#define COLD_LEN 2048
+
+/* SETs of keys prefix[from, to) at node i with COLD_LEN bytes of `fill`,
+ * pipelined; every one acknowledged. */
+static void set_filled(int i, const char *prefix, int from, int to, char fill)
+{
+    redisContext *c = cluster_redis(i);
+    assert_non_null(c);
+    char *val = malloc(COLD_LEN);
+    assert_non_null(val);
+    memset(val, fill, COLD_LEN);
+    for (int k = from; k < to; k += 100) {
+        int end = k + 100 < to ? k + 100 : to;
+        for (int j = k; j < end; j++)
+            redisAppendCommand(c, "SET %s%d %b", prefix, j, val, (size_t)COLD_LEN);
+        for (int j = k; j < end; j++) {
+            redisReply *r = NULL;
+            assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+            assert_int_equal(r->type, REDIS_REPLY_STATUS);
+            freeReplyObject(r);
+        }
+    }
+    free(val);
+    redisFree(c);
+}
+
+/* Node 2 alone reads key `key` with value COLD_LEN bytes of `fill`. */
+struct filled {
+    const char *key;
+    char fill;
+};
+
+static bool node2_reads(void *arg)
+{
+    const struct filled *f = arg;
+    redisContext *c = cluster_connect(2, 5000);
+    if (!c)
+        return false;
+    bool ok = is(ask(2, c, "CONSISTENCY R 1"), "+OK");
+    redisReply *r = ok ? redisCommand(c, "GET %s", f->key) : NULL;
+    ok = r && r->type == REDIS_REPLY_STRING && r->len == COLD_LEN && r->str[0] == f->fill &&
+         r->str[COLD_LEN - 1] == f->fill;
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+static bool node2_cold(void *arg)
+{
+    (void)arg;
+    char *info = cluster_ask(2, "INFO");
+    long long v = info ? cluster_info_field(info, "cold_keys") : -1;
+    free(info);
+    return v > 0;
+}
+
+struct repaired_at {
+    int node;
+    long long want;
+};
+
+static bool repaired_at(void *arg)
+{
+    const struct repaired_at *x = arg;
+    return info_stat(x->node, "ringkv_aae_keys_repaired") >= x->want;
+}
+
+static void test_aae_repairs_cold_values(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, flags_cold), 0);
+    assert_true(cluster_wait(warm_write, NULL, 10000));
+    char tag[16], prefix[32], last[64];
+    tag_first_at(2, tag, sizeof tag);
+    snprintf(prefix, sizeof prefix, "%s:", tag);
+    set_filled(0, prefix, 0, COLD_KEYS, 'o');
+    snprintf(last, sizeof last, "%s%d", prefix, COLD_KEYS - 1);
+    struct filled last_old = {last, 'o'};
+    assert_true(cluster_wait(node2_reads, &last_old, 20000)); /* node 2 has them all */
+    assert_true(cluster_wait(node2_cold, NULL, 20000));
+    cluster_signal(2, SIGSTOP);
+    wait_status(2, "down");
+    set_filled(0, prefix, 0, COLD_NEW, 'n'); /* the oldest: the coldest on node 2 */
+    struct repaired_at r = {2, info_stat(2, "ringkv_aae_keys_repaired") + COLD_NEW};
+    cluster_signal(2, SIGCONT);
+    wait_status(2, "up");
+    assert_true(cluster_wait(repaired_at, &r, 60000));
+    for (int k = 0; k < COLD_NEW; k += 37) {
+        char key[64];
+        snprintf(key, sizeof key, "%s%d", prefix, k);
+        struct filled now = {key, 'n'};
+        assert_true(node2_reads(&now));
+    }
+    assert_int_equal(sum_stat("ringkv_read_repairs"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_aae_repairs_a_replica_without_reads, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_delete_stays_deleted, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_capped_listing_pages_on, cluster_forget_all),
+        cmocka_unit_test_teardown(test_aae_repairs_cold_values, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
