@@ -62,6 +62,12 @@
  * peer holds it); once per key, a value cold again by then waits for the
  * next round. The peer's side parks its GET of a cold key (coord.c).
  *
+ * FLUSHALL (the store's watcher sees the table emptied): every exchange
+ * ends at once (their late answers find no exchange, so nothing flushed
+ * comes back from a peer's listing or GET), and the next round waits one
+ * aae-interval, time for the other members' own FLUSHALL (a member-wide
+ * write) to land before trees are compared again.
+ *
  * Deletes: a tombstone is a state like any other (its digest differs from
  * the value's), and repair only merges (dvv_sync), so a tombstone whose
  * history covers a stale replica's value replaces it there, never the
@@ -177,14 +183,21 @@ static struct merkle_tree *aae_tree(struct aae *a, uint32_t p)
     return &a->live[a->slot[p]];
 }
 
+static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done);
+
 static void aae_watch(void *arg, const struct table_entry *e)
 {
     struct shard *sh = arg;
     struct aae *a = sh->aae;
-    if (!e) { /* the table was emptied */
+    if (!e) { /* the table was emptied (FLUSHALL): no exchange may copy back what it held */
         memset(a->live, 0, (size_t)a->ntrees * sizeof *a->live);
         if (a->shadow)
             memset(a->shadow, 0, (size_t)a->ntrees * sizeof *a->shadow);
+        for (uint32_t i = 0; i < AAE_EXCHANGES_MAX; i++)
+            if (a->ex[i].step != X_FREE)
+                aae_end(sh, &a->ex[i], false); /* their late replies find none */
+        a->round_p = a->q;
+        a->next_round_ms = req_now_ms() + sh->node->cfg->aae_interval_s * 1000;
         return;
     }
     const char *key = table_entry_key(e);
@@ -247,8 +260,6 @@ static void aae_rebuild_step(struct shard *sh, int64_t now_ms)
     a->next_rebuild_ms = now_ms + sh->node->cfg->aae_rebuild_interval_s * 1000;
     AAE_STAT_ADD(a, rebuilds, 1);
 }
-
-static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done);
 
 /* Trees on (a cluster view appeared): watch the store, build them. */
 static void aae_start(struct shard *sh, int64_t now_ms)
