@@ -19,8 +19,10 @@
  * UNAVAILABLE and starts no exchange.
  *
  * Exchanges: every aae-interval a round walks this shard's partitions; for
- * each one whose first live replica is this node (coord_aae_peers) it runs
- * one exchange per other live replica, AAE_EXCHANGES_MAX at once, each a
+ * each one it runs an exchange with each peer coord_aae_peers names (the
+ * first live replica: every other; any other: the next live one in the
+ * preference list, so a replica the first cannot reach is still compared
+ * with its neighbour), AAE_EXCHANGES_MAX at once, each a
  * small state machine: TREE (the peer's 16 branches) -> SEGMENTS (the
  * leaves of the branches that differ) -> KEYS (keys and digests of up to
  * AAE_LEAVES_PER_KEYS differing leaves, a page at a time) -> REPAIR (keys
@@ -1050,9 +1052,9 @@ static void aae_fill(struct shard *sh)
         if (slot == AAE_EXCHANGES_MAX)
             return;
         uint32_t peers[AAE_PEERS_MAX], npeers = 0;
-        bool is_first = aae_tree(a, a->round_p) &&
-                        coord_aae_peers(sh, a->round_p, peers, AAE_PEERS_MAX, &npeers);
-        if (!is_first || a->round_k >= npeers) {
+        bool is_starter = aae_tree(a, a->round_p) &&
+                          coord_aae_peers(sh, a->round_p, peers, AAE_PEERS_MAX, &npeers);
+        if (!is_starter || a->round_k >= npeers) {
             a->round_p++;
             a->round_k = 0;
             continue;

@@ -12,7 +12,8 @@
  *
  * Every aae-interval (the first one interval after the cluster view
  * appears) each partition's first live replica runs an exchange
- * with each other live replica (TREE: branches; SEGMENTS: leaves of the
+ * with each other live replica, and each other replica one with the next
+ * live replica after it (one-way cuts: coord_aae_peers) (TREE: branches; SEGMENTS: leaves of the
  * differing branches; KEYS: keys and digests of the differing leaves, a few
  * leaves at a time, in pages of at most AAE_SCAN_BUDGET table entries
  * visited, each reply saying where its listing stopped) and repairs each differing key with the version sync

@@ -2569,17 +2569,21 @@ bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32
     const struct coord_view *v = sh->coord->view;
     const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v);
-    bool is_first = false, seen_live = false;
-    for (uint32_t k = 0; k < n_eff; k++) {
+    uint32_t live[RING_REPLICAS_MAX], nlive = 0, self = UINT32_MAX;
+    for (uint32_t k = 0; k < n_eff && nlive < RING_REPLICAS_MAX; k++) {
         if (!coord_live(v, list[k]))
             continue;
-        if (!seen_live)
-            is_first = list[k] == v->self;
-        seen_live = true;
-        if (list[k] != v->self && *npeers < cap)
-            peers[(*npeers)++] = list[k];
+        if (list[k] == v->self)
+            self = nlive;
+        live[nlive++] = list[k];
     }
-    return is_first;
+    if (self == 0) { /* the first: every other */
+        for (uint32_t k = 1; k < nlive && *npeers < cap; k++)
+            peers[(*npeers)++] = live[k];
+    } else if (self != UINT32_MAX && self + 1 < nlive && cap > 0) {
+        peers[(*npeers)++] = live[self + 1]; /* the next (the first has the last already) */
+    }
+    return *npeers > 0;
 }
 
 bool coord_holds_partition(const struct shard *sh, uint32_t p)

@@ -130,9 +130,14 @@ bool coord_member_up(const struct shard *sh, const char *id, const char **cluste
 /* The version of this shard's view (0: none yet); an exchange started under
  * one version ends when it changes. */
 uint64_t coord_view_version(const struct shard *sh);
-/* Partition p's other live replicas (member indexes of the view, at most
- * cap) when this node is the first live replica of p: the one that starts
- * its exchanges. False otherwise (or no cluster). */
+/* The live replicas of partition p this node starts exchanges with
+ * (member indexes of the view, at most cap): every other one when this
+ * node is p's first live replica (in preference-list order), else the
+ * next live one after it, unless it is the last (the first covers that
+ * pair). So each pair of neighbours is compared even when the first
+ * cannot reach some replica (a one-way or partial cut), and a partition
+ * costs at most 2(N-1) exchanges a round. False when there is none (or no
+ * cluster). */
 bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32_t cap,
                      uint32_t *npeers);
 /* True when this node holds a replica of p in the shard's view. */
