@@ -311,7 +311,7 @@ static void test_merkle_store_watch_sees_every_change(void **state)
         uint64_t hash = keyhash(key, klen);
         int len = snprintf(val, sizeof val, "v%d", step);
         int64_t expire = rng() % 5 == 0 ? now + (int64_t)(rng() % 3000) : 0;
-        switch (rng() % 6) {
+        switch (rng() % 7) {
         case 0:
         case 1:
             store_put(&s, key, klen, hash, val, (size_t)len, expire, 0, NULL);
@@ -329,6 +329,12 @@ static void test_merkle_store_watch_sees_every_change(void **state)
             struct table_entry *e = store_lookup(&s, key, klen, hash);
             if (e) /* a time in the past deletes the key */
                 store_set_expire(&s, e, hash, now + (int64_t)(rng() % 2000) - 500, NULL);
+            break;
+        }
+        case 5: { /* APPEND: in place when the value has room (cas and length change) */
+            struct table_entry *e = store_lookup(&s, key, klen, hash);
+            if (e && !(e->meta & TABLE_ENTRY_VERSIONED))
+                store_append(&s, e, hash, "ab", 2, NULL);
             break;
         }
         default:
