@@ -74,8 +74,14 @@
  * the value's), and repair only merges (dvv_sync), so a tombstone whose
  * history covers a stale replica's value replaces it there, never the
  * reverse. A tombstone reaped on one replica but still held by another is
- * copied back by an exchange (the tombstone, not the value), and reaped
- * again once coord_reap's check passes. */
+ * not copied back: a KEYS listing gives a tombstone past tombstone-grace
+ * the digest AAE_REAPABLE, and an exchange takes such a key on one side and
+ * nothing on the other as in sync (reaping is under way; coord_reap's
+ * check deletes it where it is left), so a reaped tombstone never bounces
+ * between replicas. Against a value on the other side it is repaired as
+ * any state (the merge keeps the tombstone where it covers the value). The
+ * trees keep differing in its leaf until it is reaped: those rounds go
+ * down to KEYS and repair nothing. */
 #include "aae.h"
 
 #include <errno.h>
@@ -176,6 +182,17 @@ static uint64_t aae_digest(struct aae *a, const struct node *n, const struct tab
     if (replica_entry_meta(n, e, &a->scratch) != 0 || a->scratch.failed)
         return hash; /* cannot happen within the codec bounds; still a state */
     return merkle_digest(hash, a->scratch.data, a->scratch.len);
+}
+
+/* The digest a KEYS listing gives e: AAE_REAPABLE for a tombstone past
+ * tombstone-grace (in sync with nothing on the other side), else its own. */
+#define AAE_REAPABLE UINT64_C(0)
+static uint64_t aae_list_digest(struct shard *sh, const struct table_entry *e, uint64_t hash)
+{
+    if (replica_past_grace(sh->node, e, sh->store->now_ms))
+        return AAE_REAPABLE;
+    uint64_t d = aae_digest(sh->aae, sh->node, e, hash);
+    return d == AAE_REAPABLE ? 1 : d;
 }
 
 static struct merkle_tree *aae_tree(struct aae *a, uint32_t p)
@@ -474,8 +491,8 @@ static uint32_t aae_list_take(void *arg, const struct aae_hit *hits, uint32_t n)
         if (ls->n > 0 &&
             (ls->n == ls->cap || ls->out.len + MERKLE_KEY_MIN + e->key_len > AAE_KEYS_BYTES_MAX))
             return i; /* the listing stops before it: the requester asks again from there */
-        merkle_put_key(aae_digest(ls->sh->aae, ls->sh->node, e, hits[i].hash), table_entry_key(e),
-                       e->key_len, &ls->out);
+        merkle_put_key(aae_list_digest(ls->sh, e, hits[i].hash), table_entry_key(e), e->key_len,
+                       &ls->out);
         ls->ends[ls->n++] = (uint32_t)ls->out.len;
     }
     return n;
@@ -733,7 +750,8 @@ static uint32_t aae_compare_take(void *arg, const struct aae_hit *hits, uint32_t
             cmp->npeer ? bsearch(&want, cmp->peer, cmp->npeer, sizeof want, aae_key_cmp) : NULL;
         if (got)
             got->matched = true;
-        if (!got || got->digest != aae_digest(cmp->sh->aae, cmp->sh->node, e, hits[i].hash))
+        uint64_t d = aae_list_digest(cmp->sh, e, hits[i].hash);
+        if (got ? got->digest != d : d != AAE_REAPABLE) /* a reapable tombstone ~ nothing */
             aae_add_key(cmp, want.key, want.klen, hits[i].hash, got != NULL);
     }
     return n;
@@ -786,7 +804,8 @@ static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const st
         aae_scan_page(sh, x->p, x->asked, x->from, stop, aae_compare_take, &cmp, &cmp.failed);
     stop = aae_end_min(stop, mine);
     for (uint32_t i = 0; i < cmp.npeer; i++)
-        if (!cmp.peer[i].matched && (stop == 0 || cmp.peer[i].hash < stop))
+        if (!cmp.peer[i].matched && cmp.peer[i].digest != AAE_REAPABLE &&
+            (stop == 0 || cmp.peer[i].hash < stop))
             aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, cmp.peer[i].hash, true);
     mi_free(cmp.peer);
     if (cmp.failed) {

@@ -28,6 +28,12 @@
  *   and it reads the newer values alone. Before anti-entropy read cold
  *   values back (as the coordinator does), replica_apply's -EAGAIN on a
  *   cold key dropped its repair, every round: it failed at its deadline.
+ * - test_aae_reaped_tombstone_stays_reaped: tombstone-grace 1 s: REAP_KEYS
+ *   keys deleted with every node up are reaped by each node (3 reaps a
+ *   key), and several anti-entropy rounds later no more: a tombstone that
+ *   one node reaped while another still held it is not copied back (a
+ *   tombstone past the grace against nothing is in sync), so it is neither
+ *   repaired nor reaped again.
  * Without anti-entropy (aae-interval 0) the first fails at its deadline:
  * nothing sends node 2 the keys it missed. Every wait is on a condition
  * with a deadline; nodes are stopped by PID (cluster_finish). */
@@ -417,6 +423,42 @@ static void test_aae_repairs_cold_values(void **state)
     assert_int_equal(sum_stat("ringkv_read_repairs"), 0);
 }
 
+#define REAP_KEYS 60
+
+struct reaps {
+    long long want;
+};
+
+static bool reaped_n(void *arg)
+{
+    const struct reaps *x = arg;
+    return sum_stat("ringkv_tombstones_reaped") >= x->want;
+}
+
+static void test_aae_reaped_tombstone_stays_reaped(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, flags_grace), 0);
+    assert_true(cluster_wait(warm_write, NULL, 10000));
+    for (int k = 0; k < REAP_KEYS; k++)
+        assert_true(is(ask(k % 3, NULL, "SET reap:%d v%d", k, k), "+OK"));
+    for (int k = 0; k < REAP_KEYS; k++)
+        assert_true(is(ask(k % 3, NULL, "DEL reap:%d", k), ":1"));
+    struct reaps all = {3 * REAP_KEYS};
+    assert_true(cluster_wait(reaped_n, &all, 30000));
+    long long repaired = sum_stat("ringkv_aae_keys_repaired");
+    struct rounds r;
+    for (int i = 0; i < 3; i++)
+        r.at[i] = info_stat(i, "ringkv_aae_exchanges");
+    assert_true(cluster_wait(rounds_passed, &r, 30000));
+    assert_int_equal(sum_stat("ringkv_tombstones_reaped"), 3 * REAP_KEYS);
+    assert_int_equal(sum_stat("ringkv_aae_keys_repaired"), repaired);
+    for (int i = 0; i < 3; i++) {
+        struct local_check none = {i, REAP_KEYS, "reap:", true, NULL};
+        assert_true(local_values(&none));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +466,7 @@ int main(void)
         cmocka_unit_test_teardown(test_aae_delete_stays_deleted, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_capped_listing_pages_on, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_repairs_cold_values, cluster_forget_all),
+        cmocka_unit_test_teardown(test_aae_reaped_tombstone_stays_reaped, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
