@@ -48,7 +48,7 @@
  * so the keys of one leaf of one partition are found by visiting the
  * table's entries in that leaf's hash range: 1/256 of the shard's entries
  * per leaf, whatever their partition (a key's hash is computed once per
- * visit). A page visits at most AAE_SCAN_BUDGET of them on each side, a
+ * visit, by the table's scan: table_scan_hashed). A page visits at most AAE_SCAN_BUDGET of them on each side, a
  * table chunk (the entries of one home slot) at a time, so one KEYS costs
  * a bounded part of a loop turn; an exchange of d differing leaves visits
  * about d/256 of the shard, in d*entries/256/AAE_SCAN_BUDGET pages. A
@@ -69,6 +69,16 @@
  * comes back from a peer's listing or GET), and the next round waits one
  * aae-interval, time for the other members' own FLUSHALL (a member-wide
  * write) to land before trees are compared again.
+ *
+ * Eviction: with maxmemory and an evicting policy (allkeys-*, volatile-*)
+ * a key one replica lacks may have been evicted there on purpose; copying
+ * it back every round would fight eviction (and evict something else). So
+ * on such a node (aae_is_cache) an exchange repairs only keys both sides
+ * hold with different states; a key on one side only is taken as in sync,
+ * both ways. A write that such a replica missed is left to hinted handoff
+ * and read repair: eviction makes the cluster a cache, which may lose keys
+ * anyway. noeviction (the default) and values beyond RAM (cold values are
+ * still held) repair everything.
  *
  * Deletes: a tombstone is a state like any other (its digest differs from
  * the value's), and repair only merges (dvv_sync), so a tombstone whose
@@ -231,12 +241,11 @@ static void aae_watch(void *arg, const struct table_entry *e)
         merkle_toggle(&a->shadow[a->slot[p]], leaf, d);
 }
 
-static void aae_rebuild_fn(struct table_entry *e, void *arg)
+static void aae_rebuild_fn(struct table_entry *e, uint64_t hash, void *arg)
 {
     struct shard *sh = arg;
     struct aae *a = sh->aae;
     const char *key = table_entry_key(e);
-    uint64_t hash = keyhash(key, e->key_len);
     uint32_t p = node_partition_of(sh->node, key, e->key_len, hash);
     if (p < a->q && a->slot[p] != AAE_NO_SLOT)
         merkle_toggle(&a->shadow[a->slot[p]], merkle_leaf_of(hash),
@@ -260,7 +269,8 @@ static void aae_rebuild_step(struct shard *sh, int64_t now_ms)
     struct aae *a = sh->aae;
     if (!a->shadow)
         return;
-    a->cursor = table_scan(sh->store->table, a->cursor, AAE_REBUILD_PER_TICK, aae_rebuild_fn, sh);
+    a->cursor =
+        table_scan_hashed(sh->store->table, a->cursor, AAE_REBUILD_PER_TICK, aae_rebuild_fn, sh);
     if (a->cursor != 0)
         return;
     if (a->is_ready) { /* live trees are exact: a difference here is a bug, counted */
@@ -363,11 +373,10 @@ struct aae_chunk {
     bool failed;
 };
 
-static void aae_chunk_fn(struct table_entry *e, void *arg)
+static void aae_chunk_fn(struct table_entry *e, uint64_t hash, void *arg)
 {
     struct aae_chunk *c = arg;
     const char *key = table_entry_key(e);
-    uint64_t hash = keyhash(key, e->key_len);
     if (hash < c->lo || (c->hi && hash >= c->hi))
         return;
     c->visited++;
@@ -430,7 +439,7 @@ static uint64_t aae_scan_page(struct shard *sh, uint32_t p, const uint8_t *leafm
             c.lo = cursor;
             c.hi = hi;
             c.n = c.visited = 0;
-            uint64_t next = table_scan(sh->store->table, cursor, 1, aae_chunk_fn, &c);
+            uint64_t next = table_scan_hashed(sh->store->table, cursor, 1, aae_chunk_fn, &c);
             visited += c.visited;
             if (c.failed)
                 break;
@@ -711,8 +720,17 @@ struct aae_compare {
     struct aae_exchange *x;
     struct aae_peer_key *peer;
     uint32_t npeer;
+    bool is_cache; /* aae_is_cache(): a key one side lacks is no difference */
     bool failed;
 };
+
+/* Whether this node evicts (maxmemory and a policy other than noeviction):
+ * a key one side lacks may have been evicted there, so copying it back
+ * would fight eviction (see the top comment). */
+static bool aae_is_cache(const struct shard *sh)
+{
+    return sh->store->maxmemory > 0 && sh->store->policy != STORE_NOEVICTION;
+}
 
 static void aae_add_key(struct aae_compare *cmp, const void *key, uint32_t klen, uint64_t hash,
                         bool peer_has)
@@ -751,7 +769,7 @@ static uint32_t aae_compare_take(void *arg, const struct aae_hit *hits, uint32_t
         if (got)
             got->matched = true;
         uint64_t d = aae_list_digest(cmp->sh, e, hits[i].hash);
-        if (got ? got->digest != d : d != AAE_REAPABLE) /* a reapable tombstone ~ nothing */
+        if (got ? got->digest != d : d != AAE_REAPABLE && !cmp->is_cache) /* reapable ~ nothing */
             aae_add_key(cmp, want.key, want.klen, hits[i].hash, got != NULL);
     }
     return n;
@@ -771,7 +789,7 @@ static bool aae_key_asked(struct shard *sh, const struct aae_exchange *x, const 
  * of lowest hash (the rest from where they start, in the next page). */
 static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const struct wire_msg *wm)
 {
-    struct aae_compare cmp = {.sh = sh, .x = x};
+    struct aae_compare cmp = {.sh = sh, .x = x, .is_cache = aae_is_cache(sh)};
     cmp.peer = mi_malloc(((size_t)wm->n_values + 1) * sizeof *cmp.peer);
     if (!cmp.peer) {
         aae_end(sh, x, false);
@@ -804,7 +822,7 @@ static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const st
         aae_scan_page(sh, x->p, x->asked, x->from, stop, aae_compare_take, &cmp, &cmp.failed);
     stop = aae_end_min(stop, mine);
     for (uint32_t i = 0; i < cmp.npeer; i++)
-        if (!cmp.peer[i].matched && cmp.peer[i].digest != AAE_REAPABLE &&
+        if (!cmp.peer[i].matched && cmp.peer[i].digest != AAE_REAPABLE && !cmp.is_cache &&
             (stop == 0 || cmp.peer[i].hash < stop))
             aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, cmp.peer[i].hash, true);
     mi_free(cmp.peer);

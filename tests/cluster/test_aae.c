@@ -34,6 +34,11 @@
  *   one node reaped while another still held it is not copied back (a
  *   tombstone past the grace against nothing is in sync), so it is neither
  *   repaired nor reaped again.
+ * - test_aae_leaves_evicted_keys_alone: maxmemory 2mb, allkeys-lru: SETs of
+ *   EVICT_KEYS values of 2 KiB make every node evict (each its own keys);
+ *   several anti-entropy rounds later no key was repaired: a key one node
+ *   evicted and another holds is no difference on an evicting node. Before
+ *   that, exchanges copied evicted keys back every round.
  * Without anti-entropy (aae-interval 0) the first fails at its deadline:
  * nothing sends node 2 the keys it missed. Every wait is on a condition
  * with a deadline; nodes are stopped by PID (cluster_finish). */
@@ -459,6 +464,35 @@ static void test_aae_reaped_tombstone_stays_reaped(void **state)
     }
 }
 
+static const char *const flags_evict[] = {"--request-timeout", "2000", "--aae-interval", "1",
+                                          "--maxmemory", "2mb", "--maxmemory-policy",
+                                          "allkeys-lru", NULL};
+
+#define EVICT_KEYS 3000
+
+static bool evicted_everywhere(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        if (info_stat(i, "evicted_keys") <= 0)
+            return false;
+    return true;
+}
+
+static void test_aae_leaves_evicted_keys_alone(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, flags_evict), 0);
+    assert_true(cluster_wait(warm_write, NULL, 10000));
+    set_filled(0, "evict:", 0, EVICT_KEYS, 'e');
+    assert_true(cluster_wait(evicted_everywhere, NULL, 20000));
+    struct rounds r;
+    for (int i = 0; i < 3; i++)
+        r.at[i] = info_stat(i, "ringkv_aae_exchanges");
+    assert_true(cluster_wait(rounds_passed, &r, 30000));
+    assert_int_equal(sum_stat("ringkv_aae_keys_repaired"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +501,7 @@ int main(void)
         cmocka_unit_test_teardown(test_aae_capped_listing_pages_on, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_repairs_cold_values, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_reaped_tombstone_stays_reaped, cluster_forget_all),
+        cmocka_unit_test_teardown(test_aae_leaves_evicted_keys_alone, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
