@@ -7,6 +7,17 @@
  * table (store.h's store_watch), so an update is leaf ^= H(old) ^ H(new).
  * A digest is merkle_digest of the entry's canonical meta (replica.h's
  * export without the values; a plain entry's implicit clock, cold ones too).
+ * Plain (unversioned) entries stay in the trees, by decision: in a cluster
+ * every write versionizes its key (coord.c's WRITE phase), so a plain
+ * entry is one written before the cluster formed (or on a node alone). Its
+ * implicit clock names this node's actor (data epoch and cas), and it is
+ * exactly the meta replica_export sends: a replica that received it holds
+ * a versioned state of equal digest (in sync). Plain entries of one key on
+ * two replicas are two writes made apart, never copies of one: they differ,
+ * and the repair's merge keeps both as siblings, which is what they are;
+ * after it the key is versioned and equal on both. Every in-place change
+ * of a plain entry that moves its cas or length shows the watcher
+ * (store_append replaces the entry while one is set).
  *
  * Rebuild (at start, when the cluster view first appears, then every
  * aae-rebuild-interval): a second block of trees is filled by a table scan
