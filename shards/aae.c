@@ -454,7 +454,8 @@ static uint64_t aae_scan_page(struct shard *sh, uint32_t p, const uint8_t *leafm
             visited += c.visited;
             if (c.failed)
                 break;
-            qsort(c.hits, c.n, sizeof *c.hits, aae_hit_cmp);
+            if (c.n > 1)
+                qsort(c.hits, c.n, sizeof *c.hits, aae_hit_cmp);
             uint32_t took = c.n ? take(arg, c.hits, c.n) : 0;
             if (took < c.n) {
                 stop = c.hits[took].hash;
@@ -931,8 +932,9 @@ static void aae_key_done(struct shard *sh, struct aae_exchange *x)
 static bool aae_loaded(struct req_table *t, struct req *r, enum req_end how)
 {
     struct shard *sh = t->ctx;
-    struct aae_exchange *x = sh->aae ? aae_find(sh->aae, (uint64_t)r->aux) : NULL;
-    uint32_t i = (uint32_t)r->aux;
+    uint64_t id = (uint64_t)(uintptr_t)r->owner_ptr; /* aae_id(x, i) */
+    struct aae_exchange *x = sh->aae ? aae_find(sh->aae, id) : NULL;
+    uint32_t i = (uint32_t)id;
     if (!x || x->step != X_REPAIR || i >= x->nkeys || x->waiting == 0 || how == REQ_END_DROP)
         return true; /* the exchange ended meanwhile */
     x->waiting--;
@@ -952,14 +954,13 @@ static bool aae_load(struct shard *sh, struct aae_exchange *x, uint32_t i)
     if (k->is_loaded)
         return false; /* cold again already: the next round */
     k->is_loaded = true;
-    struct req *r = coord_aae_load(sh, k->key, k->klen, k->hash, aae_loaded, sh,
-                                   req_now_ms() + AAE_STEP_MS);
-    if (!r)
-        return false;
-    r->aux = (int64_t)aae_id(x, i);
-    x->waiting++;
+    x->waiting++; /* before: the load may end at once */
     x->deadline_ms = req_now_ms() + AAE_STEP_MS;
-    return true;
+    void *owner = (void *)(uintptr_t)aae_id(x, i);
+    if (coord_aae_load(sh, k->key, k->klen, k->hash, aae_loaded, owner, x->deadline_ms))
+        return true;
+    x->waiting--;
+    return false;
 }
 
 /* Pushes key i's state here (peer_meta as aae_push), counted when sent,
