@@ -42,7 +42,9 @@
  * repaired by a GET to the peer, replica_apply here, and a SYNC of the
  * merged state back when the peer's differs (read repair's rule, coord.c);
  * a key only here is SYNCed. A key counts as repaired only when the two
- * states differed. Repairs go at most AAE_KEYS_PER_TICK per tick and
+ * states differed. Each exchange walks the differing leaves from another
+ * one (first_leaf), so when aae-max-keys-per-exchange ends exchanges early
+ * no leaf waits behind the same first ones round after round. Repairs go at most AAE_KEYS_PER_TICK per tick and
  * aae-max-keys-per-exchange per exchange.
  *
  * KEYS pages: a listing is in hash order and may stop anywhere (the
@@ -155,6 +157,7 @@ struct aae_exchange {
     uint8_t todo[MERKLE_LEAFMAP_BYTES];  /* differing leaves not asked yet */
     uint8_t asked[MERKLE_LEAFMAP_BYTES]; /* the KEYS request's */
     uint64_t from;                       /* the KEYS page's start (0: the leaves' start) */
+    uint32_t first_leaf;                 /* where the walk over differing leaves starts */
     uint32_t repaired;                   /* keys repaired so far */
     uint32_t waiting;                    /* repair GETs unanswered */
     bool differed;
@@ -685,7 +688,8 @@ static void aae_ask_keys(struct shard *sh, struct aae_exchange *x)
     if (x->from == 0) {
         memset(x->asked, 0, sizeof x->asked);
         uint32_t n = 0;
-        for (uint32_t l = 0; l < MERKLE_LEAVES && n < AAE_LEAVES_PER_KEYS; l++) {
+        for (uint32_t j = 0; j < MERKLE_LEAVES && n < AAE_LEAVES_PER_KEYS; j++) {
+            uint32_t l = (x->first_leaf + j) % MERKLE_LEAVES;
             if (merkle_leafmap_has(x->todo, l)) {
                 merkle_leafmap_set(x->asked, l);
                 x->todo[l / 8] &= (uint8_t) ~(1u << (l % 8));
@@ -1113,6 +1117,9 @@ static void aae_fill(struct shard *sh)
         x->serial = ++a->serial;
         x->p = a->round_p;
         x->member = peers[a->round_k++];
+        /* each exchange walks the leaves from another one: when the cap
+         * ends exchanges early, later leaves get their turn too */
+        x->first_leaf = (x->serial * 97u) % MERKLE_LEAVES;
         x->view = coord_view_version(sh);
         if (aae_send(sh, x, WIRE_OP_TREE, NULL, 0) != 0)
             x->step = X_FREE; /* no link now: the next round */
