@@ -1,6 +1,8 @@
 /* fuzz_merkle.c: libFuzzer target for anti-entropy's payload decoders
  * (shards/merkle.h): what a peer sends in TREE, SEGMENTS and KEYS.
- * Input: one mode byte (its low 2 bits pick the decoder), then the payload
+ * Input: one mode byte (its low 2 bits pick the decoder; the leafmap mode
+ * also tries a KEYS request, leafmap and start, and a KEYS reply's stop),
+ * then the payload
  * (for SEGMENTS, a u16 branch bitmap, then the leaves). Checked: each
  * decoder accepts exactly the lengths the format allows, reports only
  * branches and leaves that exist (and, for SEGMENTS, only leaves of the
