@@ -81,7 +81,11 @@
  * ends at once (their late answers find no exchange, so nothing flushed
  * comes back from a peer's listing or GET), and the next round waits one
  * aae-interval, time for the other members' own FLUSHALL (a member-wide
- * write) to land before trees are compared again.
+ * write) to land before trees are compared again. For as long (and
+ * AAE_STEP_MS more) this shard refuses the peers' anti-entropy requests,
+ * TREE to a repair's GET and SYNC (their ids carry the top bit; aae_refuses,
+ * coord_on_request): a peer whose FLUSHALL comes a moment later cannot push
+ * back, from an exchange it started before, keys flushed here.
  *
  * Eviction: with maxmemory and an evicting policy (allkeys-*, volatile-*)
  * a key one replica lacks may have been evicted there on purpose; copying
@@ -178,6 +182,7 @@ struct aae {
     bool is_on, is_ready;
     uint64_t cursor; /* the rebuild's position in hash space */
     int64_t next_rebuild_ms, next_round_ms;
+    int64_t flushed_until_ms; /* peers' exchanges refused until then (FLUSHALL) */
     uint32_t round_p, round_k; /* the round's next partition and peer */
     uint32_t serial;
     uint32_t keys_budget; /* repairs left this tick */
@@ -241,6 +246,7 @@ static void aae_watch(void *arg, const struct table_entry *e)
                 aae_end(sh, &a->ex[i], false); /* their late replies find none */
         a->round_p = a->q;
         a->next_round_ms = req_now_ms() + sh->node->cfg->aae_interval_s * 1000;
+        a->flushed_until_ms = a->next_round_ms + AAE_STEP_MS;
         return;
     }
     const char *key = table_entry_key(e);
@@ -587,6 +593,11 @@ void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
         return;
     }
     const struct merkle_tree *t = a->is_ready ? aae_tree(a, p) : NULL;
+    if (aae_refuses(sh, wm)) {
+        aae_reply(sh, link, wm, WIRE_CODE_UNAVAILABLE, "anti-entropy paused: just flushed", 0,
+                  NULL);
+        return;
+    }
     if (!t) {
         aae_reply(sh, link, wm, WIRE_CODE_UNAVAILABLE, "anti-entropy trees not built yet", 0, NULL);
         return;
@@ -612,6 +623,11 @@ void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
     else
         aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, 1, &v);
     buf_fini(&out);
+}
+
+bool aae_refuses(const struct shard *sh, const struct wire_msg *m)
+{
+    return (m->id & AAE_ID_BIT) && sh->aae && req_now_ms() < sh->aae->flushed_until_ms;
 }
 
 bool aae_is_op(uint8_t op)
@@ -870,12 +886,13 @@ static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const st
         aae_ask_keys(sh, x);
 }
 
-/* A SYNC of key's state here to x's peer (id 0: no answer awaited). */
+/* A SYNC of key's state here to x's peer (its answer is not awaited). */
 static bool aae_sync(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
                      const struct replica_state *st)
 {
     struct wire_bytes body = {(const uint8_t *)st->body.data, (uint32_t)st->body.len};
     struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .id = aae_id(x, 0), /* its answer is ignored (aae_on_reply) */
                           .op = WIRE_OP_SYNC,
                           .deadline_ms = AAE_STEP_MS,
                           .partition = (uint16_t)x->p,

@@ -55,6 +55,10 @@ bool aae_is_op(uint8_t op);
 /* Whether a REPLY answers one of anti-entropy's requests (its id's top
  * bit), a GET of a repair among them. */
 bool aae_is_reply(const struct wire_msg *m);
+/* Whether a request of a peer's anti-entropy (its id's top bit: a repair's
+ * GET or SYNC) is to be refused (UNAVAILABLE) because this shard was
+ * flushed less than an aae-interval ago. */
+bool aae_refuses(const struct shard *sh, const struct wire_msg *m);
 /* A peer's TREE, SEGMENTS or KEYS request (coord_on_request hands it over). */
 void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 /* A reply for which aae_is_reply() holds (coord_on_reply hands it over). */

@@ -2354,6 +2354,11 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
         aae_on_request(sh, link, wm);
         return;
     }
+    if (aae_refuses(sh, wm)) { /* a repair's GET or SYNC just after a FLUSHALL here */
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_UNAVAILABLE,
+                    "anti-entropy paused: this node was just flushed", NULL, 0, NULL);
+        return;
+    }
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
         coord_on_forward_mc(sh, link, wm);
         return;

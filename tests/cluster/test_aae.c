@@ -39,6 +39,12 @@
  *   several anti-entropy rounds later no key was repaired: a key one node
  *   evicted and another holds is no difference on an evicting node. Before
  *   that, exchanges copied evicted keys back every round.
+ * - test_aae_flushall_stays_flushed: node 2, back from a freeze, is being
+ *   repaired (FLUSH_KEYS keys it missed) when a FLUSHALL comes: several
+ *   rounds later no node holds any of the keys (an exchange under way at
+ *   the flush ends; a just-flushed node refuses the peers' repairs for an
+ *   aae-interval). Timing-bound: without that, it fails only when a repair
+ *   is in flight across the flush.
  * Without anti-entropy (aae-interval 0) the first fails at its deadline:
  * nothing sends node 2 the keys it missed. Every wait is on a condition
  * with a deadline; nodes are stopped by PID (cluster_finish). */
@@ -493,6 +499,37 @@ static void test_aae_leaves_evicted_keys_alone(void **state)
     assert_int_equal(sum_stat("ringkv_aae_keys_repaired"), 0);
 }
 
+#define FLUSH_KEYS 400
+
+static bool repairing(void *arg)
+{
+    (void)arg;
+    return sum_stat("ringkv_aae_keys_repaired") > 0;
+}
+
+static void test_aae_flushall_stays_flushed(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, flags_repair), 0);
+    assert_true(cluster_wait(warm_write, NULL, 10000));
+    cluster_signal(2, SIGSTOP);
+    wait_status(2, "down");
+    for (int k = 0; k < FLUSH_KEYS; k++)
+        assert_true(is(ask(k % 2, NULL, "SET flushed:%d v%d", k, k), "+OK"));
+    cluster_signal(2, SIGCONT);
+    wait_status(2, "up");
+    assert_true(cluster_wait(repairing, NULL, 30000));
+    assert_true(is(ask(0, NULL, "FLUSHALL"), "+OK"));
+    struct rounds r;
+    for (int i = 0; i < 3; i++)
+        r.at[i] = info_stat(i, "ringkv_aae_exchanges");
+    assert_true(cluster_wait(rounds_passed, &r, 30000));
+    for (int i = 0; i < 3; i++) {
+        struct local_check none = {i, FLUSH_KEYS, "flushed:", true, NULL};
+        assert_true(local_values(&none));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +539,7 @@ int main(void)
         cmocka_unit_test_teardown(test_aae_repairs_cold_values, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_reaped_tombstone_stays_reaped, cluster_forget_all),
         cmocka_unit_test_teardown(test_aae_leaves_evicted_keys_alone, cluster_forget_all),
+        cmocka_unit_test_teardown(test_aae_flushall_stays_flushed, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
