@@ -119,11 +119,12 @@
 #include "persist.h"
 #include "ring.h"
 #include "snapshot.h"
+#include "transfer.h"
 #include "view.h"
 
 #define ADMIN_REPLICAS_MAX 3 /* N until the replication issue brings its setting */
 _Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings carry");
-#define ADMIN_METRICS_MAX 64
+#define ADMIN_METRICS_MAX 96
 #define ADMIN_JOIN_RETRY_MS 2000
 #define ADMIN_RING_REQ_MS 2000 /* a ring request unanswered this long is sent again */
 #define ADMIN_ADMITS_MAX 16    /* POST /v1/nodes addresses being contacted at once */
@@ -974,6 +975,33 @@ static void admin_health(struct admin *a, struct http_response *res)
                          (json_int_t)((int64_t)time(NULL) - n->start_ms / 1000)));
 }
 
+/* GET /v1/ring: view_ring() with each pending transfer's state as this node
+ * sees it (moves to it: its pull's state, "done" when it was a replica
+ * already; moves from it: "releasing", "dropping" or "done"; "remote" for
+ * moves between others) and the node's transfer figures (transfer.h). */
+static json_t *admin_ring_view(const struct admin *a)
+{
+    json_t *v = view_ring(a->ring, a->prev_ring);
+    json_t *moves = json_object_get(v, "pending_transfers");
+    size_t i;
+    json_t *mv;
+    json_array_foreach(moves, i, mv) {
+        uint32_t p = (uint32_t)json_integer_value(json_object_get(mv, "partition"));
+        unsigned st = transfer_state(a->node, p);
+        const char *name = "remote";
+        if (strcmp(json_string_value(json_object_get(mv, "to")), a->id) == 0)
+            name = st == TRANSFER_NONE ? "done" : transfer_state_name(st); /* none: was a replica */
+        else if (strcmp(json_string_value(json_object_get(mv, "from")), a->id) == 0)
+            name = st == TRANSFER_RELEASING || st == TRANSFER_DROPPING ? transfer_state_name(st)
+                                                                       : "done";
+        json_object_set_new(mv, "state", json_string(name));
+    }
+    struct transfer_stats t;
+    transfer_node_stats(a->node, &t);
+    json_object_set_new(v, "transfers", view_transfers(&t));
+    return v;
+}
+
 /* The samples of /v1/stats and /metrics. Returns how many. */
 static size_t admin_metrics(const struct admin *a, struct view_metric *m)
 {
@@ -1047,8 +1075,7 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
     METRIC("partitions_owned", "partitions_owned", "gauge", "Partitions this node owns.",
            self == RING_NONE ? 0 : a->ring->owned[self]);
     METRIC("pending_transfers", "pending_transfers", "gauge",
-           "Partitions whose owner changed with the last ring change (data moves later).",
-           a->pending);
+           "Partitions whose owner changed with the last ring change.", a->pending);
     struct aae_totals aae;
     aae_totals(n, &aae);
     METRIC("aae_exchanges", "aae_exchanges_total", "counter",
@@ -1064,6 +1091,30 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
     METRIC("aae_trees_corrected", "aae_trees_corrected_total", "counter",
            "Trees a rebuild found off from the kept ones (0 unless a change was missed).",
            aae.trees_corrected);
+    struct transfer_stats tx;
+    transfer_node_stats(n, &tx);
+    METRIC("transfer_partitions_pending", "transfer_partitions_pending", "gauge",
+           "Partitions this node must pull, not streaming yet.", tx.pending);
+    METRIC("transfer_partitions_streaming", "transfer_partitions_streaming", "gauge",
+           "Partitions this node is pulling now (or whose last keys wait for the log).",
+           tx.streaming + tx.settling);
+    METRIC("transfer_partitions_done", "transfer_partitions_done", "gauge",
+           "Partitions pulled whole and durably since start-up.", tx.done);
+    METRIC("transfer_partitions_releasing", "transfer_partitions_releasing", "gauge",
+           "Partitions this node left and still holds (until their new list has them).",
+           tx.releasing + tx.dropping);
+    METRIC("transfer_bytes", "transfer_received_bytes_total", "counter",
+           "Bytes of key states pulled in partition transfers.", tx.bytes);
+    METRIC("transfer_keys", "transfer_received_keys_total", "counter",
+           "Key states pulled in partition transfers.", tx.keys);
+    METRIC("transfer_bytes_sent", "transfer_sent_bytes_total", "counter",
+           "Bytes of key states served to nodes pulling partitions.", tx.bytes_sent);
+    METRIC("transfer_keys_dropped", "transfer_dropped_keys_total", "counter",
+           "Keys deleted here once their partition's new list held it.", tx.keys_dropped);
+    METRIC("transfer_rate", "transfer_rate_bytes", "gauge",
+           "Bytes per second pulled now (smoothed).", tx.rate);
+    METRIC("transfer_eta_seconds", "transfer_eta_seconds", "gauge",
+           "Estimated seconds until this node's pulls are done (-1: unknown).", tx.eta_s);
     const struct member_stats *ms = member_get_stats(a->members);
     const struct peer_stats *ps = peer_get_stats(a->peer);
     METRIC("gossip_rounds", "gossip_rounds_total", "counter", "Gossip frames sent.",
@@ -1434,7 +1485,7 @@ static void admin_handle(void *arg, const struct http_request *req, struct http_
         admin_node(a, req, res);
         break;
     case HTTP_RING:
-        admin_json(res, 200, view_ring(a->ring, a->prev_ring));
+        admin_json(res, 200, admin_ring_view(a));
         break;
     case HTTP_STATS:
         admin_stats(a, res);
@@ -1632,6 +1683,11 @@ void admin_destroy(struct admin *a)
 const char *admin_node_id(const struct admin *a)
 {
     return a->id;
+}
+
+const struct ring *admin_start_ring(const struct admin *a)
+{
+    return a->ring;
 }
 
 const uint8_t *admin_cluster_key(const struct admin *a, size_t *len)

@@ -18,6 +18,7 @@
 struct cfg;
 struct node;
 struct admin;
+struct ring;
 
 /* Reads or makes the node id (identity.h; with storage = memory, kept in dir
  * when dir is a writable directory, else new each run), builds the
@@ -36,6 +37,11 @@ void admin_destroy(struct admin *a);
 bool admin_dir_kept(const struct cfg *cfg);
 /* This node's id: 40 lowercase hex digits. Any thread. */
 const char *admin_node_id(const struct admin *a);
+/* The ring admin_create() started with (restored, provisional at epoch 0,
+ * or this node alone): the ring this node's data belongs to at start-up
+ * (shards/transfer.c's baseline). Main thread, before admin_start() only;
+ * valid until then. */
+const struct ring *admin_start_ring(const struct admin *a);
 /* The key derived from cluster-secret (peer_secret_key()), for the
  * node-to-node protocol's handshake: *len bytes, valid while a lives; NULL
  * and *len 0 without a secret. Any thread. */

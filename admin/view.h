@@ -42,6 +42,14 @@ json_t *view_balance(const struct ring *ring);
  * this one replaced; NULL: none) as {"partition", "from", "to", "state":
  * "pending"} with node ids. */
 json_t *view_ring(const struct ring *ring, const struct ring *prev);
+struct transfer_stats;
+/* {"partitions_pending", "partitions_streaming", "partitions_done",
+ * "partitions_releasing", "partitions_released", "bytes", "keys",
+ * "bytes_sent", "keys_sent", "keys_dropped", "cold_skipped",
+ * "resumable_bytes", "rate_bytes_per_sec", "remaining_bytes", "eta_seconds"}: a node's transfer
+ * figures (shards/transfer.h; streaming counts settling ones, releasing
+ * dropping ones). */
+json_t *view_transfers(const struct transfer_stats *t);
 /* The plan of a change (a join or a leave, named by action, of the member
  * whose id is given): {"dry_run": true, "action", "node", "epoch", "hash",
  * "moves": [{"partition", "from", "to"}], "moved", "owned": {id: count},

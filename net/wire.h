@@ -145,7 +145,8 @@ enum wire_kind {
 /* clang-format off */
 #define WIRE_OPS(X)                                                                                \
     X(GET, 1, "GET") X(PUT, 2, "PUT") X(DEL, 3, "DEL") X(SYNC, 4, "SYNC") X(FORWARD, 5, "FORWARD") \
-    X(HINT, 6, "HINT") X(TREE, 8, "TREE") X(SEGMENTS, 9, "SEGMENTS") X(KEYS, 10, "KEYS")
+    X(HINT, 6, "HINT") X(TREE, 8, "TREE") X(SEGMENTS, 9, "SEGMENTS") X(KEYS, 10, "KEYS")              \
+    X(STREAM, 11, "STREAM") X(STREAM_END, 12, "STREAM_END") X(RELEASE, 13, "RELEASE")
 #define WIRE_CODES(X)                                                                              \
     X(OK, 0, "OK") X(NOT_FOUND, 1, "NOT_FOUND") X(ERROR, 2, "ERROR")                               \
     X(UNAVAILABLE, 3, "UNAVAILABLE") X(OVERLOADED, 4, "OVERLOADED")
@@ -164,7 +165,12 @@ enum wire_kind {
  * SYNC's one, then the owner's node id (40 hex digits). TREE, SEGMENTS,
  * KEYS: anti-entropy's comparison of a partition's Merkle trees (no key;
  * the one value's payload is shards/merkle.h's: the branches, the leaves of
- * some branches, the keys and digests of some leaves). */
+ * some branches, the keys and digests of some leaves).
+ * Partition transfers (shards/transfer.h says what each field holds):
+ * STREAM: a request for the states of some partitions' keys from a hash
+ * position on (a REQUEST; its answer is STREAM REPLYs, one per key state,
+ * then one STREAM_END REPLY with the next position); RELEASE: "do you hold
+ * this partition whole?", asked by a node that left its preference list. */
 enum wire_op {
 #define WIRE_OP_ENUM(id, n, name) WIRE_OP_##id = n,
     WIRE_OPS(WIRE_OP_ENUM)

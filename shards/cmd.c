@@ -398,6 +398,7 @@ static struct cmd_msg *cmd_msg_make(struct shard *sh, uint64_t req_id, uint32_t 
     m->proto = proto;
     m->r = 0;
     m->w = 0;
+    m->slot1 = 0;
     m->deadline_ms = 0;
     m->hash = hash;
     m->argc = argc;
@@ -480,11 +481,12 @@ static void cmd_unpin(struct shard *sh)
 static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
                             uint32_t target, cmd_handler *h, uint32_t flags,
                             struct resp_arg *argv, uint32_t argc, uint64_t hash,
-                            const struct mc_request *mc)
+                            const struct mc_request *mc, uint32_t slot1)
 {
     struct coord_route rt;
     struct resp_arg key = mc ? (struct resp_arg){mc->keys[0].ptr, mc->keys[0].len} : argv[1];
-    coord_route(sh, c, key.ptr, key.len, hash, flags, &rt);
+    uint32_t slot = slot1 ? slot1 - 1 : keyhash_slot(key.ptr, key.len);
+    coord_route_slot(sh, c, key.ptr, key.len, hash, slot, flags, &rt);
     if (rt.kind == COORD_MOVED && h == cmd_multi_exec_shard)
         rt.kind = COORD_FORWARD; /* the queue was this connection's: a MOVED would lose it */
     struct req_result *res = &r->subs[sub];
@@ -504,6 +506,7 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
             break;
         m->r = c->consistency_r;
         m->w = c->consistency_w;
+        m->slot1 = rt.slot + 1;
         m->deadline_ms = r->deadline_ms;
         if (target == sh->id) {
             cmd_msg_execute(sh, m);
@@ -531,13 +534,15 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
 /* Runs sub-result `sub` of r on the shard owning `hash` (or on shard
  * `target` for shard-wide handlers): inline when that is this shard,
  * unless it must wait for a value on disk; else one message there. In a
- * cluster a keyed one goes to its coordinator instead. */
-static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
-                          uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
-                          uint32_t argc, uint64_t hash, const struct mc_request *mc)
+ * cluster a keyed one goes to its coordinator instead. slot1: the key's
+ * slot + 1 when the caller computed it, else 0. */
+static void cmd_route_sub_slot(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
+                               uint32_t target, cmd_handler *h, uint32_t flags,
+                               struct resp_arg *argv, uint32_t argc, uint64_t hash,
+                               const struct mc_request *mc, uint32_t slot1)
 {
     if ((mc ? mc->nkeys > 0 : argc > 1) && !(flags & CMD_NOKEY) && coord_is_cluster(sh)) {
-        cmd_route_coord(sh, c, r, sub, target, h, flags, argv, argc, hash, mc);
+        cmd_route_coord(sh, c, r, sub, target, h, flags, argv, argc, hash, mc, slot1);
         return;
     }
     bool here = target == sh->id;
@@ -566,6 +571,13 @@ static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint3
     shard_send(sh, target, m);
 }
 
+static void cmd_route_sub(struct shard *sh, struct conn *c, struct req *r, uint32_t sub,
+                          uint32_t target, cmd_handler *h, uint32_t flags, struct resp_arg *argv,
+                          uint32_t argc, uint64_t hash, const struct mc_request *mc)
+{
+    cmd_route_sub_slot(sh, c, r, sub, target, h, flags, argv, argc, hash, mc, 0);
+}
+
 /* A single-key request: inline on the owner when nothing makes it wait
  * (the fast path: no allocation), else a request of one sub-result. */
 static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint32_t flags,
@@ -573,7 +585,8 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
                           const struct mc_request *mc)
 {
     const char *key = mc ? mc->keys[0].ptr : argv[1].ptr;
-    uint32_t owner = node_shard_of(sh->node, key, mc ? mc->keys[0].len : argv[1].len, hash);
+    uint32_t slot = keyhash_slot(key, mc ? mc->keys[0].len : argv[1].len); /* once: see slot1 */
+    uint32_t owner = sh->node->partition_shard[node_partition_of_slot(sh->node, slot, hash)];
     if (owner == sh->id && !persist_holds_replies(sh->persist) && !coord_is_cluster(sh) &&
         cmd_may_run_here(sh, flags, argv, argc, hash, mc)) {
         struct req_result res;
@@ -586,7 +599,7 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
     if (!r)
         return;
     r->aux = mc && mc->noreply; /* a timeout stays silent too */
-    cmd_route_sub(sh, c, r, 0, owner, h, flags, argv, argc, hash, mc);
+    cmd_route_sub_slot(sh, c, r, 0, owner, h, flags, argv, argc, hash, mc, slot + 1);
     req_arm(&sh->reqs, r);
 }
 

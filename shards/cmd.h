@@ -141,6 +141,8 @@ struct cmd_msg {
     uint64_t hash;
     uint32_t argc;
     int32_t stat_slot;     /* the command whose time its run adds to (cmd_stats.h) */
+    uint32_t slot1;        /* CMD_COORD: the key's slot + 1 as coord_route() found it
+                              (0: not known), so the coordinator computes it no more */
     uint8_t r, w;          /* CMD_COORD: R and W asked (net/conn.h consistency_r/_w;
                               0: the node's settings) */
     int64_t deadline_ms;   /* its request's deadline (req_now_ms clock), so a

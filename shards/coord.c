@@ -17,9 +17,11 @@
  * gives the deadline, the durability hold and the id that peers' REPLYs
  * name: wire id = the req id with the peer's index in bits 24..31 (the req
  * slot's top byte, so slots stay under 2^24). Phases:
- *   READ   GETs out to the live replicas; at R answers (self included) each
- *          state is applied here (replica_apply: the coordinator is
- *          repaired), then the command runs here and is answered; for a
+ *   READ   GETs out to the live replicas (a read's command runs here as they
+ *          go, on the state whose hash they carry); at R answers (self
+ *          included) each state is applied here (replica_apply: the
+ *          coordinator is repaired), the command runs again if that or any
+ *          other write changed the store meanwhile, and is answered; for a
  *          read-modify-write command the WRITE phase follows instead;
  *   WRITE  the command ran here (before: replica_export; after:
  *          replica_versionize, or the RING.* write's own version), SYNCs
@@ -40,6 +42,10 @@
  *          A memcached request goes as memcached text (WIRE_MSG_MC: one
  *          request, a get's one key) and its memcached reply bytes come
  *          back; noreply stays at the origin, which relays nothing then.
+ *          A keyed forward that may run twice (not read-modify-write) and
+ *          is still unanswered after 500 ms (or a quarter of its time) goes
+ *          to the next live replica too, once; the first answer is relayed
+ *          (coord_fwd_watch: a stopped replica costs no request-timeout);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -89,6 +95,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <mimalloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,11 +121,15 @@
 #include "snapshot.h"
 #include "store.h"
 #include "tier.h"
+#include "transfer.h"
 
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
 #define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
 #define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
+#define COORD_POOL_MAX 1024       /* operations kept for reuse per shard at most */
+#define COORD_POOL_BUF_MAX 4096   /* a kept buffer's capacity at most (larger ones go) */
+#define COORD_KEY_SMALL 64        /* a key up to this long is copied into the op itself */
 
 #define COORD_FWD_MC 1       /* a forwarded memcached request (coord_op.fwd_mc) */
 #define COORD_FWD_MC_QUIET 2 /* the same with noreply: its reply is not relayed */
@@ -146,7 +157,7 @@ struct coord_view {
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
-        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes;
+        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes, gets_same;
 } __attribute__((aligned(64)));
 
 /* Sloppy quorum for late replicas: the writes still waiting for acks, in
@@ -160,10 +171,15 @@ struct coord_late {
 
 struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
+    struct coord_op *free_ops; /* the pool: ended operations, for reuse */
+    uint32_t nfree;
+    struct replica_state before, after; /* coord_write_start's, kept between writes */
     uint32_t nreaps;         /* reap checks in flight: their keys' hashes */
     uint64_t reap_hash[COORD_REAPS_MAX];
     struct coord_late *late; /* COORD_LATE_MAX, made with the first cluster view */
     uint32_t late_head, late_len;
+    struct coord_late *fwd_late; /* [fwd_cap] forwards that may go on (coord_fwd_tick) */
+    uint32_t fwd_head, fwd_len, fwd_cap;
     struct coord_stats stats;
 };
 
@@ -172,7 +188,8 @@ struct coord {
 #define COORD_STAT(sh, f) COORD_STAT_ADD(sh, f, 1)
 
 enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD, PH_REAP };
-enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL };
+/* P_SAME: a READ's answer "I hold the state whose hash you sent" (no bytes). */
+enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL, P_SAME };
 
 struct coord_op {
     struct coord_view *view;
@@ -184,21 +201,28 @@ struct coord_op {
     bool is_loading;    /* its key's value went back to disk while the replicas
                            answered: progress waits until it is read back */
     bool is_reloaded;   /* that happened once already (a second time: an error) */
+    bool has_hash;      /* READ: the GETs carried state_hash, this node's state's */
+    bool is_merged;     /* READ: a replica's answer changed this node's state */
+    bool is_run_early;  /* READ (not RMW): the command ran when the GETs went out */
+    uint64_t state_hash;
+    uint64_t early_seq;    /* is_run_early: its reply's durability hold */
+    uint64_t early_writes; /* is_run_early: the store's writes then (stats.writes) */
     uint32_t partition, slot;
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
     uint32_t waiting; /* peers not answered yet */
     uint32_t npeers;
-    uint32_t peer[COORD_PEERS_MAX];
-    uint8_t st[COORD_PEERS_MAX];
     uint32_t standin[COORD_PEERS_MAX]; /* is_hinted[k]: the node holding peer k's hint */
     bool is_hinted[COORD_PEERS_MAX];   /* peer k's write went to a stand-in (sloppy quorum) */
-    struct replica_state got[COORD_PEERS_MAX];
-    struct replica_state mine; /* REAP: the tombstone checked */
+    uint8_t path[COORD_PEERS_MAX];     /* WRITE: COORD_PATH_* of peer k (its SYNC, its HINT) */
     uint64_t hold_seq;
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
     uint8_t fwd_mc; /* FWD: 0 (RESP), COORD_FWD_MC, or COORD_FWD_MC_QUIET (noreply) */
+    bool is_fwd_retry; /* FWD: may go on to the next live replica once (coord_fwd_tick);
+                          then its command's bytes are in mine.body, its key in key */
+    uint8_t fwd_flags, fwd_r, fwd_w; /* FWD: its message's (for that second send) */
+    uint32_t fwd_to; /* FWD: the member it went to */
     char *key; /* a copy (repair comes after the message went back) */
     uint32_t klen;
     uint64_t hash;
@@ -209,6 +233,18 @@ struct coord_op {
     struct resp_arg *keys;
     uint8_t *mst;
     struct replica_state *mgot;
+    /* ---- kept by the shard's pool (coord_op_new zeroes only what is above) ---- */
+    struct coord_op *next_free;
+    uint32_t cap;      /* peers the arrays below hold: the view's other members at most */
+    uint32_t ngot;     /* got[0..ngot) are initialised (their buffers kept for the next op) */
+    struct replica_state *got; /* [cap] a peer's GET answer (coord_op_got) */
+    uint32_t *peer;            /* [cap] the peers' member indexes */
+    uint8_t *st;               /* [cap] enum coord_peer */
+    uint32_t key_cap;  /* bytes at key_heap */
+    char *key_heap;    /* a key longer than key_small */
+    struct replica_state mine; /* REAP: the tombstone checked */
+    char key_small[COORD_KEY_SMALL];
+    _Alignas(8) char room[]; /* got, peer, st */
 };
 
 /* ---- the view ---- */
@@ -330,6 +366,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     return v;
 }
 
+static void coord_op_destroy(struct coord_op *op);
+
 int coord_init(struct shard *sh)
 {
     sh->coord = mi_zalloc_aligned(sizeof *sh->coord, 64);
@@ -340,8 +378,16 @@ void coord_fini(struct shard *sh)
 {
     if (!sh->coord)
         return;
+    while (sh->coord->free_ops) {
+        struct coord_op *op = sh->coord->free_ops;
+        sh->coord->free_ops = op->next_free;
+        coord_op_destroy(op);
+    }
+    replica_state_fini(&sh->coord->before);
+    replica_state_fini(&sh->coord->after);
     coord_view_put(sh->coord->view);
     mi_free(sh->coord->late);
+    mi_free(sh->coord->fwd_late);
     mi_free(sh->coord);
     sh->coord = NULL;
 }
@@ -463,16 +509,24 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out)
 {
+    coord_route_slot(sh, c, key, klen, hash, keyhash_slot(key, klen), flags, out);
+}
+
+void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
+                      uint64_t hash, uint32_t slot, uint32_t flags, struct coord_route *out)
+{
     out->kind = COORD_LOCAL;
     out->is_replica = false;
     out->is_hop = (flags & CMD_FORWARDED) != 0;
     out->is_keyed = true;
+    out->is_rmw = (flags & CMD_RMW) != 0; /* also for EXEC's MOVED made a FORWARD (cmd.c) */
     out->error[0] = '\0';
     if (!coord_is_cluster(sh))
         return;
     const struct coord_view *v = sh->coord->view;
-    uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    uint32_t p = node_partition_of_slot(sh->node, slot, hash);
     out->partition = p;
+    out->slot = slot;
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const uint32_t *list = coord_list(v, p);
     uint32_t first_live = RING_NONE;
@@ -499,7 +553,7 @@ void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32
     }
     out->to = first_live;
     if (c && c->cluster_aware && !is_forwarded) {
-        snprintf(out->error, sizeof out->error, "MOVED %u %s", keyhash_slot(key, klen),
+        snprintf(out->error, sizeof out->error, "MOVED %u %s", slot,
                  v->members[first_live].client_addr);
         out->kind = COORD_MOVED;
         COORD_STAT(sh, moved);
@@ -528,23 +582,93 @@ static int64_t coord_margin_ms(const struct shard *sh)
     return m > COORD_MARGIN_MAX_MS ? COORD_MARGIN_MAX_MS : m;
 }
 
+/* Operations are pooled per shard (struct coord.free_ops): a new one comes
+ * from the pool when it holds one, and only the fields above next_free are
+ * zeroed; the peers' answer buffers (got[]), the REAP state and the key's
+ * copy keep their allocations from one operation to the next (up to
+ * COORD_POOL_BUF_MAX bytes each), so a request allocates nothing here once
+ * the pool is warm, and touches got[] only for the peers it has. */
+static void coord_state_keep(struct replica_state *st)
+{
+    if (st->meta.cap > COORD_POOL_BUF_MAX || st->body.cap > COORD_POOL_BUF_MAX) {
+        replica_state_fini(st);
+        replica_state_init(st);
+    } else {
+        replica_state_clear(st);
+    }
+}
+
+static void coord_op_destroy(struct coord_op *op)
+{
+    for (uint32_t k = 0; k < op->ngot; k++)
+        replica_state_fini(&op->got[k]);
+    replica_state_fini(&op->mine);
+    mi_free(op->key_heap);
+    mi_free(op);
+}
+
+/* Back to the pool (or freed past COORD_POOL_MAX). */
+static void coord_op_release(struct coord *co, struct coord_op *op)
+{
+    if (co->nfree >= COORD_POOL_MAX) {
+        coord_op_destroy(op);
+        return;
+    }
+    for (uint32_t k = 0; k < op->ngot; k++)
+        coord_state_keep(&op->got[k]);
+    coord_state_keep(&op->mine);
+    if (op->key_cap > COORD_POOL_BUF_MAX) {
+        mi_free(op->key_heap);
+        op->key_heap = NULL;
+        op->key_cap = 0;
+    }
+    op->next_free = co->free_ops;
+    co->free_ops = op;
+    co->nfree++;
+}
+
 /* An operation ending at deadline_ms (0: request-timeout from now, less the
  * margin). */
 static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, struct req **r_out)
 {
     if (!deadline_ms)
         deadline_ms = shard_deadline(sh) - coord_margin_ms(sh);
-    struct coord_op *op = mi_zalloc(sizeof *op);
-    struct req *r = op ? req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms) : NULL;
+    struct coord *co = sh->coord;
+    /* peers are other members of the view: the arrays hold that many (3
+     * nodes: 2), not COORD_PEERS_MAX */
+    uint32_t n_members = sh->coord->view->n_members;
+    uint32_t cap = n_members < 1 ? 1 : n_members > COORD_PEERS_MAX ? COORD_PEERS_MAX : n_members;
+    struct coord_op *op = co->free_ops;
+    if (op) {
+        co->free_ops = op->next_free;
+        co->nfree--;
+        if (op->cap < cap) { /* the view grew: a larger one */
+            coord_op_destroy(op);
+            op = NULL;
+        }
+    }
+    if (!op) {
+        op = mi_malloc(sizeof *op + cap * (sizeof *op->got + sizeof *op->peer + sizeof *op->st));
+        if (!op)
+            return NULL;
+        op->cap = cap;
+        op->got = (struct replica_state *)(void *)op->room;
+        op->peer = (uint32_t *)(void *)(op->got + cap);
+        op->st = (uint8_t *)(op->peer + cap);
+        op->ngot = 0;
+        op->key_cap = 0;
+        op->key_heap = NULL;
+        replica_state_init(&op->mine);
+    }
+    memset(op, 0, offsetof(struct coord_op, next_free));
+    memset(op->st, P_NONE, op->cap);
+    struct req *r = req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms);
     if (!r || (uint32_t)r->id >= 1u << COORD_SLOT_BITS) {
         if (r)
             req_cancel(&sh->reqs, r->id); /* owner_ptr is still NULL: nothing to free */
-        mi_free(op);
+        coord_op_release(co, op);
         return NULL;
     }
-    /* got[] starts empty: mi_zalloc's zeroes are replica_state_init's state
-     * (buf.h); coord_op_free finis the first npeers, those a peer may fill. */
-    replica_state_init(&op->mine);
     op->view = sh->coord->view;
     op->view->refs++;
     r->owner_ptr = op;
@@ -552,19 +676,45 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
     return op;
 }
 
-static void coord_op_free(struct coord_op *op)
+/* The op's copy of its key (repair and reaping come after the message went
+ * back): in the op when short, else in a buffer the pool keeps. */
+static bool coord_op_set_key(struct coord_op *op, const void *key, uint32_t klen)
 {
-    for (uint32_t k = 0; k < op->npeers; k++)
-        replica_state_fini(&op->got[k]);
+    if (klen <= COORD_KEY_SMALL) {
+        op->key = op->key_small;
+    } else {
+        if (klen > op->key_cap) {
+            char *k = mi_malloc(klen);
+            if (!k)
+                return false;
+            mi_free(op->key_heap);
+            op->key_heap = k;
+            op->key_cap = klen;
+        }
+        op->key = op->key_heap;
+    }
+    memcpy(op->key, key, klen);
+    op->klen = klen;
+    return true;
+}
+
+/* Peer k's answer state, initialised on first use (kept by the pool). */
+static struct replica_state *coord_op_got(struct coord_op *op, uint32_t k)
+{
+    for (; op->ngot <= k; op->ngot++)
+        replica_state_init(&op->got[op->ngot]);
+    return &op->got[k];
+}
+
+static void coord_op_free(struct shard *sh, struct coord_op *op)
+{
     for (uint32_t i = 0; op->mgot && i < op->nkeys * (op->npeers ? op->npeers : 1); i++)
         replica_state_fini(&op->mgot[i]);
     mi_free(op->mgot);
     mi_free(op->mst);
     mi_free(op->keys);
-    replica_state_fini(&op->mine);
     coord_view_put(op->view);
-    mi_free(op->key);
-    mi_free(op);
+    coord_op_release(sh->coord, op);
 }
 
 /* Milliseconds from now to deadline_ms, at least 1 (a wire deadline). */
@@ -640,7 +790,14 @@ static uint32_t coord_standin(const struct coord_view *v, uint32_t p, uint32_t n
 }
 
 /* Whether a hint for member m may be taken: max-hint-window is not 0 and m
- * has not been down longer than it (a live but late m: yes). */
+ * has not been down longer than it (a live but late m: yes). How long is
+ * this node's own count (coord_down_since): it starts again when this node
+ * restarts, since neither the views nor gossip (member.h's health_since_ms
+ * is local too) keep when a member went down across a restart; so a
+ * long-dead member gets hints for up to max-hint-window after each restart
+ * of a coordinator. They are bounded all the same: each expires
+ * max-hint-window after it was taken (hints.h), and those of a member that
+ * was removed go to its partitions' replicas of now. */
 static bool coord_hint_window(const struct shard *sh, const struct coord_view *v, uint32_t m)
 {
     int64_t window_s = sh->node->cfg->max_hint_window_s;
@@ -667,6 +824,23 @@ static uint32_t coord_hintable(const struct shard *sh, const struct coord_view *
     return nused;
 }
 
+/* A late peer's SYNC and its stand-in's HINT are two paths to one answer:
+ * the HINT has its own wire slot (k + COORD_PEERS_MAX), the first OK of
+ * either counts for peer k, and peer k fails only once every path that
+ * went out failed. */
+#define COORD_PATH_SYNCED 1u /* peer k's own SYNC went out */
+#define COORD_FAIL_SYNC 2u
+#define COORD_FAIL_HINT 4u
+
+/* Peer k's path that answered (is_hint: the stand-in's) failed: true when
+ * the other path may still answer (peer k is not decided yet). */
+static bool coord_other_path_waits(struct coord_op *op, uint32_t k, bool is_hint)
+{
+    op->path[k] |= is_hint ? COORD_FAIL_HINT : COORD_FAIL_SYNC;
+    return is_hint ? (op->path[k] & COORD_PATH_SYNCED) && !(op->path[k] & COORD_FAIL_SYNC)
+                   : op->is_hinted[k] && !(op->path[k] & COORD_FAIL_HINT);
+}
+
 /* Sends peer k's SYNC of state st to a stand-in instead, as a HINT naming
  * peer k (see wire.h); its ack counts for peer k. 0, or -EAGAIN (no
  * stand-in, past max-hint-window, no link). */
@@ -684,8 +858,8 @@ static int coord_send_hint(struct shard *sh, struct coord_op *op, const struct r
     if (m == RING_NONE)
         return -EAGAIN;
     struct wire_bytes owner = {(const uint8_t *)v->members[op->peer[k]].id, RING_ID_LEN};
-    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k), WIRE_OP_HINT, op, r, key, st,
-                              &owner);
+    int rc = coord_send_state(sh, v, m, coord_wire_id(r->id, k + COORD_PEERS_MAX), WIRE_OP_HINT,
+                              op, r, key, st, &owner);
     if (rc == 0) {
         op->is_hinted[k] = true;
         op->standin[k] = m;
@@ -753,6 +927,36 @@ bool coord_member_up(const struct shard *sh, const char *id, const char **cluste
     return false;
 }
 
+uint64_t coord_reply_req(uint64_t wire_id, uint32_t *sub)
+{
+    *sub = (uint32_t)(wire_id >> COORD_SLOT_BITS) & 0xFF;
+    return wire_id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
+}
+
+uint64_t coord_wire_sub(uint64_t req_id, uint32_t sub) { return coord_wire_id(req_id, sub); }
+
+int coord_hint_replicas(const struct shard *sh, uint32_t p, const char *id, uint32_t *members,
+                        uint32_t cap, uint32_t *n, bool *is_self)
+{
+    *n = 0;
+    *is_self = false;
+    const struct coord_view *v = sh->coord ? sh->coord->view : NULL;
+    if (!v || v->version == 0 || !v->is_cluster || p >= v->q)
+        return -1;
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    for (uint32_t k = 0; k < n_eff; k++)
+        if (list[k] != RING_NONE && strcmp(v->members[list[k]].id, id) == 0)
+            return 1;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (list[k] == v->self)
+            *is_self = true;
+        else if (coord_live(v, list[k]) && *n < cap)
+            members[(*n)++] = list[k];
+    }
+    return 0;
+}
+
 /* The reply when too few replicas answered. */
 static void coord_unavailable(struct shard *sh, struct coord_op *op)
 {
@@ -778,6 +982,38 @@ static void coord_answer(struct shard *sh, struct coord_op *op)
 }
 
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op);
+
+/* Reads with a state hash: a coordinator's GET to the replicas carries the
+ * hash of its own state (replica_state_hash, 8 bytes little-endian in the
+ * GET's meta) when that state is a versioned entry in memory; a replica
+ * whose state hashes the same answers OK with no meta and no value ("same":
+ * no bytes copied or sent). The coordinator counts it toward R and has
+ * nothing to merge from it; read repair then sends the merged state to it
+ * when the merge changed the coordinator's state (coord_repair). A peer that predates this
+ * ignores the GET's meta and answers its state, as before; a coordinator
+ * that sends no hash never gets "same". */
+#define COORD_HASH_LEN 8
+
+/* The hash of this node's state of key into *h: true for a versioned entry
+ * in memory (replica_peek), else false (no cheap hash; reads go without). */
+static bool coord_own_hash(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
+                           uint64_t *h)
+{
+    struct store_version v;
+    uint64_t expire_at_ms;
+    if (replica_peek(sh->store, key, klen, hash, &v, &expire_at_ms) != 0)
+        return false;
+    *h = replica_state_hash(v.meta, v.meta_len, expire_at_ms);
+    return true;
+}
+
+static uint64_t coord_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
 static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint8_t fwd_mc,
                            const char *code, const char *text);
 static void coord_reap_end(struct shard *sh, struct req *r, struct coord_op *op,
@@ -792,7 +1028,7 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
     if (how == REQ_END_DROP) {
         if (op->m)
             cmd_msg_free(op->m);
-        coord_op_free(op);
+        coord_op_free(sh, op);
         return true;
     }
     if (op->phase == PH_FWD) {
@@ -801,12 +1037,12 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
                            "the replica forwarded to did not answer within request-timeout");
             COORD_STAT(sh, unavailable);
         }
-        coord_op_free(op);
+        coord_op_free(sh, op);
         return true;
     }
     if (op->phase == PH_REAP) {
         coord_reap_end(sh, r, op, how);
-        coord_op_free(op);
+        coord_op_free(sh, op);
         return true;
     }
     if (op->m) {
@@ -821,7 +1057,7 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
     }
     if (op->phase == PH_REPAIR)
         coord_repair(sh, r, op);
-    coord_op_free(op);
+    coord_op_free(sh, op);
     return true;
 }
 
@@ -878,24 +1114,26 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
 {
     struct cmd_msg *m = op->m;
     const struct resp_arg key_arg = cmd_msg_key(m), *key = &key_arg;
-    struct replica_state before, after;
-    replica_state_init(&before);
-    replica_state_init(&after);
-    bool has_before =
-        replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &before) == 0;
+    struct replica_state *before = &sh->coord->before, *after = &sh->coord->after;
+    bool has_before = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, before) == 0;
     uint64_t seq0 = persist_last_seq(sh->persist);
+    struct replica_put put; /* a put of the key is its new version at once */
+    if (!op->is_ring_write)
+        replica_put_begin(&put, sh->store, sh->node, key->ptr, key->len, m->hash);
     cmd_msg_run(sh, m);
+    if (!op->is_ring_write)
+        replica_put_end(&put, sh->store);
     op->phase = PH_WRITE;
     COORD_STAT(sh, writes);
     bool changed = false;
     int rc = 0;
     if (m->res.status != REQ_ERR) {
-        if (op->is_ring_write) {
-            rc = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, &after);
+        if (op->is_ring_write || put.done) {
+            rc = replica_export(sh->store, sh->node, key->ptr, key->len, m->hash, after);
             changed = rc == 0;
         } else {
             rc = replica_versionize(sh->store, sh->node, key->ptr, key->len, m->hash,
-                                    has_before ? &before : NULL, &after, &changed);
+                                    has_before ? before : NULL, after, &changed);
         }
         if (rc < 0 && rc != -ENOENT)
             coord_version_failed(m, key, rc);
@@ -905,8 +1143,8 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
         log_debug("key '%.*s': the write changed nothing to replicate",
                   (int)(key->len > 64 ? 64 : key->len), key->ptr);
     if (m->res.status == REQ_ERR || !changed || rc < 0) {
-        replica_state_fini(&before);
-        replica_state_fini(&after);
+        coord_state_keep(before);
+        coord_state_keep(after);
         coord_complete(sh, r, seq);
         return;
     }
@@ -917,15 +1155,16 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
     for (uint32_t k = 0; k < op->npeers; k++) {
         bool is_sent = op->st[k] != P_NONE && /* down: to a stand-in (sloppy quorum) */
                        coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op,
-                                       r, key, &after) == 0;
-        is_sent = is_sent || coord_send_hint(sh, op, r, k, key, &after) == 0;
+                                       r, key, after) == 0;
+        op->path[k] = is_sent ? COORD_PATH_SYNCED : 0;
+        is_sent = is_sent || coord_send_hint(sh, op, r, k, key, after) == 0;
         op->st[k] = is_sent ? P_WAIT : P_FAIL;
         op->waiting += is_sent;
     }
     if (op->ok < op->need && op->ok + op->waiting >= op->need)
-        coord_late_watch(sh, r, op, &after);
-    replica_state_fini(&before);
-    replica_state_fini(&after);
+        coord_late_watch(sh, r, op, after);
+    coord_state_keep(before);
+    coord_state_keep(after);
     if (op->ok >= op->need)
         coord_complete(sh, r, op->hold_seq);
     else if (op->ok + op->waiting < op->need)
@@ -948,6 +1187,7 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
         const struct replica_state *g = &op->got[k];
         int rc = replica_apply(sh->store, sh->node, key->ptr, key->len, m->hash, g->meta.data,
                                g->meta.len, g->body.data, g->body.len, g->expire_at_ms);
+        op->is_merged |= rc == 1;
         if (rc < 0)
             log_debug("key '%.*s': a replica's state cannot be merged (%s)",
                       (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
@@ -960,11 +1200,19 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
         coord_write_start(sh, r, op);
         return;
     }
-    uint64_t seq0 = persist_last_seq(sh->persist);
-    cmd_msg_run(sh, m);
+    /* The early reply stands when nothing was written here since (no
+     * lookup: the store's count of writes; a pure read load keeps it) and
+     * no answer changed the key: this node's state is what R replicas
+     * confirmed. */
+    uint64_t seq = op->early_seq;
+    if (!op->is_run_early || op->is_merged || sh->store->stats.writes != op->early_writes) {
+        uint64_t seq0 = persist_last_seq(sh->persist);
+        cmd_msg_run(sh, m);
+        seq = persist_reply_seq(sh->persist, seq0, m->hash, false);
+    }
     COORD_STAT(sh, reads);
     op->phase = PH_REPAIR;
-    coord_complete(sh, r, persist_reply_seq(sh->persist, seq0, m->hash, false));
+    coord_complete(sh, r, seq);
     if (sh->tier)
         store_pin(sh->store, NULL);
 }
@@ -972,10 +1220,15 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
 /* The merged state to every replica that answered with less (or nothing). */
 static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
 {
+    /* a replica that answered "same" held what this node held when the
+     * GETs went: stale when this read's merge changed that (no lookup; a
+     * write that reached this node meanwhile is left to its own SYNCs and
+     * later reads) */
+    bool is_changed = op->is_merged;
     bool is_any_stale = false;
     for (uint32_t k = 0; k < op->npeers && !is_any_stale; k++)
         is_any_stale =
-            op->st[k] == P_MISSING ||
+            op->st[k] == P_MISSING || (op->st[k] == P_SAME && is_changed) ||
             (op->st[k] == P_OK && !replica_holds(sh->store, op->key, op->klen, op->hash,
                                                  op->got[k].meta.data, op->got[k].meta.len));
     if (!is_any_stale)
@@ -985,7 +1238,7 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
     struct resp_arg key = {op->key, op->klen};
     if (replica_export(sh->store, sh->node, op->key, op->klen, op->hash, &merged) == 0) {
         for (uint32_t k = 0; k < op->npeers; k++) {
-            bool is_stale = op->st[k] == P_MISSING ||
+            bool is_stale = op->st[k] == P_MISSING || (op->st[k] == P_SAME && is_changed) ||
                             (op->st[k] == P_OK &&
                              !replica_same(&merged, op->got[k].meta.data, op->got[k].meta.len));
             if (is_stale &&
@@ -1168,7 +1421,8 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
 {
     const struct coord_view *v = sh->coord->view;
     bool is_write = (m->flags & CMD_WRITE) != 0;
-    uint32_t p = node_partition_of(sh->node, key->ptr, key->len, m->hash);
+    uint32_t slot = m->slot1 ? m->slot1 - 1 : keyhash_slot(key->ptr, key->len);
+    uint32_t p = node_partition_of_slot(sh->node, slot, m->hash);
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const struct cfg *cfg = sh->node->cfg;
     bool is_ring = !m->is_mc && (m->handler == cmd_ring_get || coord_is_ring_write(m));
@@ -1191,23 +1445,19 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     struct req *r;
     int64_t deadline = m->deadline_ms ? m->deadline_ms - coord_margin_ms(sh) : 0;
     struct coord_op *op = coord_op_new(sh, deadline, &r);
-    if (op)
-        op->key = mi_malloc(key->len ? key->len : 1);
-    if (!op || !op->key) {
+    if (!op || !coord_op_set_key(op, key->ptr, key->len)) {
         if (op)
             req_cancel(&sh->reqs, r->id); /* its done callback frees op */
         cmd_msg_error(m, "OOM out of memory");
         cmd_msg_reply(sh, m);
         return;
     }
-    memcpy(op->key, key->ptr, key->len);
-    op->klen = key->len;
     op->hash = m->hash;
     op->m = m;
     op->is_rmw = is_rmw;
     op->is_ring_write = coord_is_ring_write(m);
     op->partition = p;
-    op->slot = keyhash_slot(key->ptr, key->len);
+    op->slot = slot;
     op->n_eff = n_eff;
     op->need = reads_first ? need_r : need_w;
     op->ok = 1;
@@ -1230,12 +1480,24 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
         return;
     }
     op->phase = PH_READ;
+    uint8_t hash_le[COORD_HASH_LEN];
+    op->has_hash = coord_own_hash(sh, key->ptr, key->len, m->hash, &op->state_hash);
+    if (!is_rmw) { /* its reply, unless the replicas' answers change the key here */
+        uint64_t seq0 = persist_last_seq(sh->persist);
+        cmd_msg_run(sh, m);
+        op->early_seq = persist_reply_seq(sh->persist, seq0, m->hash, false);
+        op->early_writes = sh->store->stats.writes;
+        op->is_run_early = true;
+    }
+    for (int i = 0; i < COORD_HASH_LEN; i++)
+        hash_le[i] = (uint8_t)(op->state_hash >> (8 * i));
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .op = WIRE_OP_GET,
                           .deadline_ms = (uint32_t)coord_deadline_left(r),
                           .partition = (uint16_t)p,
                           .slot = (uint16_t)op->slot,
-                          .key = {(const uint8_t *)key->ptr, key->len}};
+                          .key = {(const uint8_t *)key->ptr, key->len},
+                          .meta = {hash_le, op->has_hash ? COORD_HASH_LEN : 0}};
     for (uint32_t k = 0; k < op->npeers; k++) {
         if (op->st[k] != P_WAIT)
             continue;
@@ -1621,19 +1883,22 @@ static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint
     coord_fill_parent(sh, parent, sub, fwd_mc, err, n < (int)sizeof err ? (size_t)n : strlen(err));
 }
 
-/* Sends wm to the first live node of the route's preference list after
- * route->to (not this node). */
-static int coord_send_next(struct shard *sh, const struct coord_view *v,
-                           const struct coord_route *route, struct wire_msg *wm)
+/* Sends wm to the first live node of partition p's preference list after
+ * member `after` (not this node); *to: the one it went to. */
+static int coord_send_next(struct shard *sh, const struct coord_view *v, uint32_t p,
+                           uint32_t after, struct wire_msg *wm, uint32_t *to)
 {
-    const uint32_t *list = coord_list(v, route->partition);
+    const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v), k = 0;
-    while (k < n_eff && list[k] != route->to)
+    while (k < n_eff && list[k] != after)
         k++;
     int rc = -EAGAIN;
-    for (k++; rc != 0 && k < n_eff; k++)
-        if (list[k] != v->self && coord_live(v, list[k]))
+    for (k++; rc != 0 && k < n_eff; k++) {
+        if (list[k] != v->self && coord_live(v, list[k])) {
             rc = coord_send(sh, v, list[k], wm);
+            *to = list[k];
+        }
+    }
     return rc;
 }
 
@@ -1642,6 +1907,107 @@ static void coord_encode_command(struct buf *out, const struct resp_arg *argv, u
     resp_write_array_len(out, argc);
     for (uint32_t i = 0; i < argc; i++)
         resp_write_bulk(out, argv[i].ptr, argv[i].len);
+}
+
+/* A forward to a replica that does not answer (SIGSTOPped, cut off) while
+ * failure detection still calls it live would hold its client for the
+ * whole request-timeout. So a forward that may run twice (a read, or a
+ * write that is not read-modify-write: run by two coordinators it makes at
+ * most a sibling of the same value, as two clients' writes would) and has
+ * no answer after COORD_FWD_LATE_MS, or a quarter of its time when that is
+ * shorter, goes to the next live replica of the key's list too, once; the
+ * first answer of the two is relayed and the other finds no request. A
+ * healthy forward answers within a hop and a replica's round (well under
+ * a millisecond here, milliseconds under load or appendfsync always), so
+ * 500 ms (checked on the 100 ms tick: 600 at most) is far past a slow
+ * answer yet caps a client's stall during a fault at about a tenth of the
+ * default request-timeout; the quarter leaves the next replica most of a
+ * short request-timeout. A read-modify-write (INCR, APPEND, SET NX, EXEC)
+ * could apply twice, so it keeps waiting for the replica it went to. */
+#define COORD_FWD_LATE_MS 500
+/* Forwards watched per shard at most (those of the last 500 ms or so: the
+ * FIFO grows to this, 1 MiB); past it a forward only waits, as an RMW. */
+#define COORD_FWD_WATCH_MAX 65536
+
+/* Room for one more watched forward: the FIFO doubles when full (its
+ * entries copied in order). False at COORD_FWD_WATCH_MAX or out of memory. */
+static bool coord_fwd_room(struct coord *c)
+{
+    if (c->fwd_len < c->fwd_cap)
+        return true;
+    uint32_t cap = c->fwd_cap ? c->fwd_cap * 2 : 1024;
+    struct coord_late *fifo = cap <= COORD_FWD_WATCH_MAX ? mi_malloc(cap * sizeof *fifo) : NULL;
+    if (!fifo)
+        return false;
+    for (uint32_t i = 0; i < c->fwd_len; i++)
+        fifo[i] = c->fwd_late[(c->fwd_head + i) % c->fwd_cap];
+    mi_free(c->fwd_late);
+    c->fwd_late = fifo;
+    c->fwd_head = 0;
+    c->fwd_cap = cap;
+    return true;
+}
+
+/* Keeps the forward's message (wm, its command's bytes cmd) with op for a
+ * second send, and when that is due. False: it will not go on (no room). */
+static bool coord_fwd_watch(struct shard *sh, struct coord_op *op, const struct req *r,
+                            const struct wire_msg *wm, const struct buf *cmd)
+{
+    struct coord *c = sh->coord;
+    if (!coord_fwd_room(c) || !coord_op_set_key(op, wm->key.ptr, wm->key.len))
+        return false;
+    buf_clear(&op->mine.body);
+    buf_append(&op->mine.body, cmd->data, cmd->len);
+    if (op->mine.body.failed)
+        return false;
+    op->fwd_flags = wm->flags;
+    op->fwd_r = wm->r;
+    op->fwd_w = wm->w;
+    op->slot = wm->slot;
+    op->is_fwd_retry = true;
+    int64_t now = req_now_ms(), wait = (r->deadline_ms - now) / 4;
+    c->fwd_late[(c->fwd_head + c->fwd_len++) % c->fwd_cap] =
+        (struct coord_late){r->id, now + (wait < COORD_FWD_LATE_MS ? wait : COORD_FWD_LATE_MS)};
+    return true;
+}
+
+/* On the tick: forwards due and still unanswered go to the next live
+ * replica after the one they went to (coord_fwd_watch). */
+static void coord_fwd_tick(struct shard *sh)
+{
+    struct coord *c = sh->coord;
+    int64_t now = req_now_ms();
+    while (c->fwd_len > 0) {
+        const struct coord_late *l = &c->fwd_late[c->fwd_head];
+        struct req *r = req_find(&sh->reqs, l->req_id);
+        struct coord_op *op = r && r->done == coord_op_done ? r->owner_ptr : NULL;
+        bool is_waiting = op && op->phase == PH_FWD && op->parent && op->is_fwd_retry;
+        if (is_waiting && l->at_ms > now)
+            return; /* the FIFO is in start order: the rest are later (or about) */
+        c->fwd_head = (c->fwd_head + 1) % c->fwd_cap;
+        c->fwd_len--;
+        if (!is_waiting)
+            continue;
+        op->is_fwd_retry = false;
+        struct wire_bytes value = {(const uint8_t *)op->mine.body.data,
+                                   (uint32_t)op->mine.body.len};
+        struct wire_msg wm = {.kind = WIRE_REQUEST,
+                              .flags = op->fwd_flags,
+                              .id = coord_wire_id(r->id, 1),
+                              .op = WIRE_OP_FORWARD,
+                              .deadline_ms = (uint32_t)coord_left(r->deadline_ms + 1 -
+                                                                  coord_margin_ms(sh)),
+                              .partition = (uint16_t)op->partition,
+                              .slot = (uint16_t)op->slot,
+                              .r = op->fwd_r,
+                              .w = op->fwd_w,
+                              .key = {(const uint8_t *)op->key, op->klen},
+                              .n_values = 1,
+                              .values = &value};
+        uint32_t to;
+        if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0)
+            COORD_STAT(sh, forwarded);
+    }
 }
 
 /* Sends the command's bytes (cmd; wm: the message but its id and deadline)
@@ -1673,10 +2039,11 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
     wm->values = &value;
     if (route->is_hop)
         wm->flags |= WIRE_MSG_HOPPED;
+    op->fwd_to = route->to;
     int rc = coord_send(sh, op->view, route->to, wm);
-    if (rc == -EAGAIN && route->is_keyed && route->partition != COORD_NO_PARTITION)
-        /* no link to it now: the next live replica of the key takes it */
-        rc = coord_send_next(sh, op->view, route, wm);
+    bool is_keyed = route->is_keyed && route->partition != COORD_NO_PARTITION;
+    if (rc == -EAGAIN && is_keyed) /* no link to it now: the next live replica takes it */
+        rc = coord_send_next(sh, op->view, route->partition, route->to, wm, &op->fwd_to);
     COORD_STAT(sh, forwarded);
     if (rc != 0) {
         char text[160];
@@ -1685,6 +2052,9 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
         COORD_STAT(sh, unavailable);
         coord_fwd_fail(sh, req_id, sub, fwd_mc, "UNAVAILABLE", text);
         coord_complete(sh, r, 0); /* not armed yet: ends at req_arm */
+    } else if (is_keyed && !route->is_rmw) {
+        op->partition = route->partition;
+        coord_fwd_watch(sh, op, r, wm, cmd);
     }
     req_arm(&sh->reqs, r);
 }
@@ -1824,6 +2194,10 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
         aae_on_reply(sh, wm);
         return;
     }
+    if (transfer_is_op(wm->op)) {
+        transfer_on_reply(sh, wm);
+        return;
+    }
     uint32_t k = (uint32_t)(wm->id >> COORD_SLOT_BITS) & 0xFF;
     uint64_t id = wm->id & ~((uint64_t)0xFF << COORD_SLOT_BITS);
     struct req *r = req_find(&sh->reqs, id);
@@ -1839,17 +2213,27 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
         coord_multi_on_reply(sh, r, op, k, wm);
         return;
     }
+    bool is_hint = wm->op == WIRE_OP_HINT && k >= COORD_PEERS_MAX;
+    if (is_hint)
+        k -= COORD_PEERS_MAX; /* a stand-in's answer for peer k */
     if (k >= op->npeers || op->st[k] != P_WAIT)
         return;
     if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC || wm->op == WIRE_OP_HINT))
         return; /* a GET answered after an RMW's write started */
+    if (op->phase == PH_WRITE && wm->status != WIRE_CODE_OK &&
+        coord_other_path_waits(op, k, is_hint))
+        return; /* the peer or its stand-in may still acknowledge */
     op->waiting--;
     if (op->phase == PH_WRITE) {
         op->st[k] = wm->status == WIRE_CODE_OK ? P_OK : P_FAIL;
+    } else if (op->has_hash && wm->status == WIRE_CODE_OK && wm->n_values == 0 &&
+               wm->meta.len == 0) {
+        op->st[k] = P_SAME; /* it holds the state whose hash the GET carried */
     } else {
-        coord_take_state(&op->st[k], &op->got[k], wm);
+        coord_take_state(&op->st[k], coord_op_got(op, k), wm);
     }
-    op->ok += op->phase != PH_REPAIR && (op->st[k] == P_OK || op->st[k] == P_MISSING);
+    op->ok += op->phase != PH_REPAIR &&
+              (op->st[k] == P_OK || op->st[k] == P_MISSING || op->st[k] == P_SAME);
     coord_op_progress(sh, r, op);
 }
 
@@ -1961,6 +2345,12 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
     int rc = replica_peek(sh->store, wm->key.ptr, wm->key.len, hash, &v, &expire_at_ms);
     if (rc == 0) { /* the common case (never cold): no copy of the state */
         COORD_STAT(sh, gets_in);
+        if (wm->meta.len == COORD_HASH_LEN &&
+            replica_state_hash(v.meta, v.meta_len, expire_at_ms) == coord_le64(wm->meta.ptr)) {
+            COORD_STAT(sh, gets_same); /* "same": the coordinator holds this state */
+            coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_OK, NULL, NULL, 0, NULL);
+            return;
+        }
         coord_reply_version(sh, link, wm->id, &v, expire_at_ms);
         return;
     }
@@ -2031,6 +2421,26 @@ static void coord_on_sync(struct shard *sh, uint64_t link, const struct wire_msg
     req_hold(r, seq);
     req_sub_done(&sh->reqs, r);
     req_arm(&sh->reqs, r);
+}
+
+int coord_hint_apply(struct shard *sh, const struct wire_msg *wm, uint64_t *seq)
+{
+    *seq = 0;
+    char why[WIRE_TEXT_MAX];
+    if (wm->partition >= sh->node->npartitions ||
+        sh->node->partition_shard[wm->partition] != sh->id)
+        return -EXDEV;
+    if (coord_misconf(sh, why, sizeof why))
+        return -EROFS;
+    struct wire_bytes body = wm->n_values ? wm->values[0] : (struct wire_bytes){0};
+    uint64_t hash = keyhash(wm->key.ptr, wm->key.len);
+    uint64_t seq0 = persist_last_seq(sh->persist);
+    int rc = replica_apply(sh->store, sh->node, wm->key.ptr, wm->key.len, hash, wm->meta.ptr,
+                           wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
+    if (rc < 0)
+        return rc;
+    *seq = persist_reply_seq(sh->persist, seq0, hash, false);
+    return 0;
 }
 
 /* A shard-wide write (FLUSHALL, FLUSHDB) a peer sends to every member: run
@@ -2359,6 +2769,10 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
                     "anti-entropy paused: this node was just flushed", NULL, 0, NULL);
         return;
     }
+    if (transfer_is_op(wm->op)) {
+        transfer_on_request(sh, link, wm);
+        return;
+    }
     if (wm->op == WIRE_OP_FORWARD && (wm->flags & WIRE_MSG_MC)) {
         coord_on_forward_mc(sh, link, wm);
         return;
@@ -2512,14 +2926,13 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
     if (!op)
         return false;
     op->phase = PH_REAP;
-    op->key = mi_malloc(klen ? klen : 1);
-    int rc = op->key ? replica_export(sh->store, sh->node, key, klen, hash, &op->mine) : -ENOMEM;
+    int rc = coord_op_set_key(op, key, klen)
+                 ? replica_export(sh->store, sh->node, key, klen, hash, &op->mine)
+                 : -ENOMEM;
     if (rc != 0 || op->mine.meta.failed || op->mine.body.failed) {
         req_cancel(&sh->reqs, r->id); /* REQ_END_DROP frees the op */
         return rc != -ENOMEM;
     }
-    memcpy(op->key, key, klen);
-    op->klen = klen;
     op->hash = hash;
     op->partition = p;
     op->slot = keyhash_slot(key, klen);
@@ -2548,6 +2961,8 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms)
     struct node *n = sh->node;
     if (sh->coord && sh->coord->late_len)
         coord_late_tick(sh); /* sloppy quorum for late replicas */
+    if (sh->coord && sh->coord->fwd_len)
+        coord_fwd_tick(sh); /* forwards whose replica is late go on to the next */
     if (!coord_is_cluster(sh)) {
         uint32_t reaped = replica_reap(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK);
         if (reaped && sh->coord)
@@ -2636,6 +3051,7 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(reaps_deferred);
         COORD_SUM(reap_repairs);
         COORD_SUM(hinted_writes);
+        COORD_SUM(gets_same);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -2650,4 +3066,5 @@ void coord_info(const struct node *n, struct buf *out)
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
                sum.reaps_deferred, sum.reap_repairs, sum.hinted_writes);
     aae_info(n, out);
+    buf_printf(out, "ringkv_replica_gets_same:%" PRIu64 "\r\n", sum.gets_same);
 }

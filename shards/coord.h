@@ -62,11 +62,14 @@ enum coord_route_kind {
 struct coord_route {
     enum coord_route_kind kind;
     uint32_t partition; /* COORD_NO_PARTITION: that member only (FLUSHALL, RING.LOCAL) */
+    uint32_t slot;      /* a keyed route in a cluster: the key's slot (keyhash_slot) */
     uint32_t to;     /* COORD_FORWARD: the view's member index */
     bool is_replica; /* this node holds a replica (an RMW may still go to `to`) */
     bool is_hop;     /* COORD_FORWARD of a forwarded request: sent on once only */
     bool is_keyed;   /* a key's route: a FORWARD that finds no link to `to` goes to
                         the next live replica (a member-wide one, FLUSHALL, does not) */
+    bool is_rmw;     /* a read-modify-write (CMD_RMW): a FORWARD of it is sent once;
+                        others go to the next live replica too when `to` is late */
     char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
 };
 
@@ -74,6 +77,9 @@ struct coord_route {
  * a forwarded one) is served. */
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out);
+/* The same for a key whose slot (keyhash_slot) the caller computed already. */
+void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
+                      uint64_t hash, uint32_t slot, uint32_t flags, struct coord_route *out);
 /* True while the shard's view is a cluster of more than this node. */
 bool coord_is_cluster(const struct shard *sh);
 
@@ -125,6 +131,23 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms);
  * (borrowed until the next loop turn), when this shard's view lists the
  * node with this id and it is up (not this node). */
 bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr);
+/* A hint's delivery: 1 when the node with this id is still among partition
+ * p's top N in this shard's view; 0 when it is not (moved by a ring change,
+ * or gone), with the replicas that are now: the live ones but this node in
+ * members[0..*n) (at most cap) and *is_self; -1 no view (or no cluster). */
+int coord_hint_replicas(const struct shard *sh, uint32_t p, const char *id, uint32_t *members,
+                        uint32_t cap, uint32_t *n, bool *is_self);
+/* A hint's state (wm as built to send: values[0] the body, not a decoded
+ * message) applied at this node, now a replica of its partition (the
+ * version sync's idempotent merge): 0 with *seq the log sequence to wait on
+ * for durability (0 none); -EXDEV (the partition is on another shard),
+ * -EROFS (MISCONF), replica_apply's errors (-EAGAIN: not in memory). */
+int coord_hint_apply(struct shard *sh, const struct wire_msg *wm, uint64_t *seq);
+/* Wire ids of a request with several sub-results, as the coordinator's:
+ * coord_wire_sub() the id for sub-result sub; coord_reply_req() a REPLY's
+ * request id and *sub. */
+uint64_t coord_wire_sub(uint64_t req_id, uint32_t sub);
+uint64_t coord_reply_req(uint64_t wire_id, uint32_t *sub);
 /* ---- anti-entropy (shards/aae.h) ---- */
 
 /* The version of this shard's view (0: none yet); an exchange started under

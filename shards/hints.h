@@ -17,9 +17,11 @@
  * durable. A file rolls over past HINT_FILE_MAX; a file whose hints were all
  * delivered is deleted (the one being written is truncated to nothing). At
  * start-up each shard scans the files of its own shard number (and those of
- * shard numbers it no longer has, modulo the shard count): a scan stops at
- * the first record that is torn or fails its checksum and truncates the
- * file there. Pending hints are held in memory as well (their encoded
+ * shard numbers it no longer has, modulo the shard count): records that
+ * fail their checksum or length are skipped (the scan resyncs at the next
+ * valid record: those after a bad one are kept), and a torn tail (nothing
+ * valid after the last valid record) is cut off; a record already too old to
+ * deliver (see below) is counted as expired and not loaded. Pending hints are held in memory as well (their encoded
  * records), which hint-max-bytes bounds: per target node, over the node's
  * shards (each shard takes its share). A delivered hint is forgotten in
  * memory at once; what a crash forgets of deliveries is delivered again.
@@ -38,8 +40,20 @@
  *            as SYNC carries it: replica.h's meta and body)
  *    64      key, meta, body: exactly L - HINT_BODY_FIXED bytes
  *
- * A hint older than tombstone-grace when its turn comes is dropped, not
- * delivered (a delete it predates may have been reaped by then).
+ * A hint older than tombstone-grace or max-hint-window is dropped, not
+ * delivered (a delete it predates may have been reaped by then; past the
+ * window anti-entropy repairs), whether its target is up or not. A target's
+ * slot is freed once it holds nothing.
+ *
+ * Before a hint is sent its target is checked against the view: when it is
+ * no longer among its partition's top N (a ring change, or it left), the
+ * state goes as a SYNC to the partition's replicas of now instead (applied
+ * here if this node is one), and the hint is forgotten once they all
+ * acknowledged. A delivery that fails makes its target back off
+ * (HINT_BACKOFF_*_MS, doubling). Files whose
+ * live records are sparse are compacted (their pending hints copied into
+ * the active file, then the file deleted), so the disk holds the pending
+ * hints plus about two files.
  *
  * Bounds (past them a write is not hinted: the stand-in refuses it, the
  * coordinator counts that node as not answering; anti-entropy repairs):
@@ -72,7 +86,16 @@ struct node;
 #define HINT_BODY_MAX ((uint64_t)HINT_BODY_FIXED + WIRE_KEY_MAX + WIRE_META_MAX + WIRE_VALUE_MAX)
 #define HINT_FILE_MAX (16u << 20) /* a hint file rolls over past this */
 #define HINT_TARGETS_MAX 64       /* target nodes per shard */
+/* A file past this at start-up is not one this code wrote (a batch past
+ * HINT_FILE_MAX is bounded by hint-max-bytes): kept, not read. */
+#define HINT_RECOVER_MAX (1ull << 30)
 #define HINT_INFLIGHT_MAX 256     /* deliveries awaiting their ack, per shard */
+#define HINT_REPLICAS_MAX 16 /* a redirected hint's replicas at most */
+#define HINT_WAITING_MAX 64  /* hints a delivery pass passes over per target */
+/* A target whose delivery failed waits this long, doubled per failure in a
+ * row, up to the most. */
+#define HINT_BACKOFF_MIN_MS 100
+#define HINT_BACKOFF_MAX_MS 30000
 
 /* One hint as the codec sees it; slices borrow the decoded bytes. */
 struct hint_record {
@@ -98,15 +121,19 @@ enum hint_status hint_decode(const uint8_t *p, size_t len, struct hint_record *r
                              size_t *consumed);
 
 /* A file's records from its start: fn(arg, record, offset, length) for each
- * whole valid one, in order; stops at the first that is not. Returns the
- * length of the good prefix; *bad (may be NULL) is true when the scan
- * stopped at a bad record rather than at a torn tail or the end. */
+ * whole valid one, in order. Where bytes are not a valid record (a bad
+ * checksum, a corrupt length) the scan resyncs: it goes on at the next
+ * offset where a whole valid record starts, and adds the bytes passed over
+ * to *skipped (may be NULL). Returns where the last valid record ends: what
+ * follows holds nothing valid (a torn tail, cut by recovery). */
 typedef void (*hint_scan_fn)(void *arg, const struct hint_record *r, size_t off, size_t len);
-size_t hint_scan(const uint8_t *p, size_t len, hint_scan_fn fn, void *arg, bool *bad);
+size_t hint_scan(const uint8_t *p, size_t len, hint_scan_fn fn, void *arg, size_t *skipped);
 
 /* Per-shard state (sh->hints), recovered from the shard's files on its own
  * thread at start-up (none made until the first hint). -ENOMEM; a file that
- * cannot be read is logged and left alone. */
+ * cannot be read (or whose records cannot all be held: too many targets, no
+ * memory) is logged, counted (INFO ringkv_hints_unloaded) and pinned: never
+ * deleted while this process runs, read again at the next start-up. */
 int hint_init(struct shard *sh);
 void hint_fini(struct shard *sh);
 

@@ -76,8 +76,17 @@ struct node *node_create(const struct cfg *cfg);
 int node_run(struct node *n);
 void node_destroy(struct node *n);
 
-/* The partition of a key: that of its slot. hash is keyhash(key, len), read
- * only under the xxh3 function of upgrade tests. Any thread. */
+/* The partition of a key of slot `slot` (keyhash_slot) and hash `hash`
+ * (keyhash(key, len), read only under the xxh3 function of upgrade tests).
+ * Any thread. */
+static inline uint32_t node_partition_of_slot(const struct node *n, uint32_t slot, uint64_t hash)
+{
+    if (__builtin_expect(n->partition_fn == KEYHASH_FN_XXH3, 0))
+        return keyhash_partition(hash, n->npartitions);
+    return slot >> n->slot_shift;
+}
+
+/* The partition of a key: that of its slot (hash as above). Any thread. */
 static inline uint32_t node_partition_of(const struct node *n, const void *key, size_t len,
                                          uint64_t hash)
 {

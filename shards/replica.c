@@ -236,6 +236,11 @@ void replica_state_clear(struct replica_state *st)
     st->expire_at_ms = 0;
 }
 
+uint64_t replica_state_hash(const void *meta, size_t meta_len, uint64_t expire_at_ms)
+{
+    return keyhash(meta, meta_len) ^ mix64(expire_at_ms + REPLICA_PLAIN_EPOCH_MIX);
+}
+
 bool replica_same(const struct replica_state *a, const void *meta, size_t meta_len)
 {
     return a->meta.len == meta_len && (meta_len == 0 || memcmp(a->meta.data, meta, meta_len) == 0);
@@ -330,11 +335,11 @@ int replica_export(struct store *s, const struct node *n, const void *key, uint3
 
 /* What replica_apply decided, once the clocks are computed. */
 struct apply_plan {
-    struct table_entry *e;  /* the stored entry, NULL when none */
-    struct buf stored_meta; /* e's state, encoded, for a plain e */
-    const char *stored;     /* e's meta: a versioned e's own bytes, else stored_meta's */
+    struct table_entry *e;   /* the stored entry, NULL when none */
+    struct buf *stored_meta; /* e's state, encoded, for a plain e (the store's scratch) */
+    const char *stored;      /* e's meta: a versioned e's own bytes, else stored_meta's */
     size_t stored_len;
-    struct buf merged_meta; /* K_OUT, encoded */
+    struct buf *merged_meta; /* K_OUT, encoded (the store's scratch) */
     int64_t expire_ms;
 };
 
@@ -380,11 +385,11 @@ static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
         p->stored_len = v.meta_len;
         return 0;
     }
-    int rc = dvv_encode_meta(w->k[K_STORED], &p->stored_meta);
-    if (rc == 0 && p->stored_meta.failed)
+    int rc = dvv_encode_meta(w->k[K_STORED], p->stored_meta);
+    if (rc == 0 && p->stored_meta->failed)
         rc = -ENOMEM;
-    p->stored = p->stored_meta.data;
-    p->stored_len = p->stored_meta.len;
+    p->stored = p->stored_meta->data;
+    p->stored_len = p->stored_meta->len;
     return rc;
 }
 
@@ -392,7 +397,7 @@ static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
 static int apply_decide(const struct replica_clocks *w, const void *meta, size_t meta_len,
                         uint64_t expire_at_ms, struct apply_plan *p)
 {
-    int rc = dvv_encode_meta(w->k[K_OUT], &p->merged_meta);
+    int rc = dvv_encode_meta(w->k[K_OUT], p->merged_meta);
     if (rc != 0 || !p->e) {
         p->expire_ms = (int64_t)expire_at_ms;
         return rc;
@@ -400,10 +405,10 @@ static int apply_decide(const struct replica_clocks *w, const void *meta, size_t
     rc = stored_meta_of(w, p);
     if (rc != 0)
         return rc;
-    if (p->merged_meta.failed)
+    if (p->merged_meta->failed)
         return -ENOMEM;
-    bool is_stored = meta_equal(&p->merged_meta, p->stored, p->stored_len);
-    bool is_given = meta_equal(&p->merged_meta, meta, meta_len);
+    bool is_stored = meta_equal(p->merged_meta, p->stored, p->stored_len);
+    bool is_given = meta_equal(p->merged_meta, meta, meta_len);
     if (is_stored && !is_given)
         p->expire_ms = p->e->expire_ms;
     else if (is_given && !is_stored)
@@ -429,14 +434,14 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
     struct replica_clocks w;
     clocks_init(&w);
     struct apply_plan p = {0};
-    buf_init(&p.stored_meta);
-    buf_init(&p.merged_meta);
+    p.stored_meta = &s->scratch[2];
+    p.merged_meta = &s->scratch[3];
     int rc = apply_merge(s, n, key, klen, hash, meta, meta_len, body, body_len, &w, &p);
     if (rc == -ENOSPC && (rc = clocks_grow(&w)) == 0)
         rc = apply_merge(s, n, key, klen, hash, meta, meta_len, body, body_len, &w, &p);
     if (rc == 0)
         rc = apply_decide(&w, meta, meta_len, expire_at_ms, &p);
-    bool same = rc == 0 && p.e && meta_equal(&p.merged_meta, p.stored, p.stored_len);
+    bool same = rc == 0 && p.e && meta_equal(p.merged_meta, p.stored, p.stored_len);
     bool gone = p.expire_ms != 0 && p.expire_ms <= s->now_ms;
     if (rc == 0 && ((same && p.expire_ms == p.e->expire_ms) || (!p.e && gone))) {
         rc = 0; /* it held everything given (or nothing that is still live) */
@@ -449,8 +454,8 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
             rc = store_put_versioned(s, key, klen, hash, w.k[K_OUT], p.expire_ms, NULL);
         rc = rc == 0 ? 1 : rc;
     }
-    buf_fini(&p.stored_meta);
-    buf_fini(&p.merged_meta);
+    store_scratch_done(p.stored_meta);
+    store_scratch_done(p.merged_meta);
     clocks_fini(&w);
     return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
 }
@@ -549,6 +554,70 @@ int replica_versionize(struct store *s, const struct node *n, const void *key, u
 out:
     clocks_fini(&w);
     return rc == -ENOSPC ? -E2BIG : rc; /* past the codec bounds even in big clocks */
+}
+
+/* ---- a put versioned at once ---- */
+
+/* K_OUT = a new dot with value v over K_IN, the key's clock now (e's; none:
+ * empty), as versionize_clock makes it for a put. */
+static int put_clock(struct store *s, const struct node *n, uint64_t hash,
+                     const struct table_entry *e, const struct dvv_value *v,
+                     struct replica_clocks *w)
+{
+    dvv_clear(w->k[K_IN]);
+    int rc = e ? replica_entry_clock(n, e, w->k[K_IN]) : 0;
+    if (rc == 0)
+        rc = dvv_new_with_context(w->k[K_STORED], w->k[K_IN], v);
+    if (rc == 0)
+        rc = dvv_update(w->k[K_OUT], w->k[K_STORED], w->k[K_IN],
+                        replica_write_actor(s, n, hash, w->k[K_IN]));
+    return rc;
+}
+
+static int replica_put_hook(struct store *s, struct store_put_hook *h, const void *key,
+                            uint32_t klen, uint64_t hash, const void *val, size_t vlen,
+                            int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
+{
+    struct replica_put *p = (struct replica_put *)h;
+    if (hash != p->hash || klen != p->klen || memcmp(key, p->key, klen) != 0 ||
+        (expire_ms != 0 && expire_ms <= s->now_ms) || vlen > UINT32_MAX)
+        return 1; /* another key, or a put that removes it: plain, then versionize */
+    const struct table_entry *e = replica_find(s, key, klen, hash);
+    if (e && table_entry_is_cold(e))
+        return 1;
+    struct dvv_value v = {
+        .data = val, .len = (uint32_t)vlen, .mc_flags = mc_flags, .ts_ms = s->now_ms};
+    struct replica_clocks w;
+    clocks_init(&w);
+    int rc = put_clock(s, p->n, hash, e, &v, &w);
+    if (rc == -ENOSPC && (rc = clocks_grow(&w)) == 0)
+        rc = put_clock(s, p->n, hash, e, &v, &w);
+    if (rc == 0) {
+        s->put_hook = NULL; /* store_put_versioned puts no plain entry; no recursion anyway */
+        rc = store_put_versioned(s, key, klen, hash, w.k[K_OUT], expire_ms, out);
+        s->put_hook = h;
+    }
+    clocks_fini(&w);
+    p->done |= rc == 0;
+    return rc == -ENOSPC ? -E2BIG : rc;
+}
+
+void replica_put_begin(struct replica_put *p, struct store *s, const struct node *n,
+                       const void *key, uint32_t klen, uint64_t hash)
+{
+    p->hook.put = replica_put_hook;
+    p->n = n;
+    p->key = key;
+    p->klen = klen;
+    p->hash = hash;
+    p->done = false;
+    s->put_hook = &p->hook;
+}
+
+void replica_put_end(struct replica_put *p, struct store *s)
+{
+    (void)p;
+    s->put_hook = NULL;
 }
 
 /* ---- reaping ---- */

@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "store.h"
 
 struct store;
 struct node;
@@ -93,6 +94,12 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
                   uint64_t hash, const void *meta, size_t meta_len, const void *body,
                   size_t body_len, uint64_t expire_at_ms);
 
+/* A hash of a state (its meta and expiry; equal metas hold equal bodies):
+ * a coordinator's read sends its own so that a replica holding the same
+ * answers "same" without its bytes (coord.c). 64 bits: two different
+ * states hash apart but for a chance of 2^-64 per read. */
+uint64_t replica_state_hash(const void *meta, size_t meta_len, uint64_t expire_at_ms);
+
 /* True when two exported states hold the same versions (equal meta: the
  * encoding is canonical). A read repairs the replicas for which it is false
  * against the merged state. */
@@ -116,6 +123,28 @@ bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t has
 int replica_versionize(struct store *s, const struct node *n, const void *key, uint32_t klen,
                        uint64_t hash, const struct replica_state *before,
                        struct replica_state *after, bool *changed);
+
+/* A plain write command's store_put of key, made a version at once (one
+ * entry, one log record; replica_versionize's result for it, without the
+ * plain entry first): between replica_put_begin() and replica_put_end(),
+ * the store's put of that key (store.h, struct store_put_hook) writes a new
+ * dot of this node's actor whose context is the clock the key holds then
+ * (a plain entry's implicit one), with the value, its memcached flags and
+ * expiry as given. A put of another key, with an expiry already past, or
+ * over a cold value stays plain (replica_versionize then). `done` says the
+ * key was written so; its state is then replica_export's. Nested use is
+ * not supported (one per store at a time). */
+struct replica_put {
+    struct store_put_hook hook;
+    const struct node *n;
+    const void *key;
+    uint32_t klen;
+    uint64_t hash;
+    bool done;
+};
+void replica_put_begin(struct replica_put *p, struct store *s, const struct node *n,
+                       const void *key, uint32_t klen, uint64_t hash);
+void replica_put_end(struct replica_put *p, struct store *s);
 
 /* Deletes keys whose values are all tombstones and whose newest timestamp
  * is older than now_unix_ms - tombstone-grace (at most `budget` per call, and

@@ -60,6 +60,7 @@
 #include "replica.h"
 #include "store.h"
 #include "tier.h"
+#include "transfer.h"
 
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_TICK_MS 100
@@ -115,7 +116,7 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->request_timeout_ms = cfg->request_timeout_ms;
-    if (coord_init(sh) != 0 || aae_init(sh) != 0)
+    if (coord_init(sh) != 0 || aae_init(sh) != 0 || transfer_init(sh) != 0)
         goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
@@ -180,6 +181,7 @@ void shard_destroy(struct shard *sh)
     aae_fini(sh);   /* before the store it watches */
     coord_fini(sh); /* after the requests, which hold its views */
     hint_fini(sh);  /* after the requests: deliveries point at hints */
+    transfer_fini(sh);
     tier_destroy(sh->tier); /* after the ring: no read lands in its buffers */
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
@@ -727,6 +729,7 @@ void *shard_main(void *arg)
             store_tick(sh->store, now);
             coord_reap(sh, now); /* tombstones past tombstone-grace, confirmed in a cluster */
             aae_tick(sh, req_now_ms()); /* Merkle trees: rebuild steps, exchanges, repairs */
+            transfer_tick(sh, now); /* partitions moving on join and leave */
             persist_tick(sh->persist, now);
             idle_scan(sh, now);
             peerlink_turn(sh, req_now_ms());

@@ -128,6 +128,7 @@ struct shard {
     struct coord *coord;          /* the coordinator's state (coord.h) */
     struct hints *hints;          /* hints kept for other nodes (hints.h) */
     struct aae *aae;              /* anti-entropy's trees and exchanges (aae.h) */
+    struct transfer *transfer;    /* partition transfers (transfer.h) */
 
     struct shard_stats stats;
 };

@@ -143,6 +143,8 @@ void store_fini(struct store *s)
     s->table = NULL;
     mi_free(s->part_keys);
     s->part_keys = NULL;
+    for (size_t i = 0; i < sizeof s->scratch / sizeof s->scratch[0]; i++)
+        buf_fini(&s->scratch[i]);
 }
 
 /* Entry e enters (+1) or leaves (-1) the table: its partition's count. */
@@ -479,6 +481,39 @@ static void evict(struct store *s, size_t need)
     }
 }
 
+/* A versioned entry's version header (table.h): a flags byte (bit 0: the
+ * body is the picked value itself, "shared"), meta_len as u16, and unless
+ * shared body_len as u32, little-endian and unaligned: 3 bytes for the
+ * usual one-sibling key, 7 otherwise (a cold entry's always: its body is
+ * on disk). In memory only: the log's records carry meta and body. */
+#define VHDR_SHARED 1u
+#define VHDR_SHORT 3u /* flags, meta_len */
+#define VHDR_LONG 7u  /* flags, meta_len, body_len */
+
+static size_t vhdr_put(char *p, uint32_t meta_len, uint32_t body_len, bool shared)
+{
+    p[0] = (char)(shared ? VHDR_SHARED : 0);
+    p[1] = (char)(meta_len & 0xff);
+    p[2] = (char)(meta_len >> 8);
+    if (shared)
+        return VHDR_SHORT;
+    for (int i = 0; i < 4; i++)
+        p[3 + i] = (char)(body_len >> (8 * i));
+    return VHDR_LONG;
+}
+
+/* Reads the header at p: its length; *body_len stays as given when shared. */
+static size_t vhdr_get(const char *p, uint32_t *meta_len, uint32_t *body_len, bool *shared)
+{
+    const uint8_t *u = (const uint8_t *)p;
+    *shared = (u[0] & VHDR_SHARED) != 0;
+    *meta_len = (uint32_t)u[1] | (uint32_t)u[2] << 8;
+    if (*shared)
+        return VHDR_SHORT;
+    *body_len = (uint32_t)u[3] | (uint32_t)u[4] << 8 | (uint32_t)u[5] << 16 | (uint32_t)u[6] << 24;
+    return VHDR_LONG;
+}
+
 /* Bytes a cold entry keeps after its key: a versioned entry's version
  * header and meta (its body is the record's value, on disk). */
 static size_t cold_part_bytes(const struct table_entry *e)
@@ -487,7 +522,7 @@ static size_t cold_part_bytes(const struct table_entry *e)
         return 0;
     struct store_version v;
     store_entry_version(e, &v);
-    return sizeof(struct table_version_hdr) + v.meta_len;
+    return VHDR_LONG + v.meta_len;
 }
 
 /* A hot entry whose value may leave memory, and saves memory by it. */
@@ -513,9 +548,8 @@ static bool cool_entry(struct store *s, struct table_entry *e)
     if (part) { /* the version header and meta, right after the key */
         struct store_version v;
         store_entry_version(e, &v);
-        struct table_version_hdr h = {v.meta_len, v.body_len, 0};
-        memcpy(c->data + e->key_len, &h, sizeof h);
-        memcpy(c->data + e->key_len + sizeof h, v.meta, v.meta_len);
+        size_t h = vhdr_put(c->data + e->key_len, v.meta_len, v.body_len, false);
+        memcpy(c->data + e->key_len + h, v.meta, v.meta_len);
     }
     c->expire_ms = e->expire_ms;
     c->cas = e->cas;
@@ -636,6 +670,12 @@ int store_put(struct store *s, const void *key, uint32_t klen, uint64_t hash, co
               size_t vlen, int64_t expire_ms, uint32_t mc_flags, struct table_entry **out)
 {
     struct table_entry *e;
+    if (__builtin_expect(s->put_hook != NULL, 0)) {
+        int taken = s->put_hook->put(s, s->put_hook, key, klen, hash, val, vlen, expire_ms,
+                                     mc_flags, out);
+        if (taken != 1)
+            return taken;
+    }
     int rc = put_prepare(s, key, klen, val, vlen, expire_ms, mc_flags, false, &e);
     if (rc != 0)
         return rc;
@@ -728,12 +768,10 @@ void store_entry_version(const struct table_entry *e, struct store_version *v)
     const char *val = e->data + e->key_len;
     bool is_cold = table_entry_is_cold(e); /* no value: the version part follows the key */
     const char *part = is_cold ? val : val + e->val_len;
-    struct table_version_hdr h;
-    memcpy(&h, part, sizeof h);
-    v->meta = part + sizeof h;
-    v->meta_len = h.meta_len;
-    v->body = is_cold ? NULL : h.body_shared ? val : v->meta + h.meta_len;
-    v->body_len = h.body_len;
+    bool shared;
+    v->body_len = e->val_len; /* a shared body's */
+    v->meta = part + vhdr_get(part, &v->meta_len, &v->body_len, &shared);
+    v->body = is_cold ? NULL : shared ? val : v->meta + v->meta_len;
 }
 
 /* Bytes of e's value area in use: the value, and a versioned entry's
@@ -745,7 +783,7 @@ static size_t entry_val_bytes(const struct table_entry *e)
     struct store_version v;
     store_entry_version(e, &v);
     bool shared = v.body == table_entry_key(e) + e->key_len;
-    return e->val_len + sizeof(struct table_version_hdr) + v.meta_len + (shared ? 0 : v.body_len);
+    return e->val_len + (shared ? VHDR_SHORT : VHDR_LONG) + v.meta_len + (shared ? 0 : v.body_len);
 }
 
 /* An unpublished versioned entry for the encoded clock v, whose decoded
@@ -764,18 +802,19 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
     const struct dvv_value *pv = &c->values[pick];
     if (off + pv->len > v->body_len)
         return -EINVAL;
-    struct table_version_hdr h = {v->meta_len, v->body_len, off == 0 && pv->len == v->body_len};
-    size_t cap = pv->len + sizeof h + v->meta_len + (h.body_shared ? 0 : v->body_len);
+    bool shared = off == 0 && pv->len == v->body_len;
+    size_t hlen = shared ? VHDR_SHORT : VHDR_LONG;
+    size_t cap = pv->len + hlen + v->meta_len + (shared ? 0 : v->body_len);
     struct table_entry *e = store_entry_new(s, key, klen, cap);
     if (!e)
         return -ENOMEM;
     char *val = table_entry_val(e);
     if (pv->len)
         memcpy(val, v->body + off, pv->len);
-    memcpy(val + pv->len, &h, sizeof h);
-    memcpy(val + pv->len + sizeof h, v->meta, v->meta_len);
-    if (!h.body_shared && v->body_len)
-        memcpy(val + pv->len + sizeof h + v->meta_len, v->body, v->body_len);
+    vhdr_put(val + pv->len, v->meta_len, v->body_len, shared);
+    memcpy(val + pv->len + hlen, v->meta, v->meta_len);
+    if (!shared && v->body_len)
+        memcpy(val + pv->len + hlen + v->meta_len, v->body, v->body_len);
     e->val_len = pv->len;
     e->mc_flags = pv->mc_flags; /* what plain reads of the pick answer */
     e->meta |= TABLE_ENTRY_VERSIONED | ((pv->flags & DVV_TOMBSTONE) ? TABLE_ENTRY_TOMBSTONE : 0);
@@ -786,20 +825,20 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
 int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                         const struct dvv_clock *c, int64_t expire_ms, struct table_entry **out)
 {
-    struct buf meta, body;
-    buf_init(&meta);
-    buf_init(&body);
-    int rc = dvv_encode_meta(c, &meta);
+    struct buf *meta = &s->scratch[0], *body = &s->scratch[1]; /* empty between calls */
+    int rc = dvv_encode_meta(c, meta);
     if (rc == 0)
-        rc = dvv_encode_body(c, &body);
-    if (rc == 0 && meta.len > UINT16_MAX) /* a record's meta_len (seg.h) */
+        rc = dvv_encode_body(c, body);
+    if (rc == 0 && (meta->failed || body->failed))
+        rc = -ENOMEM;
+    if (rc == 0 && meta->len > UINT16_MAX) /* a record's meta_len (seg.h) */
         rc = -E2BIG;
     if (rc == 0)
-        rc = store_check_len(s, klen, body.len);
+        rc = store_check_len(s, klen, body->len);
     if (rc == 0)
-        rc = store_ensure_memory(s, store_need(klen, meta.len + body.len));
+        rc = store_ensure_memory(s, store_need(klen, meta->len + body->len));
     struct table_entry *e = NULL;
-    struct store_version v = {meta.data, (uint32_t)meta.len, body.data, (uint32_t)body.len};
+    struct store_version v = {meta->data, (uint32_t)meta->len, body->data, (uint32_t)body->len};
     if (rc == 0)
         rc = versioned_entry_new(s, key, klen, &v, c, &e);
     if (rc == 0) {
@@ -807,8 +846,8 @@ int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_
         e->cas = s->next_cas++;
         rc = publish(s, e, hash, out);
     }
-    buf_fini(&meta);
-    buf_fini(&body);
+    store_scratch_done(meta);
+    store_scratch_done(body);
     return rc;
 }
 

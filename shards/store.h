@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "table.h"
 
 struct dvv_clock;
@@ -123,6 +124,18 @@ struct store_tier {
 
 /* Called for every entry entering or leaving the table (store_watch). */
 typedef void (*store_watch_fn)(void *arg, const struct table_entry *e);
+/* A cluster's write of one key as a version, in one store write (replica.h
+ * replica_put_begin sets it, around a coordinated command's run): while
+ * store->put_hook is set, store_put() calls put() first, which writes the
+ * key's new version itself (0 or the store's -errno, as store_put) or
+ * returns 1: not taken (another key, say), the plain write goes on. A
+ * cluster of one never sets it (one predictable branch per store_put). */
+struct store;
+struct store_put_hook {
+    int (*put)(struct store *s, struct store_put_hook *h, const void *key, uint32_t klen,
+               uint64_t hash, const void *val, size_t vlen, int64_t expire_ms, uint32_t mc_flags,
+               struct table_entry **out);
+};
 
 /* One shard's keyspace. Owner: the shard thread. Place it 64-byte aligned
  * (as a member of an aligned struct, or with mi_malloc_aligned), so that
@@ -151,6 +164,10 @@ struct store {
     bool had_tombstone; /* a tombstone entered once: reaping has work (replica.h) */
     store_watch_fn watch; /* store_watch(); NULL: none */
     void *watch_arg;
+    struct store_put_hook *put_hook; /* NULL but around a coordinated write (above) */
+    /* Encoding scratch, kept between calls (store_scratch_done): [0], [1]
+     * store_put_versioned's meta and body; [2], [3] replica_apply's. */
+    struct buf scratch[4];
     struct store_stats stats;
 };
 
@@ -298,6 +315,19 @@ int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_
 int store_put_versioned_recovered(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                                   const struct store_version *v, const struct dvv_clock *c,
                                   int64_t expire_ms, uint64_t cas, uint64_t lsn);
+
+/* Done with a scratch buffer of the store: emptied, its allocation kept
+ * unless past STORE_SCRATCH_KEEP bytes. */
+#define STORE_SCRATCH_KEEP (64u << 10)
+static inline void store_scratch_done(struct buf *b)
+{
+    if (b->cap > STORE_SCRATCH_KEEP) {
+        buf_fini(b);
+        buf_init(b);
+    } else {
+        buf_clear(b);
+    }
+}
 
 /* Counts a write that left more siblings than warn-siblings. */
 void store_note_sibling_warning(struct store *s);

@@ -44,15 +44,15 @@
  *  - TABLE_ENTRY_LSN: the last 8 bytes of the allocation hold the position of
  *    the key's current record in the shard's segment log (durable storage);
  *  - TABLE_ENTRY_COLD: the value is on disk only (values beyond RAM): data
- *    holds the key alone (a versioned entry's: then its struct
- *    table_version_hdr and meta, its body being on disk), val_len is the
+ *    holds the key alone (a versioned entry's: then its
+ *    version header and meta, its body being on disk), val_len is the
  *    value's real length, and the value is read back through the log
  *    position (shards/tier.h);
  *  - TABLE_ENTRY_VERSIONED: the key carries versions (a DVVSet clock, dvv.h,
  *    written by RING.PUT/RING.DEL). The value bytes [0, val_len) are the
  *    sibling a plain GET returns (dvv_pick()), so plain reads need no
  *    branch; after them, in the same allocation, the version part: a
- *    struct table_version_hdr, the clock's meta, and its body unless the
+ *    version header (below), the clock's meta, and its body unless the
  *    body is exactly the picked value's bytes (one sibling: no copy). Such
  *    entries are never appended to in place (store.c);
  *  - TABLE_ENTRY_TOMBSTONE (with VERSIONED): the picked sibling is a delete,
@@ -74,13 +74,9 @@ struct table_entry {
 #define TABLE_ENTRY_TOMBSTONE (1u << 27)
 #define TABLE_ENTRY_LRU_MASK 0xffffffu
 
-/* The start of a versioned entry's version part (unaligned: read with
- * memcpy). body_shared: the body is the picked value itself. */
-struct table_version_hdr {
-    uint32_t meta_len;
-    uint32_t body_len;
-    uint32_t body_shared;
-};
+/* A versioned entry's version part starts with a header of 3 or 7 bytes
+ * (store.c, vhdr_put: flags, meta_len, and body_len unless the body is the
+ * picked value itself), unaligned. */
 
 static inline const char *table_entry_key(const struct table_entry *e) { return e->data; }
 static inline char *table_entry_val(struct table_entry *e) { return e->data + e->key_len; }

@@ -172,6 +172,13 @@ static const struct cfg_setting cfg_settings[] = {
      "Most keys one anti-entropy exchange (one partition, one peer) repairs, and most keys "
      "one listing of keys holds (a longer one goes on in pages); the rest waits for the next "
      "round."},
+    {"handoff-concurrency", CFG_INT, F(handoff_concurrency), "2", 0, 64, NULL,
+     "Partition transfers (streams of up to 64 partitions from one source) a node pulls at "
+     "once when the ring changes, shared among its shards (at least one each); 0: it pulls "
+     "none (its new partitions fill by read repair only)."},
+    {"handoff-max-bytes-per-sec", CFG_SIZE, F(handoff_max_bytes_per_sec), "64mb", 0, INT64_MAX,
+     NULL, "Most bytes per second a node pulls in partition transfers (0: no limit), so that "
+     "a join or leave leaves room for clients."},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
      "Most arguments in one request."},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,

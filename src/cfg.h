@@ -78,6 +78,8 @@ struct cfg {
     int64_t aae_interval_s;     /* anti-entropy: seconds between exchanges (0: off) */
     int64_t aae_rebuild_interval_s; /* anti-entropy: seconds between tree rebuilds */
     int64_t aae_max_keys;       /* anti-entropy: keys repaired per exchange at most */
+    int64_t handoff_concurrency;       /* partition streams a node pulls at once */
+    int64_t handoff_max_bytes_per_sec; /* partition streams' bytes per second; 0 = no limit */
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */

@@ -4,6 +4,9 @@
  *   status                  the members, one line each (GET /v1/nodes); a joiner
  *                           that waits for an operator (auto-join no) is WAITING
  *   ring                    the ring's epoch, hash, balance and shares (GET /v1/ring)
+ *   transfers               this node's partition transfers: partitions by
+ *                           state, bytes, rate, ETA, then each move of the last
+ *                           ring change with its state here (GET /v1/ring)
  *   join ADDR [--dry-run]   (POST /v1/nodes) adds the node at cluster address
  *                           ADDR (202: it is contacted, admitted, then put in
  *                           the ring; its weight and zone are its own settings)
@@ -45,6 +48,7 @@ static int cli_usage(void)
             "usage: ringkv-admin [--host HOST:PORT] [--password PASS] [--json] COMMAND\n"
             "  status                  members and their state\n"
             "  ring                    the partition ring: epoch, hash, balance, shares\n"
+            "  transfers               partitions moving to and from this node: progress\n"
             "  join ADDR [--dry-run]   add the node at ADDR (host:cluster-port); its weight\n"
             "                          and zone are its own settings\n"
             "  leave ID [--dry-run]    decommission node ID (40 lowercase hex digits)\n"
@@ -261,6 +265,40 @@ static void cli_print_ring(json_t *doc)
     }
 }
 
+static long long cli_int(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void cli_print_transfers(json_t *doc)
+{
+    json_t *t = json_object_get(doc, "transfers");
+    long long eta = cli_int(t, "eta_seconds");
+    printf("Ring epoch %lld. Pulling: %lld pending, %lld streaming, %lld done; %lld bytes "
+           "(%lld keys) received, %lld bytes/s, ",
+           cli_int(doc, "epoch"), cli_int(t, "partitions_pending"),
+           cli_int(t, "partitions_streaming"), cli_int(t, "partitions_done"), cli_int(t, "bytes"),
+           cli_int(t, "keys"), cli_int(t, "rate_bytes_per_sec"));
+    if (eta < 0)
+        printf("ETA unknown\n");
+    else
+        printf("ETA %lld s (%lld bytes left)\n", eta, cli_int(t, "remaining_bytes"));
+    printf("Releasing: %lld partitions, %lld released, %lld keys dropped; %lld bytes (%lld keys) "
+           "served\n",
+           cli_int(t, "partitions_releasing"), cli_int(t, "partitions_released"),
+           cli_int(t, "keys_dropped"), cli_int(t, "bytes_sent"), cli_int(t, "keys_sent"));
+    json_t *moves = json_object_get(doc, "pending_transfers");
+    printf("%zu move(s) in the last ring change:\n", json_array_size(moves));
+    printf("%9s %-40s %-40s %s\n", "Partition", "From", "To", "State");
+    size_t i;
+    json_t *mv;
+    json_array_foreach(moves, i, mv)
+    {
+        printf("%9lld %-40s %-40s %s\n", cli_int(mv, "partition"), cli_str(mv, "from"),
+               cli_str(mv, "to"), cli_str(mv, "state"));
+    }
+}
+
 static void cli_print_plan(json_t *doc)
 {
     printf("Plan (dry run): %s of %s -> ring epoch %lld, hash %s; %lld partition(s) move\n",
@@ -354,6 +392,8 @@ int main(int argc, char **argv)
         return cli_run(&cli, "GET", "/v1/nodes", NULL, cli_print_status);
     if (!strcmp(rest[0], "ring") && nrest == 1)
         return cli_run(&cli, "GET", "/v1/ring", NULL, cli_print_ring);
+    if (!strcmp(rest[0], "transfers") && nrest == 1)
+        return cli_run(&cli, "GET", "/v1/ring", NULL, cli_print_transfers);
     if (!strcmp(rest[0], "join"))
         return cli_join(&cli, nrest - 1, rest + 1);
     if (!strcmp(rest[0], "leave") && nrest == 2) {

@@ -188,11 +188,21 @@ static long long sum_admin_stat(const char *key)
     return sum;
 }
 
+/* The formation's partition transfers (shards/transfer.h) are over on every
+ * node: what a replica holds from then on comes from writes and repairs. */
+static bool transfers_idle(void *arg)
+{
+    (void)arg;
+    return sum_admin_stat("transfer_partitions_pending") == 0 &&
+           sum_admin_stat("transfer_partitions_streaming") == 0;
+}
+
 static void test_aae_repairs_a_replica_without_reads(void **state)
 {
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_repair), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     cluster_signal(2, SIGSTOP);
     wait_status(2, "down");
     for (int k = 0; k < KEYS; k++) /* W = 2 on nodes 0 and 1; node 2 not asked */
@@ -253,6 +263,7 @@ static void test_aae_delete_stays_deleted(void **state)
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_grace), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     assert_true(is(ask(0, NULL, "SET gone:0 v0"), "+OK"));
     struct local_check held = {2, 1, "gone:", false, NULL};
     assert_true(cluster_wait(local_values, &held, 10000)); /* node 2 holds the old value */
@@ -314,6 +325,7 @@ static void test_aae_capped_listing_pages_on(void **state)
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_cap), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     char tag[16], prefix[32];
     tag_first_at(2, tag, sizeof tag);
     snprintf(prefix, sizeof prefix, "%s:", tag);
@@ -410,6 +422,7 @@ static void test_aae_repairs_cold_values(void **state)
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_cold), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     char tag[16], prefix[32], last[64];
     tag_first_at(2, tag, sizeof tag);
     snprintf(prefix, sizeof prefix, "%s:", tag);
@@ -451,6 +464,7 @@ static void test_aae_reaped_tombstone_stays_reaped(void **state)
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_grace), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     for (int k = 0; k < REAP_KEYS; k++)
         assert_true(is(ask(k % 3, NULL, "SET reap:%d v%d", k, k), "+OK"));
     for (int k = 0; k < REAP_KEYS; k++)
@@ -490,6 +504,7 @@ static void test_aae_leaves_evicted_keys_alone(void **state)
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_evict), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     set_filled(0, "evict:", 0, EVICT_KEYS, 'e');
     assert_true(cluster_wait(evicted_everywhere, NULL, 20000));
     struct rounds r;
@@ -512,6 +527,7 @@ static void test_aae_flushall_stays_flushed(void **state)
     (void)state;
     assert_int_equal(cluster_start_formed(3, flags_repair), 0);
     assert_true(cluster_wait(warm_write, NULL, 10000));
+    assert_true(cluster_wait(transfers_idle, NULL, 30000));
     cluster_signal(2, SIGSTOP);
     wait_status(2, "down");
     for (int k = 0; k < FLUSH_KEYS; k++)

@@ -539,6 +539,66 @@ static void test_coord_non_replica_forwards(void **state)
     redisFree(c0);
 }
 
+/* The command (a format and its arguments, as run) on c answers want. */
+#define RUN_IS(c, want, ...)                                                                       \
+    do {                                                                                           \
+        char *got_ = run(c, __VA_ARGS__);                                                          \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
+    } while (0)
+
+/* Reads with a state hash: replicas holding the coordinator's state answer
+ * "same" (INFO ringkv_replica_gets_same), and a replica that answered
+ * "same" while another held a newer write is repaired to it. Nodes 0 and 1
+ * hold X; node 2 alone has Y (written with W=1 while 0 and 1 were frozen);
+ * a GET at node 0 with R=3 sends X's hash: 1 answers "same", 2 answers Y,
+ * node 0 merges Y, and read repair must send Y to node 1 too. */
+static void test_coord_same_answers_and_repair(void **state)
+{
+    (void)state;
+    start_cluster(3, NULL);
+    struct write_try x = {0, "k", "X"};
+    assert_true(cluster_wait(set_acknowledged, &x, 10000));
+    expect_everywhere(3, "k", "$X");
+    struct local_value x1 = {1, "k", "$X"}, x2 = {2, "k", "$X"};
+    assert_true(cluster_wait(local_read_is, &x1, 5000));
+    assert_true(cluster_wait(local_read_is, &x2, 5000));
+    long long same = info_stat(1, "ringkv_replica_gets_same") +
+                     info_stat(2, "ringkv_replica_gets_same");
+    redisContext *c0 = client(0);
+    RUN_IS(c0, "$X", "GET k");
+    redisFree(c0);
+    assert_true(info_stat(1, "ringkv_replica_gets_same") +
+                    info_stat(2, "ringkv_replica_gets_same") >
+                same);
+    cluster_signal(0, SIGSTOP);
+    cluster_signal(1, SIGSTOP);
+    struct status_is down0 = {2, 0, "down"}, down1 = {2, 1, "down"};
+    assert_true(cluster_wait(node_status_is, &down0, 20000));
+    assert_true(cluster_wait(node_status_is, &down1, 20000));
+    redisContext *c2 = client(2);
+    RUN_IS(c2, "+OK", "CONSISTENCY W 1");
+    RUN_IS(c2, "+OK", "SET k Y");
+    redisFree(c2);
+    cluster_signal(0, SIGCONT);
+    cluster_signal(1, SIGCONT);
+    struct status_is up0 = {2, 0, "up"}, up1 = {2, 1, "up"}, up2 = {0, 2, "up"};
+    struct status_is up01 = {0, 1, "up"};
+    assert_true(cluster_wait(node_status_is, &up0, 20000));
+    assert_true(cluster_wait(node_status_is, &up1, 20000));
+    assert_true(cluster_wait(node_status_is, &up2, 20000));
+    assert_true(cluster_wait(node_status_is, &up01, 20000));
+    char *got = local_read(1, "k");
+    assert_string_equal(got, "$X"); /* node 1 never had Y */
+    free(got);
+    c0 = client(0);
+    RUN_IS(c0, "+OK", "CONSISTENCY R 3");
+    RUN_IS(c0, "$Y", "GET k");
+    redisFree(c0);
+    struct local_value y1 = {1, "k", "$Y"};
+    assert_true(cluster_wait(local_read_is, &y1, 5000));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -549,6 +609,7 @@ int main(void)
         cmocka_unit_test_teardown(test_coord_read_repairs_a_replica_that_missed_a_write,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_memcached_replicates, cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_same_answers_and_repair, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

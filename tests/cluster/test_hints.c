@@ -10,7 +10,8 @@
  *   (INFO ringkv_hints_pending) and each file is cut back to its size. X is restarted with nothing
  *   stored (storage = memory); it comes to hold every write (read at X with
  *   CONSISTENCY R 1, its own store only), and S's backlog for X goes to 0 in
- *   /metrics and at GET /v1/nodes (before, all three and INFO show it).
+ *   /metrics and at GET /v1/nodes (before, all three and INFO show it); then
+ *   S's hint files are deleted or empty (reclaimed).
  * - test_hints_late_replica_gets_a_standin: a replica SIGSTOPped, not yet
  *   seen down: a W = 3 SET is acknowledged within request-timeout through a
  *   stand-in (its SYNC unanswered for a quarter of the time), and once
@@ -18,9 +19,27 @@
  * - test_hints_bounds: with hint-max-bytes below a hint's size the stand-in
  *   refuses it (INFO ringkv_hints_refused): a W = 3 write gets -UNAVAILABLE,
  *   a W = 2 one is acknowledged, and no hint is kept.
+ * - test_hints_refused_hint_waits_for_the_late_replica: a late replica's
+ *   stand-in refuses the hint at once; the write waits for the replica and
+ *   is acknowledged once it is thawed.
  * - test_hints_expire_after_tombstone_grace: a hint older than
  *   tombstone-grace when its owner is back is dropped (INFO
  *   ringkv_hints_expired), and the owner does not get that write from it.
+ * - test_hints_expire_while_the_owner_is_down: a hint for an owner that
+ *   never comes back expires after tombstone-grace all the same.
+ * - test_hints_go_to_the_replicas_of_now: the hint's owner is removed from
+ *   the ring while down: the stand-in, a replica of the key now, applies
+ *   the hint and sends it to the other replicas, then forgets it.
+ * - test_hints_write_failure: a stand-in that cannot write its hint log
+ *   answers an error (ringkv_hints_write_errors): a W = 3 write that needs
+ *   it gets -UNAVAILABLE.
+ * - test_hints_unreadable_file_is_kept: a hint file recovery cannot load
+ *   is kept, never deleted as delivered.
+ * - test_hints_file_with_unloaded_records_is_kept: records past the 64
+ *   target slots are not loaded; their file is kept until a start-up that
+ *   loads them.
+ * - test_hints_sparse_file_is_compacted: an old hint file holding few live
+ *   records is compacted into a new one and deleted.
  * Without sloppy quorum the W = 3 SETs get -UNAVAILABLE (2 of 3 live; in the
  * second test at the deadline, also without the late-replica path); with
  * hints kept only in memory the restart of S loses them and X never gets
@@ -36,12 +55,17 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <errno.h>
+#include <time.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "buf.h"
 #include "cluster_harness.h"
+#include "hints.h"
 
 #define FORM_MS 20000
 #define KEYS 50
@@ -250,6 +274,25 @@ static long long nodes_hints(int i, int target)
     return v;
 }
 
+/* Whether node i's hint files hold nothing (each gone or of length 0). */
+static bool hint_files_empty(void *arg)
+{
+    char dir[256], path[600];
+    snprintf(dir, sizeof dir, "%s/hints", cluster_dir(*(const int *)arg));
+    DIR *d = opendir(dir);
+    if (!d)
+        return true;
+    bool empty = true;
+    struct dirent *e;
+    struct stat st;
+    while (empty && (e = readdir(d))) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        empty = e->d_name[0] == '.' || (stat(path, &st) == 0 && st.st_size == 0);
+    }
+    closedir(d);
+    return empty;
+}
+
 /* Kills node x (-9) and waits until node c sees it down. */
 static void kill_and_see_down(int c, int x)
 {
@@ -373,24 +416,39 @@ static void test_hints_standin_survives_crash_and_delivers(void **state)
     assert_true(cluster_wait(backlog_is, &empty, 10000));
     assert_int_equal(nodes_hints(s, x), 0);
     assert_int_equal(info_field(s, "ringkv_hints_delivered"), KEYS);
+    assert_true(cluster_wait(hint_files_empty, &s, 5000)); /* delivered files reclaimed */
 }
 
 /* A replica frozen (SIGSTOP) and not yet seen down: a W = 3 write gets a
  * stand-in for it once a quarter of its time passed without its ack, and
  * is acknowledged before request-timeout; thawed, the replica gets the
  * write from the stand-in. */
-static void test_hints_late_replica_gets_a_standin(void **state)
+/* four_nodes(), then a connection to c at W = 3 that has written once
+ * (every link made). */
+static redisContext *w3_warm(int *c, int *x, int *s, const char *name, const char *value)
 {
-    (void)state;
-    int c, x, s;
-    four_nodes(&c, &x, &s, NULL, NULL);
-    redisContext *cc = cluster_connect(c, 5000);
+    four_nodes(c, x, s, name, value);
+    redisContext *cc = cluster_connect(*c, 5000);
     assert_non_null(cc);
     char *got = run(cc, "CONSISTENCY W 3");
     assert_string_equal(got, "+OK");
     free(got);
     struct write_at warm = {cc, TAG "warm", "w"};
-    assert_true(cluster_wait(write_acked, &warm, 10000)); /* every link made */
+    assert_true(cluster_wait(write_acked, &warm, 10000));
+    return cc;
+}
+
+static bool refused_one(void *arg)
+{
+    return info_field(*(const int *)arg, "ringkv_hints_refused") >= 1;
+}
+
+static void test_hints_late_replica_gets_a_standin(void **state)
+{
+    (void)state;
+    int c, x, s;
+    redisContext *cc = w3_warm(&c, &x, &s, NULL, NULL);
+    char *got;
 
     cluster_signal(x, SIGSTOP);
     int64_t t0 = cluster_now_ms();
@@ -410,6 +468,37 @@ static void test_hints_late_replica_gets_a_standin(void **state)
     assert_true(cluster_wait(backlog_is, &empty, 20000));
     struct local_is held = {x, TAG "late", "$v-late"};
     assert_true(cluster_wait(local_is, &held, 5000));
+}
+
+/* A late replica whose stand-in refuses the hint at once (hint-max-bytes
+ * 1): the write waits for the replica, which answers once thawed within
+ * request-timeout, and is acknowledged. (When the HINT's answer took the
+ * replica's wire slot, the refusal failed the write at a quarter of the
+ * time.) */
+static void test_hints_refused_hint_waits_for_the_late_replica(void **state)
+{
+    (void)state;
+    int c, x, s;
+    redisContext *cc = w3_warm(&c, &x, &s, "--hint-max-bytes", "1");
+
+    cluster_signal(x, SIGSTOP);
+    assert_int_equal(redisAppendCommand(cc, "SET " TAG "late v-late"), REDIS_OK);
+    assert_int_equal(redisBufferWrite(cc, &(int){0}), REDIS_OK);
+    /* the stand-in is asked at a quarter of request-timeout (500 ms) and
+     * refuses: wait for that, then thaw the replica */
+    long long refused = 0;
+    assert_true(cluster_wait(refused_one, &s, 1500));
+    refused = info_field(s, "ringkv_hints_refused");
+    cluster_signal(x, SIGCONT);
+    redisReply *r = NULL;
+    assert_int_equal(redisGetReply(cc, (void **)&r), REDIS_OK);
+    assert_non_null(r);
+    print_message("W 3, replica late, stand-in refusing (%lld): %.*s\n", refused,
+                  (int)r->len, r->str);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    assert_string_equal(r->str, "OK");
+    freeReplyObject(r);
+    redisFree(cc);
 }
 
 /* The bounds: a stand-in whose hint-max-bytes is smaller than a hint
@@ -447,22 +536,30 @@ static bool expired_one(void *arg)
     return info_field(s, "ringkv_hints_expired") == 1 && info_field(s, "ringkv_hints_pending") == 0;
 }
 
+/* 4 nodes (with tombstone-grace `grace` s unless NULL); the replica x
+ * killed; `set` at W = 3 through coordinator c is acknowledged: stand-in s
+ * holds one hint for x. */
+static void one_hint_for_a_dead_owner(int *c, int *x, int *s, const char *grace, const char *set)
+{
+    four_nodes(c, x, s, grace ? "--tombstone-grace" : NULL, grace);
+    kill_and_see_down(*c, *x);
+    redisContext *cc = cluster_connect(*c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, set);
+    assert_string_equal(got, "+OK");
+    free(got);
+    redisFree(cc);
+}
+
 /* A hint older than tombstone-grace (1 s here) when its owner is back is
  * dropped, not delivered: the owner never gets that write from it. */
 static void test_hints_expire_after_tombstone_grace(void **state)
 {
     (void)state;
     int c, x, s;
-    four_nodes(&c, &x, &s, "--tombstone-grace", "1");
-    kill_and_see_down(c, x);
-    redisContext *cc = cluster_connect(c, 5000);
-    assert_non_null(cc);
-    char *got = run(cc, "CONSISTENCY W 3");
-    free(got);
-    got = run(cc, "SET " TAG "old v-old");
-    assert_string_equal(got, "+OK");
-    free(got);
-    redisFree(cc);
+    one_hint_for_a_dead_owner(&c, &x, &s, "1", "SET " TAG "old v-old");
     int64_t later = cluster_now_ms() + 1500; /* past the grace */
     assert_true(cluster_wait(time_passed, &later, 3000));
     restart(x, c);
@@ -472,6 +569,232 @@ static void test_hints_expire_after_tombstone_grace(void **state)
     assert_true(local_is(&gone));
 }
 
+struct redirected {
+    int s;
+    struct local_is at_s;
+};
+
+static bool hint_redirected(void *arg)
+{
+    const struct redirected *r = arg;
+    return info_field(r->s, "ringkv_hints_redirected") >= 1 &&
+           info_field(r->s, "ringkv_hints_pending") == 0 && local_is((void *)&r->at_s);
+}
+
+/* The owner of a hint is removed from the ring while down (DELETE
+ * /v1/nodes/{id}): it will never be a replica of the key again, so the
+ * stand-in, now one of the key's 3 replicas itself, applies the hint's
+ * state and sends it to the others as a SYNC, then forgets it. */
+static void test_hints_go_to_the_replicas_of_now(void **state)
+{
+    (void)state;
+    int c, x, s;
+    one_hint_for_a_dead_owner(&c, &x, &s, NULL, "SET " TAG "moved v-moved");
+    assert_int_equal(info_field(s, "ringkv_hints_pending"), 1);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(x)->id);
+    int status = 0;
+    json_t *o = cluster_request(c, "DELETE", path, "", &status);
+    json_decref(o);
+    assert_int_equal(status, 202);
+    struct redirected r = {s, {s, TAG "moved", "$v-moved"}};
+    assert_true(cluster_wait(hint_redirected, &r, 20000));
+}
+
+/* The stand-in cannot write its hint log (<dir>/hints is a regular file):
+ * it answers the HINT with an error, counted in ringkv_hints_write_errors,
+ * and a W = 3 write that needs it gets -UNAVAILABLE. */
+static void test_hints_write_failure(void **state)
+{
+    (void)state;
+    int c, x, s;
+    four_nodes(&c, &x, &s, NULL, NULL);
+    cluster_stop(s);
+    char path[256];
+    snprintf(path, sizeof path, "%s/hints", cluster_dir(s));
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    restart(s, c);
+    struct seen_down back = {c, s};
+    assert_true(cluster_wait(sees_up, &back, 20000));
+    kill_and_see_down(c, x);
+    redisContext *cc = cluster_connect(c, 5000);
+    assert_non_null(cc);
+    char *got = run(cc, "CONSISTENCY W 3");
+    free(got);
+    got = run(cc, "SET " TAG "nowhere v");
+    print_message("W 3 with the stand-in's hint log unwritable: %s\n", got);
+    assert_true(strncmp(got, "-UNAVAILABLE", 12) == 0);
+    free(got);
+    redisFree(cc);
+    assert_true(info_field(s, "ringkv_hints_write_errors") > 0);
+    assert_int_equal(info_field(s, "ringkv_hints_pending"), 0);
+}
+
+/* A hint whose owner never comes back expires all the same once older than
+ * tombstone-grace (1 s here): the backlog empties while the owner is down,
+ * and the stand-in's hint files are gone or empty. */
+static void test_hints_expire_while_the_owner_is_down(void **state)
+{
+    (void)state;
+    int c, x, s;
+    one_hint_for_a_dead_owner(&c, &x, &s, "1", "SET " TAG "never v-never");
+    assert_int_equal(info_field(s, "ringkv_hints_taken"), 1);
+    assert_true(cluster_wait(expired_one, &s, 10000));
+    assert_int_equal(nodes_hints(s, x), 0);
+    assert_true(cluster_wait(hint_files_empty, &s, 5000));
+}
+
+/* Node 0 made (started with flags and stopped) and its hints directory:
+ * path gets the name of its shard 0's first hint file, for the test to
+ * write before node 0 starts again. */
+static void first_hint_file(const char *const *flags, char *path, size_t len)
+{
+    assert_int_equal(cluster_start(0, flags), 0);
+    cluster_stop(0);
+    snprintf(path, len, "%s/hints", cluster_dir(0));
+    assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+    snprintf(path, len, "%s/hints/0-0000000000000001.log", cluster_dir(0));
+}
+
+struct file_gone {
+    char path[256];
+};
+
+static bool file_gone(void *arg)
+{
+    struct stat st;
+    return stat(((const struct file_gone *)arg)->path, &st) != 0;
+}
+
+/* A hint file that recovery cannot load (here: too large to be one:
+ * a sparse 2 GiB file) holds hints this run does not know of: it is
+ * kept (INFO ringkv_hints_unloaded), not deleted as "all delivered". */
+static void test_hints_unreadable_file_is_kept(void **state)
+{
+    (void)state;
+    struct file_gone f;
+    first_hint_file(FLAGS, f.path, sizeof f.path);
+    FILE *fp = fopen(f.path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(truncate(f.path, (off_t)1 << 31), 0);
+    assert_int_equal(cluster_start(0, FLAGS), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_unloaded"), 1);
+    /* many ticks (100 ms each) and reclaim passes: the file stays */
+    assert_false(cluster_wait(file_gone, &f, 1500));
+    unlink(f.path);
+}
+
+static bool expired_64(void *arg)
+{
+    int i = *(const int *)arg;
+    return info_field(i, "ringkv_hints_expired") == 64 && info_field(i, "ringkv_hints_pending") == 0;
+}
+
+/* A hint file with records for 65 targets (one more than a shard's slots),
+ * 5 s old: with tombstone-grace 10 s recovery loads 64 and counts one as
+ * not loaded (ringkv_hints_unloaded). Once the 64 expire, the file is
+ * still kept: it holds the 65th. At a start-up with tombstone-grace 1 s
+ * every record is too old: none is loaded, and the file goes. */
+static void test_hints_file_with_unloaded_records_is_kept(void **state)
+{
+    (void)state;
+    const char *const grace[] = {"--tombstone-grace", "10", NULL};
+    const char *const short_grace[] = {"--tombstone-grace", "1", NULL};
+    struct file_gone f;
+    first_hint_file(grace, f.path, sizeof f.path);
+    struct buf b;
+    buf_init(&b);
+    for (int t = 0; t < HINT_TARGETS_MAX + 1; t++) {
+        struct hint_record r = {.partition = 1,
+                                .time_ms = (uint64_t)time(NULL) * 1000 - 5000, /* 5 s */
+                                .key = {(const uint8_t *)"k", 1},
+                                .body = {(const uint8_t *)"v", 1}};
+        snprintf(r.target, sizeof r.target, "%040x", t + 1);
+        assert_int_equal(hint_encode(&b, &r), 0);
+    }
+    FILE *fp = fopen(f.path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b.data, 1, b.len, fp), b.len);
+    fclose(fp);
+    buf_fini(&b);
+    assert_int_equal(cluster_start(0, grace), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_recovered"), HINT_TARGETS_MAX);
+    assert_int_equal(info_field(0, "ringkv_hints_unloaded"), 1);
+    int node = 0;
+    assert_true(cluster_wait(expired_64, &node, 10000));
+    assert_false(cluster_wait(file_gone, &f, 500)); /* five reclaim passes */
+    cluster_stop(0);
+    assert_int_equal(cluster_start(0, short_grace), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_unloaded"), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_expired"), HINT_TARGETS_MAX + 1);
+    assert_true(cluster_wait(file_gone, &f, 5000));
+}
+
+/* Bytes of node i's hint files. */
+static long long hint_files_bytes(int i)
+{
+    char dir[256], path[600];
+    snprintf(dir, sizeof dir, "%s/hints", cluster_dir(i));
+    DIR *d = opendir(dir);
+    long long total = 0;
+    struct dirent *e;
+    struct stat st;
+    while (d && (e = readdir(d))) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(path, &st) == 0)
+            total += st.st_size;
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+struct compacted {
+    int node;
+    struct file_gone old;
+};
+
+static bool compacted_one(void *arg)
+{
+    const struct compacted *c = arg;
+    return info_field(c->node, "ringkv_hints_compacted") == 1 && file_gone((void *)&c->old);
+}
+
+/* A sparse old hint file (two hints 17 MiB apart, what lies between not
+ * records) is compacted: its hints are copied into a new file and it is
+ * deleted, so the disk holds about what is pending. */
+static void test_hints_sparse_file_is_compacted(void **state)
+{
+    (void)state;
+    struct compacted c = {0};
+    first_hint_file(FLAGS, c.old.path, sizeof c.old.path);
+    struct buf b;
+    buf_init(&b);
+    struct hint_record r = {.partition = 1,
+                            .time_ms = (uint64_t)time(NULL) * 1000,
+                            .key = {(const uint8_t *)"k", 1},
+                            .meta = {(const uint8_t *)"m", 1},
+                            .body = {(const uint8_t *)"v", 1}};
+    memcpy(r.target, "00112233445566778899aabbccddeeff00112233", WIRE_ID_HEX + 1);
+    assert_int_equal(hint_encode(&b, &r), 0);
+    size_t one = b.len;
+    FILE *fp = fopen(c.old.path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b.data, 1, one, fp), one);
+    assert_int_equal(fseek(fp, (long)(17u << 20), SEEK_CUR), 0); /* zeros: no record */
+    assert_int_equal(fwrite(b.data, 1, one, fp), one);
+    fclose(fp);
+    buf_fini(&b);
+    assert_int_equal(cluster_start(0, FLAGS), 0);
+    assert_int_equal(info_field(0, "ringkv_hints_recovered"), 2);
+    assert_true(cluster_wait(compacted_one, &c, 5000));
+    assert_int_equal(info_field(0, "ringkv_hints_pending"), 2);
+    assert_true(hint_files_bytes(0) == (long long)(2 * one));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,7 +802,19 @@ int main(void)
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_late_replica_gets_a_standin, cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_bounds, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_refused_hint_waits_for_the_late_replica,
+                                  cluster_forget_all),
         cmocka_unit_test_teardown(test_hints_expire_after_tombstone_grace, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_expire_while_the_owner_is_down,
+                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_go_to_the_replicas_of_now, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_write_failure, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_unreadable_file_is_kept, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_sparse_file_is_compacted, cluster_forget_all),
+        cmocka_unit_test_teardown(test_hints_file_with_unloaded_records_is_kept,
+                                  cluster_forget_all),
     };
+    if (getenv("HINTS_ONLY")) /* a pattern: run only the tests it names */
+        cmocka_set_test_filter(getenv("HINTS_ONLY"));
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -339,14 +339,16 @@ static bool member_is_up(void *arg)
 
 /* Node i (0), and node MEMBER joined to it: the test speaks as MEMBER
  * (member_id), since a node serves members of its cluster only. The real
- * MEMBER sends nothing on links unless it coordinates a request. */
+ * MEMBER sends nothing on links unless it coordinates a request (it pulls
+ * no partition: handoff-concurrency 0). */
 static void start_node(int i, const char *secret, const char *threads)
 {
     start_alone(i, secret, threads);
-    const char *flags[8] = {"--threads", "1", "--seeds", cluster_seed(i), NULL};
+    const char *flags[10] = {"--threads", "1", "--handoff-concurrency", "0",
+                             "--seeds", cluster_seed(i), NULL};
     if (secret) {
-        flags[4] = "--cluster-secret";
-        flags[5] = secret;
+        flags[6] = "--cluster-secret";
+        flags[7] = secret;
     }
     assert_int_equal(cluster_start(MEMBER, flags), 0);
     snprintf(member_id, sizeof member_id, "%s", cluster_node(MEMBER)->id);

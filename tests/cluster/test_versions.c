@@ -581,6 +581,21 @@ static void expect_kept_elsewhere(const char *key, const char *value)
         }
 }
 
+/* RING.GET key R 3 answers at every node: their links to a restarted node
+ * are back (one that carried traffic while it was down, a partition
+ * transfer's, waits out its reconnect backoff first). */
+static bool all_links_back(void *arg)
+{
+    for (int i = 0; i < NODES; i++) {
+        struct cluster_versions v;
+        int rc = cluster_ring_get(clients[i], arg, 3, &v);
+        cluster_versions_free(&v);
+        if (rc != 0)
+            return false;
+    }
+    return true;
+}
+
 static void test_versions_kv679_wiped_node_keeps_writing(void **state)
 {
     (void)state;
@@ -602,6 +617,8 @@ static void test_versions_kv679_wiped_node_keeps_writing(void **state)
         fail_msg("node 0 did not rejoin after its wipe");
     wait_all_up();
     connect_all();
+    if (!cluster_wait(all_links_back, "p", UP_MS))
+        fail_msg("RING.GET R 3 still fails %d ms after node 0 is up again", UP_MS);
 
     /* an empty context adds a sibling: node 0's first dot after the wipe */
     ring_put(0, "k", empty_ctx, "new", 3);

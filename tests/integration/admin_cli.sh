@@ -40,6 +40,8 @@ check "ring shows epoch, partitions and replicas" \
 check "ring lists the member with what it owns" 'a ring | grep -Eq "^$id +150 +rack-1 +64 +64$"'
 check "ring --json has an owner list per partition" \
     '[ "$(a --json ring | jq ".owners | length")" = 64 ]'
+check "transfers prints the progress lines (nothing moves on one node)" \
+    'a transfers | grep -Eq "^Ring epoch 1\. Pulling: 0 pending, 0 streaming, 0 done; 0 bytes \(0 keys\) received, 0 bytes/s, ETA 0 s" && a transfers | grep -q "^0 move(s) in the last ring change:"'
 check "join --dry-run prints the plan: the new node takes its share" \
     'a join 127.0.0.2:16379 --dry-run | grep -Eq "^Plan \(dry run\): join of [0-9a-f]{40} -> ring epoch 2, hash [0-9a-f]{16}; 2[56] partition\(s\) move$"'
 check "join takes no weight, zone or id (the node's own settings): exit 2" \

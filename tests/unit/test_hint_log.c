@@ -8,9 +8,9 @@
  * - bad input to the encoder (a target that is not 40 lowercase hex) is
  *   -EINVAL and appends nothing;
  * - the scan recovery runs: a file of records takes them all; a torn tail
- *   stops it at the last whole record (not "bad"); a flipped byte in the
- *   middle stops it before that record ("bad") and nothing after it is
- *   taken, even when later records are whole.
+ *   (nothing valid after) ends it at the last whole record; a flipped byte
+ *   or a corrupt length in the middle skips that record only (counted as
+ *   skipped bytes) and every whole record after it is taken.
  * Every decode reads an exact-size heap copy, so AddressSanitizer catches a
  * read past the end. */
 #include <errno.h>
@@ -189,23 +189,25 @@ static void test_hints_scan_recovers_whole_records(void **state)
     size_t ends[5];
     image(&b, 5, ends);
     struct taken t = {0};
-    bool bad = true;
-    assert_int_equal(hint_scan((const uint8_t *)b.data, b.len, take, &t, &bad), b.len);
-    assert_false(bad);
+    size_t skipped = 1;
+    assert_int_equal(hint_scan((const uint8_t *)b.data, b.len, take, &t, &skipped), b.len);
+    assert_int_equal(skipped, 0);
     assert_int_equal(t.n, 5);
     assert_int_equal(t.offs[3], ends[2]);
 
     /* a torn tail: cut inside the last record */
     for (size_t cut = ends[3] + 1; cut < ends[4]; cut += 7) {
         struct taken tt = {0};
-        assert_int_equal(hint_scan((const uint8_t *)b.data, cut, take, &tt, &bad), ends[3]);
-        assert_false(bad);
+        assert_int_equal(hint_scan((const uint8_t *)b.data, cut, take, &tt, &skipped), ends[3]);
+        assert_int_equal(skipped, 0);
         assert_int_equal(tt.n, 4);
     }
     buf_fini(&b);
 }
 
-static void test_hints_scan_stops_at_a_bad_record(void **state)
+/* A record in the middle that fails its checksum is skipped: the scan
+ * resyncs at the next valid record and keeps every one after it. */
+static void test_hints_scan_skips_a_bad_record(void **state)
 {
     (void)state;
     struct buf b;
@@ -213,10 +215,51 @@ static void test_hints_scan_stops_at_a_bad_record(void **state)
     image(&b, 5, ends);
     b.data[ends[1] + HINT_HEADER_LEN + HINT_BODY_FIXED + 1] ^= 0x20; /* record 2's key */
     struct taken t = {0};
-    bool bad = false;
-    assert_int_equal(hint_scan((const uint8_t *)b.data, b.len, take, &t, &bad), ends[1]);
-    assert_true(bad);
-    assert_int_equal(t.n, 2); /* records 3 and 4 are whole, yet after the bad one */
+    size_t skipped = 0;
+    assert_int_equal(hint_scan((const uint8_t *)b.data, b.len, take, &t, &skipped), b.len);
+    assert_int_equal(skipped, ends[2] - ends[1]);
+    assert_int_equal(t.n, 4); /* 0, 1, 3 and 4 */
+    assert_int_equal(t.offs[2], ends[2]);
+    assert_int_equal(t.offs[3], ends[3]);
+    buf_fini(&b);
+}
+
+/* A corrupt length (past the end of the file, or past the record) is not a
+ * torn tail when valid records follow. */
+static void test_hints_scan_skips_a_corrupt_length(void **state)
+{
+    (void)state;
+    uint32_t lens[] = {0xfffff0u, HINT_BODY_FIXED + 1, 3};
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        struct buf b;
+        size_t ends[5];
+        image(&b, 5, ends);
+        uint8_t *p = (uint8_t *)b.data + ends[0]; /* record 1's length */
+        for (int k = 0; k < 4; k++)
+            p[8 + k] = (uint8_t)(lens[i] >> (8 * k));
+        struct taken t = {0};
+        size_t skipped = 0;
+        assert_int_equal(hint_scan((const uint8_t *)b.data, b.len, take, &t, &skipped), b.len);
+        assert_int_equal(skipped, ends[1] - ends[0]);
+        assert_int_equal(t.n, 4);
+        buf_fini(&b);
+    }
+}
+
+/* Garbage after the last valid record is a torn tail: the scan ends where
+ * that record ends, and counts nothing as skipped. */
+static void test_hints_scan_cuts_only_a_torn_tail(void **state)
+{
+    (void)state;
+    struct buf b;
+    size_t ends[3];
+    image(&b, 3, ends);
+    b.data[ends[2] - 1] ^= 0x01; /* the last record's value */
+    struct taken t = {0};
+    size_t skipped = 1;
+    assert_int_equal(hint_scan((const uint8_t *)b.data, b.len, take, &t, &skipped), ends[1]);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(t.n, 2);
     buf_fini(&b);
 }
 
@@ -228,7 +271,9 @@ int main(void)
         cmocka_unit_test(test_hints_bit_flips_are_never_ok),
         cmocka_unit_test(test_hints_encoder_refuses_bad_targets),
         cmocka_unit_test(test_hints_scan_recovers_whole_records),
-        cmocka_unit_test(test_hints_scan_stops_at_a_bad_record),
+        cmocka_unit_test(test_hints_scan_skips_a_bad_record),
+        cmocka_unit_test(test_hints_scan_skips_a_corrupt_length),
+        cmocka_unit_test(test_hints_scan_cuts_only_a_torn_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -878,6 +878,107 @@ static void test_replica_kv679_lost_key_writes_are_kept(void **state)
     assert_int_equal(k->nentries, entries);
 }
 
+/* Journal records counted (a put hook's write: one record). */
+static uint32_t journal_puts;
+static uint64_t count_put(void *arg, const struct table_entry *e, uint64_t prev)
+{
+    (void)arg, (void)e, (void)prev;
+    return ++journal_puts;
+}
+static void count_del(void *arg, const void *key, uint32_t klen, uint64_t prev)
+{
+    (void)arg, (void)key, (void)klen, (void)prev;
+}
+static void count_flush(void *arg)
+{
+    (void)arg;
+}
+
+/* SET as the coordinator runs it with replica_put_begin: the store's put of
+ * the key is its new version at once (one entry, one record), superseding
+ * the siblings it held, as replica_versionize after a plain put would; a put
+ * of another key, or with an expiry already past, stays plain. */
+static void test_replica_put_is_one_versioned_write(void **state)
+{
+    (void)state;
+    struct tnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    node_start(c, 'c', NULL, NULL);
+    struct replica_state *sb = &sts[0], *sc = &sts[1], *after = &sts[2];
+    set(b, "k", "from-b", sb);
+    set(c, "k", "from-c", sc);
+    assert_int_equal(apply(a, "k", sb), 1);
+    assert_int_equal(apply(a, "k", sc), 1);
+    struct store_journal j = {count_put, count_del, count_flush, NULL};
+    a->store.journal = &j;
+    journal_puts = 0;
+    /* The old way takes two records (the plain entry, then the version). */
+    set(a, "old", "v", after);
+    assert_int_equal(journal_puts, 2);
+    journal_puts = 0;
+    struct replica_put put;
+    replica_put_begin(&put, &a->store, &a->node, "k", 1, h("k"));
+    struct table_entry *e = NULL;
+    assert_int_equal(store_put(&a->store, "k", 1, h("k"), "new", 3, 0, 7, &e), 0);
+    assert_true(put.done);
+    assert_int_equal(journal_puts, 1);
+    assert_non_null(e);
+    assert_true(e->meta & TABLE_ENTRY_VERSIONED);
+    assert_int_equal(e->mc_flags, 7);
+    /* another key, and a put that removes the key: plain */
+    assert_int_equal(store_put(&a->store, "other", 5, h("other"), "x", 1, 0, 0, &e), 0);
+    assert_false(e->meta & TABLE_ENTRY_VERSIONED);
+    replica_put_end(&put, &a->store);
+    assert_null(a->store.put_hook);
+    a->store.journal = NULL;
+    assert_get(a, "k", "new");
+    assert_int_equal(flags_of(a, "k"), 7);
+    struct dvv_clock *k = scratch;
+    assert_int_equal(siblings(a, "k", after, k), 1);
+    /* it supersedes both siblings wherever it goes */
+    assert_int_equal(apply(b, "k", sc), 1);
+    assert_int_equal(apply(b, "k", after), 1);
+    assert_int_equal(siblings(b, "k", sb, k), 1);
+    assert_get(b, "k", "new");
+    assert_same_state(a, b, "k");
+    /* an expiry already past: the plain put (removal) goes on */
+    replica_put_begin(&put, &a->store, &a->node, "k", 1, h("k"));
+    assert_int_equal(store_put(&a->store, "k", 1, h("k"), "gone", 4, 1, 0, NULL), 0);
+    assert_false(put.done);
+    replica_put_end(&put, &a->store);
+    assert_get(a, "k", NULL);
+}
+
+/* A one-sibling versioned entry (the usual cluster key) keeps a 3-byte
+ * version header in memory (store.c), not 12: with the value sized so that
+ * the entry fills an 80-byte allocation exactly, the old header would take
+ * the next size class. */
+static void test_replica_version_header_is_small(void **state)
+{
+    (void)state;
+    struct tnode *a = &nodes[0];
+    node_start(a, 'a', NULL, NULL);
+    struct replica_state *st = &sts[0];
+    set(a, "k", "first", st);
+    const struct table_entry *e = table_find(a->store.table, "k", 1, h("k"));
+    assert_non_null(e);
+    struct store_version v;
+    store_entry_version(e, &v);
+    size_t fixed = sizeof(struct table_entry) + 1 + 3 + v.meta_len;
+    assert_true(fixed < 80);
+    char val[80] = {0};
+    memset(val, 'v', 80 - fixed);
+    set(a, "k", val, st);
+    e = table_find(a->store.table, "k", 1, h("k"));
+    store_entry_version(e, &v);
+    assert_int_equal(sizeof(struct table_entry) + 1 + 3 + v.meta_len + e->val_len, 80);
+    assert_ptr_equal(v.body, table_entry_key(e) + 1); /* one sibling: the body is the value */
+    assert_int_equal(v.body_len, e->val_len);
+    assert_int_equal(table_entry_mem(e), 80);
+    assert_get(a, "k", val);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -899,6 +1000,8 @@ int main(void)
         T(test_replica_cold_versioned_value),
         T(test_replica_kv679_wiped_node_writes_are_kept),
         T(test_replica_kv679_lost_key_writes_are_kept),
+        T(test_replica_put_is_one_versioned_write),
+        T(test_replica_version_header_is_small),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,1176 @@
+/* transfer.c: partition transfers on join, leave and force-remove (see
+ * transfer.h). Runs on each shard thread for the partitions that shard owns
+ * (node->partition_shard), both sides: receiver and source.
+ *
+ * Pull. On its tick a shard compares the ring of the newest snapshot with
+ * the last one it saw (a copy kept here). A partition whose first N
+ * (replicas, capped by the ring) now name this node and did not before is
+ * PENDING: this node pulls it. One that named it and no longer does is
+ * RELEASING. The first "last ring" is the one the node started with
+ * (admin_start_ring: restored at a restart, so nothing moves but what the
+ * state file says was moving; this node alone for a new cluster's first
+ * node, which holds everything); a joiner starts with a provisional ring
+ * (epoch 0), which is no ring: it holds nothing and pulls every partition
+ * of its lists. So does a node whose data did not survive (storage =
+ * memory, or a data directory that started empty: persist_layout), in
+ * whatever ring it comes back. A ring of this node alone (one that left)
+ * pulls nothing and asks nobody, but still serves what it was releasing
+ * (members that left are asked as sources, dead ones are not). Sources,
+ * in order: the old list, the new list, then every other member:
+ * a source serves a partition only when it has every write the receiver
+ * lacks from the first it lacks on, else says so and the receiver tries
+ * the next. What a node has is kept as ring epochs: a receiver that became
+ * a replica at epoch E has every write since E (coordinators write to the
+ * new list) and, when it came back while still releasing a whole copy that
+ * it left with at L, the writes before L: it needs [F, E), F = L or 0, and
+ * the request carries F. A node in its current list and not pulling has
+ * everything; one releasing since L has [0, L) if it was whole when it
+ * left, else [E', L) (it was pulling since E'), and serves a receiver when
+ * that range holds F; STREAM_END says how far (its reach). When a walk ends
+ * with a reach short of E, the receiver's F becomes that reach and it asks
+ * the next source for the rest. So, when changes come faster than
+ * transfers, the writes a node took directly while it was in a list still
+ * reach the later owners, and a node that comes back completes its old
+ * copy. A joiner pulls from the old owners, a leave or a force-remove of a
+ * dead node re-replicates from the remaining replicas, and a node never
+ * takes a partition as whole from another that is still filling. Not
+ * handled: when changes come faster than transfers and a node dies in
+ * between, a partition whose writes of some epochs are on no live node
+ * stays pending (nothing is dropped: releasing copies wait for a whole
+ * list), until the dead node is back.
+ *
+ * Streams. A STREAM request names a group of partitions (up to
+ * TRANSFER_GROUP_MAX, all PENDING from one source at one cursor) and a
+ * cursor: a position in hash space (table_scan's). The source walks its
+ * table from there (at most TRANSFER_VISIT_MAX entries and about
+ * TRANSFER_BATCH_BYTES of states per request), answers one STREAM REPLY
+ * per key of the group (its replica_export state: versions, tombstones
+ * too) and a STREAM_END with the next cursor and the partitions it served
+ * (next cursor 0: the walk is over). The receiver applies each state with
+ * replica_apply (idempotent: a state given twice, or older than a write the
+ * new replica already took directly, changes nothing) and asks again. Up
+ * to handoff-concurrency streams per node (split over its shards) at once,
+ * and handoff-max-bytes-per-sec (a token bucket per shard).
+ * Cost: one walk of the source's table serves every partition of a group,
+ * so a join (which moves about a (K+1)-th of each shard's partitions to
+ * the joiner, most of them from one source per shard pair) costs one pass
+ * over each source shard's table per group plus the moved bytes. Keys of
+ * one partition are not contiguous in the table (its home slot is the
+ * key's xxh3, not its slot) and an index per partition would add bytes to
+ * every key; the pass visits each entry's key once (CRC16 of the key, no
+ * copy) and copies only the moving ones. A lone partition pays a whole
+ * pass: the price of adding no byte per key.
+ * The cursor is a hash position, the same on every node (keyhash is
+ * unseeded) and across resizes and restarts, so a stream resumes at the
+ * same place from any source.
+ *
+ * Resume. The state file <dir>/transfers.<shard> (text: "epoch E" of the
+ * ring it was written for, "in p cursor from epoch sources..." and "out p
+ * from epoch" lines, via a temporary file and rename) is written at once
+ * when a ring change is taken (so a restart knows what this node does not
+ * hold; a restart whose ring is not the file's pulls every partition of
+ * its lists). After a batch is applied its cursor is kept in memory and
+ * written once the log's durable sequence
+ * (persist_durable_seq) reaches the records of that batch, so a crash of
+ * the receiver resumes from a cursor whose keys are on disk, and a crash of
+ * the source only makes the receiver ask again (late stream: next source).
+ * A partition whose walk ended is SETTLING until its records are durable,
+ * then DONE. Without a log (storage = memory) cursors are saved at once.
+ * The file is not fsynced: a process crash keeps it (page cache); a power
+ * loss may lose it, and then read repair and anti-entropy fill the rest.
+ *
+ * Writes during a transfer: coordinators already write to the new list
+ * (the ring changed first), so the new replica takes every write directly
+ * while it pulls older ones; the old replica that left the list keeps its
+ * copy until the list has the partition whole.
+ *
+ * Release. A RELEASING partition asks every node of its current list, about
+ * once a second, RELEASE: "do you hold it whole?" (yes: in its list, not
+ * pulling it, durable). Once all said yes, it is DROPPING: one pass over
+ * the table deletes the keys of every partition dropping (store_delete:
+ * delete records, not tombstones), TRANSFER_VISIT_MAX entries per tick;
+ * those dropping when the pass began are released at its end. A node that
+ * left the cluster (a ring of itself) asks nobody and keeps its copy.
+ *
+ * Cost to a cluster of one: the tick returns after reading the snapshot.
+ *
+ * Left to others: the links (peerlink.h), versions (replica.h), the ring
+ * (admin). Not done: a key whose value is on disk only (values beyond RAM)
+ * is skipped by the source and counted (cold_skipped). */
+#include "transfer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mimalloc.h>
+
+#include "admin.h"
+#include "buf.h"
+#include "cfg.h"
+#include "keyhash.h"
+#include "log.h"
+#include "node.h"
+#include "peerlink.h"
+#include "persist.h"
+#include "replica.h"
+#include "ring.h"
+#include "shard.h"
+#include "snapshot.h"
+#include "store.h"
+#include "table.h"
+
+#define TRANSFER_GROUP_MAX 64            /* partitions in one stream */
+#define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
+#define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
+#define TRANSFER_VISIT_MAX 1024          /* table entries per request or drop step */
+#define TRANSFER_BATCH_BYTES (128u << 10) /* states per request, about */
+#define TRANSFER_STREAM_MS 3000          /* a request unanswered this long is given up */
+#define TRANSFER_RELEASE_ASK_MS 1000
+#define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
+#define TRANSFER_SERVED_LEN 10           /* STREAM_END: partition u16, reach u64 */
+
+struct tr_part {
+    uint8_t n_src, src_at;
+    bool ck_done;              /* the walk ended by the checkpoint's time */
+    bool in_sweep;             /* DROPPING since the drop pass began */
+    uint16_t src[TRANSFER_SOURCES_MAX]; /* indexes into ids */
+    uint64_t cursor;           /* next position to ask (memory) */
+    uint64_t ck_cursor;        /* the checkpoint's: saved once durable */
+    uint64_t saved;            /* in the file */
+    uint64_t bytes, keys;
+    uint64_t ck_bytes, saved_bytes; /* bytes received by the checkpoint's / the file's cursor */
+    uint32_t release_ok;       /* RELEASING: list positions that said yes */
+    /* What this node has of the partition, as ring epochs: pulling, every
+     * write since `epoch` (it became a replica then) and before `from` (a
+     * copy it kept from an earlier stay in the list), so it needs the
+     * writes of [from, epoch); RELEASING, every write of [from, epoch)
+     * (from 0: it was whole when it left at `epoch`). */
+    uint64_t from, epoch;
+    int64_t ask_ms;            /* RELEASING: next question */
+};
+
+struct tr_stream {
+    bool busy;
+    uint32_t gen;
+    uint64_t from, epoch; /* the writes its partitions need: [from, epoch) */
+    uint16_t src;
+    char addr[GOSSIP_ADDR_MAX + 1]; /* the source's cluster address */
+    uint64_t cursor;
+    int64_t deadline_ms;
+    uint32_t nparts;
+    uint16_t parts[TRANSFER_GROUP_MAX];
+};
+
+struct transfer {
+    uint8_t *state;            /* per partition (relaxed atomics: admin reads) */
+    struct tr_part *parts;     /* per partition; NULL until the first transfer */
+    uint32_t q;
+    struct ring *ring;         /* the last ring seen (a copy); NULL: none yet */
+    uint64_t snap_version;
+    char (*ids)[RING_ID_LEN + 1];
+    uint32_t n_ids, cap_ids;
+    struct tr_stream streams[TRANSFER_STREAMS_MAX];
+    uint32_t next_gen;
+    bool dirty;                /* cursors or states changed since the checkpoint */
+    bool ck_pending;           /* a checkpoint waits for the log */
+    uint64_t ck_seq;
+    int64_t saved_ms;
+    double tokens;
+    int64_t tokens_ms, now_ms;
+    bool sweeping;             /* a drop pass is under way */
+    uint64_t sweep_cursor;
+    uint64_t rate_bytes;       /* received since the last rate update */
+    int64_t rate_ms;
+    char path[PATH_MAX];       /* the state file; "" without a log */
+    uint64_t file_epoch;       /* the ring epoch the file was written for (0: none) */
+    struct transfer_stats st;  /* relaxed atomics */
+};
+
+#define ST_ADD(tr, f, v) __atomic_add_fetch(&(tr)->st.f, (v), __ATOMIC_RELAXED)
+#define ST_SET(tr, f, v) __atomic_store_n(&(tr)->st.f, (v), __ATOMIC_RELAXED)
+
+static const char *const tr_names[] = {"none",      "pending",  "streaming", "settling",
+                                       "done",      "releasing", "dropping"};
+
+const char *transfer_state_name(unsigned state)
+{
+    return state < sizeof tr_names / sizeof tr_names[0] ? tr_names[state] : "?";
+}
+
+static unsigned tr_get(const struct transfer *tr, uint32_t p)
+{
+    return __atomic_load_n(&tr->state[p], __ATOMIC_RELAXED);
+}
+
+static void tr_set(struct transfer *tr, uint32_t p, unsigned s)
+{
+    __atomic_store_n(&tr->state[p], (uint8_t)s, __ATOMIC_RELAXED);
+    tr->dirty = true;
+}
+
+static bool tr_incoming(unsigned s)
+{
+    return s == TRANSFER_PENDING || s == TRANSFER_STREAMING || s == TRANSFER_SETTLING;
+}
+
+/* Still missing keys (a SETTLING one has them all, maybe not durably). */
+static bool tr_receiving(unsigned s)
+{
+    return s == TRANSFER_PENDING || s == TRANSFER_STREAMING;
+}
+
+static int tr_parts_alloc(struct transfer *tr)
+{
+    if (!tr->parts)
+        tr->parts = mi_calloc(tr->q, sizeof *tr->parts);
+    return tr->parts ? 0 : -ENOMEM;
+}
+
+/* The index of id in the shard's id table (added when new); -1 when full. */
+static int tr_id_index(struct transfer *tr, const char *id)
+{
+    for (uint32_t i = 0; i < tr->n_ids; i++)
+        if (strcmp(tr->ids[i], id) == 0)
+            return (int)i;
+    if (tr->n_ids == UINT16_MAX)
+        return -1;
+    if (tr->n_ids == tr->cap_ids) {
+        uint32_t cap = tr->cap_ids ? tr->cap_ids * 2 : 16;
+        void *ids = mi_realloc(tr->ids, cap * sizeof *tr->ids);
+        if (!ids)
+            return -1;
+        tr->ids = ids;
+        tr->cap_ids = cap;
+    }
+    snprintf(tr->ids[tr->n_ids], sizeof tr->ids[0], "%s", id);
+    return (int)tr->n_ids++;
+}
+
+/* ---- the state file ---- */
+
+static void tr_save(struct transfer *tr)
+{
+    if (!tr->path[0])
+        return;
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", tr->path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_warn("cannot write %s: %s; transfers will restart from scratch after a crash", tmp,
+                 strerror(errno));
+        return;
+    }
+    fprintf(f, "epoch %" PRIu64 "\n", tr->ring ? tr->ring->epoch : 0);
+    for (uint32_t p = 0; tr->parts && p < tr->q; p++) {
+        unsigned s = tr_get(tr, p);
+        if (tr_incoming(s)) {
+            fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64, p, tr->parts[p].saved,
+                    tr->parts[p].from, tr->parts[p].epoch);
+            for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
+                fprintf(f, " %s", tr->ids[tr->parts[p].src[k]]);
+            fputc('\n', f);
+        } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
+            fprintf(f, "out %u %" PRIu64 " %" PRIu64 "\n", p, tr->parts[p].from,
+                    tr->parts[p].epoch);
+        }
+    }
+    bool ok = fflush(f) == 0 && !ferror(f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, tr->path) != 0)
+        log_warn("cannot write %s: %s", tr->path, strerror(errno));
+}
+
+static void tr_load(struct transfer *tr)
+{
+    FILE *f = tr->path[0] ? fopen(tr->path, "r") : NULL;
+    if (!f)
+        return;
+    char line[1024];
+    uint32_t n_in = 0, n_out = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *save = NULL;
+        char *kind = strtok_r(line, " \n", &save);
+        char *ps = strtok_r(NULL, " \n", &save);
+        if (kind && ps && strcmp(kind, "epoch") == 0)
+            tr->file_epoch = strtoull(ps, NULL, 10);
+        if (!kind || !ps || tr_parts_alloc(tr) != 0)
+            continue;
+        unsigned long p = strtoul(ps, NULL, 10);
+        if (p >= tr->q)
+            continue;
+        struct tr_part *tp = &tr->parts[p];
+        char *cs = strcmp(kind, "in") == 0 ? strtok_r(NULL, " \n", &save) : NULL;
+        char *fs = strtok_r(NULL, " \n", &save), *es = strtok_r(NULL, " \n", &save);
+        if (!fs || !es || (!cs && strcmp(kind, "out") != 0))
+            continue;
+        tp->from = strtoull(fs, NULL, 10);
+        tp->epoch = strtoull(es, NULL, 10);
+        if (!cs) { /* out: it keeps a copy until the list has it (serving what it has) */
+            tr_set(tr, (uint32_t)p, TRANSFER_RELEASING);
+            n_out++;
+            continue;
+        }
+        tp->cursor = tp->saved = strtoull(cs, NULL, 10);
+        for (char *id; (id = strtok_r(NULL, " \n", &save)) && tp->n_src < TRANSFER_SOURCES_MAX;) {
+            int i = strlen(id) == RING_ID_LEN ? tr_id_index(tr, id) : -1;
+            if (i >= 0)
+                tp->src[tp->n_src++] = (uint16_t)i;
+        }
+        tr_set(tr, (uint32_t)p, TRANSFER_PENDING);
+        n_in++;
+    }
+    fclose(f);
+    if (n_in || n_out)
+        log_info("transfers resumed from %s: %u partitions to pull, %u to release", tr->path, n_in,
+                 n_out);
+}
+
+/* ---- set-up ---- */
+
+int transfer_init(struct shard *sh)
+{
+    struct node *n = sh->node;
+    struct transfer *tr = mi_zalloc_aligned(sizeof *tr, 64);
+    if (!tr)
+        return -ENOMEM;
+    tr->q = n->npartitions;
+    tr->state = mi_calloc(tr->q, 1);
+    if (!tr->state) {
+        mi_free(tr);
+        return -ENOMEM;
+    }
+    if (n->cfg->storage == CFG_STORAGE_LOG && n->cfg->dir[0])
+        snprintf(tr->path, sizeof tr->path, "%s/transfers.%u", n->cfg->dir, sh->id);
+    sh->transfer = tr;
+    /* data that did not survive (storage = memory, or a log directory that
+     * started empty) holds nothing, whatever ring the node comes back in */
+    bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
+    tr_load(tr);
+    const struct ring *start = n->admin ? admin_start_ring(n->admin) : NULL;
+    /* alone, it holds everything there is; else only what its data and its
+     * state file say, of the ring the file was written for: a ring change
+     * adopted and not recorded here (a crash in between) is no baseline */
+    if (start && start->n_members > 1 && (!data_kept || tr->file_epoch != start->epoch))
+        start = NULL;
+    if (start && start->epoch > 0 && start->q == tr->q && ring_clone(start, &tr->ring) != 0)
+        goto fail;
+    return 0;
+fail:
+    transfer_fini(sh);
+    return -ENOMEM;
+}
+
+void transfer_fini(struct shard *sh)
+{
+    struct transfer *tr = sh->transfer;
+    if (!tr)
+        return;
+    ring_destroy(tr->ring);
+    mi_free(tr->parts);
+    mi_free(tr->ids);
+    mi_free(tr->state);
+    mi_free(tr);
+    sh->transfer = NULL;
+}
+
+/* ---- the ring changed ---- */
+
+static uint32_t tr_n_eff(const struct node *n, const struct ring *ring)
+{
+    uint32_t want = (uint32_t)n->cfg->replicas;
+    return want < ring->n ? want : ring->n;
+}
+
+/* True when member `id` is in partition p's first N of ring. */
+static bool tr_in_list(const struct node *n, const struct ring *ring, const char *id, uint32_t p)
+{
+    if (!ring || ring->epoch == 0 || p >= ring->q)
+        return false;
+    uint32_t m = ring_member_index(ring, id);
+    if (m == RING_NONE)
+        return false;
+    const uint32_t *list = ring_pref(ring, p);
+    for (uint32_t k = 0; k < tr_n_eff(n, ring); k++)
+        if (list[k] == m)
+            return true;
+    return false;
+}
+
+static void tr_add_source(struct transfer *tr, struct tr_part *tp, const char *id, const char *self)
+{
+    if (strcmp(id, self) == 0 || tp->n_src == TRANSFER_SOURCES_MAX)
+        return;
+    int i = tr_id_index(tr, id);
+    if (i < 0)
+        return;
+    for (uint32_t k = 0; k < tp->n_src; k++)
+        if (tp->src[k] == i)
+            return;
+    tp->src[tp->n_src++] = (uint16_t)i;
+}
+
+static void tr_add_list(struct transfer *tr, struct tr_part *tp, const struct node *n,
+                        const struct ring *ring, uint32_t p, const char *self)
+{
+    if (!ring || ring->epoch == 0)
+        return;
+    const uint32_t *list = ring_pref(ring, p);
+    for (uint32_t k = 0; k < tr_n_eff(n, ring); k++)
+        tr_add_source(tr, tp, ring->members[list[k]].id, self);
+}
+
+/* Partition p became this node's: pull it, sources as the comment says. */
+static void tr_start_pull(struct transfer *tr, const struct node *n, const struct ring *old,
+                          const struct ring *ring, uint32_t p, const char *self)
+{
+    struct tr_part *tp = &tr->parts[p];
+    unsigned st = tr_get(tr, p);
+    if (!tr_incoming(st)) {
+        /* back in the list while releasing a whole copy: it has [0, left) */
+        uint64_t have_to = st == TRANSFER_RELEASING && tp->from == 0 ? tp->epoch : 0;
+        memset(tp, 0, sizeof *tp);
+        tp->from = have_to;
+        tp->epoch = ring->epoch; /* writes since reach it directly */
+        tr_set(tr, p, TRANSFER_PENDING);
+    }
+    tp->n_src = 0;
+    tr_add_list(tr, tp, n, old, p, self);
+    tr_add_list(tr, tp, n, ring, p, self);
+    for (uint32_t m = 0; m < ring->n_members; m++)
+        tr_add_source(tr, tp, ring->members[m].id, self);
+}
+
+static void tr_cancel_streams(struct transfer *tr)
+{
+    for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX; i++)
+        tr->streams[i].busy = false;
+}
+
+/* Compares the snapshot's ring with the last one seen. */
+static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
+{
+    struct transfer *tr = sh->transfer;
+    const struct node *n = sh->node;
+    const struct ring *ring = s->ring;
+    const char *self = s->members[s->self].id;
+    struct ring *old = tr->ring, *copy = NULL;
+    if (ring->epoch == 0 || ring->q != tr->q) /* a joiner's provisional ring: not a change */
+        return;
+    if (tr_parts_alloc(tr) != 0 || ring_clone(ring, &copy) != 0)
+        return; /* tried again at the next tick */
+    tr->ring = copy;
+    tr->dirty = true; /* the state file exists from the first ring on */
+    if (ring->n_members == 1) { /* alone (first, or left): pulls nothing, asks nobody; */
+        for (uint32_t p = 0; p < tr->q; p++) /* what it released it still serves */
+            if (tr_incoming(tr_get(tr, p)))
+                tr_set(tr, p, TRANSFER_NONE);
+        tr_cancel_streams(tr);
+        tr->sweeping = false;
+        ring_destroy(old);
+        tr_save(tr);
+        return;
+    }
+    uint32_t gained = 0, lost = 0;
+    for (uint32_t p = 0; p < tr->q; p++) {
+        if (n->partition_shard[p] != sh->id)
+            continue;
+        bool was = tr_in_list(n, old, self, p);
+        bool is = tr_in_list(n, ring, self, p);
+        unsigned st = tr_get(tr, p);
+        if (is && (!was || tr_incoming(st) || st == TRANSFER_RELEASING ||
+                   st == TRANSFER_DROPPING)) {
+            tr_start_pull(tr, n, old, ring, p, self);
+            gained++;
+        } else if (!is && (was || tr_incoming(st))) {
+            /* whole: it has [0, now); still pulling since E: [E, now) */
+            uint64_t from = tr_receiving(st) ? tr->parts[p].epoch : 0;
+            memset(&tr->parts[p], 0, sizeof tr->parts[p]);
+            tr->parts[p].from = from;
+            tr->parts[p].epoch = ring->epoch;
+            tr_set(tr, p, TRANSFER_RELEASING);
+            lost++;
+        } else if (st == TRANSFER_RELEASING) {
+            tr->parts[p].release_ok = 0; /* ask the new list */
+        }
+    }
+    tr_cancel_streams(tr); /* their groups may have changed; replies are dropped */
+    for (uint32_t p = 0; p < tr->q; p++)
+        if (tr_get(tr, p) == TRANSFER_STREAMING)
+            tr_set(tr, p, TRANSFER_PENDING);
+    if (gained || lost)
+        log_info("ring epoch %" PRIu64 ": this shard pulls %u partitions and releases %u",
+                 ring->epoch, gained, lost);
+    ring_destroy(old);
+    tr_save(tr); /* at once: a restart must know what it does not hold */
+}
+
+/* ---- the receiver ---- */
+
+static const struct snapshot_member *tr_member(const struct snapshot *s, const char *id)
+{
+    for (uint32_t i = 0; i < s->n_members; i++)
+        if (strcmp(s->members[i].id, id) == 0)
+            return &s->members[i];
+    return NULL;
+}
+
+/* A source worth asking: not down (one that left may still serve what it
+ * released; a dead one costs a request's deadline). */
+static bool tr_live(const struct snapshot_member *m)
+{
+    return m && m->status != MEMBER_S_DOWN;
+}
+
+/* The source partition p asks next (its index in ids), or -1: from
+ * src_at on, a member first, else one that left (it may be gone). */
+static int tr_pick_source(struct transfer *tr, const struct snapshot *s, struct tr_part *tp)
+{
+    for (int left = 0; left < 2; left++)
+        for (uint32_t k = 0; k < tp->n_src; k++) {
+            uint32_t at = (tp->src_at + k) % tp->n_src;
+            const struct snapshot_member *m = tr_member(s, tr->ids[tp->src[at]]);
+            if (tr_live(m) && (m->status == MEMBER_S_LEFT) == left) {
+                tp->src_at = (uint8_t)at;
+                return tp->src[at];
+            }
+        }
+    return -1;
+}
+
+static uint32_t tr_streams_allowed(const struct node *n)
+{
+    uint32_t c = (uint32_t)n->cfg->handoff_concurrency; /* 0: pulls none */
+    uint32_t per = (c + n->nshards - 1) / n->nshards;
+    return per < TRANSFER_STREAMS_MAX ? per : TRANSFER_STREAMS_MAX;
+}
+
+static void tr_put_cursor(uint8_t out[8], uint64_t c)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(c >> (8 * i));
+}
+
+static uint64_t tr_get_cursor(const struct wire_bytes *b)
+{
+    uint64_t c = 0;
+    for (uint32_t i = 0; i < 8 && i < b->len; i++)
+        c |= (uint64_t)b->ptr[i] << (8 * i);
+    return c;
+}
+
+/* Sends stream slot i's request. */
+static int tr_send_stream(struct shard *sh, uint32_t i)
+{
+    struct transfer *tr = sh->transfer;
+    struct tr_stream *st = &tr->streams[i];
+    uint8_t cur[8], from[8], list[2 * TRANSFER_GROUP_MAX];
+    tr_put_cursor(cur, st->cursor);
+    tr_put_cursor(from, st->from);
+    for (uint32_t k = 0; k < st->nparts; k++) {
+        list[2 * k] = (uint8_t)st->parts[k];
+        list[2 * k + 1] = (uint8_t)(st->parts[k] >> 8);
+    }
+    struct wire_bytes v = {list, 2 * st->nparts};
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .id = (uint64_t)st->gen << 8 | i,
+                          .op = WIRE_OP_STREAM,
+                          .deadline_ms = TRANSFER_STREAM_MS,
+                          .partition = st->parts[0],
+                          .key = {cur, 8},
+                          .meta = {from, 8}, /* STREAM: and from it on */
+                          .n_values = 1,
+                          .values = &v};
+    return peerlink_request(sh, tr->ids[st->src], st->addr, &wm);
+}
+
+/* Gives stream i's partitions back to PENDING; next_source: try another. */
+static void tr_stream_end(struct transfer *tr, uint32_t i, bool next_source)
+{
+    struct tr_stream *st = &tr->streams[i];
+    for (uint32_t k = 0; k < st->nparts; k++) {
+        uint32_t p = st->parts[k];
+        if (tr_get(tr, p) != TRANSFER_STREAMING)
+            continue;
+        tr_set(tr, p, TRANSFER_PENDING);
+        if (next_source)
+            tr->parts[p].src_at++;
+    }
+    st->busy = false;
+}
+
+/* Starts streams while the limits allow. */
+static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    uint32_t busy = 0;
+    for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX; i++)
+        busy += tr->streams[i].busy;
+    for (uint32_t p = 0; p < tr->q && busy < tr_streams_allowed(sh->node) && tr->tokens > 0; p++) {
+        if (tr_get(tr, p) != TRANSFER_PENDING)
+            continue;
+        int src = tr_pick_source(tr, s, &tr->parts[p]);
+        if (src < 0)
+            continue;
+        uint32_t i = 0;
+        while (tr->streams[i].busy)
+            i++;
+        struct tr_stream *st = &tr->streams[i];
+        *st = (struct tr_stream){.busy = true,
+                                 .gen = ++tr->next_gen,
+                                 .src = (uint16_t)src,
+                                 .cursor = tr->parts[p].cursor,
+                                 .from = tr->parts[p].from,
+                                 .epoch = tr->parts[p].epoch,
+                                 .deadline_ms = now_ms + TRANSFER_STREAM_MS};
+        snprintf(st->addr, sizeof st->addr, "%s", tr_member(s, tr->ids[src])->cluster_addr);
+        for (uint32_t q = p; q < tr->q && st->nparts < TRANSFER_GROUP_MAX; q++) {
+            struct tr_part *tq = &tr->parts[q];
+            if (tr_get(tr, q) != TRANSFER_PENDING || tq->cursor != st->cursor ||
+                tq->epoch != st->epoch || tq->from != st->from ||
+                tr_pick_source(tr, s, tq) != src)
+                continue;
+            st->parts[st->nparts++] = (uint16_t)q;
+            tr_set(tr, q, TRANSFER_STREAMING);
+        }
+        if (tr_send_stream(sh, i) != 0)
+            tr_stream_end(tr, i, true);
+        else
+            busy++;
+    }
+}
+
+static struct tr_stream *tr_stream_of(struct transfer *tr, uint64_t id)
+{
+    uint32_t i = (uint32_t)(id & 0xFF);
+    if (i >= TRANSFER_STREAMS_MAX || !tr->streams[i].busy || tr->streams[i].gen != (id >> 8))
+        return NULL;
+    return &tr->streams[i];
+}
+
+static bool tr_in_group(const struct tr_stream *st, uint32_t p)
+{
+    for (uint32_t k = 0; k < st->nparts; k++)
+        if (st->parts[k] == p)
+            return true;
+    return false;
+}
+
+/* One key's state from a source. */
+static void tr_on_item(struct shard *sh, struct tr_stream *st, const struct wire_msg *m)
+{
+    struct transfer *tr = sh->transfer;
+    struct node *n = sh->node;
+    uint64_t hash = keyhash(m->key.ptr, m->key.len);
+    uint32_t p = node_partition_of(n, m->key.ptr, m->key.len, hash);
+    if (!tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
+        return;
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, m);
+    wire_values_next(&it, &v);
+    int rc = replica_apply(sh->store, n, m->key.ptr, m->key.len, hash, m->meta.ptr, m->meta.len,
+                           v.ptr, v.len, m->expire_at_ms);
+    if (rc < 0 && rc != -E2BIG)
+        log_warn("partition %u: a streamed key could not be applied (%s)", p, strerror(-rc));
+    uint64_t bytes = (uint64_t)m->key.len + m->meta.len + v.len;
+    tr->parts[p].bytes += bytes;
+    tr->parts[p].keys++;
+    tr->rate_bytes += bytes;
+    tr->tokens -= (double)bytes;
+    ST_ADD(tr, bytes, bytes);
+    ST_ADD(tr, keys, 1);
+}
+
+/* The end of a batch: the next cursor and the partitions served. Those
+ * served and not finished are asked for again at once from the same source
+ * while the byte budget allows (so a stream runs at the links' pace, not the
+ * tick's); those not served go to their next source. */
+static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
+{
+    struct transfer *tr = sh->transfer;
+    struct tr_stream *st = &tr->streams[i];
+    if (m->status != WIRE_CODE_OK) {
+        tr_stream_end(tr, i, true);
+        return;
+    }
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, m);
+    wire_values_next(&it, &v);
+    uint64_t next = tr_get_cursor(&m->key);
+    uint16_t again[TRANSFER_GROUP_MAX];
+    uint32_t n_again = 0;
+    for (uint32_t k = 0; k < v.len / TRANSFER_SERVED_LEN; k++) {
+        const uint8_t *e = v.ptr + TRANSFER_SERVED_LEN * k;
+        uint32_t p = e[0] | (uint32_t)e[1] << 8;
+        struct wire_bytes rb = {e + 2, 8};
+        uint64_t reach = tr_get_cursor(&rb);
+        if (p >= tr->q || !tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
+            continue;
+        struct tr_part *tp = &tr->parts[p];
+        tp->cursor = next;
+        if (next != 0) {
+            again[n_again++] = (uint16_t)p;
+            tr_set(tr, p, TRANSFER_PENDING);
+        } else if (reach >= tp->epoch) {
+            tr_set(tr, p, TRANSFER_SETTLING); /* every write it lacked */
+        } else { /* the writes up to `reach`: the rest from another source */
+            tp->from = reach;
+            tp->src_at++;
+            tr_set(tr, p, TRANSFER_PENDING);
+        }
+    }
+    tr_stream_end(tr, i, true);
+    if (!n_again || tr->tokens <= 0)
+        return;
+    st->busy = true;
+    st->gen = ++tr->next_gen;
+    st->cursor = next;
+    st->deadline_ms = tr->now_ms + TRANSFER_STREAM_MS;
+    st->nparts = n_again;
+    memcpy(st->parts, again, n_again * sizeof again[0]);
+    for (uint32_t k = 0; k < n_again; k++)
+        tr_set(tr, again[k], TRANSFER_STREAMING);
+    if (tr_send_stream(sh, i) != 0)
+        tr_stream_end(tr, i, false);
+}
+
+void transfer_on_reply(struct shard *sh, const struct wire_msg *m)
+{
+    struct transfer *tr = sh->transfer;
+    if (!tr)
+        return;
+    if (m->op == WIRE_OP_RELEASE) {
+        uint32_t p = (uint32_t)(m->id >> 8) & 0xFFFF, k = (uint32_t)(m->id & 0xFF);
+        if (p < tr->q && tr->parts && tr_get(tr, p) == TRANSFER_RELEASING &&
+            (m->id >> 24) == (tr->ring ? (tr->ring->epoch & 0xFFFFFFFFFF) : 0) &&
+            m->status == WIRE_CODE_OK && k < 32)
+            tr->parts[p].release_ok |= 1u << k;
+        return;
+    }
+    struct tr_stream *st = tr_stream_of(tr, m->id);
+    if (!st)
+        return; /* given up, or from before a ring change */
+    if (m->op == WIRE_OP_STREAM)
+        tr_on_item(sh, st, m);
+    else if (m->op == WIRE_OP_STREAM_END)
+        tr_on_end(sh, (uint32_t)(m->id & 0xFF), m);
+}
+
+/* ---- the source ---- */
+
+/* How far this node's copy of partition p reaches for a receiver that has
+ * the writes before ring epoch `from`: the epoch up to which it has every
+ * write from `from` on (UINT64_MAX: all of them, when it is in its current
+ * list and not pulling it, received whole durably or not; a releasing one's
+ * [from', left) when from' <= from < left), or 0 when it cannot help. With
+ * durably (RELEASE: may the asker drop it?): in the list, whole, durable. */
+static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p, uint64_t from,
+                         bool durably)
+{
+    struct transfer *tr = sh->transfer;
+    unsigned st = tr_get(tr, p);
+    const struct tr_part *tp = &tr->parts[p];
+    if (st == TRANSFER_RELEASING)
+        return !durably && tp->from <= from && tp->epoch > from ? tp->epoch : 0;
+    if (tr_receiving(st) || st == TRANSFER_DROPPING || (st == TRANSFER_SETTLING && durably))
+        return 0;
+    bool in = s && s->ring && tr_in_list(sh->node, s->ring, s->members[s->self].id, p);
+    return in ? UINT64_MAX : 0;
+}
+
+struct tr_walk {
+    const struct node *n;
+    const uint8_t *want; /* per partition: 1 to stream */
+    struct buf keys;     /* klen u32, key: those to export */
+    uint32_t count;
+    uint64_t bytes; /* their keys and values, about */
+};
+
+static void tr_walk_fn(struct table_entry *e, void *arg)
+{
+    struct tr_walk *w = arg;
+    const char *key = table_entry_key(e);
+    uint64_t hash = w->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
+    if (!w->want[node_partition_of(w->n, key, e->key_len, hash)])
+        return;
+    buf_append(&w->keys, &e->key_len, sizeof e->key_len);
+    buf_append(&w->keys, key, e->key_len);
+    w->count++;
+    w->bytes += e->key_len + (uint64_t)table_entry_val_len(e);
+}
+
+static void tr_reply(struct shard *sh, uint64_t link, const struct wire_msg *rq, uint8_t op,
+                     uint8_t status, const struct wire_bytes *key, const struct wire_bytes *value)
+{
+    struct wire_msg rm = {.kind = WIRE_REPLY,
+                          .id = rq->id,
+                          .op = op,
+                          .status = status,
+                          .n_values = value ? 1 : 0,
+                          .values = value};
+    if (key)
+        rm.key = *key;
+    int rc = peerlink_reply(sh, link, &rm);
+    if (rc != 0 && rc != -ENOENT)
+        log_debug("a %s reply could not be sent (%s)", wire_op_name(op), strerror(-rc));
+}
+
+/* Exports and sends the walked keys' states; returns their bytes. */
+static uint64_t tr_send_states(struct shard *sh, uint64_t link, const struct wire_msg *rq,
+                               const struct tr_walk *w)
+{
+    struct transfer *tr = sh->transfer;
+    struct replica_state rs;
+    replica_state_init(&rs);
+    uint64_t bytes = 0;
+    for (size_t off = 0; off + 4 <= w->keys.len;) {
+        uint32_t klen;
+        memcpy(&klen, w->keys.data + off, 4);
+        const char *key = w->keys.data + off + 4;
+        off += 4 + (size_t)klen;
+        int rc = replica_export(sh->store, sh->node, key, klen, keyhash(key, klen), &rs);
+        if (rc == -EAGAIN)
+            ST_ADD(tr, cold_skipped, 1);
+        if (rc != 0)
+            continue;
+        struct wire_bytes body = {(const uint8_t *)rs.body.data, (uint32_t)rs.body.len};
+        struct wire_msg rm = {.kind = WIRE_REPLY,
+                              .id = rq->id,
+                              .op = WIRE_OP_STREAM,
+                              .status = WIRE_CODE_OK,
+                              .expire_at_ms = rs.expire_at_ms,
+                              .key = {(const uint8_t *)key, klen},
+                              .meta = {(const uint8_t *)rs.meta.data, (uint32_t)rs.meta.len},
+                              .n_values = 1,
+                              .values = &body};
+        if (peerlink_reply(sh, link, &rm) == 0) {
+            bytes += (uint64_t)klen + rs.meta.len + rs.body.len;
+            ST_ADD(tr, keys_sent, 1);
+        }
+    }
+    replica_state_fini(&rs);
+    ST_ADD(tr, bytes_sent, bytes);
+    return bytes;
+}
+
+static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg *m,
+                         const struct snapshot *s)
+{
+    struct transfer *tr = sh->transfer;
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, m);
+    wire_values_next(&it, &v);
+    uint8_t *want = mi_calloc(tr->q, 1);
+    uint8_t served[TRANSFER_SERVED_LEN * TRANSFER_GROUP_MAX];
+    uint32_t n_served = 0;
+    uint64_t from = tr_get_cursor(&m->meta);
+    for (uint32_t k = 0; want && k < v.len / 2 && n_served < TRANSFER_GROUP_MAX; k++) {
+        uint32_t p = v.ptr[2 * k] | (uint32_t)v.ptr[2 * k + 1] << 8;
+        uint64_t reach = p < tr->q && sh->node->partition_shard[p] == sh->id && !want[p]
+                             ? tr_reach(sh, s, p, from, false)
+                             : 0;
+        if (!reach)
+            continue;
+        want[p] = 1;
+        uint8_t *e = served + TRANSFER_SERVED_LEN * n_served++;
+        e[0] = (uint8_t)p;
+        e[1] = (uint8_t)(p >> 8);
+        tr_put_cursor(e + 2, reach);
+    }
+    if (!n_served) {
+        mi_free(want);
+        tr_reply(sh, link, m, WIRE_OP_STREAM_END, WIRE_CODE_UNAVAILABLE, NULL, NULL);
+        return;
+    }
+    struct tr_walk w = {.n = sh->node, .want = want};
+    buf_init(&w.keys);
+    uint64_t cursor = tr_get_cursor(&m->key);
+    uint32_t visits = 0;
+    do {
+        cursor = table_scan(sh->store->table, cursor, 256, tr_walk_fn, &w);
+        visits += 256;
+    } while (cursor != 0 && visits < TRANSFER_VISIT_MAX && w.bytes < TRANSFER_BATCH_BYTES);
+    tr_send_states(sh, link, m, &w);
+    buf_fini(&w.keys);
+    mi_free(want);
+    uint8_t cur[8];
+    tr_put_cursor(cur, cursor);
+    struct wire_bytes ck = {cur, 8}, sv = {served, TRANSFER_SERVED_LEN * n_served};
+    tr_reply(sh, link, m, WIRE_OP_STREAM_END, WIRE_CODE_OK, &ck, &sv);
+}
+
+void transfer_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m)
+{
+    struct transfer *tr = sh->transfer;
+    struct node *n = sh->node;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
+    if (s && s->ring && (!tr->ring || tr->snap_version != s->version)) {
+        if (!tr->ring || tr->ring->epoch != s->ring->epoch || tr->ring->hash != s->ring->hash)
+            tr_ring_changed(sh, s); /* answer with the newest view */
+        tr->snap_version = s->version;
+    }
+    if (m->op == WIRE_OP_STREAM && m->key.len == 8) {
+        tr_on_stream(sh, link, m, s);
+    } else if (m->op == WIRE_OP_RELEASE && m->partition < tr->q &&
+               n->partition_shard[m->partition] == sh->id) {
+        bool holds = tr_reach(sh, s, m->partition, 0, true) != 0;
+        tr_reply(sh, link, m, WIRE_OP_RELEASE, holds ? WIRE_CODE_OK : WIRE_CODE_UNAVAILABLE, NULL,
+                 NULL);
+    } else {
+        tr_reply(sh, link, m, m->op, WIRE_CODE_ERROR, NULL, NULL);
+    }
+    snapshot_read_end(n->snapshots, sh->id);
+}
+
+/* ---- release ---- */
+
+static void tr_ask_release(struct shard *sh, const struct snapshot *s, uint32_t p, int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    struct tr_part *tp = &tr->parts[p];
+    const struct ring *ring = s->ring;
+    if (ring->n_members == 1)
+        return; /* it left the cluster: its copy stays (the operator's to wipe) */
+    const uint32_t *list = ring_pref(ring, p);
+    uint32_t n_eff = tr_n_eff(sh->node, ring), all = 0;
+    for (uint32_t k = 0; k < n_eff && k < 32; k++)
+        all |= 1u << k;
+    if ((tp->release_ok & all) == all) {
+        tr_set(tr, p, TRANSFER_DROPPING);
+        return;
+    }
+    if (now_ms < tp->ask_ms)
+        return;
+    tp->ask_ms = now_ms + TRANSFER_RELEASE_ASK_MS;
+    for (uint32_t k = 0; k < n_eff && k < 32; k++) {
+        if (tp->release_ok & (1u << k))
+            continue;
+        const struct snapshot_member *m = tr_member(s, ring->members[list[k]].id);
+        if (!tr_live(m))
+            continue;
+        struct wire_msg wm = {.kind = WIRE_REQUEST,
+                              .id = (ring->epoch & 0xFFFFFFFFFF) << 24 | (uint64_t)p << 8 | k,
+                              .op = WIRE_OP_RELEASE,
+                              .deadline_ms = TRANSFER_RELEASE_ASK_MS,
+                              .partition = (uint16_t)p};
+        (void)peerlink_request(sh, m->id, m->cluster_addr, &wm);
+    }
+}
+
+struct tr_drop {
+    const struct node *n;
+    const uint8_t *state;
+    struct buf keys;
+};
+
+static void tr_drop_fn(struct table_entry *e, void *arg)
+{
+    struct tr_drop *d = arg;
+    const char *key = table_entry_key(e);
+    uint64_t hash = d->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
+    if (__atomic_load_n(&d->state[node_partition_of(d->n, key, e->key_len, hash)],
+                        __ATOMIC_RELAXED) != TRANSFER_DROPPING)
+        return;
+    buf_append(&d->keys, &e->key_len, sizeof e->key_len);
+    buf_append(&d->keys, key, e->key_len);
+}
+
+/* One step of the drop pass: deletes the keys of every DROPPING partition
+ * met; those DROPPING when the pass began are released at its end (the
+ * pass covered all their keys), the others at the end of the next. */
+static void tr_drop_step(struct shard *sh)
+{
+    struct transfer *tr = sh->transfer;
+    if (!tr->sweeping) {
+        bool any = false;
+        for (uint32_t p = 0; p < tr->q; p++) {
+            tr->parts[p].in_sweep = tr_get(tr, p) == TRANSFER_DROPPING;
+            any |= tr->parts[p].in_sweep;
+        }
+        if (!any)
+            return;
+        tr->sweeping = true;
+        tr->sweep_cursor = 0;
+    }
+    struct tr_drop d = {.n = sh->node, .state = tr->state};
+    buf_init(&d.keys);
+    tr->sweep_cursor = table_scan(sh->store->table, tr->sweep_cursor, TRANSFER_VISIT_MAX,
+                                  tr_drop_fn, &d);
+    uint64_t dropped = 0;
+    for (size_t off = 0; off + 4 <= d.keys.len;) {
+        uint32_t klen;
+        memcpy(&klen, d.keys.data + off, 4);
+        const char *key = d.keys.data + off + 4;
+        off += 4 + (size_t)klen;
+        (void)store_delete(sh->store, key, klen, keyhash(key, klen));
+        dropped++;
+    }
+    buf_fini(&d.keys);
+    ST_ADD(tr, keys_dropped, dropped);
+    if (tr->sweep_cursor != 0)
+        return;
+    tr->sweeping = false;
+    uint32_t released = 0;
+    for (uint32_t p = 0; p < tr->q; p++)
+        if (tr_get(tr, p) == TRANSFER_DROPPING && tr->parts[p].in_sweep) {
+            tr_set(tr, p, TRANSFER_NONE); /* those that came during the pass wait for the next */
+            released++;
+        }
+    ST_ADD(tr, released, released);
+    log_info("released %u partitions: their keys here are deleted", released);
+}
+
+/* ---- checkpoints and figures ---- */
+
+static void tr_checkpoint(struct shard *sh, int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    uint64_t durable = sh->persist ? persist_durable_seq(sh->persist) : UINT64_MAX;
+    if (tr->ck_pending && durable >= tr->ck_seq) {
+        for (uint32_t p = 0; p < tr->q; p++) {
+            struct tr_part *tp = &tr->parts[p];
+            tp->saved = tp->ck_cursor;
+            tp->saved_bytes = tp->ck_bytes;
+            if (tp->ck_done && tr_get(tr, p) == TRANSFER_SETTLING) {
+                tr_set(tr, p, TRANSFER_DONE);
+                log_debug("partition %u held whole: %" PRIu64 " keys, %" PRIu64 " bytes", p,
+                          tp->keys, tp->bytes);
+            }
+            tp->ck_done = false;
+        }
+        tr->ck_pending = false;
+        tr_save(tr);
+        tr->saved_ms = now_ms;
+    }
+    if (tr->ck_pending || !tr->dirty || now_ms - tr->saved_ms < TRANSFER_SAVE_MS)
+        return;
+    tr->dirty = false;
+    tr->ck_pending = true;
+    tr->ck_seq = sh->persist ? persist_last_seq(sh->persist) : 0;
+    for (uint32_t p = 0; p < tr->q; p++) {
+        unsigned s = tr_get(tr, p);
+        tr->parts[p].ck_cursor = tr_incoming(s) ? tr->parts[p].cursor : 0;
+        tr->parts[p].ck_bytes = tr_incoming(s) ? tr->parts[p].bytes : 0;
+        tr->parts[p].ck_done = s == TRANSFER_SETTLING;
+    }
+}
+
+static void tr_figures(struct transfer *tr, int64_t now_ms)
+{
+    uint64_t by[TRANSFER_DROPPING + 1] = {0}, resumable = 0;
+    double remaining = 0, done_bytes = 0;
+    uint64_t done_parts = 0;
+    for (uint32_t p = 0; p < tr->q; p++) {
+        unsigned s = tr_get(tr, p);
+        by[s]++;
+        const struct tr_part *tp = &tr->parts[p];
+        resumable += s == TRANSFER_DONE ? tp->bytes : tr_incoming(s) && tp->saved ? tp->saved_bytes : 0;
+        if (s == TRANSFER_DONE) {
+            done_bytes += (double)tp->bytes;
+            done_parts++;
+        } else if (tr_incoming(s) && tp->cursor) {
+            double frac = (double)tp->cursor / 18446744073709551616.0;
+            remaining += (double)tp->bytes * (1 - frac) / frac;
+        }
+    }
+    for (uint32_t p = 0; p < tr->q; p++)
+        if (tr_incoming(tr_get(tr, p)) && !tr->parts[p].cursor && done_parts)
+            remaining += done_bytes / (double)done_parts;
+    ST_SET(tr, pending, by[TRANSFER_PENDING]);
+    ST_SET(tr, streaming, by[TRANSFER_STREAMING]);
+    ST_SET(tr, settling, by[TRANSFER_SETTLING]);
+    ST_SET(tr, done, by[TRANSFER_DONE]);
+    ST_SET(tr, releasing, by[TRANSFER_RELEASING]);
+    ST_SET(tr, dropping, by[TRANSFER_DROPPING]);
+    ST_SET(tr, remaining_bytes, (uint64_t)remaining);
+    ST_SET(tr, resumable_bytes, resumable);
+    if (now_ms - tr->rate_ms >= 1000) {
+        double inst = (double)tr->rate_bytes * 1000.0 / (double)(now_ms - tr->rate_ms);
+        double old = (double)__atomic_load_n(&tr->st.rate, __ATOMIC_RELAXED);
+        ST_SET(tr, rate, (uint64_t)(old * 0.5 + inst * 0.5));
+        tr->rate_bytes = 0;
+        tr->rate_ms = now_ms;
+    }
+}
+
+static void tr_refill(struct shard *sh, int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    int64_t limit = sh->node->cfg->handoff_max_bytes_per_sec;
+    if (limit <= 0) {
+        tr->tokens = 1e18;
+        return;
+    }
+    double per = (double)limit / sh->node->nshards;
+    if (tr->tokens_ms)
+        tr->tokens += per * (double)(now_ms - tr->tokens_ms) / 1000.0;
+    if (tr->tokens > per)
+        tr->tokens = per;
+    tr->tokens_ms = now_ms;
+}
+
+void transfer_tick(struct shard *sh, int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    struct node *n = sh->node;
+    if (!tr || !n->snapshots)
+        return;
+    tr->now_ms = now_ms;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
+    if (s && s->ring && (!tr->ring || tr->snap_version != s->version)) {
+        if (!tr->ring || tr->ring->epoch != s->ring->epoch || tr->ring->hash != s->ring->hash)
+            tr_ring_changed(sh, s);
+        tr->snap_version = s->version;
+    }
+    bool alone = s && s->ring && s->ring->n_members == 1 && !tr->dirty && !tr->ck_pending;
+    if (!tr->parts || !s || !s->ring || alone) { /* a cluster of one moves nothing */
+        snapshot_read_end(n->snapshots, sh->id);
+        return;
+    }
+    for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX; i++)
+        if (tr->streams[i].busy && now_ms > tr->streams[i].deadline_ms)
+            tr_stream_end(tr, i, true);
+    tr_refill(sh, now_ms);
+    tr_start_streams(sh, s, now_ms);
+    for (uint32_t p = 0; p < tr->q; p++)
+        if (tr_get(tr, p) == TRANSFER_RELEASING)
+            tr_ask_release(sh, s, p, now_ms);
+    snapshot_read_end(n->snapshots, sh->id);
+    tr_drop_step(sh);
+    tr_checkpoint(sh, now_ms);
+    tr_figures(tr, now_ms);
+}
+
+/* ---- any thread ---- */
+
+void transfer_node_stats(const struct node *n, struct transfer_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        const struct transfer *tr = n->shards[i] ? n->shards[i]->transfer : NULL;
+        if (!tr)
+            continue;
+        const uint64_t *f = (const uint64_t *)&tr->st;
+        uint64_t *o = (uint64_t *)out;
+        for (size_t k = 0; k < offsetof(struct transfer_stats, eta_s) / sizeof(uint64_t); k++)
+            o[k] += __atomic_load_n(&f[k], __ATOMIC_RELAXED);
+    }
+    out->eta_s = out->remaining_bytes == 0 ? 0
+                 : out->rate ? (int64_t)(out->remaining_bytes / out->rate)
+                             : -1;
+}
+
+unsigned transfer_state(const struct node *n, uint32_t p)
+{
+    if (p >= n->npartitions)
+        return TRANSFER_NONE;
+    const struct shard *sh = n->shards[n->partition_shard[p]];
+    return sh && sh->transfer ? tr_get(sh->transfer, p) : TRANSFER_NONE;
+}

@@ -1,0 +1,100 @@
+/* transfer.h: partition transfers when the ring changes (handoff).
+ * A node that became a replica of a partition pulls the partition's key
+ * states from a node that holds it whole (STREAM over the peer links,
+ * net/wire.h), applies them with replica_apply() and keeps a resume cursor
+ * per partition in <dir>/transfers.<shard>; a node that left a partition's
+ * preference list drops its copy once every node of the list says it holds
+ * the partition whole (RELEASE). transfer.c's design comment says how.
+ * Wire (net/wire.h ops 11..13, REQUEST and REPLY layouts as there):
+ *   STREAM request: partition = the group's first (routes it to the source's
+ *     shard), key = the cursor (u64 LE, a hash position; 0 = from the start),
+ *     meta = u64 LE `from` (the receiver has the writes before ring epoch
+ *     `from` and since it became a replica), one value = the group's
+ *     partitions (u16 LE each, at most 64).
+ *   STREAM reply: one per key, status OK, key, meta and one value (body) and
+ *     expire_at_ms: the key's replica state (replica.h), tombstones too.
+ *   STREAM_END reply: status OK with key = the next cursor (0: the walk is
+ *     over) and one value = the partitions served, each u16 LE and its reach
+ *     u64 LE (the epoch up to which this source has every write from `from`
+ *     on; UINT64_MAX: all); or
+ *     UNAVAILABLE when none was (the receiver asks another source).
+ *   RELEASE request: partition; reply OK when this node holds it whole and
+ *     durably (in its list, not pulling it), else UNAVAILABLE.
+ *
+ * Threads: everything on the owning shard's thread, except
+ *   transfer_node_stats() and transfer_state(), which any thread may call
+ *   (relaxed atomic loads: the admin thread's GET /v1/ring and /metrics).
+ * Ownership: struct transfer is the shard's (shard_create/shard_destroy);
+ *   messages given to the handlers are borrowed for the call.
+ * Errors: transfer_init() returns 0 or -ENOMEM; the rest log and go on. */
+#ifndef RINGKV_SHARDS_TRANSFER_H
+#define RINGKV_SHARDS_TRANSFER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+struct shard;
+struct node;
+
+/* A partition's transfer state on this node, as the admin thread reads it. */
+enum transfer_state {
+    TRANSFER_NONE = 0,      /* nothing moves */
+    TRANSFER_PENDING = 1,   /* this node became a replica; not streaming yet */
+    TRANSFER_STREAMING = 2, /* being pulled from a source */
+    TRANSFER_SETTLING = 3,  /* all received; waiting for the log to make it durable */
+    TRANSFER_DONE = 4,      /* held whole and durably */
+    TRANSFER_RELEASING = 5, /* this node left the list: asking the list whether to drop */
+    TRANSFER_DROPPING = 6,  /* dropping its copy (store deletes) */
+};
+
+/* Names for the API: "none", "pending", "streaming", "settling", "done",
+ * "releasing", "dropping". */
+const char *transfer_state_name(unsigned state);
+
+/* A node's figures (sums over its shards). Incoming partitions count since
+ * start-up; rate is bytes received per second (smoothed over a few
+ * seconds); remaining_bytes an estimate from the streams' positions (0 when
+ * nothing is left); eta_s = remaining_bytes / rate (-1 unknown). */
+struct transfer_stats {
+    uint64_t pending, streaming, settling, done; /* incoming partitions by state */
+    uint64_t releasing, dropping, released;      /* outgoing ones; released: dropped */
+    uint64_t bytes, keys;                        /* received and applied */
+    uint64_t bytes_sent, keys_sent;              /* served to other nodes */
+    uint64_t keys_dropped;                       /* deleted by releases */
+    uint64_t cold_skipped;                       /* served: keys whose value was on disk */
+    uint64_t resumable_bytes;                    /* received and recorded durably (partitions
+                                                    done, and those pulling up to their saved
+                                                    cursors): not pulled again after a crash */
+    uint64_t rate;                               /* bytes/s */
+    uint64_t remaining_bytes;
+    int64_t eta_s;
+};
+
+/* Per-shard state: created by shard_create() (-ENOMEM), freed by
+ * shard_destroy(). Reads <dir>/transfers.<shard> when it exists. */
+int transfer_init(struct shard *sh);
+void transfer_fini(struct shard *sh);
+
+/* The shard's tick: notices a new ring (partitions gained: pending; left:
+ * releasing), starts streams within handoff-concurrency and
+ * handoff-max-bytes-per-sec, expires late ones, saves cursors the log has
+ * made durable, asks about and drops released partitions. */
+void transfer_tick(struct shard *sh, int64_t now_ms);
+
+/* True for the ops this module serves (coord_on_request/coord_on_reply
+ * hand them over). */
+static inline bool transfer_is_op(unsigned op)
+{
+    return op == WIRE_OP_STREAM || op == WIRE_OP_STREAM_END || op == WIRE_OP_RELEASE;
+}
+void transfer_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
+void transfer_on_reply(struct shard *sh, const struct wire_msg *m);
+
+/* Any thread. */
+void transfer_node_stats(const struct node *n, struct transfer_stats *out);
+/* Partition p's state on this node (enum transfer_state). */
+unsigned transfer_state(const struct node *n, uint32_t p);
+
+#endif
