@@ -7,6 +7,17 @@
  * table (store.h's store_watch), so an update is leaf ^= H(old) ^ H(new).
  * A digest is merkle_digest of the entry's canonical meta (replica.h's
  * export without the values; a plain entry's implicit clock, cold ones too).
+ * Plain (unversioned) entries stay in the trees, by decision: in a cluster
+ * every write versionizes its key (coord.c's WRITE phase), so a plain
+ * entry is one written before the cluster formed (or on a node alone). Its
+ * implicit clock names this node's actor (data epoch and cas), and it is
+ * exactly the meta replica_export sends: a replica that received it holds
+ * a versioned state of equal digest (in sync). Plain entries of one key on
+ * two replicas are two writes made apart, never copies of one: they differ,
+ * and the repair's merge keeps both as siblings, which is what they are;
+ * after it the key is versioned and equal on both. Every in-place change
+ * of a plain entry that moves its cas or length shows the watcher
+ * (store_append replaces the entry while one is set).
  *
  * Rebuild (at start, when the cluster view first appears, then every
  * aae-rebuild-interval): a second block of trees is filled by a table scan
@@ -19,28 +30,85 @@
  * UNAVAILABLE and starts no exchange.
  *
  * Exchanges: every aae-interval a round walks this shard's partitions; for
- * each one whose first live replica is this node (coord_aae_peers) it runs
- * one exchange per other live replica, AAE_EXCHANGES_MAX at once, each a
+ * each one it runs an exchange with each peer coord_aae_peers names (the
+ * first live replica: every other; any other: the next live one in the
+ * preference list, so a replica the first cannot reach is still compared
+ * with its neighbour), AAE_EXCHANGES_MAX at once, each a
  * small state machine: TREE (the peer's 16 branches) -> SEGMENTS (the
  * leaves of the branches that differ) -> KEYS (keys and digests of up to
- * AAE_LEAVES_PER_KEYS differing leaves; the peer lists at most
- * aae-max-keys-per-exchange) -> REPAIR (keys whose digests differ here and
- * there, or that one side lacks), then KEYS again for the next leaves. A
- * key the peer lists is repaired by a GET to the peer, replica_apply here,
- * and a SYNC of the merged state back when the peer's differs (read
- * repair's rule, coord.c); a key only here is SYNCed. Repairs go at most
- * AAE_KEYS_PER_TICK per tick and aae-max-keys-per-exchange per exchange. A
+ * AAE_LEAVES_PER_KEYS differing leaves, a page at a time) -> REPAIR (keys
+ * whose digests differ here and there, or that one side lacks), then KEYS
+ * again for the next page, or the next leaves. A key the peer lists is
+ * repaired by a GET to the peer, replica_apply here, and a SYNC of the
+ * merged state back when the peer's differs (read repair's rule, coord.c);
+ * a key only here is SYNCed. A key counts as repaired only when the two
+ * states differed. Each exchange walks the differing leaves from another
+ * one (first_leaf), so when aae-max-keys-per-exchange ends exchanges early
+ * no leaf waits behind the same first ones round after round. Repairs go at most AAE_KEYS_PER_TICK per tick and
+ * aae-max-keys-per-exchange per exchange.
+ *
+ * KEYS pages: a listing is in hash order and may stop anywhere (the
+ * aae-max-keys-per-exchange cap, AAE_KEYS_BYTES_MAX of payload, or
+ * AAE_SCAN_BUDGET table entries visited); the reply's first value says
+ * where (merkle_put_stop: every key of the asked leaves in [from, stop) is
+ * listed, none past it; a key that does not fit is never skipped). The
+ * requester compares only below the lower of the peer's stop and its own
+ * (its scan has the same budget), keeps the keys of lowest hash when more
+ * differ than the exchange may still repair, and asks the next page from
+ * where that stopped. Keys the peer lists outside the page (another
+ * partition, a leaf not asked, out of [from, stop)) are ignored.
+ * Cost: the table holds every partition of the shard mixed, in hash order,
+ * so the keys of one leaf of one partition are found by visiting the
+ * table's entries in that leaf's hash range: 1/256 of the shard's entries
+ * per leaf, whatever their partition (a key's hash is computed once per
+ * visit, by the table's scan: table_scan_hashed). A page visits at most AAE_SCAN_BUDGET of them on each side, a
+ * table chunk (the entries of one home slot) at a time, so one KEYS costs
+ * a bounded part of a loop turn; an exchange of d differing leaves visits
+ * about d/256 of the shard, in d*entries/256/AAE_SCAN_BUDGET pages. A
  * step not answered within AAE_STEP_MS, or a view change, ends the
  * exchange; the next round tries again. Wire ids of these requests have the
  * top bit set (coord.c's never do), the exchange's serial in bits 32..62 and
  * a key's index in the low 32 bits (for a repair's GET).
  *
+ * Cold values (values beyond RAM): a key whose value is on disk only here
+ * (replica_export or replica_apply: -EAGAIN) is read back as the
+ * coordinator's own keys are (coord_aae_load, tier.h), the exchange
+ * waiting for it as for a GET, then repaired again (a GET again when the
+ * peer holds it); once per key, a value cold again by then waits for the
+ * next round. The peer's side parks its GET of a cold key (coord.c).
+ *
+ * FLUSHALL (the store's watcher sees the table emptied): every exchange
+ * ends at once (their late answers find no exchange, so nothing flushed
+ * comes back from a peer's listing or GET), and the next round waits one
+ * aae-interval, time for the other members' own FLUSHALL (a member-wide
+ * write) to land before trees are compared again. For as long (and
+ * AAE_STEP_MS more) this shard refuses the peers' anti-entropy requests,
+ * TREE to a repair's GET and SYNC (their ids carry the top bit; aae_refuses,
+ * coord_on_request): a peer whose FLUSHALL comes a moment later cannot push
+ * back, from an exchange it started before, keys flushed here.
+ *
+ * Eviction: with maxmemory and an evicting policy (allkeys-*, volatile-*)
+ * a key one replica lacks may have been evicted there on purpose; copying
+ * it back every round would fight eviction (and evict something else). So
+ * on such a node (aae_is_cache) an exchange repairs only keys both sides
+ * hold with different states; a key on one side only is taken as in sync,
+ * both ways. A write that such a replica missed is left to hinted handoff
+ * and read repair: eviction makes the cluster a cache, which may lose keys
+ * anyway. noeviction (the default) and values beyond RAM (cold values are
+ * still held) repair everything.
+ *
  * Deletes: a tombstone is a state like any other (its digest differs from
  * the value's), and repair only merges (dvv_sync), so a tombstone whose
  * history covers a stale replica's value replaces it there, never the
  * reverse. A tombstone reaped on one replica but still held by another is
- * copied back by an exchange (the tombstone, not the value), and reaped
- * again once coord_reap's check passes. */
+ * not copied back: a KEYS listing gives a tombstone past tombstone-grace
+ * the digest AAE_REAPABLE, and an exchange takes such a key on one side and
+ * nothing on the other as in sync (reaping is under way; coord_reap's
+ * check deletes it where it is left), so a reaped tombstone never bounces
+ * between replicas. Against a value on the other side it is repaired as
+ * any state (the merge keeps the tombstone where it covers the value). The
+ * trees keep differing in its leaf until it is reaped: those rounds go
+ * down to KEYS and repair nothing. */
 #include "aae.h"
 
 #include <errno.h>
@@ -78,7 +146,10 @@ struct aae_key {
     uint32_t klen;
     uint64_t hash;
     bool peer_has;
+    bool is_loaded; /* its cold value was read back once */
 };
+
+struct aae_hit;
 
 struct aae_exchange {
     uint8_t step;
@@ -89,11 +160,13 @@ struct aae_exchange {
     uint32_t branches;                   /* SEGMENTS asked */
     uint8_t todo[MERKLE_LEAFMAP_BYTES];  /* differing leaves not asked yet */
     uint8_t asked[MERKLE_LEAFMAP_BYTES]; /* the KEYS request's */
+    uint64_t from;                       /* the KEYS page's start (0: the leaves' start) */
+    uint32_t first_leaf;                 /* where the walk over differing leaves starts */
     uint32_t repaired;                   /* keys repaired so far */
     uint32_t waiting;                    /* repair GETs unanswered */
     bool differed;
     struct aae_key *keys;
-    uint32_t nkeys, at;
+    uint32_t nkeys, keys_cap, at;
 };
 
 /* Counters (INFO): written by the owner with relaxed stores. */
@@ -109,10 +182,13 @@ struct aae {
     bool is_on, is_ready;
     uint64_t cursor; /* the rebuild's position in hash space */
     int64_t next_rebuild_ms, next_round_ms;
+    int64_t flushed_until_ms; /* peers' exchanges refused until then (FLUSHALL) */
     uint32_t round_p, round_k; /* the round's next partition and peer */
     uint32_t serial;
     uint32_t keys_budget; /* repairs left this tick */
     struct buf scratch;   /* a plain entry's meta */
+    struct aae_hit *hits; /* a scan's chunk (aae_scan_page) */
+    uint32_t hits_cap;
     struct aae_exchange ex[AAE_EXCHANGES_MAX];
     struct aae_stats stats;
 };
@@ -137,6 +213,17 @@ static uint64_t aae_digest(struct aae *a, const struct node *n, const struct tab
     return merkle_digest(hash, a->scratch.data, a->scratch.len);
 }
 
+/* The digest a KEYS listing gives e: AAE_REAPABLE for a tombstone past
+ * tombstone-grace (in sync with nothing on the other side), else its own. */
+#define AAE_REAPABLE UINT64_C(0)
+static uint64_t aae_list_digest(struct shard *sh, const struct table_entry *e, uint64_t hash)
+{
+    if (replica_past_grace(sh->node, e, sh->store->now_ms))
+        return AAE_REAPABLE;
+    uint64_t d = aae_digest(sh->aae, sh->node, e, hash);
+    return d == AAE_REAPABLE ? 1 : d;
+}
+
 static struct merkle_tree *aae_tree(struct aae *a, uint32_t p)
 {
     if (!a->live || p >= a->q || a->slot[p] == AAE_NO_SLOT)
@@ -144,14 +231,22 @@ static struct merkle_tree *aae_tree(struct aae *a, uint32_t p)
     return &a->live[a->slot[p]];
 }
 
+static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done);
+
 static void aae_watch(void *arg, const struct table_entry *e)
 {
     struct shard *sh = arg;
     struct aae *a = sh->aae;
-    if (!e) { /* the table was emptied */
+    if (!e) { /* the table was emptied (FLUSHALL): no exchange may copy back what it held */
         memset(a->live, 0, (size_t)a->ntrees * sizeof *a->live);
         if (a->shadow)
             memset(a->shadow, 0, (size_t)a->ntrees * sizeof *a->shadow);
+        for (uint32_t i = 0; i < AAE_EXCHANGES_MAX; i++)
+            if (a->ex[i].step != X_FREE)
+                aae_end(sh, &a->ex[i], false); /* their late replies find none */
+        a->round_p = a->q;
+        a->next_round_ms = req_now_ms() + sh->node->cfg->aae_interval_s * 1000;
+        a->flushed_until_ms = a->next_round_ms + AAE_STEP_MS;
         return;
     }
     const char *key = table_entry_key(e);
@@ -166,12 +261,11 @@ static void aae_watch(void *arg, const struct table_entry *e)
         merkle_toggle(&a->shadow[a->slot[p]], leaf, d);
 }
 
-static void aae_rebuild_fn(struct table_entry *e, void *arg)
+static void aae_rebuild_fn(struct table_entry *e, uint64_t hash, void *arg)
 {
     struct shard *sh = arg;
     struct aae *a = sh->aae;
     const char *key = table_entry_key(e);
-    uint64_t hash = keyhash(key, e->key_len);
     uint32_t p = node_partition_of(sh->node, key, e->key_len, hash);
     if (p < a->q && a->slot[p] != AAE_NO_SLOT)
         merkle_toggle(&a->shadow[a->slot[p]], merkle_leaf_of(hash),
@@ -195,7 +289,8 @@ static void aae_rebuild_step(struct shard *sh, int64_t now_ms)
     struct aae *a = sh->aae;
     if (!a->shadow)
         return;
-    a->cursor = table_scan(sh->store->table, a->cursor, AAE_REBUILD_PER_TICK, aae_rebuild_fn, sh);
+    a->cursor =
+        table_scan_hashed(sh->store->table, a->cursor, AAE_REBUILD_PER_TICK, aae_rebuild_fn, sh);
     if (a->cursor != 0)
         return;
     if (a->is_ready) { /* live trees are exact: a difference here is a bug, counted */
@@ -214,8 +309,6 @@ static void aae_rebuild_step(struct shard *sh, int64_t now_ms)
     a->next_rebuild_ms = now_ms + sh->node->cfg->aae_rebuild_interval_s * 1000;
     AAE_STAT_ADD(a, rebuilds, 1);
 }
-
-static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done);
 
 /* Trees on (a cluster view appeared): watch the store, build them. */
 static void aae_start(struct shard *sh, int64_t now_ms)
@@ -274,50 +367,118 @@ void aae_fini(struct shard *sh)
         return;
     aae_stop(sh);
     buf_fini(&sh->aae->scratch);
+    mi_free(sh->aae->hits);
     mi_free(sh->aae);
     sh->aae = NULL;
 }
 
-/* ---- keys of some leaves of a partition ---- */
+/* ---- keys of some leaves of a partition, a page at a time ---- */
 
-typedef void (*aae_key_fn)(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest);
-
-struct aae_scan {
-    struct shard *sh;
-    uint32_t p;
-    uint64_t lo, hi; /* hash range of the leaf; hi 0: to the end */
-    aae_key_fn fn;
-    void *arg;
+/* An entry of the partition met by a scan, with its key's hash. */
+struct aae_hit {
+    const struct table_entry *e;
+    uint64_t hash;
 };
 
-static void aae_scan_fn(struct table_entry *e, void *arg)
+/* Offered one table chunk's entries of the partition, sorted by hash:
+ * returns how many of them (a prefix) it took. */
+typedef uint32_t (*aae_take_fn)(void *arg, const struct aae_hit *hits, uint32_t n);
+
+struct aae_chunk {
+    struct shard *sh;
+    uint32_t p;
+    uint64_t lo, hi; /* hash range; hi 0: to the end */
+    struct aae_hit *hits;
+    uint32_t n, cap, visited;
+    bool failed;
+};
+
+static void aae_chunk_fn(struct table_entry *e, uint64_t hash, void *arg)
 {
-    struct aae_scan *sc = arg;
+    struct aae_chunk *c = arg;
     const char *key = table_entry_key(e);
-    uint64_t hash = keyhash(key, e->key_len);
-    if (hash < sc->lo || (sc->hi && hash >= sc->hi))
+    if (hash < c->lo || (c->hi && hash >= c->hi))
         return;
-    if (node_partition_of(sc->sh->node, key, e->key_len, hash) != sc->p)
+    c->visited++;
+    if (node_partition_of(c->sh->node, key, e->key_len, hash) != c->p)
         return;
-    sc->fn(sc->arg, e, hash, aae_digest(sc->sh->aae, sc->sh->node, e, hash));
+    if (c->n == c->cap) {
+        uint32_t cap = c->cap ? 2 * c->cap : 64;
+        struct aae_hit *h = mi_realloc(c->hits, (size_t)cap * sizeof *h);
+        if (!h) {
+            c->failed = true;
+            return;
+        }
+        c->hits = h;
+        c->cap = cap;
+    }
+    c->hits[c->n++] = (struct aae_hit){e, hash};
 }
 
-/* fn for every entry of partition p in the leaves of leafmap: each leaf one
- * range of the table's hash order. */
-static void aae_scan_leaves(struct shard *sh, uint32_t p, const uint8_t *leafmap, aae_key_fn fn,
-                            void *arg)
+static int aae_hit_cmp(const void *pa, const void *pb)
 {
-    struct aae_scan sc = {.sh = sh, .p = p, .fn = fn, .arg = arg};
-    for (uint32_t l = 0; l < MERKLE_LEAVES; l++) {
+    const struct aae_hit *a = pa, *b = pb;
+    return (a->hash > b->hash) - (a->hash < b->hash);
+}
+
+/* The smaller of two range ends, 0 standing for the end of hash space. */
+static uint64_t aae_end_min(uint64_t a, uint64_t b)
+{
+    return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
+
+/* One page of a listing: offers take the entries of partition p in the
+ * leaves of leafmap whose hash lies in [from, until) (until 0: no bound),
+ * in hash order, a table chunk at a time (entries sharing a home slot),
+ * until take refuses one or AAE_SCAN_BUDGET entries of those hash ranges
+ * (of every partition of the shard: the table mixes them) were visited.
+ * Returns where the page stopped: 0 when the range is done, else a hash h
+ * such that every entry in [from, h) was taken and none at or past h;
+ * the next page starts there. *failed on out of memory. */
+static uint64_t aae_scan_page(struct shard *sh, uint32_t p, const uint8_t *leafmap, uint64_t from,
+                              uint64_t until, aae_take_fn take, void *arg, bool *failed)
+{
+    struct aae *a = sh->aae;
+    struct aae_chunk c = {.sh = sh, .p = p, .hits = a->hits, .cap = a->hits_cap};
+    uint64_t stop = 0;
+    uint32_t visited = 0;
+    for (uint32_t l = merkle_leaf_of(from); l < MERKLE_LEAVES && stop == 0 && !c.failed; l++) {
         if (!merkle_leafmap_has(leafmap, l))
             continue;
-        sc.lo = merkle_leaf_start(l);
-        sc.hi = merkle_leaf_start(l + 1);
-        uint64_t cursor = sc.lo;
-        do {
-            cursor = table_scan(sh->store->table, cursor, 256, aae_scan_fn, &sc);
-        } while (cursor != 0 && (sc.hi == 0 || cursor < sc.hi));
+        uint64_t lo = merkle_leaf_start(l);
+        uint64_t hi = aae_end_min(merkle_leaf_start(l + 1), until);
+        if (lo < from)
+            lo = from;
+        if (hi && lo >= hi)
+            break; /* until lies before this leaf: so before every later one */
+        for (uint64_t cursor = lo; !c.failed;) {
+            if (visited >= AAE_SCAN_BUDGET) {
+                stop = cursor; /* > from: a chunk was scanned since */
+                break;
+            }
+            c.lo = cursor;
+            c.hi = hi;
+            c.n = c.visited = 0;
+            uint64_t next = table_scan_hashed(sh->store->table, cursor, 1, aae_chunk_fn, &c);
+            visited += c.visited;
+            if (c.failed)
+                break;
+            if (c.n > 1)
+                qsort(c.hits, c.n, sizeof *c.hits, aae_hit_cmp);
+            uint32_t took = c.n ? take(arg, c.hits, c.n) : 0;
+            if (took < c.n) {
+                stop = c.hits[took].hash;
+                break;
+            }
+            if (next == 0 || (hi && next >= hi))
+                break;
+            cursor = next;
+        }
     }
+    a->hits = c.hits;
+    a->hits_cap = c.cap;
+    *failed |= c.failed;
+    return stop;
 }
 
 /* ---- the responder ---- */
@@ -345,48 +506,66 @@ static void aae_reply(struct shard *sh, uint64_t link, const struct wire_msg *re
 }
 
 struct aae_listing {
+    struct shard *sh;
     struct buf out;
     uint32_t *ends; /* each value's end in out */
     uint32_t n, cap;
 };
 
-static void aae_list_fn(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest)
+/* Takes keys while they fit the reply (the first one always: progress). */
+static uint32_t aae_list_take(void *arg, const struct aae_hit *hits, uint32_t n)
 {
-    (void)hash;
     struct aae_listing *ls = arg;
-    if (ls->n == ls->cap || ls->out.len + MERKLE_KEY_MIN + e->key_len > AAE_KEYS_BYTES_MAX)
-        return; /* capped: the requester repairs the rest in a later round */
-    merkle_put_key(digest, table_entry_key(e), e->key_len, &ls->out);
-    ls->ends[ls->n++] = (uint32_t)ls->out.len;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct table_entry *e = hits[i].e;
+        if (ls->n > 0 &&
+            (ls->n == ls->cap || ls->out.len + MERKLE_KEY_MIN + e->key_len > AAE_KEYS_BYTES_MAX))
+            return i; /* the listing stops before it: the requester asks again from there */
+        merkle_put_key(aae_list_digest(ls->sh, e, hits[i].hash), table_entry_key(e), e->key_len,
+                       &ls->out);
+        ls->ends[ls->n++] = (uint32_t)ls->out.len;
+    }
+    return n;
 }
 
+/* KEYS: the stop (merkle_put_stop), then digest and key of each entry of
+ * one page of the asked leaves (aae_scan_page). */
 static void aae_on_keys(struct shard *sh, uint64_t link, const struct wire_msg *wm,
                         const struct wire_bytes *arg)
 {
     uint8_t leaves[MERKLE_LEAFMAP_BYTES];
+    uint64_t from = 0;
     uint32_t nleaves = 0;
-    if (merkle_get_leafmap(arg->ptr, arg->len, leaves) == 0)
+    if (merkle_get_keys_request(arg->ptr, arg->len, leaves, &from) == 0)
         for (uint32_t i = 0; i < MERKLE_LEAFMAP_BYTES; i++)
             nleaves += (uint32_t)__builtin_popcount(leaves[i]);
     if (nleaves == 0 || nleaves > AAE_LEAVES_PER_KEYS) {
         aae_reply(sh, link, wm, WIRE_CODE_ERROR, "bad KEYS request", 0, NULL);
         return;
     }
-    struct aae_listing ls = {.cap = (uint32_t)sh->node->cfg->aae_max_keys};
-    if (ls.cap > WIRE_VALUES_MAX)
-        ls.cap = WIRE_VALUES_MAX;
+    struct aae_listing ls = {.sh = sh, .cap = (uint32_t)sh->node->cfg->aae_max_keys};
+    if (ls.cap > WIRE_VALUES_MAX - 1)
+        ls.cap = WIRE_VALUES_MAX - 1;
     buf_init(&ls.out);
     ls.ends = mi_malloc((size_t)ls.cap * sizeof *ls.ends);
-    struct wire_bytes *vals = mi_malloc((size_t)ls.cap * sizeof *vals);
-    if (ls.ends && vals)
-        aae_scan_leaves(sh, wm->partition, leaves, aae_list_fn, &ls);
-    if (!ls.ends || !vals || ls.out.failed) {
+    struct wire_bytes *vals = mi_malloc(((size_t)ls.cap + 1) * sizeof *vals);
+    bool failed = !ls.ends || !vals;
+    uint64_t stop = 0;
+    if (!failed)
+        stop = aae_scan_page(sh, wm->partition, leaves, from, 0, aae_list_take, &ls, &failed);
+    struct buf head;
+    buf_init(&head);
+    merkle_put_stop(stop, &head);
+    if (failed || ls.out.failed || head.failed) {
         aae_reply(sh, link, wm, WIRE_CODE_ERROR, "out of memory", 0, NULL);
     } else {
+        vals[0] = (struct wire_bytes){(const uint8_t *)head.data, (uint32_t)head.len};
         for (uint32_t i = 0, start = 0; i < ls.n; start = ls.ends[i++])
-            vals[i] = (struct wire_bytes){(const uint8_t *)ls.out.data + start, ls.ends[i] - start};
-        aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, (uint16_t)ls.n, vals);
+            vals[i + 1] =
+                (struct wire_bytes){(const uint8_t *)ls.out.data + start, ls.ends[i] - start};
+        aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, (uint16_t)(ls.n + 1), vals);
     }
+    buf_fini(&head);
     mi_free(vals);
     mi_free(ls.ends);
     buf_fini(&ls.out);
@@ -414,6 +593,11 @@ void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
         return;
     }
     const struct merkle_tree *t = a->is_ready ? aae_tree(a, p) : NULL;
+    if (aae_refuses(sh, wm)) {
+        aae_reply(sh, link, wm, WIRE_CODE_UNAVAILABLE, "anti-entropy paused: just flushed", 0,
+                  NULL);
+        return;
+    }
     if (!t) {
         aae_reply(sh, link, wm, WIRE_CODE_UNAVAILABLE, "anti-entropy trees not built yet", 0, NULL);
         return;
@@ -439,6 +623,11 @@ void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
     else
         aae_reply(sh, link, wm, WIRE_CODE_OK, NULL, 1, &v);
     buf_fini(&out);
+}
+
+bool aae_refuses(const struct shard *sh, const struct wire_msg *m)
+{
+    return (m->id & AAE_ID_BIT) && sh->aae && req_now_ms() < sh->aae->flushed_until_ms;
 }
 
 bool aae_is_op(uint8_t op)
@@ -485,7 +674,7 @@ static void aae_free_keys(struct aae_exchange *x)
         mi_free(x->keys[i].key);
     mi_free(x->keys);
     x->keys = NULL;
-    x->nkeys = x->at = 0;
+    x->nkeys = x->keys_cap = x->at = 0;
 }
 
 static void aae_fill(struct shard *sh);
@@ -503,32 +692,44 @@ static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done)
     x->step = X_FREE;
 }
 
-/* KEYS for the next differing leaves, or the end. */
+/* KEYS for the next page of the asked leaves, else for the next differing
+ * leaves, or the end. */
 static void aae_ask_keys(struct shard *sh, struct aae_exchange *x)
 {
     aae_free_keys(x);
-    memset(x->asked, 0, sizeof x->asked);
-    uint32_t n = 0;
-    for (uint32_t l = 0; l < MERKLE_LEAVES && n < AAE_LEAVES_PER_KEYS; l++) {
-        if (merkle_leafmap_has(x->todo, l)) {
-            merkle_leafmap_set(x->asked, l);
-            x->todo[l / 8] &= (uint8_t) ~(1u << (l % 8));
-            n++;
-        }
-    }
-    if (n == 0 || x->repaired >= (uint64_t)sh->node->cfg->aae_max_keys) {
-        aae_end(sh, x, true);
+    if (x->repaired >= (uint64_t)sh->node->cfg->aae_max_keys) {
+        aae_end(sh, x, true); /* the rest in a later round */
         return;
     }
-    if (aae_send(sh, x, WIRE_OP_KEYS, x->asked, sizeof x->asked) != 0)
+    if (x->from == 0) {
+        memset(x->asked, 0, sizeof x->asked);
+        uint32_t n = 0;
+        for (uint32_t j = 0; j < MERKLE_LEAVES && n < AAE_LEAVES_PER_KEYS; j++) {
+            uint32_t l = (x->first_leaf + j) % MERKLE_LEAVES;
+            if (merkle_leafmap_has(x->todo, l)) {
+                merkle_leafmap_set(x->asked, l);
+                x->todo[l / 8] &= (uint8_t) ~(1u << (l % 8));
+                n++;
+            }
+        }
+        if (n == 0) {
+            aae_end(sh, x, true);
+            return;
+        }
+    }
+    struct buf req;
+    buf_init(&req);
+    merkle_put_keys_request(x->asked, x->from, &req);
+    if (req.failed || aae_send(sh, x, WIRE_OP_KEYS, req.data, req.len) != 0)
         aae_end(sh, x, false);
+    buf_fini(&req);
 }
 
 /* The peer's listing, sorted by key for lookups. */
 struct aae_peer_key {
     const uint8_t *key;
     uint32_t klen;
-    uint64_t digest;
+    uint64_t hash, digest;
     bool matched;
 };
 
@@ -540,55 +741,102 @@ static int aae_key_cmp(const void *pa, const void *pb)
     return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
+static int aae_key_hash_cmp(const void *pa, const void *pb)
+{
+    const struct aae_key *a = pa, *b = pb;
+    return (a->hash > b->hash) - (a->hash < b->hash);
+}
+
 struct aae_compare {
+    struct shard *sh;
     struct aae_exchange *x;
     struct aae_peer_key *peer;
-    uint32_t npeer, cap;
+    uint32_t npeer;
+    bool is_cache; /* aae_is_cache(): a key one side lacks is no difference */
     bool failed;
 };
 
-static void aae_add_key(struct aae_compare *cmp, const void *key, uint32_t klen, bool peer_has)
+/* Whether this node evicts (maxmemory and a policy other than noeviction):
+ * a key one side lacks may have been evicted there, so copying it back
+ * would fight eviction (see the top comment). */
+static bool aae_is_cache(const struct shard *sh)
+{
+    return sh->store->maxmemory > 0 && sh->store->policy != STORE_NOEVICTION;
+}
+
+static void aae_add_key(struct aae_compare *cmp, const void *key, uint32_t klen, uint64_t hash,
+                        bool peer_has)
 {
     struct aae_exchange *x = cmp->x;
-    if (x->nkeys >= cmp->cap)
-        return; /* past the exchange's cap: a later round */
+    if (x->nkeys == x->keys_cap) {
+        uint32_t cap = x->keys_cap ? 2 * x->keys_cap : 64;
+        struct aae_key *keys = mi_realloc(x->keys, (size_t)cap * sizeof *keys);
+        if (!keys) {
+            cmp->failed = true;
+            return;
+        }
+        x->keys = keys;
+        x->keys_cap = cap;
+    }
     char *copy = mi_malloc(klen ? klen : 1);
     if (!copy) {
         cmp->failed = true;
         return;
     }
     memcpy(copy, key, klen);
-    x->keys[x->nkeys++] = (struct aae_key){copy, klen, keyhash(key, klen), peer_has};
+    x->keys[x->nkeys++] = (struct aae_key){copy, klen, hash, peer_has, false};
 }
 
-static void aae_compare_fn(void *arg, const struct table_entry *e, uint64_t hash, uint64_t digest)
+/* This side's entries of the page: each one the peer lacks or holds with
+ * another digest is a key to repair. */
+static uint32_t aae_compare_take(void *arg, const struct aae_hit *hits, uint32_t n)
 {
-    (void)hash;
     struct aae_compare *cmp = arg;
-    struct aae_peer_key want = {.key = (const uint8_t *)table_entry_key(e), .klen = e->key_len};
-    struct aae_peer_key *got =
-        cmp->npeer ? bsearch(&want, cmp->peer, cmp->npeer, sizeof want, aae_key_cmp) : NULL;
-    if (got)
-        got->matched = true;
-    if (!got || got->digest != digest)
-        aae_add_key(cmp, want.key, want.klen, got != NULL);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct table_entry *e = hits[i].e;
+        struct aae_peer_key want = {.key = (const uint8_t *)table_entry_key(e),
+                                    .klen = e->key_len};
+        struct aae_peer_key *got =
+            cmp->npeer ? bsearch(&want, cmp->peer, cmp->npeer, sizeof want, aae_key_cmp) : NULL;
+        if (got)
+            got->matched = true;
+        uint64_t d = aae_list_digest(cmp->sh, e, hits[i].hash);
+        if (got ? got->digest != d : d != AAE_REAPABLE && !cmp->is_cache) /* reapable ~ nothing */
+            aae_add_key(cmp, want.key, want.klen, hits[i].hash, got != NULL);
+    }
+    return n;
 }
 
+/* Whether a key the peer listed belongs to the page asked (the partition,
+ * an asked leaf, [from, stop)): anything else is ignored. */
+static bool aae_key_asked(struct shard *sh, const struct aae_exchange *x, const void *key,
+                          uint32_t klen, uint64_t hash, uint64_t stop)
+{
+    return merkle_leafmap_has(x->asked, merkle_leaf_of(hash)) && hash >= x->from &&
+           (stop == 0 || hash < stop) && node_partition_of(sh->node, key, klen, hash) == x->p;
+}
+
+/* The peer's page: compared with this side's entries below where both
+ * listings stopped; at most what the exchange may still repair, the keys
+ * of lowest hash (the rest from where they start, in the next page). */
 static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const struct wire_msg *wm)
 {
-    struct aae_compare cmp = {.x = x};
-    uint64_t cap = (uint64_t)sh->node->cfg->aae_max_keys - x->repaired;
-    cmp.cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+    struct aae_compare cmp = {.sh = sh, .x = x, .is_cache = aae_is_cache(sh)};
     cmp.peer = mi_malloc(((size_t)wm->n_values + 1) * sizeof *cmp.peer);
-    x->keys = mi_malloc(((size_t)cmp.cap + 1) * sizeof *x->keys);
-    if (!cmp.peer || !x->keys) {
-        mi_free(cmp.peer);
+    if (!cmp.peer) {
         aae_end(sh, x, false);
         return;
     }
     struct wire_value_iter it;
     struct wire_bytes v;
     wire_values_init(&it, wm);
+    uint64_t stop = 0;
+    if (!wire_values_next(&it, &v) || merkle_get_stop(v.ptr, v.len, &stop) != 0 ||
+        (stop != 0 && stop <= x->from)) {
+        mi_free(cmp.peer);
+        aae_end(sh, x, false); /* malformed, or no progress */
+        return;
+    }
     while (wire_values_next(&it, &v)) {
         struct aae_peer_key *pk = &cmp.peer[cmp.npeer];
         const void *key;
@@ -596,19 +844,39 @@ static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const st
         if (merkle_get_key(v.ptr, v.len, &pk->digest, &key, &pk->klen) != 0)
             continue; /* malformed: ignored (the peer's listing is advice only) */
         pk->key = key;
+        pk->hash = keyhash(key, pk->klen);
         pk->matched = false;
-        cmp.npeer++;
+        if (aae_key_asked(sh, x, key, pk->klen, pk->hash, stop))
+            cmp.npeer++;
     }
     qsort(cmp.peer, cmp.npeer, sizeof *cmp.peer, aae_key_cmp);
-    aae_scan_leaves(sh, x->p, x->asked, aae_compare_fn, &cmp);
+    uint64_t mine =
+        aae_scan_page(sh, x->p, x->asked, x->from, stop, aae_compare_take, &cmp, &cmp.failed);
+    stop = aae_end_min(stop, mine);
     for (uint32_t i = 0; i < cmp.npeer; i++)
-        if (!cmp.peer[i].matched)
-            aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, true);
+        if (!cmp.peer[i].matched && cmp.peer[i].digest != AAE_REAPABLE && !cmp.is_cache &&
+            (stop == 0 || cmp.peer[i].hash < stop))
+            aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, cmp.peer[i].hash, true);
     mi_free(cmp.peer);
     if (cmp.failed) {
         aae_end(sh, x, false);
         return;
     }
+    uint64_t cap = (uint64_t)sh->node->cfg->aae_max_keys - x->repaired;
+    if (x->nkeys > cap) { /* the lowest hashes now; the page after them later */
+        qsort(x->keys, x->nkeys, sizeof *x->keys, aae_key_hash_cmp);
+        uint32_t keep = (uint32_t)cap;
+        uint64_t cut = x->keys[keep].hash;
+        while (keep > 0 && x->keys[keep - 1].hash == cut)
+            keep--;
+        if (keep > 0) {
+            for (uint32_t i = keep; i < x->nkeys; i++)
+                mi_free(x->keys[i].key);
+            x->nkeys = keep;
+            stop = cut;
+        }
+    }
+    x->from = stop;
     x->differed |= x->nkeys > 0;
     x->at = 0;
     x->waiting = 0;
@@ -618,12 +886,13 @@ static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const st
         aae_ask_keys(sh, x);
 }
 
-/* A SYNC of key's state here to x's peer (id 0: no answer awaited). */
+/* A SYNC of key's state here to x's peer (its answer is not awaited). */
 static bool aae_sync(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
                      const struct replica_state *st)
 {
     struct wire_bytes body = {(const uint8_t *)st->body.data, (uint32_t)st->body.len};
     struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .id = aae_id(x, 0), /* its answer is ignored (aae_on_reply) */
                           .op = WIRE_OP_SYNC,
                           .deadline_ms = AAE_STEP_MS,
                           .partition = (uint16_t)x->p,
@@ -640,48 +909,123 @@ static bool aae_sync(struct shard *sh, struct aae_exchange *x, const struct aae_
 }
 
 /* Sends the state here of key k to the peer unless the peer holds it
- * (peer_meta: its state's meta; NULL: none). True when one was sent. */
-static bool aae_push(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
-                     const void *peer_meta, size_t peer_meta_len)
+ * (peer_meta: its state's meta; NULL: none). 1 when one was sent, 0 when
+ * none was, -EAGAIN when the value here is on disk only. */
+static int aae_push(struct shard *sh, struct aae_exchange *x, const struct aae_key *k,
+                    const void *peer_meta, size_t peer_meta_len)
 {
     struct replica_state mine;
     replica_state_init(&mine);
-    bool sent = false;
+    int sent = 0;
     int rc = replica_export(sh->store, sh->node, k->key, k->klen, k->hash, &mine);
     if (rc == 0 && !mine.meta.failed && !mine.body.failed &&
         (!peer_meta || !replica_same(&mine, peer_meta, peer_meta_len)))
-        sent = aae_sync(sh, x, k, &mine);
-    replica_state_fini(&mine); /* -EAGAIN (cold): the next round */
-    return sent;
+        sent = aae_sync(sh, x, k, &mine) ? 1 : 0;
+    replica_state_fini(&mine);
+    return rc == -EAGAIN ? -EAGAIN : sent;
+}
+
+static struct aae_exchange *aae_find(struct aae *a, uint64_t id)
+{
+    uint32_t serial = (uint32_t)(id >> 32) & AAE_SERIAL_MASK;
+    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX; i++)
+        if (a->ex[i].step != X_FREE && (a->ex[i].serial & AAE_SERIAL_MASK) == serial)
+            return &a->ex[i];
+    return NULL;
+}
+
+static void aae_repair_key(struct shard *sh, struct aae_exchange *x, uint32_t i);
+
+static void aae_count_repair(struct shard *sh, struct aae_exchange *x)
+{
+    x->repaired++;
+    AAE_STAT_ADD(sh->aae, keys_repaired, 1);
+}
+
+/* The next page once every key of this one is done. */
+static void aae_key_done(struct shard *sh, struct aae_exchange *x)
+{
+    if (x->step == X_REPAIR && x->at == x->nkeys && x->waiting == 0)
+        aae_ask_keys(sh, x);
+}
+
+/* Key i's value was read back from disk (or not): its repair once more. */
+static bool aae_loaded(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    uint64_t id = (uint64_t)(uintptr_t)r->owner_ptr; /* aae_id(x, i) */
+    struct aae_exchange *x = sh->aae ? aae_find(sh->aae, id) : NULL;
+    uint32_t i = (uint32_t)id;
+    if (!x || x->step != X_REPAIR || i >= x->nkeys || x->waiting == 0 || how == REQ_END_DROP)
+        return true; /* the exchange ended meanwhile */
+    x->waiting--;
+    if (how == REQ_END_DONE)
+        aae_repair_key(sh, x, i);
+    aae_key_done(sh, x);
+    if (x->step == X_FREE)
+        aae_fill(sh);
+    return true;
+}
+
+/* Key i's value is on disk only here: read it back (tier.h, as the
+ * coordinator does), then repair the key again; once per key. */
+static bool aae_load(struct shard *sh, struct aae_exchange *x, uint32_t i)
+{
+    struct aae_key *k = &x->keys[i];
+    if (k->is_loaded)
+        return false; /* cold again already: the next round */
+    k->is_loaded = true;
+    x->waiting++; /* before: the load may end at once */
+    x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+    void *owner = (void *)(uintptr_t)aae_id(x, i);
+    if (coord_aae_load(sh, k->key, k->klen, k->hash, aae_loaded, owner, x->deadline_ms))
+        return true;
+    x->waiting--;
+    return false;
+}
+
+/* Pushes key i's state here (peer_meta as aae_push), counted when sent,
+ * read back first when cold. */
+static void aae_push_key(struct shard *sh, struct aae_exchange *x, uint32_t i,
+                         const void *peer_meta, size_t peer_meta_len, bool is_repaired)
+{
+    int rc = aae_push(sh, x, &x->keys[i], peer_meta, peer_meta_len);
+    if (rc == -EAGAIN && aae_load(sh, x, i))
+        return; /* counted once repaired */
+    if (rc == 1 || is_repaired)
+        aae_count_repair(sh, x);
+}
+
+/* Key i: a GET of the peer's state when it has one, else a push of ours. */
+static void aae_repair_key(struct shard *sh, struct aae_exchange *x, uint32_t i)
+{
+    const struct aae_key *k = &x->keys[i];
+    if (!k->peer_has) {
+        aae_push_key(sh, x, i, NULL, 0, false);
+        return;
+    }
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .id = aae_id(x, i),
+                          .op = WIRE_OP_GET,
+                          .deadline_ms = AAE_STEP_MS,
+                          .partition = (uint16_t)x->p,
+                          .slot = keyhash_slot(k->key, k->klen),
+                          .key = {(const uint8_t *)k->key, k->klen}};
+    if (coord_send_member(sh, x->member, &wm) == 0) {
+        x->waiting++;
+        x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+    }
 }
 
 /* Repairs up to the tick's budget of x's keys. */
 static void aae_repair_some(struct shard *sh, struct aae_exchange *x)
 {
     struct aae *a = sh->aae;
-    while (x->at < x->nkeys && a->keys_budget > 0) {
-        uint32_t i = x->at++;
-        const struct aae_key *k = &x->keys[i];
+    while (x->at < x->nkeys && a->keys_budget > 0 && x->step == X_REPAIR) {
         a->keys_budget--;
-        if (k->peer_has) {
-            struct wire_msg wm = {.kind = WIRE_REQUEST,
-                                  .id = aae_id(x, i),
-                                  .op = WIRE_OP_GET,
-                                  .deadline_ms = AAE_STEP_MS,
-                                  .partition = (uint16_t)x->p,
-                                  .slot = keyhash_slot(k->key, k->klen),
-                                  .key = {(const uint8_t *)k->key, k->klen}};
-            if (coord_send_member(sh, x->member, &wm) == 0) {
-                x->waiting++;
-                x->deadline_ms = req_now_ms() + AAE_STEP_MS;
-            }
-        } else if (aae_push(sh, x, k, NULL, 0)) {
-            x->repaired++;
-            AAE_STAT_ADD(a, keys_repaired, 1);
-        }
+        aae_repair_key(sh, x, x->at++);
     }
-    if (x->at == x->nkeys && x->waiting == 0)
-        aae_ask_keys(sh, x);
+    aae_key_done(sh, x);
 }
 
 /* A repair GET's answer: merge the peer's state here, send back the merge. */
@@ -692,7 +1036,6 @@ static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const str
         return;
     x->waiting--;
     const struct aae_key *k = &x->keys[i];
-    bool repaired = false;
     if (wm->status == WIRE_CODE_OK) {
         struct wire_value_iter it;
         struct wire_bytes body = {0};
@@ -701,31 +1044,25 @@ static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const str
         AAE_STAT_ADD(sh->aae, bytes_in, wm->meta.len + body.len);
         int rc = replica_apply(sh->store, sh->node, k->key, k->klen, k->hash, wm->meta.ptr,
                                wm->meta.len, body.ptr, body.len, wm->expire_at_ms);
-        repaired = rc == 1;
-        if (rc < 0 && rc != -EAGAIN)
-            log_debug("anti-entropy: key '%.*s': the peer's state cannot be merged (%s)",
-                      (int)(k->klen > 64 ? 64 : k->klen), k->key, strerror(-rc));
-        if (rc >= 0)
-            repaired |= aae_push(sh, x, k, wm->meta.ptr, wm->meta.len);
+        if (rc == -EAGAIN && aae_load(sh, x, i)) {
+            /* cold here: read back, then asked again */
+        } else if (rc < 0) {
+            if (rc != -EAGAIN)
+                log_debug("anti-entropy: key '%.*s': the peer's state cannot be merged (%s)",
+                          (int)(k->klen > 64 ? 64 : k->klen), k->key, strerror(-rc));
+        } else {
+            aae_push_key(sh, x, i, wm->meta.ptr, wm->meta.len, rc == 1);
+        }
     } else if (wm->status == WIRE_CODE_NOT_FOUND) {
-        repaired = aae_push(sh, x, k, NULL, 0);
+        aae_push_key(sh, x, i, NULL, 0, false);
     }
-    if (repaired) {
-        x->repaired++;
-        AAE_STAT_ADD(sh->aae, keys_repaired, 1);
-    }
-    if (x->at == x->nkeys && x->waiting == 0)
-        aae_ask_keys(sh, x);
+    aae_key_done(sh, x);
 }
 
 void aae_on_reply(struct shard *sh, const struct wire_msg *wm)
 {
     struct aae *a = sh->aae;
-    uint32_t serial = (uint32_t)(wm->id >> 32) & AAE_SERIAL_MASK;
-    struct aae_exchange *x = NULL;
-    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX && !x; i++)
-        if (a->ex[i].step != X_FREE && (a->ex[i].serial & AAE_SERIAL_MASK) == serial)
-            x = &a->ex[i];
+    struct aae_exchange *x = aae_find(a, wm->id);
     if (!x)
         return; /* ended meanwhile */
     if (coord_view_version(sh) != x->view || !a->is_ready) {
@@ -785,9 +1122,9 @@ static void aae_fill(struct shard *sh)
         if (slot == AAE_EXCHANGES_MAX)
             return;
         uint32_t peers[AAE_PEERS_MAX], npeers = 0;
-        bool is_first = aae_tree(a, a->round_p) &&
-                        coord_aae_peers(sh, a->round_p, peers, AAE_PEERS_MAX, &npeers);
-        if (!is_first || a->round_k >= npeers) {
+        bool is_starter = aae_tree(a, a->round_p) &&
+                          coord_aae_peers(sh, a->round_p, peers, AAE_PEERS_MAX, &npeers);
+        if (!is_starter || a->round_k >= npeers) {
             a->round_p++;
             a->round_k = 0;
             continue;
@@ -797,6 +1134,9 @@ static void aae_fill(struct shard *sh)
         x->serial = ++a->serial;
         x->p = a->round_p;
         x->member = peers[a->round_k++];
+        /* each exchange walks the leaves from another one: when the cap
+         * ends exchanges early, later leaves get their turn too */
+        x->first_leaf = (x->serial * 97u) % MERKLE_LEAVES;
         x->view = coord_view_version(sh);
         if (aae_send(sh, x, WIRE_OP_TREE, NULL, 0) != 0)
             x->step = X_FREE; /* no link now: the next round */

@@ -12,9 +12,11 @@
  *
  * Every aae-interval (the first one interval after the cluster view
  * appears) each partition's first live replica runs an exchange
- * with each other live replica (TREE: branches; SEGMENTS: leaves of the
+ * with each other live replica, and each other replica one with the next
+ * live replica after it (one-way cuts: coord_aae_peers) (TREE: branches; SEGMENTS: leaves of the
  * differing branches; KEYS: keys and digests of the differing leaves, a few
- * leaves at a time) and repairs each differing key with the version sync
+ * leaves at a time, in pages of at most AAE_SCAN_BUDGET table entries
+ * visited, each reply saying where its listing stopped) and repairs each differing key with the version sync
  * (GET the peer's state, replica_apply it here, SYNC the merged state back
  * where the peer's differs; a key only here is SYNCed). At most
  * aae-max-keys-per-exchange keys per exchange and AAE_KEYS_PER_TICK per
@@ -38,6 +40,7 @@ struct wire_msg;
 #define AAE_REBUILD_PER_TICK 8192 /* entries hashed per tick by a rebuild */
 #define AAE_EXCHANGES_MAX 16      /* exchanges in flight per shard */
 #define AAE_LEAVES_PER_KEYS 8     /* leaves one KEYS request asks at most */
+#define AAE_SCAN_BUDGET 4096      /* table entries one KEYS page visits at most, each side */
 
 int aae_init(struct shard *sh);
 void aae_fini(struct shard *sh);
@@ -52,6 +55,10 @@ bool aae_is_op(uint8_t op);
 /* Whether a REPLY answers one of anti-entropy's requests (its id's top
  * bit), a GET of a repair among them. */
 bool aae_is_reply(const struct wire_msg *m);
+/* Whether a request of a peer's anti-entropy (its id's top bit: a repair's
+ * GET or SYNC) is to be refused (UNAVAILABLE) because this shard was
+ * flushed less than an aae-interval ago. */
+bool aae_refuses(const struct shard *sh, const struct wire_msg *m);
 /* A peer's TREE, SEGMENTS or KEYS request (coord_on_request hands it over). */
 void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 /* A reply for which aae_is_reply() holds (coord_on_reply hands it over). */

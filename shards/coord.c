@@ -2773,6 +2773,11 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
         aae_on_request(sh, link, wm);
         return;
     }
+    if (aae_refuses(sh, wm)) { /* a repair's GET or SYNC just after a FLUSHALL here */
+        coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_UNAVAILABLE,
+                    "anti-entropy paused: this node was just flushed", NULL, 0, NULL);
+        return;
+    }
     if (transfer_is_op(wm->op)) {
         transfer_on_request(sh, link, wm);
         return;
@@ -2993,17 +2998,21 @@ bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32
     const struct coord_view *v = sh->coord->view;
     const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v);
-    bool is_first = false, seen_live = false;
-    for (uint32_t k = 0; k < n_eff; k++) {
+    uint32_t live[RING_REPLICAS_MAX], nlive = 0, self = UINT32_MAX;
+    for (uint32_t k = 0; k < n_eff && nlive < RING_REPLICAS_MAX; k++) {
         if (!coord_live(v, list[k]))
             continue;
-        if (!seen_live)
-            is_first = list[k] == v->self;
-        seen_live = true;
-        if (list[k] != v->self && *npeers < cap)
-            peers[(*npeers)++] = list[k];
+        if (list[k] == v->self)
+            self = nlive;
+        live[nlive++] = list[k];
     }
-    return is_first;
+    if (self == 0) { /* the first: every other */
+        for (uint32_t k = 1; k < nlive && *npeers < cap; k++)
+            peers[(*npeers)++] = live[k];
+    } else if (self != UINT32_MAX && self + 1 < nlive && cap > 0) {
+        peers[(*npeers)++] = live[self + 1]; /* the next (the first has the last already) */
+    }
+    return *npeers > 0;
 }
 
 bool coord_holds_partition(const struct shard *sh, uint32_t p)
@@ -3011,6 +3020,13 @@ bool coord_holds_partition(const struct shard *sh, uint32_t p)
     if (!coord_is_cluster(sh) || p >= sh->coord->view->q)
         return false;
     return coord_holds(sh->coord->view, p, coord_n_eff(sh->node, sh->coord->view));
+}
+
+struct req *coord_aae_load(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
+                           req_done_fn *done, void *owner, int64_t deadline_ms)
+{
+    struct resp_arg k = {key, klen};
+    return sh->tier ? coord_load(sh, &k, hash, done, owner, deadline_ms) : NULL;
 }
 
 int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m)

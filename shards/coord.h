@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "req.h"
 #include "resp.h"
 
 struct mc_request;
@@ -154,13 +155,24 @@ uint64_t coord_reply_req(uint64_t wire_id, uint32_t *sub);
 /* The version of this shard's view (0: none yet); an exchange started under
  * one version ends when it changes. */
 uint64_t coord_view_version(const struct shard *sh);
-/* Partition p's other live replicas (member indexes of the view, at most
- * cap) when this node is the first live replica of p: the one that starts
- * its exchanges. False otherwise (or no cluster). */
+/* The live replicas of partition p this node starts exchanges with
+ * (member indexes of the view, at most cap): every other one when this
+ * node is p's first live replica (in preference-list order), else the
+ * next live one after it, unless it is the last (the first covers that
+ * pair). So each pair of neighbours is compared even when the first
+ * cannot reach some replica (a one-way or partial cut), and a partition
+ * costs at most 2(N-1) exchanges a round. False when there is none (or no
+ * cluster). */
 bool coord_aae_peers(const struct shard *sh, uint32_t p, uint32_t *peers, uint32_t cap,
                      uint32_t *npeers);
 /* True when this node holds a replica of p in the shard's view. */
 bool coord_holds_partition(const struct shard *sh, uint32_t p);
+/* Reads key's value back from disk (values beyond RAM, tier.h), as the
+ * coordinator does for its own requests: then ends a request of this shard
+ * (returned; owner in its owner_ptr) with done, REQ_END_DONE once the value
+ * is in memory. NULL when that cannot start (no tier, out of memory). */
+struct req *coord_aae_load(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
+                           req_done_fn *done, void *owner, int64_t deadline_ms);
 /* Sends request m to member `member` of the shard's view (peerlink.h's
  * errors; -ENOENT when the view has no such member). */
 int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m);

@@ -108,6 +108,35 @@ int merkle_get_leafmap(const void *p, size_t len, uint8_t leafmap[MERKLE_LEAFMAP
     return -EINVAL;
 }
 
+void merkle_put_keys_request(const uint8_t leafmap[MERKLE_LEAFMAP_BYTES], uint64_t from,
+                             struct buf *out)
+{
+    buf_append(out, leafmap, MERKLE_LEAFMAP_BYTES);
+    put_u64(out, from);
+}
+
+int merkle_get_keys_request(const void *p, size_t len, uint8_t leafmap[MERKLE_LEAFMAP_BYTES],
+                            uint64_t *from)
+{
+    if (len != MERKLE_KEYS_REQ_BYTES || merkle_get_leafmap(p, MERKLE_LEAFMAP_BYTES, leafmap) != 0)
+        return -EINVAL;
+    *from = get_u64((const uint8_t *)p + MERKLE_LEAFMAP_BYTES);
+    return 0;
+}
+
+void merkle_put_stop(uint64_t stop, struct buf *out)
+{
+    put_u64(out, stop);
+}
+
+int merkle_get_stop(const void *p, size_t len, uint64_t *stop)
+{
+    if (len != 8)
+        return -EINVAL;
+    *stop = get_u64(p);
+    return 0;
+}
+
 void merkle_put_key(uint64_t digest, const void *key, uint32_t klen, struct buf *out)
 {
     put_u64(out, digest);

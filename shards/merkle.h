@@ -125,6 +125,20 @@ static inline void merkle_leafmap_set(uint8_t *map, uint32_t leaf)
 /* KEYS request: -EINVAL unless len is MERKLE_LEAFMAP_BYTES and a bit is set. */
 int merkle_get_leafmap(const void *p, size_t len, uint8_t leafmap[MERKLE_LEAFMAP_BYTES]);
 
+/* KEYS request: the leafmap, then the hash from which the listing goes on
+ * (u64; 0: from each leaf's start). -EINVAL unless len is
+ * MERKLE_KEYS_REQ_BYTES and some leaf is set. */
+#define MERKLE_KEYS_REQ_BYTES (MERKLE_LEAFMAP_BYTES + 8u)
+void merkle_put_keys_request(const uint8_t leafmap[MERKLE_LEAFMAP_BYTES], uint64_t from,
+                             struct buf *out);
+int merkle_get_keys_request(const void *p, size_t len, uint8_t leafmap[MERKLE_LEAFMAP_BYTES],
+                            uint64_t *from);
+/* KEYS reply's first value: the hash where the listing stopped (u64; 0: it
+ * is complete). Every key of the asked leaves with a hash in [from, stop)
+ * is listed, none at or past stop. -EINVAL unless len is 8. */
+void merkle_put_stop(uint64_t stop, struct buf *out);
+int merkle_get_stop(const void *p, size_t len, uint64_t *stop);
+
 /* KEYS reply value: appends digest then key (a whole value). */
 void merkle_put_key(uint64_t digest, const void *key, uint32_t klen, struct buf *out);
 /* Reads one: -EINVAL when shorter than the digest. *key points into p. */

@@ -651,6 +651,18 @@ static bool reapable(const struct table_entry *e, int64_t before_ms, struct repl
     return true;
 }
 
+bool replica_past_grace(const struct node *n, const struct table_entry *e, int64_t now_unix_ms)
+{
+    if ((e->meta & (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE)) !=
+        (TABLE_ENTRY_VERSIONED | TABLE_ENTRY_TOMBSTONE))
+        return false; /* the common case: no clock decoded */
+    struct replica_clocks w;
+    clocks_init(&w);
+    bool past = reapable(e, now_unix_ms - n->cfg->tombstone_grace_s * 1000, &w);
+    clocks_fini(&w);
+    return past;
+}
+
 static void reap_visit(struct table_entry *e, void *arg)
 {
     struct reap_scan *r = arg;

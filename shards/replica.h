@@ -154,6 +154,11 @@ void replica_put_end(struct replica_put *p, struct store *s);
  * refuses writes or pauses writers (persist.h). Returns how many. */
 uint32_t replica_reap(struct store *s, const struct node *n, int64_t now_unix_ms, uint32_t budget);
 
+/* Whether e is all tombstones written before now_unix_ms - tombstone-grace
+ * (what replica_reap deletes): anti-entropy takes such a key as in sync
+ * with a replica that holds nothing. */
+bool replica_past_grace(const struct node *n, const struct table_entry *e, int64_t now_unix_ms);
+
 /* A tombstone past its grace, offered instead of deleted (key borrowed for
  * the call only). Returns false when the caller takes no more now: the pass
  * stops there and offers it again on a later call. */

@@ -880,7 +880,9 @@ int store_append(struct store *s, struct table_entry *e, uint64_t hash, const vo
     size_t total = len + n;
     if (total > s->max_val_len)
         return -E2BIG;
-    if (!(e->meta & TABLE_ENTRY_VERSIONED) && table_entry_val_cap(e) - len >= n) {
+    /* in place only unwatched: the change of cas and length is a new digest
+     * (store_watch), which the replacement below shows the watcher */
+    if (!s->watch && !(e->meta & TABLE_ENTRY_VERSIONED) && table_entry_val_cap(e) - len >= n) {
         memcpy(table_entry_val(e) + len, data, n);
         __atomic_store_n(&e->val_len, (uint32_t)total, __ATOMIC_RELEASE);
         uint64_t prev = e->cas;

@@ -578,8 +578,10 @@ void table_clear(struct table *t)
 /* Visits a's entries whose hash is in [lo, hi) (hi 0: to the end of hash
  * space). They sit from the home slot of lo through the cluster that holds
  * the home slot of hi - 1, wrapping at the end of the array. */
+/* fn (hfn: with the hash, when not NULL) for each entry in [lo, hi). */
 static size_t array_scan(const struct table_array *a, uint64_t lo, uint64_t hi,
-                         void (*fn)(struct table_entry *e, void *arg), void *arg)
+                         void (*fn)(struct table_entry *e, void *arg), table_scan_hash_fn *hfn,
+                         void *arg)
 {
     size_t first = array_home(a, lo);
     size_t span = array_home(a, hi - 1) - first;
@@ -593,15 +595,19 @@ static size_t array_scan(const struct table_array *a, uint64_t lo, uint64_t hi,
         struct table_entry *e = slot_entry(v);
         uint64_t h = entry_hash(e);
         if (h >= lo && (hi == 0 || h < hi)) {
-            fn(e, arg);
+            if (hfn)
+                hfn(e, h, arg);
+            else
+                fn(e, arg);
             seen++;
         }
     }
     return seen;
 }
 
-uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
-                    void (*fn)(struct table_entry *e, void *arg), void *arg)
+static uint64_t scan_chunks(const struct table *t, uint64_t cursor, size_t want,
+                            void (*fn)(struct table_entry *e, void *arg), table_scan_hash_fn *hfn,
+                            void *arg)
 {
     /* Chunks are the home slots of the smaller array: whole in both arrays. */
     unsigned shift = t->cur->shift;
@@ -610,12 +616,24 @@ uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
     size_t seen = 0;
     do {
         uint64_t end = ((cursor >> shift) + 1) << shift;
-        seen += array_scan(t->cur, cursor, end, fn, arg);
+        seen += array_scan(t->cur, cursor, end, fn, hfn, arg);
         if (t->old)
-            seen += array_scan(t->old, cursor, end, fn, arg);
+            seen += array_scan(t->old, cursor, end, fn, hfn, arg);
         cursor = end;
     } while (cursor != 0 && seen < want);
     return cursor;
+}
+
+uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
+                    void (*fn)(struct table_entry *e, void *arg), void *arg)
+{
+    return scan_chunks(t, cursor, want, fn, NULL, arg);
+}
+
+uint64_t table_scan_hashed(const struct table *t, uint64_t cursor, size_t want,
+                           table_scan_hash_fn *fn, void *arg)
+{
+    return scan_chunks(t, cursor, want, NULL, fn, arg);
 }
 
 static uint64_t rng_next(uint64_t *rng)

@@ -164,6 +164,12 @@ size_t table_overhead_bytes(const struct table *t);
 uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
                     void (*fn)(struct table_entry *e, void *arg), void *arg);
 
+/* The same, fn given each entry's key hash (the one the scan computes to
+ * place it in hash order: the caller need not hash the key again). */
+typedef void table_scan_hash_fn(struct table_entry *e, uint64_t hash, void *arg);
+uint64_t table_scan_hashed(const struct table *t, uint64_t cursor, size_t want,
+                           table_scan_hash_fn *fn, void *arg);
+
 /* Up to n entries picked at random (eviction sampling, RANDOMKEY, expiry
  * sweep). rng is the caller's xorshift state. Returns how many were found
  * (0 only when the table is empty). Owner only. */

@@ -163,14 +163,15 @@ static const struct cfg_setting cfg_settings[] = {
      NULL, "Bytes per second of hints a node delivers at most, all targets together."},
     {"aae-interval", CFG_INT, F(aae_interval_s), "60", 0, 86400, NULL,
      "Seconds between anti-entropy rounds: each partition's first live replica compares its "
-     "Merkle tree with every other live replica's and repairs the keys that differ; 0 turns "
-     "anti-entropy (and its trees) off."},
+     "Merkle tree with every other live replica's, and each other replica with the next live "
+     "one, and repairs the keys that differ; 0 turns anti-entropy (and its trees) off."},
     {"aae-rebuild-interval", CFG_INT, F(aae_rebuild_interval_s), "3600", 1, 86400 * 30, NULL,
      "Seconds between rebuilds of the anti-entropy trees from the keys held (a few thousand "
      "keys per tick, in the background; writes keep the trees up to date in between)."},
     {"aae-max-keys-per-exchange", CFG_INT, F(aae_max_keys), "1000", 1, 1000000, NULL,
-     "Most keys one anti-entropy exchange (one partition, one peer) repairs; the rest waits "
-     "for the next round."},
+     "Most keys one anti-entropy exchange (one partition, one peer) repairs, and most keys "
+     "one listing of keys holds (a longer one goes on in pages); the rest waits for the next "
+     "round."},
     {"handoff-concurrency", CFG_INT, F(handoff_concurrency), "2", 0, 64, NULL,
      "Partition transfers (streams of up to 64 partitions from one source) a node pulls at "
      "once when the ring changes, shared among its shards (at least one each); 0: it pulls "

@@ -1,6 +1,8 @@
 /* fuzz_merkle.c: libFuzzer target for anti-entropy's payload decoders
  * (shards/merkle.h): what a peer sends in TREE, SEGMENTS and KEYS.
- * Input: one mode byte (its low 2 bits pick the decoder), then the payload
+ * Input: one mode byte (its low 2 bits pick the decoder; the leafmap mode
+ * also tries a KEYS request, leafmap and start, and a KEYS reply's stop),
+ * then the payload
  * (for SEGMENTS, a u16 branch bitmap, then the leaves). Checked: each
  * decoder accepts exactly the lengths the format allows, reports only
  * branches and leaves that exist (and, for SEGMENTS, only leaves of the
@@ -73,6 +75,20 @@ static void fuzz_leafmap(const uint8_t *p, size_t n)
     CHECK((rc == 0) == (n == MERKLE_LEAFMAP_BYTES && any));
     if (rc == 0)
         CHECK(memcmp(leaves, p, n) == 0);
+    uint64_t from = 0;
+    rc = merkle_get_keys_request(p, n, leaves, &from);
+    bool any_map = false;
+    for (size_t i = 0; i < n && i < MERKLE_LEAFMAP_BYTES; i++)
+        any_map |= p[i] != 0;
+    CHECK((rc == 0) == (n == MERKLE_KEYS_REQ_BYTES && any_map));
+    if (rc == 0) { /* encodes back to the same bytes */
+        struct buf out;
+        buf_init(&out);
+        merkle_put_keys_request(leaves, from, &out);
+        CHECK(out.len == n && memcmp(out.data, p, n) == 0);
+        buf_fini(&out);
+    }
+    CHECK((merkle_get_stop(p, n, &from) == 0) == (n == 8));
 }
 
 static void fuzz_key(const uint8_t *p, size_t n)

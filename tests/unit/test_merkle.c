@@ -217,6 +217,25 @@ static void test_merkle_decoders_refuse(void **state)
     big[3] = 1;
     assert_int_equal(merkle_get_leafmap(big, MERKLE_LEAFMAP_BYTES - 1, leaves), -EINVAL);
     assert_int_equal(merkle_get_leafmap(big, MERKLE_LEAFMAP_BYTES, leaves), 0);
+    /* KEYS pages: the request's start and the reply's stop */
+    uint64_t at = 0;
+    assert_int_equal(merkle_get_keys_request(big, MERKLE_LEAFMAP_BYTES, leaves, &at), -EINVAL);
+    assert_int_equal(merkle_get_keys_request(big, MERKLE_KEYS_REQ_BYTES + 1, leaves, &at),
+                     -EINVAL);
+    struct buf page;
+    buf_init(&page);
+    merkle_put_keys_request(leaves, 0x1122334455667788ull, &page);
+    assert_int_equal(page.len, MERKLE_KEYS_REQ_BYTES);
+    uint8_t back[MERKLE_LEAFMAP_BYTES];
+    assert_int_equal(merkle_get_keys_request(page.data, page.len, back, &at), 0);
+    assert_memory_equal(back, leaves, sizeof back);
+    assert_true(at == 0x1122334455667788ull);
+    buf_clear(&page);
+    merkle_put_stop(42, &page);
+    assert_int_equal(merkle_get_stop(page.data, page.len, &at), 0);
+    assert_true(at == 42);
+    assert_int_equal(merkle_get_stop(page.data, page.len - 1, &at), -EINVAL);
+    buf_fini(&page);
     uint64_t d;
     const void *key;
     uint32_t klen;
@@ -292,7 +311,7 @@ static void test_merkle_store_watch_sees_every_change(void **state)
         uint64_t hash = keyhash(key, klen);
         int len = snprintf(val, sizeof val, "v%d", step);
         int64_t expire = rng() % 5 == 0 ? now + (int64_t)(rng() % 3000) : 0;
-        switch (rng() % 6) {
+        switch (rng() % 7) {
         case 0:
         case 1:
             store_put(&s, key, klen, hash, val, (size_t)len, expire, 0, NULL);
@@ -310,6 +329,12 @@ static void test_merkle_store_watch_sees_every_change(void **state)
             struct table_entry *e = store_lookup(&s, key, klen, hash);
             if (e) /* a time in the past deletes the key */
                 store_set_expire(&s, e, hash, now + (int64_t)(rng() % 2000) - 500, NULL);
+            break;
+        }
+        case 5: { /* APPEND: in place when the value has room (cas and length change) */
+            struct table_entry *e = store_lookup(&s, key, klen, hash);
+            if (e && !(e->meta & TABLE_ENTRY_VERSIONED))
+                store_append(&s, e, hash, "ab", 2, NULL);
             break;
         }
         default:
