@@ -95,8 +95,17 @@
  * Cost to a cluster of one: the tick returns after reading the snapshot.
  *
  * Left to others: the links (peerlink.h), versions (replica.h), the ring
- * (admin). Not done: a key whose value is on disk only (values beyond RAM)
- * is skipped by the source and counted (cold_skipped). */
+ * (admin).
+ *
+ * Failures per key. A batch advances only over keys that were sent and
+ * applied: a key whose value is on disk only (values beyond RAM) is read
+ * back by the source (tier.h) and counted (cold_skipped), and like an
+ * export error or a reply not sent it ends the batch before the walk step
+ * that holds it (STREAM_END OVERLOADED when that is the first: "ask again
+ * later"); a key the receiver cannot apply (-ENOMEM at maxmemory, -E2BIG)
+ * makes it ask the same batch again after TRANSFER_RETRY_MS (its own
+ * version of the key on disk only: read back meanwhile). So a
+ * partition is never whole with a key missing. */
 #include "transfer.h"
 
 #include <errno.h>
@@ -112,17 +121,20 @@
 #include "admin.h"
 #include "buf.h"
 #include "cfg.h"
+#include "cmd.h"
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
 #include "peerlink.h"
 #include "persist.h"
+#include "req.h"
 #include "replica.h"
 #include "ring.h"
 #include "shard.h"
 #include "snapshot.h"
 #include "store.h"
 #include "table.h"
+#include "tier.h"
 
 #define TRANSFER_GROUP_MAX 64            /* partitions in one stream */
 #define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
@@ -133,6 +145,9 @@
 #define TRANSFER_RELEASE_ASK_MS 1000
 #define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
 #define TRANSFER_SERVED_LEN 10           /* STREAM_END: partition u16, reach u64 */
+#define TRANSFER_SCAN_STEP 256           /* table entries per table_scan() call */
+#define TRANSFER_CHUNKS_MAX (TRANSFER_VISIT_MAX / TRANSFER_SCAN_STEP + 1)
+#define TRANSFER_RETRY_MS 200            /* a batch that failed is asked again after this */
 
 struct tr_part {
     uint8_t n_src, src_at;
@@ -152,10 +167,18 @@ struct tr_part {
      * (from 0: it was whole when it left at `epoch`). */
     uint64_t from, epoch;
     int64_t ask_ms;            /* RELEASING: next question */
+    int64_t retry_ms;          /* PENDING after a failed batch: not asked before this */
 };
 
 struct tr_stream {
     bool busy;
+    bool failed;          /* a key of this batch could not be applied: no advance */
+    bool end_waits;       /* STREAM_END came while keys were parked (kept below) */
+    uint32_t parked;      /* keys of this batch waiting for this node's cold value */
+    uint8_t end_status;
+    uint64_t end_next;
+    uint32_t end_len;
+    uint8_t end_served[TRANSFER_SERVED_LEN * TRANSFER_GROUP_MAX];
     uint32_t gen;
     uint64_t from, epoch; /* the writes its partitions need: [from, epoch) */
     uint16_t src;
@@ -611,7 +634,7 @@ static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t
     for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX; i++)
         busy += tr->streams[i].busy;
     for (uint32_t p = 0; p < tr->q && busy < tr_streams_allowed(sh->node) && tr->tokens > 0; p++) {
-        if (tr_get(tr, p) != TRANSFER_PENDING)
+        if (tr_get(tr, p) != TRANSFER_PENDING || now_ms < tr->parts[p].retry_ms)
             continue;
         int src = tr_pick_source(tr, s, &tr->parts[p]);
         if (src < 0)
@@ -630,7 +653,8 @@ static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t
         snprintf(st->addr, sizeof st->addr, "%s", tr_member(s, tr->ids[src])->cluster_addr);
         for (uint32_t q = p; q < tr->q && st->nparts < TRANSFER_GROUP_MAX; q++) {
             struct tr_part *tq = &tr->parts[q];
-            if (tr_get(tr, q) != TRANSFER_PENDING || tq->cursor != st->cursor ||
+            if (tr_get(tr, q) != TRANSFER_PENDING || now_ms < tq->retry_ms ||
+                tq->cursor != st->cursor ||
                 tq->epoch != st->epoch || tq->from != st->from ||
                 tr_pick_source(tr, s, tq) != src)
                 continue;
@@ -660,49 +684,171 @@ static bool tr_in_group(const struct tr_stream *st, uint32_t p)
     return false;
 }
 
-/* One key's state from a source. */
-static void tr_on_item(struct shard *sh, struct tr_stream *st, const struct wire_msg *m)
+static void tr_noop(struct cmd_ctx *c)
+{
+    c->res->status = REQ_OK;
+}
+
+/* A streamed key whose version here is on disk only, waiting for it. */
+struct tr_parked {
+    uint64_t stream_id;
+    uint64_t expire_at_ms;
+    uint32_t klen, mlen, vlen;
+    char data[]; /* key, meta, value */
+};
+
+static void tr_on_end_now(struct shard *sh, uint32_t i);
+static int tr_apply(struct shard *sh, struct tr_stream *st, uint64_t park_id, const char *key,
+                    uint32_t klen, uint64_t hash, const uint8_t *meta, uint32_t mlen,
+                    const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms);
+static struct tr_stream *tr_stream_of(struct transfer *tr, uint64_t id);
+
+static bool tr_loaded(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct tr_parked *pk = r->owner_ptr;
+    if (!pk)
+        return true; /* the source's: the receiver asks again */
+    struct tr_stream *st = sh->transfer ? tr_stream_of(sh->transfer, pk->stream_id) : NULL;
+    if (st) {
+        const char *key = pk->data;
+        const uint8_t *meta = (const uint8_t *)pk->data + pk->klen;
+        if (how == REQ_END_DONE)
+            (void)tr_apply(sh, st, 0, key, pk->klen, keyhash(key, pk->klen), meta, pk->mlen,
+                           meta + pk->mlen, pk->vlen, pk->expire_at_ms);
+        else
+            st->failed = true;
+        if (--st->parked == 0 && st->end_waits)
+            tr_on_end_now(sh, (uint32_t)(pk->stream_id & 0xFF));
+    }
+    mi_free(pk);
+    return true;
+}
+
+/* Values beyond RAM: starts reading key's value back from the log (a no-op
+ * message waiting in tier.h, as coord.c's coord_load). The source's
+ * (owner NULL): the batch asked again finds it in memory; the receiver's:
+ * the parked key is applied then (tr_loaded). False when it is in memory
+ * already or the read cannot start. */
+static bool tr_load_cold(struct shard *sh, const char *key, uint32_t klen, uint64_t hash,
+                         struct tr_parked *owner)
+{
+    if (!sh->tier)
+        return false;
+    if (tier_may_run(sh, CMD_READS_VALUE, hash, key, klen)) {
+        store_pin(sh->store, NULL); /* in memory already */
+        return false;
+    }
+    struct resp_arg argv[2] = {{"LOAD", 4}, {key, klen}};
+    struct req *r = req_new(&sh->reqs, 1, 1, tr_loaded, shard_deadline(sh));
+    struct cmd_msg *load =
+        r ? cmd_msg_for(sh, r->id, 0, sh->id, tr_noop, CMD_READS_VALUE, 2, argv, 2, hash) : NULL;
+    if (!load) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        return false;
+    }
+    r->owner_ptr = owner;
+    tier_wait(sh, load);
+    req_arm(&sh->reqs, r);
+    return true;
+}
+
+/* Parks a streamed key until this node's cold version of it is read back
+ * (then applied; tr_loaded). False when it cannot be. */
+static bool tr_park(struct shard *sh, struct tr_stream *st, uint64_t stream_id, const char *key,
+                    uint32_t klen, uint64_t hash, const uint8_t *meta, uint32_t mlen,
+                    const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms)
+{
+    struct tr_parked *pk = mi_malloc(sizeof *pk + (size_t)klen + mlen + vlen + 1);
+    if (!pk)
+        return false;
+    *pk = (struct tr_parked){stream_id, expire_at_ms, klen, mlen, vlen};
+    memcpy(pk->data, key, klen);
+    memcpy(pk->data + klen, meta, mlen);
+    memcpy(pk->data + klen + mlen, val, vlen);
+    if (!tr_load_cold(sh, key, klen, hash, pk)) {
+        mi_free(pk);
+        return false;
+    }
+    st->parked++;
+    return true;
+}
+
+/* Applies one streamed key's state; a failure fails the batch (st). With
+ * park_id (the stream's request id), a key whose version here is on disk
+ * only waits for it (tr_park) and is applied then. */
+static int tr_apply(struct shard *sh, struct tr_stream *st, uint64_t park_id, const char *key,
+                    uint32_t klen, uint64_t hash, const uint8_t *meta, uint32_t mlen,
+                    const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms)
 {
     struct transfer *tr = sh->transfer;
-    struct node *n = sh->node;
-    uint64_t hash = keyhash(m->key.ptr, m->key.len);
-    uint32_t p = node_partition_of(n, m->key.ptr, m->key.len, hash);
-    if (!tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
-        return;
-    struct wire_value_iter it;
-    struct wire_bytes v = {0};
-    wire_values_init(&it, m);
-    wire_values_next(&it, &v);
-    int rc = replica_apply(sh->store, n, m->key.ptr, m->key.len, hash, m->meta.ptr, m->meta.len,
-                           v.ptr, v.len, m->expire_at_ms);
-    if (rc < 0 && rc != -E2BIG)
-        log_warn("partition %u: a streamed key could not be applied (%s)", p, strerror(-rc));
-    uint64_t bytes = (uint64_t)m->key.len + m->meta.len + v.len;
+    uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    int rc = replica_apply(sh->store, sh->node, key, klen, hash, meta, mlen, val, vlen,
+                           expire_at_ms);
+    if (rc == -EAGAIN && park_id &&
+        tr_park(sh, st, park_id, key, klen, hash, meta, mlen, val, vlen, expire_at_ms))
+        return 0;
+    if (rc < 0) { /* the batch does not count: asked again (a retry applies it or fails again) */
+        if (!st->failed)
+            log_warn("partition %u: a streamed key could not be applied (%s); the batch is asked "
+                     "again",
+                     p, strerror(-rc));
+        st->failed = true;
+        return rc;
+    }
+    uint64_t bytes = (uint64_t)klen + mlen + vlen;
     tr->parts[p].bytes += bytes;
     tr->parts[p].keys++;
     tr->rate_bytes += bytes;
     tr->tokens -= (double)bytes;
     ST_ADD(tr, bytes, bytes);
     ST_ADD(tr, keys, 1);
+    return 0;
+}
+
+/* One key's state from a source. */
+static void tr_on_item(struct shard *sh, struct tr_stream *st, const struct wire_msg *m)
+{
+    struct transfer *tr = sh->transfer;
+    const char *key = (const char *)m->key.ptr;
+    uint64_t hash = keyhash(key, m->key.len);
+    uint32_t p = node_partition_of(sh->node, key, m->key.len, hash);
+    if (!tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
+        return;
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, m);
+    wire_values_next(&it, &v);
+    uint64_t id = (uint64_t)st->gen << 8 | (uint64_t)(st - tr->streams);
+    (void)tr_apply(sh, st, id, key, m->key.len, hash, m->meta.ptr, m->meta.len, v.ptr, v.len,
+                   m->expire_at_ms);
 }
 
 /* The end of a batch: the next cursor and the partitions served. Those
  * served and not finished are asked for again at once from the same source
  * while the byte budget allows (so a stream runs at the links' pace, not the
  * tick's); those not served go to their next source. */
-static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
+static void tr_on_end_now(struct shard *sh, uint32_t i)
 {
     struct transfer *tr = sh->transfer;
     struct tr_stream *st = &tr->streams[i];
-    if (m->status != WIRE_CODE_OK) {
+    st->end_waits = false;
+    if (st->failed || st->end_status == WIRE_CODE_OVERLOADED) {
+        /* a key of the batch was not applied here, or not sent (a cold
+         * value the source reads back meanwhile): the same batch again,
+         * from the same source, a little later; the cursor stays */
+        for (uint32_t k = 0; k < st->nparts; k++)
+            tr->parts[st->parts[k]].retry_ms = tr->now_ms + TRANSFER_RETRY_MS;
+        tr_stream_end(tr, i, false);
+        return;
+    }
+    if (st->end_status != WIRE_CODE_OK) {
         tr_stream_end(tr, i, true);
         return;
     }
-    struct wire_value_iter it;
-    struct wire_bytes v = {0};
-    wire_values_init(&it, m);
-    wire_values_next(&it, &v);
-    uint64_t next = tr_get_cursor(&m->key);
+    struct wire_bytes v = {st->end_served, st->end_len};
+    uint64_t next = st->end_next;
     uint16_t again[TRANSFER_GROUP_MAX];
     uint32_t n_again = 0;
     for (uint32_t k = 0; k < v.len / TRANSFER_SERVED_LEN; k++) {
@@ -729,6 +875,8 @@ static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
     if (!n_again || tr->tokens <= 0)
         return;
     st->busy = true;
+    st->failed = false;
+    st->parked = 0;
     st->gen = ++tr->next_gen;
     st->cursor = next;
     st->deadline_ms = tr->now_ms + TRANSFER_STREAM_MS;
@@ -738,6 +886,25 @@ static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
         tr_set(tr, again[k], TRANSFER_STREAMING);
     if (tr_send_stream(sh, i) != 0)
         tr_stream_end(tr, i, false);
+}
+
+/* STREAM_END: handled once the batch's parked keys are applied. */
+static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
+{
+    struct tr_stream *st = &sh->transfer->streams[i];
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, m);
+    wire_values_next(&it, &v);
+    st->end_status = m->status;
+    st->end_next = tr_get_cursor(&m->key);
+    st->end_len = v.len < sizeof st->end_served ? v.len : sizeof st->end_served;
+    if (st->end_len)
+        memcpy(st->end_served, v.ptr, st->end_len);
+    if (st->parked)
+        st->end_waits = true;
+    else
+        tr_on_end_now(sh, i);
 }
 
 void transfer_on_reply(struct shard *sh, const struct wire_msg *m)
@@ -787,7 +954,8 @@ static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p,
 struct tr_walk {
     const struct node *n;
     const uint8_t *want; /* per partition: 1 to stream */
-    struct buf keys;     /* klen u32, key: those to export */
+    struct buf keys;     /* chunk u32, klen u32, key: those to export */
+    uint32_t chunk;      /* the table_scan() call under way */
     uint32_t count;
     uint64_t bytes; /* their keys and values, about */
 };
@@ -799,6 +967,7 @@ static void tr_walk_fn(struct table_entry *e, void *arg)
     uint64_t hash = w->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
     if (!w->want[node_partition_of(w->n, key, e->key_len, hash)])
         return;
+    buf_append(&w->keys, &w->chunk, sizeof w->chunk);
     buf_append(&w->keys, &e->key_len, sizeof e->key_len);
     buf_append(&w->keys, key, e->key_len);
     w->count++;
@@ -821,24 +990,45 @@ static void tr_reply(struct shard *sh, uint64_t link, const struct wire_msg *rq,
         log_debug("a %s reply could not be sent (%s)", wire_op_name(op), strerror(-rc));
 }
 
-/* Exports and sends the walked keys' states; returns their bytes. */
-static uint64_t tr_send_states(struct shard *sh, uint64_t link, const struct wire_msg *rq,
-                               const struct tr_walk *w)
+/* Exports and sends the walked keys' states. Returns the chunk (the walk's
+ * table_scan() call) of the first key that could not be sent (its value
+ * is on disk only: read back meanwhile; an export error; a reply not
+ * sent), or -1 when all were: the batch may advance only up to that
+ * chunk's start. */
+static int tr_send_states(struct shard *sh, uint64_t link, const struct wire_msg *rq,
+                          const struct tr_walk *w)
 {
     struct transfer *tr = sh->transfer;
     struct replica_state rs;
     replica_state_init(&rs);
     uint64_t bytes = 0;
-    for (size_t off = 0; off + 4 <= w->keys.len;) {
-        uint32_t klen;
-        memcpy(&klen, w->keys.data + off, 4);
-        const char *key = w->keys.data + off + 4;
-        off += 4 + (size_t)klen;
-        int rc = replica_export(sh->store, sh->node, key, klen, keyhash(key, klen), &rs);
-        if (rc == -EAGAIN)
-            ST_ADD(tr, cold_skipped, 1);
-        if (rc != 0)
+    int failed = -1;
+    for (size_t off = 0; off + 8 <= w->keys.len;) {
+        uint32_t chunk, klen;
+        memcpy(&chunk, w->keys.data + off, 4);
+        memcpy(&klen, w->keys.data + off + 4, 4);
+        const char *key = w->keys.data + off + 8;
+        off += 8 + (size_t)klen;
+        if (failed >= 0 && chunk != (uint32_t)failed)
+            break; /* the batch ends before the failed key's chunk: the rest waits */
+        uint64_t hash = keyhash(key, klen);
+        int rc = replica_export(sh->store, sh->node, key, klen, hash, &rs);
+        if (rc == -ENOENT)
+            continue; /* gone since the walk (expired): nothing to give */
+        if (rc != 0 || failed >= 0) { /* that chunk's cold values are read back, not sent */
+            if (rc == 0)
+                continue;
+            if (rc == -EAGAIN) {
+                ST_ADD(tr, cold_skipped, 1);
+                (void)tr_load_cold(sh, key, klen, hash, NULL);
+            } else {
+                log_warn("a key of a streamed partition could not be exported (%s)",
+                         strerror(-rc));
+            }
+            if (failed < 0)
+                failed = (int)chunk;
             continue;
+        }
         struct wire_bytes body = {(const uint8_t *)rs.body.data, (uint32_t)rs.body.len};
         struct wire_msg rm = {.kind = WIRE_REPLY,
                               .id = rq->id,
@@ -849,14 +1039,16 @@ static uint64_t tr_send_states(struct shard *sh, uint64_t link, const struct wir
                               .meta = {(const uint8_t *)rs.meta.data, (uint32_t)rs.meta.len},
                               .n_values = 1,
                               .values = &body};
-        if (peerlink_reply(sh, link, &rm) == 0) {
-            bytes += (uint64_t)klen + rs.meta.len + rs.body.len;
-            ST_ADD(tr, keys_sent, 1);
+        if (peerlink_reply(sh, link, &rm) != 0) {
+            failed = (int)chunk;
+            continue;
         }
+        bytes += (uint64_t)klen + rs.meta.len + rs.body.len;
+        ST_ADD(tr, keys_sent, 1);
     }
     replica_state_fini(&rs);
     ST_ADD(tr, bytes_sent, bytes);
-    return bytes;
+    return failed;
 }
 
 static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg *m,
@@ -891,15 +1083,23 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
     }
     struct tr_walk w = {.n = sh->node, .want = want};
     buf_init(&w.keys);
-    uint64_t cursor = tr_get_cursor(&m->key);
+    uint64_t cursor = tr_get_cursor(&m->key), starts[TRANSFER_CHUNKS_MAX];
     uint32_t visits = 0;
     do {
-        cursor = table_scan(sh->store->table, cursor, 256, tr_walk_fn, &w);
-        visits += 256;
+        starts[w.chunk] = cursor;
+        cursor = table_scan(sh->store->table, cursor, TRANSFER_SCAN_STEP, tr_walk_fn, &w);
+        visits += TRANSFER_SCAN_STEP;
+        w.chunk++;
     } while (cursor != 0 && visits < TRANSFER_VISIT_MAX && w.bytes < TRANSFER_BATCH_BYTES);
-    tr_send_states(sh, link, m, &w);
+    int failed = tr_send_states(sh, link, m, &w);
     buf_fini(&w.keys);
     mi_free(want);
+    if (failed == 0) { /* nothing to advance over: the receiver asks again later */
+        tr_reply(sh, link, m, WIRE_OP_STREAM_END, WIRE_CODE_OVERLOADED, NULL, NULL);
+        return;
+    }
+    if (failed > 0) /* up to the chunk of the first key not sent */
+        cursor = starts[failed];
     uint8_t cur[8];
     tr_put_cursor(cur, cursor);
     struct wire_bytes ck = {cur, 8}, sv = {served, TRANSFER_SERVED_LEN * n_served};

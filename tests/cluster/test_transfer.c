@@ -17,6 +17,11 @@
  * - test_transfer_force_remove_rereplicates: 4 nodes; one is killed and,
  *   once seen down, DELETEd: the 3 others re-replicate its partitions from
  *   one another (2 copies of every key among them, local reads).
+ * - test_transfer_join_moves_cold_values: the join with maxmemory small
+ *   enough that most values are on disk only at the old owners (values
+ *   beyond RAM): every key still reads back at the joiner with R = 1 once
+ *   the old owners released (a source that skipped cold keys let the
+ *   joiner take the partition as whole, and the old owners dropped them).
  * Without transfers the joiner's local reads miss (only read repair fills
  * it) and the counts stay at the old owners; nothing moves on a leave or a
  * force-remove, so the remaining nodes hold fewer than 2 copies. Every wait
@@ -288,6 +293,30 @@ static void test_transfer_resumes_after_kill(void **state)
     check_local_reads(3, "k", KEYS, vlen);
 }
 
+static long long cold_keys(int i)
+{
+    char *info = cluster_ask(i, "INFO");
+    long long v = info ? cluster_info_field(info, "cold_keys") : -1;
+    free(info);
+    return v;
+}
+
+static void test_transfer_join_moves_cold_values(void **state)
+{
+    (void)state;
+    const size_t vlen = 3000; /* 2 copies of KEYS: 12 MB over 3 nodes of 2 MB each */
+    const char *small[] = {"--maxmemory", "2mb", NULL};
+    start_three_loaded(small, vlen);
+    for (int i = 0; i < 3; i++)
+        assert_true(cold_keys(i) > 0);
+    const char *flags[24];
+    flags_of(flags, small, true);
+    assert_int_equal(cluster_start(3, flags), 0);
+    struct settled s = {{0, 1, 2, 3}, 4, 2 * KEYS, 4, NULL, 0};
+    wait_settled(&s, "a join with cold values");
+    check_local_reads(3, "k", KEYS, vlen);
+}
+
 struct seen_down {
     int viewer;
     const char *id;
@@ -347,6 +376,7 @@ int main(void)
         cmocka_unit_test_teardown(test_transfer_resumes_after_kill, cluster_forget_all),
         cmocka_unit_test_teardown(test_transfer_leave_moves_data_off, cluster_forget_all),
         cmocka_unit_test_teardown(test_transfer_force_remove_rereplicates, cluster_forget_all),
+        cmocka_unit_test_teardown(test_transfer_join_moves_cold_values, cluster_forget_all),
     };
     if (getenv("TRANSFER_TEST")) /* one test, when debugging */
         cmocka_set_test_filter(getenv("TRANSFER_TEST"));
