@@ -64,9 +64,11 @@
  * unseeded) and across resizes and restarts, so a stream resumes at the
  * same place from any source.
  *
- * Resume. The state file <dir>/transfers.<shard> (text: "epoch E" of the
- * ring it was written for, "in p cursor from epoch sources..." and "out p
- * from epoch" lines, via a temporary file and rename) is written at once
+ * Resume. The state file <dir>/transfers.<shard> (text: "transfers 2",
+ * "epoch E" of the ring it was written for, "in p cursor from epoch
+ * cursor-source walk-reach sources...", "out p from epoch" and "drop p from
+ * epoch" lines, "end <lines>"; written to a temporary file, fsynced,
+ * renamed, the directory fsynced) is written at once
  * when a ring change is taken (so a restart knows what this node does not
  * hold; a restart whose ring is not the file's pulls every partition of
  * its lists). After a batch is applied its cursor is kept in memory and
@@ -76,8 +78,13 @@
  * the source only makes the receiver ask again (late stream: next source).
  * A partition whose walk ended is SETTLING until its records are durable,
  * then DONE. Without a log (storage = memory) cursors are saved at once.
- * The file is not fsynced: a process crash keeps it (page cache); a power
- * loss may lose it, and then read repair and anti-entropy fill the rest.
+ * A file without its end line (cut short), or unreadable, is no baseline:
+ * the node pulls every partition of its lists; a node whose data did not
+ * survive removes it. A cursor is kept with the source it was walked on,
+ * the least reach of that walk's batches and the from/epoch it was asked
+ * for: another source or range starts the walk over, so a partition is
+ * whole only as far as one source's whole walk reached. A drop pass under
+ * way resumes as one ("drop": DROPPING, served to nobody).
  *
  * Writes during a transfer: coordinators already write to the new list
  * (the ring changed first), so the new replica takes every write directly
@@ -109,12 +116,14 @@
 #include "transfer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mimalloc.h>
 
@@ -149,14 +158,27 @@
 #define TRANSFER_CHUNKS_MAX (TRANSFER_VISIT_MAX / TRANSFER_SCAN_STEP + 1)
 #define TRANSFER_RETRY_MS 200            /* a batch that failed is asked again after this */
 
+/* Where a walk stands: its next cursor, the source that walk is with (an
+ * index into ids, plus 1; 0: none yet) and the least reach that source gave
+ * for its batches so far, for the writes [from, epoch). A cursor is worth
+ * only this: another source, or other from/epoch, starts from 0. */
+struct tr_pos {
+    uint64_t cursor;
+    uint64_t reach;
+    uint64_t from, epoch;
+    uint32_t src;
+};
+
 struct tr_part {
     uint8_t n_src, src_at;
     bool ck_done;              /* the walk ended by the checkpoint's time */
     bool in_sweep;             /* DROPPING since the drop pass began */
     uint16_t src[TRANSFER_SOURCES_MAX]; /* indexes into ids */
     uint64_t cursor;           /* next position to ask (memory) */
-    uint64_t ck_cursor;        /* the checkpoint's: saved once durable */
-    uint64_t saved;            /* in the file */
+    uint64_t walk_reach;       /* least reach of this walk's batches (cursor != 0) */
+    uint32_t cur_src;          /* the source of this walk (ids index + 1; 0: none) */
+    struct tr_pos ck;          /* the checkpoint's: saved once durable */
+    struct tr_pos saved;       /* in the file */
     uint64_t bytes, keys;
     uint64_t ck_bytes, saved_bytes; /* bytes received by the checkpoint's / the file's cursor */
     uint32_t release_ok;       /* RELEASING: list positions that said yes */
@@ -206,6 +228,7 @@ struct transfer {
     double tokens;
     int64_t tokens_ms, now_ms;
     bool sweeping;             /* a drop pass is under way */
+    bool drops;                /* a drop pass resumed from the state file waits */
     uint64_t sweep_cursor;
     uint64_t rate_bytes;       /* received since the last rate update */
     int64_t rate_ms;
@@ -288,69 +311,137 @@ static void tr_save(struct transfer *tr)
                  strerror(errno));
         return;
     }
-    fprintf(f, "epoch %" PRIu64 "\n", tr->ring ? tr->ring->epoch : 0);
+    fprintf(f, "transfers 2\nepoch %" PRIu64 "\n", tr->ring ? tr->ring->epoch : 0);
+    uint32_t lines = 0;
     for (uint32_t p = 0; tr->parts && p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
         if (tr_incoming(s)) {
-            fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64, p, tr->parts[p].saved,
-                    tr->parts[p].from, tr->parts[p].epoch);
+            const struct tr_part *tp = &tr->parts[p];
+            /* the saved cursor only for the range it was walked for */
+            bool same = tp->saved.cursor && tp->saved.src && tp->saved.from == tp->from &&
+                        tp->saved.epoch == tp->epoch;
+            fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %" PRIu64, p,
+                    same ? tp->saved.cursor : 0, tp->from, tp->epoch,
+                    same ? tr->ids[tp->saved.src - 1] : "-", same ? tp->saved.reach : UINT64_MAX);
             for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
                 fprintf(f, " %s", tr->ids[tr->parts[p].src[k]]);
             fputc('\n', f);
+            lines++;
         } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
-            fprintf(f, "out %u %" PRIu64 " %" PRIu64 "\n", p, tr->parts[p].from,
-                    tr->parts[p].epoch);
+            /* a drop pass under way resumes as one: its copy is no longer whole */
+            fprintf(f, "%s %u %" PRIu64 " %" PRIu64 "\n", s == TRANSFER_DROPPING ? "drop" : "out",
+                    p, tr->parts[p].from, tr->parts[p].epoch);
+            lines++;
         }
     }
-    bool ok = fflush(f) == 0 && !ferror(f);
+    fprintf(f, "end %u\n", lines); /* a file without it is cut short: not trusted */
+    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, tr->path) != 0)
+    if (!ok || rename(tmp, tr->path) != 0) {
         log_warn("cannot write %s: %s", tr->path, strerror(errno));
+        return;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tr->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) /* the rename itself */
+        log_warn("cannot sync the directory of %s: %s", tr->path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
 }
 
-static void tr_load(struct transfer *tr)
+/* Reads the state file: true when it was whole (its header, and its end
+ * line counting the lines before it), else nothing of it is kept. */
+static bool tr_load_file(struct transfer *tr, uint32_t *n_in, uint32_t *n_out)
 {
     FILE *f = tr->path[0] ? fopen(tr->path, "r") : NULL;
     if (!f)
-        return;
+        return false;
     char line[1024];
-    uint32_t n_in = 0, n_out = 0;
-    while (fgets(line, sizeof line, f)) {
+    bool header = false, end = false;
+    uint32_t lines = 0;
+    while (!end && fgets(line, sizeof line, f)) {
+        if (!strchr(line, '\n'))
+            break; /* too long or cut short */
         char *save = NULL;
         char *kind = strtok_r(line, " \n", &save);
         char *ps = strtok_r(NULL, " \n", &save);
-        if (kind && ps && strcmp(kind, "epoch") == 0)
-            tr->file_epoch = strtoull(ps, NULL, 10);
-        if (!kind || !ps || tr_parts_alloc(tr) != 0)
+        if (!kind || !ps)
+            break;
+        if (strcmp(kind, "transfers") == 0) {
+            header = strcmp(ps, "2") == 0;
             continue;
+        }
+        if (strcmp(kind, "epoch") == 0) {
+            tr->file_epoch = strtoull(ps, NULL, 10);
+            continue;
+        }
+        if (strcmp(kind, "end") == 0) {
+            end = strtoul(ps, NULL, 10) == lines;
+            break;
+        }
+        if (!header || tr_parts_alloc(tr) != 0)
+            break;
+        lines++;
         unsigned long p = strtoul(ps, NULL, 10);
         if (p >= tr->q)
-            continue;
+            break;
         struct tr_part *tp = &tr->parts[p];
         char *cs = strcmp(kind, "in") == 0 ? strtok_r(NULL, " \n", &save) : NULL;
         char *fs = strtok_r(NULL, " \n", &save), *es = strtok_r(NULL, " \n", &save);
-        if (!fs || !es || (!cs && strcmp(kind, "out") != 0))
-            continue;
+        bool is_out = strcmp(kind, "out") == 0, is_drop = strcmp(kind, "drop") == 0;
+        if (!fs || !es || (!cs && !is_out && !is_drop))
+            break;
         tp->from = strtoull(fs, NULL, 10);
         tp->epoch = strtoull(es, NULL, 10);
-        if (!cs) { /* out: it keeps a copy until the list has it (serving what it has) */
-            tr_set(tr, (uint32_t)p, TRANSFER_RELEASING);
-            n_out++;
+        if (!cs) { /* out: it keeps a copy until the list has it (serving what it has);
+                    * drop: a drop pass was under way: it goes on (nothing served) */
+            tr_set(tr, (uint32_t)p, is_drop ? TRANSFER_DROPPING : TRANSFER_RELEASING);
+            tr->drops |= is_drop;
+            (*n_out)++;
             continue;
         }
-        tp->cursor = tp->saved = strtoull(cs, NULL, 10);
+        char *ss = strtok_r(NULL, " \n", &save), *rs = strtok_r(NULL, " \n", &save);
+        if (!ss || !rs)
+            break;
+        int si = strlen(ss) == RING_ID_LEN ? tr_id_index(tr, ss) : -1;
+        tp->cursor = si >= 0 ? strtoull(cs, NULL, 10) : 0;
+        tp->cur_src = si >= 0 ? (uint32_t)si + 1 : 0;
+        tp->walk_reach = si >= 0 ? strtoull(rs, NULL, 10) : UINT64_MAX;
+        tp->saved = (struct tr_pos){tp->cursor, tp->walk_reach, tp->from, tp->epoch, tp->cur_src};
         for (char *id; (id = strtok_r(NULL, " \n", &save)) && tp->n_src < TRANSFER_SOURCES_MAX;) {
             int i = strlen(id) == RING_ID_LEN ? tr_id_index(tr, id) : -1;
             if (i >= 0)
                 tp->src[tp->n_src++] = (uint16_t)i;
         }
         tr_set(tr, (uint32_t)p, TRANSFER_PENDING);
-        n_in++;
+        (*n_in)++;
     }
     fclose(f);
-    if (n_in || n_out)
-        log_info("transfers resumed from %s: %u partitions to pull, %u to release", tr->path, n_in,
-                 n_out);
+    return header && end;
+}
+
+static void tr_load(struct transfer *tr)
+{
+    uint32_t n_in = 0, n_out = 0;
+    bool whole = tr_load_file(tr, &n_in, &n_out);
+    if (whole) {
+        if (n_in || n_out)
+            log_info("transfers resumed from %s: %u partitions to pull, %u to release",
+                     tr->path, n_in, n_out);
+        return;
+    }
+    if (tr->file_epoch || n_in || n_out)
+        log_warn("%s is damaged or cut short: this node pulls every partition of its lists",
+                 tr->path);
+    tr->file_epoch = 0; /* no baseline: transfer_init() takes no start ring */
+    tr->drops = false;
+    memset(tr->state, 0, tr->q);
+    if (tr->parts)
+        memset(tr->parts, 0, tr->q * sizeof *tr->parts);
 }
 
 /* ---- set-up ---- */
@@ -373,7 +464,10 @@ int transfer_init(struct shard *sh)
     /* data that did not survive (storage = memory, or a log directory that
      * started empty) holds nothing, whatever ring the node comes back in */
     bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
-    tr_load(tr);
+    if (data_kept)
+        tr_load(tr);
+    else if (tr->path[0]) /* it described data that is gone */
+        (void)unlink(tr->path);
     const struct ring *start = n->admin ? admin_start_ring(n->admin) : NULL;
     /* alone, it holds everything there is; else only what its data and its
      * state file say, of the ring the file was written for: a ring change
@@ -457,6 +551,7 @@ static void tr_start_pull(struct transfer *tr, const struct node *n, const struc
         /* back in the list while releasing a whole copy: it has [0, left) */
         uint64_t have_to = st == TRANSFER_RELEASING && tp->from == 0 ? tp->epoch : 0;
         memset(tp, 0, sizeof *tp);
+        tp->walk_reach = UINT64_MAX;
         tp->from = have_to;
         tp->epoch = ring->epoch; /* writes since reach it directly */
         tr_set(tr, p, TRANSFER_PENDING);
@@ -492,8 +587,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
         for (uint32_t p = 0; p < tr->q; p++) /* what it released it still serves */
             if (tr_incoming(tr_get(tr, p)))
                 tr_set(tr, p, TRANSFER_NONE);
-        tr_cancel_streams(tr);
-        tr->sweeping = false;
+        tr_cancel_streams(tr); /* a drop pass under way goes on */
         ring_destroy(old);
         tr_save(tr);
         return;
@@ -626,6 +720,17 @@ static void tr_stream_end(struct transfer *tr, uint32_t i, bool next_source)
     st->busy = false;
 }
 
+/* Partition tp is pulled from source src (an index into ids) next: a walk
+ * begun with another source starts over (its reach is that source's). */
+static void tr_walk_with(struct tr_part *tp, int src)
+{
+    if (tp->cur_src != (uint32_t)src + 1 && tp->cursor) {
+        tp->cursor = 0;
+        tp->walk_reach = UINT64_MAX;
+    }
+    tp->cur_src = (uint32_t)src + 1;
+}
+
 /* Starts streams while the limits allow. */
 static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t now_ms)
 {
@@ -639,6 +744,7 @@ static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t
         int src = tr_pick_source(tr, s, &tr->parts[p]);
         if (src < 0)
             continue;
+        tr_walk_with(&tr->parts[p], src);
         uint32_t i = 0;
         while (tr->streams[i].busy)
             i++;
@@ -654,9 +760,11 @@ static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t
         for (uint32_t q = p; q < tr->q && st->nparts < TRANSFER_GROUP_MAX; q++) {
             struct tr_part *tq = &tr->parts[q];
             if (tr_get(tr, q) != TRANSFER_PENDING || now_ms < tq->retry_ms ||
-                tq->cursor != st->cursor ||
                 tq->epoch != st->epoch || tq->from != st->from ||
                 tr_pick_source(tr, s, tq) != src)
+                continue;
+            tr_walk_with(tq, src);
+            if (tq->cursor != st->cursor)
                 continue;
             st->parts[st->nparts++] = (uint16_t)q;
             tr_set(tr, q, TRANSFER_STREAMING);
@@ -859,13 +967,20 @@ static void tr_on_end_now(struct shard *sh, uint32_t i)
         if (p >= tr->q || !tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
             continue;
         struct tr_part *tp = &tr->parts[p];
+        if (tp->cursor == 0)
+            tp->walk_reach = UINT64_MAX; /* a new walk */
+        if (reach < tp->walk_reach)
+            tp->walk_reach = reach; /* the walk reaches as far as its shortest batch */
+        reach = tp->walk_reach;
         tp->cursor = next;
         if (next != 0) {
             again[n_again++] = (uint16_t)p;
             tr_set(tr, p, TRANSFER_PENDING);
         } else if (reach >= tp->epoch) {
+            tp->walk_reach = UINT64_MAX;
             tr_set(tr, p, TRANSFER_SETTLING); /* every write it lacked */
         } else { /* the writes up to `reach`: the rest from another source */
+            tp->walk_reach = UINT64_MAX;
             tp->from = reach;
             tp->src_at++;
             tr_set(tr, p, TRANSFER_PENDING);
@@ -1194,6 +1309,7 @@ static void tr_drop_step(struct shard *sh)
             tr->parts[p].in_sweep = tr_get(tr, p) == TRANSFER_DROPPING;
             any |= tr->parts[p].in_sweep;
         }
+        tr->drops = false;
         if (!any)
             return;
         tr->sweeping = true;
@@ -1236,7 +1352,7 @@ static void tr_checkpoint(struct shard *sh, int64_t now_ms)
     if (tr->ck_pending && durable >= tr->ck_seq) {
         for (uint32_t p = 0; p < tr->q; p++) {
             struct tr_part *tp = &tr->parts[p];
-            tp->saved = tp->ck_cursor;
+            tp->saved = tp->ck;
             tp->saved_bytes = tp->ck_bytes;
             if (tp->ck_done && tr_get(tr, p) == TRANSFER_SETTLING) {
                 tr_set(tr, p, TRANSFER_DONE);
@@ -1256,7 +1372,10 @@ static void tr_checkpoint(struct shard *sh, int64_t now_ms)
     tr->ck_seq = sh->persist ? persist_last_seq(sh->persist) : 0;
     for (uint32_t p = 0; p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
-        tr->parts[p].ck_cursor = tr_incoming(s) ? tr->parts[p].cursor : 0;
+        struct tr_part *tp = &tr->parts[p];
+        tp->ck = tr_incoming(s) ? (struct tr_pos){tp->cursor, tp->walk_reach, tp->from, tp->epoch,
+                                                  tp->cur_src}
+                                : (struct tr_pos){0};
         tr->parts[p].ck_bytes = tr_incoming(s) ? tr->parts[p].bytes : 0;
         tr->parts[p].ck_done = s == TRANSFER_SETTLING;
     }
@@ -1271,7 +1390,9 @@ static void tr_figures(struct transfer *tr, int64_t now_ms)
         unsigned s = tr_get(tr, p);
         by[s]++;
         const struct tr_part *tp = &tr->parts[p];
-        resumable += s == TRANSFER_DONE ? tp->bytes : tr_incoming(s) && tp->saved ? tp->saved_bytes : 0;
+        resumable += s == TRANSFER_DONE                           ? tp->bytes
+                     : tr_incoming(s) && tp->saved.cursor ? tp->saved_bytes
+                                                          : 0;
         if (s == TRANSFER_DONE) {
             done_bytes += (double)tp->bytes;
             done_parts++;
@@ -1329,7 +1450,8 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
             tr_ring_changed(sh, s);
         tr->snap_version = s->version;
     }
-    bool alone = s && s->ring && s->ring->n_members == 1 && !tr->dirty && !tr->ck_pending;
+    bool alone = s && s->ring && s->ring->n_members == 1 && !tr->dirty && !tr->ck_pending &&
+                 !tr->sweeping && !tr->drops; /* a drop pass under way ends */
     if (!tr->parts || !s || !s->ring || alone) { /* a cluster of one moves nothing */
         snapshot_read_end(n->snapshots, sh->id);
         return;

@@ -22,6 +22,11 @@
  *   beyond RAM): every key still reads back at the joiner with R = 1 once
  *   the old owners released (a source that skipped cold keys let the
  *   joiner take the partition as whole, and the old owners dropped them).
+ * - test_transfer_cut_state_file_pulls_all: the throttled join; the joiner
+ *   is killed midway and its state files are cut short after the ring
+ *   epoch line (a crash while writing them): restarted, it pulls every
+ *   partition of its lists (a cut file is no baseline) and holds every key
+ *   (trusting it, it took the partitions the file no longer named as held).
  * Without transfers the joiner's local reads miss (only read repair fills
  * it) and the counts stay at the old owners; nothing moves on a leave or a
  * force-remove, so the remaining nodes hold fewer than 2 copies. Every wait
@@ -293,6 +298,50 @@ static void test_transfer_resumes_after_kill(void **state)
     check_local_reads(3, "k", KEYS, vlen);
 }
 
+/* Cuts node i's transfers.<shard> files after their "epoch" line. */
+static void cut_state_files(int i)
+{
+    for (int sh = 0; sh < 2; sh++) {
+        char path[512], text[256] = "";
+        snprintf(path, sizeof path, "%s/transfers.%d", cluster_dir(i), sh);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char line[2048];
+        while (fgets(line, sizeof line, f)) {
+            strncat(text, line, sizeof text - strlen(text) - 1);
+            if (strncmp(line, "epoch ", 6) == 0)
+                break;
+        }
+        fclose(f);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_transfer_cut_state_file_pulls_all(void **state)
+{
+    (void)state;
+    const size_t vlen = 2000;
+    start_three_loaded(NULL, vlen);
+    const char *throttle[] = {"--handoff-max-bytes-per-sec", "400kb", NULL};
+    const char *flags[24];
+    flags_of(flags, throttle, true);
+    assert_int_equal(cluster_start(3, flags), 0);
+    int64_t deadline = cluster_now_ms() + WAIT_MS;
+    while (transfers_field(3, "resumable_bytes") < 300000 && cluster_now_ms() < deadline)
+        usleep(50000);
+    assert_true(transfers_field(3, "resumable_bytes") >= 300000);
+    cluster_signal(3, SIGKILL);
+    cut_state_files(3);
+    assert_int_equal(cluster_start(3, flags), 0);
+    struct settled s = {{0, 1, 2, 3}, 4, 2 * KEYS, 4, NULL, 0};
+    wait_settled(&s, "a join whose state files were cut");
+    check_local_reads(3, "k", KEYS, vlen);
+}
+
 static long long cold_keys(int i)
 {
     char *info = cluster_ask(i, "INFO");
@@ -377,6 +426,7 @@ int main(void)
         cmocka_unit_test_teardown(test_transfer_leave_moves_data_off, cluster_forget_all),
         cmocka_unit_test_teardown(test_transfer_force_remove_rereplicates, cluster_forget_all),
         cmocka_unit_test_teardown(test_transfer_join_moves_cold_values, cluster_forget_all),
+        cmocka_unit_test_teardown(test_transfer_cut_state_file_pulls_all, cluster_forget_all),
     };
     if (getenv("TRANSFER_TEST")) /* one test, when debugging */
         cmocka_set_test_filter(getenv("TRANSFER_TEST"));
