@@ -15,7 +15,10 @@
  * memory, or a data directory that started empty: persist_layout), in
  * whatever ring it comes back. A ring of this node alone (one that left)
  * pulls nothing and asks nobody, but still serves what it was releasing
- * (members that left are asked as sources, dead ones are not). Sources,
+ * (members that left are asked as sources, dead ones are not); one that
+ * was in a ring of several members keeps what it held, and a pull cut
+ * short, as RELEASING with its real range, and serves nothing else (only
+ * a node that never was in such a ring holds everything when alone). Sources,
  * in order: the old list, the new list, then every other member:
  * a source serves a partition only when it has every write the receiver
  * lacks from the first it lacks on, else says so and the receiver tries
@@ -229,6 +232,8 @@ struct transfer {
     int64_t tokens_ms, now_ms;
     bool sweeping;             /* a drop pass is under way */
     bool drops;                /* a drop pass resumed from the state file waits */
+    bool was_multi;            /* it has been in a ring of several members (then a ring
+                                  of itself does not mean it holds everything) */
     uint64_t sweep_cursor;
     uint64_t rate_bytes;       /* received since the last rate update */
     int64_t rate_ms;
@@ -311,7 +316,8 @@ static void tr_save(struct transfer *tr)
                  strerror(errno));
         return;
     }
-    fprintf(f, "transfers 2\nepoch %" PRIu64 "\n", tr->ring ? tr->ring->epoch : 0);
+    fprintf(f, "transfers 2 %d\nepoch %" PRIu64 "\n", tr->was_multi,
+            tr->ring ? tr->ring->epoch : 0);
     uint32_t lines = 0;
     for (uint32_t p = 0; tr->parts && p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
@@ -372,7 +378,9 @@ static bool tr_load_file(struct transfer *tr, uint32_t *n_in, uint32_t *n_out)
         if (!kind || !ps)
             break;
         if (strcmp(kind, "transfers") == 0) {
-            header = strcmp(ps, "2") == 0;
+            char *ms = strtok_r(NULL, " \n", &save);
+            header = strcmp(ps, "2") == 0 && ms;
+            tr->was_multi = ms && strcmp(ms, "1") == 0;
             continue;
         }
         if (strcmp(kind, "epoch") == 0) {
@@ -439,6 +447,7 @@ static void tr_load(struct transfer *tr)
                  tr->path);
     tr->file_epoch = 0; /* no baseline: transfer_init() takes no start ring */
     tr->drops = false;
+    tr->was_multi = false;
     memset(tr->state, 0, tr->q);
     if (tr->parts)
         memset(tr->parts, 0, tr->q * sizeof *tr->parts);
@@ -476,6 +485,8 @@ int transfer_init(struct shard *sh)
         start = NULL;
     if (start && start->epoch > 0 && start->q == tr->q && ring_clone(start, &tr->ring) != 0)
         goto fail;
+    if (start && start->n_members > 1)
+        tr->was_multi = true;
     return 0;
 fail:
     transfer_fini(sh);
@@ -503,10 +514,15 @@ static uint32_t tr_n_eff(const struct node *n, const struct ring *ring)
     return want < ring->n ? want : ring->n;
 }
 
-/* True when member `id` is in partition p's first N of ring. */
+/* True when member `id` is in partition p's first N of ring (a ring of
+ * itself alone: every partition, unless this shard has been in a ring of
+ * several members, whose copies were kept as RELEASING when it left). */
 static bool tr_in_list(const struct node *n, const struct ring *ring, const char *id, uint32_t p)
 {
     if (!ring || ring->epoch == 0 || p >= ring->q)
+        return false;
+    const struct shard *sh = n->shards[n->partition_shard[p]];
+    if (ring->n_members == 1 && sh && sh->transfer && sh->transfer->was_multi)
         return false;
     uint32_t m = ring_member_index(ring, id);
     if (m == RING_NONE)
@@ -584,7 +600,20 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
     tr->ring = copy;
     tr->dirty = true; /* the state file exists from the first ring on */
     if (ring->n_members == 1) { /* alone (first, or left): pulls nothing, asks nobody; */
-        for (uint32_t p = 0; p < tr->q; p++) /* what it released it still serves */
+        /* what it held or released it still serves, each copy as far as it
+         * reaches (a pull cut short: its writes since it began) */
+        for (uint32_t p = 0; tr->was_multi && p < tr->q; p++) {
+            unsigned st = tr_get(tr, p);
+            if (n->partition_shard[p] != sh->id || st == TRANSFER_RELEASING ||
+                st == TRANSFER_DROPPING || (!tr_incoming(st) && !tr_in_list(n, old, self, p)))
+                continue;
+            uint64_t from = tr_receiving(st) ? tr->parts[p].epoch : 0;
+            memset(&tr->parts[p], 0, sizeof tr->parts[p]);
+            tr->parts[p].from = from;
+            tr->parts[p].epoch = ring->epoch;
+            tr_set(tr, p, TRANSFER_RELEASING);
+        }
+        for (uint32_t p = 0; !tr->was_multi && p < tr->q; p++)
             if (tr_incoming(tr_get(tr, p)))
                 tr_set(tr, p, TRANSFER_NONE);
         tr_cancel_streams(tr); /* a drop pass under way goes on */
@@ -615,6 +644,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
             tr->parts[p].release_ok = 0; /* ask the new list */
         }
     }
+    tr->was_multi = true; /* after the loop: a ring of itself before held everything */
     tr_cancel_streams(tr); /* their groups may have changed; replies are dropped */
     for (uint32_t p = 0; p < tr->q; p++)
         if (tr_get(tr, p) == TRANSFER_STREAMING)
