@@ -2823,6 +2823,13 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
             return true; /* checked now */
     const struct coord_view *v = c->view;
     uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    unsigned ts = transfer_state(sh->node, p);
+    if (ts != TRANSFER_NONE && ts != TRANSFER_DONE) {
+        /* pulling p (a key it has not received yet may still hold the value
+         * the tombstone deleted somewhere) or releasing it: not now */
+        COORD_STAT(sh, reaps_deferred);
+        return true;
+    }
     const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v), peers[COORD_PEERS_MAX], npeers = 0;
     for (uint32_t k = 0; k < n_eff; k++) {
