@@ -269,20 +269,29 @@ static void test_transfer_join_moves_data(void **state)
     }
 }
 
-static void test_transfer_resumes_after_kill(void **state)
+/* 3 nodes loaded with values of vlen bytes and a 4th joining throttled
+ * (its flags in flags[24]), until it saved cursors behind at least `want`
+ * bytes; returns how many. */
+static long long join_throttled(const char **flags, size_t vlen, long long want)
 {
-    (void)state;
-    const size_t vlen = 2000;
+    static const char *const throttle[] = {"--handoff-max-bytes-per-sec", "400kb", NULL};
     start_three_loaded(NULL, vlen);
-    const char *throttle[] = {"--handoff-max-bytes-per-sec", "400kb", NULL};
-    const char *flags[24];
     flags_of(flags, throttle, true);
     assert_int_equal(cluster_start(3, flags), 0);
     int64_t deadline = cluster_now_ms() + WAIT_MS;
     long long saved = 0; /* bytes behind the cursors the joiner saved (durably received) */
-    while ((saved = transfers_field(3, "resumable_bytes")) < 600000 && cluster_now_ms() < deadline)
+    while ((saved = transfers_field(3, "resumable_bytes")) < want && cluster_now_ms() < deadline)
         usleep(50000);
-    assert_true(saved >= 600000);
+    assert_true(saved >= want);
+    return saved;
+}
+
+static void test_transfer_resumes_after_kill(void **state)
+{
+    (void)state;
+    const size_t vlen = 2000;
+    const char *flags[24];
+    long long saved = join_throttled(flags, vlen, 600000);
     long long before = transfers_field(3, "bytes");
     cluster_signal(3, SIGKILL);
     assert_int_equal(cluster_start(3, flags), 0);
@@ -325,15 +334,8 @@ static void test_transfer_cut_state_file_pulls_all(void **state)
 {
     (void)state;
     const size_t vlen = 2000;
-    start_three_loaded(NULL, vlen);
-    const char *throttle[] = {"--handoff-max-bytes-per-sec", "400kb", NULL};
     const char *flags[24];
-    flags_of(flags, throttle, true);
-    assert_int_equal(cluster_start(3, flags), 0);
-    int64_t deadline = cluster_now_ms() + WAIT_MS;
-    while (transfers_field(3, "resumable_bytes") < 300000 && cluster_now_ms() < deadline)
-        usleep(50000);
-    assert_true(transfers_field(3, "resumable_bytes") >= 300000);
+    (void)join_throttled(flags, vlen, 300000);
     cluster_signal(3, SIGKILL);
     cut_state_files(3);
     assert_int_equal(cluster_start(3, flags), 0);
