@@ -2821,9 +2821,24 @@ static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *
         coord_on_get(sh, link, wm, hash, is_loaded);
         return;
     case WIRE_OP_SYNC:
-    case WIRE_OP_HINT: /* at a replica of its key: its SYNC */
+    case WIRE_OP_HINT: { /* at a replica of its key: its SYNC */
+        /* handing the partition off (transfer.h): its copy is dropped once
+         * the new list holds it whole, so a write taken here now (a stale
+         * coordinator, a read repair) could be lost with it: refused, it is
+         * not acknowledged by this node */
+        uint32_t p = node_partition_of(sh->node, wm->key.ptr, wm->key.len, hash);
+        unsigned ts = transfer_state(sh->node, p);
+        if ((ts == TRANSFER_RELEASING || ts == TRANSFER_DROPPING) && coord_is_cluster(sh) &&
+            !coord_holds(sh->coord->view, p, coord_n_eff(sh->node, sh->coord->view))) {
+            /* (back in its list by its view: the transfer keeps the copy) */
+            if (wm->id) /* a repair's (id 0) awaits no answer */
+                coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_UNAVAILABLE,
+                            "this node is handing the key's partition off", NULL, 0, NULL);
+            return;
+        }
         coord_on_sync(sh, link, wm, hash, is_loaded);
         return;
+    }
     default:
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "operation not served", NULL, 0,
                     NULL);
@@ -2919,6 +2934,13 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
             return true; /* checked now */
     const struct coord_view *v = c->view;
     uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    unsigned ts = transfer_state(sh->node, p);
+    if (ts != TRANSFER_NONE && ts != TRANSFER_DONE) {
+        /* pulling p (a key it has not received yet may still hold the value
+         * the tombstone deleted somewhere) or releasing it: not now */
+        COORD_STAT(sh, reaps_deferred);
+        return true;
+    }
     const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v), peers[COORD_PEERS_MAX], npeers = 0;
     for (uint32_t k = 0; k < n_eff; k++) {

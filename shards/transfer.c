@@ -15,7 +15,10 @@
  * memory, or a data directory that started empty: persist_layout), in
  * whatever ring it comes back. A ring of this node alone (one that left)
  * pulls nothing and asks nobody, but still serves what it was releasing
- * (members that left are asked as sources, dead ones are not). Sources,
+ * (members that left are asked as sources, dead ones are not); one that
+ * was in a ring of several members keeps what it held, and a pull cut
+ * short, as RELEASING with its real range, and serves nothing else (only
+ * a node that never was in such a ring holds everything when alone). Sources,
  * in order: the old list, the new list, then every other member:
  * a source serves a partition only when it has every write the receiver
  * lacks from the first it lacks on, else says so and the receiver tries
@@ -64,9 +67,11 @@
  * unseeded) and across resizes and restarts, so a stream resumes at the
  * same place from any source.
  *
- * Resume. The state file <dir>/transfers.<shard> (text: "epoch E" of the
- * ring it was written for, "in p cursor from epoch sources..." and "out p
- * from epoch" lines, via a temporary file and rename) is written at once
+ * Resume. The state file <dir>/transfers.<shard> (text: "transfers 2",
+ * "epoch E" of the ring it was written for, "in p cursor from epoch
+ * cursor-source walk-reach sources...", "out p from epoch" and "drop p from
+ * epoch" lines, "end <lines>"; written to a temporary file, fsynced,
+ * renamed, the directory fsynced) is written at once
  * when a ring change is taken (so a restart knows what this node does not
  * hold; a restart whose ring is not the file's pulls every partition of
  * its lists). After a batch is applied its cursor is kept in memory and
@@ -76,8 +81,13 @@
  * the source only makes the receiver ask again (late stream: next source).
  * A partition whose walk ended is SETTLING until its records are durable,
  * then DONE. Without a log (storage = memory) cursors are saved at once.
- * The file is not fsynced: a process crash keeps it (page cache); a power
- * loss may lose it, and then read repair and anti-entropy fill the rest.
+ * A file without its end line (cut short), or unreadable, is no baseline:
+ * the node pulls every partition of its lists; a node whose data did not
+ * survive removes it. A cursor is kept with the source it was walked on,
+ * the least reach of that walk's batches and the from/epoch it was asked
+ * for: another source or range starts the walk over, so a partition is
+ * whole only as far as one source's whole walk reached. A drop pass under
+ * way resumes as one ("drop": DROPPING, served to nobody).
  *
  * Writes during a transfer: coordinators already write to the new list
  * (the ring changed first), so the new replica takes every write directly
@@ -95,34 +105,48 @@
  * Cost to a cluster of one: the tick returns after reading the snapshot.
  *
  * Left to others: the links (peerlink.h), versions (replica.h), the ring
- * (admin). Not done: a key whose value is on disk only (values beyond RAM)
- * is skipped by the source and counted (cold_skipped). */
+ * (admin).
+ *
+ * Failures per key. A batch advances only over keys that were sent and
+ * applied: a key whose value is on disk only (values beyond RAM) is read
+ * back by the source (tier.h) and counted (cold_skipped), and like an
+ * export error or a reply not sent it ends the batch before the walk step
+ * that holds it (STREAM_END OVERLOADED when that is the first: "ask again
+ * later"); a key the receiver cannot apply (-ENOMEM at maxmemory, -E2BIG)
+ * makes it ask the same batch again after TRANSFER_RETRY_MS (its own
+ * version of the key on disk only: read back meanwhile). So a
+ * partition is never whole with a key missing. */
 #include "transfer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mimalloc.h>
 
 #include "admin.h"
 #include "buf.h"
 #include "cfg.h"
+#include "cmd.h"
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
 #include "peerlink.h"
 #include "persist.h"
+#include "req.h"
 #include "replica.h"
 #include "ring.h"
 #include "shard.h"
 #include "snapshot.h"
 #include "store.h"
 #include "table.h"
+#include "tier.h"
 
 #define TRANSFER_GROUP_MAX 64            /* partitions in one stream */
 #define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
@@ -133,6 +157,20 @@
 #define TRANSFER_RELEASE_ASK_MS 1000
 #define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
 #define TRANSFER_SERVED_LEN 10           /* STREAM_END: partition u16, reach u64 */
+#define TRANSFER_SCAN_STEP 256           /* table entries per table_scan() call */
+#define TRANSFER_CHUNKS_MAX (TRANSFER_VISIT_MAX / TRANSFER_SCAN_STEP + 1)
+#define TRANSFER_RETRY_MS 200            /* a batch that failed is asked again after this */
+
+/* Where a walk stands: its next cursor, the source that walk is with (an
+ * index into ids, plus 1; 0: none yet) and the least reach that source gave
+ * for its batches so far, for the writes [from, epoch). A cursor is worth
+ * only this: another source, or other from/epoch, starts from 0. */
+struct tr_pos {
+    uint64_t cursor;
+    uint64_t reach;
+    uint64_t from, epoch;
+    uint32_t src;
+};
 
 struct tr_part {
     uint8_t n_src, src_at;
@@ -140,8 +178,10 @@ struct tr_part {
     bool in_sweep;             /* DROPPING since the drop pass began */
     uint16_t src[TRANSFER_SOURCES_MAX]; /* indexes into ids */
     uint64_t cursor;           /* next position to ask (memory) */
-    uint64_t ck_cursor;        /* the checkpoint's: saved once durable */
-    uint64_t saved;            /* in the file */
+    uint64_t walk_reach;       /* least reach of this walk's batches (cursor != 0) */
+    uint32_t cur_src;          /* the source of this walk (ids index + 1; 0: none) */
+    struct tr_pos ck;          /* the checkpoint's: saved once durable */
+    struct tr_pos saved;       /* in the file */
     uint64_t bytes, keys;
     uint64_t ck_bytes, saved_bytes; /* bytes received by the checkpoint's / the file's cursor */
     uint32_t release_ok;       /* RELEASING: list positions that said yes */
@@ -152,10 +192,18 @@ struct tr_part {
      * (from 0: it was whole when it left at `epoch`). */
     uint64_t from, epoch;
     int64_t ask_ms;            /* RELEASING: next question */
+    int64_t retry_ms;          /* PENDING after a failed batch: not asked before this */
 };
 
 struct tr_stream {
     bool busy;
+    bool failed;          /* a key of this batch could not be applied: no advance */
+    bool end_waits;       /* STREAM_END came while keys were parked (kept below) */
+    uint32_t parked;      /* keys of this batch waiting for this node's cold value */
+    uint8_t end_status;
+    uint64_t end_next;
+    uint32_t end_len;
+    uint8_t end_served[TRANSFER_SERVED_LEN * TRANSFER_GROUP_MAX];
     uint32_t gen;
     uint64_t from, epoch; /* the writes its partitions need: [from, epoch) */
     uint16_t src;
@@ -183,6 +231,9 @@ struct transfer {
     double tokens;
     int64_t tokens_ms, now_ms;
     bool sweeping;             /* a drop pass is under way */
+    bool drops;                /* a drop pass resumed from the state file waits */
+    bool was_multi;            /* it has been in a ring of several members (then a ring
+                                  of itself does not mean it holds everything) */
     uint64_t sweep_cursor;
     uint64_t rate_bytes;       /* received since the last rate update */
     int64_t rate_ms;
@@ -265,69 +316,141 @@ static void tr_save(struct transfer *tr)
                  strerror(errno));
         return;
     }
-    fprintf(f, "epoch %" PRIu64 "\n", tr->ring ? tr->ring->epoch : 0);
+    fprintf(f, "transfers 2 %d\nepoch %" PRIu64 "\n", tr->was_multi,
+            tr->ring ? tr->ring->epoch : 0);
+    uint32_t lines = 0;
     for (uint32_t p = 0; tr->parts && p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
         if (tr_incoming(s)) {
-            fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64, p, tr->parts[p].saved,
-                    tr->parts[p].from, tr->parts[p].epoch);
+            const struct tr_part *tp = &tr->parts[p];
+            /* the saved cursor only for the range it was walked for */
+            bool same = tp->saved.cursor && tp->saved.src && tp->saved.from == tp->from &&
+                        tp->saved.epoch == tp->epoch;
+            fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %" PRIu64, p,
+                    same ? tp->saved.cursor : 0, tp->from, tp->epoch,
+                    same ? tr->ids[tp->saved.src - 1] : "-", same ? tp->saved.reach : UINT64_MAX);
             for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
                 fprintf(f, " %s", tr->ids[tr->parts[p].src[k]]);
             fputc('\n', f);
+            lines++;
         } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
-            fprintf(f, "out %u %" PRIu64 " %" PRIu64 "\n", p, tr->parts[p].from,
-                    tr->parts[p].epoch);
+            /* a drop pass under way resumes as one: its copy is no longer whole */
+            fprintf(f, "%s %u %" PRIu64 " %" PRIu64 "\n", s == TRANSFER_DROPPING ? "drop" : "out",
+                    p, tr->parts[p].from, tr->parts[p].epoch);
+            lines++;
         }
     }
-    bool ok = fflush(f) == 0 && !ferror(f);
+    fprintf(f, "end %u\n", lines); /* a file without it is cut short: not trusted */
+    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, tr->path) != 0)
+    if (!ok || rename(tmp, tr->path) != 0) {
         log_warn("cannot write %s: %s", tr->path, strerror(errno));
+        return;
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", tr->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) /* the rename itself */
+        log_warn("cannot sync the directory of %s: %s", tr->path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
 }
 
-static void tr_load(struct transfer *tr)
+/* Reads the state file: true when it was whole (its header, and its end
+ * line counting the lines before it), else nothing of it is kept. */
+static bool tr_load_file(struct transfer *tr, uint32_t *n_in, uint32_t *n_out)
 {
     FILE *f = tr->path[0] ? fopen(tr->path, "r") : NULL;
     if (!f)
-        return;
+        return false;
     char line[1024];
-    uint32_t n_in = 0, n_out = 0;
-    while (fgets(line, sizeof line, f)) {
+    bool header = false, end = false;
+    uint32_t lines = 0;
+    while (!end && fgets(line, sizeof line, f)) {
+        if (!strchr(line, '\n'))
+            break; /* too long or cut short */
         char *save = NULL;
         char *kind = strtok_r(line, " \n", &save);
         char *ps = strtok_r(NULL, " \n", &save);
-        if (kind && ps && strcmp(kind, "epoch") == 0)
-            tr->file_epoch = strtoull(ps, NULL, 10);
-        if (!kind || !ps || tr_parts_alloc(tr) != 0)
+        if (!kind || !ps)
+            break;
+        if (strcmp(kind, "transfers") == 0) {
+            char *ms = strtok_r(NULL, " \n", &save);
+            header = strcmp(ps, "2") == 0 && ms;
+            tr->was_multi = ms && strcmp(ms, "1") == 0;
             continue;
+        }
+        if (strcmp(kind, "epoch") == 0) {
+            tr->file_epoch = strtoull(ps, NULL, 10);
+            continue;
+        }
+        if (strcmp(kind, "end") == 0) {
+            end = strtoul(ps, NULL, 10) == lines;
+            break;
+        }
+        if (!header || tr_parts_alloc(tr) != 0)
+            break;
+        lines++;
         unsigned long p = strtoul(ps, NULL, 10);
         if (p >= tr->q)
-            continue;
+            break;
         struct tr_part *tp = &tr->parts[p];
         char *cs = strcmp(kind, "in") == 0 ? strtok_r(NULL, " \n", &save) : NULL;
         char *fs = strtok_r(NULL, " \n", &save), *es = strtok_r(NULL, " \n", &save);
-        if (!fs || !es || (!cs && strcmp(kind, "out") != 0))
-            continue;
+        bool is_out = strcmp(kind, "out") == 0, is_drop = strcmp(kind, "drop") == 0;
+        if (!fs || !es || (!cs && !is_out && !is_drop))
+            break;
         tp->from = strtoull(fs, NULL, 10);
         tp->epoch = strtoull(es, NULL, 10);
-        if (!cs) { /* out: it keeps a copy until the list has it (serving what it has) */
-            tr_set(tr, (uint32_t)p, TRANSFER_RELEASING);
-            n_out++;
+        if (!cs) { /* out: it keeps a copy until the list has it (serving what it has);
+                    * drop: a drop pass was under way: it goes on (nothing served) */
+            tr_set(tr, (uint32_t)p, is_drop ? TRANSFER_DROPPING : TRANSFER_RELEASING);
+            tr->drops |= is_drop;
+            (*n_out)++;
             continue;
         }
-        tp->cursor = tp->saved = strtoull(cs, NULL, 10);
+        char *ss = strtok_r(NULL, " \n", &save), *rs = strtok_r(NULL, " \n", &save);
+        if (!ss || !rs)
+            break;
+        int si = strlen(ss) == RING_ID_LEN ? tr_id_index(tr, ss) : -1;
+        tp->cursor = si >= 0 ? strtoull(cs, NULL, 10) : 0;
+        tp->cur_src = si >= 0 ? (uint32_t)si + 1 : 0;
+        tp->walk_reach = si >= 0 ? strtoull(rs, NULL, 10) : UINT64_MAX;
+        tp->saved = (struct tr_pos){tp->cursor, tp->walk_reach, tp->from, tp->epoch, tp->cur_src};
         for (char *id; (id = strtok_r(NULL, " \n", &save)) && tp->n_src < TRANSFER_SOURCES_MAX;) {
             int i = strlen(id) == RING_ID_LEN ? tr_id_index(tr, id) : -1;
             if (i >= 0)
                 tp->src[tp->n_src++] = (uint16_t)i;
         }
         tr_set(tr, (uint32_t)p, TRANSFER_PENDING);
-        n_in++;
+        (*n_in)++;
     }
     fclose(f);
-    if (n_in || n_out)
-        log_info("transfers resumed from %s: %u partitions to pull, %u to release", tr->path, n_in,
-                 n_out);
+    return header && end;
+}
+
+static void tr_load(struct transfer *tr)
+{
+    uint32_t n_in = 0, n_out = 0;
+    bool whole = tr_load_file(tr, &n_in, &n_out);
+    if (whole) {
+        if (n_in || n_out)
+            log_info("transfers resumed from %s: %u partitions to pull, %u to release",
+                     tr->path, n_in, n_out);
+        return;
+    }
+    if (tr->file_epoch || n_in || n_out)
+        log_warn("%s is damaged or cut short: this node pulls every partition of its lists",
+                 tr->path);
+    tr->file_epoch = 0; /* no baseline: transfer_init() takes no start ring */
+    tr->drops = false;
+    tr->was_multi = false;
+    memset(tr->state, 0, tr->q);
+    if (tr->parts)
+        memset(tr->parts, 0, tr->q * sizeof *tr->parts);
 }
 
 /* ---- set-up ---- */
@@ -350,7 +473,10 @@ int transfer_init(struct shard *sh)
     /* data that did not survive (storage = memory, or a log directory that
      * started empty) holds nothing, whatever ring the node comes back in */
     bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
-    tr_load(tr);
+    if (data_kept)
+        tr_load(tr);
+    else if (tr->path[0]) /* it described data that is gone */
+        (void)unlink(tr->path);
     const struct ring *start = n->admin ? admin_start_ring(n->admin) : NULL;
     /* alone, it holds everything there is; else only what its data and its
      * state file say, of the ring the file was written for: a ring change
@@ -359,6 +485,8 @@ int transfer_init(struct shard *sh)
         start = NULL;
     if (start && start->epoch > 0 && start->q == tr->q && ring_clone(start, &tr->ring) != 0)
         goto fail;
+    if (start && start->n_members > 1)
+        tr->was_multi = true;
     return 0;
 fail:
     transfer_fini(sh);
@@ -386,10 +514,15 @@ static uint32_t tr_n_eff(const struct node *n, const struct ring *ring)
     return want < ring->n ? want : ring->n;
 }
 
-/* True when member `id` is in partition p's first N of ring. */
+/* True when member `id` is in partition p's first N of ring (a ring of
+ * itself alone: every partition, unless this shard has been in a ring of
+ * several members, whose copies were kept as RELEASING when it left). */
 static bool tr_in_list(const struct node *n, const struct ring *ring, const char *id, uint32_t p)
 {
     if (!ring || ring->epoch == 0 || p >= ring->q)
+        return false;
+    const struct shard *sh = n->shards[n->partition_shard[p]];
+    if (ring->n_members == 1 && sh && sh->transfer && sh->transfer->was_multi)
         return false;
     uint32_t m = ring_member_index(ring, id);
     if (m == RING_NONE)
@@ -434,6 +567,7 @@ static void tr_start_pull(struct transfer *tr, const struct node *n, const struc
         /* back in the list while releasing a whole copy: it has [0, left) */
         uint64_t have_to = st == TRANSFER_RELEASING && tp->from == 0 ? tp->epoch : 0;
         memset(tp, 0, sizeof *tp);
+        tp->walk_reach = UINT64_MAX;
         tp->from = have_to;
         tp->epoch = ring->epoch; /* writes since reach it directly */
         tr_set(tr, p, TRANSFER_PENDING);
@@ -466,11 +600,23 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
     tr->ring = copy;
     tr->dirty = true; /* the state file exists from the first ring on */
     if (ring->n_members == 1) { /* alone (first, or left): pulls nothing, asks nobody; */
-        for (uint32_t p = 0; p < tr->q; p++) /* what it released it still serves */
+        /* what it held or released it still serves, each copy as far as it
+         * reaches (a pull cut short: its writes since it began) */
+        for (uint32_t p = 0; tr->was_multi && p < tr->q; p++) {
+            unsigned st = tr_get(tr, p);
+            if (n->partition_shard[p] != sh->id || st == TRANSFER_RELEASING ||
+                st == TRANSFER_DROPPING || (!tr_incoming(st) && !tr_in_list(n, old, self, p)))
+                continue;
+            uint64_t from = tr_receiving(st) ? tr->parts[p].epoch : 0;
+            memset(&tr->parts[p], 0, sizeof tr->parts[p]);
+            tr->parts[p].from = from;
+            tr->parts[p].epoch = ring->epoch;
+            tr_set(tr, p, TRANSFER_RELEASING);
+        }
+        for (uint32_t p = 0; !tr->was_multi && p < tr->q; p++)
             if (tr_incoming(tr_get(tr, p)))
                 tr_set(tr, p, TRANSFER_NONE);
-        tr_cancel_streams(tr);
-        tr->sweeping = false;
+        tr_cancel_streams(tr); /* a drop pass under way goes on */
         ring_destroy(old);
         tr_save(tr);
         return;
@@ -498,6 +644,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
             tr->parts[p].release_ok = 0; /* ask the new list */
         }
     }
+    tr->was_multi = true; /* after the loop: a ring of itself before held everything */
     tr_cancel_streams(tr); /* their groups may have changed; replies are dropped */
     for (uint32_t p = 0; p < tr->q; p++)
         if (tr_get(tr, p) == TRANSFER_STREAMING)
@@ -603,6 +750,17 @@ static void tr_stream_end(struct transfer *tr, uint32_t i, bool next_source)
     st->busy = false;
 }
 
+/* Partition tp is pulled from source src (an index into ids) next: a walk
+ * begun with another source starts over (its reach is that source's). */
+static void tr_walk_with(struct tr_part *tp, int src)
+{
+    if (tp->cur_src != (uint32_t)src + 1 && tp->cursor) {
+        tp->cursor = 0;
+        tp->walk_reach = UINT64_MAX;
+    }
+    tp->cur_src = (uint32_t)src + 1;
+}
+
 /* Starts streams while the limits allow. */
 static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t now_ms)
 {
@@ -611,11 +769,12 @@ static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t
     for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX; i++)
         busy += tr->streams[i].busy;
     for (uint32_t p = 0; p < tr->q && busy < tr_streams_allowed(sh->node) && tr->tokens > 0; p++) {
-        if (tr_get(tr, p) != TRANSFER_PENDING)
+        if (tr_get(tr, p) != TRANSFER_PENDING || now_ms < tr->parts[p].retry_ms)
             continue;
         int src = tr_pick_source(tr, s, &tr->parts[p]);
         if (src < 0)
             continue;
+        tr_walk_with(&tr->parts[p], src);
         uint32_t i = 0;
         while (tr->streams[i].busy)
             i++;
@@ -630,9 +789,12 @@ static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t
         snprintf(st->addr, sizeof st->addr, "%s", tr_member(s, tr->ids[src])->cluster_addr);
         for (uint32_t q = p; q < tr->q && st->nparts < TRANSFER_GROUP_MAX; q++) {
             struct tr_part *tq = &tr->parts[q];
-            if (tr_get(tr, q) != TRANSFER_PENDING || tq->cursor != st->cursor ||
+            if (tr_get(tr, q) != TRANSFER_PENDING || now_ms < tq->retry_ms ||
                 tq->epoch != st->epoch || tq->from != st->from ||
                 tr_pick_source(tr, s, tq) != src)
+                continue;
+            tr_walk_with(tq, src);
+            if (tq->cursor != st->cursor)
                 continue;
             st->parts[st->nparts++] = (uint16_t)q;
             tr_set(tr, q, TRANSFER_STREAMING);
@@ -660,49 +822,171 @@ static bool tr_in_group(const struct tr_stream *st, uint32_t p)
     return false;
 }
 
-/* One key's state from a source. */
-static void tr_on_item(struct shard *sh, struct tr_stream *st, const struct wire_msg *m)
+static void tr_noop(struct cmd_ctx *c)
+{
+    c->res->status = REQ_OK;
+}
+
+/* A streamed key whose version here is on disk only, waiting for it. */
+struct tr_parked {
+    uint64_t stream_id;
+    uint64_t expire_at_ms;
+    uint32_t klen, mlen, vlen;
+    char data[]; /* key, meta, value */
+};
+
+static void tr_on_end_now(struct shard *sh, uint32_t i);
+static int tr_apply(struct shard *sh, struct tr_stream *st, uint64_t park_id, const char *key,
+                    uint32_t klen, uint64_t hash, const uint8_t *meta, uint32_t mlen,
+                    const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms);
+static struct tr_stream *tr_stream_of(struct transfer *tr, uint64_t id);
+
+static bool tr_loaded(struct req_table *t, struct req *r, enum req_end how)
+{
+    struct shard *sh = t->ctx;
+    struct tr_parked *pk = r->owner_ptr;
+    if (!pk)
+        return true; /* the source's: the receiver asks again */
+    struct tr_stream *st = sh->transfer ? tr_stream_of(sh->transfer, pk->stream_id) : NULL;
+    if (st) {
+        const char *key = pk->data;
+        const uint8_t *meta = (const uint8_t *)pk->data + pk->klen;
+        if (how == REQ_END_DONE)
+            (void)tr_apply(sh, st, 0, key, pk->klen, keyhash(key, pk->klen), meta, pk->mlen,
+                           meta + pk->mlen, pk->vlen, pk->expire_at_ms);
+        else
+            st->failed = true;
+        if (--st->parked == 0 && st->end_waits)
+            tr_on_end_now(sh, (uint32_t)(pk->stream_id & 0xFF));
+    }
+    mi_free(pk);
+    return true;
+}
+
+/* Values beyond RAM: starts reading key's value back from the log (a no-op
+ * message waiting in tier.h, as coord.c's coord_load). The source's
+ * (owner NULL): the batch asked again finds it in memory; the receiver's:
+ * the parked key is applied then (tr_loaded). False when it is in memory
+ * already or the read cannot start. */
+static bool tr_load_cold(struct shard *sh, const char *key, uint32_t klen, uint64_t hash,
+                         struct tr_parked *owner)
+{
+    if (!sh->tier)
+        return false;
+    if (tier_may_run(sh, CMD_READS_VALUE, hash, key, klen)) {
+        store_pin(sh->store, NULL); /* in memory already */
+        return false;
+    }
+    struct resp_arg argv[2] = {{"LOAD", 4}, {key, klen}};
+    struct req *r = req_new(&sh->reqs, 1, 1, tr_loaded, shard_deadline(sh));
+    struct cmd_msg *load =
+        r ? cmd_msg_for(sh, r->id, 0, sh->id, tr_noop, CMD_READS_VALUE, 2, argv, 2, hash) : NULL;
+    if (!load) {
+        if (r)
+            req_cancel(&sh->reqs, r->id);
+        return false;
+    }
+    r->owner_ptr = owner;
+    tier_wait(sh, load);
+    req_arm(&sh->reqs, r);
+    return true;
+}
+
+/* Parks a streamed key until this node's cold version of it is read back
+ * (then applied; tr_loaded). False when it cannot be. */
+static bool tr_park(struct shard *sh, struct tr_stream *st, uint64_t stream_id, const char *key,
+                    uint32_t klen, uint64_t hash, const uint8_t *meta, uint32_t mlen,
+                    const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms)
+{
+    struct tr_parked *pk = mi_malloc(sizeof *pk + (size_t)klen + mlen + vlen + 1);
+    if (!pk)
+        return false;
+    *pk = (struct tr_parked){stream_id, expire_at_ms, klen, mlen, vlen};
+    memcpy(pk->data, key, klen);
+    memcpy(pk->data + klen, meta, mlen);
+    memcpy(pk->data + klen + mlen, val, vlen);
+    if (!tr_load_cold(sh, key, klen, hash, pk)) {
+        mi_free(pk);
+        return false;
+    }
+    st->parked++;
+    return true;
+}
+
+/* Applies one streamed key's state; a failure fails the batch (st). With
+ * park_id (the stream's request id), a key whose version here is on disk
+ * only waits for it (tr_park) and is applied then. */
+static int tr_apply(struct shard *sh, struct tr_stream *st, uint64_t park_id, const char *key,
+                    uint32_t klen, uint64_t hash, const uint8_t *meta, uint32_t mlen,
+                    const uint8_t *val, uint32_t vlen, uint64_t expire_at_ms)
 {
     struct transfer *tr = sh->transfer;
-    struct node *n = sh->node;
-    uint64_t hash = keyhash(m->key.ptr, m->key.len);
-    uint32_t p = node_partition_of(n, m->key.ptr, m->key.len, hash);
-    if (!tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
-        return;
-    struct wire_value_iter it;
-    struct wire_bytes v = {0};
-    wire_values_init(&it, m);
-    wire_values_next(&it, &v);
-    int rc = replica_apply(sh->store, n, m->key.ptr, m->key.len, hash, m->meta.ptr, m->meta.len,
-                           v.ptr, v.len, m->expire_at_ms);
-    if (rc < 0 && rc != -E2BIG)
-        log_warn("partition %u: a streamed key could not be applied (%s)", p, strerror(-rc));
-    uint64_t bytes = (uint64_t)m->key.len + m->meta.len + v.len;
+    uint32_t p = node_partition_of(sh->node, key, klen, hash);
+    int rc = replica_apply(sh->store, sh->node, key, klen, hash, meta, mlen, val, vlen,
+                           expire_at_ms);
+    if (rc == -EAGAIN && park_id &&
+        tr_park(sh, st, park_id, key, klen, hash, meta, mlen, val, vlen, expire_at_ms))
+        return 0;
+    if (rc < 0) { /* the batch does not count: asked again (a retry applies it or fails again) */
+        if (!st->failed)
+            log_warn("partition %u: a streamed key could not be applied (%s); the batch is asked "
+                     "again",
+                     p, strerror(-rc));
+        st->failed = true;
+        return rc;
+    }
+    uint64_t bytes = (uint64_t)klen + mlen + vlen;
     tr->parts[p].bytes += bytes;
     tr->parts[p].keys++;
     tr->rate_bytes += bytes;
     tr->tokens -= (double)bytes;
     ST_ADD(tr, bytes, bytes);
     ST_ADD(tr, keys, 1);
+    return 0;
+}
+
+/* One key's state from a source. */
+static void tr_on_item(struct shard *sh, struct tr_stream *st, const struct wire_msg *m)
+{
+    struct transfer *tr = sh->transfer;
+    const char *key = (const char *)m->key.ptr;
+    uint64_t hash = keyhash(key, m->key.len);
+    uint32_t p = node_partition_of(sh->node, key, m->key.len, hash);
+    if (!tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
+        return;
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, m);
+    wire_values_next(&it, &v);
+    uint64_t id = (uint64_t)st->gen << 8 | (uint64_t)(st - tr->streams);
+    (void)tr_apply(sh, st, id, key, m->key.len, hash, m->meta.ptr, m->meta.len, v.ptr, v.len,
+                   m->expire_at_ms);
 }
 
 /* The end of a batch: the next cursor and the partitions served. Those
  * served and not finished are asked for again at once from the same source
  * while the byte budget allows (so a stream runs at the links' pace, not the
  * tick's); those not served go to their next source. */
-static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
+static void tr_on_end_now(struct shard *sh, uint32_t i)
 {
     struct transfer *tr = sh->transfer;
     struct tr_stream *st = &tr->streams[i];
-    if (m->status != WIRE_CODE_OK) {
+    st->end_waits = false;
+    if (st->failed || st->end_status == WIRE_CODE_OVERLOADED) {
+        /* a key of the batch was not applied here, or not sent (a cold
+         * value the source reads back meanwhile): the same batch again,
+         * from the same source, a little later; the cursor stays */
+        for (uint32_t k = 0; k < st->nparts; k++)
+            tr->parts[st->parts[k]].retry_ms = tr->now_ms + TRANSFER_RETRY_MS;
+        tr_stream_end(tr, i, false);
+        return;
+    }
+    if (st->end_status != WIRE_CODE_OK) {
         tr_stream_end(tr, i, true);
         return;
     }
-    struct wire_value_iter it;
-    struct wire_bytes v = {0};
-    wire_values_init(&it, m);
-    wire_values_next(&it, &v);
-    uint64_t next = tr_get_cursor(&m->key);
+    struct wire_bytes v = {st->end_served, st->end_len};
+    uint64_t next = st->end_next;
     uint16_t again[TRANSFER_GROUP_MAX];
     uint32_t n_again = 0;
     for (uint32_t k = 0; k < v.len / TRANSFER_SERVED_LEN; k++) {
@@ -713,13 +997,20 @@ static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
         if (p >= tr->q || !tr_in_group(st, p) || tr_get(tr, p) != TRANSFER_STREAMING)
             continue;
         struct tr_part *tp = &tr->parts[p];
+        if (tp->cursor == 0)
+            tp->walk_reach = UINT64_MAX; /* a new walk */
+        if (reach < tp->walk_reach)
+            tp->walk_reach = reach; /* the walk reaches as far as its shortest batch */
+        reach = tp->walk_reach;
         tp->cursor = next;
         if (next != 0) {
             again[n_again++] = (uint16_t)p;
             tr_set(tr, p, TRANSFER_PENDING);
         } else if (reach >= tp->epoch) {
+            tp->walk_reach = UINT64_MAX;
             tr_set(tr, p, TRANSFER_SETTLING); /* every write it lacked */
         } else { /* the writes up to `reach`: the rest from another source */
+            tp->walk_reach = UINT64_MAX;
             tp->from = reach;
             tp->src_at++;
             tr_set(tr, p, TRANSFER_PENDING);
@@ -729,6 +1020,8 @@ static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
     if (!n_again || tr->tokens <= 0)
         return;
     st->busy = true;
+    st->failed = false;
+    st->parked = 0;
     st->gen = ++tr->next_gen;
     st->cursor = next;
     st->deadline_ms = tr->now_ms + TRANSFER_STREAM_MS;
@@ -738,6 +1031,25 @@ static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
         tr_set(tr, again[k], TRANSFER_STREAMING);
     if (tr_send_stream(sh, i) != 0)
         tr_stream_end(tr, i, false);
+}
+
+/* STREAM_END: handled once the batch's parked keys are applied. */
+static void tr_on_end(struct shard *sh, uint32_t i, const struct wire_msg *m)
+{
+    struct tr_stream *st = &sh->transfer->streams[i];
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    wire_values_init(&it, m);
+    wire_values_next(&it, &v);
+    st->end_status = m->status;
+    st->end_next = tr_get_cursor(&m->key);
+    st->end_len = v.len < sizeof st->end_served ? v.len : sizeof st->end_served;
+    if (st->end_len)
+        memcpy(st->end_served, v.ptr, st->end_len);
+    if (st->parked)
+        st->end_waits = true;
+    else
+        tr_on_end_now(sh, i);
 }
 
 void transfer_on_reply(struct shard *sh, const struct wire_msg *m)
@@ -787,7 +1099,8 @@ static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p,
 struct tr_walk {
     const struct node *n;
     const uint8_t *want; /* per partition: 1 to stream */
-    struct buf keys;     /* klen u32, key: those to export */
+    struct buf keys;     /* chunk u32, klen u32, key: those to export */
+    uint32_t chunk;      /* the table_scan() call under way */
     uint32_t count;
     uint64_t bytes; /* their keys and values, about */
 };
@@ -799,6 +1112,7 @@ static void tr_walk_fn(struct table_entry *e, void *arg)
     uint64_t hash = w->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
     if (!w->want[node_partition_of(w->n, key, e->key_len, hash)])
         return;
+    buf_append(&w->keys, &w->chunk, sizeof w->chunk);
     buf_append(&w->keys, &e->key_len, sizeof e->key_len);
     buf_append(&w->keys, key, e->key_len);
     w->count++;
@@ -821,24 +1135,45 @@ static void tr_reply(struct shard *sh, uint64_t link, const struct wire_msg *rq,
         log_debug("a %s reply could not be sent (%s)", wire_op_name(op), strerror(-rc));
 }
 
-/* Exports and sends the walked keys' states; returns their bytes. */
-static uint64_t tr_send_states(struct shard *sh, uint64_t link, const struct wire_msg *rq,
-                               const struct tr_walk *w)
+/* Exports and sends the walked keys' states. Returns the chunk (the walk's
+ * table_scan() call) of the first key that could not be sent (its value
+ * is on disk only: read back meanwhile; an export error; a reply not
+ * sent), or -1 when all were: the batch may advance only up to that
+ * chunk's start. */
+static int tr_send_states(struct shard *sh, uint64_t link, const struct wire_msg *rq,
+                          const struct tr_walk *w)
 {
     struct transfer *tr = sh->transfer;
     struct replica_state rs;
     replica_state_init(&rs);
     uint64_t bytes = 0;
-    for (size_t off = 0; off + 4 <= w->keys.len;) {
-        uint32_t klen;
-        memcpy(&klen, w->keys.data + off, 4);
-        const char *key = w->keys.data + off + 4;
-        off += 4 + (size_t)klen;
-        int rc = replica_export(sh->store, sh->node, key, klen, keyhash(key, klen), &rs);
-        if (rc == -EAGAIN)
-            ST_ADD(tr, cold_skipped, 1);
-        if (rc != 0)
+    int failed = -1;
+    for (size_t off = 0; off + 8 <= w->keys.len;) {
+        uint32_t chunk, klen;
+        memcpy(&chunk, w->keys.data + off, 4);
+        memcpy(&klen, w->keys.data + off + 4, 4);
+        const char *key = w->keys.data + off + 8;
+        off += 8 + (size_t)klen;
+        if (failed >= 0 && chunk != (uint32_t)failed)
+            break; /* the batch ends before the failed key's chunk: the rest waits */
+        uint64_t hash = keyhash(key, klen);
+        int rc = replica_export(sh->store, sh->node, key, klen, hash, &rs);
+        if (rc == -ENOENT)
+            continue; /* gone since the walk (expired): nothing to give */
+        if (rc != 0 || failed >= 0) { /* that chunk's cold values are read back, not sent */
+            if (rc == 0)
+                continue;
+            if (rc == -EAGAIN) {
+                ST_ADD(tr, cold_skipped, 1);
+                (void)tr_load_cold(sh, key, klen, hash, NULL);
+            } else {
+                log_warn("a key of a streamed partition could not be exported (%s)",
+                         strerror(-rc));
+            }
+            if (failed < 0)
+                failed = (int)chunk;
             continue;
+        }
         struct wire_bytes body = {(const uint8_t *)rs.body.data, (uint32_t)rs.body.len};
         struct wire_msg rm = {.kind = WIRE_REPLY,
                               .id = rq->id,
@@ -849,14 +1184,16 @@ static uint64_t tr_send_states(struct shard *sh, uint64_t link, const struct wir
                               .meta = {(const uint8_t *)rs.meta.data, (uint32_t)rs.meta.len},
                               .n_values = 1,
                               .values = &body};
-        if (peerlink_reply(sh, link, &rm) == 0) {
-            bytes += (uint64_t)klen + rs.meta.len + rs.body.len;
-            ST_ADD(tr, keys_sent, 1);
+        if (peerlink_reply(sh, link, &rm) != 0) {
+            failed = (int)chunk;
+            continue;
         }
+        bytes += (uint64_t)klen + rs.meta.len + rs.body.len;
+        ST_ADD(tr, keys_sent, 1);
     }
     replica_state_fini(&rs);
     ST_ADD(tr, bytes_sent, bytes);
-    return bytes;
+    return failed;
 }
 
 static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg *m,
@@ -891,15 +1228,23 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
     }
     struct tr_walk w = {.n = sh->node, .want = want};
     buf_init(&w.keys);
-    uint64_t cursor = tr_get_cursor(&m->key);
+    uint64_t cursor = tr_get_cursor(&m->key), starts[TRANSFER_CHUNKS_MAX];
     uint32_t visits = 0;
     do {
-        cursor = table_scan(sh->store->table, cursor, 256, tr_walk_fn, &w);
-        visits += 256;
+        starts[w.chunk] = cursor;
+        cursor = table_scan(sh->store->table, cursor, TRANSFER_SCAN_STEP, tr_walk_fn, &w);
+        visits += TRANSFER_SCAN_STEP;
+        w.chunk++;
     } while (cursor != 0 && visits < TRANSFER_VISIT_MAX && w.bytes < TRANSFER_BATCH_BYTES);
-    tr_send_states(sh, link, m, &w);
+    int failed = tr_send_states(sh, link, m, &w);
     buf_fini(&w.keys);
     mi_free(want);
+    if (failed == 0) { /* nothing to advance over: the receiver asks again later */
+        tr_reply(sh, link, m, WIRE_OP_STREAM_END, WIRE_CODE_OVERLOADED, NULL, NULL);
+        return;
+    }
+    if (failed > 0) /* up to the chunk of the first key not sent */
+        cursor = starts[failed];
     uint8_t cur[8];
     tr_put_cursor(cur, cursor);
     struct wire_bytes ck = {cur, 8}, sv = {served, TRANSFER_SERVED_LEN * n_served};
@@ -994,6 +1339,7 @@ static void tr_drop_step(struct shard *sh)
             tr->parts[p].in_sweep = tr_get(tr, p) == TRANSFER_DROPPING;
             any |= tr->parts[p].in_sweep;
         }
+        tr->drops = false;
         if (!any)
             return;
         tr->sweeping = true;
@@ -1036,7 +1382,7 @@ static void tr_checkpoint(struct shard *sh, int64_t now_ms)
     if (tr->ck_pending && durable >= tr->ck_seq) {
         for (uint32_t p = 0; p < tr->q; p++) {
             struct tr_part *tp = &tr->parts[p];
-            tp->saved = tp->ck_cursor;
+            tp->saved = tp->ck;
             tp->saved_bytes = tp->ck_bytes;
             if (tp->ck_done && tr_get(tr, p) == TRANSFER_SETTLING) {
                 tr_set(tr, p, TRANSFER_DONE);
@@ -1056,7 +1402,10 @@ static void tr_checkpoint(struct shard *sh, int64_t now_ms)
     tr->ck_seq = sh->persist ? persist_last_seq(sh->persist) : 0;
     for (uint32_t p = 0; p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
-        tr->parts[p].ck_cursor = tr_incoming(s) ? tr->parts[p].cursor : 0;
+        struct tr_part *tp = &tr->parts[p];
+        tp->ck = tr_incoming(s) ? (struct tr_pos){tp->cursor, tp->walk_reach, tp->from, tp->epoch,
+                                                  tp->cur_src}
+                                : (struct tr_pos){0};
         tr->parts[p].ck_bytes = tr_incoming(s) ? tr->parts[p].bytes : 0;
         tr->parts[p].ck_done = s == TRANSFER_SETTLING;
     }
@@ -1071,7 +1420,9 @@ static void tr_figures(struct transfer *tr, int64_t now_ms)
         unsigned s = tr_get(tr, p);
         by[s]++;
         const struct tr_part *tp = &tr->parts[p];
-        resumable += s == TRANSFER_DONE ? tp->bytes : tr_incoming(s) && tp->saved ? tp->saved_bytes : 0;
+        resumable += s == TRANSFER_DONE                           ? tp->bytes
+                     : tr_incoming(s) && tp->saved.cursor ? tp->saved_bytes
+                                                          : 0;
         if (s == TRANSFER_DONE) {
             done_bytes += (double)tp->bytes;
             done_parts++;
@@ -1129,7 +1480,8 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
             tr_ring_changed(sh, s);
         tr->snap_version = s->version;
     }
-    bool alone = s && s->ring && s->ring->n_members == 1 && !tr->dirty && !tr->ck_pending;
+    bool alone = s && s->ring && s->ring->n_members == 1 && !tr->dirty && !tr->ck_pending &&
+                 !tr->sweeping && !tr->drops; /* a drop pass under way ends */
     if (!tr->parts || !s || !s->ring || alone) { /* a cluster of one moves nothing */
         snapshot_read_end(n->snapshots, sh->id);
         return;

@@ -17,6 +17,16 @@
  * - test_transfer_force_remove_rereplicates: 4 nodes; one is killed and,
  *   once seen down, DELETEd: the 3 others re-replicate its partitions from
  *   one another (2 copies of every key among them, local reads).
+ * - test_transfer_join_moves_cold_values: the join with maxmemory small
+ *   enough that most values are on disk only at the old owners (values
+ *   beyond RAM): every key still reads back at the joiner with R = 1 once
+ *   the old owners released (a source that skipped cold keys let the
+ *   joiner take the partition as whole, and the old owners dropped them).
+ * - test_transfer_cut_state_file_pulls_all: the throttled join; the joiner
+ *   is killed midway and its state files are cut short after the ring
+ *   epoch line (a crash while writing them): restarted, it pulls every
+ *   partition of its lists (a cut file is no baseline) and holds every key
+ *   (trusting it, it took the partitions the file no longer named as held).
  * Without transfers the joiner's local reads miss (only read repair fills
  * it) and the counts stay at the old owners; nothing moves on a leave or a
  * force-remove, so the remaining nodes hold fewer than 2 copies. Every wait
@@ -259,20 +269,29 @@ static void test_transfer_join_moves_data(void **state)
     }
 }
 
-static void test_transfer_resumes_after_kill(void **state)
+/* 3 nodes loaded with values of vlen bytes and a 4th joining throttled
+ * (its flags in flags[24]), until it saved cursors behind at least `want`
+ * bytes; returns how many. */
+static long long join_throttled(const char **flags, size_t vlen, long long want)
 {
-    (void)state;
-    const size_t vlen = 2000;
+    static const char *const throttle[] = {"--handoff-max-bytes-per-sec", "400kb", NULL};
     start_three_loaded(NULL, vlen);
-    const char *throttle[] = {"--handoff-max-bytes-per-sec", "400kb", NULL};
-    const char *flags[24];
     flags_of(flags, throttle, true);
     assert_int_equal(cluster_start(3, flags), 0);
     int64_t deadline = cluster_now_ms() + WAIT_MS;
     long long saved = 0; /* bytes behind the cursors the joiner saved (durably received) */
-    while ((saved = transfers_field(3, "resumable_bytes")) < 600000 && cluster_now_ms() < deadline)
+    while ((saved = transfers_field(3, "resumable_bytes")) < want && cluster_now_ms() < deadline)
         usleep(50000);
-    assert_true(saved >= 600000);
+    assert_true(saved >= want);
+    return saved;
+}
+
+static void test_transfer_resumes_after_kill(void **state)
+{
+    (void)state;
+    const size_t vlen = 2000;
+    const char *flags[24];
+    long long saved = join_throttled(flags, vlen, 600000);
     long long before = transfers_field(3, "bytes");
     cluster_signal(3, SIGKILL);
     assert_int_equal(cluster_start(3, flags), 0);
@@ -285,6 +304,67 @@ static void test_transfer_resumes_after_kill(void **state)
     assert_true(after > 0);
     /* the whole is held * vlen plus keys and versions (a few %) */
     assert_true(after < held * (long long)vlen * 21 / 20 - saved * 3 / 4);
+    check_local_reads(3, "k", KEYS, vlen);
+}
+
+/* Cuts node i's transfers.<shard> files after their "epoch" line. */
+static void cut_state_files(int i)
+{
+    for (int sh = 0; sh < 2; sh++) {
+        char path[512], text[256] = "";
+        snprintf(path, sizeof path, "%s/transfers.%d", cluster_dir(i), sh);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char line[2048];
+        while (fgets(line, sizeof line, f)) {
+            strncat(text, line, sizeof text - strlen(text) - 1);
+            if (strncmp(line, "epoch ", 6) == 0)
+                break;
+        }
+        fclose(f);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_transfer_cut_state_file_pulls_all(void **state)
+{
+    (void)state;
+    const size_t vlen = 2000;
+    const char *flags[24];
+    (void)join_throttled(flags, vlen, 300000);
+    cluster_signal(3, SIGKILL);
+    cut_state_files(3);
+    assert_int_equal(cluster_start(3, flags), 0);
+    struct settled s = {{0, 1, 2, 3}, 4, 2 * KEYS, 4, NULL, 0};
+    wait_settled(&s, "a join whose state files were cut");
+    check_local_reads(3, "k", KEYS, vlen);
+}
+
+static long long cold_keys(int i)
+{
+    char *info = cluster_ask(i, "INFO");
+    long long v = info ? cluster_info_field(info, "cold_keys") : -1;
+    free(info);
+    return v;
+}
+
+static void test_transfer_join_moves_cold_values(void **state)
+{
+    (void)state;
+    const size_t vlen = 3000; /* 2 copies of KEYS: 12 MB over 3 nodes of 2 MB each */
+    const char *small[] = {"--maxmemory", "2mb", NULL};
+    start_three_loaded(small, vlen);
+    for (int i = 0; i < 3; i++)
+        assert_true(cold_keys(i) > 0);
+    const char *flags[24];
+    flags_of(flags, small, true);
+    assert_int_equal(cluster_start(3, flags), 0);
+    struct settled s = {{0, 1, 2, 3}, 4, 2 * KEYS, 4, NULL, 0};
+    wait_settled(&s, "a join with cold values");
     check_local_reads(3, "k", KEYS, vlen);
 }
 
@@ -347,6 +427,8 @@ int main(void)
         cmocka_unit_test_teardown(test_transfer_resumes_after_kill, cluster_forget_all),
         cmocka_unit_test_teardown(test_transfer_leave_moves_data_off, cluster_forget_all),
         cmocka_unit_test_teardown(test_transfer_force_remove_rereplicates, cluster_forget_all),
+        cmocka_unit_test_teardown(test_transfer_join_moves_cold_values, cluster_forget_all),
+        cmocka_unit_test_teardown(test_transfer_cut_state_file_pulls_all, cluster_forget_all),
     };
     if (getenv("TRANSFER_TEST")) /* one test, when debugging */
         cmocka_set_test_filter(getenv("TRANSFER_TEST"));
