@@ -2826,11 +2826,9 @@ static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *
          * the new list holds it whole, so a write taken here now (a stale
          * coordinator, a read repair) could be lost with it: refused, it is
          * not acknowledged by this node */
-        uint32_t p = node_partition_of(sh->node, wm->key.ptr, wm->key.len, hash);
-        unsigned ts = transfer_state(sh->node, p);
-        if ((ts == TRANSFER_RELEASING || ts == TRANSFER_DROPPING) && coord_is_cluster(sh) &&
-            !coord_holds(sh->coord->view, p, coord_n_eff(sh->node, sh->coord->view))) {
-            /* (back in its list by its view: the transfer keeps the copy) */
+        unsigned ts = transfer_state(sh->node, node_partition_of(sh->node, wm->key.ptr,
+                                                                 wm->key.len, hash));
+        if (ts == TRANSFER_RELEASING || ts == TRANSFER_DROPPING) {
             if (wm->id) /* a repair's (id 0) awaits no answer */
                 coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_UNAVAILABLE,
                             "this node is handing the key's partition off", NULL, 0, NULL);
