@@ -2821,22 +2821,9 @@ static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *
         coord_on_get(sh, link, wm, hash, is_loaded);
         return;
     case WIRE_OP_SYNC:
-    case WIRE_OP_HINT: { /* at a replica of its key: its SYNC */
-        /* handing the partition off (transfer.h): its copy is dropped once
-         * the new list holds it whole, so a write taken here now (a stale
-         * coordinator, a read repair) could be lost with it: refused, it is
-         * not acknowledged by this node */
-        unsigned ts = transfer_state(sh->node, node_partition_of(sh->node, wm->key.ptr,
-                                                                 wm->key.len, hash));
-        if (ts == TRANSFER_RELEASING || ts == TRANSFER_DROPPING) {
-            if (wm->id) /* a repair's (id 0) awaits no answer */
-                coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_UNAVAILABLE,
-                            "this node is handing the key's partition off", NULL, 0, NULL);
-            return;
-        }
+    case WIRE_OP_HINT: /* at a replica of its key: its SYNC */
         coord_on_sync(sh, link, wm, hash, is_loaded);
         return;
-    }
     default:
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR, "operation not served", NULL, 0,
                     NULL);
