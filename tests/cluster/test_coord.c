@@ -39,6 +39,7 @@
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "cluster_harness.h"
 
@@ -106,6 +107,29 @@ static char *run(redisContext *c, const char *fmt, ...)
     return text;
 }
 
+/* Every one of the first *arg nodes has its formation's partition
+ * transfers behind it (shards/transfer.h: nothing pending, streaming or
+ * being released), so its ring is the others' and writes are not refused
+ * by a node whose view is an epoch behind or ahead. */
+static bool transfers_settled(void *arg)
+{
+    int n = *(const int *)arg;
+    for (int i = 0; i < n; i++) {
+        json_t *st = cluster_get(i, "/v1/stats");
+        long long busy = 0;
+        const char *keys[] = {"transfer_partitions_pending", "transfer_partitions_streaming",
+                              "transfer_partitions_releasing"};
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            json_t *v = st ? json_object_get(st, keys[k]) : NULL;
+            busy += json_is_number(v) ? (long long)json_number_value(v) : 1;
+        }
+        json_decref(st);
+        if (busy != 0)
+            return false;
+    }
+    return true;
+}
+
 static void start_cluster(int n, const char *const *extra)
 {
     const char *flags[16];
@@ -124,6 +148,7 @@ static void start_cluster(int n, const char *const *extra)
     for (int i = 1; i < n; i++)
         assert_int_equal(cluster_start(i, seeded), 0);
     assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
+    assert_true(cluster_wait(transfers_settled, &n, 30000));
 }
 
 struct expect_value {
