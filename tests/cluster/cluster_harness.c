@@ -370,29 +370,39 @@ static char *read_answer(int fd)
     return buf;
 }
 
-json_t *cluster_request(int i, const char *method, const char *path, const char *body,
-                        int *status)
+/* Sends HTTP request req to node i's admin port (2 s timeouts): the
+ * connected socket, or -1. */
+static int admin_send(int i, const char *req, size_t len)
 {
-    *status = 0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
-        return NULL;
+        return -1;
     struct timeval tv = {.tv_sec = 2};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)(base_port + 1000))};
     inet_pton(AF_INET, cluster_host(i), &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, len, 0) != (ssize_t)len) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+json_t *cluster_request(int i, const char *method, const char *path, const char *body,
+                        int *status)
+{
+    *status = 0;
     char req[4096];
     int n = snprintf(req, sizeof req,
                      "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n\r\n%s",
                      method, path, cluster_host(i), strlen(body), body);
-    if (n < 0 || n >= (int)sizeof req || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, req, (size_t)n, 0) != n) {
-        close(fd);
+    int fd = n < 0 || n >= (int)sizeof req ? -1 : admin_send(i, req, (size_t)n);
+    if (fd < 0)
         return NULL;
-    }
     char *answer = read_answer(fd);
     close(fd);
     json_t *doc = NULL;
@@ -719,23 +729,12 @@ char *cluster_mc_ask(int i, int port, const char *req, const char *until)
 
 char *cluster_get_text(int i, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return NULL;
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)(base_port + 1000))};
-    inet_pton(AF_INET, cluster_host(i), &sa.sin_addr);
     char req[512];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
                      cluster_host(i));
-    if (n < 0 || n >= (int)sizeof req || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, req, (size_t)n, 0) != n) {
-        close(fd);
+    int fd = n < 0 || n >= (int)sizeof req ? -1 : admin_send(i, req, (size_t)n);
+    if (fd < 0)
         return NULL;
-    }
     char *answer = read_answer(fd);
     close(fd);
     int status = 0;
