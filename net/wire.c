@@ -343,9 +343,12 @@ static const char *read_payload(const uint8_t *p, const uint8_t *end, const stru
     return p == end ? NULL : "bytes after the last value";
 }
 
-/* WIRE_MSG_MC: on FORWARD only, and not with WIRE_MSG_RESP3. */
+/* WIRE_MSG_MC: on FORWARD only, and not with WIRE_MSG_RESP3;
+ * WIRE_MSG_REAP: on GET only. */
 static bool request_flags_fit(unsigned op, unsigned flags)
 {
+    if ((flags & WIRE_MSG_REAP) && op != WIRE_OP_GET)
+        return false;
     return !(flags & WIRE_MSG_MC) || (op == WIRE_OP_FORWARD && !(flags & WIRE_MSG_RESP3));
 }
 
@@ -371,7 +374,9 @@ static const char *read_request(const uint8_t *b, const uint8_t *end, const stru
     if (b[19] != 0)
         return "reserved request byte set";
     if (!request_flags_fit(m->op, m->flags))
-        return "memcached flag on a request other than a RESP2 FORWARD";
+        return (m->flags & WIRE_MSG_REAP) && m->op != WIRE_OP_GET
+                   ? "reap flag on a request other than GET"
+                   : "memcached flag on a request other than a RESP2 FORWARD";
     return read_payload(b + WIRE_REQUEST_FIXED, end, lim, m);
 }
 

@@ -58,7 +58,10 @@
  *     (FORWARD: sent on by a node that holds no replica; not sent again),
  *     WIRE_MSG_MC (FORWARD only, never with RESP3: the value is one
  *     memcached text request, its line and data block, and the reply's
- *     value is memcached reply bytes); any other bit is refused
+ *     value is memcached reply bytes), WIRE_MSG_REAP (GET only: a
+ *     tombstone's reap check; a replica still pulling the partition that
+ *     lacks the key says UNAVAILABLE, not NOT_FOUND); any other bit is
+ *     refused
  *   REPLY body: 0 id u64 (the request's), 8 status u8 (enum wire_status_code),
  *     9 op u8 (the request's), 10 text length u16 (<= WIRE_TEXT_MAX),
  *     12 expire_at_ms u64, 20 text (printable ASCII: an error's message),
@@ -139,7 +142,8 @@ enum wire_kind {
 #define WIRE_MSG_RESP3 1  /* REQUEST flag */
 #define WIRE_MSG_HOPPED 2 /* REQUEST flag */
 #define WIRE_MSG_MC 4     /* REQUEST flag */
-#define WIRE_MSG_REQUEST_FLAGS (WIRE_MSG_RESP3 | WIRE_MSG_HOPPED | WIRE_MSG_MC)
+#define WIRE_MSG_REAP 8   /* REQUEST flag */
+#define WIRE_MSG_REQUEST_FLAGS (WIRE_MSG_RESP3 | WIRE_MSG_HOPPED | WIRE_MSG_MC | WIRE_MSG_REAP)
 
 /* X-macros: one list gives each enum and its names. */
 /* clang-format off */

@@ -81,7 +81,11 @@
  * tombstone here (replica_same), and the tombstone here is unchanged, it is
  * deleted (store_delete: a delete record in the log). NOT_FOUND is fine: a
  * replica that reaped did so after its own check, and holds nothing that
- * could bring the value back. An answer holding anything else (an older
+ * could bring the value back. A replica still pulling the partition that
+ * lacks the key does not say NOT_FOUND (the GET carries WIRE_MSG_REAP): the
+ * key may be on its way to it with the very value the tombstone deleted
+ * (from a source that missed the delete), so it answers UNAVAILABLE, and
+ * the check is deferred until its transfer is over. An answer holding anything else (an older
  * value, a newer write) is merged here and the merged state SYNCed to it,
  * as read repair does, and the next pass checks again; no answer: later.
  * So a replica down for longer than tombstone-grace holds every other
@@ -2346,6 +2350,13 @@ static void coord_reply_version(struct shard *sh, uint64_t link, uint64_t id,
 
 static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash);
 
+/* True while this node pulls partition p (a transfer not yet durable). */
+static bool coord_pulling(const struct node *n, uint32_t p)
+{
+    unsigned ts = transfer_state(n, p);
+    return ts == TRANSFER_PENDING || ts == TRANSFER_STREAMING || ts == TRANSFER_SETTLING;
+}
+
 static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
                          bool is_loaded)
 {
@@ -2371,7 +2382,13 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
         return; /* served once its value is back in memory */
     }
     COORD_STAT(sh, gets_in);
-    if (rc == -ENOENT) {
+    if (rc == -ENOENT && (wm->flags & WIRE_MSG_REAP) && coord_pulling(sh->node, wm->partition)) {
+        /* a reap check: the key may be on its way here with the value the
+         * tombstone deleted; NOT_FOUND would let the tombstone go */
+        coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_UNAVAILABLE,
+                    "pulling the partition: not yet known whether the key is held", NULL, 0,
+                    NULL);
+    } else if (rc == -ENOENT) {
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_NOT_FOUND, NULL, NULL, 0, NULL);
     } else if (rc < 0 || st.meta.failed || st.body.failed) {
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_ERROR,
@@ -2956,6 +2973,7 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
     c->reap_hash[c->nreaps++] = hash;
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .op = WIRE_OP_GET,
+                          .flags = WIRE_MSG_REAP,
                           .deadline_ms = (uint32_t)coord_deadline_left(r),
                           .partition = (uint16_t)p,
                           .slot = (uint16_t)op->slot,

@@ -29,7 +29,9 @@
  *   does not come back from that replica after the grace: the others keep
  *   its tombstone past the grace while it is frozen (INFO
  *   ringkv_tombstones_reaped 0, ringkv_reaps_deferred counting), and every
- *   node reaps it once the replica is back and holds it.
+ *   node reaps it once the replica is back and holds it; a replica that is
+ *   up but still pulling the partition (wiped, handoff-concurrency 0) and
+ *   lacks the key holds the reap off too, until it has pulled it.
  * Every wait is on a condition with a deadline, or past a deadline the node
  * itself keeps (request-timeout, tombstone-grace). */
 #include <errno.h>
@@ -769,6 +771,60 @@ static void test_versions_delete_missed_by_a_replica_stays_deleted(void **state)
     expect_absent_everywhere("gone");
 }
 
+/* deferrals counted at node 0 since `arg` (a long long): at least 3 more. */
+static bool reaps_deferred_again(void *arg)
+{
+    return reap_counter(0, "ringkv_reaps_deferred") >= *(long long *)arg + 3;
+}
+
+/* A replica still pulling a partition has not yet received all its keys: a
+ * reap check must not take its "not found" as "holds nothing that could
+ * bring the value back" (the key may be on its way from a source that
+ * missed the delete). Node 2 comes back with its data wiped and
+ * handoff-concurrency 0 (it pulls nothing, so it lacks "gone" for good);
+ * nobody reads "gone" (a read would repair the tombstone onto it). Past the
+ * grace, with node 2 up, nodes 0 and 1 keep deferring the reap. Restarted
+ * with transfers on, node 2 pulls the tombstone and every node reaps it. */
+static void test_versions_reap_waits_for_a_pulling_replica(void **state)
+{
+    (void)state;
+    const char *const flags[] = {GRACE_FLAGS, "--aae-interval", "0", NULL};
+    const char *const no_pull[] = {GRACE_FLAGS, "--aae-interval", "0", "--handoff-concurrency",
+                                   "0", NULL};
+    start_cluster(flags);
+    ring_put(0, "gone", empty_ctx, "doomed", 3);
+    struct ctx c = versions(0, "gone", 3, "doomed");
+    cluster_stop(2);
+    wait_seen(2, "down", DOWN_MS);
+    expect_ok(0, "RING.DEL gone %b W 2", c.bytes, c.len);
+    assert_int_equal(cluster_wipe_data(2), 0);
+    assert_int_equal(cluster_start(2, no_pull), 0);
+    wait_all_up();
+    connect_all();
+    wait_past_grace(cluster_now_ms());
+    long long before = reap_counter(0, "ringkv_reaps_deferred");
+    if (!cluster_wait(reaps_deferred_again, &before, REAP_MS))
+        fail_msg("node 0 stopped deferring the reap of \"gone\" (INFO ringkv_reaps_deferred %lld, "
+                 "was %lld; ringkv_tombstones_reaped %lld) while node 2 pulls its partition and "
+                 "lacks the key",
+                 reap_counter(0, "ringkv_reaps_deferred"), before,
+                 reap_counter(0, "ringkv_tombstones_reaped"));
+    for (int i = 0; i < 2; i++)
+        if (reap_counter(i, "ringkv_tombstones_reaped") != 0)
+            fail_msg("node %d reaped the tombstone of \"gone\" while node 2, a replica still "
+                     "pulling its partition, had not received it",
+                     i);
+    cluster_stop(2);
+    assert_int_equal(cluster_start(2, flags), 0);
+    wait_all_up();
+    connect_all();
+    if (!cluster_wait(each_node_reaped, NULL, REAP_MS))
+        fail_msg("the tombstone of \"gone\" is not reaped on every node within %d ms of node 2 "
+                 "pulling its partitions",
+                 REAP_MS);
+    expect_absent_everywhere("gone");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -781,6 +837,7 @@ int main(void)
         cmocka_unit_test_teardown(test_versions_kv679_wiped_node_keeps_writing, teardown),
         cmocka_unit_test_teardown(test_versions_reaped_delete_stays_deleted, teardown),
         cmocka_unit_test_teardown(test_versions_delete_missed_by_a_replica_stays_deleted, teardown),
+        cmocka_unit_test_teardown(test_versions_reap_waits_for_a_pulling_replica, teardown),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -100,6 +100,8 @@ static unsigned sample_msgs(struct wire_msg *m)
                                .key = bs("k"),
                                .n_values = 1,
                                .values = mc_cmd};
+    m[n++] = (struct wire_msg){
+        .kind = WIRE_REQUEST, .flags = WIRE_MSG_REAP, .id = 7, .op = WIRE_OP_GET, .key = bs("k")};
     m[n++] = (struct wire_msg){.kind = WIRE_REPLY,
                                .id = 1,
                                .op = WIRE_OP_GET,
@@ -612,7 +614,9 @@ static void test_wire_refuses_unknown_types_and_flags(void **state)
         .kind = WIRE_REQUEST, .op = WIRE_OP_PUT, .key = bs("k"), .n_values = 1, .values = sibs};
     struct wire_msg rp = {.kind = WIRE_REPLY, .op = WIRE_OP_PUT, .key = bs("k")};
     expect_patched_bad(&rq, 0, 3, "unknown message kind");
-    expect_patched_bad(&rq, 1, 8, "unknown request flags");
+    expect_patched_bad(&rq, 1, 16, "unknown request flags");
+    /* WIRE_MSG_REAP: on a GET only. */
+    expect_patched_bad(&rq, 1, WIRE_MSG_REAP, "reap flag on a request other than GET");
     /* WIRE_MSG_MC: on a FORWARD only, and never with RESP3. */
     expect_patched_bad(&rq, 1, WIRE_MSG_MC, "memcached flag on a request other than");
     struct wire_msg fw = {.kind = WIRE_REQUEST,
