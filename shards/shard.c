@@ -457,6 +457,9 @@ static void shard_on_cqe(struct shard *sh, const struct shard_cqe *cqe, bool *ti
     case SHARD_OP_HINT_FSYNC:
         hint_on_cqe(sh, ud, cqe->res);
         break;
+    case SHARD_OP_TRANSFER_SAVE:
+        transfer_on_cqe(sh, ud, cqe->res);
+        break;
     default: /* wake-ups need no action: the queues are drained every turn */
         break;
     }
@@ -637,7 +640,8 @@ static void shard_drain_log(struct shard *sh)
 {
     int64_t deadline = shard_now_ms() + 10000;
     persist_flush(sh->persist);
-    while ((persist_busy(sh->persist) || tier_busy(sh->tier) || hint_busy(sh)) &&
+    while ((persist_busy(sh->persist) || tier_busy(sh->tier) || hint_busy(sh) ||
+            transfer_busy(sh)) &&
            shard_now_ms() < deadline) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
         struct io_uring_cqe *cqe;
@@ -654,6 +658,8 @@ static void shard_drain_log(struct shard *sh)
                 tier_forget_cqe(sh->tier); /* its buffer may go now */
             else if (op == SHARD_OP_HINT_WRITE || op == SHARD_OP_HINT_FSYNC)
                 hint_on_cqe(sh, c.ud, c.res);
+            else if (op == SHARD_OP_TRANSFER_SAVE)
+                transfer_on_cqe(sh, c.ud, c.res);
         }
         sh->nstash = 0;
         persist_flush(sh->persist);

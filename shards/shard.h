@@ -52,6 +52,7 @@ enum shard_op {
                               when it hands the shard an accepted peer socket */
     SHARD_OP_HINT_WRITE,   /* hinted handoff (hints.h): an append to the hint log */
     SHARD_OP_HINT_FSYNC,   /* ... its fdatasync */
+    SHARD_OP_TRANSFER_SAVE, /* transfers (transfer.h): a step of writing the state file */
 };
 
 /* Counters other threads read (INFO): written by the owner only with relaxed

@@ -71,7 +71,7 @@
  * "epoch E" of the ring it was written for, "in p cursor from epoch
  * cursor-source walk-reach sources...", "out p from epoch" and "drop p from
  * epoch" lines, "end <lines>"; written to a temporary file, fsynced,
- * renamed, the directory fsynced) is written at once
+ * renamed, the directory fsynced, each step through the ring: tr_save) is written at once
  * when a ring change is taken (so a restart knows what this node does not
  * hold; a restart whose ring is not the file's pulls every partition of
  * its lists). After a batch is applied its cursor is kept in memory and
@@ -98,7 +98,7 @@
  * once a second, RELEASE: "do you hold it whole?" (yes: in its list, not
  * pulling it, durable). Once all said yes, it is DROPPING: one pass over
  * the table deletes the keys of every partition dropping (store_delete:
- * delete records, not tombstones), TRANSFER_VISIT_MAX entries per tick;
+ * delete records, not tombstones), TRANSFER_DROP_VISIT_MAX entries per tick;
  * those dropping when the pass began are released at its end. A node that
  * left the cluster (a ring of itself) asks nobody and keeps its copy.
  *
@@ -151,8 +151,10 @@
 #define TRANSFER_GROUP_MAX 64            /* partitions in one stream */
 #define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
 #define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
-#define TRANSFER_VISIT_MAX 1024          /* table entries per request or drop step */
-#define TRANSFER_BATCH_BYTES (128u << 10) /* states per request, about */
+#define TRANSFER_VISIT_MAX 512           /* table entries per request */
+#define TRANSFER_DROP_VISIT_MAX 1024     /* table entries per drop step (one a tick) */
+#define TRANSFER_BATCH_BYTES (32u << 10) /* states per request, about (each side's work on
+                                            a batch is one burst on its loop: kept short) */
 #define TRANSFER_STREAM_MS 3000          /* a request unanswered this long is given up */
 #define TRANSFER_RELEASE_ASK_MS 1000
 #define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
@@ -238,6 +240,16 @@ struct transfer {
     uint64_t rate_bytes;       /* received since the last rate update */
     int64_t rate_ms;
     char path[PATH_MAX];       /* the state file; "" without a log */
+    char tmp_path[PATH_MAX + 8];
+    struct shard *sh;
+    /* The state file's write, through the ring (tr_save): one at a time. */
+    struct buf save_buf;       /* the file's text */
+    size_t save_done;          /* bytes of it written */
+    int save_fd, dir_fd;       /* the temporary file; the directory (-1: none) */
+    unsigned save_step;        /* enum tr_save_step; SAVE_IDLE: none in flight */
+    bool save_again;           /* the state changed while one was in flight */
+    uint8_t *save_in;          /* per partition: 1 where the file being written says "in" */
+    uint8_t *filed_in;         /* ... where the newest durable file says it */
     uint64_t file_epoch;       /* the ring epoch the file was written for (0: none) */
     struct transfer_stats st;  /* relaxed atomics */
 };
@@ -304,20 +316,56 @@ static int tr_id_index(struct transfer *tr, const char *id)
 
 /* ---- the state file ---- */
 
+/* The state file is written without blocking the shard (an fsync on this
+ * VM's disk took milliseconds, twice per save, every TRANSFER_SAVE_MS while
+ * partitions moved: clients of every node waited behind it). Steps, each
+ * submitted when the previous completed: write the temporary file, fsync
+ * it, rename it over the state file, fsync the directory. Opening and
+ * closing the temporary file stay on the loop (metadata, as the segments').
+ * A save asked while one is in flight runs once that one ends; a failed
+ * one is retried at the next checkpoint. Until a save is durable the
+ * memory says more than the disk: a restart trusts only a file written for
+ * its ring's epoch (else it pulls every partition of its lists), and a
+ * partition the newest durable file still lists as pulled is not declared
+ * held whole to a releasing node (filed_in; tr_reach). */
+enum tr_save_step { SAVE_IDLE, SAVE_WRITE, SAVE_FSYNC, SAVE_RENAME, SAVE_DIR_FSYNC };
+
+static void tr_save_submit(struct transfer *tr, unsigned step)
+{
+    struct io_uring_sqe *sqe = shard_sqe(tr->sh);
+    switch (step) {
+    case SAVE_WRITE:
+        io_uring_prep_write(sqe, tr->save_fd, tr->save_buf.data + tr->save_done,
+                            (unsigned)(tr->save_buf.len - tr->save_done), tr->save_done);
+        break;
+    case SAVE_FSYNC:
+        io_uring_prep_fsync(sqe, tr->save_fd, 0);
+        break;
+    case SAVE_RENAME:
+        io_uring_prep_renameat(sqe, AT_FDCWD, tr->tmp_path, AT_FDCWD, tr->path, 0);
+        break;
+    default:
+        io_uring_prep_fsync(sqe, tr->dir_fd, 0); /* the rename itself */
+        break;
+    }
+    io_uring_sqe_set_data64(sqe, net_ud(SHARD_OP_TRANSFER_SAVE, step, 0));
+    tr->save_step = step;
+}
+
 static void tr_save(struct transfer *tr)
 {
     if (!tr->path[0])
         return;
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", tr->path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        log_warn("cannot write %s: %s; transfers will restart from scratch after a crash", tmp,
-                 strerror(errno));
+    if (tr->save_step != SAVE_IDLE) {
+        tr->save_again = true;
         return;
     }
-    fprintf(f, "transfers 2 %d\nepoch %" PRIu64 "\n", tr->was_multi,
-            tr->ring ? tr->ring->epoch : 0);
+    tr->save_again = false;
+    struct buf *f = &tr->save_buf;
+    buf_clear(f);
+    memset(tr->save_in, 0, tr->q);
+    buf_printf(f, "transfers 2 %d\nepoch %" PRIu64 "\n", tr->was_multi,
+               tr->ring ? tr->ring->epoch : 0);
     uint32_t lines = 0;
     for (uint32_t p = 0; tr->parts && p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
@@ -326,37 +374,90 @@ static void tr_save(struct transfer *tr)
             /* the saved cursor only for the range it was walked for */
             bool same = tp->saved.cursor && tp->saved.src && tp->saved.from == tp->from &&
                         tp->saved.epoch == tp->epoch;
-            fprintf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %" PRIu64, p,
-                    same ? tp->saved.cursor : 0, tp->from, tp->epoch,
-                    same ? tr->ids[tp->saved.src - 1] : "-", same ? tp->saved.reach : UINT64_MAX);
+            buf_printf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %" PRIu64, p,
+                       same ? tp->saved.cursor : 0, tp->from, tp->epoch,
+                       same ? tr->ids[tp->saved.src - 1] : "-", same ? tp->saved.reach : UINT64_MAX);
             for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
-                fprintf(f, " %s", tr->ids[tr->parts[p].src[k]]);
-            fputc('\n', f);
+                buf_printf(f, " %s", tr->ids[tr->parts[p].src[k]]);
+            buf_append(f, "\n", 1);
+            tr->save_in[p] = 1;
             lines++;
         } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
             /* a drop pass under way resumes as one: its copy is no longer whole */
-            fprintf(f, "%s %u %" PRIu64 " %" PRIu64 "\n", s == TRANSFER_DROPPING ? "drop" : "out",
-                    p, tr->parts[p].from, tr->parts[p].epoch);
+            buf_printf(f, "%s %u %" PRIu64 " %" PRIu64 "\n", s == TRANSFER_DROPPING ? "drop" : "out",
+                       p, tr->parts[p].from, tr->parts[p].epoch);
             lines++;
         }
     }
-    fprintf(f, "end %u\n", lines); /* a file without it is cut short: not trusted */
-    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, tr->path) != 0) {
-        log_warn("cannot write %s: %s", tr->path, strerror(errno));
+    buf_printf(f, "end %u\n", lines); /* a file without it is cut short: not trusted */
+    if (f->failed) {
+        log_warn("out of memory writing %s; tried again later", tr->path);
+        tr->dirty = true;
         return;
     }
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", tr->path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) /* the rename itself */
-        log_warn("cannot sync the directory of %s: %s", tr->path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    if (tr->dir_fd < 0) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", tr->path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        tr->dir_fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    tr->save_fd = open(tr->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (tr->save_fd < 0 || tr->dir_fd < 0) {
+        log_warn("cannot write %s: %s; transfers will restart from scratch after a crash",
+                 tr->tmp_path, strerror(errno));
+        if (tr->save_fd >= 0)
+            close(tr->save_fd);
+        tr->save_fd = -1;
+        tr->dirty = true; /* again at the next checkpoint */
+        return;
+    }
+    tr->save_done = 0;
+    tr_save_submit(tr, SAVE_WRITE);
+}
+
+void transfer_on_cqe(struct shard *sh, uint64_t ud, int res)
+{
+    struct transfer *tr = sh->transfer;
+    unsigned step = net_ud_slot(ud);
+    if (!tr || step != tr->save_step)
+        return;
+    if (res < 0 || (step == SAVE_WRITE && res == 0)) {
+        log_warn("cannot write %s: %s; tried again later", tr->path,
+                 strerror(res < 0 ? -res : EIO));
+        if (tr->save_fd >= 0)
+            close(tr->save_fd);
+        tr->save_fd = -1;
+        tr->save_step = SAVE_IDLE;
+        tr->dirty = true; /* again at the next checkpoint */
+        return;
+    }
+    switch (step) {
+    case SAVE_WRITE:
+        tr->save_done += (size_t)res;
+        tr_save_submit(tr, tr->save_done < tr->save_buf.len ? SAVE_WRITE : SAVE_FSYNC);
+        return;
+    case SAVE_FSYNC:
+        close(tr->save_fd);
+        tr->save_fd = -1;
+        tr_save_submit(tr, SAVE_RENAME);
+        return;
+    case SAVE_RENAME:
+        tr_save_submit(tr, SAVE_DIR_FSYNC);
+        return;
+    default:
+        memcpy(tr->filed_in, tr->save_in, tr->q);
+        tr->save_step = SAVE_IDLE;
+        if (tr->save_again)
+            tr_save(tr);
+        return;
+    }
+}
+
+bool transfer_busy(const struct shard *sh)
+{
+    return sh->transfer && sh->transfer->save_step != SAVE_IDLE;
 }
 
 /* Reads the state file: true when it was whole (its header, and its end
@@ -462,20 +563,27 @@ int transfer_init(struct shard *sh)
     if (!tr)
         return -ENOMEM;
     tr->q = n->npartitions;
-    tr->state = mi_calloc(tr->q, 1);
-    if (!tr->state) {
-        mi_free(tr);
-        return -ENOMEM;
-    }
-    if (n->cfg->storage == CFG_STORAGE_LOG && n->cfg->dir[0])
-        snprintf(tr->path, sizeof tr->path, "%s/transfers.%u", n->cfg->dir, sh->id);
+    tr->sh = sh;
+    tr->save_fd = tr->dir_fd = -1;
+    buf_init(&tr->save_buf);
     sh->transfer = tr;
+    tr->state = mi_calloc(tr->q, 1);
+    tr->save_in = mi_calloc(tr->q, 1);
+    tr->filed_in = mi_calloc(tr->q, 1);
+    if (!tr->state || !tr->save_in || !tr->filed_in)
+        goto fail;
+    if (n->cfg->storage == CFG_STORAGE_LOG && n->cfg->dir[0]) {
+        snprintf(tr->path, sizeof tr->path, "%s/transfers.%u", n->cfg->dir, sh->id);
+        snprintf(tr->tmp_path, sizeof tr->tmp_path, "%s.tmp", tr->path);
+    }
     /* data that did not survive (storage = memory, or a log directory that
      * started empty) holds nothing, whatever ring the node comes back in */
     bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
-    if (data_kept)
+    if (data_kept) {
         tr_load(tr);
-    else if (tr->path[0]) /* it described data that is gone */
+        for (uint32_t p = 0; p < tr->q; p++)
+            tr->filed_in[p] = tr_incoming(tr_get(tr, p));
+    } else if (tr->path[0]) /* it described data that is gone */
         (void)unlink(tr->path);
     const struct ring *start = n->admin ? admin_start_ring(n->admin) : NULL;
     /* alone, it holds everything there is; else only what its data and its
@@ -499,6 +607,13 @@ void transfer_fini(struct shard *sh)
     if (!tr)
         return;
     ring_destroy(tr->ring);
+    if (tr->save_fd >= 0)
+        close(tr->save_fd);
+    if (tr->dir_fd >= 0)
+        close(tr->dir_fd);
+    buf_fini(&tr->save_buf);
+    mi_free(tr->save_in);
+    mi_free(tr->filed_in);
     mi_free(tr->parts);
     mi_free(tr->ids);
     mi_free(tr->state);
@@ -1092,6 +1207,8 @@ static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p,
         return !durably && tp->from <= from && tp->epoch > from ? tp->epoch : 0;
     if (tr_receiving(st) || st == TRANSFER_DROPPING || (st == TRANSFER_SETTLING && durably))
         return 0;
+    if (durably && tr->filed_in[p]) /* whole, but the state file does not say so yet */
+        return 0;
     bool in = s && s->ring && tr_in_list(sh->node, s->ring, s->members[s->self].id, p);
     return in ? UINT64_MAX : 0;
 }
@@ -1347,7 +1464,7 @@ static void tr_drop_step(struct shard *sh)
     }
     struct tr_drop d = {.n = sh->node, .state = tr->state};
     buf_init(&d.keys);
-    tr->sweep_cursor = table_scan(sh->store->table, tr->sweep_cursor, TRANSFER_VISIT_MAX,
+    tr->sweep_cursor = table_scan(sh->store->table, tr->sweep_cursor, TRANSFER_DROP_VISIT_MAX,
                                   tr_drop_fn, &d);
     uint64_t dropped = 0;
     for (size_t off = 0; off + 4 <= d.keys.len;) {

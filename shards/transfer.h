@@ -90,6 +90,11 @@ static inline bool transfer_is_op(unsigned op)
     return op == WIRE_OP_STREAM || op == WIRE_OP_STREAM_END || op == WIRE_OP_RELEASE;
 }
 void transfer_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
+/* A step of the state file's write (SHARD_OP_TRANSFER_SAVE) completed.
+ * transfer_busy(): one is in the kernel (the shard waits for it when it
+ * stops: its buffer is freed after). */
+void transfer_on_cqe(struct shard *sh, uint64_t ud, int res);
+bool transfer_busy(const struct shard *sh);
 void transfer_on_reply(struct shard *sh, const struct wire_msg *m);
 
 /* Any thread. */
