@@ -2350,10 +2350,12 @@ static void coord_reply_version(struct shard *sh, uint64_t link, uint64_t id,
 
 static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash);
 
-/* True while this node pulls partition p (a transfer not yet durable). */
-static bool coord_pulling(const struct node *n, uint32_t p)
+/* True while this node pulls partition p (a transfer not yet durable), as
+ * of the newest ring (the view may be a tick ahead of the transfer states). */
+static bool coord_pulling(struct shard *sh, uint32_t p)
 {
-    unsigned ts = transfer_state(n, p);
+    transfer_catch_up(sh);
+    unsigned ts = transfer_state(sh->node, p);
     return ts == TRANSFER_PENDING || ts == TRANSFER_STREAMING || ts == TRANSFER_SETTLING;
 }
 
@@ -2382,7 +2384,7 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
         return; /* served once its value is back in memory */
     }
     COORD_STAT(sh, gets_in);
-    if (rc == -ENOENT && (wm->flags & WIRE_MSG_REAP) && coord_pulling(sh->node, wm->partition)) {
+    if (rc == -ENOENT && (wm->flags & WIRE_MSG_REAP) && coord_pulling(sh, wm->partition)) {
         /* a reap check: the key may be on its way here with the value the
          * tombstone deleted; NOT_FOUND would let the tombstone go */
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_UNAVAILABLE,
@@ -3003,8 +3005,10 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms)
             COORD_STAT_ADD(sh, tombstones_reaped, reaped);
         return;
     }
-    if (sh->coord->nreaps < COORD_REAPS_MAX)
+    if (sh->coord->nreaps < COORD_REAPS_MAX) {
+        transfer_catch_up(sh); /* the offers read the partitions' transfer states */
         replica_reap_offer(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK, coord_reap_offer, sh);
+    }
 }
 
 /* ---- anti-entropy (aae.h) ---- */

@@ -186,6 +186,7 @@ struct tr_part {
     struct tr_pos saved;       /* in the file */
     uint64_t bytes, keys;
     uint64_t ck_bytes, saved_bytes; /* bytes received by the checkpoint's / the file's cursor */
+    uint64_t filed_bytes;           /* ... by the cursor of the newest durable file */
     uint32_t release_ok;       /* RELEASING: list positions that said yes */
     /* What this node has of the partition, as ring epochs: pulling, every
      * write since `epoch` (it became a replica then) and before `from` (a
@@ -248,8 +249,12 @@ struct transfer {
     int save_fd, dir_fd;       /* the temporary file; the directory (-1: none) */
     unsigned save_step;        /* enum tr_save_step; SAVE_IDLE: none in flight */
     bool save_again;           /* the state changed while one was in flight */
-    uint8_t *save_in;          /* per partition: 1 where the file being written says "in" */
-    uint8_t *filed_in;         /* ... where the newest durable file says it */
+    uint8_t *save_state;       /* per partition: the line the file being written has for it
+                                  (enum tr_filed) */
+    uint8_t *filed_state;      /* ... the newest durable file's (a whole file for filed_epoch) */
+    uint64_t *save_bytes;      /* per partition: bytes its saved cursor covers, in that file */
+    uint64_t save_epoch;       /* the ring epoch of the file being written */
+    uint64_t filed_epoch;      /* of the newest durable file; 0: none (a restart pulls all) */
     uint64_t file_epoch;       /* the ring epoch the file was written for (0: none) */
     struct transfer_stats st;  /* relaxed atomics */
 };
@@ -325,10 +330,17 @@ static int tr_id_index(struct transfer *tr, const char *id)
  * A save asked while one is in flight runs once that one ends; a failed
  * one is retried at the next checkpoint. Until a save is durable the
  * memory says more than the disk: a restart trusts only a file written for
- * its ring's epoch (else it pulls every partition of its lists), and a
- * partition the newest durable file still lists as pulled is not declared
- * held whole to a releasing node (filed_in; tr_reach). */
+ * its ring's epoch (else it pulls every partition of its lists), so a
+ * partition is declared held whole to a releasing node only once the newest
+ * durable file is of the current ring and does not list it as pulled
+ * (filed_state, filed_epoch; tr_reach); a drop pass takes only partitions
+ * the durable file says are dropping (a restart resumes the pass, never
+ * serves a copy half dropped); and resumable_bytes counts what a durable
+ * file records. */
 enum tr_save_step { SAVE_IDLE, SAVE_WRITE, SAVE_FSYNC, SAVE_RENAME, SAVE_DIR_FSYNC };
+
+/* A partition's line in a state file. */
+enum tr_filed { FILED_NONE, FILED_IN, FILED_OUT, FILED_DROP };
 
 static void tr_save_submit(struct transfer *tr, unsigned step)
 {
@@ -363,7 +375,9 @@ static void tr_save(struct transfer *tr)
     tr->save_again = false;
     struct buf *f = &tr->save_buf;
     buf_clear(f);
-    memset(tr->save_in, 0, tr->q);
+    memset(tr->save_state, FILED_NONE, tr->q);
+    memset(tr->save_bytes, 0, tr->q * sizeof tr->save_bytes[0]);
+    tr->save_epoch = tr->ring ? tr->ring->epoch : 0;
     buf_printf(f, "transfers 2 %d\nepoch %" PRIu64 "\n", tr->was_multi,
                tr->ring ? tr->ring->epoch : 0);
     uint32_t lines = 0;
@@ -380,12 +394,14 @@ static void tr_save(struct transfer *tr)
             for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
                 buf_printf(f, " %s", tr->ids[tr->parts[p].src[k]]);
             buf_append(f, "\n", 1);
-            tr->save_in[p] = 1;
+            tr->save_state[p] = FILED_IN;
+            tr->save_bytes[p] = same ? tp->saved_bytes : 0;
             lines++;
         } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
             /* a drop pass under way resumes as one: its copy is no longer whole */
             buf_printf(f, "%s %u %" PRIu64 " %" PRIu64 "\n", s == TRANSFER_DROPPING ? "drop" : "out",
                        p, tr->parts[p].from, tr->parts[p].epoch);
+            tr->save_state[p] = s == TRANSFER_DROPPING ? FILED_DROP : FILED_OUT;
             lines++;
         }
     }
@@ -447,7 +463,10 @@ void transfer_on_cqe(struct shard *sh, uint64_t ud, int res)
         tr_save_submit(tr, SAVE_DIR_FSYNC);
         return;
     default:
-        memcpy(tr->filed_in, tr->save_in, tr->q);
+        memcpy(tr->filed_state, tr->save_state, tr->q);
+        for (uint32_t p = 0; tr->parts && p < tr->q; p++)
+            tr->parts[p].filed_bytes = tr->save_bytes[p];
+        tr->filed_epoch = tr->save_epoch;
         tr->save_step = SAVE_IDLE;
         if (tr->save_again)
             tr_save(tr);
@@ -568,9 +587,10 @@ int transfer_init(struct shard *sh)
     buf_init(&tr->save_buf);
     sh->transfer = tr;
     tr->state = mi_calloc(tr->q, 1);
-    tr->save_in = mi_calloc(tr->q, 1);
-    tr->filed_in = mi_calloc(tr->q, 1);
-    if (!tr->state || !tr->save_in || !tr->filed_in)
+    tr->save_state = mi_calloc(tr->q, 1);
+    tr->filed_state = mi_calloc(tr->q, 1);
+    tr->save_bytes = mi_calloc(tr->q, sizeof tr->save_bytes[0]);
+    if (!tr->state || !tr->save_state || !tr->filed_state || !tr->save_bytes)
         goto fail;
     if (n->cfg->storage == CFG_STORAGE_LOG && n->cfg->dir[0]) {
         snprintf(tr->path, sizeof tr->path, "%s/transfers.%u", n->cfg->dir, sh->id);
@@ -580,9 +600,17 @@ int transfer_init(struct shard *sh)
      * started empty) holds nothing, whatever ring the node comes back in */
     bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
     if (data_kept) {
-        tr_load(tr);
-        for (uint32_t p = 0; p < tr->q; p++)
-            tr->filed_in[p] = tr_incoming(tr_get(tr, p));
+        tr_load(tr); /* a whole file: file_epoch; else 0 */
+        tr->filed_epoch = tr->file_epoch;
+        for (uint32_t p = 0; p < tr->q; p++) {
+            unsigned st = tr_get(tr, p);
+            tr->filed_state[p] = tr_incoming(st)            ? FILED_IN
+                                 : st == TRANSFER_DROPPING  ? FILED_DROP
+                                 : st == TRANSFER_RELEASING ? FILED_OUT
+                                                            : FILED_NONE;
+            if (tr->parts && tr_incoming(st) && tr->parts[p].saved.cursor)
+                tr->parts[p].filed_bytes = tr->parts[p].saved_bytes;
+        }
     } else if (tr->path[0]) /* it described data that is gone */
         (void)unlink(tr->path);
     const struct ring *start = n->admin ? admin_start_ring(n->admin) : NULL;
@@ -612,8 +640,9 @@ void transfer_fini(struct shard *sh)
     if (tr->dir_fd >= 0)
         close(tr->dir_fd);
     buf_fini(&tr->save_buf);
-    mi_free(tr->save_in);
-    mi_free(tr->filed_in);
+    mi_free(tr->save_state);
+    mi_free(tr->filed_state);
+    mi_free(tr->save_bytes);
     mi_free(tr->parts);
     mi_free(tr->ids);
     mi_free(tr->state);
@@ -1207,8 +1236,9 @@ static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p,
         return !durably && tp->from <= from && tp->epoch > from ? tp->epoch : 0;
     if (tr_receiving(st) || st == TRANSFER_DROPPING || (st == TRANSFER_SETTLING && durably))
         return 0;
-    if (durably && tr->filed_in[p]) /* whole, but the state file does not say so yet */
-        return 0;
+    if (durably && tr->path[0] &&
+        (tr->filed_epoch != (tr->ring ? tr->ring->epoch : 0) || tr->filed_state[p] == FILED_IN))
+        return 0; /* whole, but a restart would not know it: the durable file says otherwise */
     bool in = s && s->ring && tr_in_list(sh->node, s->ring, s->members[s->self].id, p);
     return in ? UINT64_MAX : 0;
 }
@@ -1368,16 +1398,34 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
     tr_reply(sh, link, m, WIRE_OP_STREAM_END, WIRE_CODE_OK, &ck, &sv);
 }
 
+/* Takes the snapshot's ring if it is not the last one seen (the tick would,
+ * up to 100 ms later). */
+static void tr_catch_up(struct shard *sh, const struct snapshot *s)
+{
+    struct transfer *tr = sh->transfer;
+    if (s && s->ring && (!tr->ring || tr->snap_version != s->version)) {
+        if (!tr->ring || tr->ring->epoch != s->ring->epoch || tr->ring->hash != s->ring->hash)
+            tr_ring_changed(sh, s);
+        tr->snap_version = s->version;
+    }
+}
+
+void transfer_catch_up(struct shard *sh)
+{
+    struct node *n = sh->node;
+    if (!sh->transfer || !n->snapshots)
+        return;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
+    tr_catch_up(sh, s);
+    snapshot_read_end(n->snapshots, sh->id);
+}
+
 void transfer_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m)
 {
     struct transfer *tr = sh->transfer;
     struct node *n = sh->node;
     const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
-    if (s && s->ring && (!tr->ring || tr->snap_version != s->version)) {
-        if (!tr->ring || tr->ring->epoch != s->ring->epoch || tr->ring->hash != s->ring->hash)
-            tr_ring_changed(sh, s); /* answer with the newest view */
-        tr->snap_version = s->version;
-    }
+    tr_catch_up(sh, s); /* answer with the newest view */
     if (m->op == WIRE_OP_STREAM && m->key.len == 8) {
         tr_on_stream(sh, link, m, s);
     } else if (m->op == WIRE_OP_RELEASE && m->partition < tr->q &&
@@ -1406,6 +1454,7 @@ static void tr_ask_release(struct shard *sh, const struct snapshot *s, uint32_t 
         all |= 1u << k;
     if ((tp->release_ok & all) == all) {
         tr_set(tr, p, TRANSFER_DROPPING);
+        tr_save(tr); /* the drop pass waits for a durable file saying so */
         return;
     }
     if (now_ms < tp->ask_ms)
@@ -1453,7 +1502,10 @@ static void tr_drop_step(struct shard *sh)
     if (!tr->sweeping) {
         bool any = false;
         for (uint32_t p = 0; p < tr->q; p++) {
-            tr->parts[p].in_sweep = tr_get(tr, p) == TRANSFER_DROPPING;
+            /* only once a durable state file says so: a restart then goes on
+             * dropping, and never serves the copy as whole */
+            tr->parts[p].in_sweep = tr_get(tr, p) == TRANSFER_DROPPING &&
+                                    (!tr->path[0] || tr->filed_state[p] == FILED_DROP);
             any |= tr->parts[p].in_sweep;
         }
         tr->drops = false;
@@ -1538,8 +1590,8 @@ static void tr_figures(struct transfer *tr, int64_t now_ms)
         by[s]++;
         const struct tr_part *tp = &tr->parts[p];
         resumable += s == TRANSFER_DONE                           ? tp->bytes
-                     : tr_incoming(s) && tp->saved.cursor ? tp->saved_bytes
-                                                          : 0;
+                     : tr_incoming(s) ? tp->filed_bytes /* a durable file's cursor */
+                                      : 0;
         if (s == TRANSFER_DONE) {
             done_bytes += (double)tp->bytes;
             done_parts++;
@@ -1592,11 +1644,7 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
         return;
     tr->now_ms = now_ms;
     const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
-    if (s && s->ring && (!tr->ring || tr->snap_version != s->version)) {
-        if (!tr->ring || tr->ring->epoch != s->ring->epoch || tr->ring->hash != s->ring->hash)
-            tr_ring_changed(sh, s);
-        tr->snap_version = s->version;
-    }
+    tr_catch_up(sh, s);
     bool alone = s && s->ring && s->ring->n_members == 1 && !tr->dirty && !tr->ck_pending &&
                  !tr->sweeping && !tr->drops; /* a drop pass under way ends */
     if (!tr->parts || !s || !s->ring || alone) { /* a cluster of one moves nothing */

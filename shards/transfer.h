@@ -97,6 +97,11 @@ void transfer_on_cqe(struct shard *sh, uint64_t ud, int res);
 bool transfer_busy(const struct shard *sh);
 void transfer_on_reply(struct shard *sh, const struct wire_msg *m);
 
+/* Brings the partitions' states up to the newest ring now (the tick does it
+ * every 100 ms; the coordinator's view may already be newer): before a
+ * state is read for a decision that cannot wait, as a reap check's. */
+void transfer_catch_up(struct shard *sh);
+
 /* Any thread. */
 void transfer_node_stats(const struct node *n, struct transfer_stats *out);
 /* Partition p's state on this node (enum transfer_state). */
