@@ -502,7 +502,7 @@ struct redisReply *cluster_redis_command(int i, const char *format, ...)
 /* Nodes 0 .. n - 1 each serve, on their shard, the ring their admin API
  * reports, with n members up: the coordinator's view, which a shard takes
  * from a snapshot published a moment after /v1/ring changed. */
-static bool shards_have_ring(void *arg)
+bool cluster_views_agree(void *arg)
 {
     int n = *(const int *)arg;
     for (int i = 0; i < n; i++) {
@@ -537,7 +537,7 @@ int cluster_start_formed(int n, const char *const *flags)
         if (rc < 0)
             return rc;
     }
-    if (!cluster_wait(cluster_formed, &n, 15000) || !cluster_wait(shards_have_ring, &n, 5000)) {
+    if (!cluster_wait(cluster_formed, &n, 15000) || !cluster_wait(cluster_views_agree, &n, 5000)) {
         fprintf(stderr, "cluster: %d nodes did not form one cluster within 20 s\n", n);
         return -ETIMEDOUT;
     }

@@ -60,6 +60,10 @@ int cluster_finish(int failures);
 /* A cluster_wait() condition; arg points to an int n: nodes 0 .. n - 1 each
  * list n members, all up, and report a ring of n members with the same hash. */
 bool cluster_formed(void *arg);
+/* A cluster_wait() condition; arg points to an int n: the shards of nodes
+ * 0 .. n - 1 (CLUSTER INFO) serve with their admin's ring and see n nodes up
+ * (views follow the admin thread's ring a loop turn or more later). */
+bool cluster_views_agree(void *arg);
 
 /* The client port (P) every node listens on, once a node was started. */
 int cluster_client_port(void);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -257,8 +258,18 @@ static void write_keys(bool *live)
     for (int i = 0; i < NODES; i++)
         c[i] = cluster_redis(i);
     for (int k = 0; k < KEYS; k++) {
+        /* right after formation a node whose peer links are still being
+         * dialled answers -UNAVAILABLE: retried, as a client would */
+        int64_t deadline = cluster_now_ms() + 10000;
         redisReply *r = cmd(c[k % NODES], "SET ks:%d v%d", k, k);
-        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        while (r->type == REDIS_REPLY_ERROR && cluster_now_ms() < deadline) {
+            freeReplyObject(r);
+            usleep(20 * 1000);
+            r = cmd(c[k % NODES], "SET ks:%d v%d", k, k);
+        }
+        if (r->type != REDIS_REPLY_STATUS)
+            fail_msg("SET ks:%d at node %d: %s", k, k % NODES,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not a status");
         freeReplyObject(r);
         live[k] = true;
     }

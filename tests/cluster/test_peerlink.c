@@ -1101,6 +1101,7 @@ static void test_peerlink_forward_at_a_non_replica(void **state)
     }
     int three = 3;
     assert_true(cluster_wait(cluster_formed, &three, FORM_MS));
+    assert_true(cluster_wait(cluster_views_agree, &three, FORM_MS));
     static const char key[] = "nonreplica";
     uint16_t slot = keyhash_slot(key, sizeof key - 1);
     int x = non_replica_of(slot), as = (x + 1) % 3;
