@@ -423,6 +423,17 @@ static int make_room(struct table *t)
     return resize_start(t, log2_for(t->count + 1, 2, 5));
 }
 
+int table_reserve(struct table *t, size_t keys)
+{
+    unsigned log2 = log2_for(keys, 2, 5);
+    if (((size_t)1 << log2) <= array_slots(t->cur))
+        return 0;
+    migrate_some(t, SIZE_MAX, SIZE_MAX); /* a resize under way ends first */
+    if (t->old)
+        return -EBUSY;
+    return resize_start(t, log2);
+}
+
 static void maybe_shrink(struct table *t)
 {
     size_t slots = array_slots(t->cur);

@@ -137,6 +137,12 @@ struct table_entry *table_find(const struct table *t, const void *key, uint32_t 
  * 0 or -ENOMEM. Owner only. */
 int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct table_entry **old);
 
+/* Grows the table now to hold `keys` at its usual load (never shrinks it).
+ * For a writer that knows more keys are coming in hash order: sized only
+ * for the keys it holds so far, they would all sit in its first slots, one
+ * probe cluster. 0, -ENOMEM or -EBUSY (nothing changed). */
+int table_reserve(struct table *t, size_t keys);
+
 /* Removes a key. Returns the removed entry (caller retires it) or NULL. Owner only. */
 struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_len,
                                  uint64_t hash);

@@ -418,6 +418,32 @@ static void test_table_many_keys_through_resizes(void **state)
     destroy_and_check(t);
 }
 
+/* table_reserve grows the table ahead (a resize under way ends first, the
+ * keys stay findable), never shrinks it, and the keys it was grown for then
+ * go in without another resize. */
+static void test_table_reserve_grows_ahead(void **state)
+{
+    enum { HELD = 1000, WANT = 100000 };
+    struct table *t = table_create(0);
+    for (uint32_t i = 0; i < HELD; i++)
+        put(t, key_name((char[32]){0}, "key:", i), i);
+    size_t before = table_overhead_bytes(t);
+    assert_int_equal(table_reserve(t, 10), 0);
+    assert_int_equal(table_overhead_bytes(t), before); /* never smaller */
+    assert_int_equal(table_reserve(t, WANT), 0);
+    assert_true(table_overhead_bytes(t) >= (size_t)WANT * 2 * sizeof(uint64_t));
+    check_range(t, "key:", 0, HELD); /* mid-migration */
+    settle(t);
+    size_t grown = table_overhead_bytes(t);
+    for (uint32_t i = HELD; i < WANT; i++) {
+        put(t, key_name((char[32]){0}, "key:", i), i);
+        assert_false(resizing(t));
+    }
+    assert_int_equal(table_overhead_bytes(t), grown);
+    check_range(t, "key:", 0, WANT);
+    destroy_and_check(t);
+}
+
 /* Removing and re-adding keys reuses their slots: the table never resizes. */
 static void test_table_reuses_tombstones(void **state)
 {
@@ -847,6 +873,7 @@ int main(void)
         cmocka_unit_test_setup(test_table_entry_sizes, note_blocks),
         cmocka_unit_test_setup(test_table_tag_collisions_compare_keys, note_blocks),
         cmocka_unit_test_setup(test_table_many_keys_through_resizes, note_blocks),
+        cmocka_unit_test_setup(test_table_reserve_grows_ahead, note_blocks),
         cmocka_unit_test_setup(test_table_reuses_tombstones, note_blocks),
         cmocka_unit_test_setup(test_table_writes_alone_finish_a_resize, note_blocks),
         cmocka_unit_test_setup(test_table_scan_visits_each_key_once, note_blocks),
