@@ -72,7 +72,7 @@
  *
  * Cold values (values beyond RAM): a key whose value is on disk only here
  * (replica_export or replica_apply: -EAGAIN) is read back as the
- * coordinator's own keys are (coord_aae_load, tier.h), the exchange
+ * coordinator's own keys are (coord_load_value, tier.h), the exchange
  * waiting for it as for a GET, then repaired again (a GET again when the
  * peer holds it); once per key, a value cold again by then waits for the
  * next round. The peer's side parks its GET of a cold key (coord.c).
@@ -978,7 +978,7 @@ static bool aae_load(struct shard *sh, struct aae_exchange *x, uint32_t i)
     x->waiting++; /* before: the load may end at once */
     x->deadline_ms = req_now_ms() + AAE_STEP_MS;
     void *owner = (void *)(uintptr_t)aae_id(x, i);
-    if (coord_aae_load(sh, k->key, k->klen, k->hash, aae_loaded, owner, x->deadline_ms))
+    if (coord_load_value(sh, k->key, k->klen, k->hash, aae_loaded, owner, x->deadline_ms))
         return true;
     x->waiting--;
     return false;

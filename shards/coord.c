@@ -85,8 +85,9 @@
  * lacks the key does not say NOT_FOUND (the GET carries WIRE_MSG_REAP): the
  * key may be on its way to it with the very value the tombstone deleted
  * (from a source that missed the delete), so it answers UNAVAILABLE, and
- * the check is deferred until its transfer is over. An answer holding anything else (an older
- * value, a newer write) is merged here and the merged state SYNCed to it,
+ * the check is deferred until its transfer is over. An answer holding
+ * anything else (an older value, a newer write) is merged here and the
+ * merged state SYNCed to it,
  * as read repair does, and the next pass checks again; no answer: later.
  * So a replica down for longer than tombstone-grace holds every other
  * replica's tombstones of its partitions until it is back (Cassandra's
@@ -2355,8 +2356,7 @@ static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *w
 static bool coord_pulling(struct shard *sh, uint32_t p)
 {
     transfer_catch_up(sh);
-    unsigned ts = transfer_state(sh->node, p);
-    return ts == TRANSFER_PENDING || ts == TRANSFER_STREAMING || ts == TRANSFER_SETTLING;
+    return transfer_is_incoming(transfer_state(sh->node, p));
 }
 
 static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash,
@@ -3051,8 +3051,8 @@ bool coord_holds_partition(const struct shard *sh, uint32_t p)
     return coord_holds(sh->coord->view, p, coord_n_eff(sh->node, sh->coord->view));
 }
 
-struct req *coord_aae_load(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
-                           req_done_fn *done, void *owner, int64_t deadline_ms)
+struct req *coord_load_value(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
+                             req_done_fn *done, void *owner, int64_t deadline_ms)
 {
     struct resp_arg k = {key, klen};
     return sh->tier ? coord_load(sh, &k, hash, done, owner, deadline_ms) : NULL;

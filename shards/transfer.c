@@ -71,11 +71,11 @@
  * "epoch E" of the ring it was written for, "in p cursor from epoch
  * cursor-source walk-reach sources...", "out p from epoch" and "drop p from
  * epoch" lines, "end <lines>"; written to a temporary file, fsynced,
- * renamed, the directory fsynced, each step through the ring: tr_save) is written at once
- * when a ring change is taken (so a restart knows what this node does not
- * hold; a restart whose ring is not the file's pulls every partition of
- * its lists). After a batch is applied its cursor is kept in memory and
- * written once the log's durable sequence
+ * renamed, the directory fsynced, each step through the ring: tr_save) is
+ * written at once when a ring change is taken (so a restart knows what
+ * this node does not hold; a restart whose ring is not the file's pulls
+ * every partition of its lists). After a batch is applied its cursor is
+ * kept in memory and written once the log's durable sequence
  * (persist_durable_seq) reaches the records of that batch, so a crash of
  * the receiver resumes from a cursor whose keys are on disk, and a crash of
  * the source only makes the receiver ask again (late stream: next source).
@@ -134,6 +134,7 @@
 #include "buf.h"
 #include "cfg.h"
 #include "cmd.h"
+#include "coord.h"
 #include "keyhash.h"
 #include "log.h"
 #include "node.h"
@@ -253,12 +254,12 @@ struct transfer {
     bool save_again;           /* the state changed while one was in flight */
     uint8_t *save_state;       /* per partition: the line the file being written has for it
                                   (enum tr_filed) */
-    uint8_t *filed_state;      /* ... the newest durable file's (a whole file for filed_epoch) */
+    uint8_t *filed_state;      /* ... the newest durable file's (a whole file for file_epoch) */
     uint64_t *save_bytes;      /* per partition: bytes its saved cursor covers, in that file */
     uint64_t save_epoch;       /* the ring epoch of the file being written */
-    uint64_t filed_epoch;      /* of the newest durable file; 0: none (a restart pulls all) */
     uint64_t reserved;         /* keys the table was last grown to hold (tr_reserve) */
-    uint64_t file_epoch;       /* the ring epoch the file was written for (0: none) */
+    uint64_t file_epoch;       /* the ring epoch the newest durable, whole file was written
+                                  for (0: none; a restart pulls all) */
     struct transfer_stats st;  /* relaxed atomics */
 };
 
@@ -282,11 +283,6 @@ static void tr_set(struct transfer *tr, uint32_t p, unsigned s)
 {
     __atomic_store_n(&tr->state[p], (uint8_t)s, __ATOMIC_RELAXED);
     tr->dirty = true;
-}
-
-static bool tr_incoming(unsigned s)
-{
-    return s == TRANSFER_PENDING || s == TRANSFER_STREAMING || s == TRANSFER_SETTLING;
 }
 
 /* Still missing keys (a SETTLING one has them all, maybe not durably). */
@@ -336,7 +332,7 @@ static int tr_id_index(struct transfer *tr, const char *id)
  * its ring's epoch (else it pulls every partition of its lists), so a
  * partition is declared held whole to a releasing node only once the newest
  * durable file is of the current ring and does not list it as pulled
- * (filed_state, filed_epoch; tr_reach); a drop pass takes only partitions
+ * (filed_state, file_epoch; tr_reach); a drop pass takes only partitions
  * the durable file says are dropping (a restart resumes the pass, never
  * serves a copy half dropped); and resumable_bytes counts what a durable
  * file records. */
@@ -344,6 +340,15 @@ enum tr_save_step { SAVE_IDLE, SAVE_WRITE, SAVE_FSYNC, SAVE_RENAME, SAVE_DIR_FSY
 
 /* A partition's line in a state file. */
 enum tr_filed { FILED_NONE, FILED_IN, FILED_OUT, FILED_DROP };
+
+/* The line a partition in state s gets ("in", "out", "drop" or none). */
+static unsigned tr_filed_of(unsigned s)
+{
+    return transfer_is_incoming(s)  ? FILED_IN
+           : s == TRANSFER_DROPPING  ? FILED_DROP
+           : s == TRANSFER_RELEASING ? FILED_OUT
+                                     : FILED_NONE;
+}
 
 static void tr_save_submit(struct transfer *tr, unsigned step)
 {
@@ -386,25 +391,26 @@ static void tr_save(struct transfer *tr)
     uint32_t lines = 0;
     for (uint32_t p = 0; tr->parts && p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
-        if (tr_incoming(s)) {
+        tr->save_state[p] = (uint8_t)tr_filed_of(s);
+        if (transfer_is_incoming(s)) {
             const struct tr_part *tp = &tr->parts[p];
             /* the saved cursor only for the range it was walked for */
             bool same = tp->saved.cursor && tp->saved.src && tp->saved.from == tp->from &&
                         tp->saved.epoch == tp->epoch;
             buf_printf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %" PRIu64, p,
                        same ? tp->saved.cursor : 0, tp->from, tp->epoch,
-                       same ? tr->ids[tp->saved.src - 1] : "-", same ? tp->saved.reach : UINT64_MAX);
+                       same ? tr->ids[tp->saved.src - 1] : "-",
+                       same ? tp->saved.reach : UINT64_MAX);
             for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
                 buf_printf(f, " %s", tr->ids[tr->parts[p].src[k]]);
             buf_append(f, "\n", 1);
-            tr->save_state[p] = FILED_IN;
             tr->save_bytes[p] = same ? tp->saved_bytes : 0;
             lines++;
         } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
             /* a drop pass under way resumes as one: its copy is no longer whole */
-            buf_printf(f, "%s %u %" PRIu64 " %" PRIu64 "\n", s == TRANSFER_DROPPING ? "drop" : "out",
-                       p, tr->parts[p].from, tr->parts[p].epoch);
-            tr->save_state[p] = s == TRANSFER_DROPPING ? FILED_DROP : FILED_OUT;
+            buf_printf(f, "%s %u %" PRIu64 " %" PRIu64 "\n",
+                       s == TRANSFER_DROPPING ? "drop" : "out", p, tr->parts[p].from,
+                       tr->parts[p].epoch);
             lines++;
         }
     }
@@ -469,7 +475,7 @@ void transfer_on_cqe(struct shard *sh, uint64_t ud, int res)
         memcpy(tr->filed_state, tr->save_state, tr->q);
         for (uint32_t p = 0; tr->parts && p < tr->q; p++)
             tr->parts[p].filed_bytes = tr->save_bytes[p];
-        tr->filed_epoch = tr->save_epoch;
+        tr->file_epoch = tr->save_epoch;
         tr->save_step = SAVE_IDLE;
         if (tr->save_again)
             tr_save(tr);
@@ -604,14 +610,10 @@ int transfer_init(struct shard *sh)
     bool data_kept = n->cfg->storage == CFG_STORAGE_LOG && n->layout.old_nshards > 0;
     if (data_kept) {
         tr_load(tr); /* a whole file: file_epoch; else 0 */
-        tr->filed_epoch = tr->file_epoch;
         for (uint32_t p = 0; p < tr->q; p++) {
             unsigned st = tr_get(tr, p);
-            tr->filed_state[p] = tr_incoming(st)            ? FILED_IN
-                                 : st == TRANSFER_DROPPING  ? FILED_DROP
-                                 : st == TRANSFER_RELEASING ? FILED_OUT
-                                                            : FILED_NONE;
-            if (tr->parts && tr_incoming(st) && tr->parts[p].saved.cursor)
+            tr->filed_state[p] = tr_filed_of(st);
+            if (tr->parts && transfer_is_incoming(st) && tr->parts[p].saved.cursor)
                 tr->parts[p].filed_bytes = tr->parts[p].saved_bytes;
         }
     } else if (tr->path[0]) /* it described data that is gone */
@@ -710,7 +712,7 @@ static void tr_start_pull(struct transfer *tr, const struct node *n, const struc
 {
     struct tr_part *tp = &tr->parts[p];
     unsigned st = tr_get(tr, p);
-    if (!tr_incoming(st)) {
+    if (!transfer_is_incoming(st)) {
         /* back in the list while releasing a whole copy: it has [0, left) */
         uint64_t have_to = st == TRANSFER_RELEASING && tp->from == 0 ? tp->epoch : 0;
         memset(tp, 0, sizeof *tp);
@@ -752,7 +754,8 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
         for (uint32_t p = 0; tr->was_multi && p < tr->q; p++) {
             unsigned st = tr_get(tr, p);
             if (n->partition_shard[p] != sh->id || st == TRANSFER_RELEASING ||
-                st == TRANSFER_DROPPING || (!tr_incoming(st) && !tr_in_list(n, old, self, p)))
+                st == TRANSFER_DROPPING ||
+                (!transfer_is_incoming(st) && !tr_in_list(n, old, self, p)))
                 continue;
             uint64_t from = tr_receiving(st) ? tr->parts[p].epoch : 0;
             memset(&tr->parts[p], 0, sizeof tr->parts[p]);
@@ -761,7 +764,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
             tr_set(tr, p, TRANSFER_RELEASING);
         }
         for (uint32_t p = 0; !tr->was_multi && p < tr->q; p++)
-            if (tr_incoming(tr_get(tr, p)))
+            if (transfer_is_incoming(tr_get(tr, p)))
                 tr_set(tr, p, TRANSFER_NONE);
         tr_cancel_streams(tr); /* a drop pass under way goes on */
         ring_destroy(old);
@@ -775,11 +778,11 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
         bool was = tr_in_list(n, old, self, p);
         bool is = tr_in_list(n, ring, self, p);
         unsigned st = tr_get(tr, p);
-        if (is && (!was || tr_incoming(st) || st == TRANSFER_RELEASING ||
+        if (is && (!was || transfer_is_incoming(st) || st == TRANSFER_RELEASING ||
                    st == TRANSFER_DROPPING)) {
             tr_start_pull(tr, n, old, ring, p, self);
             gained++;
-        } else if (!is && (was || tr_incoming(st))) {
+        } else if (!is && (was || transfer_is_incoming(st))) {
             /* whole: it has [0, now); still pulling since E: [E, now) */
             uint64_t from = tr_receiving(st) ? tr->parts[p].epoch : 0;
             memset(&tr->parts[p], 0, sizeof tr->parts[p]);
@@ -970,11 +973,6 @@ static bool tr_in_group(const struct tr_stream *st, uint32_t p)
     return false;
 }
 
-static void tr_noop(struct cmd_ctx *c)
-{
-    c->res->status = REQ_OK;
-}
-
 /* A streamed key whose version here is on disk only, waiting for it. */
 struct tr_parked {
     uint64_t stream_id;
@@ -1012,7 +1010,7 @@ static bool tr_loaded(struct req_table *t, struct req *r, enum req_end how)
 }
 
 /* Values beyond RAM: starts reading key's value back from the log (a no-op
- * message waiting in tier.h, as coord.c's coord_load). The source's
+ * message waiting in tier.h: coord_load_value). The source's
  * (owner NULL): the batch asked again finds it in memory; the receiver's:
  * the parked key is applied then (tr_loaded). False when it is in memory
  * already or the read cannot start. */
@@ -1025,19 +1023,7 @@ static bool tr_load_cold(struct shard *sh, const char *key, uint32_t klen, uint6
         store_pin(sh->store, NULL); /* in memory already */
         return false;
     }
-    struct resp_arg argv[2] = {{"LOAD", 4}, {key, klen}};
-    struct req *r = req_new(&sh->reqs, 1, 1, tr_loaded, shard_deadline(sh));
-    struct cmd_msg *load =
-        r ? cmd_msg_for(sh, r->id, 0, sh->id, tr_noop, CMD_READS_VALUE, 2, argv, 2, hash) : NULL;
-    if (!load) {
-        if (r)
-            req_cancel(&sh->reqs, r->id);
-        return false;
-    }
-    r->owner_ptr = owner;
-    tier_wait(sh, load);
-    req_arm(&sh->reqs, r);
-    return true;
+    return coord_load_value(sh, key, klen, hash, tr_loaded, owner, shard_deadline(sh)) != NULL;
 }
 
 /* Parks a streamed key until this node's cold version of it is read back
@@ -1275,7 +1261,7 @@ static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p,
     if (tr_receiving(st) || st == TRANSFER_DROPPING || (st == TRANSFER_SETTLING && durably))
         return 0;
     if (durably && tr->path[0] &&
-        (tr->filed_epoch != (tr->ring ? tr->ring->epoch : 0) || tr->filed_state[p] == FILED_IN))
+        (tr->file_epoch != (tr->ring ? tr->ring->epoch : 0) || tr->filed_state[p] == FILED_IN))
         return 0; /* whole, but a restart would not know it: the durable file says otherwise */
     bool in = s && s->ring && tr_in_list(sh->node, s->ring, s->members[s->self].id, p);
     return in ? UINT64_MAX : 0;
@@ -1610,10 +1596,10 @@ static void tr_checkpoint(struct shard *sh, int64_t now_ms)
     for (uint32_t p = 0; p < tr->q; p++) {
         unsigned s = tr_get(tr, p);
         struct tr_part *tp = &tr->parts[p];
-        tp->ck = tr_incoming(s) ? (struct tr_pos){tp->cursor, tp->walk_reach, tp->from, tp->epoch,
-                                                  tp->cur_src}
-                                : (struct tr_pos){0};
-        tr->parts[p].ck_bytes = tr_incoming(s) ? tr->parts[p].bytes : 0;
+        tp->ck = transfer_is_incoming(s)
+                     ? (struct tr_pos){tp->cursor, tp->walk_reach, tp->from, tp->epoch, tp->cur_src}
+                     : (struct tr_pos){0};
+        tr->parts[p].ck_bytes = transfer_is_incoming(s) ? tr->parts[p].bytes : 0;
         tr->parts[p].ck_done = s == TRANSFER_SETTLING;
     }
 }
@@ -1628,18 +1614,18 @@ static void tr_figures(struct transfer *tr, int64_t now_ms)
         by[s]++;
         const struct tr_part *tp = &tr->parts[p];
         resumable += s == TRANSFER_DONE                           ? tp->bytes
-                     : tr_incoming(s) ? tp->filed_bytes /* a durable file's cursor */
+                     : transfer_is_incoming(s) ? tp->filed_bytes /* a durable file's cursor */
                                       : 0;
         if (s == TRANSFER_DONE) {
             done_bytes += (double)tp->bytes;
             done_parts++;
-        } else if (tr_incoming(s) && tp->cursor) {
+        } else if (transfer_is_incoming(s) && tp->cursor) {
             double frac = (double)tp->cursor / 18446744073709551616.0;
             remaining += (double)tp->bytes * (1 - frac) / frac;
         }
     }
     for (uint32_t p = 0; p < tr->q; p++)
-        if (tr_incoming(tr_get(tr, p)) && !tr->parts[p].cursor && done_parts)
+        if (transfer_is_incoming(tr_get(tr, p)) && !tr->parts[p].cursor && done_parts)
             remaining += done_bytes / (double)done_parts;
     ST_SET(tr, pending, by[TRANSFER_PENDING]);
     ST_SET(tr, streaming, by[TRANSFER_STREAMING]);

@@ -49,6 +49,13 @@ enum transfer_state {
     TRANSFER_DROPPING = 6,  /* dropping its copy (store deletes) */
 };
 
+/* True for the states of a partition this node pulls (not yet durable). */
+static inline bool transfer_is_incoming(unsigned state)
+{
+    return state == TRANSFER_PENDING || state == TRANSFER_STREAMING ||
+           state == TRANSFER_SETTLING;
+}
+
 /* Names for the API: "none", "pending", "streaming", "settling", "done",
  * "releasing", "dropping". */
 const char *transfer_state_name(unsigned state);
