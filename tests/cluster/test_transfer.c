@@ -344,14 +344,6 @@ static void test_transfer_cut_state_file_pulls_all(void **state)
     check_local_reads(3, "k", KEYS, vlen);
 }
 
-static long long cold_keys(int i)
-{
-    char *info = cluster_ask(i, "INFO");
-    long long v = info ? cluster_info_field(info, "cold_keys") : -1;
-    free(info);
-    return v;
-}
-
 static void test_transfer_join_moves_cold_values(void **state)
 {
     (void)state;
@@ -359,7 +351,7 @@ static void test_transfer_join_moves_cold_values(void **state)
     const char *small[] = {"--maxmemory", "2mb", NULL};
     start_three_loaded(small, vlen);
     for (int i = 0; i < 3; i++)
-        assert_true(cold_keys(i) > 0);
+        assert_true(cluster_info_stat(i, "persistence", "cold_keys") > 0);
     const char *flags[24];
     flags_of(flags, small, true);
     assert_int_equal(cluster_start(3, flags), 0);

@@ -157,14 +157,6 @@ static void check_pair(int p)
     }
 }
 
-static long long cold_keys(int i)
-{
-    char *info = cluster_ask(i, "INFO");
-    long long v = info ? cluster_info_field(info, "cold_keys") : -1;
-    free(info);
-    return v;
-}
-
 static void test_values_beyond_ram_in_a_cluster(void **state)
 {
     (void)state;
@@ -191,7 +183,7 @@ static void test_values_beyond_ram_in_a_cluster(void **state)
         acked += set_all(i);
     assert_int_equal(acked, KEYS);
     for (int i = 0; i < 3; i++)
-        assert_true(cold_keys(i) > 0);
+        assert_true(cluster_info_stat(i, "persistence", "cold_keys") > 0);
     assert_int_equal(get_all(), KEYS);
     /* Transactions over keys whose values are cold: each runs (after a
      * -TRYAGAIN or two while they are read back) and supersedes them. */

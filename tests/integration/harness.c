@@ -22,6 +22,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -138,6 +139,23 @@ static int rm_counting(const char *path, const struct stat *st, int flag, struct
 int harness_remove_dir(const char *dir)
 {
     return nftw(dir, rm_counting, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+void harness_shard0_segment(const char *data_dir, bool newest, char *name, size_t cap)
+{
+    char shard_dir[512];
+    snprintf(shard_dir, sizeof shard_dir, "%s/shard-000", data_dir);
+    name[0] = '\0';
+    DIR *d = opendir(shard_dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int order = name[0] ? strcmp(de->d_name, name) : 0;
+        if (strstr(de->d_name, ".seg") && (!name[0] || (newest ? order > 0 : order < 0)))
+            snprintf(name, cap, "%.200s", de->d_name);
+    }
+    closedir(d);
 }
 
 static void harness_print_log(const struct harness_proc *p)

@@ -121,6 +121,9 @@ int harness_free_ports(int *a, int *b);
 int harness_temp_dir(char *dir, size_t cap, const char *prefix);
 /* Removes a directory tree (harness_temp_dir's). 0, or -1 if some of it stays. */
 int harness_remove_dir(const char *dir);
+/* The name of the oldest (newest: the newest) segment file of shard 0 under
+ * a data directory (storage = log) in name[0..cap); "" when it has none. */
+void harness_shard0_segment(const char *data_dir, bool newest, char *name, size_t cap);
 
 /* Fills out[0..len) with printable bytes that do not compress, the same
  * for the same seed (a value a test can check after a restart). */

@@ -6,7 +6,6 @@
  * `ringkv --check-data DIR` finds the same damage offline. ringkv-only. */
 #include "harness.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -325,18 +324,10 @@ static void test_persistence_crash_keeps_acknowledged_writes(void **state)
 /* The newest segment of shard 0, and its size. */
 static void newest_segment(char *path, size_t len, off_t *size)
 {
-    char shard_dir[512];
-    snprintf(shard_dir, sizeof shard_dir, "%s/shard-000", data_dir);
-    DIR *d = opendir(shard_dir);
-    assert_non_null(d);
-    char best[256] = "";
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strstr(de->d_name, ".seg") && strcmp(de->d_name, best) > 0)
-            snprintf(best, sizeof best, "%.200s", de->d_name);
-    closedir(d);
+    char best[256];
+    harness_shard0_segment(data_dir, true, best, sizeof best);
     assert_true(best[0]);
-    snprintf(path, len, "%.300s/%.200s", shard_dir, best);
+    snprintf(path, len, "%.300s/shard-000/%.200s", data_dir, best);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     *size = st.st_size;

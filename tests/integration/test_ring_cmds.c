@@ -6,7 +6,6 @@
  * contexts. ringkv-only. */
 #include "harness.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,21 +277,6 @@ static void test_ring_crash_keeps_acknowledged_put(void **state)
     stop_connected(&s, c);
 }
 
-/* The oldest segment file of shard 0 (its name), or "" when there is none. */
-static void oldest_segment(char *name, size_t cap)
-{
-    char shard_dir[128];
-    snprintf(shard_dir, sizeof shard_dir, "%s/shard-000", data_dir);
-    DIR *d = opendir(shard_dir);
-    assert_non_null(d);
-    name[0] = '\0';
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strstr(de->d_name, ".seg") && (!name[0] || strcmp(de->d_name, name) < 0))
-            snprintf(name, cap, "%.100s", de->d_name);
-    closedir(d);
-}
-
 struct compaction_wait {
     redisContext *c;
     const char *segment; /* under shard 0 */
@@ -338,7 +322,7 @@ static void test_ring_compaction_keeps_versions(void **state)
         ctxs[i] = ring_get(c, key, a, b);
     }
     char first[128];
-    oldest_segment(first, sizeof first);
+    harness_shard0_segment(data_dir, false, first, sizeof first);
     assert_true(first[0]);
     static char value[VALUE + 1];
     for (int round = 0; round < ROUNDS; round++) {
