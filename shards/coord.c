@@ -197,6 +197,7 @@ enum coord_phase { PH_READ, PH_WRITE, PH_REPAIR, PH_FWD, PH_REAP };
 enum coord_peer { P_NONE, P_WAIT, P_OK, P_MISSING, P_FAIL, P_SAME };
 
 struct coord_op {
+    /* ---- the fields a peer's answer reads, in the first cache line ---- */
     struct coord_view *view;
     struct cmd_msg *m; /* the request coordinated; NULL once answered */
     uint8_t phase;
@@ -209,14 +210,17 @@ struct coord_op {
     bool has_hash;      /* READ: the GETs carried state_hash, this node's state's */
     bool is_merged;     /* READ: a replica's answer changed this node's state */
     bool is_run_early;  /* READ (not RMW): the command ran when the GETs went out */
-    uint64_t state_hash;
-    uint64_t early_seq;    /* is_run_early: its reply's durability hold */
-    uint64_t early_writes; /* is_run_early: the store's writes then (stats.writes) */
-    uint32_t partition, slot;
+    uint8_t st[COORD_PEERS_MAX]; /* enum coord_peer of peer k (P_NONE is 0) */
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
     uint32_t waiting; /* peers not answered yet */
     uint32_t npeers;
+    uint32_t nkeys; /* EXEC: keys of one slot (see keys, below) */
+    /* ---- the rest ---- */
+    uint64_t state_hash;
+    uint64_t early_seq;    /* is_run_early: its reply's durability hold */
+    uint64_t early_writes; /* is_run_early: the store's writes then (stats.writes) */
+    uint32_t partition, slot;
     uint32_t standin[COORD_PEERS_MAX]; /* is_hinted[k]: the node holding peer k's hint */
     bool is_hinted[COORD_PEERS_MAX];   /* peer k's write went to a stand-in (sloppy quorum) */
     uint8_t path[COORD_PEERS_MAX];     /* WRITE: COORD_PATH_* of peer k (its SYNC, its HINT) */
@@ -234,7 +238,6 @@ struct coord_op {
     /* EXEC (coord_multi_start): nkeys keys of one slot (pointing into m's
      * arguments); st and got then only list the peers, and key i's state at
      * peer k is mst/mgot[i * npeers + k], that index also the wire id's byte. */
-    uint32_t nkeys;
     struct resp_arg *keys;
     uint8_t *mst;
     struct replica_state *mgot;
@@ -244,13 +247,14 @@ struct coord_op {
     uint32_t ngot;     /* got[0..ngot) are initialised (their buffers kept for the next op) */
     struct replica_state *got; /* [cap] a peer's GET answer (coord_op_got) */
     uint32_t *peer;            /* [cap] the peers' member indexes */
-    uint8_t *st;               /* [cap] enum coord_peer */
     uint32_t key_cap;  /* bytes at key_heap */
     char *key_heap;    /* a key longer than key_small */
     struct replica_state mine; /* REAP: the tombstone checked */
     char key_small[COORD_KEY_SMALL];
-    _Alignas(8) char room[]; /* got, peer, st */
+    _Alignas(8) char room[]; /* got, peer */
 };
+_Static_assert(offsetof(struct coord_op, nkeys) + sizeof(uint32_t) <= 64,
+               "what an answer reads fits in the op's first cache line");
 
 /* ---- the view ---- */
 
@@ -660,20 +664,18 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
         }
     }
     if (!op) {
-        op = mi_malloc(sizeof *op + cap * (sizeof *op->got + sizeof *op->peer + sizeof *op->st));
+        op = mi_malloc_aligned(sizeof *op + cap * (sizeof *op->got + sizeof *op->peer), 64);
         if (!op)
             return NULL;
         op->cap = cap;
         op->got = (struct replica_state *)(void *)op->room;
         op->peer = (uint32_t *)(void *)(op->got + cap);
-        op->st = (uint8_t *)(op->peer + cap);
         op->ngot = 0;
         op->key_cap = 0;
         op->key_heap = NULL;
         replica_state_init(&op->mine);
     }
     memset(op, 0, offsetof(struct coord_op, next_free));
-    memset(op->st, P_NONE, op->cap);
     struct req *r = req_new(&sh->reqs, 1, 1, coord_op_done, deadline_ms);
     if (!r || (uint32_t)r->id >= 1u << COORD_SLOT_BITS) {
         if (r)

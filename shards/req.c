@@ -3,10 +3,17 @@
  * id is (generation << 32 | slot), so an id outlives its request safely:
  * req_find() compares the generation, which is bumped when a request is
  * freed. Each request is one allocation (its sub-results follow it unless
- * there is only one). Slots are reused LIFO from a free list.
- * Deadlines: a binary min-heap of requests by deadline_ms (each request
- * knows its index, so an early end removes it in O(log n)); the shard loop
- * calls req_expire() every turn, which looks at the heap's top only.
+ * there is only one); freed ones of a single sub-result are kept (up to
+ * REQ_POOL_MAX) for the next. Slots are reused LIFO from a free list.
+ * Deadlines: nearly every request is due request-timeout from when it was
+ * made, so deadlines come in order: they go in a FIFO ring of (deadline, id)
+ * entries, O(1) in and out; one set sooner than the newest goes to a small
+ * min-heap of such entries instead. An entry is not removed when its
+ * request ends early (that would cost a search, or a heap's log n cache
+ * misses per request): req_expire() drops entries whose id no longer finds
+ * a request as they reach the front, and a full queue first sheds its stale
+ * entries before it grows. The shard loop calls req_expire() every turn; it
+ * looks at the two fronts only.
  * Holds: a request whose quorum is in but whose hold_seq is not durable yet
  * waits in a second min-heap, by hold_seq; req_durable() pops its top while
  * that is durable, so releasing k of n held requests costs O(k log n) and a
@@ -26,6 +33,18 @@
 #include <time.h>
 
 #define REQ_NO_HEAP UINT32_MAX
+/* Freed small requests kept for reuse; none under AddressSanitizer, which
+ * then still catches a request used after it ended. */
+#if defined(__SANITIZE_ADDRESS__)
+#define REQ_POOL_MAX 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REQ_POOL_MAX 0
+#endif
+#endif
+#ifndef REQ_POOL_MAX
+#define REQ_POOL_MAX 1024
+#endif
 
 int64_t req_now_ms(void)
 {
@@ -38,8 +57,6 @@ void req_table_init(struct req_table *t, void *ctx)
 {
     memset(t, 0, sizeof *t);
     t->ctx = ctx;
-    t->deadlines.key = REQ_BY_DEADLINE;
-    t->held.key = REQ_BY_HOLD;
 }
 
 static void req_free(struct req_table *t, struct req *r)
@@ -52,7 +69,17 @@ static void req_free(struct req_table *t, struct req *r)
     t->slots[slot] = NULL;
     t->gen[slot]++;
     t->free_slots[t->nfree++] = slot;
-    mi_free(r);
+    if (r->is_small && t->npool < REQ_POOL_MAX) {
+        r->owner_ptr = t->pool;
+        t->pool = r;
+        t->npool++;
+    } else {
+        mi_free(r);
+    }
+    if (--t->live == 0) { /* every deadline entry left is stale */
+        t->due.head = t->due.n = 0;
+        t->nlate = 0;
+    }
 }
 
 void req_table_fini(struct req_table *t)
@@ -67,8 +94,14 @@ void req_table_fini(struct req_table *t)
     mi_free(t->slots);
     mi_free(t->gen);
     mi_free(t->free_slots);
-    mi_free(t->deadlines.v);
+    mi_free(t->due.v);
+    mi_free(t->due_late);
     mi_free(t->held.v);
+    while (t->pool) {
+        struct req *next = t->pool->owner_ptr;
+        mi_free(t->pool);
+        t->pool = next;
+    }
     memset(t, 0, sizeof *t);
 }
 
@@ -87,11 +120,7 @@ static int req_grow(struct req_table *t)
     if (!free_slots)
         return -ENOMEM;
     t->free_slots = free_slots;
-    struct req **heap = mi_realloc(t->deadlines.v, cap * sizeof *heap);
-    if (!heap)
-        return -ENOMEM;
-    t->deadlines.v = heap;
-    heap = mi_realloc(t->held.v, cap * sizeof *heap);
+    struct req **heap = mi_realloc(t->held.v, cap * sizeof *heap);
     if (!heap)
         return -ENOMEM;
     t->held.v = heap;
@@ -104,17 +133,133 @@ static int req_grow(struct req_table *t)
     return 0;
 }
 
-/* ---- the heaps (by deadline, by hold) ---- */
+/* ---- deadlines: the in-order ring and the out-of-order heap ---- */
 
-static inline bool heap_less(const struct req_heap *h, const struct req *a, const struct req *b)
+static inline bool due_is_stale(const struct req_table *t, const struct req_due *d)
 {
-    return h->key == REQ_BY_DEADLINE ? a->deadline_ms < b->deadline_ms : a->hold_seq < b->hold_seq;
+    return req_find(t, d->id) == NULL;
 }
+
+static inline struct req_due *fifo_at(const struct req_due_fifo *f, uint32_t i)
+{
+    return &f->v[(f->head + i) & (f->cap - 1)];
+}
+
+/* Room for one more entry in the ring: its stale entries go first (kept
+ * in order); it doubles only when over half of it is live. */
+static int fifo_make_room(struct req_table *t)
+{
+    struct req_due_fifo *f = &t->due;
+    if (f->n < f->cap)
+        return 0;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < f->n; i++)
+        if (!due_is_stale(t, fifo_at(f, i)))
+            *fifo_at(f, kept++) = *fifo_at(f, i);
+    f->n = kept;
+    if (f->cap && kept <= f->cap / 2)
+        return 0;
+    uint32_t cap = f->cap ? f->cap * 2 : 64;
+    struct req_due *v = mi_malloc(cap * sizeof *v);
+    if (!v)
+        return kept < f->cap ? 0 : -ENOMEM;
+    for (uint32_t i = 0; i < f->n; i++)
+        v[i] = *fifo_at(f, i);
+    mi_free(f->v);
+    f->v = v;
+    f->cap = cap;
+    f->head = 0;
+    return 0;
+}
+
+static inline bool due_less(const struct req_due *a, const struct req_due *b)
+{
+    return a->deadline_ms < b->deadline_ms;
+}
+
+static void late_down(struct req_table *t, uint32_t i)
+{
+    struct req_due *h = t->due_late, d = h[i];
+    for (;;) {
+        uint32_t child = 2 * i + 1;
+        if (child >= t->nlate)
+            break;
+        if (child + 1 < t->nlate && due_less(&h[child + 1], &h[child]))
+            child++;
+        if (!due_less(&h[child], &d))
+            break;
+        t->heap_steps++;
+        h[i] = h[child];
+        i = child;
+    }
+    h[i] = d;
+}
+
+static void late_push(struct req_table *t, struct req_due d)
+{
+    struct req_due *h = t->due_late;
+    uint32_t i = t->nlate++;
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!due_less(&d, &h[parent]))
+            break;
+        t->heap_steps++;
+        h[i] = h[parent];
+        i = parent;
+    }
+    h[i] = d;
+}
+
+static void late_pop(struct req_table *t)
+{
+    t->due_late[0] = t->due_late[--t->nlate];
+    if (t->nlate > 0)
+        late_down(t, 0);
+}
+
+/* Room for one more out-of-order entry: stale ones are shed (the heap
+ * rebuilt from the rest) before the array doubles. */
+static int late_make_room(struct req_table *t)
+{
+    if (t->nlate < t->late_cap)
+        return 0;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < t->nlate; i++)
+        if (!due_is_stale(t, &t->due_late[i]))
+            t->due_late[kept++] = t->due_late[i];
+    t->nlate = kept;
+    for (uint32_t i = kept / 2; i-- > 0;)
+        late_down(t, i);
+    if (t->late_cap && kept <= t->late_cap / 2)
+        return 0;
+    uint32_t cap = t->late_cap ? t->late_cap * 2 : 16;
+    struct req_due *v = mi_realloc(t->due_late, cap * sizeof *v);
+    if (!v)
+        return kept < t->late_cap ? 0 : -ENOMEM;
+    t->due_late = v;
+    t->late_cap = cap;
+    return 0;
+}
+
+/* Files r's deadline (room for it was made by req_new). */
+static void due_add(struct req_table *t, const struct req *r)
+{
+    struct req_due d = {.deadline_ms = r->deadline_ms, .id = r->id};
+    struct req_due_fifo *f = &t->due;
+    if (f->n == 0 || fifo_at(f, f->n - 1)->deadline_ms <= d.deadline_ms) {
+        *fifo_at(f, f->n) = d;
+        f->n++;
+        return;
+    }
+    late_push(t, d);
+}
+
+/* ---- the held heap (by hold_seq) ---- */
 
 static void heap_set(struct req_heap *h, uint32_t i, struct req *r)
 {
     h->v[i] = r;
-    r->at[h->key] = i;
+    r->held_at = i;
 }
 
 static void heap_up(struct req_table *t, struct req_heap *h, uint32_t i)
@@ -122,7 +267,7 @@ static void heap_up(struct req_table *t, struct req_heap *h, uint32_t i)
     struct req *r = h->v[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (!heap_less(h, r, h->v[parent]))
+        if (r->hold_seq >= h->v[parent]->hold_seq)
             break;
         t->heap_steps++;
         heap_set(h, i, h->v[parent]);
@@ -138,9 +283,9 @@ static void heap_down(struct req_table *t, struct req_heap *h, uint32_t i)
         uint32_t child = 2 * i + 1;
         if (child >= h->n)
             break;
-        if (child + 1 < h->n && heap_less(h, h->v[child + 1], h->v[child]))
+        if (child + 1 < h->n && h->v[child + 1]->hold_seq < h->v[child]->hold_seq)
             child++;
-        if (!heap_less(h, h->v[child], r))
+        if (h->v[child]->hold_seq >= r->hold_seq)
             break;
         t->heap_steps++;
         heap_set(h, i, h->v[child]);
@@ -157,16 +302,16 @@ static void heap_insert(struct req_table *t, struct req_heap *h, struct req *r)
 
 static void heap_remove(struct req_table *t, struct req_heap *h, struct req *r)
 {
-    uint32_t i = r->at[h->key];
+    uint32_t i = r->held_at;
     if (i == REQ_NO_HEAP)
         return;
-    r->at[h->key] = REQ_NO_HEAP;
+    r->held_at = REQ_NO_HEAP;
     struct req *last = h->v[--h->n];
     if (last == r)
         return;
     heap_set(h, i, last);
     heap_up(t, h, i);
-    heap_down(t, h, last->at[h->key]);
+    heap_down(t, h, last->held_at);
 }
 
 /* ---- life of a request ---- */
@@ -176,12 +321,20 @@ struct req *req_new(struct req_table *t, uint32_t nsub, uint32_t quorum, req_don
 {
     if (t->nfree == 0 && req_grow(t) != 0)
         return NULL;
-    size_t extra = nsub > 1 ? nsub * sizeof(struct req_result) : 0;
-    struct req *r = mi_malloc(sizeof *r + extra);
-    if (!r)
+    if (fifo_make_room(t) != 0 || late_make_room(t) != 0)
         return NULL;
+    size_t extra = nsub > 1 ? nsub * sizeof(struct req_result) : 0;
+    struct req *r;
+    if (!extra && t->pool) {
+        r = t->pool;
+        t->pool = r->owner_ptr;
+        t->npool--;
+    } else if (!(r = mi_malloc(sizeof *r + extra))) {
+        return NULL;
+    }
     uint32_t slot = t->free_slots[--t->nfree];
     memset(r, 0, sizeof *r);
+    r->is_small = !extra;
     r->id = (uint64_t)t->gen[slot] << 32 | slot;
     r->done = done;
     r->nsub = nsub;
@@ -191,8 +344,9 @@ struct req *req_new(struct req_table *t, uint32_t nsub, uint32_t quorum, req_don
     if (nsub > 1)
         memset(r->subs, 0, extra);
     t->slots[slot] = r;
-    r->at[REQ_BY_HOLD] = REQ_NO_HEAP;
-    heap_insert(t, &t->deadlines, r);
+    t->live++;
+    r->held_at = REQ_NO_HEAP;
+    due_add(t, r);
     return r;
 }
 
@@ -215,7 +369,6 @@ static void req_end(struct req_table *t, struct req *r, enum req_end how)
         req_try(t, r);
         return;
     }
-    heap_remove(t, &t->deadlines, r);
     req_free(t, r);
 }
 
@@ -228,7 +381,7 @@ static void req_try(struct req_table *t, struct req *r)
         req_end(t, r, REQ_END_DONE);
         return;
     }
-    if (r->at[REQ_BY_HOLD] == REQ_NO_HEAP)
+    if (r->held_at == REQ_NO_HEAP)
         heap_insert(t, &t->held, r);
 }
 
@@ -274,9 +427,37 @@ void req_durable(struct req_table *t, uint64_t seq)
 
 void req_expire(struct req_table *t, int64_t now_ms)
 {
-    while (t->deadlines.n > 0 && t->deadlines.v[0]->deadline_ms <= now_ms) {
-        struct req *r = t->deadlines.v[0];
-        heap_remove(t, &t->deadlines, r);
+    struct req_due_fifo *f = &t->due;
+    for (;;) {
+        /* stale fronts go at once, due or not */
+        if (f->n > 0 && due_is_stale(t, fifo_at(f, 0))) {
+            f->head = (f->head + 1) & (f->cap - 1);
+            f->n--;
+            continue;
+        }
+        if (t->nlate > 0 && due_is_stale(t, &t->due_late[0])) {
+            late_pop(t);
+            continue;
+        }
+        bool from_fifo;
+        if (f->n > 0 && t->nlate > 0)
+            from_fifo = !due_less(&t->due_late[0], fifo_at(f, 0));
+        else if (f->n > 0)
+            from_fifo = true;
+        else if (t->nlate > 0)
+            from_fifo = false;
+        else
+            return;
+        struct req_due d = from_fifo ? *fifo_at(f, 0) : t->due_late[0];
+        if (d.deadline_ms > now_ms)
+            return;
+        if (from_fifo) {
+            f->head = (f->head + 1) & (f->cap - 1);
+            f->n--;
+        } else {
+            late_pop(t);
+        }
+        struct req *r = req_find(t, d.id);
         t->expired++;
         heap_remove(t, &t->held, r);
         r->done(t, r, REQ_END_TIMEOUT);
@@ -289,7 +470,6 @@ void req_cancel(struct req_table *t, uint64_t id)
     struct req *r = req_find(t, id);
     if (!r)
         return;
-    heap_remove(t, &t->deadlines, r);
     heap_remove(t, &t->held, r);
     r->done(t, r, REQ_END_DROP);
     req_free(t, r);
@@ -297,5 +477,5 @@ void req_cancel(struct req_table *t, uint64_t id)
 
 uint32_t req_count(const struct req_table *t)
 {
-    return t->deadlines.n;
+    return t->live;
 }

@@ -67,9 +67,9 @@ struct req {
     uint32_t nsub;    /* sub-results */
     uint32_t ndone;   /* sub-results in */
     uint32_t quorum;  /* sub-results that complete it */
-    uint32_t at[2];   /* positions in the deadline heap and the held heap
-                         (REQ_BY_DEADLINE, REQ_BY_HOLD); UINT32_MAX: not in it */
+    uint32_t held_at; /* position in the held heap; UINT32_MAX: not in it */
     bool is_armed;    /* routing is over: completing it may happen */
+    bool is_small;    /* allocated without room for sub-results: reusable (the pool) */
     uint32_t kind;    /* the owner's: which combiner (cmd.h, enum cmd_combine) */
     uint64_t owner;   /* the owner's handle (a connection's slot and generation) */
     void *owner_ptr;  /* the owner's datum, valid while the request lives (a
@@ -83,14 +83,27 @@ struct req {
     struct req_result one;
 };
 
-/* A binary min-heap of requests; each knows its place (req.at[key]), so one
- * leaves in O(log n) wherever it is. Both heaps hold at most every request
- * of the table, so their arrays grow with it and inserting never fails. */
-enum req_heap_key { REQ_BY_DEADLINE, REQ_BY_HOLD };
+/* Held requests: a binary min-heap by hold_seq; each knows its place
+ * (req.held_at), so one leaves in O(log n) wherever it is. The array grows
+ * with the table, so inserting never fails. */
 struct req_heap {
     struct req **v;
     uint32_t n;
-    uint8_t key; /* enum req_heap_key */
+};
+
+/* A request's deadline as the deadline queues keep it: by id, so an entry
+ * outlives its request (it is dropped when found stale). */
+struct req_due {
+    int64_t deadline_ms;
+    uint64_t id;
+};
+
+/* Deadlines in the order they were set, each no sooner than the one before
+ * (a ring of entries; nearly every deadline is "request-timeout from now").
+ * A deadline sooner than the newest goes to the out-of-order heap instead. */
+struct req_due_fifo {
+    struct req_due *v;
+    uint32_t cap, head, n; /* cap a power of two */
 };
 
 struct req_table {
@@ -99,11 +112,16 @@ struct req_table {
     uint32_t *gen;      /* slot -> generation, bumped when freed */
     uint32_t *free_slots;
     uint32_t cap, nfree;
-    struct req_heap deadlines; /* every request, by deadline_ms, soonest first */
+    uint32_t live;             /* requests in the table */
+    struct req_due_fifo due;   /* deadlines set in order (most of them) */
+    struct req_due *due_late;  /* a min-heap by deadline of those set out of order */
+    uint32_t nlate, late_cap;
     struct req_heap held;      /* complete but for their hold, by hold_seq */
+    struct req *pool;          /* freed small requests, for the next (linked by owner_ptr) */
+    uint32_t npool;
     uint64_t durable_seq; /* the log is durable up to here */
     uint64_t expired;     /* requests ended by their deadline (INFO) */
-    uint64_t heap_steps;  /* levels walked in both heaps (tests count work) */
+    uint64_t heap_steps;  /* levels walked in the heaps (tests count work) */
 };
 
 /* An empty table; ctx is handed back through t->ctx. */

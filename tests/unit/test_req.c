@@ -315,6 +315,52 @@ static void test_req_many_holds_cost_log_steps_each(void **state)
     test_free(ids);
 }
 
+/* Deadlines in order go through the ring and leave it in O(1); requests
+ * that end early leave stale entries that never expire anything (a slot
+ * reused by a newer request is told apart by its generation), and a ring
+ * held open by one long request sheds them instead of growing with every
+ * request made meanwhile. Sooner deadlines mixed in still expire first. */
+static void test_req_deadline_queue_sheds_ended_requests(void **state)
+{
+    enum { N = 200000 };
+    /* one request due late holds the ring's front */
+    struct req *old = req_new(&table, 1, 1, done_count, 1000000);
+    assert_non_null(old);
+    uint64_t old_id = old->id;
+    req_arm(&table, old);
+    /* N short requests made and answered one after another */
+    for (uint32_t i = 0; i < N; i++) {
+        struct req *r = req_new(&table, 1, 1, done_count, 1000000 + i);
+        assert_non_null(r);
+        req_arm(&table, r);
+        req_sub_done(&table, r);
+    }
+    assert_int_equal(ends[REQ_END_DONE], N);
+    assert_int_equal(req_count(&table), 1);
+    assert_true(table.due.cap <= 256); /* not N entries */
+    /* their stale entries expire nothing, however late the clock */
+    struct req *late = req_new(&table, 1, 1, done_count, 5000000);
+    req_arm(&table, late);
+    uint64_t late_id = late->id;
+    /* a sooner deadline mixed in goes first */
+    struct req *soon = req_new(&table, 1, 1, done_count, 500);
+    req_arm(&table, soon);
+    uint64_t soon_id = soon->id;
+    req_expire(&table, 600);
+    assert_int_equal(ends[REQ_END_TIMEOUT], 1);
+    assert_null(req_find(&table, soon_id));
+    assert_non_null(req_find(&table, old_id));
+    req_expire(&table, 1000000 + N);
+    assert_int_equal(ends[REQ_END_TIMEOUT], 2);
+    assert_null(req_find(&table, old_id));
+    assert_non_null(req_find(&table, late_id));
+    assert_int_equal(req_count(&table), 1);
+    req_expire(&table, 5000000);
+    assert_int_equal(ends[REQ_END_TIMEOUT], 3);
+    assert_int_equal(req_count(&table), 0);
+    assert_int_equal(ends[REQ_END_DONE], N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +372,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_req_deadlines_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_req_many_holds_cost_log_steps_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_req_deadline_queue_sheds_ended_requests, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
