@@ -32,6 +32,7 @@
 #define CONN_MAX_PENDING 4096         /* waiting replies before input pauses */
 #define CONN_MAX_OUT (16u << 20)      /* queued output before input pauses */
 #define CONN_INITIAL_ARGS 16
+#define CONN_PREFETCH 16              /* pipelined requests whose keys are peeked at once */
 
 static _Thread_local struct buf conn_discard; /* replies that cannot be queued (OOM) */
 
@@ -312,12 +313,26 @@ static void conn_pause(struct conn *c)
     c->recv_cancelling = true;
 }
 
+/* Hands the keys of up to CONN_PREFETCH pipelined RESP requests at
+ * data[0..len) to env->prefetch_keys (resp_peek_keys: a hint, parsed for
+ * real afterwards). */
+static void conn_prefetch_resp(struct conn *c, const char *data, size_t len)
+{
+    struct resp_arg keys[CONN_PREFETCH];
+    uint32_t n = resp_peek_keys(data, len, keys, CONN_PREFETCH);
+    if (n > 1)
+        c->env->prefetch_keys(c->env->owner, keys, n);
+}
+
 /* Serves every whole request in data[0..len), as far as the limits allow.
  * Returns the bytes consumed. */
 static size_t conn_serve(struct conn *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && !c->closing && !c->close_after_flush) {
+    bool peek = c->kind == CONN_RESP && c->env->prefetch_keys;
+    for (uint32_t served = 0; off < len && !c->closing && !c->close_after_flush; served++) {
+        if (peek && served % CONN_PREFETCH == 0 && !c->swallow)
+            conn_prefetch_resp(c, data + off, len - off);
         if (conn_should_pause(c)) {
             conn_pause(c);
             break;

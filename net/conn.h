@@ -47,6 +47,11 @@ struct conn_env {
     /* A parsed RESP request (argv valid during the call) or memcached one. */
     void (*on_resp)(struct conn *c, struct resp_arg *argv, uint32_t argc);
     void (*on_mc)(struct conn *c, struct mc_request *req);
+    /* Optional: the keys (second arguments) of the next few pipelined RESP
+     * requests, before any of them is parsed and run, so that the owner can
+     * ask for their memory ahead (a hint: they may be cut short, and are
+     * parsed and checked as usual afterwards). Valid during the call. */
+    void (*prefetch_keys)(void *owner, const struct resp_arg *keys, uint32_t n);
     /* A slot of a connection being freed was still outstanding: `ticket`
      * is what conn_slot_reserve() was given; nothing may fill it any more. */
     void (*abandon)(void *owner, uint64_t ticket);

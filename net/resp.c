@@ -462,6 +462,49 @@ void resp_state_reset(struct resp_state *st)
     st->examined = examined;
 }
 
+/* ---- peeking ahead (resp_peek_keys) ---- */
+
+/* The decimal after a type byte, up to its CRLF, in [*pp, end): its value
+ * with *pp moved past the line, or -1 (anything else, cut short, or more
+ * than 9 digits). */
+static long long peek_number(const char **pp, const char *end, char type)
+{
+    const char *p = *pp;
+    if (p >= end || *p != type)
+        return -1;
+    p++;
+    long long v = 0;
+    int digits = 0;
+    while (p < end && *p >= '0' && *p <= '9' && digits < 9) {
+        v = v * 10 + (*p++ - '0');
+        digits++;
+    }
+    if (digits == 0 || end - p < 2 || p[0] != '\r' || p[1] != '\n')
+        return -1;
+    *pp = p + 2;
+    return v;
+}
+
+uint32_t resp_peek_keys(const char *data, size_t len, struct resp_arg *keys, uint32_t max)
+{
+    const char *p = data, *end = data + len;
+    uint32_t n = 0;
+    for (uint32_t req = 0; req < max; req++) {
+        long long argc = peek_number(&p, end, '*');
+        if (argc < 1 || argc > RESP_PEEK_ARGS)
+            break;
+        for (long long i = 0; i < argc; i++) {
+            long long l = peek_number(&p, end, '$');
+            if (l < 0 || (size_t)(end - p) < (size_t)l + 2)
+                return n;
+            if (i == 1)
+                keys[n++] = (struct resp_arg){.ptr = p, .len = (uint32_t)l};
+            p += l + 2;
+        }
+    }
+    return n;
+}
+
 enum resp_status resp_parse(const struct resp_limits *lim, struct resp_state *state,
                             const char *data, size_t len, struct resp_arg *argv, uint32_t argv_cap,
                             uint32_t *argc, char *scratch, size_t scratch_cap, size_t *consumed,

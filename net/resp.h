@@ -84,6 +84,16 @@ enum resp_status resp_parse(const struct resp_limits *lim, struct resp_state *st
                             uint32_t *argc, char *scratch, size_t scratch_cap, size_t *consumed,
                             size_t *need, const char **err);
 
+/* Looks ahead at up to max pipelined requests in data[0..len) without
+ * parsing them: the second argument (the key, for keyed commands) of each
+ * multibulk request, as slices of data, in keys. A hint for prefetching,
+ * never a parse: it stops at the first thing that is not a plain array of
+ * at most RESP_PEEK_ARGS bulk strings, or that is cut short (a key whose
+ * request is not whole yet may be among those returned), and never reads
+ * outside data[0..len). Returns how many keys it filled. */
+#define RESP_PEEK_ARGS 64
+uint32_t resp_peek_keys(const char *data, size_t len, struct resp_arg *keys, uint32_t max);
+
 /* Reply writers. proto is 2 or 3 (HELLO). */
 void resp_write_simple(struct buf *b, const char *s);          /* +s */
 void resp_write_error(struct buf *b, const char *msg);         /* -msg; msg carries its

@@ -971,6 +971,27 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
     }
 }
 
+void cmd_prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n)
+{
+    struct shard *sh = owner;
+    uint64_t hashes[32];
+    uint32_t mine = 0;
+    if (n > 32)
+        n = 32;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t hash = keyhash(keys[i].ptr, keys[i].len);
+        if (sh->node->nshards > 1) {
+            uint32_t slot = keyhash_slot(keys[i].ptr, keys[i].len);
+            if (sh->node->partition_shard[node_partition_of_slot(sh->node, slot, hash)] != sh->id)
+                continue; /* another shard's table: not this thread's to read */
+        }
+        store_prefetch_slot(sh->store, hash);
+        hashes[mine++] = hash;
+    }
+    for (uint32_t i = 0; i < mine; i++)
+        store_prefetch_entry(sh->store, hashes[i]);
+}
+
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
     struct shard *sh = c->env->owner;

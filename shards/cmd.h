@@ -241,6 +241,10 @@ void cmd_init(void);
 
 /* Runs one parsed RESP request from connection c (its env's on_resp). */
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc);
+/* conn_env.prefetch_keys: asks for the table slots, then the entries, of
+ * the keys of pipelined requests this shard will look up itself (owner is
+ * the shard), so their cache misses overlap. */
+void cmd_prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n);
 /* Runs one parsed memcached request (its env's on_mc). */
 void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
 

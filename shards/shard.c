@@ -589,6 +589,7 @@ static void shard_env_init(struct shard *sh)
         .recv_group = SHARD_RECV_GROUP,
         .on_resp = cmd_dispatch_resp,
         .on_mc = cmd_dispatch_mc,
+        .prefetch_keys = cmd_prefetch_keys,
         .abandon = shard_abandon,
         .resp_limits = {(uint32_t)cfg->max_request_args, (uint64_t)cfg->proto_max_bulk_len,
                         CONN_INLINE_MAX},

@@ -14,6 +14,8 @@
  * outcomes must hash the same as the one-shot run (resumption changes
  * nothing), the state must be fresh after every whole request or error, and
  * the parser's work meter must stay linear in the input.
+ * Last, resp_peek_keys() looks ahead over the same bytes: at most its max
+ * keys, each a slice inside the input.
  * Limits are small so the fuzzer reaches every limit check. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -198,6 +200,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t whole = run_whole((const char *)data, size, o);
     uint64_t chunked = run_chunked((const char *)data, size, o);
     CHECK(whole == chunked);
+    struct resp_arg keys[16];
+    uint32_t n = resp_peek_keys((const char *)data, size, keys, 16);
+    CHECK(n <= 16);
+    for (uint32_t i = 0; i < n; i++)
+        CHECK(keys[i].ptr >= (const char *)data &&
+              keys[i].ptr + keys[i].len <= (const char *)data + size);
     free(o->argv);
     free(o);
     return 0;

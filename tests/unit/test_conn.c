@@ -4,11 +4,14 @@
  * gets one past the budget served and the rest wait, unparsed, until work
  * is refunded (issue 9: ten 1M-key MGETs queued ten million messages). And
  * a request charged the whole budget (a two-phase MSETNX) is served alone:
- * nothing after it is parsed until it ends. Counted, not timed. */
+ * nothing after it is parsed until it ends. Counted, not timed.
+ * Also: the keys of pipelined requests reach the owner's prefetch hook
+ * before those requests are served, CONN_PREFETCH-odd at a time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,9 +49,20 @@ static void on_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
     conn_charge(c, cost);
 }
 
+static char peeked[64][8]; /* keys handed to prefetch_keys, in order */
+static uint32_t npeeked, peek_calls, served_at_peek[8];
+
+static void prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n)
+{
+    served_at_peek[peek_calls++ & 7] = served;
+    for (uint32_t i = 0; i < n && npeeked < 64; i++)
+        snprintf(peeked[npeeked++], sizeof peeked[0], "%.*s", (int)keys[i].len, keys[i].ptr);
+}
+
 static int setup(void **state)
 {
     served = 0;
+    npeeked = peek_calls = 0;
     if (io_uring_queue_init(8, &uring, 0) != 0)
         return -1;
     env = (struct conn_env){.get_sqe = get_sqe, .abandon = abandon, .on_resp = on_resp,
@@ -121,11 +135,45 @@ static void test_conn_whole_budget_serves_alone(void **state)
     assert_int_equal(served, 6);
 }
 
+/* 20 pipelined GETs in one read: the first 16 keys are handed over before
+ * any is served, the last 4 once 16 were; a lone request is not (nothing to
+ * overlap). */
+static void test_conn_prefetch_sees_keys_before_serving(void **state)
+{
+    cost = 1;
+    env.prefetch_keys = prefetch_keys;
+    char text[BUF_SIZE] = "";
+    for (int i = 0; i < 20; i++) {
+        char key[8], req[64];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(req, sizeof req, "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key), key);
+        strcat(text, req);
+    }
+    receive(text);
+    conn_refund(conn, 20);
+    assert_int_equal(served, 20);
+    assert_int_equal(peek_calls, 2);
+    assert_int_equal(served_at_peek[0], 0);
+    assert_int_equal(served_at_peek[1], 16);
+    assert_int_equal(npeeked, 20);
+    for (int i = 0; i < 20; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        assert_string_equal(peeked[i], key);
+    }
+    receive("*2\r\n$3\r\nGET\r\n$1\r\nz\r\n");
+    assert_int_equal(served, 21);
+    assert_int_equal(peek_calls, 2);
+    env.prefetch_keys = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_conn_work_in_flight_pauses_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_whole_budget_serves_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_prefetch_sees_keys_before_serving, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -885,10 +885,67 @@ static void test_resp_writers_append(void **state)
     buf_fini(&b);
 }
 
+/* resp_peek_keys over an exact-size heap copy (ASan sees any read past it). */
+static uint32_t peek(const char *text, struct resp_arg *keys, uint32_t max, char **copy)
+{
+    size_t len = strlen(text);
+    *copy = test_malloc(len ? len : 1);
+    memcpy(*copy, text, len);
+    return resp_peek_keys(*copy, len, keys, max);
+}
+
+static void expect_key(const struct resp_arg *k, const char *want)
+{
+    assert_int_equal(k->len, strlen(want));
+    assert_memory_equal(k->ptr, want, k->len);
+}
+
+/* The keys of pipelined requests, ahead of parsing them: whole requests and
+ * one cut short in its key's bulk still count; the look stops at max, at a
+ * request with no key's room left, and at anything that is not a plain
+ * multibulk, and reads nothing past the input. */
+static void test_resp_peek_keys_of_pipelined_requests(void **state)
+{
+    struct resp_arg keys[4];
+    char *copy;
+    assert_int_equal(peek("*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$3\r\nSET\r\n$2\r\nbb\r\n"
+                          "$1\r\nv\r\n*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$3\r\nccc\r\n",
+                          keys, 4, &copy),
+                     3);
+    expect_key(&keys[0], "a");
+    expect_key(&keys[1], "bb");
+    expect_key(&keys[2], "ccc");
+    test_free(copy);
+    /* max */
+    assert_int_equal(peek("*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n", keys,
+                          1, &copy),
+                     1);
+    test_free(copy);
+    /* cut short: in the key's bulk, in its length line, in a later argument */
+    const char *const cut[] = {"*2\r\n$3\r\nGET\r\n$5\r\nabc", "*2\r\n$3\r\nGET\r\n$1",
+                               "*2\r\n$3\r\nGET\r\n$1\r\na", "*", "*2\r", ""};
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        assert_int_equal(peek(cut[i], keys, 4, &copy), 0);
+        test_free(copy);
+    }
+    assert_int_equal(peek("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nab", keys, 4, &copy), 1);
+    expect_key(&keys[0], "k");
+    test_free(copy);
+    /* not for the peek: inline, negative or huge lengths, too many args, no digits */
+    const char *const odd[] = {"GET a\r\n", "*-1\r\n", "*2\r\n$-1\r\n", "*0\r\n",
+                               "*2\r\n$9999999999\r\nGET\r\n", "*65\r\n$1\r\na\r\n$1\r\nb\r\n",
+                               "*2\r\n$\r\n", "*2\r\n$3x\r\nGET\r\n", "*2\n$3\r\nGET\r\n"};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        assert_int_equal(peek(odd[i], keys, 4, &copy), 0);
+        test_free(copy);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resp_parses_multibulk),
+        cmocka_unit_test(test_resp_peek_keys_of_pipelined_requests),
         cmocka_unit_test(test_resp_bulk_is_binary_safe),
         cmocka_unit_test(test_resp_parses_empty_bulk),
         cmocka_unit_test(test_resp_empty_multibulk_is_consumed),
