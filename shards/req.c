@@ -6,9 +6,11 @@
  * there is only one); freed ones of a single sub-result are kept (up to
  * REQ_POOL_MAX) for the next. Slots are reused LIFO from a free list.
  * Deadlines: nearly every request is due request-timeout from when it was
- * made, so deadlines come in order: they go in a FIFO ring of (deadline, id)
- * entries, O(1) in and out; one set sooner than the newest goes to a small
- * min-heap of such entries instead. An entry is not removed when its
+ * made (a coordinator's own operations: that less a margin), so deadlines
+ * come in a few interleaved ordered runs: each goes to the first of
+ * REQ_DUE_RINGS FIFO rings of (deadline, id) entries whose newest is not
+ * later, O(1) in and out; one that no ring takes in order goes to a min-heap
+ * of such entries instead. An entry is not removed when its
  * request ends early (that would cost a search, or a heap's log n cache
  * misses per request): req_expire() drops entries whose id no longer finds
  * a request as they reach the front, and a full queue first sheds its stale
@@ -33,17 +35,18 @@
 #include <time.h>
 
 #define REQ_NO_HEAP UINT32_MAX
-/* Freed small requests kept for reuse; none under AddressSanitizer, which
- * then still catches a request used after it ended. */
+/* Freed small requests kept for reuse, up to REQ_POOL_MAX; none under
+ * AddressSanitizer, which then still catches a request used after it ended. */
+#define REQ_POOL_MAX 1024
 #if defined(__SANITIZE_ADDRESS__)
-#define REQ_POOL_MAX 0
+#define REQ_POOLING 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define REQ_POOL_MAX 0
+#define REQ_POOLING 0
 #endif
 #endif
-#ifndef REQ_POOL_MAX
-#define REQ_POOL_MAX 1024
+#ifndef REQ_POOLING
+#define REQ_POOLING 1
 #endif
 
 int64_t req_now_ms(void)
@@ -69,7 +72,7 @@ static void req_free(struct req_table *t, struct req *r)
     t->slots[slot] = NULL;
     t->gen[slot]++;
     t->free_slots[t->nfree++] = slot;
-    if (r->is_small && t->npool < REQ_POOL_MAX) {
+    if (REQ_POOLING && r->is_small && t->npool < REQ_POOL_MAX) {
         r->owner_ptr = t->pool;
         t->pool = r;
         t->npool++;
@@ -77,7 +80,8 @@ static void req_free(struct req_table *t, struct req *r)
         mi_free(r);
     }
     if (--t->live == 0) { /* every deadline entry left is stale */
-        t->due.head = t->due.n = 0;
+        for (int k = 0; k < REQ_DUE_RINGS; k++)
+            t->due[k].head = t->due[k].n = 0;
         t->nlate = 0;
     }
 }
@@ -94,7 +98,8 @@ void req_table_fini(struct req_table *t)
     mi_free(t->slots);
     mi_free(t->gen);
     mi_free(t->free_slots);
-    mi_free(t->due.v);
+    for (int k = 0; k < REQ_DUE_RINGS; k++)
+        mi_free(t->due[k].v);
     mi_free(t->due_late);
     mi_free(t->held.v);
     while (t->pool) {
@@ -135,9 +140,13 @@ static int req_grow(struct req_table *t)
 
 /* ---- deadlines: the in-order ring and the out-of-order heap ---- */
 
+/* The entry's request has ended (its id finds none, or finds one with
+ * another deadline: a generation that wrapped around in a slot reused 2^32
+ * times while the entry waited). */
 static inline bool due_is_stale(const struct req_table *t, const struct req_due *d)
 {
-    return req_find(t, d->id) == NULL;
+    const struct req *r = req_find(t, d->id);
+    return !r || r->deadline_ms != d->deadline_ms;
 }
 
 static inline struct req_due *fifo_at(const struct req_due_fifo *f, uint32_t i)
@@ -147,9 +156,8 @@ static inline struct req_due *fifo_at(const struct req_due_fifo *f, uint32_t i)
 
 /* Room for one more entry in the ring: its stale entries go first (kept
  * in order); it doubles only when over half of it is live. */
-static int fifo_make_room(struct req_table *t)
+static int fifo_make_room(struct req_table *t, struct req_due_fifo *f)
 {
-    struct req_due_fifo *f = &t->due;
     if (f->n < f->cap)
         return 0;
     uint32_t kept = 0;
@@ -241,15 +249,18 @@ static int late_make_room(struct req_table *t)
     return 0;
 }
 
-/* Files r's deadline (room for it was made by req_new). */
+/* Files r's deadline: in the first ring whose newest deadline is not later
+ * (room for it was made by req_new), else in the heap. */
 static void due_add(struct req_table *t, const struct req *r)
 {
     struct req_due d = {.deadline_ms = r->deadline_ms, .id = r->id};
-    struct req_due_fifo *f = &t->due;
-    if (f->n == 0 || fifo_at(f, f->n - 1)->deadline_ms <= d.deadline_ms) {
-        *fifo_at(f, f->n) = d;
-        f->n++;
-        return;
+    for (int k = 0; k < REQ_DUE_RINGS; k++) {
+        struct req_due_fifo *f = &t->due[k];
+        if (f->n == 0 || fifo_at(f, f->n - 1)->deadline_ms <= d.deadline_ms) {
+            *fifo_at(f, f->n) = d;
+            f->n++;
+            return;
+        }
     }
     late_push(t, d);
 }
@@ -321,7 +332,10 @@ struct req *req_new(struct req_table *t, uint32_t nsub, uint32_t quorum, req_don
 {
     if (t->nfree == 0 && req_grow(t) != 0)
         return NULL;
-    if (fifo_make_room(t) != 0 || late_make_room(t) != 0)
+    for (int k = 0; k < REQ_DUE_RINGS; k++)
+        if (fifo_make_room(t, &t->due[k]) != 0)
+            return NULL;
+    if (late_make_room(t) != 0)
         return NULL;
     size_t extra = nsub > 1 ? nsub * sizeof(struct req_result) : 0;
     struct req *r;
@@ -425,39 +439,41 @@ void req_durable(struct req_table *t, uint64_t seq)
         req_end(t, t->held.v[0], REQ_END_DONE); /* takes it off the heap */
 }
 
+/* Drops the front entry of ring f. */
+static void fifo_pop(struct req_due_fifo *f)
+{
+    f->head = (f->head + 1) & (f->cap - 1);
+    f->n--;
+}
+
 void req_expire(struct req_table *t, int64_t now_ms)
 {
-    struct req_due_fifo *f = &t->due;
     for (;;) {
-        /* stale fronts go at once, due or not */
-        if (f->n > 0 && due_is_stale(t, fifo_at(f, 0))) {
-            f->head = (f->head + 1) & (f->cap - 1);
-            f->n--;
-            continue;
+        /* the soonest front, stale fronts dropped on the way, due or not */
+        const struct req_due *soonest = NULL;
+        int from = -1; /* ring index, or -1: the heap */
+        for (int k = 0; k < REQ_DUE_RINGS; k++) {
+            struct req_due_fifo *f = &t->due[k];
+            while (f->n > 0 && due_is_stale(t, fifo_at(f, 0)))
+                fifo_pop(f);
+            if (f->n > 0 && (!soonest || due_less(fifo_at(f, 0), soonest))) {
+                soonest = fifo_at(f, 0);
+                from = k;
+            }
         }
-        if (t->nlate > 0 && due_is_stale(t, &t->due_late[0])) {
+        while (t->nlate > 0 && due_is_stale(t, &t->due_late[0]))
             late_pop(t);
-            continue;
+        if (t->nlate > 0 && (!soonest || due_less(&t->due_late[0], soonest))) {
+            soonest = &t->due_late[0];
+            from = -1;
         }
-        bool from_fifo;
-        if (f->n > 0 && t->nlate > 0)
-            from_fifo = !due_less(&t->due_late[0], fifo_at(f, 0));
-        else if (f->n > 0)
-            from_fifo = true;
-        else if (t->nlate > 0)
-            from_fifo = false;
+        if (!soonest || soonest->deadline_ms > now_ms)
+            return;
+        struct req *r = req_find(t, soonest->id);
+        if (from >= 0)
+            fifo_pop(&t->due[from]);
         else
-            return;
-        struct req_due d = from_fifo ? *fifo_at(f, 0) : t->due_late[0];
-        if (d.deadline_ms > now_ms)
-            return;
-        if (from_fifo) {
-            f->head = (f->head + 1) & (f->cap - 1);
-            f->n--;
-        } else {
             late_pop(t);
-        }
-        struct req *r = req_find(t, d.id);
         t->expired++;
         heap_remove(t, &t->held, r);
         r->done(t, r, REQ_END_TIMEOUT);

@@ -99,8 +99,11 @@ struct req_due {
 };
 
 /* Deadlines in the order they were set, each no sooner than the one before
- * (a ring of entries; nearly every deadline is "request-timeout from now").
- * A deadline sooner than the newest goes to the out-of-order heap instead. */
+ * (a ring of entries). Nearly every deadline is "request-timeout from now",
+ * or that less a fixed margin (a coordinator's own operation): a few rings
+ * keep such interleaved runs each in order; a deadline no ring can take in
+ * order goes to the out-of-order heap. */
+#define REQ_DUE_RINGS 4
 struct req_due_fifo {
     struct req_due *v;
     uint32_t cap, head, n; /* cap a power of two */
@@ -113,7 +116,7 @@ struct req_table {
     uint32_t *free_slots;
     uint32_t cap, nfree;
     uint32_t live;             /* requests in the table */
-    struct req_due_fifo due;   /* deadlines set in order (most of them) */
+    struct req_due_fifo due[REQ_DUE_RINGS]; /* deadlines set in order (most of them) */
     struct req_due *due_late;  /* a min-heap by deadline of those set out of order */
     uint32_t nlate, late_cap;
     struct req_heap held;      /* complete but for their hold, by hold_seq */

@@ -337,7 +337,7 @@ static void test_req_deadline_queue_sheds_ended_requests(void **state)
     }
     assert_int_equal(ends[REQ_END_DONE], N);
     assert_int_equal(req_count(&table), 1);
-    assert_true(table.due.cap <= 256); /* not N entries */
+    assert_true(table.due[0].cap <= 256); /* not N entries */
     /* their stale entries expire nothing, however late the clock */
     struct req *late = req_new(&table, 1, 1, done_count, 5000000);
     req_arm(&table, late);
@@ -361,6 +361,30 @@ static void test_req_deadline_queue_sheds_ended_requests(void **state)
     assert_int_equal(ends[REQ_END_DONE], N);
 }
 
+/* Deadlines falling with every request (each sooner than all before it):
+ * the first REQ_DUE_RINGS take a ring each, the rest go to the heap; they
+ * still expire one by one, soonest first. */
+static void test_req_deadlines_out_of_order_expire_soonest_first(void **state)
+{
+    enum { N = 2 * REQ_DUE_RINGS + 3 };
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        struct req *r = req_new(&table, 1, 1, done_count, 1000 - 10 * i);
+        assert_non_null(r);
+        ids[i] = r->id;
+        req_arm(&table, r);
+    }
+    assert_int_equal(table.nlate, N - REQ_DUE_RINGS);
+    for (int i = N - 1; i >= 0; i--) {
+        req_expire(&table, 1000 - 10 * i);
+        assert_null(req_find(&table, ids[i]));
+        if (i > 0)
+            assert_non_null(req_find(&table, ids[i - 1]));
+        assert_int_equal(req_count(&table), (uint32_t)i);
+    }
+    assert_int_equal(ends[REQ_END_TIMEOUT], N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +398,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_req_many_holds_cost_log_steps_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_req_deadline_queue_sheds_ended_requests, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_req_deadlines_out_of_order_expire_soonest_first,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
