@@ -976,20 +976,14 @@ void cmd_prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n)
     struct shard *sh = owner;
     uint64_t hashes[32];
     uint32_t mine = 0;
-    if (n > 32)
-        n = 32;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n && mine < sizeof hashes / sizeof hashes[0]; i++) {
         uint64_t hash = keyhash(keys[i].ptr, keys[i].len);
-        if (sh->node->nshards > 1) {
-            uint32_t slot = keyhash_slot(keys[i].ptr, keys[i].len);
-            if (sh->node->partition_shard[node_partition_of_slot(sh->node, slot, hash)] != sh->id)
-                continue; /* another shard's table: not this thread's to read */
-        }
-        store_prefetch_slot(sh->store, hash);
+        if (sh->node->nshards > 1 &&
+            node_shard_of(sh->node, keys[i].ptr, keys[i].len, hash) != sh->id)
+            continue; /* another shard's table: not this thread's to read */
         hashes[mine++] = hash;
     }
-    for (uint32_t i = 0; i < mine; i++)
-        store_prefetch_entry(sh->store, hashes[i]);
+    store_prefetch(sh->store, hashes, mine);
 }
 
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)

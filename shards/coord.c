@@ -87,8 +87,8 @@
  * (from a source that missed the delete), so it answers UNAVAILABLE, and
  * the check is deferred until its transfer is over. An answer holding
  * anything else (an older value, a newer write) is merged here and the
- * merged state SYNCed to it,
- * as read repair does, and the next pass checks again; no answer: later.
+ * merged state SYNCed to it, as read repair does, and the next pass checks
+ * again; no answer: later.
  * So a replica down for longer than tombstone-grace holds every other
  * replica's tombstones of its partitions until it is back (Cassandra's
  * gc_grace, without its caveat: the delete cannot come back from it). At

@@ -795,12 +795,8 @@ static void link_prefetch(struct peerlink *pl, const struct wire_cursor *at)
         if (m.kind == WIRE_REQUEST && m.key.len > 0)
             hashes[n++] = keyhash(m.key.ptr, m.key.len);
     }
-    if (n < 2)
-        return;
-    for (uint32_t i = 0; i < n; i++)
-        store_prefetch_slot(pl->sh->store, hashes[i]);
-    for (uint32_t i = 0; i < n; i++)
-        store_prefetch_entry(pl->sh->store, hashes[i]);
+    if (n > 1)
+        store_prefetch(pl->sh->store, hashes, n);
 }
 
 /* Hands a batch's messages to the coordinator, from l->resume_at on (a

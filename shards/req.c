@@ -15,7 +15,7 @@
  * misses per request): req_expire() drops entries whose id no longer finds
  * a request as they reach the front, and a full queue first sheds its stale
  * entries before it grows. The shard loop calls req_expire() every turn; it
- * looks at the two fronts only.
+ * looks at the rings' fronts and the heap's top only.
  * Holds: a request whose quorum is in but whose hold_seq is not durable yet
  * waits in a second min-heap, by hold_seq; req_durable() pops its top while
  * that is durable, so releasing k of n held requests costs O(k log n) and a
@@ -138,7 +138,7 @@ static int req_grow(struct req_table *t)
     return 0;
 }
 
-/* ---- deadlines: the in-order ring and the out-of-order heap ---- */
+/* ---- deadlines: the in-order rings and the out-of-order heap ---- */
 
 /* The entry's request has ended (its id finds none, or finds one with
  * another deadline: a generation that wrapped around in a slot reused 2^32

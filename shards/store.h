@@ -199,15 +199,10 @@ static inline bool store_is_expired(const struct store *s, const struct table_en
     return e->expire_ms != 0 && e->expire_ms <= s->now_ms;
 }
 
-/* Prefetch hints for a batch of lookups to come (table_prefetch_slot and
- * table_prefetch_entry): all the batch's slots first, then their entries. */
-static inline void store_prefetch_slot(const struct store *s, uint64_t hash)
+/* A prefetch hint for a batch of lookups to come (table_prefetch). */
+static inline void store_prefetch(const struct store *s, const uint64_t *hashes, size_t n)
 {
-    table_prefetch_slot(s->table, hash);
-}
-static inline void store_prefetch_entry(const struct store *s, uint64_t hash)
-{
-    table_prefetch_entry(s->table, hash);
+    table_prefetch(s->table, hashes, n);
 }
 
 /* Finds a live key for a write or an existence check: NULL when absent or

@@ -311,18 +311,16 @@ struct table_entry *table_find(const struct table *t, const void *key, uint32_t 
     return NULL;
 }
 
-void table_prefetch_slot(const struct table *t, uint64_t hash)
-{
-    const struct table_array *a = __atomic_load_n(&t->top, __ATOMIC_RELAXED);
-    __builtin_prefetch(&a->slots[array_home(a, hash)]);
-}
-
-void table_prefetch_entry(const struct table *t, uint64_t hash)
+void table_prefetch(const struct table *t, const uint64_t *hashes, size_t n)
 {
     const struct table_array *a = __atomic_load_n(&t->top, __ATOMIC_ACQUIRE);
-    uint64_t v = __atomic_load_n(&a->slots[array_home(a, hash)], __ATOMIC_ACQUIRE);
-    if (slot_is_entry(v) && (v >> SLOT_PTR_BITS) == hash_tag(hash))
-        __builtin_prefetch(slot_entry(v));
+    for (size_t i = 0; i < n; i++)
+        __builtin_prefetch(&a->slots[array_home(a, hashes[i])]);
+    for (size_t i = 0; i < n; i++) { /* the slots are in (or on their way) */
+        uint64_t v = __atomic_load_n(&a->slots[array_home(a, hashes[i])], __ATOMIC_ACQUIRE);
+        if (slot_is_entry(v) && (v >> SLOT_PTR_BITS) == hash_tag(hashes[i]))
+            __builtin_prefetch(slot_entry(v));
+    }
 }
 
 /* Owner: the key's slot in a, or TABLE_NOT_FOUND with *free_slot set to the

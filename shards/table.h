@@ -132,13 +132,11 @@ void table_destroy(struct table *t);
 struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
                                uint64_t hash);
 
-/* Hints for a batch of lookups, so their cache misses overlap instead of
- * coming one after another: table_prefetch_slot() asks for the key's home
- * slot; table_prefetch_entry(), once that is in, for the entry it holds when
- * its tag matches. Neither changes anything or waits for memory (but the
- * second reads the slot). Owner only. */
-void table_prefetch_slot(const struct table *t, uint64_t hash);
-void table_prefetch_entry(const struct table *t, uint64_t hash);
+/* A hint for a batch of n lookups to come (their key hashes), so that
+ * their cache misses overlap instead of coming one after another: every
+ * key's home slot is asked for first, then the entry each slot holds where
+ * its tag matches. Changes nothing; reads the slots. Owner only. */
+void table_prefetch(const struct table *t, const uint64_t *hashes, size_t n);
 
 /* Inserts e (for key hash `hash`), replacing the entry with the same key.
  * *old receives the replaced entry or NULL; the caller retires it.
