@@ -181,6 +181,7 @@ struct aae {
     struct merkle_tree *shadow; /* a rebuild's, NULL when none runs */
     bool is_on, is_ready;
     uint64_t cursor; /* the rebuild's position in hash space */
+    bool rebuild_split; /* whether the table was split when the rebuild's walk began */
     int64_t next_rebuild_ms, next_round_ms;
     int64_t flushed_until_ms; /* peers' exchanges refused until then (FLUSHALL) */
     uint32_t round_p, round_k; /* the round's next partition and peer */
@@ -257,7 +258,8 @@ static void aae_watch(void *arg, const struct table_entry *e)
     uint64_t d = aae_digest(a, sh->node, e, hash);
     uint32_t leaf = merkle_leaf_of(hash);
     merkle_toggle(&a->live[a->slot[p]], leaf, d);
-    if (a->shadow && hash < a->cursor) /* scanned already: the scan will not see it */
+    if (a->shadow && table_scan_passed(sh->store->table, a->cursor, p, hash))
+        /* scanned already: the scan will not see it */
         merkle_toggle(&a->shadow[a->slot[p]], leaf, d);
 }
 
@@ -289,6 +291,15 @@ static void aae_rebuild_step(struct shard *sh, int64_t now_ms)
     struct aae *a = sh->aae;
     if (!a->shadow)
         return;
+    bool split = table_is_split(sh->store->table);
+    if (split != a->rebuild_split) {
+        /* split since the walk began: its cursor means another walk, which
+         * would meet some keys twice (a wrong shadow). Start again. */
+        if (a->cursor != 0)
+            memset(a->shadow, 0, (size_t)a->ntrees * sizeof *a->shadow);
+        a->cursor = 0;
+        a->rebuild_split = split;
+    }
     a->cursor =
         table_scan_hashed(sh->store->table, a->cursor, AAE_REBUILD_PER_TICK, aae_rebuild_fn, sh);
     if (a->cursor != 0)
@@ -391,6 +402,7 @@ struct aae_chunk {
     struct aae_hit *hits;
     uint32_t n, cap, visited;
     bool failed;
+    bool filter; /* the table is not split: the scan meets other partitions' keys */
 };
 
 static void aae_chunk_fn(struct table_entry *e, uint64_t hash, void *arg)
@@ -400,7 +412,7 @@ static void aae_chunk_fn(struct table_entry *e, uint64_t hash, void *arg)
     if (hash < c->lo || (c->hi && hash >= c->hi))
         return;
     c->visited++;
-    if (node_partition_of(c->sh->node, key, e->key_len, hash) != c->p)
+    if (c->filter && node_partition_of(c->sh->node, key, e->key_len, hash) != c->p)
         return;
     if (c->n == c->cap) {
         uint32_t cap = c->cap ? 2 * c->cap : 64;
@@ -439,7 +451,11 @@ static uint64_t aae_scan_page(struct shard *sh, uint32_t p, const uint8_t *leafm
                               uint64_t until, aae_take_fn take, void *arg, bool *failed)
 {
     struct aae *a = sh->aae;
-    struct aae_chunk c = {.sh = sh, .p = p, .hits = a->hits, .cap = a->hits_cap};
+    struct aae_chunk c = {.sh = sh,
+                          .p = p,
+                          .hits = a->hits,
+                          .cap = a->hits_cap,
+                          .filter = !table_is_split(sh->store->table)};
     uint64_t stop = 0;
     uint32_t visited = 0;
     for (uint32_t l = merkle_leaf_of(from); l < MERKLE_LEAVES && stop == 0 && !c.failed; l++) {
@@ -459,7 +475,8 @@ static uint64_t aae_scan_page(struct shard *sh, uint32_t p, const uint8_t *leafm
             c.lo = cursor;
             c.hi = hi;
             c.n = c.visited = 0;
-            uint64_t next = table_scan_hashed(sh->store->table, cursor, 1, aae_chunk_fn, &c);
+            uint64_t next = table_scan_parts_hashed(sh->store->table, &c.p, 1, cursor, 1,
+                                                    aae_chunk_fn, &c);
             visited += c.visited;
             if (c.failed)
                 break;

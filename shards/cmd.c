@@ -974,16 +974,16 @@ static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_
 void cmd_prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n)
 {
     struct shard *sh = owner;
-    uint64_t hashes[32];
+    struct table_probe probes[32];
     uint32_t mine = 0;
-    for (uint32_t i = 0; i < n && mine < sizeof hashes / sizeof hashes[0]; i++) {
+    for (uint32_t i = 0; i < n && mine < sizeof probes / sizeof probes[0]; i++) {
         uint64_t hash = keyhash(keys[i].ptr, keys[i].len);
         if (sh->node->nshards > 1 &&
             node_shard_of(sh->node, keys[i].ptr, keys[i].len, hash) != sh->id)
             continue; /* another shard's table: not this thread's to read */
-        hashes[mine++] = hash;
+        probes[mine++] = (struct table_probe){keys[i].ptr, keys[i].len, hash};
     }
-    store_prefetch(sh->store, hashes, mine);
+    store_prefetch(sh->store, probes, mine);
 }
 
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)

@@ -360,7 +360,7 @@ static struct table_entry *random_mine(struct cmd_ctx *c, const struct shard *f)
             return e;
     }
     /* The sampler's xorshift state: fresh random bits after the samples. */
-    uint64_t start = c->store->rng;
+    uint64_t start = table_scan_random_cursor(c->store->table, c->store->rng);
     struct key_first k = {.filter = f, .node = c->node, .store = c->store};
     uint64_t cursor = table_scan(c->store->table, start, RANDOM_MINE_WALK, key_first_fn, &k);
     if (!k.found && cursor == 0 && start != 0)

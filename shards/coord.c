@@ -408,6 +408,13 @@ static uint32_t coord_partition_of(const void *arg, const void *key, uint32_t kl
     return node_partition_of(n, key, klen, hash);
 }
 
+/* The table's partition function (table_split): hash is the key's keyhash. */
+static uint32_t coord_table_part_of(const void *arg, const void *key, uint32_t klen,
+                                    uint64_t hash)
+{
+    return node_partition_of(arg, key, klen, hash);
+}
+
 void coord_turn(struct shard *sh)
 {
     struct node *n = sh->node;
@@ -426,6 +433,13 @@ void coord_turn(struct shard *sh)
                 if (i != v->self && !v->members[i].is_down)
                     peerlink_retry_now(sh, v->members[i].id);
             coord_view_put(old);
+            /* A cluster's table is split by partition (once): a transfer's
+             * or anti-entropy's walk of a partition then costs that
+             * partition's keys, not the shard's. */
+            if (v->is_cluster && table_split(sh->store->table, n->npartitions,
+                                             coord_table_part_of, n) != 0)
+                log_warn("no memory to split the table by partition: walks of one "
+                         "partition cover the shard's keys");
             if (v->is_cluster && store_track_partitions(sh->store, n->npartitions,
                                                         coord_partition_of, n) != 0)
                 log_warn("no memory for per-partition key counts: DBSIZE counts 0 here");

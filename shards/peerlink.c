@@ -788,15 +788,15 @@ static void link_prefetch(struct peerlink *pl, const struct wire_cursor *at)
     struct wire_cursor c = *at;
     struct wire_msg m;
     const char *err;
-    uint64_t hashes[PEERLINK_PREFETCH];
+    struct table_probe probes[PEERLINK_PREFETCH];
     uint32_t n = 0, seen = 0;
     while (seen < PEERLINK_PREFETCH && wire_next_msg(&c, &m, &err) == WIRE_OK) {
         seen++;
         if (m.kind == WIRE_REQUEST && m.key.len > 0)
-            hashes[n++] = keyhash(m.key.ptr, m.key.len);
+            probes[n++] = (struct table_probe){m.key.ptr, m.key.len, keyhash(m.key.ptr, m.key.len)};
     }
     if (n > 1)
-        store_prefetch(pl->sh->store, hashes, n);
+        store_prefetch(pl->sh->store, probes, n);
 }
 
 /* Hands a batch's messages to the coordinator, from l->resume_at on (a

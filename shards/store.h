@@ -200,9 +200,10 @@ static inline bool store_is_expired(const struct store *s, const struct table_en
 }
 
 /* A prefetch hint for a batch of lookups to come (table_prefetch). */
-static inline void store_prefetch(const struct store *s, const uint64_t *hashes, size_t n)
+static inline void store_prefetch(const struct store *s, const struct table_probe *probes,
+                                  size_t n)
 {
-    table_prefetch(s->table, hashes, n);
+    table_prefetch(s->table, probes, n);
 }
 
 /* Finds a live key for a write or an existence check: NULL when absent or

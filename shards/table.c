@@ -1,7 +1,20 @@
 /* table.c: the shard's hash table (see table.h).
  * Threads: the owner runs everything except table_find() and the reader calls,
  * which registered readers may run at the same time (SPMC).
- * Structure: a chain of slot arrays, oldest first: normally one; during a
+ * Parts: everything below is per part (struct table_part): the table is one
+ * part (`whole`) until table_split() publishes `tops`, one part per
+ * partition, made on its first key and kept. Readers see a part only as its
+ * top word (the oldest array holding keys and its log2 size, in one
+ * atomic word: no array header to load before the home slot), whole_top or
+ * tops[p] (8 bytes a partition: a lookup's metadata stays in cache); the
+ * part structs are the owner's. Split copies whole's slots into new parts'
+ * arrays before tops is published and retires whole's array (the entries
+ * are the same), so a reader still in whole finds every key. Reclamation, the
+ * totals (count, overhead) and the list of resizing parts (`draining`,
+ * which table_step() migrates) are the table's. A split table's scan cursor
+ * carries the partition in its top 14 bits (see cursor_pack); parts are
+ * walked in partition order.
+ * Structure (of a part): a chain of slot arrays, oldest first: normally one; during a
  * resize `old` drains into `cur`. Readers start at `top` (the oldest array
  * holding keys) and follow `next`; a drained array keeps its `next` until the
  * epoch frees it, so a reader that started on it still reaches newer arrays.
@@ -71,17 +84,37 @@ struct table_reader {
     struct table_reader *next; /* every reader allocated, freed by table_destroy() */
 };
 
+/* One hash table: the whole table's, or (split) one partition's. Owner only;
+ * readers see its top word. */
+struct table_part {
+    uint64_t *top;                     /* its top word (top_pack): whole_top or tops[p] */
+    struct table_array *cur;           /* takes inserts; NULL: a partition with no part yet */
+    struct table_array *old;           /* draining into cur, or NULL */
+    size_t old_pos;                    /* next old slot the sequential migration visits */
+    size_t old_live;                   /* entries still in old */
+    size_t cur_tombs;                  /* tombstones in cur */
+    size_t count;                      /* live keys */
+    struct table_part *next_draining;  /* the list of parts table_step() migrates */
+    bool in_draining;
+};
+
 struct table {
     /* Read by any thread. */
-    struct table_array *top; /* oldest array holding keys; acquire/release */
-    size_t count;            /* live keys; relaxed */
-    size_t overhead;         /* bytes of cur + old slots; relaxed */
+    uint64_t *tops;     /* split: nparts top words (0: no part yet), published
+                           (release) once filled; NULL: whole_top */
+    uint64_t whole_top; /* whole's top word (stays for readers after the split) */
+    size_t count;       /* live keys; relaxed */
+    size_t overhead;    /* bytes of every cur + old slot array; relaxed */
+    uint32_t nparts;    /* set before tops is published */
+    table_part_fn *part_of;
+    const void *part_arg;
     /* Owner only. */
-    struct table_array *cur;      /* takes inserts */
-    struct table_array *old;      /* draining into cur, or NULL */
-    size_t old_pos;               /* next old slot the sequential migration visits */
-    size_t old_live;              /* entries still in old */
-    size_t cur_tombs;             /* tombstones in cur */
+    struct table_part whole;      /* the one part until split */
+    struct table_part *parts;     /* split: nparts parts (cur NULL: not made) */
+    struct table_part *draining;  /* parts whose resize may be under way */
+    uint32_t *made;               /* split: the partitions with a part, in order made */
+    uint32_t n_made;
+    size_t part_max;              /* split: >= every part's count (sampling) */
     struct table_batch *batch;    /* retired, not yet handed to the epoch */
     size_t batches_in_flight;     /* handed to the epoch, not yet freed */
     struct table_reader *readers; /* pushed with CAS by reader threads */
@@ -129,6 +162,49 @@ static inline void slot_publish(uint64_t *slot, uint64_t v)
 static inline uint64_t entry_hash(const struct table_entry *e)
 {
     return keyhash(e->data, e->key_len);
+}
+
+/* The partition of a key in a split table (a bad answer of part_of goes to 0,
+ * the same way every time). */
+static inline uint32_t part_index(const struct table *t, const void *key, uint32_t key_len,
+                                  uint64_t hash)
+{
+    uint32_t p = t->part_of(t->part_arg, key, key_len, hash);
+    return __builtin_expect(p < t->nparts, 1) ? p : 0;
+}
+
+/* A top word: the array's address (48 bits) and its log2 size above it. */
+static inline uint64_t top_pack(const struct table_array *a)
+{
+    return (uint64_t)(64 - a->shift) << SLOT_PTR_BITS | (uint64_t)(uintptr_t)a;
+}
+static inline const struct table_array *top_array(uint64_t w)
+{
+    return (const struct table_array *)(uintptr_t)(w & SLOT_PTR_MASK);
+}
+static inline unsigned top_log2(uint64_t w)
+{
+    return (unsigned)(w >> SLOT_PTR_BITS);
+}
+
+/* Any thread: the top word of the part that holds the key (0: none). */
+static inline uint64_t top_of_key(const struct table *t, const void *key, uint32_t key_len,
+                                  uint64_t hash)
+{
+    const uint64_t *tops = __atomic_load_n(&t->tops, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(tops == NULL, 1))
+        return __atomic_load_n(&t->whole_top, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&tops[part_index(t, key, key_len, hash)], __ATOMIC_ACQUIRE);
+}
+
+/* Owner: the part that holds the key, if made. */
+static inline struct table_part *part_of_key(struct table *t, const void *key, uint32_t key_len,
+                                             uint64_t hash)
+{
+    if (__builtin_expect(t->parts == NULL, 1))
+        return &t->whole;
+    struct table_part *tp = &t->parts[part_index(t, key, key_len, hash)];
+    return tp->cur ? tp : NULL;
 }
 
 struct table_entry *table_entry_alloc_flags(uint32_t key_len, size_t val_cap, uint32_t flags)
@@ -216,15 +292,23 @@ static struct table_array *array_new(unsigned log2)
     return a;
 }
 
-static void overhead_update(struct table *t)
+static size_t array_bytes(const struct table_array *a)
 {
-    size_t slots = array_slots(t->cur) + (t->old ? array_slots(t->old) : 0);
-    __atomic_store_n(&t->overhead, slots * sizeof(uint64_t), __ATOMIC_RELAXED);
+    return array_slots(a) * sizeof(uint64_t);
 }
 
-static void count_set(struct table *t, size_t n)
+/* The owner is the only writer of both totals. */
+static void overhead_add(struct table *t, ptrdiff_t bytes)
 {
-    __atomic_store_n(&t->count, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->overhead, t->overhead + (size_t)bytes, __ATOMIC_RELAXED);
+}
+
+static void count_add(struct table *t, struct table_part *tp, ptrdiff_t n)
+{
+    tp->count += (size_t)n;
+    if (t->parts && tp->count > t->part_max)
+        t->part_max = tp->count;
+    __atomic_store_n(&t->count, t->count + (size_t)n, __ATOMIC_RELAXED);
 }
 
 /* --- Reclamation ------------------------------------------------------------ */
@@ -280,13 +364,15 @@ static void reclaim(struct table *t)
 
 /* --- Lookup ----------------------------------------------------------------- */
 
-static struct table_entry *array_find(const struct table_array *a, const void *key,
+/* The key among 2^log2 slots (the array's, its size given, so that the
+ * array's header need not be read). */
+static struct table_entry *slots_find(const uint64_t *slots, unsigned log2, const void *key,
                                       uint32_t key_len, uint64_t hash)
 {
+    size_t mask = ((size_t)1 << log2) - 1;
     uint64_t tag = hash_tag(hash);
-    size_t i = array_home(a, hash);
-    for (;;) {
-        uint64_t v = __atomic_load_n(&a->slots[i], __ATOMIC_ACQUIRE);
+    for (size_t i = (size_t)(hash >> (64 - log2));; i = (i + 1) & mask) {
+        uint64_t v = __atomic_load_n(&slots[i], __ATOMIC_ACQUIRE);
         if (v == SLOT_EMPTY)
             return NULL;
         if ((v >> SLOT_PTR_BITS) == tag && slot_is_entry(v)) {
@@ -294,31 +380,45 @@ static struct table_entry *array_find(const struct table_array *a, const void *k
             if (e->key_len == key_len && memcmp(e->data, key, key_len) == 0)
                 return e;
         }
-        i = (i + 1) & a->mask;
     }
 }
 
 struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
                                uint64_t hash)
 {
-    const struct table_array *a = __atomic_load_n(&t->top, __ATOMIC_ACQUIRE);
-    do {
-        struct table_entry *e = array_find(a, key, key_len, hash);
+    uint64_t w = top_of_key(t, key, key_len, hash);
+    if (!w)
+        return NULL;
+    /* the top array's size is in its word: its header is read only when
+     * the key is not there (a resize under way) */
+    struct table_entry *e = slots_find(top_array(w)->slots, top_log2(w), key, key_len, hash);
+    if (e)
+        return e;
+    for (const struct table_array *a = __atomic_load_n(&top_array(w)->next, __ATOMIC_ACQUIRE); a;
+         a = __atomic_load_n(&a->next, __ATOMIC_ACQUIRE)) {
+        e = slots_find(a->slots, 64 - a->shift, key, key_len, hash);
         if (e)
             return e;
-        a = __atomic_load_n(&a->next, __ATOMIC_ACQUIRE);
-    } while (a);
+    }
     return NULL;
 }
 
-void table_prefetch(const struct table *t, const uint64_t *hashes, size_t n)
+void table_prefetch(const struct table *t, const struct table_probe *probes, size_t n)
 {
-    const struct table_array *a = __atomic_load_n(&t->top, __ATOMIC_ACQUIRE);
-    for (size_t i = 0; i < n; i++)
-        __builtin_prefetch(&a->slots[array_home(a, hashes[i])]);
+    const uint64_t *home[TABLE_PREFETCH_MAX];
+    if (n > TABLE_PREFETCH_MAX)
+        n = TABLE_PREFETCH_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t w = top_of_key(t, probes[i].key, probes[i].key_len, probes[i].hash);
+        home[i] = w ? &top_array(w)->slots[probes[i].hash >> (64 - top_log2(w))] : NULL;
+        if (home[i])
+            __builtin_prefetch(home[i]);
+    }
     for (size_t i = 0; i < n; i++) { /* the slots are in (or on their way) */
-        uint64_t v = __atomic_load_n(&a->slots[array_home(a, hashes[i])], __ATOMIC_ACQUIRE);
-        if (slot_is_entry(v) && (v >> SLOT_PTR_BITS) == hash_tag(hashes[i]))
+        if (!home[i])
+            continue;
+        uint64_t v = __atomic_load_n(home[i], __ATOMIC_ACQUIRE);
+        if (slot_is_entry(v) && (v >> SLOT_PTR_BITS) == hash_tag(probes[i].hash))
             __builtin_prefetch(slot_entry(v));
     }
 }
@@ -352,126 +452,136 @@ static size_t array_probe(const struct table_array *a, const void *key, uint32_t
 /* --- Resize ----------------------------------------------------------------- */
 
 /* Stores v in cur's free slot i. */
-static void cur_fill(struct table *t, size_t i, uint64_t v)
+static void cur_fill(struct table_part *tp, size_t i, uint64_t v)
 {
-    if (t->cur->slots[i] == SLOT_TOMB)
-        t->cur_tombs--;
-    slot_publish(&t->cur->slots[i], v);
+    if (tp->cur->slots[i] == SLOT_TOMB)
+        tp->cur_tombs--;
+    slot_publish(&tp->cur->slots[i], v);
 }
 
-static void resize_finish(struct table *t)
+static void resize_finish(struct table *t, struct table_part *tp)
 {
-    __atomic_store_n(&t->top, t->cur, __ATOMIC_RELEASE);
-    retire_ptr(t, t->old);
-    t->old = NULL;
-    overhead_update(t);
+    __atomic_store_n(tp->top, top_pack(tp->cur), __ATOMIC_RELEASE);
+    overhead_add(t, -(ptrdiff_t)array_bytes(tp->old));
+    retire_ptr(t, tp->old);
+    tp->old = NULL;
 }
 
 /* Moves old slot i's entry, if any, to cur: published there before it is
  * marked moved here, so a reader never misses it. May finish the resize. */
-static void migrate_slot(struct table *t, size_t i)
+static void migrate_slot(struct table *t, struct table_part *tp, size_t i)
 {
-    uint64_t v = t->old->slots[i];
+    uint64_t v = tp->old->slots[i];
     if (!slot_is_entry(v))
         return;
     uint64_t hash = entry_hash(slot_entry(v));
-    const struct table_array *cur = t->cur;
+    const struct table_array *cur = tp->cur;
     size_t j = array_home(cur, hash);
     while (!slot_is_free(cur->slots[j]))
         j = (j + 1) & cur->mask;
-    cur_fill(t, j, v);
-    slot_publish(&t->old->slots[i], SLOT_MOVED);
-    if (--t->old_live == 0)
-        resize_finish(t);
+    cur_fill(tp, j, v);
+    slot_publish(&tp->old->slots[i], SLOT_MOVED);
+    if (--tp->old_live == 0)
+        resize_finish(t, tp);
 }
 
 /* Sequential migration: stops after `slots` old slots or `moves` entries. */
-static void migrate_some(struct table *t, size_t slots, size_t moves)
+static void migrate_some(struct table *t, struct table_part *tp, size_t slots, size_t moves)
 {
-    while (slots > 0 && moves > 0 && t->old) {
-        moves -= slot_is_entry(t->old->slots[t->old_pos]);
+    while (slots > 0 && moves > 0 && tp->old) {
+        moves -= slot_is_entry(tp->old->slots[tp->old_pos]);
         slots--;
-        migrate_slot(t, t->old_pos++);
+        migrate_slot(t, tp, tp->old_pos++);
     }
 }
 
 /* Before a write of `hash`: its old cluster (home to the next empty slot)
  * moves, so the key is in cur if anywhere, then a few slots more. */
-static void migrate_for_write(struct table *t, uint64_t hash)
+static void migrate_for_write(struct table *t, struct table_part *tp, uint64_t hash)
 {
-    const struct table_array *old = t->old;
+    const struct table_array *old = tp->old;
     size_t i = array_home(old, hash);
-    while (t->old && old->slots[i] != SLOT_EMPTY) {
-        migrate_slot(t, i);
+    while (tp->old && old->slots[i] != SLOT_EMPTY) {
+        migrate_slot(t, tp, i);
         i = (i + 1) & old->mask;
     }
-    migrate_some(t, TABLE_WRITE_SLOTS, TABLE_WRITE_MOVES);
+    migrate_some(t, tp, TABLE_WRITE_SLOTS, TABLE_WRITE_MOVES);
 }
 
-/* Starts moving every key into a new array of 2^log2 slots. Needs old == NULL.
- * 0 or -ENOMEM (nothing changed). */
-static int resize_start(struct table *t, unsigned log2)
+/* Starts moving every key of tp into a new array of 2^log2 slots. Needs
+ * old == NULL. 0 or -ENOMEM (nothing changed). */
+static int resize_start(struct table *t, struct table_part *tp, unsigned log2)
 {
     struct table_array *a = array_new(log2);
     if (!a)
         return -ENOMEM;
-    t->old = t->cur;
-    t->old_pos = 0;
-    t->old_live = t->count;
-    t->cur = a;
-    t->cur_tombs = 0;
-    __atomic_store_n(&t->old->next, a, __ATOMIC_RELEASE);
-    overhead_update(t);
-    if (t->old_live == 0)
-        resize_finish(t);
+    tp->old = tp->cur;
+    tp->old_pos = 0;
+    tp->old_live = tp->count;
+    tp->cur = a;
+    tp->cur_tombs = 0;
+    __atomic_store_n(&tp->old->next, a, __ATOMIC_RELEASE);
+    overhead_add(t, (ptrdiff_t)array_bytes(a));
+    if (tp->old_live == 0) {
+        resize_finish(t, tp);
+    } else if (!tp->in_draining) {
+        tp->in_draining = true;
+        tp->next_draining = t->draining;
+        t->draining = tp;
+    }
     return 0;
 }
 
 /* Makes room for one more key: finishes a resize in progress, then resizes to
  * put the keys at <= 40% load. */
-static int make_room(struct table *t)
+static int make_room(struct table *t, struct table_part *tp)
 {
-    migrate_some(t, SIZE_MAX, SIZE_MAX);
-    return resize_start(t, log2_for(t->count + 1, 2, 5));
+    migrate_some(t, tp, SIZE_MAX, SIZE_MAX);
+    return resize_start(t, tp, log2_for(tp->count + 1, 2, 5));
 }
 
-int table_reserve(struct table *t, size_t keys)
+static void maybe_shrink(struct table *t, struct table_part *tp)
 {
-    unsigned log2 = log2_for(keys, 2, 5);
-    if (((size_t)1 << log2) <= array_slots(t->cur))
-        return 0;
-    migrate_some(t, SIZE_MAX, SIZE_MAX); /* a resize under way ends first */
-    if (t->old)
-        return -EBUSY;
-    return resize_start(t, log2);
-}
-
-static void maybe_shrink(struct table *t)
-{
-    size_t slots = array_slots(t->cur);
-    if (t->old || slots <= ((size_t)1 << TABLE_MIN_LOG2) || t->count >= slots / 10)
+    size_t slots = array_slots(tp->cur);
+    if (tp->old || slots <= ((size_t)1 << TABLE_MIN_LOG2) || tp->count >= slots / 10)
         return;
     /* Out of memory only keeps the bigger array. */
-    (void)resize_start(t, log2_for(t->count, 2, 5));
+    (void)resize_start(t, tp, log2_for(tp->count, 2, 5));
 }
 
-/* --- Owner API -------------------------------------------------------------- */
+/* --- Parts ------------------------------------------------------------------ */
 
-struct table *table_create(size_t hint)
+/* Gives tp (its top word at top) an empty array of 2^log2 slots, published. */
+static int part_init(struct table *t, struct table_part *tp, uint64_t *top, unsigned log2)
 {
-    struct table *t = mi_zalloc_aligned(sizeof *t, _Alignof(struct table));
-    if (!t)
+    tp->cur = array_new(log2);
+    if (!tp->cur)
+        return -ENOMEM;
+    tp->top = top;
+    overhead_add(t, (ptrdiff_t)array_bytes(tp->cur));
+    __atomic_store_n(top, top_pack(tp->cur), __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Owner: partition p's part, made (empty) when it has none. NULL on out of memory. */
+static struct table_part *part_at(struct table *t, uint32_t p)
+{
+    struct table_part *tp = &t->parts[p];
+    if (tp->cur)
+        return tp;
+    if (part_init(t, tp, &t->tops[p], TABLE_MIN_LOG2) != 0)
         return NULL;
-    t->cur = array_new(log2_for(hint, 7, 10));
-    if (!t->cur) {
-        mi_free(t);
-        return NULL;
-    }
-    t->top = t->cur;
-    overhead_update(t);
-    ck_epoch_init(&t->epoch);
-    ck_epoch_register(&t->epoch, &t->owner_rec, NULL);
-    return t;
+    t->made[t->n_made++] = p;
+    return tp;
+}
+
+/* Owner: the part a key goes to (made when needed), or NULL on out of memory. */
+static struct table_part *part_for_write(struct table *t, const void *key, uint32_t key_len,
+                                         uint64_t hash)
+{
+    if (__builtin_expect(t->parts == NULL, 1))
+        return &t->whole;
+    return part_at(t, part_index(t, key, key_len, hash));
 }
 
 static void array_free_entries(struct table_array *a)
@@ -481,16 +591,151 @@ static void array_free_entries(struct table_array *a)
             mi_free(slot_entry(a->slots[i]));
 }
 
+/* Frees a part's arrays and entries (table_destroy: no reader is active). */
+static void part_free_all(struct table_part *tp)
+{
+    if (tp->old) {
+        array_free_entries(tp->old);
+        mi_free(tp->old);
+    }
+    if (tp->cur) {
+        array_free_entries(tp->cur);
+        mi_free(tp->cur);
+    }
+}
+
+/* Frees what table_split() had made when it could not finish. */
+static void split_undo(struct table_part *parts, uint64_t *tops, uint32_t nparts)
+{
+    for (uint32_t p = 0; parts && p < nparts; p++)
+        mi_free(parts[p].cur);
+    mi_free(parts);
+    mi_free(tops);
+}
+
+int table_split(struct table *t, uint32_t nparts, table_part_fn *part_of, const void *arg)
+{
+    if (t->parts)
+        return 0;
+    if (nparts == 0 || !part_of)
+        return -EINVAL;
+    struct table_part *w = &t->whole;
+    migrate_some(t, w, SIZE_MAX, SIZE_MAX); /* one array left: cur */
+    const struct table_array *a = w->cur;
+    size_t slots = array_slots(a);
+    size_t *counts = mi_zalloc((size_t)nparts * sizeof *counts);
+    struct table_part *parts = mi_zalloc((size_t)nparts * sizeof *parts);
+    uint64_t *tops = mi_zalloc((size_t)nparts * sizeof *tops);
+    uint32_t *made = mi_malloc((size_t)nparts * sizeof *made);
+    uint32_t n_made = 0;
+    size_t bytes = 0, part_max = 0;
+    int rc = (counts && parts && tops && made) ? 0 : -ENOMEM;
+    /* Two passes (asking part_of twice a key): sizes first, so that no part
+     * resizes while it is filled */
+    for (size_t i = 0; rc == 0 && i < slots; i++) {
+        if (!slot_is_entry(a->slots[i]))
+            continue;
+        const struct table_entry *e = slot_entry(a->slots[i]);
+        uint32_t p = part_of(arg, e->data, e->key_len, entry_hash(e));
+        counts[p < nparts ? p : 0]++;
+    }
+    for (uint32_t p = 0; rc == 0 && p < nparts; p++) {
+        struct table_part *tp = &parts[p];
+        tp->top = &tops[p];
+        if (!counts[p])
+            continue;
+        tp->cur = array_new(log2_for(counts[p], 2, 5));
+        if (!tp->cur) {
+            rc = -ENOMEM;
+            break;
+        }
+        tops[p] = top_pack(tp->cur);
+        tp->count = counts[p];
+        made[n_made++] = p;
+        bytes += array_bytes(tp->cur);
+        if (counts[p] > part_max)
+            part_max = counts[p];
+    }
+    if (rc != 0) {
+        split_undo(parts, tops, nparts);
+        mi_free(made);
+        mi_free(counts);
+        return rc;
+    }
+    /* Nobody sees the parts yet: plain stores, published by tops' release. */
+    for (size_t i = 0; i < slots; i++) {
+        uint64_t v = a->slots[i];
+        if (!slot_is_entry(v))
+            continue;
+        const struct table_entry *e = slot_entry(v);
+        uint64_t hash = entry_hash(e);
+        uint32_t p = part_of(arg, e->data, e->key_len, hash);
+        struct table_array *to = parts[p < nparts ? p : 0].cur;
+        size_t j = array_home(to, hash);
+        while (to->slots[j] != SLOT_EMPTY)
+            j = (j + 1) & to->mask;
+        to->slots[j] = v;
+    }
+    mi_free(counts);
+    t->nparts = nparts;
+    t->part_of = part_of;
+    t->part_arg = arg;
+    t->parts = parts;
+    t->made = made;
+    t->n_made = n_made;
+    t->part_max = part_max;
+    __atomic_store_n(&t->overhead, bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->tops, tops, __ATOMIC_RELEASE);
+    /* A reader that loaded no tops before may still be in whole's array
+     * (whole_top stays): it goes once no reader can be there. The entries
+     * stay. */
+    retire_ptr(t, w->cur);
+    w->cur = NULL;
+    w->count = 0;
+    return 0;
+}
+
+bool table_is_split(const struct table *t)
+{
+    return __atomic_load_n(&t->tops, __ATOMIC_ACQUIRE) != NULL;
+}
+
+size_t table_part_count(const struct table *t, uint32_t p)
+{
+    if (!t->parts)
+        return p == 0 ? t->whole.count : 0;
+    return p < t->nparts ? t->parts[p].count : 0;
+}
+
+/* --- Owner API -------------------------------------------------------------- */
+
+struct table *table_create(size_t hint)
+{
+    struct table *t = mi_zalloc_aligned(sizeof *t, _Alignof(struct table));
+    if (!t)
+        return NULL;
+    if (part_init(t, &t->whole, &t->whole_top, log2_for(hint, 7, 10)) != 0) {
+        mi_free(t);
+        return NULL;
+    }
+    ck_epoch_init(&t->epoch);
+    ck_epoch_register(&t->epoch, &t->owner_rec, NULL);
+    return t;
+}
+
 void table_destroy(struct table *t)
 {
     if (!t)
         return;
-    if (t->old) {
-        array_free_entries(t->old);
-        mi_free(t->old);
+    if (t->parts) {
+        for (uint32_t k = 0; k < t->n_made; k++)
+            part_free_all(&t->parts[t->made[k]]);
+        mi_free(t->parts);
+        mi_free(t->tops);
+        mi_free(t->made);
+    } else {
+        part_free_all(&t->whole);
     }
-    array_free_entries(t->cur);
-    mi_free(t->cur);
     reclaim(t);
     ck_epoch_barrier(&t->owner_rec); /* no reader is active: frees every batch now */
     for (struct table_reader *r = t->readers, *next; r; r = next) {
@@ -500,67 +745,98 @@ void table_destroy(struct table *t)
     mi_free(t);
 }
 
+int table_reserve(struct table *t, uint32_t part, size_t keys)
+{
+    struct table_part *tp = t->parts ? (part < t->nparts ? part_at(t, part) : NULL) : &t->whole;
+    if (!tp)
+        return t->parts && part < t->nparts ? -ENOMEM : -EINVAL;
+    unsigned log2 = log2_for(keys, 2, 5);
+    if (((size_t)1 << log2) <= array_slots(tp->cur))
+        return 0;
+    migrate_some(t, tp, SIZE_MAX, SIZE_MAX); /* a resize under way ends first */
+    if (tp->old)
+        return -EBUSY;
+    return resize_start(t, tp, log2);
+}
+
 int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct table_entry **old)
 {
     *old = NULL;
-    if (t->old)
-        migrate_for_write(t, hash);
+    struct table_part *tp = part_for_write(t, e->data, e->key_len, hash);
+    if (!tp)
+        return -ENOMEM;
+    if (tp->old)
+        migrate_for_write(t, tp, hash);
     size_t free_slot = 0;
-    size_t i = array_probe(t->cur, e->data, e->key_len, hash, &free_slot);
+    size_t i = array_probe(tp->cur, e->data, e->key_len, hash, &free_slot);
     if (i != TABLE_NOT_FOUND) {
-        *old = slot_entry(t->cur->slots[i]);
-        slot_publish(&t->cur->slots[i], slot_make(e, hash));
+        *old = slot_entry(tp->cur->slots[i]);
+        slot_publish(&tp->cur->slots[i], slot_make(e, hash));
         return 0;
     }
-    if (t->cur->slots[free_slot] == SLOT_EMPTY && t->count + t->cur_tombs + 1 > max_load(t->cur)) {
-        int rc = make_room(t);
+    if (tp->cur->slots[free_slot] == SLOT_EMPTY &&
+        tp->count + tp->cur_tombs + 1 > max_load(tp->cur)) {
+        int rc = make_room(t, tp);
         if (rc < 0)
             return rc;
-        (void)array_probe(t->cur, e->data, e->key_len, hash, &free_slot);
+        (void)array_probe(tp->cur, e->data, e->key_len, hash, &free_slot);
     }
-    cur_fill(t, free_slot, slot_make(e, hash));
-    count_set(t, t->count + 1);
+    cur_fill(tp, free_slot, slot_make(e, hash));
+    count_add(t, tp, 1);
     return 0;
 }
 
 /* Empties cur's slot i: a tombstone, unless no probe path can pass through it
  * (the next slot is empty); then the tombstones just before it go too. */
-static void cur_vacate(struct table *t, size_t i)
+static void cur_vacate(struct table_part *tp, size_t i)
 {
-    struct table_array *a = t->cur;
+    struct table_array *a = tp->cur;
     if (a->slots[(i + 1) & a->mask] != SLOT_EMPTY) {
         slot_publish(&a->slots[i], SLOT_TOMB);
-        t->cur_tombs++;
+        tp->cur_tombs++;
         return;
     }
     slot_publish(&a->slots[i], SLOT_EMPTY);
     for (i = (i - 1) & a->mask; a->slots[i] == SLOT_TOMB; i = (i - 1) & a->mask) {
         slot_publish(&a->slots[i], SLOT_EMPTY);
-        t->cur_tombs--;
+        tp->cur_tombs--;
     }
 }
 
 struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_len, uint64_t hash)
 {
-    if (t->old)
-        migrate_for_write(t, hash);
+    struct table_part *tp = part_of_key(t, key, key_len, hash);
+    if (!tp)
+        return NULL;
+    if (tp->old)
+        migrate_for_write(t, tp, hash);
     size_t free_slot = 0;
-    size_t i = array_probe(t->cur, key, key_len, hash, &free_slot);
+    size_t i = array_probe(tp->cur, key, key_len, hash, &free_slot);
     if (i == TABLE_NOT_FOUND)
         return NULL;
-    struct table_entry *e = slot_entry(t->cur->slots[i]);
-    cur_vacate(t, i);
-    count_set(t, t->count - 1);
-    maybe_shrink(t);
+    struct table_entry *e = slot_entry(tp->cur->slots[i]);
+    cur_vacate(tp, i);
+    count_add(t, tp, -1);
+    maybe_shrink(t, tp);
     return e;
 }
 
 bool table_step(struct table *t, unsigned budget)
 {
-    if (t->old)
-        migrate_some(t, budget, budget);
+    /* The first part still resizing gets the budget; finished ones leave. */
+    struct table_part **link = &t->draining;
+    while (*link) {
+        struct table_part *tp = *link;
+        if (!tp->old) {
+            tp->in_draining = false;
+            *link = tp->next_draining;
+            continue;
+        }
+        migrate_some(t, tp, budget, budget);
+        break;
+    }
     reclaim(t);
-    return t->old || t->batches_in_flight;
+    return t->draining || t->batches_in_flight;
 }
 
 size_t table_count(const struct table *t)
@@ -573,27 +849,38 @@ size_t table_overhead_bytes(const struct table *t)
     return __atomic_load_n(&t->overhead, __ATOMIC_RELAXED);
 }
 
-void table_clear(struct table *t)
+static void part_clear(struct table *t, struct table_part *tp)
 {
-    if (t->old) {
+    if (tp->old) {
         /* Only readers already inside a section can reach old (top moves on
          * below); it is retired with its entries, and freed after them. */
-        for (size_t i = 0; i <= t->old->mask; i++)
-            if (slot_is_entry(t->old->slots[i]))
-                retire_ptr(t, slot_entry(t->old->slots[i]));
-        resize_finish(t);
+        for (size_t i = 0; i <= tp->old->mask; i++)
+            if (slot_is_entry(tp->old->slots[i]))
+                retire_ptr(t, slot_entry(tp->old->slots[i]));
+        resize_finish(t, tp);
     }
-    struct table_array *a = t->cur;
+    struct table_array *a = tp->cur;
     for (size_t i = 0; i <= a->mask; i++) {
         uint64_t v = a->slots[i];
         if (!slot_is_entry(v))
             continue;
         slot_publish(&a->slots[i], SLOT_TOMB);
-        t->cur_tombs++;
+        tp->cur_tombs++;
         retire_ptr(t, slot_entry(v));
     }
-    count_set(t, 0);
-    maybe_shrink(t);
+    count_add(t, tp, -(ptrdiff_t)tp->count);
+    maybe_shrink(t, tp);
+}
+
+void table_clear(struct table *t)
+{
+    if (!t->parts) {
+        part_clear(t, &t->whole);
+        return;
+    }
+    for (uint32_t k = 0; k < t->n_made; k++)
+        part_clear(t, &t->parts[t->made[k]]);
+    t->part_max = 0;
 }
 
 /* --- Scan and sample -------------------------------------------------------- */
@@ -628,35 +915,156 @@ static size_t array_scan(const struct table_array *a, uint64_t lo, uint64_t hi,
     return seen;
 }
 
-static uint64_t scan_chunks(const struct table *t, uint64_t cursor, size_t want,
-                            void (*fn)(struct table_entry *e, void *arg), table_scan_hash_fn *hfn,
-                            void *arg)
+/* A walk over some parts with one cursor in hash space. */
+struct scan {
+    const struct table_part *const *parts;
+    size_t n;
+    void (*fn)(struct table_entry *e, void *arg);
+    table_scan_hash_fn *hfn;
+    void *arg;
+};
+
+/* Visits the parts' entries from cursor in chunks until `want` were seen or
+ * hash space ends (returns 0); *seen gets the count. A chunk is one home
+ * slot of the largest array, so a call meets about `want` keys however
+ * small the other arrays are (a smaller array's part of a chunk is a piece
+ * of one of its home slots: array_scan walks that slot's cluster and keeps
+ * the hashes in range). */
+static uint64_t scan_chunks(const struct scan *sc, uint64_t cursor, size_t want, size_t *seen)
 {
-    /* Chunks are the home slots of the smaller array: whole in both arrays. */
-    unsigned shift = t->cur->shift;
-    if (t->old && t->old->shift > shift)
-        shift = t->old->shift;
-    size_t seen = 0;
+    unsigned shift = 64;
+    for (size_t k = 0; k < sc->n; k++) {
+        const struct table_part *tp = sc->parts[k];
+        if (!tp->count)
+            continue; /* nothing to visit: its size does not matter */
+        if (tp->cur->shift < shift)
+            shift = tp->cur->shift;
+        if (tp->old && tp->old->shift < shift)
+            shift = tp->old->shift;
+    }
+    if (shift == 64)
+        return 0; /* no keys in any of them */
     do {
         uint64_t end = ((cursor >> shift) + 1) << shift;
-        seen += array_scan(t->cur, cursor, end, fn, hfn, arg);
-        if (t->old)
-            seen += array_scan(t->old, cursor, end, fn, hfn, arg);
+        for (size_t k = 0; k < sc->n; k++) {
+            const struct table_part *tp = sc->parts[k];
+            if (!tp->count)
+                continue;
+            *seen += array_scan(tp->cur, cursor, end, sc->fn, sc->hfn, sc->arg);
+            if (tp->old)
+                *seen += array_scan(tp->old, cursor, end, sc->fn, sc->hfn, sc->arg);
+        }
         cursor = end;
-    } while (cursor != 0 && seen < want);
+    } while (cursor != 0 && *seen < want);
     return cursor;
+}
+
+/* A whole-table walk's cursor: the partition in the top 14 bits (0 when
+ * the table is not split, so that a walk begun before the split goes on
+ * from there: the rest of partition 0, then the others), then the position
+ * in that part's hash space, a chunk boundary (its low 30 bits are 0 while
+ * an array has at most 2^34 slots), shifted right by 14. So its low 16
+ * bits are 0 (SCAN's cursors drop them, cmd.c and keyspace.c). */
+#define TABLE_CURSOR_PART_SHIFT 50
+#define TABLE_CURSOR_POS_MASK ((1ull << TABLE_CURSOR_PART_SHIFT) - 1)
+_Static_assert(KEYHASH_SLOTS <= 1u << (64 - TABLE_CURSOR_PART_SHIFT), "a partition fits");
+
+static inline uint64_t cursor_pack(uint32_t p, uint64_t at)
+{
+    return (uint64_t)p << TABLE_CURSOR_PART_SHIFT | at >> (64 - TABLE_CURSOR_PART_SHIFT);
+}
+static inline uint32_t cursor_part(uint64_t cursor)
+{
+    return (uint32_t)(cursor >> TABLE_CURSOR_PART_SHIFT);
+}
+static inline uint64_t cursor_at(uint64_t cursor)
+{
+    return (cursor & TABLE_CURSOR_POS_MASK) << (64 - TABLE_CURSOR_PART_SHIFT);
+}
+
+static uint64_t scan_all(const struct table *t, uint64_t cursor, size_t want,
+                         void (*fn)(struct table_entry *e, void *arg), table_scan_hash_fn *hfn,
+                         void *arg)
+{
+    size_t seen = 0;
+    if (!t->parts) { /* the same form as partition 0's: a walk that spans the split goes on */
+        const struct table_part *whole = &t->whole;
+        struct scan sc = {&whole, 1, fn, hfn, arg};
+        return cursor_pack(0, scan_chunks(&sc, cursor_at(cursor), want, &seen));
+    }
+    uint32_t p = cursor_part(cursor);
+    uint64_t at = cursor_at(cursor);
+    for (; p < t->nparts; p++, at = 0) {
+        const struct table_part *tp = &t->parts[p];
+        if (!tp->cur || !tp->count)
+            continue;
+        if (seen >= want)
+            return cursor_pack(p, 0); /* the start of the next part with keys (p > 0) */
+        struct scan sc = {&tp, 1, fn, hfn, arg};
+        at = scan_chunks(&sc, at, want, &seen);
+        if (at != 0)
+            return cursor_pack(p, at);
+    }
+    return 0;
+}
+
+uint64_t table_scan_random_cursor(const struct table *t, uint64_t r)
+{
+    uint32_t p = t->parts ? (uint32_t)((r >> 40) % t->nparts) : 0;
+    return cursor_pack(p, r << 30); /* a chunk boundary: any position, low bits 0 */
+}
+
+bool table_scan_passed(const struct table *t, uint64_t cursor, uint32_t part, uint64_t hash)
+{
+    if (!__atomic_load_n(&t->tops, __ATOMIC_ACQUIRE))
+        return hash < cursor_at(cursor);
+    uint32_t at = cursor_part(cursor);
+    return part < at || (part == at && hash < cursor_at(cursor));
 }
 
 uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
                     void (*fn)(struct table_entry *e, void *arg), void *arg)
 {
-    return scan_chunks(t, cursor, want, fn, NULL, arg);
+    return scan_all(t, cursor, want, fn, NULL, arg);
 }
 
 uint64_t table_scan_hashed(const struct table *t, uint64_t cursor, size_t want,
                            table_scan_hash_fn *fn, void *arg)
 {
-    return scan_chunks(t, cursor, want, NULL, fn, arg);
+    return scan_all(t, cursor, want, NULL, fn, arg);
+}
+
+static uint64_t scan_some(const struct table *t, const uint32_t *parts, size_t n,
+                          uint64_t cursor, size_t want,
+                          void (*fn)(struct table_entry *e, void *arg), table_scan_hash_fn *hfn,
+                          void *arg)
+{
+    const struct table_part *got[TABLE_SCAN_PARTS_MAX];
+    const struct table_part *whole = &t->whole;
+    struct scan sc = {&whole, 1, fn, hfn, arg};
+    if (t->parts) {
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < TABLE_SCAN_PARTS_MAX; i++)
+            if (parts[i] < t->nparts && t->parts[parts[i]].cur)
+                got[k++] = &t->parts[parts[i]];
+        sc.parts = got;
+        sc.n = k;
+    }
+    size_t seen = 0;
+    return scan_chunks(&sc, cursor, want, &seen);
+}
+
+uint64_t table_scan_parts(const struct table *t, const uint32_t *parts, size_t n,
+                          uint64_t cursor, size_t want,
+                          void (*fn)(struct table_entry *e, void *arg), void *arg)
+{
+    return scan_some(t, parts, n, cursor, want, fn, NULL, arg);
+}
+
+uint64_t table_scan_parts_hashed(const struct table *t, const uint32_t *parts, size_t n,
+                                 uint64_t cursor, size_t want, table_scan_hash_fn *fn, void *arg)
+{
+    return scan_some(t, parts, n, cursor, want, NULL, fn, arg);
 }
 
 static uint64_t rng_next(uint64_t *rng)
@@ -683,19 +1091,55 @@ static size_t array_sample(const struct table_array *a, uint64_t *rng, struct ta
     return got;
 }
 
-size_t table_sample(const struct table *t, uint64_t *rng, struct table_entry **out, size_t n)
+static size_t part_sample(const struct table_part *tp, uint64_t *rng, struct table_entry **out,
+                          size_t n)
 {
-    if (n == 0 || t->count == 0)
-        return 0;
-    const struct table_array *first = t->cur, *second = t->old;
-    if (second && rng_next(rng) % t->count < t->old_live) {
-        first = t->old;
-        second = t->cur;
+    const struct table_array *first = tp->cur, *second = tp->old;
+    if (second && rng_next(rng) % tp->count < tp->old_live) {
+        first = tp->old;
+        second = tp->cur;
     }
     size_t got = array_sample(first, rng, out, n);
     if (got < n && second)
         got += array_sample(second, rng, out + got, n - got);
     return got;
+}
+
+/* A split table's part picked with probability in proportion to its keys:
+ * a part drawn at random is kept with probability count / part_max; after
+ * a few misses, part_max is made exact and a part is drawn by walking the
+ * counts. */
+static const struct table_part *sample_part(struct table *t, uint64_t *rng)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        const struct table_part *tp = &t->parts[t->made[rng_next(rng) % t->n_made]];
+        if (tp->count && rng_next(rng) % t->part_max < tp->count)
+            return tp;
+    }
+    size_t max = 0;
+    for (uint32_t k = 0; k < t->n_made; k++)
+        if (t->parts[t->made[k]].count > max)
+            max = t->parts[t->made[k]].count;
+    t->part_max = max;
+    size_t r = rng_next(rng) % t->count;
+    for (uint32_t k = 0; k < t->n_made; k++) {
+        const struct table_part *tp = &t->parts[t->made[k]];
+        if (r < tp->count)
+            return tp;
+        r -= tp->count;
+    }
+    return NULL;
+}
+
+size_t table_sample(const struct table *t, uint64_t *rng, struct table_entry **out, size_t n)
+{
+    if (n == 0 || t->count == 0)
+        return 0;
+    if (!t->parts)
+        return part_sample(&t->whole, rng, out, n);
+    /* part_max is the owner's bookkeeping, not the table's contents */
+    const struct table_part *tp = sample_part((struct table *)t, rng);
+    return tp ? part_sample(tp, rng, out, n) : 0;
 }
 
 /* --- Readers ---------------------------------------------------------------- */

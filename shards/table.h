@@ -7,6 +7,13 @@
  * dict: a bigger array is allocated, and each write (and table_step()) moves a
  * bounded number of slots from the old array to the new one, so the loop never
  * stalls on a resize.
+ * Split by partition: a cluster's table is split once (table_split) into
+ * one such hash table per partition, made when its first key comes, so
+ * that walking one partition (a transfer's stream, an anti-entropy
+ * exchange, counting its keys) costs in proportion to that partition, not
+ * to the whole table, and each part resizes on its own (a smaller pause).
+ * The partition of a key is the caller's function (part_of); a table that
+ * is not split (a node alone) is one part and never calls it.
  *
  * Threads (SPMC): one owner thread (the shard) inserts, replaces, removes and
  *   migrates. Any number of reader threads may look up and iterate at the same
@@ -118,6 +125,20 @@ void table_entry_free(struct table_entry *e);
 struct table;
 struct table_reader;
 
+/* The partition of a key (hash: keyhash(key, key_len)), < the table's
+ * nparts. Called from the owner and from readers: it must be thread-safe. */
+typedef uint32_t table_part_fn(const void *arg, const void *key, uint32_t key_len,
+                               uint64_t hash);
+
+/* One lookup to come, for table_prefetch(). */
+struct table_probe {
+    const void *key;
+    uint32_t key_len;
+    uint64_t hash;
+};
+#define TABLE_PREFETCH_MAX 64   /* probes one table_prefetch() looks at */
+#define TABLE_SCAN_PARTS_MAX 64 /* parts one table_scan_parts() walks */
+
 /* Creates a table sized for `hint` keys. NULL on out of memory. The calling
  * thread becomes the owner. */
 struct table *table_create(size_t hint);
@@ -132,22 +153,34 @@ void table_destroy(struct table *t);
 struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
                                uint64_t hash);
 
-/* A hint for a batch of n lookups to come (their key hashes), so that
- * their cache misses overlap instead of coming one after another: every
- * key's home slot is asked for first, then the entry each slot holds where
- * its tag matches. Changes nothing; reads the slots. Owner only. */
-void table_prefetch(const struct table *t, const uint64_t *hashes, size_t n);
+/* A hint for a batch of n lookups to come (up to TABLE_PREFETCH_MAX), so
+ * that their cache misses overlap instead of coming one after another:
+ * every key's home slot is asked for first, then the entry each slot holds
+ * where its tag matches. Changes nothing; reads the slots. Owner only. */
+void table_prefetch(const struct table *t, const struct table_probe *probes, size_t n);
 
 /* Inserts e (for key hash `hash`), replacing the entry with the same key.
  * *old receives the replaced entry or NULL; the caller retires it.
  * 0 or -ENOMEM. Owner only. */
 int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct table_entry **old);
 
-/* Grows the table now to hold `keys` at its usual load (never shrinks it).
- * For a writer that knows more keys are coming in hash order: sized only
- * for the keys it holds so far, they would all sit in its first slots, one
- * probe cluster. 0, -ENOMEM or -EBUSY (nothing changed). */
-int table_reserve(struct table *t, size_t keys);
+/* Grows partition `part`'s part (the whole table when not split) now to
+ * hold `keys` at its usual load (never shrinks it). For a writer that knows
+ * more keys are coming in hash order: sized only for the keys it holds so
+ * far, they would all sit in its first slots, one probe cluster. 0,
+ * -ENOMEM, -EINVAL (no such partition) or -EBUSY (nothing changed). */
+int table_reserve(struct table *t, uint32_t part, size_t keys);
+
+/* Splits the table into nparts parts, one per partition (part_of, with
+ * arg, names a key's; both must outlive the table), moving every key to
+ * its part: O(keys), once. Readers may be inside: they find every key
+ * throughout. A second call does nothing. 0, -EINVAL or -ENOMEM (then the
+ * table is unchanged). Owner only. */
+int table_split(struct table *t, uint32_t nparts, table_part_fn *part_of, const void *arg);
+/* Whether table_split() was done. Any thread. */
+bool table_is_split(const struct table *t);
+/* Keys of partition p (split; not split: all keys for p 0, else 0). Owner only. */
+size_t table_part_count(const struct table *t, uint32_t p);
 
 /* Removes a key. Returns the removed entry (caller retires it) or NULL. Owner only. */
 struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_len,
@@ -181,6 +214,29 @@ uint64_t table_scan(const struct table *t, uint64_t cursor, size_t want,
 typedef void table_scan_hash_fn(struct table_entry *e, uint64_t hash, void *arg);
 uint64_t table_scan_hashed(const struct table *t, uint64_t cursor, size_t want,
                            table_scan_hash_fn *fn, void *arg);
+/* (A split table's cursor also names the partition under way, in its low
+ * bits; either way it is opaque to callers.) */
+
+/* A cursor from which a walk by table_scan() starts at a place picked by
+ * the random bits r (RANDOMKEY's fallback), in any partition. Owner only. */
+uint64_t table_scan_random_cursor(const struct table *t, uint64_t r);
+
+/* Whether a walk by table_scan()/table_scan_hashed() that has returned
+ * `cursor` (0: just begun) has visited the place of a key of partition
+ * `part` (the table's part_of for it; any when not split) and hash `hash`:
+ * a key put there now would not be met by the rest of the walk. Any thread. */
+bool table_scan_passed(const struct table *t, uint64_t cursor, uint32_t part, uint64_t hash);
+
+/* As table_scan, over the keys of n partitions only (at most
+ * TABLE_SCAN_PARTS_MAX), all with one cursor in hash space: cost in
+ * proportion to those partitions. On a table that is not split it walks
+ * every key: the caller filters. */
+uint64_t table_scan_parts(const struct table *t, const uint32_t *parts, size_t n,
+                          uint64_t cursor, size_t want,
+                          void (*fn)(struct table_entry *e, void *arg), void *arg);
+uint64_t table_scan_parts_hashed(const struct table *t, const uint32_t *parts, size_t n,
+                                 uint64_t cursor, size_t want, table_scan_hash_fn *fn,
+                                 void *arg);
 
 /* Up to n entries picked at random (eviction sampling, RANDOMKEY, expiry
  * sweep). rng is the caller's xorshift state. Returns how many were found

@@ -150,6 +150,7 @@
 #include "tier.h"
 
 #define TRANSFER_GROUP_MAX 64            /* partitions in one stream */
+_Static_assert(TRANSFER_GROUP_MAX <= TABLE_SCAN_PARTS_MAX, "a stream's walk is one table_scan_parts");
 #define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
 #define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
 #define TRANSFER_VISIT_MAX 512           /* table entries per request */
@@ -160,7 +161,11 @@
 #define TRANSFER_RELEASE_ASK_MS 1000
 #define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
 #define TRANSFER_SERVED_LEN 10           /* STREAM_END: partition u16, reach u64 */
-#define TRANSFER_SCAN_STEP 256           /* table entries per table_scan() call */
+#define TRANSFER_SCAN_STEP 16            /* table entries per table_scan_parts() call: a
+                                            split table's walk meets the streamed
+                                            partitions' keys only, so a step is that
+                                            many keys, and TRANSFER_BATCH_BYTES, looked
+                                            at between steps, holds */
 #define TRANSFER_CHUNKS_MAX (TRANSFER_VISIT_MAX / TRANSFER_SCAN_STEP + 1)
 #define TRANSFER_RETRY_MS 200            /* a batch that failed is asked again after this */
 
@@ -241,6 +246,7 @@ struct transfer {
     bool was_multi;            /* it has been in a ring of several members (then a ring
                                   of itself does not mean it holds everything) */
     uint64_t sweep_cursor;
+    uint32_t sweep_part;       /* split table: the partition the pass is in */
     uint64_t rate_bytes;       /* received since the last rate update */
     int64_t rate_ms;
     char path[PATH_MAX];       /* the state file; "" without a log */
@@ -1106,11 +1112,37 @@ static void tr_on_item(struct shard *sh, struct tr_stream *st, const struct wire
  * most of a joiner's CPU and of the clients' p99 while a join began). So
  * after each batch the table grows ahead to what the walks under way
  * project: the keys held plus, per walk, its keys so far times the share
- * of hash space still to go over the share gone over. */
+ * of hash space still to go over the share gone over. A split table (one
+ * part per partition) grows each streamed partition's part instead: its
+ * keys plus its share (by keys held) of its walk's projection. */
 static void tr_reserve(struct shard *sh)
 {
     struct transfer *tr = sh->transfer;
     const double space = 18446744073709551616.0;
+    struct table *t = sh->store->table;
+    if (table_is_split(t)) {
+        double budget = (double)(1u << 26); /* projections gone wild stay bounded, all told */
+        for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX && budget > 0; i++) {
+            const struct tr_stream *st = &tr->streams[i];
+            if (!st->busy || st->walk_keys < 64 || st->cursor <= st->walk_from)
+                continue;
+            double gone = (double)(st->cursor - st->walk_from) / space;
+            double left = (double)(UINT64_MAX - st->cursor) / space;
+            if (gone < 1.0 / 1024)
+                continue;
+            double more = (double)st->walk_keys * left / gone, held = 0;
+            if (more > budget)
+                more = budget;
+            budget -= more;
+            for (uint32_t k = 0; k < st->nparts; k++)
+                held += (double)table_part_count(t, st->parts[k]);
+            for (uint32_t k = 0; held > 0 && k < st->nparts; k++) {
+                double keys = (double)table_part_count(t, st->parts[k]);
+                (void)table_reserve(t, st->parts[k], (size_t)(keys + more * keys / held));
+            }
+        }
+        return;
+    }
     double more = 0;
     for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX; i++) {
         const struct tr_stream *st = &tr->streams[i];
@@ -1126,7 +1158,7 @@ static void tr_reserve(struct shard *sh)
     uint64_t want = (uint64_t)store_count(sh->store) + (uint64_t)more;
     if (want <= tr->reserved + tr->reserved / 4)
         return;
-    if (table_reserve(sh->store->table, want) == 0)
+    if (table_reserve(t, 0, want) == 0)
         tr->reserved = want;
 }
 
@@ -1270,6 +1302,7 @@ static uint64_t tr_reach(struct shard *sh, const struct snapshot *s, uint32_t p,
 struct tr_walk {
     const struct node *n;
     const uint8_t *want; /* per partition: 1 to stream */
+    bool filter;         /* the table is not split: the walk meets other partitions' keys */
     struct buf keys;     /* chunk u32, klen u32, key: those to export */
     uint32_t chunk;      /* the table_scan() call under way */
     uint32_t count;
@@ -1280,9 +1313,11 @@ static void tr_walk_fn(struct table_entry *e, void *arg)
 {
     struct tr_walk *w = arg;
     const char *key = table_entry_key(e);
-    uint64_t hash = w->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
-    if (!w->want[node_partition_of(w->n, key, e->key_len, hash)])
-        return;
+    if (w->filter) {
+        uint64_t hash = w->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
+        if (!w->want[node_partition_of(w->n, key, e->key_len, hash)])
+            return;
+    }
     buf_append(&w->keys, &w->chunk, sizeof w->chunk);
     buf_append(&w->keys, &e->key_len, sizeof e->key_len);
     buf_append(&w->keys, key, e->key_len);
@@ -1377,6 +1412,7 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
     wire_values_next(&it, &v);
     uint8_t *want = mi_calloc(tr->q, 1);
     uint8_t served[TRANSFER_SERVED_LEN * TRANSFER_GROUP_MAX];
+    uint32_t served_parts[TRANSFER_GROUP_MAX];
     uint32_t n_served = 0;
     uint64_t from = tr_get_cursor(&m->meta);
     for (uint32_t k = 0; want && k < v.len / 2 && n_served < TRANSFER_GROUP_MAX; k++) {
@@ -1387,6 +1423,7 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
         if (!reach)
             continue;
         want[p] = 1;
+        served_parts[n_served] = p;
         uint8_t *e = served + TRANSFER_SERVED_LEN * n_served++;
         e[0] = (uint8_t)p;
         e[1] = (uint8_t)(p >> 8);
@@ -1397,13 +1434,16 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
         tr_reply(sh, link, m, WIRE_OP_STREAM_END, WIRE_CODE_UNAVAILABLE, NULL, NULL);
         return;
     }
-    struct tr_walk w = {.n = sh->node, .want = want};
+    /* The walk: the served partitions' parts only (a table not split walks
+     * every key and filters) */
+    struct tr_walk w = {.n = sh->node, .want = want, .filter = !table_is_split(sh->store->table)};
     buf_init(&w.keys);
     uint64_t cursor = tr_get_cursor(&m->key), starts[TRANSFER_CHUNKS_MAX];
     uint32_t visits = 0;
     do {
         starts[w.chunk] = cursor;
-        cursor = table_scan(sh->store->table, cursor, TRANSFER_SCAN_STEP, tr_walk_fn, &w);
+        cursor = table_scan_parts(sh->store->table, served_parts, n_served, cursor,
+                                  TRANSFER_SCAN_STEP, tr_walk_fn, &w);
         visits += TRANSFER_SCAN_STEP;
         w.chunk++;
     } while (cursor != 0 && visits < TRANSFER_VISIT_MAX && w.bytes < TRANSFER_BATCH_BYTES);
@@ -1503,12 +1543,14 @@ struct tr_drop {
     const struct node *n;
     const uint8_t *state;
     struct buf keys;
+    size_t visited;
 };
 
 static void tr_drop_fn(struct table_entry *e, void *arg)
 {
     struct tr_drop *d = arg;
     const char *key = table_entry_key(e);
+    d->visited++;
     uint64_t hash = d->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
     if (__atomic_load_n(&d->state[node_partition_of(d->n, key, e->key_len, hash)],
                         __ATOMIC_RELAXED) != TRANSFER_DROPPING)
@@ -1537,11 +1579,33 @@ static void tr_drop_step(struct shard *sh)
             return;
         tr->sweeping = true;
         tr->sweep_cursor = 0;
+        tr->sweep_part = 0;
     }
     struct tr_drop d = {.n = sh->node, .state = tr->state};
     buf_init(&d.keys);
-    tr->sweep_cursor = table_scan(sh->store->table, tr->sweep_cursor, TRANSFER_DROP_VISIT_MAX,
-                                  tr_drop_fn, &d);
+    struct table *t = sh->store->table;
+    bool pass_done;
+    if (!table_is_split(t)) {
+        tr->sweep_cursor = table_scan(t, tr->sweep_cursor, TRANSFER_DROP_VISIT_MAX, tr_drop_fn, &d);
+        pass_done = tr->sweep_cursor == 0;
+    } else { /* the pass's partitions one after another, each its own part only */
+        size_t budget = TRANSFER_DROP_VISIT_MAX;
+        while (budget > 0 && tr->sweep_part < tr->q) {
+            uint32_t p = tr->sweep_part;
+            if (!tr->parts[p].in_sweep) {
+                tr->sweep_part++;
+                continue;
+            }
+            size_t before = d.visited;
+            tr->sweep_cursor =
+                table_scan_parts(t, &p, 1, tr->sweep_cursor, budget, tr_drop_fn, &d);
+            size_t cost = d.visited - before + 1; /* a partition costs one too */
+            budget = cost > budget ? 0 : budget - cost;
+            if (tr->sweep_cursor == 0)
+                tr->sweep_part++; /* the next one starts at its beginning */
+        }
+        pass_done = tr->sweep_part >= tr->q;
+    }
     uint64_t dropped = 0;
     for (size_t off = 0; off + 4 <= d.keys.len;) {
         uint32_t klen;
@@ -1553,7 +1617,7 @@ static void tr_drop_step(struct shard *sh)
     }
     buf_fini(&d.keys);
     ST_ADD(tr, keys_dropped, dropped);
-    if (tr->sweep_cursor != 0)
+    if (!pass_done)
         return;
     tr->sweeping = false;
     uint32_t released = 0;

@@ -9,6 +9,7 @@
  * those apart and passes them on to free(), which is mimalloc's then.
  * Under TSan, mi_free() acquires what every table_read_end() released, which
  * is exactly the epoch's guarantee, so TSan judges the table's own accesses. */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -428,9 +429,9 @@ static void test_table_reserve_grows_ahead(void **state)
     for (uint32_t i = 0; i < HELD; i++)
         put(t, key_name((char[32]){0}, "key:", i), i);
     size_t before = table_overhead_bytes(t);
-    assert_int_equal(table_reserve(t, 10), 0);
+    assert_int_equal(table_reserve(t, 0, 10), 0);
     assert_int_equal(table_overhead_bytes(t), before); /* never smaller */
-    assert_int_equal(table_reserve(t, WANT), 0);
+    assert_int_equal(table_reserve(t, 0, WANT), 0);
     assert_true(table_overhead_bytes(t) >= (size_t)WANT * 2 * sizeof(uint64_t));
     check_range(t, "key:", 0, HELD); /* mid-migration */
     settle(t);
@@ -866,6 +867,246 @@ static void test_table_concurrent_reader_never_misses(void **state)
     destroy_and_check(s.t);
 }
 
+/* --- Split by partition ------------------------------------------------------ */
+
+enum { SPLIT_PARTS = 16 };
+
+/* The test's partition of a key: its Redis Cluster slot's sixteenth. */
+static uint32_t slot_part(const void *arg, const void *key, uint32_t len, uint64_t hash)
+{
+    (void)arg;
+    (void)hash;
+    return keyhash_slot(key, len) >> 10;
+}
+
+static uint32_t part_of_name(const char *key)
+{
+    return slot_part(NULL, key, (uint32_t)strlen(key), 0);
+}
+
+/* Every entry a walk meets is of partition `want_part` (-1: any). */
+struct part_visits {
+    struct visits v;
+    int want_part;
+    size_t strangers;
+};
+
+static void part_visit(struct table_entry *e, void *arg)
+{
+    struct part_visits *pv = arg;
+    count_visit(e, &pv->v);
+    if (pv->want_part >= 0 && slot_part(NULL, e->data, e->key_len, 0) != (uint32_t)pv->want_part)
+        pv->strangers++;
+}
+
+/* A whole-table scan with a small `want` (cursors across parts) sees each
+ * of the n "s" keys once. */
+static void scan_all_once(struct table *t, uint32_t n, uint32_t present_from)
+{
+    struct part_visits pv = {.v = {.seen = calloc(n, 1), .n = n}, .want_part = -1};
+    uint64_t cursor = 0;
+    do {
+        size_t before = pv.v.calls;
+        cursor = table_scan(t, cursor, 5, part_visit, &pv);
+        assert_true(cursor == 0 || pv.v.calls - before >= 5);
+        assert_int_equal(cursor & 0xffff, 0); /* SCAN's cursors keep the top 48 bits only */
+    } while (cursor != 0);
+    for (uint32_t i = present_from; i < n; i++)
+        if (pv.v.seen[i] != 1)
+            fail_msg("key s%u seen %u times by a scan of the split table", i, pv.v.seen[i]);
+    free(pv.v.seen);
+}
+
+/* A split table: every key is found and counted in its partition's part;
+ * a walk of one partition meets that partition's keys only, each once, and
+ * as many as it holds (its cost is that partition, not the table); a walk
+ * of the whole table meets every key once; writes, removes, reserve,
+ * sample and clear go on per part; a second split changes nothing. */
+static void test_table_split_walks_one_partition_alone(void **state)
+{
+    enum { KEYS = 6000 };
+    struct table *t = table_create(0);
+    char k[32];
+    size_t per_part[SPLIT_PARTS] = {0};
+    for (uint32_t i = 0; i < KEYS / 2; i++)
+        put(t, key_name(k, "s", i), i);
+    assert_false(table_is_split(t));
+    assert_int_equal(table_split(t, 0, slot_part, NULL), -EINVAL);
+    assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0);
+    assert_true(table_is_split(t));
+    assert_int_equal(table_count(t), KEYS / 2);
+    check_range(t, "s", 0, KEYS / 2);
+    for (uint32_t i = KEYS / 2; i < KEYS; i++) /* the parts grow on their own */
+        put(t, key_name(k, "s", i), i);
+    check_range(t, "s", 0, KEYS);
+    for (uint32_t i = 0; i < KEYS; i++)
+        per_part[part_of_name(key_name(k, "s", i))]++;
+    size_t total = 0;
+    for (uint32_t p = 0; p < SPLIT_PARTS; p++) {
+        assert_int_equal(table_part_count(t, p), per_part[p]);
+        total += per_part[p];
+    }
+    assert_int_equal(total, KEYS);
+    assert_int_equal(table_part_count(t, SPLIT_PARTS), 0);
+
+    for (uint32_t p = 0; p < SPLIT_PARTS; p++) {
+        struct part_visits pv = {.v = {.seen = calloc(KEYS, 1), .n = KEYS}, .want_part = (int)p};
+        uint64_t cursor = 0;
+        do
+            cursor = table_scan_parts(t, &p, 1, cursor, 7, part_visit, &pv);
+        while (cursor != 0);
+        assert_int_equal(pv.strangers, 0);
+        assert_int_equal(pv.v.calls, per_part[p]); /* that partition's keys, once each */
+        free(pv.v.seen);
+    }
+    uint32_t two[2] = {3, 11};
+    struct part_visits both = {.v = {.seen = calloc(KEYS, 1), .n = KEYS}, .want_part = -1};
+    uint64_t cursor = 0;
+    do
+        cursor = table_scan_parts(t, two, 2, cursor, 3, part_visit, &both);
+    while (cursor != 0);
+    assert_int_equal(both.v.calls, per_part[3] + per_part[11]);
+    free(both.v.seen);
+    scan_all_once(t, KEYS, 0);
+
+    /* removes shrink parts; the rest stays found and walked once */
+    for (uint32_t i = 0; i < KEYS / 2; i++)
+        del(t, key_name(k, "s", i));
+    assert_int_equal(table_count(t), KEYS / 2);
+    check_range(t, "s", KEYS / 2, KEYS);
+    for (uint32_t i = 0; i < KEYS / 2; i++)
+        assert_null(find(t, key_name(k, "s", i)));
+    scan_all_once(t, KEYS, KEYS / 2);
+
+    size_t before = table_overhead_bytes(t);
+    assert_int_equal(table_reserve(t, 5, 100000), 0);
+    assert_true(table_overhead_bytes(t) >= before + 100000 * sizeof(uint64_t));
+    assert_int_equal(table_reserve(t, SPLIT_PARTS, 10), -EINVAL);
+    check_range(t, "s", KEYS / 2, KEYS);
+
+    uint64_t rng = 7;
+    struct table_entry *got[4];
+    for (int i = 0; i < 200; i++) {
+        size_t n = table_sample(t, &rng, got, 4);
+        assert_true(n >= 1);
+        for (size_t j = 0; j < n; j++)
+            assert_true(idx_of(got[j]) >= KEYS / 2 && idx_of(got[j]) < KEYS);
+    }
+    assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0); /* once */
+    check_range(t, "s", KEYS / 2, KEYS);
+    table_clear(t);
+    assert_int_equal(table_count(t), 0);
+    assert_int_equal(table_sample(t, &rng, got, 4), 0);
+    scan_all_once(t, 0, 0);
+    settle(t);
+    destroy_and_check(t);
+}
+
+/* A reader looking keys up while the owner splits the table (and then
+ * changes it) never misses one and never sees a torn entry. */
+static void test_table_split_under_a_reader(void **state)
+{
+    struct shared s = {.t = table_create(0)};
+    char k[32];
+    for (uint32_t i = 0; i < STABLE_KEYS; i++) {
+        struct table_entry *old;
+        assert_int_equal(table_put(s.t, mk_stable(i, 0), hash_of(key_name(k, "s", i)), &old), 0);
+    }
+    for (uint32_t i = 0; i < CHURN_KEYS; i++)
+        put(s.t, key_name(k, "c", i), i);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &s), 0);
+    wait_for_reader(&s);
+    assert_int_equal(table_split(s.t, SPLIT_PARTS, slot_part, NULL), 0);
+    wait_for_reader(&s);
+    uint64_t gen = 0;
+    for (uint32_t i = 0; i < CHURN_KEYS; i++) {
+        del(s.t, key_name(k, "c", i));
+        if (i % 4 == 0) {
+            gen++;
+            replace_stable(&s, (uint32_t)(gen % STABLE_KEYS), gen);
+        }
+        if (i % 64 == 0)
+            table_step(s.t, 32);
+    }
+    wait_for_reader(&s);
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(__atomic_load_n(&s.misses, __ATOMIC_RELAXED), 0);
+    assert_int_equal(__atomic_load_n(&s.torn, __ATOMIC_RELAXED), 0);
+    assert_int_equal(table_count(s.t), STABLE_KEYS);
+    settle(s.t);
+    destroy_and_check(s.t);
+}
+
+/* table_scan_passed names exactly the keys a whole-table walk has met so
+ * far, split or not (anti-entropy's rebuild relies on it for writes made
+ * while it walks). */
+static void test_table_scan_passed_names_the_keys_met(void **state)
+{
+    enum { KEYS = 1500 };
+    for (int split = 0; split < 2; split++) {
+        struct table *t = table_create(0);
+        char k[32];
+        for (uint32_t i = 0; i < KEYS; i++)
+            put(t, key_name(k, "s", i), i);
+        if (split)
+            assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0);
+        struct part_visits pv = {.v = {.seen = calloc(KEYS, 1), .n = KEYS}, .want_part = -1};
+        uint64_t cursor = 0;
+        int calls = 0;
+        do {
+            cursor = table_scan(t, cursor, 40, part_visit, &pv);
+            calls++;
+            for (uint32_t i = 0; cursor != 0 && i < KEYS; i++) {
+                key_name(k, "s", i);
+                bool passed = table_scan_passed(t, cursor, split ? part_of_name(k) : 0, hash_of(k));
+                if (passed != (pv.v.seen[i] > 0))
+                    fail_msg("split %d, call %d: s%u met %u times, passed %d", split, calls, i,
+                             pv.v.seen[i], passed);
+            }
+        } while (cursor != 0);
+        assert_true(calls > 10);
+        free(pv.v.seen);
+        settle(t);
+        destroy_and_check(t);
+    }
+}
+
+/* A walk of a big and a tiny partition together meets about `want` keys
+ * per call: its chunks follow the big part's slots, not the tiny one's
+ * (which would hand over a sixteenth of the big part at once). */
+static void test_table_scan_parts_steps_follow_the_biggest_part(void **state)
+{
+    enum { KEYS = 20000 };
+    struct table *t = table_create(0);
+    char k[32];
+    for (uint32_t i = 0; i < KEYS; i++)
+        put(t, key_name(k, "s", i), i);
+    assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < KEYS; i++)
+        if (part_of_name(key_name(k, "s", i)) == 11 && kept++ > 0)
+            del(t, k); /* partition 11 keeps one key: its part shrinks to 16 slots */
+    settle(t);
+    assert_int_equal(table_part_count(t, 11), 1);
+    uint32_t two[2] = {3, 11};
+    struct part_visits pv = {.v = {.seen = calloc(KEYS, 1), .n = KEYS}, .want_part = -1};
+    uint64_t cursor = 0;
+    size_t most = 0;
+    do {
+        size_t before = pv.v.calls;
+        cursor = table_scan_parts(t, two, 2, cursor, 8, part_visit, &pv);
+        if (pv.v.calls - before > most)
+            most = pv.v.calls - before;
+    } while (cursor != 0);
+    assert_int_equal(pv.v.calls, table_part_count(t, 3) + 1);
+    if (most > 24)
+        fail_msg("one call met %zu keys for a want of 8", most);
+    free(pv.v.seen);
+    destroy_and_check(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -883,6 +1124,10 @@ int main(void)
         cmocka_unit_test_setup(test_table_retired_entry_outlives_reader_section, note_blocks),
         cmocka_unit_test_setup(test_table_destroy_frees_everything, note_blocks),
         cmocka_unit_test_setup(test_table_concurrent_reader_never_misses, note_blocks),
+        cmocka_unit_test_setup(test_table_split_walks_one_partition_alone, note_blocks),
+        cmocka_unit_test_setup(test_table_split_under_a_reader, note_blocks),
+        cmocka_unit_test_setup(test_table_scan_passed_names_the_keys_met, note_blocks),
+        cmocka_unit_test_setup(test_table_scan_parts_steps_follow_the_biggest_part, note_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
