@@ -1135,6 +1135,8 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
            "Key states pulled in partition transfers.", tx.keys);
     METRIC("transfer_bytes_sent", "transfer_sent_bytes_total", "counter",
            "Bytes of key states served to nodes pulling partitions.", tx.bytes_sent);
+    METRIC("transfer_keys_walked", "transfer_walked_keys_total", "counter",
+           "Table entries met by the walks serving partition transfers.", tx.keys_walked);
     METRIC("transfer_keys_dropped", "transfer_dropped_keys_total", "counter",
            "Keys deleted here once their partition's new list held it.", tx.keys_dropped);
     METRIC("transfer_rate", "transfer_rate_bytes", "gauge",

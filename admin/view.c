@@ -138,14 +138,16 @@ json_t *view_ring(const struct ring *ring, const struct ring *prev)
 
 json_t *view_transfers(const struct transfer_stats *t)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                     "s:I}",
                      "partitions_pending", (json_int_t)t->pending, "partitions_streaming",
                      (json_int_t)(t->streaming + t->settling), "partitions_done",
                      (json_int_t)t->done, "partitions_releasing",
                      (json_int_t)(t->releasing + t->dropping), "partitions_released",
                      (json_int_t)t->released, "bytes", (json_int_t)t->bytes, "keys",
                      (json_int_t)t->keys, "bytes_sent", (json_int_t)t->bytes_sent, "keys_sent",
-                     (json_int_t)t->keys_sent, "keys_dropped", (json_int_t)t->keys_dropped,
+                     (json_int_t)t->keys_sent, "keys_walked", (json_int_t)t->keys_walked,
+                     "keys_dropped", (json_int_t)t->keys_dropped,
                      "cold_skipped", (json_int_t)t->cold_skipped, "resumable_bytes",
                      (json_int_t)t->resumable_bytes, "rate_bytes_per_sec",
                      (json_int_t)t->rate, "remaining_bytes", (json_int_t)t->remaining_bytes,

@@ -1307,12 +1307,14 @@ struct tr_walk {
     uint32_t chunk;      /* the table_scan() call under way */
     uint32_t count;
     uint64_t bytes; /* their keys and values, about */
+    uint64_t walked; /* entries met */
 };
 
 static void tr_walk_fn(struct table_entry *e, void *arg)
 {
     struct tr_walk *w = arg;
     const char *key = table_entry_key(e);
+    w->walked++;
     if (w->filter) {
         uint64_t hash = w->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
         if (!w->want[node_partition_of(w->n, key, e->key_len, hash)])
@@ -1447,6 +1449,7 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
         visits += TRANSFER_SCAN_STEP;
         w.chunk++;
     } while (cursor != 0 && visits < TRANSFER_VISIT_MAX && w.bytes < TRANSFER_BATCH_BYTES);
+    ST_ADD(sh->transfer, keys_walked, w.walked);
     int failed = tr_send_states(sh, link, m, &w);
     buf_fini(&w.keys);
     mi_free(want);

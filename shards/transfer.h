@@ -69,6 +69,9 @@ struct transfer_stats {
     uint64_t releasing, dropping, released;      /* outgoing ones; released: dropped */
     uint64_t bytes, keys;                        /* received and applied */
     uint64_t bytes_sent, keys_sent;              /* served to other nodes */
+    uint64_t keys_walked;                        /* table entries the walks serving them met
+                                                    (a split table: the streamed partitions'
+                                                    keys only, about keys_sent) */
     uint64_t keys_dropped;                       /* deleted by releases */
     uint64_t cold_skipped;                       /* served: keys whose value was on disk */
     uint64_t resumable_bytes;                    /* received and recorded durably (partitions
