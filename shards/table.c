@@ -62,6 +62,8 @@
 #define TABLE_WRITE_SLOTS 64 /* and old slots looked at (empty ones are cheap) */
 #define TABLE_BATCH_MIN 64   /* first capacity of a retire batch */
 #define TABLE_NOT_FOUND SIZE_MAX
+#define TABLE_MEMO 64                  /* prefetched hashes whose part is remembered */
+#define TABLE_MEMO_PART 0x3fffull      /* a memo word's part bits (parts <= 16384) */
 
 struct table_array {
     struct table_array *next; /* the array this one drains into; set once, release */
@@ -108,6 +110,8 @@ struct table {
     uint32_t nparts;    /* set before tops is published */
     table_part_fn *part_of;
     const void *part_arg;
+    uint64_t memo[TABLE_MEMO]; /* split: by hash's low bits, its high bits and the part a
+                                  prefetch found (owner writes, anyone reads; relaxed) */
     /* Owner only. */
     struct table_part whole;      /* the one part until split */
     struct table_part *parts;     /* split: nparts parts (cur NULL: not made) */
@@ -185,16 +189,6 @@ static inline const struct table_array *top_array(uint64_t w)
 static inline unsigned top_log2(uint64_t w)
 {
     return (unsigned)(w >> SLOT_PTR_BITS);
-}
-
-/* Any thread: the top word of the part that holds the key (0: none). */
-static inline uint64_t top_of_key(const struct table *t, const void *key, uint32_t key_len,
-                                  uint64_t hash)
-{
-    const uint64_t *tops = __atomic_load_n(&t->tops, __ATOMIC_ACQUIRE);
-    if (__builtin_expect(tops == NULL, 1))
-        return __atomic_load_n(&t->whole_top, __ATOMIC_ACQUIRE);
-    return __atomic_load_n(&tops[part_index(t, key, key_len, hash)], __ATOMIC_ACQUIRE);
 }
 
 /* Owner: the part that holds the key, if made. */
@@ -383,10 +377,9 @@ static struct table_entry *slots_find(const uint64_t *slots, unsigned log2, cons
     }
 }
 
-struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
-                               uint64_t hash)
+/* The key in the part whose top word is w (0: none). */
+static struct table_entry *word_find(uint64_t w, const void *key, uint32_t key_len, uint64_t hash)
 {
-    uint64_t w = top_of_key(t, key, key_len, hash);
     if (!w)
         return NULL;
     /* the top array's size is in its word: its header is read only when
@@ -403,13 +396,47 @@ struct table_entry *table_find(const struct table *t, const void *key, uint32_t 
     return NULL;
 }
 
+struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
+                               uint64_t hash)
+{
+    const uint64_t *tops = __atomic_load_n(&t->tops, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(tops == NULL, 1))
+        return word_find(__atomic_load_n(&t->whole_top, __ATOMIC_ACQUIRE), key, key_len, hash);
+    /* A prefetch just named this hash's part (the memo): look there first,
+     * sparing the partition function. A key lives in one part only, so
+     * finding it there is the answer; not finding it (a memo word of
+     * another key with the same hash bits, however unlikely) asks the
+     * partition function. */
+    uint64_t m = __atomic_load_n(&t->memo[hash & (TABLE_MEMO - 1)], __ATOMIC_RELAXED);
+    uint32_t guess = UINT32_MAX;
+    if (((m ^ hash) & ~TABLE_MEMO_PART) == 0 && (uint32_t)(m & TABLE_MEMO_PART) < t->nparts) {
+        guess = (uint32_t)(m & TABLE_MEMO_PART);
+        struct table_entry *e =
+            word_find(__atomic_load_n(&tops[guess], __ATOMIC_ACQUIRE), key, key_len, hash);
+        if (e)
+            return e;
+    }
+    uint32_t p = part_index(t, key, key_len, hash);
+    return p == guess ? NULL
+                      : word_find(__atomic_load_n(&tops[p], __ATOMIC_ACQUIRE), key, key_len, hash);
+}
+
 void table_prefetch(const struct table *t, const struct table_probe *probes, size_t n)
 {
     const uint64_t *home[TABLE_PREFETCH_MAX];
     if (n > TABLE_PREFETCH_MAX)
         n = TABLE_PREFETCH_MAX;
+    const uint64_t *tops = __atomic_load_n(&t->tops, __ATOMIC_ACQUIRE);
     for (size_t i = 0; i < n; i++) {
-        uint64_t w = top_of_key(t, probes[i].key, probes[i].key_len, probes[i].hash);
+        uint64_t w;
+        if (tops) { /* the part, named in the memo for the lookup to come */
+            uint32_t p = part_index(t, probes[i].key, probes[i].key_len, probes[i].hash);
+            w = __atomic_load_n(&tops[p], __ATOMIC_ACQUIRE);
+            __atomic_store_n((uint64_t *)&t->memo[probes[i].hash & (TABLE_MEMO - 1)],
+                             (probes[i].hash & ~TABLE_MEMO_PART) | p, __ATOMIC_RELAXED);
+        } else {
+            w = __atomic_load_n(&t->whole_top, __ATOMIC_ACQUIRE);
+        }
         home[i] = w ? &top_array(w)->slots[probes[i].hash >> (64 - top_log2(w))] : NULL;
         if (home[i])
             __builtin_prefetch(home[i]);

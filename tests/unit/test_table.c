@@ -1107,6 +1107,40 @@ static void test_table_scan_parts_steps_follow_the_biggest_part(void **state)
     destroy_and_check(t);
 }
 
+/* Lookups after a prefetch (which remembers each hash's part) find every
+ * key of a split table, absent keys stay absent, and a remembered part
+ * never hides a key whose hash shares the memo's slot. */
+static void test_table_prefetched_lookups_in_a_split_table(void **state)
+{
+    enum { KEYS = 3000 };
+    struct table *t = table_create(0);
+    char k[32], names[16][32];
+    for (uint32_t i = 0; i < KEYS; i++)
+        put(t, key_name(k, "s", i), i);
+    assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0);
+    for (uint32_t base = 0; base < 2 * KEYS; base += 16) {
+        struct table_probe probes[16];
+        for (uint32_t j = 0; j < 16; j++) { /* present ("s") and absent ("x") keys */
+            key_name(names[j], base < KEYS ? "s" : "x", (base + j) % KEYS);
+            probes[j] = (struct table_probe){names[j], (uint32_t)strlen(names[j]),
+                                             hash_of(names[j])};
+        }
+        table_prefetch(t, probes, 16);
+        for (uint32_t j = 0; j < 16; j++) {
+            struct table_entry *e = find(t, names[j]);
+            if (base < KEYS)
+                assert_true(e && idx_of(e) == (base + j) % KEYS);
+            else
+                assert_null(e);
+        }
+        /* keys not prefetched, whose memo slots hold other hashes now */
+        for (uint32_t j = 0; j < 16; j++)
+            check_key(t, "s", (base * 7 + j * 131) % KEYS);
+    }
+    settle(t);
+    destroy_and_check(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1128,6 +1162,7 @@ int main(void)
         cmocka_unit_test_setup(test_table_split_under_a_reader, note_blocks),
         cmocka_unit_test_setup(test_table_scan_passed_names_the_keys_met, note_blocks),
         cmocka_unit_test_setup(test_table_scan_parts_steps_follow_the_biggest_part, note_blocks),
+        cmocka_unit_test_setup(test_table_prefetched_lookups_in_a_split_table, note_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
