@@ -9,7 +9,10 @@
  * tops[p] (8 bytes a partition: a lookup's metadata stays in cache); the
  * part structs are the owner's. Split copies whole's slots into new parts'
  * arrays before tops is published and retires whole's array (the entries
- * are the same), so a reader still in whole finds every key. Reclamation, the
+ * are the same), so a reader still in whole finds every key. A split
+ * table's prefetch also writes each hash's part into `memo` (64 words by
+ * the hash's low bits: its high bits and the part), which the lookup after
+ * it tries first instead of the partition function. Reclamation, the
  * totals (count, overhead) and the list of resizing parts (`draining`,
  * which table_step() migrates) are the table's. A split table's scan cursor
  * carries the partition in its top 14 bits (see cursor_pack); parts are
