@@ -13,7 +13,8 @@
 #   --slices N (2-second measurements before the join, 8), --quick.
 # Environment: SERVER_CPU, CLIENT_CPU (bench_cpus), RESULTS_DIR,
 #   RINGKV_BIN (build/ringkv), RINGKV_BENCH_BIN; HANDOFF_RATE
-#   (handoff-max-bytes-per-sec of the nodes, 64mb: ringkv's default).
+#   (handoff-max-bytes-per-sec of the nodes, 64mb: ringkv's default);
+#   KEEP_LOGS=1 copies the nodes' logs to RESULTS_DIR/logs.
 #
 # The 3 nodes (one shard each) and the joiner share SERVER_CPU; ringkv-bench
 # runs on CLIENT_CPU at a fixed rate (an open load, so that p99 measures the
@@ -24,7 +25,9 @@
 # every key and the joiner holds its share: the new replicas pulled their
 # partitions and the old ones dropped theirs), and 3 slices after. p99 and
 # p99.9 of each slice come from ringkv-bench's JSON; the table compares the
-# median p99 before with the worst and the median p99 during the transfer.
+# p99 of every request of a phase (its slices' histograms merged: the
+# issue's figure) during the transfer with before, and also the median
+# p99 before with the worst and the median slice's p99 during it.
 # Output: bench/results/join_under_load.md (RESULTS_DIR), the slices in
 # join_under_load-runs.tsv. Exit 1 when a node died or requests failed.
 set -uo pipefail
@@ -53,7 +56,9 @@ done
 mkdir -p "$RESULTS_DIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/join_under_load.XXXXXX")
 POLLER=
-trap '[[ -z $POLLER ]] || kill "$POLLER" 2>/dev/null; bench_stop_all; rm -rf "$WORK"' EXIT
+trap '[[ -z $POLLER ]] || kill "$POLLER" 2>/dev/null; bench_stop_all
+      [[ -z ${KEEP_LOGS:-} ]] || { mkdir -p "$RESULTS_DIR/logs" && cp "$WORK"/n*.log "$RESULTS_DIR/logs/"; }
+      rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 HANDOFF_RATE=${HANDOFF_RATE:-64mb}
 
@@ -112,8 +117,12 @@ slice() {
         [$ph, $n, $t."Ops/sec", $t."Percentile Latencies"."p50.00",
          $t."Percentile Latencies"."p99.00", $t."Percentile Latencies"."p99.90", $t.Errors] | @tsv' \
         "$WORK/slice.json" >>"$RUNS" 2>/dev/null || bench_log "slice $1 $2 gave no result"
+    # the slice's histogram ([upper bound ms, count] pairs), for the phase's p99 over every request
+    jq -r --arg ph "$1" '."ALL STATS".Totals.Histogram[] | [$ph, .[0], .[1]] | @tsv' \
+        "$WORK/slice.json" >>"$WORK/hist.tsv" 2>/dev/null
 }
 
+slice warmup 0 # not counted: the first slice after the load pays for its settling
 for ((i = 0; i < SLICES; i++)); do slice before "$i"; done
 port=$(bench_free_port "${PORTS[@]}")
 cport=$(bench_free_port "${PORTS[@]}" "$port")
@@ -149,7 +158,16 @@ stat() {
         awk -v fn="$3" '{ v[n++] = $1 } END { if (!n) { print "n/a"; exit }
             if (fn == "max") print v[n - 1]; else print (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) }'
 }
+# phase_pct PHASE P: the P-th percentile of every request of a phase (its slices'
+# histograms merged): the upper bound of the slot holding it.
+phase_pct() {
+    awk -F'\t' -v ph="$1" '$1 == ph { n[$2] += $3; t += $3 } END { if (!t) { print "n/a"; exit }
+        for (b in n) print b, n[b], t }' "$WORK/hist.tsv" | sort -g |
+        awk -v p="$2" '{ s += $2; if (s >= p / 100 * $3) { print $1; exit } }'
+}
 B99=$(stat before 5 median) D99=$(stat during 5 median) W99=$(stat during 5 max)
+AB99=$(phase_pct before 99) AD99=$(phase_pct during 99) AA99=$(phase_pct after 99)
+ARATIO=$(bench_ratio "$AD99" "$AB99")
 ERRORS=$(awk -F'\t' 'NR > 1 { s += $7 } END { print s + 0 }' "$RUNS")
 RATIO=$(bench_ratio "$W99" "$B99") MRATIO=$(bench_ratio "$D99" "$B99")
 MD=$RESULTS_DIR/join_under_load.md
@@ -168,6 +186,10 @@ MD=$RESULTS_DIR/join_under_load.md
     echo "|---|---:|"
     echo "| time from the joiner's start until balanced | $BAL_S s |"
     echo "| keys held per node after (INFO keyspace) | $HELD |"
+    echo "| p99 of every request before (slices merged) | $AB99 ms |"
+    echo "| p99 of every request during the transfer (slices merged) | $AD99 ms |"
+    echo "| p99 of every request after | $AA99 ms |"
+    echo "| during / before, every request | $ARATIO (target under 2: $(bench_verdict "$ARATIO" 2)) |"
     echo "| p99 before (median of $SLICES slices) | $B99 ms |"
     echo "| p99 during the transfer (median of $n slices) | $D99 ms |"
     echo "| p99 during the transfer (worst slice) | $W99 ms |"

@@ -699,6 +699,11 @@ void *shard_main(void *arg)
         shard_arm_accept(sh, sh->listen_mc_fd, NET_OP_ACCEPT_MC);
     struct __kernel_timespec tick_ts = {.tv_sec = 0, .tv_nsec = SHARD_TICK_MS * 1000000L};
     shard_arm_tick(sh, &tick_ts);
+    /* the peer links' wake read, armed before the first wait: a peer that
+     * dials this node as it starts (a joiner: every node of the ring at
+     * once) is adopted then, not on the first tick, 100 ms later, with every
+     * request its coordinator sent it waiting that long */
+    peerlink_flush(sh);
     store_tick(sh->store, shard_now_ms());
     bool backlog = false;
     while (!__atomic_load_n(&n->stop_flag, __ATOMIC_ACQUIRE)) {
@@ -714,7 +719,9 @@ void *shard_main(void *arg)
             shard_on_cqe(sh, &cqe, &tick);
         }
         sh->nstash = 0;
-        store_turn(sh->store, shard_now_ms());
+        int64_t turn_ms = shard_now_ms();
+        store_turn(sh->store, turn_ms);
+        transfer_turn(sh, turn_ms); /* a drop pass under way: a small step */
         tier_turn(sh);
         coord_turn(sh); /* the cluster's newest view, when it changed */
         shard_drain_inboxes(sh);

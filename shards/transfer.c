@@ -98,8 +98,12 @@
  * once a second, RELEASE: "do you hold it whole?" (yes: in its list, not
  * pulling it, durable). Once all said yes, it is DROPPING: one pass over
  * the table deletes the keys of every partition dropping (store_delete:
- * delete records, not tombstones), TRANSFER_DROP_VISIT_MAX entries per tick;
- * those dropping when the pass began are released at its end. A node that
+ * delete records, not tombstones), in steps: TRANSFER_DROP_TURN_VISITS
+ * entries on a loop turn at most every TRANSFER_DROP_TURN_MS while the
+ * shard is busy (a step of a thousand deletes held its requests for about a
+ * millisecond, which showed in the p99 of a join), TRANSFER_DROP_VISIT_MAX
+ * on a tick when no turn stepped; those dropping when the pass began are
+ * released at its end. A node that
  * left the cluster (a ring of itself) asks nobody and keeps its copy.
  *
  * Cost to a cluster of one: the tick returns after reading the snapshot.
@@ -154,7 +158,10 @@ _Static_assert(TRANSFER_GROUP_MAX <= TABLE_SCAN_PARTS_MAX, "a stream's walk is o
 #define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
 #define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
 #define TRANSFER_VISIT_MAX 512           /* table entries per request */
-#define TRANSFER_DROP_VISIT_MAX 1024     /* table entries per drop step (one a tick) */
+#define TRANSFER_DROP_VISIT_MAX 1024     /* table entries per drop step on a tick whose
+                                            shard took no turn step since the last */
+#define TRANSFER_DROP_TURN_VISITS 128    /* table entries per drop step on a loop turn */
+#define TRANSFER_DROP_TURN_MS 5          /* loop-turn drop steps at most this often */
 #define TRANSFER_BATCH_BYTES (32u << 10) /* states per request, about (each side's work on
                                             a batch is one burst on its loop: kept short) */
 #define TRANSFER_STREAM_MS 3000          /* a request unanswered this long is given up */
@@ -242,6 +249,8 @@ struct transfer {
     double tokens;
     int64_t tokens_ms, now_ms;
     bool sweeping;             /* a drop pass is under way */
+    bool turn_dropped;         /* a loop turn took a drop step since the last tick */
+    int64_t drop_turn_ms;      /* when the last loop-turn drop step ran */
     bool drops;                /* a drop pass resumed from the state file waits */
     bool was_multi;            /* it has been in a ring of several members (then a ring
                                   of itself does not mean it holds everything) */
@@ -1562,10 +1571,11 @@ static void tr_drop_fn(struct table_entry *e, void *arg)
     buf_append(&d->keys, key, e->key_len);
 }
 
-/* One step of the drop pass: deletes the keys of every DROPPING partition
- * met; those DROPPING when the pass began are released at its end (the
- * pass covered all their keys), the others at the end of the next. */
-static void tr_drop_step(struct shard *sh)
+/* One step of the drop pass, visiting about `visits` table entries: deletes
+ * the keys of every DROPPING partition met; those DROPPING when the pass
+ * began are released at its end (the pass covered all their keys), the
+ * others at the end of the next. */
+static void tr_drop_step(struct shard *sh, size_t visits)
 {
     struct transfer *tr = sh->transfer;
     if (!tr->sweeping) {
@@ -1589,10 +1599,10 @@ static void tr_drop_step(struct shard *sh)
     struct table *t = sh->store->table;
     bool pass_done;
     if (!table_is_split(t)) {
-        tr->sweep_cursor = table_scan(t, tr->sweep_cursor, TRANSFER_DROP_VISIT_MAX, tr_drop_fn, &d);
+        tr->sweep_cursor = table_scan(t, tr->sweep_cursor, visits, tr_drop_fn, &d);
         pass_done = tr->sweep_cursor == 0;
     } else { /* the pass's partitions one after another, each its own part only */
-        size_t budget = TRANSFER_DROP_VISIT_MAX;
+        size_t budget = visits;
         while (budget > 0 && tr->sweep_part < tr->q) {
             uint32_t p = tr->sweep_part;
             if (!tr->parts[p].in_sweep) {
@@ -1751,9 +1761,23 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
         if (tr_get(tr, p) == TRANSFER_RELEASING)
             tr_ask_release(sh, s, p, now_ms);
     snapshot_read_end(n->snapshots, sh->id);
-    tr_drop_step(sh);
+    /* a pass begins here; while the shard is busy, its loop turns carry it
+     * on in small steps (transfer_turn), and a tick steps only when none did */
+    if (!tr->sweeping || !tr->turn_dropped)
+        tr_drop_step(sh, TRANSFER_DROP_VISIT_MAX);
+    tr->turn_dropped = false;
     tr_checkpoint(sh, now_ms);
     tr_figures(tr, now_ms);
+}
+
+void transfer_turn(struct shard *sh, int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    if (__builtin_expect(!tr || !tr->sweeping, 1) || now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS)
+        return;
+    tr->drop_turn_ms = now_ms;
+    tr->turn_dropped = true;
+    tr_drop_step(sh, TRANSFER_DROP_TURN_VISITS);
 }
 
 /* ---- any thread ---- */
