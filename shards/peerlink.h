@@ -75,7 +75,9 @@ int peerlink_reply(struct shard *sh, uint64_t link, const struct wire_msg *m);
  * tick (now_ms: req_now_ms()): closes links whose connect or handshake
  * is late (dials whose backoff passed are made again by the next
  * peerlink_request(), lazily); peerlink_flush() once per turn before
- * submitting: closes each link's batch and sends it, frees closed links. */
+ * submitting, and once before the loop's first wait (it arms the eventfd
+ * read, so that sockets adopted as the node starts are taken at once):
+ * closes each link's batch and sends it, frees closed links. */
 void peerlink_on_cqe(struct shard *sh, uint64_t user_data, int32_t res, uint32_t flags);
 void peerlink_turn(struct shard *sh, int64_t now_ms);
 void peerlink_flush(struct shard *sh);

@@ -2,11 +2,14 @@
  * The loop:
  *   1. submit what the last turn queued and wait for at least one completion
  *      (at most 1 ms while messages wait for room in a full queue);
- *   2. reap every completion into the stash and dispatch on its user_data
- *      (net.h, enum shard_op): accepts, receives, sends, wake-ups from other
- *      shards, the 100 ms tick, the log's and the cold reads' I/O;
- *   3. take the cluster's newest view if the admin thread published one
- *      (coord_turn: the coordinator's copy, coord.h), then
+ *   2. reap every completion into the stash; take the cluster's newest
+ *      view if the admin thread published one (coord_turn: the
+ *      coordinator's copy, coord.h), so that what woke a shard idle
+ *      meanwhile is served by it; then dispatch on each completion's
+ *      user_data (net.h, enum shard_op): accepts, receives, sends, wake-ups
+ *      from other shards, the 100 ms tick, the log's and the cold reads' I/O;
+ *   3. the store's and the tiers' turn, a small step of a drop pass under
+ *      way (transfer_turn), then
  *      drain the inbound queue of every other shard: a message whose origin
  *      is another shard is a request to run here (cmd_msg_execute); one whose
  *      origin is this shard is a reply coming home (cmd_msg_complete);
@@ -712,6 +715,10 @@ void *shard_main(void *arg)
             log_warn("io_uring_submit_and_wait: %s; retrying", strerror(-rc));
         bool tick = false;
         shard_reap(sh);
+        /* the cluster's newest view, when it changed, before what woke the
+         * shard is served: a shard idle while the ring or a node's health
+         * changed routes its first request by the new view, not the last */
+        coord_turn(sh);
         /* Dispatch from the stash; what shard_sqe() stashes meanwhile joins
          * the end (the array may move: index it afresh each time). */
         for (uint32_t i = 0; i < sh->nstash; i++) {
@@ -723,7 +730,6 @@ void *shard_main(void *arg)
         store_turn(sh->store, turn_ms);
         transfer_turn(sh, turn_ms); /* a drop pass under way: a small step */
         tier_turn(sh);
-        coord_turn(sh); /* the cluster's newest view, when it changed */
         shard_drain_inboxes(sh);
         persist_flush(sh->persist);
         if (persist_holds_replies(sh->persist))

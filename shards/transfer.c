@@ -101,9 +101,10 @@
  * delete records, not tombstones), in steps: TRANSFER_DROP_TURN_VISITS
  * entries on a loop turn at most every TRANSFER_DROP_TURN_MS while the
  * shard is busy (a step of a thousand deletes held its requests for about a
- * millisecond, which showed in the p99 of a join), TRANSFER_DROP_VISIT_MAX
- * on a tick when no turn stepped; those dropping when the pass began are
- * released at its end. A node that
+ * millisecond, which showed in the p99 of a join), and on a tick what tops
+ * the turns' visits since the last tick up to TRANSFER_DROP_VISIT_MAX (all
+ * of it on an idle shard); each step takes the newest ring's states first.
+ * Those dropping when the pass began are released at its end. A node that
  * left the cluster (a ring of itself) asks nobody and keeps its copy.
  *
  * Cost to a cluster of one: the tick returns after reading the snapshot.
@@ -249,7 +250,7 @@ struct transfer {
     double tokens;
     int64_t tokens_ms, now_ms;
     bool sweeping;             /* a drop pass is under way */
-    bool turn_dropped;         /* a loop turn took a drop step since the last tick */
+    uint32_t turn_visits;      /* entries loop-turn drop steps visited since the last tick */
     int64_t drop_turn_ms;      /* when the last loop-turn drop step ran */
     bool drops;                /* a drop pass resumed from the state file waits */
     bool was_multi;            /* it has been in a ring of several members (then a ring
@@ -1554,8 +1555,10 @@ static void tr_ask_release(struct shard *sh, const struct snapshot *s, uint32_t 
 struct tr_drop {
     const struct node *n;
     const uint8_t *state;
+    const struct tr_part *parts;
     struct buf keys;
     size_t visited;
+    bool filter; /* an unsplit table's walk meets every partition: test each key's */
 };
 
 static void tr_drop_fn(struct table_entry *e, void *arg)
@@ -1563,10 +1566,13 @@ static void tr_drop_fn(struct table_entry *e, void *arg)
     struct tr_drop *d = arg;
     const char *key = table_entry_key(e);
     d->visited++;
-    uint64_t hash = d->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
-    if (__atomic_load_n(&d->state[node_partition_of(d->n, key, e->key_len, hash)],
-                        __ATOMIC_RELAXED) != TRANSFER_DROPPING)
-        return;
+    if (d->filter) { /* the pass's own partitions only (their "drop" line is durable) */
+        uint64_t hash = d->n->partition_fn == KEYHASH_FN_XXH3 ? keyhash(key, e->key_len) : 0;
+        uint32_t p = node_partition_of(d->n, key, e->key_len, hash);
+        if (!d->parts[p].in_sweep ||
+            __atomic_load_n(&d->state[p], __ATOMIC_RELAXED) != TRANSFER_DROPPING)
+            return;
+    }
     buf_append(&d->keys, &e->key_len, sizeof e->key_len);
     buf_append(&d->keys, key, e->key_len);
 }
@@ -1594,19 +1600,22 @@ static void tr_drop_step(struct shard *sh, size_t visits)
         tr->sweep_cursor = 0;
         tr->sweep_part = 0;
     }
-    struct tr_drop d = {.n = sh->node, .state = tr->state};
-    buf_init(&d.keys);
     struct table *t = sh->store->table;
+    struct tr_drop d = {
+        .n = sh->node, .state = tr->state, .parts = tr->parts, .filter = !table_is_split(t)};
+    buf_init(&d.keys);
     bool pass_done;
-    if (!table_is_split(t)) {
+    if (d.filter) {
         tr->sweep_cursor = table_scan(t, tr->sweep_cursor, visits, tr_drop_fn, &d);
         pass_done = tr->sweep_cursor == 0;
-    } else { /* the pass's partitions one after another, each its own part only */
+    } else { /* the pass's partitions one after another, each its own part only,
+              * whose state is tested once a step instead of once a key */
         size_t budget = visits;
         while (budget > 0 && tr->sweep_part < tr->q) {
             uint32_t p = tr->sweep_part;
-            if (!tr->parts[p].in_sweep) {
-                tr->sweep_part++;
+            if (!tr->parts[p].in_sweep || tr_get(tr, p) != TRANSFER_DROPPING) {
+                tr->sweep_part++; /* (one pulled back meanwhile keeps its keys) */
+                tr->sweep_cursor = 0;
                 continue;
             }
             size_t before = d.visited;
@@ -1762,10 +1771,13 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
             tr_ask_release(sh, s, p, now_ms);
     snapshot_read_end(n->snapshots, sh->id);
     /* a pass begins here; while the shard is busy, its loop turns carry it
-     * on in small steps (transfer_turn), and a tick steps only when none did */
-    if (!tr->sweeping || !tr->turn_dropped)
+     * on in small steps (transfer_turn), and a tick tops their visits since
+     * the last tick up to TRANSFER_DROP_VISIT_MAX (an idle shard: all of it) */
+    if (!tr->sweeping)
         tr_drop_step(sh, TRANSFER_DROP_VISIT_MAX);
-    tr->turn_dropped = false;
+    else if (tr->turn_visits < TRANSFER_DROP_VISIT_MAX)
+        tr_drop_step(sh, TRANSFER_DROP_VISIT_MAX - tr->turn_visits);
+    tr->turn_visits = 0;
     tr_checkpoint(sh, now_ms);
     tr_figures(tr, now_ms);
 }
@@ -1776,8 +1788,16 @@ void transfer_turn(struct shard *sh, int64_t now_ms)
     if (__builtin_expect(!tr || !tr->sweeping, 1) || now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS)
         return;
     tr->drop_turn_ms = now_ms;
-    tr->turn_dropped = true;
-    tr_drop_step(sh, TRANSFER_DROP_TURN_VISITS);
+    tr->turn_visits += TRANSFER_DROP_TURN_VISITS;
+    /* the states of the newest ring first, as the tick's step has them: a
+     * partition the ring gave back (pulled again) keeps the writes that
+     * coordinators already send it */
+    struct node *n = sh->node;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
+    tr_catch_up(sh, s);
+    snapshot_read_end(n->snapshots, sh->id);
+    if (tr->sweeping)
+        tr_drop_step(sh, TRANSFER_DROP_TURN_VISITS);
 }
 
 /* ---- any thread ---- */

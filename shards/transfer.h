@@ -95,9 +95,9 @@ void transfer_tick(struct shard *sh, int64_t now_ms);
 
 /* The shard's loop turn: while a drop pass is under way, a step of 128
  * table entries at most every 5 ms, so that a busy shard deletes released
- * keys in bursts too short to show in its requests' latency (the tick's
- * step is 8 times larger, and runs only when no turn stepped since the
- * last tick: an idle shard). */
+ * keys in bursts too short to show in its requests' latency (a tick tops
+ * the turns' visits since the last one up to 1024: all of it on an idle
+ * shard). */
 void transfer_turn(struct shard *sh, int64_t now_ms);
 
 /* True for the ops this module serves (coord_on_request/coord_on_reply
