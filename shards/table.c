@@ -66,6 +66,7 @@
 #define TABLE_BATCH_MIN 64   /* first capacity of a retire batch */
 #define TABLE_NOT_FOUND SIZE_MAX
 #define TABLE_MEMO 64                  /* prefetched hashes whose part is remembered */
+#define TABLE_PREFETCH_PATH 8          /* slots of a probe path a prefetch follows */
 #define TABLE_MEMO_PART 0x3fffull      /* a memo word's part bits (parts <= 16384) */
 
 struct table_array {
@@ -427,6 +428,7 @@ struct table_entry *table_find(const struct table *t, const void *key, uint32_t 
 void table_prefetch(const struct table *t, const struct table_probe *probes, size_t n)
 {
     const uint64_t *home[TABLE_PREFETCH_MAX];
+    uint64_t room[TABLE_PREFETCH_MAX]; /* slots from home to the array's end */
     if (n > TABLE_PREFETCH_MAX)
         n = TABLE_PREFETCH_MAX;
     const uint64_t *tops = __atomic_load_n(&t->tops, __ATOMIC_ACQUIRE);
@@ -440,16 +442,33 @@ void table_prefetch(const struct table *t, const struct table_probe *probes, siz
         } else {
             w = __atomic_load_n(&t->whole_top, __ATOMIC_ACQUIRE);
         }
-        home[i] = w ? &top_array(w)->slots[probes[i].hash >> (64 - top_log2(w))] : NULL;
-        if (home[i])
+        home[i] = NULL;
+        if (w) {
+            uint64_t at = probes[i].hash >> (64 - top_log2(w));
+            home[i] = &top_array(w)->slots[at];
+            room[i] = ((uint64_t)1 << top_log2(w)) - at;
             __builtin_prefetch(home[i]);
+        }
     }
-    for (size_t i = 0; i < n; i++) { /* the slots are in (or on their way) */
+    /* The slots are in (or on their way): the entry of the first slot on
+     * the key's probe path whose tag is its hash's. A key is often a slot or
+     * two past its home (linear probing at 35 to 70% load), so the path is
+     * followed to its end within TABLE_PREFETCH_PATH slots, most often the
+     * same cache line. */
+    for (size_t i = 0; i < n; i++) {
         if (!home[i])
             continue;
-        uint64_t v = __atomic_load_n(home[i], __ATOMIC_ACQUIRE);
-        if (slot_is_entry(v) && (v >> SLOT_PTR_BITS) == hash_tag(probes[i].hash))
-            __builtin_prefetch(slot_entry(v));
+        uint64_t tag = hash_tag(probes[i].hash);
+        uint64_t len = room[i] < TABLE_PREFETCH_PATH ? room[i] : TABLE_PREFETCH_PATH;
+        for (uint64_t j = 0; j < len; j++) {
+            uint64_t v = __atomic_load_n(&home[i][j], __ATOMIC_ACQUIRE);
+            if (v == SLOT_EMPTY)
+                break;
+            if (slot_is_entry(v) && (v >> SLOT_PTR_BITS) == tag) {
+                __builtin_prefetch(slot_entry(v));
+                break;
+            }
+        }
     }
 }
 
