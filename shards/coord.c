@@ -2216,6 +2216,21 @@ static void coord_take_state(uint8_t *st, struct replica_state *g, const struct 
     *st = g->meta.failed || g->body.failed ? P_FAIL : P_OK;
 }
 
+void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n)
+{
+    struct req *rs[64];
+    if (n > 64)
+        n = 64;
+    for (uint32_t i = 0; i < n; i++) { /* the requests (their slots are dense) */
+        rs[i] = req_find(&sh->reqs, ids[i] & ~((uint64_t)0xFF << COORD_SLOT_BITS));
+        if (rs[i])
+            __builtin_prefetch(rs[i]);
+    }
+    for (uint32_t i = 0; i < n; i++) /* then their operations' first line */
+        if (rs[i] && rs[i]->done == coord_op_done && rs[i]->owner_ptr)
+            __builtin_prefetch(rs[i]->owner_ptr);
+}
+
 void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
 {
     if (wm->op == WIRE_OP_SYNC && hint_on_reply(sh, wm))

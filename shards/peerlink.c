@@ -781,22 +781,28 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
 /* Overlaps the cache misses of the next PEERLINK_PREFETCH requests' key
  * lookups (replica GETs and SYNCs of keys this shard holds): their home
  * slots are asked for together, then the entries those hold, so the batch
- * waits for memory about once instead of twice per key. Only where more
- * than one request follows (alone, there is nothing to overlap). */
+ * waits for memory about once instead of twice per key; and likewise the
+ * requests and operations the next REPLYs name (coord_prefetch_replies).
+ * Only where more than one follows (alone, there is nothing to overlap). */
 static void link_prefetch(struct peerlink *pl, const struct wire_cursor *at)
 {
     struct wire_cursor c = *at;
     struct wire_msg m;
     const char *err;
     struct table_probe probes[PEERLINK_PREFETCH];
-    uint32_t n = 0, seen = 0;
+    uint64_t replies[PEERLINK_PREFETCH];
+    uint32_t n = 0, nreplies = 0, seen = 0;
     while (seen < PEERLINK_PREFETCH && wire_next_msg(&c, &m, &err) == WIRE_OK) {
         seen++;
         if (m.kind == WIRE_REQUEST && m.key.len > 0)
             probes[n++] = (struct table_probe){m.key.ptr, m.key.len, keyhash(m.key.ptr, m.key.len)};
+        else if (m.kind == WIRE_REPLY)
+            replies[nreplies++] = m.id;
     }
     if (n > 1)
         store_prefetch(pl->sh->store, probes, n);
+    if (nreplies > 1)
+        coord_prefetch_replies(pl->sh, replies, nreplies);
 }
 
 /* Hands a batch's messages to the coordinator, from l->resume_at on (a

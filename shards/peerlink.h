@@ -94,6 +94,9 @@ void peerlink_adopt(struct node *n, uint32_t to_shard, int fd);
  * m's slices are valid during the call only. */
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 void coord_on_reply(struct shard *sh, const struct wire_msg *m);
+/* A hint for the REPLYs of a batch to come (their ids, n <= 64): the
+ * coordinator prefetches what coord_on_reply() will read of each. */
+void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n);
 
 /* Counters for INFO (relaxed atomics, any thread reads; one shard's, INFO
  * sums them): connections up, dials, failed handshakes (connections that
