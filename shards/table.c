@@ -465,7 +465,13 @@ void table_prefetch(const struct table *t, const struct table_probe *probes, siz
             if (v == SLOT_EMPTY)
                 break;
             if (slot_is_entry(v) && (v >> SLOT_PTR_BITS) == tag) {
-                __builtin_prefetch(slot_entry(v));
+                /* an entry is rarely line-aligned (mimalloc blocks of 80,
+                 * 96, 112 bytes): its key_len and key may be in its second
+                 * line, and a small value's version in its third */
+                const char *e = (const char *)slot_entry(v);
+                __builtin_prefetch(e);
+                __builtin_prefetch(e + 64);
+                __builtin_prefetch(e + 127);
                 break;
             }
         }
