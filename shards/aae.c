@@ -4,7 +4,10 @@
  * Trees: tree(p) for each partition p this shard owns (node->partition_
  * shard), in one block indexed by slot[p]. aae_watch() toggles an entry's
  * digest into its partition's tree for each entry entering or leaving the
- * table (store.h's store_watch), so an update is leaf ^= H(old) ^ H(new).
+ * table (store.h's store_watch), so an update is leaf ^= H(old) ^ H(new);
+ * the toggles are queued (AAE_TOGGLES_MAX, their lines prefetched, so that
+ * a batch's leaf misses overlap) and applied before anything reads or
+ * replaces a tree or moves the rebuild's cursor (aae_apply_toggles).
  * A digest is merkle_digest of the entry's canonical meta (replica.h's
  * export without the values; a plain entry's implicit clock, cold ones too).
  * Plain (unversioned) entries stay in the trees, by decision: in a cluster
