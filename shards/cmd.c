@@ -980,7 +980,7 @@ void cmd_prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n)
         uint64_t hash = keyhash(keys[i].ptr, keys[i].len);
         if (sh->node->nshards > 1 &&
             node_shard_of(sh->node, keys[i].ptr, keys[i].len, hash) != sh->id)
-            continue; /* another shard's table: not this thread's to read */
+            continue; /* another shard's key: not in this table, a wasted prefetch */
         probes[mine++] = (struct table_probe){keys[i].ptr, keys[i].len, hash};
     }
     store_prefetch(sh->store, probes, mine);

@@ -2222,7 +2222,8 @@ void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n)
     if (n > 64)
         n = 64;
     for (uint32_t i = 0; i < n; i++) { /* the requests (their slots are dense) */
-        rs[i] = req_find(&sh->reqs, ids[i] & ~((uint64_t)0xFF << COORD_SLOT_BITS));
+        uint32_t sub;
+        rs[i] = req_find(&sh->reqs, coord_reply_req(ids[i], &sub));
         if (rs[i])
             __builtin_prefetch(rs[i]);
     }

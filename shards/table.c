@@ -468,10 +468,10 @@ void table_prefetch(const struct table *t, const struct table_probe *probes, siz
                 /* an entry is rarely line-aligned (mimalloc blocks of 80,
                  * 96, 112 bytes): its key_len and key may be in its second
                  * line, and a small value's version in its third */
-                const char *e = (const char *)slot_entry(v);
-                __builtin_prefetch(e);
-                __builtin_prefetch(e + 64);
-                __builtin_prefetch(e + 127);
+                uintptr_t e = (uintptr_t)slot_entry(v); /* (an address: may pass a small entry) */
+                __builtin_prefetch((const void *)e);
+                __builtin_prefetch((const void *)(e + 64));
+                __builtin_prefetch((const void *)(e + 127));
                 break;
             }
         }
