@@ -159,8 +159,8 @@ _Static_assert(TRANSFER_GROUP_MAX <= TABLE_SCAN_PARTS_MAX, "a stream's walk is o
 #define TRANSFER_STREAMS_MAX 8           /* streams per shard at most */
 #define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
 #define TRANSFER_VISIT_MAX 512           /* table entries per request */
-#define TRANSFER_DROP_VISIT_MAX 1024     /* table entries per drop step on a tick whose
-                                            shard took no turn step since the last */
+#define TRANSFER_DROP_VISIT_MAX 1024     /* table entries a drop pass visits per tick at
+                                            most (the tick's step tops the turns' up) */
 #define TRANSFER_DROP_TURN_VISITS 128    /* table entries per drop step on a loop turn */
 #define TRANSFER_DROP_TURN_MS 5          /* loop-turn drop steps at most this often */
 #define TRANSFER_BATCH_BYTES (32u << 10) /* states per request, about (each side's work on
