@@ -1792,10 +1792,7 @@ void transfer_turn(struct shard *sh, int64_t now_ms)
     /* the states of the newest ring first, as the tick's step has them: a
      * partition the ring gave back (pulled again) keeps the writes that
      * coordinators already send it */
-    struct node *n = sh->node;
-    const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
-    tr_catch_up(sh, s);
-    snapshot_read_end(n->snapshots, sh->id);
+    transfer_catch_up(sh);
     if (tr->sweeping)
         tr_drop_step(sh, TRANSFER_DROP_TURN_VISITS);
 }
