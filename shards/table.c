@@ -65,6 +65,8 @@
 #define TABLE_WRITE_SLOTS 64 /* and old slots looked at (empty ones are cheap) */
 #define TABLE_BATCH_MIN 64   /* first capacity of a retire batch */
 #define TABLE_NOT_FOUND SIZE_MAX
+#define TABLE_MIGRATE_AT_ONCE 256 /* old arrays up to this many slots drain at once */
+#define TABLE_MIGRATE_AHEAD 8    /* entries prefetched ahead when draining at once */
 #define TABLE_MEMO 64                  /* prefetched hashes whose part is remembered */
 #define TABLE_PREFETCH_PATH 8          /* slots of a probe path a prefetch follows */
 #define TABLE_MEMO_PART 0x3fffull      /* a memo word's part bits (parts <= 16384) */
@@ -540,14 +542,17 @@ static void migrate_slot(struct table *t, struct table_part *tp, size_t i)
         resize_finish(t, tp);
 }
 
-/* Sequential migration: stops after `slots` old slots or `moves` entries. */
-static void migrate_some(struct table *t, struct table_part *tp, size_t slots, size_t moves)
+/* Sequential migration: stops after `slots` old slots or `moves` entries,
+ * or at the resize's end. Returns the old slots it looked at. */
+static size_t migrate_some(struct table *t, struct table_part *tp, size_t slots, size_t moves)
 {
-    while (slots > 0 && moves > 0 && tp->old) {
+    size_t seen = 0;
+    while (seen < slots && moves > 0 && tp->old) {
         moves -= slot_is_entry(tp->old->slots[tp->old_pos]);
-        slots--;
+        seen++;
         migrate_slot(t, tp, tp->old_pos++);
     }
+    return seen;
 }
 
 /* Before a write of `hash`: its old cluster (home to the next empty slot)
@@ -587,12 +592,35 @@ static int resize_start(struct table *t, struct table_part *tp, unsigned log2)
     return 0;
 }
 
+/* Moves every key left in old, prefetching entries a few slots ahead
+ * (each move reads its entry's key to hash it). */
+static void migrate_rest(struct table *t, struct table_part *tp)
+{
+    const struct table_array *old = tp->old;
+    size_t n = old ? array_slots(old) : 0;
+    for (size_t i = tp->old_pos; i < n && i < tp->old_pos + TABLE_MIGRATE_AHEAD; i++)
+        if (slot_is_entry(old->slots[i]))
+            __builtin_prefetch(slot_entry(old->slots[i]));
+    while (tp->old) { /* ends at the last entry: old_live counts them */
+        size_t ahead = tp->old_pos + TABLE_MIGRATE_AHEAD;
+        if (ahead < n && slot_is_entry(old->slots[ahead]))
+            __builtin_prefetch(slot_entry(old->slots[ahead]));
+        migrate_slot(t, tp, tp->old_pos++);
+    }
+}
+
 /* Makes room for one more key: finishes a resize in progress, then resizes to
- * put the keys at <= 40% load. */
+ * put the keys at <= 40% load. A split table's small part moves its keys at
+ * once: a few microseconds, where draining them write by write would hold
+ * both arrays for most of the part's next growth (a cluster's parts are a
+ * few hundred slots each, and all grow at about the same time). */
 static int make_room(struct table *t, struct table_part *tp)
 {
-    migrate_some(t, tp, SIZE_MAX, SIZE_MAX);
-    return resize_start(t, tp, log2_for(tp->count + 1, 2, 5));
+    migrate_rest(t, tp);
+    int rc = resize_start(t, tp, log2_for(tp->count + 1, 2, 5));
+    if (rc == 0 && tp != &t->whole && tp->old && array_slots(tp->old) <= TABLE_MIGRATE_AT_ONCE)
+        migrate_rest(t, tp);
+    return rc;
 }
 
 static void maybe_shrink(struct table *t, struct table_part *tp)
@@ -762,6 +790,15 @@ size_t table_part_count(const struct table *t, uint32_t p)
     return p < t->nparts ? t->parts[p].count : 0;
 }
 
+size_t table_part_bytes(const struct table *t, uint32_t p)
+{
+    const struct table_part *tp = t->parts ? (p < t->nparts ? &t->parts[p] : NULL)
+                                           : (p == 0 ? &t->whole : NULL);
+    if (!tp || !tp->cur)
+        return 0;
+    return array_bytes(tp->cur) + (tp->old ? array_bytes(tp->old) : 0);
+}
+
 /* --- Owner API -------------------------------------------------------------- */
 
 struct table *table_create(size_t hint)
@@ -878,17 +915,20 @@ struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_
 
 bool table_step(struct table *t, unsigned budget)
 {
-    /* The first part still resizing gets the budget; finished ones leave. */
+    /* The parts still resizing share the budget, first come first; finished
+     * ones leave. A split table's parts are small (a few hundred slots
+     * each), so one part alone would leave most of it unused, and many old
+     * arrays held long after their resize. */
     struct table_part **link = &t->draining;
+    size_t left = budget;
     while (*link) {
         struct table_part *tp = *link;
-        if (!tp->old) {
-            tp->in_draining = false;
-            *link = tp->next_draining;
-            continue;
-        }
-        migrate_some(t, tp, budget, budget);
-        break;
+        if (tp->old && left > 0)
+            left -= migrate_some(t, tp, left, left);
+        if (tp->old)
+            break;
+        tp->in_draining = false;
+        *link = tp->next_draining;
     }
     reclaim(t);
     return t->draining || t->batches_in_flight;

@@ -52,7 +52,7 @@
  *    the key's current record in the shard's segment log (durable storage);
  *  - TABLE_ENTRY_COLD: the value is on disk only (values beyond RAM): data
  *    holds the key alone (a versioned entry's: then its
- *    version header and meta, its body being on disk), val_len is the
+ *    version part without the body, which is on disk), val_len is the
  *    value's real length, and the value is read back through the log
  *    position (shards/tier.h);
  *  - TABLE_ENTRY_VERSIONED: the key carries versions (a DVVSet clock, dvv.h,
@@ -60,8 +60,10 @@
  *    sibling a plain GET returns (dvv_pick()), so plain reads need no
  *    branch; after them, in the same allocation, the version part: a
  *    version header (below), the clock's meta, and its body unless the
- *    body is exactly the picked value's bytes (one sibling: no copy). Such
- *    entries are never appended to in place (store.c);
+ *    body is exactly the picked value's bytes (one sibling: no copy); for
+ *    a clock of one dotted value (the usual key), a flags byte and the
+ *    value's packed fields alone (store.c). Such entries are never
+ *    appended to in place (store.c);
  *  - TABLE_ENTRY_TOMBSTONE (with VERSIONED): the picked sibling is a delete,
  *    so plain commands see no key (store_lookup() returns NULL). */
 struct table_entry {
@@ -81,9 +83,9 @@ struct table_entry {
 #define TABLE_ENTRY_TOMBSTONE (1u << 27)
 #define TABLE_ENTRY_LRU_MASK 0xffffffu
 
-/* A versioned entry's version part starts with a header of 3 or 7 bytes
- * (store.c, vhdr_put: flags, meta_len, and body_len unless the body is the
- * picked value itself), unaligned. */
+/* A versioned entry's version part starts with a flags byte: then its
+ * packed fields (one dotted value), or meta_len, and body_len unless the
+ * body is the picked value itself (store.c, vhdr_put), unaligned. */
 
 static inline const char *table_entry_key(const struct table_entry *e) { return e->data; }
 static inline char *table_entry_val(struct table_entry *e) { return e->data + e->key_len; }
@@ -181,6 +183,9 @@ int table_split(struct table *t, uint32_t nparts, table_part_fn *part_of, const 
 bool table_is_split(const struct table *t);
 /* Keys of partition p (split; not split: all keys for p 0, else 0). Owner only. */
 size_t table_part_count(const struct table *t, uint32_t p);
+/* Bytes of partition p's slot arrays (two while it resizes), as
+ * table_part_count. Owner only. */
+size_t table_part_bytes(const struct table *t, uint32_t p);
 
 /* Removes a key. Returns the removed entry (caller retires it) or NULL. Owner only. */
 struct table_entry *table_remove(struct table *t, const void *key, uint32_t key_len,

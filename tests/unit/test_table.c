@@ -1002,6 +1002,50 @@ static void test_table_split_walks_one_partition_alone(void **state)
     destroy_and_check(t);
 }
 
+static bool part_resizing(const struct table *t, uint32_t p)
+{
+    size_t slots = table_part_bytes(t, p) / sizeof(uint64_t);
+    return (slots & (slots - 1)) != 0; /* two arrays: not a power of two */
+}
+
+/* A split table's small part moves its keys at once when it grows, so a
+ * cluster's thousand parts do not each hold two arrays after growing
+ * together; a bigger part drains as before, and table_step's budget goes
+ * on to the next resizing part when one finishes. */
+static void test_table_split_parts_grow_without_holding_two_arrays(void **state)
+{
+    struct table *t = table_create(0);
+    char k[32];
+    assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0);
+    /* up to about 180 keys a part: every old array has at most 256 slots */
+    uint32_t i = 0;
+    for (; i < SPLIT_PARTS * 150; i++) {
+        put(t, key_name(k, "g", i), i);
+        uint32_t p = part_of_name(k);
+        if (part_resizing(t, p))
+            fail_msg("part %u holds two arrays after key %u (%zu keys)", p, i,
+                     table_part_count(t, p));
+    }
+    check_range(t, "g", 0, i);
+    /* past that, parts drain write by write; one table_step with the
+     * budget of all of them finishes every one */
+    uint32_t resizing = 0;
+    for (; i < SPLIT_PARTS * 1500 && resizing < 3; i++) {
+        put(t, key_name(k, "g", i), i);
+        resizing = 0;
+        for (uint32_t p = 0; p < SPLIT_PARTS; p++)
+            resizing += part_resizing(t, p);
+    }
+    assert_true(resizing >= 3);
+    table_step(t, SPLIT_PARTS * 8192);
+    for (uint32_t p = 0; p < SPLIT_PARTS; p++)
+        if (part_resizing(t, p))
+            fail_msg("part %u still resizing after one table_step of every part's budget", p);
+    check_range(t, "g", 0, i);
+    settle(t);
+    destroy_and_check(t);
+}
+
 /* A reader looking keys up while the owner splits the table (and then
  * changes it) never misses one and never sees a torn entry. */
 static void test_table_split_under_a_reader(void **state)
@@ -1159,6 +1203,8 @@ int main(void)
         cmocka_unit_test_setup(test_table_destroy_frees_everything, note_blocks),
         cmocka_unit_test_setup(test_table_concurrent_reader_never_misses, note_blocks),
         cmocka_unit_test_setup(test_table_split_walks_one_partition_alone, note_blocks),
+        cmocka_unit_test_setup(test_table_split_parts_grow_without_holding_two_arrays,
+                               note_blocks),
         cmocka_unit_test_setup(test_table_split_under_a_reader, note_blocks),
         cmocka_unit_test_setup(test_table_scan_passed_names_the_keys_met, note_blocks),
         cmocka_unit_test_setup(test_table_scan_parts_steps_follow_the_biggest_part, note_blocks),
