@@ -433,8 +433,10 @@ uint64_t persist_reply_seq(const struct persist *p, uint64_t before, uint64_t ha
     return seq > p->durable_seq ? seq : 0;
 }
 
-/* The put record of entry e: a versioned entry's meta and body, else its value. */
-static struct seg_record persist_entry_record(const struct table_entry *e)
+/* The put record of entry e: a versioned entry's meta and body, else its
+ * value. The record may point into v (the caller's: store_version). */
+static struct seg_record persist_entry_record(const struct table_entry *e,
+                                              struct store_version *v)
 {
     struct seg_record r = {.type = SEG_PUT,
                            .key = table_entry_key(e),
@@ -445,19 +447,19 @@ static struct seg_record persist_entry_record(const struct table_entry *e)
                            .expire_ms = e->expire_ms,
                            .seq = e->cas};
     if (e->meta & TABLE_ENTRY_VERSIONED) {
-        struct store_version v;
-        store_entry_version(e, &v);
-        r.meta = v.meta;
-        r.meta_len = (uint16_t)v.meta_len;
-        r.val = v.body;
-        r.raw_len = v.body_len;
+        store_entry_version(e, v);
+        r.meta = v->meta;
+        r.meta_len = (uint16_t)v->meta_len;
+        r.val = v->body;
+        r.raw_len = v->body_len;
     }
     return r;
 }
 
 static uint64_t persist_journal_put(void *arg, const struct table_entry *e, uint64_t prev)
 {
-    struct seg_record r = persist_entry_record(e);
+    struct store_version v;
+    struct seg_record r = persist_entry_record(e, &v);
     uint64_t lsn = persist_encode(arg, &r);
     persist_note_key(arg, r.key, r.key_len, prev);
     return lsn;
@@ -1924,8 +1926,10 @@ static int persist_apply_versioned(struct persist_recovery *rc, const struct seg
     struct store *s = rc->p->store;
     if (!rc->clock && !(rc->clock = dvv_create(DVV_MAX_ENTRIES, DVV_MAX_VALUES)))
         return -ENOMEM;
-    struct store_version v = {r->meta, r->meta_len, rc->value.data ? rc->value.data : "",
-                              (uint32_t)rc->value.len};
+    struct store_version v = {.meta = r->meta,
+                              .meta_len = r->meta_len,
+                              .body = rc->value.data ? rc->value.data : "",
+                              .body_len = (uint32_t)rc->value.len};
     int err = dvv_decode(v.meta, v.meta_len, v.body, v.body_len, rc->clock);
     if (err == 0)
         err = store_put_versioned_recovered(s, r->key, r->key_len, hash, &v, rc->clock,
@@ -2095,7 +2099,8 @@ static void persist_snapshot_entry(struct table_entry *e, void *arg)
     struct persist_snapshot *sn = arg;
     if (e->meta & TABLE_ENTRY_LSN)
         table_entry_set_lsn(e, sn->p->seg_base_lsn + sn->offset + sn->out.len - SEG_FILE_HEADER);
-    struct seg_record r = persist_entry_record(e);
+    struct store_version v;
+    struct seg_record r = persist_entry_record(e, &v);
     seg_encode(&sn->out, &r, sn->p->codec, (size_t)sn->p->cfg->compress_min_size);
     if (sn->out.len < (1u << 20) || sn->err)
         return;

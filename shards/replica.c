@@ -170,6 +170,9 @@ int replica_entry_clock(const struct node *n, const struct table_entry *e, struc
     if (table_entry_is_cold(e))
         return -EAGAIN; /* its value (a versioned entry's body) is on disk only */
     if (e->meta & TABLE_ENTRY_VERSIONED) {
+        struct dvv_single d;
+        if (store_entry_single(e, &d)) /* the usual key: no meta to make and decode */
+            return dvv_from_single(&d, table_entry_key(e) + e->key_len, out);
         struct store_version v;
         store_entry_version(e, &v);
         return dvv_decode(v.meta, v.meta_len, v.body, v.body_len, out);
@@ -337,8 +340,10 @@ int replica_export(struct store *s, const struct node *n, const void *key, uint3
 struct apply_plan {
     struct table_entry *e;   /* the stored entry, NULL when none */
     struct buf *stored_meta; /* e's state, encoded, for a plain e (the store's scratch) */
-    const char *stored;      /* e's meta: a versioned e's own bytes, else stored_meta's */
+    const char *stored;      /* e's meta: a versioned e's (in stored_version), else
+                                stored_meta's */
     size_t stored_len;
+    struct store_version stored_version; /* a versioned e's, when in memory */
     struct buf *merged_meta; /* K_OUT, encoded (the store's scratch) */
     int64_t expire_ms;
 };
@@ -373,16 +378,15 @@ static int apply_merge(struct store *s, const struct node *n, const void *key, u
     return rc;
 }
 
-/* p->stored = K_STORED's meta: a versioned entry in memory holds its
- * canonical encoding already (the bytes replica_export gives); others are
- * encoded. */
+/* p->stored = K_STORED's meta: a versioned entry in memory gives its
+ * canonical encoding (store_entry_version: its bytes, or made from its
+ * packed fields: the bytes replica_export gives); others are encoded. */
 static int stored_meta_of(const struct replica_clocks *w, struct apply_plan *p)
 {
     if ((p->e->meta & TABLE_ENTRY_VERSIONED) && !table_entry_is_cold(p->e)) {
-        struct store_version v;
-        store_entry_version(p->e, &v);
-        p->stored = v.meta;
-        p->stored_len = v.meta_len;
+        store_entry_version(p->e, &p->stored_version);
+        p->stored = p->stored_version.meta;
+        p->stored_len = p->stored_version.meta_len;
         return 0;
     }
     int rc = dvv_encode_meta(w->k[K_STORED], p->stored_meta);
@@ -451,7 +455,11 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
     } else if (rc == 0) {
         rc = replica_check_siblings(s, n, key, klen, dvv_size(w.k[K_OUT]));
         if (rc == 0)
-            rc = store_put_versioned(s, key, klen, hash, w.k[K_OUT], p.expire_ms, NULL);
+            rc = p.merged_meta->failed
+                     ? -ENOMEM
+                     : store_put_versioned_meta(s, key, klen, hash, w.k[K_OUT],
+                                                p.merged_meta->data, p.merged_meta->len,
+                                                p.expire_ms, NULL);
         rc = rc == 0 ? 1 : rc;
     }
     store_scratch_done(p.stored_meta);

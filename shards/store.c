@@ -33,14 +33,17 @@
  * cold_keys/cold_bytes; drop() keeps those exact too.
  * Versioned keys (RING.*, table.h): the entry's value is the picked sibling,
  * followed by the version part (header, meta, body unless it is the picked
- * value), so every plain read works unchanged; lookups for plain commands
+ * value; or for the usual key, one dotted value, its packed fields alone),
+ * so every plain read works unchanged; lookups for plain commands
  * hide a key whose pick is a tombstone (one flag test); APPEND never grows
  * such an entry in place (its version part follows the value), and an
  * expiry change copies the version part along. Cooled, such an entry keeps
- * its header and meta right after the key (the body is the log record's
- * value); read back, the body is decoded with that meta to find the pick. */
+ * its header and meta (or its packed fields) right after the key (the body
+ * is the log record's value); read back, the body is decoded with that meta
+ * to find the pick. */
 #include "store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <mimalloc.h>
 #include <string.h>
@@ -481,12 +484,21 @@ static void evict(struct store *s, size_t need)
     }
 }
 
-/* A versioned entry's version header (table.h): a flags byte (bit 0: the
- * body is the picked value itself, "shared"), meta_len as u16, and unless
- * shared body_len as u32, little-endian and unaligned: 3 bytes for the
- * usual one-sibling key, 7 otherwise (a cold entry's always: its body is
- * on disk). In memory only: the log's records carry meta and body. */
+/* A versioned entry's version header (table.h), in memory only (the
+ * log's records carry meta and body), unaligned, little-endian. A flags
+ * byte, then:
+ * - with VHDR_SINGLE (always with VHDR_SHARED): the clock is one dotted
+ *   value (dvv_single) whose length is the entry's val_len; its packed
+ *   fields (dvv_single_pack: actor, counter, timestamp) follow, and
+ *   store_entry_version() makes its meta when asked. 1 + 15 bytes for the
+ *   usual key, against 3 + 18 as a header and meta: a 32-byte value under a
+ *   12 to 16-byte key fits a 96-byte block, not a 112-byte one;
+ * - else meta_len as u16 and, unless VHDR_SHARED (the body is the picked
+ *   value itself), body_len as u32: 3 bytes for a one-sibling key, 7
+ *   otherwise (a cold entry's always: its body is on disk); the meta
+ *   follows. */
 #define VHDR_SHARED 1u
+#define VHDR_SINGLE 2u
 #define VHDR_SHORT 3u /* flags, meta_len */
 #define VHDR_LONG 7u  /* flags, meta_len, body_len */
 
@@ -514,12 +526,35 @@ static size_t vhdr_get(const char *p, uint32_t *meta_len, uint32_t *body_len, bo
     return VHDR_LONG;
 }
 
+/* Where a versioned entry's version header starts: after the value, or
+ * after the key for a cold entry (its value is on disk). */
+static const char *version_part(const struct table_entry *e)
+{
+    const char *val = e->data + e->key_len;
+    return table_entry_is_cold(e) ? val : val + e->val_len;
+}
+
+static bool version_is_single(const struct table_entry *e)
+{
+    return (*(const uint8_t *)version_part(e) & VHDR_SINGLE) != 0;
+}
+
+/* Bytes of a single's header and packed fields. */
+static size_t single_part_bytes(const struct table_entry *e)
+{
+    struct dvv_single d;
+    return 1 + dvv_single_unpack((const uint8_t *)version_part(e) + 1, &d);
+}
+
 /* Bytes a cold entry keeps after its key: a versioned entry's version
- * header and meta (its body is the record's value, on disk). */
+ * header and meta, or a single's packed fields (its body is the record's
+ * value, on disk). */
 static size_t cold_part_bytes(const struct table_entry *e)
 {
     if (!(e->meta & TABLE_ENTRY_VERSIONED))
         return 0;
+    if (version_is_single(e))
+        return single_part_bytes(e);
     struct store_version v;
     store_entry_version(e, &v);
     return VHDR_LONG + v.meta_len;
@@ -545,7 +580,9 @@ static bool cool_entry(struct store *s, struct table_entry *e)
     if (!c)
         return false;
     memcpy(c->data, table_entry_key(e), e->key_len);
-    if (part) { /* the version header and meta, right after the key */
+    if (part && version_is_single(e)) { /* the packed fields, right after the key */
+        memcpy(c->data + e->key_len, version_part(e), part);
+    } else if (part) { /* the version header and meta, right after the key */
         struct store_version v;
         store_entry_version(e, &v);
         size_t h = vhdr_put(c->data + e->key_len, v.meta_len, v.body_len, false);
@@ -768,10 +805,38 @@ void store_entry_version(const struct table_entry *e, struct store_version *v)
     const char *val = e->data + e->key_len;
     bool is_cold = table_entry_is_cold(e); /* no value: the version part follows the key */
     const char *part = is_cold ? val : val + e->val_len;
+    if (*(const uint8_t *)part & VHDR_SINGLE) {
+        struct dvv_single d;
+        dvv_single_unpack((const uint8_t *)part + 1, &d);
+        d.len = e->val_len; /* a tombstone's is 0 */
+        v->meta_len = (uint32_t)dvv_single_meta(&d, (uint8_t *)v->single_meta);
+        v->meta = v->single_meta;
+        v->body_len = e->val_len;
+        v->body = is_cold ? NULL : val;
+        return;
+    }
     bool shared;
     v->body_len = e->val_len; /* a shared body's */
     v->meta = part + vhdr_get(part, &v->meta_len, &v->body_len, &shared);
     v->body = is_cold ? NULL : shared ? val : v->meta + v->meta_len;
+}
+
+uint32_t store_versioned_record_len(const struct table_entry *e)
+{
+    if (version_is_single(e))
+        return e->val_len; /* the body is the value */
+    struct store_version v;
+    store_entry_version(e, &v);
+    return v.body_len;
+}
+
+bool store_entry_single(const struct table_entry *e, struct dvv_single *d)
+{
+    if (!(e->meta & TABLE_ENTRY_VERSIONED) || !version_is_single(e))
+        return false;
+    dvv_single_unpack((const uint8_t *)version_part(e) + 1, d);
+    d->len = e->val_len;
+    return true;
 }
 
 /* Bytes of e's value area in use: the value, and a versioned entry's
@@ -780,10 +845,31 @@ static size_t entry_val_bytes(const struct table_entry *e)
 {
     if (!(e->meta & TABLE_ENTRY_VERSIONED))
         return e->val_len;
+    if (version_is_single(e))
+        return e->val_len + single_part_bytes(e);
     struct store_version v;
     store_entry_version(e, &v);
     bool shared = v.body == table_entry_key(e) + e->key_len;
     return e->val_len + (shared ? VHDR_SHORT : VHDR_LONG) + v.meta_len + (shared ? 0 : v.body_len);
+}
+
+/* When clock c (encoded as v, its one value being v's whole body) is one
+ * dotted value: the packed fields into out, and their length; else 0 (the
+ * meta is kept). v's meta is c's canonical encoding (dvv_encode_meta's, or
+ * bytes dvv_decode took, which takes canonical ones only), which the packed
+ * fields give back byte for byte (tests/unit/test_dvv.c). */
+static size_t single_packed(const struct dvv_clock *c, const struct store_version *v,
+                            uint8_t out[DVV_SINGLE_PACK_MAX])
+{
+    struct dvv_single d;
+    if (!dvv_single_of(c, &d) || d.len != v->body_len)
+        return 0;
+#ifndef NDEBUG
+    uint8_t meta[DVV_SINGLE_META_MAX];
+    size_t n = dvv_single_meta(&d, meta);
+    assert(n == v->meta_len && memcmp(meta, v->meta, n) == 0);
+#endif
+    return dvv_single_pack(&d, out);
 }
 
 /* An unpublished versioned entry for the encoded clock v, whose decoded
@@ -803,16 +889,23 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
     if (off + pv->len > v->body_len)
         return -EINVAL;
     bool shared = off == 0 && pv->len == v->body_len;
-    size_t hlen = shared ? VHDR_SHORT : VHDR_LONG;
-    size_t cap = pv->len + hlen + v->meta_len + (shared ? 0 : v->body_len);
+    uint8_t packed[DVV_SINGLE_PACK_MAX];
+    size_t packed_len = shared ? single_packed(c, v, packed) : 0;
+    size_t hlen = packed_len ? 1 + packed_len : shared ? VHDR_SHORT : VHDR_LONG;
+    size_t cap = pv->len + hlen + (packed_len ? 0 : v->meta_len) + (shared ? 0 : v->body_len);
     struct table_entry *e = store_entry_new(s, key, klen, cap);
     if (!e)
         return -ENOMEM;
     char *val = table_entry_val(e);
     if (pv->len)
         memcpy(val, v->body + off, pv->len);
-    vhdr_put(val + pv->len, v->meta_len, v->body_len, shared);
-    memcpy(val + pv->len + hlen, v->meta, v->meta_len);
+    if (packed_len) {
+        val[pv->len] = (char)(VHDR_SHARED | VHDR_SINGLE);
+        memcpy(val + pv->len + 1, packed, packed_len);
+    } else {
+        vhdr_put(val + pv->len, v->meta_len, v->body_len, shared);
+        memcpy(val + pv->len + hlen, v->meta, v->meta_len);
+    }
     if (!shared && v->body_len)
         memcpy(val + pv->len + hlen + v->meta_len, v->body, v->body_len);
     e->val_len = pv->len;
@@ -825,20 +918,32 @@ static int versioned_entry_new(struct store *s, const void *key, uint32_t klen,
 int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                         const struct dvv_clock *c, int64_t expire_ms, struct table_entry **out)
 {
+    return store_put_versioned_meta(s, key, klen, hash, c, NULL, 0, expire_ms, out);
+}
+
+int store_put_versioned_meta(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                             const struct dvv_clock *c, const void *given_meta,
+                             size_t given_meta_len, int64_t expire_ms, struct table_entry **out)
+{
     struct buf *meta = &s->scratch[0], *body = &s->scratch[1]; /* empty between calls */
-    int rc = dvv_encode_meta(c, meta);
+    int rc = given_meta ? 0 : dvv_encode_meta(c, meta);
     if (rc == 0)
-        rc = dvv_encode_body(c, body);
+        rc = dvv_encode_body(c, body); /* a copy: the values may be in an entry evicted below */
     if (rc == 0 && (meta->failed || body->failed))
         rc = -ENOMEM;
-    if (rc == 0 && meta->len > UINT16_MAX) /* a record's meta_len (seg.h) */
+    const char *meta_bytes = given_meta ? given_meta : meta->data;
+    size_t meta_len = given_meta ? given_meta_len : meta->len;
+    if (rc == 0 && meta_len > UINT16_MAX) /* a record's meta_len (seg.h) */
         rc = -E2BIG;
     if (rc == 0)
         rc = store_check_len(s, klen, body->len);
     if (rc == 0)
-        rc = store_ensure_memory(s, store_need(klen, meta->len + body->len));
+        rc = store_ensure_memory(s, store_need(klen, meta_len + body->len));
     struct table_entry *e = NULL;
-    struct store_version v = {meta->data, (uint32_t)meta->len, body->data, (uint32_t)body->len};
+    struct store_version v = {.meta = meta_bytes,
+                              .meta_len = (uint32_t)meta_len,
+                              .body = body->data,
+                              .body_len = (uint32_t)body->len};
     if (rc == 0)
         rc = versioned_entry_new(s, key, klen, &v, c, &e);
     if (rc == 0) {

@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "dvv.h"
 #include "table.h"
 
 struct dvv_clock;
@@ -280,26 +281,31 @@ int store_load_value(struct store *s, struct table_entry *cold, uint64_t hash, c
  * body (the log record's value) goes. Tombstones stay until a plain write or
  * delete replaces them, or replica_reap() (replica.h) after tombstone-grace. */
 
-/* The stored clock of a versioned entry: meta and body, borrowed from e
- * (valid as long as e); body is NULL for a cold entry (on disk only,
- * body_len bytes). */
+/* The stored clock of a versioned entry: meta and body, borrowed from e;
+ * body is NULL for a cold entry (on disk only, body_len bytes). An entry
+ * holding one dotted value (dvv_single, the usual key) keeps its fields
+ * packed, and its meta is made in single_meta: so the pointers are valid
+ * as long as e and this struct both are (do not copy it to keep them). */
 struct store_version {
     const char *meta;
     uint32_t meta_len;
     const char *body;
     uint32_t body_len;
+    char single_meta[DVV_SINGLE_META_MAX];
 };
 void store_entry_version(const struct table_entry *e, struct store_version *v);
+/* True, with *d set, when versioned entry e holds one dotted value kept
+ * packed (the usual key): its clock without a meta to decode. */
+bool store_entry_single(const struct table_entry *e, struct dvv_single *d);
 
 /* The value bytes a log record of e holds: the body of a versioned entry
  * (its meta goes in the record's meta), else the value. */
+uint32_t store_versioned_record_len(const struct table_entry *e);
 static inline uint32_t store_entry_record_len(const struct table_entry *e)
 {
     if (__builtin_expect(!(e->meta & TABLE_ENTRY_VERSIONED), 1))
         return e->val_len;
-    struct store_version v;
-    store_entry_version(e, &v);
-    return v.body_len;
+    return store_versioned_record_len(e);
 }
 
 /* Finds a live key for RING.*: as store_lookup_read, but a versioned key
@@ -316,6 +322,11 @@ struct table_entry *store_lookup_versions(struct store *s, const void *key, uint
  * -ENAMETOOLONG, -EINVAL (an empty clock). */
 int store_put_versioned(struct store *s, const void *key, uint32_t klen, uint64_t hash,
                         const struct dvv_clock *c, int64_t expire_ms, struct table_entry **out);
+/* The same with c's meta already encoded (dvv_encode_meta's bytes; not
+ * in an entry of this store, which making room may evict). */
+int store_put_versioned_meta(struct store *s, const void *key, uint32_t klen, uint64_t hash,
+                             const struct dvv_clock *c, const void *meta, size_t meta_len,
+                             int64_t expire_ms, struct table_entry **out);
 
 /* Recovery: as store_put_recovered, for a record with version meta. c is
  * the clock decoded from meta and body (its values point into body). */

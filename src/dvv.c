@@ -354,24 +354,35 @@ int dvv_pick(const struct dvv_clock *c)
 
 /* Encoding. */
 
+/* Writers into the caller's bytes (room: 10 for a varint, 8 for a u64). */
+static size_t put_varint_at(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t put_u64_at(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return 8;
+}
+
 static void put_varint(struct buf *out, uint64_t v)
 {
     uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    buf_append(out, tmp, n);
+    buf_append(out, tmp, put_varint_at(tmp, v));
 }
 
 static void put_u64(struct buf *out, uint64_t v)
 {
     uint8_t tmp[8];
-    for (int i = 0; i < 8; i++)
-        tmp[i] = (uint8_t)(v >> (8 * i));
-    buf_append(out, tmp, sizeof tmp);
+    buf_append(out, tmp, put_u64_at(tmp, v));
 }
 
 static int finish(struct buf *out, size_t start)
@@ -434,6 +445,87 @@ int dvv_context_encode(const struct dvv_clock *c, struct buf *out)
         put_varint(out, c->entries[i].counter);
     }
     return finish(out, start);
+}
+
+/* ---- a clock of one dotted value (dvv.h: struct dvv_single) ---- */
+
+bool dvv_single_of(const struct dvv_clock *c, struct dvv_single *s)
+{
+    if (c->nentries != 1 || c->nvalues != 1 || c->nanon != 0 || c->entries[0].nvalues != 1)
+        return false;
+    const struct dvv_entry *e = &c->entries[0];
+    const struct dvv_value *v = &c->values[0];
+    if (!value_ok(v) || v->mc_flags != 0 || e->counter == 0 || e->counter > DVV_MAX_COUNTER)
+        return false;
+    s->actor = e->actor;
+    s->counter = e->counter;
+    s->ts_ms = v->ts_ms;
+    s->tombstone = (v->flags & DVV_TOMBSTONE) != 0;
+    s->len = s->tombstone ? 0 : v->len;
+    return true;
+}
+
+/* The same bytes as dvv_encode_meta's for a clock of one entry holding one
+ * value, no anonymous ones and no client flags. */
+size_t dvv_single_meta(const struct dvv_single *s, uint8_t out[DVV_SINGLE_META_MAX])
+{
+    size_t n = 0;
+    out[n++] = 1u << 2; /* header: one entry, no anonymous values, no flags */
+    n += put_u64_at(out + n, s->actor);
+    n += put_varint_at(out + n, s->counter);
+    out[n++] = 1; /* the entry's value count */
+    n += put_varint_at(out + n, (uint64_t)s->ts_ms << 1 | s->tombstone);
+    if (!s->tombstone)
+        n += put_varint_at(out + n, s->len);
+    return n;
+}
+
+int dvv_from_single(const struct dvv_single *s, const char *data, struct dvv_clock *out)
+{
+    if (out->cap_entries < 1 || out->cap_values < 1)
+        return -ENOSPC;
+    out->entries[0] = (struct dvv_entry){.actor = s->actor, .counter = s->counter, .nvalues = 1};
+    out->values[0] = (struct dvv_value){.data = s->tombstone ? "" : data,
+                                        .len = s->tombstone ? 0 : s->len,
+                                        .flags = s->tombstone ? DVV_TOMBSTONE : 0,
+                                        .ts_ms = s->ts_ms};
+    out->nentries = out->nvalues = 1;
+    out->nanon = 0;
+    return 0;
+}
+
+size_t dvv_single_pack(const struct dvv_single *s, uint8_t out[DVV_SINGLE_PACK_MAX])
+{
+    size_t n = put_u64_at(out, s->actor);
+    n += put_varint_at(out + n, s->counter);
+    n += put_varint_at(out + n, (uint64_t)s->ts_ms << 1 | s->tombstone);
+    return n;
+}
+
+static size_t get_varint_trusted(const uint8_t *p, uint64_t *v)
+{
+    size_t n = 0;
+    *v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        uint8_t b = p[n++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80) || shift >= 63)
+            return n;
+    }
+}
+
+size_t dvv_single_unpack(const uint8_t *p, struct dvv_single *s)
+{
+    s->actor = 0;
+    for (int i = 0; i < 8; i++)
+        s->actor |= (uint64_t)p[i] << (8 * i);
+    size_t n = 8;
+    uint64_t ts;
+    n += get_varint_trusted(p + n, &s->counter);
+    n += get_varint_trusted(p + n, &ts);
+    s->ts_ms = (int64_t)(ts >> 1);
+    s->tombstone = ts & 1;
+    return n;
 }
 
 /* Decoding: a reader that fails (and stays failed) on anything short,

@@ -176,4 +176,38 @@ int dvv_context_encode(const struct dvv_clock *c, struct buf *out);
  * -ENOSPC. */
 int dvv_context_decode(const void *p, size_t len, struct dvv_clock *out);
 
+/* A clock of one dotted value and nothing else (one actor, its one value
+ * at its newest dot, no anonymous values, no memcached client flags): the
+ * usual key, written once or always through the same coordinator. Its meta
+ * is a function of these fields, so a store may keep the fields alone and
+ * make the meta when asked (shards/store.c keeps them packed: the actor,
+ * the counter and the timestamp, the length being the value's). */
+struct dvv_single {
+    uint64_t actor;
+    uint64_t counter;
+    int64_t ts_ms;
+    uint32_t len; /* 0 for a tombstone */
+    bool tombstone;
+};
+/* The longest meta of such a clock: header, actor, counter, value count,
+ * timestamp, length. */
+#define DVV_SINGLE_META_MAX (1 + 8 + 9 + 1 + 9 + 5)
+/* The longest packed form: actor, counter, timestamp with the tombstone bit. */
+#define DVV_SINGLE_PACK_MAX (8 + 9 + 9)
+
+/* True, with *s set, when c is a clock of one dotted value (above). */
+bool dvv_single_of(const struct dvv_clock *c, struct dvv_single *s);
+/* Writes the meta of the clock s stands for to out (the bytes
+ * dvv_encode_meta gives for it); returns its length. */
+size_t dvv_single_meta(const struct dvv_single *s, uint8_t out[DVV_SINGLE_META_MAX]);
+/* The packed form of s without its length: actor (8 bytes), counter and
+ * timestamp << 1 | tombstone (varints). Returns its length. */
+size_t dvv_single_pack(const struct dvv_single *s, uint8_t out[DVV_SINGLE_PACK_MAX]);
+/* out = the clock s stands for, its one value's bytes at data (borrowed):
+ * what dvv_decode gives for its meta and body, without the bytes. -ENOSPC. */
+int dvv_from_single(const struct dvv_single *s, const char *data, struct dvv_clock *out);
+/* Reads a packed form made by dvv_single_pack (trusted bytes: a store's
+ * own memory) into *s, whose len the caller sets; returns its length. */
+size_t dvv_single_unpack(const uint8_t *p, struct dvv_single *s);
+
 #endif

@@ -922,6 +922,67 @@ static void test_dvv_client_flags_round_trip(void **state)
     dvv_destroy(back);
 }
 
+/* A clock of one dotted value (dvv_single): its meta, made from the fields
+ * alone, is dvv_encode_meta's byte for byte, at every varint length; the
+ * packed fields round-trip; any other clock is not one. */
+static void test_dvv_single_meta_is_the_encoding(void **state)
+{
+    (void)state;
+    static const uint64_t counters[] = {1, 127, 128, 16383, 16384, UINT64_C(1) << 35,
+                                        DVV_MAX_COUNTER};
+    static const int64_t stamps[] = {0, 1, 63, 64, INT64_C(1780000000000), DVV_MAX_TS_MS - 1};
+    static const uint32_t lens[] = {0, 1, 127, 128, 70000};
+    static char bytes[70000];
+    uint64_t actor = 0x0123456789abcdefull;
+    unsigned checked = 0;
+    for (size_t ci = 0; ci < sizeof counters / sizeof *counters; ci++)
+        for (size_t ti = 0; ti < sizeof stamps / sizeof *stamps; ti++)
+            for (size_t li = 0; li <= sizeof lens / sizeof *lens; li++) {
+                bool tomb = li == sizeof lens / sizeof *lens;
+                struct dvv_entry e = {.actor = actor, .counter = counters[ci], .nvalues = 1};
+                struct dvv_value v = {.data = bytes, .len = tomb ? 0 : lens[li],
+                                      .flags = tomb ? DVV_TOMBSTONE : 0, .ts_ms = stamps[ti]};
+                struct dvv_clock c;
+                dvv_init(&c, &e, 1, &v, 1);
+                c.nentries = c.nvalues = 1;
+                struct dvv_single d;
+                assert_true(dvv_single_of(&c, &d));
+                uint8_t meta[DVV_SINGLE_META_MAX], packed[DVV_SINGLE_PACK_MAX];
+                size_t n = dvv_single_meta(&d, meta);
+                struct buf want;
+                buf_init(&want);
+                assert_int_equal(dvv_encode_meta(&c, &want), 0);
+                assert_int_equal(n, want.len);
+                assert_memory_equal(meta, want.data, n);
+                buf_fini(&want);
+                struct dvv_single back;
+                size_t plen = dvv_single_pack(&d, packed);
+                assert_int_equal(dvv_single_unpack(packed, &back), plen);
+                assert_true(back.actor == d.actor && back.counter == d.counter &&
+                            back.ts_ms == d.ts_ms && back.tombstone == d.tombstone);
+                actor = actor * 6364136223846793005ull + 1;
+                checked++;
+            }
+    assert_int_equal(checked, 7 * 6 * 6);
+    /* not one dotted value: client flags, two values, an anonymous value */
+    struct dvv_entry e2[2] = {{.actor = 1, .counter = 2, .nvalues = 2}, {.actor = 2, .counter = 1}};
+    struct dvv_value v2[2] = {{.data = "a", .len = 1, .ts_ms = 5}, {.data = "b", .len = 1}};
+    struct dvv_clock c;
+    struct dvv_single d;
+    dvv_init(&c, e2, 2, v2, 2);
+    c.nentries = 1, c.nvalues = 2;
+    assert_false(dvv_single_of(&c, &d));
+    e2[0].nvalues = 1, c.nvalues = 1;
+    assert_true(dvv_single_of(&c, &d));
+    v2[0].mc_flags = 7;
+    assert_false(dvv_single_of(&c, &d));
+    v2[0].mc_flags = 0;
+    c.nentries = 2;
+    assert_false(dvv_single_of(&c, &d));
+    c.nentries = 0, c.nanon = 1;
+    assert_false(dvv_single_of(&c, &d));
+}
+
 static double now_ns(void)
 {
     struct timespec ts;
@@ -1009,6 +1070,7 @@ int main(void)
         cmocka_unit_test(test_dvv_decode_rejects_hostile_bytes),
         cmocka_unit_test(test_dvv_update_refuses_counter_overflow),
         cmocka_unit_test(test_dvv_client_flags_round_trip),
+        cmocka_unit_test(test_dvv_single_meta_is_the_encoding),
         cmocka_unit_test(test_dvv_cost_of_hot_operations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -785,6 +785,28 @@ static void test_replica_cold_versioned_value(void **state)
     assert_memory_equal(st->body.data, orig->body.data, st->body.len);
     assert_int_equal(flags_of(a, "k"), 5);
     assert_get(a, "k", big);
+
+    /* without client flags the version is packed (one dot): cold and back */
+    struct replica_state *po = &sts[2];
+    set(a, "p", big, po);
+    a->store.maxmemory = store_used_bytes(&a->store) - 6000; /* both go cold */
+    store_tick(&a->store, a->store.now_ms);
+    e = store_lookup(&a->store, "p", 1, h("p"));
+    assert_non_null(e);
+    assert_true(table_entry_is_cold(e));
+    assert_int_equal(store_entry_record_len(e), po->body.len);
+    struct store_version v;
+    store_entry_version(e, &v);
+    assert_null(v.body);
+    assert_int_equal(v.meta_len, po->meta.len);
+    assert_memory_equal(v.meta, po->meta.data, v.meta_len);
+    assert_true(table_entry_mem(e) < 96);
+    a->store.maxmemory = 0;
+    assert_int_equal(store_load_value(&a->store, e, h("p"), po->body.data, po->body.len, &e), 0);
+    assert_false(table_entry_is_cold(e));
+    export_or_empty(a, "p", st);
+    assert_true(replica_same(st, po->meta.data, po->meta.len));
+    assert_get(a, "p", big);
 }
 
 /* KV-679: a node whose data directory was wiped draws a new data epoch,
@@ -950,11 +972,15 @@ static void test_replica_put_is_one_versioned_write(void **state)
     assert_get(a, "k", NULL);
 }
 
-/* A one-sibling versioned entry (the usual cluster key) keeps a 3-byte
- * version header in memory (store.c), not 12: with the value sized so that
- * the entry fills an 80-byte allocation exactly, the old header would take
- * the next size class. */
-static void test_replica_version_header_is_small(void **state)
+/* A versioned entry holding one dotted value (the usual cluster key) keeps
+ * that value's packed fields in memory (store.c: a flags byte, the actor,
+ * the counter and the timestamp; 5 bytes fewer than a version header and
+ * the meta), and still gives the canonical meta: the bytes the decoded
+ * clock encodes to, which replicas compare and hash. The value is sized so
+ * that the entry fills an 80-byte allocation exactly: a header and meta
+ * would take the next size class. A tombstone of one dot (DEL) is packed
+ * too. */
+static void test_replica_one_dot_version_is_packed(void **state)
 {
     (void)state;
     struct tnode *a = &nodes[0];
@@ -965,18 +991,48 @@ static void test_replica_version_header_is_small(void **state)
     assert_non_null(e);
     struct store_version v;
     store_entry_version(e, &v);
-    size_t fixed = sizeof(struct table_entry) + 1 + 3 + v.meta_len;
-    assert_true(fixed < 80);
+    /* meta: header, actor, counter, value count, timestamp, length (1 byte
+     * here); packed: flags byte, actor, counter, timestamp */
+    size_t packed = 1 + v.meta_len - 3;
+    size_t fixed = sizeof(struct table_entry) + 1 + packed;
     char val[80] = {0};
     memset(val, 'v', 80 - fixed);
     set(a, "k", val, st);
     e = table_find(a->store.table, "k", 1, h("k"));
     store_entry_version(e, &v);
-    assert_int_equal(sizeof(struct table_entry) + 1 + 3 + v.meta_len + e->val_len, 80);
+    assert_int_equal(fixed + e->val_len, 80);
+    assert_true(sizeof(struct table_entry) + 1 + e->val_len + 3 + v.meta_len > 80);
+    assert_int_equal(table_entry_mem(e), 80);
     assert_ptr_equal(v.body, table_entry_key(e) + 1); /* one sibling: the body is the value */
     assert_int_equal(v.body_len, e->val_len);
-    assert_int_equal(table_entry_mem(e), 80);
+    assert_int_equal(v.meta_len, st->meta.len); /* what the write's state encoded */
+    assert_memory_equal(v.meta, st->meta.data, v.meta_len);
+    struct dvv_clock *c = dvv_create(4, 4);
+    struct buf again;
+    buf_init(&again);
+    assert_int_equal(dvv_decode(v.meta, v.meta_len, v.body, v.body_len, c), 0);
+    assert_int_equal(dvv_encode_meta(c, &again), 0);
+    assert_int_equal(again.len, v.meta_len);
+    assert_memory_equal(again.data, v.meta, v.meta_len);
+    buf_fini(&again);
+    dvv_destroy(c);
     assert_get(a, "k", val);
+    /* a replica applying the state holds the same bytes: "same" is seen */
+    struct tnode *b = &nodes[1];
+    node_start(b, 'b', NULL, NULL);
+    assert_int_equal(apply(b, "k", st), 1);
+    assert_true(replica_holds(&b->store, "k", 1, h("k"), st->meta.data, st->meta.len));
+    assert_int_equal(apply(b, "k", st), 0); /* nothing to change */
+    /* a tombstone packs too; plain reads see no key */
+    assert_true(del(a, "k", st, true));
+    e = table_find(a->store.table, "k", 1, h("k"));
+    assert_non_null(e);
+    assert_true(e->meta & TABLE_ENTRY_TOMBSTONE);
+    store_entry_version(e, &v);
+    assert_memory_equal(v.meta, st->meta.data, v.meta_len);
+    assert_get(a, "k", NULL);
+    assert_int_equal(apply(b, "k", st), 1);
+    assert_get(b, "k", NULL);
 }
 
 int main(void)
@@ -1001,7 +1057,7 @@ int main(void)
         T(test_replica_kv679_wiped_node_writes_are_kept),
         T(test_replica_kv679_lost_key_writes_are_kept),
         T(test_replica_put_is_one_versioned_write),
-        T(test_replica_version_header_is_small),
+        T(test_replica_one_dot_version_is_packed),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
