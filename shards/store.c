@@ -199,8 +199,10 @@ int store_track_partitions(struct store *s, uint32_t nparts,
     return 0;
 }
 
-/* Takes e out of the accounting and hands it to reclamation. */
-static void drop(struct store *s, struct table_entry *e)
+/* Takes e out of the accounting and hands it to reclamation; its
+ * partition's count too unless `is_counted` is false (publish: a
+ * replacement that leaves the count as it was). */
+static void drop_counted(struct store *s, struct table_entry *e, bool is_counted)
 {
     stat_sub(&s->stats.entry_bytes, table_entry_mem(e));
     if (table_entry_is_cold(e)) {
@@ -209,8 +211,16 @@ static void drop(struct store *s, struct table_entry *e)
     }
     if (e->expire_ms != 0)
         stat_sub(&s->stats.expires, 1);
-    part_count(s, e, -1);
+    if (is_counted)
+        part_count(s, e, -1);
+    else if (__builtin_expect(s->watch != NULL, 0))
+        s->watch(s->watch_arg, e);
     table_retire(s->table, e);
+}
+
+static void drop(struct store *s, struct table_entry *e)
+{
+    drop_counted(s, e, true);
 }
 
 /* Removes the table's entry for e's key (e itself, for an entry found in
@@ -254,12 +264,18 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
         return -ENOMEM;
     }
     stat_add(&s->stats.entry_bytes, table_entry_mem(e));
-    part_count(s, e, 1);
+    /* a live entry replacing a live one leaves its partition's count as it
+     * was: no partition to compute, twice, on every overwrite */
+    bool is_counted = !old || ((e->meta | old->meta) & TABLE_ENTRY_TOMBSTONE);
+    if (is_counted)
+        part_count(s, e, 1);
+    else if (__builtin_expect(s->watch != NULL, 0))
+        s->watch(s->watch_arg, e);
     if (e->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     uint64_t prev = old ? old->cas : 0;
     if (old)
-        drop(s, old);
+        drop_counted(s, old, is_counted);
     journal_put(s, e, prev);
     stat_add(&s->stats.writes, 1);
     if (out)

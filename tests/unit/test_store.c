@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "dvv.h"
 #include "keyhash.h"
 #include "seg.h"
 #include "store.h"
@@ -778,6 +779,73 @@ static void test_store_tier_append_keeps_lsn_room(void **state)
     assert_memory_equal(table_entry_val(now) + 1, more, cap - 1); /* the position spared it */
 }
 
+/* Partition counts (store_track_partitions): the test's partition is the
+ * key's first byte mod 4; every overwrite, tombstone and removal moves them,
+ * and a watcher sees both sides of every replacement. */
+static uint32_t first_byte_part(const void *arg, const void *key, uint32_t klen)
+{
+    (void)arg;
+    return klen ? ((const unsigned char *)key)[0] % 4 : 0;
+}
+
+static unsigned watched;
+static void count_watch(void *arg, const struct table_entry *e)
+{
+    (void)arg;
+    (void)e;
+    watched++;
+}
+
+static int put_version(const char *key, const char *val, bool tombstone, uint64_t counter)
+{
+    struct dvv_entry e = {.actor = 7, .counter = counter, .nvalues = 1};
+    struct dvv_value v = {.data = tombstone ? "" : val,
+                          .len = tombstone ? 0 : (uint32_t)strlen(val),
+                          .flags = tombstone ? DVV_TOMBSTONE : 0,
+                          .ts_ms = T0};
+    struct dvv_clock c;
+    dvv_init(&c, &e, 1, &v, 1);
+    c.nentries = c.nvalues = 1;
+    return store_put_versioned(&st, key, (uint32_t)strlen(key), keyhash(key, strlen(key)), &c, 0,
+                               NULL);
+}
+
+static void test_store_partition_counts_follow_every_change(void **state)
+{
+    (void)state;
+    assert_int_equal(put("a1", "x"), 0); /* 'a' = 97: partition 1 */
+    assert_int_equal(put("b1", "x"), 0); /* partition 2 */
+    assert_int_equal(store_track_partitions(&st, 4, first_byte_part, NULL), 0);
+    store_watch(&st, count_watch, NULL);
+    assert_int_equal(store_partition_count(&st, 1), 1);
+    assert_int_equal(store_partition_count(&st, 2), 1);
+    assert_int_equal(put("a2", "x"), 0);
+    assert_int_equal(store_partition_count(&st, 1), 2);
+    watched = 0;
+    assert_int_equal(put("a2", "longer value"), 0); /* an overwrite: the same count */
+    assert_int_equal(store_partition_count(&st, 1), 2);
+    assert_int_equal(watched, 2); /* the new entry and the old one */
+    assert_int_equal(put_version("a2", "v", false, 1), 0);
+    assert_int_equal(store_partition_count(&st, 1), 2);
+    assert_int_equal(put_version("a2", NULL, true, 2), 0); /* a tombstone: no key */
+    assert_int_equal(store_partition_count(&st, 1), 1);
+    assert_null(get("a2"));
+    assert_int_equal(put_version("a2", NULL, true, 3), 0); /* tombstone over tombstone */
+    assert_int_equal(store_partition_count(&st, 1), 1);
+    assert_int_equal(put_version("a2", "back", false, 4), 0);
+    assert_int_equal(store_partition_count(&st, 1), 2);
+    assert_int_equal(put("a2", "plain again"), 0);
+    assert_int_equal(store_partition_count(&st, 1), 2);
+    assert_true(del("a2"));
+    assert_int_equal(store_partition_count(&st, 1), 1);
+    assert_int_equal(put_ttl("b1", "gone", T0 - 1), 0); /* an expiry already past removes it */
+    assert_int_equal(store_partition_count(&st, 2), 0);
+    assert_int_equal(store_partition_count(&st, 1) + store_partition_count(&st, 2) +
+                         store_partition_count(&st, 0) + store_partition_count(&st, 3),
+                     store_count(&st));
+    store_watch(&st, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +886,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_tier_never_cools_unwritten_or_pinned, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_tier_append_keeps_lsn_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_partition_counts_follow_every_change, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
