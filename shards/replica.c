@@ -291,23 +291,24 @@ static int state_of_entry(const struct node *n, const struct table_entry *e,
 }
 
 /* The key's versioned entry (in memory) when it holds exactly this state's
- * versions (equal meta: the encoding is canonical), else NULL. Encodes
- * nothing. */
+ * versions (equal meta: the encoding is canonical), else NULL; *v is its
+ * stored version then. Encodes no clock. */
 static const struct table_entry *entry_holding(struct store *s, const void *key, uint32_t klen,
-                                               uint64_t hash, const void *meta, size_t meta_len)
+                                               uint64_t hash, const void *meta, size_t meta_len,
+                                               struct store_version *v)
 {
     const struct table_entry *e = replica_find(s, key, klen, hash);
     if (!e || !(e->meta & TABLE_ENTRY_VERSIONED) || table_entry_is_cold(e))
         return NULL;
-    struct store_version v;
-    store_entry_version(e, &v);
-    return v.meta_len == meta_len && memcmp(v.meta, meta, meta_len) == 0 ? e : NULL;
+    store_entry_version(e, v);
+    return v->meta_len == meta_len && memcmp(v->meta, meta, meta_len) == 0 ? e : NULL;
 }
 
 bool replica_holds(struct store *s, const void *key, uint32_t klen, uint64_t hash, const void *meta,
                    size_t meta_len)
 {
-    return entry_holding(s, key, klen, hash, meta, meta_len) != NULL;
+    struct store_version v;
+    return entry_holding(s, key, klen, hash, meta, meta_len, &v) != NULL;
 }
 
 int replica_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash,
@@ -428,10 +429,9 @@ int replica_apply(struct store *s, const struct node *n, const void *key, uint32
 {
     if (expire_at_ms > INT64_MAX)
         return -EINVAL;
-    const struct table_entry *held = entry_holding(s, key, klen, hash, meta, meta_len);
     struct store_version v;
+    const struct table_entry *held = entry_holding(s, key, klen, hash, meta, meta_len, &v);
     if (held && (uint64_t)held->expire_ms == expire_at_ms) {
-        store_entry_version(held, &v);
         if (v.body_len == body_len && (body_len == 0 || memcmp(v.body, body, body_len) == 0))
             return 0; /* this very state is stored: the sync would change nothing */
     }

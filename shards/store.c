@@ -161,12 +161,14 @@ static inline void part_tally(struct store *s, const struct table_entry *e, int6
         s->part_keys[s->part_of(s->part_arg, table_entry_key(e), e->key_len)] += (uint64_t)delta;
 }
 
-/* The same, and the watcher sees it (store_watch). */
+/* The same, and the watcher sees it (store_watch); delta 0: the watcher
+ * alone (a replacement that leaves the count as it was). */
 static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta)
 {
     if (__builtin_expect(s->watch != NULL, 0))
         s->watch(s->watch_arg, e);
-    part_tally(s, e, delta);
+    if (delta != 0)
+        part_tally(s, e, delta);
 }
 
 void store_watch(struct store *s, store_watch_fn fn, void *arg)
@@ -211,10 +213,7 @@ static void drop_counted(struct store *s, struct table_entry *e, bool is_counted
     }
     if (e->expire_ms != 0)
         stat_sub(&s->stats.expires, 1);
-    if (is_counted)
-        part_count(s, e, -1);
-    else if (__builtin_expect(s->watch != NULL, 0))
-        s->watch(s->watch_arg, e);
+    part_count(s, e, is_counted ? -1 : 0);
     table_retire(s->table, e);
 }
 
@@ -267,10 +266,7 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
     /* a live entry replacing a live one leaves its partition's count as it
      * was: no partition to compute, twice, on every overwrite */
     bool is_counted = !old || ((e->meta | old->meta) & TABLE_ENTRY_TOMBSTONE);
-    if (is_counted)
-        part_count(s, e, 1);
-    else if (__builtin_expect(s->watch != NULL, 0))
-        s->watch(s->watch_arg, e);
+    part_count(s, e, is_counted ? 1 : 0);
     if (e->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     uint64_t prev = old ? old->cas : 0;
@@ -820,19 +816,16 @@ void store_entry_version(const struct table_entry *e, struct store_version *v)
 {
     const char *val = e->data + e->key_len;
     bool is_cold = table_entry_is_cold(e); /* no value: the version part follows the key */
-    const char *part = is_cold ? val : val + e->val_len;
-    if (*(const uint8_t *)part & VHDR_SINGLE) {
-        struct dvv_single d;
-        dvv_single_unpack((const uint8_t *)part + 1, &d);
-        d.len = e->val_len; /* a tombstone's is 0 */
+    v->body_len = e->val_len; /* a shared body's (a packed one's is always) */
+    struct dvv_single d;
+    if (store_entry_single(e, &d)) {
         v->meta_len = (uint32_t)dvv_single_meta(&d, (uint8_t *)v->single_meta);
         v->meta = v->single_meta;
-        v->body_len = e->val_len;
         v->body = is_cold ? NULL : val;
         return;
     }
     bool shared;
-    v->body_len = e->val_len; /* a shared body's */
+    const char *part = version_part(e);
     v->meta = part + vhdr_get(part, &v->meta_len, &v->body_len, &shared);
     v->body = is_cold ? NULL : shared ? val : v->meta + v->meta_len;
 }
@@ -851,7 +844,7 @@ bool store_entry_single(const struct table_entry *e, struct dvv_single *d)
     if (!(e->meta & TABLE_ENTRY_VERSIONED) || !version_is_single(e))
         return false;
     dvv_single_unpack((const uint8_t *)version_part(e) + 1, d);
-    d->len = e->val_len;
+    d->len = e->val_len; /* the value is the body (a tombstone's: 0) */
     return true;
 }
 
