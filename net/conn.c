@@ -294,6 +294,10 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
         case MC_BAD:
             conn_protocol_error(c, err);
             return len;
+        case MC_BINARY:
+            mc_write_binary_refusal(conn_reply_buf(c), data);
+            c->close_after_flush = true;
+            return len;
         }
     }
 }

@@ -21,7 +21,11 @@
  * Numbers are decimal digits with an optional '+' (and '-' where signed);
  * values out of their field's range are rejected rather than truncated.
  * Every decision is made at the byte that settles it, so how the bytes were
- * split into reads never changes the outcome. */
+ * split into reads never changes the outcome.
+ * A request whose first byte is the binary protocol's magic (0x80: no text
+ * command starts so) is MC_BINARY once its 24-byte header is in: the caller
+ * answers a binary "Not supported" (mc_write_binary_refusal) and closes,
+ * where waiting for a "\n" would leave a binary client hanging. */
 #include "mc.h"
 
 #include <string.h>
@@ -444,6 +448,13 @@ enum mc_status mc_parse(const struct mc_limits *lim, struct mc_state *state, con
         *need = state->need;
         return MC_MORE;
     }
+    if (len > 0 && (uint8_t)data[0] == MC_BINARY_MAGIC) {
+        if (len < MC_BINARY_HEADER_LEN)
+            return MC_MORE;
+        mc_state_reset(state);
+        *consumed = MC_BINARY_HEADER_LEN;
+        return MC_BINARY;
+    }
     size_t nl;
     int found = find_line(lim, state, data, len, &nl);
     if (found == 0)
@@ -480,6 +491,7 @@ enum mc_status mc_parse(const struct mc_limits *lim, struct mc_state *state, con
     case MC_NEED_KEYS:
         break;
     case MC_BAD:
+    case MC_BINARY: /* returned before decoding: here for the switch's sake */
         mc_state_reset(state);
         break;
     }
@@ -497,6 +509,21 @@ static char *fmt_u64(char *end, uint64_t v)
         v /= 10;
     } while (v);
     return end;
+}
+
+void mc_write_binary_refusal(struct buf *b, const void *header)
+{
+    static const char msg[] = "binary protocol not supported: use the text protocol";
+    const uint8_t *req = header;
+    uint8_t res[MC_BINARY_HEADER_LEN] = {
+        0x81,                      /* response magic */
+        req[1],                    /* the request's opcode */
+        [6] = 0x00, [7] = 0x83,    /* status: not supported */
+        [11] = sizeof msg - 1,     /* total body length (big-endian, < 256) */
+        [12] = req[12], req[13], req[14], req[15], /* opaque, echoed */
+    };
+    buf_append(b, res, sizeof res);
+    buf_append(b, msg, sizeof msg - 1);
 }
 
 void mc_write_value(struct buf *b, const void *key, size_t klen, uint32_t flags, const void *val,

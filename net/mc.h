@@ -47,7 +47,15 @@ enum mc_status {
                      client asked for silence and memcached keeps it for
                      errors too (the other fields of req are unspecified) */
     MC_BAD,       /* framing lost (a line longer than the limit): reply *err, close */
+    MC_BINARY,    /* a request of memcached's binary protocol (its first byte is
+                     MC_BINARY_MAGIC), which ringkv does not speak: reply
+                     mc_write_binary_refusal() for its header (data[0..24),
+                     *consumed bytes), close */
 };
+
+/* memcached's binary protocol: a request's first byte, its header's length. */
+#define MC_BINARY_MAGIC 0x80
+#define MC_BINARY_HEADER_LEN 24
 
 struct mc_key {
     const char *ptr;
@@ -110,6 +118,11 @@ enum mc_status mc_parse(const struct mc_limits *lim, struct mc_state *state, con
                         size_t *consumed, size_t *need, const char **err);
 
 /* Reply writers. */
+/* A binary-protocol response to the request whose 24-byte header is at
+ * header: status 0x0083 "Not supported", its opcode and opaque echoed, and
+ * a message saying to use the text protocol, so that a binary client fails
+ * at once, in its own protocol, instead of waiting for a text line. */
+void mc_write_binary_refusal(struct buf *b, const void *header);
 void mc_write_value(struct buf *b, const void *key, size_t klen, uint32_t flags, const void *val,
                     size_t vlen, const uint64_t *cas); /* "VALUE k f n [cas]\r\ndata\r\n";
                                                           cas NULL for get/gat */

@@ -1,6 +1,6 @@
 /* fuzz_mc.c: libFuzzer target for mc_parse().
  * The input is a byte stream from a memcached client. It is parsed request
- * after request until MC_MORE, MC_BAD or an error whose consumption runs past
+ * after request until MC_MORE, MC_BAD, MC_BINARY or an error whose consumption runs past
  * the input (a swallowed value), checking the contract on each result: keys
  * and data inside the consumed bytes, keys within memcached's rules, error
  * lines ending in CRLF, *need past the bytes at hand, NEED_KEYS resolved by a
@@ -95,6 +95,10 @@ static void parse_one(struct outcome *o, const char *data, size_t len)
     case MC_BAD:
         CHECK(strcmp(o->err, "CLIENT_ERROR line too long\r\n") == 0);
         CHECK(len >= fuzz_limits.max_line);
+        break;
+    case MC_BINARY:
+        CHECK(len >= MC_BINARY_HEADER_LEN && (uint8_t)data[0] == MC_BINARY_MAGIC);
+        CHECK(o->consumed == MC_BINARY_HEADER_LEN && o->err == NULL);
         break;
     case MC_NEED_KEYS:
         CHECK(0);

@@ -576,6 +576,31 @@ static void test_memcached_quit(void **state)
     harness_raw_expect(r, "VALUE q 0 1\r\n1\r\nEND\r\n");
 }
 
+/* A client of memcached's binary protocol gets a binary "Not supported"
+ * response (its opaque echoed) and a closed connection at once, not a wait
+ * for a text line that never comes. */
+static void test_memcached_binary_client_is_refused(void **state)
+{
+    harness_skip_unless_ringkv();
+    static const uint8_t get[] = {0x80, 0x00, 0x00, 0x01, [11] = 1,
+                                  [12] = 1, 2, 3, 4, [24] = 'k'};
+    struct harness_raw *r = harness_raw_open(server.mc_port);
+    harness_raw_send(r, get, sizeof get);
+    static const char msg[] = "binary protocol not supported: use the text protocol";
+    uint8_t want[24 + sizeof msg - 1] = {
+        0x81, 0x00, [7] = 0x83, [11] = sizeof msg - 1, [12] = 1, 2, 3, 4};
+    memcpy(want + 24, msg, sizeof msg - 1);
+    harness_raw_expect_at(__FILE__, __LINE__, r, (const char *)want, sizeof want);
+    harness_raw_expect_closed(r);
+    harness_raw_close(r);
+    r = *state;
+    harness_raw_send_str(r, "version\r\n");
+    char *v = harness_raw_line(r, 5000);
+    assert_non_null(v);
+    assert_true(strncmp(v, "VERSION ", 8) == 0);
+    free(v);
+}
+
 static void test_memcached_shares_keyspace_with_resp(void **state)
 {
     harness_skip_unless_ringkv();
@@ -620,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memcached_errors_keep_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_bad_data_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_quit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memcached_binary_client_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memcached_shares_keyspace_with_resp, setup, teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));

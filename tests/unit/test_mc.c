@@ -453,6 +453,37 @@ static void test_mc_rejects_too_long_line(void **state)
     assert_int_equal(p->st, MC_BAD);
 }
 
+/* A binary-protocol request (magic 0x80) is recognised once its 24-byte
+ * header is in, and refused in its own protocol: a response header with its
+ * opcode and opaque, status 0x0083 and a message as body. */
+static void test_mc_refuses_binary_protocol(void **state)
+{
+    uint8_t get[MC_BINARY_HEADER_LEN + 3] = {
+        0x80, 0x00, 0x00, 0x03, /* GET, key length 3 */
+        [11] = 3,               /* body length */
+        [12] = 0xde, 0xad, 0xbe, 0xef, [24] = 'k', 'e', 'y'};
+    for (size_t n = 1; n < MC_BINARY_HEADER_LEN; n++)
+        assert_int_equal(parse_n((const char *)get, n)->st, MC_MORE);
+    struct parsed *p = parse_n((const char *)get, sizeof get);
+    assert_int_equal(p->st, MC_BINARY);
+    assert_int_equal(p->consumed, MC_BINARY_HEADER_LEN);
+    struct buf out;
+    buf_init(&out);
+    mc_write_binary_refusal(&out, get);
+    const uint8_t *res = (const uint8_t *)out.data;
+    assert_true(out.len > MC_BINARY_HEADER_LEN);
+    assert_int_equal(res[0], 0x81);
+    assert_int_equal(res[1], 0x00);
+    assert_int_equal((res[6] << 8) | res[7], 0x0083);
+    uint32_t body = (uint32_t)res[8] << 24 | (uint32_t)res[9] << 16 | res[10] << 8 | res[11];
+    assert_int_equal(body, out.len - MC_BINARY_HEADER_LEN);
+    assert_memory_equal(res + 12, get + 12, 4);
+    assert_non_null(memmem(res + MC_BINARY_HEADER_LEN, body, "text protocol", 13));
+    buf_fini(&out);
+    /* A text line is never taken for one. */
+    parse_ok("get \x80\r\n", MC_GET);
+}
+
 static void test_mc_pipeline(void **state)
 {
     const char *in = "set a 0 0 1\r\nx\r\nget a b\r\ndelete a noreply\r\n";
@@ -758,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_mc_unknown_and_empty_lines),
         cmocka_unit_test(test_mc_waits_for_the_line),
         cmocka_unit_test(test_mc_rejects_too_long_line),
+        cmocka_unit_test(test_mc_refuses_binary_protocol),
         cmocka_unit_test(test_mc_pipeline),
         cmocka_unit_test(test_mc_splits_give_same_requests),
         cmocka_unit_test(test_mc_splits_give_same_errors),
