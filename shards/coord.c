@@ -45,7 +45,9 @@
  *          A keyed forward that may run twice (not read-modify-write) and
  *          is still unanswered after 500 ms (or a quarter of its time) goes
  *          to the next live replica too, once; the first answer is relayed
- *          (coord_fwd_watch: a stopped replica costs no request-timeout);
+ *          (coord_fwd_watch: a stopped replica costs no request-timeout).
+ *          A new forward skips a first live replica that has gone silent
+ *          on this shard's links (coord_forward_target, peerlink_is_silent);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -162,7 +164,8 @@ struct coord_view {
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
-        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes, gets_same;
+        forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes, gets_same,
+        forwards_rerouted;
 } __attribute__((aligned(64)));
 
 /* Sloppy quorum for late replicas: the writes still waiting for acks, in
@@ -535,6 +538,31 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
 
 /* ---- routing (the client's shard) ---- */
 
+/* Where a forward goes: the first live replica of the list, unless it has
+ * gone silent on this shard's links (peerlink_is_silent: stopped, or cut
+ * off, while failure detection still calls it live, which takes seconds);
+ * then the next live replica that has not (this node itself, for a
+ * read-modify-write it holds a replica of: it coordinates it); the first
+ * live one when every one is silent. Only new forwards change course: one
+ * already sent is never sent again as a write (coord_fwd_watch). */
+static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
+                                     const uint32_t *list, uint32_t n_eff, uint32_t first_live)
+{
+    int64_t now = req_now_ms();
+    if (!peerlink_is_silent(sh, v->members[first_live].id, now))
+        return first_live;
+    for (uint32_t k = 0; k < n_eff; k++) {
+        uint32_t m = list[k];
+        if (m == first_live || !coord_live(v, m))
+            continue;
+        if (m == v->self || !peerlink_is_silent(sh, v->members[m].id, now)) {
+            COORD_STAT(sh, forwards_rerouted);
+            return m;
+        }
+    }
+    return first_live;
+}
+
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out)
 {
@@ -589,7 +617,8 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
         COORD_STAT(sh, moved);
         return;
     }
-    out->kind = COORD_FORWARD;
+    out->to = coord_forward_target(sh, v, list, n_eff, first_live);
+    out->kind = out->to == v->self ? COORD_HERE : COORD_FORWARD;
 }
 
 /* ---- operations ---- */
@@ -3122,6 +3151,7 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(reap_repairs);
         COORD_SUM(hinted_writes);
         COORD_SUM(gets_same);
+        COORD_SUM(forwards_rerouted);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -3136,5 +3166,6 @@ void coord_info(const struct node *n, struct buf *out)
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
                sum.reaps_deferred, sum.reap_repairs, sum.hinted_writes);
     aae_info(n, out);
-    buf_printf(out, "ringkv_replica_gets_same:%" PRIu64 "\r\n", sum.gets_same);
+    buf_printf(out, "ringkv_replica_gets_same:%" PRIu64 "\r\nringkv_forwards_rerouted:%" PRIu64 "\r\n",
+               sum.gets_same, sum.forwards_rerouted);
 }

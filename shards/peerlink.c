@@ -145,6 +145,8 @@ struct target {
 struct dest {
     char id[WIRE_ID_HEX + 1];
     char addr[64];       /* its cluster address, host:port */
+    int64_t waiting_since_ms; /* the first request sent since the peer's last
+                                 bytes came in (req_now_ms); 0: none waits */
     uint16_t shards;     /* its shard count, 0 until a CHALLENGE said */
     uint32_t ntargets;
     struct target *targets;
@@ -256,6 +258,18 @@ static int dest_targets(struct dest *d, uint32_t n)
     d->targets = t;
     d->ntargets = n;
     return 0;
+}
+
+/* The destination with this id, NULL when none was made. */
+static struct dest *dest_find(struct peerlink *pl, const char *id)
+{
+    if (!pl || !pl->dests_cap || strnlen(id, WIRE_ID_HEX + 1) != WIRE_ID_HEX)
+        return NULL;
+    uint32_t h = dest_hash(id) & (pl->dests_cap - 1);
+    for (struct dest *d; (d = pl->dests[h]); h = (h + 1) & (pl->dests_cap - 1))
+        if (memcmp(d->id, id, WIRE_ID_HEX) == 0)
+            return d;
+    return NULL;
 }
 
 /* The destination with this id (made on first use); its address follows
@@ -402,8 +416,10 @@ static void target_release(struct dest *d, uint16_t shard, bool was_open, const 
 /* A dialer's link failed or ended: its target lets it go (once). */
 static void link_release_target(struct link *l, bool was_open, const char *why)
 {
-    if (l->is_dialer && l->dest->targets[l->peer_shard].link == link_handle(l))
+    if (l->is_dialer && l->dest->targets[l->peer_shard].link == link_handle(l)) {
         target_release(l->dest, l->peer_shard, was_open, why);
+        l->dest->waiting_since_ms = 0; /* what it carried is lost: nothing waits */
+    }
 }
 
 /* Starts closing l: the socket is shut down (a connect in flight is
@@ -881,6 +897,9 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
 static void link_take(struct peerlink *pl, struct link *l, const uint8_t *data, size_t len)
 {
     LINK_STAT_ADD(pl, bytes_in, len);
+    if (l->is_dialer) {
+        l->dest->waiting_since_ms = 0; /* the peer answers (peerlink_is_silent) */
+    }
     if (l->in.len == 0 && !l->input_paused) {
         size_t used = link_parse(pl, l, data, len);
         if (used < len && !l->closing && !l->close_after_flush)
@@ -1043,22 +1062,25 @@ int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_
     if (rc != 0)
         return rc;
     uint16_t shard = d->shards ? (uint16_t)(m->partition % d->shards) : 0;
-    return target_send(pl, d, shard, m);
+    rc = target_send(pl, d, shard, m);
+    if (rc == 0 && !d->waiting_since_ms)
+        d->waiting_since_ms = req_now_ms();
+    return rc;
 }
 
 void peerlink_retry_now(struct shard *sh, const char *node_id)
 {
-    struct peerlink *pl = sh->link;
-    if (!pl || !pl->dests_cap || strnlen(node_id, WIRE_ID_HEX + 1) != WIRE_ID_HEX)
+    struct dest *d = dest_find(sh->link, node_id);
+    if (!d)
         return;
-    uint32_t h = dest_hash(node_id) & (pl->dests_cap - 1);
-    for (struct dest *d; (d = pl->dests[h]); h = (h + 1) & (pl->dests_cap - 1)) {
-        if (memcmp(d->id, node_id, WIRE_ID_HEX) != 0)
-            continue;
-        for (uint32_t k = 0; k < d->ntargets; k++)
-            d->targets[k].retry_at_ms = 0;
-        return;
-    }
+    for (uint32_t k = 0; k < d->ntargets; k++)
+        d->targets[k].retry_at_ms = 0;
+}
+
+bool peerlink_is_silent(struct shard *sh, const char *node_id, int64_t now_ms)
+{
+    const struct dest *d = dest_find(sh->link, node_id);
+    return d && d->waiting_since_ms && now_ms - d->waiting_since_ms >= PEERLINK_SILENT_MS;
 }
 
 int peerlink_reply(struct shard *sh, uint64_t link, const struct wire_msg *m)

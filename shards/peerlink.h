@@ -40,6 +40,7 @@
 #ifndef RINGKV_SHARDS_PEERLINK_H
 #define RINGKV_SHARDS_PEERLINK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "wire.h"
@@ -63,6 +64,16 @@ int peerlink_request(struct shard *sh, const char *node_id, const char *cluster_
  * up to the backoff's 5 s while every other node already counts it up). A
  * dial that fails again backs off from where it was. */
 void peerlink_retry_now(struct shard *sh, const char *node_id);
+/* Whether the node with this id has sent this shard nothing for at least
+ * PEERLINK_SILENT_MS while a request of this shard waited for it: the
+ * first request sent to it since its last bytes came in (on any of this
+ * shard's connections to it) is that old. A stopped process, or one the
+ * network cut off, is silent long before failure detection calls it down
+ * (seconds); a busy one answers something. Cleared by its next bytes or
+ * a connection of this shard to it ending. The
+ * coordinator sends forwards to another live replica while it holds. */
+#define PEERLINK_SILENT_MS 500
+bool peerlink_is_silent(struct shard *sh, const char *node_id, int64_t now_ms);
 /* Sends REPLY m on the connection `link` a request came in on (the handle
  * coord_on_request() was given: slot << 32 | generation, so a handle
  * outliving its connection finds nothing). -ENOENT when that connection

@@ -2,7 +2,7 @@
  * on to the next live replica (shards/coord.c, coord_fwd_watch), with real
  * nodes on 127.0.0.x.
  * - test_forward_failover_stopped_first_replica: 5 nodes (N = 3, R = W = 2,
- *   request-timeout 4 s). Node 0 holds no replica of two keys whose first
+ *   request-timeout 4 s). Node 0 holds no replica of three keys whose first
  *   replica is node j (its -MOVED on a READONLY connection names j). j is
  *   SIGSTOPped; before failure detection calls it down, GET and a
  *   memcached get of the first key sent to node 0 answer well under the
@@ -12,7 +12,11 @@
  *   dot): INCR of the second key (10) and a SET of the first answer an
  *   error (j does not answer) and, once j is back (it may then run what it
  *   had queued), the counter reads 10 or 11, never 12, and the first key
- *   has one version.
+ *   has one version. Those two go to j first, with a GET; once j has been
+ *   silent on node 0's links for PEERLINK_SILENT_MS (every node runs one
+ *   shard, so all of node 0's forwards share them), new forwards, a SET of
+ *   a third key included, go to the next replica at once (+OK well under
+ *   the timeout; INFO ringkv_forwards_rerouted grows).
  * Before the fix the GET waits for the whole request-timeout and answers
  * -UNAVAILABLE (the first assertion on time fails); a fix that also sent
  * INCR on would answer it ":11" and the counter could reach 12. Every wait
@@ -128,6 +132,16 @@ static bool counter_settled(void *arg)
     return ok;
 }
 
+/* INFO's ringkv_forwards_rerouted at node 0. */
+static long long rerouted(void)
+{
+    char *info = cluster_ask(0, "INFO");
+    assert_non_null(info);
+    long long n = cluster_info_field(info, "ringkv_forwards_rerouted");
+    free(info);
+    return n;
+}
+
 static void test_forward_failover_stopped_first_replica(void **state)
 {
     (void)state;
@@ -135,18 +149,21 @@ static void test_forward_failover_stopped_first_replica(void **state)
     int mc_port = cluster_free_port(NODES);
     assert_true(mc_port > 0);
     snprintf(port, sizeof port, "%d", mc_port);
-    const char *flags[] = {"--request-timeout", TIMEOUT_MS, "--memcache-port", port, NULL};
+    /* one shard a node: every forward of node 0 leaves from the shard whose
+     * links saw j go silent */
+    const char *flags[] = {"--request-timeout", TIMEOUT_MS, "--memcache-port", port,
+                           "--threads", "1", NULL};
     assert_int_equal(cluster_start_formed(NODES, flags), 0);
     assert_true(cluster_wait(set_acknowledged, NULL, 10000));
 
-    /* two keys node 0 holds no replica of, with the same first replica j */
+    /* three keys node 0 holds no replica of, with the same first replica j */
     redisContext *ro = cluster_connect(0, 10000);
     assert_non_null(ro);
     freeReplyObject(redisCommand(ro, "READONLY"));
-    char key[32], counter[32];
+    char key[32], counter[32], third[32];
     int j = -1;
-    counter[0] = '\0';
-    for (int k = 0; k < 1000 && !counter[0]; k++) {
+    counter[0] = third[0] = '\0';
+    for (int k = 0; k < 2000 && !third[0]; k++) {
         char name[32];
         snprintf(name, sizeof name, "ff:%d", k);
         int to = moved_to(ro, name);
@@ -156,26 +173,44 @@ static void test_forward_failover_stopped_first_replica(void **state)
             j = to;
             memcpy(key, name, sizeof key);
         } else if (to == j) {
-            memcpy(counter, name, sizeof counter);
+            memcpy(counter[0] ? third : counter, name, sizeof counter);
         }
     }
     redisFree(ro);
-    assert_true(j > 0 && counter[0]);
+    assert_true(j > 0 && counter[0] && third[0]);
     char *got = timed(0, NULL, "SET %s before", key);
     assert_string_equal(got, "+OK");
     free(got);
     got = timed(0, NULL, "SET %s 10", counter);
     assert_string_equal(got, "+OK");
     free(got);
+    long long rerouted_before = rerouted();
 
     cluster_signal(j, SIGSTOP);
+    /* Two writes go to j first (nothing says it is silent yet): a read-
+     * modify-write and a write. They wait for j and are never sent on. */
+    redisContext *wc = cluster_connect(0, 10000);
+    assert_non_null(wc);
+    assert_int_equal(redisAppendCommand(wc, "INCR %s", counter), REDIS_OK);
+    assert_int_equal(redisAppendCommand(wc, "SET %s after", key), REDIS_OK);
+    for (int done = 0; !done;)
+        assert_int_equal(redisBufferWrite(wc, &done), REDIS_OK);
+    /* a read sent to j then goes on to the next replica after 500 ms */
     int64_t ms, t0;
     got = timed(0, &ms, "GET %s", key);
     fprintf(stderr, "GET with node %d stopped: %s in %lld ms\n", j, got, (long long)ms);
     assert_string_equal(got, "$before");
     assert_true(ms < FAST_MS);
     free(got);
-    /* a pipeline: every one of its forwards is watched and goes on */
+    /* j has now been silent for longer than PEERLINK_SILENT_MS: new forwards
+     * go to the next replica at once, writes too */
+    got = timed(0, &ms, "SET %s third", third);
+    fprintf(stderr, "SET of another key with node %d silent: %s in %lld ms\n", j, got,
+            (long long)ms);
+    assert_string_equal(got, "+OK");
+    assert_true(ms < FAST_MS);
+    free(got);
+    assert_true(rerouted() > rerouted_before);
     redisContext *pc = cluster_connect(0, 10000);
     assert_non_null(pc);
     t0 = cluster_now_ms();
@@ -205,28 +240,27 @@ static void test_forward_failover_stopped_first_replica(void **state)
     assert_string_equal(got, want);
     assert_true(ms < FAST_MS);
     free(got);
-    /* all of that before failure detection called j down: the forwards
-     * went to j first */
+    /* all of that before failure detection called j down */
     const char *st = cluster_status_of(0, cluster_node(j)->id);
     fprintf(stderr, "node 0 calls node %d %s\n", j, st ? st : "(no answer)");
     assert_true(st && strcmp(st, "up") == 0);
 
-    /* read-modify-write: waits for j (here: its deadline), never goes on */
-    got = timed(0, &ms, "INCR %s", counter);
-    fprintf(stderr, "INCR with node %d stopped: %s in %lld ms\n", j, got, (long long)ms);
-    assert_true(got[0] == '-');
-    free(got);
-    /* a write too: run by a second coordinator it would get a second dot,
-     * which a later context covering the first does not cover (the fault
-     * suite saw overwritten values come back) */
-    got = timed(0, &ms, "SET %s after", key);
-    st = cluster_status_of(0, cluster_node(j)->id);
-    fprintf(stderr, "SET with node %d stopped (%s now): %s in %lld ms\n", j, st ? st : "?", got,
-            (long long)ms);
-    /* an error, or (failure detection has called j down by now) the next
-     * replica coordinated it from the start */
-    assert_true(got[0] == '-' || (strcmp(got, "+OK") == 0 && st && strcmp(st, "down") == 0));
-    free(got);
+    /* the two writes sent to j: errors (j does not answer). Run by a second
+     * coordinator the SET would get a second dot, which a later context
+     * covering the first does not cover (the fault suite saw overwritten
+     * values come back), and the INCR could count twice */
+    redisReply *r = NULL;
+    assert_int_equal(redisGetReply(wc, (void **)&r), REDIS_OK);
+    fprintf(stderr, "INCR sent to node %d while stopped: %s\n", j,
+            r->type == REDIS_REPLY_ERROR ? r->str : "(not an error)");
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    assert_int_equal(redisGetReply(wc, (void **)&r), REDIS_OK);
+    fprintf(stderr, "SET sent to node %d while stopped: %s\n", j,
+            r->type == REDIS_REPLY_ERROR ? r->str : "(not an error)");
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(wc);
 
     cluster_signal(j, SIGCONT);
     assert_true(cluster_wait(all_up, &j, 20000));
@@ -242,10 +276,13 @@ static void test_forward_failover_stopped_first_replica(void **state)
     redisContext *vc = cluster_connect(0, 5000);
     assert_non_null(vc);
     assert_int_equal(cluster_ring_get(vc, key, 3, &v), 0);
-    redisFree(vc);
     fprintf(stderr, "%s holds %zu sibling(s) after node %d is back\n", key, (size_t)v.nvalues, j);
     assert_int_equal(v.nvalues, 1);
     cluster_versions_free(&v);
+    got = timed(0, NULL, "GET %s", third);
+    assert_string_equal(got, "$third");
+    free(got);
+    redisFree(vc);
 }
 
 int main(void)
