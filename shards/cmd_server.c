@@ -1222,8 +1222,11 @@ static void server_config_get(struct cmd_ctx *c)
         cfg_get(c->node->cfg, pattern, server_config_emit, &r);
         if (glob_match(pattern, strlen(pattern), "save", 4))
             server_config_emit("save", "", &r);
-        if (glob_match(pattern, strlen(pattern), "appendonly", 10))
-            server_config_emit("appendonly", "no", &r);
+        if (glob_match(pattern, strlen(pattern), "appendonly", 10)) /* INFO's aof_enabled */
+            server_config_emit("appendonly", c->node->cfg->storage == CFG_STORAGE_LOG ? "yes" : "no",
+                               &r);
+        if (glob_match(pattern, strlen(pattern), "databases", 9)) /* SELECT takes 0 only */
+            server_config_emit("databases", "1", &r);
     }
     resp_write_map_len(c->out, c->proto, r.count);
     buf_append(c->out, r.pairs.data, r.pairs.len);

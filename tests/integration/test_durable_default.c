@@ -59,6 +59,11 @@ static void check_keys(const struct harness_server *s, const char *tag)
     assert_non_null(strstr(r->str, "storage:log"));
     assert_non_null(strstr(r->str, "appendfsync:everysec"));
     freeReplyObject(r);
+    /* tools that ask Redis whether it persists hear the same */
+    static const char *const durable[] = {"appendonly", "yes", "appendfsync", "everysec"};
+    r = harness_cmd(c, "CONFIG GET appendonly appendfsync");
+    harness_check_bulks(r, durable, 4, "CONFIG GET appendonly appendfsync");
+    freeReplyObject(r);
     redisFree(c);
     struct harness_raw *raw = harness_raw_open(s->mc_port);
     char line[64], want[64];
