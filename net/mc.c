@@ -22,8 +22,9 @@
  * values out of their field's range are rejected rather than truncated.
  * Every decision is made at the byte that settles it, so how the bytes were
  * split into reads never changes the outcome.
- * A request whose first byte is the binary protocol's magic (0x80: no text
- * command starts so) is MC_BINARY once its 24-byte header is in: the caller
+ * A connection whose first request starts with the binary protocol's magic
+ * (0x80: no text command starts so) gets MC_BINARY once its 24-byte header
+ * is in (later, such a byte is a value's, after a refused line): the caller
  * answers a binary "Not supported" (mc_write_binary_refusal) and closes,
  * where waiting for a "\n" would leave a binary client hanging. */
 #include "mc.h"
@@ -413,8 +414,10 @@ static enum mc_status decode(struct mc_parser *ps)
 void mc_state_reset(struct mc_state *st)
 {
     uint64_t examined = st->examined;
+    bool spoke_text = st->spoke_text;
     memset(st, 0, sizeof *st);
     st->examined = examined;
+    st->spoke_text = spoke_text;
 }
 
 /* Finds the command line's "\n", searching only bytes no earlier call searched.
@@ -448,7 +451,7 @@ enum mc_status mc_parse(const struct mc_limits *lim, struct mc_state *state, con
         *need = state->need;
         return MC_MORE;
     }
-    if (len > 0 && (uint8_t)data[0] == MC_BINARY_MAGIC) {
+    if (!state->spoke_text && len > 0 && (uint8_t)data[0] == MC_BINARY_MAGIC) {
         if (len < MC_BINARY_HEADER_LEN)
             return MC_MORE;
         mc_state_reset(state);
@@ -483,6 +486,7 @@ enum mc_status mc_parse(const struct mc_limits *lim, struct mc_state *state, con
     case MC_ERROR:
         *consumed = ps.consumed;
         mc_state_reset(state);
+        state->spoke_text = true;
         break;
     case MC_MORE:
         *need = ps.need;

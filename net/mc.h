@@ -47,8 +47,9 @@ enum mc_status {
                      client asked for silence and memcached keeps it for
                      errors too (the other fields of req are unspecified) */
     MC_BAD,       /* framing lost (a line longer than the limit): reply *err, close */
-    MC_BINARY,    /* a request of memcached's binary protocol (its first byte is
-                     MC_BINARY_MAGIC), which ringkv does not speak: reply
+    MC_BINARY,    /* a connection's first request is of memcached's binary
+                     protocol (its first byte is MC_BINARY_MAGIC; memcached too
+                     picks the protocol once, there), which ringkv does not speak: reply
                      mc_write_binary_refusal() for its header (data[0..24),
                      *consumed bytes), close */
 };
@@ -101,9 +102,12 @@ struct mc_state {
                           cleared by it: a work meter (tests, INFO) */
     size_t scan;       /* the command line was searched for its "\n" up to here */
     size_t need;       /* once a storage command's line is in: its total length */
+    bool spoke_text;   /* a text request (or error) was parsed: the protocol is
+                          chosen, and a first byte 0x80 (a value's, after a
+                          refused line) is no longer taken for a binary request */
 };
 
-/* Back to a fresh request; `examined` is kept. */
+/* Back to a fresh request; `examined` and `spoke_text` are kept. */
 void mc_state_reset(struct mc_state *st);
 
 /* Parses one request from data[0..len), resuming from *state; keys has room

@@ -46,8 +46,9 @@
  *          is still unanswered after 500 ms (or a quarter of its time) goes
  *          to the next live replica too, once; the first answer is relayed
  *          (coord_fwd_watch: a stopped replica costs no request-timeout).
- *          A new forward skips a first live replica that has gone silent
- *          on this shard's links (coord_forward_target, peerlink_is_silent);
+ *          A new read's or plain write's forward skips a first live
+ *          replica that has gone silent on this shard's links
+ *          (coord_forward_target, peerlink_is_silent);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -538,13 +539,16 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
 
 /* ---- routing (the client's shard) ---- */
 
-/* Where a forward goes: the first live replica of the list, unless it has
- * gone silent on this shard's links (peerlink_is_silent: stopped, or cut
- * off, while failure detection still calls it live, which takes seconds);
- * then the next live replica that has not (this node itself, for a
- * read-modify-write it holds a replica of: it coordinates it); the first
- * live one when every one is silent. Only new forwards change course: one
- * already sent is never sent again as a write (coord_fwd_watch). */
+/* Where a read's or a plain write's forward goes (any replica may
+ * coordinate those, as a client connected to it would have it): the first
+ * live replica of the list, unless it has gone silent on this shard's
+ * links (peerlink_is_silent: stopped, or cut off, while failure detection
+ * still calls it live, which takes seconds, or never comes when only this
+ * node is cut off from it; or just slow: no harm then); then the next live
+ * replica that has not; the first live one when every one is silent. Only
+ * new forwards change course: one already sent is never sent again as a
+ * write (coord_fwd_watch). A node holds no replica of what it forwards so,
+ * so self is never in the list here. */
 static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
                                      const uint32_t *list, uint32_t n_eff, uint32_t first_live)
 {
@@ -553,9 +557,9 @@ static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *
         return first_live;
     for (uint32_t k = 0; k < n_eff; k++) {
         uint32_t m = list[k];
-        if (m == first_live || !coord_live(v, m))
+        if (m == first_live || m == v->self || !coord_live(v, m))
             continue;
-        if (m == v->self || !peerlink_is_silent(sh, v->members[m].id, now)) {
+        if (!peerlink_is_silent(sh, v->members[m].id, now)) {
             COORD_STAT(sh, forwards_rerouted);
             return m;
         }
@@ -617,8 +621,10 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
         COORD_STAT(sh, moved);
         return;
     }
-    out->to = coord_forward_target(sh, v, list, n_eff, first_live);
-    out->kind = out->to == v->self ? COORD_HERE : COORD_FORWARD;
+    /* a read-modify-write stays with the first live replica, silent or not
+     * (two coordinators of one would lose an update) */
+    out->to = flags & CMD_RMW ? first_live : coord_forward_target(sh, v, list, n_eff, first_live);
+    out->kind = COORD_FORWARD;
 }
 
 /* ---- operations ---- */

@@ -416,10 +416,8 @@ static void target_release(struct dest *d, uint16_t shard, bool was_open, const 
 /* A dialer's link failed or ended: its target lets it go (once). */
 static void link_release_target(struct link *l, bool was_open, const char *why)
 {
-    if (l->is_dialer && l->dest->targets[l->peer_shard].link == link_handle(l)) {
+    if (l->is_dialer && l->dest->targets[l->peer_shard].link == link_handle(l))
         target_release(l->dest, l->peer_shard, was_open, why);
-        l->dest->waiting_since_ms = 0; /* what it carried is lost: nothing waits */
-    }
 }
 
 /* Starts closing l: the socket is shut down (a connect in flight is

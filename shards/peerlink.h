@@ -69,9 +69,11 @@ void peerlink_retry_now(struct shard *sh, const char *node_id);
  * first request sent to it since its last bytes came in (on any of this
  * shard's connections to it) is that old. A stopped process, or one the
  * network cut off, is silent long before failure detection calls it down
- * (seconds); a busy one answers something. Cleared by its next bytes or
- * a connection of this shard to it ending. The
- * coordinator sends forwards to another live replica while it holds. */
+ * (seconds); a busy one answers something. Only its next bytes clear it
+ * (a connection that fails or times out is no answer). A slow answer looks
+ * the same: a FORWARD's reply waits for the whole operation it asked for.
+ * So the coordinator sends only forwards any replica may coordinate (reads
+ * and plain writes) to another live replica while it holds. */
 #define PEERLINK_SILENT_MS 500
 bool peerlink_is_silent(struct shard *sh, const char *node_id, int64_t now_ms);
 /* Sends REPLY m on the connection `link` a request came in on (the handle

@@ -14,9 +14,10 @@
  *   had queued), the counter reads 10 or 11, never 12, and the first key
  *   has one version. Those two go to j first, with a GET; once j has been
  *   silent on node 0's links for PEERLINK_SILENT_MS (every node runs one
- *   shard, so all of node 0's forwards share them), new forwards, a SET of
- *   a third key included, go to the next replica at once (+OK well under
- *   the timeout; INFO ringkv_forwards_rerouted grows).
+ *   shard, so all of node 0's forwards share them), new reads and plain
+ *   writes, a SET of a third key included, go to the next replica at once
+ *   (+OK well under the timeout; INFO ringkv_forwards_rerouted grows);
+ *   read-modify-writes would still go to j.
  * Before the fix the GET waits for the whole request-timeout and answers
  * -UNAVAILABLE (the first assertion on time fails); a fix that also sent
  * INCR on would answer it ":11" and the counter could reach 12. Every wait

@@ -482,6 +482,30 @@ static void test_mc_refuses_binary_protocol(void **state)
     buf_fini(&out);
     /* A text line is never taken for one. */
     parse_ok("get \x80\r\n", MC_GET);
+    /* Nor, once a connection spoke text, a value's first byte after a refused
+     * line (a pickled value starts with 0x80): only the first request can be
+     * binary, as memcached picks a connection's protocol once. */
+    struct mc_state ms = {0};
+    struct mc_request req;
+    struct mc_key keys[KEYS_MAX];
+    size_t consumed, need;
+    const char *err;
+    char refused[300 + 40];
+    memset(refused, 'k', sizeof refused);
+    memcpy(refused, "set ", 4);
+    int n = 4 + 251; /* a key one byte too long: the line is refused, its data read next */
+    n += snprintf(refused + n, sizeof refused - (size_t)n, " 0 0 24\r\n");
+    memcpy(refused + n, get, MC_BINARY_HEADER_LEN);
+    n += MC_BINARY_HEADER_LEN;
+    memcpy(refused + n, "\r\n", 2);
+    n += 2;
+    assert_int_equal(mc_parse(&limits, &ms, refused, (size_t)n, &req, keys, KEYS_MAX, &consumed,
+                              &need, &err),
+                     MC_ERROR);
+    assert_true(consumed < (size_t)n);
+    enum mc_status st = mc_parse(&limits, &ms, refused + consumed, (size_t)n - consumed, &req, keys,
+                                 KEYS_MAX, &consumed, &need, &err);
+    assert_int_equal(st, MC_ERROR); /* "ERROR": an unknown command, as memcached says */
 }
 
 static void test_mc_pipeline(void **state)
