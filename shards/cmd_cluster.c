@@ -16,7 +16,13 @@
  * From the view:
  * - CLUSTER SLOTS: one entry per run of adjacent partitions with the same
  *   list (start, end, master, live replicas; down replicas left out, as
- *   Redis leaves failed ones out).
+ *   Redis leaves failed ones out). The runs this node is master of come
+ *   first (Redis lists by slot; order means nothing to the protocol): a
+ *   client that keeps the nodes in the order it met them, and asks them
+ *   again in that order when a node fails, asks this one, which answered,
+ *   first. redis-py 4.3 (Debian 12's) needs that: its refresh gives up at
+ *   the first listed node it cannot reconnect to, so a dead node met first
+ *   kept it from ever seeing the new topology.
  * - CLUSTER SHARDS: one shard per distinct list (its runs' slot pairs, then
  *   every node of the list with role and health, down ones "fail").
  * - CLUSTER NODES: one line per member not left. A member that is master of
@@ -275,17 +281,21 @@ void cmd_cluster_slots(struct cmd_ctx *c)
     if (n < 0)
         return;
     resp_write_array_len(c->out, (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        const uint32_t *list = view_list(&v, runs[i].first);
-        uint32_t len = v.len[runs[i].first], live = 1;
-        for (uint32_t k = 1; k < len; k++)
-            live += cluster_serves(v.s, list[k]);
-        resp_write_array_len(c->out, 2 + live);
-        resp_write_int(c->out, (int64_t)runs[i].first * v.slots_per);
-        resp_write_int(c->out, (int64_t)(runs[i].last + 1) * v.slots_per - 1);
-        for (uint32_t k = 0; k < len; k++)
-            if (k == 0 || cluster_serves(v.s, list[k]))
-                slots_node(c, v.s, list[k]);
+    for (int pass = 0; pass < 2; pass++) { /* this node's runs first, see below */
+        for (int64_t i = 0; i < n; i++) {
+            const uint32_t *list = view_list(&v, runs[i].first);
+            if ((list[0] == v.s->self) != (pass == 0))
+                continue;
+            uint32_t len = v.len[runs[i].first], live = 1;
+            for (uint32_t k = 1; k < len; k++)
+                live += cluster_serves(v.s, list[k]);
+            resp_write_array_len(c->out, 2 + live);
+            resp_write_int(c->out, (int64_t)runs[i].first * v.slots_per);
+            resp_write_int(c->out, (int64_t)(runs[i].last + 1) * v.slots_per - 1);
+            for (uint32_t k = 0; k < len; k++)
+                if (k == 0 || cluster_serves(v.s, list[k]))
+                    slots_node(c, v.s, list[k]);
+        }
     }
     cluster_topology_end(c, &v, runs);
 }
