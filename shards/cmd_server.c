@@ -22,6 +22,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <mimalloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@
 #include "conn.h"
 #include "glob.h"
 #include "idset.h"
+#include "log.h"
 #include "node.h"
 #include "num.h"
 #include "persist.h"
@@ -83,6 +85,35 @@ void cmd_quit(struct cmd_ctx *c)
 {
     resp_write_ok(c->out);
     c->conn->close_after_flush = true;
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stops this node as SIGTERM
+ * does (node_run's sigwait takes it: the shards stop, the log is synced, a
+ * clean exit); the client gets no reply, its connection ends with the node,
+ * as Redis's does. NOSAVE, SAVE, NOW and FORCE change nothing here: every
+ * acknowledged write is already in the log. ABORT: there is no shutdown in
+ * progress to abort (this one is immediate). In a cluster it stops this node
+ * only, as Redis's does; the others see it leave as they see a crash
+ * (failure detection), since it does not leave the ring. */
+void cmd_shutdown(struct cmd_ctx *c)
+{
+    bool is_abort = false;
+    for (uint32_t i = 1; i < c->argc; i++) {
+        const struct resp_arg *a = &c->argv[i];
+        if (arg_is(a, "ABORT")) {
+            is_abort = true;
+        } else if (!arg_is(a, "NOSAVE") && !arg_is(a, "SAVE") && !arg_is(a, "NOW") &&
+                   !arg_is(a, "FORCE")) {
+            resp_write_error(c->out, "ERR syntax error");
+            return;
+        }
+    }
+    if (is_abort) {
+        resp_write_error(c->out, "ERR No shutdown in progress.");
+        return;
+    }
+    log_warn("SHUTDOWN from client %s: stopping", c->conn ? c->conn->addr : "(internal)");
+    kill(getpid(), SIGTERM);
 }
 
 void cmd_select(struct cmd_ctx *c)
@@ -912,6 +943,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"ping", SERVER_CAT_CONNECTION, 0},
     {"echo", SERVER_CAT_CONNECTION, 0},
     {"quit", SERVER_CAT_CONNECTION, 0},
+    {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"select", SERVER_CAT_CONNECTION, 0},
     {"hello", SERVER_CAT_CONNECTION, 0},
     {"auth", SERVER_CAT_CONNECTION, 0},

@@ -82,6 +82,10 @@ int harness_stop(struct harness_server *s);
  * expects: waits up to timeout_ms (then SIGKILL), counts no failure.
  * Returns its exit status, or -ECHILD (died before, killed, no exit). */
 int harness_stop_exit(struct harness_server *s, int timeout_ms);
+/* Waits up to timeout_ms for the node to exit by itself (SHUTDOWN): its exit
+ * status, or -ETIMEDOUT (it is then killed) or -ECHILD (no node, or killed by
+ * a signal). */
+int harness_wait_exit(struct harness_server *s, int timeout_ms);
 
 /* Crashes the node on purpose: SIGKILL, then reaps it. 0, or -ECHILD (a
  * failure, printed) when it had died before. */

@@ -109,6 +109,34 @@ static void test_durable_default_restart_keeps_keys(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* SHUTDOWN (redis-cli shutdown) stops the node as SIGTERM does: no reply, a
+ * clean exit (status 0), and what it acknowledged is there after a restart.
+ * SHUTDOWN ABORT has nothing to abort and leaves it serving. */
+static void test_durable_default_shutdown_command(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s);
+    write_keys(&s, "shutdown");
+    redisContext *c = harness_connect(s.port);
+    harness_expect(c, HARNESS_ERR("ERR No shutdown in progress."), "SHUTDOWN ABORT");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "SHUTDOWN LATER");
+    harness_expect(c, HARNESS_OK, "SET after-abort yes");
+    redisFree(c);
+    struct harness_raw *r = harness_raw_open(s.port);
+    harness_raw_send_str(r, "*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
+    harness_raw_expect_closed(r);
+    harness_raw_close(r);
+    assert_int_equal(harness_wait_exit(&s, 10000), 0);
+    check_tidy();
+    start(&s);
+    check_keys(&s, "shutdown");
+    c = harness_connect(s.port);
+    harness_expect(c, HARNESS_BULK("yes"), "GET after-abort");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 static bool fsynced_since(void *arg)
 {
     const struct harness_server *s = arg;
@@ -139,6 +167,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durable_default_restart_keeps_keys),
+        cmocka_unit_test(test_durable_default_shutdown_command),
         cmocka_unit_test(test_durable_default_crash_keeps_synced_keys),
     };
     return harness_finish(cmocka_run_group_tests(tests, setup, teardown));
