@@ -540,29 +540,6 @@ static int harness_stop_proc(struct harness_proc *p)
     return rc;
 }
 
-int harness_stop_exit(struct harness_server *s, int timeout_ms)
-{
-    if (s->slot < 0 || s->slot >= HARNESS_MAX_SERVERS || !registry[s->slot].used)
-        return -ECHILD;
-    struct harness_proc *p = &registry[s->slot].main;
-    if (p->pid <= 0 || harness_reap(p))
-        return -ECHILD;
-    kill(p->pid, SIGTERM);
-    int64_t deadline = harness_now_ms() + timeout_ms;
-    while (!harness_reap(p) && harness_now_ms() < deadline)
-        harness_sleep_ms(HARNESS_POLL_MS);
-    int rc = p->exited && WIFEXITED(p->status) ? WEXITSTATUS(p->status) : -ECHILD;
-    if (!p->exited) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
-    }
-    p->pid = 0;
-    s->pid = 0;
-    harness_stop_proc(&registry[s->slot].mc);
-    s->mc_pid = 0;
-    return rc;
-}
-
 int harness_wait_exit(struct harness_server *s, int timeout_ms)
 {
     if (s->slot < 0 || s->slot >= HARNESS_MAX_SERVERS || !registry[s->slot].used)
@@ -585,6 +562,18 @@ int harness_wait_exit(struct harness_server *s, int timeout_ms)
     harness_stop_proc(&registry[s->slot].mc);
     s->mc_pid = 0;
     return rc;
+}
+
+int harness_stop_exit(struct harness_server *s, int timeout_ms)
+{
+    if (s->slot < 0 || s->slot >= HARNESS_MAX_SERVERS || !registry[s->slot].used)
+        return -ECHILD;
+    struct harness_proc *p = &registry[s->slot].main;
+    if (p->pid <= 0 || harness_reap(p))
+        return -ECHILD;
+    kill(p->pid, SIGTERM);
+    int rc = harness_wait_exit(s, timeout_ms);
+    return rc == -ETIMEDOUT ? -ECHILD : rc;
 }
 
 int harness_stop(struct harness_server *s)
