@@ -192,6 +192,9 @@ static const struct cmd_def cmd_defs[] = {
      "connection", "Closes the connection."},
     {"shutdown", -1, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_shutdown, 0, "server",
      "Synchronously saves the database(s) to disk and shuts down the Redis server."},
+    {"wait", 3, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_wait, 0, "generic",
+     "Blocks until the asynchronous replication of all preceding write commands sent by the "
+     "connection is completed."},
     {"select", 2, CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_select, 0, "connection",
      "Changes the selected database."},
     {"hello", -1, CMD_NOAUTH | CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_hello, 0,

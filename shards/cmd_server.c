@@ -116,6 +116,34 @@ void cmd_shutdown(struct cmd_ctx *c)
     kill(getpid(), SIGTERM);
 }
 
+/* WAIT numreplicas timeout: how many other replicas hold this connection's
+ * writes. Every write it was told succeeded had reached W replicas first
+ * (its CONSISTENCY W, else write-quorum, capped by N), this node's among
+ * them: W - 1 others hold each. That count comes at once, whatever
+ * numreplicas and timeout ask: the rest of each write's replicas were sent
+ * it already, and waiting would not make them say so (Redis blocks until
+ * numreplicas acknowledge or timeout passes). A cluster of one answers 0,
+ * as a Redis server without replicas does once its timeout passes. */
+void cmd_wait(struct cmd_ctx *c)
+{
+    int64_t replicas, timeout;
+    if (!num_parse_i64(c->argv[1].ptr, c->argv[1].len, &replicas)) {
+        resp_write_error(c->out, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &timeout)) {
+        resp_write_error(c->out, "ERR timeout is not an integer or out of range");
+        return;
+    }
+    if (timeout < 0) {
+        resp_write_error(c->out, "ERR timeout is negative");
+        return;
+    }
+    const struct shard *sh = c->node->shards[c->shard_id];
+    uint8_t asked = c->conn ? c->conn->consistency_w : CONN_CONSISTENCY_DEFAULT;
+    resp_write_int(c->out, (int64_t)coord_write_quorum(sh, asked) - 1);
+}
+
 void cmd_select(struct cmd_ctx *c)
 {
     char *end;
@@ -944,6 +972,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"echo", SERVER_CAT_CONNECTION, 0},
     {"quit", SERVER_CAT_CONNECTION, 0},
     {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
+    {"wait", SERVER_CAT_CONNECTION, 0},
     {"select", SERVER_CAT_CONNECTION, 0},
     {"hello", SERVER_CAT_CONNECTION, 0},
     {"auth", SERVER_CAT_CONNECTION, 0},

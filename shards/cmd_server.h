@@ -39,6 +39,7 @@ void cmd_ping(struct cmd_ctx *c);
 void cmd_echo(struct cmd_ctx *c);
 void cmd_quit(struct cmd_ctx *c);
 void cmd_shutdown(struct cmd_ctx *c);
+void cmd_wait(struct cmd_ctx *c);
 void cmd_select(struct cmd_ctx *c);
 void cmd_hello(struct cmd_ctx *c);
 void cmd_auth(struct cmd_ctx *c);

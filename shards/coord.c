@@ -501,6 +501,16 @@ uint32_t coord_replicas(const struct shard *sh, uint32_t partition)
     return coord_n_eff(sh->node, sh->coord->view);
 }
 
+static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n);
+
+uint32_t coord_write_quorum(const struct shard *sh, uint8_t asked)
+{
+    if (!coord_is_cluster(sh))
+        return 1;
+    return coord_quorum(asked, sh->node->cfg->write_quorum,
+                        coord_n_eff(sh->node, sh->coord->view));
+}
+
 static const uint32_t *coord_list(const struct coord_view *v, uint32_t p)
 {
     return v->pref + (size_t)p * v->n;

@@ -120,6 +120,12 @@ bool coord_rank_member(const struct shard *sh, uint32_t *rank, uint32_t *member,
  * RING.*'s R/W caps. */
 uint32_t coord_replicas(const struct shard *sh, uint32_t partition);
 
+/* The acknowledgements a plain write of a connection whose CONSISTENCY W
+ * is `asked` (conn.h CONN_CONSISTENCY_*) needs, this node's included: the
+ * setting or the connection's, capped by N_eff; 1 for a cluster of one
+ * (WAIT's answer is one less). */
+uint32_t coord_write_quorum(const struct shard *sh, uint8_t asked);
+
 /* Once per shard tick: writes whose replicas are late get stand-ins (see
  * coord.c, WRITE); then tombstones past tombstone-grace. A cluster of one
  * deletes them (replica_reap); a cluster deletes one only once every other

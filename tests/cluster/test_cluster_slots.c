@@ -14,6 +14,7 @@
  *   nobody's master and no replica in the others' CLUSTER SLOTS (all slots
  *   still covered), "fail" in CLUSTER NODES, health "fail" in SHARDS;
  *   thawed (SIGCONT), it is a master again.
+ * - WAIT on three nodes: W - 1 at once (1, 2 under W ALL, 0 under ONE).
  * - CONSISTENCY: R and W set together or apart, ONE / QUORUM / ALL /
  *   DEFAULT, read back in words CONSISTENCY takes again; 0, 17, a missing
  *   value or a stray word are errors that change nothing.
@@ -403,6 +404,38 @@ static void test_cluster_slots_consistency_round_trips(void **state)
     redisFree(c);
 }
 
+static void expect_int(redisContext *c, long long want, const char *command)
+{
+    redisReply *r = redisCommand(c, command);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fprintf(stderr, "%s: %s\n", command, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, want);
+    freeReplyObject(r);
+}
+
+/* WAIT counts the other replicas each acknowledged write reached (W - 1),
+ * at once: 1 with the default W = 2 of N = 3, the connection's CONSISTENCY
+ * W otherwise (ALL: 2, ONE: 0), whatever numreplicas and timeout ask. */
+static void test_cluster_slots_wait_counts_write_replicas(void **state)
+{
+    (void)state;
+    assert_int_equal(cluster_start_formed(3, NULL), 0);
+    redisContext *c = redisConnect(cluster_host(0), cluster_client_port());
+    assert_true(c && !c->err);
+    expect_reply(c, "OK", "SET waited value");
+    expect_int(c, 1, "WAIT 1 0");
+    expect_int(c, 1, "WAIT 2 100");
+    expect_reply(c, "OK", "CONSISTENCY W ALL");
+    expect_int(c, 2, "WAIT 2 0");
+    expect_reply(c, "OK", "CONSISTENCY ONE");
+    expect_int(c, 0, "WAIT 1 0");
+    expect_reply(c, "ERR timeout is negative", "WAIT 1 -1");
+    expect_reply(c, "ERR value is not an integer", "WAIT x 0");
+    redisFree(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -414,6 +447,8 @@ int main(void)
         cmocka_unit_test_teardown(test_cluster_slots_follow_the_replicas_setting,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_slots_consistency_round_trips, cluster_forget_all),
+        cmocka_unit_test_teardown(test_cluster_slots_wait_counts_write_replicas,
+                                  cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -542,6 +542,19 @@ static void test_introspection_config_get_hides_cluster_secret(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* WAIT on a node alone: no other replica holds anything, 0 (Redis without
+ * replicas says 0 once the timeout passes; ringkv at once). */
+static void test_introspection_wait_alone(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET waited value");
+    harness_expect(c, HARNESS_INT(0), "WAIT 0 0");
+    harness_expect(c, HARNESS_INT(0), "WAIT 1 20");
+    harness_expect(c, HARNESS_ERR("ERR timeout is negative"), "WAIT 0 -1");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "WAIT x 0");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'wait' command"), "WAIT 1");
+}
+
 /* A setting matched by several patterns is listed once. */
 static void test_introspection_config_get_each_once(void **state)
 {
@@ -832,6 +845,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_introspection_client_reply_behind_a_pending_request,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_config_get_each_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_introspection_wait_alone, setup, teardown),
         cmocka_unit_test(test_introspection_config_get_hides_cluster_secret),
         cmocka_unit_test_setup_teardown(test_introspection_command_list_filterby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_introspection_command_info_lists_subcommands, setup,
