@@ -13,7 +13,10 @@
 #   loaded first and then used, uniform, 100000), --durability memory|log
 #   (memory), --quick (1 round, 20000 / 100000 requests, 10 clients, 10000 keys).
 # Environment: SERVER_CPU (0), CLIENT_CPU (1), RUN_LIMIT_S (60: each run is cut
-#   there), RESULTS_DIR, RINGKV_BIN (build/ringkv), RINGKV_BENCH_BIN.
+#   there), RESULTS_DIR, RINGKV_BIN (build/ringkv), RINGKV_BENCH_BIN;
+#   GENERATOR=memtier runs memtier_benchmark --cluster-mode (MEMTIER_BIN, or
+#   the one on the PATH) with the same flags instead of ringkv-bench, for the
+#   rounds (the keys are still loaded by ringkv-bench).
 #
 # All twelve server processes are pinned to SERVER_CPU, each ringkv node with
 # one shard (--threads 1, as each redis-server has one thread for commands);
@@ -87,7 +90,7 @@ MD=$RESULTS_DIR/cluster_compare.md
     echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/cluster_compare.sh\` on" \
          "$(bench_machine); redis-server $(redis_version)."
     echo "All 12 server processes pinned to CPU $SCPU (ringkv --threads 1, durability" \
-         "\`$DURABILITY\`), ringkv-bench on CPU $CCPU: 1 thread x $CLIENTS connections," \
+         "\`$DURABILITY\`), ${GENERATOR:-ringkv-bench} on CPU $CCPU: 1 thread x $CLIENTS connections," \
          "32-byte values, keys uniform over $KEYS loaded first, $REQUESTS_P1 requests at" \
          "pipeline 1 and $REQUESTS_P16 at 16, medians of $ROUNDS alternating rounds." \
          "CPU is user+sys of every server process of the cluster (/proc/PID/stat) per reply;" \

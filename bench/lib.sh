@@ -356,7 +356,9 @@ bench_redis_replicas_wait() {
 # started with the flags tests/cluster/cluster_harness.c gives its nodes.
 
 # bench_ringkv_has BIN SETTING: true when the binary knows the setting.
-bench_ringkv_has() { "$1" --settings-markdown 2>/dev/null | grep -q "^| \`$2\`"; }
+# (grep reads it all: -q would stop early, and under pipefail the SIGPIPE that
+# ringkv then gets made a setting it has read as missing)
+bench_ringkv_has() { "$1" --settings-markdown 2>/dev/null | grep "^| \`$2\`" >/dev/null; }
 
 # bench_ringkv_cluster_start DIR CPU BIN NODES THREADS DURABILITY N R W: NODES
 # ringkv processes on 127.0.0.1 (pinned to CPU, THREADS shards each, storage
@@ -396,7 +398,8 @@ bench_ringkv_cluster_start() {
 
 # bench_ringkv_cluster_wait SECONDS NODES PORT...: every node's CLUSTER INFO says
 # cluster_state:ok with NODES known and up and the same ring hash; where one
-# answers CLUSTER SLOTS, all answer the same map.
+# answers CLUSTER SLOTS, all answer the same map (its ranges in slot order:
+# each node lists its own first).
 bench_ringkv_cluster_wait() {
     local deadline=$((SECONDS + $1)) nodes=$2 p ok info hash first_hash first_map map
     shift 2
@@ -410,7 +413,7 @@ bench_ringkv_cluster_wait() {
             hash=$(sed -n 's/^ringkv_ring_hash://p' <<<"$info")
             [[ -n $first_hash ]] || first_hash=$hash
             [[ -n $hash && $hash == "$first_hash" ]] || ok=0
-            map=$(bench_cluster_slots "$p")
+            map=$(bench_cluster_slots_sorted "$p")
             [[ -n $first_map ]] || first_map=$map
             [[ $map == "$first_map" ]] || ok=0
         done
@@ -418,6 +421,14 @@ bench_ringkv_cluster_wait() {
         sleep 0.1
     done
     return 1
+}
+
+# bench_cluster_slots_sorted PORT: the CLUSTER SLOTS reply as JSON on one line,
+# its ranges in slot order, or nothing where the server does not answer it.
+bench_cluster_slots_sorted() {
+    timeout 5 redis-cli -h 127.0.0.1 -p "$1" --json cluster slots 2>/dev/null |
+        jq -c 'if type == "array" then sort_by(.[0]) else empty end' 2>/dev/null
+    return 0
 }
 
 # bench_cluster_slots PORT: the CLUSTER SLOTS reply on one line, or nothing
@@ -562,22 +573,32 @@ bench_runs_total() {
 # (every request to PORT). Its report goes to JSON. Prints "ops/s p99_ms replies
 # errors moved cpu_us_per_req", tab-separated, the CPU being user+sys of all of
 # PID... over the run per reply; fails when the run left no report.
+# GENERATOR=memtier runs memtier_benchmark instead ($MEMTIER_BIN, else the
+# one on the PATH), with the same flags but --test-time (the timeout bounds
+# it): its requests stand for the replies, its connection errors for the
+# errors; it counts no MOVED (0 is printed).
 bench_cluster_run() {
-    local json=$1 mode=$2 port=$3 op=$4 pipe=$5 n=$6 t0 t1 ratio=1:0 cm=()
+    local json=$1 mode=$2 port=$3 op=$4 pipe=$5 n=$6 t0 t1 ratio=1:0 cm=() gen=$BENCH
+    local own=(--test-time "$RUN_LIMIT_S" --hide-progress)
     shift 6
     [[ $op == get ]] && ratio=0:1
     [[ $mode == cluster ]] && cm=(--cluster-mode)
+    if [[ ${GENERATOR:-ringkv-bench} == memtier ]]; then # it takes -n or --test-time, not both
+        gen=${MEMTIER_BIN:-$(command -v memtier_benchmark)} || return 1
+        own=()
+    fi
     rm -f "$json"
     t0=$(bench_cpu_ticks_sum "$@") || return 1
-    timeout $((RUN_LIMIT_S + 30)) taskset -c "$CCPU" "$BENCH" "${cm[@]}" -s 127.0.0.1 -p "$port" \
+    timeout $((RUN_LIMIT_S + 30)) taskset -c "$CCPU" "$gen" "${cm[@]}" -s 127.0.0.1 -p "$port" \
         -t 1 -c "$CLIENTS" --pipeline "$pipe" -n $(((n + CLIENTS - 1) / CLIENTS)) \
-        --test-time "$RUN_LIMIT_S" --ratio "$ratio" -d 32 --key-maximum $((KEYS - 1)) \
-        --distinct-client-seed --hide-histogram --hide-progress --json-out-file "$json" \
-        >"$json.out" 2>&1
+        --ratio "$ratio" -d 32 --key-maximum $((KEYS - 1)) --distinct-client-seed \
+        --hide-histogram "${own[@]}" --json-out-file "$json" >"$json.out" 2>&1
     t1=$(bench_cpu_ticks_sum "$@") || return 1
     [[ -s $json ]] || return 1
     jq -r --argjson ticks $((t1 - t0)) --argjson hz "$BENCH_CLK_TCK" '
-        .["ALL STATS"].Totals as $t | .counts as $c |
+        .["ALL STATS"].Totals as $t |
+        (.counts // {replies: $t.Count, errors: ($t["Connection Errors"] // 0),
+                     connection_errors: 0, moved: 0}) as $c |
         [($t["Ops/sec"] | round), ($t["Percentile Latencies"]["p99.00"] * 1000 | round) / 1000,
          $c.replies,
          $c.errors + $c.connection_errors, $c.moved,

@@ -557,8 +557,8 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
  * node is cut off from it; or just slow: no harm then); then the next live
  * replica that has not; the first live one when every one is silent. Only
  * new forwards change course: one already sent is never sent again as a
- * write (coord_fwd_watch). A node holds no replica of what it forwards so,
- * so self is never in the list here. */
+ * write (coord_fwd_watch). Such a request is forwarded only by a node
+ * that holds no replica of its key: self is not among the first n_eff. */
 static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
                                      const uint32_t *list, uint32_t n_eff, uint32_t first_live)
 {

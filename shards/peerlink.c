@@ -895,9 +895,8 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
 static void link_take(struct peerlink *pl, struct link *l, const uint8_t *data, size_t len)
 {
     LINK_STAT_ADD(pl, bytes_in, len);
-    if (l->is_dialer) {
+    if (l->is_dialer)
         l->dest->waiting_since_ms = 0; /* the peer answers (peerlink_is_silent) */
-    }
     if (l->in.len == 0 && !l->input_paused) {
         size_t used = link_parse(pl, l, data, len);
         if (used < len && !l->closing && !l->close_after_flush)
