@@ -413,7 +413,7 @@ bench_ringkv_cluster_wait() {
             hash=$(sed -n 's/^ringkv_ring_hash://p' <<<"$info")
             [[ -n $first_hash ]] || first_hash=$hash
             [[ -n $hash && $hash == "$first_hash" ]] || ok=0
-            map=$(bench_cluster_slots_sorted "$p")
+            map=$(bench_cluster_slots "$p")
             [[ -n $first_map ]] || first_map=$map
             [[ $map == "$first_map" ]] || ok=0
         done
@@ -423,20 +423,12 @@ bench_ringkv_cluster_wait() {
     return 1
 }
 
-# bench_cluster_slots_sorted PORT: the CLUSTER SLOTS reply as JSON on one line,
-# its ranges in slot order, or nothing where the server does not answer it.
-bench_cluster_slots_sorted() {
-    timeout 5 redis-cli -h 127.0.0.1 -p "$1" --json cluster slots 2>/dev/null |
-        jq -c 'if type == "array" then sort_by(.[0]) else empty end' 2>/dev/null
-    return 0
-}
-
-# bench_cluster_slots PORT: the CLUSTER SLOTS reply on one line, or nothing
+# bench_cluster_slots PORT: the CLUSTER SLOTS reply as JSON on one line, its
+# ranges in slot order (each ringkv node lists its own first), or nothing
 # where the server does not answer it (an error reply).
 bench_cluster_slots() {
-    local map
-    map=$(timeout 5 redis-cli -h 127.0.0.1 -p "$1" cluster slots 2>/dev/null | paste -sd' ')
-    [[ -n $map && $map != ERR* && $map != *"unknown"* ]] && printf '%s\n' "$map"
+    timeout 5 redis-cli -h 127.0.0.1 -p "$1" --json cluster slots 2>/dev/null |
+        jq -c 'if type == "array" then sort_by(.[0]) else empty end' 2>/dev/null
     return 0
 }
 

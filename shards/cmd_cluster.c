@@ -273,6 +273,22 @@ static void slots_node(struct cmd_ctx *c, const struct snapshot *s, uint32_t m)
     resp_write_map_len(c->out, c->proto, 0);
 }
 
+/* One CLUSTER SLOTS entry: the run's slot range, its master, its live
+ * replicas. */
+static void slots_run(struct cmd_ctx *c, const struct cluster_view *v, const struct cluster_run *run)
+{
+    const uint32_t *list = view_list(v, run->first);
+    uint32_t len = v->len[run->first], live = 1;
+    for (uint32_t k = 1; k < len; k++)
+        live += cluster_serves(v->s, list[k]);
+    resp_write_array_len(c->out, 2 + live);
+    resp_write_int(c->out, (int64_t)run->first * v->slots_per);
+    resp_write_int(c->out, (int64_t)(run->last + 1) * v->slots_per - 1);
+    for (uint32_t k = 0; k < len; k++)
+        if (k == 0 || cluster_serves(v->s, list[k]))
+            slots_node(c, v->s, list[k]);
+}
+
 void cmd_cluster_slots(struct cmd_ctx *c)
 {
     struct cluster_view v;
@@ -281,22 +297,12 @@ void cmd_cluster_slots(struct cmd_ctx *c)
     if (n < 0)
         return;
     resp_write_array_len(c->out, (size_t)n);
-    for (int pass = 0; pass < 2; pass++) { /* this node's runs first, see below */
-        for (int64_t i = 0; i < n; i++) {
-            const uint32_t *list = view_list(&v, runs[i].first);
-            if ((list[0] == v.s->self) != (pass == 0))
-                continue;
-            uint32_t len = v.len[runs[i].first], live = 1;
-            for (uint32_t k = 1; k < len; k++)
-                live += cluster_serves(v.s, list[k]);
-            resp_write_array_len(c->out, 2 + live);
-            resp_write_int(c->out, (int64_t)runs[i].first * v.slots_per);
-            resp_write_int(c->out, (int64_t)(runs[i].last + 1) * v.slots_per - 1);
-            for (uint32_t k = 0; k < len; k++)
-                if (k == 0 || cluster_serves(v.s, list[k]))
-                    slots_node(c, v.s, list[k]);
-        }
-    }
+    for (int64_t i = 0; i < n; i++) /* this node's runs first (see the top) */
+        if (view_list(&v, runs[i].first)[0] == v.s->self)
+            slots_run(c, &v, &runs[i]);
+    for (int64_t i = 0; i < n; i++)
+        if (view_list(&v, runs[i].first)[0] != v.s->self)
+            slots_run(c, &v, &runs[i]);
     cluster_topology_end(c, &v, runs);
 }
 

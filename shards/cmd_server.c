@@ -112,7 +112,7 @@ void cmd_shutdown(struct cmd_ctx *c)
         resp_write_error(c->out, "ERR No shutdown in progress.");
         return;
     }
-    log_warn("SHUTDOWN from client %s: stopping", c->conn ? c->conn->addr : "(internal)");
+    log_warn("SHUTDOWN from client %s: stopping", c->conn->addr);
     kill(getpid(), SIGTERM);
 }
 
@@ -140,8 +140,7 @@ void cmd_wait(struct cmd_ctx *c)
         return;
     }
     const struct shard *sh = c->node->shards[c->shard_id];
-    uint8_t asked = c->conn ? c->conn->consistency_w : CONN_CONSISTENCY_DEFAULT;
-    resp_write_int(c->out, (int64_t)coord_write_quorum(sh, asked) - 1);
+    resp_write_int(c->out, (int64_t)coord_write_quorum(sh, c->conn->consistency_w) - 1);
 }
 
 void cmd_select(struct cmd_ctx *c)

@@ -278,20 +278,16 @@ static int dest_get(struct peerlink *pl, const char *id, const char *addr, struc
 {
     if (strnlen(id, WIRE_ID_HEX + 1) != WIRE_ID_HEX)
         return -EINVAL;
-    if (pl->dests_cap) {
-        uint32_t h = dest_hash(id) & (pl->dests_cap - 1);
-        for (struct dest *d; (d = pl->dests[h]); h = (h + 1) & (pl->dests_cap - 1)) {
-            if (memcmp(d->id, id, WIRE_ID_HEX) != 0)
-                continue;
-            if (strcmp(d->addr, addr) != 0)
-                snprintf(d->addr, sizeof d->addr, "%s", addr);
-            *out = d;
-            return 0;
-        }
+    struct dest *d = dest_find(pl, id);
+    if (d) {
+        if (strcmp(d->addr, addr) != 0)
+            snprintf(d->addr, sizeof d->addr, "%s", addr);
+        *out = d;
+        return 0;
     }
     if ((pl->ndests + 1) * 2 > pl->dests_cap && dest_grow(pl) != 0)
         return -ENOMEM;
-    struct dest *d = mi_zalloc(sizeof *d);
+    d = mi_zalloc(sizeof *d);
     if (!d || dest_targets(d, 1) != 0) {
         mi_free(d);
         return -ENOMEM;

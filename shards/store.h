@@ -49,7 +49,6 @@
 #include "dvv.h"
 #include "table.h"
 
-
 /* maxmemory-policy, in the order of Redis's names (and of cfg's enum). */
 enum store_policy {
     STORE_NOEVICTION,

@@ -136,11 +136,7 @@ static bool counter_settled(void *arg)
 /* INFO's ringkv_forwards_rerouted at node 0. */
 static long long rerouted(void)
 {
-    char *info = cluster_ask(0, "INFO");
-    assert_non_null(info);
-    long long n = cluster_info_field(info, "ringkv_forwards_rerouted");
-    free(info);
-    return n;
+    return cluster_info_stat(0, "stats", "ringkv_forwards_rerouted");
 }
 
 static void test_forward_failover_stopped_first_replica(void **state)
