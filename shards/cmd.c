@@ -1204,7 +1204,7 @@ static bool cmd_msg_adopt(struct shard *sh, struct cmd_msg *m)
     struct coord_route rt;
     coord_route(sh, NULL, key.ptr, key.len, m->hash, m->flags, &rt);
     if (rt.kind != COORD_LOCAL && rt.kind != COORD_HERE) {
-        cmd_msg_error(m, "TRYAGAIN the cluster view is changing: retry");
+        cmd_msg_error(m, COORD_VIEW_CHANGING);
         cmd_msg_reply(sh, m);
         return true;
     }

@@ -166,7 +166,7 @@ struct coord_view {
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
         forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes, gets_same,
-        forwards_rerouted;
+        forwards_rerouted, forwards_resent;
 } __attribute__((aligned(64)));
 
 /* Sloppy quorum for late replicas: the writes still waiting for acks, in
@@ -189,6 +189,8 @@ struct coord {
     uint32_t late_head, late_len;
     struct coord_late *fwd_late; /* [fwd_cap] forwards that may go on (coord_fwd_tick) */
     uint32_t fwd_head, fwd_len, fwd_cap;
+    struct coord_late *again; /* [COORD_AGAIN_MAX] forwards to send again (coord_again_send) */
+    uint32_t again_head, again_len;
     struct coord_stats stats;
 };
 
@@ -232,9 +234,13 @@ struct coord_op {
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
     uint8_t fwd_mc; /* FWD: 0 (RESP), COORD_FWD_MC, or COORD_FWD_MC_QUIET (noreply) */
-    bool is_fwd_retry; /* FWD: may go on to the next live replica once (coord_fwd_tick);
-                          then its command's bytes are in mine.body, its key in key */
-    uint8_t fwd_flags, fwd_r, fwd_w; /* FWD: its message's (for that second send) */
+    bool is_fwd_kept;  /* FWD: its command's bytes are in mine.body, its key in key
+                          (coord_fwd_keep), for a second send */
+    bool is_fwd_retry; /* FWD: may go on to the next live replica once (coord_fwd_tick) */
+    bool is_fwd_write; /* FWD: a write (sent again to the first live replica only) */
+    uint8_t fwd_again; /* FWD: times sent again after a view-changing refusal */
+    bool is_fwd_again_due; /* FWD: queued to be sent again (coord_again_queue) */
+    uint8_t fwd_flags, fwd_r, fwd_w; /* FWD: its message's (for a second send) */
     uint32_t fwd_to; /* FWD: the member it went to */
     char *key; /* a copy (repair comes after the message went back) */
     uint32_t klen;
@@ -401,6 +407,7 @@ void coord_fini(struct shard *sh)
     coord_view_put(sh->coord->view);
     mi_free(sh->coord->late);
     mi_free(sh->coord->fwd_late);
+    mi_free(sh->coord->again);
     mi_free(sh->coord);
     sh->coord = NULL;
 }
@@ -418,6 +425,8 @@ static uint32_t coord_table_part_of(const void *arg, const void *key, uint32_t k
 {
     return node_partition_of(arg, key, klen, hash);
 }
+
+static void coord_again_send(struct shard *sh, bool is_view_new);
 
 void coord_turn(struct shard *sh)
 {
@@ -452,6 +461,8 @@ void coord_turn(struct shard *sh)
             log_debug("cluster view %" PRIu64 ": %u members, preference lists of %u, %s",
                       v->version, v->n_members, v->n,
                       v->is_cluster ? "coordinating" : "serving alone");
+            if (sh->coord->again_len) /* refused forwards: this view may know better */
+                coord_again_send(sh, true);
         }
     }
     snapshot_read_end(n->snapshots, sh->id);
@@ -531,10 +542,6 @@ static bool coord_holds(const struct coord_view *v, uint32_t p, uint32_t n_eff)
             return true;
     return false;
 }
-
-/* The answer to a peer's request that reached a node whose view says
- * otherwise than the sender's (views change a loop turn apart). */
-#define COORD_VIEW_CHANGING "TRYAGAIN the cluster view is changing: retry"
 
 /* R or W asked (net/conn.h CONN_CONSISTENCY_*: the setting, a number,
  * QUORUM, ALL) within 1..n. */
@@ -2023,13 +2030,13 @@ static bool coord_fwd_room(struct coord *c)
     return true;
 }
 
-/* Keeps the forward's message (wm, its command's bytes cmd) with op for a
- * second send, and when that is due. False: it will not go on (no room). */
-static bool coord_fwd_watch(struct shard *sh, struct coord_op *op, const struct req *r,
-                            const struct wire_msg *wm, const struct buf *cmd)
+/* Keeps the forward's message (wm, its command's bytes cmd) with op, for
+ * a second send (coord_fwd_tick, coord_again_send). False: out of memory
+ * (it will not be sent again). */
+static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const struct buf *cmd,
+                           bool is_write)
 {
-    struct coord *c = sh->coord;
-    if (!coord_fwd_room(c) || !coord_op_set_key(op, wm->key.ptr, wm->key.len))
+    if (!coord_op_set_key(op, wm->key.ptr, wm->key.len))
         return false;
     buf_clear(&op->mine.body);
     buf_append(&op->mine.body, cmd->data, cmd->len);
@@ -2039,11 +2046,44 @@ static bool coord_fwd_watch(struct shard *sh, struct coord_op *op, const struct 
     op->fwd_r = wm->r;
     op->fwd_w = wm->w;
     op->slot = wm->slot;
+    op->is_fwd_write = is_write;
+    op->is_fwd_kept = true;
+    return true;
+}
+
+/* Watches a kept forward: when due (and unanswered) it goes to the next
+ * live replica too. False: it will not go on (no room). */
+static bool coord_fwd_watch(struct shard *sh, struct coord_op *op, const struct req *r)
+{
+    struct coord *c = sh->coord;
+    if (!coord_fwd_room(c))
+        return false;
     op->is_fwd_retry = true;
     int64_t now = req_now_ms(), wait = (r->deadline_ms - now) / 4;
     c->fwd_late[(c->fwd_head + c->fwd_len++) % c->fwd_cap] =
         (struct coord_late){r->id, now + (wait < COORD_FWD_LATE_MS ? wait : COORD_FWD_LATE_MS)};
     return true;
+}
+
+/* A kept forward's message again (its command's bytes, its key's), with a
+ * new wire id slot k and the deadline left. */
+static struct wire_msg coord_fwd_msg(struct shard *sh, const struct coord_op *op,
+                                     const struct req *r, uint32_t k, struct wire_bytes *value)
+{
+    *value = (struct wire_bytes){(const uint8_t *)op->mine.body.data, (uint32_t)op->mine.body.len};
+    return (struct wire_msg){
+        .kind = WIRE_REQUEST,
+        .flags = op->fwd_flags,
+        .id = coord_wire_id(r->id, k),
+        .op = WIRE_OP_FORWARD,
+        .deadline_ms = (uint32_t)coord_left(r->deadline_ms + 1 - coord_margin_ms(sh)),
+        .partition = (uint16_t)op->partition,
+        .slot = (uint16_t)op->slot,
+        .r = op->fwd_r,
+        .w = op->fwd_w,
+        .key = {(const uint8_t *)op->key, op->klen},
+        .n_values = 1,
+        .values = value};
 }
 
 /* On the tick: forwards due and still unanswered go to the next live
@@ -2064,24 +2104,127 @@ static void coord_fwd_tick(struct shard *sh)
         if (!is_waiting)
             continue;
         op->is_fwd_retry = false;
-        struct wire_bytes value = {(const uint8_t *)op->mine.body.data,
-                                   (uint32_t)op->mine.body.len};
-        struct wire_msg wm = {.kind = WIRE_REQUEST,
-                              .flags = op->fwd_flags,
-                              .id = coord_wire_id(r->id, 1),
-                              .op = WIRE_OP_FORWARD,
-                              .deadline_ms = (uint32_t)coord_left(r->deadline_ms + 1 -
-                                                                  coord_margin_ms(sh)),
-                              .partition = (uint16_t)op->partition,
-                              .slot = (uint16_t)op->slot,
-                              .r = op->fwd_r,
-                              .w = op->fwd_w,
-                              .key = {(const uint8_t *)op->key, op->klen},
-                              .n_values = 1,
-                              .values = &value};
+        struct wire_bytes value;
+        struct wire_msg wm = coord_fwd_msg(sh, op, r, 1, &value);
         uint32_t to;
         if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0)
             COORD_STAT(sh, forwarded);
+    }
+}
+
+/* ---- forwards refused while the ring changes ----
+ * A forward refused with COORD_VIEW_CHANGING did not run: the node it
+ * reached (or the one that sent it on) saw the key's preference list
+ * otherwise than this shard, as happens for a moment while a ring change
+ * spreads (gossip, then each shard's next loop turn). Rather than hand the
+ * client that refusal, the forward goes again, with the same bytes, to the
+ * key's replica in this shard's view of then: at once when this shard's
+ * view changes, else on the next tick after COORD_AGAIN_AFTER_MS, up to
+ * COORD_AGAIN_TRIES times while COORD_AGAIN_MIN_LEFT_MS of its deadline is
+ * left; then the client gets the refusal. A write goes again too: where it
+ * was refused, nothing of it ran. */
+#define COORD_AGAIN_MAX 4096 /* forwards queued per shard at most (64 KiB) */
+#define COORD_AGAIN_TRIES 8
+#define COORD_AGAIN_AFTER_MS 50
+#define COORD_AGAIN_MIN_LEFT_MS 150
+
+/* Whether a FORWARD's answer is the view-changing refusal: the node's own
+ * (an ERROR) or a coordinator's reply in the client's protocol. */
+static bool coord_is_view_changing(const struct wire_msg *wm)
+{
+    static const char resp[] = "-" COORD_VIEW_CHANGING;
+    static const char mc[] = "SERVER_ERROR " COORD_VIEW_CHANGING;
+    struct wire_value_iter it;
+    struct wire_bytes v = {0};
+    if (wm->status == WIRE_CODE_ERROR)
+        return wm->text.len >= sizeof resp - 2 &&
+               memcmp(wm->text.ptr, COORD_VIEW_CHANGING, sizeof resp - 2) == 0;
+    if (wm->status != WIRE_CODE_OK)
+        return false;
+    wire_values_init(&it, wm);
+    if (!wire_values_next(&it, &v))
+        return false;
+    return (v.len >= sizeof resp - 1 && memcmp(v.ptr, resp, sizeof resp - 1) == 0) ||
+           (v.len >= sizeof mc - 1 && memcmp(v.ptr, mc, sizeof mc - 1) == 0);
+}
+
+/* Queues a refused forward to go again. False: it will not (never kept,
+ * tried enough, too little time left, or no room): the refusal stands. */
+static bool coord_again_queue(struct shard *sh, const struct req *r, struct coord_op *op)
+{
+    struct coord *c = sh->coord;
+    int64_t now = req_now_ms();
+    if (!op->is_fwd_kept || op->fwd_again >= COORD_AGAIN_TRIES ||
+        r->deadline_ms - now < COORD_AGAIN_MIN_LEFT_MS || c->again_len == COORD_AGAIN_MAX)
+        return false;
+    if (!c->again && !(c->again = mi_malloc(COORD_AGAIN_MAX * sizeof *c->again)))
+        return false;
+    c->again[(c->again_head + c->again_len++) % COORD_AGAIN_MAX] =
+        (struct coord_late){r->id, now + COORD_AGAIN_AFTER_MS};
+    op->fwd_again++;
+    op->is_fwd_again_due = true;
+    return true;
+}
+
+/* Where a forward goes again in view v: the first live replica of
+ * partition p's list other than this node, or for a read the one
+ * coord_forward_target picks from there; RING_NONE when there is none. */
+static uint32_t coord_again_target(struct shard *sh, const struct coord_view *v, uint32_t p,
+                                   bool is_write)
+{
+    const uint32_t *list = coord_list(v, p);
+    uint32_t n_eff = coord_n_eff(sh->node, v);
+    for (uint32_t k = 0; k < n_eff; k++)
+        if (list[k] != v->self && coord_live(v, list[k]))
+            return is_write ? list[k] : coord_forward_target(sh, v, list, n_eff, list[k]);
+    return RING_NONE;
+}
+
+/* Sends queued forward op (of request r) again, in this shard's view, or
+ * completes it with the refusal when no replica takes it. */
+static void coord_again_one(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    struct coord_view *v = sh->coord->view;
+    uint32_t p = coord_partition_of(sh->node, op->key, op->klen);
+    uint32_t to = coord_again_target(sh, v, p, op->is_fwd_write);
+    struct wire_bytes value;
+    struct wire_msg wm = coord_fwd_msg(sh, op, r, 2, &value);
+    wm.partition = (uint16_t)p;
+    if (to == RING_NONE || coord_send(sh, v, to, &wm) != 0) {
+        coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, "", COORD_VIEW_CHANGING);
+        op->parent = 0;
+        req_sub_done(&sh->reqs, r);
+        return;
+    }
+    COORD_STAT(sh, forwards_resent);
+    v->refs++; /* the op's view is the one its member indexes are of */
+    coord_view_put(op->view);
+    op->view = v;
+    op->fwd_to = to;
+    op->partition = p;
+    if (!op->is_fwd_write)
+        coord_fwd_watch(sh, op, r);
+}
+
+/* Sends the refused forwards queued (coord_again_queue) that are due, or
+ * all of them when this shard's view has just changed. */
+static void coord_again_send(struct shard *sh, bool is_view_new)
+{
+    struct coord *c = sh->coord;
+    int64_t now = req_now_ms();
+    while (c->again_len > 0) {
+        const struct coord_late *l = &c->again[c->again_head];
+        if (!is_view_new && l->at_ms > now)
+            return; /* queued in time order: the rest are later */
+        uint64_t id = l->req_id;
+        c->again_head = (c->again_head + 1) % COORD_AGAIN_MAX;
+        c->again_len--;
+        struct req *r = req_find(&sh->reqs, id);
+        struct coord_op *op = r && r->done == coord_op_done ? r->owner_ptr : NULL;
+        if (!op || op->phase != PH_FWD || !op->parent || !op->is_fwd_again_due)
+            continue; /* answered meanwhile (a read sent on), or ended */
+        op->is_fwd_again_due = false;
+        coord_again_one(sh, r, op);
     }
 }
 
@@ -2127,9 +2270,10 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
         COORD_STAT(sh, unavailable);
         coord_fwd_fail(sh, req_id, sub, fwd_mc, "UNAVAILABLE", text);
         coord_complete(sh, r, 0); /* not armed yet: ends at req_arm */
-    } else if (is_keyed && !route->is_rmw) {
+    } else if (is_keyed) {
         op->partition = route->partition;
-        coord_fwd_watch(sh, op, r, wm, cmd);
+        if (coord_fwd_keep(op, wm, cmd, route->is_rmw) && !route->is_rmw)
+            coord_fwd_watch(sh, op, r);
     }
     req_arm(&sh->reqs, r);
 }
@@ -2222,6 +2366,10 @@ static bool coord_has_code(const struct wire_bytes *text)
 static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op *op,
                                const struct wire_msg *wm)
 {
+    /* refused: it goes again (queued now, or already: a read sent on to a
+     * second replica may be refused twice) */
+    if (coord_is_view_changing(wm) && (op->is_fwd_again_due || coord_again_queue(sh, r, op)))
+        return;
     struct wire_value_iter it;
     struct wire_bytes v = {0};
     wire_values_init(&it, wm);
@@ -3076,6 +3224,8 @@ void coord_reap(struct shard *sh, int64_t now_unix_ms)
         coord_late_tick(sh); /* sloppy quorum for late replicas */
     if (sh->coord && sh->coord->fwd_len)
         coord_fwd_tick(sh); /* forwards whose replica is late go on to the next */
+    if (sh->coord && sh->coord->again_len)
+        coord_again_send(sh, false); /* forwards refused while a view changed */
     if (!coord_is_cluster(sh)) {
         uint32_t reaped = replica_reap(sh->store, n, now_unix_ms, REPLICA_REAP_PER_TICK);
         if (reaped && sh->coord)
@@ -3168,6 +3318,7 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(hinted_writes);
         COORD_SUM(gets_same);
         COORD_SUM(forwards_rerouted);
+        COORD_SUM(forwards_resent);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -3182,6 +3333,8 @@ void coord_info(const struct node *n, struct buf *out)
                sum.syncs_in, sum.gets_in, sum.forwards_in, sum.tombstones_reaped,
                sum.reaps_deferred, sum.reap_repairs, sum.hinted_writes);
     aae_info(n, out);
-    buf_printf(out, "ringkv_replica_gets_same:%" PRIu64 "\r\nringkv_forwards_rerouted:%" PRIu64 "\r\n",
-               sum.gets_same, sum.forwards_rerouted);
+    buf_printf(out,
+               "ringkv_replica_gets_same:%" PRIu64 "\r\nringkv_forwards_rerouted:%" PRIu64
+               "\r\nringkv_forwards_resent:%" PRIu64 "\r\n",
+               sum.gets_same, sum.forwards_rerouted, sum.forwards_resent);
 }

@@ -58,6 +58,10 @@ enum coord_route_kind {
 };
 
 #define COORD_NO_PARTITION UINT32_MAX /* a route to one member, for no key */
+/* The refusal of a request that reached a shard whose view of the ring says
+ * otherwise than the sender's (views change a loop turn apart, nodes a
+ * gossip round apart): nothing of it ran. A forwarder sends it again. */
+#define COORD_VIEW_CHANGING "TRYAGAIN the cluster view is changing: retry"
 
 struct coord_route {
     enum coord_route_kind kind;

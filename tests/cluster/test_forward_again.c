@@ -1,0 +1,198 @@
+/* test_forward_again: a forward refused because the ring was changing
+ * (COORD_VIEW_CHANGING: nothing of it ran) is sent again by the node that
+ * forwarded it, so the client never sees that refusal (shards/coord.c,
+ * coord_again_queue), with real nodes on 127.0.0.x.
+ * - Three nodes, one replica a key (N = 1), one shard each. A is the
+ *   claimant (the lowest id: it makes the ring), B and C the others. A key
+ *   k that C owns is chosen among those that go to B when C leaves. B is
+ *   SIGSTOPped, C is made to leave (DELETE /v1/nodes/{C} at A), and once
+ *   A's view sends k to B a client at A writes SET k. A forwards it to B,
+ *   and B is SIGCONTinued: its shard reads the forward before its admin
+ *   thread has heard of the new ring, so in its old view C holds k and it
+ *   sends the write on to C, which has left k and refuses it (a second hop).
+ *   A gets the refusal and sends the write again, by then to a B that
+ *   knows the new ring. The client gets +OK (before the change: -TRYAGAIN
+ *   the cluster view is changing), INFO ringkv_forwards_resent at A grows,
+ *   and k reads back at A. B's shard nearly always reads the forward
+ *   before its admin thread has the new ring (then it coordinates k itself
+ *   and nothing is refused): the round is run again, up to 4 times, until
+ *   one had a refusal; every round must answer +OK.
+ * Every wait is on a condition with a deadline; nodes are stopped by PID
+ * (cluster_finish). */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster_harness.h"
+
+#define NODES 3
+#define CANDIDATES 64 /* keys C owns, some of which go to B */
+
+/* The node a READONLY connection to node `at` is sent to for key (its
+ * -MOVED), or `at` when that node owns it. */
+static int owner_seen_by(redisContext *ro, int at, const char *key)
+{
+    redisReply *r = redisCommand(ro, "GET %s", key);
+    assert_non_null(r);
+    int to = at;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0) {
+        const char *addr = strchr(r->str + 6, ' ');
+        assert_non_null(addr);
+        to = -1;
+        for (int i = 0; i < NODES; i++) {
+            size_t n = strlen(cluster_host(i));
+            if (strncmp(addr + 1, cluster_host(i), n) == 0 && addr[1 + n] == ':')
+                to = i;
+        }
+        assert_true(to >= 0);
+    }
+    freeReplyObject(r);
+    return to;
+}
+
+struct move {
+    redisContext *ro; /* READONLY at a */
+    int a, b;
+    char keys[CANDIDATES][32];
+    int nkeys;
+    int chosen; /* index of a key A now sends to B */
+};
+
+/* A's view has moved one of C's keys to B. */
+static bool moved_to_b(void *arg)
+{
+    struct move *m = arg;
+    for (int k = 0; k < m->nkeys; k++) {
+        if (owner_seen_by(m->ro, m->a, m->keys[k]) == m->b) {
+            m->chosen = k;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct forwarded {
+    int a;
+    long long before;
+};
+
+static bool forward_sent(void *arg)
+{
+    const struct forwarded *f = arg;
+    return cluster_info_stat(f->a, "stats", "ringkv_forwarded") > f->before;
+}
+
+/* One round: a fresh cluster, C's leave, the write at A. Returns how many
+ * forwards A sent again (0 when B's shard heard of the new ring first and
+ * nothing was refused). */
+static long long write_while_the_ring_changes(void)
+{
+    const char *flags[] = {"--replicas", "1", "--threads", "1", NULL};
+    assert_int_equal(cluster_start_formed(NODES, flags), 0);
+    /* A: the lowest id (the claimant, which makes the ring without B) */
+    int a = 0;
+    for (int i = 1; i < NODES; i++)
+        if (strcmp(cluster_node(i)->id, cluster_node(a)->id) < 0)
+            a = i;
+    int b = (a + 1) % NODES, c = (a + 2) % NODES;
+
+    struct move m = {.a = a, .b = b, .chosen = -1};
+    m.ro = cluster_connect(a, 10000);
+    assert_non_null(m.ro);
+    freeReplyObject(redisCommand(m.ro, "READONLY"));
+    for (int k = 0; k < 5000 && m.nkeys < CANDIDATES; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "again:%d", k);
+        if (owner_seen_by(m.ro, a, name) == c)
+            memcpy(m.keys[m.nkeys++], name, sizeof name);
+    }
+    assert_int_equal(m.nkeys, CANDIDATES);
+    long long resent_before = cluster_info_stat(a, "stats", "ringkv_forwards_resent");
+
+    cluster_signal(b, SIGSTOP);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/nodes/%s", cluster_node(c)->id);
+    int status = 0;
+    json_decref(cluster_request(a, "DELETE", path, "", &status));
+    assert_int_equal(status, 202);
+    if (!cluster_wait(moved_to_b, &m, 2000)) {
+        cluster_signal(b, SIGCONT);
+        fail_msg("node %d (A) did not move any of node %d's keys to node %d within 2 s", a, c,
+                 b);
+    }
+    const char *key = m.keys[m.chosen];
+    redisFree(m.ro);
+    /* C has taken the new ring too: it would refuse k, not coordinate it */
+    struct move at_c = {.a = c, .b = b, .chosen = -1, .nkeys = 1};
+    memcpy(at_c.keys[0], key, sizeof at_c.keys[0]);
+    at_c.ro = cluster_connect(c, 10000);
+    assert_non_null(at_c.ro);
+    freeReplyObject(redisCommand(at_c.ro, "READONLY"));
+    bool c_knows = cluster_wait(moved_to_b, &at_c, 2000);
+    redisFree(at_c.ro);
+    if (!c_knows) {
+        cluster_signal(b, SIGCONT);
+        fail_msg("node %d (C) did not send %s to node %d within 2 s", c, key, b);
+    }
+
+    /* SET k at A goes to B, which is stopped: it waits there */
+    redisContext *wc = cluster_connect(a, 10000);
+    assert_non_null(wc);
+    struct forwarded f = {a, cluster_info_stat(a, "stats", "ringkv_forwarded")};
+    assert_int_equal(redisAppendCommand(wc, "SET %s written", key), REDIS_OK);
+    for (int done = 0; !done;)
+        assert_int_equal(redisBufferWrite(wc, &done), REDIS_OK);
+    bool sent = cluster_wait(forward_sent, &f, 2000);
+    cluster_signal(b, SIGCONT);
+    assert_true(sent);
+    redisReply *r = NULL;
+    assert_int_equal(redisGetReply(wc, (void **)&r), REDIS_OK);
+    assert_non_null(r);
+    long long resent = cluster_info_stat(a, "stats", "ringkv_forwards_resent") - resent_before;
+    print_message("SET %s at node %d while node %d (stopped) took it from node %d: %s %s; "
+                  "forwards sent again: %lld\n",
+                  key, a, b, c, r->type == REDIS_REPLY_ERROR ? "error" : "reply",
+                  r->str ? r->str : "", resent);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    assert_string_equal(r->str, "OK");
+    freeReplyObject(r);
+
+    r = redisCommand(wc, "GET %s", key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "written");
+    freeReplyObject(r);
+    redisFree(wc);
+    return resent;
+}
+
+/* Rounds until one had a refusal to send again (B's shard nearly always
+ * reads the forward before its admin thread has the ring), at most
+ * ROUNDS; each must answer +OK. */
+#define ROUNDS 4
+static void test_forward_again_refused_while_the_ring_changes(void **state)
+{
+    long long resent = 0;
+    for (int round = 0; round < ROUNDS && resent == 0; round++) {
+        resent = write_while_the_ring_changes();
+        assert_int_equal(cluster_forget_all(state), 0);
+    }
+    if (resent == 0)
+        fail_msg("no round of %d refused the forward: the test did not test", ROUNDS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_again_refused_while_the_ring_changes),
+    };
+    return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
