@@ -328,6 +328,26 @@ bool cluster_formed(void *arg)
     return true;
 }
 
+void cluster_print_views(int n)
+{
+    for (int i = 0; i < n; i++) {
+        json_t *doc = cluster_get(i, "/v1/nodes");
+        json_t *list = json_object_get(doc, "nodes"), *m;
+        size_t k;
+        fprintf(stderr, "cluster: node %d (%.12s) sees:", i, cluster_node(i)->id);
+        json_array_foreach(list, k, m)
+            fprintf(stderr, " %.12s %s", json_string_value(json_object_get(m, "id")) ?: "?",
+                    json_string_value(json_object_get(m, "status")) ?: "?");
+        json_decref(doc);
+        doc = cluster_get(i, "/v1/ring");
+        fprintf(stderr, "; ring epoch %lld hash %s, %zu members\n",
+                (long long)json_integer_value(json_object_get(doc, "epoch")),
+                json_string_value(json_object_get(doc, "hash")) ?: "?",
+                json_array_size(json_object_get(doc, "members")));
+        json_decref(doc);
+    }
+}
+
 int cluster_client_port(void)
 {
     return base_port;
@@ -539,6 +559,7 @@ int cluster_start_formed(int n, const char *const *flags)
     }
     if (!cluster_wait(cluster_formed, &n, 15000) || !cluster_wait(cluster_views_agree, &n, 5000)) {
         fprintf(stderr, "cluster: %d nodes did not form one cluster within 20 s\n", n);
+        cluster_print_views(n);
         return -ETIMEDOUT;
     }
     return 0;

@@ -314,8 +314,12 @@ static void test_transfer_resumes_after_kill(void **state)
            "restart; the joiner holds %lld keys of %zu bytes\n",
            before, saved, after, held, vlen);
     assert_true(after > 0);
-    /* the whole is held * vlen plus keys and versions (a few %) */
-    assert_true(after < held * (long long)vlen * 21 / 20 - saved * 3 / 4);
+    /* the whole is held * vlen plus keys and versions (a few %); a resumed
+     * pull skips what its saved cursors cover, less what it pulls again
+     * (received but not yet saved when killed, a batch cut short: under a
+     * loaded CI about a third of it), while one that started over would
+     * pull the whole (saved is at least 600 kB: the bound is 300 kB under) */
+    assert_true(after < held * (long long)vlen * 21 / 20 - saved / 2);
     check_local_reads(3, "k", KEYS, vlen);
 }
 

@@ -47,8 +47,10 @@ static void start_cluster(const struct spec *specs, int n)
         }
         assert_int_equal(cluster_start(i, flags), 0);
     }
-    if (!cluster_wait(cluster_formed, &n, FORM_MS))
+    if (!cluster_wait(cluster_formed, &n, FORM_MS)) {
+        cluster_print_views(n);
         fail_msg("%d nodes did not agree on members and ring hash within %d ms", n, FORM_MS);
+    }
 }
 
 /* The index of the started node with this id, or -1. */
