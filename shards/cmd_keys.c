@@ -235,6 +235,25 @@ void cmd_pttl(struct cmd_ctx *c)
     cmd_reply_int(c, ttl_ms(c));
 }
 
+/* Unix milliseconds of the key's expiry: -2 without the key, -1 without
+ * an expiry. */
+static int64_t expire_at_ms(struct cmd_ctx *c)
+{
+    struct table_entry *e = lookup_read(c);
+    return !e ? -2 : e->expire_ms == 0 ? -1 : e->expire_ms;
+}
+
+void cmd_expiretime(struct cmd_ctx *c)
+{
+    int64_t at = expire_at_ms(c);
+    cmd_reply_int(c, at < 0 ? at : (at + 500) / 1000); /* rounded, as Redis 7 */
+}
+
+void cmd_pexpiretime(struct cmd_ctx *c)
+{
+    cmd_reply_int(c, expire_at_ms(c));
+}
+
 void cmd_persist(struct cmd_ctx *c)
 {
     struct table_entry *e = lookup(c);

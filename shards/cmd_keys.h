@@ -23,6 +23,8 @@ void cmd_expireat(struct cmd_ctx *c);
 void cmd_pexpireat(struct cmd_ctx *c);
 void cmd_ttl(struct cmd_ctx *c);
 void cmd_pttl(struct cmd_ctx *c);
+void cmd_expiretime(struct cmd_ctx *c);
+void cmd_pexpiretime(struct cmd_ctx *c);
 void cmd_persist(struct cmd_ctx *c);
 
 /* ":n", the keys of this shard. */

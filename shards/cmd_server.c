@@ -81,6 +81,18 @@ void cmd_ping(struct cmd_ctx *c)
 
 void cmd_echo(struct cmd_ctx *c) { resp_write_bulk(c->out, c->argv[1].ptr, c->argv[1].len); }
 
+void cmd_time(struct cmd_ctx *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char sec[24], usec[16];
+    int ns = snprintf(sec, sizeof sec, "%lld", (long long)ts.tv_sec);
+    int nu = snprintf(usec, sizeof usec, "%ld", ts.tv_nsec / 1000);
+    resp_write_array_len(c->out, 2);
+    resp_write_bulk(c->out, sec, (size_t)ns);
+    resp_write_bulk(c->out, usec, (size_t)nu);
+}
+
 void cmd_quit(struct cmd_ctx *c)
 {
     resp_write_ok(c->out);
@@ -961,6 +973,9 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"ttl", S_KS, K_RO_ACCESS},
     {"pttl", S_KS, K_RO_ACCESS},
     {"persist", S_KS, K_RW_UPDATE},
+    {"expiretime", S_KS, K_RO_ACCESS},
+    {"pexpiretime", S_KS, K_RO_ACCESS},
+    {"touch", S_KS, SERVER_KEY_RO},
     {"scan", S_KS, 0},
     {"keys", S_KS | SERVER_CAT_DANGEROUS, 0},
     {"randomkey", S_KS, 0},
@@ -969,6 +984,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"flushdb", S_KS | SERVER_CAT_DANGEROUS, 0},
     {"ping", SERVER_CAT_CONNECTION, 0},
     {"echo", SERVER_CAT_CONNECTION, 0},
+    {"time", 0, 0},
     {"quit", SERVER_CAT_CONNECTION, 0},
     {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"wait", SERVER_CAT_CONNECTION, 0},

@@ -37,6 +37,8 @@ size_t cmd_server_rss_bytes(void);
 
 void cmd_ping(struct cmd_ctx *c);
 void cmd_echo(struct cmd_ctx *c);
+/* TIME: [unix seconds, microseconds] as bulk strings, as Redis. */
+void cmd_time(struct cmd_ctx *c);
 void cmd_quit(struct cmd_ctx *c);
 void cmd_shutdown(struct cmd_ctx *c);
 void cmd_wait(struct cmd_ctx *c);

@@ -7,7 +7,8 @@ third seeded with the first; waits (deadline) until every node's
 CLUSTER INFO counts three known nodes, three masters and the same ring.
 Then, through the libraries and tools as applications use them:
 - redis-py's RedisCluster (4.3.4, topology from CLUSTER SLOTS): 200 keys
-  set and read back, spread over all three masters; mget_nonatomic; a
+  set and read back, spread over all three masters; mget_nonatomic;
+  TOUCH, EXPIRETIME, PEXPIRETIME and TIME; a
   (non-transactional) cluster pipeline of sets and gets; every key also
   read by a plain client on the master CLUSTER SLOTS names for its slot;
   no request forwarded or answered -MOVED (each went to a replica);
@@ -182,6 +183,15 @@ def check_redis_py(nodes):
     used = {rc.get_node_from_key(k).name for k in keys}
     assert len(used) == 3, "keys went to %s, not to three masters" % used
     assert rc.mget_nonatomic(keys) == ["v%d" % i for i in range(200)]
+    # TOUCH (split by slot, summed), EXPIRETIME, PEXPIRETIME and TIME as
+    # Redis 7 answers them (RedisCluster refuses commands COMMAND lacks)
+    assert rc.touch(*keys[:10], "nokey") == 10
+    assert rc.pexpireat(keys[0], 4102444800123) is True
+    assert rc.execute_command("PEXPIRETIME", keys[0]) == 4102444800123
+    assert rc.execute_command("EXPIRETIME", keys[0]) == 4102444800
+    assert rc.execute_command("EXPIRETIME", keys[1]) == -1
+    assert rc.execute_command("EXPIRETIME", "nokey") == -2
+    assert abs(rc.time()[0] - time.time()) < 60
 
     pipe = rc.pipeline()
     for i in range(100):

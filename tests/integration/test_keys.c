@@ -1,5 +1,6 @@
 /* test_keys.c: the keyspace commands of one node: DEL UNLINK EXISTS TYPE, the
- * EXPIRE family with NX XX GT LT, TTL PTTL PERSIST, expiry actually happening,
+ * EXPIRE family with NX XX GT LT, TTL PTTL PERSIST EXPIRETIME PEXPIRETIME, expiry
+ * actually happening, TOUCH, TIME,
  * SCAN (every key present throughout a scan comes back at least once, with
  * MATCH and COUNT, even while keys are added between calls), KEYS patterns,
  * RANDOMKEY, DBSIZE and FLUSHALL.
@@ -165,6 +166,34 @@ static void test_keys_exists_counts_duplicates(void **state)
     harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'exists' command"), "EXISTS");
 }
 
+static void test_keys_touch_counts_existing(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "MSET a 1 b 2");
+    harness_expect(c, HARNESS_INT(3), "TOUCH a b a nokey");
+    harness_expect(c, HARNESS_INT(0), "TOUCH nokey");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'touch' command"), "TOUCH");
+    harness_expect(c, HARNESS_BULK("1"), "GET a");
+}
+
+/* TIME: two bulk strings, seconds and microseconds, this machine's clock. */
+static void test_keys_time(void **state)
+{
+    redisContext *c = *state;
+    long long before = (long long)time(NULL);
+    redisReply *r = redisCommand(c, "TIME");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_int_equal(r->element[0]->type, REDIS_REPLY_STRING);
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_STRING);
+    long long sec = atoll(r->element[0]->str), usec = atoll(r->element[1]->str);
+    freeReplyObject(r);
+    assert_in_range(sec, before, (long long)time(NULL));
+    assert_in_range(usec, 0, 999999);
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'time' command"), "TIME 1");
+}
+
 static void test_keys_type(void **state)
 {
     redisContext *c = *state;
@@ -189,6 +218,26 @@ static void test_keys_ttl_pttl_persist(void **state)
     harness_expect(c, HARNESS_INT(1), "PERSIST k");
     harness_expect(c, HARNESS_INT(-1), "TTL k");
     harness_expect(c, HARNESS_BULK("v"), "GET k");
+}
+
+/* EXPIRETIME and PEXPIRETIME: the absolute expiry (Redis 7), -1 without
+ * one, -2 without the key. */
+static void test_keys_expiretime(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_INT(-2), "EXPIRETIME missing");
+    harness_expect(c, HARNESS_INT(-2), "PEXPIRETIME missing");
+    harness_expect(c, HARNESS_OK, "SET k v");
+    harness_expect(c, HARNESS_INT(-1), "EXPIRETIME k");
+    harness_expect(c, HARNESS_INT(-1), "PEXPIRETIME k");
+    long long at = (long long)time(NULL) + 1000;
+    harness_expect(c, HARNESS_INT(1), "PEXPIREAT k %lld", at * 1000 + 123);
+    harness_expect(c, HARNESS_INT(at * 1000 + 123), "PEXPIRETIME k");
+    harness_expect(c, HARNESS_INT(at), "EXPIRETIME k");
+    harness_expect(c, HARNESS_INT(1), "PEXPIREAT k %lld", at * 1000 + 500);
+    harness_expect(c, HARNESS_INT(at + 1), "EXPIRETIME k"); /* rounded, as Redis */
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'expiretime' command"),
+                   "EXPIRETIME k x");
 }
 
 static void test_keys_expire_family(void **state)
@@ -539,8 +588,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_del_unlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_del_many_keys_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_exists_counts_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_touch_counts_existing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_ttl_pttl_persist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_expiretime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expire_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expire_in_past_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expire_nx_xx_gt_lt, setup, teardown),
