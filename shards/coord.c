@@ -48,7 +48,10 @@
  *          (coord_fwd_watch: a stopped replica costs no request-timeout).
  *          A new read's or plain write's forward skips a first live
  *          replica that has gone silent on this shard's links
- *          (coord_forward_target, peerlink_is_silent);
+ *          (coord_forward_target, peerlink_is_silent). One refused with
+ *          COORD_VIEW_CHANGING (nothing of it ran) is sent again, reads and
+ *          writes alike, to the replica of this shard's view of then
+ *          (coord_again_queue);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -563,8 +566,9 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
  * still calls it live, which takes seconds, or never comes when only this
  * node is cut off from it; or just slow: no harm then); then the next live
  * replica that has not; the first live one when every one is silent. Only
- * new forwards change course: one already sent is never sent again as a
- * write (coord_fwd_watch). Such a request is forwarded only by a node
+ * new forwards change course: one already sent is sent again as a write
+ * only when refused unrun (coord_again_queue), never on a silence
+ * (coord_fwd_watch). Such a request is forwarded only by a node
  * that holds no replica of its key: self is not among the first n_eff. */
 static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
                                      const uint32_t *list, uint32_t n_eff, uint32_t first_live)
@@ -1112,7 +1116,10 @@ static bool coord_op_done(struct req_table *t, struct req *r, enum req_end how)
         return true;
     }
     if (op->phase == PH_FWD) {
-        if (how == REQ_END_TIMEOUT && req_find(&sh->reqs, op->parent)) {
+        if (how == REQ_END_TIMEOUT && req_find(&sh->reqs, op->parent) && op->is_fwd_again_due) {
+            /* refused unrun, and out of time before its next send */
+            coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, "", COORD_VIEW_CHANGING);
+        } else if (how == REQ_END_TIMEOUT && req_find(&sh->reqs, op->parent)) {
             coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, "UNAVAILABLE",
                            "the replica forwarded to did not answer within request-timeout");
             COORD_STAT(sh, unavailable);
@@ -2031,12 +2038,14 @@ static bool coord_fwd_room(struct coord *c)
 }
 
 /* Keeps the forward's message (wm, its command's bytes cmd) with op, for
- * a second send (coord_fwd_tick, coord_again_send). False: out of memory
- * (it will not be sent again). */
+ * a second send (coord_fwd_tick, coord_again_send). False: out of memory,
+ * or a command longer than COORD_FWD_KEEP_MAX (a large value is not copied
+ * for a refusal that seldom comes: that one reaches the client). */
+#define COORD_FWD_KEEP_MAX (1u << 20)
 static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const struct buf *cmd,
                            bool is_write)
 {
-    if (!coord_op_set_key(op, wm->key.ptr, wm->key.len))
+    if (cmd->len > COORD_FWD_KEEP_MAX || !coord_op_set_key(op, wm->key.ptr, wm->key.len))
         return false;
     buf_clear(&op->mine.body);
     buf_append(&op->mine.body, cmd->data, cmd->len);
@@ -2119,13 +2128,16 @@ static void coord_fwd_tick(struct shard *sh)
  * spreads (gossip, then each shard's next loop turn). Rather than hand the
  * client that refusal, the forward goes again, with the same bytes, to the
  * key's replica in this shard's view of then: at once when this shard's
- * view changes, else on the next tick after COORD_AGAIN_AFTER_MS, up to
- * COORD_AGAIN_TRIES times while COORD_AGAIN_MIN_LEFT_MS of its deadline is
- * left; then the client gets the refusal. A write goes again too: where it
- * was refused, nothing of it ran. */
+ * view changes, else on the first tick COORD_AGAIN_AFTER_MS after the
+ * refusal, up to COORD_AGAIN_TRIES times while the receiver would still
+ * have COORD_AGAIN_MIN_LEFT_MS after the margins (coord_again_time_left);
+ * then the client gets the refusal. A write goes again too: where it was
+ * refused, nothing of it ran. A node sending a forward on (a hop) does the
+ * same before it relays a refusal. */
 #define COORD_AGAIN_MAX 4096 /* forwards queued per shard at most (64 KiB) */
 #define COORD_AGAIN_TRIES 8
 #define COORD_AGAIN_AFTER_MS 50
+#define COORD_AGAIN_WAIT_MAX_MS (COORD_AGAIN_AFTER_MS + 100) /* and a 100 ms tick */
 #define COORD_AGAIN_MIN_LEFT_MS 150
 
 /* Whether a FORWARD's answer is the view-changing refusal: the node's own
@@ -2148,6 +2160,16 @@ static bool coord_is_view_changing(const struct wire_msg *wm)
            (v.len >= sizeof mc - 1 && memcmp(v.ptr, mc, sizeof mc - 1) == 0);
 }
 
+/* Whether a forward of request r sent at now + wait_ms leaves the node that
+ * takes it COORD_AGAIN_MIN_LEFT_MS: the wire deadline is the time left less
+ * this node's margin, and the receiver (and a hop after it) subtract theirs
+ * again. */
+static bool coord_again_time_left(const struct shard *sh, const struct req *r, int64_t wait_ms)
+{
+    int64_t left = r->deadline_ms - req_now_ms() - wait_ms - 3 * coord_margin_ms(sh);
+    return left >= COORD_AGAIN_MIN_LEFT_MS;
+}
+
 /* Queues a refused forward to go again. False: it will not (never kept,
  * tried enough, too little time left, or no room): the refusal stands. */
 static bool coord_again_queue(struct shard *sh, const struct req *r, struct coord_op *op)
@@ -2155,7 +2177,8 @@ static bool coord_again_queue(struct shard *sh, const struct req *r, struct coor
     struct coord *c = sh->coord;
     int64_t now = req_now_ms();
     if (!op->is_fwd_kept || op->fwd_again >= COORD_AGAIN_TRIES ||
-        r->deadline_ms - now < COORD_AGAIN_MIN_LEFT_MS || c->again_len == COORD_AGAIN_MAX)
+        !coord_again_time_left(sh, r, COORD_AGAIN_WAIT_MAX_MS) ||
+        c->again_len == COORD_AGAIN_MAX)
         return false;
     if (!c->again && !(c->again = mi_malloc(COORD_AGAIN_MAX * sizeof *c->again)))
         return false;
@@ -2163,6 +2186,7 @@ static bool coord_again_queue(struct shard *sh, const struct req *r, struct coor
         (struct coord_late){r->id, now + COORD_AGAIN_AFTER_MS};
     op->fwd_again++;
     op->is_fwd_again_due = true;
+    op->is_fwd_retry = false; /* the late watch starts again with the next send */
     return true;
 }
 
@@ -2186,11 +2210,15 @@ static void coord_again_one(struct shard *sh, struct req *r, struct coord_op *op
 {
     struct coord_view *v = sh->coord->view;
     uint32_t p = coord_partition_of(sh->node, op->key, op->klen);
-    uint32_t to = coord_again_target(sh, v, p, op->is_fwd_write);
+    bool is_routable = v->is_cluster && p < v->q && coord_again_time_left(sh, r, 0);
+    uint32_t to = is_routable ? coord_again_target(sh, v, p, op->is_fwd_write) : RING_NONE;
     struct wire_bytes value;
     struct wire_msg wm = coord_fwd_msg(sh, op, r, 2, &value);
     wm.partition = (uint16_t)p;
-    if (to == RING_NONE || coord_send(sh, v, to, &wm) != 0) {
+    int rc = to == RING_NONE ? -EAGAIN : coord_send(sh, v, to, &wm);
+    if (rc == -EAGAIN && to != RING_NONE) /* no link to it now: the next live replica */
+        rc = coord_send_next(sh, v, p, to, &wm, &to);
+    if (rc != 0) {
         coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, "", COORD_VIEW_CHANGING);
         op->parent = 0;
         req_sub_done(&sh->reqs, r);
