@@ -463,6 +463,22 @@ static void test_versions_concurrent_puts_make_siblings_merge_resolves(void **st
 /* Node 2 misses an update of "old" and the making of "made": frozen until
  * nodes 0 and 1 count it down, so that their coordinators do not send it
  * the writes at all. Returns the keys node 2 held before. */
+/* What each node counted that could have carried a write to node 2 (for a
+ * failure's message: which path did). */
+static void print_paths(void)
+{
+    static const char *const stats[] = {"ringkv_coordinated_writes", "ringkv_replica_syncs",
+                                        "ringkv_read_repairs",       "ringkv_hinted_writes",
+                                        "ringkv_forwarded",          "ringkv_aae_keys_repaired",
+                                        "ringkv_hints_delivered"};
+    for (int i = 0; i < NODES; i++) {
+        printf("versions: node %d:", i);
+        for (size_t k = 0; k < sizeof stats / sizeof stats[0]; k++)
+            printf(" %s %lld", stats[k] + 7, cluster_info_stat(i, "stats", stats[k]));
+        printf("\n");
+    }
+}
+
 static long long miss_writes_on_node_2(void)
 {
     ring_put(0, "old", empty_ctx, "v1", 3);
@@ -503,8 +519,10 @@ static void test_versions_read_repairs_missed_writes(void **state)
                  "then this test must turn them off)",
                  local_keys(2), keys_before);
     struct cluster_versions v;
-    if (local_versions(2, "old", &v) != 0 || !same_siblings(&v, WANT("v1")))
+    if (local_versions(2, "old", &v) != 0 || !same_siblings(&v, WANT("v1"))) {
+        print_paths();
         fail_msg("node 2's own \"old\" is %s, not the stale [v1]", versions_text_free(&v));
+    }
     cluster_versions_free(&v);
 
     /* a plain GET at node 1, at the default R, repairs "made" on node 2 */
