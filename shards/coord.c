@@ -51,7 +51,10 @@
  *          (coord_forward_target, peerlink_is_silent). One refused with
  *          COORD_VIEW_CHANGING (nothing of it ran) is sent again, reads and
  *          writes alike, to the replica of this shard's view of then
- *          (coord_again_queue);
+ *          (coord_again_queue). Forwards waiting on a node whose link
+ *          ended from its side (killed, restarted) end at once: a read
+ *          goes to the next replica, a write gets -UNAVAILABLE
+ *          (coord_lost_turn);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -172,6 +175,10 @@ struct coord_stats {
         forwards_rerouted, forwards_resent;
 } __attribute__((aligned(64)));
 
+/* Nodes whose links ended noted per loop turn at most (more wait for their
+ * forwards' deadlines, as before). */
+#define COORD_LOST_MAX 8
+
 /* Sloppy quorum for late replicas: the writes still waiting for acks, in
  * the order they started (a FIFO of COORD_LATE_MAX; when it is full a write
  * is not watched, and only failure detection sends its SYNCs elsewhere). */
@@ -194,6 +201,8 @@ struct coord {
     uint32_t fwd_head, fwd_len, fwd_cap;
     struct coord_late *again; /* [COORD_AGAIN_MAX] forwards to send again (coord_again_send) */
     uint32_t again_head, again_len;
+    char lost[COORD_LOST_MAX][RING_ID_LEN + 1]; /* nodes whose link ended (coord_lost_turn) */
+    uint32_t nlost;
     struct coord_stats stats;
 };
 
@@ -243,6 +252,7 @@ struct coord_op {
     bool is_fwd_write; /* FWD: a write (sent again to the first live replica only) */
     uint8_t fwd_again; /* FWD: times sent again after a view-changing refusal */
     bool is_fwd_again_due; /* FWD: queued to be sent again (coord_again_queue) */
+    bool is_fwd_keyed;     /* FWD: one key's, sent to the shard of its partition */
     uint8_t fwd_flags, fwd_r, fwd_w; /* FWD: its message's (for a second send) */
     uint32_t fwd_to; /* FWD: the member it went to */
     char *key; /* a copy (repair comes after the message went back) */
@@ -436,6 +446,7 @@ void coord_turn(struct shard *sh)
     struct node *n = sh->node;
     if (!sh->coord || !n->snapshots)
         return;
+    coord_lost_turn(sh); /* links that ended last turn */
     const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
     struct coord_view *old = sh->coord->view;
     if (s && s->ring && (!old || old->version != s->version)) {
@@ -2042,8 +2053,7 @@ static bool coord_fwd_room(struct coord *c)
  * or a command longer than COORD_FWD_KEEP_MAX (a large value is not copied
  * for a refusal that seldom comes: that one reaches the client). */
 #define COORD_FWD_KEEP_MAX (1u << 20)
-static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const struct buf *cmd,
-                           bool is_write)
+static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const struct buf *cmd)
 {
     if (cmd->len > COORD_FWD_KEEP_MAX || !coord_op_set_key(op, wm->key.ptr, wm->key.len))
         return false;
@@ -2055,7 +2065,6 @@ static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const
     op->fwd_r = wm->r;
     op->fwd_w = wm->w;
     op->slot = wm->slot;
-    op->is_fwd_write = is_write;
     op->is_fwd_kept = true;
     return true;
 }
@@ -2116,8 +2125,10 @@ static void coord_fwd_tick(struct shard *sh)
         struct wire_bytes value;
         struct wire_msg wm = coord_fwd_msg(sh, op, r, 1, &value);
         uint32_t to;
-        if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0)
+        if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0) {
+            op->fwd_to = to; /* the one waited for now (coord_on_link_lost) */
             COORD_STAT(sh, forwarded);
+        }
     }
 }
 
@@ -2256,6 +2267,81 @@ static void coord_again_send(struct shard *sh, bool is_view_new)
     }
 }
 
+/* ---- forwards whose link ended ----
+ * A reply comes back on the link its request went out on, so when an open
+ * link this shard dialled ends from the far side (end of stream, reset:
+ * the peer was killed or restarted), the forwards waiting on that node will
+ * never be answered; they would hold their clients until request-timeout.
+ * peerlink notes the node (coord_note_link_lost); between events
+ * (coord_lost_turn: at the top of a loop turn and after its completions,
+ * never inside a send) each keyed forward waiting on it is ended: a read
+ * goes at once to the next live replica of its list (any may answer it),
+ * or gets -UNAVAILABLE when there is none; a write gets -UNAVAILABLE at
+ * once, as the timeout would have said (it may or may not have been
+ * applied: it is never sent twice). A peer that died closes all its links,
+ * so the node, not the link, is matched. Keyspace commands sent to a member
+ * wait for their deadline as before. */
+void coord_note_link_lost(struct shard *sh, const char *node_id)
+{
+    struct coord *c = sh->coord;
+    if (!c || !coord_is_cluster(sh))
+        return;
+    for (uint32_t i = 0; i < c->nlost; i++)
+        if (strcmp(c->lost[i], node_id) == 0)
+            return;
+    if (c->nlost < COORD_LOST_MAX)
+        snprintf(c->lost[c->nlost++], sizeof c->lost[0], "%s", node_id);
+}
+
+static void coord_fwd_lost(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    if (!op->is_fwd_write && op->is_fwd_kept) {
+        struct wire_bytes value;
+        struct wire_msg wm = coord_fwd_msg(sh, op, r, 3, &value);
+        uint32_t to;
+        if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0) {
+            op->fwd_to = to;
+            op->is_fwd_retry = false; /* this was its second send */
+            COORD_STAT(sh, forwarded);
+            return;
+        }
+    }
+    char text[200];
+    snprintf(text, sizeof text,
+             "0 of 1 replicas answered: the connection to %s closed before it answered%s",
+             op->view->members[op->fwd_to].client_addr,
+             op->is_fwd_write ? " (the write may or may not have been applied)" : "");
+    COORD_STAT(sh, unavailable);
+    coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, "UNAVAILABLE", text);
+    op->parent = 0;
+    req_sub_done(&sh->reqs, r);
+}
+
+void coord_lost_turn(struct shard *sh)
+{
+    struct coord *c = sh->coord;
+    if (!c || c->nlost == 0)
+        return;
+    char lost[COORD_LOST_MAX][RING_ID_LEN + 1];
+    uint32_t nlost = c->nlost;
+    memcpy(lost, c->lost, sizeof lost);
+    c->nlost = 0;
+    struct req_table *t = &sh->reqs;
+    for (uint32_t slot = 0; slot < t->cap; slot++) {
+        struct req *r = t->slots[slot];
+        struct coord_op *op = r && r->done == coord_op_done ? r->owner_ptr : NULL;
+        if (!op || op->phase != PH_FWD || !op->parent || !op->is_fwd_keyed ||
+            op->is_fwd_again_due)
+            continue;
+        for (uint32_t i = 0; i < nlost; i++) {
+            if (strcmp(op->view->members[op->fwd_to].id, lost[i]) == 0) {
+                coord_fwd_lost(sh, r, op);
+                break;
+            }
+        }
+    }
+}
+
 /* Sends the command's bytes (cmd; wm: the message but its id and deadline)
  * as a FORWARD for sub-result `sub` of request req_id, or completes that
  * with an error in the client's protocol (fwd_mc) when no node takes it. */
@@ -2300,7 +2386,9 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
         coord_complete(sh, r, 0); /* not armed yet: ends at req_arm */
     } else if (is_keyed) {
         op->partition = route->partition;
-        if (coord_fwd_keep(op, wm, cmd, route->is_rmw) && !route->is_rmw)
+        op->is_fwd_keyed = true;
+        op->is_fwd_write = route->is_rmw; /* any write (coord_route's is_rmw) */
+        if (coord_fwd_keep(op, wm, cmd) && !route->is_rmw)
             coord_fwd_watch(sh, op, r);
     }
     req_arm(&sh->reqs, r);

@@ -910,6 +910,14 @@ static void link_take(struct peerlink *pl, struct link *l, const uint8_t *data, 
 
 /* ---- completions ---- */
 
+/* An open link this shard dialled ended from the far side: its requests
+ * will get no reply (coord_note_link_lost). */
+static void link_lost(struct peerlink *pl, struct link *l)
+{
+    if (l->is_dialer && l->state == LINK_OPEN && !l->closing)
+        coord_note_link_lost(pl->sh, l->dest->id);
+}
+
 static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint32_t flags)
 {
     if (!(flags & IORING_CQE_F_MORE)) {
@@ -926,14 +934,17 @@ static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint3
     }
     if (res == -ENOBUFS || res == -ECANCELED)
         return; /* out of shared buffers this turn, or paused: re-armed by the flush */
-    if (res <= 0)
+    if (res <= 0) {
+        link_lost(pl, l);
         link_close(pl, l, res == 0 ? "closed by the peer" : strerror(-res));
+    }
 }
 
 static void link_on_send(struct peerlink *pl, struct link *l, int32_t res)
 {
     l->send_inflight = false;
     if (res < 0) {
+        link_lost(pl, l);
         link_close(pl, l, strerror(-res));
         return;
     }

@@ -110,6 +110,12 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *m);
 /* A hint for the REPLYs of a batch to come (their ids, n <= 64): the
  * coordinator prefetches what coord_on_reply() will read of each. */
 void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n);
+/* An open link this shard dialled to node_id ended from the far side (end
+ * of stream, reset): the peer died or restarted, and the requests it
+ * carried will never be answered (replies come back on the link a request
+ * went out on). Only noted here: the coordinator acts on it between
+ * events (coord_lost_turn), never inside the caller's send. */
+void coord_note_link_lost(struct shard *sh, const char *node_id);
 
 /* Counters for INFO (relaxed atomics, any thread reads; one shard's, INFO
  * sums them): connections up, dials, failed handshakes (connections that

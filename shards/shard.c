@@ -726,6 +726,7 @@ void *shard_main(void *arg)
             shard_on_cqe(sh, &cqe, &tick);
         }
         sh->nstash = 0;
+        coord_lost_turn(sh); /* forwards whose link ended in these completions */
         int64_t turn_ms = shard_now_ms();
         store_turn(sh->store, turn_ms);
         transfer_turn(sh, turn_ms); /* a drop pass under way: a small step */

@@ -17,6 +17,17 @@
  *   before its shard reads the forward; B then coordinates k itself and
  *   nothing is refused, so the round is run again, up to 4 times, until
  *   one had a refusal; every round must answer :1.
+ * - test_forward_again_link_closed: four nodes, N = 3, request-timeout
+ *   4 s. A holds no replica of two keys whose first replica is B (its
+ *   -MOVED on a READONLY connection). B is SIGSTOPped; a
+ *   client at A sends GET of the first key and SET of the second, both
+ *   forwarded to B and waiting there; then B is killed (SIGKILL), which
+ *   closes A's link to it. The GET goes to the next replica, which answers
+ *   the value (R = 2 of the two left) before the 500 ms after which the
+ *   late-read watch would have sent it on; the SET gets -UNAVAILABLE
+ *   naming the closed connection, well under the request-timeout
+ *   (before: the GET took about 600 ms, and the SET waited the whole 4 s
+ *   and said "did not answer within request-timeout").
  * Every wait is on a condition with a deadline; nodes are stopped by PID
  * (cluster_finish). */
 #include <setjmp.h>
@@ -47,7 +58,7 @@ static int owner_seen_by(redisContext *ro, int at, const char *key)
         const char *addr = strchr(r->str + 6, ' ');
         assert_non_null(addr);
         to = -1;
-        for (int i = 0; i < NODES; i++) {
+        for (int i = 0; i < CLUSTER_NODES_MAX; i++) {
             size_t n = strlen(cluster_host(i));
             if (strncmp(addr + 1, cluster_host(i), n) == 0 && addr[1 + n] == ':')
                 to = i;
@@ -193,10 +204,93 @@ static void test_forward_again_refused_while_the_ring_changes(void **state)
         fail_msg("no round of %d refused the forward: the test did not test", ROUNDS);
 }
 
+/* ---- a link that closes ---- */
+
+#define LOST_NODES 4 /* N = 3: a quarter of the keys have no replica at node 0 */
+/* The answers after the kill come within these: a write's before its
+ * request-timeout (4 s), a read's before the 500 ms after which a late read
+ * goes to the next replica anyway. */
+#define LOST_WRITE_MS 2000
+#define LOST_READ_MS 450
+
+struct lost_sent {
+    int a;
+    long long want;
+};
+
+static bool lost_forwards_sent(void *arg)
+{
+    const struct lost_sent *f = arg;
+    return cluster_info_stat(f->a, "stats", "ringkv_forwarded") >= f->want;
+}
+
+static void test_forward_again_link_closed(void **state)
+{
+    (void)state;
+    const char *flags[] = {"--request-timeout", "4000", "--threads", "1", NULL};
+    assert_int_equal(cluster_start_formed(LOST_NODES, flags), 0);
+    const int a = 0;
+    /* two keys A holds no replica of, with the same first replica b */
+    redisContext *ro = cluster_connect(a, 10000);
+    assert_non_null(ro);
+    freeReplyObject(redisCommand(ro, "READONLY"));
+    char read_key[32] = "", write_key[32] = "";
+    int b = -1;
+    for (int k = 0; k < 2000 && !write_key[0]; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "lost:%d", k);
+        int to = owner_seen_by(ro, a, name);
+        if (to == a || (b >= 0 && to != b))
+            continue;
+        b = to;
+        memcpy(read_key[0] ? write_key : read_key, name, sizeof name);
+    }
+    redisFree(ro);
+    assert_true(b >= 0 && write_key[0]);
+    redisContext *wc = cluster_connect(a, 10000);
+    assert_non_null(wc);
+    redisReply *r = redisCommand(wc, "SET %s kept", read_key); /* W = 2: on b and the other */
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+
+    cluster_signal(b, SIGSTOP);
+    struct lost_sent f = {a, cluster_info_stat(a, "stats", "ringkv_forwarded") + 2};
+    assert_int_equal(redisAppendCommand(wc, "GET %s", read_key), REDIS_OK);
+    assert_int_equal(redisAppendCommand(wc, "SET %s lost", write_key), REDIS_OK);
+    for (int done = 0; !done;)
+        assert_int_equal(redisBufferWrite(wc, &done), REDIS_OK);
+    bool sent = cluster_wait(lost_forwards_sent, &f, 2000);
+    int64_t t0 = cluster_now_ms();
+    cluster_signal(b, SIGKILL);
+    assert_true(sent);
+    r = NULL;
+    assert_int_equal(redisGetReply(wc, (void **)&r), REDIS_OK);
+    int64_t read_ms = cluster_now_ms() - t0;
+    print_message("GET with node %d killed: %s after %lld ms\n", b,
+                  r->str ? r->str : "(no text)", (long long)read_ms);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "kept");
+    freeReplyObject(r);
+    r = NULL;
+    assert_int_equal(redisGetReply(wc, (void **)&r), REDIS_OK);
+    int64_t write_ms = cluster_now_ms() - t0;
+    print_message("SET with node %d killed: %s after %lld ms\n", b, r->str ? r->str : "?",
+                  (long long)write_ms);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, "UNAVAILABLE"));
+    assert_non_null(strstr(r->str, "closed before it answered"));
+    freeReplyObject(r);
+    assert_true(read_ms < LOST_READ_MS);
+    assert_true(write_ms < LOST_WRITE_MS);
+    redisFree(wc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_again_refused_while_the_ring_changes),
+        cmocka_unit_test_teardown(test_forward_again_link_closed, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
