@@ -202,7 +202,9 @@ struct coord {
     struct coord_late *again; /* [COORD_AGAIN_MAX] forwards to send again (coord_again_send) */
     uint32_t again_head, again_len;
     char lost[COORD_LOST_MAX][RING_ID_LEN + 1]; /* nodes whose link ended (coord_lost_turn) */
+    uint64_t lost_seq[COORD_LOST_MAX]; /* fwd_seq then: later sends went on new links */
     uint32_t nlost;
+    uint64_t fwd_seq; /* forward sends so far (coord_op.fwd_seq) */
     struct coord_stats stats;
 };
 
@@ -255,6 +257,7 @@ struct coord_op {
     bool is_fwd_keyed;     /* FWD: one key's, sent to the shard of its partition */
     uint8_t fwd_flags, fwd_r, fwd_w; /* FWD: its message's (for a second send) */
     uint32_t fwd_to; /* FWD: the member it went to */
+    uint64_t fwd_seq; /* FWD: coord.fwd_seq at its last send (coord_lost_turn) */
     char *key; /* a copy (repair comes after the message went back) */
     uint32_t klen;
     uint64_t hash;
@@ -2126,7 +2129,8 @@ static void coord_fwd_tick(struct shard *sh)
         struct wire_msg wm = coord_fwd_msg(sh, op, r, 1, &value);
         uint32_t to;
         if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0) {
-            op->fwd_to = to; /* the one waited for now (coord_on_link_lost) */
+            op->fwd_to = to; /* the one waited for now (coord_lost_turn) */
+            op->fwd_seq = ++sh->coord->fwd_seq;
             COORD_STAT(sh, forwarded);
         }
     }
@@ -2240,6 +2244,7 @@ static void coord_again_one(struct shard *sh, struct req *r, struct coord_op *op
     coord_view_put(op->view);
     op->view = v;
     op->fwd_to = to;
+    op->fwd_seq = ++sh->coord->fwd_seq;
     op->partition = p;
     if (!op->is_fwd_write)
         coord_fwd_watch(sh, op, r);
@@ -2279,18 +2284,24 @@ static void coord_again_send(struct shard *sh, bool is_view_new)
  * or gets -UNAVAILABLE when there is none; a write gets -UNAVAILABLE at
  * once, as the timeout would have said (it may or may not have been
  * applied: it is never sent twice). A peer that died closes all its links,
- * so the node, not the link, is matched. Keyspace commands sent to a member
- * wait for their deadline as before. */
+ * so the node, not the link, is matched, and only forwards sent before
+ * the note (coord.fwd_seq): a later one dialled a new link. Keyspace
+ * commands sent to a member wait for their deadline as before. */
 void coord_note_link_lost(struct shard *sh, const char *node_id)
 {
     struct coord *c = sh->coord;
     if (!c || !coord_is_cluster(sh))
         return;
-    for (uint32_t i = 0; i < c->nlost; i++)
-        if (strcmp(c->lost[i], node_id) == 0)
+    for (uint32_t i = 0; i < c->nlost; i++) {
+        if (strcmp(c->lost[i], node_id) == 0) {
+            c->lost_seq[i] = c->fwd_seq;
             return;
-    if (c->nlost < COORD_LOST_MAX)
+        }
+    }
+    if (c->nlost < COORD_LOST_MAX) {
+        c->lost_seq[c->nlost] = c->fwd_seq;
         snprintf(c->lost[c->nlost++], sizeof c->lost[0], "%s", node_id);
+    }
 }
 
 static void coord_fwd_lost(struct shard *sh, struct req *r, struct coord_op *op)
@@ -2301,6 +2312,7 @@ static void coord_fwd_lost(struct shard *sh, struct req *r, struct coord_op *op)
         uint32_t to;
         if (coord_send_next(sh, op->view, op->partition, op->fwd_to, &wm, &to) == 0) {
             op->fwd_to = to;
+            op->fwd_seq = ++sh->coord->fwd_seq;
             op->is_fwd_retry = false; /* this was its second send */
             COORD_STAT(sh, forwarded);
             return;
@@ -2323,8 +2335,10 @@ void coord_lost_turn(struct shard *sh)
     if (!c || c->nlost == 0)
         return;
     char lost[COORD_LOST_MAX][RING_ID_LEN + 1];
+    uint64_t lost_seq[COORD_LOST_MAX];
     uint32_t nlost = c->nlost;
     memcpy(lost, c->lost, sizeof lost);
+    memcpy(lost_seq, c->lost_seq, sizeof lost_seq);
     c->nlost = 0;
     struct req_table *t = &sh->reqs;
     for (uint32_t slot = 0; slot < t->cap; slot++) {
@@ -2334,7 +2348,9 @@ void coord_lost_turn(struct shard *sh)
             op->is_fwd_again_due)
             continue;
         for (uint32_t i = 0; i < nlost; i++) {
-            if (strcmp(op->view->members[op->fwd_to].id, lost[i]) == 0) {
+            /* sent before the link ended (a later send dialled anew) */
+            if (op->fwd_seq <= lost_seq[i] &&
+                strcmp(op->view->members[op->fwd_to].id, lost[i]) == 0) {
                 coord_fwd_lost(sh, r, op);
                 break;
             }
@@ -2372,6 +2388,7 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
     if (route->is_hop)
         wm->flags |= WIRE_MSG_HOPPED;
     op->fwd_to = route->to;
+    op->fwd_seq = ++sh->coord->fwd_seq;
     int rc = coord_send(sh, op->view, route->to, wm);
     bool is_keyed = route->is_keyed && route->partition != COORD_NO_PARTITION;
     if (rc == -EAGAIN && is_keyed) /* no link to it now: the next live replica takes it */
