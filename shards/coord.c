@@ -2275,7 +2275,8 @@ static void coord_again_send(struct shard *sh, bool is_view_new)
 /* ---- forwards whose link ended ----
  * A reply comes back on the link its request went out on, so when an open
  * link this shard dialled ends from the far side (end of stream, reset:
- * the peer was killed or restarted), the forwards waiting on that node will
+ * the peer was killed or restarted), or a dial with requests queued is
+ * refused (peerlink.c, link_lost), the forwards waiting on that node will
  * never be answered; they would hold their clients until request-timeout.
  * peerlink notes the node (coord_note_link_lost); between events
  * (coord_lost_turn: at the top of a loop turn and after its completions,

@@ -910,11 +910,14 @@ static void link_take(struct peerlink *pl, struct link *l, const uint8_t *data, 
 
 /* ---- completions ---- */
 
-/* An open link this shard dialled ended from the far side: its requests
- * will get no reply (coord_note_link_lost). */
+/* A link this shard dialled ended from the far side, open (end of
+ * stream, reset) or not yet connected with requests queued on it (the
+ * connect refused: the peer's process is gone): its requests will get no
+ * reply (coord_note_link_lost). */
 static void link_lost(struct peerlink *pl, struct link *l)
 {
-    if (l->is_dialer && l->state == LINK_OPEN && !l->closing)
+    if (l->is_dialer && !l->closing &&
+        (l->state == LINK_OPEN || (l->state == LINK_CONNECTING && l->npending > 0)))
         coord_note_link_lost(pl->sh, l->dest->id);
 }
 
@@ -970,6 +973,7 @@ static void link_on_connect(struct peerlink *pl, struct link *l, int32_t res)
     if (l->closing)
         return;
     if (res < 0) {
+        link_lost(pl, l);
         link_close(pl, l, strerror(-res));
         return;
     }

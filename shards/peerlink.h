@@ -111,7 +111,8 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *m);
  * coordinator prefetches what coord_on_reply() will read of each. */
 void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n);
 /* An open link this shard dialled to node_id ended from the far side (end
- * of stream, reset): the peer died or restarted, and the requests it
+ * of stream, reset), or a dial with requests queued on it failed: the peer
+ * died or restarted, and the requests it
  * carried will never be answered (replies come back on the link a request
  * went out on). Only noted here: the coordinator acts on it between
  * events (coord_lost_turn), never inside the caller's send. */
