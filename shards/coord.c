@@ -48,10 +48,9 @@
  *          (coord_fwd_watch: a stopped replica costs no request-timeout).
  *          A new read's or plain write's forward skips a first live
  *          replica that has gone silent on this shard's links
- *          (coord_forward_target, peerlink_is_silent). One refused with
- *          COORD_VIEW_CHANGING (nothing of it ran) is sent again, reads and
- *          writes alike, to the replica of this shard's view of then
- *          (coord_again_queue). Forwards waiting on a node whose link
+ *          (coord_forward_target, peerlink_is_silent). A read's refused
+ *          with COORD_VIEW_CHANGING (nothing of it ran) is sent again to
+ *          the replica of this shard's view of then (coord_again_queue). Forwards waiting on a node whose link
  *          ended from its side (killed, restarted) end at once: a read
  *          goes to the next replica, a write gets -UNAVAILABLE
  *          (coord_lost_turn);
@@ -580,9 +579,8 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
  * still calls it live, which takes seconds, or never comes when only this
  * node is cut off from it; or just slow: no harm then); then the next live
  * replica that has not; the first live one when every one is silent. Only
- * new forwards change course: one already sent is sent again as a write
- * only when refused unrun (coord_again_queue), never on a silence
- * (coord_fwd_watch). Such a request is forwarded only by a node
+ * new forwards change course: one already sent is never sent again as a
+ * write (coord_fwd_watch, coord_again_queue). Such a request is forwarded only by a node
  * that holds no replica of its key: self is not among the first n_eff. */
 static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
                                      const uint32_t *list, uint32_t n_eff, uint32_t first_live)
@@ -2146,9 +2144,12 @@ static void coord_fwd_tick(struct shard *sh)
  * view changes, else on the first tick COORD_AGAIN_AFTER_MS after the
  * refusal, up to COORD_AGAIN_TRIES times while the receiver would still
  * have COORD_AGAIN_MIN_LEFT_MS after the margins (coord_again_time_left);
- * then the client gets the refusal. A write goes again too: where it was
- * refused, nothing of it ran. A node sending a forward on (a hop) does the
- * same before it relays a refusal. */
+ * then the client gets the refusal. A node sending a forward on (a hop)
+ * does the same before it relays a refusal.
+ * Reads only: a write sent again at once is likely to reach a coordinator
+ * whose view is still the old one, which writes to the old list, and a
+ * replica releasing the partition takes such a write and then drops it. A
+ * refused write reaches its client, who retries later. */
 #define COORD_AGAIN_MAX 4096 /* forwards queued per shard at most (64 KiB) */
 #define COORD_AGAIN_TRIES 8
 #define COORD_AGAIN_AFTER_MS 50
@@ -2191,7 +2192,7 @@ static bool coord_again_queue(struct shard *sh, const struct req *r, struct coor
 {
     struct coord *c = sh->coord;
     int64_t now = req_now_ms();
-    if (!op->is_fwd_kept || op->fwd_again >= COORD_AGAIN_TRIES ||
+    if (!op->is_fwd_kept || op->is_fwd_write || op->fwd_again >= COORD_AGAIN_TRIES ||
         !coord_again_time_left(sh, r, COORD_AGAIN_WAIT_MAX_MS) ||
         c->again_len == COORD_AGAIN_MAX)
         return false;

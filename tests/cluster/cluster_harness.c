@@ -541,6 +541,27 @@ bool cluster_views_agree(void *arg)
     return true;
 }
 
+/* A cluster_wait() condition; arg points to an int n: no node 0 .. n - 1
+ * pulls a partition any more (GET /v1/ring: none pending or streaming). A
+ * node that joined pulls every partition of its lists, empty or not; a
+ * write made meanwhile may reach it through that pull as well as through
+ * replication, which tests of replication alone must not see. */
+static bool cluster_pulls_done(void *arg)
+{
+    int n = *(const int *)arg;
+    for (int i = 0; i < n; i++) {
+        json_t *ring = cluster_get(i, "/v1/ring");
+        json_t *t = ring ? json_object_get(ring, "transfers") : NULL;
+        bool idle = t && json_integer_value(json_object_get(t, "partitions_pending")) == 0 &&
+                    json_integer_value(json_object_get(t, "partitions_streaming")) == 0 &&
+                    json_is_integer(json_object_get(t, "partitions_pending"));
+        json_decref(ring);
+        if (!idle)
+            return false;
+    }
+    return true;
+}
+
 int cluster_start_formed(int n, const char *const *flags)
 {
     for (int i = 0; i < n; i++) {
@@ -562,6 +583,14 @@ int cluster_start_formed(int n, const char *const *flags)
         cluster_print_views(n);
         return -ETIMEDOUT;
     }
+    int64_t t0 = cluster_now_ms();
+    if (!cluster_wait(cluster_pulls_done, &n, 20000)) {
+        fprintf(stderr, "cluster: %d nodes still pulling partitions 20 s after forming\n", n);
+        return -ETIMEDOUT;
+    }
+    if (cluster_now_ms() - t0 > 1000)
+        fprintf(stderr, "cluster: %d nodes pulled their partitions %lld ms after forming\n", n,
+                (long long)(cluster_now_ms() - t0));
     return 0;
 }
 

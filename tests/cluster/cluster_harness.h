@@ -112,8 +112,10 @@ struct redisReply *cluster_redis_command(int i, const char *format, ...);
 
 /* Starts nodes 0 .. n - 1 (1 .. n - 1 seeded at node 0), each with the extra
  * flags (NULL-terminated; may be NULL), and waits until they form one
- * cluster (15 s) and each one's shard serves that ring with n members up
- * (CLUSTER INFO, 5 s). 0, or a negative errno (printed). */
+ * cluster (15 s), each one's shard serves that ring with n members up
+ * (CLUSTER INFO, 5 s), and none pulls a partition any more (20 s: the
+ * joiners' pulls of the empty partitions would also carry the test's
+ * first writes). 0, or a negative errno (printed). */
 int cluster_start_formed(int n, const char *const *flags);
 
 /* A hiredis client of node i's client port whose replies are awaited at most
