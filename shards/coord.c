@@ -50,10 +50,10 @@
  *          replica that has gone silent on this shard's links
  *          (coord_forward_target, peerlink_is_silent). A read's refused
  *          with COORD_VIEW_CHANGING (nothing of it ran) is sent again to
- *          the replica of this shard's view of then (coord_again_queue). Forwards waiting on a node whose link
- *          ended from its side (killed, restarted) end at once: a read
- *          goes to the next replica, a write gets -UNAVAILABLE
- *          (coord_lost_turn);
+ *          the replica of this shard's view of then (coord_again_queue).
+ *          Forwards waiting on a node whose link ended from its side
+ *          (killed, restarted) end at once: a read goes to the next
+ *          replica, a write gets -UNAVAILABLE (coord_lost_turn);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -247,10 +247,10 @@ struct coord_op {
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
     uint8_t fwd_mc; /* FWD: 0 (RESP), COORD_FWD_MC, or COORD_FWD_MC_QUIET (noreply) */
-    bool is_fwd_kept;  /* FWD: its command's bytes are in mine.body, its key in key
-                          (coord_fwd_keep), for a second send */
+    bool is_fwd_kept;  /* FWD: a read's command's bytes are in mine.body, its key
+                          in key (coord_fwd_keep), for a second send */
     bool is_fwd_retry; /* FWD: may go on to the next live replica once (coord_fwd_tick) */
-    bool is_fwd_write; /* FWD: a write (sent again to the first live replica only) */
+    bool is_fwd_write; /* FWD: a write (never sent twice) */
     uint8_t fwd_again; /* FWD: times sent again after a view-changing refusal */
     bool is_fwd_again_due; /* FWD: queued to be sent again (coord_again_queue) */
     bool is_fwd_keyed;     /* FWD: one key's, sent to the shard of its partition */
@@ -448,7 +448,6 @@ void coord_turn(struct shard *sh)
     struct node *n = sh->node;
     if (!sh->coord || !n->snapshots)
         return;
-    coord_lost_turn(sh); /* links that ended last turn */
     const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
     struct coord_view *old = sh->coord->view;
     if (s && s->ring && (!old || old->version != s->version)) {
@@ -580,8 +579,9 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
  * node is cut off from it; or just slow: no harm then); then the next live
  * replica that has not; the first live one when every one is silent. Only
  * new forwards change course: one already sent is never sent again as a
- * write (coord_fwd_watch, coord_again_queue). Such a request is forwarded only by a node
- * that holds no replica of its key: self is not among the first n_eff. */
+ * write (coord_fwd_watch, coord_again_queue). Such a request is forwarded
+ * only by a node that holds no replica of its key: self is not among the
+ * first n_eff. */
 static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
                                      const uint32_t *list, uint32_t n_eff, uint32_t first_live)
 {
@@ -2049,10 +2049,10 @@ static bool coord_fwd_room(struct coord *c)
     return true;
 }
 
-/* Keeps the forward's message (wm, its command's bytes cmd) with op, for
- * a second send (coord_fwd_tick, coord_again_send). False: out of memory,
- * or a command longer than COORD_FWD_KEEP_MAX (a large value is not copied
- * for a refusal that seldom comes: that one reaches the client). */
+/* Keeps a read's forwarded message (wm, its command's bytes cmd) with op,
+ * for a second send (coord_fwd_tick, coord_again_send, coord_fwd_lost).
+ * False: out of memory, or a command longer than COORD_FWD_KEEP_MAX (it is
+ * not sent twice). */
 #define COORD_FWD_KEEP_MAX (1u << 20)
 static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const struct buf *cmd)
 {
@@ -2186,13 +2186,14 @@ static bool coord_again_time_left(const struct shard *sh, const struct req *r, i
     return left >= COORD_AGAIN_MIN_LEFT_MS;
 }
 
-/* Queues a refused forward to go again. False: it will not (never kept,
- * tried enough, too little time left, or no room): the refusal stands. */
+/* Queues a refused forward to go again. False: it will not (not a kept
+ * read, tried enough, too little time left, or no room): the refusal
+ * stands. */
 static bool coord_again_queue(struct shard *sh, const struct req *r, struct coord_op *op)
 {
     struct coord *c = sh->coord;
     int64_t now = req_now_ms();
-    if (!op->is_fwd_kept || op->is_fwd_write || op->fwd_again >= COORD_AGAIN_TRIES ||
+    if (!op->is_fwd_kept || op->fwd_again >= COORD_AGAIN_TRIES ||
         !coord_again_time_left(sh, r, COORD_AGAIN_WAIT_MAX_MS) ||
         c->again_len == COORD_AGAIN_MAX)
         return false;
@@ -2206,17 +2207,16 @@ static bool coord_again_queue(struct shard *sh, const struct req *r, struct coor
     return true;
 }
 
-/* Where a forward goes again in view v: the first live replica of
- * partition p's list other than this node, or for a read the one
- * coord_forward_target picks from there; RING_NONE when there is none. */
-static uint32_t coord_again_target(struct shard *sh, const struct coord_view *v, uint32_t p,
-                                   bool is_write)
+/* Where a read's forward goes again in view v: from the first live
+ * replica of partition p's list other than this node, the one
+ * coord_forward_target picks; RING_NONE when there is none. */
+static uint32_t coord_again_target(struct shard *sh, const struct coord_view *v, uint32_t p)
 {
     const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v);
     for (uint32_t k = 0; k < n_eff; k++)
         if (list[k] != v->self && coord_live(v, list[k]))
-            return is_write ? list[k] : coord_forward_target(sh, v, list, n_eff, list[k]);
+            return coord_forward_target(sh, v, list, n_eff, list[k]);
     return RING_NONE;
 }
 
@@ -2227,7 +2227,7 @@ static void coord_again_one(struct shard *sh, struct req *r, struct coord_op *op
     struct coord_view *v = sh->coord->view;
     uint32_t p = coord_partition_of(sh->node, op->key, op->klen);
     bool is_routable = v->is_cluster && p < v->q && coord_again_time_left(sh, r, 0);
-    uint32_t to = is_routable ? coord_again_target(sh, v, p, op->is_fwd_write) : RING_NONE;
+    uint32_t to = is_routable ? coord_again_target(sh, v, p) : RING_NONE;
     struct wire_bytes value;
     struct wire_msg wm = coord_fwd_msg(sh, op, r, 2, &value);
     wm.partition = (uint16_t)p;
@@ -2247,8 +2247,7 @@ static void coord_again_one(struct shard *sh, struct req *r, struct coord_op *op
     op->fwd_to = to;
     op->fwd_seq = ++sh->coord->fwd_seq;
     op->partition = p;
-    if (!op->is_fwd_write)
-        coord_fwd_watch(sh, op, r);
+    coord_fwd_watch(sh, op, r);
 }
 
 /* Sends the refused forwards queued (coord_again_queue) that are due, or
@@ -2280,8 +2279,8 @@ static void coord_again_send(struct shard *sh, bool is_view_new)
  * refused (peerlink.c, link_lost), the forwards waiting on that node will
  * never be answered; they would hold their clients until request-timeout.
  * peerlink notes the node (coord_note_link_lost); between events
- * (coord_lost_turn: at the top of a loop turn and after its completions,
- * never inside a send) each keyed forward waiting on it is ended: a read
+ * (coord_lost_turn: after a loop turn's completions, never inside a
+ * send) each keyed forward waiting on it is ended: a read
  * goes at once to the next live replica of its list (any may answer it),
  * or gets -UNAVAILABLE when there is none; a write gets -UNAVAILABLE at
  * once, as the timeout would have said (it may or may not have been
@@ -2308,7 +2307,7 @@ void coord_note_link_lost(struct shard *sh, const char *node_id)
 
 static void coord_fwd_lost(struct shard *sh, struct req *r, struct coord_op *op)
 {
-    if (!op->is_fwd_write && op->is_fwd_kept) {
+    if (op->is_fwd_kept) { /* a read */
         struct wire_bytes value;
         struct wire_msg wm = coord_fwd_msg(sh, op, r, 3, &value);
         uint32_t to;
@@ -2407,7 +2406,7 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
         op->partition = route->partition;
         op->is_fwd_keyed = true;
         op->is_fwd_write = route->is_rmw; /* any write (coord_route's is_rmw) */
-        if (coord_fwd_keep(op, wm, cmd) && !route->is_rmw)
+        if (!route->is_rmw && coord_fwd_keep(op, wm, cmd))
             coord_fwd_watch(sh, op, r);
     }
     req_arm(&sh->reqs, r);

@@ -49,8 +49,8 @@ void coord_fini(struct shard *sh);
 /* Once per loop turn: takes the newest snapshot if its version changed. */
 void coord_turn(struct shard *sh);
 /* Ends the forwards waiting on nodes whose links ended (peerlink.h,
- * coord_note_link_lost): called between events only (coord_turn, and the
- * shard loop after a turn's completions). */
+ * coord_note_link_lost): called by the shard loop after a turn's
+ * completions, the only place where links end. */
 void coord_lost_turn(struct shard *sh);
 
 enum coord_route_kind {

@@ -112,10 +112,10 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *m);
 void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n);
 /* An open link this shard dialled to node_id ended from the far side (end
  * of stream, reset), or a dial with requests queued on it failed: the peer
- * died or restarted, and the requests it
- * carried will never be answered (replies come back on the link a request
- * went out on). Only noted here: the coordinator acts on it between
- * events (coord_lost_turn), never inside the caller's send. */
+ * died or restarted, and the requests it carried will never be answered
+ * (replies come back on the link a request went out on). Only noted here:
+ * the coordinator acts on it between events (coord_lost_turn, after the
+ * loop turn's completions), never inside the caller's send. */
 void coord_note_link_lost(struct shard *sh, const char *node_id);
 
 /* Counters for INFO (relaxed atomics, any thread reads; one shard's, INFO
