@@ -212,15 +212,21 @@ void cmd_pexpireat(struct cmd_ctx *c)
     expire_generic(c, 1, 0, "pexpireat");
 }
 
+/* Unix milliseconds of the key's expiry: -2 without the key, -1 without
+ * an expiry. */
+static int64_t expire_at_ms(struct cmd_ctx *c)
+{
+    struct table_entry *e = lookup_read(c);
+    return !e ? -2 : e->expire_ms == 0 ? -1 : e->expire_ms;
+}
+
 /* Milliseconds to live: -2 without the key, -1 without an expiry. */
 static int64_t ttl_ms(struct cmd_ctx *c)
 {
-    struct table_entry *e = lookup_read(c);
-    if (!e)
-        return -2;
-    if (e->expire_ms == 0)
-        return -1;
-    int64_t ttl = e->expire_ms - c->store->now_ms;
+    int64_t at = expire_at_ms(c);
+    if (at < 0)
+        return at;
+    int64_t ttl = at - c->store->now_ms;
     return ttl < 0 ? 0 : ttl;
 }
 
@@ -233,14 +239,6 @@ void cmd_ttl(struct cmd_ctx *c)
 void cmd_pttl(struct cmd_ctx *c)
 {
     cmd_reply_int(c, ttl_ms(c));
-}
-
-/* Unix milliseconds of the key's expiry: -2 without the key, -1 without
- * an expiry. */
-static int64_t expire_at_ms(struct cmd_ctx *c)
-{
-    struct table_entry *e = lookup_read(c);
-    return !e ? -2 : e->expire_ms == 0 ? -1 : e->expire_ms;
 }
 
 void cmd_expiretime(struct cmd_ctx *c)

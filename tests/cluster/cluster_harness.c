@@ -348,6 +348,29 @@ void cluster_print_views(int n)
     }
 }
 
+int cluster_moved_to(redisContext *ro, const char *key)
+{
+    redisReply *r = redisCommand(ro, "GET %s", key);
+    if (!r) {
+        fprintf(stderr, "cluster: no reply to GET %s: %s\n", key, ro->errstr);
+        return -2;
+    }
+    int to = -1;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0) {
+        const char *addr = strchr(r->str + 6, ' ');
+        to = -2;
+        for (int i = 0; addr && i < CLUSTER_NODES_MAX; i++) {
+            size_t n = strlen(cluster_host(i));
+            if (strncmp(addr + 1, cluster_host(i), n) == 0 && addr[1 + n] == ':')
+                to = i;
+        }
+        if (to == -2)
+            fprintf(stderr, "cluster: GET %s: -%s names no node\n", key, r->str);
+    }
+    freeReplyObject(r);
+    return to;
+}
+
 int cluster_client_port(void)
 {
     return base_port;

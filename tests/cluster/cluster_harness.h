@@ -110,6 +110,11 @@ struct redisReply *cluster_redis_command(int i, const char *format, ...);
 
 /* ---- Replicated keys (issue 11: test_versions, test_model) ---- */
 
+/* The node a cluster-aware connection (one that sent READONLY) is sent to
+ * for key by its -MOVED (a GET); -1 when its node serves the key; -2 when
+ * no reply came or the MOVED names no node of the harness (printed). */
+int cluster_moved_to(struct redisContext *ro, const char *key);
+
 /* Starts nodes 0 .. n - 1 (1 .. n - 1 seeded at node 0), each with the extra
  * flags (NULL-terminated; may be NULL), and waits until they form one
  * cluster (15 s), each one's shard serves that ring with n members up

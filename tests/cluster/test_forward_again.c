@@ -55,22 +55,9 @@
  * -MOVED), or `at` when that node owns it. */
 static int owner_seen_by(redisContext *ro, int at, const char *key)
 {
-    redisReply *r = redisCommand(ro, "GET %s", key);
-    assert_non_null(r);
-    int to = at;
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0) {
-        const char *addr = strchr(r->str + 6, ' ');
-        assert_non_null(addr);
-        to = -1;
-        for (int i = 0; i < CLUSTER_NODES_MAX; i++) {
-            size_t n = strlen(cluster_host(i));
-            if (strncmp(addr + 1, cluster_host(i), n) == 0 && addr[1 + n] == ':')
-                to = i;
-        }
-        assert_true(to >= 0);
-    }
-    freeReplyObject(r);
-    return to;
+    int to = cluster_moved_to(ro, key);
+    assert_true(to >= -1);
+    return to < 0 ? at : to;
 }
 
 struct move {

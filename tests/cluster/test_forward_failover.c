@@ -80,20 +80,8 @@ static char *timed(int i, int64_t *ms, const char *fmt, ...)
  * -1 when node 0 serves it (it holds a replica). */
 static int moved_to(redisContext *ro, const char *key)
 {
-    redisReply *r = redisCommand(ro, "GET %s", key);
-    assert_non_null(r);
-    int to = -1;
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0) {
-        const char *addr = strchr(r->str + 6, ' ');
-        assert_non_null(addr);
-        for (int i = 0; i < NODES; i++) {
-            size_t n = strlen(cluster_host(i));
-            if (strncmp(addr + 1, cluster_host(i), n) == 0 && addr[1 + n] == ':')
-                to = i;
-        }
-        assert_true(to > 0);
-    }
-    freeReplyObject(r);
+    int to = cluster_moved_to(ro, key);
+    assert_true(to == -1 || to > 0);
     return to;
 }
 
