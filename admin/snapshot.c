@@ -88,6 +88,7 @@ void snapshot_cell_destroy(struct snapshot_cell *cell)
 /* Fills s's members from t and maps them to and from the ring. */
 static void snapshot_fill(struct snapshot *s, const struct member_table *t)
 {
+    uint32_t unsettled = 0;
     for (uint32_t r = 0; r < s->ring->n_members; r++)
         s->by_ring[r] = RING_NONE;
     for (uint32_t i = 0; i < s->n_members; i++) {
@@ -103,7 +104,15 @@ static void snapshot_fill(struct snapshot *s, const struct member_table *t)
         if (sm->ring_index != RING_NONE)
             s->by_ring[sm->ring_index] = i;
         s->counts[sm->status]++;
+        bool is_live = sm->status != MEMBER_S_DOWN && sm->status != MEMBER_S_LEFT;
+        bool coordinates = sm->ring_index != RING_NONE || sm->status == MEMBER_S_LEAVING;
+        if (i != s->self && coordinates && is_live &&
+            (m->info.ring_epoch != s->ring->epoch || m->info.ring_hash != s->ring->hash))
+            unsettled++;
     }
+    for (uint32_t r = 0; r < s->ring->n_members; r++)
+        unsettled += s->by_ring[r] == RING_NONE; /* not heard of yet: its ring is unknown */
+    s->ring_settled = unsettled == 0;
     for (uint32_t r = 0; r < s->ring->n_members; r++)
         s->owning += s->ring->owned[r] > 0;
 }

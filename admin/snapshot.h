@@ -54,6 +54,13 @@ struct snapshot {
     uint32_t *by_ring;                  /* ring member index -> index in members */
     uint32_t counts[MEMBER_S_DOWN + 1]; /* members by status */
     uint32_t owning;                    /* ring members that own partitions */
+    /* Every other ring member (or leaver: it still takes clients'
+     * requests) that is not down or left says (gossip) it has this very
+     * ring (epoch and hash): no live node coordinates with an older one,
+     * so a transfer that starts now misses no write of a coordinator still
+     * on the old lists (transfer.c waits for it). A ring member the member
+     * table does not know yet counts as not having it. */
+    bool ring_settled;
     /* internal: reclamation */
     ck_epoch_entry_t epoch_entry;
     struct snapshot_cell *cell;

@@ -159,6 +159,12 @@ static const struct cmd_def cmd_defs[] = {
      "Returns the expiration time in milliseconds of a key."},
     {"persist", 2, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_persist,
      0, "generic", "Removes the expiration time of a key."},
+    {"rename", 3, CMD_WRITE | CMD_READS_VALUE, 1, 2, 1, CMD_ROUTE_KEY, 0, cmd_rename, 0, "generic",
+     "Renames a key and overwrites the destination."},
+    {"renamenx", 3, CMD_WRITE | CMD_FAST | CMD_READS_VALUE, 1, 2, 1, CMD_ROUTE_KEY, 0,
+     cmd_renamenx, 0, "generic", "Renames a key only when the target key name doesn't exist."},
+    {"copy", -3, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 2, 1, CMD_ROUTE_KEY, 0, cmd_copy, 0,
+     "generic", "Copies the value of a key to a new key."},
     {"expiretime", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_expiretime, 0,
      "generic", "Returns the expiration time of a key as a Unix timestamp."},
     {"pexpiretime", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_pexpiretime, 0,
@@ -888,6 +894,17 @@ bool cmd_args_ok(const struct node *n, const struct cmd_def *d, const struct res
         if (argv[i].len > max) {
             snprintf(err, len, "ERR key too large (see max-key-size)");
             return false;
+        }
+    }
+    /* a keyed command of several keys (RENAME, COPY) runs on one shard and,
+     * in a cluster, one replica set: Redis Cluster's rule, a node alone too */
+    if (d->route == CMD_ROUTE_KEY && last > d->first_key) {
+        uint32_t slot = keyhash_slot(argv[d->first_key].ptr, argv[d->first_key].len);
+        for (int i = d->first_key + d->key_step; i <= last && i < (int)argc; i += d->key_step) {
+            if (keyhash_slot(argv[i].ptr, argv[i].len) != slot) {
+                snprintf(err, len, "CROSSSLOT Keys in request don't hash to the same slot");
+                return false;
+            }
         }
     }
     return true;

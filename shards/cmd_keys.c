@@ -25,10 +25,14 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+#include <mimalloc.h>
 
 #include "cmd_string.h"
 #include "coord.h"
 #include "glob.h"
+#include "keyhash.h"
 #include "node.h"
 #include "shard.h"
 #include "store.h"
@@ -85,6 +89,114 @@ void cmd_exists(struct cmd_ctx *c)
 void cmd_type(struct cmd_ctx *c)
 {
     resp_write_simple(c->out, lookup_read(c) ? "string" : "none");
+}
+
+/* RENAME, RENAMENX and COPY. */
+enum key_copy { KEY_RENAME, KEY_RENAMENX, KEY_COPY };
+
+/* Puts the source's value, expiry and memcached flags under the
+ * destination (one shard: cmd_args_ok checked that both keys are of one
+ * slot) and, but for COPY, deletes the source. The destination is written
+ * first: a crash between the two log records leaves both keys, never
+ * neither. Replies as Redis 7 does. Two keys were read: the reply waits
+ * for every record of the shard (c->hash 0, cmd.h). */
+static void copy_key(struct cmd_ctx *c, enum key_copy kind, bool replace)
+{
+    const struct resp_arg *src = &c->argv[1], *dst = &c->argv[2];
+    bool is_same = src->len == dst->len && memcmp(src->ptr, dst->ptr, src->len) == 0;
+    if (kind == KEY_COPY && is_same) { /* Redis checks this before the key */
+        cmd_reply_error(c, "ERR source and destination objects are the same");
+        return;
+    }
+    struct table_entry *e = lookup_read(c);
+    if (!e) {
+        if (kind == KEY_COPY)
+            cmd_reply_int(c, 0);
+        else
+            cmd_reply_error(c, "ERR no such key");
+        return;
+    }
+    if (is_same) {
+        if (kind == KEY_RENAMENX)
+            cmd_reply_int(c, 0);
+        else
+            cmd_reply_ok(c);
+        return;
+    }
+    if (table_entry_is_cold(e)) { /* the dispatcher reads it back first: not expected */
+        cmd_reply_error(c, "TRYAGAIN the value is on disk only; retry");
+        return;
+    }
+    uint64_t src_hash = c->hash, dst_hash = keyhash(dst->ptr, dst->len);
+    c->hash = 0;
+    bool dst_exists = store_lookup(c->store, dst->ptr, dst->len, dst_hash) != NULL;
+    if (dst_exists && (kind == KEY_RENAMENX || (kind == KEY_COPY && !replace))) {
+        cmd_reply_int(c, 0);
+        return;
+    }
+    e = store_lookup(c->store, src->ptr, src->len, src_hash); /* dst's lookup may reclaim */
+    if (!e) {
+        cmd_reply_error(c, "ERR no such key");
+        return;
+    }
+    size_t vlen = e->val_len;
+    int64_t expire_ms = e->expire_ms;
+    uint32_t mc_flags = e->mc_flags;
+    char *val = mi_malloc(vlen ? vlen : 1); /* store_put makes room: it may evict the source */
+    if (!val) {
+        cmd_reply_error(c, CMD_ERR_OOM);
+        return;
+    }
+    memcpy(val, table_entry_val(e), vlen);
+    int rc = store_put(c->store, dst->ptr, dst->len, dst_hash, val, vlen, expire_ms, mc_flags,
+                       NULL);
+    mi_free(val);
+    if (rc != 0) {
+        cmd_reply_store_error(c, rc);
+        return;
+    }
+    if (kind != KEY_COPY)
+        store_delete(c->store, src->ptr, src->len, src_hash);
+    if (kind == KEY_RENAME)
+        cmd_reply_ok(c);
+    else
+        cmd_reply_int(c, 1);
+}
+
+void cmd_rename(struct cmd_ctx *c)
+{
+    copy_key(c, KEY_RENAME, false);
+}
+
+void cmd_renamenx(struct cmd_ctx *c)
+{
+    copy_key(c, KEY_RENAMENX, false);
+}
+
+void cmd_copy(struct cmd_ctx *c)
+{
+    bool replace = false;
+    for (uint32_t i = 3; i < c->argc; i++) {
+        const struct resp_arg *a = &c->argv[i];
+        if (a->len == 7 && strncasecmp(a->ptr, "replace", 7) == 0) {
+            replace = true;
+        } else if (a->len == 2 && strncasecmp(a->ptr, "db", 2) == 0 && i + 1 < c->argc) {
+            int64_t db;
+            if (!num_parse_i64(c->argv[i + 1].ptr, c->argv[i + 1].len, &db)) {
+                cmd_reply_error(c, "ERR value is not an integer or out of range");
+                return;
+            }
+            if (db != 0) { /* one database, as Redis Cluster */
+                cmd_reply_error(c, "ERR DB index is out of range");
+                return;
+            }
+            i++;
+        } else {
+            cmd_reply_error(c, "ERR syntax error");
+            return;
+        }
+    }
+    copy_key(c, KEY_COPY, replace);
 }
 
 /* "ERR Unsupported option <opt>", with CR and LF turned to spaces as Redis

@@ -2,7 +2,7 @@
  * commands that span every shard.
  * DEL (also UNLINK) and EXISTS for one key (the dispatcher splits and sums),
  * TYPE, EXPIRE PEXPIRE EXPIREAT PEXPIREAT (with NX XX GT LT), TTL PTTL
- * PERSIST; then, run once on every shard and combined by the dispatcher:
+ * PERSIST, RENAME RENAMENX COPY; then, run once on every shard and combined by the dispatcher:
  * DBSIZE, FLUSHALL/FLUSHDB, KEYS, RANDOMKEY, and SCAN (on the shard its
  * cursor names). Semantics and error texts are Redis 7.0's; an expired key
  * is never returned.
@@ -26,6 +26,13 @@ void cmd_pttl(struct cmd_ctx *c);
 void cmd_expiretime(struct cmd_ctx *c);
 void cmd_pexpiretime(struct cmd_ctx *c);
 void cmd_persist(struct cmd_ctx *c);
+/* RENAME src dst (+OK; -ERR no such key), RENAMENX (:1, or :0 when dst
+ * exists), COPY src dst [DB 0] [REPLACE] (:1 or :0): both keys of one slot
+ * (the dispatcher's -CROSSSLOT otherwise); the value, its expiry and its
+ * memcached flags go along. */
+void cmd_rename(struct cmd_ctx *c);
+void cmd_renamenx(struct cmd_ctx *c);
+void cmd_copy(struct cmd_ctx *c);
 
 /* ":n", the keys of this shard. */
 void cmd_dbsize_shard(struct cmd_ctx *c);

@@ -93,6 +93,19 @@
  * (the ring changed first), so the new replica takes every write directly
  * while it pulls older ones; the old replica that left the list keeps its
  * copy until the list has the partition whole.
+ * Settling. A ring reaches the members by gossip, one after another; a
+ * coordinator still on the old ring writes to the old lists, which lack the
+ * new replica. Had the new replica's walk already passed that key at the
+ * source, it would miss the write (a replica that is releasing the
+ * partition would then drop its copy: one copy fewer, until anti-entropy).
+ * So streams start only once every other live member of the ring says, in
+ * its gossip, that it has this ring (snapshot.h ring_settled; Riak's "ring
+ * ready"), or TRANSFER_SETTLE_WAIT_MS after the ring came (a member that
+ * never says so, say a stopped one not yet down, does not hold transfers
+ * up for longer). It narrows the window, it does not close it: a member
+ * says so once its admin thread has the ring, a moment before its shards
+ * do, and a stopped one runs what it had queued on the old view once it is
+ * resumed; anti-entropy mends what is left.
  *
  * Release. A RELEASING partition asks every node of its current list, about
  * once a second, RELEASE: "do you hold it whole?" (yes: in its list, not
@@ -176,6 +189,7 @@ _Static_assert(TRANSFER_GROUP_MAX <= TABLE_SCAN_PARTS_MAX, "a stream's walk is o
                                             at between steps, holds */
 #define TRANSFER_CHUNKS_MAX (TRANSFER_VISIT_MAX / TRANSFER_SCAN_STEP + 1)
 #define TRANSFER_RETRY_MS 200            /* a batch that failed is asked again after this */
+#define TRANSFER_SETTLE_WAIT_MS 5000     /* pulls wait this long at most for the ring to settle */
 
 /* Where a walk stands: its next cursor, the source that walk is with (an
  * index into ids, plus 1; 0: none yet) and the least reach that source gave
@@ -249,6 +263,8 @@ struct transfer {
     int64_t saved_ms;
     double tokens;
     int64_t tokens_ms, now_ms;
+    int64_t ring_ms;           /* the first tick of this ring here (the settle wait); 0: none yet */
+    bool settle_logged;        /* the wait for this ring's settling is over (logged) */
     bool sweeping;             /* a drop pass is under way */
     uint32_t turn_visits;      /* entries loop-turn drop steps visited since the last tick */
     int64_t drop_turn_ms;      /* when the last loop-turn drop step ran */
@@ -763,6 +779,8 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
     if (tr_parts_alloc(tr) != 0 || ring_clone(ring, &copy) != 0)
         return; /* tried again at the next tick */
     tr->ring = copy;
+    tr->ring_ms = 0; /* stamped by the next tick (its clock) */
+    tr->settle_logged = false;
     tr->dirty = true; /* the state file exists from the first ring on */
     if (ring->n_members == 1) { /* alone (first, or left): pulls nothing, asks nobody; */
         /* what it held or released it still serves, each copy as far as it
@@ -931,6 +949,24 @@ static void tr_walk_with(struct tr_part *tp, int src)
 static void tr_start_streams(struct shard *sh, const struct snapshot *s, int64_t now_ms)
 {
     struct transfer *tr = sh->transfer;
+    if (!tr->ring_ms)
+        tr->ring_ms = now_ms;
+    if (!tr->settle_logged) { /* see "Settling" above */
+        bool waited_out = now_ms - tr->ring_ms >= TRANSFER_SETTLE_WAIT_MS;
+        if (!s->ring_settled && !waited_out)
+            return;
+        bool pulls = false;
+        for (uint32_t p = 0; p < tr->q && !pulls; p++)
+            pulls = tr_get(tr, p) == TRANSFER_PENDING;
+        if (pulls && !s->ring_settled)
+            log_info("ring epoch %" PRIu64 " has not reached every live member after %d ms: "
+                     "pulls start anyway (anti-entropy mends what they miss)",
+                     s->ring->epoch, TRANSFER_SETTLE_WAIT_MS);
+        else if (pulls)
+            log_info("ring epoch %" PRIu64 " reached every live member in %" PRId64
+                     " ms: pulls start", s->ring->epoch, now_ms - tr->ring_ms);
+        tr->settle_logged = true;
+    }
     uint32_t busy = 0;
     for (uint32_t i = 0; i < TRANSFER_STREAMS_MAX; i++)
         busy += tr->streams[i].busy;

@@ -8,6 +8,11 @@
  *   compares the causal context WATCH saw with the one the slot's first
  *   replica holds) commits and replicates; a write at another node between
  *   WATCH and EXEC aborts the transaction (null array).
+ * - test_cluster_multi_rename_copy: RENAME, COPY and RENAMENX at each of 4
+ *   nodes (replicas 2: nodes 0 and 1 hold no replica of their keys and
+ *   forward, 2 and 3 hold one) change both keys at both replicas (R 1 at
+ *   a replica reads its own store; at the others it asks one replica),
+ *   carry the expiry, and refuse keys of two slots.
  * - test_cluster_multi_at_a_non_replica: 4 nodes, replicas 2: node 0 holds
  *   no replica of a slot; a transaction there is forwarded, answered, and
  *   held by both replicas; WATCH there answers the documented error.
@@ -95,7 +100,7 @@ struct held {
 };
 
 /* Node x->node's own store (CONSISTENCY R 1: no other replica asked) holds
- * key with value want. */
+ * key with value want (NULL: lacks key). */
 static bool holds(void *arg)
 {
     const struct held *x = arg;
@@ -103,7 +108,8 @@ static bool holds(void *arg)
     redisReply *r = redisCommand(c, "CONSISTENCY R 1");
     freeReplyObject(r);
     r = redisCommand(c, "GET %s", x->key);
-    bool is = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, x->want) == 0;
+    bool is = r && (x->want ? r->type == REDIS_REPLY_STRING && strcmp(r->str, x->want) == 0
+                            : r->type == REDIS_REPLY_NIL);
     freeReplyObject(r);
     redisFree(c);
     return is;
@@ -157,6 +163,59 @@ static void test_cluster_multi_applied_at_every_replica(void **state)
     ok(c, "EXECABORT", "EXEC", NULL, NULL);
     redisFree(c);
     assert_int_equal(cluster_finish(0), 0);
+}
+
+/* RENAME, RENAMENX and COPY are transactions of one command: at any node
+ * (4 nodes, replicas 2: some forward), both keys change at both replicas
+ * (a replica's own store, R 1: both SYNCs reached it), the expiry goes
+ * along, and keys of two slots get -CROSSSLOT. */
+static void test_cluster_multi_rename_copy(void **state)
+{
+    (void)state;
+    start_nodes(4, "2");
+    warm(0);
+    char src[48], dst[48], cp[48], val[32];
+    for (int at = 0; at < 4; at++) {
+        /* nodes 0 and 1 hold no replica of their keys (forwarded), 2 and 3 do */
+        bool want_away = at < 2;
+        redisContext *ro = cluster_redis(at);
+        freeReplyObject(redisCommand(ro, "READONLY"));
+        for (int k = 0;; k++) {
+            assert_true(k < 1000);
+            snprintf(src, sizeof src, "{rn%d.%d}src", at, k);
+            int to = cluster_moved_to(ro, src);
+            assert_true(to >= -1);
+            if ((to >= 0) == want_away)
+                break;
+        }
+        redisFree(ro);
+        const char *tag_end = strchr(src, '}');
+        snprintf(dst, sizeof dst, "%.*sdst", (int)(tag_end - src + 1), src);
+        snprintf(cp, sizeof cp, "%.*scopy", (int)(tag_end - src + 1), src);
+        snprintf(val, sizeof val, "v%d", at);
+        redisContext *c = cluster_redis(at);
+        ok(c, "OK", "SET %s %s", src, val);
+        freeReplyObject(expect(c, REDIS_REPLY_INTEGER, NULL, "EXPIRE %s 1000", src));
+        ok(c, "OK", "RENAME %s %s", src, dst);
+        redisReply *r = expect(c, REDIS_REPLY_INTEGER, NULL, "COPY %s %s", dst, cp);
+        assert_int_equal(r->integer, 1);
+        freeReplyObject(r);
+        r = expect(c, REDIS_REPLY_INTEGER, NULL, "RENAMENX %s %s", cp, dst);
+        assert_int_equal(r->integer, 0); /* dst exists */
+        freeReplyObject(r);
+        ok(c, "ERR no such key", "RENAME %s %s", src, dst);
+        ok(c, "CROSSSLOT", "RENAME %s %s", dst, "elsewhere");
+        r = expect(c, REDIS_REPLY_INTEGER, NULL, "TTL %s", dst);
+        assert_in_range(r->integer, 990, 1000);
+        freeReplyObject(r);
+        redisFree(c);
+        for (int i = 0; i < 4; i++) {
+            expect_held(i, dst, val);
+            expect_held(i, cp, val);
+            struct held gone = {i, src, NULL};
+            assert_true(cluster_wait(holds, &gone, 5000));
+        }
+    }
 }
 
 static void test_cluster_multi_watch(void **state)
@@ -335,6 +394,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_cluster_multi_applied_at_every_replica, cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_multi_watch, cluster_forget_all),
+        cmocka_unit_test_teardown(test_cluster_multi_rename_copy, cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_multi_at_a_non_replica, cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_multi_w2_with_one_frozen, cluster_forget_all),
         cmocka_unit_test_teardown(test_cluster_multi_too_many_keys_refused_quickly,

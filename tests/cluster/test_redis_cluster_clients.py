@@ -192,6 +192,22 @@ def check_redis_py(nodes):
     assert rc.execute_command("EXPIRETIME", keys[1]) == -1
     assert rc.execute_command("EXPIRETIME", "nokey") == -2
     assert abs(rc.time()[0] - time.time()) < 60
+    # RENAME, RENAMENX, COPY of two keys of one slot (a hash tag), sent by
+    # RedisCluster to the slot's node; keys of two slots: CROSSSLOT
+    assert rc.set("{acct}:cur", "balance") is True
+    assert rc.rename("{acct}:cur", "{acct}:old") is True
+    assert rc.get("{acct}:cur") is None and rc.get("{acct}:old") == "balance"
+    assert rc.copy("{acct}:old", "{acct}:copy") is True
+    assert rc.renamenx("{acct}:copy", "{acct}:old") is False
+    assert rc.get("{acct}:copy") == "balance"
+    plain = redis.Redis(host=nodes[0].host, port=nodes[0].port)  # RedisCluster checks slots itself
+    try:
+        plain.rename("{acct}:old", "elsewhere")
+        raise AssertionError("RENAME of two slots was taken")
+    except redis.exceptions.ResponseError as e:
+        assert "CROSSSLOT" in str(e), e
+    plain.close()
+    assert rc.delete("{acct}:old", "{acct}:copy") == 2
 
     pipe = rc.pipeline()
     for i in range(100):

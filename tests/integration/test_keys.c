@@ -1,6 +1,6 @@
 /* test_keys.c: the keyspace commands of one node: DEL UNLINK EXISTS TYPE, the
  * EXPIRE family with NX XX GT LT, TTL PTTL PERSIST EXPIRETIME PEXPIRETIME, expiry
- * actually happening, TOUCH, TIME,
+ * actually happening, TOUCH, TIME, RENAME RENAMENX COPY,
  * SCAN (every key present throughout a scan comes back at least once, with
  * MATCH and COUNT, even while keys are added between calls), KEYS patterns,
  * RANDOMKEY, DBSIZE and FLUSHALL.
@@ -238,6 +238,61 @@ static void test_keys_expiretime(void **state)
     harness_expect(c, HARNESS_INT(at + 1), "EXPIRETIME k"); /* rounded, as Redis */
     harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'expiretime' command"),
                    "EXPIRETIME k x");
+}
+
+/* RENAME, RENAMENX, COPY (Redis 7's replies): the value and its expiry
+ * go along; keys of two slots get -CROSSSLOT (one shard, as Redis
+ * Cluster), so the keys here share a hash tag. */
+static void test_keys_rename_copy(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_ERR("ERR no such key"), "RENAME {t}a {t}b");
+    harness_expect(c, HARNESS_OK, "SET {t}a 1");
+    harness_expect(c, HARNESS_INT(1), "PEXPIRE {t}a 100000");
+    harness_expect(c, HARNESS_OK, "RENAME {t}a {t}b");
+    harness_expect(c, HARNESS_NIL, "GET {t}a");
+    harness_expect(c, HARNESS_BULK("1"), "GET {t}b");
+    assert_in_range(int_reply(c, "PTTL", "{t}b"), 90000, 100000); /* the expiry went along */
+    harness_expect(c, HARNESS_OK, "RENAME {t}b {t}b");           /* itself: nothing changes */
+    harness_expect(c, HARNESS_BULK("1"), "GET {t}b");
+    harness_expect(c, HARNESS_OK, "SET {t}c 2");
+    harness_expect(c, HARNESS_OK, "RENAME {t}c {t}b"); /* overwrites, expiry and all */
+    harness_expect(c, HARNESS_INT(-1), "PTTL {t}b");
+    harness_expect(c, HARNESS_BULK("2"), "GET {t}b");
+    harness_expect(c, HARNESS_INT(1), "EXISTS {t}b");
+    harness_expect(c, HARNESS_INT(0), "EXISTS {t}c");
+    /* RENAMENX: only to a free name */
+    harness_expect(c, HARNESS_OK, "SET {t}d 3");
+    harness_expect(c, HARNESS_INT(0), "RENAMENX {t}d {t}b");
+    harness_expect(c, HARNESS_BULK("2"), "GET {t}b");
+    harness_expect(c, HARNESS_INT(1), "RENAMENX {t}d {t}e");
+    harness_expect(c, HARNESS_BULK("3"), "GET {t}e");
+    harness_expect(c, HARNESS_INT(0), "EXISTS {t}d");
+    harness_expect(c, HARNESS_INT(0), "RENAMENX {t}e {t}e");
+    harness_expect(c, HARNESS_ERR("ERR no such key"), "RENAMENX {t}d {t}f");
+    /* COPY: the source stays; REPLACE to overwrite; DB 0 only */
+    harness_expect(c, HARNESS_INT(0), "COPY {t}missing {t}f");
+    harness_expect(c, HARNESS_INT(0), "COPY {t}e {t}b");
+    harness_expect(c, HARNESS_BULK("2"), "GET {t}b");
+    harness_expect(c, HARNESS_INT(1), "COPY {t}e {t}b REPLACE");
+    harness_expect(c, HARNESS_BULK("3"), "GET {t}b");
+    harness_expect(c, HARNESS_BULK("3"), "GET {t}e");
+    harness_expect(c, HARNESS_INT(1), "EXPIRE {t}e 500");
+    harness_expect(c, HARNESS_INT(1), "COPY {t}e {t}f DB 0");
+    assert_in_range(int_reply(c, "TTL", "{t}f"), 490, 500);
+    static const char same[] = "ERR source and destination objects are the same",
+                      crossslot[] = "CROSSSLOT Keys in request don't hash to the same slot";
+    harness_expect(c, HARNESS_ERR(same), "COPY {t}e {t}e");
+    harness_expect(c, HARNESS_ERR(same), "COPY {t}missing {t}missing"); /* before the key */
+    harness_expect(c, HARNESS_ERR("ERR DB index is out of range"), "COPY {t}e {t}g DB 1");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "COPY {t}e {t}g NOPE");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
+                   "COPY {t}e {t}g DB x");
+    harness_expect(c, HARNESS_ERR(crossslot), "RENAME {t}e other"); /* keys of two slots */
+    harness_expect(c, HARNESS_ERR(crossslot), "COPY {t}e other");
+    harness_expect(c, HARNESS_BULK("3"), "GET {t}e");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'rename' command"),
+                   "RENAME {t}e");
 }
 
 static void test_keys_expire_family(void **state)
@@ -593,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_ttl_pttl_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expiretime, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_rename_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expire_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expire_in_past_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expire_nx_xx_gt_lt, setup, teardown),

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "gossip.h"
 #include "member.h"
 #include "ring.h"
 #include "snapshot.h"
@@ -94,6 +95,74 @@ static void test_snapshot_copies_members_and_ring(void **state)
         assert_int_not_equal(list[0], list[1]);
     }
     snapshot_free(s);
+}
+
+/* The table hears OTHER_ID, up, say (gossip NODE) that it has the ring
+ * (epoch, hash). */
+static void hear_other(struct member_table *t, uint64_t incarnation, uint64_t epoch, uint64_t hash)
+{
+    struct gossip_update u = {.kind = GOSSIP_NODE,
+                              .incarnation = incarnation,
+                              .state = MEMBER_UP,
+                              .state_version = 1,
+                              .health = MEMBER_ALIVE};
+    memcpy(u.info.id, OTHER_ID, sizeof u.info.id);
+    snprintf(u.info.client_addr, sizeof u.info.client_addr, "127.0.0.8:6379");
+    snprintf(u.info.cluster_addr, sizeof u.info.cluster_addr, "127.0.0.8:16379");
+    snprintf(u.info.zone, sizeof u.info.zone, "zone-b");
+    u.info.weight = 200;
+    u.info.ring_epoch = epoch;
+    u.info.ring_hash = hash;
+    struct gossip_writer w;
+    gossip_writer_init(&w);
+    gossip_begin(&w, GOSSIP_PING, 0, 1, OTHER_ID, SELF_ID, "");
+    gossip_add_update(&w, &u);
+    gossip_end(&w);
+    assert_false(w.failed);
+    struct gossip_msg msg;
+    size_t used;
+    const char *err;
+    assert_int_equal(gossip_decode(w.data, w.len, &msg, &used, &err), GOSSIP_OK);
+    member_on_message(t, 1000 + incarnation, "127.0.0.8:16379", &msg);
+    gossip_writer_fini(&w);
+}
+
+/* ring_settled: every other live ring member says it has this very ring. */
+static void test_snapshot_ring_settled(void **state)
+{
+    (void)state;
+    struct member_table *t = self_table();
+    struct ring *ring = test_ring(true);
+    struct snapshot *s;
+    /* OTHER_ID not in the table yet: its ring is unknown */
+    assert_int_equal(snapshot_build(t, ring, &s), 0);
+    assert_false(s->ring_settled);
+    snapshot_free(s);
+    /* it is up with an older ring: a coordinator on the old lists */
+    hear_other(t, 1, ring->epoch - 1, ring->hash ^ 1);
+    assert_int_equal(snapshot_build(t, ring, &s), 0);
+    assert_int_equal(s->n_members, 2);
+    assert_int_equal(s->members[1].status, MEMBER_S_UP);
+    assert_false(s->ring_settled);
+    snapshot_free(s);
+    /* the same epoch with another hash is another ring */
+    hear_other(t, 2, ring->epoch, ring->hash ^ 1);
+    assert_int_equal(snapshot_build(t, ring, &s), 0);
+    assert_false(s->ring_settled);
+    snapshot_free(s);
+    /* now it has this one */
+    hear_other(t, 3, ring->epoch, ring->hash);
+    assert_int_equal(snapshot_build(t, ring, &s), 0);
+    assert_true(s->ring_settled);
+    snapshot_free(s);
+    /* a ring of self alone: nobody else */
+    struct ring *alone = test_ring(false);
+    assert_int_equal(snapshot_build(t, alone, &s), 0);
+    assert_true(s->ring_settled);
+    snapshot_free(s);
+    ring_destroy(alone);
+    ring_destroy(ring);
+    member_destroy(t);
 }
 
 static void test_snapshot_nothing_before_the_first_publish(void **state)
@@ -261,6 +330,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_copies_members_and_ring),
+        cmocka_unit_test(test_snapshot_ring_settled),
         cmocka_unit_test(test_snapshot_nothing_before_the_first_publish),
         cmocka_unit_test(test_snapshot_section_pins_what_it_read),
         cmocka_unit_test(test_snapshot_destroy_frees_what_waits),
