@@ -139,7 +139,7 @@ json_t *view_ring(const struct ring *ring, const struct ring *prev)
 json_t *view_transfers(const struct transfer_stats *t)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I}",
+                     "s:I, s:I}",
                      "partitions_pending", (json_int_t)t->pending, "partitions_streaming",
                      (json_int_t)(t->streaming + t->settling), "partitions_done",
                      (json_int_t)t->done, "partitions_releasing",
@@ -151,7 +151,8 @@ json_t *view_transfers(const struct transfer_stats *t)
                      "cold_skipped", (json_int_t)t->cold_skipped, "resumable_bytes",
                      (json_int_t)t->resumable_bytes, "rate_bytes_per_sec",
                      (json_int_t)t->rate, "remaining_bytes", (json_int_t)t->remaining_bytes,
-                     "eta_seconds", (json_int_t)t->eta_s);
+                     "eta_seconds", (json_int_t)t->eta_s, "ring_epoch",
+                     (json_int_t)t->ring_epoch);
 }
 
 json_t *view_plan(const char *action, const char *id, const struct ring *from,

@@ -779,6 +779,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
     if (tr_parts_alloc(tr) != 0 || ring_clone(ring, &copy) != 0)
         return; /* tried again at the next tick */
     tr->ring = copy;
+    ST_SET(tr, ring_epoch, ring->epoch);
     tr->ring_ms = 0; /* stamped by the next tick (its clock) */
     tr->settle_logged = false;
     tr->dirty = true; /* the state file exists from the first ring on */
@@ -1850,6 +1851,11 @@ void transfer_node_stats(const struct node *n, struct transfer_stats *out)
     out->eta_s = out->remaining_bytes == 0 ? 0
                  : out->rate ? (int64_t)(out->remaining_bytes / out->rate)
                              : -1;
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        const struct transfer *tr = n->shards[i] ? n->shards[i]->transfer : NULL;
+        uint64_t e = tr ? __atomic_load_n(&tr->st.ring_epoch, __ATOMIC_RELAXED) : 0;
+        out->ring_epoch = i == 0 || e < out->ring_epoch ? e : out->ring_epoch;
+    }
 }
 
 unsigned transfer_state(const struct node *n, uint32_t p)

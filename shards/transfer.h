@@ -80,6 +80,8 @@ struct transfer_stats {
     uint64_t rate;                               /* bytes/s */
     uint64_t remaining_bytes;
     int64_t eta_s;
+    /* not summed (transfer_node_stats: the least of the shards') */
+    uint64_t ring_epoch; /* the ring the transfers follow (0: none yet) */
 };
 
 /* Per-shard state: created by shard_create() (-ENOMEM), freed by

@@ -575,7 +575,10 @@ static bool cluster_pulls_done(void *arg)
     for (int i = 0; i < n; i++) {
         json_t *ring = cluster_get(i, "/v1/ring");
         json_t *t = ring ? json_object_get(ring, "transfers") : NULL;
-        bool idle = t && json_integer_value(json_object_get(t, "partitions_pending")) == 0 &&
+        /* every shard has taken the ring (else nothing is pending yet) */
+        bool taken = t && json_integer_value(json_object_get(t, "ring_epoch")) ==
+                              json_integer_value(json_object_get(ring, "epoch"));
+        bool idle = taken && json_integer_value(json_object_get(t, "partitions_pending")) == 0 &&
                     json_integer_value(json_object_get(t, "partitions_streaming")) == 0 &&
                     json_is_integer(json_object_get(t, "partitions_pending"));
         json_decref(ring);
