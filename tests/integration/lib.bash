@@ -51,18 +51,29 @@ itest_uring_refused() {
     ! itest_running "$1" && grep -q "io_uring" "$2"
 }
 
-# itest_free_ports N: N distinct loopback TCP ports that were free a moment
-# ago (bound together, then released), one per line. A node listens on three
-# or four of them (clients, memcached, admin, cluster), so scripts name every
-# port rather than let the admin and cluster ports default to port + 1000 and
-# port + 10000, which may be taken.
+# itest_free_ports N: N distinct loopback ports that were free a moment ago
+# for TCP and UDP alike (bound together, then released), one per line. A node
+# listens on three or four of them (clients, memcached, admin, cluster: TCP
+# and UDP), so scripts name every port rather than let the admin and
+# cluster ports default to port + 1000 and port + 10000, which may be taken
+# (a port free for TCP only was once another test's gossip port).
 itest_free_ports() {
     python3 -c '
 import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
+held = []
+ports = []
+while len(ports) < int(sys.argv[1]):
+    t = socket.socket()
+    t.bind(("127.0.0.1", 0))
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", t.getsockname()[1]))
+    except OSError:
+        held.append(t)  # kept until the end: not drawn again
+        continue
+    held += [t, u]
+    ports.append(t.getsockname()[1])
+print("\n".join(str(p) for p in ports))' "$1"
 }
 
 # itest_node_start THREADS: starts a node ($RINGKV_BIN) on free loopback
