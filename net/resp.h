@@ -12,8 +12,10 @@
 #ifndef RINGKV_NET_RESP_H
 #define RINGKV_NET_RESP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -33,6 +35,12 @@ struct resp_arg {
     const char *ptr;
     uint32_t len;
 };
+
+/* Whether two arguments are the same bytes. */
+static inline bool resp_arg_equal(const struct resp_arg *a, const struct resp_arg *b)
+{
+    return a->len == b->len && memcmp(a->ptr, b->ptr, a->len) == 0;
+}
 
 struct resp_limits {
     uint32_t max_args;        /* most arguments in one request (a larger "*N" is

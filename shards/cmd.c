@@ -902,7 +902,7 @@ bool cmd_args_ok(const struct node *n, const struct cmd_def *d, const struct res
         uint32_t slot = keyhash_slot(argv[d->first_key].ptr, argv[d->first_key].len);
         for (int i = d->first_key + d->key_step; i <= last && i < (int)argc; i += d->key_step) {
             if (keyhash_slot(argv[i].ptr, argv[i].len) != slot) {
-                snprintf(err, len, "CROSSSLOT Keys in request don't hash to the same slot");
+                snprintf(err, len, "%s", CMD_ERR_CROSSSLOT);
                 return false;
             }
         }

@@ -159,6 +159,10 @@ struct cmd_msg {
 /* Command flags: columns of the command tables. COMMAND shows the first
  * five; dispatch uses NOAUTH; the rest say how a request meets values that
  * are on disk only (tier.h). */
+/* Keys of more than one hash slot in a command that must stay on one
+ * (RENAME, COPY, a transaction's), as Redis Cluster says it. */
+#define CMD_ERR_CROSSSLOT "CROSSSLOT Keys in request don't hash to the same slot"
+
 #define CMD_WRITE (1u << 0)
 #define CMD_READONLY (1u << 1)
 #define CMD_DENYOOM (1u << 2)

@@ -103,7 +103,7 @@ enum key_copy { KEY_RENAME, KEY_RENAMENX, KEY_COPY };
 static void copy_key(struct cmd_ctx *c, enum key_copy kind, bool replace)
 {
     const struct resp_arg *src = &c->argv[1], *dst = &c->argv[2];
-    bool is_same = src->len == dst->len && memcmp(src->ptr, dst->ptr, src->len) == 0;
+    bool is_same = resp_arg_equal(src, dst);
     if (kind == KEY_COPY && is_same) { /* Redis checks this before the key */
         cmd_reply_error(c, "ERR source and destination objects are the same");
         return;
@@ -183,7 +183,7 @@ void cmd_copy(struct cmd_ctx *c)
         } else if (a->len == 2 && strncasecmp(a->ptr, "db", 2) == 0 && i + 1 < c->argc) {
             int64_t db;
             if (!num_parse_i64(c->argv[i + 1].ptr, c->argv[i + 1].len, &db)) {
-                cmd_reply_error(c, "ERR value is not an integer or out of range");
+                cmd_reply_error(c, CMD_ERR_NOT_INT);
                 return;
             }
             if (db != 0) { /* one database, as Redis Cluster */

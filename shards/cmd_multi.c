@@ -93,7 +93,7 @@
 /* EXEC's message carries the queue as one argument (32-bit lengths). */
 #define MULTI_MAX_BYTES (UINT32_MAX / 2)
 
-static const char multi_crossslot[] = "CROSSSLOT Keys in request don't hash to the same slot";
+static const char multi_crossslot[] = CMD_ERR_CROSSSLOT;
 static const char multi_tryagain[] =
     "TRYAGAIN a value the transaction reads is on disk only; retry the transaction";
 
@@ -549,7 +549,7 @@ static int multi_add_key(struct resp_arg **keys, uint32_t *n, uint32_t *cap,
                          const struct resp_arg *k)
 {
     for (uint32_t i = 0; i < *n; i++)
-        if ((*keys)[i].len == k->len && memcmp((*keys)[i].ptr, k->ptr, k->len) == 0)
+        if (resp_arg_equal(&(*keys)[i], k))
             return 0;
     if (*n == MULTI_MAX_KEYS)
         return -E2BIG;

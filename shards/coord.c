@@ -1851,9 +1851,7 @@ static int coord_multi_keys(const struct cmd_msg *m, struct resp_arg **keys, uin
     if (m->handler == cmd_multi_exec_shard)
         return cmd_multi_keys(m->argv, m->argc, keys, n);
     if (coord_is_key_pair(m)) { /* the destination first: its SYNC goes first */
-        bool is_same = m->argv[1].len == m->argv[2].len &&
-                       memcmp(m->argv[1].ptr, m->argv[2].ptr, m->argv[1].len) == 0;
-        *n = is_same ? 1 : 2;
+        *n = resp_arg_equal(&m->argv[1], &m->argv[2]) ? 1 : 2;
         *keys = mi_malloc(2 * sizeof **keys);
         if (!*keys)
             return -ENOMEM;

@@ -1841,6 +1841,8 @@ void transfer_node_stats(const struct node *n, struct transfer_stats *out)
     memset(out, 0, sizeof *out);
     for (uint32_t i = 0; i < n->nshards; i++) {
         const struct transfer *tr = n->shards[i] ? n->shards[i]->transfer : NULL;
+        uint64_t epoch = tr ? __atomic_load_n(&tr->st.ring_epoch, __ATOMIC_RELAXED) : 0;
+        out->ring_epoch = i == 0 || epoch < out->ring_epoch ? epoch : out->ring_epoch;
         if (!tr)
             continue;
         const uint64_t *f = (const uint64_t *)&tr->st;
@@ -1851,11 +1853,6 @@ void transfer_node_stats(const struct node *n, struct transfer_stats *out)
     out->eta_s = out->remaining_bytes == 0 ? 0
                  : out->rate ? (int64_t)(out->remaining_bytes / out->rate)
                              : -1;
-    for (uint32_t i = 0; i < n->nshards; i++) {
-        const struct transfer *tr = n->shards[i] ? n->shards[i]->transfer : NULL;
-        uint64_t e = tr ? __atomic_load_n(&tr->st.ring_epoch, __ATOMIC_RELAXED) : 0;
-        out->ring_epoch = i == 0 || e < out->ring_epoch ? e : out->ring_epoch;
-    }
 }
 
 unsigned transfer_state(const struct node *n, uint32_t p)
