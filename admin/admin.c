@@ -1139,6 +1139,12 @@ static size_t admin_metrics(const struct admin *a, struct view_metric *m)
            "Table entries met by the walks serving partition transfers.", tx.keys_walked);
     METRIC("transfer_keys_dropped", "transfer_dropped_keys_total", "counter",
            "Keys deleted here once their partition's new list held it.", tx.keys_dropped);
+    METRIC("transfer_handoff_checks", "transfer_handoff_checks_total", "counter",
+           "Handoff checks of released copies against their new list, ended.",
+           tx.handoff_checks);
+    METRIC("transfer_handoff_keys_sent", "transfer_handoff_sent_keys_total", "counter",
+           "Keys handoff checks sent to a list that lacked them before a copy was dropped.",
+           tx.handoff_keys_sent);
     METRIC("transfer_rate", "transfer_rate_bytes", "gauge",
            "Bytes per second pulled now (smoothed).", tx.rate);
     METRIC("transfer_eta_seconds", "transfer_eta_seconds", "gauge",

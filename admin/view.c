@@ -139,7 +139,7 @@ json_t *view_ring(const struct ring *ring, const struct ring *prev)
 json_t *view_transfers(const struct transfer_stats *t)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I}",
+                     "s:I, s:I, s:I, s:I}",
                      "partitions_pending", (json_int_t)t->pending, "partitions_streaming",
                      (json_int_t)(t->streaming + t->settling), "partitions_done",
                      (json_int_t)t->done, "partitions_releasing",
@@ -148,7 +148,9 @@ json_t *view_transfers(const struct transfer_stats *t)
                      (json_int_t)t->keys, "bytes_sent", (json_int_t)t->bytes_sent, "keys_sent",
                      (json_int_t)t->keys_sent, "keys_walked", (json_int_t)t->keys_walked,
                      "keys_dropped", (json_int_t)t->keys_dropped,
-                     "cold_skipped", (json_int_t)t->cold_skipped, "resumable_bytes",
+                     "cold_skipped", (json_int_t)t->cold_skipped, "handoff_checks",
+                     (json_int_t)t->handoff_checks, "handoff_keys_sent",
+                     (json_int_t)t->handoff_keys_sent, "resumable_bytes",
                      (json_int_t)t->resumable_bytes, "rate_bytes_per_sec",
                      (json_int_t)t->rate, "remaining_bytes", (json_int_t)t->remaining_bytes,
                      "eta_seconds", (json_int_t)t->eta_s, "ring_epoch",

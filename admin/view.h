@@ -46,6 +46,7 @@ struct transfer_stats;
 /* {"partitions_pending", "partitions_streaming", "partitions_done",
  * "partitions_releasing", "partitions_released", "bytes", "keys",
  * "bytes_sent", "keys_sent", "keys_dropped", "cold_skipped",
+ * "handoff_checks", "handoff_keys_sent",
  * "resumable_bytes", "rate_bytes_per_sec", "remaining_bytes", "eta_seconds"}: a node's transfer
  * figures (shards/transfer.h; streaming counts settling ones, releasing
  * dropping ones). */

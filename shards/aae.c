@@ -90,6 +90,16 @@
  * coord_on_request): a peer whose FLUSHALL comes a moment later cannot push
  * back, from an exchange it started before, keys flushed here.
  *
+ * Handoff (aae_handoff, for transfer.c before a released copy is dropped):
+ * the same steps with one peer, one way. Branches and leaves whose value
+ * here is zero hold no key here and are not asked; keys only the peer has
+ * are not listed; a key both hold differently is fetched (GET) and ours is
+ * SYNCed unless the peer's covers it (replica_covers), nothing merged
+ * here; cache mode lists keys only here all the same. The exchange notes
+ * whether it sent anything and whether a key was left unchecked, and with
+ * the partition's fingerprint (aae_print: the XOR of its branches) from
+ * its start tells transfer_handoff_done whether it was clean.
+ *
  * Eviction: with maxmemory and an evicting policy (allkeys-*, volatile-*)
  * a key one replica lacks may have been evicted there on purpose; copying
  * it back every round would fight eviction (and evict something else). So
@@ -132,6 +142,7 @@
 #include "shard.h"
 #include "store.h"
 #include "table.h"
+#include "transfer.h"
 #include "wire.h"
 
 #define AAE_ID_BIT (UINT64_C(1) << 63)
@@ -166,8 +177,15 @@ struct aae_exchange {
     uint64_t from;                       /* the KEYS page's start (0: the leaves' start) */
     uint32_t first_leaf;                 /* where the walk over differing leaves starts */
     uint32_t repaired;                   /* keys repaired so far */
+    uint32_t sent;                       /* handoff: keys sent */
     uint32_t waiting;                    /* repair GETs unanswered */
     bool differed;
+    bool is_handoff;  /* aae_handoff's: keys here to the peer, leaves empty here skipped */
+    bool pushed;      /* a SYNC went to the peer */
+    bool missed;      /* a key was left neither sent nor found held by the peer */
+    uint64_t print;   /* aae_handoff's: the tree's fingerprint when it began */
+    bool cut;         /* ended by aae-max-keys-per-exchange, not by its last leaf */
+    uint64_t cookie;  /* aae_handoff's, for transfer_handoff_done */
     struct aae_key *keys;
     uint32_t nkeys, keys_cap, at;
 };
@@ -259,6 +277,18 @@ static struct merkle_tree *aae_tree(struct aae *a, uint32_t p)
     if (!a->live || p >= a->q || a->slot[p] == AAE_NO_SLOT)
         return NULL;
     return &a->live[a->slot[p]];
+}
+
+/* Partition p's fingerprint here: the XOR of its branches (every key's
+ * digest), which any write to it moves but for a 2^-64 chance. */
+static uint64_t aae_print(struct aae *a, uint32_t p)
+{
+    aae_apply_toggles(a);
+    const struct merkle_tree *t = aae_tree(a, p);
+    uint64_t print = 0;
+    for (uint32_t b = 0; t && b < MERKLE_BRANCHES; b++)
+        print ^= t->branch[b];
+    return print;
 }
 
 static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done);
@@ -742,12 +772,17 @@ static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done)
 {
     struct aae *a = sh->aae;
     aae_free_keys(x);
-    if (is_done) {
+    if (is_done && !x->is_handoff) { /* handoffs: transfer.c counts them */
         AAE_STAT_ADD(a, exchanges, 1);
         if (!x->differed)
             AAE_STAT_ADD(a, in_sync, 1);
     }
     x->step = X_FREE;
+    if (x->is_handoff) /* clean: nothing sent or missed, and no write here meanwhile */
+        transfer_handoff_done(sh, x->p, x->cookie,
+                              is_done && !x->cut && !x->pushed && !x->missed &&
+                                  aae_print(a, x->p) == x->print,
+                              x->sent);
 }
 
 /* KEYS for the next page of the asked leaves, else for the next differing
@@ -756,6 +791,7 @@ static void aae_ask_keys(struct shard *sh, struct aae_exchange *x)
 {
     aae_free_keys(x);
     if (x->repaired >= (uint64_t)sh->node->cfg->aae_max_keys) {
+        x->cut = true;
         aae_end(sh, x, true); /* the rest in a later round */
         return;
     }
@@ -859,7 +895,8 @@ static uint32_t aae_compare_take(void *arg, const struct aae_hit *hits, uint32_t
         if (got)
             got->matched = true;
         uint64_t d = aae_list_digest(cmp->sh, e, hits[i].hash);
-        if (got ? got->digest != d : d != AAE_REAPABLE && !cmp->is_cache) /* reapable ~ nothing */
+        if (got ? got->digest != d
+                : d != AAE_REAPABLE && (!cmp->is_cache || cmp->x->is_handoff)) /* reapable ~ nothing */
             aae_add_key(cmp, want.key, want.klen, hits[i].hash, got != NULL);
     }
     return n;
@@ -913,7 +950,7 @@ static void aae_on_keys_reply(struct shard *sh, struct aae_exchange *x, const st
     stop = aae_end_min(stop, mine);
     for (uint32_t i = 0; i < cmp.npeer; i++)
         if (!cmp.peer[i].matched && cmp.peer[i].digest != AAE_REAPABLE && !cmp.is_cache &&
-            (stop == 0 || cmp.peer[i].hash < stop))
+            !x->is_handoff && (stop == 0 || cmp.peer[i].hash < stop))
             aae_add_key(&cmp, cmp.peer[i].key, cmp.peer[i].klen, cmp.peer[i].hash, true);
     mi_free(cmp.peer);
     if (cmp.failed) {
@@ -962,6 +999,7 @@ static bool aae_sync(struct shard *sh, struct aae_exchange *x, const struct aae_
                           .values = &body};
     if (coord_send_member(sh, x->member, &wm) != 0)
         return false;
+    x->pushed = true;
     AAE_STAT_ADD(sh->aae, bytes_out, st->meta.len + st->body.len);
     return true;
 }
@@ -976,9 +1014,14 @@ static int aae_push(struct shard *sh, struct aae_exchange *x, const struct aae_k
     replica_state_init(&mine);
     int sent = 0;
     int rc = replica_export(sh->store, sh->node, k->key, k->klen, k->hash, &mine);
-    if (rc == 0 && !mine.meta.failed && !mine.body.failed &&
-        (!peer_meta || !replica_same(&mine, peer_meta, peer_meta_len)))
-        sent = aae_sync(sh, x, k, &mine) ? 1 : 0;
+    if (rc == 0 && !mine.meta.failed && !mine.body.failed) {
+        if (!peer_meta || !replica_same(&mine, peer_meta, peer_meta_len)) {
+            sent = aae_sync(sh, x, k, &mine) ? 1 : 0;
+            x->missed |= !sent;
+        }
+    } else if (rc != -EAGAIN && rc != -ENOENT) {
+        x->missed = true;
+    }
     replica_state_fini(&mine);
     return rc == -EAGAIN ? -EAGAIN : sent;
 }
@@ -997,7 +1040,10 @@ static void aae_repair_key(struct shard *sh, struct aae_exchange *x, uint32_t i)
 static void aae_count_repair(struct shard *sh, struct aae_exchange *x)
 {
     x->repaired++;
-    AAE_STAT_ADD(sh->aae, keys_repaired, 1);
+    if (x->is_handoff)
+        x->sent++;
+    else
+        AAE_STAT_ADD(sh->aae, keys_repaired, 1);
 }
 
 /* The next page once every key of this one is done. */
@@ -1019,6 +1065,8 @@ static bool aae_loaded(struct req_table *t, struct req *r, enum req_end how)
     x->waiting--;
     if (how == REQ_END_DONE)
         aae_repair_key(sh, x, i);
+    else
+        x->missed = true;
     aae_key_done(sh, x);
     if (x->step == X_FREE)
         aae_fill(sh);
@@ -1050,6 +1098,7 @@ static void aae_push_key(struct shard *sh, struct aae_exchange *x, uint32_t i,
     int rc = aae_push(sh, x, &x->keys[i], peer_meta, peer_meta_len);
     if (rc == -EAGAIN && aae_load(sh, x, i))
         return; /* counted once repaired */
+    x->missed |= rc == -EAGAIN;
     if (rc == 1 || is_repaired)
         aae_count_repair(sh, x);
 }
@@ -1072,6 +1121,8 @@ static void aae_repair_key(struct shard *sh, struct aae_exchange *x, uint32_t i)
     if (coord_send_member(sh, x->member, &wm) == 0) {
         x->waiting++;
         x->deadline_ms = req_now_ms() + AAE_STEP_MS;
+    } else {
+        x->missed = true;
     }
 }
 
@@ -1086,6 +1137,44 @@ static void aae_repair_some(struct shard *sh, struct aae_exchange *x)
     aae_key_done(sh, x);
 }
 
+/* A handoff's GET answer for key i: the state here is sent unless the
+ * peer's covers it (their merge is the peer's); nothing is merged here (the
+ * copy is on its way out). */
+static void aae_handoff_key(struct shard *sh, struct aae_exchange *x, uint32_t i,
+                            const struct wire_msg *wm)
+{
+    const struct aae_key *k = &x->keys[i];
+    if (wm->status == WIRE_CODE_NOT_FOUND) {
+        aae_push_key(sh, x, i, NULL, 0, false);
+        return;
+    }
+    if (wm->status != WIRE_CODE_OK) {
+        x->missed = true;
+        return;
+    }
+    struct wire_value_iter it;
+    struct wire_bytes body = {0};
+    wire_values_init(&it, wm);
+    wire_values_next(&it, &body);
+    AAE_STAT_ADD(sh->aae, bytes_in, wm->meta.len + body.len);
+    struct replica_state mine;
+    replica_state_init(&mine);
+    int rc = replica_export(sh->store, sh->node, k->key, k->klen, k->hash, &mine);
+    int covers = rc == 0 && !mine.meta.failed && !mine.body.failed
+                     ? replica_covers(wm->meta.ptr, wm->meta.len, body.ptr, body.len, &mine)
+                     : 0;
+    replica_state_fini(&mine);
+    if (rc == -ENOENT || covers == 1)
+        return; /* gone here meanwhile (the print tells), or the peer's is newer */
+    if (rc == -EAGAIN && aae_load(sh, x, i))
+        return; /* cold here: read back, then asked again */
+    if (rc != 0) {
+        x->missed = true;
+        return;
+    }
+    aae_push_key(sh, x, i, NULL, 0, false); /* the peer merges it (dvv_sync) */
+}
+
 /* A repair GET's answer: merge the peer's state here, send back the merge. */
 static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const struct wire_msg *wm)
 {
@@ -1094,7 +1183,9 @@ static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const str
         return;
     x->waiting--;
     const struct aae_key *k = &x->keys[i];
-    if (wm->status == WIRE_CODE_OK) {
+    if (x->is_handoff) {
+        aae_handoff_key(sh, x, i, wm);
+    } else if (wm->status == WIRE_CODE_OK) {
         struct wire_value_iter it;
         struct wire_bytes body = {0};
         wire_values_init(&it, wm);
@@ -1113,8 +1204,36 @@ static void aae_on_get_reply(struct shard *sh, struct aae_exchange *x, const str
         }
     } else if (wm->status == WIRE_CODE_NOT_FOUND) {
         aae_push_key(sh, x, i, NULL, 0, false);
+    } else {
+        x->missed = true;
     }
     aae_key_done(sh, x);
+}
+
+/* Handoff: the branches of t that hold something (a bitmap; a branch of
+ * zero holds no key: digests XOR to zero only by a 2^-64 chance). */
+static uint32_t aae_branches_held(const struct merkle_tree *t)
+{
+    uint32_t held = 0;
+    for (uint32_t b = 0; b < MERKLE_BRANCHES; b++)
+        if (t->branch[b])
+            held |= 1u << b;
+    return held;
+}
+
+/* Handoff: clears the leaves of todo that hold nothing in t; how many are left. */
+static int aae_leaves_held(const struct merkle_tree *t, uint8_t todo[MERKLE_LEAFMAP_BYTES])
+{
+    int n = 0;
+    for (uint32_t l = 0; l < MERKLE_LEAVES; l++) {
+        if (!merkle_leafmap_has(todo, l))
+            continue;
+        if (t->leaf[l])
+            n++;
+        else
+            todo[l / 8] &= (uint8_t) ~(1u << (l % 8));
+    }
+    return n;
 }
 
 void aae_on_reply(struct shard *sh, const struct wire_msg *wm)
@@ -1141,6 +1260,8 @@ void aae_on_reply(struct shard *sh, const struct wire_msg *wm)
         AAE_STAT_ADD(a, bytes_in, v.len);
         uint32_t branches = 0;
         int rc = merkle_diff_branches(aae_tree(a, x->p), v.ptr, v.len, &branches);
+        if (rc == 0 && x->is_handoff)
+            branches &= aae_branches_held(aae_tree(a, x->p));
         if (rc != 0 || branches == 0) {
             aae_end(sh, x, rc == 0); /* in sync; or a malformed answer: cut short */
         } else {
@@ -1156,6 +1277,8 @@ void aae_on_reply(struct shard *sh, const struct wire_msg *wm)
         struct wire_bytes v = aae_arg(wm);
         AAE_STAT_ADD(a, bytes_in, v.len);
         int n = merkle_diff_segments(aae_tree(a, x->p), x->branches, v.ptr, v.len, x->todo);
+        if (n > 0 && x->is_handoff)
+            n = aae_leaves_held(aae_tree(a, x->p), x->todo);
         if (n <= 0)
             aae_end(sh, x, n == 0);
         else
@@ -1199,6 +1322,52 @@ static void aae_fill(struct shard *sh)
         if (aae_send(sh, x, WIRE_OP_TREE, NULL, 0) != 0)
             x->step = X_FREE; /* no link now: the next round */
     }
+}
+
+int aae_handoff(struct shard *sh, uint32_t p, const char *id, uint64_t cookie)
+{
+    struct aae *a = sh->aae;
+    if (!a->is_on)
+        return 1; /* no trees: nothing to check with */
+    uint32_t member = coord_live_member(sh, id);
+    if (!a->is_ready || !aae_tree(a, p) || member == UINT32_MAX)
+        return -EAGAIN;
+    for (uint32_t i = 0; i < AAE_EXCHANGES_MAX; i++) {
+        struct aae_exchange *x = &a->ex[i];
+        if (x->step != X_FREE)
+            continue;
+        memset(x, 0, sizeof *x);
+        x->serial = ++a->serial;
+        x->p = p;
+        x->member = member;
+        x->first_leaf = (x->serial * 97u) % MERKLE_LEAVES;
+        x->view = coord_view_version(sh);
+        x->is_handoff = true;
+        x->cookie = cookie;
+        x->print = aae_print(a, p);
+        if (aae_send(sh, x, WIRE_OP_TREE, NULL, 0) != 0) {
+            x->step = X_FREE;
+            return -EAGAIN;
+        }
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+uint64_t aae_partition_print(const struct shard *sh, uint32_t p)
+{
+    struct aae *a = sh->aae;
+    return a && a->is_on && a->is_ready ? aae_print(a, p) : 0;
+}
+
+bool aae_partition_holds(const struct shard *sh, uint32_t p)
+{
+    struct aae *a = sh->aae;
+    if (!a || !a->is_on || !a->is_ready)
+        return false;
+    aae_apply_toggles(a);
+    const struct merkle_tree *t = aae_tree(a, p);
+    return t && aae_branches_held(t) != 0;
 }
 
 void aae_tick(struct shard *sh, int64_t now_ms)

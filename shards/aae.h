@@ -64,6 +64,32 @@ void aae_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
 /* A reply for which aae_is_reply() holds (coord_on_reply hands it over). */
 void aae_on_reply(struct shard *sh, const struct wire_msg *m);
 
+/* Handoff (transfer.c, before a partition's copy here is dropped): an
+ * exchange of partition p with member `id` that sends the peer every key
+ * here that it lacks or holds older (the repair's merge: a GET of the
+ * peer's state, merged here, SYNCed back where it differs) and takes
+ * nothing else from it; leaves empty here are skipped, so a copy of a few
+ * keys costs a few leaves. Its end calls transfer_handoff_done(sh, p,
+ * cookie, clean, keys_sent): clean when it ran to its last leaf, sent
+ * nothing, left no key unchecked (a GET unanswered, a cold value not read
+ * back, a send that failed) and the partition's fingerprint here did not
+ * move meanwhile: the peer held every key here as it is here, or newer.
+ * A key the peer holds newer is not merged here (the copy is on its way
+ * out). Cache mode (evicting maxmemory) sends keys only here all the same.
+ * Handoffs are not counted in the INFO figures below (transfer.c counts
+ * them). 0: started; 1:
+ * nothing to check with (anti-entropy off: no trees); -EAGAIN: not now (the
+ * trees not built yet, no free exchange, the member unknown or down). */
+int aae_handoff(struct shard *sh, uint32_t p, const char *id, uint64_t cookie);
+
+/* Partition p's fingerprint here (0 while the trees are off or not built):
+ * any write to it moves it, but for a 2^-64 chance. */
+uint64_t aae_partition_print(const struct shard *sh, uint32_t p);
+
+/* Whether this shard's tree of partition p holds any key (false while the
+ * trees are off or not built). */
+bool aae_partition_holds(const struct shard *sh, uint32_t p);
+
 /* Every shard's counters summed (relaxed loads; any thread). */
 struct aae_totals {
     uint64_t exchanges, in_sync, keys_repaired, bytes_out, bytes_in, rebuilds;

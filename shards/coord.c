@@ -1024,6 +1024,17 @@ bool coord_member_up(const struct shard *sh, const char *id, const char **cluste
     return false;
 }
 
+uint32_t coord_live_member(const struct shard *sh, const char *id)
+{
+    if (!coord_is_cluster(sh))
+        return UINT32_MAX;
+    const struct coord_view *v = sh->coord->view;
+    for (uint32_t i = 0; i < v->n_members; i++)
+        if (strcmp(v->members[i].id, id) == 0)
+            return i == v->self || v->members[i].is_down ? UINT32_MAX : i;
+    return UINT32_MAX;
+}
+
 uint64_t coord_reply_req(uint64_t wire_id, uint32_t *sub)
 {
     *sub = (uint32_t)(wire_id >> COORD_SLOT_BITS) & 0xFF;

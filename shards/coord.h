@@ -166,6 +166,10 @@ uint64_t coord_wire_sub(uint64_t req_id, uint32_t sub);
 uint64_t coord_reply_req(uint64_t wire_id, uint32_t *sub);
 /* ---- anti-entropy (shards/aae.h) ---- */
 
+/* The view's index of member `id`, or UINT32_MAX when it is unknown, down
+ * or this node. */
+uint32_t coord_live_member(const struct shard *sh, const char *id);
+
 /* The version of this shard's view (0: none yet); an exchange started under
  * one version ends when it changes. */
 uint64_t coord_view_version(const struct shard *sh);

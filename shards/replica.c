@@ -249,6 +249,33 @@ bool replica_same(const struct replica_state *a, const void *meta, size_t meta_l
     return a->meta.len == meta_len && (meta_len == 0 || memcmp(a->meta.data, meta, meta_len) == 0);
 }
 
+int replica_covers(const void *meta, size_t meta_len, const void *body, size_t body_len,
+                   const struct replica_state *mine)
+{
+    if (replica_same(mine, meta, meta_len))
+        return 1;
+    struct replica_clocks w;
+    clocks_init(&w);
+    int rc;
+    do {
+        rc = dvv_decode(meta, meta_len, body, body_len, w.k[K_IN]);
+        if (rc == 0)
+            rc = dvv_decode(mine->meta.data, mine->meta.len, mine->body.data, mine->body.len,
+                            w.k[K_STORED]);
+        if (rc == 0)
+            rc = dvv_sync(w.k[K_OUT], w.k[K_IN], w.k[K_STORED]);
+    } while (rc == -ENOSPC && clocks_grow(&w) == 0);
+    struct buf merged;
+    buf_init(&merged);
+    if (rc == 0)
+        rc = dvv_encode_meta(w.k[K_OUT], &merged);
+    int covers = rc == 0 && !merged.failed && merged.len == meta_len &&
+                 (meta_len == 0 || memcmp(merged.data, meta, meta_len) == 0);
+    buf_fini(&merged);
+    clocks_fini(&w);
+    return rc < 0 ? rc : covers;
+}
+
 /* The key's entry unless it has expired (left for the store to remove). */
 static struct table_entry *replica_find(struct store *s, const void *key, uint32_t klen,
                                         uint64_t hash)

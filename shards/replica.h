@@ -105,6 +105,13 @@ uint64_t replica_state_hash(const void *meta, size_t meta_len, uint64_t expire_a
  * against the merged state. */
 bool replica_same(const struct replica_state *a, const void *meta, size_t meta_len);
 
+/* Whether a state (meta and body, a peer's) covers `mine` (an export): their
+ * merge is that state, so sending mine to its holder would change nothing
+ * there (equal, or every version of mine superseded or held). 1 or 0;
+ * -EINVAL for a malformed state, -ENOSPC, -ENOMEM. */
+int replica_covers(const void *meta, size_t meta_len, const void *body, size_t body_len,
+                   const struct replica_state *mine);
+
 /* True when the store holds exactly the versions of this meta for key (as
  * replica_same against its export, without exporting): a versioned entry in
  * memory only; false for a plain or cold one, which needs an export. */

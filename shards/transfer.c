@@ -109,7 +109,16 @@
  *
  * Release. A RELEASING partition asks every node of its current list, about
  * once a second, RELEASE: "do you hold it whole?" (yes: in its list, not
- * pulling it, durable). Once all said yes, it is DROPPING: one pass over
+ * pulling it, durable). Once all said yes, a handoff check runs with each
+ * of them (aae_handoff: an anti-entropy exchange of the partition that
+ * sends the peer what it lacks of the copy here; tr_handoff), again until
+ * one with each has sent nothing. The epochs above say what a node should
+ * have; the check looks at what it has: a replica stopped across two ring
+ * changes comes back calling itself whole for epochs whose writes went to
+ * stand-ins, serves a joiner that copy and says yes, and a releasing node
+ * takes writes from a coordinator one ring behind after its copy was
+ * served. Without it the old owners dropped the only copies of such writes
+ * (tests/cluster/test_stop_join). Then it is DROPPING: one pass over
  * the table deletes the keys of every partition dropping (store_delete:
  * delete records, not tombstones), in steps: TRANSFER_DROP_TURN_VISITS
  * entries on a loop turn at most every TRANSFER_DROP_TURN_MS while the
@@ -119,6 +128,11 @@
  * of it on an idle shard); each step takes the newest ring's states first.
  * Those dropping when the pass began are released at its end. A node that
  * left the cluster (a ring of itself) asks nobody and keeps its copy.
+ * Orphans: every TRANSFER_ORPHANS_MS a shard looks for partitions whose
+ * tree holds keys although no list of its ring names this node and nothing
+ * of them moves (writes sent under a ring its shards skipped, a drop's
+ * stragglers): RELEASING with an empty range (they serve no pull), so the
+ * list gets them by the handoff check before they are dropped.
  *
  * Cost to a cluster of one: the tick returns after reading the snapshot.
  *
@@ -148,6 +162,7 @@
 
 #include <mimalloc.h>
 
+#include "aae.h"
 #include "admin.h"
 #include "buf.h"
 #include "cfg.h"
@@ -190,6 +205,7 @@ _Static_assert(TRANSFER_GROUP_MAX <= TABLE_SCAN_PARTS_MAX, "a stream's walk is o
 #define TRANSFER_CHUNKS_MAX (TRANSFER_VISIT_MAX / TRANSFER_SCAN_STEP + 1)
 #define TRANSFER_RETRY_MS 200            /* a batch that failed is asked again after this */
 #define TRANSFER_SETTLE_WAIT_MS 5000     /* pulls wait this long at most for the ring to settle */
+#define TRANSFER_ORPHANS_MS 1000         /* partitions held here by no list: looked for this often */
 
 /* Where a walk stands: its next cursor, the source that walk is with (an
  * index into ids, plus 1; 0: none yet) and the least reach that source gave
@@ -216,6 +232,10 @@ struct tr_part {
     uint64_t ck_bytes, saved_bytes; /* bytes received by the checkpoint's / the file's cursor */
     uint64_t filed_bytes;           /* ... by the cursor of the newest durable file */
     uint32_t release_ok;       /* RELEASING: list positions that said yes */
+    uint32_t handoff_ok;       /* ... whose handoff check found nothing to send */
+    uint32_t handoff_running;  /* ... whose handoff check is under way */
+    uint32_t handoff_gen;      /* the checks' generation (tr->handoff_gen; 0: none yet) */
+    uint64_t handoff_print;    /* aae_partition_print when the last check came back clean */
     /* What this node has of the partition, as ring epochs: pulling, every
      * write since `epoch` (it became a replica then) and before `from` (a
      * copy it kept from an earlier stay in the list), so it needs the
@@ -268,6 +288,8 @@ struct transfer {
     bool sweeping;             /* a drop pass is under way */
     uint32_t turn_visits;      /* entries loop-turn drop steps visited since the last tick */
     int64_t drop_turn_ms;      /* when the last loop-turn drop step ran */
+    int64_t orphans_ms;        /* the next look for partitions held here by no list */
+    uint32_t handoff_gen;      /* the last generation given to a partition's checks */
     bool drops;                /* a drop pass resumed from the state file waits */
     bool was_multi;            /* it has been in a ring of several members (then a ring
                                   of itself does not mean it holds everything) */
@@ -827,6 +849,8 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
             lost++;
         } else if (st == TRANSFER_RELEASING) {
             tr->parts[p].release_ok = 0; /* ask the new list */
+            tr->parts[p].handoff_ok = tr->parts[p].handoff_running = 0;
+            tr->parts[p].handoff_gen = 0; /* results of the old list's checks are ignored */
         }
     }
     tr->was_multi = true; /* after the loop: a ring of itself before held everything */
@@ -1555,6 +1579,92 @@ void transfer_on_request(struct shard *sh, uint64_t link, const struct wire_msg 
 
 /* ---- release ---- */
 
+/* The list holds partition p whole: before the copy here goes, a handoff
+ * check with each list member (aae_handoff) sends what it lacks of it, and
+ * the copy is dropped only once a check with each found nothing to send, and
+ * nothing was written here since (see "Release" above). */
+static void tr_handoff(struct shard *sh, const struct snapshot *s, uint32_t p, uint32_t n_eff,
+                       int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    struct tr_part *tp = &tr->parts[p];
+    const struct ring *ring = s->ring;
+    const uint32_t *list = ring_pref(ring, p);
+    if (now_ms < tp->retry_ms)
+        return;
+    if (!tp->handoff_gen) {
+        tp->handoff_gen = ++tr->handoff_gen ? tr->handoff_gen : ++tr->handoff_gen;
+        tp->handoff_running = 0; /* a new generation: earlier checks' ends are ignored */
+    }
+    for (uint32_t k = 0; k < n_eff && k < 32; k++) {
+        uint32_t bit = 1u << k;
+        if ((tp->handoff_ok | tp->handoff_running) & bit)
+            continue;
+        uint64_t cookie = (uint64_t)tp->handoff_gen << 32 | (uint64_t)p << 8 | k;
+        const char *id = ring->members[list[k]].id;
+        int rc = aae_handoff(sh, p, id, cookie);
+        if (rc == 1 || strcmp(id, s->members[s->self].id) == 0)
+            tp->handoff_ok |= bit; /* no trees to check with; this node itself */
+        else if (rc == 0)
+            tp->handoff_running |= bit;
+    }
+}
+
+void transfer_handoff_done(struct shard *sh, uint32_t p, uint64_t cookie, bool clean,
+                           uint32_t keys_sent)
+{
+    struct transfer *tr = sh->transfer;
+    uint32_t k = (uint32_t)(cookie & 0xFF);
+    if (!tr)
+        return;
+    ST_ADD(tr, handoff_checks, 1);
+    ST_ADD(tr, handoff_keys_sent, keys_sent);
+    if (!tr->parts || p >= tr->q || tr_get(tr, p) != TRANSFER_RELEASING ||
+        tr->parts[p].handoff_gen != (uint32_t)(cookie >> 32) || ((cookie >> 8) & 0xFFFF) != p ||
+        k >= 32)
+        return; /* from before a ring change, or an earlier stay in RELEASING */
+    struct tr_part *tp = &tr->parts[p];
+    tp->handoff_running &= ~(1u << k);
+    if (!clean) {
+        tp->retry_ms = tr->now_ms + TRANSFER_RETRY_MS; /* again: what it sent is there now */
+        return;
+    }
+    uint64_t print = aae_partition_print(sh, p);
+    if (tp->handoff_ok && print != tp->handoff_print)
+        tp->handoff_ok = 0; /* the earlier checks saw another copy: again */
+    tp->handoff_print = print;
+    tp->handoff_ok |= 1u << k;
+}
+
+/* Partitions whose keys are here although this node is in none of their
+ * lists and has nothing of them under way (writes a coordinator sent it
+ * under a ring this shard never took, a stand-in's, a drop pass's
+ * stragglers): released like any other copy, so that a handoff check sends
+ * the list what it lacks before they go. Their range is empty: they serve
+ * no pull. */
+static void tr_find_orphans(struct shard *sh, const struct snapshot *s)
+{
+    struct transfer *tr = sh->transfer;
+    const struct node *n = sh->node;
+    const char *self = s->members[s->self].id;
+    uint32_t found = 0;
+    if (!tr->ring || tr->ring->n_members < 2)
+        return;
+    for (uint32_t p = 0; p < tr->q; p++) {
+        if (n->partition_shard[p] != sh->id || tr_get(tr, p) != TRANSFER_NONE ||
+            tr_in_list(n, tr->ring, self, p) || !aae_partition_holds(sh, p))
+            continue;
+        memset(&tr->parts[p], 0, sizeof tr->parts[p]);
+        tr_set(tr, p, TRANSFER_RELEASING);
+        found++;
+    }
+    if (found) {
+        log_info("ring epoch %" PRIu64 ": %u partitions hold keys here that no list of this "
+                 "node names: handed off to their lists, then dropped", tr->ring->epoch, found);
+        tr_save(tr);
+    }
+}
+
 static void tr_ask_release(struct shard *sh, const struct snapshot *s, uint32_t p, int64_t now_ms)
 {
     struct transfer *tr = sh->transfer;
@@ -1567,8 +1677,14 @@ static void tr_ask_release(struct shard *sh, const struct snapshot *s, uint32_t 
     for (uint32_t k = 0; k < n_eff && k < 32; k++)
         all |= 1u << k;
     if ((tp->release_ok & all) == all) {
-        tr_set(tr, p, TRANSFER_DROPPING);
-        tr_save(tr); /* the drop pass waits for a durable file saying so */
+        if ((tp->handoff_ok & all) && aae_partition_print(sh, p) != tp->handoff_print)
+            tp->handoff_ok = 0; /* written here since: every member is checked again */
+        if ((tp->handoff_ok & all) == all) {
+            tr_set(tr, p, TRANSFER_DROPPING);
+            tr_save(tr); /* the drop pass waits for a durable file saying so */
+        } else {
+            tr_handoff(sh, s, p, n_eff, now_ms);
+        }
         return;
     }
     if (now_ms < tp->ask_ms)
@@ -1803,6 +1919,10 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
             tr_stream_end(tr, i, true);
     tr_refill(sh, now_ms);
     tr_start_streams(sh, s, now_ms);
+    if (now_ms >= tr->orphans_ms && tr->settle_logged) {
+        tr->orphans_ms = now_ms + TRANSFER_ORPHANS_MS;
+        tr_find_orphans(sh, s);
+    }
     for (uint32_t p = 0; p < tr->q; p++)
         if (tr_get(tr, p) == TRANSFER_RELEASING)
             tr_ask_release(sh, s, p, now_ms);

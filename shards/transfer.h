@@ -74,6 +74,8 @@ struct transfer_stats {
                                                     keys only, about keys_sent) */
     uint64_t keys_dropped;                       /* deleted by releases */
     uint64_t cold_skipped;                       /* served: keys whose value was on disk */
+    uint64_t handoff_checks;                     /* handoff checks of released copies ended */
+    uint64_t handoff_keys_sent;                  /* keys those checks sent to the list */
     uint64_t resumable_bytes;                    /* received and recorded durably (partitions
                                                     done, and those pulling up to their saved
                                                     cursors): not pulled again after a crash */
@@ -94,6 +96,13 @@ void transfer_fini(struct shard *sh);
  * handoff-max-bytes-per-sec, expires late ones, saves cursors the log has
  * made durable, asks about and drops released partitions. */
 void transfer_tick(struct shard *sh, int64_t now_ms);
+
+/* anti-entropy's handoff check (aae_handoff) of partition p ended; clean:
+ * the peer the cookie names held every key here; keys_sent: the keys it
+ * sent that peer. */
+void transfer_handoff_done(struct shard *sh, uint32_t p, uint64_t cookie, bool clean,
+                           uint32_t keys_sent);
+
 
 /* The shard's loop turn: while a drop pass is under way, a step of 128
  * table entries at most every 5 ms, so that a busy shard deletes released

@@ -287,6 +287,8 @@ static void cli_print_transfers(json_t *doc)
            "served\n",
            cli_int(t, "partitions_releasing"), cli_int(t, "partitions_released"),
            cli_int(t, "keys_dropped"), cli_int(t, "bytes_sent"), cli_int(t, "keys_sent"));
+    printf("Handoff checks: %lld ended, %lld keys sent to the lists\n",
+           cli_int(t, "handoff_checks"), cli_int(t, "handoff_keys_sent"));
     json_t *moves = json_object_get(doc, "pending_transfers");
     printf("%zu move(s) in the last ring change:\n", json_array_size(moves));
     printf("%9s %-40s %-40s %s\n", "Partition", "From", "To", "State");
