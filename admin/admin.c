@@ -166,6 +166,7 @@ struct admin {
     char ring_req_id[IDENTITY_LEN + 1]; /* asked for its ring; "" when none */
     uint32_t ring_req_seq;
     uint64_t ring_req_until_ms; /* another request may go then */
+    uint64_t ring_req_epoch, ring_req_hash; /* the ring the asked peer advertised then */
     uint32_t ring_sync_next;  /* the member asked next when none advertises better */
     uint64_t ring_sync_at_ms; /* ... then */
     uint64_t rejoin_at_ms;    /* UP, beaten by a ring of ours without this node: joins again
@@ -724,7 +725,12 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
 {
     const struct member *peer = admin_best_ring_peer(a);
     bool waiting = a->ring_req_id[0] && now < a->ring_req_until_ms;
-    if (peer && waiting && strcmp(peer->info.id, a->ring_req_id) == 0)
+    /* asked already, for the ring it advertises now (a request sent before
+     * it advertised a newer one, say the periodic one that a peer without
+     * a better ring does not answer, must not hold the new one up) */
+    if (peer && waiting && strcmp(peer->info.id, a->ring_req_id) == 0 &&
+        !admin_beats(peer->info.ring_epoch, peer->info.ring_hash, a->ring_req_epoch,
+                     a->ring_req_hash))
         return;
     if (!peer && (waiting || now < a->ring_sync_at_ms))
         return;
@@ -741,6 +747,8 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
         return;
     memcpy(a->ring_req_id, peer->info.id, sizeof a->ring_req_id);
     a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
+    a->ring_req_epoch = peer->info.ring_epoch;
+    a->ring_req_hash = peer->info.ring_hash;
     member_request_ring(a->members, peer->info.id, ++a->ring_req_seq, a->ring->epoch,
                         a->ring->hash, now);
 }
@@ -771,6 +779,8 @@ static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uin
     }
     if (now < a->rejoin_at_ms) {
         snprintf(a->ring_req_id, sizeof a->ring_req_id, "%s", msg->from);
+        a->ring_req_epoch = msg->epoch;
+        a->ring_req_hash = msg->hash;
         a->ring_req_until_ms = now + ADMIN_RING_REQ_MS < a->rejoin_at_ms
                                    ? now + ADMIN_RING_REQ_MS : a->rejoin_at_ms;
         return false;
