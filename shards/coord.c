@@ -3221,9 +3221,13 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
         coord_on_hint(sh, link, wm, hash);
         return;
     }
-    /* GET and SYNC serve replicas only (a stand-in takes a HINT instead) */
+    /* GET and SYNC serve replicas only (a stand-in takes a HINT instead);
+     * a copy being dropped takes no write (its handoff checks are over: a
+     * write now would go with it; refused, the coordinator turns to a
+     * stand-in, whose hint reaches the list) */
     if (coord_is_cluster(sh) &&
-        !coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
+        (!coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view)) ||
+         (wm->op != WIRE_OP_GET && transfer_state(sh->node, wm->partition) == TRANSFER_DROPPING))) {
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
                     "this node holds no replica of the key's partition", NULL, 0, NULL);
         return;

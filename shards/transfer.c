@@ -92,7 +92,11 @@
  * Writes during a transfer: coordinators already write to the new list
  * (the ring changed first), so the new replica takes every write directly
  * while it pulls older ones; the old replica that left the list keeps its
- * copy until the list has the partition whole.
+ * copy until the list has the partition whole. A coordinator one ring
+ * behind that writes to it is refused once this node's view has the new
+ * ring (coord.c: no replica here), and a DROPPING copy takes no write
+ * whatever the view (coord_on_request): the coordinator turns to a
+ * stand-in, whose hint reaches the list.
  * Settling. A ring reaches the members by gossip, one after another; a
  * coordinator still on the old ring writes to the old lists, which lack the
  * new replica. Had the new replica's walk already passed that key at the
