@@ -293,6 +293,7 @@ struct transfer {
     uint32_t turn_visits;      /* entries loop-turn drop steps visited since the last tick */
     int64_t drop_turn_ms;      /* when the last loop-turn drop step ran */
     int64_t orphans_ms;        /* the next look for partitions held here by no list */
+    bool handoff_kick;         /* a handoff check ended: start the next on the loop turn */
     uint32_t handoff_gen;      /* the last generation given to a partition's checks */
     bool drops;                /* a drop pass resumed from the state file waits */
     bool was_multi;            /* it has been in a ring of several members (then a ring
@@ -1629,6 +1630,7 @@ void transfer_handoff_done(struct shard *sh, uint32_t p, uint64_t cookie, bool c
         return; /* from before a ring change, or an earlier stay in RELEASING */
     struct tr_part *tp = &tr->parts[p];
     tp->handoff_running &= ~(1u << k);
+    tr->handoff_kick = true;
     if (!clean) {
         tp->retry_ms = tr->now_ms + TRANSFER_RETRY_MS; /* again: what it sent is there now */
         return;
@@ -1943,10 +1945,29 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
     tr_figures(tr, now_ms);
 }
 
+/* A handoff check ended: the next ones start now, not at the next tick
+ * (checks run AAE_EXCHANGES_MAX at a time; a join releases hundreds). */
+static void tr_handoff_more(struct shard *sh, int64_t now_ms)
+{
+    struct transfer *tr = sh->transfer;
+    struct node *n = sh->node;
+    tr->handoff_kick = false;
+    const struct snapshot *s = snapshot_read_begin(n->snapshots, sh->id);
+    tr_catch_up(sh, s);
+    for (uint32_t p = 0; tr->parts && s && s->ring && p < tr->q; p++)
+        if (tr_get(tr, p) == TRANSFER_RELEASING && tr->parts[p].release_ok)
+            tr_ask_release(sh, s, p, now_ms);
+    snapshot_read_end(n->snapshots, sh->id);
+}
+
 void transfer_turn(struct shard *sh, int64_t now_ms)
 {
     struct transfer *tr = sh->transfer;
-    if (__builtin_expect(!tr || !tr->sweeping, 1) || now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS)
+    if (__builtin_expect(!tr || (!tr->sweeping && !tr->handoff_kick), 1))
+        return;
+    if (tr->handoff_kick)
+        tr_handoff_more(sh, now_ms);
+    if (!tr->sweeping || now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS)
         return;
     tr->drop_turn_ms = now_ms;
     tr->turn_visits += TRANSFER_DROP_TURN_VISITS;
