@@ -2802,6 +2802,22 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
     replica_state_fini(&st);
 }
 
+/* True while this node's copy of partition p is being dropped (its handoff
+ * checks are over: a write taken now would go with it). Such a write is
+ * refused whatever this shard's view says (it may lag a ring change by a
+ * loop turn): its coordinator counts this replica as failed, so the write
+ * is acknowledged only where it stays (or gets -UNAVAILABLE, short of W),
+ * and a hint's stand-in keeps it and tries again. The transfer state may
+ * lag the view by a tick, so a DROPPING one is caught up first (a ring
+ * that gave the partition back makes it a pull). */
+static bool coord_dropping(struct shard *sh, uint32_t p)
+{
+    if (__builtin_expect(transfer_state(sh->node, p) != TRANSFER_DROPPING, 1))
+        return false;
+    transfer_catch_up(sh);
+    return transfer_state(sh->node, p) == TRANSFER_DROPPING;
+}
+
 /* MISCONF (persist.h): true, with the refusal's RESP error line in
  * why[0..len), while this node refuses writes because its log cannot
  * persist. */
@@ -3158,7 +3174,11 @@ static void coord_on_hint(struct shard *sh, uint64_t link, const struct wire_msg
 {
     if (coord_is_cluster(sh) &&
         coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view))) {
-        coord_serve(sh, link, wm, hash, false);
+        if (coord_dropping(sh, wm->partition)) /* the stand-in keeps it, tries again */
+            coord_reply(sh, link, wm->id, WIRE_OP_HINT, WIRE_CODE_ERROR,
+                        "this node is dropping its copy of the key's partition", NULL, 0, NULL);
+        else
+            coord_serve(sh, link, wm, hash, false);
         return;
     }
     struct wire_value_iter it;
@@ -3222,12 +3242,10 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
         return;
     }
     /* GET and SYNC serve replicas only (a stand-in takes a HINT instead);
-     * a copy being dropped takes no write (its handoff checks are over: a
-     * write now would go with it; refused, the coordinator turns to a
-     * stand-in, whose hint reaches the list) */
+     * a copy being dropped takes no write (coord_dropping) */
     if (coord_is_cluster(sh) &&
         (!coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view)) ||
-         (wm->op != WIRE_OP_GET && transfer_state(sh->node, wm->partition) == TRANSFER_DROPPING))) {
+         (wm->op != WIRE_OP_GET && coord_dropping(sh, wm->partition)))) {
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
                     "this node holds no replica of the key's partition", NULL, 0, NULL);
         return;

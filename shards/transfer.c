@@ -94,9 +94,10 @@
  * while it pulls older ones; the old replica that left the list keeps its
  * copy until the list has the partition whole. A coordinator one ring
  * behind that writes to it is refused once this node's view has the new
- * ring (coord.c: no replica here), and a DROPPING copy takes no write
- * whatever the view (coord_on_request): the coordinator turns to a
- * stand-in, whose hint reaches the list.
+ * ring (coord.c: no replica here); a write it takes before that moves its
+ * fingerprint, so the handoff checks run again; and a DROPPING copy takes
+ * no write or hint whatever the view (coord_dropping): the coordinator
+ * counts it failed, a hint's stand-in keeps the hint.
  * Settling. A ring reaches the members by gossip, one after another; a
  * coordinator still on the old ring writes to the old lists, which lack the
  * new replica. Had the new replica's walk already passed that key at the
@@ -1584,6 +1585,18 @@ void transfer_on_request(struct shard *sh, uint64_t link, const struct wire_msg 
 
 /* ---- release ---- */
 
+/* List position(s) `bit` of partition p need no more check: as of the copy
+ * here now (its fingerprint; the earlier ones saw another copy: again). */
+static void tr_handoff_ok(struct shard *sh, uint32_t p, uint32_t bit)
+{
+    struct tr_part *tp = &sh->transfer->parts[p];
+    uint64_t print = aae_partition_print(sh, p);
+    if (tp->handoff_ok && print != tp->handoff_print)
+        tp->handoff_ok = 0;
+    tp->handoff_print = print;
+    tp->handoff_ok |= bit;
+}
+
 /* The list holds partition p whole: before the copy here goes, a handoff
  * check with each list member (aae_handoff) sends what it lacks of it, and
  * the copy is dropped only once a check with each found nothing to send, and
@@ -1609,7 +1622,7 @@ static void tr_handoff(struct shard *sh, const struct snapshot *s, uint32_t p, u
         const char *id = ring->members[list[k]].id;
         int rc = aae_handoff(sh, p, id, cookie);
         if (rc == 1 || strcmp(id, s->members[s->self].id) == 0)
-            tp->handoff_ok |= bit; /* no trees to check with; this node itself */
+            tr_handoff_ok(sh, p, bit); /* no trees to check with; this node itself */
         else if (rc == 0)
             tp->handoff_running |= bit;
     }
@@ -1635,11 +1648,7 @@ void transfer_handoff_done(struct shard *sh, uint32_t p, uint64_t cookie, bool c
         tp->retry_ms = tr->now_ms + TRANSFER_RETRY_MS; /* again: what it sent is there now */
         return;
     }
-    uint64_t print = aae_partition_print(sh, p);
-    if (tp->handoff_ok && print != tp->handoff_print)
-        tp->handoff_ok = 0; /* the earlier checks saw another copy: again */
-    tp->handoff_print = print;
-    tp->handoff_ok |= 1u << k;
+    tr_handoff_ok(sh, p, 1u << k);
 }
 
 /* Partitions whose keys are here although this node is in none of their
@@ -1929,6 +1938,7 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
         tr->orphans_ms = now_ms + TRANSFER_ORPHANS_MS;
         tr_find_orphans(sh, s);
     }
+    tr->handoff_kick = false; /* the pass below does what a kick would */
     for (uint32_t p = 0; p < tr->q; p++)
         if (tr_get(tr, p) == TRANSFER_RELEASING)
             tr_ask_release(sh, s, p, now_ms);
@@ -1965,8 +1975,10 @@ void transfer_turn(struct shard *sh, int64_t now_ms)
     struct transfer *tr = sh->transfer;
     if (__builtin_expect(!tr || (!tr->sweeping && !tr->handoff_kick), 1))
         return;
-    if (tr->handoff_kick)
+    if (tr->handoff_kick) {
+        tr->now_ms = now_ms; /* retry_ms of checks ending now counts from it */
         tr_handoff_more(sh, now_ms);
+    }
     if (!tr->sweeping || now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS)
         return;
     tr->drop_turn_ms = now_ms;
