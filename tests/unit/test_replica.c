@@ -49,7 +49,8 @@ struct tnode {
 
 static struct tnode nodes[NODES] __attribute__((aligned(64)));
 static char tmpdir[64];
-static struct replica_state sts[4]; /* each test's states */
+#define STATES 5
+static struct replica_state sts[STATES]; /* each test's states */
 static struct dvv_clock *scratch;   /* for decoding them */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -62,7 +63,7 @@ static int setup(void **state)
 {
     (void)state;
     memset(nodes, 0, sizeof nodes);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < STATES; i++)
         replica_state_init(&sts[i]);
     scratch = dvv_create(DVV_MAX_ENTRIES, DVV_MAX_VALUES);
     strcpy(tmpdir, "/tmp/ringkv-test-replica.XXXXXX");
@@ -77,7 +78,7 @@ static int teardown(void **state)
     for (int i = 0; i < NODES; i++)
         if (nodes[i].node.cfg)
             node_stop(&nodes[i]);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < STATES; i++)
         replica_state_fini(&sts[i]);
     dvv_destroy(scratch);
     return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -378,6 +379,36 @@ static void test_replica_concurrent_writes_become_siblings(void **state)
     assert_int_equal(apply(b, "k", sa), 0);
     assert_int_equal(apply(b, "k", sb), 0);
     assert_get(b, "k", "joined");
+}
+
+/* replica_covers (a handoff check's test, aae.c): a peer's state covers
+ * mine when their merge is the peer's: equal, or newer; not when either
+ * holds a version the other lacks. */
+static void test_replica_covers(void **state)
+{
+    (void)state;
+    struct tnode *a = &nodes[0], *b = &nodes[1];
+    node_start(a, 'a', NULL, NULL);
+    node_start(b, 'b', NULL, NULL);
+    struct replica_state *v1 = &sts[0], *v2 = &sts[1], *other = &sts[2];
+    set(a, "k", "one", v1);
+    assert_int_equal(apply(b, "k", v1), 1);
+    set(b, "k", "two", v2); /* b saw v1: v2 supersedes it */
+    set(a, "j", "elsewhere", other);
+#define COVERS(peer, mine)                                                                     \
+    replica_covers((peer)->meta.data, (peer)->meta.len, (peer)->body.data, (peer)->body.len,   \
+                   (mine))
+    assert_int_equal(COVERS(v1, v1), 1); /* the same */
+    assert_int_equal(COVERS(v2, v1), 1); /* the peer's is newer: nothing to send */
+    assert_int_equal(COVERS(v1, v2), 0); /* mine is newer: send it */
+    struct replica_state *c1 = &sts[3], *c2 = &sts[4];
+    set(a, "c", "from-a", c1); /* concurrent: each lacks the other's */
+    set(b, "c", "from-b", c2);
+    assert_int_equal(COVERS(c1, c2), 0);
+    assert_int_equal(COVERS(c2, c1), 0);
+    assert_int_equal(COVERS(other, v1), 0); /* another history altogether */
+    assert_true(replica_covers("xx", 2, "", 0, v1) < 0); /* a malformed state */
+#undef COVERS
 }
 
 static void test_replica_set_supersedes_siblings(void **state)
@@ -1042,6 +1073,7 @@ int main(void)
         T(test_replica_export_apply_round_trip),
         T(test_replica_apply_is_idempotent),
         T(test_replica_concurrent_writes_become_siblings),
+        T(test_replica_covers),
         T(test_replica_set_supersedes_siblings),
         T(test_replica_del_is_a_tombstone),
         T(test_replica_versionize_unchanged_and_expiry),
