@@ -21,6 +21,9 @@ is whole again (every member up, one ring). Faults (names for --faults):
              then is stopped
   rejoin     node 6 joins again with the directory it left with (not in
              the default schedule)
+  pausejoin  SIGSTOP of node 3 across two ring changes: node 6 (new) joins
+             and, once in the ring, leaves; node 3 gets SIGCONT after the
+             hold, on a ring two epochs on (it is no coordinator meanwhile)
   mixed      partition 1,2 | 3,4,5 one way (3,4,5 cannot reach 1,2), kill -9
              of node 4 and SIGSTOP of node 2, all at once
 The workload stops after --max-ops operations or when the schedule ends.
@@ -47,7 +50,8 @@ import checker  # noqa: E402
 from cluster import CLIENT_PORT, Cluster, host, wait_for  # noqa: E402
 from workload import Workload  # noqa: E402
 
-ALL_FAULTS = ["partition", "oneway", "kill", "pause", "wipe", "skew", "join", "leave", "mixed"]
+ALL_FAULTS = ["partition", "oneway", "kill", "pause", "wipe", "skew", "join", "leave",
+              "pausejoin", "mixed"]
 KNOWN_FAULTS = ALL_FAULTS + ["rejoin"]
 
 
@@ -100,6 +104,8 @@ class Round:
             c.stop(5)
             c.start(5, skew=a.skew)
             return lambda: (c.stop(5), c.start(5))
+        if name == "pausejoin":
+            return self.pause_join()
         if name in ("join", "rejoin", "leave") and (6 in c.members) == (name != "leave"):
             self.log("%s: node 6 is %s a member; nothing to do"
                      % (name, "not" if name == "leave" else "already"))
@@ -129,6 +135,36 @@ class Round:
                 c.start(4)
             return heal
         raise ValueError("unknown fault %r" % name)
+
+    def pause_join(self):
+        """A replica stopped across two ring changes: node 3 paused, node 6
+        joins and, once the ring has it, leaves; node 3 resumes at the heal.
+        It comes back on a ring two epochs on, calling itself whole for
+        rings it never saw; before the handoff checks (shards/transfer.c,
+        "Release") the old owners could drop the only copies of writes it
+        lacked."""
+        c = self.cluster
+        if 6 in c.members:
+            self.log("pausejoin: node 6 is already a member; nothing to do")
+            return lambda: None
+        c.pause(3)
+        shutil.rmtree(c.dir(6), ignore_errors=True)
+        c.join(6, seed=1)
+        self.work.set_nodes(sorted(c.members - {3}))
+
+        def in_ring():
+            ring = c.ring(1)
+            return ring is not None and c.ids[6] in json.dumps(ring.get("members"))
+        wait_for(in_ring, 30, "node 6 in node 1's ring", 0.2)
+        self.work.set_nodes(sorted(c.members - {3, 6}))
+        c.leave(6, via=1)
+
+        def heal():
+            wait_for(lambda: c.left(6), 60, "node 6 left", 0.2)
+            c.stop(6)
+            c.resume(3)
+            self.work.set_nodes(sorted(c.members))
+        return heal
 
     def run_phase(self, name):
         before = dict(self.work.counts)
