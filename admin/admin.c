@@ -365,7 +365,6 @@ static int admin_own_ring(struct admin *a, uint64_t epoch, uint64_t now)
     if (rc != 0)
         return rc;
     r->epoch = epoch;
-    a->ring_req_id[0] = '\0'; /* a request made for the old ring: not worth waiting on */
     return admin_adopt_ring(a, r, true, now);
 }
 
@@ -679,23 +678,6 @@ static bool admin_same_members(const struct ring_member *x, uint32_t nx,
     return true;
 }
 
-/* The claimant's new ring, sent at once to every alive member (a RING frame
- * with seq 0: asked by nobody). Each takes it by admin_take_ring()'s rules,
- * as an answer to its own request: without it a member hears of the ring
- * from gossip, then asks, 50 ms to 2 s later, and a joiner meanwhile
- * refuses the hints and forwards that the claimant's side already sends it
- * under the new ring. Gossip and RING_REQ still bring it to any member the
- * push missed. */
-static void admin_push_ring(struct admin *a)
-{
-    for (uint32_t i = 1; i < member_count(a->members); i++) {
-        const struct member *m = member_at(a->members, i);
-        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT)
-            member_send_ring(a->members, m->info.cluster_addr, 0, a->ring->epoch, a->ring->hash,
-                             a->ring_bytes, (uint32_t)a->ring_len);
-    }
-}
-
 /* The claimant's turn: when the desired members differ from the ring's,
  * builds the next ring from the current one and adopts it. */
 static void admin_claim(struct admin *a, uint64_t now)
@@ -719,8 +701,6 @@ static void admin_claim(struct admin *a, uint64_t now)
         if (rc == 0) {
             log_info("cluster: this node (the claimant) changes the ring: %u members", n);
             rc = admin_adopt_ring(a, next, false, now);
-            if (rc == 0)
-                admin_push_ring(a);
         }
         if (rc != 0 && now >= a->claim_warn_at_ms) {
             log_warn("cluster: cannot build the next ring: %s; kept the current one, trying "
@@ -732,8 +712,8 @@ static void admin_claim(struct admin *a, uint64_t now)
 }
 
 /* Asks a peer for its ring: the alive member whose advertised ring beats
- * ours the most, at once unless it was asked already while it advertised
- * that ring (then again after ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
+ * ours the most, at once unless it was asked already (then again after
+ * ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
  * in turn, so that a ring whose advertisement gossip failed to bring (a
  * joiner learns its peers' info once, from a push-pull) still arrives; a
  * cluster of one asks every peer in turn (a cluster that admitted it may
@@ -769,9 +749,7 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
     a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
     a->ring_req_epoch = peer->info.ring_epoch;
     a->ring_req_hash = peer->info.ring_hash;
-    if (++a->ring_req_seq == 0) /* 0 is a pushed ring's (admin_push_ring) */
-        a->ring_req_seq = 1;
-    member_request_ring(a->members, peer->info.id, a->ring_req_seq, a->ring->epoch,
+    member_request_ring(a->members, peer->info.id, ++a->ring_req_seq, a->ring->epoch,
                         a->ring->hash, now);
 }
 
@@ -823,11 +801,9 @@ static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uin
  * again. */
 static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
 {
-    bool is_pushed = msg->seq == 0; /* a claimant's (admin_push_ring); requests count from 1 */
-    if (!is_pushed && (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq))
+    if (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq)
         return; /* not asked for, or an old answer */
-    if (!is_pushed)
-        a->ring_req_id[0] = '\0';
+    a->ring_req_id[0] = '\0';
     if (!admin_beats(msg->epoch, msg->hash, a->ring->epoch, a->ring->hash))
         return;
     struct ring *r;
