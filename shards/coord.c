@@ -1010,18 +1010,11 @@ static void coord_late_tick(struct shard *sh)
 
 bool coord_member_up(const struct shard *sh, const char *id, const char **cluster_addr)
 {
-    if (!coord_is_cluster(sh))
+    uint32_t i = coord_live_member(sh, id);
+    if (i == UINT32_MAX)
         return false;
-    const struct coord_view *v = sh->coord->view;
-    for (uint32_t i = 0; i < v->n_members; i++) {
-        if (strcmp(v->members[i].id, id) != 0)
-            continue;
-        if (i == v->self || v->members[i].is_down)
-            return false;
-        *cluster_addr = v->members[i].cluster_addr;
-        return true;
-    }
-    return false;
+    *cluster_addr = sh->coord->view->members[i].cluster_addr;
+    return true;
 }
 
 uint32_t coord_live_member(const struct shard *sh, const char *id)
