@@ -365,6 +365,7 @@ static int admin_own_ring(struct admin *a, uint64_t epoch, uint64_t now)
     if (rc != 0)
         return rc;
     r->epoch = epoch;
+    a->ring_req_id[0] = '\0'; /* a request made for the old ring: not worth waiting on */
     return admin_adopt_ring(a, r, true, now);
 }
 
@@ -678,6 +679,23 @@ static bool admin_same_members(const struct ring_member *x, uint32_t nx,
     return true;
 }
 
+/* The claimant's new ring, sent at once to every alive member (a RING frame
+ * with seq 0: asked by nobody). Each takes it by admin_take_ring()'s rules,
+ * as an answer to its own request: without it a member hears of the ring
+ * from gossip, then asks, 50 ms to 2 s later, and a joiner meanwhile
+ * refuses the hints and forwards that the claimant's side already sends it
+ * under the new ring. Gossip and RING_REQ still bring it to any member the
+ * push missed. */
+static void admin_push_ring(struct admin *a)
+{
+    for (uint32_t i = 1; i < member_count(a->members); i++) {
+        const struct member *m = member_at(a->members, i);
+        if (m->health == MEMBER_ALIVE && m->state != MEMBER_LEFT)
+            member_send_ring(a->members, m->info.cluster_addr, 0, a->ring->epoch, a->ring->hash,
+                             a->ring_bytes, (uint32_t)a->ring_len);
+    }
+}
+
 /* The claimant's turn: when the desired members differ from the ring's,
  * builds the next ring from the current one and adopts it. */
 static void admin_claim(struct admin *a, uint64_t now)
@@ -701,6 +719,8 @@ static void admin_claim(struct admin *a, uint64_t now)
         if (rc == 0) {
             log_info("cluster: this node (the claimant) changes the ring: %u members", n);
             rc = admin_adopt_ring(a, next, false, now);
+            if (rc == 0)
+                admin_push_ring(a);
         }
         if (rc != 0 && now >= a->claim_warn_at_ms) {
             log_warn("cluster: cannot build the next ring: %s; kept the current one, trying "
@@ -712,8 +732,8 @@ static void admin_claim(struct admin *a, uint64_t now)
 }
 
 /* Asks a peer for its ring: the alive member whose advertised ring beats
- * ours the most, at once unless it was asked already (then again after
- * ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
+ * ours the most, at once unless it was asked already while it advertised
+ * that ring (then again after ADMIN_RING_REQ_MS); else, every ADMIN_RING_REQ_MS, the next alive member
  * in turn, so that a ring whose advertisement gossip failed to bring (a
  * joiner learns its peers' info once, from a push-pull) still arrives; a
  * cluster of one asks every peer in turn (a cluster that admitted it may
@@ -749,7 +769,9 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
     a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
     a->ring_req_epoch = peer->info.ring_epoch;
     a->ring_req_hash = peer->info.ring_hash;
-    member_request_ring(a->members, peer->info.id, ++a->ring_req_seq, a->ring->epoch,
+    if (++a->ring_req_seq == 0) /* 0 is a pushed ring's (admin_push_ring) */
+        a->ring_req_seq = 1;
+    member_request_ring(a->members, peer->info.id, a->ring_req_seq, a->ring->epoch,
                         a->ring->hash, now);
 }
 
@@ -792,6 +814,18 @@ static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uin
     return true;
 }
 
+/* A ring answered by msg's sender was not taken: the request stays as if
+ * still awaited for ADMIN_RING_REQ_MS, so admin_fetch_ring() asks that
+ * sender for the same ring again only then (before, it asked again on the
+ * next loop turn, and the sender answered each time with the whole ring). */
+static void admin_hold_request(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
+{
+    snprintf(a->ring_req_id, sizeof a->ring_req_id, "%s", msg->from);
+    a->ring_req_epoch = msg->epoch;
+    a->ring_req_hash = msg->hash;
+    a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
+}
+
 /* A RING answer to our request (asked of a peer admin_counts_id() lets
  * count, or, by a cluster of one, of any): adopted when it decodes, its
  * hash is the one it carries, it beats ours, and this node is in it, or is
@@ -801,9 +835,11 @@ static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uin
  * again. */
 static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
 {
-    if (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq)
+    bool is_pushed = msg->seq == 0; /* a claimant's (admin_push_ring); requests count from 1 */
+    if (!is_pushed && (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq))
         return; /* not asked for, or an old answer */
-    a->ring_req_id[0] = '\0';
+    if (!is_pushed)
+        a->ring_req_id[0] = '\0';
     if (!admin_beats(msg->epoch, msg->hash, a->ring->epoch, a->ring->hash))
         return;
     struct ring *r;
@@ -814,6 +850,8 @@ static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, 
                                                                   : "is not the one it announced");
         if (rc == 0)
             ring_destroy(r);
+        if (!is_pushed)
+            admin_hold_request(a, msg, now);
         return;
     }
     enum member_state state = member_at(a->members, 0)->state;
@@ -825,6 +863,8 @@ static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, 
         take = state != MEMBER_LEFT && admin_counts_id(a, msg->from);
     if (!take) {
         ring_destroy(r);
+        if (!is_pushed && !a->ring_req_id[0]) /* (admin_rejoin() set its own wait) */
+            admin_hold_request(a, msg, now);
         return;
     }
     if (admin_adopt_ring(a, r, false, now) != 0)

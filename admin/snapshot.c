@@ -39,6 +39,12 @@ struct snapshot_cell {
     uint32_t pending;            /* publisher: replaced, not yet freed */
     uint32_t n_readers;
     struct snapshot_reader *readers;
+    /* publisher: copies of the last distinct rings published, oldest
+     * first, the newest (the current snapshot's) last; ring_seq counts them
+     * all */
+    struct ring *recent[SNAPSHOT_EARLIER_MAX + 1];
+    uint32_t n_recent;
+    uint64_t ring_seq;
 };
 
 int snapshot_cell_create(uint32_t n_readers, struct snapshot_cell **out)
@@ -65,6 +71,8 @@ void snapshot_free(struct snapshot *s)
     if (!s)
         return;
     ring_destroy(s->ring);
+    for (uint32_t i = 0; i < s->n_earlier; i++)
+        ring_destroy(s->earlier[i]);
     free(s);
 }
 
@@ -81,6 +89,8 @@ void snapshot_cell_destroy(struct snapshot_cell *cell)
         return;
     snapshot_free(cell->current);
     ck_epoch_barrier(&cell->publisher); /* no reader is active: dispatches every deferred free */
+    for (uint32_t i = 0; i < cell->n_recent; i++)
+        ring_destroy(cell->recent[i]);
     free(cell->readers);
     free(cell);
 }
@@ -159,11 +169,47 @@ void snapshot_publish(struct snapshot_cell *cell, struct snapshot *s)
     snapshot_reclaim(cell);
 }
 
+/* Adds ring to the cell's recent rings unless it is the newest already.
+ * -ENOMEM. */
+static int snapshot_remember(struct snapshot_cell *cell, const struct ring *ring)
+{
+    const struct ring *last = cell->n_recent ? cell->recent[cell->n_recent - 1] : NULL;
+    if (last && last->epoch == ring->epoch && last->hash == ring->hash)
+        return 0;
+    struct ring *copy;
+    if (ring_clone(ring, &copy) != 0)
+        return -ENOMEM;
+    if (cell->n_recent == SNAPSHOT_EARLIER_MAX + 1) {
+        ring_destroy(cell->recent[0]);
+        memmove(cell->recent, cell->recent + 1, sizeof cell->recent[0] * SNAPSHOT_EARLIER_MAX);
+        cell->n_recent--;
+    }
+    cell->recent[cell->n_recent++] = copy;
+    cell->ring_seq++;
+    return 0;
+}
+
+/* Gives s copies of the rings published before its own. -ENOMEM. */
+static int snapshot_add_earlier(struct snapshot_cell *cell, struct snapshot *s)
+{
+    s->ring_seq = cell->ring_seq;
+    for (uint32_t i = 0; i + 1 < cell->n_recent; i++) {
+        if (ring_clone(cell->recent[i], &s->earlier[s->n_earlier]) != 0)
+            return -ENOMEM;
+        s->n_earlier++;
+    }
+    return 0;
+}
+
 int snapshot_update(struct snapshot_cell *cell, const struct member_table *t,
                     const struct ring *ring)
 {
-    struct snapshot *s;
-    int rc = snapshot_build(t, ring, &s);
+    struct snapshot *s = NULL;
+    int rc = snapshot_remember(cell, ring);
+    if (rc == 0)
+        rc = snapshot_build(t, ring, &s);
+    if (rc == 0 && (rc = snapshot_add_earlier(cell, s)) != 0)
+        snapshot_free(s);
     if (rc != 0) {
         log_warn("cluster: cannot build the shards' snapshot (%s); they keep the previous one",
                  strerror(-rc));

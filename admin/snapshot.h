@@ -33,6 +33,8 @@
 #include "member.h"
 #include "ring.h"
 
+#define SNAPSHOT_EARLIER_MAX 4 /* earlier rings a snapshot carries */
+
 /* One member as the snapshot was taken. */
 struct snapshot_member {
     char id[RING_ID_LEN + 1];               /* 40 lowercase hex digits */
@@ -61,6 +63,15 @@ struct snapshot {
      * on the old lists (transfer.c waits for it). A ring member the member
      * table does not know yet counts as not having it. */
     bool ring_settled;
+    /* The rings published through the cell before this one (distinct
+     * epoch and hash), oldest first, up to SNAPSHOT_EARLIER_MAX: a shard
+     * that reads snapshots less often than rings change takes each in turn
+     * (transfer.c), as if it had seen every one. ring_seq counts the
+     * distinct rings published so far, this one's included: earlier[i] is
+     * ring number ring_seq - n_earlier + i. Both 0 for snapshot_build's. */
+    uint64_t ring_seq;
+    uint32_t n_earlier;
+    struct ring *earlier[SNAPSHOT_EARLIER_MAX];
     /* internal: reclamation */
     ck_epoch_entry_t epoch_entry;
     struct snapshot_cell *cell;
@@ -82,8 +93,9 @@ void snapshot_free(struct snapshot *s);
 /* Makes s the current snapshot (the cell owns it from now on) and hands the
  * one it replaces to ck_epoch, then reclaims (snapshot_reclaim()). */
 void snapshot_publish(struct snapshot_cell *cell, struct snapshot *s);
-/* Builds the snapshot of t and ring and publishes it. On failure (-ENOMEM,
- * logged) the previous one stays current. */
+/* Builds the snapshot of t and ring and publishes it, with the rings
+ * published before it (snapshot.earlier; the cell keeps copies of the last
+ * few). On failure (-ENOMEM, logged) the previous one stays current. */
 int snapshot_update(struct snapshot_cell *cell, const struct member_table *t,
                     const struct ring *ring);
 /* Frees the replaced snapshots that no reader can hold any more; never

@@ -278,6 +278,7 @@ struct transfer {
     uint32_t q;
     struct ring *ring;         /* the last ring seen (a copy); NULL: none yet */
     uint64_t snap_version;
+    uint64_t ring_seq; /* the snapshot cell's number of the last ring taken (snapshot.earlier) */
     char (*ids)[RING_ID_LEN + 1];
     uint32_t n_ids, cap_ids;
     struct tr_stream streams[TRANSFER_STREAMS_MAX];
@@ -794,18 +795,20 @@ static void tr_cancel_streams(struct transfer *tr)
         tr->streams[i].busy = false;
 }
 
-/* Compares the snapshot's ring with the last one seen. */
-static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
+/* Compares ring (the snapshot's, or one published before it) with the
+ * last one seen. False: out of memory, nothing taken. */
+static bool tr_ring_changed(struct shard *sh, const struct snapshot *s, const struct ring *ring)
 {
     struct transfer *tr = sh->transfer;
     const struct node *n = sh->node;
-    const struct ring *ring = s->ring;
     const char *self = s->members[s->self].id;
     struct ring *old = tr->ring, *copy = NULL;
+    if (tr->ring && tr->ring->epoch == ring->epoch && tr->ring->hash == ring->hash)
+        return true;
     if (ring->epoch == 0 || ring->q != tr->q) /* a joiner's provisional ring: not a change */
-        return;
+        return true;
     if (tr_parts_alloc(tr) != 0 || ring_clone(ring, &copy) != 0)
-        return; /* tried again at the next tick */
+        return false; /* tried again at the next tick */
     tr->ring = copy;
     ST_SET(tr, ring_epoch, ring->epoch);
     tr->ring_ms = 0; /* stamped by the next tick (its clock) */
@@ -832,7 +835,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
         tr_cancel_streams(tr); /* a drop pass under way goes on */
         ring_destroy(old);
         tr_save(tr);
-        return;
+        return true;
     }
     uint32_t gained = 0, lost = 0;
     for (uint32_t p = 0; p < tr->q; p++) {
@@ -869,6 +872,7 @@ static void tr_ring_changed(struct shard *sh, const struct snapshot *s)
                  ring->epoch, gained, lost);
     ring_destroy(old);
     tr_save(tr); /* at once: a restart must know what it does not hold */
+    return true;
 }
 
 /* ---- the receiver ---- */
@@ -1543,15 +1547,37 @@ static void tr_on_stream(struct shard *sh, uint64_t link, const struct wire_msg 
 }
 
 /* Takes the snapshot's ring if it is not the last one seen (the tick would,
- * up to 100 ms later). */
+ * up to 100 ms later), and before it, in order, every ring published since
+ * the last one taken (snapshot.earlier): two rings published within one
+ * tick are both taken, as if the tick had come between them. A shard that
+ * skipped a ring would neither claim the writes it took as a replica of
+ * that ring's lists nor pull what it lacked of them, and a receiver
+ * pulling those epochs from it found no source (a forming node's shard,
+ * alone owner of its partitions at ring 2, took ring 3 only: its pulls of
+ * ring 3 stalled). */
 static void tr_catch_up(struct shard *sh, const struct snapshot *s)
 {
     struct transfer *tr = sh->transfer;
-    if (s && s->ring && (!tr->ring || tr->snap_version != s->version)) {
-        if (!tr->ring || tr->ring->epoch != s->ring->epoch || tr->ring->hash != s->ring->hash)
-            tr_ring_changed(sh, s);
-        tr->snap_version = s->version;
+    if (!s || !s->ring || (tr->ring && tr->snap_version == s->version))
+        return;
+    for (uint32_t i = 0; i < s->n_earlier; i++) {
+        uint64_t seq = s->ring_seq - s->n_earlier + i;
+        if (tr->ring && s->earlier[i]->epoch < tr->ring->epoch)
+            continue; /* older than the one this shard started with */
+        if (seq <= tr->ring_seq)
+            continue;
+        if (s->earlier[i]->epoch && (!tr->ring || tr->ring->hash != s->earlier[i]->hash))
+            log_info("ring epoch %" PRIu64 ": taken in turn, before epoch %" PRIu64
+                     " (both came since this shard's last look)",
+                     s->earlier[i]->epoch, s->ring->epoch);
+        if (!tr_ring_changed(sh, s, s->earlier[i]))
+            return; /* out of memory: the next tick tries again */
+        tr->ring_seq = seq;
     }
+    if (!tr_ring_changed(sh, s, s->ring))
+        return;
+    tr->ring_seq = s->ring_seq;
+    tr->snap_version = s->version;
 }
 
 void transfer_catch_up(struct shard *sh)

@@ -9,7 +9,7 @@
  *   has the 4-member ring and no transfer is pending, streaming or
  *   releasing (for 3 s in a row), every acknowledged key reads back at node
  *   0 (R = 2). The SETs are sent once node 0 sees node 1 down; some may
- *   fail, and at least a quarter must be acknowledged. Without the handoff check node 1 served its
+ *   still time out, and at least half must be acknowledged. Without the handoff check node 1 served its
  *   stale copies to the joiner, the old owners dropped theirs once both
  *   said whole, and 4 runs of 4 read nil for 16 to 216 acknowledged keys.
  *   Two rounds, each on a fresh cluster.
@@ -209,11 +209,14 @@ static void one_round(void)
     assert_true(joined);
     print_message("stop/join: %d of %d writes acknowledged\n", n_acked, KEYS);
     /* W = 2 through sloppy quorum: node 1 is seen down (a write may still
-     * fail: not acknowledged, nothing is promised of it). Until node 2 has
-     * the 3-member ring it can neither take hints nor coordinate, so the
-     * two thirds of the SETs whose lists hold node 1 fail when the pipeline
-     * lands first (about 680 of 2000 acknowledged in some rounds). */
-    assert_true(n_acked >= KEYS / 4);
+     * time out: not acknowledged, nothing is promised of it). Until node 2
+     * has the 3-member ring it can neither take hints nor coordinate, and
+     * the two thirds of the SETs whose lists hold node 1 failed: a joiner
+     * whose periodic ring request to node 0 (unanswered: no better ring
+     * then) was outstanding waited up to 2 s before asking for the new one
+     * (admin_fetch_ring); about 680 of 2000 were acknowledged in half the
+     * rounds then, 1999 or 2000 since. */
+    assert_true(n_acked >= KEYS / 2);
     struct settle four_settled = {4, 0};
     if (!cluster_wait(settled, &four_settled, SETTLE_MS)) {
         for (int i = 0; i < 4; i++) {

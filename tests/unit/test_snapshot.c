@@ -233,6 +233,47 @@ static void test_snapshot_destroy_frees_what_waits(void **state)
     member_destroy(t);
 }
 
+/* Each snapshot carries the rings published before its own, oldest first,
+ * up to SNAPSHOT_EARLIER_MAX, numbered by ring_seq: a shard that missed a
+ * publish takes every ring in turn. Republishing the same ring (a
+ * membership change) adds none. */
+static void test_snapshot_carries_earlier_rings(void **state)
+{
+    (void)state;
+    struct member_table *t = self_table();
+    struct snapshot_cell *cell;
+    assert_int_equal(snapshot_cell_create(1, &cell), 0);
+    snapshot_reader_register(cell, 0);
+    struct ring *ring = test_ring(false);
+    for (uint64_t e = 1; e <= 7; e++) {
+        ring->epoch = e;
+        ring->hash = 1000 + e;
+        assert_int_equal(snapshot_update(cell, t, ring), 0);
+        assert_int_equal(snapshot_update(cell, t, ring), 0); /* the same ring: no new number */
+        const struct snapshot *s = snapshot_read_begin(cell, 0);
+        assert_int_equal(s->ring_seq, e);
+        uint32_t want = e - 1 < SNAPSHOT_EARLIER_MAX ? (uint32_t)(e - 1) : SNAPSHOT_EARLIER_MAX;
+        assert_int_equal(s->n_earlier, want);
+        for (uint32_t i = 0; i < s->n_earlier; i++) {
+            uint64_t seq = s->ring_seq - s->n_earlier + i;
+            assert_int_equal(s->earlier[i]->epoch, seq);
+            assert_int_equal(s->earlier[i]->hash, 1000 + seq);
+            assert_int_equal(s->earlier[i]->owned[0], Q); /* a deep copy */
+        }
+        snapshot_read_end(cell, 0);
+    }
+    ring_destroy(ring); /* the cell keeps copies of its own */
+    struct snapshot *plain;
+    struct ring *other = test_ring(true);
+    assert_int_equal(snapshot_build(t, other, &plain), 0);
+    assert_int_equal(plain->ring_seq, 0);
+    assert_int_equal(plain->n_earlier, 0);
+    snapshot_free(plain);
+    ring_destroy(other);
+    snapshot_cell_destroy(cell); /* LSan: the cell's copies and the snapshots' */
+    member_destroy(t);
+}
+
 struct hammer {
     struct snapshot_cell *cell;
     uint32_t reader;
@@ -334,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_nothing_before_the_first_publish),
         cmocka_unit_test(test_snapshot_section_pins_what_it_read),
         cmocka_unit_test(test_snapshot_destroy_frees_what_waits),
+        cmocka_unit_test(test_snapshot_carries_earlier_rings),
         cmocka_unit_test(test_snapshot_readers_race_thousands_of_publishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
