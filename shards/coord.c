@@ -48,9 +48,10 @@
  *          (coord_fwd_watch: a stopped replica costs no request-timeout).
  *          A new read's or plain write's forward skips a first live
  *          replica that has gone silent on this shard's links
- *          (coord_forward_target, peerlink_is_silent). A read's refused
- *          with COORD_VIEW_CHANGING (nothing of it ran) is sent again to
- *          the replica of this shard's view of then (coord_again_queue).
+ *          (coord_forward_target, peerlink_is_silent). One refused with
+ *          COORD_VIEW_CHANGING (nothing of it ran) is sent again, reads and
+ *          writes alike, to the replica of this shard's view of then
+ *          (coord_again_queue).
  *          Forwards waiting on a node whose link ended from its side
  *          (killed, restarted) end at once: a read goes to the next
  *          replica, a write gets -UNAVAILABLE (coord_lost_turn);
@@ -248,10 +249,10 @@ struct coord_op {
     uint64_t parent; /* FWD: the client's request and sub-result */
     uint32_t parent_sub;
     uint8_t fwd_mc; /* FWD: 0 (RESP), COORD_FWD_MC, or COORD_FWD_MC_QUIET (noreply) */
-    bool is_fwd_kept;  /* FWD: a read's command's bytes are in mine.body, its key
-                          in key (coord_fwd_keep), for a second send */
+    bool is_fwd_kept;  /* FWD: its command's bytes are in mine.body, its key in key
+                          (coord_fwd_keep), for a second send */
     bool is_fwd_retry; /* FWD: may go on to the next live replica once (coord_fwd_tick) */
-    bool is_fwd_write; /* FWD: a write (never sent twice) */
+    bool is_fwd_write; /* FWD: a write (sent twice only after a refusal: unrun) */
     uint8_t fwd_again; /* FWD: times sent again after a view-changing refusal */
     bool is_fwd_again_due; /* FWD: queued to be sent again (coord_again_queue) */
     bool is_fwd_keyed;     /* FWD: one key's, sent to the shard of its partition */
@@ -579,10 +580,10 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
  * still calls it live, which takes seconds, or never comes when only this
  * node is cut off from it; or just slow: no harm then); then the next live
  * replica that has not; the first live one when every one is silent. Only
- * new forwards change course: one already sent is never sent again as a
- * write (coord_fwd_watch, coord_again_queue). Such a request is forwarded
- * only by a node that holds no replica of its key: self is not among the
- * first n_eff. */
+ * new forwards change course: one already sent is sent again as a write
+ * only when refused unrun (coord_again_queue), never on a silence
+ * (coord_fwd_watch). Such a request is forwarded only by a node that holds
+ * no replica of its key: self is not among the first n_eff. */
 static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
                                      const uint32_t *list, uint32_t n_eff, uint32_t first_live)
 {
@@ -2080,14 +2081,19 @@ static bool coord_fwd_room(struct coord *c)
     return true;
 }
 
-/* Keeps a read's forwarded message (wm, its command's bytes cmd) with op,
- * for a second send (coord_fwd_tick, coord_again_send, coord_fwd_lost).
- * False: out of memory, or a command longer than COORD_FWD_KEEP_MAX (it is
- * not sent twice). */
+/* Keeps a forwarded message (wm, its command's bytes cmd) with op, for a
+ * second send (coord_again_send; a read's also coord_fwd_tick and
+ * coord_fwd_lost). False: out of memory, or a command longer than
+ * COORD_FWD_KEEP_MAX, a write's than COORD_FWD_KEEP_WRITE_MAX (a large
+ * value is not copied for a refusal that seldom comes: that one reaches the
+ * client). */
 #define COORD_FWD_KEEP_MAX (1u << 20)
-static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const struct buf *cmd)
+#define COORD_FWD_KEEP_WRITE_MAX (64u << 10) /* a write's: kept only for a refusal */
+static bool coord_fwd_keep(struct coord_op *op, const struct wire_msg *wm, const struct buf *cmd,
+                           bool is_write)
 {
-    if (cmd->len > COORD_FWD_KEEP_MAX || !coord_op_set_key(op, wm->key.ptr, wm->key.len))
+    if (cmd->len > (is_write ? COORD_FWD_KEEP_WRITE_MAX : COORD_FWD_KEEP_MAX) ||
+        !coord_op_set_key(op, wm->key.ptr, wm->key.len))
         return false;
     buf_clear(&op->mine.body);
     buf_append(&op->mine.body, cmd->data, cmd->len);
@@ -2177,13 +2183,16 @@ static void coord_fwd_tick(struct shard *sh)
  * have COORD_AGAIN_MIN_LEFT_MS after the margins (coord_again_time_left);
  * then the client gets the refusal. A node sending a forward on (a hop)
  * does the same before it relays a refusal.
- * Reads only: a write sent again at once is likely to reach a coordinator
- * whose view is still the old one, which writes to the old list, and a
- * replica releasing the partition takes such a write and then drops it. A
- * refused write reaches its client, who retries later. (Partition pulls
- * now wait for the ring to settle, transfer.c, which narrows that window;
- * with writes sent again the join test still lost a joiner's copies once
- * in about a dozen runs under load, cause not found: not done.) */
+ * Writes too: where it was refused, nothing of it ran. One sent again may
+ * reach a coordinator still on the old ring, which writes to the old list:
+ * the new replica still gets it, as partition pulls start only once the
+ * ring has reached every live member (transfer.c "Settling"), so the write
+ * is in the old replicas' tables when the new one's walk begins, and a
+ * copy on its way out that takes it keeps it until a handoff check hands
+ * it to the new list (transfer.c "Release": the write moves that copy's
+ * fingerprint, so its checks run again). Before those checks, writes sent
+ * again lost a joiner's copies once in about a dozen runs of the join test
+ * under load, and were taken back. */
 #define COORD_AGAIN_MAX 4096 /* forwards queued per shard at most (64 KiB) */
 #define COORD_AGAIN_TRIES 8
 #define COORD_AGAIN_AFTER_MS 50
@@ -2220,9 +2229,8 @@ static bool coord_again_time_left(const struct shard *sh, const struct req *r, i
     return left >= COORD_AGAIN_MIN_LEFT_MS;
 }
 
-/* Queues a refused forward to go again. False: it will not (not a kept
- * read, tried enough, too little time left, or no room): the refusal
- * stands. */
+/* Queues a refused forward to go again. False: it will not (never kept,
+ * tried enough, too little time left, or no room): the refusal stands. */
 static bool coord_again_queue(struct shard *sh, const struct req *r, struct coord_op *op)
 {
     struct coord *c = sh->coord;
@@ -2241,16 +2249,26 @@ static bool coord_again_queue(struct shard *sh, const struct req *r, struct coor
     return true;
 }
 
-/* Where a read's forward goes again in view v: from the first live
- * replica of partition p's list other than this node, the one
- * coord_forward_target picks; RING_NONE when there is none. */
-static uint32_t coord_again_target(struct shard *sh, const struct coord_view *v, uint32_t p)
+/* Where a forward goes again in view v: a write to the first live replica
+ * of partition p's list (read-modify-writes meet there; RING_NONE when that
+ * is this node, which took the forward before its view changed and is no
+ * coordinator of it: the refusal goes back, and the node before it, or the
+ * client, sends it here again), a read from the first live replica other
+ * than this node to the one coord_forward_target picks; RING_NONE when
+ * there is none. */
+static uint32_t coord_again_target(struct shard *sh, const struct coord_view *v, uint32_t p,
+                                   bool is_write)
 {
     const uint32_t *list = coord_list(v, p);
     uint32_t n_eff = coord_n_eff(sh->node, v);
-    for (uint32_t k = 0; k < n_eff; k++)
-        if (list[k] != v->self && coord_live(v, list[k]))
+    for (uint32_t k = 0; k < n_eff; k++) {
+        if (!coord_live(v, list[k]))
+            continue;
+        if (is_write)
+            return list[k] == v->self ? RING_NONE : list[k];
+        if (list[k] != v->self)
             return coord_forward_target(sh, v, list, n_eff, list[k]);
+    }
     return RING_NONE;
 }
 
@@ -2261,13 +2279,13 @@ static void coord_again_one(struct shard *sh, struct req *r, struct coord_op *op
     struct coord_view *v = sh->coord->view;
     uint32_t p = coord_partition_of(sh->node, op->key, op->klen);
     bool is_routable = v->is_cluster && p < v->q && coord_again_time_left(sh, r, 0);
-    uint32_t to = is_routable ? coord_again_target(sh, v, p) : RING_NONE;
+    uint32_t to = is_routable ? coord_again_target(sh, v, p, op->is_fwd_write) : RING_NONE;
     struct wire_bytes value;
     struct wire_msg wm = coord_fwd_msg(sh, op, r, 2, &value);
     wm.partition = (uint16_t)p;
     int rc = to == RING_NONE ? -EAGAIN : coord_send(sh, v, to, &wm);
-    if (rc == -EAGAIN && to != RING_NONE) /* no link to it now: the next live replica */
-        rc = coord_send_next(sh, v, p, to, &wm, &to);
+    if (rc == -EAGAIN && to != RING_NONE && !op->is_fwd_write) /* no link to it now: */
+        rc = coord_send_next(sh, v, p, to, &wm, &to);           /* the next live replica */
     if (rc != 0) {
         coord_fwd_fail(sh, op->parent, op->parent_sub, op->fwd_mc, "", COORD_VIEW_CHANGING);
         op->parent = 0;
@@ -2281,7 +2299,8 @@ static void coord_again_one(struct shard *sh, struct req *r, struct coord_op *op
     op->fwd_to = to;
     op->fwd_seq = ++sh->coord->fwd_seq;
     op->partition = p;
-    coord_fwd_watch(sh, op, r);
+    if (!op->is_fwd_write)
+        coord_fwd_watch(sh, op, r);
 }
 
 /* Sends the refused forwards queued (coord_again_queue) that are due, or
@@ -2341,7 +2360,7 @@ void coord_note_link_lost(struct shard *sh, const char *node_id)
 
 static void coord_fwd_lost(struct shard *sh, struct req *r, struct coord_op *op)
 {
-    if (op->is_fwd_kept) { /* a read */
+    if (op->is_fwd_kept && !op->is_fwd_write) {
         struct wire_bytes value;
         struct wire_msg wm = coord_fwd_msg(sh, op, r, 3, &value);
         uint32_t to;
@@ -2440,7 +2459,7 @@ static void coord_forward_send(struct shard *sh, uint64_t req_id, uint32_t sub, 
         op->partition = route->partition;
         op->is_fwd_keyed = true;
         op->is_fwd_write = route->is_rmw; /* any write (coord_route's is_rmw) */
-        if (!route->is_rmw && coord_fwd_keep(op, wm, cmd))
+        if (coord_fwd_keep(op, wm, cmd, route->is_rmw) && !route->is_rmw)
             coord_fwd_watch(sh, op, r);
     }
     req_arm(&sh->reqs, r);

@@ -92,10 +92,10 @@ static bool forward_sent(void *arg)
     return cluster_info_stat(f->a, "stats", "ringkv_forwarded") > f->before;
 }
 
-/* One round: a fresh cluster, C's leave, the write at A. Returns how many
- * forwards A sent again (0 when B's shard heard of the new ring first and
- * nothing was refused). */
-static long long write_while_the_ring_changes(void)
+/* One round: a fresh cluster, C's leave, the GET (or SET) at A. Returns
+ * how many forwards A sent again (0 when B's shard heard of the new ring
+ * first and nothing was refused). */
+static long long command_while_the_ring_changes(bool is_write)
 {
     const char *flags[] = {"--replicas", "1", "--threads", "1", NULL};
     assert_int_equal(cluster_start_formed(NODES, flags), 0);
@@ -145,11 +145,14 @@ static long long write_while_the_ring_changes(void)
         fail_msg("node %d (C) did not send %s to node %d within 2 s", c, key, b);
     }
 
-    /* GET k at A goes to B, which is stopped: it waits there */
+    /* GET (SET) k at A goes to B, which is stopped: it waits there */
     redisContext *wc = cluster_connect(a, 10000);
     assert_non_null(wc);
     struct forwarded f = {a, cluster_info_stat(a, "stats", "ringkv_forwarded")};
-    assert_int_equal(redisAppendCommand(wc, "GET %s", key), REDIS_OK);
+    if (is_write)
+        assert_int_equal(redisAppendCommand(wc, "SET %s resent-value", key), REDIS_OK);
+    else
+        assert_int_equal(redisAppendCommand(wc, "GET %s", key), REDIS_OK);
     for (int done = 0; !done;)
         assert_int_equal(redisBufferWrite(wc, &done), REDIS_OK);
     bool sent = cluster_wait(forward_sent, &f, 2000);
@@ -159,11 +162,21 @@ static long long write_while_the_ring_changes(void)
     assert_int_equal(redisGetReply(wc, (void **)&r), REDIS_OK);
     assert_non_null(r);
     long long resent = cluster_info_stat(a, "stats", "ringkv_forwards_resent") - resent_before;
-    print_message("GET %s at node %d while node %d (stopped) took it from node %d: %s %s; "
+    print_message("%s %s at node %d while node %d (stopped) took it from node %d: %s %s; "
                   "forwards sent again: %lld\n",
-                  key, a, b, c, r->type == REDIS_REPLY_NIL ? "nil" : "type", r->str ? r->str : "",
-                  resent);
-    assert_int_equal(r->type, REDIS_REPLY_NIL);
+                  is_write ? "SET" : "GET", key, a, b, c,
+                  r->type == REDIS_REPLY_NIL ? "nil" : "", r->str ? r->str : "", resent);
+    if (is_write) {
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        assert_string_equal(r->str, "OK");
+        freeReplyObject(r);
+        r = redisCommand(wc, "GET %s", key); /* the write is where reads look: at B */
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        assert_string_equal(r->str, "resent-value");
+    } else {
+        assert_int_equal(r->type, REDIS_REPLY_NIL);
+    }
     freeReplyObject(r);
     redisFree(wc);
     return resent;
@@ -173,15 +186,28 @@ static long long write_while_the_ring_changes(void)
  * the forward before its admin thread has the new ring), at most ROUNDS;
  * each must answer nil. */
 #define ROUNDS 4
-static void test_forward_again_refused_while_the_ring_changes(void **state)
+static void refused_while_the_ring_changes(void **state, bool is_write)
 {
     long long resent = 0;
     for (int round = 0; round < ROUNDS && resent == 0; round++) {
-        resent = write_while_the_ring_changes();
+        resent = command_while_the_ring_changes(is_write);
         assert_int_equal(cluster_forget_all(state), 0);
     }
     if (resent == 0)
         fail_msg("no round of %d refused the forward: the test did not test", ROUNDS);
+}
+
+static void test_forward_again_refused_while_the_ring_changes(void **state)
+{
+    refused_while_the_ring_changes(state, false);
+}
+
+/* The same with SET k: a write refused unrun is sent again too, to the
+ * key's first replica in A's view (B), and reads back there (before: the
+ * client got -TRYAGAIN the cluster view is changing). */
+static void test_forward_again_write_refused_while_the_ring_changes(void **state)
+{
+    refused_while_the_ring_changes(state, true);
 }
 
 /* ---- a link that closes ---- */
@@ -281,7 +307,10 @@ static void test_forward_again_link_closed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forward_again_refused_while_the_ring_changes),
+        cmocka_unit_test_teardown(test_forward_again_refused_while_the_ring_changes,
+                                  cluster_forget_all),
+        cmocka_unit_test_teardown(test_forward_again_write_refused_while_the_ring_changes,
+                                  cluster_forget_all),
         cmocka_unit_test_teardown(test_forward_again_link_closed, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
