@@ -463,11 +463,19 @@ static bool reply_is_ok(enum bench_protocol p, const struct bench_reply *r)
     return r->len == 6 && memcmp(r->text, "STORED", 6) == 0;
 }
 
-/* The final reply to the oldest request of l: recorded and judged. */
+/* The final reply to the oldest request of l: recorded and judged (the
+ * first error reply's text, and how long that request took, is kept as the
+ * worker's first problem, so a report names what the errors were). */
 static void handle_reply(struct worker *w, struct link *l, const struct bench_reply *r,
                          size_t consumed, uint64_t now)
 {
     const struct bench_config *cfg = w->run->cfg;
+    if (r->kind == BENCH_REPLY_ERROR && !w->error[0]) {
+        const struct inflight *e = &l->q[l->q_head];
+        snprintf(w->error, sizeof w->error, "error reply after %.1f ms: %.*s",
+                 now > e->start_ns ? (double)(now - e->start_ns) / 1e6 : 0.0,
+                 (int)(r->len < 100 ? r->len : 100), r->text);
+    }
     struct inflight *f = &l->q[l->q_head];
     l->q_head = (l->q_head + 1) % cfg->pipeline;
     l->q_len--;

@@ -14,7 +14,9 @@
 # Environment: SERVER_CPU, CLIENT_CPU (bench_cpus), RESULTS_DIR,
 #   RINGKV_BIN (build/ringkv), RINGKV_BENCH_BIN; HANDOFF_RATE
 #   (handoff-max-bytes-per-sec of the nodes, 64mb: ringkv's default);
-#   KEEP_LOGS=1 copies the nodes' logs to RESULTS_DIR/logs.
+#   KEEP_LOGS=1 copies the nodes' logs, and the last lines of each slice's
+#   ringkv-bench output (slices.out: the first error reply), to
+#   RESULTS_DIR/logs.
 #
 # The 3 nodes (one shard each) and the joiner share SERVER_CPU; ringkv-bench
 # runs on CLIENT_CPU at a fixed rate (an open load, so that p99 measures the
@@ -57,7 +59,7 @@ mkdir -p "$RESULTS_DIR"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/join_under_load.XXXXXX")
 POLLER=
 trap '[[ -z $POLLER ]] || kill "$POLLER" 2>/dev/null; bench_stop_all
-      [[ -z ${KEEP_LOGS:-} ]] || { mkdir -p "$RESULTS_DIR/logs" && cp "$WORK"/n*.log "$RESULTS_DIR/logs/"; }
+      [[ -z ${KEEP_LOGS:-} ]] || { mkdir -p "$RESULTS_DIR/logs" && cp "$WORK"/n*.log "$WORK/slices.out" "$RESULTS_DIR/logs/"; }
       rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 HANDOFF_RATE=${HANDOFF_RATE:-64mb}
@@ -113,6 +115,7 @@ slice() {
         --rate-limiting $((RATE / 10)) --key-maximum $((KEYS - 1)) -d "$VSIZE" \
         --test-time 2 -n 1000000000 --print-percentiles 50,99,99.9 --hide-histogram \
         --hide-progress --json-out-file "$WORK/slice.json" >"$WORK/slice.out" 2>&1
+    { echo "== $1 $2"; grep -v '^ *$' "$WORK/slice.out" | tail -n 3; } >>"$WORK/slices.out"
     jq -r --arg ph "$1" --arg n "$2" '."ALL STATS".Totals as $t |
         [$ph, $n, $t."Ops/sec", $t."Percentile Latencies"."p50.00",
          $t."Percentile Latencies"."p99.00", $t."Percentile Latencies"."p99.90", $t.Errors] | @tsv' \

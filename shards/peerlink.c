@@ -44,8 +44,8 @@
  * coordinators.
  *
  * Membership: a peer that names itself (its HELLO to us, its CHALLENGE
- * when we dial) with an id that is not a member of the current snapshot,
- * or one that left, is refused (REFUSE, closed, counted as a failed
+ * when we dial) with an id that is neither a member of the current
+ * snapshot nor in its ring, or one that left, is refused (REFUSE, closed, counted as a failed
  * handshake) before anything is served. Without a cluster secret the id
  * is taken as claimed: only the secret makes it a proof.
  *
@@ -727,18 +727,28 @@ static void link_replay(struct peerlink *pl, struct link *l)
 /* ---- input ---- */
 
 /* Whether node `id` is a member of the cluster as the current snapshot has
- * it, and has not left (a joining one is: it is admitted before it dials).
- * Without a snapshot (no membership yet) nobody is. */
+ * it, and has not left (a joining one is: it is admitted before it dials),
+ * or is in the snapshot's ring: the claimant sends a new ring to every
+ * member at once, so a joiner may coordinate with it, and dial us, before
+ * gossip has told this node of it (about 100 ms under load; its requests
+ * failed meanwhile). Without a snapshot (no membership yet) nobody is. */
 static bool link_is_member(struct peerlink *pl, const char *id)
 {
     struct node *n = pl->sh->node;
     if (!n->snapshots)
         return false;
-    bool is_member = false;
+    bool is_member = false, is_known = false;
     const struct snapshot *s = snapshot_read_begin(n->snapshots, pl->sh->id);
-    for (uint32_t i = 0; s && i < s->n_members && !is_member; i++)
-        is_member = i != s->self && s->members[i].status != MEMBER_S_LEFT &&
-                    memcmp(s->members[i].id, id, WIRE_ID_HEX) == 0;
+    for (uint32_t i = 0; s && i < s->n_members && !is_known; i++) {
+        is_known = memcmp(s->members[i].id, id, WIRE_ID_HEX) == 0;
+        is_member = is_known && i != s->self && s->members[i].status != MEMBER_S_LEFT;
+    }
+    if (s && !is_known && s->ring && s->ring->epoch > 0) {
+        char want[RING_ID_LEN + 1];
+        memcpy(want, id, RING_ID_LEN);
+        want[RING_ID_LEN] = '\0';
+        is_member = ring_member_index(s->ring, want) != RING_NONE;
+    }
     snapshot_read_end(n->snapshots, pl->sh->id);
     return is_member;
 }
