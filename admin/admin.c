@@ -827,7 +827,8 @@ static void admin_hold_request(struct admin *a, const struct member_ring_msg *ms
 }
 
 /* A RING answer to our request (asked of a peer admin_counts_id() lets
- * count, or, by a cluster of one, of any): adopted when it decodes, its
+ * count, or, by a cluster of one, of any), or a claimant's push
+ * (admin_push_ring: seq 0, taken from the same peers): adopted when it decodes, its
  * hash is the one it carries, it beats ours, and this node is in it, or is
  * joining or leaving and the sender counts (with a real ring, only a member
  * of it or of the one before: a node of ours that joins again never takes
@@ -838,6 +839,8 @@ static void admin_take_ring(struct admin *a, const struct member_ring_msg *msg, 
     bool is_pushed = msg->seq == 0; /* a claimant's (admin_push_ring); requests count from 1 */
     if (!is_pushed && (strcmp(msg->from, a->ring_req_id) != 0 || msg->seq != a->ring_req_seq))
         return; /* not asked for, or an old answer */
+    if (is_pushed && !admin_counts_id(a, msg->from) && a->ring->n_members != 1)
+        return; /* pushed by a node whose ring does not count for us (as we would not ask it) */
     if (!is_pushed)
         a->ring_req_id[0] = '\0';
     if (!admin_beats(msg->epoch, msg->hash, a->ring->epoch, a->ring->hash))

@@ -176,6 +176,7 @@ struct worker {
     struct node_addr *addrs; /* BENCH_CLUSTER_MAX_NODES entries; len 0: not resolved */
     int setup_rc;            /* worker_setup(): 0 or a negative errno */
     char error[160];         /* first problem met */
+    char error_reply[160];   /* the first error reply and how long it took */
 };
 
 struct run {
@@ -464,15 +465,16 @@ static bool reply_is_ok(enum bench_protocol p, const struct bench_reply *r)
 }
 
 /* The final reply to the oldest request of l: recorded and judged (the
- * first error reply's text, and how long that request took, is kept as the
- * worker's first problem, so a report names what the errors were). */
+ * first error reply's text, and how long that request took from its send,
+ * or its due time under a rate limit, is kept: a run with error replies
+ * and no other problem names it). */
 static void handle_reply(struct worker *w, struct link *l, const struct bench_reply *r,
                          size_t consumed, uint64_t now)
 {
     const struct bench_config *cfg = w->run->cfg;
-    if (r->kind == BENCH_REPLY_ERROR && !w->error[0]) {
+    if (r->kind == BENCH_REPLY_ERROR && !w->error_reply[0]) {
         const struct inflight *e = &l->q[l->q_head];
-        snprintf(w->error, sizeof w->error, "error reply after %.1f ms: %.*s",
+        snprintf(w->error_reply, sizeof w->error_reply, "error reply after %.1f ms: %.*s",
                  now > e->start_ns ? (double)(now - e->start_ns) / 1e6 : 0.0,
                  (int)(r->len < 100 ? r->len : 100), r->text);
     }
@@ -1546,6 +1548,10 @@ static void collect(struct run *run, struct bench_result *res, const struct rusa
         if (!res->error[0] && w->error[0])
             snprintf(res->error, sizeof res->error, "thread %u: %s", i, w->error);
     }
+    for (uint32_t i = 0; i < run->nworkers && !res->error[0]; i++)
+        if (run->workers[i].error_reply[0])
+            snprintf(res->error, sizeof res->error, "thread %u: %s", i,
+                     run->workers[i].error_reply);
     res->duration_ns = end - run->start_ns;
 }
 

@@ -394,6 +394,14 @@ static struct req *cmd_req_new(struct shard *sh, struct conn *c, uint32_t nsub,
     return r;
 }
 
+bool cmd_req_is_conn_last(const struct req *r)
+{
+    if (r->done != cmd_conn_done || r->nsub != 1)
+        return false;
+    const struct conn_slot *slot = r->owner_ptr;
+    return slot && !slot->next;
+}
+
 /* Copies a request into a message for another shard. NULL on out of memory. */
 static struct cmd_msg *cmd_msg_make(struct shard *sh, uint64_t req_id, uint32_t sub,
                                     uint32_t target, cmd_handler *h, uint32_t flags, int proto,

@@ -308,6 +308,12 @@ void cmd_msg_reply(struct shard *sh, struct cmd_msg *m);
 /* Target side: m's result is an error `why` (e.g. a read that failed), in
  * its protocol's form. */
 void cmd_msg_fail(struct cmd_msg *m, const char *why);
+
+/* Whether r is a client connection's request of one sub-result whose reply
+ * slot is the last its connection holds: no later command of that client
+ * has begun (a forwarded write refused unrun may go again only then:
+ * coord.c). False for any other request (a peer's forward, a message). */
+bool cmd_req_is_conn_last(const struct req *r);
 /* Target side: m waited past its deadline: its result is the timeout error. */
 void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms);
 /* Origin side: a message came back with its result (or, from this shard,

@@ -42,16 +42,17 @@
  *          A memcached request goes as memcached text (WIRE_MSG_MC: one
  *          request, a get's one key) and its memcached reply bytes come
  *          back; noreply stays at the origin, which relays nothing then.
- *          A keyed forward that may run twice (not read-modify-write) and
- *          is still unanswered after 500 ms (or a quarter of its time) goes
+ *          A keyed read's forward (a read may run twice; a write is
+ *          never sent to a second replica for this) still unanswered after 500 ms (or a quarter of its time) goes
  *          to the next live replica too, once; the first answer is relayed
  *          (coord_fwd_watch: a stopped replica costs no request-timeout).
  *          A new read's or plain write's forward skips a first live
  *          replica that has gone silent on this shard's links
  *          (coord_forward_target, peerlink_is_silent). One refused with
- *          COORD_VIEW_CHANGING (nothing of it ran) is sent again, reads and
- *          writes alike, to the replica of this shard's view of then
- *          (coord_again_queue).
+ *          COORD_VIEW_CHANGING (nothing of it ran) is sent again to the
+ *          replica of this shard's view of then (coord_again_queue; a
+ *          write only by its client's node, while that client has sent
+ *          nothing after it).
  *          Forwards waiting on a node whose link ended from its side
  *          (killed, restarted) end at once: a read goes to the next
  *          replica, a write gets -UNAVAILABLE (coord_lost_turn);
@@ -2183,7 +2184,16 @@ static void coord_fwd_tick(struct shard *sh)
  * have COORD_AGAIN_MIN_LEFT_MS after the margins (coord_again_time_left);
  * then the client gets the refusal. A node sending a forward on (a hop)
  * does the same before it relays a refusal.
- * Writes too: where it was refused, nothing of it ran. One sent again may
+ * Writes too, where it was refused (nothing of it ran), but only by the
+ * client's own node and only while no later command of that client
+ * connection has begun (cmd_req_is_conn_last: a single-key command whose
+ * reply slot is its connection's last). A pipelined SET k then DEL k whose
+ * SET was refused and DEL ran on the new view would otherwise end with the
+ * SET sent again after the acknowledged DEL; a hop (a node that sent a
+ * forward on) relays the refusal, as it cannot see its client's order, and
+ * so does the client's node when its own view now makes it the key's
+ * first replica (coord_again_target: the client gets -TRYAGAIN). One sent
+ * again may
  * reach a coordinator still on the old ring, which writes to the old list:
  * the new replica still gets it, as partition pulls start only once the
  * ring has reached every live member (transfer.c "Settling"), so the write
@@ -2239,6 +2249,11 @@ static bool coord_again_queue(struct shard *sh, const struct req *r, struct coor
         !coord_again_time_left(sh, r, COORD_AGAIN_WAIT_MAX_MS) ||
         c->again_len == COORD_AGAIN_MAX)
         return false;
+    if (op->is_fwd_write) { /* only where no later command of its client has begun */
+        const struct req *parent = req_find(&sh->reqs, op->parent);
+        if (!parent || !cmd_req_is_conn_last(parent))
+            return false;
+    }
     if (!c->again && !(c->again = mi_malloc(COORD_AGAIN_MAX * sizeof *c->again)))
         return false;
     c->again[(c->again_head + c->again_len++) % COORD_AGAIN_MAX] =
@@ -2337,7 +2352,7 @@ static void coord_again_send(struct shard *sh, bool is_view_new)
  * goes at once to the next live replica of its list (any may answer it),
  * or gets -UNAVAILABLE when there is none; a write gets -UNAVAILABLE at
  * once, as the timeout would have said (it may or may not have been
- * applied: it is never sent twice). A peer that died closes all its links,
+ * applied: it is not sent again; only a refusal, where nothing ran, is). A peer that died closes all its links,
  * so the node, not the link, is matched, and only forwards sent before
  * the note (coord.fwd_seq): a later one dialled a new link. Keyspace
  * commands sent to a member wait for their deadline as before. */

@@ -45,7 +45,8 @@
  *
  * Membership: a peer that names itself (its HELLO to us, its CHALLENGE
  * when we dial) with an id that is neither a member of the current
- * snapshot nor in its ring, or one that left, is refused (REFUSE, closed, counted as a failed
+ * snapshot nor in its ring, or one that left and is not in the ring, is
+ * refused (REFUSE, closed, counted as a failed
  * handshake) before anything is served. Without a cluster secret the id
  * is taken as claimed: only the secret makes it a proof.
  *
@@ -737,13 +738,15 @@ static bool link_is_member(struct peerlink *pl, const char *id)
     struct node *n = pl->sh->node;
     if (!n->snapshots)
         return false;
-    bool is_member = false, is_known = false;
+    bool is_member = false, is_self = false;
     const struct snapshot *s = snapshot_read_begin(n->snapshots, pl->sh->id);
-    for (uint32_t i = 0; s && i < s->n_members && !is_known; i++) {
-        is_known = memcmp(s->members[i].id, id, WIRE_ID_HEX) == 0;
-        is_member = is_known && i != s->self && s->members[i].status != MEMBER_S_LEFT;
+    for (uint32_t i = 0; s && i < s->n_members && !is_member && !is_self; i++) {
+        bool is_it = memcmp(s->members[i].id, id, WIRE_ID_HEX) == 0;
+        is_self = is_it && i == s->self;
+        is_member = is_it && i != s->self && s->members[i].status != MEMBER_S_LEFT;
     }
-    if (s && !is_known && s->ring && s->ring->epoch > 0) {
+    /* (one that left and joined again is in the ring before gossip says so) */
+    if (s && !is_member && !is_self && s->ring && s->ring->epoch > 0) {
         char want[RING_ID_LEN + 1];
         memcpy(want, id, RING_ID_LEN);
         want[RING_ID_LEN] = '\0';

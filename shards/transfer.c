@@ -3,7 +3,8 @@
  * (node->partition_shard), both sides: receiver and source.
  *
  * Pull. On its tick a shard compares the ring of the newest snapshot with
- * the last one it saw (a copy kept here). A partition whose first N
+ * the last one it saw (a copy kept here), after taking in turn each ring
+ * published between the two (snapshot.earlier: none is skipped). A partition whose first N
  * (replicas, capped by the ring) now name this node and did not before is
  * PENDING: this node pulls it. One that named it and no longer does is
  * RELEASING. The first "last ring" is the one the node started with
@@ -1562,9 +1563,7 @@ static void tr_catch_up(struct shard *sh, const struct snapshot *s)
         return;
     for (uint32_t i = 0; i < s->n_earlier; i++) {
         uint64_t seq = s->ring_seq - s->n_earlier + i;
-        if (tr->ring && s->earlier[i]->epoch < tr->ring->epoch)
-            continue; /* older than the one this shard started with */
-        if (seq <= tr->ring_seq)
+        if (seq <= tr->ring_seq) /* (at start: the cell's first ring is the start ring) */
             continue;
         if (s->earlier[i]->epoch && (!tr->ring || tr->ring->hash != s->earlier[i]->hash))
             log_info("ring epoch %" PRIu64 ": taken in turn, before epoch %" PRIu64

@@ -19,6 +19,10 @@
  *   shard reads the forward; B then answers k itself and nothing is
  *   refused, so the round is run again, up to 4 times, until one had a
  *   refusal; every round must answer nil.
+ * - test_forward_again_write_refused_while_the_ring_changes: the same with
+ *   INCR k: the refused write is sent again too (to k's first replica in
+ *   A's view: its client sent nothing after it), the client gets 1, and
+ *   GET k at A reads 1 (applied once).
  * - test_forward_again_link_closed: four nodes, N = 3, request-timeout
  *   4 s. A holds no replica of two keys whose first replica is B (its
  *   -MOVED on a READONLY connection). B is SIGSTOPped; a
@@ -92,7 +96,7 @@ static bool forward_sent(void *arg)
     return cluster_info_stat(f->a, "stats", "ringkv_forwarded") > f->before;
 }
 
-/* One round: a fresh cluster, C's leave, the GET (or SET) at A. Returns
+/* One round: a fresh cluster, C's leave, the GET (or INCR) at A. Returns
  * how many forwards A sent again (0 when B's shard heard of the new ring
  * first and nothing was refused). */
 static long long command_while_the_ring_changes(bool is_write)
@@ -145,12 +149,12 @@ static long long command_while_the_ring_changes(bool is_write)
         fail_msg("node %d (C) did not send %s to node %d within 2 s", c, key, b);
     }
 
-    /* GET (SET) k at A goes to B, which is stopped: it waits there */
+    /* GET (INCR) k at A goes to B, which is stopped: it waits there */
     redisContext *wc = cluster_connect(a, 10000);
     assert_non_null(wc);
     struct forwarded f = {a, cluster_info_stat(a, "stats", "ringkv_forwarded")};
     if (is_write)
-        assert_int_equal(redisAppendCommand(wc, "SET %s resent-value", key), REDIS_OK);
+        assert_int_equal(redisAppendCommand(wc, "INCR %s", key), REDIS_OK);
     else
         assert_int_equal(redisAppendCommand(wc, "GET %s", key), REDIS_OK);
     for (int done = 0; !done;)
@@ -164,16 +168,16 @@ static long long command_while_the_ring_changes(bool is_write)
     long long resent = cluster_info_stat(a, "stats", "ringkv_forwards_resent") - resent_before;
     print_message("%s %s at node %d while node %d (stopped) took it from node %d: %s %s; "
                   "forwards sent again: %lld\n",
-                  is_write ? "SET" : "GET", key, a, b, c,
+                  is_write ? "INCR" : "GET", key, a, b, c,
                   r->type == REDIS_REPLY_NIL ? "nil" : "", r->str ? r->str : "", resent);
-    if (is_write) {
-        assert_int_equal(r->type, REDIS_REPLY_STATUS);
-        assert_string_equal(r->str, "OK");
+    if (is_write) { /* applied once: 1, and 1 where reads look (B) */
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(r->integer, 1);
         freeReplyObject(r);
-        r = redisCommand(wc, "GET %s", key); /* the write is where reads look: at B */
+        r = redisCommand(wc, "GET %s", key);
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_STRING);
-        assert_string_equal(r->str, "resent-value");
+        assert_string_equal(r->str, "1");
     } else {
         assert_int_equal(r->type, REDIS_REPLY_NIL);
     }
@@ -184,7 +188,7 @@ static long long command_while_the_ring_changes(bool is_write)
 
 /* Rounds until one had a refusal to send again (most do: B's shard reads
  * the forward before its admin thread has the new ring), at most ROUNDS;
- * each must answer nil. */
+ * each must answer as the command's only run would (GET nil, INCR 1). */
 #define ROUNDS 4
 static void refused_while_the_ring_changes(void **state, bool is_write)
 {
@@ -202,9 +206,9 @@ static void test_forward_again_refused_while_the_ring_changes(void **state)
     refused_while_the_ring_changes(state, false);
 }
 
-/* The same with SET k: a write refused unrun is sent again too, to the
- * key's first replica in A's view (B), and reads back there (before: the
- * client got -TRYAGAIN the cluster view is changing). */
+/* The same with INCR k: a write refused unrun is sent again too, to the
+ * key's first replica in A's view (B), applied once (1, and GET reads 1;
+ * before: the client got -TRYAGAIN the cluster view is changing). */
 static void test_forward_again_write_refused_while_the_ring_changes(void **state)
 {
     refused_while_the_ring_changes(state, true);
