@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-600} HOLD=${HOLD:-10} CLIENTS=${CLIENTS:-8}
 KEYS=${KEYS:-40} COLD=${COLD:-300}
-FAULTS=${FAULTS:-partition,oneway,kill,pause,wipe,skew,join,leave,mixed}
+FAULTS=${FAULTS:-partition,oneway,kill,pause,wipe,skew,join,leave,pausejoin,mixed}
 export RINGKV_BIN=${RINGKV_BIN:-build/ringkv}
 args=(--faults "$FAULTS" --repeat --duration "$DURATION" --hold "$HOLD" --clients "$CLIENTS"
       --keys "$KEYS" --cold-keys "$COLD" --show-logs)
