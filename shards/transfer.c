@@ -688,6 +688,8 @@ int transfer_init(struct shard *sh)
         start = NULL;
     if (start && start->epoch > 0 && start->q == tr->q && ring_clone(start, &tr->ring) != 0)
         goto fail;
+    if (tr->ring) /* GET /v1/ring transfers.ring_epoch: taken, as a change would say */
+        ST_SET(tr, ring_epoch, tr->ring->epoch);
     if (start && start->n_members > 1)
         tr->was_multi = true;
     return 0;

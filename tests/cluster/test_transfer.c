@@ -133,10 +133,19 @@ static long long transfers_field(int i, const char *name)
     return v;
 }
 
-static long long ring_members(int i)
+/* Node i's ring members, when its shards' transfers have taken its ring
+ * (GET /v1/ring transfers.ring_epoch is the ring's epoch), and that epoch;
+ * -1 otherwise. Before they take it (up to a tick after the admin thread
+ * does) nothing is pending or releasing yet and the old counts still add
+ * up: a wait on those alone passed before the join began. */
+static long long ring_members(int i, long long *epoch)
 {
     json_t *ring = cluster_get(i, "/v1/ring");
-    long long n = ring ? (long long)json_array_size(json_object_get(ring, "members")) : -1;
+    json_t *t = ring ? json_object_get(ring, "transfers") : NULL;
+    long long n = -1;
+    *epoch = ring ? json_integer_value(json_object_get(ring, "epoch")) : -1;
+    if (t && json_integer_value(json_object_get(t, "ring_epoch")) == *epoch)
+        n = (long long)json_array_size(json_object_get(ring, "members"));
     json_decref(ring);
     return n;
 }
@@ -162,13 +171,16 @@ static bool settled(void *arg)
         s->written += 20;
         s->copies += 2 * 20;
     }
-    long long sum = 0;
+    long long sum = 0, epoch0 = -1;
     for (int k = 0; k < s->n; k++) {
         int i = s->nodes[k];
-        if (ring_members(i) != s->members || transfers_field(i, "partitions_pending") != 0 ||
+        long long epoch;
+        if (ring_members(i, &epoch) != s->members || (k > 0 && epoch != epoch0) ||
+            transfers_field(i, "partitions_pending") != 0 ||
             transfers_field(i, "partitions_streaming") != 0 ||
             transfers_field(i, "partitions_releasing") != 0)
             return false;
+        epoch0 = epoch;
         sum += local_keys(i);
     }
     return sum == s->copies;
@@ -207,21 +219,42 @@ static void check_local_reads(int i, const char *prefix, int count, size_t vlen)
     redisReply *r = redisCommand(c, "CONSISTENCY R 1");
     assert_non_null(r);
     freeReplyObject(r);
-    char key[64], val[4096];
+    char key[64], val[4096], first[200] = "";
     int missing = 0;
     for (int k = 0; k < count; k++) {
         snprintf(key, sizeof key, "%s:%d", prefix, k);
         value_of(val, sizeof val, key, vlen);
         r = redisCommand(c, "GET %s", key);
         assert_non_null(r);
-        if (r->type != REDIS_REPLY_STRING || strcmp(r->str, val) != 0)
-            missing++;
+        if (r->type != REDIS_REPLY_STRING || strcmp(r->str, val) != 0) {
+            if (!missing++) /* what the first one got, for the failure's message */
+                snprintf(first, sizeof first, "%s: type %d %.100s", key, r->type,
+                         r->type == REDIS_REPLY_ERROR ? r->str : "");
+        }
         freeReplyObject(r);
     }
     redisFree(c);
-    if (missing)
-        fail_msg("node %d: %d of %d keys %s:* do not read back with R = 1", i, missing, count,
-                 prefix);
+    if (!missing)
+        return;
+    /* which of them node i holds a replica of (no -MOVED on a READONLY connection) */
+    int held = 0;
+    redisContext *ro = cluster_connect(i, 10000);
+    assert_non_null(ro);
+    freeReplyObject(redisCommand(ro, "READONLY"));
+    for (int k = 0; k < count; k++) {
+        snprintf(key, sizeof key, "%s:%d", prefix, k);
+        value_of(val, sizeof val, key, vlen);
+        r = redisCommand(c = ro, "GET %s", key);
+        assert_non_null(r);
+        bool is_missing = r->type != REDIS_REPLY_STRING || strcmp(r->str, val) != 0;
+        bool is_moved = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED", 5) == 0;
+        held += is_missing && !is_moved;
+        freeReplyObject(r);
+    }
+    redisFree(ro);
+    fail_msg("node %d: %d of %d keys %s:* do not read back with R = 1 (the first, %.200s); "
+             "read again on a READONLY connection, %d of the keys it holds still do not",
+             i, missing, count, prefix, first, held);
 }
 
 static void start_three_loaded(const char *const *extra, size_t vlen)
