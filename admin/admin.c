@@ -775,6 +775,18 @@ static void admin_fetch_ring(struct admin *a, uint64_t now)
                         a->ring->hash, now);
 }
 
+/* A ring answered by msg's sender was not taken: the request stays as if
+ * still awaited for ADMIN_RING_REQ_MS, so admin_fetch_ring() asks that
+ * sender for the same ring again only then (before, it asked again on the
+ * next loop turn, and the sender answered each time with the whole ring). */
+static void admin_hold_request(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
+{
+    snprintf(a->ring_req_id, sizeof a->ring_req_id, "%s", msg->from);
+    a->ring_req_epoch = msg->epoch;
+    a->ring_req_hash = msg->hash;
+    a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
+}
+
 /* This node is UP in a real ring and a member of it sent a ring that beats
  * it and lacks this node: either this node lost a race between two
  * claimants (views that differed: each built the next epoch with another
@@ -800,11 +812,9 @@ static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uin
                  "leaving, it joins again", msg->epoch, msg->from, ADMIN_REJOIN_GRACE_MS / 1000);
     }
     if (now < a->rejoin_at_ms) {
-        snprintf(a->ring_req_id, sizeof a->ring_req_id, "%s", msg->from);
-        a->ring_req_epoch = msg->epoch;
-        a->ring_req_hash = msg->hash;
-        a->ring_req_until_ms = now + ADMIN_RING_REQ_MS < a->rejoin_at_ms
-                                   ? now + ADMIN_RING_REQ_MS : a->rejoin_at_ms;
+        admin_hold_request(a, msg, now);
+        if (a->rejoin_at_ms < a->ring_req_until_ms) /* asked again when the grace ends */
+            a->ring_req_until_ms = a->rejoin_at_ms;
         return false;
     }
     log_warn("cluster: ring epoch %" PRIu64 " of node %s, a member of ours, beats ours and "
@@ -812,18 +822,6 @@ static bool admin_rejoin(struct admin *a, const struct member_ring_msg *msg, uin
              "joins again", msg->epoch, msg->from, ADMIN_REJOIN_GRACE_MS / 1000);
     member_set_state(a->members, a->id, MEMBER_JOINING, now);
     return true;
-}
-
-/* A ring answered by msg's sender was not taken: the request stays as if
- * still awaited for ADMIN_RING_REQ_MS, so admin_fetch_ring() asks that
- * sender for the same ring again only then (before, it asked again on the
- * next loop turn, and the sender answered each time with the whole ring). */
-static void admin_hold_request(struct admin *a, const struct member_ring_msg *msg, uint64_t now)
-{
-    snprintf(a->ring_req_id, sizeof a->ring_req_id, "%s", msg->from);
-    a->ring_req_epoch = msg->epoch;
-    a->ring_req_hash = msg->hash;
-    a->ring_req_until_ms = now + ADMIN_RING_REQ_MS;
 }
 
 /* A RING answer to our request (asked of a peer admin_counts_id() lets
