@@ -11,7 +11,9 @@
 # Options: --keys N (300000), --value-size BYTES (256), --rate N (foreground
 #   requests per second in all, 10 connections at N/10 each; 2000),
 #   --slices N (2-second measurements before the join, 8), --quick.
-# Environment: SERVER_CPU, CLIENT_CPU (bench_cpus), RESULTS_DIR,
+# Environment: SERVER_CPU, CLIENT_CPU (bench_cpus), JOINER_CPU (SERVER_CPU:
+#   where the joiner runs; CLIENT_CPU on a 2-CPU machine gives it a core the
+#   loaded nodes do not share, as a new machine would), RESULTS_DIR,
 #   RINGKV_BIN (build/ringkv), RINGKV_BENCH_BIN; HANDOFF_RATE
 #   (handoff-max-bytes-per-sec of the nodes, 64mb: ringkv's default);
 #   KEEP_LOGS=1 copies the nodes' logs, and the last lines of each slice's
@@ -41,6 +43,7 @@ BENCH=$(bench_find_bench_bin)
 RINGKV_BIN=${RINGKV_BIN:-$ROOT/build/ringkv}
 [[ -x $RINGKV_BIN ]] || bench_die "no ringkv at $RINGKV_BIN (build first)"
 read -r SCPU CCPU < <(bench_cpus)
+JCPU=${JOINER_CPU:-$SCPU}
 KEYS=300000 VSIZE=256 RATE=2000 SLICES=8
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 while (($#)); do
@@ -132,7 +135,7 @@ cport=$(bench_free_port "${PORTS[@]}" "$port")
 mkdir -p "$WORK/n3"
 bench_log "node 3 joins (port $port, handoff-max-bytes-per-sec $HANDOFF_RATE)"
 T0=$(date +%s%N)
-bench_start "$SCPU" "$WORK/n3.log" "$RINGKV_BIN" --bind 127.0.0.1 --port "$port" --memcache-port 0 \
+bench_start "$JCPU" "$WORK/n3.log" "$RINGKV_BIN" --bind 127.0.0.1 --port "$port" --memcache-port 0 \
     --threads 1 --cpu-affinity no --storage log --dir "$WORK/n3" --admin-port 0 \
     --cluster-port "$cport" --seeds "127.0.0.1:$SEED_CPORT" --replicas 3 --read-quorum 2 \
     --write-quorum 2 --handoff-max-bytes-per-sec "$HANDOFF_RATE"
@@ -178,8 +181,10 @@ MD=$RESULTS_DIR/join_under_load.md
     echo "# A fourth node joins a loaded 3-node cluster (issue 12)"
     echo
     echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/join_under_load.sh\` on $(bench_machine)."
-    echo "3 nodes, N=3 R=2 W=2, storage = log (appendfsync everysec), one shard each, all on CPU" \
-         "$SCPU with the joiner; $KEYS keys of $VSIZE bytes loaded first. Foreground load:" \
+    if [[ $JCPU == "$SCPU" ]]; then where="all on CPU $SCPU with the joiner"
+    else where="on CPU $SCPU, the joiner on CPU $JCPU"; fi
+    echo "3 nodes, N=3 R=2 W=2, storage = log (appendfsync everysec), one shard each, $where;" \
+         "$KEYS keys of $VSIZE bytes loaded first. Foreground load:" \
          "ringkv-bench on CPU $CCPU through node 0, $RATE requests/s (10 connections at a fixed" \
          "rate), SET:GET 1:4, keys uniform over the loaded ones, in 2-second slices." \
          "handoff-max-bytes-per-sec $HANDOFF_RATE, handoff-concurrency 2 (defaults)."
