@@ -1330,7 +1330,9 @@ void cmd_server_resetstat_shard(struct cmd_ctx *c)
         offsetof(struct shard_stats, total_commands_processed),
         offsetof(struct shard_stats, net_input_bytes),
         offsetof(struct shard_stats, net_output_bytes),
-        offsetof(struct shard_stats, cross_shard_requests)};
+        offsetof(struct shard_stats, cross_shard_requests),
+        offsetof(struct shard_stats, longest_turn_us),
+        offsetof(struct shard_stats, slow_turns)};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
         __atomic_store_n((uint64_t *)((char *)&sh->stats + counters[i]), 0, __ATOMIC_RELAXED);
     struct store_stats *st = &sh->store->stats; /* store.h: the owner writes them */
@@ -1462,6 +1464,9 @@ void cmd_server_totals(const struct node *n, struct cmd_server_totals *t)
         t->net_out += SHARD_STAT_GET(sh, net_output_bytes);
         t->cross_shard += SHARD_STAT_GET(sh, cross_shard_requests);
         t->parser_examined += SHARD_STAT_GET(sh, parser_examined_bytes);
+        uint64_t longest = SHARD_STAT_GET(sh, longest_turn_us);
+        t->longest_turn_us = longest > t->longest_turn_us ? longest : t->longest_turn_us;
+        t->slow_turns += SHARD_STAT_GET(sh, slow_turns);
         struct store_stats s;
         store_read_stats(sh->store, &s);
         t->keys += s.keys;
@@ -1733,10 +1738,10 @@ void cmd_info(struct cmd_ctx *c)
                    "\r\nkeyspace_misses:%" PRIu64 "\r\ntotal_error_replies:%" PRIu64
                    "\r\ncross_shard_requests:%" PRIu64
                    "\r\ntotal_parser_examined_bytes:%" PRIu64 "\r\nsibling_warnings:%" PRIu64
-                   "\r\n",
+                   "\r\nringkv_longest_turn_us:%" PRIu64 "\r\nringkv_slow_turns:%" PRIu64 "\r\n",
                    t.connections, t.commands, server_ops_per_sec(t.commands), t.net_in, t.net_out,
                    t.rejected, t.expired, t.evicted, t.hits, t.misses, t.errors, t.cross_shard,
-                   t.parser_examined, t.sibling_warnings);
+                   t.parser_examined, t.sibling_warnings, t.longest_turn_us, t.slow_turns);
         coord_info(n, &b); /* the coordinator's counters (coord.h) */
         hint_info(n, &b);  /* hinted handoff's (hints.h) */
         buf_printf(&b, "\r\n");

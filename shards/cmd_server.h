@@ -24,6 +24,7 @@ struct cmd_server_totals {
     uint64_t cold_keys, cold_bytes, values_cooled, values_loaded; /* values beyond RAM */
     uint64_t sibling_warnings; /* versioned writes past warn-siblings (cmd_ring.c) */
     uint64_t errors; /* error replies (INFO errorstats' sum) */
+    uint64_t longest_turn_us, slow_turns; /* the shards' loop turns (shard.h) */
 };
 
 /* Sums the shards' counters (relaxed atomic loads): any thread, while the

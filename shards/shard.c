@@ -68,6 +68,7 @@
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_TICK_MS 100
 #define SHARD_BACKLOG_WAIT_NS 1000000L /* a full peer queue: look again after 1 ms */
+#define SHARD_STALL_LOG_EVERY_MS 10000  /* a stall (10 x slow-turn-ms) is logged this often at most */
 
 static int64_t shard_now_ms(void)
 {
@@ -119,6 +120,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->request_timeout_ms = cfg->request_timeout_ms;
+    sh->slow_turn_us = cfg->slow_turn_ms * 1000;
+    sh->stall_logged_ms = INT64_MIN / 2; /* the first stall is logged */
     if (coord_init(sh) != 0 || aae_init(sh) != 0 || transfer_init(sh) != 0)
         goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
@@ -670,6 +673,35 @@ static void shard_drain_log(struct shard *sh)
     }
 }
 
+static int64_t shard_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The end of a loop turn that began (its wait over) at start_us with
+ * `completions` completions to dispatch: every request of the turn, and
+ * every one that came meanwhile, waited this long at least. The longest
+ * and the count of slow ones (slow-turn-ms) go to INFO; one ten times as
+ * long is logged. */
+static void shard_turn_done(struct shard *sh, int64_t start_us, uint32_t completions)
+{
+    int64_t us = shard_now_us() - start_us;
+    if ((uint64_t)us > sh->stats.longest_turn_us)
+        __atomic_store_n(&sh->stats.longest_turn_us, (uint64_t)us, __ATOMIC_RELAXED);
+    if (__builtin_expect(us < sh->slow_turn_us, 1))
+        return;
+    SHARD_STAT_ADD(sh, slow_turns, 1);
+    int64_t now_ms = (start_us + us) / 1000;
+    if (us >= 10 * sh->slow_turn_us && now_ms - sh->stall_logged_ms >= SHARD_STALL_LOG_EVERY_MS) {
+        sh->stall_logged_ms = now_ms;
+        log_warn("a loop turn took %lld ms (%u completions): this shard's clients and peers "
+                 "waited that long (INFO ringkv_slow_turns, ringkv_longest_turn_us)",
+                 (long long)(us / 1000), completions);
+    }
+}
+
 /* Step 1 of the loop: submits and waits for a completion, or only submits
  * when stashed ones wait. While messages wait for room in a peer's queue
  * (which drains without waking this shard), waits at most
@@ -714,7 +746,9 @@ void *shard_main(void *arg)
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
             log_warn("io_uring_submit_and_wait: %s; retrying", strerror(-rc));
         bool tick = false;
+        int64_t turn_start_us = shard_now_us();
         shard_reap(sh);
+        uint32_t completions = sh->nstash;
         /* the cluster's newest view, when it changed, before what woke the
          * shard is served: a shard idle while the ring or a node's health
          * changed routes its first request by the new view, not the last */
@@ -757,6 +791,7 @@ void *shard_main(void *arg)
             hint_tick(sh, req_now_ms()); /* deliveries to owners that are up */
             shard_arm_tick(sh, &tick_ts);
         }
+        shard_turn_done(sh, turn_start_us, completions);
     }
     io_uring_submit(&sh->uring);
     shard_drain_log(sh);

@@ -66,6 +66,8 @@ struct shard_stats {
     uint64_t net_output_bytes;
     uint64_t parser_examined_bytes; /* bytes the request parsers looked at */
     uint64_t cross_shard_requests;
+    uint64_t longest_turn_us; /* the longest loop turn (its work, not its wait) */
+    uint64_t slow_turns;      /* loop turns of SHARD_SLOW_TURN_US or more */
 } __attribute__((aligned(64)));
 
 /* Messages waiting for room in a full queue, in order: a list through the
@@ -116,6 +118,8 @@ struct shard {
 
     struct req_table reqs;        /* requests answered later (req.h) */
     int64_t request_timeout_ms;   /* request-timeout */
+    int64_t slow_turn_us;         /* slow-turn-ms, in microseconds */
+    int64_t stall_logged_ms;      /* when a long loop turn was last logged (shard_turn_done) */
     struct conn_env env;          /* what the shard's connections see of it */
 
     struct conn **conns;          /* slot -> connection, NULL when free */

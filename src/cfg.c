@@ -187,6 +187,11 @@ static const struct cfg_setting cfg_settings[] = {
      "Milliseconds a request may wait (for other shards, a value read from disk, the "
      "log's fsync) before its client gets an error instead (-TIMEOUT; memcached "
      "SERVER_ERROR)."},
+    {"slow-turn-ms", CFG_INT, F(slow_turn_ms), "10", 1, 86400000, NULL,
+     "A shard's loop turn (its work between two waits) this many milliseconds or longer is "
+     "counted as slow (INFO ringkv_slow_turns; ringkv_longest_turn_us is the longest): "
+     "everything that shard serves waited that long. One ten times as long is logged (at "
+     "most once per 10 s per shard)."},
     {"tcp-backlog", CFG_INT, F(tcp_backlog), "511", 1, 65535, NULL, "listen() backlog."},
     {"uring-entries", CFG_INT, F(uring_entries), "4096", 64, 32768, NULL,
      "Submission queue entries of each shard's io_uring."},

@@ -83,6 +83,7 @@ struct cfg {
     int64_t max_request_args;
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */
+    int64_t slow_turn_ms;       /* a shard loop turn this long counts as slow */
     int64_t tcp_backlog;
     int64_t uring_entries;
     int64_t loglevel;           /* enum cfg_loglevel */

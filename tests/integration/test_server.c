@@ -3,7 +3,7 @@
  * requirepass, CLIENT ID/SETNAME/GETNAME/INFO/LIST (TYPE and ID filters,
  * laddr, RESP3 verbatim replies), COMMAND COUNT/INFO/DOCS/GETKEYS, HELP and
  * subcommand errors, INFO with Redis's section and field names (the memory
- * peak, the ops rate), and the maxclients limit.
+ * peak, the ops rate, the shards' slow loop turns), and the maxclients limit.
  * The plain node serves most cases (fresh connection and FLUSHALL per case);
  * the AUTH cases start their own node with --requirepass, and the maxclients
  * case one with --maxclients 3. hiredis
@@ -59,6 +59,13 @@ static int setup_maxclients(void **state)
 {
     static const char *const args[] = {"--maxclients", "3", NULL};
     struct harness_opts o = {.args = args};
+    return harness_start(&own_server, &o) == 0 ? 0 : -1;
+}
+
+static int setup_slow_turns(void **state)
+{
+    static const char *const args[] = {"--slow-turn-ms", "1", NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
     return harness_start(&own_server, &o) == 0 ? 0 : -1;
 }
 
@@ -758,6 +765,50 @@ static bool probe_gone(void *arg)
            info_int(c, "clients", "connected_clients") == 1;
 }
 
+#define SLOW_TURN_KEYS 200000
+
+/* INFO's loop-turn figures: a KEYS over 200,000 keys of the node's one
+ * shard is one turn of well over slow-turn-ms (1 ms here), counted in
+ * ringkv_slow_turns and ringkv_longest_turn_us; a turn of ten times that
+ * is logged; CONFIG RESETSTAT starts both again. */
+static void test_server_slow_turns_counted(void **state)
+{
+    (void)state;
+    harness_skip_unless_ringkv();
+    redisContext *c = harness_connect(own_server.port);
+    for (int from = 0; from < SLOW_TURN_KEYS; from += 1000) {
+        for (int i = from; i < from + 1000; i++)
+            redisAppendCommand(c, "SET turn:%d v", i);
+        for (int i = from; i < from + 1000; i++) {
+            redisReply *set = harness_next_reply(c);
+            harness_check(set, HARNESS_OK, "SET");
+            freeReplyObject(set);
+        }
+    }
+    double slow_before = harness_info_number(c, "stats", "ringkv_slow_turns");
+    redisReply *r = redisCommand(c, "KEYS turn:*");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, SLOW_TURN_KEYS);
+    freeReplyObject(r);
+    double slow = harness_info_number(c, "stats", "ringkv_slow_turns");
+    double longest = harness_info_number(c, "stats", "ringkv_longest_turn_us");
+    if (slow < slow_before + 1 || longest < 1000)
+        fail_msg("a KEYS over %d keys: %.0f slow turns (%.0f before), the longest %.0f us",
+                 SLOW_TURN_KEYS, slow, slow_before, longest);
+    /* every turn of 10 ms or more is logged but for the rate limit, so the
+     * first one was */
+    if (longest >= 10000 && !harness_output_mentions(&own_server, "a loop turn took"))
+        fail_msg("a turn of %.0f us was not logged", longest);
+    harness_expect(c, HARNESS_OK, "CONFIG RESETSTAT");
+    double longest_after = harness_info_number(c, "stats", "ringkv_longest_turn_us");
+    double slow_after = harness_info_number(c, "stats", "ringkv_slow_turns");
+    if (longest_after >= longest || slow_after > 1)
+        fail_msg("after CONFIG RESETSTAT: the longest turn %.0f us (%.0f before), %.0f slow",
+                 longest_after, longest, slow_after);
+    redisFree(c);
+}
+
 static void test_server_maxclients(void **state)
 {
     redisContext *first = harness_connect(own_server.port);
@@ -791,6 +842,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_auth_required, setup_auth, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_with_hello, setup_auth, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_maxclients, setup_maxclients, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_slow_turns_counted, setup_slow_turns,
+                                        teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_without_password_configured, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_server_client_id_names, setup, teardown),
