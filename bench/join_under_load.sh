@@ -32,6 +32,10 @@
 # p99 of every request of a phase (its slices' histograms merged: the
 # issue's figure) during the transfer with before, and also the median
 # p99 before with the worst and the median slice's p99 during it.
+# The nodes' longest loop turn and their turns of 10 ms or more (INFO
+# ringkv_longest_turn_us, ringkv_slow_turns; reset on the loaded nodes as the
+# joiner starts, read once balanced) tell a stall of one node's loop from a
+# p99 made by four processes sharing a core.
 # Output: bench/results/join_under_load.md (RESULTS_DIR), the slices in
 # join_under_load-runs.tsv. Exit 1 when a node died or requests failed.
 set -uo pipefail
@@ -133,6 +137,9 @@ for ((i = 0; i < SLICES; i++)); do slice before "$i"; done
 port=$(bench_free_port "${PORTS[@]}")
 cport=$(bench_free_port "${PORTS[@]}" "$port")
 mkdir -p "$WORK/n3"
+# the loaded nodes' loop-turn figures count from the join on (INFO
+# ringkv_longest_turn_us, ringkv_slow_turns; binaries that have them)
+for p in "${PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$p" config resetstat >/dev/null 2>&1; done
 bench_log "node 3 joins (port $port, handoff-max-bytes-per-sec $HANDOFF_RATE)"
 T0=$(date +%s%N)
 bench_start "$JCPU" "$WORK/n3.log" "$RINGKV_BIN" --bind 127.0.0.1 --port "$port" --memcache-port 0 \
@@ -152,6 +159,17 @@ while [[ ! -s $WORK/balanced ]] && ((n < 150)); do slice during "$n"; n=$((n + 1
 kill "$POLLER" 2>/dev/null
 wait "$POLLER" 2>/dev/null
 POLLER=
+# turn_figure PORT FIELD: an INFO stats field of a node ("n/a" without it)
+turn_figure() {
+    local v
+    v=$(redis-cli -h 127.0.0.1 -p "$1" info stats 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p")
+    echo "${v:-n/a}"
+}
+LONGEST=$(for p in "${ALL[@]}"; do
+    v=$(turn_figure "$p" ringkv_longest_turn_us)
+    [[ $v == n/a ]] && echo n/a || awk -v u="$v" 'BEGIN { printf "%.1f\n", u / 1000 }'
+done | paste -sd' ')
+SLOW=$(for p in "${ALL[@]}"; do turn_figure "$p" ringkv_slow_turns; done | paste -sd' ')
 for ((i = 0; i < 3; i++)); do slice after "$i"; done
 for pid in "${PIDS[@]}"; do bench_alive "$pid" || bench_die "a node died (pid $pid)"; done
 [[ -s $WORK/balanced ]] || bench_die "not balanced within $((n * 2)) s"
@@ -204,6 +222,8 @@ MD=$RESULTS_DIR/join_under_load.md
     echo "| median during / before | $MRATIO (target under 2: $(bench_verdict "$MRATIO" 2)) |"
     echo "| worst during / before | $RATIO (target under 2: $(bench_verdict "$RATIO" 2)) |"
     echo "| error replies, all slices | $ERRORS |"
+    echo "| longest loop turn from the join until balanced, nodes 0 to 3 (ms) | $LONGEST |"
+    echo "| loop turns of 10 ms or more meanwhile, nodes 0 to 3 | $SLOW |"
     echo
     echo "Every slice:"
     echo
