@@ -93,6 +93,24 @@ void cmd_time(struct cmd_ctx *c)
     resp_write_bulk(c->out, usec, (size_t)nu);
 }
 
+void cmd_lastsave(struct cmd_ctx *c)
+{
+    struct persist_stats t;
+    cmd_server_persist_totals(c->node, &t);
+    int64_t ms = c->node->cfg->storage == CFG_STORAGE_LOG && t.last_fsync_ms > c->node->start_ms
+                     ? t.last_fsync_ms
+                     : c->node->start_ms;
+    cmd_reply_int(c, ms / 1000);
+}
+
+void cmd_role(struct cmd_ctx *c)
+{
+    resp_write_array_len(c->out, 3);
+    resp_write_bulk_str(c->out, "master");
+    resp_write_int(c->out, 0);
+    resp_write_array_len(c->out, 0);
+}
+
 void cmd_quit(struct cmd_ctx *c)
 {
     resp_write_ok(c->out);
@@ -985,6 +1003,8 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"ping", SERVER_CAT_CONNECTION, 0},
     {"echo", SERVER_CAT_CONNECTION, 0},
     {"time", 0, 0},
+    {"lastsave", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
+    {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"quit", SERVER_CAT_CONNECTION, 0},
     {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"wait", SERVER_CAT_CONNECTION, 0},

@@ -40,6 +40,12 @@ void cmd_ping(struct cmd_ctx *c);
 void cmd_echo(struct cmd_ctx *c);
 /* TIME: [unix seconds, microseconds] as bulk strings, as Redis. */
 void cmd_time(struct cmd_ctx *c);
+/* LASTSAVE: the unix second of the data log's last fdatasync (storage =
+ * log; the start-up's before the first, or with storage = memory). */
+void cmd_lastsave(struct cmd_ctx *c);
+/* ROLE: "master", offset 0, no replicas (INFO replication's answer): every
+ * ringkv node takes writes; replication is per key (the preference list). */
+void cmd_role(struct cmd_ctx *c);
 void cmd_quit(struct cmd_ctx *c);
 void cmd_shutdown(struct cmd_ctx *c);
 void cmd_wait(struct cmd_ctx *c);

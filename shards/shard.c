@@ -68,7 +68,7 @@
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_TICK_MS 100
 #define SHARD_BACKLOG_WAIT_NS 1000000L /* a full peer queue: look again after 1 ms */
-#define SHARD_STALL_LOG_EVERY_MS 10000  /* a stall (10 x slow-turn-ms) is logged this often at most */
+#define SHARD_STALL_LOG_EVERY_MS 10000  /* stalls (10 x slow-turn-ms) logged this often at most */
 
 static int64_t shard_now_ms(void)
 {

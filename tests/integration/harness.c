@@ -73,7 +73,7 @@ static int node_failures;
 
 /* Flags only ringkv knows, dropped (with their value) under the redis target. */
 static const char *const ringkv_only_flags[] = {"--threads", "--memcache-port", "--storage",
-                                                NULL};
+                                                "--slow-turn-ms", NULL};
 
 bool harness_target_is_redis(void)
 {

@@ -3,7 +3,8 @@
  * requirepass, CLIENT ID/SETNAME/GETNAME/INFO/LIST (TYPE and ID filters,
  * laddr, RESP3 verbatim replies), COMMAND COUNT/INFO/DOCS/GETKEYS, HELP and
  * subcommand errors, INFO with Redis's section and field names (the memory
- * peak, the ops rate, the shards' slow loop turns), and the maxclients limit.
+ * peak, the ops rate, the shards' slow loop turns), ROLE, LASTSAVE and the
+ * maxclients limit.
  * The plain node serves most cases (fresh connection and FLUSHALL per case);
  * the AUTH cases start their own node with --requirepass, and the maxclients
  * case one with --maxclients 3. hiredis
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define PASSWORD "s3cret-pass"
 
@@ -765,6 +768,35 @@ static bool probe_gone(void *arg)
            info_int(c, "clients", "connected_clients") == 1;
 }
 
+/* ROLE as a master without replicas (every node takes writes), and
+ * LASTSAVE: the start-up's second, then the data log's fdatasync after a
+ * write (storage = log, appendfsync everysec: within about a second). */
+static void test_server_role_and_lastsave(void **state)
+{
+    redisContext *c = *state;
+    redisReply *r = redisCommand(c, "ROLE");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 3);
+    harness_check(r->element[0], HARNESS_BULK("master"), "ROLE's role");
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_INTEGER);
+    harness_check(r->element[2], HARNESS_ARRAY(0), "ROLE's replicas");
+    freeReplyObject(r);
+    long long first = harness_integer(c, "LASTSAVE");
+    if (first <= 0 || first > (long long)time(NULL))
+        fail_msg("LASTSAVE %lld is not a past unix time (now %lld)", first, (long long)time(NULL));
+    harness_skip_unless_ringkv(); /* redis-server saves on its own schedule */
+    while ((long long)time(NULL) <= first) /* a save from now on is a later second */
+        usleep(20000);
+    harness_expect(c, HARNESS_OK, "SET lastsave:key v");
+    long long deadline = (long long)time(NULL) + 10, now = first;
+    while ((now = harness_integer(c, "LASTSAVE")) == first && (long long)time(NULL) < deadline)
+        usleep(50000);
+    if (now <= first || now > (long long)time(NULL))
+        fail_msg("LASTSAVE stayed %lld (now %lld) after a write: no fdatasync seen", now,
+                 (long long)time(NULL));
+}
+
 #define SLOW_TURN_KEYS 200000
 
 /* INFO's loop-turn figures: a KEYS over 200,000 keys of the node's one
@@ -842,6 +874,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_auth_required, setup_auth, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_with_hello, setup_auth, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_maxclients, setup_maxclients, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_role_and_lastsave, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_slow_turns_counted, setup_slow_turns,
                                         teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_without_password_configured, setup,
