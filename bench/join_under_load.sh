@@ -34,8 +34,9 @@
 # p99 before with the worst and the median slice's p99 during it.
 # The nodes' longest loop turn and their turns of 10 ms or more (INFO
 # ringkv_longest_turn_us, ringkv_slow_turns; reset on the loaded nodes as the
-# joiner starts, read once balanced) tell a stall of one node's loop from a
-# p99 made by four processes sharing a core.
+# joiner starts, read at the end of the slice in which the cluster was
+# balanced): wall time, so on a shared core they include other processes'
+# slices; small ones rule out a stall of a node's own loop.
 # Output: bench/results/join_under_load.md (RESULTS_DIR), the slices in
 # join_under_load-runs.tsv. Exit 1 when a node died or requests failed.
 set -uo pipefail
@@ -139,7 +140,7 @@ cport=$(bench_free_port "${PORTS[@]}" "$port")
 mkdir -p "$WORK/n3"
 # the loaded nodes' loop-turn figures count from the join on (INFO
 # ringkv_longest_turn_us, ringkv_slow_turns; binaries that have them)
-for p in "${PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$p" config resetstat >/dev/null 2>&1; done
+for p in "${PORTS[@]}"; do timeout 5 redis-cli -h 127.0.0.1 -p "$p" config resetstat >/dev/null 2>&1; done
 bench_log "node 3 joins (port $port, handoff-max-bytes-per-sec $HANDOFF_RATE)"
 T0=$(date +%s%N)
 bench_start "$JCPU" "$WORK/n3.log" "$RINGKV_BIN" --bind 127.0.0.1 --port "$port" --memcache-port 0 \
@@ -162,7 +163,7 @@ POLLER=
 # turn_figure PORT FIELD: an INFO stats field of a node ("n/a" without it)
 turn_figure() {
     local v
-    v=$(redis-cli -h 127.0.0.1 -p "$1" info stats 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p")
+    v=$(timeout 5 redis-cli -h 127.0.0.1 -p "$1" info stats 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p")
     echo "${v:-n/a}"
 }
 LONGEST=$(for p in "${ALL[@]}"; do

@@ -95,12 +95,18 @@ void cmd_time(struct cmd_ctx *c)
 
 void cmd_lastsave(struct cmd_ctx *c)
 {
-    struct persist_stats t;
-    cmd_server_persist_totals(c->node, &t);
-    int64_t ms = c->node->cfg->storage == CFG_STORAGE_LOG && t.last_fsync_ms > c->node->start_ms
-                     ? t.last_fsync_ms
-                     : c->node->start_ms;
-    cmd_reply_int(c, ms / 1000);
+    const struct node *n = c->node;
+    int64_t latest = n->start_ms, oldest_unsynced = INT64_MAX;
+    for (uint32_t i = 0; n->cfg->storage == CFG_STORAGE_LOG && i < n->nshards; i++) {
+        struct persist_stats s;
+        persist_read_stats(n->shards[i]->persist, &s);
+        int64_t at = s.last_fsync_ms > n->start_ms ? s.last_fsync_ms : n->start_ms;
+        if (at > latest)
+            latest = at;
+        if (s.unsynced_bytes && at < oldest_unsynced)
+            oldest_unsynced = at; /* this shard's writes since are not saved yet */
+    }
+    cmd_reply_int(c, (oldest_unsynced < INT64_MAX ? oldest_unsynced : latest) / 1000);
 }
 
 void cmd_role(struct cmd_ctx *c)

@@ -40,8 +40,10 @@ void cmd_ping(struct cmd_ctx *c);
 void cmd_echo(struct cmd_ctx *c);
 /* TIME: [unix seconds, microseconds] as bulk strings, as Redis. */
 void cmd_time(struct cmd_ctx *c);
-/* LASTSAVE: the unix second of the data log's last fdatasync (storage =
- * log; the start-up's before the first, or with storage = memory). */
+/* LASTSAVE: the unix second up to which every write is saved (storage =
+ * log): the oldest last fdatasync of the shards holding unsynced bytes, else
+ * the latest of all; the start-up's before the first, or with storage =
+ * memory. */
 void cmd_lastsave(struct cmd_ctx *c);
 /* ROLE: "master", offset 0, no replicas (INFO replication's answer): every
  * ringkv node takes writes; replication is per key (the preference list). */

@@ -66,8 +66,8 @@ struct shard_stats {
     uint64_t net_output_bytes;
     uint64_t parser_examined_bytes; /* bytes the request parsers looked at */
     uint64_t cross_shard_requests;
-    uint64_t longest_turn_us; /* the longest loop turn (its work, not its wait) */
-    uint64_t slow_turns;      /* loop turns of SHARD_SLOW_TURN_US or more */
+    uint64_t longest_turn_us; /* the longest loop turn (wall time, not its wait) */
+    uint64_t slow_turns;      /* loop turns of slow-turn-ms or more */
 } __attribute__((aligned(64)));
 
 /* Messages waiting for room in a full queue, in order: a list through the

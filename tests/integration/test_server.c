@@ -768,9 +768,18 @@ static bool probe_gone(void *arg)
            info_int(c, "clients", "connected_clients") == 1;
 }
 
+/* The unix second now (CLOCK_REALTIME: time() may lag it by a tick). */
+static long long unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec;
+}
+
 /* ROLE as a master without replicas (every node takes writes), and
- * LASTSAVE: the start-up's second, then the data log's fdatasync after a
- * write (storage = log, appendfsync everysec: within about a second). */
+ * LASTSAVE: a past second, which comes to cover a write once the data log
+ * has synced it (storage = log, appendfsync everysec: within about a
+ * second). */
 static void test_server_role_and_lastsave(void **state)
 {
     redisContext *c = *state;
@@ -783,18 +792,19 @@ static void test_server_role_and_lastsave(void **state)
     harness_check(r->element[2], HARNESS_ARRAY(0), "ROLE's replicas");
     freeReplyObject(r);
     long long first = harness_integer(c, "LASTSAVE");
-    if (first <= 0 || first > (long long)time(NULL))
-        fail_msg("LASTSAVE %lld is not a past unix time (now %lld)", first, (long long)time(NULL));
+    if (first <= 0 || first > unix_now())
+        fail_msg("LASTSAVE %lld is not a past unix time (now %lld)", first, unix_now());
     harness_skip_unless_ringkv(); /* redis-server saves on its own schedule */
-    while ((long long)time(NULL) <= first) /* a save from now on is a later second */
+    while (unix_now() <= first) /* a save of what follows is a later second */
         usleep(20000);
     harness_expect(c, HARNESS_OK, "SET lastsave:key v");
-    long long deadline = (long long)time(NULL) + 10, now = first;
-    while ((now = harness_integer(c, "LASTSAVE")) == first && (long long)time(NULL) < deadline)
+    long long written = unix_now(), deadline = written + 10, now = first;
+    while ((now = harness_integer(c, "LASTSAVE")) < written && unix_now() < deadline)
         usleep(50000);
-    if (now <= first || now > (long long)time(NULL))
-        fail_msg("LASTSAVE stayed %lld (now %lld) after a write: no fdatasync seen", now,
-                 (long long)time(NULL));
+    if (now < written || now > unix_now())
+        fail_msg("LASTSAVE %lld (now %lld) does not cover a write of second %lld: no "
+                 "fdatasync seen",
+                 now, unix_now(), written);
 }
 
 #define SLOW_TURN_KEYS 200000
@@ -835,7 +845,7 @@ static void test_server_slow_turns_counted(void **state)
     harness_expect(c, HARNESS_OK, "CONFIG RESETSTAT");
     double longest_after = harness_info_number(c, "stats", "ringkv_longest_turn_us");
     double slow_after = harness_info_number(c, "stats", "ringkv_slow_turns");
-    if (longest_after >= longest || slow_after > 1)
+    if (longest_after >= longest || slow_after > 5) /* the reset's turn and a few after */
         fail_msg("after CONFIG RESETSTAT: the longest turn %.0f us (%.0f before), %.0f slow",
                  longest_after, longest, slow_after);
     redisFree(c);
