@@ -204,6 +204,12 @@ static const struct cmd_def cmd_defs[] = {
      "Returns the given string."},
     {"time", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_time, 0,
      "server", "Returns the server time."},
+    {"object", -2, CMD_READONLY, 2, 2, 1, CMD_ROUTE_CONN, 0, cmd_object, 0, "generic",
+     "A container for object introspection commands."},
+    {"memory", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_memory, 0, "server",
+     "A container for memory diagnostics commands."},
+    {"ring.keyinfo", 3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_keyinfo, 0,
+     "generic", "OBJECT's and MEMORY USAGE's figure of a key, routed by the key (ringkv)."},
     {"lastsave", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_lastsave,
      0, "server", "Returns the Unix timestamp of the last successful save to disk."},
     {"role", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_role, 0,
@@ -1037,6 +1043,13 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
     const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
+    if (__builtin_expect(d && (d->handler == cmd_object || d->handler == cmd_memory), 0)) {
+        int32_t slot = cmd_server_keyed_subcommand(argv, &argc); /* by its key, as a read */
+        if (slot >= 0) {
+            d = cmd_lookup(argv[0].ptr, argv[0].len);
+            cmd_stats_subcommand(stats, slot);
+        }
+    }
     cmd_dispatch_def(sh, c, d, argv, argc);
     cmd_stats_end(stats, c);
 }

@@ -91,6 +91,46 @@ void cmd_type(struct cmd_ctx *c)
     resp_write_simple(c->out, lookup_read(c) ? "string" : "none");
 }
 
+/* Redis's encoding of a string value: "int" when it is a canonical 64-bit
+ * integer of at most 20 characters, "embstr" up to 44 bytes, else "raw". */
+static const char *keyinfo_encoding(const char *v, uint32_t len)
+{
+    int64_t n;
+    char canon[24];
+    if (len <= 20 && num_parse_i64(v, len, &n) &&
+        snprintf(canon, sizeof canon, "%lld", (long long)n) == (int)len &&
+        memcmp(canon, v, len) == 0)
+        return "int";
+    return len <= 44 ? "embstr" : "raw";
+}
+
+void cmd_keyinfo(struct cmd_ctx *c)
+{
+    const struct resp_arg *sub = &c->argv[2];
+    struct table_entry *e = store_peek(c->store, c->argv[1].ptr, c->argv[1].len, c->hash);
+    if (!e) {
+        cmd_reply_null(c);
+        return;
+    }
+    if (cmd_arg_is(sub, "encoding")) { /* a bulk string, as Redis */
+        const char *enc = keyinfo_encoding(table_entry_val(e), e->val_len);
+        cmd_reply_bulk(c, enc, strlen(enc));
+    }
+    else if (cmd_arg_is(sub, "refcount"))
+        cmd_reply_int(c, 1);
+    else if (cmd_arg_is(sub, "idletime"))
+        cmd_reply_int(c, store_idle_s(c->store, e));
+    else if (cmd_arg_is(sub, "freq")) /* no LFU policy: no frequency kept, as Redis says */
+        cmd_reply_error(c, "ERR An LFU maxmemory policy is not selected, access frequency not "
+                           "tracked. Please note that when switching between policies at "
+                           "runtime LRU and LFU data will take some time to adjust.");
+    else if (cmd_arg_is(sub, "usage")) /* the entry and its table slot */
+        cmd_reply_int(c, (int64_t)(table_entry_mem(e) + sizeof(uint64_t)));
+    else
+        cmd_reply_error(c, "ERR unknown RING.KEYINFO field (ENCODING, FREQ, IDLETIME, "
+                           "REFCOUNT or USAGE)");
+}
+
 /* RENAME, RENAMENX and COPY. */
 enum key_copy { KEY_RENAME, KEY_RENAMENX, KEY_COPY };
 

@@ -17,6 +17,11 @@
 void cmd_del(struct cmd_ctx *c);    /* DEL k: :1 or :0 */
 void cmd_exists(struct cmd_ctx *c); /* EXISTS k: :1 or :0 */
 void cmd_type(struct cmd_ctx *c);
+/* RING.KEYINFO key sub (OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT, MEMORY
+ * USAGE, rewritten by cmd_server_keyed_subcommand): as Redis 7 answers
+ * them for a string; nil for a missing key. The key is looked at, not
+ * used (its idle time stays). */
+void cmd_keyinfo(struct cmd_ctx *c);
 void cmd_expire(struct cmd_ctx *c);
 void cmd_pexpire(struct cmd_ctx *c);
 void cmd_expireat(struct cmd_ctx *c);

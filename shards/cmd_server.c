@@ -35,6 +35,7 @@
 #include "cfg.h"
 #include "cmd_cluster.h"
 #include "cmd_stats.h"
+#include "cmd_string.h"
 #include "conn.h"
 #include "glob.h"
 #include "idset.h"
@@ -875,6 +876,15 @@ static const struct {
     {"cluster|shards", "Get array of cluster slots to node mappings", "7.0.0",
      "O(N) where N is the total number of cluster nodes"},
     {"cluster|help", "Show helpful text about the different subcommands", "5.0.0", "O(1)"},
+    {"object|encoding", "Inspect the internal encoding of a Redis object", "2.2.3", "O(1)"},
+    {"object|freq", "Get the logarithmic access frequency counter of a Redis object", "4.0.0",
+     "O(1)"},
+    {"object|idletime", "Get the time since a Redis object was last accessed", "2.2.3", "O(1)"},
+    {"object|refcount", "Get the number of references to the value of the key", "2.2.3", "O(1)"},
+    {"object|help", "Show helpful text about the different subcommands", "6.2.0", "O(1)"},
+    {"memory|usage", "Estimate the memory usage of a key", "4.0.0",
+     "O(N) where N is the number of samples."},
+    {"memory|help", "Show helpful text about the different subcommands", "4.0.0", "O(1)"},
 };
 
 /* A subcommand's COMMAND DOCS entry: its name, then its map. */
@@ -1010,6 +1020,9 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"echo", SERVER_CAT_CONNECTION, 0},
     {"time", 0, 0},
     {"lastsave", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
+    {"object", 0, 0},
+    {"memory", 0, 0},
+    {"ring.keyinfo", S_KS, K_RO_ACCESS},
     {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"quit", SERVER_CAT_CONNECTION, 0},
     {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
@@ -1439,8 +1452,104 @@ static void server_cluster_help(struct cmd_ctx *c)
 
 void cmd_cluster(struct cmd_ctx *c) { server_run_subcommand(c, &server_cluster); }
 
+/* OBJECT and MEMORY. Their keyed subcommands never run here: the
+ * dispatcher sends them, as RING.KEYINFO key sub, to the key's shard and,
+ * in a cluster, its replicas (cmd_server_keyed_subcommand); what reaches
+ * these is HELP, a wrong number of arguments or an unknown subcommand. */
+static void server_object_help(struct cmd_ctx *c);
+static void server_memory_help(struct cmd_ctx *c);
+
+/* A keyed subcommand that reached the container: only MEMORY USAGE with
+ * arguments that are not [SAMPLES count] does (the others' arity is exact):
+ * Redis's errors. */
+static void server_keyed_syntax(struct cmd_ctx *c)
+{
+    int64_t n;
+    if (c->argc == 5 && arg_is(&c->argv[3], "samples") &&
+        !num_parse_i64(c->argv[4].ptr, c->argv[4].len, &n))
+        resp_write_error(c->out, CMD_ERR_NOT_INT);
+    else
+        resp_write_error(c->out, "ERR syntax error");
+}
+
+#define SERVER_KEY_CATS (SERVER_CAT_KEYSPACE | SERVER_CAT_READ | SERVER_CAT_SLOW)
+static const struct server_subcommand server_object_subs[] = {
+    {"encoding", "object|encoding", 3, SERVER_KEY_CATS, server_keyed_syntax,
+     {"ENCODING <key>", "    Return the kind of internal representation used in order to store "
+                        "the value", "    associated with a <key>."}},
+    {"freq", "object|freq", 3, SERVER_KEY_CATS, server_keyed_syntax,
+     {"FREQ <key>", "    Return the access frequency index of the <key>. The returned integer "
+                    "is", "    proportional to the logarithm of the recent access frequency of "
+                    "the key."}},
+    {"idletime", "object|idletime", 3, SERVER_KEY_CATS, server_keyed_syntax,
+     {"IDLETIME <key>", "    Return the idle time of the <key>, that is the approximated "
+                        "number of", "    seconds elapsed since the last access to the key."}},
+    {"refcount", "object|refcount", 3, SERVER_KEY_CATS, server_keyed_syntax,
+     {"REFCOUNT <key>", "    Return the number of references of the value associated with the "
+                        "specified", "    <key>."}},
+    {"help", "object|help", 2, SERVER_CAT_KEYSPACE | SERVER_CAT_SLOW, server_object_help, {NULL}},
+};
+#define SERVER_OBJECT_SUBS (sizeof server_object_subs / sizeof server_object_subs[0])
+static const struct server_container server_object = {
+    "OBJECT", server_object_subs, SERVER_OBJECT_SUBS, CMD_STATS_SUB_BASE + 4 * SERVER_SUBS_MAX};
+
+static const struct server_subcommand server_memory_subs[] = {
+    {"usage", "memory|usage", -3, SERVER_KEY_CATS, server_keyed_syntax,
+     {"USAGE <key> [SAMPLES <count>]", "    Return memory in bytes used by <key> and its "
+                                       "value. Nested values are", "    sampled up to <count> "
+                                       "times (default: 5, 0 means sample all)."}},
+    {"help", "memory|help", 2, SERVER_CAT_SLOW, server_memory_help, {NULL}},
+};
+#define SERVER_MEMORY_SUBS (sizeof server_memory_subs / sizeof server_memory_subs[0])
+static const struct server_container server_memory = {
+    "MEMORY", server_memory_subs, SERVER_MEMORY_SUBS, CMD_STATS_SUB_BASE + 5 * SERVER_SUBS_MAX};
+_Static_assert(CMD_STATS_SUB_BASE + 5 * SERVER_SUBS_MAX + SERVER_MEMORY_SUBS <= CMD_STATS_SLOTS,
+               "MEMORY's subcommands have stats slots");
+
+static void server_object_help(struct cmd_ctx *c)
+{
+    server_help(c, "OBJECT", NULL, server_object_subs, SERVER_OBJECT_SUBS - 1);
+}
+
+static void server_memory_help(struct cmd_ctx *c)
+{
+    server_help(c, "MEMORY", NULL, server_memory_subs, SERVER_MEMORY_SUBS - 1);
+}
+
+void cmd_object(struct cmd_ctx *c) { server_run_subcommand(c, &server_object); }
+void cmd_memory(struct cmd_ctx *c) { server_run_subcommand(c, &server_memory); }
+
+int32_t cmd_server_keyed_subcommand(struct resp_arg *argv, uint32_t *argc)
+{
+    if (*argc < 3)
+        return -1;
+    const struct server_container *k = arg_is(&argv[0], "object")   ? &server_object
+                                        : arg_is(&argv[0], "memory") ? &server_memory
+                                                                     : NULL;
+    if (!k)
+        return -1;
+    for (size_t i = 0; i < k->n; i++) {
+        const struct server_subcommand *sub = &k->subs[i];
+        if (sub->run != server_keyed_syntax || !arg_is(&argv[1], sub->name))
+            continue;
+        bool is_usage = k == &server_memory;
+        int64_t samples;
+        if (*argc != 3 && !(is_usage && *argc == 5 && arg_is(&argv[3], "samples") &&
+                            num_parse_i64(argv[4].ptr, argv[4].len, &samples) && samples >= 0))
+            return -1; /* the container answers: arity, or MEMORY USAGE's syntax */
+        struct resp_arg name = argv[1];
+        argv[0] = (struct resp_arg){"ring.keyinfo", 12};
+        argv[1] = argv[2];
+        argv[2] = name;
+        *argc = 3;
+        return k->base + (int32_t)i;
+    }
+    return -1;
+}
+
 static const struct server_container *const server_containers[] = {
-    &server_client, &server_command, &server_config, &server_cluster};
+    &server_client, &server_command, &server_config, &server_cluster, &server_object,
+    &server_memory};
 
 static const struct server_container *server_container_of(const char *name)
 {

@@ -48,6 +48,16 @@ void cmd_lastsave(struct cmd_ctx *c);
 /* ROLE: "master", offset 0, no replicas (INFO replication's answer): every
  * ringkv node takes writes; replication is per key (the preference list). */
 void cmd_role(struct cmd_ctx *c);
+/* OBJECT and MEMORY (containers): HELP and errors; their keyed
+ * subcommands go by cmd_server_keyed_subcommand() to cmd_keyinfo. */
+void cmd_object(struct cmd_ctx *c);
+void cmd_memory(struct cmd_ctx *c);
+/* OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key and MEMORY USAGE key [SAMPLES
+ * n]: rewrites argv into RING.KEYINFO key sub (argc 3), routed by its key
+ * like any keyed read, and returns the subcommand's INFO commandstats slot;
+ * -1 (argv untouched) for any other request, or wrong arguments (the
+ * container answers those). */
+int32_t cmd_server_keyed_subcommand(struct resp_arg *argv, uint32_t *argc);
 void cmd_quit(struct cmd_ctx *c);
 void cmd_shutdown(struct cmd_ctx *c);
 void cmd_wait(struct cmd_ctx *c);

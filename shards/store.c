@@ -390,6 +390,14 @@ struct table_entry *store_lookup_read(struct store *s, const void *key, uint32_t
     return e;
 }
 
+struct table_entry *store_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash)
+{
+    struct table_entry *e = table_find(s->table, key, klen, hash);
+    if (!e || store_is_expired(s, e) || (e->meta & TABLE_ENTRY_TOMBSTONE))
+        return NULL;
+    return e;
+}
+
 static bool is_volatile_policy(enum store_policy p)
 {
     return p == STORE_VOLATILE_LRU || p == STORE_VOLATILE_RANDOM || p == STORE_VOLATILE_TTL;
@@ -400,6 +408,8 @@ static inline uint32_t idle_of(const struct store *s, const struct table_entry *
 {
     return (s->lru_s - table_entry_lru(e)) & TABLE_ENTRY_LRU_MASK;
 }
+
+uint32_t store_idle_s(const struct store *s, const struct table_entry *e) { return idle_of(s, e); }
 
 /* True when a is a better eviction victim than b (both eligible). */
 static bool better_victim(const struct store *s, const struct table_entry *a,

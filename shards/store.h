@@ -214,6 +214,14 @@ struct table_entry *store_lookup(struct store *s, const void *key, uint32_t klen
 struct table_entry *store_lookup_read(struct store *s, const void *key, uint32_t klen,
                                       uint64_t hash);
 
+/* Finds a live key without using it (OBJECT, MEMORY USAGE): its access
+ * clock stays, no hit or miss is counted, an expired key is not removed
+ * (NULL). NULL too for a tombstone. */
+struct table_entry *store_peek(struct store *s, const void *key, uint32_t klen, uint64_t hash);
+/* Seconds since e was last used (OBJECT IDLETIME; the clock wraps at 24
+ * bits, about 194 days, as Redis's). */
+uint32_t store_idle_s(const struct store *s, const struct table_entry *e);
+
 /* Makes room for a write of about `need` bytes: evicts keys, as the policy
  * allows, until need more bytes fit under maxmemory. As Redis, the write is
  * refused (-ENOMEM) only when the store is still over maxmemory once nothing

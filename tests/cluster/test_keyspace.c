@@ -7,7 +7,9 @@
  *   key that exists; the node-local DBSIZE and KEYS of the masters CLUSTER
  *   SLOTS lists, asked on cluster-aware connections as redis-py's
  *   RedisCluster does, add up to 300 keys, each once. RING.LOCAL (the
- *   peers' request) is refused to a client.
+ *   peers' request) is refused to a client. With 2 replicas, OBJECT
+ *   ENCODING and MEMORY USAGE answer at every node for keys it does not
+ *   hold too (nil for a missing key).
  * - test_keyspace_deleted_keys_left_out: after DEL of all keys but one
  *   (tombstones stay), every node answers DBSIZE 1, KEYS * that key, and
  *   RANDOMKEY that key.
@@ -287,10 +289,37 @@ static void keyspace_with(const char *replicas)
     assert_true(cluster_wait(masters_add_up, &x, 10000));
 }
 
+/* OBJECT ENCODING and MEMORY USAGE of keys at every node: with 2 replicas
+ * of 3 a third of them are held elsewhere, and reach their key's replicas
+ * as keyed reads do (RING.KEYINFO); a missing key is nil. */
+static void keyinfo_everywhere(void)
+{
+    for (int i = 0; i < NODES; i++) {
+        redisContext *c = cluster_redis(i);
+        for (int k = 0; k < 30; k++) {
+            redisReply *r = cmd(c, "OBJECT ENCODING ks:%d", k);
+            if (r->type != REDIS_REPLY_STRING || strcmp(r->str, "embstr") != 0)
+                fail_msg("node %d: OBJECT ENCODING ks:%d gave %s, not embstr", i, k,
+                         r->type == REDIS_REPLY_ERROR ? r->str : "another reply");
+            freeReplyObject(r);
+            r = cmd(c, "MEMORY USAGE ks:%d", k);
+            if (r->type != REDIS_REPLY_INTEGER || r->integer < 16)
+                fail_msg("node %d: MEMORY USAGE ks:%d gave %s", i, k,
+                         r->type == REDIS_REPLY_ERROR ? r->str : "no byte count");
+            freeReplyObject(r);
+        }
+        redisReply *r = cmd(c, "OBJECT ENCODING ks:absent");
+        assert_int_equal(r->type, REDIS_REPLY_NIL);
+        freeReplyObject(r);
+        redisFree(c);
+    }
+}
+
 static void test_keyspace_replicas_2(void **state)
 {
     (void)state;
     keyspace_with("2");
+    keyinfo_everywhere();
     redisReply *r = cluster_redis_command(0, "RING.LOCAL DBSIZE"); /* for peers only */
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);

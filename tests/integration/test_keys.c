@@ -1,6 +1,6 @@
 /* test_keys.c: the keyspace commands of one node: DEL UNLINK EXISTS TYPE, the
  * EXPIRE family with NX XX GT LT, TTL PTTL PERSIST EXPIRETIME PEXPIRETIME, expiry
- * actually happening, TOUCH, TIME, RENAME RENAMENX COPY,
+ * actually happening, TOUCH, TIME, RENAME RENAMENX COPY, OBJECT, MEMORY USAGE,
  * SCAN (every key present throughout a scan comes back at least once, with
  * MATCH and COUNT, even while keys are added between calls), KEYS patterns,
  * RANDOMKEY, DBSIZE and FLUSHALL.
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SCAN_MAX_CALLS 100000
 #define SCAN_TIMEOUT_MS 30000
@@ -200,6 +201,59 @@ static void test_keys_type(void **state)
     harness_expect(c, HARNESS_OK, "SET a 1");
     harness_expect(c, HARNESS_STATUS("string"), "TYPE a");
     harness_expect(c, HARNESS_STATUS("none"), "TYPE missing");
+}
+
+/* OBJECT and MEMORY USAGE, as Redis 7.0 answers them for strings: the
+ * encodings (int for a canonical integer, embstr up to 44 bytes, raw past),
+ * REFCOUNT, IDLETIME (OBJECT does not count as a use, GET does), FREQ's
+ * refusal without an LFU policy, nil for a missing key, the errors, and a
+ * larger value's larger MEMORY USAGE. Keys live on both shards. */
+static void test_keys_object_and_memory_usage(void **state)
+{
+    redisContext *c = *state;
+    char big[100];
+    memset(big, 'x', sizeof big);
+    harness_expect(c, HARNESS_OK, "SET obj:int 12345");
+    harness_expect(c, HARNESS_OK, "SET obj:lead 012345");
+    harness_expect(c, HARNESS_OK, "SET obj:short hello");
+    harness_expect(c, HARNESS_OK, "SET obj:big %b", big, sizeof big);
+    harness_expect(c, HARNESS_BULK("int"), "OBJECT ENCODING obj:int");
+    harness_expect(c, HARNESS_BULK("embstr"), "OBJECT ENCODING obj:lead");
+    harness_expect(c, HARNESS_BULK("embstr"), "object encoding obj:short");
+    harness_expect(c, HARNESS_BULK("raw"), "OBJECT ENCODING obj:big");
+    harness_expect(c, HARNESS_NIL, "OBJECT ENCODING obj:absent");
+    harness_expect(c, HARNESS_NIL, "MEMORY USAGE obj:absent");
+    harness_expect(c, HARNESS_INT(1), "OBJECT REFCOUNT obj:short");
+    harness_expect(c, HARNESS_ERR("ERR An LFU maxmemory policy is not selected, access "
+                                  "frequency not tracked. Please note that when switching "
+                                  "between policies at runtime LRU and LFU data will take some "
+                                  "time to adjust."),
+                   "OBJECT FREQ obj:short");
+    long long small_use = harness_integer(c, "MEMORY USAGE obj:short");
+    long long big_use = harness_integer(c, "MEMORY USAGE obj:big SAMPLES 0");
+    if (small_use <= 5 || big_use < small_use + 90)
+        fail_msg("MEMORY USAGE: %lld bytes for 5, %lld for 100", small_use, big_use);
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "MEMORY USAGE obj:short SAMPLES");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
+                   "MEMORY USAGE obj:short SAMPLES x");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'object|encoding' command"),
+                   "OBJECT ENCODING");
+    harness_expect(c, HARNESS_ERR("ERR unknown subcommand 'nope'. Try OBJECT HELP."),
+                   "OBJECT nope obj:short");
+    redisReply *r = harness_cmd(c, "OBJECT HELP");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_true(r->elements > 4);
+    freeReplyObject(r);
+    /* idle time: seconds since the last use, which OBJECT is not */
+    usleep(2100 * 1000);
+    long long idle = harness_integer(c, "OBJECT IDLETIME obj:short");
+    long long again = harness_integer(c, "OBJECT IDLETIME obj:short");
+    if (idle < 1 || again < idle)
+        fail_msg("OBJECT IDLETIME after 2.1 s: %lld, then %lld", idle, again);
+    harness_expect(c, HARNESS_BULK("hello"), "GET obj:short");
+    long long used = harness_integer(c, "OBJECT IDLETIME obj:short");
+    if (used > 0)
+        fail_msg("OBJECT IDLETIME just after a GET: %lld", used);
 }
 
 static void test_keys_ttl_pttl_persist(void **state)
@@ -646,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_touch_counts_existing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_object_and_memory_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_ttl_pttl_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_expiretime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_rename_copy, setup, teardown),
