@@ -14,6 +14,9 @@
  * removing them (the table must not change under table_scan); active
  * expiry reclaims them. Keys are written straight into a scratch buffer,
  * then counted into the array header.
+ * OBJECT and MEMORY USAGE arrive as RING.KEYINFO key field (cmd_keyinfo;
+ * cmd_server.c rewrites them so they route by their key): the key is
+ * looked at with store_peek, which leaves its idle time as it was.
  * In a cluster (coord_is_cluster) these handlers give the node-local form
  * (keyspace.h): only keys of partitions this node answers for
  * (coord_answers_for), never tombstones; DBSIZE adds up the store's

@@ -16,7 +16,10 @@
  * small table here (server_redis_meta); COMMAND INFO gives those
  * categories. Error texts are Redis 7's. CLUSTER is a container here too;
  * what its subcommands and INFO's cluster section say about the cluster is
- * cmd_cluster.c's. */
+ * cmd_cluster.c's. OBJECT and MEMORY are containers whose keyed
+ * subcommands do not run here: cmd_server_keyed_subcommand() turns them
+ * into RING.KEYINFO key field, which the dispatcher routes by its key
+ * (cmd_keys.c answers it); HELP and their errors run here. */
 #include "cmd_server.h"
 
 #include <ctype.h>

@@ -23,7 +23,9 @@
  *   6. on the tick: the store's housekeeping (expiry, reclamation, resize
  *      steps, tombstones past tombstone-grace: coord_reap), the segment
  *      log's fdatasync (everysec), idle clients (idle.h), peer links whose
- *      handshake is late, and the stop flag.
+ *      handshake is late, and the stop flag;
+ *   7. the turn's length, from the wait's end (shard_turn_done): the
+ *      longest and the slow ones (slow-turn-ms) in INFO, a stall logged.
  * With storage = log, the records a turn wrote go to the kernel as one write
  * at the end of that turn, in the same submit as its replies (persist.h).
  * With appendfsync always, a reply that depends on records not yet durable
