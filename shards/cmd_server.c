@@ -360,7 +360,8 @@ struct server_subcommand {
     const char *full; /* that whole name: INFO commandstats, CLIENT LIST cmd= */
     int arity;
     uint32_t cats;
-    void (*run)(struct cmd_ctx *c);
+    void (*run)(struct cmd_ctx *c); /* NULL: the container's HELP (server_help over the
+                                       subcommands before it, the last entry) */
     const char *help[16];
 };
 
@@ -381,6 +382,9 @@ static const struct server_container *server_container_of(const char *name);
 static const struct server_subcommand *server_subcommand_of(const struct resp_arg *a);
 /* The full name of a subcommand's stats slot, or NULL. */
 static const char *server_subcommand_name(uint32_t slot);
+
+static void server_help(struct cmd_ctx *c, const char *container, const char *const *first,
+                        const struct server_subcommand *subs, size_t n);
 
 /* Finds argv[1] among the container's subcommands and runs it, or writes
  * Redis's unknown-subcommand or wrong-number-of-arguments error. Counts it
@@ -403,7 +407,10 @@ static void server_run_subcommand(struct cmd_ctx *c, const struct server_contain
             return;
         }
         c->conn->last_cmd = sub->full;
-        sub->run(c);
+        if (sub->run)
+            sub->run(c);
+        else
+            server_help(c, k->name, NULL, k->subs, k->n - 1);
         return;
     }
     cmd_stats_unknown(stats);
@@ -715,8 +722,6 @@ static void server_client_reply(struct cmd_ctx *c)
     }
 }
 
-static void server_client_help(struct cmd_ctx *c);
-
 #define SERVER_CONN_CATS (SERVER_CAT_SLOW | SERVER_CAT_CONNECTION)
 #define SERVER_ADMIN_CATS (SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS)
 
@@ -749,16 +754,11 @@ static const struct server_subcommand server_client_subs[] = {
     {"setinfo", "client|setinfo", 4, SERVER_CONN_CATS, server_client_setinfo,
      {"SETINFO <option> <value>", "    Set client meta attr. Options are:",
       "    * LIB-NAME: the client lib name.", "    * LIB-VER: the client lib version."}},
-    {"help", "client|help", 2, SERVER_CONN_CATS, server_client_help, {NULL}},
+    {"help", "client|help", 2, SERVER_CONN_CATS, NULL, {NULL}},
 };
 #define SERVER_CLIENT_SUBS (sizeof server_client_subs / sizeof server_client_subs[0])
 static const struct server_container server_client = {"CLIENT", server_client_subs,
                                                        SERVER_CLIENT_SUBS, CMD_STATS_SUB_BASE};
-
-static void server_client_help(struct cmd_ctx *c)
-{
-    server_help(c, "CLIENT", NULL, server_client_subs, SERVER_CLIENT_SUBS - 1);
-}
 
 void cmd_client(struct cmd_ctx *c) { server_run_subcommand(c, &server_client); }
 
@@ -1395,8 +1395,6 @@ static void server_config_resetstat(struct cmd_ctx *c)
     cmd_broadcast(c, cmd_server_resetstat_shard, CMD_COMBINE_OK);
 }
 
-static void server_config_help(struct cmd_ctx *c);
-
 #define SERVER_CONFIG_CATS (SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS)
 
 /* In Redis's HELP order, with Redis 7's arities (REWRITE is not here:
@@ -1408,22 +1406,15 @@ static const struct server_subcommand server_config_subs[] = {
      {"SET <directive> <value>", "    Set the configuration <directive> to <value>."}},
     {"resetstat", "config|resetstat", 2, SERVER_CONFIG_CATS, server_config_resetstat,
      {"RESETSTAT", "    Reset statistics reported by the INFO command."}},
-    {"help", "config|help", 2, SERVER_CAT_SLOW, server_config_help, {NULL}},
+    {"help", "config|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_CONFIG_SUBS (sizeof server_config_subs / sizeof server_config_subs[0])
 static const struct server_container server_config = {
     "CONFIG", server_config_subs, SERVER_CONFIG_SUBS, CMD_STATS_SUB_BASE + 2 * SERVER_SUBS_MAX};
 
-static void server_config_help(struct cmd_ctx *c)
-{
-    server_help(c, "CONFIG", NULL, server_config_subs, SERVER_CONFIG_SUBS - 1);
-}
-
 void cmd_config(struct cmd_ctx *c) { server_run_subcommand(c, &server_config); }
 
 /* CLUSTER: its subcommands are cmd_cluster.c's (Redis's HELP lines). */
-static void server_cluster_help(struct cmd_ctx *c);
-
 static const struct server_subcommand server_cluster_subs[] = {
     {"info", "cluster|info", 2, SERVER_CAT_SLOW, cmd_cluster_info,
      {"INFO", "    Return information about the cluster."}},
@@ -1440,7 +1431,7 @@ static const struct server_subcommand server_cluster_subs[] = {
     {"shards", "cluster|shards", 2, SERVER_CAT_SLOW, cmd_cluster_shards,
      {"SHARDS",
       "    Return information about slot range mappings and the nodes associated with them."}},
-    {"help", "cluster|help", 2, SERVER_CAT_SLOW, server_cluster_help, {NULL}},
+    {"help", "cluster|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_CLUSTER_SUBS (sizeof server_cluster_subs / sizeof server_cluster_subs[0])
 static const struct server_container server_cluster = {
@@ -1448,19 +1439,12 @@ static const struct server_container server_cluster = {
 _Static_assert(CMD_STATS_SUB_BASE + 3 * SERVER_SUBS_MAX + SERVER_CLUSTER_SUBS <= CMD_STATS_SLOTS,
                "CLUSTER's subcommands have stats slots");
 
-static void server_cluster_help(struct cmd_ctx *c)
-{
-    server_help(c, "CLUSTER", NULL, server_cluster_subs, SERVER_CLUSTER_SUBS - 1);
-}
-
 void cmd_cluster(struct cmd_ctx *c) { server_run_subcommand(c, &server_cluster); }
 
 /* OBJECT and MEMORY. Their keyed subcommands never run here: the
  * dispatcher sends them, as RING.KEYINFO key sub, to the key's shard and,
  * in a cluster, its replicas (cmd_server_keyed_subcommand); what reaches
  * these is HELP, a wrong number of arguments or an unknown subcommand. */
-static void server_object_help(struct cmd_ctx *c);
-static void server_memory_help(struct cmd_ctx *c);
 
 /* A keyed subcommand that reached the container: only MEMORY USAGE with
  * arguments that are not [SAMPLES count] does (the others' arity is exact):
@@ -1490,7 +1474,7 @@ static const struct server_subcommand server_object_subs[] = {
     {"refcount", "object|refcount", 3, SERVER_KEY_CATS, server_keyed_syntax,
      {"REFCOUNT <key>", "    Return the number of references of the value associated with the "
                         "specified", "    <key>."}},
-    {"help", "object|help", 2, SERVER_CAT_KEYSPACE | SERVER_CAT_SLOW, server_object_help, {NULL}},
+    {"help", "object|help", 2, SERVER_CAT_KEYSPACE | SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_OBJECT_SUBS (sizeof server_object_subs / sizeof server_object_subs[0])
 static const struct server_container server_object = {
@@ -1501,23 +1485,13 @@ static const struct server_subcommand server_memory_subs[] = {
      {"USAGE <key> [SAMPLES <count>]", "    Return memory in bytes used by <key> and its "
                                        "value. Nested values are", "    sampled up to <count> "
                                        "times (default: 5, 0 means sample all)."}},
-    {"help", "memory|help", 2, SERVER_CAT_SLOW, server_memory_help, {NULL}},
+    {"help", "memory|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_MEMORY_SUBS (sizeof server_memory_subs / sizeof server_memory_subs[0])
 static const struct server_container server_memory = {
     "MEMORY", server_memory_subs, SERVER_MEMORY_SUBS, CMD_STATS_SUB_BASE + 5 * SERVER_SUBS_MAX};
 _Static_assert(CMD_STATS_SUB_BASE + 5 * SERVER_SUBS_MAX + SERVER_MEMORY_SUBS <= CMD_STATS_SLOTS,
                "MEMORY's subcommands have stats slots");
-
-static void server_object_help(struct cmd_ctx *c)
-{
-    server_help(c, "OBJECT", NULL, server_object_subs, SERVER_OBJECT_SUBS - 1);
-}
-
-static void server_memory_help(struct cmd_ctx *c)
-{
-    server_help(c, "MEMORY", NULL, server_memory_subs, SERVER_MEMORY_SUBS - 1);
-}
 
 void cmd_object(struct cmd_ctx *c) { server_run_subcommand(c, &server_object); }
 void cmd_memory(struct cmd_ctx *c) { server_run_subcommand(c, &server_memory); }
