@@ -118,8 +118,7 @@ void cmd_keyinfo(struct cmd_ctx *c)
     if (cmd_arg_is(sub, "encoding")) { /* a bulk string, as Redis */
         const char *enc = keyinfo_encoding(table_entry_val(e), e->val_len);
         cmd_reply_bulk(c, enc, strlen(enc));
-    }
-    else if (cmd_arg_is(sub, "refcount"))
+    } else if (cmd_arg_is(sub, "refcount"))
         cmd_reply_int(c, 1);
     else if (cmd_arg_is(sub, "idletime"))
         cmd_reply_int(c, store_idle_s(c->store, e));

@@ -1258,8 +1258,6 @@ static void persist_on_batch_cqe(struct persist *p, uint32_t i, unsigned op, int
     persist_flush(p);
 }
 
-/* everysec, no: a write of the batch in flight completed. What it wrote is
- * kept until an fdatasync covers it. */
 /* Appends n written bytes to `unsynced_data` (PERSIST_UNSYNCED_SMALL). */
 static void persist_keep_unsynced(struct persist *p, const char *data, size_t n)
 {
@@ -1272,6 +1270,8 @@ static void persist_keep_unsynced(struct persist *p, const char *data, size_t n)
     persist_need_memory(b);
 }
 
+/* everysec, no: a write of the batch in flight completed. What it wrote is
+ * kept until an fdatasync covers it. */
 static void persist_on_write_cqe(struct persist *p, int res, int64_t now)
 {
     p->write_inflight = false;
