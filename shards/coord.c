@@ -53,9 +53,10 @@
  *          replica of this shard's view of then (coord_again_queue; a
  *          write only by its client's node, while that client has sent
  *          nothing after it).
- *          Forwards waiting on a node whose link ended from its side
- *          (killed, restarted) end at once: a read goes to the next
- *          replica, a write gets -UNAVAILABLE (coord_lost_turn);
+ *          Forwards waiting on a node whose link ended (killed,
+ *          restarted, a refused or timed-out handshake) end at once: a
+ *          read goes to the next replica, a write gets -UNAVAILABLE
+ *          (coord_lost_turn);
  * Too few live replicas: -UNAVAILABLE at once when failure detection
  * already says so, else when the deadline passes.
  *
@@ -2341,11 +2342,12 @@ static void coord_again_send(struct shard *sh, bool is_view_new)
 }
 
 /* ---- forwards whose link ended ----
- * A reply comes back on the link its request went out on, so when an open
- * link this shard dialled ends from the far side (end of stream, reset:
- * the peer was killed or restarted), or a dial with requests queued is
- * refused (peerlink.c, link_lost), the forwards waiting on that node will
- * never be answered; they would hold their clients until request-timeout.
+ * A reply comes back on the link its request went out on, so when a link
+ * this shard dialled ends while open or with requests queued for its
+ * connect or handshake (peerlink.c, link_close: the peer was killed or
+ * restarted, refused the dial or the handshake, the handshake timed out),
+ * the forwards waiting on that node will never be answered; they would
+ * hold their clients until request-timeout.
  * peerlink notes the node (coord_note_link_lost); between events
  * (coord_lost_turn: after a loop turn's completions, never inside a
  * send) each keyed forward waiting on it is ended: a read

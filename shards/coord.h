@@ -50,7 +50,8 @@ void coord_fini(struct shard *sh);
 void coord_turn(struct shard *sh);
 /* Ends the forwards waiting on nodes whose links ended (peerlink.h,
  * coord_note_link_lost): called by the shard loop after a turn's
- * completions, the only place where links end. */
+ * completions, where links end (one that ends elsewhere, a handshake
+ * timed out on the tick, is taken up by the next turn's call). */
 void coord_lost_turn(struct shard *sh);
 
 enum coord_route_kind {

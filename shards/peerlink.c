@@ -419,12 +419,18 @@ static void link_release_target(struct link *l, bool was_open, const char *why)
 
 /* Starts closing l: the socket is shut down (a connect in flight is
  * cancelled), queued messages are dropped, and peerlink_flush() frees it
- * once the kernel holds nothing of it. */
+ * once the kernel holds nothing of it. A link this shard dialled that was
+ * open, or held requests waiting for its connect or handshake, leaves
+ * them without a reply whichever side ended it (the peer closed, reset or
+ * refused it; its handshake failed or timed out; it broke the protocol):
+ * coord_note_link_lost ends the forwards waiting on that node. */
 static void link_close(struct peerlink *pl, struct link *l, const char *why)
 {
     if (l->closing)
         return;
     bool was_open = l->state == LINK_OPEN;
+    if (l->is_dialer && (was_open || l->npending > 0))
+        coord_note_link_lost(pl->sh, l->dest->id);
     l->closing = true;
     link_end_half_open(pl, l);
     if (l->state == LINK_HANDSHAKE) /* connected, never proved: refused, timed out, cut */
@@ -923,17 +929,6 @@ static void link_take(struct peerlink *pl, struct link *l, const uint8_t *data, 
 
 /* ---- completions ---- */
 
-/* A link this shard dialled ended from the far side, open (end of
- * stream, reset) or not yet connected with requests queued on it (the
- * connect refused: the peer's process is gone): its requests will get no
- * reply (coord_note_link_lost). */
-static void link_lost(struct peerlink *pl, struct link *l)
-{
-    if (l->is_dialer && !l->closing &&
-        (l->state == LINK_OPEN || (l->state == LINK_CONNECTING && l->npending > 0)))
-        coord_note_link_lost(pl->sh, l->dest->id);
-}
-
 static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint32_t flags)
 {
     if (!(flags & IORING_CQE_F_MORE)) {
@@ -951,7 +946,6 @@ static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint3
     if (res == -ENOBUFS || res == -ECANCELED)
         return; /* out of shared buffers this turn, or paused: re-armed by the flush */
     if (res <= 0) {
-        link_lost(pl, l);
         link_close(pl, l, res == 0 ? "closed by the peer" : strerror(-res));
     }
 }
@@ -960,7 +954,6 @@ static void link_on_send(struct peerlink *pl, struct link *l, int32_t res)
 {
     l->send_inflight = false;
     if (res < 0) {
-        link_lost(pl, l);
         link_close(pl, l, strerror(-res));
         return;
     }
@@ -986,7 +979,6 @@ static void link_on_connect(struct peerlink *pl, struct link *l, int32_t res)
     if (l->closing)
         return;
     if (res < 0) {
-        link_lost(pl, l);
         link_close(pl, l, strerror(-res));
         return;
     }

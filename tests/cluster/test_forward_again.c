@@ -36,6 +36,15 @@
  *   and said "did not answer within request-timeout"). A SET sent next,
  *   while B is dead but not yet called down, dials B, is refused, and
  *   also answers at once (it waited the 4 s too).
+ * - test_forward_again_handshake_refused: the same four nodes; B is killed
+ *   and at once started again under another cluster-secret, so A, which
+ *   still calls it up, dials it for the next write's forward and B's
+ *   handshake refuses A. The write queued for that handshake gets
+ *   -UNAVAILABLE naming the closed connection at once (before: it waited
+ *   the whole 4 s; the link had been ended by A's side of the handshake,
+ *   not by the far side). Writes that find B in its dial's backoff, or
+ *   called down, go to the next replica at once; each must answer within
+ *   2 s, and one must have met the refused handshake.
  * Every wait is on a condition with a deadline; nodes are stopped by PID
  * (cluster_finish). */
 #include <setjmp.h>
@@ -234,17 +243,17 @@ static bool lost_forwards_sent(void *arg)
     return cluster_info_stat(f->a, "stats", "ringkv_forwarded") >= f->want;
 }
 
-static void test_forward_again_link_closed(void **state)
+/* LOST_NODES nodes (request-timeout 4 s, one shard each), and two keys
+ * node a holds no replica of, with the same first replica: that node's
+ * index. */
+static int start_with_two_forwarded_keys(int a, char read_key[32], char write_key[32])
 {
-    (void)state;
     const char *flags[] = {"--request-timeout", "4000", "--threads", "1", NULL};
     assert_int_equal(cluster_start_formed(LOST_NODES, flags), 0);
-    const int a = 0;
-    /* two keys A holds no replica of, with the same first replica b */
     redisContext *ro = cluster_connect(a, 10000);
     assert_non_null(ro);
     freeReplyObject(redisCommand(ro, "READONLY"));
-    char read_key[32] = "", write_key[32] = "";
+    read_key[0] = write_key[0] = '\0';
     int b = -1;
     for (int k = 0; k < 2000 && !write_key[0]; k++) {
         char name[32];
@@ -253,10 +262,19 @@ static void test_forward_again_link_closed(void **state)
         if (to == a || (b >= 0 && to != b))
             continue;
         b = to;
-        memcpy(read_key[0] ? write_key : read_key, name, sizeof name);
+        memcpy(read_key[0] ? write_key : read_key, name, 32);
     }
     redisFree(ro);
     assert_true(b >= 0 && write_key[0]);
+    return b;
+}
+
+static void test_forward_again_link_closed(void **state)
+{
+    (void)state;
+    const int a = 0;
+    char read_key[32], write_key[32];
+    int b = start_with_two_forwarded_keys(a, read_key, write_key);
     redisContext *wc = cluster_connect(a, 10000);
     assert_non_null(wc);
     redisReply *r = redisCommand(wc, "SET %s kept", read_key); /* W = 2: on b and the other */
@@ -308,6 +326,54 @@ static void test_forward_again_link_closed(void **state)
     redisFree(wc);
 }
 
+/* B restarts at once (killed, so it does not leave) under another
+ * cluster-secret: A still calls it up (failure detection needs seconds)
+ * and dials it for the next forward, and B's handshake refuses A. The
+ * forward queued for that handshake ends at once: the write goes to the
+ * next replica or gets -UNAVAILABLE (before: it waited its 4 s). Each
+ * write is sent on its own connection, and A may call B down at any time
+ * (then writes go to the next replica at once), so every write must
+ * answer within LOST_WRITE_MS; at least one must have met the refused
+ * handshake, which INFO's failed handshakes at A shows. */
+static void test_forward_again_handshake_refused(void **state)
+{
+    (void)state;
+    const int a = 0;
+    char read_key[32], write_key[32];
+    int b = start_with_two_forwarded_keys(a, read_key, write_key);
+    redisReply *r = cluster_redis_command(a, "SET %s before", write_key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS); /* A's link to B is open */
+    freeReplyObject(r);
+    long long failed0 = cluster_info_stat(a, "cluster", "peer_links_handshake_failures");
+    cluster_signal(b, SIGKILL);
+    const char *other[] = {"--request-timeout", "4000", "--threads",       "1",
+                           "--cluster-secret",  "not the cluster's secret", NULL};
+    assert_int_equal(cluster_start(b, other), 0);
+    int writes = 0;
+    bool refused = false;
+    for (int64_t until = cluster_now_ms() + 3000; !refused && cluster_now_ms() < until; writes++) {
+        redisContext *wc = cluster_connect(a, 10000);
+        assert_non_null(wc);
+        int64_t t0 = cluster_now_ms();
+        r = redisCommand(wc, "SET %s again", write_key);
+        int64_t ms = cluster_now_ms() - t0;
+        assert_non_null(r);
+        print_message("SET with node %d refusing the handshake: %s after %lld ms\n", b,
+                      r->str ? r->str : "?", (long long)ms);
+        assert_null(r->str ? strstr(r->str, "within request-timeout") : NULL);
+        assert_true(ms < LOST_WRITE_MS);
+        refused = r->str && strstr(r->str, "closed before it answered");
+        freeReplyObject(r);
+        redisFree(wc);
+    }
+    long long failed = cluster_info_stat(a, "cluster", "peer_links_handshake_failures");
+    print_message("%d writes; failed handshakes at node %d: %lld -> %lld\n", writes, a, failed0,
+                  failed);
+    assert_true(refused);
+    assert_true(failed > failed0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +382,7 @@ int main(void)
         cmocka_unit_test_teardown(test_forward_again_write_refused_while_the_ring_changes,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_forward_again_link_closed, cluster_forget_all),
+        cmocka_unit_test_teardown(test_forward_again_handshake_refused, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
