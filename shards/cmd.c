@@ -208,6 +208,8 @@ static const struct cmd_def cmd_defs[] = {
      "A container for object introspection commands."},
     {"memory", -2, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_memory, 0, "server",
      "A container for memory diagnostics commands."},
+    {"slowlog", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_slowlog, 0, "server",
+     "A container for slow log commands."},
     {"ring.keyinfo", 3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_keyinfo, 0,
      "generic", "OBJECT's and MEMORY USAGE's figure of a key, routed by the key (ringkv)."},
     {"lastsave", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_lastsave,
@@ -314,7 +316,9 @@ uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uin
 }
 
 /* Runs a handler on this shard: its reply goes into out, what it is into
- * res. The one place every handler's reply status is known. */
+ * res. The one place every handler's reply status is known, and where a
+ * slow run is kept for SLOWLOG (its client: the connection being
+ * dispatched, when the run is part of that). */
 static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
                     struct resp_arg *argv, uint32_t argc, uint64_t hash,
                     const struct mc_request *mc, struct buf *out, struct req_result *res)
@@ -327,7 +331,9 @@ static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
     uint64_t before = persist_last_seq(sh->persist);
     h(&ctx);
     res->hold_seq = persist_reply_seq(sh->persist, before, ctx.hash, res->status == REQ_ERR);
-    cmd_stats_ran(stats, t0);
+    uint64_t ticks = cmd_stats_ran(stats, t0);
+    if (__builtin_expect(slowlog_is_slow(&sh->slowlog, ticks), 0) && t0)
+        slowlog_add(&sh->slowlog, argv, argc, ticks, c ? c : stats->conn);
 }
 
 /* Runs another handler for one key inside a handler, on the same shard. */

@@ -47,6 +47,7 @@
 #include "num.h"
 #include "persist.h"
 #include "secret.h"
+#include "slowlog.h"
 #include "shard.h"
 #include "coord.h"
 #include "hints.h"
@@ -888,6 +889,12 @@ static const struct {
     {"memory|usage", "Estimate the memory usage of a key", "4.0.0",
      "O(N) where N is the number of samples."},
     {"memory|help", "Show helpful text about the different subcommands", "4.0.0", "O(1)"},
+    {"slowlog|get", "Get the slow log's entries", "2.2.12",
+     "O(N) where N is the number of entries returned"},
+    {"slowlog|len", "Get the slow log's length", "2.2.12", "O(1)"},
+    {"slowlog|reset", "Clear all entries from the slow log", "2.2.12",
+     "O(N) where N is the number of entries in the slowlog"},
+    {"slowlog|help", "Show helpful text about the different subcommands", "6.2.0", "O(1)"},
 };
 
 /* A subcommand's COMMAND DOCS entry: its name, then its map. */
@@ -1025,6 +1032,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"lastsave", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"object", 0, 0},
     {"memory", 0, 0},
+    {"slowlog", 0, 0},
     {"ring.keyinfo", S_KS, K_RO_ACCESS},
     {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"quit", SERVER_CAT_CONNECTION, 0},
@@ -1493,6 +1501,27 @@ static const struct server_container server_memory = {
 _Static_assert(CMD_STATS_SUB_BASE + 5 * SERVER_SUBS_MAX + SERVER_MEMORY_SUBS <= CMD_STATS_SLOTS,
                "MEMORY's subcommands have stats slots");
 
+/* SLOWLOG: slowlog.c keeps the entries and answers. */
+#define SERVER_SLOWLOG_CATS (SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS)
+static const struct server_subcommand server_slowlog_subs[] = {
+    {"get", "slowlog|get", -2, SERVER_SLOWLOG_CATS, cmd_slowlog_get,
+     {"GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+      "    Entries are made of:",
+      "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+      "    client name"}},
+    {"len", "slowlog|len", 2, SERVER_SLOWLOG_CATS, cmd_slowlog_len,
+     {"LEN", "    Return the length of the slowlog."}},
+    {"reset", "slowlog|reset", 2, SERVER_SLOWLOG_CATS, cmd_slowlog_reset,
+     {"RESET", "    Reset the slowlog."}},
+    {"help", "slowlog|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
+};
+#define SERVER_SLOWLOG_SUBS (sizeof server_slowlog_subs / sizeof server_slowlog_subs[0])
+static const struct server_container server_slowlog = {
+    "SLOWLOG", server_slowlog_subs, SERVER_SLOWLOG_SUBS, CMD_STATS_SUB_BASE + 6 * SERVER_SUBS_MAX};
+_Static_assert(CMD_STATS_SUB_BASE + 6 * SERVER_SUBS_MAX + SERVER_SLOWLOG_SUBS <= CMD_STATS_SLOTS,
+               "SLOWLOG's subcommands have stats slots");
+
+void cmd_slowlog(struct cmd_ctx *c) { server_run_subcommand(c, &server_slowlog); }
 void cmd_object(struct cmd_ctx *c) { server_run_subcommand(c, &server_object); }
 void cmd_memory(struct cmd_ctx *c) { server_run_subcommand(c, &server_memory); }
 
@@ -1526,7 +1555,7 @@ int32_t cmd_server_keyed_subcommand(struct resp_arg *argv, uint32_t *argc)
 
 static const struct server_container *const server_containers[] = {
     &server_client, &server_command, &server_config, &server_cluster, &server_object,
-    &server_memory};
+    &server_memory, &server_slowlog};
 
 static const struct server_container *server_container_of(const char *name)
 {

@@ -48,6 +48,8 @@ void cmd_lastsave(struct cmd_ctx *c);
 /* ROLE: "master", offset 0, no replicas (INFO replication's answer): every
  * ringkv node takes writes; replication is per key (the preference list). */
 void cmd_role(struct cmd_ctx *c);
+/* SLOWLOG GET|LEN|RESET|HELP (slowlog.h keeps the entries). */
+void cmd_slowlog(struct cmd_ctx *c);
 /* OBJECT and MEMORY (containers): HELP and errors; their keyed
  * subcommands go by cmd_server_keyed_subcommand() to cmd_keyinfo. */
 void cmd_object(struct cmd_ctx *c);

@@ -65,10 +65,13 @@ struct cmd_stats_shard *cmd_stats_of(const struct node *n, uint32_t id)
     return &n->cmd_stats->shard[id];
 }
 
-void cmd_stats_ran(struct cmd_stats_shard *s, uint64_t t0)
+uint64_t cmd_stats_ran(struct cmd_stats_shard *s, uint64_t t0)
 {
-    if (s->slot >= 0 && t0)
-        STAT_ADD(s->cmds[s->slot].ns, cmd_stats_clock() - t0);
+    if (s->slot < 0 || !t0)
+        return 0;
+    uint64_t ticks = cmd_stats_clock() - t0;
+    STAT_ADD(s->cmds[s->slot].ns, ticks);
+    return ticks;
 }
 
 int32_t cmd_stats_enter(struct cmd_stats_shard *s, int32_t slot)
@@ -128,6 +131,7 @@ void cmd_stats_begin(struct cmd_stats_shard *s, struct conn *c, int32_t row)
     s->tracked = true;
     s->tail = c->tail;
     s->out_len = c->out.len;
+    s->conn = c;
 }
 
 void cmd_stats_admit(struct cmd_stats_shard *s)
@@ -205,6 +209,7 @@ void cmd_stats_end(struct cmd_stats_shard *s, struct conn *c)
     cmd_stats_note_peak(c);
     s->slot = s->call_slot = -1;
     s->tracked = false;
+    s->conn = NULL;
 }
 
 int32_t cmd_stats_combine_begin(struct cmd_stats_shard *s, const struct conn_slot *p)

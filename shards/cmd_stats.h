@@ -41,7 +41,7 @@ struct conn_slot;
 struct node;
 
 #define CMD_STATS_SUB_BASE 96 /* first subcommand slot: the table has fewer rows */
-#define CMD_STATS_SLOTS 192   /* 96 subcommands at most */
+#define CMD_STATS_SLOTS 208   /* 112 subcommands at most */
 #define CMD_STATS_ERRORS 32   /* distinct error prefixes kept per shard */
 #define CMD_STATS_PREFIX_MAX 32
 
@@ -70,6 +70,7 @@ struct cmd_stats_shard {
     bool admitted;             /* it passed the checks */
     bool tracked;              /* a RESP request is being dispatched */
     struct conn_slot *tail;    /* the connection's last reply slot before it */
+    const struct conn *conn;   /* its connection, until cmd_stats_end (SLOWLOG's client) */
     size_t out_len;            /* its output length before it */
 } __attribute__((aligned(64)));
 
@@ -115,8 +116,9 @@ static inline uint64_t cmd_stats_start(const struct cmd_stats_shard *s)
 {
     return s->slot >= 0 ? cmd_stats_clock() : 0;
 }
-/* After it ran: adds the time since t0 to the slot being served. */
-void cmd_stats_ran(struct cmd_stats_shard *s, uint64_t t0);
+/* After it ran: adds the time since t0 to the slot being served; returns
+ * that time (clock ticks; 0 when t0 is). */
+uint64_t cmd_stats_ran(struct cmd_stats_shard *s, uint64_t t0);
 /* The slot a sub-request made now carries to the shard that runs it. */
 static inline int32_t cmd_stats_msg_slot(const struct cmd_stats_shard *s)
 {

@@ -124,7 +124,7 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->request_timeout_ms = cfg->request_timeout_ms;
     sh->slow_turn_us = cfg->slow_turn_ms * 1000;
     sh->stall_logged_ms = INT64_MIN / 2; /* the first stall is logged */
-    if (coord_init(sh) != 0 || aae_init(sh) != 0 || transfer_init(sh) != 0)
+    if (slowlog_init(&sh->slowlog, cfg, n->cmd_stats) != 0 || coord_init(sh) != 0 || aae_init(sh) != 0 || transfer_init(sh) != 0)
         goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);
@@ -194,6 +194,7 @@ void shard_destroy(struct shard *sh)
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
         store_destroy_for_shard(sh);
+    slowlog_fini(&sh->slowlog);
     mi_free(sh->recv_ring);
     mi_free(sh->recv_bufs);
     mi_free(sh->stash);
@@ -784,6 +785,7 @@ void *shard_main(void *arg)
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
+            slowlog_refresh(&sh->slowlog, sh->node->cfg, sh->node->cmd_stats);
             coord_reap(sh, now); /* tombstones past tombstone-grace, confirmed in a cluster */
             aae_tick(sh, req_now_ms()); /* Merkle trees: rebuild steps, exchanges, repairs */
             transfer_tick(sh, now); /* partitions moving on join and leave */

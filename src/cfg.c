@@ -192,6 +192,13 @@ static const struct cfg_setting cfg_settings[] = {
      "counted as slow (INFO ringkv_slow_turns; ringkv_longest_turn_us is the longest): "
      "everything that shard serves waited that long. One ten times as long is logged (at "
      "most once per 10 s per shard)."},
+    {"slowlog-log-slower-than", CFG_INT, F(slowlog_log_slower_than_us), "10000", -1,
+     INT64_MAX / 1000, NULL,
+     "Microseconds a command's run (on the shard that holds its keys, not counting waits for "
+     "other shards, replicas or the disk) must take to be kept in the SLOWLOG (0: every "
+     "command; -1: none)."},
+    {"slowlog-max-len", CFG_INT, F(slowlog_max_len), "128", 0, 1000000, NULL,
+     "Entries the SLOWLOG keeps, the newest (each shard keeps as many of its own)."},
     {"tcp-backlog", CFG_INT, F(tcp_backlog), "511", 1, 65535, NULL, "listen() backlog."},
     {"uring-entries", CFG_INT, F(uring_entries), "4096", 64, 32768, NULL,
      "Submission queue entries of each shard's io_uring."},

@@ -84,6 +84,8 @@ struct cfg {
     int64_t client_query_buffer_limit;
     int64_t request_timeout_ms; /* a request not answered by then gets an error */
     int64_t slow_turn_ms;       /* a shard loop turn this long counts as slow */
+    int64_t slowlog_log_slower_than_us; /* SLOWLOG: runs this long are kept; < 0: none */
+    int64_t slowlog_max_len;            /* SLOWLOG: entries kept */
     int64_t tcp_backlog;
     int64_t uring_entries;
     int64_t loglevel;           /* enum cfg_loglevel */

@@ -67,8 +67,17 @@ static int setup_maxclients(void **state)
 
 static int setup_slow_turns(void **state)
 {
-    static const char *const args[] = {"--slow-turn-ms", "1", NULL};
+    static const char *const args[] = {"--slow-turn-ms", "1", "--slowlog-log-slower-than", "1000",
+                                       NULL};
     struct harness_opts o = {.threads = 1, .args = args};
+    return harness_start(&own_server, &o) == 0 ? 0 : -1;
+}
+
+static int setup_slowlog_all(void **state)
+{
+    static const char *const args[] = {"--slowlog-log-slower-than", "0", "--slowlog-max-len", "4",
+                                       NULL};
+    struct harness_opts o = {.args = args};
     return harness_start(&own_server, &o) == 0 ? 0 : -1;
 }
 
@@ -842,12 +851,124 @@ static void test_server_slow_turns_counted(void **state)
      * first one was */
     if (longest >= 10000 && !harness_output_mentions(&own_server, "a loop turn took"))
         fail_msg("a turn of %.0f us was not logged", longest);
+    /* SLOWLOG (slowlog-log-slower-than 1000 here) kept the KEYS */
+    r = harness_cmd(c, "SLOWLOG GET -1");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    bool kept = false;
+    for (size_t i = 0; i < r->elements && !kept; i++) {
+        const redisReply *e = r->element[i];
+        assert_int_equal(e->elements, 6);
+        const redisReply *args = e->element[3];
+        kept = args->elements == 2 && strcmp(args->element[0]->str, "KEYS") == 0 &&
+               strcmp(args->element[1]->str, "turn:*") == 0;
+        if (kept && e->element[2]->integer < 1000)
+            fail_msg("SLOWLOG kept the KEYS at %lld us, under the 1000 it needs",
+                     e->element[2]->integer);
+    }
+    freeReplyObject(r);
+    if (!kept)
+        fail_msg("SLOWLOG did not keep a KEYS over %d keys", SLOW_TURN_KEYS);
     harness_expect(c, HARNESS_OK, "CONFIG RESETSTAT");
     double longest_after = harness_info_number(c, "stats", "ringkv_longest_turn_us");
     double slow_after = harness_info_number(c, "stats", "ringkv_slow_turns");
     if (longest_after >= longest || slow_after > 5) /* the reset's turn and a few after */
         fail_msg("after CONFIG RESETSTAT: the longest turn %.0f us (%.0f before), %.0f slow",
                  longest_after, longest, slow_after);
+    redisFree(c);
+}
+
+/* SLOWLOG with every command kept (slowlog-log-slower-than 0) and room for
+ * 4: GET gives the newest first with Redis's six fields, an argument over
+ * 128 bytes cut with how many more, a command of more than 32 arguments
+ * cut at 32 with how many more, the client's address and name; LEN stops at
+ * slowlog-max-len; RESET empties it (the RESET itself is then kept, as
+ * Redis does); Redis's errors. Holds against redis-server too. */
+static void test_server_slowlog(void **state)
+{
+    (void)state;
+    redisContext *c = harness_connect(own_server.port);
+    harness_expect(c, HARNESS_STATUS("OK"), "CLIENT SETNAME slowname");
+    harness_expect(c, HARNESS_OK, "SLOWLOG RESET");
+    harness_expect(c, HARNESS_OK, "SET slow:k v");
+    harness_expect(c, HARNESS_BULK("v"), "GET slow:k");
+    char big[301];
+    memset(big, 'a', 300);
+    big[300] = '\0';
+    harness_expect(c, HARNESS_BULK(big), "ECHO %s", big);
+    /* COMMAND GETKEYS MSET k0 v0 ... k19 v19: 43 arguments in one run */
+    const char *argv[43];
+    size_t lens[43];
+    char words[40][8];
+    argv[0] = "COMMAND";
+    argv[1] = "GETKEYS";
+    argv[2] = "MSET";
+    for (int i = 0; i < 40; i++) {
+        snprintf(words[i], sizeof words[i], "%c%d", i % 2 ? 'v' : 'k', i / 2);
+        argv[3 + i] = words[i];
+    }
+    for (int i = 0; i < 43; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(c, 43, argv, lens);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 20);
+    freeReplyObject(r);
+    long long now = (long long)time(NULL);
+
+    r = harness_cmd(c, "SLOWLOG GET -1");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 4);
+    const char *names[4] = {"COMMAND", "ECHO", "GET", "SET"};
+    for (size_t i = 0; i < 4; i++) {
+        const redisReply *e = r->element[i];
+        assert_int_equal(e->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(e->elements, 6);
+        assert_int_equal(e->element[0]->type, REDIS_REPLY_INTEGER);
+        if (i > 0)
+            assert_true(e->element[0]->integer < r->element[i - 1]->element[0]->integer);
+        assert_true(e->element[1]->integer >= now - 60 && e->element[1]->integer <= now + 1);
+        assert_true(e->element[2]->integer >= 0);
+        assert_int_equal(e->element[3]->type, REDIS_REPLY_ARRAY);
+        assert_string_equal(e->element[3]->element[0]->str, names[i]);
+        assert_int_equal(e->element[4]->type, REDIS_REPLY_STRING);
+        assert_int_equal(e->element[5]->type, REDIS_REPLY_STRING);
+    }
+    const redisReply *cmd = r->element[0]->element[3];
+    assert_int_equal(cmd->elements, 32);
+    assert_string_equal(cmd->element[30]->str, "v13");
+    assert_string_equal(cmd->element[31]->str, "... (12 more arguments)");
+    const redisReply *echo = r->element[1];
+    assert_int_equal(echo->element[3]->elements, 2);
+    char cut[200];
+    snprintf(cut, sizeof cut, "%.128s... (172 more bytes)", big);
+    assert_string_equal(echo->element[3]->element[1]->str, cut);
+    assert_non_null(strstr(echo->element[4]->str, "127.0.0.1:"));
+    assert_string_equal(echo->element[5]->str, "slowname");
+    assert_string_equal(r->element[2]->element[3]->element[1]->str, "slow:k");
+    freeReplyObject(r);
+
+    harness_expect(c, HARNESS_INT(4), "SLOWLOG LEN"); /* five by now: at most 4 */
+    harness_expect(c, HARNESS_ARRAY(2), "SLOWLOG GET 2");
+    harness_expect(c, HARNESS_ARRAY(0), "SLOWLOG GET 0");
+    harness_expect(c, HARNESS_OK, "SLOWLOG RESET");
+    harness_expect(c, HARNESS_INT(1), "SLOWLOG LEN"); /* the RESET */
+    r = harness_cmd(c, "SLOWLOG GET");
+    assert_int_equal(r->elements, 2); /* the RESET, the LEN */
+    assert_string_equal(r->element[1]->element[3]->element[1]->str, "RESET");
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_ERR("ERR count should be greater than or equal to -1"),
+                   "SLOWLOG GET -2");
+    harness_expect(c, HARNESS_ERR("ERR count should be greater than or equal to -1"),
+                   "SLOWLOG GET many");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'slowlog|len' command"),
+                   "SLOWLOG LEN 1");
+    /* AUTH's arguments are never shown */
+    freeReplyObject(harness_cmd(c, "AUTH someone secret-word"));
+    r = harness_cmd(c, "SLOWLOG GET 1");
+    assert_int_equal(r->elements, 1);
+    static const char *const auth[] = {"AUTH", "(redacted)", "(redacted)"};
+    harness_check_bulks(r->element[0]->element[3], auth, 3, "AUTH's entry");
+    freeReplyObject(r);
     redisFree(c);
 }
 
@@ -887,6 +1008,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_role_and_lastsave, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_slow_turns_counted, setup_slow_turns,
                                         teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_slowlog, setup_slowlog_all, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_without_password_configured, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_server_client_id_names, setup, teardown),
