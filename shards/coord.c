@@ -2342,12 +2342,12 @@ static void coord_again_send(struct shard *sh, bool is_view_new)
 }
 
 /* ---- forwards whose link ended ----
- * A reply comes back on the link its request went out on, so when a link
- * this shard dialled ends while open or with requests queued for its
- * connect or handshake (peerlink.c, link_close: the peer was killed or
- * restarted, refused the dial or the handshake, the handshake timed out),
- * the forwards waiting on that node will never be answered; they would
- * hold their clients until request-timeout.
+ * A reply comes back on the link its request went out on, so when an open
+ * link this shard dialled ends from the far side (the peer was killed or
+ * restarted), or one with requests queued for its connect or handshake
+ * fails there (the connect or the handshake refused, the handshake timed
+ * out: peerlink.c, link_note_lost), the forwards waiting on that node will
+ * never be answered; they would hold their clients until request-timeout.
  * peerlink notes the node (coord_note_link_lost); between events
  * (coord_lost_turn: after a loop turn's completions, never inside a
  * send) each keyed forward waiting on it is ended: a read

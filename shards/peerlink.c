@@ -111,6 +111,7 @@ struct link {
     uint8_t state; /* enum link_state */
     bool is_dialer;
     bool closing;           /* shut down; freed once nothing is in flight */
+    bool lost_noted;        /* its requests were said lost (link_note_lost) */
     bool close_after_flush; /* a REFUSE is queued: close once it is sent */
     bool recv_armed, send_inflight, connect_inflight;
     bool recv_cancelling; /* the receive was asked to stop (input paused) */
@@ -417,20 +418,33 @@ static void link_release_target(struct link *l, bool was_open, const char *why)
         target_release(l->dest, l->peer_shard, was_open, why);
 }
 
+/* A link this shard dialled is ending and its requests will get no reply
+ * (coord_note_link_lost ends the forwards waiting on that node), once per
+ * link: one that was open and ended from the far side (end of stream,
+ * reset, a REFUSE), or one whose requests still wait for its connect or
+ * handshake when the connect fails or the handshake is refused, fails or
+ * times out (they never left). Called before its target is released, so
+ * that a later dial's requests are not taken for its own. A close of our
+ * own on an open link (out of memory, the peer broke the protocol) says
+ * nothing: requests on the node's other links may well be answered, and
+ * these wait for their deadline. */
+static void link_note_lost(struct peerlink *pl, struct link *l)
+{
+    if (!l->is_dialer || l->closing || l->lost_noted ||
+        !(l->state == LINK_OPEN || l->npending > 0))
+        return;
+    l->lost_noted = true;
+    coord_note_link_lost(pl->sh, l->dest->id);
+}
+
 /* Starts closing l: the socket is shut down (a connect in flight is
  * cancelled), queued messages are dropped, and peerlink_flush() frees it
- * once the kernel holds nothing of it. A link this shard dialled that was
- * open, or held requests waiting for its connect or handshake, leaves
- * them without a reply whichever side ended it (the peer closed, reset or
- * refused it; its handshake failed or timed out; it broke the protocol):
- * coord_note_link_lost ends the forwards waiting on that node. */
+ * once the kernel holds nothing of it. */
 static void link_close(struct peerlink *pl, struct link *l, const char *why)
 {
     if (l->closing)
         return;
     bool was_open = l->state == LINK_OPEN;
-    if (l->is_dialer && (was_open || l->npending > 0))
-        coord_note_link_lost(pl->sh, l->dest->id);
     l->closing = true;
     link_end_half_open(pl, l);
     if (l->state == LINK_HANDSHAKE) /* connected, never proved: refused, timed out, cut */
@@ -465,8 +479,10 @@ static void link_refuse(struct peerlink *pl, struct link *l, uint8_t reason, con
         wire_writer_flush(&l->w);
     buf_clear(&l->out); /* replies not sent yet go: the link ends with the REFUSE */
     wire_put_refuse(&l->out, reason, WIRE_VERSION_MIN, WIRE_VERSION, why);
-    if (l->state != LINK_OPEN)
+    if (l->state != LINK_OPEN) {
+        link_note_lost(pl, l);
         link_release_target(l, false, why);
+    }
     l->close_after_flush = true;
     link_mark_dirty(pl, l);
 }
@@ -787,6 +803,7 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
                      l->is_dialer ? l->dest->id : l->hs.peer_id[0] ? l->hs.peer_id : "?",
                      l->hs.refused_by_peer ? "refused by the peer, " : "",
                      wire_refusal_text(l->hs.reason), l->hs.why);
+        link_note_lost(pl, l);
         link_release_target(l, false, wire_refusal_text(l->hs.reason));
         if (l->hs.refused_by_peer)
             link_close(pl, l, "refused by the peer");
@@ -895,6 +912,7 @@ static size_t link_parse(struct peerlink *pl, struct link *l, const uint8_t *dat
         }
         l->need = 0;
         if (f.type == WIRE_REFUSE && l->dec.version != 0) {
+            link_note_lost(pl, l);
             link_close(pl, l, "refused by the peer");
         } else if (l->dec.version == 0) {
             link_on_handshake(pl, l, &f);
@@ -946,6 +964,7 @@ static void link_on_recv(struct peerlink *pl, struct link *l, int32_t res, uint3
     if (res == -ENOBUFS || res == -ECANCELED)
         return; /* out of shared buffers this turn, or paused: re-armed by the flush */
     if (res <= 0) {
+        link_note_lost(pl, l);
         link_close(pl, l, res == 0 ? "closed by the peer" : strerror(-res));
     }
 }
@@ -954,6 +973,7 @@ static void link_on_send(struct peerlink *pl, struct link *l, int32_t res)
 {
     l->send_inflight = false;
     if (res < 0) {
+        link_note_lost(pl, l);
         link_close(pl, l, strerror(-res));
         return;
     }
@@ -979,6 +999,7 @@ static void link_on_connect(struct peerlink *pl, struct link *l, int32_t res)
     if (l->closing)
         return;
     if (res < 0) {
+        link_note_lost(pl, l);
         link_close(pl, l, strerror(-res));
         return;
     }
@@ -1113,6 +1134,7 @@ void peerlink_turn(struct shard *sh, int64_t now_ms)
     for (uint32_t s = 0; s < pl->cap; s++) {
         struct link *l = pl->links[s];
         if (l && !l->closing && l->state != LINK_OPEN && now_ms > l->deadline_ms) {
+            link_note_lost(pl, l);
             link_release_target(l, false, "no handshake in time");
             if (!l->is_dialer && link_may_warn(pl))
                 log_warn("peer link from %s: no handshake within %d ms; closing it",

@@ -110,11 +110,11 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *m);
 /* A hint for the REPLYs of a batch to come (their ids, n <= 64): the
  * coordinator prefetches what coord_on_reply() will read of each. */
 void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n);
-/* A link this shard dialled to node_id ended while open or with requests
- * queued for its connect or handshake, from either side (end of stream,
- * reset, a refused connect or handshake, a handshake timed out): the
- * requests it carried will never be answered (replies come back on the
- * link a request went out on). Only noted here:
+/* An open link this shard dialled to node_id ended from the far side (end
+ * of stream, reset, a REFUSE), or one with requests queued for its connect
+ * or handshake failed there (the connect or the handshake refused, the
+ * handshake timed out): the requests it carried will never be answered
+ * (replies come back on the link a request went out on). Only noted here:
  * the coordinator acts on it between events (coord_lost_turn, after the
  * loop turn's completions), never inside the caller's send. */
 void coord_note_link_lost(struct shard *sh, const char *node_id);
