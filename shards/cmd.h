@@ -35,7 +35,7 @@ struct conn;
 
 struct cmd_ctx {
     struct store *store;      /* the executing shard's keyspace */
-    const struct node *node;  /* process-wide, immutable after start-up */
+    const struct node *node;  /* process-wide; its settings change by CONFIG SET only */
     struct buf *out;          /* the reply goes here */
     struct conn *conn;        /* the client's connection when it lives on this
                                  shard (connection commands), else NULL */

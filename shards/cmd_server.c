@@ -23,6 +23,7 @@
 #include "cmd_server.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <mimalloc.h>
 #include <signal.h>
@@ -1359,10 +1360,97 @@ static void server_config_get(struct cmd_ctx *c)
     buf_fini(&r.pairs);
 }
 
+#define SERVER_CONFIG_SET_MAX 32 /* settings one CONFIG SET changes at most */
+
+/* What CONFIG SET says about Redis's persistence settings, which CONFIG GET
+ * answers for ringkv (no snapshots; appendonly is storage = log): setting
+ * what already holds is accepted and changes nothing; NULL then, else why
+ * not. */
+static const char *server_config_redis_only(const struct cmd_ctx *c, const char *name,
+                                            const char *value)
+{
+    if (strcmp(name, "save") == 0)
+        return value[0] ? "ringkv makes no snapshots (its data log is its persistence)" : NULL;
+    bool is_log = c->node->cfg->storage == CFG_STORAGE_LOG;
+    if ((is_log && strcasecmp(value, "yes") == 0) || (!is_log && strcasecmp(value, "no") == 0))
+        return NULL;
+    return "storage is fixed at start-up (storage = log is appendonly yes)";
+}
+
+/* CONFIG SET name value [name value ...]: the live settings (cfg.h), all
+ * or none, Redis's errors. Shards take a new request-timeout, slow-turn-ms
+ * and SLOWLOG settings at their next tick (100 ms); the others at once. */
 static void server_config_set(struct cmd_ctx *c)
 {
-    resp_write_error(c->out, "ERR CONFIG SET is not supported: settings are fixed at "
-                             "start-up (restart with --name value)");
+    if ((c->argc - 2) % 2) {
+        resp_write_error(c->out, "ERR wrong number of arguments for 'config|set' command");
+        return;
+    }
+    uint32_t n = (c->argc - 2) / 2;
+    if (n > SERVER_CONFIG_SET_MAX) {
+        resp_write_error(c->out, "ERR CONFIG SET takes at most 32 settings at once");
+        return;
+    }
+    char names[SERVER_CONFIG_SET_MAX][64];
+    int64_t values[SERVER_CONFIG_SET_MAX];
+    bool is_redis_only[SERVER_CONFIG_SET_MAX];
+    char msg[512];
+    for (uint32_t i = 0; i < n; i++) {
+        const struct resp_arg *name = &c->argv[2 + 2 * i], *value = &c->argv[3 + 2 * i];
+        snprintf(names[i], sizeof names[i], "%.*s", name->len > 63 ? 63 : (int)name->len,
+                 name->ptr);
+        for (char *ch = names[i]; *ch; ch++)
+            *ch = (char)tolower((unsigned char)*ch);
+        char text[1024], err[256] = "";
+        if (name->len > 63 || memchr(name->ptr, '\0', name->len)) {
+            snprintf(msg, sizeof msg, "ERR Unknown option or number of arguments for CONFIG SET "
+                     "- '%.63s'", names[i]);
+            resp_write_error(c->out, msg);
+            return;
+        }
+        for (uint32_t k = 0; k < i; k++) {
+            if (strcmp(names[k], names[i]) == 0) {
+                snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to argument "
+                         "'%.63s') - duplicate parameter", names[i]);
+                resp_write_error(c->out, msg);
+                return;
+            }
+        }
+        snprintf(text, sizeof text, "%.*s", value->len > 1023 ? 1023 : (int)value->len,
+                 value->ptr);
+        is_redis_only[i] = strcmp(names[i], "save") == 0 || strcmp(names[i], "appendonly") == 0;
+        int rc = 0;
+        if (is_redis_only[i]) {
+            const char *why = server_config_redis_only(c, names[i], text);
+            if (why) {
+                snprintf(err, sizeof err, "%s", why);
+                rc = -EINVAL;
+            }
+        } else if (value->len > 1023 || memchr(value->ptr, '\0', value->len)) {
+            snprintf(err, sizeof err, "argument is too long or holds a NUL byte");
+            rc = -EINVAL;
+        } else {
+            rc = cfg_check_live(c->node->cfg, names[i], text, &values[i], err, sizeof err);
+        }
+        if (rc == -ENOENT)
+            snprintf(msg, sizeof msg, "ERR Unknown option or number of arguments for CONFIG SET "
+                     "- '%.63s'", names[i]);
+        else if (rc == -EPERM)
+            snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to argument '%.63s') "
+                     "- can't set immutable config", names[i]);
+        else if (rc != 0)
+            snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to argument '%.63s') "
+                     "- %.255s", names[i], err);
+        if (rc != 0) {
+            resp_write_error(c->out, msg);
+            return;
+        }
+    }
+    struct cfg *live = (struct cfg *)c->node->cfg; /* the live settings only (cfg_set_live) */
+    for (uint32_t i = 0; i < n; i++)
+        if (!is_redis_only[i])
+            cfg_set_live(live, names[i], values[i]);
+    resp_write_ok(c->out);
 }
 
 /* CONFIG RESETSTAT (and memcached's stats reset) on one shard, for its own

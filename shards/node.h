@@ -30,7 +30,7 @@ struct admin;
 struct snapshot_cell;
 
 struct node {
-    const struct cfg *cfg;
+    const struct cfg *cfg;       /* the live settings change (CONFIG SET, cfg.h) */
     uint32_t nshards;
     struct shard **shards;
     uint32_t npartitions;        /* Q, a power of two, at most KEYHASH_SLOTS */

@@ -688,6 +688,15 @@ static int64_t shard_now_us(void)
  * every one that came meanwhile, waited this long at least. The longest
  * and the count of slow ones (slow-turn-ms) go to INFO; one ten times as
  * long is logged. */
+/* On the tick: the live settings (CONFIG SET) this shard keeps a copy of. */
+static void shard_refresh_settings(struct shard *sh)
+{
+    const struct cfg *cfg = sh->node->cfg;
+    sh->request_timeout_ms = __atomic_load_n(&cfg->request_timeout_ms, __ATOMIC_RELAXED);
+    sh->slow_turn_us = __atomic_load_n(&cfg->slow_turn_ms, __ATOMIC_RELAXED) * 1000;
+    slowlog_refresh(&sh->slowlog, cfg, sh->node->cmd_stats);
+}
+
 static void shard_turn_done(struct shard *sh, int64_t start_us, uint32_t completions)
 {
     int64_t us = shard_now_us() - start_us;
@@ -785,7 +794,7 @@ void *shard_main(void *arg)
         if (tick) {
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
-            slowlog_refresh(&sh->slowlog, sh->node->cfg, sh->node->cmd_stats);
+            shard_refresh_settings(sh);
             coord_reap(sh, now); /* tombstones past tombstone-grace, confirmed in a cluster */
             aae_tick(sh, req_now_ms()); /* Merkle trees: rebuild steps, exchanges, repairs */
             transfer_tick(sh, now); /* partitions moving on join and leave */

@@ -72,11 +72,12 @@ static void slowlog_refresh_rate(struct slowlog *l, const struct cfg *cfg,
     uint64_t ticks = cmd_stats_clock() - stats->tick0;
     if (ns >= 1000000 && ticks) /* a millisecond of history at least: else the last rate */
         l->ns_per_tick = (double)ns / (double)ticks;
-    if (cfg->slowlog_log_slower_than_us < 0 || cfg->slowlog_max_len == 0) {
+    int64_t us = __atomic_load_n(&cfg->slowlog_log_slower_than_us, __ATOMIC_RELAXED);
+    if (us < 0 || l->cap == 0) {
         l->threshold_ticks = UINT64_MAX;
         return;
     }
-    double t = (double)cfg->slowlog_log_slower_than_us * 1000.0 / l->ns_per_tick;
+    double t = (double)us * 1000.0 / l->ns_per_tick;
     l->threshold_ticks = t >= 1.8e19 ? UINT64_MAX : (uint64_t)t;
 }
 
@@ -105,8 +106,35 @@ void slowlog_fini(struct slowlog *l)
     l->cap = 0;
 }
 
+/* slowlog-max-len changed (CONFIG SET): a ring of the new size with the
+ * newest entries that fit, oldest first. Out of memory: the old size. */
+static void slowlog_resize(struct slowlog *l, uint32_t cap)
+{
+    struct slowlog_entry **ring = cap ? mi_calloc(cap, sizeof *ring) : NULL;
+    if (cap && !ring)
+        return;
+    pthread_mutex_lock(&l->lock);
+    uint32_t keep = l->len < cap ? l->len : cap;
+    for (uint32_t i = 0; i < l->len; i++) { /* i-th newest */
+        struct slowlog_entry **at = &l->ring[(l->head + l->cap - 1 - i) % l->cap];
+        if (i < keep)
+            ring[keep - 1 - i] = *at;
+        else
+            mi_free(*at);
+    }
+    mi_free(l->ring);
+    l->ring = ring;
+    l->cap = cap;
+    l->len = keep;
+    l->head = cap ? keep % cap : 0;
+    pthread_mutex_unlock(&l->lock);
+}
+
 void slowlog_refresh(struct slowlog *l, const struct cfg *cfg, const struct cmd_stats *stats)
 {
+    int64_t cap = __atomic_load_n(&cfg->slowlog_max_len, __ATOMIC_RELAXED);
+    if ((uint32_t)cap != l->cap)
+        slowlog_resize(l, (uint32_t)cap);
     slowlog_refresh_rate(l, cfg, stats);
 }
 
@@ -226,8 +254,13 @@ static void slowlog_write_entry(struct buf *out, const struct slowlog_entry *e)
 void cmd_slowlog_get(struct cmd_ctx *c)
 {
     int64_t want = 10;
-    if (c->argc > 3) {
-        resp_write_error(c->out, "ERR wrong number of arguments for 'slowlog|get' command");
+    if (c->argc > 3) { /* Redis's text, the subcommand as sent */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try SLOWLOG "
+                 "HELP.",
+                 c->argv[1].len > 32 ? 32 : (int)c->argv[1].len, c->argv[1].ptr);
+        resp_write_error(c->out, msg);
         return;
     }
     if (c->argc == 3) {
@@ -238,7 +271,7 @@ void cmd_slowlog_get(struct cmd_ctx *c)
         }
     }
     const struct node *n = c->node;
-    uint64_t most = (uint64_t)n->cfg->slowlog_max_len;
+    uint64_t most = (uint64_t)__atomic_load_n(&n->cfg->slowlog_max_len, __ATOMIC_RELAXED);
     if (want >= 0 && (uint64_t)want < most)
         most = (uint64_t)want;
     uint32_t *next = mi_calloc(n->nshards, sizeof *next); /* each ring's next newest */
@@ -284,7 +317,7 @@ void cmd_slowlog_len(struct cmd_ctx *c)
         total += l->len;
         pthread_mutex_unlock(&l->lock);
     }
-    uint64_t most = (uint64_t)n->cfg->slowlog_max_len;
+    uint64_t most = (uint64_t)__atomic_load_n(&n->cfg->slowlog_max_len, __ATOMIC_RELAXED);
     resp_write_int(c->out, (int64_t)(total < most ? total : most));
 }
 

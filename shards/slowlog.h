@@ -15,8 +15,10 @@
  * - An entry is what Redis 7 shows: id, unix time, microseconds, the
  *   arguments (at most 32: the last then says how many more; each at most
  *   128 bytes: then how many more), the client's address and name. The
- *   client is known when the command ran on the shard of its connection;
- *   a part run on another shard shows an empty address and name. AUTH's
+ *   client is known when the run happened while its request was being
+ *   dispatched (on its connection's shard, at once); a part run on another
+ *   shard or later (a value read from disk, replicas' answers) shows an
+ *   empty address and name. AUTH's
  *   arguments and HELLO's password are kept as "(redacted)".
  * Threads: the owner shard appends under its ring's mutex (only for a slow
  * command); SLOWLOG on any shard reads or empties every ring under theirs.
@@ -53,7 +55,9 @@ struct slowlog {
 int slowlog_init(struct slowlog *l, const struct cfg *cfg, const struct cmd_stats *stats);
 void slowlog_fini(struct slowlog *l);
 /* The owner, on its tick: the threshold in clock ticks from the clock's
- * measured rate (cmd_stats.h's tick0 and ns0). */
+ * measured rate (cmd_stats.h's tick0 and ns0) and the settings as they
+ * are now (CONFIG SET): a new slowlog-max-len resizes the ring, keeping
+ * the newest entries. */
 void slowlog_refresh(struct slowlog *l, const struct cfg *cfg, const struct cmd_stats *stats);
 /* After a handler ran for `ticks` (cmd_stats_clock units): whether to log it. */
 static inline bool slowlog_is_slow(const struct slowlog *l, uint64_t ticks)

@@ -4,17 +4,23 @@
  * and help. Every source (defaults, INI file through inih, --flags) goes
  * through cfg_set_text(), so all values are validated the same way. Sizes
  * accept Redis's units (1k, 1kb, 1m, 1mb, 1g, 1gb; k = 1000, kb = 1024).
- * Runs on the main thread at start-up only. */
+ * Runs on the main thread at start-up, but for CONFIG SET: the settings
+ * marked live are checked on a copy (cfg_check_live) and stored into the
+ * node's struct with a relaxed atomic store (cfg_set_live) from the shard
+ * that serves it; their readers load them as they need them, or once a
+ * tick (shard.c). */
 #include "cfg.h"
 
 #include <errno.h>
 #include <ini.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "glob.h"
 #include "keyhash.h"
+#include "log.h"
 #include "seg.h" /* the log's record limits bound the size settings */
 
 /* CFG_SECRET: a string that cfg_get() shows as CFG_HIDDEN when set. */
@@ -29,6 +35,7 @@ struct cfg_setting {
     int64_t min, max;
     const char *const *choices; /* CFG_ENUM: NULL-terminated, index = value */
     const char *help;
+    bool live; /* CONFIG SET changes it (an int64_t field: cfg_set_live) */
 };
 
 static const char *const policy_names[] = {"noeviction",     "allkeys-lru",     "volatile-lru",
@@ -44,66 +51,66 @@ _Static_assert(KEYHASH_FN_XXH3 == 0 && KEYHASH_FN_SLOT == 1, "a choice's index i
 #define F(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
 static const struct cfg_setting cfg_settings[] = {
     {"bind", CFG_STRING, F(bind), "127.0.0.1", 0, 0, NULL,
-     "Address to listen on (one IPv4 or IPv6 address)."},
-    {"port", CFG_INT, F(port), "6379", 1, 65535, NULL, "RESP (Redis protocol) port."},
+     "Address to listen on (one IPv4 or IPv6 address).", false},
+    {"port", CFG_INT, F(port), "6379", 1, 65535, NULL, "RESP (Redis protocol) port.", false},
     {"memcache-port", CFG_INT, F(memcache_port), "11211", 0, 65535, NULL,
-     "memcached text protocol port; 0 turns it off."},
+     "memcached text protocol port; 0 turns it off.", false},
     {"threads", CFG_INT, F(threads), "0", 0, CFG_MAX_THREADS, NULL,
      "Shard threads; 0 means one per CPU. At most 256 (SCAN's cursor names the shard in 8 "
-     "bits)."},
+     "bits).", false},
     {"cpu-affinity", CFG_BOOL, F(cpu_affinity), "yes", 0, 1, NULL,
-     "Pin shard thread i to CPU i (modulo the CPUs this process may use)."},
+     "Pin shard thread i to CPU i (modulo the CPUs this process may use).", false},
     {"requirepass", CFG_STRING, F(requirepass), "", 0, 0, NULL,
-     "Password clients must give with AUTH; empty means none."},
+     "Password clients must give with AUTH; empty means none.", false},
     {"maxmemory", CFG_SIZE, F(maxmemory), "0", 0, INT64_MAX, NULL,
      "Memory limit for data (bytes, or 100mb, 2gb...); 0 means no limit. Split evenly "
-     "between shards. With storage = log, values past it stay on disk only."},
+     "between shards. With storage = log, values past it stay on disk only.", false},
     {"maxmemory-policy", CFG_ENUM, F(maxmemory_policy), "noeviction", 0, 0, policy_names,
      "What to do at maxmemory: noeviction (writes get -OOM), allkeys-lru, volatile-lru, "
-     "allkeys-random, volatile-random, volatile-ttl."},
+     "allkeys-random, volatile-random, volatile-ttl.", false},
     {"maxmemory-samples", CFG_INT, F(maxmemory_samples), "5", 1, 64, NULL,
-     "Keys sampled per eviction (approximate LRU/TTL, as Redis)."},
+     "Keys sampled per eviction (approximate LRU/TTL, as Redis).", false},
     {"maxclients", CFG_INT, F(maxclients), "10000", 1, 1000000, NULL,
-     "Most client connections at once (all shards together)."},
+     "Most client connections at once (all shards together).", true},
     {"timeout", CFG_INT, F(timeout), "0", 0, INT32_MAX, NULL,
      "Close a client idle this many seconds (nothing received or sent, no request "
-     "waiting); 0 means never."},
+     "waiting); 0 means never.", true},
     {"dir", CFG_STRING, F(dir), "ringkv-data", 0, 0, NULL,
      "Data directory of durable storage (made with its parents if missing; relative paths start "
-     "from the working directory)."},
+     "from the working directory).", false},
     {"appendfsync", CFG_ENUM, F(appendfsync), "everysec", 0, 0, fsync_names,
-     "fsync policy of durable storage: always, everysec, no."},
+     "fsync policy of durable storage: always, everysec, no.", false},
     {"storage", CFG_ENUM, F(storage), "log", 0, 0, storage_names,
      "log (every change appended to per-shard segment files under dir, recovered at "
-     "start-up) or memory (a pure in-memory store, for caches)."},
+     "start-up) or memory (a pure in-memory store, for caches).", false},
     {"segment-size", CFG_SIZE, F(segment_size), "64mb", 1 << 20, 1LL << 40, NULL,
-     "Size after which a segment file is closed and a new one begun."},
+     "Size after which a segment file is closed and a new one begun.", false},
     {"compression", CFG_ENUM, F(compression), "lz4", 0, 0, compression_names,
-     "Codec for stored values: none, lz4 or zstd."},
+     "Codec for stored values: none, lz4 or zstd.", false},
     {"compress-min-size", CFG_SIZE, F(compress_min_size), "1kb", 1, INT64_MAX, NULL,
-     "Values at least this long are stored compressed (when that makes them smaller)."},
+     "Values at least this long are stored compressed (when that makes them smaller).", false},
     {"compaction-threshold", CFG_INT, F(compaction_threshold), "50", 0, 99, NULL,
      "Rewrite a shard's oldest segments while live data is under this percent of its disk "
-     "use; 0 turns compaction off."},
+     "use; 0 turns compaction off.", false},
     {"partitions", CFG_INT, F(partitions), "1024", 1, KEYHASH_SLOTS, NULL,
      "Partitions (vnodes) the key space is cut into; a power of two, at most 16384 (each "
-     "owns 16384/partitions consecutive Redis Cluster slots)."},
+     "owns 16384/partitions consecutive Redis Cluster slots).", false},
     {"partition-function", CFG_ENUM, F(partition_function), "slot", 0, 0, partition_fn_names,
      "For upgrade tests only: xxh3 places keys as releases before slots did (data written "
-     "so is re-laid by the next start with slot, the only supported value)."},
+     "so is re-laid by the next start with slot, the only supported value).", false},
     {"admin-port", CFG_INT, F(admin_port), "-1", -1, 65535, NULL,
      "Admin HTTP API port (JSON and Prometheus /metrics, on bind); -1 means port + 1000 "
-     "(port - 1000 when that passes 65535), 0 turns it off."},
+     "(port - 1000 when that passes 65535), 0 turns it off.", false},
     {"cluster-port", CFG_INT, F(cluster_port), "0", 0, 65535, NULL,
      "Peer protocol port (gossip: UDP and TCP, on bind); 0 means port + 10000 (port - 10000 "
-     "when that passes 65535)."},
+     "when that passes 65535).", false},
     {"seeds", CFG_STRING, F(seeds), "", 0, 0, NULL,
      "Comma-separated host:cluster-port of nodes of the cluster to join; empty: a cluster "
      "of one (until others join through it), or, restarted with its dir, the cluster it "
-     "was in."},
+     "was in.", false},
     {"auto-join", CFG_BOOL, F(auto_join), "yes", 0, 1, NULL,
      "With seeds: join at start and be admitted at once (no: introduce itself to the seeds "
-     "and get no partitions until an operator adds it with POST /v1/nodes)."},
+     "and get no partitions until an operator adds it with POST /v1/nodes).", false},
     {"cluster-secret", CFG_SECRET, F(cluster_secret), "", 0, 0, NULL,
      "Shared secret of the cluster: two peers first prove to each other that they know it "
      "(a challenge-response handshake with HMAC-SHA256; the secret never travels). Gossip "
@@ -114,7 +121,7 @@ static const struct cfg_setting cfg_settings[] = {
      "lets anyone test guesses offline: use a high-entropy secret (`openssl rand -hex 32`). "
      "CONFIG GET shows it as " CFG_HIDDEN ". **Empty: peers are not authenticated, and the "
      "cluster port serves any connection that names a member's node id** (reads, writes, "
-     "FLUSHALL): use one outside a trusted network."},
+     "FLUSHALL): use one outside a trusted network.", false},
     {"cluster-name", CFG_STRING, F(cluster_name), "", 0, 0, NULL,
      "Name of the cluster, the same on all its nodes: peers of another name fail the "
      "handshake of the gossip and the data links (the name, with cluster-secret if set, is "
@@ -122,90 +129,90 @@ static const struct cfg_setting cfg_settings[] = {
      "by mistake) neither merge their members nor admit each other's nodes. It is no "
      "secret: with it alone, frames carry a MAC but are not authenticated against anyone who "
      "knows the name. Empty: none (nodes of clusters without a name, or without a "
-     "cluster-secret, that meet merge their members)."},
+     "cluster-secret, that meet merge their members).", false},
     {"weight", CFG_INT, F(weight), "100", 1, 1000000, NULL,
-     "This node's relative capacity: the partition ring gives it partitions in proportion."},
+     "This node's relative capacity: the partition ring gives it partitions in proportion.", false},
     {"zone", CFG_STRING, F(zone), "", 0, 0, NULL,
      "Failure zone (rack, availability zone): at most 63 letters, digits, '.', '_', '-' or "
-     "':'; empty for none."},
+     "':'; empty for none.", false},
     {"proto-max-bulk-len", CFG_SIZE, F(proto_max_bulk_len), "512mb", 1024, SEG_MAX_VALUE, NULL,
      "Largest argument or value, in bytes; at most 1gb, the largest value a log record "
-     "holds."},
+     "holds.", false},
     {"max-key-size", CFG_SIZE, F(max_key_size), "64kb", 1, SEG_MAX_KEY, NULL,
-     "Largest key, in bytes; at most 512mb, the largest key a log record holds."},
+     "Largest key, in bytes; at most 512mb, the largest key a log record holds.", false},
     {"max-siblings", CFG_INT, F(max_siblings), "100", 1, 1000, NULL,
      "Most versions (siblings) one key may hold: a RING.PUT or RING.DEL that would leave more "
-     "gets an error and changes nothing."},
+     "gets an error and changes nothing.", false},
     {"warn-siblings", CFG_INT, F(warn_siblings), "25", 1, 1000, NULL,
      "A versioned write that leaves more siblings than this is logged (at most once a "
-     "second per shard) and counted (INFO sibling_warnings)."},
+     "second per shard) and counted (INFO sibling_warnings).", false},
     {"replicas", CFG_INT, F(replicas), "3", 1, 16, NULL,
      "N: how many nodes keep each key (the first N of its partition's preference list); "
-     "capped by the preference lists' length (the cluster's size, at most 3 today)."},
+     "capped by the preference lists' length (the cluster's size, at most 3 today).", false},
     {"read-quorum", CFG_INT, F(read_quorum), "2", 1, 16, NULL,
      "R: replicas whose answers a read waits for (capped by N); CONSISTENCY and RING.GET's "
-     "R choose per connection and per request."},
+     "R choose per connection and per request.", true},
     {"write-quorum", CFG_INT, F(write_quorum), "2", 1, 16, NULL,
      "W: replicas that must have a write before it is acknowledged (capped by N); "
-     "CONSISTENCY and RING.PUT/RING.DEL's W choose per connection and per request."},
+     "CONSISTENCY and RING.PUT/RING.DEL's W choose per connection and per request.", true},
     {"tombstone-grace", CFG_INT, F(tombstone_grace_s), "86400", 1, INT64_MAX / 1000, NULL,
      "Seconds a delete is kept as a tombstone (so that replicas that missed it learn it "
-     "instead of bringing the value back) before it is reaped."},
+     "instead of bringing the value back) before it is reaped.", false},
     {"max-hint-window", CFG_INT, F(max_hint_window_s), "10800", 0, INT64_MAX / 1000, NULL,
      "Seconds a write's preference-list node may have been down (as this coordinator's failure "
      "detection saw it) and still get a hint: the write goes to a stand-in past the top N, "
      "which keeps it for that node and delivers it once it is up. Longer: no hint, "
-     "anti-entropy repairs it (0: never hint)."},
+     "anti-entropy repairs it (0: never hint).", false},
     {"hint-max-bytes", CFG_SIZE, F(hint_max_bytes), "128mb", 0, INT64_MAX, NULL,
      "Bytes of hints a node keeps for one target node at most (on disk, and in memory "
-     "until delivered; shared among the shards); past it a write is not hinted."},
+     "until delivered; shared among the shards); past it a write is not hinted.", false},
     {"hint-max-bytes-per-sec", CFG_SIZE, F(hint_max_bytes_per_sec), "16mb", 1024, INT64_MAX,
-     NULL, "Bytes per second of hints a node delivers at most, all targets together."},
+     NULL, "Bytes per second of hints a node delivers at most, all targets together.", false},
     {"aae-interval", CFG_INT, F(aae_interval_s), "60", 0, 86400, NULL,
      "Seconds between anti-entropy rounds: each partition's first live replica compares its "
      "Merkle tree with every other live replica's, and each other replica with the next live "
-     "one, and repairs the keys that differ; 0 turns anti-entropy (and its trees) off."},
+     "one, and repairs the keys that differ; 0 turns anti-entropy (and its trees) off.", false},
     {"aae-rebuild-interval", CFG_INT, F(aae_rebuild_interval_s), "3600", 1, 86400 * 30, NULL,
      "Seconds between rebuilds of the anti-entropy trees from the keys held (a few thousand "
-     "keys per tick, in the background; writes keep the trees up to date in between)."},
+     "keys per tick, in the background; writes keep the trees up to date in between).", false},
     {"aae-max-keys-per-exchange", CFG_INT, F(aae_max_keys), "1000", 1, 1000000, NULL,
      "Most keys one anti-entropy exchange (one partition, one peer) repairs, and most keys "
      "one listing of keys holds (a longer one goes on in pages); the rest waits for the next "
-     "round."},
+     "round.", false},
     {"handoff-concurrency", CFG_INT, F(handoff_concurrency), "2", 0, 64, NULL,
      "Partition transfers (streams of up to 64 partitions from one source) a node pulls at "
      "once when the ring changes, shared among its shards (at least one each); 0: it pulls "
-     "none (its new partitions fill by read repair only)."},
+     "none (its new partitions fill by read repair only).", false},
     {"handoff-max-bytes-per-sec", CFG_SIZE, F(handoff_max_bytes_per_sec), "64mb", 0, INT64_MAX,
      NULL, "Most bytes per second a node pulls in partition transfers (0: no limit), so that "
-     "a join or leave leaves room for clients."},
+     "a join or leave leaves room for clients.", false},
     {"max-request-args", CFG_INT, F(max_request_args), "1048576", 1, 1 << 30, NULL,
-     "Most arguments in one request."},
+     "Most arguments in one request.", false},
     {"client-query-buffer-limit", CFG_SIZE, F(client_query_buffer_limit), "1gb", 1 << 20,
-     INT64_MAX, NULL, "Most unparsed bytes buffered for one client."},
+     INT64_MAX, NULL, "Most unparsed bytes buffered for one client.", false},
     {"request-timeout", CFG_INT, F(request_timeout_ms), "5000", 1, 86400000, NULL,
      "Milliseconds a request may wait (for other shards, a value read from disk, the "
      "log's fsync) before its client gets an error instead (-TIMEOUT; memcached "
-     "SERVER_ERROR)."},
+     "SERVER_ERROR).", true},
     {"slow-turn-ms", CFG_INT, F(slow_turn_ms), "10", 1, 86400000, NULL,
      "A shard's loop turn (its work between two waits) this many milliseconds or longer is "
      "counted as slow (INFO ringkv_slow_turns; ringkv_longest_turn_us is the longest): "
      "everything that shard serves waited that long. One ten times as long is logged (at "
-     "most once per 10 s per shard)."},
+     "most once per 10 s per shard).", true},
     {"slowlog-log-slower-than", CFG_INT, F(slowlog_log_slower_than_us), "10000", -1,
      INT64_MAX / 1000, NULL,
      "Microseconds a command's run (on the shard that holds its keys, not counting waits for "
      "other shards, replicas or the disk) must take to be kept in the SLOWLOG (0: every "
-     "command; -1: none)."},
-    {"slowlog-max-len", CFG_INT, F(slowlog_max_len), "128", 0, 1000000, NULL,
-     "Entries the SLOWLOG keeps, the newest (each shard keeps as many of its own)."},
-    {"tcp-backlog", CFG_INT, F(tcp_backlog), "511", 1, 65535, NULL, "listen() backlog."},
+     "command; -1: none).", true},
+    {"slowlog-max-len", CFG_INT, F(slowlog_max_len), "128", 0, 100000, NULL,
+     "Entries the SLOWLOG keeps, the newest (each shard keeps as many of its own).", true},
+    {"tcp-backlog", CFG_INT, F(tcp_backlog), "511", 1, 65535, NULL, "listen() backlog.", false},
     {"uring-entries", CFG_INT, F(uring_entries), "4096", 64, 32768, NULL,
-     "Submission queue entries of each shard's io_uring."},
+     "Submission queue entries of each shard's io_uring.", false},
     {"loglevel", CFG_ENUM, F(loglevel), "notice", 0, 0, loglevel_names,
-     "warning, notice, verbose or debug."},
+     "warning, notice, verbose or debug.", true},
     {"logfile", CFG_STRING, F(logfile), "", 0, 0, NULL,
-     "Log file; empty means standard error."},
+     "Log file; empty means standard error.", false},
 };
 #undef F
 #define CFG_COUNT (sizeof cfg_settings / sizeof cfg_settings[0])
@@ -360,8 +367,46 @@ void cfg_write_markdown(FILE *f)
 {
     fprintf(f, "| setting | default | meaning |\n|---|---|---|\n");
     for (size_t i = 0; i < CFG_COUNT; i++)
-        fprintf(f, "| `%s` | `%s` | %s |\n", cfg_settings[i].name,
-                cfg_settings[i].def[0] ? cfg_settings[i].def : "\"\"", cfg_settings[i].help);
+        fprintf(f, "| `%s` | `%s` | %s%s |\n", cfg_settings[i].name,
+                cfg_settings[i].def[0] ? cfg_settings[i].def : "\"\"", cfg_settings[i].help,
+                cfg_settings[i].live ? " CONFIG SET changes it." : "");
+}
+
+int cfg_check_live(const struct cfg *c, const char *name, const char *value, int64_t *out,
+                   char *err, size_t err_len)
+{
+    const struct cfg_setting *s = cfg_find(name);
+    if (!s)
+        return -ENOENT;
+    if (!s->live)
+        return -EPERM;
+    struct cfg scratch = *c;
+    int rc = cfg_set_text(&scratch, s, value, err, err_len);
+    if (rc == 0)
+        *out = *(const int64_t *)((const char *)&scratch + s->offset);
+    return rc;
+}
+
+void cfg_set_live(struct cfg *c, const char *name, int64_t value)
+{
+    const struct cfg_setting *s = cfg_find(name);
+    if (!s || !s->live)
+        return;
+    __atomic_store_n((int64_t *)((char *)c + s->offset), value, __ATOMIC_RELAXED);
+    if (s->offset == offsetof(struct cfg, loglevel))
+        log_set_level(cfg_log_level(value));
+}
+
+enum log_level cfg_log_level(int64_t loglevel)
+{
+    switch (loglevel) {
+    case CFG_LOG_WARNING:
+        return LOG_WARN;
+    case CFG_LOG_NOTICE:
+        return LOG_INFO;
+    default:
+        return LOG_DEBUG;
+    }
 }
 
 static int cfg_validate(const struct cfg *c, char *err, size_t err_len)

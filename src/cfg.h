@@ -2,9 +2,12 @@
  * One table (name, type, default, bounds, help) drives the INI file (inih),
  * the `--name value` flags, `--help`, the README's settings list and
  * CONFIG GET, as Redis's static_configs[] does. Order: defaults, then the
- * file, then flags; validated once; immutable afterwards.
+ * file, then flags; validated once; afterwards only the live settings
+ * change (CONFIG SET: cfg_check_live, cfg_set_live).
  * Threads: cfg_load() on the main thread before any other starts; afterwards
- *   struct cfg is read-only and any thread may read it.
+ *   any thread may read struct cfg; a live setting (an int64_t) is stored
+ *   with a relaxed atomic store and read as it is needed (or on a shard's
+ *   tick, for the copies shards keep).
  * Errors: cfg_load() returns 0 or -EINVAL with a one-line reason in err. */
 #ifndef RINGKV_SRC_CFG_H
 #define RINGKV_SRC_CFG_H
@@ -15,6 +18,7 @@
 #include <stdio.h>
 
 #include "buf.h"
+#include "log.h"
 
 /* Most shard threads: SCAN's cursor holds the shard in its top 8 bits
  * (shards/cmd.c), so a shard past 255 could never be scanned. */
@@ -116,5 +120,17 @@ int cfg_cluster_port(const struct cfg *c);
 
 /* Writes the settings documentation (markdown table) to f: the README's list. */
 void cfg_write_markdown(FILE *f);
+
+/* CONFIG SET, in two steps so that several settings change all or none:
+ * cfg_check_live parses value for setting `name` (any case) as start-up
+ * does, into *out; 0, -ENOENT (no such setting), -EPERM (fixed at
+ * start-up) or -EINVAL (err says why). cfg_set_live stores a checked value
+ * (a relaxed atomic store; loglevel also sets the log's level). Any
+ * thread; readers of a live setting load it when they need it. */
+int cfg_check_live(const struct cfg *c, const char *name, const char *value, int64_t *out,
+                   char *err, size_t err_len);
+void cfg_set_live(struct cfg *c, const char *name, int64_t value);
+/* The log level of a loglevel setting's value (enum cfg_loglevel). */
+enum log_level cfg_log_level(int64_t loglevel);
 
 #endif

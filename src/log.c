@@ -1,6 +1,6 @@
 /* log.c: the process log (see log.h).
- * The sink (an fd) and the level are set once before any thread starts and
- * never change, so reading them needs no synchronisation. Each thread keeps
+ * The sink (an fd) is set once before any thread starts and never changes;
+ * the level too, but for CONFIG SET loglevel (a relaxed atomic). Each thread keeps
  * its name in a thread-local, and gives it to the OS too (its first 15 bytes,
  * for top -H and /proc/PID/task/TID/comm). A line is built in a stack buffer
  * (truncated at 1 KiB) and written with a single write(), which POSIX keeps
@@ -25,6 +25,11 @@ void log_init(int fd, enum log_level level)
     log_max = level;
 }
 
+void log_set_level(enum log_level level)
+{
+    __atomic_store_n(&log_max, level, __ATOMIC_RELAXED);
+}
+
 void log_set_thread(const char *name)
 {
     snprintf(log_thread, sizeof log_thread, "%s", name);
@@ -36,7 +41,7 @@ void log_set_thread(const char *name)
 void log_write(enum log_level level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
-    if (level > log_max)
+    if (level > __atomic_load_n(&log_max, __ATOMIC_RELAXED))
         return;
     char line[1024];
     struct timespec ts;

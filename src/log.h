@@ -11,6 +11,9 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* fd: where lines go (2 = stderr). level: the most verbose level written. */
 void log_init(int fd, enum log_level level);
+/* CONFIG SET loglevel: any thread, at any time (lines being written keep
+ * the level they were checked at). */
+void log_set_level(enum log_level level);
 void log_set_thread(const char *name);
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -15,18 +15,6 @@
 #include "node.h"
 #include "seg.h"
 
-static enum log_level main_log_level(int64_t level)
-{
-    switch (level) {
-    case CFG_LOG_WARNING:
-        return LOG_WARN;
-    case CFG_LOG_NOTICE:
-        return LOG_INFO;
-    default:
-        return LOG_DEBUG;
-    }
-}
-
 /* `ringkv --check-data DIR [--repair]`: verifies every segment offline. */
 static int main_check_data(int argc, char **argv)
 {
@@ -44,7 +32,8 @@ static int main_check_data(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    static struct cfg cfg; /* immutable once loaded; lives as long as the process */
+    static struct cfg cfg; /* lives as long as the process; only its live settings change
+                              after start-up (CONFIG SET, cfg.h) */
     if (argc > 1 && strcmp(argv[1], "--check-data") == 0)
         return main_check_data(argc, argv);
     char err[512];
@@ -63,7 +52,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    log_init(log_fd, main_log_level(cfg.loglevel));
+    log_init(log_fd, cfg_log_level(cfg.loglevel));
     struct node *n = node_create(&cfg);
     if (!n)
         return 1;

@@ -81,6 +81,11 @@ static int setup_slowlog_all(void **state)
     return harness_start(&own_server, &o) == 0 ? 0 : -1;
 }
 
+static int setup_own_default(void **state)
+{
+    return harness_start(&own_server, NULL) == 0 ? 0 : -1;
+}
+
 static int teardown_own(void **state)
 {
     return harness_stop(&own_server) == 0 ? 0 : -1;
@@ -962,6 +967,9 @@ static void test_server_slowlog(void **state)
                    "SLOWLOG GET many");
     harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'slowlog|len' command"),
                    "SLOWLOG LEN 1");
+    harness_expect(c, HARNESS_ERR("ERR unknown subcommand or wrong number of arguments for "
+                                  "'get'. Try SLOWLOG HELP."),
+                   "SLOWLOG get 1 2");
     /* AUTH's arguments are never shown */
     freeReplyObject(harness_cmd(c, "AUTH someone secret-word"));
     r = harness_cmd(c, "SLOWLOG GET 1");
@@ -969,6 +977,104 @@ static void test_server_slowlog(void **state)
     static const char *const auth[] = {"AUTH", "(redacted)", "(redacted)"};
     harness_check_bulks(r->element[0]->element[3], auth, 3, "AUTH's entry");
     freeReplyObject(r);
+    redisFree(c);
+}
+
+static bool slowlog_keeps(void *arg)
+{
+    redisContext *c = arg;
+    harness_expect(c, HARNESS_STATUS("PONG"), "PING");
+    return harness_integer(c, "SLOWLOG LEN") > 0;
+}
+
+static bool config_get_is(redisContext *c, const char *name, const char *want)
+{
+    redisReply *r = harness_cmd(c, "CONFIG GET %s", name);
+    bool is = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+              strcmp(r->element[1]->str, want) == 0;
+    freeReplyObject(r);
+    return is;
+}
+
+/* CONFIG SET on the settings that change while the node runs: each takes
+ * effect (the SLOWLOG starts keeping within a tick; a third client is
+ * refused at once after maxclients 2; an idle client is closed after
+ * timeout 1), CONFIG GET reads the new value, several change in one
+ * command, and a command with one bad setting changes none. ringkv only:
+ * settings fixed at start-up and Redis's persistence settings. */
+static void test_server_config_set(void **state)
+{
+    (void)state;
+    redisContext *c = harness_connect(own_server.port);
+    harness_expect(c, HARNESS_OK, "CONFIG SET slowlog-log-slower-than 0 slowlog-max-len 3");
+    assert_true(config_get_is(c, "slowlog-log-slower-than", "0"));
+    assert_true(config_get_is(c, "slowlog-max-len", "3"));
+    assert_true(harness_wait_until(slowlog_keeps, c, HARNESS_TIMEOUT_MS, 10));
+    for (int i = 0; i < 5; i++)
+        harness_expect(c, HARNESS_STATUS("PONG"), "PING");
+    redisReply *r = harness_cmd(c, "SLOWLOG GET -1");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_true(r->elements >= 1 && r->elements <= 3);
+    freeReplyObject(r);
+
+    /* one bad setting: none changes */
+    redisReply *bad = harness_cmd(c, "CONFIG SET timeout 7 maxclients many");
+    assert_int_equal(bad->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(bad->str, "'maxclients'"));
+    freeReplyObject(bad);
+    assert_true(config_get_is(c, "timeout", "0"));
+    bad = harness_cmd(c, "CONFIG SET timeout 1 timeout 2");
+    assert_int_equal(bad->type, REDIS_REPLY_ERROR);
+    freeReplyObject(bad);
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'config|set' command"),
+                   "CONFIG SET timeout");
+    harness_expect(c, HARNESS_ERR("ERR Unknown option or number of arguments for CONFIG SET - "
+                                  "'no-such-setting'"),
+                   "CONFIG SET no-such-setting 1");
+
+    /* maxclients, at the next accept */
+    assert_true(harness_wait_until(probe_gone, c, HARNESS_TIMEOUT_MS, 10));
+    harness_expect(c, HARNESS_OK, "CONFIG SET maxclients 2");
+    assert_true(config_get_is(c, "maxclients", "2"));
+    struct harness_raw *second = harness_raw_open(own_server.port);
+    harness_raw_send_str(second, "PING\r\n");
+    harness_raw_expect(second, "+PONG\r\n");
+    struct harness_raw *third = harness_raw_open(own_server.port);
+    harness_raw_expect(third, "-ERR max number of clients reached\r\n");
+    harness_raw_expect_closed(third);
+    harness_raw_close(third);
+    harness_raw_close(second);
+    harness_expect(c, HARNESS_OK, "CONFIG SET maxclients 10000");
+
+    /* timeout: an idle client is closed */
+    harness_expect(c, HARNESS_OK, "CONFIG SET timeout 1");
+    struct harness_raw *idle = harness_raw_open(own_server.port);
+    harness_raw_send_str(idle, "PING\r\n");
+    harness_raw_expect(idle, "+PONG\r\n");
+    harness_raw_expect_closed(idle); /* within HARNESS_TIMEOUT_MS */
+    harness_raw_close(idle);
+    redisFree(c);
+    c = harness_connect(own_server.port); /* the first one idled too */
+    harness_expect(c, HARNESS_OK, "CONFIG SET timeout 0");
+    harness_expect(c, HARNESS_OK, "CONFIG SET loglevel warning");
+    assert_true(config_get_is(c, "loglevel", "warning"));
+
+    if (!harness_target_is_redis()) {
+        harness_expect(c, HARNESS_ERR("ERR CONFIG SET failed (possibly related to argument "
+                                      "'port') - can't set immutable config"),
+                       "CONFIG SET port 1");
+        harness_expect(c, HARNESS_OK, "CONFIG SET save %s", "");
+        bad = harness_cmd(c, "CONFIG SET save %s", "900 1");
+        assert_int_equal(bad->type, REDIS_REPLY_ERROR);
+        freeReplyObject(bad);
+        harness_expect(c, HARNESS_OK, "CONFIG SET appendonly yes"); /* storage = log */
+        bad = harness_cmd(c, "CONFIG SET appendonly no");
+        assert_int_equal(bad->type, REDIS_REPLY_ERROR);
+        freeReplyObject(bad);
+        harness_expect(c, HARNESS_OK, "CONFIG SET request-timeout 7000 slow-turn-ms 20");
+        assert_true(config_get_is(c, "request-timeout", "7000"));
+        assert_true(config_get_is(c, "slow-turn-ms", "20"));
+    }
     redisFree(c);
 }
 
@@ -1009,6 +1115,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_slow_turns_counted, setup_slow_turns,
                                         teardown_own),
         cmocka_unit_test_setup_teardown(test_server_slowlog, setup_slowlog_all, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_config_set, setup_own_default, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_without_password_configured, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_server_client_id_names, setup, teardown),
