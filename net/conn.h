@@ -132,6 +132,7 @@ struct conn {
      * NODES) or sent READONLY or ASKING, so it follows -MOVED itself. */
     uint8_t consistency_r, consistency_w;
     bool cluster_aware;
+    bool is_monitor; /* MONITOR (shards/monitor.c): gets every request's line, no replies */
 
     struct buf in;
     union {                  /* progress through the partial request at in[0] */

@@ -73,6 +73,7 @@
 #include "idset.h"
 #include "keyspace.h"
 #include "keyhash.h"
+#include "monitor.h"
 #include "node.h"
 #include "persist.h"
 #include "shard.h"
@@ -210,6 +211,8 @@ static const struct cmd_def cmd_defs[] = {
      "A container for memory diagnostics commands."},
     {"slowlog", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_slowlog, 0, "server",
      "A container for slow log commands."},
+    {"monitor", 1, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_monitor, 0, "server",
+     "Listens for all requests received by the server in real-time."},
     {"ring.keyinfo", 3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_keyinfo, 0,
      "generic", "OBJECT's and MEMORY USAGE's figure of a key, routed by the key (ringkv)."},
     {"lastsave", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_lastsave,
@@ -1045,8 +1048,13 @@ void cmd_prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n)
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
     struct shard *sh = c->env->owner;
+    bool monitored = monitor_any(&sh->node->monitors);
+    if (__builtin_expect(monitored && c->is_monitor, 0) && !cmd_arg_is(&argv[0], "quit"))
+        return; /* a monitoring client gets no replies, and its commands do not run */
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    if (__builtin_expect(monitored && d != NULL, 0) && !c->is_monitor)
+        monitor_feed(sh, c, argv, argc); /* known commands, as received */
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
     if (__builtin_expect(d && (d->handler == cmd_object || d->handler == cmd_memory), 0)) {

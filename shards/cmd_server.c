@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <mimalloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1034,6 +1035,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"object", 0, 0},
     {"memory", 0, 0},
     {"slowlog", 0, 0},
+    {"monitor", SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS, 0},
     {"ring.keyinfo", S_KS, K_RO_ACCESS},
     {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
     {"quit", SERVER_CAT_CONNECTION, 0},
@@ -1334,6 +1336,10 @@ static void server_config_emit(const char *name, const char *value, void *arg)
     r->count++;
 }
 
+/* CONFIG SET and CONFIG GET take turns (one CONFIG SET is all or none for
+ * every reader of CONFIG GET, and two never mix their values). */
+static pthread_mutex_t server_config_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* CONFIG GET pattern [pattern ...]: the settings table's (cfg.h), plus the
  * Redis settings tools ask for that have fixed values here. */
 static void server_config_get(struct cmd_ctx *c)
@@ -1346,7 +1352,9 @@ static void server_config_get(struct cmd_ctx *c)
                  c->argv[i].len > 127 ? 127 : (int)c->argv[i].len, c->argv[i].ptr);
         for (char *ch = pattern; *ch; ch++) /* setting names are lower case */
             *ch = (char)tolower((unsigned char)*ch);
+        pthread_mutex_lock(&server_config_lock);
         cfg_get(c->node->cfg, pattern, server_config_emit, &r);
+        pthread_mutex_unlock(&server_config_lock);
         if (glob_match(pattern, strlen(pattern), "save", 4))
             server_config_emit("save", "", &r);
         if (glob_match(pattern, strlen(pattern), "appendonly", 10)) /* INFO's aof_enabled */
@@ -1377,13 +1385,28 @@ static const char *server_config_redis_only(const struct cmd_ctx *c, const char 
     return "storage is fixed at start-up (storage = log is appendonly yes)";
 }
 
+/* CONFIG SET's error about setting `name` (as sent) and why. */
+static void server_config_set_error(struct cmd_ctx *c, const struct resp_arg *name,
+                                    const char *why)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "ERR CONFIG SET failed (possibly related to argument '%.*s') - %.255s",
+             name->len > 64 ? 64 : (int)name->len, name->ptr, why);
+    resp_write_error(c->out, msg);
+}
+
 /* CONFIG SET name value [name value ...]: the live settings (cfg.h), all
- * or none, Redis's errors. Shards take a new request-timeout, slow-turn-ms
- * and SLOWLOG settings at their next tick (100 ms); the others at once. */
+ * or none, Redis's errors: every name is checked first (unknown, fixed at
+ * start-up, given twice), then every value. Shards take a new
+ * request-timeout, slow-turn-ms and SLOWLOG settings at their next tick
+ * (100 ms); the others at once. */
 static void server_config_set(struct cmd_ctx *c)
 {
     if ((c->argc - 2) % 2) {
-        resp_write_error(c->out, "ERR wrong number of arguments for 'config|set' command");
+        resp_write_error(c->out, c->argc == 3
+                                     ? "ERR wrong number of arguments for 'config|set' command"
+                                     : "ERR syntax error");
         return;
     }
     uint32_t n = (c->argc - 2) / 2;
@@ -1394,55 +1417,55 @@ static void server_config_set(struct cmd_ctx *c)
     char names[SERVER_CONFIG_SET_MAX][64];
     int64_t values[SERVER_CONFIG_SET_MAX];
     bool is_redis_only[SERVER_CONFIG_SET_MAX];
-    char msg[512];
     for (uint32_t i = 0; i < n; i++) {
-        const struct resp_arg *name = &c->argv[2 + 2 * i], *value = &c->argv[3 + 2 * i];
+        const struct resp_arg *name = &c->argv[2 + 2 * i];
         snprintf(names[i], sizeof names[i], "%.*s", name->len > 63 ? 63 : (int)name->len,
                  name->ptr);
         for (char *ch = names[i]; *ch; ch++)
             *ch = (char)tolower((unsigned char)*ch);
-        char text[1024], err[256] = "";
-        if (name->len > 63 || memchr(name->ptr, '\0', name->len)) {
-            snprintf(msg, sizeof msg, "ERR Unknown option or number of arguments for CONFIG SET "
-                     "- '%.63s'", names[i]);
+        is_redis_only[i] = strcmp(names[i], "save") == 0 || strcmp(names[i], "appendonly") == 0;
+        int rc = is_redis_only[i] ? 0 : cfg_is_live(names[i]);
+        if (name->len > 63 || memchr(name->ptr, '\0', name->len) || rc == -ENOENT) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                     name->len > 64 ? 64 : (int)name->len, name->ptr);
             resp_write_error(c->out, msg);
+            return;
+        }
+        if (rc == -EPERM) {
+            server_config_set_error(c, name, "can't set immutable config");
             return;
         }
         for (uint32_t k = 0; k < i; k++) {
             if (strcmp(names[k], names[i]) == 0) {
-                snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to argument "
-                         "'%.63s') - duplicate parameter", names[i]);
-                resp_write_error(c->out, msg);
+                server_config_set_error(c, name, "duplicate parameter");
                 return;
             }
         }
+    }
+    pthread_mutex_lock(&server_config_lock);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct resp_arg *name = &c->argv[2 + 2 * i], *value = &c->argv[3 + 2 * i];
+        char text[1024], err[256] = "";
         snprintf(text, sizeof text, "%.*s", value->len > 1023 ? 1023 : (int)value->len,
                  value->ptr);
-        is_redis_only[i] = strcmp(names[i], "save") == 0 || strcmp(names[i], "appendonly") == 0;
         int rc = 0;
-        if (is_redis_only[i]) {
+        if (value->len > 1023 || memchr(value->ptr, '\0', value->len)) {
+            snprintf(err, sizeof err, "argument is too long or holds a NUL byte");
+            rc = -EINVAL;
+        } else if (is_redis_only[i]) {
             const char *why = server_config_redis_only(c, names[i], text);
             if (why) {
                 snprintf(err, sizeof err, "%s", why);
                 rc = -EINVAL;
             }
-        } else if (value->len > 1023 || memchr(value->ptr, '\0', value->len)) {
-            snprintf(err, sizeof err, "argument is too long or holds a NUL byte");
-            rc = -EINVAL;
         } else {
             rc = cfg_check_live(c->node->cfg, names[i], text, &values[i], err, sizeof err);
         }
-        if (rc == -ENOENT)
-            snprintf(msg, sizeof msg, "ERR Unknown option or number of arguments for CONFIG SET "
-                     "- '%.63s'", names[i]);
-        else if (rc == -EPERM)
-            snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to argument '%.63s') "
-                     "- can't set immutable config", names[i]);
-        else if (rc != 0)
-            snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to argument '%.63s') "
-                     "- %.255s", names[i], err);
         if (rc != 0) {
-            resp_write_error(c->out, msg);
+            pthread_mutex_unlock(&server_config_lock);
+            server_config_set_error(c, name, err);
             return;
         }
     }
@@ -1450,6 +1473,7 @@ static void server_config_set(struct cmd_ctx *c)
     for (uint32_t i = 0; i < n; i++)
         if (!is_redis_only[i])
             cfg_set_live(live, names[i], values[i]);
+    pthread_mutex_unlock(&server_config_lock);
     resp_write_ok(c->out);
 }
 

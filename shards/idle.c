@@ -27,7 +27,7 @@ void idle_scan(struct shard *sh, int64_t now_ms)
     if (now_ms < idle_next_scan_ms)
         return;
     idle_next_scan_ms = now_ms + IDLE_SCAN_MS;
-    int64_t timeout_ms = sh->node->cfg->timeout * 1000;
+    int64_t timeout_ms = __atomic_load_n(&sh->node->cfg->timeout, __ATOMIC_RELAXED) * 1000;
     for (uint32_t slot = 0; slot < sh->conn_cap; slot++) {
         struct conn *c = sh->conns[slot];
         if (!c || c->closing)

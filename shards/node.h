@@ -66,6 +66,7 @@ struct node {
     struct snapshot_cell *snapshots; /* the cluster as admin last published it, for the
                                         shards (snapshot.h; reader i = shard i) */
     int is_serving;              /* atomic: 1 once the shards serve (admin's health) */
+    int monitors;                /* atomic: MONITOR clients of all shards (monitor.h) */
 };
 
 /* Builds the node and its shards (rings, listeners). NULL on failure. */

@@ -195,6 +195,7 @@ void shard_destroy(struct shard *sh)
     if (sh->store)
         store_destroy_for_shard(sh);
     slowlog_fini(&sh->slowlog);
+    monitor_fini(&sh->monitors);
     mi_free(sh->recv_ring);
     mi_free(sh->recv_bufs);
     mi_free(sh->stash);
@@ -366,7 +367,7 @@ static void shard_on_accept(struct shard *sh, unsigned op, int res, unsigned fla
     }
     const struct cfg *cfg = sh->node->cfg;
     int64_t clients = __atomic_add_fetch(&sh->node->clients, 1, __ATOMIC_RELAXED);
-    if (clients > cfg->maxclients) {
+    if (clients > __atomic_load_n(&cfg->maxclients, __ATOMIC_RELAXED)) {
         __atomic_sub_fetch(&sh->node->clients, 1, __ATOMIC_RELAXED);
         SHARD_STAT_ADD(sh, rejected_connections, 1);
         shard_reject(res, op, "max number of clients reached");
@@ -409,6 +410,7 @@ static void shard_release_if_done(struct shard *sh, struct conn *c)
             pp = &(*pp)->next_dirty;
         *pp = c->next_dirty;
     }
+    monitor_forget(sh, c);
     conn_destroy(c); /* cancels its requests still parked (shard_abandon) */
     __atomic_sub_fetch(&sh->node->clients, 1, __ATOMIC_RELAXED);
     SHARD_STAT_ADD(sh, connected_clients, (uint64_t)-1);
@@ -683,11 +685,6 @@ static int64_t shard_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* The end of a loop turn that began (its wait over) at start_us with
- * `completions` completions to dispatch: every request of the turn, and
- * every one that came meanwhile, waited this long at least. The longest
- * and the count of slow ones (slow-turn-ms) go to INFO; one ten times as
- * long is logged. */
 /* On the tick: the live settings (CONFIG SET) this shard keeps a copy of. */
 static void shard_refresh_settings(struct shard *sh)
 {
@@ -697,6 +694,11 @@ static void shard_refresh_settings(struct shard *sh)
     slowlog_refresh(&sh->slowlog, cfg, sh->node->cmd_stats);
 }
 
+/* The end of a loop turn that began (its wait over) at start_us with
+ * `completions` completions to dispatch: every request of the turn, and
+ * every one that came meanwhile, waited this long at least. The longest
+ * and the count of slow ones (slow-turn-ms) go to INFO; one ten times as
+ * long is logged. */
 static void shard_turn_done(struct shard *sh, int64_t start_us, uint32_t completions)
 {
     int64_t us = shard_now_us() - start_us;

@@ -26,6 +26,7 @@
 #include "mq.h"
 #include "net.h"
 #include "req.h"
+#include "monitor.h"
 #include "slowlog.h"
 
 struct node;
@@ -122,6 +123,7 @@ struct shard {
     int64_t slow_turn_us;         /* slow-turn-ms, in microseconds */
     int64_t stall_logged_ms;      /* when a long loop turn was last logged (shard_turn_done) */
     struct slowlog slowlog;       /* this shard's slow commands (SLOWLOG) */
+    struct monitor_list monitors; /* this shard's MONITOR clients */
     struct conn_env env;          /* what the shard's connections see of it */
 
     struct conn **conns;          /* slot -> connection, NULL when free */

@@ -138,23 +138,21 @@ void slowlog_refresh(struct slowlog *l, const struct cfg *cfg, const struct cmd_
     slowlog_refresh_rate(l, cfg, stats);
 }
 
-static bool slowlog_arg_is(const struct resp_arg *a, const char *word)
+static bool slowlog_word_is(const struct resp_arg *a, const char *word)
 {
     return a->len == strlen(word) && strncasecmp(a->ptr, word, a->len) == 0;
 }
 
-/* Arguments that are secrets, shown as "(redacted)" as Redis does: all of
- * AUTH's; HELLO's two after AUTH. */
-static bool slowlog_is_secret(const struct resp_arg *argv, uint32_t i)
+bool slowlog_is_secret(const struct resp_arg *argv, uint32_t i)
 {
     if (i == 0)
         return false;
-    if (slowlog_arg_is(&argv[0], "auth"))
+    if (slowlog_word_is(&argv[0], "auth"))
         return true;
-    if (!slowlog_arg_is(&argv[0], "hello"))
+    if (!slowlog_word_is(&argv[0], "hello"))
         return false;
     for (uint32_t k = 1; k < i; k++)
-        if (slowlog_arg_is(&argv[k], "auth") && i - k <= 2)
+        if (slowlog_word_is(&argv[k], "auth") && i - k <= 2)
             return true;
     return false;
 }

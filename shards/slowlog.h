@@ -69,6 +69,10 @@ static inline bool slowlog_is_slow(const struct slowlog *l, uint64_t ticks)
 void slowlog_add(struct slowlog *l, const struct resp_arg *argv, uint32_t argc, uint64_t ticks,
                  const struct conn *c);
 
+/* Whether argument i of a request is a secret, shown as "(redacted)" as
+ * Redis does (also by MONITOR): all of AUTH's; HELLO's two after AUTH. */
+bool slowlog_is_secret(const struct resp_arg *argv, uint32_t i);
+
 /* SLOWLOG's subcommands (cmd_server.c's container): GET [count], LEN, RESET. */
 void cmd_slowlog_get(struct cmd_ctx *c);
 void cmd_slowlog_len(struct cmd_ctx *c);

@@ -151,10 +151,10 @@ static const struct cfg_setting cfg_settings[] = {
      "capped by the preference lists' length (the cluster's size, at most 3 today).", false},
     {"read-quorum", CFG_INT, F(read_quorum), "2", 1, 16, NULL,
      "R: replicas whose answers a read waits for (capped by N); CONSISTENCY and RING.GET's "
-     "R choose per connection and per request.", true},
+     "R choose per connection and per request.", false},
     {"write-quorum", CFG_INT, F(write_quorum), "2", 1, 16, NULL,
      "W: replicas that must have a write before it is acknowledged (capped by N); "
-     "CONSISTENCY and RING.PUT/RING.DEL's W choose per connection and per request.", true},
+     "CONSISTENCY and RING.PUT/RING.DEL's W choose per connection and per request.", false},
     {"tombstone-grace", CFG_INT, F(tombstone_grace_s), "86400", 1, INT64_MAX / 1000, NULL,
      "Seconds a delete is kept as a tombstone (so that replicas that missed it learn it "
      "instead of bringing the value back) before it is reaped.", false},
@@ -321,11 +321,11 @@ static void cfg_format(const struct cfg *c, const struct cfg_setting *s, char *o
     case CFG_BOOL:
         snprintf(out, n, "%s", *(const bool *)field ? "yes" : "no");
         break;
-    case CFG_ENUM:
-        snprintf(out, n, "%s", s->choices[*(const int64_t *)field]);
+    case CFG_ENUM: /* a live one may change meanwhile (CONFIG SET) */
+        snprintf(out, n, "%s", s->choices[__atomic_load_n((const int64_t *)field, __ATOMIC_RELAXED)]);
         break;
     default:
-        snprintf(out, n, "%lld", (long long)*(const int64_t *)field);
+        snprintf(out, n, "%lld", (long long)__atomic_load_n((const int64_t *)field, __ATOMIC_RELAXED));
     }
 }
 
@@ -370,6 +370,12 @@ void cfg_write_markdown(FILE *f)
         fprintf(f, "| `%s` | `%s` | %s%s |\n", cfg_settings[i].name,
                 cfg_settings[i].def[0] ? cfg_settings[i].def : "\"\"", cfg_settings[i].help,
                 cfg_settings[i].live ? " CONFIG SET changes it." : "");
+}
+
+int cfg_is_live(const char *name)
+{
+    const struct cfg_setting *s = cfg_find(name);
+    return !s ? -ENOENT : !s->live ? -EPERM : 0;
 }
 
 int cfg_check_live(const struct cfg *c, const char *name, const char *value, int64_t *out,

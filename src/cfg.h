@@ -129,6 +129,8 @@ void cfg_write_markdown(FILE *f);
  * thread; readers of a live setting load it when they need it. */
 int cfg_check_live(const struct cfg *c, const char *name, const char *value, int64_t *out,
                    char *err, size_t err_len);
+/* Whether setting `name` (any case) may change: 0, -ENOENT or -EPERM. */
+int cfg_is_live(const char *name);
 void cfg_set_live(struct cfg *c, const char *name, int64_t value);
 /* The log level of a loglevel setting's value (enum cfg_loglevel). */
 enum log_level cfg_log_level(int64_t loglevel);

@@ -1078,6 +1078,56 @@ static void test_server_config_set(void **state)
     redisFree(c);
 }
 
+/* A MONITOR line: "<unix seconds>.<6 digits> [0 127.0.0.1:<port>] <args>". */
+static void expect_monitor_line(redisContext *m, const char *args)
+{
+    redisReply *r = harness_next_reply(m);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    const char *p = r->str;
+    size_t secs = strspn(p, "0123456789");
+    bool ok = secs >= 10 && p[secs] == '.' && strspn(p + secs + 1, "0123456789") == 6;
+    const char *addr = ok ? p + secs + 8 : "";
+    ok = ok && strncmp(addr, "[0 127.0.0.1:", 13) == 0;
+    const char *end = ok ? strstr(addr, "] ") : NULL;
+    if (!end || strcmp(end + 2, args) != 0)
+        fail_msg("MONITOR line \"%s\", want one showing %s", r->str, args);
+    freeReplyObject(r);
+}
+
+/* MONITOR on a node of two shards: every request of another client, in its
+ * order, as Redis writes it (C escapes, AUTH's arguments redacted); the
+ * monitoring client's own requests get no reply and do not run (ringkv;
+ * Redis runs them); once it has gone, nothing changes for the others. */
+static void test_server_monitor(void **state)
+{
+    (void)state;
+    redisContext *m = harness_connect(own_server.port);
+    harness_expect(m, HARNESS_OK, "MONITOR");
+    redisContext *c = harness_connect(own_server.port);
+    const char value[] = "a\"b\n\x01";
+    harness_expect(c, HARNESS_OK, "SET %s %b", "mon:k", value, sizeof value - 1);
+    harness_expect(c, HARNESS_BULK_LEN(value, sizeof value - 1), "GET mon:k");
+    freeReplyObject(harness_cmd(c, "AUTH someone secret-word"));
+    harness_expect(c, HARNESS_INT(0), "EXISTS mon:never mon:none");
+    expect_monitor_line(m, "\"SET\" \"mon:k\" \"a\\\"b\\n\\x01\"");
+    expect_monitor_line(m, "\"GET\" \"mon:k\"");
+    expect_monitor_line(m, "\"AUTH\" \"(redacted)\" \"(redacted)\"");
+    expect_monitor_line(m, "\"EXISTS\" \"mon:never\" \"mon:none\"");
+    if (!harness_target_is_redis()) {
+        assert_int_equal(redisAppendCommand(m, "SET mon:from-monitor x"), REDIS_OK);
+        for (int done = 0; !done;)
+            assert_int_equal(redisBufferWrite(m, &done), REDIS_OK);
+        harness_expect(c, HARNESS_STATUS("PONG"), "PING");
+        expect_monitor_line(m, "\"PING\""); /* not a reply to the SET */
+        harness_expect(c, HARNESS_NIL, "GET mon:from-monitor");
+        expect_monitor_line(m, "\"GET\" \"mon:from-monitor\"");
+    }
+    redisFree(m);
+    for (int i = 0; i < 100; i++)
+        harness_expect(c, HARNESS_OK, "SET mon:after %d", i);
+    redisFree(c);
+}
+
 static void test_server_maxclients(void **state)
 {
     redisContext *first = harness_connect(own_server.port);
@@ -1116,6 +1166,7 @@ int main(void)
                                         teardown_own),
         cmocka_unit_test_setup_teardown(test_server_slowlog, setup_slowlog_all, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_config_set, setup_own_default, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_monitor, setup_own_default, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_without_password_configured, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_server_client_id_names, setup, teardown),

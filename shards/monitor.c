@@ -1,0 +1,188 @@
+/* monitor.c: MONITOR (see monitor.h): the shard's list of monitoring
+ * connections, the line a request makes, and its delivery to every shard
+ * that has monitors. Delivery to another shard is a message like any
+ * cross-shard request's (cmd_msg_for with monitor_deliver as its handler)
+ * whose request id matches no request, so its return is only freed; it is
+ * not timed (no commandstats, no SLOWLOG). */
+#include "monitor.h"
+
+#include <inttypes.h>
+#include <mimalloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "cmd.h"
+#include "conn.h"
+#include "log.h"
+#include "node.h"
+#include "resp.h"
+#include "shard.h"
+#include "slowlog.h"
+
+#define MONITOR_NO_REQUEST UINT64_MAX /* a request id that is never live */
+
+static struct shard *monitor_shard(const struct cmd_ctx *c)
+{
+    return c->node->shards[c->shard_id];
+}
+
+void cmd_monitor(struct cmd_ctx *c)
+{
+    struct conn *conn = c->conn;
+    struct shard *sh = monitor_shard(c);
+    if (conn->is_monitor) {
+        resp_write_ok(c->out);
+        return;
+    }
+    struct monitor_list *l = &sh->monitors;
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 4;
+        struct conn **conns = mi_realloc(l->conns, cap * sizeof *conns);
+        if (!conns) {
+            cmd_reply_error(c, "OOM out of memory");
+            return;
+        }
+        l->conns = conns;
+        l->cap = cap;
+    }
+    l->conns[l->n++] = conn;
+    conn->is_monitor = true;
+    __atomic_store_n(&l->here, (int)l->n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sh->node->monitors, 1, __ATOMIC_RELAXED);
+    resp_write_ok(c->out);
+}
+
+void monitor_forget(struct shard *sh, struct conn *c)
+{
+    if (!c->is_monitor)
+        return;
+    struct monitor_list *l = &sh->monitors;
+    for (uint32_t i = 0; i < l->n; i++) {
+        if (l->conns[i] == c) {
+            l->conns[i] = l->conns[--l->n];
+            break;
+        }
+    }
+    c->is_monitor = false;
+    __atomic_store_n(&l->here, (int)l->n, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&sh->node->monitors, 1, __ATOMIC_RELAXED);
+}
+
+void monitor_fini(struct monitor_list *l)
+{
+    mi_free(l->conns);
+    l->conns = NULL;
+    l->n = l->cap = 0;
+}
+
+/* One argument as Redis quotes it (sdscatrepr): "...", with \\ \" \n \r \t
+ * \a \b and \xHH for other bytes that do not print. */
+static void monitor_quote(struct buf *b, const char *p, size_t n)
+{
+    buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        switch (ch) {
+        case '\\':
+            buf_append(b, "\\\\", 2);
+            break;
+        case '"':
+            buf_append(b, "\\\"", 2);
+            break;
+        case '\n':
+            buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_append(b, "\\t", 2);
+            break;
+        case '\a':
+            buf_append(b, "\\a", 2);
+            break;
+        case '\b':
+            buf_append(b, "\\b", 2);
+            break;
+        default:
+            if (ch >= 0x20 && ch < 0x7f) {
+                buf_append(b, (const char *)&ch, 1);
+            } else {
+                char hex[5];
+                snprintf(hex, sizeof hex, "\\x%02x", ch);
+                buf_append(b, hex, 4);
+            }
+        }
+    }
+    buf_append(b, "\"", 1);
+}
+
+/* Appends a line to each of this shard's monitors; closes one that holds
+ * too much unsent. */
+static void monitor_send_here(struct shard *sh, const char *line, size_t n)
+{
+    struct monitor_list *l = &sh->monitors;
+    for (uint32_t i = 0; i < l->n; i++) {
+        struct conn *c = l->conns[i];
+        if (c->closing || c->close_after_flush)
+            continue;
+        size_t unsent = c->out.len + (c->sending.len - c->sent);
+        if (unsent + n > MONITOR_OUT_MAX) {
+            log_warn("MONITOR client %s: %zu bytes unsent, more than %u; closing it", c->addr,
+                     unsent, MONITOR_OUT_MAX);
+            conn_close(c);
+            continue;
+        }
+        struct buf *out = conn_reply_buf(c);
+        buf_append(out, line, n);
+        conn_mark_dirty(c);
+    }
+}
+
+void monitor_deliver(struct cmd_ctx *c)
+{
+    if (c->argc >= 2)
+        monitor_send_here(monitor_shard(c), c->argv[1].ptr, c->argv[1].len);
+    c->res->status = REQ_OK;
+}
+
+void monitor_feed(struct shard *sh, const struct conn *c, const struct resp_arg *argv,
+                  uint32_t argc)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "+%lld.%06ld [0 %s]", (long long)ts.tv_sec, ts.tv_nsec / 1000, c->addr);
+    for (uint32_t i = 0; i < argc; i++) {
+        buf_append(&line, " ", 1);
+        if (slowlog_is_secret(argv, i))
+            monitor_quote(&line, "(redacted)", 10);
+        else
+            monitor_quote(&line, argv[i].ptr, argv[i].len);
+    }
+    buf_append(&line, "\r\n", 2);
+    if (line.failed) {
+        buf_fini(&line);
+        return;
+    }
+    const struct node *n = sh->node;
+    for (uint32_t i = 0; i < n->nshards; i++) {
+        if (!__atomic_load_n(&n->shards[i]->monitors.here, __ATOMIC_RELAXED))
+            continue;
+        if (i == sh->id) {
+            monitor_send_here(sh, line.data, line.len);
+            continue;
+        }
+        struct resp_arg args[2] = {{"monitor", 7}, {line.data, (uint32_t)line.len}};
+        struct cmd_msg *m = cmd_msg_for(sh, MONITOR_NO_REQUEST, 0, i, monitor_deliver,
+                                        CMD_NOKEY | CMD_NODATA, 2, args, 2, 0);
+        if (!m)
+            continue; /* out of memory: that shard's monitors miss the line */
+        m->stat_slot = -1; /* not a command of its own: not timed or logged */
+        shard_send(sh, i, m);
+    }
+    buf_fini(&line);
+}

@@ -1,0 +1,62 @@
+/* monitor.h: MONITOR, every request a node receives streamed to the
+ * clients that asked, as Redis writes it:
+ *   +1765432100.123456 [0 127.0.0.1:50312] "set" "k" "v"
+ * (the unix time with microseconds, the database, the client's address,
+ * each argument quoted with C escapes; AUTH's arguments and HELLO's
+ * password as "(redacted)").
+ * - A RESP request naming a known command is fed on the shard that
+ *   received it, as it is dispatched (before it runs: one refused for its
+ *   arguments is shown too; Redis 7 shows only what ran), when any client
+ *   of the node monitors (one relaxed load of a node-wide count per
+ *   request otherwise). The line is made once; the shard's own monitors
+ *   get it at once, every other shard that has monitors gets one message
+ *   with it (shard_send), so lines from one shard keep their order;
+ *   lines from two shards interleave as they arrive.
+ * - A monitoring connection gets no reply to anything it sends after
+ *   MONITOR but QUIT (which closes it), as Redis sends none; its commands
+ *   do not run. One whose unsent output passes MONITOR_OUT_MAX is closed
+ *   (a client too slow to read the stream).
+ * - Memcached requests are not shown, nor forwards and replication
+ *   between nodes (each node shows what its own clients send).
+ * Threads: a shard's list of its monitoring connections is its own; the
+ * node's count and each shard's are relaxed atomics other shards read. */
+#ifndef RINGKV_SHARDS_MONITOR_H
+#define RINGKV_SHARDS_MONITOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cmd_ctx;
+struct conn;
+struct node;
+struct resp_arg;
+struct shard;
+
+#define MONITOR_OUT_MAX (64u << 20) /* unsent bytes a monitoring client may hold */
+
+/* A shard's monitoring connections. */
+struct monitor_list {
+    struct conn **conns;
+    uint32_t n, cap;
+    int here; /* atomic: n, for other shards (whether to send them lines) */
+};
+
+/* MONITOR (a connection command). */
+void cmd_monitor(struct cmd_ctx *c);
+/* Any client of node n monitors: feed it (monitor_feed). */
+static inline bool monitor_any(const int *node_monitors)
+{
+    return __atomic_load_n(node_monitors, __ATOMIC_RELAXED) > 0;
+}
+/* A request client c sent, being dispatched on shard sh. */
+void monitor_feed(struct shard *sh, const struct conn *c, const struct resp_arg *argv,
+                  uint32_t argc);
+/* The handler a line from another shard runs with on the monitors' shard
+ * (argv[1]: the line). */
+void monitor_deliver(struct cmd_ctx *c);
+/* Connection c (monitoring or not) is going away. */
+void monitor_forget(struct shard *sh, struct conn *c);
+/* Shard shut-down. */
+void monitor_fini(struct monitor_list *l);
+
+#endif
