@@ -1398,9 +1398,9 @@ static void server_config_set_error(struct cmd_ctx *c, const struct resp_arg *na
 
 /* CONFIG SET name value [name value ...]: the live settings (cfg.h), all
  * or none, Redis's errors: every name is checked first (unknown, fixed at
- * start-up, given twice), then every value. Shards take a new
- * request-timeout, slow-turn-ms and SLOWLOG settings at their next tick
- * (100 ms); the others at once. */
+ * start-up, given twice), then every value. Every shard has them before
+ * its next loop turn serves anything (node.settings_gen), this one at
+ * once. */
 static void server_config_set(struct cmd_ctx *c)
 {
     if ((c->argc - 2) % 2) {
@@ -1473,7 +1473,10 @@ static void server_config_set(struct cmd_ctx *c)
     for (uint32_t i = 0; i < n; i++)
         if (!is_redis_only[i])
             cfg_set_live(live, names[i], values[i]);
+    struct node *node = c->node->shards[c->shard_id]->node; /* the same node, not const */
+    __atomic_add_fetch(&node->settings_gen, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&server_config_lock);
+    shard_refresh_settings(c->node->shards[c->shard_id]);
     resp_write_ok(c->out);
 }
 

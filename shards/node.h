@@ -67,6 +67,7 @@ struct node {
                                         shards (snapshot.h; reader i = shard i) */
     int is_serving;              /* atomic: 1 once the shards serve (admin's health) */
     int monitors;                /* atomic: MONITOR clients of all shards (monitor.h) */
+    uint64_t settings_gen;       /* atomic: CONFIG SETs so far (shard_refresh_settings) */
 };
 
 /* Builds the node and its shards (rings, listeners). NULL on failure. */

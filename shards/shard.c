@@ -685,10 +685,10 @@ static int64_t shard_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* On the tick: the live settings (CONFIG SET) this shard keeps a copy of. */
-static void shard_refresh_settings(struct shard *sh)
+void shard_refresh_settings(struct shard *sh)
 {
     const struct cfg *cfg = sh->node->cfg;
+    sh->settings_gen = __atomic_load_n(&sh->node->settings_gen, __ATOMIC_ACQUIRE);
     sh->request_timeout_ms = __atomic_load_n(&cfg->request_timeout_ms, __ATOMIC_RELAXED);
     sh->slow_turn_us = __atomic_load_n(&cfg->slow_turn_ms, __ATOMIC_RELAXED) * 1000;
     slowlog_refresh(&sh->slowlog, cfg, sh->node->cmd_stats);
@@ -767,6 +767,11 @@ void *shard_main(void *arg)
          * shard is served: a shard idle while the ring or a node's health
          * changed routes its first request by the new view, not the last */
         coord_turn(sh);
+        /* a CONFIG SET on any shard: its live settings before this turn's
+         * requests (the client's next one comes after its +OK) */
+        if (__builtin_expect(__atomic_load_n(&n->settings_gen, __ATOMIC_ACQUIRE) !=
+                                 sh->settings_gen, 0))
+            shard_refresh_settings(sh);
         /* Dispatch from the stash; what shard_sqe() stashes meanwhile joins
          * the end (the array may move: index it afresh each time). */
         for (uint32_t i = 0; i < sh->nstash; i++) {

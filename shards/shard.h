@@ -124,6 +124,7 @@ struct shard {
     int64_t stall_logged_ms;      /* when a long loop turn was last logged (shard_turn_done) */
     struct slowlog slowlog;       /* this shard's slow commands (SLOWLOG) */
     struct monitor_list monitors; /* this shard's MONITOR clients */
+    uint64_t settings_gen;        /* node.settings_gen when it last took the live settings */
     struct conn_env env;          /* what the shard's connections see of it */
 
     struct conn **conns;          /* slot -> connection, NULL when free */
@@ -152,6 +153,11 @@ void *shard_main(void *arg);
 /* Sends a message to shard `to` (queued in order, without allocating, if its
  * queue is full) and arranges its wake-up at the end of this turn. Never
  * waits for the other shard. Owner thread only. */
+/* The live settings (CONFIG SET) this shard keeps a copy of, taken again:
+ * request-timeout, slow-turn-ms, the SLOWLOG's. On its tick, on a turn
+ * that finds node.settings_gen changed, and by CONFIG SET on its own shard
+ * (so that a request behind it in the same batch has them too). */
+void shard_refresh_settings(struct shard *sh);
 void shard_send(struct shard *sh, uint32_t to, struct cmd_msg *m);
 /* Moves held-back messages into queues that now have room (once per loop
  * turn). True if any remain. Owner thread only. */
