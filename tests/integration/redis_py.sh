@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # redis-py (Debian's python3-redis) against a real node: connection set-up
 # (CLIENT SETINFO/SETNAME where the library sends them), strings, pipelines,
-# multi-key commands across shards, expiry, SCAN iteration, INFO parsing and
-# error mapping, all through the library as applications use it. The node
-# must then exit 0 on SIGTERM (itest_stop); a kernel that refuses io_uring is
-# a skip (77).
+# multi-key commands across shards, expiry, SCAN iteration, INFO parsing,
+# error mapping, SLOWLOG, CONFIG SET and MONITOR, all through the library as
+# applications use it. The node must then exit 0 on SIGTERM (itest_stop); a
+# kernel that refuses io_uring is a skip (77).
 set -u
 # shellcheck source=lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -69,6 +69,25 @@ try:
     raise AssertionError("INCR of a non-number must fail")
 except redis.ResponseError as e:
     assert "not an integer" in str(e)
+
+# SLOWLOG, CONFIG SET and MONITOR through the library's own parsers
+assert r.config_set("slowlog-log-slower-than", 0) is True
+assert r.get("user:7") == "v7"
+entries = r.slowlog_get(10)
+assert any(e["command"] in ("GET user:7", b"GET user:7") for e in entries), entries
+assert r.slowlog_len() >= 1 and r.slowlog_reset() is True
+assert r.config_set("slowlog-log-slower-than", 10000) is True
+assert r.config_get("slowlog-log-slower-than") == {"slowlog-log-slower-than": "10000"}
+try:
+    r.config_set("port", 1)
+    raise AssertionError("CONFIG SET port must be refused")
+except redis.ResponseError as e:
+    assert "immutable" in str(e)
+with r.monitor() as m:
+    other = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+    other.set("watched", "1")
+    line = next(m.listen())
+    assert line["command"] == "SET watched 1" and line["client_address"] == "127.0.0.1", line
 
 assert r.delete(*keys) == len(keys)
 assert r.flushall() is True and r.dbsize() == 0
