@@ -1045,16 +1045,37 @@ void cmd_prefetch_keys(void *owner, const struct resp_arg *keys, uint32_t n)
     store_prefetch(sh->store, probes, mine);
 }
 
+/* While any client monitors: a request of a known command but an admin
+ * one is shown, as received; a monitoring client's own is shown after it
+ * ran (its reply first, as Redis: *feed_after), and one on the keyspace
+ * gets Redis's refusal instead (false: answered here). */
+static bool cmd_monitor_check(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                              const struct resp_arg *argv, uint32_t argc, bool *feed_after)
+{
+    bool shown = !cmd_server_is_admin(d, argv, argc);
+    if (!c->is_monitor) {
+        if (shown)
+            monitor_feed(sh, c, argv, argc);
+        return true;
+    }
+    if (d->route != CMD_ROUTE_CONN) {
+        resp_write_error(conn_reply_buf(c), "ERR Replica can't interact with the keyspace");
+        conn_mark_dirty(c);
+        return false;
+    }
+    *feed_after = shown;
+    return true;
+}
+
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
     struct shard *sh = c->env->owner;
-    bool monitored = monitor_any(&sh->node->monitors);
-    if (__builtin_expect(monitored && c->is_monitor, 0) && !cmd_arg_is(&argv[0], "quit"))
-        return; /* a monitoring client gets no replies, and its commands do not run */
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
-    if (__builtin_expect(monitored && d != NULL, 0) && !c->is_monitor)
-        monitor_feed(sh, c, argv, argc); /* known commands, as received */
+    bool feed_after = false;
+    if (__builtin_expect(monitor_any(&sh->node->monitors), 0) && d &&
+        !cmd_monitor_check(sh, c, d, argv, argc, &feed_after))
+        return;
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
     if (__builtin_expect(d && (d->handler == cmd_object || d->handler == cmd_memory), 0)) {
@@ -1066,6 +1087,8 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
     }
     cmd_dispatch_def(sh, c, d, argv, argc);
     cmd_stats_end(stats, c);
+    if (__builtin_expect(feed_after, 0) && !c->closing)
+        monitor_feed(sh, c, argv, argc);
 }
 
 /* MSETNX when every key lives on this shard: atomic, as in Redis. */
@@ -1334,6 +1357,11 @@ void cmd_msg_reply(struct shard *sh, struct cmd_msg *m)
 
 void cmd_msg_complete(struct shard *sh, struct cmd_msg *m)
 {
+    if (__builtin_expect(m->handler == monitor_deliver, 0)) {
+        monitor_returned(sh, m);
+        cmd_msg_free(m);
+        return;
+    }
     struct req *r = req_find(&sh->reqs, m->req);
     if (!r || m->sub >= r->nsub) { /* its request has ended (deadline, client gone) */
         cmd_msg_free(m);

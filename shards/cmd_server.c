@@ -458,16 +458,16 @@ static void server_client_line(struct buf *b, const struct conn *k, int64_t now_
     size_t qbuf = k->unparsed ? k->unparsed : k->in.len;
     size_t peak = k->reply_peak > k->out.len ? k->reply_peak : k->out.len;
     buf_printf(b,
-               "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N db=0 "
+               "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 "
                "sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 "
                "rbs=%zu rbp=%zu obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
                "redir=-1 resp=%d lib-name= lib-ver= proto=%s\n",
                k->id, k->addr, k->laddr, k->fd, k->name ? k->name : "",
                (long long)((now_ms - k->created_ms) / 1000),
-               (long long)((now_ms - k->last_ms) / 1000), qbuf, k->in.cap - k->in.len,
-               k->out.cap, peak, k->out.len, k->in.cap + k->out.cap + k->sending.cap,
-               k->last_cmd ? k->last_cmd : "NULL", k->resp_version,
-               k->kind == CONN_RESP ? "resp" : "memcache");
+               (long long)((now_ms - k->last_ms) / 1000), k->is_monitor ? "O" : "N", qbuf,
+               k->in.cap - k->in.len, k->out.cap, peak, k->out.len,
+               k->in.cap + k->out.cap + k->sending.cap, k->last_cmd ? k->last_cmd : "NULL",
+               k->resp_version, k->kind == CONN_RESP ? "resp" : "memcache");
 }
 
 /* CLIENT LIST on every shard: the lines of the connections it owns, as a
@@ -1346,15 +1346,14 @@ static void server_config_get(struct cmd_ctx *c)
 {
     struct server_config_reply r = {.count = 0};
     buf_init(&r.pairs);
+    pthread_mutex_lock(&server_config_lock); /* all patterns see one CONFIG SET or none */
     for (uint32_t i = 2; i < c->argc; i++) {
         char pattern[128];
         snprintf(pattern, sizeof pattern, "%.*s",
                  c->argv[i].len > 127 ? 127 : (int)c->argv[i].len, c->argv[i].ptr);
         for (char *ch = pattern; *ch; ch++) /* setting names are lower case */
             *ch = (char)tolower((unsigned char)*ch);
-        pthread_mutex_lock(&server_config_lock);
         cfg_get(c->node->cfg, pattern, server_config_emit, &r);
-        pthread_mutex_unlock(&server_config_lock);
         if (glob_match(pattern, strlen(pattern), "save", 4))
             server_config_emit("save", "", &r);
         if (glob_match(pattern, strlen(pattern), "appendonly", 10)) /* INFO's aof_enabled */
@@ -1363,6 +1362,7 @@ static void server_config_get(struct cmd_ctx *c)
         if (glob_match(pattern, strlen(pattern), "databases", 9)) /* SELECT takes 0 only */
             server_config_emit("databases", "1", &r);
     }
+    pthread_mutex_unlock(&server_config_lock);
     resp_write_map_len(c->out, c->proto, r.count);
     buf_append(c->out, r.pairs.data, r.pairs.len);
     buf_fini(&r.pairs);
@@ -1404,9 +1404,7 @@ static void server_config_set_error(struct cmd_ctx *c, const struct resp_arg *na
 static void server_config_set(struct cmd_ctx *c)
 {
     if ((c->argc - 2) % 2) {
-        resp_write_error(c->out, c->argc == 3
-                                     ? "ERR wrong number of arguments for 'config|set' command"
-                                     : "ERR syntax error");
+        resp_write_error(c->out, "ERR syntax error"); /* 5, 7 ...: 3 fails the arity */
         return;
     }
     uint32_t n = (c->argc - 2) / 2;
@@ -1949,7 +1947,7 @@ void cmd_info(struct cmd_ctx *c)
     if (server_section_wanted(c, "clients", true))
         buf_printf(&b, "# Clients\r\nconnected_clients:%" PRIu64 "\r\nmaxclients:%lld\r\n"
                        "blocked_clients:0\r\n\r\n",
-                   t.clients, (long long)cfg->maxclients);
+                   t.clients, (long long)__atomic_load_n(&cfg->maxclients, __ATOMIC_RELAXED));
     if (server_section_wanted(c, "memory", true)) {
         size_t elapsed, user, sys, rss, peak_rss, commit, peak_commit, faults;
         mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
@@ -2061,7 +2059,8 @@ static void server_mc_stats(struct cmd_ctx *c)
                (int)getpid(), (long long)(now - c->node->start_ms) / 1000, (long long)now / 1000,
                CMD_SERVER_MEMCACHED_VERSION, RINGKV_VERSION, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
                (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
-               (long long)c->node->cfg->maxclients, t.clients, t.connections, t.rejected,
+               (long long)__atomic_load_n(&c->node->cfg->maxclients, __ATOMIC_RELAXED), t.clients,
+               t.connections, t.rejected,
                t.hits + t.misses, t.writes, t.hits,
                t.misses, t.expired, t.net_in, t.net_out, (long long)c->node->cfg->maxmemory,
                c->node->nshards, t.used, t.keys, t.evicted);
@@ -2106,4 +2105,16 @@ void cmd_mc_conn(struct cmd_ctx *c)
         c->conn->close_after_flush = true;
         return;
     }
+}
+
+bool cmd_server_is_admin(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc)
+{
+    const struct server_container *k = server_container_of(d->name);
+    if (k && argc >= 2) {
+        for (size_t i = 0; i < k->n; i++)
+            if (arg_is(&argv[1], k->subs[i].name))
+                return (k->subs[i].cats & SERVER_CAT_ADMIN) != 0;
+        return false;
+    }
+    return (server_command_cats(d) & SERVER_CAT_ADMIN) != 0;
 }

@@ -48,6 +48,9 @@ void cmd_lastsave(struct cmd_ctx *c);
 /* ROLE: "master", offset 0, no replicas (INFO replication's answer): every
  * ringkv node takes writes; replication is per key (the preference list). */
 void cmd_role(struct cmd_ctx *c);
+/* Whether a request is of an admin command (Redis's @admin: CONFIG, SLOWLOG,
+ * MONITOR, SHUTDOWN, CLIENT KILL ...), which MONITOR does not show. */
+bool cmd_server_is_admin(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
 /* SLOWLOG GET|LEN|RESET|HELP (slowlog.h keeps the entries). */
 void cmd_slowlog(struct cmd_ctx *c);
 /* OBJECT and MEMORY (containers): HELP and errors; their keyed

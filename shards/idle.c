@@ -36,7 +36,7 @@ void idle_scan(struct shard *sh, int64_t now_ms)
         if (idle_ms == 0)
             continue;
         conn_shrink_idle(c);
-        if (timeout_ms > 0 && idle_ms >= timeout_ms) {
+        if (timeout_ms > 0 && idle_ms >= timeout_ms && !c->is_monitor) { /* as Redis */
             conn_close(c);
             conn_mark_dirty(c); /* the end-of-turn flush frees it once done */
         }

@@ -120,7 +120,8 @@ static void monitor_quote(struct buf *b, const char *p, size_t n)
 }
 
 /* Appends a line to each of this shard's monitors; closes one that holds
- * too much unsent. */
+ * too much unsent. Behind a reply still outstanding, lines gather in one
+ * ready slot at the end (not one slot each). */
 static void monitor_send_here(struct shard *sh, const char *line, size_t n)
 {
     struct monitor_list *l = &sh->monitors;
@@ -128,14 +129,16 @@ static void monitor_send_here(struct shard *sh, const char *line, size_t n)
         struct conn *c = l->conns[i];
         if (c->closing || c->close_after_flush)
             continue;
-        size_t unsent = c->out.len + (c->sending.len - c->sent);
+        bool at_tail = c->tail && c->tail->is_ready;
+        size_t unsent = c->out.len + (c->sending.len - c->sent) + (at_tail ? c->tail->body.len : 0);
         if (unsent + n > MONITOR_OUT_MAX) {
             log_warn("MONITOR client %s: %zu bytes unsent, more than %u; closing it", c->addr,
                      unsent, MONITOR_OUT_MAX);
             conn_close(c);
+            conn_mark_dirty(c); /* the end-of-turn flush frees it once done */
             continue;
         }
-        struct buf *out = conn_reply_buf(c);
+        struct buf *out = at_tail ? &c->tail->body : conn_reply_buf(c);
         buf_append(out, line, n);
         conn_mark_dirty(c);
     }
@@ -148,6 +151,21 @@ void monitor_deliver(struct cmd_ctx *c)
     c->res->status = REQ_OK;
 }
 
+void monitor_returned(struct shard *sh, const struct cmd_msg *m)
+{
+    sh->monitors.in_flight -= m->argc >= 2 ? m->argv[1].len : 0;
+}
+
+/* One argument of a line: quoted, cut at MONITOR_ARG_MAX bytes (saying how
+ * many more). */
+static void monitor_put_arg(struct buf *line, const struct resp_arg *a)
+{
+    size_t len = a->len > MONITOR_ARG_MAX ? MONITOR_ARG_MAX : a->len;
+    monitor_quote(line, a->ptr, len);
+    if (len < a->len)
+        buf_printf(line, "... (%zu more bytes)", (size_t)a->len - len);
+}
+
 void monitor_feed(struct shard *sh, const struct conn *c, const struct resp_arg *argv,
                   uint32_t argc)
 {
@@ -156,12 +174,14 @@ void monitor_feed(struct shard *sh, const struct conn *c, const struct resp_arg 
     struct buf line;
     buf_init(&line);
     buf_printf(&line, "+%lld.%06ld [0 %s]", (long long)ts.tv_sec, ts.tv_nsec / 1000, c->addr);
+    static const struct resp_arg redacted = {"(redacted)", 10};
     for (uint32_t i = 0; i < argc; i++) {
+        if (line.len > MONITOR_LINE_MAX) {
+            buf_printf(&line, " ... (%" PRIu32 " more arguments)", argc - i);
+            break;
+        }
         buf_append(&line, " ", 1);
-        if (slowlog_is_secret(argv, i))
-            monitor_quote(&line, "(redacted)", 10);
-        else
-            monitor_quote(&line, argv[i].ptr, argv[i].len);
+        monitor_put_arg(&line, slowlog_is_secret(argv, i) ? &redacted : &argv[i]);
     }
     buf_append(&line, "\r\n", 2);
     if (line.failed) {
@@ -176,12 +196,15 @@ void monitor_feed(struct shard *sh, const struct conn *c, const struct resp_arg 
             monitor_send_here(sh, line.data, line.len);
             continue;
         }
+        if (sh->monitors.in_flight + line.len > MONITOR_OUT_MAX)
+            continue; /* the shards with monitors are that far behind: they miss it */
         struct resp_arg args[2] = {{"monitor", 7}, {line.data, (uint32_t)line.len}};
         struct cmd_msg *m = cmd_msg_for(sh, MONITOR_NO_REQUEST, 0, i, monitor_deliver,
                                         CMD_NOKEY | CMD_NODATA, 2, args, 2, 0);
         if (!m)
             continue; /* out of memory: that shard's monitors miss the line */
         m->stat_slot = -1; /* not a command of its own: not timed or logged */
+        sh->monitors.in_flight += line.len;
         shard_send(sh, i, m);
     }
     buf_fini(&line);

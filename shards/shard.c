@@ -124,7 +124,8 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->request_timeout_ms = cfg->request_timeout_ms;
     sh->slow_turn_us = cfg->slow_turn_ms * 1000;
     sh->stall_logged_ms = INT64_MIN / 2; /* the first stall is logged */
-    if (slowlog_init(&sh->slowlog, cfg, n->cmd_stats) != 0 || coord_init(sh) != 0 || aae_init(sh) != 0 || transfer_init(sh) != 0)
+    if (slowlog_init(&sh->slowlog, cfg, n->cmd_stats) != 0 || coord_init(sh) != 0 ||
+        aae_init(sh) != 0 || transfer_init(sh) != 0)
         goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);

@@ -83,8 +83,8 @@ static void slowlog_refresh_rate(struct slowlog *l, const struct cfg *cfg,
 
 int slowlog_init(struct slowlog *l, const struct cfg *cfg, const struct cmd_stats *stats)
 {
-    if (cfg->slowlog_max_len && !(l->ring = mi_calloc((size_t)cfg->slowlog_max_len,
-                                                      sizeof *l->ring)))
+    if (cfg->slowlog_max_len &&
+        !(l->ring = mi_calloc((size_t)cfg->slowlog_max_len, sizeof *l->ring)))
         return -ENOMEM;
     l->cap = (uint32_t)cfg->slowlog_max_len;
 #if defined(__x86_64__) || defined(__i386__)

@@ -322,10 +322,12 @@ static void cfg_format(const struct cfg *c, const struct cfg_setting *s, char *o
         snprintf(out, n, "%s", *(const bool *)field ? "yes" : "no");
         break;
     case CFG_ENUM: /* a live one may change meanwhile (CONFIG SET) */
-        snprintf(out, n, "%s", s->choices[__atomic_load_n((const int64_t *)field, __ATOMIC_RELAXED)]);
+        snprintf(out, n, "%s",
+                 s->choices[__atomic_load_n((const int64_t *)field, __ATOMIC_RELAXED)]);
         break;
     default:
-        snprintf(out, n, "%lld", (long long)__atomic_load_n((const int64_t *)field, __ATOMIC_RELAXED));
+        snprintf(out, n, "%lld",
+                 (long long)__atomic_load_n((const int64_t *)field, __ATOMIC_RELAXED));
     }
 }
 

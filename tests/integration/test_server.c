@@ -1094,34 +1094,52 @@ static void expect_monitor_line(redisContext *m, const char *args)
     freeReplyObject(r);
 }
 
-/* MONITOR on a node of two shards: every request of another client, in its
- * order, as Redis writes it (C escapes, AUTH's arguments redacted); the
- * monitoring client's own requests get no reply and do not run (ringkv;
- * Redis runs them); once it has gone, nothing changes for the others. */
+/* MONITOR on a node of two shards, the monitoring client and the other on
+ * different shards (CLIENT ID's remainder names the shard): every request
+ * of the other, in its order, as Redis writes it (C escapes, AUTH's
+ * arguments redacted, admin commands such as CONFIG not shown); the
+ * monitoring client's own PING is answered, then shown, and its keyspace
+ * command refused as Redis refuses it (not run); once it has gone, the
+ * others are served as before. Holds against redis-server too. */
 static void test_server_monitor(void **state)
 {
     (void)state;
     redisContext *m = harness_connect(own_server.port);
+    long long mid = harness_integer(m, "CLIENT ID");
+    redisContext *c = NULL;
+    for (int i = 0; i < 64 && !c; i++) {
+        c = harness_connect(own_server.port);
+        long long cid = harness_integer(c, "CLIENT ID");
+        if (!harness_target_is_redis() && (cid - 1) % 2 == (mid - 1) % 2) {
+            redisFree(c); /* the same shard: another */
+            c = NULL;
+        }
+    }
+    assert_non_null(c);
     harness_expect(m, HARNESS_OK, "MONITOR");
-    redisContext *c = harness_connect(own_server.port);
     const char value[] = "a\"b\n\x01";
     harness_expect(c, HARNESS_OK, "SET %s %b", "mon:k", value, sizeof value - 1);
     harness_expect(c, HARNESS_BULK_LEN(value, sizeof value - 1), "GET mon:k");
     freeReplyObject(harness_cmd(c, "AUTH someone secret-word"));
+    freeReplyObject(harness_cmd(c, "CONFIG GET maxclients"));
     harness_expect(c, HARNESS_INT(0), "EXISTS mon:never mon:none");
     expect_monitor_line(m, "\"SET\" \"mon:k\" \"a\\\"b\\n\\x01\"");
     expect_monitor_line(m, "\"GET\" \"mon:k\"");
     expect_monitor_line(m, "\"AUTH\" \"(redacted)\" \"(redacted)\"");
     expect_monitor_line(m, "\"EXISTS\" \"mon:never\" \"mon:none\"");
-    if (!harness_target_is_redis()) {
-        assert_int_equal(redisAppendCommand(m, "SET mon:from-monitor x"), REDIS_OK);
-        for (int done = 0; !done;)
-            assert_int_equal(redisBufferWrite(m, &done), REDIS_OK);
-        harness_expect(c, HARNESS_STATUS("PONG"), "PING");
-        expect_monitor_line(m, "\"PING\""); /* not a reply to the SET */
-        harness_expect(c, HARNESS_NIL, "GET mon:from-monitor");
-        expect_monitor_line(m, "\"GET\" \"mon:from-monitor\"");
-    }
+
+    assert_int_equal(redisAppendCommand(m, "SET mon:from-monitor x"), REDIS_OK);
+    assert_int_equal(redisAppendCommand(m, "PING"), REDIS_OK);
+    redisReply *r = harness_next_reply(m);
+    harness_check(r, HARNESS_ERR("ERR Replica can't interact with the keyspace"),
+                  "a monitoring client's SET");
+    freeReplyObject(r);
+    r = harness_next_reply(m);
+    harness_check(r, HARNESS_STATUS("PONG"), "a monitoring client's PING");
+    freeReplyObject(r);
+    expect_monitor_line(m, "\"PING\"");
+    harness_expect(c, HARNESS_NIL, "GET mon:from-monitor");
+    expect_monitor_line(m, "\"GET\" \"mon:from-monitor\"");
     redisFree(m);
     for (int i = 0; i < 100; i++)
         harness_expect(c, HARNESS_OK, "SET mon:after %d", i);
