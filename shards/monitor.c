@@ -146,14 +146,14 @@ static void monitor_send_here(struct shard *sh, const char *line, size_t n)
 
 void monitor_deliver(struct cmd_ctx *c)
 {
-    if (c->argc >= 2)
-        monitor_send_here(monitor_shard(c), c->argv[1].ptr, c->argv[1].len);
+    if (c->argc >= 1)
+        monitor_send_here(monitor_shard(c), c->argv[0].ptr, c->argv[0].len);
     c->res->status = REQ_OK;
 }
 
 void monitor_returned(struct shard *sh, const struct cmd_msg *m)
 {
-    sh->monitors.in_flight -= m->argc >= 2 ? m->argv[1].len : 0;
+    sh->monitors.in_flight -= m->argc >= 1 ? m->argv[0].len : 0;
 }
 
 /* One argument of a line: quoted, cut at MONITOR_ARG_MAX bytes (saying how
@@ -198,9 +198,9 @@ void monitor_feed(struct shard *sh, const struct conn *c, const struct resp_arg 
         }
         if (sh->monitors.in_flight + line.len > MONITOR_OUT_MAX)
             continue; /* the shards with monitors are that far behind: they miss it */
-        struct resp_arg args[2] = {{"monitor", 7}, {line.data, (uint32_t)line.len}};
+        struct resp_arg args[1] = {{line.data, (uint32_t)line.len}}; /* no key: no lookup */
         struct cmd_msg *m = cmd_msg_for(sh, MONITOR_NO_REQUEST, 0, i, monitor_deliver,
-                                        CMD_NOKEY | CMD_NODATA, 2, args, 2, 0);
+                                        CMD_NOKEY | CMD_NODATA, 2, args, 1, 0);
         if (!m)
             continue; /* out of memory: that shard's monitors miss the line */
         m->stat_slot = -1; /* not a command of its own: not timed or logged */

@@ -63,7 +63,7 @@ static inline bool monitor_any(const int *node_monitors)
 void monitor_feed(struct shard *sh, const struct conn *c, const struct resp_arg *argv,
                   uint32_t argc);
 /* The handler a line from another shard runs with on the monitors' shard
- * (argv[1]: the line). */
+ * (argv[0]: the line, the message's only argument). */
 void monitor_deliver(struct cmd_ctx *c);
 /* A line this shard sent to another came back (cmd_msg_complete). */
 struct cmd_msg;
