@@ -78,10 +78,34 @@ struct conn *conn_create(struct conn_env *env, int fd, enum conn_kind kind, uint
     return c;
 }
 
-static void conn_slot_free(struct conn_slot *s)
+/* A slot leaves its connection: into the owner's pool (LIFO: the next
+ * reserve takes it while its memory is still in cache, with its small
+ * reply buffer), or freed when the pool is full. */
+static void conn_slot_free(struct conn_env *env, struct conn_slot *s)
 {
+    if (env->slot_pool_len < CONN_SLOT_POOL_MAX) {
+        if (s->body.cap > CONN_SLOT_KEEP_BODY)
+            buf_fini(&s->body);
+        else
+            buf_clear(&s->body);
+        s->next = env->slot_pool;
+        env->slot_pool = s;
+        env->slot_pool_len++;
+        return;
+    }
     buf_fini(&s->body);
     mi_free(s);
+}
+
+void conn_env_fini(struct conn_env *env)
+{
+    while (env->slot_pool) {
+        struct conn_slot *s = env->slot_pool;
+        env->slot_pool = s->next;
+        buf_fini(&s->body);
+        mi_free(s);
+    }
+    env->slot_pool_len = 0;
 }
 
 void conn_destroy(struct conn *c)
@@ -91,7 +115,7 @@ void conn_destroy(struct conn *c)
         c->head = s->next;
         if (!s->is_ready)
             c->env->abandon(c->env->owner, s->ticket);
-        conn_slot_free(s);
+        conn_slot_free(c->env, s);
     }
     if (c->fd >= 0)
         close(c->fd);
@@ -122,14 +146,20 @@ bool conn_is_done(const struct conn *c)
 
 struct conn_slot *conn_slot_reserve(struct conn *c, uint64_t ticket)
 {
-    struct conn_slot *s = mi_malloc(sizeof *s);
-    if (!s)
+    struct conn_env *env = c->env;
+    struct conn_slot *s = env->slot_pool;
+    if (s) { /* its body is empty, its buffer kept */
+        env->slot_pool = s->next;
+        env->slot_pool_len--;
+    } else if ((s = mi_malloc(sizeof *s))) {
+        buf_init(&s->body);
+    } else {
         return NULL;
+    }
     s->next = NULL;
     s->is_ready = false;
     s->stats = 0;
     s->ticket = ticket;
-    buf_init(&s->body);
     if (c->tail)
         c->tail->next = s;
     else
@@ -172,7 +202,7 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s)
         if (!c->head)
             c->tail = NULL;
         c->nslots--;
-        conn_slot_free(h);
+        conn_slot_free(c->env, h);
     }
     conn_mark_dirty(c);
 }

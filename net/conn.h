@@ -65,7 +65,12 @@ struct conn_env {
                                      connections that have written pauses
                                      (the owner's back-pressure) */
     struct conn *dirty;           /* connections with replies to flush this turn */
+    struct conn_slot *slot_pool;  /* reply slots freed, kept for reuse (conn_slot_reserve) */
+    uint32_t slot_pool_len;
 };
+
+#define CONN_SLOT_POOL_MAX 1024 /* reply slots an owner keeps for reuse */
+#define CONN_SLOT_KEEP_BODY 512 /* a pooled slot keeps a reply buffer up to this size */
 
 #define CONN_INLINE_MAX (64 * 1024) /* an inline command's line (Redis's PROTO_INLINE_MAX_SIZE):
                                        resp_limits.max_inline must be this */
@@ -163,6 +168,9 @@ struct conn {
     struct buf multi_queue;
     struct buf multi_watch;
 };
+
+/* The owner's connections are all gone: frees its pooled reply slots. */
+void conn_env_fini(struct conn_env *env);
 
 /* Creates a connection for an accepted socket, known to its owner as
  * (slot, gen) and to clients as `id`. NULL on out of memory. */

@@ -195,6 +195,7 @@ void shard_destroy(struct shard *sh)
     persist_stop(sh->persist); /* after the ring, before the store it journals */
     if (sh->store)
         store_destroy_for_shard(sh);
+    conn_env_fini(&sh->env); /* after its connections */
     slowlog_fini(&sh->slowlog);
     monitor_fini(&sh->monitors);
     mi_free(sh->recv_ring);

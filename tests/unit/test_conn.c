@@ -6,7 +6,10 @@
  * a request charged the whole budget (a two-phase MSETNX) is served alone:
  * nothing after it is parsed until it ends. Counted, not timed.
  * Also: the keys of pipelined requests reach the owner's prefetch hook
- * before those requests are served, CONN_PREFETCH-odd at a time. */
+ * before those requests are served, CONN_PREFETCH-odd at a time; a reply
+ * slot that has gone out is kept by the owner and given to the next
+ * reserve (the last freed first, empty; a large buffer freed),
+ * CONN_SLOT_POOL_MAX at most. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,6 +88,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     conn_destroy(conn);
+    conn_env_fini(&env); /* the reply slots it kept */
     io_uring_queue_exit(&uring);
     free(env.recv_bufs);
     free(env.recv_ring);
@@ -167,11 +171,45 @@ static void test_conn_prefetch_sees_keys_before_serving(void **state)
     env.prefetch_keys = NULL;
 }
 
+static void test_conn_reply_slots_reused(void **state)
+{
+    (void)state;
+    struct conn_slot *a = conn_slot_reserve(conn, 1), *b = conn_slot_reserve(conn, 2);
+    assert_non_null(a);
+    assert_non_null(b);
+    buf_append(&a->body, "+A\r\n", 4);
+    for (int i = 0; i < 2 * CONN_SLOT_KEEP_BODY; i++)
+        buf_append(&b->body, "x", 1);
+    conn_slot_ready(conn, a); /* moves into the output: a goes to the pool */
+    conn_slot_ready(conn, b); /* then b, whose large buffer is freed */
+    assert_int_equal(env.slot_pool_len, 2);
+    struct conn_slot *again = conn_slot_reserve(conn, 3);
+    assert_ptr_equal(again, b); /* the last freed first */
+    assert_int_equal(again->body.len, 0);
+    assert_null(again->body.data);
+    assert_false(again->is_ready);
+    struct conn_slot *next = conn_slot_reserve(conn, 4);
+    assert_ptr_equal(next, a);
+    assert_int_equal(next->body.len, 0);
+    assert_int_equal(env.slot_pool_len, 0);
+    conn_slot_ready(conn, again);
+    conn_slot_ready(conn, next);
+    /* the pool is bounded */
+    enum { MANY = CONN_SLOT_POOL_MAX + 100 };
+    static struct conn_slot *many[MANY];
+    for (int i = 0; i < MANY; i++)
+        assert_non_null(many[i] = conn_slot_reserve(conn, 10 + (uint64_t)i));
+    for (int i = 0; i < MANY; i++)
+        conn_slot_ready(conn, many[i]);
+    assert_int_equal(env.slot_pool_len, CONN_SLOT_POOL_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_conn_work_in_flight_pauses_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_whole_budget_serves_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_reply_slots_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_prefetch_sees_keys_before_serving, setup,
                                         teardown),
     };

@@ -85,6 +85,7 @@ static int teardown(void **state)
     if (the_conn)
         conn_destroy(the_conn);
     the_conn = NULL;
+    conn_env_fini(&env); /* the reply slots it kept */
     req_table_fini(&table);
     io_uring_queue_exit(&uring);
     close((int)(intptr_t)*state);
