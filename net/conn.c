@@ -148,9 +148,10 @@ struct conn_slot *conn_slot_reserve(struct conn *c, uint64_t ticket)
 {
     struct conn_env *env = c->env;
     struct conn_slot *s = env->slot_pool;
-    if (s) { /* its body is empty, its buffer kept */
+    if (s) { /* its buffer kept, emptied again (no byte of an earlier reply) */
         env->slot_pool = s->next;
         env->slot_pool_len--;
+        buf_clear(&s->body);
     } else if ((s = mi_malloc(sizeof *s))) {
         buf_init(&s->body);
     } else {

@@ -174,13 +174,18 @@ static void test_conn_prefetch_sees_keys_before_serving(void **state)
 static void test_conn_reply_slots_reused(void **state)
 {
     (void)state;
+    buf_append(&conn->out, "+", 1); /* so that the slots' replies are copied, not swapped in */
     struct conn_slot *a = conn_slot_reserve(conn, 1), *b = conn_slot_reserve(conn, 2);
     assert_non_null(a);
     assert_non_null(b);
     buf_append(&a->body, "+A\r\n", 4);
+    const char *a_data = a->body.data;
+    size_t a_cap = a->body.cap;
+    a->stats = 7;
+    a->body.failed = true;
     for (int i = 0; i < 2 * CONN_SLOT_KEEP_BODY; i++)
         buf_append(&b->body, "x", 1);
-    conn_slot_ready(conn, a); /* moves into the output: a goes to the pool */
+    conn_slot_ready(conn, a); /* copied into the output: a goes to the pool */
     conn_slot_ready(conn, b); /* then b, whose large buffer is freed */
     assert_int_equal(env.slot_pool_len, 2);
     struct conn_slot *again = conn_slot_reserve(conn, 3);
@@ -190,7 +195,12 @@ static void test_conn_reply_slots_reused(void **state)
     assert_false(again->is_ready);
     struct conn_slot *next = conn_slot_reserve(conn, 4);
     assert_ptr_equal(next, a);
-    assert_int_equal(next->body.len, 0);
+    assert_ptr_equal(next->body.data, a_data); /* its small buffer kept, */
+    assert_int_equal(next->body.cap, a_cap);
+    assert_int_equal(next->body.len, 0); /* empty, */
+    assert_false(next->body.failed);     /* and the rest as new */
+    assert_int_equal(next->stats, 0);
+    assert_int_equal(next->ticket, 4);
     assert_int_equal(env.slot_pool_len, 0);
     conn_slot_ready(conn, again);
     conn_slot_ready(conn, next);
