@@ -62,11 +62,6 @@
  * "STAT ringkv_version". */
 #define CMD_SERVER_MEMCACHED_VERSION "1.6.21"
 
-static bool arg_is(const struct resp_arg *a, const char *s)
-{
-    return a->len == strlen(s) && strncasecmp(a->ptr, s, a->len) == 0;
-}
-
 static int64_t server_now_ms(void)
 {
     struct timespec ts;
@@ -143,10 +138,10 @@ void cmd_shutdown(struct cmd_ctx *c)
     bool is_abort = false;
     for (uint32_t i = 1; i < c->argc; i++) {
         const struct resp_arg *a = &c->argv[i];
-        if (arg_is(a, "ABORT")) {
+        if (cmd_arg_is(a, "ABORT")) {
             is_abort = true;
-        } else if (!arg_is(a, "NOSAVE") && !arg_is(a, "SAVE") && !arg_is(a, "NOW") &&
-                   !arg_is(a, "FORCE")) {
+        } else if (!cmd_arg_is(a, "NOSAVE") && !cmd_arg_is(a, "SAVE") && !cmd_arg_is(a, "NOW") &&
+                   !cmd_arg_is(a, "FORCE")) {
             resp_write_error(c->out, "ERR syntax error");
             return;
         }
@@ -219,7 +214,7 @@ static bool server_check_password(struct cmd_ctx *c, const struct resp_arg *user
                                  "correct?");
         return false;
     }
-    bool user_ok = !user || arg_is(user, "default");
+    bool user_ok = !user || cmd_arg_is(user, "default");
     bool pass_ok = !want[0] || secret_equal(want, strlen(want), pass->ptr, pass->len);
     if (!user_ok || !pass_ok) {
         resp_write_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
@@ -284,11 +279,11 @@ void cmd_hello(struct cmd_ctx *c)
     }
     const struct resp_arg *name = NULL;
     for (; i < c->argc; i++) {
-        if (arg_is(&c->argv[i], "AUTH") && i + 2 < c->argc) {
+        if (cmd_arg_is(&c->argv[i], "AUTH") && i + 2 < c->argc) {
             if (!server_check_password(c, &c->argv[i + 1], &c->argv[i + 2]))
                 return;
             i += 2;
-        } else if (arg_is(&c->argv[i], "SETNAME") && i + 1 < c->argc) {
+        } else if (cmd_arg_is(&c->argv[i], "SETNAME") && i + 1 < c->argc) {
             name = &c->argv[++i];
             if (!server_name_valid(name)) {
                 resp_write_error(c->out, "ERR Client names cannot contain spaces, newlines or "
@@ -379,6 +374,16 @@ struct server_container {
 
 #define SERVER_SUBS_MAX 16 /* stats slots per container */
 
+/* Container var, the k-th: its subcommands count at SERVER_SUBS_MAX stats
+ * slots of its own (k * SERVER_SUBS_MAX past CMD_STATS_SUB_BASE), which
+ * the compiler checks they fit in, inside the table. */
+#define SERVER_CONTAINER(var, name, subs, nsubs, k)                                              \
+    _Static_assert((nsubs) <= SERVER_SUBS_MAX &&                                                 \
+                       CMD_STATS_SUB_BASE + (k) * SERVER_SUBS_MAX + (nsubs) <= CMD_STATS_SLOTS,  \
+                   name "'s subcommands have stats slots");                                      \
+    static const struct server_container var = {name, subs, nsubs,                              \
+                                                 CMD_STATS_SUB_BASE + (k) * SERVER_SUBS_MAX}
+
 /* The container a command table row is, or NULL (defined at the end). */
 static const struct server_container *server_container_of(const char *name);
 /* The subcommand named a (its full name, "client|list", any case), or NULL. */
@@ -397,7 +402,7 @@ static void server_run_subcommand(struct cmd_ctx *c, const struct server_contain
     struct cmd_stats_shard *stats = cmd_stats_of(c->node, c->shard_id);
     for (size_t i = 0; i < k->n; i++) {
         const struct server_subcommand *sub = &k->subs[i];
-        if (!arg_is(&c->argv[1], sub->name))
+        if (!cmd_arg_is(&c->argv[1], sub->name))
             continue;
         cmd_stats_subcommand(stats, k->base + (int32_t)i);
         int arity = sub->arity;
@@ -483,8 +488,9 @@ static void server_client_list_shard(struct cmd_ctx *c)
     struct buf lines;
     buf_init(&lines);
     int64_t now = server_now_ms();
-    bool by_id = c->argc == 4 && arg_is(&c->argv[2], "ID");
-    bool none = c->argc == 4 && arg_is(&c->argv[2], "TYPE") && !arg_is(&c->argv[3], "normal");
+    bool by_id = c->argc == 4 && cmd_arg_is(&c->argv[2], "ID");
+    bool none =
+        c->argc == 4 && cmd_arg_is(&c->argv[2], "TYPE") && !cmd_arg_is(&c->argv[3], "normal");
     uint32_t nids = by_id ? c->argv[3].len / sizeof(int64_t) : 0;
     for (uint32_t s = 0; s < sh->conn_cap && !none; s++) {
         const struct conn *k = sh->conns[s];
@@ -508,19 +514,19 @@ static void server_client_list(struct cmd_ctx *c)
 {
     bool none = false;
     uint32_t nids = 0;
-    if (c->argc == 4 && arg_is(&c->argv[2], "TYPE")) {
+    if (c->argc == 4 && cmd_arg_is(&c->argv[2], "TYPE")) {
         const struct resp_arg *t = &c->argv[3];
-        if (arg_is(t, "master") || arg_is(t, "replica") || arg_is(t, "slave") ||
-            arg_is(t, "pubsub")) {
+        if (cmd_arg_is(t, "master") || cmd_arg_is(t, "replica") || cmd_arg_is(t, "slave") ||
+            cmd_arg_is(t, "pubsub")) {
             none = true;
-        } else if (!arg_is(t, "normal")) {
+        } else if (!cmd_arg_is(t, "normal")) {
             char msg[200];
             snprintf(msg, sizeof msg, "ERR Unknown client type '%.*s'",
                      t->len > 128 ? 128 : (int)t->len, t->ptr);
             resp_write_error(c->out, msg);
             return;
         }
-    } else if (c->argc > 3 && arg_is(&c->argv[2], "ID")) {
+    } else if (c->argc > 3 && cmd_arg_is(&c->argv[2], "ID")) {
         nids = c->argc - 3;
         for (uint32_t i = 3; i < c->argc; i++) {
             int64_t id;
@@ -611,7 +617,7 @@ static void server_client_kill_shard(struct cmd_ctx *c)
     int64_t me = 0, id = 0;
     num_parse_i64(c->argv[2].ptr, c->argv[2].len, &me);
     num_parse_i64(c->argv[4].ptr, c->argv[4].len, &id);
-    bool skipme = arg_is(&c->argv[3], "1");
+    bool skipme = cmd_arg_is(&c->argv[3], "1");
     const struct resp_arg *addr = &c->argv[5], *laddr = &c->argv[6];
     int64_t killed = 0;
     for (uint32_t s = 0; s < sh->conn_cap; s++) {
@@ -653,34 +659,34 @@ static void server_client_kill(struct cmd_ctx *c)
     for (uint32_t i = 2; !old_form && i < c->argc; i += 2) {
         const struct resp_arg *opt = &c->argv[i], *v = &c->argv[i + 1];
         char msg[200];
-        if (arg_is(opt, "id")) {
+        if (cmd_arg_is(opt, "id")) {
             if (!num_parse_i64(v->ptr, v->len, &id) || id < 1) {
                 resp_write_error(c->out, "ERR client-id should be greater than 0");
                 return;
             }
-        } else if (arg_is(opt, "type")) {
-            if (arg_is(v, "master") || arg_is(v, "replica") || arg_is(v, "slave") ||
-                arg_is(v, "pubsub")) {
+        } else if (cmd_arg_is(opt, "type")) {
+            if (cmd_arg_is(v, "master") || cmd_arg_is(v, "replica") || cmd_arg_is(v, "slave") ||
+                cmd_arg_is(v, "pubsub")) {
                 none = true; /* ringkv has only normal clients */
-            } else if (!arg_is(v, "normal")) {
+            } else if (!cmd_arg_is(v, "normal")) {
                 snprintf(msg, sizeof msg, "ERR Unknown client type '%.*s'",
                          v->len > 128 ? 128 : (int)v->len, v->ptr);
                 resp_write_error(c->out, msg);
                 return;
             }
-        } else if (arg_is(opt, "addr")) {
+        } else if (cmd_arg_is(opt, "addr")) {
             addr = v;
-        } else if (arg_is(opt, "laddr")) {
+        } else if (cmd_arg_is(opt, "laddr")) {
             laddr = v;
-        } else if (arg_is(opt, "user")) {
-            if (!arg_is(v, "default")) { /* the only user; every client is it */
+        } else if (cmd_arg_is(opt, "user")) {
+            if (!cmd_arg_is(v, "default")) { /* the only user; every client is it */
                 snprintf(msg, sizeof msg, "ERR No such user '%.*s'",
                          v->len > 128 ? 128 : (int)v->len, v->ptr);
                 resp_write_error(c->out, msg);
                 return;
             }
-        } else if (arg_is(opt, "skipme") && (arg_is(v, "yes") || arg_is(v, "no"))) {
-            skipme = arg_is(v, "yes");
+        } else if (cmd_arg_is(opt, "skipme") && (cmd_arg_is(v, "yes") || cmd_arg_is(v, "no"))) {
+            skipme = cmd_arg_is(v, "yes");
         } else {
             resp_write_error(c->out, "ERR syntax error");
             return;
@@ -712,12 +718,12 @@ static void server_client_kill(struct cmd_ctx *c)
 static void server_client_reply(struct cmd_ctx *c)
 {
     struct conn *k = c->conn;
-    if (arg_is(&c->argv[2], "on")) {
+    if (cmd_arg_is(&c->argv[2], "on")) {
         k->reply_flags = 0;
         resp_write_ok(c->out);
-    } else if (arg_is(&c->argv[2], "off")) {
+    } else if (cmd_arg_is(&c->argv[2], "off")) {
         k->reply_flags |= CONN_REPLY_OFF;
-    } else if (arg_is(&c->argv[2], "skip")) {
+    } else if (cmd_arg_is(&c->argv[2], "skip")) {
         if (!(k->reply_flags & CONN_REPLY_OFF))
             k->reply_flags |= CONN_REPLY_SKIP_NEXT;
     } else {
@@ -760,8 +766,7 @@ static const struct server_subcommand server_client_subs[] = {
     {"help", "client|help", 2, SERVER_CONN_CATS, NULL, {NULL}},
 };
 #define SERVER_CLIENT_SUBS (sizeof server_client_subs / sizeof server_client_subs[0])
-static const struct server_container server_client = {"CLIENT", server_client_subs,
-                                                       SERVER_CLIENT_SUBS, CMD_STATS_SUB_BASE};
+SERVER_CONTAINER(server_client, "CLIENT", server_client_subs, SERVER_CLIENT_SUBS, 0);
 
 void cmd_client(struct cmd_ctx *c) { server_run_subcommand(c, &server_client); }
 
@@ -1091,7 +1096,7 @@ static uint32_t server_cat_by_name(const struct resp_arg *a)
     static const char *const names[] = {"keyspace", "read", "write", "string", "admin",
                                         "fast",     "slow", "dangerous", "connection"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (arg_is(a, names[i]))
+        if (cmd_arg_is(a, names[i]))
             return 1u << i;
     return 0;
 }
@@ -1131,11 +1136,14 @@ static void server_command_list(struct cmd_ctx *c)
     struct server_list_filter f = {0};
     if (c->argc != 2) {
         const struct resp_arg *by = &c->argv[3];
-        if (c->argc != 5 || !arg_is(&c->argv[2], "filterby")) {
+        if (c->argc != 5 || !cmd_arg_is(&c->argv[2], "filterby")) {
             resp_write_error(c->out, "ERR syntax error");
             return;
         }
-        f.kind = arg_is(by, "module") ? 1 : arg_is(by, "aclcat") ? 2 : arg_is(by, "pattern") ? 3 : 0;
+        f.kind = cmd_arg_is(by, "module")    ? 1
+                 : cmd_arg_is(by, "aclcat")  ? 2
+                 : cmd_arg_is(by, "pattern") ? 3
+                                             : 0;
         if (!f.kind) {
             resp_write_error(c->out, "ERR syntax error");
             return;
@@ -1297,8 +1305,7 @@ static const struct server_subcommand server_command_subs[] = {
     {"help", "command|help", 2, SERVER_CONN_CATS, server_command_help, {NULL}},
 };
 #define SERVER_COMMAND_SUBS (sizeof server_command_subs / sizeof server_command_subs[0])
-static const struct server_container server_command = {
-    "COMMAND", server_command_subs, SERVER_COMMAND_SUBS, CMD_STATS_SUB_BASE + SERVER_SUBS_MAX};
+SERVER_CONTAINER(server_command, "COMMAND", server_command_subs, SERVER_COMMAND_SUBS, 1);
 
 static void server_command_help(struct cmd_ctx *c)
 {
@@ -1377,7 +1384,7 @@ static void server_config_get(struct cmd_ctx *c)
 static const char *server_config_redis_only(const struct cmd_ctx *c, const char *name,
                                             const char *value)
 {
-    if (strcmp(name, "save") == 0)
+    if (strcasecmp(name, "save") == 0)
         return value[0] ? "ringkv makes no snapshots (its data log is its persistence)" : NULL;
     bool is_log = c->node->cfg->storage == CFG_STORAGE_LOG;
     if ((is_log && strcasecmp(value, "yes") == 0) || (!is_log && strcasecmp(value, "no") == 0))
@@ -1412,16 +1419,14 @@ static void server_config_set(struct cmd_ctx *c)
         resp_write_error(c->out, "ERR CONFIG SET takes at most 32 settings at once");
         return;
     }
-    char names[SERVER_CONFIG_SET_MAX][64];
+    char names[SERVER_CONFIG_SET_MAX][64]; /* as sent: settings are found in any case */
     int64_t values[SERVER_CONFIG_SET_MAX];
     bool is_redis_only[SERVER_CONFIG_SET_MAX];
     for (uint32_t i = 0; i < n; i++) {
         const struct resp_arg *name = &c->argv[2 + 2 * i];
         snprintf(names[i], sizeof names[i], "%.*s", name->len > 63 ? 63 : (int)name->len,
                  name->ptr);
-        for (char *ch = names[i]; *ch; ch++)
-            *ch = (char)tolower((unsigned char)*ch);
-        is_redis_only[i] = strcmp(names[i], "save") == 0 || strcmp(names[i], "appendonly") == 0;
+        is_redis_only[i] = cmd_arg_is(name, "save") || cmd_arg_is(name, "appendonly");
         int rc = is_redis_only[i] ? 0 : cfg_is_live(names[i]);
         if (name->len > 63 || memchr(name->ptr, '\0', name->len) || rc == -ENOENT) {
             char msg[160];
@@ -1436,7 +1441,7 @@ static void server_config_set(struct cmd_ctx *c)
             return;
         }
         for (uint32_t k = 0; k < i; k++) {
-            if (strcmp(names[k], names[i]) == 0) {
+            if (strcasecmp(names[k], names[i]) == 0) {
                 server_config_set_error(c, name, "duplicate parameter");
                 return;
             }
@@ -1471,10 +1476,10 @@ static void server_config_set(struct cmd_ctx *c)
     for (uint32_t i = 0; i < n; i++)
         if (!is_redis_only[i])
             cfg_set_live(live, names[i], values[i]);
-    struct node *node = c->node->shards[c->shard_id]->node; /* the same node, not const */
-    __atomic_add_fetch(&node->settings_gen, 1, __ATOMIC_RELEASE);
+    struct shard *sh = c->node->shards[c->shard_id];
+    __atomic_add_fetch(&sh->node->settings_gen, 1, __ATOMIC_RELEASE); /* sh->node: not const */
     pthread_mutex_unlock(&server_config_lock);
-    shard_refresh_settings(c->node->shards[c->shard_id]);
+    shard_refresh_settings(sh);
     resp_write_ok(c->out);
 }
 
@@ -1530,8 +1535,7 @@ static const struct server_subcommand server_config_subs[] = {
     {"help", "config|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_CONFIG_SUBS (sizeof server_config_subs / sizeof server_config_subs[0])
-static const struct server_container server_config = {
-    "CONFIG", server_config_subs, SERVER_CONFIG_SUBS, CMD_STATS_SUB_BASE + 2 * SERVER_SUBS_MAX};
+SERVER_CONTAINER(server_config, "CONFIG", server_config_subs, SERVER_CONFIG_SUBS, 2);
 
 void cmd_config(struct cmd_ctx *c) { server_run_subcommand(c, &server_config); }
 
@@ -1555,10 +1559,7 @@ static const struct server_subcommand server_cluster_subs[] = {
     {"help", "cluster|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_CLUSTER_SUBS (sizeof server_cluster_subs / sizeof server_cluster_subs[0])
-static const struct server_container server_cluster = {
-    "CLUSTER", server_cluster_subs, SERVER_CLUSTER_SUBS, CMD_STATS_SUB_BASE + 3 * SERVER_SUBS_MAX};
-_Static_assert(CMD_STATS_SUB_BASE + 3 * SERVER_SUBS_MAX + SERVER_CLUSTER_SUBS <= CMD_STATS_SLOTS,
-               "CLUSTER's subcommands have stats slots");
+SERVER_CONTAINER(server_cluster, "CLUSTER", server_cluster_subs, SERVER_CLUSTER_SUBS, 3);
 
 void cmd_cluster(struct cmd_ctx *c) { server_run_subcommand(c, &server_cluster); }
 
@@ -1573,7 +1574,7 @@ void cmd_cluster(struct cmd_ctx *c) { server_run_subcommand(c, &server_cluster);
 static void server_keyed_syntax(struct cmd_ctx *c)
 {
     int64_t n;
-    if (c->argc == 5 && arg_is(&c->argv[3], "samples") &&
+    if (c->argc == 5 && cmd_arg_is(&c->argv[3], "samples") &&
         !num_parse_i64(c->argv[4].ptr, c->argv[4].len, &n))
         resp_write_error(c->out, CMD_ERR_NOT_INT);
     else
@@ -1598,8 +1599,7 @@ static const struct server_subcommand server_object_subs[] = {
     {"help", "object|help", 2, SERVER_CAT_KEYSPACE | SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_OBJECT_SUBS (sizeof server_object_subs / sizeof server_object_subs[0])
-static const struct server_container server_object = {
-    "OBJECT", server_object_subs, SERVER_OBJECT_SUBS, CMD_STATS_SUB_BASE + 4 * SERVER_SUBS_MAX};
+SERVER_CONTAINER(server_object, "OBJECT", server_object_subs, SERVER_OBJECT_SUBS, 4);
 
 static const struct server_subcommand server_memory_subs[] = {
     {"usage", "memory|usage", -3, SERVER_KEY_CATS, server_keyed_syntax,
@@ -1609,16 +1609,14 @@ static const struct server_subcommand server_memory_subs[] = {
     {"help", "memory|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_MEMORY_SUBS (sizeof server_memory_subs / sizeof server_memory_subs[0])
-static const struct server_container server_memory = {
-    "MEMORY", server_memory_subs, SERVER_MEMORY_SUBS, CMD_STATS_SUB_BASE + 5 * SERVER_SUBS_MAX};
-_Static_assert(CMD_STATS_SUB_BASE + 5 * SERVER_SUBS_MAX + SERVER_MEMORY_SUBS <= CMD_STATS_SLOTS,
-               "MEMORY's subcommands have stats slots");
+SERVER_CONTAINER(server_memory, "MEMORY", server_memory_subs, SERVER_MEMORY_SUBS, 5);
 
 /* SLOWLOG: slowlog.c keeps the entries and answers. */
 #define SERVER_SLOWLOG_CATS (SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS)
 static const struct server_subcommand server_slowlog_subs[] = {
     {"get", "slowlog|get", -2, SERVER_SLOWLOG_CATS, cmd_slowlog_get,
-     {"GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+     {"GET [<count>]",
+      "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
       "    Entries are made of:",
       "    id, timestamp, time in microseconds, arguments array, client IP and port,",
       "    client name"}},
@@ -1629,10 +1627,7 @@ static const struct server_subcommand server_slowlog_subs[] = {
     {"help", "slowlog|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
 };
 #define SERVER_SLOWLOG_SUBS (sizeof server_slowlog_subs / sizeof server_slowlog_subs[0])
-static const struct server_container server_slowlog = {
-    "SLOWLOG", server_slowlog_subs, SERVER_SLOWLOG_SUBS, CMD_STATS_SUB_BASE + 6 * SERVER_SUBS_MAX};
-_Static_assert(CMD_STATS_SUB_BASE + 6 * SERVER_SUBS_MAX + SERVER_SLOWLOG_SUBS <= CMD_STATS_SLOTS,
-               "SLOWLOG's subcommands have stats slots");
+SERVER_CONTAINER(server_slowlog, "SLOWLOG", server_slowlog_subs, SERVER_SLOWLOG_SUBS, 6);
 
 void cmd_slowlog(struct cmd_ctx *c) { server_run_subcommand(c, &server_slowlog); }
 void cmd_object(struct cmd_ctx *c) { server_run_subcommand(c, &server_object); }
@@ -1642,18 +1637,18 @@ int32_t cmd_server_keyed_subcommand(struct resp_arg *argv, uint32_t *argc)
 {
     if (*argc < 3)
         return -1;
-    const struct server_container *k = arg_is(&argv[0], "object")   ? &server_object
-                                        : arg_is(&argv[0], "memory") ? &server_memory
+    const struct server_container *k = cmd_arg_is(&argv[0], "object")   ? &server_object
+                                        : cmd_arg_is(&argv[0], "memory") ? &server_memory
                                                                      : NULL;
     if (!k)
         return -1;
     for (size_t i = 0; i < k->n; i++) {
         const struct server_subcommand *sub = &k->subs[i];
-        if (sub->run != server_keyed_syntax || !arg_is(&argv[1], sub->name))
+        if (sub->run != server_keyed_syntax || !cmd_arg_is(&argv[1], sub->name))
             continue;
         bool is_usage = k == &server_memory;
         int64_t samples;
-        if (*argc != 3 && !(is_usage && *argc == 5 && arg_is(&argv[3], "samples") &&
+        if (*argc != 3 && !(is_usage && *argc == 5 && cmd_arg_is(&argv[3], "samples") &&
                             num_parse_i64(argv[4].ptr, argv[4].len, &samples) && samples >= 0))
             return -1; /* the container answers: arity, or MEMORY USAGE's syntax */
         struct resp_arg name = argv[1];
@@ -1683,7 +1678,7 @@ static const struct server_subcommand *server_subcommand_of(const struct resp_ar
     for (size_t i = 0; i < sizeof server_containers / sizeof server_containers[0]; i++) {
         const struct server_container *k = server_containers[i];
         for (size_t j = 0; j < k->n; j++)
-            if (arg_is(a, k->subs[j].full))
+            if (cmd_arg_is(a, k->subs[j].full))
                 return &k->subs[j];
     }
     return NULL;
@@ -1913,10 +1908,10 @@ static bool server_section_wanted(const struct cmd_ctx *c, const char *name, boo
     if (c->argc == 1)
         return in_default;
     for (uint32_t i = 1; i < c->argc; i++) {
-        if (arg_is(&c->argv[i], name) || arg_is(&c->argv[i], "all") ||
-            arg_is(&c->argv[i], "everything"))
+        if (cmd_arg_is(&c->argv[i], name) || cmd_arg_is(&c->argv[i], "all") ||
+            cmd_arg_is(&c->argv[i], "everything"))
             return true;
-        if (arg_is(&c->argv[i], "default") && in_default)
+        if (cmd_arg_is(&c->argv[i], "default") && in_default)
             return true;
     }
     return false;
@@ -2112,7 +2107,7 @@ bool cmd_server_is_admin(const struct cmd_def *d, const struct resp_arg *argv, u
     const struct server_container *k = server_container_of(d->name);
     if (k && argc >= 2) {
         for (size_t i = 0; i < k->n; i++)
-            if (arg_is(&argv[1], k->subs[i].name))
+            if (cmd_arg_is(&argv[1], k->subs[i].name))
                 return (k->subs[i].cats & SERVER_CAT_ADMIN) != 0;
         return false;
     }

@@ -231,10 +231,16 @@ void cmd_stats_combine_end(struct cmd_stats_shard *s, struct conn *c, const stru
     cmd_stats_note_peak(c);
 }
 
+void cmd_stats_since_start(const struct cmd_stats *all, uint64_t *ns, uint64_t *ticks)
+{
+    *ticks = cmd_stats_clock() - all->tick0;
+    *ns = cmd_stats_mono_ns() - all->ns0;
+}
+
 void cmd_stats_sum(const struct node *n, uint32_t slot, struct cmd_stat *out)
 {
-    const struct cmd_stats *all = n->cmd_stats;
-    uint64_t ticks = cmd_stats_clock() - all->tick0, ns = cmd_stats_mono_ns() - all->ns0;
+    uint64_t ticks, ns;
+    cmd_stats_since_start(n->cmd_stats, &ns, &ticks);
     double ns_per_tick = ticks && ns ? (double)ns / (double)ticks : 1.0;
     memset(out, 0, sizeof *out);
     for (uint32_t i = 0; i < n->cmd_stats->nshards; i++) {

@@ -110,6 +110,9 @@ static inline uint64_t cmd_stats_clock(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 #endif
 }
+/* CLOCK_MONOTONIC nanoseconds and clock ticks since start-up: their ratio
+ * turns ticks into nanoseconds (INFO commandstats, SLOWLOG). Any thread. */
+void cmd_stats_since_start(const struct cmd_stats *all, uint64_t *ns, uint64_t *ticks);
 /* Before a handler runs: the clock, or 0 when no command is being counted
  * (memcached requests), which saves the read. */
 static inline uint64_t cmd_stats_start(const struct cmd_stats_shard *s)

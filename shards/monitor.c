@@ -77,43 +77,27 @@ void monitor_fini(struct monitor_list *l)
     l->n = l->cap = 0;
 }
 
+static const char monitor_escaped[] = "\\\"\n\r\t\a\b"; /* each written as a backslash and */
+static const char monitor_escapes[] = "\\\"nrtab";         /* the letter at its place here */
+
 /* One argument as Redis quotes it (sdscatrepr): "...", with \\ \" \n \r \t
  * \a \b and \xHH for other bytes that do not print. */
+
 static void monitor_quote(struct buf *b, const char *p, size_t n)
 {
     buf_append(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)p[i];
-        switch (ch) {
-        case '\\':
-            buf_append(b, "\\\\", 2);
-            break;
-        case '"':
-            buf_append(b, "\\\"", 2);
-            break;
-        case '\n':
-            buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_append(b, "\\t", 2);
-            break;
-        case '\a':
-            buf_append(b, "\\a", 2);
-            break;
-        case '\b':
-            buf_append(b, "\\b", 2);
-            break;
-        default:
-            if (ch >= 0x20 && ch < 0x7f) {
-                buf_append(b, (const char *)&ch, 1);
-            } else {
-                char hex[5];
-                snprintf(hex, sizeof hex, "\\x%02x", ch);
-                buf_append(b, hex, 4);
-            }
+        const char *k = ch ? strchr(monitor_escaped, ch) : NULL;
+        if (k) {
+            char esc[2] = {'\\', monitor_escapes[k - monitor_escaped]};
+            buf_append(b, esc, 2);
+        } else if (ch >= 0x20 && ch < 0x7f) {
+            buf_append(b, (const char *)&ch, 1);
+        } else {
+            char hex[5];
+            snprintf(hex, sizeof hex, "\\x%02x", ch);
+            buf_append(b, hex, 4);
         }
     }
     buf_append(b, "\"", 1);

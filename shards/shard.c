@@ -121,11 +121,11 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_resp_fd = -1;
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
-    sh->request_timeout_ms = cfg->request_timeout_ms;
-    sh->slow_turn_us = cfg->slow_turn_ms * 1000;
     sh->stall_logged_ms = INT64_MIN / 2; /* the first stall is logged */
-    if (slowlog_init(&sh->slowlog, cfg, n->cmd_stats) != 0 || coord_init(sh) != 0 ||
-        aae_init(sh) != 0 || transfer_init(sh) != 0)
+    if (slowlog_init(&sh->slowlog, cfg, n->cmd_stats) != 0)
+        goto fail;
+    shard_refresh_settings(sh); /* request-timeout, slow-turn-ms: its copies */
+    if (coord_init(sh) != 0 || aae_init(sh) != 0 || transfer_init(sh) != 0)
         goto fail;
     sh->inbox = mi_calloc(n->nshards, sizeof *sh->inbox);
     sh->wake = mi_calloc(n->nshards, sizeof *sh->wake);

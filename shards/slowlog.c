@@ -15,12 +15,12 @@
 #include <mimalloc.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "cfg.h"
 #include "cmd.h"
 #include "cmd_stats.h"
+#include "cmd_string.h"
 #include "conn.h"
 #include "node.h"
 #include "num.h"
@@ -66,10 +66,8 @@ static void slowlog_put(char **at, const char *p, size_t len, const char *more)
 static void slowlog_refresh_rate(struct slowlog *l, const struct cfg *cfg,
                                  const struct cmd_stats *stats)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - stats->ns0;
-    uint64_t ticks = cmd_stats_clock() - stats->tick0;
+    uint64_t ns, ticks;
+    cmd_stats_since_start(stats, &ns, &ticks);
     if (ns >= 1000000 && ticks) /* a millisecond of history at least: else the last rate */
         l->ns_per_tick = (double)ns / (double)ticks;
     int64_t us = __atomic_load_n(&cfg->slowlog_log_slower_than_us, __ATOMIC_RELAXED);
@@ -106,6 +104,12 @@ void slowlog_fini(struct slowlog *l)
     l->cap = 0;
 }
 
+/* Where the i-th newest entry of ring l is (i < l->len); under its lock. */
+static uint32_t slowlog_nth_newest(const struct slowlog *l, uint32_t i)
+{
+    return (l->head + l->cap - 1 - i) % l->cap;
+}
+
 /* slowlog-max-len changed (CONFIG SET): a ring of the new size with the
  * newest entries that fit, oldest first. Out of memory: the old size. */
 static void slowlog_resize(struct slowlog *l, uint32_t cap)
@@ -115,8 +119,8 @@ static void slowlog_resize(struct slowlog *l, uint32_t cap)
         return;
     pthread_mutex_lock(&l->lock);
     uint32_t keep = l->len < cap ? l->len : cap;
-    for (uint32_t i = 0; i < l->len; i++) { /* i-th newest */
-        struct slowlog_entry **at = &l->ring[(l->head + l->cap - 1 - i) % l->cap];
+    for (uint32_t i = 0; i < l->len; i++) {
+        struct slowlog_entry **at = &l->ring[slowlog_nth_newest(l, i)];
         if (i < keep)
             ring[keep - 1 - i] = *at;
         else
@@ -138,21 +142,16 @@ void slowlog_refresh(struct slowlog *l, const struct cfg *cfg, const struct cmd_
     slowlog_refresh_rate(l, cfg, stats);
 }
 
-static bool slowlog_word_is(const struct resp_arg *a, const char *word)
-{
-    return a->len == strlen(word) && strncasecmp(a->ptr, word, a->len) == 0;
-}
-
 bool slowlog_is_secret(const struct resp_arg *argv, uint32_t i)
 {
     if (i == 0)
         return false;
-    if (slowlog_word_is(&argv[0], "auth"))
+    if (cmd_arg_is(&argv[0], "auth"))
         return true;
-    if (!slowlog_word_is(&argv[0], "hello"))
+    if (!cmd_arg_is(&argv[0], "hello"))
         return false;
     for (uint32_t k = 1; k < i; k++)
-        if (slowlog_word_is(&argv[k], "auth") && i - k <= 2)
+        if (cmd_arg_is(&argv[k], "auth") && i - k <= 2)
             return true;
     return false;
 }
@@ -171,6 +170,7 @@ void slowlog_add(struct slowlog *l, const struct resp_arg *argv, uint32_t argc, 
                  argc - SLOWLOG_MAX_ARGS + 1);
     static const struct resp_arg redacted = {"(redacted)", 10};
     const struct resp_arg *shown[SLOWLOG_MAX_ARGS];
+    size_t lens[SLOWLOG_MAX_ARGS]; /* bytes of each kept */
     size_t bytes = 0;
     for (uint32_t i = 0; i < kept; i++) {
         if (i == SLOWLOG_MAX_ARGS - 1 && more_args[0]) {
@@ -178,14 +178,14 @@ void slowlog_add(struct slowlog *l, const struct resp_arg *argv, uint32_t argc, 
             continue;
         }
         shown[i] = slowlog_is_secret(argv, i) ? &redacted : &argv[i];
-        size_t len = shown[i]->len;
+        lens[i] = shown[i]->len;
         more_bytes[i][0] = '\0';
-        if (len > SLOWLOG_MAX_ARG_LEN) {
+        if (lens[i] > SLOWLOG_MAX_ARG_LEN) {
             snprintf(more_bytes[i], sizeof more_bytes[i], "... (%zu more bytes)",
-                     len - SLOWLOG_MAX_ARG_LEN);
-            len = SLOWLOG_MAX_ARG_LEN;
+                     lens[i] - SLOWLOG_MAX_ARG_LEN);
+            lens[i] = SLOWLOG_MAX_ARG_LEN;
         }
-        bytes += slowlog_str_size(len + strlen(more_bytes[i]));
+        bytes += slowlog_str_size(lens[i] + strlen(more_bytes[i]));
     }
     const char *addr = c ? c->addr : "", *name = c && c->name ? c->name : "";
     size_t addr_len = strlen(addr), name_len = strlen(name);
@@ -204,8 +204,7 @@ void slowlog_add(struct slowlog *l, const struct resp_arg *argv, uint32_t argc, 
             slowlog_put(&at, more_args, strlen(more_args), NULL);
             continue;
         }
-        size_t len = shown[i]->len > SLOWLOG_MAX_ARG_LEN ? SLOWLOG_MAX_ARG_LEN : shown[i]->len;
-        slowlog_put(&at, shown[i]->ptr, len, more_bytes[i][0] ? more_bytes[i] : NULL);
+        slowlog_put(&at, shown[i]->ptr, lens[i], more_bytes[i][0] ? more_bytes[i] : NULL);
     }
     slowlog_put(&at, addr, addr_len, NULL);
     slowlog_put(&at, name, name_len, NULL);
@@ -224,12 +223,6 @@ void slowlog_add(struct slowlog *l, const struct resp_arg *argv, uint32_t argc, 
 static struct slowlog *slowlog_of(const struct node *n, uint32_t i)
 {
     return &n->shards[i]->slowlog;
-}
-
-/* The i-th newest entry of ring l (i < l->len); under its lock. */
-static const struct slowlog_entry *slowlog_nth_newest(const struct slowlog *l, uint32_t i)
-{
-    return l->ring[(l->head + l->cap - 1 - i) % l->cap];
 }
 
 static void slowlog_write_entry(struct buf *out, const struct slowlog_entry *e)
@@ -291,7 +284,7 @@ void cmd_slowlog_get(struct cmd_ctx *c)
             const struct slowlog *l = slowlog_of(n, i);
             if (next[i] >= l->len)
                 continue;
-            const struct slowlog_entry *e = slowlog_nth_newest(l, next[i]);
+            const struct slowlog_entry *e = l->ring[slowlog_nth_newest(l, next[i])];
             if (!best || e->id > best->id) {
                 best = e;
                 from = i;
