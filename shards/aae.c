@@ -293,7 +293,7 @@ static uint64_t aae_print(struct aae *a, uint32_t p)
 
 static void aae_end(struct shard *sh, struct aae_exchange *x, bool is_done);
 
-static void aae_watch(void *arg, const struct table_entry *e)
+static void aae_watch(void *arg, const struct table_entry *e, uint64_t hash, uint32_t part)
 {
     struct shard *sh = arg;
     struct aae *a = sh->aae;
@@ -310,9 +310,12 @@ static void aae_watch(void *arg, const struct table_entry *e)
         a->flushed_until_ms = a->next_round_ms + AAE_STEP_MS;
         return;
     }
-    const char *key = table_entry_key(e);
-    uint64_t hash = keyhash(key, e->key_len);
-    uint32_t p = node_partition_of(sh->node, key, e->key_len, hash);
+    /* the store's hash and partition: the key's CRC16 and hash computed
+     * once for the table and this, not once more for each of the two
+     * entries of a replacement */
+    uint32_t p = part != TABLE_NO_PART
+                     ? part
+                     : node_partition_of(sh->node, table_entry_key(e), e->key_len, hash);
     if (p >= a->q || a->slot[p] == AAE_NO_SLOT)
         return;
     uint64_t d = aae_digest(a, sh->node, e, hash);

@@ -824,9 +824,11 @@ static int32_t coord_left(int64_t deadline_ms)
     return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
 }
 
-static int32_t coord_deadline_left(const struct req *r)
+/* The time r has left, for a message sent this turn (shard_turn_ms). */
+static int32_t coord_deadline_left(const struct shard *sh, const struct req *r)
 {
-    return coord_left(r->deadline_ms);
+    int64_t left = r->deadline_ms - shard_turn_ms(sh);
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
 }
 
 /* Sends a request to member m of the op's view. */
@@ -848,7 +850,7 @@ static int coord_send_state(struct shard *sh, const struct coord_view *v, uint32
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .id = id,
                           .op = wop,
-                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .deadline_ms = (uint32_t)coord_deadline_left(sh, r),
                           .partition = (uint16_t)op->partition,
                           .slot = (uint16_t)op->slot,
                           .expire_at_ms = st->expire_at_ms,
@@ -980,7 +982,7 @@ static void coord_late_watch(struct shard *sh, const struct req *r, struct coord
     struct replica_state swap = op->mine; /* empty for a write */
     op->mine = *after;
     *after = swap;
-    int64_t now = req_now_ms();
+    int64_t now = shard_turn_ms(sh);
     c->late[(c->late_head + c->late_len++) % COORD_LATE_MAX] =
         (struct coord_late){r->id, now + (r->deadline_ms - now) / 4};
 }
@@ -1609,7 +1611,7 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
         hash_le[i] = (uint8_t)(op->state_hash >> (8 * i));
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .op = WIRE_OP_GET,
-                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .deadline_ms = (uint32_t)coord_deadline_left(sh, r),
                           .partition = (uint16_t)p,
                           .slot = (uint16_t)op->slot,
                           .key = {(const uint8_t *)key->ptr, key->len},
@@ -1836,7 +1838,7 @@ static void coord_multi_read(struct shard *sh, struct req *r, struct coord_op *o
     op->phase = PH_READ;
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .op = WIRE_OP_GET,
-                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .deadline_ms = (uint32_t)coord_deadline_left(sh, r),
                           .partition = (uint16_t)op->partition,
                           .slot = (uint16_t)op->slot};
     for (uint32_t at = 0; at < op->nkeys * op->npeers; at++) {
@@ -2748,7 +2750,7 @@ static bool coord_held_done(struct req_table *t, struct req *r, enum req_end how
 
 static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
-    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    int64_t deadline = wm->deadline_ms ? shard_turn_ms(sh) + wm->deadline_ms : shard_deadline(sh);
     struct req *r = req_new(&sh->reqs, 1, 1, coord_held_done, deadline);
     if (!r)
         return NULL;
@@ -2922,7 +2924,7 @@ static void coord_forwarded_all(struct shard *sh, uint64_t link, const struct wi
                                 const struct cmd_def *d, struct resp_arg *argv, uint32_t argc)
 {
     uint32_t nshards = sh->node->nshards;
-    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    int64_t deadline = wm->deadline_ms ? shard_turn_ms(sh) + wm->deadline_ms : shard_deadline(sh);
     struct req *r = req_new(&sh->reqs, nshards, nshards, coord_held_done, deadline);
     if (!r) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,
@@ -3187,7 +3189,7 @@ static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *w
     pk->wm.meta.ptr = (const uint8_t *)pk->data + klen;
     pk->wm.raw_values.ptr = (const uint8_t *)pk->data + klen + mlen;
     struct resp_arg key = {pk->data, klen};
-    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    int64_t deadline = wm->deadline_ms ? shard_turn_ms(sh) + wm->deadline_ms : shard_deadline(sh);
     if (coord_load(sh, &key, hash, coord_unparked, pk, deadline))
         return true;
     mi_free(pk);
@@ -3427,7 +3429,7 @@ static bool coord_reap_offer(void *arg, const void *key, uint32_t klen, uint64_t
     struct wire_msg wm = {.kind = WIRE_REQUEST,
                           .op = WIRE_OP_GET,
                           .flags = WIRE_MSG_REAP,
-                          .deadline_ms = (uint32_t)coord_deadline_left(r),
+                          .deadline_ms = (uint32_t)coord_deadline_left(sh, r),
                           .partition = (uint16_t)p,
                           .slot = (uint16_t)op->slot,
                           .key = {(const uint8_t *)key, klen}};

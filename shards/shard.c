@@ -122,6 +122,7 @@ struct shard *shard_create(struct node *n, uint32_t id)
     sh->listen_mc_fd = -1;
     req_table_init(&sh->reqs, sh);
     sh->stall_logged_ms = INT64_MIN / 2; /* the first stall is logged */
+    sh->turn_ms = req_now_ms();
     if (slowlog_init(&sh->slowlog, cfg, n->cmd_stats) != 0)
         goto fail;
     shard_refresh_settings(sh); /* request-timeout, slow-turn-ms: its copies */
@@ -756,13 +757,15 @@ void *shard_main(void *arg)
      * request its coordinator sent it waiting that long */
     peerlink_flush(sh);
     store_tick(sh->store, shard_now_ms());
+    sh->turn_ms = req_now_ms(); /* start-up may have taken a while */
     bool backlog = false;
     while (!__atomic_load_n(&n->stop_flag, __ATOMIC_ACQUIRE)) {
         int rc = shard_wait(sh, backlog);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
             log_warn("io_uring_submit_and_wait: %s; retrying", strerror(-rc));
         bool tick = false;
-        int64_t turn_start_us = shard_now_us();
+        int64_t turn_start_us = shard_now_us(); /* CLOCK_MONOTONIC, as req_now_ms() */
+        sh->turn_ms = turn_start_us / 1000;
         shard_reap(sh);
         uint32_t completions = sh->nstash;
         /* the cluster's newest view, when it changed, before what woke the

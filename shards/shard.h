@@ -120,6 +120,7 @@ struct shard {
 
     struct req_table reqs;        /* requests answered later (req.h) */
     int64_t request_timeout_ms;   /* request-timeout */
+    int64_t turn_ms;              /* shard_turn_ms(): req_now_ms() as this loop turn began */
     int64_t slow_turn_us;         /* slow-turn-ms, in microseconds */
     int64_t stall_logged_ms;      /* when a long loop turn was last logged (shard_turn_done) */
     struct slowlog slowlog;       /* this shard's slow commands (SLOWLOG) */
@@ -191,10 +192,19 @@ struct io_uring_sqe *shard_sqe(struct shard *sh);
  * while completions overflow (5.5 to 5.18 answer -EBUSY). */
 int shard_submit(struct io_uring *uring);
 
-/* The deadline of a request parked now (request-timeout from now). */
+/* The monotonic clock (req_now_ms) as this loop turn began: what the
+ * request path reads for deadlines, one clock read per turn rather than
+ * one or more per request (a turn is well under a millisecond, a deadline
+ * seconds; a deadline from it is early by the turn's elapsed part). */
+static inline int64_t shard_turn_ms(const struct shard *sh)
+{
+    return sh->turn_ms;
+}
+
+/* The deadline of a request parked now (request-timeout from this turn). */
 static inline int64_t shard_deadline(const struct shard *sh)
 {
-    return req_now_ms() + sh->request_timeout_ms;
+    return shard_turn_ms(sh) + sh->request_timeout_ms;
 }
 
 /* Relaxed-atomic counter helpers for struct shard_stats. */

@@ -150,25 +150,32 @@ void store_fini(struct store *s)
         buf_fini(&s->scratch[i]);
 }
 
-/* Entry e enters (+1) or leaves (-1) the table: its partition's count. */
-static inline void part_tally(struct store *s, const struct table_entry *e, int64_t delta)
+/* Entry e enters (+1) or leaves (-1) the table: its partition's count
+ * (part: the key's partition where known, else TABLE_NO_PART). */
+static inline void part_tally(struct store *s, const struct table_entry *e, int64_t delta,
+                              uint32_t part)
 {
     if (__builtin_expect((e->meta & TABLE_ENTRY_TOMBSTONE) != 0, 0)) {
         s->had_tombstone |= delta > 0;
         return;
     }
-    if (__builtin_expect(s->part_keys != NULL, 0))
-        s->part_keys[s->part_of(s->part_arg, table_entry_key(e), e->key_len)] += (uint64_t)delta;
+    if (__builtin_expect(s->part_keys != NULL, 0)) {
+        if (part >= s->nparts)
+            part = s->part_of(s->part_arg, table_entry_key(e), e->key_len);
+        s->part_keys[part] += (uint64_t)delta;
+    }
 }
 
-/* The same, and the watcher sees it (store_watch); delta 0: the watcher
- * alone (a replacement that leaves the count as it was). */
-static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta)
+/* The same, and the watcher sees it (store_watch; hash: the key's
+ * keyhash); delta 0: the watcher alone (a replacement that leaves the
+ * count as it was). */
+static inline void part_count(struct store *s, const struct table_entry *e, int64_t delta,
+                              uint64_t hash, uint32_t part)
 {
     if (__builtin_expect(s->watch != NULL, 0))
-        s->watch(s->watch_arg, e);
+        s->watch(s->watch_arg, e, hash, part);
     if (delta != 0)
-        part_tally(s, e, delta);
+        part_tally(s, e, delta, part);
 }
 
 void store_watch(struct store *s, store_watch_fn fn, void *arg)
@@ -179,7 +186,7 @@ void store_watch(struct store *s, store_watch_fn fn, void *arg)
 
 static void part_count_fn(struct table_entry *e, void *arg)
 {
-    part_tally(arg, e, 1);
+    part_tally(arg, e, 1, TABLE_NO_PART);
 }
 
 int store_track_partitions(struct store *s, uint32_t nparts,
@@ -201,10 +208,12 @@ int store_track_partitions(struct store *s, uint32_t nparts,
     return 0;
 }
 
-/* Takes e out of the accounting and hands it to reclamation; its
- * partition's count too unless `is_counted` is false (publish: a
- * replacement that leaves the count as it was). */
-static void drop_counted(struct store *s, struct table_entry *e, bool is_counted)
+/* Takes e (key hash `hash`, partition `part` or TABLE_NO_PART) out of the
+ * accounting and hands it to reclamation; its partition's count too unless
+ * `is_counted` is false (publish: a replacement that leaves the count as
+ * it was). */
+static void drop_counted(struct store *s, struct table_entry *e, bool is_counted, uint64_t hash,
+                         uint32_t part)
 {
     stat_sub(&s->stats.entry_bytes, table_entry_mem(e));
     if (table_entry_is_cold(e)) {
@@ -213,13 +222,13 @@ static void drop_counted(struct store *s, struct table_entry *e, bool is_counted
     }
     if (e->expire_ms != 0)
         stat_sub(&s->stats.expires, 1);
-    part_count(s, e, is_counted ? -1 : 0);
+    part_count(s, e, is_counted ? -1 : 0, hash, part);
     table_retire(s->table, e);
 }
 
-static void drop(struct store *s, struct table_entry *e)
+static void drop(struct store *s, struct table_entry *e, uint64_t hash)
 {
-    drop_counted(s, e, true);
+    drop_counted(s, e, true, hash, TABLE_NO_PART);
 }
 
 /* Removes the table's entry for e's key (e itself, for an entry found in
@@ -229,7 +238,7 @@ static void remove_entry(struct store *s, struct table_entry *e)
     uint64_t hash = keyhash(table_entry_key(e), e->key_len);
     struct table_entry *old = table_remove(s->table, table_entry_key(e), e->key_len, hash);
     if (old)
-        drop(s, old);
+        drop(s, old, hash);
 }
 
 /* Returns the removed entry's version, 0 when there was none. */
@@ -238,7 +247,7 @@ static uint64_t remove_key(struct store *s, const void *key, uint32_t klen, uint
     struct table_entry *old = table_remove(s->table, key, klen, hash);
     uint64_t cas = old ? old->cas : 0;
     if (old)
-        drop(s, old);
+        drop(s, old, hash);
     return cas;
 }
 
@@ -258,7 +267,8 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
         return 0;
     }
     struct table_entry *old;
-    if (table_put(s->table, e, hash, &old) != 0) {
+    uint32_t part;
+    if (table_put_placed(s->table, e, hash, &old, &part) != 0) {
         table_entry_free(e);
         return -ENOMEM;
     }
@@ -266,12 +276,12 @@ static int publish(struct store *s, struct table_entry *e, uint64_t hash, struct
     /* a live entry replacing a live one leaves its partition's count as it
      * was: no partition to compute, twice, on every overwrite */
     bool is_counted = !old || ((e->meta | old->meta) & TABLE_ENTRY_TOMBSTONE);
-    part_count(s, e, is_counted ? 1 : 0);
+    part_count(s, e, is_counted ? 1 : 0, hash, part);
     if (e->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     uint64_t prev = old ? old->cas : 0;
     if (old)
-        drop_counted(s, old, is_counted);
+        drop_counted(s, old, is_counted, hash, part);
     journal_put(s, e, prev);
     stat_add(&s->stats.writes, 1);
     if (out)
@@ -618,19 +628,20 @@ static bool cool_entry(struct store *s, struct table_entry *e)
     table_entry_set_lsn(c, table_entry_lsn(e));
     uint64_t hash = keyhash(table_entry_key(e), e->key_len);
     struct table_entry *old;
-    if (table_put(s->table, c, hash, &old) != 0) {
+    uint32_t key_part;
+    if (table_put_placed(s->table, c, hash, &old, &key_part) != 0) {
         table_entry_free(c);
         return false;
     }
     stat_add(&s->stats.entry_bytes, table_entry_mem(c));
-    part_count(s, c, 1);
+    part_count(s, c, 1, hash, key_part);
     if (c->expire_ms != 0)
         stat_add(&s->stats.expires, 1);
     stat_add(&s->stats.cold_keys, 1);
     stat_add(&s->stats.cold_bytes, c->val_len);
     stat_add(&s->stats.values_cooled, 1);
     if (old)
-        drop(s, old);
+        drop_counted(s, old, true, hash, key_part);
     return true;
 }
 
@@ -1073,7 +1084,7 @@ bool store_delete(struct store *s, const void *key, uint32_t klen, uint64_t hash
     bool visible = live && !(e->meta & TABLE_ENTRY_TOMBSTONE);
     if (live)
         journal_del(s, key, klen, e->cas);
-    drop(s, e);
+    drop(s, e, hash);
     stat_add(live ? &s->stats.writes : &s->stats.expired_keys, 1);
     return visible;
 }
@@ -1100,7 +1111,7 @@ void store_flush(struct store *s)
         s->journal->flush(s->journal->arg);
     table_clear(s->table);
     if (s->watch)
-        s->watch(s->watch_arg, NULL);
+        s->watch(s->watch_arg, NULL, 0, TABLE_NO_PART);
     if (s->part_keys)
         memset(s->part_keys, 0, s->nparts * sizeof *s->part_keys);
     __atomic_store_n(&s->stats.entry_bytes, 0, __ATOMIC_RELAXED);

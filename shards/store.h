@@ -121,8 +121,12 @@ struct store_tier {
     void *arg;
 };
 
-/* Called for every entry entering or leaving the table (store_watch). */
-typedef void (*store_watch_fn)(void *arg, const struct table_entry *e);
+/* Called for every entry entering or leaving the table (store_watch), with
+ * its key's hash (keyhash) and partition (the table's part_of for it), or
+ * TABLE_NO_PART where the store does not know it: computed once per change
+ * for the table, the watcher and the partition counts alike. */
+typedef void (*store_watch_fn)(void *arg, const struct table_entry *e, uint64_t hash,
+                               uint32_t part);
 /* A cluster's write of one key as a version, in one store write (replica.h
  * replica_put_begin sets it, around a coordinated command's run): while
  * store->put_hook is set, store_put() calls put() first, which writes the
@@ -409,7 +413,8 @@ size_t store_count(const struct store *s);
  * a cluster of one pays nothing. store_track_partitions() counts every
  * entry once (O(keys)), then each entry made or dropped updates its
  * partition's count (part_of(arg, key, klen) < nparts; arg must outlive
- * the store). An expired key not yet reclaimed counts (as in
+ * the store; where the table is split too, part_of must name the same
+ * partitions as the split's, whose answer a write reuses). An expired key not yet reclaimed counts (as in
  * store_count()); a tombstone does not. Owner thread only. 0 or -ENOMEM;
  * a second call does nothing. */
 int store_track_partitions(struct store *s, uint32_t nparts,
@@ -421,10 +426,10 @@ static inline uint64_t store_partition_count(const struct store *s, uint32_t p)
     return s->part_keys && p < s->nparts ? s->part_keys[p] : 0;
 }
 
-/* Anti-entropy's hook (shards/aae.h): from now on fn(arg, e) is called
+/* Anti-entropy's hook (shards/aae.h): from now on fn(arg, e, hash, part) is called
  * for every entry that enters the table and for every one that leaves it
  * (replaced by a write, an apply, a cooled or loaded copy; deleted, expired,
- * evicted, reaped), inside the change, and fn(arg, NULL) when the table is
+ * evicted, reaped), inside the change, and fn(arg, NULL, 0, TABLE_NO_PART) when the table is
  * emptied (store_flush). Every change of a key is one leaving and one
  * entering, so an XOR summary of what fn saw stays exact. fn must not change
  * the store. Off by default: a cluster of one pays one test per change.

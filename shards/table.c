@@ -402,6 +402,16 @@ static struct table_entry *word_find(uint64_t w, const void *key, uint32_t key_l
     return NULL;
 }
 
+/* The part a prefetch named for this hash (the memo), if any: a guess to be
+ * checked by finding the key there, UINT32_MAX when there is none. */
+static inline uint32_t memo_guess(const struct table *t, uint64_t hash)
+{
+    uint64_t m = __atomic_load_n(&t->memo[hash & (TABLE_MEMO - 1)], __ATOMIC_RELAXED);
+    if (((m ^ hash) & ~TABLE_MEMO_PART) == 0 && (uint32_t)(m & TABLE_MEMO_PART) < t->nparts)
+        return (uint32_t)(m & TABLE_MEMO_PART);
+    return UINT32_MAX;
+}
+
 struct table_entry *table_find(const struct table *t, const void *key, uint32_t key_len,
                                uint64_t hash)
 {
@@ -413,10 +423,8 @@ struct table_entry *table_find(const struct table *t, const void *key, uint32_t 
      * finding it there is the answer; not finding it (a memo word of
      * another key with the same hash bits, however unlikely) asks the
      * partition function. */
-    uint64_t m = __atomic_load_n(&t->memo[hash & (TABLE_MEMO - 1)], __ATOMIC_RELAXED);
-    uint32_t guess = UINT32_MAX;
-    if (((m ^ hash) & ~TABLE_MEMO_PART) == 0 && (uint32_t)(m & TABLE_MEMO_PART) < t->nparts) {
-        guess = (uint32_t)(m & TABLE_MEMO_PART);
+    uint32_t guess = memo_guess(t, hash);
+    if (guess != UINT32_MAX) {
         struct table_entry *e =
             word_find(__atomic_load_n(&tops[guess], __ATOMIC_ACQUIRE), key, key_len, hash);
         if (e)
@@ -658,15 +666,6 @@ static struct table_part *part_at(struct table *t, uint32_t p)
     return tp;
 }
 
-/* Owner: the part a key goes to (made when needed), or NULL on out of memory. */
-static struct table_part *part_for_write(struct table *t, const void *key, uint32_t key_len,
-                                         uint64_t hash)
-{
-    if (__builtin_expect(t->parts == NULL, 1))
-        return &t->whole;
-    return part_at(t, part_index(t, key, key_len, hash));
-}
-
 static void array_free_entries(struct table_array *a)
 {
     for (size_t i = 0; i <= a->mask; i++)
@@ -853,14 +852,45 @@ int table_reserve(struct table *t, uint32_t part, size_t keys)
 
 int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct table_entry **old)
 {
+    uint32_t part;
+    return table_put_placed(t, e, hash, old, &part);
+}
+
+int table_put_placed(struct table *t, struct table_entry *e, uint64_t hash,
+                     struct table_entry **old, uint32_t *part)
+{
     *old = NULL;
-    struct table_part *tp = part_for_write(t, e->data, e->key_len, hash);
-    if (!tp)
-        return -ENOMEM;
-    if (tp->old)
-        migrate_for_write(t, tp, hash);
-    size_t free_slot = 0;
-    size_t i = array_probe(tp->cur, e->data, e->key_len, hash, &free_slot);
+    *part = TABLE_NO_PART;
+    struct table_part *tp = &t->whole;
+    size_t free_slot = 0, i = TABLE_NOT_FOUND;
+    if (t->parts) {
+        /* An overwrite of a key a prefetch named (every batch of requests
+         * and of peer messages is prefetched) finds it in the memo's part:
+         * a key lives in one part only, so that is its part, and the
+         * partition function (a CRC16 of the key) is spared. */
+        uint32_t guess = memo_guess(t, hash), probed = UINT32_MAX;
+        if (guess != UINT32_MAX && t->parts[guess].cur) {
+            tp = &t->parts[guess];
+            if (tp->old)
+                migrate_for_write(t, tp, hash);
+            i = array_probe(tp->cur, e->data, e->key_len, hash, &free_slot);
+            probed = guess;
+        }
+        uint32_t p = i != TABLE_NOT_FOUND ? guess : part_index(t, e->data, e->key_len, hash);
+        if (p != probed) {
+            tp = part_at(t, p);
+            if (!tp)
+                return -ENOMEM;
+            if (tp->old)
+                migrate_for_write(t, tp, hash);
+            i = array_probe(tp->cur, e->data, e->key_len, hash, &free_slot);
+        }
+        *part = p;
+    } else {
+        if (tp->old)
+            migrate_for_write(t, tp, hash);
+        i = array_probe(tp->cur, e->data, e->key_len, hash, &free_slot);
+    }
     if (i != TABLE_NOT_FOUND) {
         *old = slot_entry(tp->cur->slots[i]);
         slot_publish(&tp->cur->slots[i], slot_make(e, hash));

@@ -165,6 +165,12 @@ void table_prefetch(const struct table *t, const struct table_probe *probes, siz
  * *old receives the replaced entry or NULL; the caller retires it.
  * 0 or -ENOMEM. Owner only. */
 int table_put(struct table *t, struct table_entry *e, uint64_t hash, struct table_entry **old);
+/* The same, and *part receives the key's partition (the table's part_of
+ * for it; TABLE_NO_PART when the table is not split), so that the caller
+ * need not compute it again. */
+#define TABLE_NO_PART UINT32_MAX
+int table_put_placed(struct table *t, struct table_entry *e, uint64_t hash,
+                     struct table_entry **old, uint32_t *part);
 
 /* Grows partition `part`'s part (the whole table when not split) now to
  * hold `keys` at its usual load (never shrinks it). For a writer that knows

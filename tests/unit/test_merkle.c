@@ -262,20 +262,21 @@ static uint64_t entry_digest(const struct table_entry *e, uint64_t hash)
     return merkle_digest(hash, &e->cas, sizeof e->cas);
 }
 
-static void watch_fn(void *arg, const struct table_entry *e)
+static void watch_fn(void *arg, const struct table_entry *e, uint64_t hash, uint32_t part)
 {
+    (void)part;
     struct merkle_tree *t = arg;
     if (!e) {
         merkle_clear(t);
         return;
     }
-    uint64_t hash = keyhash(table_entry_key(e), e->key_len);
+    assert_true(hash == keyhash(table_entry_key(e), e->key_len)); /* the store's, as said */
     merkle_toggle(t, merkle_leaf_of(hash), entry_digest(e, hash));
 }
 
 static void scan_fn(struct table_entry *e, void *arg)
 {
-    watch_fn(arg, e);
+    watch_fn(arg, e, keyhash(table_entry_key(e), e->key_len), TABLE_NO_PART);
 }
 
 static void expect_scan_equal(struct store *s, const struct merkle_tree *live)

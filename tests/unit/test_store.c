@@ -789,10 +789,11 @@ static uint32_t first_byte_part(const void *arg, const void *key, uint32_t klen)
 }
 
 static unsigned watched;
-static void count_watch(void *arg, const struct table_entry *e)
+static void count_watch(void *arg, const struct table_entry *e, uint64_t hash, uint32_t part)
 {
     (void)arg;
-    (void)e;
+    assert_true(e && hash == keyhash(table_entry_key(e), e->key_len));
+    assert_int_equal(part, TABLE_NO_PART); /* the table is not split here */
     watched++;
 }
 

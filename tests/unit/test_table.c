@@ -871,11 +871,14 @@ static void test_table_concurrent_reader_never_misses(void **state)
 
 enum { SPLIT_PARTS = 16 };
 
+static unsigned slot_part_calls; /* how often the table asked for a key's partition */
+
 /* The test's partition of a key: its Redis Cluster slot's sixteenth. */
 static uint32_t slot_part(const void *arg, const void *key, uint32_t len, uint64_t hash)
 {
     (void)arg;
     (void)hash;
+    slot_part_calls++;
     return keyhash_slot(key, len) >> 10;
 }
 
@@ -1151,24 +1154,38 @@ static void test_table_scan_parts_steps_follow_the_biggest_part(void **state)
     destroy_and_check(t);
 }
 
+/* A table of `keys` "s" keys, split by slot_part. */
+static struct table *split_table_of(uint32_t keys)
+{
+    struct table *t = table_create(0);
+    char k[32];
+    for (uint32_t i = 0; i < keys; i++)
+        put(t, key_name(k, "s", i), i);
+    assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0);
+    return t;
+}
+
+/* Sixteen probes, of keys `prefix`(base + j) % keys, named in names. */
+static void probes_of(struct table_probe probes[16], char names[16][32], const char *prefix,
+                      uint32_t base, uint32_t keys)
+{
+    for (uint32_t j = 0; j < 16; j++) {
+        key_name(names[j], prefix, (base + j) % keys);
+        probes[j] = (struct table_probe){names[j], (uint32_t)strlen(names[j]), hash_of(names[j])};
+    }
+}
+
 /* Lookups after a prefetch (which remembers each hash's part) find every
  * key of a split table, absent keys stay absent, and a remembered part
  * never hides a key whose hash shares the memo's slot. */
 static void test_table_prefetched_lookups_in_a_split_table(void **state)
 {
     enum { KEYS = 3000 };
-    struct table *t = table_create(0);
-    char k[32], names[16][32];
-    for (uint32_t i = 0; i < KEYS; i++)
-        put(t, key_name(k, "s", i), i);
-    assert_int_equal(table_split(t, SPLIT_PARTS, slot_part, NULL), 0);
+    struct table *t = split_table_of(KEYS);
+    char names[16][32];
     for (uint32_t base = 0; base < 2 * KEYS; base += 16) {
-        struct table_probe probes[16];
-        for (uint32_t j = 0; j < 16; j++) { /* present ("s") and absent ("x") keys */
-            key_name(names[j], base < KEYS ? "s" : "x", (base + j) % KEYS);
-            probes[j] = (struct table_probe){names[j], (uint32_t)strlen(names[j]),
-                                             hash_of(names[j])};
-        }
+        struct table_probe probes[16]; /* present ("s") and absent ("x") keys */
+        probes_of(probes, names, base < KEYS ? "s" : "x", base, KEYS);
         table_prefetch(t, probes, 16);
         for (uint32_t j = 0; j < 16; j++) {
             struct table_entry *e = find(t, names[j]);
@@ -1181,6 +1198,71 @@ static void test_table_prefetched_lookups_in_a_split_table(void **state)
         for (uint32_t j = 0; j < 16; j++)
             check_key(t, "s", (base * 7 + j * 131) % KEYS);
     }
+    settle(t);
+    destroy_and_check(t);
+}
+
+/* A write into a split table names the key's partition (table_put_placed);
+ * an overwrite of a prefetched key takes it from the prefetch's memo, not
+ * from the partition function again; a new key, or a memo that names
+ * another part (a hash shared by two keys), asks the function and lands
+ * in the key's own part. */
+static void test_table_put_placed_names_the_part(void **state)
+{
+    enum { KEYS = 2000 };
+    struct table *t = split_table_of(KEYS);
+    char names[16][32];
+    struct table_entry *old;
+    uint32_t part;
+    for (uint32_t base = 0; base < 2 * KEYS; base += 16) {
+        struct table_probe probes[16]; /* present ("s") and new ("n") keys */
+        probes_of(probes, names, base < KEYS ? "s" : "n", base, KEYS);
+        table_prefetch(t, probes, 16);
+        for (uint32_t j = 0; j < 16; j++) {
+            /* (again alone: two of a batch may share a memo word) */
+            table_prefetch(t, &probes[j], 1);
+            uint32_t want = part_of_name(names[j]);
+            unsigned calls = slot_part_calls;
+            assert_int_equal(table_put_placed(t, mk(names[j], KEYS + j), hash_of(names[j]), &old,
+                                              &part),
+                             0);
+            if (base < KEYS) /* asked before the checks below count calls */
+                assert_int_equal(slot_part_calls, calls);
+            assert_int_equal(part, want);
+            if (base < KEYS) { /* an overwrite: the memo's part was the key's */
+                assert_true(old && idx_of(old) == (base + j) % KEYS);
+            } else { /* a new key: not in the memo's part, so it was asked */
+                assert_null(old);
+                assert_int_equal(slot_part_calls, calls + 1);
+            }
+            table_retire(t, old);
+            assert_int_equal(idx_of(find(t, names[j])), KEYS + j);
+        }
+    }
+    /* a memo naming another part: key b written with the hash a prefetch
+     * gave key a, of another partition */
+    const char *a = "s1", *b = NULL;
+    for (uint32_t i = 2; !b; i++)
+        if (part_of_name(key_name(names[0], "s", i)) != part_of_name(a))
+            b = names[0];
+    uint64_t h = hash_of(a);
+    size_t in_b = table_part_count(t, part_of_name(b)), in_a = table_part_count(t, part_of_name(a));
+    table_prefetch(t, &(struct table_probe){a, (uint32_t)strlen(a), h}, 1);
+    struct table_entry *e = table_remove(t, b, (uint32_t)strlen(b), hash_of(b));
+    table_retire(t, e);
+    assert_int_equal(table_put_placed(t, mk(b, 7), h, &old, &part), 0);
+    assert_null(old);
+    assert_int_equal(part, part_of_name(b));
+    assert_int_equal(table_part_count(t, part_of_name(b)), in_b);
+    assert_int_equal(table_part_count(t, part_of_name(a)), in_a);
+    e = table_find(t, b, (uint32_t)strlen(b), h);
+    assert_true(e && idx_of(e) == 7);
+    table_retire(t, table_remove(t, b, (uint32_t)strlen(b), h));
+    /* not split: no part */
+    struct table *whole = table_create(0);
+    assert_int_equal(table_put_placed(whole, mk("w", 1), hash_of("w"), &old, &part), 0);
+    assert_int_equal(part, TABLE_NO_PART);
+    table_destroy(whole);
     settle(t);
     destroy_and_check(t);
 }
@@ -1209,6 +1291,7 @@ int main(void)
         cmocka_unit_test_setup(test_table_scan_passed_names_the_keys_met, note_blocks),
         cmocka_unit_test_setup(test_table_scan_parts_steps_follow_the_biggest_part, note_blocks),
         cmocka_unit_test_setup(test_table_prefetched_lookups_in_a_split_table, note_blocks),
+        cmocka_unit_test_setup(test_table_put_placed_names_the_part, note_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
