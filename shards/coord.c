@@ -729,8 +729,8 @@ static void coord_op_release(struct coord *co, struct coord_op *op)
     co->nfree++;
 }
 
-/* An operation ending at deadline_ms (0: request-timeout from now, less the
- * margin). */
+/* An operation ending at deadline_ms (0: request-timeout from this turn
+ * (shard_turn_ms), less the margin). */
 static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, struct req **r_out)
 {
     if (!deadline_ms)
@@ -2750,7 +2750,7 @@ static bool coord_held_done(struct req_table *t, struct req *r, enum req_end how
 
 static struct req *coord_held_new(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
-    int64_t deadline = wm->deadline_ms ? shard_turn_ms(sh) + wm->deadline_ms : shard_deadline(sh);
+    int64_t deadline = shard_deadline_in(sh, wm->deadline_ms);
     struct req *r = req_new(&sh->reqs, 1, 1, coord_held_done, deadline);
     if (!r)
         return NULL;
@@ -2924,7 +2924,7 @@ static void coord_forwarded_all(struct shard *sh, uint64_t link, const struct wi
                                 const struct cmd_def *d, struct resp_arg *argv, uint32_t argc)
 {
     uint32_t nshards = sh->node->nshards;
-    int64_t deadline = wm->deadline_ms ? shard_turn_ms(sh) + wm->deadline_ms : shard_deadline(sh);
+    int64_t deadline = shard_deadline_in(sh, wm->deadline_ms);
     struct req *r = req_new(&sh->reqs, nshards, nshards, coord_held_done, deadline);
     if (!r) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, "out of memory", NULL, 0,
@@ -3189,7 +3189,7 @@ static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *w
     pk->wm.meta.ptr = (const uint8_t *)pk->data + klen;
     pk->wm.raw_values.ptr = (const uint8_t *)pk->data + klen + mlen;
     struct resp_arg key = {pk->data, klen};
-    int64_t deadline = wm->deadline_ms ? shard_turn_ms(sh) + wm->deadline_ms : shard_deadline(sh);
+    int64_t deadline = shard_deadline_in(sh, wm->deadline_ms);
     if (coord_load(sh, &key, hash, coord_unparked, pk, deadline))
         return true;
     mi_free(pk);
@@ -3237,7 +3237,7 @@ static void coord_on_hint(struct shard *sh, uint64_t link, const struct wire_msg
     coord_reply(sh, link, wm->id, WIRE_OP_HINT, WIRE_CODE_ERROR, text, NULL, 0, NULL);
 }
 
-void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm)
+void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash)
 {
     if (aae_is_op(wm->op)) { /* anti-entropy's own: a partition's tree, no key */
         aae_on_request(sh, link, wm);
@@ -3260,7 +3260,6 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
         coord_on_forward(sh, link, wm);
         return;
     }
-    uint64_t hash = keyhash(wm->key.ptr, wm->key.len);
     if (wm->partition >= sh->node->npartitions ||
         sh->node->partition_shard[wm->partition] != sh->id ||
         node_partition_of(sh->node, wm->key.ptr, wm->key.len, hash) != wm->partition) {

@@ -189,7 +189,7 @@ void keyspace_serve(struct shard *sh, uint64_t link, const struct wire_msg *wm,
         return;
     }
     uint32_t nsub = d->route == CMD_ROUTE_SCAN ? 1 : sh->node->nshards;
-    int64_t deadline = wm->deadline_ms ? req_now_ms() + wm->deadline_ms : shard_deadline(sh);
+    int64_t deadline = shard_deadline_in(sh, wm->deadline_ms);
     struct req *r = req_new(&sh->reqs, nsub, nsub, keyspace_done, deadline);
     struct keyspace_peer peer = {wm->id, wm->flags & WIRE_MSG_RESP3 ? 3 : 2};
     if (r)

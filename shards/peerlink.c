@@ -824,29 +824,51 @@ static void link_on_handshake(struct peerlink *pl, struct link *l, const struct 
         link_replay(pl, l);
 }
 
-/* Overlaps the cache misses of the next PEERLINK_PREFETCH requests' key
- * lookups (replica GETs and SYNCs of keys this shard holds): their home
- * slots are asked for together, then the entries those hold, so the batch
- * waits for memory about once instead of twice per key; and likewise the
- * requests and operations the next REPLYs name (coord_prefetch_replies).
- * Only where more than one follows (alone, there is nothing to overlap). */
-static void link_prefetch(struct peerlink *pl, const struct wire_cursor *at)
+/* The next PEERLINK_PREFETCH messages of a batch (or fewer, to its end or
+ * to a message that breaks the protocol), each decoded once, with its
+ * key's hash for a request (coord_on_request takes it) and where it
+ * starts (a pause before it resumes there). */
+struct link_ahead {
+    struct wire_msg msg[PEERLINK_PREFETCH];
+    uint64_t hash[PEERLINK_PREFETCH];
+    const uint8_t *at[PEERLINK_PREFETCH];
+    uint32_t n;
+    enum wire_status st; /* what ended the read: OK (the array is full), END or BAD */
+    const char *err;     /* BAD: why */
+};
+
+/* Reads the next messages into a, and overlaps the cache misses of their
+ * requests' key lookups (replica GETs and SYNCs of keys this shard holds):
+ * their home slots are asked for together, then the entries those hold,
+ * so the batch waits for memory about once instead of twice per key; and
+ * likewise the requests and operations the REPLYs name
+ * (coord_prefetch_replies). Prefetches only where more than one follows
+ * (alone, there is nothing to overlap). */
+static void link_read_ahead(struct peerlink *pl, struct wire_cursor *c, struct link_ahead *a)
 {
-    struct wire_cursor c = *at;
-    struct wire_msg m;
-    const char *err;
     struct table_probe probes[PEERLINK_PREFETCH];
     uint64_t replies[PEERLINK_PREFETCH];
-    uint32_t n = 0, nreplies = 0, seen = 0;
-    while (seen < PEERLINK_PREFETCH && wire_next_msg(&c, &m, &err) == WIRE_OK) {
-        seen++;
-        if (m.kind == WIRE_REQUEST && m.key.len > 0)
-            probes[n++] = (struct table_probe){m.key.ptr, m.key.len, keyhash(m.key.ptr, m.key.len)};
-        else if (m.kind == WIRE_REPLY)
-            replies[nreplies++] = m.id;
+    uint32_t nprobes = 0, nreplies = 0;
+    a->n = 0;
+    a->st = WIRE_OK;
+    while (a->n < PEERLINK_PREFETCH) {
+        const uint8_t *at = c->p;
+        struct wire_msg *m = &a->msg[a->n];
+        a->st = wire_next_msg(c, m, &a->err);
+        if (a->st != WIRE_OK)
+            break;
+        a->at[a->n] = at;
+        if (m->kind == WIRE_REQUEST) {
+            a->hash[a->n] = keyhash(m->key.ptr, m->key.len);
+            if (m->key.len > 0)
+                probes[nprobes++] = (struct table_probe){m->key.ptr, m->key.len, a->hash[a->n]};
+        } else if (m->kind == WIRE_REPLY) {
+            replies[nreplies++] = m->id;
+        }
+        a->n++;
     }
-    if (n > 1)
-        store_prefetch(pl->sh->store, probes, n);
+    if (nprobes > 1)
+        store_prefetch(pl->sh->store, probes, nprobes);
     if (nreplies > 1)
         coord_prefetch_replies(pl->sh, replies, nreplies);
 }
@@ -859,33 +881,32 @@ static void link_prefetch(struct peerlink *pl, const struct wire_cursor *at)
 static bool link_on_batch(struct peerlink *pl, struct link *l, const struct wire_frame *f)
 {
     struct wire_cursor c;
-    struct wire_msg m;
-    const char *err;
+    struct link_ahead ahead;
     wire_cursor_init(&c, &l->dec, f);
     c.p += l->resume_at;
     l->resume_at = 0;
     uint64_t handle = link_handle(l);
-    for (uint32_t i = 0;; i++) {
-        if (c.p < c.end && link_should_pause(l)) {
-            l->resume_at = (size_t)(c.p - f->body);
-            return false;
+    for (;;) {
+        link_read_ahead(pl, &c, &ahead);
+        for (uint32_t i = 0; i < ahead.n; i++) {
+            if (link_should_pause(l)) {
+                l->resume_at = (size_t)(ahead.at[i] - f->body);
+                return false;
+            }
+            LINK_STAT_ADD(pl, msgs_in, 1);
+            if (ahead.msg[i].kind == WIRE_REQUEST)
+                coord_on_request(pl->sh, handle, &ahead.msg[i], ahead.hash[i]);
+            else
+                coord_on_reply(pl->sh, &ahead.msg[i]);
+            if (l->closing || l->close_after_flush)
+                return true;
         }
-        if (i % PEERLINK_PREFETCH == 0)
-            link_prefetch(pl, &c);
-        enum wire_status st = wire_next_msg(&c, &m, &err);
-        if (st == WIRE_END)
+        if (ahead.st == WIRE_END)
             return true;
-        if (st != WIRE_OK) {
-            link_refuse(pl, l, WIRE_REFUSE_PROTOCOL, err);
+        if (ahead.st != WIRE_OK) {
+            link_refuse(pl, l, WIRE_REFUSE_PROTOCOL, ahead.err);
             return true;
         }
-        LINK_STAT_ADD(pl, msgs_in, 1);
-        if (m.kind == WIRE_REQUEST)
-            coord_on_request(pl->sh, handle, &m);
-        else
-            coord_on_reply(pl->sh, &m);
-        if (l->closing || l->close_after_flush)
-            return true;
     }
 }
 

@@ -104,8 +104,9 @@ void peerlink_adopt(struct node *n, uint32_t to_shard, int fd);
  * every message received: a REQUEST from a peer's coordinator (answer it
  * with peerlink_reply(sh, link, ...), now or later), and a REPLY to one of
  * this shard's requests (m->id names the req.h request; it may have ended).
- * m's slices are valid during the call only. */
-void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m);
+ * m's slices are valid during the call only. A request comes with its
+ * key's keyhash (computed once, for the batch's prefetch). */
+void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m, uint64_t hash);
 void coord_on_reply(struct shard *sh, const struct wire_msg *m);
 /* A hint for the REPLYs of a batch to come (their ids, n <= 64): the
  * coordinator prefetches what coord_on_reply() will read of each. */

@@ -764,8 +764,7 @@ void *shard_main(void *arg)
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
             log_warn("io_uring_submit_and_wait: %s; retrying", strerror(-rc));
         bool tick = false;
-        int64_t turn_start_us = shard_now_us(); /* CLOCK_MONOTONIC, as req_now_ms() */
-        sh->turn_ms = turn_start_us / 1000;
+        int64_t turn_start_us = shard_now_us();
         shard_reap(sh);
         uint32_t completions = sh->nstash;
         /* the cluster's newest view, when it changed, before what woke the
@@ -777,6 +776,9 @@ void *shard_main(void *arg)
         if (__builtin_expect(__atomic_load_n(&n->settings_gen, __ATOMIC_ACQUIRE) !=
                                  sh->settings_gen, 0))
             shard_refresh_settings(sh);
+        /* the turn's clock after the view (its first split of the table
+         * walks every key), before anything is served */
+        sh->turn_ms = req_now_ms();
         /* Dispatch from the stash; what shard_sqe() stashes meanwhile joins
          * the end (the array may move: index it afresh each time). */
         for (uint32_t i = 0; i < sh->nstash; i++) {
@@ -804,6 +806,7 @@ void *shard_main(void *arg)
         persist_flush(sh->persist);
         hint_flush(sh); /* the turn's hints: one write, then an fdatasync */
         if (tick) {
+            sh->turn_ms = req_now_ms(); /* the tick's sends and reaps: after the turn's work */
             int64_t now = shard_now_ms();
             store_tick(sh->store, now);
             shard_refresh_settings(sh);

@@ -192,10 +192,14 @@ struct io_uring_sqe *shard_sqe(struct shard *sh);
  * while completions overflow (5.5 to 5.18 answer -EBUSY). */
 int shard_submit(struct io_uring *uring);
 
-/* The monotonic clock (req_now_ms) as this loop turn began: what the
- * request path reads for deadlines, one clock read per turn rather than
- * one or more per request (a turn is well under a millisecond, a deadline
- * seconds; a deadline from it is early by the turn's elapsed part). */
+/* The monotonic clock (req_now_ms) as this loop turn began to serve its
+ * completions (read again for the tick's work): what the request path
+ * reads for deadlines, one clock read per turn rather than one or more per
+ * request and per message sent. A deadline from it is early, and the time
+ * left it tells a replica long, by the part of the turn already gone: a
+ * turn's work is bounded (input budgets) and is typically well under a
+ * millisecond, against a request-timeout of seconds (a long one is counted
+ * in INFO ringkv_slow_turns). Forwards, with their margins, read the clock. */
 static inline int64_t shard_turn_ms(const struct shard *sh)
 {
     return sh->turn_ms;
@@ -205,6 +209,13 @@ static inline int64_t shard_turn_ms(const struct shard *sh)
 static inline int64_t shard_deadline(const struct shard *sh)
 {
     return shard_turn_ms(sh) + sh->request_timeout_ms;
+}
+
+/* The deadline of a peer's request that has left_ms to go (its message's
+ * deadline_ms; 0: request-timeout, as shard_deadline). */
+static inline int64_t shard_deadline_in(const struct shard *sh, uint32_t left_ms)
+{
+    return left_ms ? shard_turn_ms(sh) + left_ms : shard_deadline(sh);
 }
 
 /* Relaxed-atomic counter helpers for struct shard_stats. */

@@ -11,8 +11,10 @@
  * arrays before tops is published and retires whole's array (the entries
  * are the same), so a reader still in whole finds every key. A split
  * table's prefetch also writes each hash's part into `memo` (64 words by
- * the hash's low bits: its high bits and the part), which the lookup after
- * it tries first instead of the partition function. Reclamation, the
+ * the hash's low bits: its high bits and the part), which the lookup or
+ * write after it tries first instead of the partition function (a write
+ * takes it where it finds the key there: an overwrite; a new key asks the
+ * function, a key living in one part only). Reclamation, the
  * totals (count, overhead) and the list of resizing parts (`draining`,
  * which table_step() migrates) are the table's. A split table's scan cursor
  * carries the partition in its top 14 bits (see cursor_pack); parts are
