@@ -211,6 +211,8 @@ static const struct cmd_def cmd_defs[] = {
      "A container for memory diagnostics commands."},
     {"slowlog", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_slowlog, 0, "server",
      "A container for slow log commands."},
+    {"latency", -2, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_latency, 0, "server",
+     "A container for latency diagnostics commands."},
     {"monitor", 1, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_monitor, 0, "server",
      "Listens for all requests received by the server in real-time."},
     {"ring.keyinfo", 3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_keyinfo, 0,

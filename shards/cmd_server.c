@@ -54,6 +54,7 @@
 #include "coord.h"
 #include "hints.h"
 #include "store.h"
+#include "table.h"
 
 #define CMD_SERVER_REDIS_VERSION "7.0.0" /* the Redis command set ringkv follows */
 /* What memcached's "version" and "STAT version" say: the memcached release
@@ -893,6 +894,8 @@ static const struct {
     {"object|idletime", "Get the time since a Redis object was last accessed", "2.2.3", "O(1)"},
     {"object|refcount", "Get the number of references to the value of the key", "2.2.3", "O(1)"},
     {"object|help", "Show helpful text about the different subcommands", "6.2.0", "O(1)"},
+    {"memory|doctor", "Report memory problems found in the node's figures", "4.0.0", "O(1)"},
+    {"memory|stats", "Report the node's memory figures", "4.0.0", "O(1)"},
     {"memory|usage", "Estimate the memory usage of a key", "4.0.0",
      "O(N) where N is the number of samples."},
     {"memory|help", "Show helpful text about the different subcommands", "4.0.0", "O(1)"},
@@ -902,6 +905,12 @@ static const struct {
     {"slowlog|reset", "Clear all entries from the slow log", "2.2.12",
      "O(N) where N is the number of entries in the slowlog"},
     {"slowlog|help", "Show helpful text about the different subcommands", "6.2.0", "O(1)"},
+    {"latency|doctor", "Report on latency, in words", "2.8.13", "O(1)"},
+    {"latency|graph", "Draw a graph of an event's latency samples", "2.8.13", "O(1)"},
+    {"latency|history", "Return an event's latency samples", "2.8.13", "O(1)"},
+    {"latency|latest", "Return the latest latency sample of every event", "2.8.13", "O(1)"},
+    {"latency|reset", "Clear the latency samples of some or all events", "2.8.13", "O(1)"},
+    {"latency|help", "Show helpful text about the different subcommands", "2.8.13", "O(1)"},
 };
 
 /* A subcommand's COMMAND DOCS entry: its name, then its map. */
@@ -1040,6 +1049,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"object", 0, 0},
     {"memory", 0, 0},
     {"slowlog", 0, 0},
+    {"latency", 0, 0},
     {"monitor", SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS, 0},
     {"ring.keyinfo", S_KS, K_RO_ACCESS},
     {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
@@ -1601,7 +1611,13 @@ static const struct server_subcommand server_object_subs[] = {
 #define SERVER_OBJECT_SUBS (sizeof server_object_subs / sizeof server_object_subs[0])
 SERVER_CONTAINER(server_object, "OBJECT", server_object_subs, SERVER_OBJECT_SUBS, 4);
 
+static void server_memory_stats(struct cmd_ctx *c);
+static void server_memory_doctor(struct cmd_ctx *c);
 static const struct server_subcommand server_memory_subs[] = {
+    {"doctor", "memory|doctor", 2, SERVER_CAT_SLOW, server_memory_doctor,
+     {"DOCTOR", "    Return memory problems reports."}},
+    {"stats", "memory|stats", 2, SERVER_CAT_SLOW, server_memory_stats,
+     {"STATS", "    Return information about the memory usage of the server."}},
     {"usage", "memory|usage", -3, SERVER_KEY_CATS, server_keyed_syntax,
      {"USAGE <key> [SAMPLES <count>]", "    Return memory in bytes used by <key> and its "
                                        "value. Nested values are", "    sampled up to <count> "
@@ -1628,6 +1644,52 @@ static const struct server_subcommand server_slowlog_subs[] = {
 };
 #define SERVER_SLOWLOG_SUBS (sizeof server_slowlog_subs / sizeof server_slowlog_subs[0])
 SERVER_CONTAINER(server_slowlog, "SLOWLOG", server_slowlog_subs, SERVER_SLOWLOG_SUBS, 6);
+
+/* LATENCY: ringkv keeps no latency event series, so it answers as Redis
+ * does with its latency monitor off (latency-monitor-threshold 0, Redis's
+ * default): no events, nothing to reset, no samples to graph; DOCTOR says
+ * where ringkv's own stall figures are. Monitoring tools (redis_exporter
+ * asks LATENCY LATEST) get empty answers, not errors. */
+static void server_latency_none(struct cmd_ctx *c) { resp_write_array_len(c->out, 0); }
+static void server_latency_reset(struct cmd_ctx *c) { resp_write_int(c->out, 0); }
+
+static void server_latency_graph(struct cmd_ctx *c)
+{
+    char msg[160];
+    int n = c->argv[2].len > 64 ? 64 : (int)c->argv[2].len;
+    snprintf(msg, sizeof msg, "ERR No samples available for event '%.*s'", n, c->argv[2].ptr);
+    resp_write_error(c->out, msg);
+}
+
+static void server_latency_doctor(struct cmd_ctx *c)
+{
+    static const char text[] =
+        "ringkv keeps no latency event series: LATENCY answers as Redis does with its latency "
+        "monitor off.\nWhere to look instead: INFO stats ringkv_longest_turn_us (the longest "
+        "loop turn of any shard, in microseconds) and ringkv_slow_turns (turns of slow-turn-ms "
+        "or more), SLOWLOG GET (commands over slowlog-log-slower-than), and INFO commandstats "
+        "(usec_per_call of each command).\n";
+    resp_write_verbatim(c->out, c->proto, text, sizeof text - 1);
+}
+
+static const struct server_subcommand server_latency_subs[] = {
+    {"doctor", "latency|doctor", 2, SERVER_ADMIN_CATS, server_latency_doctor,
+     {"DOCTOR", "    Return a human readable latency analysis report."}},
+    {"graph", "latency|graph", 3, SERVER_ADMIN_CATS, server_latency_graph,
+     {"GRAPH <event>", "    Return an ASCII latency graph for the <event> class."}},
+    {"history", "latency|history", 3, SERVER_ADMIN_CATS, server_latency_none,
+     {"HISTORY <event>", "    Return time-latency samples for the <event> class."}},
+    {"latest", "latency|latest", 2, SERVER_ADMIN_CATS, server_latency_none,
+     {"LATEST", "    Return the latest latency samples for all events."}},
+    {"reset", "latency|reset", -2, SERVER_ADMIN_CATS, server_latency_reset,
+     {"RESET [<event> ...]", "    Reset latency data of one or more <event> classes.",
+      "    (default: reset all data for all event classes)"}},
+    {"help", "latency|help", 2, SERVER_CAT_SLOW, NULL, {NULL}},
+};
+#define SERVER_LATENCY_SUBS (sizeof server_latency_subs / sizeof server_latency_subs[0])
+SERVER_CONTAINER(server_latency, "LATENCY", server_latency_subs, SERVER_LATENCY_SUBS, 7);
+
+void cmd_latency(struct cmd_ctx *c) { server_run_subcommand(c, &server_latency); }
 
 void cmd_slowlog(struct cmd_ctx *c) { server_run_subcommand(c, &server_slowlog); }
 void cmd_object(struct cmd_ctx *c) { server_run_subcommand(c, &server_object); }
@@ -1663,7 +1725,7 @@ int32_t cmd_server_keyed_subcommand(struct resp_arg *argv, uint32_t *argc)
 
 static const struct server_container *const server_containers[] = {
     &server_client, &server_command, &server_config, &server_cluster, &server_object,
-    &server_memory, &server_slowlog};
+    &server_memory, &server_slowlog, &server_latency};
 
 static const struct server_container *server_container_of(const char *name)
 {
@@ -1832,6 +1894,94 @@ static uint64_t server_note_used(uint64_t used)
                                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
     return used > peak ? used : peak;
+}
+
+/* The node's memory figures, as INFO memory and MEMORY STATS give them. */
+struct server_memory {
+    uint64_t used, peak, overhead, keys;
+    size_t rss, allocator_active, allocator_resident;
+};
+
+static void server_memory_read(const struct node *n, struct server_memory *m)
+{
+    struct cmd_server_totals t;
+    cmd_server_totals(n, &t);
+    m->used = t.used;
+    m->keys = t.keys;
+    m->peak = server_note_used(t.used);
+    m->overhead = 0; /* the tables' slot arrays (used counts them too) */
+    for (uint32_t i = 0; i < n->nshards; i++)
+        m->overhead += table_overhead_bytes(n->shards[i]->store->table);
+    size_t elapsed, user, sys, peak_rss, peak_commit, faults;
+    mi_process_info(&elapsed, &user, &sys, &m->allocator_resident, &peak_rss,
+                    &m->allocator_active, &peak_commit, &faults);
+    m->rss = cmd_server_rss_bytes();
+}
+
+/* MEMORY STATS: the node's figures under Redis's names, those ringkv has
+ * (no replication backlog, AOF buffer or Lua caches to report). */
+static void server_memory_stats(struct cmd_ctx *c)
+{
+    struct server_memory m;
+    server_memory_read(c->node, &m);
+    uint64_t dataset = m.used > m.overhead ? m.used - m.overhead : 0;
+    resp_write_map_len(c->out, c->proto, 11);
+    resp_write_bulk_str(c->out, "peak.allocated");
+    resp_write_int(c->out, (int64_t)m.peak);
+    resp_write_bulk_str(c->out, "total.allocated");
+    resp_write_int(c->out, (int64_t)m.used);
+    resp_write_bulk_str(c->out, "overhead.total");
+    resp_write_int(c->out, (int64_t)m.overhead);
+    resp_write_bulk_str(c->out, "keys.count");
+    resp_write_int(c->out, (int64_t)m.keys);
+    resp_write_bulk_str(c->out, "keys.bytes-per-key");
+    resp_write_int(c->out, m.keys ? (int64_t)(m.used / m.keys) : 0);
+    resp_write_bulk_str(c->out, "dataset.bytes");
+    resp_write_int(c->out, (int64_t)dataset);
+    resp_write_bulk_str(c->out, "dataset.percentage");
+    resp_write_double(c->out, c->proto, m.used ? (double)dataset * 100.0 / (double)m.used : 0.0);
+    resp_write_bulk_str(c->out, "peak.percentage");
+    resp_write_double(c->out, c->proto, m.peak ? (double)m.used * 100.0 / (double)m.peak : 100.0);
+    resp_write_bulk_str(c->out, "allocator.active");
+    resp_write_int(c->out, (int64_t)m.allocator_active);
+    resp_write_bulk_str(c->out, "allocator.resident");
+    resp_write_int(c->out, (int64_t)m.allocator_resident);
+    resp_write_bulk_str(c->out, "fragmentation");
+    resp_write_double(c->out, c->proto, m.used ? (double)m.rss / (double)m.used : 0.0);
+}
+
+/* MEMORY DOCTOR: a few checks of those figures, in words. */
+static void server_memory_doctor(struct cmd_ctx *c)
+{
+    struct server_memory m;
+    server_memory_read(c->node, &m);
+    struct buf b;
+    buf_init(&b);
+    size_t found = 0;
+    if (m.used < (64u << 20)) {
+        buf_printf(&b, "This node holds %" PRIu64 " bytes of data and tables: too little for "
+                       "memory figures to say much.\n", m.used);
+    } else {
+        if (m.rss > m.used + m.used / 2) {
+            found++;
+            buf_printf(&b, "The process's RSS (%zu bytes) is %.2f times what keys, values and "
+                           "tables take (%" PRIu64 " bytes): memory freed by deletes and "
+                           "overwrites is held by the allocator for reuse, or the process "
+                           "holds buffers (clients' output, the data log).\n",
+                       m.rss, (double)m.rss / (double)m.used, m.used);
+        }
+        if (m.peak > m.used * 2) {
+            found++;
+            buf_printf(&b, "The peak of used memory (%" PRIu64 " bytes) is over twice what is "
+                           "used now (%" PRIu64 " bytes): the RSS may stay near the peak.\n",
+                       m.peak, m.used);
+        }
+        if (!found)
+            buf_append_str(&b, "No memory problem found: RSS and the peak are in proportion "
+                               "to what is used.\n");
+    }
+    resp_write_verbatim(c->out, c->proto, b.data ? b.data : "", b.len);
+    buf_fini(&b);
 }
 
 /* instantaneous_ops_per_sec. Redis averages 16 samples taken every 100 ms by

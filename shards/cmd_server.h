@@ -53,6 +53,7 @@ void cmd_role(struct cmd_ctx *c);
 bool cmd_server_is_admin(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
 /* SLOWLOG GET|LEN|RESET|HELP (slowlog.h keeps the entries). */
 void cmd_slowlog(struct cmd_ctx *c);
+void cmd_latency(struct cmd_ctx *c);
 /* OBJECT and MEMORY (containers): HELP and errors; their keyed
  * subcommands go by cmd_server_keyed_subcommand() to cmd_keyinfo. */
 void cmd_object(struct cmd_ctx *c);

@@ -41,7 +41,7 @@ struct conn_slot;
 struct node;
 
 #define CMD_STATS_SUB_BASE 96 /* first subcommand slot: the table has fewer rows */
-#define CMD_STATS_SLOTS 208   /* 112 subcommands at most */
+#define CMD_STATS_SLOTS 224   /* 128 subcommands at most */
 #define CMD_STATS_ERRORS 32   /* distinct error prefixes kept per shard */
 #define CMD_STATS_PREFIX_MAX 32
 

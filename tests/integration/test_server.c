@@ -1168,6 +1168,64 @@ static void test_server_maxclients(void **state)
     harness_raw_close(conns[1]);
 }
 
+/* LATENCY as Redis answers it with its latency monitor off (its default:
+ * ringkv keeps no event series), and MEMORY STATS and DOCTOR: the figures
+ * under Redis's names, in proportion to the data. Holds against
+ * redis-server. */
+static long long stats_field(const redisReply *r, const char *name)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0) {
+            assert_int_equal(r->element[i + 1]->type, REDIS_REPLY_INTEGER);
+            return r->element[i + 1]->integer;
+        }
+    fail_msg("MEMORY STATS has no %s", name);
+    return -1;
+}
+
+static void test_server_latency_and_memory_stats(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_ARRAY(0), "LATENCY LATEST");
+    harness_expect(c, HARNESS_ARRAY(0), "LATENCY HISTORY command");
+    harness_expect(c, HARNESS_INT(0), "LATENCY RESET");
+    harness_expect(c, HARNESS_INT(0), "LATENCY RESET command fork");
+    harness_expect(c, HARNESS_ERR("ERR No samples available for event 'command'"),
+                   "LATENCY GRAPH command");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'latency|latest' command"),
+                   "LATENCY LATEST x");
+    harness_expect(c, HARNESS_ERR("ERR unknown subcommand 'nope'. Try LATENCY HELP."),
+                   "LATENCY nope");
+    redisReply *r = harness_cmd(c, "LATENCY DOCTOR");
+    assert_true(r->type == REDIS_REPLY_STRING && r->len > 0);
+    freeReplyObject(r);
+    r = harness_cmd(c, "LATENCY HELP");
+    assert_true(r->type == REDIS_REPLY_ARRAY && r->elements > 5);
+    freeReplyObject(r);
+
+    enum { KEYS = 200 };
+    for (int i = 0; i < KEYS; i++)
+        harness_expect(c, HARNESS_OK, "SET memstats:%d %0256d", i, i);
+    r = harness_cmd(c, "MEMORY STATS");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements % 2, 0);
+    long long used = stats_field(r, "total.allocated"), keys = stats_field(r, "keys.count");
+    assert_true(keys >= KEYS);
+    assert_true(used >= KEYS * 256);
+    assert_true(stats_field(r, "peak.allocated") >= used);
+    assert_true(stats_field(r, "dataset.bytes") >= KEYS * 256);
+    assert_true(stats_field(r, "dataset.bytes") <= used);
+    assert_true(stats_field(r, "keys.bytes-per-key") >= 256);
+    freeReplyObject(r);
+    r = harness_cmd(c, "MEMORY DOCTOR");
+    assert_true(r->type == REDIS_REPLY_STRING && r->len > 0);
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'memory|stats' command"),
+                   "MEMORY STATS x");
+    for (int i = 0; i < KEYS; i++)
+        harness_expect(c, HARNESS_INT(1), "DEL memstats:%d", i);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1203,6 +1261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_client_laddr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_client_info_list_resp3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_info_memory_peak, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_latency_and_memory_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_info_ops_per_sec, setup, teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
