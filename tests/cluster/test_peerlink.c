@@ -582,6 +582,34 @@ static void test_peerlink_batches_and_split_frames(void **state)
     cluster_stop(0);
 }
 
+/* A batch of 40 GETs (more than a read-ahead of 32) whose 41st message
+ * breaks the protocol (an unknown kind): the 40 are each handled (counted
+ * in), then the node refuses the link (PROTOCOL) and closes it. Their
+ * replies go with the link: the peer that broke the protocol sees its
+ * link end, as its requests' senders do for any lost link. */
+static void test_peerlink_bad_message_after_good_ones(void **state)
+{
+    enum { N = 40 };
+    start_node(0, NULL, "1");
+    struct wpeer w;
+    wp_open(&w, 0);
+    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    struct wire_writer wr;
+    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    for (uint64_t id = 1; id <= N; id++)
+        put_get(&wr, id);
+    size_t bad_at = w.out.len; /* the next message's first byte: its kind */
+    put_get(&wr, N + 1);
+    wire_writer_flush(&wr);
+    w.out.data[bad_at] = 0xEE;
+    wp_send(&w);
+    expect_refused_and_closed(&w, WIRE_REFUSE_PROTOCOL);
+    expect_field(0, "peer_links_msgs_in", N);
+    cluster_stop(0);
+}
+
 /* A GET REQUEST of key (on its partition's shard) with this id. */
 static void put_get_key(struct wire_writer *wr, uint64_t id, const char *key)
 {
@@ -1428,6 +1456,7 @@ int main(void)
         cmocka_unit_test_teardown(test_peerlink_forward_checked_as_a_client, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_refuses_non_members, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_pauses_within_a_frame, cluster_forget_all),
+        cmocka_unit_test_teardown(test_peerlink_bad_message_after_good_ones, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_forward_at_a_non_replica, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_reply_over_the_peer_frame, cluster_forget_all),
         cmocka_unit_test_teardown(test_peerlink_misconf_refuses_syncs, cluster_forget_all),
