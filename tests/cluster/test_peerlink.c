@@ -522,6 +522,17 @@ static void test_peerlink_garbage_keeps_node_and_gossip(void **state)
     cluster_stop(0);
 }
 
+/* A link to node 0's shard 0 as the member, handshake done, and a writer
+ * of batches for it. */
+static void wp_open_as_member(struct wpeer *w, struct wire_writer *wr)
+{
+    wp_open(w, 0);
+    assert_int_equal(wp_handshake(w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
+                                  WIRE_VERSION),
+                     WIRE_HS_DONE);
+    wire_writer_init(wr, &w->out, w->hs.version, w->hs.peer_max_frame);
+}
+
 /* Requests in one batch, and one several times the receive buffer (16 KiB)
  * and split over many small writes: every REPLY comes back, each id once. */
 static void test_peerlink_batches_and_split_frames(void **state)
@@ -529,12 +540,8 @@ static void test_peerlink_batches_and_split_frames(void **state)
     enum { N = 1000 };
     start_node(0, NULL, "1");
     struct wpeer w;
-    wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
-                                  WIRE_VERSION),
-                     WIRE_HS_DONE);
     struct wire_writer wr;
-    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    wp_open_as_member(&w, &wr);
     for (uint64_t id = 1; id <= N; id++)
         put_get(&wr, id);
     wire_writer_flush(&wr);
@@ -592,12 +599,8 @@ static void test_peerlink_bad_message_after_good_ones(void **state)
     enum { N = 40 };
     start_node(0, NULL, "1");
     struct wpeer w;
-    wp_open(&w, 0);
-    assert_int_equal(wp_handshake(&w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
-                                  WIRE_VERSION),
-                     WIRE_HS_DONE);
     struct wire_writer wr;
-    wire_writer_init(&wr, &w.out, w.hs.version, w.hs.peer_max_frame);
+    wp_open_as_member(&w, &wr);
     for (uint64_t id = 1; id <= N; id++)
         put_get(&wr, id);
     size_t bad_at = w.out.len; /* the next message's first byte: its kind */
