@@ -843,7 +843,8 @@ static void server_command_info(struct buf *o, int proto, const struct cmd_def *
 }
 
 /* What Redis 7 says of each subcommand in COMMAND DOCS (client|setinfo:
- * Redis 7.2's words). Its group is its container's. */
+ * Redis 7.2's words; memory|doctor, memory|stats and latency's: ringkv's
+ * words for them). Its group is its container's. */
 static const struct {
     const char *full, *summary, *since, *complexity;
 } server_subcommand_docs[] = {
@@ -907,6 +908,8 @@ static const struct {
     {"slowlog|help", "Show helpful text about the different subcommands", "6.2.0", "O(1)"},
     {"latency|doctor", "Report on latency, in words", "2.8.13", "O(1)"},
     {"latency|graph", "Draw a graph of an event's latency samples", "2.8.13", "O(1)"},
+    {"latency|histogram", "Return the cumulative latency histograms of commands", "7.0.0",
+     "O(N) where N is the number of commands with latency information being retrieved."},
     {"latency|history", "Return an event's latency samples", "2.8.13", "O(1)"},
     {"latency|latest", "Return the latest latency sample of every event", "2.8.13", "O(1)"},
     {"latency|reset", "Clear the latency samples of some or all events", "2.8.13", "O(1)"},
@@ -1652,6 +1655,7 @@ SERVER_CONTAINER(server_slowlog, "SLOWLOG", server_slowlog_subs, SERVER_SLOWLOG_
  * asks LATENCY LATEST) get empty answers, not errors. */
 static void server_latency_none(struct cmd_ctx *c) { resp_write_array_len(c->out, 0); }
 static void server_latency_reset(struct cmd_ctx *c) { resp_write_int(c->out, 0); }
+static void server_latency_histogram(struct cmd_ctx *c) { resp_write_map_len(c->out, c->proto, 0); }
 
 static void server_latency_graph(struct cmd_ctx *c)
 {
@@ -1677,6 +1681,9 @@ static const struct server_subcommand server_latency_subs[] = {
      {"DOCTOR", "    Return a human readable latency analysis report."}},
     {"graph", "latency|graph", 3, SERVER_ADMIN_CATS, server_latency_graph,
      {"GRAPH <event>", "    Return an ASCII latency graph for the <event> class."}},
+    {"histogram", "latency|histogram", -2, SERVER_ADMIN_CATS, server_latency_histogram,
+     {"HISTOGRAM [<command> ...]", "    Return the cumulative latency histograms of the given "
+                                   "commands (none are kept:", "    an empty map)."}},
     {"history", "latency|history", 3, SERVER_ADMIN_CATS, server_latency_none,
      {"HISTORY <event>", "    Return time-latency samples for the <event> class."}},
     {"latest", "latency|latest", 2, SERVER_ADMIN_CATS, server_latency_none,
@@ -1882,9 +1889,10 @@ static void server_info_persistence(struct buf *b, const struct node *n,
 }
 
 /* used_memory_peak (server_used_peak, above): the largest used_memory any
- * INFO has computed since start-up or CONFIG RESETSTAT. Redis also samples
- * it in its cron; here nothing runs between INFO calls, so a peak that came
- * and went between two of them is missed. Atomic: INFO runs on every shard. */
+ * INFO or MEMORY STATS/DOCTOR has computed since start-up or CONFIG
+ * RESETSTAT. Redis also samples it in its cron; here nothing runs between
+ * those calls, so a peak that came and went between two of them is missed.
+ * Atomic: they run on every shard. */
 
 /* Records used and returns the peak so far. */
 static uint64_t server_note_used(uint64_t used)
@@ -1896,11 +1904,19 @@ static uint64_t server_note_used(uint64_t used)
     return used > peak ? used : peak;
 }
 
-/* The node's memory figures, as INFO memory and MEMORY STATS give them. */
+/* The node's memory figures, which INFO memory and MEMORY STATS give (the
+ * read notes the peak, as INFO's always did). */
 struct server_memory {
     uint64_t used, peak, overhead, keys;
-    size_t rss, allocator_active, allocator_resident;
+    size_t rss, allocator_active, allocator_resident, allocator_peak;
 };
+
+/* used_memory_dataset, MEMORY STATS' dataset.bytes: what keys and values
+ * take, without the tables' slot arrays. */
+static uint64_t server_dataset(const struct server_memory *m)
+{
+    return m->used > m->overhead ? m->used - m->overhead : 0;
+}
 
 static void server_memory_read(const struct node *n, struct server_memory *m)
 {
@@ -1912,9 +1928,9 @@ static void server_memory_read(const struct node *n, struct server_memory *m)
     m->overhead = 0; /* the tables' slot arrays (used counts them too) */
     for (uint32_t i = 0; i < n->nshards; i++)
         m->overhead += table_overhead_bytes(n->shards[i]->store->table);
-    size_t elapsed, user, sys, peak_rss, peak_commit, faults;
+    size_t elapsed, user, sys, peak_rss, faults;
     mi_process_info(&elapsed, &user, &sys, &m->allocator_resident, &peak_rss,
-                    &m->allocator_active, &peak_commit, &faults);
+                    &m->allocator_active, &m->allocator_peak, &faults);
     m->rss = cmd_server_rss_bytes();
 }
 
@@ -1924,7 +1940,7 @@ static void server_memory_stats(struct cmd_ctx *c)
 {
     struct server_memory m;
     server_memory_read(c->node, &m);
-    uint64_t dataset = m.used > m.overhead ? m.used - m.overhead : 0;
+    uint64_t dataset = server_dataset(&m);
     resp_write_map_len(c->out, c->proto, 11);
     resp_write_bulk_str(c->out, "peak.allocated");
     resp_write_int(c->out, (int64_t)m.peak);
@@ -2094,11 +2110,11 @@ void cmd_info(struct cmd_ctx *c)
                        "blocked_clients:0\r\n\r\n",
                    t.clients, (long long)__atomic_load_n(&cfg->maxclients, __ATOMIC_RELAXED));
     if (server_section_wanted(c, "memory", true)) {
-        size_t elapsed, user, sys, rss, peak_rss, commit, peak_commit, faults;
-        mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
-        size_t rss_now = cmd_server_rss_bytes();
+        struct server_memory m;
+        server_memory_read(n, &m);
+        size_t rss_now = m.rss, rss = m.allocator_resident, commit = m.allocator_active;
         char h_used[32], h_rss[32], h_max[32], h_peak[32];
-        uint64_t peak = server_note_used(t.used);
+        uint64_t peak = m.peak;
         server_human(h_rss, sizeof h_rss, (double)rss_now);
         server_human(h_max, sizeof h_max, (double)cfg->maxmemory);
         server_human(h_peak, sizeof h_peak, (double)peak);
@@ -2109,7 +2125,7 @@ void cmd_info(struct cmd_ctx *c)
          * tables of every shard), as in Redis, and used_memory_peak its
          * largest value; the allocator's own figures (mimalloc committed,
          * its peak, and resident) and the process RSS stand beside. */
-        server_human(h_used, sizeof h_used, (double)t.used);
+        server_human(h_used, sizeof h_used, (double)m.used);
         buf_printf(&b,
                    "# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_human:%s\r\n"
                    "used_memory_rss:%zu\r\nused_memory_rss_human:%s\r\n"
@@ -2119,11 +2135,11 @@ void cmd_info(struct cmd_ctx *c)
                    "allocator_peak:%zu\r\nallocator_resident:%zu\r\nmaxmemory:%lld\r\n"
                    "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
                    "mem_allocator:mimalloc-%d\r\n\r\n",
-                   t.used, h_used, rss_now, h_rss, peak, h_peak,
-                   peak ? (double)t.used * 100.0 / (double)peak : 100.0, t.used, commit,
-                   peak_commit, rss, (long long)cfg->maxmemory, h_max,
+                   m.used, h_used, rss_now, h_rss, peak, h_peak,
+                   peak ? (double)m.used * 100.0 / (double)peak : 100.0, server_dataset(&m),
+                   commit, m.allocator_peak, rss, (long long)cfg->maxmemory, h_max,
                    policies[cfg->maxmemory_policy],
-                   t.used ? (double)rss_now / (double)t.used : 0.0, mi_version());
+                   m.used ? (double)rss_now / (double)m.used : 0.0, mi_version());
     }
     if (server_section_wanted(c, "persistence", true))
         server_info_persistence(&b, n, &t);

@@ -120,7 +120,7 @@ struct shard {
 
     struct req_table reqs;        /* requests answered later (req.h) */
     int64_t request_timeout_ms;   /* request-timeout */
-    int64_t turn_ms;              /* shard_turn_ms(): req_now_ms() as this loop turn began */
+    int64_t turn_ms;              /* shard_turn_ms(): req_now_ms() as this turn began serving */
     int64_t slow_turn_us;         /* slow-turn-ms, in microseconds */
     int64_t stall_logged_ms;      /* when a long loop turn was last logged (shard_turn_done) */
     struct slowlog slowlog;       /* this shard's slow commands (SLOWLOG) */

@@ -1202,6 +1202,12 @@ static void test_server_latency_and_memory_stats(void **state)
     r = harness_cmd(c, "LATENCY HELP");
     assert_true(r->type == REDIS_REPLY_ARRAY && r->elements > 5);
     freeReplyObject(r);
+    r = harness_cmd(c, "LATENCY HISTOGRAM set");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY); /* a map: RESP2's flat array */
+    assert_int_equal(r->elements % 2, 0);
+    if (!harness_target_is_redis()) /* Redis 7 tracks every command's by default */
+        assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
 
     enum { KEYS = 200 };
     for (int i = 0; i < KEYS; i++)
@@ -1217,6 +1223,9 @@ static void test_server_latency_and_memory_stats(void **state)
     assert_true(stats_field(r, "dataset.bytes") <= used);
     assert_true(stats_field(r, "keys.bytes-per-key") >= 256);
     freeReplyObject(r);
+    /* INFO's used_memory_dataset is MEMORY STATS' dataset.bytes: below used_memory */
+    long long dataset = info_int(c, "memory", "used_memory_dataset");
+    assert_true(dataset >= KEYS * 256 && dataset < info_int(c, "memory", "used_memory"));
     r = harness_cmd(c, "MEMORY DOCTOR");
     assert_true(r->type == REDIS_REPLY_STRING && r->len > 0);
     freeReplyObject(r);
