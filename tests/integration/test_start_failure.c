@@ -41,10 +41,14 @@ static int run_failing_start(const char *fail_thread, const char *storage, char 
     assert_non_null(mkdtemp(dir));
     char log[sizeof dir + 8];
     snprintf(log, sizeof log, "%s/log", dir);
-    int port, mc_port;
-    assert_int_equal(harness_free_ports(&port, &mc_port), 0);
-    char port_s[16];
+    /* the cluster port too, free a moment ago: its default (port + 10000)
+     * may be another test's (a start that fails there never reaches the
+     * shard threads); no admin API */
+    int port, cluster_port;
+    assert_int_equal(harness_free_ports(&port, &cluster_port), 0);
+    char port_s[16], cluster_port_s[16];
     snprintf(port_s, sizeof port_s, "%d", port);
+    snprintf(cluster_port_s, sizeof cluster_port_s, "%d", cluster_port);
     struct start_run r = {.pid = fork()};
     assert_true(r.pid >= 0);
     if (r.pid == 0) {
@@ -53,8 +57,9 @@ static int run_failing_start(const char *fail_thread, const char *storage, char 
             _exit(126);
         setenv("RINGKV_TEST_FAIL_THREAD", fail_thread, 1);
         const char *bin = getenv("RINGKV_BIN");
-        execl(bin, bin, "--port", port_s, "--memcache-port", "0", "--bind", "127.0.0.1",
-              "--threads", THREADS, "--storage", storage, "--dir", dir, (char *)NULL);
+        execl(bin, bin, "--port", port_s, "--memcache-port", "0", "--cluster-port",
+              cluster_port_s, "--admin-port", "0", "--bind", "127.0.0.1", "--threads", THREADS,
+              "--storage", storage, "--dir", dir, (char *)NULL);
         _exit(127);
     }
     if (!harness_wait_until(start_run_exited, &r, HARNESS_TIMEOUT_MS, 10)) {
