@@ -26,8 +26,11 @@
  *
  * Input: one multishot receive per link on the shard's provided-buffer
  * ring; whole frames are decoded in place, a partial one is kept in `in`;
- * each message goes to the coordinator (coord_on_request() with the link's
- * handle, coord_on_reply()), which may write to any link meanwhile.
+ * a batch's messages are read 32 at a time (link_read_ahead: each decoded
+ * once, its key hashed once, the keys' table slots prefetched together),
+ * then each goes to the coordinator (coord_on_request() with the link's
+ * handle and the key's hash, coord_on_reply()), which may write to any
+ * link meanwhile.
  * Output: messages are appended to `out` through a wire_writer (one batch
  * per turn and link); peerlink_flush() closes the batch and hands `out` to
  * the kernel in one send, continued when the kernel takes part of it. A
