@@ -1918,13 +1918,13 @@ static uint64_t server_dataset(const struct server_memory *m)
     return m->used > m->overhead ? m->used - m->overhead : 0;
 }
 
-static void server_memory_read(const struct node *n, struct server_memory *m)
+/* The figures, from the shards' totals t (cmd_server_totals). */
+static void server_memory_read(const struct node *n, const struct cmd_server_totals *t,
+                               struct server_memory *m)
 {
-    struct cmd_server_totals t;
-    cmd_server_totals(n, &t);
-    m->used = t.used;
-    m->keys = t.keys;
-    m->peak = server_note_used(t.used);
+    m->used = t->used;
+    m->keys = t->keys;
+    m->peak = server_note_used(t->used);
     m->overhead = 0; /* the tables' slot arrays (used counts them too) */
     for (uint32_t i = 0; i < n->nshards; i++)
         m->overhead += table_overhead_bytes(n->shards[i]->store->table);
@@ -1934,12 +1934,20 @@ static void server_memory_read(const struct node *n, struct server_memory *m)
     m->rss = cmd_server_rss_bytes();
 }
 
+/* The figures now (MEMORY STATS and DOCTOR; INFO has its totals read). */
+static void server_memory_now(const struct node *n, struct server_memory *m)
+{
+    struct cmd_server_totals t;
+    cmd_server_totals(n, &t);
+    server_memory_read(n, &t, m);
+}
+
 /* MEMORY STATS: the node's figures under Redis's names, those ringkv has
  * (no replication backlog, AOF buffer or Lua caches to report). */
 static void server_memory_stats(struct cmd_ctx *c)
 {
     struct server_memory m;
-    server_memory_read(c->node, &m);
+    server_memory_now(c->node, &m);
     uint64_t dataset = server_dataset(&m);
     resp_write_map_len(c->out, c->proto, 11);
     resp_write_bulk_str(c->out, "peak.allocated");
@@ -1970,7 +1978,7 @@ static void server_memory_stats(struct cmd_ctx *c)
 static void server_memory_doctor(struct cmd_ctx *c)
 {
     struct server_memory m;
-    server_memory_read(c->node, &m);
+    server_memory_now(c->node, &m);
     struct buf b;
     buf_init(&b);
     size_t found = 0;
@@ -2111,7 +2119,7 @@ void cmd_info(struct cmd_ctx *c)
                    t.clients, (long long)__atomic_load_n(&cfg->maxclients, __ATOMIC_RELAXED));
     if (server_section_wanted(c, "memory", true)) {
         struct server_memory m;
-        server_memory_read(n, &m);
+        server_memory_read(n, &t, &m); /* the totals INFO read above */
         size_t rss_now = m.rss, rss = m.allocator_resident, commit = m.allocator_active;
         char h_used[32], h_rss[32], h_max[32], h_peak[32];
         uint64_t peak = m.peak;

@@ -817,18 +817,23 @@ static void coord_op_free(struct shard *sh, struct coord_op *op)
     coord_op_release(sh->coord, op);
 }
 
-/* Milliseconds from now to deadline_ms, at least 1 (a wire deadline). */
+/* Milliseconds from now_ms to deadline_ms, at least 1 (a wire deadline). */
+static int32_t coord_left_from(int64_t now_ms, int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - now_ms;
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+}
+
+/* The same from now (the clock read). */
 static int32_t coord_left(int64_t deadline_ms)
 {
-    int64_t left = deadline_ms - req_now_ms();
-    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+    return coord_left_from(req_now_ms(), deadline_ms);
 }
 
 /* The time r has left, for a message sent this turn (shard_turn_ms). */
 static int32_t coord_deadline_left(const struct shard *sh, const struct req *r)
 {
-    int64_t left = r->deadline_ms - shard_turn_ms(sh);
-    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int32_t)left;
+    return coord_left_from(shard_turn_ms(sh), r->deadline_ms);
 }
 
 /* Sends a request to member m of the op's view. */

@@ -522,15 +522,19 @@ static void test_peerlink_garbage_keeps_node_and_gossip(void **state)
     cluster_stop(0);
 }
 
-/* A link to node 0's shard 0 as the member, handshake done, and a writer
- * of batches for it. */
-static void wp_open_as_member(struct wpeer *w, struct wire_writer *wr)
+/* Node 0 started with its member, a link to its shard 0 as the member
+ * (handshake done), a writer of batches for it, and GETs of ids 1..n
+ * written (not flushed). */
+static void wp_open_with_gets(struct wpeer *w, struct wire_writer *wr, uint64_t n)
 {
+    start_node(0, NULL, "1");
     wp_open(w, 0);
     assert_int_equal(wp_handshake(w, member_id, cluster_node(0)->id, 0, NULL, 0, WIRE_VERSION_MIN,
                                   WIRE_VERSION),
                      WIRE_HS_DONE);
     wire_writer_init(wr, &w->out, w->hs.version, w->hs.peer_max_frame);
+    for (uint64_t id = 1; id <= n; id++)
+        put_get(wr, id);
 }
 
 /* Requests in one batch, and one several times the receive buffer (16 KiB)
@@ -538,12 +542,9 @@ static void wp_open_as_member(struct wpeer *w, struct wire_writer *wr)
 static void test_peerlink_batches_and_split_frames(void **state)
 {
     enum { N = 1000 };
-    start_node(0, NULL, "1");
     struct wpeer w;
     struct wire_writer wr;
-    wp_open_as_member(&w, &wr);
-    for (uint64_t id = 1; id <= N; id++)
-        put_get(&wr, id);
+    wp_open_with_gets(&w, &wr, N);
     wire_writer_flush(&wr);
     /* a PUT whose value spans many receive buffers, sent a few bytes at a time
      * at first, so the node sees its frame arrive in pieces */
@@ -597,12 +598,9 @@ static void test_peerlink_batches_and_split_frames(void **state)
 static void test_peerlink_bad_message_after_good_ones(void **state)
 {
     enum { N = 40 };
-    start_node(0, NULL, "1");
     struct wpeer w;
     struct wire_writer wr;
-    wp_open_as_member(&w, &wr);
-    for (uint64_t id = 1; id <= N; id++)
-        put_get(&wr, id);
+    wp_open_with_gets(&w, &wr, N);
     size_t bad_at = w.out.len; /* the next message's first byte: its kind */
     put_get(&wr, N + 1);
     wire_writer_flush(&wr);
