@@ -804,20 +804,35 @@ static void server_write_cats(struct buf *o, int proto, uint32_t cats)
             resp_write_simple(o, names[i]);
 }
 
-/* A subcommand's COMMAND INFO entry, as Redis 7 writes it: no keys; its
- * only flag in ringkv's vocabulary is admin (with the @admin category). */
+static void server_keyed_syntax(struct cmd_ctx *c);
+
+/* Whether sub names a key, its third argument (OBJECT ENCODING key, MEMORY
+ * USAGE key): the subcommands that run on the key's shard, whose handler
+ * here only writes their syntax errors. */
+static bool server_subcommand_keyed(const struct server_subcommand *sub)
+{
+    return sub->run == server_keyed_syntax;
+}
+
+/* A subcommand's COMMAND INFO entry, as Redis 7 writes it: a keyed one
+ * read-only with its key at 2 (cluster clients route MEMORY USAGE by it),
+ * the others keyless; the only other flag in ringkv's vocabulary is admin
+ * (with the @admin category). */
 static void server_subcommand_info(struct buf *o, int proto, const struct server_subcommand *sub)
 {
     bool admin = (sub->cats & SERVER_CAT_ADMIN) != 0;
+    int key = server_subcommand_keyed(sub) ? 2 : 0;
     resp_write_array_len(o, 10);
     resp_write_bulk_str(o, sub->full);
     resp_write_int(o, sub->arity);
-    resp_write_set_len(o, proto, admin);
+    resp_write_set_len(o, proto, admin + (key != 0));
     if (admin)
         resp_write_simple(o, "admin");
-    resp_write_int(o, 0);
-    resp_write_int(o, 0);
-    resp_write_int(o, 0);
+    if (key)
+        resp_write_simple(o, "readonly");
+    resp_write_int(o, key);
+    resp_write_int(o, key);
+    resp_write_int(o, key ? 1 : 0);
     server_write_cats(o, proto, sub->cats);
     resp_write_set_len(o, proto, 0);
     resp_write_array_len(o, 0);
@@ -1262,6 +1277,34 @@ static void server_command_keys(struct cmd_ctx *c, bool with_flags)
     int argc = (int)c->argc - 2;
     if (!d) {
         resp_write_error(c->out, "ERR Invalid command specified");
+        return;
+    }
+    /* a container's keys are its subcommand's (OBJECT's table entry names
+     * its key for routing; COMMAND INFO shows it as the subcommands') */
+    const struct server_container *k = argc >= 2 ? server_container_of(d->name) : NULL;
+    const struct server_subcommand *sub = NULL;
+    for (size_t i = 0; k && i < k->n && !sub; i++)
+        if (cmd_arg_is(&c->argv[3], k->subs[i].name))
+            sub = &k->subs[i];
+    if (k && !sub) {
+        resp_write_error(c->out, "ERR Invalid command specified");
+        return;
+    }
+    if (sub && !server_subcommand_keyed(sub)) {
+        resp_write_error(c->out, "ERR The command has no key arguments");
+        return;
+    }
+    if (sub) {
+        if ((sub->arity > 0 && sub->arity != argc) || argc < -sub->arity) {
+            resp_write_error(c->out, "ERR Invalid number of arguments specified for command");
+            return;
+        }
+        resp_write_array_len(c->out, 1);
+        if (with_flags)
+            resp_write_array_len(c->out, 2);
+        resp_write_bulk(c->out, c->argv[4].ptr, c->argv[4].len);
+        if (with_flags)
+            server_write_key_flags(c->out, c->proto, 1u << 1); /* RO */
         return;
     }
     if (d->first_key == 0) {

@@ -192,6 +192,12 @@ def check_redis_py(nodes):
     assert rc.execute_command("EXPIRETIME", keys[1]) == -1
     assert rc.execute_command("EXPIRETIME", "nokey") == -2
     assert abs(rc.time()[0] - time.time()) < 60
+    # MEMORY USAGE and OBJECT ENCODING routed by the key COMMAND INFO names
+    # for the subcommand (step 0 there failed in redis-py before sending)
+    usage = [rc.memory_usage(k) for k in keys[:10]]
+    assert all(isinstance(u, int) and u > 0 for u in usage), usage
+    assert rc.memory_usage("nokey") is None
+    assert rc.object("encoding", keys[0]) == "embstr"
     # RENAME, RENAMENX, COPY of two keys of one slot (a hash tag), sent by
     # RedisCluster to the slot's node; keys of two slots: CROSSSLOT
     assert rc.set("{acct}:cur", "balance") is True

@@ -343,6 +343,26 @@ static void test_server_command_count_info(void **state)
     }
     harness_check(r->element[3], HARNESS_NIL, "COMMAND INFO of an unknown command");
     freeReplyObject(r);
+
+    /* A keyed subcommand names its key as Redis 7 does (read-only, at 2):
+     * redis-py's RedisCluster routes MEMORY USAGE by it, and failed on
+     * step 0 (range() arg 3 must not be zero); a keyless one names none. */
+    r = harness_cmd(c, "COMMAND INFO memory|usage object|encoding memory|stats");
+    harness_check(r, HARNESS_ARRAY(3), "COMMAND INFO of subcommands");
+    for (int i = 0; i < 3; i++) {
+        const redisReply *e = r->element[i];
+        assert_int_equal(e->type, REDIS_REPLY_ARRAY);
+        assert_true(e->elements >= 6);
+        long long key = i < 2 ? 2 : 0;
+        assert_int_equal(e->element[2]->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(e->element[2]->elements, i < 2 ? 1 : 0);
+        if (i < 2)
+            harness_check(e->element[2]->element[0], HARNESS_STATUS("readonly"), "flag");
+        harness_check(e->element[3], HARNESS_INT(key), "first key");
+        harness_check(e->element[4], HARNESS_INT(key), "last key");
+        harness_check(e->element[5], HARNESS_INT(key ? 1 : 0), "key step");
+    }
+    freeReplyObject(r);
 }
 
 static void test_server_command_docs(void **state)
@@ -582,6 +602,23 @@ static void test_server_command_getkeys(void **state)
                    "COMMAND GETKEYS get a b");
     harness_expect(c, HARNESS_ERR("ERR Invalid number of arguments specified for command"),
                    "COMMAND GETKEYS mset a");
+    /* A container's keys are its subcommand's, as in Redis 7. */
+    r = harness_cmd(c, "COMMAND GETKEYS MEMORY USAGE k SAMPLES 5");
+    harness_check_bulks(r, k, 1, "GETKEYS memory usage");
+    freeReplyObject(r);
+    r = harness_cmd(c, "COMMAND GETKEYS object encoding a");
+    harness_check_bulks(r, a, 1, "GETKEYS object encoding");
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_ERR("ERR The command has no key arguments"),
+                   "COMMAND GETKEYS object help");
+    harness_expect(c, HARNESS_ERR("ERR The command has no key arguments"),
+                   "COMMAND GETKEYS memory stats");
+    harness_expect(c, HARNESS_ERR("ERR Invalid command specified"),
+                   "COMMAND GETKEYS memory nosuch a");
+    harness_expect(c, HARNESS_ERR("ERR Invalid number of arguments specified for command"),
+                   "COMMAND GETKEYS memory usage");
+    harness_expect(c, HARNESS_ERR("ERR Invalid number of arguments specified for command"),
+                   "COMMAND GETKEYS object encoding a b");
 }
 
 static long long client_id(redisContext *c)
