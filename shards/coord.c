@@ -156,6 +156,7 @@ struct coord_member {
     char cluster_addr[GOSSIP_ADDR_MAX + 1];
     char client_addr[GOSSIP_ADDR_MAX + 1];
     bool is_down; /* down or left: not asked */
+    bool is_owner; /* owns a partition: met on sloppy quorum's walk of the ring */
     int64_t down_since_ms; /* is_down: since when this shard's views say so (req_now_ms) */
 };
 
@@ -391,6 +392,8 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
             alone &= m == s->self;
         }
         v->owner[p] = ring->owner[p] == RING_NONE ? RING_NONE : s->by_ring[ring->owner[p]];
+        if (v->owner[p] != RING_NONE)
+            v->members[v->owner[p]].is_owner = true;
     }
     /* Partitions of the node's keys must be the ring's: else stay alone. */
     v->is_cluster = !alone && ring->q == n->npartitions;
@@ -879,18 +882,30 @@ static int coord_send_sync(struct shard *sh, const struct coord_view *v, uint32_
  * partitions' owners, in order) that is not among p's top n_eff, not this
  * node and not in used[0..nused): a write's stand-in for a preference-list
  * node that is down or late. RING_NONE when there is none. */
+static bool coord_standin_taken(const struct coord_view *v, const uint32_t *list,
+                                uint32_t n_eff, const uint32_t *used, uint32_t nused, uint32_t m)
+{
+    bool is_taken = m == RING_NONE || m == v->self || !coord_live(v, m);
+    for (uint32_t k = 0; k < n_eff && !is_taken; k++)
+        is_taken = list[k] == m;
+    for (uint32_t k = 0; k < nused && !is_taken; k++)
+        is_taken = used[k] == m;
+    return is_taken;
+}
+
+/* (When no member could stand in, as in a cluster of N nodes or fewer, the
+ * members say so first: the walk of every partition is not made for each
+ * of a write's late peers, which a huge MSET paid for every key.) */
 static uint32_t coord_standin(const struct coord_view *v, uint32_t p, uint32_t n_eff,
                               const uint32_t *used, uint32_t nused)
 {
     const uint32_t *list = coord_list(v, p);
-    for (uint32_t i = 1; i <= v->q; i++) {
+    bool any = false;
+    for (uint32_t m = 0; m < v->n_members && !any; m++)
+        any = v->members[m].is_owner && !coord_standin_taken(v, list, n_eff, used, nused, m);
+    for (uint32_t i = 1; any && i <= v->q; i++) {
         uint32_t m = v->owner[(p + i) % v->q];
-        bool is_taken = m == RING_NONE || m == v->self || !coord_live(v, m);
-        for (uint32_t k = 0; k < n_eff && !is_taken; k++)
-            is_taken = list[k] == m;
-        for (uint32_t k = 0; k < nused && !is_taken; k++)
-            is_taken = used[k] == m;
-        if (!is_taken)
+        if (!coord_standin_taken(v, list, n_eff, used, nused, m))
             return m;
     }
     return RING_NONE;
