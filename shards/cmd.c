@@ -83,6 +83,7 @@
 #define CMD_INDEX_SIZE 256 /* power of two, > 2x the commands */
 #define CMD_NAME_MAX 32
 #define CMD_FLUSH_PEERS_MAX 1024 /* FLUSHALL reaches this many other members at most */
+#define CMD_ROWS_PER_TURN 1024   /* a split command's rows routed in one loop turn */
 
 static const struct cmd_def cmd_defs[] = {
     /* name, arity, flags, first, last, step, route, step-args, handler, combine, group, summary */
@@ -653,22 +654,123 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
     req_arm(&sh->reqs, r);
 }
 
-/* Splits argv[1..] into groups of `step` arguments, one sub-request each. */
-static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_def *d,
-                           struct resp_arg *argv, uint32_t argc)
+/* Routes rows [first, first + n) of a split command: row k is argv[1 + k *
+ * step ..] (step arguments), sub-result `sub0 + k - first`. */
+static void cmd_route_rows(struct shard *sh, struct conn *c, struct req *r,
+                           const struct cmd_def *d, const struct resp_arg *argv, uint32_t first,
+                           uint32_t n, uint32_t sub0)
 {
     uint32_t step = d->split_step;
-    struct req *r = cmd_req_new(sh, c, (argc - 1) / step, d->combine);
-    if (!r)
-        return;
-    for (uint32_t i = 1, sub = 0; i + step - 1 < argc; i += step, sub++) {
-        struct resp_arg one[3] = {argv[0], argv[i], step == 2 ? argv[i + 1] : argv[0]};
-        uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, argv[i].ptr, argv[i].len, hash),
+    for (uint32_t k = 0; k < n; k++) {
+        const struct resp_arg *row = &argv[1 + (size_t)(first + k) * step];
+        struct resp_arg one[3] = {argv[0], row[0], step == 2 ? row[1] : argv[0]};
+        uint64_t hash = keyhash(row[0].ptr, row[0].len);
+        cmd_route_sub(sh, c, r, sub0 + k, node_shard_of(sh->node, row[0].ptr, row[0].len, hash),
                       d->handler, d->flags, one, 1 + step, hash,
                       NULL); /* a split row has no per-request columns */
     }
-    req_arm(&sh->reqs, r);
+}
+
+/* The rows of a split command left for later turns (cmd_route_each): a
+ * copy of their arguments (the client's input buffer moves on), the
+ * request they belong to, by id, and its connection, by handle. */
+struct cmd_rest {
+    struct cmd_rest *next;
+    const struct cmd_def *d;
+    uint64_t req_id, conn;
+    uint32_t rows, next_row; /* rows in argv; the next to route */
+    uint32_t sub0;           /* argv's first row is this sub-result */
+    struct resp_arg argv[];  /* the name, then the rows; their bytes follow */
+};
+
+/* A copy of rows [from, end) of argv, or NULL (out of memory). */
+static struct cmd_rest *cmd_rest_new(const struct cmd_def *d, const struct resp_arg *argv,
+                                     uint32_t argc, uint32_t from)
+{
+    uint32_t step = d->split_step, rows = (argc - 1) / step - from;
+    uint32_t nargs = 1 + rows * step;
+    const struct resp_arg *first = &argv[1 + (size_t)from * step];
+    size_t bytes = argv[0].len;
+    for (uint32_t i = 0; i + 1 < nargs; i++)
+        bytes += first[i].len;
+    struct cmd_rest *x = mi_malloc(sizeof *x + (size_t)nargs * sizeof x->argv[0] + bytes + 1);
+    if (!x)
+        return NULL;
+    *x = (struct cmd_rest){.d = d, .rows = rows, .sub0 = from};
+    char *at = (char *)&x->argv[nargs];
+    for (uint32_t i = 0; i < nargs; i++) {
+        const struct resp_arg *a = i ? &first[i - 1] : &argv[0];
+        memcpy(at, a->ptr, a->len);
+        x->argv[i] = (struct resp_arg){at, a->len};
+        at += a->len;
+    }
+    return x;
+}
+
+/* Splits argv[1..] into groups of `step` arguments, one sub-request each.
+ * No more than CMD_ROWS_PER_TURN are routed in one loop turn: the rest of a
+ * larger one (a 300000-key MSET took a cluster node's loop 1.5 s, every
+ * other client and peer of the shard waiting) is copied and routed that
+ * many a turn by cmd_route_rest(), the request armed with its last row.
+ * Its client's next command is read only once it has ended (it is charged
+ * CONN_MAX_WORK), so that command sees all of it. */
+static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_def *d,
+                           struct resp_arg *argv, uint32_t argc)
+{
+    uint32_t rows = (argc - 1) / d->split_step;
+    struct req *r = cmd_req_new(sh, c, rows, d->combine);
+    if (!r)
+        return;
+    struct cmd_rest *rest =
+        rows > CMD_ROWS_PER_TURN ? cmd_rest_new(d, argv, argc, CMD_ROWS_PER_TURN) : NULL;
+    cmd_route_rows(sh, c, r, d, argv, 0, rest ? CMD_ROWS_PER_TURN : rows, 0);
+    if (!rest) { /* (a copy that failed for want of memory: all at once, as before) */
+        req_arm(&sh->reqs, r);
+        return;
+    }
+    cmd_charge(c, r, CONN_MAX_WORK);
+    rest->req_id = r->id;
+    rest->conn = shard_conn_handle(c);
+    if (sh->rest_tail)
+        sh->rest_tail->next = rest;
+    else
+        sh->rest = rest;
+    sh->rest_tail = rest;
+}
+
+void cmd_route_rest(struct shard *sh)
+{
+    uint32_t budget = CMD_ROWS_PER_TURN;
+    struct cmd_rest *x;
+    while ((x = sh->rest) && budget > 0) {
+        /* a request that ended (its deadline passed, or its connection went
+         * and cancelled it) takes none of its other rows */
+        struct req *r = req_find(&sh->reqs, x->req_id);
+        struct conn *c = r ? shard_conn_of(sh, x->conn) : NULL;
+        uint32_t n = x->rows - x->next_row < budget ? x->rows - x->next_row : budget;
+        if (c) {
+            cmd_route_rows(sh, c, r, x->d, x->argv, x->next_row, n, x->sub0 + x->next_row);
+            x->next_row += n;
+            budget -= n;
+            if (x->next_row < x->rows)
+                return; /* the budget is spent: more next turn */
+            req_arm(&sh->reqs, r);
+        }
+        sh->rest = x->next;
+        if (!sh->rest)
+            sh->rest_tail = NULL;
+        mi_free(x);
+    }
+}
+
+void cmd_rest_fini(struct shard *sh)
+{
+    while (sh->rest) {
+        struct cmd_rest *x = sh->rest;
+        sh->rest = x->next;
+        mi_free(x);
+    }
+    sh->rest_tail = NULL;
 }
 
 void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,

@@ -85,7 +85,7 @@
 #include "snapshot.h"
 #include "store.h"
 
-#define PEERLINK_PENDING_MSGS 4096          /* messages waiting for a handshake */
+#define PEERLINK_PENDING_MSGS 65536         /* messages waiting for a handshake */
 #define PEERLINK_PENDING_BYTES (64u << 20)  /* ... and their bytes */
 #define PEERLINK_OUT_MAX (256u << 20)       /* unsent output that refuses more requests */
 #define PEERLINK_IN_PAUSE (64u << 20)       /* unsent output at which a link stops reading */

@@ -165,6 +165,7 @@ void shard_destroy(struct shard *sh)
     for (uint32_t s = 0; s < sh->conn_cap; s++)
         if (sh->conns[s])
             conn_destroy(sh->conns[s]); /* cancels their requests */
+    cmd_rest_fini(sh);
     if (sh->listen_resp_fd >= 0)
         close(sh->listen_resp_fd);
     if (sh->listen_mc_fd >= 0)
@@ -725,8 +726,9 @@ static void shard_turn_done(struct shard *sh, int64_t start_us, uint32_t complet
  * SHARD_BACKLOG_WAIT_NS rather than spinning. */
 static int shard_wait(struct shard *sh, bool backlog)
 {
-    if (sh->nstash || !backlog)
-        return io_uring_submit_and_wait(&sh->uring, sh->nstash ? 0 : 1);
+    bool busy = sh->nstash || sh->rest; /* work for this turn already: no waiting */
+    if (busy || !backlog)
+        return io_uring_submit_and_wait(&sh->uring, busy ? 0 : 1);
     struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = SHARD_BACKLOG_WAIT_NS};
     struct io_uring_cqe *cqe;
     return io_uring_submit_and_wait_timeout(&sh->uring, &cqe, 1, &ts, NULL);
@@ -786,6 +788,8 @@ void *shard_main(void *arg)
             shard_on_cqe(sh, &cqe, &tick);
         }
         sh->nstash = 0;
+        if (__builtin_expect(sh->rest != NULL, 0))
+            cmd_route_rest(sh); /* a huge MSET's, MGET's or DEL's next rows */
         coord_lost_turn(sh); /* forwards whose link ended in these completions */
         int64_t turn_ms = shard_now_ms();
         store_turn(sh->store, turn_ms);

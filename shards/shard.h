@@ -32,6 +32,7 @@
 struct node;
 struct store;
 struct cmd_msg;
+struct cmd_rest;
 struct tier;
 struct peerlink;
 struct coord;
@@ -119,6 +120,7 @@ struct shard {
     struct shard_backlog *backlog; /* backlog[to]: messages for a full queue */
 
     struct req_table reqs;        /* requests answered later (req.h) */
+    struct cmd_rest *rest, *rest_tail; /* split commands' rows for later turns (cmd.h) */
     int64_t request_timeout_ms;   /* request-timeout */
     int64_t turn_ms;              /* shard_turn_ms(): req_now_ms() as this turn began serving */
     int64_t slow_turn_us;         /* slow-turn-ms, in microseconds */

@@ -2,7 +2,10 @@
  * - test_coord_set_at_one_get_at_every: 3 nodes (N = 3, R = W = 2): values
  *   SET (and MSET, and a RING.PUT) at one node are read back at every node,
  *   DEL at another removes them everywhere, INCR at two nodes counts on,
- *   MGET and EXISTS see keys of every node, FLUSHALL empties every node.
+ *   MGET and EXISTS see keys of every node, FLUSHALL empties every node;
+ *   then MSET, MGET and DEL of 5000 keys (routed over several loop turns)
+ *   at three nodes: MGET's values in order, DEL's count, and a GET
+ *   pipelined after the MSET sees its last key.
  * - test_coord_w2_with_one_frozen_w3_unavailable: one of 3 nodes SIGSTOPped:
  *   a plain SET (W = 2) is acknowledged; RING.PUT ... W 3 and SET after
  *   CONSISTENCY W 3 get -UNAVAILABLE within request-timeout and a margin;
@@ -19,6 +22,9 @@
  *   for such a key instead, and the node named there answers it.
  * - test_coord_memcached_replicates: memcached set at one node is read by
  *   get at every node; incr at two others counts on (and GET sees it).
+ * - test_coord_cold_links_take_a_burst: 2 nodes: a 10000-key MSET is the
+ *   first thing node 1 sends node 0, every row waiting for the link's
+ *   handshake: acknowledged (4096 waited at most, the rest were refused).
  * Without the coordinator every node serves only its own store: the first
  * and last fail on reads at other nodes (the fourth on the repair), the second on the missing
  * -UNAVAILABLE (a W above 1 is refused). Every wait is on a condition with a
@@ -201,6 +207,115 @@ static bool set_acknowledged(void *arg)
     return ok;
 }
 
+/* argv of CMD then, for each of BIG_KEYS keys "big:<i>", the key and (for
+ * MSET) "v-<i>"; every string allocated (big_free). */
+#define BIG_KEYS 5000 /* a split command of more rows than one loop turn routes (1024) */
+static size_t big_argv(const char *cmd, bool values, char **argv, size_t *lens)
+{
+    size_t n = 0;
+    argv[n++] = strdup(cmd);
+    for (int i = 0; i < BIG_KEYS; i++) {
+        assert_true(asprintf(&argv[n++], "big:%d", i) > 0);
+        if (values)
+            assert_true(asprintf(&argv[n++], "v-%d", i) > 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    return n;
+}
+
+static void big_free(char **argv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(argv[i]);
+}
+
+/* MSET, MGET and DEL of BIG_KEYS keys, each at another node: routed over
+ * several loop turns (cmd.c's cmd_route_each), each row still reaches its
+ * own sub-result (MGET's values in order), and a command pipelined after
+ * the MSET sees all of it. */
+static void big_mset_mget_del(void)
+{
+    static char *argv[1 + 2 * BIG_KEYS];
+    static size_t lens[1 + 2 * BIG_KEYS];
+    redisContext *c0 = client(0);
+    size_t n = big_argv("MSET", true, argv, lens);
+    assert_int_equal(redisAppendCommandArgv(c0, (int)n, (const char **)argv, lens), REDIS_OK);
+    big_free(argv, n);
+    assert_int_equal(redisAppendCommand(c0, "GET big:%d", BIG_KEYS - 1), REDIS_OK);
+    redisReply *r = NULL;
+    assert_int_equal(redisGetReply(c0, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    assert_string_equal(r->str, "OK");
+    freeReplyObject(r);
+    char want[32];
+    snprintf(want, sizeof want, "v-%d", BIG_KEYS - 1);
+    assert_int_equal(redisGetReply(c0, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, want);
+    freeReplyObject(r);
+    redisFree(c0);
+
+    redisContext *c1 = client(1);
+    n = big_argv("MGET", false, argv, lens);
+    r = redisCommandArgv(c1, (int)n, (const char **)argv, lens);
+    big_free(argv, n);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, BIG_KEYS);
+    for (int i = 0; i < BIG_KEYS; i++) {
+        snprintf(want, sizeof want, "v-%d", i);
+        assert_int_equal(r->element[i]->type, REDIS_REPLY_STRING);
+        assert_string_equal(r->element[i]->str, want);
+    }
+    freeReplyObject(r);
+    redisFree(c1);
+
+    redisContext *c2 = client(2);
+    n = big_argv("DEL", false, argv, lens);
+    r = redisCommandArgv(c2, (int)n, (const char **)argv, lens);
+    big_free(argv, n);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, BIG_KEYS);
+    freeReplyObject(r);
+    redisFree(c2);
+    expect_everywhere(3, "big:0", "nil");
+}
+
+/* A node's first requests to a peer wait in its link's queue while the
+ * link is dialled and its handshake runs: a 10000-key MSET at a node that
+ * has sent its peer nothing yet (2 nodes, one shard each, W = N = 2: every
+ * row needs the peer) is acknowledged. The queue took 4096 messages, and
+ * the rest were refused: -UNAVAILABLE "1 of 2 replicas answered". */
+#define BURST_KEYS 10000
+static void test_coord_cold_links_take_a_burst(void **state)
+{
+    (void)state;
+    start_cluster(2, NULL);
+    static char *argv[1 + 2 * BURST_KEYS];
+    static size_t lens[1 + 2 * BURST_KEYS];
+    size_t n = 0;
+    argv[n++] = strdup("MSET");
+    for (int i = 0; i < BURST_KEYS; i++) {
+        assert_true(asprintf(&argv[n++], "burst:%d", i) > 0);
+        assert_true(asprintf(&argv[n++], "%d", i) > 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    redisContext *c1 = client(1);
+    redisReply *r = redisCommandArgv(c1, (int)n, (const char **)argv, lens);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("MSET of %d keys: %s", BURST_KEYS, r->str);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c1);
+    for (size_t i = 0; i < n; i++)
+        free(argv[i]);
+    expect_everywhere(2, "burst:9999", "$9999");
+}
+
 static void test_coord_set_at_one_get_at_every(void **state)
 {
     (void)state;
@@ -261,6 +376,7 @@ static void test_coord_set_at_one_get_at_every(void **state)
     expect_everywhere(3, "m1", "nil");
     expect_everywhere(3, "key:3", "nil");
     expect_everywhere(3, "ringkey", "nil");
+    big_mset_mget_del();
 }
 
 /* The time a write takes to be refused, and the refusal. */
@@ -629,6 +745,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_coord_set_at_one_get_at_every, cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_cold_links_take_a_burst, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_w2_with_one_frozen_w3_unavailable, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_non_replica_forwards, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_read_repairs_a_replica_that_missed_a_write,
