@@ -671,47 +671,63 @@ static void cmd_route_rows(struct shard *sh, struct conn *c, struct req *r,
     }
 }
 
-/* The rows of a split command left for later turns (cmd_route_each): a
- * copy of their arguments (the client's input buffer moves on), the
- * request they belong to, by id, and its connection, by handle. */
+/* A split command too large for one loop turn (cmd_route_each): a copy of
+ * its arguments (the client's input buffer moves on), the request it
+ * answers, by id, its connection, by handle, and the next row to route. */
 struct cmd_rest {
     struct cmd_rest *next;
     const struct cmd_def *d;
     uint64_t req_id, conn;
-    uint32_t rows, next_row; /* rows in argv; the next to route */
-    uint32_t sub0;           /* argv's first row is this sub-result */
-    struct resp_arg argv[];  /* the name, then the rows; their bytes follow */
+    uint32_t rows, next_row;
+    struct resp_arg argv[]; /* the name, then the rows; their bytes follow */
 };
 
-/* A copy of rows [from, end) of argv, or NULL (out of memory). */
+/* A copy of argv (a split command of argc arguments), or NULL (out of
+ * memory). */
 static struct cmd_rest *cmd_rest_new(const struct cmd_def *d, const struct resp_arg *argv,
-                                     uint32_t argc, uint32_t from)
+                                     uint32_t argc)
 {
-    uint32_t step = d->split_step, rows = (argc - 1) / step - from;
-    uint32_t nargs = 1 + rows * step;
-    const struct resp_arg *first = &argv[1 + (size_t)from * step];
-    size_t bytes = argv[0].len;
-    for (uint32_t i = 0; i + 1 < nargs; i++)
-        bytes += first[i].len;
-    struct cmd_rest *x = mi_malloc(sizeof *x + (size_t)nargs * sizeof x->argv[0] + bytes + 1);
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < argc; i++)
+        bytes += argv[i].len;
+    struct cmd_rest *x = mi_malloc(sizeof *x + (size_t)argc * sizeof x->argv[0] + bytes + 1);
     if (!x)
         return NULL;
-    *x = (struct cmd_rest){.d = d, .rows = rows, .sub0 = from};
-    char *at = (char *)&x->argv[nargs];
-    for (uint32_t i = 0; i < nargs; i++) {
-        const struct resp_arg *a = i ? &first[i - 1] : &argv[0];
-        memcpy(at, a->ptr, a->len);
-        x->argv[i] = (struct resp_arg){at, a->len};
-        at += a->len;
+    *x = (struct cmd_rest){.d = d, .rows = (argc - 1) / d->split_step};
+    char *at = (char *)&x->argv[argc];
+    for (uint32_t i = 0; i < argc; i++) {
+        memcpy(at, argv[i].ptr, argv[i].len);
+        x->argv[i] = (struct resp_arg){at, argv[i].len};
+        at += argv[i].len;
     }
     return x;
 }
 
+/* Routes up to n more rows of x (its request r, its connection c), the
+ * time of what runs here counted as its command's (INFO commandstats);
+ * arms r once the last row went, if asked to. Whether x is done. */
+static bool cmd_rest_route(struct shard *sh, struct cmd_rest *x, struct req *r, struct conn *c,
+                           uint32_t n, bool arm)
+{
+    if (n > x->rows - x->next_row)
+        n = x->rows - x->next_row;
+    struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
+    int32_t was = cmd_stats_enter(stats, (int32_t)(x->d - cmd_defs));
+    cmd_route_rows(sh, c, r, x->d, x->argv, x->next_row, n, x->next_row);
+    cmd_stats_leave(stats, was);
+    x->next_row += n;
+    if (x->next_row < x->rows)
+        return false;
+    if (arm)
+        req_arm(&sh->reqs, r);
+    return true;
+}
+
 /* Splits argv[1..] into groups of `step` arguments, one sub-request each.
- * No more than CMD_ROWS_PER_TURN are routed in one loop turn: the rest of a
- * larger one (a 300000-key MSET took a cluster node's loop 1.5 s, every
- * other client and peer of the shard waiting) is copied and routed that
- * many a turn by cmd_route_rest(), the request armed with its last row.
+ * One of more than CMD_ROWS_PER_TURN rows is copied and queued instead, and
+ * cmd_route_rest() routes the queued rows CMD_ROWS_PER_TURN a loop turn
+ * (a 300000-key MSET took a cluster node's loop 1.5 s, every other client
+ * and peer of the shard waiting); the request is armed with its last row.
  * Its client's next command is read only once it has ended (it is charged
  * CONN_MAX_WORK), so that command sees all of it. */
 static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_def *d,
@@ -721,10 +737,9 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     struct req *r = cmd_req_new(sh, c, rows, d->combine);
     if (!r)
         return;
-    struct cmd_rest *rest =
-        rows > CMD_ROWS_PER_TURN ? cmd_rest_new(d, argv, argc, CMD_ROWS_PER_TURN) : NULL;
-    cmd_route_rows(sh, c, r, d, argv, 0, rest ? CMD_ROWS_PER_TURN : rows, 0);
+    struct cmd_rest *rest = rows > CMD_ROWS_PER_TURN ? cmd_rest_new(d, argv, argc) : NULL;
     if (!rest) { /* (a copy that failed for want of memory: all at once, as before) */
+        cmd_route_rows(sh, c, r, d, argv, 0, rows, 0);
         req_arm(&sh->reqs, r);
         return;
     }
@@ -738,39 +753,70 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     sh->rest_tail = rest;
 }
 
+/* Takes the queue's head off the queue. */
+static struct cmd_rest *cmd_rest_pop(struct shard *sh)
+{
+    struct cmd_rest *x = sh->rest;
+    sh->rest = x->next;
+    if (!sh->rest)
+        sh->rest_tail = NULL;
+    x->next = NULL;
+    return x;
+}
+
 void cmd_route_rest(struct shard *sh)
 {
     uint32_t budget = CMD_ROWS_PER_TURN;
-    struct cmd_rest *x;
-    while ((x = sh->rest) && budget > 0) {
-        /* a request that ended (its deadline passed, or its connection went
-         * and cancelled it) takes none of its other rows */
+    while (sh->rest && budget > 0) {
+        struct cmd_rest *x = cmd_rest_pop(sh);
+        /* a request that ended (its deadline passed, or it was cancelled)
+         * takes none of its other rows */
         struct req *r = req_find(&sh->reqs, x->req_id);
         struct conn *c = r ? shard_conn_of(sh, x->conn) : NULL;
         uint32_t n = x->rows - x->next_row < budget ? x->rows - x->next_row : budget;
-        if (c) {
-            cmd_route_rows(sh, c, r, x->d, x->argv, x->next_row, n, x->sub0 + x->next_row);
-            x->next_row += n;
-            budget -= n;
-            if (x->next_row < x->rows)
-                return; /* the budget is spent: more next turn */
-            req_arm(&sh->reqs, r);
+        if (!c || cmd_rest_route(sh, x, r, c, n, true)) {
+            mi_free(x);
+            budget -= c ? n : 0;
+            continue;
         }
-        sh->rest = x->next;
-        if (!sh->rest)
-            sh->rest_tail = NULL;
+        /* the budget is spent: the others' turn first, round robin */
+        if (sh->rest_tail)
+            sh->rest_tail->next = x;
+        else
+            sh->rest = x;
+        sh->rest_tail = x;
+        return;
+    }
+}
+
+void cmd_rest_conn_gone(struct shard *sh, struct conn *c)
+{
+    uint64_t handle = shard_conn_handle(c);
+    struct cmd_rest *keep = NULL, **tail = &keep;
+    while (sh->rest) {
+        struct cmd_rest *x = cmd_rest_pop(sh);
+        if (x->conn != handle) {
+            *tail = x;
+            tail = &x->next;
+            continue;
+        }
+        /* a write is applied whole, as it was when every row went at once
+         * (and as Redis does), though nobody reads its reply (its request
+         * is cancelled with the connection, unarmed) */
+        struct req *r = req_find(&sh->reqs, x->req_id);
+        if (r && (x->d->flags & CMD_WRITE))
+            cmd_rest_route(sh, x, r, c, x->rows - x->next_row, false);
         mi_free(x);
     }
+    sh->rest = keep;
+    for (struct cmd_rest *x = keep; x; x = x->next)
+        sh->rest_tail = x;
 }
 
 void cmd_rest_fini(struct shard *sh)
 {
-    while (sh->rest) {
-        struct cmd_rest *x = sh->rest;
-        sh->rest = x->next;
-        mi_free(x);
-    }
-    sh->rest_tail = NULL;
+    while (sh->rest)
+        mi_free(cmd_rest_pop(sh));
 }
 
 void cmd_send(struct cmd_ctx *ctx, uint32_t target, cmd_handler *h, uint32_t flags,

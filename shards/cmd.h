@@ -246,10 +246,13 @@ void cmd_init(void);
 /* Runs one parsed RESP request from connection c (its env's on_resp). */
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc);
 /* Routes the next rows of split commands (MSET, MGET, DEL...) too large for
- * the loop turn they came in (cmd.c's cmd_route_each), within one turn's
- * budget; every loop turn while sh->rest is not NULL. cmd_rest_fini() frees
- * what is left when the shard stops. */
+ * one loop turn (cmd.c's cmd_route_each), within one turn's budget, round
+ * robin: every loop turn while sh->rest is not NULL. cmd_rest_conn_gone():
+ * connection c is about to be freed: the rest of its writes is routed now,
+ * of its reads dropped. cmd_rest_fini() frees what is left when the shard
+ * stops. */
 void cmd_route_rest(struct shard *sh);
+void cmd_rest_conn_gone(struct shard *sh, struct conn *c);
 void cmd_rest_fini(struct shard *sh);
 /* conn_env.prefetch_keys: asks for the table slots, then the entries, of
  * the keys of pipelined requests this shard will look up itself (owner is

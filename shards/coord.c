@@ -878,10 +878,8 @@ static int coord_send_sync(struct shard *sh, const struct coord_view *v, uint32_
 
 /* ---- sloppy quorum (hints.h) ---- */
 
-/* The first live node met walking the ring forward from partition p (the
- * partitions' owners, in order) that is not among p's top n_eff, not this
- * node and not in used[0..nused): a write's stand-in for a preference-list
- * node that is down or late. RING_NONE when there is none. */
+/* Whether member m cannot stand in: none, this node, not live, among the
+ * list's first n_eff or in used[0..nused). */
 static bool coord_standin_taken(const struct coord_view *v, const uint32_t *list,
                                 uint32_t n_eff, const uint32_t *used, uint32_t nused, uint32_t m)
 {
@@ -893,7 +891,11 @@ static bool coord_standin_taken(const struct coord_view *v, const uint32_t *list
     return is_taken;
 }
 
-/* (When no member could stand in, as in a cluster of N nodes or fewer, the
+/* The first live node met walking the ring forward from partition p (the
+ * partitions' owners, in order) that is not among p's top n_eff, not this
+ * node and not in used[0..nused): a write's stand-in for a preference-list
+ * node that is down or late. RING_NONE when there is none.
+ * (When no member could stand in, as in a cluster of N nodes or fewer, the
  * members say so first: the walk of every partition is not made for each
  * of a write's late peers, which a huge MSET paid for every key.) */
 static uint32_t coord_standin(const struct coord_view *v, uint32_t p, uint32_t n_eff,

@@ -405,6 +405,8 @@ static void shard_release_if_done(struct shard *sh, struct conn *c)
 {
     if (!conn_is_done(c))
         return;
+    if (sh->rest)
+        cmd_rest_conn_gone(sh, c); /* while its handle still finds it */
     sh->conns[c->slot] = NULL;
     sh->conn_gen[c->slot]++;
     sh->free_slots[sh->nfree++] = c->slot;

@@ -23,8 +23,9 @@
  * - test_coord_memcached_replicates: memcached set at one node is read by
  *   get at every node; incr at two others counts on (and GET sees it).
  * - test_coord_cold_links_take_a_burst: 2 nodes: a 10000-key MSET is the
- *   first thing node 1 sends node 0, every row waiting for the link's
- *   handshake: acknowledged (4096 waited at most, the rest were refused).
+ *   first thing node 1 sends node 0, its rows waiting for the link's
+ *   handshake: acknowledged (a link used to keep 4096 waiting and refuse
+ *   the rest: -UNAVAILABLE).
  * Without the coordinator every node serves only its own store: the first
  * and last fail on reads at other nodes (the fourth on the repair), the second on the missing
  * -UNAVAILABLE (a W above 1 is refused). Every wait is on a condition with a
