@@ -703,14 +703,13 @@ static struct cmd_rest *cmd_rest_new(const struct cmd_def *d, const struct resp_
     return x;
 }
 
-/* Routes up to n more rows of x (its request r, its connection c), the
- * time of what runs here counted as its command's (INFO commandstats);
- * arms r once the last row went, if asked to. Whether x is done. */
+/* Routes the next n rows of x (n at most the rows left; its request r, its
+ * connection c), the time of what runs here counted as its command's (INFO
+ * commandstats); arms r once the last row went, if asked to. Whether x is
+ * done. */
 static bool cmd_rest_route(struct shard *sh, struct cmd_rest *x, struct req *r, struct conn *c,
                            uint32_t n, bool arm)
 {
-    if (n > x->rows - x->next_row)
-        n = x->rows - x->next_row;
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     int32_t was = cmd_stats_enter(stats, (int32_t)(x->d - cmd_defs));
     cmd_route_rows(sh, c, r, x->d, x->argv, x->next_row, n, x->next_row);
@@ -721,6 +720,17 @@ static bool cmd_rest_route(struct shard *sh, struct cmd_rest *x, struct req *r, 
     if (arm)
         req_arm(&sh->reqs, r);
     return true;
+}
+
+/* Puts x at the end of the shard's queue. */
+static void cmd_rest_push(struct shard *sh, struct cmd_rest *x)
+{
+    x->next = NULL;
+    if (sh->rest_tail)
+        sh->rest_tail->next = x;
+    else
+        sh->rest = x;
+    sh->rest_tail = x;
 }
 
 /* Splits argv[1..] into groups of `step` arguments, one sub-request each.
@@ -746,11 +756,7 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     cmd_charge(c, r, CONN_MAX_WORK);
     rest->req_id = r->id;
     rest->conn = shard_conn_handle(c);
-    if (sh->rest_tail)
-        sh->rest_tail->next = rest;
-    else
-        sh->rest = rest;
-    sh->rest_tail = rest;
+    cmd_rest_push(sh, rest);
 }
 
 /* Takes the queue's head off the queue. */
@@ -760,7 +766,6 @@ static struct cmd_rest *cmd_rest_pop(struct shard *sh)
     sh->rest = x->next;
     if (!sh->rest)
         sh->rest_tail = NULL;
-    x->next = NULL;
     return x;
 }
 
@@ -774,30 +779,24 @@ void cmd_route_rest(struct shard *sh)
         struct req *r = req_find(&sh->reqs, x->req_id);
         struct conn *c = r ? shard_conn_of(sh, x->conn) : NULL;
         uint32_t n = x->rows - x->next_row < budget ? x->rows - x->next_row : budget;
-        if (!c || cmd_rest_route(sh, x, r, c, n, true)) {
-            mi_free(x);
-            budget -= c ? n : 0;
-            continue;
+        if (c && !cmd_rest_route(sh, x, r, c, n, true)) {
+            cmd_rest_push(sh, x); /* the budget is spent: the others first, round robin */
+            return;
         }
-        /* the budget is spent: the others' turn first, round robin */
-        if (sh->rest_tail)
-            sh->rest_tail->next = x;
-        else
-            sh->rest = x;
-        sh->rest_tail = x;
-        return;
+        budget -= c ? n : 0;
+        mi_free(x);
     }
 }
 
 void cmd_rest_conn_gone(struct shard *sh, struct conn *c)
 {
     uint64_t handle = shard_conn_handle(c);
-    struct cmd_rest *keep = NULL, **tail = &keep;
-    while (sh->rest) {
-        struct cmd_rest *x = cmd_rest_pop(sh);
+    struct cmd_rest *x = sh->rest, *next;
+    sh->rest = sh->rest_tail = NULL;
+    for (; x; x = next) {
+        next = x->next;
         if (x->conn != handle) {
-            *tail = x;
-            tail = &x->next;
+            cmd_rest_push(sh, x); /* another client's: kept, in its place */
             continue;
         }
         /* a write is applied whole, as it was when every row went at once
@@ -808,9 +807,6 @@ void cmd_rest_conn_gone(struct shard *sh, struct conn *c)
             cmd_rest_route(sh, x, r, c, x->rows - x->next_row, false);
         mi_free(x);
     }
-    sh->rest = keep;
-    for (struct cmd_rest *x = keep; x; x = x->next)
-        sh->rest_tail = x;
 }
 
 void cmd_rest_fini(struct shard *sh)

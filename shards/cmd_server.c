@@ -395,35 +395,42 @@ static const char *server_subcommand_name(uint32_t slot);
 static void server_help(struct cmd_ctx *c, const char *container, const char *const *first,
                         const struct server_subcommand *subs, size_t n);
 
+/* The subcommand of container k that a names (any case), or NULL. */
+static const struct server_subcommand *server_sub_named(const struct server_container *k,
+                                                        const struct resp_arg *a)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (cmd_arg_is(a, k->subs[i].name))
+            return &k->subs[i];
+    return NULL;
+}
+
 /* Finds argv[1] among the container's subcommands and runs it, or writes
  * Redis's unknown-subcommand or wrong-number-of-arguments error. Counts it
  * in INFO commandstats under its own name, as Redis does. */
 static void server_run_subcommand(struct cmd_ctx *c, const struct server_container *k)
 {
     struct cmd_stats_shard *stats = cmd_stats_of(c->node, c->shard_id);
-    for (size_t i = 0; i < k->n; i++) {
-        const struct server_subcommand *sub = &k->subs[i];
-        if (!cmd_arg_is(&c->argv[1], sub->name))
-            continue;
-        cmd_stats_subcommand(stats, k->base + (int32_t)i);
-        int arity = sub->arity;
-        if ((arity > 0 && c->argc != (uint32_t)arity) ||
-            (arity < 0 && c->argc < (uint32_t)-arity)) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", sub->full);
-            resp_write_error(c->out, msg);
-            cmd_stats_reject(stats);
-            return;
-        }
-        c->conn->last_cmd = sub->full;
-        if (sub->run)
-            sub->run(c);
-        else
-            server_help(c, k->name, NULL, k->subs, k->n - 1);
+    const struct server_subcommand *sub = server_sub_named(k, &c->argv[1]);
+    if (!sub) {
+        cmd_stats_unknown(stats);
+        server_unknown_subcommand(c, k->name);
         return;
     }
-    cmd_stats_unknown(stats);
-    server_unknown_subcommand(c, k->name);
+    cmd_stats_subcommand(stats, k->base + (int32_t)(sub - k->subs));
+    int arity = sub->arity;
+    if ((arity > 0 && c->argc != (uint32_t)arity) || (arity < 0 && c->argc < (uint32_t)-arity)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", sub->full);
+        resp_write_error(c->out, msg);
+        cmd_stats_reject(stats);
+        return;
+    }
+    c->conn->last_cmd = sub->full;
+    if (sub->run)
+        sub->run(c);
+    else
+        server_help(c, k->name, NULL, k->subs, k->n - 1);
 }
 
 /* HELP as Redis writes it: a title, each subcommand's lines (after `first`,
@@ -1282,10 +1289,7 @@ static void server_command_keys(struct cmd_ctx *c, bool with_flags)
     /* a container's keys are its subcommand's (OBJECT's table entry names
      * its key for routing; COMMAND INFO shows it as the subcommands') */
     const struct server_container *k = argc >= 2 ? server_container_of(d->name) : NULL;
-    const struct server_subcommand *sub = NULL;
-    for (size_t i = 0; k && i < k->n && !sub; i++)
-        if (cmd_arg_is(&c->argv[3], k->subs[i].name))
-            sub = &k->subs[i];
+    const struct server_subcommand *sub = k ? server_sub_named(k, &c->argv[3]) : NULL;
     if (k && !sub) {
         resp_write_error(c->out, "ERR Invalid command specified");
         return;
@@ -1754,23 +1758,20 @@ int32_t cmd_server_keyed_subcommand(struct resp_arg *argv, uint32_t *argc)
                                                                      : NULL;
     if (!k)
         return -1;
-    for (size_t i = 0; i < k->n; i++) {
-        const struct server_subcommand *sub = &k->subs[i];
-        if (sub->run != server_keyed_syntax || !cmd_arg_is(&argv[1], sub->name))
-            continue;
-        bool is_usage = k == &server_memory;
-        int64_t samples;
-        if (*argc != 3 && !(is_usage && *argc == 5 && cmd_arg_is(&argv[3], "samples") &&
-                            num_parse_i64(argv[4].ptr, argv[4].len, &samples) && samples >= 0))
-            return -1; /* the container answers: arity, or MEMORY USAGE's syntax */
-        struct resp_arg name = argv[1];
-        argv[0] = (struct resp_arg){"ring.keyinfo", 12};
-        argv[1] = argv[2];
-        argv[2] = name;
-        *argc = 3;
-        return k->base + (int32_t)i;
-    }
-    return -1;
+    const struct server_subcommand *sub = server_sub_named(k, &argv[1]);
+    if (!sub || !server_subcommand_keyed(sub))
+        return -1;
+    bool is_usage = k == &server_memory;
+    int64_t samples;
+    if (*argc != 3 && !(is_usage && *argc == 5 && cmd_arg_is(&argv[3], "samples") &&
+                        num_parse_i64(argv[4].ptr, argv[4].len, &samples) && samples >= 0))
+        return -1; /* the container answers: arity, or MEMORY USAGE's syntax */
+    struct resp_arg name = argv[1];
+    argv[0] = (struct resp_arg){"ring.keyinfo", 12};
+    argv[1] = argv[2];
+    argv[2] = name;
+    *argc = 3;
+    return k->base + (int32_t)(sub - k->subs);
 }
 
 static const struct server_container *const server_containers[] = {

@@ -208,15 +208,16 @@ static bool set_acknowledged(void *arg)
     return ok;
 }
 
-/* argv of CMD then, for each of BIG_KEYS keys "big:<i>", the key and (for
- * MSET) "v-<i>"; every string allocated (big_free). */
+/* argv of cmd then, for each of nkeys keys "<prefix>:<i>", the key and
+ * (values) "v-<i>"; every string allocated (argv_free). How many. */
 #define BIG_KEYS 5000 /* a split command of more rows than one loop turn routes (1024) */
-static size_t big_argv(const char *cmd, bool values, char **argv, size_t *lens)
+static size_t keys_argv(const char *cmd, const char *prefix, int nkeys, bool values,
+                        char **argv, size_t *lens)
 {
     size_t n = 0;
     argv[n++] = strdup(cmd);
-    for (int i = 0; i < BIG_KEYS; i++) {
-        assert_true(asprintf(&argv[n++], "big:%d", i) > 0);
+    for (int i = 0; i < nkeys; i++) {
+        assert_true(asprintf(&argv[n++], "%s:%d", prefix, i) > 0);
         if (values)
             assert_true(asprintf(&argv[n++], "v-%d", i) > 0);
     }
@@ -225,7 +226,7 @@ static size_t big_argv(const char *cmd, bool values, char **argv, size_t *lens)
     return n;
 }
 
-static void big_free(char **argv, size_t n)
+static void argv_free(char **argv, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(argv[i]);
@@ -240,9 +241,9 @@ static void big_mset_mget_del(void)
     static char *argv[1 + 2 * BIG_KEYS];
     static size_t lens[1 + 2 * BIG_KEYS];
     redisContext *c0 = client(0);
-    size_t n = big_argv("MSET", true, argv, lens);
+    size_t n = keys_argv("MSET", "big", BIG_KEYS, true, argv, lens);
     assert_int_equal(redisAppendCommandArgv(c0, (int)n, (const char **)argv, lens), REDIS_OK);
-    big_free(argv, n);
+    argv_free(argv, n);
     assert_int_equal(redisAppendCommand(c0, "GET big:%d", BIG_KEYS - 1), REDIS_OK);
     redisReply *r = NULL;
     assert_int_equal(redisGetReply(c0, (void **)&r), REDIS_OK);
@@ -258,9 +259,9 @@ static void big_mset_mget_del(void)
     redisFree(c0);
 
     redisContext *c1 = client(1);
-    n = big_argv("MGET", false, argv, lens);
+    n = keys_argv("MGET", "big", BIG_KEYS, false, argv, lens);
     r = redisCommandArgv(c1, (int)n, (const char **)argv, lens);
-    big_free(argv, n);
+    argv_free(argv, n);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, BIG_KEYS);
@@ -273,9 +274,9 @@ static void big_mset_mget_del(void)
     redisFree(c1);
 
     redisContext *c2 = client(2);
-    n = big_argv("DEL", false, argv, lens);
+    n = keys_argv("DEL", "big", BIG_KEYS, false, argv, lens);
     r = redisCommandArgv(c2, (int)n, (const char **)argv, lens);
-    big_free(argv, n);
+    argv_free(argv, n);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r->integer, BIG_KEYS);
@@ -296,14 +297,7 @@ static void test_coord_cold_links_take_a_burst(void **state)
     start_cluster(2, NULL);
     static char *argv[1 + 2 * BURST_KEYS];
     static size_t lens[1 + 2 * BURST_KEYS];
-    size_t n = 0;
-    argv[n++] = strdup("MSET");
-    for (int i = 0; i < BURST_KEYS; i++) {
-        assert_true(asprintf(&argv[n++], "burst:%d", i) > 0);
-        assert_true(asprintf(&argv[n++], "%d", i) > 0);
-    }
-    for (size_t i = 0; i < n; i++)
-        lens[i] = strlen(argv[i]);
+    size_t n = keys_argv("MSET", "burst", BURST_KEYS, true, argv, lens);
     redisContext *c1 = client(1);
     redisReply *r = redisCommandArgv(c1, (int)n, (const char **)argv, lens);
     assert_non_null(r);
@@ -312,9 +306,8 @@ static void test_coord_cold_links_take_a_burst(void **state)
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     redisFree(c1);
-    for (size_t i = 0; i < n; i++)
-        free(argv[i]);
-    expect_everywhere(2, "burst:9999", "$9999");
+    argv_free(argv, n);
+    expect_everywhere(2, "burst:9999", "$v-9999");
 }
 
 static void test_coord_set_at_one_get_at_every(void **state)

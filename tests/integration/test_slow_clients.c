@@ -49,17 +49,21 @@ static int setup_timeout(void **state)
     return harness_start(&server, &o) == 0 ? 0 : -1;
 }
 
-/* "*N\r\n$6\r\nEXISTS\r\n" then "$len\r\nslow:<i>\r\n" for every key. */
-static char *exists_request(size_t *len)
+/* The RESP request cmd "<prefix>:<i>" for nkeys keys, each followed by the
+ * value "v" when values is set (MSET); malloc'd, its length in *len. */
+static char *keys_request(const char *cmd, const char *prefix, int nkeys, bool values,
+                          size_t *len)
 {
-    size_t cap = 32 + (size_t)SLOW_KEYS * 24;
+    size_t cap = 32 + strlen(cmd) + (size_t)nkeys * (40 + strlen(prefix));
     char *req = malloc(cap);
     assert_non_null(req);
-    size_t n = (size_t)snprintf(req, cap, "*%d\r\n$6\r\nEXISTS\r\n", SLOW_KEYS + 1);
-    for (int i = 0; i < SLOW_KEYS; i++) {
-        char key[16];
-        int klen = snprintf(key, sizeof key, "slow:%d", i);
-        n += (size_t)snprintf(req + n, cap - n, "$%d\r\n%s\r\n", klen, key);
+    size_t n = (size_t)snprintf(req, cap, "*%d\r\n$%zu\r\n%s\r\n",
+                                nkeys * (values ? 2 : 1) + 1, strlen(cmd), cmd);
+    for (int i = 0; i < nkeys; i++) {
+        char key[64];
+        int klen = snprintf(key, sizeof key, "%s:%d", prefix, i);
+        n += (size_t)snprintf(req + n, cap - n, "$%d\r\n%s\r\n%s", klen, key,
+                              values ? "$1\r\nv\r\n" : "");
     }
     *len = n;
     return req;
@@ -75,7 +79,7 @@ static void test_slow_clients_multibulk_in_pieces(void **state)
         has_meter ? harness_info_number(pinger, "stats", "total_parser_examined_bytes") : 0;
 
     size_t len;
-    char *req = exists_request(&len);
+    char *req = keys_request("EXISTS", "slow", SLOW_KEYS, false, &len);
     struct harness_raw *slow = harness_raw_open(server.port);
     uint64_t rng = 12345;
     size_t sent = 0, pieces = 0, pongs = 0;
@@ -189,22 +193,7 @@ static void test_slow_clients_idle_gives_back_buffers(void **state)
     redisFree(big);
 }
 
-/* "*N\r\n$4\r\nMSET\r\n" then "big:<i>" "v" for HUGE_KEYS keys. */
 #define HUGE_KEYS 65000 /* rows: 63 loop turns' worth, under CONN_MAX_WORK */
-static char *mset_request(size_t *len)
-{
-    size_t cap = 32 + (size_t)HUGE_KEYS * 32;
-    char *req = malloc(cap);
-    assert_non_null(req);
-    size_t n = (size_t)snprintf(req, cap, "*%d\r\n$4\r\nMSET\r\n", 2 * HUGE_KEYS + 1);
-    for (int i = 0; i < HUGE_KEYS; i++) {
-        char key[16];
-        int klen = snprintf(key, sizeof key, "big:%d", i);
-        n += (size_t)snprintf(req + n, cap - n, "$%d\r\n%s\r\n$1\r\nv\r\n", klen, key);
-    }
-    *len = n;
-    return req;
-}
 
 /* A huge MSET does not take its shard's loop for itself: its rows are
  * routed a loop turn's budget at a time, so another client's DBSIZE, sent
@@ -216,7 +205,7 @@ static void test_slow_clients_huge_mset_shares_the_loop(void **state)
 {
     redisContext *other = harness_connect(server.port);
     size_t len;
-    char *req = mset_request(&len);
+    char *req = keys_request("MSET", "big", HUGE_KEYS, true, &len);
     struct harness_raw *big = harness_raw_open(server.port);
     harness_raw_send(big, req, len - 1); /* all but its last byte: not parsed yet */
     harness_expect(other, HARNESS_INT(0), "DBSIZE");
@@ -263,7 +252,7 @@ static void test_slow_clients_huge_mset_of_a_killed_client(void **state)
 {
     redisContext *other = harness_connect(server.port);
     size_t len;
-    char *req = mset_request(&len);
+    char *req = keys_request("MSET", "big", HUGE_KEYS, true, &len);
     struct harness_raw *big = harness_raw_open(server.port);
     harness_raw_send_str(big, "CLIENT ID\r\n");
     struct harness_resp *id = harness_raw_reply(big);
