@@ -60,6 +60,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmd_bits.h"
 #include "cmd_cluster.h"
 #include "cmd_keys.h"
 #include "cmd_mc.h"
@@ -121,6 +122,17 @@ static const struct cmd_def cmd_defs[] = {
      "string", "Returns a substring of the string stored at a key."},
     {"setrange", 4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
      cmd_setrange, 0, "string", "Overwrites a part of a string value with another by an offset."},
+    {"substr", 4, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getrange, 0,
+     "string", "Returns a substring from a string value."},
+    {"setbit", 4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_setbit,
+     0, "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it "
+     "doesn't exist."},
+    {"getbit", 3, CMD_READONLY | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getbit,
+     0, "bitmap", "Returns a bit value by offset."},
+    {"bitcount", -2, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_bitcount, 0,
+     "bitmap", "Counts the number of set bits (population counting) in a string."},
+    {"bitpos", -3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_bitpos, 0,
+     "bitmap", "Finds the first set (1) or clear (0) bit in a string."},
     {"incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
      cmd_incr, 0, "string", "Increments the integer value of a key by one."},
     {"decr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,

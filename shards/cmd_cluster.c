@@ -38,6 +38,9 @@
  * An address with a wildcard host (bind 0.0.0.0 or ::) is given as the
  * address the client reached for this node, and as "" (Redis's unknown
  * address; clients then use the host they asked) for others.
+ * - CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT: checked here, answered by the
+ *   shard that owns the slot's partition (cmd_keys.h cmd_slot_keys_shard)
+ *   from what this node stores.
  * Cold paths: the view is allocated per command (-OOM when it cannot be). */
 #include "cmd_cluster.h"
 
@@ -51,6 +54,8 @@
 #include <time.h>
 
 #include "cfg.h"
+#include "cmd_keys.h"
+#include "cmd_string.h"
 #include "conn.h"
 #include "keyhash.h"
 #include "node.h"
@@ -598,6 +603,35 @@ void cmd_cluster_keyslot(struct cmd_ctx *c)
 {
     resp_write_int(c->out, keyhash_slot(c->argv[2].ptr, c->argv[2].len));
 }
+
+/* COUNTKEYSINSLOT slot and GETKEYSINSLOT slot count: checked here (Redis's
+ * errors), counted by the shard that owns the slot's partition
+ * (cmd_slot_keys_shard): the keys this node holds, as a Redis node counts
+ * its own. */
+static void cluster_slot_keys(struct cmd_ctx *c, bool names)
+{
+    int64_t slot, count = 0;
+    if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &slot) ||
+        (names && !num_parse_i64(c->argv[3].ptr, c->argv[3].len, &count))) {
+        resp_write_error(c->out, CMD_ERR_NOT_INT);
+        return;
+    }
+    if (slot < 0 || slot >= KEYHASH_SLOTS || count < 0) {
+        resp_write_error(c->out, names ? "ERR Invalid slot or number of keys" : "ERR Invalid slot");
+        return;
+    }
+    if (c->node->partition_fn != KEYHASH_FN_SLOT) {
+        resp_write_error(c->out, "ERR keys are placed by partition-function xxh3, not by slot");
+        return;
+    }
+    uint32_t shard = c->node->partition_shard[node_partition_of_slot(c->node, (uint32_t)slot, 0)];
+    cmd_send(c, shard, cmd_slot_keys_shard, CMD_BARRIER | CMD_NOKEY, c->argv, c->argc, 0,
+             CMD_COMBINE_ONE); /* a barrier, as KEYS: after the reads in flight */
+}
+
+void cmd_cluster_countkeysinslot(struct cmd_ctx *c) { cluster_slot_keys(c, false); }
+
+void cmd_cluster_getkeysinslot(struct cmd_ctx *c) { cluster_slot_keys(c, true); }
 
 void cmd_cluster_myid(struct cmd_ctx *c)
 {

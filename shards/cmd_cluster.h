@@ -1,5 +1,6 @@
 /* cmd_cluster.h: what a node tells Redis Cluster clients, and CONSISTENCY.
- * CLUSTER's subcommands (SLOTS, SHARDS, NODES, INFO, KEYSLOT, MYID; the
+ * CLUSTER's subcommands (SLOTS, SHARDS, NODES, INFO, KEYSLOT, MYID,
+ * COUNTKEYSINSLOT, GETKEYSINSLOT; the
  * CLUSTER container itself, its HELP and its dispatch live in cmd_server.c
  * with the other containers), READONLY, READWRITE, ASKING, INFO's cluster
  * section, and the per-connection quorums of CONSISTENCY.
@@ -9,7 +10,10 @@
  * (cmd_cluster.c says how ranges merge and how roles are named).
  * Threads: run on the connection's shard with ctx->conn set; they read the
  *   admin thread's snapshot (snapshot.h) as reader ctx->shard_id, inside
- *   one short read section, and change only the connection.
+ *   one short read section, and change only the connection;
+ *   COUNTKEYSINSLOT and GETKEYSINSLOT read no snapshot: they send the
+ *   walk to the shard that owns the slot's partition (cmd_send) and the
+ *   connection waits for its answer.
  * Errors: replies in RESP: a snapshot not published yet, out of memory
  *   (-OOM), a bad CONSISTENCY argument. */
 #ifndef RINGKV_SHARDS_CMD_CLUSTER_H
@@ -24,6 +28,10 @@ void cmd_cluster_shards(struct cmd_ctx *c);
 void cmd_cluster_nodes(struct cmd_ctx *c);
 void cmd_cluster_info(struct cmd_ctx *c);
 void cmd_cluster_keyslot(struct cmd_ctx *c);
+/* COUNTKEYSINSLOT slot, GETKEYSINSLOT slot count: the keys of a slot this
+ * node holds (a replica's copy), from the shard that owns its partition. */
+void cmd_cluster_countkeysinslot(struct cmd_ctx *c);
+void cmd_cluster_getkeysinslot(struct cmd_ctx *c);
 void cmd_cluster_myid(struct cmd_ctx *c);
 
 /* READONLY, READWRITE, ASKING: +OK (every node serves every slot); READONLY

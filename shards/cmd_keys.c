@@ -7,7 +7,9 @@
  * then look the key up; NX XX GT LT compare with the current expiry, where
  * "no expiry" counts as infinite; a resulting time not in the future
  * deletes the key and still answers :1.
- * KEYS walks this shard's whole table with table_scan; SCAN makes one
+ * KEYS walks this shard's whole table with table_scan (and CLUSTER
+ * COUNTKEYSINSLOT/GETKEYSINSLOT, cmd_slot_keys_shard, one partition's keys
+ * with table_scan_parts, the same walker); SCAN makes one
  * table_scan call from the position the dispatcher extracted from the
  * node-wide cursor, so the SCAN guarantee (a key present throughout is
  * returned at least once) is the table's. Both skip expired keys without
@@ -451,6 +453,11 @@ struct key_walk {
     const struct shard *filter; /* keyspace_filter() */
     const struct node *node;
     const struct resp_arg *pattern; /* NULL: every key */
+    bool by_slot;                   /* only keys of `slot`, no tombstone */
+    uint32_t slot;
+    bool capped;                    /* gather at most max keys */
+    size_t max;
+    bool count_only;                /* count them, keep no names */
     struct buf keys;
     size_t n;
 };
@@ -458,13 +465,17 @@ struct key_walk {
 static void key_walk_fn(struct table_entry *e, void *arg)
 {
     struct key_walk *w = arg;
-    if (store_is_expired(w->store, e))
+    if ((w->capped && w->n >= w->max) || store_is_expired(w->store, e))
         return;
     if (w->filter && !keyspace_counts(w->filter, w->node, e))
         return;
+    if (w->by_slot && ((e->meta & TABLE_ENTRY_TOMBSTONE) ||
+                       keyhash_slot(table_entry_key(e), e->key_len) != w->slot))
+        return;
     if (w->pattern && !glob_match(w->pattern->ptr, w->pattern->len, table_entry_key(e), e->key_len))
         return;
-    resp_write_bulk(&w->keys, table_entry_key(e), e->key_len);
+    if (!w->count_only)
+        resp_write_bulk(&w->keys, table_entry_key(e), e->key_len);
     w->n++;
 }
 
@@ -497,6 +508,41 @@ void cmd_keys_shard(struct cmd_ctx *c)
         cursor = table_scan(c->store->table, cursor, KEYS_SCAN_CHUNK, key_walk_fn, &w);
     } while (cursor != 0);
     reply_keys(c, &w);
+    buf_fini(&w.keys);
+}
+
+/* CLUSTER COUNTKEYSINSLOT slot / GETKEYSINSLOT slot count, on the shard
+ * that owns the slot's partition: the live keys this node holds of that
+ * slot (whatever the store holds, a replica's copy in a cluster: not only
+ * the partitions it answers for, as a Redis node answers for what it
+ * stores), tombstones and expired keys left out. Walks the slot's partition
+ * only once the table is split (a cluster), the whole shard before (a
+ * cluster of one), as KEYS does, in one go. */
+void cmd_slot_keys_shard(struct cmd_ctx *c)
+{
+    int64_t slot = 0, max = 0;
+    num_parse_i64(c->argv[2].ptr, c->argv[2].len, &slot); /* checked by the sender */
+    bool names = c->argc == 4;
+    if (names)
+        num_parse_i64(c->argv[3].ptr, c->argv[3].len, &max);
+    struct key_walk w = {.store = c->store,
+                         .node = c->node,
+                         .by_slot = true,
+                         .slot = (uint32_t)slot,
+                         .capped = names,
+                         .max = (size_t)max,
+                         .count_only = !names};
+    buf_init(&w.keys);
+    uint32_t part = node_partition_of_slot(c->node, (uint32_t)slot, 0);
+    uint64_t cursor = 0;
+    do {
+        cursor = table_scan_parts(c->store->table, &part, 1, cursor, KEYS_SCAN_CHUNK,
+                                  key_walk_fn, &w);
+    } while (cursor != 0 && !(w.capped && w.n >= w.max));
+    if (names)
+        reply_keys(c, &w);
+    else
+        cmd_reply_int(c, (int64_t)w.n);
     buf_fini(&w.keys);
 }
 

@@ -45,6 +45,11 @@ void cmd_dbsize_shard(struct cmd_ctx *c);
 void cmd_flushall_shard(struct cmd_ctx *c);
 /* argv "KEYS pattern": an array of this shard's live keys that match. */
 void cmd_keys_shard(struct cmd_ctx *c);
+/* argv "CLUSTER COUNTKEYSINSLOT slot" (":n") or "CLUSTER GETKEYSINSLOT slot
+ * count" (an array of at most count names), valid (the sender checked): the
+ * live keys of that slot this node holds, run on the shard that owns the
+ * slot's partition (partition-function slot). */
+void cmd_slot_keys_shard(struct cmd_ctx *c);
 /* A random live key of this shard as a bulk string, or null. */
 void cmd_randomkey_shard(struct cmd_ctx *c);
 /* argv "SCAN <pos> [MATCH p] [COUNT n] [TYPE t]", where <pos> is this

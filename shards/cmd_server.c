@@ -343,12 +343,18 @@ enum {
     SERVER_CAT_READ = 1u << 1,
     SERVER_CAT_WRITE = 1u << 2,
     SERVER_CAT_STRING = 1u << 3,
-    SERVER_CAT_ADMIN = 1u << 4,
-    SERVER_CAT_FAST = 1u << 5,
-    SERVER_CAT_SLOW = 1u << 6,
-    SERVER_CAT_DANGEROUS = 1u << 7,
-    SERVER_CAT_CONNECTION = 1u << 8,
+    SERVER_CAT_BITMAP = 1u << 4,
+    SERVER_CAT_ADMIN = 1u << 5,
+    SERVER_CAT_FAST = 1u << 6,
+    SERVER_CAT_SLOW = 1u << 7,
+    SERVER_CAT_DANGEROUS = 1u << 8,
+    SERVER_CAT_CONNECTION = 1u << 9,
 };
+
+/* Their names as COMMAND INFO writes them, bit i's at i. */
+static const char *const server_cat_names[] = {"@keyspace", "@read", "@write",     "@string",
+                                               "@bitmap",   "@admin", "@fast",     "@slow",
+                                               "@dangerous", "@connection"};
 
 /* One subcommand of a container command (CLIENT, COMMAND, CONFIG): its name,
  * Redis's arity counted from the container's name (2 for "CLIENT ID"), its
@@ -802,13 +808,10 @@ static uint32_t server_command_cats(const struct cmd_def *d);
 /* ACL categories as COMMAND INFO writes them: "@read", in Redis's order. */
 static void server_write_cats(struct buf *o, int proto, uint32_t cats)
 {
-    static const char *const names[] = {"@keyspace", "@read", "@write",     "@string",
-                                        "@admin",    "@fast", "@slow",      "@dangerous",
-                                        "@connection"};
     resp_write_set_len(o, proto, (size_t)__builtin_popcount(cats));
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    for (size_t i = 0; i < sizeof server_cat_names / sizeof server_cat_names[0]; i++)
         if (cats & (1u << i))
-            resp_write_simple(o, names[i]);
+            resp_write_simple(o, server_cat_names[i]);
 }
 
 static void server_keyed_syntax(struct cmd_ctx *c);
@@ -904,6 +907,10 @@ static const struct {
     {"cluster|keyslot", "Returns the hash slot of the specified key", "3.0.0",
      "O(N) where N is the number of bytes in the key"},
     {"cluster|myid", "Return the node id", "3.0.0", "O(1)"},
+    {"cluster|countkeysinslot", "Return the number of local keys in the specified hash slot",
+     "3.0.0", "O(N) where N is the number of keys in the slot's partition"},
+    {"cluster|getkeysinslot", "Return local key names in the specified hash slot", "3.0.0",
+     "O(N) where N is the number of keys in the slot's partition"},
     {"cluster|nodes", "Get Cluster config for the node", "3.0.0",
      "O(N) where N is the total number of Cluster nodes"},
     {"cluster|slots", "Get array of Cluster slot to node mappings", "3.0.0",
@@ -1021,6 +1028,7 @@ struct server_redis_meta {
 
 #define S_STR SERVER_CAT_STRING
 #define S_KS SERVER_CAT_KEYSPACE
+#define S_BIT SERVER_CAT_BITMAP
 #define K_RO_ACCESS (SERVER_KEY_RO | SERVER_KEY_ACCESS)
 #define K_OW_UPDATE (SERVER_KEY_OW | SERVER_KEY_UPDATE)
 #define K_OW_INSERT (SERVER_KEY_OW | SERVER_KEY_INSERT)
@@ -1042,6 +1050,11 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"strlen", S_STR, SERVER_KEY_RO},
     {"getrange", S_STR, K_RO_ACCESS},
     {"setrange", S_STR, K_RW_UPDATE},
+    {"substr", S_STR, K_RO_ACCESS},
+    {"setbit", S_BIT, K_RW_ACCESS_UPDATE},
+    {"getbit", S_BIT, K_RO_ACCESS},
+    {"bitcount", S_BIT, K_RO_ACCESS},
+    {"bitpos", S_BIT, K_RO_ACCESS},
     {"incr", S_STR, K_RW_ACCESS_UPDATE},
     {"decr", S_STR, K_RW_ACCESS_UPDATE},
     {"incrby", S_STR, K_RW_ACCESS_UPDATE},
@@ -1096,6 +1109,7 @@ static const struct server_redis_meta server_redis_meta[] = {
 };
 #undef S_STR
 #undef S_KS
+#undef S_BIT
 
 static const struct server_redis_meta *server_meta_of(const char *name)
 {
@@ -1128,10 +1142,8 @@ static uint32_t server_key_flags(const struct cmd_def *d)
 /* A category's bit by its name (any case), 0 when Redis has none such. */
 static uint32_t server_cat_by_name(const struct resp_arg *a)
 {
-    static const char *const names[] = {"keyspace", "read", "write", "string", "admin",
-                                        "fast",     "slow", "dangerous", "connection"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (cmd_arg_is(a, names[i]))
+    for (size_t i = 0; i < sizeof server_cat_names / sizeof server_cat_names[0]; i++)
+        if (cmd_arg_is(a, server_cat_names[i] + 1)) /* without its '@' */
             return 1u << i;
     return 0;
 }
@@ -1601,6 +1613,10 @@ void cmd_config(struct cmd_ctx *c) { server_run_subcommand(c, &server_config); }
 
 /* CLUSTER: its subcommands are cmd_cluster.c's (Redis's HELP lines). */
 static const struct server_subcommand server_cluster_subs[] = {
+    {"countkeysinslot", "cluster|countkeysinslot", 3, SERVER_CAT_SLOW, cmd_cluster_countkeysinslot,
+     {"COUNTKEYSINSLOT <slot>", "    Return the number of keys in <slot>."}},
+    {"getkeysinslot", "cluster|getkeysinslot", 4, SERVER_CAT_SLOW, cmd_cluster_getkeysinslot,
+     {"GETKEYSINSLOT <slot> <count>", "    Return key names stored by current node in a slot."}},
     {"info", "cluster|info", 2, SERVER_CAT_SLOW, cmd_cluster_info,
      {"INFO", "    Return information about the cluster."}},
     {"keyslot", "cluster|keyslot", 3, SERVER_CAT_SLOW, cmd_cluster_keyslot,

@@ -42,6 +42,21 @@ bool cmd_arg_is(const struct resp_arg *a, const char *word)
     return a->len == n && strncasecmp(a->ptr, word, n) == 0;
 }
 
+bool cmd_clamp_range(int64_t *start, int64_t *end, int64_t len)
+{
+    if (*start < 0)
+        *start += len;
+    if (*end < 0)
+        *end += len;
+    if (*start < 0)
+        *start = 0;
+    if (*end < 0)
+        *end = 0;
+    if (*end >= len)
+        *end = len - 1;
+    return *start <= *end;
+}
+
 void cmd_reply_store_error(struct cmd_ctx *c, int rc)
 {
     switch (rc) {
@@ -377,22 +392,7 @@ void cmd_getrange(struct cmd_ctx *c)
         return;
     }
     struct table_entry *e = lookup_read(c);
-    int64_t len = e ? e->val_len : 0;
-    if (start < 0 && end < 0 && start > end) {
-        cmd_reply_bulk(c, "", 0);
-        return;
-    }
-    if (start < 0)
-        start += len;
-    if (end < 0)
-        end += len;
-    if (start < 0)
-        start = 0;
-    if (end < 0)
-        end = 0;
-    if (end >= len)
-        end = len - 1;
-    if (len == 0 || start > end) {
+    if ((start < 0 && end < 0 && start > end) || !cmd_clamp_range(&start, &end, e ? e->val_len : 0)) {
         cmd_reply_bulk(c, "", 0);
         return;
     }

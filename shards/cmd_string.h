@@ -1,7 +1,7 @@
 /* cmd_string.h: the Redis string commands, and argument helpers shared by
  * the keyspace command modules.
  * GET SET SETEX PSETEX SETNX GETSET GETDEL GETEX APPEND STRLEN GETRANGE
- * SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT, with Redis 7.0's semantics
+ * (SUBSTR) SETRANGE INCR DECR INCRBY DECRBY INCRBYFLOAT, with Redis 7.0's semantics
  * and error texts. MGET and MSET reach GET and SET one key at a time.
  * Each handler acts on ctx->store for the key argv[1] (ctx->hash is its
  * keyhash), after the dispatcher checked arity and authentication, and writes
@@ -43,6 +43,10 @@ void cmd_incrbyfloat(struct cmd_ctx *c);
 /* True when the argument equals word, ignoring ASCII case. */
 bool cmd_arg_is(const struct resp_arg *a, const char *word);
 
+/* GETRANGE's range, also BITCOUNT's and BITPOS's: start and end over len
+ * units, negatives counting from the end, clamped into [0, len). False
+ * when that leaves nothing (len 0 included), else [*start, *end] is it. */
+bool cmd_clamp_range(int64_t *start, int64_t *end, int64_t len);
 /* Replies to a failed store call: -OOM for -ENOMEM, the size errors for
  * -E2BIG and -ENAMETOOLONG. */
 void cmd_reply_store_error(struct cmd_ctx *c, int rc);

@@ -8,7 +8,8 @@ CLUSTER INFO counts three known nodes, three masters and the same ring.
 Then, through the libraries and tools as applications use them:
 - redis-py's RedisCluster (4.3.4, topology from CLUSTER SLOTS): 200 keys
   set and read back, spread over all three masters; mget_nonatomic;
-  TOUCH, EXPIRETIME, PEXPIRETIME and TIME; a
+  TOUCH, EXPIRETIME, PEXPIRETIME and TIME; SETBIT, GETBIT, BITCOUNT,
+  BITPOS; CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT; a
   (non-transactional) cluster pipeline of sets and gets; every key also
   read by a plain client on the master CLUSTER SLOTS names for its slot;
   no request forwarded or answered -MOVED (each went to a replica);
@@ -198,6 +199,23 @@ def check_redis_py(nodes):
     assert all(isinstance(u, int) and u > 0 for u in usage), usage
     assert rc.memory_usage("nokey") is None
     assert rc.object("encoding", keys[0]) == "embstr"
+    # Bitmaps (SETBIT is a read-modify-write: coordinated by the key's
+    # first replica) and the keys of a slot, asked of the slot's node
+    for i, k in enumerate(keys[:20]):
+        assert rc.setbit("bits:" + k, i, 1) == 0
+        assert rc.setbit("bits:" + k, 100, 1) == 0
+    for i, k in enumerate(keys[:20]):
+        assert rc.getbit("bits:" + k, i) == 1 and rc.getbit("bits:" + k, i + 1) == 0
+        assert rc.bitcount("bits:" + k) == 2 and rc.bitpos("bits:" + k, 1) == i
+    assert rc.delete(*["bits:" + k for k in keys[:20]]) == 20
+    slot = rc.keyslot("{acct}")
+    for i in range(5):
+        assert rc.set("{acct}:%d" % i, i) is True
+    assert rc.cluster_countkeysinslot(slot) == 5
+    in_slot = rc.cluster_get_keys_in_slot(slot, 3)
+    assert len(in_slot) == 3 and set(in_slot) <= {"{acct}:%d" % i for i in range(5)}, in_slot
+    assert rc.delete(*["{acct}:%d" % i for i in range(5)]) == 5
+    assert rc.cluster_countkeysinslot(slot) == 0
     # RENAME, RENAMENX, COPY of two keys of one slot (a hash tag), sent by
     # RedisCluster to the slot's node; keys of two slots: CROSSSLOT
     assert rc.set("{acct}:cur", "balance") is True

@@ -632,6 +632,9 @@ static void test_introspection_command_list_filterby(void **state)
     expect_listed(c, "ACLCAT connection", conn, 4, strings, 5);
     static const char *const dangerous[] = {"keys", "flushall", "client|kill", "config|set"};
     expect_listed(c, "ACLCAT dangerous", dangerous, 4, strings, 5);
+    static const char *const bitmaps[] = {"setbit", "getbit", "bitcount", "bitpos"};
+    expect_listed(c, "ACLCAT bitmap", bitmaps, 4, strings, 5);
+    expect_listed(c, "ACLCAT string", strings, 5, bitmaps, 4);
     static const char *const clients[] = {"client|list", "client|kill", "client|reply"};
     static const char *const not_clients[] = {"client", "command|list", "get"};
     expect_listed(c, "PATTERN client|*", clients, 3, not_clients, 3);

@@ -53,6 +53,66 @@ static long long cross_shard(redisContext *c)
     return (long long)harness_info_number(c, "stats", "cross_shard_requests");
 }
 
+/* CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT over four shards: every
+ * connection, whichever shard it landed on, gets the slot's live keys from
+ * the shard that holds them (some of the 16 connections' requests cross
+ * shards: the kernel spreads connections); expired and deleted keys are not
+ * counted. */
+static void test_slots_keys_in_slot(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    struct harness_opts o = {.threads = 4};
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    harness_expect(c, HARNESS_INT(3443), "CLUSTER KEYSLOT {user1000}");
+    for (int i = 0; i < 50; i++) {
+        harness_expect(c, HARNESS_OK, "SET {user1000}.k%d v", i);
+        harness_expect(c, HARNESS_OK, "SET other%d v", i); /* other slots */
+    }
+    harness_expect(c, HARNESS_OK, "SET {user1000}.brief v PX 1");
+    harness_expect(c, HARNESS_INT(1), "DEL {user1000}.k49");
+    harness_expect(c, HARNESS_OK, "SET {user1000}.k49x v");
+    usleep(20 * 1000); /* .brief expires: counted no more (reclaimed or not) */
+    long long crossed_before = cross_shard(c);
+    for (int conn = 0; conn < 16; conn++) {
+        redisContext *d = harness_connect(s.port);
+        harness_expect(d, HARNESS_INT(50), "CLUSTER COUNTKEYSINSLOT 3443");
+        harness_expect(d, HARNESS_INT(0), "CLUSTER COUNTKEYSINSLOT 3444");
+        redisReply *r = harness_cmd(d, "CLUSTER GETKEYSINSLOT 3443 1000");
+        harness_check(r, HARNESS_ARRAY(50), "GETKEYSINSLOT of every key");
+        for (size_t i = 0; i < r->elements; i++) {
+            assert_int_equal(r->element[i]->type, REDIS_REPLY_STRING);
+            assert_memory_equal(r->element[i]->str, "{user1000}.k", 12);
+            assert_string_not_equal(r->element[i]->str, "{user1000}.k49");
+        }
+        freeReplyObject(r);
+        r = harness_cmd(d, "CLUSTER GETKEYSINSLOT 3443 7");
+        harness_check(r, HARNESS_ARRAY(7), "GETKEYSINSLOT of 7");
+        freeReplyObject(r);
+        r = harness_cmd(d, "CLUSTER GETKEYSINSLOT 3443 0");
+        harness_check(r, HARNESS_ARRAY(0), "GETKEYSINSLOT of none");
+        freeReplyObject(r);
+        redisFree(d);
+    }
+    assert_true(cross_shard(c) > crossed_before);
+    harness_expect(c, HARNESS_ERR("ERR Invalid slot"), "CLUSTER COUNTKEYSINSLOT 16384");
+    harness_expect(c, HARNESS_ERR("ERR Invalid slot"), "CLUSTER COUNTKEYSINSLOT -1");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
+                   "CLUSTER COUNTKEYSINSLOT x");
+    harness_expect(c, HARNESS_ERR("ERR Invalid slot or number of keys"),
+                   "CLUSTER GETKEYSINSLOT 0 -1");
+    harness_expect(c, HARNESS_ERR("ERR Invalid slot or number of keys"),
+                   "CLUSTER GETKEYSINSLOT 16384 1");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
+                   "CLUSTER GETKEYSINSLOT 0 x");
+    harness_expect(c,
+                   HARNESS_ERR("ERR wrong number of arguments for 'cluster|getkeysinslot' command"),
+                   "CLUSTER GETKEYSINSLOT 0");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 /* With four shards, keys of one tag are on one shard: MSETNX over them is
  * one request to one shard (at most one message crosses; the two-phase path
  * of keys on several shards sends a message per key off this shard in each
@@ -247,6 +307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slots_cluster_keyslot_is_redis_cluster_slot),
         cmocka_unit_test(test_slots_hash_tag_keys_share_a_shard),
+        cmocka_unit_test(test_slots_keys_in_slot),
         cmocka_unit_test_setup_teardown(test_slots_upgrade_relays_xxh3_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slots_upgrade_with_another_shard_count, setup,
                                         teardown),

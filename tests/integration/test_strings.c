@@ -362,6 +362,170 @@ static void test_strings_setrange(void **state)
     harness_expect(c, HARNESS_BULK("Hello Redis!!"), "GET h");
 }
 
+static void test_strings_substr_is_getrange(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET h %s", "Hello World");
+    harness_expect(c, HARNESS_BULK("World"), "SUBSTR h -5 -1");
+    harness_expect(c, HARNESS_BULK(""), "SUBSTR missing 0 -1");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"), "SUBSTR h 0 x");
+}
+
+/* SETBIT and GETBIT: bit 0 is the first byte's most significant bit; a bit
+ * past the end reads 0; setting one grows the value with zero bytes and
+ * keeps its TTL. */
+static void test_strings_setbit_getbit(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_INT(0), "GETBIT missing 7");
+    harness_expect(c, HARNESS_INT(0), "SETBIT k 7 1");
+    harness_expect(c, HARNESS_BULK_LEN("\x01", 1), "GET k");
+    harness_expect(c, HARNESS_INT(0), "SETBIT k 0 1");
+    harness_expect(c, HARNESS_BULK_LEN("\x81", 1), "GET k");
+    harness_expect(c, HARNESS_INT(1), "SETBIT k 0 1");
+    harness_expect(c, HARNESS_INT(1), "SETBIT k 7 0");
+    harness_expect(c, HARNESS_BULK_LEN("\x80", 1), "GET k");
+    harness_expect(c, HARNESS_INT(1), "GETBIT k 0");
+    harness_expect(c, HARNESS_INT(0), "GETBIT k 1");
+    harness_expect(c, HARNESS_INT(0), "GETBIT k 1000");
+    harness_expect(c, HARNESS_INT(0), "SETBIT k 25 0"); /* clearing past the end still grows */
+    harness_expect(c, HARNESS_BULK_LEN("\x80\0\0\0", 4), "GET k");
+    harness_expect(c, HARNESS_OK, "SET t a EX 100"); /* 'a' is 01100001 */
+    harness_expect(c, HARNESS_INT(1), "GETBIT t 1");
+    harness_expect(c, HARNESS_INT(0), "SETBIT t 6 1");
+    harness_expect(c, HARNESS_BULK("c"), "GET t");
+    assert_ttl_in(c, "t", 90, 100);
+    harness_expect(c, HARNESS_INT(0), "GETBIT k 4294967295"); /* the last of 512 MB */
+    const char *bad_offset = "ERR bit offset is not an integer or out of range";
+    harness_expect(c, HARNESS_ERR(bad_offset), "SETBIT k 4294967296 1");
+    harness_expect(c, HARNESS_ERR(bad_offset), "SETBIT k -1 1");
+    harness_expect(c, HARNESS_ERR(bad_offset), "SETBIT k x 1");
+    harness_expect(c, HARNESS_ERR(bad_offset), "SETBIT k x 2"); /* the offset is checked first */
+    harness_expect(c, HARNESS_ERR(bad_offset), "GETBIT k 4294967296");
+    harness_expect(c, HARNESS_ERR(bad_offset), "GETBIT missing +1");
+    const char *bad_bit = "ERR bit is not an integer or out of range";
+    harness_expect(c, HARNESS_ERR(bad_bit), "SETBIT k 1 2");
+    harness_expect(c, HARNESS_ERR(bad_bit), "SETBIT k 1 -1");
+    harness_expect(c, HARNESS_ERR(bad_bit), "SETBIT k 1 x");
+    harness_expect(c, HARNESS_BULK_LEN("\x80\0\0\0", 4), "GET k");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'setbit' command"),
+                   "SETBIT k 1");
+}
+
+/* The last bit proto-max-bulk-len allows (1 MB here, Redis's least) can be
+ * set, the next cannot. */
+static void test_strings_setbit_limit(void **state)
+{
+    struct harness_server small;
+    const char *const args[] = {"--proto-max-bulk-len", "1mb", NULL};
+    struct harness_opts o = {.args = args};
+    assert_int_equal(harness_start(&small, &o), 0);
+    redisContext *c = harness_connect(small.port);
+    harness_expect(c, HARNESS_INT(0), "SETBIT k 8388607 1");
+    harness_expect(c, HARNESS_INT(1048576), "STRLEN k");
+    harness_expect(c, HARNESS_INT(1), "BITCOUNT k");
+    harness_expect(c, HARNESS_INT(8388607), "BITPOS k 1");
+    harness_expect(c, HARNESS_ERR("ERR bit offset is not an integer or out of range"),
+                   "SETBIT k 8388608 1");
+    redisFree(c);
+    assert_int_equal(harness_stop(&small), 0);
+}
+
+/* SETBIT of a bit to the value it already has, inside the value, changes
+ * nothing, and a transaction watching the key goes through (as in Redis
+ * 7.0); one that flips a bit aborts it. (One slot: a hash tag.) */
+static void test_strings_setbit_same_bit(void **state)
+{
+    redisContext *c = *state, *other = harness_connect(server.port);
+    harness_expect(c, HARNESS_INT(0), "SETBIT {b}k 3 1");
+    harness_expect(c, HARNESS_OK, "WATCH {b}k");
+    harness_expect(other, HARNESS_INT(1), "SETBIT {b}k 3 1");
+    harness_expect(other, HARNESS_INT(0), "SETBIT {b}k 4 0");
+    harness_expect(c, HARNESS_OK, "MULTI");
+    harness_expect(c, HARNESS_STATUS("QUEUED"), "SET {b}x 1");
+    harness_expect(c, HARNESS_ARRAY(1), "EXEC");
+    harness_expect(c, HARNESS_OK, "WATCH {b}k");
+    harness_expect(other, HARNESS_INT(0), "SETBIT {b}k 5 1");
+    harness_expect(c, HARNESS_OK, "MULTI");
+    harness_expect(c, HARNESS_STATUS("QUEUED"), "SET {b}x 2");
+    harness_expect(c, HARNESS_NIL, "EXEC");
+    harness_expect(c, HARNESS_BULK_LEN("\x14", 1), "GET {b}k");
+    harness_expect(c, HARNESS_BULK("1"), "GET {b}x");
+    redisFree(other);
+}
+
+static void test_strings_bitcount(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET k foobar"); /* 4 6 6 3 3 4 bits set */
+    harness_expect(c, HARNESS_INT(26), "BITCOUNT k");
+    harness_expect(c, HARNESS_INT(4), "BITCOUNT k 0 0");
+    harness_expect(c, HARNESS_INT(6), "BITCOUNT k 1 1");
+    harness_expect(c, HARNESS_INT(7), "BITCOUNT k -2 -1");
+    harness_expect(c, HARNESS_INT(26), "BITCOUNT k -100 100");
+    harness_expect(c, HARNESS_INT(0), "BITCOUNT k 3 1");
+    harness_expect(c, HARNESS_INT(4), "BITCOUNT k 0 0 BYTE");
+    harness_expect(c, HARNESS_INT(17), "BITCOUNT k 5 30 bit");
+    harness_expect(c, HARNESS_INT(1), "BITCOUNT k 1 1 BIT"); /* 'f' is 01100110 */
+    harness_expect(c, HARNESS_INT(4), "BITCOUNT k 1 6 BIT");
+    harness_expect(c, HARNESS_INT(1), "BITCOUNT k -4 -1 BIT"); /* 'r' ends 0010 */
+    /* Both negative and in the wrong order: 0 before the unit is looked at. */
+    harness_expect(c, HARNESS_INT(0), "BITCOUNT k -1 -100 nonsense");
+    harness_expect(c, HARNESS_INT(0), "BITCOUNT missing");
+    harness_expect(c, HARNESS_INT(0), "BITCOUNT missing 0"); /* the key is looked up first */
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "BITCOUNT k 0");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "BITCOUNT k 0 1 BITS");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "BITCOUNT k 0 1 BIT x");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
+                   "BITCOUNT k 0 x");
+    harness_expect(c, HARNESS_INT(26),
+                   "BITCOUNT k -9223372036854775808 9223372036854775807 BIT");
+    harness_expect(c, HARNESS_INT(0), "BITCOUNT k 9223372036854775807 -9223372036854775808");
+    harness_expect(c, HARNESS_OK, "SET long %s", "0123456789abcdefghijklmnopqrstuvwxyz");
+    harness_expect(c, HARNESS_INT(147), "BITCOUNT long"); /* whole words and a tail */
+    harness_expect(c, HARNESS_INT(134), "BITCOUNT long 3 -2");
+}
+
+static void test_strings_bitpos(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET k %b", "\xff\xf0\x00", (size_t)3);
+    harness_expect(c, HARNESS_INT(12), "BITPOS k 0");
+    harness_expect(c, HARNESS_INT(0), "BITPOS k 1");
+    harness_expect(c, HARNESS_INT(16), "BITPOS k 0 2");
+    harness_expect(c, HARNESS_INT(16), "BITPOS k 0 2 -1 BYTE");
+    harness_expect(c, HARNESS_INT(-1), "BITPOS k 1 2");
+    harness_expect(c, HARNESS_INT(12), "BITPOS k 0 7 15 BIT");
+    harness_expect(c, HARNESS_INT(5), "BITPOS k 1 5 -1 bit");
+    harness_expect(c, HARNESS_INT(-1), "BITPOS k 1 2 1");
+    harness_expect(c, HARNESS_OK, "SET ones %b", "\xff\xff", (size_t)2);
+    /* No clear bit: the first past the value, unless an end was given. */
+    harness_expect(c, HARNESS_INT(16), "BITPOS ones 0");
+    harness_expect(c, HARNESS_INT(16), "BITPOS ones 0 1");
+    harness_expect(c, HARNESS_INT(-1), "BITPOS ones 0 0 -1");
+    harness_expect(c, HARNESS_INT(-1), "BITPOS ones 0 3 10 BIT");
+    harness_expect(c, HARNESS_OK, "SET far %b", "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01", (size_t)18);
+    harness_expect(c, HARNESS_INT(143), "BITPOS far 1"); /* past whole zero words */
+    harness_expect(c, HARNESS_INT(143), "BITPOS far 1 -9223372036854775808 9223372036854775807 BIT");
+    harness_expect(c, HARNESS_OK, "SET full %b",
+                   "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe",
+                   (size_t)18);
+    harness_expect(c, HARNESS_INT(143), "BITPOS full 0"); /* past whole all-ones words */
+    harness_expect(c, HARNESS_INT(-1), "BITPOS full 0 0 16");
+    harness_expect(c, HARNESS_INT(0), "BITPOS missing 0");
+    harness_expect(c, HARNESS_INT(-1), "BITPOS missing 1");
+    harness_expect(c, HARNESS_INT(-1), "BITPOS missing 1 0 1 nonsense"); /* looked up first */
+    harness_expect(c, HARNESS_OK, "SET empty %b", "", (size_t)0);
+    harness_expect(c, HARNESS_INT(-1), "BITPOS empty 0");
+    harness_expect(c, HARNESS_ERR("ERR The bit argument must be 1 or 0."), "BITPOS k 2");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
+                   "BITPOS missing x");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "BITPOS k 1 0 1 BITS");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "BITPOS k 1 0 1 BIT x");
+    harness_expect(c, HARNESS_ERR("ERR value is not an integer or out of range"),
+                   "BITPOS k 1 x");
+}
+
 static void test_strings_incr_decr(void **state)
 {
     redisContext *c = *state;
@@ -486,6 +650,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strings_append_strlen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_getrange, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_setrange, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_substr_is_getrange, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_setbit_getbit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_setbit_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_setbit_same_bit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_bitcount, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_bitpos, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_decr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_rejects_non_integers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_overflow, setup, teardown),

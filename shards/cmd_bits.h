@@ -1,0 +1,17 @@
+/* cmd_bits.h: Redis's bitmap commands over string values.
+ * SETBIT GETBIT BITCOUNT BITPOS, with Redis 7.0's semantics, order of checks
+ * and error texts. A string is a bitmap whose bit 0 is the most significant
+ * bit of its first byte; bits past its end read as 0, and SETBIT past its end
+ * grows it with zero bytes. Handlers are called as cmd_string.h's are: on
+ * the shard thread that owns argv[1], one reply each. */
+#ifndef RINGKV_SHARDS_CMD_BITS_H
+#define RINGKV_SHARDS_CMD_BITS_H
+
+#include "cmd.h"
+
+void cmd_setbit(struct cmd_ctx *c);
+void cmd_getbit(struct cmd_ctx *c);
+void cmd_bitcount(struct cmd_ctx *c);
+void cmd_bitpos(struct cmd_ctx *c);
+
+#endif
