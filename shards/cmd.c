@@ -23,6 +23,10 @@
  *   SCAN     the shard named by the cursor's top byte;
  *   MSETNX   atomic on one shard when all keys live there; otherwise two
  *            phases (EXISTS everywhere, then SET everywhere).
+ * EACH's and MSETNX's phases of more than CMD_ROWS_PER_TURN rows are
+ * copied aside (struct cmd_rest, with struct cmd_rows saying how a row
+ * becomes a sub-request) and routed that many rows per loop turn
+ * (cmd_route_rest), so one huge command does not hold the shard.
  * In a cluster of more than this node (coord.h) every keyed sub-request of
  * these routes (memcached's too) goes to its key's coordinator instead: a
  * message with CMD_COORD to the shard owning the key here, a FORWARD to a
@@ -666,52 +670,110 @@ static void cmd_route_key(struct shard *sh, struct conn *c, cmd_handler *h, uint
     req_arm(&sh->reqs, r);
 }
 
-/* Routes rows [first, first + n) of a split command: row k is argv[1 + k *
- * step ..] (step arguments), sub-result `sub0 + k - first`. */
-static void cmd_route_rows(struct shard *sh, struct conn *c, struct req *r,
-                           const struct cmd_def *d, const struct resp_arg *argv, uint32_t first,
-                           uint32_t n, uint32_t sub0)
+/* How the rows of a split command become sub-requests: each runs h with
+ * `flags`, given the command's name (or `name` instead) and the first
+ * `width` of the row's `step` arguments. MSET's rows are its pairs as they
+ * are; MSETNX's first phase asks EXISTS of each pair's key, its second
+ * sends each pair as a SET. */
+struct cmd_rows {
+    cmd_handler *h;
+    uint32_t flags, step, width;
+    const char *name; /* NULL: argv[0] */
+};
+
+static struct cmd_rows cmd_rows_of(const struct cmd_def *d)
 {
-    uint32_t step = d->split_step;
+    return (struct cmd_rows){d->handler, d->flags, d->split_step, d->split_step, NULL};
+}
+
+static const struct cmd_rows cmd_msetnx_exists = {cmd_exists, 0, 2, 1, NULL};
+static const struct cmd_rows cmd_msetnx_set = {cmd_set, CMD_WRITE, 2, 2, "SET"};
+
+/* Routes rows [first, first + n) of a split command: row k is argv[1 + k *
+ * step ..], sub-result `sub0 + k - first`. */
+static void cmd_route_rows(struct shard *sh, struct conn *c, struct req *r,
+                           const struct cmd_rows *how, const struct resp_arg *argv,
+                           uint32_t first, uint32_t n, uint32_t sub0)
+{
+    struct resp_arg name = how->name ? (struct resp_arg){how->name, (uint32_t)strlen(how->name)}
+                                     : argv[0];
     for (uint32_t k = 0; k < n; k++) {
-        const struct resp_arg *row = &argv[1 + (size_t)(first + k) * step];
-        struct resp_arg one[3] = {argv[0], row[0], step == 2 ? row[1] : argv[0]};
+        const struct resp_arg *row = &argv[1 + (size_t)(first + k) * how->step];
+        struct resp_arg one[3] = {name, row[0], how->width == 2 ? row[1] : name};
         uint64_t hash = keyhash(row[0].ptr, row[0].len);
         cmd_route_sub(sh, c, r, sub0 + k, node_shard_of(sh->node, row[0].ptr, row[0].len, hash),
-                      d->handler, d->flags, one, 1 + step, hash,
+                      how->h, how->flags, one, 1 + how->width, hash,
                       NULL); /* a split row has no per-request columns */
     }
 }
 
-/* A split command too large for one loop turn (cmd_route_each): a copy of
- * its arguments (the client's input buffer moves on), the request it
- * answers, by id, its connection, by handle, and the next row to route. */
+/* A split command too large for one loop turn (cmd_route_each, MSETNX's
+ * phases): a copy of its arguments (the client's input buffer moves on),
+ * how its rows are routed, the request it answers, by id, its connection,
+ * by handle, and the next row to route. */
 struct cmd_rest {
     struct cmd_rest *next;
-    const struct cmd_def *d;
+    const struct cmd_def *d; /* its command (INFO commandstats) */
+    struct cmd_rows how;
+    bool arm;                /* arm the request with the last row (MSETNX's second
+                                phase is armed by the request table) */
     uint64_t req_id, conn;
     uint32_t rows, next_row;
     struct resp_arg argv[]; /* the name, then the rows; their bytes follow */
 };
 
+/* An entry for argc arguments with room for `bytes` of theirs, or NULL
+ * (out of memory). */
+static struct cmd_rest *cmd_rest_alloc(const struct cmd_def *d, const struct cmd_rows *how,
+                                       uint32_t argc, size_t bytes)
+{
+    struct cmd_rest *x = mi_malloc(sizeof *x + (size_t)argc * sizeof x->argv[0] + bytes + 1);
+    if (x)
+        *x = (struct cmd_rest){.d = d, .how = *how, .rows = (argc - 1) / how->step};
+    return x;
+}
+
 /* A copy of argv (a split command of argc arguments), or NULL (out of
  * memory). */
-static struct cmd_rest *cmd_rest_new(const struct cmd_def *d, const struct resp_arg *argv,
-                                     uint32_t argc)
+static struct cmd_rest *cmd_rest_new(const struct cmd_def *d, const struct cmd_rows *how,
+                                     const struct resp_arg *argv, uint32_t argc)
 {
     size_t bytes = 0;
     for (uint32_t i = 0; i < argc; i++)
         bytes += argv[i].len;
-    struct cmd_rest *x = mi_malloc(sizeof *x + (size_t)argc * sizeof x->argv[0] + bytes + 1);
+    struct cmd_rest *x = cmd_rest_alloc(d, how, argc, bytes);
     if (!x)
         return NULL;
-    *x = (struct cmd_rest){.d = d, .rows = (argc - 1) / d->split_step};
     char *at = (char *)&x->argv[argc];
     for (uint32_t i = 0; i < argc; i++) {
         memcpy(at, argv[i].ptr, argv[i].len);
         x->argv[i] = (struct resp_arg){at, argv[i].len};
         at += argv[i].len;
     }
+    return x;
+}
+
+/* One argument of those a request keeps in its extra (length, bytes);
+ * returns where the next one starts. */
+static const char *cmd_extra_arg(const char *s, struct resp_arg *a)
+{
+    uint32_t len;
+    memcpy(&len, s, sizeof len);
+    *a = (struct resp_arg){s + sizeof len, len};
+    return s + sizeof len + len;
+}
+
+/* An entry whose arguments are those request r keeps in its extra (argc of
+ * them; MSETNX's), not copied: r->extra lives and stays as it is as long
+ * as r does, and an entry is only routed once req_find() found r. NULL
+ * (out of memory). */
+static struct cmd_rest *cmd_rest_of_extra(const struct cmd_def *d, const struct cmd_rows *how,
+                                          const struct req *r, uint32_t argc)
+{
+    struct cmd_rest *x = cmd_rest_alloc(d, how, argc, 0);
+    const char *s = r->extra.data;
+    for (uint32_t i = 0; x && i < argc; i++)
+        s = cmd_extra_arg(s, &x->argv[i]);
     return x;
 }
 
@@ -724,7 +786,7 @@ static bool cmd_rest_route(struct shard *sh, struct cmd_rest *x, struct req *r, 
 {
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     int32_t was = cmd_stats_enter(stats, (int32_t)(x->d - cmd_defs));
-    cmd_route_rows(sh, c, r, x->d, x->argv, x->next_row, n, x->next_row);
+    cmd_route_rows(sh, c, r, &x->how, x->argv, x->next_row, n, x->next_row);
     cmd_stats_leave(stats, was);
     x->next_row += n;
     if (x->next_row < x->rows)
@@ -745,6 +807,28 @@ static void cmd_rest_push(struct shard *sh, struct cmd_rest *x)
     sh->rest_tail = x;
 }
 
+/* Queues x (NULL: none could be made), the rows of request r of
+ * connection c, for cmd_route_rest(); whether it did (else the caller
+ * routes the rows all at once). */
+static bool cmd_rest_queue(struct shard *sh, struct conn *c, struct req *r, struct cmd_rest *x,
+                           bool arm)
+{
+    if (!x)
+        return false;
+    x->arm = arm;
+    x->req_id = r->id;
+    x->conn = shard_conn_handle(c);
+    cmd_rest_push(sh, x);
+    return true;
+}
+
+/* Whether a split command of argc arguments, `step` a row, has more rows
+ * than one turn routes. */
+static bool cmd_rows_exceed_turn(uint32_t argc, uint32_t step)
+{
+    return (argc - 1) / step > CMD_ROWS_PER_TURN;
+}
+
 /* Splits argv[1..] into groups of `step` arguments, one sub-request each.
  * One of more than CMD_ROWS_PER_TURN rows is copied and queued instead, and
  * cmd_route_rest() routes the queued rows CMD_ROWS_PER_TURN a loop turn
@@ -759,16 +843,14 @@ static void cmd_route_each(struct shard *sh, struct conn *c, const struct cmd_de
     struct req *r = cmd_req_new(sh, c, rows, d->combine);
     if (!r)
         return;
-    struct cmd_rest *rest = rows > CMD_ROWS_PER_TURN ? cmd_rest_new(d, argv, argc) : NULL;
-    if (!rest) { /* (a copy that failed for want of memory: all at once, as before) */
-        cmd_route_rows(sh, c, r, d, argv, 0, rows, 0);
+    struct cmd_rows how = cmd_rows_of(d);
+    if (!cmd_rows_exceed_turn(argc, how.step) ||
+        !cmd_rest_queue(sh, c, r, cmd_rest_new(d, &how, argv, argc), true)) {
+        cmd_route_rows(sh, c, r, &how, argv, 0, rows, 0);
         req_arm(&sh->reqs, r);
         return;
     }
     cmd_charge(c, r, CONN_MAX_WORK);
-    rest->req_id = r->id;
-    rest->conn = shard_conn_handle(c);
-    cmd_rest_push(sh, rest);
 }
 
 /* Takes the queue's head off the queue. */
@@ -791,7 +873,7 @@ void cmd_route_rest(struct shard *sh)
         struct req *r = req_find(&sh->reqs, x->req_id);
         struct conn *c = r ? shard_conn_of(sh, x->conn) : NULL;
         uint32_t n = x->rows - x->next_row < budget ? x->rows - x->next_row : budget;
-        if (c && !cmd_rest_route(sh, x, r, c, n, true)) {
+        if (c && !cmd_rest_route(sh, x, r, c, n, x->arm)) {
             cmd_rest_push(sh, x); /* the budget is spent: the others first, round robin */
             return;
         }
@@ -815,7 +897,7 @@ void cmd_rest_conn_gone(struct shard *sh, struct conn *c)
          * (and as Redis does), though nobody reads its reply (its request
          * is cancelled with the connection, unarmed) */
         struct req *r = req_find(&sh->reqs, x->req_id);
-        if (r && (x->d->flags & CMD_WRITE))
+        if (r && (x->how.flags & CMD_WRITE))
             cmd_rest_route(sh, x, r, c, x->rows - x->next_row, false);
         mi_free(x);
     }
@@ -1047,18 +1129,13 @@ static void cmd_route_msetnx(struct shard *sh, struct conn *c, const struct cmd_
         buf_append(&r->extra, &len, sizeof len);
         buf_append(&r->extra, argv[i].ptr, len);
     }
-    for (uint32_t i = 1, sub = 0; i < argc; i += 2, sub++) {
-        struct resp_arg one[2] = {argv[0], argv[i]};
-        uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
-        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, argv[i].ptr, argv[i].len, hash),
-                      cmd_exists, 0, one, 2, hash, NULL);
-    }
-    if (r->extra.failed) { /* the second phase could not run: answer -OOM instead */
-        struct req_result *res = &r->subs[0];
-        buf_clear(&res->body);
-        res->status = REQ_ERR;
-        cmd_write_oom(&res->body, false);
-    }
+    /* the first phase: EXISTS of every key, a turn's budget of rows at a
+     * time when they are more (then armed with the last row); without its
+     * arguments kept (no memory) it is answered -OOM once it is over */
+    if (!r->extra.failed && cmd_rows_exceed_turn(argc, 2) &&
+        cmd_rest_queue(sh, c, r, cmd_rest_of_extra(d, &cmd_msetnx_exists, r, argc), true))
+        return;
+    cmd_route_rows(sh, c, r, &cmd_msetnx_exists, argv, 0, (argc - 1) / 2, 0);
     req_arm(&sh->reqs, r);
 }
 
@@ -1655,26 +1732,23 @@ static void cmd_combine_lines(const struct conn *c, const struct req *r, struct 
     buf_fini(&all);
 }
 
-/* Second phase of a cross-shard MSETNX: set every key (r re-armed). */
+/* Second phase of a cross-shard MSETNX: set every key (r re-armed, so armed
+ * by the request table), a turn's budget of rows at a time when they are
+ * more (the queue reads them in r->extra). */
 static void cmd_msetnx_phase2(struct shard *sh, struct conn *c, struct req *r)
 {
-    struct resp_arg argv[3] = {{"SET", 3}};
-    const char *s = r->extra.data, *end = r->extra.data + r->extra.len;
-    /* skip the command name, then walk key/value pairs */
-    uint32_t len;
-    memcpy(&len, s, sizeof len);
-    s += sizeof len + len;
     req_rearm(r, r->nsub);
-    for (uint32_t sub = 0; s < end; sub++) {
-        for (uint32_t i = 1; i < 3; i++) {
-            memcpy(&len, s, sizeof len);
-            argv[i].ptr = s + sizeof len;
-            argv[i].len = len;
-            s += sizeof len + len;
-        }
-        uint64_t hash = keyhash(argv[1].ptr, argv[1].len);
-        cmd_route_sub(sh, c, r, sub, node_shard_of(sh->node, argv[1].ptr, argv[1].len, hash),
-                      cmd_set, CMD_WRITE, argv, 3, hash, NULL);
+    uint32_t argc = 1 + 2 * r->nsub;
+    if (cmd_rows_exceed_turn(argc, 2) &&
+        cmd_rest_queue(sh, c, r,
+                       cmd_rest_of_extra(cmd_lookup("msetnx", 6), &cmd_msetnx_set, r, argc),
+                       false))
+        return;
+    struct resp_arg one[3]; /* row by row, as they are kept */
+    const char *s = cmd_extra_arg(r->extra.data, &one[0]);
+    for (uint32_t sub = 0; sub < r->nsub; sub++) {
+        s = cmd_extra_arg(cmd_extra_arg(s, &one[1]), &one[2]);
+        cmd_route_rows(sh, c, r, &cmd_msetnx_set, one, 0, 1, sub);
     }
 }
 
@@ -1764,6 +1838,10 @@ static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct 
         cmd_combine_keyspace(sh, r, c->resp_version, out);
         return true;
     case CMD_COMBINE_MSETNX:
+        if (r->extra.failed) { /* its arguments could not be kept for the writes */
+            cmd_write_oom(out, false);
+            return true;
+        }
         if (err) {
             cmd_append_body(out, err);
             return true;

@@ -245,8 +245,9 @@ void cmd_init(void);
 
 /* Runs one parsed RESP request from connection c (its env's on_resp). */
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc);
-/* Routes the next rows of split commands (MSET, MGET, DEL...) too large for
- * one loop turn (cmd.c's cmd_route_each), within one turn's budget, round
+/* Routes the next rows of split commands (MSET, MGET, DEL..., MSETNX's
+ * phases) too large for one loop turn (cmd.c's cmd_route_each,
+ * cmd_route_msetnx), within one turn's budget, round
  * robin: every loop turn while sh->rest is not NULL. cmd_rest_conn_gone():
  * connection c is about to be freed: the rest of its writes is routed now,
  * of its reads dropped. cmd_rest_fini() frees what is left when the shard

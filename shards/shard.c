@@ -791,7 +791,7 @@ void *shard_main(void *arg)
         }
         sh->nstash = 0;
         if (__builtin_expect(sh->rest != NULL, 0))
-            cmd_route_rest(sh); /* a huge MSET's, MGET's or DEL's next rows */
+            cmd_route_rest(sh); /* a huge MSET's, MGET's, DEL's or MSETNX's next rows */
         coord_lost_turn(sh); /* forwards whose link ended in these completions */
         int64_t turn_ms = shard_now_ms();
         store_turn(sh->store, turn_ms);

@@ -232,7 +232,7 @@ static void argv_free(char **argv, size_t n)
         free(argv[i]);
 }
 
-/* MSET, MGET and DEL of BIG_KEYS keys, each at another node: routed over
+/* MSET, MGET, DEL and MSETNX of BIG_KEYS keys, each at another node: routed over
  * several loop turns (cmd.c's cmd_route_each), each row still reaches its
  * own sub-result (MGET's values in order), and a command pipelined after
  * the MSET sees all of it. */
@@ -279,6 +279,38 @@ static void big_mset_mget_del(void)
     argv_free(argv, n);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, BIG_KEYS);
+    freeReplyObject(r);
+    /* MSETNX's two phases, paced the same way: with only its last key
+     * there, nothing is set (the first phase saw every key); with none,
+     * every key is */
+    for (int round = 0; round < 2; round++) {
+        r = redisCommand(c2, round == 0 ? "SET big:%d old" : "DEL big:%d", BIG_KEYS - 1);
+        freeReplyObject(r);
+        n = keys_argv("MSETNX", "big", BIG_KEYS, true, argv, lens);
+        r = redisCommandArgv(c2, (int)n, (const char **)argv, lens);
+        argv_free(argv, n);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(r->integer, round == 0 ? 0 : 1);
+        freeReplyObject(r);
+        if (round == 0) {
+            expect_everywhere(3, "big:0", "nil");
+            r = redisCommand(c2, "GET big:%d", BIG_KEYS - 1);
+            assert_string_equal(r->str, "old");
+            freeReplyObject(r);
+        }
+    }
+    r = redisCommand(c2, "GET big:%d", BIG_KEYS - 1);
+    assert_non_null(r);
+    snprintf(want, sizeof want, "v-%d", BIG_KEYS - 1);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, want);
+    freeReplyObject(r);
+    n = keys_argv("DEL", "big", BIG_KEYS, false, argv, lens);
+    r = redisCommandArgv(c2, (int)n, (const char **)argv, lens);
+    argv_free(argv, n);
+    assert_non_null(r);
     assert_int_equal(r->integer, BIG_KEYS);
     freeReplyObject(r);
     redisFree(c2);
