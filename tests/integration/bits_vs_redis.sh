@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The bitmap commands (SETBIT GETBIT BITCOUNT BITPOS) and SUBSTR against
+# redis-server, side by side: the same random commands (fixed seeds; every
+# range form, BYTE and BIT, INT64 extremes, bad integers, units and bits,
+# missing and empty keys, values of 0 to 40 bytes, whole all-zero and
+# all-one words) go to a ringkv node and to redis-server, and every reply
+# must be the same, errors included. The node must then exit 0 on SIGTERM
+# (itest_stop). Skips (77) without redis-server or python3-redis, or when
+# the kernel refuses io_uring.
+set -u
+# shellcheck source=lib.bash
+source "$(dirname "$0")/lib.bash"
+bin=${RINGKV_BIN:?RINGKV_BIN is not set}
+py=/usr/bin/python3
+command -v redis-server > /dev/null || { echo "skip: redis-server is not installed"; exit 77; }
+"$py" -c 'import redis' 2>/dev/null || { echo "skip: python3-redis is not installed"; exit 77; }
+dir=$(mktemp -d)
+{ read -r port; read -r aport; read -r cport; read -r rport; } < <(itest_free_ports 4)
+"$bin" --port "$port" --admin-port "$aport" --cluster-port "$cport" --memcache-port 0 --threads 2 \
+    --dir "$dir/data" > "$dir/log" 2>&1 &
+pid=$!
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+    > "$dir/redis.log" 2>&1 &
+rpid=$!
+trap 'kill "$pid" "$rpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+"$py" - "$port" "$rport" <<'PY'
+import random, sys, time
+import redis
+
+def connect(port):
+    deadline = time.time() + 10
+    while True:
+        try:
+            r = redis.Redis(host="127.0.0.1", port=port)
+            r.ping()
+            return r
+        except redis.ConnectionError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.02)
+
+ours, theirs = connect(int(sys.argv[1])), connect(int(sys.argv[2]))
+
+def reply(r, args):
+    try:
+        return r.execute_command(*args)
+    except redis.ResponseError as e:
+        return "error: %s" % e
+
+cases = differ = 0
+def same(*args):
+    global cases, differ
+    cases += 1
+    a, b = reply(ours, args), reply(theirs, args)
+    if a != b:
+        differ += 1
+        if differ <= 20:
+            print("differs: %r: ringkv %r, redis %r" % (args, a, b))
+
+nums = ["0", "1", "-1", "2", "7", "8", "9", "-8", "-9", "15", "16", "100", "-100", "-200",
+        "x", "3.5", "", "+1", "01", "9223372036854775807", "-9223372036854775808",
+        "4294967295", "4294967296", "34359738367", "34359738368"]
+for seed in (1, 2):
+    rnd = random.Random(seed)
+    values = [b"", b"\x00", b"\xff", b"\xff\xf0\x00", b"foobar", b"\x00\x00\x00\x01\x00",
+              b"\xff" * 20 + b"\x7f", b"\x00" * 17 + b"\x80", b"\xff" * 24,
+              bytes(rnd.randrange(256) for _ in range(40))]
+    for v in values:
+        for r in (ours, theirs):
+            r.set("k", v)
+        for _ in range(400):
+            key = rnd.choice(["k", "k", "k", "missing"])
+            kind = rnd.randrange(4)
+            if kind == 0:
+                args = ["BITCOUNT", key] + [rnd.choice(nums) for _ in range(rnd.choice([0, 1, 2, 2, 2]))]
+                if len(args) == 4 and rnd.random() < 0.5:
+                    args.append(rnd.choice(["BIT", "byte", "Bit", "bits"]))
+            elif kind == 1:
+                args = ["BITPOS", key, rnd.choice(["0", "1", "1", "0", "2", "x"])]
+                args += [rnd.choice(nums) for _ in range(rnd.choice([0, 1, 2, 2]))]
+                if len(args) == 5 and rnd.random() < 0.5:
+                    args.append(rnd.choice(["BIT", "byte", "x"]))
+                if rnd.random() < 0.03:
+                    args += ["bit", "extra"]
+            elif kind == 2:
+                args = ["GETBIT", key, rnd.choice(nums + [str(rnd.randrange(400))] * 5)]
+            else:
+                args = ["SUBSTR", key, rnd.choice(nums), rnd.choice(nums)]
+            same(*args)
+        for _ in range(60):
+            same("SETBIT", "k", rnd.choice(nums[:12] + [str(rnd.randrange(300))] * 8),
+                 rnd.choice(["0", "1", "1", "0", "2", "-1", "x"]))
+            same("GET", "k")
+for args in (["SETBIT", "k"], ["GETBIT", "k"], ["BITCOUNT"], ["BITPOS", "k"],
+             ["SETBIT", "new", "4294967296", "1"], ["EXISTS", "new"]):
+    same(*args)
+print("%d commands, %d replies differ" % (cases, differ))
+sys.exit(1 if differ else 0)
+PY
+rc=$?
+if ((rc != 0)) && itest_uring_refused "$pid" "$dir/log"; then
+    echo "skip: the kernel refuses io_uring"
+    exit 77
+fi
+if ! itest_stop "$pid"; then
+    echo "FAIL: the node did not stop cleanly; its log:"
+    tail -n 40 "$dir/log"
+    rc=1
+fi
+exit $rc
