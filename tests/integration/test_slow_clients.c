@@ -21,7 +21,9 @@
  *   once part of it is done: the rest is written all the same.
  * - huge_msetnx_shares_the_loop: a 65000-key MSETNX over two shards takes
  *   both its phases a turn's budget at a time (1.8 s of one loop for
- *   300000 keys in a cluster before), and still sees every key. */
+ *   300000 keys in a cluster before), and still sees every key.
+ * - huge_msetnx_of_a_killed_client: that MSETNX's client killed during its
+ *   writes: every key is written all the same. */
 #include "harness.h"
 
 #include <stdio.h>
@@ -340,6 +342,51 @@ static void test_slow_clients_huge_msetnx_shares_the_loop(void **state)
     redisFree(other);
 }
 
+static bool dbsize_is_huge_plus_one(void *arg)
+{
+    redisReply *r = harness_cmd(arg, "DBSIZE");
+    bool done = r->type == REDIS_REPLY_INTEGER && r->integer == HUGE_KEYS + 1;
+    freeReplyObject(r);
+    return done;
+}
+
+/* The client of a huge MSETNX over two shards killed while its writes are
+ * being routed (its second phase): every key is still written, as for
+ * MSET. */
+static void test_slow_clients_huge_msetnx_of_a_killed_client(void **state)
+{
+    redisContext *other = harness_connect(server.port);
+    harness_expect(other, HARNESS_OK, "SET unrelated v"); /* DBSIZE 1 before the MSETNX */
+    size_t len;
+    char *req = keys_request("MSETNX", "big", HUGE_KEYS, true, &len);
+    struct harness_raw *big = harness_raw_open(server.port);
+    harness_raw_send_str(big, "CLIENT ID\r\n");
+    struct harness_resp *id = harness_raw_reply(big);
+    assert_int_equal(id->type, ':');
+    long long big_id = id->num;
+    harness_resp_free(id);
+    harness_raw_send(big, req, len);
+    long long seen = 1;
+    int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+    while (seen == 1 && harness_now_ms() < deadline) {
+        redisReply *r = harness_cmd(other, "DBSIZE");
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        seen = r->integer;
+        freeReplyObject(r);
+    }
+    if (seen == HUGE_KEYS + 1) {
+        print_message("the MSETNX was done before it could be killed: nothing to check\n");
+    } else {
+        assert_true(seen > 1);
+        harness_expect(other, HARNESS_INT(1), "CLIENT KILL ID %lld", big_id);
+        print_message("killed after %lld of %d keys\n", seen - 1, HUGE_KEYS);
+    }
+    assert_true(harness_wait_until(dbsize_is_huge_plus_one, other, HARNESS_TIMEOUT_MS, 10));
+    harness_raw_close(big);
+    free(req);
+    redisFree(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +401,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_clients_huge_mset_of_a_killed_client,
                                         setup_one_shard, teardown_server),
         cmocka_unit_test_setup_teardown(test_slow_clients_huge_msetnx_shares_the_loop,
+                                        setup_two_shards, teardown_server),
+        cmocka_unit_test_setup_teardown(test_slow_clients_huge_msetnx_of_a_killed_client,
                                         setup_two_shards, teardown_server),
     };
     return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
