@@ -894,8 +894,10 @@ void cmd_rest_conn_gone(struct shard *sh, struct conn *c)
             continue;
         }
         /* a write is applied whole, as it was when every row went at once
-         * (and as Redis does), though nobody reads its reply (its request
-         * is cancelled with the connection, unarmed) */
+         * (and as Redis does), though nobody reads its reply: its request
+         * is cancelled with the connection (unarmed), or, MSETNX's second
+         * phase (armed by the request table), may end inside this call,
+         * its reply written to a connection that is closing */
         struct req *r = req_find(&sh->reqs, x->req_id);
         if (r && (x->how.flags & CMD_WRITE))
             cmd_rest_route(sh, x, r, c, x->rows - x->next_row, false);

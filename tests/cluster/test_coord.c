@@ -211,6 +211,7 @@ static bool set_acknowledged(void *arg)
 /* argv of cmd then, for each of nkeys keys "<prefix>:<i>", the key and
  * (values) "v-<i>"; every string allocated (argv_free). How many. */
 #define BIG_KEYS 5000 /* a split command of more rows than one loop turn routes (1024) */
+#define MSETNX_KEYS 2100 /* three turns' rows in each of MSETNX's phases */
 static size_t keys_argv(const char *cmd, const char *prefix, int nkeys, bool values,
                         char **argv, size_t *lens)
 {
@@ -281,13 +282,13 @@ static void big_mset_mget_del(void)
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r->integer, BIG_KEYS);
     freeReplyObject(r);
-    /* MSETNX's two phases, paced the same way: with only its last key
-     * there, nothing is set (the first phase saw every key); with none,
-     * every key is */
+    /* MSETNX's two phases, paced the same way (fewer keys: both phases run
+     * under one request-timeout): with only its last key there, nothing is
+     * set (the first phase saw every key); with none, every key is */
     for (int round = 0; round < 2; round++) {
-        r = redisCommand(c2, round == 0 ? "SET big:%d old" : "DEL big:%d", BIG_KEYS - 1);
+        r = redisCommand(c2, round == 0 ? "SET big:%d old" : "DEL big:%d", MSETNX_KEYS - 1);
         freeReplyObject(r);
-        n = keys_argv("MSETNX", "big", BIG_KEYS, true, argv, lens);
+        n = keys_argv("MSETNX", "big", MSETNX_KEYS, true, argv, lens);
         r = redisCommandArgv(c2, (int)n, (const char **)argv, lens);
         argv_free(argv, n);
         assert_non_null(r);
@@ -296,22 +297,22 @@ static void big_mset_mget_del(void)
         freeReplyObject(r);
         if (round == 0) {
             expect_everywhere(3, "big:0", "nil");
-            r = redisCommand(c2, "GET big:%d", BIG_KEYS - 1);
+            r = redisCommand(c2, "GET big:%d", MSETNX_KEYS - 1);
             assert_string_equal(r->str, "old");
             freeReplyObject(r);
         }
     }
-    r = redisCommand(c2, "GET big:%d", BIG_KEYS - 1);
+    r = redisCommand(c2, "GET big:%d", MSETNX_KEYS - 1);
     assert_non_null(r);
-    snprintf(want, sizeof want, "v-%d", BIG_KEYS - 1);
+    snprintf(want, sizeof want, "v-%d", MSETNX_KEYS - 1);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, want);
     freeReplyObject(r);
-    n = keys_argv("DEL", "big", BIG_KEYS, false, argv, lens);
+    n = keys_argv("DEL", "big", MSETNX_KEYS, false, argv, lens);
     r = redisCommandArgv(c2, (int)n, (const char **)argv, lens);
     argv_free(argv, n);
     assert_non_null(r);
-    assert_int_equal(r->integer, BIG_KEYS);
+    assert_int_equal(r->integer, MSETNX_KEYS);
     freeReplyObject(r);
     redisFree(c2);
     expect_everywhere(3, "big:0", "nil");

@@ -13,6 +13,9 @@ source "$(dirname "$0")/lib.bash"
 bin=${RINGKV_BIN:?RINGKV_BIN is not set}
 py=/usr/bin/python3
 command -v redis-server > /dev/null || { echo "skip: redis-server is not installed"; exit 77; }
+# the replies compared are Redis 7.0's (6.x has no BIT unit; 7.2 checks some
+# arguments before it looks the key up)
+redis-server --version | grep -q ' v=7\.0\.' || { echo "skip: needs redis-server 7.0"; exit 77; }
 "$py" -c 'import redis' 2>/dev/null || { echo "skip: python3-redis is not installed"; exit 77; }
 dir=$(mktemp -d)
 { read -r port; read -r aport; read -r cport; read -r rport; } < <(itest_free_ports 4)

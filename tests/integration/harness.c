@@ -73,7 +73,7 @@ static int node_failures;
 
 /* Flags only ringkv knows, dropped (with their value) under the redis target. */
 static const char *const ringkv_only_flags[] = {"--threads", "--memcache-port", "--storage",
-                                                "--slow-turn-ms", NULL};
+                                                "--slow-turn-ms", "--request-timeout", NULL};
 
 bool harness_target_is_redis(void)
 {
