@@ -200,6 +200,24 @@ static void test_slow_clients_idle_gives_back_buffers(void **state)
 
 #define HUGE_KEYS 65000 /* rows: 63 loop turns' worth, under CONN_MAX_WORK */
 
+/* Polls DBSIZE at c, while a command takes it from `before` to `after`,
+ * until it reaches `after` (or HARNESS_TIMEOUT_MS passes); adds to *partial
+ * the answers that saw the command part done. Returns the last answer. */
+static long long dbsize_poll(redisContext *c, long long before, long long after,
+                             long long *partial)
+{
+    long long seen = before;
+    int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+    while (seen < after && harness_now_ms() < deadline) {
+        redisReply *r = harness_cmd(c, "DBSIZE");
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        seen = r->integer;
+        *partial += seen > before && seen < after;
+        freeReplyObject(r);
+    }
+    return seen;
+}
+
 /* A huge MSET does not take its shard's loop for itself: its rows are
  * routed a loop turn's budget at a time, so another client's DBSIZE, sent
  * as the MSET's last byte went, sees some of its keys set and not others;
@@ -216,16 +234,8 @@ static void test_slow_clients_huge_mset_shares_the_loop(void **state)
     harness_expect(other, HARNESS_INT(0), "DBSIZE");
     static const char tail[] = "\nGET big:64999\r\n";
     harness_raw_send(big, tail, sizeof tail - 1);
-    long long seen = 0, partial = 0;
-    int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
-    while (seen < HUGE_KEYS && harness_now_ms() < deadline) {
-        redisReply *r = harness_cmd(other, "DBSIZE");
-        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-        seen = r->integer;
-        partial += seen > 0 && seen < HUGE_KEYS;
-        freeReplyObject(r);
-    }
-    assert_int_equal(seen, HUGE_KEYS);
+    long long partial = 0;
+    assert_int_equal(dbsize_poll(other, 0, HUGE_KEYS, &partial), HUGE_KEYS);
     struct harness_resp *ok = harness_raw_reply(big);
     assert_int_equal(ok->type, '+');
     harness_resp_free(ok);
@@ -242,22 +252,31 @@ static void test_slow_clients_huge_mset_shares_the_loop(void **state)
     redisFree(other);
 }
 
-static bool dbsize_is_huge(void *arg)
+/* A DBSIZE that is to reach `want`. */
+struct dbsize_goal {
+    redisContext *c;
+    long long want;
+};
+
+static bool dbsize_reached(void *arg)
 {
-    redisReply *r = harness_cmd(arg, "DBSIZE");
-    bool done = r->type == REDIS_REPLY_INTEGER && r->integer == HUGE_KEYS;
+    const struct dbsize_goal *g = arg;
+    redisReply *r = harness_cmd(g->c, "DBSIZE");
+    bool done = r->type == REDIS_REPLY_INTEGER && r->integer == g->want;
     freeReplyObject(r);
     return done;
 }
 
-/* The client of a huge MSET killed while its rows are being routed: the
- * rest of them is still written (as when every row went at once, and as
- * Redis does), not dropped with the request. */
-static void test_slow_clients_huge_mset_of_a_killed_client(void **state)
+/* Sends a HUGE_KEYS-key cmd (MSET, MSETNX) of new keys "big:<i>" on a
+ * client of its own, kills that client (CLIENT KILL) once another client's
+ * DBSIZE has moved past `before` (part of it written), and checks that every
+ * key is written all the same. A command done before it could be killed
+ * leaves nothing to check (said). */
+static void huge_write_of_a_killed_client(const char *cmd, long long before)
 {
     redisContext *other = harness_connect(server.port);
     size_t len;
-    char *req = keys_request("MSET", "big", HUGE_KEYS, true, &len);
+    char *req = keys_request(cmd, "big", HUGE_KEYS, true, &len);
     struct harness_raw *big = harness_raw_open(server.port);
     harness_raw_send_str(big, "CLIENT ID\r\n");
     struct harness_resp *id = harness_raw_reply(big);
@@ -265,25 +284,34 @@ static void test_slow_clients_huge_mset_of_a_killed_client(void **state)
     long long big_id = id->num;
     harness_resp_free(id);
     harness_raw_send(big, req, len);
-    long long seen = 0;
+    long long seen = before;
     int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
-    while (seen == 0 && harness_now_ms() < deadline) {
+    while (seen == before && harness_now_ms() < deadline) {
         redisReply *r = harness_cmd(other, "DBSIZE");
         assert_int_equal(r->type, REDIS_REPLY_INTEGER);
         seen = r->integer;
         freeReplyObject(r);
     }
-    if (seen == HUGE_KEYS) {
-        print_message("the MSET was done before it could be killed: nothing to check\n");
+    if (seen == before + HUGE_KEYS) {
+        print_message("the %s was done before it could be killed: nothing to check\n", cmd);
     } else {
-        assert_true(seen > 0);
+        assert_true(seen > before);
         harness_expect(other, HARNESS_INT(1), "CLIENT KILL ID %lld", big_id);
-        print_message("killed after %lld of %d keys\n", seen, HUGE_KEYS);
+        print_message("killed after %lld of %d keys\n", seen - before, HUGE_KEYS);
     }
-    assert_true(harness_wait_until(dbsize_is_huge, other, HARNESS_TIMEOUT_MS, 10));
+    struct dbsize_goal all = {other, before + HUGE_KEYS};
+    assert_true(harness_wait_until(dbsize_reached, &all, HARNESS_TIMEOUT_MS, 10));
     harness_raw_close(big);
     free(req);
     redisFree(other);
+}
+
+/* The client of a huge MSET killed while its rows are being routed: the
+ * rest of them is still written (as when every row went at once, and as
+ * Redis does), not dropped with the request. */
+static void test_slow_clients_huge_mset_of_a_killed_client(void **state)
+{
+    huge_write_of_a_killed_client("MSET", 0);
 }
 
 static int setup_two_shards(void **state)
@@ -328,16 +356,8 @@ static void test_slow_clients_huge_msetnx_shares_the_loop(void **state)
         harness_raw_send(big, req, len - 1); /* all but its last byte: not parsed yet */
         int tlen = snprintf(tail, sizeof tail, "\nGET %s:%d\r\n", prefix, HUGE_KEYS - 1);
         harness_raw_send(big, tail, (size_t)tlen);
-        long long seen = 0, after = before + HUGE_KEYS;
-        int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
-        while (seen < after && harness_now_ms() < deadline) {
-            redisReply *r = harness_cmd(other, "DBSIZE");
-            assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-            seen = r->integer;
-            partial += seen > before && seen < after;
-            freeReplyObject(r);
-        }
-        assert_int_equal(seen, after);
+        long long after = before + HUGE_KEYS;
+        assert_int_equal(dbsize_poll(other, before, after, &partial), after);
         struct harness_resp *yes = harness_raw_reply(big);
         assert_int_equal(yes->type, ':');
         assert_int_equal(yes->num, 1);
@@ -358,49 +378,15 @@ static void test_slow_clients_huge_msetnx_shares_the_loop(void **state)
     redisFree(other);
 }
 
-static bool dbsize_is_huge_plus_one(void *arg)
-{
-    redisReply *r = harness_cmd(arg, "DBSIZE");
-    bool done = r->type == REDIS_REPLY_INTEGER && r->integer == HUGE_KEYS + 1;
-    freeReplyObject(r);
-    return done;
-}
-
 /* The client of a huge MSETNX over two shards killed while its writes are
  * being routed (its second phase): every key is still written, as for
  * MSET. */
 static void test_slow_clients_huge_msetnx_of_a_killed_client(void **state)
 {
-    redisContext *other = harness_connect(server.port);
-    harness_expect(other, HARNESS_OK, "SET unrelated v"); /* DBSIZE 1 before the MSETNX */
-    size_t len;
-    char *req = keys_request("MSETNX", "big", HUGE_KEYS, true, &len);
-    struct harness_raw *big = harness_raw_open(server.port);
-    harness_raw_send_str(big, "CLIENT ID\r\n");
-    struct harness_resp *id = harness_raw_reply(big);
-    assert_int_equal(id->type, ':');
-    long long big_id = id->num;
-    harness_resp_free(id);
-    harness_raw_send(big, req, len);
-    long long seen = 1;
-    int64_t deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
-    while (seen == 1 && harness_now_ms() < deadline) {
-        redisReply *r = harness_cmd(other, "DBSIZE");
-        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-        seen = r->integer;
-        freeReplyObject(r);
-    }
-    if (seen == HUGE_KEYS + 1) {
-        print_message("the MSETNX was done before it could be killed: nothing to check\n");
-    } else {
-        assert_true(seen > 1);
-        harness_expect(other, HARNESS_INT(1), "CLIENT KILL ID %lld", big_id);
-        print_message("killed after %lld of %d keys\n", seen - 1, HUGE_KEYS);
-    }
-    assert_true(harness_wait_until(dbsize_is_huge_plus_one, other, HARNESS_TIMEOUT_MS, 10));
-    harness_raw_close(big);
-    free(req);
-    redisFree(other);
+    redisContext *c = harness_connect(server.port);
+    harness_expect(c, HARNESS_OK, "SET unrelated v"); /* DBSIZE 1 before the MSETNX */
+    redisFree(c);
+    huge_write_of_a_killed_client("MSETNX", 1);
 }
 
 int main(void)
