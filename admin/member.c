@@ -41,9 +41,15 @@
  * ordered lexicographically wins everywhere. Being dead is not a state
  * change: dead and left members stay in the table. A joiner at version 0
  * waits for an operator; member_set_state(JOINING) admits it (version 1 or
- * more). Left members are neither probed nor gossiped to; one that still
- * sends us frames is told it left (as tell_down() tells a suspect), so that
- * it learns it even when the change's gossip has died out, and member_forget()
+ * more). A member's ALIVE goes out as a JOIN (the same fields plus its
+ * state) unless it left: a member that first hears of it from
+ * its health, after the gossip of its admission died out (a node paused or
+ * busy while it went round), would otherwise hold it as a joiner at
+ * version 0, never admitted, until a push-pull 30 s on; a claimant that
+ * did so left the joiner out of the ring. Left members are neither probed
+ * nor gossiped to; one that still sends us frames is told it left (as
+ * tell_down() tells a suspect), so that it learns it even when the change's
+ * gossip has died out, and member_forget()
  * makes such a node a table of one that ignores frames until asked to join,
  * and remembers that it left (member_has_left()) until it is JOINING again.
  * Restored members (member_restore_peer(), after a restart) sit at
@@ -425,11 +431,23 @@ static void make_update(const struct member_table *t, uint32_t i, enum gossip_ki
     u->health = (uint8_t)m->health;
 }
 
+/* The kind that says member m is alive: JOIN (ALIVE's fields plus the
+ * ownership state), so that a member first heard of through its health is
+ * known in its state (admitted, leaving), not as a joiner at version 0;
+ * ALIVE for a left one, which nobody should learn of as a member. */
+static enum gossip_kind alive_kind(const struct member *m)
+{
+    return m->state != MEMBER_LEFT ? GOSSIP_JOIN : GOSSIP_ALIVE;
+}
+
 static void queue_health(struct member_table *t, uint32_t i, const char *from)
 {
-    static const enum gossip_kind kinds[] = {GOSSIP_ALIVE, GOSSIP_SUSPECT, GOSSIP_DEAD};
+    const struct member *m = &t->members[i];
+    enum gossip_kind kind = m->health == MEMBER_ALIVE    ? alive_kind(m)
+                            : m->health == MEMBER_SUSPECT ? GOSSIP_SUSPECT
+                                                          : GOSSIP_DEAD;
     struct gossip_update u;
-    make_update(t, i, kinds[t->members[i].health], from, &u);
+    make_update(t, i, kind, from, &u);
     enqueue(t, i, CLASS_HEALTH, &u);
 }
 
@@ -779,7 +797,7 @@ static void tell_down(struct member_table *t, uint32_t i, const char *addr, uint
 static void answer_accuser(struct member_table *t, const char *addr)
 {
     struct gossip_update u;
-    make_update(t, 0, GOSSIP_ALIVE, NULL, &u);
+    make_update(t, 0, alive_kind(&t->members[0]), NULL, &u);
     if (!send_begin(t, addr, GOSSIP_GOSSIP, 0, 0, NULL, NULL))
         return;
     gossip_add_update(&t->w, &u);

@@ -388,26 +388,35 @@ static void test_member_refutation_with_higher_incarnation_wins(void **state)
     member_destroy(t);
 }
 
-/* Whether the outbox has a GOSSIP frame to `to` with our ALIVE at inc. */
+/* Whether frame `out` carries an update about member `id` at incarnation
+ * inc (then in *found). */
+static bool frame_has_update(const struct member_out *out, const char *id, uint64_t inc,
+                             struct gossip_update *found)
+{
+    struct gossip_msg msg;
+    size_t used;
+    const char *err;
+    assert_int_equal(gossip_decode(out->bytes, out->len, &msg, &used, &err), GOSSIP_OK);
+    struct gossip_iter it;
+    gossip_iter_init(&it, &msg);
+    while (gossip_next_update(&it, found))
+        if (strcmp(found->info.id, id) == 0 && found->incarnation == inc)
+            return true;
+    return false;
+}
+
+/* Whether the outbox has a GOSSIP frame to `to` with our ALIVE at inc (a
+ * JOIN while we are joining or up: ALIVE's fields and our state). */
 static bool gossip_has_alive(struct member_table *t, uint32_t to, uint64_t inc)
 {
     const struct member_out *out;
     uint32_t n = member_outbox(t, &out);
-    for (uint32_t k = 0; k < n; k++) {
-        struct gossip_msg msg;
-        size_t used;
-        const char *err;
-        if (out[k].type != GOSSIP_GOSSIP || addr_node(out[k].to_addr) != to)
-            continue;
-        assert_int_equal(gossip_decode(out[k].bytes, out[k].len, &msg, &used, &err), GOSSIP_OK);
-        struct gossip_iter it;
-        struct gossip_update u;
-        gossip_iter_init(&it, &msg);
-        while (gossip_next_update(&it, &u))
-            if (u.kind == GOSSIP_ALIVE && strcmp(u.info.id, member_at(t, 0)->info.id) == 0 &&
-                u.incarnation == inc)
-                return true;
-    }
+    struct gossip_update u;
+    for (uint32_t k = 0; k < n; k++)
+        if (out[k].type == GOSSIP_GOSSIP && addr_node(out[k].to_addr) == to &&
+            frame_has_update(&out[k], member_at(t, 0)->info.id, inc, &u) &&
+            (u.kind == GOSSIP_ALIVE || u.kind == GOSSIP_JOIN))
+            return true;
     return false;
 }
 
@@ -1262,6 +1271,78 @@ static void test_member_admission_is_a_joining_version(void **state)
     member_destroy(s);
 }
 
+/* The first update about node `about` at incarnation inc that t sends in
+ * any frame while ticked every 10 ms (up to 5 s from *now). */
+static struct gossip_update sent_update(struct member_table *t, uint64_t *now, uint32_t about,
+                                        uint64_t inc)
+{
+    char id[GOSSIP_ID_LEN + 1];
+    node_id(about, id);
+    struct gossip_update u;
+    for (uint64_t end = *now + 5000; *now < end; *now += 10) {
+        member_tick(t, *now);
+        const struct member_out *out;
+        uint32_t n = member_outbox(t, &out);
+        bool found = false;
+        for (uint32_t k = 0; k < n && !found; k++)
+            found = frame_has_update(&out[k], id, inc, &u);
+        member_outbox_clear(t);
+        if (found)
+            return u;
+    }
+    fail_msg("no update about member %u at incarnation %llu", about, (unsigned long long)inc);
+    return (struct gossip_update){0};
+}
+
+/* A member that first hears of an admitted joiner from its health (the
+ * gossip of the admission died out before it came: a node paused or busy)
+ * knows it admitted: an ALIVE goes out with the state (a JOIN). Before, it
+ * held the joiner at version 0, and a claimant that did so never put it in
+ * the ring (a 5-node cluster formed without one node, seen under load). */
+static void test_member_alive_carries_admission(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *a = table_with(0, 3, &cfg), *c = table_with(2, 3, &cfg);
+    struct gossip_update u = upd(GOSSIP_JOIN, 5, 1, 1); /* node 5 joins through node 1 */
+    u.state = MEMBER_JOINING;
+    u.state_version = 1;
+    send_frame(a, 10, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_true(member_admitted(peer(a, 5)));
+    u = upd(GOSSIP_SUSPECT, 5, 1, 1); /* suspected, then refuted: a new ALIVE */
+    send_frame(a, 20, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    u = upd(GOSSIP_ALIVE, 5, 2, 5);
+    send_frame(a, 30, 5, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_int_equal(peer(a, 5)->health, MEMBER_ALIVE);
+    /* only that health update (incarnation 2; the admission went at 1)
+     * reaches c, which did not know node 5 */
+    uint64_t now = 40;
+    u = sent_update(a, &now, 5, 2);
+    assert_int_equal(u.kind, GOSSIP_JOIN);
+    assert_null(peer(c, 5));
+    send_frame(c, now, 0, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_non_null(peer(c, 5));
+    assert_int_equal(peer(c, 5)->health, MEMBER_ALIVE);
+    assert_int_equal(peer(c, 5)->state, MEMBER_JOINING);
+    assert_true(member_admitted(peer(c, 5)));
+    /* so is a leaving one's: a member that first hears of it from its
+     * health knows it is leaving (the claimant takes it out) */
+    assert_int_equal(member_set_state(a, peer(a, 5)->info.id, MEMBER_LEAVING, now), 0);
+    u = upd(GOSSIP_SUSPECT, 5, 2, 1);
+    send_frame(a, now, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    u = upd(GOSSIP_ALIVE, 5, 3, 5);
+    send_frame(a, now, 5, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    u = sent_update(a, &now, 5, 3);
+    assert_int_equal(u.kind, GOSSIP_JOIN);
+    struct member_table *d = table_with(3, 4, &cfg);
+    send_frame(d, now, 0, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_non_null(peer(d, 5));
+    assert_int_equal(peer(d, 5)->state, MEMBER_LEAVING);
+    member_destroy(d);
+    member_destroy(a);
+    member_destroy(c);
+}
+
 static void test_member_tells_a_left_member_so_and_it_forgets(void **state)
 {
     struct member_config cfg;
@@ -1549,6 +1630,7 @@ int main(void)
         cmocka_unit_test(test_gossip_rejects_bad_frames),
         cmocka_unit_test(test_member_carries_rings_as_opaque_bytes),
         cmocka_unit_test(test_member_admission_is_a_joining_version),
+        cmocka_unit_test(test_member_alive_carries_admission),
         cmocka_unit_test(test_member_tells_a_left_member_so_and_it_forgets),
         cmocka_unit_test(test_member_contact_sends_a_join_push_pull),
         cmocka_unit_test(test_member_restored_members_are_down_until_heard),
