@@ -45,6 +45,11 @@ check "the file's policy is in force" \
     '[ "$(redis-cli -p "$port" config get maxmemory-policy | tail -1)" = "allkeys-lru" ]'
 check "the file's size is parsed" '[ "$(redis-cli -p "$port" config get maxmemory | tail -1)" = "1048576" ]'
 check "the flag overrides the file" '[ "$(redis-cli -p "$port" config get port | tail -1)" = "$port" ]'
+# SIGHUP (a closed terminal, or a stopped node whose launcher exits: the
+# kernel hangs up an orphaned process group) is ignored, as redis-server does
+kill -HUP "$pid"
+check "SIGHUP leaves the node running" \
+    '[ "$(redis-cli -p "$port" ping)" = "PONG" ] && itest_running "$pid"'
 itest_stop "$pid"
 rc=$?
 check "SIGTERM stops the node with exit 0" '[ $rc -eq 0 ]'
