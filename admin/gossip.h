@@ -59,7 +59,8 @@ enum gossip_kind {
     GOSSIP_ALIVE = 1,   /* id, incarnation, info */
     GOSSIP_SUSPECT = 2, /* id, incarnation, from (the suspecting member) */
     GOSSIP_DEAD = 3,    /* id, incarnation, from (the member that declared it) */
-    GOSSIP_JOIN = 4,    /* ALIVE's fields plus state and state_version */
+    GOSSIP_JOIN = 4,    /* ALIVE's fields plus state and state_version (also
+                           how a member not left is said alive: member.c) */
     GOSSIP_LEAVE = 5,   /* id, state and state_version */
     GOSSIP_NODE = 6,    /* JOIN's fields plus health: one member in a push-pull */
 };

@@ -602,9 +602,23 @@ static void accuse_self(struct member_table *t, uint64_t inc)
         refute(t, inc);
 }
 
-/* ALIVE (also the health part of JOIN and NODE). Returns the member index. */
+static void on_state(struct member_table *t, uint32_t i, uint8_t state, uint64_t version)
+{
+    if (i == NONE)
+        return;
+    const struct member *m = &t->members[i];
+    if (version < m->state_version || (version == m->state_version && state <= m->state))
+        return;
+    set_state(t, i, (enum member_state)state, version);
+    queue_state(t, i);
+}
+
+/* ALIVE (also the health part of JOIN and NODE; their state is merged
+ * first, so that the health entry queued, a JOIN, carries it). Returns the
+ * member index. */
 static uint32_t on_alive(struct member_table *t, const struct gossip_update *u, uint64_t now)
 {
+    bool has_state = u->kind == GOSSIP_JOIN || u->kind == GOSSIP_NODE;
     uint32_t i = find(t, u->info.id);
     if (i == 0) {
         if (u->incarnation > t->members[0].incarnation)
@@ -616,6 +630,8 @@ static uint32_t on_alive(struct member_table *t, const struct gossip_update *u, 
         if (u->incarnation == 0)
             return NONE; /* a restored record nobody heard from: no news of a member */
         i = add_member(t, &info, u->incarnation, now);
+        if (i != NONE && has_state)
+            on_state(t, i, u->state, u->state_version);
         if (i != NONE)
             queue_health(t, i, NULL);
         return i;
@@ -629,6 +645,8 @@ static uint32_t on_alive(struct member_table *t, const struct gossip_update *u, 
         event(t, MEMBER_EV_INFO, i);
     }
     set_health(t, i, MEMBER_ALIVE, now);
+    if (has_state)
+        on_state(t, i, u->state, u->state_version);
     queue_health(t, i, NULL);
     return i;
 }
@@ -673,26 +691,16 @@ static void on_dead(struct member_table *t, const char *id, uint64_t inc, const 
     queue_health(t, i, from);
 }
 
-static void on_state(struct member_table *t, uint32_t i, uint8_t state, uint64_t version)
-{
-    if (i == NONE)
-        return;
-    const struct member *m = &t->members[i];
-    if (version < m->state_version || (version == m->state_version && state <= m->state))
-        return;
-    set_state(t, i, (enum member_state)state, version);
-    queue_state(t, i);
-}
-
 /* A NODE record of a push-pull from `sender`. */
 static void on_node(struct member_table *t, const struct gossip_update *u, const char *sender,
                     uint64_t now)
 {
     uint32_t i = find(t, u->info.id);
     if (i == NONE) {
-        /* learn it as alive, then apply what the peer says of its health */
+        /* learn it as alive (with its state), then apply what the peer says
+         * of its health */
         struct gossip_update a = *u;
-        a.kind = GOSSIP_ALIVE;
+        a.kind = GOSSIP_JOIN;
         i = on_alive(t, &a, now);
         if (i != NONE && u->health != MEMBER_ALIVE)
             on_suspect(t, u->info.id, u->incarnation, sender, now);

@@ -224,8 +224,8 @@ int member_set_state(struct member_table *t, const char *id, enum member_state s
                      uint64_t now_ms);
 
 /* Changes what this node advertises (weight, zone, addresses, ring): raises
- * its incarnation and gossips the new ALIVE. -EINVAL: not a valid info, or
- * another id. */
+ * its incarnation and gossips the new ALIVE (a JOIN with our state).
+ * -EINVAL: not a valid info, or another id. */
 int member_set_self(struct member_table *t, const struct gossip_info *self, uint64_t now_ms);
 
 /* Handles one decoded frame received from from_addr (a MAC, if any, is the

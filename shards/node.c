@@ -246,10 +246,6 @@ int node_run(struct node *n)
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
-    /* as redis-server: a closed terminal, or the hang-up the kernel sends an
-     * orphaned process group with a stopped member (a node SIGSTOPped when
-     * the shell that started it exits), must not kill the node */
-    signal(SIGHUP, SIG_IGN);
 
     pthread_mutex_init(&n->launch, NULL);
     pthread_barrier_init(&n->ready, NULL, n->nshards + 1);

@@ -1,10 +1,12 @@
 /* main.c: ringkv's entry point.
  * Reads the settings (defaults, INI file, --flags), opens the log, builds the
- * node and runs it until SIGTERM or SIGINT; or, with --check-data, verifies a
- * data directory offline (exit 0 clean, 1 damage found, 2 unreadable). Every failure at start-up is one
- * log line saying why, and a non-zero exit. */
+ * node and runs it until SIGTERM or SIGINT (SIGHUP is ignored); or, with
+ * --check-data, verifies a data directory offline (exit 0 clean, 1 damage
+ * found, 2 unreadable). Every failure at start-up is one log line saying
+ * why, and a non-zero exit. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,11 @@ int main(int argc, char **argv)
                               after start-up (CONFIG SET, cfg.h) */
     if (argc > 1 && strcmp(argv[1], "--check-data") == 0)
         return main_check_data(argc, argv);
+    /* as redis-server: a closed terminal, or the hang-up the kernel sends an
+     * orphaned process group with a stopped member (a node SIGSTOPped when
+     * the shell that started it exits), must not kill the node, starting
+     * or running */
+    signal(SIGHUP, SIG_IGN);
     char err[512];
     bool exit_now;
     if (cfg_load(&cfg, argc, argv, &exit_now, err, sizeof err) != 0) {

@@ -388,10 +388,10 @@ static void test_member_refutation_with_higher_incarnation_wins(void **state)
     member_destroy(t);
 }
 
-/* Whether frame `out` carries an update about member `id` at incarnation
- * inc (then in *found). */
-static bool frame_has_update(const struct member_out *out, const char *id, uint64_t inc,
-                             struct gossip_update *found)
+/* The updates (up to max, into found) that frame `out` carries about member
+ * `id` at incarnation inc. */
+static uint32_t frame_updates(const struct member_out *out, const char *id, uint64_t inc,
+                              struct gossip_update *found, uint32_t max)
 {
     struct gossip_msg msg;
     size_t used;
@@ -399,10 +399,19 @@ static bool frame_has_update(const struct member_out *out, const char *id, uint6
     assert_int_equal(gossip_decode(out->bytes, out->len, &msg, &used, &err), GOSSIP_OK);
     struct gossip_iter it;
     gossip_iter_init(&it, &msg);
-    while (gossip_next_update(&it, found))
-        if (strcmp(found->info.id, id) == 0 && found->incarnation == inc)
-            return true;
-    return false;
+    uint32_t n = 0;
+    while (n < max && gossip_next_update(&it, &found[n]))
+        if (strcmp(found[n].info.id, id) == 0 && found[n].incarnation == inc)
+            n++;
+    return n;
+}
+
+/* Whether frame `out` carries an update about member `id` at incarnation
+ * inc (then the first in *found). */
+static bool frame_has_update(const struct member_out *out, const char *id, uint64_t inc,
+                             struct gossip_update *found)
+{
+    return frame_updates(out, id, inc, found, 1) == 1;
 }
 
 /* Whether the outbox has a GOSSIP frame to `to` with our ALIVE at inc (a
@@ -1271,27 +1280,34 @@ static void test_member_admission_is_a_joining_version(void **state)
     member_destroy(s);
 }
 
-/* The first update about node `about` at incarnation inc that t sends in
- * any frame while ticked every 10 ms (up to 5 s from *now). */
-static struct gossip_update sent_update(struct member_table *t, uint64_t *now, uint32_t about,
-                                        uint64_t inc)
+/* The updates (up to max, into u) about node `about` at incarnation inc in
+ * the first frame that t, ticked every 10 ms (up to 5 s from *now), sends
+ * with any. Returns their count. */
+static uint32_t sent_updates(struct member_table *t, uint64_t *now, uint32_t about, uint64_t inc,
+                             struct gossip_update *u, uint32_t max)
 {
     char id[GOSSIP_ID_LEN + 1];
     node_id(about, id);
-    struct gossip_update u;
     for (uint64_t end = *now + 5000; *now < end; *now += 10) {
         member_tick(t, *now);
         const struct member_out *out;
-        uint32_t n = member_outbox(t, &out);
-        bool found = false;
+        uint32_t n = member_outbox(t, &out), found = 0;
         for (uint32_t k = 0; k < n && !found; k++)
-            found = frame_has_update(&out[k], id, inc, &u);
+            found = frame_updates(&out[k], id, inc, u, max);
         member_outbox_clear(t);
         if (found)
-            return u;
+            return found;
     }
     fail_msg("no update about member %u at incarnation %llu", about, (unsigned long long)inc);
-    return (struct gossip_update){0};
+    return 0;
+}
+
+static struct gossip_update sent_update(struct member_table *t, uint64_t *now, uint32_t about,
+                                        uint64_t inc)
+{
+    struct gossip_update u;
+    sent_updates(t, now, about, inc, &u, 1);
+    return u;
 }
 
 /* A member that first hears of an admitted joiner from its health (the
@@ -1324,6 +1340,21 @@ static void test_member_alive_carries_admission(void **state)
     assert_non_null(peer(c, 5));
     assert_int_equal(peer(c, 5)->health, MEMBER_ALIVE);
     assert_int_equal(peer(c, 5)->state, MEMBER_JOINING);
+    assert_true(member_admitted(peer(c, 5)));
+    /* c passes it on (its health and its state, in one frame) as it knows
+     * it now, admitted, not as it first added it; a stale JOIN (version 0)
+     * changes nothing */
+    struct gossip_update two[2];
+    uint32_t n = sent_updates(c, &now, 5, 2, two, 2);
+    assert_int_equal(n, 2);
+    for (uint32_t k = 0; k < n; k++) {
+        assert_int_equal(two[k].kind, GOSSIP_JOIN);
+        assert_int_equal(two[k].state, MEMBER_JOINING);
+        assert_int_equal(two[k].state_version, 1);
+    }
+    u = two[0];
+    u.state_version = 0;
+    send_frame(c, now, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
     assert_true(member_admitted(peer(c, 5)));
     /* so is a leaving one's: a member that first hears of it from its
      * health knows it is leaving (the claimant takes it out) */
