@@ -71,7 +71,12 @@
  * max_frame_bytes. GOSSIP frames carry them to gossip_nodes random members
  * (dead ones too for gossip_to_the_dead_ms) when the queue is not empty, at
  * most every gossip_interval_ms (the first right away after a quiet spell).
- * An entry is dropped after retransmit_mult * ceil(log10(n + 1)) sends; the
+ * An entry is dropped after retransmit_mult * ceil(log10(n + 1)) sends,
+ * MEMBER_STATE_RETRANSMIT times that for an ownership state: admissions and
+ * leaves are rare, and a node that misses one (at 5 members each relay
+ * sends a change 4 times, to random members) knew nothing of a joiner
+ * until a push-pull 15 to 45 s on, the claimant among them: a join that
+ * stalled (test_membership, a fifth node, once under CI's load). The
  * queue holds queue_max at most. Anti-entropy: a full-state PUSH_PULL with
  * one random member (every push_pull_seed_every-th with a seed), merged
  * quietly (only a refutation of ourselves is queued: the peers that told us
@@ -335,6 +340,10 @@ static uint32_t retransmit_limit(const struct member_table *t)
     return t->cfg.retransmit_mult * (uint32_t)ceil(log10((double)t->n_alive + 1));
 }
 
+/* How many more sends an ownership state gets than a health change (the top
+ * of the file). */
+#define MEMBER_STATE_RETRANSMIT 3
+
 static bool bcast_before(const struct bcast *a, const struct bcast *b)
 {
     return a->transmits < b->transmits || (a->transmits == b->transmits && a->order > b->order);
@@ -399,7 +408,8 @@ static void piggyback(struct member_table *t)
     if (!sent)
         return;
     for (uint32_t i = t->n_queue; i-- > 0;)
-        if (t->queue[i].transmits >= max_tx)
+        if (t->queue[i].transmits >=
+            (t->queue[i].class == CLASS_STATE ? MEMBER_STATE_RETRANSMIT * max_tx : max_tx))
             queue_remove(t, i);
     queue_sort(t);
 }

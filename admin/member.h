@@ -52,7 +52,8 @@ struct member_config {
      * confirms the suspicion. */
     uint32_t suspicion_max_timeout_mult; /* 6 */
     /* Each change is piggybacked retransmit_mult * ceil(log10(n + 1))
-     * times, enough for it to reach every member with high probability. */
+     * times, enough for it to reach every member with high probability
+     * (an ownership state three times that: member.c). */
     uint32_t retransmit_mult;     /* 4 */
     /* Every gossip_interval_ms, queued changes go to gossip_nodes random
      * members (nothing is sent when the queue is empty). */

@@ -600,6 +600,43 @@ static void test_member_queue_is_bounded_and_drains(void **state)
     member_destroy(t);
 }
 
+/* The updates of kind `kind` about node `about` in t's outbox. */
+static uint32_t outbox_count(struct member_table *t, enum gossip_kind kind, uint32_t about)
+{
+    char id[GOSSIP_ID_LEN + 1];
+    node_id(about, id);
+    const struct member_out *out;
+    uint32_t n = member_outbox(t, &out), c = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        struct gossip_update u[8];
+        uint32_t m = frame_updates(&out[k], id, 0, u, 8); /* a LEAVE has no incarnation */
+        for (uint32_t j = 0; j < m; j++)
+            c += u[j].kind == kind;
+    }
+    return c;
+}
+
+/* An ownership state (here a leave) is sent three times as often as a
+ * health change: at 5 members a change went 4 times, to random members,
+ * and a claimant that missed a joiner's admission from every relay knew
+ * nothing of it until a push-pull (a join that stalled under CI's load). */
+static void test_member_states_are_sent_more_often(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = table_with(0, 4, &cfg);
+    assert_int_equal(member_set_state(t, peer(t, 2)->info.id, MEMBER_LEAVING, 10), 0);
+    uint32_t sent = 0;
+    for (uint64_t now = 20; now < 20000; now += 10) {
+        member_tick(t, now);
+        sent += outbox_count(t, GOSSIP_LEAVE, 2);
+        member_outbox_clear(t);
+    }
+    /* 4 * ceil(log10(4 + 1)) sends for a health change; three times that */
+    assert_int_equal(sent, 3 * 4);
+    member_destroy(t);
+}
+
 static void test_member_rejects_bad_config(void **state)
 {
     struct member_config cfg;
@@ -1662,6 +1699,7 @@ int main(void)
         cmocka_unit_test(test_member_carries_rings_as_opaque_bytes),
         cmocka_unit_test(test_member_admission_is_a_joining_version),
         cmocka_unit_test(test_member_alive_carries_admission),
+        cmocka_unit_test(test_member_states_are_sent_more_often),
         cmocka_unit_test(test_member_tells_a_left_member_so_and_it_forgets),
         cmocka_unit_test(test_member_contact_sends_a_join_push_pull),
         cmocka_unit_test(test_member_restored_members_are_down_until_heard),
