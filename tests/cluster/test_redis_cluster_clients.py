@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 try:
     import redis
@@ -122,6 +123,19 @@ def info_fields(node):
     return {k: str(v) for k, v in node.client().execute_command("CLUSTER INFO").items()}
 
 
+def ring_taken(node):
+    """Whether every shard of node has taken the ring its admin thread holds
+    and pulls nothing (GET /v1/ring). CLUSTER INFO answers from the admin
+    thread's ring; the shards take it a moment later (CI once saw a SCAN
+    that began in between, its keys answered for by the old ring's owners)."""
+    url = "http://%s:%d/v1/ring" % (node.host, node.admin_port)
+    with urllib.request.urlopen(url, timeout=5) as r:
+        ring = json.loads(r.read())
+    t = ring.get("transfers") or {}
+    return (t.get("ring_epoch") == ring.get("epoch") and t.get("partitions_pending") == 0 and
+            t.get("partitions_streaming") == 0)
+
+
 def wait_formed(nodes):
     deadline = time.time() + FORM_S
     while True:
@@ -129,9 +143,10 @@ def wait_formed(nodes):
             infos = [info_fields(n) for n in nodes]
             if all(f["cluster_known_nodes"] == "3" and f["cluster_size"] == "3" and
                    f["ringkv_nodes_up"] == "3" and f["cluster_state"] == "ok" and
-                   f["ringkv_ring_hash"] == infos[0]["ringkv_ring_hash"] for f in infos):
+                   f["ringkv_ring_hash"] == infos[0]["ringkv_ring_hash"] for f in infos) and \
+                    all(ring_taken(n) for n in nodes):
                 return
-        except (redis.ConnectionError, redis.TimeoutError, KeyError):
+        except (redis.ConnectionError, redis.TimeoutError, KeyError, OSError, ValueError):
             pass
         for n in nodes:
             if n.proc.poll() is not None:
