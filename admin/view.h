@@ -47,9 +47,10 @@ struct transfer_stats;
  * "partitions_releasing", "partitions_released", "bytes", "keys",
  * "bytes_sent", "keys_sent", "keys_dropped", "cold_skipped",
  * "handoff_checks", "handoff_keys_sent",
- * "resumable_bytes", "rate_bytes_per_sec", "remaining_bytes", "eta_seconds"}: a node's transfer
- * figures (shards/transfer.h; streaming counts settling ones, releasing
- * dropping ones). */
+ * "resumable_bytes", "rate_bytes_per_sec", "remaining_bytes", "eta_seconds",
+ * "ring_epoch"}: a node's transfer figures (shards/transfer.h; streaming
+ * counts settling ones, releasing dropping ones; ring_epoch is the oldest
+ * ring a shard of the node serves by). */
 json_t *view_transfers(const struct transfer_stats *t);
 /* The plan of a change (a join or a leave, named by action, of the member
  * whose id is given): {"dry_run": true, "action", "node", "epoch", "hash",

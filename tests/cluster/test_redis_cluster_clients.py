@@ -35,6 +35,7 @@ exit 0. Exit 0 when all passed, 1 otherwise (printing the nodes' logs),
 kernel refuses io_uring. Run with /usr/bin/python3 (it has python3-redis).
 """
 
+import http.client
 import json
 import logging
 import os
@@ -45,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 try:
     import redis
@@ -128,9 +128,12 @@ def ring_taken(node):
     and pulls nothing (GET /v1/ring). CLUSTER INFO answers from the admin
     thread's ring; the shards take it a moment later (CI once saw a SCAN
     that began in between, its keys answered for by the old ring's owners)."""
-    url = "http://%s:%d/v1/ring" % (node.host, node.admin_port)
-    with urllib.request.urlopen(url, timeout=5) as r:
-        ring = json.loads(r.read())
+    conn = http.client.HTTPConnection(node.host, node.admin_port, timeout=5)  # no proxy
+    try:
+        conn.request("GET", "/v1/ring")
+        ring = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
     t = ring.get("transfers") or {}
     return (t.get("ring_epoch") == ring.get("epoch") and t.get("partitions_pending") == 0 and
             t.get("partitions_streaming") == 0)
@@ -146,7 +149,8 @@ def wait_formed(nodes):
                    f["ringkv_ring_hash"] == infos[0]["ringkv_ring_hash"] for f in infos) and \
                     all(ring_taken(n) for n in nodes):
                 return
-        except (redis.ConnectionError, redis.TimeoutError, KeyError, OSError, ValueError):
+        except (redis.ConnectionError, redis.TimeoutError, KeyError, OSError, ValueError,
+                http.client.HTTPException):
             pass
         for n in nodes:
             if n.proc.poll() is not None:
