@@ -48,7 +48,10 @@
  *          (coord_fwd_watch: a stopped replica costs no request-timeout).
  *          A new read's or plain write's forward skips a first live
  *          replica that has gone silent on this shard's links
- *          (coord_forward_target, peerlink_is_silent). One refused with
+ *          (coord_forward_target, peerlink_is_silent), and one of a
+ *          partition this node is releasing goes first to a member that
+ *          told it it holds the partition whole, past one still pulling
+ *          it (a joiner: transfer_whole_replicas). One refused with
  *          COORD_VIEW_CHANGING (nothing of it ran) is sent again to the
  *          replica of this shard's view of then (coord_again_queue; a
  *          write only by its client's node, while that client has sent
@@ -170,13 +173,14 @@ struct coord_view {
     uint32_t *owner; /* q member indexes: each partition's owner (sloppy quorum's walk) */
     uint8_t *is_mine;  /* q flags: this node answers the partition's keyspace commands */
     uint32_t *by_id;   /* n_members member indexes in node id order (SCAN's ranks) */
+    uint64_t ring_epoch;
 };
 
 /* Counters (INFO): written by the owner with relaxed stores. */
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
         forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes, gets_same,
-        forwards_rerouted, forwards_resent;
+        forwards_rerouted, forwards_resent, forwards_to_whole;
 } __attribute__((aligned(64)));
 
 /* Nodes whose links ended noted per loop turn at most (more wait for their
@@ -364,6 +368,7 @@ static struct coord_view *coord_view_build(const struct node *n, const struct sn
     v->version = s->version;
     v->q = ring->q;
     v->n = ring->n;
+    v->ring_epoch = ring->epoch;
     v->self = s->self;
     v->n_members = s->n_members;
     v->members = mi_calloc(s->n_members, sizeof *v->members);
@@ -579,8 +584,10 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
 /* ---- routing (the client's shard) ---- */
 
 /* Where a read's or a plain write's forward goes (any replica may
- * coordinate those, as a client connected to it would have it): the first
- * live replica of the list, unless it has gone silent on this shard's
+ * coordinate those, as a client connected to it would have it): when this
+ * node is releasing the partition, the first live, not silent member that
+ * told it it holds the partition whole (transfer_whole_replicas); else the
+ * first live replica of the list, unless it has gone silent on this shard's
  * links (peerlink_is_silent: stopped, or cut off, while failure detection
  * still calls it live, which takes seconds, or never comes when only this
  * node is cut off from it; or just slow: no harm then); then the next live
@@ -589,10 +596,24 @@ static uint32_t coord_quorum(uint8_t asked, int64_t setting, uint32_t n)
  * only when refused unrun (coord_again_queue), never on a silence
  * (coord_fwd_watch). Such a request is forwarded only by a node that holds
  * no replica of its key: self is not among the first n_eff. */
-static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v,
+static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *v, uint32_t p,
                                      const uint32_t *list, uint32_t n_eff, uint32_t first_live)
 {
     int64_t now = req_now_ms();
+    /* This node is releasing p (it left p's list): the members that told it
+     * they hold p whole come first. The others are still pulling p (a
+     * joiner), their loops busy applying the stream, and a read at R = 1
+     * there misses what has not arrived yet. */
+    uint32_t whole = transfer_whole_replicas(sh->node, p, v->ring_epoch);
+    for (uint32_t k = 0; whole && k < n_eff && k < 32; k++) {
+        uint32_t m = list[k];
+        if (!(whole & 1u << k) || m == v->self || !coord_live(v, m) ||
+            peerlink_is_silent(sh, v->members[m].id, now))
+            continue;
+        if (m != first_live)
+            COORD_STAT(sh, forwards_to_whole);
+        return m;
+    }
     if (!peerlink_is_silent(sh, v->members[first_live].id, now))
         return first_live;
     for (uint32_t k = 0; k < n_eff; k++) {
@@ -663,7 +684,7 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
     }
     /* a read-modify-write stays with the first live replica, silent or not
      * (two coordinators of one would lose an update) */
-    out->to = flags & CMD_RMW ? first_live : coord_forward_target(sh, v, list, n_eff, first_live);
+    out->to = flags & CMD_RMW ? first_live : coord_forward_target(sh, v, p, list, n_eff, first_live);
     out->kind = COORD_FORWARD;
 }
 
@@ -2040,17 +2061,22 @@ static void coord_fwd_fail(struct shard *sh, uint64_t parent, uint32_t sub, uint
     coord_fill_parent(sh, parent, sub, fwd_mc, err, n < (int)sizeof err ? (size_t)n : strlen(err));
 }
 
-/* Sends wm to the first live node of partition p's preference list after
- * member `after` (not this node); *to: the one it went to. */
+/* Sends wm to the next live node of partition p's preference list after
+ * member `after`, round to the list's start (not this node, not `after`);
+ * *to: the one it went to. */
 static int coord_send_next(struct shard *sh, const struct coord_view *v, uint32_t p,
                            uint32_t after, struct wire_msg *wm, uint32_t *to)
 {
     const uint32_t *list = coord_list(v, p);
-    uint32_t n_eff = coord_n_eff(sh->node, v), k = 0;
-    while (k < n_eff && list[k] != after)
-        k++;
+    uint32_t n_eff = coord_n_eff(sh->node, v), at = 0;
+    while (at < n_eff && list[at] != after)
+        at++;
     int rc = -EAGAIN;
-    for (k++; rc != 0 && k < n_eff; k++) {
+    /* those after it in the list, then those before it: a forward sent past
+     * the first live member (to one holding the partition whole:
+     * coord_forward_target) falls back to that one */
+    for (uint32_t i = 1; at < n_eff && rc != 0 && i < n_eff; i++) {
+        uint32_t k = (at + i) % n_eff;
         if (list[k] != v->self && coord_live(v, list[k])) {
             rc = coord_send(sh, v, list[k], wm);
             *to = list[k];
@@ -2307,7 +2333,7 @@ static uint32_t coord_again_target(struct shard *sh, const struct coord_view *v,
         if (is_write)
             return list[k] == v->self ? RING_NONE : list[k];
         if (list[k] != v->self)
-            return coord_forward_target(sh, v, list, n_eff, list[k]);
+            return coord_forward_target(sh, v, p, list, n_eff, list[k]);
     }
     return RING_NONE;
 }
@@ -3568,6 +3594,7 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(gets_same);
         COORD_SUM(forwards_rerouted);
         COORD_SUM(forwards_resent);
+        COORD_SUM(forwards_to_whole);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -3584,6 +3611,6 @@ void coord_info(const struct node *n, struct buf *out)
     aae_info(n, out);
     buf_printf(out,
                "ringkv_replica_gets_same:%" PRIu64 "\r\nringkv_forwards_rerouted:%" PRIu64
-               "\r\nringkv_forwards_resent:%" PRIu64 "\r\n",
-               sum.gets_same, sum.forwards_rerouted, sum.forwards_resent);
+               "\r\nringkv_forwards_resent:%" PRIu64 "\r\nringkv_forwards_to_whole:%" PRIu64 "\r\n",
+               sum.gets_same, sum.forwards_rerouted, sum.forwards_resent, sum.forwards_to_whole);
 }

@@ -68,7 +68,6 @@
 #include "transfer.h"
 
 #define SHARD_QUEUE_CAPACITY 8192
-#define SHARD_TICK_MS 100
 #define SHARD_BACKLOG_WAIT_NS 1000000L /* a full peer queue: look again after 1 ms */
 #define SHARD_STALL_LOG_EVERY_MS 10000  /* stalls (10 x slow-turn-ms) logged this often at most */
 

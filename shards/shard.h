@@ -39,6 +39,8 @@ struct coord;
 struct hints;
 struct aae;
 
+#define SHARD_TICK_MS 100 /* the loop's periodic timer (SHARD_OP_TICK) */
+
 /* The shard's own io_uring operations (user_data kinds, after net/'s). */
 enum shard_op {
     SHARD_OP_WAKE = NET_OP_OWNER, /* a MSG_RING from another shard: its queue has messages */

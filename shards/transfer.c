@@ -113,12 +113,16 @@
  * do, and a stopped one runs what it had queued on the old view once it is
  * resumed; anti-entropy mends what is left.
  *
- * Release. A RELEASING partition asks every node of its current list, about
- * once a second, RELEASE: "do you hold it whole?" (yes: in its list, not
- * pulling it, durable). Once all said yes, a handoff check runs with each
- * of them (aae_handoff: an anti-entropy exchange of the partition that
- * sends the peer what it lacks of the copy here; tr_handoff), again until
- * one with each has sent nothing. The epochs above say what a node should
+ * Release. A RELEASING partition asks every node of its current list that
+ * has not said yes, about once a second (every
+ * TRANSFER_RELEASE_EARLY_ASK_MS for the first TRANSFER_RELEASE_EARLY_MS of
+ * a ring), RELEASE: "do you hold it whole?" (yes: in its list, not
+ * pulling it, durable). The answers so far also steer this node's
+ * forwards of the partition's requests to members that said yes, past one
+ * still pulling (transfer_whole_replicas). Once all said yes, a handoff
+ * check runs with each of them (aae_handoff: an anti-entropy exchange of
+ * the partition that sends the peer what it lacks of the copy here;
+ * tr_handoff), again until one with each has sent nothing. The epochs above say what a node should
  * have; the check looks at what it has: a replica stopped across two ring
  * changes comes back calling itself whole for epochs whose writes went to
  * stand-ins, serves a joiner that copy and says yes, and a releasing node
@@ -128,10 +132,13 @@
  * the table deletes the keys of every partition dropping (store_delete:
  * delete records, not tombstones), in steps: TRANSFER_DROP_TURN_VISITS
  * entries on a loop turn at most every TRANSFER_DROP_TURN_MS while the
- * shard is busy (a step of a thousand deletes held its requests for about a
- * millisecond, which showed in the p99 of a join), and on a tick what tops
- * the turns' visits since the last tick up to TRANSFER_DROP_VISIT_MAX (all
- * of it on an idle shard); each step takes the newest ring's states first.
+ * shard is busy (a step of a thousand deletes held its requests for 1 to 3
+ * ms, which showed in the p99 of a join); the tick of a busy shard (loop
+ * turns since the last one as many as TRANSFER_DROP_TURN_MS periods in a
+ * tick) adds one such step unless a turn's ran just before, that
+ * of a quieter one tops the turns' visits since the last tick up to
+ * TRANSFER_DROP_VISIT_MAX (all of it on an idle shard); each step takes the
+ * newest ring's states first.
  * Those dropping when the pass began are released at its end. A node that
  * left the cluster (a ring of itself) asks nobody and keeps its copy.
  * Orphans: every TRANSFER_ORPHANS_MS a shard looks for partitions whose
@@ -194,13 +201,19 @@ _Static_assert(TRANSFER_GROUP_MAX <= TABLE_SCAN_PARTS_MAX, "a stream's walk is o
 #define TRANSFER_SOURCES_MAX 16          /* sources tried per partition */
 #define TRANSFER_VISIT_MAX 512           /* table entries per request */
 #define TRANSFER_DROP_VISIT_MAX 1024     /* table entries a drop pass visits per tick at
-                                            most (the tick's step tops the turns' up) */
+                                            most (a quiet shard's tick tops the turns' up) */
 #define TRANSFER_DROP_TURN_VISITS 128    /* table entries per drop step on a loop turn */
 #define TRANSFER_DROP_TURN_MS 5          /* loop-turn drop steps at most this often */
-#define TRANSFER_BATCH_BYTES (32u << 10) /* states per request, about (each side's work on
-                                            a batch is one burst on its loop: kept short) */
+#define TRANSFER_BATCH_BYTES (8u << 10)  /* states per request, about (each side's work on
+                                            a batch is one burst on its loop: kept short;
+                                            32 KiB held a joiner's loop for about 0.7 ms
+                                            a batch, its forwarded requests with it) */
 #define TRANSFER_STREAM_MS 3000          /* a request unanswered this long is given up */
 #define TRANSFER_RELEASE_ASK_MS 1000
+#define TRANSFER_RELEASE_EARLY_MS 2000   /* for this long after a ring came, asked */
+#define TRANSFER_RELEASE_EARLY_ASK_MS 200 /* this often (a member's first "no" is often
+                                             only its state file not yet durable; the
+                                             yeses steer forwards: transfer_whole_replicas) */
 #define TRANSFER_SAVE_MS 200             /* durable cursors are saved this often at most */
 #define TRANSFER_SERVED_LEN 10           /* STREAM_END: partition u16, reach u64 */
 #define TRANSFER_SCAN_STEP 16            /* table entries per table_scan_parts() call: a
@@ -294,6 +307,12 @@ struct transfer {
     bool settle_logged;        /* the wait for this ring's settling is over (logged) */
     bool sweeping;             /* a drop pass is under way */
     uint32_t turn_visits;      /* entries loop-turn drop steps visited since the last tick */
+    uint32_t turns;            /* loop turns since the last tick (busy or not) */
+    /* Per partition, for the coordinators of every shard (relaxed atomics:
+     * written by this shard only, read by transfer_whole_replicas): the low
+     * 32 bits of the epoch of the ring whose list answered, above the
+     * release_ok bits of a RELEASING partition; 0 for any other state. */
+    uint64_t *said_whole;
     int64_t drop_turn_ms;      /* when the last loop-turn drop step ran */
     int64_t orphans_ms;        /* the next look for partitions held here by no list */
     bool handoff_kick;         /* a handoff check ended: start the next on the loop turn */
@@ -358,6 +377,17 @@ static int tr_parts_alloc(struct transfer *tr)
     if (!tr->parts)
         tr->parts = mi_calloc(tr->q, sizeof *tr->parts);
     return tr->parts ? 0 : -ENOMEM;
+}
+
+/* Partition p's release_ok, published for the coordinators of every shard
+ * with the epoch of the ring it was asked under (a coordinator whose view
+ * has another ring takes none of it). */
+static void tr_publish_whole(struct transfer *tr, uint32_t p)
+{
+    uint64_t v = 0;
+    if (tr->ring && tr_get(tr, p) == TRANSFER_RELEASING && tr->parts[p].release_ok)
+        v = (tr->ring->epoch & 0xFFFFFFFFu) << 32 | tr->parts[p].release_ok;
+    __atomic_store_n(&tr->said_whole[p], v, __ATOMIC_RELAXED);
 }
 
 /* The index of id in the shard's id table (added when new); -1 when full. */
@@ -459,20 +489,37 @@ static void tr_save(struct transfer *tr)
             /* the saved cursor only for the range it was walked for */
             bool same = tp->saved.cursor && tp->saved.src && tp->saved.from == tp->from &&
                         tp->saved.epoch == tp->epoch;
-            buf_printf(f, "in %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %" PRIu64, p,
-                       same ? tp->saved.cursor : 0, tp->from, tp->epoch,
-                       same ? tr->ids[tp->saved.src - 1] : "-",
-                       same ? tp->saved.reach : UINT64_MAX);
-            for (uint32_t k = 0; k < tr->parts[p].n_src; k++)
-                buf_printf(f, " %s", tr->ids[tr->parts[p].src[k]]);
+            /* "in p cursor from epoch cursor-source reach sources...", without
+             * printf: a joiner writes a line for each of its hundreds of
+             * partitions every TRANSFER_SAVE_MS, on the loop */
+            buf_append(f, "in ", 3);
+            buf_append_u64(f, p);
+            buf_append(f, " ", 1);
+            buf_append_u64(f, same ? tp->saved.cursor : 0);
+            buf_append(f, " ", 1);
+            buf_append_u64(f, tp->from);
+            buf_append(f, " ", 1);
+            buf_append_u64(f, tp->epoch);
+            buf_append(f, " ", 1);
+            buf_append_str(f, same ? tr->ids[tp->saved.src - 1] : "-");
+            buf_append(f, " ", 1);
+            buf_append_u64(f, same ? tp->saved.reach : UINT64_MAX);
+            for (uint32_t k = 0; k < tr->parts[p].n_src; k++) {
+                buf_append(f, " ", 1);
+                buf_append_str(f, tr->ids[tr->parts[p].src[k]]);
+            }
             buf_append(f, "\n", 1);
             tr->save_bytes[p] = same ? tp->saved_bytes : 0;
             lines++;
         } else if (s == TRANSFER_RELEASING || s == TRANSFER_DROPPING) {
             /* a drop pass under way resumes as one: its copy is no longer whole */
-            buf_printf(f, "%s %u %" PRIu64 " %" PRIu64 "\n",
-                       s == TRANSFER_DROPPING ? "drop" : "out", p, tr->parts[p].from,
-                       tr->parts[p].epoch);
+            buf_append_str(f, s == TRANSFER_DROPPING ? "drop " : "out ");
+            buf_append_u64(f, p);
+            buf_append(f, " ", 1);
+            buf_append_u64(f, tr->parts[p].from);
+            buf_append(f, " ", 1);
+            buf_append_u64(f, tr->parts[p].epoch);
+            buf_append(f, "\n", 1);
             lines++;
         }
     }
@@ -661,7 +708,8 @@ int transfer_init(struct shard *sh)
     tr->save_state = mi_calloc(tr->q, 1);
     tr->filed_state = mi_calloc(tr->q, 1);
     tr->save_bytes = mi_calloc(tr->q, sizeof tr->save_bytes[0]);
-    if (!tr->state || !tr->save_state || !tr->filed_state || !tr->save_bytes)
+    tr->said_whole = mi_calloc(tr->q, sizeof tr->said_whole[0]);
+    if (!tr->state || !tr->save_state || !tr->filed_state || !tr->save_bytes || !tr->said_whole)
         goto fail;
     if (n->cfg->storage == CFG_STORAGE_LOG && n->cfg->dir[0]) {
         snprintf(tr->path, sizeof tr->path, "%s/transfers.%u", n->cfg->dir, sh->id);
@@ -713,6 +761,7 @@ void transfer_fini(struct shard *sh)
     mi_free(tr->filed_state);
     mi_free(tr->save_bytes);
     mi_free(tr->parts);
+    mi_free(tr->said_whole);
     mi_free(tr->ids);
     mi_free(tr->state);
     mi_free(tr);
@@ -836,6 +885,8 @@ static bool tr_ring_changed(struct shard *sh, const struct snapshot *s, const st
             if (transfer_is_incoming(tr_get(tr, p)))
                 tr_set(tr, p, TRANSFER_NONE);
         tr_cancel_streams(tr); /* a drop pass under way goes on */
+        for (uint32_t p = 0; p < tr->q; p++)
+            tr_publish_whole(tr, p);
         ring_destroy(old);
         tr_save(tr);
         return true;
@@ -860,7 +911,8 @@ static bool tr_ring_changed(struct shard *sh, const struct snapshot *s, const st
             tr_set(tr, p, TRANSFER_RELEASING);
             lost++;
         } else if (st == TRANSFER_RELEASING) {
-            tr->parts[p].release_ok = 0; /* ask the new list */
+            tr->parts[p].release_ok = 0; /* ask the new list, at once */
+            tr->parts[p].ask_ms = 0;
             tr->parts[p].handoff_ok = tr->parts[p].handoff_running = 0;
             tr->parts[p].handoff_gen = 0; /* results of the old list's checks are ignored */
         }
@@ -873,6 +925,8 @@ static bool tr_ring_changed(struct shard *sh, const struct snapshot *s, const st
     if (gained || lost)
         log_info("ring epoch %" PRIu64 ": this shard pulls %u partitions and releases %u",
                  ring->epoch, gained, lost);
+    for (uint32_t p = 0; p < tr->q; p++)
+        tr_publish_whole(tr, p); /* the new list is asked afresh */
     ring_destroy(old);
     tr_save(tr); /* at once: a restart must know what it does not hold */
     return true;
@@ -1345,8 +1399,10 @@ void transfer_on_reply(struct shard *sh, const struct wire_msg *m)
         uint32_t p = (uint32_t)(m->id >> 8) & 0xFFFF, k = (uint32_t)(m->id & 0xFF);
         if (p < tr->q && tr->parts && tr_get(tr, p) == TRANSFER_RELEASING &&
             (m->id >> 24) == (tr->ring ? (tr->ring->epoch & 0xFFFFFFFFFF) : 0) &&
-            m->status == WIRE_CODE_OK && k < 32)
+            m->status == WIRE_CODE_OK && k < 32) {
             tr->parts[p].release_ok |= 1u << k;
+            tr_publish_whole(tr, p);
+        }
         return;
     }
     struct tr_stream *st = tr_stream_of(tr, m->id);
@@ -1698,6 +1754,7 @@ static void tr_find_orphans(struct shard *sh, const struct snapshot *s)
             continue;
         memset(&tr->parts[p], 0, sizeof tr->parts[p]);
         tr_set(tr, p, TRANSFER_RELEASING);
+        tr_publish_whole(tr, p); /* nobody asked yet */
         found++;
     }
     if (found) {
@@ -1731,7 +1788,8 @@ static void tr_ask_release(struct shard *sh, const struct snapshot *s, uint32_t 
     }
     if (now_ms < tp->ask_ms)
         return;
-    tp->ask_ms = now_ms + TRANSFER_RELEASE_ASK_MS;
+    bool early = tr->ring_ms && now_ms - tr->ring_ms < TRANSFER_RELEASE_EARLY_MS;
+    tp->ask_ms = now_ms + (early ? TRANSFER_RELEASE_EARLY_ASK_MS : TRANSFER_RELEASE_ASK_MS);
     for (uint32_t k = 0; k < n_eff && k < 32; k++) {
         if (tp->release_ok & (1u << k))
             continue;
@@ -1970,14 +2028,26 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
         if (tr_get(tr, p) == TRANSFER_RELEASING)
             tr_ask_release(sh, s, p, now_ms);
     snapshot_read_end(n->snapshots, sh->id);
-    /* a pass begins here; while the shard is busy, its loop turns carry it
-     * on in small steps (transfer_turn), and a tick tops their visits since
-     * the last tick up to TRANSFER_DROP_VISIT_MAX (an idle shard: all of it) */
-    if (!tr->sweeping)
-        tr_drop_step(sh, TRANSFER_DROP_VISIT_MAX);
-    else if (tr->turn_visits < TRANSFER_DROP_VISIT_MAX)
-        tr_drop_step(sh, TRANSFER_DROP_VISIT_MAX - tr->turn_visits);
+    /* A pass begins here. On a busy shard (a loop turn every
+     * TRANSFER_DROP_TURN_MS or more often since the last tick) the turns
+     * carry it on in small steps (transfer_turn), and the tick's step is one
+     * of theirs: a thousand deletes at once held that shard's requests for 1
+     * to 3 ms, at every new pass of a join's release (bench/
+     * join_under_load.sh). A quieter shard's tick tops the turns' visits
+     * since the last tick up to TRANSFER_DROP_VISIT_MAX (an idle one: all of
+     * it), so a pass always advances. */
+    bool busy = tr->turns >= SHARD_TICK_MS / TRANSFER_DROP_TURN_MS;
+    uint32_t step = busy ? TRANSFER_DROP_TURN_VISITS : TRANSFER_DROP_VISIT_MAX;
+    if (tr->sweeping) /* a pass under way: what the turns left of the tick's share */
+        step = tr->turn_visits >= TRANSFER_DROP_VISIT_MAX ? 0
+               : busy ? (now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS
+                             ? 0 /* this turn's step, or one just before */
+                             : TRANSFER_DROP_TURN_VISITS)
+                      : TRANSFER_DROP_VISIT_MAX - tr->turn_visits;
+    if (step)
+        tr_drop_step(sh, step);
     tr->turn_visits = 0;
+    tr->turns = 0;
     tr_checkpoint(sh, now_ms);
     tr_figures(tr, now_ms);
 }
@@ -2000,7 +2070,10 @@ static void tr_handoff_more(struct shard *sh, int64_t now_ms)
 void transfer_turn(struct shard *sh, int64_t now_ms)
 {
     struct transfer *tr = sh->transfer;
-    if (__builtin_expect(!tr || (!tr->sweeping && !tr->handoff_kick), 1))
+    if (__builtin_expect(!tr, 0))
+        return;
+    tr->turns++;
+    if (__builtin_expect(!tr->sweeping && !tr->handoff_kick, 1))
         return;
     if (tr->handoff_kick) {
         tr->now_ms = now_ms; /* retry_ms of checks ending now counts from it */
@@ -2037,6 +2110,18 @@ void transfer_node_stats(const struct node *n, struct transfer_stats *out)
     out->eta_s = out->remaining_bytes == 0 ? 0
                  : out->rate ? (int64_t)(out->remaining_bytes / out->rate)
                              : -1;
+}
+
+uint32_t transfer_whole_replicas(const struct node *n, uint32_t p, uint64_t epoch)
+{
+    if (p >= n->npartitions)
+        return 0;
+    const struct shard *sh = n->shards[n->partition_shard[p]];
+    const struct transfer *tr = sh ? sh->transfer : NULL;
+    if (!tr || tr_get(tr, p) != TRANSFER_RELEASING)
+        return 0;
+    uint64_t v = __atomic_load_n(&tr->said_whole[p], __ATOMIC_RELAXED);
+    return v >> 32 == (epoch & 0xFFFFFFFFu) ? (uint32_t)v : 0;
 }
 
 unsigned transfer_state(const struct node *n, uint32_t p)

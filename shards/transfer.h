@@ -134,5 +134,12 @@ void transfer_catch_up(struct shard *sh);
 void transfer_node_stats(const struct node *n, struct transfer_stats *out);
 /* Partition p's state on this node (enum transfer_state). */
 unsigned transfer_state(const struct node *n, uint32_t p);
+/* For a partition this node is releasing (RELEASING: not yet dropping):
+ * the positions (bit k: the k-th of the preference list of the ring of
+ * `epoch`) of the list members that told it they hold p whole (not pulling
+ * it). 0: none yet, or this node is not releasing p under that ring. A
+ * coordinator forwards to one of them before a member still filling (a
+ * joiner busy applying its streams). Any thread. */
+uint32_t transfer_whole_replicas(const struct node *n, uint32_t p, uint64_t epoch);
 
 #endif

@@ -54,9 +54,13 @@ void buf_append_i64(struct buf *b, int64_t v)
 
 void buf_append_u64(struct buf *b, uint64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    buf_append(b, tmp, (size_t)n);
+    char tmp[20]; /* UINT64_MAX has 20 digits */
+    char *p = tmp + sizeof tmp;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void buf_printf(struct buf *b, const char *fmt, ...)

@@ -16,7 +16,9 @@
  *   silent on node 0's links for PEERLINK_SILENT_MS (every node runs one
  *   shard, so all of node 0's forwards share them), new reads and plain
  *   writes, a SET of a third key included, go to the next replica at once
- *   (+OK well under the timeout; INFO ringkv_forwards_rerouted grows);
+ *   (+OK well under the timeout; INFO ringkv_forwards_rerouted, or
+ *   ringkv_forwards_to_whole while node 0 still releases the partition,
+ *   grows);
  *   read-modify-writes would still go to j.
  * Before the fix the GET waits for the whole request-timeout and answers
  * -UNAVAILABLE (the first assertion on time fails); a fix that also sent
@@ -121,10 +123,14 @@ static bool counter_settled(void *arg)
     return ok;
 }
 
-/* INFO's ringkv_forwards_rerouted at node 0. */
+/* Node 0's forwards sent past the list's first live member: INFO's
+ * ringkv_forwards_rerouted (it was silent) and ringkv_forwards_to_whole
+ * (node 0 still releases the partition, from the cluster's forming, and
+ * another member told it it holds it whole: a silent one is skipped too). */
 static long long rerouted(void)
 {
-    return cluster_info_stat(0, "stats", "ringkv_forwards_rerouted");
+    return cluster_info_stat(0, "stats", "ringkv_forwards_rerouted") +
+           cluster_info_stat(0, "stats", "ringkv_forwards_to_whole");
 }
 
 static void test_forward_failover_stopped_first_replica(void **state)
