@@ -1451,7 +1451,8 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
             uint64_t hash = keyhash(one.keys[0].ptr, one.keys[0].len);
             cmd_route_sub(sh, c, r, i,
                           node_shard_of(sh->node, one.keys[0].ptr, one.keys[0].len, hash),
-                          d->handler, d->flags, NULL, 0, hash, &one);
+                          d->handler, d->flags | (req->cmd == MC_GETS ? CMD_FIRST_LIVE : 0),
+                          NULL, 0, hash, &one);
         }
         req_arm(&sh->reqs, r);
         return;

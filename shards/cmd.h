@@ -183,6 +183,10 @@ struct cmd_msg {
 #define CMD_RMW (1u << 12)        /* a write that reads the value first (INCR, APPEND,
                                      SET ... GET): the first live replica coordinates */
 #define CMD_LOADED (1u << 13)     /* the coordinator had its cold value read back once */
+#define CMD_FIRST_LIVE (1u << 14) /* a read forwarded to the first live replica, as a
+                                     read-modify-write is: its reply holds that replica's
+                                     own state (memcached's gets: the cas unique that a
+                                     later cas, a read-modify-write, is checked against) */
 
 enum cmd_route {
     CMD_ROUTE_CONN,   /* runs on the connection's shard, with the connection */

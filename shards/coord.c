@@ -683,8 +683,12 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
         return;
     }
     /* a read-modify-write stays with the first live replica, silent or not
-     * (two coordinators of one would lose an update) */
-    out->to = flags & CMD_RMW ? first_live : coord_forward_target(sh, v, p, list, n_eff, first_live);
+     * (two coordinators of one would lose an update), and so does a read
+     * whose reply holds that replica's own state (memcached's gets: a cas
+     * unique is a node's own, and cas goes there) */
+    out->to = flags & (CMD_RMW | CMD_FIRST_LIVE)
+                  ? first_live
+                  : coord_forward_target(sh, v, p, list, n_eff, first_live);
     out->kind = COORD_FORWARD;
 }
 

@@ -33,7 +33,9 @@
  *   joiner (asked next, itself) still lacks some: node 0 forwarded them to
  *   the member that told it it holds the partition whole, not to the
  *   list's first live member, the joiner, whose store lacks what it has not
- *   pulled yet (INFO ringkv_forwards_to_whole counts them).
+ *   pulled yet (INFO ringkv_forwards_to_whole counts them). A memcached
+ *   gets then cas of such a key at node 0 stores (both go to the first
+ *   live replica: a cas unique is a node's own).
  * Without transfers the joiner's local reads miss (only read repair fills
  * it) and the counts stay at the old owners; nothing moves on a leave or a
  * force-remove, so the remaining nodes hold fewer than 2 copies. Every wait
@@ -450,8 +452,14 @@ static void test_transfer_forwards_skip_the_joiner(void **state)
 {
     (void)state;
     const size_t vlen = 2000;
-    static const char *const throttle[] = {"--handoff-max-bytes-per-sec", "200kb", NULL};
-    start_three_loaded(NULL, vlen);
+    int mc_port = cluster_free_port(4);
+    assert_true(mc_port > 0);
+    char mc[16];
+    snprintf(mc, sizeof mc, "%d", mc_port);
+    const char *const throttle[] = {"--handoff-max-bytes-per-sec", "200kb", "--memcache-port", mc,
+                                    NULL};
+    const char *const with_mc[] = {"--memcache-port", mc, NULL};
+    start_three_loaded(with_mc, vlen);
     json_t *old = ring_lists(0);
     assert_non_null(old);
     char *self = cluster_ask(0, "CLUSTER MYID");
@@ -516,6 +524,26 @@ static void test_transfer_forwards_skip_the_joiner(void **state)
     assert_int_equal(wrong0, 0);
     assert_true(missing3 > 0); /* else the pull ended first: the test proved nothing */
     assert_true(cluster_info_stat(0, "stats", "ringkv_forwards_to_whole") > 0);
+    /* memcached's gets and cas of such a key at node 0 meet at one
+     * coordinator, the first live replica (a cas unique is a node's own:
+     * gets sent to the member that is whole, cas to the joiner, was
+     * EXISTS) */
+    char req[128], key[64];
+    snprintf(key, sizeof key, "k:%d", idx[0]);
+    snprintf(req, sizeof req, "gets %s\r\n", key);
+    char *got = cluster_mc_ask(0, mc_port, req, "END\r\n");
+    assert_non_null(got);
+    unsigned flags_v, len;
+    unsigned long long cas;
+    char name[64];
+    assert_int_equal(sscanf(got, "VALUE %63s %u %u %llu", name, &flags_v, &len, &cas), 4);
+    free(got);
+    snprintf(req, sizeof req, "cas %s 0 0 3 %llu\r\nnew\r\n", key, cas);
+    got = cluster_mc_ask(0, mc_port, req, "\r\n");
+    assert_non_null(got);
+    if (strcmp(got, "STORED\r\n") != 0)
+        fail_msg("gets then cas of %s at node 0: %s", key, got);
+    free(got);
 }
 
 static void test_transfer_join_moves_cold_values(void **state)

@@ -18,14 +18,32 @@ command -v redis-server > /dev/null || { echo "skip: redis-server is not install
 redis-server --version | grep -q ' v=7\.0\.' || { echo "skip: needs redis-server 7.0"; exit 77; }
 "$py" -c 'import redis' 2>/dev/null || { echo "skip: python3-redis is not installed"; exit 77; }
 dir=$(mktemp -d)
-{ read -r port; read -r aport; read -r cport; read -r rport; } < <(itest_free_ports 4)
+{ read -r port; read -r aport; read -r cport; } < <(itest_free_ports 3)
 "$bin" --port "$port" --admin-port "$aport" --cluster-port "$cport" --memcache-port 0 --threads 2 \
     --dir "$dir/data" > "$dir/log" 2>&1 &
 pid=$!
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    > "$dir/redis.log" 2>&1 &
-rpid=$!
-trap 'kill "$pid" "$rpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+rpid=
+trap 'kill "$pid" $rpid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+# redis-server on a port free a moment ago, until one answers PING (under
+# CI's parallel tests another process once took the port first: it never
+# answered); each try waits up to 10 s, or until that server exits
+for _ in 1 2 3 4 5; do
+    rport=$(itest_free_ports 1)
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+        > "$dir/redis.log" 2>&1 &
+    rpid=$!
+    for _ in $(seq 100); do
+        [[ $(redis-cli -p "$rport" ping 2>/dev/null) == PONG ]] && break 2
+        kill -0 "$rpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "redis-server on port $rport did not answer; its log:"
+    tail -n 5 "$dir/redis.log"
+    kill "$rpid" 2>/dev/null
+    wait "$rpid" 2>/dev/null
+    rpid=
+done
+[[ -n $rpid ]] || { echo "FAIL: no redis-server answered"; exit 1; }
 "$py" - "$port" "$rport" <<'PY'
 import random, sys, time
 import redis
