@@ -2037,13 +2037,15 @@ void transfer_tick(struct shard *sh, int64_t now_ms)
      * since the last tick up to TRANSFER_DROP_VISIT_MAX (an idle one: all of
      * it), so a pass always advances. */
     bool busy = tr->turns >= SHARD_TICK_MS / TRANSFER_DROP_TURN_MS;
-    uint32_t step = busy ? TRANSFER_DROP_TURN_VISITS : TRANSFER_DROP_VISIT_MAX;
-    if (tr->sweeping) /* a pass under way: what the turns left of the tick's share */
-        step = tr->turn_visits >= TRANSFER_DROP_VISIT_MAX ? 0
-               : busy ? (now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS
-                             ? 0 /* this turn's step, or one just before */
-                             : TRANSFER_DROP_TURN_VISITS)
-                      : TRANSFER_DROP_VISIT_MAX - tr->turn_visits;
+    uint32_t step;
+    if (!tr->sweeping) /* a pass begins */
+        step = busy ? TRANSFER_DROP_TURN_VISITS : TRANSFER_DROP_VISIT_MAX;
+    else if (tr->turn_visits >= TRANSFER_DROP_VISIT_MAX) /* the turns did the tick's share */
+        step = 0;
+    else if (!busy)
+        step = TRANSFER_DROP_VISIT_MAX - tr->turn_visits;
+    else /* one turn's step, unless a turn's ran just before (this one's, maybe) */
+        step = now_ms - tr->drop_turn_ms < TRANSFER_DROP_TURN_MS ? 0 : TRANSFER_DROP_TURN_VISITS;
     if (step)
         tr_drop_step(sh, step);
     tr->turn_visits = 0;
@@ -2112,12 +2114,18 @@ void transfer_node_stats(const struct node *n, struct transfer_stats *out)
                              : -1;
 }
 
-uint32_t transfer_whole_replicas(const struct node *n, uint32_t p, uint64_t epoch)
+/* The transfers of the shard that owns partition p; NULL when none. */
+static const struct transfer *tr_of_partition(const struct node *n, uint32_t p)
 {
     if (p >= n->npartitions)
-        return 0;
+        return NULL;
     const struct shard *sh = n->shards[n->partition_shard[p]];
-    const struct transfer *tr = sh ? sh->transfer : NULL;
+    return sh ? sh->transfer : NULL;
+}
+
+uint32_t transfer_whole_replicas(const struct node *n, uint32_t p, uint64_t epoch)
+{
+    const struct transfer *tr = tr_of_partition(n, p);
     if (!tr || tr_get(tr, p) != TRANSFER_RELEASING)
         return 0;
     uint64_t v = __atomic_load_n(&tr->said_whole[p], __ATOMIC_RELAXED);
@@ -2126,8 +2134,6 @@ uint32_t transfer_whole_replicas(const struct node *n, uint32_t p, uint64_t epoc
 
 unsigned transfer_state(const struct node *n, uint32_t p)
 {
-    if (p >= n->npartitions)
-        return TRANSFER_NONE;
-    const struct shard *sh = n->shards[n->partition_shard[p]];
-    return sh && sh->transfer ? tr_get(sh->transfer, p) : TRANSFER_NONE;
+    const struct transfer *tr = tr_of_partition(n, p);
+    return tr ? tr_get(tr, p) : TRANSFER_NONE;
 }
