@@ -1400,7 +1400,9 @@ uint32_t cmd_mc_flags(const struct mc_request *req)
     bool is_rmw = (d->flags & CMD_WRITE) &&
                   ((d->flags & CMD_READS_VALUE) || req->cmd == MC_ADD || req->cmd == MC_REPLACE ||
                    req->cmd == MC_CAS);
-    return d->flags | (is_rmw ? CMD_RMW : 0);
+    /* gets answers the coordinator's own cas unique, and cas goes to the
+     * first live replica: a gets goes there too (CMD_FIRST_LIVE) */
+    return d->flags | (is_rmw ? CMD_RMW : 0) | (req->cmd == MC_GETS ? CMD_FIRST_LIVE : 0);
 }
 
 /* "stats reset", with any words after it: memcached 1.6 answers them all
@@ -1451,8 +1453,7 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
             uint64_t hash = keyhash(one.keys[0].ptr, one.keys[0].len);
             cmd_route_sub(sh, c, r, i,
                           node_shard_of(sh->node, one.keys[0].ptr, one.keys[0].len, hash),
-                          d->handler, d->flags | (req->cmd == MC_GETS ? CMD_FIRST_LIVE : 0),
-                          NULL, 0, hash, &one);
+                          d->handler, cmd_mc_flags(&one), NULL, 0, hash, &one);
         }
         req_arm(&sh->reqs, r);
         return;

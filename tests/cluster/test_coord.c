@@ -22,6 +22,10 @@
  *   for such a key instead, and the node named there answers it.
  * - test_coord_memcached_replicates: memcached set at one node is read by
  *   get at every node; incr at two others counts on (and GET sees it).
+ * - test_coord_memcached_gat_reads_a_quorum: a node that missed a write
+ *   (frozen, as above) answers memcached gat and gats of the key with the
+ *   value it missed: gat is a read-modify-write, coordinated after a
+ *   quorum read (it answered its own miss when routed as a plain write).
  * - test_coord_cold_links_take_a_burst: 2 nodes: a 10000-key MSET is the
  *   first thing node 1 sends node 0, its rows waiting for the link's
  *   handshake: acknowledged (a link used to keep 4096 waiting and refuse
@@ -641,6 +645,41 @@ static void test_coord_memcached_replicates(void **state)
     expect_everywhere(3, "n", "$11"); /* and RESP reads what memcached wrote */
 }
 
+/* memcached gat is a read-modify-write (README): a replica that missed a
+ * write answers it from a quorum read (or sends it to the first live
+ * replica, which reads one), never from its own stale copy; a plain get
+ * there at R = 1 still answers what it holds. */
+static void test_coord_memcached_gat_reads_a_quorum(void **state)
+{
+    (void)state;
+    char port[16];
+    int mc_port = free_port(3);
+    snprintf(port, sizeof port, "%d", mc_port);
+    const char *extra[] = {"--memcache-port", port, "--aae-interval", "0", NULL};
+    start_cluster(3, extra);
+    struct write_try warm = {0, "warm", "up"};
+    assert_true(cluster_wait(set_acknowledged, &warm, 10000));
+    cluster_signal(2, SIGSTOP);
+    struct status_is down0 = {0, 2, "down"}, down1 = {1, 2, "down"};
+    assert_true(cluster_wait(node_status_is, &down0, 20000));
+    assert_true(cluster_wait(node_status_is, &down1, 20000));
+    struct write_try missed = {0, "gat-missed", "by-2"};
+    assert_true(set_acknowledged(&missed)); /* W = 2 on nodes 0 and 1 */
+    cluster_signal(2, SIGCONT);
+    struct status_is up0 = {0, 2, "up"}, up1 = {1, 2, "up"};
+    assert_true(cluster_wait(node_status_is, &up0, 20000));
+    assert_true(cluster_wait(node_status_is, &up1, 20000));
+    char *got = local_read(2, "gat-missed");
+    assert_string_equal(got, "nil"); /* node 2 never had it */
+    free(got);
+    got = mc_ask(2, mc_port, "gat 100 gat-missed\r\n", "END\r\n");
+    assert_string_equal(got, "VALUE gat-missed 0 4\r\nby-2\r\nEND\r\n");
+    free(got);
+    got = mc_ask(2, mc_port, "gats 100 gat-missed\r\n", "END\r\n");
+    assert_non_null(strstr(got, "\r\nby-2\r\nEND\r\n"));
+    free(got);
+}
+
 static long long info_stat(int i, const char *name)
 {
     char *info = cluster_ask(i, "INFO stats");
@@ -778,6 +817,7 @@ int main(void)
         cmocka_unit_test_teardown(test_coord_read_repairs_a_replica_that_missed_a_write,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_memcached_replicates, cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_memcached_gat_reads_a_quorum, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_same_answers_and_repair, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));
