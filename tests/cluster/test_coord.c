@@ -517,28 +517,39 @@ static bool local_read_is(void *arg)
 
 static long long info_stat(int i, const char *name);
 
-static void test_coord_read_repairs_a_replica_that_missed_a_write(void **state)
+/* On a cluster just started: node 2 is frozen until nodes 0 and 1 see it
+ * down, misses SET key value (W = 2 on nodes 0 and 1; node 2 not asked),
+ * and is thawed until both see it up again, its own store still without
+ * the key (start the cluster with --aae-interval 0). */
+static void node2_misses_a_write(const char *key, const char *value)
 {
-    (void)state;
-    const char *no_aae[] = {"--aae-interval", "0", NULL}; /* only a read may repair node 2 */
-    start_cluster(3, no_aae);
     struct write_try warm = {0, "warm", "up"};
     assert_true(cluster_wait(set_acknowledged, &warm, 10000));
     cluster_signal(2, SIGSTOP);
     struct status_is down0 = {0, 2, "down"}, down1 = {1, 2, "down"};
     assert_true(cluster_wait(node_status_is, &down0, 20000));
     assert_true(cluster_wait(node_status_is, &down1, 20000));
-    struct write_try missed = {0, "missed", "by-2"};
-    assert_true(set_acknowledged(&missed)); /* W = 2 on nodes 0 and 1; node 2 not asked */
+    struct write_try missed = {0, key, value};
+    assert_true(set_acknowledged(&missed));
     cluster_signal(2, SIGCONT);
-    struct status_is up0 = {0, 2, "up"};
+    struct status_is up0 = {0, 2, "up"}, up1 = {1, 2, "up"};
     assert_true(cluster_wait(node_status_is, &up0, 20000));
-    char *got = local_read(2, "missed");
+    assert_true(cluster_wait(node_status_is, &up1, 20000));
+    char *got = local_read(2, key);
     assert_string_equal(got, "nil"); /* it never had it */
     free(got);
+}
+
+
+static void test_coord_read_repairs_a_replica_that_missed_a_write(void **state)
+{
+    (void)state;
+    const char *no_aae[] = {"--aae-interval", "0", NULL}; /* only a read may repair node 2 */
+    start_cluster(3, no_aae);
+    node2_misses_a_write("missed", "by-2");
     long long repairs = info_stat(0, "ringkv_read_repairs");
     redisContext *c0 = client(0);
-    got = run(c0, "GET missed"); /* R = 2: asks nodes 1 and 2, repairs 2 */
+    char *got = run(c0, "GET missed"); /* R = 2: asks nodes 1 and 2, repairs 2 */
     assert_string_equal(got, "$by-2");
     free(got);
     redisFree(c0);
@@ -647,8 +658,7 @@ static void test_coord_memcached_replicates(void **state)
 
 /* memcached gat is a read-modify-write (README): a replica that missed a
  * write answers it from a quorum read (or sends it to the first live
- * replica, which reads one), never from its own stale copy; a plain get
- * there at R = 1 still answers what it holds. */
+ * replica, which reads one), never from its own stale copy. */
 static void test_coord_memcached_gat_reads_a_quorum(void **state)
 {
     (void)state;
@@ -657,22 +667,8 @@ static void test_coord_memcached_gat_reads_a_quorum(void **state)
     snprintf(port, sizeof port, "%d", mc_port);
     const char *extra[] = {"--memcache-port", port, "--aae-interval", "0", NULL};
     start_cluster(3, extra);
-    struct write_try warm = {0, "warm", "up"};
-    assert_true(cluster_wait(set_acknowledged, &warm, 10000));
-    cluster_signal(2, SIGSTOP);
-    struct status_is down0 = {0, 2, "down"}, down1 = {1, 2, "down"};
-    assert_true(cluster_wait(node_status_is, &down0, 20000));
-    assert_true(cluster_wait(node_status_is, &down1, 20000));
-    struct write_try missed = {0, "gat-missed", "by-2"};
-    assert_true(set_acknowledged(&missed)); /* W = 2 on nodes 0 and 1 */
-    cluster_signal(2, SIGCONT);
-    struct status_is up0 = {0, 2, "up"}, up1 = {1, 2, "up"};
-    assert_true(cluster_wait(node_status_is, &up0, 20000));
-    assert_true(cluster_wait(node_status_is, &up1, 20000));
-    char *got = local_read(2, "gat-missed");
-    assert_string_equal(got, "nil"); /* node 2 never had it */
-    free(got);
-    got = mc_ask(2, mc_port, "gat 100 gat-missed\r\n", "END\r\n");
+    node2_misses_a_write("gat-missed", "by-2");
+    char *got = mc_ask(2, mc_port, "gat 100 gat-missed\r\n", "END\r\n");
     assert_string_equal(got, "VALUE gat-missed 0 4\r\nby-2\r\nEND\r\n");
     free(got);
     got = mc_ask(2, mc_port, "gats 100 gat-missed\r\n", "END\r\n");
