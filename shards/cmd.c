@@ -64,6 +64,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmd_bitfield.h"
 #include "cmd_bits.h"
 #include "cmd_cluster.h"
 #include "cmd_keys.h"
@@ -137,6 +138,11 @@ static const struct cmd_def cmd_defs[] = {
      "bitmap", "Counts the number of set bits (population counting) in a string."},
     {"bitpos", -3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_bitpos, 0,
      "bitmap", "Finds the first set (1) or clear (0) bit in a string."},
+    {"bitfield", -2, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
+     cmd_bitfield, 0, "bitmap", "Performs arbitrary bitfield integer operations on strings."},
+    {"bitfield_ro", -2, CMD_READONLY | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
+     cmd_bitfield_ro, 0, "bitmap",
+     "Performs arbitrary read-only bitfield integer operations on strings."},
     {"incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
      cmd_incr, 0, "string", "Increments the integer value of a key by one."},
     {"decr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,

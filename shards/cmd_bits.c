@@ -99,22 +99,12 @@ void cmd_setbit(struct cmd_ctx *c)
         cmd_reply_int(c, old);
         return;
     }
-    size_t total = byte < olen ? olen : (size_t)byte + 1;
-    struct table_entry *ne = store_entry_new(c->store, key->ptr, key->len, total);
-    if (!ne) {
-        cmd_reply_error(c, CMD_ERR_OOM);
+    struct table_entry *ne = cmd_entry_grown(c, e, byte < olen ? olen : (size_t)byte + 1);
+    if (!ne)
         return;
-    }
     uint8_t *val = (uint8_t *)table_entry_val(ne);
-    if (e) {
-        memcpy(val, table_entry_val(e), olen);
-        ne->expire_ms = e->expire_ms;
-        ne->mc_flags = e->mc_flags;
-    }
-    memset(val + olen, 0, total - olen);
     uint8_t bit = (uint8_t)(0x80u >> (off & 7));
     val[byte] = on ? (uint8_t)(val[byte] | bit) : (uint8_t)(val[byte] & ~bit);
-    ne->val_len = (uint32_t)total;
     rc = store_commit(c->store, ne, c->hash);
     if (rc != 0)
         cmd_reply_store_error(c, rc);

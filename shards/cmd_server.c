@@ -1052,6 +1052,8 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"setrange", S_STR, K_RW_UPDATE},
     {"substr", S_STR, K_RO_ACCESS},
     {"setbit", S_BIT, K_RW_ACCESS_UPDATE},
+    {"bitfield", S_BIT, K_RW_ACCESS_UPDATE},
+    {"bitfield_ro", S_BIT, K_RO_ACCESS},
     {"getbit", S_BIT, K_RO_ACCESS},
     {"bitcount", S_BIT, K_RO_ACCESS},
     {"bitpos", S_BIT, K_RO_ACCESS},

@@ -399,6 +399,26 @@ void cmd_getrange(struct cmd_ctx *c)
     cmd_reply_bulk(c, table_entry_val(e) + start, (size_t)(end - start + 1));
 }
 
+struct table_entry *cmd_entry_grown(struct cmd_ctx *c, const struct table_entry *old,
+                                    size_t total)
+{
+    struct table_entry *ne = store_entry_new(c->store, c->argv[1].ptr, c->argv[1].len, total);
+    if (!ne) {
+        cmd_reply_error(c, CMD_ERR_OOM);
+        return NULL;
+    }
+    char *val = table_entry_val(ne);
+    size_t olen = old ? old->val_len : 0;
+    if (old) {
+        memcpy(val, old->data + old->key_len, olen);
+        ne->expire_ms = old->expire_ms;
+        ne->mc_flags = old->mc_flags;
+    }
+    memset(val + olen, 0, total - olen);
+    ne->val_len = (uint32_t)total;
+    return ne;
+}
+
 void cmd_setrange(struct cmd_ctx *c)
 {
     const struct resp_arg *v = &c->argv[3];
@@ -425,22 +445,11 @@ void cmd_setrange(struct cmd_ctx *c)
         cmd_reply_store_error(c, rc);
         return;
     }
-    size_t total = end > olen ? end : olen;
-    struct table_entry *ne = store_entry_new(c->store, c->argv[1].ptr, c->argv[1].len, total);
-    if (!ne) {
-        cmd_reply_error(c, CMD_ERR_OOM);
+    struct table_entry *ne = cmd_entry_grown(c, e, end > olen ? end : olen);
+    if (!ne)
         return;
-    }
-    char *val = table_entry_val(ne);
-    if (e) {
-        memcpy(val, table_entry_val(e), olen);
-        ne->expire_ms = e->expire_ms;
-        ne->mc_flags = e->mc_flags;
-    }
-    if ((size_t)offset > olen)
-        memset(val + olen, 0, (size_t)offset - olen);
-    memcpy(val + offset, v->ptr, v->len);
-    ne->val_len = (uint32_t)total;
+    memcpy(table_entry_val(ne) + offset, v->ptr, v->len);
+    size_t total = ne->val_len;
     rc = store_commit(c->store, ne, c->hash);
     if (rc != 0)
         cmd_reply_store_error(c, rc);

@@ -53,5 +53,10 @@ void cmd_reply_store_error(struct cmd_ctx *c, int rc);
 /* Evicts, as a command flagged "denyoom" must before it runs, for a write of
  * about `need` bytes. False (after replying -OOM) when it cannot. */
 bool cmd_reserve(struct cmd_ctx *c, size_t need);
+/* A new entry for argv[1] of `total` bytes (at least old's length): old's
+ * bytes (none when old is NULL), zeros after them, old's expiry and
+ * memcached flags; store_commit() publishes it. NULL after replying -OOM. */
+struct table_entry *cmd_entry_grown(struct cmd_ctx *c, const struct table_entry *old,
+                                    size_t total);
 
 #endif

@@ -2,7 +2,8 @@
  * - test_coord_set_at_one_get_at_every: 3 nodes (N = 3, R = W = 2): values
  *   SET (and MSET, and a RING.PUT) at one node are read back at every node,
  *   DEL at another removes them everywhere, INCR at two nodes counts on,
- *   MGET and EXISTS see keys of every node, FLUSHALL empties every node;
+ *   BITFIELD at a third writes what every node reads, MGET and EXISTS see
+ *   keys of every node, FLUSHALL empties every node;
  *   then MSET, MGET and DEL of 5000 keys (routed over several loop turns)
  *   at three nodes: MGET's values in order, DEL's count, and a GET
  *   pipelined after the MSET sees its last key.
@@ -394,6 +395,12 @@ static void test_coord_set_at_one_get_at_every(void **state)
     got = run(c2, "INCR counter");
     assert_string_equal(got, ":2");
     free(got);
+    redisReply *bf = redisCommand(c2, "BITFIELD bf SET u8 0 65 INCRBY u8 8 66"); /* RMW */
+    assert_true(bf && bf->type == REDIS_REPLY_ARRAY && bf->elements == 2);
+    assert_int_equal(bf->element[0]->integer, 0);
+    assert_int_equal(bf->element[1]->integer, 66);
+    freeReplyObject(bf);
+    expect_everywhere(3, "bf", "$AB");
     got = run(c2, "MGET m1 key:1 {t}x m2");
     assert_string_equal(got, "[a,nil,c,b]");
     free(got);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The bitmap commands (SETBIT GETBIT BITCOUNT BITPOS) and SUBSTR against
+# The bitmap commands (SETBIT GETBIT BITCOUNT BITPOS BITFIELD BITFIELD_RO)
+# and SUBSTR against
 # redis-server, side by side: the same random commands (fixed seeds; every
 # range form, BYTE and BIT, INT64 extremes, bad integers, units and bits,
 # missing and empty keys, values of 0 to 40 bytes, whole all-zero and
@@ -112,6 +113,64 @@ for seed in (1, 2):
             same("SETBIT", "k", rnd.choice(nums[:12] + [str(rnd.randrange(300))] * 8),
                  rnd.choice(["0", "1", "1", "0", "2", "-1", "x"]))
             same("GET", "k")
+# BITFIELD and BITFIELD_RO: random fields of every width and kind, near
+# the extremes (wrap, saturate, fail), offsets as bits and as #fields, bad
+# types, offsets, values and subcommands; writes kept to small offsets (a
+# write grows the value to its last bit)
+types = ["i1", "i2", "i5", "i8", "i16", "i31", "i32", "i33", "i63", "i64", "u1", "u2", "u7",
+         "u8", "u15", "u16", "u32", "u62", "u63"]
+bad_types = ["u64", "i65", "i0", "u0", "I8", "U8", "8", "i", "i-1", "x8", "i+8", "i08", ""]
+extremes = ["0", "1", "-1", "127", "128", "-128", "-129", "255", "256", "32767", "-32768",
+            "65535", "2147483647", "-2147483648", "4294967295", "9223372036854775807",
+            "-9223372036854775808", "4611686018427387903", "-4611686018427387904"]
+def bf_offset(rnd, write):
+    if rnd.random() < 0.25:
+        return "#%d" % rnd.randrange(0 if write else -1, 6 if write else 40)
+    if not write and rnd.random() < 0.1:
+        return rnd.choice(["4294967295", "4294967296", "-1", "x", "#x", "#", "1.5", "99999999999999"])
+    return str(rnd.randrange(0, 80 if write else 400))
+def bf_field(rnd, write):
+    t = rnd.choice(bad_types) if rnd.random() < 0.04 else rnd.choice(types)
+    return [t, bf_offset(rnd, write)]
+def bf_args(rnd, ro):
+    args = ["BITFIELD_RO" if ro else "BITFIELD", rnd.choice(["b", "b", "b", "bmissing"])]
+    for _ in range(rnd.choice([0, 1, 1, 2, 3, 5])):
+        r = rnd.random()
+        if r < 0.35:
+            args += [rnd.choice(["GET", "get", "Get"])] + bf_field(rnd, False)
+        elif r < 0.6 and not (ro and rnd.random() < 0.8):
+            args += [rnd.choice(["SET", "set"])] + bf_field(rnd, True)
+            args.append(rnd.choice(extremes + nums[:14] + [str(rnd.randrange(-1000, 1000))]))
+        elif r < 0.85 and not (ro and rnd.random() < 0.8):
+            args += [rnd.choice(["INCRBY", "incrby"])] + bf_field(rnd, True)
+            args.append(rnd.choice(extremes + nums[:14] + [str(rnd.randrange(-300, 300))]))
+        elif r < 0.97:
+            args += ["OVERFLOW", rnd.choice(["WRAP", "sat", "FAIL", "fail", "Wrap", "bad"])]
+        else:
+            args += rnd.choice([["GET"], ["GET", "u8"], ["SET", "u8", "0"], ["FOO", "u8", "0"],
+                                ["OVERFLOW"], ["INCRBY", "i8", "0"]])
+    return args
+for seed in (3, 4, 5):
+    rnd = random.Random(seed)
+    for v in (None, b"", b"\x80", b"\xff" * 9, b"\x7f\xff\xff\xff\x00\x01",
+              bytes(rnd.randrange(256) for _ in range(12))):
+        for r in (ours, theirs):
+            r.delete("b")
+            if v is not None:
+                r.set("b", v)
+        for _ in range(250):
+            same(*bf_args(rnd, rnd.random() < 0.2))
+            if rnd.random() < 0.2:
+                same("GET", "b")
+        same("GET", "b")
+        same("EXISTS", "bmissing")
+for args in (["BITFIELD"], ["BITFIELD_RO"], ["BITFIELD", "b", "GET", "u8"],
+             ["BITFIELD", "b", "OVERFLOW", "FAIL", "SET", "u8", "0", "300", "GET", "u8", "0"],
+             ["GET", "b"], ["BITFIELD", "z", "OVERFLOW", "FAIL", "INCRBY", "i8", "#3", "999"],
+             ["GET", "z"], ["BITFIELD_RO", "b", "OVERFLOW", "SAT", "GET", "i8", "0"],
+             ["BITFIELD_RO", "b", "GET", "i8", "0", "SET", "i8", "0", "1"],
+             ["BITFIELD_RO", "b", "SET", "i8", "0", "x"]):
+    same(*args)
 for args in (["SETBIT", "k"], ["GETBIT", "k"], ["BITCOUNT"], ["BITPOS", "k"],
              ["SETBIT", "new", "4294967296", "1"], ["EXISTS", "new"]):
     same(*args)

@@ -412,6 +412,70 @@ static void test_strings_setbit_getbit(void **state)
                    "SETBIT k 1");
 }
 
+/* A BITFIELD reply as text: its elements, integers or "nil", joined by
+ * commas ("ERR..." for an error reply). */
+static void expect_bitfield(redisContext *c, const char *want, const char *cmd)
+{
+    redisReply *r = redisCommand(c, cmd);
+    assert_non_null(r);
+    char got[256] = "";
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(got, sizeof got, "%s", r->str);
+    } else {
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            size_t at = strlen(got);
+            if (e->type == REDIS_REPLY_NIL)
+                snprintf(got + at, sizeof got - at, "%snil", i ? "," : "");
+            else
+                snprintf(got + at, sizeof got - at, "%s%lld", i ? "," : "", e->integer);
+        }
+    }
+    freeReplyObject(r);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: got [%s], want [%s]", cmd, got, want);
+}
+
+/* BITFIELD: fields of any width at any bit offset, the three overflow
+ * rules, #n offsets, zeros past the end, the value grown (keeping its
+ * TTL) only by writes; BITFIELD_RO refuses writes; errors come before any
+ * change. (tests/integration/bits_vs_redis.sh compares thousands of random
+ * ones with redis-server.) */
+static void test_strings_bitfield(void **state)
+{
+    redisContext *c = *state;
+    expect_bitfield(c, "0,0", "BITFIELD missing GET u8 0 GET i64 100");
+    harness_expect(c, HARNESS_INT(0), "EXISTS missing"); /* GETs write nothing */
+    expect_bitfield(c, "0,255", "BITFIELD k SET u8 0 255 GET u8 0");
+    harness_expect(c, HARNESS_BULK_LEN("\xff", 1), "GET k");
+    expect_bitfield(c, "-1,15,0", "BITFIELD k GET i8 0 GET u4 4 INCRBY u8 0 1"); /* wraps */
+    expect_bitfield(c, "255,nil,0", "BITFIELD k OVERFLOW SAT INCRBY u8 0 300 OVERFLOW FAIL "
+                                    "INCRBY u8 0 1 GET u8 #1");
+    expect_bitfield(c, "0,-128,nil", "BITFIELD s OVERFLOW SAT SET i8 0 1000 INCRBY i8 0 -999 "
+                                       "OVERFLOW FAIL INCRBY i8 0 -1");
+    harness_expect(c, HARNESS_BULK_LEN("\x80", 1), "GET s");
+    expect_bitfield(c, "0,-32768", "BITFIELD w SET i16 #1 -32768 GET i16 16");
+    harness_expect(c, HARNESS_BULK_LEN("\0\0\x80\0", 4), "GET w");
+    harness_expect(c, HARNESS_OK, "SET t a EX 100");
+    expect_bitfield(c, "0", "BITFIELD t SET u1 30 1"); /* grows to 4 bytes, keeps the TTL */
+    harness_expect(c, HARNESS_BULK_LEN("a\0\0\x02", 4), "GET t");
+    assert_ttl_in(c, "t", 90, 100);
+    expect_bitfield(c, "", "BITFIELD t");
+    expect_bitfield(c, "97", "BITFIELD_RO t GET u8 0");
+    expect_bitfield(c, "ERR BITFIELD_RO only supports the GET subcommand",
+                    "BITFIELD_RO t GET u8 0 SET u8 0 1");
+    const char *bad_type = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 "
+                           "is not supported but i64 is.";
+    expect_bitfield(c, bad_type, "BITFIELD t SET u8 0 1 GET u64 0");
+    expect_bitfield(c, "ERR bit offset is not an integer or out of range",
+                    "BITFIELD t SET u8 0 1 GET u8 -1");
+    expect_bitfield(c, "ERR value is not an integer or out of range", "BITFIELD t SET u8 0 x");
+    expect_bitfield(c, "ERR Invalid OVERFLOW type specified", "BITFIELD t OVERFLOW x");
+    expect_bitfield(c, "ERR syntax error", "BITFIELD t SET u8 0 1 GET u8");
+    harness_expect(c, HARNESS_BULK_LEN("a\0\0\x02", 4), "GET t"); /* none of those wrote */
+}
+
 /* The last bit proto-max-bulk-len allows (1 MB here, Redis's least) can be
  * set, the next cannot. */
 static void test_strings_setbit_limit(void **state)
@@ -656,6 +720,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strings_setbit_same_bit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_bitcount, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_bitpos, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_bitfield, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_decr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_rejects_non_integers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_overflow, setup, teardown),
