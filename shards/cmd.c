@@ -138,6 +138,11 @@ static const struct cmd_def cmd_defs[] = {
      "bitmap", "Counts the number of set bits (population counting) in a string."},
     {"bitpos", -3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_bitpos, 0,
      "bitmap", "Finds the first set (1) or clear (0) bit in a string."},
+    {"bitop", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 2, -1, 1, CMD_ROUTE_KEY, 0, cmd_bitop,
+     0, "bitmap", "Performs bitwise operations on multiple strings, and stores the result."},
+    {"ring.bitop", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, -2, 1, CMD_ROUTE_KEY, 0,
+     cmd_bitop, 0, "bitmap",
+     "BITOP with the operation last (destkey key [key ...] op): the form BITOP runs as."},
     {"bitfield", -2, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
      cmd_bitfield, 0, "bitmap", "Performs arbitrary bitfield integer operations on strings."},
     {"bitfield_ro", -2, CMD_READONLY | CMD_FAST | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0,
@@ -1310,6 +1315,21 @@ static bool cmd_monitor_check(struct shard *sh, struct conn *c, const struct cmd
     return true;
 }
 
+/* BITOP op destkey key [key ...] as RING.BITOP destkey key [key ...] op
+ * (cmd_bits.h), in place: its row. Too few arguments stay as they are
+ * (row d), for BITOP's arity error. */
+static const struct cmd_def *cmd_bitop_keys_first(const struct cmd_def *d, struct resp_arg *argv,
+                                                  uint32_t argc)
+{
+    if (argc < 4 || d->first_key != 2)
+        return d;
+    struct resp_arg op = argv[1];
+    memmove(&argv[1], &argv[2], (argc - 2) * sizeof *argv);
+    argv[argc - 1] = op;
+    argv[0] = (struct resp_arg){"RING.BITOP", 10};
+    return cmd_lookup(argv[0].ptr, argv[0].len);
+}
+
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
     struct shard *sh = c->env->owner;
@@ -1321,11 +1341,17 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
         return;
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
-    if (__builtin_expect(d && (d->handler == cmd_object || d->handler == cmd_memory), 0)) {
-        int32_t slot = cmd_server_keyed_subcommand(argv, &argc); /* by its key, as a read */
-        if (slot >= 0) {
-            d = cmd_lookup(argv[0].ptr, argv[0].len);
-            cmd_stats_subcommand(stats, slot);
+    if (__builtin_expect(
+            d && (d->handler == cmd_object || d->handler == cmd_memory || d->handler == cmd_bitop),
+            0)) {
+        if (d->handler == cmd_bitop) {
+            d = cmd_bitop_keys_first(d, argv, argc);
+        } else {
+            int32_t slot = cmd_server_keyed_subcommand(argv, &argc); /* by its key, as a read */
+            if (slot >= 0) {
+                d = cmd_lookup(argv[0].ptr, argv[0].len);
+                cmd_stats_subcommand(stats, slot);
+            }
         }
     }
     cmd_dispatch_def(sh, c, d, argv, argc);

@@ -1,4 +1,4 @@
-/* cmd_bits.c: SETBIT, GETBIT, BITCOUNT and BITPOS (see cmd_bits.h).
+/* cmd_bits.c: SETBIT, GETBIT, BITCOUNT, BITPOS and BITOP (see cmd_bits.h).
  * Runs on the shard thread that owns the key, over the store as
  * cmd_string.c does. Semantics and the order of checks follow Redis 7.0
  * (compared with redis-server 7.0.15):
@@ -15,6 +15,9 @@
  * BITPOS for a clear bit, with no end given, finds the first bit past the
  * value when every bit in range is set (the value reads as if padded with
  * zeros); with an end given it answers -1 then.
+ * BITOP's keys are of one slot, so of this shard (dispatch checks); a
+ * result of no bytes (every source missing or empty) deletes the
+ * destination, any other replaces it without an expiry, as Redis.
  * Entries are immutable once published, so SETBIT builds a new entry (the
  * old bytes, zeros up to the offset's byte, the bit) and commits it with the
  * old expiry and memcached flags; setting a bit to what it already is, inside
@@ -25,10 +28,12 @@
  * maxmemory takes it even where it overshoots). */
 #include "cmd_bits.h"
 
+#include <mimalloc.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "cmd_string.h"
+#include "keyhash.h"
 #include "num.h"
 #include "store.h"
 
@@ -270,4 +275,88 @@ void cmd_bitpos(struct cmd_ctx *c)
     if (pos < 0 && bit == 0 && !end_given)
         pos = (int64_t)to + 1; /* past the value: its zero padding */
     cmd_reply_int(c, pos);
+}
+
+/* BITOP AND|OR|XOR|NOT destkey key [key ...], run in the form dispatch
+ * gives it, RING.BITOP destkey key [key ...] op (cmd_bits.h). The sources
+ * are read into one new value (as long as the longest, shorter ones read
+ * as zero bytes past their end) before the destination is written: writing
+ * may make room by evicting a source. */
+void cmd_bitop(struct cmd_ctx *c)
+{
+    const struct resp_arg *dst = &c->argv[1], *opname = &c->argv[c->argc - 1];
+    const struct resp_arg *src = &c->argv[2];
+    uint32_t nsrc = c->argc - 3;
+    if (!cmd_reserve(c, store_need(dst->len, 1)))
+        return;
+    enum { OP_AND, OP_OR, OP_XOR, OP_NOT } op;
+    if (cmd_arg_is(opname, "and"))
+        op = OP_AND;
+    else if (cmd_arg_is(opname, "or"))
+        op = OP_OR;
+    else if (cmd_arg_is(opname, "xor"))
+        op = OP_XOR;
+    else if (cmd_arg_is(opname, "not"))
+        op = OP_NOT;
+    else {
+        cmd_reply_error(c, CMD_ERR_SYNTAX);
+        return;
+    }
+    if (op == OP_NOT && nsrc != 1) {
+        cmd_reply_error(c, "ERR BITOP NOT must be called with a single source key.");
+        return;
+    }
+    size_t maxlen = 0;
+    for (uint32_t i = 0; i < nsrc; i++) {
+        struct table_entry *e =
+            store_lookup_read(c->store, src[i].ptr, src[i].len, keyhash(src[i].ptr, src[i].len));
+        if (e && table_entry_is_cold(e)) {
+            cmd_reply_error(c, "TRYAGAIN a source value is on disk only; read it, then retry");
+            return;
+        }
+        if (e && e->val_len > maxlen)
+            maxlen = e->val_len;
+    }
+    uint64_t dst_hash = c->hash;
+    c->hash = 0;       /* several keys read: the reply waits for the shard's records */
+    if (maxlen == 0) { /* every source missing or empty: no destination */
+        store_delete(c->store, dst->ptr, dst->len, dst_hash);
+        cmd_reply_int(c, 0);
+        return;
+    }
+    int rc = store_check_len(c->store, dst->len, maxlen);
+    if (rc != 0) {
+        cmd_reply_store_error(c, rc);
+        return;
+    }
+    uint8_t *res = mi_zalloc(maxlen);
+    if (!res) {
+        cmd_reply_error(c, CMD_ERR_OOM);
+        return;
+    }
+    for (uint32_t i = 0; i < nsrc; i++) {
+        const struct table_entry *e =
+            store_lookup_read(c->store, src[i].ptr, src[i].len, keyhash(src[i].ptr, src[i].len));
+        const uint8_t *p = e ? (const uint8_t *)e->data + e->key_len : NULL;
+        size_t len = e ? e->val_len : 0;
+        if (op == OP_NOT) {
+            for (size_t j = 0; j < maxlen; j++)
+                res[j] = (uint8_t)~p[j];
+        } else if (i == 0) {
+            if (len)
+                memcpy(res, p, len); /* zeros past its end, from mi_zalloc */
+        } else if (op == OP_AND) {
+            for (size_t j = 0; j < maxlen; j++)
+                res[j] &= j < len ? p[j] : 0;
+        } else {
+            for (size_t j = 0; j < len; j++)
+                res[j] = op == OP_OR ? (uint8_t)(res[j] | p[j]) : (uint8_t)(res[j] ^ p[j]);
+        }
+    }
+    rc = store_put(c->store, dst->ptr, dst->len, dst_hash, res, maxlen, 0, 0, NULL);
+    mi_free(res);
+    if (rc != 0)
+        cmd_reply_store_error(c, rc);
+    else
+        cmd_reply_int(c, (int64_t)maxlen);
 }

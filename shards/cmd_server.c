@@ -1053,6 +1053,8 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"substr", S_STR, K_RO_ACCESS},
     {"setbit", S_BIT, K_RW_ACCESS_UPDATE},
     {"bitfield", S_BIT, K_RW_ACCESS_UPDATE},
+    {"bitop", S_BIT, K_RW_ACCESS_UPDATE},
+    {"ring.bitop", S_BIT, K_RW_ACCESS_UPDATE},
     {"bitfield_ro", S_BIT, K_RO_ACCESS},
     {"getbit", S_BIT, K_RO_ACCESS},
     {"bitcount", S_BIT, K_RO_ACCESS},

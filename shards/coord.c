@@ -122,6 +122,7 @@
 
 #include "aae.h"
 #include "cmd.h"
+#include "cmd_bits.h"
 #include "cmd_keys.h"
 #include "cmd_multi.h"
 #include "cmd_ring.h"
@@ -1546,6 +1547,13 @@ static bool coord_is_key_pair(const struct cmd_msg *m)
            (m->handler == cmd_rename || m->handler == cmd_renamenx || m->handler == cmd_copy);
 }
 
+/* The same for BITOP (as RING.BITOP: destination, sources, op): it reads
+ * every source and writes the destination. */
+static bool coord_is_keys_write(const struct cmd_msg *m)
+{
+    return coord_is_key_pair(m) || (!m->is_mc && m->handler == cmd_bitop);
+}
+
 void coord_execute(struct shard *sh, struct cmd_msg *m)
 {
     const struct resp_arg key = cmd_msg_key(m);
@@ -1556,7 +1564,7 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     if (coord_wait_value(sh, m, &key))
         return;
     if (m->handler == cmd_multi_exec_shard || m->handler == cmd_multi_watch_shard ||
-        coord_is_key_pair(m))
+        coord_is_keys_write(m))
         coord_multi_start(sh, m);
     else
         coord_start(sh, m, &key);
@@ -1901,7 +1909,7 @@ static void coord_multi_read(struct shard *sh, struct req *r, struct coord_op *o
 }
 
 /* The keys a transaction's message touches (WATCH's: its arguments; a
- * key pair's: its two). */
+ * key pair's: its two; BITOP's: its destination and sources). */
 static int coord_multi_keys(const struct cmd_msg *m, struct resp_arg **keys, uint32_t *n)
 {
     if (m->handler == cmd_multi_exec_shard)
@@ -1913,6 +1921,20 @@ static int coord_multi_keys(const struct cmd_msg *m, struct resp_arg **keys, uin
             return -ENOMEM;
         (*keys)[0] = m->argv[2];
         (*keys)[1] = m->argv[1];
+        return 0;
+    }
+    if (coord_is_keys_write(m)) { /* RING.BITOP: the destination, then each source once */
+        *keys = mi_malloc((m->argc - 2) * sizeof **keys);
+        if (!*keys)
+            return -ENOMEM;
+        *n = 0;
+        for (uint32_t i = 1; i + 1 < m->argc; i++) {
+            uint32_t k = 0;
+            while (k < *n && !resp_arg_equal(&(*keys)[k], &m->argv[i]))
+                k++;
+            if (k == *n)
+                (*keys)[(*n)++] = m->argv[i];
+        }
         return 0;
     }
     *n = m->argc - 1;

@@ -2,7 +2,7 @@
  * - test_coord_set_at_one_get_at_every: 3 nodes (N = 3, R = W = 2): values
  *   SET (and MSET, and a RING.PUT) at one node are read back at every node,
  *   DEL at another removes them everywhere, INCR at two nodes counts on,
- *   BITFIELD at a third writes what every node reads, MGET and EXISTS see
+ *   BITFIELD and BITOP at a third write what every node reads, MGET and EXISTS see
  *   keys of every node, FLUSHALL empties every node;
  *   then MSET, MGET and DEL of 5000 keys (routed over several loop turns)
  *   at three nodes: MGET's values in order, DEL's count, and a GET
@@ -348,6 +348,33 @@ static void test_coord_cold_links_take_a_burst(void **state)
     expect_everywhere(2, "burst:9999", "$v-9999");
 }
 
+/* GET key on node i as that node alone holds it (CONSISTENCY R 1: no
+ * other replica asked, nothing merged). */
+static char *local_read(int i, const char *key)
+{
+    redisContext *c = client(i);
+    char *got = run(c, "CONSISTENCY R 1");
+    assert_string_equal(got, "+OK");
+    free(got);
+    got = run(c, "GET %s", key);
+    redisFree(c);
+    return got;
+}
+
+struct local_value {
+    int node;
+    const char *key, *want;
+};
+
+static bool local_read_is(void *arg)
+{
+    const struct local_value *x = arg;
+    char *got = local_read(x->node, x->key);
+    bool ok = strcmp(got, x->want) == 0;
+    free(got);
+    return ok;
+}
+
 static void test_coord_set_at_one_get_at_every(void **state)
 {
     (void)state;
@@ -401,6 +428,15 @@ static void test_coord_set_at_one_get_at_every(void **state)
     assert_int_equal(bf->element[1]->integer, 66);
     freeReplyObject(bf);
     expect_everywhere(3, "bf", "$AB");
+    got = run(c2, "SET {bf}x 0");
+    free(got);
+    got = run(c2, "BITOP OR {bf}y {bf}x {bf}none"); /* reads every source, writes one key */
+    assert_string_equal(got, ":1");
+    free(got);
+    for (int i = 0; i < 3; i++) { /* written on every replica, not only its coordinator */
+        struct local_value y = {i, "{bf}y", "$0"};
+        assert_true(cluster_wait(local_read_is, &y, 5000));
+    }
     got = run(c2, "MGET m1 key:1 {t}x m2");
     assert_string_equal(got, "[a,nil,c,b]");
     free(got);
@@ -495,32 +531,6 @@ static bool node_status_is(void *arg)
     return st && strcmp(st, x->status) == 0;
 }
 
-/* GET key on node i as that node alone holds it (CONSISTENCY R 1: no
- * other replica asked, nothing merged). */
-static char *local_read(int i, const char *key)
-{
-    redisContext *c = client(i);
-    char *got = run(c, "CONSISTENCY R 1");
-    assert_string_equal(got, "+OK");
-    free(got);
-    got = run(c, "GET %s", key);
-    redisFree(c);
-    return got;
-}
-
-struct local_value {
-    int node;
-    const char *key, *want;
-};
-
-static bool local_read_is(void *arg)
-{
-    const struct local_value *x = arg;
-    char *got = local_read(x->node, x->key);
-    bool ok = strcmp(got, x->want) == 0;
-    free(got);
-    return ok;
-}
 
 static long long info_stat(int i, const char *name);
 

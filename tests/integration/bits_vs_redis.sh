@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The bitmap commands (SETBIT GETBIT BITCOUNT BITPOS BITFIELD BITFIELD_RO)
-# and SUBSTR against
+# The bitmap commands (SETBIT GETBIT BITCOUNT BITPOS BITFIELD BITFIELD_RO
+# BITOP) and SUBSTR against
 # redis-server, side by side: the same random commands (fixed seeds; every
 # range form, BYTE and BIT, INT64 extremes, bad integers, units and bits,
 # missing and empty keys, values of 0 to 40 bytes, whole all-zero and
@@ -164,6 +164,30 @@ for seed in (3, 4, 5):
                 same("GET", "b")
         same("GET", "b")
         same("EXISTS", "bmissing")
+# BITOP: random sources of the one hash slot (missing, empty, different
+# lengths, the destination among them), every operation, bad ones; then
+# what the destination holds, and that its expiry went
+for seed in (6, 7):
+    rnd = random.Random(seed)
+    names = ["{o}a", "{o}b", "{o}c", "{o}d", "{o}none"]
+    for _ in range(300):
+        for name in names[:4]:
+            if rnd.random() < 0.3:
+                v = bytes(rnd.randrange(256) for _ in range(rnd.choice([0, 1, 3, 8, 17])))
+                for r in (ours, theirs):
+                    r.set(name, v)
+        op = rnd.choice(["AND", "or", "XOR", "Not", "NOT", "and", "nand"])
+        srcs = [rnd.choice(names) for _ in range(rnd.choice([1, 1, 2, 3, 4]))]
+        dst = rnd.choice(["{o}dst", "{o}dst", "{o}a"])
+        if rnd.random() < 0.2:
+            for r in (ours, theirs):
+                r.set("{o}dst", "x", ex=100)
+        same("BITOP", op, dst, *srcs)
+        same("GET", dst)
+        same("TTL", dst)
+for args in (["BITOP"], ["BITOP", "AND"], ["BITOP", "AND", "{o}dst"], ["BITOP", "NOT", "{o}dst"],
+             ["BITOP", "NOT", "{o}dst", "{o}none"], ["EXISTS", "{o}dst"]):
+    same(*args)
 for args in (["BITFIELD"], ["BITFIELD_RO"], ["BITFIELD", "b", "GET", "u8"],
              ["BITFIELD", "b", "OVERFLOW", "FAIL", "SET", "u8", "0", "300", "GET", "u8", "0"],
              ["GET", "b"], ["BITFIELD", "z", "OVERFLOW", "FAIL", "INCRBY", "i8", "#3", "999"],

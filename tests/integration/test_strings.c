@@ -476,6 +476,36 @@ static void test_strings_bitfield(void **state)
     harness_expect(c, HARNESS_BULK_LEN("a\0\0\x02", 4), "GET t"); /* none of those wrote */
 }
 
+/* BITOP over keys of one hash slot: the result as long as the longest
+ * source (shorter and missing ones read as zeros), the destination's
+ * expiry gone, an empty result deleting it; keys of two slots refused
+ * as in Redis Cluster (the node's shards split the slots). */
+static void test_strings_bitop(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "SET {b}a \xf0\x0f\xff");
+    harness_expect(c, HARNESS_OK, "SET {b}c \x3c");
+    harness_expect(c, HARNESS_OK, "SET {b}d old EX 100");
+    harness_expect(c, HARNESS_INT(3), "BITOP AND {b}d {b}a {b}c");
+    harness_expect(c, HARNESS_BULK_LEN("\x30\0\0", 3), "GET {b}d");
+    harness_expect(c, HARNESS_INT(-1), "TTL {b}d");
+    harness_expect(c, HARNESS_INT(3), "bitop or {b}d {b}a {b}c {b}missing");
+    harness_expect(c, HARNESS_BULK_LEN("\xfc\x0f\xff", 3), "GET {b}d");
+    harness_expect(c, HARNESS_INT(3), "BITOP XOR {b}d {b}a {b}c");
+    harness_expect(c, HARNESS_BULK_LEN("\xcc\x0f\xff", 3), "GET {b}d");
+    harness_expect(c, HARNESS_INT(3), "BITOP NOT {b}d {b}d");
+    harness_expect(c, HARNESS_BULK_LEN("\x33\xf0\0", 3), "GET {b}d");
+    harness_expect(c, HARNESS_INT(0), "BITOP AND {b}d {b}missing");
+    harness_expect(c, HARNESS_INT(0), "EXISTS {b}d");
+    harness_expect(c, HARNESS_ERR("ERR BITOP NOT must be called with a single source key."),
+                   "BITOP NOT {b}d {b}a {b}c");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "BITOP NAND {b}d {b}a");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'bitop' command"),
+                   "BITOP AND {b}d");
+    harness_expect(c, HARNESS_ERR("CROSSSLOT Keys in request don't hash to the same slot"),
+                   "BITOP AND dst a c");
+}
+
 /* The last bit proto-max-bulk-len allows (1 MB here, Redis's least) can be
  * set, the next cannot. */
 static void test_strings_setbit_limit(void **state)
@@ -721,6 +751,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strings_bitcount, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_bitpos, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_bitfield, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_bitop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_decr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_rejects_non_integers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_overflow, setup, teardown),
