@@ -138,8 +138,8 @@ static const struct cmd_def cmd_defs[] = {
      "bitmap", "Counts the number of set bits (population counting) in a string."},
     {"bitpos", -3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_bitpos, 0,
      "bitmap", "Finds the first set (1) or clear (0) bit in a string."},
-    {"bitop", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 2, -1, 1, CMD_ROUTE_KEY, 0, cmd_bitop,
-     0, "bitmap", "Performs bitwise operations on multiple strings, and stores the result."},
+    {"bitop", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 2, -1, 1, CMD_ROUTE_KEY, 0,
+     cmd_bitop_client, 0, "bitmap", "Performs bitwise operations on multiple strings, and stores the result."},
     {"ring.bitop", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, -2, 1, CMD_ROUTE_KEY, 0,
      cmd_bitop, 0, "bitmap",
      "BITOP with the operation last (destkey key [key ...] op): the form BITOP runs as."},
@@ -1321,7 +1321,7 @@ static bool cmd_monitor_check(struct shard *sh, struct conn *c, const struct cmd
 static const struct cmd_def *cmd_bitop_keys_first(const struct cmd_def *d, struct resp_arg *argv,
                                                   uint32_t argc)
 {
-    if (argc < 4 || d->first_key != 2)
+    if (argc < 4)
         return d;
     struct resp_arg op = argv[1];
     memmove(&argv[1], &argv[2], (argc - 2) * sizeof *argv);
@@ -1341,10 +1341,10 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
         return;
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
-    if (__builtin_expect(
-            d && (d->handler == cmd_object || d->handler == cmd_memory || d->handler == cmd_bitop),
-            0)) {
-        if (d->handler == cmd_bitop) {
+    if (__builtin_expect(d && (d->handler == cmd_object || d->handler == cmd_memory ||
+                               d->handler == cmd_bitop_client),
+                         0)) {
+        if (d->handler == cmd_bitop_client) {
             d = cmd_bitop_keys_first(d, argv, argc);
         } else {
             int32_t slot = cmd_server_keyed_subcommand(argv, &argc); /* by its key, as a read */

@@ -334,9 +334,9 @@ void cmd_bitop(struct cmd_ctx *c)
         cmd_reply_error(c, CMD_ERR_OOM);
         return;
     }
-    for (uint32_t i = 0; i < nsrc; i++) {
+    for (uint32_t i = 0; i < nsrc; i++) { /* read above: a hit or miss counted there */
         const struct table_entry *e =
-            store_lookup_read(c->store, src[i].ptr, src[i].len, keyhash(src[i].ptr, src[i].len));
+            store_lookup(c->store, src[i].ptr, src[i].len, keyhash(src[i].ptr, src[i].len));
         const uint8_t *p = e ? (const uint8_t *)e->data + e->key_len : NULL;
         size_t len = e ? e->val_len : 0;
         if (op == OP_NOT) {
@@ -359,4 +359,12 @@ void cmd_bitop(struct cmd_ctx *c)
         cmd_reply_store_error(c, rc);
     else
         cmd_reply_int(c, (int64_t)maxlen);
+}
+
+/* BITOP's own row: dispatch runs its RING.BITOP form instead, so this
+ * answers only a BITOP that skipped dispatch (a peer's malformed forward):
+ * its arguments are not in the order cmd_bitop reads. */
+void cmd_bitop_client(struct cmd_ctx *c)
+{
+    cmd_reply_error(c, "ERR BITOP is run as RING.BITOP destkey key [key ...] op");
 }

@@ -18,5 +18,8 @@ void cmd_bitpos(struct cmd_ctx *c);
  * start at argv[1], as every keyed route and the coordinator take them,
  * the destination first. */
 void cmd_bitop(struct cmd_ctx *c);
+/* BITOP's row (the form clients send, whose arguments dispatch reorders):
+ * an error if it is ever run as it is. */
+void cmd_bitop_client(struct cmd_ctx *c);
 
 #endif

@@ -146,7 +146,8 @@
 
 #define COORD_PEERS_MAX (RING_REPLICAS_MAX - 1)
 #define COORD_SLOT_BITS 24
-#define COORD_FWD_ARGS 64 /* arguments of a forwarded command at most */
+#define COORD_FWD_ARGS 64 /* a forwarded command's arguments parsed without an allocation */
+#define COORD_MULTI_CELLS 256 /* a transaction's keys times peers at most (the wire id's byte) */
 #define COORD_REAPS_MAX 8 /* reap checks in flight per shard at most */
 #define COORD_POOL_MAX 1024       /* operations kept for reuse per shard at most */
 #define COORD_POOL_BUF_MAX 4096   /* a kept buffer's capacity at most (larger ones go) */
@@ -1874,7 +1875,7 @@ static int coord_multi_prepare(struct coord_op *op, struct resp_arg *keys, uint3
     op->keys = keys;
     op->nkeys = nkeys;
     uint32_t cells = nkeys * (op->npeers ? op->npeers : 1);
-    if (cells > 256)
+    if (cells > COORD_MULTI_CELLS)
         return -E2BIG;
     op->mgot = mi_calloc(cells, sizeof *op->mgot);
     for (uint32_t at = 0; op->mgot && at < cells; at++)
@@ -1924,6 +1925,8 @@ static int coord_multi_keys(const struct cmd_msg *m, struct resp_arg **keys, uin
         return 0;
     }
     if (coord_is_keys_write(m)) { /* RING.BITOP: the destination, then each source once */
+        if (m->argc - 2 > COORD_MULTI_CELLS)
+            return -E2BIG; /* refused below anyway: not worth the quadratic dedup */
         *keys = mi_malloc((m->argc - 2) * sizeof **keys);
         if (!*keys)
             return -ENOMEM;
@@ -3102,25 +3105,47 @@ static void coord_forwarded_run(struct shard *sh, struct req *r, struct cmd_msg 
     req_arm(&sh->reqs, r);
 }
 
+static void coord_on_forward_parsed(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                                    const struct wire_bytes *cmd, enum resp_status ps,
+                                    size_t consumed, struct resp_arg *argv, uint32_t argc);
+
 /* A client's command for this node to coordinate; its reply's RESP bytes
- * go back. Only single-key commands come (the sender split the rest). */
+ * go back. Only single-key commands come (the sender split the rest), but
+ * one key's may have many arguments (BITFIELD's subcommands, BITOP's
+ * sources): past COORD_FWD_ARGS they are parsed into a heap array, as
+ * many as a client's request may hold. */
 static void coord_on_forward(struct shard *sh, uint64_t link, const struct wire_msg *wm)
 {
     struct wire_value_iter it;
     struct wire_bytes cmd = {0};
     wire_values_init(&it, wm);
     wire_values_next(&it, &cmd);
-    struct resp_arg argv[COORD_FWD_ARGS];
+    struct resp_arg stack_argv[COORD_FWD_ARGS], *argv = stack_argv;
     struct resp_state rs;
     memset(&rs, 0, sizeof rs);
     uint32_t argc = 0;
     size_t consumed = 0, need = 0;
     const char *err = NULL;
-    char scratch[8], why[WIRE_TEXT_MAX];
+    char scratch[8];
     COORD_STAT(sh, forwards_in);
     enum resp_status ps =
         resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len, argv, COORD_FWD_ARGS,
                    &argc, scratch, sizeof scratch, &consumed, &need, &err);
+    if (ps == RESP_NEED_ARGS && (argv = mi_malloc((size_t)argc * sizeof *argv)) != NULL)
+        ps = resp_parse(&sh->env.resp_limits, &rs, (const char *)cmd.ptr, cmd.len, argv, argc,
+                        &argc, scratch, sizeof scratch, &consumed, &need, &err);
+    coord_on_forward_parsed(sh, link, wm, &cmd, ps, consumed, argv ? argv : stack_argv,
+                            argv ? argc : 0);
+    if (argv != stack_argv)
+        mi_free(argv);
+}
+
+static void coord_on_forward_parsed(struct shard *sh, uint64_t link, const struct wire_msg *wm,
+                                    const struct wire_bytes *cmdp, enum resp_status ps,
+                                    size_t consumed, struct resp_arg *argv, uint32_t argc)
+{
+    const struct wire_bytes cmd = *cmdp;
+    char why[WIRE_TEXT_MAX];
     const struct cmd_def *d =
         ps == RESP_OK && argc >= 1 && consumed == cmd.len ? cmd_lookup(argv[0].ptr, argv[0].len)
                                                            : NULL;

@@ -701,6 +701,54 @@ static long long info_stat(int i, const char *name)
     return v;
 }
 
+/* The command (a format and its arguments, as run) on c answers want. */
+#define RUN_IS(c, want, ...)                                                                       \
+    do {                                                                                           \
+        char *got_ = run(c, __VA_ARGS__);                                                          \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
+    } while (0)
+
+/* At node 0, which holds no replica of key fwd:<k>'s slot: a BITFIELD of
+ * 20 SETs and a BITOP of 70 sources (keys of that slot) are forwarded
+ * whole and answered (the peer parses more than its 64 arguments on the
+ * stack). */
+static void forward_many_arguments(int k)
+{
+    enum { SETS = 20, SOURCES = 70 };
+    char text[2 + SOURCES][40];
+    const char *argv[2 + SOURCES + 2 * SETS + SETS];
+    int n = 0;
+    argv[n++] = "BITFIELD";
+    snprintf(text[0], sizeof text[0], "{fwd:%d}bf", k);
+    argv[n++] = text[0];
+    for (int i = 0; i < SETS; i++) {
+        snprintf(text[1 + i], sizeof text[1 + i], "#%d", i);
+        argv[n++] = "SET";
+        argv[n++] = "u8";
+        argv[n++] = text[1 + i];
+        argv[n++] = "65";
+    }
+    redisContext *c = client(0);
+    redisReply *r = redisCommandArgv(c, n, argv, NULL);
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == SETS);
+    freeReplyObject(r);
+    RUN_IS(c, "$AAAAAAAAAAAAAAAAAAAA", "GET %s", text[0]);
+    RUN_IS(c, "+OK", "SET {fwd:%d}s0 x", k);
+    n = 0;
+    argv[n++] = "BITOP";
+    argv[n++] = "OR";
+    for (int i = 0; i <= SOURCES; i++) { /* the destination, then the sources */
+        snprintf(text[i], sizeof text[i], i ? "{fwd:%d}s%d" : "{fwd:%d}dst", k, i - 1);
+        argv[n++] = text[i];
+    }
+    r = redisCommandArgv(c, n, argv, NULL);
+    assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    freeReplyObject(r);
+    RUN_IS(c, "$x", "GET {fwd:%d}dst", k);
+    redisFree(c);
+}
+
 static void test_coord_non_replica_forwards(void **state)
 {
     (void)state;
@@ -729,7 +777,7 @@ static void test_coord_non_replica_forwards(void **state)
     char *got = run(c0, "READONLY");
     assert_string_equal(got, "+OK");
     free(got);
-    int moved = 0;
+    int moved = 0, moved_key = -1;
     for (int k = 0; k < KEYS; k++) {
         snprintf(key, sizeof key, "fwd:%d", k);
         got = run(c0, "GET %s", key);
@@ -751,21 +799,16 @@ static void test_coord_non_replica_forwards(void **state)
             assert_string_equal(again, want);
             free(again);
             redisFree(ct);
+            moved_key = k;
             moved++;
         }
         free(got);
     }
     assert_true(moved > 0);
     redisFree(c0);
+    forward_many_arguments(moved_key);
 }
 
-/* The command (a format and its arguments, as run) on c answers want. */
-#define RUN_IS(c, want, ...)                                                                       \
-    do {                                                                                           \
-        char *got_ = run(c, __VA_ARGS__);                                                          \
-        assert_string_equal(got_, want);                                                           \
-        free(got_);                                                                                \
-    } while (0)
 
 /* Reads with a state hash: replicas holding the coordinator's state answer
  * "same" (INFO ringkv_replica_gets_same), and a replica that answered
