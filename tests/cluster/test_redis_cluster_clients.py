@@ -9,7 +9,7 @@ Then, through the libraries and tools as applications use them:
 - redis-py's RedisCluster (4.3.4, topology from CLUSTER SLOTS): 200 keys
   set and read back, spread over all three masters; mget_nonatomic;
   TOUCH, EXPIRETIME, PEXPIRETIME and TIME; SETBIT, GETBIT, BITCOUNT,
-  BITPOS; CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT; a
+  BITPOS, BITFIELD, BITFIELD_RO, BITOP; CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT; a
   (non-transactional) cluster pipeline of sets and gets; every key also
   read by a plain client on the master CLUSTER SLOTS names for its slot;
   no request forwarded or answered -MOVED (each went to a replica);
@@ -227,6 +227,17 @@ def check_redis_py(nodes):
         assert rc.getbit("bits:" + k, i) == 1 and rc.getbit("bits:" + k, i + 1) == 0
         assert rc.bitcount("bits:" + k) == 2 and rc.bitpos("bits:" + k, 1) == i
     assert rc.delete(*["bits:" + k for k in keys[:20]]) == 20
+    # BITFIELD (redis-py's builder) and BITOP over keys of one slot, sent by
+    # RedisCluster to the slot's node as any keyed command
+    for k in keys[:10]:
+        bf = rc.bitfield("bf:" + k).set("u8", "#0", 60).incrby("u8", "#0", 5, "SAT")
+        assert bf.incrby("i4", 0, 7).execute() == [0, 65, 7]  # 4 + 7 saturates at 7
+        assert rc.get("bf:" + k) == "q"
+    assert rc.execute_command("BITFIELD_RO", "bf:" + keys[0], "GET", "u4", 4) == [1]
+    assert rc.set("{day}:a", "ab") is True and rc.set("{day}:b", "a") is True
+    assert rc.bitop("AND", "{day}:both", "{day}:a", "{day}:b") == 2
+    assert rc.get("{day}:both") == "a\x00"
+    assert rc.delete("{day}:a", "{day}:b", "{day}:both", *["bf:" + k for k in keys[:10]]) == 13
     slot = rc.keyslot("{acct}")
     for i in range(5):
         assert rc.set("{acct}:%d" % i, i) is True
