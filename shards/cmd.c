@@ -1514,6 +1514,20 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
     }
 }
 
+/* A read back whose only purpose is to bring the value into memory. */
+static bool cmd_read_back_done(struct req_table *t, struct req *r, enum req_end how)
+{
+    (void)t, (void)r, (void)how;
+    return true;
+}
+
+void cmd_read_back(const struct cmd_ctx *c, const struct resp_arg *key, uint64_t hash)
+{
+    struct shard *sh = c->node->shards[c->shard_id];
+    (void)coord_load_value(sh, key->ptr, key->len, hash, cmd_read_back_done, NULL,
+                           shard_deadline(sh));
+}
+
 /* ---- messages ---- */
 
 void cmd_msg_run(struct shard *sh, struct cmd_msg *m)

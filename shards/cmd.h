@@ -336,5 +336,11 @@ void cmd_msg_timeout(struct cmd_msg *m, int64_t timeout_ms);
 void cmd_msg_complete(struct shard *sh, struct cmd_msg *m);
 /* Frees a message that will never be answered (stopping). */
 void cmd_msg_free(struct cmd_msg *m);
+/* Values beyond RAM (tier.h): starts reading key's value back from disk
+ * for a handler that met it on disk only and answers -TRYAGAIN (a
+ * key other than the one read back before it ran), so that the client's
+ * retry finds it in memory. Nothing when the shard has no tier or the read
+ * cannot start. */
+void cmd_read_back(const struct cmd_ctx *c, const struct resp_arg *key, uint64_t hash);
 
 #endif

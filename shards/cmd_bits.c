@@ -307,15 +307,20 @@ void cmd_bitop(struct cmd_ctx *c)
         return;
     }
     size_t maxlen = 0;
+    uint32_t cold = 0;
     for (uint32_t i = 0; i < nsrc; i++) {
-        struct table_entry *e =
-            store_lookup_read(c->store, src[i].ptr, src[i].len, keyhash(src[i].ptr, src[i].len));
-        if (e && table_entry_is_cold(e)) {
-            cmd_reply_error(c, "TRYAGAIN a source value is on disk only; read it, then retry");
-            return;
+        uint64_t hash = keyhash(src[i].ptr, src[i].len);
+        struct table_entry *e = store_lookup_read(c->store, src[i].ptr, src[i].len, hash);
+        if (e && table_entry_is_cold(e)) { /* read back for the retry */
+            cmd_read_back(c, &src[i], hash);
+            cold++;
         }
         if (e && e->val_len > maxlen)
             maxlen = e->val_len;
+    }
+    if (cold) {
+        cmd_reply_error(c, "TRYAGAIN a source value was on disk only; it is being read back");
+        return;
     }
     uint64_t dst_hash = c->hash;
     c->hash = 0;       /* several keys read: the reply waits for the shard's records */

@@ -46,7 +46,7 @@
  * transaction's first value-reading key; a value-reading command that meets
  * another cold key is answered -TRYAGAIN (before anything ran: the whole
  * EXEC; later, when the transaction's own writes made room by cooling it:
- * that command).
+ * that command), and that key's value is read back for the retry.
  *
  * In a cluster (coord.h) EXEC's message (flags CMD_RMW) goes to the slot's
  * first live replica, forwarded from any other node as "EXEC key watches
@@ -696,10 +696,12 @@ static bool multi_meets_cold(const struct cmd_ctx *c, const struct cmd_def *d,
         return false;
     int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
     for (int i = d->first_key; i <= last && i < (int)argc; i += d->key_step) {
-        const struct table_entry *e = table_find(c->store->table, argv[i].ptr, argv[i].len,
-                                                 keyhash(argv[i].ptr, argv[i].len));
-        if (e && table_entry_is_cold(e) && !store_is_expired(c->store, e))
+        uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
+        const struct table_entry *e = table_find(c->store->table, argv[i].ptr, argv[i].len, hash);
+        if (e && table_entry_is_cold(e) && !store_is_expired(c->store, e)) {
+            cmd_read_back(c, &argv[i], hash); /* for the retry */
             return true;
+        }
     }
     return false;
 }

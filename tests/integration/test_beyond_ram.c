@@ -253,6 +253,79 @@ static void test_beyond_ram_msetnx_waits_for_cold_reads(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+struct bitop_try {
+    redisContext *c;
+    int i;
+    int tryagain; /* -TRYAGAIN replies met */
+};
+
+/* BITOP OR {key:i}d key:i answered its length (not -TRYAGAIN). */
+static bool bitop_answered(void *arg)
+{
+    struct bitop_try *t = arg;
+    redisReply *r = redisCommand(t->c, "BITOP OR {key:%d}d key:%d", t->i, t->i);
+    assert_non_null(r);
+    bool again = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "TRYAGAIN", 8) == 0;
+    if (!again && (r->type != REDIS_REPLY_INTEGER || r->integer != VALUE_LEN))
+        fail_msg("BITOP of key:%d: %s", t->i, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    t->tryagain += again;
+    freeReplyObject(r);
+    return !again;
+}
+
+/* MULTI, GET {key:i}d (no such key), GET key:i, EXEC answered both
+ * (not -TRYAGAIN for key:i's value on disk only). */
+static bool exec_answered(void *arg)
+{
+    struct bitop_try *t = arg;
+    redisAppendCommand(t->c, "MULTI");
+    redisAppendCommand(t->c, "GET {key:%d}d", t->i);
+    redisAppendCommand(t->c, "GET key:%d", t->i);
+    redisAppendCommand(t->c, "EXEC");
+    for (int k = 0; k < 3; k++)
+        freeReplyObject(harness_next_reply(t->c));
+    redisReply *r = harness_next_reply(t->c);
+    bool again = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "TRYAGAIN", 8) == 0;
+    if (!again && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                   r->element[1]->type != REDIS_REPLY_STRING || r->element[1]->len != VALUE_LEN))
+        fail_msg("EXEC reading key:%d: %s", t->i, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    t->tryagain += again;
+    freeReplyObject(r);
+    return !again;
+}
+
+/* BITOP's source is not the key read back before a command runs (its
+ * destination is, argv[1]), nor is a transaction's second reading key:
+ * one on disk only gets -TRYAGAIN, and is read back then, so that a retry
+ * is answered (it never was before). */
+static void test_beyond_ram_retry_reads_what_was_on_disk(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    redisContext *c = start_filled(&s, 1);
+    char v[VALUE_LEN];
+    int tryagain = 0;
+    for (int i = 0; i < NKEYS; i += 150) {
+        struct bitop_try t = {c, i, 0};
+        assert_true(harness_wait_until(bitop_answered, &t, HARNESS_TIMEOUT_MS, 10));
+        tryagain += t.tryagain;
+        value_of(i, 0, v);
+        redisReply *r = redisCommand(c, "GET {key:%d}d", i);
+        harness_check(r, HARNESS_BULK_LEN(v, VALUE_LEN), "the destination");
+        freeReplyObject(r);
+    }
+    assert_true(tryagain > 0); /* some sources were on disk only */
+    tryagain = 0;
+    for (int i = 75; i < NKEYS; i += 150) { /* keys the BITOPs did not read */
+        struct bitop_try t = {c, i, 0};
+        assert_true(harness_wait_until(exec_answered, &t, HARNESS_TIMEOUT_MS, 10));
+        tryagain += t.tryagain;
+    }
+    assert_true(tryagain > 0);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 static bool oom_reply(const redisReply *r)
 {
     return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0;
@@ -381,6 +454,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_beyond_ram_index_over_maxmemory_loses_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_beyond_ram_client_gone_mid_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_beyond_ram_retry_reads_what_was_on_disk, setup,
+                                        teardown),
     };
     return harness_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
