@@ -46,7 +46,7 @@
  * transaction's first value-reading key; a value-reading command that meets
  * another cold key is answered -TRYAGAIN (before anything ran: the whole
  * EXEC; later, when the transaction's own writes made room by cooling it:
- * that command), and that key's value is read back for the retry.
+ * that command), and each such value is read back for the retry.
  *
  * In a cluster (coord.h) EXEC's message (flags CMD_RMW) goes to the slot's
  * first live replica, forwarded from any other node as "EXEC key watches
@@ -688,22 +688,23 @@ static bool multi_watch_changed(const struct cmd_ctx *c, const struct resp_arg *
 }
 
 /* Whether queued command argv (row d) reads the value of a key that is on
- * disk only now. */
+ * disk only now; each such value is read back for the retry. */
 static bool multi_meets_cold(const struct cmd_ctx *c, const struct cmd_def *d,
                              const struct resp_arg *argv, uint32_t argc)
 {
     if (!c->node->shards[c->shard_id]->tier || !multi_reads_value(d, argc) || d->first_key <= 0)
         return false;
+    bool cold = false;
     int last = d->last_key < 0 ? (int)argc + d->last_key : d->last_key;
     for (int i = d->first_key; i <= last && i < (int)argc; i += d->key_step) {
         uint64_t hash = keyhash(argv[i].ptr, argv[i].len);
         const struct table_entry *e = table_find(c->store->table, argv[i].ptr, argv[i].len, hash);
         if (e && table_entry_is_cold(e) && !store_is_expired(c->store, e)) {
-            cmd_read_back(c, &argv[i], hash); /* for the retry */
-            return true;
+            cmd_read_back(c, &argv[i], hash);
+            cold = true;
         }
     }
-    return false;
+    return cold;
 }
 
 /* Why queued command argv (row d) cannot run here before anything runs,
@@ -930,14 +931,18 @@ void cmd_multi_exec_shard(struct cmd_ctx *c)
         cmd_reply_error(c, "OOM out of memory");
         return;
     }
+    const char *why = NULL; /* nothing has run yet */
     for (struct multi_cursor pre = cur; multi_next_cmd(&pre, argv, most, &argc);) {
         const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
-        const char *why = d ? multi_cannot_run(c, d, argv, argc) : NULL;
-        if (why) { /* nothing has run yet */
-            mi_free(argv);
-            cmd_reply_error(c, why);
-            return;
-        }
+        const char *cannot = d ? multi_cannot_run(c, d, argv, argc) : NULL;
+        why = cannot ? cannot : why;
+        if (cannot && cannot != multi_tryagain)
+            break; /* past a cold value: every one is read back for the retry */
+    }
+    if (why) {
+        mi_free(argv);
+        cmd_reply_error(c, why);
+        return;
     }
     struct cmd_ctx run = *c;
     cmd_reply_array_len(c, n);

@@ -1,8 +1,10 @@
 /* tier.c: reading cold values back (see tier.h).
  * State: a slot array of loads, one per key being read, each holding a copy
  * of the key, the cold entry it read for (pointer and cas: the entry is
- * only ever replaced through requests that wait behind the load, or removed
- * by expiry, eviction or flush), the log position, the read buffer and the
+ * replaced through requests that wait behind the load, or by one that
+ * started the load for a retry and went on (a transaction, cmd_read_back),
+ * or removed by expiry, eviction or flush; a changed cas drops what was
+ * read), the log position, the read buffer and the
  * FIFO of requests waiting for it. `blocked` is the FIFO of requests that
  * wait behind a shard-wide one (tier.h, Order).
  * A waiting message is parked as a request of the shard (req.h: one

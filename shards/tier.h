@@ -51,7 +51,9 @@ bool tier_may_run(struct shard *sh, uint32_t flags, uint64_t hash, const char *k
                   uint32_t klen);
 
 /* Takes a request that may not run now (tier_may_run() said so just
- * before): it runs, and its reply goes back, once what it waits for is done. */
+ * before, or its key's value is on disk only: cmd_read_back): it runs, and
+ * its reply goes back, once what it waits for is done. Unpins the store's
+ * pinned entry. */
 void tier_wait(struct shard *sh, struct cmd_msg *m);
 
 /* A completion of one of the tier's reads (user_data ud). */
