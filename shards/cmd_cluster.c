@@ -22,7 +22,14 @@
  *   again in that order when a node fails, asks this one, which answered,
  *   first. redis-py 4.3 (Debian 12's) needs that: its refresh gives up at
  *   the first listed node it cannot reconnect to, so a dead node met first
- *   kept it from ever seeing the new topology.
+ *   kept it from ever seeing the new topology. Then come runs whose master
+ *   was already named: redis-py also takes a node's role from the entry
+ *   it first meets it in, and sends SCAN (as FLUSHALL) to every node it
+ *   takes for a primary, over data connections that are not cluster-aware,
+ *   each of which answers for the whole cluster (keyspace.h); so each node
+ *   met first as a master more returns every key once more. Met first as
+ *   replicas where possible, the other nodes leave one primary (this node)
+ *   whenever every node shares a list with it or with one met before.
  * - CLUSTER SHARDS: one shard per distinct list (its runs' slot pairs, then
  *   every node of the list with role and health, down ones "fail").
  * - CLUSTER NODES: one line per member not left. A member that is master of
@@ -294,6 +301,43 @@ static void slots_run(struct cmd_ctx *c, const struct cluster_view *v, const str
             slots_node(c, v->s, list[k]);
 }
 
+/* CLUSTER SLOTS's order (see the top): this node's runs first, then, as
+ * long as there are some, runs whose master was already named (in any
+ * role), each time round; when none is left of those, the next run in
+ * slot order. seen (a flag per member) and done (per run) start zeroed. */
+static void slots_in_order(struct cmd_ctx *c, const struct cluster_view *v,
+                           const struct cluster_run *runs, size_t n, uint8_t *seen, uint8_t *done)
+{
+    size_t left = n;
+    bool self_pass = true;
+    while (left > 0) {
+        bool emitted = false;
+        for (size_t i = 0; i < n; i++) {
+            const uint32_t *list = view_list(v, runs[i].first);
+            if (done[i] || (self_pass ? list[0] != v->s->self : !seen[list[0]]))
+                continue;
+            slots_run(c, v, &runs[i]);
+            for (uint32_t k = 0; k < v->len[runs[i].first]; k++)
+                seen[list[k]] = 1; /* down replicas too: harmless */
+            done[i] = 1;
+            left--;
+            emitted = true;
+        }
+        if (!emitted && !self_pass) { /* a master not named yet: the first such run */
+            size_t i = 0;
+            while (done[i])
+                i++;
+            const uint32_t *list = view_list(v, runs[i].first);
+            slots_run(c, v, &runs[i]);
+            for (uint32_t k = 0; k < v->len[runs[i].first]; k++)
+                seen[list[k]] = 1;
+            done[i] = 1;
+            left--;
+        }
+        self_pass = false;
+    }
+}
+
 void cmd_cluster_slots(struct cmd_ctx *c)
 {
     struct cluster_view v;
@@ -301,13 +345,16 @@ void cmd_cluster_slots(struct cmd_ctx *c)
     int64_t n = cluster_topology_begin(c, false, &v, &runs);
     if (n < 0)
         return;
-    resp_write_array_len(c->out, (size_t)n);
-    for (int64_t i = 0; i < n; i++) /* this node's runs first (see the top) */
-        if (view_list(&v, runs[i].first)[0] == v.s->self)
-            slots_run(c, &v, &runs[i]);
-    for (int64_t i = 0; i < n; i++)
-        if (view_list(&v, runs[i].first)[0] != v.s->self)
-            slots_run(c, &v, &runs[i]);
+    uint8_t *seen = mi_calloc(v.s->n_members ? v.s->n_members : 1, 1);
+    uint8_t *done = mi_calloc(n ? (size_t)n : 1, 1);
+    if (!seen || !done) {
+        resp_write_error(c->out, CLUSTER_OOM);
+    } else {
+        resp_write_array_len(c->out, (size_t)n);
+        slots_in_order(c, &v, runs, (size_t)n, seen, done);
+    }
+    mi_free(seen);
+    mi_free(done);
     cluster_topology_end(c, &v, runs);
 }
 

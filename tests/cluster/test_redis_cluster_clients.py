@@ -281,6 +281,12 @@ def check_redis_py(nodes):
     # Keyspace commands: RedisCluster asks every master and sums; a plain
     # client gets the whole cluster's answer at any node.
     every = set(keys) | {"p:%d" % i for i in range(100)}
+    # redis-py sends SCAN to every node it takes for a primary (the role of
+    # the CLUSTER SLOTS entry it first met the node in), over connections
+    # that answer for the whole cluster: CLUSTER SLOTS names the other
+    # nodes as replicas first, so there is one
+    primaries = [(n.host, n.port) for n in rc.get_primaries()]
+    assert primaries == [(nodes[0].host, nodes[0].port)], primaries
     assert rc.dbsize() == len(every), rc.dbsize()
     scanned = list(rc.scan_iter(count=50))
     assert len(scanned) == len(every) and set(scanned) == every, len(scanned)
