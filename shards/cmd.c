@@ -139,7 +139,8 @@ static const struct cmd_def cmd_defs[] = {
     {"bitpos", -3, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_bitpos, 0,
      "bitmap", "Finds the first set (1) or clear (0) bit in a string."},
     {"bitop", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 2, -1, 1, CMD_ROUTE_KEY, 0,
-     cmd_bitop_client, 0, "bitmap", "Performs bitwise operations on multiple strings, and stores the result."},
+     cmd_bitop_client, 0, "bitmap",
+     "Performs bitwise operations on multiple strings, and stores the result."},
     {"ring.bitop", -4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, -2, 1, CMD_ROUTE_KEY, 0,
      cmd_bitop, 0, "bitmap",
      "BITOP with the operation last (destkey key [key ...] op): the form BITOP runs as."},
@@ -1514,18 +1515,10 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
     }
 }
 
-/* A read back whose only purpose is to bring the value into memory. */
-static bool cmd_read_back_done(struct req_table *t, struct req *r, enum req_end how)
-{
-    (void)t, (void)r, (void)how;
-    return true;
-}
-
 void cmd_read_back(const struct cmd_ctx *c, const struct resp_arg *key, uint64_t hash)
 {
     struct shard *sh = c->node->shards[c->shard_id];
-    (void)coord_load_value(sh, key->ptr, key->len, hash, cmd_read_back_done, NULL,
-                           shard_deadline(sh));
+    (void)coord_load_value(sh, key->ptr, key->len, hash, NULL, NULL, shard_deadline(sh));
 }
 
 /* ---- messages ---- */

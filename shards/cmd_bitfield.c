@@ -247,20 +247,16 @@ static void bf_run(struct cmd_ctx *c, bool read_only)
         cmd_reply_store_error(c, rc);
         goto done;
     }
-    struct table_entry *e = store_lookup(c->store, key->ptr, key->len, c->hash);
+    struct table_entry *e;
+    if (!cmd_lookup_to_grow(c, need, &e))
+        goto done;
     size_t olen = e ? e->val_len : 0;
-    if (need > olen) { /* growing: room for the whole new value, then look again */
-        if (!cmd_reserve(c, store_need(key->len, need)))
-            goto done;
-        e = store_lookup(c->store, key->ptr, key->len, c->hash);
-        olen = e ? e->val_len : 0;
-    }
     size_t total = need > olen ? (size_t)need : olen;
     struct table_entry *ne = cmd_entry_grown(c, e, total);
     if (!ne)
         goto done;
     uint8_t *val = (uint8_t *)table_entry_val(ne);
-    /* the reply is built aside: a failed commit answers its error alone */
+    /* a failed commit takes the elements back and answers its error alone */
     struct buf *out = c->out;
     size_t at = out->len;
     cmd_reply_array_len(c, (size_t)n);

@@ -91,14 +91,10 @@ void cmd_setbit(struct cmd_ctx *c)
         cmd_reply_store_error(c, rc);
         return;
     }
-    struct table_entry *e = store_lookup(c->store, key->ptr, key->len, c->hash);
+    struct table_entry *e;
+    if (!cmd_lookup_to_grow(c, byte + 1, &e))
+        return;
     size_t olen = e ? e->val_len : 0;
-    if (byte >= olen) { /* growing: room for the whole new value, then look again */
-        if (!cmd_reserve(c, store_need(key->len, byte + 1)))
-            return;
-        e = store_lookup(c->store, key->ptr, key->len, c->hash);
-        olen = e ? e->val_len : 0;
-    }
     int old = byte < olen ? bit_at((const uint8_t *)table_entry_val(e), off) : 0;
     if (byte < olen && old == on) {
         cmd_reply_int(c, old);

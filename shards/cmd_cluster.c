@@ -301,6 +301,18 @@ static void slots_run(struct cmd_ctx *c, const struct cluster_view *v, const str
             slots_node(c, v->s, list[k]);
 }
 
+/* Writes run i's entry and marks it done and its nodes named (down
+ * replicas too: harmless). */
+static void slots_emit(struct cmd_ctx *c, const struct cluster_view *v,
+                       const struct cluster_run *runs, size_t i, uint8_t *seen, uint8_t *done)
+{
+    const uint32_t *list = view_list(v, runs[i].first);
+    slots_run(c, v, &runs[i]);
+    for (uint32_t k = 0; k < v->len[runs[i].first]; k++)
+        seen[list[k]] = 1;
+    done[i] = 1;
+}
+
 /* CLUSTER SLOTS's order (see the top): this node's runs first, then, as
  * long as there are some, runs whose master was already named (in any
  * role), each time round; when none is left of those, the next run in
@@ -309,32 +321,22 @@ static void slots_in_order(struct cmd_ctx *c, const struct cluster_view *v,
                            const struct cluster_run *runs, size_t n, uint8_t *seen, uint8_t *done)
 {
     size_t left = n;
-    bool self_pass = true;
-    while (left > 0) {
-        bool emitted = false;
+    for (bool self_pass = true; left > 0; self_pass = false) {
+        size_t before = left;
         for (size_t i = 0; i < n; i++) {
-            const uint32_t *list = view_list(v, runs[i].first);
-            if (done[i] || (self_pass ? list[0] != v->s->self : !seen[list[0]]))
-                continue;
-            slots_run(c, v, &runs[i]);
-            for (uint32_t k = 0; k < v->len[runs[i].first]; k++)
-                seen[list[k]] = 1; /* down replicas too: harmless */
-            done[i] = 1;
-            left--;
-            emitted = true;
+            uint32_t master = view_list(v, runs[i].first)[0];
+            if (!done[i] && (self_pass ? master == v->s->self : seen[master])) {
+                slots_emit(c, v, runs, i, seen, done);
+                left--;
+            }
         }
-        if (!emitted && !self_pass) { /* a master not named yet: the first such run */
+        if (left == before && !self_pass) { /* a master not named yet: the first such run */
             size_t i = 0;
             while (done[i])
                 i++;
-            const uint32_t *list = view_list(v, runs[i].first);
-            slots_run(c, v, &runs[i]);
-            for (uint32_t k = 0; k < v->len[runs[i].first]; k++)
-                seen[list[k]] = 1;
-            done[i] = 1;
+            slots_emit(c, v, runs, i, seen, done);
             left--;
         }
-        self_pass = false;
     }
 }
 

@@ -399,8 +399,7 @@ void cmd_getrange(struct cmd_ctx *c)
     cmd_reply_bulk(c, table_entry_val(e) + start, (size_t)(end - start + 1));
 }
 
-struct table_entry *cmd_entry_grown(struct cmd_ctx *c, const struct table_entry *old,
-                                    size_t total)
+struct table_entry *cmd_entry_grown(struct cmd_ctx *c, const struct table_entry *old, size_t total)
 {
     struct table_entry *ne = store_entry_new(c->store, c->argv[1].ptr, c->argv[1].len, total);
     if (!ne) {
@@ -417,6 +416,19 @@ struct table_entry *cmd_entry_grown(struct cmd_ctx *c, const struct table_entry 
     memset(val + olen, 0, total - olen);
     ne->val_len = (uint32_t)total;
     return ne;
+}
+
+bool cmd_lookup_to_grow(struct cmd_ctx *c, size_t need, struct table_entry **out)
+{
+    const struct resp_arg *key = &c->argv[1];
+    struct table_entry *e = store_lookup(c->store, key->ptr, key->len, c->hash);
+    if (need > (e ? e->val_len : 0)) {
+        if (!cmd_reserve(c, store_need(key->len, need)))
+            return false;
+        e = store_lookup(c->store, key->ptr, key->len, c->hash);
+    }
+    *out = e;
+    return true;
 }
 
 void cmd_setrange(struct cmd_ctx *c)

@@ -58,5 +58,10 @@ bool cmd_reserve(struct cmd_ctx *c, size_t need);
  * memcached flags; store_commit() publishes it. NULL after replying -OOM. */
 struct table_entry *cmd_entry_grown(struct cmd_ctx *c, const struct table_entry *old,
                                     size_t total);
+/* argv[1]'s entry (NULL: none) into *out, for a write that leaves its value
+ * at least `need` bytes long: when that grows it, room for the whole value
+ * is made first (cmd_reserve) and the key looked up again. False after
+ * replying -OOM. */
+bool cmd_lookup_to_grow(struct cmd_ctx *c, size_t need, struct table_entry **out);
 
 #endif

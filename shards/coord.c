@@ -3608,7 +3608,8 @@ struct req *coord_load_value(struct shard *sh, const void *key, uint32_t klen, u
                              req_done_fn *done, void *owner, int64_t deadline_ms)
 {
     struct resp_arg k = {key, klen};
-    return sh->tier ? coord_load(sh, &k, hash, done, owner, deadline_ms) : NULL;
+    return sh->tier ? coord_load(sh, &k, hash, done ? done : coord_load_dropped, owner, deadline_ms)
+                    : NULL;
 }
 
 int coord_send_member(struct shard *sh, uint32_t member, const struct wire_msg *m)

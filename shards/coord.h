@@ -189,7 +189,8 @@ bool coord_holds_partition(const struct shard *sh, uint32_t p);
 /* Reads key's value back from disk (values beyond RAM, tier.h), as the
  * coordinator does for its own requests: then ends a request of this shard
  * (returned; owner in its owner_ptr) with done, REQ_END_DONE once the value
- * is in memory. NULL when that cannot start (no tier, out of memory). */
+ * is in memory (done NULL: nothing is told). NULL when that cannot start
+ * (no tier, out of memory). */
 struct req *coord_load_value(struct shard *sh, const void *key, uint32_t klen, uint64_t hash,
                              req_done_fn *done, void *owner, int64_t deadline_ms);
 /* Sends request m to member `member` of the shard's view (peerlink.h's
