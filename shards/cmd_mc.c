@@ -361,7 +361,7 @@ void cmd_mc_flush_all_shard(struct cmd_ctx *c)
 {
     int64_t at = c->mc->number > 0 ? cmd_mc_expire_ms(c->mc->number, c->store->now_ms) : 0;
     if (at > c->store->now_ms)
-        store_flush_at(c->store, at);
+        store_flush_after(c->store, at - c->store->now_ms);
     else
         store_flush(c->store);
 }

@@ -328,10 +328,17 @@ static bool expire_round(struct store *s)
     return with_ttl != 0 && expired * 4 > with_ttl;
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void store_turn(struct store *s, int64_t now_ms)
 {
     store_set_clock(s, now_ms);
-    if (s->flush_at_ms != 0 && now_ms >= s->flush_at_ms)
+    if (__builtin_expect(s->flush_at_ms != 0, 0) && monotonic_ms() >= s->flush_at_ms)
         store_flush(s);
     table_step(s->table, STORE_TURN_STEP_BUDGET);
 }
@@ -1102,7 +1109,10 @@ struct table_entry *store_random(struct store *s)
     return NULL;
 }
 
-void store_flush_at(struct store *s, int64_t at_ms) { s->flush_at_ms = at_ms; }
+void store_flush_after(struct store *s, int64_t delay_ms)
+{
+    s->flush_at_ms = monotonic_ms() + delay_ms;
+}
 
 void store_flush(struct store *s)
 {

@@ -155,7 +155,7 @@ struct store {
     uint64_t max_val_len;
     uint64_t next_cas;     /* the next cas unique to hand out */
     uint64_t evict_cursor; /* where the volatile-* fallback scan resumes */
-    int64_t flush_at_ms;   /* a delayed flush (memcached flush_all N); 0 = none */
+    int64_t flush_at_ms;   /* a delayed flush (memcached flush_all N), CLOCK_MONOTONIC; 0 = none */
     const struct store_journal *journal; /* NULL: a pure in-memory store */
     const struct store_tier *tier;       /* NULL: every value stays in memory */
     const struct table_entry *pinned;    /* never turned cold (store_pin) */
@@ -400,10 +400,11 @@ struct table_entry *store_random(struct store *s);
 
 /* Removes every key (and forgets a delayed flush). */
 void store_flush(struct store *s);
-/* Removes every key once the cached clock reaches at_ms (checked every
- * loop turn), as memcached's flush_all with a delay; a later call replaces
- * it. Not durable: a restart before then forgets it. */
-void store_flush_at(struct store *s, int64_t at_ms);
+/* Removes every key once delay_ms have passed (checked every loop turn, on
+ * the monotonic clock: a step of the wall clock neither hastens nor delays
+ * it), as memcached's flush_all with a delay; a later call replaces it. Not
+ * durable: a restart before then forgets it. */
+void store_flush_after(struct store *s, int64_t delay_ms);
 
 /* Number of keys, including expired ones not yet removed (as Redis's
  * DBSIZE). Any thread. */
