@@ -10,8 +10,8 @@
  * earlier of the server's timeout and member_next_deadline(); then the
  * transport reads (frames go to the member table, its answers go out), the
  * table ticks when due, a node with seeds (or restored peers) asks them to
- * join every ADMIN_JOIN_RETRY_MS until it has heard from another member
- * (member_heard()), the ring follows the
+ * join every ADMIN_JOIN_RETRY_MS until another member's whole state has
+ * come (member_synced(): a join's answer), the ring follows the
  * membership (admin_reconcile()) and the server runs.
  * The ring (the lead's decisions for issue 10):
  * - Claimant. Exactly one node changes the ring: the member with the lowest
@@ -1638,7 +1638,7 @@ static void *admin_thread(void *arg)
         peer_run(a->peer, a->members, now);
         if (now >= member_next_deadline(a->members))
             member_tick(a->members, now);
-        if (a->join && member_heard(a->members))
+        if (a->join && member_synced(a->members))
             a->join = false;
         if (a->join && now >= a->join_at_ms) {
             member_join(a->members, now);

@@ -182,6 +182,7 @@ struct member_table {
     bool left;              /* member_forget() since self last was JOINING: member_has_left() */
     bool restored;          /* member_restore_peer(): suspicions to start at the next tick */
     uint32_t join_next;     /* member_join(): a cursor into its targets (0: not started) */
+    bool synced;            /* a member's whole state (a PUSH_PULL) merged: member_synced() */
     struct member_stats stats;
 };
 
@@ -722,6 +723,40 @@ static void on_node(struct member_table *t, const struct gossip_update *u, const
     on_state(t, i, u->state, u->state_version);
 }
 
+static void tell_down(struct member_table *t, uint32_t i, const char *addr, uint64_t now);
+
+/* Whether an update shows its sender holding the member a member, not
+ * left: a health rumour, or a state that is not LEFT. */
+static bool speaks_of_a_member(const struct gossip_update *u)
+{
+    switch (u->kind) {
+    case GOSSIP_ALIVE:
+    case GOSSIP_SUSPECT:
+    case GOSSIP_DEAD:
+        return true;
+    case GOSSIP_JOIN:
+    case GOSSIP_NODE:
+        return u->state != MEMBER_LEFT;
+    default:
+        return false;
+    }
+}
+
+/* A sender that speaks of a member we hold left (a node that was down
+ * while it left, its gossip over) is told that it left, at once, as
+ * tell_down() tells a suspect: it would hear it at its next anti-entropy
+ * round only, 15 to 45 s on, listing the member down meanwhile. A state
+ * newer than our LEFT (it joined again) replaced it before this check. */
+static void tell_of_left(struct member_table *t, const struct gossip_msg *msg,
+                         const struct gossip_update *u, uint64_t now)
+{
+    uint32_t i = find(t, u->info.id), from = find(t, msg->from);
+    if (i == NONE || i == 0 || i == from || from == NONE || from == 0 ||
+        t->members[i].state != MEMBER_LEFT || !speaks_of_a_member(u))
+        return;
+    tell_down(t, i, t->members[from].info.cluster_addr, now);
+}
+
 static void apply_updates(struct member_table *t, const struct gossip_msg *msg, uint64_t now)
 {
     struct gossip_iter it;
@@ -748,6 +783,7 @@ static void apply_updates(struct member_table *t, const struct gossip_msg *msg, 
             on_node(t, &u, msg->from, now);
             break;
         }
+        tell_of_left(t, msg, &u, now);
     }
 }
 
@@ -895,6 +931,7 @@ static void on_push_pull(struct member_table *t, const char *from_addr,
                          const struct gossip_msg *msg)
 {
     uint32_t i = find(t, msg->from);
+    t->synced = true;
     if ((msg->flags & GOSSIP_F_JOIN) && i != NONE && i != 0 &&
         t->members[i].health == MEMBER_ALIVE) {
         queue_health(t, i, NULL);
@@ -1286,6 +1323,8 @@ void member_join(struct member_table *t, uint64_t now_ms)
     }
     (void)now_ms;
 }
+
+bool member_synced(const struct member_table *t) { return t->synced; }
 
 bool member_heard(const struct member_table *t)
 {

@@ -184,8 +184,15 @@ int member_add_seed(struct member_table *t, const char *cluster_addr);
  * the places to join through: the seeds, then the restored members not heard
  * from (member_restore_peer()), from a random one on, the next ones at the
  * next call, so that calls go round them all. Call again (say every few
- * seconds) until member_heard(). */
+ * seconds) until member_synced(). */
 void member_join(struct member_table *t, uint64_t now_ms);
+/* Whether a member's whole state (a PUSH_PULL: a join's answer, or a
+ * peer's anti-entropy) was merged since this table was made. Hearing from a
+ * member is not enough to stop joining: a restarted node that a peer's
+ * gossip reached first learnt that peer alive, and nothing of a member
+ * that left while it was down (the leave's gossip long over) until the
+ * next anti-entropy round, 15 to 45 s on. */
+bool member_synced(const struct member_table *t);
 /* Whether any other member was heard from (its incarnation is above 0: it
  * or a peer spoke of it since this node started). */
 bool member_heard(const struct member_table *t);

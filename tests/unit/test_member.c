@@ -1496,6 +1496,90 @@ static void test_member_restored_members_are_down_until_heard(void **state)
     member_destroy(t);
 }
 
+/* A restarted node stops asking to join once a member's whole state came
+ * (a push-pull), not when a peer's gossip reached it first: that gossip
+ * says nothing of a member that left while it was down. */
+static void test_member_synced_by_a_whole_state_only(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = restored_table(4, NONE_LEFT, &cfg);
+    assert_false(member_synced(t));
+    struct gossip_update u = upd(GOSSIP_ALIVE, 1, 4, 1);
+    send_frame(t, 100, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_true(member_heard(t));
+    assert_false(member_synced(t));
+    u = upd(GOSSIP_NODE, 2, 5, 2);
+    u.state = MEMBER_UP;
+    u.state_version = 1;
+    send_frame(t, 200, 2, GOSSIP_PUSH_PULL, GOSSIP_F_REPLY, 0, NULL, &u, 1);
+    assert_true(member_synced(t));
+    member_destroy(t);
+}
+
+/* Whether the outbox has a GOSSIP frame to `to` saying that `about` left. */
+static bool gossip_tells_left(struct member_table *t, uint32_t to, uint32_t about)
+{
+    const struct member_out *out;
+    uint32_t n = member_outbox(t, &out);
+    for (uint32_t k = 0; k < n; k++) {
+        if (out[k].type != GOSSIP_GOSSIP || addr_node(out[k].to_addr) != to)
+            continue;
+        struct gossip_msg msg;
+        size_t used;
+        const char *err;
+        assert_int_equal(gossip_decode(out[k].bytes, out[k].len, &msg, &used, &err), GOSSIP_OK);
+        struct gossip_iter it;
+        struct gossip_update u;
+        gossip_iter_init(&it, &msg);
+        while (gossip_next_update(&it, &u))
+            if (u.kind == GOSSIP_LEAVE && strcmp(u.info.id, peer(t, about)->info.id) == 0 &&
+                u.state == MEMBER_LEFT && u.state_version == peer(t, about)->state_version)
+                return true;
+    }
+    return false;
+}
+
+/* A peer that speaks of a member we hold left (it was down while that one
+ * left) is told so at once, whatever it says: a suspicion, a death, an
+ * ALIVE, a state other than LEFT at a version not above ours. A newer
+ * state (the member joined again) replaces our LEFT instead. */
+static void test_member_tells_who_speaks_of_a_left_member(void **state)
+{
+    struct member_config cfg;
+    member_config_default(&cfg);
+    struct member_table *t = restored_table(4, 3, &cfg); /* node 3 left, version 3 */
+    struct gossip_update u = upd(GOSSIP_SUSPECT, 3, 1, 1);
+    send_frame(t, 100, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_true(gossip_tells_left(t, 1, 3));
+    assert_int_equal(peer(t, 3)->state, MEMBER_LEFT);
+    /* once a probe period to the same member at most */
+    member_outbox_clear(t);
+    u = upd(GOSSIP_JOIN, 3, 2, 2);
+    u.state = MEMBER_UP;
+    u.state_version = 2;
+    send_frame(t, 110, 2, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_false(gossip_tells_left(t, 2, 3));
+    send_frame(t, 110 + cfg.probe_interval_ms, 2, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_true(gossip_tells_left(t, 2, 3));
+    assert_int_equal(peer(t, 3)->state, MEMBER_LEFT);
+    /* nobody is told what it says itself, or a leave */
+    member_outbox_clear(t);
+    u = upd(GOSSIP_LEAVE, 3, 2, 1);
+    u.state = MEMBER_LEFT;
+    u.state_version = 3;
+    send_frame(t, 100 + 3 * cfg.probe_interval_ms, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_false(gossip_tells_left(t, 1, 3));
+    /* a newer state: it joined again */
+    u = upd(GOSSIP_JOIN, 3, 7, 1);
+    u.state = MEMBER_JOINING;
+    u.state_version = 4;
+    send_frame(t, 100 + 4 * cfg.probe_interval_ms, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_int_equal(peer(t, 3)->state, MEMBER_JOINING);
+    assert_false(gossip_tells_left(t, 1, 3));
+    member_destroy(t);
+}
+
 /* A restarted node joins through MEMBER_JOIN_FANOUT restored members at a
  * time (the next ones at the next call), and its push-pulls carry none it
  * has not heard from. */
@@ -1703,6 +1787,8 @@ int main(void)
         cmocka_unit_test(test_member_tells_a_left_member_so_and_it_forgets),
         cmocka_unit_test(test_member_contact_sends_a_join_push_pull),
         cmocka_unit_test(test_member_restored_members_are_down_until_heard),
+        cmocka_unit_test(test_member_synced_by_a_whole_state_only),
+        cmocka_unit_test(test_member_tells_who_speaks_of_a_left_member),
         cmocka_unit_test(test_member_restored_join_asks_a_few_and_sends_no_stale_records),
         cmocka_unit_test(test_member_left_tombstone_is_not_brought_back),
         cmocka_unit_test(test_member_refutation_is_an_event_on_self),
