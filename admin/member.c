@@ -723,14 +723,12 @@ static void on_node(struct member_table *t, const struct gossip_update *u, const
     on_state(t, i, u->state, u->state_version);
 }
 
-static void tell_down(struct member_table *t, uint32_t i, const char *addr, uint64_t now);
-
 /* Whether an update shows its sender holding the member a member, not
- * left: a health rumour, or a state that is not LEFT. */
+ * left: a suspicion or a death, or a state that is not LEFT (an ALIVE goes
+ * out for a left member only: alive_kind()). */
 static bool speaks_of_a_member(const struct gossip_update *u)
 {
     switch (u->kind) {
-    case GOSSIP_ALIVE:
     case GOSSIP_SUSPECT:
     case GOSSIP_DEAD:
         return true;
@@ -743,18 +741,29 @@ static bool speaks_of_a_member(const struct gossip_update *u)
 }
 
 /* A sender that speaks of a member we hold left (a node that was down
- * while it left, its gossip over) is told that it left, at once, as
- * tell_down() tells a suspect: it would hear it at its next anti-entropy
- * round only, 15 to 45 s on, listing the member down meanwhile. A state
- * newer than our LEFT (it joined again) replaced it before this check. */
+ * while it left, its gossip over) is told that it left, at once, once a
+ * probe period at most per member, as tell_down() tells a suspect: it
+ * would hear it at its next anti-entropy round only, 15 to 45 s on,
+ * listing the member down meanwhile. A state newer than our LEFT (it
+ * joined again) replaced it before this check. */
 static void tell_of_left(struct member_table *t, const struct gossip_msg *msg,
                          const struct gossip_update *u, uint64_t now)
 {
     uint32_t i = find(t, u->info.id), from = find(t, msg->from);
     if (i == NONE || i == 0 || i == from || from == NONE || from == 0 ||
-        t->members[i].state != MEMBER_LEFT || !speaks_of_a_member(u))
+        !speaks_of_a_member(u))
         return;
-    tell_down(t, i, t->members[from].info.cluster_addr, now);
+    struct member *m = &t->members[i];
+    if (m->state != MEMBER_LEFT ||
+        (m->told_of_ms && now - m->told_of_ms < t->cfg.probe_interval_ms))
+        return;
+    m->told_of_ms = now;
+    struct gossip_update w;
+    make_update(t, i, GOSSIP_LEAVE, t->members[0].info.id, &w);
+    if (!send_begin(t, t->members[from].info.cluster_addr, GOSSIP_GOSSIP, 0, 0, NULL, NULL))
+        return;
+    gossip_add_update(&t->w, &w);
+    send_end(t);
 }
 
 static void apply_updates(struct member_table *t, const struct gossip_msg *msg, uint64_t now)
@@ -931,7 +940,8 @@ static void on_push_pull(struct member_table *t, const char *from_addr,
                          const struct gossip_msg *msg)
 {
     uint32_t i = find(t, msg->from);
-    t->synced = true;
+    if (!(msg->flags & GOSSIP_F_JOIN))
+        t->synced = true; /* a joiner's view may be as stale as ours */
     if ((msg->flags & GOSSIP_F_JOIN) && i != NONE && i != 0 &&
         t->members[i].health == MEMBER_ALIVE) {
         queue_health(t, i, NULL);
@@ -1289,18 +1299,25 @@ int member_add_seed(struct member_table *t, const char *cluster_addr)
     return 0;
 }
 
-/* The j-th place to join through: the seeds, then the members not heard
- * from (restored, incarnation 0, not left); NULL past the last. */
+/* A member to join through: one not left, not heard from (restored,
+ * incarnation 0) or, until a whole state came, heard from and alive (its
+ * gossip may have reached us before any answer to a join did). */
+static bool is_join_target(const struct member_table *t, const struct member *m)
+{
+    return m->state != MEMBER_LEFT &&
+           (m->incarnation == 0 || (!t->synced && m->health == MEMBER_ALIVE));
+}
+
+/* The j-th place to join through: the seeds, then the members above; NULL
+ * past the last. */
 static const char *join_target(const struct member_table *t, uint32_t j)
 {
     if (j < t->n_seeds)
         return t->seeds[j];
     j -= t->n_seeds;
-    for (uint32_t i = 1; i < t->n; i++) {
-        const struct member *m = &t->members[i];
-        if (m->incarnation == 0 && m->state != MEMBER_LEFT && j-- == 0)
-            return m->info.cluster_addr;
-    }
+    for (uint32_t i = 1; i < t->n; i++)
+        if (is_join_target(t, &t->members[i]) && j-- == 0)
+            return t->members[i].info.cluster_addr;
     return NULL;
 }
 
@@ -1310,7 +1327,7 @@ void member_join(struct member_table *t, uint64_t now_ms)
     queue_health(t, 0, NULL); /* announce ourselves to the members the seeds tell us of */
     uint32_t n = t->n_seeds; /* join_target()'s count, in one pass */
     for (uint32_t i = 1; i < t->n; i++)
-        n += t->members[i].incarnation == 0 && t->members[i].state != MEMBER_LEFT;
+        n += is_join_target(t, &t->members[i]);
     if (n == 0)
         return;
     if (t->join_next == 0)
@@ -1371,6 +1388,7 @@ void member_forget(struct member_table *t, uint64_t now_ms)
     t->left = true;
     t->restored = false;
     t->join_next = 0;
+    t->synced = false;
     member_events_clear(t);
     struct member *self = &t->members[0];
     self->suspicion = 0;

@@ -105,6 +105,7 @@ struct member {
     /* internal */
     uint32_t suspicion;       /* index + 1 in the suspicions, 0 if none */
     uint64_t told_ms;         /* last time we told it that we think it down */
+    uint64_t told_of_ms;      /* last time we told a peer that it left (tell_of_left) */
 };
 
 enum member_event_kind {
@@ -182,12 +183,14 @@ int member_add_seed(struct member_table *t, const char *cluster_addr);
 
 /* Asks to join: a PUSH_PULL with the join flag to MEMBER_JOIN_FANOUT of
  * the places to join through: the seeds, then the restored members not heard
- * from (member_restore_peer()), from a random one on, the next ones at the
+ * from (member_restore_peer()) and, until member_synced(), those heard from
+ * and alive, from a random one on, the next ones at the
  * next call, so that calls go round them all. Call again (say every few
  * seconds) until member_synced(). */
 void member_join(struct member_table *t, uint64_t now_ms);
 /* Whether a member's whole state (a PUSH_PULL: a join's answer, or a
- * peer's anti-entropy) was merged since this table was made. Hearing from a
+ * peer's anti-entropy; not another joiner's request) was merged since this
+ * table was made or member_forget(). Hearing from a
  * member is not enough to stop joining: a restarted node that a peer's
  * gossip reached first learnt that peer alive, and nothing of a member
  * that left while it was down (the leave's gossip long over) until the

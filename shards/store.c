@@ -328,17 +328,10 @@ static bool expire_round(struct store *s)
     return with_ttl != 0 && expired * 4 > with_ttl;
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void store_turn(struct store *s, int64_t now_ms)
 {
     store_set_clock(s, now_ms);
-    if (__builtin_expect(s->flush_at_ms != 0, 0) && monotonic_ms() >= s->flush_at_ms)
+    if (__builtin_expect(s->flush_at_ms != 0, 0) && monotonic_ns() / 1000000 >= s->flush_at_ms)
         store_flush(s);
     table_step(s->table, STORE_TURN_STEP_BUDGET);
 }
@@ -1111,7 +1104,8 @@ struct table_entry *store_random(struct store *s)
 
 void store_flush_after(struct store *s, int64_t delay_ms)
 {
-    s->flush_at_ms = monotonic_ms() + delay_ms;
+    int64_t now = monotonic_ns() / 1000000;
+    s->flush_at_ms = delay_ms < INT64_MAX - now ? now + delay_ms : INT64_MAX;
 }
 
 void store_flush(struct store *s)

@@ -1509,11 +1509,30 @@ static void test_member_synced_by_a_whole_state_only(void **state)
     send_frame(t, 100, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
     assert_true(member_heard(t));
     assert_false(member_synced(t));
+    /* the next try asks node 1 too, heard from and alive */
+    member_outbox_clear(t);
+    member_join(t, 150);
+    const struct member_out *out;
+    uint32_t n = member_outbox(t, &out), asked = 0;
+    for (uint32_t k = 0; k < n; k++)
+        asked |= out[k].type == GOSSIP_PUSH_PULL ? 1u << addr_node(out[k].to_addr) : 0;
+    assert_int_equal(asked, 1u << 1 | 1u << 2 | 1u << 3);
+    /* another joiner's request carries a view as stale as ours */
     u = upd(GOSSIP_NODE, 2, 5, 2);
     u.state = MEMBER_UP;
     u.state_version = 1;
+    send_frame(t, 180, 2, GOSSIP_PUSH_PULL, GOSSIP_F_JOIN, 0, NULL, &u, 1);
+    assert_false(member_synced(t));
     send_frame(t, 200, 2, GOSSIP_PUSH_PULL, GOSSIP_F_REPLY, 0, NULL, &u, 1);
     assert_true(member_synced(t));
+    /* synced: only members not heard from are joined through */
+    member_outbox_clear(t);
+    member_join(t, 250);
+    n = member_outbox(t, &out);
+    asked = 0;
+    for (uint32_t k = 0; k < n; k++)
+        asked |= out[k].type == GOSSIP_PUSH_PULL ? 1u << addr_node(out[k].to_addr) : 0;
+    assert_int_equal(asked, 1u << 3);
     member_destroy(t);
 }
 
@@ -1549,10 +1568,18 @@ static void test_member_tells_who_speaks_of_a_left_member(void **state)
     struct member_config cfg;
     member_config_default(&cfg);
     struct member_table *t = restored_table(4, 3, &cfg); /* node 3 left, version 3 */
-    struct gossip_update u = upd(GOSSIP_SUSPECT, 3, 1, 1);
+    /* an ALIVE goes out for a left member only: its sender knows */
+    struct gossip_update u = upd(GOSSIP_ALIVE, 3, 1, 1);
+    send_frame(t, 90, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
+    assert_false(gossip_tells_left(t, 1, 3));
+    u = upd(GOSSIP_SUSPECT, 3, 1, 1);
     send_frame(t, 100, 1, GOSSIP_GOSSIP, 0, 0, NULL, &u, 1);
     assert_true(gossip_tells_left(t, 1, 3));
     assert_int_equal(peer(t, 3)->state, MEMBER_LEFT);
+    /* node 3 itself is still told at once that it left (tell_down) */
+    member_outbox_clear(t);
+    send_frame(t, 105, 3, GOSSIP_PING, 0, 9, member_at(t, 0)->info.id, NULL, 0);
+    assert_true(gossip_tells_left(t, 3, 3));
     /* once a probe period to the same member at most */
     member_outbox_clear(t);
     u = upd(GOSSIP_JOIN, 3, 2, 2);
