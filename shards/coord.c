@@ -774,6 +774,8 @@ static struct coord_op *coord_op_new(struct shard *sh, int64_t deadline_ms, stru
     if (op) {
         co->free_ops = op->next_free;
         co->nfree--;
+        if (co->free_ops) /* the next one, freed a loop turn ago: cold by now */
+            __builtin_prefetch(&co->free_ops->next_free, 1);
         if (op->cap < cap) { /* the view grew: a larger one */
             coord_op_destroy(op);
             op = NULL;

@@ -343,6 +343,8 @@ struct req *req_new(struct req_table *t, uint32_t nsub, uint32_t quorum, req_don
         r = t->pool;
         t->pool = r->owner_ptr;
         t->npool--;
+        if (t->pool) /* the next one, freed a loop turn ago: cold by now */
+            __builtin_prefetch(t->pool, 1);
     } else if (!(r = mi_malloc(sizeof *r + extra))) {
         return NULL;
     }
