@@ -68,6 +68,7 @@
 #include "cmd_bits.h"
 #include "cmd_cluster.h"
 #include "cmd_keys.h"
+#include "cmd_lcs.h"
 #include "cmd_mc.h"
 #include "cmd_multi.h"
 #include "cmd_ring.h"
@@ -129,6 +130,8 @@ static const struct cmd_def cmd_defs[] = {
      cmd_setrange, 0, "string", "Overwrites a part of a string value with another by an offset."},
     {"substr", 4, CMD_READONLY | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_getrange, 0,
      "string", "Returns a substring from a string value."},
+    {"lcs", -3, CMD_READONLY | CMD_READS_VALUE, 1, 2, 1, CMD_ROUTE_KEY, 0, cmd_lcs, 0, "string",
+     "Finds the longest common substring."},
     {"setbit", 4, CMD_WRITE | CMD_DENYOOM | CMD_READS_VALUE, 1, 1, 1, CMD_ROUTE_KEY, 0, cmd_setbit,
      0, "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it "
      "doesn't exist."},

@@ -1051,6 +1051,7 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"getrange", S_STR, K_RO_ACCESS},
     {"setrange", S_STR, K_RW_UPDATE},
     {"substr", S_STR, K_RO_ACCESS},
+    {"lcs", S_STR, K_RO_ACCESS},
     {"setbit", S_BIT, K_RW_ACCESS_UPDATE},
     {"bitfield", S_BIT, K_RW_ACCESS_UPDATE},
     {"bitop", S_BIT, K_RW_ACCESS_UPDATE},

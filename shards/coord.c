@@ -124,6 +124,7 @@
 #include "cmd.h"
 #include "cmd_bits.h"
 #include "cmd_keys.h"
+#include "cmd_lcs.h"
 #include "cmd_multi.h"
 #include "cmd_ring.h"
 #include "conn.h"
@@ -1557,6 +1558,13 @@ static bool coord_is_keys_write(const struct cmd_msg *m)
     return coord_is_key_pair(m) || (!m->is_mc && m->handler == cmd_bitop);
 }
 
+/* LCS: a read of two keys of one slot, coordinated as a transaction that
+ * writes nothing (a quorum read of both, then the command here). */
+static bool coord_is_keys_read(const struct cmd_msg *m)
+{
+    return !m->is_mc && m->handler == cmd_lcs;
+}
+
 void coord_execute(struct shard *sh, struct cmd_msg *m)
 {
     const struct resp_arg key = cmd_msg_key(m);
@@ -1567,7 +1575,7 @@ void coord_execute(struct shard *sh, struct cmd_msg *m)
     if (coord_wait_value(sh, m, &key))
         return;
     if (m->handler == cmd_multi_exec_shard || m->handler == cmd_multi_watch_shard ||
-        coord_is_keys_write(m))
+        coord_is_keys_write(m) || coord_is_keys_read(m))
         coord_multi_start(sh, m);
     else
         coord_start(sh, m, &key);
@@ -1912,12 +1920,12 @@ static void coord_multi_read(struct shard *sh, struct req *r, struct coord_op *o
 }
 
 /* The keys a transaction's message touches (WATCH's: its arguments; a
- * key pair's: its two; BITOP's: its destination and sources). */
+ * key pair's and LCS's: its two; BITOP's: its destination and sources). */
 static int coord_multi_keys(const struct cmd_msg *m, struct resp_arg **keys, uint32_t *n)
 {
     if (m->handler == cmd_multi_exec_shard)
         return cmd_multi_keys(m->argv, m->argc, keys, n);
-    if (coord_is_key_pair(m)) { /* the destination first: its SYNC goes first */
+    if (coord_is_key_pair(m) || coord_is_keys_read(m)) { /* a destination first: its SYNC first */
         *n = resp_arg_equal(&m->argv[1], &m->argv[2]) ? 1 : 2;
         *keys = mi_malloc(2 * sizeof **keys);
         if (!*keys)
@@ -1990,7 +1998,8 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
     uint32_t alive = coord_op_peers(v, op->partition, op);
     uint32_t need_r = coord_quorum(m->r, cfg->read_quorum, op->n_eff);
     bool is_watch = m->handler == cmd_multi_watch_shard;
-    uint32_t need_w = is_watch ? 1 : coord_quorum(m->w, cfg->write_quorum, op->n_eff);
+    bool writes = !is_watch && !coord_is_keys_read(m); /* LCS: like a read, R replicas live */
+    uint32_t need_w = writes ? coord_quorum(m->w, cfg->write_quorum, op->n_eff) : 1;
     int rc = coord_multi_prepare(op, keys, nkeys);
     if (rc < 0) {
         cmd_msg_error(m, rc == -E2BIG ? COORD_MULTI_TOO_MANY : "OOM out of memory");

@@ -27,6 +27,8 @@
  *   (frozen, as above) answers memcached gat and gats of the key with the
  *   value it missed: gat is a read-modify-write, coordinated after a
  *   quorum read (it answered its own miss when routed as a plain write).
+ * - test_coord_lcs_reads_a_quorum: LCS of two keys at the node that missed
+ *   one of them answers with the value it missed (a quorum read of both).
  * - test_coord_cold_links_take_a_burst: 2 nodes: a 10000-key MSET is the
  *   first thing node 1 sends node 0, its rows waiting for the link's
  *   handshake: acknowledged (a link used to keep 4096 waiting and refuse
@@ -709,6 +711,23 @@ static long long info_stat(int i, const char *name)
         free(got_);                                                                                \
     } while (0)
 
+/* LCS reads its two keys as a transaction does: at the node that missed
+ * a write of one, the answer is the cluster's (a local read gave ""). */
+static void test_coord_lcs_reads_a_quorum(void **state)
+{
+    (void)state;
+    const char *no_aae[] = {"--aae-interval", "0", NULL};
+    start_cluster(3, no_aae);
+    struct write_try both = {0, "{l}b", "mynewtext"};
+    assert_true(cluster_wait(set_acknowledged, &both, 10000));
+    node2_misses_a_write("{l}a", "ohmytext");
+    redisContext *c2 = client(2);
+    RUN_IS(c2, "$mytext", "LCS {l}a {l}b");
+    RUN_IS(c2, ":6", "LCS {l}b {l}a LEN");
+    RUN_IS(c2, "-CROSSSLOT Keys in request don't hash to the same slot", "LCS {l}a other");
+    redisFree(c2);
+}
+
 /* At node 0, which holds no replica of key fwd:<k>'s slot: a BITFIELD of
  * 20 SETs and a BITOP of 70 sources (keys of that slot) are forwarded
  * whole and answered (the peer parses more than its 64 arguments on the
@@ -874,6 +893,7 @@ int main(void)
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_memcached_replicates, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_memcached_gat_reads_a_quorum, cluster_forget_all),
+        cmocka_unit_test_teardown(test_coord_lcs_reads_a_quorum, cluster_forget_all),
         cmocka_unit_test_teardown(test_coord_same_answers_and_repair, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));

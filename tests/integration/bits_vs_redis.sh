@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The bitmap commands (SETBIT GETBIT BITCOUNT BITPOS BITFIELD BITFIELD_RO
-# BITOP) and SUBSTR against
+# BITOP), SUBSTR and LCS against
 # redis-server, side by side: the same random commands (fixed seeds; every
 # range form, BYTE and BIT, INT64 extremes, bad integers, units and bits,
 # missing and empty keys, values of 0 to 40 bytes, whole all-zero and
@@ -185,6 +185,59 @@ for seed in (6, 7):
         same("BITOP", op, dst, *srcs)
         same("GET", dst)
         same("TTL", dst)
+# LCS: random strings over small alphabets (long common runs, ties in
+# the walk back), missing and empty keys, every option, MINMATCHLEN
+# edge values, bad options and combinations; RESP3 for a few (IDX is a map)
+lcs_opts = [[], ["LEN"], ["len"], ["IDX"], ["idx", "WITHMATCHLEN"], ["IDX", "MINMATCHLEN", "2"],
+            ["IDX", "MINMATCHLEN", "0", "WITHMATCHLEN"], ["IDX", "minmatchlen", "-3"],
+            ["IDX", "MINMATCHLEN", "4", "withmatchlen"], ["WITHMATCHLEN"], ["MINMATCHLEN", "1"],
+            ["LEN", "IDX"], ["IDX", "LEN"], ["IDX", "MINMATCHLEN"], ["IDX", "MINMATCHLEN", "x"],
+            ["IDX", "MINMATCHLEN", "9223372036854775808"], ["foo"], ["IDX", "IDX"], ["LEN", "LEN"]]
+for seed in (8, 9):
+    rnd = random.Random(seed)
+    for _ in range(600):
+        for name in ("{l}a", "{l}b"):
+            if rnd.random() < 0.1:
+                for r in (ours, theirs):
+                    r.delete(name)
+            else:
+                alpha = rnd.choice([b"ab", b"abc", b"ACGT", bytes(range(256))])
+                v = bytes(rnd.choice(alpha) for _ in range(rnd.choice([0, 1, 2, 5, 12, 30, 80])))
+                for r in (ours, theirs):
+                    r.set(name, v)
+        a, b = rnd.choice([("{l}a", "{l}b"), ("{l}b", "{l}a"), ("{l}a", "{l}a"),
+                           ("{l}a", "{l}none")])
+        same("LCS", a, b, *rnd.choice(lcs_opts))
+for args in (["LCS"], ["LCS", "{l}a"], ["SET", "{l}x", "ohmytext"], ["SET", "{l}y", "mynewtext"],
+             ["LCS", "{l}x", "{l}y"], ["LCS", "{l}x", "{l}y", "LEN"],
+             ["LCS", "{l}x", "{l}y", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"]):
+    same(*args)
+import socket
+def resp3_reply(port, args):
+    """The raw bytes of args' reply on a connection switched to RESP3."""
+    def cmd(*a):
+        return b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in
+                                               (y.encode() if isinstance(y, str) else y for y in a))
+    def until_pong(sock):
+        got = b""
+        while not got.endswith(b"+PONG\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            got += chunk
+        return got[:-len(b"+PONG\r\n")]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(cmd("HELLO", "3") + cmd("PING"))
+        until_pong(sock)
+        sock.sendall(cmd(*args) + cmd("PING"))
+        return until_pong(sock)
+for args in (["LCS", "{l}x", "{l}y", "IDX"], ["LCS", "{l}x", "{l}y", "IDX", "WITHMATCHLEN"],
+             ["LCS", "{l}x", "{l}y"], ["LCS", "{l}x", "{l}none", "IDX"]):
+    cases += 1
+    a, b = resp3_reply(int(sys.argv[1]), args), resp3_reply(int(sys.argv[2]), args)
+    if a != b:
+        differ += 1
+        print("differs (RESP3): %r: ringkv %r, redis %r" % (args, a, b))
 for args in (["BITOP"], ["BITOP", "AND"], ["BITOP", "AND", "{o}dst"], ["BITOP", "NOT", "{o}dst"],
              ["BITOP", "NOT", "{o}dst", "{o}none"], ["EXISTS", "{o}dst"]):
     same(*args)

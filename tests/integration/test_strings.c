@@ -506,6 +506,45 @@ static void test_strings_bitop(void **state)
                    "BITOP AND dst a c");
 }
 
+/* LCS (bits_vs_redis.sh compares it with redis-server): the subsequence,
+ * its length, its ranges; a pair of values whose table would pass 4M
+ * cells is refused (its fill would hold up the shard), the largest below
+ * answers. */
+static void test_strings_lcs(void **state)
+{
+    redisContext *c = *state;
+    harness_expect(c, HARNESS_OK, "MSET {l}x ohmytext {l}y mynewtext");
+    harness_expect(c, HARNESS_BULK("mytext"), "LCS {l}x {l}y");
+    harness_expect(c, HARNESS_INT(6), "LCS {l}x {l}y LEN");
+    harness_expect(c, HARNESS_BULK(""), "LCS {l}x {l}missing");
+    redisReply *r = harness_cmd(c, "LCS {l}x {l}y IDX MINMATCHLEN 4 WITHMATCHLEN");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 4);
+    assert_string_equal(r->element[0]->str, "matches");
+    assert_int_equal(r->element[1]->elements, 1); /* "text": [4, 7] in x, [5, 8] in y */
+    redisReply *m = r->element[1]->element[0];
+    assert_int_equal(m->element[0]->element[0]->integer, 4);
+    assert_int_equal(m->element[1]->element[1]->integer, 8);
+    assert_int_equal(m->element[2]->integer, 4);
+    assert_int_equal(r->element[3]->integer, 6);
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_ERR("ERR If you want both the length and indexes, please just use "
+                                  "IDX."), "LCS {l}x {l}y LEN IDX");
+    char *big = malloc(2048);
+    assert_non_null(big);
+    memset(big, 'a', 2047);
+    big[2047] = '\0';
+    r = harness_cmd(c, "SET {l}big %s", big); /* 2048 x 2048 cells: the most allowed */
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_INT(2047), "LCS {l}big {l}big LEN");
+    r = harness_cmd(c, "APPEND {l}big a");
+    freeReplyObject(r);
+    harness_expect(c, HARNESS_ERR("ERR LCS of strings this long would hold up the server: "
+                                  "(len1 + 1) * (len2 + 1) must be at most 4194304"),
+                   "LCS {l}big {l}big");
+    free(big);
+}
+
 /* The last bit proto-max-bulk-len allows (1 MB here, Redis's least) can be
  * set, the next cannot. */
 static void test_strings_setbit_limit(void **state)
@@ -752,6 +791,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strings_bitpos, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_bitfield, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_bitop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_lcs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_decr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_rejects_non_integers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strings_incr_overflow, setup, teardown),
