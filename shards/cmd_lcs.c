@@ -11,16 +11,20 @@
  * key reads as an empty string. The replies, option checks and error texts
  * are Redis 7.0's; bits_vs_redis.sh compares them with redis-server.
  *
+ * Options are checked before the keys are read (Redis reads first; only
+ * -TRYAGAIN, below, could tell the difference).
+ *
  * Bounds: the table is transient memory and its fill runs on the shard's
  * loop, holding up every other client of the shard, so a pair of strings
  * whose table would pass LCS_MAX_CELLS (4M cells, two strings of about
  * 2 KB: 16 MiB, 10 to 30 ms here) is refused with an error instead (Redis
  * refuses past proto-max-bulk-len bytes of table, 512 MiB by default,
  * and blocks its one thread meanwhile: seconds). Values beyond RAM: a
- * second key on disk only is read back and the client told to retry
- * (-TRYAGAIN), as BITOP's sources are; the first is read back before the
- * handler runs. In a cluster LCS is a read of two keys of one slot,
- * coordinated as a transaction is (a quorum read of both, coord.c). */
+ * value on disk only is read back and the client told to retry
+ * (-TRYAGAIN), as BITOP's sources are (the first key's is read back before
+ * the handler runs, but a transaction's earlier write may cool it). In a
+ * cluster LCS is a read of two keys of one slot, coordinated as WATCH is
+ * (a quorum read of both, then the command here; coord.c). */
 #include "cmd_lcs.h"
 
 #include <mimalloc.h>
@@ -139,18 +143,23 @@ static uint32_t lcs_walk(const uint32_t *t, const char *a, uint32_t alen, const 
 
 void cmd_lcs(struct cmd_ctx *c)
 {
-    const struct resp_arg *k2 = &c->argv[2];
-    struct table_entry *ea = store_lookup_read(c->store, c->argv[1].ptr, c->argv[1].len, c->hash);
-    uint64_t h2 = keyhash(k2->ptr, k2->len);
-    struct table_entry *eb = store_lookup_read(c->store, k2->ptr, k2->len, h2);
-    if (eb && table_entry_is_cold(eb)) {
-        cmd_read_back(c, k2, h2);
-        cmd_reply_error(c, "TRYAGAIN the second value was on disk only; it is being read back");
-        return;
-    }
     struct lcs_opts o;
     if (!lcs_parse(c, &o))
         return;
+    const struct resp_arg *k1 = &c->argv[1], *k2 = &c->argv[2];
+    uint64_t h1 = c->hash, h2 = keyhash(k2->ptr, k2->len);
+    struct table_entry *ea = store_lookup_read(c->store, k1->ptr, k1->len, h1);
+    struct table_entry *eb = store_lookup_read(c->store, k2->ptr, k2->len, h2);
+    c->hash = 0; /* two keys read: the reply waits for all of the shard's records */
+    bool cold_a = ea && table_entry_is_cold(ea), cold_b = eb && table_entry_is_cold(eb);
+    if (cold_a || cold_b) { /* the first too: a transaction's earlier write may cool it */
+        if (cold_a)
+            cmd_read_back(c, k1, h1);
+        if (cold_b)
+            cmd_read_back(c, k2, h2);
+        cmd_reply_error(c, "TRYAGAIN a value was on disk only; it is being read back");
+        return;
+    }
     uint32_t alen = ea ? ea->val_len : 0, blen = eb ? eb->val_len : 0;
     uint64_t cells = ((uint64_t)alen + 1) * ((uint64_t)blen + 1);
     if (cells > LCS_MAX_CELLS) {

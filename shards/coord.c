@@ -1558,8 +1558,8 @@ static bool coord_is_keys_write(const struct cmd_msg *m)
     return coord_is_key_pair(m) || (!m->is_mc && m->handler == cmd_bitop);
 }
 
-/* LCS: a read of two keys of one slot, coordinated as a transaction that
- * writes nothing (a quorum read of both, then the command here). */
+/* LCS: a read of two keys of one slot, coordinated as WATCH is (a quorum
+ * read of both, then the command here; no write phase). */
 static bool coord_is_keys_read(const struct cmd_msg *m)
 {
     return !m->is_mc && m->handler == cmd_lcs;
@@ -1834,7 +1834,8 @@ static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *
         coord_multi_progress(sh, r, op);
 }
 
-/* WATCH's keys read: it records their merged states (writes nothing). */
+/* WATCH's keys read: it records their merged states (writes nothing); or
+ * LCS's, which it answers from. */
 static void coord_multi_watch_run(struct shard *sh, struct req *r, struct coord_op *op)
 {
     uint64_t seq0 = persist_last_seq(sh->persist);
@@ -1853,7 +1854,7 @@ static void coord_multi_progress(struct shard *sh, struct req *r, struct coord_o
         coord_complete(sh, r, 0);
     } else if (q > 0 && op->phase == PH_WRITE) {
         coord_complete(sh, r, op->hold_seq);
-    } else if (q > 0 && op->m->handler == cmd_multi_watch_shard) {
+    } else if (q > 0 && (op->m->handler == cmd_multi_watch_shard || coord_is_keys_read(op->m))) {
         coord_multi_merge(sh, op);
         coord_multi_watch_run(sh, r, op);
     } else if (q > 0) {
@@ -1997,9 +1998,8 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
     op->n_eff = coord_n_eff(sh->node, v);
     uint32_t alive = coord_op_peers(v, op->partition, op);
     uint32_t need_r = coord_quorum(m->r, cfg->read_quorum, op->n_eff);
-    bool is_watch = m->handler == cmd_multi_watch_shard;
-    bool writes = !is_watch && !coord_is_keys_read(m); /* LCS: like a read, R replicas live */
-    uint32_t need_w = writes ? coord_quorum(m->w, cfg->write_quorum, op->n_eff) : 1;
+    bool reads_only = m->handler == cmd_multi_watch_shard || coord_is_keys_read(m);
+    uint32_t need_w = reads_only ? 1 : coord_quorum(m->w, cfg->write_quorum, op->n_eff);
     int rc = coord_multi_prepare(op, keys, nkeys);
     if (rc < 0) {
         cmd_msg_error(m, rc == -E2BIG ? COORD_MULTI_TOO_MANY : "OOM out of memory");
@@ -2010,7 +2010,7 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
         op->need = need_r > need_w ? need_r : need_w;
         coord_unavailable(sh, op);
         coord_complete(sh, r, 0);
-    } else if (need_r == 1 && is_watch) {
+    } else if (need_r == 1 && reads_only) {
         coord_multi_watch_run(sh, r, op);
     } else if (need_r == 1) {
         coord_multi_write(sh, r, op);

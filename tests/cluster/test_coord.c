@@ -711,8 +711,9 @@ static long long info_stat(int i, const char *name)
         free(got_);                                                                                \
     } while (0)
 
-/* LCS reads its two keys as a transaction does: at the node that missed
- * a write of one, the answer is the cluster's (a local read gave ""). */
+/* LCS reads its two keys as WATCH does: at the node that missed a write
+ * of one, the answer is the cluster's (a local read gave ""); with a
+ * replica down it answers whatever W says (a read: R replicas). */
 static void test_coord_lcs_reads_a_quorum(void **state)
 {
     (void)state;
@@ -726,6 +727,15 @@ static void test_coord_lcs_reads_a_quorum(void **state)
     RUN_IS(c2, ":6", "LCS {l}b {l}a LEN");
     RUN_IS(c2, "-CROSSSLOT Keys in request don't hash to the same slot", "LCS {l}a other");
     redisFree(c2);
+    /* a read: R replicas suffice whatever W says (node 2 frozen, W = 3) */
+    cluster_signal(2, SIGSTOP);
+    struct status_is down0 = {0, 2, "down"};
+    assert_true(cluster_wait(node_status_is, &down0, 20000));
+    redisContext *c0 = client(0);
+    RUN_IS(c0, "+OK", "CONSISTENCY W 3");
+    RUN_IS(c0, "$mytext", "LCS {l}a {l}b");
+    redisFree(c0);
+    cluster_signal(2, SIGCONT);
 }
 
 /* At node 0, which holds no replica of key fwd:<k>'s slot: a BITFIELD of
