@@ -1144,6 +1144,16 @@ static uint32_t server_key_flags(const struct cmd_def *d)
     return d->flags & CMD_READONLY ? K_RO_ACCESS : K_RW_ACCESS_UPDATE;
 }
 
+/* The flags of the key at argument i (its command's, but BITOP's
+ * destination is written over and its sources read, as Redis 7's key
+ * specs say). */
+static uint32_t server_key_flags_at(const struct cmd_def *d, int i)
+{
+    if (strcmp(d->name, "bitop") == 0 || strcmp(d->name, "ring.bitop") == 0)
+        return i == d->first_key ? K_OW_UPDATE : K_RO_ACCESS;
+    return server_key_flags(d);
+}
+
 /* A category's bit by its name (any case), 0 when Redis has none such. */
 static uint32_t server_cat_by_name(const struct resp_arg *a)
 {
@@ -1342,13 +1352,12 @@ static void server_command_keys(struct cmd_ctx *c, bool with_flags)
     for (int i = d->first_key; i <= last; i += step)
         nkeys += i < argc;
     resp_write_array_len(c->out, nkeys);
-    uint32_t flags = server_key_flags(d);
     for (int i = d->first_key; i <= last && i < argc; i += step) {
         if (with_flags)
             resp_write_array_len(c->out, 2);
         resp_write_bulk(c->out, c->argv[2 + i].ptr, c->argv[2 + i].len);
         if (with_flags)
-            server_write_key_flags(c->out, c->proto, flags);
+            server_write_key_flags(c->out, c->proto, server_key_flags_at(d, i));
     }
 }
 

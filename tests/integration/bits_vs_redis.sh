@@ -238,6 +238,24 @@ for args in (["LCS", "{l}x", "{l}y", "IDX"], ["LCS", "{l}x", "{l}y", "IDX", "WIT
     if a != b:
         differ += 1
         print("differs (RESP3): %r: ringkv %r, redis %r" % (args, a, b))
+# the keys' flags (BITOP's destination OW update, its sources and LCS's
+# keys RO access), and the name CLIENT LIST gives a connection's BITOP
+for args in (["COMMAND GETKEYSANDFLAGS", "BITOP", "AND", "{o}d", "{o}a", "{o}b"],
+             ["COMMAND GETKEYSANDFLAGS", "BITOP", "NOT", "{o}d", "{o}a"],
+             ["COMMAND GETKEYSANDFLAGS", "LCS", "{l}a", "{l}b", "IDX"]):
+    same(*args)
+def last_cmd(r):
+    named = redis.Redis(host="127.0.0.1", port=r.connection_pool.connection_kwargs["port"])
+    named.execute_command("CLIENT", "SETNAME", "bitopper")
+    named.execute_command("BITOP", "OR", "{o}dst", "{o}a")
+    line = [l for l in r.execute_command("CLIENT", "LIST").decode().split("\n")
+            if "name=bitopper" in l]
+    named.close()
+    return [f for f in line[0].split() if f.startswith("cmd=")] if line else None
+cases += 1
+if last_cmd(ours) != last_cmd(theirs):
+    differ += 1
+    print("differs: CLIENT LIST's cmd after BITOP: ringkv %r, redis %r" % (last_cmd(ours), last_cmd(theirs)))
 for args in (["BITOP"], ["BITOP", "AND"], ["BITOP", "AND", "{o}dst"], ["BITOP", "NOT", "{o}dst"],
              ["BITOP", "NOT", "{o}dst", "{o}none"], ["EXISTS", "{o}dst"]):
     same(*args)
