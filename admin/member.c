@@ -723,6 +723,26 @@ static void on_node(struct member_table *t, const struct gossip_update *u, const
     on_state(t, i, u->state, u->state_version);
 }
 
+/* Sends addr what we hold of member i, which is suspect, dead or left (its
+ * SUSPECT, DEAD or LEAVE), at most once a probe period by the clock *told. */
+static void tell_what_we_hold(struct member_table *t, uint32_t i, const char *addr, uint64_t now,
+                              uint64_t *told)
+{
+    struct member *m = &t->members[i];
+    if (*told && now - *told < t->cfg.probe_interval_ms)
+        return;
+    *told = now;
+    enum gossip_kind kind = m->state == MEMBER_LEFT    ? GOSSIP_LEAVE
+                            : m->health == MEMBER_DEAD ? GOSSIP_DEAD
+                                                       : GOSSIP_SUSPECT;
+    struct gossip_update u;
+    make_update(t, i, kind, t->members[0].info.id, &u);
+    if (!send_begin(t, addr, GOSSIP_GOSSIP, 0, 0, NULL, NULL))
+        return;
+    gossip_add_update(&t->w, &u);
+    send_end(t);
+}
+
 /* Whether an update shows its sender holding the member a member, not
  * left: a suspicion or a death, or a state that is not LEFT (an ALIVE goes
  * out for a left member only: alive_kind()). */
@@ -742,28 +762,19 @@ static bool speaks_of_a_member(const struct gossip_update *u)
 
 /* A sender that speaks of a member we hold left (a node that was down
  * while it left, its gossip over) is told that it left, at once, once a
- * probe period at most per member, as tell_down() tells a suspect: it
- * would hear it at its next anti-entropy round only, 15 to 45 s on,
- * listing the member down meanwhile. A state newer than our LEFT (it
- * joined again) replaced it before this check. */
+ * probe period at most per member (on a clock of its own: the member
+ * itself is still told at once, tell_down()): it would hear it at its next
+ * anti-entropy round only, 15 to 45 s on, listing the member down
+ * meanwhile. A state newer than our LEFT (it joined again) replaced it
+ * before this check. */
 static void tell_of_left(struct member_table *t, const struct gossip_msg *msg,
                          const struct gossip_update *u, uint64_t now)
 {
     uint32_t i = find(t, u->info.id), from = find(t, msg->from);
     if (i == NONE || i == 0 || i == from || from == NONE || from == 0 ||
-        !speaks_of_a_member(u))
+        t->members[i].state != MEMBER_LEFT || !speaks_of_a_member(u))
         return;
-    struct member *m = &t->members[i];
-    if (m->state != MEMBER_LEFT ||
-        (m->told_of_ms && now - m->told_of_ms < t->cfg.probe_interval_ms))
-        return;
-    m->told_of_ms = now;
-    struct gossip_update w;
-    make_update(t, i, GOSSIP_LEAVE, t->members[0].info.id, &w);
-    if (!send_begin(t, t->members[from].info.cluster_addr, GOSSIP_GOSSIP, 0, 0, NULL, NULL))
-        return;
-    gossip_add_update(&t->w, &w);
-    send_end(t);
+    tell_what_we_hold(t, i, t->members[from].info.cluster_addr, now, &t->members[i].told_of_ms);
 }
 
 static void apply_updates(struct member_table *t, const struct gossip_msg *msg, uint64_t now)
@@ -842,18 +853,8 @@ static void send_ring_frame(struct member_table *t, const char *addr,
 static void tell_down(struct member_table *t, uint32_t i, const char *addr, uint64_t now)
 {
     struct member *m = &t->members[i];
-    bool left = m->state == MEMBER_LEFT;
-    if ((m->health == MEMBER_ALIVE && !left) ||
-        (m->told_ms && now - m->told_ms < t->cfg.probe_interval_ms))
-        return;
-    m->told_ms = now;
-    struct gossip_update u;
-    make_update(t, i, left ? GOSSIP_LEAVE : m->health == MEMBER_DEAD ? GOSSIP_DEAD : GOSSIP_SUSPECT,
-                t->members[0].info.id, &u);
-    if (!send_begin(t, addr, GOSSIP_GOSSIP, 0, 0, NULL, NULL))
-        return;
-    gossip_add_update(&t->w, &u);
-    send_end(t);
+    if (m->health != MEMBER_ALIVE || m->state == MEMBER_LEFT)
+        tell_what_we_hold(t, i, addr, now, &m->told_ms);
 }
 
 /* Our current ALIVE, straight to a member that holds an old view of us. */
