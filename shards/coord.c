@@ -1565,6 +1565,13 @@ static bool coord_is_keys_read(const struct cmd_msg *m)
     return !m->is_mc && m->handler == cmd_lcs;
 }
 
+/* A transaction-like message that only reads its keys (WATCH, LCS): it
+ * runs after the quorum read, with no write phase (coord_multi_read_run). */
+static bool coord_multi_reads_only(const struct cmd_msg *m)
+{
+    return m->handler == cmd_multi_watch_shard || coord_is_keys_read(m);
+}
+
 void coord_execute(struct shard *sh, struct cmd_msg *m)
 {
     const struct resp_arg key = cmd_msg_key(m);
@@ -1834,9 +1841,10 @@ static void coord_multi_write(struct shard *sh, struct req *r, struct coord_op *
         coord_multi_progress(sh, r, op);
 }
 
-/* WATCH's keys read: it records their merged states (writes nothing); or
- * LCS's, which it answers from. */
-static void coord_multi_watch_run(struct shard *sh, struct req *r, struct coord_op *op)
+/* Runs a message that only reads its keys (coord_multi_reads_only) once
+ * they are read: WATCH records their merged states, LCS answers from
+ * them; nothing is written. */
+static void coord_multi_read_run(struct shard *sh, struct req *r, struct coord_op *op)
 {
     uint64_t seq0 = persist_last_seq(sh->persist);
     cmd_msg_run(sh, op->m);
@@ -1854,9 +1862,9 @@ static void coord_multi_progress(struct shard *sh, struct req *r, struct coord_o
         coord_complete(sh, r, 0);
     } else if (q > 0 && op->phase == PH_WRITE) {
         coord_complete(sh, r, op->hold_seq);
-    } else if (q > 0 && (op->m->handler == cmd_multi_watch_shard || coord_is_keys_read(op->m))) {
+    } else if (q > 0 && coord_multi_reads_only(op->m)) {
         coord_multi_merge(sh, op);
-        coord_multi_watch_run(sh, r, op);
+        coord_multi_read_run(sh, r, op);
     } else if (q > 0) {
         coord_multi_merge(sh, op);
         coord_multi_write(sh, r, op);
@@ -1998,7 +2006,7 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
     op->n_eff = coord_n_eff(sh->node, v);
     uint32_t alive = coord_op_peers(v, op->partition, op);
     uint32_t need_r = coord_quorum(m->r, cfg->read_quorum, op->n_eff);
-    bool reads_only = m->handler == cmd_multi_watch_shard || coord_is_keys_read(m);
+    bool reads_only = coord_multi_reads_only(m);
     uint32_t need_w = reads_only ? 1 : coord_quorum(m->w, cfg->write_quorum, op->n_eff);
     int rc = coord_multi_prepare(op, keys, nkeys);
     if (rc < 0) {
@@ -2011,7 +2019,7 @@ static void coord_multi_start(struct shard *sh, struct cmd_msg *m)
         coord_unavailable(sh, op);
         coord_complete(sh, r, 0);
     } else if (need_r == 1 && reads_only) {
-        coord_multi_watch_run(sh, r, op);
+        coord_multi_read_run(sh, r, op);
     } else if (need_r == 1) {
         coord_multi_write(sh, r, op);
     } else {
