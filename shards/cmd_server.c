@@ -1006,7 +1006,8 @@ static void server_command_count(struct cmd_ctx *c)
 
 /* What Redis 7.0 says about a command that ringkv's table does not: its
  * ACL categories beyond those its flags give (read, write, fast, slow), and
- * its keys' flags (COMMAND GETKEYSANDFLAGS). A command without a row here
+ * its keys' flags (COMMAND GETKEYSANDFLAGS; the first key's apart where
+ * they differ, as BITOP's destination). A command without a row here
  * gets categories from its flags only and, for its keys, "RO access" when
  * read-only, else "RW access update". */
 enum {
@@ -1024,6 +1025,7 @@ struct server_redis_meta {
     const char *name;
     uint32_t cats;
     uint32_t keys;
+    uint32_t first_key; /* the first key's flags where they differ (BITOP's destination) */
 };
 
 #define S_STR SERVER_CAT_STRING
@@ -1035,82 +1037,82 @@ struct server_redis_meta {
 #define K_RW_ACCESS_UPDATE (SERVER_KEY_RW | SERVER_KEY_ACCESS | SERVER_KEY_UPDATE)
 #define K_RW_UPDATE (SERVER_KEY_RW | SERVER_KEY_UPDATE)
 static const struct server_redis_meta server_redis_meta[] = {
-    {"get", S_STR, K_RO_ACCESS},
-    {"set", S_STR, K_OW_UPDATE},
-    {"setex", S_STR, K_OW_UPDATE},
-    {"psetex", S_STR, K_OW_UPDATE},
-    {"setnx", S_STR, K_OW_INSERT},
-    {"getset", S_STR, K_RW_ACCESS_UPDATE},
-    {"getdel", S_STR, SERVER_KEY_RW | SERVER_KEY_ACCESS | SERVER_KEY_DELETE},
-    {"getex", S_STR, K_RW_ACCESS_UPDATE},
-    {"mget", S_STR, K_RO_ACCESS},
-    {"mset", S_STR, K_OW_UPDATE},
-    {"msetnx", S_STR, K_OW_INSERT},
-    {"append", S_STR, SERVER_KEY_RW | SERVER_KEY_INSERT},
-    {"strlen", S_STR, SERVER_KEY_RO},
-    {"getrange", S_STR, K_RO_ACCESS},
-    {"setrange", S_STR, K_RW_UPDATE},
-    {"substr", S_STR, K_RO_ACCESS},
-    {"lcs", S_STR, K_RO_ACCESS},
-    {"setbit", S_BIT, K_RW_ACCESS_UPDATE},
-    {"bitfield", S_BIT, K_RW_ACCESS_UPDATE},
-    {"bitop", S_BIT, K_RW_ACCESS_UPDATE},
-    {"ring.bitop", S_BIT, K_RW_ACCESS_UPDATE},
-    {"bitfield_ro", S_BIT, K_RO_ACCESS},
-    {"getbit", S_BIT, K_RO_ACCESS},
-    {"bitcount", S_BIT, K_RO_ACCESS},
-    {"bitpos", S_BIT, K_RO_ACCESS},
-    {"incr", S_STR, K_RW_ACCESS_UPDATE},
-    {"decr", S_STR, K_RW_ACCESS_UPDATE},
-    {"incrby", S_STR, K_RW_ACCESS_UPDATE},
-    {"decrby", S_STR, K_RW_ACCESS_UPDATE},
-    {"incrbyfloat", S_STR, K_RW_ACCESS_UPDATE},
-    {"del", S_KS, SERVER_KEY_RM | SERVER_KEY_DELETE},
-    {"unlink", S_KS, SERVER_KEY_RM | SERVER_KEY_DELETE},
-    {"exists", S_KS, SERVER_KEY_RO},
-    {"type", S_KS, SERVER_KEY_RO},
-    {"expire", S_KS, K_RW_UPDATE},
-    {"pexpire", S_KS, K_RW_UPDATE},
-    {"expireat", S_KS, K_RW_UPDATE},
-    {"pexpireat", S_KS, K_RW_UPDATE},
-    {"ttl", S_KS, K_RO_ACCESS},
-    {"pttl", S_KS, K_RO_ACCESS},
-    {"persist", S_KS, K_RW_UPDATE},
-    {"expiretime", S_KS, K_RO_ACCESS},
-    {"pexpiretime", S_KS, K_RO_ACCESS},
-    {"touch", S_KS, SERVER_KEY_RO},
-    {"scan", S_KS, 0},
-    {"keys", S_KS | SERVER_CAT_DANGEROUS, 0},
-    {"randomkey", S_KS, 0},
-    {"dbsize", S_KS, 0},
-    {"flushall", S_KS | SERVER_CAT_DANGEROUS, 0},
-    {"flushdb", S_KS | SERVER_CAT_DANGEROUS, 0},
-    {"ping", SERVER_CAT_CONNECTION, 0},
-    {"echo", SERVER_CAT_CONNECTION, 0},
-    {"time", 0, 0},
-    {"lastsave", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
-    {"object", 0, 0},
-    {"memory", 0, 0},
-    {"slowlog", 0, 0},
-    {"latency", 0, 0},
-    {"monitor", SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS, 0},
-    {"ring.keyinfo", S_KS, K_RO_ACCESS},
-    {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
-    {"quit", SERVER_CAT_CONNECTION, 0},
-    {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0},
-    {"wait", SERVER_CAT_CONNECTION, 0},
-    {"select", SERVER_CAT_CONNECTION, 0},
-    {"hello", SERVER_CAT_CONNECTION, 0},
-    {"auth", SERVER_CAT_CONNECTION, 0},
-    {"client", 0, 0},
-    {"command", SERVER_CAT_CONNECTION, 0},
-    {"info", SERVER_CAT_DANGEROUS, 0},
-    {"config", 0, 0},
-    {"cluster", 0, 0},
-    {"readonly", SERVER_CAT_CONNECTION, 0},
-    {"readwrite", SERVER_CAT_CONNECTION, 0},
-    {"asking", SERVER_CAT_CONNECTION, 0},
-    {"consistency", SERVER_CAT_CONNECTION, 0},
+    {"get", S_STR, K_RO_ACCESS, 0},
+    {"set", S_STR, K_OW_UPDATE, 0},
+    {"setex", S_STR, K_OW_UPDATE, 0},
+    {"psetex", S_STR, K_OW_UPDATE, 0},
+    {"setnx", S_STR, K_OW_INSERT, 0},
+    {"getset", S_STR, K_RW_ACCESS_UPDATE, 0},
+    {"getdel", S_STR, SERVER_KEY_RW | SERVER_KEY_ACCESS | SERVER_KEY_DELETE, 0},
+    {"getex", S_STR, K_RW_ACCESS_UPDATE, 0},
+    {"mget", S_STR, K_RO_ACCESS, 0},
+    {"mset", S_STR, K_OW_UPDATE, 0},
+    {"msetnx", S_STR, K_OW_INSERT, 0},
+    {"append", S_STR, SERVER_KEY_RW | SERVER_KEY_INSERT, 0},
+    {"strlen", S_STR, SERVER_KEY_RO, 0},
+    {"getrange", S_STR, K_RO_ACCESS, 0},
+    {"setrange", S_STR, K_RW_UPDATE, 0},
+    {"substr", S_STR, K_RO_ACCESS, 0},
+    {"lcs", S_STR, K_RO_ACCESS, 0},
+    {"setbit", S_BIT, K_RW_ACCESS_UPDATE, 0},
+    {"bitfield", S_BIT, K_RW_ACCESS_UPDATE, 0},
+    {"bitop", S_BIT, K_RO_ACCESS, K_OW_UPDATE},
+    {"ring.bitop", S_BIT, K_RO_ACCESS, K_OW_UPDATE},
+    {"bitfield_ro", S_BIT, K_RO_ACCESS, 0},
+    {"getbit", S_BIT, K_RO_ACCESS, 0},
+    {"bitcount", S_BIT, K_RO_ACCESS, 0},
+    {"bitpos", S_BIT, K_RO_ACCESS, 0},
+    {"incr", S_STR, K_RW_ACCESS_UPDATE, 0},
+    {"decr", S_STR, K_RW_ACCESS_UPDATE, 0},
+    {"incrby", S_STR, K_RW_ACCESS_UPDATE, 0},
+    {"decrby", S_STR, K_RW_ACCESS_UPDATE, 0},
+    {"incrbyfloat", S_STR, K_RW_ACCESS_UPDATE, 0},
+    {"del", S_KS, SERVER_KEY_RM | SERVER_KEY_DELETE, 0},
+    {"unlink", S_KS, SERVER_KEY_RM | SERVER_KEY_DELETE, 0},
+    {"exists", S_KS, SERVER_KEY_RO, 0},
+    {"type", S_KS, SERVER_KEY_RO, 0},
+    {"expire", S_KS, K_RW_UPDATE, 0},
+    {"pexpire", S_KS, K_RW_UPDATE, 0},
+    {"expireat", S_KS, K_RW_UPDATE, 0},
+    {"pexpireat", S_KS, K_RW_UPDATE, 0},
+    {"ttl", S_KS, K_RO_ACCESS, 0},
+    {"pttl", S_KS, K_RO_ACCESS, 0},
+    {"persist", S_KS, K_RW_UPDATE, 0},
+    {"expiretime", S_KS, K_RO_ACCESS, 0},
+    {"pexpiretime", S_KS, K_RO_ACCESS, 0},
+    {"touch", S_KS, SERVER_KEY_RO, 0},
+    {"scan", S_KS, 0, 0},
+    {"keys", S_KS | SERVER_CAT_DANGEROUS, 0, 0},
+    {"randomkey", S_KS, 0, 0},
+    {"dbsize", S_KS, 0, 0},
+    {"flushall", S_KS | SERVER_CAT_DANGEROUS, 0, 0},
+    {"flushdb", S_KS | SERVER_CAT_DANGEROUS, 0, 0},
+    {"ping", SERVER_CAT_CONNECTION, 0, 0},
+    {"echo", SERVER_CAT_CONNECTION, 0, 0},
+    {"time", 0, 0, 0},
+    {"lastsave", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
+    {"object", 0, 0, 0},
+    {"memory", 0, 0, 0},
+    {"slowlog", 0, 0, 0},
+    {"latency", 0, 0, 0},
+    {"monitor", SERVER_CAT_ADMIN | SERVER_CAT_SLOW | SERVER_CAT_DANGEROUS, 0, 0},
+    {"ring.keyinfo", S_KS, K_RO_ACCESS, 0},
+    {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
+    {"quit", SERVER_CAT_CONNECTION, 0, 0},
+    {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
+    {"wait", SERVER_CAT_CONNECTION, 0, 0},
+    {"select", SERVER_CAT_CONNECTION, 0, 0},
+    {"hello", SERVER_CAT_CONNECTION, 0, 0},
+    {"auth", SERVER_CAT_CONNECTION, 0, 0},
+    {"client", 0, 0, 0},
+    {"command", SERVER_CAT_CONNECTION, 0, 0},
+    {"info", SERVER_CAT_DANGEROUS, 0, 0},
+    {"config", 0, 0, 0},
+    {"cluster", 0, 0, 0},
+    {"readonly", SERVER_CAT_CONNECTION, 0, 0},
+    {"readwrite", SERVER_CAT_CONNECTION, 0, 0},
+    {"asking", SERVER_CAT_CONNECTION, 0, 0},
+    {"consistency", SERVER_CAT_CONNECTION, 0, 0},
 };
 #undef S_STR
 #undef S_KS
@@ -1136,22 +1138,14 @@ static uint32_t server_command_cats(const struct cmd_def *d)
     return cats;
 }
 
-static uint32_t server_key_flags(const struct cmd_def *d)
+/* The flags of d's key at argument i (m: d's row here, or NULL). */
+static uint32_t server_key_flags(const struct cmd_def *d, const struct server_redis_meta *m, int i)
 {
-    const struct server_redis_meta *m = server_meta_of(d->name);
+    if (m && m->first_key && i == d->first_key)
+        return m->first_key;
     if (m && m->keys)
         return m->keys;
     return d->flags & CMD_READONLY ? K_RO_ACCESS : K_RW_ACCESS_UPDATE;
-}
-
-/* The flags of the key at argument i (its command's, but BITOP's
- * destination is written over and its sources read, as Redis 7's key
- * specs say). */
-static uint32_t server_key_flags_at(const struct cmd_def *d, int i)
-{
-    if (strcmp(d->name, "bitop") == 0 || strcmp(d->name, "ring.bitop") == 0)
-        return i == d->first_key ? K_OW_UPDATE : K_RO_ACCESS;
-    return server_key_flags(d);
 }
 
 /* A category's bit by its name (any case), 0 when Redis has none such. */
@@ -1352,12 +1346,13 @@ static void server_command_keys(struct cmd_ctx *c, bool with_flags)
     for (int i = d->first_key; i <= last; i += step)
         nkeys += i < argc;
     resp_write_array_len(c->out, nkeys);
+    const struct server_redis_meta *m = server_meta_of(d->name);
     for (int i = d->first_key; i <= last && i < argc; i += step) {
         if (with_flags)
             resp_write_array_len(c->out, 2);
         resp_write_bulk(c->out, c->argv[2 + i].ptr, c->argv[2 + i].len);
         if (with_flags)
-            server_write_key_flags(c->out, c->proto, server_key_flags_at(d, i));
+            server_write_key_flags(c->out, c->proto, server_key_flags(d, m, i));
     }
 }
 
