@@ -1345,13 +1345,12 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
         return;
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     cmd_stats_begin(stats, c, d ? (int32_t)(d - cmd_defs) : -1);
-    bool is_client_bitop = false;
+    const struct cmd_def *sent = d; /* the row the client named (BITOP runs as RING.BITOP) */
     if (__builtin_expect(d && (d->handler == cmd_object || d->handler == cmd_memory ||
                                d->handler == cmd_bitop_client),
                          0)) {
         if (d->handler == cmd_bitop_client) {
             d = cmd_bitop_keys_first(d, argv, argc);
-            is_client_bitop = true;
         } else {
             int32_t slot = cmd_server_keyed_subcommand(argv, &argc); /* by its key, as a read */
             if (slot >= 0) {
@@ -1361,8 +1360,8 @@ void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
         }
     }
     cmd_dispatch_def(sh, c, d, argv, argc);
-    if (__builtin_expect(is_client_bitop, 0))
-        c->last_cmd = "bitop"; /* CLIENT LIST names what the client sent */
+    if (__builtin_expect(sent && sent->handler == cmd_bitop_client, 0))
+        c->last_cmd = sent->name; /* CLIENT LIST names what the client sent */
     cmd_stats_end(stats, c);
     if (__builtin_expect(feed_after, 0) && !c->closing)
         monitor_feed(sh, c, argv, argc);
