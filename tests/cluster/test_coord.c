@@ -533,6 +533,12 @@ static bool node_status_is(void *arg)
     return st && strcmp(st, x->status) == 0;
 }
 
+/* Waits (20 s at most) until node `viewer` lists node `node` as status. */
+static void wait_seen_as(int viewer, int node, const char *status)
+{
+    struct status_is x = {viewer, node, status};
+    assert_true(cluster_wait(node_status_is, &x, 20000));
+}
 
 static long long info_stat(int i, const char *name);
 
@@ -545,15 +551,13 @@ static void node2_misses_a_write(const char *key, const char *value)
     struct write_try warm = {0, "warm", "up"};
     assert_true(cluster_wait(set_acknowledged, &warm, 10000));
     cluster_signal(2, SIGSTOP);
-    struct status_is down0 = {0, 2, "down"}, down1 = {1, 2, "down"};
-    assert_true(cluster_wait(node_status_is, &down0, 20000));
-    assert_true(cluster_wait(node_status_is, &down1, 20000));
+    wait_seen_as(0, 2, "down");
+    wait_seen_as(1, 2, "down");
     struct write_try missed = {0, key, value};
     assert_true(set_acknowledged(&missed));
     cluster_signal(2, SIGCONT);
-    struct status_is up0 = {0, 2, "up"}, up1 = {1, 2, "up"};
-    assert_true(cluster_wait(node_status_is, &up0, 20000));
-    assert_true(cluster_wait(node_status_is, &up1, 20000));
+    wait_seen_as(0, 2, "up");
+    wait_seen_as(1, 2, "up");
     char *got = local_read(2, key);
     assert_string_equal(got, "nil"); /* it never had it */
     free(got);
@@ -729,8 +733,7 @@ static void test_coord_lcs_reads_a_quorum(void **state)
     redisFree(c2);
     /* a read: R replicas suffice whatever W says (node 2 frozen, W = 3) */
     cluster_signal(2, SIGSTOP);
-    struct status_is down0 = {0, 2, "down"};
-    assert_true(cluster_wait(node_status_is, &down0, 20000));
+    wait_seen_as(0, 2, "down");
     redisContext *c0 = client(0);
     RUN_IS(c0, "+OK", "CONSISTENCY W 3");
     RUN_IS(c0, "$mytext", "LCS {l}a {l}b");
@@ -865,21 +868,18 @@ static void test_coord_same_answers_and_repair(void **state)
                 same);
     cluster_signal(0, SIGSTOP);
     cluster_signal(1, SIGSTOP);
-    struct status_is down0 = {2, 0, "down"}, down1 = {2, 1, "down"};
-    assert_true(cluster_wait(node_status_is, &down0, 20000));
-    assert_true(cluster_wait(node_status_is, &down1, 20000));
+    wait_seen_as(2, 0, "down");
+    wait_seen_as(2, 1, "down");
     redisContext *c2 = client(2);
     RUN_IS(c2, "+OK", "CONSISTENCY W 1");
     RUN_IS(c2, "+OK", "SET k Y");
     redisFree(c2);
     cluster_signal(0, SIGCONT);
     cluster_signal(1, SIGCONT);
-    struct status_is up0 = {2, 0, "up"}, up1 = {2, 1, "up"}, up2 = {0, 2, "up"};
-    struct status_is up01 = {0, 1, "up"};
-    assert_true(cluster_wait(node_status_is, &up0, 20000));
-    assert_true(cluster_wait(node_status_is, &up1, 20000));
-    assert_true(cluster_wait(node_status_is, &up2, 20000));
-    assert_true(cluster_wait(node_status_is, &up01, 20000));
+    wait_seen_as(2, 0, "up");
+    wait_seen_as(2, 1, "up");
+    wait_seen_as(0, 2, "up");
+    wait_seen_as(0, 1, "up");
     char *got = local_read(1, "k");
     assert_string_equal(got, "$X"); /* node 1 never had Y */
     free(got);
