@@ -71,6 +71,7 @@
 #include "cmd_lcs.h"
 #include "cmd_mc.h"
 #include "cmd_multi.h"
+#include "cmd_persist.h"
 #include "cmd_ring.h"
 #include "cmd_server.h"
 #include "cmd_stats.h"
@@ -253,6 +254,14 @@ static const struct cmd_def cmd_defs[] = {
      0, "server", "Returns the Unix timestamp of the last successful save to disk."},
     {"role", 1, CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_role, 0,
      "server", "Returns the replication role."},
+    {"save", 1, CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_save, 0, "server",
+     "Synchronously saves the database(s) to disk."},
+    {"bgsave", -1, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_bgsave, 0, "server",
+     "Asynchronously saves the database(s) to disk."},
+    {"bgrewriteaof", 1, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_bgrewriteaof, 0,
+     "server", "Asynchronously rewrites the append-only file to disk."},
+    {"reset", 1, CMD_NOAUTH | CMD_FAST | CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0,
+     cmd_reset, 0, "connection", "Resets the connection."},
     {"quit", -1, CMD_NOAUTH | CMD_FAST | CMD_NOKEY, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_quit, 0,
      "connection", "Closes the connection."},
     {"shutdown", -1, CMD_NOKEY | CMD_NODATA, 0, 0, 0, CMD_ROUTE_CONN, 0, cmd_shutdown, 0, "server",
@@ -366,8 +375,11 @@ static void cmd_run(struct shard *sh, struct conn *c, cmd_handler *h, int proto,
     struct cmd_stats_shard *stats = cmd_stats_of(sh->node, sh->id);
     uint64_t t0 = cmd_stats_start(stats);
     uint64_t before = persist_last_seq(sh->persist);
+    res->hold_seq = 0; /* a handler may name a sequence of its own (SAVE) */
     h(&ctx);
-    res->hold_seq = persist_reply_seq(sh->persist, before, ctx.hash, res->status == REQ_ERR);
+    uint64_t seq = persist_reply_seq(sh->persist, before, ctx.hash, res->status == REQ_ERR);
+    if (seq > res->hold_seq)
+        res->hold_seq = seq;
     uint64_t ticks = cmd_stats_ran(stats, t0);
     if (__builtin_expect(slowlog_is_slow(&sh->slowlog, ticks), 0) && t0)
         slowlog_add(&sh->slowlog, argv, argc, ticks, c ? c : stats->conn);
@@ -1937,6 +1949,9 @@ static bool cmd_combine(struct shard *sh, struct conn *c, struct req *r, struct 
         return true;
     case CMD_COMBINE_WATCH:
         cmd_multi_watched(c, &r->subs[0], out);
+        return true;
+    case CMD_COMBINE_SAME:
+        cmd_append_body(out, err ? err : &r->subs[0]);
         return true;
     }
     return true;

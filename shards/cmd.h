@@ -117,6 +117,8 @@ enum cmd_combine {
     CMD_COMBINE_MC_RESET,  /* memcached stats reset: RESET (noreply or not) */
     CMD_COMBINE_WATCH,     /* WATCH: the versions read are kept on the connection,
                               then +OK (cmd_multi.h) */
+    CMD_COMBINE_SAME,      /* the first error, else the first sub-reply: every shard
+                              answers alike (BGSAVE, BGREWRITEAOF) */
 };
 
 /* A sub-request crossing from the shard of a connection (the origin) to

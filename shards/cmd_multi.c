@@ -210,6 +210,8 @@ static void multi_reset(struct conn *c)
     c->multi_count = 0;
 }
 
+void cmd_multi_forget(struct conn *c) { multi_reset(c); }
+
 void cmd_multi_flag(struct conn *c)
 {
     if (c->multi_flags & CMD_MULTI_ON)
@@ -246,11 +248,11 @@ static bool multi_take_slot(struct conn *c, int32_t slot)
     return true;
 }
 
-/* Commands that run at once even in MULTI (Redis's list, less RESET). */
+/* Commands that run at once even in MULTI (Redis's list). */
 static bool multi_runs_now(const struct cmd_def *d)
 {
     return d->handler == cmd_exec || d->handler == cmd_discard || d->handler == cmd_multi ||
-           d->handler == cmd_watch || d->handler == cmd_quit;
+           d->handler == cmd_watch || d->handler == cmd_quit || d->handler == cmd_reset;
 }
 
 /* Commands a transaction may hold here: one-slot key commands, and the

@@ -39,6 +39,8 @@ void cmd_exec(struct cmd_ctx *c);
 void cmd_discard(struct cmd_ctx *c);
 void cmd_watch(struct cmd_ctx *c);
 void cmd_unwatch(struct cmd_ctx *c);
+/* RESET: leaves MULTI (its queue dropped) and forgets the watched keys. */
+void cmd_multi_forget(struct conn *c);
 
 /* Target side: EXEC's queue run on the slot's shard; WATCH's versions read
  * there (raw records for cmd_multi_watched, not a client reply). */

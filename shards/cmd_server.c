@@ -39,12 +39,14 @@
 
 #include "cfg.h"
 #include "cmd_cluster.h"
+#include "cmd_multi.h"
 #include "cmd_stats.h"
 #include "cmd_string.h"
 #include "conn.h"
 #include "glob.h"
 #include "idset.h"
 #include "log.h"
+#include "monitor.h"
 #include "node.h"
 #include "num.h"
 #include "persist.h"
@@ -104,6 +106,8 @@ void cmd_lastsave(struct cmd_ctx *c)
         struct persist_stats s;
         persist_read_stats(n->shards[i]->persist, &s);
         int64_t at = s.last_fsync_ms > n->start_ms ? s.last_fsync_ms : n->start_ms;
+        if (s.saved_ms > at) /* a SAVE found everything durable then */
+            at = s.saved_ms;
         if (at > latest)
             latest = at;
         if (s.unsynced_bytes && at < oldest_unsynced)
@@ -118,6 +122,21 @@ void cmd_role(struct cmd_ctx *c)
     resp_write_bulk_str(c->out, "master");
     resp_write_int(c->out, 0);
     resp_write_array_len(c->out, 0);
+}
+
+void cmd_reset(struct cmd_ctx *c)
+{
+    struct conn *k = c->conn;
+    cmd_multi_forget(k);
+    monitor_forget(c->node->shards[c->shard_id], k);
+    k->reply_flags = 0;
+    k->resp_version = 2;
+    mi_free(k->name);
+    k->name = NULL;
+    k->consistency_r = k->consistency_w = CONN_CONSISTENCY_DEFAULT;
+    k->authenticated = c->node->cfg->requirepass[0] == '\0';
+    c->res->status = REQ_OK;
+    resp_write_simple(c->out, "RESET");
 }
 
 void cmd_quit(struct cmd_ctx *c)
@@ -603,6 +622,16 @@ static void server_client_setname(struct cmd_ctx *c)
     resp_write_ok(c->out);
 }
 
+/* CLIENT NO-EVICT ON|OFF: ringkv evicts no client (it has no
+ * maxmemory-clients), so either is what the client gets. */
+static void server_client_no_evict(struct cmd_ctx *c)
+{
+    if (cmd_arg_is(&c->argv[2], "on") || cmd_arg_is(&c->argv[2], "off"))
+        cmd_reply_ok(c);
+    else
+        cmd_reply_error(c, "ERR syntax error");
+}
+
 static void server_client_setinfo(struct cmd_ctx *c)
 {
     resp_write_ok(c->out);
@@ -777,6 +806,9 @@ static const struct server_subcommand server_client_subs[] = {
     {"setinfo", "client|setinfo", 4, SERVER_CONN_CATS, server_client_setinfo,
      {"SETINFO <option> <value>", "    Set client meta attr. Options are:",
       "    * LIB-NAME: the client lib name.", "    * LIB-VER: the client lib version."}},
+    {"no-evict", "client|no-evict", 3, SERVER_ADMIN_CATS | SERVER_CAT_CONNECTION,
+     server_client_no_evict,
+     {"NO-EVICT (ON|OFF)", "    Protect current client connection from eviction."}},
     {"help", "client|help", 2, SERVER_CONN_CATS, NULL, {NULL}},
 };
 #define SERVER_CLIENT_SUBS (sizeof server_client_subs / sizeof server_client_subs[0])
@@ -883,6 +915,7 @@ static const struct {
     {"client|reply", "Instruct the server whether to reply to commands", "3.2.0", "O(1)"},
     {"client|setname", "Set the current connection name", "2.6.9", "O(1)"},
     {"client|setinfo", "Set client or connection specific info", "7.2.0", "O(1)"},
+    {"client|no-evict", "Set client eviction mode for the current connection", "7.0.0", "O(1)"},
     {"client|help", "Show helpful text about the different subcommands", "5.0.0", "O(1)"},
     {"command|count", "Get total number of Redis commands", "2.8.13", "O(1)"},
     {"command|list", "Get an array of Redis command names", "7.0.0",
@@ -1099,6 +1132,10 @@ static const struct server_redis_meta server_redis_meta[] = {
     {"ring.keyinfo", S_KS, K_RO_ACCESS, 0},
     {"role", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
     {"quit", SERVER_CAT_CONNECTION, 0, 0},
+    {"reset", SERVER_CAT_CONNECTION, 0, 0},
+    {"save", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
+    {"bgsave", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
+    {"bgrewriteaof", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
     {"shutdown", SERVER_CAT_ADMIN | SERVER_CAT_DANGEROUS, 0, 0},
     {"wait", SERVER_CAT_CONNECTION, 0, 0},
     {"select", SERVER_CAT_CONNECTION, 0, 0},
@@ -1915,6 +1952,8 @@ void cmd_server_persist_totals(const struct node *n, struct persist_stats *t)
         t->segment_bytes += s.segment_bytes;
         t->compactions += s.compactions;
         t->compaction_reclaimed_bytes += s.compaction_reclaimed_bytes;
+        t->rewriting |= s.rewriting;
+        t->saving |= s.saving;
         if (s.recovery_ms > t->recovery_ms)
             t->recovery_ms = s.recovery_ms; /* shards recover in parallel */
         if (s.last_fsync_ms > t->last_fsync_ms)
@@ -1953,6 +1992,10 @@ static void server_info_persistence(struct buf *b, const struct node *n,
                t.segment_bytes ? (double)t.live_bytes / (double)t.segment_bytes : 1.0,
                t.compactions, t.compaction_reclaimed_bytes, totals->cold_keys,
                totals->cold_bytes, totals->values_cooled, totals->values_loaded);
+    /* Redis's fields that scripts poll after BGSAVE and BGREWRITEAOF
+     * (cmd_persist.h): a BGSAVE's is 1 until its records are durable */
+    buf_printf(b, "rdb_bgsave_in_progress:%u\r\naof_rewrite_in_progress:%u\r\n", t.saving,
+               t.rewriting);
     persist_write_info(b, n);
     buf_append_str(b, "\r\n");
 }

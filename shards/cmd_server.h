@@ -41,13 +41,21 @@ void cmd_echo(struct cmd_ctx *c);
 /* TIME: [unix seconds, microseconds] as bulk strings, as Redis. */
 void cmd_time(struct cmd_ctx *c);
 /* LASTSAVE: the unix second up to which every write is saved (storage =
- * log): the oldest last fdatasync of the shards holding unsynced bytes, else
- * the latest of all; the start-up's before the first, or with storage =
- * memory. */
+ * log): the oldest last save of the shards holding unsynced bytes, else the
+ * latest of all, a shard's last save being its last fdatasync or the last
+ * SAVE/BGSAVE that found it all durable; the start-up's before the first, or
+ * with storage = memory. */
 void cmd_lastsave(struct cmd_ctx *c);
 /* ROLE: "master", offset 0, no replicas (INFO replication's answer): every
  * ringkv node takes writes; replication is per key (the preference list). */
 void cmd_role(struct cmd_ctx *c);
+/* RESET: the connection as it was when accepted (Redis 6.2's list): no
+ * transaction or watched keys, not a monitor, CLIENT REPLY ON, RESP2, no
+ * name, the node's quorums (CONSISTENCY), and unauthenticated where
+ * requirepass is set. "+RESET". A client that asked for the topology stays
+ * cluster-aware (-MOVED, node-local keyspace commands), as READWRITE leaves
+ * it: it still knows the slots. */
+void cmd_reset(struct cmd_ctx *c);
 /* Whether a request is of an admin command (Redis's @admin: CONFIG, SLOWLOG,
  * MONITOR, SHUTDOWN, CLIENT KILL ...), which MONITOR does not show. */
 bool cmd_server_is_admin(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);

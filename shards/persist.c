@@ -223,6 +223,9 @@ struct persist {
     int64_t compact_not_before; /* no pass while failing before this (ms) */
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
+    uint64_t save_seq;       /* SAVE, BGSAVE: records up to here are to be synced
+                                now, not at the next second (persist_save) */
+    bool saving;             /* save_seq is not durable yet */
     /* The next segment, made ahead through the ring once the current one is
      * three quarters full: created, its header written and synced, and the
      * shard directory synced, so that rotation itself does no disk I/O. */
@@ -245,6 +248,9 @@ struct persist {
     bool unlink_inflight;
     bool unlink_broken;         /* the unlink in flight failed */
     uint64_t compact_backoff_disk; /* no pass until disk use reaches this */
+    uint32_t rewrite_left;      /* BGREWRITEAOF: segments still to be compacted,
+                                   whatever the live share (persist_rewrite_log);
+                                   one less as each pass removes its segment */
     int compact_fd;
     uint64_t compact_read_at;   /* file offset of the next read */
     size_t compact_pos;         /* decoding position in compact_buf */
@@ -1068,21 +1074,80 @@ static void persist_flush_always(struct persist *p)
 
 bool persist_holds_replies(const struct persist *p) { return p && p->always; }
 
+static void persist_submit_fsync(struct persist *p);
+
+/* A SAVE waits (saving): once save_seq is durable, that is over; until
+ * then (everysec, no) the fdatasync goes as soon as every record up to
+ * save_seq is written and none is in flight, even with a later batch being
+ * written (other clients' writes would otherwise keep it waiting for the
+ * tick's); records still to be written are synced by the turn after their
+ * write completes. A closed segment's records become durable with its own
+ * fdatasync (persist_on_closing_cqe). always: its batches sync them. */
+static void persist_save_step(struct persist *p)
+{
+    if (p->durable_seq >= p->save_seq) {
+        p->saving = false;
+        STAT_SET(p, saving, 0);
+        return;
+    }
+    if (p->always || p->stats.failing || p->fsync_inflight || p->rewrite_needed ||
+        !p->unsynced || p->written_seq < p->save_seq)
+        return;
+    persist_submit_fsync(p);
+}
+
 void persist_flush(struct persist *p)
 {
-    if (!p || p->pending.len == 0)
+    if (!p)
         return;
-    persist_prepare_next(p);
-    if (p->always) {
-        persist_flush_always(p);
-    } else if (!p->write_inflight && !p->rewrite_needed) {
-        persist_take_pending(p, &p->inflight);
-        p->inflight_done = 0;
-        p->batch_seq = p->seq;
-        p->batch_end_lsn = p->append_lsn;
-        persist_submit_write(p);
+    if (p->pending.len > 0) {
+        persist_prepare_next(p);
+        if (p->always) {
+            persist_flush_always(p);
+        } else if (!p->write_inflight && !p->rewrite_needed) {
+            persist_take_pending(p, &p->inflight);
+            p->inflight_done = 0;
+            p->batch_seq = p->seq;
+            p->batch_end_lsn = p->append_lsn;
+            persist_submit_write(p);
+        }
+        persist_note_unsynced(p);
     }
-    persist_note_unsynced(p);
+    if (__builtin_expect(p->saving, 0))
+        persist_save_step(p);
+}
+
+int persist_save(struct persist *p, uint64_t *wait_seq)
+{
+    *wait_seq = 0;
+    if (!p)
+        return -ENOTSUP;
+    if (p->stats.failing)
+        return -EIO;
+    if (p->seq <= p->durable_seq) {
+        STAT_SET(p, saved_ms, persist_now_ms()); /* all saved as of now: LASTSAVE */
+        return 0;
+    }
+    *wait_seq = p->seq;
+    if (p->seq > p->save_seq)
+        p->save_seq = p->seq;
+    p->saving = true;
+    STAT_SET(p, saving, 1);
+    return 0;
+}
+
+int persist_rewrite_log(struct persist *p)
+{
+    if (!p)
+        return -ENOTSUP;
+    if (p->compact_broken || p->dir_fd < 0 || p->stats.failing)
+        return -EIO;
+    if (p->rewrite_left > 0)
+        return -EBUSY;
+    /* every closed segment, once (one under way counts: its pass removes it) */
+    p->rewrite_left = p->nsegs;
+    STAT_SET(p, rewriting, p->rewrite_left > 0);
+    return 0;
 }
 
 uint64_t persist_last_seq(const struct persist *p) { return p ? p->seq : 0; }
@@ -1163,6 +1228,9 @@ void persist_tick(struct persist *p, int64_t now_ms)
         return;
     persist_fault_poll(p);
     persist_trim_read_fds(p, NULL);
+    if (p->compact_broken || p->nsegs == 0)
+        p->rewrite_left = 0; /* BGREWRITEAOF's passes cannot run, or are done */
+    STAT_SET(p, rewriting, p->rewrite_left > 0);
     if (p->stats.failing) {
         /* A disk that keeps failing is not rewritten every tick. */
         if (now_ms >= p->retry_at_ms) {
@@ -1623,6 +1691,8 @@ static void persist_compact_on_unlink(struct persist *p, uint32_t step, int res)
     if (p->dir_sync_failed)
         return; /* the tick syncs the directory again (persist_compact_step) */
     struct persist_segment gone = persist_forget_oldest(p);
+    if (p->rewrite_left > 0)
+        p->rewrite_left--; /* BGREWRITEAOF's, or one it would have made */
     STAT_ADD(p, compactions, 1);
     STAT_ADD(p, compaction_reclaimed_bytes, gone.bytes - p->compact_kept_bytes);
     /* A segment nearly all live was rewritten for little: wait until the
@@ -1664,8 +1734,7 @@ static void persist_compact_unlink(struct persist *p)
  * and removes the segment only if all of it may go now. */
 static void persist_compact_step(struct persist *p)
 {
-    if (p->compact_state == COMPACT_READING || p->cfg->compaction_threshold == 0 ||
-        p->compact_broken || p->dir_fd < 0)
+    if (p->compact_state == COMPACT_READING || p->compact_broken || p->dir_fd < 0)
         return;
     if (p->compact_state == COMPACT_UNLINKING) {
         if (p->dir_sync_failed && !p->unlink_inflight)
@@ -1694,8 +1763,11 @@ static void persist_compact_step(struct persist *p)
     uint64_t live = persist_live_estimate(p);
     STAT_SET(p, live_bytes, live < disk ? live : disk);
     STAT_SET(p, segment_bytes, disk);
-    if (p->nsegs == 0 || disk < p->compact_backoff_disk ||
-        p->stats.live_bytes * 100 >= disk * (uint64_t)p->cfg->compaction_threshold)
+    if (p->nsegs == 0)
+        return;
+    if (p->rewrite_left == 0 &&
+        (p->cfg->compaction_threshold == 0 || disk < p->compact_backoff_disk ||
+         p->stats.live_bytes * 100 >= disk * (uint64_t)p->cfg->compaction_threshold))
         return;
     if (failing && (persist_now_ms() < p->compact_not_before ||
                     (p->closing_fd >= 0 && p->closing_number == p->segs[0].number)))
@@ -1772,6 +1844,9 @@ void persist_read_stats(const struct persist *p, struct persist_stats *out)
     out->segments = __atomic_load_n(&p->stats.segments, __ATOMIC_RELAXED);
     out->disk_bytes = __atomic_load_n(&p->stats.disk_bytes, __ATOMIC_RELAXED);
     out->fsyncs = __atomic_load_n(&p->stats.fsyncs, __ATOMIC_RELAXED);
+    out->rewriting = __atomic_load_n(&p->stats.rewriting, __ATOMIC_RELAXED);
+    out->saving = __atomic_load_n(&p->stats.saving, __ATOMIC_RELAXED);
+    out->saved_ms = __atomic_load_n(&p->stats.saved_ms, __ATOMIC_RELAXED);
     out->last_fsync_ms = __atomic_load_n(&p->stats.last_fsync_ms, __ATOMIC_RELAXED);
     out->write_errors = __atomic_load_n(&p->stats.write_errors, __ATOMIC_RELAXED);
     out->recovered_keys = __atomic_load_n(&p->stats.recovered_keys, __ATOMIC_RELAXED);

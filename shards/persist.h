@@ -98,6 +98,9 @@ struct persist_stats {
     uint64_t compaction_reclaimed_bytes;
     uint64_t unsynced_bytes;     /* appended, not yet known durable */
     uint32_t failing;            /* 1 while the log cannot persist (MISCONF) */
+    uint32_t rewriting;          /* 1 while BGREWRITEAOF's passes are owed or running */
+    uint32_t saving;             /* 1 while a SAVE's or BGSAVE's records are not durable */
+    int64_t saved_ms;            /* when a SAVE found every record durable already */
     int32_t last_error;          /* errno of the last write or sync failure; 0 none */
 } __attribute__((aligned(64)));
 
@@ -119,6 +122,19 @@ void persist_stop(struct persist *p);
  * far to the kernel (with appendfsync always, linked to an fdatasync, unless
  * a batch is still in flight: then they wait for the next). */
 void persist_flush(struct persist *p);
+/* SAVE, BGSAVE: every record made so far is to be durable now (everysec,
+ * no: an fdatasync at the end of this loop turn's writes rather than at the
+ * next second, or never; always: its batches sync anyway). *wait_seq: the
+ * sequence a reply waits for (req_hold; the shard releases it through
+ * req_durable), 0 when they are durable already. -ENOTSUP with storage =
+ * memory (p NULL), -EIO while the log is failing (MISCONF). */
+int persist_save(struct persist *p, uint64_t *wait_seq);
+/* BGREWRITEAOF: compaction rewrites every closed segment once, whatever its
+ * live share (the open one stays the tail), one pass at a time on the tick.
+ * -ENOTSUP with storage = memory, -EIO when compaction is off after a
+ * failure or while the log is failing, -EBUSY while an earlier one's
+ * passes are still owed. */
+int persist_rewrite_log(struct persist *p);
 /* True when replies computed on this shard must wait until the records
  * before them are durable (appendfsync always), including replies to other
  * shards' requests. p may be NULL. */

@@ -798,7 +798,7 @@ void *shard_main(void *arg)
         tier_turn(sh);
         shard_drain_inboxes(sh);
         persist_flush(sh->persist);
-        if (persist_holds_replies(sh->persist))
+        if (sh->persist) /* appendfsync always's replies; SAVE's under any */
             req_durable(&sh->reqs, persist_durable_seq(sh->persist));
         if (req_count(&sh->reqs) > 0) /* no clock read while nothing waits */
             req_expire(&sh->reqs, req_now_ms());

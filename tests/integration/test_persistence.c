@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char data_dir[64];
@@ -382,10 +383,34 @@ static bool compaction_caught_up(void *arg)
  * load: compaction rewrites old segments so that disk use stays near the
  * live data, and every live key keeps its newest value, before and after a
  * restart. */
+/* The 1000-byte value of key i written in a round: names both, so a check
+ * sees which write survived. */
+enum { ROUND_VALUE = 1000 };
+static const char *round_value(int round, int i)
+{
+    static char value[ROUND_VALUE + 1];
+    snprintf(value, sizeof value, "%d:%d:", round, i);
+    memset(value + strlen(value), 'v', ROUND_VALUE - strlen(value));
+    return value;
+}
+
+/* SET key:0 .. key:keys-1, pipelined: odd keys to their value of round
+ * odd_round, even keys of even_round. */
+static void set_round(redisContext *c, int keys, int odd_round, int even_round)
+{
+    for (int i = 0; i < keys; i++)
+        redisAppendCommand(c, "SET key:%d %s", i, round_value(i % 2 ? odd_round : even_round, i));
+    for (int i = 0; i < keys; i++) {
+        redisReply *r = harness_next_reply(c);
+        harness_check(r, HARNESS_OK, "SET of a round");
+        freeReplyObject(r);
+    }
+}
+
 static void test_persistence_compaction_bounds_disk_use(void **state)
 {
     harness_skip_unless_ringkv();
-    enum { KEYS = 1000, ROUNDS = 24, VALUE = 1000 };
+    enum { KEYS = 1000, ROUNDS = 24 };
     const char *args[] = {"--storage", "log", "--dir", data_dir, "--appendfsync", "everysec",
                           "--segment-size", "1mb", "--compression", "none",
                           "--compaction-threshold", "50", NULL};
@@ -393,21 +418,10 @@ static void test_persistence_compaction_bounds_disk_use(void **state)
     struct harness_server s;
     assert_int_equal(harness_start(&s, &o), 0);
     redisContext *c = harness_connect(s.port);
-    static char value[VALUE + 1];
-    for (int round = 0; round < ROUNDS; round++) {
-        for (int i = 0; i < KEYS; i++) {
-            /* Odd keys get a new value each round, even keys the same one
-             * again (a rewrite of an equal value is still a new version). */
-            snprintf(value, sizeof value, "%d:%d:", i % 2 ? round : ROUNDS - 1, i);
-            memset(value + strlen(value), 'v', VALUE - strlen(value));
-            redisAppendCommand(c, "SET key:%d %s", i, value);
-        }
-        for (int i = 0; i < KEYS; i++) {
-            redisReply *r = harness_next_reply(c);
-            harness_check(r, HARNESS_OK, "SET while compacting");
-            freeReplyObject(r);
-        }
-    }
+    /* Odd keys get a new value each round, even keys the same one again (a
+     * rewrite of an equal value is still a new version). */
+    for (int round = 0; round < ROUNDS; round++)
+        set_round(c, KEYS, round, ROUNDS - 1);
     for (int i = 0; i < KEYS; i += 10)
         harness_expect(c, HARNESS_INT(1), "DEL key:%d", i);
     for (int i = 5; i < KEYS; i += 10)
@@ -420,13 +434,10 @@ static void test_persistence_compaction_bounds_disk_use(void **state)
                   harness_info_number(c, "persistence", "compactions"));
     assert_true(used < written / 4);
     for (int i = 0; i < KEYS; i++) {
-        bool gone = i % 10 == 0 || i % 10 == 5;
-        snprintf(value, sizeof value, "%d:%d:", ROUNDS - 1, i);
-        memset(value + strlen(value), 'v', VALUE - strlen(value));
-        if (gone)
+        if (i % 10 == 0 || i % 10 == 5)
             harness_expect(c, HARNESS_NIL, "GET key:%d", i);
         else
-            harness_expect(c, HARNESS_BULK(value), "GET key:%d", i);
+            harness_expect(c, HARNESS_BULK(round_value(ROUNDS - 1, i)), "GET key:%d", i);
     }
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
@@ -434,11 +445,135 @@ static void test_persistence_compaction_bounds_disk_use(void **state)
     assert_int_equal(harness_start(&s, &o), 0);
     c = harness_connect(s.port);
     assert_int_equal(harness_integer(c, "DBSIZE"), KEYS - KEYS / 5);
-    for (int i = 1; i < KEYS; i += 10) {
-        snprintf(value, sizeof value, "%d:%d:", ROUNDS - 1, i);
-        memset(value + strlen(value), 'v', VALUE - strlen(value));
-        harness_expect(c, HARNESS_BULK(value), "GET key:%d", i);
+    for (int i = 1; i < KEYS; i += 10)
+        harness_expect(c, HARNESS_BULK(round_value(ROUNDS - 1, i)), "GET key:%d", i);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+    assert_int_equal(check_data(""), 0);
+}
+
+/* SAVE and BGSAVE sync now: with appendfsync no nothing is synced until
+ * the unsynced bytes reach their cap, so a log with no unsynced byte and
+ * fdatasyncs counted right after them is their doing. Every shard of the
+ * node takes part (two here); BGREWRITEAOF rewrites the closed segments. */
+static bool nothing_unsynced(void *arg)
+{
+    return harness_info_number(arg, "persistence", "log_unsynced_bytes") == 0;
+}
+
+static void test_persistence_save_and_bgsave_sync_now(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, 2, "no");
+    redisContext *c = harness_connect(s.port);
+    long long before = (long long)time(NULL);
+    for (int i = 0; i < 200; i++)
+        redisAppendCommand(c, "SET save:%d v:%d", i, i);
+    redisAppendCommand(c, "SAVE"); /* pipelined: it covers the SETs before it */
+    for (int i = 0; i < 200; i++) {
+        redisReply *r = harness_next_reply(c);
+        harness_check(r, HARNESS_OK, "SET before SAVE");
+        freeReplyObject(r);
     }
+    redisReply *r = harness_next_reply(c);
+    harness_check(r, HARNESS_OK, "SAVE");
+    freeReplyObject(r);
+    assert_true(harness_info_number(c, "persistence", "log_unsynced_bytes") == 0);
+    assert_true(harness_info_number(c, "persistence", "fsyncs") >= 2); /* both shards */
+    assert_true(harness_integer(c, "LASTSAVE") >= before);
+    long long saved = (long long)time(NULL);
+    while ((long long)time(NULL) == saved) /* a later second for LASTSAVE to move to */
+        usleep(20000);
+    harness_expect(c, HARNESS_OK, "SAVE"); /* nothing new: at once, and LASTSAVE moves */
+    assert_true(harness_integer(c, "LASTSAVE") > saved);
+
+    for (int i = 0; i < 200; i++)
+        harness_expect(c, HARNESS_OK, "SET bgsave:%d v:%d", i, i);
+    assert_true(harness_info_number(c, "persistence", "log_unsynced_bytes") > 0);
+    harness_expect(c, HARNESS_STATUS("Background saving started"), "BGSAVE");
+    assert_true(harness_wait_until(nothing_unsynced, c, 10000, 20));
+    harness_expect(c, HARNESS_STATUS("Background saving started"), "BGSAVE SCHEDULE");
+    harness_expect(c, HARNESS_ERR("ERR syntax error"), "BGSAVE NOW");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'save' command"), "SAVE x");
+    assert_true(harness_info_number(c, "persistence", "rdb_bgsave_in_progress") == 0);
+    redisFree(c);
+    assert_int_equal(harness_crash(&s), 0);
+    start(&s, 2, "no");
+    c = harness_connect(s.port);
+    harness_expect(c, HARNESS_BULK("v:199"), "GET save:199");
+    harness_expect(c, HARNESS_BULK("v:199"), "GET bgsave:199");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+static void test_persistence_save_without_a_log_is_refused(void **state)
+{
+    harness_skip_unless_ringkv();
+    const char *args[] = {"--storage", "memory", NULL};
+    struct harness_opts o = {.threads = 2, .args = args};
+    struct harness_server s;
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    const char *why = "ERR this node keeps no data on disk (storage memory): nothing to save";
+    harness_expect(c, HARNESS_ERR(why), "SAVE");
+    harness_expect(c, HARNESS_ERR(why), "BGSAVE");
+    harness_expect(c, HARNESS_ERR(why), "BGREWRITEAOF");
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
+struct rewrite_wait {
+    redisContext *c;
+    double compactions;
+};
+
+static bool rewrite_done(void *arg)
+{
+    struct rewrite_wait *w = arg;
+    return harness_info_number(w->c, "persistence", "aof_rewrite_in_progress") == 0 &&
+           harness_info_number(w->c, "persistence", "compactions") > w->compactions;
+}
+
+/* With compaction off (threshold 0) the log only grows; BGREWRITEAOF has
+ * every closed segment rewritten once, keeping the live values only. */
+static void test_persistence_bgrewriteaof_rewrites_the_log(void **state)
+{
+    harness_skip_unless_ringkv();
+    enum { KEYS = 200, ROUNDS = 30 };
+    const char *args[] = {"--storage", "log", "--dir", data_dir, "--appendfsync", "everysec",
+                          "--segment-size", "1mb", "--compression", "none",
+                          "--compaction-threshold", "0", NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    struct harness_server s;
+    assert_int_equal(harness_start(&s, &o), 0);
+    redisContext *c = harness_connect(s.port);
+    for (int round = 0; round < ROUNDS; round++)
+        set_round(c, KEYS, round, round);
+    harness_expect(c, HARNESS_OK, "SAVE");
+    double compactions = harness_info_number(c, "persistence", "compactions");
+    assert_true(compactions == 0); /* off */
+    long long before = disk_use();
+    assert_true(before > (long long)KEYS * ROUND_VALUE * ROUNDS / 2);
+    harness_expect(c, HARNESS_STATUS("Background append only file rewriting started"),
+                   "BGREWRITEAOF");
+    assert_true(harness_info_number(c, "persistence", "aof_rewrite_in_progress") == 1);
+    harness_expect(c, HARNESS_ERR("ERR Background append only file rewriting already in progress"),
+                   "BGREWRITEAOF");
+    struct rewrite_wait w = {c, compactions};
+    assert_true(harness_wait_until(rewrite_done, &w, 30000, 50));
+    long long after = disk_use();
+    print_message("  %lld bytes on disk before BGREWRITEAOF, %lld after %.0f compactions\n", before,
+                  after, harness_info_number(c, "persistence", "compactions"));
+    assert_true(after < before / 4);
+    redisFree(c);
+    assert_int_equal(harness_stop(&s), 0);
+
+    assert_int_equal(harness_start(&s, &o), 0);
+    c = harness_connect(s.port);
+    assert_int_equal(harness_integer(c, "DBSIZE"), KEYS);
+    for (int i = 0; i < KEYS; i++)
+        harness_expect(c, HARNESS_BULK(round_value(ROUNDS - 1, i)), "GET key:%d", i);
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
     assert_int_equal(check_data(""), 0);
@@ -548,6 +683,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persistence_crash_keeps_acknowledged_writes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_persistence_compaction_bounds_disk_use, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_save_and_bgsave_sync_now, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_save_without_a_log_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_persistence_bgrewriteaof_rewrites_the_log, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_persistence_torn_tail_is_cut_and_reported, setup,
                                         teardown),

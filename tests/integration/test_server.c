@@ -234,6 +234,38 @@ static void test_server_auth_required(void **state)
     redisFree(c);
 }
 
+/* RESET gives back the connection as accepted: the transaction dropped,
+ * the name gone, replies on, RESP2, and authentication asked again. */
+static void test_server_reset(void **state)
+{
+    redisContext *c = harness_connect(own_server.port);
+    harness_expect(c, HARNESS_STATUS("RESET"), "RESET"); /* allowed before AUTH */
+    harness_expect(c, HARNESS_OK, "AUTH %s", PASSWORD);
+    harness_expect(c, HARNESS_OK, "CLIENT SETNAME before-reset");
+    harness_expect(c, HARNESS_OK, "MULTI");
+    harness_expect(c, HARNESS_STATUS("QUEUED"), "SET reset:k v");
+    harness_expect(c, HARNESS_STATUS("RESET"), "RESET"); /* runs at once inside MULTI */
+    harness_expect(c, HARNESS_ERR("NOAUTH Authentication required."), "GET reset:k");
+    harness_expect(c, HARNESS_OK, "AUTH %s", PASSWORD);
+    harness_expect(c, HARNESS_NIL, "GET reset:k"); /* the queued SET never ran */
+    harness_expect(c, HARNESS_ERR("ERR EXEC without MULTI"), "EXEC");
+    harness_expect(c, HARNESS_NIL, "CLIENT GETNAME");
+    harness_expect(c, HARNESS_ERR("ERR wrong number of arguments for 'reset' command"),
+                   "RESET now");
+    redisFree(c);
+
+    struct harness_raw *r = harness_raw_open(own_server.port);
+    harness_raw_send_str(r, "HELLO 3 AUTH default " PASSWORD "\r\n");
+    struct harness_resp *v = harness_raw_reply(r);
+    assert_int_equal(v->type, '%');
+    harness_resp_free(v);
+    harness_raw_send_str(r, "CLIENT REPLY OFF\r\nPING\r\nRESET\r\n");
+    harness_raw_expect(r, "+RESET\r\n"); /* replies are on again: RESET's own is sent */
+    harness_raw_send_str(r, "AUTH " PASSWORD "\r\nGET reset:none\r\n");
+    harness_raw_expect(r, "+OK\r\n$-1\r\n"); /* RESP2's null, not RESP3's _ */
+    harness_raw_close(r);
+}
+
 static void test_server_auth_with_hello(void **state)
 {
     struct harness_raw *r = harness_raw_open(own_server.port);
@@ -1282,6 +1314,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_hello_resp3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_auth_required, setup_auth, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_auth_with_hello, setup_auth, teardown_own),
+        cmocka_unit_test_setup_teardown(test_server_reset, setup_auth, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_maxclients, setup_maxclients, teardown_own),
         cmocka_unit_test_setup_teardown(test_server_role_and_lastsave, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_slow_turns_counted, setup_slow_turns,
