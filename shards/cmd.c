@@ -1249,8 +1249,15 @@ static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *
         resp_write_error(conn_reply_buf(c), err);
         return false;
     }
-    /* MISCONF: the data log cannot persist */
-    return !((d->flags & CMD_WRITE) && cmd_refused(sh, c, NULL));
+    if (!(d->flags & CMD_WRITE))
+        return true;
+    /* MISCONF: the data log cannot persist. In a cluster a keyed write
+     * still goes: to another replica (coord_route_slot). */
+    if ((d->route == CMD_ROUTE_KEY || d->route == CMD_ROUTE_EACH) && coord_is_cluster(sh)) {
+        c->is_writer = true; /* back-pressure pauses it (persist.h) */
+        return true;
+    }
+    return !cmd_refused(sh, c, NULL);
 }
 
 static void cmd_dispatch_def(struct shard *sh, struct conn *c, const struct cmd_def *d,
@@ -1486,7 +1493,9 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
     struct shard *sh = c->env->owner;
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     c->last_cmd = mc_cmd_name(req->cmd);
-    if (cmd_refused(sh, c, req))
+    if (req->nkeys > 0 && !(cmd_mc_defs[req->cmd].flags & CMD_NOKEY) && coord_is_cluster(sh))
+        c->is_writer |= persist_mc_writes(req); /* a keyed write goes on: see cmd_checked */
+    else if (cmd_refused(sh, c, req))
         return; /* the data log cannot persist */
     const struct cmd_mc_def *d = &cmd_mc_defs[req->cmd];
     struct req *r;

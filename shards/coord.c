@@ -75,7 +75,7 @@
  * bytes (WIRE_MSG_MC: one keyed memcached request, run as a local
  * memcached client's, answered with its whole reply whatever its
  * noreply). A FORWARD passes a client's checks first (arity, key sizes,
- * MISCONF), and one reaching a node that holds no replica of its key (the
+ * MISCONF for FLUSHALL), and one reaching a node that holds no replica of its key (the
  * sender's view was another) is sent on once to the first live replica
  * (WIRE_MSG_HOPPED; a second hop is refused with TRYAGAIN), so no node
  * outside the preference list stores a key or counts itself toward W/R.
@@ -557,6 +557,12 @@ static const uint32_t *coord_list(const struct coord_view *v, uint32_t p)
     return v->pref + (size_t)p * v->n;
 }
 
+/* True while some shard's data log of this node cannot persist (MISCONF). */
+static bool coord_log_failing(const struct node *n)
+{
+    return __atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) > 0;
+}
+
 static bool coord_live(const struct coord_view *v, uint32_t m)
 {
     return m != RING_NONE && (m == v->self || !v->members[m].is_down);
@@ -631,6 +637,8 @@ static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *
     return first_live;
 }
 
+static bool coord_misconf(struct shard *sh, char *why, size_t len);
+
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out)
 {
@@ -655,16 +663,23 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
     out->slot = slot;
     uint32_t n_eff = coord_n_eff(sh->node, v);
     const uint32_t *list = coord_list(v, p);
+    /* A node whose data log cannot persist now (MISCONF) coordinates no
+     * write: it routes one as a node that holds no replica does, to the
+     * first live replica but itself, whose SYNC to it is refused while the
+     * others make W. So one node's full disk stops no write through it. */
+    bool self_refuses = out->is_rmw && __builtin_expect(coord_log_failing(sh->node), 0);
     uint32_t first_live = RING_NONE;
     bool is_replica = false;
     for (uint32_t k = 0; k < n_eff; k++) {
-        if (first_live == RING_NONE && coord_live(v, list[k]))
+        bool takes = coord_live(v, list[k]) && !(self_refuses && list[k] == v->self);
+        if (first_live == RING_NONE && takes)
             first_live = list[k];
-        is_replica |= list[k] == v->self;
+        is_replica |= list[k] == v->self && !self_refuses;
     }
     if (first_live == RING_NONE) {
-        snprintf(out->error, sizeof out->error,
-                 "UNAVAILABLE 0 of 1 replicas answered (%u in the preference list)", n_eff);
+        if (!self_refuses || !coord_misconf(sh, out->error, sizeof out->error))
+            snprintf(out->error, sizeof out->error,
+                     "UNAVAILABLE 0 of 1 replicas answered (%u in the preference list)", n_eff);
         out->kind = COORD_DOWN;
         COORD_STAT(sh, unavailable);
         return;
@@ -678,7 +693,7 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
         return;
     }
     out->to = first_live;
-    if (c && c->cluster_aware && !is_forwarded) {
+    if (c && c->cluster_aware && !is_forwarded && !self_refuses) {
         snprintf(out->error, sizeof out->error, "MOVED %u %s", slot,
                  v->members[first_live].client_addr);
         out->kind = COORD_MOVED;
@@ -3083,7 +3098,10 @@ static const struct cmd_def *coord_forward_checked(struct shard *sh, const struc
     }
     if (!cmd_args_ok(sh->node, d, argv, argc, why, len))
         return NULL;
-    return (d->flags & CMD_WRITE) && coord_misconf(sh, why, len) ? NULL : d;
+    /* a keyed write is sent on to another replica while this node's log
+     * is failing (coord_route_slot); FLUSHALL is refused */
+    return d->route == CMD_ROUTE_ALL && (d->flags & CMD_WRITE) && coord_misconf(sh, why, len) ? NULL
+                                                                                              : d;
 }
 
 /* A forwarded EXEC (its whole queue, cmd_multi_forward_ok) is one a

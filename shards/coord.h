@@ -13,7 +13,9 @@
  * the list, after such a quorum read. A node that holds no replica forwards
  * the command (FORWARD) to the first live node of the list and relays its
  * reply, or answers -MOVED to a cluster-aware client. Too few live replicas:
- * -UNAVAILABLE.
+ * -UNAVAILABLE. While this node's data log cannot persist (MISCONF) it
+ * coordinates no write: it routes one as a node that holds no replica does
+ * (forwarded, never -MOVED), to the first live replica but itself.
  * A cluster of one (no snapshot yet, or every partition this node's alone)
  * keeps the path it always had: cmd.c asks coord_route() first, which
  * answers COORD_LOCAL without touching anything but the shard's cached view.
