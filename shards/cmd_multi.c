@@ -519,11 +519,13 @@ void cmd_exec(struct cmd_ctx *c)
         multi_reset(conn);
         return;
     }
-    if ((conn->multi_flags & CMD_MULTI_WRITES) && multi_refused(c))
-        return;
     struct resp_arg argv[4] = {{"EXEC", 4}, {"", 0}, {"", 0}, {"", 0}};
     bool reads = false;
     bool has_key = multi_msg_key(conn, &argv[1], &reads);
+    /* in a cluster a node whose log is failing sends it on (coord.h) */
+    if ((conn->multi_flags & CMD_MULTI_WRITES) &&
+        !(has_key && coord_is_cluster(conn->env->owner)) && multi_refused(c))
+        return;
     argv[2].ptr = conn->multi_watch.data ? conn->multi_watch.data : "";
     argv[2].len = (uint32_t)conn->multi_watch.len;
     argv[3].ptr = conn->multi_queue.data ? conn->multi_queue.data : "";

@@ -216,6 +216,7 @@ struct coord {
     uint64_t lost_seq[COORD_LOST_MAX]; /* fwd_seq then: later sends went on new links */
     uint32_t nlost;
     uint64_t fwd_seq; /* forward sends so far (coord_op.fwd_seq) */
+    int64_t misconf_until_ms; /* coord_refuses_writes: no write coordinated before */
     struct coord_stats stats;
 };
 
@@ -563,6 +564,29 @@ static bool coord_log_failing(const struct node *n)
     return __atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) > 0;
 }
 
+/* Whether this node coordinates no write (nor a read whose reply holds the
+ * first replica's own state: memcached's gets) now: its data log cannot
+ * persist (MISCONF), or could not within the last COORD_MISCONF_HOLD_MS,
+ * so that a disk that fails and recovers by turns (a full one: retries,
+ * compaction freeing a little) does not move a slot's read-modify-writes
+ * back and forth between two coordinators. One clock read per write only
+ * while the hold lasts. */
+#define COORD_MISCONF_HOLD_MS 5000
+static bool coord_refuses_writes(struct shard *sh)
+{
+    struct coord *co = sh->coord;
+    if (__builtin_expect(coord_log_failing(sh->node), 0)) {
+        co->misconf_until_ms = req_now_ms() + COORD_MISCONF_HOLD_MS;
+        return true;
+    }
+    if (__builtin_expect(co->misconf_until_ms == 0, 1))
+        return false;
+    if (req_now_ms() < co->misconf_until_ms)
+        return true;
+    co->misconf_until_ms = 0;
+    return false;
+}
+
 static bool coord_live(const struct coord_view *v, uint32_t m)
 {
     return m != RING_NONE && (m == v->self || !v->members[m].is_down);
@@ -667,15 +691,17 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
      * write: it routes one as a node that holds no replica does, to the
      * first live replica but itself, whose SYNC to it is refused while the
      * others make W. So one node's full disk stops no write through it. */
-    bool self_refuses = out->is_rmw && __builtin_expect(coord_log_failing(sh->node), 0);
+    bool self_refuses = (flags & (CMD_RMW | CMD_WRITE | CMD_FIRST_LIVE)) && coord_refuses_writes(sh);
     uint32_t first_live = RING_NONE;
-    bool is_replica = false;
+    bool is_replica = false, is_listed = false;
     for (uint32_t k = 0; k < n_eff; k++) {
         bool takes = coord_live(v, list[k]) && !(self_refuses && list[k] == v->self);
         if (first_live == RING_NONE && takes)
             first_live = list[k];
-        is_replica |= list[k] == v->self && !self_refuses;
+        is_listed |= list[k] == v->self;
     }
+    is_replica = is_listed && !self_refuses;
+    self_refuses &= is_listed; /* a node that holds no replica routes as always */
     if (first_live == RING_NONE) {
         if (!self_refuses || !coord_misconf(sh, out->error, sizeof out->error))
             snprintf(out->error, sizeof out->error,
@@ -2393,6 +2419,8 @@ static uint32_t coord_again_target(struct shard *sh, const struct coord_view *v,
     for (uint32_t k = 0; k < n_eff; k++) {
         if (!coord_live(v, list[k]))
             continue;
+        if (is_write && list[k] == v->self && coord_refuses_writes(sh))
+            continue; /* sent on, as coord_route_slot does */
         if (is_write)
             return list[k] == v->self ? RING_NONE : list[k];
         if (list[k] != v->self)
@@ -3111,9 +3139,9 @@ static bool coord_exec_checked(struct shard *sh, const struct resp_arg *argv, ui
                                char *why, size_t len)
 {
     bool writes = false;
-    if (!cmd_multi_forward_ok(sh->node, argv, argc, &writes, why, len))
-        return false;
-    return !(writes && coord_misconf(sh, why, len));
+    /* no MISCONF here: a node whose log is failing sends it on
+     * (coord_route_slot), or refuses it when no other replica is live */
+    return cmd_multi_forward_ok(sh->node, argv, argc, &writes, why, len);
 }
 
 /* Why a forwarded request routed as rt is refused here, or NULL: every

@@ -13,9 +13,10 @@
  * the list, after such a quorum read. A node that holds no replica forwards
  * the command (FORWARD) to the first live node of the list and relays its
  * reply, or answers -MOVED to a cluster-aware client. Too few live replicas:
- * -UNAVAILABLE. While this node's data log cannot persist (MISCONF) it
- * coordinates no write: it routes one as a node that holds no replica does
- * (forwarded, never -MOVED), to the first live replica but itself.
+ * -UNAVAILABLE. While this node's data log cannot persist (MISCONF), and
+ * 5 s after, it coordinates no write (nor memcached's gets): it routes one
+ * as a node that holds no replica does (forwarded, never -MOVED), to the
+ * first live replica but itself.
  * A cluster of one (no snapshot yet, or every partition this node's alone)
  * keeps the path it always had: cmd.c asks coord_route() first, which
  * answers COORD_LOCAL without touching anything but the shard's cached view.
@@ -83,7 +84,7 @@ struct coord_route {
                         (run by a second coordinator, a write gets a second dot that
                         a later context covering the first does not cover); reads go
                         to the next live replica too when `to` is late */
-    char error[160]; /* COORD_MOVED / COORD_DOWN: the RESP error text */
+    char error[256]; /* COORD_MOVED / COORD_DOWN: the RESP error text (MISCONF's too) */
 };
 
 /* How a keyed request (key, flags: cmd.h CMD_*) from connection c (NULL for

@@ -3,12 +3,15 @@
  * W = 2, storage = log; node 2's data directory is a 4 MB tmpfs this test
  * mounts (root only, as in CI: skipped with 77 otherwise), filled by a
  * file until node 2's log cannot persist (INFO persistence says err).
- * - test_disk_full_node_writes_go_on: then SET, INCR, MSET and DEL sent to
- *   node 2 are answered as they would be by a healthy node, and their
- *   values are read at node 0; memcached set too; FLUSHALL there still
- *   gets MISCONF. Node 2 sends each such write to another replica, which
- *   coordinates it (W from itself and the third node; node 2 refuses its
- *   SYNC). Before, node 2 answered every write -MISCONF.
+ * - test_disk_full_node_writes_go_on: then SET, INCR, MSET, DEL and a
+ *   transaction sent to node 2 are answered as they would be by a healthy
+ *   node, and their values are read at node 0; memcached set, gets and cas
+ *   too (the cas unique is the coordinating replica's); INCRs and
+ *   transactions sent to node 0, some of whose slots have node 2 first,
+ *   are sent on by node 2; FLUSHALL there still gets MISCONF. Node 2 sends
+ *   each such write to another replica, which coordinates it (W from
+ *   itself and the third node; node 2 refuses its SYNC). Before, node 2
+ *   answered every write -MISCONF.
  * Every wait is on a condition with a deadline; nodes are stopped by PID
  * (cluster_stop, cluster_finish) before the tmpfs is unmounted. */
 #include <errno.h>
@@ -111,6 +114,7 @@ static void start_cluster(int mc_port)
     }
     int n = NODES;
     assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
+    assert_true(cluster_wait(cluster_views_agree, &n, FORM_MS));
 }
 
 /* Fills node 2's volume: a file, then SETs through node 0 (which reach
@@ -157,6 +161,34 @@ static void test_disk_full_node_writes_go_on(void **state)
     EXPECT(bulk, 0, "2", "GET full:counter");
     EXPECT(bulk, 0, "2", "GET full:b");
     EXPECT(int, 0, 0, "EXISTS full:a");
+    /* read-modify-writes sent to node 0: node 2 is the first live replica
+     * of about a third of these keys, and sends them on */
+    for (int i = 0; i < 30; i++) {
+        EXPECT(int, 0, 1, "INCR rmw:%d", i);
+        EXPECT(int, FULL_NODE, 2, "INCR rmw:%d", i);
+        EXPECT(bulk, 0, "2", "GET rmw:%d", i);
+    }
+    for (int node = 0; node < NODES; node += FULL_NODE) { /* nodes 0 and 2 */
+        for (int i = 0; i < 10; i++) {
+            redisContext *c = cluster_redis(node);
+            assert_non_null(c);
+            redisAppendCommand(c, "MULTI");
+            redisAppendCommand(c, "SET tx:%d:%d a", node, i);
+            redisAppendCommand(c, "APPEND tx:%d:%d b", node, i);
+            redisAppendCommand(c, "EXEC");
+            redisReply *r = NULL;
+            for (int k = 0; k < 4; k++) {
+                if (r)
+                    freeReplyObject(r);
+                assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+            }
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+                fail_msg("node %d: EXEC answered %s, not 2 replies", node, reply_text(r));
+            freeReplyObject(r);
+            redisFree(c);
+            EXPECT(bulk, 0, "ab", "GET tx:%d:%d", node, i);
+        }
+    }
 
     char *reply = cluster_mc_ask(FULL_NODE, mc_port, "set full:mc 0 0 2\r\nhi\r\n", "\r\n");
     assert_non_null(reply);
@@ -164,12 +196,27 @@ static void test_disk_full_node_writes_go_on(void **state)
         fail_msg("memcached set at node %d answered %s", FULL_NODE, reply);
     free(reply);
     EXPECT(bulk, 0, "hi", "GET full:mc");
+    reply = cluster_mc_ask(FULL_NODE, mc_port, "gets full:mc\r\n", "END\r\n");
+    assert_non_null(reply);
+    unsigned long long unique = 0;
+    if (sscanf(reply, "VALUE full:mc 0 2 %llu", &unique) != 1)
+        fail_msg("memcached gets at node %d answered %s", FULL_NODE, reply);
+    free(reply);
+    char cas[96];
+    snprintf(cas, sizeof cas, "cas full:mc 0 0 2 %llu\r\nho\r\n", unique);
+    reply = cluster_mc_ask(FULL_NODE, mc_port, cas, "\r\n");
+    assert_non_null(reply);
+    if (strcmp(reply, "STORED\r\n") != 0)
+        fail_msg("memcached cas at node %d with gets' unique answered %s", FULL_NODE, reply);
+    free(reply);
+    EXPECT(bulk, 0, "ho", "GET full:mc");
 
     redisReply *r = cluster_redis_command(FULL_NODE, "FLUSHALL");
     if (!r || r->type != REDIS_REPLY_ERROR || strncmp(r->str, "MISCONF ", 8) != 0)
         fail_msg("FLUSHALL at a node whose log fails answered %s, not MISCONF", reply_text(r));
     freeReplyObject(r);
     EXPECT(bulk, 0, "2", "GET full:b"); /* and it ran nowhere */
+    assert_true(full_node_failing(NULL)); /* all of it was with node 2 failing */
 }
 
 int main(void)
