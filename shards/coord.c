@@ -199,6 +199,9 @@ struct coord_late {
     int64_t at_ms; /* when peers not answered yet get a stand-in */
 };
 
+#define COORD_MISCONF_PEERS 8       /* peers remembered as refusing writes */
+#define COORD_PEER_MISCONF_MS 2000  /* ... for this long after their last refusal */
+
 struct coord {
     struct coord_view *view; /* NULL until the first snapshot */
     struct coord_op *free_ops; /* the pool: ended operations, for reuse */
@@ -217,6 +220,12 @@ struct coord {
     uint32_t nlost;
     uint64_t fwd_seq; /* forward sends so far (coord_op.fwd_seq) */
     int64_t misconf_until_ms; /* coord_refuses_writes: no write coordinated before */
+    /* peers that refused a SYNC with MISCONF lately (coord_note_refusal) */
+    struct {
+        char id[RING_ID_LEN + 1];
+        int64_t until_ms;
+    } misconf_peer[COORD_MISCONF_PEERS];
+    uint32_t nmisconf_peers;
     struct coord_stats stats;
 };
 
@@ -1019,6 +1028,53 @@ static uint32_t coord_hintable(const struct shard *sh, const struct coord_view *
     return nused;
 }
 
+/* Whether a replica's refusal is MISCONF's (coord_misconf's text). */
+static bool coord_is_misconf(const struct wire_bytes *text)
+{
+    return text->len >= 9 && memcmp(text->ptr, "MISCONF ", 8) == 0;
+}
+
+/* coord_note_refusal (peerlink.h): a SYNC refused with MISCONF marks its
+ * peer for COORD_PEER_MISCONF_MS (see coord_peer_misconf). */
+void coord_note_refusal(struct shard *sh, const char *peer_id, const struct wire_msg *wm)
+{
+    if (wm->op != WIRE_OP_SYNC || !coord_is_misconf(&wm->text) || !peer_id[0])
+        return;
+    struct coord *co = sh->coord;
+    int64_t until = req_now_ms() + COORD_PEER_MISCONF_MS;
+    uint32_t i = 0, oldest = 0;
+    for (; i < co->nmisconf_peers && strcmp(co->misconf_peer[i].id, peer_id) != 0; i++)
+        if (co->misconf_peer[i].until_ms < co->misconf_peer[oldest].until_ms)
+            oldest = i;
+    if (i == co->nmisconf_peers) { /* a new one, in a free place or the oldest's */
+        i = co->nmisconf_peers < COORD_MISCONF_PEERS ? co->nmisconf_peers++ : oldest;
+        snprintf(co->misconf_peer[i].id, sizeof co->misconf_peer[i].id, "%s", peer_id);
+    }
+    co->misconf_peer[i].until_ms = until;
+}
+
+/* Whether member m refused a SYNC with MISCONF lately: a write sends its
+ * SYNC and, at once, a HINT for it to a stand-in, whose delivery brings
+ * the write once m's log takes writes again (a refusal that comes after
+ * the write was answered finds no operation to give it a stand-in). */
+static bool coord_peer_misconf(struct shard *sh, const struct coord_view *v, uint32_t m)
+{
+    struct coord *co = sh->coord;
+    if (__builtin_expect(co->nmisconf_peers == 0, 1))
+        return false;
+    int64_t now = req_now_ms();
+    for (uint32_t i = 0; i < co->nmisconf_peers; i++) {
+        if (co->misconf_peer[i].until_ms <= now) { /* expired: forgotten */
+            co->misconf_peer[i] = co->misconf_peer[--co->nmisconf_peers];
+            i--;
+            continue;
+        }
+        if (strcmp(co->misconf_peer[i].id, v->members[m].id) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* A late peer's SYNC and its stand-in's HINT are two paths to one answer:
  * the HINT has its own wire slot (k + COORD_PEERS_MAX), the first OK of
  * either counts for peer k, and peer k fails only once every path that
@@ -1359,6 +1415,8 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
                        coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op,
                                        r, key, after) == 0;
         op->path[k] = is_sent ? COORD_PATH_SYNCED : 0;
+        if (is_sent && __builtin_expect(coord_peer_misconf(sh, op->view, op->peer[k]), 0))
+            coord_send_hint(sh, op, r, k, key, after); /* both paths: see coord_peer_misconf */
         is_sent = is_sent || coord_send_hint(sh, op, r, k, key, after) == 0;
         op->st[k] = is_sent ? P_WAIT : P_FAIL;
         op->waiting += is_sent;
@@ -2804,6 +2862,14 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
         return;
     if ((op->phase == PH_WRITE) != (wm->op == WIRE_OP_SYNC || wm->op == WIRE_OP_HINT))
         return; /* a GET answered after an RMW's write started */
+    if (op->phase == PH_WRITE && wm->status != WIRE_CODE_OK && !is_hint &&
+        coord_is_misconf(&wm->text) && !op->is_hinted[k] && op->mine.meta.len > 0) {
+        /* a live replica whose log cannot persist refused it: a stand-in
+         * keeps it for that replica, as for a late one, and its hint is
+         * delivered once the replica's log takes writes again */
+        struct resp_arg key = {op->key, op->klen};
+        coord_send_hint(sh, op, r, k, &key, &op->mine);
+    }
     if (op->phase == PH_WRITE && wm->status != WIRE_CODE_OK &&
         coord_other_path_waits(op, k, is_hint))
         return; /* the peer or its stand-in may still acknowledge */

@@ -899,8 +899,12 @@ static bool link_on_batch(struct peerlink *pl, struct link *l, const struct wire
             LINK_STAT_ADD(pl, msgs_in, 1);
             if (ahead.msg[i].kind == WIRE_REQUEST)
                 coord_on_request(pl->sh, handle, &ahead.msg[i], ahead.hash[i]);
-            else
+            else {
+                if (__builtin_expect(ahead.msg[i].status != WIRE_CODE_OK, 0))
+                    coord_note_refusal(pl->sh, l->is_dialer ? l->dest->id : l->hs.peer_id,
+                                       &ahead.msg[i]);
                 coord_on_reply(pl->sh, &ahead.msg[i]);
+            }
             if (l->closing || l->close_after_flush)
                 return true;
         }

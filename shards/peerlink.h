@@ -108,6 +108,9 @@ void peerlink_adopt(struct node *n, uint32_t to_shard, int fd);
  * key's keyhash (computed once, for the batch's prefetch). */
 void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *m, uint64_t hash);
 void coord_on_reply(struct shard *sh, const struct wire_msg *m);
+/* Before coord_on_reply, for a REPLY that is not OK: the peer that sent
+ * it (its node id), whatever became of the request. */
+void coord_note_refusal(struct shard *sh, const char *peer_id, const struct wire_msg *m);
 /* A hint for the REPLYs of a batch to come (their ids, n <= 64): the
  * coordinator prefetches what coord_on_reply() will read of each. */
 void coord_prefetch_replies(struct shard *sh, const uint64_t *ids, uint32_t n);

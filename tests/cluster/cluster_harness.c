@@ -569,7 +569,7 @@ bool cluster_views_agree(void *arg)
  * node that joined pulls every partition of its lists, empty or not; a
  * write made meanwhile may reach it through that pull as well as through
  * replication, which tests of replication alone must not see. */
-static bool cluster_pulls_done(void *arg)
+bool cluster_pulls_done(void *arg)
 {
     int n = *(const int *)arg;
     for (int i = 0; i < n; i++) {

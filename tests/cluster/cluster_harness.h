@@ -64,6 +64,10 @@ bool cluster_formed(void *arg);
  * 0 .. n - 1 (CLUSTER INFO) serve with their admin's ring and see n nodes up
  * (views follow the admin thread's ring a loop turn or more later). */
 bool cluster_views_agree(void *arg);
+/* cluster_wait condition (arg: int *n): none of nodes 0 .. n - 1 pulls a
+ * partition any more (GET /v1/ring: none pending or streaming, every shard
+ * on the ring's epoch). */
+bool cluster_pulls_done(void *arg);
 /* Prints what nodes 0 .. n - 1 see (each member's status, the ring's epoch,
  * hash and members), for a test that waited in vain for them to agree. */
 void cluster_print_views(int n);

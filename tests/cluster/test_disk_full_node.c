@@ -1,6 +1,9 @@
 /* test_disk_full_node: one node's full disk stops no write through it
- * (shards/coord.c, coord_route_slot). 3 nodes on 127.0.0.x, replicas 3,
- * W = 2, storage = log; node 2's data directory is a 4 MB tmpfs this test
+ * (shards/coord.c, coord_route_slot), and the writes it refused reach it
+ * once it has room again (a stand-in's hints). 4 nodes on 127.0.0.x,
+ * replicas 3, W = 2, storage = log, anti-entropy every hour (so that only
+ * hints can bring node 2 what it missed within the test); node 2's data
+ * directory is a 4 MB tmpfs this test
  * mounts (root only, as in CI: skipped with 77 otherwise), filled by a
  * file until node 2's log cannot persist (INFO persistence says err).
  * - test_disk_full_node_writes_go_on: then SET, INCR, MSET, DEL and a
@@ -11,7 +14,13 @@
  *   are sent on by node 2; FLUSHALL there still gets MISCONF. Node 2 sends
  *   each such write to another replica, which coordinates it (W from
  *   itself and the third node; node 2 refuses its SYNC). Before, node 2
- *   answered every write -MISCONF.
+ *   answered every write -MISCONF. A coordinator that saw node 2 refuse a
+ *   SYNC also gives each later write's copy for node 2 to a stand-in (the
+ *   fourth node of its list) as a hint: writes through every node first,
+ *   so that each has seen a refusal (the refusal of a write answered
+ *   already finds no operation to hint). Once the filler file is removed
+ *   and node 2's log takes writes again, the hints are delivered and node
+ *   2's own copies (CONSISTENCY R 1) hold every checked value.
  * Every wait is on a condition with a deadline; nodes are stopped by PID
  * (cluster_stop, cluster_finish) before the tmpfs is unmounted. */
 #include <errno.h>
@@ -25,6 +34,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -32,7 +42,7 @@
 #include "cluster_harness.h"
 
 #define FORM_MS 20000
-#define NODES 3
+#define NODES 4
 #define FULL_NODE 2
 #define VALUE_LEN 3000
 #define WRITES_MAX 3000 /* 9 MB of values: far past the 4 MB filesystem */
@@ -57,10 +67,47 @@ static bool full_node_failing(void *arg)
     return failing;
 }
 
+/* The number after "name:" in node i's INFO, or -1. */
+static long long info_number(int i, const char *name)
+{
+    char *info = cluster_ask(i, "INFO");
+    long long v = info ? cluster_info_field(info, name) : -1;
+    free(info);
+    return v;
+}
+
+static bool full_node_recovered(void *arg)
+{
+    (void)arg;
+    char *info = cluster_ask(FULL_NODE, "INFO persistence");
+    bool ok = info && cluster_info_has(info, "log_write_status:ok");
+    free(info);
+    return ok;
+}
+
+/* Every stand-in delivered what it kept (none pending, some delivered). */
+static bool hints_delivered(void *arg)
+{
+    (void)arg;
+    long long pending = 0, delivered = 0;
+    for (int i = 0; i < NODES; i++) {
+        long long p = info_number(i, "ringkv_hints_pending"),
+                  d = info_number(i, "ringkv_hints_delivered");
+        if (p < 0 || d < 0)
+            return false;
+        pending += p;
+        delivered += d;
+    }
+    return pending == 0 && delivered > 0;
+}
+
 /* A reply's text, for messages. */
 static const char *reply_text(const redisReply *r)
 {
-    return !r ? "(no reply)" : r->str ? r->str : "(not a string)";
+    return !r                            ? "(no reply)"
+           : r->str                      ? r->str
+           : r->type == REDIS_REPLY_NIL ? "(nil)"
+                                         : "(not a string)";
 }
 
 /* Each checks the reply to `what`, sent to node `node`, and frees it. */
@@ -93,10 +140,11 @@ static void start_cluster(int mc_port)
     char mc[16];
     snprintf(mc, sizeof mc, "%d", mc_port);
     const char *flags[] = {"--replicas", "3", "--write-quorum", "2", "--storage", "log",
-                           "--compression", "none", "--memcache-port", "0", NULL, NULL, NULL};
+                           "--compression", "none", "--memcache-port", "0", "--aae-interval",
+                           "3600", NULL, NULL, NULL};
     assert_int_equal(cluster_start(0, flags), 0);
-    flags[10] = "--seeds";
-    flags[11] = cluster_seed(0);
+    flags[12] = "--seeds";
+    flags[13] = cluster_seed(0);
     for (int i = 1; i < NODES; i++) {
         if (i == FULL_NODE) {
             snprintf(mounted, sizeof mounted, "%s", cluster_dir(i));
@@ -115,6 +163,7 @@ static void start_cluster(int mc_port)
     int n = NODES;
     assert_true(cluster_wait(cluster_formed, &n, FORM_MS));
     assert_true(cluster_wait(cluster_views_agree, &n, FORM_MS));
+    assert_true(cluster_wait(cluster_pulls_done, &n, FORM_MS));
 }
 
 /* Fills node 2's volume: a file, then SETs through node 0 (which reach
@@ -146,6 +195,9 @@ static void test_disk_full_node_writes_go_on(void **state)
     assert_true(mc_port > 0);
     start_cluster(mc_port);
     fill_node_disk();
+    for (int node = 0; node < NODES; node++) /* every coordinator sees node 2 refuse */
+        for (int i = 0; i < 30; i++)
+            EXPECT(status, node, "OK", "SET warm:%d:%d v", node, i);
 
     for (int i = 0; i < 50; i++)
         EXPECT(status, FULL_NODE, "OK", "SET full:%d v%d", i, i);
@@ -168,7 +220,7 @@ static void test_disk_full_node_writes_go_on(void **state)
         EXPECT(int, FULL_NODE, 2, "INCR rmw:%d", i);
         EXPECT(bulk, 0, "2", "GET rmw:%d", i);
     }
-    for (int node = 0; node < NODES; node += FULL_NODE) { /* nodes 0 and 2 */
+    for (int node = 0; node <= FULL_NODE; node += FULL_NODE) { /* nodes 0 and 2 */
         for (int i = 0; i < 10; i++) {
             redisContext *c = cluster_redis(node);
             assert_non_null(c);
@@ -217,6 +269,31 @@ static void test_disk_full_node_writes_go_on(void **state)
     freeReplyObject(r);
     EXPECT(bulk, 0, "2", "GET full:b"); /* and it ran nowhere */
     assert_true(full_node_failing(NULL)); /* all of it was with node 2 failing */
+
+    char path[200];
+    snprintf(path, sizeof path, "%s/filler", mounted);
+    assert_int_equal(unlink(path), 0);
+    assert_true(cluster_wait(full_node_recovered, NULL, 20000));
+    assert_true(cluster_wait(hints_delivered, NULL, 60000));
+    redisContext *c = cluster_redis(FULL_NODE);
+    assert_non_null(c);
+    freeReplyObject(redisCommand(c, "CONSISTENCY R 1"));
+    /* node 2's own copy, or a forward (R 1 there) for keys it holds none of */
+    for (int i = 0; i < 50; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "v%d", i);
+        redisReply *got = redisCommand(c, "GET full:%d", i);
+        if (!got || got->type != REDIS_REPLY_STRING || strcmp(got->str, want) != 0)
+            fail_msg("node 2 (R 1) answered %s for full:%d, not %s", reply_text(got), i, want);
+        freeReplyObject(got);
+    }
+    for (int i = 0; i < 30; i++) {
+        redisReply *got = redisCommand(c, "GET rmw:%d", i);
+        if (!got || got->type != REDIS_REPLY_STRING || strcmp(got->str, "2") != 0)
+            fail_msg("node 2 (R 1) answered %s for rmw:%d, not 2", reply_text(got), i);
+        freeReplyObject(got);
+    }
+    redisFree(c);
 }
 
 int main(void)
