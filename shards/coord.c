@@ -1415,12 +1415,16 @@ static void coord_write_start(struct shard *sh, struct req *r, struct coord_op *
                        coord_send_sync(sh, op->view, op->peer[k], coord_wire_id(id_base, k), op,
                                        r, key, after) == 0;
         op->path[k] = is_sent ? COORD_PATH_SYNCED : 0;
-        if (is_sent && __builtin_expect(coord_peer_misconf(sh, op->view, op->peer[k]), 0))
-            coord_send_hint(sh, op, r, k, key, after); /* both paths: see coord_peer_misconf */
         is_sent = is_sent || coord_send_hint(sh, op, r, k, key, after) == 0;
         op->st[k] = is_sent ? P_WAIT : P_FAIL;
         op->waiting += is_sent;
     }
+    /* then, stand-ins the down peers left, for peers refusing writes lately
+     * (both paths: see coord_peer_misconf) */
+    for (uint32_t k = 0; __builtin_expect(sh->coord->nmisconf_peers > 0, 0) && k < op->npeers; k++)
+        if ((op->path[k] & COORD_PATH_SYNCED) && !op->is_hinted[k] &&
+            coord_peer_misconf(sh, op->view, op->peer[k]))
+            coord_send_hint(sh, op, r, k, key, after);
     if (op->ok < op->need && op->ok + op->waiting >= op->need)
         coord_late_watch(sh, r, op, after);
     coord_state_keep(before);

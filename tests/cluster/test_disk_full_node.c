@@ -214,7 +214,7 @@ static void test_disk_full_node_writes_go_on(void **state)
     EXPECT(bulk, 0, "2", "GET full:b");
     EXPECT(int, 0, 0, "EXISTS full:a");
     /* read-modify-writes sent to node 0: node 2 is the first live replica
-     * of about a third of these keys, and sends them on */
+     * of about a quarter of these keys, and sends them on */
     for (int i = 0; i < 30; i++) {
         EXPECT(int, 0, 1, "INCR rmw:%d", i);
         EXPECT(int, FULL_NODE, 2, "INCR rmw:%d", i);
