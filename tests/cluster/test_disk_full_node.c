@@ -274,7 +274,7 @@ static void test_disk_full_node_writes_go_on(void **state)
     snprintf(path, sizeof path, "%s/filler", mounted);
     assert_int_equal(unlink(path), 0);
     assert_true(cluster_wait(full_node_recovered, NULL, 20000));
-    assert_true(cluster_wait(hints_delivered, NULL, 60000));
+    assert_true(cluster_wait(hints_delivered, NULL, 90000)); /* the hint log backs off up to 30 s */
     redisContext *c = cluster_redis(FULL_NODE);
     assert_non_null(c);
     freeReplyObject(redisCommand(c, "CONSISTENCY R 1"));
