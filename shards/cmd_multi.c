@@ -845,7 +845,7 @@ static uint32_t multi_most_args(const struct node *node, const struct resp_arg *
 /* Whether queued command argv (argc) could be in a client's transaction
  * of slot; false with why. */
 static bool multi_forward_cmd_ok(const struct node *n, const struct resp_arg *argv, uint32_t argc,
-                                 uint32_t slot, bool *writes, char *why, size_t len)
+                                 uint32_t slot, char *why, size_t len)
 {
     const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
     const char *refusal = d ? multi_unqueueable(d, argc) : "ERR unknown command";
@@ -860,7 +860,6 @@ static bool multi_forward_cmd_ok(const struct node *n, const struct resp_arg *ar
         snprintf(why, len, "%s", multi_crossslot);
         return false;
     }
-    *writes = *writes || (d->flags & CMD_WRITE);
     return true;
 }
 
@@ -883,9 +882,8 @@ static bool multi_forward_watches_ok(const struct resp_arg *w, uint32_t slot, ch
 }
 
 bool cmd_multi_forward_ok(const struct node *n, const struct resp_arg *argv, uint32_t argc,
-                          bool *writes, char *why, size_t len)
+                          char *why, size_t len)
 {
-    *writes = false;
     if (argc != 4) {
         snprintf(why, len, "ERR wrong number of arguments for 'exec' command");
         return false;
@@ -907,7 +905,7 @@ bool cmd_multi_forward_ok(const struct node *n, const struct resp_arg *argv, uin
     uint32_t cargc, i = 0;
     bool ok = true;
     for (; ok && i < ncmds && multi_next_cmd(&cur, cargv, most, &cargc); i++)
-        ok = multi_forward_cmd_ok(n, cargv, cargc, slot, writes, why, len);
+        ok = multi_forward_cmd_ok(n, cargv, cargc, slot, why, len);
     mi_free(cargv);
     if (ok && (i < ncmds || cur.p != cur.end)) {
         snprintf(why, len, "ERR a forwarded EXEC's queue is malformed");

@@ -57,11 +57,11 @@ int cmd_multi_keys(const struct resp_arg *argv, uint32_t argc, struct resp_arg *
 /* Whether EXEC's message argv, argc, forwarded by a peer, is one a client's
  * EXEC could have made: every queued command one a transaction may hold,
  * of its arity and key sizes, every key (queued or watched) of argv[1]'s
- * slot, the watches well formed. *writes: whether a queued command
- * changes data (the caller checks MISCONF). False with the error line
- * (no '-' or CRLF) in why[0..len). */
+ * slot, the watches well formed. No MISCONF check: a node whose log is
+ * failing sends a transaction on (coord.h). False with the error line (no
+ * '-' or CRLF) in why[0..len). */
 bool cmd_multi_forward_ok(const struct node *n, const struct resp_arg *argv, uint32_t argc,
-                          bool *writes, char *why, size_t len);
+                          char *why, size_t len);
 
 /* A request of c was refused before running (unknown command, arity,
  * NOAUTH, key too large, MISCONF): in MULTI, EXEC will answer -EXECABORT. */

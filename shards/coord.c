@@ -3202,18 +3202,6 @@ static const struct cmd_def *coord_forward_checked(struct shard *sh, const struc
                                                                                               : d;
 }
 
-/* A forwarded EXEC (its whole queue, cmd_multi_forward_ok) is one a
- * client's EXEC could have made, and this node takes its writes. False
- * with why. */
-static bool coord_exec_checked(struct shard *sh, const struct resp_arg *argv, uint32_t argc,
-                               char *why, size_t len)
-{
-    bool writes = false;
-    /* no MISCONF here: a node whose log is failing sends it on
-     * (coord_route_slot), or refuses it when no other replica is live */
-    return cmd_multi_forward_ok(sh->node, argv, argc, &writes, why, len);
-}
-
 /* Why a forwarded request routed as rt is refused here, or NULL: every
  * replica is down, or it would be sent on a second time. */
 static const char *coord_forward_refusal(const struct coord_route *rt, const struct wire_msg *wm)
@@ -3289,11 +3277,12 @@ static void coord_on_forward_parsed(struct shard *sh, uint64_t link, const struc
         return;
     }
     /* A transaction (cmd_multi.h): EXEC with its key, watches and queue,
-     * checked as a client's EXEC would have been, MISCONF for a write. */
+     * checked as a client's EXEC would have been (MISCONF: coord_route_slot
+     * sends it on from a node whose log is failing). */
     bool is_exec = d && d->handler == cmd_exec && argc == 4;
     if (!is_exec)
         d = coord_forward_checked(sh, &cmd, ps, consumed, argv, argc, why, sizeof why);
-    else if (!coord_exec_checked(sh, argv, argc, why, sizeof why))
+    else if (!cmd_multi_forward_ok(sh->node, argv, argc, why, sizeof why))
         d = NULL;
     if (!d) {
         coord_reply(sh, link, wm->id, WIRE_OP_FORWARD, WIRE_CODE_ERROR, why, NULL, 0, NULL);

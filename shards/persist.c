@@ -224,8 +224,8 @@ struct persist {
     uint64_t written_seq;    /* every record up to this one is written */
     uint64_t fsync_covers;   /* everysec/no: written_seq when the fdatasync began */
     uint64_t save_seq;       /* SAVE, BGSAVE: records up to here are to be synced
-                                now, not at the next second (persist_save) */
-    bool saving;             /* save_seq is not durable yet */
+                                now, not at the next second (persist_save); while
+                                they are not durable yet, stats.saving is 1 */
     /* The next segment, made ahead through the ring once the current one is
      * three quarters full: created, its header written and synced, and the
      * shard directory synced, so that rotation itself does no disk I/O. */
@@ -1076,7 +1076,7 @@ bool persist_holds_replies(const struct persist *p) { return p && p->always; }
 
 static void persist_submit_fsync(struct persist *p);
 
-/* A SAVE waits (saving): once save_seq is durable, that is over; until
+/* A SAVE waits (stats.saving): once save_seq is durable, that is over; until
  * then (everysec, no) the fdatasync goes as soon as every record up to
  * save_seq is written and none is in flight, even with a later batch being
  * written (other clients' writes would otherwise keep it waiting for the
@@ -1086,7 +1086,6 @@ static void persist_submit_fsync(struct persist *p);
 static void persist_save_step(struct persist *p)
 {
     if (p->durable_seq >= p->save_seq) {
-        p->saving = false;
         STAT_SET(p, saving, 0);
         return;
     }
@@ -1113,7 +1112,7 @@ void persist_flush(struct persist *p)
         }
         persist_note_unsynced(p);
     }
-    if (__builtin_expect(p->saving, 0))
+    if (__builtin_expect(p->stats.saving, 0)) /* the owner's own field: a plain read */
         persist_save_step(p);
 }
 
@@ -1131,7 +1130,6 @@ int persist_save(struct persist *p, uint64_t *wait_seq)
     *wait_seq = p->seq;
     if (p->seq > p->save_seq)
         p->save_seq = p->seq;
-    p->saving = true;
     STAT_SET(p, saving, 1);
     return 0;
 }
