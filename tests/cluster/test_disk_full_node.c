@@ -58,32 +58,18 @@ static void noise(char *p, size_t n, uint32_t seed)
     }
 }
 
-static bool full_node_failing(void *arg)
+/* Whether node 2's INFO persistence has the line `line` (a cluster_wait
+ * condition). */
+static bool full_node_log_is(void *line)
 {
-    (void)arg;
     char *info = cluster_ask(FULL_NODE, "INFO persistence");
-    bool failing = info && cluster_info_has(info, "log_write_status:err");
+    bool is = info && cluster_info_has(info, line);
     free(info);
-    return failing;
+    return is;
 }
 
-/* The number after "name:" in node i's INFO, or -1. */
-static long long info_number(int i, const char *name)
-{
-    char *info = cluster_ask(i, "INFO");
-    long long v = info ? cluster_info_field(info, name) : -1;
-    free(info);
-    return v;
-}
-
-static bool full_node_recovered(void *arg)
-{
-    (void)arg;
-    char *info = cluster_ask(FULL_NODE, "INFO persistence");
-    bool ok = info && cluster_info_has(info, "log_write_status:ok");
-    free(info);
-    return ok;
-}
+#define LOG_FAILING "log_write_status:err"
+#define LOG_OK "log_write_status:ok"
 
 /* Every stand-in delivered what it kept (none pending, some delivered). */
 static bool hints_delivered(void *arg)
@@ -91,8 +77,8 @@ static bool hints_delivered(void *arg)
     (void)arg;
     long long pending = 0, delivered = 0;
     for (int i = 0; i < NODES; i++) {
-        long long p = info_number(i, "ringkv_hints_pending"),
-                  d = info_number(i, "ringkv_hints_delivered");
+        long long p = cluster_info_stat(i, "stats", "ringkv_hints_pending"),
+                  d = cluster_info_stat(i, "stats", "ringkv_hints_delivered");
         if (p < 0 || d < 0)
             return false;
         pending += p;
@@ -180,12 +166,12 @@ static void fill_node_disk(void)
         assert_int_equal(fwrite(block, 1, sizeof block, f), sizeof block);
     assert_int_equal(fclose(f), 0);
     static char value[VALUE_LEN + 1];
-    for (int i = 0; i < WRITES_MAX && !full_node_failing(NULL); i++) {
+    for (int i = 0; i < WRITES_MAX && !full_node_log_is(LOG_FAILING); i++) {
         noise(value, VALUE_LEN, (uint32_t)i);
         redisReply *r = cluster_redis_command(0, "SET fill:%d %s", i, value);
         freeReplyObject(r); /* OK: nodes 0 and 1 make W */
     }
-    assert_true(cluster_wait(full_node_failing, NULL, 10000));
+    assert_true(cluster_wait(full_node_log_is, LOG_FAILING, 10000));
 }
 
 static void test_disk_full_node_writes_go_on(void **state)
@@ -268,12 +254,12 @@ static void test_disk_full_node_writes_go_on(void **state)
         fail_msg("FLUSHALL at a node whose log fails answered %s, not MISCONF", reply_text(r));
     freeReplyObject(r);
     EXPECT(bulk, 0, "2", "GET full:b"); /* and it ran nowhere */
-    assert_true(full_node_failing(NULL)); /* all of it was with node 2 failing */
+    assert_true(full_node_log_is(LOG_FAILING)); /* all of it was with node 2 failing */
 
     char path[200];
     snprintf(path, sizeof path, "%s/filler", mounted);
     assert_int_equal(unlink(path), 0);
-    assert_true(cluster_wait(full_node_recovered, NULL, 20000));
+    assert_true(cluster_wait(full_node_log_is, LOG_OK, 20000));
     assert_true(cluster_wait(hints_delivered, NULL, 90000)); /* the hint log backs off up to 30 s */
     redisContext *c = cluster_redis(FULL_NODE);
     assert_non_null(c);

@@ -383,6 +383,17 @@ static bool compaction_caught_up(void *arg)
  * load: compaction rewrites old segments so that disk use stays near the
  * live data, and every live key keeps its newest value, before and after a
  * restart. */
+/* One shard's log of 1 MiB segments, uncompressed, synced every second,
+ * compacted at `threshold` percent live ("0": never on its own). */
+static void start_small_segments(struct harness_server *s, const char *threshold)
+{
+    const char *args[] = {"--storage", "log", "--dir", data_dir, "--appendfsync", "everysec",
+                          "--segment-size", "1mb", "--compression", "none",
+                          "--compaction-threshold", threshold, NULL};
+    struct harness_opts o = {.threads = 1, .args = args};
+    assert_int_equal(harness_start(s, &o), 0);
+}
+
 /* The 1000-byte value of key i written in a round: names both, so a check
  * sees which write survived. */
 enum { ROUND_VALUE = 1000 };
@@ -411,12 +422,8 @@ static void test_persistence_compaction_bounds_disk_use(void **state)
 {
     harness_skip_unless_ringkv();
     enum { KEYS = 1000, ROUNDS = 24 };
-    const char *args[] = {"--storage", "log", "--dir", data_dir, "--appendfsync", "everysec",
-                          "--segment-size", "1mb", "--compression", "none",
-                          "--compaction-threshold", "50", NULL};
-    struct harness_opts o = {.threads = 1, .args = args};
     struct harness_server s;
-    assert_int_equal(harness_start(&s, &o), 0);
+    start_small_segments(&s, "50");
     redisContext *c = harness_connect(s.port);
     /* Odd keys get a new value each round, even keys the same one again (a
      * rewrite of an equal value is still a new version). */
@@ -442,7 +449,7 @@ static void test_persistence_compaction_bounds_disk_use(void **state)
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 
-    assert_int_equal(harness_start(&s, &o), 0);
+    start_small_segments(&s, "50");
     c = harness_connect(s.port);
     assert_int_equal(harness_integer(c, "DBSIZE"), KEYS - KEYS / 5);
     for (int i = 1; i < KEYS; i += 10)
@@ -541,12 +548,8 @@ static void test_persistence_bgrewriteaof_rewrites_the_log(void **state)
 {
     harness_skip_unless_ringkv();
     enum { KEYS = 200, ROUNDS = 30 };
-    const char *args[] = {"--storage", "log", "--dir", data_dir, "--appendfsync", "everysec",
-                          "--segment-size", "1mb", "--compression", "none",
-                          "--compaction-threshold", "0", NULL};
-    struct harness_opts o = {.threads = 1, .args = args};
     struct harness_server s;
-    assert_int_equal(harness_start(&s, &o), 0);
+    start_small_segments(&s, "0");
     redisContext *c = harness_connect(s.port);
     for (int round = 0; round < ROUNDS; round++)
         set_round(c, KEYS, round, round);
@@ -569,7 +572,7 @@ static void test_persistence_bgrewriteaof_rewrites_the_log(void **state)
     redisFree(c);
     assert_int_equal(harness_stop(&s), 0);
 
-    assert_int_equal(harness_start(&s, &o), 0);
+    start_small_segments(&s, "0");
     c = harness_connect(s.port);
     assert_int_equal(harness_integer(c, "DBSIZE"), KEYS);
     for (int i = 0; i < KEYS; i++)
