@@ -3530,8 +3530,7 @@ static void coord_serve(struct shard *sh, uint64_t link, const struct wire_msg *
 /* True when the node's log takes delete records now (replica_reap's test). */
 static bool coord_log_takes(const struct node *n)
 {
-    return __atomic_load_n(&n->log_failing, __ATOMIC_RELAXED) == 0 &&
-           __atomic_load_n(&n->log_over_cap, __ATOMIC_RELAXED) == 0;
+    return !coord_log_failing(n) && __atomic_load_n(&n->log_over_cap, __ATOMIC_RELAXED) == 0;
 }
 
 /* Deletes the key's tombstone here if it is still the one checked. */
