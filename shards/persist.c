@@ -569,12 +569,14 @@ static int persist_create_segment(const struct node *n, uint32_t shard_id, uint6
                                 n->partition_fn};
     seg_encode_file_header(&header, &h);
     ssize_t w = pwrite(fd, header.data, header.len, 0);
-    rc = w == (ssize_t)header.len ? 0 : -EIO;
+    /* a short write is a full disk: say so (ENOSPC), as a failed one's errno */
+    rc = w == (ssize_t)header.len ? 0 : w < 0 ? -errno : -ENOSPC;
     buf_fini(&header);
     if (rc == 0) /* the new name must survive a power cut too */
         rc = persist_sync_dir(n->cfg->dir, shard_id);
     if (rc < 0) {
         close(fd);
+        (void)unlink(path); /* no headerless segment left for the next start to skip */
         return rc;
     }
     return fd;
