@@ -342,6 +342,8 @@ static int admin_adopt_ring(struct admin *a, struct ring *next, bool drop_prev, 
              "partitions to move (pending transfers)", next->epoch, next->hash, next->n_members,
              a->pending);
     free(moves);
+    if (next->n_members > 1 && ring_member_index(next, a->id) != RING_NONE)
+        __atomic_store_n(&a->node->left_cluster, 0, __ATOMIC_RELAXED); /* it joined again */
     a->ring = next;
     a->adopted_ms = now;
     a->rejoin_at_ms = 0;
@@ -896,14 +898,19 @@ static void admin_self_state(struct admin *a, uint64_t now)
 {
     const struct member *self = member_at(a->members, 0);
     if (self->state == MEMBER_LEFT) {
-        log_info("cluster: this node has left its cluster: it forgets its peers and is a "
-                 "cluster of one again");
+        log_info("cluster: this node has left its cluster: it forgets its peers, is a "
+                 "cluster of one and serves no key (CLUSTERDOWN) until it joins a cluster "
+                 "again (POST /v1/nodes at a member, or a restart with seeds) or is "
+                 "restarted alone");
         member_forget(a->members, now);
         a->join = false;
         a->n_admits = 0;
         a->ring_req_id[0] = '\0';
         if (admin_own_ring(a, 1, now) != 0)
             log_warn("cluster: cannot build the ring of this node alone (out of memory)");
+        /* its clients (a Redis Cluster client's map names it) would write
+         * where the cluster never reads: they get CLUSTERDOWN and look again */
+        __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
     } else if (self->state == MEMBER_JOINING && member_admitted(self) && a->ring->epoch > 0 &&
                a->ring->n_members == 1 && admin_in_ring(a)) {
         log_info("cluster: this node, a cluster of one, was added to another cluster: it "

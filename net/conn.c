@@ -128,6 +128,7 @@ void conn_destroy(struct conn *c)
     mi_free(c->scratch);
     mi_free(c->mc_keys);
     mi_free(c->name);
+    mi_free(c->order);
     mi_free(c);
 }
 
@@ -210,7 +211,7 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s)
 
 static bool conn_should_pause(const struct conn *c)
 {
-    return c->work >= CONN_MAX_WORK || c->nslots >= CONN_MAX_PENDING ||
+    return c->input_held || c->work >= CONN_MAX_WORK || c->nslots >= CONN_MAX_PENDING ||
            c->out.len >= CONN_MAX_OUT ||
            (c->is_writer && c->env->hold_writers &&
             __atomic_load_n(c->env->hold_writers, __ATOMIC_RELAXED) > 0);
@@ -219,6 +220,19 @@ static bool conn_should_pause(const struct conn *c)
 void conn_charge(struct conn *c, uint64_t work)
 {
     c->work += work;
+}
+
+void conn_hold_input(struct conn *c)
+{
+    c->input_held = true;
+}
+
+void conn_release_input(struct conn *c)
+{
+    if (!c->input_held)
+        return;
+    c->input_held = false;
+    conn_mark_dirty(c); /* conn_flush() reads on */
 }
 
 void conn_refund(struct conn *c, uint64_t work)
@@ -259,7 +273,7 @@ static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
         case RESP_OK:
             if (argc > 0)
                 c->env->on_resp(c, c->argv, argc);
-            return consumed;
+            return c->input_held ? 0 : consumed; /* held: read again later */
         case RESP_MORE:
             return 0;
         case RESP_NEED_ARGS: {
@@ -301,7 +315,7 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
         switch (st) {
         case MC_OK:
             c->env->on_mc(c, &req);
-            return consumed;
+            return c->input_held ? 0 : consumed; /* held: read again later */
         case MC_MORE:
             return 0;
         case MC_NEED_KEYS: {
@@ -381,8 +395,11 @@ static size_t conn_serve(struct conn *c, const char *data, size_t len)
         c->unparsed = len - off;
         size_t used = c->kind == CONN_RESP ? conn_next_resp(c, data + off, len - off)
                                            : conn_next_mc(c, data + off, len - off);
-        if (used == 0)
+        if (used == 0) {
+            if (c->input_held)
+                conn_pause(c);
             break;
+        }
         off += used;
     }
     c->unparsed = 0;

@@ -44,7 +44,9 @@ struct conn_env {
     uint32_t recv_buf_size;
     uint32_t recv_nbufs;       /* a power of two */
     uint16_t recv_group;
-    /* A parsed RESP request (argv valid during the call) or memcached one. */
+    /* A parsed RESP request (argv valid during the call) or memcached one.
+     * One that calls conn_hold_input() stays unread: it is parsed and
+     * handed over again once the owner calls conn_release_input(). */
     void (*on_resp)(struct conn *c, struct resp_arg *argv, uint32_t argc);
     void (*on_mc)(struct conn *c, struct mc_request *req);
     /* Optional: the keys (second arguments) of the next few pipelined RESP
@@ -115,6 +117,7 @@ struct conn {
     bool closing;            /* no more requests; close once nothing is in flight */
     bool close_after_flush;  /* QUIT, protocol error: close once `out` is sent */
     bool input_paused;       /* too much waiting; parse again when it drains */
+    bool input_held;         /* the owner holds the next request unread (conn_hold_input) */
     uint64_t work;           /* charged by the owner for requests in flight (conn_charge) */
     bool is_dirty;
     bool was_active;         /* bytes came in or went out since conn_idle_ms() */
@@ -138,6 +141,10 @@ struct conn {
     uint8_t consistency_r, consistency_w;
     bool cluster_aware;
     bool is_monitor; /* MONITOR (shards/monitor.c): gets every request's line, no replies */
+    /* Pipeline order in a cluster (shards/cmd_order.c): this connection's
+     * requests in flight that later ones may have to wait for, with their
+     * slots; mi_malloc'd on first use, net/ only frees it. */
+    struct conn_order *order;
 
     struct buf in;
     union {                  /* progress through the partial request at in[0] */
@@ -234,5 +241,11 @@ void conn_slot_ready(struct conn *c, struct conn_slot *s);
 #define CONN_MAX_WORK 65536u
 void conn_charge(struct conn *c, uint64_t work);
 void conn_refund(struct conn *c, uint64_t work);
+/* Called by on_resp / on_mc: the request being handed over is not taken
+ * now; it stays unread, and input pauses, until conn_release_input(). */
+void conn_hold_input(struct conn *c);
+/* Input held by conn_hold_input() goes on (at the end of the loop turn, in
+ * conn_flush(): the held request is handed over again). */
+void conn_release_input(struct conn *c);
 
 #endif

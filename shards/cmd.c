@@ -71,6 +71,7 @@
 #include "cmd_lcs.h"
 #include "cmd_mc.h"
 #include "cmd_multi.h"
+#include "cmd_order.h"
 #include "cmd_persist.h"
 #include "cmd_ring.h"
 #include "cmd_server.h"
@@ -583,6 +584,8 @@ static void cmd_route_coord(struct shard *sh, struct conn *c, struct req *r, uin
     coord_route_slot(sh, c, key.ptr, key.len, hash, slot, flags, &rt);
     if (rt.kind == COORD_MOVED && h == cmd_multi_exec_shard)
         rt.kind = COORD_FORWARD; /* the queue was this connection's: a MOVED would lose it */
+    if (rt.kind == COORD_HERE || rt.kind == COORD_FORWARD)
+        cmd_order_note_route(c, r->id, rt.slot, flags, rt.kind); /* before r can end */
     struct req_result *res = &r->subs[sub];
     struct cmd_msg *m;
     bool is_elsewhere = rt.kind == COORD_FORWARD || rt.kind == COORD_MOVED;
@@ -998,6 +1001,8 @@ static void cmd_route_all_members(struct shard *sh, struct conn *c, const struct
     struct req *r = cmd_req_new(sh, c, nshards + npeers, d->combine);
     if (!r)
         return;
+    /* every slot, here and elsewhere: FLUSHALL is a late write, DBSIZE a read */
+    cmd_order_note(c, r->id, CMD_ORDER_ANY, d->flags & CMD_WRITE ? CMD_ORDER_LATE : CMD_ORDER_READ);
     for (uint32_t s = 0; s < nshards; s++)
         cmd_route_sub(sh, c, r, s, s, d->handler, d->flags | CMD_BARRIER | CMD_NOKEY, argv, argc,
                       0, NULL);
@@ -1230,6 +1235,25 @@ static bool cmd_refused(struct shard *sh, struct conn *c, const struct mc_reques
     return true;
 }
 
+/* A node that left its cluster of several serves no key (node.h
+ * left_cluster): a client whose slot map still names it (a Redis Cluster
+ * client learns of a leave only from an error) would write where the
+ * cluster never reads. -CLUSTERDOWN makes such a client ask for the map
+ * again; CLUSTER SLOTS and SHARDS here answer an empty map. */
+#define CMD_MC_ERR_LEFT "SERVER_ERROR this node has left its cluster and serves no key\r\n"
+
+bool cmd_node_left(const struct node *n)
+{
+    return __atomic_load_n(&n->left_cluster, __ATOMIC_RELAXED) != 0;
+}
+
+/* Whether d reads or writes keys: keyed or keyspace-wide (EXEC checks its
+ * transaction's keys itself: cmd_multi.c). */
+static bool cmd_touches_keys(const struct cmd_def *d)
+{
+    return d->first_key > 0 || d->route != CMD_ROUTE_CONN;
+}
+
 /* The checks every request passes before it runs (or is queued in MULTI):
  * false when it is refused, the refusal written as its reply. */
 static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *d,
@@ -1247,6 +1271,10 @@ static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *
     char err[96];
     if (!cmd_args_ok(sh->node, d, argv, argc, err, sizeof err)) {
         resp_write_error(conn_reply_buf(c), err);
+        return false;
+    }
+    if (__builtin_expect(cmd_node_left(sh->node), 0) && cmd_touches_keys(d)) {
+        resp_write_error(conn_reply_buf(c), CMD_ERR_LEFT);
         return false;
     }
     if (!(d->flags & CMD_WRITE))
@@ -1356,8 +1384,10 @@ static const struct cmd_def *cmd_bitop_keys_first(const struct cmd_def *d, struc
 void cmd_dispatch_resp(struct conn *c, struct resp_arg *argv, uint32_t argc)
 {
     struct shard *sh = c->env->owner;
-    SHARD_STAT_ADD(sh, total_commands_processed, 1);
     const struct cmd_def *d = cmd_lookup(argv[0].ptr, argv[0].len);
+    if (__builtin_expect(cmd_order_any(c), 0) && cmd_order_holds_resp(c, d, argv, argc))
+        return; /* read again once the request it waits for has ended (cmd_order.h) */
+    SHARD_STAT_ADD(sh, total_commands_processed, 1);
     bool feed_after = false;
     if (__builtin_expect(monitor_any(&sh->node->monitors), 0) && d &&
         !cmd_monitor_check(sh, c, d, argv, argc, &feed_after))
@@ -1491,8 +1521,17 @@ static void cmd_mc_broadcast(struct conn *c, struct mc_request *req, cmd_handler
 void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
 {
     struct shard *sh = c->env->owner;
+    if (__builtin_expect(cmd_order_any(c), 0) && cmd_order_holds_mc(c, req))
+        return; /* read again once the request it waits for has ended (cmd_order.h) */
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     c->last_cmd = mc_cmd_name(req->cmd);
+    if (__builtin_expect(cmd_node_left(sh->node), 0) &&
+        ((req->nkeys > 0 && !(cmd_mc_defs[req->cmd].flags & CMD_NOKEY)) ||
+         req->cmd == MC_FLUSH_ALL)) {
+        if (!req->noreply)
+            buf_append_str(conn_reply_buf(c), CMD_MC_ERR_LEFT);
+        return;
+    }
     if (req->nkeys > 0 && !(cmd_mc_defs[req->cmd].flags & CMD_NOKEY) && coord_is_cluster(sh))
         c->is_writer |= persist_mc_writes(req); /* a keyed write goes on: see cmd_checked */
     else if (cmd_refused(sh, c, req))
@@ -1993,5 +2032,7 @@ static bool cmd_conn_done(struct req_table *t, struct req *r, enum req_end how)
         conn_slot_ready(c, slot);
     if (is_over && r->charged)
         conn_refund(c, r->charged);
+    if (is_over && c->order)
+        cmd_order_end(c, r->id);
     return is_over;
 }

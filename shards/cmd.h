@@ -271,6 +271,12 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
 /* The row's flags as they apply to this request (SET's GET option), plus
  * CMD_RMW for a read-modify-write command. */
 uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
+/* Whether this node has left its cluster of several and serves no key
+ * (node.h left_cluster): key commands get CMD_ERR_LEFT. */
+bool cmd_node_left(const struct node *n);
+#define CMD_ERR_LEFT                                                                          \
+    "CLUSTERDOWN this node has left its cluster and serves no key (add it again with POST " \
+    "/v1/nodes at a member, or restart it with seeds, to join)"
 
 /* The shape checks every request passes, a client's or a peer's FORWARD:
  * arity (split routes: whole groups) and key sizes (max-key-size). False

@@ -342,6 +342,10 @@ static void slots_in_order(struct cmd_ctx *c, const struct cluster_view *v,
 
 void cmd_cluster_slots(struct cmd_ctx *c)
 {
+    if (cmd_node_left(c->node)) { /* it serves no slot (cmd.c) */
+        resp_write_array_len(c->out, 0);
+        return;
+    }
     struct cluster_view v;
     struct cluster_run *runs;
     int64_t n = cluster_topology_begin(c, false, &v, &runs);
@@ -417,6 +421,10 @@ static void shards_one(struct cmd_ctx *c, const struct cluster_view *v,
 
 void cmd_cluster_shards(struct cmd_ctx *c)
 {
+    if (cmd_node_left(c->node)) { /* it serves no slot (cmd.c) */
+        resp_write_array_len(c->out, 0);
+        return;
+    }
     struct cluster_view v;
     struct cluster_run *runs;
     int64_t n = cluster_topology_begin(c, false, &v, &runs);
@@ -521,7 +529,9 @@ void cmd_cluster_nodes(struct cmd_ctx *c)
     struct buf b;
     buf_init(&b);
     int64_t now_ms = cluster_now_ms();
-    for (uint32_t m = 0; m < v.s->n_members; m++)
+    if (cmd_node_left(c->node)) /* it serves no slot (cmd.c): itself, with none */
+        nodes_line(c, &b, &v, v.s->self, runs, 0, &r, now_ms);
+    for (uint32_t m = 0; m < v.s->n_members && !cmd_node_left(c->node); m++)
         if (v.s->members[m].status != MEMBER_S_LEFT)
             nodes_line(c, &b, &v, m, runs, (size_t)n, &r, now_ms);
     mi_free(r.first_master);
@@ -589,7 +599,8 @@ void cmd_cluster_info(struct cmd_ctx *c)
                "ringkv_partitions:%u\r\nringkv_replicas:%u\r\nringkv_partitions_owned:%u\r\n"
                "ringkv_nodes_up:%u\r\nringkv_nodes_down:%u\r\nringkv_nodes_joining:%u\r\n"
                "ringkv_nodes_leaving:%u\r\n",
-               f.slots_ok == KEYHASH_SLOTS ? "ok" : "fail", KEYHASH_SLOTS, f.slots_ok,
+               f.slots_ok == KEYHASH_SLOTS && !cmd_node_left(c->node) ? "ok" : "fail",
+               KEYHASH_SLOTS, f.slots_ok,
                KEYHASH_SLOTS - f.slots_ok, f.known, f.masters, ring->epoch, ring->epoch,
                ring->hash, ring->q, ring->n, f.self_owned, s->counts[MEMBER_S_UP],
                s->counts[MEMBER_S_DOWN], s->counts[MEMBER_S_JOINING],
@@ -659,6 +670,10 @@ void cmd_cluster_keyslot(struct cmd_ctx *c)
  * its own. */
 static void cluster_slot_keys(struct cmd_ctx *c, bool names)
 {
+    if (cmd_node_left(c->node)) {
+        resp_write_error(c->out, CMD_ERR_LEFT);
+        return;
+    }
     int64_t slot, count = 0;
     if (!num_parse_i64(c->argv[2].ptr, c->argv[2].len, &slot) ||
         (names && !num_parse_i64(c->argv[3].ptr, c->argv[3].len, &count))) {

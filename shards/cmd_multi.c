@@ -505,6 +505,11 @@ static bool multi_refused(struct cmd_ctx *c)
     return true;
 }
 
+bool cmd_multi_is_open(const struct conn *c)
+{
+    return (c->multi_flags & CMD_MULTI_ON) != 0;
+}
+
 void cmd_exec(struct cmd_ctx *c)
 {
     struct conn *conn = c->conn;
@@ -522,6 +527,11 @@ void cmd_exec(struct cmd_ctx *c)
     struct resp_arg argv[4] = {{"EXEC", 4}, {"", 0}, {"", 0}, {"", 0}};
     bool reads = false;
     bool has_key = multi_msg_key(conn, &argv[1], &reads);
+    if (has_key && cmd_node_left(c->node)) { /* its keys are served elsewhere now (cmd.h) */
+        cmd_reply_error(c, "EXECABORT Transaction discarded because of: " CMD_ERR_LEFT);
+        multi_reset(conn);
+        return;
+    }
     /* in a cluster a node whose log is failing sends it on (coord.h) */
     if ((conn->multi_flags & CMD_MULTI_WRITES) &&
         !(has_key && coord_is_cluster(conn->env->owner)) && multi_refused(c))

@@ -63,6 +63,8 @@ int cmd_multi_keys(const struct resp_arg *argv, uint32_t argc, struct resp_arg *
 bool cmd_multi_forward_ok(const struct node *n, const struct resp_arg *argv, uint32_t argc,
                           char *why, size_t len);
 
+/* Whether c is between MULTI and EXEC (its commands are queued). */
+bool cmd_multi_is_open(const struct conn *c);
 /* A request of c was refused before running (unknown command, arity,
  * NOAUTH, key too large, MISCONF): in MULTI, EXEC will answer -EXECABORT. */
 void cmd_multi_flag(struct conn *c);

@@ -721,9 +721,12 @@ void coord_route_slot(struct shard *sh, const struct conn *c, const void *key, u
     }
     out->is_replica = is_replica;
     /* a peer's request is coordinated at any replica; a node that holds
-     * none sends it on (is_hop: once) */
+     * none sends it on (is_hop: once); a client's read-modify-write, and a
+     * read whose reply holds the first live replica's own state (gets),
+     * goes to that replica */
     bool is_forwarded = (flags & CMD_FORWARDED) != 0;
-    if (first_live == v->self || (is_replica && (is_forwarded || !(flags & CMD_RMW)))) {
+    if (first_live == v->self ||
+        (is_replica && (is_forwarded || !(flags & (CMD_RMW | CMD_FIRST_LIVE))))) {
         out->kind = COORD_HERE;
         return;
     }

@@ -390,6 +390,12 @@ int main(int argc, char **argv)
     }
     if (nrest == 0)
         return cli_usage();
+    const char *colon = cli.host ? strrchr(cli.host, ':') : NULL;
+    if (!colon || colon == cli.host || !colon[1]) { /* a usage mistake: exit 2 */
+        fprintf(stderr, "ringkv-admin: --host must be host:port, got '%s'\n",
+                cli.host ? cli.host : "");
+        return 2;
+    }
     if (!strcmp(rest[0], "status") && nrest == 1)
         return cli_run(&cli, "GET", "/v1/nodes", NULL, cli_print_status);
     if (!strcmp(rest[0], "ring") && nrest == 1)

@@ -9,6 +9,9 @@
  *   three, it owns about Q/3 partitions, and a key written through it reads
  *   back through the others. Before the fix it stayed a ring of one (the
  *   fault suite's join,leave,rejoin round).
+ * - A node that left, while it runs on, serves no key: SET, GET and DBSIZE
+ *   get -CLUSTERDOWN and CLUSTER SLOTS is empty (it took writes as a
+ *   cluster of one that its old cluster's clients sent it, and lost them).
  * - With auto-join no, the node that left and is started again with a seed
  *   gets no partitions until POST /v1/nodes adds it again.
  * - A node restarted with a wiped directory is a new node (new id): it joins
@@ -191,6 +194,58 @@ static bool reads(int i, const char *key, const char *value)
     return ok;
 }
 
+/* reply's type and text are an error starting with `prefix`. */
+static void expect_error(struct redisReply *r, const char *cmd, const char *prefix)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR || strncmp(r->str, prefix, strlen(prefix)) != 0)
+        fail_msg("node 2 (left): %s -> %s, want an error %s...", cmd,
+                 r ? (r->str ? r->str : "(no text)") : "(no reply)", prefix);
+    freeReplyObject(r);
+}
+
+/* Node 2, which left (still running), serves no key: its Redis Cluster
+ * clients, whose map still names it, must not write where the cluster never
+ * reads (before: it took them as a cluster of one, and they were lost to
+ * the cluster). CLUSTER SLOTS there is empty, so such a client takes the map
+ * of another node; connection commands still answer. */
+static void left_node_serves_no_key(void)
+{
+    expect_error(cluster_redis_command(2, "SET rejoin:left v"), "SET", "CLUSTERDOWN");
+    expect_error(cluster_redis_command(2, "GET rejoin:left"), "GET", "CLUSTERDOWN");
+    expect_error(cluster_redis_command(2, "DBSIZE"), "DBSIZE", "CLUSTERDOWN");
+    struct redisReply *r = cluster_redis_command(2, "CLUSTER SLOTS");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    r = cluster_redis_command(2, "PING");
+    assert_non_null(r);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    /* CLUSTER NODES names itself alone, with no slot; CLUSTER INFO: fail */
+    char *nodes = cluster_ask(2, "CLUSTER NODES");
+    assert_non_null(nodes);
+    if (!strstr(nodes, "myself,master - ") || strchr(nodes, '\n') != nodes + strlen(nodes) - 1 ||
+        strstr(nodes, "connected\n") == NULL)
+        fail_msg("node 2 (left): CLUSTER NODES -> \"%s\"", nodes);
+    free(nodes);
+    char *info = cluster_ask(2, "CLUSTER INFO");
+    assert_non_null(info);
+    assert_true(cluster_info_has(info, "cluster_state:fail"));
+    free(info);
+    /* a transaction with a key is discarded; the connection leaves MULTI */
+    struct redisContext *c = cluster_connect(2, 5000);
+    assert_non_null(c);
+    freeReplyObject(redisCommand(c, "MULTI"));
+    freeReplyObject(redisCommand(c, "SET rejoin:left v"));
+    expect_error(redisCommand(c, "EXEC"), "EXEC", "EXECABORT");
+    r = redisCommand(c, "PING");
+    assert_non_null(r);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 /* Three nodes formed, then node 2 (its id into id2) left and stopped, its
  * directory kept. */
 static void three_then_two_left(char id2[41])
@@ -198,6 +253,7 @@ static void three_then_two_left(char id2[41])
     form_three();
     snprintf(id2, 41, "%s", cluster_node(2)->id);
     leave_two();
+    left_node_serves_no_key();
     cluster_stop(2);
 }
 

@@ -59,6 +59,8 @@ check "leave of the last node exits 1 with 409" \
 check "without the password: exit 1 with 401" \
     'out=$("$admin" --host "127.0.0.1:$aport" status 2>&1); [ $? -eq 1 ] && grep -q "HTTP 401" <<<"$out"'
 check "a usage mistake exits 2" '"$admin" frobnicate 2>/dev/null; [ $? -eq 2 ]'
+check "a --host without a port is a usage mistake: exit 2" \
+    'out=$("$admin" --host 127.0.0.1 status 2>&1); [ $? -eq 2 ] && grep -q "host:port" <<<"$out"'
 check "leave of something that is not a node id exits 2 before asking" \
     'out=$(a leave ../health 2>&1); [ $? -eq 2 ] && grep -q "40 lowercase hex digits" <<<"$out"'
 check "an address with nothing listening exits 1" \
