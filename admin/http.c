@@ -27,8 +27,10 @@
 
 #include "secret.h"
 
-#define HTTP_CONN_LIMIT 128
-#define HTTP_IDLE_S 30
+#define HTTP_CONN_LIMIT 1024 /* connections at once: a few hundred idle or trickling
+                                ones (a health checker's, a slow client's) must not
+                                lock the API out (128 did) */
+#define HTTP_IDLE_S 10       /* a connection silent this long is closed */
 
 struct http_server {
     struct MHD_Daemon *daemon;

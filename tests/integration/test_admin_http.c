@@ -318,6 +318,32 @@ static void test_admin_http_errors_have_their_status(void **state)
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* Connections that send a byte of a request and wait (idle, or a slow
+ * client's trickle) do not lock the API out: 300 of them, then a health
+ * check answers at once. Before, the 129th connection waited for one of
+ * them to close (idle timeout 30 s). */
+static void test_admin_http_idle_connections_do_not_lock_it_out(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, NULL);
+    int port = admin_port(&s);
+    enum { IDLE = 300 };
+    int fds[IDLE];
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < IDLE; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+        assert_int_equal(send(fds[i], "G", 1, MSG_NOSIGNAL), 1);
+    }
+    json_decref(get_json(port, "/v1/health", 200));
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 static void test_admin_http_requirepass_guards_every_request(void **state)
 {
     harness_skip_unless_ringkv();
@@ -516,6 +542,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admin_http_endpoints_answer_with_their_shape),
         cmocka_unit_test(test_admin_http_errors_have_their_status),
+        cmocka_unit_test(test_admin_http_idle_connections_do_not_lock_it_out),
         cmocka_unit_test(test_admin_http_requirepass_guards_every_request),
         cmocka_unit_test(test_admin_http_metrics_parse_as_prometheus_text),
         cmocka_unit_test(test_admin_http_port_zero_turns_it_off),
