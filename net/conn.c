@@ -329,8 +329,13 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
             continue;
         }
         case MC_ERROR:
-            if (!req.noreply) /* memcached stays silent about a noreply request's error */
+            if (req.too_large) { /* the owner drops the key's value and answers */
+                c->env->on_mc(c, &req);
+                if (c->input_held)
+                    return 0; /* read again later, data block and all */
+            } else if (!req.noreply) { /* memcached says nothing of a noreply one's error */
                 buf_append_str(conn_reply_buf(c), err);
+            }
             if (consumed > len) {
                 c->swallow = consumed - len;
                 return len;

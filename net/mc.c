@@ -265,6 +265,10 @@ static enum mc_status decode_storage(struct mc_parser *ps)
     if ((uint64_t)bytes > ps->lim->max_value) {
         ps->err = err_too_large;
         ps->consumed = total; /* the caller swallows the data block */
+        /* memcached drops a failed set's old value (a reader must not get it
+         * after the set): the caller deletes keys[0] */
+        if (req->cmd == MC_SET && one_key(ps) == MC_OK)
+            req->too_large = true;
         return MC_ERROR;
     }
     if (ps->len < total) {

@@ -79,6 +79,9 @@ struct mc_request {
                               ("items", "cachedump 1 0"); NULL when absent */
     uint32_t stats_arg_len;
     bool noreply;
+    bool too_large;      /* with MC_ERROR, a set whose data block is over max_value
+                            (swallowed): its key (keys[0]) is to lose its old value,
+                            as memcached unlinks it, and the error is the reply */
 };
 
 struct mc_limits {

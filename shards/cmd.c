@@ -1518,6 +1518,19 @@ static void cmd_mc_broadcast(struct conn *c, struct mc_request *req, cmd_handler
     req_arm(&sh->reqs, r);
 }
 
+/* A set whose value is over the item limit (net/mc.h too_large): its key's
+ * old value goes, as memcached unlinks it (a reader must not get it after a
+ * set that failed): a silent delete, then the error. */
+static void cmd_mc_too_large(struct shard *sh, struct conn *c, const struct mc_request *req)
+{
+    struct mc_key key = req->keys[0];
+    struct mc_request del = {.cmd = MC_DELETE, .keys = &key, .nkeys = 1, .noreply = true};
+    cmd_route_key(sh, c, cmd_mc_defs[MC_DELETE].handler, cmd_mc_flags(&del), NULL, 0,
+                  keyhash(key.ptr, key.len), &del);
+    if (!req->noreply)
+        buf_append_str(conn_reply_buf(c), "SERVER_ERROR object too large for cache\r\n");
+}
+
 void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
 {
     struct shard *sh = c->env->owner;
@@ -1537,6 +1550,10 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
     else if (cmd_refused(sh, c, req))
         return; /* the data log cannot persist */
     const struct cmd_mc_def *d = &cmd_mc_defs[req->cmd];
+    if (__builtin_expect(req->too_large, 0)) {
+        cmd_mc_too_large(sh, c, req);
+        return;
+    }
     struct req *r;
     switch (req->cmd) {
     case MC_GET:

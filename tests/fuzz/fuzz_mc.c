@@ -86,6 +86,12 @@ static void parse_one(struct outcome *o, const char *data, size_t len)
         CHECK(n >= 2 && memcmp(o->err + n - 2, "\r\n", 2) == 0);
         CHECK(o->consumed > 0);
         CHECK(o->consumed <= len || strncmp(o->err, "SERVER_ERROR", 12) == 0);
+        if (o->req.too_large) { /* a set over the limit names its key, in the line */
+            const struct mc_key *k = &o->req.keys[0];
+            CHECK(o->req.cmd == MC_SET && o->req.nkeys == 1 && o->req.keys == o->keys);
+            CHECK(k->len >= 1 && k->len <= MC_MAX_KEY_LEN);
+            CHECK(k->ptr >= data && k->ptr + k->len <= data + len);
+        }
         break;
     }
     case MC_MORE:

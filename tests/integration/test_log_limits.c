@@ -134,9 +134,41 @@ static void test_log_limits_restart_with_lower_limits_serves_the_newest(void **s
     assert_int_equal(harness_stop(&s), 0);
 }
 
+/* A memcached set whose value is over the limit answers SERVER_ERROR and
+ * drops the key's old value, as memcached does (a reader must not get the
+ * old value after a set that failed); noreply drops it silently; add,
+ * replace, append and prepend leave it (memcached unlinks on set only). The
+ * node reads on after the swallowed data block. */
+static void test_log_limits_too_large_set_drops_the_old_value(void **state)
+{
+    harness_skip_unless_ringkv();
+    struct harness_server s;
+    start(&s, "1024", "64kb");
+    struct harness_raw *mc = harness_raw_open(s.mc_port);
+    static char big[1100];
+    memset(big, 'b', sizeof big);
+    harness_raw_send_str(mc, "set k 0 0 3\r\nold\r\nadd k 0 0 1100\r\n");
+    harness_raw_send(mc, big, sizeof big);
+    harness_raw_send_str(mc, "\r\nget k\r\n");
+    harness_raw_expect(mc, "STORED\r\nSERVER_ERROR object too large for cache\r\n"
+                           "VALUE k 0 3\r\nold\r\nEND\r\n");
+    harness_raw_send_str(mc, "set k 0 0 1100\r\n");
+    harness_raw_send(mc, big, sizeof big);
+    harness_raw_send_str(mc, "\r\nget k\r\n");
+    harness_raw_expect(mc, "SERVER_ERROR object too large for cache\r\nEND\r\n");
+    harness_raw_send_str(mc, "set k 0 0 3\r\nold\r\nset k 0 0 1100 noreply\r\n");
+    harness_raw_send(mc, big, sizeof big);
+    harness_raw_send_str(mc, "\r\nget k\r\n");
+    harness_raw_expect(mc, "STORED\r\nEND\r\n");
+    harness_raw_close(mc);
+    assert_int_equal(harness_stop(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_log_limits_too_large_set_drops_the_old_value, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_log_limits_growth_past_the_limit_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -289,6 +289,15 @@ static void test_mc_rejects_too_large_value(void **state)
     p = parse_lim(&limits, "set k 0 0 2000000\r\n", 19, KEYS_MAX);
     assert_int_equal(p->st, MC_ERROR);
     assert_int_equal(p->consumed, 19 + 2000000 + 2);
+    /* a set names its key, whose old value is to go (memcached unlinks it);
+     * other storage commands do not */
+    assert_true(p->req.too_large);
+    assert_int_equal(p->req.nkeys, 1);
+    assert_int_equal(p->req.keys[0].len, 1);
+    assert_memory_equal(p->req.keys[0].ptr, "k", 1);
+    p = parse_lim(&lim, "add k 0 0 5\r\n", 13, KEYS_MAX);
+    assert_int_equal(p->st, MC_ERROR);
+    assert_false(p->req.too_large);
 }
 
 /* ---- keys ---- */
