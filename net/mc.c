@@ -40,7 +40,7 @@ static const char err_delete_usage[] =
     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
 static const char err_exptime[] = "CLIENT_ERROR invalid exptime argument\r\n";
 static const char err_delta[] = "CLIENT_ERROR invalid numeric delta argument\r\n";
-static const char err_too_large[] = "SERVER_ERROR object too large for cache\r\n";
+static const char err_too_large[] = MC_ERR_TOO_LARGE "\r\n";
 static const char err_chunk[] = "CLIENT_ERROR bad data chunk\r\n";
 static const char err_line_long[] = "CLIENT_ERROR line too long\r\n";
 

@@ -84,6 +84,10 @@ struct mc_request {
                             as memcached unlinks it, and the error is the reply */
 };
 
+/* The reply to a value over mc_limits.max_value (without its CRLF): the
+ * parser's, and the node's when a write would grow one past it. */
+#define MC_ERR_TOO_LARGE "SERVER_ERROR object too large for cache"
+
 struct mc_limits {
     uint32_t max_line;   /* longest command line, CRLF included; a get with
                             many keys must fit in it too (memcached: 2048, but

@@ -1528,7 +1528,7 @@ static void cmd_mc_too_large(struct shard *sh, struct conn *c, const struct mc_r
     cmd_route_key(sh, c, cmd_mc_defs[MC_DELETE].handler, cmd_mc_flags(&del), NULL, 0,
                   keyhash(key.ptr, key.len), &del);
     if (!req->noreply)
-        buf_append_str(conn_reply_buf(c), "SERVER_ERROR object too large for cache\r\n");
+        mc_write_line(conn_reply_buf(c), MC_ERR_TOO_LARGE);
 }
 
 void cmd_dispatch_mc(struct conn *c, struct mc_request *req)

@@ -340,12 +340,20 @@ static void slots_in_order(struct cmd_ctx *c, const struct cluster_view *v,
     }
 }
 
+/* A node that left its cluster serves no slot (cmd.c): true, with an
+ * empty map written, for CLUSTER SLOTS and SHARDS. */
+static bool cluster_left_maps_nothing(struct cmd_ctx *c)
+{
+    if (!cmd_node_left(c->node))
+        return false;
+    resp_write_array_len(c->out, 0);
+    return true;
+}
+
 void cmd_cluster_slots(struct cmd_ctx *c)
 {
-    if (cmd_node_left(c->node)) { /* it serves no slot (cmd.c) */
-        resp_write_array_len(c->out, 0);
+    if (cluster_left_maps_nothing(c))
         return;
-    }
     struct cluster_view v;
     struct cluster_run *runs;
     int64_t n = cluster_topology_begin(c, false, &v, &runs);
@@ -421,10 +429,8 @@ static void shards_one(struct cmd_ctx *c, const struct cluster_view *v,
 
 void cmd_cluster_shards(struct cmd_ctx *c)
 {
-    if (cmd_node_left(c->node)) { /* it serves no slot (cmd.c) */
-        resp_write_array_len(c->out, 0);
+    if (cluster_left_maps_nothing(c))
         return;
-    }
     struct cluster_view v;
     struct cluster_run *runs;
     int64_t n = cluster_topology_begin(c, false, &v, &runs);
@@ -531,9 +537,10 @@ void cmd_cluster_nodes(struct cmd_ctx *c)
     int64_t now_ms = cluster_now_ms();
     if (cmd_node_left(c->node)) /* it serves no slot (cmd.c): itself, with none */
         nodes_line(c, &b, &v, v.s->self, runs, 0, &r, now_ms);
-    for (uint32_t m = 0; m < v.s->n_members && !cmd_node_left(c->node); m++)
-        if (v.s->members[m].status != MEMBER_S_LEFT)
-            nodes_line(c, &b, &v, m, runs, (size_t)n, &r, now_ms);
+    else
+        for (uint32_t m = 0; m < v.s->n_members; m++)
+            if (v.s->members[m].status != MEMBER_S_LEFT)
+                nodes_line(c, &b, &v, m, runs, (size_t)n, &r, now_ms);
     mi_free(r.first_master);
     mi_free(r.replica_of);
     cluster_topology_end(c, &v, runs);

@@ -24,7 +24,6 @@
 #include "store.h"
 
 #define MC_ERR_OOM "SERVER_ERROR out of memory storing object"
-#define MC_ERR_TOO_LARGE "SERVER_ERROR object too large for cache"
 #define MC_ERR_KEY "CLIENT_ERROR bad command line format"
 #define MC_ERR_NON_NUMERIC "CLIENT_ERROR cannot increment or decrement non-numeric value"
 #define MC_COUNTER_DIGITS 20 /* digits of 2^64 - 1 */

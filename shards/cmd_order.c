@@ -53,7 +53,7 @@ static const struct order_want order_every = {true, true};
 bool cmd_order_holds_resp(struct conn *c, const struct cmd_def *d, const struct resp_arg *argv,
                           uint32_t argc)
 {
-    if (!cmd_order_any(c) || !d)
+    if (!d)
         return false;
     if (cmd_multi_is_open(c)) /* queued, run at EXEC; EXEC waits for every note */
         return d->handler == cmd_exec && order_hold_if(c, CMD_ORDER_ANY, order_every);
@@ -81,8 +81,6 @@ bool cmd_order_holds_resp(struct conn *c, const struct cmd_def *d, const struct 
 
 bool cmd_order_holds_mc(struct conn *c, const struct mc_request *req)
 {
-    if (!cmd_order_any(c))
-        return false;
     const struct cmd_mc_def *d = cmd_mc_def(req->cmd);
     if (!d || (d->flags & CMD_NOKEY) || req->nkeys == 0)
         return req->cmd == MC_FLUSH_ALL && order_hold_if(c, CMD_ORDER_ANY, order_every);

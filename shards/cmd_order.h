@@ -71,7 +71,8 @@ static inline bool cmd_order_any(const struct conn *c)
 
 /* Whether the RESP request (d: its row, NULL when unknown) must wait for a
  * noted one; if so its input is held (conn_hold_input) and the caller
- * returns without running it. */
+ * returns without running it. Called only while cmd_order_any(c), the
+ * dispatcher's test of every request. */
 bool cmd_order_holds_resp(struct conn *c, const struct cmd_def *d, const struct resp_arg *argv,
                           uint32_t argc);
 /* The same for a memcached request. */

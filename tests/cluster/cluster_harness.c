@@ -588,6 +588,21 @@ bool cluster_pulls_done(void *arg)
     return true;
 }
 
+int cluster_start_formed_mc(int n, const char *const *flags, int *mc_port)
+{
+    static char port[16]; /* the argv of every node's start */
+    *mc_port = cluster_free_port(n);
+    if (*mc_port < 0)
+        return -EADDRINUSE;
+    snprintf(port, sizeof port, "%d", *mc_port);
+    const char *all[19] = {"--memcache-port", port};
+    int k = 2;
+    for (; flags && flags[k - 2] && k < 18; k++)
+        all[k] = flags[k - 2];
+    all[k] = NULL;
+    return cluster_start_formed(n, all);
+}
+
 int cluster_start_formed(int n, const char *const *flags)
 {
     for (int i = 0; i < n; i++) {

@@ -126,6 +126,10 @@ int cluster_moved_to(struct redisContext *ro, const char *key);
  * joiners' pulls of the empty partitions would also carry the test's
  * first writes). 0, or a negative errno (printed). */
 int cluster_start_formed(int n, const char *const *flags);
+/* cluster_start_formed() with every node's memcache port on too, at a port
+ * free on each node's address (cluster_free_port), given in *mc_port, then
+ * flags (at most 16). 0, or a negative errno (printed). */
+int cluster_start_formed_mc(int n, const char *const *flags, int *mc_port);
 
 /* A hiredis client of node i's client port whose replies are awaited at most
  * timeout_ms; NULL (printed) when it cannot connect. Free with redisFree. */

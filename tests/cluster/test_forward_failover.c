@@ -136,15 +136,11 @@ static long long rerouted(void)
 static void test_forward_failover_stopped_first_replica(void **state)
 {
     (void)state;
-    char port[16];
-    int mc_port = cluster_free_port(NODES);
-    assert_true(mc_port > 0);
-    snprintf(port, sizeof port, "%d", mc_port);
+    int mc_port;
     /* one shard a node: every forward of node 0 leaves from the shard whose
      * links saw j go silent */
-    const char *flags[] = {"--request-timeout", TIMEOUT_MS, "--memcache-port", port,
-                           "--threads", "1", NULL};
-    assert_int_equal(cluster_start_formed(NODES, flags), 0);
+    const char *flags[] = {"--request-timeout", TIMEOUT_MS, "--threads", "1", NULL};
+    assert_int_equal(cluster_start_formed_mc(NODES, flags, &mc_port), 0);
     assert_true(cluster_wait(set_acknowledged, NULL, 10000));
 
     /* three keys node 0 holds no replica of, with the same first replica j */

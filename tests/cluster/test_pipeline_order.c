@@ -39,13 +39,8 @@ static int mc_port;
 static int group_setup(void **state)
 {
     (void)state;
-    char port[16];
-    mc_port = cluster_free_port(NODES);
-    if (mc_port < 0)
-        return -1;
-    snprintf(port, sizeof port, "%d", mc_port);
-    const char *const flags[] = {"--memcache-port", port, "--threads", "2", NULL};
-    return cluster_start_formed(NODES, flags) == 0 ? 0 : -1;
+    const char *const flags[] = {"--threads", "2", NULL};
+    return cluster_start_formed_mc(NODES, flags, &mc_port) == 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
