@@ -163,6 +163,9 @@ struct admin {
     struct peer_net *peer;    /* the cluster port */
     bool join;                /* seeds given or peers restored: ask them until one answers */
     uint64_t join_at_ms;      /* next join request */
+    bool rejoin_if_removed;   /* restored as a member and started with seeds, not yet heard
+                                 back as one: if its cluster removed it while it was down,
+                                 it joins the seeds as a new join (admin_self_state()) */
     char ring_req_id[IDENTITY_LEN + 1]; /* asked for its ring; "" when none */
     uint32_t ring_req_seq;
     uint64_t ring_req_until_ms; /* another request may go then */
@@ -497,6 +500,7 @@ static int admin_restore_state(struct admin *a, uint64_t now)
             a->join = true;
             a->join_at_ms = now;
         }
+    a->rejoin_if_removed = rc == 0 && a->ring && a->join && cfg->seeds[0] != '\0';
     member_events_clear(a->members); /* what was restored is not news */
     if (rc == 0)
         log_info("cluster: restored from %s/%s: incarnation %" PRIu64 ", %s ring, %u other "
@@ -890,6 +894,37 @@ static void admin_ring_msgs(struct admin *a, uint64_t now)
     }
 }
 
+/* Restarted with its directory and seeds, the node hears that its cluster
+ * removed it while it was down (DELETE /v1/nodes/{id} of a dead node): as a
+ * node that left and is started with seeds (admin_rejoins()), it forgets its
+ * peers and joins through its seeds as a new join (with auto-join no, it
+ * introduces itself and waits for POST /v1/nodes). Its old data is dropped
+ * as any joiner's is once its new partitions come by transfer. */
+static void admin_rejoin_after_removal(struct admin *a, uint64_t now)
+{
+    const struct cfg *cfg = a->node->cfg;
+    log_info("cluster: this node was removed from its cluster while it was down; started "
+             "with seeds, it joins through them again (a new join)");
+    a->rejoin_if_removed = false;
+    member_forget(a->members, now);
+    a->n_admits = 0;
+    a->ring_req_id[0] = '\0';
+    char self_addr[GOSSIP_ADDR_MAX + 1];
+    admin_addr(self_addr, sizeof self_addr, cfg->bind, cfg_cluster_port(cfg));
+    if (admin_seeds(a, cfg->seeds, self_addr) != 0 || !a->join) {
+        a->join = false; /* logged: stays a cluster of one that serves no key */
+        if (admin_own_ring(a, 1, now) != 0)
+            log_warn("cluster: cannot build the ring of this node alone (out of memory)");
+        __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    a->join_at_ms = now;
+    if (cfg->auto_join && member_set_state(a->members, a->id, MEMBER_JOINING, now) != 0)
+        log_warn("cluster: cannot announce this node's join (out of memory)");
+    if (admin_own_ring(a, 0, now) != 0)
+        log_warn("cluster: cannot drop this node's ring (out of memory)");
+}
+
 /* This node's own state, as the cluster decided it: seen left, it becomes a
  * cluster of one again; admitted into a cluster while it is a cluster of
  * one, it drops its ring and joins; up again (a POST cancelled its leave)
@@ -897,7 +932,9 @@ static void admin_ring_msgs(struct admin *a, uint64_t now)
 static void admin_self_state(struct admin *a, uint64_t now)
 {
     const struct member *self = member_at(a->members, 0);
-    if (self->state == MEMBER_LEFT) {
+    if (self->state == MEMBER_LEFT && a->rejoin_if_removed) {
+        admin_rejoin_after_removal(a, now);
+    } else if (self->state == MEMBER_LEFT) {
         log_info("cluster: this node has left its cluster: it forgets its peers, is a "
                  "cluster of one and serves no key (CLUSTERDOWN) until it joins a cluster "
                  "again (POST /v1/nodes at a member, or a restart with seeds) or is "
@@ -927,6 +964,8 @@ static void admin_self_state(struct admin *a, uint64_t now)
                  "while leaving: it joins again");
         member_set_state(a->members, a->id, MEMBER_JOINING, now);
     }
+    if (a->rejoin_if_removed && member_synced(a->members) && self->state != MEMBER_LEFT)
+        a->rejoin_if_removed = false; /* its cluster holds it as a member */
 }
 
 /* The member at this cluster address, or NULL. */

@@ -44,7 +44,6 @@ struct http_conn {
     char *body;
     size_t len;
     bool too_big;
-    bool started; /* the first call (headers only) has been seen */
 };
 
 enum http_route http_route(const char *path, char id[HTTP_ID_LEN + 1])
@@ -75,13 +74,13 @@ const char *http_allowed(enum http_route route)
 {
     switch (route) {
     case HTTP_NODES:
-        return "GET, POST";
+        return "GET, HEAD, POST";
     case HTTP_NODE:
-        return "GET, DELETE";
+        return "GET, HEAD, DELETE";
     case HTTP_NOT_FOUND:
         return "";
     default:
-        return "GET";
+        return "GET, HEAD";
     }
 }
 
@@ -263,6 +262,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         if (!hc)
             return MHD_NO;
         *con_cls = hc;
+        /* A body declared past the limit is answered now, before the client
+         * sends it (libmicrohttpd then closes the connection unread). */
+        const char *declared =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (declared && strtoull(declared, NULL, 10) > HTTP_BODY_MAX) {
+            hc->too_big = true;
+            return http_finish(cls, conn, url, method, hc);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {

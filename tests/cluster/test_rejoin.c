@@ -12,6 +12,8 @@
  * - A node that left, while it runs on, serves no key: SET, GET and DBSIZE
  *   get -CLUSTERDOWN and CLUSTER SLOTS is empty (it took writes as a
  *   cluster of one that its old cluster's clients sent it, and lost them).
+ * - A node removed while down (DELETE of a dead node), started again with its
+ *   directory and a seed, joins at that start as a new join and serves.
  * - With auto-join no, the node that left and is started again with a seed
  *   gets no partitions until POST /v1/nodes adds it again.
  * - A node restarted with a wiped directory is a new node (new id): it joins
@@ -156,16 +158,38 @@ static bool heard_again(void *id)
     return st && strcmp(st, "left") != 0;
 }
 
-static void leave_two(void)
+/* DELETE /v1/nodes/{id} at node 0 (202), then waits until done(id). */
+static void delete_node(const char *id, bool (*done)(void *), const char *what)
 {
-    char path[96], id[41];
-    snprintf(id, sizeof id, "%s", cluster_node(2)->id);
+    char path[96];
     snprintf(path, sizeof path, "/v1/nodes/%s", id);
     int status;
     json_decref(cluster_request(0, "DELETE", path, "", &status));
     assert_int_equal(status, 202);
-    if (!cluster_wait(two_left, id, AGREE_MS))
-        fail_msg("node 2 did not leave within %d ms", AGREE_MS);
+    if (!cluster_wait(done, (void *)id, AGREE_MS))
+        fail_msg("%s: not within %d ms", what, AGREE_MS);
+}
+
+static void leave_two(void)
+{
+    char id[41];
+    snprintf(id, sizeof id, "%s", cluster_node(2)->id);
+    delete_node(id, two_left, "node 2 leaves");
+}
+
+/* SET key value through node i, again until it is served (10 s). */
+static void set_through(int i, const char *key, const char *value)
+{
+    struct redisReply *r = NULL;
+    for (int64_t until = cluster_now_ms() + 10000; cluster_now_ms() < until;) {
+        freeReplyObject(r);
+        r = cluster_redis_command(i, "SET %s %s", key, value);
+        if (r && r->type == REDIS_REPLY_STATUS)
+            break;
+    }
+    if (!r || r->type != REDIS_REPLY_STATUS)
+        fail_msg("SET through node %d answered %s", i, r && r->str ? r->str : "nothing");
+    freeReplyObject(r);
 }
 
 static int owned_by(int viewer, const char *id)
@@ -269,16 +293,7 @@ static void test_rejoin_after_leave_with_its_directory(void **state)
     printf("rejoin: node 2 owns %d partitions again\n", got);
     assert_true(got >= Q / 3 - Q / 30 && got <= Q / 3 + Q / 30);
     /* it serves: a key written through it is read through the others */
-    struct redisReply *r = NULL;
-    for (int64_t until = cluster_now_ms() + 10000; cluster_now_ms() < until;) {
-        freeReplyObject(r);
-        r = cluster_redis_command(2, "SET rejoin:k v1");
-        if (r && r->type == REDIS_REPLY_STATUS)
-            break;
-    }
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STATUS);
-    freeReplyObject(r);
+    set_through(2, "rejoin:k", "v1");
     assert_true(reads(0, "rejoin:k", "v1"));
     assert_true(reads(1, "rejoin:k", "v1"));
 }
@@ -312,6 +327,38 @@ static bool down_at_0(void *id)
     return st && strcmp(st, "down") == 0;
 }
 
+/* Nodes 0 and 1 list the node with this id left. */
+static bool removed(void *id)
+{
+    for (int k = 0; k < 2; k++) {
+        const char *st = cluster_status_of(k, id);
+        if (!st || strcmp(st, "left") != 0)
+            return false;
+    }
+    return true;
+}
+
+/* A node removed while it was down (force-remove) and started again with
+ * its directory and a seed joins at that start as a new join, and serves.
+ * Before, it learned of its removal from its seed and stayed a cluster of
+ * one that serves no key until its next start. */
+static void test_rejoin_after_removal_while_down(void **state)
+{
+    (void)state;
+    form_three();
+    char id2[41];
+    snprintf(id2, sizeof id2, "%s", cluster_node(2)->id);
+    cluster_signal(2, SIGKILL); /* and reaped */
+    if (!cluster_wait(down_at_0, id2, AGREE_MS))
+        fail_msg("node 0 does not list node 2 down within %d ms", AGREE_MS);
+    delete_node(id2, removed, "node 2 (down) is removed");
+    start(2, 0);
+    assert_string_equal(cluster_node(2)->id, id2);
+    wait_three(3, "node 2 removed while down, started again with its directory and a seed");
+    set_through(2, "rejoin:removed", "v1");
+    assert_true(reads(0, "rejoin:removed", "v1"));
+}
+
 static void test_rejoin_wiped_directory_is_a_new_node(void **state)
 {
     (void)state;
@@ -342,6 +389,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rejoin_after_leave_with_its_directory, cluster_forget_all),
         cmocka_unit_test_teardown(test_rejoin_without_auto_join_waits_for_post,
                                   cluster_forget_all),
+        cmocka_unit_test_teardown(test_rejoin_after_removal_while_down, cluster_forget_all),
         cmocka_unit_test_teardown(test_rejoin_wiped_directory_is_a_new_node, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));

@@ -282,6 +282,31 @@ static void test_admin_http_errors_have_their_status(void **state)
     assert_string_equal(str(added, "status"), "joining");
     json_decref(added);
 
+    /* A body past the limit is refused when it is declared: the answer
+     * comes without the client sending it (it used to wait for all of it). */
+    {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct timeval tv = {.tv_sec = HARNESS_TIMEOUT_MS / 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        static const char head[] = "POST /v1/nodes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   "Content-Length: 100000000\r\n\r\n{";
+        assert_int_equal(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), sizeof head - 1);
+        char got[4096];
+        size_t len = 0;
+        while (len < sizeof got - 1 && !memmem(got, len, "\r\n\r\n", 4)) {
+            ssize_t r = recv(fd, got + len, sizeof got - 1 - len, 0);
+            assert_true(r > 0); /* no answer within the timeout: it waited for the body */
+            len += (size_t)r;
+        }
+        got[len] = '\0';
+        assert_non_null(strstr(got, "HTTP/1.1 413"));
+        assert_non_null(strstr(got, "Content-Type: application/json"));
+        close(fd);
+    }
+
     struct http_answer a;
     http(port, "PUT", "/v1/ring", NULL, NULL, &a);
     assert_int_equal(a.status, 405);
@@ -289,7 +314,7 @@ static void test_admin_http_errors_have_their_status(void **state)
     free(a.body);
     http(port, "DELETE", "/v1/nodes", NULL, NULL, &a);
     assert_int_equal(a.status, 405);
-    assert_non_null(strstr(a.head, "\r\nAllow: GET, POST"));
+    assert_non_null(strstr(a.head, "\r\nAllow: GET, HEAD, POST"));
     free(a.body);
 
     /* The plan of a join of a node not met yet (the default weight 100: its
