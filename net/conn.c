@@ -267,13 +267,18 @@ static size_t conn_next_resp(struct conn *c, const char *data, size_t len)
         enum resp_status st =
             resp_parse(lim, &c->parse.resp, data, len, c->argv, c->argv_cap, &argc, c->scratch,
                        c->scratch ? CONN_INLINE_MAX : 0, &consumed, &need, &err);
-        conn_count(c->env->examined_bytes, c->parse.resp.examined);
+        uint64_t examined = c->parse.resp.examined;
         c->parse.resp.examined = 0;
+        if (st != RESP_OK)
+            conn_count(c->env->examined_bytes, examined);
         switch (st) {
         case RESP_OK:
             if (argc > 0)
                 c->env->on_resp(c, c->argv, argc);
-            return c->input_held ? 0 : consumed; /* held: read again later */
+            if (c->input_held) /* read again later, and counted then */
+                return 0;
+            conn_count(c->env->examined_bytes, examined);
+            return consumed;
         case RESP_MORE:
             return 0;
         case RESP_NEED_ARGS: {
@@ -310,12 +315,17 @@ static size_t conn_next_mc(struct conn *c, const char *data, size_t len)
         const char *err = NULL;
         enum mc_status st = mc_parse(lim, &c->parse.mc, data, len, &req, c->mc_keys,
                                      c->mc_keys_cap, &consumed, &need, &err);
-        conn_count(c->env->examined_bytes, c->parse.mc.examined);
+        uint64_t examined = c->parse.mc.examined;
         c->parse.mc.examined = 0;
+        if (st != MC_OK)
+            conn_count(c->env->examined_bytes, examined);
         switch (st) {
         case MC_OK:
             c->env->on_mc(c, &req);
-            return c->input_held ? 0 : consumed; /* held: read again later */
+            if (c->input_held) /* read again later, and counted then */
+                return 0;
+            conn_count(c->env->examined_bytes, examined);
+            return consumed;
         case MC_MORE:
             return 0;
         case MC_NEED_KEYS: {

@@ -14,6 +14,7 @@
 #include "keyhash.h"
 
 #define CMD_ORDER_FIRST_CAP 8
+#define CMD_ORDER_KEEP_CAP 64 /* a drained array larger than this is freed */
 
 /* What a request waits for: is_write (any write), is_rmw (a
  * read-modify-write, or a request of unknown kind: waits for every note). */
@@ -147,6 +148,10 @@ void cmd_order_end(struct conn *c, uint64_t req_id)
             continue;
         o->count[o->e[i].kind]--;
         o->e[i] = o->e[--o->n]; /* the notes' order does not matter */
+        if (o->n == 0 && o->cap > CMD_ORDER_KEEP_CAP) { /* a deep pipeline's array, drained */
+            mi_free(o);
+            c->order = NULL;
+        }
         conn_release_input(c); /* the held request is looked at again */
         return;
     }

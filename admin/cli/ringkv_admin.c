@@ -29,6 +29,8 @@
 #include <jansson.h>
 
 #define CLI_TIMEOUT_S 10
+#define CLI_REPLY_MAX (64 << 20) /* the largest answer read: a ring of 16384 partitions
+                                  with its transfers is a few MiB */
 
 struct cli {
     const char *host; /* host:port */
@@ -112,12 +114,18 @@ static int cli_send_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Reads the whole answer (the server closes after it). */
+/* Reads the whole answer (the server closes after it), at most
+ * CLI_REPLY_MAX bytes. */
 static char *cli_read_all(int fd, size_t *len)
 {
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap + 1);
     while (buf) {
+        if (n == cap && cap >= CLI_REPLY_MAX) {
+            fprintf(stderr, "ringkv-admin: the answer passes %d MiB; not an admin API?\n",
+                    CLI_REPLY_MAX >> 20);
+            break;
+        }
         if (n == cap) {
             char *grown = realloc(buf, cap * 2 + 1);
             if (!grown)

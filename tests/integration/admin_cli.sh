@@ -13,7 +13,7 @@ fail=0
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
 
 dir=$(mktemp -d)
-{ read -r port; read -r aport; read -r cport; } < <(itest_free_ports 3)
+{ read -r port; read -r aport; read -r cport; read -r fport; } < <(itest_free_ports 4)
 "$bin" --port "$port" --admin-port "$aport" --cluster-port "$cport" --memcache-port 0 \
     --threads 1 --partitions 64 \
     --requirepass s3cret --weight 150 --zone rack-1 --dir "$dir/data" > "$dir/log" 2>&1 &
@@ -65,6 +65,27 @@ check "leave of something that is not a node id exits 2 before asking" \
     'out=$(a leave ../health 2>&1); [ $? -eq 2 ] && grep -q "40 lowercase hex digits" <<<"$out"'
 check "an address with nothing listening exits 1" \
     '"$admin" --host 127.0.0.1:1 status 2>/dev/null; [ $? -eq 1 ]'
+# a server that answers without end (not an admin API): ringkv-admin stops
+# reading at its limit (64 MiB) and exits 1 rather than growing
+python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); s.settimeout(20)
+open(sys.argv[2], "w").close()
+c, _ = s.accept(); c.settimeout(20)
+c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+chunk = b"[" * 65536
+try:
+    for _ in range(2048):  # 128 MiB at most, then it closes
+        c.sendall(chunk)
+except OSError:
+    pass
+' "$fport" "$dir/fake.ready" &
+fake=$!
+for _ in $(seq 1 250); do [ -e "$dir/fake.ready" ] && break; sleep 0.02; done
+check "an endless answer: exit 1 at the reply limit" \
+    'out=$("$admin" --host "127.0.0.1:$fport" status 2>&1); [ $? -eq 1 ] && grep -q "passes 64 MiB" <<<"$out"'
+kill "$fake" 2>/dev/null; wait "$fake" 2>/dev/null
 itest_stop "$pid"
 rc=$?
 check "SIGTERM stops the node with exit 0" '[ $rc -eq 0 ]'

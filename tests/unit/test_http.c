@@ -54,9 +54,9 @@ static void test_http_methods_per_route(void **state)
     assert_false(http_method_allowed(HTTP_NODES, HTTP_DELETE));
     assert_false(http_method_allowed(HTTP_HEALTH, HTTP_OTHER));
     assert_false(http_method_allowed(HTTP_NOT_FOUND, HTTP_GET));
-    assert_string_equal(http_allowed(HTTP_NODES), "GET, POST");
-    assert_string_equal(http_allowed(HTTP_NODE), "GET, DELETE");
-    assert_string_equal(http_allowed(HTTP_METRICS), "GET");
+    assert_string_equal(http_allowed(HTTP_NODES), "GET, HEAD, POST");
+    assert_string_equal(http_allowed(HTTP_NODE), "GET, HEAD, DELETE");
+    assert_string_equal(http_allowed(HTTP_METRICS), "GET, HEAD");
     assert_int_equal(http_method_of("HEAD"), HTTP_GET);
     assert_int_equal(http_method_of("PUT"), HTTP_OTHER);
     assert_int_equal(http_method_of("get"), HTTP_OTHER); /* methods are case-sensitive */
