@@ -314,6 +314,14 @@ static void admin_save_state(struct admin *a);
  * pending transfers, unless it was provisional (epoch 0) or is dropped
  * (drop_prev: this node starts afresh). Advertises next's epoch and hash;
  * takes next in every case. */
+/* The shards' copy of the members and the ring (snapshot.h), with whether
+ * this node left its cluster: the shards take both at once. */
+static void admin_publish(struct admin *a)
+{
+    snapshot_update(a->node->snapshots, a->members, a->ring,
+                    __atomic_load_n(&a->node->left_cluster, __ATOMIC_RELAXED) != 0);
+}
+
 static int admin_adopt_ring(struct admin *a, struct ring *next, bool drop_prev, uint64_t now)
 {
     uint8_t *bytes;
@@ -350,7 +358,7 @@ static int admin_adopt_ring(struct admin *a, struct ring *next, bool drop_prev, 
     a->ring = next;
     a->adopted_ms = now;
     a->rejoin_at_ms = 0;
-    snapshot_update(a->node->snapshots, a->members, a->ring); /* the shards' copy */
+    admin_publish(a); /* the shards' copy */
     struct gossip_info self = member_at(a->members, 0)->info;
     self.ring_epoch = next->epoch;
     self.ring_hash = next->hash;
@@ -913,9 +921,9 @@ static void admin_rejoin_after_removal(struct admin *a, uint64_t now)
     admin_addr(self_addr, sizeof self_addr, cfg->bind, cfg_cluster_port(cfg));
     if (admin_seeds(a, cfg->seeds, self_addr) != 0 || !a->join) {
         a->join = false; /* logged: stays a cluster of one that serves no key */
+        __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
         if (admin_own_ring(a, 1, now) != 0)
             log_warn("cluster: cannot build the ring of this node alone (out of memory)");
-        __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
         return;
     }
     a->join_at_ms = now;
@@ -943,11 +951,12 @@ static void admin_self_state(struct admin *a, uint64_t now)
         a->join = false;
         a->n_admits = 0;
         a->ring_req_id[0] = '\0';
+        /* its clients (a Redis Cluster client's map names it) would write
+         * where the cluster never reads: they get CLUSTERDOWN and look again;
+         * the shards take it with the ring of one (admin_publish()) */
+        __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
         if (admin_own_ring(a, 1, now) != 0)
             log_warn("cluster: cannot build the ring of this node alone (out of memory)");
-        /* its clients (a Redis Cluster client's map names it) would write
-         * where the cluster never reads: they get CLUSTERDOWN and look again */
-        __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
     } else if (self->state == MEMBER_JOINING && member_admitted(self) && a->ring->epoch > 0 &&
                a->ring->n_members == 1 && admin_in_ring(a)) {
         log_info("cluster: this node, a cluster of one, was added to another cluster: it "
@@ -1652,7 +1661,7 @@ static void admin_events(struct admin *a, uint64_t now)
     if (save)
         admin_save_state(a);
     if (n > 0) /* statuses, addresses: the shards' copy (snapshot.h) */
-        snapshot_update(a->node->snapshots, a->members, a->ring);
+        admin_publish(a);
     peer_flush(a->peer, a->members, now);
 }
 

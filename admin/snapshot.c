@@ -202,7 +202,7 @@ static int snapshot_add_earlier(struct snapshot_cell *cell, struct snapshot *s)
 }
 
 int snapshot_update(struct snapshot_cell *cell, const struct member_table *t,
-                    const struct ring *ring)
+                    const struct ring *ring, bool left_cluster)
 {
     struct snapshot *s = NULL;
     int rc = snapshot_remember(cell, ring);
@@ -210,6 +210,8 @@ int snapshot_update(struct snapshot_cell *cell, const struct member_table *t,
         rc = snapshot_build(t, ring, &s);
     if (rc == 0 && (rc = snapshot_add_earlier(cell, s)) != 0)
         snapshot_free(s);
+    if (rc == 0)
+        s->left_cluster = left_cluster;
     if (rc != 0) {
         log_warn("cluster: cannot build the shards' snapshot (%s); they keep the previous one",
                  strerror(-rc));

@@ -49,6 +49,7 @@ struct snapshot_member {
 /* Immutable once built. */
 struct snapshot {
     uint64_t version; /* 1 for the cell's first publish, then one more each */
+    bool left_cluster; /* this node left its cluster and serves no key (snapshot_update()) */
     uint32_t self;    /* this node's index in members */
     uint32_t n_members;
     struct snapshot_member *members;    /* member table order: members[0] is this node */
@@ -95,9 +96,11 @@ void snapshot_free(struct snapshot *s);
 void snapshot_publish(struct snapshot_cell *cell, struct snapshot *s);
 /* Builds the snapshot of t and ring and publishes it, with the rings
  * published before it (snapshot.earlier; the cell keeps copies of the last
- * few). On failure (-ENOMEM, logged) the previous one stays current. */
+ * few) and left_cluster (node.h: this node left its cluster and serves no
+ * key; given with the ring, so that a shard never serves keys by a ring of
+ * one it took after the leave, nor refuses them by the ring that ended it). On failure (-ENOMEM, logged) the previous one stays current. */
 int snapshot_update(struct snapshot_cell *cell, const struct member_table *t,
-                    const struct ring *ring);
+                    const struct ring *ring, bool left_cluster);
 /* Frees the replaced snapshots that no reader can hold any more; never
  * waits. Returns how many still wait for readers. */
 uint32_t snapshot_reclaim(struct snapshot_cell *cell);

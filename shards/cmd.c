@@ -1247,6 +1247,11 @@ bool cmd_node_left(const struct node *n)
     return __atomic_load_n(&n->left_cluster, __ATOMIC_RELAXED) != 0;
 }
 
+bool cmd_serves_no_key(const struct shard *sh)
+{
+    return sh->left_cluster;
+}
+
 /* Whether d reads or writes keys: keyed or keyspace-wide (EXEC checks its
  * transaction's keys itself: cmd_multi.c). */
 static bool cmd_touches_keys(const struct cmd_def *d)
@@ -1273,7 +1278,7 @@ static bool cmd_checked(struct shard *sh, struct conn *c, const struct cmd_def *
         resp_write_error(conn_reply_buf(c), err);
         return false;
     }
-    if (__builtin_expect(cmd_node_left(sh->node), 0) && cmd_touches_keys(d)) {
+    if (__builtin_expect(cmd_serves_no_key(sh), 0) && cmd_touches_keys(d)) {
         resp_write_error(conn_reply_buf(c), CMD_ERR_LEFT);
         return false;
     }
@@ -1538,7 +1543,7 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req)
         return; /* read again once the request it waits for has ended (cmd_order.h) */
     SHARD_STAT_ADD(sh, total_commands_processed, 1);
     c->last_cmd = mc_cmd_name(req->cmd);
-    if (__builtin_expect(cmd_node_left(sh->node), 0) &&
+    if (__builtin_expect(cmd_serves_no_key(sh), 0) &&
         ((req->nkeys > 0 && !(cmd_mc_defs[req->cmd].flags & CMD_NOKEY)) ||
          req->cmd == MC_FLUSH_ALL)) {
         if (!req->noreply)

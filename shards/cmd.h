@@ -272,8 +272,12 @@ void cmd_dispatch_mc(struct conn *c, struct mc_request *req);
  * CMD_RMW for a read-modify-write command. */
 uint32_t cmd_flags_for(const struct cmd_def *d, const struct resp_arg *argv, uint32_t argc);
 /* Whether this node has left its cluster of several and serves no key
- * (node.h left_cluster): key commands get CMD_ERR_LEFT. */
+ * (node.h left_cluster): what the cluster commands answer (CLUSTER SLOTS
+ * empty...). */
 bool cmd_node_left(const struct node *n);
+/* The same as the shard's view of the ring says it (shard.h left_cluster,
+ * taken with the ring): key commands get CMD_ERR_LEFT. */
+bool cmd_serves_no_key(const struct shard *sh);
 #define CMD_ERR_LEFT                                                                          \
     "CLUSTERDOWN this node has left its cluster and serves no key (add it again with POST " \
     "/v1/nodes at a member, or restart it with seeds, to join)"

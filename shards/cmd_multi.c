@@ -527,7 +527,7 @@ void cmd_exec(struct cmd_ctx *c)
     struct resp_arg argv[4] = {{"EXEC", 4}, {"", 0}, {"", 0}, {"", 0}};
     bool reads = false;
     bool has_key = multi_msg_key(conn, &argv[1], &reads);
-    if (has_key && cmd_node_left(c->node)) { /* its keys are served elsewhere now (cmd.h) */
+    if (has_key && cmd_serves_no_key(conn->env->owner)) { /* served elsewhere now (cmd.h) */
         cmd_reply_error(c, "EXECABORT Transaction discarded because of: " CMD_ERR_LEFT);
         multi_reset(conn);
         return;

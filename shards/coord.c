@@ -479,6 +479,9 @@ void coord_turn(struct shard *sh)
         struct coord_view *v = coord_view_build(n, s, old);
         if (v) {
             sh->coord->view = v;
+            /* taken with the ring: never a ring of one taken after a leave
+             * with keys served, nor the ring that ended it refused */
+            sh->left_cluster = s->left_cluster;
             /* Membership changed (a node back up, or restarted under a new
              * incarnation): the members up may be dialled at once, whatever
              * the backoff of the dials that failed while they were away. */

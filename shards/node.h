@@ -37,11 +37,11 @@ struct node {
     uint32_t slot_shift;         /* a slot's partition is slot >> slot_shift */
     uint32_t partition_fn;       /* enum keyhash_fn: slot (xxh3 in upgrade tests only) */
     uint16_t *partition_shard;   /* partition -> owning shard */
-    int left_cluster;            /* atomic, read by every command (kept off the
-                                    busy counters' lines): 1 once this node has
-                                    left a cluster of several (DELETE /v1/nodes)
-                                    until it joins one again: it serves no key
-                                    (cmd.h cmd_node_left) */
+    int left_cluster;            /* atomic: 1 once this node has left a cluster
+                                    of several (DELETE /v1/nodes) until it joins
+                                    one again: it serves no key (cmd.h
+                                    cmd_node_left; the shards take it with the
+                                    ring they serve by: shard.h left_cluster) */
     int64_t start_ms;            /* unix ms at start-up */
     struct persist_layout layout; /* what the data directory held at start-up */
     int dir_lock_fd;             /* <dir>/LOCK, flock()ed while the node lives

@@ -104,6 +104,9 @@ struct shard {
     struct peerlink *link;        /* connections to other nodes' shards (peerlink.h) */
     int start_rc;                 /* 0, or why the ring or store could not start */
     bool ring_ready;
+    bool left_cluster;            /* the view it serves by says this node left its
+                                     cluster (coord_turn): its key commands get
+                                     CLUSTERDOWN (cmd.h cmd_serves_no_key) */
 
     /* Receive buffers the kernel picks from (a provided-buffer ring), shared
      * by every connection of the shard: an idle connection holds none. */

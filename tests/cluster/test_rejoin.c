@@ -12,6 +12,9 @@
  * - A node that left, while it runs on, serves no key: SET, GET and DBSIZE
  *   get -CLUSTERDOWN and CLUSTER SLOTS is empty (it took writes as a
  *   cluster of one that its old cluster's clients sent it, and lost them).
+ * - A node sent INCRs while it leaves never answers one from its own copy
+ *   once the cluster stopped writing it (each counter's replies only grow,
+ *   and the cluster holds at least the last one acknowledged).
  * - A node removed while down (DELETE of a dead node), started again with its
  *   directory and a seed, joins at that start as a new join and serves.
  * - With auto-join no, the node that left and is started again with a seed
@@ -21,6 +24,7 @@
  *   (node 1 killed, its directory removed, started again: the old id stays in
  *   the ring, down, and the new one is added).
  * Every wait is on a condition with a deadline. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -338,6 +342,95 @@ static bool removed(void *id)
     return true;
 }
 
+/* INCRs of LEAVE_KEYS counters through node 2 while it leaves: each reply
+ * of a counter must be above its last one (an error leaves it unknown
+ * whether it counted); the INCRs stop once node 2 refuses them. */
+#define LEAVE_KEYS 64
+struct incr_load {
+    long long last[LEAVE_KEYS]; /* the last acknowledged value of each counter */
+    long long acked, refused, backwards;
+    char backwards_what[160];
+    volatile bool stop;
+};
+
+static void *incr_through_two(void *arg)
+{
+    struct incr_load *l = arg;
+    struct redisContext *c = cluster_connect(2, 5000);
+    for (int k = 0; c && !l->stop && l->refused < 100; k = (k + 1) % LEAVE_KEYS) {
+        struct redisReply *r = redisCommand(c, "INCR rejoin:lv:%d", k);
+        if (!r) {
+            redisFree(c);
+            c = cluster_connect(2, 5000);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_INTEGER) {
+            if (r->integer <= l->last[k] && l->backwards++ == 0)
+                snprintf(l->backwards_what, sizeof l->backwards_what,
+                         "INCR rejoin:lv:%d answered %lld after %lld", k, r->integer, l->last[k]);
+            l->last[k] = r->integer;
+            __atomic_add_fetch(&l->acked, 1, __ATOMIC_RELAXED);
+        } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CLUSTERDOWN", 11) == 0) {
+            __atomic_add_fetch(&l->refused, 1, __ATOMIC_RELAXED);
+        }
+        freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+static bool incrs_going(void *arg)
+{
+    return __atomic_load_n(&((struct incr_load *)arg)->acked, __ATOMIC_RELAXED) >= 4 * LEAVE_KEYS;
+}
+
+/* The INCRs through node 2 are refused now (CLUSTERDOWN). */
+static bool incrs_refused(void *arg)
+{
+    return __atomic_load_n(&((struct incr_load *)arg)->refused, __ATOMIC_RELAXED) >= 100;
+}
+
+/* A node that leaves while a client sends it INCRs never answers one from
+ * its own copy: once it took its ring of one it refuses them. Before, the
+ * ring of one reached its shards a few milliseconds before the refusal
+ * (saving the cluster state between), and INCRs in that window answered
+ * from the copy the cluster had stopped writing (a counter at 428 answered
+ * 267, and the cluster kept 427): acknowledged and lost. */
+static void test_rejoin_leaver_never_serves_its_copy(void **state)
+{
+    (void)state;
+    form_three();
+    struct incr_load load = {.stop = false};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, incr_through_two, &load), 0);
+    bool going = cluster_wait(incrs_going, &load, AGREE_MS);
+    if (going)
+        leave_two();
+    bool refused = going && cluster_wait(incrs_refused, &load, AGREE_MS);
+    load.stop = true;
+    pthread_join(t, NULL);
+    printf("rejoin: %lld INCRs acknowledged through the leaver, %lld refused, %lld backwards\n",
+           load.acked, load.refused, load.backwards);
+    assert_true(going);
+    assert_true(refused);
+    if (load.backwards)
+        fail_msg("%lld INCRs answered from the leaver's copy, first: %s", load.backwards,
+                 load.backwards_what);
+    /* the cluster counted every acknowledged INCR */
+    struct redisContext *c = cluster_connect(0, 5000);
+    assert_non_null(c);
+    for (int k = 0; k < LEAVE_KEYS; k++) {
+        struct redisReply *r = redisCommand(c, "GET rejoin:lv:%d", k);
+        assert_non_null(r);
+        long long got = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+        if (got < load.last[k])
+            fail_msg("rejoin:lv:%d holds %lld; %lld was acknowledged", k, got, load.last[k]);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+}
+
 /* A node removed while it was down (force-remove) and started again with
  * its directory and a seed joins at that start as a new join, and serves.
  * Before, it learned of its removal from its seed and stayed a cluster of
@@ -390,6 +483,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rejoin_without_auto_join_waits_for_post,
                                   cluster_forget_all),
         cmocka_unit_test_teardown(test_rejoin_after_removal_while_down, cluster_forget_all),
+        cmocka_unit_test_teardown(test_rejoin_leaver_never_serves_its_copy, cluster_forget_all),
         cmocka_unit_test_teardown(test_rejoin_wiped_directory_is_a_new_node, cluster_forget_all),
     };
     return cluster_finish(cmocka_run_group_tests(tests, NULL, NULL));

@@ -187,13 +187,13 @@ static void test_snapshot_section_pins_what_it_read(void **state)
     struct snapshot_cell *cell;
     assert_int_equal(snapshot_cell_create(1, &cell), 0);
     snapshot_reader_register(cell, 0);
-    assert_int_equal(snapshot_update(cell, t, ring), 0);
+    assert_int_equal(snapshot_update(cell, t, ring, false), 0);
 
     const struct snapshot *held = snapshot_read_begin(cell, 0);
     assert_non_null(held);
     assert_int_equal(held->version, 1);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(snapshot_update(cell, t, ring), 0);
+        assert_int_equal(snapshot_update(cell, t, ring, false), 0);
     for (int i = 0; i < 10; i++)
         snapshot_reclaim(cell);
     assert_int_equal(snapshot_reclaim(cell), 10);               /* the first is held: none can go */
@@ -226,7 +226,7 @@ static void test_snapshot_destroy_frees_what_waits(void **state)
     snapshot_reader_register(cell, 1);
     assert_null(snapshot_read_begin(cell, 1));
     for (int i = 0; i < 5; i++)
-        assert_int_equal(snapshot_update(cell, t, ring), 0);
+        assert_int_equal(snapshot_update(cell, t, ring, false), 0);
     snapshot_read_end(cell, 1);
     snapshot_cell_destroy(cell);
     ring_destroy(ring);
@@ -248,8 +248,8 @@ static void test_snapshot_carries_earlier_rings(void **state)
     for (uint64_t e = 1; e <= 7; e++) {
         ring->epoch = e;
         ring->hash = 1000 + e;
-        assert_int_equal(snapshot_update(cell, t, ring), 0);
-        assert_int_equal(snapshot_update(cell, t, ring), 0); /* the same ring: no new number */
+        assert_int_equal(snapshot_update(cell, t, ring, false), 0);
+        assert_int_equal(snapshot_update(cell, t, ring, false), 0); /* the same ring: no new number */
         const struct snapshot *s = snapshot_read_begin(cell, 0);
         assert_int_equal(s->ring_seq, e);
         uint32_t want = e - 1 < SNAPSHOT_EARLIER_MAX ? (uint32_t)(e - 1) : SNAPSHOT_EARLIER_MAX;
@@ -336,7 +336,7 @@ static void test_snapshot_readers_race_thousands_of_publishes(void **state)
     }
     uint32_t pending_max = 0;
     for (uint32_t k = 0; k < PUBLISHES; k++) {
-        assert_int_equal(snapshot_update(cell, t, rings[k & 1]), 0);
+        assert_int_equal(snapshot_update(cell, t, rings[k & 1], false), 0);
         uint32_t pending = snapshot_reclaim(cell);
         if (pending > pending_max)
             pending_max = pending;
