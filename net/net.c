@@ -47,6 +47,26 @@ fail:
     return rc;
 }
 
+int net_port_free(const char *addr, int port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    if (getaddrinfo(addr, service, &hints, &res) != 0)
+        return -EADDRNOTAVAIL;
+    int rc = 0, one = 1;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
 int net_parse_addr(const char *addr, bool names, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[256];

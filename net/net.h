@@ -25,6 +25,12 @@ enum net_op {
 
 /* A non-blocking TCP listener on addr:port with SO_REUSEPORT. fd or -errno. */
 int net_listen(const char *addr, int port, int backlog);
+/* 0 when no other socket listens on addr:port, else -EADDRINUSE (or the
+ * bind's errno): a bind without SO_REUSEPORT, closed at once. net_listen()'s
+ * SO_REUSEPORT would let a second process share a port another one holds
+ * (the kernel then spreads connections over both), so the first shard asks
+ * this before any listener of this process exists. */
+int net_port_free(const char *addr, int port);
 
 /* "host:port" or "[v6]:port" into *ss. The host must be numeric unless
  * names is set (then it may block on DNS: start-up only). 0 or -EINVAL. */

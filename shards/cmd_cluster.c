@@ -596,6 +596,7 @@ void cmd_cluster_info(struct cmd_ctx *c)
     }
     const struct snapshot *s = v.s;
     const struct ring *ring = s->ring;
+    bool is_left = cmd_node_left(c->node); /* it serves no slot, as CLUSTER SLOTS says */
     struct buf b;
     buf_init(&b);
     buf_printf(&b,
@@ -606,9 +607,10 @@ void cmd_cluster_info(struct cmd_ctx *c)
                "ringkv_partitions:%u\r\nringkv_replicas:%u\r\nringkv_partitions_owned:%u\r\n"
                "ringkv_nodes_up:%u\r\nringkv_nodes_down:%u\r\nringkv_nodes_joining:%u\r\n"
                "ringkv_nodes_leaving:%u\r\n",
-               f.slots_ok == KEYHASH_SLOTS && !cmd_node_left(c->node) ? "ok" : "fail",
-               KEYHASH_SLOTS, f.slots_ok,
-               KEYHASH_SLOTS - f.slots_ok, f.known, f.masters, ring->epoch, ring->epoch,
+               f.slots_ok == KEYHASH_SLOTS && !is_left ? "ok" : "fail",
+               is_left ? 0 : KEYHASH_SLOTS, is_left ? 0 : f.slots_ok,
+               is_left ? 0 : KEYHASH_SLOTS - f.slots_ok, f.known, is_left ? 0 : f.masters,
+               ring->epoch, ring->epoch,
                ring->hash, ring->q, ring->n, f.self_owned, s->counts[MEMBER_S_UP],
                s->counts[MEMBER_S_DOWN], s->counts[MEMBER_S_JOINING],
                s->counts[MEMBER_S_LEAVING]);

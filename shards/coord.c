@@ -156,6 +156,7 @@
 
 #define COORD_FWD_MC 1       /* a forwarded memcached request (coord_op.fwd_mc) */
 #define COORD_FWD_MC_QUIET 2 /* the same with noreply: its reply is not relayed */
+#define COORD_PULLING_MISS "pulling" /* a GET NOT_FOUND's text from a replica pulling the partition */
 
 struct coord_member {
     char id[RING_ID_LEN + 1];
@@ -247,10 +248,14 @@ struct coord_op {
                            only count for repair until the done callback ran */
     bool is_loading;    /* its key's value went back to disk while the replicas
                            answered: progress waits until it is read back */
-    bool is_reloaded;   /* that happened once already (a second time: an error) */
     bool has_hash;      /* READ: the GETs carried state_hash, this node's state's */
-    bool is_merged;     /* READ: a replica's answer changed this node's state */
-    bool is_run_early;  /* READ (not RMW): the command ran when the GETs went out */
+    bool is_reloaded : 1;  /* that happened once already (a second time: an error) */
+    bool is_merged : 1;    /* READ: a replica's answer changed this node's state */
+    bool is_run_early : 1; /* READ (not RMW): the command ran when the GETs went out */
+    bool is_sure : 1;      /* READ: an answer (self's included) from a replica that holds
+                              the partition whole, or that found the key: a miss of one
+                              still pulling the partition is no proof (coord_pulling) */
+    bool asked_source : 1; /* READ, not sure: the GET went to the pull's source too */
     uint8_t st[COORD_PEERS_MAX]; /* enum coord_peer of peer k (P_NONE is 0) */
     uint32_t n_eff, need;
     uint32_t ok;      /* answers counted toward need, self included */
@@ -674,6 +679,7 @@ static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *
 }
 
 static bool coord_misconf(struct shard *sh, char *why, size_t len);
+static bool coord_pulling(struct shard *sh, uint32_t p);
 
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out)
@@ -1228,6 +1234,9 @@ static void coord_unavailable(struct shard *sh, struct coord_op *op)
     if (op->phase == PH_WRITE && n > 0)
         snprintf(msg + n, sizeof msg - (size_t)n,
                  "; the write stays on the %u that did and may spread from there", op->ok);
+    else if (op->phase == PH_READ && !op->is_sure && op->ok >= op->need && n > 0)
+        snprintf(msg + n, sizeof msg - (size_t)n,
+                 ", each missing the key while it still pulls the partition (a join or leave)");
     cmd_msg_error(op->m, msg);
     op->m->res.hold_seq = 0;
     COORD_STAT(sh, unavailable);
@@ -1519,14 +1528,53 @@ static void coord_repair(struct shard *sh, struct req *r, struct coord_op *op)
     replica_state_fini(&merged);
 }
 
+/* A read whose answers so far are all misses of replicas still pulling
+ * the partition (a join or leave: the key may be on its way) asks the node
+ * this shard pulls the partition from, which holds it whole, as one more
+ * peer (the arrays hold a peer per other member: it is not among them).
+ * Its answer makes the read sure; none, and the read is unavailable. */
+static void coord_ask_source(struct shard *sh, struct req *r, struct coord_op *op)
+{
+    op->asked_source = true;
+    const struct coord_view *v = op->view;
+    const char *id = transfer_pull_source(sh, op->partition);
+    if (!id || op->npeers >= op->cap)
+        return;
+    uint32_t m = RING_NONE;
+    for (uint32_t i = 0; i < v->n_members && m == RING_NONE; i++)
+        if (i != v->self && strcmp(v->members[i].id, id) == 0)
+            m = i;
+    for (uint32_t k = 0; m != RING_NONE && k < op->npeers; k++)
+        if (op->peer[k] == m)
+            return; /* asked already (its answer was a miss too) */
+    if (m == RING_NONE || v->members[m].is_down)
+        return;
+    uint32_t k = op->npeers;
+    struct wire_msg wm = {.kind = WIRE_REQUEST,
+                          .op = WIRE_OP_GET,
+                          .id = coord_wire_id(r->id, k),
+                          .deadline_ms = (uint32_t)coord_deadline_left(sh, r),
+                          .partition = (uint16_t)op->partition,
+                          .slot = (uint16_t)op->slot,
+                          .key = {(const uint8_t *)op->key, op->klen}};
+    if (coord_send(sh, v, m, &wm) != 0)
+        return;
+    op->peer[k] = m;
+    op->st[k] = P_WAIT;
+    op->npeers++;
+    op->waiting++;
+}
+
 static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
 {
     if (op->is_completing || op->is_loading)
         return; /* the done callback comes (after the log's fdatasync), or the load's */
     if (op->phase == PH_READ) {
-        if (op->ok >= op->need)
+        if (!op->is_sure && op->waiting == 0 && !op->asked_source)
+            coord_ask_source(sh, r, op); /* the misses were of replicas still pulling */
+        if (op->ok >= op->need && op->is_sure)
             coord_read_quorum(sh, r, op);
-        else if (op->ok + op->waiting < op->need)
+        else if (op->ok + op->waiting < op->need || (op->waiting == 0 && !op->is_sure))
             coord_unavailable(sh, op), coord_complete(sh, r, 0);
         return;
     }
@@ -1731,13 +1779,16 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     uint32_t need_r = coord_quorum(r_asked, cfg->read_quorum, n_eff);
     uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
     bool is_rmw = (m->flags & CMD_RMW) != 0;
-    bool reads_first = !is_write || (is_rmw && need_r > 1);
+    /* pulling p (a join or leave): a key it lacks may be on its way, so
+     * even at R = 1 the read asks the replicas holding p whole (is_sure) */
+    bool is_pulling = transfer_is_incoming(transfer_state(sh->node, p));
+    bool reads_first = !is_write || (is_rmw && (need_r > 1 || is_pulling));
     if ((m->flags & CMD_FORWARDED) && !coord_holds(v, p, n_eff)) {
         cmd_msg_error(m, COORD_VIEW_CHANGING); /* this shard's view holds no replica */
         cmd_msg_reply(sh, m);
         return;
     }
-    if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
+    if (!is_write && need_r == 1 && !is_pulling) { /* R = 1: this replica's answer is the read */
         COORD_STAT(sh, reads);
         coord_run_alone(sh, m);
         return;
@@ -1782,6 +1833,7 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     op->phase = PH_READ;
     uint8_t hash_le[COORD_HASH_LEN];
     op->has_hash = coord_own_hash(sh, key->ptr, key->len, m->hash, &op->state_hash);
+    op->is_sure = op->has_hash || !coord_pulling(sh, p);
     if (!is_rmw) { /* its reply, unless the replicas' answers change the key here */
         uint64_t seq0 = persist_last_seq(sh->persist);
         cmd_msg_run(sh, m);
@@ -2800,6 +2852,14 @@ static void coord_on_fwd_reply(struct shard *sh, struct req *r, struct coord_op 
     req_sub_done(&sh->reqs, r);
 }
 
+/* A GET's NOT_FOUND from a replica still pulling the key's partition
+ * (coord_on_get): the key may be on its way there. */
+static bool coord_is_pulling_miss(const struct wire_msg *wm)
+{
+    return wm->status == WIRE_CODE_NOT_FOUND && wm->text.len == sizeof COORD_PULLING_MISS - 1 &&
+           memcmp(wm->text.ptr, COORD_PULLING_MISS, sizeof COORD_PULLING_MISS - 1) == 0;
+}
+
 /* A GET answer: the replica's state, or none. */
 static void coord_take_state(uint8_t *st, struct replica_state *g, const struct wire_msg *wm)
 {
@@ -2894,6 +2954,8 @@ void coord_on_reply(struct shard *sh, const struct wire_msg *wm)
     }
     op->ok += op->phase != PH_REPAIR &&
               (op->st[k] == P_OK || op->st[k] == P_MISSING || op->st[k] == P_SAME);
+    op->is_sure |= op->st[k] == P_OK || op->st[k] == P_SAME ||
+                   (op->st[k] == P_MISSING && !coord_is_pulling_miss(wm));
     coord_op_progress(sh, r, op);
 }
 
@@ -3037,7 +3099,10 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
                     "pulling the partition: not yet known whether the key is held", NULL, 0,
                     NULL);
     } else if (rc == -ENOENT) {
-        coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_NOT_FOUND, NULL, NULL, 0, NULL);
+        /* pulling the partition, the key may be on its way: said so, the
+         * coordinator waits for a replica that holds the partition whole */
+        coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_NOT_FOUND,
+                    coord_pulling(sh, wm->partition) ? COORD_PULLING_MISS : NULL, NULL, 0, NULL);
     } else if (rc < 0 || st.meta.failed || st.body.failed) {
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_ERROR,
                     rc < 0 ? strerror(-rc) : "out of memory", NULL, 0, NULL);
@@ -3502,9 +3567,13 @@ void coord_on_request(struct shard *sh, uint64_t link, const struct wire_msg *wm
     }
     /* GET and SYNC serve replicas only (a stand-in takes a HINT instead);
      * a copy being dropped takes no write (coord_dropping) */
+    /* ... and a GET asks a node still releasing the partition too: it holds
+     * it whole until its new replicas have it (coord_ask_source) */
     if (coord_is_cluster(sh) &&
         (!coord_holds(sh->coord->view, wm->partition, coord_n_eff(sh->node, sh->coord->view)) ||
-         (wm->op != WIRE_OP_GET && coord_dropping(sh, wm->partition)))) {
+         (wm->op != WIRE_OP_GET && coord_dropping(sh, wm->partition))) &&
+        !(wm->op == WIRE_OP_GET &&
+          transfer_state(sh->node, wm->partition) == TRANSFER_RELEASING)) {
         coord_reply(sh, link, wm->id, wm->op, WIRE_CODE_ERROR,
                     "this node holds no replica of the key's partition", NULL, 0, NULL);
         return;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,20 @@
 #include "log.h"
 #include "shard.h"
 #include "snapshot.h"
+
+/* maxclients past the open-files limit: connections past the limit wait in
+ * the backlog (accepts pause a tick at a time); said once, at start. */
+static void node_warn_fd_limit(const struct cfg *cfg)
+{
+    struct rlimit rl;
+    int64_t clients = __atomic_load_n(&cfg->maxclients, __ATOMIC_RELAXED);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (int64_t)rl.rlim_cur < clients + 128)
+        log_warn("maxclients %lld is more than the open-files limit (ulimit -n %llu) allows "
+                 "(the node keeps some files open too): connections past it wait until others "
+                 "close; raise the limit",
+                 (long long)clients, (unsigned long long)rl.rlim_cur);
+}
 
 /* One line saying why io_uring is refused and what to change. */
 static int node_check_uring(void)
@@ -270,6 +285,7 @@ int node_run(struct node *n)
                  n->nshards, n->npartitions, cfg->bind, (long long)cfg->port,
                  cfg->memcache_port ? ", memcached on port " : "",
                  (long long)cfg->memcache_port);
+        node_warn_fd_limit(cfg);
         int sig = 0;
         sigwait(&stop_signals, &sig);
         log_info("got %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");

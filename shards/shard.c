@@ -137,7 +137,17 @@ struct shard *shard_create(struct node *n, uint32_t id)
             goto fail;
     if (peerlink_init(sh) != 0)
         goto fail;
-    sh->listen_resp_fd = net_listen(cfg->bind, (int)cfg->port, (int)cfg->tcp_backlog);
+    /* the first shard: no other process may hold the ports (SO_REUSEPORT
+     * would share them with it) */
+    int in_use = id == 0 ? net_port_free(cfg->bind, (int)cfg->port) : 0;
+    if (in_use == 0 && id == 0 && cfg->memcache_port &&
+        (in_use = net_port_free(cfg->bind, (int)cfg->memcache_port)) != 0) {
+        log_error("cannot listen on %s:%lld: %s", cfg->bind, (long long)cfg->memcache_port,
+                  strerror(-in_use));
+        goto fail;
+    }
+    sh->listen_resp_fd = in_use ? in_use
+                                : net_listen(cfg->bind, (int)cfg->port, (int)cfg->tcp_backlog);
     if (sh->listen_resp_fd < 0) {
         log_error("cannot listen on %s:%lld: %s", cfg->bind, (long long)cfg->port,
                   strerror(-sh->listen_resp_fd));
@@ -359,13 +369,33 @@ static void shard_reject(int fd, unsigned op, const char *why)
     close(fd);
 }
 
+/* Out of descriptors or memory: the connection waits in the backlog, and
+ * an accept armed again at once fails again at once (a busy loop, and a
+ * log line each time). */
+static bool shard_accept_starved(int res)
+{
+    return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+}
+
 static void shard_on_accept(struct shard *sh, unsigned op, int res, unsigned flags)
 {
-    if (!(flags & IORING_CQE_F_MORE) && !sh->accept_paused)
-        shard_arm_accept(sh, op == NET_OP_ACCEPT_RESP ? sh->listen_resp_fd : sh->listen_mc_fd, op);
+    uint8_t bit = op == NET_OP_ACCEPT_RESP ? 1 : 2;
+    if (!(flags & IORING_CQE_F_MORE) && !sh->accept_paused) {
+        if (shard_accept_starved(res))
+            sh->accept_unarmed |= bit; /* armed again at the next tick (100 ms) */
+        else
+            shard_arm_accept(sh, bit == 1 ? sh->listen_resp_fd : sh->listen_mc_fd, op);
+    }
     if (res < 0) {
-        if (res != -ECANCELED)
-            log_warn("accept failed: %s; still accepting", strerror(-res));
+        int64_t now = shard_now_ms();
+        if (res != -ECANCELED && now - sh->accept_logged_ms >= 10000) {
+            sh->accept_logged_ms = now;
+            log_warn("accept failed: %s; %s", strerror(-res),
+                     shard_accept_starved(res)
+                         ? "accepting again in 100 ms (raise ulimit -n, or lower maxclients; "
+                           "logged at most every 10 s)"
+                         : "still accepting");
+        }
         return;
     }
     const struct cfg *cfg = sh->node->cfg;
@@ -822,6 +852,13 @@ void *shard_main(void *arg)
             idle_scan(sh, now);
             peerlink_turn(sh, req_now_ms());
             hint_tick(sh, req_now_ms()); /* deliveries to owners that are up */
+            if (sh->accept_unarmed && !sh->accept_paused) { /* out of descriptors a tick ago */
+                if (sh->accept_unarmed & 1)
+                    shard_arm_accept(sh, sh->listen_resp_fd, NET_OP_ACCEPT_RESP);
+                if (sh->accept_unarmed & 2)
+                    shard_arm_accept(sh, sh->listen_mc_fd, NET_OP_ACCEPT_MC);
+                sh->accept_unarmed = 0;
+            }
             shard_arm_tick(sh, &tick_ts);
         }
         shard_turn_done(sh, turn_start_us, completions);

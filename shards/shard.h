@@ -142,6 +142,9 @@ struct shard {
     uint32_t nfree;
     uint64_t next_client_seq;
     bool accept_paused;
+    uint8_t accept_unarmed;       /* listeners whose accept waits for the next tick
+                                   (out of descriptors: bit 0 RESP, bit 1 memcached) */
+    int64_t accept_logged_ms;     /* when a failed accept was last logged */
 
     struct coord *coord;          /* the coordinator's state (coord.h) */
     struct hints *hints;          /* hints kept for other nodes (hints.h) */

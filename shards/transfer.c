@@ -2132,6 +2132,17 @@ uint32_t transfer_whole_replicas(const struct node *n, uint32_t p, uint64_t epoc
     return v >> 32 == (epoch & 0xFFFFFFFFu) ? (uint32_t)v : 0;
 }
 
+const char *transfer_pull_source(const struct shard *sh, uint32_t p)
+{
+    const struct transfer *tr = sh->transfer;
+    if (!tr || !tr->parts || p >= tr->q || !transfer_is_incoming(tr_get(tr, p)))
+        return NULL;
+    const struct tr_part *tp = &tr->parts[p];
+    if (tp->cur_src)
+        return tr->ids[tp->cur_src - 1];
+    return tp->n_src ? tr->ids[tp->src[tp->src_at % tp->n_src]] : NULL;
+}
+
 unsigned transfer_state(const struct node *n, uint32_t p)
 {
     const struct transfer *tr = tr_of_partition(n, p);

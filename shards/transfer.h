@@ -130,6 +130,13 @@ void transfer_on_reply(struct shard *sh, const struct wire_msg *m);
  * state is read for a decision that cannot wait, as a reap check's. */
 void transfer_catch_up(struct shard *sh);
 
+/* For a partition this shard pulls (its owner shard): the node id of the
+ * source it pulls from, or would ask first (a member of its old list), a
+ * node holding it whole; NULL when it pulls none or knows no source. A
+ * read that found only misses of replicas still pulling p asks it
+ * (coord.c). */
+const char *transfer_pull_source(const struct shard *sh, uint32_t p);
+
 /* Any thread. */
 void transfer_node_stats(const struct node *n, struct transfer_stats *out);
 /* Partition p's state on this node (enum transfer_state). */

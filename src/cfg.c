@@ -61,7 +61,9 @@ static const struct cfg_setting cfg_settings[] = {
     {"cpu-affinity", CFG_BOOL, F(cpu_affinity), "yes", 0, 1, NULL,
      "Pin shard thread i to CPU i (modulo the CPUs this process may use).", false},
     {"requirepass", CFG_STRING, F(requirepass), "", 0, 0, NULL,
-     "Password clients must give with AUTH; empty means none.", false},
+     "Password clients must give with AUTH (RESP) and to the admin API; empty means none. "
+     "The memcached text protocol has no password (as memcached's): with one set, turn "
+     "memcache-port off (0) or keep that port unreachable from untrusted clients.", false},
     {"maxmemory", CFG_SIZE, F(maxmemory), "0", 0, INT64_MAX, NULL,
      "Memory limit for data (bytes, or 100mb, 2gb...); 0 means no limit. Split evenly "
      "between shards. With storage = log, values past it stay on disk only.", false},

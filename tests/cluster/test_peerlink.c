@@ -1120,7 +1120,19 @@ static int non_replica_of(uint16_t slot)
  * replica of its key (the sender's view was another) is sent on once to a
  * replica, which coordinates it: the node neither stores the key nor
  * counts itself toward W; one already sent on (WIRE_MSG_HOPPED) is refused
- * with TRYAGAIN; a GET or SYNC there is refused too. */
+ * with TRYAGAIN; a GET or SYNC there is refused too (once it released what
+ * the formation moved: a node releasing a partition answers its GETs). */
+/* Node *arg releases no partition any more (a node releasing one holds it
+ * whole until its new replicas have it, and answers GETs of it). */
+static bool releases_none(void *arg)
+{
+    json_t *st = cluster_get(*(int *)arg, "/v1/stats");
+    json_t *v = st ? json_object_get(st, "transfer_partitions_releasing") : NULL;
+    bool none = json_is_integer(v) && json_integer_value(v) == 0;
+    json_decref(st);
+    return none;
+}
+
 static void test_peerlink_forward_at_a_non_replica(void **state)
 {
     for (int i = 0; i < 3; i++) {
@@ -1135,6 +1147,7 @@ static void test_peerlink_forward_at_a_non_replica(void **state)
     uint16_t slot = keyhash_slot(key, sizeof key - 1);
     int x = non_replica_of(slot), as = (x + 1) % 3;
     printf("peerlink: node %d holds no replica of slot %u\n", x, slot);
+    assert_true(cluster_wait(releases_none, &x, FORM_MS)); /* the formation's moves */
     struct wpeer w;
     wp_open(&w, x);
     assert_int_equal(wp_handshake(&w, cluster_node(as)->id, cluster_node(x)->id, 0, NULL, 0,

@@ -260,6 +260,8 @@ static void left_node_serves_no_key(void)
     char *info = cluster_ask(2, "CLUSTER INFO");
     assert_non_null(info);
     assert_true(cluster_info_has(info, "cluster_state:fail"));
+    assert_true(cluster_info_has(info, "cluster_slots_assigned:0")); /* as SLOTS says */
+    assert_true(cluster_info_has(info, "cluster_slots_ok:0"));
     free(info);
     /* a transaction with a key is discarded; the connection leaves MULTI */
     struct redisContext *c = cluster_connect(2, 5000);
