@@ -129,6 +129,7 @@ _Static_assert(ADMIN_REPLICAS_MAX <= RING_REPLICAS_MAX, "N within what rings car
 #define ADMIN_JOIN_RETRY_MS 2000
 #define ADMIN_RING_REQ_MS 2000 /* a ring request unanswered this long is sent again */
 #define ADMIN_ADMITS_MAX 16    /* POST /v1/nodes addresses being contacted at once */
+#define ADMIN_SEEDS_KEPT 16    /* seeds kept as resolved at start, to join through again */
 #define ADMIN_ADMIT_MS 60000   /* how long they are */
 #define ADMIN_WARN_MS 10000    /* a repeated warning is logged this often at most */
 #define ADMIN_SETTLE_LEFT_MS 2000 /* a ring stands this long before its leavers are left */
@@ -163,6 +164,8 @@ struct admin {
     struct peer_net *peer;    /* the cluster port */
     bool join;                /* seeds given or peers restored: ask them until one answers */
     uint64_t join_at_ms;      /* next join request */
+    char seed_addrs[ADMIN_SEEDS_KEPT][GOSSIP_ADDR_MAX + 1]; /* the seeds as resolved at start */
+    uint32_t n_seed_addrs;
     bool rejoin_if_removed;   /* restored as a member and started with seeds, not yet heard
                                  back as one: if its cluster removed it while it was down,
                                  it joins the seeds as a new join (admin_self_state()) */
@@ -392,8 +395,11 @@ static int admin_seeds(struct admin *a, const char *seeds, const char *self_addr
     for (char *s = strtok_r(list, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
         char addr[GOSSIP_ADDR_MAX + 1], err[300];
         int rc = peer_resolve(s, addr, sizeof addr, err, sizeof err);
-        if (rc == 0 && strcmp(addr, self_addr) != 0 && (rc = member_add_seed(a->members, addr)) == 0)
+        if (rc == 0 && strcmp(addr, self_addr) != 0 && (rc = member_add_seed(a->members, addr)) == 0) {
             n++;
+            if (a->n_seed_addrs < ADMIN_SEEDS_KEPT) /* for a join again (no lookup then) */
+                snprintf(a->seed_addrs[a->n_seed_addrs++], sizeof a->seed_addrs[0], "%s", addr);
+        }
         if (rc != 0) {
             log_error("seeds: %s; exiting", rc == -EINVAL ? err : strerror(-rc));
             return rc;
@@ -907,7 +913,8 @@ static void admin_ring_msgs(struct admin *a, uint64_t now)
  * node that left and is started with seeds (admin_rejoins()), it forgets its
  * peers and joins through its seeds as a new join (with auto-join no, it
  * introduces itself and waits for POST /v1/nodes). Its old data is dropped
- * as any joiner's is once its new partitions come by transfer. */
+ * as any joiner's is once its new partitions come by transfer; until a ring
+ * of several holds it, it serves no key (its copy is stale). */
 static void admin_rejoin_after_removal(struct admin *a, uint64_t now)
 {
     const struct cfg *cfg = a->node->cfg;
@@ -917,11 +924,15 @@ static void admin_rejoin_after_removal(struct admin *a, uint64_t now)
     member_forget(a->members, now);
     a->n_admits = 0;
     a->ring_req_id[0] = '\0';
-    char self_addr[GOSSIP_ADDR_MAX + 1];
-    admin_addr(self_addr, sizeof self_addr, cfg->bind, cfg_cluster_port(cfg));
-    if (admin_seeds(a, cfg->seeds, self_addr) != 0 || !a->join) {
-        a->join = false; /* logged: stays a cluster of one that serves no key */
-        __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
+    /* its old data is stale: no key served until a ring of several holds
+     * it (admin_adopt_ring() clears the flag) */
+    __atomic_store_n(&a->node->left_cluster, 1, __ATOMIC_RELAXED);
+    a->join = false;
+    for (uint32_t i = 0; i < a->n_seed_addrs; i++) /* as resolved at start: no lookup here */
+        a->join |= member_add_seed(a->members, a->seed_addrs[i]) == 0;
+    if (!a->join) {
+        log_warn("cluster: cannot add the seeds again (out of memory): this node stays a "
+                 "cluster of one that serves no key");
         if (admin_own_ring(a, 1, now) != 0)
             log_warn("cluster: cannot build the ring of this node alone (out of memory)");
         return;

@@ -184,7 +184,8 @@ struct coord_view {
 struct coord_stats {
     uint64_t reads, writes, forwarded, moved, unavailable, read_repairs, syncs_in, gets_in,
         forwards_in, tombstones_reaped, reaps_deferred, reap_repairs, hinted_writes, gets_same,
-        forwards_rerouted, forwards_resent, forwards_to_whole;
+        forwards_rerouted, forwards_resent, forwards_to_whole, reads_held_for_whole,
+        reads_asked_source;
 } __attribute__((aligned(64)));
 
 /* Nodes whose links ended noted per loop turn at most (more wait for their
@@ -263,6 +264,8 @@ struct coord_op {
     uint32_t npeers;
     uint32_t nkeys; /* EXEC: keys of one slot (see keys, below) */
     /* ---- the rest ---- */
+    uint32_t src_k;        /* READ: the pull's source asked as peer src_k - 1 (0: none);
+                              it is no replica: no write or repair goes to it */
     uint64_t state_hash;
     uint64_t early_seq;    /* is_run_early: its reply's durability hold */
     uint64_t early_writes; /* is_run_early: the store's writes then (stats.writes) */
@@ -1228,15 +1231,17 @@ int coord_hint_replicas(const struct shard *sh, uint32_t p, const char *id, uint
 static void coord_unavailable(struct shard *sh, struct coord_op *op)
 {
     char msg[200];
-    int n = snprintf(msg, sizeof msg,
-                     "UNAVAILABLE %u of %u replicas answered (%u in the preference list)", op->ok,
-                     op->need, op->n_eff);
+    int n = op->phase == PH_READ && !op->is_sure && op->ok >= op->need
+                ? snprintf(msg, sizeof msg,
+                           "UNAVAILABLE no replica holding the partition whole answered (%u in "
+                           "the preference list): those that did still pull it (a join or "
+                           "leave)", op->n_eff)
+                : snprintf(msg, sizeof msg,
+                           "UNAVAILABLE %u of %u replicas answered (%u in the preference list)",
+                           op->ok, op->need, op->n_eff);
     if (op->phase == PH_WRITE && n > 0)
         snprintf(msg + n, sizeof msg - (size_t)n,
                  "; the write stays on the %u that did and may spread from there", op->ok);
-    else if (op->phase == PH_READ && !op->is_sure && op->ok >= op->need && n > 0)
-        snprintf(msg + n, sizeof msg - (size_t)n,
-                 ", each missing the key while it still pulls the partition (a join or leave)");
     cmd_msg_error(op->m, msg);
     op->m->res.hold_seq = 0;
     COORD_STAT(sh, unavailable);
@@ -1471,6 +1476,8 @@ static void coord_read_quorum(struct shard *sh, struct req *r, struct coord_op *
             log_debug("key '%.*s': a replica's state cannot be merged (%s)",
                       (int)(key->len > 64 ? 64 : key->len), key->ptr, strerror(-rc));
     }
+    if (op->src_k) /* merged: the source (the last peer) gets no write or repair */
+        op->npeers = op->src_k - 1;
     if (op->is_rmw) {
         op->need = coord_quorum(m->w, sh->node->cfg->write_quorum, op->n_eff);
         for (uint32_t k = 0; k < op->npeers; k++)
@@ -1563,6 +1570,8 @@ static void coord_ask_source(struct shard *sh, struct req *r, struct coord_op *o
     op->st[k] = P_WAIT;
     op->npeers++;
     op->waiting++;
+    op->src_k = k + 1;
+    COORD_STAT(sh, reads_asked_source);
 }
 
 static void coord_op_progress(struct shard *sh, struct req *r, struct coord_op *op)
@@ -1834,6 +1843,8 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     uint8_t hash_le[COORD_HASH_LEN];
     op->has_hash = coord_own_hash(sh, key->ptr, key->len, m->hash, &op->state_hash);
     op->is_sure = op->has_hash || !coord_pulling(sh, p);
+    if (!op->is_sure)
+        COORD_STAT(sh, reads_held_for_whole); /* its own miss while pulling: no answer */
     if (!is_rmw) { /* its reply, unless the replicas' answers change the key here */
         uint64_t seq0 = persist_last_seq(sh->persist);
         cmd_msg_run(sh, m);
@@ -3845,6 +3856,8 @@ void coord_info(const struct node *n, struct buf *out)
         COORD_SUM(forwards_rerouted);
         COORD_SUM(forwards_resent);
         COORD_SUM(forwards_to_whole);
+        COORD_SUM(reads_held_for_whole);
+        COORD_SUM(reads_asked_source);
 #undef COORD_SUM
     }
     buf_printf(out,
@@ -3861,6 +3874,9 @@ void coord_info(const struct node *n, struct buf *out)
     aae_info(n, out);
     buf_printf(out,
                "ringkv_replica_gets_same:%" PRIu64 "\r\nringkv_forwards_rerouted:%" PRIu64
-               "\r\nringkv_forwards_resent:%" PRIu64 "\r\nringkv_forwards_to_whole:%" PRIu64 "\r\n",
-               sum.gets_same, sum.forwards_rerouted, sum.forwards_resent, sum.forwards_to_whole);
+               "\r\nringkv_forwards_resent:%" PRIu64 "\r\nringkv_forwards_to_whole:%" PRIu64
+               "\r\nringkv_reads_held_for_whole:%" PRIu64 "\r\nringkv_reads_asked_source:%" PRIu64
+               "\r\n",
+               sum.gets_same, sum.forwards_rerouted, sum.forwards_resent, sum.forwards_to_whole,
+               sum.reads_held_for_whole, sum.reads_asked_source);
 }

@@ -532,6 +532,9 @@ static void test_transfer_forwards_skip_the_joiner(void **state)
     assert_int_equal(wrong3, 0);
     assert_int_equal(wrong0, 0);
     assert_true(pulling > 0); /* else the pull ended first: the test proved nothing */
+    /* and the joiner did miss keys it still pulled, and waited for whole
+     * replicas rather than answer them nil */
+    assert_true(cluster_info_stat(3, "stats", "ringkv_reads_held_for_whole") > 0);
     assert_true(cluster_info_stat(0, "stats", "ringkv_forwards_to_whole") > 0);
     /* memcached's gets and cas of such a key at node 0 meet at one
      * coordinator, the first live replica (a cas unique is a node's own:
