@@ -11,8 +11,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -47,6 +50,31 @@ fail:
     return rc;
 }
 
+/* Whether /proc/net/<file> lists a listening socket (state 0A) on port
+ * whose local address is want (hex as the file writes it: an IPv4 address
+ * as one little-endian word, IPv6 as four) or the wildcard (all zeros). */
+static bool net_listed_listening(const char *file, const char *want, int port)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return false;
+    char line[512], local[64], state[8];
+    bool found = false;
+    unsigned lport;
+    if (!fgets(line, sizeof line, f)) { /* the header */
+        fclose(f);
+        return false;
+    }
+    while (!found && fgets(line, sizeof line, f)) {
+        if (sscanf(line, " %*[^:]: %63[0-9A-Fa-f]:%x %*s %7s", local, &lport, state) != 3 ||
+            (int)lport != port || strcmp(state, "0A") != 0)
+            continue;
+        found = strcasecmp(local, want) == 0 || strspn(local, "0") == strlen(local);
+    }
+    fclose(f);
+    return found;
+}
+
 int net_port_free(const char *addr, int port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -56,14 +84,33 @@ int net_port_free(const char *addr, int port)
     snprintf(service, sizeof service, "%d", port);
     if (getaddrinfo(addr, service, &hints, &res) != 0)
         return -EADDRNOTAVAIL;
-    int rc = 0, one = 1;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) < 0)
-        rc = -errno;
-    if (fd >= 0)
-        close(fd);
+    /* Only a listener counts (connections of a process killed a moment ago
+     * keep the port without taking it, and a bind fails on some of them). */
+    char want[33];
+    bool in_use;
+    if (res->ai_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)res->ai_addr;
+        snprintf(want, sizeof want, "%08X", (unsigned)v4->sin_addr.s_addr); /* as the kernel
+                                                                                 prints it */
+        in_use = net_listed_listening("/proc/net/tcp", want, port) ||
+                 net_listed_listening("/proc/net/tcp6", "00000000000000000000000000000000", port);
+    } else {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)res->ai_addr;
+        const uint32_t *w = (const uint32_t *)(const void *)v6->sin6_addr.s6_addr;
+        snprintf(want, sizeof want, "%08X%08X%08X%08X", (unsigned)w[0], (unsigned)w[1],
+                 (unsigned)w[2], (unsigned)w[3]);
+        in_use = net_listed_listening("/proc/net/tcp6", want, port);
+    }
     freeaddrinfo(res);
+    return in_use ? -EADDRINUSE : 0;
+}
+
+int net_port_free_wait(const char *addr, int port, int wait_ms)
+{
+    int rc;
+    for (int waited = 0; (rc = net_port_free(addr, port)) == -EADDRINUSE && waited < wait_ms;
+         waited += 50)
+        usleep(50 * 1000);
     return rc;
 }
 

@@ -25,12 +25,16 @@ enum net_op {
 
 /* A non-blocking TCP listener on addr:port with SO_REUSEPORT. fd or -errno. */
 int net_listen(const char *addr, int port, int backlog);
-/* 0 when no other socket listens on addr:port, else -EADDRINUSE (or the
- * bind's errno): a bind without SO_REUSEPORT, closed at once. net_listen()'s
- * SO_REUSEPORT would let a second process share a port another one holds
- * (the kernel then spreads connections over both), so the first shard asks
- * this before any listener of this process exists. */
+/* 0 when no socket listens on addr:port (or on the wildcard address),
+ * else -EADDRINUSE: /proc/net/tcp and tcp6 read. net_listen()'s SO_REUSEPORT
+ * would let a second process share a port another one holds (the kernel
+ * then spreads connections over both), so the first shard asks this before
+ * any listener of this process exists. */
 int net_port_free(const char *addr, int port);
+/* The same, asked again for up to wait_ms while the port is in use: the
+ * listener of a process killed a moment ago outlives it until its io_uring
+ * is torn down (the kernel does that after the process is gone). */
+int net_port_free_wait(const char *addr, int port, int wait_ms);
 
 /* "host:port" or "[v6]:port" into *ss. The host must be numeric unless
  * names is set (then it may block on DNS: start-up only). 0 or -EINVAL. */

@@ -70,6 +70,8 @@
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_BACKLOG_WAIT_NS 1000000L /* a full peer queue: look again after 1 ms */
 #define SHARD_STALL_LOG_EVERY_MS 10000  /* stalls (10 x slow-turn-ms) logged this often at most */
+#define SHARD_PORT_WAIT_MS 3000 /* a client port in use: asked again this long (a killed
+                                   node's listener outlives it for a moment) */
 
 static int64_t shard_now_ms(void)
 {
@@ -139,9 +141,9 @@ struct shard *shard_create(struct node *n, uint32_t id)
         goto fail;
     /* the first shard: no other process may hold the ports (SO_REUSEPORT
      * would share them with it) */
-    int in_use = id == 0 ? net_port_free(cfg->bind, (int)cfg->port) : 0;
+    int in_use = id == 0 ? net_port_free_wait(cfg->bind, (int)cfg->port, SHARD_PORT_WAIT_MS) : 0;
     if (in_use == 0 && id == 0 && cfg->memcache_port &&
-        (in_use = net_port_free(cfg->bind, (int)cfg->memcache_port)) != 0) {
+        (in_use = net_port_free_wait(cfg->bind, (int)cfg->memcache_port, SHARD_PORT_WAIT_MS)) != 0) {
         log_error("cannot listen on %s:%lld: %s", cfg->bind, (long long)cfg->memcache_port,
                   strerror(-in_use));
         goto fail;
