@@ -70,7 +70,7 @@
 #define SHARD_QUEUE_CAPACITY 8192
 #define SHARD_BACKLOG_WAIT_NS 1000000L /* a full peer queue: look again after 1 ms */
 #define SHARD_STALL_LOG_EVERY_MS 10000  /* stalls (10 x slow-turn-ms) logged this often at most */
-#define SHARD_PORT_WAIT_MS 3000 /* a client port in use: asked again this long (a killed
+#define SHARD_PORT_WAIT_MS 5000 /* a client port in use: asked again this long (a killed
                                    node's listener outlives it for a moment) */
 
 static int64_t shard_now_ms(void)

@@ -45,12 +45,12 @@ check "the file's policy is in force" \
     '[ "$(redis-cli -p "$port" config get maxmemory-policy | tail -1)" = "allkeys-lru" ]'
 check "the file's size is parsed" '[ "$(redis-cli -p "$port" config get maxmemory | tail -1)" = "1048576" ]'
 check "the flag overrides the file" '[ "$(redis-cli -p "$port" config get port | tail -1)" = "$port" ]'
-# A second node on a port the first holds stops at start-up in one line
-# (SO_REUSEPORT, which the shards' listeners share, let it start and take
-# half the connections); the same for the memcache port.
+# A second node on a port the first holds stops at start-up in one line,
+# after asking for 5 s (SO_REUSEPORT, which the shards' listeners share, let
+# it start and take half the connections); the same for the memcache port.
 { read -r p2; read -r a2; read -r c2; read -r mport; } < <(itest_free_ports 4)
 check "a RESP port another node holds stops the start, in one line" \
-    'out=$(timeout 10 "$bin" --port "$port" --admin-port "$a2" --cluster-port "$c2" \
+    'out=$(timeout 20 "$bin" --port "$port" --admin-port "$a2" --cluster-port "$c2" \
          --memcache-port 0 --threads 2 --dir "$dir/data2" 2>&1); [ $? -eq 1 ] &&
      printf "%s\n" "$out" | grep -q "cannot listen on .*:$port: Address already in use"'
 "$bin" --port "$p2" --admin-port 0 --cluster-port "$c2" --memcache-port "$mport" --threads 1 \
@@ -59,7 +59,7 @@ pid3=$!
 for _ in $(seq 1 500); do redis-cli -p "$p2" ping >/dev/null 2>&1 && break; sleep 0.02; done
 { read -r p4; read -r a4; read -r c4; } < <(itest_free_ports 3)
 check "a memcache port another node holds stops the start, in one line" \
-    'out=$(timeout 10 "$bin" --port "$p4" --admin-port "$a4" --cluster-port "$c4" \
+    'out=$(timeout 20 "$bin" --port "$p4" --admin-port "$a4" --cluster-port "$c4" \
          --memcache-port "$mport" --threads 2 --dir "$dir/data4" 2>&1); [ $? -eq 1 ] &&
      printf "%s\n" "$out" | grep -q "cannot listen on .*:$mport: Address already in use"'
 itest_stop "$pid3" >/dev/null
