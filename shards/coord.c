@@ -683,6 +683,7 @@ static uint32_t coord_forward_target(struct shard *sh, const struct coord_view *
 
 static bool coord_misconf(struct shard *sh, char *why, size_t len);
 static bool coord_pulling(struct shard *sh, uint32_t p);
+static bool coord_lacks_keys(struct shard *sh, uint32_t p);
 
 void coord_route(struct shard *sh, const struct conn *c, const void *key, uint32_t klen,
                  uint64_t hash, uint32_t flags, struct coord_route *out)
@@ -1790,7 +1791,7 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     bool is_rmw = (m->flags & CMD_RMW) != 0;
     /* pulling p (a join or leave): a key it lacks may be on its way, so
      * even at R = 1 the read asks the replicas holding p whole (is_sure) */
-    bool is_pulling = transfer_is_incoming(transfer_state(sh->node, p));
+    bool is_pulling = transfer_lacks_keys(transfer_state(sh->node, p));
     bool reads_first = !is_write || (is_rmw && (need_r > 1 || is_pulling));
     if ((m->flags & CMD_FORWARDED) && !coord_holds(v, p, n_eff)) {
         cmd_msg_error(m, COORD_VIEW_CHANGING); /* this shard's view holds no replica */
@@ -1842,7 +1843,7 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     op->phase = PH_READ;
     uint8_t hash_le[COORD_HASH_LEN];
     op->has_hash = coord_own_hash(sh, key->ptr, key->len, m->hash, &op->state_hash);
-    op->is_sure = op->has_hash || !coord_pulling(sh, p);
+    op->is_sure = op->has_hash || !coord_lacks_keys(sh, p);
     if (!op->is_sure)
         COORD_STAT(sh, reads_held_for_whole); /* its own miss while pulling: no answer */
     if (!is_rmw) { /* its reply, unless the replicas' answers change the key here */
@@ -3072,6 +3073,14 @@ static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *w
 
 /* True while this node pulls partition p (a transfer not yet durable), as
  * of the newest ring (the view may be a tick ahead of the transfer states). */
+/* True while this node may still lack keys of p (pending or streaming: a
+ * read's miss here is no answer), as of the newest ring. */
+static bool coord_lacks_keys(struct shard *sh, uint32_t p)
+{
+    transfer_catch_up(sh);
+    return transfer_lacks_keys(transfer_state(sh->node, p));
+}
+
 static bool coord_pulling(struct shard *sh, uint32_t p)
 {
     transfer_catch_up(sh);
@@ -3113,7 +3122,8 @@ static void coord_on_get(struct shard *sh, uint64_t link, const struct wire_msg 
         /* pulling the partition, the key may be on its way: said so, the
          * coordinator waits for a replica that holds the partition whole */
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_NOT_FOUND,
-                    coord_pulling(sh, wm->partition) ? COORD_PULLING_MISS : NULL, NULL, 0, NULL);
+                    coord_lacks_keys(sh, wm->partition) ? COORD_PULLING_MISS : NULL, NULL, 0,
+                    NULL);
     } else if (rc < 0 || st.meta.failed || st.body.failed) {
         coord_reply(sh, link, wm->id, WIRE_OP_GET, WIRE_CODE_ERROR,
                     rc < 0 ? strerror(-rc) : "out of memory", NULL, 0, NULL);

@@ -56,6 +56,13 @@ static inline bool transfer_is_incoming(unsigned state)
            state == TRANSFER_SETTLING;
 }
 
+/* True while this node may still lack keys of the partition (pending or
+ * streaming; settling has them all): a read's miss here proves nothing. */
+static inline bool transfer_lacks_keys(unsigned state)
+{
+    return state == TRANSFER_PENDING || state == TRANSFER_STREAMING;
+}
+
 /* Names for the API: "none", "pending", "streaming", "settling", "done",
  * "releasing", "dropping". */
 const char *transfer_state_name(unsigned state);
