@@ -22,7 +22,12 @@
  *          included) each state is applied here (replica_apply: the
  *          coordinator is repaired), the command runs again if that or any
  *          other write changed the store meanwhile, and is answered; for a
- *          read-modify-write command the WRITE phase follows instead;
+ *          read-modify-write command the WRITE phase follows instead. A
+ *          miss of a replica still pulling the partition (self's too; R = 1
+ *          reads stay local) counts toward R but is no proof: the read also
+ *          needs an answer from one holding it whole or having the key
+ *          (is_sure); with only such misses it asks the pull's source
+ *          (coord_ask_source), merged and then dropped from the op;
  *   WRITE  the command ran here (before: replica_export; after:
  *          replica_versionize, or the RING.* write's own version), SYNCs
  *          out with the new state; at W acks (self included) the reply
@@ -255,7 +260,7 @@ struct coord_op {
     bool is_run_early : 1; /* READ (not RMW): the command ran when the GETs went out */
     bool is_sure : 1;      /* READ: an answer (self's included) from a replica that holds
                               the partition whole, or that found the key: a miss of one
-                              still pulling the partition is no proof (coord_pulling) */
+                              still pulling the partition is no proof (coord_lacks_keys) */
     bool asked_source : 1; /* READ, not sure: the GET went to the pull's source too */
     uint8_t st[COORD_PEERS_MAX]; /* enum coord_peer of peer k (P_NONE is 0) */
     uint32_t n_eff, need;
@@ -1789,16 +1794,16 @@ static void coord_start(struct shard *sh, struct cmd_msg *m, const struct resp_a
     uint32_t need_r = coord_quorum(r_asked, cfg->read_quorum, n_eff);
     uint32_t need_w = coord_quorum(w_asked, cfg->write_quorum, n_eff);
     bool is_rmw = (m->flags & CMD_RMW) != 0;
-    /* pulling p (a join or leave): a key it lacks may be on its way, so
-     * even at R = 1 the read asks the replicas holding p whole (is_sure) */
-    bool is_pulling = transfer_lacks_keys(transfer_state(sh->node, p));
-    bool reads_first = !is_write || (is_rmw && (need_r > 1 || is_pulling));
+    /* R = 1 reads this replica alone, pulling or not: holding it to the
+     * pulling rule (is_sure) made a thawed node's local reads ask others
+     * (test_coord), not understood yet */
+    bool reads_first = !is_write || (is_rmw && need_r > 1);
     if ((m->flags & CMD_FORWARDED) && !coord_holds(v, p, n_eff)) {
         cmd_msg_error(m, COORD_VIEW_CHANGING); /* this shard's view holds no replica */
         cmd_msg_reply(sh, m);
         return;
     }
-    if (!is_write && need_r == 1 && !is_pulling) { /* R = 1: this replica's answer is the read */
+    if (!is_write && need_r == 1) { /* R = 1: this replica's answer is the read */
         COORD_STAT(sh, reads);
         coord_run_alone(sh, m);
         return;
@@ -3071,8 +3076,6 @@ static void coord_reply_version(struct shard *sh, uint64_t link, uint64_t id,
 
 static bool coord_park(struct shard *sh, uint64_t link, const struct wire_msg *wm, uint64_t hash);
 
-/* True while this node pulls partition p (a transfer not yet durable), as
- * of the newest ring (the view may be a tick ahead of the transfer states). */
 /* True while this node may still lack keys of p (pending or streaming: a
  * read's miss here is no answer), as of the newest ring. */
 static bool coord_lacks_keys(struct shard *sh, uint32_t p)
@@ -3081,6 +3084,8 @@ static bool coord_lacks_keys(struct shard *sh, uint32_t p)
     return transfer_lacks_keys(transfer_state(sh->node, p));
 }
 
+/* True while this node pulls partition p (a transfer not yet durable), as
+ * of the newest ring (the view may be a tick ahead of the transfer states). */
 static bool coord_pulling(struct shard *sh, uint32_t p)
 {
     transfer_catch_up(sh);
